@@ -1,0 +1,370 @@
+#include "cli.h"
+#include "client.h"
+#include "transfer.h"
+#include "../core/json.h"
+#include "../core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Options common to client commands, pulled out of argv; the rest are positional. */
+struct opts {
+	const char *workspace, *hub, *email, *version;
+	bool json, quiet, parents;
+	int parallel;
+	char *pos[8];
+	int npos;
+};
+
+static int parse(int argc, char **argv, struct opts *o, const char *cmd)
+{
+	memset(o, 0, sizeof *o);
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char **val = NULL;
+		if (strcmp(a, "--json") == 0)
+			o->json = true;
+		else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
+			o->quiet = true;
+		else if (strcmp(a, "-p") == 0 || strcmp(a, "--parents") == 0)
+			o->parents = true;
+		else if (strcmp(a, "--workspace") == 0 || strcmp(a, "-w") == 0)
+			val = &o->workspace;
+		else if (strcmp(a, "--hub") == 0)
+			val = &o->hub;
+		else if (strcmp(a, "--email") == 0)
+			val = &o->email;
+		else if (strcmp(a, "--version") == 0)
+			val = &o->version;
+		else if (strcmp(a, "--parallel") == 0) {
+			if (i + 1 >= argc || (o->parallel = atoi(argv[++i])) < 1 || o->parallel > 64) {
+				fprintf(stderr, "roost %s: --parallel takes 1..64\n", cmd);
+				return 2;
+			}
+		} else if (a[0] == '-' && a[1] && strcmp(a, "-") != 0) {
+			fprintf(stderr, "roost %s: unknown option %s (see 'roost help')\n", cmd, a);
+			return 2;
+		} else if (o->npos < 8) {
+			o->pos[o->npos++] = argv[i];
+		} else {
+			fprintf(stderr, "roost %s: too many arguments\n", cmd);
+			return 2;
+		}
+		if (val) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "roost %s: %s needs a value\n", cmd, a);
+				return 2;
+			}
+			*val = argv[++i];
+		}
+	}
+	return 0;
+}
+
+static int need_args(const struct opts *o, int min, int max, const char *cmd, const char *usage)
+{
+	if (o->npos < min || o->npos > max) {
+		fprintf(stderr, "usage: roost %s %s\n", cmd, usage);
+		return 2;
+	}
+	return 0;
+}
+
+static int cmd_login(struct opts *o)
+{
+	if (!o->hub || !o->email) {
+		fprintf(stderr, "usage: roost login --hub URL --email EMAIL\n");
+		return 2;
+	}
+	struct client c = {0};
+	c.hub = xstrdup(o->hub);
+	size_t n = strlen(c.hub);
+	while (n > 0 && c.hub[n - 1] == '/')
+		c.hub[--n] = 0;
+	c.curl = client_curl(&c);
+	char *pw = read_password("Password: ", false);
+	int rc = 1;
+	if (pw) {
+		char *url = xasprintf("%s/api/v1/login", c.hub);
+		json_t *body = json_pack("{s:s, s:s, s:s}", "email", o->email, "password", pw,
+					 "client", "cli");
+		json_t *r = client_call(&c, "POST", url, body, "login");
+		json_decref(body);
+		free(url);
+		const char *tok = json_get_str(r, "token");
+		if (tok && client_save_config(c.hub, tok, o->email) == 0) {
+			char *path = client_config_path();
+			printf("logged in to %s as %s (credentials in %s)\n", c.hub, o->email, path);
+			free(path);
+			rc = 0;
+		}
+		json_decref(r);
+		memset(pw, 0, strlen(pw));
+		free(pw);
+	}
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_logout(struct opts *o)
+{
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = xasprintf("%s/api/v1/logout", c.hub);
+	json_t *r = client_call(&c, "POST", url, NULL, "logout");
+	free(url);
+	json_decref(r);
+	char *path = client_config_path();
+	remove(path);
+	free(path);
+	client_close(&c);
+	printf("logged out\n");
+	return 0;
+}
+
+static void fmt_time(int64_t ms, char buf[32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(buf, 32, "%Y-%m-%d %H:%M", &tm);
+}
+
+static int cmd_ls(struct opts *o)
+{
+	if (need_args(o, 0, 1, "ls", "[PATH] [--json]"))
+		return 2;
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = client_ws_url(&c, "/list?path=%s", o->npos ? o->pos[0] : "/");
+	json_t *r = client_call(&c, "GET", url, NULL, "ls");
+	free(url);
+	int rc = r ? 0 : 1;
+	if (r && o->json) {
+		char *s = json_dumps(json_object_get(r, "entries"), JSON_INDENT(2));
+		puts(s);
+		free(s);
+	} else if (r) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(r, "entries"), i, e)
+		{
+			char sz[32], when[32];
+			int64_t size = 0, mod = 0;
+			bool folder = strcmp(json_get_str(e, "type"), "folder") == 0;
+			json_get_int(e, "size", &size);
+			json_get_int(e, "modified_at", &mod);
+			fmt_time(mod, when);
+			printf("%-10s  %s  %s%s\n", folder ? "-" : human_bytes(size, sz), when,
+			       json_get_str(e, "name"), folder ? "/" : "");
+		}
+	}
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static int simple_call(struct opts *o, const char *method, const char *url_fmt, const char *arg,
+		       json_t *body, const char *what, const char *done_fmt)
+{
+	struct client c;
+	if (client_open(&c, o->workspace)) {
+		json_decref(body);
+		return 1;
+	}
+	char *url = client_ws_url(&c, url_fmt, arg);
+	json_t *r = client_call(&c, method, url, body, what);
+	free(url);
+	json_decref(body);
+	int rc = r ? 0 : 1;
+	if (r && o->json) {
+		char *s = json_dumps(r, JSON_INDENT(2));
+		puts(s);
+		free(s);
+	} else if (r && done_fmt) {
+		printf(done_fmt, arg);
+		putchar('\n');
+	}
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_mkdir(struct opts *o)
+{
+	if (need_args(o, 1, 1, "mkdir", "PATH [-p]"))
+		return 2;
+	return simple_call(o, "POST", "/folders", o->pos[0],
+			   json_pack("{s:s, s:b}", "path", o->pos[0], "parents", o->parents),
+			   "mkdir", "created %s");
+}
+
+static int cmd_mv(struct opts *o)
+{
+	if (need_args(o, 2, 2, "mv", "FROM TO"))
+		return 2;
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	/* "mv a dir/" moves into dir, keeping the name. */
+	const char *from = o->pos[0], *to = o->pos[1];
+	char *dest = NULL;
+	if (to[strlen(to) - 1] == '/') {
+		const char *slash = strrchr(from, '/');
+		dest = xasprintf("%s%s", to, slash ? slash + 1 : from);
+	} else {
+		dest = xstrdup(to);
+	}
+	char *url = client_ws_url(&c, "/move", NULL);
+	json_t *body = json_pack("{s:s, s:s}", "from", from, "to", dest);
+	json_t *r = client_call(&c, "POST", url, body, "mv");
+	if (r)
+		printf("moved %s -> %s\n", from, dest);
+	json_decref(body);
+	json_decref(r);
+	free(url);
+	free(dest);
+	client_close(&c);
+	return r ? 0 : 1;
+}
+
+static int cmd_rm(struct opts *o)
+{
+	if (need_args(o, 1, 1, "rm", "PATH"))
+		return 2;
+	return simple_call(o, "DELETE", "/files?path=%s", o->pos[0], NULL, "rm", "deleted %s");
+}
+
+static int cmd_versions(struct opts *o)
+{
+	if (need_args(o, 1, 1, "versions", "PATH [--json]"))
+		return 2;
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = client_ws_url(&c, "/versions?path=%s", o->pos[0]);
+	json_t *r = client_call(&c, "GET", url, NULL, "versions");
+	free(url);
+	if (r && o->json) {
+		char *s = json_dumps(json_object_get(r, "versions"), JSON_INDENT(2));
+		puts(s);
+		free(s);
+	} else if (r) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(r, "versions"), i, v)
+		{
+			char sz[32], when[32];
+			int64_t n = 0, size = 0, at = 0;
+			json_get_int(v, "version", &n);
+			json_get_int(v, "size", &size);
+			json_get_int(v, "created_at", &at);
+			fmt_time(at, when);
+			printf("v%-4lld %10s  %s  %.12s  %s%s\n", (long long)n, human_bytes(size, sz),
+			       when, json_get_str(v, "hash"), json_get_str(v, "created_by"),
+			       json_is_true(json_object_get(v, "current")) ? "  (current)" : "");
+		}
+	}
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_usage(struct opts *o)
+{
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = client_ws_url(&c, "/usage", NULL);
+	json_t *r = client_call(&c, "GET", url, NULL, "usage");
+	free(url);
+	if (r && o->json) {
+		char *s = json_dumps(r, JSON_INDENT(2));
+		puts(s);
+		free(s);
+	} else if (r) {
+		int64_t logical = 0, stored = 0, chunks = 0, files = 0, versions = 0;
+		json_get_int(r, "logical_bytes", &logical);
+		json_get_int(r, "stored_bytes", &stored);
+		json_get_int(r, "chunks", &chunks);
+		json_get_int(r, "files", &files);
+		json_get_int(r, "versions", &versions);
+		char a[32], b[32];
+		printf("workspace %s: %lld files, %lld versions\n", c.ws_name, (long long)files,
+		       (long long)versions);
+		printf("logical %s, stored %s in %lld chunks", human_bytes(logical, a),
+		       human_bytes(stored, b), (long long)chunks);
+		if (stored > 0)
+			printf(" (dedup ratio %.2f)", (double)logical / (double)stored);
+		printf("\n");
+	}
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_put(struct opts *o)
+{
+	if (need_args(o, 1, 2, "put", "LOCAL [REMOTE] [--parallel N]"))
+		return 2;
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	struct put_opts po = {.parallel = o->parallel ? o->parallel : 4, .quiet = o->quiet};
+	int rc = transfer_put(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, &po);
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_get(struct opts *o)
+{
+	if (need_args(o, 1, 2, "get", "REMOTE [LOCAL|-] [--version N]"))
+		return 2;
+	int64_t version = 0;
+	if (o->version) {
+		char *end;
+		version = strtoll(o->version, &end, 10);
+		if (*end || version <= 0) {
+			fprintf(stderr, "roost get: --version takes a positive number\n");
+			return 2;
+		}
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	int rc = transfer_get(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, version, o->quiet);
+	client_close(&c);
+	return rc;
+}
+
+int cli_run(const char *cmd, int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(struct opts *);
+	} cmds[] = {
+		{"login", cmd_login}, {"logout", cmd_logout}, {"ls", cmd_ls},
+		{"mkdir", cmd_mkdir}, {"mv", cmd_mv},	      {"rm", cmd_rm},
+		{"versions", cmd_versions}, {"usage", cmd_usage}, {"put", cmd_put},
+		{"get", cmd_get},
+	};
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		if (strcmp(cmd, cmds[i].name) != 0)
+			continue;
+		struct opts o;
+		int rc = parse(argc, argv, &o, cmd);
+		if (rc)
+			return rc;
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = cmds[i].fn(&o);
+		curl_global_cleanup();
+		return rc;
+	}
+	return -1;
+}

@@ -1,0 +1,50 @@
+/* client: the CLI's side of the hub API — saved credentials, the chosen
+ * workspace, JSON requests with clear error messages. */
+#ifndef ROOST_CLIENT_H
+#define ROOST_CLIENT_H
+
+#include "../core/chunker.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct client {
+	char *hub;   /* base URL, no trailing slash */
+	char *token; /* bearer token */
+	char *email;
+	int64_t ws_id;
+	char *ws_name;
+	struct chunker_params chunking;
+	CURL *curl;
+};
+
+/* Path of the credentials file ($XDG_CONFIG_HOME/roost/config.json). New string. */
+char *client_config_path(void);
+int client_save_config(const char *hub, const char *token, const char *email);
+/* Load credentials and resolve the workspace (NULL: $ROOST_WORKSPACE, else
+ * "default", else the first). Prints why on failure; returns 0 or an exit code. */
+int client_open(struct client *c, const char *workspace);
+void client_close(struct client *c);
+
+/* A new curl handle set up with the token and sane timeouts. */
+CURL *client_curl(const struct client *c);
+/* URL of an API path under /api/v1/workspaces/{id}; rel may hold %s for the
+ * escaped path argument. New string. */
+char *client_ws_url(const struct client *c, const char *rel, const char *path_arg);
+
+/* One JSON request. Returns the HTTP status (0 if the hub could not be
+ * reached, with *err set). *out gets the parsed body (or NULL). */
+long client_request(const struct client *c, CURL *curl, const char *method, const char *url,
+		    json_t *body, json_t **out, char err[256]);
+/* Print an API error body (or err) as "roost: message". */
+void client_print_error(const char *what, long status, json_t *body, const char *err);
+/* Request that must succeed (2xx); prints the error and returns NULL otherwise. */
+json_t *client_call(struct client *c, const char *method, const char *url, json_t *body,
+		    const char *what);
+
+/* Read a password from $ROOST_PASSWORD or prompt on the terminal without echo. */
+char *read_password(const char *prompt, bool confirm);
+
+#endif

@@ -1,0 +1,664 @@
+#include "transfer.h"
+#include "../core/hash.h"
+#include "../core/json.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUF     (4u * 1024 * 1024)
+#define PROBE_BATCH  64  /* chunks per missing-chunks probe */
+#define QUEUE_CAP    16  /* chunk jobs waiting for a worker: bounds memory */
+#define MAX_TRIES    6
+
+/* ---- progress on a terminal ---- */
+
+struct progress {
+	bool on;
+	const char *label;
+	int64_t total;
+	int64_t start_ms, last_ms;
+};
+
+static void progress_init(struct progress *p, const char *label, int64_t total, bool quiet)
+{
+	p->on = !quiet && isatty(STDERR_FILENO);
+	p->label = label;
+	p->total = total;
+	p->start_ms = p->last_ms = mono_ms();
+}
+
+static void progress_show(struct progress *p, int64_t done, int64_t sent, bool final)
+{
+	if (!p->on)
+		return;
+	int64_t now = mono_ms();
+	if (!final && now - p->last_ms < 200)
+		return;
+	p->last_ms = now;
+	double secs = (double)(now - p->start_ms) / 1000.0;
+	char a[32], b[32], s[32];
+	int pct = p->total > 0 ? (int)(done * 100 / p->total) : 100;
+	fprintf(stderr, "\r\033[K%s  %3d%%  %s / %s", p->label, pct, human_bytes(done, a),
+		human_bytes(p->total, b));
+	if (sent >= 0)
+		fprintf(stderr, "  sent %s", human_bytes(sent, s));
+	if (secs > 0.2)
+		fprintf(stderr, "  %.0f MB/s", (double)done / 1e6 / secs);
+	if (final)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* ---- a set of chunk hashes (open addressing) ---- */
+
+struct hashset {
+	char (*slots)[HASH_HEX_LEN + 1];
+	size_t cap, len;
+};
+
+static size_t slot_of(const char *h, size_t cap)
+{
+	size_t v = 0;
+	for (int i = 0; i < 16; i++)
+		v = v * 16 + (size_t)(h[i] <= '9' ? h[i] - '0' : h[i] - 'a' + 10);
+	return v & (cap - 1);
+}
+
+/* Insert; false if it was there already. */
+static bool hashset_add(struct hashset *s, const char *h)
+{
+	if (2 * (s->len + 1) > s->cap) {
+		struct hashset n = {xcalloc(s->cap ? s->cap * 2 : 1024, HASH_HEX_LEN + 1),
+				    s->cap ? s->cap * 2 : 1024, 0};
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->slots[i][0])
+				hashset_add(&n, s->slots[i]);
+		free(s->slots);
+		*s = n;
+	}
+	for (size_t i = slot_of(h, s->cap);; i = (i + 1) & (s->cap - 1)) {
+		if (!s->slots[i][0]) {
+			memcpy(s->slots[i], h, HASH_HEX_LEN + 1);
+			s->len++;
+			return true;
+		}
+		if (memcmp(s->slots[i], h, HASH_HEX_LEN) == 0)
+			return false;
+	}
+}
+
+/* ---- put ---- */
+
+struct chunk {
+	char hash[HASH_HEX_LEN + 1];
+	int64_t off, size;
+};
+
+struct put {
+	struct client *c;
+	int fd;
+	/* the job queue: chunk indexes to upload */
+	pthread_mutex_t mu;
+	pthread_cond_t can_pop, can_push;
+	size_t q[QUEUE_CAP];
+	int qhead, qlen;
+	bool closed;
+	struct chunk *chunks; /* grows under mu: workers index it */
+	size_t n, cap;
+	char err[512]; /* first fatal error */
+	atomic_llong sent_bytes, sent_chunks;
+};
+
+static void put_fail(struct put *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put_fail(struct put *p, const char *fmt, ...)
+{
+	pthread_mutex_lock(&p->mu);
+	if (!p->err[0]) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(p->err, sizeof p->err, fmt, ap);
+		va_end(ap);
+	}
+	pthread_cond_broadcast(&p->can_push);
+	pthread_cond_broadcast(&p->can_pop);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Retry transient failures with exponential backoff and jitter. */
+static void backoff(int attempt)
+{
+	int64_t ms = 200ll << (attempt < 6 ? attempt : 6);
+	ms += rand() % (ms / 2 + 1);
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *cls)
+{
+	return size * n;
+}
+
+static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch, uint8_t *buf)
+{
+	ssize_t n = pread_full(p->fd, buf, (size_t)ch->size, ch->off);
+	if (n != ch->size) {
+		put_fail(p, "cannot read the file at offset %lld: %s", (long long)ch->off,
+			 n < 0 ? strerror((int)-n) : "it changed while uploading");
+		return -1;
+	}
+	char h[HASH_HEX_LEN + 1];
+	hash_hex(buf, (size_t)n, h);
+	if (strcmp(h, ch->hash) != 0) {
+		put_fail(p, "the file changed while it was being uploaded; run put again");
+		return -1;
+	}
+	char *url = client_ws_url(p->c, "/chunks/%s", ch->hash);
+	char *auth = xasprintf("Authorization: Bearer %s", p->c->token);
+	struct curl_slist *hdr = curl_slist_append(NULL, auth);
+	hdr = curl_slist_append(hdr, "Expect:");
+	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+	int rc = -1;
+	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
+		curl_easy_setopt(curl, CURLOPT_URL, url);
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, buf);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+		CURLcode cc = curl_easy_perform(curl);
+		long status = 0;
+		if (cc == CURLE_OK)
+			curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200 || status == 201) {
+			atomic_fetch_add(&p->sent_bytes, n);
+			atomic_fetch_add(&p->sent_chunks, 1);
+			rc = 0;
+			break;
+		}
+		bool transient = cc != CURLE_OK || status == 429 || status >= 500;
+		if (!transient || attempt == MAX_TRIES - 1) {
+			put_fail(p, "uploading chunk %.12s failed: %s", ch->hash,
+				 cc != CURLE_OK ? curl_easy_strerror(cc)
+				 : status == 401 ? "not authorized (log in again)"
+				 : status == 422 ? "the hub says its bytes don't match its hash"
+						 : "the hub refused it");
+			break;
+		}
+		pthread_mutex_lock(&p->mu);
+		bool failed = p->err[0] != 0;
+		pthread_mutex_unlock(&p->mu);
+		if (failed)
+			break;
+		backoff(attempt);
+	}
+	curl_slist_free_all(hdr);
+	free(auth);
+	free(url);
+	return rc;
+}
+
+static void *put_worker(void *arg)
+{
+	struct put *p = arg;
+	CURL *curl = client_curl(p->c);
+	uint8_t *buf = xmalloc(p->c->chunking.max);
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->qlen == 0 && !p->closed && !p->err[0])
+			pthread_cond_wait(&p->can_pop, &p->mu);
+		if (p->err[0] || (p->qlen == 0 && p->closed)) {
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		struct chunk ch = p->chunks[p->q[p->qhead]];
+		p->qhead = (p->qhead + 1) % QUEUE_CAP;
+		p->qlen--;
+		pthread_cond_signal(&p->can_push);
+		pthread_mutex_unlock(&p->mu);
+		if (upload_chunk(p, curl, &ch, buf) != 0)
+			break;
+	}
+	free(buf);
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+static bool enqueue(struct put *p, size_t idx)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->qlen == QUEUE_CAP && !p->err[0])
+		pthread_cond_wait(&p->can_push, &p->mu);
+	bool ok = !p->err[0];
+	if (ok) {
+		p->q[(p->qhead + p->qlen) % QUEUE_CAP] = idx;
+		p->qlen++;
+		pthread_cond_signal(&p->can_pop);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
+/* Ask which of hashes the hub lacks; enqueue each one not already queued. */
+static int probe_and_enqueue(struct put *p, size_t from, size_t to, struct hashset *queued)
+{
+	json_t *arr = json_array();
+	for (size_t i = from; i < to; i++)
+		json_array_append_new(arr, json_string(p->chunks[i].hash));
+	json_t *body = json_pack("{s:o}", "hashes", arr);
+	char *url = client_ws_url(p->c, "/chunks/missing", NULL);
+	json_t *resp = NULL;
+	char err[256];
+	long st = 0;
+	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
+		st = client_request(p->c, p->c->curl, "POST", url, body, &resp, err);
+		if (st == 200 || (st != 0 && st != 429 && st < 500))
+			break;
+		json_decref(resp);
+		resp = NULL;
+		backoff(attempt);
+	}
+	json_decref(body);
+	free(url);
+	if (st != 200) {
+		client_print_error("probe missing chunks", st, resp, err);
+		json_decref(resp);
+		put_fail(p, "the hub did not answer the chunk probe");
+		return -1;
+	}
+	json_t *missing = json_object_get(resp, "missing");
+	size_t k = 0;
+	for (size_t i = from; i < to && k < json_array_size(missing); i++) {
+		const char *m = json_string_value(json_array_get(missing, k));
+		if (!m || strcmp(m, p->chunks[i].hash) != 0)
+			continue;
+		k++;
+		/* A chunk that repeats within the file is sent once. */
+		if (hashset_add(queued, m) && !enqueue(p, i))
+			break;
+	}
+	json_decref(resp);
+	return 0;
+}
+
+static void add_chunk(struct put *p, const char *hash, int64_t off, int64_t size)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 256;
+		p->chunks = xrealloc(p->chunks, p->cap * sizeof *p->chunks);
+	}
+	struct chunk *c = &p->chunks[p->n++];
+	memcpy(c->hash, hash, HASH_HEX_LEN + 1);
+	c->off = off;
+	c->size = size;
+	pthread_mutex_unlock(&p->mu);
+}
+
+static char *remote_for(const char *local, const char *remote)
+{
+	char *copy = xstrdup(local);
+	char *base = xstrdup(basename(copy));
+	free(copy);
+	char *r;
+	if (!remote)
+		r = xasprintf("/%s", base);
+	else if (remote[strlen(remote) - 1] == '/')
+		r = xasprintf("%s%s", remote, base);
+	else
+		r = xstrdup(remote);
+	free(base);
+	return r;
+}
+
+/* Chunk and hash the file, probing and enqueueing as it goes. Returns 0 or -1. */
+static int scan_file(struct put *p, struct progress *pr, char whole_hex[HASH_HEX_LEN + 1],
+		     struct hashset *queued)
+{
+	struct chunker ch;
+	chunker_init(&ch, &p->c->chunking);
+	struct hasher *whole = hasher_new(), *part = hasher_new();
+	uint8_t *buf = xmalloc(READ_BUF);
+	int64_t off = 0, chunk_start = 0;
+	size_t probed = 0;
+	int rc = 0;
+	for (;;) {
+		ssize_t n = read(p->fd, buf, READ_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			put_fail(p, "read error: %s", strerror(errno));
+			rc = -1;
+			break;
+		}
+		if (n == 0)
+			break;
+		hasher_update(whole, buf, (size_t)n);
+		for (size_t i = 0; i < (size_t)n;) {
+			bool cut;
+			size_t k = chunker_scan(&ch, buf + i, (size_t)n - i, &cut);
+			hasher_update(part, buf + i, k);
+			i += k;
+			off += (int64_t)k;
+			if (cut) {
+				char h[HASH_HEX_LEN + 1];
+				hasher_final_hex(part, h);
+				add_chunk(p, h, chunk_start, off - chunk_start);
+				chunk_start = off;
+			}
+		}
+		if (p->n - probed >= PROBE_BATCH) {
+			if (probe_and_enqueue(p, probed, p->n, queued) != 0) {
+				rc = -1;
+				break;
+			}
+			probed = p->n;
+		}
+		progress_show(pr, off, atomic_load(&p->sent_bytes), false);
+	}
+	if (rc == 0 && off > chunk_start) {
+		char h[HASH_HEX_LEN + 1];
+		hasher_final_hex(part, h);
+		add_chunk(p, h, chunk_start, off - chunk_start);
+	}
+	if (rc == 0 && p->n > probed)
+		rc = probe_and_enqueue(p, probed, p->n, queued);
+	hasher_final_hex(whole, whole_hex);
+	hasher_free(whole);
+	hasher_free(part);
+	free(buf);
+	return rc;
+}
+
+static json_t *commit_body(struct put *p, const char *remote, int64_t size, const char *hash)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < p->n; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:I}", "hash", p->chunks[i].hash,
+						     "size", (json_int_t)p->chunks[i].size));
+	return json_pack("{s:s, s:I, s:s, s:o}", "path", remote, "size", (json_int_t)size, "hash",
+			 hash, "chunks", arr);
+}
+
+static void start_workers(struct put *p, pthread_t *th, int n)
+{
+	p->closed = false;
+	for (int i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, put_worker, p);
+}
+
+static void join_workers(struct put *p, pthread_t *th, int n)
+{
+	pthread_mutex_lock(&p->mu);
+	p->closed = true;
+	pthread_cond_broadcast(&p->can_pop);
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
+int transfer_put(struct client *c, const char *local, const char *remote_arg,
+		 const struct put_opts *o)
+{
+	struct put p = {.c = c};
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.can_pop, NULL);
+	pthread_cond_init(&p.can_push, NULL);
+	p.fd = open(local, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (p.fd < 0 || fstat(p.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "roost: put: cannot read %s: %s\n", local,
+			p.fd < 0 ? strerror(errno) : "not a regular file");
+		if (p.fd >= 0)
+			close(p.fd);
+		return 1;
+	}
+	posix_fadvise(p.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	char *remote = remote_for(local, remote_arg);
+	int nworkers = o->parallel > 0 ? o->parallel : 4;
+	pthread_t *th = xcalloc((size_t)nworkers, sizeof *th);
+	struct hashset queued = {0};
+	struct progress pr;
+	progress_init(&pr, remote, st.st_size, o->quiet);
+	char whole[HASH_HEX_LEN + 1];
+	int rc = 1;
+
+	start_workers(&p, th, nworkers);
+	int scan = scan_file(&p, &pr, whole, &queued);
+	join_workers(&p, th, nworkers);
+	if (scan != 0 || p.err[0]) {
+		fprintf(stderr, "\nroost: put %s: %s\n", local, p.err);
+		goto out;
+	}
+	int64_t size = 0;
+	for (size_t i = 0; i < p.n; i++)
+		size += p.chunks[i].size;
+	char *url = client_ws_url(c, "/versions", NULL);
+	json_t *body = commit_body(&p, remote, size, whole);
+	for (int attempt = 0;; attempt++) {
+		json_t *resp = NULL;
+		char err[256];
+		long status = client_request(c, c->curl, "POST", url, body, &resp, err);
+		json_t *missing = json_object_get(json_object_get(resp, "error"), "missing");
+		if (status == 201) {
+			progress_show(&pr, size, atomic_load(&p.sent_bytes), true);
+			if (!o->quiet) {
+				char a[32], b[32];
+				printf("%s -> %s: version %lld, %s in %zu chunks, %lld uploaded "
+				       "(%s)\n",
+				       local, remote,
+				       (long long)json_integer_value(json_object_get(resp, "version")),
+				       human_bytes(size, a), p.n, (long long)atomic_load(&p.sent_chunks),
+				       human_bytes(atomic_load(&p.sent_bytes), b));
+			}
+			json_decref(resp);
+			rc = 0;
+			break;
+		}
+		if (status == 409 && json_is_array(missing) && attempt < 3) {
+			/* The hub lost chunks since the probe (e.g. collected): send them again. */
+			start_workers(&p, th, nworkers);
+			size_t i;
+			json_t *m;
+			json_array_foreach(missing, i, m)
+			{
+				for (size_t k = 0; k < p.n; k++)
+					if (strcmp(p.chunks[k].hash, json_string_value(m)) == 0) {
+						enqueue(&p, k);
+						break;
+					}
+			}
+			join_workers(&p, th, nworkers);
+			json_decref(resp);
+			if (p.err[0]) {
+				fprintf(stderr, "roost: put %s: %s\n", local, p.err);
+				break;
+			}
+			continue;
+		}
+		if ((status == 0 || status >= 500) && attempt < MAX_TRIES) {
+			json_decref(resp);
+			backoff(attempt);
+			continue;
+		}
+		client_print_error("put", status, resp, err);
+		json_decref(resp);
+		break;
+	}
+	json_decref(body);
+	free(url);
+out:
+	close(p.fd);
+	free(queued.slots);
+	free(p.chunks);
+	free(th);
+	free(remote);
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.can_pop);
+	pthread_cond_destroy(&p.can_push);
+	return rc;
+}
+
+/* ---- get ---- */
+
+struct get {
+	int fd;
+	struct hasher *h;
+	int64_t got;
+	struct progress *pr;
+	int err;
+};
+
+static size_t get_write(char *data, size_t size, size_t n, void *cls)
+{
+	struct get *g = cls;
+	size_t len = size * n;
+	hasher_update(g->h, data, len);
+	int r = write_all(g->fd, data, len);
+	if (r) {
+		g->err = -r;
+		return 0;
+	}
+	g->got += (int64_t)len;
+	progress_show(g->pr, g->got, -1, false);
+	return len;
+}
+
+int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
+		 bool quiet)
+{
+	char *url = client_ws_url(c, "/info?path=%s", remote);
+	json_t *info = client_call(c, "GET", url, NULL, "get");
+	free(url);
+	if (!info)
+		return 1;
+	if (strcmp(json_get_str(info, "type") ? json_get_str(info, "type") : "", "file") != 0) {
+		fprintf(stderr, "roost: get: %s is a folder\n", remote);
+		json_decref(info);
+		return 1;
+	}
+	const char *name = json_get_str(info, "name");
+	int64_t size = 0, ver = 0;
+	json_get_int(info, "size", &size);
+	json_get_int(info, "version", &ver);
+	char expect[HASH_HEX_LEN + 1];
+	snprintf(expect, sizeof expect, "%s", json_get_str(info, "hash"));
+	if (version > 0) {
+		/* A named version: its size and hash come from the version list. */
+		char *vurl = client_ws_url(c, "/versions?path=%s", remote);
+		json_t *vs = client_call(c, "GET", vurl, NULL, "get");
+		free(vurl);
+		json_t *v, *found = NULL;
+		size_t i;
+		json_array_foreach(json_object_get(vs, "versions"), i, v)
+		{
+			if (json_integer_value(json_object_get(v, "version")) == version)
+				found = v;
+		}
+		if (!found) {
+			fprintf(stderr, "roost: get: %s has no version %lld\n", remote,
+				(long long)version);
+			json_decref(vs);
+			json_decref(info);
+			return 1;
+		}
+		json_get_int(found, "size", &size);
+		snprintf(expect, sizeof expect, "%s", json_get_str(found, "hash"));
+		ver = version;
+		json_decref(vs);
+	}
+
+	bool to_stdout = local && strcmp(local, "-") == 0;
+	char *dest;
+	struct stat st;
+	if (!local)
+		dest = xstrdup(name);
+	else if (!to_stdout && stat(local, &st) == 0 && S_ISDIR(st.st_mode))
+		dest = xasprintf("%s/%s", local, name);
+	else
+		dest = xstrdup(local);
+	json_decref(info);
+
+	char *tmp = NULL;
+	struct get g = {.fd = STDOUT_FILENO, .h = hasher_new()};
+	if (!to_stdout) {
+		char *copy = xstrdup(dest);
+		tmp = xasprintf("%s/.%s.roost-XXXXXX", dirname(copy), basename(dest));
+		free(copy);
+		g.fd = mkstemp(tmp);
+		if (g.fd < 0) {
+			fprintf(stderr, "roost: get: cannot create a file next to %s: %s\n", dest,
+				strerror(errno));
+			free(tmp);
+			free(dest);
+			hasher_free(g.h);
+			return 1;
+		}
+	}
+	struct progress pr;
+	progress_init(&pr, remote, size, quiet || to_stdout);
+	g.pr = &pr;
+
+	char *q = version > 0 ? xasprintf("/content?path=%%s&version=%lld", (long long)version)
+			      : xstrdup("/content?path=%s");
+	url = client_ws_url(c, q, remote);
+	free(q);
+	CURL *curl = client_curl(c);
+	char *auth = xasprintf("Authorization: Bearer %s", c->token);
+	struct curl_slist *hdr = curl_slist_append(NULL, auth);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, get_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &g);
+	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
+	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+	CURLcode cc = curl_easy_perform(curl);
+	long status = 0;
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(curl);
+	free(auth);
+	free(url);
+
+	char got[HASH_HEX_LEN + 1];
+	hasher_final_hex(g.h, got);
+	hasher_free(g.h);
+	int rc = 1;
+	if (cc != CURLE_OK) {
+		fprintf(stderr, "\nroost: get %s: %s%s\n", remote, curl_easy_strerror(cc),
+			g.err ? strerror(g.err) : "");
+	} else if (g.got != size || strcmp(got, expect) != 0) {
+		fprintf(stderr, "\nroost: get %s: the content does not match version %lld's hash "
+				"(got %lld bytes); nothing written\n",
+			remote, (long long)ver, (long long)g.got);
+	} else if (!to_stdout && (fsync(g.fd) != 0 || rename(tmp, dest) != 0 ||
+				  fsync_parent_dir(dest) != 0)) {
+		fprintf(stderr, "roost: get: cannot write %s: %s\n", dest, strerror(errno));
+	} else {
+		rc = 0;
+		progress_show(&pr, g.got, -1, true);
+		if (!quiet && !to_stdout) {
+			char a[32];
+			printf("%s -> %s: version %lld, %s, sha256 verified\n", remote, dest,
+			       (long long)ver, human_bytes(g.got, a));
+		}
+	}
+	if (!to_stdout) {
+		close(g.fd);
+		if (rc != 0)
+			unlink(tmp);
+	}
+	free(tmp);
+	free(dest);
+	return rc;
+}

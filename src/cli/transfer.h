@@ -1,0 +1,19 @@
+/* transfer: roost put and roost get — chunked, deduplicated, parallel, resumable
+ * uploads and verified, atomic downloads. */
+#ifndef ROOST_TRANSFER_H
+#define ROOST_TRANSFER_H
+
+#include "client.h"
+
+struct put_opts {
+	int parallel; /* chunk uploads in flight */
+	bool quiet;
+};
+
+int transfer_put(struct client *c, const char *local, const char *remote,
+		 const struct put_opts *o);
+/* version 0 means the current one; local "-" writes to stdout. */
+int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
+		 bool quiet);
+
+#endif

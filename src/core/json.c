@@ -1,0 +1,39 @@
+#include "json.h"
+#include "util.h"
+
+#include <stdlib.h>
+
+const char *json_get_str(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+bool json_get_int(const json_t *o, const char *key, int64_t *out)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v))
+		return false;
+	*out = json_integer_value(v);
+	return true;
+}
+
+bool json_get_bool(const json_t *o, const char *key, bool dflt, bool *ok)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v)
+		return dflt;
+	if (!json_is_boolean(v)) {
+		*ok = false;
+		return dflt;
+	}
+	return json_is_true(v);
+}
+
+char *json_to_string(const json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (!s)
+		abort();
+	return s;
+}

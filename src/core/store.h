@@ -1,0 +1,46 @@
+/* store: the content-addressed chunk store, a directory of objects/ab/<sha256>.
+ *
+ * Writes go to objects/tmp, are hashed on the way in, fsynced, renamed into
+ * place and the directory fsynced, so an object is either whole or absent.
+ * Every read is verified against the object's name; a corrupt object is
+ * reported (-EBADMSG) and never returned. */
+#ifndef ROOST_STORE_H
+#define ROOST_STORE_H
+
+#include "hash.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct store_writer;
+
+/* Open (creating) the store under dir/objects. Removes leftover temp files. */
+struct store *store_open(const char *dir);
+void store_free(struct store *s);
+
+bool store_has(struct store *s, const char *hash);
+/* Size of a stored object, or -errno. */
+int64_t store_size(struct store *s, const char *hash);
+
+struct store_writer *store_writer_new(struct store *s);
+int store_writer_write(struct store_writer *w, const void *data, size_t len);
+int64_t store_writer_size(const struct store_writer *w);
+/* Finish: when expected is non-NULL the content must hash to it (-EBADMSG if
+ * not, nothing stored). The object's hash is written to hash_out. Frees w. */
+int store_writer_commit(struct store_writer *w, const char *expected,
+			char hash_out[HASH_HEX_LEN + 1]);
+void store_writer_abort(struct store_writer *w);
+
+/* Store a whole buffer (hash computed here). */
+int store_put(struct store *s, const void *data, size_t len, char hash_out[HASH_HEX_LEN + 1]);
+
+/* Read and verify an object into buf (capacity cap). Returns its size, -ENOENT,
+ * -EBADMSG when its content does not match its name, -EFBIG if over cap. */
+int64_t store_read(struct store *s, const char *hash, uint8_t *buf, size_t cap);
+
+/* Remove an object (GC, quarantine). */
+int store_remove(struct store *s, const char *hash);
+
+#endif

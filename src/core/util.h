@@ -1,0 +1,46 @@
+/* util: allocation that aborts on failure, time, logging, small string helpers. */
+#ifndef ROOST_UTIL_H
+#define ROOST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define ROOST_VERSION "0.1.0"
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* printf into a new string. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Milliseconds since the Unix epoch (wall clock) and a monotonic clock. */
+int64_t now_ms(void);
+int64_t mono_ms(void);
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+void log_set_level(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* Write all of buf to fd, retrying on EINTR and short writes. 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* pread exactly len bytes (fewer only at EOF). Returns bytes read or -errno. */
+ssize_t pread_full(int fd, void *buf, size_t len, int64_t off);
+/* fsync the directory holding path (so a rename in it is durable). 0 or -errno. */
+int fsync_parent_dir(const char *path);
+/* mkdir -p with the given mode. 0 or -errno. */
+int mkdir_p(const char *path, unsigned mode);
+
+/* "1.5 MiB" style; buf must hold 32 bytes. */
+const char *human_bytes(int64_t n, char buf[32]);
+/* Parse "7d", "12h", "30m", "45s" or plain seconds into seconds; -1 if bad. */
+int64_t parse_duration(const char *s);
+
+#endif

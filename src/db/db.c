@@ -1,0 +1,215 @@
+/* db.c: back-end-independent parts: dispatch, bind helpers, the pool. */
+#include "db.h"
+#include "../core/util.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct db *db_open(const char *url, char **err)
+{
+	if (strncmp(url, "sqlite:", 7) == 0)
+		return db_sqlite_open(url + 7, err);
+	if (strncmp(url, "postgres", 8) == 0) {
+		*err = xstrdup("PostgreSQL support is not built into this version");
+		return NULL;
+	}
+	return db_sqlite_open(url, err);
+}
+
+void db_close(struct db *db)
+{
+	if (db)
+		db->ops->close(db);
+}
+
+const char *db_errmsg(struct db *db)
+{
+	return db->ops->errmsg(db);
+}
+
+int db_exec(struct db *db, const char *sql)
+{
+	return db->ops->exec(db, sql);
+}
+
+int db_begin(struct db *db)
+{
+	return db->ops->begin(db);
+}
+
+int db_commit(struct db *db)
+{
+	return db->ops->exec(db, "COMMIT");
+}
+
+void db_rollback(struct db *db)
+{
+	db->ops->exec(db, "ROLLBACK");
+}
+
+struct db_stmt *db_prepare(struct db *db, const char *sql)
+{
+	return db->ops->prepare(db, sql);
+}
+
+void db_bind_text(struct db_stmt *st, int idx, const char *v)
+{
+	if (v)
+		st->db->ops->bind_text(st, idx, v);
+	else
+		st->db->ops->bind_null(st, idx);
+}
+
+void db_bind_int64(struct db_stmt *st, int idx, int64_t v)
+{
+	st->db->ops->bind_int64(st, idx, v);
+}
+
+void db_bind_null(struct db_stmt *st, int idx)
+{
+	st->db->ops->bind_null(st, idx);
+}
+
+int db_step(struct db_stmt *st)
+{
+	return st->db->ops->step(st);
+}
+
+const char *db_col_text(struct db_stmt *st, int col)
+{
+	return st->db->ops->col_text(st, col);
+}
+
+int64_t db_col_int64(struct db_stmt *st, int col)
+{
+	return st->db->ops->col_int64(st, col);
+}
+
+bool db_col_is_null(struct db_stmt *st, int col)
+{
+	return st->db->ops->col_is_null(st, col);
+}
+
+void db_finalize(struct db_stmt *st)
+{
+	if (st)
+		st->db->ops->finalize(st);
+}
+
+static struct db_stmt *vquery(struct db *db, const char *sql, const char *types, va_list ap)
+{
+	struct db_stmt *st = db_prepare(db, sql);
+	if (!st)
+		return NULL;
+	int idx = 1;
+	for (const char *t = types ? types : ""; *t; t++, idx++) {
+		switch (*t) {
+		case 't': db_bind_text(st, idx, va_arg(ap, const char *)); break;
+		case 'i': db_bind_int64(st, idx, va_arg(ap, int64_t)); break;
+		case 'n': db_bind_null(st, idx); break;
+		default: abort();
+		}
+	}
+	return st;
+}
+
+struct db_stmt *db_query(struct db *db, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	struct db_stmt *st = vquery(db, sql, types, ap);
+	va_end(ap);
+	return st;
+}
+
+int db_run(struct db *db, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	struct db_stmt *st = vquery(db, sql, types, ap);
+	va_end(ap);
+	if (!st)
+		return DB_ERR;
+	int r;
+	while ((r = db_step(st)) == DB_ROW)
+		;
+	db_finalize(st);
+	return r;
+}
+
+int db_int64(struct db *db, int64_t *out, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	struct db_stmt *st = vquery(db, sql, types, ap);
+	va_end(ap);
+	if (!st)
+		return DB_ERR;
+	int r = db_step(st);
+	if (r == DB_ROW)
+		*out = db_col_int64(st, 0);
+	db_finalize(st);
+	return r;
+}
+
+struct db_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int size, nfree;
+	struct db **all, **free;
+};
+
+struct db_pool *db_pool_new(const char *url, int size, char **err)
+{
+	struct db_pool *p = xcalloc(1, sizeof *p);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->all = xcalloc((size_t)size, sizeof *p->all);
+	p->free = xcalloc((size_t)size, sizeof *p->free);
+	for (int i = 0; i < size; i++) {
+		p->all[i] = db_open(url, err);
+		if (!p->all[i]) {
+			p->size = i;
+			db_pool_free(p);
+			return NULL;
+		}
+		p->free[p->nfree++] = p->all[i];
+		p->size = i + 1;
+	}
+	return p;
+}
+
+struct db *db_pool_acquire(struct db_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->nfree == 0)
+		pthread_cond_wait(&p->cv, &p->mu);
+	struct db *db = p->free[--p->nfree];
+	pthread_mutex_unlock(&p->mu);
+	return db;
+}
+
+void db_pool_release(struct db_pool *p, struct db *db)
+{
+	if (!db)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->free[p->nfree++] = db;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void db_pool_free(struct db_pool *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < p->size; i++)
+		db_close(p->all[i]);
+	free(p->all);
+	free(p->free);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}

@@ -1,0 +1,242 @@
+/* download: files streamed from their chunks (with Range), and single chunks.
+ * Every chunk is verified against its hash as it is read; a corrupt chunk ends
+ * the response with an error rather than serving bad bytes. */
+#include "hub.h"
+#include "../core/hash.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dl_chunk {
+	char hash[HASH_HEX_LEN + 1];
+	int64_t off, size;
+};
+
+struct download {
+	struct hub *hub;
+	struct dl_chunk *chunks;
+	size_t n;
+	int64_t start, len; /* the byte range served */
+	uint8_t *buf;       /* one chunk, verified */
+	int64_t buf_cap;
+	ssize_t loaded;     /* index of the chunk in buf, -1 none */
+};
+
+static void download_free(void *cls)
+{
+	struct download *d = cls;
+	free(d->chunks);
+	free(d->buf);
+	free(d);
+}
+
+static size_t find_chunk(const struct download *d, int64_t off)
+{
+	size_t lo = 0, hi = d->n;
+	while (hi - lo > 1) {
+		size_t mid = (lo + hi) / 2;
+		if (d->chunks[mid].off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static ssize_t download_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct download *d = cls;
+	if ((int64_t)pos >= d->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	int64_t abs = d->start + (int64_t)pos;
+	const struct dl_chunk *c = d->loaded >= 0 ? &d->chunks[d->loaded] : NULL;
+	if (!c || abs < c->off || abs >= c->off + c->size) {
+		size_t i = find_chunk(d, abs);
+		c = &d->chunks[i];
+		int64_t n = store_read(d->hub->store, c->hash, d->buf, (size_t)d->buf_cap);
+		if (n != c->size) {
+			if (n == -EBADMSG)
+				atomic_fetch_add(&d->hub->m.corrupt_reads, 1);
+			log_error("download: chunk %s unreadable (%s); response aborted", c->hash,
+				  n < 0 ? strerror((int)-n) : "wrong size");
+			d->loaded = -1;
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		d->loaded = (ssize_t)i;
+	}
+	int64_t in_chunk = c->off + c->size - abs;
+	int64_t in_range = d->start + d->len - abs;
+	int64_t n = in_chunk < in_range ? in_chunk : in_range;
+	if (n > (int64_t)max)
+		n = (int64_t)max;
+	memcpy(out, d->buf + (abs - c->off), (size_t)n);
+	atomic_fetch_add(&d->hub->m.bytes_served, n);
+	return (ssize_t)n;
+}
+
+/* Parse a single "bytes=a-b" range against size. 0 no range (serve all),
+ * 1 range set, -1 unsatisfiable. Multi-ranges are ignored (served whole). */
+static int parse_range(const char *h, int64_t size, int64_t *start, int64_t *len)
+{
+	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+		return 0;
+	const char *p = h + 6;
+	char *end;
+	if (*p == '-') { /* the last N bytes */
+		long long n = strtoll(p + 1, &end, 10);
+		if (*end || n <= 0)
+			return n == 0 && !*end ? -1 : 0;
+		if (size == 0)
+			return -1;
+		*len = n < size ? n : size;
+		*start = size - *len;
+		return 1;
+	}
+	long long a = strtoll(p, &end, 10);
+	if (end == p || *end != '-' || a < 0)
+		return 0;
+	p = end + 1;
+	long long b = size - 1;
+	if (*p) {
+		b = strtoll(p, &end, 10);
+		if (*end || b < a)
+			return 0;
+	}
+	if (a >= size)
+		return -1;
+	if (b >= size)
+		b = size - 1;
+	*start = a;
+	*len = b - a + 1;
+	return 1;
+}
+
+enum MHD_Result api_content(struct req *r)
+{
+	char *path = req_path_arg(r, "path");
+	if (!path)
+		return MHD_YES;
+	struct file_info fi;
+	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
+	free(path);
+	if (rc != 1)
+		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file")
+			       : reply_db_error(r);
+	const char *vs = req_arg(r, "version", NULL);
+	if (vs) {
+		char *end;
+		long long v = strtoll(vs, &end, 10);
+		if (*end || v <= 0)
+			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_version",
+					   "version must be a positive integer");
+		rc = meta_version_get(r->db, fi.id, v, &fi);
+		if (rc != 1)
+			return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+						     "no version %lld of this file", v)
+				       : reply_db_error(r);
+	}
+	struct download *d = xcalloc(1, sizeof *d);
+	d->hub = r->hub;
+	d->loaded = -1;
+	size_t cap = 0;
+	struct db_stmt *st = db_query(r->db,
+				      "SELECT chunk_hash, chunk_offset, size FROM version_chunks "
+				      "WHERE version_id = ? ORDER BY idx",
+				      "i", fi.version_id);
+	while (st && db_step(st) == DB_ROW) {
+		if (d->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			d->chunks = xrealloc(d->chunks, cap * sizeof *d->chunks);
+		}
+		struct dl_chunk *c = &d->chunks[d->n++];
+		snprintf(c->hash, sizeof c->hash, "%s", db_col_text(st, 0));
+		c->off = db_col_int64(st, 1);
+		c->size = db_col_int64(st, 2);
+		if (c->size > d->buf_cap)
+			d->buf_cap = c->size;
+	}
+	db_finalize(st);
+	/* A long download must not hold a database connection. */
+	db_pool_release(r->hub->pool, r->db);
+	r->db = NULL;
+
+	int64_t size = fi.size;
+	d->start = 0;
+	d->len = size;
+	int range = parse_range(req_header(r, "Range"), size, &d->start, &d->len);
+	char buf[128];
+	if (range < 0) {
+		download_free(d);
+		snprintf(buf, sizeof buf, "bytes */%lld", (long long)size);
+		json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", "range_not_satisfiable",
+				      "message", "the range starts past the end of the file");
+		return reply_json_hdr(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, e, "Content-Range", buf);
+	}
+	d->buf = xmalloc(d->buf_cap ? (size_t)d->buf_cap : 1);
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+		(uint64_t)d->len, 256 * 1024, download_read, d, download_free);
+	MHD_add_response_header(resp, "Content-Type", fi.content_type[0] ? fi.content_type
+									  : "application/octet-stream");
+	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+	snprintf(buf, sizeof buf, "\"%s\"", fi.hash);
+	MHD_add_response_header(resp, "ETag", buf);
+	MHD_add_response_header(resp, "X-Roost-Hash", fi.hash);
+	snprintf(buf, sizeof buf, "%lld", (long long)fi.version_no);
+	MHD_add_response_header(resp, "X-Roost-Version", buf);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (range > 0) {
+		snprintf(buf, sizeof buf, "bytes %lld-%lld/%lld", (long long)d->start,
+			 (long long)(d->start + d->len - 1), (long long)size);
+		MHD_add_response_header(resp, "Content-Range", buf);
+	}
+	enum MHD_Result ret = MHD_queue_response(
+		r->conn, range > 0 ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	r->replied = true;
+	return ret;
+}
+
+enum MHD_Result api_chunk_get(struct req *r)
+{
+	const char *hash = r->params[1];
+	if (!hash_hex_valid(hash))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
+				   "the chunk id must be 64 lowercase hex digits");
+	/* Only chunks of this workspace's files: the store is shared by workspaces. */
+	int64_t size = 0;
+	int rc = db_int64(r->db, &size,
+			  "SELECT vc.size FROM version_chunks vc JOIN file_versions v ON v.id = "
+			  "vc.version_id JOIN files f ON f.id = v.file_id "
+			  "WHERE vc.chunk_hash = ? AND f.workspace_id = ? LIMIT 1",
+			  "ti", hash, r->ws_id);
+	if (rc != DB_ROW)
+		return rc == DB_DONE ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+						   "no such chunk in this workspace")
+				     : reply_db_error(r);
+	uint8_t *buf = xmalloc((size_t)size);
+	int64_t n = store_read(r->hub->store, hash, buf, (size_t)size);
+	if (n != size) {
+		free(buf);
+		if (n == -EBADMSG) {
+			atomic_fetch_add(&r->hub->m.corrupt_reads, 1);
+			return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "chunk_corrupt",
+					   "the hub's copy of this chunk is corrupt; it was not "
+					   "served");
+		}
+		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "chunk_unavailable",
+				   "the hub's storage cannot read this chunk");
+	}
+	atomic_fetch_add(&r->hub->m.bytes_served, n);
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+	MHD_add_response_header(resp, "ETag", hash);
+	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	r->replied = true;
+	return ret;
+}

@@ -1,0 +1,174 @@
+/* hub: the control plane process (roost serve). Shared types of its modules. */
+#ifndef ROOST_HUB_H
+#define ROOST_HUB_H
+
+#include "../core/chunker.h"
+#include "../core/store.h"
+#include "../db/db.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define API_PORT_DEFAULT       3210
+#define CONTENT_PORT_DEFAULT   3211
+#define DASHBOARD_PORT_DEFAULT 6791
+#define JSON_BODY_MAX          (16 * 1024 * 1024)
+
+struct hub_config {
+	const char *data_dir;
+	const char *listen; /* address to bind; default 127.0.0.1 */
+	int api_port, content_port, dashboard_port;
+};
+
+struct hub_metrics {
+	atomic_llong requests;
+	atomic_llong chunks_received;  /* chunk bodies stored (PUT and stream upload) */
+	atomic_llong chunk_bytes_received;
+	atomic_llong chunks_rejected;  /* hash mismatch */
+	atomic_llong versions_committed;
+	atomic_llong bytes_served;
+	atomic_llong corrupt_reads;
+};
+
+struct hub {
+	struct hub_config cfg;
+	struct db_pool *pool;
+	struct store *store;
+	struct MHD_Daemon *api, *content, *dashboard;
+	struct hub_metrics m;
+};
+
+enum role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };
+
+enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
+
+struct req;
+typedef enum MHD_Result (*handler_fn)(struct req *r);
+typedef int (*data_fn)(struct req *r, const char *data, size_t len);
+
+/* One HTTP request in flight. Owned by server.c; handlers read and fill it. */
+struct req {
+	struct hub *hub;
+	struct MHD_Connection *conn;
+	const char *method, *url;
+	const struct route *route;
+	char *params[2];  /* captured '*' segments of the route */
+	int64_t user_id;  /* authenticated user, 0 if none */
+	int64_t token_id;
+	int64_t ws_id;    /* workspace from the URL, membership checked */
+	enum role role;
+	struct db *db;    /* acquired for the handler's duration */
+	/* BODY_JSON */
+	char *body;
+	size_t body_len, body_cap;
+	json_t *json;
+	/* BODY_STREAM */
+	int64_t body_limit;  /* refuse bodies over this many bytes */
+	int64_t body_seen;
+	int stream_err;      /* a status to answer with at the end, set mid-body */
+	const char *stream_code, *stream_msg;
+	void *state;         /* handler-owned stream state */
+	void (*state_free)(void *state);
+	bool replied;
+};
+
+struct route {
+	const char *method;
+	const char *pattern; /* '/'-separated; '*' captures a segment */
+	unsigned flags;
+	enum body_kind body;
+	handler_fn begin;    /* BODY_STREAM: called on headers, may reply early */
+	data_fn data;        /* BODY_STREAM: each piece of the body */
+	handler_fn handle;   /* called when the request is complete */
+};
+
+#define R_AUTH 1u /* bearer token required */
+#define R_WS   2u /* params[0] is a workspace id the caller belongs to */
+
+/* Responses (server.c). Each returns the MHD result to hand back. */
+enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body /* stolen */);
+/* The same with one extra response header. */
+enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, const char *hname,
+			       const char *hval);
+enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, const char *fmt,
+			    ...) __attribute__((format(printf, 4, 5)));
+/* An error object with extra members merged into "error". */
+enum MHD_Result reply_error_extra(struct req *r, unsigned status, const char *code,
+				  const char *message, json_t *extra /* stolen */);
+enum MHD_Result reply_db_error(struct req *r);
+/* A query argument; *len gets its length (embedded NULs are caught by callers). */
+const char *req_arg(struct req *r, const char *key, size_t *len);
+const char *req_header(struct req *r, const char *key);
+/* The client address as text, for audit rows. buf holds 64 bytes. */
+const char *req_client(struct req *r, char buf[64]);
+/* The normalized "path" argument, or NULL after replying 400. */
+char *req_path_arg(struct req *r, const char *key);
+
+/* auth.c */
+int auth_hash_password(const char *password, char out[128]);
+bool auth_verify_password(const char *hash, const char *password);
+/* A new random bearer token (text into tok) and its stored hash. */
+void auth_new_token(char tok[64], char hash[65]);
+void auth_token_hash(const char *tok, char hash[65]);
+/* Resolve a bearer token; 0 if valid (user and token ids set). */
+int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id);
+enum role auth_role(struct db *db, int64_t ws_id, int64_t user_id);
+enum MHD_Result api_login(struct req *r);
+enum MHD_Result api_logout(struct req *r);
+enum MHD_Result api_me(struct req *r);
+
+/* meta.c: folders, files, versions, changes and audit. */
+struct file_info {
+	int64_t id, folder_id, size, version_id, version_no, updated_at, updated_by;
+	char name[256];
+	char hash[65];
+	char content_type[128];
+};
+/* 1 found, 0 not found, <0 db error. */
+int meta_folder_id(struct db *db, int64_t ws, const char *path, int64_t *id);
+int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info *fi);
+int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file_info *fi);
+/* Create path's folders as needed (the caller holds a transaction). The last one's
+ * id into *id. Returns 0, -EEXIST if a file is in the way, or a db error. */
+int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64_t *id,
+		bool *created);
+/* Append to the change feed and the audit log (inside the caller's transaction). */
+int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
+		json_t *payload /* stolen */);
+int meta_audit(struct req *r, const char *action, const char *target, json_t *detail);
+
+/* api.c: metadata endpoints */
+enum MHD_Result api_workspaces(struct req *r);
+enum MHD_Result api_list(struct req *r);
+enum MHD_Result api_info(struct req *r);
+enum MHD_Result api_versions(struct req *r);
+enum MHD_Result api_mkdir(struct req *r);
+enum MHD_Result api_move(struct req *r);
+enum MHD_Result api_delete(struct req *r);
+enum MHD_Result api_usage(struct req *r);
+
+/* upload.c */
+enum MHD_Result api_chunks_missing(struct req *r);
+enum MHD_Result api_chunk_put_begin(struct req *r);
+int api_chunk_put_data(struct req *r, const char *data, size_t len);
+enum MHD_Result api_chunk_put(struct req *r);
+enum MHD_Result api_commit(struct req *r);
+enum MHD_Result api_upload_begin(struct req *r);
+int api_upload_data(struct req *r, const char *data, size_t len);
+enum MHD_Result api_upload(struct req *r);
+
+/* download.c */
+enum MHD_Result api_content(struct req *r);
+enum MHD_Result api_chunk_get(struct req *r);
+
+/* The workspace's chunking parameters. */
+int hub_ws_chunking(struct db *db, int64_t ws, struct chunker_params *p);
+
+/* init.c */
+int hub_init(const char *data_dir, const char *email, const char *password, bool quiet);
+int hub_serve(struct hub_config *cfg);
+
+#endif

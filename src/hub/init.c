@@ -1,0 +1,106 @@
+/* init: create a hub's data directory — database, signing key, owner, and the
+ * workspace "default" with its root folder — in one transaction. */
+#include "hub.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int create_signing_key(struct db *db)
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+	char pk64[128], sk64[256], kid[32];
+	unsigned char kidraw[8];
+	crypto_sign_keypair(pk, sk);
+	randombytes_buf(kidraw, sizeof kidraw);
+	sodium_bin2hex(kid, sizeof kid, kidraw, sizeof kidraw);
+	sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(sk64, sizeof sk64, sk, sizeof sk, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(sk, sizeof sk);
+	int r = db_run(db,
+		       "INSERT INTO signing_keys(kid, public_key, secret_key, created_at) "
+		       "VALUES(?,?,?,?)",
+		       "ttti", kid, pk64, sk64, now_ms());
+	sodium_memzero(sk64, sizeof sk64);
+	return r;
+}
+
+int hub_init(const char *data_dir, const char *email, const char *password, bool quiet)
+{
+	if (!email || !strchr(email, '@') || strlen(email) > 320) {
+		fprintf(stderr, "roost init: --email must be an email address\n");
+		return 2;
+	}
+	if (!password || strlen(password) < 8) {
+		fprintf(stderr, "roost init: the password must be at least 8 characters\n");
+		return 2;
+	}
+	if (mkdir_p(data_dir, 0700) < 0) {
+		fprintf(stderr, "roost init: cannot create %s: %s\n", data_dir, strerror(errno));
+		return 1;
+	}
+	char *url = xasprintf("sqlite:%s/roost.db", data_dir);
+	char *err = NULL;
+	struct db *db = db_open(url, &err);
+	free(url);
+	if (!db) {
+		fprintf(stderr, "roost init: %s\n", err);
+		free(err);
+		return 1;
+	}
+	int rc = 1;
+	int64_t users = 0, uid = 0, ws = 0, now = now_ms();
+	char hash[128];
+	if (db_migrate(db) != DB_DONE) {
+		fprintf(stderr, "roost init: cannot create the database schema\n");
+		goto out;
+	}
+	if (db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) == DB_ROW && users > 0) {
+		fprintf(stderr, "roost init: %s is already initialized; nothing changed\n",
+			data_dir);
+		goto out;
+	}
+	if (auth_hash_password(password, hash) != 0) {
+		fprintf(stderr, "roost init: cannot hash the password (out of memory?)\n");
+		goto out;
+	}
+	if (db_begin(db) != DB_DONE)
+		goto dbfail;
+	if (db_int64(db, &uid,
+		     "INSERT INTO users(email, password_hash, created_at) VALUES(?,?,?) "
+		     "RETURNING id",
+		     "tti", email, hash, now) != DB_ROW ||
+	    db_int64(db, &ws,
+		     "INSERT INTO workspaces(name, created_by, created_at) VALUES('default',?,?) "
+		     "RETURNING id",
+		     "ii", uid, now) != DB_ROW ||
+	    db_run(db,
+		   "INSERT INTO memberships(workspace_id, user_id, role, created_at) "
+		   "VALUES(?,?,'owner',?)",
+		   "iii", ws, uid, now) != DB_DONE ||
+	    db_run(db,
+		   "INSERT INTO folders(workspace_id, parent_id, name, path, created_by, "
+		   "created_at, updated_at) VALUES(?, NULL, '', '/', ?, ?, ?)",
+		   "iiii", ws, uid, now, now) != DB_DONE ||
+	    create_signing_key(db) != DB_DONE ||
+	    db_run(db,
+		   "INSERT INTO audit_log(workspace_id, actor_user_id, action, target, at) "
+		   "VALUES(?,?,'hub.init',?,?)",
+		   "iiti", ws, uid, email, now) != DB_DONE ||
+	    db_commit(db) != DB_DONE) {
+		db_rollback(db);
+		goto dbfail;
+	}
+	if (!quiet)
+		printf("initialized %s: owner %s, workspace 'default'\n", data_dir, email);
+	rc = 0;
+	goto out;
+dbfail:
+	fprintf(stderr, "roost init: database error: %s\n", db_errmsg(db));
+out:
+	db_close(db);
+	return rc;
+}

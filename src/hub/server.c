@@ -1,0 +1,612 @@
+/* server: the hub's HTTP front on libmicrohttpd — routing, authentication,
+ * request bodies and JSON responses. Handlers live in api.c, upload.c,
+ * download.c and auth.c.
+ *
+ * One thread per connection: handlers may block on disk, fsync, the database
+ * or argon2id without stalling other clients. */
+#include "hub.h"
+#include "../core/json.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static enum MHD_Result api_health(struct req *r);
+static enum MHD_Result api_metrics(struct req *r);
+
+static const struct route routes[] = {
+	{"POST", "/api/v1/login", 0, BODY_JSON, NULL, NULL, api_login},
+	{"POST", "/api/v1/logout", R_AUTH, BODY_NONE, NULL, NULL, api_logout},
+	{"GET", "/api/v1/me", R_AUTH, BODY_NONE, NULL, NULL, api_me},
+	{"GET", "/api/v1/workspaces", R_AUTH, BODY_NONE, NULL, NULL, api_workspaces},
+	{"GET", "/api/v1/workspaces/*/list", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_list},
+	{"GET", "/api/v1/workspaces/*/info", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_info},
+	{"GET", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+	 api_versions},
+	{"POST", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_commit},
+	{"POST", "/api/v1/workspaces/*/folders", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_mkdir},
+	{"POST", "/api/v1/workspaces/*/move", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_move},
+	{"DELETE", "/api/v1/workspaces/*/files", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_delete},
+	{"GET", "/api/v1/workspaces/*/usage", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_usage},
+	{"POST", "/api/v1/workspaces/*/chunks/missing", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+	 api_chunks_missing},
+	{"PUT", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_STREAM, api_chunk_put_begin,
+	 api_chunk_put_data, api_chunk_put},
+	{"GET", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+	 api_chunk_get},
+	{"PUT", "/api/v1/workspaces/*/upload", R_AUTH | R_WS, BODY_STREAM, api_upload_begin,
+	 api_upload_data, api_upload},
+	{"GET", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
+	{"HEAD", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+	 api_content},
+	{"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
+	{"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
+};
+
+/* ---- responses ---- */
+
+static enum MHD_Result queue_hdr(struct req *r, unsigned status, const char *ctype, char *body,
+				 size_t len, const char *hname, const char *hval)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (hname)
+		MHD_add_response_header(resp, hname, hval);
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	r->replied = true;
+	return ret;
+}
+
+static enum MHD_Result queue(struct req *r, unsigned status, const char *ctype, char *body,
+			     size_t len)
+{
+	return queue_hdr(r, status, ctype, body, len, NULL, NULL);
+}
+
+enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, const char *hname,
+			       const char *hval)
+{
+	char *s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!s)
+		abort();
+	return queue_hdr(r, status, "application/json", s, strlen(s), hname, hval);
+}
+
+enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body)
+{
+	return reply_json_hdr(r, status, body, NULL, NULL);
+}
+
+enum MHD_Result reply_error_extra(struct req *r, unsigned status, const char *code,
+				  const char *message, json_t *extra)
+{
+	json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
+	if (extra) {
+		json_object_update(err, extra);
+		json_decref(extra);
+	}
+	return reply_json(r, status, json_pack("{s:o}", "error", err));
+}
+
+enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, const char *fmt,
+			    ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return reply_error_extra(r, status, code, msg, NULL);
+}
+
+enum MHD_Result reply_db_error(struct req *r)
+{
+	return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "db_unavailable",
+			   "the metadata database could not complete the request; retry");
+}
+
+const char *req_arg(struct req *r, const char *key, size_t *len)
+{
+	const char *v = NULL;
+	size_t n = 0;
+	if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v,
+					  &n) != MHD_YES)
+		return NULL;
+	if (len)
+		*len = n;
+	return v;
+}
+
+const char *req_header(struct req *r, const char *key)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
+}
+
+const char *req_client(struct req *r, char buf[64])
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	buf[0] = 0;
+	if (!ci || !ci->client_addr)
+		return buf;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, 64);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, 64);
+	return buf;
+}
+
+char *req_path_arg(struct req *r, const char *key)
+{
+	size_t len = 0;
+	const char *v = req_arg(r, key, &len);
+	if (!v) {
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "missing_argument",
+			    "query argument '%s' is required", key);
+		return NULL;
+	}
+	const char *why = NULL;
+	char *p = path_normalize(v, len, &why);
+	if (!p)
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "%s: %s", key, why);
+	return p;
+}
+
+/* ---- small built-in endpoints ---- */
+
+static enum MHD_Result api_health(struct req *r)
+{
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "status", "ok", "version",
+						    ROOST_VERSION));
+}
+
+static enum MHD_Result api_metrics(struct req *r)
+{
+	struct hub_metrics *m = &r->hub->m;
+	char *s = xasprintf("# roost hub counters since start\n"
+			    "roost_requests_total %lld\n"
+			    "roost_chunks_received_total %lld\n"
+			    "roost_chunk_bytes_received_total %lld\n"
+			    "roost_chunks_rejected_total %lld\n"
+			    "roost_versions_committed_total %lld\n"
+			    "roost_bytes_served_total %lld\n"
+			    "roost_corrupt_reads_total %lld\n",
+			    (long long)m->requests, (long long)m->chunks_received,
+			    (long long)m->chunk_bytes_received, (long long)m->chunks_rejected,
+			    (long long)m->versions_committed, (long long)m->bytes_served,
+			    (long long)m->corrupt_reads);
+	return queue(r, MHD_HTTP_OK, "text/plain; version=0.0.4", s, strlen(s));
+}
+
+/* ---- routing ---- */
+
+static bool match(const char *pattern, const char *url, char *params[2])
+{
+	const char *p = pattern, *u = url;
+	int np = 0;
+	while (*p && *u) {
+		if (*p == '*') {
+			const char *end = strchr(u, '/');
+			size_t n = end ? (size_t)(end - u) : strlen(u);
+			if (n == 0 || np == 2)
+				return false;
+			params[np++] = xstrndup(u, n);
+			p++;
+			u += n;
+			continue;
+		}
+		if (*p != *u)
+			return false;
+		p++;
+		u++;
+	}
+	return *p == 0 && *u == 0;
+}
+
+static void free_params(char *params[2])
+{
+	free(params[0]);
+	free(params[1]);
+	params[0] = params[1] = NULL;
+}
+
+/* Find the route; *path_found tells a wrong method (405) from no such path (404). */
+static const struct route *route_find(const char *method, const char *url, char *params[2],
+				      bool *path_found)
+{
+	*path_found = false;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		char *pp[2] = {NULL, NULL};
+		if (!match(routes[i].pattern, url, pp)) {
+			free_params(pp);
+			continue;
+		}
+		*path_found = true;
+		if (strcmp(routes[i].method, method) == 0) {
+			params[0] = pp[0];
+			params[1] = pp[1];
+			return &routes[i];
+		}
+		free_params(pp);
+	}
+	return NULL;
+}
+
+/* Authenticate and authorize on the request head; replies itself on failure. */
+static bool admit(struct req *r)
+{
+	const struct route *rt = r->route;
+	if (!(rt->flags & R_AUTH))
+		return true;
+	const char *authz = req_header(r, "Authorization");
+	int rc = auth_check_bearer(r->db, authz, &r->user_id, &r->token_id);
+	if (rc < 0) {
+		reply_db_error(r);
+		return false;
+	}
+	if (rc > 0) {
+		reply_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+			    authz ? "the bearer token is invalid or expired"
+				  : "an Authorization: Bearer token is required");
+		return false;
+	}
+	if (rt->flags & R_WS) {
+		char *end;
+		errno = 0;
+		long long id = strtoll(r->params[0], &end, 10);
+		if (errno || *end || id <= 0) {
+			reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such workspace");
+			return false;
+		}
+		r->ws_id = id;
+		r->role = auth_role(r->db, r->ws_id, r->user_id);
+		if (r->role == ROLE_NONE) {
+			/* Not a member looks the same as not existing. */
+			reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such workspace");
+			return false;
+		}
+	}
+	return true;
+}
+
+static void req_free(struct req *r)
+{
+	if (r->state_free && r->state)
+		r->state_free(r->state);
+	if (r->db)
+		db_pool_release(r->hub->pool, r->db);
+	free_params(r->params);
+	free(r->body);
+	json_decref(r->json);
+	free(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *req_cls;
+	if (r)
+		req_free(r);
+	*req_cls = NULL;
+}
+
+static int64_t content_length(struct req *r)
+{
+	const char *cl = req_header(r, "Content-Length");
+	if (!cl)
+		return -1;
+	char *end;
+	long long v = strtoll(cl, &end, 10);
+	return (*end || v < 0) ? -1 : v;
+}
+
+static enum MHD_Result head_checks(struct req *r);
+
+static enum MHD_Result on_head(struct req *r)
+{
+	bool path_found;
+	r->route = route_find(r->method, r->url, r->params, &path_found);
+	if (!r->route) {
+		if (path_found)
+			return reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+					   "%s is not allowed on %s", r->method, r->url);
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint: %s",
+				   r->url);
+	}
+	/* The connection is held only while the head and, later, the handler run,
+	 * not while a long body streams in. */
+	r->db = db_pool_acquire(r->hub->pool);
+	enum MHD_Result ret = head_checks(r);
+	db_pool_release(r->hub->pool, r->db);
+	r->db = NULL;
+	return ret;
+}
+
+static enum MHD_Result head_checks(struct req *r)
+{
+	if (!admit(r))
+		return MHD_YES;
+	int64_t cl = content_length(r);
+	if (r->route->body == BODY_JSON && cl > JSON_BODY_MAX)
+		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+				   "JSON bodies are limited to %d bytes", JSON_BODY_MAX);
+	if (r->route->body == BODY_STREAM && r->route->begin) {
+		r->body_limit = -1;
+		enum MHD_Result ret = r->route->begin(r);
+		if (r->replied)
+			return ret;
+		if (r->body_limit >= 0 && cl > r->body_limit)
+			return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+					   "the body is over the limit of %lld bytes",
+					   (long long)r->body_limit);
+	}
+	return MHD_YES;
+}
+
+static void on_body(struct req *r, const char *data, size_t len)
+{
+	if (r->stream_err) {
+		r->body_seen += (int64_t)len;
+		return; /* discard the rest; the error is answered at the end */
+	}
+	if (r->route->body == BODY_JSON) {
+		if (r->body_len + len > JSON_BODY_MAX) {
+			r->stream_err = MHD_HTTP_CONTENT_TOO_LARGE;
+			r->stream_code = "body_too_large";
+			r->stream_msg = "JSON body over the size limit";
+			return;
+		}
+		if (r->body_len + len + 1 > r->body_cap) {
+			r->body_cap = (r->body_len + len + 1) * 2;
+			if (r->body_cap > JSON_BODY_MAX + 1)
+				r->body_cap = JSON_BODY_MAX + 1;
+			r->body = xrealloc(r->body, r->body_cap);
+		}
+		memcpy(r->body + r->body_len, data, len);
+		r->body_len += len;
+		return;
+	}
+	if (r->route->body == BODY_STREAM) {
+		r->body_seen += (int64_t)len;
+		if (r->body_limit >= 0 && r->body_seen > r->body_limit) {
+			r->stream_err = MHD_HTTP_CONTENT_TOO_LARGE;
+			r->stream_code = "body_too_large";
+			r->stream_msg = "the body is over the size limit";
+			return;
+		}
+		r->route->data(r, data, len);
+		return;
+	}
+	r->stream_err = MHD_HTTP_BAD_REQUEST;
+	r->stream_code = "unexpected_body";
+	r->stream_msg = "this endpoint takes no request body";
+}
+
+static enum MHD_Result on_complete(struct req *r)
+{
+	if (r->stream_err)
+		return reply_error(r, (unsigned)r->stream_err, r->stream_code, "%s", r->stream_msg);
+	if (r->route->body == BODY_JSON) {
+		json_error_t jerr;
+		if (r->body_len == 0)
+			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
+					   "a JSON object body is required");
+		r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!r->json)
+			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
+					   "malformed JSON at line %d column %d: %s", jerr.line,
+					   jerr.column, jerr.text);
+		if (!json_is_object(r->json))
+			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
+					   "the body must be a JSON object");
+	}
+	r->db = db_pool_acquire(r->hub->pool);
+	return r->route->handle(r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
+{
+	struct req *r = *req_cls;
+	if (!r) {
+		r = xcalloc(1, sizeof *r);
+		r->hub = cls;
+		r->conn = conn;
+		r->url = url;
+		r->method = method;
+		*req_cls = r;
+		atomic_fetch_add(&r->hub->m.requests, 1);
+		return on_head(r);
+	}
+	if (r->replied) {
+		/* Answered on the head; drop whatever body follows. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		on_body(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		/* Refuse to swallow an unbounded body after an error. */
+		if (r->stream_err && r->body_seen > 256ll * 1024 * 1024)
+			return MHD_NO;
+		return MHD_YES;
+	}
+	return on_complete(r);
+}
+
+/* ---- the dashboard port ---- */
+
+static enum MHD_Result on_dashboard(void *cls, struct MHD_Connection *conn, const char *url,
+				    const char *method, const char *version,
+				    const char *upload_data, size_t *upload_data_size,
+				    void **req_cls)
+{
+	struct hub *hub = cls;
+	char *page = xasprintf(
+		"<!doctype html><html lang=en><meta charset=utf-8>"
+		"<meta name=viewport content='width=device-width'>"
+		"<title>roost hub</title><body style='font:16px system-ui;margin:2em'>"
+		"<h1>roost hub %s</h1><p>The hub is running. Its JSON API is on port %d "
+		"(<code>/api/v1</code>); the web dashboard is not part of this version yet, "
+		"so use the <code>roost</code> CLI: <code>roost login --hub "
+		"http://HOST:%d --email YOU</code>.</p></body></html>",
+		ROOST_VERSION, hub->cfg.api_port, hub->cfg.api_port);
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(strlen(page), page, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---- start and stop ---- */
+
+static int make_addr(const char *listen, int port, struct sockaddr_storage *ss, bool *v6)
+{
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, listen, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*v6 = false;
+		return 0;
+	}
+	const char *h = listen;
+	char buf[64];
+	if (h[0] == '[') {
+		snprintf(buf, sizeof buf, "%s", h + 1);
+		char *e = strchr(buf, ']');
+		if (e)
+			*e = 0;
+		h = buf;
+	}
+	if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*v6 = true;
+		return 0;
+	}
+	return -1;
+}
+
+static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCallback cb)
+{
+	struct sockaddr_storage ss;
+	bool v6;
+	if (make_addr(hub->cfg.listen, port, &ss, &v6) < 0) {
+		log_error("--listen %s is not an IPv4 or IPv6 address", hub->cfg.listen);
+		return NULL;
+	}
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			 MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+	struct MHD_Daemon *d = MHD_start_daemon(
+		flags, (uint16_t)port, NULL, NULL, cb, hub, MHD_OPTION_SOCK_ADDR,
+		(struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+	if (!d)
+		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port, strerror(errno));
+	return d;
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	stop_flag = sig;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int hub_serve(struct hub_config *cfg)
+{
+	struct hub *hub = xcalloc(1, sizeof *hub);
+	hub->cfg = *cfg;
+	if (!hub->cfg.listen)
+		hub->cfg.listen = "127.0.0.1";
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+
+	char *dbpath = xasprintf("sqlite:%s/roost.db", cfg->data_dir);
+	char *err = NULL;
+	struct db *db = db_open(dbpath, &err);
+	if (!db) {
+		log_error("%s", err);
+		free(err);
+		free(dbpath);
+		free(hub);
+		return 1;
+	}
+	int64_t users = 0;
+	bool ok = db_migrate(db) == DB_DONE &&
+		  db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) == DB_ROW && users > 0;
+	db_close(db);
+	if (!ok) {
+		log_error("%s holds no initialized hub: run 'roost init --data %s --email YOU' first",
+			  cfg->data_dir, cfg->data_dir);
+		free(dbpath);
+		free(hub);
+		return 1;
+	}
+	hub->pool = db_pool_new(dbpath, 16, &err);
+	free(dbpath);
+	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
+	if (!hub->pool || !hub->store) {
+		log_error("cannot open the hub's data: %s", err ? err : "chunk store");
+		free(err);
+		return 1;
+	}
+
+	hub->api = start(hub, cfg->api_port, on_request);
+	hub->content = hub->api ? start(hub, cfg->content_port, on_request) : NULL;
+	hub->dashboard = hub->content ? start(hub, cfg->dashboard_port, on_dashboard) : NULL;
+	int rc = 1;
+	if (hub->dashboard) {
+		log_info("roost hub %s: API http://%s:%d/api/v1, content port %d, dashboard "
+			 "port %d, data %s",
+			 ROOST_VERSION, hub->cfg.listen, cfg->api_port, cfg->content_port,
+			 cfg->dashboard_port, cfg->data_dir);
+		struct sigaction sa = {.sa_handler = on_signal};
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		while (!stop_flag)
+			pause();
+		log_info("signal %d: shutting down", (int)stop_flag);
+		rc = 0;
+	}
+	if (hub->dashboard)
+		MHD_stop_daemon(hub->dashboard);
+	if (hub->content)
+		MHD_stop_daemon(hub->content);
+	if (hub->api)
+		MHD_stop_daemon(hub->api);
+	store_free(hub->store);
+	db_pool_free(hub->pool);
+	free(hub);
+	return rc;
+}

@@ -1,0 +1,468 @@
+/* upload: the chunked upload protocol (probe missing chunks, PUT each one,
+ * commit a version in one transaction) and the one-shot streaming upload for
+ * clients that don't chunk (the hub chunks the body itself). */
+#include "hub.h"
+#include "../core/hash.h"
+#include "../core/json.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <magic.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROBE_MAX 100000 /* hashes in one missing-chunks probe */
+
+struct chunk_ref {
+	char hash[HASH_HEX_LEN + 1];
+	int64_t size;
+};
+
+/* ---- content types (libmagic is not thread-safe: one handle, one lock) ---- */
+
+static pthread_mutex_t magic_mu = PTHREAD_MUTEX_INITIALIZER;
+static magic_t magic_handle;
+
+static void sniff_type(const uint8_t *data, size_t len, char out[128])
+{
+	snprintf(out, 128, "application/octet-stream");
+	if (len == 0)
+		return;
+	pthread_mutex_lock(&magic_mu);
+	if (!magic_handle) {
+		magic_handle = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+		if (magic_handle && magic_load(magic_handle, NULL) != 0) {
+			magic_close(magic_handle);
+			magic_handle = NULL;
+		}
+	}
+	const char *t = magic_handle ? magic_buffer(magic_handle, data, len) : NULL;
+	if (t)
+		snprintf(out, 128, "%s", t);
+	pthread_mutex_unlock(&magic_mu);
+}
+
+static void sniff_stored_chunk(struct hub *hub, const char *hash, char out[128])
+{
+	uint8_t *buf = xmalloc(CHUNK_MAX_LIMIT);
+	int64_t n = store_read(hub->store, hash, buf, CHUNK_MAX_LIMIT);
+	sniff_type(buf, n > 0 ? (size_t)(n < 65536 ? n : 65536) : 0, out);
+	free(buf);
+}
+
+/* ---- chunk bookkeeping ---- */
+
+/* Record that the hub's storage holds a chunk (after its bytes are durable). */
+static int record_chunk(struct db *db, const char *hash, int64_t size)
+{
+	int64_t now = now_ms();
+	int r = db_run(db,
+		       "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
+		       "ON CONFLICT(hash) DO NOTHING",
+		       "tii", hash, size, now);
+	if (r == DB_DONE)
+		r = db_run(db,
+			   "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
+			   "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
+			   "SET state = 'ok', updated_at = excluded.updated_at",
+			   "ti", hash, now);
+	return r;
+}
+
+/* The size of a chunk the hub's storage holds, or -1. */
+static int64_t held_chunk_size(struct db *db, const char *hash)
+{
+	int64_t size = -1;
+	int r = db_int64(db, &size,
+			 "SELECT c.size FROM chunks c JOIN chunk_replicas r ON r.chunk_hash = "
+			 "c.hash WHERE c.hash = ? AND r.holder = 'hub' AND r.state = 'ok'",
+			 "t", hash);
+	return r == DB_ROW ? size : -1;
+}
+
+enum MHD_Result api_chunks_missing(struct req *r)
+{
+	json_t *hashes = json_object_get(r->json, "hashes");
+	if (!json_is_array(hashes))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+				   "'hashes' (an array of SHA-256 hex strings) is required");
+	if (json_array_size(hashes) > PROBE_MAX)
+		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_hashes",
+				   "at most %d hashes per probe", PROBE_MAX);
+	size_t i;
+	json_t *h;
+	json_array_foreach(hashes, i, h)
+	{
+		if (!hash_hex_valid(json_string_value(h)))
+			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
+					   "hashes[%zu] is not 64 lowercase hex digits", i);
+	}
+	json_t *missing = json_array();
+	json_array_foreach(hashes, i, h)
+	{
+		if (held_chunk_size(r->db, json_string_value(h)) < 0)
+			json_array_append(missing, h);
+	}
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "missing", missing));
+}
+
+/* ---- PUT /chunks/{hash} ---- */
+
+static void writer_free(void *w)
+{
+	store_writer_abort(w);
+}
+
+enum MHD_Result api_chunk_put_begin(struct req *r)
+{
+	if (!hash_hex_valid(r->params[1]))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
+				   "the chunk id must be 64 lowercase hex digits");
+	if (r->role == ROLE_NONE)
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "no write access");
+	struct chunker_params p;
+	if (hub_ws_chunking(r->db, r->ws_id, &p) != 0)
+		return reply_db_error(r);
+	r->body_limit = p.max;
+	r->state = store_writer_new(r->hub->store);
+	r->state_free = writer_free;
+	return MHD_YES;
+}
+
+int api_chunk_put_data(struct req *r, const char *data, size_t len)
+{
+	if (store_writer_write(r->state, data, len) != 0) {
+		r->stream_err = MHD_HTTP_SERVICE_UNAVAILABLE;
+		r->stream_code = "storage_error";
+		r->stream_msg = "the hub could not write the chunk";
+	}
+	return 0;
+}
+
+enum MHD_Result api_chunk_put(struct req *r)
+{
+	struct store_writer *w = r->state;
+	r->state = NULL;
+	int64_t size = store_writer_size(w);
+	if (size == 0) {
+		store_writer_abort(w);
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "empty_chunk", "a chunk cannot be empty");
+	}
+	int rc = store_writer_commit(w, r->params[1], NULL);
+	if (rc == -EBADMSG) {
+		atomic_fetch_add(&r->hub->m.chunks_rejected, 1);
+		return reply_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "hash_mismatch",
+				   "the body's SHA-256 does not match %s; nothing stored",
+				   r->params[1]);
+	}
+	if (rc != 0)
+		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage_error",
+				   "the hub could not store the chunk: %s", strerror(-rc));
+	if (record_chunk(r->db, r->params[1], size) != DB_DONE)
+		return reply_db_error(r);
+	atomic_fetch_add(&r->hub->m.chunks_received, 1);
+	atomic_fetch_add(&r->hub->m.chunk_bytes_received, size);
+	return reply_json(r, MHD_HTTP_CREATED,
+			  json_pack("{s:s, s:I}", "hash", r->params[1], "size", (json_int_t)size));
+}
+
+/* ---- committing a version ---- */
+
+/* Commit path as a new version made of chunks, in one transaction. Replies. */
+static enum MHD_Result commit_version(struct req *r, const char *path, int64_t size,
+				      const char *hash, const struct chunk_ref *chunks, size_t n,
+				      const char *ctype_in)
+{
+	char *parent = NULL, *name = NULL;
+	enum MHD_Result ret;
+	if (!path_split(path, &parent, &name))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
+				   "a file cannot be written at the workspace root itself");
+	if (db_begin(r->db) != DB_DONE) {
+		ret = reply_db_error(r);
+		goto out;
+	}
+	/* Every chunk must be held, with the size the client claims. */
+	json_t *missing = json_array();
+	for (size_t i = 0; i < n; i++) {
+		int64_t held = held_chunk_size(r->db, chunks[i].hash);
+		if (held < 0) {
+			json_array_append_new(missing, json_string(chunks[i].hash));
+		} else if (held != chunks[i].size) {
+			json_decref(missing);
+			db_rollback(r->db);
+			ret = reply_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "size_mismatch",
+					  "chunks[%zu] is %lld bytes, not %lld", i, (long long)held,
+					  (long long)chunks[i].size);
+			goto out;
+		}
+	}
+	if (json_array_size(missing)) {
+		db_rollback(r->db);
+		ret = reply_error_extra(r, MHD_HTTP_CONFLICT, "missing_chunks",
+					"the hub does not hold some chunks; upload them and commit "
+					"again",
+					json_pack("{s:o}", "missing", missing));
+		goto out;
+	}
+	json_decref(missing);
+
+	int64_t folder = 0, other = 0, file_id = 0, number = 0, vid = 0, now = now_ms();
+	bool created;
+	int rc = meta_mkdirs(r->db, r->ws_id, parent, r->user_id, &folder, &created);
+	if (rc == -EEXIST || (rc == 0 && meta_folder_id(r->db, r->ws_id, path, &other) == 1)) {
+		db_rollback(r->db);
+		ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
+				  "a file or folder is in the way of %s", path);
+		goto out;
+	}
+	if (rc != 0)
+		goto db_fail;
+	char ctype[128];
+	if (ctype_in)
+		snprintf(ctype, sizeof ctype, "%s", ctype_in);
+	else if (n > 0)
+		sniff_stored_chunk(r->hub, chunks[0].hash, ctype);
+	else
+		snprintf(ctype, sizeof ctype, "application/x-empty");
+
+	rc = db_int64(r->db, &file_id,
+		      "SELECT id FROM files WHERE folder_id = ? AND name = ? AND deleted_at IS NULL",
+		      "it", folder, name);
+	if (rc == DB_DONE)
+		rc = db_int64(r->db, &file_id,
+			      "INSERT INTO files(workspace_id, folder_id, name, size, created_at, "
+			      "updated_at) VALUES(?,?,?,?,?,?) RETURNING id",
+			      "iitiii", r->ws_id, folder, name, size, now, now);
+	if (rc != DB_ROW ||
+	    db_int64(r->db, &number,
+		     "SELECT COALESCE(MAX(number), 0) + 1 FROM file_versions WHERE file_id = ?",
+		     "i", file_id) != DB_ROW ||
+	    db_int64(r->db, &vid,
+		     "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
+		     "created_by, created_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
+		     "iititii", file_id, number, hash, size, ctype,
+		     r->user_id, now) != DB_ROW)
+		goto db_fail;
+	int64_t off = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (db_run(r->db,
+			   "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
+			   "size) VALUES(?,?,?,?,?)",
+			   "iitii", vid, (int64_t)i, chunks[i].hash, off, chunks[i].size) != DB_DONE ||
+		    db_run(r->db, "UPDATE chunks SET refcount = refcount + 1 WHERE hash = ?", "t",
+			   chunks[i].hash) != DB_DONE)
+			goto db_fail;
+		off += chunks[i].size;
+	}
+	if (db_run(r->db,
+		   "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
+		   "updated_at = ?, updated_by = ? WHERE id = ?",
+		   "iitiii", vid, size, ctype, now, r->user_id, file_id) != DB_DONE ||
+	    meta_change(r->db, r->ws_id, "file.version", "file",
+			json_pack("{s:I, s:s, s:I, s:I, s:s}", "id", (json_int_t)file_id, "path",
+				  path, "version", (json_int_t)number, "size", (json_int_t)size,
+				  "hash", hash)) != 0 ||
+	    meta_audit(r, "file.version", path,
+		       json_pack("{s:I, s:I}", "version", (json_int_t)number, "size",
+				 (json_int_t)size)) != 0 ||
+	    db_commit(r->db) != DB_DONE)
+		goto db_fail;
+	atomic_fetch_add(&r->hub->m.versions_committed, 1);
+	ret = reply_json(r, MHD_HTTP_CREATED,
+			 json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I}", "path", path, "id",
+				   (json_int_t)file_id, "version", (json_int_t)number, "size",
+				   (json_int_t)size, "hash", hash, "content_type", ctype, "chunks",
+				   (json_int_t)n));
+	goto out;
+db_fail:
+	db_rollback(r->db);
+	ret = reply_db_error(r);
+out:
+	free(parent);
+	free(name);
+	return ret;
+}
+
+enum MHD_Result api_commit(struct req *r)
+{
+	const char *why;
+	const char *p = json_get_str(r->json, "path");
+	const char *hash = json_get_str(r->json, "hash");
+	const char *ctype = json_get_str(r->json, "content_type");
+	json_t *chunks = json_object_get(r->json, "chunks");
+	int64_t size;
+	if (!p || !json_get_int(r->json, "size", &size) || !hash || !json_is_array(chunks))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+				   "path, size, hash and chunks are required");
+	if (size < 0)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+				   "size must not be negative");
+	if (!hash_hex_valid(hash))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
+				   "hash must be 64 lowercase hex digits");
+	if (ctype && (strlen(ctype) > 127 || !*ctype))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+				   "content_type must be 1..127 bytes");
+	char *path = path_normalize(p, strlen(p), &why);
+	if (!path || memchr(p, 0, strlen(p)) ||
+	    json_string_length(json_object_get(r->json, "path")) != strlen(p)) {
+		free(path);
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "path: %s",
+				   why ? why : "path contains a NUL byte");
+	}
+	size_t n = json_array_size(chunks);
+	struct chunk_ref *refs = xcalloc(n ? n : 1, sizeof *refs);
+	int64_t total = 0;
+	enum MHD_Result ret;
+	for (size_t i = 0; i < n; i++) {
+		json_t *c = json_array_get(chunks, i);
+		const char *h = json_get_str(c, "hash");
+		if (!json_is_object(c) || !hash_hex_valid(h) ||
+		    !json_get_int(c, "size", &refs[i].size) || refs[i].size <= 0 ||
+		    refs[i].size > CHUNK_MAX_LIMIT) {
+			ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_chunk",
+					  "chunks[%zu] needs a hex 'hash' and a size in 1..%u", i,
+					  CHUNK_MAX_LIMIT);
+			goto out;
+		}
+		memcpy(refs[i].hash, h, HASH_HEX_LEN + 1);
+		total += refs[i].size;
+	}
+	if (total != size) {
+		ret = reply_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "size_mismatch",
+				  "the chunks add up to %lld bytes, not size %lld", (long long)total,
+				  (long long)size);
+		goto out;
+	}
+	ret = commit_version(r, path, size, hash, refs, n, ctype);
+out:
+	free(refs);
+	free(path);
+	return ret;
+}
+
+/* ---- PUT /upload?path=: the hub chunks the body ---- */
+
+struct stream_up {
+	struct hub *hub;
+	char *path;
+	struct chunker ch;
+	struct store_writer *w;
+	struct hasher *whole;
+	struct chunk_ref *chunks;
+	size_t n, cap;
+	int64_t total;
+	uint8_t head[65536]; /* the first bytes, for the content type */
+	size_t head_len;
+};
+
+static void stream_free(void *p)
+{
+	struct stream_up *s = p;
+	store_writer_abort(s->w);
+	hasher_free(s->whole);
+	free(s->chunks);
+	free(s->path);
+	free(s);
+}
+
+static int stream_cut(struct stream_up *s)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->chunks = xrealloc(s->chunks, s->cap * sizeof *s->chunks);
+	}
+	struct chunk_ref *c = &s->chunks[s->n];
+	c->size = store_writer_size(s->w);
+	int rc = store_writer_commit(s->w, NULL, c->hash);
+	s->w = NULL;
+	if (rc == 0) {
+		s->n++;
+		atomic_fetch_add(&s->hub->m.chunks_received, 1);
+		atomic_fetch_add(&s->hub->m.chunk_bytes_received, c->size);
+	}
+	return rc;
+}
+
+enum MHD_Result api_upload_begin(struct req *r)
+{
+	char *path = req_path_arg(r, "path");
+	if (!path)
+		return MHD_YES;
+	struct chunker_params p;
+	if (hub_ws_chunking(r->db, r->ws_id, &p) != 0) {
+		free(path);
+		return reply_db_error(r);
+	}
+	struct stream_up *s = xcalloc(1, sizeof *s);
+	s->hub = r->hub;
+	s->path = path;
+	chunker_init(&s->ch, &p);
+	s->whole = hasher_new();
+	r->state = s;
+	r->state_free = stream_free;
+	return MHD_YES;
+}
+
+int api_upload_data(struct req *r, const char *data, size_t len)
+{
+	struct stream_up *s = r->state;
+	const uint8_t *d = (const uint8_t *)data;
+	hasher_update(s->whole, d, len);
+	if (s->head_len < sizeof s->head) {
+		size_t n = sizeof s->head - s->head_len < len ? sizeof s->head - s->head_len : len;
+		memcpy(s->head + s->head_len, d, n);
+		s->head_len += n;
+	}
+	s->total += (int64_t)len;
+	while (len > 0) {
+		bool cut;
+		size_t n = chunker_scan(&s->ch, d, len, &cut);
+		if (!s->w)
+			s->w = store_writer_new(s->hub->store);
+		int rc = store_writer_write(s->w, d, n);
+		if (rc == 0 && cut)
+			rc = stream_cut(s);
+		if (rc != 0) {
+			r->stream_err = MHD_HTTP_SERVICE_UNAVAILABLE;
+			r->stream_code = "storage_error";
+			r->stream_msg = "the hub could not store the upload";
+			return -1;
+		}
+		d += n;
+		len -= n;
+	}
+	return 0;
+}
+
+enum MHD_Result api_upload(struct req *r)
+{
+	struct stream_up *s = r->state;
+	if (s->w && stream_cut(s) != 0)
+		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage_error",
+				   "the hub could not store the upload");
+	char hash[HASH_HEX_LEN + 1], ctype[128];
+	hasher_final_hex(s->whole, hash);
+	const char *given = req_header(r, "Content-Type");
+	if (given && strlen(given) < sizeof ctype && strncmp(given, "application/x-www", 17) != 0 &&
+	    strcmp(given, "application/octet-stream") != 0)
+		snprintf(ctype, sizeof ctype, "%s", given);
+	else if (s->head_len)
+		sniff_type(s->head, s->head_len, ctype);
+	else
+		snprintf(ctype, sizeof ctype, "application/x-empty");
+	/* The chunks are durable; record them, then commit (its own transaction). */
+	if (db_begin(r->db) != DB_DONE)
+		return reply_db_error(r);
+	for (size_t i = 0; i < s->n; i++)
+		if (record_chunk(r->db, s->chunks[i].hash, s->chunks[i].size) != DB_DONE) {
+			db_rollback(r->db);
+			return reply_db_error(r);
+		}
+	if (db_commit(r->db) != DB_DONE)
+		return reply_db_error(r);
+	return commit_version(r, s->path, s->total, hash, s->chunks, s->n, ctype);
+}

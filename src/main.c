@@ -1,0 +1,200 @@
+/* roost: one binary, many subcommands. */
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "core/util.h"
+#include "hub/hub.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char usage_text[] =
+	"roost " ROOST_VERSION " — self-hosted file sync and share\n"
+	"\n"
+	"Hub:\n"
+	"  roost init --data DIR --email EMAIL      create a hub (password: $ROOST_PASSWORD or prompt)\n"
+	"  roost serve --data DIR [--listen ADDR] [--api-port 3210] [--content-port 3211]\n"
+	"              [--dashboard-port 6791]\n"
+	"  roost demo [--data DIR]                  a hub on loopback with a demo login\n"
+	"\n"
+	"Client (the hub and token are saved by login):\n"
+	"  roost login --hub URL --email EMAIL      (password: $ROOST_PASSWORD or prompt)\n"
+	"  roost logout\n"
+	"  roost ls [PATH] [--json]\n"
+	"  roost put LOCAL [REMOTE] [--parallel N]  upload; re-running resumes\n"
+	"  roost get REMOTE [LOCAL|-] [--version N] download, verified\n"
+	"  roost mkdir PATH [-p]\n"
+	"  roost mv FROM TO\n"
+	"  roost rm PATH\n"
+	"  roost versions PATH [--json]\n"
+	"  roost usage [--json]\n"
+	"Client options: --workspace NAME (or $ROOST_WORKSPACE), -q/--quiet.\n";
+
+static int parse_port(const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*end || v < 1 || v > 65535)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+struct hub_args {
+	const char *data, *email;
+	struct hub_config cfg;
+};
+
+static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_args *a)
+{
+	memset(a, 0, sizeof *a);
+	a->cfg.api_port = API_PORT_DEFAULT;
+	a->cfg.content_port = CONTENT_PORT_DEFAULT;
+	a->cfg.dashboard_port = DASHBOARD_PORT_DEFAULT;
+	for (int i = 0; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int *port = strcmp(o, "--api-port") == 0       ? &a->cfg.api_port
+			    : strcmp(o, "--content-port") == 0   ? &a->cfg.content_port
+			    : strcmp(o, "--dashboard-port") == 0 ? &a->cfg.dashboard_port
+								 : NULL;
+		if (!v && o[0] == '-') {
+			fprintf(stderr, "roost %s: %s needs a value\n", cmd, o);
+			return 2;
+		}
+		if (port) {
+			if (parse_port(v, port) < 0) {
+				fprintf(stderr, "roost %s: %s takes a port number 1..65535\n", cmd, o);
+				return 2;
+			}
+		} else if (strcmp(o, "--data") == 0) {
+			a->data = v;
+		} else if (strcmp(o, "--email") == 0) {
+			a->email = v;
+		} else if (strcmp(o, "--listen") == 0) {
+			a->cfg.listen = v;
+		} else {
+			fprintf(stderr, "roost %s: unknown argument %s (see 'roost help')\n", cmd, o);
+			return 2;
+		}
+		i++;
+	}
+	a->cfg.data_dir = a->data;
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	struct hub_args a;
+	int rc = parse_hub_args("init", argc, argv, &a);
+	if (rc)
+		return rc;
+	if (!a.data || !a.email) {
+		fprintf(stderr, "usage: roost init --data DIR --email EMAIL\n");
+		return 2;
+	}
+	char *pw = read_password("Owner password: ", true);
+	if (!pw)
+		return 1;
+	rc = hub_init(a.data, a.email, pw, false);
+	sodium_memzero(pw, strlen(pw));
+	free(pw);
+	return rc;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct hub_args a;
+	int rc = parse_hub_args("serve", argc, argv, &a);
+	if (rc)
+		return rc;
+	if (!a.data) {
+		fprintf(stderr, "usage: roost serve --data DIR [--listen ADDR] [--api-port N] "
+				"[--content-port N] [--dashboard-port N]\n");
+		return 2;
+	}
+	return hub_serve(&a.cfg);
+}
+
+/* A hub on loopback with a known login, for trying roost out. */
+static int cmd_demo(int argc, char **argv)
+{
+	struct hub_args a;
+	int rc = parse_hub_args("demo", argc, argv, &a);
+	if (rc)
+		return rc;
+	if (!a.data)
+		a.data = a.cfg.data_dir = "demo-data";
+	const char *email = "demo@roost.local";
+	char *login_file = xasprintf("%s/demo-login.txt", a.data);
+	char pw[64] = "";
+	FILE *f = fopen(login_file, "r");
+	if (f) {
+		if (!fgets(pw, sizeof pw, f))
+			pw[0] = 0;
+		pw[strcspn(pw, "\n")] = 0;
+		fclose(f);
+	}
+	if (!pw[0]) {
+		unsigned char raw[9];
+		randombytes_buf(raw, sizeof raw);
+		sodium_bin2base64(pw, sizeof pw, raw, sizeof raw,
+				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		if ((rc = hub_init(a.data, email, pw, true)) != 0) {
+			free(login_file);
+			return rc;
+		}
+		f = fopen(login_file, "w");
+		if (f) {
+			fprintf(f, "%s\n", pw);
+			fclose(f);
+			chmod(login_file, 0600);
+		}
+	}
+	free(login_file);
+	const char *host = a.cfg.listen ? a.cfg.listen : "127.0.0.1";
+	printf("\nroost demo\n"
+	       "  dashboard: http://%s:%d/\n"
+	       "  API:       http://%s:%d/api/v1\n"
+	       "  login:     %s  password: %s\n"
+	       "  try:       ROOST_PASSWORD='%s' roost login --hub http://%s:%d --email %s\n"
+	       "             roost put FILE && roost ls\n"
+	       "  (Ctrl-C stops the hub; data stays in %s)\n\n",
+	       host, a.cfg.dashboard_port, host, a.cfg.api_port, email, pw, pw, host,
+	       a.cfg.api_port, email, a.data);
+	fflush(stdout);
+	return hub_serve(&a.cfg);
+}
+
+int main(int argc, char **argv)
+{
+	if (sodium_init() < 0) {
+		fprintf(stderr, "roost: libsodium failed to initialize\n");
+		return 1;
+	}
+	if (getenv("ROOST_DEBUG"))
+		log_set_level(LOG_DEBUG);
+	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("roost %s\n", ROOST_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "init") == 0)
+		return cmd_init(argc - 2, argv + 2);
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(argc - 2, argv + 2);
+	if (strcmp(cmd, "demo") == 0)
+		return cmd_demo(argc - 2, argv + 2);
+	int rc = cli_run(cmd, argc - 2, argv + 2);
+	if (rc >= 0)
+		return rc;
+	fprintf(stderr, "roost: unknown command '%s'\n\n%s", cmd, usage_text);
+	return 2;
+}
