@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -527,13 +528,6 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 	return d;
 }
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-	stop_flag = sig;
-}
-
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -551,6 +545,13 @@ int hub_serve(struct hub_config *cfg)
 		hub->cfg.listen = "127.0.0.1";
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
+	/* Block the stop signals in every thread (MHD's inherit the mask); the main
+	 * thread takes them with sigwait. */
+	sigset_t stop_set;
+	sigemptyset(&stop_set);
+	sigaddset(&stop_set, SIGINT);
+	sigaddset(&stop_set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
 
 	char *dbpath = xasprintf("sqlite:%s/roost.db", cfg->data_dir);
 	char *err = NULL;
@@ -591,12 +592,9 @@ int hub_serve(struct hub_config *cfg)
 			 "port %d, data %s",
 			 ROOST_VERSION, hub->cfg.listen, cfg->api_port, cfg->content_port,
 			 cfg->dashboard_port, cfg->data_dir);
-		struct sigaction sa = {.sa_handler = on_signal};
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		while (!stop_flag)
-			pause();
-		log_info("signal %d: shutting down", (int)stop_flag);
+		int sig = 0;
+		sigwait(&stop_set, &sig);
+		log_info("%s: shutting down", strsignal(sig));
 		rc = 0;
 	}
 	if (hub->dashboard)

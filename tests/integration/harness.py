@@ -1,0 +1,181 @@
+"""Integration-test harness: starts real roost processes on 127.0.0.1 and talks
+to them over HTTP, as users do. Standard library only."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+ROOST = os.environ.get("ROOST_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "roost")
+PASSWORD = "correct horse battery"
+EMAIL = "owner@example.test"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    """A hub process with its own data dir, ports and a CLI config dir."""
+
+    def __init__(self, root):
+        self.root = root
+        self.data = os.path.join(root, "hub")
+        self.cfg = os.path.join(root, "cfg")
+        self.api_port = free_port()
+        self.content_port = free_port()
+        self.dash_port = free_port()
+        self.proc = None
+        self.log = None
+        env = self.env()
+        subprocess.run([ROOST, "init", "--data", self.data, "--email", EMAIL],
+                       env=env, check=True, capture_output=True)
+
+    def env(self, **extra):
+        e = dict(os.environ)
+        e.update(XDG_CONFIG_HOME=self.cfg, ROOST_PASSWORD=PASSWORD)
+        e.update(extra)
+        return e
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.api_port
+
+    def start(self):
+        self.log = open(os.path.join(self.root, "hub.log"), "ab")
+        self.proc = subprocess.Popen(
+            [ROOST, "serve", "--data", self.data, "--api-port", str(self.api_port),
+             "--content-port", str(self.content_port),
+             "--dashboard-port", str(self.dash_port)],
+            stdout=self.log, stderr=self.log, env=self.env())
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("hub exited: see " + self.log.name)
+            try:
+                with socket.create_connection(("127.0.0.1", self.api_port), 0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("hub did not start")
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stop the hub; a SIGTERM stop must exit 0 (under ASan: no leaks)."""
+        code = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                code = self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.log:
+            self.log.close()
+            self.log = None
+        if sig == signal.SIGTERM and code != 0:
+            raise AssertionError("hub exited with %r on SIGTERM; see %s/hub.log" % (
+                code, self.root))
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+    # ---- the CLI ----
+    def cli(self, *args, check=True, timeout=600, **kw):
+        p = subprocess.run([ROOST, *args], env=self.env(), capture_output=True,
+                           timeout=timeout, **kw)
+        if check and p.returncode != 0:
+            raise AssertionError("roost %s failed (%d): %s" % (
+                " ".join(args), p.returncode, p.stderr.decode(errors="replace")))
+        return p
+
+    def login_cli(self):
+        self.cli("login", "--hub", self.url, "--email", EMAIL)
+
+    # ---- the HTTP API ----
+    def request(self, method, path, body=None, token=None, headers=None, raw=None,
+                port=None):
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.api_port, timeout=120)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=data, headers=h)
+        resp = conn.getresponse()
+        payload = resp.read()
+        conn.close()
+        parsed = None
+        if resp.getheader("Content-Type", "").startswith("application/json") and payload:
+            parsed = json.loads(payload)
+        return resp.status, parsed, payload, resp
+
+    def login(self, email=EMAIL, password=PASSWORD):
+        st, body, _, _ = self.request("POST", "/api/v1/login",
+                                      {"email": email, "password": password})
+        assert st == 200, (st, body)
+        return body["token"]
+
+    def workspace(self, token):
+        st, body, _, _ = self.request("GET", "/api/v1/workspaces", token=token)
+        assert st == 200, body
+        return body["workspaces"][0]["id"]
+
+    def metric(self, name):
+        st, _, payload, _ = self.request("GET", "/metrics")
+        for line in payload.decode().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        raise KeyError(name)
+
+
+def q(path):
+    return urllib.parse.quote(path, safe="")
+
+
+class HubTest(unittest.TestCase):
+    """A fresh hub per test class, started; self.token logged in over HTTP."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="roost-it-")
+        cls.hub = Hub(cls.tmp)
+        cls.hub.start()
+        cls.token = cls.hub.login()
+        cls.ws = cls.hub.workspace(cls.token)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.hub.stop()
+        if os.environ.get("ROOST_KEEP_TMP"):
+            print("kept", cls.tmp)
+        else:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def api(self, method, rel, body=None, **kw):
+        return self.hub.request(method, "/api/v1/workspaces/%d%s" % (self.ws, rel), body,
+                                token=kw.pop("token", self.token), **kw)
+
+    def assertError(self, result, status, code=None):
+        st, body, payload, _ = result
+        self.assertEqual(st, status, payload[:300])
+        self.assertIsInstance(body, dict, payload[:300])
+        self.assertIn("error", body)
+        self.assertIn("message", body["error"])
+        if code:
+            self.assertEqual(body["error"]["code"], code, body)
+
+
+def main():
+    unittest.main(verbosity=2)
