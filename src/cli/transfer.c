@@ -149,20 +149,29 @@ static size_t discard(char *p, size_t size, size_t n, void *cls)
 	return size * n;
 }
 
-static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch, uint8_t *buf)
+/* curl reads the chunk straight from the file into its upload buffer. */
+struct chunk_reader {
+	int fd;
+	int64_t off, left;
+	int err;
+};
+
+static size_t read_chunk(char *buf, size_t size, size_t n, void *cls)
 {
-	ssize_t n = pread_full(p->fd, buf, (size_t)ch->size, ch->off);
-	if (n != ch->size) {
-		put_fail(p, "cannot read the file at offset %lld: %s", (long long)ch->off,
-			 n < 0 ? strerror((int)-n) : "it changed while uploading");
-		return -1;
+	struct chunk_reader *rd = cls;
+	size_t want = size * n < (size_t)rd->left ? size * n : (size_t)rd->left;
+	ssize_t got = want ? pread_full(rd->fd, buf, want, rd->off) : 0;
+	if (got < 0 || (size_t)got != want) {
+		rd->err = got < 0 ? (int)-got : EIO;
+		return CURL_READFUNC_ABORT;
 	}
-	char h[HASH_HEX_LEN + 1];
-	hash_hex(buf, (size_t)n, h);
-	if (strcmp(h, ch->hash) != 0) {
-		put_fail(p, "the file changed while it was being uploaded; run put again");
-		return -1;
-	}
+	rd->off += got;
+	rd->left -= got;
+	return (size_t)got;
+}
+
+static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
+{
 	char *url = client_ws_url(p->c, "/chunks/%s", ch->hash);
 	char *auth = xasprintf("Authorization: Bearer %s", p->c->token);
 	struct curl_slist *hdr = curl_slist_append(NULL, auth);
@@ -170,20 +179,28 @@ static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch, uint8
 	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
 	int rc = -1;
 	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
+		struct chunk_reader rd = {p->fd, ch->off, ch->size, 0};
 		curl_easy_setopt(curl, CURLOPT_URL, url);
-		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)ch->size);
+		curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_chunk);
+		curl_easy_setopt(curl, CURLOPT_READDATA, &rd);
 		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, buf);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
 		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
 		CURLcode cc = curl_easy_perform(curl);
 		long status = 0;
 		if (cc == CURLE_OK)
 			curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 		if (status == 200 || status == 201) {
-			atomic_fetch_add(&p->sent_bytes, n);
+			atomic_fetch_add(&p->sent_bytes, ch->size);
 			atomic_fetch_add(&p->sent_chunks, 1);
 			rc = 0;
+			break;
+		}
+		if (rd.err) {
+			put_fail(p, "cannot read the file at offset %lld: %s", (long long)rd.off,
+				 strerror(rd.err));
 			break;
 		}
 		bool transient = cc != CURLE_OK || status == 429 || status >= 500;
@@ -191,7 +208,8 @@ static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch, uint8
 			put_fail(p, "uploading chunk %.12s failed: %s", ch->hash,
 				 cc != CURLE_OK ? curl_easy_strerror(cc)
 				 : status == 401 ? "not authorized (log in again)"
-				 : status == 422 ? "the hub says its bytes don't match its hash"
+				 : status == 422 ? "the file changed while it was being uploaded; "
+						   "run put again"
 						 : "the hub refused it");
 			break;
 		}
@@ -212,7 +230,6 @@ static void *put_worker(void *arg)
 {
 	struct put *p = arg;
 	CURL *curl = client_curl(p->c);
-	uint8_t *buf = xmalloc(p->c->chunking.max);
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
 		while (p->qlen == 0 && !p->closed && !p->err[0])
@@ -226,10 +243,9 @@ static void *put_worker(void *arg)
 		p->qlen--;
 		pthread_cond_signal(&p->can_push);
 		pthread_mutex_unlock(&p->mu);
-		if (upload_chunk(p, curl, &ch, buf) != 0)
+		if (upload_chunk(p, curl, &ch) != 0)
 			break;
 	}
-	free(buf);
 	curl_easy_cleanup(curl);
 	return NULL;
 }
@@ -321,21 +337,83 @@ static char *remote_for(const char *local, const char *remote)
 	return r;
 }
 
+/* The whole-file SHA-256 runs on a second thread over the same read buffers
+ * while this one chunks and hashes chunks: two SHA passes, two cores. */
+struct whole_hasher {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hasher *h;
+	const uint8_t *buf; /* the buffer to hash next, NULL when idle */
+	size_t len;
+	bool busy, quit;
+	pthread_t th;
+};
+
+static void *whole_main(void *arg)
+{
+	struct whole_hasher *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->busy && !w->quit)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (!w->busy && w->quit)
+			break;
+		const uint8_t *b = w->buf;
+		size_t n = w->len;
+		pthread_mutex_unlock(&w->mu);
+		hasher_update(w->h, b, n);
+		pthread_mutex_lock(&w->mu);
+		w->busy = false;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void whole_wait(struct whole_hasher *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->busy)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void whole_post(struct whole_hasher *w, const uint8_t *buf, size_t len)
+{
+	whole_wait(w);
+	pthread_mutex_lock(&w->mu);
+	w->buf = buf;
+	w->len = len;
+	w->busy = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* Chunk and hash the file, probing and enqueueing as it goes. Returns 0 or -1. */
 static int scan_file(struct put *p, struct progress *pr, char whole_hex[HASH_HEX_LEN + 1],
 		     struct hashset *queued)
 {
 	struct chunker ch;
 	chunker_init(&ch, &p->c->chunking);
-	struct hasher *whole = hasher_new(), *part = hasher_new();
-	uint8_t *buf = xmalloc(READ_BUF);
+	struct hasher *part = hasher_new();
+	struct whole_hasher w = {.h = hasher_new()};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	pthread_create(&w.th, NULL, whole_main, &w);
+	/* Two buffers: the whole-file hasher reads one while the next is filled. */
+	uint8_t *bufs[2] = {xmalloc(READ_BUF), xmalloc(READ_BUF)};
 	int64_t off = 0, chunk_start = 0;
 	size_t probed = 0;
 	int rc = 0;
-	for (;;) {
+	for (unsigned turn = 0;; turn ^= 1) {
+		uint8_t *buf = bufs[turn];
+		/* No wait needed here: posting the other buffer waited until this
+		 * one's whole-file hashing had finished. */
 		ssize_t n = read(p->fd, buf, READ_BUF);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			turn ^= 1;
 			continue;
+		}
 		if (n < 0) {
 			put_fail(p, "read error: %s", strerror(errno));
 			rc = -1;
@@ -343,7 +421,7 @@ static int scan_file(struct put *p, struct progress *pr, char whole_hex[HASH_HEX
 		}
 		if (n == 0)
 			break;
-		hasher_update(whole, buf, (size_t)n);
+		whole_post(&w, buf, (size_t)n);
 		for (size_t i = 0; i < (size_t)n;) {
 			bool cut;
 			size_t k = chunker_scan(&ch, buf + i, (size_t)n - i, &cut);
@@ -366,6 +444,11 @@ static int scan_file(struct put *p, struct progress *pr, char whole_hex[HASH_HEX
 		}
 		progress_show(pr, off, atomic_load(&p->sent_bytes), false);
 	}
+	pthread_mutex_lock(&w.mu);
+	w.quit = true;
+	pthread_cond_broadcast(&w.cv);
+	pthread_mutex_unlock(&w.mu);
+	pthread_join(w.th, NULL);
 	if (rc == 0 && off > chunk_start) {
 		char h[HASH_HEX_LEN + 1];
 		hasher_final_hex(part, h);
@@ -373,10 +456,13 @@ static int scan_file(struct put *p, struct progress *pr, char whole_hex[HASH_HEX
 	}
 	if (rc == 0 && p->n > probed)
 		rc = probe_and_enqueue(p, probed, p->n, queued);
-	hasher_final_hex(whole, whole_hex);
-	hasher_free(whole);
+	hasher_final_hex(w.h, whole_hex);
+	hasher_free(w.h);
 	hasher_free(part);
-	free(buf);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	free(bufs[0]);
+	free(bufs[1]);
 	return rc;
 }
 
@@ -511,10 +597,13 @@ out:
 
 /* ---- get ---- */
 
+#define WRITEBACK_STEP (16ll * 1024 * 1024)
+
 struct get {
 	int fd;
 	struct hasher *h;
 	int64_t got;
+	int64_t flushed; /* writeback started up to here */
 	struct progress *pr;
 	int err;
 };
@@ -530,6 +619,12 @@ static size_t get_write(char *data, size_t size, size_t n, void *cls)
 		return 0;
 	}
 	g->got += (int64_t)len;
+	/* Start writeback as we go, so the fsync at the end has little left to do
+	 * and the disk works while the network does. */
+	if (g->got - g->flushed >= WRITEBACK_STEP) {
+		sync_file_range(g->fd, g->flushed, g->got - g->flushed, SYNC_FILE_RANGE_WRITE);
+		g->flushed = g->got;
+	}
 	progress_show(g->pr, g->got, -1, false);
 	return len;
 }

@@ -2,11 +2,14 @@
 #include "util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 const char *json_get_str(const json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : NULL;
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+		return NULL; /* absent, not a string, or holding a NUL */
+	return json_string_value(v);
 }
 
 bool json_get_int(const json_t *o, const char *key, int64_t *out)

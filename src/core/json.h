@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A string member, or NULL when absent or not a string. */
+/* A string member, or NULL when absent, not a string or holding a NUL byte. */
 const char *json_get_str(const json_t *o, const char *key);
 /* An integer member into *out; false when absent or not an integer. */
 bool json_get_int(const json_t *o, const char *key, int64_t *out);

@@ -74,8 +74,13 @@ char *path_normalize(const char *s, size_t len, const char **why)
 	size_t start = 0, end = len;
 	if (start < end && s[start] == '/')
 		start++;
-	if (end > start && s[end - 1] == '/')
+	/* One trailing '/' may follow a name; "//" or "a//" ends in an empty name. */
+	if (end > start + 1 && s[end - 1] == '/')
 		end--;
+	if (end > start && s[end - 1] == '/') {
+		*why = "path has an empty component";
+		return NULL;
+	}
 	char *out = xmalloc(len + 2);
 	size_t o = 0;
 	out[o++] = '/';

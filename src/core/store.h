@@ -40,6 +40,10 @@ int store_put(struct store *s, const void *data, size_t len, char hash_out[HASH_
  * -EBADMSG when its content does not match its name, -EFBIG if over cap. */
 int64_t store_read(struct store *s, const char *hash, uint8_t *buf, size_t cap);
 
+/* Ask the kernel to start reading an object into the page cache (readahead
+ * for the next chunk of a download). Best effort. */
+void store_prefetch(struct store *s, const char *hash);
+
 /* Remove an object (GC, quarantine). */
 int store_remove(struct store *s, const char *hash);
 

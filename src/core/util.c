@@ -214,3 +214,16 @@ int64_t parse_duration(const char *s)
 		return -1;
 	return v * mul;
 }
+
+int64_t parse_id(const char *s)
+{
+	if (!s || !*s || *s == '0' || strlen(s) > 18)
+		return -1;
+	int64_t v = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	return v;
+}

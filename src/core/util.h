@@ -38,6 +38,9 @@ int fsync_parent_dir(const char *path);
 /* mkdir -p with the given mode. 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
 
+/* A positive decimal id in canonical form (digits only, no leading zero,
+ * fits int64); -1 otherwise. */
+int64_t parse_id(const char *s);
 /* "1.5 MiB" style; buf must hold 32 bytes. */
 const char *human_bytes(int64_t n, char buf[32]);
 /* Parse "7d", "12h", "30m", "45s" or plain seconds into seconds; -1 if bad. */

@@ -88,6 +88,13 @@ static const char *const migrations[] = {
 	" size BIGINT NOT NULL, PRIMARY KEY (version_id, idx));"
 	"CREATE INDEX version_chunks_chunk ON version_chunks(chunk_hash);"
 
+	/* Which chunks a workspace may reference: ones its members uploaded or
+	 * committed. Probes and commits are answered from this, so a chunk's hash
+	 * alone never reveals or grants another workspace's data. */
+	"CREATE TABLE workspace_chunks ("
+	" workspace_id BIGINT NOT NULL REFERENCES workspaces(id), chunk_hash TEXT NOT NULL,"
+	" created_at BIGINT NOT NULL, PRIMARY KEY (workspace_id, chunk_hash));"
+
 	/* holder is 'hub' for the hub's storage or 'host:ID' */
 	"CREATE TABLE chunk_replicas ("
 	" chunk_hash TEXT NOT NULL REFERENCES chunks(hash), holder TEXT NOT NULL,"

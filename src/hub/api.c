@@ -194,22 +194,6 @@ enum MHD_Result api_versions(struct req *r)
 	return ret;
 }
 
-/* Normalize a path member of the JSON body; replies 400 and returns NULL if bad. */
-static char *body_path(struct req *r, const char *key)
-{
-	json_t *v = json_object_get(r->json, key);
-	if (!json_is_string(v)) {
-		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-			    "'%s' (a string path) is required", key);
-		return NULL;
-	}
-	const char *why;
-	char *p = path_normalize(json_string_value(v), json_string_length(v), &why);
-	if (!p)
-		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "%s: %s", key, why);
-	return p;
-}
-
 static enum MHD_Result fail_tx(struct req *r)
 {
 	db_rollback(r->db);
@@ -223,7 +207,7 @@ enum MHD_Result api_mkdir(struct req *r)
 	if (!ok)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 				   "'parents' must be a boolean");
-	char *path = body_path(r, "path");
+	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
 	enum MHD_Result ret;
@@ -282,10 +266,10 @@ static bool is_inside(const char *path, const char *folder)
 
 enum MHD_Result api_move(struct req *r)
 {
-	char *from = body_path(r, "from");
+	char *from = req_body_path(r, "from");
 	if (!from)
 		return MHD_YES;
-	char *to = body_path(r, "to");
+	char *to = req_body_path(r, "to");
 	if (!to) {
 		free(from);
 		return MHD_YES;

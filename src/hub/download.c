@@ -67,6 +67,9 @@ static ssize_t download_read(void *cls, uint64_t pos, char *out, size_t max)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
 		d->loaded = (ssize_t)i;
+		/* Overlap the next chunk's disk read with sending this one. */
+		if (i + 1 < d->n)
+			store_prefetch(d->hub->store, d->chunks[i + 1].hash);
 	}
 	int64_t in_chunk = c->off + c->size - abs;
 	int64_t in_range = d->start + d->len - abs;
@@ -128,15 +131,14 @@ enum MHD_Result api_content(struct req *r)
 			       : reply_db_error(r);
 	const char *vs = req_arg(r, "version", NULL);
 	if (vs) {
-		char *end;
-		long long v = strtoll(vs, &end, 10);
-		if (*end || v <= 0)
+		int64_t v = parse_id(vs);
+		if (v <= 0)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_version",
 					   "version must be a positive integer");
 		rc = meta_version_get(r->db, fi.id, v, &fi);
 		if (rc != 1)
 			return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-						     "no version %lld of this file", v)
+						     "no version %lld of this file", (long long)v)
 				       : reply_db_error(r);
 	}
 	struct download *d = xcalloc(1, sizeof *d);
@@ -206,13 +208,13 @@ enum MHD_Result api_chunk_get(struct req *r)
 	if (!hash_hex_valid(hash))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
 				   "the chunk id must be 64 lowercase hex digits");
-	/* Only chunks of this workspace's files: the store is shared by workspaces. */
-	int64_t size = 0;
-	int rc = db_int64(r->db, &size,
-			  "SELECT vc.size FROM version_chunks vc JOIN file_versions v ON v.id = "
-			  "vc.version_id JOIN files f ON f.id = v.file_id "
-			  "WHERE vc.chunk_hash = ? AND f.workspace_id = ? LIMIT 1",
-			  "ti", hash, r->ws_id);
+	/* Only this workspace's chunks: the store is shared by workspaces. */
+	int64_t one = 0, size = 0;
+	int rc = db_int64(r->db, &one,
+			  "SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
+			  "it", r->ws_id, hash);
+	if (rc == DB_ROW && (size = store_size(r->hub->store, hash)) <= 0)
+		rc = DB_DONE;
 	if (rc != DB_ROW)
 		return rc == DB_DONE ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
 						   "no such chunk in this workspace")

@@ -106,6 +106,8 @@ const char *req_header(struct req *r, const char *key);
 const char *req_client(struct req *r, char buf[64]);
 /* The normalized "path" argument, or NULL after replying 400. */
 char *req_path_arg(struct req *r, const char *key);
+/* The normalized path member key of the JSON body, or NULL after replying 400. */
+char *req_body_path(struct req *r, const char *key);
 
 /* auth.c */
 int auth_hash_password(const char *password, char out[128]);

@@ -168,6 +168,22 @@ char *req_path_arg(struct req *r, const char *key)
 	return p;
 }
 
+/* Normalize a path member of the JSON body; replies 400 and returns NULL if bad. */
+char *req_body_path(struct req *r, const char *key)
+{
+	json_t *v = json_object_get(r->json, key);
+	if (!json_is_string(v)) {
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+			    "'%s' (a string path) is required", key);
+		return NULL;
+	}
+	const char *why;
+	char *p = path_normalize(json_string_value(v), json_string_length(v), &why);
+	if (!p)
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "%s: %s", key, why);
+	return p;
+}
+
 /* ---- small built-in endpoints ---- */
 
 static enum MHD_Result api_health(struct req *r)
@@ -267,10 +283,8 @@ static bool admit(struct req *r)
 		return false;
 	}
 	if (rt->flags & R_WS) {
-		char *end;
-		errno = 0;
-		long long id = strtoll(r->params[0], &end, 10);
-		if (errno || *end || id <= 0) {
+		int64_t id = parse_id(r->params[0]);
+		if (id <= 0) {
 			reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such workspace");
 			return false;
 		}
@@ -407,7 +421,10 @@ static enum MHD_Result on_complete(struct req *r)
 		if (r->body_len == 0)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
 					   "a JSON object body is required");
-		r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+		/* NULs are let through the parser so that a path holding one gets the
+		 * path error; json_get_str refuses strings holding them elsewhere. */
+		r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+				     &jerr);
 		if (!r->json)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
 					   "malformed JSON at line %d column %d: %s", jerr.line,
@@ -521,7 +538,7 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 		flags, (uint16_t)port, NULL, NULL, cb, hub, MHD_OPTION_SOCK_ADDR,
 		(struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+		(unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024),
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
 	if (!d)
 		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port, strerror(errno));

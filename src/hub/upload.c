@@ -52,9 +52,14 @@ static void sniff_stored_chunk(struct hub *hub, const char *hash, char out[128])
 	free(buf);
 }
 
-/* ---- chunk bookkeeping ---- */
+/* ---- chunk bookkeeping ----
+ *
+ * The store itself says which chunks the hub holds: an object exists only once
+ * it is whole and durable (fsync, rename, directory fsync). Uploads therefore
+ * touch no database row per chunk; a version's commit records its chunks in
+ * its own transaction. Objects never committed are orphans for GC to collect. */
 
-/* Record that the hub's storage holds a chunk (after its bytes are durable). */
+/* Record a committed chunk (inside the commit's transaction). */
 static int record_chunk(struct db *db, const char *hash, int64_t size)
 {
 	int64_t now = now_ms();
@@ -71,15 +76,36 @@ static int record_chunk(struct db *db, const char *hash, int64_t size)
 	return r;
 }
 
-/* The size of a chunk the hub's storage holds, or -1. */
-static int64_t held_chunk_size(struct db *db, const char *hash)
+/* Let workspace ws reference chunks it uploaded. Losing these rows in a power
+ * cut only means re-sending the chunks, so they are written without a WAL
+ * fsync per chunk (synchronous=NORMAL on this connection, for these writes). */
+static int grant_chunks(struct db *db, int64_t ws, const struct chunk_ref *chunks, size_t n)
 {
-	int64_t size = -1;
-	int r = db_int64(db, &size,
-			 "SELECT c.size FROM chunks c JOIN chunk_replicas r ON r.chunk_hash = "
-			 "c.hash WHERE c.hash = ? AND r.holder = 'hub' AND r.state = 'ok'",
-			 "t", hash);
-	return r == DB_ROW ? size : -1;
+	db_exec(db, "PRAGMA synchronous=NORMAL");
+	int r = db_begin(db);
+	for (size_t i = 0; i < n && r == DB_DONE; i++)
+		r = db_run(db,
+			   "INSERT INTO workspace_chunks(workspace_id, chunk_hash, created_at) "
+			   "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
+			   "iti", ws, chunks[i].hash, now_ms());
+	if (r == DB_DONE)
+		r = db_commit(db);
+	else
+		db_rollback(db);
+	db_exec(db, "PRAGMA synchronous=FULL");
+	return r;
+}
+
+/* The size of a chunk workspace ws may use and the hub's storage holds, or -1. */
+static int64_t held_chunk_size(struct req *r, const char *hash)
+{
+	int64_t one = 0;
+	if (db_int64(r->db, &one,
+		     "SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?", "it",
+		     r->ws_id, hash) != DB_ROW)
+		return -1;
+	int64_t n = store_size(r->hub->store, hash);
+	return n > 0 ? n : -1;
 }
 
 enum MHD_Result api_chunks_missing(struct req *r)
@@ -102,7 +128,7 @@ enum MHD_Result api_chunks_missing(struct req *r)
 	json_t *missing = json_array();
 	json_array_foreach(hashes, i, h)
 	{
-		if (held_chunk_size(r->db, json_string_value(h)) < 0)
+		if (held_chunk_size(r, json_string_value(h)) < 0)
 			json_array_append(missing, h);
 	}
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "missing", missing));
@@ -160,7 +186,9 @@ enum MHD_Result api_chunk_put(struct req *r)
 	if (rc != 0)
 		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage_error",
 				   "the hub could not store the chunk: %s", strerror(-rc));
-	if (record_chunk(r->db, r->params[1], size) != DB_DONE)
+	struct chunk_ref got = {.size = size};
+	memcpy(got.hash, r->params[1], HASH_HEX_LEN + 1);
+	if (grant_chunks(r->db, r->ws_id, &got, 1) != DB_DONE)
 		return reply_db_error(r);
 	atomic_fetch_add(&r->hub->m.chunks_received, 1);
 	atomic_fetch_add(&r->hub->m.chunk_bytes_received, size);
@@ -187,7 +215,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	/* Every chunk must be held, with the size the client claims. */
 	json_t *missing = json_array();
 	for (size_t i = 0; i < n; i++) {
-		int64_t held = held_chunk_size(r->db, chunks[i].hash);
+		int64_t held = held_chunk_size(r, chunks[i].hash);
 		if (held < 0) {
 			json_array_append_new(missing, json_string(chunks[i].hash));
 		} else if (held != chunks[i].size) {
@@ -248,7 +276,8 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		goto db_fail;
 	int64_t off = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (db_run(r->db,
+		if (record_chunk(r->db, chunks[i].hash, chunks[i].size) != DB_DONE ||
+		    db_run(r->db,
 			   "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
 			   "size) VALUES(?,?,?,?,?)",
 			   "iitii", vid, (int64_t)i, chunks[i].hash, off, chunks[i].size) != DB_DONE ||
@@ -288,13 +317,11 @@ out:
 
 enum MHD_Result api_commit(struct req *r)
 {
-	const char *why;
-	const char *p = json_get_str(r->json, "path");
 	const char *hash = json_get_str(r->json, "hash");
 	const char *ctype = json_get_str(r->json, "content_type");
 	json_t *chunks = json_object_get(r->json, "chunks");
 	int64_t size;
-	if (!p || !json_get_int(r->json, "size", &size) || !hash || !json_is_array(chunks))
+	if (!json_get_int(r->json, "size", &size) || !hash || !json_is_array(chunks))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 				   "path, size, hash and chunks are required");
 	if (size < 0)
@@ -303,16 +330,13 @@ enum MHD_Result api_commit(struct req *r)
 	if (!hash_hex_valid(hash))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
 				   "hash must be 64 lowercase hex digits");
-	if (ctype && (strlen(ctype) > 127 || !*ctype))
+	if (json_object_get(r->json, "content_type") &&
+	    (!ctype || strlen(ctype) > 127 || !*ctype))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-				   "content_type must be 1..127 bytes");
-	char *path = path_normalize(p, strlen(p), &why);
-	if (!path || memchr(p, 0, strlen(p)) ||
-	    json_string_length(json_object_get(r->json, "path")) != strlen(p)) {
-		free(path);
-		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "path: %s",
-				   why ? why : "path contains a NUL byte");
-	}
+				   "content_type must be a string of 1..127 bytes");
+	char *path = req_body_path(r, "path");
+	if (!path)
+		return MHD_YES;
 	size_t n = json_array_size(chunks);
 	struct chunk_ref *refs = xcalloc(n ? n : 1, sizeof *refs);
 	int64_t total = 0;
@@ -454,15 +478,7 @@ enum MHD_Result api_upload(struct req *r)
 		sniff_type(s->head, s->head_len, ctype);
 	else
 		snprintf(ctype, sizeof ctype, "application/x-empty");
-	/* The chunks are durable; record them, then commit (its own transaction). */
-	if (db_begin(r->db) != DB_DONE)
-		return reply_db_error(r);
-	for (size_t i = 0; i < s->n; i++)
-		if (record_chunk(r->db, s->chunks[i].hash, s->chunks[i].size) != DB_DONE) {
-			db_rollback(r->db);
-			return reply_db_error(r);
-		}
-	if (db_commit(r->db) != DB_DONE)
+	if (grant_chunks(r->db, r->ws_id, s->chunks, s->n) != DB_DONE)
 		return reply_db_error(r);
 	return commit_version(r, s->path, s->total, hash, s->chunks, s->n, ctype);
 }
