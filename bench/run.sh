@@ -1,0 +1,9 @@
+#!/bin/sh
+# Run every benchmark against its peers; figures go to docs/benchmarks.md.
+set -eu
+ROOST=${1:-build/roost}
+BUILD=$(dirname "$ROOST")
+echo "== chunking (docs/chunking.md)"
+nice "$BUILD/roost-chunkbench" --size 1024
+echo "== transfer (docs/benchmarks.md)"
+python3 "$(dirname "$0")/transfer.py" "$ROOST"

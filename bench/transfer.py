@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Benchmark roost put/get against this machine's limits and restic, in one run.
+
+For one random file (default 1 GiB) on loopback:
+  - the machine's limit: the slower of `openssl dgst -sha256` (hashing) and
+    `dd bs=4M conv=fsync` (durable write); roost put and get as a ratio of it;
+  - `restic backup` of the same file, and roost put as a ratio of it;
+  - dedup after a 1-byte insert in the middle: bytes roost uploads next to the
+    bytes restic adds for the same two versions;
+  - peak RSS of roost put, roost get and the hub while moving a larger file
+    (default 4 GiB).
+Prints a Markdown table. Usage: bench/transfer.py ROOST_BIN [--mib N] [--big-mib N]
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+MiB = 1 << 20
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, **kw)
+
+
+def quiesce():
+    """Let the disk settle (it is mounted with discard) between measurements."""
+    subprocess.run(["sync"])
+    time.sleep(2)
+
+
+def timed(cmd, **kw):
+    quiesce()
+    t = time.monotonic()
+    sh(cmd, **kw)
+    return time.monotonic() - t
+
+
+def random_file(path, size, insert_at=None):
+    """Write size random bytes; with insert_at, also write a copy with one byte
+    inserted at that offset (path + '.v2'). Returns nothing; constant memory."""
+    seed = os.urandom(32)
+    f = open(path, "wb")
+    g = open(path + ".v2", "wb") if insert_at is not None else None
+    written, counter = 0, 0
+    while written < size:
+        # fast, reproducible-enough random stream: SHAKE over a counter
+        block = hashlib.shake_256(seed + counter.to_bytes(8, "little")).digest(
+            min(MiB, size - written))
+        counter += 1
+        f.write(block)
+        if g:
+            if written <= insert_at < written + len(block):
+                k = insert_at - written
+                g.write(block[:k] + b"\x42" + block[k:])
+            else:
+                g.write(block)
+        written += len(block)
+    f.close()
+    if g:
+        g.close()
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(4 * MiB), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    def __init__(self, roost, root):
+        self.roost, self.root = roost, root
+        self.data = os.path.join(root, "hub")
+        self.env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(root, "cfg"),
+                        ROOST_PASSWORD="bench password 1")
+        self.port = free_port()
+        sh([roost, "init", "--data", self.data, "--email", "bench@example.test"], env=self.env)
+        self.log = open(os.path.join(root, "hub.log"), "wb")
+        self.proc = subprocess.Popen(
+            [roost, "serve", "--data", self.data, "--api-port", str(self.port),
+             "--content-port", str(free_port()), "--dashboard-port", str(free_port())],
+            stdout=self.log, stderr=self.log, env=self.env)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        sh([roost, "login", "--hub", "http://127.0.0.1:%d" % self.port, "--email",
+            "bench@example.test"], env=self.env)
+
+    def cli(self, *args):
+        return sh([self.roost, *args], env=self.env)
+
+    def timed(self, *args):
+        return timed([self.roost, *args], env=self.env)
+
+    def metric(self, name):
+        import urllib.request
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port).read()
+        for line in text.decode().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        raise KeyError(name)
+
+    def peak_rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+def peak_rss_of(cmd, env):
+    """Run cmd under /usr/bin/time -v; its peak RSS in KiB."""
+    quiesce()
+    p = subprocess.run(["/usr/bin/time", "-v", *cmd], env=env, capture_output=True, check=True)
+    return int(re.search(rb"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+
+
+def restic_backup(repo, path, env):
+    quiesce()
+    t = time.monotonic()
+    p = sh(["restic", "-r", repo, "backup", "--json", path], env=env)
+    secs = time.monotonic() - t
+    summary = [json.loads(l) for l in p.stdout.decode().splitlines()
+               if l.startswith("{") and '"summary"' in l][-1]
+    return secs, summary["data_added"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("roost")
+    ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--big-mib", type=int, default=4096)
+    ap.add_argument("--workdir", default=None)
+    a = ap.parse_args()
+    roost = os.path.abspath(a.roost)
+    work = tempfile.mkdtemp(prefix="roost-bench-", dir=a.workdir)
+    size = a.mib * MiB
+    rows = []
+    try:
+        src = os.path.join(work, "data.bin")
+        random_file(src, size, insert_at=size // 2)
+        mbps = lambda secs: size / secs / 1e6
+
+        t_sha = timed(["openssl", "dgst", "-sha256", src])
+        t_dd = timed(["dd", "if=" + src, "of=" + os.path.join(work, "dd.out"), "bs=4M",
+                      "conv=fsync"])
+        os.unlink(os.path.join(work, "dd.out"))
+        limit = min(mbps(t_sha), mbps(t_dd))
+
+        renv = dict(os.environ, RESTIC_PASSWORD="bench")
+        repo = os.path.join(work, "restic")
+        sh(["restic", "init", "-r", repo], env=renv)
+        t_restic, _ = restic_backup(repo, src, renv)
+
+        hub = Hub(roost, os.path.join(work, "roost"))
+        t_put = hub.timed("put", "-q", src, "/data.bin")
+        out = os.path.join(work, "get.out")
+        t_get = hub.timed("get", "-q", "/data.bin", out)
+        assert sha256_file(out) == sha256_file(src), "get returned different bytes"
+        os.unlink(out)
+
+        # dedup after a 1-byte insert in the middle
+        before = hub.metric("roost_chunk_bytes_received_total")
+        hub.cli("put", "-q", src + ".v2", "/data.bin")
+        roost_added = hub.metric("roost_chunk_bytes_received_total") - before
+        _, restic_added = restic_backup(repo, src + ".v2", renv)
+        hub.stop()
+        shutil.rmtree(repo)
+        shutil.rmtree(os.path.join(work, "roost"))
+        os.unlink(src + ".v2")
+
+        rows += [
+            ("openssl dgst -sha256", "%.0f MB/s" % mbps(t_sha), ""),
+            ("dd bs=4M conv=fsync", "%.0f MB/s" % mbps(t_dd), ""),
+            ("machine limit (slower of the two)", "%.0f MB/s" % limit, "goal: put, get >= 0.7x"),
+            ("restic backup", "%.0f MB/s" % mbps(t_restic), "goal: put >= 1.5x"),
+            ("roost put", "%.0f MB/s" % mbps(t_put),
+             "%.2fx limit, %.2fx restic" % (mbps(t_put) / limit, mbps(t_put) / mbps(t_restic))),
+            ("roost get", "%.0f MB/s" % mbps(t_get), "%.2fx limit" % (mbps(t_get) / limit)),
+            ("1-byte insert: roost uploads", "%.2f MB" % (roost_added / 1e6),
+             "restic adds %.2f MB (%.2fx)" % (restic_added / 1e6,
+                                              roost_added / max(restic_added, 1))),
+        ]
+
+        # peak memory while moving a big file
+        if a.big_mib:
+            big = os.path.join(work, "big.bin")
+            random_file(big, a.big_mib * MiB)
+            hub = Hub(roost, os.path.join(work, "roost-big"))
+            rss_put = peak_rss_of([roost, "put", "-q", big, "/big.bin"], hub.env)
+            os.unlink(big)
+            rss_get = peak_rss_of([roost, "get", "-q", "/big.bin", big], hub.env)
+            rss_hub = hub.peak_rss_kib()
+            hub.stop()
+            for name, kib in (("put", rss_put), ("get", rss_get), ("hub", rss_hub)):
+                rows.append(("peak RSS, %s of %d MiB" % (name, a.big_mib), "%.1f MiB" % (kib / 1024),
+                             "goal: <= 64 MiB"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print("| %d MiB random file, loopback | figure | ratio |" % a.mib)
+    print("|---|---|---|")
+    for r in rows:
+        print("| %s | %s | %s |" % r)
+
+
+if __name__ == "__main__":
+    main()
