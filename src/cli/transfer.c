@@ -595,38 +595,130 @@ out:
 	return rc;
 }
 
-/* ---- get ---- */
+/* ---- get ----
+ *
+ * curl's callback only copies into a ring of aligned buffers; a writer thread
+ * hashes each full buffer and writes it with O_DIRECT where the filesystem
+ * allows, so receiving, hashing and the disk all work at once and the bytes
+ * never pass through the page cache (whose copy costs as much CPU as SHA-256
+ * here). */
 
-#define WRITEBACK_STEP (16ll * 1024 * 1024)
+#define SINK_BUF  (4u << 20)
+#define SINK_BUFS 4
 
-struct get {
+struct sink {
 	int fd;
+	bool direct;
 	struct hasher *h;
+	uint8_t *buf[SINK_BUFS];
+	size_t len[SINK_BUFS];
+	int head, count; /* buf[head..head+count) wait for the writer */
+	bool done;
+	int err;         /* errno of a failed write */
 	int64_t got;
-	int64_t flushed; /* writeback started up to here */
 	struct progress *pr;
-	int err;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
 };
 
-static size_t get_write(char *data, size_t size, size_t n, void *cls)
+static void *sink_main(void *arg)
 {
-	struct get *g = cls;
+	struct sink *k = arg;
+	pthread_mutex_lock(&k->mu);
+	for (;;) {
+		while (k->count == 0 && !k->done)
+			pthread_cond_wait(&k->cv, &k->mu);
+		if (k->count == 0)
+			break;
+		uint8_t *b = k->buf[k->head];
+		size_t n = k->len[k->head];
+		pthread_mutex_unlock(&k->mu);
+		hasher_update(k->h, b, n);
+		int r = k->err ? 0 : write_maybe_direct(k->fd, &k->direct, b, n);
+		pthread_mutex_lock(&k->mu);
+		if (r)
+			k->err = -r;
+		k->len[k->head] = 0;
+		k->head = (k->head + 1) % SINK_BUFS;
+		k->count--;
+		pthread_cond_broadcast(&k->cv);
+	}
+	pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+static void sink_start(struct sink *k, int fd, struct progress *pr)
+{
+	memset(k, 0, sizeof *k);
+	k->fd = fd;
+	int fl = fcntl(fd, F_GETFL);
+	k->direct = fl >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
+	k->h = hasher_new();
+	k->pr = pr;
+	for (int i = 0; i < SINK_BUFS; i++)
+		if (posix_memalign((void **)&k->buf[i], DIRECT_ALIGN, SINK_BUF) != 0)
+			abort();
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_cond_init(&k->cv, NULL);
+	pthread_create(&k->th, NULL, sink_main, k);
+}
+
+/* Hand the buffer being filled to the writer; wait for a free one. */
+static void sink_push(struct sink *k)
+{
+	pthread_mutex_lock(&k->mu);
+	k->count++;
+	pthread_cond_broadcast(&k->cv);
+	while (k->count == SINK_BUFS)
+		pthread_cond_wait(&k->cv, &k->mu);
+	pthread_mutex_unlock(&k->mu);
+}
+
+static size_t sink_write(char *data, size_t size, size_t n, void *cls)
+{
+	struct sink *k = cls;
 	size_t len = size * n;
-	hasher_update(g->h, data, len);
-	int r = write_all(g->fd, data, len);
-	if (r) {
-		g->err = -r;
-		return 0;
+	for (size_t done = 0; done < len;) {
+		/* Only this thread touches the buffer being filled; head and count
+		 * are read under the lock the writer holds while it moves them. */
+		pthread_mutex_lock(&k->mu);
+		int fill = (k->head + k->count) % SINK_BUFS;
+		int err = k->err;
+		pthread_mutex_unlock(&k->mu);
+		if (err)
+			return 0; /* curl stops with a write error */
+		size_t room = SINK_BUF - k->len[fill];
+		size_t take = len - done < room ? len - done : room;
+		memcpy(k->buf[fill] + k->len[fill], data + done, take);
+		k->len[fill] += take;
+		done += take;
+		if (k->len[fill] == SINK_BUF)
+			sink_push(k);
 	}
-	g->got += (int64_t)len;
-	/* Start writeback as we go, so the fsync at the end has little left to do
-	 * and the disk works while the network does. */
-	if (g->got - g->flushed >= WRITEBACK_STEP) {
-		sync_file_range(g->fd, g->flushed, g->got - g->flushed, SYNC_FILE_RANGE_WRITE);
-		g->flushed = g->got;
-	}
-	progress_show(g->pr, g->got, -1, false);
+	k->got += (int64_t)len;
+	progress_show(k->pr, k->got, -1, false);
 	return len;
+}
+
+/* Flush the last partial buffer, wait for the writer; the file's hash into hex. */
+static int sink_finish(struct sink *k, char hex[HASH_HEX_LEN + 1])
+{
+	pthread_mutex_lock(&k->mu);
+	int fill = (k->head + k->count) % SINK_BUFS;
+	if (k->len[fill])
+		k->count++;
+	k->done = true;
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+	pthread_join(k->th, NULL);
+	hasher_final_hex(k->h, hex);
+	hasher_free(k->h);
+	for (int i = 0; i < SINK_BUFS; i++)
+		free(k->buf[i]);
+	pthread_mutex_destroy(&k->mu);
+	pthread_cond_destroy(&k->cv);
+	return k->err;
 }
 
 int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
@@ -685,24 +777,24 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 	json_decref(info);
 
 	char *tmp = NULL;
-	struct get g = {.fd = STDOUT_FILENO, .h = hasher_new()};
+	int fd = STDOUT_FILENO;
 	if (!to_stdout) {
 		char *copy = xstrdup(dest);
 		tmp = xasprintf("%s/.%s.roost-XXXXXX", dirname(copy), basename(dest));
 		free(copy);
-		g.fd = mkstemp(tmp);
-		if (g.fd < 0) {
+		fd = mkstemp(tmp);
+		if (fd < 0) {
 			fprintf(stderr, "roost: get: cannot create a file next to %s: %s\n", dest,
 				strerror(errno));
 			free(tmp);
 			free(dest);
-			hasher_free(g.h);
 			return 1;
 		}
 	}
 	struct progress pr;
 	progress_init(&pr, remote, size, quiet || to_stdout);
-	g.pr = &pr;
+	struct sink k;
+	sink_start(&k, fd, &pr);
 
 	char *q = version > 0 ? xasprintf("/content?path=%%s&version=%lld", (long long)version)
 			      : xstrdup("/content?path=%s");
@@ -713,43 +805,40 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 	struct curl_slist *hdr = curl_slist_append(NULL, auth);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, get_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &g);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &k);
 	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
 	CURLcode cc = curl_easy_perform(curl);
-	long status = 0;
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(curl);
 	free(auth);
 	free(url);
 
 	char got[HASH_HEX_LEN + 1];
-	hasher_final_hex(g.h, got);
-	hasher_free(g.h);
+	int werr = sink_finish(&k, got);
 	int rc = 1;
-	if (cc != CURLE_OK) {
-		fprintf(stderr, "\nroost: get %s: %s%s\n", remote, curl_easy_strerror(cc),
-			g.err ? strerror(g.err) : "");
-	} else if (g.got != size || strcmp(got, expect) != 0) {
+	if (cc != CURLE_OK || werr) {
+		fprintf(stderr, "\nroost: get %s: %s\n", remote,
+			werr ? strerror(werr) : curl_easy_strerror(cc));
+	} else if (k.got != size || strcmp(got, expect) != 0) {
 		fprintf(stderr, "\nroost: get %s: the content does not match version %lld's hash "
 				"(got %lld bytes); nothing written\n",
-			remote, (long long)ver, (long long)g.got);
-	} else if (!to_stdout && (fsync(g.fd) != 0 || rename(tmp, dest) != 0 ||
+			remote, (long long)ver, (long long)k.got);
+	} else if (!to_stdout && (fsync(fd) != 0 || rename(tmp, dest) != 0 ||
 				  fsync_parent_dir(dest) != 0)) {
 		fprintf(stderr, "roost: get: cannot write %s: %s\n", dest, strerror(errno));
 	} else {
 		rc = 0;
-		progress_show(&pr, g.got, -1, true);
+		progress_show(&pr, k.got, -1, true);
 		if (!quiet && !to_stdout) {
 			char a[32];
 			printf("%s -> %s: version %lld, %s, sha256 verified\n", remote, dest,
-			       (long long)ver, human_bytes(g.got, a));
+			       (long long)ver, human_bytes(k.got, a));
 		}
 	}
 	if (!to_stdout) {
-		close(g.fd);
+		close(fd);
 		if (rc != 0)
 			unlink(tmp);
 	}

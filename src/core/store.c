@@ -30,7 +30,6 @@ struct store {
  * page cache, which measured as half the hub's CPU time on ingest
  * (docs/benchmarks.md). The unaligned tail is written buffered. */
 #define STAGE_SIZE (1u << 20)
-#define DIRECT_ALIGN 4096u
 
 struct store_writer {
 	struct store *s;
@@ -145,37 +144,11 @@ static void stage_release(struct store *s, uint8_t *stage)
 	free(stage);
 }
 
-static void drop_direct(struct store_writer *w)
-{
-	int fl = fcntl(w->fd, F_GETFL);
-	if (fl >= 0)
-		fcntl(w->fd, F_SETFL, fl & ~O_DIRECT);
-	w->direct = false;
-}
-
-/* Write out the staged bytes: the aligned part directly, a tail (only at the
- * end of the object) buffered. */
 static int flush_stage(struct store_writer *w)
 {
-	size_t aligned = w->direct ? w->staged & ~(size_t)(DIRECT_ALIGN - 1) : 0;
-	if (aligned) {
-		int r = write_all(w->fd, w->stage, aligned);
-		if (r == -EINVAL) { /* the filesystem refused O_DIRECT after all */
-			drop_direct(w);
-			aligned = 0;
-		} else if (r) {
-			return r;
-		}
-	}
-	if (w->staged > aligned) {
-		if (w->direct)
-			drop_direct(w);
-		int r = write_all(w->fd, w->stage + aligned, w->staged - aligned);
-		if (r)
-			return r;
-	}
+	int r = write_maybe_direct(w->fd, &w->direct, w->stage, w->staged);
 	w->staged = 0;
-	return 0;
+	return r;
 }
 
 int store_writer_write(struct store_writer *w, const void *data, size_t len)

@@ -141,6 +141,34 @@ ssize_t pread_full(int fd, void *buf, size_t len, int64_t off)
 	return (ssize_t)got;
 }
 
+static void drop_direct(int fd, bool *direct)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_DIRECT);
+	*direct = false;
+}
+
+int write_maybe_direct(int fd, bool *direct, const uint8_t *buf, size_t len)
+{
+	size_t aligned = *direct ? len & ~(size_t)(DIRECT_ALIGN - 1) : 0;
+	if (aligned) {
+		int r = write_all(fd, buf, aligned);
+		if (r == -EINVAL) { /* the filesystem refused O_DIRECT after all */
+			drop_direct(fd, direct);
+			aligned = 0;
+		} else if (r) {
+			return r;
+		}
+	}
+	if (len > aligned) {
+		if (*direct)
+			drop_direct(fd, direct);
+		return write_all(fd, buf + aligned, len - aligned);
+	}
+	return 0;
+}
+
 int fsync_parent_dir(const char *path)
 {
 	char *copy = xstrdup(path);

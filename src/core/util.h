@@ -33,6 +33,14 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 int write_all(int fd, const void *buf, size_t len);
 /* pread exactly len bytes (fewer only at EOF). Returns bytes read or -errno. */
 ssize_t pread_full(int fd, void *buf, size_t len, int64_t off);
+/* Buffers written with O_DIRECT are aligned to this. */
+#define DIRECT_ALIGN 4096u
+/* Write len bytes from buf (DIRECT_ALIGN-aligned) to fd, which may have been
+ * opened with O_DIRECT (*direct true): the aligned part goes direct, an
+ * unaligned tail buffered (O_DIRECT is then dropped from fd for good, so only
+ * a final write may have a tail). Falls back to buffered writes if the
+ * filesystem refuses O_DIRECT. 0 or -errno. */
+int write_maybe_direct(int fd, bool *direct, const uint8_t *buf, size_t len);
 /* fsync the directory holding path (so a rename in it is durable). 0 or -errno. */
 int fsync_parent_dir(const char *path);
 /* mkdir -p with the given mode. 0 or -errno. */
