@@ -24,7 +24,11 @@ struct download {
 	uint8_t *buf;       /* one chunk, verified */
 	int64_t buf_cap;
 	ssize_t loaded;     /* index of the chunk in buf, -1 none */
+	size_t prefetched;  /* chunks below this index have had readahead */
 };
+
+/* Keep the disk busy READAHEAD bytes ahead of the chunk being sent. */
+#define READAHEAD (16ll * 1024 * 1024)
 
 static void download_free(void *cls)
 {
@@ -67,9 +71,12 @@ static ssize_t download_read(void *cls, uint64_t pos, char *out, size_t max)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
 		d->loaded = (ssize_t)i;
-		/* Overlap the next chunk's disk read with sending this one. */
-		if (i + 1 < d->n)
-			store_prefetch(d->hub->store, d->chunks[i + 1].hash);
+		/* Overlap the next chunks' disk reads with sending this one. */
+		if (d->prefetched <= i)
+			d->prefetched = i + 1;
+		while (d->prefetched < d->n &&
+		       d->chunks[d->prefetched].off - (c->off + c->size) < READAHEAD)
+			store_prefetch(d->hub->store, d->chunks[d->prefetched++].hash);
 	}
 	int64_t in_chunk = c->off + c->size - abs;
 	int64_t in_range = d->start + d->len - abs;
