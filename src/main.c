@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char usage_text[] =
 	"roost " ROOST_VERSION " — self-hosted file sync and share\n"
@@ -155,15 +156,20 @@ static int cmd_demo(int argc, char **argv)
 	}
 	free(login_file);
 	const char *host = a.cfg.listen ? a.cfg.listen : "127.0.0.1";
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		n = (ssize_t)snprintf(exe, sizeof exe, "roost");
+	exe[n] = 0;
 	printf("\nroost demo\n"
 	       "  dashboard: http://%s:%d/\n"
 	       "  API:       http://%s:%d/api/v1\n"
 	       "  login:     %s  password: %s\n"
-	       "  try:       ROOST_PASSWORD='%s' roost login --hub http://%s:%d --email %s\n"
-	       "             roost put FILE && roost ls\n"
+	       "  try:       ROOST_PASSWORD='%s' %s login --hub http://%s:%d --email %s\n"
+	       "             %s put FILE && %s ls\n"
 	       "  (Ctrl-C stops the hub; data stays in %s)\n\n",
-	       host, a.cfg.dashboard_port, host, a.cfg.api_port, email, pw, pw, host,
-	       a.cfg.api_port, email, a.data);
+	       host, a.cfg.dashboard_port, host, a.cfg.api_port, email, pw, pw, exe, host,
+	       a.cfg.api_port, email, exe, exe, a.data);
 	fflush(stdout);
 	return hub_serve(&a.cfg);
 }

@@ -316,7 +316,7 @@ static int cmd_put(struct opts *o)
 	struct client c;
 	if (client_open(&c, o->workspace))
 		return 1;
-	struct put_opts po = {.parallel = o->parallel ? o->parallel : 4, .quiet = o->quiet};
+	struct put_opts po = {.parallel = o->parallel, .quiet = o->quiet};
 	int rc = transfer_put(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, &po);
 	client_close(&c);
 	return rc;

@@ -187,7 +187,7 @@ static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
 		curl_easy_setopt(curl, CURLOPT_READDATA, &rd);
 		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
 		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-		curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+		curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
 		CURLcode cc = curl_easy_perform(curl);
 		long status = 0;
 		if (cc == CURLE_OK)
@@ -511,7 +511,7 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 	}
 	posix_fadvise(p.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	char *remote = remote_for(local, remote_arg);
-	int nworkers = o->parallel > 0 ? o->parallel : 4;
+	int nworkers = o->parallel > 0 ? o->parallel : PUT_PARALLEL_DEFAULT;
 	pthread_t *th = xcalloc((size_t)nworkers, sizeof *th);
 	struct hashset queued = {0};
 	struct progress pr;
