@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #define READ_BUF     (4u * 1024 * 1024)
-#define PROBE_BATCH  64  /* chunks per missing-chunks probe */
+#define PROBE_BATCH  16  /* chunks per missing-chunks probe: small, so uploads start early */
 #define QUEUE_CAP    16  /* chunk jobs waiting for a worker: bounds memory */
 #define MAX_TRIES    6
 
