@@ -13,26 +13,27 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-	"roost " ROOST_VERSION " — self-hosted file sync and share\n"
-	"\n"
-	"Hub:\n"
-	"  roost init --data DIR --email EMAIL      create a hub (password: $ROOST_PASSWORD or prompt)\n"
-	"  roost serve --data DIR [--listen ADDR] [--api-port 3210] [--content-port 3211]\n"
-	"              [--dashboard-port 6791]\n"
-	"  roost demo [--data DIR]                  a hub on loopback with a demo login\n"
-	"\n"
-	"Client (the hub and token are saved by login):\n"
-	"  roost login --hub URL --email EMAIL      (password: $ROOST_PASSWORD or prompt)\n"
-	"  roost logout\n"
-	"  roost ls [PATH] [--json]\n"
-	"  roost put LOCAL [REMOTE] [--parallel N]  upload; re-running resumes\n"
-	"  roost get REMOTE [LOCAL|-] [--version N] download, verified\n"
-	"  roost mkdir PATH [-p]\n"
-	"  roost mv FROM TO\n"
-	"  roost rm PATH\n"
-	"  roost versions PATH [--json]\n"
-	"  roost usage [--json]\n"
-	"Client options: --workspace NAME (or $ROOST_WORKSPACE), -q/--quiet.\n";
+    "roost " ROOST_VERSION " — self-hosted file sync and share\n"
+    "\n"
+    "Hub:\n"
+    "  roost init --data DIR --email EMAIL      create a hub (password: $ROOST_PASSWORD or "
+    "prompt)\n"
+    "  roost serve --data DIR [--listen ADDR] [--api-port 3210] [--content-port 3211]\n"
+    "              [--dashboard-port 6791]\n"
+    "  roost demo [--data DIR]                  a hub on loopback with a demo login\n"
+    "\n"
+    "Client (the hub and token are saved by login):\n"
+    "  roost login --hub URL --email EMAIL      (password: $ROOST_PASSWORD or prompt)\n"
+    "  roost logout\n"
+    "  roost ls [PATH] [--json]\n"
+    "  roost put LOCAL [REMOTE] [--parallel N]  upload; re-running resumes\n"
+    "  roost get REMOTE [LOCAL|-] [--version N] download, verified\n"
+    "  roost mkdir PATH [-p]\n"
+    "  roost mv FROM TO\n"
+    "  roost rm PATH\n"
+    "  roost versions PATH [--json]\n"
+    "  roost usage [--json]\n"
+    "Client options: --workspace NAME (or $ROOST_WORKSPACE), -q/--quiet.\n";
 
 static int parse_port(const char *s, int *out)
 {
@@ -57,17 +58,18 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.dashboard_port = DASHBOARD_PORT_DEFAULT;
 	for (int i = 0; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		int *port = strcmp(o, "--api-port") == 0       ? &a->cfg.api_port
-			    : strcmp(o, "--content-port") == 0   ? &a->cfg.content_port
-			    : strcmp(o, "--dashboard-port") == 0 ? &a->cfg.dashboard_port
-								 : NULL;
+		int *port = strcmp(o, "--api-port") == 0         ? &a->cfg.api_port
+		            : strcmp(o, "--content-port") == 0   ? &a->cfg.content_port
+		            : strcmp(o, "--dashboard-port") == 0 ? &a->cfg.dashboard_port
+		                                                 : NULL;
 		if (!v && o[0] == '-') {
 			fprintf(stderr, "roost %s: %s needs a value\n", cmd, o);
 			return 2;
 		}
 		if (port) {
 			if (parse_port(v, port) < 0) {
-				fprintf(stderr, "roost %s: %s takes a port number 1..65535\n", cmd, o);
+				fprintf(stderr, "roost %s: %s takes a port number 1..65535\n", cmd,
+				        o);
 				return 2;
 			}
 		} else if (strcmp(o, "--data") == 0) {
@@ -77,7 +79,8 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 		} else if (strcmp(o, "--listen") == 0) {
 			a->cfg.listen = v;
 		} else {
-			fprintf(stderr, "roost %s: unknown argument %s (see 'roost help')\n", cmd, o);
+			fprintf(stderr, "roost %s: unknown argument %s (see 'roost help')\n", cmd,
+			        o);
 			return 2;
 		}
 		i++;
@@ -113,7 +116,7 @@ static int cmd_serve(int argc, char **argv)
 		return rc;
 	if (!a.data) {
 		fprintf(stderr, "usage: roost serve --data DIR [--listen ADDR] [--api-port N] "
-				"[--content-port N] [--dashboard-port N]\n");
+		                "[--content-port N] [--dashboard-port N]\n");
 		return 2;
 	}
 	return hub_serve(&a.cfg);
@@ -142,7 +145,7 @@ static int cmd_demo(int argc, char **argv)
 		unsigned char raw[9];
 		randombytes_buf(raw, sizeof raw);
 		sodium_bin2base64(pw, sizeof pw, raw, sizeof raw,
-				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 		if ((rc = hub_init(a.data, email, pw, true)) != 0) {
 			free(login_file);
 			return rc;

@@ -39,7 +39,8 @@ static int parse(int argc, char **argv, struct opts *o, const char *cmd)
 		else if (strcmp(a, "--version") == 0)
 			val = &o->version;
 		else if (strcmp(a, "--parallel") == 0) {
-			if (i + 1 >= argc || (o->parallel = atoi(argv[++i])) < 1 || o->parallel > 64) {
+			if (i + 1 >= argc || (o->parallel = atoi(argv[++i])) < 1 ||
+			    o->parallel > 64) {
 				fprintf(stderr, "roost %s: --parallel takes 1..64\n", cmd);
 				return 2;
 			}
@@ -89,14 +90,15 @@ static int cmd_login(struct opts *o)
 	if (pw) {
 		char *url = xasprintf("%s/api/v1/login", c.hub);
 		json_t *body = json_pack("{s:s, s:s, s:s}", "email", o->email, "password", pw,
-					 "client", "cli");
+		                         "client", "cli");
 		json_t *r = client_call(&c, "POST", url, body, "login");
 		json_decref(body);
 		free(url);
 		const char *tok = json_get_str(r, "token");
 		if (tok && client_save_config(c.hub, tok, o->email) == 0) {
 			char *path = client_config_path();
-			printf("logged in to %s as %s (credentials in %s)\n", c.hub, o->email, path);
+			printf("logged in to %s as %s (credentials in %s)\n", c.hub, o->email,
+			       path);
 			free(path);
 			rc = 0;
 		}
@@ -169,7 +171,7 @@ static int cmd_ls(struct opts *o)
 }
 
 static int simple_call(struct opts *o, const char *method, const char *url_fmt, const char *arg,
-		       json_t *body, const char *what, const char *done_fmt)
+                       json_t *body, const char *what, const char *done_fmt)
 {
 	struct client c;
 	if (client_open(&c, o->workspace)) {
@@ -199,8 +201,8 @@ static int cmd_mkdir(struct opts *o)
 	if (need_args(o, 1, 1, "mkdir", "PATH [-p]"))
 		return 2;
 	return simple_call(o, "POST", "/folders", o->pos[0],
-			   json_pack("{s:s, s:b}", "path", o->pos[0], "parents", o->parents),
-			   "mkdir", "created %s");
+	                   json_pack("{s:s, s:b}", "path", o->pos[0], "parents", o->parents),
+	                   "mkdir", "created %s");
 }
 
 static int cmd_mv(struct opts *o)
@@ -264,8 +266,9 @@ static int cmd_versions(struct opts *o)
 			json_get_int(v, "size", &size);
 			json_get_int(v, "created_at", &at);
 			fmt_time(at, when);
-			printf("v%-4lld %10s  %s  %.12s  %s%s\n", (long long)n, human_bytes(size, sz),
-			       when, json_get_str(v, "hash"), json_get_str(v, "created_by"),
+			printf("v%-4lld %10s  %s  %.12s  %s%s\n", (long long)n,
+			       human_bytes(size, sz), when, json_get_str(v, "hash"),
+			       json_get_str(v, "created_by"),
 			       json_is_true(json_object_get(v, "current")) ? "  (current)" : "");
 		}
 	}
@@ -349,10 +352,10 @@ int cli_run(const char *cmd, int argc, char **argv)
 		const char *name;
 		int (*fn)(struct opts *);
 	} cmds[] = {
-		{"login", cmd_login}, {"logout", cmd_logout}, {"ls", cmd_ls},
-		{"mkdir", cmd_mkdir}, {"mv", cmd_mv},	      {"rm", cmd_rm},
-		{"versions", cmd_versions}, {"usage", cmd_usage}, {"put", cmd_put},
-		{"get", cmd_get},
+	    {"login", cmd_login},       {"logout", cmd_logout}, {"ls", cmd_ls},
+	    {"mkdir", cmd_mkdir},       {"mv", cmd_mv},         {"rm", cmd_rm},
+	    {"versions", cmd_versions}, {"usage", cmd_usage},   {"put", cmd_put},
+	    {"get", cmd_get},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

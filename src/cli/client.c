@@ -31,10 +31,10 @@ int client_save_config(const char *hub, const char *token, const char *email)
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
-	if (fd < 0 || write_all(fd, s, strlen(s)) != 0 || fsync(fd) != 0 ||
-	    close(fd) != 0 || rename(tmp, path) != 0) {
+	if (fd < 0 || write_all(fd, s, strlen(s)) != 0 || fsync(fd) != 0 || close(fd) != 0 ||
+	    rename(tmp, path) != 0) {
 		fprintf(stderr, "roost: cannot save credentials to %s: %s\n", path,
-			strerror(errno));
+		        strerror(errno));
 		if (fd >= 0)
 			unlink(tmp);
 		rc = -1;
@@ -104,7 +104,7 @@ char *client_ws_url(const struct client *c, const char *rel, const char *path_ar
 }
 
 long client_request(const struct client *c, CURL *curl, const char *method, const char *url,
-		    json_t *body, json_t **out, char err[256])
+                    json_t *body, json_t **out, char err[256])
 {
 	struct membuf resp = {0};
 	struct curl_slist *h = NULL;
@@ -134,7 +134,7 @@ long client_request(const struct client *c, CURL *curl, const char *method, cons
 	long status = 0;
 	if (cc != CURLE_OK) {
 		snprintf(err, 256, "cannot reach the hub at %s: %s", c->hub,
-			 curl_easy_strerror(cc));
+		         curl_easy_strerror(cc));
 	} else {
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 		if (out && resp.len)
@@ -157,7 +157,7 @@ void client_print_error(const char *what, long status, json_t *body, const char 
 		fprintf(stderr, "roost: %s: %s\n", what, err);
 	else if (msg)
 		fprintf(stderr, "roost: %s: %s (%s, HTTP %ld)\n", what, msg, code ? code : "error",
-			status);
+		        status);
 	else
 		fprintf(stderr, "roost: %s: the hub answered HTTP %ld\n", what, status);
 	if (status == 401)
@@ -165,7 +165,7 @@ void client_print_error(const char *what, long status, json_t *body, const char 
 }
 
 json_t *client_call(struct client *c, const char *method, const char *url, json_t *body,
-		    const char *what)
+                    const char *what)
 {
 	json_t *out = NULL;
 	char err[256];
@@ -184,9 +184,10 @@ int client_open(struct client *c, const char *workspace)
 	json_error_t jerr;
 	json_t *cfg = json_load_file(path, 0, &jerr);
 	if (!cfg || !json_get_str(cfg, "hub") || !json_get_str(cfg, "token")) {
-		fprintf(stderr, "roost: not logged in (no credentials in %s); run 'roost login "
-				"--hub URL --email EMAIL'\n",
-			path);
+		fprintf(stderr,
+		        "roost: not logged in (no credentials in %s); run 'roost login "
+		        "--hub URL --email EMAIL'\n",
+		        path);
 		free(path);
 		json_decref(cfg);
 		return 1;
@@ -211,8 +212,8 @@ int client_open(struct client *c, const char *workspace)
 	{
 		const char *name = json_get_str(w, "name");
 		if (workspace ? (strcmp(name, workspace) == 0 ||
-				 atoll(workspace) == json_integer_value(json_object_get(w, "id")))
-			      : strcmp(name, "default") == 0) {
+		                 atoll(workspace) == json_integer_value(json_object_get(w, "id")))
+		              : strcmp(name, "default") == 0) {
 			pick = w;
 			break;
 		}
@@ -221,7 +222,7 @@ int client_open(struct client *c, const char *workspace)
 		pick = json_array_get(list, 0);
 	if (!pick) {
 		fprintf(stderr, "roost: no workspace %s%s%s among yours\n", workspace ? "'" : "",
-			workspace ? workspace : "at all", workspace ? "'" : "");
+		        workspace ? workspace : "at all", workspace ? "'" : "");
 		json_decref(r);
 		return 1;
 	}

@@ -37,12 +37,12 @@ char *client_ws_url(const struct client *c, const char *rel, const char *path_ar
 /* One JSON request. Returns the HTTP status (0 if the hub could not be
  * reached, with *err set). *out gets the parsed body (or NULL). */
 long client_request(const struct client *c, CURL *curl, const char *method, const char *url,
-		    json_t *body, json_t **out, char err[256]);
+                    json_t *body, json_t **out, char err[256]);
 /* Print an API error body (or err) as "roost: message". */
 void client_print_error(const char *what, long status, json_t *body, const char *err);
 /* Request that must succeed (2xx); prints the error and returns NULL otherwise. */
 json_t *client_call(struct client *c, const char *method, const char *url, json_t *body,
-		    const char *what);
+                    const char *what);
 
 /* Read a password from $ROOST_PASSWORD or prompt on the terminal without echo. */
 char *read_password(const char *prompt, bool confirm);

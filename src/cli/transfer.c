@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_BUF     (4u * 1024 * 1024)
-#define PROBE_BATCH  16  /* chunks per missing-chunks probe: small, so uploads start early */
-#define QUEUE_CAP    16  /* chunk jobs waiting for a worker: bounds memory */
-#define MAX_TRIES    6
+#define READ_BUF    (4u * 1024 * 1024)
+#define PROBE_BATCH 16 /* chunks per missing-chunks probe: small, so uploads start early */
+#define QUEUE_CAP   16 /* chunk jobs waiting for a worker: bounds memory */
+#define MAX_TRIES   6
 
 /* ---- progress on a terminal ---- */
 
@@ -50,7 +50,7 @@ static void progress_show(struct progress *p, int64_t done, int64_t sent, bool f
 	char a[32], b[32], s[32];
 	int pct = p->total > 0 ? (int)(done * 100 / p->total) : 100;
 	fprintf(stderr, "\r\033[K%s  %3d%%  %s / %s", p->label, pct, human_bytes(done, a),
-		human_bytes(p->total, b));
+	        human_bytes(p->total, b));
 	if (sent >= 0)
 		fprintf(stderr, "  sent %s", human_bytes(sent, s));
 	if (secs > 0.2)
@@ -80,7 +80,7 @@ static bool hashset_add(struct hashset *s, const char *h)
 {
 	if (2 * (s->len + 1) > s->cap) {
 		struct hashset n = {xcalloc(s->cap ? s->cap * 2 : 1024, HASH_HEX_LEN + 1),
-				    s->cap ? s->cap * 2 : 1024, 0};
+		                    s->cap ? s->cap * 2 : 1024, 0};
 		for (size_t i = 0; i < s->cap; i++)
 			if (s->slots[i][0])
 				hashset_add(&n, s->slots[i]);
@@ -200,17 +200,17 @@ static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
 		}
 		if (rd.err) {
 			put_fail(p, "cannot read the file at offset %lld: %s", (long long)rd.off,
-				 strerror(rd.err));
+			         strerror(rd.err));
 			break;
 		}
 		bool transient = cc != CURLE_OK || status == 429 || status >= 500;
 		if (!transient || attempt == MAX_TRIES - 1) {
 			put_fail(p, "uploading chunk %.12s failed: %s", ch->hash,
-				 cc != CURLE_OK ? curl_easy_strerror(cc)
-				 : status == 401 ? "not authorized (log in again)"
-				 : status == 422 ? "the file changed while it was being uploaded; "
-						   "run put again"
-						 : "the hub refused it");
+			         cc != CURLE_OK  ? curl_easy_strerror(cc)
+			         : status == 401 ? "not authorized (log in again)"
+			         : status == 422 ? "the file changed while it was being uploaded; "
+			                           "run put again"
+			                         : "the hub refused it");
 			break;
 		}
 		pthread_mutex_lock(&p->mu);
@@ -391,7 +391,7 @@ static void whole_post(struct whole_hasher *w, const uint8_t *buf, size_t len)
 
 /* Chunk and hash the file, probing and enqueueing as it goes. Returns 0 or -1. */
 static int scan_file(struct put *p, struct progress *pr, char whole_hex[HASH_HEX_LEN + 1],
-		     struct hashset *queued)
+                     struct hashset *queued)
 {
 	struct chunker ch;
 	chunker_init(&ch, &p->c->chunking);
@@ -471,9 +471,9 @@ static json_t *commit_body(struct put *p, const char *remote, int64_t size, cons
 	json_t *arr = json_array();
 	for (size_t i = 0; i < p->n; i++)
 		json_array_append_new(arr, json_pack("{s:s, s:I}", "hash", p->chunks[i].hash,
-						     "size", (json_int_t)p->chunks[i].size));
+		                                     "size", (json_int_t)p->chunks[i].size));
 	return json_pack("{s:s, s:I, s:s, s:o}", "path", remote, "size", (json_int_t)size, "hash",
-			 hash, "chunks", arr);
+	                 hash, "chunks", arr);
 }
 
 static void start_workers(struct put *p, pthread_t *th, int n)
@@ -494,7 +494,7 @@ static void join_workers(struct put *p, pthread_t *th, int n)
 }
 
 int transfer_put(struct client *c, const char *local, const char *remote_arg,
-		 const struct put_opts *o)
+                 const struct put_opts *o)
 {
 	struct put p = {.c = c};
 	pthread_mutex_init(&p.mu, NULL);
@@ -504,7 +504,7 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 	struct stat st;
 	if (p.fd < 0 || fstat(p.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		fprintf(stderr, "roost: put: cannot read %s: %s\n", local,
-			p.fd < 0 ? strerror(errno) : "not a regular file");
+		        p.fd < 0 ? strerror(errno) : "not a regular file");
 		if (p.fd >= 0)
 			close(p.fd);
 		return 1;
@@ -540,12 +540,14 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 			progress_show(&pr, size, atomic_load(&p.sent_bytes), true);
 			if (!o->quiet) {
 				char a[32], b[32];
-				printf("%s -> %s: version %lld, %s in %zu chunks, %lld uploaded "
-				       "(%s)\n",
-				       local, remote,
-				       (long long)json_integer_value(json_object_get(resp, "version")),
-				       human_bytes(size, a), p.n, (long long)atomic_load(&p.sent_chunks),
-				       human_bytes(atomic_load(&p.sent_bytes), b));
+				printf(
+				    "%s -> %s: version %lld, %s in %zu chunks, %lld uploaded "
+				    "(%s)\n",
+				    local, remote,
+				    (long long)json_integer_value(json_object_get(resp, "version")),
+				    human_bytes(size, a), p.n,
+				    (long long)atomic_load(&p.sent_chunks),
+				    human_bytes(atomic_load(&p.sent_bytes), b));
 			}
 			json_decref(resp);
 			rc = 0;
@@ -614,7 +616,7 @@ struct sink {
 	size_t len[SINK_BUFS];
 	int head, count; /* buf[head..head+count) wait for the writer */
 	bool done;
-	int err;         /* errno of a failed write */
+	int err; /* errno of a failed write */
 	int64_t got;
 	struct progress *pr;
 	pthread_mutex_t mu;
@@ -722,7 +724,7 @@ static int sink_finish(struct sink *k, char hex[HASH_HEX_LEN + 1])
 }
 
 int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
-		 bool quiet)
+                 bool quiet)
 {
 	char *url = client_ws_url(c, "/info?path=%s", remote);
 	json_t *info = client_call(c, "GET", url, NULL, "get");
@@ -754,7 +756,7 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 		}
 		if (!found) {
 			fprintf(stderr, "roost: get: %s has no version %lld\n", remote,
-				(long long)version);
+			        (long long)version);
 			json_decref(vs);
 			json_decref(info);
 			return 1;
@@ -785,7 +787,7 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 		fd = mkstemp(tmp);
 		if (fd < 0) {
 			fprintf(stderr, "roost: get: cannot create a file next to %s: %s\n", dest,
-				strerror(errno));
+			        strerror(errno));
 			free(tmp);
 			free(dest);
 			return 1;
@@ -797,7 +799,7 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 	sink_start(&k, fd, &pr);
 
 	char *q = version > 0 ? xasprintf("/content?path=%%s&version=%lld", (long long)version)
-			      : xstrdup("/content?path=%s");
+	                      : xstrdup("/content?path=%s");
 	url = client_ws_url(c, q, remote);
 	free(q);
 	CURL *curl = client_curl(c);
@@ -820,13 +822,14 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 	int rc = 1;
 	if (cc != CURLE_OK || werr) {
 		fprintf(stderr, "\nroost: get %s: %s\n", remote,
-			werr ? strerror(werr) : curl_easy_strerror(cc));
+		        werr ? strerror(werr) : curl_easy_strerror(cc));
 	} else if (k.got != size || strcmp(got, expect) != 0) {
-		fprintf(stderr, "\nroost: get %s: the content does not match version %lld's hash "
-				"(got %lld bytes); nothing written\n",
-			remote, (long long)ver, (long long)k.got);
-	} else if (!to_stdout && (fsync(fd) != 0 || rename(tmp, dest) != 0 ||
-				  fsync_parent_dir(dest) != 0)) {
+		fprintf(stderr,
+		        "\nroost: get %s: the content does not match version %lld's hash "
+		        "(got %lld bytes); nothing written\n",
+		        remote, (long long)ver, (long long)k.got);
+	} else if (!to_stdout &&
+	           (fsync(fd) != 0 || rename(tmp, dest) != 0 || fsync_parent_dir(dest) != 0)) {
 		fprintf(stderr, "roost: get: cannot write %s: %s\n", dest, strerror(errno));
 	} else {
 		rc = 0;

@@ -14,10 +14,9 @@ struct put_opts {
 	bool quiet;
 };
 
-int transfer_put(struct client *c, const char *local, const char *remote,
-		 const struct put_opts *o);
+int transfer_put(struct client *c, const char *local, const char *remote, const struct put_opts *o);
 /* version 0 means the current one; local "-" writes to stdout. */
 int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
-		 bool quiet);
+                 bool quiet);
 
 #endif

@@ -189,7 +189,7 @@ void store_writer_abort(struct store_writer *w)
 }
 
 int store_writer_commit(struct store_writer *w, const char *expected,
-			char hash_out[HASH_HEX_LEN + 1])
+                        char hash_out[HASH_HEX_LEN + 1])
 {
 	int r = w->err;
 	char hash[HASH_HEX_LEN + 1];
@@ -270,7 +270,7 @@ int64_t store_read(struct store *s, const char *hash, uint8_t *buf, size_t cap)
 	hash_hex(buf, (size_t)n, got);
 	if (n != st.st_size || strcmp(got, hash) != 0) {
 		log_error("store: object %s is corrupt (content hashes to %s); not served", hash,
-			  got);
+		          got);
 		return -EBADMSG;
 	}
 	return n;

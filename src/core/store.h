@@ -30,7 +30,7 @@ int64_t store_writer_size(const struct store_writer *w);
 /* Finish: when expected is non-NULL the content must hash to it (-EBADMSG if
  * not, nothing stored). The object's hash is written to hash_out. Frees w. */
 int store_writer_commit(struct store_writer *w, const char *expected,
-			char hash_out[HASH_HEX_LEN + 1]);
+                        char hash_out[HASH_HEX_LEN + 1]);
 void store_writer_abort(struct store_writer *w);
 
 /* Store a whole buffer (hash computed here). */

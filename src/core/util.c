@@ -228,12 +228,23 @@ int64_t parse_duration(const char *s)
 	int64_t mul = 1;
 	if (*end) {
 		switch (*end) {
-		case 's': mul = 1; break;
-		case 'm': mul = 60; break;
-		case 'h': mul = 3600; break;
-		case 'd': mul = 86400; break;
-		case 'w': mul = 7 * 86400; break;
-		default: return -1;
+		case 's':
+			mul = 1;
+			break;
+		case 'm':
+			mul = 60;
+			break;
+		case 'h':
+			mul = 3600;
+			break;
+		case 'd':
+			mul = 86400;
+			break;
+		case 'w':
+			mul = 7 * 86400;
+			break;
+		default:
+			return -1;
 		}
 		if (end[1])
 			return -1;

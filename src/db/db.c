@@ -106,10 +106,17 @@ static struct db_stmt *vquery(struct db *db, const char *sql, const char *types,
 	int idx = 1;
 	for (const char *t = types ? types : ""; *t; t++, idx++) {
 		switch (*t) {
-		case 't': db_bind_text(st, idx, va_arg(ap, const char *)); break;
-		case 'i': db_bind_int64(st, idx, va_arg(ap, int64_t)); break;
-		case 'n': db_bind_null(st, idx); break;
-		default: abort();
+		case 't':
+			db_bind_text(st, idx, va_arg(ap, const char *));
+			break;
+		case 'i':
+			db_bind_int64(st, idx, va_arg(ap, int64_t));
+			break;
+		case 'n':
+			db_bind_null(st, idx);
+			break;
+		default:
+			abort();
 		}
 	}
 	return st;

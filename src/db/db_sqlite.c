@@ -16,19 +16,24 @@ struct sq_stmt {
 	sqlite3_stmt *st;
 };
 
-#define SQ(db)  ((struct sq_db *)(db))
-#define SST(s)  ((struct sq_stmt *)(s))
+#define SQ(db) ((struct sq_db *)(db))
+#define SST(s) ((struct sq_stmt *)(s))
 
 static int map_rc(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
-	case SQLITE_DONE: return DB_DONE;
-	case SQLITE_ROW: return DB_ROW;
-	case SQLITE_CONSTRAINT: return DB_CONSTRAINT;
+	case SQLITE_DONE:
+		return DB_DONE;
+	case SQLITE_ROW:
+		return DB_ROW;
+	case SQLITE_CONSTRAINT:
+		return DB_CONSTRAINT;
 	case SQLITE_BUSY:
-	case SQLITE_LOCKED: return DB_BUSY;
-	default: return DB_ERR;
+	case SQLITE_LOCKED:
+		return DB_BUSY;
+	default:
+		return DB_ERR;
 	}
 }
 
@@ -118,28 +123,28 @@ static void sq_finalize(struct db_stmt *s)
 }
 
 static const struct db_ops sqlite_ops = {
-	.name = "sqlite",
-	.id_type = "INTEGER PRIMARY KEY",
-	.close = sq_close,
-	.errmsg = sq_errmsg,
-	.exec = sq_exec,
-	.begin = sq_begin,
-	.prepare = sq_prepare,
-	.bind_text = sq_bind_text,
-	.bind_int64 = sq_bind_int64,
-	.bind_null = sq_bind_null,
-	.step = sq_step,
-	.col_text = sq_col_text,
-	.col_int64 = sq_col_int64,
-	.col_is_null = sq_col_is_null,
-	.finalize = sq_finalize,
+    .name = "sqlite",
+    .id_type = "INTEGER PRIMARY KEY",
+    .close = sq_close,
+    .errmsg = sq_errmsg,
+    .exec = sq_exec,
+    .begin = sq_begin,
+    .prepare = sq_prepare,
+    .bind_text = sq_bind_text,
+    .bind_int64 = sq_bind_int64,
+    .bind_null = sq_bind_null,
+    .step = sq_step,
+    .col_text = sq_col_text,
+    .col_int64 = sq_col_int64,
+    .col_is_null = sq_col_is_null,
+    .finalize = sq_finalize,
 };
 
 struct db *db_sqlite_open(const char *path, char **err)
 {
 	sqlite3 *h;
-	int rc = sqlite3_open_v2(path, &h,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	int rc = sqlite3_open_v2(
+	    path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		*err = xasprintf("cannot open %s: %s", path, sqlite3_errmsg(h));
 		sqlite3_close_v2(h);
@@ -151,7 +156,7 @@ struct db *db_sqlite_open(const char *path, char **err)
 	db->h = h;
 	/* synchronous=FULL: a commit the client saw survives power loss too. */
 	if (sq_exec(&db->base, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			       "PRAGMA foreign_keys=ON;") != DB_DONE) {
+	                       "PRAGMA foreign_keys=ON;") != DB_DONE) {
 		*err = xasprintf("cannot configure %s: %s", path, sqlite3_errmsg(h));
 		sq_close(&db->base);
 		return NULL;

@@ -10,128 +10,128 @@
 #include <string.h>
 
 static const char *const migrations[] = {
-	/* 1: the whole data model of DESIGN.md */
-	"CREATE TABLE users ("
-	" id {ID}, email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, name TEXT,"
-	" created_at BIGINT NOT NULL);"
+    /* 1: the whole data model of DESIGN.md */
+    "CREATE TABLE users ("
+    " id {ID}, email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, name TEXT,"
+    " created_at BIGINT NOT NULL);"
 
-	"CREATE TABLE workspaces ("
-	" id {ID}, name TEXT NOT NULL, created_by BIGINT REFERENCES users(id),"
-	" created_at BIGINT NOT NULL, last_seq BIGINT NOT NULL DEFAULT 0,"
-	" chunk_min BIGINT NOT NULL DEFAULT 262144, chunk_avg BIGINT NOT NULL DEFAULT 1048576,"
-	" chunk_max BIGINT NOT NULL DEFAULT 4194304, min_replicas INTEGER NOT NULL DEFAULT 2,"
-	" default_access TEXT NOT NULL DEFAULT 'write' CHECK (default_access IN ('read','write')),"
-	" quota_bytes BIGINT, keep_versions INTEGER, keep_days INTEGER,"
-	" gc_retention_s BIGINT NOT NULL DEFAULT 604800);"
+    "CREATE TABLE workspaces ("
+    " id {ID}, name TEXT NOT NULL, created_by BIGINT REFERENCES users(id),"
+    " created_at BIGINT NOT NULL, last_seq BIGINT NOT NULL DEFAULT 0,"
+    " chunk_min BIGINT NOT NULL DEFAULT 262144, chunk_avg BIGINT NOT NULL DEFAULT 1048576,"
+    " chunk_max BIGINT NOT NULL DEFAULT 4194304, min_replicas INTEGER NOT NULL DEFAULT 2,"
+    " default_access TEXT NOT NULL DEFAULT 'write' CHECK (default_access IN ('read','write')),"
+    " quota_bytes BIGINT, keep_versions INTEGER, keep_days INTEGER,"
+    " gc_retention_s BIGINT NOT NULL DEFAULT 604800);"
 
-	"CREATE TABLE memberships ("
-	" workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
-	" user_id BIGINT NOT NULL REFERENCES users(id),"
-	" role TEXT NOT NULL CHECK (role IN ('owner','admin','member')),"
-	" created_at BIGINT NOT NULL, PRIMARY KEY (workspace_id, user_id));"
+    "CREATE TABLE memberships ("
+    " workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
+    " user_id BIGINT NOT NULL REFERENCES users(id),"
+    " role TEXT NOT NULL CHECK (role IN ('owner','admin','member')),"
+    " created_at BIGINT NOT NULL, PRIMARY KEY (workspace_id, user_id));"
 
-	"CREATE TABLE hosts ("
-	" id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id), label TEXT NOT NULL,"
-	" status TEXT NOT NULL DEFAULT 'offline', tunnel_url TEXT, capabilities TEXT,"
-	" capacity_bytes BIGINT, free_bytes BIGINT, last_seen BIGINT, created_at BIGINT NOT NULL,"
-	" revoked_at BIGINT);"
+    "CREATE TABLE hosts ("
+    " id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id), label TEXT NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'offline', tunnel_url TEXT, capabilities TEXT,"
+    " capacity_bytes BIGINT, free_bytes BIGINT, last_seen BIGINT, created_at BIGINT NOT NULL,"
+    " revoked_at BIGINT);"
 
-	"CREATE TABLE invites ("
-	" id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
-	" kind TEXT NOT NULL DEFAULT 'member' CHECK (kind IN ('member','host')),"
-	" role TEXT NOT NULL DEFAULT 'member', token_hash TEXT NOT NULL UNIQUE,"
-	" single_use INTEGER NOT NULL DEFAULT 1, created_by BIGINT REFERENCES users(id),"
-	" created_at BIGINT NOT NULL, expires_at BIGINT, used_at BIGINT,"
-	" used_by BIGINT REFERENCES users(id), revoked_at BIGINT);"
+    "CREATE TABLE invites ("
+    " id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
+    " kind TEXT NOT NULL DEFAULT 'member' CHECK (kind IN ('member','host')),"
+    " role TEXT NOT NULL DEFAULT 'member', token_hash TEXT NOT NULL UNIQUE,"
+    " single_use INTEGER NOT NULL DEFAULT 1, created_by BIGINT REFERENCES users(id),"
+    " created_at BIGINT NOT NULL, expires_at BIGINT, used_at BIGINT,"
+    " used_by BIGINT REFERENCES users(id), revoked_at BIGINT);"
 
-	"CREATE TABLE tokens ("
-	" id {ID}, user_id BIGINT REFERENCES users(id), host_id BIGINT REFERENCES hosts(id),"
-	" kind TEXT NOT NULL CHECK (kind IN ('session','api','host')), name TEXT,"
-	" token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, expires_at BIGINT,"
-	" last_used_at BIGINT, revoked_at BIGINT);"
+    "CREATE TABLE tokens ("
+    " id {ID}, user_id BIGINT REFERENCES users(id), host_id BIGINT REFERENCES hosts(id),"
+    " kind TEXT NOT NULL CHECK (kind IN ('session','api','host')), name TEXT,"
+    " token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, expires_at BIGINT,"
+    " last_used_at BIGINT, revoked_at BIGINT);"
 
-	"CREATE TABLE signing_keys ("
-	" kid TEXT PRIMARY KEY, public_key TEXT NOT NULL, secret_key TEXT NOT NULL,"
-	" created_at BIGINT NOT NULL, retired_at BIGINT);"
+    "CREATE TABLE signing_keys ("
+    " kid TEXT PRIMARY KEY, public_key TEXT NOT NULL, secret_key TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL, retired_at BIGINT);"
 
-	"CREATE TABLE folders ("
-	" id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
-	" parent_id BIGINT REFERENCES folders(id), name TEXT NOT NULL, path TEXT NOT NULL,"
-	" created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
-	" updated_at BIGINT NOT NULL, deleted_at BIGINT);"
-	"CREATE UNIQUE INDEX folders_live_path ON folders(workspace_id, path)"
-	" WHERE deleted_at IS NULL;"
-	"CREATE INDEX folders_parent ON folders(parent_id);"
+    "CREATE TABLE folders ("
+    " id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
+    " parent_id BIGINT REFERENCES folders(id), name TEXT NOT NULL, path TEXT NOT NULL,"
+    " created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL, deleted_at BIGINT);"
+    "CREATE UNIQUE INDEX folders_live_path ON folders(workspace_id, path)"
+    " WHERE deleted_at IS NULL;"
+    "CREATE INDEX folders_parent ON folders(parent_id);"
 
-	"CREATE TABLE files ("
-	" id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
-	" folder_id BIGINT NOT NULL REFERENCES folders(id), name TEXT NOT NULL,"
-	" size BIGINT NOT NULL DEFAULT 0, content_type TEXT, current_version_id BIGINT,"
-	" created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"
-	" updated_by BIGINT REFERENCES users(id), deleted_at BIGINT);"
-	"CREATE UNIQUE INDEX files_live_name ON files(folder_id, name) WHERE deleted_at IS NULL;"
-	"CREATE INDEX files_workspace ON files(workspace_id);"
+    "CREATE TABLE files ("
+    " id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
+    " folder_id BIGINT NOT NULL REFERENCES folders(id), name TEXT NOT NULL,"
+    " size BIGINT NOT NULL DEFAULT 0, content_type TEXT, current_version_id BIGINT,"
+    " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"
+    " updated_by BIGINT REFERENCES users(id), deleted_at BIGINT);"
+    "CREATE UNIQUE INDEX files_live_name ON files(folder_id, name) WHERE deleted_at IS NULL;"
+    "CREATE INDEX files_workspace ON files(workspace_id);"
 
-	"CREATE TABLE file_versions ("
-	" id {ID}, file_id BIGINT NOT NULL REFERENCES files(id), number BIGINT NOT NULL,"
-	" hash TEXT NOT NULL, size BIGINT NOT NULL, content_type TEXT,"
-	" created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
-	" UNIQUE (file_id, number));"
+    "CREATE TABLE file_versions ("
+    " id {ID}, file_id BIGINT NOT NULL REFERENCES files(id), number BIGINT NOT NULL,"
+    " hash TEXT NOT NULL, size BIGINT NOT NULL, content_type TEXT,"
+    " created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
+    " UNIQUE (file_id, number));"
 
-	"CREATE TABLE chunks ("
-	" hash TEXT PRIMARY KEY, size BIGINT NOT NULL, refcount BIGINT NOT NULL DEFAULT 0,"
-	" created_at BIGINT NOT NULL);"
+    "CREATE TABLE chunks ("
+    " hash TEXT PRIMARY KEY, size BIGINT NOT NULL, refcount BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL);"
 
-	"CREATE TABLE version_chunks ("
-	" version_id BIGINT NOT NULL REFERENCES file_versions(id), idx BIGINT NOT NULL,"
-	" chunk_hash TEXT NOT NULL REFERENCES chunks(hash), chunk_offset BIGINT NOT NULL,"
-	" size BIGINT NOT NULL, PRIMARY KEY (version_id, idx));"
-	"CREATE INDEX version_chunks_chunk ON version_chunks(chunk_hash);"
+    "CREATE TABLE version_chunks ("
+    " version_id BIGINT NOT NULL REFERENCES file_versions(id), idx BIGINT NOT NULL,"
+    " chunk_hash TEXT NOT NULL REFERENCES chunks(hash), chunk_offset BIGINT NOT NULL,"
+    " size BIGINT NOT NULL, PRIMARY KEY (version_id, idx));"
+    "CREATE INDEX version_chunks_chunk ON version_chunks(chunk_hash);"
 
-	/* Which chunks a workspace may reference: ones its members uploaded or
-	 * committed. Probes and commits are answered from this, so a chunk's hash
-	 * alone never reveals or grants another workspace's data. */
-	"CREATE TABLE workspace_chunks ("
-	" workspace_id BIGINT NOT NULL REFERENCES workspaces(id), chunk_hash TEXT NOT NULL,"
-	" created_at BIGINT NOT NULL, PRIMARY KEY (workspace_id, chunk_hash));"
+    /* Which chunks a workspace may reference: ones its members uploaded or
+     * committed. Probes and commits are answered from this, so a chunk's hash
+     * alone never reveals or grants another workspace's data. */
+    "CREATE TABLE workspace_chunks ("
+    " workspace_id BIGINT NOT NULL REFERENCES workspaces(id), chunk_hash TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL, PRIMARY KEY (workspace_id, chunk_hash));"
 
-	/* holder is 'hub' for the hub's storage or 'host:ID' */
-	"CREATE TABLE chunk_replicas ("
-	" chunk_hash TEXT NOT NULL REFERENCES chunks(hash), holder TEXT NOT NULL,"
-	" host_id BIGINT REFERENCES hosts(id),"
-	" state TEXT NOT NULL CHECK (state IN ('ok','pending','corrupt','released')),"
-	" updated_at BIGINT NOT NULL, PRIMARY KEY (chunk_hash, holder));"
+    /* holder is 'hub' for the hub's storage or 'host:ID' */
+    "CREATE TABLE chunk_replicas ("
+    " chunk_hash TEXT NOT NULL REFERENCES chunks(hash), holder TEXT NOT NULL,"
+    " host_id BIGINT REFERENCES hosts(id),"
+    " state TEXT NOT NULL CHECK (state IN ('ok','pending','corrupt','released')),"
+    " updated_at BIGINT NOT NULL, PRIMARY KEY (chunk_hash, holder));"
 
-	"CREATE TABLE acl_entries ("
-	" id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
-	" folder_id BIGINT REFERENCES folders(id), file_id BIGINT REFERENCES files(id),"
-	" user_id BIGINT NOT NULL REFERENCES users(id),"
-	" perm TEXT NOT NULL CHECK (perm IN ('read','write','manage')),"
-	" created_at BIGINT NOT NULL);"
+    "CREATE TABLE acl_entries ("
+    " id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
+    " folder_id BIGINT REFERENCES folders(id), file_id BIGINT REFERENCES files(id),"
+    " user_id BIGINT NOT NULL REFERENCES users(id),"
+    " perm TEXT NOT NULL CHECK (perm IN ('read','write','manage')),"
+    " created_at BIGINT NOT NULL);"
 
-	"CREATE TABLE replication_policies ("
-	" host_id BIGINT NOT NULL REFERENCES hosts(id),"
-	" folder_id BIGINT NOT NULL REFERENCES folders(id),"
-	" mode TEXT NOT NULL CHECK (mode IN ('pinned','on-demand','exclude')),"
-	" updated_at BIGINT NOT NULL, PRIMARY KEY (host_id, folder_id));"
+    "CREATE TABLE replication_policies ("
+    " host_id BIGINT NOT NULL REFERENCES hosts(id),"
+    " folder_id BIGINT NOT NULL REFERENCES folders(id),"
+    " mode TEXT NOT NULL CHECK (mode IN ('pinned','on-demand','exclude')),"
+    " updated_at BIGINT NOT NULL, PRIMARY KEY (host_id, folder_id));"
 
-	"CREATE TABLE share_links ("
-	" id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
-	" folder_id BIGINT REFERENCES folders(id), file_id BIGINT REFERENCES files(id),"
-	" scope TEXT NOT NULL CHECK (scope IN ('read','write')), password_hash TEXT,"
-	" created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
-	" expires_at BIGINT, revoked_at BIGINT);"
+    "CREATE TABLE share_links ("
+    " id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
+    " folder_id BIGINT REFERENCES folders(id), file_id BIGINT REFERENCES files(id),"
+    " scope TEXT NOT NULL CHECK (scope IN ('read','write')), password_hash TEXT,"
+    " created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
+    " expires_at BIGINT, revoked_at BIGINT);"
 
-	"CREATE TABLE audit_log ("
-	" id {ID}, workspace_id BIGINT REFERENCES workspaces(id),"
-	" actor_user_id BIGINT REFERENCES users(id), actor_host_id BIGINT REFERENCES hosts(id),"
-	" action TEXT NOT NULL, target TEXT, at BIGINT NOT NULL, client_addr TEXT, detail TEXT);"
-	"CREATE INDEX audit_log_ws_at ON audit_log(workspace_id, at);"
+    "CREATE TABLE audit_log ("
+    " id {ID}, workspace_id BIGINT REFERENCES workspaces(id),"
+    " actor_user_id BIGINT REFERENCES users(id), actor_host_id BIGINT REFERENCES hosts(id),"
+    " action TEXT NOT NULL, target TEXT, at BIGINT NOT NULL, client_addr TEXT, detail TEXT);"
+    "CREATE INDEX audit_log_ws_at ON audit_log(workspace_id, at);"
 
-	"CREATE TABLE changes ("
-	" workspace_id BIGINT NOT NULL REFERENCES workspaces(id), seq BIGINT NOT NULL,"
-	" kind TEXT NOT NULL, entity TEXT NOT NULL, payload TEXT NOT NULL, at BIGINT NOT NULL,"
-	" PRIMARY KEY (workspace_id, seq));",
+    "CREATE TABLE changes ("
+    " workspace_id BIGINT NOT NULL REFERENCES workspaces(id), seq BIGINT NOT NULL,"
+    " kind TEXT NOT NULL, entity TEXT NOT NULL, payload TEXT NOT NULL, at BIGINT NOT NULL,"
+    " PRIMARY KEY (workspace_id, seq));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -167,7 +167,7 @@ int db_schema_version(struct db *db)
 int db_migrate(struct db *db)
 {
 	if (db_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-			" version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)") != DB_DONE)
+	                " version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)") != DB_DONE)
 		return DB_ERR;
 	for (int v = 1; v <= N_MIGRATIONS; v++) {
 		if (db_begin(db) != DB_DONE)
@@ -186,8 +186,9 @@ int db_migrate(struct db *db)
 		int r = db_exec(db, sql);
 		free(sql);
 		if (r == DB_DONE)
-			r = db_run(db, "INSERT INTO schema_migrations(version, applied_at) VALUES(?,?)",
-				   "ii", (int64_t)v, now_ms());
+			r = db_run(db,
+			           "INSERT INTO schema_migrations(version, applied_at) VALUES(?,?)",
+			           "ii", (int64_t)v, now_ms());
 		if (r != DB_DONE) {
 			log_error("migration %d failed: %s", v, db_errmsg(db));
 			db_rollback(db);

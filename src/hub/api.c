@@ -18,7 +18,7 @@ static const char *role_name(enum role r)
 int hub_ws_chunking(struct db *db, int64_t ws, struct chunker_params *p)
 {
 	struct db_stmt *st = db_query(
-		db, "SELECT chunk_min, chunk_avg, chunk_max FROM workspaces WHERE id = ?", "i", ws);
+	    db, "SELECT chunk_min, chunk_avg, chunk_max FROM workspaces WHERE id = ?", "i", ws);
 	if (!st)
 		return DB_ERR;
 	int r = db_step(st);
@@ -34,23 +34,23 @@ int hub_ws_chunking(struct db *db, int64_t ws, struct chunker_params *p)
 enum MHD_Result api_workspaces(struct req *r)
 {
 	struct db_stmt *st = db_query(
-		r->db,
-		"SELECT w.id, w.name, m.role, w.chunk_min, w.chunk_avg, w.chunk_max, w.last_seq "
-		"FROM workspaces w JOIN memberships m ON m.workspace_id = w.id "
-		"WHERE m.user_id = ? ORDER BY w.id",
-		"i", r->user_id);
+	    r->db,
+	    "SELECT w.id, w.name, m.role, w.chunk_min, w.chunk_avg, w.chunk_max, w.last_seq "
+	    "FROM workspaces w JOIN memberships m ON m.workspace_id = w.id "
+	    "WHERE m.user_id = ? ORDER BY w.id",
+	    "i", r->user_id);
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
 	while (db_step(st) == DB_ROW)
-		json_array_append_new(
-			arr, json_pack("{s:I, s:s, s:s, s:{s:I, s:I, s:I}, s:I}", "id",
-				       (json_int_t)db_col_int64(st, 0), "name", db_col_text(st, 1),
-				       "role", db_col_text(st, 2), "chunking", "min",
-				       (json_int_t)db_col_int64(st, 3), "avg",
-				       (json_int_t)db_col_int64(st, 4), "max",
-				       (json_int_t)db_col_int64(st, 5), "last_seq",
-				       (json_int_t)db_col_int64(st, 6)));
+		json_array_append_new(arr,
+		                      json_pack("{s:I, s:s, s:s, s:{s:I, s:I, s:I}, s:I}", "id",
+		                                (json_int_t)db_col_int64(st, 0), "name",
+		                                db_col_text(st, 1), "role", db_col_text(st, 2),
+		                                "chunking", "min", (json_int_t)db_col_int64(st, 3),
+		                                "avg", (json_int_t)db_col_int64(st, 4), "max",
+		                                (json_int_t)db_col_int64(st, 5), "last_seq",
+		                                (json_int_t)db_col_int64(st, 6)));
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "workspaces", arr));
 }
@@ -58,10 +58,10 @@ enum MHD_Result api_workspaces(struct req *r)
 static json_t *file_json(const struct file_info *fi, const char *path)
 {
 	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I}", "type", "file", "name",
-			 fi->name, "path", path, "id", (json_int_t)fi->id, "size",
-			 (json_int_t)fi->size, "version", (json_int_t)fi->version_no, "hash",
-			 fi->hash, "content_type", fi->content_type, "modified_at",
-			 (json_int_t)fi->updated_at);
+	                 fi->name, "path", path, "id", (json_int_t)fi->id, "size",
+	                 (json_int_t)fi->size, "version", (json_int_t)fi->version_no, "hash",
+	                 fi->hash, "content_type", fi->content_type, "modified_at",
+	                 (json_int_t)fi->updated_at);
 }
 
 enum MHD_Result api_list(struct req *r)
@@ -77,11 +77,11 @@ enum MHD_Result api_list(struct req *r)
 		enum MHD_Result ret;
 		if (rc == 1)
 			ret = reply_json(r, MHD_HTTP_OK,
-					 json_pack("{s:s, s:s, s:[o]}", "path", path, "type", "file",
-						   "entries", file_json(&fi, path)));
+			                 json_pack("{s:s, s:s, s:[o]}", "path", path, "type",
+			                           "file", "entries", file_json(&fi, path)));
 		else if (rc == 0)
 			ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s",
-					  path);
+			                  path);
 		else
 			ret = reply_db_error(r);
 		free(path);
@@ -92,44 +92,45 @@ enum MHD_Result api_list(struct req *r)
 		return reply_db_error(r);
 	}
 	json_t *entries = json_array();
-	struct db_stmt *st = db_query(r->db,
-				      "SELECT id, name, updated_at FROM folders WHERE parent_id = ? "
-				      "AND deleted_at IS NULL ORDER BY name",
-				      "i", fid);
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT id, name, updated_at FROM folders WHERE parent_id = ? "
+	             "AND deleted_at IS NULL ORDER BY name",
+	             "i", fid);
 	while (st && db_step(st) == DB_ROW) {
 		char *p = path_join(path, db_col_text(st, 1));
 		json_array_append_new(entries,
-				      json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "folder",
-						"name", db_col_text(st, 1), "path", p, "id",
-						(json_int_t)db_col_int64(st, 0), "modified_at",
-						(json_int_t)db_col_int64(st, 2)));
+		                      json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "folder",
+		                                "name", db_col_text(st, 1), "path", p, "id",
+		                                (json_int_t)db_col_int64(st, 0), "modified_at",
+		                                (json_int_t)db_col_int64(st, 2)));
 		free(p);
 	}
 	db_finalize(st);
 	st = db_query(r->db,
-		      "SELECT f.id, f.name, v.size, v.number, v.hash, v.content_type, v.created_at,"
-		      " u.email FROM files f JOIN file_versions v ON v.id = f.current_version_id "
-		      "LEFT JOIN users u ON u.id = v.created_by "
-		      "WHERE f.folder_id = ? AND f.deleted_at IS NULL ORDER BY f.name",
-		      "i", fid);
+	              "SELECT f.id, f.name, v.size, v.number, v.hash, v.content_type, v.created_at,"
+	              " u.email FROM files f JOIN file_versions v ON v.id = f.current_version_id "
+	              "LEFT JOIN users u ON u.id = v.created_by "
+	              "WHERE f.folder_id = ? AND f.deleted_at IS NULL ORDER BY f.name",
+	              "i", fid);
 	while (st && db_step(st) == DB_ROW) {
 		char *p = path_join(path, db_col_text(st, 1));
 		const char *ct = db_col_text(st, 5), *by = db_col_text(st, 7);
 		json_array_append_new(
-			entries,
-			json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s}", "type",
-				  "file", "name", db_col_text(st, 1), "path", p, "id",
-				  (json_int_t)db_col_int64(st, 0), "size",
-				  (json_int_t)db_col_int64(st, 2), "version",
-				  (json_int_t)db_col_int64(st, 3), "hash", db_col_text(st, 4),
-				  "content_type", ct ? ct : "", "modified_at",
-				  (json_int_t)db_col_int64(st, 6), "modified_by", by ? by : ""));
+		    entries,
+		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s}", "type", "file",
+		              "name", db_col_text(st, 1), "path", p, "id",
+		              (json_int_t)db_col_int64(st, 0), "size",
+		              (json_int_t)db_col_int64(st, 2), "version",
+		              (json_int_t)db_col_int64(st, 3), "hash", db_col_text(st, 4),
+		              "content_type", ct ? ct : "", "modified_at",
+		              (json_int_t)db_col_int64(st, 6), "modified_by", by ? by : ""));
 		free(p);
 	}
 	db_finalize(st);
-	enum MHD_Result ret = reply_json(r, MHD_HTTP_OK,
-					 json_pack("{s:s, s:s, s:o}", "path", path, "type",
-						   "folder", "entries", entries));
+	enum MHD_Result ret = reply_json(
+	    r, MHD_HTTP_OK,
+	    json_pack("{s:s, s:s, s:o}", "path", path, "type", "folder", "entries", entries));
 	free(path);
 	return ret;
 }
@@ -147,8 +148,8 @@ enum MHD_Result api_info(struct req *r)
 		ret = reply_json(r, MHD_HTTP_OK, file_json(&fi, path));
 	} else if (rc == 0 && (rc = meta_folder_id(r->db, r->ws_id, path, &fid)) == 1) {
 		ret = reply_json(r, MHD_HTTP_OK,
-				 json_pack("{s:s, s:s, s:I}", "type", "folder", "path", path, "id",
-					   (json_int_t)fid));
+		                 json_pack("{s:s, s:s, s:I}", "type", "folder", "path", path, "id",
+		                           (json_int_t)fid));
 	} else if (rc == 0) {
 		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
 	} else {
@@ -167,29 +168,28 @@ enum MHD_Result api_versions(struct req *r)
 	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
 	if (rc != 1) {
 		free(path);
-		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-					     "no such file")
-			       : reply_db_error(r);
+		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file")
+		               : reply_db_error(r);
 	}
-	struct db_stmt *st = db_query(
-		r->db,
-		"SELECT v.number, v.size, v.hash, v.created_at, u.email FROM file_versions v "
-		"LEFT JOIN users u ON u.id = v.created_by WHERE v.file_id = ? "
-		"ORDER BY v.number DESC",
-		"i", fi.id);
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT v.number, v.size, v.hash, v.created_at, u.email FROM file_versions v "
+	             "LEFT JOIN users u ON u.id = v.created_by WHERE v.file_id = ? "
+	             "ORDER BY v.number DESC",
+	             "i", fi.id);
 	json_t *arr = json_array();
 	while (st && db_step(st) == DB_ROW) {
 		const char *by = db_col_text(st, 4);
 		json_array_append_new(
-			arr, json_pack("{s:I, s:I, s:s, s:I, s:s, s:b}", "version",
-				       (json_int_t)db_col_int64(st, 0), "size",
-				       (json_int_t)db_col_int64(st, 1), "hash", db_col_text(st, 2),
-				       "created_at", (json_int_t)db_col_int64(st, 3), "created_by",
-				       by ? by : "", "current", db_col_int64(st, 0) == fi.version_no));
+		    arr, json_pack("{s:I, s:I, s:s, s:I, s:s, s:b}", "version",
+		                   (json_int_t)db_col_int64(st, 0), "size",
+		                   (json_int_t)db_col_int64(st, 1), "hash", db_col_text(st, 2),
+		                   "created_at", (json_int_t)db_col_int64(st, 3), "created_by",
+		                   by ? by : "", "current", db_col_int64(st, 0) == fi.version_no));
 	}
 	db_finalize(st);
 	enum MHD_Result ret =
-		reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:o}", "path", path, "versions", arr));
+	    reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:o}", "path", path, "versions", arr));
 	free(path);
 	return ret;
 }
@@ -206,7 +206,7 @@ enum MHD_Result api_mkdir(struct req *r)
 	bool parents = json_get_bool(r->json, "parents", false, &ok);
 	if (!ok)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-				   "'parents' must be a boolean");
+		                   "'parents' must be a boolean");
 	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
@@ -221,7 +221,7 @@ enum MHD_Result api_mkdir(struct req *r)
 	if (!path_split(path, &parent, &name)) {
 		db_rollback(r->db);
 		ret = parents ? reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "path", "/"))
-			      : reply_error(r, MHD_HTTP_CONFLICT, "exists", "the root exists");
+		              : reply_error(r, MHD_HTTP_CONFLICT, "exists", "the root exists");
 		goto out;
 	}
 	int rc = meta_folder_id(r->db, r->ws_id, path, &id);
@@ -233,14 +233,14 @@ enum MHD_Result api_mkdir(struct req *r)
 	if (rc == 0 && !parents && meta_folder_id(r->db, r->ws_id, parent, &pid) == 0) {
 		db_rollback(r->db);
 		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "parent_not_found",
-				  "parent folder %s does not exist (use parents)", parent);
+		                  "parent folder %s does not exist (use parents)", parent);
 		goto out;
 	}
 	rc = meta_mkdirs(r->db, r->ws_id, path, r->user_id, &id, &created);
 	if (rc == -EEXIST) {
 		db_rollback(r->db);
 		ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
-				  "a file is in the way of folder %s", path);
+		                  "a file is in the way of folder %s", path);
 		goto out;
 	}
 	if (rc != 0 || (created && meta_audit(r, "folder.create", path, NULL) != 0) ||
@@ -249,8 +249,8 @@ enum MHD_Result api_mkdir(struct req *r)
 		goto out;
 	}
 	ret = reply_json(r, created ? MHD_HTTP_CREATED : MHD_HTTP_OK,
-			 json_pack("{s:s, s:s, s:I, s:b}", "type", "folder", "path", path, "id",
-				   (json_int_t)id, "created", created));
+	                 json_pack("{s:s, s:s, s:I, s:b}", "type", "folder", "path", path, "id",
+	                           (json_int_t)id, "created", created));
 out:
 	free(parent);
 	free(name);
@@ -280,7 +280,7 @@ enum MHD_Result api_move(struct req *r)
 	int64_t src_folder = 0, dst_parent = 0, other = 0;
 	if (strcmp(from, "/") == 0 || !path_split(to, &tparent, &tname)) {
 		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
-				  "the workspace root cannot be moved or replaced");
+		                  "the workspace root cannot be moved or replaced");
 		goto out;
 	}
 	if (db_begin(r->db) != DB_DONE) {
@@ -301,13 +301,13 @@ enum MHD_Result api_move(struct req *r)
 	if (meta_folder_id(r->db, r->ws_id, tparent, &dst_parent) != 1) {
 		db_rollback(r->db);
 		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "parent_not_found",
-				  "destination folder %s does not exist", tparent);
+		                  "destination folder %s does not exist", tparent);
 		goto out;
 	}
 	if (is_folder && is_inside(to, from)) {
 		db_rollback(r->db);
 		ret = reply_error(r, MHD_HTTP_CONFLICT, "invalid_move",
-				  "cannot move a folder into itself");
+		                  "cannot move a folder into itself");
 		goto out;
 	}
 	if (strcmp(from, to) == 0) {
@@ -326,32 +326,32 @@ enum MHD_Result api_move(struct req *r)
 	int rc;
 	if (is_file) {
 		rc = db_run(r->db,
-			    "UPDATE files SET folder_id = ?, name = ?, updated_at = ? WHERE id = ?",
-			    "itii", dst_parent, tname, now, fi.id);
+		            "UPDATE files SET folder_id = ?, name = ?, updated_at = ? WHERE id = ?",
+		            "itii", dst_parent, tname, now, fi.id);
 	} else {
 		/* Rename the folder, then rewrite the paths of everything below it. */
 		rc = db_run(r->db,
-			    "UPDATE folders SET parent_id = ?, name = ?, path = ?, updated_at = ? "
-			    "WHERE id = ?",
-			    "ittii", dst_parent, tname, to, now, src_folder);
+		            "UPDATE folders SET parent_id = ?, name = ?, path = ?, updated_at = ? "
+		            "WHERE id = ?",
+		            "ittii", dst_parent, tname, to, now, src_folder);
 		char *prefix = xasprintf("%s/", from);
 		if (rc == DB_DONE)
 			rc = db_run(r->db,
-				    "UPDATE folders SET path = ? || substr(path, ?) WHERE "
-				    "workspace_id = ? AND deleted_at IS NULL AND "
-				    "substr(path, 1, ?) = ?",
-				    "tiiit", to, (int64_t)utf8_chars(from) + 1, r->ws_id,
-				    (int64_t)utf8_chars(prefix), prefix);
+			            "UPDATE folders SET path = ? || substr(path, ?) WHERE "
+			            "workspace_id = ? AND deleted_at IS NULL AND "
+			            "substr(path, 1, ?) = ?",
+			            "tiiit", to, (int64_t)utf8_chars(from) + 1, r->ws_id,
+			            (int64_t)utf8_chars(prefix), prefix);
 		free(prefix);
 	}
 	if (rc != DB_DONE ||
 	    meta_change(r->db, r->ws_id, is_file ? "file.moved" : "folder.moved",
-			is_file ? "file" : "folder",
-			json_pack("{s:I, s:s, s:s}", "id",
-				  (json_int_t)(is_file ? fi.id : src_folder), "from", from, "to",
-				  to)) != 0 ||
+	                is_file ? "file" : "folder",
+	                json_pack("{s:I, s:s, s:s}", "id",
+	                          (json_int_t)(is_file ? fi.id : src_folder), "from", from, "to",
+	                          to)) != 0 ||
 	    meta_audit(r, is_file ? "file.move" : "folder.move", from,
-		       json_pack("{s:s}", "to", to)) != 0 ||
+	               json_pack("{s:s}", "to", to)) != 0 ||
 	    db_commit(r->db) != DB_DONE) {
 		ret = fail_tx(r);
 		goto out;
@@ -373,7 +373,7 @@ enum MHD_Result api_delete(struct req *r)
 	enum MHD_Result ret;
 	if (strcmp(path, "/") == 0) {
 		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
-				  "the workspace root cannot be deleted");
+		                  "the workspace root cannot be deleted");
 		goto out;
 	}
 	if (db_begin(r->db) != DB_DONE) {
@@ -395,39 +395,40 @@ enum MHD_Result api_delete(struct req *r)
 	}
 	int rc;
 	if (is_file) {
-		rc = db_run(r->db, "UPDATE files SET deleted_at = ? WHERE id = ?", "ii", now,
-			    fi.id);
+		rc =
+		    db_run(r->db, "UPDATE files SET deleted_at = ? WHERE id = ?", "ii", now, fi.id);
 	} else {
 		/* The folder and everything below it go to the trash together. */
 		char *prefix = xasprintf("%s/", path);
 		const char *sub = "SELECT id FROM folders WHERE workspace_id = ? AND "
-				  "deleted_at IS NULL AND (path = ? OR substr(path, 1, ?) = ?)";
+		                  "deleted_at IS NULL AND (path = ? OR substr(path, 1, ?) = ?)";
 		char *sql = xasprintf("UPDATE files SET deleted_at = ? WHERE deleted_at IS NULL "
-				      "AND folder_id IN (%s)",
-				      sub);
+		                      "AND folder_id IN (%s)",
+		                      sub);
 		rc = db_run(r->db, sql, "iitit", now, r->ws_id, path, (int64_t)utf8_chars(prefix),
-			    prefix);
+		            prefix);
 		free(sql);
 		if (rc == DB_DONE)
 			rc = db_run(r->db,
-				    "UPDATE folders SET deleted_at = ? WHERE workspace_id = ? AND "
-				    "deleted_at IS NULL AND (path = ? OR substr(path, 1, ?) = ?)",
-				    "iitit", now, r->ws_id, path, (int64_t)utf8_chars(prefix), prefix);
+			            "UPDATE folders SET deleted_at = ? WHERE workspace_id = ? AND "
+			            "deleted_at IS NULL AND (path = ? OR substr(path, 1, ?) = ?)",
+			            "iitit", now, r->ws_id, path, (int64_t)utf8_chars(prefix),
+			            prefix);
 		free(prefix);
 	}
 	if (rc != DB_DONE ||
 	    meta_change(r->db, r->ws_id, is_file ? "file.deleted" : "folder.deleted",
-			is_file ? "file" : "folder",
-			json_pack("{s:I, s:s}", "id", (json_int_t)(is_file ? fi.id : folder),
-				  "path", path)) != 0 ||
+	                is_file ? "file" : "folder",
+	                json_pack("{s:I, s:s}", "id", (json_int_t)(is_file ? fi.id : folder),
+	                          "path", path)) != 0 ||
 	    meta_audit(r, is_file ? "file.delete" : "folder.delete", path, NULL) != 0 ||
 	    db_commit(r->db) != DB_DONE) {
 		ret = fail_tx(r);
 		goto out;
 	}
-	ret = reply_json(r, MHD_HTTP_OK,
-			 json_pack("{s:s, s:s}", "deleted", path, "type",
-				   is_file ? "file" : "folder"));
+	ret = reply_json(
+	    r, MHD_HTTP_OK,
+	    json_pack("{s:s, s:s}", "deleted", path, "type", is_file ? "file" : "folder"));
 out:
 	free(path);
 	return ret;
@@ -436,12 +437,12 @@ out:
 enum MHD_Result api_usage(struct req *r)
 {
 	int64_t logical = 0, files = 0, versions = 0, stored = 0, chunks = 0;
-	struct db_stmt *st = db_query(
-		r->db,
-		"SELECT COALESCE(SUM(v.size), 0), COUNT(*), COUNT(DISTINCT f.id) FROM "
-		"file_versions v JOIN files f ON f.id = v.file_id "
-		"WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
-		"i", r->ws_id);
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT COALESCE(SUM(v.size), 0), COUNT(*), COUNT(DISTINCT f.id) FROM "
+	             "file_versions v JOIN files f ON f.id = v.file_id "
+	             "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	             "i", r->ws_id);
 	if (st && db_step(st) == DB_ROW) {
 		logical = db_col_int64(st, 0);
 		versions = db_col_int64(st, 1);
@@ -449,19 +450,19 @@ enum MHD_Result api_usage(struct req *r)
 	}
 	db_finalize(st);
 	st = db_query(r->db,
-		      "SELECT COALESCE(SUM(c.size), 0), COUNT(*) FROM chunks c WHERE c.hash IN ("
-		      "SELECT vc.chunk_hash FROM version_chunks vc JOIN file_versions v ON "
-		      "v.id = vc.version_id JOIN files f ON f.id = v.file_id "
-		      "WHERE f.workspace_id = ?)",
-		      "i", r->ws_id);
+	              "SELECT COALESCE(SUM(c.size), 0), COUNT(*) FROM chunks c WHERE c.hash IN ("
+	              "SELECT vc.chunk_hash FROM version_chunks vc JOIN file_versions v ON "
+	              "v.id = vc.version_id JOIN files f ON f.id = v.file_id "
+	              "WHERE f.workspace_id = ?)",
+	              "i", r->ws_id);
 	if (st && db_step(st) == DB_ROW) {
 		stored = db_col_int64(st, 0);
 		chunks = db_col_int64(st, 1);
 	}
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK,
-			  json_pack("{s:I, s:I, s:I, s:I, s:I, s:s}", "logical_bytes",
-				    (json_int_t)logical, "stored_bytes", (json_int_t)stored,
-				    "chunks", (json_int_t)chunks, "files", (json_int_t)files,
-				    "versions", (json_int_t)versions, "role", role_name(r->role)));
+	                  json_pack("{s:I, s:I, s:I, s:I, s:I, s:s}", "logical_bytes",
+	                            (json_int_t)logical, "stored_bytes", (json_int_t)stored,
+	                            "chunks", (json_int_t)chunks, "files", (json_int_t)files,
+	                            "versions", (json_int_t)versions, "role", role_name(r->role)));
 }

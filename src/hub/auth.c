@@ -12,8 +12,8 @@
 /* OWASP's argon2id floor (19 MiB, t=2): strong, and cheap enough that logins
  * don't dominate the hub's memory. The parameters travel in the hash string,
  * so they can be raised later. */
-#define PW_OPSLIMIT 2
-#define PW_MEMLIMIT (19u * 1024 * 1024)
+#define PW_OPSLIMIT    2
+#define PW_MEMLIMIT    (19u * 1024 * 1024)
 #define SESSION_TTL_MS (90ll * 24 * 3600 * 1000)
 
 int auth_hash_password(const char *password, char out[128])
@@ -50,10 +50,10 @@ int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_
 	char h[65];
 	auth_token_hash(tok, h);
 	struct db_stmt *st = db_query(db,
-				      "SELECT id, user_id FROM tokens WHERE token_hash = ? AND "
-				      "revoked_at IS NULL AND user_id IS NOT NULL AND "
-				      "(expires_at IS NULL OR expires_at > ?)",
-				      "ti", h, now_ms());
+	                              "SELECT id, user_id FROM tokens WHERE token_hash = ? AND "
+	                              "revoked_at IS NULL AND user_id IS NOT NULL AND "
+	                              "(expires_at IS NULL OR expires_at > ?)",
+	                              "ti", h, now_ms());
 	if (!st)
 		return -1;
 	int rc = db_step(st);
@@ -67,15 +67,15 @@ int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_
 
 enum role auth_role(struct db *db, int64_t ws_id, int64_t user_id)
 {
-	struct db_stmt *st = db_query(
-		db, "SELECT role FROM memberships WHERE workspace_id = ? AND user_id = ?", "ii",
-		ws_id, user_id);
+	struct db_stmt *st =
+	    db_query(db, "SELECT role FROM memberships WHERE workspace_id = ? AND user_id = ?",
+	             "ii", ws_id, user_id);
 	enum role role = ROLE_NONE;
 	if (st && db_step(st) == DB_ROW) {
 		const char *s = db_col_text(st, 0);
-		role = strcmp(s, "owner") == 0 ? ROLE_OWNER
+		role = strcmp(s, "owner") == 0   ? ROLE_OWNER
 		       : strcmp(s, "admin") == 0 ? ROLE_ADMIN
-						 : ROLE_MEMBER;
+		                                 : ROLE_MEMBER;
 	}
 	db_finalize(st);
 	return role;
@@ -95,14 +95,14 @@ enum MHD_Result api_login(struct req *r)
 	const char *password = json_get_str(r->json, "password");
 	if (!email || !password || !*email || strlen(email) > 320 || strlen(password) > 1024)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-				   "email and password (strings) are required");
+		                   "email and password (strings) are required");
 
 	/* A dummy verify for unknown emails keeps the timing the same. */
 	pthread_once(&dummy_once, make_dummy);
 	char stored[128] = "";
 	int64_t uid = 0;
 	struct db_stmt *st =
-		db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
+	    db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
 	if (!st)
 		return reply_db_error(r);
 	if (db_step(st) == DB_ROW) {
@@ -118,29 +118,29 @@ enum MHD_Result api_login(struct req *r)
 	if (!ok) {
 		meta_audit(r, "login.failed", email, NULL);
 		return reply_error(r, MHD_HTTP_UNAUTHORIZED, "invalid_credentials",
-				   "wrong email or password");
+		                   "wrong email or password");
 	}
 	char tok[64], h[65];
 	auth_new_token(tok, h);
 	int64_t now = now_ms();
 	const char *name = json_get_str(r->json, "client");
 	if (db_run(r->db,
-		   "INSERT INTO tokens(user_id, kind, name, token_hash, created_at, expires_at) "
-		   "VALUES(?, 'session', ?, ?, ?, ?)",
-		   "ittii", uid, name ? name : "cli", h, now, now + SESSION_TTL_MS) != DB_DONE)
+	           "INSERT INTO tokens(user_id, kind, name, token_hash, created_at, expires_at) "
+	           "VALUES(?, 'session', ?, ?, ?, ?)",
+	           "ittii", uid, name ? name : "cli", h, now, now + SESSION_TTL_MS) != DB_DONE)
 		return reply_db_error(r);
 	r->user_id = uid;
 	meta_audit(r, "login", email, NULL);
 	return reply_json(r, MHD_HTTP_OK,
-			  json_pack("{s:s, s:I, s:{s:I, s:s}}", "token", tok, "expires_at",
-				    (json_int_t)(now + SESSION_TTL_MS), "user", "id", (json_int_t)uid,
-				    "email", email));
+	                  json_pack("{s:s, s:I, s:{s:I, s:s}}", "token", tok, "expires_at",
+	                            (json_int_t)(now + SESSION_TTL_MS), "user", "id",
+	                            (json_int_t)uid, "email", email));
 }
 
 enum MHD_Result api_logout(struct req *r)
 {
 	if (db_run(r->db, "UPDATE tokens SET revoked_at = ? WHERE id = ?", "ii", now_ms(),
-		   r->token_id) != DB_DONE)
+	           r->token_id) != DB_DONE)
 		return reply_db_error(r);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
 }
@@ -148,13 +148,13 @@ enum MHD_Result api_logout(struct req *r)
 enum MHD_Result api_me(struct req *r)
 {
 	struct db_stmt *st =
-		db_query(r->db, "SELECT email FROM users WHERE id = ?", "i", r->user_id);
+	    db_query(r->db, "SELECT email FROM users WHERE id = ?", "i", r->user_id);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		return reply_db_error(r);
 	}
-	json_t *o = json_pack("{s:I, s:s}", "id", (json_int_t)r->user_id, "email",
-			      db_col_text(st, 0));
+	json_t *o =
+	    json_pack("{s:I, s:s}", "id", (json_int_t)r->user_id, "email", db_col_text(st, 0));
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, o);
 }

@@ -23,8 +23,8 @@ struct download {
 	int64_t start, len; /* the byte range served */
 	uint8_t *buf;       /* one chunk, verified */
 	int64_t buf_cap;
-	ssize_t loaded;     /* index of the chunk in buf, -1 none */
-	size_t prefetched;  /* chunks below this index have had readahead */
+	ssize_t loaded;    /* index of the chunk in buf, -1 none */
+	size_t prefetched; /* chunks below this index have had readahead */
 };
 
 /* Keep the disk busy READAHEAD bytes ahead of the chunk being sent. */
@@ -66,7 +66,7 @@ static ssize_t download_read(void *cls, uint64_t pos, char *out, size_t max)
 			if (n == -EBADMSG)
 				atomic_fetch_add(&d->hub->m.corrupt_reads, 1);
 			log_error("download: chunk %s unreadable (%s); response aborted", c->hash,
-				  n < 0 ? strerror((int)-n) : "wrong size");
+			          n < 0 ? strerror((int)-n) : "wrong size");
 			d->loaded = -1;
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
@@ -135,27 +135,27 @@ enum MHD_Result api_content(struct req *r)
 	free(path);
 	if (rc != 1)
 		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file")
-			       : reply_db_error(r);
+		               : reply_db_error(r);
 	const char *vs = req_arg(r, "version", NULL);
 	if (vs) {
 		int64_t v = parse_id(vs);
 		if (v <= 0)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_version",
-					   "version must be a positive integer");
+			                   "version must be a positive integer");
 		rc = meta_version_get(r->db, fi.id, v, &fi);
 		if (rc != 1)
 			return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-						     "no version %lld of this file", (long long)v)
-				       : reply_db_error(r);
+			                             "no version %lld of this file", (long long)v)
+			               : reply_db_error(r);
 	}
 	struct download *d = xcalloc(1, sizeof *d);
 	d->hub = r->hub;
 	d->loaded = -1;
 	size_t cap = 0;
 	struct db_stmt *st = db_query(r->db,
-				      "SELECT chunk_hash, chunk_offset, size FROM version_chunks "
-				      "WHERE version_id = ? ORDER BY idx",
-				      "i", fi.version_id);
+	                              "SELECT chunk_hash, chunk_offset, size FROM version_chunks "
+	                              "WHERE version_id = ? ORDER BY idx",
+	                              "i", fi.version_id);
 	while (st && db_step(st) == DB_ROW) {
 		if (d->n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -182,14 +182,14 @@ enum MHD_Result api_content(struct req *r)
 		download_free(d);
 		snprintf(buf, sizeof buf, "bytes */%lld", (long long)size);
 		json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", "range_not_satisfiable",
-				      "message", "the range starts past the end of the file");
+		                      "message", "the range starts past the end of the file");
 		return reply_json_hdr(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, e, "Content-Range", buf);
 	}
 	d->buf = xmalloc(d->buf_cap ? (size_t)d->buf_cap : 1);
 	struct MHD_Response *resp = MHD_create_response_from_callback(
-		(uint64_t)d->len, 256 * 1024, download_read, d, download_free);
-	MHD_add_response_header(resp, "Content-Type", fi.content_type[0] ? fi.content_type
-									  : "application/octet-stream");
+	    (uint64_t)d->len, 256 * 1024, download_read, d, download_free);
+	MHD_add_response_header(resp, "Content-Type",
+	                        fi.content_type[0] ? fi.content_type : "application/octet-stream");
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 	snprintf(buf, sizeof buf, "\"%s\"", fi.hash);
 	MHD_add_response_header(resp, "ETag", buf);
@@ -199,11 +199,11 @@ enum MHD_Result api_content(struct req *r)
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (range > 0) {
 		snprintf(buf, sizeof buf, "bytes %lld-%lld/%lld", (long long)d->start,
-			 (long long)(d->start + d->len - 1), (long long)size);
+		         (long long)(d->start + d->len - 1), (long long)size);
 		MHD_add_response_header(resp, "Content-Range", buf);
 	}
-	enum MHD_Result ret = MHD_queue_response(
-		r->conn, range > 0 ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
+	enum MHD_Result ret =
+	    MHD_queue_response(r->conn, range > 0 ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	r->replied = true;
 	return ret;
@@ -214,18 +214,18 @@ enum MHD_Result api_chunk_get(struct req *r)
 	const char *hash = r->params[1];
 	if (!hash_hex_valid(hash))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
-				   "the chunk id must be 64 lowercase hex digits");
+		                   "the chunk id must be 64 lowercase hex digits");
 	/* Only this workspace's chunks: the store is shared by workspaces. */
 	int64_t one = 0, size = 0;
-	int rc = db_int64(r->db, &one,
-			  "SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
-			  "it", r->ws_id, hash);
+	int rc = db_int64(
+	    r->db, &one, "SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
+	    "it", r->ws_id, hash);
 	if (rc == DB_ROW && (size = store_size(r->hub->store, hash)) <= 0)
 		rc = DB_DONE;
 	if (rc != DB_ROW)
 		return rc == DB_DONE ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-						   "no such chunk in this workspace")
-				     : reply_db_error(r);
+		                                   "no such chunk in this workspace")
+		                     : reply_db_error(r);
 	uint8_t *buf = xmalloc((size_t)size);
 	int64_t n = store_read(r->hub->store, hash, buf, (size_t)size);
 	if (n != size) {
@@ -233,15 +233,15 @@ enum MHD_Result api_chunk_get(struct req *r)
 		if (n == -EBADMSG) {
 			atomic_fetch_add(&r->hub->m.corrupt_reads, 1);
 			return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "chunk_corrupt",
-					   "the hub's copy of this chunk is corrupt; it was not "
-					   "served");
+			                   "the hub's copy of this chunk is corrupt; it was not "
+			                   "served");
 		}
 		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "chunk_unavailable",
-				   "the hub's storage cannot read this chunk");
+		                   "the hub's storage cannot read this chunk");
 	}
 	atomic_fetch_add(&r->hub->m.bytes_served, n);
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
+	    MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
 	MHD_add_response_header(resp, "ETag", hash);
 	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);

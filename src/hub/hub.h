@@ -25,9 +25,9 @@ struct hub_config {
 
 struct hub_metrics {
 	atomic_llong requests;
-	atomic_llong chunks_received;  /* chunk bodies stored (PUT and stream upload) */
+	atomic_llong chunks_received; /* chunk bodies stored (PUT and stream upload) */
 	atomic_llong chunk_bytes_received;
-	atomic_llong chunks_rejected;  /* hash mismatch */
+	atomic_llong chunks_rejected; /* hash mismatch */
 	atomic_llong versions_committed;
 	atomic_llong bytes_served;
 	atomic_llong corrupt_reads;
@@ -55,22 +55,22 @@ struct req {
 	struct MHD_Connection *conn;
 	const char *method, *url;
 	const struct route *route;
-	char *params[2];  /* captured '*' segments of the route */
-	int64_t user_id;  /* authenticated user, 0 if none */
+	char *params[2]; /* captured '*' segments of the route */
+	int64_t user_id; /* authenticated user, 0 if none */
 	int64_t token_id;
-	int64_t ws_id;    /* workspace from the URL, membership checked */
+	int64_t ws_id; /* workspace from the URL, membership checked */
 	enum role role;
-	struct db *db;    /* acquired for the handler's duration */
+	struct db *db; /* acquired for the handler's duration */
 	/* BODY_JSON */
 	char *body;
 	size_t body_len, body_cap;
 	json_t *json;
 	/* BODY_STREAM */
-	int64_t body_limit;  /* refuse bodies over this many bytes */
+	int64_t body_limit; /* refuse bodies over this many bytes */
 	int64_t body_seen;
-	int stream_err;      /* a status to answer with at the end, set mid-body */
+	int stream_err; /* a status to answer with at the end, set mid-body */
 	const char *stream_code, *stream_msg;
-	void *state;         /* handler-owned stream state */
+	void *state; /* handler-owned stream state */
 	void (*state_free)(void *state);
 	bool replied;
 };
@@ -80,9 +80,9 @@ struct route {
 	const char *pattern; /* '/'-separated; '*' captures a segment */
 	unsigned flags;
 	enum body_kind body;
-	handler_fn begin;    /* BODY_STREAM: called on headers, may reply early */
-	data_fn data;        /* BODY_STREAM: each piece of the body */
-	handler_fn handle;   /* called when the request is complete */
+	handler_fn begin;  /* BODY_STREAM: called on headers, may reply early */
+	data_fn data;      /* BODY_STREAM: each piece of the body */
+	handler_fn handle; /* called when the request is complete */
 };
 
 #define R_AUTH 1u /* bearer token required */
@@ -92,12 +92,12 @@ struct route {
 enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body /* stolen */);
 /* The same with one extra response header. */
 enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, const char *hname,
-			       const char *hval);
-enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, const char *fmt,
-			    ...) __attribute__((format(printf, 4, 5)));
+                               const char *hval);
+enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* An error object with extra members merged into "error". */
 enum MHD_Result reply_error_extra(struct req *r, unsigned status, const char *code,
-				  const char *message, json_t *extra /* stolen */);
+                                  const char *message, json_t *extra /* stolen */);
 enum MHD_Result reply_db_error(struct req *r);
 /* A query argument; *len gets its length (embedded NULs are caught by callers). */
 const char *req_arg(struct req *r, const char *key, size_t *len);
@@ -136,10 +136,10 @@ int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file
 /* Create path's folders as needed (the caller holds a transaction). The last one's
  * id into *id. Returns 0, -EEXIST if a file is in the way, or a db error. */
 int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64_t *id,
-		bool *created);
+                bool *created);
 /* Append to the change feed and the audit log (inside the caller's transaction). */
 int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
-		json_t *payload /* stolen */);
+                json_t *payload /* stolen */);
 int meta_audit(struct req *r, const char *action, const char *target, json_t *detail);
 
 /* api.c: metadata endpoints */

@@ -17,13 +17,15 @@ static int create_signing_key(struct db *db)
 	crypto_sign_keypair(pk, sk);
 	randombytes_buf(kidraw, sizeof kidraw);
 	sodium_bin2hex(kid, sizeof kid, kidraw, sizeof kidraw);
-	sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	sodium_bin2base64(sk64, sizeof sk64, sk, sizeof sk, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk,
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(sk64, sizeof sk64, sk, sizeof sk,
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(sk, sizeof sk);
 	int r = db_run(db,
-		       "INSERT INTO signing_keys(kid, public_key, secret_key, created_at) "
-		       "VALUES(?,?,?,?)",
-		       "ttti", kid, pk64, sk64, now_ms());
+	               "INSERT INTO signing_keys(kid, public_key, secret_key, created_at) "
+	               "VALUES(?,?,?,?)",
+	               "ttti", kid, pk64, sk64, now_ms());
 	sodium_memzero(sk64, sizeof sk64);
 	return r;
 }
@@ -60,7 +62,7 @@ int hub_init(const char *data_dir, const char *email, const char *password, bool
 	}
 	if (db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) == DB_ROW && users > 0) {
 		fprintf(stderr, "roost init: %s is already initialized; nothing changed\n",
-			data_dir);
+		        data_dir);
 		goto out;
 	}
 	if (auth_hash_password(password, hash) != 0) {
@@ -70,26 +72,26 @@ int hub_init(const char *data_dir, const char *email, const char *password, bool
 	if (db_begin(db) != DB_DONE)
 		goto dbfail;
 	if (db_int64(db, &uid,
-		     "INSERT INTO users(email, password_hash, created_at) VALUES(?,?,?) "
-		     "RETURNING id",
-		     "tti", email, hash, now) != DB_ROW ||
+	             "INSERT INTO users(email, password_hash, created_at) VALUES(?,?,?) "
+	             "RETURNING id",
+	             "tti", email, hash, now) != DB_ROW ||
 	    db_int64(db, &ws,
-		     "INSERT INTO workspaces(name, created_by, created_at) VALUES('default',?,?) "
-		     "RETURNING id",
-		     "ii", uid, now) != DB_ROW ||
+	             "INSERT INTO workspaces(name, created_by, created_at) VALUES('default',?,?) "
+	             "RETURNING id",
+	             "ii", uid, now) != DB_ROW ||
 	    db_run(db,
-		   "INSERT INTO memberships(workspace_id, user_id, role, created_at) "
-		   "VALUES(?,?,'owner',?)",
-		   "iii", ws, uid, now) != DB_DONE ||
+	           "INSERT INTO memberships(workspace_id, user_id, role, created_at) "
+	           "VALUES(?,?,'owner',?)",
+	           "iii", ws, uid, now) != DB_DONE ||
 	    db_run(db,
-		   "INSERT INTO folders(workspace_id, parent_id, name, path, created_by, "
-		   "created_at, updated_at) VALUES(?, NULL, '', '/', ?, ?, ?)",
-		   "iiii", ws, uid, now, now) != DB_DONE ||
+	           "INSERT INTO folders(workspace_id, parent_id, name, path, created_by, "
+	           "created_at, updated_at) VALUES(?, NULL, '', '/', ?, ?, ?)",
+	           "iiii", ws, uid, now, now) != DB_DONE ||
 	    create_signing_key(db) != DB_DONE ||
 	    db_run(db,
-		   "INSERT INTO audit_log(workspace_id, actor_user_id, action, target, at) "
-		   "VALUES(?,?,'hub.init',?,?)",
-		   "iiti", ws, uid, email, now) != DB_DONE ||
+	           "INSERT INTO audit_log(workspace_id, actor_user_id, action, target, at) "
+	           "VALUES(?,?,'hub.init',?,?)",
+	           "iiti", ws, uid, email, now) != DB_DONE ||
 	    db_commit(db) != DB_DONE) {
 		db_rollback(db);
 		goto dbfail;

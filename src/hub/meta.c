@@ -12,9 +12,9 @@
 int meta_folder_id(struct db *db, int64_t ws, const char *path, int64_t *id)
 {
 	int r = db_int64(db, id,
-			 "SELECT id FROM folders WHERE workspace_id = ? AND path = ? AND "
-			 "deleted_at IS NULL",
-			 "it", ws, path);
+	                 "SELECT id FROM folders WHERE workspace_id = ? AND path = ? AND "
+	                 "deleted_at IS NULL",
+	                 "it", ws, path);
 	return r == DB_ROW ? 1 : r == DB_DONE ? 0 : r;
 }
 
@@ -29,13 +29,13 @@ static void fill_file(struct db_stmt *st, struct file_info *fi)
 	fi->version_no = db_col_int64(st, 5);
 	snprintf(fi->hash, sizeof fi->hash, "%s", db_col_text(st, 6) ? db_col_text(st, 6) : "");
 	snprintf(fi->content_type, sizeof fi->content_type, "%s",
-		 db_col_text(st, 7) ? db_col_text(st, 7) : "");
+	         db_col_text(st, 7) ? db_col_text(st, 7) : "");
 	fi->updated_at = db_col_int64(st, 8);
 	fi->updated_by = db_col_int64(st, 9);
 }
 
-#define FILE_COLS                                                                          \
-	"f.id, f.folder_id, f.name, v.size, v.id, v.number, v.hash, v.content_type, "      \
+#define FILE_COLS                                                                                  \
+	"f.id, f.folder_id, f.name, v.size, v.id, v.number, v.hash, v.content_type, "              \
 	"v.created_at, v.created_by "
 
 int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info *fi)
@@ -43,13 +43,13 @@ int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info 
 	char *parent, *name;
 	if (!path_split(path, &parent, &name))
 		return 0;
-	struct db_stmt *st = db_query(
-		db,
-		"SELECT " FILE_COLS "FROM files f JOIN folders d ON d.id = f.folder_id "
-		"JOIN file_versions v ON v.id = f.current_version_id "
-		"WHERE d.workspace_id = ? AND d.path = ? AND d.deleted_at IS NULL "
-		"AND f.name = ? AND f.deleted_at IS NULL",
-		"itt", ws, parent, name);
+	struct db_stmt *st =
+	    db_query(db,
+	             "SELECT " FILE_COLS "FROM files f JOIN folders d ON d.id = f.folder_id "
+	             "JOIN file_versions v ON v.id = f.current_version_id "
+	             "WHERE d.workspace_id = ? AND d.path = ? AND d.deleted_at IS NULL "
+	             "AND f.name = ? AND f.deleted_at IS NULL",
+	             "itt", ws, parent, name);
 	free(parent);
 	free(name);
 	if (!st)
@@ -64,9 +64,9 @@ int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info 
 int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file_info *fi)
 {
 	struct db_stmt *st = db_query(db,
-				      "SELECT " FILE_COLS "FROM files f JOIN file_versions v ON "
-				      "v.file_id = f.id WHERE f.id = ? AND v.number = ?",
-				      "ii", file_id, number);
+	                              "SELECT " FILE_COLS "FROM files f JOIN file_versions v ON "
+	                              "v.file_id = f.id WHERE f.id = ? AND v.number = ?",
+	                              "ii", file_id, number);
 	if (!st)
 		return DB_ERR;
 	int r = db_step(st);
@@ -80,13 +80,13 @@ static bool file_exists_at(struct db *db, int64_t folder_id, const char *name)
 {
 	int64_t one = 0;
 	return db_int64(db, &one,
-			"SELECT 1 FROM files WHERE folder_id = ? AND name = ? AND "
-			"deleted_at IS NULL",
-			"it", folder_id, name) == DB_ROW;
+	                "SELECT 1 FROM files WHERE folder_id = ? AND name = ? AND "
+	                "deleted_at IS NULL",
+	                "it", folder_id, name) == DB_ROW;
 }
 
 int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64_t *id,
-		bool *created)
+                bool *created)
 {
 	*created = false;
 	int r = meta_folder_id(db, ws, path, id);
@@ -103,38 +103,38 @@ int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64
 	if (r == 0) {
 		int64_t now = now_ms();
 		r = db_int64(db, id,
-			     "INSERT INTO folders(workspace_id, parent_id, name, path, created_by, "
-			     "created_at, updated_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
-			     "iittiii", ws, pid, name, path, user, now, now);
+		             "INSERT INTO folders(workspace_id, parent_id, name, path, created_by, "
+		             "created_at, updated_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
+		             "iittiii", ws, pid, name, path, user, now, now);
 		r = r == DB_ROW ? 0 : DB_ERR;
 	}
 	if (r == 0) {
 		*created = true;
 		r = meta_change(db, ws, "folder.created", "folder",
-				json_pack("{s:I, s:s}", "id", (json_int_t)*id, "path", path));
+		                json_pack("{s:I, s:s}", "id", (json_int_t)*id, "path", path));
 	}
 	free(parent);
 	free(name);
 	return r;
 }
 
-int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
-		json_t *payload)
+int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity, json_t *payload)
 {
 	int64_t seq = 0;
 	int r = db_int64(db, &seq,
-			 "UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = ? "
-			 "RETURNING last_seq",
-			 "i", ws);
+	                 "UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = ? "
+	                 "RETURNING last_seq",
+	                 "i", ws);
 	if (r != DB_ROW) {
 		json_decref(payload);
 		return DB_ERR;
 	}
 	char *p = json_to_string(payload);
 	json_decref(payload);
-	r = db_run(db, "INSERT INTO changes(workspace_id, seq, kind, entity, payload, at) "
-		       "VALUES(?,?,?,?,?,?)",
-		   "iittti", ws, seq, kind, entity, p, now_ms());
+	r = db_run(db,
+	           "INSERT INTO changes(workspace_id, seq, kind, entity, payload, at) "
+	           "VALUES(?,?,?,?,?,?)",
+	           "iittti", ws, seq, kind, entity, p, now_ms());
 	free(p);
 	return r == DB_DONE ? 0 : DB_ERR;
 }
@@ -146,8 +146,8 @@ int meta_audit(struct req *r, const char *action, const char *target, json_t *de
 	json_decref(detail);
 	req_client(r, addr);
 	struct db_stmt *st = db_prepare(r->db, "INSERT INTO audit_log(workspace_id, actor_user_id, "
-					       "action, target, at, client_addr, detail) "
-					       "VALUES(?,?,?,?,?,?,?)");
+	                                       "action, target, at, client_addr, detail) "
+	                                       "VALUES(?,?,?,?,?,?,?)");
 	int rc = DB_ERR;
 	if (st) {
 		if (r->ws_id)

@@ -25,41 +25,38 @@ static enum MHD_Result api_health(struct req *r);
 static enum MHD_Result api_metrics(struct req *r);
 
 static const struct route routes[] = {
-	{"POST", "/api/v1/login", 0, BODY_JSON, NULL, NULL, api_login},
-	{"POST", "/api/v1/logout", R_AUTH, BODY_NONE, NULL, NULL, api_logout},
-	{"GET", "/api/v1/me", R_AUTH, BODY_NONE, NULL, NULL, api_me},
-	{"GET", "/api/v1/workspaces", R_AUTH, BODY_NONE, NULL, NULL, api_workspaces},
-	{"GET", "/api/v1/workspaces/*/list", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_list},
-	{"GET", "/api/v1/workspaces/*/info", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_info},
-	{"GET", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
-	 api_versions},
-	{"POST", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_commit},
-	{"POST", "/api/v1/workspaces/*/folders", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_mkdir},
-	{"POST", "/api/v1/workspaces/*/move", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_move},
-	{"DELETE", "/api/v1/workspaces/*/files", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_delete},
-	{"GET", "/api/v1/workspaces/*/usage", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_usage},
-	{"POST", "/api/v1/workspaces/*/chunks/missing", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
-	 api_chunks_missing},
-	{"PUT", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_STREAM, api_chunk_put_begin,
-	 api_chunk_put_data, api_chunk_put},
-	{"GET", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
-	 api_chunk_get},
-	{"PUT", "/api/v1/workspaces/*/upload", R_AUTH | R_WS, BODY_STREAM, api_upload_begin,
-	 api_upload_data, api_upload},
-	{"GET", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
-	{"HEAD", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
-	 api_content},
-	{"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
-	{"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
+    {"POST", "/api/v1/login", 0, BODY_JSON, NULL, NULL, api_login},
+    {"POST", "/api/v1/logout", R_AUTH, BODY_NONE, NULL, NULL, api_logout},
+    {"GET", "/api/v1/me", R_AUTH, BODY_NONE, NULL, NULL, api_me},
+    {"GET", "/api/v1/workspaces", R_AUTH, BODY_NONE, NULL, NULL, api_workspaces},
+    {"GET", "/api/v1/workspaces/*/list", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_list},
+    {"GET", "/api/v1/workspaces/*/info", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_info},
+    {"GET", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_versions},
+    {"POST", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_commit},
+    {"POST", "/api/v1/workspaces/*/folders", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_mkdir},
+    {"POST", "/api/v1/workspaces/*/move", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_move},
+    {"DELETE", "/api/v1/workspaces/*/files", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_delete},
+    {"GET", "/api/v1/workspaces/*/usage", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_usage},
+    {"POST", "/api/v1/workspaces/*/chunks/missing", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_chunks_missing},
+    {"PUT", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_STREAM, api_chunk_put_begin,
+     api_chunk_put_data, api_chunk_put},
+    {"GET", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_chunk_get},
+    {"PUT", "/api/v1/workspaces/*/upload", R_AUTH | R_WS, BODY_STREAM, api_upload_begin,
+     api_upload_data, api_upload},
+    {"GET", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
+    {"HEAD", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
+    {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
+    {"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
 };
 
 /* ---- responses ---- */
 
 static enum MHD_Result queue_hdr(struct req *r, unsigned status, const char *ctype, char *body,
-				 size_t len, const char *hname, const char *hval)
+                                 size_t len, const char *hname, const char *hval)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (hname)
 		MHD_add_response_header(resp, hname, hval);
 	MHD_add_response_header(resp, "Content-Type", ctype);
@@ -72,13 +69,13 @@ static enum MHD_Result queue_hdr(struct req *r, unsigned status, const char *cty
 }
 
 static enum MHD_Result queue(struct req *r, unsigned status, const char *ctype, char *body,
-			     size_t len)
+                             size_t len)
 {
 	return queue_hdr(r, status, ctype, body, len, NULL, NULL);
 }
 
 enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, const char *hname,
-			       const char *hval)
+                               const char *hval)
 {
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
@@ -93,7 +90,7 @@ enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body)
 }
 
 enum MHD_Result reply_error_extra(struct req *r, unsigned status, const char *code,
-				  const char *message, json_t *extra)
+                                  const char *message, json_t *extra)
 {
 	json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
 	if (extra) {
@@ -103,8 +100,7 @@ enum MHD_Result reply_error_extra(struct req *r, unsigned status, const char *co
 	return reply_json(r, status, json_pack("{s:o}", "error", err));
 }
 
-enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, const char *fmt,
-			    ...)
+enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -117,7 +113,7 @@ enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, co
 enum MHD_Result reply_db_error(struct req *r)
 {
 	return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "db_unavailable",
-			   "the metadata database could not complete the request; retry");
+	                   "the metadata database could not complete the request; retry");
 }
 
 const char *req_arg(struct req *r, const char *key, size_t *len)
@@ -125,7 +121,7 @@ const char *req_arg(struct req *r, const char *key, size_t *len)
 	const char *v = NULL;
 	size_t n = 0;
 	if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v,
-					  &n) != MHD_YES)
+	                                  &n) != MHD_YES)
 		return NULL;
 	if (len)
 		*len = n;
@@ -140,7 +136,7 @@ const char *req_header(struct req *r, const char *key)
 const char *req_client(struct req *r, char buf[64])
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	buf[0] = 0;
 	if (!ci || !ci->client_addr)
 		return buf;
@@ -158,7 +154,7 @@ char *req_path_arg(struct req *r, const char *key)
 	const char *v = req_arg(r, key, &len);
 	if (!v) {
 		reply_error(r, MHD_HTTP_BAD_REQUEST, "missing_argument",
-			    "query argument '%s' is required", key);
+		            "query argument '%s' is required", key);
 		return NULL;
 	}
 	const char *why = NULL;
@@ -174,7 +170,7 @@ char *req_body_path(struct req *r, const char *key)
 	json_t *v = json_object_get(r->json, key);
 	if (!json_is_string(v)) {
 		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-			    "'%s' (a string path) is required", key);
+		            "'%s' (a string path) is required", key);
 		return NULL;
 	}
 	const char *why;
@@ -188,25 +184,25 @@ char *req_body_path(struct req *r, const char *key)
 
 static enum MHD_Result api_health(struct req *r)
 {
-	return reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "status", "ok", "version",
-						    ROOST_VERSION));
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:s, s:s}", "status", "ok", "version", ROOST_VERSION));
 }
 
 static enum MHD_Result api_metrics(struct req *r)
 {
 	struct hub_metrics *m = &r->hub->m;
 	char *s = xasprintf("# roost hub counters since start\n"
-			    "roost_requests_total %lld\n"
-			    "roost_chunks_received_total %lld\n"
-			    "roost_chunk_bytes_received_total %lld\n"
-			    "roost_chunks_rejected_total %lld\n"
-			    "roost_versions_committed_total %lld\n"
-			    "roost_bytes_served_total %lld\n"
-			    "roost_corrupt_reads_total %lld\n",
-			    (long long)m->requests, (long long)m->chunks_received,
-			    (long long)m->chunk_bytes_received, (long long)m->chunks_rejected,
-			    (long long)m->versions_committed, (long long)m->bytes_served,
-			    (long long)m->corrupt_reads);
+	                    "roost_requests_total %lld\n"
+	                    "roost_chunks_received_total %lld\n"
+	                    "roost_chunk_bytes_received_total %lld\n"
+	                    "roost_chunks_rejected_total %lld\n"
+	                    "roost_versions_committed_total %lld\n"
+	                    "roost_bytes_served_total %lld\n"
+	                    "roost_corrupt_reads_total %lld\n",
+	                    (long long)m->requests, (long long)m->chunks_received,
+	                    (long long)m->chunk_bytes_received, (long long)m->chunks_rejected,
+	                    (long long)m->versions_committed, (long long)m->bytes_served,
+	                    (long long)m->corrupt_reads);
 	return queue(r, MHD_HTTP_OK, "text/plain; version=0.0.4", s, strlen(s));
 }
 
@@ -244,7 +240,7 @@ static void free_params(char *params[2])
 
 /* Find the route; *path_found tells a wrong method (405) from no such path (404). */
 static const struct route *route_find(const char *method, const char *url, char *params[2],
-				      bool *path_found)
+                                      bool *path_found)
 {
 	*path_found = false;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
@@ -278,8 +274,8 @@ static bool admit(struct req *r)
 	}
 	if (rc > 0) {
 		reply_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-			    authz ? "the bearer token is invalid or expired"
-				  : "an Authorization: Bearer token is required");
+		            authz ? "the bearer token is invalid or expired"
+		                  : "an Authorization: Bearer token is required");
 		return false;
 	}
 	if (rt->flags & R_WS) {
@@ -312,7 +308,7 @@ static void req_free(struct req *r)
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	struct req *r = *req_cls;
 	if (r)
@@ -339,9 +335,9 @@ static enum MHD_Result on_head(struct req *r)
 	if (!r->route) {
 		if (path_found)
 			return reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-					   "%s is not allowed on %s", r->method, r->url);
+			                   "%s is not allowed on %s", r->method, r->url);
 		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint: %s",
-				   r->url);
+		                   r->url);
 	}
 	/* The connection is held only while the head and, later, the handler run,
 	 * not while a long body streams in. */
@@ -359,7 +355,7 @@ static enum MHD_Result head_checks(struct req *r)
 	int64_t cl = content_length(r);
 	if (r->route->body == BODY_JSON && cl > JSON_BODY_MAX)
 		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
-				   "JSON bodies are limited to %d bytes", JSON_BODY_MAX);
+		                   "JSON bodies are limited to %d bytes", JSON_BODY_MAX);
 	if (r->route->body == BODY_STREAM && r->route->begin) {
 		r->body_limit = -1;
 		enum MHD_Result ret = r->route->begin(r);
@@ -367,8 +363,8 @@ static enum MHD_Result head_checks(struct req *r)
 			return ret;
 		if (r->body_limit >= 0 && cl > r->body_limit)
 			return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
-					   "the body is over the limit of %lld bytes",
-					   (long long)r->body_limit);
+			                   "the body is over the limit of %lld bytes",
+			                   (long long)r->body_limit);
 	}
 	return MHD_YES;
 }
@@ -420,26 +416,26 @@ static enum MHD_Result on_complete(struct req *r)
 		json_error_t jerr;
 		if (r->body_len == 0)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
-					   "a JSON object body is required");
+			                   "a JSON object body is required");
 		/* NULs are let through the parser so that a path holding one gets the
 		 * path error; json_get_str refuses strings holding them elsewhere. */
 		r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-				     &jerr);
+		                     &jerr);
 		if (!r->json)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
-					   "malformed JSON at line %d column %d: %s", jerr.line,
-					   jerr.column, jerr.text);
+			                   "malformed JSON at line %d column %d: %s", jerr.line,
+			                   jerr.column, jerr.text);
 		if (!json_is_object(r->json))
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
-					   "the body must be a JSON object");
+			                   "the body must be a JSON object");
 	}
 	r->db = db_pool_acquire(r->hub->pool);
 	return r->route->handle(r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
 	struct req *r = *req_cls;
 	if (!r) {
@@ -471,22 +467,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 /* ---- the dashboard port ---- */
 
 static enum MHD_Result on_dashboard(void *cls, struct MHD_Connection *conn, const char *url,
-				    const char *method, const char *version,
-				    const char *upload_data, size_t *upload_data_size,
-				    void **req_cls)
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **req_cls)
 {
 	struct hub *hub = cls;
-	char *page = xasprintf(
-		"<!doctype html><html lang=en><meta charset=utf-8>"
-		"<meta name=viewport content='width=device-width'>"
-		"<title>roost hub</title><body style='font:16px system-ui;margin:2em'>"
-		"<h1>roost hub %s</h1><p>The hub is running. Its JSON API is on port %d "
-		"(<code>/api/v1</code>); the web dashboard is not part of this version yet, "
-		"so use the <code>roost</code> CLI: <code>roost login --hub "
-		"http://HOST:%d --email YOU</code>.</p></body></html>",
-		ROOST_VERSION, hub->cfg.api_port, hub->cfg.api_port);
+	char *page =
+	    xasprintf("<!doctype html><html lang=en><meta charset=utf-8>"
+	              "<meta name=viewport content='width=device-width'>"
+	              "<title>roost hub</title><body style='font:16px system-ui;margin:2em'>"
+	              "<h1>roost hub %s</h1><p>The hub is running. Its JSON API is on port %d "
+	              "(<code>/api/v1</code>); the web dashboard is not part of this version yet, "
+	              "so use the <code>roost</code> CLI: <code>roost login --hub "
+	              "http://HOST:%d --email YOU</code>.</p></body></html>",
+	              ROOST_VERSION, hub->cfg.api_port, hub->cfg.api_port);
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(strlen(page), page, MHD_RESPMEM_MUST_FREE);
+	    MHD_create_response_from_buffer(strlen(page), page, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
 	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
@@ -533,15 +529,16 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 		return NULL;
 	}
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-			 MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+	                 MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 	struct MHD_Daemon *d = MHD_start_daemon(
-		flags, (uint16_t)port, NULL, NULL, cb, hub, MHD_OPTION_SOCK_ADDR,
-		(struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024),
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+	    flags, (uint16_t)port, NULL, NULL, cb, hub, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024),
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
 	if (!d)
-		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port, strerror(errno));
+		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port,
+		          strerror(errno));
 	return d;
 }
 
@@ -582,11 +579,12 @@ int hub_serve(struct hub_config *cfg)
 	}
 	int64_t users = 0;
 	bool ok = db_migrate(db) == DB_DONE &&
-		  db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) == DB_ROW && users > 0;
+	          db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) == DB_ROW && users > 0;
 	db_close(db);
 	if (!ok) {
-		log_error("%s holds no initialized hub: run 'roost init --data %s --email YOU' first",
-			  cfg->data_dir, cfg->data_dir);
+		log_error(
+		    "%s holds no initialized hub: run 'roost init --data %s --email YOU' first",
+		    cfg->data_dir, cfg->data_dir);
 		free(dbpath);
 		free(hub);
 		return 1;
@@ -606,9 +604,9 @@ int hub_serve(struct hub_config *cfg)
 	int rc = 1;
 	if (hub->dashboard) {
 		log_info("roost hub %s: API http://%s:%d/api/v1, content port %d, dashboard "
-			 "port %d, data %s",
-			 ROOST_VERSION, hub->cfg.listen, cfg->api_port, cfg->content_port,
-			 cfg->dashboard_port, cfg->data_dir);
+		         "port %d, data %s",
+		         ROOST_VERSION, hub->cfg.listen, cfg->api_port, cfg->content_port,
+		         cfg->dashboard_port, cfg->data_dir);
 		int sig = 0;
 		sigwait(&stop_set, &sig);
 		log_info("%s: shutting down", strsignal(sig));

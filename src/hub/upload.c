@@ -64,15 +64,15 @@ static int record_chunk(struct db *db, const char *hash, int64_t size)
 {
 	int64_t now = now_ms();
 	int r = db_run(db,
-		       "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
-		       "ON CONFLICT(hash) DO NOTHING",
-		       "tii", hash, size, now);
+	               "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
+	               "ON CONFLICT(hash) DO NOTHING",
+	               "tii", hash, size, now);
 	if (r == DB_DONE)
 		r = db_run(db,
-			   "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
-			   "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
-			   "SET state = 'ok', updated_at = excluded.updated_at",
-			   "ti", hash, now);
+		           "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
+		           "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
+		           "SET state = 'ok', updated_at = excluded.updated_at",
+		           "ti", hash, now);
 	return r;
 }
 
@@ -85,9 +85,9 @@ static int grant_chunks(struct db *db, int64_t ws, const struct chunk_ref *chunk
 	int r = db_begin(db);
 	for (size_t i = 0; i < n && r == DB_DONE; i++)
 		r = db_run(db,
-			   "INSERT INTO workspace_chunks(workspace_id, chunk_hash, created_at) "
-			   "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
-			   "iti", ws, chunks[i].hash, now_ms());
+		           "INSERT INTO workspace_chunks(workspace_id, chunk_hash, created_at) "
+		           "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
+		           "iti", ws, chunks[i].hash, now_ms());
 	if (r == DB_DONE)
 		r = db_commit(db);
 	else
@@ -101,8 +101,8 @@ static int64_t held_chunk_size(struct req *r, const char *hash)
 {
 	int64_t one = 0;
 	if (db_int64(r->db, &one,
-		     "SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?", "it",
-		     r->ws_id, hash) != DB_ROW)
+	             "SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
+	             "it", r->ws_id, hash) != DB_ROW)
 		return -1;
 	int64_t n = store_size(r->hub->store, hash);
 	return n > 0 ? n : -1;
@@ -113,17 +113,17 @@ enum MHD_Result api_chunks_missing(struct req *r)
 	json_t *hashes = json_object_get(r->json, "hashes");
 	if (!json_is_array(hashes))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-				   "'hashes' (an array of SHA-256 hex strings) is required");
+		                   "'hashes' (an array of SHA-256 hex strings) is required");
 	if (json_array_size(hashes) > PROBE_MAX)
 		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_hashes",
-				   "at most %d hashes per probe", PROBE_MAX);
+		                   "at most %d hashes per probe", PROBE_MAX);
 	size_t i;
 	json_t *h;
 	json_array_foreach(hashes, i, h)
 	{
 		if (!hash_hex_valid(json_string_value(h)))
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
-					   "hashes[%zu] is not 64 lowercase hex digits", i);
+			                   "hashes[%zu] is not 64 lowercase hex digits", i);
 	}
 	json_t *missing = json_array();
 	json_array_foreach(hashes, i, h)
@@ -145,7 +145,7 @@ enum MHD_Result api_chunk_put_begin(struct req *r)
 {
 	if (!hash_hex_valid(r->params[1]))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
-				   "the chunk id must be 64 lowercase hex digits");
+		                   "the chunk id must be 64 lowercase hex digits");
 	if (r->role == ROLE_NONE)
 		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "no write access");
 	struct chunker_params p;
@@ -174,18 +174,19 @@ enum MHD_Result api_chunk_put(struct req *r)
 	int64_t size = store_writer_size(w);
 	if (size == 0) {
 		store_writer_abort(w);
-		return reply_error(r, MHD_HTTP_BAD_REQUEST, "empty_chunk", "a chunk cannot be empty");
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "empty_chunk",
+		                   "a chunk cannot be empty");
 	}
 	int rc = store_writer_commit(w, r->params[1], NULL);
 	if (rc == -EBADMSG) {
 		atomic_fetch_add(&r->hub->m.chunks_rejected, 1);
 		return reply_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "hash_mismatch",
-				   "the body's SHA-256 does not match %s; nothing stored",
-				   r->params[1]);
+		                   "the body's SHA-256 does not match %s; nothing stored",
+		                   r->params[1]);
 	}
 	if (rc != 0)
 		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage_error",
-				   "the hub could not store the chunk: %s", strerror(-rc));
+		                   "the hub could not store the chunk: %s", strerror(-rc));
 	struct chunk_ref got = {.size = size};
 	memcpy(got.hash, r->params[1], HASH_HEX_LEN + 1);
 	if (grant_chunks(r->db, r->ws_id, &got, 1) != DB_DONE)
@@ -193,21 +194,21 @@ enum MHD_Result api_chunk_put(struct req *r)
 	atomic_fetch_add(&r->hub->m.chunks_received, 1);
 	atomic_fetch_add(&r->hub->m.chunk_bytes_received, size);
 	return reply_json(r, MHD_HTTP_CREATED,
-			  json_pack("{s:s, s:I}", "hash", r->params[1], "size", (json_int_t)size));
+	                  json_pack("{s:s, s:I}", "hash", r->params[1], "size", (json_int_t)size));
 }
 
 /* ---- committing a version ---- */
 
 /* Commit path as a new version made of chunks, in one transaction. Replies. */
 static enum MHD_Result commit_version(struct req *r, const char *path, int64_t size,
-				      const char *hash, const struct chunk_ref *chunks, size_t n,
-				      const char *ctype_in)
+                                      const char *hash, const struct chunk_ref *chunks, size_t n,
+                                      const char *ctype_in)
 {
 	char *parent = NULL, *name = NULL;
 	enum MHD_Result ret;
 	if (!path_split(path, &parent, &name))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
-				   "a file cannot be written at the workspace root itself");
+		                   "a file cannot be written at the workspace root itself");
 	if (db_begin(r->db) != DB_DONE) {
 		ret = reply_db_error(r);
 		goto out;
@@ -222,17 +223,17 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 			json_decref(missing);
 			db_rollback(r->db);
 			ret = reply_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "size_mismatch",
-					  "chunks[%zu] is %lld bytes, not %lld", i, (long long)held,
-					  (long long)chunks[i].size);
+			                  "chunks[%zu] is %lld bytes, not %lld", i, (long long)held,
+			                  (long long)chunks[i].size);
 			goto out;
 		}
 	}
 	if (json_array_size(missing)) {
 		db_rollback(r->db);
 		ret = reply_error_extra(r, MHD_HTTP_CONFLICT, "missing_chunks",
-					"the hub does not hold some chunks; upload them and commit "
-					"again",
-					json_pack("{s:o}", "missing", missing));
+		                        "the hub does not hold some chunks; upload them and commit "
+		                        "again",
+		                        json_pack("{s:o}", "missing", missing));
 		goto out;
 	}
 	json_decref(missing);
@@ -243,7 +244,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	if (rc == -EEXIST || (rc == 0 && meta_folder_id(r->db, r->ws_id, path, &other) == 1)) {
 		db_rollback(r->db);
 		ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
-				  "a file or folder is in the way of %s", path);
+		                  "a file or folder is in the way of %s", path);
 		goto out;
 	}
 	if (rc != 0)
@@ -256,55 +257,56 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	else
 		snprintf(ctype, sizeof ctype, "application/x-empty");
 
-	rc = db_int64(r->db, &file_id,
-		      "SELECT id FROM files WHERE folder_id = ? AND name = ? AND deleted_at IS NULL",
-		      "it", folder, name);
+	rc =
+	    db_int64(r->db, &file_id,
+	             "SELECT id FROM files WHERE folder_id = ? AND name = ? AND deleted_at IS NULL",
+	             "it", folder, name);
 	if (rc == DB_DONE)
 		rc = db_int64(r->db, &file_id,
-			      "INSERT INTO files(workspace_id, folder_id, name, size, created_at, "
-			      "updated_at) VALUES(?,?,?,?,?,?) RETURNING id",
-			      "iitiii", r->ws_id, folder, name, size, now, now);
+		              "INSERT INTO files(workspace_id, folder_id, name, size, created_at, "
+		              "updated_at) VALUES(?,?,?,?,?,?) RETURNING id",
+		              "iitiii", r->ws_id, folder, name, size, now, now);
 	if (rc != DB_ROW ||
 	    db_int64(r->db, &number,
-		     "SELECT COALESCE(MAX(number), 0) + 1 FROM file_versions WHERE file_id = ?",
-		     "i", file_id) != DB_ROW ||
+	             "SELECT COALESCE(MAX(number), 0) + 1 FROM file_versions WHERE file_id = ?",
+	             "i", file_id) != DB_ROW ||
 	    db_int64(r->db, &vid,
-		     "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
-		     "created_by, created_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
-		     "iititii", file_id, number, hash, size, ctype,
-		     r->user_id, now) != DB_ROW)
+	             "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
+	             "created_by, created_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
+	             "iititii", file_id, number, hash, size, ctype, r->user_id, now) != DB_ROW)
 		goto db_fail;
 	int64_t off = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (record_chunk(r->db, chunks[i].hash, chunks[i].size) != DB_DONE ||
 		    db_run(r->db,
-			   "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
-			   "size) VALUES(?,?,?,?,?)",
-			   "iitii", vid, (int64_t)i, chunks[i].hash, off, chunks[i].size) != DB_DONE ||
+		           "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
+		           "size) VALUES(?,?,?,?,?)",
+		           "iitii", vid, (int64_t)i, chunks[i].hash, off,
+		           chunks[i].size) != DB_DONE ||
 		    db_run(r->db, "UPDATE chunks SET refcount = refcount + 1 WHERE hash = ?", "t",
-			   chunks[i].hash) != DB_DONE)
+		           chunks[i].hash) != DB_DONE)
 			goto db_fail;
 		off += chunks[i].size;
 	}
 	if (db_run(r->db,
-		   "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
-		   "updated_at = ?, updated_by = ? WHERE id = ?",
-		   "iitiii", vid, size, ctype, now, r->user_id, file_id) != DB_DONE ||
+	           "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
+	           "updated_at = ?, updated_by = ? WHERE id = ?",
+	           "iitiii", vid, size, ctype, now, r->user_id, file_id) != DB_DONE ||
 	    meta_change(r->db, r->ws_id, "file.version", "file",
-			json_pack("{s:I, s:s, s:I, s:I, s:s}", "id", (json_int_t)file_id, "path",
-				  path, "version", (json_int_t)number, "size", (json_int_t)size,
-				  "hash", hash)) != 0 ||
+	                json_pack("{s:I, s:s, s:I, s:I, s:s}", "id", (json_int_t)file_id, "path",
+	                          path, "version", (json_int_t)number, "size", (json_int_t)size,
+	                          "hash", hash)) != 0 ||
 	    meta_audit(r, "file.version", path,
-		       json_pack("{s:I, s:I}", "version", (json_int_t)number, "size",
-				 (json_int_t)size)) != 0 ||
+	               json_pack("{s:I, s:I}", "version", (json_int_t)number, "size",
+	                         (json_int_t)size)) != 0 ||
 	    db_commit(r->db) != DB_DONE)
 		goto db_fail;
 	atomic_fetch_add(&r->hub->m.versions_committed, 1);
 	ret = reply_json(r, MHD_HTTP_CREATED,
-			 json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I}", "path", path, "id",
-				   (json_int_t)file_id, "version", (json_int_t)number, "size",
-				   (json_int_t)size, "hash", hash, "content_type", ctype, "chunks",
-				   (json_int_t)n));
+	                 json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I}", "path", path, "id",
+	                           (json_int_t)file_id, "version", (json_int_t)number, "size",
+	                           (json_int_t)size, "hash", hash, "content_type", ctype, "chunks",
+	                           (json_int_t)n));
 	goto out;
 db_fail:
 	db_rollback(r->db);
@@ -323,17 +325,16 @@ enum MHD_Result api_commit(struct req *r)
 	int64_t size;
 	if (!json_get_int(r->json, "size", &size) || !hash || !json_is_array(chunks))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-				   "path, size, hash and chunks are required");
+		                   "path, size, hash and chunks are required");
 	if (size < 0)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-				   "size must not be negative");
+		                   "size must not be negative");
 	if (!hash_hex_valid(hash))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
-				   "hash must be 64 lowercase hex digits");
-	if (json_object_get(r->json, "content_type") &&
-	    (!ctype || strlen(ctype) > 127 || !*ctype))
+		                   "hash must be 64 lowercase hex digits");
+	if (json_object_get(r->json, "content_type") && (!ctype || strlen(ctype) > 127 || !*ctype))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-				   "content_type must be a string of 1..127 bytes");
+		                   "content_type must be a string of 1..127 bytes");
 	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
@@ -348,8 +349,8 @@ enum MHD_Result api_commit(struct req *r)
 		    !json_get_int(c, "size", &refs[i].size) || refs[i].size <= 0 ||
 		    refs[i].size > CHUNK_MAX_LIMIT) {
 			ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_chunk",
-					  "chunks[%zu] needs a hex 'hash' and a size in 1..%u", i,
-					  CHUNK_MAX_LIMIT);
+			                  "chunks[%zu] needs a hex 'hash' and a size in 1..%u", i,
+			                  CHUNK_MAX_LIMIT);
 			goto out;
 		}
 		memcpy(refs[i].hash, h, HASH_HEX_LEN + 1);
@@ -357,8 +358,8 @@ enum MHD_Result api_commit(struct req *r)
 	}
 	if (total != size) {
 		ret = reply_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "size_mismatch",
-				  "the chunks add up to %lld bytes, not size %lld", (long long)total,
-				  (long long)size);
+		                  "the chunks add up to %lld bytes, not size %lld",
+		                  (long long)total, (long long)size);
 		goto out;
 	}
 	ret = commit_version(r, path, size, hash, refs, n, ctype);
@@ -467,7 +468,7 @@ enum MHD_Result api_upload(struct req *r)
 	struct stream_up *s = r->state;
 	if (s->w && stream_cut(s) != 0)
 		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage_error",
-				   "the hub could not store the upload");
+		                   "the hub could not store the upload");
 	char hash[HASH_HEX_LEN + 1], ctype[128];
 	hasher_final_hex(s->whole, hash);
 	const char *given = req_header(r, "Content-Type");
