@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Strict UTF-8 check of one code point; returns its length or 0. */
+/* Strict UTF-8 check of one code point that may stand in a name; returns its
+ * length, or 0 for invalid UTF-8 and for C1 control characters. */
 static size_t utf8_len(const unsigned char *s, size_t left)
 {
 	unsigned c = s[0];
@@ -34,7 +35,7 @@ static size_t utf8_len(const unsigned char *s, size_t left)
 			return 0;
 		c = (c << 6) | (s[i] & 0x3F);
 	}
-	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF) || (c >= 0x80 && c <= 0x9F))
 		return 0;
 	return n;
 }

@@ -38,6 +38,18 @@ static void fill_file(struct db_stmt *st, struct file_info *fi)
 	"f.id, f.folder_id, f.name, v.size, v.id, v.number, v.hash, v.content_type, "              \
 	"v.created_at, v.created_by "
 
+/* Step a file query once: 1 with fi filled, 0 no row, <0 error. Finalizes st. */
+static int fetch_file(struct db_stmt *st, struct file_info *fi)
+{
+	if (!st)
+		return DB_ERR;
+	int r = db_step(st);
+	if (r == DB_ROW)
+		fill_file(st, fi);
+	db_finalize(st);
+	return r == DB_ROW ? 1 : r == DB_DONE ? 0 : r;
+}
+
 int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info *fi)
 {
 	char *parent, *name;
@@ -52,13 +64,7 @@ int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info 
 	             "itt", ws, parent, name);
 	free(parent);
 	free(name);
-	if (!st)
-		return DB_ERR;
-	int r = db_step(st);
-	if (r == DB_ROW)
-		fill_file(st, fi);
-	db_finalize(st);
-	return r == DB_ROW ? 1 : r == DB_DONE ? 0 : r;
+	return fetch_file(st, fi);
 }
 
 int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file_info *fi)
@@ -67,13 +73,7 @@ int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file
 	                              "SELECT " FILE_COLS "FROM files f JOIN file_versions v ON "
 	                              "v.file_id = f.id WHERE f.id = ? AND v.number = ?",
 	                              "ii", file_id, number);
-	if (!st)
-		return DB_ERR;
-	int r = db_step(st);
-	if (r == DB_ROW)
-		fill_file(st, fi);
-	db_finalize(st);
-	return r == DB_ROW ? 1 : r == DB_DONE ? 0 : r;
+	return fetch_file(st, fi);
 }
 
 static bool file_exists_at(struct db *db, int64_t folder_id, const char *name)

@@ -77,6 +77,11 @@ static void test_name_valid_rejects_control_characters(void **state)
 	assert_false(valid("a\nb"));
 	assert_false(valid("\x1b[31m"));
 	assert_false(valid("a\x7f"));
+	assert_false(valid("a\xc2\x80")); /* U+0080, a C1 control */
+	assert_false(valid("a\xc2\x9b"
+	                   "1m")); /* U+009B, CSI */
+	assert_true(valid("a\xc2\xa0"
+	                  "b")); /* U+00A0 is printable */
 }
 
 static void test_name_valid_rejects_overlong_utf8(void **state)
