@@ -16,10 +16,12 @@ static const char usage_text[] =
     "roost " ROOST_VERSION " — self-hosted file sync and share\n"
     "\n"
     "Hub:\n"
-    "  roost init --data DIR --email EMAIL      create a hub (password: $ROOST_PASSWORD or "
-    "prompt)\n"
-    "  roost serve --data DIR [--listen ADDR] [--api-port 3210] [--content-port 3211]\n"
-    "              [--dashboard-port 6791]\n"
+    "  roost init --data DIR --email EMAIL [--db URL]\n"
+    "              create a hub (password: $ROOST_PASSWORD or prompt)\n"
+    "  roost serve --data DIR [--db URL] [--listen ADDR] [--api-port 3210]\n"
+    "              [--content-port 3211] [--dashboard-port 6791]\n"
+    "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
+    "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR]                  a hub on loopback with a demo login\n"
     "\n"
     "Client (the hub and token are saved by login):\n"
@@ -74,6 +76,8 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			}
 		} else if (strcmp(o, "--data") == 0) {
 			a->data = v;
+		} else if (strcmp(o, "--db") == 0) {
+			a->cfg.db_url = v;
 		} else if (strcmp(o, "--email") == 0) {
 			a->email = v;
 		} else if (strcmp(o, "--listen") == 0) {
@@ -96,13 +100,13 @@ static int cmd_init(int argc, char **argv)
 	if (rc)
 		return rc;
 	if (!a.data || !a.email) {
-		fprintf(stderr, "usage: roost init --data DIR --email EMAIL\n");
+		fprintf(stderr, "usage: roost init --data DIR --email EMAIL [--db URL]\n");
 		return 2;
 	}
 	char *pw = read_password("Owner password: ", true);
 	if (!pw)
 		return 1;
-	rc = hub_init(a.data, a.email, pw, false);
+	rc = hub_init(a.data, a.cfg.db_url, a.email, pw, false);
 	sodium_memzero(pw, strlen(pw));
 	free(pw);
 	return rc;
@@ -146,7 +150,7 @@ static int cmd_demo(int argc, char **argv)
 		randombytes_buf(raw, sizeof raw);
 		sodium_bin2base64(pw, sizeof pw, raw, sizeof raw,
 		                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-		if ((rc = hub_init(a.data, email, pw, true)) != 0) {
+		if ((rc = hub_init(a.data, a.cfg.db_url, email, pw, true)) != 0) {
 			free(login_file);
 			return rc;
 		}

@@ -11,10 +11,8 @@ struct db *db_open(const char *url, char **err)
 {
 	if (strncmp(url, "sqlite:", 7) == 0)
 		return db_sqlite_open(url + 7, err);
-	if (strncmp(url, "postgres", 8) == 0) {
-		*err = xstrdup("PostgreSQL support is not built into this version");
-		return NULL;
-	}
+	if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+		return db_pg_open(url, err);
 	return db_sqlite_open(url, err);
 }
 
@@ -47,6 +45,16 @@ int db_commit(struct db *db)
 void db_rollback(struct db *db)
 {
 	db->ops->exec(db, "ROLLBACK");
+}
+
+void db_set_relaxed(struct db *db, bool relaxed)
+{
+	db->ops->exec(db, relaxed ? db->ops->relaxed_sql : db->ops->durable_sql);
+}
+
+const char *db_backend(struct db *db)
+{
+	return db->ops->name;
 }
 
 struct db_stmt *db_prepare(struct db *db, const char *sql)

@@ -22,7 +22,8 @@ enum {
 	DB_BUSY = -3,
 };
 
-/* "sqlite:/path/to/roost.db" or a path ending in .db. NULL with *err (new string). */
+/* "postgres://…"/"postgresql://…" (a libpq URI), "sqlite:/path/roost.db" or a
+ * plain path. NULL with *err (new string). */
 struct db *db_open(const char *url, char **err);
 void db_close(struct db *db);
 const char *db_errmsg(struct db *db);
@@ -36,6 +37,12 @@ int db_schema_version(struct db *db);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* Let this connection's commits skip the flush to disk (true), or not. For
+ * writes whose loss in a power cut is harmless, e.g. a cache of facts that can
+ * be learned again. The default is durable. */
+void db_set_relaxed(struct db *db, bool relaxed);
+/* "sqlite" or "postgres" */
+const char *db_backend(struct db *db);
 
 struct db_stmt *db_prepare(struct db *db, const char *sql);
 void db_bind_text(struct db_stmt *st, int idx, const char *v); /* idx from 1; NULL binds NULL */
@@ -67,7 +74,10 @@ void db_pool_free(struct db_pool *p);
 /* Driver interface, for back ends. */
 struct db_ops {
 	const char *name;
-	const char *id_type; /* column type of an auto-increment primary key */
+	const char *id_type;          /* column type of an auto-increment primary key */
+	const char *migrate_lock_sql; /* run first in a migration transaction, or NULL */
+	const char *relaxed_sql;      /* commits may skip the flush to disk */
+	const char *durable_sql;      /* commits are durable when they return (default) */
 	void (*close)(struct db *db);
 	const char *(*errmsg)(struct db *db);
 	int (*exec)(struct db *db, const char *sql);
@@ -92,5 +102,6 @@ struct db_stmt {
 };
 
 struct db *db_sqlite_open(const char *path, char **err);
+struct db *db_pg_open(const char *url, char **err);
 
 #endif

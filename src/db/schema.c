@@ -173,6 +173,11 @@ int db_migrate(struct db *db)
 		if (db_begin(db) != DB_DONE)
 			return DB_ERR;
 		/* Re-read inside the write lock: two hubs starting at once apply each once. */
+		if (db->ops->migrate_lock_sql &&
+		    db_exec(db, db->ops->migrate_lock_sql) != DB_DONE) {
+			db_rollback(db);
+			return DB_ERR;
+		}
 		int have = db_schema_version(db);
 		if (have < 0) {
 			db_rollback(db);

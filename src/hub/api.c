@@ -214,7 +214,7 @@ enum MHD_Result api_mkdir(struct req *r)
 	char *parent = NULL, *name = NULL;
 	int64_t id = 0, pid = 0;
 	bool created = false;
-	if (db_begin(r->db) != DB_DONE) {
+	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
 		ret = reply_db_error(r);
 		goto out;
 	}
@@ -283,7 +283,7 @@ enum MHD_Result api_move(struct req *r)
 		                  "the workspace root cannot be moved or replaced");
 		goto out;
 	}
-	if (db_begin(r->db) != DB_DONE) {
+	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
 		ret = reply_db_error(r);
 		goto out;
 	}
@@ -376,7 +376,7 @@ enum MHD_Result api_delete(struct req *r)
 		                  "the workspace root cannot be deleted");
 		goto out;
 	}
-	if (db_begin(r->db) != DB_DONE) {
+	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
 		ret = reply_db_error(r);
 		goto out;
 	}

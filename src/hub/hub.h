@@ -19,6 +19,7 @@
 
 struct hub_config {
 	const char *data_dir;
+	const char *db_url; /* NULL: SQLite at data_dir/roost.db */
 	const char *listen; /* address to bind; default 127.0.0.1 */
 	int api_port, content_port, dashboard_port;
 };
@@ -170,7 +171,14 @@ enum MHD_Result api_chunk_get(struct req *r);
 int hub_ws_chunking(struct db *db, int64_t ws, struct chunker_params *p);
 
 /* init.c */
-int hub_init(const char *data_dir, const char *email, const char *password, bool quiet);
+int hub_init(const char *data_dir, const char *db_url, const char *email, const char *password,
+             bool quiet);
+/* The metadata database URL for a hub: db_url, else SQLite in data_dir. New string. */
+char *hub_db_url(const char *data_dir, const char *db_url);
+/* Begin a transaction that mutates workspace ws. It takes the workspace's row
+ * lock first, so concurrent writers to one workspace serialize on PostgreSQL as
+ * BEGIN IMMEDIATE makes them on SQLite. */
+int meta_begin(struct db *db, int64_t ws);
 int hub_serve(struct hub_config *cfg);
 
 #endif

@@ -30,7 +30,13 @@ static int create_signing_key(struct db *db)
 	return r;
 }
 
-int hub_init(const char *data_dir, const char *email, const char *password, bool quiet)
+char *hub_db_url(const char *data_dir, const char *db_url)
+{
+	return db_url ? xstrdup(db_url) : xasprintf("sqlite:%s/roost.db", data_dir);
+}
+
+int hub_init(const char *data_dir, const char *db_url, const char *email, const char *password,
+             bool quiet)
 {
 	if (!email || !strchr(email, '@') || strlen(email) > 320) {
 		fprintf(stderr, "roost init: --email must be an email address\n");
@@ -44,7 +50,7 @@ int hub_init(const char *data_dir, const char *email, const char *password, bool
 		fprintf(stderr, "roost init: cannot create %s: %s\n", data_dir, strerror(errno));
 		return 1;
 	}
-	char *url = xasprintf("sqlite:%s/roost.db", data_dir);
+	char *url = hub_db_url(data_dir, db_url);
 	char *err = NULL;
 	struct db *db = db_open(url, &err);
 	free(url);

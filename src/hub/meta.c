@@ -9,6 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+int meta_begin(struct db *db, int64_t ws)
+{
+	int r = db_begin(db);
+	if (r != DB_DONE)
+		return r;
+	r = db_run(db, "UPDATE workspaces SET last_seq = last_seq WHERE id = ?", "i", ws);
+	if (r != DB_DONE)
+		db_rollback(db);
+	return r;
+}
+
 int meta_folder_id(struct db *db, int64_t ws, const char *path, int64_t *id)
 {
 	int r = db_int64(db, id,

@@ -567,7 +567,7 @@ int hub_serve(struct hub_config *cfg)
 	sigaddset(&stop_set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
 
-	char *dbpath = xasprintf("sqlite:%s/roost.db", cfg->data_dir);
+	char *dbpath = hub_db_url(cfg->data_dir, cfg->db_url);
 	char *err = NULL;
 	struct db *db = db_open(dbpath, &err);
 	if (!db) {

@@ -78,10 +78,10 @@ static int record_chunk(struct db *db, const char *hash, int64_t size)
 
 /* Let workspace ws reference chunks it uploaded. Losing these rows in a power
  * cut only means re-sending the chunks, so they are written without a WAL
- * fsync per chunk (synchronous=NORMAL on this connection, for these writes). */
+ * fsync per chunk (db_set_relaxed, for these writes only). */
 static int grant_chunks(struct db *db, int64_t ws, const struct chunk_ref *chunks, size_t n)
 {
-	db_exec(db, "PRAGMA synchronous=NORMAL");
+	db_set_relaxed(db, true);
 	int r = db_begin(db);
 	for (size_t i = 0; i < n && r == DB_DONE; i++)
 		r = db_run(db,
@@ -92,7 +92,7 @@ static int grant_chunks(struct db *db, int64_t ws, const struct chunk_ref *chunk
 		r = db_commit(db);
 	else
 		db_rollback(db);
-	db_exec(db, "PRAGMA synchronous=FULL");
+	db_set_relaxed(db, false);
 	return r;
 }
 
@@ -209,7 +209,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	if (!path_split(path, &parent, &name))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
 		                   "a file cannot be written at the workspace root itself");
-	if (db_begin(r->db) != DB_DONE) {
+	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
 		ret = reply_db_error(r);
 		goto out;
 	}
