@@ -19,7 +19,7 @@ static const char usage_text[] =
     "  roost init --data DIR --email EMAIL [--db URL]\n"
     "              create a hub (password: $ROOST_PASSWORD or prompt)\n"
     "  roost serve --data DIR [--db URL] [--listen ADDR] [--api-port 3210]\n"
-    "              [--content-port 3211] [--dashboard-port 6791]\n"
+    "              [--content-port 3211] [--dashboard-port 6791] [--heartbeat 15]\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR]                  a hub on loopback with a demo login\n"
@@ -35,6 +35,7 @@ static const char usage_text[] =
     "  roost rm PATH\n"
     "  roost versions PATH [--json]\n"
     "  roost usage [--json]\n"
+    "  roost watch [--since SEQ] [--json]       follow the change feed (Ctrl-C stops)\n"
     "Client options: --workspace NAME (or $ROOST_WORKSPACE), -q/--quiet.\n";
 
 static int parse_port(const char *s, int *out)
@@ -78,6 +79,14 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			a->data = v;
 		} else if (strcmp(o, "--db") == 0) {
 			a->cfg.db_url = v;
+		} else if (strcmp(o, "--heartbeat") == 0) {
+			int64_t secs = parse_id(v);
+			if (secs <= 0 || secs > 3600) {
+				fprintf(stderr, "roost %s: --heartbeat takes 1..3600 seconds\n",
+				        cmd);
+				return 2;
+			}
+			a->cfg.feed_heartbeat_ms = secs * 1000;
 		} else if (strcmp(o, "--email") == 0) {
 			a->email = v;
 		} else if (strcmp(o, "--listen") == 0) {

@@ -57,6 +57,21 @@ const char *db_backend(struct db *db)
 	return db->ops->name;
 }
 
+int db_listen(struct db *db, const char *channel)
+{
+	return db->ops->listen ? db->ops->listen(db, channel) : DB_ERR;
+}
+
+int db_notify(struct db *db, const char *channel)
+{
+	return db->ops->notify ? db->ops->notify(db, channel) : DB_DONE;
+}
+
+int db_wait_notify(struct db *db, int timeout_ms)
+{
+	return db->ops->wait_notify ? db->ops->wait_notify(db, timeout_ms) : -1;
+}
+
 struct db_stmt *db_prepare(struct db *db, const char *sql)
 {
 	return db->ops->prepare(db, sql);

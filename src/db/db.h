@@ -64,6 +64,14 @@ int db_int64(struct db *db, int64_t *out, const char *sql, const char *types, ..
 /* Execute literal SQL (may hold several statements). */
 int db_exec(struct db *db, const char *sql);
 
+/* Change notification across processes (PostgreSQL LISTEN/NOTIFY). db_notify
+ * is transactional: delivered at commit. db_wait_notify returns 1 when one
+ * arrived, 0 on timeout, -1 if the connection failed. On SQLite db_listen
+ * fails and db_notify does nothing. */
+int db_listen(struct db *db, const char *channel);
+int db_notify(struct db *db, const char *channel);
+int db_wait_notify(struct db *db, int timeout_ms);
+
 /* A fixed set of connections shared by threads. */
 struct db_pool;
 struct db_pool *db_pool_new(const char *url, int size, char **err);
@@ -91,6 +99,9 @@ struct db_ops {
 	int64_t (*col_int64)(struct db_stmt *st, int col);
 	bool (*col_is_null)(struct db_stmt *st, int col);
 	void (*finalize)(struct db_stmt *st);
+	int (*listen)(struct db *db, const char *channel); /* NULL: unsupported */
+	int (*notify)(struct db *db, const char *channel); /* NULL: no-op */
+	int (*wait_notify)(struct db *db, int timeout_ms);
 };
 
 struct db {

@@ -244,7 +244,7 @@ enum MHD_Result api_mkdir(struct req *r)
 		goto out;
 	}
 	if (rc != 0 || (created && meta_audit(r, "folder.create", path, NULL) != 0) ||
-	    db_commit(r->db) != DB_DONE) {
+	    meta_commit(r) != DB_DONE) {
 		ret = fail_tx(r);
 		goto out;
 	}
@@ -352,7 +352,7 @@ enum MHD_Result api_move(struct req *r)
 	                          to)) != 0 ||
 	    meta_audit(r, is_file ? "file.move" : "folder.move", from,
 	               json_pack("{s:s}", "to", to)) != 0 ||
-	    db_commit(r->db) != DB_DONE) {
+	    meta_commit(r) != DB_DONE) {
 		ret = fail_tx(r);
 		goto out;
 	}
@@ -422,7 +422,7 @@ enum MHD_Result api_delete(struct req *r)
 	                json_pack("{s:I, s:s}", "id", (json_int_t)(is_file ? fi.id : folder),
 	                          "path", path)) != 0 ||
 	    meta_audit(r, is_file ? "file.delete" : "folder.delete", path, NULL) != 0 ||
-	    db_commit(r->db) != DB_DONE) {
+	    meta_commit(r) != DB_DONE) {
 		ret = fail_tx(r);
 		goto out;
 	}

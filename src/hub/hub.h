@@ -22,6 +22,7 @@ struct hub_config {
 	const char *db_url; /* NULL: SQLite at data_dir/roost.db */
 	const char *listen; /* address to bind; default 127.0.0.1 */
 	int api_port, content_port, dashboard_port;
+	int64_t feed_heartbeat_ms; /* a quiet feed sends a comment this often */
 };
 
 struct hub_metrics {
@@ -40,6 +41,8 @@ struct hub {
 	struct store *store;
 	struct MHD_Daemon *api, *content, *dashboard;
 	struct hub_metrics m;
+	char *db_url;
+	struct feed *feed;
 };
 
 enum role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };
@@ -142,6 +145,17 @@ int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64
 int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
                 json_t *payload /* stolen */);
 int meta_audit(struct req *r, const char *action, const char *target, json_t *detail);
+/* Commit a mutation and wake feed subscribers. */
+int meta_commit(struct req *r);
+
+/* feed.c: the realtime change feed */
+void feed_init(struct hub *hub);
+void feed_start_listener(struct hub *hub);
+void feed_notify(struct hub *hub);
+int feed_subscribers(struct hub *hub);
+void feed_stop(struct hub *hub); /* ends every stream; before stopping the daemons */
+void feed_free(struct hub *hub);
+enum MHD_Result api_events(struct req *r);
 
 /* api.c: metadata endpoints */
 enum MHD_Result api_workspaces(struct req *r);

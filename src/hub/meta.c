@@ -142,12 +142,25 @@ int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
 	}
 	char *p = json_to_string(payload);
 	json_decref(payload);
+	/* Other hubs on the same PostgreSQL learn of it at commit. */
+	if (db_notify(db, "roost_changes") != DB_DONE) {
+		free(p);
+		return DB_ERR;
+	}
 	r = db_run(db,
 	           "INSERT INTO changes(workspace_id, seq, kind, entity, payload, at) "
 	           "VALUES(?,?,?,?,?,?)",
 	           "iittti", ws, seq, kind, entity, p, now_ms());
 	free(p);
 	return r == DB_DONE ? 0 : DB_ERR;
+}
+
+int meta_commit(struct req *r)
+{
+	int rc = db_commit(r->db);
+	if (rc == DB_DONE)
+		feed_notify(r->hub);
+	return rc;
 }
 
 int meta_audit(struct req *r, const char *action, const char *target, json_t *detail)

@@ -46,6 +46,7 @@ static const struct route routes[] = {
      api_upload_data, api_upload},
     {"GET", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
     {"HEAD", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
+    {"GET", "/api/v1/workspaces/*/events", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_events},
     {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
     {"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
 };
@@ -198,11 +199,12 @@ static enum MHD_Result api_metrics(struct req *r)
 	                    "roost_chunks_rejected_total %lld\n"
 	                    "roost_versions_committed_total %lld\n"
 	                    "roost_bytes_served_total %lld\n"
-	                    "roost_corrupt_reads_total %lld\n",
+	                    "roost_corrupt_reads_total %lld\n"
+	                    "roost_feed_subscribers %d\n",
 	                    (long long)m->requests, (long long)m->chunks_received,
 	                    (long long)m->chunk_bytes_received, (long long)m->chunks_rejected,
 	                    (long long)m->versions_committed, (long long)m->bytes_served,
-	                    (long long)m->corrupt_reads);
+	                    (long long)m->corrupt_reads, feed_subscribers(r->hub));
 	return queue(r, MHD_HTTP_OK, "text/plain; version=0.0.4", s, strlen(s));
 }
 
@@ -590,7 +592,10 @@ int hub_serve(struct hub_config *cfg)
 		return 1;
 	}
 	hub->pool = db_pool_new(dbpath, 16, &err);
-	free(dbpath);
+	hub->db_url = dbpath;
+	if (hub->cfg.feed_heartbeat_ms <= 0)
+		hub->cfg.feed_heartbeat_ms = 15000;
+	feed_init(hub);
 	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
 	if (!hub->pool || !hub->store) {
 		log_error("cannot open the hub's data: %s", err ? err : "chunk store");
@@ -598,6 +603,7 @@ int hub_serve(struct hub_config *cfg)
 		return 1;
 	}
 
+	feed_start_listener(hub);
 	hub->api = start(hub, cfg->api_port, on_request);
 	hub->content = hub->api ? start(hub, cfg->content_port, on_request) : NULL;
 	hub->dashboard = hub->content ? start(hub, cfg->dashboard_port, on_dashboard) : NULL;
@@ -612,6 +618,7 @@ int hub_serve(struct hub_config *cfg)
 		log_info("%s: shutting down", strsignal(sig));
 		rc = 0;
 	}
+	feed_stop(hub); /* streams end, so their connection threads can be joined */
 	if (hub->dashboard)
 		MHD_stop_daemon(hub->dashboard);
 	if (hub->content)
@@ -620,6 +627,8 @@ int hub_serve(struct hub_config *cfg)
 		MHD_stop_daemon(hub->api);
 	store_free(hub->store);
 	db_pool_free(hub->pool);
+	feed_free(hub);
+	free(hub->db_url);
 	free(hub);
 	return rc;
 }

@@ -299,7 +299,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	    meta_audit(r, "file.version", path,
 	               json_pack("{s:I, s:I}", "version", (json_int_t)number, "size",
 	                         (json_int_t)size)) != 0 ||
-	    db_commit(r->db) != DB_DONE)
+	    meta_commit(r) != DB_DONE)
 		goto db_fail;
 	atomic_fetch_add(&r->hub->m.versions_committed, 1);
 	ret = reply_json(r, MHD_HTTP_CREATED,

@@ -36,6 +36,7 @@ class Hub:
         self.dash_port = free_port()
         self.proc = None
         self.log = None
+        self.serve_args = []  # extra `roost serve` options
         env = self.env()
         subprocess.run([ROOST, "init", "--data", self.data, "--email", EMAIL],
                        env=env, check=True, capture_output=True)
@@ -55,7 +56,7 @@ class Hub:
         self.proc = subprocess.Popen(
             [ROOST, "serve", "--data", self.data, "--api-port", str(self.api_port),
              "--content-port", str(self.content_port),
-             "--dashboard-port", str(self.dash_port)],
+             "--dashboard-port", str(self.dash_port), *self.serve_args],
             stdout=self.log, stderr=self.log, env=self.env())
         deadline = time.time() + 20
         while time.time() < deadline:

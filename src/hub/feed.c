@@ -1,0 +1,268 @@
+/* feed: the realtime change feed, GET /api/v1/workspaces/{id}/events?since=SEQ.
+ *
+ * Server-Sent Events. A subscriber first gets every change after SEQ (or after
+ * its Last-Event-ID), then each new one as it commits, each with "id: SEQ" so a
+ * client that reconnects with its last seq misses nothing and sees nothing
+ * twice. Commits wake subscribers through a condition variable; with several
+ * hubs on one PostgreSQL, a LISTEN thread turns other hubs' NOTIFYs into the
+ * same wake-up. A waiting subscriber holds no database connection, and sends a
+ * heartbeat comment when it has been quiet for the heartbeat interval. */
+#include "hub.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FEED_BATCH 500 /* changes read per query */
+
+struct feed {
+	pthread_mutex_t mu;
+	pthread_cond_t changed;
+	uint64_t generation; /* bumped on every commit seen */
+	bool stopping;
+	pthread_t listener;
+	bool listening;
+	atomic_int subscribers;
+};
+
+void feed_init(struct hub *hub)
+{
+	struct feed *f = xcalloc(1, sizeof *f);
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->changed, &ca);
+	pthread_condattr_destroy(&ca);
+	hub->feed = f;
+}
+
+void feed_notify(struct hub *hub)
+{
+	struct feed *f = hub->feed;
+	pthread_mutex_lock(&f->mu);
+	f->generation++;
+	pthread_cond_broadcast(&f->changed);
+	pthread_mutex_unlock(&f->mu);
+}
+
+int feed_subscribers(struct hub *hub)
+{
+	return atomic_load(&hub->feed->subscribers);
+}
+
+/* Other hubs' commits arrive as NOTIFYs on a connection of our own. */
+static void *listen_main(void *arg)
+{
+	struct hub *hub = arg;
+	struct feed *f = hub->feed;
+	char *err = NULL;
+	struct db *db = NULL;
+	for (;;) {
+		pthread_mutex_lock(&f->mu);
+		bool stop = f->stopping;
+		pthread_mutex_unlock(&f->mu);
+		if (stop)
+			break;
+		if (!db) {
+			db = db_open(hub->db_url, &err);
+			if (!db || db_listen(db, "roost_changes") != DB_DONE) {
+				log_warn("feed: cannot listen for other hubs' changes: %s",
+				         err ? err : "LISTEN failed");
+				free(err);
+				err = NULL;
+				db_close(db);
+				db = NULL;
+				struct timespec ts = {1, 0};
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			feed_notify(hub); /* changes may have come while not listening */
+		}
+		int r = db_wait_notify(db, 500);
+		if (r > 0)
+			feed_notify(hub);
+		else if (r < 0) {
+			db_close(db);
+			db = NULL;
+		}
+	}
+	db_close(db);
+	return NULL;
+}
+
+void feed_start_listener(struct hub *hub)
+{
+	if (strncmp(hub->db_url, "postgres", 8) != 0)
+		return; /* one hub per SQLite file: local commits are all there is */
+	hub->feed->listening = pthread_create(&hub->feed->listener, NULL, listen_main, hub) == 0;
+}
+
+void feed_stop(struct hub *hub)
+{
+	struct feed *f = hub->feed;
+	pthread_mutex_lock(&f->mu);
+	f->stopping = true;
+	pthread_cond_broadcast(&f->changed);
+	pthread_mutex_unlock(&f->mu);
+	if (f->listening)
+		pthread_join(f->listener, NULL);
+	f->listening = false;
+}
+
+void feed_free(struct hub *hub)
+{
+	struct feed *f = hub->feed;
+	if (!f)
+		return;
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->changed);
+	free(f);
+	hub->feed = NULL;
+}
+
+/* ---- one subscriber ---- */
+
+struct sub {
+	struct hub *hub;
+	int64_t ws, last_seq;
+	char *buf; /* formatted events not yet handed to MHD */
+	size_t len, off, cap;
+	int64_t last_send_ms;
+	bool counted;
+};
+
+static void sub_free(void *cls)
+{
+	struct sub *s = cls;
+	if (s->counted)
+		atomic_fetch_sub(&s->hub->feed->subscribers, 1);
+	free(s->buf);
+	free(s);
+}
+
+static void append(struct sub *s, const char *text)
+{
+	size_t n = strlen(text);
+	if (s->len + n > s->cap) {
+		s->cap = (s->len + n) * 2;
+		s->buf = xrealloc(s->buf, s->cap);
+	}
+	memcpy(s->buf + s->len, text, n);
+	s->len += n;
+}
+
+/* Read the next batch of changes into the buffer. Returns rows read or -1. */
+static int fetch(struct sub *s)
+{
+	struct db *db = db_pool_acquire(s->hub->pool);
+	struct db_stmt *st = db_query(db,
+	                              "SELECT seq, kind, entity, payload, at FROM changes "
+	                              "WHERE workspace_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+	                              "iii", s->ws, s->last_seq, (int64_t)FEED_BATCH);
+	int rows = 0, r = DB_ERR;
+	while (st && (r = db_step(st)) == DB_ROW) {
+		int64_t seq = db_col_int64(st, 0);
+		char *ev = xasprintf("id: %lld\nevent: %s\ndata: {\"seq\":%lld,\"kind\":\"%s\","
+		                     "\"entity\":\"%s\",\"at\":%lld,\"payload\":%s}\n\n",
+		                     (long long)seq, db_col_text(st, 1), (long long)seq,
+		                     db_col_text(st, 1), db_col_text(st, 2),
+		                     (long long)db_col_int64(st, 4), db_col_text(st, 3));
+		append(s, ev);
+		free(ev);
+		s->last_seq = seq;
+		rows++;
+	}
+	db_finalize(st);
+	db_pool_release(s->hub->pool, db);
+	return r == DB_DONE ? rows : -1;
+}
+
+static ssize_t sub_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct sub *s = cls;
+	struct feed *f = s->hub->feed;
+	int64_t beat = s->hub->cfg.feed_heartbeat_ms;
+	while (s->off == s->len) {
+		s->off = s->len = 0;
+		pthread_mutex_lock(&f->mu);
+		uint64_t gen = f->generation;
+		bool stop = f->stopping;
+		pthread_mutex_unlock(&f->mu);
+		if (stop)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		int rows = fetch(s);
+		if (rows < 0)
+			return MHD_CONTENT_READER_END_WITH_ERROR; /* the client reconnects */
+		if (rows > 0)
+			break;
+		int64_t quiet = mono_ms() - s->last_send_ms;
+		if (quiet >= beat) {
+			append(s, ": heartbeat\n\n");
+			break;
+		}
+		/* Wait for a commit (or the next heartbeat) without a db connection. */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t wait = beat - quiet;
+		ts.tv_sec += wait / 1000;
+		ts.tv_nsec += (wait % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&f->mu);
+		while (f->generation == gen && !f->stopping &&
+		       pthread_cond_timedwait(&f->changed, &f->mu, &ts) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&f->mu);
+	}
+	size_t n = s->len - s->off < max ? s->len - s->off : max;
+	memcpy(out, s->buf + s->off, n);
+	s->off += n;
+	s->last_send_ms = mono_ms();
+	return (ssize_t)n;
+}
+
+enum MHD_Result api_events(struct req *r)
+{
+	/* Resume from ?since=SEQ, else the standard Last-Event-ID, else now. */
+	const char *since = req_arg(r, "since", NULL);
+	const char *last_id = req_header(r, "Last-Event-ID");
+	int64_t from = -1;
+	if (since)
+		from = strcmp(since, "0") == 0 ? 0 : parse_id(since);
+	else if (last_id)
+		from = strcmp(last_id, "0") == 0 ? 0 : parse_id(last_id);
+	if ((since || last_id) && from < 0)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_since",
+		                   "since must be a change sequence number (0 or more)");
+	if (from < 0 && db_int64(r->db, &from, "SELECT last_seq FROM workspaces WHERE id = ?", "i",
+	                         r->ws_id) != DB_ROW)
+		return reply_db_error(r);
+	db_pool_release(r->hub->pool, r->db);
+	r->db = NULL;
+
+	struct sub *s = xcalloc(1, sizeof *s);
+	s->hub = r->hub;
+	s->ws = r->ws_id;
+	s->last_seq = from;
+	s->last_send_ms = mono_ms();
+	s->counted = true;
+	atomic_fetch_add(&r->hub->feed->subscribers, 1);
+	/* Open the stream at once, so a client knows it is subscribed. */
+	append(s, ": roost feed\nretry: 2000\n\n");
+	struct MHD_Response *resp =
+	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sub_read, s, sub_free);
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	r->replied = true;
+	return ret;
+}
