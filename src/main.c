@@ -36,6 +36,7 @@ static const char usage_text[] =
     "  roost versions PATH [--json]\n"
     "  roost usage [--json]\n"
     "  roost watch [--since SEQ] [--json]       follow the change feed (Ctrl-C stops)\n"
+    "  roost audit [--limit N] [--action A] [--json]  the audit log (owners, admins)\n"
     "Client options: --workspace NAME (or $ROOST_WORKSPACE), -q/--quiet.\n";
 
 static int parse_port(const char *s, int *out)

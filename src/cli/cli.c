@@ -12,7 +12,7 @@
 
 /* Options common to client commands, pulled out of argv; the rest are positional. */
 struct opts {
-	const char *workspace, *hub, *email, *version, *since;
+	const char *workspace, *hub, *email, *version, *since, *limit, *action;
 	bool json, quiet, parents;
 	int parallel;
 	char *pos[8];
@@ -41,6 +41,10 @@ static int parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->version;
 		else if (strcmp(a, "--since") == 0)
 			val = &o->since;
+		else if (strcmp(a, "--limit") == 0)
+			val = &o->limit;
+		else if (strcmp(a, "--action") == 0)
+			val = &o->action;
 		else if (strcmp(a, "--parallel") == 0) {
 			if (i + 1 >= argc || (o->parallel = atoi(argv[++i])) < 1 ||
 			    o->parallel > 64) {
@@ -315,6 +319,50 @@ static int cmd_usage(struct opts *o)
 	return rc;
 }
 
+static int cmd_audit(struct opts *o)
+{
+	if (need_args(o, 0, 0, "audit", "[--limit N] [--action ACTION] [--json]"))
+		return 2;
+	if (o->limit && parse_id(o->limit) <= 0) {
+		fprintf(stderr, "roost audit: --limit takes a positive number\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *rel = xasprintf("/audit?limit=%s%s%%s", o->limit ? o->limit : "100",
+	                      o->action ? "&action=" : "");
+	char *url = client_ws_url(&c, rel, o->action ? o->action : "");
+	free(rel);
+	json_t *r = client_call(&c, "GET", url, NULL, "audit");
+	free(url);
+	if (r && o->json) {
+		char *s = json_dumps(json_object_get(r, "entries"), JSON_INDENT(2));
+		puts(s);
+		free(s);
+	} else if (r) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(r, "entries"), i, e)
+		{
+			char when[32];
+			int64_t at = 0;
+			json_get_int(e, "at", &at);
+			fmt_time(at, when);
+			const char *actor = json_get_str(e, "actor"),
+			           *target = json_get_str(e, "target");
+			const char *client = json_get_str(e, "client");
+			printf("%s  %-24s %-16s %s%s%s\n", when, actor ? actor : "-",
+			       json_get_str(e, "action"), target ? target : "",
+			       client ? "  from " : "", client ? client : "");
+		}
+	}
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
 static int cmd_put(struct opts *o)
 {
 	if (need_args(o, 1, 2, "put", "LOCAL [REMOTE] [--parallel N]"))
@@ -501,7 +549,7 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"login", cmd_login},       {"logout", cmd_logout}, {"ls", cmd_ls},
 	    {"mkdir", cmd_mkdir},       {"mv", cmd_mv},         {"rm", cmd_rm},
 	    {"versions", cmd_versions}, {"usage", cmd_usage},   {"put", cmd_put},
-	    {"get", cmd_get},           {"watch", cmd_watch},
+	    {"get", cmd_get},           {"watch", cmd_watch},   {"audit", cmd_audit},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

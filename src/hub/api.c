@@ -466,3 +466,43 @@ enum MHD_Result api_usage(struct req *r)
 	                            "chunks", (json_int_t)chunks, "files", (json_int_t)files,
 	                            "versions", (json_int_t)versions, "role", role_name(r->role)));
 }
+
+/* GET audit?limit=N&before=ID&action=A: the workspace's audit log, newest first,
+ * for owners and admins. */
+enum MHD_Result api_audit(struct req *r)
+{
+	if (r->role < ROLE_ADMIN)
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                   "only owners and admins may read the audit log");
+	const char *ls = req_arg(r, "limit", NULL), *bs = req_arg(r, "before", NULL);
+	const char *action = req_arg(r, "action", NULL);
+	int64_t limit = ls ? parse_id(ls) : 100, before = bs ? parse_id(bs) : INT64_MAX;
+	if (limit <= 0 || limit > 1000 || before <= 0)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "limit must be 1..1000 and before a positive id");
+	if (action && (strlen(action) > 64 || !*action))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "action must be 1..64 bytes");
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT a.id, a.action, a.target, a.at, a.client_addr, a.detail, u.email "
+	             "FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id "
+	             "WHERE a.workspace_id = ? AND a.id < ? AND COALESCE(?, a.action) = a.action "
+	             "ORDER BY a.id DESC LIMIT ?",
+	             "iiti", r->ws_id, before, action, limit);
+	if (!st)
+		return reply_db_error(r);
+	json_t *rows = json_array();
+	while (db_step(st) == DB_ROW) {
+		const char *target = db_col_text(st, 2), *addr = db_col_text(st, 4);
+		const char *detail = db_col_text(st, 5), *email = db_col_text(st, 6);
+		json_t *d = detail ? json_loads(detail, 0, NULL) : NULL;
+		json_array_append_new(rows, json_pack("{s:I, s:s, s:s?, s:I, s:s?, s:s?, s:o?}",
+		                                      "id", (json_int_t)db_col_int64(st, 0),
+		                                      "action", db_col_text(st, 1), "target",
+		                                      target, "at", (json_int_t)db_col_int64(st, 3),
+		                                      "client", addr, "actor", email, "detail", d));
+	}
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "entries", rows));
+}

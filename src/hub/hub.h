@@ -166,6 +166,7 @@ enum MHD_Result api_mkdir(struct req *r);
 enum MHD_Result api_move(struct req *r);
 enum MHD_Result api_delete(struct req *r);
 enum MHD_Result api_usage(struct req *r);
+enum MHD_Result api_audit(struct req *r);
 
 /* upload.c */
 enum MHD_Result api_chunks_missing(struct req *r);

@@ -47,6 +47,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
     {"HEAD", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
     {"GET", "/api/v1/workspaces/*/events", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_events},
+    {"GET", "/api/v1/workspaces/*/audit", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_audit},
     {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
     {"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
 };
