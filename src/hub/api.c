@@ -10,11 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *role_name(enum role r)
-{
-	return r == ROLE_OWNER ? "owner" : r == ROLE_ADMIN ? "admin" : "member";
-}
-
 int hub_ws_chunking(struct db *db, int64_t ws, struct chunker_params *p)
 {
 	struct db_stmt *st = db_query(
@@ -202,6 +197,8 @@ static enum MHD_Result fail_tx(struct req *r)
 
 enum MHD_Result api_mkdir(struct req *r)
 {
+	if (!hub_require_write(r))
+		return MHD_YES;
 	bool ok = true;
 	bool parents = json_get_bool(r->json, "parents", false, &ok);
 	if (!ok)
@@ -266,6 +263,8 @@ static bool is_inside(const char *path, const char *folder)
 
 enum MHD_Result api_move(struct req *r)
 {
+	if (!hub_require_write(r))
+		return MHD_YES;
 	char *from = req_body_path(r, "from");
 	if (!from)
 		return MHD_YES;
@@ -367,6 +366,8 @@ out:
 
 enum MHD_Result api_delete(struct req *r)
 {
+	if (!hub_require_write(r))
+		return MHD_YES;
 	char *path = req_path_arg(r, "path");
 	if (!path)
 		return MHD_YES;

@@ -89,6 +89,15 @@ static void make_dummy(void)
 	auth_hash_password("not a real password", dummy);
 }
 
+int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const char *client)
+{
+	int64_t now = now_ms();
+	return db_run(db,
+	              "INSERT INTO tokens(user_id, kind, name, token_hash, created_at, expires_at) "
+	              "VALUES(?, 'session', ?, ?, ?, ?)",
+	              "ittii", uid, client, token_hash, now, now + SESSION_TTL_MS);
+}
+
 enum MHD_Result api_login(struct req *r)
 {
 	const char *email = json_get_str(r->json, "email");
@@ -124,10 +133,7 @@ enum MHD_Result api_login(struct req *r)
 	auth_new_token(tok, h);
 	int64_t now = now_ms();
 	const char *name = json_get_str(r->json, "client");
-	if (db_run(r->db,
-	           "INSERT INTO tokens(user_id, kind, name, token_hash, created_at, expires_at) "
-	           "VALUES(?, 'session', ?, ?, ?, ?)",
-	           "ittii", uid, name ? name : "cli", h, now, now + SESSION_TTL_MS) != DB_DONE)
+	if (auth_store_session(r->db, uid, h, name ? name : "cli") != DB_DONE)
 		return reply_db_error(r);
 	r->user_id = uid;
 	meta_audit(r, "login", email, NULL);

@@ -122,6 +122,8 @@ void auth_token_hash(const char *tok, char hash[65]);
 /* Resolve a bearer token; 0 if valid (user and token ids set). */
 int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id);
 enum role auth_role(struct db *db, int64_t ws_id, int64_t user_id);
+/* Record a new session token (its hash) for user uid. */
+int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const char *client);
 enum MHD_Result api_login(struct req *r);
 enum MHD_Result api_logout(struct req *r);
 enum MHD_Result api_me(struct req *r);
@@ -181,6 +183,23 @@ enum MHD_Result api_upload(struct req *r);
 /* download.c */
 enum MHD_Result api_content(struct req *r);
 enum MHD_Result api_chunk_get(struct req *r);
+
+/* members.c: workspaces, members, roles, invites */
+const char *role_name(enum role r);
+/* May the caller change content? Owners and admins may; members when the
+ * workspace's default access is write. */
+bool hub_can_write(struct req *r);
+/* hub_can_write, else reply 403 and return false. */
+bool hub_require_write(struct req *r);
+int hub_create_workspace(struct db *db, const char *name, int64_t owner, int64_t *ws);
+enum MHD_Result api_workspace_create(struct req *r);
+enum MHD_Result api_members(struct req *r);
+enum MHD_Result api_member_set_role(struct req *r);
+enum MHD_Result api_member_remove(struct req *r);
+enum MHD_Result api_invite_create(struct req *r);
+enum MHD_Result api_invites(struct req *r);
+enum MHD_Result api_invite_revoke(struct req *r);
+enum MHD_Result api_invite_accept(struct req *r);
 
 /* The workspace's chunking parameters. */
 int hub_ws_chunking(struct db *db, int64_t ws, struct chunker_params *p);

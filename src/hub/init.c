@@ -81,18 +81,7 @@ int hub_init(const char *data_dir, const char *db_url, const char *email, const 
 	             "INSERT INTO users(email, password_hash, created_at) VALUES(?,?,?) "
 	             "RETURNING id",
 	             "tti", email, hash, now) != DB_ROW ||
-	    db_int64(db, &ws,
-	             "INSERT INTO workspaces(name, created_by, created_at) VALUES('default',?,?) "
-	             "RETURNING id",
-	             "ii", uid, now) != DB_ROW ||
-	    db_run(db,
-	           "INSERT INTO memberships(workspace_id, user_id, role, created_at) "
-	           "VALUES(?,?,'owner',?)",
-	           "iii", ws, uid, now) != DB_DONE ||
-	    db_run(db,
-	           "INSERT INTO folders(workspace_id, parent_id, name, path, created_by, "
-	           "created_at, updated_at) VALUES(?, NULL, '', '/', ?, ?, ?)",
-	           "iiii", ws, uid, now, now) != DB_DONE ||
+	    hub_create_workspace(db, "default", uid, &ws) != DB_DONE ||
 	    create_signing_key(db) != DB_DONE ||
 	    db_run(db,
 	           "INSERT INTO audit_log(workspace_id, actor_user_id, action, target, at) "
