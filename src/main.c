@@ -37,6 +37,10 @@ static const char usage_text[] =
     "  roost usage [--json]\n"
     "  roost watch [--since SEQ] [--json]       follow the change feed (Ctrl-C stops)\n"
     "  roost audit [--limit N] [--action A] [--json]  the audit log (owners, admins)\n"
+    "  roost workspaces [--json]  |  roost workspaces create NAME\n"
+    "  roost members [--json]\n"
+    "  roost invite [--role member|admin|owner] [--expires 7d]   prints an invite URL\n"
+    "  roost join INVITE_URL --email EMAIL      accept it (password: $ROOST_PASSWORD or prompt)\n"
     "Client options: --workspace NAME (or $ROOST_WORKSPACE), -q/--quiet.\n";
 
 static int parse_port(const char *s, int *out)

@@ -12,7 +12,7 @@
 
 /* Options common to client commands, pulled out of argv; the rest are positional. */
 struct opts {
-	const char *workspace, *hub, *email, *version, *since, *limit, *action;
+	const char *workspace, *hub, *email, *version, *since, *limit, *action, *role, *expires;
 	bool json, quiet, parents;
 	int parallel;
 	char *pos[8];
@@ -43,6 +43,10 @@ static int parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->since;
 		else if (strcmp(a, "--limit") == 0)
 			val = &o->limit;
+		else if (strcmp(a, "--role") == 0)
+			val = &o->role;
+		else if (strcmp(a, "--expires") == 0)
+			val = &o->expires;
 		else if (strcmp(a, "--action") == 0)
 			val = &o->action;
 		else if (strcmp(a, "--parallel") == 0) {
@@ -363,6 +367,146 @@ static int cmd_audit(struct opts *o)
 	return rc;
 }
 
+static void print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2));
+	puts(s);
+	free(s);
+}
+
+static int cmd_invite(struct opts *o)
+{
+	if (need_args(o, 0, 0, "invite", "[--role member|admin|owner] [--expires 7d]"))
+		return 2;
+	int64_t secs = o->expires ? parse_duration(o->expires) : 7 * 86400;
+	if (secs <= 0) {
+		fprintf(stderr, "roost invite: --expires takes a duration like 45m, 12h or 7d\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = client_ws_url(&c, "/invites", NULL);
+	json_t *body = json_pack("{s:s, s:I}", "role", o->role ? o->role : "member", "expires_in",
+	                         (json_int_t)secs);
+	json_t *r = client_call(&c, "POST", url, body, "invite");
+	json_decref(body);
+	free(url);
+	if (r && o->json)
+		print_json(r);
+	else if (r)
+		printf("%s\n(%s of workspace %s; give it to one person: roost join URL --email "
+		       "EMAIL)\n",
+		       json_get_str(r, "url"), json_get_str(r, "role"), c.ws_name);
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_join(struct opts *o)
+{
+	if (need_args(o, 1, 1, "join", "INVITE_URL --email EMAIL") || !o->email) {
+		if (!o->email)
+			fprintf(stderr, "usage: roost join INVITE_URL --email EMAIL\n");
+		return 2;
+	}
+	const char *u = o->pos[0], *mark = strstr(u, "/invite/");
+	if (!mark || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) ||
+	    !mark[8]) {
+		fprintf(stderr,
+		        "roost join: expected an invite URL like http://HUB/invite/TOKEN\n");
+		return 2;
+	}
+	struct client c = {0};
+	c.hub = xstrndup(u, (size_t)(mark - u));
+	c.curl = client_curl(&c);
+	char *pw = read_password("Password (new, or your account's): ", false);
+	int rc = 1;
+	if (pw) {
+		char *url = xasprintf("%s/api/v1/invites/accept", c.hub);
+		json_t *body = json_pack("{s:s, s:s, s:s}", "token", mark + 8, "email", o->email,
+		                         "password", pw);
+		json_t *r = client_call(&c, "POST", url, body, "join");
+		json_decref(body);
+		free(url);
+		const char *tok = json_get_str(r, "token");
+		if (tok && client_save_config(c.hub, tok, o->email) == 0) {
+			json_t *ws = json_object_get(r, "workspace");
+			printf("joined workspace %lld as %s; logged in to %s as %s\n",
+			       (long long)json_integer_value(json_object_get(ws, "id")),
+			       json_get_str(ws, "role"), c.hub, o->email);
+			rc = 0;
+		}
+		json_decref(r);
+		memset(pw, 0, strlen(pw));
+		free(pw);
+	}
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_members(struct opts *o)
+{
+	if (need_args(o, 0, 0, "members", "[--json]"))
+		return 2;
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = client_ws_url(&c, "/members", NULL);
+	json_t *r = client_call(&c, "GET", url, NULL, "members");
+	free(url);
+	if (r && o->json) {
+		print_json(json_object_get(r, "members"));
+	} else if (r) {
+		size_t i;
+		json_t *m;
+		json_array_foreach(json_object_get(r, "members"), i, m)
+		    printf("%-8s %s\n", json_get_str(m, "role"), json_get_str(m, "email"));
+	}
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_workspaces(struct opts *o)
+{
+	bool create = o->npos >= 1 && strcmp(o->pos[0], "create") == 0;
+	if ((create && o->npos != 2) || (!create && o->npos != 0)) {
+		fprintf(stderr,
+		        "usage: roost workspaces [--json] | roost workspaces create NAME\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = xasprintf("%s/api/v1/workspaces", c.hub);
+	json_t *body = create ? json_pack("{s:s}", "name", o->pos[1]) : NULL;
+	json_t *r = client_call(&c, create ? "POST" : "GET", url, body, "workspaces");
+	json_decref(body);
+	free(url);
+	if (r && (o->json || create)) {
+		if (o->json)
+			print_json(create ? r : json_object_get(r, "workspaces"));
+		else
+			printf("created workspace %s (id %lld); use it with --workspace %s\n",
+			       json_get_str(r, "name"),
+			       (long long)json_integer_value(json_object_get(r, "id")),
+			       json_get_str(r, "name"));
+	} else if (r) {
+		size_t i;
+		json_t *w;
+		json_array_foreach(json_object_get(r, "workspaces"), i, w) printf(
+		    "%-6lld %-8s %s\n", (long long)json_integer_value(json_object_get(w, "id")),
+		    json_get_str(w, "role"), json_get_str(w, "name"));
+	}
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
 static int cmd_put(struct opts *o)
 {
 	if (need_args(o, 1, 2, "put", "LOCAL [REMOTE] [--parallel N]"))
@@ -546,10 +690,22 @@ int cli_run(const char *cmd, int argc, char **argv)
 		const char *name;
 		int (*fn)(struct opts *);
 	} cmds[] = {
-	    {"login", cmd_login},       {"logout", cmd_logout}, {"ls", cmd_ls},
-	    {"mkdir", cmd_mkdir},       {"mv", cmd_mv},         {"rm", cmd_rm},
-	    {"versions", cmd_versions}, {"usage", cmd_usage},   {"put", cmd_put},
-	    {"get", cmd_get},           {"watch", cmd_watch},   {"audit", cmd_audit},
+	    {"login", cmd_login},
+	    {"logout", cmd_logout},
+	    {"ls", cmd_ls},
+	    {"mkdir", cmd_mkdir},
+	    {"mv", cmd_mv},
+	    {"rm", cmd_rm},
+	    {"versions", cmd_versions},
+	    {"usage", cmd_usage},
+	    {"put", cmd_put},
+	    {"get", cmd_get},
+	    {"watch", cmd_watch},
+	    {"audit", cmd_audit},
+	    {"invite", cmd_invite},
+	    {"join", cmd_join},
+	    {"members", cmd_members},
+	    {"workspaces", cmd_workspaces},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)
