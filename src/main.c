@@ -39,6 +39,8 @@ static const char usage_text[] =
     "  roost audit [--limit N] [--action A] [--json]  the audit log (owners, admins)\n"
     "  roost workspaces [--json]  |  roost workspaces create NAME\n"
     "  roost members [--json]\n"
+    "  roost acl PATH  |  roost acl set PATH EMAIL none|read|write|manage  |  roost acl rm PATH "
+    "EMAIL\n"
     "  roost invite [--role member|admin|owner] [--expires 7d]   prints an invite URL\n"
     "  roost join INVITE_URL --email EMAIL      accept it (password: $ROOST_PASSWORD or prompt)\n"
     "Client options: --workspace NAME (or $ROOST_WORKSPACE), -q/--quiet.\n";

@@ -507,6 +507,74 @@ static int cmd_workspaces(struct opts *o)
 	return rc;
 }
 
+/* roost acl PATH | acl set PATH EMAIL PERM | acl rm PATH EMAIL */
+static int cmd_acl(struct opts *o)
+{
+	bool set = o->npos == 4 && strcmp(o->pos[0], "set") == 0;
+	bool rm = o->npos == 3 && strcmp(o->pos[0], "rm") == 0;
+	if (!set && !rm && o->npos != 1) {
+		fprintf(stderr, "usage: roost acl PATH [--json] | roost acl set PATH EMAIL "
+		                "none|read|write|manage | roost acl rm PATH EMAIL\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	json_t *r = NULL;
+	char *url;
+	if (set) {
+		url = client_ws_url(&c, "/acl", NULL);
+		json_t *body = json_pack("{s:s, s:s, s:s}", "path", o->pos[1], "email", o->pos[2],
+		                         "perm", o->pos[3]);
+		r = client_call(&c, "PUT", url, body, "acl");
+		json_decref(body);
+	} else if (rm) {
+		/* the API names members by id: look the email up */
+		url = client_ws_url(&c, "/members", NULL);
+		json_t *m = client_call(&c, "GET", url, NULL, "acl");
+		free(url);
+		json_int_t uid = 0;
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(m, "members"), i, e)
+		{
+			if (strcmp(json_get_str(e, "email"), o->pos[2]) == 0)
+				uid = json_integer_value(json_object_get(e, "user_id"));
+		}
+		json_decref(m);
+		if (!uid) {
+			fprintf(stderr, "roost acl: %s is not a member\n", o->pos[2]);
+			client_close(&c);
+			return 1;
+		}
+		char *rel = xasprintf("/acl?user=%lld&path=%%s", (long long)uid);
+		url = client_ws_url(&c, rel, o->pos[1]);
+		free(rel);
+		r = client_call(&c, "DELETE", url, NULL, "acl");
+	} else {
+		url = client_ws_url(&c, "/acl?path=%s", o->pos[0]);
+		r = client_call(&c, "GET", url, NULL, "acl");
+	}
+	free(url);
+	if (r && o->json) {
+		print_json(r);
+	} else if (r && (set || rm)) {
+		printf("%s: %s for %s\n", o->pos[1], json_get_str(r, "perm"), o->pos[2]);
+	} else if (r) {
+		printf("%s (%s): you have %s; workspace default %s\n", json_get_str(r, "path"),
+		       json_get_str(r, "type"), json_get_str(r, "effective"),
+		       json_get_str(r, "default_access"));
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(r, "entries"), i, e)
+		    printf("  %-7s %s\n", json_get_str(e, "perm"), json_get_str(e, "email"));
+	}
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
 static int cmd_put(struct opts *o)
 {
 	if (need_args(o, 1, 2, "put", "LOCAL [REMOTE] [--parallel N]"))
@@ -706,6 +774,7 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"join", cmd_join},
 	    {"members", cmd_members},
 	    {"workspaces", cmd_workspaces},
+	    {"acl", cmd_acl},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

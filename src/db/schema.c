@@ -20,7 +20,7 @@ static const char *const migrations[] = {
     " created_at BIGINT NOT NULL, last_seq BIGINT NOT NULL DEFAULT 0,"
     " chunk_min BIGINT NOT NULL DEFAULT 262144, chunk_avg BIGINT NOT NULL DEFAULT 1048576,"
     " chunk_max BIGINT NOT NULL DEFAULT 4194304, min_replicas INTEGER NOT NULL DEFAULT 2,"
-    " default_access TEXT NOT NULL DEFAULT 'write' CHECK (default_access IN ('read','write')),"
+    " default_access TEXT NOT NULL DEFAULT 'write' CHECK (default_access IN ('none','read','write')),"
     " quota_bytes BIGINT, keep_versions INTEGER, keep_days INTEGER,"
     " gc_retention_s BIGINT NOT NULL DEFAULT 604800);"
 
@@ -106,7 +106,7 @@ static const char *const migrations[] = {
     " id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
     " folder_id BIGINT REFERENCES folders(id), file_id BIGINT REFERENCES files(id),"
     " user_id BIGINT NOT NULL REFERENCES users(id),"
-    " perm TEXT NOT NULL CHECK (perm IN ('read','write','manage')),"
+    " perm TEXT NOT NULL CHECK (perm IN ('none','read','write','manage')),"
     " created_at BIGINT NOT NULL);"
 
     "CREATE TABLE replication_policies ("

@@ -65,12 +65,15 @@ enum MHD_Result api_list(struct req *r)
 	if (!path)
 		return MHD_YES;
 	int64_t fid = 0;
-	int rc = meta_folder_id(r->db, r->ws_id, path, &fid);
+	struct acl *a = req_acl(r);
+	int rc = a ? meta_folder_id(r->db, r->ws_id, path, &fid) : DB_ERR;
 	if (rc == 0) {
 		struct file_info fi;
 		rc = meta_file_get(r->db, r->ws_id, path, &fi);
 		enum MHD_Result ret;
-		if (rc == 1)
+		if (rc == 1 && !acl_require(r, path, true, PERM_READ))
+			ret = MHD_YES;
+		else if (rc == 1)
 			ret = reply_json(r, MHD_HTTP_OK,
 			                 json_pack("{s:s, s:s, s:[o]}", "path", path, "type",
 			                           "file", "entries", file_json(&fi, path)));
@@ -86,6 +89,12 @@ enum MHD_Result api_list(struct req *r)
 		free(path);
 		return reply_db_error(r);
 	}
+	if (!acl_visible(a, path, false)) {
+		enum MHD_Result ret =
+		    reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
+		free(path);
+		return ret;
+	}
 	json_t *entries = json_array();
 	struct db_stmt *st =
 	    db_query(r->db,
@@ -94,11 +103,12 @@ enum MHD_Result api_list(struct req *r)
 	             "i", fid);
 	while (st && db_step(st) == DB_ROW) {
 		char *p = path_join(path, db_col_text(st, 1));
-		json_array_append_new(entries,
-		                      json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "folder",
-		                                "name", db_col_text(st, 1), "path", p, "id",
-		                                (json_int_t)db_col_int64(st, 0), "modified_at",
-		                                (json_int_t)db_col_int64(st, 2)));
+		if (acl_visible(a, p, false))
+			json_array_append_new(
+			    entries, json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "folder",
+			                       "name", db_col_text(st, 1), "path", p, "id",
+			                       (json_int_t)db_col_int64(st, 0), "modified_at",
+			                       (json_int_t)db_col_int64(st, 2)));
 		free(p);
 	}
 	db_finalize(st);
@@ -111,15 +121,16 @@ enum MHD_Result api_list(struct req *r)
 	while (st && db_step(st) == DB_ROW) {
 		char *p = path_join(path, db_col_text(st, 1));
 		const char *ct = db_col_text(st, 5), *by = db_col_text(st, 7);
-		json_array_append_new(
-		    entries,
-		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s}", "type", "file",
-		              "name", db_col_text(st, 1), "path", p, "id",
-		              (json_int_t)db_col_int64(st, 0), "size",
-		              (json_int_t)db_col_int64(st, 2), "version",
-		              (json_int_t)db_col_int64(st, 3), "hash", db_col_text(st, 4),
-		              "content_type", ct ? ct : "", "modified_at",
-		              (json_int_t)db_col_int64(st, 6), "modified_by", by ? by : ""));
+		if (acl_perm(a, p, true) >= PERM_READ)
+			json_array_append_new(
+			    entries, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s}",
+			                       "type", "file", "name", db_col_text(st, 1), "path",
+			                       p, "id", (json_int_t)db_col_int64(st, 0), "size",
+			                       (json_int_t)db_col_int64(st, 2), "version",
+			                       (json_int_t)db_col_int64(st, 3), "hash",
+			                       db_col_text(st, 4), "content_type", ct ? ct : "",
+			                       "modified_at", (json_int_t)db_col_int64(st, 6),
+			                       "modified_by", by ? by : ""));
 		free(p);
 	}
 	db_finalize(st);
@@ -138,14 +149,18 @@ enum MHD_Result api_info(struct req *r)
 	struct file_info fi;
 	int64_t fid;
 	enum MHD_Result ret;
-	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
-	if (rc == 1) {
+	struct acl *a = req_acl(r);
+	int rc = a ? meta_file_get(r->db, r->ws_id, path, &fi) : DB_ERR;
+	if (rc == 1 && !acl_require(r, path, true, PERM_READ)) {
+		ret = MHD_YES;
+	} else if (rc == 1) {
 		ret = reply_json(r, MHD_HTTP_OK, file_json(&fi, path));
-	} else if (rc == 0 && (rc = meta_folder_id(r->db, r->ws_id, path, &fid)) == 1) {
+	} else if (rc == 0 && (rc = meta_folder_id(r->db, r->ws_id, path, &fid)) == 1 &&
+	           acl_visible(a, path, false)) {
 		ret = reply_json(r, MHD_HTTP_OK,
 		                 json_pack("{s:s, s:s, s:I}", "type", "folder", "path", path, "id",
 		                           (json_int_t)fid));
-	} else if (rc == 0) {
+	} else if (rc >= 0) {
 		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
 	} else {
 		ret = reply_db_error(r);
@@ -161,10 +176,11 @@ enum MHD_Result api_versions(struct req *r)
 		return MHD_YES;
 	struct file_info fi;
 	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
-	if (rc != 1) {
+	if (rc != 1 || !acl_require(r, path, true, PERM_READ)) {
 		free(path);
-		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file")
-		               : reply_db_error(r);
+		return rc == 1   ? MHD_YES
+		       : rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file")
+		                 : reply_db_error(r);
 	}
 	struct db_stmt *st =
 	    db_query(r->db,
@@ -189,6 +205,16 @@ enum MHD_Result api_versions(struct req *r)
 	return ret;
 }
 
+/* Everything below folder must be writable too; replies 403 if not. */
+static bool subtree_writable(struct req *r, const char *folder)
+{
+	if (acl_subtree_at_least(req_acl(r), folder, PERM_WRITE))
+		return true;
+	reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "%s holds things you may not change",
+	            folder);
+	return false;
+}
+
 static enum MHD_Result fail_tx(struct req *r)
 {
 	db_rollback(r->db);
@@ -197,8 +223,6 @@ static enum MHD_Result fail_tx(struct req *r)
 
 enum MHD_Result api_mkdir(struct req *r)
 {
-	if (!hub_require_write(r))
-		return MHD_YES;
 	bool ok = true;
 	bool parents = json_get_bool(r->json, "parents", false, &ok);
 	if (!ok)
@@ -207,6 +231,10 @@ enum MHD_Result api_mkdir(struct req *r)
 	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
+	if (!acl_require(r, path, false, PERM_WRITE)) {
+		free(path);
+		return MHD_YES;
+	}
 	enum MHD_Result ret;
 	char *parent = NULL, *name = NULL;
 	int64_t id = 0, pid = 0;
@@ -263,8 +291,6 @@ static bool is_inside(const char *path, const char *folder)
 
 enum MHD_Result api_move(struct req *r)
 {
-	if (!hub_require_write(r))
-		return MHD_YES;
 	char *from = req_body_path(r, "from");
 	if (!from)
 		return MHD_YES;
@@ -295,6 +321,13 @@ enum MHD_Result api_move(struct req *r)
 	if (!is_file && !is_folder) {
 		db_rollback(r->db);
 		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", from);
+		goto out;
+	}
+	/* The source, everything below it and the destination must be writable. */
+	if (!acl_require(r, from, is_file, PERM_WRITE) ||
+	    !acl_require(r, to, is_file, PERM_WRITE) || (is_folder && !subtree_writable(r, from))) {
+		db_rollback(r->db);
+		ret = MHD_YES;
 		goto out;
 	}
 	if (meta_folder_id(r->db, r->ws_id, tparent, &dst_parent) != 1) {
@@ -366,8 +399,6 @@ out:
 
 enum MHD_Result api_delete(struct req *r)
 {
-	if (!hub_require_write(r))
-		return MHD_YES;
 	char *path = req_path_arg(r, "path");
 	if (!path)
 		return MHD_YES;
@@ -392,6 +423,12 @@ enum MHD_Result api_delete(struct req *r)
 	if (!is_file && !is_folder) {
 		db_rollback(r->db);
 		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
+		goto out;
+	}
+	if (!acl_require(r, path, is_file, PERM_WRITE) ||
+	    (is_folder && !subtree_writable(r, path))) {
+		db_rollback(r->db);
+		ret = MHD_YES;
 		goto out;
 	}
 	int rc;

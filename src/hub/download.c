@@ -3,6 +3,7 @@
  * the response with an error rather than serving bad bytes. */
 #include "hub.h"
 #include "../core/hash.h"
+#include "../core/path.h"
 #include "../core/util.h"
 
 #include <errno.h>
@@ -132,7 +133,10 @@ enum MHD_Result api_content(struct req *r)
 		return MHD_YES;
 	struct file_info fi;
 	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
+	bool allowed = rc == 1 && acl_require(r, path, true, PERM_READ);
 	free(path);
+	if (rc == 1 && !allowed)
+		return MHD_YES;
 	if (rc != 1)
 		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file")
 		               : reply_db_error(r);
@@ -209,6 +213,33 @@ enum MHD_Result api_content(struct req *r)
 	return ret;
 }
 
+/* Owners and admins read any chunk of their workspace; others only chunks of a
+ * live file they may read. */
+static bool chunk_readable(struct req *r, const char *hash)
+{
+	struct acl *a = req_acl(r);
+	if (!a)
+		return false;
+	if (r->role >= ROLE_ADMIN)
+		return true;
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT DISTINCT d.path, f.name FROM version_chunks vc "
+	                              "JOIN file_versions v ON v.id = vc.version_id "
+	                              "JOIN files f ON f.id = v.file_id "
+	                              "JOIN folders d ON d.id = f.folder_id "
+	                              "WHERE vc.chunk_hash = ? AND f.workspace_id = ? AND "
+	                              "f.deleted_at IS NULL LIMIT 100",
+	                              "ti", hash, r->ws_id);
+	bool ok = false;
+	while (!ok && st && db_step(st) == DB_ROW) {
+		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
+		ok = acl_perm(a, p, true) >= PERM_READ;
+		free(p);
+	}
+	db_finalize(st);
+	return ok;
+}
+
 enum MHD_Result api_chunk_get(struct req *r)
 {
 	const char *hash = r->params[1];
@@ -221,6 +252,8 @@ enum MHD_Result api_chunk_get(struct req *r)
 	    r->db, &one, "SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
 	    "it", r->ws_id, hash);
 	if (rc == DB_ROW && (size = store_size(r->hub->store, hash)) <= 0)
+		rc = DB_DONE;
+	if (rc == DB_ROW && !chunk_readable(r, hash))
 		rc = DB_DONE;
 	if (rc != DB_ROW)
 		return rc == DB_DONE ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",

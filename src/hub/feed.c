@@ -10,6 +10,8 @@
 #include "hub.h"
 #include "../core/util.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -129,7 +131,7 @@ void feed_free(struct hub *hub)
 
 struct sub {
 	struct hub *hub;
-	int64_t ws, last_seq;
+	int64_t ws, last_seq, user;
 	char *buf; /* formatted events not yet handed to MHD */
 	size_t len, off, cap;
 	int64_t last_send_ms;
@@ -156,10 +158,38 @@ static void append(struct sub *s, const char *text)
 	s->len += n;
 }
 
-/* Read the next batch of changes into the buffer. Returns rows read or -1. */
+/* May this subscriber see a change? Only if it may see one of the paths it
+ * names; changes that name no path (members, workspace) go to every member. */
+static bool visible(const struct acl *a, const char *payload)
+{
+	json_t *p = json_loads(payload, 0, NULL);
+	const char *keys[] = {"path", "from", "to"};
+	bool any = false, seen = false;
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = json_string_value(json_object_get(p, keys[i]));
+		if (!v)
+			continue;
+		any = true;
+		/* a file event names a file; a folder event a folder */
+		seen = seen || acl_visible(a, v, false) || acl_perm(a, v, true) >= PERM_READ;
+	}
+	json_decref(p);
+	return !any || seen;
+}
+
+/* Read the next batch of changes into the buffer. Returns rows read (visible
+ * or not: the position moves past both), 0 at the end, or -1 on an error or
+ * when the subscriber is no longer a member. */
 static int fetch(struct sub *s)
 {
 	struct db *db = db_pool_acquire(s->hub->pool);
+	/* Access may have changed since the last batch: look again. */
+	enum role role = auth_role(db, s->ws, s->user);
+	struct acl *a = role != ROLE_NONE ? acl_load(db, s->ws, s->user, role) : NULL;
+	if (!a) {
+		db_pool_release(s->hub->pool, db);
+		return -1;
+	}
 	struct db_stmt *st = db_query(db,
 	                              "SELECT seq, kind, entity, payload, at FROM changes "
 	                              "WHERE workspace_id = ? AND seq > ? ORDER BY seq LIMIT ?",
@@ -167,6 +197,10 @@ static int fetch(struct sub *s)
 	int rows = 0, r = DB_ERR;
 	while (st && (r = db_step(st)) == DB_ROW) {
 		int64_t seq = db_col_int64(st, 0);
+		s->last_seq = seq;
+		rows++;
+		if (!visible(a, db_col_text(st, 3)))
+			continue;
 		char *ev = xasprintf("id: %lld\nevent: %s\ndata: {\"seq\":%lld,\"kind\":\"%s\","
 		                     "\"entity\":\"%s\",\"at\":%lld,\"payload\":%s}\n\n",
 		                     (long long)seq, db_col_text(st, 1), (long long)seq,
@@ -174,10 +208,9 @@ static int fetch(struct sub *s)
 		                     (long long)db_col_int64(st, 4), db_col_text(st, 3));
 		append(s, ev);
 		free(ev);
-		s->last_seq = seq;
-		rows++;
 	}
 	db_finalize(st);
+	acl_free(a);
 	db_pool_release(s->hub->pool, db);
 	return r == DB_DONE ? rows : -1;
 }
@@ -198,8 +231,10 @@ static ssize_t sub_read(void *cls, uint64_t pos, char *out, size_t max)
 		int rows = fetch(s);
 		if (rows < 0)
 			return MHD_CONTENT_READER_END_WITH_ERROR; /* the client reconnects */
-		if (rows > 0)
+		if (s->len > 0)
 			break;
+		if (rows > 0)
+			continue; /* a batch of changes this subscriber may not see */
 		int64_t quiet = mono_ms() - s->last_send_ms;
 		if (quiet >= beat) {
 			append(s, ": heartbeat\n\n");
@@ -250,6 +285,7 @@ enum MHD_Result api_events(struct req *r)
 	struct sub *s = xcalloc(1, sizeof *s);
 	s->hub = r->hub;
 	s->ws = r->ws_id;
+	s->user = r->user_id;
 	s->last_seq = from;
 	s->last_send_ms = mono_ms();
 	s->counted = true;

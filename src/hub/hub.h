@@ -46,6 +46,8 @@ struct hub {
 };
 
 enum role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };
+enum perm { PERM_INVALID = -1, PERM_NONE = 0, PERM_READ, PERM_WRITE, PERM_MANAGE };
+struct acl;
 
 enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
 
@@ -64,7 +66,8 @@ struct req {
 	int64_t token_id;
 	int64_t ws_id; /* workspace from the URL, membership checked */
 	enum role role;
-	struct db *db; /* acquired for the handler's duration */
+	struct acl *acl; /* the caller's access in ws_id, loaded on first use */
+	struct db *db;   /* acquired for the handler's duration */
 	/* BODY_JSON */
 	char *body;
 	size_t body_len, body_cap;
@@ -184,13 +187,29 @@ enum MHD_Result api_upload(struct req *r);
 enum MHD_Result api_content(struct req *r);
 enum MHD_Result api_chunk_get(struct req *r);
 
+/* acl.c: access control (docs/access.md) */
+enum perm perm_parse(const char *s);
+const char *perm_name(enum perm p);
+struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role);
+void acl_free(struct acl *a);
+enum perm acl_perm(const struct acl *a, const char *path, bool is_file);
+/* May the caller see path at all (read it, or a folder leading to something
+ * readable)? */
+bool acl_visible(const struct acl *a, const char *path, bool is_file);
+/* Does the caller have at least need on path and everything below it? */
+bool acl_subtree_at_least(const struct acl *a, const char *path, enum perm need);
+bool acl_writes_somewhere(const struct acl *a);
+/* The caller's ACL in r->ws_id (cached in r), NULL on a database error. */
+struct acl *req_acl(struct req *r);
+/* Has the caller need on path? Else replies 404 (cannot see it) or 403. */
+bool acl_require(struct req *r, const char *path, bool is_file, enum perm need);
+enum MHD_Result api_acl_get(struct req *r);
+enum MHD_Result api_acl_set(struct req *r);
+enum MHD_Result api_acl_delete(struct req *r);
+enum MHD_Result api_workspace_update(struct req *r);
+
 /* members.c: workspaces, members, roles, invites */
 const char *role_name(enum role r);
-/* May the caller change content? Owners and admins may; members when the
- * workspace's default access is write. */
-bool hub_can_write(struct req *r);
-/* hub_can_write, else reply 403 and return false. */
-bool hub_require_write(struct req *r);
 int hub_create_workspace(struct db *db, const char *name, int64_t owner, int64_t *ws);
 enum MHD_Result api_workspace_create(struct req *r);
 enum MHD_Result api_members(struct req *r);

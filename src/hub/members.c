@@ -32,25 +32,6 @@ static enum role role_parse(const char *s)
 	                                  : ROLE_NONE;
 }
 
-bool hub_can_write(struct req *r)
-{
-	if (r->role >= ROLE_ADMIN)
-		return true;
-	int64_t writable = 0;
-	return db_int64(r->db, &writable,
-	                "SELECT 1 FROM workspaces WHERE id = ? AND default_access = 'write'", "i",
-	                r->ws_id) == DB_ROW;
-}
-
-bool hub_require_write(struct req *r)
-{
-	if (hub_can_write(r))
-		return true;
-	reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
-	            "members of this workspace may read but not change it");
-	return false;
-}
-
 /* Create a workspace with its root folder and owner (inside a transaction). */
 static int create_workspace(struct db *db, const char *name, int64_t owner, int64_t *ws)
 {

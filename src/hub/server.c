@@ -41,6 +41,10 @@ static const struct route routes[] = {
     {"DELETE", "/api/v1/workspaces/*/invites/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_invite_revoke},
     {"POST", "/api/v1/invites/accept", 0, BODY_JSON, NULL, NULL, api_invite_accept},
+    {"PATCH", "/api/v1/workspaces/*", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_workspace_update},
+    {"GET", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_get},
+    {"PUT", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_acl_set},
+    {"DELETE", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_delete},
     {"GET", "/api/v1/workspaces/*/list", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_list},
     {"GET", "/api/v1/workspaces/*/info", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_info},
     {"GET", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_versions},
@@ -317,6 +321,7 @@ static void req_free(struct req *r)
 	if (r->db)
 		db_pool_release(r->hub->pool, r->db);
 	free_params(r->params);
+	acl_free(r->acl);
 	free(r->body);
 	json_decref(r->json);
 	free(r);

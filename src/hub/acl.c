@@ -1,0 +1,371 @@
+/* acl: who may read, write or manage what.
+ *
+ * Owners and admins may do anything in their workspace. For a member, the
+ * nearest ACL entry for them on the path or an ancestor folder decides (an
+ * entry on the file itself is nearest of all); with none, the workspace's
+ * default access (none, read or write) applies. A thing a caller may not read
+ * is reported as absent (404), never as forbidden, so its existence does not
+ * leak; a folder that only leads to something readable is visible. */
+#include "hub.h"
+#include "../core/json.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct acl_entry {
+	char *path;
+	bool file;
+	enum perm perm;
+};
+
+struct acl {
+	enum role role;
+	enum perm dflt;
+	size_t n;
+	struct acl_entry *e;
+};
+
+enum perm perm_parse(const char *s)
+{
+	if (!s)
+		return PERM_INVALID;
+	return strcmp(s, "none") == 0     ? PERM_NONE
+	       : strcmp(s, "read") == 0   ? PERM_READ
+	       : strcmp(s, "write") == 0  ? PERM_WRITE
+	       : strcmp(s, "manage") == 0 ? PERM_MANAGE
+	                                  : PERM_INVALID;
+}
+
+const char *perm_name(enum perm p)
+{
+	static const char *names[] = {"none", "read", "write", "manage"};
+	return p >= PERM_NONE && p <= PERM_MANAGE ? names[p] : "invalid";
+}
+
+void acl_free(struct acl *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->n; i++)
+		free(a->e[i].path);
+	free(a->e);
+	free(a);
+}
+
+struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role)
+{
+	struct acl *a = xcalloc(1, sizeof *a);
+	a->role = role;
+	a->dflt = PERM_NONE;
+	struct db_stmt *st =
+	    db_query(db, "SELECT default_access FROM workspaces WHERE id = ?", "i", ws);
+	if (!st || db_step(st) != DB_ROW) {
+		db_finalize(st);
+		acl_free(a);
+		return NULL;
+	}
+	a->dflt = perm_parse(db_col_text(st, 0));
+	db_finalize(st);
+	if (role >= ROLE_ADMIN)
+		return a; /* entries cannot restrict owners and admins */
+	st = db_query(
+	    db,
+	    "SELECT d.path, 0, e.perm FROM acl_entries e JOIN folders d ON d.id = "
+	    "e.folder_id WHERE e.workspace_id = ? AND e.user_id = ? AND d.deleted_at IS NULL "
+	    "UNION ALL "
+	    "SELECT CASE WHEN d.path = '/' THEN '/' || f.name ELSE d.path || '/' || f.name "
+	    "END, 1, e.perm FROM acl_entries e JOIN files f ON f.id = e.file_id JOIN folders d "
+	    "ON d.id = f.folder_id WHERE e.workspace_id = ? AND e.user_id = ? AND "
+	    "f.deleted_at IS NULL",
+	    "iiii", ws, user, ws, user);
+	size_t cap = 0;
+	int rc = DB_ERR;
+	while (st && (rc = db_step(st)) == DB_ROW) {
+		if (a->n == cap) {
+			cap = cap ? cap * 2 : 8;
+			a->e = xrealloc(a->e, cap * sizeof *a->e);
+		}
+		a->e[a->n].path = xstrdup(db_col_text(st, 0));
+		a->e[a->n].file = db_col_int64(st, 1) != 0;
+		a->e[a->n].perm = perm_parse(db_col_text(st, 2));
+		a->n++;
+	}
+	db_finalize(st);
+	if (rc != DB_DONE) {
+		acl_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* Is path equal to folder or below it? */
+static bool under(const char *path, const char *folder)
+{
+	size_t n = strlen(folder);
+	if (strcmp(folder, "/") == 0)
+		return true;
+	return strncmp(path, folder, n) == 0 && (path[n] == '/' || path[n] == 0);
+}
+
+enum perm acl_perm(const struct acl *a, const char *path, bool is_file)
+{
+	if (a->role >= ROLE_ADMIN)
+		return PERM_MANAGE;
+	const struct acl_entry *best = NULL;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct acl_entry *e = &a->e[i];
+		if (e->file) {
+			if (is_file && strcmp(e->path, path) == 0)
+				return e->perm;
+		} else if (under(path, e->path) &&
+		           (!best || strlen(e->path) > strlen(best->path))) {
+			best = e;
+		}
+	}
+	return best ? best->perm : a->dflt;
+}
+
+bool acl_visible(const struct acl *a, const char *path, bool is_file)
+{
+	if (acl_perm(a, path, is_file) >= PERM_READ)
+		return true;
+	if (is_file)
+		return false;
+	/* A folder leading to something readable is shown, so it can be reached. */
+	for (size_t i = 0; i < a->n; i++)
+		if (a->e[i].perm >= PERM_READ && strcmp(a->e[i].path, path) != 0 &&
+		    under(a->e[i].path, path))
+			return true;
+	return false;
+}
+
+bool acl_subtree_at_least(const struct acl *a, const char *path, enum perm need)
+{
+	if (acl_perm(a, path, false) < need)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->e[i].perm < need && under(a->e[i].path, path))
+			return false;
+	return true;
+}
+
+bool acl_writes_somewhere(const struct acl *a)
+{
+	if (a->role >= ROLE_ADMIN || a->dflt >= PERM_WRITE)
+		return true;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->e[i].perm >= PERM_WRITE)
+			return true;
+	return false;
+}
+
+struct acl *req_acl(struct req *r)
+{
+	if (!r->acl)
+		r->acl = acl_load(r->db, r->ws_id, r->user_id, r->role);
+	return r->acl;
+}
+
+bool acl_require(struct req *r, const char *path, bool is_file, enum perm need)
+{
+	struct acl *a = req_acl(r);
+	if (!a) {
+		reply_db_error(r);
+		return false;
+	}
+	if (acl_perm(a, path, is_file) >= need)
+		return true;
+	if (!acl_visible(a, path, is_file))
+		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
+	else
+		reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "you may not %s %s",
+		            need >= PERM_MANAGE  ? "manage access to"
+		            : need >= PERM_WRITE ? "change"
+		                                 : "read",
+		            path);
+	return false;
+}
+
+/* ---- the ACL endpoints ---- */
+
+/* Resolve path to a live file or folder id. 1 found, 0 not, <0 error. */
+static int target_of(struct req *r, const char *path, bool *is_file, int64_t *id)
+{
+	struct file_info fi;
+	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
+	if (rc == 1) {
+		*is_file = true;
+		*id = fi.id;
+		return 1;
+	}
+	*is_file = false;
+	return rc < 0 ? rc : meta_folder_id(r->db, r->ws_id, path, id);
+}
+
+/* GET acl?path=P: the caller's access there, and (to managers) its entries. */
+enum MHD_Result api_acl_get(struct req *r)
+{
+	char *path = req_path_arg(r, "path");
+	if (!path)
+		return MHD_YES;
+	bool is_file;
+	int64_t id;
+	struct acl *a = req_acl(r);
+	int rc = a ? target_of(r, path, &is_file, &id) : DB_ERR;
+	enum MHD_Result ret;
+	if (rc < 0) {
+		ret = reply_db_error(r);
+	} else if (rc == 0 || !acl_visible(a, path, is_file)) {
+		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
+	} else {
+		enum perm mine = acl_perm(a, path, is_file);
+		json_t *entries = json_array();
+		struct db_stmt *st =
+		    mine < PERM_MANAGE
+		        ? NULL
+		        : db_query(
+		              r->db,
+		              is_file
+		                  ? "SELECT u.id, u.email, e.perm FROM acl_entries e JOIN users "
+		                    "u ON u.id = e.user_id WHERE e.file_id = ? ORDER BY u.email"
+		                  : "SELECT u.id, u.email, e.perm FROM acl_entries e JOIN users "
+		                    "u ON u.id = e.user_id WHERE e.folder_id = ? ORDER BY "
+		                    "u.email",
+		              "i", id);
+		while (st && db_step(st) == DB_ROW)
+			json_array_append_new(entries, json_pack("{s:I, s:s, s:s}", "user_id",
+			                                         (json_int_t)db_col_int64(st, 0),
+			                                         "email", db_col_text(st, 1),
+			                                         "perm", db_col_text(st, 2)));
+		db_finalize(st);
+		ret =
+		    reply_json(r, MHD_HTTP_OK,
+		               json_pack("{s:s, s:s, s:s, s:s, s:o}", "path", path, "type",
+		                         is_file ? "file" : "folder", "effective", perm_name(mine),
+		                         "default_access", perm_name(a->dflt), "entries", entries));
+	}
+	free(path);
+	return ret;
+}
+
+/* PUT acl {path, email|user_id, perm}, and DELETE acl?path=P&user=ID. */
+static enum MHD_Result acl_change(struct req *r, const char *path, int64_t uid, enum perm perm)
+{
+	bool is_file;
+	int64_t id;
+	if (meta_begin(r->db, r->ws_id) != DB_DONE)
+		return reply_db_error(r);
+	int rc = target_of(r, path, &is_file, &id);
+	if (rc != 1) {
+		db_rollback(r->db);
+		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s",
+		                             path)
+		               : reply_db_error(r);
+	}
+	if (!acl_require(r, path, is_file, PERM_MANAGE)) {
+		db_rollback(r->db);
+		return MHD_YES;
+	}
+	if (auth_role(r->db, r->ws_id, uid) == ROLE_NONE) {
+		db_rollback(r->db);
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_a_member",
+		                   "that user is not a member of this workspace");
+	}
+	rc = db_run(r->db,
+	            is_file ? "DELETE FROM acl_entries WHERE file_id = ? AND user_id = ?"
+	                    : "DELETE FROM acl_entries WHERE folder_id = ? AND user_id = ?",
+	            "ii", id, uid);
+	if (rc == DB_DONE && perm != PERM_INVALID)
+		rc = db_run(r->db,
+		            is_file
+		                ? "INSERT INTO acl_entries(workspace_id, file_id, user_id, perm, "
+		                  "created_at) VALUES(?,?,?,?,?)"
+		                : "INSERT INTO acl_entries(workspace_id, folder_id, user_id, perm, "
+		                  "created_at) VALUES(?,?,?,?,?)",
+		            "iiiti", r->ws_id, id, uid, perm_name(perm), now_ms());
+	const char *what = perm == PERM_INVALID ? "removed" : perm_name(perm);
+	if (rc != DB_DONE ||
+	    meta_change(r->db, r->ws_id, "acl.changed", is_file ? "file" : "folder",
+	                json_pack("{s:s, s:I, s:s}", "path", path, "user_id", (json_int_t)uid,
+	                          "perm", what)) != 0 ||
+	    meta_audit(r, "acl.set", path,
+	               json_pack("{s:I, s:s}", "user_id", (json_int_t)uid, "perm", what)) != 0 ||
+	    meta_commit(r) != DB_DONE) {
+		db_rollback(r->db);
+		return reply_db_error(r);
+	}
+	return reply_json(
+	    r, MHD_HTTP_OK,
+	    json_pack("{s:s, s:I, s:s}", "path", path, "user_id", (json_int_t)uid, "perm", what));
+}
+
+enum MHD_Result api_acl_set(struct req *r)
+{
+	enum perm perm = perm_parse(json_get_str(r->json, "perm"));
+	const char *email = json_get_str(r->json, "email");
+	int64_t uid = 0;
+	if (perm == PERM_INVALID)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_perm",
+		                   "perm must be none, read, write or manage");
+	if (!json_get_int(r->json, "user_id", &uid) && email &&
+	    db_int64(r->db, &uid, "SELECT id FROM users WHERE email = ?", "t", email) == DB_ERR)
+		return reply_db_error(r);
+	if (uid <= 0)
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_a_member",
+		                   "give the email or user_id of a member");
+	char *path = req_body_path(r, "path");
+	if (!path)
+		return MHD_YES;
+	enum MHD_Result ret = acl_change(r, path, uid, perm);
+	free(path);
+	return ret;
+}
+
+enum MHD_Result api_acl_delete(struct req *r)
+{
+	int64_t uid = parse_id(req_arg(r, "user", NULL));
+	if (uid <= 0)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "user (a member's id) is required");
+	char *path = req_path_arg(r, "path");
+	if (!path)
+		return MHD_YES;
+	enum MHD_Result ret = acl_change(r, path, uid, PERM_INVALID);
+	free(path);
+	return ret;
+}
+
+/* PATCH /workspaces/{id} {default_access?, name?}: owners and admins. */
+enum MHD_Result api_workspace_update(struct req *r)
+{
+	if (r->role < ROLE_ADMIN)
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                   "only owners and admins change workspace settings");
+	const char *da = json_get_str(r->json, "default_access");
+	const char *name = json_get_str(r->json, "name");
+	json_t *jn = json_object_get(r->json, "name");
+	enum perm p = da ? perm_parse(da) : PERM_INVALID;
+	if ((json_object_get(r->json, "default_access") && (p < PERM_NONE || p > PERM_WRITE)) ||
+	    (jn && (!name || !name_valid(name, json_string_length(jn)) || strlen(name) > 100)) ||
+	    (!da && !jn))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "give default_access (none, read or write) and/or a name");
+	if (meta_begin(r->db, r->ws_id) != DB_DONE)
+		return reply_db_error(r);
+	if ((da && db_run(r->db, "UPDATE workspaces SET default_access = ? WHERE id = ?", "ti",
+	                  perm_name(p), r->ws_id) != DB_DONE) ||
+	    (name && db_run(r->db, "UPDATE workspaces SET name = ? WHERE id = ?", "ti", name,
+	                    r->ws_id) != DB_DONE) ||
+	    meta_change(r->db, r->ws_id, "workspace.updated", "workspace",
+	                json_pack("{s:s?, s:s?}", "default_access", da ? perm_name(p) : NULL,
+	                          "name", name)) != 0 ||
+	    meta_audit(r, "workspace.update", name, json_pack("{s:s?}", "default_access", da)) !=
+	        0 ||
+	    meta_commit(r) != DB_DONE) {
+		db_rollback(r->db);
+		return reply_db_error(r);
+	}
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+}
