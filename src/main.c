@@ -20,6 +20,7 @@ static const char usage_text[] =
     "              create a hub (password: $ROOST_PASSWORD or prompt)\n"
     "  roost serve --data DIR [--db URL] [--listen ADDR] [--api-port 3210]\n"
     "              [--content-port 3211] [--dashboard-port 6791] [--heartbeat 15]\n"
+    "              [--rate-limit 1000]  (requests/s per token, twice that in a burst; 0: off)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR]                  a hub on loopback with a demo login\n"
@@ -66,6 +67,7 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.api_port = API_PORT_DEFAULT;
 	a->cfg.content_port = CONTENT_PORT_DEFAULT;
 	a->cfg.dashboard_port = DASHBOARD_PORT_DEFAULT;
+	a->cfg.rate_limit = RATE_LIMIT_DEFAULT;
 	for (int i = 0; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int *port = strcmp(o, "--api-port") == 0         ? &a->cfg.api_port
@@ -86,6 +88,16 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			a->data = v;
 		} else if (strcmp(o, "--db") == 0) {
 			a->cfg.db_url = v;
+		} else if (strcmp(o, "--rate-limit") == 0) {
+			int64_t n = strcmp(v, "0") == 0 ? 0 : parse_id(v);
+			if (n < 0 || n > 1000000) {
+				fprintf(
+				    stderr,
+				    "roost %s: --rate-limit takes requests per second (0: off)\n",
+				    cmd);
+				return 2;
+			}
+			a->cfg.rate_limit = (double)n;
 		} else if (strcmp(o, "--heartbeat") == 0) {
 			int64_t secs = parse_id(v);
 			if (secs <= 0 || secs > 3600) {

@@ -346,18 +346,29 @@ enum MHD_Result api_workspace_update(struct req *r)
 	const char *da = json_get_str(r->json, "default_access");
 	const char *name = json_get_str(r->json, "name");
 	json_t *jn = json_object_get(r->json, "name");
+	json_t *jq = json_object_get(r->json, "quota_bytes"),
+	       *jm = json_object_get(r->json, "max_file_bytes");
+	int64_t quota = 0, max_file = 0;
 	enum perm p = da ? perm_parse(da) : PERM_INVALID;
 	if ((json_object_get(r->json, "default_access") && (p < PERM_NONE || p > PERM_WRITE)) ||
 	    (jn && (!name || !name_valid(name, json_string_length(jn)) || strlen(name) > 100)) ||
-	    (!da && !jn))
-		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                   "give default_access (none, read or write) and/or a name");
+	    (jq && (!json_get_int(r->json, "quota_bytes", &quota) || quota < 0)) ||
+	    (jm && (!json_get_int(r->json, "max_file_bytes", &max_file) || max_file < 0)) ||
+	    (!da && !jn && !jq && !jm))
+		return reply_error(
+		    r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		    "give default_access (none, read or write), name, quota_bytes or "
+		    "max_file_bytes (bytes, 0 for no limit)");
 	if (meta_begin(r->db, r->ws_id) != DB_DONE)
 		return reply_db_error(r);
 	if ((da && db_run(r->db, "UPDATE workspaces SET default_access = ? WHERE id = ?", "ti",
 	                  perm_name(p), r->ws_id) != DB_DONE) ||
 	    (name && db_run(r->db, "UPDATE workspaces SET name = ? WHERE id = ?", "ti", name,
 	                    r->ws_id) != DB_DONE) ||
+	    (jq && db_run(r->db, "UPDATE workspaces SET quota_bytes = ? WHERE id = ?", "ii", quota,
+	                  r->ws_id) != DB_DONE) ||
+	    (jm && db_run(r->db, "UPDATE workspaces SET max_file_bytes = ? WHERE id = ?", "ii",
+	                  max_file, r->ws_id) != DB_DONE) ||
 	    meta_change(r->db, r->ws_id, "workspace.updated", "workspace",
 	                json_pack("{s:s?, s:s?}", "default_access", da ? perm_name(p) : NULL,
 	                          "name", name)) != 0 ||

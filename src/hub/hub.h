@@ -16,6 +16,7 @@
 #define CONTENT_PORT_DEFAULT   3211
 #define DASHBOARD_PORT_DEFAULT 6791
 #define JSON_BODY_MAX          (16 * 1024 * 1024)
+#define RATE_LIMIT_DEFAULT     1000 /* requests per second per token (a 1 GiB put sends ~350/s) */
 
 struct hub_config {
 	const char *data_dir;
@@ -23,6 +24,7 @@ struct hub_config {
 	const char *listen; /* address to bind; default 127.0.0.1 */
 	int api_port, content_port, dashboard_port;
 	int64_t feed_heartbeat_ms; /* a quiet feed sends a comment this often */
+	double rate_limit;         /* requests per second per token; 0 = unlimited */
 };
 
 struct hub_metrics {
@@ -43,6 +45,7 @@ struct hub {
 	struct hub_metrics m;
 	char *db_url;
 	struct feed *feed;
+	struct limiter *limiter;
 };
 
 enum role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };
@@ -186,6 +189,18 @@ enum MHD_Result api_upload(struct req *r);
 /* download.c */
 enum MHD_Result api_content(struct req *r);
 enum MHD_Result api_chunk_get(struct req *r);
+
+/* limits.c */
+struct limiter;
+struct limiter *limiter_new(double rate_per_s); /* NULL when rate <= 0: no limit */
+void limiter_free(struct limiter *l);
+/* Take one request for token_id: 0 if allowed, else ms until one would be. */
+int64_t limiter_take(struct limiter *l, int64_t token_id);
+/* The workspace's max file size (0: none). */
+int64_t limits_max_file(struct db *db, int64_t ws);
+/* Would a new version of size bytes fit the max file size and the quota?
+ * Replies 413 file_too_large or 507 quota_exceeded if not. */
+bool limits_allow_file(struct req *r, int64_t size);
 
 /* acl.c: access control (docs/access.md) */
 enum perm perm_parse(const char *s);

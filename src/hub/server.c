@@ -291,6 +291,16 @@ static bool admit(struct req *r)
 		reply_db_error(r);
 		return false;
 	}
+	int64_t wait = rc == 0 ? limiter_take(r->hub->limiter, r->token_id) : 0;
+	if (wait > 0) {
+		char secs[32];
+		snprintf(secs, sizeof secs, "%lld", (long long)((wait + 999) / 1000));
+		json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", "rate_limited", "message",
+		                      "too many requests for this token; retry after Retry-After "
+		                      "seconds");
+		reply_json_hdr(r, MHD_HTTP_TOO_MANY_REQUESTS, e, "Retry-After", secs);
+		return false;
+	}
 	if (rc > 0) {
 		reply_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		            authz ? "the bearer token is invalid or expired"
@@ -614,6 +624,7 @@ int hub_serve(struct hub_config *cfg)
 	if (hub->cfg.feed_heartbeat_ms <= 0)
 		hub->cfg.feed_heartbeat_ms = 15000;
 	feed_init(hub);
+	hub->limiter = limiter_new(hub->cfg.rate_limit);
 	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
 	if (!hub->pool || !hub->store) {
 		log_error("cannot open the hub's data: %s", err ? err : "chunk store");
@@ -646,6 +657,7 @@ int hub_serve(struct hub_config *cfg)
 	store_free(hub->store);
 	db_pool_free(hub->pool);
 	feed_free(hub);
+	limiter_free(hub->limiter);
 	free(hub->db_url);
 	free(hub);
 	return rc;

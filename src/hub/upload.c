@@ -255,6 +255,11 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		goto out;
 	}
 	json_decref(missing);
+	if (!limits_allow_file(r, size)) {
+		db_rollback(r->db);
+		ret = MHD_YES;
+		goto out;
+	}
 
 	int64_t folder = 0, other = 0, file_id = 0, number = 0, vid = 0, now = now_ms();
 	bool created;
@@ -448,6 +453,9 @@ enum MHD_Result api_upload_begin(struct req *r)
 		free(path);
 		return reply_db_error(r);
 	}
+	r->body_limit = limits_max_file(r->db, r->ws_id);
+	if (r->body_limit == 0)
+		r->body_limit = -1;
 	struct stream_up *s = xcalloc(1, sizeof *s);
 	s->hub = r->hub;
 	s->path = path;

@@ -1,0 +1,130 @@
+/* limits: per-token request rate (token buckets), and the workspace's file size
+ * and storage quota checks. */
+#include "hub.h"
+#include "../core/util.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUCKETS 4096 /* open-addressed table of tokens seen recently */
+
+struct bucket {
+	int64_t token_id; /* 0: free */
+	double tokens;
+	int64_t last_ms;
+};
+
+struct limiter {
+	pthread_mutex_t mu;
+	double rate, burst;
+	struct bucket b[BUCKETS];
+};
+
+struct limiter *limiter_new(double rate_per_s)
+{
+	if (rate_per_s <= 0)
+		return NULL;
+	struct limiter *l = xcalloc(1, sizeof *l);
+	pthread_mutex_init(&l->mu, NULL);
+	l->rate = rate_per_s;
+	l->burst = rate_per_s * 2;
+	return l;
+}
+
+void limiter_free(struct limiter *l)
+{
+	if (!l)
+		return;
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+int64_t limiter_take(struct limiter *l, int64_t token_id)
+{
+	if (!l)
+		return 0;
+	int64_t now = mono_ms();
+	pthread_mutex_lock(&l->mu);
+	size_t h = (size_t)((uint64_t)token_id * 0x9E3779B97F4A7C15ull >> 52) % BUCKETS;
+	struct bucket *b = NULL, *stalest = NULL;
+	for (size_t i = 0; i < 8; i++) { /* a short probe; the stalest slot is reused */
+		struct bucket *c = &l->b[(h + i) % BUCKETS];
+		if (c->token_id == token_id || c->token_id == 0) {
+			b = c;
+			break;
+		}
+		if (!stalest || c->last_ms < stalest->last_ms)
+			stalest = c;
+	}
+	if (!b)
+		b = stalest;
+	if (b->token_id != token_id) {
+		b->token_id = token_id;
+		b->tokens = l->burst;
+		b->last_ms = now;
+	}
+	b->tokens += (double)(now - b->last_ms) * l->rate / 1000.0;
+	if (b->tokens > l->burst)
+		b->tokens = l->burst;
+	b->last_ms = now;
+	int64_t wait_ms = 0;
+	if (b->tokens >= 1)
+		b->tokens -= 1;
+	else
+		wait_ms = (int64_t)ceil((1 - b->tokens) * 1000.0 / l->rate);
+	pthread_mutex_unlock(&l->mu);
+	return wait_ms;
+}
+
+int64_t limits_max_file(struct db *db, int64_t ws)
+{
+	int64_t v = 0;
+	if (db_int64(db, &v, "SELECT COALESCE(max_file_bytes, 0) FROM workspaces WHERE id = ?", "i",
+	             ws) != DB_ROW)
+		return 0;
+	return v;
+}
+
+bool limits_allow_file(struct req *r, int64_t size)
+{
+	int64_t max_file = 0, quota = 0, used = 0;
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT COALESCE(max_file_bytes, 0), COALESCE(quota_bytes, 0) FROM workspaces "
+	             "WHERE id = ?",
+	             "i", r->ws_id);
+	if (!st || db_step(st) != DB_ROW) {
+		db_finalize(st);
+		reply_db_error(r);
+		return false;
+	}
+	max_file = db_col_int64(st, 0);
+	quota = db_col_int64(st, 1);
+	db_finalize(st);
+	if (max_file > 0 && size > max_file) {
+		reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "file_too_large",
+		            "files in this workspace are limited to %lld bytes",
+		            (long long)max_file);
+		return false;
+	}
+	if (quota <= 0)
+		return true;
+	if (db_int64(r->db, &used,
+	             "SELECT COALESCE(SUM(v.size), 0) FROM file_versions v JOIN files f ON "
+	             "f.id = v.file_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	             "i", r->ws_id) != DB_ROW) {
+		reply_db_error(r);
+		return false;
+	}
+	/* Every version is kept, so a new one adds its whole size. */
+	if (used + size > quota) {
+		reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "quota_exceeded",
+		            "this would take the workspace to %lld of its %lld bytes",
+		            (long long)(used + size), (long long)quota);
+		return false;
+	}
+	return true;
+}
