@@ -1,21 +1,33 @@
 """Integration-test harness: starts real roost processes on 127.0.0.1 and talks
 to them over HTTP, as users do. Standard library only."""
 import http.client
+import itertools
 import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
 import unittest
 import urllib.parse
 
+import pgcluster
+
 ROOST = os.environ.get("ROOST_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "roost")
 PASSWORD = "correct horse battery"
 EMAIL = "owner@example.test"
+
+# The metadata back end under test: "sqlite" (the default: DIR/roost.db) or
+# "postgres" (ROOST_TEST_DB=postgres: a fresh database per hub on a PostgreSQL
+# cluster that this process starts on first use; see pgcluster.py).
+BACKEND = os.environ.get("ROOST_TEST_DB") or "sqlite"
+if BACKEND not in ("sqlite", "postgres"):
+    raise SystemExit("ROOST_TEST_DB=%r: expected 'sqlite' or 'postgres'" % BACKEND)
+_db_names = itertools.count(1)
 
 
 def free_port():
@@ -37,9 +49,33 @@ class Hub:
         self.proc = None
         self.log = None
         self.serve_args = []  # extra `roost serve` options
-        env = self.env()
-        subprocess.run([ROOST, "init", "--data", self.data, "--email", EMAIL],
-                       env=env, check=True, capture_output=True)
+        self.backend = BACKEND
+        self.db_url = self.db_name = None
+        if self.backend == "postgres":
+            self.pg = pgcluster.cluster()
+            self.db_name = "roost_%d_%d" % (os.getpid(), next(_db_names))
+            self.db_url = self.pg.create_database(self.db_name)
+        p = subprocess.run([ROOST, "init", "--data", self.data, "--email", EMAIL,
+                            *self.db_args()], env=self.env(), capture_output=True)
+        if p.returncode != 0:
+            raise RuntimeError("roost init failed (%d): %s" % (
+                p.returncode, p.stderr.decode(errors="replace")))
+
+    def db_args(self):
+        """--db URL for init and serve, or nothing for SQLite in the data dir."""
+        return ["--db", self.db_url] if self.db_url else []
+
+    def sql(self, query, params=()):
+        """Run one SQL statement ('?' placeholders) on this hub's metadata database,
+        whichever the back end, and return its rows as a list of tuples."""
+        if self.backend == "postgres":
+            return self.pg.query(pgcluster.inline_params(query, params), self.db_name)
+        con = sqlite3.connect(os.path.join(self.data, "roost.db"), timeout=20)
+        try:
+            with con:
+                return con.execute(query, params).fetchall()
+        finally:
+            con.close()
 
     def env(self, **extra):
         e = dict(os.environ)
@@ -54,7 +90,8 @@ class Hub:
     def start(self):
         self.log = open(os.path.join(self.root, "hub.log"), "ab")
         self.proc = subprocess.Popen(
-            [ROOST, "serve", "--data", self.data, "--api-port", str(self.api_port),
+            [ROOST, "serve", "--data", self.data, *self.db_args(),
+             "--api-port", str(self.api_port),
              "--content-port", str(self.content_port),
              "--dashboard-port", str(self.dash_port), *self.serve_args],
             stdout=self.log, stderr=self.log, env=self.env())
