@@ -39,7 +39,9 @@ def free_port():
 class Hub:
     """A hub process with its own data dir, ports and a CLI config dir."""
 
-    def __init__(self, root):
+    def __init__(self, root, same_db_as=None):
+        """A new hub; with same_db_as (PostgreSQL only), a second hub on that hub's
+        database, as in a scale-out deployment, with its own data dir and ports."""
         self.root = root
         self.data = os.path.join(root, "hub")
         self.cfg = os.path.join(root, "cfg")
@@ -51,6 +53,11 @@ class Hub:
         self.serve_args = []  # extra `roost serve` options
         self.backend = BACKEND
         self.db_url = self.db_name = None
+        if same_db_as:
+            assert same_db_as.backend == "postgres", "hubs share only a PostgreSQL database"
+            self.pg, self.db_url, self.db_name = same_db_as.pg, same_db_as.db_url, same_db_as.db_name
+            os.makedirs(self.data, exist_ok=True)
+            return
         if self.backend == "postgres":
             self.pg = pgcluster.cluster()
             self.db_name = "roost_%d_%d" % (os.getpid(), next(_db_names))

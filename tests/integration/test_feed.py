@@ -187,6 +187,25 @@ class FeedTest(HubTest):
         finally:
             s.close()
 
+    @unittest.skipUnless(harness.BACKEND == "postgres",
+                         "several hubs share one PostgreSQL database, never one SQLite file")
+    def test_a_change_through_one_hub_reaches_subscribers_of_another(self):
+        other = Hub(os.path.join(self.tmp, "second-hub"), same_db_as=self.hub)
+        other.start()
+        try:
+            token_b = other.login()
+            start = self.last_seq()
+            s = Stream(other, self.ws, token_b, since=start)
+            s.next_comment()
+            t = time.monotonic()
+            self.mkdir("/via-hub-a")  # committed through the first hub
+            ev = s.next_event(timeout=5)
+            s.close()
+            self.assertEqual(ev["payload"]["path"], "/via-hub-a")
+            self.assertLess(time.monotonic() - t, 2)
+        finally:
+            other.stop()
+
     def test_zz_hub_stops_promptly_with_subscribers_connected(self):
         streams = [Stream(self.hub, self.ws, self.token) for _ in range(5)]
         for s in streams:
