@@ -24,6 +24,7 @@ static const char usage_text[] =
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR]                  a hub on loopback with a demo login\n"
+    "  roost admin rotate-keys --data DIR [--db URL]  new token-signing key\n"
     "\n"
     "Client (the hub and token are saved by login):\n"
     "  roost login --hub URL --email EMAIL      (password: $ROOST_PASSWORD or prompt)\n"
@@ -37,6 +38,7 @@ static const char usage_text[] =
     "  roost versions PATH [--json]\n"
     "  roost usage [--json]\n"
     "  roost watch [--since SEQ] [--json]       follow the change feed (Ctrl-C stops)\n"
+    "  roost url PATH [--expires 1h] [--version N]  a signed download link, no login needed\n"
     "  roost audit [--limit N] [--action A] [--json]  the audit log (owners, admins)\n"
     "  roost workspaces [--json]  |  roost workspaces create NAME\n"
     "  roost members [--json]\n"
@@ -233,6 +235,17 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 2, argv + 2);
 	if (strcmp(cmd, "demo") == 0)
 		return cmd_demo(argc - 2, argv + 2);
+	if (strcmp(cmd, "admin") == 0 && argc >= 3 && strcmp(argv[2], "rotate-keys") == 0) {
+		struct hub_args a;
+		int rc = parse_hub_args("admin rotate-keys", argc - 3, argv + 3, &a);
+		if (rc)
+			return rc;
+		if (!a.data) {
+			fprintf(stderr, "usage: roost admin rotate-keys --data DIR [--db URL]\n");
+			return 2;
+		}
+		return hub_rotate_keys(a.data, a.cfg.db_url);
+	}
 	int rc = cli_run(cmd, argc - 2, argv + 2);
 	if (rc >= 0)
 		return rc;

@@ -575,6 +575,38 @@ static int cmd_acl(struct opts *o)
 	return rc;
 }
 
+static int cmd_url(struct opts *o)
+{
+	if (need_args(o, 1, 1, "url", "PATH [--expires 1h] [--version N] [--json]"))
+		return 2;
+	int64_t secs = o->expires ? parse_duration(o->expires) : 3600;
+	int64_t version = o->version ? parse_id(o->version) : 0;
+	if (secs <= 0 || version < 0) {
+		fprintf(stderr,
+		        "roost url: --expires takes a duration (e.g. 10m, 2h, 7d), --version "
+		        "a positive number\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = client_ws_url(&c, "/urls", NULL);
+	json_t *body = json_pack("{s:s, s:I}", "path", o->pos[0], "expires_in", (json_int_t)secs);
+	if (version)
+		json_object_set_new(body, "version", json_integer(version));
+	json_t *r = client_call(&c, "POST", url, body, "url");
+	json_decref(body);
+	free(url);
+	if (r && o->json)
+		print_json(r);
+	else if (r)
+		puts(json_get_str(r, "url"));
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
 static int cmd_put(struct opts *o)
 {
 	if (need_args(o, 1, 2, "put", "LOCAL [REMOTE] [--parallel N]"))
@@ -775,6 +807,7 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"members", cmd_members},
 	    {"workspaces", cmd_workspaces},
 	    {"acl", cmd_acl},
+	    {"url", cmd_url},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

@@ -6,6 +6,7 @@
 #include "../core/path.h"
 #include "../core/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -152,6 +153,12 @@ enum MHD_Result api_content(struct req *r)
 			                             "no version %lld of this file", (long long)v)
 			               : reply_db_error(r);
 	}
+	return serve_version(r, &fi, false);
+}
+
+enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attachment)
+{
+	struct file_info fi = *fi_in;
 	struct download *d = xcalloc(1, sizeof *d);
 	d->hub = r->hub;
 	d->loaded = -1;
@@ -201,6 +208,17 @@ enum MHD_Result api_content(struct req *r)
 	snprintf(buf, sizeof buf, "%lld", (long long)fi.version_no);
 	MHD_add_response_header(resp, "X-Roost-Version", buf);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (attachment) {
+		/* RFC 6266: a plain fallback plus the exact UTF-8 name. */
+		char *esc = xmalloc(strlen(fi.name) * 3 + 1), *o = esc;
+		for (const unsigned char *p = (const unsigned char *)fi.name; *p; p++)
+			o += (isalnum(*p) || strchr("-._~", *p)) ? sprintf(o, "%c", *p)
+			                                         : sprintf(o, "%%%02X", *p);
+		char *cd = xasprintf("attachment; filename=\"download\"; filename*=UTF-8''%s", esc);
+		MHD_add_response_header(resp, "Content-Disposition", cd);
+		free(cd);
+		free(esc);
+	}
 	if (range > 0) {
 		snprintf(buf, sizeof buf, "bytes %lld-%lld/%lld", (long long)d->start,
 		         (long long)(d->start + d->len - 1), (long long)size);

@@ -16,6 +16,7 @@
 #define CONTENT_PORT_DEFAULT   3211
 #define DASHBOARD_PORT_DEFAULT 6791
 #define JSON_BODY_MAX          (16 * 1024 * 1024)
+#define TOKEN_TTL_MAX_MS       (7ll * 24 * 3600 * 1000) /* longest a signed token lives */
 #define RATE_LIMIT_DEFAULT     1000 /* requests per second per token (a 1 GiB put sends ~350/s) */
 
 struct hub_config {
@@ -145,6 +146,8 @@ struct file_info {
 int meta_folder_id(struct db *db, int64_t ws, const char *path, int64_t *id);
 int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info *fi);
 int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file_info *fi);
+/* A version by id, of a live file in workspace ws. */
+int meta_version_by_id(struct db *db, int64_t ws, int64_t version_id, struct file_info *fi);
 /* Create path's folders as needed (the caller holds a transaction). The last one's
  * id into *id. Returns 0, -EEXIST if a file is in the way, or a db error. */
 int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64_t *id,
@@ -186,7 +189,18 @@ enum MHD_Result api_upload_begin(struct req *r);
 int api_upload_data(struct req *r, const char *data, size_t len);
 enum MHD_Result api_upload(struct req *r);
 
+/* tokens.c: hub-signed content tokens (Ed25519) */
+char *tokens_sign(struct db *db, json_t *claims /* kid is added */);
+/* The claims of a valid, unexpired token, or NULL with *why set. */
+json_t *tokens_verify(struct db *db, const char *tok, const char **why);
+enum MHD_Result api_keys(struct req *r);
+enum MHD_Result api_url_create(struct req *r);
+enum MHD_Result api_content_by_token(struct req *r);
+int hub_rotate_keys(const char *data_dir, const char *db_url);
+
 /* download.c */
+/* Stream version fi (with Range); as an attachment named after the file. */
+enum MHD_Result serve_version(struct req *r, struct file_info *fi, bool attachment);
 enum MHD_Result api_content(struct req *r);
 enum MHD_Result api_chunk_get(struct req *r);
 

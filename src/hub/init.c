@@ -101,3 +101,43 @@ out:
 	db_close(db);
 	return rc;
 }
+
+/* roost admin rotate-keys: sign with a new key from now on; the old ones keep
+ * verifying until the longest-lived token they signed has expired. */
+int hub_rotate_keys(const char *data_dir, const char *db_url)
+{
+	char *url = hub_db_url(data_dir, db_url);
+	char *err = NULL;
+	struct db *db = db_open(url, &err);
+	free(url);
+	if (!db) {
+		fprintf(stderr, "roost admin rotate-keys: %s\n", err);
+		free(err);
+		return 1;
+	}
+	int64_t now = now_ms(), users = 0;
+	int rc = 1;
+	if (db_migrate(db) != DB_DONE ||
+	    db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) != DB_ROW || users == 0) {
+		fprintf(stderr, "roost admin rotate-keys: no initialized hub there\n");
+		goto out;
+	}
+	if (db_begin(db) != DB_DONE ||
+	    db_run(db, "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", "i",
+	           now) != DB_DONE ||
+	    create_signing_key(db) != DB_DONE ||
+	    db_run(db, "INSERT INTO audit_log(action, target, at) VALUES('keys.rotate', 'hub', ?)",
+	           "i", now) != DB_DONE ||
+	    db_commit(db) != DB_DONE) {
+		db_rollback(db);
+		fprintf(stderr, "roost admin rotate-keys: database error: %s\n", db_errmsg(db));
+		goto out;
+	}
+	printf("new signing key in use; the previous key verifies tokens for another %lld hours\n"
+	       "(running hubs pick the new key up at once)\n",
+	       (long long)(TOKEN_TTL_MAX_MS / 3600000));
+	rc = 0;
+out:
+	db_close(db);
+	return rc;
+}

@@ -87,6 +87,16 @@ int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file
 	return fetch_file(st, fi);
 }
 
+int meta_version_by_id(struct db *db, int64_t ws, int64_t version_id, struct file_info *fi)
+{
+	struct db_stmt *st = db_query(db,
+	                              "SELECT " FILE_COLS "FROM files f JOIN file_versions v ON "
+	                              "v.file_id = f.id WHERE v.id = ? AND f.workspace_id = ? AND "
+	                              "f.deleted_at IS NULL",
+	                              "ii", version_id, ws);
+	return fetch_file(st, fi);
+}
+
 static bool file_exists_at(struct db *db, int64_t folder_id, const char *name)
 {
 	int64_t one = 0;

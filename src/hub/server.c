@@ -64,6 +64,10 @@ static const struct route routes[] = {
     {"HEAD", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
     {"GET", "/api/v1/workspaces/*/events", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_events},
     {"GET", "/api/v1/workspaces/*/audit", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_audit},
+    {"GET", "/api/v1/keys", 0, BODY_NONE, NULL, NULL, api_keys},
+    {"POST", "/api/v1/workspaces/*/urls", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_url_create},
+    {"GET", "/c/*", 0, BODY_NONE, NULL, NULL, api_content_by_token},
+    {"HEAD", "/c/*", 0, BODY_NONE, NULL, NULL, api_content_by_token},
     {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
     {"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
 };

@@ -1,0 +1,231 @@
+/* tokens: short-lived content tokens signed by the hub with Ed25519.
+ *
+ * A token is base64url(JSON claims) "." base64url(signature over the first
+ * part). Claims: kid (the signing key), ws, scope ("read"), ver (a file version
+ * id) and exp (ms since the epoch). Anyone holding the hub's public keys
+ * (GET /api/v1/keys) can verify one — hosts and the relay will, without asking
+ * the hub. A rotated key keeps verifying for TOKEN_TTL_MAX after its
+ * retirement, so tokens already handed out stay good until they expire. */
+#include "hub.h"
+#include "../core/json.h"
+#include "../core/util.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
+
+static char *b64(const unsigned char *bin, size_t len)
+{
+	size_t n = sodium_base64_encoded_len(len, B64);
+	char *out = xmalloc(n);
+	sodium_bin2base64(out, n, bin, len, B64);
+	return out;
+}
+
+/* Decode into a new buffer; NULL if not valid base64url. */
+static unsigned char *unb64(const char *s, size_t slen, size_t *len)
+{
+	unsigned char *out = xmalloc(slen + 1);
+	if (sodium_base642bin(out, slen + 1, s, slen, NULL, len, NULL, B64) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+char *tokens_sign(struct db *db, json_t *claims)
+{
+	char kid[64] = "", sk64[256] = "";
+	struct db_stmt *st = db_query(db,
+	                              "SELECT kid, secret_key FROM signing_keys WHERE retired_at "
+	                              "IS NULL ORDER BY created_at DESC LIMIT 1",
+	                              NULL);
+	if (st && db_step(st) == DB_ROW) {
+		snprintf(kid, sizeof kid, "%s", db_col_text(st, 0));
+		snprintf(sk64, sizeof sk64, "%s", db_col_text(st, 1));
+	}
+	db_finalize(st);
+	unsigned char sk[crypto_sign_SECRETKEYBYTES];
+	size_t sklen = 0;
+	if (!kid[0] ||
+	    sodium_base642bin(sk, sizeof sk, sk64, strlen(sk64), NULL, &sklen, NULL, B64) != 0 ||
+	    sklen != sizeof sk) {
+		sodium_memzero(sk64, sizeof sk64);
+		log_error("tokens: no usable signing key");
+		return NULL;
+	}
+	sodium_memzero(sk64, sizeof sk64);
+	json_object_set_new(claims, "kid", json_string(kid));
+	char *payload_json = json_to_string(claims);
+	char *payload = b64((const unsigned char *)payload_json, strlen(payload_json));
+	free(payload_json);
+	unsigned char sig[crypto_sign_BYTES];
+	crypto_sign_detached(sig, NULL, (const unsigned char *)payload, strlen(payload), sk);
+	sodium_memzero(sk, sizeof sk);
+	char *sig64 = b64(sig, sizeof sig);
+	char *tok = xasprintf("%s.%s", payload, sig64);
+	free(payload);
+	free(sig64);
+	return tok;
+}
+
+json_t *tokens_verify(struct db *db, const char *tok, const char **why)
+{
+	const char *dot = tok ? strchr(tok, '.') : NULL;
+	*why = "the token is malformed";
+	if (!dot || strlen(tok) > 4096)
+		return NULL;
+	size_t plen = (size_t)(dot - tok), jlen = 0, slen = 0;
+	unsigned char *pj = unb64(tok, plen, &jlen);
+	unsigned char *sig = unb64(dot + 1, strlen(dot + 1), &slen);
+	json_t *claims = pj ? json_loadb((const char *)pj, jlen, 0, NULL) : NULL;
+	free(pj);
+	const char *kid = json_get_str(claims, "kid");
+	int64_t exp = 0;
+	if (!sig || slen != crypto_sign_BYTES || !kid || !json_get_int(claims, "exp", &exp))
+		goto fail;
+	/* The key must exist and not be retired for longer than a token may live. */
+	char pk64[128] = "";
+	struct db_stmt *st = db_query(db,
+	                              "SELECT public_key FROM signing_keys WHERE kid = ? AND "
+	                              "(retired_at IS NULL OR retired_at > ?)",
+	                              "ti", kid, now_ms() - TOKEN_TTL_MAX_MS);
+	if (st && db_step(st) == DB_ROW)
+		snprintf(pk64, sizeof pk64, "%s", db_col_text(st, 0));
+	db_finalize(st);
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	size_t pklen = 0;
+	*why = "the token's signing key is unknown or retired";
+	if (!pk64[0] ||
+	    sodium_base642bin(pk, sizeof pk, pk64, strlen(pk64), NULL, &pklen, NULL, B64) != 0 ||
+	    pklen != sizeof pk)
+		goto fail;
+	*why = "the token's signature is not valid";
+	if (crypto_sign_verify_detached(sig, (const unsigned char *)tok, plen, pk) != 0)
+		goto fail;
+	*why = "the token has expired";
+	if (exp <= now_ms())
+		goto fail;
+	free(sig);
+	*why = NULL;
+	return claims;
+fail:
+	free(sig);
+	json_decref(claims);
+	return NULL;
+}
+
+enum MHD_Result api_keys(struct req *r)
+{
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT kid, public_key, created_at, retired_at FROM "
+	                              "signing_keys WHERE retired_at IS NULL OR retired_at > ? "
+	                              "ORDER BY created_at",
+	                              "i", now_ms() - TOKEN_TTL_MAX_MS);
+	if (!st)
+		return reply_db_error(r);
+	json_t *arr = json_array();
+	while (db_step(st) == DB_ROW) {
+		json_t *k = json_pack("{s:s, s:s, s:s, s:I}", "kid", db_col_text(st, 0), "alg",
+		                      "Ed25519", "public_key", db_col_text(st, 1), "created_at",
+		                      (json_int_t)db_col_int64(st, 2));
+		if (!db_col_is_null(st, 3))
+			json_object_set_new(k, "retired_at", json_integer(db_col_int64(st, 3)));
+		json_array_append_new(arr, k);
+	}
+	db_finalize(st);
+	return reply_json(
+	    r, MHD_HTTP_OK,
+	    json_pack("{s:o, s:I}", "keys", arr, "max_token_ttl_ms", (json_int_t)TOKEN_TTL_MAX_MS));
+}
+
+/* The content port's address as the client reached the hub (Host header). */
+static char *content_base(struct req *r)
+{
+	const char *host = req_header(r, "Host");
+	if (!host || strpbrk(host, "/\\ \"<>@") || strlen(host) > 255)
+		host = r->hub->cfg.listen;
+	const char *end = host + strlen(host);
+	const char *colon = strrchr(host, ':');
+	if (colon && (host[0] != '[' || colon > strchr(host, ']')))
+		end = colon; /* drop the port: the content port replaces it */
+	return xasprintf("http://%.*s:%d", (int)(end - host), host, r->hub->cfg.content_port);
+}
+
+/* POST urls {path, version?, expires_in?}: a signed download URL for a file. */
+enum MHD_Result api_url_create(struct req *r)
+{
+	int64_t ttl = 3600, version = 0;
+	if ((json_object_get(r->json, "expires_in") &&
+	     (!json_get_int(r->json, "expires_in", &ttl) || ttl < 1 ||
+	      ttl * 1000 > TOKEN_TTL_MAX_MS)) ||
+	    (json_object_get(r->json, "version") &&
+	     (!json_get_int(r->json, "version", &version) || version < 1)))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "expires_in is 1..%lld seconds and version a positive number",
+		                   (long long)(TOKEN_TTL_MAX_MS / 1000));
+	char *path = req_body_path(r, "path");
+	if (!path)
+		return MHD_YES;
+	struct file_info fi;
+	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
+	enum MHD_Result ret = MHD_YES;
+	if (rc == 1 && !acl_require(r, path, true, PERM_READ))
+		goto out;
+	if (rc == 1 && version)
+		rc = meta_version_get(r->db, fi.id, version, &fi);
+	if (rc != 1) {
+		ret = rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+		                            "no such file or version")
+		              : reply_db_error(r);
+		goto out;
+	}
+	int64_t exp = now_ms() + ttl * 1000;
+	char *tok = tokens_sign(r->db, json_pack("{s:I, s:s, s:I, s:I}", "ws", (json_int_t)r->ws_id,
+	                                         "scope", "read", "ver", (json_int_t)fi.version_id,
+	                                         "exp", (json_int_t)exp));
+	if (!tok) {
+		ret = reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_signing_key",
+		                  "the hub has no usable signing key");
+		goto out;
+	}
+	char *base = content_base(r);
+	char *url = xasprintf("%s/c/%s", base, tok);
+	meta_audit(r, "url.create", path,
+	           json_pack("{s:I, s:I}", "version", (json_int_t)fi.version_no, "expires_at",
+	                     (json_int_t)exp));
+	ret = reply_json(r, MHD_HTTP_CREATED,
+	                 json_pack("{s:s, s:s, s:I, s:I}", "url", url, "token", tok, "version",
+	                           (json_int_t)fi.version_no, "expires_at", (json_int_t)exp));
+	free(url);
+	free(base);
+	free(tok);
+out:
+	free(path);
+	return ret;
+}
+
+/* GET /c/TOKEN: the file version a signed token names, no bearer token needed. */
+enum MHD_Result api_content_by_token(struct req *r)
+{
+	const char *why;
+	json_t *claims = tokens_verify(r->db, r->params[0], &why);
+	int64_t ws = 0, ver = 0;
+	const char *scope = json_get_str(claims, "scope");
+	if (!claims || !json_get_int(claims, "ws", &ws) || !json_get_int(claims, "ver", &ver) ||
+	    !scope || strcmp(scope, "read") != 0) {
+		json_decref(claims);
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "invalid_token", "%s",
+		                   why ? why : "the token does not grant reading a file");
+	}
+	json_decref(claims);
+	struct file_info fi;
+	int rc = meta_version_by_id(r->db, ws, ver, &fi);
+	if (rc != 1)
+		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "the file is gone")
+		               : reply_db_error(r);
+	r->ws_id = ws;
+	return serve_version(r, &fi, true);
+}
