@@ -20,6 +20,7 @@ static const char usage_text[] =
     "              create a hub (password: $ROOST_PASSWORD or prompt)\n"
     "  roost serve --data DIR [--db URL] [--listen ADDR] [--api-port 3210]\n"
     "              [--content-port 3211] [--dashboard-port 6791] [--heartbeat 15]\n"
+    "              [--tls-cert CERT.pem --tls-key KEY.pem]  HTTPS on every port\n"
     "              [--rate-limit 1000]  (requests/s per token, twice that in a burst; 0: off)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
@@ -27,7 +28,8 @@ static const char usage_text[] =
     "  roost admin rotate-keys --data DIR [--db URL]  new token-signing key\n"
     "\n"
     "Client (the hub and token are saved by login):\n"
-    "  roost login --hub URL --email EMAIL      (password: $ROOST_PASSWORD or prompt)\n"
+    "  roost login --hub URL --email EMAIL [--cacert CA.pem]  (password: $ROOST_PASSWORD or "
+    "prompt)\n"
     "  roost logout\n"
     "  roost ls [PATH] [--json]\n"
     "  roost put LOCAL [REMOTE] [--parallel N]  upload; re-running resumes\n"
@@ -100,6 +102,10 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 				return 2;
 			}
 			a->cfg.rate_limit = (double)n;
+		} else if (strcmp(o, "--tls-cert") == 0) {
+			a->cfg.tls_cert = v;
+		} else if (strcmp(o, "--tls-key") == 0) {
+			a->cfg.tls_key = v;
 		} else if (strcmp(o, "--heartbeat") == 0) {
 			int64_t secs = parse_id(v);
 			if (secs <= 0 || secs > 3600) {

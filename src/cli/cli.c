@@ -12,7 +12,8 @@
 
 /* Options common to client commands, pulled out of argv; the rest are positional. */
 struct opts {
-	const char *workspace, *hub, *email, *version, *since, *limit, *action, *role, *expires;
+	const char *workspace, *hub, *email, *version, *since, *limit, *action, *role, *expires,
+	    *cacert;
 	bool json, quiet, parents;
 	int parallel;
 	char *pos[8];
@@ -35,6 +36,8 @@ static int parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->workspace;
 		else if (strcmp(a, "--hub") == 0)
 			val = &o->hub;
+		else if (strcmp(a, "--cacert") == 0)
+			val = &o->cacert;
 		else if (strcmp(a, "--email") == 0)
 			val = &o->email;
 		else if (strcmp(a, "--version") == 0)
@@ -95,6 +98,12 @@ static int cmd_login(struct opts *o)
 	size_t n = strlen(c.hub);
 	while (n > 0 && c.hub[n - 1] == '/')
 		c.hub[--n] = 0;
+	c.cacert = o->cacert ? realpath(o->cacert, NULL) : NULL;
+	if (o->cacert && !c.cacert) {
+		fprintf(stderr, "roost login: cannot read --cacert %s\n", o->cacert);
+		client_close(&c);
+		return 2;
+	}
 	c.curl = client_curl(&c);
 	char *pw = read_password("Password: ", false);
 	int rc = 1;
@@ -106,7 +115,7 @@ static int cmd_login(struct opts *o)
 		json_decref(body);
 		free(url);
 		const char *tok = json_get_str(r, "token");
-		if (tok && client_save_config(c.hub, tok, o->email) == 0) {
+		if (tok && client_save_config(c.hub, tok, o->email, c.cacert) == 0) {
 			char *path = client_config_path();
 			printf("logged in to %s as %s (credentials in %s)\n", c.hub, o->email,
 			       path);
@@ -420,6 +429,7 @@ static int cmd_join(struct opts *o)
 	}
 	struct client c = {0};
 	c.hub = xstrndup(u, (size_t)(mark - u));
+	c.cacert = o->cacert ? realpath(o->cacert, NULL) : NULL;
 	c.curl = client_curl(&c);
 	char *pw = read_password("Password (new, or your account's): ", false);
 	int rc = 1;
@@ -431,7 +441,7 @@ static int cmd_join(struct opts *o)
 		json_decref(body);
 		free(url);
 		const char *tok = json_get_str(r, "token");
-		if (tok && client_save_config(c.hub, tok, o->email) == 0) {
+		if (tok && client_save_config(c.hub, tok, o->email, c.cacert) == 0) {
 			json_t *ws = json_object_get(r, "workspace");
 			printf("joined workspace %lld as %s; logged in to %s as %s\n",
 			       (long long)json_integer_value(json_object_get(ws, "id")),

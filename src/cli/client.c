@@ -20,7 +20,7 @@ char *client_config_path(void)
 	return xasprintf("%s/.config/roost/config.json", home ? home : ".");
 }
 
-int client_save_config(const char *hub, const char *token, const char *email)
+int client_save_config(const char *hub, const char *token, const char *email, const char *cacert)
 {
 	char *path = client_config_path();
 	char *dir = xstrdup(path);
@@ -28,6 +28,8 @@ int client_save_config(const char *hub, const char *token, const char *email)
 	int rc = mkdir_p(dir, 0700);
 	char *tmp = xasprintf("%s.tmp", path);
 	json_t *o = json_pack("{s:s, s:s, s:s}", "hub", hub, "token", token, "email", email);
+	if (cacert)
+		json_object_set_new(o, "cacert", json_string(cacert));
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
@@ -66,8 +68,10 @@ static size_t collect(char *p, size_t size, size_t n, void *cls)
 	return add;
 }
 
-static void apply_defaults(CURL *curl)
+static void apply_defaults(const struct client *c, CURL *curl)
 {
+	if (c->cacert)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -82,7 +86,7 @@ CURL *client_curl(const struct client *c)
 	CURL *curl = curl_easy_init();
 	if (!curl)
 		abort();
-	apply_defaults(curl);
+	apply_defaults(c, curl);
 	return curl;
 }
 
@@ -113,7 +117,7 @@ long client_request(const struct client *c, CURL *curl, const char *method, cons
 	if (out)
 		*out = NULL;
 	curl_easy_reset(curl); /* keeps the connection, drops the last request's options */
-	apply_defaults(curl);
+	apply_defaults(c, curl);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	if (c->token) {
@@ -196,6 +200,7 @@ int client_open(struct client *c, const char *workspace)
 	c->hub = xstrdup(json_get_str(cfg, "hub"));
 	c->token = xstrdup(json_get_str(cfg, "token"));
 	c->email = xstrdup(json_get_str(cfg, "email") ? json_get_str(cfg, "email") : "");
+	c->cacert = json_get_str(cfg, "cacert") ? xstrdup(json_get_str(cfg, "cacert")) : NULL;
 	json_decref(cfg);
 	c->curl = client_curl(c);
 
@@ -253,6 +258,7 @@ void client_close(struct client *c)
 	free(c->hub);
 	free(c->token);
 	free(c->email);
+	free(c->cacert);
 	free(c->ws_name);
 }
 

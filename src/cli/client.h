@@ -14,6 +14,7 @@ struct client {
 	char *hub;   /* base URL, no trailing slash */
 	char *token; /* bearer token */
 	char *email;
+	char *cacert; /* a CA bundle to trust for an https hub (self-signed), or NULL */
 	int64_t ws_id;
 	char *ws_name;
 	struct chunker_params chunking;
@@ -22,7 +23,7 @@ struct client {
 
 /* Path of the credentials file ($XDG_CONFIG_HOME/roost/config.json). New string. */
 char *client_config_path(void);
-int client_save_config(const char *hub, const char *token, const char *email);
+int client_save_config(const char *hub, const char *token, const char *email, const char *cacert);
 /* Load credentials and resolve the workspace (NULL: $ROOST_WORKSPACE, else
  * "default", else the first). Prints why on failure; returns 0 or an exit code. */
 int client_open(struct client *c, const char *workspace);

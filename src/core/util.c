@@ -266,3 +266,28 @@ int64_t parse_id(const char *s)
 	}
 	return v;
 }
+
+char *read_file(const char *path, size_t max, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > max) {
+		close(fd);
+		errno = EFBIG;
+		return NULL;
+	}
+	char *buf = xmalloc((size_t)st.st_size + 1);
+	ssize_t n = pread_full(fd, buf, (size_t)st.st_size, 0);
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		errno = (int)-n;
+		return NULL;
+	}
+	buf[n] = 0;
+	if (len)
+		*len = (size_t)n;
+	return buf;
+}

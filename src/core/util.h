@@ -49,6 +49,9 @@ int mkdir_p(const char *path, unsigned mode);
 /* A positive decimal id in canonical form (digits only, no leading zero,
  * fits int64); -1 otherwise. */
 int64_t parse_id(const char *s);
+/* Read a whole (small) file into a new NUL-terminated buffer; NULL with errno
+ * set if it cannot be read or is over max bytes. */
+char *read_file(const char *path, size_t max, size_t *len);
 /* "1.5 MiB" style; buf must hold 32 bytes. */
 const char *human_bytes(int64_t n, char buf[32]);
 /* Parse "7d", "12h", "30m", "45s" or plain seconds into seconds; -1 if bad. */

@@ -24,8 +24,9 @@ struct hub_config {
 	const char *db_url; /* NULL: SQLite at data_dir/roost.db */
 	const char *listen; /* address to bind; default 127.0.0.1 */
 	int api_port, content_port, dashboard_port;
-	int64_t feed_heartbeat_ms; /* a quiet feed sends a comment this often */
-	double rate_limit;         /* requests per second per token; 0 = unlimited */
+	int64_t feed_heartbeat_ms;      /* a quiet feed sends a comment this often */
+	double rate_limit;              /* requests per second per token; 0 = unlimited */
+	const char *tls_cert, *tls_key; /* PEM files: serve HTTPS on every port */
 };
 
 struct hub_metrics {
@@ -47,6 +48,7 @@ struct hub {
 	char *db_url;
 	struct feed *feed;
 	struct limiter *limiter;
+	char *tls_cert_pem, *tls_key_pem;
 };
 
 enum role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };

@@ -245,7 +245,7 @@ enum MHD_Result api_invite_create(struct req *r)
 	}
 	/* The link names the hub as the client reached it. */
 	const char *host = req_header(r, "Host");
-	char *url = xasprintf("http://%s/invite/%s",
+	char *url = xasprintf("%s://%s/invite/%s", r->hub->tls_cert_pem ? "https" : "http",
 	                      host && !strpbrk(host, "/\\ \"<>") ? host : "HUB", tok);
 	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I, s:b}", "id", (json_int_t)id, "token", tok,
 	                      "url", url, "role", role_name(role), "expires_at",

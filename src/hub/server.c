@@ -563,13 +563,20 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 		return NULL;
 	}
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	                 MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+	                 MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) |
+	                 (hub->tls_cert_pem ? MHD_USE_TLS : 0);
+	struct MHD_OptionItem tls[] = {
+	    {hub->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, hub->tls_key_pem},
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, hub->tls_cert_pem},
+	    /* TLS 1.2 and 1.3 only */
+	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+	    {MHD_OPTION_END, 0, NULL}};
 	struct MHD_Daemon *d = MHD_start_daemon(
 	    flags, (uint16_t)port, NULL, NULL, cb, hub, MHD_OPTION_SOCK_ADDR,
 	    (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024),
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (!d)
 		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port,
 		          strerror(errno));
@@ -636,16 +643,31 @@ int hub_serve(struct hub_config *cfg)
 		return 1;
 	}
 
+	if (!!cfg->tls_cert != !!cfg->tls_key) {
+		log_error("--tls-cert and --tls-key go together");
+		return 1;
+	}
+	if (cfg->tls_cert) {
+		hub->tls_cert_pem = read_file(cfg->tls_cert, 1 << 20, NULL);
+		hub->tls_key_pem =
+		    hub->tls_cert_pem ? read_file(cfg->tls_key, 1 << 20, NULL) : NULL;
+		if (!hub->tls_key_pem) {
+			log_error("cannot read %s: %s",
+			          hub->tls_cert_pem ? cfg->tls_key : cfg->tls_cert,
+			          strerror(errno));
+			return 1;
+		}
+	}
 	feed_start_listener(hub);
 	hub->api = start(hub, cfg->api_port, on_request);
 	hub->content = hub->api ? start(hub, cfg->content_port, on_request) : NULL;
 	hub->dashboard = hub->content ? start(hub, cfg->dashboard_port, on_dashboard) : NULL;
 	int rc = 1;
 	if (hub->dashboard) {
-		log_info("roost hub %s: API http://%s:%d/api/v1, content port %d, dashboard "
+		log_info("roost hub %s: API %s://%s:%d/api/v1, content port %d, dashboard "
 		         "port %d, data %s",
-		         ROOST_VERSION, hub->cfg.listen, cfg->api_port, cfg->content_port,
-		         cfg->dashboard_port, cfg->data_dir);
+		         ROOST_VERSION, hub->tls_cert_pem ? "https" : "http", hub->cfg.listen,
+		         cfg->api_port, cfg->content_port, cfg->dashboard_port, cfg->data_dir);
 		int sig = 0;
 		sigwait(&stop_set, &sig);
 		log_info("%s: shutting down", strsignal(sig));
@@ -662,6 +684,11 @@ int hub_serve(struct hub_config *cfg)
 	db_pool_free(hub->pool);
 	feed_free(hub);
 	limiter_free(hub->limiter);
+	free(hub->tls_cert_pem);
+	if (hub->tls_key_pem) {
+		memset(hub->tls_key_pem, 0, strlen(hub->tls_key_pem));
+		free(hub->tls_key_pem);
+	}
 	free(hub->db_url);
 	free(hub);
 	return rc;

@@ -151,7 +151,8 @@ static char *content_base(struct req *r)
 	const char *colon = strrchr(host, ':');
 	if (colon && (host[0] != '[' || colon > strchr(host, ']')))
 		end = colon; /* drop the port: the content port replaces it */
-	return xasprintf("http://%.*s:%d", (int)(end - host), host, r->hub->cfg.content_port);
+	return xasprintf("%s://%.*s:%d", r->hub->tls_cert_pem ? "https" : "http", (int)(end - host),
+	                 host, r->hub->cfg.content_port);
 }
 
 /* POST urls {path, version?, expires_in?}: a signed download URL for a file. */
