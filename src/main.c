@@ -41,6 +41,8 @@ static const char usage_text[] =
     "  roost usage [--json]\n"
     "  roost watch [--since SEQ] [--json]       follow the change feed (Ctrl-C stops)\n"
     "  roost url PATH [--expires 1h] [--version N]  a signed download link, no login needed\n"
+    "  roost share PATH [--write] [--expires 7d] [--password PW]  a share link; roost shares;\n"
+    "  roost unshare ID\n"
     "  roost audit [--limit N] [--action A] [--json]  the audit log (owners, admins)\n"
     "  roost workspaces [--json]  |  roost workspaces create NAME\n"
     "  roost members [--json]\n"

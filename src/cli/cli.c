@@ -13,7 +13,8 @@
 /* Options common to client commands, pulled out of argv; the rest are positional. */
 struct opts {
 	const char *workspace, *hub, *email, *version, *since, *limit, *action, *role, *expires,
-	    *cacert;
+	    *cacert, *password;
+	bool write;
 	bool json, quiet, parents;
 	int parallel;
 	char *pos[8];
@@ -38,6 +39,10 @@ static int parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->hub;
 		else if (strcmp(a, "--cacert") == 0)
 			val = &o->cacert;
+		else if (strcmp(a, "--password") == 0)
+			val = &o->password;
+		else if (strcmp(a, "--write") == 0)
+			o->write = true;
 		else if (strcmp(a, "--email") == 0)
 			val = &o->email;
 		else if (strcmp(a, "--version") == 0)
@@ -617,6 +622,91 @@ static int cmd_url(struct opts *o)
 	return rc;
 }
 
+static int cmd_share(struct opts *o)
+{
+	if (need_args(o, 1, 1, "share", "PATH [--write] [--expires 7d] [--password PW] [--json]"))
+		return 2;
+	int64_t secs = o->expires ? parse_duration(o->expires) : 0;
+	if (o->expires && secs <= 0) {
+		fprintf(stderr, "roost share: --expires takes a duration like 12h or 7d\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = client_ws_url(&c, "/shares", NULL);
+	json_t *body =
+	    json_pack("{s:s, s:s}", "path", o->pos[0], "scope", o->write ? "write" : "read");
+	if (secs)
+		json_object_set_new(body, "expires_in", json_integer(secs));
+	if (o->password)
+		json_object_set_new(body, "password", json_string(o->password));
+	json_t *r = client_call(&c, "POST", url, body, "share");
+	json_decref(body);
+	free(url);
+	if (r && o->json)
+		print_json(r);
+	else if (r)
+		printf("%s\n(link %lld, %s%s; revoke with roost unshare %lld)\n",
+		       json_get_str(r, "url"),
+		       (long long)json_integer_value(json_object_get(r, "id")),
+		       json_get_str(r, "scope"), o->password ? ", password protected" : "",
+		       (long long)json_integer_value(json_object_get(r, "id")));
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_shares(struct opts *o)
+{
+	if (need_args(o, 0, 0, "shares", "[--json]"))
+		return 2;
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = client_ws_url(&c, "/shares", NULL);
+	json_t *r = client_call(&c, "GET", url, NULL, "shares");
+	free(url);
+	if (r && o->json) {
+		print_json(json_object_get(r, "shares"));
+	} else if (r) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(r, "shares"), i, e)
+		{
+			char when[32] = "never";
+			int64_t exp = 0;
+			if (json_get_int(e, "expires_at", &exp))
+				fmt_time(exp, when);
+			printf("%-6lld %-5s %s  expires %s%s  by %s\n",
+			       (long long)json_integer_value(json_object_get(e, "id")),
+			       json_get_str(e, "scope"), json_get_str(e, "path"), when,
+			       json_is_true(json_object_get(e, "password")) ? "  (password)" : "",
+			       json_get_str(e, "created_by"));
+		}
+	}
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static int cmd_unshare(struct opts *o)
+{
+	if (need_args(o, 1, 1, "unshare", "ID") || parse_id(o->pos[0]) <= 0) {
+		if (o->npos == 1)
+			fprintf(stderr, "usage: roost unshare ID (see roost shares)\n");
+		return 2;
+	}
+	char *rel = xasprintf("/shares/%s", o->pos[0]);
+	int rc = simple_call(o, "DELETE", rel, NULL, NULL, "unshare", NULL);
+	free(rel);
+	if (rc == 0)
+		printf("revoked link %s\n", o->pos[0]);
+	return rc;
+}
+
 static int cmd_put(struct opts *o)
 {
 	if (need_args(o, 1, 2, "put", "LOCAL [REMOTE] [--parallel N]"))
@@ -818,6 +908,9 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"workspaces", cmd_workspaces},
 	    {"acl", cmd_acl},
 	    {"url", cmd_url},
+	    {"share", cmd_share},
+	    {"shares", cmd_shares},
+	    {"unshare", cmd_unshare},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

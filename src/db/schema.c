@@ -119,6 +119,7 @@ static const char *const migrations[] = {
     " id {ID}, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
     " folder_id BIGINT REFERENCES folders(id), file_id BIGINT REFERENCES files(id),"
     " scope TEXT NOT NULL CHECK (scope IN ('read','write')), password_hash TEXT,"
+    " token_hash TEXT UNIQUE,"
     " created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
     " expires_at BIGINT, revoked_at BIGINT);"
 

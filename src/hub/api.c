@@ -59,42 +59,10 @@ static json_t *file_json(const struct file_info *fi, const char *path)
 	                 (json_int_t)fi->updated_at);
 }
 
-enum MHD_Result api_list(struct req *r)
+/* A folder's entries the caller may see: folders first, then files. */
+json_t *list_entries(struct req *r, int64_t fid, const char *path)
 {
-	char *path = req_path_arg(r, "path");
-	if (!path)
-		return MHD_YES;
-	int64_t fid = 0;
 	struct acl *a = req_acl(r);
-	int rc = a ? meta_folder_id(r->db, r->ws_id, path, &fid) : DB_ERR;
-	if (rc == 0) {
-		struct file_info fi;
-		rc = meta_file_get(r->db, r->ws_id, path, &fi);
-		enum MHD_Result ret;
-		if (rc == 1 && !acl_require(r, path, true, PERM_READ))
-			ret = MHD_YES;
-		else if (rc == 1)
-			ret = reply_json(r, MHD_HTTP_OK,
-			                 json_pack("{s:s, s:s, s:[o]}", "path", path, "type",
-			                           "file", "entries", file_json(&fi, path)));
-		else if (rc == 0)
-			ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s",
-			                  path);
-		else
-			ret = reply_db_error(r);
-		free(path);
-		return ret;
-	}
-	if (rc < 0) {
-		free(path);
-		return reply_db_error(r);
-	}
-	if (!acl_visible(a, path, false)) {
-		enum MHD_Result ret =
-		    reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
-		free(path);
-		return ret;
-	}
 	json_t *entries = json_array();
 	struct db_stmt *st =
 	    db_query(r->db,
@@ -134,6 +102,46 @@ enum MHD_Result api_list(struct req *r)
 		free(p);
 	}
 	db_finalize(st);
+	return entries;
+}
+
+enum MHD_Result api_list(struct req *r)
+{
+	char *path = req_path_arg(r, "path");
+	if (!path)
+		return MHD_YES;
+	int64_t fid = 0;
+	struct acl *a = req_acl(r);
+	int rc = a ? meta_folder_id(r->db, r->ws_id, path, &fid) : DB_ERR;
+	if (rc == 0) {
+		struct file_info fi;
+		rc = meta_file_get(r->db, r->ws_id, path, &fi);
+		enum MHD_Result ret;
+		if (rc == 1 && !acl_require(r, path, true, PERM_READ))
+			ret = MHD_YES;
+		else if (rc == 1)
+			ret = reply_json(r, MHD_HTTP_OK,
+			                 json_pack("{s:s, s:s, s:[o]}", "path", path, "type",
+			                           "file", "entries", file_json(&fi, path)));
+		else if (rc == 0)
+			ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s",
+			                  path);
+		else
+			ret = reply_db_error(r);
+		free(path);
+		return ret;
+	}
+	if (rc < 0) {
+		free(path);
+		return reply_db_error(r);
+	}
+	if (!acl_visible(a, path, false)) {
+		enum MHD_Result ret =
+		    reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
+		free(path);
+		return ret;
+	}
+	json_t *entries = list_entries(r, fid, path);
 	enum MHD_Result ret = reply_json(
 	    r, MHD_HTTP_OK,
 	    json_pack("{s:s, s:s, s:o}", "path", path, "type", "folder", "entries", entries));

@@ -173,6 +173,8 @@ enum MHD_Result api_events(struct req *r);
 /* api.c: metadata endpoints */
 enum MHD_Result api_workspaces(struct req *r);
 enum MHD_Result api_list(struct req *r);
+/* A folder's entries the caller may see (JSON array): folders, then files. */
+json_t *list_entries(struct req *r, int64_t folder_id, const char *path);
 enum MHD_Result api_info(struct req *r);
 enum MHD_Result api_versions(struct req *r);
 enum MHD_Result api_mkdir(struct req *r);
@@ -190,14 +192,27 @@ enum MHD_Result api_commit(struct req *r);
 enum MHD_Result api_upload_begin(struct req *r);
 int api_upload_data(struct req *r, const char *data, size_t len);
 enum MHD_Result api_upload(struct req *r);
+/* Take the request body as file path (owned) in r->ws_id, chunked by the hub;
+ * the caller has checked access. Finish with api_upload_data / api_upload. */
+enum MHD_Result upload_stream_start(struct req *r, char *path);
 
 /* tokens.c: hub-signed content tokens (Ed25519) */
-char *tokens_sign(struct db *db, json_t *claims /* kid is added */);
+char *tokens_sign(struct db *db, json_t *claims /* stolen; kid is added */);
 /* The claims of a valid, unexpired token, or NULL with *why set. */
 json_t *tokens_verify(struct db *db, const char *tok, const char **why);
 enum MHD_Result api_keys(struct req *r);
 enum MHD_Result api_url_create(struct req *r);
 enum MHD_Result api_content_by_token(struct req *r);
+/* scheme://host:content-port as the client reached this hub. New string. */
+char *hub_content_base(struct req *r);
+
+/* share.c: share links */
+enum MHD_Result api_share_create(struct req *r);
+enum MHD_Result api_shares(struct req *r);
+enum MHD_Result api_share_revoke(struct req *r);
+enum MHD_Result api_share_view(struct req *r);
+enum MHD_Result api_share_file(struct req *r);
+enum MHD_Result api_share_upload_begin(struct req *r);
 int hub_rotate_keys(const char *data_dir, const char *db_url);
 
 /* download.c */

@@ -53,12 +53,14 @@ char *tokens_sign(struct db *db, json_t *claims)
 	    sodium_base642bin(sk, sizeof sk, sk64, strlen(sk64), NULL, &sklen, NULL, B64) != 0 ||
 	    sklen != sizeof sk) {
 		sodium_memzero(sk64, sizeof sk64);
+		json_decref(claims);
 		log_error("tokens: no usable signing key");
 		return NULL;
 	}
 	sodium_memzero(sk64, sizeof sk64);
 	json_object_set_new(claims, "kid", json_string(kid));
 	char *payload_json = json_to_string(claims);
+	json_decref(claims);
 	char *payload = b64((const unsigned char *)payload_json, strlen(payload_json));
 	free(payload_json);
 	unsigned char sig[crypto_sign_BYTES];
@@ -142,7 +144,7 @@ enum MHD_Result api_keys(struct req *r)
 }
 
 /* The content port's address as the client reached the hub (Host header). */
-static char *content_base(struct req *r)
+char *hub_content_base(struct req *r)
 {
 	const char *host = req_header(r, "Host");
 	if (!host || strpbrk(host, "/\\ \"<>@") || strlen(host) > 255)
@@ -192,7 +194,7 @@ enum MHD_Result api_url_create(struct req *r)
 		                  "the hub has no usable signing key");
 		goto out;
 	}
-	char *base = content_base(r);
+	char *base = hub_content_base(r);
 	char *url = xasprintf("%s/c/%s", base, tok);
 	meta_audit(r, "url.create", path,
 	           json_pack("{s:I, s:I}", "version", (json_int_t)fi.version_no, "expires_at",

@@ -448,6 +448,11 @@ enum MHD_Result api_upload_begin(struct req *r)
 		free(path);
 		return MHD_YES;
 	}
+	return upload_stream_start(r, path);
+}
+
+enum MHD_Result upload_stream_start(struct req *r, char *path)
+{
 	struct chunker_params p;
 	if (hub_ws_chunking(r->db, r->ws_id, &p) != 0) {
 		free(path);

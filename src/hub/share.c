@@ -1,0 +1,515 @@
+/* share: share links for a file or a folder.
+ *
+ * A link is a random token (stored as its SHA-256, like sessions) naming a
+ * target, a scope (read, or write: uploads into a shared folder), an optional
+ * expiry and an optional password. Revoking one works at once: every request
+ * looks the link up. A link never grants more than its creator has: each use
+ * checks that the creator is still a member with read (or write) on the
+ * target. Random tokens rather than signed ones, because the lookup is needed
+ * for revocation anyway and a random token survives signing-key rotation.
+ *
+ * The public side lives on the content port: /s/TOKEN is a page (or JSON with
+ * ?format=json) listing a shared folder or describing a shared file;
+ * /s/TOKEN/file?path=P downloads; PUT /s/TOKEN/upload?path=P uploads. */
+#include "hub.h"
+#include "../core/json.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct share {
+	int64_t id, ws, creator, expires_at;
+	bool write, is_file;
+	char *root; /* the target's path */
+	char *pw_hash;
+};
+
+static void share_fini(struct share *s)
+{
+	free(s->root);
+	free(s->pw_hash);
+}
+
+/* ---- managing links (authenticated API) ---- */
+
+enum MHD_Result api_share_create(struct req *r)
+{
+	const char *scope = json_get_str(r->json, "scope");
+	const char *pw = json_get_str(r->json, "password");
+	int64_t ttl = 0;
+	bool write = scope && strcmp(scope, "write") == 0;
+	if ((scope && !write && strcmp(scope, "read") != 0) ||
+	    (json_object_get(r->json, "expires_in") &&
+	     (!json_get_int(r->json, "expires_in", &ttl) || ttl < 1 || ttl > 10ll * 365 * 86400)) ||
+	    (json_object_get(r->json, "password") && (!pw || strlen(pw) < 4 || strlen(pw) > 1024)))
+		return reply_error(
+		    r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		    "scope is read or write, expires_in 1 s..10 years, password 4..1024 "
+		    "bytes");
+	char *path = req_body_path(r, "path");
+	if (!path)
+		return MHD_YES;
+	enum MHD_Result ret = MHD_YES;
+	struct file_info fi;
+	int64_t folder = 0;
+	int is_file = meta_file_get(r->db, r->ws_id, path, &fi);
+	int is_folder = is_file == 0 ? meta_folder_id(r->db, r->ws_id, path, &folder) : 0;
+	if (is_file < 0 || is_folder < 0) {
+		ret = reply_db_error(r);
+		goto out;
+	}
+	if (!is_file && !is_folder) {
+		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
+		goto out;
+	}
+	if (write && is_file) {
+		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                  "a write link shares a folder to upload into");
+		goto out;
+	}
+	if (!acl_require(r, path, is_file, write ? PERM_WRITE : PERM_READ))
+		goto out;
+	char pwh[128] = "";
+	if (pw && auth_hash_password(pw, pwh) != 0) {
+		ret = reply_db_error(r);
+		goto out;
+	}
+	char tok[64], hash[65];
+	auth_new_token(tok, hash);
+	int64_t now = now_ms(), id = 0, exp = ttl ? now + ttl * 1000 : 0;
+	struct db_stmt *st = db_prepare(r->db, "INSERT INTO share_links(workspace_id, folder_id, "
+	                                       "file_id, scope, password_hash, token_hash, "
+	                                       "created_by, created_at, expires_at) "
+	                                       "VALUES(?,?,?,?,?,?,?,?,?) RETURNING id");
+	if (st) {
+		db_bind_int64(st, 1, r->ws_id);
+		if (is_file) {
+			db_bind_null(st, 2);
+			db_bind_int64(st, 3, fi.id);
+		} else {
+			db_bind_int64(st, 2, folder);
+			db_bind_null(st, 3);
+		}
+		db_bind_text(st, 4, write ? "write" : "read");
+		db_bind_text(st, 5, pw ? pwh : NULL);
+		db_bind_text(st, 6, hash);
+		db_bind_int64(st, 7, r->user_id);
+		db_bind_int64(st, 8, now);
+		if (exp)
+			db_bind_int64(st, 9, exp);
+		else
+			db_bind_null(st, 9);
+		if (db_step(st) == DB_ROW)
+			id = db_col_int64(st, 0);
+	}
+	db_finalize(st);
+	if (!id || meta_audit(r, "share.create", path,
+	                      json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "scope",
+	                                write ? "write" : "read", "password", pw != NULL)) != 0) {
+		ret = reply_db_error(r);
+		goto out;
+	}
+	char *base = hub_content_base(r);
+	char *url = xasprintf("%s/s/%s", base, tok);
+	json_t *o =
+	    json_pack("{s:I, s:s, s:s, s:s, s:s, s:b}", "id", (json_int_t)id, "url", url, "token",
+	              tok, "path", path, "scope", write ? "write" : "read", "password", pw != NULL);
+	if (exp)
+		json_object_set_new(o, "expires_at", json_integer(exp));
+	ret = reply_json(r, MHD_HTTP_CREATED, o);
+	free(url);
+	free(base);
+out:
+	free(path);
+	return ret;
+}
+
+enum MHD_Result api_shares(struct req *r)
+{
+	/* Owners and admins see every link; members their own. */
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT s.id, s.scope, s.created_at, s.expires_at, s.password_hash IS NOT NULL, "
+	    "u.email, "
+	    "CASE WHEN s.file_id IS NOT NULL THEN (CASE WHEN d2.path = '/' THEN '/' || f.name "
+	    "ELSE d2.path || '/' || f.name END) ELSE d.path END "
+	    "FROM share_links s LEFT JOIN users u ON u.id = s.created_by "
+	    "LEFT JOIN folders d ON d.id = s.folder_id LEFT JOIN files f ON f.id = s.file_id "
+	    "LEFT JOIN folders d2 ON d2.id = f.folder_id "
+	    "WHERE s.workspace_id = ? AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR "
+	    "s.expires_at > ?) AND (? > 0 OR s.created_by = ?) ORDER BY s.id",
+	    "iiii", r->ws_id, now_ms(), (int64_t)(r->role >= ROLE_ADMIN), r->user_id);
+	if (!st)
+		return reply_db_error(r);
+	json_t *arr = json_array();
+	while (db_step(st) == DB_ROW) {
+		json_t *o = json_pack("{s:I, s:s, s:I, s:b, s:s?, s:s?}", "id",
+		                      (json_int_t)db_col_int64(st, 0), "scope", db_col_text(st, 1),
+		                      "created_at", (json_int_t)db_col_int64(st, 2), "password",
+		                      (int)db_col_int64(st, 4), "created_by", db_col_text(st, 5),
+		                      "path", db_col_text(st, 6));
+		if (!db_col_is_null(st, 3))
+			json_object_set_new(o, "expires_at", json_integer(db_col_int64(st, 3)));
+		json_array_append_new(arr, o);
+	}
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "shares", arr));
+}
+
+enum MHD_Result api_share_revoke(struct req *r)
+{
+	int64_t id = parse_id(r->params[1]), creator = 0;
+	int rc =
+	    db_int64(r->db, &creator,
+	             "SELECT created_by FROM share_links WHERE id = ? AND workspace_id = ? AND "
+	             "revoked_at IS NULL",
+	             "ii", id, r->ws_id);
+	if (rc != DB_ROW)
+		return rc == DB_DONE
+		           ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such link")
+		           : reply_db_error(r);
+	if (creator != r->user_id && r->role < ROLE_ADMIN)
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                   "only its creator or an owner or admin revokes a link");
+	if (db_run(r->db, "UPDATE share_links SET revoked_at = ? WHERE id = ?", "ii", now_ms(),
+	           id) != DB_DONE ||
+	    meta_audit(r, "share.revoke", r->params[1], NULL) != 0)
+		return reply_db_error(r);
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:I}", "revoked", (json_int_t)id));
+}
+
+/* ---- the public side ---- */
+
+/* Find a live link by token and check its creator may still do what it grants.
+ * Replies (404) and returns false if not. */
+static bool share_open(struct req *r, const char *tok, struct share *s)
+{
+	memset(s, 0, sizeof *s);
+	char hash[65];
+	if (!tok || strlen(tok) > 200) {
+		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such link");
+		return false;
+	}
+	auth_token_hash(tok, hash);
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT s.id, s.workspace_id, s.created_by, s.scope, s.password_hash, s.expires_at, "
+	    "s.file_id IS NOT NULL, CASE WHEN s.file_id IS NOT NULL THEN (CASE WHEN d2.path = '/' "
+	    "THEN '/' || f.name ELSE d2.path || '/' || f.name END) ELSE d.path END "
+	    "FROM share_links s LEFT JOIN folders d ON d.id = s.folder_id AND d.deleted_at IS NULL "
+	    "LEFT JOIN files f ON f.id = s.file_id AND f.deleted_at IS NULL "
+	    "LEFT JOIN folders d2 ON d2.id = f.folder_id "
+	    "WHERE s.token_hash = ? AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR "
+	    "s.expires_at > ?)",
+	    "ti", hash, now_ms());
+	bool found = false;
+	if (st && db_step(st) == DB_ROW && db_col_text(st, 7)) {
+		found = true;
+		s->id = db_col_int64(st, 0);
+		s->ws = db_col_int64(st, 1);
+		s->creator = db_col_int64(st, 2);
+		s->write = strcmp(db_col_text(st, 3), "write") == 0;
+		s->pw_hash = db_col_text(st, 4) ? xstrdup(db_col_text(st, 4)) : NULL;
+		s->expires_at = db_col_is_null(st, 5) ? 0 : db_col_int64(st, 5);
+		s->is_file = db_col_int64(st, 6) != 0;
+		s->root = xstrdup(db_col_text(st, 7));
+	}
+	db_finalize(st);
+	if (found) {
+		/* Act as the creator, with the creator's access of today. */
+		r->ws_id = s->ws;
+		r->user_id = s->creator;
+		r->role = auth_role(r->db, s->ws, s->creator);
+		struct acl *a = r->role != ROLE_NONE ? req_acl(r) : NULL;
+		found =
+		    a && acl_perm(a, s->root, s->is_file) >= (s->write ? PERM_WRITE : PERM_READ);
+	}
+	if (!found) {
+		share_fini(s);
+		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+		            "this link does not exist, expired or was revoked");
+	}
+	return found;
+}
+
+/* The password, from the X-Share-Password header or ?password=. Replies 401. */
+static bool share_unlocked(struct req *r, const struct share *s)
+{
+	if (!s->pw_hash)
+		return true;
+	const char *pw = req_header(r, "X-Share-Password");
+	if (!pw)
+		pw = req_arg(r, "password", NULL);
+	if (pw && strlen(pw) <= 1024) {
+		db_pool_release(r->hub->pool, r->db); /* argon2id without a connection */
+		r->db = NULL;
+		bool ok = auth_verify_password(s->pw_hash, pw);
+		r->db = db_pool_acquire(r->hub->pool);
+		if (ok)
+			return true;
+	}
+	reply_error(r, MHD_HTTP_UNAUTHORIZED, "password_required",
+	            pw ? "wrong password for this link" : "this link needs its password");
+	return false;
+}
+
+/* The workspace path for ?path=SUB inside a shared folder (new string), or
+ * NULL after replying 400. A shared file has no inside. */
+static char *share_path(struct req *r, const struct share *s)
+{
+	size_t len = 0;
+	const char *sub = req_arg(r, "path", &len);
+	if (!sub || !*sub || strcmp(sub, "/") == 0)
+		return xstrdup(s->root);
+	if (s->is_file) {
+		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "a shared file has no inside");
+		return NULL;
+	}
+	const char *why;
+	char *rel = path_normalize(sub, len, &why); /* no "..": it cannot climb out */
+	if (!rel) {
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "path: %s", why);
+		return NULL;
+	}
+	char *full = strcmp(s->root, "/") == 0 ? xstrdup(rel) : xasprintf("%s%s", s->root, rel);
+	free(rel);
+	return full;
+}
+
+static void html_escape(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		case '\'':
+			fputs("&#39;", f);
+			break;
+		default:
+			fputc(*s, f);
+		}
+	}
+}
+
+static void url_escape(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~/", *p))
+			fputc(*p, f);
+		else
+			fprintf(f, "%%%02X", *p);
+	}
+}
+
+/* The part of a workspace path below the share's root ("/" for the root). */
+static const char *rel_of(const struct share *s, const char *full)
+{
+	if (strcmp(s->root, "/") == 0)
+		return full;
+	const char *rest = full + strlen(s->root);
+	return *rest ? rest : "/";
+}
+
+static enum MHD_Result share_page(struct req *r, struct share *s, const char *full, json_t *list)
+{
+	char *html = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&html, &len);
+	const char *tok = r->params[0];
+	const char *rel = rel_of(s, full);
+	fputs("<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
+	      "content='width=device-width'><title>",
+	      f);
+	html_escape(f, s->root);
+	fputs(" — roost</title><body style='font:16px system-ui;margin:2em;max-width:50em'><h1>",
+	      f);
+	html_escape(f, strcmp(full, "/") == 0 ? "Shared folder" : strrchr(full, '/') + 1);
+	fputs("</h1>", f);
+	if (s->is_file) {
+		fprintf(f, "<p><a href='/s/%s/file'>Download</a></p>", tok);
+	} else {
+		if (strcmp(rel, "/") != 0)
+			fprintf(f, "<p><a href='/s/%s'>Top</a></p>", tok);
+		fputs("<ul>", f);
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(list, "entries"), i, e)
+		{
+			const char *name = json_get_str(e, "name");
+			char *p = path_join(rel, name);
+			bool folder = strcmp(json_get_str(e, "type"), "folder") == 0;
+			fprintf(f, "<li><a href='/s/%s%s?path=", tok, folder ? "" : "/file");
+			url_escape(f, p);
+			fputs("'>", f);
+			html_escape(f, name);
+			fputs(folder ? "/</a>" : "</a>", f);
+			free(p);
+		}
+		fputs("</ul>", f);
+		if (s->write) {
+			/* The folder rides in a data attribute (HTML-escaped), not in the script.
+			 */
+			fputs("<p><label>Upload files: <input type=file id=up multiple data-dir='",
+			      f);
+			html_escape(f, strcmp(rel, "/") == 0 ? "" : rel);
+			fprintf(
+			    f,
+			    "'></label> <span id=st role=status></span></p><script>"
+			    "up.onchange=async()=>{for(const x of up.files){st.textContent="
+			    "'uploading '+x.name;const r=await fetch('/s/%s/upload?path='+"
+			    "encodeURIComponent(up.dataset.dir+'/'+x.name),{method:'PUT',body:x});"
+			    "st.textContent=(r.ok?'uploaded ':'failed: ')+x.name}location.reload()}"
+			    "</script>",
+			    tok);
+		}
+	}
+	fputs("</body></html>", f);
+	fclose(f);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(len, html, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+	MHD_add_response_header(
+	    resp, "Content-Security-Policy",
+	    "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	r->replied = true;
+	return ret;
+}
+
+static enum MHD_Result share_json(struct req *r, struct share *s, const char *full, json_t *body)
+{
+	json_t *info = json_pack("{s:s, s:s, s:s}", "scope", s->write ? "write" : "read", "type",
+	                         s->is_file ? "file" : "folder", "name",
+	                         strcmp(s->root, "/") == 0 ? "/" : strrchr(s->root, '/') + 1);
+	if (s->expires_at)
+		json_object_set_new(info, "expires_at", json_integer(s->expires_at));
+	json_object_set_new(body, "share", info);
+	json_object_set_new(body, "path", json_string(rel_of(s, full)));
+	return reply_json(r, MHD_HTTP_OK, body);
+}
+
+/* GET /s/TOKEN[?path=SUB][&format=json] */
+enum MHD_Result api_share_view(struct req *r)
+{
+	struct share s;
+	if (!share_open(r, r->params[0], &s))
+		return MHD_YES;
+	enum MHD_Result ret = MHD_YES;
+	char *full = NULL;
+	if (!share_unlocked(r, &s) || !(full = share_path(r, &s)))
+		goto out;
+	const char *fmt = req_arg(r, "format", NULL), *accept = req_header(r, "Accept");
+	bool as_json =
+	    (fmt && strcmp(fmt, "json") == 0) ||
+	    (accept && strstr(accept, "application/json") && !strstr(accept, "text/html"));
+	struct acl *a = req_acl(r);
+	struct file_info fi;
+	int64_t folder = 0;
+	int rc = meta_file_get(r->db, r->ws_id, full, &fi);
+	if (rc == 1 && acl_perm(a, full, true) >= PERM_READ) {
+		json_t *body =
+		    json_pack("{s:s, s:s, s:I, s:I, s:s}", "type", "file", "name", fi.name, "size",
+		              (json_int_t)fi.size, "modified_at", (json_int_t)fi.updated_at,
+		              "content_type", fi.content_type);
+		if (as_json)
+			ret = share_json(r, &s, full, body);
+		else {
+			json_decref(body);
+			ret = share_page(r, &s, full, NULL);
+		}
+	} else if (rc == 0 && meta_folder_id(r->db, r->ws_id, full, &folder) == 1 &&
+	           acl_visible(a, full, false)) {
+		json_t *body = json_pack("{s:s, s:o}", "type", "folder", "entries",
+		                         list_entries(r, folder, full));
+		if (as_json)
+			ret = share_json(r, &s, full, body);
+		else {
+			ret = share_page(r, &s, full, body);
+			json_decref(body);
+		}
+	} else {
+		ret = rc < 0 ? reply_db_error(r)
+		             : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+		                           "nothing is shared there");
+	}
+out:
+	free(full);
+	share_fini(&s);
+	return ret;
+}
+
+/* GET /s/TOKEN/file[?path=SUB] */
+enum MHD_Result api_share_file(struct req *r)
+{
+	struct share s;
+	if (!share_open(r, r->params[0], &s))
+		return MHD_YES;
+	enum MHD_Result ret = MHD_YES;
+	char *full = NULL;
+	if (!share_unlocked(r, &s) || !(full = share_path(r, &s)))
+		goto out;
+	struct file_info fi;
+	int rc = meta_file_get(r->db, r->ws_id, full, &fi);
+	if (rc == 1 && acl_perm(req_acl(r), full, true) >= PERM_READ) {
+		meta_audit(r, "share.download", full,
+		           json_pack("{s:I}", "share", (json_int_t)s.id));
+		ret = serve_version(r, &fi, true);
+	} else {
+		ret = rc < 0
+		          ? reply_db_error(r)
+		          : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such shared file");
+	}
+out:
+	free(full);
+	share_fini(&s);
+	return ret;
+}
+
+/* PUT /s/TOKEN/upload?path=SUB: a write link takes files into its folder. */
+enum MHD_Result api_share_upload_begin(struct req *r)
+{
+	struct share s;
+	if (!share_open(r, r->params[0], &s))
+		return MHD_YES;
+	enum MHD_Result ret = MHD_YES;
+	char *full = NULL;
+	if (!s.write) {
+		ret = reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "this link is read-only");
+		goto out;
+	}
+	if (!share_unlocked(r, &s) || !(full = share_path(r, &s)))
+		goto out;
+	if (strcmp(full, s.root) == 0) {
+		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
+		                  "name the file: ?path=/NAME inside the shared folder");
+		goto out;
+	}
+	if (acl_perm(req_acl(r), full, true) < PERM_WRITE) {
+		ret = reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                  "this link may not write there");
+		goto out;
+	}
+	ret = upload_stream_start(r, full); /* takes full */
+	full = NULL;
+out:
+	free(full);
+	share_fini(&s);
+	return ret;
+}
