@@ -213,6 +213,10 @@ enum MHD_Result api_share_revoke(struct req *r);
 enum MHD_Result api_share_view(struct req *r);
 enum MHD_Result api_share_file(struct req *r);
 enum MHD_Result api_share_upload_begin(struct req *r);
+enum MHD_Result api_share_zip(struct req *r);
+
+/* zip.c: folder (what the caller may read in it) as a streamed ZIP64 archive */
+enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name);
 int hub_rotate_keys(const char *data_dir, const char *db_url);
 
 /* download.c */

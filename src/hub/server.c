@@ -74,6 +74,7 @@ static const struct route routes[] = {
     {"GET", "/s/*", 0, BODY_NONE, NULL, NULL, api_share_view},
     {"GET", "/s/*/file", 0, BODY_NONE, NULL, NULL, api_share_file},
     {"HEAD", "/s/*/file", 0, BODY_NONE, NULL, NULL, api_share_file},
+    {"GET", "/s/*/zip", 0, BODY_NONE, NULL, NULL, api_share_zip},
     {"PUT", "/s/*/upload", 0, BODY_STREAM, api_share_upload_begin, api_upload_data, api_upload},
     {"HEAD", "/c/*", 0, BODY_NONE, NULL, NULL, api_content_by_token},
     {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},

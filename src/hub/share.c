@@ -344,6 +344,9 @@ static enum MHD_Result share_page(struct req *r, struct share *s, const char *fu
 	} else {
 		if (strcmp(rel, "/") != 0)
 			fprintf(f, "<p><a href='/s/%s'>Top</a></p>", tok);
+		fprintf(f, "<p><a href='/s/%s/zip?path=", tok);
+		url_escape(f, rel);
+		fputs("'>Download all (ZIP)</a></p>", f);
 		fputs("<ul>", f);
 		size_t i;
 		json_t *e;
@@ -475,6 +478,42 @@ enum MHD_Result api_share_file(struct req *r)
 		ret = rc < 0
 		          ? reply_db_error(r)
 		          : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such shared file");
+	}
+out:
+	free(full);
+	share_fini(&s);
+	return ret;
+}
+
+/* GET /s/TOKEN/zip[?path=SUB]: a shared folder (or a folder in it) as a ZIP. */
+enum MHD_Result api_share_zip(struct req *r)
+{
+	struct share s;
+	if (!share_open(r, r->params[0], &s))
+		return MHD_YES;
+	enum MHD_Result ret = MHD_YES;
+	char *full = NULL;
+	if (!share_unlocked(r, &s) || !(full = share_path(r, &s)))
+		goto out;
+	int64_t folder = 0;
+	int rc = s.is_file ? 0 : meta_folder_id(r->db, r->ws_id, full, &folder);
+	if (rc == 1 && acl_visible(req_acl(r), full, false)) {
+		/* A plain ASCII file name: the folder's, or "shared". */
+		char name[64] = "shared";
+		const char *base = strrchr(full, '/') + 1;
+		size_t k = 0;
+		for (; *base && k + 1 < sizeof name; base++)
+			if ((*base >= 'a' && *base <= 'z') || (*base >= 'A' && *base <= 'Z') ||
+			    (*base >= '0' && *base <= '9') || *base == '-' || *base == '_')
+				name[k++] = *base;
+		if (k)
+			name[k] = 0;
+		meta_audit(r, "share.zip", full, json_pack("{s:I}", "share", (json_int_t)s.id));
+		ret = serve_zip(r, full, name);
+	} else {
+		ret = rc < 0 ? reply_db_error(r)
+		             : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+		                           "no shared folder there");
 	}
 out:
 	free(full);

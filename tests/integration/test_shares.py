@@ -2,7 +2,9 @@
 optional expiry and password; revoking works at once; never more than the
 creator may do."""
 import http.client
+import io
 import json
+import zipfile
 import time
 import urllib.parse
 
@@ -64,6 +66,30 @@ class ShareTest(HubTest):
             st, data, _ = self.get(link["url"], "/file?path=" + q(escape))
             self.assertIn(st, (400, 404), escape)
             self.assertNotEqual(data, b"secret")
+
+    def test_a_shared_folder_downloads_as_a_zip(self):
+        link = self.share(path="/team")
+        st, data, resp = self.get(link["url"], "/zip")
+        self.assertEqual(st, 200)
+        self.assertEqual(resp.getheader("Content-Type"), "application/zip")
+        self.assertEqual(int(resp.getheader("Content-Length")), len(data))
+        z = zipfile.ZipFile(io.BytesIO(data))
+        self.assertIsNone(z.testzip())  # every CRC checks out
+        files = {i.filename: z.read(i) for i in z.infolist()}
+        self.assertEqual(files["a.txt"], b"alpha")
+        self.assertEqual(files["sub/b.txt"], b"bravo")
+        self.assertEqual(files["<b>x.txt"], b"tag")
+        self.assertNotIn("secret/s.txt", files)
+        st, data, _ = self.get(link["url"], "/zip?path=" + q("/sub"))
+        self.assertEqual(sorted(zipfile.ZipFile(io.BytesIO(data)).namelist()), ["b.txt"])
+        # a bigger, multi-chunk file survives the trip
+        big = bytes(range(256)) * 40000
+        self.api("PUT", "/upload?path=" + q("/zipbig/big.bin"), raw=big)
+        st, data, _ = self.get(self.share(path="/zipbig")["url"], "/zip")
+        self.assertEqual(zipfile.ZipFile(io.BytesIO(data)).read("big.bin"), big)
+        # a member's files they may not read stay out of the archive
+        file_link = self.share(path="/team/a.txt")
+        self.assertEqual(self.get(file_link["url"], "/zip")[0], 404)
 
     def test_the_page_escapes_names(self):
         link = self.share(path="/team")

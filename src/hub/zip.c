@@ -1,0 +1,352 @@
+/* zip: a shared folder as one ZIP download, streamed.
+ *
+ * Entries are stored (no compression: content is mostly compressed already,
+ * and it keeps the stream cheap) in ZIP64 form, so files and archives may pass
+ * 4 GiB. Every size is known up front, so the response has a Content-Length;
+ * CRC-32s are computed as the bytes stream and written in each entry's data
+ * descriptor and in the central directory. Chunks are verified as they are
+ * read, as in any download. */
+#include "hub.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#define ZIP_MAX_ENTRIES 10000
+#define LOCAL_LEN(n)    (30 + (n) + 20) /* header + name + ZIP64 extra */
+#define DESC_LEN        24              /* ZIP64 data descriptor */
+#define CENTRAL_LEN(n)  (46 + (n) + 28)
+#define END_LEN         (56 + 20 + 22) /* ZIP64 end record, locator, end record */
+
+struct zip_entry {
+	char *name; /* inside the archive */
+	int64_t version_id, size, mtime_ms, offset;
+	uint32_t crc;
+	uint16_t dos_time, dos_date;
+};
+
+struct zip {
+	struct hub *hub;
+	struct zip_entry *e;
+	size_t n;
+	/* what is being produced */
+	size_t cur;                 /* entry index */
+	int phase;                  /* 0 header, 1 data, 2 descriptor, 3 central, 4 end */
+	uint8_t piece[512 + 65536]; /* a header, descriptor or central record */
+	size_t piece_len, piece_off;
+	/* the current entry's chunks */
+	char (*hashes)[HASH_HEX_LEN + 1];
+	int64_t *sizes;
+	size_t nchunks, chunk;
+	uint8_t *buf;
+	int64_t buf_len, buf_off;
+	int64_t pos, total, cd_offset, cd_size;
+};
+
+static uint8_t *put16(uint8_t *p, unsigned v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	return p + 2;
+}
+
+static uint8_t *put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+	return p + 4;
+}
+
+static uint8_t *put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+	return p + 8;
+}
+
+static void dos_time(int64_t ms, uint16_t *t, uint16_t *d)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	if (tm.tm_year < 80)
+		tm.tm_year = 80, tm.tm_mon = 0, tm.tm_mday = 1,
+		tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	*t = (uint16_t)((tm.tm_hour << 11) | (tm.tm_min << 5) | (tm.tm_sec / 2));
+	*d = (uint16_t)(((tm.tm_year - 80) << 9) | ((tm.tm_mon + 1) << 5) | tm.tm_mday);
+}
+
+static size_t local_header(const struct zip_entry *e, uint8_t *out)
+{
+	size_t n = strlen(e->name);
+	uint8_t *p = put32(out, 0x04034b50);
+	p = put16(p, 45);     /* version needed: ZIP64 */
+	p = put16(p, 0x0808); /* sizes in a data descriptor; UTF-8 name */
+	p = put16(p, 0);      /* stored */
+	p = put16(p, e->dos_time);
+	p = put16(p, e->dos_date);
+	p = put32(p, 0);
+	p = put32(p, 0xFFFFFFFF);
+	p = put32(p, 0xFFFFFFFF);
+	p = put16(p, (unsigned)n);
+	p = put16(p, 20);
+	memcpy(p, e->name, n);
+	p += n;
+	p = put16(p, 0x0001);
+	p = put16(p, 16);
+	p = put64(p, 0); /* sizes follow in the descriptor */
+	p = put64(p, 0);
+	return (size_t)(p - out);
+}
+
+static size_t descriptor(const struct zip_entry *e, uint8_t *out)
+{
+	uint8_t *p = put32(out, 0x08074b50);
+	p = put32(p, e->crc);
+	p = put64(p, (uint64_t)e->size);
+	p = put64(p, (uint64_t)e->size);
+	return (size_t)(p - out);
+}
+
+static size_t central(const struct zip_entry *e, uint8_t *out)
+{
+	size_t n = strlen(e->name);
+	uint8_t *p = put32(out, 0x02014b50);
+	p = put16(p, (3 << 8) | 45); /* made by: unix, ZIP64 */
+	p = put16(p, 45);
+	p = put16(p, 0x0808);
+	p = put16(p, 0);
+	p = put16(p, e->dos_time);
+	p = put16(p, e->dos_date);
+	p = put32(p, e->crc);
+	p = put32(p, 0xFFFFFFFF);
+	p = put32(p, 0xFFFFFFFF);
+	p = put16(p, (unsigned)n);
+	p = put16(p, 28);
+	p = put16(p, 0); /* comment */
+	p = put16(p, 0); /* disk */
+	p = put16(p, 0); /* internal attributes */
+	p = put32(p, 0100644u << 16);
+	p = put32(p, 0xFFFFFFFF);
+	memcpy(p, e->name, n);
+	p += n;
+	p = put16(p, 0x0001);
+	p = put16(p, 24);
+	p = put64(p, (uint64_t)e->size);
+	p = put64(p, (uint64_t)e->size);
+	p = put64(p, (uint64_t)e->offset);
+	return (size_t)(p - out);
+}
+
+static size_t end_records(const struct zip *z, uint8_t *out)
+{
+	uint8_t *p = put32(out, 0x06064b50);
+	p = put64(p, 44);
+	p = put16(p, (3 << 8) | 45);
+	p = put16(p, 45);
+	p = put32(p, 0);
+	p = put32(p, 0);
+	p = put64(p, z->n);
+	p = put64(p, z->n);
+	p = put64(p, (uint64_t)z->cd_size);
+	p = put64(p, (uint64_t)z->cd_offset);
+	p = put32(p, 0x07064b50); /* locator */
+	p = put32(p, 0);
+	p = put64(p, (uint64_t)(z->cd_offset + z->cd_size));
+	p = put32(p, 1);
+	p = put32(p, 0x06054b50); /* the classic end record, pointing to ZIP64 */
+	p = put16(p, 0xFFFF);
+	p = put16(p, 0xFFFF);
+	p = put16(p, 0xFFFF);
+	p = put16(p, 0xFFFF);
+	p = put32(p, 0xFFFFFFFF);
+	p = put32(p, 0xFFFFFFFF);
+	p = put16(p, 0);
+	return (size_t)(p - out);
+}
+
+static void zip_free(void *cls)
+{
+	struct zip *z = cls;
+	for (size_t i = 0; i < z->n; i++)
+		free(z->e[i].name);
+	free(z->e);
+	free(z->hashes);
+	free(z->sizes);
+	free(z->buf);
+	free(z);
+}
+
+/* Load entry i's chunk list (a database connection only for this query). */
+static int load_chunks(struct zip *z)
+{
+	free(z->hashes);
+	free(z->sizes);
+	z->hashes = NULL;
+	z->sizes = NULL;
+	z->nchunks = z->chunk = 0;
+	struct db *db = db_pool_acquire(z->hub->pool);
+	size_t cap = 0;
+	struct db_stmt *st = db_query(
+	    db, "SELECT chunk_hash, size FROM version_chunks WHERE version_id = ? ORDER BY idx",
+	    "i", z->e[z->cur].version_id);
+	int rc = DB_ERR;
+	while (st && (rc = db_step(st)) == DB_ROW) {
+		if (z->nchunks == cap) {
+			cap = cap ? cap * 2 : 16;
+			z->hashes = xrealloc(z->hashes, cap * sizeof *z->hashes);
+			z->sizes = xrealloc(z->sizes, cap * sizeof *z->sizes);
+		}
+		snprintf(z->hashes[z->nchunks], HASH_HEX_LEN + 1, "%s", db_col_text(st, 0));
+		z->sizes[z->nchunks++] = db_col_int64(st, 1);
+	}
+	db_finalize(st);
+	db_pool_release(z->hub->pool, db);
+	return rc == DB_DONE ? 0 : -1;
+}
+
+static ssize_t zip_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct zip *z = cls;
+	while (z->piece_off == z->piece_len && z->buf_off == z->buf_len) {
+		z->piece_len = z->piece_off = 0;
+		if (z->phase == 0) { /* next entry's header, or the central directory */
+			if (z->cur == z->n) {
+				z->phase = 3;
+				z->cur = 0;
+				continue;
+			}
+			struct zip_entry *e = &z->e[z->cur];
+			e->crc = (uint32_t)crc32(0, NULL, 0);
+			z->piece_len = local_header(e, z->piece);
+			if (load_chunks(z) != 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			z->phase = 1;
+		} else if (z->phase == 1) { /* the entry's data, one verified chunk at a time */
+			struct zip_entry *e = &z->e[z->cur];
+			if (z->chunk == z->nchunks) {
+				z->piece_len = descriptor(e, z->piece);
+				z->phase = 2;
+				continue;
+			}
+			int64_t size = z->sizes[z->chunk];
+			z->buf = xrealloc(z->buf, (size_t)size);
+			int64_t n =
+			    store_read(z->hub->store, z->hashes[z->chunk], z->buf, (size_t)size);
+			if (n != size) {
+				log_error("zip: chunk %s unreadable; archive aborted",
+				          z->hashes[z->chunk]);
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			}
+			e->crc = (uint32_t)crc32(e->crc, z->buf, (uInt)n);
+			z->buf_len = n;
+			z->buf_off = 0;
+			z->chunk++;
+		} else if (z->phase == 2) {
+			z->cur++;
+			z->phase = 0;
+		} else if (z->phase == 3) { /* central directory, then the end records */
+			if (z->cur == z->n) {
+				z->piece_len = end_records(z, z->piece);
+				z->phase = 4;
+				continue;
+			}
+			z->piece_len = central(&z->e[z->cur++], z->piece);
+		} else {
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+	}
+	size_t n;
+	if (z->piece_off < z->piece_len) {
+		n = z->piece_len - z->piece_off < max ? z->piece_len - z->piece_off : max;
+		memcpy(out, z->piece + z->piece_off, n);
+		z->piece_off += n;
+	} else {
+		n = (size_t)(z->buf_len - z->buf_off) < max ? (size_t)(z->buf_len - z->buf_off)
+		                                            : max;
+		memcpy(out, z->buf + z->buf_off, n);
+		z->buf_off += (int64_t)n;
+	}
+	z->pos += (int64_t)n;
+	atomic_fetch_add(&z->hub->m.bytes_served, (long long)n);
+	return (ssize_t)n;
+}
+
+enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name)
+{
+	struct acl *a = req_acl(r);
+	size_t plen = utf8_chars(folder) + 1;
+	char *prefix = strcmp(folder, "/") == 0 ? xstrdup("/") : xasprintf("%s/", folder);
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT d.path, f.name, v.id, v.size, v.created_at FROM files f "
+	    "JOIN folders d ON d.id = f.folder_id JOIN file_versions v ON v.id = "
+	    "f.current_version_id "
+	    "WHERE d.workspace_id = ? AND d.deleted_at IS NULL AND f.deleted_at IS NULL AND "
+	    "(d.path = ? OR substr(d.path, 1, ?) = ?) ORDER BY d.path, f.name",
+	    "itit", r->ws_id, folder, (int64_t)(strcmp(folder, "/") == 0 ? 1 : plen), prefix);
+	free(prefix);
+	struct zip *z = xcalloc(1, sizeof *z);
+	z->hub = r->hub;
+	size_t cap = 0, skip = strcmp(folder, "/") == 0 ? 1 : strlen(folder) + 1;
+	int rc = DB_ERR;
+	while (st && (rc = db_step(st)) == DB_ROW) {
+		char *full = path_join(db_col_text(st, 0), db_col_text(st, 1));
+		if (acl_perm(a, full, true) < PERM_READ) {
+			free(full);
+			continue;
+		}
+		if (z->n == ZIP_MAX_ENTRIES) {
+			free(full);
+			rc = DB_CONSTRAINT;
+			break;
+		}
+		if (z->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			z->e = xrealloc(z->e, cap * sizeof *z->e);
+		}
+		struct zip_entry *e = &z->e[z->n++];
+		memset(e, 0, sizeof *e);
+		e->name = xstrdup(full + skip);
+		e->version_id = db_col_int64(st, 2);
+		e->size = db_col_int64(st, 3);
+		e->mtime_ms = db_col_int64(st, 4);
+		dos_time(e->mtime_ms, &e->dos_time, &e->dos_date);
+		free(full);
+	}
+	db_finalize(st);
+	if (rc != DB_DONE) {
+		zip_free(z);
+		return rc == DB_CONSTRAINT
+		           ? reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_files",
+		                         "a ZIP holds at most %d files; download them separately",
+		                         ZIP_MAX_ENTRIES)
+		           : reply_db_error(r);
+	}
+	/* Every size is known: the archive's length is too. */
+	int64_t off = 0;
+	for (size_t i = 0; i < z->n; i++) {
+		z->e[i].offset = off;
+		off += LOCAL_LEN((int64_t)strlen(z->e[i].name)) + z->e[i].size + DESC_LEN;
+	}
+	z->cd_offset = off;
+	for (size_t i = 0; i < z->n; i++)
+		z->cd_size += CENTRAL_LEN((int64_t)strlen(z->e[i].name));
+	z->total = off + z->cd_size + END_LEN;
+	db_pool_release(r->hub->pool, r->db);
+	r->db = NULL;
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	    (uint64_t)z->total, 256 * 1024, zip_read, z, zip_free);
+	char *cd = xasprintf("attachment; filename=\"%s.zip\"", name);
+	MHD_add_response_header(resp, "Content-Type", "application/zip");
+	MHD_add_response_header(resp, "Content-Disposition", cd);
+	free(cd);
+	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	r->replied = true;
+	return ret;
+}
