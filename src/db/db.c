@@ -3,6 +3,8 @@
 #include "../core/util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +29,26 @@ const char *db_errmsg(struct db *db)
 	return db->ops->errmsg(db);
 }
 
+static atomic_llong time_us;
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t db_time_us(void)
+{
+	return atomic_load(&time_us);
+}
+
 int db_exec(struct db *db, const char *sql)
 {
-	return db->ops->exec(db, sql);
+	int64_t t = now_us();
+	int r = db->ops->exec(db, sql);
+	atomic_fetch_add(&time_us, now_us() - t);
+	return r;
 }
 
 int db_begin(struct db *db)
@@ -97,7 +116,10 @@ void db_bind_null(struct db_stmt *st, int idx)
 
 int db_step(struct db_stmt *st)
 {
-	return st->db->ops->step(st);
+	int64_t t = now_us();
+	int r = st->db->ops->step(st);
+	atomic_fetch_add(&time_us, now_us() - t);
+	return r;
 }
 
 const char *db_col_text(struct db_stmt *st, int col)

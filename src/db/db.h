@@ -72,6 +72,9 @@ int db_listen(struct db *db, const char *channel);
 int db_notify(struct db *db, const char *channel);
 int db_wait_notify(struct db *db, int timeout_ms);
 
+/* Microseconds spent in db_step and db_exec since the process started. */
+int64_t db_time_us(void);
+
 /* A fixed set of connections shared by threads. */
 struct db_pool;
 struct db_pool *db_pool_new(const char *url, int size, char **err);

@@ -20,7 +20,8 @@ static const char *const migrations[] = {
     " created_at BIGINT NOT NULL, last_seq BIGINT NOT NULL DEFAULT 0,"
     " chunk_min BIGINT NOT NULL DEFAULT 262144, chunk_avg BIGINT NOT NULL DEFAULT 1048576,"
     " chunk_max BIGINT NOT NULL DEFAULT 4194304, min_replicas INTEGER NOT NULL DEFAULT 2,"
-    " default_access TEXT NOT NULL DEFAULT 'write' CHECK (default_access IN ('none','read','write')),"
+    " default_access TEXT NOT NULL DEFAULT 'write' CHECK (default_access IN "
+    "('none','read','write')),"
     " quota_bytes BIGINT, max_file_bytes BIGINT, keep_versions INTEGER, keep_days INTEGER,"
     " gc_retention_s BIGINT NOT NULL DEFAULT 604800);"
 

@@ -225,9 +225,7 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 		MHD_add_response_header(resp, "Content-Range", buf);
 	}
 	enum MHD_Result ret =
-	    MHD_queue_response(r->conn, range > 0 ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	r->replied = true;
+	    req_queue(r, range > 0 ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
 	return ret;
 }
 
@@ -295,8 +293,6 @@ enum MHD_Result api_chunk_get(struct req *r)
 	    MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
 	MHD_add_response_header(resp, "ETag", hash);
-	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	r->replied = true;
+	enum MHD_Result ret = req_queue(r, MHD_HTTP_OK, resp);
 	return ret;
 }

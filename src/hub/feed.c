@@ -297,8 +297,6 @@ enum MHD_Result api_events(struct req *r)
 	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	r->replied = true;
+	enum MHD_Result ret = req_queue(r, MHD_HTTP_OK, resp);
 	return ret;
 }

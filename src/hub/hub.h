@@ -37,6 +37,14 @@ struct hub_metrics {
 	atomic_llong versions_committed;
 	atomic_llong bytes_served;
 	atomic_llong corrupt_reads;
+	atomic_llong bytes_in;  /* request bodies */
+	atomic_llong bytes_out; /* JSON answers (downloads count in bytes_served) */
+	/* request latency: a Prometheus histogram over all requests */
+	atomic_llong latency_bucket[12];
+	atomic_llong latency_sum_us, latency_count;
+	/* requests by route (index into the route table; the last is "no route")
+	 * and status class 1xx..5xx */
+	atomic_llong (*by_route)[5];
 };
 
 struct hub {
@@ -86,6 +94,8 @@ struct req {
 	void *state; /* handler-owned stream state */
 	void (*state_free)(void *state);
 	bool replied;
+	unsigned status;  /* the answer's status, for metrics */
+	int64_t start_us; /* when the request arrived */
 };
 
 struct route {
@@ -112,6 +122,8 @@ enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, co
 enum MHD_Result reply_error_extra(struct req *r, unsigned status, const char *code,
                                   const char *message, json_t *extra /* stolen */);
 enum MHD_Result reply_db_error(struct req *r);
+/* Queue resp (consumed) as the answer; records the status for metrics. */
+enum MHD_Result req_queue(struct req *r, unsigned status, struct MHD_Response *resp);
 /* A query argument; *len gets its length (embedded NULs are caught by callers). */
 const char *req_arg(struct req *r, const char *key, size_t *len);
 const char *req_header(struct req *r, const char *key);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 static enum MHD_Result api_health(struct req *r);
@@ -81,7 +82,20 @@ static const struct route routes[] = {
     {"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
 };
 
+static const int64_t latency_le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
+#define N_LATENCY (sizeof latency_le_ms / sizeof latency_le_ms[0])
+#define N_ROUTES  (sizeof routes / sizeof routes[0])
+
 /* ---- responses ---- */
+
+enum MHD_Result req_queue(struct req *r, unsigned status, struct MHD_Response *resp)
+{
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	r->replied = true;
+	r->status = status;
+	return ret;
+}
 
 static enum MHD_Result queue_hdr(struct req *r, unsigned status, const char *ctype, char *body,
                                  size_t len, const char *hname, const char *hval)
@@ -93,10 +107,7 @@ static enum MHD_Result queue_hdr(struct req *r, unsigned status, const char *cty
 	MHD_add_response_header(resp, "Content-Type", ctype);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
-	MHD_destroy_response(resp);
-	r->replied = true;
-	return ret;
+	return req_queue(r, status, resp);
 }
 
 static enum MHD_Result queue(struct req *r, unsigned status, const char *ctype, char *body,
@@ -112,6 +123,7 @@ enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, con
 	json_decref(body);
 	if (!s)
 		abort();
+	atomic_fetch_add(&r->hub->m.bytes_out, (long long)strlen(s));
 	return queue_hdr(r, status, "application/json", s, strlen(s), hname, hval);
 }
 
@@ -222,20 +234,52 @@ static enum MHD_Result api_health(struct req *r)
 static enum MHD_Result api_metrics(struct req *r)
 {
 	struct hub_metrics *m = &r->hub->m;
-	char *s = xasprintf("# roost hub counters since start\n"
-	                    "roost_requests_total %lld\n"
-	                    "roost_chunks_received_total %lld\n"
-	                    "roost_chunk_bytes_received_total %lld\n"
-	                    "roost_chunks_rejected_total %lld\n"
-	                    "roost_versions_committed_total %lld\n"
-	                    "roost_bytes_served_total %lld\n"
-	                    "roost_corrupt_reads_total %lld\n"
-	                    "roost_feed_subscribers %d\n",
-	                    (long long)m->requests, (long long)m->chunks_received,
-	                    (long long)m->chunk_bytes_received, (long long)m->chunks_rejected,
-	                    (long long)m->versions_committed, (long long)m->bytes_served,
-	                    (long long)m->corrupt_reads, feed_subscribers(r->hub));
-	return queue(r, MHD_HTTP_OK, "text/plain; version=0.0.4", s, strlen(s));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	fprintf(f,
+	        "# TYPE roost_requests_total counter\nroost_requests_total %lld\n"
+	        "# TYPE roost_chunks_received_total counter\nroost_chunks_received_total %lld\n"
+	        "roost_chunk_bytes_received_total %lld\n"
+	        "roost_chunks_rejected_total %lld\n"
+	        "roost_versions_committed_total %lld\n"
+	        "roost_bytes_served_total %lld\n"
+	        "roost_corrupt_reads_total %lld\n"
+	        "roost_bytes_in_total %lld\n"
+	        "roost_bytes_out_total %lld\n"
+	        "# TYPE roost_feed_subscribers gauge\nroost_feed_subscribers %d\n"
+	        "# TYPE roost_db_seconds_total counter\nroost_db_seconds_total %.6f\n",
+	        (long long)m->requests, (long long)m->chunks_received,
+	        (long long)m->chunk_bytes_received, (long long)m->chunks_rejected,
+	        (long long)m->versions_committed, (long long)m->bytes_served,
+	        (long long)m->corrupt_reads, (long long)m->bytes_in,
+	        (long long)(m->bytes_out + m->bytes_served), feed_subscribers(r->hub),
+	        (double)db_time_us() / 1e6);
+	fputs("# TYPE roost_http_requests_total counter\n", f);
+	for (size_t i = 0; i <= N_ROUTES; i++)
+		for (int c = 0; c < 5; c++)
+			if (m->by_route[i][c])
+				fprintf(f,
+				        "roost_http_requests_total{route=\"%s "
+				        "%s\",status=\"%dxx\"} %lld\n",
+				        i < N_ROUTES ? routes[i].method : "-",
+				        i < N_ROUTES ? routes[i].pattern : "unmatched", c + 1,
+				        (long long)m->by_route[i][c]);
+	fputs("# TYPE roost_http_request_duration_seconds histogram\n", f);
+	long long cum = 0;
+	for (size_t b = 0; b < N_LATENCY; b++) {
+		cum += m->latency_bucket[b];
+		fprintf(f, "roost_http_request_duration_seconds_bucket{le=\"%g\"} %lld\n",
+		        (double)latency_le_ms[b] / 1000.0, cum);
+	}
+	cum += m->latency_bucket[N_LATENCY];
+	fprintf(f,
+	        "roost_http_request_duration_seconds_bucket{le=\"+Inf\"} %lld\n"
+	        "roost_http_request_duration_seconds_sum %.6f\n"
+	        "roost_http_request_duration_seconds_count %lld\n",
+	        cum, (double)m->latency_sum_us / 1e6, (long long)m->latency_count);
+	fclose(f);
+	return queue(r, MHD_HTTP_OK, "text/plain; version=0.0.4", text, len);
 }
 
 /* ---- routing ---- */
@@ -350,12 +394,36 @@ static void req_free(struct req *r)
 	free(r);
 }
 
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void count_request(struct req *r)
+{
+	struct hub_metrics *m = &r->hub->m;
+	int64_t us = mono_us() - r->start_us;
+	size_t b = 0;
+	while (b < N_LATENCY && us > latency_le_ms[b] * 1000)
+		b++;
+	atomic_fetch_add(&m->latency_bucket[b], 1);
+	atomic_fetch_add(&m->latency_sum_us, us);
+	atomic_fetch_add(&m->latency_count, 1);
+	size_t route = r->route ? (size_t)(r->route - routes) : N_ROUTES;
+	unsigned cls = r->status >= 100 && r->status < 600 ? r->status / 100 - 1 : 4;
+	atomic_fetch_add(&m->by_route[route][cls], 1);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
 	struct req *r = *req_cls;
-	if (r)
+	if (r) {
+		count_request(r);
 		req_free(r);
+	}
 	*req_cls = NULL;
 }
 
@@ -487,6 +555,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->conn = conn;
 		r->url = url;
 		r->method = method;
+		r->start_us = mono_us();
 		*req_cls = r;
 		atomic_fetch_add(&r->hub->m.requests, 1);
 		return on_head(r);
@@ -497,6 +566,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
+		atomic_fetch_add(&r->hub->m.bytes_in, (long long)*upload_data_size);
 		on_body(r, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		/* Refuse to swallow an unbounded body after an error. */
@@ -644,6 +714,7 @@ int hub_serve(struct hub_config *cfg)
 	if (hub->cfg.feed_heartbeat_ms <= 0)
 		hub->cfg.feed_heartbeat_ms = 15000;
 	feed_init(hub);
+	hub->m.by_route = xcalloc(N_ROUTES + 1, sizeof *hub->m.by_route);
 	hub->limiter = limiter_new(hub->cfg.rate_limit);
 	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
 	if (!hub->pool || !hub->store) {
@@ -692,6 +763,7 @@ int hub_serve(struct hub_config *cfg)
 	store_free(hub->store);
 	db_pool_free(hub->pool);
 	feed_free(hub);
+	free(hub->m.by_route);
 	limiter_free(hub->limiter);
 	free(hub->tls_cert_pem);
 	if (hub->tls_key_pem) {

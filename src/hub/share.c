@@ -390,9 +390,7 @@ static enum MHD_Result share_page(struct req *r, struct share *s, const char *fu
 	    "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	r->replied = true;
+	enum MHD_Result ret = req_queue(r, MHD_HTTP_OK, resp);
 	return ret;
 }
 

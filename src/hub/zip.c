@@ -345,8 +345,6 @@ enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name)
 	MHD_add_response_header(resp, "Content-Type", "application/zip");
 	MHD_add_response_header(resp, "Content-Disposition", cd);
 	free(cd);
-	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	r->replied = true;
+	enum MHD_Result ret = req_queue(r, MHD_HTTP_OK, resp);
 	return ret;
 }
