@@ -7,3 +7,5 @@ echo "== chunking (docs/chunking.md)"
 nice "$BUILD/roost-chunkbench" --size 1024
 echo "== transfer (docs/benchmarks.md)"
 python3 "$(dirname "$0")/transfer.py" "$ROOST"
+echo "== hub: feed latency, metadata throughput, idle subscribers (docs/benchmarks.md)"
+python3 "$(dirname "$0")/hub.py" "$ROOST"

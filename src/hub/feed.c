@@ -293,7 +293,7 @@ enum MHD_Result api_events(struct req *r)
 	/* Open the stream at once, so a client knows it is subscribed. */
 	append(s, ": roost feed\nretry: 2000\n\n");
 	struct MHD_Response *resp =
-	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sub_read, s, sub_free);
+	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8 * 1024, sub_read, s, sub_free);
 	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
