@@ -279,6 +279,19 @@ static char *share_path(struct req *r, const struct share *s)
 	return full;
 }
 
+/* Open the link named in the URL, check its password and resolve ?path=:
+ * false after replying. The caller frees *full and finishes s. */
+static bool share_enter(struct req *r, struct share *s, char **full)
+{
+	*full = NULL;
+	if (!share_open(r, r->params[0], s))
+		return false;
+	if (share_unlocked(r, s) && (*full = share_path(r, s)))
+		return true;
+	share_fini(s);
+	return false;
+}
+
 static void html_escape(FILE *f, const char *s)
 {
 	for (; *s; s++) {
@@ -410,12 +423,10 @@ static enum MHD_Result share_json(struct req *r, struct share *s, const char *fu
 enum MHD_Result api_share_view(struct req *r)
 {
 	struct share s;
-	if (!share_open(r, r->params[0], &s))
+	char *full;
+	if (!share_enter(r, &s, &full))
 		return MHD_YES;
 	enum MHD_Result ret = MHD_YES;
-	char *full = NULL;
-	if (!share_unlocked(r, &s) || !(full = share_path(r, &s)))
-		goto out;
 	const char *fmt = req_arg(r, "format", NULL), *accept = req_header(r, "Accept");
 	bool as_json =
 	    (fmt && strcmp(fmt, "json") == 0) ||
@@ -450,7 +461,6 @@ enum MHD_Result api_share_view(struct req *r)
 		             : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
 		                           "nothing is shared there");
 	}
-out:
 	free(full);
 	share_fini(&s);
 	return ret;
@@ -460,12 +470,10 @@ out:
 enum MHD_Result api_share_file(struct req *r)
 {
 	struct share s;
-	if (!share_open(r, r->params[0], &s))
+	char *full;
+	if (!share_enter(r, &s, &full))
 		return MHD_YES;
 	enum MHD_Result ret = MHD_YES;
-	char *full = NULL;
-	if (!share_unlocked(r, &s) || !(full = share_path(r, &s)))
-		goto out;
 	struct file_info fi;
 	int rc = meta_file_get(r->db, r->ws_id, full, &fi);
 	if (rc == 1 && acl_perm(req_acl(r), full, true) >= PERM_READ) {
@@ -477,7 +485,6 @@ enum MHD_Result api_share_file(struct req *r)
 		          ? reply_db_error(r)
 		          : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such shared file");
 	}
-out:
 	free(full);
 	share_fini(&s);
 	return ret;
@@ -487,12 +494,10 @@ out:
 enum MHD_Result api_share_zip(struct req *r)
 {
 	struct share s;
-	if (!share_open(r, r->params[0], &s))
+	char *full;
+	if (!share_enter(r, &s, &full))
 		return MHD_YES;
 	enum MHD_Result ret = MHD_YES;
-	char *full = NULL;
-	if (!share_unlocked(r, &s) || !(full = share_path(r, &s)))
-		goto out;
 	int64_t folder = 0;
 	int rc = s.is_file ? 0 : meta_folder_id(r->db, r->ws_id, full, &folder);
 	if (rc == 1 && acl_visible(req_acl(r), full, false)) {
@@ -513,7 +518,6 @@ enum MHD_Result api_share_zip(struct req *r)
 		             : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
 		                           "no shared folder there");
 	}
-out:
 	free(full);
 	share_fini(&s);
 	return ret;
@@ -523,16 +527,14 @@ out:
 enum MHD_Result api_share_upload_begin(struct req *r)
 {
 	struct share s;
-	if (!share_open(r, r->params[0], &s))
+	char *full;
+	if (!share_enter(r, &s, &full))
 		return MHD_YES;
 	enum MHD_Result ret = MHD_YES;
-	char *full = NULL;
 	if (!s.write) {
 		ret = reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "this link is read-only");
 		goto out;
 	}
-	if (!share_unlocked(r, &s) || !(full = share_path(r, &s)))
-		goto out;
 	if (strcmp(full, s.root) == 0) {
 		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
 		                  "name the file: ?path=/NAME inside the shared folder");
