@@ -68,6 +68,11 @@ class Hub:
             raise RuntimeError("roost init failed (%d): %s" % (
                 p.returncode, p.stderr.decode(errors="replace")))
 
+    def limits(self):
+        """Tests fire requests far faster than people do: no per-token rate limit
+        unless a test asks for one (test_limits does)."""
+        return [] if "--rate-limit" in self.serve_args else ["--rate-limit", "0"]
+
     def db_args(self):
         """--db URL for init and serve, or nothing for SQLite in the data dir."""
         return ["--db", self.db_url] if self.db_url else []
@@ -100,7 +105,7 @@ class Hub:
             [ROOST, "serve", "--data", self.data, *self.db_args(),
              "--api-port", str(self.api_port),
              "--content-port", str(self.content_port),
-             "--dashboard-port", str(self.dash_port), *self.serve_args],
+             "--dashboard-port", str(self.dash_port), *self.limits(), *self.serve_args],
             stdout=self.log, stderr=self.log, env=self.env())
         deadline = time.time() + 20
         while time.time() < deadline:
