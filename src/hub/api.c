@@ -7,6 +7,7 @@
 #include "../core/util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,10 +143,15 @@ enum MHD_Result api_list(struct req *r)
 		return ret;
 	}
 	json_t *entries = list_entries(r, fid, path);
+	bool big = json_array_size(entries) > 1000;
 	enum MHD_Result ret = reply_json(
 	    r, MHD_HTTP_OK,
 	    json_pack("{s:s, s:s, s:o}", "path", path, "type", "folder", "entries", entries));
 	free(path);
+	/* A big listing's thousands of small JSON objects are freed by now; give
+	 * the memory back rather than let this thread's arena keep it. */
+	if (big)
+		malloc_trim(0);
 	return ret;
 }
 
