@@ -785,6 +785,12 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 		tmp = xasprintf("%s/.%s.roost-XXXXXX", dirname(copy), basename(dest));
 		free(copy);
 		fd = mkstemp(tmp);
+		if (fd >= 0) {
+			/* mkstemp makes it 0600; a downloaded file gets the usual mode. */
+			mode_t um = umask(0);
+			umask(um);
+			fchmod(fd, 0666 & ~um);
+		}
 		if (fd < 0) {
 			fprintf(stderr, "roost: get: cannot create a file next to %s: %s\n", dest,
 			        strerror(errno));
