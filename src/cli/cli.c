@@ -47,6 +47,18 @@ static int parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->expires;
 		else if (strcmp(a, "--action") == 0)
 			val = &o->action;
+		else if (strcmp(a, "--dir") == 0)
+			val = &o->dir;
+		else if (strcmp(a, "--label") == 0)
+			val = &o->label;
+		else if (strcmp(a, "--folders") == 0)
+			val = &o->folders;
+		else if (strcmp(a, "--listen") == 0)
+			val = &o->listen;
+		else if (strcmp(a, "--heartbeat") == 0)
+			val = &o->heartbeat;
+		else if (strcmp(a, "--cache-max") == 0)
+			val = &o->cache_max;
 		else if (strcmp(a, "--parallel") == 0) {
 			if (i + 1 >= argc || (o->parallel = atoi(argv[++i])) < 1 ||
 			    o->parallel > 64) {
@@ -328,7 +340,7 @@ static int cmd_put(struct opts *o)
 	struct client c;
 	if (client_open(&c, o->workspace))
 		return 1;
-	struct put_opts po = {.parallel = o->parallel, .quiet = o->quiet};
+	struct put_opts po = {.parallel = o->parallel, .quiet = o->quiet, .base_version_id = -1};
 	int rc = transfer_put(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, &po);
 	client_close(&c);
 	return rc;
@@ -382,6 +394,9 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"share", cmd_share},
 	    {"shares", cmd_shares},
 	    {"unshare", cmd_unshare},
+	    {"host", cmd_host},
+	    {"hosts", cmd_hosts},
+	    {"policy", cmd_policy},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

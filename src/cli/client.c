@@ -197,11 +197,20 @@ int client_open(struct client *c, const char *workspace)
 		return 1;
 	}
 	free(path);
-	c->hub = xstrdup(json_get_str(cfg, "hub"));
-	c->token = xstrdup(json_get_str(cfg, "token"));
-	c->email = xstrdup(json_get_str(cfg, "email") ? json_get_str(cfg, "email") : "");
-	c->cacert = json_get_str(cfg, "cacert") ? xstrdup(json_get_str(cfg, "cacert")) : NULL;
+	int rc =
+	    client_open_with(c, json_get_str(cfg, "hub"), json_get_str(cfg, "token"),
+	                     json_get_str(cfg, "cacert"), json_get_str(cfg, "email"), workspace);
 	json_decref(cfg);
+	return rc;
+}
+
+int client_open_with(struct client *c, const char *hub, const char *token, const char *cacert,
+                     const char *email, const char *workspace)
+{
+	c->hub = xstrdup(hub);
+	c->token = xstrdup(token);
+	c->email = xstrdup(email ? email : "");
+	c->cacert = cacert ? xstrdup(cacert) : NULL;
 	c->curl = client_curl(c);
 
 	if (!workspace)

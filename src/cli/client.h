@@ -27,6 +27,9 @@ int client_save_config(const char *hub, const char *token, const char *email, co
 /* Load credentials and resolve the workspace (NULL: $ROOST_WORKSPACE, else
  * "default", else the first). Prints why on failure; returns 0 or an exit code. */
 int client_open(struct client *c, const char *workspace);
+/* The same with credentials given (c is zeroed first by the caller). */
+int client_open_with(struct client *c, const char *hub, const char *token, const char *cacert,
+                     const char *email, const char *workspace);
 void client_close(struct client *c);
 
 /* A new curl handle set up with the token and sane timeouts. */

@@ -14,6 +14,8 @@
 struct opts {
 	const char *workspace, *hub, *email, *version, *since, *limit, *action, *role, *expires,
 	    *cacert, *password;
+	/* roost host */
+	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max;
 	bool write;
 	bool json, quiet, parents;
 	int parallel;
@@ -44,5 +46,9 @@ int cmd_share(struct opts *o);
 int cmd_shares(struct opts *o);
 int cmd_unshare(struct opts *o);
 int cmd_watch(struct opts *o);
+/* host/hostcli.c */
+int cmd_host(struct opts *o);
+int cmd_hosts(struct opts *o);
+int cmd_policy(struct opts *o);
 
 #endif

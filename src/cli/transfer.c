@@ -531,6 +531,8 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 		size += p.chunks[i].size;
 	char *url = client_ws_url(c, "/versions", NULL);
 	json_t *body = commit_body(&p, remote, size, whole);
+	if (o->base_version_id >= 0)
+		json_object_set_new(body, "base_version_id", json_integer(o->base_version_id));
 	for (int attempt = 0;; attempt++) {
 		json_t *resp = NULL;
 		char err[256];
@@ -549,8 +551,26 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 				    (long long)atomic_load(&p.sent_chunks),
 				    human_bytes(atomic_load(&p.sent_bytes), b));
 			}
-			json_decref(resp);
+			if (o->result) {
+				json_t *arr = json_array();
+				for (size_t i = 0; i < p.n; i++)
+					json_array_append_new(
+					    arr,
+					    json_pack("{s:s, s:I, s:I}", "hash", p.chunks[i].hash,
+					              "size", (json_int_t)p.chunks[i].size,
+					              "offset", (json_int_t)p.chunks[i].off));
+				json_object_set_new(resp, "chunks", arr);
+				*o->result = resp;
+			} else {
+				json_decref(resp);
+			}
 			rc = 0;
+			break;
+		}
+		const char *code = json_get_str(json_object_get(resp, "error"), "code");
+		if (status == 409 && code && strcmp(code, "version_conflict") == 0) {
+			json_decref(resp);
+			rc = PUT_CONFLICT;
 			break;
 		}
 		if (status == 409 && json_is_array(missing) && attempt < 3) {

@@ -12,7 +12,15 @@
 struct put_opts {
 	int parallel; /* chunk uploads in flight; 0 for the default */
 	bool quiet;
+	/* Conditional commit (hosts): >= 0 is the version id the file must
+	 * still have (0: must not exist); -1 commits unconditionally. */
+	int64_t base_version_id;
+	/* When set, gets the commit's answer plus "chunks" [{hash,size,offset}]. */
+	json_t **result;
 };
+
+/* transfer_put's exit code when a conditional commit lost to another version. */
+#define PUT_CONFLICT 3
 
 int transfer_put(struct client *c, const char *local, const char *remote, const struct put_opts *o);
 /* version 0 means the current one; local "-" writes to stdout. */

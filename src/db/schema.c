@@ -134,6 +134,13 @@ static const char *const migrations[] = {
     " workspace_id BIGINT NOT NULL REFERENCES workspaces(id), seq BIGINT NOT NULL,"
     " kind TEXT NOT NULL, entity TEXT NOT NULL, payload TEXT NOT NULL, at BIGINT NOT NULL,"
     " PRIMARY KEY (workspace_id, seq));",
+
+    /* 2: what hosts report in heartbeats, and who invited them */
+    "ALTER TABLE hosts ADD COLUMN url TEXT;"
+    "ALTER TABLE hosts ADD COLUMN heartbeat_ms BIGINT;"
+    "ALTER TABLE hosts ADD COLUMN info TEXT;"
+    "ALTER TABLE hosts ADD COLUMN invited_by BIGINT REFERENCES users(id);"
+    "CREATE INDEX chunk_replicas_host ON chunk_replicas(host_id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

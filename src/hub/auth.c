@@ -40,7 +40,8 @@ void auth_new_token(char tok[64], char hash[65])
 	auth_token_hash(tok, hash);
 }
 
-int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id)
+int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id,
+                      int64_t *host_id, int64_t *host_ws)
 {
 	if (!authz || strncmp(authz, "Bearer ", 7) != 0)
 		return 1;
@@ -49,17 +50,24 @@ int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_
 		return 1;
 	char h[65];
 	auth_token_hash(tok, h);
-	struct db_stmt *st = db_query(db,
-	                              "SELECT id, user_id FROM tokens WHERE token_hash = ? AND "
-	                              "revoked_at IS NULL AND user_id IS NOT NULL AND "
-	                              "(expires_at IS NULL OR expires_at > ?)",
-	                              "ti", h, now_ms());
+	/* A host token acts for the admin who invited the host, in the host's
+	 * workspace only, until the host is revoked. */
+	struct db_stmt *st =
+	    db_query(db,
+	             "SELECT t.id, t.user_id, t.host_id, h.workspace_id FROM tokens t "
+	             "LEFT JOIN hosts h ON h.id = t.host_id WHERE t.token_hash = ? AND "
+	             "t.revoked_at IS NULL AND t.user_id IS NOT NULL AND "
+	             "(t.expires_at IS NULL OR t.expires_at > ?) AND "
+	             "(t.host_id IS NULL OR h.revoked_at IS NULL)",
+	             "ti", h, now_ms());
 	if (!st)
 		return -1;
 	int rc = db_step(st);
 	if (rc == DB_ROW) {
 		*token_id = db_col_int64(st, 0);
 		*user_id = db_col_int64(st, 1);
+		*host_id = db_col_int64(st, 2);
+		*host_ws = db_col_int64(st, 3);
 	}
 	db_finalize(st);
 	return rc == DB_ROW ? 0 : rc == DB_DONE ? 1 : -1;

@@ -78,6 +78,7 @@ struct req {
 	char *params[2]; /* captured '*' segments of the route */
 	int64_t user_id; /* authenticated user, 0 if none */
 	int64_t token_id;
+	int64_t host_id, host_ws; /* a host's credential: the host and its workspace */
 	int64_t ws_id; /* workspace from the URL, membership checked */
 	enum role role;
 	struct acl *acl; /* the caller's access in ws_id, loaded on first use */
@@ -141,7 +142,8 @@ bool auth_verify_password(const char *hash, const char *password);
 void auth_new_token(char tok[64], char hash[65]);
 void auth_token_hash(const char *tok, char hash[65]);
 /* Resolve a bearer token; 0 if valid (user and token ids set). */
-int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id);
+int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id,
+                      int64_t *host_id, int64_t *host_ws);
 enum role auth_role(struct db *db, int64_t ws_id, int64_t user_id);
 /* Record a new session token (its hash) for user uid. */
 int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const char *client);
@@ -226,6 +228,19 @@ enum MHD_Result api_share_view(struct req *r);
 enum MHD_Result api_share_file(struct req *r);
 enum MHD_Result api_share_upload_begin(struct req *r);
 enum MHD_Result api_share_zip(struct req *r);
+
+/* hosts.c: host agents (docs/host.md) */
+enum MHD_Result api_host_invite(struct req *r);
+enum MHD_Result api_host_join(struct req *r);
+enum MHD_Result api_hosts(struct req *r);
+enum MHD_Result api_host_heartbeat(struct req *r);
+enum MHD_Result api_host_policies(struct req *r);
+enum MHD_Result api_host_policy_set(struct req *r);
+enum MHD_Result api_host_replicas(struct req *r);
+enum MHD_Result api_tree(struct req *r);
+enum MHD_Result api_manifest(struct req *r);
+enum MHD_Result api_token_create(struct req *r);
+enum MHD_Result api_replicas(struct req *r);
 
 /* zip.c: folder (what the caller may read in it) as a streamed ZIP64 archive */
 enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name);

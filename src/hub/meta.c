@@ -180,8 +180,8 @@ int meta_audit(struct req *r, const char *action, const char *target, json_t *de
 	json_decref(detail);
 	req_client(r, addr);
 	struct db_stmt *st = db_prepare(r->db, "INSERT INTO audit_log(workspace_id, actor_user_id, "
-	                                       "action, target, at, client_addr, detail) "
-	                                       "VALUES(?,?,?,?,?,?,?)");
+	                                       "action, target, at, client_addr, detail, "
+	                                       "actor_host_id) VALUES(?,?,?,?,?,?,?,?)");
 	int rc = DB_ERR;
 	if (st) {
 		if (r->ws_id)
@@ -197,6 +197,10 @@ int meta_audit(struct req *r, const char *action, const char *target, json_t *de
 		db_bind_int64(st, 5, now_ms());
 		db_bind_text(st, 6, addr);
 		db_bind_text(st, 7, d);
+		if (r->host_id)
+			db_bind_int64(st, 8, r->host_id);
+		else
+			db_bind_null(st, 8);
 		rc = db_step(st);
 		db_finalize(st);
 	}

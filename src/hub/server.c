@@ -78,6 +78,22 @@ static const struct route routes[] = {
     {"GET", "/s/*/zip", 0, BODY_NONE, NULL, NULL, api_share_zip},
     {"PUT", "/s/*/upload", 0, BODY_STREAM, api_share_upload_begin, api_upload_data, api_upload},
     {"HEAD", "/c/*", 0, BODY_NONE, NULL, NULL, api_content_by_token},
+    {"POST", "/api/v1/workspaces/*/hosts/invites", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_host_invite},
+    {"POST", "/api/v1/hosts/join", 0, BODY_JSON, NULL, NULL, api_host_join},
+    {"GET", "/api/v1/workspaces/*/hosts", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_hosts},
+    {"POST", "/api/v1/workspaces/*/hosts/self/heartbeat", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_host_heartbeat},
+    {"GET", "/api/v1/workspaces/*/hosts/*/policies", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+     api_host_policies},
+    {"PUT", "/api/v1/workspaces/*/hosts/*/policies", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_host_policy_set},
+    {"POST", "/api/v1/workspaces/*/hosts/self/replicas", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_host_replicas},
+    {"GET", "/api/v1/workspaces/*/tree", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_tree},
+    {"GET", "/api/v1/workspaces/*/manifest", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_manifest},
+    {"POST", "/api/v1/workspaces/*/tokens", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_token_create},
+    {"GET", "/api/v1/workspaces/*/replicas", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_replicas},
     {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
     {"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
 };
@@ -343,7 +359,8 @@ static bool admit(struct req *r)
 	if (!(rt->flags & R_AUTH))
 		return true;
 	const char *authz = req_header(r, "Authorization");
-	int rc = auth_check_bearer(r->db, authz, &r->user_id, &r->token_id);
+	int rc =
+	    auth_check_bearer(r->db, authz, &r->user_id, &r->token_id, &r->host_id, &r->host_ws);
 	if (rc < 0) {
 		reply_db_error(r);
 		return false;
@@ -372,7 +389,7 @@ static bool admit(struct req *r)
 		}
 		r->ws_id = id;
 		r->role = auth_role(r->db, r->ws_id, r->user_id);
-		if (r->role == ROLE_NONE) {
+		if (r->role == ROLE_NONE || (r->host_id && r->host_ws != id)) {
 			/* Not a member looks the same as not existing. */
 			reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such workspace");
 			return false;

@@ -8,6 +8,7 @@
  * retirement, so tokens already handed out stay good until they expire. */
 #include "hub.h"
 #include "../core/json.h"
+#include "../core/token.h"
 #include "../core/util.h"
 
 #include <sodium.h>
@@ -21,17 +22,6 @@ static char *b64(const unsigned char *bin, size_t len)
 	size_t n = sodium_base64_encoded_len(len, B64);
 	char *out = xmalloc(n);
 	sodium_bin2base64(out, n, bin, len, B64);
-	return out;
-}
-
-/* Decode into a new buffer; NULL if not valid base64url. */
-static unsigned char *unb64(const char *s, size_t slen, size_t *len)
-{
-	unsigned char *out = xmalloc(slen + 1);
-	if (sodium_base642bin(out, slen + 1, s, slen, NULL, len, NULL, B64) != 0) {
-		free(out);
-		return NULL;
-	}
 	return out;
 }
 
@@ -73,50 +63,23 @@ char *tokens_sign(struct db *db, json_t *claims)
 	return tok;
 }
 
-json_t *tokens_verify(struct db *db, const char *tok, const char **why)
+/* The key must exist and not be retired for longer than a token may live. */
+static bool db_key(void *cls, const char *kid, unsigned char pk[crypto_sign_PUBLICKEYBYTES])
 {
-	const char *dot = tok ? strchr(tok, '.') : NULL;
-	*why = "the token is malformed";
-	if (!dot || strlen(tok) > 4096)
-		return NULL;
-	size_t plen = (size_t)(dot - tok), jlen = 0, slen = 0;
-	unsigned char *pj = unb64(tok, plen, &jlen);
-	unsigned char *sig = unb64(dot + 1, strlen(dot + 1), &slen);
-	json_t *claims = pj ? json_loadb((const char *)pj, jlen, 0, NULL) : NULL;
-	free(pj);
-	const char *kid = json_get_str(claims, "kid");
-	int64_t exp = 0;
-	if (!sig || slen != crypto_sign_BYTES || !kid || !json_get_int(claims, "exp", &exp))
-		goto fail;
-	/* The key must exist and not be retired for longer than a token may live. */
 	char pk64[128] = "";
-	struct db_stmt *st = db_query(db,
+	struct db_stmt *st = db_query(cls,
 	                              "SELECT public_key FROM signing_keys WHERE kid = ? AND "
 	                              "(retired_at IS NULL OR retired_at > ?)",
 	                              "ti", kid, now_ms() - TOKEN_TTL_MAX_MS);
 	if (st && db_step(st) == DB_ROW)
 		snprintf(pk64, sizeof pk64, "%s", db_col_text(st, 0));
 	db_finalize(st);
-	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-	size_t pklen = 0;
-	*why = "the token's signing key is unknown or retired";
-	if (!pk64[0] ||
-	    sodium_base642bin(pk, sizeof pk, pk64, strlen(pk64), NULL, &pklen, NULL, B64) != 0 ||
-	    pklen != sizeof pk)
-		goto fail;
-	*why = "the token's signature is not valid";
-	if (crypto_sign_verify_detached(sig, (const unsigned char *)tok, plen, pk) != 0)
-		goto fail;
-	*why = "the token has expired";
-	if (exp <= now_ms())
-		goto fail;
-	free(sig);
-	*why = NULL;
-	return claims;
-fail:
-	free(sig);
-	json_decref(claims);
-	return NULL;
+	return token_parse_key(pk64, pk);
+}
+
+json_t *tokens_verify(struct db *db, const char *tok, const char **why)
+{
+	return token_verify(tok, db_key, db, why);
 }
 
 enum MHD_Result api_keys(struct req *r)

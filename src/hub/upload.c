@@ -217,10 +217,12 @@ enum MHD_Result api_chunk_put(struct req *r)
 
 /* ---- committing a version ---- */
 
-/* Commit path as a new version made of chunks, in one transaction. Replies. */
+/* Commit path as a new version made of chunks, in one transaction. Replies.
+ * base >= 0 makes it conditional: the file's current version id must be base
+ * (0: the file must not exist), else 409 version_conflict. */
 static enum MHD_Result commit_version(struct req *r, const char *path, int64_t size,
                                       const char *hash, const struct chunk_ref *chunks, size_t n,
-                                      const char *ctype_in)
+                                      const char *ctype_in, int64_t base)
 {
 	char *parent = NULL, *name = NULL;
 	enum MHD_Result ret;
@@ -272,6 +274,24 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	}
 	if (rc != 0)
 		goto db_fail;
+	if (base >= 0) {
+		int64_t cur = 0;
+		rc = db_int64(
+		    r->db, &cur,
+		    "SELECT COALESCE(current_version_id, 0) FROM files WHERE folder_id = ? "
+		    "AND name = ? AND deleted_at IS NULL",
+		    "it", folder, name);
+		if (rc == DB_ERR)
+			goto db_fail;
+		if (cur != base) {
+			db_rollback(r->db);
+			ret = reply_error_extra(
+			    r, MHD_HTTP_CONFLICT, "version_conflict",
+			    "the file changed since the base version",
+			    json_pack("{s:I}", "current_version_id", (json_int_t)cur));
+			goto out;
+		}
+	}
 	char ctype[128];
 	if (ctype_in)
 		snprintf(ctype, sizeof ctype, "%s", ctype_in);
@@ -307,7 +327,12 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		           "iitii", vid, (int64_t)i, chunks[i].hash, off,
 		           chunks[i].size) != DB_DONE ||
 		    db_run(r->db, "UPDATE chunks SET refcount = refcount + 1 WHERE hash = ?", "t",
-		           chunks[i].hash) != DB_DONE)
+		           chunks[i].hash) != DB_DONE ||
+		    /* the hub's storage holds every committed chunk (min_replicas) */
+		    db_run(r->db,
+		           "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
+		           "VALUES(?, 'hub', 'ok', ?) ON CONFLICT DO NOTHING",
+		           "ti", chunks[i].hash, now) != DB_DONE)
 			goto db_fail;
 		off += chunks[i].size;
 	}
@@ -316,9 +341,9 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	           "updated_at = ?, updated_by = ? WHERE id = ?",
 	           "iitiii", vid, size, ctype, now, r->user_id, file_id) != DB_DONE ||
 	    meta_change(r->db, r->ws_id, "file.version", "file",
-	                json_pack("{s:I, s:s, s:I, s:I, s:s}", "id", (json_int_t)file_id, "path",
-	                          path, "version", (json_int_t)number, "size", (json_int_t)size,
-	                          "hash", hash)) != 0 ||
+	                json_pack("{s:I, s:s, s:I, s:I, s:I, s:s}", "id", (json_int_t)file_id,
+	                          "path", path, "version", (json_int_t)number, "version_id",
+	                          (json_int_t)vid, "size", (json_int_t)size, "hash", hash)) != 0 ||
 	    meta_audit(r, "file.version", path,
 	               json_pack("{s:I, s:I}", "version", (json_int_t)number, "size",
 	                         (json_int_t)size)) != 0 ||
@@ -326,10 +351,10 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		goto db_fail;
 	atomic_fetch_add(&r->hub->m.versions_committed, 1);
 	ret = reply_json(r, MHD_HTTP_CREATED,
-	                 json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I}", "path", path, "id",
-	                           (json_int_t)file_id, "version", (json_int_t)number, "size",
-	                           (json_int_t)size, "hash", hash, "content_type", ctype, "chunks",
-	                           (json_int_t)n));
+	                 json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I}", "path", path, "id",
+	                           (json_int_t)file_id, "version", (json_int_t)number, "version_id",
+	                           (json_int_t)vid, "size", (json_int_t)size, "hash", hash,
+	                           "content_type", ctype, "chunks", (json_int_t)n));
 	goto out;
 db_fail:
 	db_rollback(r->db);
@@ -389,7 +414,14 @@ enum MHD_Result api_commit(struct req *r)
 		                  (long long)total, (long long)size);
 		goto out;
 	}
-	ret = commit_version(r, path, size, hash, refs, n, ctype);
+	int64_t base = -1;
+	if (json_object_get(r->json, "base_version_id") &&
+	    (!json_get_int(r->json, "base_version_id", &base) || base < 0)) {
+		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                  "base_version_id must be a version id, or 0 for a new file");
+		goto out;
+	}
+	ret = commit_version(r, path, size, hash, refs, n, ctype, base);
 out:
 	free(refs);
 	free(path);
@@ -520,5 +552,5 @@ enum MHD_Result api_upload(struct req *r)
 		snprintf(ctype, sizeof ctype, "application/x-empty");
 	if (grant_chunks(r->db, r->ws_id, s->chunks, s->n) != DB_DONE)
 		return reply_db_error(r);
-	return commit_version(r, s->path, s->total, hash, s->chunks, s->n, ctype);
+	return commit_version(r, s->path, s->total, hash, s->chunks, s->n, ctype, -1);
 }

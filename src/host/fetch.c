@@ -1,0 +1,210 @@
+/* fetch: getting a version's bytes from the nearest source.
+ *
+ * The hub's manifest lists a version's chunks, the online hosts holding each
+ * and a token to fetch chunks from them. For every chunk we try, in order: a
+ * local file that holds it (a copy or an older version), the on-demand cache,
+ * each online host holding it, then the hub's storage — and fall back down the
+ * list on any failure. Every chunk is verified against its hash, whatever the
+ * source, and the whole file against the version's hash. */
+#include "host.h"
+#include "../core/hash.h"
+#include "../core/json.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+json_t *fetch_manifest(struct host *h, CURL *curl, const char *path, int64_t version, bool *gone)
+{
+	char *rel = version ? xasprintf("/manifest?path=%%s&version=%lld", (long long)version)
+	                    : xstrdup("/manifest?path=%s");
+	char *url = client_ws_url(&h->c, rel, path);
+	free(rel);
+	json_t *m = NULL;
+	char err[256];
+	long st = client_request(&h->c, curl, "GET", url, NULL, &m, err);
+	free(url);
+	*gone = st == 404;
+	if (st != 200 || !json_is_array(json_object_get(m, "chunks"))) {
+		if (st != 404)
+			log_warn("manifest %s: %s", path, err[0] ? err : "the hub refused");
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+struct fixed_buf {
+	uint8_t *buf;
+	size_t cap, len;
+};
+
+static size_t into_fixed(char *p, size_t size, size_t n, void *cls)
+{
+	struct fixed_buf *b = cls;
+	size_t add = size * n;
+	if (b->len + add > b->cap)
+		return 0;
+	memcpy(b->buf + b->len, p, add);
+	b->len += add;
+	return add;
+}
+
+/* GET url into buf with a bearer token; the body's length, or -1. */
+static int64_t get_into(struct host *h, CURL *curl, const char *url, const char *token,
+                        uint8_t *buf, size_t cap)
+{
+	struct fixed_buf b = {buf, cap, 0};
+	curl_easy_reset(curl);
+	if (h->c.cacert)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, h->c.cacert);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, into_fixed);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+	char *auth = xasprintf("Authorization: Bearer %s", token);
+	struct curl_slist *hd = curl_slist_append(NULL, auth);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hd);
+	CURLcode cc = curl_easy_perform(curl);
+	long status = 0;
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hd);
+	free(auth);
+	return cc == CURLE_OK && status == 200 ? (int64_t)b.len : -1;
+}
+
+static bool verified(const uint8_t *buf, int64_t n, const char *hash, int64_t size)
+{
+	char got[HASH_HEX_LEN + 1];
+	if (n != size)
+		return false;
+	hash_hex(buf, (size_t)n, got);
+	return strcmp(got, hash) == 0;
+}
+
+/* The chunk from a local file that holds it, verified. */
+static int64_t from_local(struct host *h, struct db *db, const char *hash, int64_t size,
+                          uint8_t *buf)
+{
+	char *path = NULL;
+	int64_t off = 0, sz = 0;
+	if (idx_chunk_where(db, hash, &path, &off, &sz) != 1 || sz != size) {
+		free(path);
+		return -1;
+	}
+	int fd = open_beneath(h, path, O_RDONLY, 0);
+	free(path);
+	if (fd < 0)
+		return -1;
+	ssize_t n = pread_full(fd, buf, (size_t)size, off);
+	close(fd);
+	return verified(buf, n, hash, size) ? size : -1;
+}
+
+int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest, size_t idx,
+                    uint8_t *buf, size_t cap, bool to_cache)
+{
+	json_t *c = json_array_get(json_object_get(manifest, "chunks"), idx);
+	const char *hash = json_get_str(c, "hash");
+	int64_t size = 0;
+	if (!hash || !json_get_int(c, "size", &size) || size <= 0 || (size_t)size > cap)
+		return -EINVAL;
+	if (from_local(h, db, hash, size, buf) == size)
+		return size;
+	if (store_read(h->cache, hash, buf, cap) == size) {
+		idx_cache_touch(db, hash, size);
+		return size;
+	}
+	/* Other hosts first: they spare the hub. */
+	int64_t n = -1;
+	const char *tok = json_get_str(manifest, "chunk_token");
+	json_t *hosts = json_object_get(manifest, "hosts"), *hid;
+	size_t i;
+	json_array_foreach(json_object_get(c, "hosts"), i, hid)
+	{
+		if (!tok || json_integer_value(hid) == h->host_id)
+			continue;
+		char key[24];
+		snprintf(key, sizeof key, "%lld", (long long)json_integer_value(hid));
+		const char *base = json_get_str(hosts, key);
+		if (!base)
+			continue;
+		char *url = xasprintf("%s/chunks/%s", base, hash);
+		n = get_into(h, curl, url, tok, buf, cap);
+		free(url);
+		if (verified(buf, n, hash, size))
+			break;
+		log_warn("chunk %.12s: host %s failed; trying the next source", hash, key);
+		n = -1;
+	}
+	if (n < 0) {
+		char *rel = xasprintf("/chunks/%s", hash);
+		char *url = client_ws_url(&h->c, rel, NULL);
+		free(rel);
+		n = get_into(h, curl, url, h->c.token, buf, cap);
+		free(url);
+		if (!verified(buf, n, hash, size)) {
+			log_warn("chunk %.12s: the hub could not give it", hash);
+			return -EIO;
+		}
+	}
+	if (to_cache) {
+		char got[HASH_HEX_LEN + 1];
+		if (store_put(h->cache, buf, (size_t)size, got) == 0) {
+			idx_cache_touch(db, hash, size);
+			atomic_store(&h->cache_bytes,
+			             idx_cache_trim(db, h->cache, h->cfg.cache_max));
+		}
+	}
+	return size;
+}
+
+int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, int fd,
+                  bool to_cache)
+{
+	json_t *chunks = json_object_get(manifest, "chunks"), *c;
+	size_t i, cap = 0;
+	json_array_foreach(chunks, i, c)
+	{
+		int64_t s = json_integer_value(json_object_get(c, "size"));
+		if (s > (int64_t)cap)
+			cap = (size_t)s;
+	}
+	uint8_t *buf = xmalloc(cap ? cap : 1);
+	struct hasher *whole = hasher_new();
+	int rc = 0;
+	json_array_foreach(chunks, i, c)
+	{
+		int64_t n = fetch_chunk(h, db, curl, manifest, i, buf, cap, to_cache);
+		if (n < 0) {
+			rc = (int)n;
+			break;
+		}
+		hasher_update(whole, buf, (size_t)n);
+		if ((rc = write_all(fd, buf, (size_t)n)) != 0)
+			break;
+		if (atomic_load(&h->stop)) {
+			rc = -EINTR;
+			break;
+		}
+	}
+	char got[HASH_HEX_LEN + 1];
+	hasher_final_hex(whole, got);
+	hasher_free(whole);
+	free(buf);
+	const char *want = json_get_str(manifest, "hash");
+	if (rc == 0 && (!want || strcmp(got, want) != 0)) {
+		log_error("download of %s does not match its hash; discarded",
+		          json_get_str(manifest, "path"));
+		rc = -EBADMSG;
+	}
+	return rc;
+}

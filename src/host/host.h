@@ -1,0 +1,171 @@
+/* host: the host agent (roost host run, docs/host.md) — shared types of its
+ * modules:
+ *   agent.c   start-up, the sync loop's thread, feed and heartbeat threads
+ *   index.c   the local index (SQLite in DIR/.roost/index.db)
+ *   watch.c   inotify, recursive, into the dirty set and the move queue
+ *   sync.c    reconciling local and remote changes (uploads, applies, conflicts)
+ *   fetch.c   downloading a version chunk by chunk from the best source
+ *   serve.c   the content server for other hosts and clients
+ *   hostcli.c roost host invite|join|run|status, roost hosts, roost policy
+ *
+ * Threads: one sync thread owns every change to the folder and the index, so
+ * local and remote changes are applied one at a time, in order. The watcher
+ * and the feed reader only queue work for it. */
+#ifndef ROOST_HOST_H
+#define ROOST_HOST_H
+
+#include "../cli/client.h"
+#include "../core/store.h"
+#include "../db/db.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define HOST_STATE_DIR     ".roost"
+#define HOST_HEARTBEAT_S   5
+#define HOST_CACHE_MAX     (1ll << 30) /* on-demand cache cap by default */
+#define HOST_RESCAN_MS     (10 * 60 * 1000)
+#define SETTLE_CLOSED_MS   2   /* after a file is closed: coalesce a burst of events */
+#define SETTLE_MODIFIED_MS 500 /* after a write with the file still open */
+
+enum policy { POL_PINNED, POL_ON_DEMAND, POL_EXCLUDE };
+
+struct host_config {
+	const char *dir;
+	const char *listen; /* ADDR:PORT of the content server, or NULL for none */
+	int heartbeat_s;
+	int64_t cache_max;
+};
+
+/* One path waiting to be looked at, when due (mono ms). */
+struct dirty {
+	char *path;
+	int64_t due;
+	struct dirty *next; /* hash chain */
+};
+
+struct move_op {
+	char *from, *to;
+	struct move_op *next;
+};
+
+struct host {
+	struct host_config cfg;
+	char *dir;       /* the synced folder, absolute, no trailing slash */
+	char *state_dir; /* dir/.roost */
+	char *tmp_dir;   /* dir/.roost/tmp: downloads before their rename */
+	char *label;
+	int64_t host_id;
+	struct client c; /* hub, token, workspace; c.curl is the sync thread's */
+	struct db_pool *idx;
+	struct db *db; /* the sync thread's index connection */
+	struct store *cache;
+	char *url; /* the content server's URL, or NULL */
+
+	pthread_mutex_t mu; /* guards everything below up to 'stop' */
+	pthread_cond_t cv;
+	struct dirty **dirty; /* hash table of paths */
+	size_t dirty_cap, ndirty;
+	struct move_op *moves, **moves_tail;
+	json_t *events;   /* remote changes in seq order */
+	bool rescan;      /* look at the whole folder again (start, overflow, timer) */
+	bool resync;      /* reconcile with the hub's tree (start, policy change) */
+	json_t *policies; /* [{folder, mode}] */
+	json_t *keys;     /* the hub's public keys, for verifying tokens */
+	int64_t keys_at;
+	atomic_bool stop;
+
+	atomic_llong seq;       /* last change applied */
+	atomic_llong last_sync; /* ms of the last completed sync step */
+	atomic_llong cache_bytes;
+	atomic_llong queue;
+	atomic_int state;                         /* 0 starting, 1 scanning, 2 syncing, 3 idle */
+	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
+	struct MHD_Daemon *server;
+};
+
+/* agent.c */
+int host_run(const struct host_config *cfg);
+/* Queue work for the sync thread (any thread). */
+void host_mark_dirty(struct host *h, const char *path, int64_t delay_ms);
+void host_queue_move(struct host *h, const char *from, const char *to);
+void host_wake(struct host *h);
+/* Load DIR/.roost/host.json into h (hub, token, ids). 0 or prints why. */
+int host_load_identity(struct host *h, const char *dir);
+/* The policy of path (longest folder prefix; pinned by default). */
+enum policy host_policy(struct host *h, const char *path);
+/* Should path (a workspace path) never be synced (state dir, temp names)? */
+bool host_ignored(const char *path);
+/* dir + path. New string. */
+char *host_local(const struct host *h, const char *path);
+void host_report_replicas(struct host *h, json_t *chunks, bool have);
+/* The hub's public key kid (refetched when unknown, at most every 10 s). */
+bool host_key(void *cls, const char *kid, unsigned char *pk);
+
+/* index.c: the local index */
+struct ientry {
+	bool dir;
+	bool local; /* content present in the folder (else on-demand metadata only) */
+	int64_t size, mtime_ns, ino, version_id, version;
+	char hash[65];
+};
+int idx_open(struct host *h);
+/* 1 found, 0 not, <0 error */
+int idx_get(struct db *db, const char *path, struct ientry *e);
+int idx_put(struct db *db, const char *path, const struct ientry *e);
+int idx_del(struct db *db, const char *path); /* the path and everything under it */
+int idx_rename(struct db *db, const char *from, const char *to);
+/* Where a chunk is in a local file (a copy to read and verify). 1 found. */
+int idx_chunk_where(struct db *db, const char *hash, char **path, int64_t *off, int64_t *size);
+int idx_set_chunks(struct db *db, const char *path, json_t *chunks);
+/* Paths under prefix (files only, or all), for reconciling a subtree. */
+json_t *idx_list(struct db *db, const char *prefix, bool files_only);
+int idx_by_version(struct db *db, int64_t version_id, char **path, struct ientry *e);
+int64_t idx_kv_get(struct db *db, const char *k, int64_t dflt);
+int idx_kv_set(struct db *db, const char *k, int64_t v);
+/* The on-demand cache's LRU bookkeeping. */
+int idx_cache_touch(struct db *db, const char *hash, int64_t size);
+/* Evict least recently used chunks from store until under max; returns bytes held. */
+int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max);
+bool stat_matches(const struct ientry *e, const struct stat *st);
+void entry_from_stat(struct ientry *e, const struct stat *st);
+
+/* watch.c */
+struct watcher;
+struct watcher *watcher_start(struct host *h);
+void watcher_stop(struct watcher *w);
+
+/* sync.c: run by the sync thread */
+void sync_remote_event(struct host *h, json_t *ev);
+void sync_local_path(struct host *h, const char *path);
+void sync_local_move(struct host *h, const char *from, const char *to);
+/* Walk the folder: every file or folder that differs from the index is marked. */
+void sync_rescan(struct host *h);
+/* Reconcile with the hub's whole tree; the feed seq to follow from, or -1. */
+int64_t sync_with_tree(struct host *h);
+
+/* fetch.c */
+/* The manifest of path's version (0: current), or NULL (404 sets *gone). */
+json_t *fetch_manifest(struct host *h, CURL *curl, const char *path, int64_t version, bool *gone);
+/* Write the manifest's content into fd, verified. 0 or -errno / -EBADMSG.
+ * With to_cache, chunks fetched from elsewhere are kept in the on-demand cache. */
+int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, int fd,
+                  bool to_cache);
+/* Chunk idx of the manifest from the best source — a local file, the cache,
+ * an online host holding it, the hub — into buf (cap bytes), verified.
+ * Its size, or <0 when no source had it. */
+int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest, size_t idx,
+                    uint8_t *buf, size_t cap, bool to_cache);
+
+/* serve.c */
+int serve_start(struct host *h);
+void serve_stop(struct host *h);
+
+/* Open path beneath the folder without following symlinks anywhere. */
+int open_beneath(const struct host *h, const char *path, int flags, unsigned mode);
+
+#endif

@@ -1,0 +1,336 @@
+/* hostcli: roost host invite|join|run|status, roost hosts, roost policy. */
+#include "host.h"
+#include "../cli/cmd.h"
+#include "../core/json.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int host_invite(struct opts *o)
+{
+	int64_t secs = o->expires ? parse_duration(o->expires) : 3600;
+	if (secs <= 0) {
+		fprintf(stderr, "roost host invite: --expires takes a duration like 45m or 12h\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	char *url = client_ws_url(&c, "/hosts/invites", NULL);
+	json_t *body = json_pack("{s:I}", "expires_in", (json_int_t)secs);
+	json_t *r = client_call(&c, "POST", url, body, "host invite");
+	json_decref(body);
+	free(url);
+	if (r && o->json)
+		print_json(r);
+	else if (r)
+		printf(
+		    "%s\n(one device may join workspace %s with it: roost host join URL --dir DIR "
+		    "--label NAME)\n",
+		    json_get_str(r, "url"), c.ws_name);
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+/* Write DIR/.roost/host.json (0600) atomically. */
+static int save_identity(const char *dir, json_t *id)
+{
+	char *sd = xasprintf("%s/%s", dir, HOST_STATE_DIR);
+	char *path = xasprintf("%s/host.json", sd), *tmp = xasprintf("%s/host.json.tmp", sd);
+	char *s = json_dumps(id, JSON_INDENT(2));
+	int rc = mkdir_p(sd, 0700);
+	int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+	if (fd < 0 || write_all(fd, s, strlen(s)) != 0 || fsync(fd) != 0 || close(fd) != 0 ||
+	    rename(tmp, path) != 0) {
+		fprintf(stderr, "roost host join: cannot write %s: %s\n", path, strerror(errno));
+		rc = -1;
+	}
+	fsync_parent_dir(path);
+	free(s);
+	free(sd);
+	free(path);
+	free(tmp);
+	return rc;
+}
+
+static int host_join(struct opts *o)
+{
+	const char *u = o->npos >= 2 ? o->pos[1] : NULL;
+	const char *mark = u ? strstr(u, "/host-invite/") : NULL;
+	if (o->npos != 2 || !o->dir || !o->label) {
+		fprintf(stderr,
+		        "usage: roost host join URL --dir DIR --label NAME [--folders /a,/b]\n");
+		return 2;
+	}
+	if (!mark || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) ||
+	    !mark[13]) {
+		fprintf(stderr, "roost host join: expected a URL like http://HUB/host-invite/TOKEN "
+		                "(from roost host invite)\n");
+		return 2;
+	}
+	char *idf = xasprintf("%s/%s/host.json", o->dir, HOST_STATE_DIR);
+	struct stat st;
+	bool joined = stat(idf, &st) == 0;
+	free(idf);
+	if (joined) {
+		fprintf(stderr, "roost host join: %s has joined already (%s/%s/host.json)\n",
+		        o->dir, o->dir, HOST_STATE_DIR);
+		return 1;
+	}
+	if (mkdir_p(o->dir, 0777) != 0) {
+		fprintf(stderr, "roost host join: cannot create %s: %s\n", o->dir, strerror(errno));
+		return 1;
+	}
+	struct client c = {0};
+	c.hub = xstrndup(u, (size_t)(mark - u));
+	c.cacert = o->cacert ? realpath(o->cacert, NULL) : NULL;
+	c.curl = client_curl(&c);
+	json_t *folders = json_array();
+	if (o->folders) {
+		char *copy = xstrdup(o->folders), *save = NULL;
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			json_array_append_new(folders, json_string(t));
+		free(copy);
+	}
+	char *url = xasprintf("%s/api/v1/hosts/join", c.hub);
+	json_t *body =
+	    json_pack("{s:s, s:s, s:o}", "token", mark + 13, "label", o->label, "folders", folders);
+	json_t *r = client_call(&c, "POST", url, body, "host join");
+	json_decref(body);
+	free(url);
+	int rc = 1;
+	const char *tok = json_get_str(r, "token");
+	json_t *ws = json_object_get(r, "workspace"), *host = json_object_get(r, "host");
+	if (tok) {
+		/* The workspace's chunking, so uploads cut chunks as the hub expects. */
+		char wsid[24];
+		snprintf(wsid, sizeof wsid, "%lld",
+		         (long long)json_integer_value(json_object_get(ws, "id")));
+		struct client hc = {0};
+		json_t *id = json_pack("{s:s, s:s, s:O, s:O, s:s}", "hub", c.hub, "token", tok,
+		                       "workspace_id", json_object_get(ws, "id"), "host_id",
+		                       json_object_get(host, "id"), "label", o->label);
+		if (c.cacert)
+			json_object_set_new(id, "cacert", json_string(c.cacert));
+		if (client_open_with(&hc, c.hub, tok, c.cacert, NULL, wsid) == 0)
+			json_object_set_new(id, "chunking",
+			                    json_pack("{s:I, s:I, s:I}", "min",
+			                              (json_int_t)hc.chunking.min, "avg",
+			                              (json_int_t)hc.chunking.avg, "max",
+			                              (json_int_t)hc.chunking.max));
+		client_close(&hc);
+		if (save_identity(o->dir, id) == 0) {
+			printf("joined workspace %s as host %s (id %lld); run: roost host run "
+			       "--dir %s\n",
+			       json_get_str(ws, "name"), o->label,
+			       (long long)json_integer_value(json_object_get(host, "id")), o->dir);
+			rc = 0;
+		}
+		json_decref(id);
+	}
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static int host_run_cmd(struct opts *o)
+{
+	if (o->npos != 1 || !o->dir) {
+		fprintf(stderr, "usage: roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat "
+		                "SECONDS] [--cache-max BYTES]\n");
+		return 2;
+	}
+	struct host_config cfg = {.dir = o->dir, .listen = o->listen};
+	if (o->heartbeat && (cfg.heartbeat_s = atoi(o->heartbeat)) < 1) {
+		fprintf(stderr, "roost host run: --heartbeat takes whole seconds (1 or more)\n");
+		return 2;
+	}
+	if (o->cache_max) {
+		char *end;
+		cfg.cache_max = strtoll(o->cache_max, &end, 10);
+		int64_t mult = *end == 'K'   ? 1 << 10
+		               : *end == 'M' ? 1 << 20
+		               : *end == 'G' ? 1 << 30
+		                             : 1;
+		if (cfg.cache_max <= 0 || (*end && mult == 1)) {
+			fprintf(stderr,
+			        "roost host run: --cache-max takes bytes, e.g. 500M or 2G\n");
+			return 2;
+		}
+		cfg.cache_max *= mult;
+	}
+	return host_run(&cfg);
+}
+
+static int host_status(struct opts *o)
+{
+	if (o->npos != 1 || !o->dir) {
+		fprintf(stderr, "usage: roost host status --dir DIR [--json]\n");
+		return 2;
+	}
+	char *idf = xasprintf("%s/%s/host.json", o->dir, HOST_STATE_DIR);
+	char *sf = xasprintf("%s/%s/status.json", o->dir, HOST_STATE_DIR);
+	json_t *id = json_load_file(idf, 0, NULL);
+	json_t *st = json_load_file(sf, 0, NULL);
+	free(idf);
+	free(sf);
+	if (!id) {
+		fprintf(stderr, "roost host status: %s is not a joined host folder\n", o->dir);
+		json_decref(st);
+		return 1;
+	}
+	if (!st)
+		st = json_pack("{s:b, s:s}", "running", 0, "state", "never run");
+	/* A status left by a process that died without a word is not running. */
+	int64_t pid = 0;
+	if (json_is_true(json_object_get(st, "running")) &&
+	    (!json_get_int(st, "pid", &pid) || kill((pid_t)pid, 0) != 0)) {
+		json_object_set_new(st, "running", json_false());
+		json_object_set_new(st, "state", json_string("stopped"));
+	}
+	json_object_set(st, "host_id", json_object_get(id, "host_id"));
+	json_object_set(st, "label", json_object_get(id, "label"));
+	json_object_set(st, "hub", json_object_get(id, "hub"));
+	json_object_set(st, "workspace_id", json_object_get(id, "workspace_id"));
+	if (o->json) {
+		print_json(st);
+	} else {
+		char when[32] = "never";
+		int64_t ls = 0;
+		if (json_get_int(st, "last_sync", &ls) && ls > 0)
+			fmt_time(ls, when);
+		printf("host %s (id %lld) of %s\n  %s, %s; queue %lld; last sync %s; change %lld\n",
+		       json_get_str(st, "label"),
+		       (long long)json_integer_value(json_object_get(st, "host_id")),
+		       json_get_str(st, "hub"),
+		       json_is_true(json_object_get(st, "running")) ? "running" : "not running",
+		       json_get_str(st, "state") ? json_get_str(st, "state") : "?",
+		       (long long)json_integer_value(json_object_get(st, "queue")), when,
+		       (long long)json_integer_value(json_object_get(st, "seq")));
+	}
+	json_decref(st);
+	json_decref(id);
+	return 0;
+}
+
+int cmd_host(struct opts *o)
+{
+	const char *sub = o->npos ? o->pos[0] : "";
+	if (strcmp(sub, "invite") == 0)
+		return host_invite(o);
+	if (strcmp(sub, "join") == 0)
+		return host_join(o);
+	if (strcmp(sub, "run") == 0)
+		return host_run_cmd(o);
+	if (strcmp(sub, "status") == 0)
+		return host_status(o);
+	fprintf(stderr, "usage: roost host invite [--expires 1h] [--json]\n"
+	                "       roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
+	                "       roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat S] "
+	                "[--cache-max BYTES]\n"
+	                "       roost host status --dir DIR [--json]\n");
+	return strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0 ? 0 : 2;
+}
+
+static void print_hosts(json_t *r, const struct client *c)
+{
+	(void)c;
+	size_t i;
+	json_t *h;
+	json_array_foreach(json_object_get(r, "hosts"), i, h)
+	{
+		char seen[32] = "never", fr[32] = "?";
+		int64_t v;
+		if (json_get_int(h, "last_seen", &v))
+			fmt_time(v, seen);
+		if (json_get_int(h, "free_bytes", &v))
+			human_bytes(v, fr);
+		printf("%-4lld %-16s %-8s seen %s  free %s  queue %lld  %s\n",
+		       (long long)json_integer_value(json_object_get(h, "id")),
+		       json_get_str(h, "label"), json_get_str(h, "status"), seen, fr,
+		       (long long)json_integer_value(json_object_get(h, "queue")),
+		       json_get_str(h, "url") ? json_get_str(h, "url") : "");
+	}
+}
+
+int cmd_hosts(struct opts *o)
+{
+	if (need_args(o, 0, 0, "hosts", "[--json]"))
+		return 2;
+	return show(o, "/hosts", NULL, "hosts", NULL, print_hosts);
+}
+
+/* A host given by label or id: its id, or 0 after printing why. */
+static int64_t find_host(struct client *c, const char *which)
+{
+	char *url = client_ws_url(c, "/hosts", NULL);
+	json_t *r = client_call(c, "GET", url, NULL, "hosts");
+	free(url);
+	int64_t id = 0;
+	size_t i;
+	json_t *h;
+	json_array_foreach(json_object_get(r, "hosts"), i, h)
+	{
+		if (strcmp(json_get_str(h, "label"), which) == 0 ||
+		    parse_id(which) == json_integer_value(json_object_get(h, "id")))
+			id = json_integer_value(json_object_get(h, "id"));
+	}
+	if (r && !id)
+		fprintf(stderr, "roost policy: no host %s in workspace %s (see roost hosts)\n",
+		        which, c->ws_name);
+	json_decref(r);
+	return id;
+}
+
+int cmd_policy(struct opts *o)
+{
+	bool set = o->npos == 4 && strcmp(o->pos[0], "set") == 0;
+	bool ls = o->npos == 2 && strcmp(o->pos[0], "ls") == 0;
+	if (!set && !ls) {
+		fprintf(stderr,
+		        "usage: roost policy set HOST FOLDER pinned|on-demand|exclude|inherit\n"
+		        "       roost policy ls HOST [--json]\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	int rc = 1;
+	int64_t id = find_host(&c, o->pos[1]);
+	if (id) {
+		char rel[64];
+		snprintf(rel, sizeof rel, "/hosts/%lld/policies", (long long)id);
+		char *url = client_ws_url(&c, rel, NULL);
+		json_t *body =
+		    set ? json_pack("{s:s, s:s}", "folder", o->pos[2], "mode", o->pos[3]) : NULL;
+		json_t *r = client_call(&c, set ? "PUT" : "GET", url, body, "policy");
+		json_decref(body);
+		free(url);
+		if (r && o->json) {
+			print_json(r);
+		} else if (r && set) {
+			printf("%s on %s: %s\n", json_get_str(r, "folder"), o->pos[1],
+			       json_get_str(r, "mode"));
+		} else if (r) {
+			size_t i;
+			json_t *p;
+			if (!json_array_size(json_object_get(r, "policies")))
+				printf("(none: %s keeps the whole workspace pinned)\n", o->pos[1]);
+			json_array_foreach(json_object_get(r, "policies"), i, p) printf(
+			    "%-10s %s\n", json_get_str(p, "mode"), json_get_str(p, "folder"));
+		}
+		rc = r ? 0 : 1;
+		json_decref(r);
+	}
+	client_close(&c);
+	return rc;
+}

@@ -1,0 +1,269 @@
+/* serve: the host's content server (--listen). Other hosts fetch chunks from
+ * it, and clients fetch files, with tokens the hub signed — verified here with
+ * the hub's public keys alone:
+ *
+ *   GET /chunks/HASH   Authorization: Bearer TOKEN (scope "chunks", our workspace)
+ *   GET /c/TOKEN       a file version (scope "read"); on-demand files are
+ *                      fetched into the cache first
+ *   GET /healthz
+ *
+ * Paths served come from the index, never from the request, and are opened
+ * beneath the folder without following any symlink. */
+#include "host.h"
+#include "../core/hash.h"
+#include "../core/json.h"
+#include "../core/token.h"
+#include "../core/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int open_beneath(const struct host *h, const char *path, int flags, unsigned mode)
+{
+	int dfd = open(h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	while (*path == '/')
+		path++;
+	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+	                       .mode = (flags & O_CREAT) ? mode : 0,
+	                       .resolve =
+	                           RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	int fd = (int)syscall(SYS_openat2, dfd, path, &how, sizeof how);
+	int saved = errno;
+	close(dfd);
+	errno = saved;
+	return fd;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *body)
+{
+	char *s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	enum MHD_Result ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *code,
+                                  const char *msg)
+{
+	return send_json(conn, status,
+	                 json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
+}
+
+static enum MHD_Result send_fd(struct MHD_Connection *conn, int fd, int64_t size, const char *ctype)
+{
+	struct MHD_Response *r = MHD_create_response_from_fd64((uint64_t)size, fd);
+	MHD_add_response_header(r, "Content-Type", ctype);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Verify tok for scope in our workspace; replies and returns NULL if not. */
+static json_t *check_token(struct host *h, struct MHD_Connection *conn, const char *tok,
+                           const char *scope)
+{
+	if (!tok || !*tok) {
+		send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		           "a token signed by the hub is required");
+		return NULL;
+	}
+	const char *why;
+	json_t *claims = token_verify(tok, host_key, h, &why);
+	if (!claims) {
+		send_error(conn, MHD_HTTP_UNAUTHORIZED, "invalid_token", why);
+		return NULL;
+	}
+	int64_t ws = 0;
+	const char *sc = json_get_str(claims, "scope");
+	if (!json_get_int(claims, "ws", &ws) || ws != h->c.ws_id || !sc || strcmp(sc, scope) != 0) {
+		json_decref(claims);
+		send_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
+		           "the token does not grant this on this host");
+		return NULL;
+	}
+	return claims;
+}
+
+static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, const char *hash)
+{
+	const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	const char *tok = authz && strncmp(authz, "Bearer ", 7) == 0 ? authz + 7 : NULL;
+	json_t *claims = check_token(h, conn, tok, "chunks");
+	if (!claims)
+		return MHD_YES;
+	json_decref(claims);
+	if (!hash_hex_valid(hash))
+		return send_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_hash",
+		                  "a chunk is named by 64 lowercase hex digits");
+	struct db *db = db_pool_acquire(h->idx);
+	char *path = NULL;
+	int64_t off = 0, size = 0;
+	uint8_t *buf = NULL;
+	int64_t n = -1;
+	if (idx_chunk_where(db, hash, &path, &off, &size) == 1) {
+		int fd = open_beneath(h, path, O_RDONLY, 0);
+		buf = xmalloc((size_t)size);
+		if (fd >= 0) {
+			n = pread_full(fd, buf, (size_t)size, off);
+			close(fd);
+		}
+		char got[HASH_HEX_LEN + 1];
+		if (n == size) {
+			hash_hex(buf, (size_t)n, got);
+			if (strcmp(got, hash) != 0)
+				n = -1; /* the file changed: not this chunk any more */
+		}
+	}
+	if (n < 0 && (size = store_size(h->cache, hash)) > 0) {
+		buf = xrealloc(buf, (size_t)size);
+		n = store_read(h->cache, hash, buf, (size_t)size);
+		if (n == size)
+			idx_cache_touch(db, hash, size);
+	}
+	db_pool_release(h->idx, db);
+	free(path);
+	if (n < 0) {
+		free(buf);
+		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
+		                  "this host does not hold that chunk");
+	}
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* An on-demand file: its chunks into the cache, assembled into an unlinked temp file. */
+static int assemble(struct host *h, struct db *db, const char *path, int64_t version)
+{
+	CURL *curl = client_curl(&h->c);
+	bool gone = false;
+	json_t *m = fetch_manifest(h, curl, path, version, &gone);
+	int fd = -1;
+	if (m) {
+		char *tmp = xasprintf("%s/od-XXXXXX", h->tmp_dir);
+		fd = mkstemp(tmp);
+		if (fd >= 0) {
+			unlink(tmp);
+			if (fetch_content(h, db, curl, m, fd, true) != 0) {
+				close(fd);
+				fd = -1;
+			}
+		}
+		free(tmp);
+	}
+	json_decref(m);
+	curl_easy_cleanup(curl);
+	return fd;
+}
+
+static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn, const char *tok)
+{
+	json_t *claims = check_token(h, conn, tok, "read");
+	if (!claims)
+		return MHD_YES;
+	int64_t ver = 0;
+	json_get_int(claims, "ver", &ver);
+	json_decref(claims);
+	struct db *db = db_pool_acquire(h->idx);
+	char *path = NULL;
+	struct ientry e;
+	int fd = -1;
+	int rc = idx_by_version(db, ver, &path, &e);
+	if (rc == 1 && e.local) {
+		fd = open_beneath(h, path, O_RDONLY, 0);
+		struct stat st;
+		if (fd >= 0 && (fstat(fd, &st) != 0 || !stat_matches(&e, &st))) {
+			close(fd); /* edited since: not that version any more */
+			fd = -1;
+		}
+	} else if (rc == 1 && host_policy(h, path) == POL_ON_DEMAND) {
+		fd = assemble(h, db, path, e.version);
+	}
+	db_pool_release(h->idx, db);
+	free(path);
+	if (fd < 0)
+		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
+		                  "this host does not hold that version");
+	return send_fd(conn, fd, e.size, "application/octet-stream");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *size, void **con_cls)
+{
+	(void)version;
+	(void)data;
+	(void)size;
+	(void)con_cls;
+	struct host *h = cls;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+		                  "this host serves GET and HEAD");
+	if (strcmp(url, "/healthz") == 0)
+		return send_json(conn, MHD_HTTP_OK,
+		                 json_pack("{s:b, s:I, s:s}", "ok", 1, "host_id",
+		                           (json_int_t)h->host_id, "version", ROOST_VERSION));
+	if (strncmp(url, "/chunks/", 8) == 0 && !strchr(url + 8, '/'))
+		return serve_chunk(h, conn, url + 8);
+	if (strncmp(url, "/c/", 3) == 0 && !strchr(url + 3, '/'))
+		return serve_version(h, conn, url + 3);
+	return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
+}
+
+int serve_start(struct host *h)
+{
+	if (!h->cfg.listen)
+		return 0;
+	char addr[64];
+	const char *colon = strrchr(h->cfg.listen, ':');
+	int port = colon ? atoi(colon + 1) : 0;
+	snprintf(addr, sizeof addr, "%.*s", colon ? (int)(colon - h->cfg.listen) : 0,
+	         h->cfg.listen);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	if (!colon || port <= 0 || port > 65535 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+		log_error("--listen %s: expected IPv4ADDR:PORT, e.g. 127.0.0.1:7420",
+		          h->cfg.listen);
+		return -1;
+	}
+	h->server = MHD_start_daemon(
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+	    (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+	if (!h->server) {
+		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(errno));
+		return -1;
+	}
+	h->url = xasprintf("http://%s", h->cfg.listen);
+	log_info("serving content on %s", h->url);
+	return 0;
+}
+
+void serve_stop(struct host *h)
+{
+	if (h->server)
+		MHD_stop_daemon(h->server);
+	h->server = NULL;
+}

@@ -1,0 +1,678 @@
+/* hosts: the hub's side of host agents (docs/host.md) — host invites and
+ * joining, heartbeats and the hosts list, replication policies, replica
+ * reports, the tree snapshot and download manifests with their sources.
+ *
+ * A host's credential is a bearer token of kind 'host'. It acts with the
+ * rights of the admin who invited the host, in that workspace only, and audit
+ * rows name the host. Online means a heartbeat within three of its intervals. */
+#include "hub.h"
+#include "../core/hash.h"
+#include "../core/json.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOST_INVITE_TTL_S  3600
+#define HOST_INVITE_MAX_S  (7 * 24 * 3600)
+#define REPLICA_REPORT_MAX 10000
+#define CHUNK_TOKEN_TTL_S  600
+#define HEARTBEAT_MS_MAX   3600000
+#define LABEL_MAX          64
+
+/* SQL: is host row h online at time ? */
+#define ONLINE_SQL                                                                                 \
+	"(h.last_seen IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "                  \
+	"COALESCE(h.heartbeat_ms, 5000) > ?)"
+
+static bool need_admin(struct req *r)
+{
+	if (r->role >= ROLE_ADMIN && !r->host_id)
+		return true;
+	reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "only owners and admins manage hosts");
+	return false;
+}
+
+static bool need_host(struct req *r)
+{
+	if (r->host_id)
+		return true;
+	reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "only a host's credential may do this");
+	return false;
+}
+
+/* params[1]: a host id, or "self" for the calling host. 0 after replying 404. */
+static int64_t host_param(struct req *r)
+{
+	int64_t id = strcmp(r->params[1], "self") == 0 ? r->host_id : parse_id(r->params[1]);
+	int64_t found = 0;
+	if (id > 0 && db_int64(r->db, &found,
+	                       "SELECT id FROM hosts WHERE id = ? AND workspace_id = ? AND "
+	                       "revoked_at IS NULL",
+	                       "ii", id, r->ws_id) == DB_ROW)
+		return found;
+	reply_error(r, MHD_HTTP_NOT_FOUND, "host_not_found", "no such host in this workspace");
+	return 0;
+}
+
+/* POST /workspaces/W/hosts/invites {expires_in} */
+enum MHD_Result api_host_invite(struct req *r)
+{
+	if (!need_admin(r))
+		return MHD_YES;
+	int64_t ttl = HOST_INVITE_TTL_S;
+	if (json_object_get(r->json, "expires_in") &&
+	    (!json_get_int(r->json, "expires_in", &ttl) || ttl < 1 || ttl > HOST_INVITE_MAX_S))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "expires_in is 1..%d seconds", HOST_INVITE_MAX_S);
+	char tok[64], hash[65];
+	auth_new_token(tok, hash);
+	int64_t now = now_ms(), id = 0;
+	if (meta_begin(r->db, r->ws_id) != DB_DONE)
+		return reply_db_error(r);
+	if (db_int64(
+	        r->db, &id,
+	        "INSERT INTO invites(workspace_id, kind, role, token_hash, single_use, "
+	        "created_by, created_at, expires_at) VALUES(?, 'host', 'member', ?, 1, ?, ?, ?) "
+	        "RETURNING id",
+	        "itiii", r->ws_id, hash, r->user_id, now, now + ttl * 1000) != DB_ROW ||
+	    meta_audit(r, "host.invite", NULL, json_pack("{s:I}", "id", (json_int_t)id)) != 0 ||
+	    meta_commit(r) != DB_DONE) {
+		db_rollback(r->db);
+		return reply_db_error(r);
+	}
+	const char *host = req_header(r, "Host");
+	char *url = xasprintf("%s://%s/host-invite/%s", r->hub->tls_cert_pem ? "https" : "http",
+	                      host && !strpbrk(host, "/\\ \"<>@") ? host : "HUB", tok);
+	json_t *o = json_pack("{s:I, s:s, s:s, s:I}", "id", (json_int_t)id, "token", tok, "url",
+	                      url, "expires_at", (json_int_t)(now + ttl * 1000));
+	free(url);
+	return reply_json(r, MHD_HTTP_CREATED, o);
+}
+
+static bool label_ok(const char *s)
+{
+	if (!s || !*s || strlen(s) > LABEL_MAX)
+		return false;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || strchr("/\\\"", *p))
+			return false;
+	return true;
+}
+
+static int set_policy(struct req *r, int64_t host, const char *folder, const char *mode)
+{
+	int64_t fid = 0;
+	bool created;
+	int rc = meta_mkdirs(r->db, r->ws_id, folder, r->user_id, &fid, &created);
+	if (rc != 0)
+		return rc;
+	if (strcmp(mode, "inherit") == 0)
+		rc = db_run(r->db,
+		            "DELETE FROM replication_policies WHERE host_id = ? AND folder_id = ?",
+		            "ii", host, fid);
+	else
+		rc =
+		    db_run(r->db,
+		           "INSERT INTO replication_policies(host_id, folder_id, mode, updated_at) "
+		           "VALUES(?,?,?,?) ON CONFLICT (host_id, folder_id) DO UPDATE SET "
+		           "mode = excluded.mode, updated_at = excluded.updated_at",
+		           "iiti", host, fid, mode, now_ms());
+	if (rc != DB_DONE)
+		return rc;
+	return meta_change(r->db, r->ws_id, "host.policy", "host",
+	                   json_pack("{s:I, s:s, s:s}", "host_id", (json_int_t)host, "folder",
+	                             folder, "mode", mode));
+}
+
+/* POST /hosts/join {token, label, folders?}: no bearer token; the invite is it. */
+enum MHD_Result api_host_join(struct req *r)
+{
+	const char *tok = json_get_str(r->json, "token");
+	const char *label = json_get_str(r->json, "label");
+	json_t *folders = json_object_get(r->json, "folders");
+	if (!tok || strlen(tok) > 200 || !label_ok(label) ||
+	    (folders && (!json_is_array(folders) || json_array_size(folders) > 100)))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "token and label (1..%d characters, no slashes or quotes) are "
+		                   "required; folders is an array of paths",
+		                   LABEL_MAX);
+	size_t i;
+	json_t *f;
+	char **paths = xcalloc(json_array_size(folders) + 1, sizeof *paths);
+	size_t np = 0;
+	enum MHD_Result ret = MHD_YES;
+	json_array_foreach(folders, i, f)
+	{
+		const char *fs = json_string_value(f), *why;
+		paths[np] = fs ? path_normalize(fs, strlen(fs), &why) : NULL;
+		if (!paths[np]) {
+			ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
+			                  "folders[%zu] is not a valid path", i);
+			goto out;
+		}
+		np++;
+	}
+	char hash[65];
+	auth_token_hash(tok, hash);
+	int64_t inv = 0, ws = 0, inviter = 0, now = now_ms();
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT id, workspace_id, created_by FROM invites WHERE "
+	                              "token_hash = ? AND kind = 'host' AND revoked_at IS NULL AND "
+	                              "used_at IS NULL AND expires_at > ?",
+	                              "ti", hash, now);
+	if (st && db_step(st) == DB_ROW) {
+		inv = db_col_int64(st, 0);
+		ws = db_col_int64(st, 1);
+		inviter = db_col_int64(st, 2);
+	}
+	db_finalize(st);
+	if (!inv) {
+		ret = reply_error(
+		    r, MHD_HTTP_NOT_FOUND, "invite_not_found",
+		    "this host invite does not exist, expired, was used or was revoked");
+		goto out;
+	}
+	r->ws_id = ws;
+	r->user_id = inviter;
+	if (meta_begin(r->db, ws) != DB_DONE) {
+		ret = reply_db_error(r);
+		goto out;
+	}
+	int64_t used = 0, taken = 0, host = 0;
+	if (db_int64(r->db, &used, "SELECT COUNT(*) FROM invites WHERE id = ? AND used_at IS NULL",
+	             "i", inv) != DB_ROW ||
+	    db_int64(r->db, &taken,
+	             "SELECT COUNT(*) FROM hosts WHERE workspace_id = ? AND label = ? AND "
+	             "revoked_at IS NULL",
+	             "it", ws, label) != DB_ROW)
+		goto db_fail;
+	if (!used || taken) {
+		db_rollback(r->db);
+		ret = !used ? reply_error(r, MHD_HTTP_NOT_FOUND, "invite_not_found",
+		                          "this host invite was used just now")
+		            : reply_error(r, MHD_HTTP_CONFLICT, "label_taken",
+		                          "a host labelled %s is already in this workspace", label);
+		goto out;
+	}
+	char tok_out[64], tok_hash[65];
+	auth_new_token(tok_out, tok_hash);
+	if (db_int64(r->db, &host,
+	             "INSERT INTO hosts(workspace_id, label, created_at, invited_by) "
+	             "VALUES(?,?,?,?) RETURNING id",
+	             "itii", ws, label, now, inviter) != DB_ROW ||
+	    db_run(r->db,
+	           "INSERT INTO tokens(user_id, host_id, kind, name, token_hash, created_at) "
+	           "VALUES(?, ?, 'host', ?, ?, ?)",
+	           "iitti", inviter, host, label, tok_hash, now) != DB_DONE ||
+	    db_run(r->db, "UPDATE invites SET used_at = ? WHERE id = ?", "ii", now, inv) != DB_DONE)
+		goto db_fail;
+	r->host_id = host;
+	/* Named folders: pinned, and the rest of the workspace excluded. */
+	if (np && set_policy(r, host, "/", "exclude") != 0)
+		goto db_fail;
+	for (size_t k = 0; k < np; k++) {
+		int rc = set_policy(r, host, paths[k], "pinned");
+		if (rc == -EEXIST) {
+			db_rollback(r->db);
+			ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
+			                  "a file is in the way of folder %s", paths[k]);
+			goto out;
+		}
+		if (rc != 0)
+			goto db_fail;
+	}
+	char name[256] = "";
+	st = db_query(r->db, "SELECT name FROM workspaces WHERE id = ?", "i", ws);
+	if (st && db_step(st) == DB_ROW)
+		snprintf(name, sizeof name, "%s", db_col_text(st, 0));
+	db_finalize(st);
+	if (meta_change(r->db, ws, "host.joined", "host",
+	                json_pack("{s:I, s:s}", "host_id", (json_int_t)host, "label", label)) !=
+	        0 ||
+	    meta_audit(r, "host.join", label, json_pack("{s:I}", "invite", (json_int_t)inv)) != 0 ||
+	    meta_commit(r) != DB_DONE)
+		goto db_fail;
+	ret = reply_json(r, MHD_HTTP_OK,
+	                 json_pack("{s:{s:I, s:s}, s:s, s:{s:I, s:s}}", "host", "id",
+	                           (json_int_t)host, "label", label, "token", tok_out, "workspace",
+	                           "id", (json_int_t)ws, "name", name));
+	goto out;
+db_fail:
+	db_rollback(r->db);
+	ret = reply_db_error(r);
+out:
+	for (size_t k = 0; k < np; k++)
+		free(paths[k]);
+	free(paths);
+	return ret;
+}
+
+/* GET /workspaces/W/hosts */
+enum MHD_Result api_hosts(struct req *r)
+{
+	int64_t now = now_ms();
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT h.id, h.label, " ONLINE_SQL ", h.last_seen, h.url, h.capacity_bytes, "
+	    "h.free_bytes, h.info, h.tunnel_url, h.created_at, h.heartbeat_ms FROM hosts h "
+	    "WHERE h.workspace_id = ? AND h.revoked_at IS NULL ORDER BY h.id",
+	    "ii", now, r->ws_id);
+	if (!st)
+		return reply_db_error(r);
+	json_t *arr = json_array();
+	while (db_step(st) == DB_ROW) {
+		json_t *info = NULL;
+		if (db_col_text(st, 7))
+			info = json_loads(db_col_text(st, 7), 0, NULL);
+		json_t *h = json_pack("{s:I, s:s, s:s, s:I}", "id", (json_int_t)db_col_int64(st, 0),
+		                      "label", db_col_text(st, 1), "status",
+		                      db_col_int64(st, 2) ? "online" : "offline", "created_at",
+		                      (json_int_t)db_col_int64(st, 9));
+		const int nullable[] = {3, 4, 5, 6, 8, 10};
+		const char *names[] = {"last_seen",  "url",        "capacity_bytes",
+		                       "free_bytes", "tunnel_url", "heartbeat_ms"};
+		for (int k = 0; k < 6; k++) {
+			int c = nullable[k];
+			if (db_col_is_null(st, c))
+				json_object_set_new(h, names[k], json_null());
+			else if (c == 4 || c == 8)
+				json_object_set_new(h, names[k], json_string(db_col_text(st, c)));
+			else
+				json_object_set_new(h, names[k], json_integer(db_col_int64(st, c)));
+		}
+		if (json_is_object(info))
+			json_object_update_missing(h, info);
+		json_decref(info);
+		json_array_append_new(arr, h);
+	}
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "hosts", arr));
+}
+
+/* POST /workspaces/W/hosts/self/heartbeat */
+enum MHD_Result api_host_heartbeat(struct req *r)
+{
+	if (!need_host(r))
+		return MHD_YES;
+	const char *url = json_get_str(r->json, "url");
+	const char *status = json_get_str(r->json, "status");
+	int64_t hb = 5000, cap = -1, fr = -1;
+	if ((url &&
+	     (strlen(url) > 512 || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))) ||
+	    (json_object_get(r->json, "interval_ms") &&
+	     (!json_get_int(r->json, "interval_ms", &hb) || hb < 100 || hb > HEARTBEAT_MS_MAX)) ||
+	    (status && strcmp(status, "online") && strcmp(status, "stopping")))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "url is an http(s) URL, interval_ms 100..%d, status "
+		                   "online|stopping",
+		                   HEARTBEAT_MS_MAX);
+	json_get_int(r->json, "capacity_bytes", &cap);
+	json_get_int(r->json, "free_bytes", &fr);
+	/* What the dashboard shows as is: queue, last sync, version, pinned folders. */
+	json_t *info = json_object();
+	const char *keys[] = {"queue", "last_sync", "version", "pinned", "cache_bytes", "seq"};
+	for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+		json_t *v = json_object_get(r->json, keys[k]);
+		if (v)
+			json_object_set(info, keys[k], v);
+	}
+	char *info_s = json_to_string(info);
+	json_decref(info);
+	if (strlen(info_s) > 65536) {
+		free(info_s);
+		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+		                   "the heartbeat's details are over 64 KiB");
+	}
+	struct db_stmt *st =
+	    db_prepare(r->db, "UPDATE hosts SET status = ?, last_seen = ?, url = ?, "
+	                      "heartbeat_ms = ?, capacity_bytes = ?, free_bytes = ?, "
+	                      "info = ? WHERE id = ?");
+	int rc = DB_ERR;
+	if (st) {
+		db_bind_text(st, 1,
+		             status && strcmp(status, "stopping") == 0 ? "offline" : "online");
+		db_bind_int64(st, 2, now_ms());
+		db_bind_text(st, 3, url);
+		db_bind_int64(st, 4, hb);
+		if (cap >= 0)
+			db_bind_int64(st, 5, cap);
+		else
+			db_bind_null(st, 5);
+		if (fr >= 0)
+			db_bind_int64(st, 6, fr);
+		else
+			db_bind_null(st, 6);
+		db_bind_text(st, 7, info_s);
+		db_bind_int64(st, 8, r->host_id);
+		rc = db_step(st);
+		db_finalize(st);
+	}
+	free(info_s);
+	if (rc != DB_DONE)
+		return reply_db_error(r);
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:b, s:I}", "ok", 1, "host_id", (json_int_t)r->host_id));
+}
+
+/* GET /workspaces/W/hosts/H/policies */
+enum MHD_Result api_host_policies(struct req *r)
+{
+	int64_t host = host_param(r);
+	if (!host)
+		return MHD_YES;
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT f.path, p.mode FROM replication_policies p JOIN "
+	                              "folders f ON f.id = p.folder_id WHERE p.host_id = ? AND "
+	                              "f.deleted_at IS NULL ORDER BY f.path",
+	                              "i", host);
+	if (!st)
+		return reply_db_error(r);
+	json_t *arr = json_array();
+	while (db_step(st) == DB_ROW)
+		json_array_append_new(arr, json_pack("{s:s, s:s}", "folder", db_col_text(st, 0),
+		                                     "mode", db_col_text(st, 1)));
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:o}", "host_id", (json_int_t)host, "policies", arr));
+}
+
+/* PUT /workspaces/W/hosts/H/policies {folder, mode} */
+enum MHD_Result api_host_policy_set(struct req *r)
+{
+	if (!need_admin(r))
+		return MHD_YES;
+	int64_t host = host_param(r);
+	if (!host)
+		return MHD_YES;
+	const char *mode = json_get_str(r->json, "mode");
+	if (!mode || (strcmp(mode, "pinned") && strcmp(mode, "on-demand") &&
+	              strcmp(mode, "exclude") && strcmp(mode, "inherit")))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_mode",
+		                   "mode is pinned, on-demand, exclude or inherit");
+	char *folder = req_body_path(r, "folder");
+	if (!folder)
+		return MHD_YES;
+	enum MHD_Result ret;
+	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
+		ret = reply_db_error(r);
+		goto out;
+	}
+	int rc = set_policy(r, host, folder, mode);
+	if (rc == -EEXIST) {
+		db_rollback(r->db);
+		ret = reply_error(r, MHD_HTTP_CONFLICT, "not_a_folder", "%s is a file", folder);
+		goto out;
+	}
+	if (rc != 0 ||
+	    meta_audit(r, "host.policy", folder,
+	               json_pack("{s:I, s:s}", "host_id", (json_int_t)host, "mode", mode)) != 0 ||
+	    meta_commit(r) != DB_DONE) {
+		db_rollback(r->db);
+		ret = reply_db_error(r);
+		goto out;
+	}
+	ret = reply_json(r, MHD_HTTP_OK,
+	                 json_pack("{s:I, s:s, s:s}", "host_id", (json_int_t)host, "folder", folder,
+	                           "mode", mode));
+out:
+	free(folder);
+	return ret;
+}
+
+/* POST /workspaces/W/hosts/self/replicas {have:[hash], dropped:[hash]} */
+enum MHD_Result api_host_replicas(struct req *r)
+{
+	if (!need_host(r))
+		return MHD_YES;
+	json_t *have = json_object_get(r->json, "have");
+	json_t *dropped = json_object_get(r->json, "dropped");
+	if ((have && !json_is_array(have)) || (dropped && !json_is_array(dropped)))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "have and dropped are arrays of chunk hashes");
+	if (json_array_size(have) + json_array_size(dropped) > REPLICA_REPORT_MAX)
+		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_hashes",
+		                   "at most %d hashes per report", REPLICA_REPORT_MAX);
+	json_t *lists[2] = {have, dropped};
+	for (int l = 0; l < 2; l++) {
+		size_t i;
+		json_t *h;
+		json_array_foreach(lists[l], i, h)
+		{
+			if (!hash_hex_valid(json_string_value(h)))
+				return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
+				                   "%s[%zu] is not 64 lowercase hex digits",
+				                   l ? "dropped" : "have", i);
+		}
+	}
+	char holder[32];
+	snprintf(holder, sizeof holder, "host:%lld", (long long)r->host_id);
+	int64_t now = now_ms(), recorded = 0;
+	if (db_begin(r->db) != DB_DONE)
+		return reply_db_error(r);
+	size_t i;
+	json_t *h;
+	/* Only chunks this workspace may reference, and that a version uses. */
+	json_array_foreach(have, i, h)
+	{
+		int64_t ok = 0;
+		if (db_int64(r->db, &ok,
+		             "SELECT COUNT(*) FROM workspace_chunks wc JOIN chunks c ON c.hash = "
+		             "wc.chunk_hash WHERE wc.workspace_id = ? AND wc.chunk_hash = ?",
+		             "it", r->ws_id, json_string_value(h)) != DB_ROW)
+			goto db_fail;
+		if (ok &&
+		    db_run(r->db,
+		           "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, "
+		           "updated_at) VALUES(?,?,?,'ok',?) ON CONFLICT (chunk_hash, holder) DO "
+		           "UPDATE SET state = 'ok', updated_at = excluded.updated_at",
+		           "ttii", json_string_value(h), holder, r->host_id, now) != DB_DONE)
+			goto db_fail;
+		recorded += ok;
+	}
+	json_array_foreach(dropped, i, h)
+	{
+		if (db_run(r->db, "DELETE FROM chunk_replicas WHERE chunk_hash = ? AND holder = ?",
+		           "tt", json_string_value(h), holder) != DB_DONE)
+			goto db_fail;
+	}
+	if (db_commit(r->db) != DB_DONE)
+		goto db_fail;
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:I}", "recorded", (json_int_t)recorded, "dropped",
+	                            (json_int_t)json_array_size(dropped)));
+db_fail:
+	db_rollback(r->db);
+	return reply_db_error(r);
+}
+
+/* GET /workspaces/W/tree: every folder and live file the caller may read, with
+ * the feed seq to follow from. The seq is read first, so the snapshot is at
+ * least as new as it; replaying from it is harmless (changes are idempotent). */
+enum MHD_Result api_tree(struct req *r)
+{
+	struct acl *a = req_acl(r);
+	int64_t seq = 0;
+	if (!a || db_int64(r->db, &seq, "SELECT last_seq FROM workspaces WHERE id = ?", "i",
+	                   r->ws_id) != DB_ROW)
+		return reply_db_error(r);
+	json_t *folders = json_array(), *files = json_array();
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT path FROM folders WHERE workspace_id = ? AND "
+	                              "deleted_at IS NULL AND path <> '/' ORDER BY path",
+	                              "i", r->ws_id);
+	while (st && db_step(st) == DB_ROW)
+		if (acl_visible(a, db_col_text(st, 0), false))
+			json_array_append_new(folders, json_string(db_col_text(st, 0)));
+	db_finalize(st);
+	st = db_query(r->db,
+	              "SELECT fo.path, f.name, v.number, v.id, v.size, v.hash, f.updated_at FROM "
+	              "files f JOIN folders fo ON fo.id = f.folder_id JOIN file_versions v ON v.id "
+	              "= f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	              "i", r->ws_id);
+	if (!st) {
+		json_decref(folders);
+		json_decref(files);
+		return reply_db_error(r);
+	}
+	while (db_step(st) == DB_ROW) {
+		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
+		if (acl_perm(a, p, true) >= PERM_READ)
+			json_array_append_new(
+			    files,
+			    json_pack("{s:s, s:I, s:I, s:I, s:s, s:I}", "path", p, "version",
+			              (json_int_t)db_col_int64(st, 2), "version_id",
+			              (json_int_t)db_col_int64(st, 3), "size",
+			              (json_int_t)db_col_int64(st, 4), "hash", db_col_text(st, 5),
+			              "modified_at", (json_int_t)db_col_int64(st, 6)));
+		free(p);
+	}
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:o, s:o}", "seq", (json_int_t)seq, "folders", folders,
+	                            "files", files));
+}
+
+static char *chunk_token(struct req *r, int64_t ttl_s, int64_t *exp)
+{
+	*exp = now_ms() + ttl_s * 1000;
+	return tokens_sign(r->db, json_pack("{s:I, s:s, s:I}", "ws", (json_int_t)r->ws_id, "scope",
+	                                    "chunks", "exp", (json_int_t)*exp));
+}
+
+/* May the caller read every file (the condition for a chunk token)? */
+static bool reads_everything(struct req *r)
+{
+	struct acl *a = req_acl(r);
+	return a && acl_subtree_at_least(a, "/", PERM_READ);
+}
+
+/* GET /workspaces/W/manifest?path=P[&version=N]: a version's chunks and where
+ * they can be fetched: online hosts holding each, plus the hub. */
+enum MHD_Result api_manifest(struct req *r)
+{
+	char *path = req_path_arg(r, "path");
+	if (!path)
+		return MHD_YES;
+	const char *vs = req_arg(r, "version", NULL);
+	int64_t version = vs ? parse_id(vs) : 0;
+	enum MHD_Result ret = MHD_YES;
+	struct file_info fi;
+	if (vs && version <= 0) {
+		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                  "version is a positive number");
+		goto out;
+	}
+	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
+	if (rc == 1 && !acl_require(r, path, true, PERM_READ))
+		goto out;
+	if (rc == 1 && version)
+		rc = meta_version_get(r->db, fi.id, version, &fi);
+	if (rc != 1) {
+		ret = rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+		                            "no such file or version: %s", path)
+		              : reply_db_error(r);
+		goto out;
+	}
+	int64_t now = now_ms();
+	json_t *chunks = json_array(), *hosts = json_object();
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT chunk_hash, size, chunk_offset FROM version_chunks "
+	                              "WHERE version_id = ? ORDER BY idx",
+	                              "i", fi.version_id);
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(chunks,
+		                      json_pack("{s:s, s:I, s:I, s:[]}", "hash", db_col_text(st, 0),
+		                                "size", (json_int_t)db_col_int64(st, 1), "offset",
+		                                (json_int_t)db_col_int64(st, 2), "hosts"));
+	db_finalize(st);
+	st = db_query(r->db,
+	              "SELECT vc.idx, h.id, h.url FROM version_chunks vc JOIN chunk_replicas cr ON "
+	              "cr.chunk_hash = vc.chunk_hash JOIN hosts h ON h.id = cr.host_id WHERE "
+	              "vc.version_id = ? AND cr.state = 'ok' AND h.workspace_id = ? AND "
+	              "h.revoked_at IS NULL AND h.url IS NOT NULL AND " ONLINE_SQL
+	              " ORDER BY vc.idx",
+	              "iii", fi.version_id, r->ws_id, now);
+	while (st && db_step(st) == DB_ROW) {
+		json_t *c = json_array_get(chunks, (size_t)db_col_int64(st, 0));
+		char id[24];
+		snprintf(id, sizeof id, "%lld", (long long)db_col_int64(st, 1));
+		if (c)
+			json_array_append_new(json_object_get(c, "hosts"),
+			                      json_integer(db_col_int64(st, 1)));
+		json_object_set_new(hosts, id, json_string(db_col_text(st, 2)));
+	}
+	db_finalize(st);
+	json_t *o =
+	    json_pack("{s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "path", path, "version",
+	              (json_int_t)fi.version_no, "version_id", (json_int_t)fi.version_id, "size",
+	              (json_int_t)fi.size, "hash", fi.hash, "chunks", chunks, "hosts", hosts);
+	if (json_object_size(hosts) && reads_everything(r)) {
+		int64_t exp;
+		char *tok = chunk_token(r, CHUNK_TOKEN_TTL_S, &exp);
+		if (tok)
+			json_object_set_new(o, "chunk_token", json_string(tok));
+		free(tok);
+	}
+	ret = reply_json(r, MHD_HTTP_OK, o);
+out:
+	free(path);
+	return ret;
+}
+
+/* POST /workspaces/W/tokens {scope:"chunks", expires_in} */
+enum MHD_Result api_token_create(struct req *r)
+{
+	const char *scope = json_get_str(r->json, "scope");
+	int64_t ttl = CHUNK_TOKEN_TTL_S;
+	if (!scope || strcmp(scope, "chunks") != 0 ||
+	    (json_object_get(r->json, "expires_in") &&
+	     (!json_get_int(r->json, "expires_in", &ttl) || ttl < 1 ||
+	      ttl * 1000 > TOKEN_TTL_MAX_MS)))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "scope is \"chunks\" and expires_in 1..%lld seconds",
+		                   (long long)(TOKEN_TTL_MAX_MS / 1000));
+	if (!reads_everything(r))
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                   "a chunk token needs read access to the whole workspace");
+	int64_t exp;
+	char *tok = chunk_token(r, ttl, &exp);
+	if (!tok)
+		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_signing_key",
+		                   "the hub has no usable signing key");
+	json_t *o = json_pack("{s:s, s:s, s:I}", "token", tok, "scope", "chunks", "expires_at",
+	                      (json_int_t)exp);
+	free(tok);
+	return reply_json(r, MHD_HTTP_CREATED, o);
+}
+
+/* GET /workspaces/W/replicas: chunks of current versions and how many have
+ * fewer online copies (hub storage + online hosts) than min_replicas. */
+enum MHD_Result api_replicas(struct req *r)
+{
+	int64_t now = now_ms(), minr = 2;
+	if (db_int64(r->db, &minr, "SELECT min_replicas FROM workspaces WHERE id = ?", "i",
+	             r->ws_id) != DB_ROW)
+		return reply_db_error(r);
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN n < ? THEN 1 ELSE 0 END), 0), "
+	    "COALESCE(SUM(n), 0) FROM (SELECT (SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN "
+	    "hosts h ON h.id = cr.host_id WHERE cr.chunk_hash = u.chunk_hash AND cr.state = 'ok' "
+	    "AND (cr.holder = 'hub' OR (h.revoked_at IS NULL AND " ONLINE_SQL "))) AS n FROM "
+	    "(SELECT DISTINCT vc.chunk_hash FROM files f JOIN version_chunks vc ON vc.version_id "
+	    "= f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL) u) x",
+	    "iii", minr, now, r->ws_id);
+	if (!st || db_step(st) != DB_ROW) {
+		db_finalize(st);
+		return reply_db_error(r);
+	}
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)db_col_int64(st, 0),
+	                      "under_replicated", (json_int_t)db_col_int64(st, 1), "copies",
+	                      (json_int_t)db_col_int64(st, 2), "min_replicas", (json_int_t)minr);
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK, o);
+}
