@@ -176,7 +176,7 @@ enum policy host_policy(struct host *h, const char *path)
 	return best;
 }
 
-static int load_policies(struct host *h, CURL *curl)
+int host_load_policies(struct host *h, CURL *curl)
 {
 	char *url = client_ws_url(&h->c, "/hosts/self/policies", NULL);
 	json_t *out = NULL;
@@ -666,7 +666,7 @@ static void sync_loop(struct host *h)
 		atomic_store(&h->state, 2);
 
 		if (resync) {
-			load_policies(h, h->c.curl);
+			host_load_policies(h, h->c.curl);
 			int64_t seq = sync_with_tree(h);
 			if (seq > atomic_load(&h->seq)) {
 				atomic_store(&h->seq, seq);
@@ -704,6 +704,7 @@ static void sync_loop(struct host *h)
 			free(due[i]);
 		}
 		free(due);
+		sync_flush(h);
 	}
 }
 
@@ -780,7 +781,7 @@ int host_run(const struct host_config *cfg)
 	pthread_create(&hb_th, NULL, heartbeat_main, h);
 	/* A fresh index learns the whole tree; a known one replays the feed. */
 	for (int attempt = 0; !atomic_load(&h->stop); attempt++) {
-		if (load_policies(h, h->c.curl) == 0) {
+		if (host_load_policies(h, h->c.curl) == 0) {
 			if (atomic_load(&h->seq) > 0)
 				break;
 			int64_t seq = sync_with_tree(h);

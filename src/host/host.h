@@ -96,6 +96,8 @@ void host_queue_move(struct host *h, const char *from, const char *to);
 void host_wake(struct host *h);
 /* Load DIR/.roost/host.json into h (hub, token, ids). 0 or prints why. */
 int host_load_identity(struct host *h, const char *dir);
+/* Fetch this host's policies from the hub. 0 or -1. */
+int host_load_policies(struct host *h, CURL *curl);
 /* The policy of path (longest folder prefix; pinned by default). */
 enum policy host_policy(struct host *h, const char *path);
 /* Should path (a workspace path) never be synced (state dir, temp names)? */
@@ -143,6 +145,8 @@ void watcher_stop(struct watcher *w);
 void sync_remote_event(struct host *h, json_t *ev);
 void sync_local_path(struct host *h, const char *path);
 void sync_local_move(struct host *h, const char *from, const char *to);
+/* Upload the small files queued by sync_local_path (after each batch). */
+void sync_flush(struct host *h);
 /* Walk the folder: every file or folder that differs from the index is marked. */
 void sync_rescan(struct host *h);
 /* Reconcile with the hub's whole tree; the feed seq to follow from, or -1. */
@@ -151,7 +155,7 @@ int64_t sync_with_tree(struct host *h);
 /* fetch.c */
 /* The manifest of path's version (0: current), or NULL (404 sets *gone). */
 json_t *fetch_manifest(struct host *h, CURL *curl, const char *path, int64_t version, bool *gone);
-/* Write the manifest's content into fd, verified. 0 or -errno / -EBADMSG.
+/* Write the manifest's content into fd, every chunk verified. 0 or -errno / -EBADMSG.
  * With to_cache, chunks fetched from elsewhere are kept in the on-demand cache. */
 int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, int fd,
                   bool to_cache);

@@ -33,7 +33,7 @@ int idx_open(struct host *h)
 {
 	char *url = xasprintf("sqlite:%s/index.db", h->state_dir);
 	char *err = NULL;
-	h->idx = db_pool_new(url, 6, &err);
+	h->idx = db_pool_new(url, 16, &err);
 	free(url);
 	if (!h->idx) {
 		log_error("cannot open the index: %s", err ? err : "?");

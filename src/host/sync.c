@@ -297,6 +297,20 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		have = false;
 	}
 	free(local);
+	/* A file within the minimum chunk size is one chunk named by the
+	 * file's hash: no need to ask for its manifest. */
+	if (size <= (int64_t)h->c.chunking.min) {
+		json_t *m = json_pack(
+		    "{s:s, s:I, s:I, s:I, s:s, s:o}", "path", path, "version", (json_int_t)version,
+		    "version_id", (json_int_t)vid, "size", (json_int_t)size, "hash", hash, "chunks",
+		    size ? json_pack("[{s:s, s:I, s:I, s:[]}]", "hash", hash, "size",
+		                     (json_int_t)size, "offset", (json_int_t)0, "hosts")
+		         : json_array());
+		bool done = download_to(h, path, m, have ? &st : NULL);
+		json_decref(m);
+		if (done)
+			return; /* else: not stored as one chunk; ask for the manifest */
+	}
 	bool gone = false;
 	json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
 	if (m)
@@ -363,6 +377,207 @@ static void upload(struct host *h, const char *path, const char *local, const st
 	         (long long)json_integer_value(json_object_get(res, "version")),
 	         (long long)st->st_size);
 	json_decref(res);
+}
+
+/* ---- small files, in batches ----
+ *
+ * A file no bigger than the minimum chunk is one chunk whose hash is the
+ * file's. Uploading thousands of them one by one costs a probe, a PUT and a
+ * commit (with its flush) each; here they go up together: one probe, the
+ * missing chunks PUT a few at a time, and one batch commit. */
+
+#define SMALL_BATCH_FILES 500
+#define SMALL_BATCH_BYTES (16u << 20)
+#define SMALL_PUT_THREADS 4
+
+struct small {
+	char *path;
+	struct stat st;
+	int64_t base;
+	uint8_t *data;
+	char hash[HASH_HEX_LEN + 1];
+	bool missing;
+	int put_status;
+};
+
+static struct small *smalls;
+static size_t nsmall, small_bytes;
+
+struct put_job {
+	struct host *h;
+	atomic_size_t next;
+};
+
+static size_t discard_body(char *p, size_t size, size_t n, void *cls)
+{
+	(void)p;
+	(void)cls;
+	return size * n;
+}
+
+static void *small_put_worker(void *arg)
+{
+	struct put_job *j = arg;
+	CURL *curl = client_curl(&j->h->c);
+	char *auth = xasprintf("Authorization: Bearer %s", j->h->c.token);
+	struct curl_slist *hd = curl_slist_append(NULL, auth);
+	hd = curl_slist_append(hd, "Content-Type: application/octet-stream");
+	hd = curl_slist_append(hd, "Expect:");
+	for (;;) {
+		size_t i = atomic_fetch_add(&j->next, 1);
+		if (i >= nsmall)
+			break;
+		struct small *s = &smalls[i];
+		if (!s->missing)
+			continue;
+		char *rel = xasprintf("/chunks/%s", s->hash);
+		char *url = client_ws_url(&j->h->c, rel, NULL);
+		curl_easy_setopt(curl, CURLOPT_URL, url);
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hd);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, (const char *)s->data);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->st.st_size);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
+		long status = 0;
+		if (curl_easy_perform(curl) == CURLE_OK)
+			curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+		s->put_status = (int)status;
+		free(url);
+		free(rel);
+	}
+	curl_slist_free_all(hd);
+	free(auth);
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+static json_t *one_chunk(const struct small *s)
+{
+	return s->st.st_size ? json_pack("[{s:s, s:I, s:I}]", "hash", s->hash, "size",
+	                                 (json_int_t)s->st.st_size, "offset", (json_int_t)0)
+	                     : json_array();
+}
+
+void sync_flush(struct host *h)
+{
+	if (!nsmall)
+		return;
+	/* 1: which chunks the hub lacks */
+	json_t *hashes = json_array();
+	for (size_t i = 0; i < nsmall; i++)
+		if (smalls[i].st.st_size)
+			json_array_append_new(hashes, json_string(smalls[i].hash));
+	json_t *out = NULL;
+	long st = json_array_size(hashes) ? hub_call(h, "POST", "/chunks/missing", NULL,
+	                                             json_pack("{s:o}", "hashes", hashes), &out)
+	                                  : (json_decref(hashes), 200);
+	json_t *missing = json_object_get(out, "missing"), *m;
+	size_t k;
+	json_array_foreach(missing, k, m)
+	{
+		for (size_t i = 0; i < nsmall; i++)
+			if (strcmp(smalls[i].hash, json_string_value(m)) == 0) {
+				smalls[i].missing = true;
+				break; /* one upload per distinct chunk */
+			}
+	}
+	json_decref(out);
+	/* 2: send them, a few at a time */
+	bool ok = st == 200;
+	if (ok) {
+		struct put_job j = {.h = h};
+		pthread_t th[SMALL_PUT_THREADS];
+		for (int t = 1; t < SMALL_PUT_THREADS; t++)
+			pthread_create(&th[t], NULL, small_put_worker, &j);
+		small_put_worker(&j);
+		for (int t = 1; t < SMALL_PUT_THREADS; t++)
+			pthread_join(th[t], NULL);
+	}
+	/* 3: commit them all at once */
+	json_t *versions = json_array();
+	for (size_t i = 0; ok && i < nsmall; i++) {
+		struct small *s = &smalls[i];
+		json_t *chunks = one_chunk(s);
+		json_t *c;
+		size_t ci;
+		json_array_foreach(chunks, ci, c) json_object_del(c, "offset");
+		json_array_append_new(
+		    versions, json_pack("{s:s, s:I, s:s, s:o, s:I}", "path", s->path, "size",
+		                        (json_int_t)s->st.st_size, "hash", s->hash, "chunks",
+		                        chunks, "base_version_id", (json_int_t)s->base));
+	}
+	out = NULL;
+	st = ok ? hub_call(h, "POST", "/versions/batch", NULL,
+	                   json_pack("{s:o}", "versions", versions), &out)
+	        : (json_decref(versions), 0);
+	json_t *results = json_object_get(out, "results");
+	for (size_t i = 0; i < nsmall; i++) {
+		struct small *s = &smalls[i];
+		json_t *r = st == 200 ? json_array_get(results, i) : NULL;
+		int status = (int)json_integer_value(json_object_get(r, "status"));
+		json_t *b = json_object_get(r, "body");
+		const char *code = json_get_str(json_object_get(b, "error"), "code");
+		char *local = host_local(h, s->path);
+		if (status == 201) {
+			json_t *chunks = one_chunk(s);
+			record_local(h, s->path, &s->st,
+			             json_integer_value(json_object_get(b, "version_id")),
+			             json_integer_value(json_object_get(b, "version")), s->hash,
+			             chunks);
+			json_decref(chunks);
+			struct stat after;
+			if (lstat(local, &after) != 0 || !same_stat(&s->st, &after))
+				host_mark_dirty(h, s->path, SETTLE_MODIFIED_MS);
+		} else if (status == 409 && code && strcmp(code, "version_conflict") == 0) {
+			resolve_conflict(h, s->path, local, &s->st, false);
+		} else {
+			if (status)
+				log_warn("upload of %s refused: %s", s->path,
+				         json_get_str(json_object_get(b, "error"), "message"));
+			host_mark_dirty(h, s->path, RETRY_MS);
+		}
+		free(local);
+		free(s->path);
+		free(s->data);
+	}
+	if (st == 200)
+		log_info("uploaded %zu small files in one batch", nsmall);
+	json_decref(out);
+	nsmall = small_bytes = 0;
+	atomic_store(&h->last_sync, now_ms());
+}
+
+/* Read a small file now and queue it; false if it is not one (or changing). */
+static bool queue_small(struct host *h, const char *path, const char *local, const struct stat *st,
+                        int64_t base)
+{
+	if (st->st_size > (off_t)h->c.chunking.min)
+		return false;
+	int fd = open(local, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	uint8_t *data = xmalloc((size_t)st->st_size + 1);
+	ssize_t n = pread_full(fd, data, (size_t)st->st_size, 0);
+	struct stat again;
+	bool same = fstat(fd, &again) == 0 && same_stat(st, &again);
+	close(fd);
+	if (n != st->st_size || !same) {
+		free(data);
+		host_mark_dirty(h, path, SETTLE_MODIFIED_MS); /* still being written */
+		return true;
+	}
+	if (nsmall == SMALL_BATCH_FILES || small_bytes + (size_t)n > SMALL_BATCH_BYTES)
+		sync_flush(h);
+	smalls = xrealloc(smalls, (nsmall + 1) * sizeof *smalls);
+	struct small *s = &smalls[nsmall++];
+	memset(s, 0, sizeof *s);
+	s->path = xstrdup(path);
+	s->st = *st;
+	s->base = base;
+	s->data = data;
+	hash_hex(data, (size_t)n, s->hash);
+	small_bytes += (size_t)n;
+	return true;
 }
 
 /* ---- local changes ---- */
@@ -441,8 +656,9 @@ void sync_local_path(struct host *h, const char *path)
 	} else if (S_ISREG(st.st_mode)) {
 		struct ientry e;
 		int found = idx_get(h->db, path, &e) == 1;
-		if (!(found && stat_matches(&e, &st)))
-			upload(h, path, local, &st, found && !e.dir ? e.version_id : 0, false);
+		int64_t base = found && !e.dir ? e.version_id : 0;
+		if (!(found && stat_matches(&e, &st)) && !queue_small(h, path, local, &st, base))
+			upload(h, path, local, &st, base, false);
 	}
 	/* symlinks, devices, sockets: not synced */
 	free(local);
@@ -657,6 +873,9 @@ void sync_remote_event(struct host *h, json_t *ev)
 		apply_mkdir(h, path);
 	} else if (strcmp(kind, "host.policy") == 0 && json_get_int(pl, "host_id", &host) &&
 	           host == h->host_id) {
+		/* Now, so the events after this one see it; the tree pass
+		 * then fixes what was synced under the old policy. */
+		host_load_policies(h, h->c.curl);
 		pthread_mutex_lock(&h->mu);
 		h->resync = true;
 		pthread_mutex_unlock(&h->mu);

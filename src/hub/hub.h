@@ -95,6 +95,11 @@ struct req {
 	void *state; /* handler-owned stream state */
 	void (*state_free)(void *state);
 	bool replied;
+	/* Batch mode (one transaction, many items): each item commits in a
+	 * savepoint and its answer is captured here instead of sent. */
+	bool batch;
+	unsigned cap_status;
+	json_t *cap_body;
 	unsigned status;  /* the answer's status, for metrics */
 	int64_t start_us; /* when the request arrived */
 };
@@ -203,6 +208,7 @@ enum MHD_Result api_chunk_put_begin(struct req *r);
 int api_chunk_put_data(struct req *r, const char *data, size_t len);
 enum MHD_Result api_chunk_put(struct req *r);
 enum MHD_Result api_commit(struct req *r);
+enum MHD_Result api_commit_batch(struct req *r);
 enum MHD_Result api_upload_begin(struct req *r);
 int api_upload_data(struct req *r, const char *data, size_t len);
 enum MHD_Result api_upload(struct req *r);

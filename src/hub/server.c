@@ -50,6 +50,8 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/info", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_info},
     {"GET", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_versions},
     {"POST", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_commit},
+    {"POST", "/api/v1/workspaces/*/versions/batch", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_commit_batch},
     {"POST", "/api/v1/workspaces/*/folders", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_mkdir},
     {"POST", "/api/v1/workspaces/*/move", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_move},
     {"DELETE", "/api/v1/workspaces/*/files", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_delete},
@@ -135,6 +137,12 @@ static enum MHD_Result queue(struct req *r, unsigned status, const char *ctype, 
 enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, const char *hname,
                                const char *hval)
 {
+	if (r->batch) {
+		json_decref(r->cap_body);
+		r->cap_body = body;
+		r->cap_status = status;
+		return MHD_YES;
+	}
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (!s)
@@ -406,6 +414,7 @@ static void req_free(struct req *r)
 		db_pool_release(r->hub->pool, r->db);
 	free_params(r->params);
 	acl_free(r->acl);
+	json_decref(r->cap_body);
 	free(r->body);
 	json_decref(r->json);
 	free(r);

@@ -23,6 +23,8 @@ struct chunk_ref {
 /* ---- content types (libmagic is not thread-safe: one handle, one lock) ---- */
 
 static pthread_mutex_t magic_mu = PTHREAD_MUTEX_INITIALIZER;
+/* libmagic's text tests scan the whole buffer; the head decides the type. */
+#define SNIFF_BYTES 8192
 static magic_t magic_handle;
 
 static void sniff_type(const uint8_t *data, size_t len, char out[128])
@@ -32,7 +34,11 @@ static void sniff_type(const uint8_t *data, size_t len, char out[128])
 		return;
 	pthread_mutex_lock(&magic_mu);
 	if (!magic_handle) {
-		magic_handle = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+		/* Skip the costly looks inside archives and documents: the MIME
+		 * type of the outside is what a download needs. */
+		magic_handle = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS |
+		                          MAGIC_NO_CHECK_TAR | MAGIC_NO_CHECK_CDF |
+		                          MAGIC_NO_CHECK_ELF | MAGIC_NO_CHECK_ENCODING);
 		if (magic_handle && magic_load(magic_handle, NULL) != 0) {
 			magic_close(magic_handle);
 			magic_handle = NULL;
@@ -44,11 +50,11 @@ static void sniff_type(const uint8_t *data, size_t len, char out[128])
 	pthread_mutex_unlock(&magic_mu);
 }
 
-static void sniff_stored_chunk(struct hub *hub, const char *hash, char out[128])
+static void sniff_stored_chunk(struct hub *hub, const char *hash, int64_t size, char out[128])
 {
-	uint8_t *buf = xmalloc(CHUNK_MAX_LIMIT);
-	int64_t n = store_read(hub->store, hash, buf, CHUNK_MAX_LIMIT);
-	sniff_type(buf, n > 0 ? (size_t)(n < 65536 ? n : 65536) : 0, out);
+	uint8_t *buf = xmalloc((size_t)size);
+	int64_t n = store_read(hub->store, hash, buf, (size_t)size);
+	sniff_type(buf, n > 0 ? (size_t)(n < SNIFF_BYTES ? n : SNIFF_BYTES) : 0, out);
 	free(buf);
 }
 
@@ -217,6 +223,25 @@ enum MHD_Result api_chunk_put(struct req *r)
 
 /* ---- committing a version ---- */
 
+/* A commit's transaction, or in a batch its savepoint in the batch's. */
+static int tx_begin(struct req *r)
+{
+	return r->batch ? db_exec(r->db, "SAVEPOINT commit_one") : meta_begin(r->db, r->ws_id);
+}
+
+static void tx_rollback(struct req *r)
+{
+	if (r->batch)
+		db_exec(r->db, "ROLLBACK TO SAVEPOINT commit_one; RELEASE SAVEPOINT commit_one");
+	else
+		db_rollback(r->db);
+}
+
+static int tx_commit(struct req *r)
+{
+	return r->batch ? db_exec(r->db, "RELEASE SAVEPOINT commit_one") : meta_commit(r);
+}
+
 /* Commit path as a new version made of chunks, in one transaction. Replies.
  * base >= 0 makes it conditional: the file's current version id must be base
  * (0: the file must not exist), else 409 version_conflict. */
@@ -229,7 +254,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	if (!path_split(path, &parent, &name))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
 		                   "a file cannot be written at the workspace root itself");
-	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
+	if (tx_begin(r) != DB_DONE) {
 		ret = reply_db_error(r);
 		goto out;
 	}
@@ -241,7 +266,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 			json_array_append_new(missing, json_string(chunks[i].hash));
 		} else if (held != chunks[i].size) {
 			json_decref(missing);
-			db_rollback(r->db);
+			tx_rollback(r);
 			ret = reply_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "size_mismatch",
 			                  "chunks[%zu] is %lld bytes, not %lld", i, (long long)held,
 			                  (long long)chunks[i].size);
@@ -249,7 +274,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		}
 	}
 	if (json_array_size(missing)) {
-		db_rollback(r->db);
+		tx_rollback(r);
 		ret = reply_error_extra(r, MHD_HTTP_CONFLICT, "missing_chunks",
 		                        "the hub does not hold some chunks; upload them and commit "
 		                        "again",
@@ -258,7 +283,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	}
 	json_decref(missing);
 	if (!limits_allow_file(r, size)) {
-		db_rollback(r->db);
+		tx_rollback(r);
 		ret = MHD_YES;
 		goto out;
 	}
@@ -267,7 +292,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	bool created;
 	int rc = meta_mkdirs(r->db, r->ws_id, parent, r->user_id, &folder, &created);
 	if (rc == -EEXIST || (rc == 0 && meta_folder_id(r->db, r->ws_id, path, &other) == 1)) {
-		db_rollback(r->db);
+		tx_rollback(r);
 		ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
 		                  "a file or folder is in the way of %s", path);
 		goto out;
@@ -284,7 +309,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		if (rc == DB_ERR)
 			goto db_fail;
 		if (cur != base) {
-			db_rollback(r->db);
+			tx_rollback(r);
 			ret = reply_error_extra(
 			    r, MHD_HTTP_CONFLICT, "version_conflict",
 			    "the file changed since the base version",
@@ -296,7 +321,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	if (ctype_in)
 		snprintf(ctype, sizeof ctype, "%s", ctype_in);
 	else if (n > 0)
-		sniff_stored_chunk(r->hub, chunks[0].hash, ctype);
+		sniff_stored_chunk(r->hub, chunks[0].hash, chunks[0].size, ctype);
 	else
 		snprintf(ctype, sizeof ctype, "application/x-empty");
 
@@ -327,12 +352,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		           "iitii", vid, (int64_t)i, chunks[i].hash, off,
 		           chunks[i].size) != DB_DONE ||
 		    db_run(r->db, "UPDATE chunks SET refcount = refcount + 1 WHERE hash = ?", "t",
-		           chunks[i].hash) != DB_DONE ||
-		    /* the hub's storage holds every committed chunk (min_replicas) */
-		    db_run(r->db,
-		           "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
-		           "VALUES(?, 'hub', 'ok', ?) ON CONFLICT DO NOTHING",
-		           "ti", chunks[i].hash, now) != DB_DONE)
+		           chunks[i].hash) != DB_DONE)
 			goto db_fail;
 		off += chunks[i].size;
 	}
@@ -347,7 +367,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	    meta_audit(r, "file.version", path,
 	               json_pack("{s:I, s:I}", "version", (json_int_t)number, "size",
 	                         (json_int_t)size)) != 0 ||
-	    meta_commit(r) != DB_DONE)
+	    tx_commit(r) != DB_DONE)
 		goto db_fail;
 	atomic_fetch_add(&r->hub->m.versions_committed, 1);
 	ret = reply_json(r, MHD_HTTP_CREATED,
@@ -357,7 +377,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	                           "content_type", ctype, "chunks", (json_int_t)n));
 	goto out;
 db_fail:
-	db_rollback(r->db);
+	tx_rollback(r);
 	ret = reply_db_error(r);
 out:
 	free(parent);
@@ -428,6 +448,45 @@ out:
 	return ret;
 }
 
+#define BATCH_MAX 1000
+
+/* POST /versions/batch {versions:[commit body…]}: many small files in one
+ * transaction (one flush instead of one per file). Each item succeeds or
+ * fails alone; the answer lists each item's status and body. */
+enum MHD_Result api_commit_batch(struct req *r)
+{
+	json_t *items = json_object_get(r->json, "versions");
+	if (!json_is_array(items) || !json_array_size(items) || json_array_size(items) > BATCH_MAX)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "versions is an array of 1..%d commits", BATCH_MAX);
+	if (meta_begin(r->db, r->ws_id) != DB_DONE)
+		return reply_db_error(r);
+	json_t *results = json_array(), *whole = r->json, *item;
+	size_t i;
+	bool failed = false;
+	r->batch = true;
+	json_array_foreach(items, i, item)
+	{
+		r->json = item;
+		r->cap_status = 0;
+		api_commit(r);
+		if (r->cap_status == MHD_HTTP_SERVICE_UNAVAILABLE || !r->cap_status) {
+			failed = true; /* the database failed: all or nothing */
+			break;
+		}
+		json_array_append_new(results, json_pack("{s:i, s:O}", "status", (int)r->cap_status,
+		                                         "body", r->cap_body));
+	}
+	r->batch = false;
+	r->json = whole;
+	if (failed || meta_commit(r) != DB_DONE) {
+		db_rollback(r->db);
+		json_decref(results);
+		return reply_db_error(r);
+	}
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "results", results));
+}
+
 /* ---- PUT /upload?path=: the hub chunks the body ---- */
 
 struct stream_up {
@@ -439,7 +498,7 @@ struct stream_up {
 	struct chunk_ref *chunks;
 	size_t n, cap;
 	int64_t total;
-	uint8_t head[65536]; /* the first bytes, for the content type */
+	uint8_t head[SNIFF_BYTES]; /* the first bytes, for the content type */
 	size_t head_len;
 };
 
