@@ -5,12 +5,17 @@
 #include "hub/hub.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#define DEMO_HOST_PORT 3212 /* the demo host's content server */
 
 static const char usage_text[] =
     "roost " ROOST_VERSION " — self-hosted file sync and share\n"
@@ -24,7 +29,7 @@ static const char usage_text[] =
     "              [--rate-limit 1000]  (requests/s per token, twice that in a burst; 0: off)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
-    "  roost demo [--data DIR]                  a hub on loopback with a demo login\n"
+    "  roost demo [--data DIR] [--host-port 3212]  a hub and a host on loopback, a demo login\n"
     "  roost admin rotate-keys --data DIR [--db URL]  new token-signing key\n"
     "\n"
     "Client (the hub and token are saved by login):\n"
@@ -50,6 +55,14 @@ static const char usage_text[] =
     "EMAIL\n"
     "  roost invite [--role member|admin|owner] [--expires 7d]   prints an invite URL\n"
     "  roost join INVITE_URL --email EMAIL      accept it (password: $ROOST_PASSWORD or prompt)\n"
+    "\n"
+    "Hosts (docs/host.md):\n"
+    "  roost host invite [--expires 1h]         (owners, admins) prints a host invite URL\n"
+    "  roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
+    "  roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat 5] [--cache-max 1G]\n"
+    "  roost host status --dir DIR [--json]\n"
+    "  roost hosts [--json]                     hosts of the workspace, online or not\n"
+    "  roost policy set HOST FOLDER pinned|on-demand|exclude|inherit  |  roost policy ls HOST\n"
     "Client options: --workspace NAME (or $ROOST_WORKSPACE), -q/--quiet.\n";
 
 static int parse_port(const char *s, int *out)
@@ -167,8 +180,24 @@ static int cmd_serve(int argc, char **argv)
 /* A hub on loopback with a known login, for trying roost out. */
 static int cmd_demo(int argc, char **argv)
 {
+	/* --host-port N is the demo's own; the rest are the hub's options. */
+	int host_port = DEMO_HOST_PORT;
+	char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
+	int nrest = 0;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--host-port") == 0) {
+			if (i + 1 >= argc || parse_port(argv[++i], &host_port) != 0) {
+				fprintf(stderr, "roost demo: --host-port takes a port number\n");
+				free(rest);
+				return 2;
+			}
+		} else {
+			rest[nrest++] = argv[i];
+		}
+	}
 	struct hub_args a;
-	int rc = parse_hub_args("demo", argc, argv, &a);
+	int rc = parse_hub_args("demo", nrest, rest, &a);
+	free(rest);
 	if (rc)
 		return rc;
 	if (!a.data)
@@ -206,17 +235,40 @@ static int cmd_demo(int argc, char **argv)
 	if (n <= 0)
 		n = (ssize_t)snprintf(exe, sizeof exe, "roost");
 	exe[n] = 0;
+	/* The demo's host: a synced folder beside the hub, as its own process. */
+	char *host_dir = xasprintf("%s/host", a.data);
+	char *hub_url = xasprintf("http://%s:%d", host, a.cfg.api_port);
+	pid_t agent = -1;
+	if (hub_demo_host(a.data, a.cfg.db_url, email, host_dir, hub_url) == 0) {
+		agent = fork();
+		if (agent == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the demo */
+			char listen[64];
+			snprintf(listen, sizeof listen, "%s:%d", host, host_port);
+			execl(exe, "roost", "host", "run", "--dir", host_dir, "--listen", listen,
+			      (char *)NULL);
+			_exit(127);
+		}
+	}
 	printf("\nroost demo\n"
+	       "  host:      %s (a synced folder: files put in it appear in the workspace)\n"
 	       "  dashboard: http://%s:%d/\n"
 	       "  API:       http://%s:%d/api/v1\n"
 	       "  login:     %s  password: %s\n"
 	       "  try:       ROOST_PASSWORD='%s' %s login --hub http://%s:%d --email %s\n"
 	       "             %s put FILE && %s ls\n"
-	       "  (Ctrl-C stops the hub; data stays in %s)\n\n",
-	       host, a.cfg.dashboard_port, host, a.cfg.api_port, email, pw, pw, exe, host,
+	       "  (Ctrl-C stops the hub and the host; data stays in %s)\n\n",
+	       host_dir, host, a.cfg.dashboard_port, host, a.cfg.api_port, email, pw, pw, exe, host,
 	       a.cfg.api_port, email, exe, exe, a.data);
 	fflush(stdout);
-	return hub_serve(&a.cfg);
+	rc = hub_serve(&a.cfg);
+	if (agent > 0) {
+		kill(agent, SIGTERM);
+		waitpid(agent, NULL, 0);
+	}
+	free(host_dir);
+	free(hub_url);
+	return rc;
 }
 
 int main(int argc, char **argv)

@@ -28,7 +28,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RETRY_MS 2000 /* a failed upload is tried again after this */
+/* Failed work is tried again after a delay that doubles with each failure in
+ * a row (1 s up to a minute), with jitter so many hosts don't retry in step. */
+static int fail_streak;
+
+static int64_t retry_ms(void)
+{
+	int64_t base = 1000ll << (fail_streak < 6 ? fail_streak : 6);
+	if (base > 60000)
+		base = 60000;
+	fail_streak++;
+	return base / 2 + rand() % (base / 2 + 1);
+}
 
 static bool same_stat(const struct stat *a, const struct stat *b)
 {
@@ -316,7 +327,7 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 	if (m)
 		download_to(h, path, m, have ? &st : NULL);
 	else if (!gone)
-		host_mark_dirty(h, path, RETRY_MS); /* the hub is away: look again */
+		host_mark_dirty(h, path, retry_ms()); /* the hub is away: look again */
 	json_decref(m);
 }
 
@@ -335,7 +346,7 @@ static void resolve_conflict(struct host *h, const char *path, const char *local
 		if (gone && !retried) /* deleted there while edited here: keep ours */
 			upload(h, path, local, st, 0, true);
 		else
-			host_mark_dirty(h, path, RETRY_MS);
+			host_mark_dirty(h, path, retry_ms());
 		return;
 	}
 	char got[HASH_HEX_LEN + 1];
@@ -361,10 +372,12 @@ static void upload(struct host *h, const char *path, const char *local, const st
 		return;
 	}
 	if (rc != 0) {
-		log_warn("upload of %s failed; trying again in %d s", path, RETRY_MS / 1000);
-		host_mark_dirty(h, path, RETRY_MS);
+		int64_t wait = retry_ms();
+		log_warn("upload of %s failed; trying again in %.1f s", path, (double)wait / 1000);
+		host_mark_dirty(h, path, wait);
 		return;
 	}
+	fail_streak = 0;
 	/* The index gets the stat from before the upload: if the file changed
 	 * while it was read, it no longer matches and goes up again. */
 	record_local(h, path, st, json_integer_value(json_object_get(res, "version_id")),
@@ -534,14 +547,16 @@ void sync_flush(struct host *h)
 			if (status)
 				log_warn("upload of %s refused: %s", s->path,
 				         json_get_str(json_object_get(b, "error"), "message"));
-			host_mark_dirty(h, s->path, RETRY_MS);
+			host_mark_dirty(h, s->path, retry_ms());
 		}
 		free(local);
 		free(s->path);
 		free(s->data);
 	}
-	if (st == 200)
-		log_info("uploaded %zu small files in one batch", nsmall);
+	if (st == 200) {
+		fail_streak = 0;
+		log_info("uploaded %zu small file%s in one batch", nsmall, nsmall == 1 ? "" : "s");
+	}
 	json_decref(out);
 	nsmall = small_bytes = 0;
 	atomic_store(&h->last_sync, now_ms());
@@ -595,7 +610,7 @@ static void local_gone(struct host *h, const char *path)
 		log_info("deleted %s from the workspace", path);
 		atomic_store(&h->last_sync, now_ms());
 	} else {
-		host_mark_dirty(h, path, RETRY_MS);
+		host_mark_dirty(h, path, retry_ms());
 	}
 }
 
@@ -608,7 +623,7 @@ static void local_dir(struct host *h, const char *path)
 		                   json_pack("{s:s, s:b}", "path", path, "parents", 1), &out);
 		json_decref(out);
 		if (st != 200 && st != 201 && st != 409) {
-			host_mark_dirty(h, path, RETRY_MS);
+			host_mark_dirty(h, path, retry_ms());
 			return;
 		}
 		struct ientry d = {.dir = true, .local = true};

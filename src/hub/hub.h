@@ -251,6 +251,8 @@ enum MHD_Result api_replicas(struct req *r);
 /* zip.c: folder (what the caller may read in it) as a streamed ZIP64 archive */
 enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name);
 int hub_rotate_keys(const char *data_dir, const char *db_url);
+int hub_demo_host(const char *data_dir, const char *db_url, const char *email, const char *dir,
+                  const char *hub_url);
 
 /* download.c */
 /* Stream version fi (with Range); as an attachment named after the file. */

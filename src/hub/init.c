@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -139,5 +140,71 @@ int hub_rotate_keys(const char *data_dir, const char *db_url)
 	rc = 0;
 out:
 	db_close(db);
+	return rc;
+}
+
+/* roost demo's host: registered straight in the database (the demo owns the
+ * hub) with its credential in dir/.roost/host.json, as `roost host join`
+ * would leave it. Does nothing when dir has joined already. */
+int hub_demo_host(const char *data_dir, const char *db_url, const char *email, const char *dir,
+                  const char *hub_url)
+{
+	char *idf = xasprintf("%s/.roost/host.json", dir);
+	struct stat st;
+	bool joined = stat(idf, &st) == 0;
+	if (joined) {
+		free(idf);
+		return 0;
+	}
+	char *url = hub_db_url(data_dir, db_url);
+	char *err = NULL;
+	struct db *db = db_open(url, &err);
+	free(url);
+	if (!db) {
+		fprintf(stderr, "roost demo: %s\n", err);
+		free(err);
+		free(idf);
+		return 1;
+	}
+	int64_t uid = 0, ws = 0, host = 0, now = now_ms();
+	char tok[64], hash[65];
+	auth_new_token(tok, hash);
+	struct chunker_params p = chunker_defaults();
+	int rc = 1;
+	if (db_migrate(db) != DB_DONE ||
+	    db_int64(db, &uid, "SELECT id FROM users WHERE email = ?", "t", email) != DB_ROW ||
+	    db_int64(db, &ws,
+	             "SELECT workspace_id FROM memberships WHERE user_id = ? AND role = 'owner' "
+	             "ORDER BY workspace_id LIMIT 1",
+	             "i", uid) != DB_ROW ||
+	    hub_ws_chunking(db, ws, &p) != 0 || db_begin(db) != DB_DONE)
+		goto out;
+	if (db_int64(db, &host,
+	             "INSERT INTO hosts(workspace_id, label, created_at, invited_by) "
+	             "VALUES(?, 'demo-host', ?, ?) RETURNING id",
+	             "iii", ws, now, uid) != DB_ROW ||
+	    db_run(db,
+	           "INSERT INTO tokens(user_id, host_id, kind, name, token_hash, created_at) "
+	           "VALUES(?, ?, 'host', 'demo-host', ?, ?)",
+	           "iiti", uid, host, hash, now) != DB_DONE ||
+	    db_commit(db) != DB_DONE) {
+		db_rollback(db);
+		goto out;
+	}
+	json_t *id =
+	    json_pack("{s:s, s:s, s:I, s:I, s:s, s:{s:I, s:I, s:I}}", "hub", hub_url, "token", tok,
+	              "workspace_id", (json_int_t)ws, "host_id", (json_int_t)host, "label",
+	              "demo-host", "chunking", "min", (json_int_t)p.min, "avg", (json_int_t)p.avg,
+	              "max", (json_int_t)p.max);
+	char *sd = xasprintf("%s/.roost", dir);
+	mkdir_p(sd, 0700);
+	rc = json_dump_file(id, idf, JSON_INDENT(2)) == 0 && chmod(idf, 0600) == 0 ? 0 : 1;
+	json_decref(id);
+	free(sd);
+out:
+	if (rc)
+		fprintf(stderr, "roost demo: cannot register the demo host: %s\n", db_errmsg(db));
+	db_close(db);
+	free(idf);
 	return rc;
 }

@@ -1,0 +1,69 @@
+"""roost demo: one command starts a hub and a host on loopback and prints a
+login that works; a file dropped in the host's folder reaches the workspace."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import free_port, q
+
+
+class DemoTest(unittest.TestCase):
+    def test_demo_runs_a_hub_and_a_host(self):
+        tmp = tempfile.mkdtemp(prefix="roost-demo-")
+        data = os.path.join(tmp, "data")
+        api, content, dash = free_port(), free_port(), free_port()
+        log = open(os.path.join(tmp, "demo.log"), "w+b")
+        p = subprocess.Popen([harness.ROOST, "demo", "--data", data, "--api-port", str(api),
+                              "--content-port", str(content), "--dashboard-port", str(dash),
+                              "--host-port", str(free_port())],
+                             stdout=log, stderr=log)
+        try:
+            hub = harness.Hub.__new__(harness.Hub)
+            hub.api_port = api
+            deadline = time.time() + 20
+            text = ""
+            while time.time() < deadline and "password:" not in text:
+                time.sleep(0.1)
+                log.seek(0)
+                text = log.read().decode(errors="replace")
+            m = re.search(r"login:\s+(\S+)\s+password: (\S+)", text)
+            self.assertIsNotNone(m, text)
+            while time.time() < deadline:
+                try:
+                    token = hub.login(m.group(1), m.group(2))
+                    break
+                except (OSError, AssertionError):
+                    time.sleep(0.1)
+            ws = hub.workspace(token)
+            with open(os.path.join(data, "host", "dropped.txt"), "w") as f:
+                f.write("from the demo host\n")
+            while time.time() < deadline:
+                st, body, _, _ = hub.request(
+                    "GET", "/api/v1/workspaces/%d/info?path=%s" % (ws, q("/dropped.txt")),
+                    token=token)
+                if st == 200:
+                    break
+                time.sleep(0.05)
+            log.seek(0)
+            self.assertEqual(st, 200, log.read().decode(errors="replace")[-3000:])
+            self.assertEqual(body["size"], 19)
+            st, body, _, _ = hub.request("GET", "/api/v1/workspaces/%d/hosts" % ws, token=token)
+            self.assertEqual([h["status"] for h in body["hosts"]], ["online"])
+        finally:
+            p.send_signal(signal.SIGINT)
+            code = p.wait(30)
+            log.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.assertEqual(code, 0)
+        out = subprocess.run(["pgrep", "-f", data], capture_output=True)
+        self.assertEqual(out.stdout, b"", "the demo host outlived the demo")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
