@@ -301,6 +301,14 @@ static void write_status(struct host *h, bool running)
 	                      (json_int_t)atomic_load(&h->seq), "cache_bytes",
 	                      (json_int_t)atomic_load(&h->cache_bytes), "url", h->url, "updated_at",
 	                      (json_int_t)now_ms());
+	json_object_set_new(o, "chunks",
+	                    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "from_local",
+	                              (json_int_t)atomic_load(&h->from_local), "from_cache",
+	                              (json_int_t)atomic_load(&h->from_cache), "from_peer",
+	                              (json_int_t)atomic_load(&h->from_peer), "from_hub",
+	                              (json_int_t)atomic_load(&h->from_hub), "served",
+	                              (json_int_t)atomic_load(&h->served_chunks), "served_files",
+	                              (json_int_t)atomic_load(&h->served_files)));
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	char *path = xasprintf("%s/status.json", h->state_dir);
@@ -723,30 +731,14 @@ static void clean_tmp(struct host *h)
 		closedir(d);
 }
 
-int host_run(const struct host_config *cfg)
+int host_open(struct host *h, const struct host_config *cfg, bool clean)
 {
-	struct host hs = {.cfg = *cfg}, *h = &hs;
+	memset(h, 0, sizeof *h);
+	h->cfg = *cfg;
 	if (h->cfg.heartbeat_s <= 0)
 		h->cfg.heartbeat_s = HOST_HEARTBEAT_S;
 	if (h->cfg.cache_max <= 0)
 		h->cfg.cache_max = HOST_CACHE_MAX;
-	h->dir = realpath(cfg->dir, NULL);
-	if (!h->dir) {
-		fprintf(stderr, "roost host run: %s: %s\n", cfg->dir, strerror(errno));
-		return 1;
-	}
-	if (host_load_identity(h, h->dir) != 0) {
-		free(h->dir);
-		return 1;
-	}
-	h->state_dir = xasprintf("%s/%s", h->dir, HOST_STATE_DIR);
-	h->tmp_dir = xasprintf("%s/tmp", h->state_dir);
-	char *cache_dir = xasprintf("%s/cache", h->state_dir);
-	mkdir_p(h->tmp_dir, 0700);
-	mkdir_p(cache_dir, 0700);
-	clean_tmp(h);
-	h->cache = store_open(cache_dir);
-	free(cache_dir);
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	h->events = json_array();
@@ -755,8 +747,66 @@ int host_run(const struct host_config *cfg)
 	h->replicas_dropped = json_array();
 	h->moves_tail = &h->moves;
 	dirty_grow(h);
-	int rc = 1;
+	h->dir = realpath(cfg->dir, NULL);
+	if (!h->dir) {
+		fprintf(stderr, "roost host: %s: %s\n", cfg->dir, strerror(errno));
+		return 1;
+	}
+	if (host_load_identity(h, h->dir) != 0)
+		return 1;
+	h->state_dir = xasprintf("%s/%s", h->dir, HOST_STATE_DIR);
+	h->tmp_dir = xasprintf("%s/tmp", h->state_dir);
+	char *cache_dir = xasprintf("%s/cache", h->state_dir);
+	mkdir_p(h->tmp_dir, 0700);
+	mkdir_p(cache_dir, 0700);
+	if (clean)
+		clean_tmp(h);
+	h->cache = store_open(cache_dir);
+	free(cache_dir);
 	if (!h->cache || idx_open(h) != 0)
+		return 1;
+	atomic_store(&h->seq, idx_kv_get(h->db, "seq", 0));
+	return 0;
+}
+
+void host_close(struct host *h)
+{
+	if (h->db)
+		db_pool_release(h->idx, h->db);
+	if (h->idx)
+		db_pool_free(h->idx);
+	store_free(h->cache);
+	for (size_t i = 0; i < h->dirty_cap; i++)
+		for (struct dirty *d = h->dirty[i], *next; d; d = next) {
+			next = d->next;
+			free(d->path);
+			free(d);
+		}
+	free(h->dirty);
+	for (struct move_op *m = h->moves, *next; m; m = next) {
+		next = m->next;
+		free(m->from);
+		free(m->to);
+		free(m);
+	}
+	json_decref(h->events);
+	json_decref(h->policies);
+	json_decref(h->keys);
+	json_decref(h->replicas_have);
+	json_decref(h->replicas_dropped);
+	client_close(&h->c);
+	free(h->label);
+	free(h->url);
+	free(h->dir);
+	free(h->state_dir);
+	free(h->tmp_dir);
+}
+
+int host_run(const struct host_config *cfg)
+{
+	struct host hs, *h = &hs;
+	int rc = 1;
+	if (host_open(h, cfg, true) != 0)
 		goto out;
 
 	/* Signals go to one thread; every other thread blocks them. */
@@ -777,7 +827,6 @@ int host_run(const struct host_config *cfg)
 	}
 	log_info("host %s (id %lld) syncing %s with %s, workspace %lld", h->label,
 	         (long long)h->host_id, h->dir, h->c.hub, (long long)h->c.ws_id);
-	atomic_store(&h->seq, idx_kv_get(h->db, "seq", 0));
 	pthread_create(&hb_th, NULL, heartbeat_main, h);
 	/* A fresh index learns the whole tree; a known one replays the feed. */
 	for (int attempt = 0; !atomic_load(&h->stop); attempt++) {
@@ -817,34 +866,6 @@ int host_run(const struct host_config *cfg)
 	log_info("host %s stopped", h->label);
 	rc = 0;
 out:
-	if (h->db)
-		db_pool_release(h->idx, h->db);
-	if (h->idx)
-		db_pool_free(h->idx);
-	store_free(h->cache);
-	for (size_t i = 0; i < h->dirty_cap; i++)
-		for (struct dirty *d = h->dirty[i], *next; d; d = next) {
-			next = d->next;
-			free(d->path);
-			free(d);
-		}
-	free(h->dirty);
-	for (struct move_op *m = h->moves, *next; m; m = next) {
-		next = m->next;
-		free(m->from);
-		free(m->to);
-		free(m);
-	}
-	json_decref(h->events);
-	json_decref(h->policies);
-	json_decref(h->keys);
-	json_decref(h->replicas_have);
-	json_decref(h->replicas_dropped);
-	client_close(&h->c);
-	free(h->label);
-	free(h->url);
-	free(h->dir);
-	free(h->state_dir);
-	free(h->tmp_dir);
+	host_close(h);
 	return rc;
 }

@@ -117,10 +117,13 @@ int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest,
 	int64_t size = 0;
 	if (!hash || !json_get_int(c, "size", &size) || size <= 0 || (size_t)size > cap)
 		return -EINVAL;
-	if (from_local(h, db, hash, size, buf) == size)
+	if (from_local(h, db, hash, size, buf) == size) {
+		atomic_fetch_add(&h->from_local, 1);
 		return size;
+	}
 	if (store_read(h->cache, hash, buf, cap) == size) {
 		idx_cache_touch(db, hash, size);
+		atomic_fetch_add(&h->from_cache, 1);
 		return size;
 	}
 	/* Other hosts first: they spare the hub. */
@@ -140,8 +143,10 @@ int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest,
 		char *url = xasprintf("%s/chunks/%s", base, hash);
 		n = get_into(h, curl, url, tok, buf, cap);
 		free(url);
-		if (verified(buf, n, hash, size))
+		if (verified(buf, n, hash, size)) {
+			atomic_fetch_add(&h->from_peer, 1);
 			break;
+		}
 		log_warn("chunk %.12s: host %s failed; trying the next source", hash, key);
 		n = -1;
 	}
@@ -155,6 +160,7 @@ int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest,
 			log_warn("chunk %.12s: the hub could not give it", hash);
 			return -EIO;
 		}
+		atomic_fetch_add(&h->from_hub, 1);
 	}
 	if (to_cache) {
 		char got[HASH_HEX_LEN + 1];

@@ -83,13 +83,18 @@ struct host {
 	atomic_llong last_sync; /* ms of the last completed sync step */
 	atomic_llong cache_bytes;
 	atomic_llong queue;
-	atomic_int state;                         /* 0 starting, 1 scanning, 2 syncing, 3 idle */
+	atomic_int state; /* 0 starting, 1 scanning, 2 syncing, 3 idle */
+	/* where fetched chunks came from, and what the content server served */
+	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
 	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
 	struct MHD_Daemon *server;
 };
 
 /* agent.c */
 int host_run(const struct host_config *cfg);
+/* Open a joined folder's state (clean: drop temp files a killed run left). */
+int host_open(struct host *h, const struct host_config *cfg, bool clean);
+void host_close(struct host *h);
 /* Queue work for the sync thread (any thread). */
 void host_mark_dirty(struct host *h, const char *path, int64_t delay_ms);
 void host_queue_move(struct host *h, const char *from, const char *to);

@@ -2,6 +2,7 @@
 #include "host.h"
 #include "../cli/cmd.h"
 #include "../core/json.h"
+#include "../core/path.h"
 #include "../core/util.h"
 
 #include <errno.h>
@@ -222,6 +223,75 @@ static int host_status(struct opts *o)
 	return 0;
 }
 
+/* roost host get --dir DIR PATH [OUT]: a file read through this host — its
+ * local copy, or for an on-demand file the cache, filled from other hosts or
+ * the hub as needed (the LRU cache keeps it for next time). */
+static int host_get(struct opts *o)
+{
+	if (o->npos < 2 || o->npos > 3 || !o->dir) {
+		fprintf(stderr, "usage: roost host get --dir DIR PATH [OUT|-]\n");
+		return 2;
+	}
+	const char *why;
+	char *path = path_normalize(o->pos[1], strlen(o->pos[1]), &why);
+	if (!path) {
+		fprintf(stderr, "roost host get: %s: %s\n", o->pos[1], why);
+		return 2;
+	}
+	struct host_config cfg = {.dir = o->dir};
+	struct host h;
+	int rc = 1, fd = -1;
+	if (host_open(&h, &cfg, false) != 0)
+		goto out;
+	const char *out = o->npos == 3 ? o->pos[2] : strrchr(path, '/') + 1;
+	bool to_stdout = strcmp(out, "-") == 0;
+	char *tmp = to_stdout ? NULL : xasprintf("%s.roost-XXXXXX", out);
+	fd = to_stdout ? STDOUT_FILENO : mkstemp(tmp);
+	if (fd < 0) {
+		fprintf(stderr, "roost host get: cannot write %s: %s\n", out, strerror(errno));
+		free(tmp);
+		goto out;
+	}
+	struct ientry e;
+	int found = idx_get(h.db, path, &e);
+	int err = 0;
+	if (found == 1 && e.local) {
+		int src = open_beneath(&h, path, O_RDONLY, 0);
+		char buf[1 << 16];
+		ssize_t n = src < 0 ? -1 : 0;
+		while (src >= 0 && (n = read(src, buf, sizeof buf)) > 0 &&
+		       write_all(fd, buf, (size_t)n) == 0)
+			;
+		err = src < 0 || n != 0 ? -EIO : 0;
+		if (src >= 0)
+			close(src);
+	} else {
+		bool gone = false;
+		json_t *m = fetch_manifest(&h, h.c.curl, path, 0, &gone);
+		err = m ? fetch_content(&h, h.db, h.c.curl, m, fd, true) : -ENOENT;
+		json_decref(m);
+	}
+	if (!to_stdout) {
+		mode_t um = umask(0);
+		umask(um);
+		if (err == 0 &&
+		    (fchmod(fd, 0666 & ~um) != 0 || fsync(fd) != 0 || rename(tmp, out) != 0))
+			err = -errno;
+		close(fd);
+		if (err)
+			unlink(tmp);
+		free(tmp);
+	}
+	if (err)
+		fprintf(stderr, "roost host get: %s: %s\n", path,
+		        err == -ENOENT ? "no such file in the workspace" : strerror(-err));
+	rc = err ? 1 : 0;
+out:
+	host_close(&h);
+	free(path);
+	return rc;
+}
+
 int cmd_host(struct opts *o)
 {
 	const char *sub = o->npos ? o->pos[0] : "";
@@ -233,11 +303,14 @@ int cmd_host(struct opts *o)
 		return host_run_cmd(o);
 	if (strcmp(sub, "status") == 0)
 		return host_status(o);
+	if (strcmp(sub, "get") == 0)
+		return host_get(o);
 	fprintf(stderr, "usage: roost host invite [--expires 1h] [--json]\n"
 	                "       roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
 	                "       roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat S] "
 	                "[--cache-max BYTES]\n"
-	                "       roost host status --dir DIR [--json]\n");
+	                "       roost host status --dir DIR [--json]\n"
+	                "       roost host get --dir DIR PATH [OUT|-]\n");
 	return strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0 ? 0 : 2;
 }
 

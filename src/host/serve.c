@@ -145,6 +145,7 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
 		                  "this host does not hold that chunk");
 	}
+	atomic_fetch_add(&h->served_chunks, 1);
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
@@ -205,6 +206,7 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 	if (fd < 0)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
 		                  "this host does not hold that version");
+	atomic_fetch_add(&h->served_files, 1);
 	return send_fd(conn, fd, e.size, "application/octet-stream");
 }
 

@@ -82,6 +82,19 @@ static int record_chunk(struct db *db, const char *hash, int64_t size)
 	return r;
 }
 
+/* A host committing a version holds its chunks (it just read them from its
+ * file): other hosts may fetch them from it at once. */
+static int record_host_replica(struct req *r, const char *hash, int64_t now)
+{
+	char holder[32];
+	snprintf(holder, sizeof holder, "host:%lld", (long long)r->host_id);
+	return db_run(r->db,
+	              "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, updated_at) "
+	              "VALUES(?,?,?,'ok',?) ON CONFLICT(chunk_hash, holder) DO UPDATE SET state = "
+	              "'ok', updated_at = excluded.updated_at",
+	              "ttii", hash, holder, r->host_id, now);
+}
+
 /* Let workspace ws reference chunks it uploaded. Losing these rows in a power
  * cut only means re-sending the chunks, so they are written without a WAL
  * fsync per chunk (db_set_relaxed, for these writes only). */
@@ -352,7 +365,8 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		           "iitii", vid, (int64_t)i, chunks[i].hash, off,
 		           chunks[i].size) != DB_DONE ||
 		    db_run(r->db, "UPDATE chunks SET refcount = refcount + 1 WHERE hash = ?", "t",
-		           chunks[i].hash) != DB_DONE)
+		           chunks[i].hash) != DB_DONE ||
+		    (r->host_id && record_host_replica(r, chunks[i].hash, now) != DB_DONE))
 			goto db_fail;
 		off += chunks[i].size;
 	}
