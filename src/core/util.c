@@ -291,3 +291,40 @@ char *read_file(const char *path, size_t max, size_t *len)
 		*len = (size_t)n;
 	return buf;
 }
+
+/* Parse a single "bytes=a-b" range against size. 0 no range (serve all),
+ * 1 range set, -1 unsatisfiable. Multi-ranges are ignored (served whole). */
+int http_parse_range(const char *h, int64_t size, int64_t *start, int64_t *len)
+{
+	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+		return 0;
+	const char *p = h + 6;
+	char *end;
+	if (*p == '-') { /* the last N bytes */
+		long long n = strtoll(p + 1, &end, 10);
+		if (*end || n <= 0)
+			return n == 0 && !*end ? -1 : 0;
+		if (size == 0)
+			return -1;
+		*len = n < size ? n : size;
+		*start = size - *len;
+		return 1;
+	}
+	long long a = strtoll(p, &end, 10);
+	if (end == p || *end != '-' || a < 0)
+		return 0;
+	p = end + 1;
+	long long b = size - 1;
+	if (*p) {
+		b = strtoll(p, &end, 10);
+		if (*end || b < a)
+			return 0;
+	}
+	if (a >= size)
+		return -1;
+	if (b >= size)
+		b = size - 1;
+	*start = a;
+	*len = b - a + 1;
+	return 1;
+}

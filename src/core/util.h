@@ -57,4 +57,8 @@ const char *human_bytes(int64_t n, char buf[32]);
 /* Parse "7d", "12h", "30m", "45s" or plain seconds into seconds; -1 if bad. */
 int64_t parse_duration(const char *s);
 
+/* Parse a single HTTP "bytes=a-b" range against size: 0 no range (serve all),
+ * 1 range set, -1 unsatisfiable. Multi-ranges are ignored (served whole). */
+int http_parse_range(const char *h, int64_t size, int64_t *start, int64_t *len);
+
 #endif

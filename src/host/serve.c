@@ -66,12 +66,38 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, 
 	                 json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
 }
 
-static enum MHD_Result send_fd(struct MHD_Connection *conn, int fd, int64_t size, const char *ctype)
+/* Serve fd (size bytes), or the one byte range the request asks for. */
+static enum MHD_Result send_fd(struct MHD_Connection *conn, int fd, int64_t size, const char *hash)
 {
-	struct MHD_Response *r = MHD_create_response_from_fd64((uint64_t)size, fd);
-	MHD_add_response_header(r, "Content-Type", ctype);
+	int64_t start = 0, len = size;
+	const char *rh = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Range");
+	int range = http_parse_range(rh, size, &start, &len);
+	char buf[96];
+	if (range < 0) {
+		close(fd);
+		struct MHD_Response *r =
+		    MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+		snprintf(buf, sizeof buf, "bytes */%lld", (long long)size);
+		MHD_add_response_header(r, "Content-Range", buf);
+		enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	struct MHD_Response *r =
+	    MHD_create_response_from_fd_at_offset64((uint64_t)len, fd, (uint64_t)start);
+	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_add_response_header(r, "Accept-Ranges", "bytes");
+	snprintf(buf, sizeof buf, "\"%s\"", hash);
+	MHD_add_response_header(r, "ETag", buf);
+	MHD_add_response_header(r, "X-Roost-Hash", hash);
+	if (range > 0) {
+		snprintf(buf, sizeof buf, "bytes %lld-%lld/%lld", (long long)start,
+		         (long long)(start + len - 1), (long long)size);
+		MHD_add_response_header(r, "Content-Range", buf);
+	}
+	enum MHD_Result ret =
+	    MHD_queue_response(conn, range > 0 ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -207,7 +233,7 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
 		                  "this host does not hold that version");
 	atomic_fetch_add(&h->served_files, 1);
-	return send_fd(conn, fd, e.size, "application/octet-stream");
+	return send_fd(conn, fd, e.size, e.hash);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

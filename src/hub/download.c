@@ -90,43 +90,6 @@ static ssize_t download_read(void *cls, uint64_t pos, char *out, size_t max)
 	return (ssize_t)n;
 }
 
-/* Parse a single "bytes=a-b" range against size. 0 no range (serve all),
- * 1 range set, -1 unsatisfiable. Multi-ranges are ignored (served whole). */
-static int parse_range(const char *h, int64_t size, int64_t *start, int64_t *len)
-{
-	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-		return 0;
-	const char *p = h + 6;
-	char *end;
-	if (*p == '-') { /* the last N bytes */
-		long long n = strtoll(p + 1, &end, 10);
-		if (*end || n <= 0)
-			return n == 0 && !*end ? -1 : 0;
-		if (size == 0)
-			return -1;
-		*len = n < size ? n : size;
-		*start = size - *len;
-		return 1;
-	}
-	long long a = strtoll(p, &end, 10);
-	if (end == p || *end != '-' || a < 0)
-		return 0;
-	p = end + 1;
-	long long b = size - 1;
-	if (*p) {
-		b = strtoll(p, &end, 10);
-		if (*end || b < a)
-			return 0;
-	}
-	if (a >= size)
-		return -1;
-	if (b >= size)
-		b = size - 1;
-	*start = a;
-	*len = b - a + 1;
-	return 1;
-}
-
 enum MHD_Result api_content(struct req *r)
 {
 	char *path = req_path_arg(r, "path");
@@ -187,7 +150,7 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 	int64_t size = fi.size;
 	d->start = 0;
 	d->len = size;
-	int range = parse_range(req_header(r, "Range"), size, &d->start, &d->len);
+	int range = http_parse_range(req_header(r, "Range"), size, &d->start, &d->len);
 	char buf[128];
 	if (range < 0) {
 		download_free(d);

@@ -257,7 +257,8 @@ enum MHD_Result api_hosts(struct req *r)
 	int64_t now = now_ms();
 	struct db_stmt *st = db_query(
 	    r->db,
-	    "SELECT h.id, h.label, " ONLINE_SQL ", h.last_seen, h.url, h.capacity_bytes, "
+	    "SELECT h.id, h.label, CASE WHEN " ONLINE_SQL
+	    " THEN 1 ELSE 0 END, h.last_seen, h.url, h.capacity_bytes, "
 	    "h.free_bytes, h.info, h.tunnel_url, h.created_at, h.heartbeat_ms FROM hosts h "
 	    "WHERE h.workspace_id = ? AND h.revoked_at IS NULL ORDER BY h.id",
 	    "ii", now, r->ws_id);

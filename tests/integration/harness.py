@@ -227,5 +227,134 @@ class HubTest(unittest.TestCase):
             self.assertEqual(body["error"]["code"], code, body)
 
 
+# ---- host agents (`roost host`, docs/host.md) ----
+
+def wait_for(predicate, timeout=30, what=None, hosts=(), interval=0.02):
+    """Poll predicate() every `interval` s until it returns something true, and return
+    that. An OSError inside it (a file renamed away while being read) counts as false.
+    On timeout, fail with `what` (a string, or a callable giving the current state) and
+    the tail of each host's log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = predicate()
+        except OSError:
+            got = None
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    desc = what() if callable(what) else what
+    msg = "timed out after %g s waiting for %s" % (
+        timeout, desc or getattr(predicate, "__name__", "a condition"))
+    for h in hosts:
+        msg += "\n---- last lines of %s ----\n%s" % (h.log_path, h.log_tail())
+    raise AssertionError(msg)
+
+
+class Host:
+    """A host agent of a hub's workspace: its own folder (DIR), content-server port
+    and log file root/host-LABEL.log. join() once, then start()/stop()/kill()."""
+
+    def __init__(self, hub, root, label, cache_max=None, heartbeat=1):
+        self.hub, self.label = hub, label
+        self.dir = os.path.join(root, "host-" + label)
+        self.log_path = os.path.join(root, "host-%s.log" % label)
+        self.port = free_port()
+        self.cache_max, self.heartbeat = cache_max, heartbeat
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def path(self, rel):
+        """The local path of workspace path rel ("/a/b.txt" or "a/b.txt")."""
+        return os.path.join(self.dir, rel.lstrip("/"))
+
+    def join(self, folders=None):
+        """Redeem a fresh invite made with the hub's logged-in CLI (an owner)."""
+        invite = json.loads(self.hub.cli("host", "invite", "--json").stdout)
+        os.makedirs(self.dir, exist_ok=True)
+        args = ["host", "join", invite["url"], "--dir", self.dir, "--label", self.label]
+        if folders:
+            args += ["--folders", ",".join(folders)]
+        self.hub.cli(*args)
+
+    def start(self):
+        args = [ROOST, "host", "run", "--dir", self.dir,
+                "--listen", "127.0.0.1:%d" % self.port, "--heartbeat", str(self.heartbeat)]
+        if self.cache_max is not None:
+            args += ["--cache-max", str(self.cache_max)]
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=self.hub.env())
+        finally:
+            log.close()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("host %s exited (%r):\n%s" % (
+                    self.label, self.proc.returncode, self.log_tail()))
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+                conn.close()
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("host %s did not answer /healthz:\n%s" % (self.label, self.log_tail()))
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stop the agent; a SIGTERM stop must exit 0 within 30 s."""
+        code = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                code = self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        elif self.proc:
+            code = self.proc.returncode
+        was_running, self.proc = self.proc is not None, None
+        if was_running and sig == signal.SIGTERM and code != 0:
+            raise AssertionError("host %s exited with %r on SIGTERM:\n%s" % (
+                self.label, code, self.log_tail()))
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def status(self):
+        """`roost host status --dir DIR --json`, parsed."""
+        p = self.hub.cli("host", "status", "--dir", self.dir, "--json", check=False)
+        try:  # a stopped agent may exit non-zero, but still reports its state
+            return json.loads(p.stdout)
+        except ValueError:
+            raise AssertionError("roost host status --json (%d): %r %r" % (
+                p.returncode, p.stdout[:300], p.stderr[-300:]))
+
+    def log_tail(self, lines=25):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 16384))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
 def main():
     unittest.main(verbosity=2)
