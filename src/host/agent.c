@@ -595,7 +595,8 @@ static char **take_due(struct host *h, size_t *n, int64_t *next_due)
 		}
 	if (cnt == DIRTY_BATCH)
 		*next_due = now;
-	qsort(out, cnt, sizeof *out, cmp_str);
+	if (cnt)
+		qsort(out, cnt, sizeof *out, cmp_str);
 	*n = cnt;
 	return out;
 }
