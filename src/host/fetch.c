@@ -189,12 +189,9 @@ struct fetch_job {
 	atomic_int err;
 };
 
-static void *fetch_worker(void *arg)
+/* With db and curl given, the caller's own (the single-thread case). */
+static void fetch_run(struct fetch_job *j, struct db *db, CURL *curl)
 {
-	struct fetch_job *j = arg;
-	struct db *db = db_pool_acquire(j->h->idx);
-	db_set_relaxed(db, true);
-	CURL *curl = client_curl(&j->h->c);
 	uint8_t *buf = xmalloc(j->cap ? j->cap : 1);
 	json_t *chunks = json_object_get(j->m, "chunks");
 	for (;;) {
@@ -213,6 +210,15 @@ static void *fetch_worker(void *arg)
 		}
 	}
 	free(buf);
+}
+
+static void *fetch_worker(void *arg)
+{
+	struct fetch_job *j = arg;
+	struct db *db = db_pool_acquire(j->h->idx);
+	db_set_relaxed(db, true);
+	CURL *curl = client_curl(&j->h->c);
+	fetch_run(j, db, curl);
 	curl_easy_cleanup(curl);
 	db_pool_release(j->h->idx, db);
 	return NULL;
@@ -221,8 +227,6 @@ static void *fetch_worker(void *arg)
 int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, int fd,
                   bool to_cache)
 {
-	(void)db;
-	(void)curl;
 	json_t *chunks = json_object_get(manifest, "chunks"), *c;
 	struct fetch_job j = {.h = h, .m = manifest, .fd = fd, .to_cache = to_cache};
 	size_t i;
@@ -241,9 +245,11 @@ int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, i
 	j.n = json_array_size(chunks);
 	int nth = j.n < FETCH_THREADS ? (int)j.n : FETCH_THREADS;
 	pthread_t th[FETCH_THREADS];
+	/* The caller's thread works too, with its own connections: a small
+	 * file needs no thread and no new connection to the hub. */
 	for (int t = 1; t < nth; t++)
 		pthread_create(&th[t], NULL, fetch_worker, &j);
-	fetch_worker(&j);
+	fetch_run(&j, db, curl);
 	for (int t = 1; t < nth; t++)
 		pthread_join(th[t], NULL);
 	if (!j.err && atomic_load(&h->stop))
