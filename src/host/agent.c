@@ -28,6 +28,20 @@
 
 /* ---- small shared helpers ---- */
 
+/* The CLOCK_REALTIME moment ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline_in(int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
 bool host_ignored(const char *path)
 {
 	return strncmp(path, "/" HOST_STATE_DIR, sizeof HOST_STATE_DIR) == 0 &&
@@ -407,9 +421,7 @@ static void *heartbeat_main(void *arg)
 		heartbeat(h, curl, "online");
 		write_status(h, true);
 		pthread_mutex_lock(&h->mu);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += h->cfg.heartbeat_s;
+		struct timespec ts = deadline_in((int64_t)h->cfg.heartbeat_s * 1000);
 		while (!atomic_load(&h->stop) &&
 		       pthread_cond_timedwait(&h->cv, &h->mu, &ts) != ETIMEDOUT)
 			;
@@ -527,14 +539,7 @@ static void *feed_main(void *arg)
 		/* Wait with jitter, waking early on stop. */
 		int64_t wait = backoff / 2 + (int64_t)(rand() % (int)(backoff / 2 + 1));
 		pthread_mutex_lock(&h->mu);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += wait / 1000;
-		ts.tv_nsec += (wait % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = deadline_in(wait);
 		while (!atomic_load(&h->stop) &&
 		       pthread_cond_timedwait(&h->cv, &h->mu, &ts) != ETIMEDOUT)
 			;
@@ -646,14 +651,7 @@ static void sync_loop(struct host *h)
 				}
 				continue;
 			}
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += wait / 1000;
-			ts.tv_nsec += (wait % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			struct timespec ts = deadline_in(wait);
 			pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 		}
 		if (atomic_load(&h->stop)) {

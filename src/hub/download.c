@@ -95,27 +95,16 @@ enum MHD_Result api_content(struct req *r)
 	char *path = req_path_arg(r, "path");
 	if (!path)
 		return MHD_YES;
-	struct file_info fi;
-	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
-	bool allowed = rc == 1 && acl_require(r, path, true, PERM_READ);
-	free(path);
-	if (rc == 1 && !allowed)
-		return MHD_YES;
-	if (rc != 1)
-		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file")
-		               : reply_db_error(r);
 	const char *vs = req_arg(r, "version", NULL);
-	if (vs) {
-		int64_t v = parse_id(vs);
-		if (v <= 0)
-			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_version",
-			                   "version must be a positive integer");
-		rc = meta_version_get(r->db, fi.id, v, &fi);
-		if (rc != 1)
-			return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-			                             "no version %lld of this file", (long long)v)
-			               : reply_db_error(r);
-	}
+	int64_t v = vs ? parse_id(vs) : 0;
+	struct file_info fi;
+	bool found = (!vs || v > 0) && meta_readable_version(r, path, v, &fi);
+	free(path);
+	if (vs && v <= 0)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_version",
+		                   "version must be a positive integer");
+	if (!found)
+		return MHD_YES;
 	return serve_version(r, &fi, false);
 }
 

@@ -567,17 +567,8 @@ enum MHD_Result api_manifest(struct req *r)
 		                  "version is a positive number");
 		goto out;
 	}
-	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
-	if (rc == 1 && !acl_require(r, path, true, PERM_READ))
+	if (!meta_readable_version(r, path, version, &fi))
 		goto out;
-	if (rc == 1 && version)
-		rc = meta_version_get(r->db, fi.id, version, &fi);
-	if (rc != 1) {
-		ret = rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-		                            "no such file or version: %s", path)
-		              : reply_db_error(r);
-		goto out;
-	}
 	int64_t now = now_ms();
 	json_t *chunks = json_array(), *hosts = json_object();
 	struct db_stmt *st = db_query(r->db,

@@ -167,6 +167,10 @@ struct file_info {
 int meta_folder_id(struct db *db, int64_t ws, const char *path, int64_t *id);
 int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info *fi);
 int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file_info *fi);
+/* Version (0: current) of the file at path, which the caller must be allowed
+ * to read; false after replying 404/403 (or a database error). */
+bool meta_readable_version(struct req *r, const char *path, int64_t version,
+                           struct file_info *fi);
 /* A version by id, of a live file in workspace ws. */
 int meta_version_by_id(struct db *db, int64_t ws, int64_t version_id, struct file_info *fi);
 /* Create path's folders as needed (the caller holds a transaction). The last one's

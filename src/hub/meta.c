@@ -207,3 +207,20 @@ int meta_audit(struct req *r, const char *action, const char *target, json_t *de
 	free(d);
 	return rc == DB_DONE ? 0 : DB_ERR;
 }
+
+bool meta_readable_version(struct req *r, const char *path, int64_t version, struct file_info *fi)
+{
+	int rc = meta_file_get(r->db, r->ws_id, path, fi);
+	if (rc == 1 && !acl_require(r, path, true, PERM_READ))
+		return false;
+	if (rc == 1 && version)
+		rc = meta_version_get(r->db, fi->id, version, fi);
+	if (rc == 1)
+		return true;
+	if (rc == 0)
+		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file or version: %s",
+		            path);
+	else
+		reply_db_error(r);
+	return false;
+}

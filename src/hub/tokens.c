@@ -136,18 +136,9 @@ enum MHD_Result api_url_create(struct req *r)
 	if (!path)
 		return MHD_YES;
 	struct file_info fi;
-	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
 	enum MHD_Result ret = MHD_YES;
-	if (rc == 1 && !acl_require(r, path, true, PERM_READ))
+	if (!meta_readable_version(r, path, version, &fi))
 		goto out;
-	if (rc == 1 && version)
-		rc = meta_version_get(r->db, fi.id, version, &fi);
-	if (rc != 1) {
-		ret = rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-		                            "no such file or version")
-		              : reply_db_error(r);
-		goto out;
-	}
 	int64_t exp = now_ms() + ttl * 1000;
 	char *tok = tokens_sign(r->db, json_pack("{s:I, s:s, s:I, s:I}", "ws", (json_int_t)r->ws_id,
 	                                         "scope", "read", "ver", (json_int_t)fi.version_id,
