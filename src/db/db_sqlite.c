@@ -184,6 +184,9 @@ static void sq_finalize(struct db_stmt *s)
 
 static const struct db_ops sqlite_ops = {
     .name = "sqlite",
+    /* WAL: NORMAL commits skip the flush (a checkpoint still flushes) */
+    .relaxed_sql = "PRAGMA synchronous=NORMAL",
+    .durable_sql = "PRAGMA synchronous=FULL",
     .id_type = "INTEGER PRIMARY KEY",
     .close = sq_close,
     .errmsg = sq_errmsg,

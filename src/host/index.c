@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define IDX_POOL 16 /* the sync thread, download workers, content-server requests */
+
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, dir INTEGER NOT NULL,"
     " local INTEGER NOT NULL, size INTEGER, mtime_ns INTEGER, ino INTEGER,"
@@ -33,15 +35,22 @@ int idx_open(struct host *h)
 {
 	char *url = xasprintf("sqlite:%s/index.db", h->state_dir);
 	char *err = NULL;
-	h->idx = db_pool_new(url, 16, &err);
+	h->idx = db_pool_new(url, IDX_POOL, &err);
 	free(url);
 	if (!h->idx) {
 		log_error("cannot open the index: %s", err ? err : "?");
 		free(err);
 		return -1;
 	}
-	h->db = db_pool_acquire(h->idx);
-	db_set_relaxed(h->db, true);
+	/* Every connection of the pool commits without a flush. */
+	struct db *all[IDX_POOL];
+	for (int i = 0; i < IDX_POOL; i++) {
+		all[i] = db_pool_acquire(h->idx);
+		db_set_relaxed(all[i], true);
+	}
+	for (int i = 1; i < IDX_POOL; i++)
+		db_pool_release(h->idx, all[i]);
+	h->db = all[0];
 	if (db_exec(h->db, schema) != DB_DONE) {
 		log_error("cannot create the index: %s", db_errmsg(h->db));
 		return -1;
