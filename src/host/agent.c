@@ -25,6 +25,7 @@
 
 #define DIRTY_BATCH         256
 #define FEED_BACKOFF_MAX_MS 30000
+#define FEED_QUEUE_MAX      2000 /* remote changes waiting before the reader pauses */
 
 /* ---- small shared helpers ---- */
 
@@ -454,6 +455,10 @@ static void feed_event(struct feed *f)
 	}
 	f->last = seq;
 	pthread_mutex_lock(&f->h->mu);
+	/* Backpressure: with enough work queued, stop reading the stream until
+	 * the sync thread takes it (the hub's side of the connection waits). */
+	while (json_array_size(f->h->events) >= FEED_QUEUE_MAX && !atomic_load(&f->h->stop))
+		pthread_cond_wait(&f->h->cv, &f->h->mu);
 	json_array_append_new(f->h->events, ev);
 	pthread_cond_broadcast(&f->h->cv);
 	pthread_mutex_unlock(&f->h->mu);
@@ -663,6 +668,7 @@ static void sync_loop(struct host *h)
 		}
 		json_t *events = h->events;
 		h->events = json_array();
+		pthread_cond_broadcast(&h->cv); /* the feed reader may go on */
 		struct move_op *moves = h->moves;
 		h->moves = NULL;
 		h->moves_tail = &h->moves;
