@@ -3,6 +3,7 @@
 #include "cli/client.h"
 #include "core/util.h"
 #include "hub/hub.h"
+#include "relay/relay.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -293,6 +294,8 @@ int main(int argc, char **argv)
 		return cmd_init(argc - 2, argv + 2);
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve(argc - 2, argv + 2);
+	if (strcmp(cmd, "relay") == 0)
+		return relay_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "demo") == 0)
 		return cmd_demo(argc - 2, argv + 2);
 	if (strcmp(cmd, "admin") == 0 && argc >= 3 && strcmp(argv[2], "rotate-keys") == 0) {

@@ -59,6 +59,10 @@ static int parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->heartbeat;
 		else if (strcmp(a, "--cache-max") == 0)
 			val = &o->cache_max;
+		else if (strcmp(a, "--relay") == 0)
+			val = &o->relay;
+		else if (strcmp(a, "--relay-ca") == 0)
+			val = &o->relay_ca;
 		else if (strcmp(a, "--parallel") == 0) {
 			if (i + 1 >= argc || (o->parallel = atoi(argv[++i])) < 1 ||
 			    o->parallel > 64) {

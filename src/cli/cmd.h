@@ -15,7 +15,7 @@ struct opts {
 	const char *workspace, *hub, *email, *version, *since, *limit, *action, *role, *expires,
 	    *cacert, *password;
 	/* roost host */
-	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max;
+	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max, *relay, *relay_ca;
 	bool write;
 	bool json, quiet, parents;
 	int parallel;

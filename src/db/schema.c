@@ -141,6 +141,9 @@ static const char *const migrations[] = {
     "ALTER TABLE hosts ADD COLUMN info TEXT;"
     "ALTER TABLE hosts ADD COLUMN invited_by BIGINT REFERENCES users(id);"
     "CREATE INDEX chunk_replicas_host ON chunk_replicas(host_id);",
+
+    /* 3: the host's slug on a relay (its public URL is https://RELAY/h/SLUG/) */
+    "ALTER TABLE hosts ADD COLUMN tunnel_slug TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

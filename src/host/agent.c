@@ -377,6 +377,10 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	    (json_int_t)atomic_load(&h->seq));
 	if (h->url)
 		json_object_set_new(body, "url", json_string(h->url));
+	pthread_mutex_lock(&h->mu);
+	if (h->tunnel_url)
+		json_object_set_new(body, "tunnel_url", json_string(h->tunnel_url));
+	pthread_mutex_unlock(&h->mu);
 	char *url = client_ws_url(&h->c, "/hosts/self/heartbeat", NULL);
 	char err[256];
 	long st = client_request(&h->c, curl, "POST", url, body, NULL, err);
@@ -802,6 +806,7 @@ void host_close(struct host *h)
 	client_close(&h->c);
 	free(h->label);
 	free(h->url);
+	free(h->tunnel_url);
 	free(h->dir);
 	free(h->state_dir);
 	free(h->tmp_dir);
@@ -833,6 +838,7 @@ int host_run(const struct host_config *cfg)
 	log_info("host %s (id %lld) syncing %s with %s, workspace %lld", h->label,
 	         (long long)h->host_id, h->dir, h->c.hub, (long long)h->c.ws_id);
 	pthread_create(&hb_th, NULL, heartbeat_main, h);
+	struct tunnel *tun = tunnel_start(h);
 	/* A fresh index learns the whole tree; a known one replays the feed. */
 	for (int attempt = 0; !atomic_load(&h->stop); attempt++) {
 		if (host_load_policies(h, h->c.curl) == 0) {
@@ -862,6 +868,7 @@ int host_run(const struct host_config *cfg)
 	pthread_kill(sig_th, SIGUSR1);
 	pthread_join(sig_th, NULL);
 	watcher_stop(w);
+	tunnel_stop(tun);
 	pthread_join(feed_th, NULL);
 	pthread_join(hb_th, NULL);
 	free(f->data);

@@ -39,6 +39,8 @@ struct host_config {
 	const char *listen; /* ADDR:PORT of the content server, or NULL for none */
 	int heartbeat_s;
 	int64_t cache_max;
+	const char *relay;    /* the relay's tunnel ADDR:PORT, or NULL */
+	const char *relay_ca; /* CA file for the relay's certificate, or NULL */
 };
 
 /* One path waiting to be looked at, when due (mono ms). */
@@ -64,7 +66,8 @@ struct host {
 	struct db_pool *idx;
 	struct db *db; /* the sync thread's index connection */
 	struct store *cache;
-	char *url; /* the content server's URL, or NULL */
+	char *url;        /* the content server's URL, or NULL */
+	char *tunnel_url; /* the public URL the relay gave us (under mu), or NULL */
 
 	pthread_mutex_t mu; /* guards everything below up to 'stop' */
 	pthread_cond_t cv;
@@ -169,6 +172,11 @@ int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, i
  * Its size, or <0 when no source had it. */
 int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest, size_t idx,
                     uint8_t *buf, size_t cap, bool to_cache);
+
+/* tunnel.c: the relay connections (--relay) */
+struct tunnel;
+struct tunnel *tunnel_start(struct host *h);
+void tunnel_stop(struct tunnel *t); /* after h->stop is set */
 
 /* serve.c */
 int serve_start(struct host *h);

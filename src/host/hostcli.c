@@ -146,11 +146,13 @@ static int host_join(struct opts *o)
 static int host_run_cmd(struct opts *o)
 {
 	if (o->npos != 1 || !o->dir) {
-		fprintf(stderr, "usage: roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat "
-		                "SECONDS] [--cache-max BYTES]\n");
+		fprintf(stderr,
+		        "usage: roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat "
+		        "SECONDS] [--cache-max BYTES] [--relay ADDR:PORT [--relay-ca CA.pem]]\n");
 		return 2;
 	}
-	struct host_config cfg = {.dir = o->dir, .listen = o->listen};
+	struct host_config cfg = {
+	    .dir = o->dir, .listen = o->listen, .relay = o->relay, .relay_ca = o->relay_ca};
 	if (o->heartbeat && (cfg.heartbeat_s = atoi(o->heartbeat)) < 1) {
 		fprintf(stderr, "roost host run: --heartbeat takes whole seconds (1 or more)\n");
 		return 2;

@@ -12,6 +12,7 @@
 #include "../core/util.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #define CHUNK_TOKEN_TTL_S  600
 #define HEARTBEAT_MS_MAX   3600000
 #define LABEL_MAX          64
+#define RELAY_TOKEN_TTL_S  3600
 
 /* SQL: is host row h online at time ? */
 #define ONLINE_SQL                                                                                 \
@@ -311,6 +313,10 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 		                   "url is an http(s) URL, interval_ms 100..%d, status "
 		                   "online|stopping",
 		                   HEARTBEAT_MS_MAX);
+	const char *tunnel = json_get_str(r->json, "tunnel_url");
+	if (tunnel && (strlen(tunnel) > 512 || strncmp(tunnel, "https://", 8) != 0))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "tunnel_url is an https URL");
 	json_get_int(r->json, "capacity_bytes", &cap);
 	json_get_int(r->json, "free_bytes", &fr);
 	/* What the dashboard shows as is: queue, last sync, version, pinned folders. */
@@ -331,7 +337,7 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 	struct db_stmt *st =
 	    db_prepare(r->db, "UPDATE hosts SET status = ?, last_seen = ?, url = ?, "
 	                      "heartbeat_ms = ?, capacity_bytes = ?, free_bytes = ?, "
-	                      "info = ? WHERE id = ?");
+	                      "info = ?, tunnel_url = COALESCE(?, tunnel_url) WHERE id = ?");
 	int rc = DB_ERR;
 	if (st) {
 		db_bind_text(st, 1,
@@ -348,7 +354,8 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 		else
 			db_bind_null(st, 6);
 		db_bind_text(st, 7, info_s);
-		db_bind_int64(st, 8, r->host_id);
+		db_bind_text(st, 8, tunnel);
+		db_bind_int64(st, 9, r->host_id);
 		rc = db_step(st);
 		db_finalize(st);
 	}
@@ -667,4 +674,39 @@ enum MHD_Result api_replicas(struct req *r)
 	                      (json_int_t)db_col_int64(st, 2), "min_replicas", (json_int_t)minr);
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, o);
+}
+
+/* POST /workspaces/W/hosts/self/relay-token: what a host shows a relay. The
+ * relay verifies it with the hub's public keys and routes /h/SLUG/ to it. */
+enum MHD_Result api_host_relay_token(struct req *r)
+{
+	if (!need_host(r))
+		return MHD_YES;
+	/* The first request picks the slug; concurrent ones read the winner's. */
+	char fresh[32], slug[64] = "";
+	unsigned char raw[12];
+	randombytes_buf(raw, sizeof raw);
+	hex_encode(raw, sizeof raw, fresh);
+	if (db_run(r->db, "UPDATE hosts SET tunnel_slug = ? WHERE id = ? AND tunnel_slug IS NULL",
+	           "ti", fresh, r->host_id) != DB_DONE)
+		return reply_db_error(r);
+	struct db_stmt *st =
+	    db_query(r->db, "SELECT tunnel_slug FROM hosts WHERE id = ?", "i", r->host_id);
+	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
+		snprintf(slug, sizeof slug, "%s", db_col_text(st, 0));
+	db_finalize(st);
+	if (!slug[0])
+		return reply_db_error(r);
+	int64_t exp = now_ms() + RELAY_TOKEN_TTL_S * 1000;
+	char *tok =
+	    tokens_sign(r->db, json_pack("{s:s, s:I, s:I, s:s, s:I}", "scope", "relay", "ws",
+	                                 (json_int_t)r->ws_id, "host", (json_int_t)r->host_id,
+	                                 "slug", slug, "exp", (json_int_t)exp));
+	if (!tok)
+		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_signing_key",
+		                   "the hub has no usable signing key");
+	json_t *o =
+	    json_pack("{s:s, s:s, s:I}", "token", tok, "slug", slug, "expires_at", (json_int_t)exp);
+	free(tok);
+	return reply_json(r, MHD_HTTP_CREATED, o);
 }

@@ -92,6 +92,8 @@ static const struct route routes[] = {
      api_host_policy_set},
     {"POST", "/api/v1/workspaces/*/hosts/self/replicas", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_host_replicas},
+    {"POST", "/api/v1/workspaces/*/hosts/self/relay-token", R_AUTH | R_WS, BODY_JSON, NULL,
+     NULL, api_host_relay_token},
     {"GET", "/api/v1/workspaces/*/tree", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_tree},
     {"GET", "/api/v1/workspaces/*/manifest", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_manifest},
     {"POST", "/api/v1/workspaces/*/tokens", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_token_create},

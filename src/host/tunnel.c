@@ -1,0 +1,284 @@
+/* tunnel: the host's side of the relay (roost host run --relay ADDR:PORT).
+ *
+ * The host dials out over TLS: one control connection, which registers its
+ * slug and learns its public URL, and TUNNEL_POOL data connections that each
+ * wait for one public request. A request arriving on a data connection is
+ * piped to this host's own content server (so the same token checks apply),
+ * the response piped back, and the connection replaced by a fresh one. Every
+ * connection authenticates with a hub-signed relay token; all reconnect with
+ * backoff when the relay goes away. */
+#include "host.h"
+#include "../core/json.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TUNNEL_POOL      4
+#define TOKEN_REFRESH_MS (30 * 60 * 1000)
+#define RECONNECT_MAX_MS 30000
+
+struct tunnel {
+	struct host *h;
+	SSL_CTX *ctx;
+	char *addr, *port;
+	pthread_mutex_t mu;
+	char *token;
+	int64_t token_at;
+	pthread_t control, data[TUNNEL_POOL];
+};
+
+/* A relay token from the hub (cached for half an hour). New string or NULL. */
+static char *relay_token(struct tunnel *t, CURL *curl)
+{
+	pthread_mutex_lock(&t->mu);
+	char *tok =
+	    t->token && mono_ms() - t->token_at < TOKEN_REFRESH_MS ? xstrdup(t->token) : NULL;
+	pthread_mutex_unlock(&t->mu);
+	if (tok)
+		return tok;
+	char *url = client_ws_url(&t->h->c, "/hosts/self/relay-token", NULL);
+	json_t *out = NULL;
+	char err[256];
+	long st = client_request(&t->h->c, curl, "POST", url, json_object(), &out, err);
+	free(url);
+	const char *got = json_get_str(out, "token");
+	if (st == 201 && got) {
+		tok = xstrdup(got);
+		pthread_mutex_lock(&t->mu);
+		free(t->token);
+		t->token = xstrdup(got);
+		t->token_at = mono_ms();
+		pthread_mutex_unlock(&t->mu);
+	} else {
+		log_warn("relay: no relay token from the hub (%s)", st ? "refused" : err);
+	}
+	json_decref(out);
+	return tok;
+}
+
+static int tcp_connect(const char *host, const char *port)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return -1;
+	int fd = -1;
+	for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* A verified TLS connection to the relay's tunnel port, hello sent. */
+static SSL *dial(struct tunnel *t, const char *type, const char *tok, int *fdp)
+{
+	int fd = tcp_connect(t->addr, t->port);
+	if (fd < 0)
+		return NULL;
+	SSL *ssl = SSL_new(t->ctx);
+	SSL_set_fd(ssl, fd);
+	SSL_set_tlsext_host_name(ssl, t->addr);
+	SSL_set1_host(ssl, t->addr);
+	char *hello = xasprintf("{\"type\":\"%s\",\"token\":\"%s\"}\n", type, tok);
+	bool ok = SSL_connect(ssl) == 1 && SSL_write(ssl, hello, (int)strlen(hello)) > 0;
+	free(hello);
+	if (!ok) {
+		SSL_free(ssl);
+		close(fd);
+		return NULL;
+	}
+	*fdp = fd;
+	return ssl;
+}
+
+static void hang_up(SSL *ssl, int fd)
+{
+	if (ssl) {
+		SSL_shutdown(ssl);
+		SSL_free(ssl);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Wait for fd to be readable, a second at a time, until stop. 1 ready, 0 stop. */
+static int wait_readable(struct host *h, SSL *ssl, int fd)
+{
+	while (!atomic_load(&h->stop)) {
+		if (ssl && SSL_pending(ssl))
+			return 1;
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		if (poll(&pf, 1, 1000) > 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void backoff_sleep(struct host *h, int64_t *ms)
+{
+	int64_t wait = *ms / 2 + rand() % (*ms / 2 + 1);
+	for (int64_t slept = 0; slept < wait && !atomic_load(&h->stop); slept += 100)
+		usleep(100000);
+	*ms = *ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : *ms * 2;
+}
+
+static void *control_main(void *arg)
+{
+	struct tunnel *t = arg;
+	struct host *h = t->h;
+	CURL *curl = client_curl(&h->c);
+	int64_t backoff = 500;
+	while (!atomic_load(&h->stop)) {
+		char *tok = relay_token(t, curl);
+		int fd = -1;
+		SSL *ssl = tok ? dial(t, "control", tok, &fd) : NULL;
+		free(tok);
+		char line[1024];
+		int n = ssl && wait_readable(h, ssl, fd) ? SSL_read(ssl, line, sizeof line - 1) : 0;
+		json_t *ans =
+		    n > 0 ? (line[n] = 0, json_loads(line, JSON_DISABLE_EOF_CHECK, NULL)) : NULL;
+		const char *url = json_get_str(ans, "url");
+		if (url && json_is_true(json_object_get(ans, "ok"))) {
+			pthread_mutex_lock(&h->mu);
+			free(h->tunnel_url);
+			h->tunnel_url = xstrdup(url);
+			pthread_mutex_unlock(&h->mu);
+			log_info("relay: public URL %s", url);
+			backoff = 500;
+			/* Stay attached; the relay's messages ask for connections the
+			 * data threads open anyway. */
+			char buf[256];
+			while (wait_readable(h, ssl, fd) && SSL_read(ssl, buf, sizeof buf) > 0)
+				;
+			if (!atomic_load(&h->stop))
+				log_warn("relay: control connection lost; reconnecting");
+		} else if (!atomic_load(&h->stop)) {
+			log_warn("relay: cannot attach to %s:%s%s%s", t->addr, t->port,
+			         ans ? ": " : "", ans ? json_get_str(ans, "error") : "");
+		}
+		json_decref(ans);
+		hang_up(ssl, fd);
+		if (!atomic_load(&h->stop))
+			backoff_sleep(h, &backoff);
+	}
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+/* Copy both ways between the relay and the local content server until the
+ * local side has answered and closed. */
+static void pipe_request(struct host *h, SSL *ssl, int rfd)
+{
+	const char *colon = strrchr(h->cfg.listen, ':');
+	char *addr = xstrndup(h->cfg.listen, (size_t)(colon - h->cfg.listen));
+	int lfd = tcp_connect(addr, colon + 1);
+	free(addr);
+	if (lfd < 0)
+		return;
+	char buf[64 * 1024];
+	bool relay_open = true;
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = rfd, .events = relay_open ? POLLIN : 0},
+		                       {.fd = lfd, .events = POLLIN}};
+		if (!SSL_pending(ssl) && poll(pf, 2, 60000) <= 0)
+			break;
+		if (relay_open && (SSL_pending(ssl) || pf[0].revents)) {
+			int n = SSL_read(ssl, buf, sizeof buf);
+			if (n <= 0)
+				relay_open = false; /* the client finished sending, or went */
+			else if (write_all(lfd, buf, (size_t)n) != 0)
+				break;
+		}
+		if (pf[1].revents) {
+			ssize_t n = read(lfd, buf, sizeof buf);
+			if (n <= 0 || SSL_write(ssl, buf, (int)n) <= 0)
+				break; /* the response is complete (Connection: close) */
+		}
+	}
+	close(lfd);
+}
+
+static void *data_main(void *arg)
+{
+	struct tunnel *t = arg;
+	struct host *h = t->h;
+	CURL *curl = client_curl(&h->c);
+	int64_t backoff = 500;
+	while (!atomic_load(&h->stop)) {
+		char *tok = relay_token(t, curl);
+		int fd = -1;
+		SSL *ssl = tok ? dial(t, "data", tok, &fd) : NULL;
+		free(tok);
+		if (!ssl) {
+			backoff_sleep(h, &backoff);
+			continue;
+		}
+		backoff = 500;
+		if (wait_readable(h, ssl, fd))
+			pipe_request(h, ssl, fd);
+		hang_up(ssl, fd);
+	}
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+struct tunnel *tunnel_start(struct host *h)
+{
+	if (!h->cfg.relay)
+		return NULL;
+	if (!h->cfg.listen) {
+		log_error(
+		    "relay: --relay needs --listen (the relay forwards to the content server)");
+		return NULL;
+	}
+	const char *colon = strrchr(h->cfg.relay, ':');
+	if (!colon || colon == h->cfg.relay || !colon[1]) {
+		log_error("relay: --relay takes the relay's tunnel ADDR:PORT");
+		return NULL;
+	}
+	struct tunnel *t = xcalloc(1, sizeof *t);
+	t->h = h;
+	t->addr = xstrndup(h->cfg.relay, (size_t)(colon - h->cfg.relay));
+	t->port = xstrdup(colon + 1);
+	pthread_mutex_init(&t->mu, NULL);
+	t->ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+	if (h->cfg.relay_ca ? SSL_CTX_load_verify_locations(t->ctx, h->cfg.relay_ca, NULL) != 1
+	                    : SSL_CTX_set_default_verify_paths(t->ctx) != 1)
+		log_warn("relay: cannot load CA certificates%s%s", h->cfg.relay_ca ? " from " : "",
+		         h->cfg.relay_ca ? h->cfg.relay_ca : "");
+	pthread_create(&t->control, NULL, control_main, t);
+	for (int i = 0; i < TUNNEL_POOL; i++)
+		pthread_create(&t->data[i], NULL, data_main, t);
+	return t;
+}
+
+void tunnel_stop(struct tunnel *t)
+{
+	if (!t)
+		return;
+	pthread_join(t->control, NULL);
+	for (int i = 0; i < TUNNEL_POOL; i++)
+		pthread_join(t->data[i], NULL);
+	SSL_CTX_free(t->ctx);
+	pthread_mutex_destroy(&t->mu);
+	free(t->token);
+	free(t->addr);
+	free(t->port);
+	free(t);
+}

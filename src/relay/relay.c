@@ -1,0 +1,736 @@
+/* relay: public HTTPS addresses for hosts that can only dial out (roost relay).
+ *
+ * Two TLS listeners on one libevent loop:
+ *   tunnel  hosts dial in. The first line of each connection is a JSON hello
+ *           with a hub-signed relay token (scope "relay": host, slug, expiry),
+ *           verified with the hub's public keys alone. A "control" hello
+ *           registers the host's slug; "data" hellos are idle connections
+ *           waiting for one public request each (the frp/rathole pattern).
+ *   public  clients. A request head (at most 16 KiB, within 10 s) is parsed
+ *           with http_parser; /h/SLUG/REST goes to an idle data connection of
+ *           that host as "REST", hop-by-hop headers removed and
+ *           X-Forwarded-For added; then bytes flow both ways, with
+ *           backpressure, until either side closes. No idle connection within
+ *           5 s: 503. Unknown slug: 404.
+ *
+ * One request per public connection and per data connection (Connection:
+ * close both ways), so nothing a client sends can reach another's request. */
+#include "relay.h"
+#include "../core/json.h"
+#include "../core/token.h"
+#include "../core/util.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <http_parser.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HEAD_MAX       (16 * 1024)
+#define HEAD_TIMEOUT_S 10
+#define HELLO_MAX      8192
+#define WAIT_POOL_MS   5000
+#define PIPE_HIGH      (1 << 20) /* bytes queued toward a slow side before we stop reading */
+#define IDLE_TIMEOUT_S 300
+
+struct rhost;
+struct pconn;
+
+struct tconn { /* a tunnel connection from a host */
+	struct relay *r;
+	struct bufferevent *bev;
+	struct rhost *host;
+	struct pconn *peer;
+	bool control;
+	struct tconn *next; /* in the host's idle list */
+};
+
+struct rhost {
+	char slug[64];
+	int64_t host_id;
+	struct tconn *control;
+	struct tconn *idle;
+	int nidle;
+	struct pconn *waiting; /* requests waiting for an idle connection */
+	struct rhost *next;
+};
+
+struct pconn { /* a public client connection */
+	struct relay *r;
+	struct bufferevent *bev;
+	struct tconn *peer;
+	char client[64];
+	http_parser parser;
+	bool head_done, in_value;
+	char *url, *method;
+	json_t *headers; /* [[name, value], …] */
+	struct event *wait_timer;
+	struct rhost *waiting_on;
+	struct pconn *next_waiting;
+	struct evbuffer *head; /* the rewritten head, then body bytes, until paired */
+	int64_t started;
+	unsigned status;
+	char slug[64];
+};
+
+struct relay {
+	struct relay_config cfg;
+	struct event_base *base;
+	SSL_CTX *ssl;
+	struct evconnlistener *pub, *tun;
+	struct rhost *hosts;
+	json_t *keys;
+	int64_t keys_at;
+	FILE *audit;
+	struct event *sigint, *sigterm;
+};
+
+/* ---- audit: one JSON line per request and per control event ---- */
+
+static void audit(struct relay *r, json_t *o)
+{
+	json_object_set_new(o, "time", json_integer(now_ms()));
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (r->audit) {
+		fprintf(r->audit, "%s\n", s);
+		fflush(r->audit);
+	}
+	free(s);
+}
+
+/* ---- the hub's keys ---- */
+
+static size_t collect(char *p, size_t size, size_t n, void *cls)
+{
+	struct evbuffer *b = cls;
+	evbuffer_add(b, p, size * n);
+	return size * n;
+}
+
+static void fetch_keys(struct relay *r)
+{
+	CURL *c = curl_easy_init();
+	char *url = xasprintf("%s/api/v1/keys", r->cfg.hub);
+	struct evbuffer *b = evbuffer_new();
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (r->cfg.hub_cacert)
+		curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
+	long st = 0;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	r->keys_at = mono_ms();
+	if (st == 200) {
+		size_t n = evbuffer_get_length(b);
+		json_t *k = json_loadb((const char *)evbuffer_pullup(b, -1), n, 0, NULL);
+		if (k) {
+			json_decref(r->keys);
+			r->keys = k;
+		}
+	} else {
+		log_warn("relay: cannot fetch the hub's keys from %s", url);
+	}
+	evbuffer_free(b);
+	free(url);
+	curl_easy_cleanup(c);
+}
+
+static bool key_of(void *cls, const char *kid, unsigned char *pk)
+{
+	struct relay *r = cls;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		size_t i;
+		json_t *k;
+		json_array_foreach(json_object_get(r->keys, "keys"), i, k)
+		{
+			const char *id = json_get_str(k, "kid");
+			if (id && strcmp(id, kid) == 0)
+				return token_parse_key(json_get_str(k, "public_key"), pk);
+		}
+		if (attempt == 0 && mono_ms() - r->keys_at > 10000)
+			fetch_keys(r); /* rotated, perhaps */
+		else
+			break;
+	}
+	return false;
+}
+
+/* ---- hosts ---- */
+
+static struct rhost *find_host(struct relay *r, const char *slug)
+{
+	for (struct rhost *h = r->hosts; h; h = h->next)
+		if (strcmp(h->slug, slug) == 0)
+			return h;
+	return NULL;
+}
+
+static void tconn_free(struct tconn *t);
+static void pconn_free(struct pconn *p);
+static void pair(struct pconn *p, struct tconn *t);
+
+static void host_drop_idle(struct rhost *h, struct tconn *t)
+{
+	for (struct tconn **pp = &h->idle; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			h->nidle--;
+			return;
+		}
+}
+
+static void host_unwait(struct rhost *h, struct pconn *p)
+{
+	for (struct pconn **pp = &h->waiting; *pp; pp = &(*pp)->next_waiting)
+		if (*pp == p) {
+			*pp = p->next_waiting;
+			return;
+		}
+}
+
+/* ---- replies from the relay itself ---- */
+
+static void reply(struct pconn *p, unsigned status, const char *code, const char *msg,
+                  const char *extra_header)
+{
+	char *body = xasprintf("{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
+	const char *reason = status == 404   ? "Not Found"
+	                     : status == 400 ? "Bad Request"
+	                     : status == 408 ? "Request Timeout"
+	                     : status == 431 ? "Request Header Fields Too Large"
+	                     : status == 429 ? "Too Many Requests"
+	                     : status == 501 ? "Not Implemented"
+	                     : status == 502 ? "Bad Gateway"
+	                                     : "Service Unavailable";
+	evbuffer_add_printf(bufferevent_get_output(p->bev),
+	                    "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+	                    "Content-Length: %zu\r\nConnection: close\r\n%s%s\r\n%s",
+	                    status, reason, strlen(body), extra_header ? extra_header : "",
+	                    extra_header ? "\r\n" : "", body);
+	free(body);
+	p->status = status;
+	p->head_done = true;
+	bufferevent_disable(p->bev, EV_READ);
+	/* freed once written (pconn_write_cb) */
+}
+
+/* ---- the public side ---- */
+
+static int on_url(http_parser *hp, const char *at, size_t len)
+{
+	struct pconn *p = hp->data;
+	char *u = p->url ? xasprintf("%s%.*s", p->url, (int)len, at) : xstrndup(at, len);
+	free(p->url);
+	p->url = u;
+	return 0;
+}
+
+static int on_field(http_parser *hp, const char *at, size_t len)
+{
+	struct pconn *p = hp->data;
+	json_t *last = json_array_get(p->headers, json_array_size(p->headers) - 1);
+	if (!p->in_value && last) { /* continuing a name split across reads */
+		char *n =
+		    xasprintf("%s%.*s", json_string_value(json_array_get(last, 0)), (int)len, at);
+		json_array_set_new(last, 0, json_string(n));
+		free(n);
+	} else {
+		char *n = xstrndup(at, len);
+		json_array_append_new(p->headers, json_pack("[s, s]", n, ""));
+		free(n);
+	}
+	p->in_value = false;
+	return 0;
+}
+
+static int on_value(http_parser *hp, const char *at, size_t len)
+{
+	struct pconn *p = hp->data;
+	json_t *last = json_array_get(p->headers, json_array_size(p->headers) - 1);
+	char *v = xasprintf("%s%.*s", json_string_value(json_array_get(last, 1)), (int)len, at);
+	json_array_set_new(last, 1, json_string(v));
+	free(v);
+	p->in_value = true;
+	return 0;
+}
+
+static int on_headers_complete(http_parser *hp)
+{
+	http_parser_pause(hp, 1); /* the body is not ours to parse */
+	return 0;
+}
+
+static bool hop_by_hop(const char *name)
+{
+	static const char *const hop[] = {
+	    "connection",          "keep-alive", "proxy-connection", "proxy-authenticate",
+	    "proxy-authorization", "te",         "trailer",          "upgrade",
+	    "x-forwarded-for"};
+	for (size_t i = 0; i < sizeof hop / sizeof *hop; i++)
+		if (strcasecmp(name, hop[i]) == 0)
+			return true;
+	return false;
+}
+
+static void pconn_read_head(struct pconn *p)
+{
+	struct evbuffer *in = bufferevent_get_input(p->bev);
+	size_t have = evbuffer_get_length(in);
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (end.pos < 0) {
+		if (have > HEAD_MAX)
+			reply(p, 431, "head_too_large", "the request head is over 16 KiB", NULL);
+		return;
+	}
+	size_t head_len = (size_t)end.pos + 4;
+	if (head_len > HEAD_MAX) {
+		reply(p, 431, "head_too_large", "the request head is over 16 KiB", NULL);
+		return;
+	}
+	const char *data = (const char *)evbuffer_pullup(in, (ssize_t)head_len);
+	http_parser_settings s;
+	http_parser_settings_init(&s);
+	s.on_url = on_url;
+	s.on_header_field = on_field;
+	s.on_header_value = on_value;
+	s.on_headers_complete = on_headers_complete;
+	p->parser.data = p;
+	size_t used = http_parser_execute(&p->parser, &s, data, head_len);
+	enum http_errno err = HTTP_PARSER_ERRNO(&p->parser);
+	/* Paused at the end of the head: the bytes after it are the body's. */
+	(void)used;
+	if ((err != HPE_PAUSED && err != HPE_OK) || !p->url) {
+		reply(p, 400, "bad_request",
+		      err == HPE_UNEXPECTED_CONTENT_LENGTH
+		          ? "conflicting Content-Length / Transfer-Encoding"
+		          : "the request is not valid HTTP/1.1",
+		      NULL);
+		return;
+	}
+	evbuffer_drain(in, head_len);
+	p->method = xstrdup(http_method_str(p->parser.method));
+	/* /h/SLUG/REST */
+	if (strncmp(p->url, "/h/", 3) != 0) {
+		reply(p, 404, "not_found", "relay URLs look like /h/SLUG/...", NULL);
+		return;
+	}
+	const char *slug = p->url + 3, *rest = strchr(slug, '/');
+	size_t sl = rest ? (size_t)(rest - slug) : strlen(slug);
+	if (sl == 0 || sl >= sizeof p->slug) {
+		reply(p, 404, "not_found", "no such host on this relay", NULL);
+		return;
+	}
+	memcpy(p->slug, slug, sl);
+	p->slug[sl] = 0;
+	struct rhost *h = find_host(p->r, p->slug);
+	if (!h) {
+		reply(p, 404, "not_found", "no such host on this relay", NULL);
+		return;
+	}
+	/* The head the host gets. */
+	p->head = evbuffer_new();
+	evbuffer_add_printf(p->head, "%s %s HTTP/1.1\r\n", p->method, rest ? rest : "/");
+	size_t i;
+	json_t *hd;
+	const char *xff = NULL;
+	json_array_foreach(p->headers, i, hd)
+	{
+		const char *n = json_string_value(json_array_get(hd, 0));
+		const char *v = json_string_value(json_array_get(hd, 1));
+		if (strcasecmp(n, "x-forwarded-for") == 0)
+			xff = v;
+		if (hop_by_hop(n) || strchr(n, '\r') || strchr(v, '\r') || strchr(v, '\n'))
+			continue;
+		evbuffer_add_printf(p->head, "%s: %s\r\n", n, v);
+	}
+	evbuffer_add_printf(p->head, "X-Forwarded-For: %s%s%s\r\nConnection: close\r\n\r\n",
+	                    xff ? xff : "", xff ? ", " : "", p->client);
+	p->head_done = true;
+	bufferevent_set_timeouts(p->bev, NULL, NULL);
+	if (h->idle) {
+		struct tconn *t = h->idle;
+		host_drop_idle(h, t);
+		pair(p, t);
+	} else {
+		/* Wait for the host to open another connection. */
+		bufferevent_disable(p->bev, EV_READ);
+		p->waiting_on = h;
+		p->next_waiting = h->waiting;
+		h->waiting = p;
+		struct timeval tv = {WAIT_POOL_MS / 1000, (WAIT_POOL_MS % 1000) * 1000};
+		evtimer_add(p->wait_timer, &tv);
+		if (h->control)
+			evbuffer_add_printf(bufferevent_get_output(h->control->bev),
+			                    "{\"need\":1}\n");
+	}
+}
+
+static void wait_expired(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct pconn *p = arg;
+	if (p->waiting_on)
+		host_unwait(p->waiting_on, p);
+	p->waiting_on = NULL;
+	reply(p, 503, "no_connection", "the host has no free connection to the relay; retry",
+	      "Retry-After: 1");
+}
+
+/* Move what one side sent to the other; stop reading when the other is slow. */
+static void pump(struct bufferevent *from, struct bufferevent *to)
+{
+	struct evbuffer *out = bufferevent_get_output(to);
+	evbuffer_add_buffer(out, bufferevent_get_input(from));
+	if (evbuffer_get_length(out) >= PIPE_HIGH)
+		bufferevent_disable(from, EV_READ);
+}
+
+static void pconn_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct pconn *p = arg;
+	if (!p->head_done) {
+		pconn_read_head(p);
+		return;
+	}
+	if (p->peer)
+		pump(p->bev, p->peer->bev);
+}
+
+static void pconn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct pconn *p = arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		if (p->status && !p->peer) { /* our own reply, or the host's, all sent */
+			pconn_free(p);
+			return;
+		}
+	}
+	if (p->peer && evbuffer_get_length(bufferevent_get_output(bev)) < PIPE_HIGH / 2)
+		bufferevent_enable(p->peer->bev, EV_READ);
+}
+
+static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct pconn *p = arg;
+	if (what & BEV_EVENT_TIMEOUT && !p->head_done) {
+		reply(p, 408, "timeout", "the request head did not arrive within 10 s", NULL);
+		bufferevent_set_timeouts(p->bev, NULL, NULL);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		pconn_free(p);
+}
+
+static void pconn_free(struct pconn *p)
+{
+	if (p->waiting_on)
+		host_unwait(p->waiting_on, p);
+	audit(p->r, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "event", "request", "client",
+	                      p->client, "host", p->slug, "method", p->method ? p->method : "",
+	                      "status", (int)p->status, "bytes", (json_int_t)0, "duration_ms",
+	                      (json_int_t)(mono_ms() - p->started)));
+	if (p->peer) {
+		p->peer->peer = NULL;
+		tconn_free(p->peer);
+	}
+	event_free(p->wait_timer);
+	bufferevent_free(p->bev);
+	if (p->head)
+		evbuffer_free(p->head);
+	json_decref(p->headers);
+	free(p->url);
+	free(p->method);
+	free(p);
+}
+
+static void on_public(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+	(void)l;
+	(void)len;
+	struct relay *r = arg;
+	SSL *ssl = SSL_new(r->ssl);
+	struct pconn *p = xcalloc(1, sizeof *p);
+	p->r = r;
+	p->started = mono_ms();
+	p->headers = json_array();
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, p->client,
+		          sizeof p->client);
+	else
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, p->client,
+		          sizeof p->client);
+	http_parser_init(&p->parser, HTTP_REQUEST);
+	p->bev = bufferevent_openssl_socket_new(r->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                        BEV_OPT_CLOSE_ON_FREE);
+	p->wait_timer = evtimer_new(r->base, wait_expired, p);
+	bufferevent_setcb(p->bev, pconn_read_cb, pconn_write_cb, pconn_event_cb, p);
+	struct timeval tv = {HEAD_TIMEOUT_S, 0};
+	bufferevent_set_timeouts(p->bev, &tv, NULL);
+	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- the tunnel side ---- */
+
+static void pair(struct pconn *p, struct tconn *t)
+{
+	p->peer = t;
+	t->peer = p;
+	p->status = 200; /* "forwarded": the host's own status is not parsed */
+	struct evbuffer *out = bufferevent_get_output(t->bev);
+	evbuffer_add_buffer(out, p->head);
+	pump(p->bev, t->bev); /* any body bytes already here */
+	bufferevent_enable(p->bev, EV_READ);
+	bufferevent_enable(t->bev, EV_READ);
+}
+
+static void tconn_free(struct tconn *t)
+{
+	if (t->host) {
+		host_drop_idle(t->host, t);
+		if (t->control && t->host->control == t) {
+			/* The host is gone: its slug stops resolving. */
+			struct rhost *h = t->host;
+			h->control = NULL;
+			audit(t->r, json_pack("{s:s, s:s, s:I}", "event", "disconnect", "host",
+			                      h->slug, "host_id", (json_int_t)h->host_id));
+		}
+	}
+	if (t->peer) {
+		struct pconn *p = t->peer;
+		p->peer = NULL;
+		t->peer = NULL;
+		/* Let the client have what the host sent, then close. */
+		if (evbuffer_get_length(bufferevent_get_output(p->bev)) == 0)
+			pconn_free(p);
+	}
+	bufferevent_free(t->bev);
+	free(t);
+}
+
+static void tconn_hello(struct tconn *t)
+{
+	struct evbuffer *in = bufferevent_get_input(t->bev);
+	char *line = evbuffer_readln(in, NULL, EVBUFFER_EOL_LF);
+	if (!line) {
+		if (evbuffer_get_length(in) > HELLO_MAX)
+			tconn_free(t);
+		return;
+	}
+	json_t *hello = json_loads(line, 0, NULL);
+	free(line);
+	const char *type = json_get_str(hello, "type"), *why = "no token";
+	json_t *claims = token_verify(json_get_str(hello, "token"), key_of, t->r, &why);
+	const char *scope = json_get_str(claims, "scope"), *slug = json_get_str(claims, "slug");
+	int64_t host_id = 0;
+	struct relay *r = t->r;
+	if (!claims || !scope || strcmp(scope, "relay") != 0 || !slug || strlen(slug) >= 64 ||
+	    !json_get_int(claims, "host", &host_id) || !type) {
+		audit(r, json_pack("{s:s, s:s}", "event", "auth_failure", "why",
+		                   claims ? "not a relay token" : why));
+		evbuffer_add_printf(bufferevent_get_output(t->bev),
+		                    "{\"ok\":false,\"error\":\"%s\"}\n",
+		                    claims ? "not a relay token" : why);
+		json_decref(claims);
+		json_decref(hello);
+		bufferevent_disable(t->bev, EV_READ);
+		t->host = NULL;
+		/* closed once the refusal is written */
+		bufferevent_setcb(t->bev, NULL, NULL, NULL, t);
+		bufferevent_flush(t->bev, EV_WRITE, BEV_FLUSH);
+		tconn_free(t);
+		return;
+	}
+	struct rhost *h = find_host(r, slug);
+	if (!h) {
+		h = xcalloc(1, sizeof *h);
+		snprintf(h->slug, sizeof h->slug, "%s", slug);
+		h->host_id = host_id;
+		h->next = r->hosts;
+		r->hosts = h;
+	}
+	t->host = h;
+	if (strcmp(type, "control") == 0) {
+		if (h->control) { /* a reconnect replaces the old one */
+			struct tconn *old = h->control;
+			h->control = NULL;
+			old->host = NULL;
+			tconn_free(old);
+		}
+		t->control = true;
+		h->control = t;
+		evbuffer_add_printf(bufferevent_get_output(t->bev),
+		                    "{\"ok\":true,\"url\":\"https://%s/h/%s/\"}\n",
+		                    r->cfg.public_name, slug);
+		audit(r, json_pack("{s:s, s:s, s:I}", "event", "connect", "host", slug, "host_id",
+		                   (json_int_t)host_id));
+	} else if (h->waiting) {
+		struct pconn *p = h->waiting;
+		h->waiting = p->next_waiting;
+		p->waiting_on = NULL;
+		evtimer_del(p->wait_timer);
+		pair(p, t);
+	} else {
+		t->next = h->idle;
+		h->idle = t;
+		h->nidle++;
+	}
+	json_decref(claims);
+	json_decref(hello);
+}
+
+static void tconn_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct tconn *t = arg;
+	if (!t->host) {
+		tconn_hello(t);
+		return;
+	}
+	if (t->peer)
+		pump(t->bev, t->peer->bev);
+	else if (t->control)
+		evbuffer_drain(bufferevent_get_input(t->bev), (size_t)-1); /* pings */
+}
+
+static void tconn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct tconn *t = arg;
+	if (t->peer && evbuffer_get_length(bufferevent_get_output(bev)) < PIPE_HIGH / 2)
+		bufferevent_enable(t->peer->bev, EV_READ);
+}
+
+static void tconn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct tconn *t = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		if (t->peer)
+			pump(t->bev, t->peer->bev); /* the response's last bytes */
+		tconn_free(t);
+	}
+}
+
+static void on_tunnel(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)len;
+	struct relay *r = arg;
+	struct tconn *t = xcalloc(1, sizeof *t);
+	t->r = r;
+	t->bev = bufferevent_openssl_socket_new(r->base, fd, SSL_new(r->ssl),
+	                                        BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(t->bev, tconn_read_cb, tconn_write_cb, tconn_event_cb, t);
+	struct timeval tv = {HEAD_TIMEOUT_S, 0};
+	bufferevent_set_timeouts(t->bev, &tv, NULL); /* the hello, then none */
+	bufferevent_enable(t->bev, EV_READ | EV_WRITE);
+	(void)IDLE_TIMEOUT_S;
+}
+
+/* ---- start-up ---- */
+
+static struct evconnlistener *listen_on(struct relay *r, const char *addr, evconnlistener_cb cb)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
+		log_error("relay: %s is not ADDR:PORT", addr);
+		return NULL;
+	}
+	struct evconnlistener *l =
+	    evconnlistener_new_bind(r->base, cb, r, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
+	                            (struct sockaddr *)&ss, len);
+	if (!l)
+		log_error("relay: cannot listen on %s: %s", addr, strerror(errno));
+	return l;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct relay *r = arg;
+	log_info("relay: %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	event_base_loopexit(r->base, NULL);
+}
+
+int relay_run(const struct relay_config *cfg)
+{
+	struct relay rs = {.cfg = *cfg}, *r = &rs;
+	signal(SIGPIPE, SIG_IGN);
+	int rc = 1;
+	r->ssl = SSL_CTX_new(TLS_server_method());
+	SSL_CTX_set_min_proto_version(r->ssl, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(r->ssl, cfg->cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(r->ssl, cfg->key, SSL_FILETYPE_PEM) != 1) {
+		log_error("relay: cannot load %s / %s", cfg->cert, cfg->key);
+		goto out;
+	}
+	char *ap = xasprintf("%s/audit.log", cfg->data);
+	r->audit = fopen(ap, "a");
+	free(ap);
+	fetch_keys(r);
+	r->base = event_base_new();
+	r->pub = listen_on(r, cfg->public_addr, on_public);
+	r->tun = listen_on(r, cfg->tunnel_addr, on_tunnel);
+	if (!r->pub || !r->tun)
+		goto out;
+	r->sigint = evsignal_new(r->base, SIGINT, on_signal, r);
+	r->sigterm = evsignal_new(r->base, SIGTERM, on_signal, r);
+	event_add(r->sigint, NULL);
+	event_add(r->sigterm, NULL);
+	log_info("relay: public https://%s (listening %s), tunnel %s, hub %s", cfg->public_name,
+	         cfg->public_addr, cfg->tunnel_addr, cfg->hub);
+	event_base_dispatch(r->base);
+	rc = 0;
+out:
+	if (r->sigint)
+		event_free(r->sigint);
+	if (r->sigterm)
+		event_free(r->sigterm);
+	if (r->pub)
+		evconnlistener_free(r->pub);
+	if (r->tun)
+		evconnlistener_free(r->tun);
+	for (struct rhost *h = r->hosts, *next; h; h = next) {
+		next = h->next;
+		while (h->idle) {
+			struct tconn *t = h->idle;
+			h->idle = t->next;
+			bufferevent_free(t->bev);
+			free(t);
+		}
+		if (h->control) {
+			bufferevent_free(h->control->bev);
+			free(h->control);
+		}
+		free(h);
+	}
+	if (r->base)
+		event_base_free(r->base);
+	if (r->audit)
+		fclose(r->audit);
+	json_decref(r->keys);
+	SSL_CTX_free(r->ssl);
+	return rc;
+}
