@@ -12,6 +12,7 @@
 #include "../core/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -26,6 +27,7 @@
 #define TUNNEL_POOL      4
 #define TOKEN_REFRESH_MS (30 * 60 * 1000)
 #define RECONNECT_MAX_MS 30000
+#define PIPE_IDLE_S      60 /* a request or response silent this long is dropped */
 
 struct tunnel {
 	struct host *h;
@@ -101,8 +103,59 @@ static SSL *dial(struct tunnel *t, const char *type, const char *tok, int *fdp)
 		close(fd);
 		return NULL;
 	}
+	/* From here on non-blocking: a TLS 1.3 session ticket makes the
+	 * socket readable with no application data behind it. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	*fdp = fd;
 	return ssl;
+}
+
+/* SSL_read on the non-blocking socket: bytes read, 0 when none are there
+ * yet (after waiting up to a second), -1 when the connection is over. */
+static int ssl_read_some(SSL *ssl, int fd, char *buf, int cap)
+{
+	int n = SSL_read(ssl, buf, cap);
+	if (n > 0)
+		return n;
+	int err = SSL_get_error(ssl, n);
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+		struct pollfd pf = {.fd = fd,
+		                    .events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+		poll(&pf, 1, 1000);
+		return 0;
+	}
+	return -1;
+}
+
+static int ssl_write_all(struct host *h, SSL *ssl, int fd, const char *buf, int len)
+{
+	while (len > 0 && !atomic_load(&h->stop)) {
+		int n = SSL_write(ssl, buf, len);
+		if (n > 0) {
+			buf += n;
+			len -= n;
+			continue;
+		}
+		int err = SSL_get_error(ssl, n);
+		if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+			return -1;
+		struct pollfd pf = {.fd = fd,
+		                    .events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+		poll(&pf, 1, 1000);
+	}
+	return len > 0 ? -1 : 0;
+}
+
+/* The next bytes from the relay, waiting while none come; -1 when it is
+ * over or we are stopping. */
+static int ssl_read_wait(struct host *h, SSL *ssl, int fd, char *buf, int cap)
+{
+	while (!atomic_load(&h->stop)) {
+		int n = ssl_read_some(ssl, fd, buf, cap);
+		if (n != 0)
+			return n;
+	}
+	return -1;
 }
 
 static void hang_up(SSL *ssl, int fd)
@@ -113,19 +166,6 @@ static void hang_up(SSL *ssl, int fd)
 	}
 	if (fd >= 0)
 		close(fd);
-}
-
-/* Wait for fd to be readable, a second at a time, until stop. 1 ready, 0 stop. */
-static int wait_readable(struct host *h, SSL *ssl, int fd)
-{
-	while (!atomic_load(&h->stop)) {
-		if (ssl && SSL_pending(ssl))
-			return 1;
-		struct pollfd pf = {.fd = fd, .events = POLLIN};
-		if (poll(&pf, 1, 1000) > 0)
-			return 1;
-	}
-	return 0;
 }
 
 static void backoff_sleep(struct host *h, int64_t *ms)
@@ -148,7 +188,7 @@ static void *control_main(void *arg)
 		SSL *ssl = tok ? dial(t, "control", tok, &fd) : NULL;
 		free(tok);
 		char line[1024];
-		int n = ssl && wait_readable(h, ssl, fd) ? SSL_read(ssl, line, sizeof line - 1) : 0;
+		int n = ssl ? ssl_read_wait(h, ssl, fd, line, sizeof line - 1) : 0;
 		json_t *ans =
 		    n > 0 ? (line[n] = 0, json_loads(line, JSON_DISABLE_EOF_CHECK, NULL)) : NULL;
 		const char *url = json_get_str(ans, "url");
@@ -162,7 +202,7 @@ static void *control_main(void *arg)
 			/* Stay attached; the relay's messages ask for connections the
 			 * data threads open anyway. */
 			char buf[256];
-			while (wait_readable(h, ssl, fd) && SSL_read(ssl, buf, sizeof buf) > 0)
+			while (ssl_read_wait(h, ssl, fd, buf, sizeof buf) > 0)
 				;
 			if (!atomic_load(&h->stop))
 				log_warn("relay: control connection lost; reconnecting");
@@ -180,32 +220,43 @@ static void *control_main(void *arg)
 }
 
 /* Copy both ways between the relay and the local content server until the
- * local side has answered and closed. */
-static void pipe_request(struct host *h, SSL *ssl, int rfd)
+ * local side has answered and closed. first holds the request's first bytes. */
+static void pipe_request(struct host *h, SSL *ssl, int rfd, const char *first, int nfirst)
 {
 	const char *colon = strrchr(h->cfg.listen, ':');
 	char *addr = xstrndup(h->cfg.listen, (size_t)(colon - h->cfg.listen));
 	int lfd = tcp_connect(addr, colon + 1);
 	free(addr);
-	if (lfd < 0)
+	if (lfd < 0 || write_all(lfd, first, (size_t)nfirst) != 0) {
+		if (lfd >= 0)
+			close(lfd);
 		return;
+	}
 	char buf[64 * 1024];
 	bool relay_open = true;
-	for (;;) {
+	int idle_s = 0;
+	while (!atomic_load(&h->stop) && idle_s < PIPE_IDLE_S) {
 		struct pollfd pf[2] = {{.fd = rfd, .events = relay_open ? POLLIN : 0},
 		                       {.fd = lfd, .events = POLLIN}};
-		if (!SSL_pending(ssl) && poll(pf, 2, 60000) <= 0)
+		int ready = SSL_pending(ssl) ? 1 : poll(pf, 2, 1000);
+		if (ready < 0)
 			break;
+		if (ready == 0) {
+			idle_s++;
+			continue;
+		}
+		idle_s = 0;
 		if (relay_open && (SSL_pending(ssl) || pf[0].revents)) {
 			int n = SSL_read(ssl, buf, sizeof buf);
-			if (n <= 0)
-				relay_open = false; /* the client finished sending, or went */
-			else if (write_all(lfd, buf, (size_t)n) != 0)
+			int err = n > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, n);
+			if (n > 0 && write_all(lfd, buf, (size_t)n) != 0)
 				break;
+			if (n <= 0 && err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+				relay_open = false; /* the client finished sending, or went */
 		}
 		if (pf[1].revents) {
 			ssize_t n = read(lfd, buf, sizeof buf);
-			if (n <= 0 || SSL_write(ssl, buf, (int)n) <= 0)
+			if (n <= 0 || ssl_write_all(h, ssl, rfd, buf, (int)n) != 0)
 				break; /* the response is complete (Connection: close) */
 		}
 	}
@@ -228,8 +279,13 @@ static void *data_main(void *arg)
 			continue;
 		}
 		backoff = 500;
-		if (wait_readable(h, ssl, fd))
-			pipe_request(h, ssl, fd);
+		/* A request's first bytes, or the relay closing (then dial again). */
+		char first[16 * 1024];
+		int n = ssl_read_wait(h, ssl, fd, first, sizeof first);
+		if (n > 0)
+			pipe_request(h, ssl, fd, first, n);
+		else if (!atomic_load(&h->stop))
+			backoff_sleep(h, &backoff);
 		hang_up(ssl, fd);
 	}
 	curl_easy_cleanup(curl);

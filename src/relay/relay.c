@@ -54,6 +54,7 @@ struct tconn { /* a tunnel connection from a host */
 	struct rhost *host;
 	struct pconn *peer;
 	bool control;
+	bool closing;       /* freed once its output is written */
 	struct tconn *next; /* in the host's idle list */
 };
 
@@ -554,12 +555,10 @@ static void tconn_hello(struct tconn *t)
 		json_decref(hello);
 		bufferevent_disable(t->bev, EV_READ);
 		t->host = NULL;
-		/* closed once the refusal is written */
-		bufferevent_setcb(t->bev, NULL, NULL, NULL, t);
-		bufferevent_flush(t->bev, EV_WRITE, BEV_FLUSH);
-		tconn_free(t);
+		t->closing = true; /* freed once the refusal is written */
 		return;
 	}
+	bufferevent_set_timeouts(t->bev, NULL, NULL); /* attached: idle is fine */
 	struct rhost *h = find_host(r, slug);
 	if (!h) {
 		h = xcalloc(1, sizeof *h);
@@ -602,6 +601,8 @@ static void tconn_read_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct tconn *t = arg;
+	if (t->closing)
+		return;
 	if (!t->host) {
 		tconn_hello(t);
 		return;
@@ -615,6 +616,10 @@ static void tconn_read_cb(struct bufferevent *bev, void *arg)
 static void tconn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct tconn *t = arg;
+	if (t->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		tconn_free(t);
+		return;
+	}
 	if (t->peer && evbuffer_get_length(bufferevent_get_output(bev)) < PIPE_HIGH / 2)
 		bufferevent_enable(t->peer->bev, EV_READ);
 }

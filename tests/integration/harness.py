@@ -253,12 +253,76 @@ def wait_for(predicate, timeout=30, what=None, hosts=(), interval=0.02):
     raise AssertionError(msg)
 
 
+class Relay:
+    """roost relay with a self-signed development CA, for a hub."""
+
+    def __init__(self, hub, root):
+        self.hub = hub
+        self.data = os.path.join(root, "relay")
+        self.public_port, self.tunnel_port = free_port(), free_port()
+        self.log_path = os.path.join(root, "relay.log")
+        self.proc = None
+
+    @property
+    def ca(self):
+        return os.path.join(self.data, "ca.pem")
+
+    @property
+    def audit_path(self):
+        return os.path.join(self.data, "audit.log")
+
+    def start(self, *extra):
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [ROOST, "relay", "--data", self.data, "--hub", self.hub.url, "--self-signed",
+                 "--public", "127.0.0.1:%d" % self.public_port,
+                 "--tunnel", "127.0.0.1:%d" % self.tunnel_port, *extra],
+                stdout=log, stderr=log)
+        finally:
+            log.close()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("relay exited: " + open(self.log_path).read()[-2000:])
+            try:
+                with socket.create_connection(("127.0.0.1", self.public_port), 0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("relay did not start")
+
+    def stop(self, sig=signal.SIGTERM):
+        code = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            code = self.proc.wait(30)
+        self.proc = None
+        if sig == signal.SIGTERM and code not in (0, None):
+            raise AssertionError("relay exited with %r: %s" % (
+                code, open(self.log_path).read()[-2000:]))
+
+    def ssl_context(self):
+        import ssl
+        return ssl.create_default_context(cafile=self.ca)
+
+    def request(self, path, headers=None, method="GET", timeout=60):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.public_port, timeout=timeout,
+                                           context=self.ssl_context())
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        return resp.status, body, resp
+
+
 class Host:
     """A host agent of a hub's workspace: its own folder (DIR), content-server port
     and log file root/host-LABEL.log. join() once, then start()/stop()/kill()."""
 
-    def __init__(self, hub, root, label, cache_max=None, heartbeat=1):
+    def __init__(self, hub, root, label, cache_max=None, heartbeat=1, relay=None):
         self.hub, self.label = hub, label
+        self.relay = relay  # a Relay to attach to, or None
         self.dir = os.path.join(root, "host-" + label)
         self.log_path = os.path.join(root, "host-%s.log" % label)
         self.port = free_port()
@@ -287,6 +351,9 @@ class Host:
                 "--listen", "127.0.0.1:%d" % self.port, "--heartbeat", str(self.heartbeat)]
         if self.cache_max is not None:
             args += ["--cache-max", str(self.cache_max)]
+        if self.relay:
+            args += ["--relay", "127.0.0.1:%d" % self.relay.tunnel_port,
+                     "--relay-ca", self.relay.ca]
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=self.hub.env())

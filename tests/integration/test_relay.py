@@ -1,0 +1,170 @@
+"""The relay (roost relay, docs/relay.md): a host that only dials out gets a
+public HTTPS URL; clients reach its content server through it, with the
+host's own token checks; the relay refuses what is not HTTP it can trust."""
+import hashlib
+import json
+import os
+import shutil
+import socket
+import ssl
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import Hub, Host, Relay, q, wait_for
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+class RelayTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="roost-relay-")
+        cls.hub = Hub(cls.tmp)
+        cls.hub.start()
+        cls.hub.login_cli()
+        cls.token = cls.hub.login()
+        cls.ws = cls.hub.workspace(cls.token)
+        cls.relay = Relay(cls.hub, cls.tmp)
+        cls.relay.start()
+        cls.A = Host(cls.hub, cls.tmp, "A", relay=cls.relay)
+        cls.A.join()
+        cls.A.start()
+        cls.blob = os.urandom(64 << 20)
+        with open(cls.A.path("big.bin"), "wb") as f:
+            f.write(cls.blob)
+        cls.base = wait_for(cls.public_url, 30, "A's public URL in roost hosts", [cls.A])
+        wait_for(lambda: cls.api("GET", "/info?path=" + q("/big.bin"))[0] == 200, 60,
+                 "big.bin on the hub", [cls.A])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.A.stop()
+        cls.relay.stop()
+        cls.hub.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def api(cls, method, rel, body=None):
+        return cls.hub.request(method, "/api/v1/workspaces/%d%s" % (cls.ws, rel), body,
+                               token=cls.token)
+
+    @classmethod
+    def public_url(cls):
+        st, body, _, _ = cls.api("GET", "/hosts")
+        url = body["hosts"][0].get("tunnel_url") if st == 200 and body["hosts"] else None
+        return url
+
+    def url_token(self, path):
+        st, body, _, _ = self.api("POST", "/urls", {"path": path})
+        self.assertEqual(st, 201, body)
+        return body["token"]
+
+    def path_of(self, rest):
+        """The relay path of host A's REST (/h/SLUG/REST)."""
+        prefix = "https://127.0.0.1:%d" % self.relay.public_port
+        self.assertTrue(self.base.startswith(prefix), self.base)
+        return self.base[len(prefix):] + rest.lstrip("/")
+
+    def test_a_client_downloads_through_the_relay(self):
+        st, body, resp = self.relay.request(self.path_of("c/" + self.url_token("/big.bin")))
+        self.assertEqual(st, 200, body[:200])
+        self.assertEqual(sha(body), sha(self.blob))
+        st, body, resp = self.relay.request(self.path_of("c/" + self.url_token("/big.bin")),
+                                            headers={"Range": "bytes=10-19"})
+        self.assertEqual(st, 206)
+        self.assertEqual(body, self.blob[10:20])
+
+    def test_the_host_still_checks_tokens(self):
+        st, body, _ = self.relay.request(self.path_of("c/not-a-token"))
+        self.assertEqual(st, 401, body)
+        st, body, _ = self.relay.request(self.path_of("chunks/" + "0" * 64))
+        self.assertEqual(st, 401, body)
+
+    def test_unknown_hosts_are_404(self):
+        st, body, _ = self.relay.request("/h/nosuchslug/c/x")
+        self.assertEqual(st, 404)
+        self.assertEqual(json.loads(body)["error"]["code"], "not_found")
+        st, body, _ = self.relay.request("/elsewhere")
+        self.assertEqual(st, 404)
+
+    def test_a_bad_relay_token_cannot_attach(self):
+        ctx = ssl.create_default_context(cafile=self.relay.ca)
+        for token in ("garbage", self.url_token("/big.bin")):
+            with socket.create_connection(("127.0.0.1", self.relay.tunnel_port), 5) as s:
+                with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                    t.sendall(json.dumps({"type": "control", "token": token}).encode() + b"\n")
+                    answer = json.loads(t.recv(4096).split(b"\n")[0])
+                    self.assertFalse(answer["ok"], answer)
+        with open(self.relay.audit_path) as f:
+            events = [json.loads(line)["event"] for line in f]
+        self.assertIn("auth_failure", events)
+        self.assertIn("connect", events)
+
+    def raw(self, data, read=True):
+        """Send raw bytes to the public port; the relay's answer (or b'' if closed)."""
+        ctx = ssl.create_default_context(cafile=self.relay.ca)
+        with socket.create_connection(("127.0.0.1", self.relay.public_port), 15) as s:
+            with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                t.sendall(data)
+                out = b""
+                while read:
+                    try:
+                        chunk = t.recv(65536)
+                    except (ssl.SSLError, OSError):
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+                return out
+
+    def test_bad_requests_never_reach_the_host(self):
+        path = self.path_of("healthz").encode()
+        smuggle = (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        self.assertIn(b" 400 ", self.raw(smuggle).split(b"\r\n")[0])
+        two_lengths = (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                       b"Content-Length: 5\r\n\r\nabcd")
+        self.assertIn(b" 400 ", self.raw(two_lengths).split(b"\r\n")[0])
+        self.assertIn(b" 400 ", self.raw(b"NOT HTTP AT ALL\r\n\r\n").split(b"\r\n")[0])
+        huge = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
+        self.assertIn(b" 431 ", self.raw(huge).split(b"\r\n")[0])
+
+    def test_a_slow_head_is_cut_off(self):
+        started = time.time()
+        answer = self.raw(b"GET " + self.path_of("healthz").encode() + b" HTTP/1.1\r\nHo")
+        self.assertLess(time.time() - started, 14)
+        self.assertTrue(answer == b"" or b" 408 " in answer.split(b"\r\n")[0], answer[:100])
+
+    def test_the_forwarded_request_names_the_client(self):
+        # /healthz on the host answers for itself; what matters is that it arrives.
+        st, body, _ = self.relay.request(self.path_of("healthz"),
+                                         headers={"Connection": "keep-alive, X-Evil",
+                                                  "X-Forwarded-For": "10.0.0.1"})
+        self.assertEqual(st, 200, body)
+        self.assertTrue(json.loads(body)["ok"])
+        with open(self.relay.audit_path) as f:
+            lines = [json.loads(line) for line in f]
+        reqs = [e for e in lines if e["event"] == "request"]
+        self.assertTrue(any(e["client"] == "127.0.0.1" and e["status"] == 200 for e in reqs))
+
+    def test_zz_the_host_reattaches_after_a_relay_restart(self):
+        self.relay.stop()
+        self.relay.start()
+        token = self.url_token("/big.bin")
+
+        def through():
+            try:
+                st, body, _ = self.relay.request(self.path_of("c/" + token),
+                                                 headers={"Range": "bytes=0-99"})
+                return st == 206 and body == self.blob[:100]
+            except OSError:
+                return False
+        wait_for(through, 60, "a download through the restarted relay", [self.A])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
