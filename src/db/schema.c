@@ -144,6 +144,12 @@ static const char *const migrations[] = {
 
     /* 3: the host's slug on a relay (its public URL is https://RELAY/h/SLUG/) */
     "ALTER TABLE hosts ADD COLUMN tunnel_slug TEXT;",
+
+    /* 4: retired relay slugs: relays stop routing each at effective_at */
+    "CREATE TABLE relay_revocations ("
+    " slug TEXT PRIMARY KEY, host_id BIGINT REFERENCES hosts(id),"
+    " effective_at BIGINT NOT NULL, created_at BIGINT NOT NULL);"
+    "CREATE INDEX relay_revocations_created ON relay_revocations(created_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

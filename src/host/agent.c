@@ -838,7 +838,7 @@ int host_run(const struct host_config *cfg)
 	log_info("host %s (id %lld) syncing %s with %s, workspace %lld", h->label,
 	         (long long)h->host_id, h->dir, h->c.hub, (long long)h->c.ws_id);
 	pthread_create(&hb_th, NULL, heartbeat_main, h);
-	struct tunnel *tun = tunnel_start(h);
+	struct tunnel *tun = h->tunnel = tunnel_start(h);
 	/* A fresh index learns the whole tree; a known one replays the feed. */
 	for (int attempt = 0; !atomic_load(&h->stop); attempt++) {
 		if (host_load_policies(h, h->c.curl) == 0) {

@@ -68,6 +68,7 @@ struct host {
 	struct store *cache;
 	char *url;        /* the content server's URL, or NULL */
 	char *tunnel_url; /* the public URL the relay gave us (under mu), or NULL */
+	struct tunnel *tunnel;
 
 	pthread_mutex_t mu; /* guards everything below up to 'stop' */
 	pthread_cond_t cv;
@@ -177,6 +178,8 @@ int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest,
 struct tunnel;
 struct tunnel *tunnel_start(struct host *h);
 void tunnel_stop(struct tunnel *t); /* after h->stop is set */
+/* Our relay URL was rotated or revoked: attach again with a new token. */
+void tunnel_refresh(struct tunnel *t);
 
 /* serve.c */
 int serve_start(struct host *h);

@@ -294,6 +294,46 @@ out:
 	return rc;
 }
 
+static int64_t find_host(struct client *c, const char *which);
+
+/* roost host rotate-url HOST [GRACE_S] | roost host revoke-url HOST */
+static int host_retire_url(struct opts *o, bool revoke)
+{
+	if (o->npos < 2 || o->npos > (revoke ? 2 : 3)) {
+		fprintf(stderr, "usage: roost host rotate-url HOST [GRACE_SECONDS]\n"
+		                "       roost host revoke-url HOST\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	int rc = 1;
+	int64_t id = find_host(&c, o->pos[1]);
+	if (id) {
+		char rel[96];
+		snprintf(rel, sizeof rel, "/hosts/%lld/%s", (long long)id,
+		         revoke ? "revoke-url" : "rotate-url");
+		char *url = client_ws_url(&c, rel, NULL);
+		json_t *body = json_object();
+		if (o->npos == 3)
+			json_object_set_new(body, "grace_s", json_integer(atoll(o->pos[2])));
+		json_t *r =
+		    client_call(&c, "POST", url, body, revoke ? "revoke-url" : "rotate-url");
+		json_decref(body);
+		free(url);
+		if (r && o->json)
+			print_json(r);
+		else if (r)
+			printf("%s: the URL of host %s %s; it attaches again with a new one\n",
+			       revoke ? "revoked" : "rotated", o->pos[1],
+			       revoke ? "stops now" : "keeps working through the grace period");
+		rc = r ? 0 : 1;
+		json_decref(r);
+	}
+	client_close(&c);
+	return rc;
+}
+
 int cmd_host(struct opts *o)
 {
 	const char *sub = o->npos ? o->pos[0] : "";
@@ -307,12 +347,16 @@ int cmd_host(struct opts *o)
 		return host_status(o);
 	if (strcmp(sub, "get") == 0)
 		return host_get(o);
+	if (strcmp(sub, "rotate-url") == 0 || strcmp(sub, "revoke-url") == 0)
+		return host_retire_url(o, sub[2] == 'v');
 	fprintf(stderr, "usage: roost host invite [--expires 1h] [--json]\n"
 	                "       roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
 	                "       roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat S] "
 	                "[--cache-max BYTES]\n"
 	                "       roost host status --dir DIR [--json]\n"
-	                "       roost host get --dir DIR PATH [OUT|-]\n");
+	                "       roost host get --dir DIR PATH [OUT|-]\n"
+	                "       roost host rotate-url HOST [GRACE_SECONDS]  |  roost host "
+	                "revoke-url HOST\n");
 	return strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0 ? 0 : 2;
 }
 

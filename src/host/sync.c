@@ -886,8 +886,11 @@ void sync_remote_event(struct host *h, json_t *ev)
 		apply_move(h, from, to);
 	} else if (strcmp(kind, "folder.created") == 0 && path) {
 		apply_mkdir(h, path);
-	} else if (strcmp(kind, "host.policy") == 0 && json_get_int(pl, "host_id", &host) &&
+	} else if (strcmp(kind, "host.url") == 0 && json_get_int(pl, "host_id", &host) &&
 	           host == h->host_id) {
+		tunnel_refresh(h->tunnel);
+	} else if (strcmp(kind, "host.policy") == 0 && json_get_int(pl, "host_id", &host) &&
+	           host == h->host_id && strcmp(kind, "host.policy") == 0) {
 		/* Now, so the events after this one see it; the tree pass
 		 * then fixes what was synced under the old policy. */
 		host_load_policies(h, h->c.curl);

@@ -36,6 +36,7 @@ struct tunnel {
 	pthread_mutex_t mu;
 	char *token;
 	int64_t token_at;
+	atomic_bool reattach; /* drop the control connection and attach anew */
 	pthread_t control, data[TUNNEL_POOL];
 };
 
@@ -202,8 +203,19 @@ static void *control_main(void *arg)
 			/* Stay attached; the relay's messages ask for connections the
 			 * data threads open anyway. */
 			char buf[256];
-			while (ssl_read_wait(h, ssl, fd, buf, sizeof buf) > 0)
+			int got;
+			while (!atomic_load(&t->reattach) &&
+			       (got = ssl_read_some(ssl, fd, buf, sizeof buf)) >= 0 &&
+			       !atomic_load(&h->stop))
 				;
+			if (atomic_exchange(&t->reattach, false)) {
+				log_info("relay: our URL changed; attaching again");
+				backoff = 0;
+			}
+			pthread_mutex_lock(&t->mu); /* a fresh token: the slug may be new */
+			free(t->token);
+			t->token = NULL;
+			pthread_mutex_unlock(&t->mu);
 			if (!atomic_load(&h->stop))
 				log_warn("relay: control connection lost; reconnecting");
 		} else if (!atomic_load(&h->stop)) {
@@ -212,8 +224,9 @@ static void *control_main(void *arg)
 		}
 		json_decref(ans);
 		hang_up(ssl, fd);
-		if (!atomic_load(&h->stop))
+		if (!atomic_load(&h->stop) && backoff)
 			backoff_sleep(h, &backoff);
+		backoff = backoff ? backoff : 500;
 	}
 	curl_easy_cleanup(curl);
 	return NULL;
@@ -337,4 +350,15 @@ void tunnel_stop(struct tunnel *t)
 	free(t->addr);
 	free(t->port);
 	free(t);
+}
+
+void tunnel_refresh(struct tunnel *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->mu);
+	free(t->token);
+	t->token = NULL;
+	pthread_mutex_unlock(&t->mu);
+	atomic_store(&t->reattach, true);
 }

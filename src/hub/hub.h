@@ -252,6 +252,9 @@ enum MHD_Result api_manifest(struct req *r);
 enum MHD_Result api_token_create(struct req *r);
 enum MHD_Result api_replicas(struct req *r);
 enum MHD_Result api_host_relay_token(struct req *r);
+enum MHD_Result api_host_rotate_url(struct req *r);
+enum MHD_Result api_host_revoke_url(struct req *r);
+enum MHD_Result api_relay_revocations(struct req *r);
 
 /* zip.c: folder (what the caller may read in it) as a streamed ZIP64 archive */
 enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name);

@@ -148,14 +148,29 @@ enum MHD_Result api_url_create(struct req *r)
 		                  "the hub has no usable signing key");
 		goto out;
 	}
-	char *base = hub_content_base(r);
-	char *url = xasprintf("%s/c/%s", base, tok);
+	/* Through the relay of an online host that holds every chunk, if any. */
+	char relay[600] = "";
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT h.tunnel_url FROM hosts h WHERE h.workspace_id = ? AND h.revoked_at IS NULL "
+	    "AND h.tunnel_url IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "
+	    "COALESCE(h.heartbeat_ms, 5000) > ? AND NOT EXISTS (SELECT 1 FROM version_chunks vc "
+	    "WHERE vc.version_id = ? AND NOT EXISTS (SELECT 1 FROM chunk_replicas cr WHERE "
+	    "cr.chunk_hash = vc.chunk_hash AND cr.host_id = h.id AND cr.state = 'ok')) "
+	    "ORDER BY h.last_seen DESC LIMIT 1",
+	    "iii", r->ws_id, now_ms(), fi.version_id);
+	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
+		snprintf(relay, sizeof relay, "%s", db_col_text(st, 0));
+	db_finalize(st);
+	char *base = relay[0] ? NULL : hub_content_base(r);
+	char *url = relay[0] ? xasprintf("%sc/%s", relay, tok) : xasprintf("%s/c/%s", base, tok);
 	meta_audit(r, "url.create", path,
 	           json_pack("{s:I, s:I}", "version", (json_int_t)fi.version_no, "expires_at",
 	                     (json_int_t)exp));
 	ret = reply_json(r, MHD_HTTP_CREATED,
-	                 json_pack("{s:s, s:s, s:I, s:I}", "url", url, "token", tok, "version",
-	                           (json_int_t)fi.version_no, "expires_at", (json_int_t)exp));
+	                 json_pack("{s:s, s:s, s:I, s:I, s:s}", "url", url, "token", tok, "version",
+	                           (json_int_t)fi.version_no, "expires_at", (json_int_t)exp, "via",
+	                           relay[0] ? "relay" : "hub"));
 	free(url);
 	free(base);
 	free(tok);

@@ -60,10 +60,12 @@ struct tconn { /* a tunnel connection from a host */
 
 struct rhost {
 	char slug[64];
+	char alias[64]; /* the slug before a rotation, routed until it is retired */
 	int64_t host_id;
 	struct tconn *control;
 	struct tconn *idle;
 	int nidle;
+	struct tconn *busy;    /* carrying a request */
 	struct pconn *waiting; /* requests waiting for an idle connection */
 	struct rhost *next;
 };
@@ -95,7 +97,10 @@ struct relay {
 	json_t *keys;
 	int64_t keys_at;
 	FILE *audit;
-	struct event *sigint, *sigterm;
+	struct event *sigint, *sigterm, *poll_timer;
+	int64_t revoked_since; /* created_at of the last revocation seen */
+	json_t *pending;       /* revocations not yet effective */
+	json_t *buckets;       /* client IP -> {tokens, at} */
 };
 
 /* ---- audit: one JSON line per request and per control event ---- */
@@ -177,7 +182,15 @@ static bool key_of(void *cls, const char *kid, unsigned char *pk)
 static struct rhost *find_host(struct relay *r, const char *slug)
 {
 	for (struct rhost *h = r->hosts; h; h = h->next)
-		if (strcmp(h->slug, slug) == 0)
+		if (strcmp(h->slug, slug) == 0 || (h->alias[0] && strcmp(h->alias, slug) == 0))
+			return h;
+	return NULL;
+}
+
+static struct rhost *find_host_id(struct relay *r, int64_t id)
+{
+	for (struct rhost *h = r->hosts; h; h = h->next)
+		if (h->host_id == id)
 			return h;
 	return NULL;
 }
@@ -194,7 +207,15 @@ static void host_drop_idle(struct rhost *h, struct tconn *t)
 			h->nidle--;
 			return;
 		}
+	for (struct tconn **pp = &h->busy; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			return;
+		}
 }
+
+static bool is_retired(struct relay *r, const char *slug);
+static bool allow(struct relay *r, const char *ip);
 
 static void host_unwait(struct rhost *h, struct pconn *p)
 {
@@ -339,8 +360,13 @@ static void pconn_read_head(struct pconn *p)
 	}
 	memcpy(p->slug, slug, sl);
 	p->slug[sl] = 0;
+	if (!allow(p->r, p->client)) {
+		reply(p, 429, "rate_limited", "too many requests from this address; retry later",
+		      "Retry-After: 1");
+		return;
+	}
 	struct rhost *h = find_host(p->r, p->slug);
-	if (!h) {
+	if (!h || is_retired(p->r, p->slug)) {
 		reply(p, 404, "not_found", "no such host on this relay", NULL);
 		return;
 	}
@@ -496,6 +522,10 @@ static void pair(struct pconn *p, struct tconn *t)
 {
 	p->peer = t;
 	t->peer = p;
+	if (t->host) {
+		t->next = t->host->busy;
+		t->host->busy = t;
+	}
 	p->status = 200; /* "forwarded": the host's own status is not parsed */
 	struct evbuffer *out = bufferevent_get_output(t->bev);
 	evbuffer_add_buffer(out, p->head);
@@ -560,6 +590,27 @@ static void tconn_hello(struct tconn *t)
 	}
 	bufferevent_set_timeouts(t->bev, NULL, NULL); /* attached: idle is fine */
 	struct rhost *h = find_host(r, slug);
+	if (!h && (h = find_host_id(r, host_id)) && strcmp(type, "control") == 0) {
+		/* A rotated slug: route both until the old one is retired. */
+		snprintf(h->alias, sizeof h->alias, "%s", h->slug);
+		snprintf(h->slug, sizeof h->slug, "%s", slug);
+		audit(r, json_pack("{s:s, s:s, s:s}", "event", "rotate", "host", slug, "previous",
+		                   h->alias));
+	} else if (!h || strcmp(h->slug, slug) != 0) {
+		h = find_host(r, slug);
+	}
+	if (h && is_retired(r, slug) && strcmp(h->alias, slug) != 0)
+		h = NULL; /* a token naming a retired slug is no way back in */
+	if (is_retired(r, slug)) {
+		audit(r, json_pack("{s:s, s:s}", "event", "auth_failure", "why", "retired slug"));
+		evbuffer_add_printf(bufferevent_get_output(t->bev),
+		                    "{\"ok\":false,\"error\":\"this relay URL was revoked\"}\n");
+		json_decref(claims);
+		json_decref(hello);
+		bufferevent_disable(t->bev, EV_READ);
+		t->closing = true;
+		return;
+	}
 	if (!h) {
 		h = xcalloc(1, sizeof *h);
 		snprintf(h->slug, sizeof h->slug, "%s", slug);
@@ -653,6 +704,156 @@ static void on_tunnel(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)IDLE_TIMEOUT_S;
 }
 
+/* ---- revocations: retired slugs from the hub, polled every second ---- */
+
+static json_t *retired; /* slug -> true, once effective */
+
+static bool is_retired(struct relay *r, const char *slug)
+{
+	(void)r;
+	return json_object_get(retired, slug) != NULL;
+}
+
+/* Cut a slug now: its host's connections, idle and busy, and the URL. */
+static void retire(struct relay *r, const char *slug)
+{
+	json_object_set_new(retired, slug, json_true());
+	for (struct rhost **pp = &r->hosts; *pp; pp = &(*pp)->next) {
+		struct rhost *h = *pp;
+		if (strcmp(h->alias, slug) == 0) {
+			h->alias[0] = 0; /* the rotation's grace is over */
+			/* Requests that came in by the old URL end now. */
+			for (struct tconn **tp = &h->busy; *tp;) {
+				struct tconn *t = *tp;
+				if (t->peer && strcmp(t->peer->slug, slug) == 0) {
+					*tp = t->next;
+					t->host = NULL;
+					pconn_free(t->peer);
+				} else {
+					tp = &t->next;
+				}
+			}
+			audit(r, json_pack("{s:s, s:s, s:I}", "event", "revoke", "host", slug,
+			                   "host_id", (json_int_t)h->host_id));
+			return;
+		}
+		if (strcmp(h->slug, slug) != 0)
+			continue;
+		*pp = h->next;
+		audit(r, json_pack("{s:s, s:s, s:I}", "event", "revoke", "host", slug, "host_id",
+		                   (json_int_t)h->host_id));
+		while (h->waiting) {
+			struct pconn *p = h->waiting;
+			h->waiting = p->next_waiting;
+			p->waiting_on = NULL;
+			evtimer_del(p->wait_timer);
+			reply(p, 404, "not_found", "this relay URL was revoked", NULL);
+		}
+		while (h->idle) {
+			struct tconn *t = h->idle;
+			h->idle = t->next;
+			t->host = NULL;
+			tconn_free(t);
+		}
+		if (h->control) {
+			h->control->host = NULL;
+			tconn_free(h->control);
+		}
+		/* Requests in flight through this host end now. */
+		while (h->busy) {
+			struct tconn *t = h->busy;
+			h->busy = t->next;
+			t->host = NULL;
+			if (t->peer)
+				pconn_free(t->peer); /* the client's connection too, unflushed */
+			else
+				tconn_free(t);
+		}
+		free(h);
+		return;
+	}
+}
+
+static void poll_revocations(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct relay *r = arg;
+	CURL *c = curl_easy_init();
+	char *url = xasprintf("%s/api/v1/relay/revocations?since=%lld", r->cfg.hub,
+	                      (long long)r->revoked_since);
+	struct evbuffer *b = evbuffer_new();
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (r->cfg.hub_cacert)
+		curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
+	long st = 0;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	json_t *ans = st == 200 ? json_loadb((const char *)evbuffer_pullup(b, -1),
+	                                     evbuffer_get_length(b), 0, NULL)
+	                        : NULL;
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(ans, "revocations"), i, v)
+	{
+		json_array_append(r->pending, v);
+		int64_t created = 0;
+		if (json_get_int(v, "created_at", &created) && created > r->revoked_since)
+			r->revoked_since = created;
+	}
+	json_decref(ans);
+	/* Apply what is due (by our clock). */
+	int64_t now = now_ms();
+	for (i = 0; i < json_array_size(r->pending);) {
+		json_t *p = json_array_get(r->pending, i);
+		int64_t at = 0;
+		json_get_int(p, "effective_at", &at);
+		const char *slug = json_get_str(p, "slug");
+		if (at <= now && slug) {
+			retire(r, slug);
+			json_array_remove(r->pending, i);
+		} else {
+			i++;
+		}
+	}
+	evbuffer_free(b);
+	free(url);
+	curl_easy_cleanup(c);
+	struct timeval tv = {1, 0};
+	evtimer_add(r->poll_timer, &tv);
+}
+
+/* ---- rate limits: a token bucket per client IP ---- */
+
+static bool allow(struct relay *r, const char *ip)
+{
+	if (r->cfg.rate <= 0)
+		return true;
+	json_t *b = json_object_get(r->buckets, ip);
+	double now = (double)mono_ms() / 1000.0, burst = r->cfg.rate * 2;
+	if (!b) {
+		if (json_object_size(r->buckets) > 100000)
+			json_object_clear(r->buckets); /* forget, rather than grow without end */
+		b = json_pack("{s:f, s:f}", "tokens", burst, "at", now);
+		json_object_set_new(r->buckets, ip, b);
+	}
+	double tokens = json_real_value(json_object_get(b, "tokens"));
+	double at = json_real_value(json_object_get(b, "at"));
+	tokens += (now - at) * r->cfg.rate;
+	if (tokens > burst)
+		tokens = burst;
+	bool ok = tokens >= 1;
+	if (ok)
+		tokens -= 1;
+	json_object_set_new(b, "tokens", json_real(tokens));
+	json_object_set_new(b, "at", json_real(now));
+	return ok;
+}
+
 /* ---- start-up ---- */
 
 static struct evconnlistener *listen_on(struct relay *r, const char *addr, evconnlistener_cb cb)
@@ -695,6 +896,9 @@ int relay_run(const struct relay_config *cfg)
 	r->audit = fopen(ap, "a");
 	free(ap);
 	fetch_keys(r);
+	retired = json_object();
+	r->pending = json_array();
+	r->buckets = json_object();
 	r->base = event_base_new();
 	r->pub = listen_on(r, cfg->public_addr, on_public);
 	r->tun = listen_on(r, cfg->tunnel_addr, on_tunnel);
@@ -704,6 +908,8 @@ int relay_run(const struct relay_config *cfg)
 	r->sigterm = evsignal_new(r->base, SIGTERM, on_signal, r);
 	event_add(r->sigint, NULL);
 	event_add(r->sigterm, NULL);
+	r->poll_timer = evtimer_new(r->base, poll_revocations, r);
+	poll_revocations(-1, 0, r);
 	log_info("relay: public https://%s (listening %s), tunnel %s, hub %s", cfg->public_name,
 	         cfg->public_addr, cfg->tunnel_addr, cfg->hub);
 	event_base_dispatch(r->base);
@@ -713,6 +919,8 @@ out:
 		event_free(r->sigint);
 	if (r->sigterm)
 		event_free(r->sigterm);
+	if (r->poll_timer)
+		event_free(r->poll_timer);
 	if (r->pub)
 		evconnlistener_free(r->pub);
 	if (r->tun)
@@ -736,6 +944,9 @@ out:
 	if (r->audit)
 		fclose(r->audit);
 	json_decref(r->keys);
+	json_decref(r->pending);
+	json_decref(r->buckets);
+	json_decref(retired);
 	SSL_CTX_free(r->ssl);
 	return rc;
 }

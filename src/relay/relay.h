@@ -10,6 +10,7 @@ struct relay_config {
 	const char *cert, *key;  /* PEM */
 	const char *hub;         /* the hub's URL: its public keys verify host tokens */
 	const char *hub_cacert;
+	double rate; /* requests per second per client IP (twice that in a burst); 0: off */
 };
 
 int relay_run(const struct relay_config *cfg);

@@ -98,8 +98,9 @@ int relay_self_signed(const char *dir, const char **cert, const char **key)
  *             (--cert F --key F | --self-signed) [--name HOST:PORT] [--hub-cacert F] */
 int relay_main(int argc, char **argv)
 {
-	struct relay_config cfg = {.public_addr = "127.0.0.1:8443",
-	                           .tunnel_addr = "127.0.0.1:8444"};
+	struct relay_config cfg = {
+	    .public_addr = "127.0.0.1:8443", .tunnel_addr = "127.0.0.1:8444", .rate = 100};
+	const char *rate = NULL;
 	bool self_signed = false;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -122,6 +123,8 @@ int relay_main(int argc, char **argv)
 			val = &cfg.hub;
 		else if (strcmp(a, "--hub-cacert") == 0)
 			val = &cfg.hub_cacert;
+		else if (strcmp(a, "--rate") == 0)
+			val = &rate;
 		if (!val && !(strcmp(a, "--self-signed") == 0)) {
 			fprintf(stderr, "roost relay: unknown option %s\n", a);
 			return 2;
@@ -137,8 +140,17 @@ int relay_main(int argc, char **argv)
 	if (!cfg.data || !cfg.hub || (!self_signed && (!cfg.cert || !cfg.key))) {
 		fprintf(stderr, "usage: roost relay --data DIR --hub URL [--public ADDR:8443] "
 		                "[--tunnel ADDR:8444] (--cert F --key F | --self-signed) "
-		                "[--name HOST:PORT]\n");
+		                "[--name HOST:PORT] [--rate 100]\n");
 		return 2;
+	}
+	if (rate) {
+		char *end;
+		cfg.rate = strtod(rate, &end);
+		if (*end || cfg.rate < 0) {
+			fprintf(stderr,
+			        "roost relay: --rate takes requests per second (0: no limit)\n");
+			return 2;
+		}
 	}
 	if (mkdir_p(cfg.data, 0700) != 0) {
 		fprintf(stderr, "roost relay: cannot create %s\n", cfg.data);

@@ -2,6 +2,7 @@
 public HTTPS URL; clients reach its content server through it, with the
 host's own token checks; the relay refuses what is not HTTP it can trust."""
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ def sha(b):
     return hashlib.sha256(b).hexdigest()
 
 
-class RelayTest(unittest.TestCase):
+class RelayBase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="roost-relay-")
@@ -69,6 +70,12 @@ class RelayTest(unittest.TestCase):
         self.assertTrue(self.base.startswith(prefix), self.base)
         return self.base[len(prefix):] + rest.lstrip("/")
 
+    def host_id(self):
+        st, body, _, _ = self.api("GET", "/hosts")
+        return body["hosts"][0]["id"]
+
+
+class RelayTest(RelayBase):
     def test_a_client_downloads_through_the_relay(self):
         st, body, resp = self.relay.request(self.path_of("c/" + self.url_token("/big.bin")))
         self.assertEqual(st, 200, body[:200])
@@ -151,6 +158,46 @@ class RelayTest(unittest.TestCase):
         reqs = [e for e in lines if e["event"] == "request"]
         self.assertTrue(any(e["client"] == "127.0.0.1" and e["status"] == 200 for e in reqs))
 
+    def test_roost_url_goes_through_the_relay(self):
+        st, body, _, _ = self.api("POST", "/urls", {"path": "/big.bin"})
+        self.assertEqual(st, 201, body)
+        self.assertEqual(body["via"], "relay")
+        self.assertTrue(body["url"].startswith(self.public_url()), body["url"])
+        out = self.hub.cli("url", "/big.bin").stdout.decode()
+        self.assertIn("/h/", out)
+
+    def test_y_rate_limit_per_client_ip(self):
+        statuses = []
+        for _ in range(400):
+            st, _, resp = self.relay.request("/h/nosuchslug/x", timeout=10)
+            statuses.append(st)
+            if st == 429:
+                self.assertEqual(resp.getheader("Retry-After"), "1")
+                break
+        self.assertIn(429, statuses)
+        time.sleep(2.5)  # let the bucket refill for the tests after this one
+
+    def test_zy_rotation_keeps_serving_on_the_new_url(self):
+        old = self.public_url()
+        st, body, _, _ = self.api("POST", "/hosts/%d/rotate-url" % self.host_id(), {"grace_s": 4})
+        self.assertEqual(st, 200, body)
+        new = wait_for(lambda: (self.public_url() or old) != old and self.public_url(), 30,
+                       "a new public URL", [self.A])
+        token = self.url_token("/big.bin")
+        prefix = "https://127.0.0.1:%d" % self.relay.public_port
+
+        def get(base):
+            try:
+                return self.relay.request(base[len(prefix):] + "c/" + token,
+                                          headers={"Range": "bytes=0-9"})[0]
+            except OSError:
+                return 0
+        wait_for(lambda: get(new) == 206, 30, "the new URL serving", [self.A])
+        self.assertEqual(get(old), 206)  # still, within the grace period
+        wait_for(lambda: get(old) == 404, 30, "the old URL retired", [self.A])
+        self.assertEqual(get(new), 206)
+        type(self).base = new
+
     def test_zz_the_host_reattaches_after_a_relay_restart(self):
         self.relay.stop()
         self.relay.start()
@@ -164,6 +211,42 @@ class RelayTest(unittest.TestCase):
             except OSError:
                 return False
         wait_for(through, 60, "a download through the restarted relay", [self.A])
+
+
+class RevocationTest(RelayBase):
+    """Revocation cuts a download in flight and new requests at once; the client
+    falls back to the hub and still gets the right bytes."""
+
+    def test_revocation_cuts_in_flight_and_new_requests(self):
+        token = self.url_token("/big.bin")
+        path = self.path_of("c/" + token)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.relay.public_port, timeout=30,
+                                           context=self.relay.ssl_context())
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        got = resp.read(1 << 20)  # a first MiB, then stall while the URL is revoked
+        st, body, _, _ = self.api("POST", "/hosts/%d/revoke-url" % self.host_id(), {})
+        self.assertEqual(st, 200, body)
+        wait_for(lambda: self.relay.request(path)[0] == 404, 10, "the URL revoked", [self.A])
+        try:
+            while True:
+                chunk = resp.read(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+        except (OSError, http.client.HTTPException):
+            pass
+        conn.close()
+        self.assertLess(len(got), len(self.blob), "the download in flight was not cut")
+        # The client falls back to the hub's storage.
+        st, _, payload, _ = self.hub.request(
+            "GET", "/api/v1/workspaces/%d/content?path=%s" % (self.ws, q("/big.bin")),
+            token=self.token)
+        self.assertEqual(st, 200)
+        self.assertEqual(sha(payload), sha(self.blob))
+        with open(self.relay.audit_path) as f:
+            self.assertIn("revoke", [json.loads(line)["event"] for line in f])
 
 
 if __name__ == "__main__":
