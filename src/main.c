@@ -239,34 +239,61 @@ static int cmd_demo(int argc, char **argv)
 	/* The demo's host: a synced folder beside the hub, as its own process. */
 	char *host_dir = xasprintf("%s/host", a.data);
 	char *hub_url = xasprintf("http://%s:%d", host, a.cfg.api_port);
-	pid_t agent = -1;
+	/* And a relay on loopback (self-signed), which the host attaches to. */
+	char *relay_dir = xasprintf("%s/relay", a.data);
+	char *ca = xasprintf("%s/ca.pem", relay_dir);
+	char relay_pub[64], relay_tun[64], listen[64];
+	snprintf(relay_pub, sizeof relay_pub, "%s:%d", host, host_port + 1);
+	snprintf(relay_tun, sizeof relay_tun, "%s:%d", host, host_port + 2);
+	snprintf(listen, sizeof listen, "%s:%d", host, host_port);
+	const char *cert, *key;
+	pid_t relay = -1, agent = -1;
+	if (mkdir_p(relay_dir, 0700) == 0 && relay_self_signed(relay_dir, &cert, &key) == 0) {
+		relay = fork();
+		if (relay == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the demo */
+			execl(exe, "roost", "relay", "--data", relay_dir, "--hub", hub_url,
+			      "--public", relay_pub, "--tunnel", relay_tun, "--cert", cert, "--key",
+			      key, (char *)NULL);
+			_exit(127);
+		}
+	}
 	if (hub_demo_host(a.data, a.cfg.db_url, email, host_dir, hub_url) == 0) {
 		agent = fork();
 		if (agent == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the demo */
-			char listen[64];
-			snprintf(listen, sizeof listen, "%s:%d", host, host_port);
-			execl(exe, "roost", "host", "run", "--dir", host_dir, "--listen", listen,
-			      (char *)NULL);
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (relay > 0)
+				execl(exe, "roost", "host", "run", "--dir", host_dir, "--listen",
+				      listen, "--relay", relay_tun, "--relay-ca", ca, (char *)NULL);
+			else
+				execl(exe, "roost", "host", "run", "--dir", host_dir, "--listen",
+				      listen, (char *)NULL);
 			_exit(127);
 		}
 	}
 	printf("\nroost demo\n"
+	       "  relay:     https://%s/h/... (the host's public URL: roost hosts; CA %s)\n"
 	       "  host:      %s (a synced folder: files put in it appear in the workspace)\n"
 	       "  dashboard: http://%s:%d/\n"
 	       "  API:       http://%s:%d/api/v1\n"
 	       "  login:     %s  password: %s\n"
 	       "  try:       ROOST_PASSWORD='%s' %s login --hub http://%s:%d --email %s\n"
 	       "             %s put FILE && %s ls\n"
-	       "  (Ctrl-C stops the hub and the host; data stays in %s)\n\n",
-	       host_dir, host, a.cfg.dashboard_port, host, a.cfg.api_port, email, pw, pw, exe, host,
-	       a.cfg.api_port, email, exe, exe, a.data);
+	       "  (Ctrl-C stops the hub, the host and the relay; data stays in %s)\n\n",
+	       relay_pub, ca, host_dir, host, a.cfg.dashboard_port, host, a.cfg.api_port, email, pw,
+	       pw, exe, host, a.cfg.api_port, email, exe, exe, a.data);
 	fflush(stdout);
 	rc = hub_serve(&a.cfg);
 	if (agent > 0) {
 		kill(agent, SIGTERM);
 		waitpid(agent, NULL, 0);
 	}
+	if (relay > 0) {
+		kill(relay, SIGTERM);
+		waitpid(relay, NULL, 0);
+	}
+	free(relay_dir);
+	free(ca);
 	free(host_dir);
 	free(hub_url);
 	return rc;

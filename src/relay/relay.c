@@ -85,6 +85,7 @@ struct pconn { /* a public client connection */
 	struct evbuffer *head; /* the rewritten head, then body bytes, until paired */
 	int64_t started;
 	unsigned status;
+	int64_t bytes; /* sent to the client */
 	char slug[64];
 };
 
@@ -473,8 +474,8 @@ static void pconn_free(struct pconn *p)
 		host_unwait(p->waiting_on, p);
 	audit(p->r, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "event", "request", "client",
 	                      p->client, "host", p->slug, "method", p->method ? p->method : "",
-	                      "status", (int)p->status, "bytes", (json_int_t)0, "duration_ms",
-	                      (json_int_t)(mono_ms() - p->started)));
+	                      "status", (int)p->status, "bytes", (json_int_t)p->bytes,
+	                      "duration_ms", (json_int_t)(mono_ms() - p->started)));
 	if (p->peer) {
 		p->peer->peer = NULL;
 		tconn_free(p->peer);
@@ -658,9 +659,10 @@ static void tconn_read_cb(struct bufferevent *bev, void *arg)
 		tconn_hello(t);
 		return;
 	}
-	if (t->peer)
+	if (t->peer) {
+		t->peer->bytes += (int64_t)evbuffer_get_length(bufferevent_get_input(t->bev));
 		pump(t->bev, t->peer->bev);
-	else if (t->control)
+	} else if (t->control)
 		evbuffer_drain(bufferevent_get_input(t->bev), (size_t)-1); /* pings */
 }
 

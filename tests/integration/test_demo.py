@@ -13,6 +13,21 @@ import harness
 from harness import free_port, q
 
 
+def three_free_ports():
+    """A port whose next two are free too (the demo's relay takes them)."""
+    import socket
+    for _ in range(50):
+        base = free_port()
+        try:
+            for port in (base + 1, base + 2):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no three free ports in a row")
+
+
 class DemoTest(unittest.TestCase):
     def test_demo_runs_a_hub_and_a_host(self):
         tmp = tempfile.mkdtemp(prefix="roost-demo-")
@@ -21,7 +36,7 @@ class DemoTest(unittest.TestCase):
         log = open(os.path.join(tmp, "demo.log"), "w+b")
         p = subprocess.Popen([harness.ROOST, "demo", "--data", data, "--api-port", str(api),
                               "--content-port", str(content), "--dashboard-port", str(dash),
-                              "--host-port", str(free_port())],
+                              "--host-port", str(three_free_ports())],
                              stdout=log, stderr=log)
         try:
             hub = harness.Hub.__new__(harness.Hub)
@@ -55,6 +70,20 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(body["size"], 19)
             st, body, _, _ = hub.request("GET", "/api/v1/workspaces/%d/hosts" % ws, token=token)
             self.assertEqual([h["status"] for h in body["hosts"]], ["online"])
+            # The demo host is reachable through the demo relay.
+            while time.time() < deadline:
+                st, body, _, _ = hub.request("GET", "/api/v1/workspaces/%d/hosts" % ws,
+                                             token=token)
+                url = body["hosts"][0].get("tunnel_url")
+                if url:
+                    break
+                time.sleep(0.1)
+            self.assertTrue(url and url.startswith("https://127.0.0.1:"), body)
+            import ssl
+            import urllib.request
+            ctx = ssl.create_default_context(cafile=os.path.join(data, "relay", "ca.pem"))
+            with urllib.request.urlopen(url + "healthz", context=ctx, timeout=10) as r:
+                self.assertEqual(r.status, 200)
         finally:
             p.send_signal(signal.SIGINT)
             code = p.wait(30)
