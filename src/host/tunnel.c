@@ -52,7 +52,9 @@ static char *relay_token(struct tunnel *t, CURL *curl)
 	char *url = client_ws_url(&t->h->c, "/hosts/self/relay-token", NULL);
 	json_t *out = NULL;
 	char err[256];
-	long st = client_request(&t->h->c, curl, "POST", url, json_object(), &out, err);
+	json_t *body = json_object();
+	long st = client_request(&t->h->c, curl, "POST", url, body, &out, err);
+	json_decref(body);
 	free(url);
 	const char *got = json_get_str(out, "token");
 	if (st == 201 && got) {

@@ -54,8 +54,9 @@ struct tconn { /* a tunnel connection from a host */
 	struct rhost *host;
 	struct pconn *peer;
 	bool control;
-	bool closing;       /* freed once its output is written */
-	struct tconn *next; /* in the host's idle list */
+	bool closing;           /* freed once its output is written */
+	struct tconn *all_next; /* every tunnel connection, for shutdown */
+	struct tconn *next;     /* in the host's idle list */
 };
 
 struct rhost {
@@ -95,6 +96,7 @@ struct relay {
 	SSL_CTX *ssl;
 	struct evconnlistener *pub, *tun;
 	struct rhost *hosts;
+	struct tconn *all;
 	json_t *keys;
 	int64_t keys_at;
 	FILE *audit;
@@ -555,6 +557,11 @@ static void tconn_free(struct tconn *t)
 		if (evbuffer_get_length(bufferevent_get_output(p->bev)) == 0)
 			pconn_free(p);
 	}
+	for (struct tconn **pp = &t->r->all; *pp; pp = &(*pp)->all_next)
+		if (*pp == t) {
+			*pp = t->all_next;
+			break;
+		}
 	bufferevent_free(t->bev);
 	free(t);
 }
@@ -697,6 +704,8 @@ static void on_tunnel(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct relay *r = arg;
 	struct tconn *t = xcalloc(1, sizeof *t);
 	t->r = r;
+	t->all_next = r->all;
+	r->all = t;
 	t->bev = bufferevent_openssl_socket_new(r->base, fd, SSL_new(r->ssl),
 	                                        BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(t->bev, tconn_read_cb, tconn_write_cb, tconn_event_cb, t);
@@ -927,18 +936,19 @@ out:
 		evconnlistener_free(r->pub);
 	if (r->tun)
 		evconnlistener_free(r->tun);
+	/* Every connection still open, then the hosts. */
+	while (r->all) {
+		struct tconn *t = r->all;
+		r->all = t->all_next;
+		if (t->peer) {
+			t->peer->peer = NULL;
+			pconn_free(t->peer);
+		}
+		bufferevent_free(t->bev);
+		free(t);
+	}
 	for (struct rhost *h = r->hosts, *next; h; h = next) {
 		next = h->next;
-		while (h->idle) {
-			struct tconn *t = h->idle;
-			h->idle = t->next;
-			bufferevent_free(t->bev);
-			free(t);
-		}
-		if (h->control) {
-			bufferevent_free(h->control->bev);
-			free(h->control);
-		}
 		free(h);
 	}
 	if (r->base)

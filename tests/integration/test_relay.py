@@ -228,7 +228,14 @@ class RevocationTest(RelayBase):
         got = resp.read(1 << 20)  # a first MiB, then stall while the URL is revoked
         st, body, _, _ = self.api("POST", "/hosts/%d/revoke-url" % self.host_id(), {})
         self.assertEqual(st, 200, body)
-        wait_for(lambda: self.relay.request(path)[0] == 404, 10, "the URL revoked", [self.A])
+        probe = self.path_of("healthz")
+
+        def revoked():
+            try:
+                return self.relay.request(probe)[0] == 404
+            except (OSError, http.client.HTTPException):
+                return False
+        wait_for(revoked, 10, "the URL revoked", [self.A])
         try:
             while True:
                 chunk = resp.read(1 << 20)
