@@ -23,6 +23,19 @@ def sha(b):
 class RelayBase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        try:
+            cls.start_all()
+        except BaseException:
+            for name in ("A", "relay", "hub"):
+                part = getattr(cls, name, None)
+                if part is not None and getattr(part, "proc", None) is not None:
+                    part.proc.kill()
+                    part.proc.wait()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def start_all(cls):
         cls.tmp = tempfile.mkdtemp(prefix="roost-relay-")
         cls.hub = Hub(cls.tmp)
         cls.hub.start()
@@ -43,10 +56,14 @@ class RelayBase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.A.stop()
-        cls.relay.stop()
-        cls.hub.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        try:
+            cls.A.stop()
+        finally:
+            try:
+                cls.relay.stop()
+            finally:
+                cls.hub.stop()
+                shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
     def api(cls, method, rel, body=None):
