@@ -529,8 +529,6 @@ static void *feed_main(void *arg)
 		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, h);
 		int64_t started = mono_ms();
 		CURLcode cc = curl_easy_perform(curl);
-		long status = 0;
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 		curl_slist_free_all(hd);
 		free(auth);
 		free(url);
@@ -544,7 +542,6 @@ static void *feed_main(void *arg)
 		log_warn("feed: %s; reconnecting in %.1f s",
 		         cc != CURLE_OK ? curl_easy_strerror(cc) : "the hub ended the stream",
 		         (double)backoff / 1000);
-		(void)status;
 		/* Wait with jitter, waking early on stop. */
 		int64_t wait = backoff / 2 + (int64_t)(rand() % (int)(backoff / 2 + 1));
 		pthread_mutex_lock(&h->mu);

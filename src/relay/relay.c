@@ -43,7 +43,6 @@
 #define HELLO_MAX      8192
 #define WAIT_POOL_MS   5000
 #define PIPE_HIGH      (1 << 20) /* bytes queued toward a slow side before we stop reading */
-#define IDLE_TIMEOUT_S 300
 
 struct rhost;
 struct pconn;
@@ -336,10 +335,9 @@ static void pconn_read_head(struct pconn *p)
 	s.on_header_value = on_value;
 	s.on_headers_complete = on_headers_complete;
 	p->parser.data = p;
-	size_t used = http_parser_execute(&p->parser, &s, data, head_len);
+	/* It pauses at the end of the head: the bytes after it are the body's. */
+	http_parser_execute(&p->parser, &s, data, head_len);
 	enum http_errno err = HTTP_PARSER_ERRNO(&p->parser);
-	/* Paused at the end of the head: the bytes after it are the body's. */
-	(void)used;
 	if ((err != HPE_PAUSED && err != HPE_OK) || !p->url) {
 		reply(p, 400, "bad_request",
 		      err == HPE_UNEXPECTED_CONTENT_LENGTH
@@ -712,7 +710,6 @@ static void on_tunnel(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct timeval tv = {HEAD_TIMEOUT_S, 0};
 	bufferevent_set_timeouts(t->bev, &tv, NULL); /* the hello, then none */
 	bufferevent_enable(t->bev, EV_READ | EV_WRITE);
-	(void)IDLE_TIMEOUT_S;
 }
 
 /* ---- revocations: retired slugs from the hub, polled every second ---- */
