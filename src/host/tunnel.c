@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TUNNEL_POOL      4
+#define TUNNEL_POOL      16
 #define TOKEN_REFRESH_MS (30 * 60 * 1000)
 #define RECONNECT_MAX_MS 30000
 #define PIPE_IDLE_S      60 /* a request or response silent this long is dropped */
