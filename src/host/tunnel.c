@@ -179,6 +179,15 @@ static void backoff_sleep(struct host *h, int64_t *ms)
 	*ms = *ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : *ms * 2;
 }
 
+/* A relay token and a connection that shows it; NULL if either failed. */
+static SSL *attach(struct tunnel *t, CURL *curl, const char *type, int *fd)
+{
+	char *tok = relay_token(t, curl);
+	SSL *ssl = tok ? dial(t, type, tok, fd) : NULL;
+	free(tok);
+	return ssl;
+}
+
 static void *control_main(void *arg)
 {
 	struct tunnel *t = arg;
@@ -186,10 +195,8 @@ static void *control_main(void *arg)
 	CURL *curl = client_curl(&h->c);
 	int64_t backoff = 500;
 	while (!atomic_load(&h->stop)) {
-		char *tok = relay_token(t, curl);
 		int fd = -1;
-		SSL *ssl = tok ? dial(t, "control", tok, &fd) : NULL;
-		free(tok);
+		SSL *ssl = attach(t, curl, "control", &fd);
 		char line[1024];
 		int n = ssl ? ssl_read_wait(h, ssl, fd, line, sizeof line - 1) : 0;
 		json_t *ans =
@@ -285,10 +292,8 @@ static void *data_main(void *arg)
 	CURL *curl = client_curl(&h->c);
 	int64_t backoff = 500;
 	while (!atomic_load(&h->stop)) {
-		char *tok = relay_token(t, curl);
 		int fd = -1;
-		SSL *ssl = tok ? dial(t, "data", tok, &fd) : NULL;
-		free(tok);
+		SSL *ssl = attach(t, curl, "data", &fd);
 		if (!ssl) {
 			backoff_sleep(h, &backoff);
 			continue;

@@ -86,9 +86,7 @@ enum MHD_Result api_host_invite(struct req *r)
 		db_rollback(r->db);
 		return reply_db_error(r);
 	}
-	const char *host = req_header(r, "Host");
-	char *url = xasprintf("%s://%s/host-invite/%s", r->hub->tls_cert_pem ? "https" : "http",
-	                      host && !strpbrk(host, "/\\ \"<>@") ? host : "HUB", tok);
+	char *url = hub_link(r, "host-invite", tok);
 	json_t *o = json_pack("{s:I, s:s, s:s, s:I}", "id", (json_int_t)id, "token", tok, "url",
 	                      url, "expires_at", (json_int_t)(now + ttl * 1000));
 	free(url);

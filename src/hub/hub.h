@@ -79,7 +79,7 @@ struct req {
 	int64_t user_id; /* authenticated user, 0 if none */
 	int64_t token_id;
 	int64_t host_id, host_ws; /* a host's credential: the host and its workspace */
-	int64_t ws_id; /* workspace from the URL, membership checked */
+	int64_t ws_id;            /* workspace from the URL, membership checked */
 	enum role role;
 	struct acl *acl; /* the caller's access in ws_id, loaded on first use */
 	struct db *db;   /* acquired for the handler's duration */
@@ -169,8 +169,7 @@ int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info 
 int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file_info *fi);
 /* Version (0: current) of the file at path, which the caller must be allowed
  * to read; false after replying 404/403 (or a database error). */
-bool meta_readable_version(struct req *r, const char *path, int64_t version,
-                           struct file_info *fi);
+bool meta_readable_version(struct req *r, const char *path, int64_t version, struct file_info *fi);
 /* A version by id, of a live file in workspace ws. */
 int meta_version_by_id(struct db *db, int64_t ws, int64_t version_id, struct file_info *fi);
 /* Create path's folders as needed (the caller holds a transaction). The last one's
@@ -312,6 +311,8 @@ enum MHD_Result api_invite_create(struct req *r);
 enum MHD_Result api_invites(struct req *r);
 enum MHD_Result api_invite_revoke(struct req *r);
 enum MHD_Result api_invite_accept(struct req *r);
+/* scheme://HOST/kind/tok, HOST as the client reached this hub. New string. */
+char *hub_link(struct req *r, const char *kind, const char *tok);
 
 /* The workspace's chunking parameters. */
 int hub_ws_chunking(struct db *db, int64_t ws, struct chunker_params *p);

@@ -206,6 +206,14 @@ enum MHD_Result api_member_remove(struct req *r)
 
 /* ---- invites ---- */
 
+char *hub_link(struct req *r, const char *kind, const char *tok)
+{
+	/* The link names the hub as the client reached it. */
+	const char *host = req_header(r, "Host");
+	return xasprintf("%s://%s/%s/%s", r->hub->tls_cert_pem ? "https" : "http",
+	                 host && !strpbrk(host, "/\\ \"<>@") ? host : "HUB", kind, tok);
+}
+
 enum MHD_Result api_invite_create(struct req *r)
 {
 	if (r->role < ROLE_ADMIN)
@@ -243,10 +251,7 @@ enum MHD_Result api_invite_create(struct req *r)
 		db_rollback(r->db);
 		return reply_db_error(r);
 	}
-	/* The link names the hub as the client reached it. */
-	const char *host = req_header(r, "Host");
-	char *url = xasprintf("%s://%s/invite/%s", r->hub->tls_cert_pem ? "https" : "http",
-	                      host && !strpbrk(host, "/\\ \"<>") ? host : "HUB", tok);
+	char *url = hub_link(r, "invite", tok);
 	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I, s:b}", "id", (json_int_t)id, "token", tok,
 	                      "url", url, "role", role_name(role), "expires_at",
 	                      (json_int_t)(now + ttl * 1000), "single_use", single);

@@ -239,8 +239,6 @@ static void reply(struct pconn *p, unsigned status, const char *code, const char
 	                     : status == 408 ? "Request Timeout"
 	                     : status == 431 ? "Request Header Fields Too Large"
 	                     : status == 429 ? "Too Many Requests"
-	                     : status == 501 ? "Not Implemented"
-	                     : status == 502 ? "Bad Gateway"
 	                                     : "Service Unavailable";
 	evbuffer_add_printf(bufferevent_get_output(p->bev),
 	                    "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
@@ -430,6 +428,13 @@ static void pump(struct bufferevent *from, struct bufferevent *to)
 		bufferevent_disable(from, EV_READ);
 }
 
+/* The other side drained: read again from the one we paused. */
+static void release(struct bufferevent *drained, struct bufferevent *paused)
+{
+	if (paused && evbuffer_get_length(bufferevent_get_output(drained)) < PIPE_HIGH / 2)
+		bufferevent_enable(paused, EV_READ);
+}
+
 static void pconn_read_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
@@ -451,8 +456,7 @@ static void pconn_write_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
-	if (p->peer && evbuffer_get_length(bufferevent_get_output(bev)) < PIPE_HIGH / 2)
-		bufferevent_enable(p->peer->bev, EV_READ);
+	release(bev, p->peer ? p->peer->bev : NULL);
 }
 
 static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -678,8 +682,7 @@ static void tconn_write_cb(struct bufferevent *bev, void *arg)
 		tconn_free(t);
 		return;
 	}
-	if (t->peer && evbuffer_get_length(bufferevent_get_output(bev)) < PIPE_HIGH / 2)
-		bufferevent_enable(t->peer->bev, EV_READ);
+	release(bev, t->peer ? t->peer->bev : NULL);
 }
 
 static void tconn_event_cb(struct bufferevent *bev, short what, void *arg)
