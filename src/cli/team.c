@@ -236,14 +236,14 @@ int cmd_acl(struct opts *o)
 
 int cmd_url(struct opts *o)
 {
-	if (need_args(o, 1, 1, "url", "PATH [--expires 1h] [--version N] [--json]"))
+	if (need_args(o, 1, 1, "url", "PATH [--expires 1h] [--version N | --write] [--json]"))
 		return 2;
 	int64_t secs = o->expires ? parse_duration(o->expires) : 3600;
 	int64_t version = o->version ? parse_id(o->version) : 0;
-	if (secs <= 0 || version < 0) {
+	if (secs <= 0 || version < 0 || (version && o->write)) {
 		fprintf(stderr,
 		        "roost url: --expires takes a duration (e.g. 10m, 2h, 7d), --version "
-		        "a positive number\n");
+		        "a positive number, and --write (an upload URL) no version\n");
 		return 2;
 	}
 	struct client c;
@@ -253,6 +253,8 @@ int cmd_url(struct opts *o)
 	json_t *body = json_pack("{s:s, s:I}", "path", o->pos[0], "expires_in", (json_int_t)secs);
 	if (version)
 		json_object_set_new(body, "version", json_integer(version));
+	if (o->write) /* a URL to PUT a new version to */
+		json_object_set_new(body, "scope", json_string("write"));
 	json_t *r = client_call(&c, "POST", url, body, "url");
 	json_decref(body);
 	free(url);

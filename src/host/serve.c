@@ -5,6 +5,9 @@
  *   GET /chunks/HASH   Authorization: Bearer TOKEN (scope "chunks", our workspace)
  *   GET /c/TOKEN       a file version (scope "read"); on-demand files are
  *                      fetched into the cache first
+ *   PUT /u/TOKEN       a new version of the file the token names (scope
+ *                      "write"): streamed to .roost/tmp, fsynced, renamed into
+ *                      the folder; the sync thread then uploads it as a local edit
  *   GET /healthz
  *
  * Paths served come from the index, never from the request, and are opened
@@ -12,6 +15,7 @@
 #include "host.h"
 #include "../core/hash.h"
 #include "../core/json.h"
+#include "../core/path.h"
 #include "../core/token.h"
 #include "../core/util.h"
 
@@ -25,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -236,18 +241,171 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 	return send_fd(conn, fd, e.size, e.hash);
 }
 
+/* ---- uploads: PUT /u/TOKEN ---- */
+
+#define UPLOAD_RESERVE (64ll << 20) /* free space an upload must leave */
+
+struct upload {
+	char *path, *tmp; /* where it goes (from the token); the temp file */
+	int fd;
+	struct hasher *hash;
+	int64_t size;
+	int err; /* errno of a failed write */
+};
+
+static void upload_free(struct upload *u)
+{
+	if (u->fd >= 0)
+		close(u->fd);
+	if (u->tmp)
+		unlink(u->tmp); /* still there: not placed */
+	hasher_free(u->hash);
+	free(u->tmp);
+	free(u->path);
+	free(u);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+	(void)cls;
+	(void)conn;
+	(void)why;
+	if (*con_cls)
+		upload_free(*con_cls);
+	*con_cls = NULL;
+}
+
+/* Check the token and the room, and open the temp file; NULL after replying. */
+static struct upload *upload_begin(struct host *h, struct MHD_Connection *conn, const char *tok)
+{
+	json_t *claims = check_token(h, conn, tok, "write");
+	if (!claims)
+		return NULL;
+	const char *why = NULL, *p = json_get_str(claims, "path");
+	char *path = p ? path_normalize(p, strlen(p), &why) : NULL;
+	json_decref(claims);
+	if (!path || strcmp(path, "/") == 0 || host_ignored(path)) {
+		free(path);
+		send_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope", "the token names no file path");
+		return NULL;
+	}
+	if (host_policy(h, path) != POL_PINNED) {
+		free(path);
+		send_error(conn, MHD_HTTP_CONFLICT, "not_kept_here",
+		           "this host does not keep that folder; upload to the hub");
+		return NULL;
+	}
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+	struct statvfs vfs;
+	if (cl && statvfs(h->dir, &vfs) == 0 &&
+	    strtoll(cl, NULL, 10) >
+	        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - UPLOAD_RESERVE) {
+		free(path);
+		send_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space",
+		           "this host has no room for that file");
+		return NULL;
+	}
+	struct upload *u = xcalloc(1, sizeof *u);
+	u->path = path;
+	u->tmp = xasprintf("%s/up-XXXXXX", h->tmp_dir);
+	u->fd = mkstemp(u->tmp);
+	u->hash = hasher_new();
+	if (u->fd < 0) {
+		free(u->tmp);
+		u->tmp = NULL;
+		upload_free(u);
+		send_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_error",
+		           "this host cannot write a temporary file");
+		return NULL;
+	}
+	return u;
+}
+
+/* Move the finished temp file to its path beneath the folder, making the
+ * folders on the way; no symlink is followed. 0 or -errno. */
+static int upload_place(struct host *h, struct upload *u)
+{
+	if (fsync(u->fd) != 0)
+		return -errno;
+	int dfd = open(h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	char *rest = xstrdup(u->path + 1), *name = rest, *slash;
+	int rc = dfd < 0 ? -errno : 0;
+	while (rc == 0 && (slash = strchr(name, '/'))) {
+		*slash = 0;
+		if (mkdirat(dfd, name, 0755) != 0 && errno != EEXIST)
+			rc = -errno;
+		int next =
+		    rc ? -1 : openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (!rc && next < 0)
+			rc = -errno;
+		close(dfd);
+		dfd = next;
+		name = slash + 1;
+	}
+	if (rc == 0 && renameat(AT_FDCWD, u->tmp, dfd, name) != 0)
+		rc = -errno;
+	if (rc == 0) {
+		free(u->tmp);
+		u->tmp = NULL;
+		int sfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sfd >= 0) {
+			fsync(sfd);
+			close(sfd);
+		}
+	}
+	if (dfd >= 0)
+		close(dfd);
+	free(rest);
+	return rc;
+}
+
+static enum MHD_Result upload_request(struct host *h, struct MHD_Connection *conn, const char *tok,
+                                      const char *data, size_t *size, void **con_cls)
+{
+	struct upload *u = *con_cls;
+	if (!u) {
+		u = upload_begin(h, conn, tok);
+		if (!u)
+			return MHD_YES; /* answered */
+		*con_cls = u;
+		return MHD_YES;
+	}
+	if (*size) {
+		hasher_update(u->hash, data, *size);
+		int w = u->err ? 0 : write_all(u->fd, data, *size);
+		if (w)
+			u->err = -w;
+		u->size += (int64_t)*size;
+		*size = 0;
+		return MHD_YES;
+	}
+	int rc = u->err ? -u->err : upload_place(h, u);
+	if (rc != 0)
+		return send_error(conn,
+		                  rc == -ENOSPC ? MHD_HTTP_INSUFFICIENT_STORAGE
+		                                : MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                  rc == -ENOSPC ? "no_space" : "storage_error", strerror(-rc));
+	char hex[HASH_HEX_LEN + 1];
+	hasher_final_hex(u->hash, hex);
+	host_mark_dirty(h, u->path, 0);
+	log_info("upload through the content server: %s (%lld bytes)", u->path, (long long)u->size);
+	return send_json(conn, MHD_HTTP_CREATED,
+	                 json_pack("{s:s, s:I, s:s, s:s}", "path", u->path, "size",
+	                           (json_int_t)u->size, "hash", hex, "state", "syncing"));
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *size, void **con_cls)
 {
 	(void)version;
-	(void)data;
-	(void)size;
-	(void)con_cls;
 	struct host *h = cls;
+	if (strcmp(method, "PUT") == 0 && strncmp(url, "/u/", 3) == 0 && !strchr(url + 3, '/'))
+		return upload_request(h, conn, url + 3, data, size, con_cls);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-		                  "this host serves GET and HEAD");
+		                  "this host serves GET and HEAD, and PUT /u/TOKEN");
 	if (strcmp(url, "/healthz") == 0)
 		return send_json(conn, MHD_HTTP_OK,
 		                 json_pack("{s:b, s:I, s:s}", "ok", 1, "host_id",
@@ -279,7 +437,8 @@ int serve_start(struct host *h)
 	    (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	    MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	    MHD_OPTION_END);
 	if (!h->server) {
 		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(errno));
 		return -1;

@@ -226,6 +226,7 @@ json_t *tokens_verify(struct db *db, const char *tok, const char **why);
 enum MHD_Result api_keys(struct req *r);
 enum MHD_Result api_url_create(struct req *r);
 enum MHD_Result api_content_by_token(struct req *r);
+enum MHD_Result api_upload_by_token_begin(struct req *r);
 /* scheme://host:content-port as the client reached this hub. New string. */
 char *hub_content_base(struct req *r);
 

@@ -79,6 +79,7 @@ static const struct route routes[] = {
     {"HEAD", "/s/*/file", 0, BODY_NONE, NULL, NULL, api_share_file},
     {"GET", "/s/*/zip", 0, BODY_NONE, NULL, NULL, api_share_zip},
     {"PUT", "/s/*/upload", 0, BODY_STREAM, api_share_upload_begin, api_upload_data, api_upload},
+    {"PUT", "/u/*", 0, BODY_STREAM, api_upload_by_token_begin, api_upload_data, api_upload},
     {"HEAD", "/c/*", 0, BODY_NONE, NULL, NULL, api_content_by_token},
     {"POST", "/api/v1/workspaces/*/hosts/invites", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_host_invite},

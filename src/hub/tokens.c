@@ -1,13 +1,16 @@
 /* tokens: short-lived content tokens signed by the hub with Ed25519.
  *
  * A token is base64url(JSON claims) "." base64url(signature over the first
- * part). Claims: kid (the signing key), ws, scope ("read"), ver (a file version
- * id) and exp (ms since the epoch). Anyone holding the hub's public keys
+ * part). Claims: kid (the signing key), ws, scope, exp (ms since the epoch),
+ * and for scope "read" ver (a file version id), for scope "write" path and
+ * user (who may then PUT a new version of that one file, through a host that
+ * keeps it or the hub). Anyone holding the hub's public keys
  * (GET /api/v1/keys) can verify one — hosts and the relay will, without asking
  * the hub. A rotated key keeps verifying for TOKEN_TTL_MAX after its
  * retirement, so tokens already handed out stay good until they expire. */
 #include "hub.h"
 #include "../core/json.h"
+#include "../core/path.h"
 #include "../core/token.h"
 #include "../core/util.h"
 
@@ -120,7 +123,71 @@ char *hub_content_base(struct req *r)
 	                 host, r->hub->cfg.content_port);
 }
 
-/* POST urls {path, version?, expires_in?}: a signed download URL for a file. */
+/* The relay URL of an online host in the workspace that keeps path pinned
+ * (its most specific replication policy), or "" . */
+static void writable_host_url(struct req *r, const char *path, char *out, size_t cap)
+{
+	out[0] = 0;
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT h.tunnel_url FROM hosts h WHERE h.workspace_id = ? AND h.revoked_at IS NULL "
+	    "AND h.tunnel_url IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "
+	    "COALESCE(h.heartbeat_ms, 5000) > ? AND COALESCE((SELECT p.mode FROM "
+	    "replication_policies p JOIN folders f ON f.id = p.folder_id WHERE p.host_id = h.id "
+	    "AND (f.path = '/' OR substr(?, 1, length(f.path) + 1) = f.path || '/') ORDER BY "
+	    "length(f.path) DESC LIMIT 1), 'pinned') = 'pinned' ORDER BY h.last_seen DESC LIMIT 1",
+	    "iit", r->ws_id, now_ms(), path);
+	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
+		snprintf(out, cap, "%s", db_col_text(st, 0));
+	db_finalize(st);
+}
+
+/* POST urls {path, scope:"write", expires_in?}: a signed URL to PUT a new
+ * version of path to, through the relay of a host that keeps it, else the
+ * hub's content port. */
+static enum MHD_Result write_url_create(struct req *r, char *path, int64_t ttl)
+{
+	enum MHD_Result ret = MHD_YES;
+	int64_t folder = 0;
+	int rc = meta_folder_id(r->db, r->ws_id, path, &folder);
+	if (rc != 0) {
+		ret = rc < 0 ? reply_db_error(r)
+		             : reply_error(r, MHD_HTTP_CONFLICT, "is_folder",
+		                           "%s is a folder; name a file in it", path);
+		goto out;
+	}
+	if (!acl_require(r, path, true, PERM_WRITE))
+		goto out;
+	int64_t exp = now_ms() + ttl * 1000;
+	char *tok =
+	    tokens_sign(r->db, json_pack("{s:I, s:s, s:s, s:I, s:I}", "ws", (json_int_t)r->ws_id,
+	                                 "scope", "write", "path", path, "user",
+	                                 (json_int_t)r->user_id, "exp", (json_int_t)exp));
+	if (!tok) {
+		ret = reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_signing_key",
+		                  "the hub has no usable signing key");
+		goto out;
+	}
+	char relay[600];
+	writable_host_url(r, path, relay, sizeof relay);
+	char *base = relay[0] ? NULL : hub_content_base(r);
+	char *url = relay[0] ? xasprintf("%su/%s", relay, tok) : xasprintf("%s/u/%s", base, tok);
+	meta_audit(r, "url.create", path,
+	           json_pack("{s:s, s:I}", "scope", "write", "expires_at", (json_int_t)exp));
+	ret = reply_json(r, MHD_HTTP_CREATED,
+	                 json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "url", url, "token", tok,
+	                           "scope", "write", "method", "PUT", "expires_at", (json_int_t)exp,
+	                           "via", relay[0] ? "relay" : "hub"));
+	free(url);
+	free(base);
+	free(tok);
+out:
+	free(path);
+	return ret;
+}
+
+/* POST urls {path, version?, expires_in?, scope?}: a signed download URL for
+ * a file (scope "read", the default), or an upload URL (scope "write"). */
 enum MHD_Result api_url_create(struct req *r)
 {
 	int64_t ttl = 3600, version = 0;
@@ -132,9 +199,17 @@ enum MHD_Result api_url_create(struct req *r)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "expires_in is 1..%lld seconds and version a positive number",
 		                   (long long)(TOKEN_TTL_MAX_MS / 1000));
+	const char *scope = json_get_str(r->json, "scope");
+	bool write = scope && strcmp(scope, "write") == 0;
+	if ((json_object_get(r->json, "scope") && (!scope || (!write && strcmp(scope, "read")))) ||
+	    (write && version))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "scope is read or write; a write URL takes no version");
 	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
+	if (write)
+		return write_url_create(r, path, ttl);
 	struct file_info fi;
 	enum MHD_Result ret = MHD_YES;
 	if (!meta_readable_version(r, path, version, &fi))
@@ -200,4 +275,36 @@ enum MHD_Result api_content_by_token(struct req *r)
 		               : reply_db_error(r);
 	r->ws_id = ws;
 	return serve_version(r, &fi, true);
+}
+
+/* PUT /u/TOKEN: a new version of the file a write token names, as the user
+ * who asked for the URL, with that user's access of now. */
+enum MHD_Result api_upload_by_token_begin(struct req *r)
+{
+	const char *why;
+	json_t *claims = tokens_verify(r->db, r->params[0], &why);
+	int64_t ws = 0, user = 0;
+	const char *scope = json_get_str(claims, "scope"), *p = json_get_str(claims, "path");
+	char *path = p ? path_normalize(p, strlen(p), &why) : NULL;
+	if (!claims || !json_get_int(claims, "ws", &ws) || !json_get_int(claims, "user", &user) ||
+	    !scope || strcmp(scope, "write") != 0 || !path) {
+		json_decref(claims);
+		free(path);
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "invalid_token", "%s",
+		                   why ? why : "the token does not grant writing a file");
+	}
+	json_decref(claims);
+	r->ws_id = ws;
+	r->user_id = user;
+	r->role = auth_role(r->db, ws, user);
+	if (r->role == ROLE_NONE) {
+		free(path);
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                   "whoever made this URL is no longer a member");
+	}
+	if (!acl_require(r, path, true, PERM_WRITE)) {
+		free(path);
+		return MHD_YES;
+	}
+	return upload_stream_start(r, path); /* takes path */
 }

@@ -17,6 +17,7 @@
  * close both ways), so nothing a client sends can reach another's request. */
 #include "relay.h"
 #include "../core/json.h"
+#include "../core/ratelimit.h"
 #include "../core/token.h"
 #include "../core/util.h"
 
@@ -87,6 +88,9 @@ struct pconn { /* a public client connection */
 	unsigned status;
 	int64_t bytes; /* sent to the client */
 	char slug[64];
+	struct limit_entry *lim[LIMIT_SCOPES]; /* counted in flight, until freed */
+	struct event *throttle;                /* bytes/s: when to move bytes again */
+	bool held_up, held_down;               /* a direction waiting on it */
 };
 
 struct relay {
@@ -102,7 +106,8 @@ struct relay {
 	struct event *sigint, *sigterm, *poll_timer;
 	int64_t revoked_since; /* created_at of the last revocation seen */
 	json_t *pending;       /* revocations not yet effective */
-	json_t *buckets;       /* client IP -> {tokens, at} */
+	struct limit_table limits;
+	int sweep_ticks;
 };
 
 /* ---- audit: one JSON line per request and per control event ---- */
@@ -217,7 +222,7 @@ static void host_drop_idle(struct rhost *h, struct tconn *t)
 }
 
 static bool is_retired(struct relay *r, const char *slug);
-static bool allow(struct relay *r, const char *ip);
+static bool admit(struct pconn *p, enum limit_scope s, const char *key);
 
 static void host_unwait(struct rhost *h, struct pconn *p)
 {
@@ -359,16 +364,22 @@ static void pconn_read_head(struct pconn *p)
 	}
 	memcpy(p->slug, slug, sl);
 	p->slug[sl] = 0;
-	if (!allow(p->r, p->client)) {
-		reply(p, 429, "rate_limited", "too many requests from this address; retry later",
-		      "Retry-After: 1");
+	char key[64 + HEAD_MAX];
+	snprintf(key, sizeof key, "ip:%s", p->client);
+	if (!admit(p, LIMIT_IP, key))
 		return;
-	}
 	struct rhost *h = find_host(p->r, p->slug);
 	if (!h || is_retired(p->r, p->slug)) {
 		reply(p, 404, "not_found", "no such host on this relay", NULL);
 		return;
 	}
+	snprintf(key, sizeof key, "host:%lld", (long long)h->host_id);
+	if (!admit(p, LIMIT_HOST, key))
+		return;
+	snprintf(key, sizeof key, "url:%lld%.*s", (long long)h->host_id,
+	         rest ? (int)strcspn(rest, "?") : 0, rest ? rest : "");
+	if (!admit(p, LIMIT_URL, key))
+		return;
 	/* The head the host gets. */
 	p->head = evbuffer_new();
 	evbuffer_add_printf(p->head, "%s %s HTTP/1.1\r\n", p->method, rest ? rest : "/");
@@ -419,13 +430,49 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
 	      "Retry-After: 1");
 }
 
-/* Move what one side sent to the other; stop reading when the other is slow. */
-static void pump(struct bufferevent *from, struct bufferevent *to)
+static size_t byte_allowance(struct pconn *p, size_t n, int64_t *wait_ms);
+
+/* Move what one side of p sent to the other, as far as the bytes/s limits
+ * allow (limited) and the other side keeps up; stop reading otherwise. */
+static void pump(struct pconn *p, struct bufferevent *from, struct bufferevent *to, bool limited)
 {
-	struct evbuffer *out = bufferevent_get_output(to);
-	evbuffer_add_buffer(out, bufferevent_get_input(from));
-	if (evbuffer_get_length(out) >= PIPE_HIGH)
+	struct evbuffer *in = bufferevent_get_input(from), *out = bufferevent_get_output(to);
+	size_t n = evbuffer_get_length(in);
+	int64_t wait = 0;
+	if (limited && n)
+		n = byte_allowance(p, n, &wait);
+	if (to == p->bev)
+		p->bytes += (int64_t)n;
+	evbuffer_remove_buffer(in, out, n);
+	if (evbuffer_get_length(in)) {
 		bufferevent_disable(from, EV_READ);
+		*(from == p->bev ? &p->held_up : &p->held_down) = true;
+		struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
+		evtimer_add(p->throttle, &tv);
+	} else if (evbuffer_get_length(out) >= PIPE_HIGH) {
+		bufferevent_disable(from, EV_READ);
+	}
+}
+
+/* The bytes/s buckets refilled: move what waited, and read again. */
+static void unthrottle(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct pconn *p = arg;
+	if (!p->peer)
+		return;
+	struct bufferevent *side[2] = {p->bev, p->peer->bev};
+	bool held[2] = {p->held_up, p->held_down};
+	p->held_up = p->held_down = false;
+	for (int i = 0; i < 2; i++) {
+		if (!held[i])
+			continue;
+		pump(p, side[i], side[1 - i], true);
+		if (!*(i == 0 ? &p->held_up : &p->held_down) &&
+		    evbuffer_get_length(bufferevent_get_output(side[1 - i])) < PIPE_HIGH)
+			bufferevent_enable(side[i], EV_READ);
+	}
 }
 
 /* The other side drained: read again from the one we paused. */
@@ -444,7 +491,7 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (p->peer)
-		pump(p->bev, p->peer->bev);
+		pump(p, p->bev, p->peer->bev, true);
 }
 
 static void pconn_write_cb(struct bufferevent *bev, void *arg)
@@ -456,7 +503,7 @@ static void pconn_write_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
-	release(bev, p->peer ? p->peer->bev : NULL);
+	release(bev, p->peer && !p->held_down ? p->peer->bev : NULL);
 }
 
 static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -476,6 +523,9 @@ static void pconn_free(struct pconn *p)
 {
 	if (p->waiting_on)
 		host_unwait(p->waiting_on, p);
+	for (int s = 0; s < LIMIT_SCOPES; s++)
+		if (p->lim[s])
+			p->lim[s]->inflight--;
 	audit(p->r, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "event", "request", "client",
 	                      p->client, "host", p->slug, "method", p->method ? p->method : "",
 	                      "status", (int)p->status, "bytes", (json_int_t)p->bytes,
@@ -485,6 +535,7 @@ static void pconn_free(struct pconn *p)
 		tconn_free(p->peer);
 	}
 	event_free(p->wait_timer);
+	event_free(p->throttle);
 	bufferevent_free(p->bev);
 	if (p->head)
 		evbuffer_free(p->head);
@@ -515,6 +566,7 @@ static void on_public(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	p->bev = bufferevent_openssl_socket_new(r->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                        BEV_OPT_CLOSE_ON_FREE);
 	p->wait_timer = evtimer_new(r->base, wait_expired, p);
+	p->throttle = evtimer_new(r->base, unthrottle, p);
 	bufferevent_setcb(p->bev, pconn_read_cb, pconn_write_cb, pconn_event_cb, p);
 	struct timeval tv = {HEAD_TIMEOUT_S, 0};
 	bufferevent_set_timeouts(p->bev, &tv, NULL);
@@ -534,7 +586,7 @@ static void pair(struct pconn *p, struct tconn *t)
 	p->status = 200; /* "forwarded": the host's own status is not parsed */
 	struct evbuffer *out = bufferevent_get_output(t->bev);
 	evbuffer_add_buffer(out, p->head);
-	pump(p->bev, t->bev); /* any body bytes already here */
+	pump(p, p->bev, t->bev, true); /* any body bytes already here */
 	bufferevent_enable(p->bev, EV_READ);
 	bufferevent_enable(t->bev, EV_READ);
 }
@@ -668,10 +720,9 @@ static void tconn_read_cb(struct bufferevent *bev, void *arg)
 		tconn_hello(t);
 		return;
 	}
-	if (t->peer) {
-		t->peer->bytes += (int64_t)evbuffer_get_length(bufferevent_get_input(t->bev));
-		pump(t->bev, t->peer->bev);
-	} else if (t->control)
+	if (t->peer)
+		pump(t->peer, t->bev, t->peer->bev, true);
+	else if (t->control)
 		evbuffer_drain(bufferevent_get_input(t->bev), (size_t)-1); /* pings */
 }
 
@@ -682,7 +733,7 @@ static void tconn_write_cb(struct bufferevent *bev, void *arg)
 		tconn_free(t);
 		return;
 	}
-	release(bev, t->peer ? t->peer->bev : NULL);
+	release(bev, t->peer && !t->peer->held_up ? t->peer->bev : NULL);
 }
 
 static void tconn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -690,8 +741,8 @@ static void tconn_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	struct tconn *t = arg;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		if (t->peer)
-			pump(t->bev, t->peer->bev); /* the response's last bytes */
+		if (t->peer) /* the response's last bytes (a read's worth past the limit) */
+			pump(t->peer, t->bev, t->peer->bev, false);
 		tconn_free(t);
 	}
 }
@@ -834,35 +885,78 @@ static void poll_revocations(evutil_socket_t fd, short what, void *arg)
 	evbuffer_free(b);
 	free(url);
 	curl_easy_cleanup(c);
+	/* Forget idle clients' buckets now and then (full again by then). */
+	if (++r->sweep_ticks % 10 == 0 || r->limits.count > 200000)
+		limit_table_sweep(&r->limits, mono_ms(), r->limits.count > 200000 ? 0 : 60000);
 	struct timeval tv = {1, 0};
 	evtimer_add(r->poll_timer, &tv);
 }
 
-/* ---- rate limits: a token bucket per client IP ---- */
+/* ---- limits: token buckets per client IP, per host and per URL ---- */
 
-static bool allow(struct relay *r, const char *ip)
+/* Admit p's request under the limits of scope s (the bucket under key), or
+ * answer 429 with Retry-After. An admitted request counts in flight until
+ * its connection is freed. */
+static bool admit(struct pconn *p, enum limit_scope s, const char *key)
 {
-	if (r->cfg.rate <= 0)
+	static const char *const what[LIMIT_SCOPES] = {"from this address", "for this host",
+	                                               "for this URL"};
+	const struct limit_rule *rule = &p->r->cfg.limits[s];
+	if (rule->rps <= 0 && rule->bps <= 0 && rule->inflight <= 0)
 		return true;
-	json_t *b = json_object_get(r->buckets, ip);
-	double now = (double)mono_ms() / 1000.0, burst = r->cfg.rate * 2;
-	if (!b) {
-		if (json_object_size(r->buckets) > 100000)
-			json_object_clear(r->buckets); /* forget, rather than grow without end */
-		b = json_pack("{s:f, s:f}", "tokens", burst, "at", now);
-		json_object_set_new(r->buckets, ip, b);
+	int64_t now = mono_ms();
+	struct limit_entry *e = limit_table_get(&p->r->limits, key, now);
+	bool crowded = rule->inflight > 0 && e->inflight >= rule->inflight;
+	int64_t wait = crowded ? 1000
+	               : rule->rps > 0
+	                   ? bucket_wait_ms(&e->requests, rule->rps, 2 * rule->rps, 1, now)
+	                   : 0;
+	if (wait > 0) {
+		char msg[96], retry[48];
+		snprintf(msg, sizeof msg, "too many requests%s %s; retry later",
+		         crowded ? " at once" : "", what[s]);
+		snprintf(retry, sizeof retry, "Retry-After: %lld", (long long)(wait + 999) / 1000);
+		reply(p, 429, "rate_limited", msg, retry);
+		return false;
 	}
-	double tokens = json_real_value(json_object_get(b, "tokens"));
-	double at = json_real_value(json_object_get(b, "at"));
-	tokens += (now - at) * r->cfg.rate;
-	if (tokens > burst)
-		tokens = burst;
-	bool ok = tokens >= 1;
-	if (ok)
-		tokens -= 1;
-	json_object_set_new(b, "tokens", json_real(tokens));
-	json_object_set_new(b, "at", json_real(now));
-	return ok;
+	if (rule->rps > 0)
+		bucket_take(&e->requests, rule->rps, 2 * rule->rps, 1, now);
+	e->inflight++;
+	p->lim[s] = e;
+	return true;
+}
+
+static size_t byte_allowance(struct pconn *p, size_t n, int64_t *wait_ms)
+{
+	int64_t now = mono_ms();
+	double allow = (double)n;
+	for (int s = 0; s < LIMIT_SCOPES; s++) {
+		double bps = p->r->cfg.limits[s].bps;
+		if (bps > 0 && p->lim[s]) {
+			double level = bucket_level(&p->lim[s]->bytes, bps, bps, now);
+			if (level < allow)
+				allow = level > 0 ? level : 0;
+		}
+	}
+	size_t k = (size_t)allow;
+	*wait_ms = 0;
+	for (int s = 0; s < LIMIT_SCOPES; s++) {
+		double bps = p->r->cfg.limits[s].bps;
+		if (bps <= 0 || !p->lim[s])
+			continue;
+		if (k)
+			bucket_take(&p->lim[s]->bytes, bps, bps, (double)k, now);
+		else {
+			/* Wake when a read's worth (or the rest) may pass. */
+			double want = n < 16384 ? (double)n : 16384;
+			int64_t w = bucket_wait_ms(&p->lim[s]->bytes, bps, bps, want, now);
+			if (w > *wait_ms)
+				*wait_ms = w;
+		}
+	}
+	if (!k && *wait_ms < 5)
+		*wait_ms = 5;
+	return k;
 }
 
 /* ---- start-up ---- */
@@ -909,7 +1003,7 @@ int relay_run(const struct relay_config *cfg)
 	fetch_keys(r);
 	retired = json_object();
 	r->pending = json_array();
-	r->buckets = json_object();
+	limit_table_init(&r->limits, 4096);
 	r->base = event_base_new();
 	r->pub = listen_on(r, cfg->public_addr, on_public);
 	r->tun = listen_on(r, cfg->tunnel_addr, on_tunnel);
@@ -957,7 +1051,7 @@ out:
 		fclose(r->audit);
 	json_decref(r->keys);
 	json_decref(r->pending);
-	json_decref(r->buckets);
+	limit_table_free(&r->limits);
 	json_decref(retired);
 	SSL_CTX_free(r->ssl);
 	return rc;

@@ -2,6 +2,8 @@
 #ifndef ROOST_RELAY_H
 #define ROOST_RELAY_H
 
+#include "../core/ratelimit.h"
+
 struct relay_config {
 	const char *data;        /* audit log, self-signed certificates */
 	const char *public_addr; /* ADDR:PORT for clients */
@@ -10,7 +12,7 @@ struct relay_config {
 	const char *cert, *key;  /* PEM */
 	const char *hub;         /* the hub's URL: its public keys verify host tokens */
 	const char *hub_cacert;
-	double rate; /* requests per second per client IP (twice that in a burst); 0: off */
+	struct limit_rule limits[LIMIT_SCOPES]; /* per client IP, host, URL (--limit) */
 };
 
 int relay_run(const struct relay_config *cfg);

@@ -98,9 +98,13 @@ int relay_self_signed(const char *dir, const char **cert, const char **key)
  *             (--cert F --key F | --self-signed) [--name HOST:PORT] [--hub-cacert F] */
 int relay_main(int argc, char **argv)
 {
-	struct relay_config cfg = {
-	    .public_addr = "127.0.0.1:8443", .tunnel_addr = "127.0.0.1:8444", .rate = 100};
-	const char *rate = NULL;
+	/* Defaults: a client gets 100 requests/s and 32 at once; a host 500/s and
+	 * 128 at once (it has 16 tunnel connections; the rest wait up to 5 s). */
+	struct relay_config cfg = {.public_addr = "127.0.0.1:8443",
+	                           .tunnel_addr = "127.0.0.1:8444",
+	                           .limits = {[LIMIT_IP] = {.rps = 100, .inflight = 32},
+	                                      [LIMIT_HOST] = {.rps = 500, .inflight = 128}}};
+	const char *limit = NULL;
 	bool self_signed = false;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -123,8 +127,8 @@ int relay_main(int argc, char **argv)
 			val = &cfg.hub;
 		else if (strcmp(a, "--hub-cacert") == 0)
 			val = &cfg.hub_cacert;
-		else if (strcmp(a, "--rate") == 0)
-			val = &rate;
+		else if (strcmp(a, "--rate") == 0 || strcmp(a, "--limit") == 0)
+			val = &limit;
 		if (!val && !(strcmp(a, "--self-signed") == 0)) {
 			fprintf(stderr, "roost relay: unknown option %s\n", a);
 			return 2;
@@ -136,21 +140,27 @@ int relay_main(int argc, char **argv)
 			}
 			*val = argv[++i];
 		}
+		if (val == &limit) {
+			/* --rate N is short for --limit ip.rps=N */
+			char *spec = strcmp(a, "--rate") == 0 ? xasprintf("ip.rps=%s", limit)
+			                                      : xstrdup(limit);
+			const char *why = NULL;
+			int bad = limit_rule_parse(cfg.limits, spec, &why);
+			free(spec);
+			if (bad) {
+				fprintf(stderr, "roost relay: %s %s: %s (0: no limit)\n", a, limit,
+				        why);
+				return 2;
+			}
+		}
 	}
 	if (!cfg.data || !cfg.hub || (!self_signed && (!cfg.cert || !cfg.key))) {
 		fprintf(stderr, "usage: roost relay --data DIR --hub URL [--public ADDR:8443] "
 		                "[--tunnel ADDR:8444] (--cert F --key F | --self-signed) "
-		                "[--name HOST:PORT] [--rate 100]\n");
+		                "[--name HOST:PORT] [--limit SCOPE.KIND=N]...\n"
+		                "  limits: ip|host|url . rps|bps|inflight, e.g. --limit ip.rps=100 "
+		                "--limit host.bps=50M --limit url.inflight=8 (0: no limit)\n");
 		return 2;
-	}
-	if (rate) {
-		char *end;
-		cfg.rate = strtod(rate, &end);
-		if (*end || cfg.rate < 0) {
-			fprintf(stderr,
-			        "roost relay: --rate takes requests per second (0: no limit)\n");
-			return 2;
-		}
 	}
 	if (mkdir_p(cfg.data, 0700) != 0) {
 		fprintf(stderr, "roost relay: cannot create %s\n", cfg.data);

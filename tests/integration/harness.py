@@ -306,10 +306,10 @@ class Relay:
         import ssl
         return ssl.create_default_context(cafile=self.ca)
 
-    def request(self, path, headers=None, method="GET", timeout=60):
+    def request(self, path, headers=None, method="GET", timeout=60, body=None):
         conn = http.client.HTTPSConnection("127.0.0.1", self.public_port, timeout=timeout,
                                            context=self.ssl_context())
-        conn.request(method, path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
         body = resp.read()
         conn.close()

@@ -21,6 +21,9 @@ def sha(b):
 
 
 class RelayBase(unittest.TestCase):
+    blob_size = 64 << 20
+    relay_args = ()
+
     @classmethod
     def setUpClass(cls):
         try:
@@ -43,11 +46,11 @@ class RelayBase(unittest.TestCase):
         cls.token = cls.hub.login()
         cls.ws = cls.hub.workspace(cls.token)
         cls.relay = Relay(cls.hub, cls.tmp)
-        cls.relay.start()
+        cls.relay.start(*cls.relay_args)
         cls.A = Host(cls.hub, cls.tmp, "A", relay=cls.relay)
         cls.A.join()
         cls.A.start()
-        cls.blob = os.urandom(64 << 20)
+        cls.blob = os.urandom(cls.blob_size)
         with open(cls.A.path("big.bin"), "wb") as f:
             f.write(cls.blob)
         cls.base = wait_for(cls.public_url, 30, "A's public URL in roost hosts", [cls.A])
@@ -93,6 +96,8 @@ class RelayBase(unittest.TestCase):
 
 
 class RelayTest(RelayBase):
+    blob_size = 256 << 20
+
     def test_a_client_downloads_through_the_relay(self):
         st, body, resp = self.relay.request(self.path_of("c/" + self.url_token("/big.bin")))
         self.assertEqual(st, 200, body[:200])
@@ -107,6 +112,32 @@ class RelayTest(RelayBase):
         self.assertEqual(st, 401, body)
         st, body, _ = self.relay.request(self.path_of("chunks/" + "0" * 64))
         self.assertEqual(st, 401, body)
+
+    def test_uploads_through_the_relay_with_a_write_token(self):
+        st, made, _, _ = self.api("POST", "/urls", {"path": "/up/new.bin", "scope": "write"})
+        self.assertEqual(st, 201, made)
+        self.assertEqual(made["via"], "relay")
+        self.assertTrue(made["url"].startswith(self.public_url()), made["url"])
+        prefix = "https://127.0.0.1:%d" % self.relay.public_port
+        path = made["url"][len(prefix):]
+        data = os.urandom(3 << 20)
+        st, body, _ = self.relay.request(path, method="PUT", body=data)
+        self.assertEqual(st, 201, body)
+        self.assertEqual(json.loads(body)["hash"], sha(data))
+        with open(self.A.path("up/new.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+
+        def on_hub():
+            st, info, _, _ = self.api("GET", "/info?path=" + q("/up/new.bin"))
+            return st == 200 and info["hash"] == sha(data)
+        wait_for(on_hub, 30, "the upload synced to the hub", [self.A])
+        # the wrong scopes, and no token, are refused by the host
+        read = self.url_token("/big.bin")
+        self.assertEqual(self.relay.request(self.path_of("u/" + read), method="PUT",
+                                            body=b"x")[0], 403)
+        self.assertEqual(self.relay.request(path.replace("/u/", "/c/"))[0], 403)
+        self.assertEqual(self.relay.request(self.path_of("u/forged"), method="PUT",
+                                            body=b"x")[0], 401)
 
     def test_unknown_hosts_are_404(self):
         st, body, _ = self.relay.request("/h/nosuchslug/c/x")
@@ -228,6 +259,71 @@ class RelayTest(RelayBase):
             except OSError:
                 return False
         wait_for(through, 60, "a download through the restarted relay", [self.A])
+
+
+class LimitsTest(RelayBase):
+    """Token buckets per client IP, per host and per URL: requests/s, bytes/s and
+    requests in flight, each answered 429 with Retry-After past its limit."""
+    blob_size = 6 << 20
+    relay_args = ("--limit", "ip.rps=0", "--limit", "ip.inflight=2", "--limit", "ip.bps=2M",
+                  "--limit", "host.rps=5", "--limit", "url.rps=2")
+
+    def setUp(self):
+        time.sleep(2.2)  # every bucket full again
+
+    def get(self, rest):
+        st, body, resp = self.relay.request(self.path_of(rest), timeout=30)
+        return st, body, resp
+
+    def assert_limited(self, st, body, resp, what):
+        self.assertEqual(st, 429, body)
+        err = json.loads(body)["error"]
+        self.assertEqual(err["code"], "rate_limited")
+        self.assertIn(what, err["message"])
+        self.assertGreaterEqual(int(resp.getheader("Retry-After")), 1)
+
+    def test_requests_per_second_per_url(self):
+        # url.rps=2: a burst of four, then 429 for that URL and not for another.
+        for _ in range(4):
+            self.assertEqual(self.get("healthz")[0], 200)
+        self.assert_limited(*self.get("healthz"), "for this URL")
+        self.assertEqual(self.get("c/not-a-token")[0], 401)  # reached the host
+
+    def test_requests_per_second_per_host(self):
+        # host.rps=5: a burst of ten, then 429 for the host, whatever the URL.
+        answers = [self.get("c/x%d" % i) for i in range(32)]
+        self.assertTrue(all(a[0] == 401 for a in answers[:8]), [a[0] for a in answers])
+        limited = [a for a in answers if a[0] == 429]
+        self.assertGreater(len(limited), 0, [a[0] for a in answers])
+        self.assert_limited(*limited[0], "for this host")
+
+    def open_download(self):
+        """A download that stays in flight: started, then not read."""
+        conn = http.client.HTTPSConnection("127.0.0.1", self.relay.public_port, timeout=30,
+                                           context=self.relay.ssl_context())
+        conn.request("GET", self.path_of("c/" + self.url_token("/big.bin")))
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        resp.read(1000)
+        return conn, resp  # the response holds the socket (Connection: close)
+
+    def test_requests_in_flight_per_client(self):
+        # ip.inflight=2: a third request while two downloads run is refused.
+        first, second = self.open_download(), self.open_download()
+        self.assert_limited(*self.get("c/not-a-token"), "at once from this address")
+        for conn, resp in (first, second):
+            resp.close()
+            conn.close()
+        wait_for(lambda: self.get("c/not-a-token")[0] == 401, 10, "the slots freed", [self.A])
+
+    def test_bytes_per_second_per_client(self):
+        # ip.bps=2M with a one-second burst: 6 MiB take at least two seconds.
+        started = time.time()
+        st, body, _ = self.get("c/" + self.url_token("/big.bin"))
+        took = time.time() - started
+        self.assertEqual(st, 200)
+        self.assertEqual(sha(body), sha(self.blob))
+        self.assertGreater(took, 1.8)
 
 
 class RevocationTest(RelayBase):

@@ -105,6 +105,65 @@ class TokenTest(HubTest):
                     {"path": "/docs/report v1.txt", "version": 0}):
             self.assertError(self.api("POST", "/urls", bad), 400, "invalid_request")
 
+    def put(self, url, data):
+        u = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        conn.request("PUT", u.path, body=data)
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        return resp.status, json.loads(body or b"{}")
+
+    def test_a_write_url_takes_a_new_version_without_a_login(self):
+        made = self.make_url("/inbox/new file.bin", scope="write", expires_in=60)
+        self.assertEqual((made["via"], made["method"], made["scope"]), ("hub", "PUT", "write"))
+        self.assertEqual(urllib.parse.urlsplit(made["url"]).port, self.hub.content_port)
+        data = b"uploaded by url " * 4096
+        st, body = self.put(made["url"], data)
+        self.assertEqual(st, 201, body)
+        st, info, _, _ = self.api("GET", "/info?path=" + q("/inbox/new file.bin"))
+        self.assertEqual(info["hash"], hashlib.sha256(data).hexdigest())
+        # again: a second version of the same file
+        st, body = self.put(made["url"], b"v2")
+        self.assertEqual(st, 201, body)
+        st, info, _, _ = self.api("GET", "/info?path=" + q("/inbox/new file.bin"))
+        self.assertEqual((info["size"], info["version"]), (2, 2))
+        # a write token reads nothing, a read token writes nothing
+        self.assertEqual(self.fetch(made["url"].replace("/u/", "/c/"))[0], 403)
+        read = self.make_url("/inbox/new file.bin")
+        self.assertEqual(self.put(read["url"].replace("/c/", "/u/"), b"x")[0], 403)
+        # tampered or expired
+        payload, sig = made["token"].split(".")
+        claims = json.loads(b64d(payload))
+        claims["path"] = "/elsewhere.bin"
+        forged = made["url"].replace(payload, b64e(json.dumps(claims).encode()))
+        self.assertEqual(self.put(forged, b"x")[0], 403)
+        st, info, _, _ = self.api("GET", "/info?path=" + q("/elsewhere.bin"))
+        self.assertEqual(st, 404)
+
+    def test_only_writers_get_write_urls(self):
+        st, inv, _, _ = self.api("POST", "/invites", {})
+        st, body, _, _ = self.hub.request("POST", "/api/v1/invites/accept",
+                                          {"token": inv["token"], "email": "w@example.test",
+                                           "password": PW})
+        self.api("PUT", "/acl", {"path": "/docs", "user_id": body["user"]["id"], "perm": "read"})
+        self.assertError(self.api("POST", "/urls", {"path": "/docs/x.bin", "scope": "write"},
+                                  token=body["token"]), 403, "forbidden")
+        self.assertError(self.api("POST", "/urls", {"path": "/docs", "scope": "write"}),
+                         409, "is_folder")
+        for bad in ({"path": "/a.bin", "scope": "admin"},
+                    {"path": "/a.bin", "scope": "write", "version": 1},
+                    {"path": "/a.bin", "scope": 7}):
+            self.assertError(self.api("POST", "/urls", bad), 400, "invalid_request")
+        # made while allowed, used after the right was taken away: refused
+        self.api("PUT", "/acl", {"path": "/docs", "user_id": body["user"]["id"],
+                                 "perm": "write"})
+        st, made, _, _ = self.api("POST", "/urls", {"path": "/docs/late.bin", "scope": "write"},
+                                  token=body["token"])
+        self.assertEqual(st, 201, made)
+        self.api("PUT", "/acl", {"path": "/docs", "user_id": body["user"]["id"], "perm": "read"})
+        self.assertEqual(self.put(made["url"], b"late")[0], 403)
+
     def test_tokens_verify_with_the_published_keys(self):
         from ctypes import CDLL, c_char_p, c_ulonglong
         sodium = CDLL("libsodium.so.23")

@@ -1,0 +1,61 @@
+/* ratelimit: token buckets, and a table of them by key, for the relay's
+ * limits per client IP, per host and per URL (docs/relay.md). Pure: the
+ * caller passes the clock, so tests drive time by hand. Not thread-safe. */
+#ifndef ROOST_RATELIMIT_H
+#define ROOST_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Refills at rate units per second up to burst; starts full. */
+struct bucket {
+	double tokens;
+	int64_t at_ms;
+	bool started;
+};
+
+/* Units available at now_ms (after refilling). */
+double bucket_level(struct bucket *b, double rate, double burst, int64_t now_ms);
+/* Milliseconds until n units are available (0: now); takes nothing. A request
+ * bigger than the burst waits for a full bucket. */
+int64_t bucket_wait_ms(struct bucket *b, double rate, double burst, double n, int64_t now_ms);
+/* Take n units (the level may go below zero: a debt paid back by waiting). */
+void bucket_take(struct bucket *b, double rate, double burst, double n, int64_t now_ms);
+
+/* What a limit applies to, and what it counts. */
+enum limit_scope { LIMIT_IP, LIMIT_HOST, LIMIT_URL, LIMIT_SCOPES };
+struct limit_rule {
+	double rps;   /* requests per second, twice that in a burst; 0: no limit */
+	double bps;   /* bytes per second both ways, one second's worth in a burst; 0: none */
+	int inflight; /* requests at once; 0: no limit */
+};
+
+/* Parse "SCOPE.KIND=VALUE" (ip|host|url . rps|bps|inflight; VALUE a number,
+ * bps with an optional K, M or G suffix for KiB, MiB, GiB) into rules[].
+ * 0 on success; -1 with *why set. */
+int limit_rule_parse(struct limit_rule rules[LIMIT_SCOPES], const char *spec, const char **why);
+
+/* The state behind one key ("ip:1.2.3.4", "host:7", "url:SLUG/PATH"). */
+struct limit_entry {
+	struct limit_entry *next;
+	struct bucket requests, bytes;
+	int inflight;
+	int64_t used_ms;
+	char key[];
+};
+
+struct limit_table {
+	struct limit_entry **slots;
+	size_t nslots, count;
+};
+
+void limit_table_init(struct limit_table *t, size_t nslots);
+/* The entry for key, made on first use. */
+struct limit_entry *limit_table_get(struct limit_table *t, const char *key, int64_t now_ms);
+/* Forget entries unused for idle_ms with nothing in flight (their buckets are
+ * full by then). Returns how many were dropped. */
+size_t limit_table_sweep(struct limit_table *t, int64_t now_ms, int64_t idle_ms);
+void limit_table_free(struct limit_table *t);
+
+#endif
