@@ -265,13 +265,17 @@ static void upload_free(struct upload *u)
 	free(u);
 }
 
+/* A request without a body, seen once: MHD keeps a connection alive only if
+ * the answer comes after its first call. */
+static int head_seen;
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
 	(void)cls;
 	(void)conn;
 	(void)why;
-	if (*con_cls)
+	if (*con_cls && *con_cls != &head_seen)
 		upload_free(*con_cls);
 	*con_cls = NULL;
 }
@@ -406,6 +410,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
 		                  "this host serves GET and HEAD, and PUT /u/TOKEN");
+	if (!*con_cls) {
+		*con_cls = &head_seen;
+		return MHD_YES;
+	}
 	if (strcmp(url, "/healthz") == 0)
 		return send_json(conn, MHD_HTTP_OK,
 		                 json_pack("{s:b, s:I, s:s}", "ok", 1, "host_id",

@@ -241,8 +241,10 @@ static void *control_main(void *arg)
 	return NULL;
 }
 
-/* Copy both ways between the relay and the local content server until the
- * local side has answered and closed. first holds the request's first bytes. */
+/* Copy both ways between the relay and the local content server until
+ * either closes: the relay sends requests one after another on the same
+ * connection (keep-alive), and closes it when it is done with it. first
+ * holds the first request's first bytes. */
 static void pipe_request(struct host *h, SSL *ssl, int rfd, const char *first, int nfirst)
 {
 	const char *colon = strrchr(h->cfg.listen, ':');
@@ -255,10 +257,9 @@ static void pipe_request(struct host *h, SSL *ssl, int rfd, const char *first, i
 		return;
 	}
 	char buf[64 * 1024];
-	bool relay_open = true;
 	int idle_s = 0;
 	while (!atomic_load(&h->stop) && idle_s < PIPE_IDLE_S) {
-		struct pollfd pf[2] = {{.fd = rfd, .events = relay_open ? POLLIN : 0},
+		struct pollfd pf[2] = {{.fd = rfd, .events = POLLIN},
 		                       {.fd = lfd, .events = POLLIN}};
 		int ready = SSL_pending(ssl) ? 1 : poll(pf, 2, 1000);
 		if (ready < 0)
@@ -268,18 +269,18 @@ static void pipe_request(struct host *h, SSL *ssl, int rfd, const char *first, i
 			continue;
 		}
 		idle_s = 0;
-		if (relay_open && (SSL_pending(ssl) || pf[0].revents)) {
+		if (SSL_pending(ssl) || pf[0].revents) {
 			int n = SSL_read(ssl, buf, sizeof buf);
 			int err = n > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, n);
 			if (n > 0 && write_all(lfd, buf, (size_t)n) != 0)
 				break;
 			if (n <= 0 && err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
-				relay_open = false; /* the client finished sending, or went */
+				break; /* the relay is done with this connection */
 		}
 		if (pf[1].revents) {
 			ssize_t n = read(lfd, buf, sizeof buf);
 			if (n <= 0 || ssl_write_all(h, ssl, rfd, buf, (int)n) != 0)
-				break; /* the response is complete (Connection: close) */
+				break; /* the content server closed (Connection: close) */
 		}
 	}
 	close(lfd);

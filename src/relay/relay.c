@@ -13,8 +13,13 @@
  *           backpressure, until either side closes. No idle connection within
  *           5 s: 503. Unknown slug: 404.
  *
- * One request per public connection and per data connection (Connection:
- * close both ways), so nothing a client sends can reach another's request. */
+ * Keep-alive both ways: request and response bodies are framed by
+ * http_parser as they stream (Content-Length or chunked), so when the host's
+ * response is complete the data connection goes back to the host's pool and
+ * the client may send its next request. A data connection carries one
+ * client's request at a time, and a response the relay cannot frame (one
+ * that ends at EOF) closes both, so nothing a client sends can reach
+ * another's request. */
 #include "relay.h"
 #include "../core/json.h"
 #include "../core/ratelimit.h"
@@ -44,6 +49,7 @@
 #define HELLO_MAX      8192
 #define WAIT_POOL_MS   5000
 #define PIPE_HIGH      (1 << 20) /* bytes queued toward a slow side before we stop reading */
+#define DATA_IDLE_MS   30000     /* we close idle data connections before hosts do (60 s) */
 
 struct rhost;
 struct pconn;
@@ -55,6 +61,11 @@ struct tconn { /* a tunnel connection from a host */
 	struct pconn *peer;
 	bool control;
 	bool closing;           /* freed once its output is written */
+	bool dead;              /* the host closed it: never reused */
+	http_parser resp;       /* the host's response to the current request */
+	bool head_req;          /* … which was a HEAD: no body follows */
+	bool resp_done;         /* … is complete */
+	int64_t idle_since;     /* in the idle list since */
 	struct tconn *all_next; /* every tunnel connection, for shutdown */
 	struct tconn *next;     /* in the host's idle list */
 };
@@ -76,8 +87,13 @@ struct pconn { /* a public client connection */
 	struct bufferevent *bev;
 	struct tconn *peer;
 	char client[64];
-	http_parser parser;
-	bool head_done, in_value;
+	http_parser parser; /* the current request, head and body */
+	bool head_done;     /* routed: body bytes follow */
+	bool req_done;      /* the request's body ended (bytes after it wait) */
+	bool keep_alive;    /* the client wants its connection kept */
+	bool closing;       /* freed once its output is written */
+	bool in_value;
+	int nreq; /* requests seen on this connection */
 	char *url, *method;
 	json_t *headers; /* [[name, value], …] */
 	struct event *wait_timer;
@@ -86,7 +102,7 @@ struct pconn { /* a public client connection */
 	struct evbuffer *head; /* the rewritten head, then body bytes, until paired */
 	int64_t started;
 	unsigned status;
-	int64_t bytes; /* sent to the client */
+	int64_t bytes; /* sent to the client for this request */
 	char slug[64];
 	struct limit_entry *lim[LIMIT_SCOPES]; /* counted in flight, until freed */
 	struct event *throttle;                /* bytes/s: when to move bytes again */
@@ -244,6 +260,7 @@ static void reply(struct pconn *p, unsigned status, const char *code, const char
 	                     : status == 408 ? "Request Timeout"
 	                     : status == 431 ? "Request Header Fields Too Large"
 	                     : status == 429 ? "Too Many Requests"
+	                     : status == 502 ? "Bad Gateway"
 	                                     : "Service Unavailable";
 	evbuffer_add_printf(bufferevent_get_output(p->bev),
 	                    "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
@@ -253,11 +270,11 @@ static void reply(struct pconn *p, unsigned status, const char *code, const char
 	free(body);
 	p->status = status;
 	p->head_done = true;
+	p->closing = true; /* freed once written (pconn_write_cb) */
 	bufferevent_disable(p->bev, EV_READ);
-	/* freed once written (pconn_write_cb) */
 }
 
-/* ---- the public side ---- */
+/* ---- framing: http_parser over requests and responses as they stream ---- */
 
 static int on_url(http_parser *hp, const char *at, size_t len)
 {
@@ -271,6 +288,8 @@ static int on_url(http_parser *hp, const char *at, size_t len)
 static int on_field(http_parser *hp, const char *at, size_t len)
 {
 	struct pconn *p = hp->data;
+	if (p->head_done)
+		return 0; /* a chunked body's trailer: passed on as it is */
 	json_t *last = json_array_get(p->headers, json_array_size(p->headers) - 1);
 	if (!p->in_value && last) { /* continuing a name split across reads */
 		char *n =
@@ -289,6 +308,8 @@ static int on_field(http_parser *hp, const char *at, size_t len)
 static int on_value(http_parser *hp, const char *at, size_t len)
 {
 	struct pconn *p = hp->data;
+	if (p->head_done)
+		return 0;
 	json_t *last = json_array_get(p->headers, json_array_size(p->headers) - 1);
 	char *v = xasprintf("%s%.*s", json_string_value(json_array_get(last, 1)), (int)len, at);
 	json_array_set_new(last, 1, json_string(v));
@@ -297,11 +318,75 @@ static int on_value(http_parser *hp, const char *at, size_t len)
 	return 0;
 }
 
-static int on_headers_complete(http_parser *hp)
+/* The end of a request: stop there; what follows is the next one's. */
+static int on_request_complete(http_parser *hp)
 {
-	http_parser_pause(hp, 1); /* the body is not ours to parse */
+	struct pconn *p = hp->data;
+	p->req_done = true;
+	http_parser_pause(hp, 1);
 	return 0;
 }
+
+static int on_response_head(http_parser *hp)
+{
+	struct tconn *t = hp->data;
+	if (hp->status_code >= 200 && t->peer)
+		t->peer->status = hp->status_code;
+	return t->head_req && hp->status_code >= 200 ? 1 : 0; /* 1: no body follows */
+}
+
+static int on_response_complete(http_parser *hp)
+{
+	struct tconn *t = hp->data;
+	if (hp->status_code < 200)
+		return 0; /* 100 Continue: the real response follows */
+	t->resp_done = true;
+	http_parser_pause(hp, 1);
+	return 0;
+}
+
+static http_parser_settings request_settings, response_settings;
+
+static void settings_init(void)
+{
+	http_parser_settings_init(&request_settings);
+	request_settings.on_url = on_url;
+	request_settings.on_header_field = on_field;
+	request_settings.on_header_value = on_value;
+	request_settings.on_message_complete = on_request_complete;
+	http_parser_settings_init(&response_settings);
+	response_settings.on_headers_complete = on_response_head;
+	response_settings.on_message_complete = on_response_complete;
+}
+
+/* Run hp over the first n bytes of buf without copying them. How many it
+ * took (it stops after a complete message), or -1 if they are not HTTP. */
+static ssize_t parse_some(http_parser *hp, const http_parser_settings *s, struct evbuffer *buf,
+                          size_t n)
+{
+	size_t done = 0;
+	while (done < n) {
+		struct evbuffer_ptr at;
+		evbuffer_ptr_set(buf, &at, done, EVBUFFER_PTR_SET);
+		struct evbuffer_iovec v[16];
+		int k = evbuffer_peek(buf, (ssize_t)(n - done), &at, v, 16);
+		for (int i = 0; i < k && i < 16 && done < n; i++) {
+			size_t len = v[i].iov_len < n - done ? v[i].iov_len : n - done;
+			size_t got = http_parser_execute(hp, s, v[i].iov_base, len);
+			done += got;
+			enum http_errno err = HTTP_PARSER_ERRNO(hp);
+			if (err == HPE_PAUSED)
+				return (ssize_t)done;
+			if (err != HPE_OK || got != len)
+				return -1;
+		}
+		if (k <= 0)
+			break;
+	}
+	return (ssize_t)done;
+}
+
+/* ---- the public side ---- */
 
 static bool hop_by_hop(const char *name)
 {
@@ -330,18 +415,15 @@ static void pconn_read_head(struct pconn *p)
 		reply(p, 431, "head_too_large", "the request head is over 16 KiB", NULL);
 		return;
 	}
+	p->started = mono_ms();
+	p->nreq++;
 	const char *data = (const char *)evbuffer_pullup(in, (ssize_t)head_len);
-	http_parser_settings s;
-	http_parser_settings_init(&s);
-	s.on_url = on_url;
-	s.on_header_field = on_field;
-	s.on_header_value = on_value;
-	s.on_headers_complete = on_headers_complete;
 	p->parser.data = p;
-	/* It pauses at the end of the head: the bytes after it are the body's. */
-	http_parser_execute(&p->parser, &s, data, head_len);
+	/* The head; a request without a body completes (and pauses) here. */
+	size_t got = http_parser_execute(&p->parser, &request_settings, data, head_len);
 	enum http_errno err = HTTP_PARSER_ERRNO(&p->parser);
-	if ((err != HPE_PAUSED && err != HPE_OK) || !p->url) {
+	if ((err != HPE_PAUSED && err != HPE_OK) || got != head_len || !p->url ||
+	    p->parser.http_major != 1 || p->parser.http_minor != 1 || p->parser.upgrade) {
 		reply(p, 400, "bad_request",
 		      err == HPE_UNEXPECTED_CONTENT_LENGTH
 		          ? "conflicting Content-Length / Transfer-Encoding"
@@ -350,6 +432,7 @@ static void pconn_read_head(struct pconn *p)
 		return;
 	}
 	evbuffer_drain(in, head_len);
+	p->keep_alive = http_should_keep_alive(&p->parser);
 	p->method = xstrdup(http_method_str(p->parser.method));
 	/* /h/SLUG/REST */
 	if (strncmp(p->url, "/h/", 3) != 0) {
@@ -396,8 +479,9 @@ static void pconn_read_head(struct pconn *p)
 			continue;
 		evbuffer_add_printf(p->head, "%s: %s\r\n", n, v);
 	}
-	evbuffer_add_printf(p->head, "X-Forwarded-For: %s%s%s\r\nConnection: close\r\n\r\n",
-	                    xff ? xff : "", xff ? ", " : "", p->client);
+	evbuffer_add_printf(p->head, "X-Forwarded-For: %s%s%s\r\n%s\r\n", xff ? xff : "",
+	                    xff ? ", " : "", p->client,
+	                    p->keep_alive ? "" : "Connection: close\r\n");
 	p->head_done = true;
 	bufferevent_set_timeouts(p->bev, NULL, NULL);
 	if (h->idle) {
@@ -405,7 +489,7 @@ static void pconn_read_head(struct pconn *p)
 		host_drop_idle(h, t);
 		pair(p, t);
 	} else {
-		/* Wait for the host to open another connection. */
+		/* Wait for a connection to come free, or the host to open one. */
 		bufferevent_disable(p->bev, EV_READ);
 		p->waiting_on = h;
 		p->next_waiting = h->waiting;
@@ -431,27 +515,51 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
 }
 
 static size_t byte_allowance(struct pconn *p, size_t n, int64_t *wait_ms);
+static void finish_exchange(struct pconn *p);
 
-/* Move what one side of p sent to the other, as far as the bytes/s limits
- * allow (limited) and the other side keeps up; stop reading otherwise. */
-static void pump(struct pconn *p, struct bufferevent *from, struct bufferevent *to, bool limited)
+/* Move what one side of p's exchange sent to the other, as far as the
+ * message goes, the bytes/s limits allow (limited) and the other side keeps
+ * up; stop reading otherwise. True when that completed the exchange (the
+ * tunnel connection is then reused or freed: the caller must not touch it). */
+static bool pump(struct pconn *p, struct bufferevent *from, struct bufferevent *to, bool limited)
 {
+	struct tconn *t = p->peer;
+	bool up = from == p->bev;
 	struct evbuffer *in = bufferevent_get_input(from), *out = bufferevent_get_output(to);
 	size_t n = evbuffer_get_length(in);
+	if (up ? p->req_done : t->resp_done)
+		return false; /* bytes past the message wait for the next exchange */
 	int64_t wait = 0;
 	if (limited && n)
 		n = byte_allowance(p, n, &wait);
-	if (to == p->bev)
-		p->bytes += (int64_t)n;
-	evbuffer_remove_buffer(in, out, n);
+	ssize_t k = n ? (up ? parse_some(&p->parser, &request_settings, in, n)
+	                    : parse_some(&t->resp, &response_settings, in, n))
+	              : 0;
+	if (k < 0) { /* a body that is not what its head said: end both */
+		if (up)
+			pconn_free(p);
+		else
+			tconn_free(t);
+		return !up;
+	}
+	if (!up)
+		p->bytes += k;
+	evbuffer_remove_buffer(in, out, (size_t)k);
+	if (!up && t->resp_done) {
+		finish_exchange(p);
+		return true;
+	}
+	if (up && p->req_done)
+		return false;
 	if (evbuffer_get_length(in)) {
 		bufferevent_disable(from, EV_READ);
-		*(from == p->bev ? &p->held_up : &p->held_down) = true;
+		*(up ? &p->held_up : &p->held_down) = true;
 		struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
 		evtimer_add(p->throttle, &tv);
 	} else if (evbuffer_get_length(out) >= PIPE_HIGH) {
 		bufferevent_disable(from, EV_READ);
 	}
+	return false;
 }
 
 /* The bytes/s buckets refilled: move what waited, and read again. */
@@ -460,18 +568,21 @@ static void unthrottle(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct pconn *p = arg;
-	if (!p->peer)
-		return;
-	struct bufferevent *side[2] = {p->bev, p->peer->bev};
-	bool held[2] = {p->held_up, p->held_down};
+	bool up = p->held_up, down = p->held_down;
 	p->held_up = p->held_down = false;
-	for (int i = 0; i < 2; i++) {
-		if (!held[i])
-			continue;
-		pump(p, side[i], side[1 - i], true);
-		if (!*(i == 0 ? &p->held_up : &p->held_down) &&
-		    evbuffer_get_length(bufferevent_get_output(side[1 - i])) < PIPE_HIGH)
-			bufferevent_enable(side[i], EV_READ);
+	if (down && p->peer) {
+		struct bufferevent *tb = p->peer->bev;
+		if (pump(p, tb, p->bev, true))
+			return;
+		if (!p->held_down &&
+		    evbuffer_get_length(bufferevent_get_output(p->bev)) < PIPE_HIGH)
+			bufferevent_enable(tb, EV_READ);
+	}
+	if (up && p->peer) {
+		pump(p, p->bev, p->peer->bev, true);
+		if (!p->held_up && !p->req_done &&
+		    evbuffer_get_length(bufferevent_get_output(p->peer->bev)) < PIPE_HIGH)
+			bufferevent_enable(p->bev, EV_READ);
 	}
 }
 
@@ -490,18 +601,19 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 		pconn_read_head(p);
 		return;
 	}
-	if (p->peer)
+	if (p->peer && !p->req_done) {
 		pump(p, p->bev, p->peer->bev, true);
+	} else if (evbuffer_get_length(bufferevent_get_input(p->bev)) > HEAD_MAX) {
+		bufferevent_disable(p->bev, EV_READ); /* pipelined: wait for the answer */
+	}
 }
 
 static void pconn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct pconn *p = arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		if (p->status && !p->peer) { /* our own reply, or the host's, all sent */
-			pconn_free(p);
-			return;
-		}
+	if (p->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		pconn_free(p); /* our own reply, or the host's last, all sent */
+		return;
 	}
 	release(bev, p->peer && !p->held_down ? p->peer->bev : NULL);
 }
@@ -510,26 +622,47 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct pconn *p = arg;
-	if (what & BEV_EVENT_TIMEOUT && !p->head_done) {
+	if (what & BEV_EVENT_TIMEOUT && !p->head_done &&
+	    (p->nreq == 0 || evbuffer_get_length(bufferevent_get_input(p->bev)))) {
 		reply(p, 408, "timeout", "the request head did not arrive within 10 s", NULL);
 		bufferevent_set_timeouts(p->bev, NULL, NULL);
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		pconn_free(p);
+		pconn_free(p); /* gone, or idle between requests for 10 s */
+}
+
+/* One audit line for the request on p; its limits stop counting it. */
+static void request_done(struct pconn *p)
+{
+	if (p->method || p->nreq == 0)
+		audit(p->r,
+		      json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "event", "request", "client",
+		                p->client, "host", p->slug, "method", p->method ? p->method : "",
+		                "status", (int)p->status, "bytes", (json_int_t)p->bytes,
+		                "duration_ms", (json_int_t)(mono_ms() - p->started)));
+	for (int s = 0; s < LIMIT_SCOPES; s++)
+		if (p->lim[s]) {
+			p->lim[s]->inflight--;
+			p->lim[s] = NULL;
+		}
+	free(p->url);
+	free(p->method);
+	p->url = p->method = NULL;
+	json_array_clear(p->headers);
+	if (p->head)
+		evbuffer_free(p->head);
+	p->head = NULL;
+	p->slug[0] = 0;
+	p->status = 0;
+	p->bytes = 0;
 }
 
 static void pconn_free(struct pconn *p)
 {
 	if (p->waiting_on)
 		host_unwait(p->waiting_on, p);
-	for (int s = 0; s < LIMIT_SCOPES; s++)
-		if (p->lim[s])
-			p->lim[s]->inflight--;
-	audit(p->r, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "event", "request", "client",
-	                      p->client, "host", p->slug, "method", p->method ? p->method : "",
-	                      "status", (int)p->status, "bytes", (json_int_t)p->bytes,
-	                      "duration_ms", (json_int_t)(mono_ms() - p->started)));
+	request_done(p);
 	if (p->peer) {
 		p->peer->peer = NULL;
 		tconn_free(p->peer);
@@ -537,12 +670,22 @@ static void pconn_free(struct pconn *p)
 	event_free(p->wait_timer);
 	event_free(p->throttle);
 	bufferevent_free(p->bev);
-	if (p->head)
-		evbuffer_free(p->head);
 	json_decref(p->headers);
-	free(p->url);
-	free(p->method);
 	free(p);
+}
+
+/* Ready for the client's next request, which may be here already. */
+static void pconn_next(struct pconn *p)
+{
+	http_parser_init(&p->parser, HTTP_REQUEST);
+	p->head_done = p->req_done = p->in_value = false;
+	p->held_up = p->held_down = false;
+	evtimer_del(p->throttle);
+	struct timeval tv = {HEAD_TIMEOUT_S, 0};
+	bufferevent_set_timeouts(p->bev, &tv, NULL);
+	bufferevent_enable(p->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(p->bev)))
+		pconn_read_head(p);
 }
 
 static void on_public(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
@@ -583,12 +726,69 @@ static void pair(struct pconn *p, struct tconn *t)
 		t->next = t->host->busy;
 		t->host->busy = t;
 	}
-	p->status = 200; /* "forwarded": the host's own status is not parsed */
+	http_parser_init(&t->resp, HTTP_RESPONSE);
+	t->resp.data = t;
+	t->resp_done = false;
+	t->head_req = p->parser.method == HTTP_HEAD;
+	p->status = 502; /* until the host's response head says otherwise */
 	struct evbuffer *out = bufferevent_get_output(t->bev);
 	evbuffer_add_buffer(out, p->head);
-	pump(p, p->bev, t->bev, true); /* any body bytes already here */
-	bufferevent_enable(p->bev, EV_READ);
+	evbuffer_free(p->head);
+	p->head = NULL;
 	bufferevent_enable(t->bev, EV_READ);
+	pump(p, p->bev, t->bev, true); /* any body bytes already here */
+	if (p->peer == t && !p->held_up && !p->req_done)
+		bufferevent_enable(p->bev, EV_READ);
+}
+
+/* A data connection free for the next request: a waiting one, or the pool. */
+static void tconn_ready(struct tconn *t)
+{
+	struct rhost *h = t->host;
+	if (!h) {
+		tconn_free(t);
+		return;
+	}
+	if (h->waiting) {
+		struct pconn *p = h->waiting;
+		h->waiting = p->next_waiting;
+		p->waiting_on = NULL;
+		evtimer_del(p->wait_timer);
+		pair(p, t);
+		return;
+	}
+	t->idle_since = mono_ms();
+	t->next = h->idle;
+	h->idle = t;
+	h->nidle++;
+}
+
+/* The host's response is complete: log the request, then keep each side for
+ * its next request, or close it. */
+static void finish_exchange(struct pconn *p)
+{
+	struct tconn *t = p->peer;
+	bool host_keeps = http_should_keep_alive(&t->resp);
+	bool t_again = p->req_done && host_keeps && !t->dead &&
+	               evbuffer_get_length(bufferevent_get_input(t->bev)) == 0;
+	bool p_again = p->req_done && p->keep_alive && host_keeps;
+	p->peer = NULL;
+	t->peer = NULL;
+	if (t->host)
+		host_drop_idle(t->host, t); /* off the busy list */
+	request_done(p);
+	if (t_again)
+		tconn_ready(t);
+	else
+		tconn_free(t);
+	if (p_again) {
+		pconn_next(p);
+	} else {
+		p->closing = true;
+		bufferevent_disable(p->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(p->bev)) == 0)
+			pconn_free(p);
+	}
 }
 
 static void tconn_free(struct tconn *t)
@@ -608,6 +808,7 @@ static void tconn_free(struct tconn *t)
 		p->peer = NULL;
 		t->peer = NULL;
 		/* Let the client have what the host sent, then close. */
+		p->closing = true;
 		if (evbuffer_get_length(bufferevent_get_output(p->bev)) == 0)
 			pconn_free(p);
 	}
@@ -695,16 +896,8 @@ static void tconn_hello(struct tconn *t)
 		                    r->cfg.public_name, slug);
 		audit(r, json_pack("{s:s, s:s, s:I}", "event", "connect", "host", slug, "host_id",
 		                   (json_int_t)host_id));
-	} else if (h->waiting) {
-		struct pconn *p = h->waiting;
-		h->waiting = p->next_waiting;
-		p->waiting_on = NULL;
-		evtimer_del(p->wait_timer);
-		pair(p, t);
 	} else {
-		t->next = h->idle;
-		h->idle = t;
-		h->nidle++;
+		tconn_ready(t);
 	}
 	json_decref(claims);
 	json_decref(hello);
@@ -724,6 +917,8 @@ static void tconn_read_cb(struct bufferevent *bev, void *arg)
 		pump(t->peer, t->bev, t->peer->bev, true);
 	else if (t->control)
 		evbuffer_drain(bufferevent_get_input(t->bev), (size_t)-1); /* pings */
+	else
+		tconn_free(t); /* an idle data connection speaking out of turn */
 }
 
 static void tconn_write_cb(struct bufferevent *bev, void *arg)
@@ -741,8 +936,13 @@ static void tconn_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	struct tconn *t = arg;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		if (t->peer) /* the response's last bytes (a read's worth past the limit) */
-			pump(t->peer, t->bev, t->peer->bev, false);
+		t->dead = true;
+		if (t->peer && !t->peer->held_down) {
+			/* The response's last bytes: one that ends at EOF, or a cut one. */
+			struct evbuffer *in = bufferevent_get_input(t->bev);
+			t->peer->bytes += (int64_t)evbuffer_get_length(in);
+			evbuffer_add_buffer(bufferevent_get_output(t->peer->bev), in);
+		}
 		tconn_free(t);
 	}
 }
@@ -885,6 +1085,21 @@ static void poll_revocations(evutil_socket_t fd, short what, void *arg)
 	evbuffer_free(b);
 	free(url);
 	curl_easy_cleanup(c);
+	/* Close data connections idle for long, before their hosts do: a host
+	 * closing one as we hand it a request would lose that request. */
+	int64_t mono = mono_ms();
+	for (struct rhost *h = r->hosts; h; h = h->next)
+		for (struct tconn **tp = &h->idle; *tp;) {
+			struct tconn *t = *tp;
+			if (mono - t->idle_since > DATA_IDLE_MS) {
+				*tp = t->next;
+				h->nidle--;
+				t->host = NULL;
+				tconn_free(t);
+			} else {
+				tp = &t->next;
+			}
+		}
 	/* Forget idle clients' buckets now and then (full again by then). */
 	if (++r->sweep_ticks % 10 == 0 || r->limits.count > 200000)
 		limit_table_sweep(&r->limits, mono_ms(), r->limits.count > 200000 ? 0 : 60000);
@@ -1004,6 +1219,7 @@ int relay_run(const struct relay_config *cfg)
 	retired = json_object();
 	r->pending = json_array();
 	limit_table_init(&r->limits, 4096);
+	settings_init();
 	r->base = event_base_new();
 	r->pub = listen_on(r, cfg->public_addr, on_public);
 	r->tun = listen_on(r, cfg->tunnel_addr, on_tunnel);

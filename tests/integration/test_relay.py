@@ -188,6 +188,36 @@ class RelayTest(RelayBase):
         huge = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
         self.assertIn(b" 431 ", self.raw(huge).split(b"\r\n")[0])
 
+    def test_keep_alive_and_pipelining(self):
+        # One client connection, several requests, each answered in full.
+        conn = http.client.HTTPSConnection("127.0.0.1", self.relay.public_port, timeout=30,
+                                           context=self.relay.ssl_context())
+        token = self.url_token("/big.bin")
+        sock = None
+        for _ in range(3):
+            conn.request("GET", self.path_of("healthz"))
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertTrue(json.loads(resp.read())["ok"])
+            sock = sock or conn.sock
+            self.assertIs(conn.sock, sock, "the relay closed a keep-alive connection")
+            conn.request("GET", self.path_of("c/" + token), headers={"Range": "bytes=5-9"})
+            resp = conn.getresponse()
+            self.assertEqual((resp.status, resp.read()), (206, self.blob[5:10]))
+            conn.request("HEAD", self.path_of("c/" + token))
+            resp = conn.getresponse()
+            self.assertEqual((resp.status, resp.read()), (200, b""))
+            self.assertEqual(int(resp.getheader("Content-Length")), len(self.blob))
+        self.assertIs(conn.sock, sock)
+        conn.close()
+        with open(self.relay.audit_path) as f:
+            statuses = [json.loads(line).get("status") for line in f]
+        self.assertIn(206, statuses)  # the host's own status, read by the relay
+        # Three requests in one write; the last asks to close.
+        head = b"GET " + self.path_of("healthz").encode() + b" HTTP/1.1\r\nHost: x\r\n"
+        out = self.raw(head + b"\r\n" + head + b"\r\n" + head + b"Connection: close\r\n\r\n")
+        self.assertEqual(out.count(b"HTTP/1.1 200 OK"), 3, out)
+
     def test_a_slow_head_is_cut_off(self):
         started = time.time()
         answer = self.raw(b"GET " + self.path_of("healthz").encode() + b" HTTP/1.1\r\nHo")
