@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark the relay (docs/relay.md) against a direct download and nginx, in one run.
 
-On loopback: a hub, one host (--listen, --relay) and `roost relay --self-signed
---rate 0`; a random file (default 1 GiB) in the host's folder. The file is
+On loopback: a hub, one host (--listen, --relay) and `roost relay --self-signed`
+with its request limits off (--limit ip.rps=0 ip.inflight=0 host.rps=0 host.inflight=0); a random file (default 1 GiB) in the host's folder. The file is
 downloaded with curl three ways (best of 3 each):
   - direct from the host's content server (http://127.0.0.1:LISTEN/c/TOKEN);
   - through the relay (https://127.0.0.1:PUBLIC/h/SLUG/c/TOKEN);
@@ -138,6 +138,9 @@ http {
             proxy_pass http://host;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # no spooling to temp files (a worker running as nobody cannot write
+            # into a 0700 temp dir); nginx streams through its memory buffers
+            proxy_max_temp_file_size 0;
         }
     }
 }
@@ -239,7 +242,12 @@ def main():
         relay_data = os.path.join(work, "relay")
         public_port, tunnel_port = free_port(), free_port()
         relay = procs.start("relay", [roost, "relay", "--data", relay_data, "--hub", hub_url,
-                                      "--self-signed", "--rate", "0",
+                                      "--self-signed",
+                                      # no request limits: the default 32 at once per
+                                      # client IP answers 429 to wrk's 50 connections,
+                                      # and 500/s per host caps a keep-alive relay
+                                      "--limit", "ip.rps=0", "--limit", "ip.inflight=0",
+                                      "--limit", "host.rps=0", "--limit", "host.inflight=0",
                                       "--public", "127.0.0.1:%d" % public_port,
                                       "--tunnel", "127.0.0.1:%d" % tunnel_port], env)
         wait_port(public_port, relay, "relay")

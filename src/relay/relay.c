@@ -632,15 +632,28 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 		pconn_free(p); /* gone, or idle between requests for 10 s */
 }
 
+/* The path a request asked the host for, as the audit keeps it: no query, and
+ * no token (/c/TOKEN and /u/TOKEN become /c/- and /u/-). */
+static json_t *audit_path(const char *url)
+{
+	const char *rest = url && strncmp(url, "/h/", 3) == 0 ? strchr(url + 3, '/') : NULL;
+	if (!rest)
+		return json_string("");
+	size_t n = strcspn(rest, "?");
+	if (n > 3 && (strncmp(rest, "/c/", 3) == 0 || strncmp(rest, "/u/", 3) == 0))
+		return json_sprintf("%.3s-", rest);
+	return json_stringn(rest, n);
+}
+
 /* One audit line for the request on p; its limits stop counting it. */
 static void request_done(struct pconn *p)
 {
 	if (p->method || p->nreq == 0)
-		audit(p->r,
-		      json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "event", "request", "client",
-		                p->client, "host", p->slug, "method", p->method ? p->method : "",
-		                "status", (int)p->status, "bytes", (json_int_t)p->bytes,
-		                "duration_ms", (json_int_t)(mono_ms() - p->started)));
+		audit(p->r, json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:I}", "event",
+		                      "request", "client", p->client, "host", p->slug, "method",
+		                      p->method ? p->method : "", "path", audit_path(p->url),
+		                      "status", (int)p->status, "bytes", (json_int_t)p->bytes,
+		                      "duration_ms", (json_int_t)(mono_ms() - p->started)));
 	for (int s = 0; s < LIMIT_SCOPES; s++)
 		if (p->lim[s]) {
 			p->lim[s]->inflight--;

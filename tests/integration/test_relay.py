@@ -234,7 +234,15 @@ class RelayTest(RelayBase):
         with open(self.relay.audit_path) as f:
             lines = [json.loads(line) for line in f]
         reqs = [e for e in lines if e["event"] == "request"]
-        self.assertTrue(any(e["client"] == "127.0.0.1" and e["status"] == 200 for e in reqs))
+        self.assertTrue(any(e["client"] == "127.0.0.1" and e["status"] == 200 and
+                            e["path"] == "/healthz" and e["method"] == "GET" for e in reqs))
+        # content tokens never reach the log
+        token = self.url_token("/big.bin")
+        self.relay.request(self.path_of("c/" + token + "?x=1"), headers={"Range": "bytes=0-0"})
+        with open(self.relay.audit_path) as f:
+            text = f.read()
+        self.assertIn('"path":"/c/-"', text)
+        self.assertNotIn(token.split(".")[1][:20], text)
 
     def test_roost_url_goes_through_the_relay(self):
         st, body, _, _ = self.api("POST", "/urls", {"path": "/big.bin"})
