@@ -2,7 +2,8 @@
 """Benchmark the relay (docs/relay.md) against a direct download and nginx, in one run.
 
 On loopback: a hub, one host (--listen, --relay) and `roost relay --self-signed`
-with its request limits off (--limit ip.rps=0 ip.inflight=0 host.rps=0 host.inflight=0); a random file (default 1 GiB) in the host's folder. The file is
+with its request limits off (--limit ip.rps=0 ip.inflight=0 host.rps=0
+host.inflight=0); a random file (default 1 GiB) in the host's folder. The file is
 downloaded with curl three ways (best of 3 each):
   - direct from the host's content server (http://127.0.0.1:LISTEN/c/TOKEN);
   - through the relay (https://127.0.0.1:PUBLIC/h/SLUG/c/TOKEN);

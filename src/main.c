@@ -32,6 +32,11 @@ static const char usage_text[] =
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR] [--host-port 3212]  a hub and a host on loopback, a demo login\n"
     "  roost admin rotate-keys --data DIR [--db URL]  new token-signing key\n"
+    "  roost admin gc --data DIR [--retention 7d]     expire versions, purge the trash, free "
+    "chunks\n"
+    "  roost admin scrub --data DIR [--job-rate 50M]  re-hash stored chunks, repair from hosts\n"
+    "  roost admin replicate --data DIR               copy back chunks the hub lacks\n"
+    "  roost admin jobs --data DIR [--json]           background jobs: progress and results\n"
     "\n"
     "Client (the hub and token are saved by login):\n"
     "  roost login --hub URL --email EMAIL [--cacert CA.pem]  (password: $ROOST_PASSWORD or "
@@ -88,6 +93,8 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.content_port = CONTENT_PORT_DEFAULT;
 	a->cfg.dashboard_port = DASHBOARD_PORT_DEFAULT;
 	a->cfg.rate_limit = RATE_LIMIT_DEFAULT;
+	a->cfg.gc_every_ms = a->cfg.scrub_every_ms = a->cfg.replicate_every_ms = -1;
+	a->cfg.gc_retention_ms = -1;
 	for (int i = 0; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int *port = strcmp(o, "--api-port") == 0         ? &a->cfg.api_port
@@ -118,6 +125,36 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 				return 2;
 			}
 			a->cfg.rate_limit = (double)n;
+		} else if (strcmp(o, "--gc-every") == 0 || strcmp(o, "--scrub-every") == 0 ||
+		           strcmp(o, "--replicate-every") == 0 || strcmp(o, "--retention") == 0) {
+			int64_t secs = parse_duration(v);
+			if (secs < 0) {
+				fprintf(stderr,
+				        "roost %s: %s takes a duration such as 7d, 12h, 30m or 0\n",
+				        cmd, o);
+				return 2;
+			}
+			*(o[2] == 'g'   ? &a->cfg.gc_every_ms
+			  : o[2] == 's' ? &a->cfg.scrub_every_ms
+			  : o[4] == 'p' ? &a->cfg.replicate_every_ms
+			                : &a->cfg.gc_retention_ms) = secs * 1000;
+		} else if (strcmp(o, "--job-rate") == 0) {
+			char *end;
+			double r = strtod(v, &end);
+			double mul = *end == 'K'   ? 1024.0
+			             : *end == 'M' ? 1048576.0
+			             : *end == 'G' ? 1073741824.0
+			                           : 1;
+			if (mul > 1)
+				end++;
+			if (*end || !(r >= 0)) {
+				fprintf(stderr,
+				        "roost %s: --job-rate takes bytes per second (50M; 0: no "
+				        "limit)\n",
+				        cmd);
+				return 2;
+			}
+			a->cfg.job_rate = r == 0 ? -1 : r * mul;
 		} else if (strcmp(o, "--tls-cert") == 0) {
 			a->cfg.tls_cert = v;
 		} else if (strcmp(o, "--tls-key") == 0) {
@@ -325,6 +362,36 @@ int main(int argc, char **argv)
 		return relay_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "demo") == 0)
 		return cmd_demo(argc - 2, argv + 2);
+	if (strcmp(cmd, "admin") == 0 && argc >= 3 &&
+	    (strcmp(argv[2], "gc") == 0 || strcmp(argv[2], "scrub") == 0 ||
+	     strcmp(argv[2], "replicate") == 0 || strcmp(argv[2], "jobs") == 0)) {
+		/* --json is ours; the rest are the hub's options */
+		bool json = false;
+		int n = 0;
+		char **rest = xcalloc((size_t)argc, sizeof *rest);
+		for (int i = 3; i < argc; i++) {
+			if (strcmp(argv[i], "--json") == 0)
+				json = true;
+			else
+				rest[n++] = argv[i];
+		}
+		char what[32];
+		snprintf(what, sizeof what, "admin %s", argv[2]);
+		struct hub_args a;
+		int rc = parse_hub_args(what, n, rest, &a);
+		free(rest);
+		if (rc)
+			return rc;
+		if (!a.data) {
+			fprintf(stderr, "usage: roost admin %s --data DIR [--db URL]%s [--json]\n",
+			        argv[2],
+			        strcmp(argv[2], "gc") == 0     ? " [--retention 7d]"
+			        : strcmp(argv[2], "jobs") == 0 ? ""
+			                                       : " [--job-rate 50M]");
+			return 2;
+		}
+		return hub_admin_job(&a.cfg, argv[2], json);
+	}
 	if (strcmp(cmd, "admin") == 0 && argc >= 3 && strcmp(argv[2], "rotate-keys") == 0) {
 		struct hub_args a;
 		int rc = parse_hub_args("admin rotate-keys", argc - 3, argv + 3, &a);

@@ -293,3 +293,41 @@ int store_remove(struct store *s, const char *hash)
 	object_path(s, hash, p);
 	return unlink(p) < 0 ? -errno : 0;
 }
+
+int store_quarantine(struct store *s, const char *hash)
+{
+	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX + 80];
+	object_path(s, hash, from);
+	snprintf(dir, sizeof dir, "%s/quarantine", s->root);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	snprintf(to, sizeof to, "%s/%s.%lld", dir, hash, (long long)now_ms());
+	if (rename(from, to) != 0)
+		return -errno;
+	return fsync_parent_dir(from) == 0 ? 0 : -EIO;
+}
+
+int store_list_dir(struct store *s, int dir,
+                   void (*fn)(const char *hash, int64_t mtime_ms, void *cls), void *cls)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s/%02x", s->root, dir & 0xff);
+	DIR *d = opendir(p);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!hash_hex_valid(e->d_name))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		fn(e->d_name, (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000,
+		   cls);
+		n++;
+	}
+	closedir(d);
+	return n;
+}

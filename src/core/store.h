@@ -44,7 +44,15 @@ int64_t store_read(struct store *s, const char *hash, uint8_t *buf, size_t cap);
  * for the next chunk of a download). Best effort. */
 void store_prefetch(struct store *s, const char *hash);
 
-/* Remove an object (GC, quarantine). */
+/* Remove an object (GC). */
 int store_remove(struct store *s, const char *hash);
+/* Move a corrupt object aside to objects/quarantine/<hash>.<time> (kept for
+ * inspection, never served). 0 or -errno. */
+int store_quarantine(struct store *s, const char *hash);
+/* Call fn for each object in one of the 256 fan-out directories (dir 0..255,
+ * by the hash's first byte), with the object's modification time in ms.
+ * Returns how many were listed, or -errno. */
+int store_list_dir(struct store *s, int dir,
+                   void (*fn)(const char *hash, int64_t mtime_ms, void *cls), void *cls);
 
 #endif

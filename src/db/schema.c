@@ -150,6 +150,26 @@ static const char *const migrations[] = {
     " slug TEXT PRIMARY KEY, host_id BIGINT REFERENCES hosts(id),"
     " effective_at BIGINT NOT NULL, created_at BIGINT NOT NULL);"
     "CREATE INDEX relay_revocations_created ON relay_revocations(created_at);",
+
+    /* 5: background jobs (docs/jobs.md). A grant's touched_at is when a member
+     * last uploaded, probed or committed the chunk: GC leaves it alone for a
+     * while after (the upload lease). A chunk no version references has
+     * unref_at; a purged file keeps its row (a tombstone) but not its versions. */
+    "ALTER TABLE workspace_chunks RENAME COLUMN created_at TO touched_at;"
+    "CREATE INDEX workspace_chunks_hash ON workspace_chunks(chunk_hash);"
+    "ALTER TABLE chunks ADD COLUMN unref_at BIGINT;"
+    "CREATE INDEX chunks_unref ON chunks(unref_at);"
+    "ALTER TABLE files ADD COLUMN purged_at BIGINT;"
+    "CREATE INDEX files_deleted ON files(workspace_id, deleted_at);"
+    "ALTER TABLE workspaces ADD COLUMN trash_days INTEGER NOT NULL DEFAULT 30;"
+    "ALTER TABLE workspaces ADD COLUMN replica_grace_s BIGINT NOT NULL DEFAULT 3600;"
+    "CREATE TABLE jobs ("
+    " name TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'idle', lease_owner TEXT,"
+    " lease_until BIGINT, cursor TEXT, progress TEXT, result TEXT, started_at BIGINT,"
+    " finished_at BIGINT, runs BIGINT NOT NULL DEFAULT 0, next_run_at BIGINT);"
+    "INSERT INTO jobs(name) VALUES('gc');"
+    "INSERT INTO jobs(name) VALUES('scrub');"
+    "INSERT INTO jobs(name) VALUES('replicate');",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

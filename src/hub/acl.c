@@ -337,7 +337,24 @@ enum MHD_Result api_acl_delete(struct req *r)
 	return ret;
 }
 
-/* PATCH /workspaces/{id} {default_access?, name?}: owners and admins. */
+/* The workspace's numeric settings PATCH takes: name, least, most. */
+static const struct {
+	const char *name;
+	int64_t min, max;
+} int_settings[] = {
+    {"quota_bytes", 0, INT64_MAX},       /* 0: no quota */
+    {"max_file_bytes", 0, INT64_MAX},    /* 0: no limit */
+    {"keep_versions", 0, 1000000},       /* 0: every version */
+    {"keep_days", 0, 36500},             /* 0: forever */
+    {"trash_days", 1, 36500},            /* deleted files stay restorable this long */
+    {"gc_retention_s", 0, 3650 * 86400}, /* unreferenced chunks stay this long */
+    {"replica_grace_s", 0, 365 * 86400}, /* an offline host's copies count this long */
+    {"min_replicas", 1, 10},
+};
+#define N_INT_SETTINGS (sizeof int_settings / sizeof *int_settings)
+
+/* PATCH /workspaces/{id} {default_access?, name?, a number from int_settings?}:
+ * owners and admins. */
 enum MHD_Result api_workspace_update(struct req *r)
 {
 	if (r->role < ROLE_ADMIN)
@@ -346,37 +363,58 @@ enum MHD_Result api_workspace_update(struct req *r)
 	const char *da = json_get_str(r->json, "default_access");
 	const char *name = json_get_str(r->json, "name");
 	json_t *jn = json_object_get(r->json, "name");
-	json_t *jq = json_object_get(r->json, "quota_bytes"),
-	       *jm = json_object_get(r->json, "max_file_bytes");
-	int64_t quota = 0, max_file = 0;
 	enum perm p = da ? perm_parse(da) : PERM_INVALID;
+	int64_t vals[N_INT_SETTINGS];
+	bool given[N_INT_SETTINGS], any = da || jn;
+	for (size_t i = 0; i < N_INT_SETTINGS; i++) {
+		given[i] = json_object_get(r->json, int_settings[i].name) != NULL;
+		any = any || given[i];
+		if (given[i] && (!json_get_int(r->json, int_settings[i].name, &vals[i]) ||
+		                 vals[i] < int_settings[i].min || vals[i] > int_settings[i].max))
+			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+			                   "%s takes a whole number in %lld..%lld",
+			                   int_settings[i].name, (long long)int_settings[i].min,
+			                   (long long)int_settings[i].max);
+	}
 	if ((json_object_get(r->json, "default_access") && (p < PERM_NONE || p > PERM_WRITE)) ||
 	    (jn && (!name || !name_valid(name, json_string_length(jn)) || strlen(name) > 100)) ||
-	    (jq && (!json_get_int(r->json, "quota_bytes", &quota) || quota < 0)) ||
-	    (jm && (!json_get_int(r->json, "max_file_bytes", &max_file) || max_file < 0)) ||
-	    (!da && !jn && !jq && !jm))
+	    !any)
 		return reply_error(
 		    r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		    "give default_access (none, read or write), name, quota_bytes or "
-		    "max_file_bytes (bytes, 0 for no limit)");
+		    "give default_access (none, read or write), name, quota_bytes, max_file_bytes, "
+		    "keep_versions, keep_days, trash_days, gc_retention_s, replica_grace_s or "
+		    "min_replicas");
 	if (meta_begin(r->db, r->ws_id) != DB_DONE)
 		return reply_db_error(r);
-	if ((da && db_run(r->db, "UPDATE workspaces SET default_access = ? WHERE id = ?", "ti",
+	int rc = DB_DONE;
+	json_t *changed = json_object();
+	for (size_t i = 0; i < N_INT_SETTINGS && rc == DB_DONE; i++) {
+		if (!given[i])
+			continue;
+		/* Column names come from the table above, never from the request. */
+		char *sql =
+		    xasprintf("UPDATE workspaces SET %s = ? WHERE id = ?", int_settings[i].name);
+		rc = db_run(r->db, sql, "ii", vals[i], r->ws_id);
+		free(sql);
+		json_object_set_new(changed, int_settings[i].name, json_integer(vals[i]));
+	}
+	if (rc != DB_DONE ||
+	    (da && db_run(r->db, "UPDATE workspaces SET default_access = ? WHERE id = ?", "ti",
 	                  perm_name(p), r->ws_id) != DB_DONE) ||
 	    (name && db_run(r->db, "UPDATE workspaces SET name = ? WHERE id = ?", "ti", name,
 	                    r->ws_id) != DB_DONE) ||
-	    (jq && db_run(r->db, "UPDATE workspaces SET quota_bytes = ? WHERE id = ?", "ii", quota,
-	                  r->ws_id) != DB_DONE) ||
-	    (jm && db_run(r->db, "UPDATE workspaces SET max_file_bytes = ? WHERE id = ?", "ii",
-	                  max_file, r->ws_id) != DB_DONE) ||
 	    meta_change(r->db, r->ws_id, "workspace.updated", "workspace",
 	                json_pack("{s:s?, s:s?}", "default_access", da ? perm_name(p) : NULL,
 	                          "name", name)) != 0 ||
-	    meta_audit(r, "workspace.update", name, json_pack("{s:s?}", "default_access", da)) !=
-	        0 ||
+	    meta_audit(
+	        r, "workspace.update", name,
+	        (json_object_set_new(changed, "default_access", da ? json_string(da) : json_null()),
+	         json_incref(changed))) != 0 ||
 	    meta_commit(r) != DB_DONE) {
+		json_decref(changed);
 		db_rollback(r->db);
 		return reply_db_error(r);
 	}
+	json_decref(changed);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
 }

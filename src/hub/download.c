@@ -148,6 +148,20 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 		                      "message", "the range starts past the end of the file");
 		return reply_json_hdr(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, e, "Content-Range", buf);
 	}
+	/* Every chunk the range needs must be in storage (one stat each), so a
+	 * lost or quarantined chunk is a clear 503 before any byte, not a cut
+	 * download. A corrupt one still is found only as it is read. */
+	for (size_t i = 0; i < d->n; i++)
+		if (d->chunks[i].off + d->chunks[i].size > d->start &&
+		    d->chunks[i].off < d->start + d->len &&
+		    store_size(r->hub->store, d->chunks[i].hash) <= 0) {
+			download_free(d);
+			return reply_error(
+			    r, MHD_HTTP_SERVICE_UNAVAILABLE, "chunk_unavailable",
+			    "a chunk of this file is not in the hub's storage now (lost "
+			    "or quarantined); fetch it from a host, or retry after a "
+			    "repair");
+		}
 	d->buf = xmalloc(d->buf_cap ? (size_t)d->buf_cap : 1);
 	struct MHD_Response *resp = MHD_create_response_from_callback(
 	    (uint64_t)d->len, 256 * 1024, download_read, d, download_free);

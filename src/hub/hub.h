@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,6 +28,23 @@ struct hub_config {
 	int64_t feed_heartbeat_ms;      /* a quiet feed sends a comment this often */
 	double rate_limit;              /* requests per second per token; 0 = unlimited */
 	const char *tls_cert, *tls_key; /* PEM files: serve HTTPS on every port */
+	/* background jobs (docs/jobs.md): how often each runs (0: never, -1: the
+	 * default), the byte rate of scrub and replicate, and a GC retention that
+	 * overrides the workspaces' (roost admin gc --retention; -1: theirs) */
+	int64_t gc_every_ms, scrub_every_ms, replicate_every_ms;
+	double job_rate;
+	int64_t gc_retention_ms;
+};
+
+/* One job run's settings and connections (jobs.c). */
+struct job_ctx {
+	struct db *db;
+	struct store *store;
+	char owner[96]; /* who holds the lease: "HOSTNAME:PID" */
+	int64_t retention_ms;
+	double rate;
+	bool verbose;
+	int64_t gc_every_ms, scrub_every_ms, replicate_every_ms;
 };
 
 struct hub_metrics {
@@ -57,6 +75,9 @@ struct hub {
 	struct feed *feed;
 	struct limiter *limiter;
 	char *tls_cert_pem, *tls_key_pem;
+	pthread_t jobs_thread;
+	atomic_bool jobs_stopping;
+	bool jobs_running;
 };
 
 enum role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };
@@ -227,6 +248,10 @@ enum MHD_Result api_keys(struct req *r);
 enum MHD_Result api_url_create(struct req *r);
 enum MHD_Result api_content_by_token(struct req *r);
 enum MHD_Result api_upload_by_token_begin(struct req *r);
+enum MHD_Result api_version_restore(struct req *r);
+enum MHD_Result api_trash_list(struct req *r);
+enum MHD_Result api_trash_restore(struct req *r);
+enum MHD_Result api_jobs(struct req *r);
 /* scheme://host:content-port as the client reached this hub. New string. */
 char *hub_content_base(struct req *r);
 
@@ -328,5 +353,15 @@ char *hub_db_url(const char *data_dir, const char *db_url);
  * BEGIN IMMEDIATE makes them on SQLite. */
 int meta_begin(struct db *db, int64_t ws);
 int hub_serve(struct hub_config *cfg);
+
+/* jobs.c: gc, scrub, replicate. jobs_run: 0 done (*result: what it did), 1
+ * another runner holds the lease, -1 failed (the cursor is kept to resume). */
+int jobs_run(struct job_ctx *c, const char *name, json_t **result);
+json_t *jobs_list(struct db *db);
+void jobs_ctx_init(struct job_ctx *c, const struct hub_config *cfg);
+void jobs_start(struct hub *hub);
+void jobs_stop(struct hub *hub);
+/* roost admin gc|scrub|replicate|jobs: exit code */
+int hub_admin_job(const struct hub_config *cfg, const char *job, bool json);
 
 #endif

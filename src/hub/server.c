@@ -50,6 +50,12 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/info", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_info},
     {"GET", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_versions},
     {"POST", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_commit},
+    {"POST", "/api/v1/workspaces/*/versions/restore", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_version_restore},
+    {"GET", "/api/v1/workspaces/*/trash", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_trash_list},
+    {"POST", "/api/v1/workspaces/*/trash/restore", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_trash_restore},
+    {"GET", "/api/v1/workspaces/*/jobs", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_jobs},
     {"POST", "/api/v1/workspaces/*/versions/batch", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_commit_batch},
     {"POST", "/api/v1/workspaces/*/folders", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_mkdir},
@@ -773,6 +779,7 @@ int hub_serve(struct hub_config *cfg)
 		}
 	}
 	feed_start_listener(hub);
+	jobs_start(hub);
 	hub->api = start(hub, cfg->api_port, on_request);
 	hub->content = hub->api ? start(hub, cfg->content_port, on_request) : NULL;
 	hub->dashboard = hub->content ? start(hub, cfg->dashboard_port, on_dashboard) : NULL;
@@ -787,6 +794,7 @@ int hub_serve(struct hub_config *cfg)
 		log_info("%s: shutting down", strsignal(sig));
 		rc = 0;
 	}
+	jobs_stop(hub);
 	feed_stop(hub); /* streams end, so their connection threads can be joined */
 	if (hub->dashboard)
 		MHD_stop_daemon(hub->dashboard);

@@ -104,7 +104,7 @@ static int grant_chunks(struct db *db, int64_t ws, const struct chunk_ref *chunk
 	int r = db_begin(db);
 	for (size_t i = 0; i < n && r == DB_DONE; i++)
 		r = db_run(db,
-		           "INSERT INTO workspace_chunks(workspace_id, chunk_hash, created_at) "
+		           "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at) "
 		           "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
 		           "iti", ws, chunks[i].hash, now_ms());
 	if (r == DB_DONE)
@@ -113,6 +113,22 @@ static int grant_chunks(struct db *db, int64_t ws, const struct chunk_ref *chunk
 		db_rollback(db);
 	db_set_relaxed(db, false);
 	return r;
+}
+
+/* In a commit's transaction: the size of a chunk workspace ws may use and the
+ * hub's storage holds, or -1, claiming it — its grant's touched_at is the
+ * fence GC honours (jobs.c): on PostgreSQL the row lock also holds GC off
+ * until this transaction ends. */
+static int64_t claim_chunk_size(struct req *r, const char *hash)
+{
+	int64_t one = 0;
+	if (db_int64(r->db, &one,
+	             "UPDATE workspace_chunks SET touched_at = ? WHERE workspace_id = ? AND "
+	             "chunk_hash = ? RETURNING 1",
+	             "iit", now_ms(), r->ws_id, hash) != DB_ROW)
+		return -1;
+	int64_t n = store_size(r->hub->store, hash);
+	return n > 0 ? n : -1;
 }
 
 /* The size of a chunk workspace ws may use and the hub's storage holds, or -1. */
@@ -274,7 +290,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	/* Every chunk must be held, with the size the client claims. */
 	json_t *missing = json_array();
 	for (size_t i = 0; i < n; i++) {
-		int64_t held = held_chunk_size(r, chunks[i].hash);
+		int64_t held = claim_chunk_size(r, chunks[i].hash);
 		if (held < 0) {
 			json_array_append_new(missing, json_string(chunks[i].hash));
 		} else if (held != chunks[i].size) {
@@ -364,8 +380,10 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		           "size) VALUES(?,?,?,?,?)",
 		           "iitii", vid, (int64_t)i, chunks[i].hash, off,
 		           chunks[i].size) != DB_DONE ||
-		    db_run(r->db, "UPDATE chunks SET refcount = refcount + 1 WHERE hash = ?", "t",
-		           chunks[i].hash) != DB_DONE ||
+		    db_run(
+		        r->db,
+		        "UPDATE chunks SET refcount = refcount + 1, unref_at = NULL WHERE hash = ?",
+		        "t", chunks[i].hash) != DB_DONE ||
 		    (r->host_id && record_host_replica(r, chunks[i].hash, now) != DB_DONE))
 			goto db_fail;
 		off += chunks[i].size;
@@ -626,4 +644,64 @@ enum MHD_Result api_upload(struct req *r)
 	if (grant_chunks(r->db, r->ws_id, s->chunks, s->n) != DB_DONE)
 		return reply_db_error(r);
 	return commit_version(r, s->path, s->total, hash, s->chunks, s->n, ctype, -1);
+}
+
+/* POST versions/restore {path, version}: an old version, while it is kept,
+ * becomes the file's newest (a new version made of the same chunks). */
+enum MHD_Result api_version_restore(struct req *r)
+{
+	int64_t number = 0;
+	if (!json_get_int(r->json, "version", &number) || number < 1)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "path and version (a version number) are required");
+	char *path = req_body_path(r, "path");
+	if (!path)
+		return MHD_YES;
+	enum MHD_Result ret = MHD_YES;
+	struct file_info fi;
+	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
+	if (rc != 1) {
+		ret = rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file: %s",
+		                            path)
+		              : reply_db_error(r);
+		goto out;
+	}
+	if (!acl_require(r, path, true, PERM_WRITE))
+		goto out;
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT v.id, v.size, v.hash, v.content_type FROM "
+	                              "file_versions v WHERE v.file_id = ? AND v.number = ?",
+	                              "ii", fi.id, number);
+	int64_t vid = 0, size = 0;
+	char hash[HASH_HEX_LEN + 1] = "", ctype[128] = "";
+	if (st && db_step(st) == DB_ROW) {
+		vid = db_col_int64(st, 0);
+		size = db_col_int64(st, 1);
+		snprintf(hash, sizeof hash, "%s", db_col_text(st, 2));
+		snprintf(ctype, sizeof ctype, "%s", db_col_text(st, 3) ? db_col_text(st, 3) : "");
+	}
+	db_finalize(st);
+	if (!vid) {
+		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "no_such_version",
+		                  "%s has no version %lld (any more)", path, (long long)number);
+		goto out;
+	}
+	st = db_query(
+	    r->db, "SELECT chunk_hash, size FROM version_chunks WHERE version_id = ? ORDER BY idx",
+	    "i", vid);
+	size_t n = 0, cap = 16;
+	struct chunk_ref *refs = xcalloc(cap, sizeof *refs);
+	while (st && db_step(st) == DB_ROW) {
+		if (n == cap)
+			refs = xrealloc(refs, (cap *= 2) * sizeof *refs);
+		snprintf(refs[n].hash, sizeof refs[n].hash, "%s", db_col_text(st, 0));
+		refs[n++].size = db_col_int64(st, 1);
+	}
+	db_finalize(st);
+	/* Conditional on the version current now, so a concurrent edit wins. */
+	ret = commit_version(r, path, size, hash, refs, n, ctype[0] ? ctype : NULL, fi.version_id);
+	free(refs);
+out:
+	free(path);
+	return ret;
 }

@@ -1,0 +1,253 @@
+"""Background jobs (docs/jobs.md): GC frees exactly what nothing references once
+its window has passed and never races an upload; version retention, the trash
+and restores; scrub finds bytes flipped on disk, quarantines and repairs them;
+a job killed mid-way resumes where it stopped; one runner at a time."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import harness
+from harness import HubTest, q, wait_for
+
+DAY_MS = 86400 * 1000
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+class JobsTest(HubTest):
+    def admin(self, *args, check=None):
+        """roost admin ARGS against this hub's data; (exit code, stdout, stderr)."""
+        p = subprocess.run([harness.ROOST, "admin", *args, "--data", self.hub.data,
+                            *self.hub.db_args()], env=self.hub.env(), capture_output=True,
+                           timeout=300)
+        if check is not None:
+            self.assertEqual(p.returncode, check, p.stderr.decode())
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def gc(self, *args):
+        code, out, err = self.admin("gc", *args, "--json", check=0)
+        return json.loads(out)
+
+    def put(self, path, data):
+        st, body, payload, _ = self.api("PUT", "/upload?path=" + q(path), raw=data)
+        self.assertEqual(st, 201, payload)
+        return body
+
+    def get(self, path):
+        st, _, payload, _ = self.api("GET", "/content?path=" + q(path))
+        return st, payload
+
+    def chunks_of(self, path):
+        parent, name = path.rsplit("/", 1)
+        rows = self.hub.sql(
+            "SELECT vc.chunk_hash FROM version_chunks vc JOIN files f ON f.current_version_id "
+            "= vc.version_id JOIN folders d ON d.id = f.folder_id WHERE d.path = ? AND "
+            "f.name = ? AND f.deleted_at IS NULL ORDER BY vc.idx", (parent or "/", name))
+        return [r[0] for r in rows]
+
+    def object(self, h):
+        return os.path.join(self.hub.data, "objects", h[:2], h)
+
+    def settings(self, **kw):
+        st, body, payload, _ = self.hub.request("PATCH", "/api/v1/workspaces/%d" % self.ws, kw,
+                                                token=self.token)
+        self.assertEqual(st, 200, payload)
+
+    def delete(self, path, days_ago=0):
+        st, _, payload, _ = self.api("DELETE", "/files?path=" + q(path))
+        self.assertEqual(st, 200, payload)
+        if days_ago:
+            self.hub.sql("UPDATE files SET deleted_at = ? WHERE deleted_at IS NOT NULL AND "
+                         "name = ?", (int(time.time() * 1000) - days_ago * DAY_MS,
+                                      path.rsplit("/", 1)[1]))
+
+    def test_gc_frees_exactly_the_unreferenced_chunks_after_the_window(self):
+        only_a, only_b, shared = os.urandom(300000), os.urandom(300000), os.urandom(300000)
+        self.put("/gc/a.bin", only_a)
+        self.put("/gc/b.bin", only_b)
+        self.put("/gc/s1.bin", shared)
+        self.put("/gc/s2.bin", shared)  # the same chunk twice
+        a_chunks = self.chunks_of("/gc/a.bin")
+        s_chunks = self.chunks_of("/gc/s1.bin")
+        self.assertEqual(s_chunks, self.chunks_of("/gc/s2.bin"))
+        self.settings(trash_days=1)
+        self.delete("/gc/a.bin", days_ago=2)
+        self.delete("/gc/s1.bin", days_ago=2)
+        # In the trash for two days with a one-day trash: purged. The chunks are
+        # unreferenced from now on, and kept for the retention window (7 days).
+        res = self.gc()
+        self.assertEqual(res["files_purged"], 2)
+        self.assertEqual(res["chunks_deleted"], 0)
+        for h in a_chunks + s_chunks:
+            self.assertTrue(os.path.exists(self.object(h)))
+        st, trash, _, _ = self.api("GET", "/trash")
+        self.assertNotIn("/gc/a.bin", [e["path"] for e in trash["entries"]])
+        # Past the window (--retention 0): a's chunks go, the shared one stays.
+        res = self.gc("--retention", "0")
+        self.assertEqual(res["chunks_deleted"], len(a_chunks))
+        self.assertGreaterEqual(res["bytes_freed"], len(only_a))
+        for h in a_chunks:
+            self.assertFalse(os.path.exists(self.object(h)), h)
+            self.assertEqual(self.hub.sql("SELECT COUNT(*) FROM chunks WHERE hash = ?", (h,)),
+                             [(0,)])
+        for h in s_chunks:
+            self.assertTrue(os.path.exists(self.object(h)))
+        self.assertEqual(self.get("/gc/s2.bin"), (200, shared))
+        self.assertEqual(self.get("/gc/b.bin"), (200, only_b))
+        # A run with nothing to do does nothing.
+        self.assertEqual(self.gc("--retention", "0")["chunks_deleted"], 0)
+
+    def test_the_upload_gc_race_loses_nothing(self):
+        data = os.urandom(200000)
+        h = sha(data)
+        # Chunks sent, not yet committed; GC runs in between.
+        st, _, payload, _ = self.api("PUT", "/chunks/" + h, raw=data)
+        self.assertIn(st, (200, 201), payload)
+        self.gc("--retention", "0")
+        self.assertTrue(os.path.exists(self.object(h)), "GC took a chunk an upload holds")
+        st, body, payload, _ = self.api("POST", "/versions", {
+            "path": "/race/ok.bin", "size": len(data), "hash": h,
+            "chunks": [{"hash": h, "size": len(data)}]})
+        self.assertEqual(st, 201, payload)
+        self.assertEqual(self.get("/race/ok.bin"), (200, data))
+        # An upload abandoned past the lease is collected; a late commit of it
+        # is told the chunk is missing, and nothing half-made appears.
+        late = os.urandom(150000)
+        lh = sha(late)
+        self.api("PUT", "/chunks/" + lh, raw=late)
+        self.hub.sql("UPDATE workspace_chunks SET touched_at = ? WHERE chunk_hash = ?",
+                     (int(time.time() * 1000) - 2 * 3600 * 1000, lh))
+        self.assertGreaterEqual(self.gc("--retention", "0")["chunks_deleted"], 1)
+        self.assertFalse(os.path.exists(self.object(lh)))
+        self.assertError(self.api("POST", "/versions", {
+            "path": "/race/late.bin", "size": len(late), "hash": lh,
+            "chunks": [{"hash": lh, "size": len(late)}]}), 409, "missing_chunks")
+        self.assertEqual(self.get("/race/late.bin")[0], 404)
+        # Sent again, it commits.
+        self.api("PUT", "/chunks/" + lh, raw=late)
+        st, _, payload, _ = self.api("POST", "/versions", {
+            "path": "/race/late.bin", "size": len(late), "hash": lh,
+            "chunks": [{"hash": lh, "size": len(late)}]})
+        self.assertEqual(st, 201, payload)
+
+    def test_version_retention_and_restore(self):
+        versions = [("version %d " % i).encode() * 1000 for i in range(1, 5)]
+        for v in versions:
+            self.put("/keep/doc.txt", v)
+        self.settings(keep_versions=2)
+        res = self.gc()
+        self.assertEqual(res["versions_expired"], 2)
+        st, body, _, _ = self.api("GET", "/versions?path=" + q("/keep/doc.txt"))
+        self.assertEqual([v["version"] for v in body["versions"]], [4, 3])
+        # An old version that is kept comes back as the newest.
+        st, body, payload, _ = self.api("POST", "/versions/restore",
+                                        {"path": "/keep/doc.txt", "version": 3})
+        self.assertEqual(st, 201, payload)
+        self.assertEqual(body["version"], 5)
+        self.assertEqual(self.get("/keep/doc.txt"), (200, versions[2]))
+        self.assertError(self.api("POST", "/versions/restore",
+                                  {"path": "/keep/doc.txt", "version": 1}), 404,
+                         "no_such_version")
+        self.assertError(self.api("POST", "/versions/restore", {"path": "/keep/doc.txt"}),
+                         400, "invalid_request")
+        for bad in ({"keep_versions": -1}, {"trash_days": 0}, {"min_replicas": 99},
+                    {"gc_retention_s": "7d"}):
+            self.assertError(self.hub.request("PATCH", "/api/v1/workspaces/%d" % self.ws, bad,
+                                              token=self.token), 400, "invalid_request")
+        self.settings(keep_versions=0)
+
+    def test_the_trash_restores_until_it_is_purged(self):
+        data = os.urandom(50000)
+        self.put("/bin/deep/x.bin", data)
+        st, _, _, _ = self.api("DELETE", "/files?path=" + q("/bin"))  # the whole folder
+        self.assertEqual(self.get("/bin/deep/x.bin")[0], 404)
+        st, trash, _, _ = self.api("GET", "/trash")
+        entry = [e for e in trash["entries"] if e["path"] == "/bin/deep/x.bin"][0]
+        self.assertGreater(entry["expires_at"], entry["deleted_at"])
+        st, body, payload, _ = self.api("POST", "/trash/restore", {"id": entry["id"]})
+        self.assertEqual(st, 200, payload)
+        self.assertEqual(self.get("/bin/deep/x.bin"), (200, data))  # folders made again
+        self.assertError(self.api("POST", "/trash/restore", {"id": entry["id"]}), 404,
+                         "not_found")
+        # Restoring onto a name that is taken now is refused, and changes nothing.
+        self.delete("/bin/deep/x.bin")
+        self.put("/bin/deep/x.bin", b"newer")
+        st, trash, _, _ = self.api("GET", "/trash")
+        old = [e for e in trash["entries"] if e["path"] == "/bin/deep/x.bin"][0]
+        self.assertError(self.api("POST", "/trash/restore", {"id": old["id"]}), 409, "exists")
+        self.assertEqual(self.get("/bin/deep/x.bin"), (200, b"newer"))
+        self.assertError(self.api("POST", "/trash/restore", {"id": "x"}), 400,
+                         "invalid_request")
+        st, audit, _, _ = self.api("GET", "/audit?action=file.restore")
+        self.assertTrue(audit["entries"])
+
+    def test_scrub_finds_flipped_bytes(self):
+        data = os.urandom(400000)
+        self.put("/scrub/x.bin", data)
+        h = self.chunks_of("/scrub/x.bin")[0]
+        code, out, err = self.admin("scrub", check=0)
+        self.assertIn("0 corrupt", out)
+        with open(self.object(h), "r+b") as f:
+            f.seek(1000)
+            b = f.read(1)
+            f.seek(1000)
+            f.write(bytes([b[0] ^ 0xff]))
+        code, out, err = self.admin("scrub")
+        self.assertEqual(code, 1, out + err)  # found damage: says so and fails
+        self.assertIn("1 corrupt", out)
+        self.assertIn("damaged", err)
+        self.assertFalse(os.path.exists(self.object(h)))  # quarantined
+        self.assertTrue(os.listdir(os.path.join(self.hub.data, "objects", "quarantine")))
+        st, _ = self.get("/scrub/x.bin")
+        self.assertEqual(st, 503)  # no healthy copy anywhere: never wrong bytes
+        st, audit, _, _ = self.api("GET", "/audit?action=chunk.corrupt")
+        self.assertEqual(audit["entries"][0]["target"], "chunk:" + h)
+        st, body, _, _ = self.api("GET", "/replicas")
+        self.assertGreaterEqual(body["under_replicated"], 1)
+        # Uploading the same bytes again heals it.
+        self.put("/scrub/again.bin", data)
+        self.assertEqual(self.get("/scrub/x.bin"), (200, data))
+
+    def test_zz_a_killed_job_resumes_and_one_runner_at_a_time(self):
+        for i in range(8):
+            self.put("/slow/%d.bin" % i, os.urandom(1 << 20))
+        args = [harness.ROOST, "admin", "scrub", "--data", self.hub.data, *self.hub.db_args(),
+                "--job-rate", "2M"]
+        p = subprocess.Popen(args, env=self.hub.env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+
+        def running():
+            code, out, _ = self.admin("jobs", "--json")
+            scrub = [j for j in json.loads(out)["jobs"] if j["name"] == "scrub"][0]
+            return scrub["state"] == "running" and \
+                scrub.get("progress", {}).get("chunks_checked", 0) > 0 and scrub
+        wait_for(running, 30, "scrub under way")
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        # Its lease has not lapsed yet: a second runner stays out.
+        code, out, err = self.admin("scrub")
+        self.assertEqual(code, 3, err)
+        self.assertIn("another runner", err)
+        time.sleep(11)
+        code, out, err = self.admin("scrub", "--json")
+        self.assertEqual(code, 0, err)
+        res = json.loads(out)
+        self.assertTrue(res["resumed"])
+        total = self.hub.sql("SELECT COUNT(*) FROM chunk_replicas WHERE holder = 'hub'")[0][0]
+        self.assertEqual(res["chunks_checked"], total)
+        code, out, _ = self.admin("jobs", "--json")
+        scrub = [j for j in json.loads(out)["jobs"] if j["name"] == "scrub"][0]
+        self.assertEqual(scrub["state"], "idle")
+        self.assertTrue(scrub["result"]["resumed"])
+        st, body, _, _ = self.api("GET", "/jobs")
+        self.assertEqual(st, 200)
+        self.assertEqual(sorted(j["name"] for j in body["jobs"]), ["gc", "replicate", "scrub"])
+
+
+if __name__ == "__main__":
+    harness.main()
