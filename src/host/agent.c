@@ -635,7 +635,7 @@ static void sync_loop(struct host *h)
 				break;
 			due = take_due(h, &ndue, &next_due);
 			if (ndue || json_array_size(h->events) || h->moves || h->rescan ||
-			    h->resync)
+			    h->resync || json_array_size(h->repairs))
 				break;
 			free(due);
 			due = NULL;
@@ -673,8 +673,10 @@ static void sync_loop(struct host *h)
 		struct move_op *moves = h->moves;
 		h->moves = NULL;
 		h->moves_tail = &h->moves;
-		bool rescan = h->rescan, resync = h->resync;
-		h->rescan = h->resync = false;
+		bool rescan = h->rescan, resync = h->resync, first = h->first_rescan;
+		h->rescan = h->resync = h->first_rescan = false;
+		json_t *repairs = h->repairs;
+		h->repairs = json_array();
 		pthread_mutex_unlock(&h->mu);
 		was_busy = true;
 		atomic_store(&h->state, 2);
@@ -711,7 +713,13 @@ static void sync_loop(struct host *h)
 			free(m);
 		}
 		if (rescan)
-			sync_rescan(h);
+			sync_rescan(h, first);
+		json_array_foreach(repairs, i, ev)
+		{
+			if (!atomic_load(&h->stop))
+				sync_repair(h, json_string_value(ev));
+		}
+		json_decref(repairs);
 		for (i = 0; i < ndue; i++) {
 			if (!atomic_load(&h->stop))
 				sync_local_path(h, due[i]);
@@ -748,6 +756,7 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	h->events = json_array();
+	h->repairs = json_array();
 	h->policies = json_array();
 	h->replicas_have = json_array();
 	h->replicas_dropped = json_array();
@@ -796,6 +805,7 @@ void host_close(struct host *h)
 		free(m);
 	}
 	json_decref(h->events);
+	json_decref(h->repairs);
 	json_decref(h->policies);
 	json_decref(h->keys);
 	json_decref(h->replicas_have);
@@ -824,7 +834,7 @@ int host_run(const struct host_config *cfg)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	pthread_t sig_th, hb_th, feed_th;
+	pthread_t sig_th, hb_th, feed_th, scrub_th;
 	pthread_create(&sig_th, NULL, signal_main, h);
 	if (serve_start(h) != 0) {
 		atomic_store(&h->stop, true);
@@ -853,11 +863,12 @@ int host_run(const struct host_config *cfg)
 		sleep(attempt < 5 ? 1 : 5);
 	}
 	struct watcher *w = watcher_start(h);
-	h->rescan = true;
+	h->rescan = h->first_rescan = true;
 	struct feed *f = xcalloc(1, sizeof *f);
 	f->h = h;
 	f->last = atomic_load(&h->seq);
 	pthread_create(&feed_th, NULL, feed_main, f);
+	pthread_create(&scrub_th, NULL, scrub_main, h);
 	sync_loop(h);
 
 	atomic_store(&h->stop, true);
@@ -868,6 +879,7 @@ int host_run(const struct host_config *cfg)
 	tunnel_stop(tun);
 	pthread_join(feed_th, NULL);
 	pthread_join(hb_th, NULL);
+	pthread_join(scrub_th, NULL);
 	free(f->data);
 	free(f);
 	serve_stop(h);

@@ -75,13 +75,16 @@ struct host {
 	struct dirty **dirty; /* hash table of paths */
 	size_t dirty_cap, ndirty;
 	struct move_op *moves, **moves_tail;
-	json_t *events;   /* remote changes in seq order */
-	bool rescan;      /* look at the whole folder again (start, overflow, timer) */
-	bool resync;      /* reconcile with the hub's tree (start, policy change) */
-	json_t *policies; /* [{folder, mode}] */
-	json_t *keys;     /* the hub's public keys, for verifying tokens */
+	json_t *events;    /* remote changes in seq order */
+	bool rescan;       /* look at the whole folder again (start, overflow, timer) */
+	bool first_rescan; /* the one at start: a missing file was lost, not deleted */
+	json_t *repairs;   /* paths the scrubber found corrupt */
+	bool resync;       /* reconcile with the hub's tree (start, policy change) */
+	json_t *policies;  /* [{folder, mode}] */
+	json_t *keys;      /* the hub's public keys, for verifying tokens */
 	int64_t keys_at;
 	atomic_bool stop;
+	atomic_bool scrub_now; /* the hub asked for a scrub */
 
 	atomic_llong seq;       /* last change applied */
 	atomic_llong last_sync; /* ms of the last completed sync step */
@@ -157,7 +160,11 @@ void sync_local_move(struct host *h, const char *from, const char *to);
 /* Upload the small files queued by sync_local_path (after each batch). */
 void sync_flush(struct host *h);
 /* Walk the folder: every file or folder that differs from the index is marked. */
-void sync_rescan(struct host *h);
+void sync_rescan(struct host *h, bool at_start);
+/* Fetch the recorded version of a pinned file the scrubber found corrupt. */
+void sync_repair(struct host *h, const char *path);
+/* scrub.c: the scrub thread */
+void *scrub_main(void *arg);
 /* Reconcile with the hub's whole tree; the feed seq to follow from, or -1. */
 int64_t sync_with_tree(struct host *h);
 

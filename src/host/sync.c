@@ -886,6 +886,8 @@ void sync_remote_event(struct host *h, json_t *ev)
 		apply_move(h, from, to);
 	} else if (strcmp(kind, "folder.created") == 0 && path) {
 		apply_mkdir(h, path);
+	} else if (strcmp(kind, "scrub.requested") == 0) {
+		atomic_store(&h->scrub_now, true);
 	} else if (strcmp(kind, "host.url") == 0 && json_get_int(pl, "host_id", &host) &&
 	           host == h->host_id) {
 		tunnel_refresh(h->tunnel);
@@ -943,11 +945,16 @@ static void walk(struct host *h, const char *path)
 	closedir(d);
 }
 
-void sync_rescan(struct host *h)
+void sync_rescan(struct host *h, bool at_start)
 {
 	atomic_store(&h->state, 1);
 	walk(h, "/");
-	/* What the index has here but the folder lost: deleted while unwatched. */
+	/* What the index has here but the folder lost. While we run, the watcher
+	 * saw any delete as it happened, so what a later rescan finds missing was
+	 * deleted while unwatched (an inotify overflow). At start it was lost
+	 * while we were stopped: a disk replaced, files removed by accident, or
+	 * a restore from an old backup. That is not a user's delete — it must
+	 * not empty the workspace — so the files are fetched again. */
 	struct db_stmt *st = db_query(h->db, "SELECT path FROM files WHERE local = 1", NULL);
 	json_t *gone = json_array();
 	while (st && db_step(st) == DB_ROW) {
@@ -960,8 +967,39 @@ void sync_rescan(struct host *h)
 	db_finalize(st);
 	size_t i;
 	json_t *p;
-	json_array_foreach(gone, i, p) host_mark_dirty(h, json_string_value(p), 0);
+	if (at_start && json_array_size(gone)) {
+		log_warn("%zu file%s went missing while this host was stopped; fetching them "
+		         "again (delete through roost, or while the host runs, to delete)",
+		         json_array_size(gone), json_array_size(gone) == 1 ? "" : "s");
+		json_array_foreach(gone, i, p) idx_del(h->db, json_string_value(p));
+		pthread_mutex_lock(&h->mu);
+		h->resync = true; /* the tree pass fetches what the index no longer has */
+		pthread_mutex_unlock(&h->mu);
+	} else {
+		json_array_foreach(gone, i, p) host_mark_dirty(h, json_string_value(p), 0);
+	}
 	json_decref(gone);
+}
+
+void sync_repair(struct host *h, const char *path)
+{
+	struct ientry e;
+	char *local = host_local(h, path);
+	struct stat st;
+	if (idx_get(h->db, path, &e) != 1 || e.dir || !e.local || lstat(local, &st) != 0 ||
+	    !stat_matches(&e, &st)) {
+		free(local); /* changed since the scrub looked: an edit is not ours to undo */
+		return;
+	}
+	free(local);
+	bool gone = false;
+	json_t *m = fetch_manifest(h, h->c.curl, path, e.version, &gone);
+	if (m && download_to(h, path, m, &st))
+		log_info("scrub: %s repaired (version %lld fetched again)", path,
+		         (long long)e.version);
+	else if (!gone)
+		log_warn("scrub: cannot fetch %s again yet; the next scrub retries", path);
+	json_decref(m);
 }
 
 int64_t sync_with_tree(struct host *h)

@@ -97,11 +97,41 @@ static void *listen_main(void *arg)
 	return NULL;
 }
 
+/* On SQLite one hub serves the file, but `roost admin` jobs in another
+ * process write changes too (scrub.requested, chunks.collected): one query a
+ * second notices them, whatever the number of subscribers. */
+static void *poll_main(void *arg)
+{
+	struct hub *hub = arg;
+	struct feed *f = hub->feed;
+	int64_t last = -1;
+	for (;;) {
+		pthread_mutex_lock(&f->mu);
+		bool stop = f->stopping;
+		pthread_mutex_unlock(&f->mu);
+		if (stop)
+			break;
+		struct db *db = db_pool_acquire(hub->pool);
+		int64_t sum = 0;
+		if (db_int64(db, &sum, "SELECT COALESCE(SUM(last_seq), 0) FROM workspaces", NULL) ==
+		        DB_ROW &&
+		    sum != last) {
+			if (last >= 0)
+				feed_notify(hub);
+			last = sum;
+		}
+		db_pool_release(hub->pool, db);
+		struct timespec ts = {1, 0};
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
 void feed_start_listener(struct hub *hub)
 {
-	if (strncmp(hub->db_url, "postgres", 8) != 0)
-		return; /* one hub per SQLite file: local commits are all there is */
-	hub->feed->listening = pthread_create(&hub->feed->listener, NULL, listen_main, hub) == 0;
+	bool pg = strncmp(hub->db_url, "postgres", 8) == 0;
+	hub->feed->listening =
+	    pthread_create(&hub->feed->listener, NULL, pg ? listen_main : poll_main, hub) == 0;
 }
 
 void feed_stop(struct hub *hub)

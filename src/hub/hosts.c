@@ -796,3 +796,63 @@ enum MHD_Result api_relay_revocations(struct req *r)
 	return reply_json(r, MHD_HTTP_OK,
 	                  json_pack("{s:o, s:I}", "revocations", arr, "now", (json_int_t)now_ms()));
 }
+
+/* POST /workspaces/W/hosts/self/scrub {files_checked, bytes_checked,
+ * corrupt:[{path, hash}], cache_chunks_dropped}: what a host's scrub found.
+ * Audited; the host's copies of a corrupt file's chunks count as corrupt
+ * until it reports them again (after fetching the file back). */
+enum MHD_Result api_host_scrub(struct req *r)
+{
+	if (!need_host(r))
+		return MHD_YES;
+	json_t *corrupt = json_object_get(r->json, "corrupt");
+	int64_t files = 0, bytes = 0, dropped = 0;
+	if ((corrupt && !json_is_array(corrupt)) || json_array_size(corrupt) > 10000 ||
+	    (json_object_get(r->json, "files_checked") &&
+	     !json_get_int(r->json, "files_checked", &files)) ||
+	    (json_object_get(r->json, "bytes_checked") &&
+	     !json_get_int(r->json, "bytes_checked", &bytes)))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "files_checked, bytes_checked (numbers) and corrupt (at most "
+		                   "10000 {path, hash}) are expected");
+	json_get_int(r->json, "cache_chunks_dropped", &dropped);
+	size_t i;
+	json_t *c;
+	json_array_foreach(corrupt, i, c)
+	{
+		const char *p = json_get_str(c, "path"), *hash = json_get_str(c, "hash");
+		if (!p || !hash_hex_valid(hash) || p[0] != '/' || strlen(p) > 4096)
+			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+			                   "corrupt[%zu] needs a path and a version hash", i);
+	}
+	char holder[32];
+	snprintf(holder, sizeof holder, "host:%lld", (long long)r->host_id);
+	if (db_begin(r->db) != DB_DONE)
+		return reply_db_error(r);
+	json_array_foreach(corrupt, i, c)
+	{
+		if (db_run(
+		        r->db,
+		        "UPDATE chunk_replicas SET state = 'corrupt', updated_at = ? WHERE holder "
+		        "= ? "
+		        "AND chunk_hash IN (SELECT vc.chunk_hash FROM version_chunks vc JOIN "
+		        "file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id "
+		        "WHERE f.workspace_id = ? AND v.hash = ?)",
+		        "itit", now_ms(), holder, r->ws_id, json_get_str(c, "hash")) != DB_DONE ||
+		    meta_audit(r, "file.corrupt", json_get_str(c, "path"),
+		               json_pack("{s:s, s:I}", "hash", json_get_str(c, "hash"), "host",
+		                         (json_int_t)r->host_id)) != 0)
+			goto fail;
+	}
+	if (meta_audit(r, "host.scrub", holder,
+	               json_pack("{s:I, s:I, s:I, s:I}", "files_checked", (json_int_t)files,
+	                         "bytes_checked", (json_int_t)bytes, "corrupt",
+	                         (json_int_t)json_array_size(corrupt), "cache_chunks_dropped",
+	                         (json_int_t)dropped)) != 0 ||
+	    db_commit(r->db) != DB_DONE)
+		goto fail;
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+fail:
+	db_rollback(r->db);
+	return reply_db_error(r);
+}

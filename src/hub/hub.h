@@ -252,6 +252,7 @@ enum MHD_Result api_version_restore(struct req *r);
 enum MHD_Result api_trash_list(struct req *r);
 enum MHD_Result api_trash_restore(struct req *r);
 enum MHD_Result api_jobs(struct req *r);
+enum MHD_Result api_host_scrub(struct req *r);
 /* scheme://host:content-port as the client reached this hub. New string. */
 char *hub_content_base(struct req *r);
 

@@ -97,6 +97,8 @@ static const struct route routes[] = {
      api_host_policies},
     {"PUT", "/api/v1/workspaces/*/hosts/*/policies", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_host_policy_set},
+    {"POST", "/api/v1/workspaces/*/hosts/self/scrub", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_host_scrub},
     {"POST", "/api/v1/workspaces/*/hosts/self/replicas", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_host_replicas},
     {"POST", "/api/v1/workspaces/*/hosts/self/relay-token", R_AUTH | R_WS, BODY_JSON, NULL, NULL,

@@ -249,5 +249,112 @@ class JobsTest(HubTest):
         self.assertEqual(sorted(j["name"] for j in body["jobs"]), ["gc", "replicate", "scrub"])
 
 
+class HostJobsTest(HubTest):
+    """With a host: lost files come back instead of being deleted everywhere, and
+    scrub repairs the hub from the host and the host from the hub."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        cls.A = harness.Host(cls.hub, cls.tmp, "A")
+        cls.A.join()
+        cls.A.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.A.stop()
+        finally:
+            super().tearDownClass()
+
+    admin = JobsTest.admin
+    chunks_of = JobsTest.chunks_of
+    object = JobsTest.object
+
+    def info(self, path):
+        st, body, _, _ = self.api("GET", "/info?path=" + q(path))
+        return body if st == 200 else None
+
+    def write(self, rel, data):
+        os.makedirs(os.path.dirname(self.A.path(rel)), exist_ok=True)
+        with open(self.A.path(rel), "wb") as f:
+            f.write(data)
+        wait_for(lambda: (self.info(rel) or {}).get("hash") == sha(data), 30,
+                 rel + " on the hub", [self.A])
+
+    def read(self, rel):
+        try:
+            with open(self.A.path(rel), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def test_files_lost_while_stopped_come_back(self):
+        a, b = os.urandom(5000), os.urandom(7000)
+        self.write("/lost/a.txt", a)
+        self.write("/lost/sub/b.txt", b)
+        versions = (self.info("/lost/a.txt")["version"], self.info("/lost/sub/b.txt")["version"])
+        self.A.stop()
+        os.unlink(self.A.path("/lost/a.txt"))
+        import shutil
+        shutil.rmtree(self.A.path("/lost/sub"))
+        self.A.start()
+        wait_for(lambda: self.read("/lost/a.txt") == a and self.read("/lost/sub/b.txt") == b,
+                 30, "the lost files fetched again", [self.A])
+        self.assertEqual((self.info("/lost/a.txt")["version"],
+                          self.info("/lost/sub/b.txt")["version"]), versions)
+        st, trash, _, _ = self.api("GET", "/trash")
+        self.assertEqual([e for e in trash["entries"] if e["path"].startswith("/lost/")], [])
+        # Its index lost too (a disk restored from a backup): nothing changes anywhere.
+        self.A.stop()
+        for name in os.listdir(os.path.join(self.A.dir, ".roost")):
+            if name.startswith("index.db"):
+                os.unlink(os.path.join(self.A.dir, ".roost", name))
+        self.A.start()
+        time.sleep(3)
+        self.assertEqual(self.read("/lost/a.txt"), a)
+        self.assertEqual((self.info("/lost/a.txt")["version"],
+                          self.info("/lost/sub/b.txt")["version"]), versions)
+        # A delete while the host runs is a delete.
+        os.unlink(self.A.path("/lost/a.txt"))
+        wait_for(lambda: self.info("/lost/a.txt") is None, 30, "the delete synced", [self.A])
+
+    def test_scrub_repairs_the_hub_from_the_host_and_the_host_from_the_hub(self):
+        data = os.urandom(600000)
+        self.write("/sc/x.bin", data)
+        wait_for(lambda: self.hub.sql(
+            "SELECT COUNT(*) FROM chunk_replicas WHERE holder LIKE 'host:%' AND state = 'ok'")[0][0]
+            > 0, 30, "A's copy known to the hub", [self.A])
+        h = self.chunks_of("/sc/x.bin")[0]
+        # 1: the hub's copy goes bad; scrub fetches it back from A.
+        with open(self.object(h), "r+b") as f:
+            f.seek(10)
+            f.write(b"\x00\x01\x02")
+        code, out, err = self.admin("scrub")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("1 corrupt", out)
+        self.assertIn("1 repaired", out)
+        st, _, payload, _ = self.api("GET", "/content?path=" + q("/sc/x.bin"))
+        self.assertEqual((st, sha(payload)), (200, sha(data)))
+        # 2: A's copy goes bad (same size and times); the scrub the hub asks for
+        # finds it, keeps a copy aside and fetches the file back from the hub.
+        path = self.A.path("/sc/x.bin")
+        before = os.stat(path)
+        with open(path, "r+b") as f:
+            f.seek(1000)
+            f.write(b"\xde\xad\xbe\xef")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        code, out, err = self.admin("scrub")
+        self.assertEqual(code, 0, out + err)
+        wait_for(lambda: self.read("/sc/x.bin") == data, 60, "A's copy repaired", [self.A])
+        self.assertTrue(os.listdir(os.path.join(self.A.dir, ".roost", "quarantine")))
+        def reported():
+            st, audit, _, _ = self.api("GET", "/audit?action=file.corrupt")
+            return [e for e in audit["entries"] if e["target"] == "/sc/x.bin"]
+        wait_for(reported, 30, "the host's report", [self.A])
+        self.assertEqual(self.info("/sc/x.bin")["hash"], sha(data))  # no new version
+
+
 if __name__ == "__main__":
     harness.main()
