@@ -274,8 +274,9 @@ def run_wrk(work, base, paths, conns, threads, secs, rps):
     """wrk over all paths; rps 0 is flat out. (dict of figures, raw output)."""
     delay = 0
     if rps:
-        # each connection sends one request every `delay` ms, plus its latency
-        delay = max(1, int(conns * 1000 / rps) - 2)
+        # each connection sends one request every `delay` ms, plus its latency;
+        # aimed 10% high so that stalls leave the mean at about rps
+        delay = max(1, int(conns * 1000 / rps / 1.1))
     script = os.path.join(work, "rotate.lua")
     with open(script, "w") as f:
         f.write(LUA % {"paths": ", ".join('"%s"' % p for p in paths), "delay": delay,

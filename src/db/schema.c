@@ -170,6 +170,10 @@ static const char *const migrations[] = {
     "INSERT INTO jobs(name) VALUES('gc');"
     "INSERT INTO jobs(name) VALUES('scrub');"
     "INSERT INTO jobs(name) VALUES('replicate');",
+
+    /* 6: a copy the replicate job asked a host to keep (released when the
+     * chunk has enough copies without it) */
+    "ALTER TABLE chunk_replicas ADD COLUMN assigned INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

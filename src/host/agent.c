@@ -383,11 +383,28 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	pthread_mutex_unlock(&h->mu);
 	char *url = client_ws_url(&h->c, "/hosts/self/heartbeat", NULL);
 	char err[256];
-	long st = client_request(&h->c, curl, "POST", url, body, NULL, err);
+	json_t *out = NULL;
+	long st = client_request(&h->c, curl, "POST", url, body, &out, err);
 	free(url);
 	json_decref(body);
 	if (st != 200)
 		log_warn("heartbeat: %s", st ? "the hub refused it" : err);
+	/* Copies the hub's replicate job asks of us (replica.c makes them). */
+	json_t *rep = json_object_get(out, "replicate"), *c;
+	pthread_mutex_lock(&h->mu);
+	json_array_foreach(json_object_get(rep, "fetch"), i, c)
+	{
+		const char *hash = json_get_str(c, "hash");
+		if (hash_hex_valid(hash))
+			json_object_set(h->assign_fetch, hash, json_object_get(c, "size"));
+	}
+	json_array_foreach(json_object_get(rep, "release"), i, c)
+	{
+		if (hash_hex_valid(json_string_value(c)))
+			json_object_set_new(h->assign_release, json_string_value(c), json_true());
+	}
+	pthread_mutex_unlock(&h->mu);
+	json_decref(out);
 	/* Replica reports, in slices the hub accepts. */
 	while (st == 200 && (json_array_size(have) || json_array_size(dropped))) {
 		json_t *a = json_array(), *b = json_array();
@@ -757,6 +774,8 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	pthread_cond_init(&h->cv, NULL);
 	h->events = json_array();
 	h->repairs = json_array();
+	h->assign_fetch = json_object();
+	h->assign_release = json_object();
 	h->policies = json_array();
 	h->replicas_have = json_array();
 	h->replicas_dropped = json_array();
@@ -806,6 +825,8 @@ void host_close(struct host *h)
 	}
 	json_decref(h->events);
 	json_decref(h->repairs);
+	json_decref(h->assign_fetch);
+	json_decref(h->assign_release);
 	json_decref(h->policies);
 	json_decref(h->keys);
 	json_decref(h->replicas_have);
@@ -834,7 +855,7 @@ int host_run(const struct host_config *cfg)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	pthread_t sig_th, hb_th, feed_th, scrub_th;
+	pthread_t sig_th, hb_th, feed_th, scrub_th, replica_th;
 	pthread_create(&sig_th, NULL, signal_main, h);
 	if (serve_start(h) != 0) {
 		atomic_store(&h->stop, true);
@@ -869,6 +890,7 @@ int host_run(const struct host_config *cfg)
 	f->last = atomic_load(&h->seq);
 	pthread_create(&feed_th, NULL, feed_main, f);
 	pthread_create(&scrub_th, NULL, scrub_main, h);
+	pthread_create(&replica_th, NULL, replica_main, h);
 	sync_loop(h);
 
 	atomic_store(&h->stop, true);
@@ -880,6 +902,7 @@ int host_run(const struct host_config *cfg)
 	pthread_join(feed_th, NULL);
 	pthread_join(hb_th, NULL);
 	pthread_join(scrub_th, NULL);
+	pthread_join(replica_th, NULL);
 	free(f->data);
 	free(f);
 	serve_stop(h);

@@ -79,9 +79,10 @@ struct host {
 	bool rescan;       /* look at the whole folder again (start, overflow, timer) */
 	bool first_rescan; /* the one at start: a missing file was lost, not deleted */
 	json_t *repairs;   /* paths the scrubber found corrupt */
-	bool resync;       /* reconcile with the hub's tree (start, policy change) */
-	json_t *policies;  /* [{folder, mode}] */
-	json_t *keys;      /* the hub's public keys, for verifying tokens */
+	json_t *assign_fetch, *assign_release; /* hash -> size / true: the hub's replicate job */
+	bool resync;      /* reconcile with the hub's tree (start, policy change) */
+	json_t *policies; /* [{folder, mode}] */
+	json_t *keys;     /* the hub's public keys, for verifying tokens */
 	int64_t keys_at;
 	atomic_bool stop;
 	atomic_bool scrub_now; /* the hub asked for a scrub */
@@ -165,6 +166,10 @@ void sync_rescan(struct host *h, bool at_start);
 void sync_repair(struct host *h, const char *path);
 /* scrub.c: the scrub thread */
 void *scrub_main(void *arg);
+/* replica.c: copies the hub asks this host to keep in its cache, or release */
+void *replica_main(void *arg);
+/* index.c: a cached chunk kept whatever the cache's size cap (or not) */
+int idx_cache_pin(struct db *db, const char *hash, bool pinned);
 /* Reconcile with the hub's whole tree; the feed seq to follow from, or -1. */
 int64_t sync_with_tree(struct host *h);
 

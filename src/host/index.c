@@ -29,6 +29,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS cache (hash TEXT PRIMARY KEY, size INTEGER NOT NULL,"
     " used INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS cache_used ON cache(used);"
+    "CREATE TABLE IF NOT EXISTS cache_pins (hash TEXT PRIMARY KEY);"
     "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL);";
 
 int idx_open(struct host *h)
@@ -236,7 +237,10 @@ int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max)
 		char hash[65] = "";
 		int64_t size = 0;
 		struct db_stmt *st =
-		    db_query(db, "SELECT hash, size FROM cache ORDER BY used LIMIT 1", NULL);
+		    db_query(db,
+		             "SELECT hash, size FROM cache WHERE hash NOT IN (SELECT hash FROM "
+		             "cache_pins) ORDER BY used LIMIT 1",
+		             NULL);
 		if (st && db_step(st) == DB_ROW) {
 			snprintf(hash, sizeof hash, "%s", db_col_text(st, 0));
 			size = db_col_int64(st, 1);
@@ -250,4 +254,10 @@ int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max)
 		log_info("cache: evicted chunk %.12s (%lld bytes)", hash, (long long)size);
 	}
 	return total;
+}
+
+int idx_cache_pin(struct db *db, const char *hash, bool pinned)
+{
+	return pinned ? db_run(db, "INSERT OR IGNORE INTO cache_pins(hash) VALUES(?)", "t", hash)
+	              : db_run(db, "DELETE FROM cache_pins WHERE hash = ?", "t", hash);
 }

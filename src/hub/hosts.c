@@ -360,8 +360,27 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 	free(info_s);
 	if (rc != DB_DONE)
 		return reply_db_error(r);
+	/* Copies the replicate job wants this host to make, or may let go. */
+	json_t *fetch = json_array(), *release = json_array();
+	st = db_query(
+	    r->db,
+	    "SELECT cr.chunk_hash, cr.state, c.size FROM chunk_replicas cr JOIN chunks c ON "
+	    "c.hash = cr.chunk_hash WHERE cr.host_id = ? AND cr.assigned = 1 AND cr.state "
+	    "IN ('pending', 'released') LIMIT 512",
+	    "i", r->host_id);
+	while (st && db_step(st) == DB_ROW) {
+		if (strcmp(db_col_text(st, 1), "pending") == 0)
+			json_array_append_new(fetch,
+			                      json_pack("{s:s, s:I}", "hash", db_col_text(st, 0),
+			                                "size", (json_int_t)db_col_int64(st, 2)));
+		else
+			json_array_append_new(release, json_string(db_col_text(st, 0)));
+	}
+	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:b, s:I}", "ok", 1, "host_id", (json_int_t)r->host_id));
+	                  json_pack("{s:b, s:I, s:{s:o, s:o}}", "ok", 1, "host_id",
+	                            (json_int_t)r->host_id, "replicate", "fetch", fetch, "release",
+	                            release));
 }
 
 /* GET /workspaces/W/hosts/H/policies */

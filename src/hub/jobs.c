@@ -700,8 +700,118 @@ static int run_scrub(struct job *j)
 	return rc;
 }
 
+/* SQL: the copies of chunk ? that count — the hub's, and hosts' seen within
+ * their workspace's replica grace (a host offline longer is gone for this) —
+ * given the grace cutoff ?. */
+#define COPIES_SQL                                                                                 \
+	"(SELECT COUNT(*) FROM chunk_replicas o LEFT JOIN hosts h ON h.id = o.host_id WHERE "      \
+	"o.chunk_hash = %s AND o.state %s AND (o.holder = 'hub' OR (h.revoked_at IS NULL AND "     \
+	"h.last_seen > ?))%s)"
+
+/* Per workspace: chunks of current files with fewer copies than min_replicas
+ * get one more, on the online host with the most room that lacks it (it
+ * fetches the chunk into its cache and keeps it there); copies made so that
+ * are released once the chunk has enough without them (a host came back). */
+static int replicate_to_hosts(struct job *j)
+{
+	struct db *db = j->c->db;
+	struct db_stmt *st = db_query(
+	    db, "SELECT id, min_replicas, replica_grace_s FROM workspaces ORDER BY id", NULL);
+	int64_t ws[256], minr[256], grace[256];
+	int nws = 0;
+	while (st && nws < 256 && db_step(st) == DB_ROW) {
+		ws[nws] = db_col_int64(st, 0);
+		minr[nws] = db_col_int64(st, 1);
+		grace[nws++] = db_col_int64(st, 2) * 1000;
+	}
+	db_finalize(st);
+	for (int w = 0; w < nws; w++) {
+		int64_t now = now_ms(), cutoff = now - grace[w];
+		char *under = xasprintf(
+		    "SELECT u.chunk_hash, c.size FROM (SELECT DISTINCT vc.chunk_hash FROM files f "
+		    "JOIN version_chunks vc ON vc.version_id = f.current_version_id WHERE "
+		    "f.workspace_id = ? AND f.deleted_at IS NULL) u JOIN chunks c ON c.hash = "
+		    "u.chunk_hash WHERE " COPIES_SQL " < ? ORDER BY u.chunk_hash LIMIT 4096",
+		    "u.chunk_hash", "IN ('ok', 'pending')", "");
+		st = db_query(db, under, "iii", ws[w], cutoff, minr[w]);
+		free(under);
+		json_t *want = json_array();
+		while (st && db_step(st) == DB_ROW)
+			json_array_append_new(want,
+			                      json_pack("{s:s, s:I}", "hash", db_col_text(st, 0),
+			                                "size", (json_int_t)db_col_int64(st, 1)));
+		db_finalize(st);
+		if (!st) {
+			json_decref(want);
+			return DB_ERR;
+		}
+		size_t i;
+		json_t *c;
+		int64_t assigned = 0;
+		json_array_foreach(want, i, c)
+		{
+			const char *hash = json_get_str(c, "hash");
+			int64_t size = json_integer_value(json_object_get(c, "size")), target = 0;
+			int rc = db_int64(
+			    db, &target,
+			    "SELECT h.id FROM hosts h WHERE h.workspace_id = ? AND h.revoked_at IS "
+			    "NULL AND "
+			    "h.status = 'online' AND h.last_seen + 3 * COALESCE(h.heartbeat_ms, "
+			    "5000) > ? "
+			    "AND COALESCE(h.free_bytes, 0) > ? AND NOT EXISTS (SELECT 1 FROM "
+			    "chunk_replicas cr WHERE cr.chunk_hash = ? AND cr.host_id = h.id AND "
+			    "cr.state "
+			    "IN ('ok', 'pending')) ORDER BY h.free_bytes DESC LIMIT 1",
+			    "iiit", ws[w], now, size + (64ll << 20), hash);
+			if (rc == DB_DONE)
+				continue; /* no host can take it now: the next run tries again */
+			char holder[32];
+			snprintf(holder, sizeof holder, "host:%lld", (long long)target);
+			if (rc != DB_ROW ||
+			    db_run(db,
+			           "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, "
+			           "updated_at, assigned) VALUES(?,?,?,'pending',?,1) ON CONFLICT "
+			           "(chunk_hash, holder) DO UPDATE SET state = 'pending', assigned "
+			           "= 1, "
+			           "updated_at = excluded.updated_at",
+			           "ttii", hash, holder, target, now) != DB_DONE) {
+				json_decref(want);
+				return DB_ERR;
+			}
+			assigned++;
+		}
+		json_decref(want);
+		/* Surplus: an assigned copy the chunk no longer needs. */
+		char *surplus = xasprintf(
+		    "UPDATE chunk_replicas SET state = 'released', updated_at = ? WHERE assigned = "
+		    "1 "
+		    "AND state IN ('ok', 'pending') AND host_id IN (SELECT id FROM hosts WHERE "
+		    "workspace_id = ?) AND " COPIES_SQL " >= ?",
+		    "chunk_replicas.chunk_hash", "= 'ok'",
+		    " AND o.holder <> chunk_replicas.holder");
+		int64_t before = 0, after = 0;
+		db_int64(db, &before,
+		         "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'released'", NULL);
+		int rc = db_run(db, surplus, "iiii", now, ws[w], cutoff, minr[w]);
+		free(surplus);
+		if (rc != DB_DONE)
+			return DB_ERR;
+		db_int64(db, &after, "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'released'",
+		         NULL);
+		cur_add(j, "copies_assigned", assigned);
+		cur_add(j, "copies_released", after - before);
+		if (assigned || after > before)
+			job_audit(db, ws[w], "replicas.rebalance", NULL,
+			          json_pack("{s:I, s:I}", "assigned", (json_int_t)assigned,
+			                    "released", (json_int_t)(after - before)));
+		if (!lease_renew(j))
+			return -1;
+	}
+	return 0;
+}
+
 /* Chunks some version uses that the hub's storage lacks (a lost or corrupt
- * copy): fetched back from hosts. */
+ * copy): fetched back from hosts. Then copies on hosts, for min_replicas. */
 static int run_replicate(struct job *j)
 {
 	struct bucket b = {0};
@@ -749,7 +859,7 @@ static int run_replicate(struct job *j)
 		if (!lease_renew(j))
 			return -1;
 		if (n < 64)
-			return 0;
+			return replicate_to_hosts(j);
 	}
 }
 
@@ -1022,11 +1132,13 @@ int hub_admin_job(const struct hub_config *cfg, const char *job, bool json)
 		else
 			printf(
 			    "replicate: %lld chunks (%lld bytes) copied to the hub, %lld with no "
-			    "reachable copy\n",
+			    "reachable copy; %lld copies asked of hosts, %lld released\n",
 			    (long long)json_integer_value(json_object_get(res, "chunks_copied")),
 			    (long long)json_integer_value(json_object_get(res, "bytes_copied")),
 			    (long long)json_integer_value(
-			        json_object_get(res, "chunks_unavailable")));
+			        json_object_get(res, "chunks_unavailable")),
+			    (long long)json_integer_value(json_object_get(res, "copies_assigned")),
+			    (long long)json_integer_value(json_object_get(res, "copies_released")));
 		if (bad)
 			fprintf(stderr,
 			        "roost admin scrub: found %lld damaged chunk%s (see the audit "

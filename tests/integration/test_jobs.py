@@ -356,5 +356,73 @@ class HostJobsTest(HubTest):
         self.assertEqual(self.info("/sc/x.bin")["hash"], sha(data))  # no new version
 
 
+class ReplicationTest(HubTest):
+    """A host gone past its grace period: the chunks it held get another copy on
+    a host that has room; when it returns, that extra copy is released."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        cls.A = harness.Host(cls.hub, cls.tmp, "A")
+        cls.A.join()
+        cls.A.start()
+        cls.B = harness.Host(cls.hub, cls.tmp, "B")
+        cls.B.join(folders=["/elsewhere"])  # keeps nothing of /r by itself
+        cls.B.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for host in (cls.A, cls.B):
+                if host.proc:
+                    host.stop()
+        finally:
+            super().tearDownClass()
+
+    admin = JobsTest.admin
+    info = HostJobsTest.info
+
+    def replicas(self):
+        return self.api("GET", "/replicas")[1]
+
+    def b_copies(self):
+        return self.hub.sql("SELECT state FROM chunk_replicas WHERE holder LIKE 'host:%' AND "
+                            "assigned = 1")
+
+    def test_copies_follow_hosts_going_and_coming_back(self):
+        data = os.urandom(300000)
+        os.makedirs(self.A.path("/r"), exist_ok=True)
+        with open(self.A.path("/r/x.bin"), "wb") as f:
+            f.write(data)
+        wait_for(lambda: (self.info("/r/x.bin") or {}).get("hash") == sha(data), 30,
+                 "x.bin on the hub", [self.A])
+        wait_for(lambda: self.replicas()["chunks"] >= 1 and
+                 self.replicas()["under_replicated"] == 0, 30, "two copies", [self.A])
+        st, _, payload, _ = self.hub.request("PATCH", "/api/v1/workspaces/%d" % self.ws,
+                                             {"replica_grace_s": 1}, token=self.token)
+        self.assertEqual(st, 200, payload)
+        self.A.stop()
+        wait_for(lambda: self.replicas()["under_replicated"] >= 1, 30, "A's copies gone")
+        time.sleep(1.5)  # past the grace period
+        code, out, err = self.admin("replicate", check=0)
+        self.assertRegex(out, r"[1-9]\d* copies asked of hosts")
+        wait_for(lambda: self.replicas()["under_replicated"] == 0, 30, "B holding a copy",
+                 [self.B])
+        self.assertEqual(self.b_copies(), [("ok",)])
+        st, _, payload, _ = self.api("GET", "/content?path=" + q("/r/x.bin"))
+        self.assertEqual((st, sha(payload)), (200, sha(data)))
+        st, audit, _, _ = self.api("GET", "/audit?action=replicas.rebalance")
+        self.assertTrue(audit["entries"])
+        # A is back: B's extra copy is released, and B lets go of it.
+        self.A.start()
+        wait_for(lambda: any(h["status"] == "online" for h in self.api("GET", "/hosts")[1]["hosts"]
+                             if h["label"] == "A"), 30, "A online", [self.A])
+        code, out, err = self.admin("replicate", check=0)
+        self.assertRegex(out, r"[1-9]\d* released")
+        wait_for(lambda: self.b_copies() == [], 30, "B's copy dropped", [self.B])
+        self.assertEqual(self.replicas()["under_replicated"], 0)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -1,0 +1,111 @@
+/* replica: copies the hub's replicate job asks this host to keep.
+ *
+ * When a workspace's chunks have fewer copies than min_replicas (a host gone
+ * past its grace period), the hub names hosts to hold one more copy each; the
+ * heartbeat's answer carries the list. This thread fetches those chunks (from
+ * a local file, the cache, another host or the hub; each verified) into the
+ * cache, pins them there so the size cap does not evict them, and reports
+ * them held. When the hub says a copy is no longer needed, the pin goes (the
+ * chunk becomes ordinary cache) and the hub hears it was dropped. Fetches are
+ * paced to REPLICA_RATE so replication does not starve syncing. */
+#include "host.h"
+#include "../core/hash.h"
+#include "../core/json.h"
+#include "../core/ratelimit.h"
+#include "../core/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define REPLICA_RATE (20.0 * 1024 * 1024) /* bytes/s fetched for replication */
+
+/* Take up to max entries from obj (under h->mu). */
+static json_t *take(struct host *h, json_t *obj, size_t max)
+{
+	json_t *out = json_object();
+	pthread_mutex_lock(&h->mu);
+	const char *k;
+	json_t *v;
+	void *tmp;
+	json_object_foreach_safe(obj, tmp, k, v)
+	{
+		if (json_object_size(out) >= max)
+			break;
+		json_object_set(out, k, v);
+		json_object_del(obj, k);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return out;
+}
+
+void *replica_main(void *arg)
+{
+	struct host *h = arg;
+	CURL *curl = client_curl(&h->c);
+	uint8_t *buf = xmalloc(CHUNK_MAX_LIMIT);
+	struct bucket pace = {0};
+	while (!atomic_load(&h->stop)) {
+		json_t *fetch = take(h, h->assign_fetch, 64),
+		       *release = take(h, h->assign_release, 512);
+		if (!json_object_size(fetch) && !json_object_size(release)) {
+			json_decref(fetch);
+			json_decref(release);
+			for (int i = 0; i < 10 && !atomic_load(&h->stop); i++)
+				usleep(100000);
+			continue;
+		}
+		struct db *db = db_pool_acquire(h->idx);
+		json_t *have = json_array(), *dropped = json_array();
+		const char *hash;
+		json_t *v;
+		json_object_foreach(fetch, hash, v)
+		{
+			if (atomic_load(&h->stop))
+				break;
+			int64_t size = json_integer_value(v);
+			if (size <= 0 || size > CHUNK_MAX_LIMIT)
+				continue;
+			int64_t wait = bucket_wait_ms(&pace, REPLICA_RATE, REPLICA_RATE,
+			                              (double)size, mono_ms());
+			if (wait > 0)
+				usleep((useconds_t)(wait * 1000));
+			bucket_take(&pace, REPLICA_RATE, REPLICA_RATE, (double)size, mono_ms());
+			json_t *m = json_pack("{s:[{s:s, s:I, s:[]}]}", "chunks", "hash", hash,
+			                      "size", (json_int_t)size, "hosts");
+			idx_cache_pin(db, hash,
+			              true); /* before: the trim in fetch_chunk keeps it */
+			if (fetch_chunk(h, db, curl, m, 0, buf, CHUNK_MAX_LIMIT, true) == size &&
+			    store_size(h->cache, hash) == size) {
+				json_array_append_new(have, json_pack("{s:s}", "hash", hash));
+			} else {
+				idx_cache_pin(db, hash, false);
+				log_warn(
+				    "replica: cannot fetch chunk %.12s now; the hub asks again",
+				    hash);
+			}
+			json_decref(m);
+		}
+		json_object_foreach(release, hash, v)
+		{
+			idx_cache_pin(db, hash, false);
+			json_array_append_new(dropped, json_pack("{s:s}", "hash", hash));
+		}
+		atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max));
+		db_pool_release(h->idx, db);
+		if (json_array_size(have) || json_array_size(dropped))
+			log_info(
+			    "replica: keeping %zu more chunk%s for the workspace, released %zu",
+			    json_array_size(have), json_array_size(have) == 1 ? "" : "s",
+			    json_array_size(dropped));
+		host_report_replicas(h, have, true);
+		host_report_replicas(h, dropped, false);
+		json_decref(have);
+		json_decref(dropped);
+		json_decref(fetch);
+		json_decref(release);
+	}
+	free(buf);
+	curl_easy_cleanup(curl);
+	return NULL;
+}
