@@ -86,6 +86,7 @@ struct host {
 	int64_t keys_at;
 	atomic_bool stop;
 	atomic_bool scrub_now; /* the hub asked for a scrub */
+	atomic_bool gc_seen;   /* the hub collected chunks: drop them from the cache */
 
 	atomic_llong seq;       /* last change applied */
 	atomic_llong last_sync; /* ms of the last completed sync step */

@@ -39,6 +39,48 @@ static json_t *take(struct host *h, json_t *obj, size_t max)
 	return out;
 }
 
+/* The hub's GC deleted chunks: cached ones it no longer holds go from here too
+ * (its answer to "which of these are missing" is the list). */
+static void cache_sweep(struct host *h, CURL *curl)
+{
+	struct db *db = db_pool_acquire(h->idx);
+	struct db_stmt *st = db_query(db, "SELECT hash FROM cache", NULL);
+	json_t *all = json_array();
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(all, json_string(db_col_text(st, 0)));
+	db_finalize(st);
+	int64_t dropped = 0;
+	for (size_t at = 0; at < json_array_size(all); at += 10000) {
+		json_t *batch = json_array();
+		for (size_t k = at; k < at + 10000 && k < json_array_size(all); k++)
+			json_array_append(batch, json_array_get(all, k));
+		char *url = client_ws_url(&h->c, "/chunks/missing", NULL);
+		json_t *body = json_pack("{s:o}", "hashes", batch), *out = NULL, *m;
+		char err[256];
+		long code = client_request(&h->c, curl, "POST", url, body, &out, err);
+		size_t i;
+		json_array_foreach(code == 200 ? json_object_get(out, "missing") : NULL, i, m)
+		{
+			const char *hash = json_string_value(m);
+			if (!hash_hex_valid(hash))
+				continue;
+			store_remove(h->cache, hash);
+			db_run(db, "DELETE FROM cache WHERE hash = ?", "t", hash);
+			idx_cache_pin(db, hash, false);
+			dropped++;
+		}
+		json_decref(out);
+		json_decref(body);
+		free(url);
+	}
+	json_decref(all);
+	atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max));
+	db_pool_release(h->idx, db);
+	if (dropped)
+		log_info("cache: dropped %lld chunk%s the hub collected", (long long)dropped,
+		         dropped == 1 ? "" : "s");
+}
+
 void *replica_main(void *arg)
 {
 	struct host *h = arg;
@@ -46,6 +88,8 @@ void *replica_main(void *arg)
 	uint8_t *buf = xmalloc(CHUNK_MAX_LIMIT);
 	struct bucket pace = {0};
 	while (!atomic_load(&h->stop)) {
+		if (atomic_exchange(&h->gc_seen, false))
+			cache_sweep(h, curl);
 		json_t *fetch = take(h, h->assign_fetch, 64),
 		       *release = take(h, h->assign_release, 512);
 		if (!json_object_size(fetch) && !json_object_size(release)) {

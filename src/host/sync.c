@@ -888,6 +888,8 @@ void sync_remote_event(struct host *h, json_t *ev)
 		apply_mkdir(h, path);
 	} else if (strcmp(kind, "scrub.requested") == 0) {
 		atomic_store(&h->scrub_now, true);
+	} else if (strcmp(kind, "chunks.collected") == 0) {
+		atomic_store(&h->gc_seen, true);
 	} else if (strcmp(kind, "host.url") == 0 && json_get_int(pl, "host_id", &host) &&
 	           host == h->host_id) {
 		tunnel_refresh(h->tunnel);

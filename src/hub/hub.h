@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define API_PORT_DEFAULT       3210
 #define CONTENT_PORT_DEFAULT   3211
@@ -359,6 +360,7 @@ int hub_serve(struct hub_config *cfg);
  * another runner holds the lease, -1 failed (the cursor is kept to resume). */
 int jobs_run(struct job_ctx *c, const char *name, json_t **result);
 json_t *jobs_list(struct db *db);
+void jobs_metrics(struct db *db, FILE *f);
 void jobs_ctx_init(struct job_ctx *c, const struct hub_config *cfg);
 void jobs_start(struct hub *hub);
 void jobs_stop(struct hub *hub);

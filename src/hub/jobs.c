@@ -1162,3 +1162,52 @@ enum MHD_Result api_jobs(struct req *r)
 	return list ? reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "jobs", list))
 	            : reply_db_error(r);
 }
+
+/* Prometheus lines for /metrics: each job's runs, state and last result, and
+ * the copies scrub has found corrupt and not yet repaired. */
+void jobs_metrics(struct db *db, FILE *f)
+{
+	json_t *list = db ? jobs_list(db) : NULL;
+	fputs("# TYPE roost_job_runs_total counter\n# TYPE roost_job_running gauge\n"
+	      "# TYPE roost_job_last_result gauge\n",
+	      f);
+	size_t i;
+	json_t *o;
+	json_array_foreach(list, i, o)
+	{
+		const char *name = json_get_str(o, "name");
+		fprintf(f,
+		        "roost_job_runs_total{job=\"%s\"} %lld\nroost_job_running{job=\"%s\"} %d\n",
+		        name, (long long)json_integer_value(json_object_get(o, "runs")), name,
+		        strcmp(json_get_str(o, "state"), "running") == 0);
+		if (json_object_get(o, "finished_at"))
+			fprintf(f, "roost_job_last_finished_seconds{job=\"%s\"} %.3f\n", name,
+			        (double)json_integer_value(json_object_get(o, "finished_at")) /
+			            1000.0);
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(o, "result"), k, v)
+		{
+			if (json_is_integer(v))
+				fprintf(f, "roost_job_last_result{job=\"%s\",field=\"%s\"} %lld\n",
+				        name, k, (long long)json_integer_value(v));
+		}
+	}
+	json_decref(list);
+	int64_t hub = 0, hosts = 0;
+	if (db) {
+		db_int64(db, &hub,
+		         "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'corrupt' AND holder = "
+		         "'hub'",
+		         NULL);
+		db_int64(db, &hosts,
+		         "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'corrupt' AND holder "
+		         "<> 'hub'",
+		         NULL);
+	}
+	fprintf(
+	    f,
+	    "# TYPE roost_chunk_copies_corrupt gauge\nroost_chunk_copies_corrupt{holder=\"hub\"} "
+	    "%lld\nroost_chunk_copies_corrupt{holder=\"hosts\"} %lld\n",
+	    (long long)hub, (long long)hosts);
+}

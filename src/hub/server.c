@@ -318,6 +318,7 @@ static enum MHD_Result api_metrics(struct req *r)
 	        "roost_http_request_duration_seconds_sum %.6f\n"
 	        "roost_http_request_duration_seconds_count %lld\n",
 	        cum, (double)m->latency_sum_us / 1e6, (long long)m->latency_count);
+	jobs_metrics(r->db, f);
 	fclose(f);
 	return queue(r, MHD_HTTP_OK, "text/plain; version=0.0.4", text, len);
 }

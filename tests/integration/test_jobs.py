@@ -246,6 +246,11 @@ class JobsTest(HubTest):
         self.assertTrue(scrub["result"]["resumed"])
         st, body, _, _ = self.api("GET", "/jobs")
         self.assertEqual(st, 200)
+        st, _, metrics, _ = self.hub.request("GET", "/metrics")
+        self.assertRegex(metrics.decode(), r'roost_job_runs_total\{job="scrub"\} [1-9]')
+        self.assertIn('roost_job_last_result{job="scrub",field="chunks_checked"} %d' % total,
+                      metrics.decode())
+        self.assertIn('roost_chunk_copies_corrupt{holder="hub"}', metrics.decode())
         self.assertEqual(sorted(j["name"] for j in body["jobs"]), ["gc", "replicate", "scrub"])
 
 
@@ -422,6 +427,20 @@ class ReplicationTest(HubTest):
         self.assertRegex(out, r"[1-9]\d* released")
         wait_for(lambda: self.b_copies() == [], 30, "B's copy dropped", [self.B])
         self.assertEqual(self.replicas()["under_replicated"], 0)
+        # Deleted, purged and collected at the hub: gone from B's cache too.
+        chunk = sha(data)  # one chunk: named by the file's hash
+
+        def in_b_cache():
+            return any(chunk in files for _, _, files in os.walk(os.path.join(self.B.dir,
+                                                                              ".roost")))
+        self.assertTrue(in_b_cache())
+        st, _, payload, _ = self.api("DELETE", "/files?path=" + q("/r/x.bin"))
+        self.assertEqual(st, 200, payload)
+        self.hub.sql("UPDATE files SET deleted_at = ? WHERE name = 'x.bin'",
+                     (int(time.time() * 1000) - 40 * DAY_MS,))
+        code, out, err = self.admin("gc", "--retention", "0", "--json", check=0)
+        self.assertGreaterEqual(json.loads(out)["chunks_deleted"], 1)
+        wait_for(lambda: not in_b_cache(), 30, "B's cached copy dropped", [self.B])
 
 
 if __name__ == "__main__":
