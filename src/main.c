@@ -139,22 +139,15 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			  : o[4] == 'p' ? &a->cfg.replicate_every_ms
 			                : &a->cfg.gc_retention_ms) = secs * 1000;
 		} else if (strcmp(o, "--job-rate") == 0) {
-			char *end;
-			double r = strtod(v, &end);
-			double mul = *end == 'K'   ? 1024.0
-			             : *end == 'M' ? 1048576.0
-			             : *end == 'G' ? 1073741824.0
-			                           : 1;
-			if (mul > 1)
-				end++;
-			if (*end || !(r >= 0)) {
+			double r = parse_bytes(v);
+			if (r < 0) {
 				fprintf(stderr,
 				        "roost %s: --job-rate takes bytes per second (50M; 0: no "
 				        "limit)\n",
 				        cmd);
 				return 2;
 			}
-			a->cfg.job_rate = r == 0 ? -1 : r * mul;
+			a->cfg.job_rate = r == 0 ? -1 : r;
 		} else if (strcmp(o, "--tls-cert") == 0) {
 			a->cfg.tls_cert = v;
 		} else if (strcmp(o, "--tls-key") == 0) {

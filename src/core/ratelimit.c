@@ -64,15 +64,10 @@ int limit_rule_parse(struct limit_rule rules[LIMIT_SCOPES], const char *spec, co
 		return -1;
 	struct limit_rule *r = &rules[scope];
 	if (klen == 3 && strncmp(kind, "bps", 3) == 0) {
-		double mul = *end == 'K'   ? 1024.0
-		             : *end == 'M' ? 1048576.0
-		             : *end == 'G' ? 1073741824.0
-		                           : 1;
-		if (mul > 1)
-			end++;
-		if (*end)
+		double bps = parse_bytes(eq + 1);
+		if (bps < 0)
 			return -1;
-		r->bps = v * mul;
+		r->bps = bps;
 		return 0;
 	}
 	if (*end)

@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -327,4 +328,21 @@ int http_parse_range(const char *h, int64_t size, int64_t *start, int64_t *len)
 	*start = a;
 	*len = b - a + 1;
 	return 1;
+}
+
+double parse_bytes(const char *s)
+{
+	char *end;
+	if (!s || !*s)
+		return -1;
+	double v = strtod(s, &end);
+	double mul = *end == 'K'   ? 1024.0
+	             : *end == 'M' ? 1048576.0
+	             : *end == 'G' ? 1073741824.0
+	                           : 1;
+	if (mul > 1)
+		end++;
+	if (end == s || *end || !(v >= 0) || isinf(v))
+		return -1;
+	return v * mul;
 }

@@ -56,6 +56,9 @@ char *read_file(const char *path, size_t max, size_t *len);
 const char *human_bytes(int64_t n, char buf[32]);
 /* Parse "7d", "12h", "30m", "45s" or plain seconds into seconds; -1 if bad. */
 int64_t parse_duration(const char *s);
+/* Parse a byte count or rate: a number with an optional K, M or G (KiB, MiB,
+ * GiB) suffix, e.g. "50M" or "1.5K". -1 if bad. */
+double parse_bytes(const char *s);
 
 /* Parse a single HTTP "bytes=a-b" range against size: 0 no range (serve all),
  * 1 range set, -1 unsatisfiable. Multi-ranges are ignored (served whole). */

@@ -209,6 +209,23 @@ static int drop_version(struct db *db, int64_t vid, int64_t now)
 	return rc;
 }
 
+/* The next batch of (id, workspace) pairs a query yields for (after, now,
+ * BATCH). How many, or DB_ERR. */
+static int batch_ids(struct db *db, const char *sql, int64_t after, int64_t now, int64_t *ids,
+                     int64_t *wss)
+{
+	struct db_stmt *st = db_query(db, sql, "iii", after, now, (int64_t)BATCH);
+	if (!st)
+		return DB_ERR;
+	int n = 0, step;
+	while (n < BATCH && (step = db_step(st)) == DB_ROW) {
+		ids[n] = db_col_int64(st, 0);
+		wss[n++] = db_col_int64(st, 1);
+	}
+	db_finalize(st);
+	return step == DB_ERR ? DB_ERR : n;
+}
+
 /* Old versions past the workspace's keep_versions and keep_days (a version is
  * kept while it is one of the newest keep_versions or younger than keep_days;
  * the current version always). Files in the trash keep theirs until purged. */
@@ -217,8 +234,8 @@ static int gc_versions(struct job *j)
 	struct db *db = j->c->db;
 	int64_t now = now_ms();
 	for (;;) {
-		int64_t after = cur_int(j, "after_version");
-		struct db_stmt *st = db_query(
+		int64_t ids[BATCH], wss[BATCH];
+		int n = batch_ids(
 		    db,
 		    "SELECT v.id, f.workspace_id FROM file_versions v JOIN files f ON f.id = "
 		    "v.file_id JOIN workspaces w ON w.id = f.workspace_id WHERE v.id > ? AND v.id "
@@ -230,17 +247,8 @@ static int gc_versions(struct job *j)
 		    "n.file_id = v.file_id AND n.number > v.number) >= w.keep_versions) AND "
 		    "(COALESCE(w.keep_days, 0) = 0 OR v.created_at + CAST(w.keep_days AS BIGINT) * "
 		    "86400000 < ?) ORDER BY v.id LIMIT ?",
-		    "iii", after, now, (int64_t)BATCH);
-		if (!st)
-			return DB_ERR;
-		int64_t ids[BATCH], wss[BATCH];
-		int n = 0, step;
-		while (n < BATCH && (step = db_step(st)) == DB_ROW) {
-			ids[n] = db_col_int64(st, 0);
-			wss[n++] = db_col_int64(st, 1);
-		}
-		db_finalize(st);
-		if (step == DB_ERR)
+		    cur_int(j, "after_version"), now, ids, wss);
+		if (n < 0)
 			return DB_ERR;
 		for (int i = 0; i < n; i++) {
 			if (db_begin(db) != DB_DONE)
@@ -269,25 +277,16 @@ static int gc_trash(struct job *j)
 	struct db *db = j->c->db;
 	int64_t now = now_ms();
 	for (;;) {
-		int64_t after = cur_int(j, "after_file");
-		struct db_stmt *st = db_query(
+		int64_t ids[BATCH], wss[BATCH];
+		int n = batch_ids(
 		    db,
 		    "SELECT f.id, f.workspace_id FROM files f JOIN workspaces w ON w.id = "
 		    "f.workspace_id WHERE f.id > ? AND f.deleted_at IS NOT NULL AND f.purged_at IS "
 		    "NULL AND f.deleted_at + CAST(w.trash_days AS BIGINT) * 86400000 < ? ORDER BY "
 		    "f.id "
 		    "LIMIT ?",
-		    "iii", after, now, (int64_t)BATCH);
-		if (!st)
-			return DB_ERR;
-		int64_t ids[BATCH], wss[BATCH];
-		int n = 0, step;
-		while (n < BATCH && (step = db_step(st)) == DB_ROW) {
-			ids[n] = db_col_int64(st, 0);
-			wss[n++] = db_col_int64(st, 1);
-		}
-		db_finalize(st);
-		if (step == DB_ERR)
+		    cur_int(j, "after_file"), now, ids, wss);
+		if (n < 0)
 			return DB_ERR;
 		for (int i = 0; i < n; i++) {
 			if (db_begin(db) != DB_DONE)
