@@ -27,7 +27,9 @@
 #define TUNNEL_POOL      16
 #define TOKEN_REFRESH_MS (30 * 60 * 1000)
 #define RECONNECT_MAX_MS 30000
-#define PIPE_IDLE_S      60 /* a request or response silent this long is dropped */
+#define PIPE_IDLE_S                                                                                \
+	120 /* a connection silent this long is dropped (the relay drops                           \
+	     * idle ones sooner, so it never hands us one we drop) */
 
 struct tunnel {
 	struct host *h;
@@ -36,19 +38,36 @@ struct tunnel {
 	pthread_mutex_t mu;
 	char *token;
 	int64_t token_at;
+	/* One fetch of a token at a time, on one connection to the hub: seventeen
+	 * threads attaching at once would otherwise each open one (and keep it). */
+	pthread_mutex_t fetch_mu;
+	CURL *curl;
 	atomic_bool reattach; /* drop the control connection and attach anew */
 	pthread_t control, data[TUNNEL_POOL];
 };
 
 /* A relay token from the hub (cached for half an hour). New string or NULL. */
-static char *relay_token(struct tunnel *t, CURL *curl)
+static char *cached_token(struct tunnel *t)
 {
 	pthread_mutex_lock(&t->mu);
 	char *tok =
 	    t->token && mono_ms() - t->token_at < TOKEN_REFRESH_MS ? xstrdup(t->token) : NULL;
 	pthread_mutex_unlock(&t->mu);
+	return tok;
+}
+
+static char *relay_token(struct tunnel *t)
+{
+	char *tok = cached_token(t);
 	if (tok)
 		return tok;
+	pthread_mutex_lock(&t->fetch_mu);
+	tok = cached_token(t); /* another thread may have just fetched one */
+	if (tok) {
+		pthread_mutex_unlock(&t->fetch_mu);
+		return tok;
+	}
+	CURL *curl = t->curl;
 	char *url = client_ws_url(&t->h->c, "/hosts/self/relay-token", NULL);
 	json_t *out = NULL;
 	char err[256];
@@ -68,6 +87,7 @@ static char *relay_token(struct tunnel *t, CURL *curl)
 		log_warn("relay: no relay token from the hub (%s)", st ? "refused" : err);
 	}
 	json_decref(out);
+	pthread_mutex_unlock(&t->fetch_mu);
 	return tok;
 }
 
@@ -180,9 +200,9 @@ static void backoff_sleep(struct host *h, int64_t *ms)
 }
 
 /* A relay token and a connection that shows it; NULL if either failed. */
-static SSL *attach(struct tunnel *t, CURL *curl, const char *type, int *fd)
+static SSL *attach(struct tunnel *t, const char *type, int *fd)
 {
-	char *tok = relay_token(t, curl);
+	char *tok = relay_token(t);
 	SSL *ssl = tok ? dial(t, type, tok, fd) : NULL;
 	free(tok);
 	return ssl;
@@ -192,11 +212,10 @@ static void *control_main(void *arg)
 {
 	struct tunnel *t = arg;
 	struct host *h = t->h;
-	CURL *curl = client_curl(&h->c);
 	int64_t backoff = 500;
 	while (!atomic_load(&h->stop)) {
 		int fd = -1;
-		SSL *ssl = attach(t, curl, "control", &fd);
+		SSL *ssl = attach(t, "control", &fd);
 		char line[1024];
 		int n = ssl ? ssl_read_wait(h, ssl, fd, line, sizeof line - 1) : 0;
 		json_t *ans =
@@ -237,7 +256,6 @@ static void *control_main(void *arg)
 			backoff_sleep(h, &backoff);
 		backoff = backoff ? backoff : 500;
 	}
-	curl_easy_cleanup(curl);
 	return NULL;
 }
 
@@ -290,11 +308,10 @@ static void *data_main(void *arg)
 {
 	struct tunnel *t = arg;
 	struct host *h = t->h;
-	CURL *curl = client_curl(&h->c);
 	int64_t backoff = 500;
 	while (!atomic_load(&h->stop)) {
 		int fd = -1;
-		SSL *ssl = attach(t, curl, "data", &fd);
+		SSL *ssl = attach(t, "data", &fd);
 		if (!ssl) {
 			backoff_sleep(h, &backoff);
 			continue;
@@ -309,7 +326,6 @@ static void *data_main(void *arg)
 			backoff_sleep(h, &backoff);
 		hang_up(ssl, fd);
 	}
-	curl_easy_cleanup(curl);
 	return NULL;
 }
 
@@ -332,6 +348,8 @@ struct tunnel *tunnel_start(struct host *h)
 	t->addr = xstrndup(h->cfg.relay, (size_t)(colon - h->cfg.relay));
 	t->port = xstrdup(colon + 1);
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_mutex_init(&t->fetch_mu, NULL);
+	t->curl = client_curl(&h->c);
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
@@ -353,6 +371,8 @@ void tunnel_stop(struct tunnel *t)
 	for (int i = 0; i < TUNNEL_POOL; i++)
 		pthread_join(t->data[i], NULL);
 	SSL_CTX_free(t->ctx);
+	curl_easy_cleanup(t->curl);
+	pthread_mutex_destroy(&t->fetch_mu);
 	pthread_mutex_destroy(&t->mu);
 	free(t->token);
 	free(t->addr);

@@ -684,8 +684,10 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 		log_error("--listen %s is not an IPv4 or IPv6 address", hub->cfg.listen);
 		return NULL;
 	}
+	/* poll(), not select(): descriptors past FD_SETSIZE (1024) are refused by
+	 * select, and a hub with 100 hosts holds more connections than that. */
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	                 MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) |
+	                 MHD_USE_POLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) |
 	                 (hub->tls_cert_pem ? MHD_USE_TLS : 0);
 	struct MHD_OptionItem tls[] = {
 	    {hub->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, hub->tls_key_pem},

@@ -39,6 +39,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,10 @@
 #define HELLO_MAX      8192
 #define WAIT_POOL_MS   5000
 #define PIPE_HIGH      (1 << 20) /* bytes queued toward a slow side before we stop reading */
-#define DATA_IDLE_MS   30000     /* we close idle data connections before hosts do (60 s) */
+#define DATA_IDLE_MS                                                                               \
+	90000 /* we close idle data connections (plus up to 10 s of jitter,                        \
+	       * so they are not all dialled again at once) before hosts                           \
+	       * and their content servers do (120 s) */
 
 struct rhost;
 struct pconn;
@@ -66,6 +70,7 @@ struct tconn { /* a tunnel connection from a host */
 	bool head_req;          /* … which was a HEAD: no body follows */
 	bool resp_done;         /* … is complete */
 	int64_t idle_since;     /* in the idle list since */
+	int64_t idle_limit;     /* … and closed after this long idle */
 	struct tconn *all_next; /* every tunnel connection, for shutdown */
 	struct tconn *next;     /* in the host's idle list */
 };
@@ -77,8 +82,9 @@ struct rhost {
 	struct tconn *control;
 	struct tconn *idle;
 	int nidle;
-	struct tconn *busy;    /* carrying a request */
-	struct pconn *waiting; /* requests waiting for an idle connection */
+	struct tconn *busy;          /* carrying a request */
+	struct pconn **waiting_tail; /* waiting is first come, first served */
+	struct pconn *waiting;       /* requests waiting for an idle connection */
 	struct rhost *next;
 };
 
@@ -245,8 +251,20 @@ static void host_unwait(struct rhost *h, struct pconn *p)
 	for (struct pconn **pp = &h->waiting; *pp; pp = &(*pp)->next_waiting)
 		if (*pp == p) {
 			*pp = p->next_waiting;
+			if (h->waiting_tail == &p->next_waiting)
+				h->waiting_tail = pp;
 			return;
 		}
+}
+
+/* The data connection idle longest: requests spread over the whole pool, so
+ * under load none sits idle until it expires and has to be dialled again. */
+static struct tconn *oldest_idle(struct rhost *h)
+{
+	struct tconn *t = h->idle;
+	while (t && t->next)
+		t = t->next; /* the list is newest first */
+	return t;
 }
 
 /* ---- replies from the relay itself ---- */
@@ -485,15 +503,16 @@ static void pconn_read_head(struct pconn *p)
 	p->head_done = true;
 	bufferevent_set_timeouts(p->bev, NULL, NULL);
 	if (h->idle) {
-		struct tconn *t = h->idle;
+		struct tconn *t = oldest_idle(h);
 		host_drop_idle(h, t);
 		pair(p, t);
 	} else {
-		/* Wait for a connection to come free, or the host to open one. */
+		/* Wait (in turn) for a connection to come free, or the host to open one. */
 		bufferevent_disable(p->bev, EV_READ);
 		p->waiting_on = h;
-		p->next_waiting = h->waiting;
-		h->waiting = p;
+		p->next_waiting = NULL;
+		*h->waiting_tail = p;
+		h->waiting_tail = &p->next_waiting;
 		struct timeval tv = {WAIT_POOL_MS / 1000, (WAIT_POOL_MS % 1000) * 1000};
 		evtimer_add(p->wait_timer, &tv);
 		if (h->control)
@@ -675,6 +694,8 @@ static void pconn_free(struct pconn *p)
 {
 	if (p->waiting_on)
 		host_unwait(p->waiting_on, p);
+	if (p->peer && p->status == 502)
+		p->status = 499; /* the client went before the host answered */
 	request_done(p);
 	if (p->peer) {
 		p->peer->peer = NULL;
@@ -764,13 +785,14 @@ static void tconn_ready(struct tconn *t)
 	}
 	if (h->waiting) {
 		struct pconn *p = h->waiting;
-		h->waiting = p->next_waiting;
+		host_unwait(h, p);
 		p->waiting_on = NULL;
 		evtimer_del(p->wait_timer);
 		pair(p, t);
 		return;
 	}
 	t->idle_since = mono_ms();
+	t->idle_limit = DATA_IDLE_MS + rand() % 10000;
 	t->next = h->idle;
 	h->idle = t;
 	h->nidle++;
@@ -889,6 +911,7 @@ static void tconn_hello(struct tconn *t)
 	}
 	if (!h) {
 		h = xcalloc(1, sizeof *h);
+		h->waiting_tail = &h->waiting;
 		snprintf(h->slug, sizeof h->slug, "%s", slug);
 		h->host_id = host_id;
 		h->next = r->hosts;
@@ -1019,7 +1042,7 @@ static void retire(struct relay *r, const char *slug)
 		                   (json_int_t)h->host_id));
 		while (h->waiting) {
 			struct pconn *p = h->waiting;
-			h->waiting = p->next_waiting;
+			host_unwait(h, p);
 			p->waiting_on = NULL;
 			evtimer_del(p->wait_timer);
 			reply(p, 404, "not_found", "this relay URL was revoked", NULL);
@@ -1104,7 +1127,7 @@ static void poll_revocations(evutil_socket_t fd, short what, void *arg)
 	for (struct rhost *h = r->hosts; h; h = h->next)
 		for (struct tconn **tp = &h->idle; *tp;) {
 			struct tconn *t = *tp;
-			if (mono - t->idle_since > DATA_IDLE_MS) {
+			if (mono - t->idle_since > t->idle_limit) {
 				*tp = t->next;
 				h->nidle--;
 				t->host = NULL;
@@ -1220,6 +1243,14 @@ int relay_run(const struct relay_config *cfg)
 	int rc = 1;
 	r->ssl = SSL_CTX_new(TLS_server_method());
 	SSL_CTX_set_min_proto_version(r->ssl, TLS1_2_VERSION);
+	/* An idle connection keeps no 2 x 17 KiB of TLS buffers (hosts hold many). */
+	SSL_CTX_set_mode(r->ssl, SSL_MODE_RELEASE_BUFFERS);
+	/* 100 hosts hold 1,700 tunnel connections: more than a default 1,024. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	if (SSL_CTX_use_certificate_chain_file(r->ssl, cfg->cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(r->ssl, cfg->key, SSL_FILETYPE_PEM) != 1) {
 		log_error("relay: cannot load %s / %s", cfg->cert, cfg->key);
