@@ -120,7 +120,8 @@ struct req {
 	/* Batch mode (one transaction, many items): each item commits in a
 	 * savepoint and its answer is captured here instead of sent. */
 	bool batch;
-	bool capture; /* capture answers like batch, outside a batch (dav.c) */
+	bool capture;     /* capture answers like batch, outside a batch (dav.c) */
+	const char *etag; /* serve_version's ETag instead of the quoted hash (dav.c) */
 	unsigned cap_status;
 	json_t *cap_body;
 	unsigned status;  /* the answer's status, for metrics */
