@@ -1917,6 +1917,16 @@ static enum MHD_Result dav_root(struct req *r, struct dav *d)
 	return send_xml(r, MHD_HTTP_MULTI_STATUS, f, &buf, &len, NULL, NULL);
 }
 
+size_t dav_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	bool dav = strncmp(s, "/dav/", 5) == 0;
+	size_t n = MHD_http_unescape(s);
+	for (size_t i = 0; dav && i < n; i++)
+		if (s[i] == 0)
+			s[i] = 0x01;
+	return n;
+}
+
 static bool is_content_port(struct req *r)
 {
 	const union MHD_ConnectionInfo *ci =

@@ -189,6 +189,9 @@ enum MHD_Result api_app_token_revoke(struct req *r);
 enum MHD_Result dav_begin(struct req *r);
 int dav_data(struct req *r, const char *data, size_t len);
 enum MHD_Result dav_handle(struct req *r);
+/* libmicrohttpd's URL unescaping, except that an encoded NUL in a /dav/ path
+ * becomes a byte the path validator refuses instead of cutting the path short. */
+size_t dav_unescape(void *cls, struct MHD_Connection *c, char *s);
 
 /* meta.c: folders, files, versions, changes and audit. */
 struct file_info {

@@ -715,7 +715,8 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 	    (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape,
+	    NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (!d)
 		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port,
 		          strerror(errno));
