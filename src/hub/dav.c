@@ -432,6 +432,11 @@ static int dav_auth(struct req *r)
 		send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the metadata database is unavailable");
 		return 1;
 	}
+	if (rc == 0 && r->host_id) {
+		/* A host's commits claim it holds the chunks; a mount does not. */
+		send_text(r, MHD_HTTP_FORBIDDEN, "host credentials are not for WebDAV");
+		return 1;
+	}
 	if (rc > 0) {
 		send_full(r, MHD_HTTP_UNAUTHORIZED, "text/plain; charset=utf-8",
 		          xstrdup("authentication required: your email and an app password\n"),
@@ -1414,6 +1419,18 @@ static bool create_empty(struct req *r, struct dav *d)
 	return captured_ok(r);
 }
 
+/* An existing lock a new one would conflict with (RFC 4918 §6.1), or NULL. */
+static const struct lock *lock_conflict(const struct locks *ls, const struct lock *nl)
+{
+	for (size_t i = 0; i < ls->n; i++) {
+		const struct lock *l = &ls->l[i];
+		bool overlap = lock_covers(l, nl->path) || (nl->depth && inside(l->path, nl->path));
+		if (overlap && (nl->exclusive || l->exclusive))
+			return l;
+	}
+	return NULL;
+}
+
 static enum MHD_Result dav_lock(struct req *r, struct dav *d, struct res *x,
                                 const struct ifhdr *h, const struct locks *ls)
 {
@@ -1454,15 +1471,12 @@ static enum MHD_Result dav_lock(struct req *r, struct dav *d, struct res *x,
 	new_lock_token(token);
 	nl.token = token;
 	enum MHD_Result ret;
-	for (size_t i = 0; i < ls->n; i++) {
-		const struct lock *l = &ls->l[i];
-		bool overlap = lock_covers(l, d->path) || (nl.depth && inside(l->path, d->path));
-		if (overlap && (nl.exclusive || l->exclusive)) {
-			char *href = href_new(d, l->path, false);
-			ret = send_dav_error(r, MHD_HTTP_LOCKED, "no-conflicting-lock", href);
-			free(href);
-			goto out;
-		}
+	const struct lock *clash = lock_conflict(ls, &nl);
+	if (clash) {
+		char *href = href_new(d, clash->path, false);
+		ret = send_dav_error(r, MHD_HTTP_LOCKED, "no-conflicting-lock", href);
+		free(href);
+		goto out;
 	}
 	bool created = false;
 	if (x->kind == RES_NONE) {
@@ -1486,10 +1500,23 @@ static enum MHD_Result dav_lock(struct req *r, struct dav *d, struct res *x,
 		}
 		created = true;
 	}
-	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
+	/* Again inside the workspace's lock: two LOCKs racing both saw no conflict. */
+	struct locks fresh = {0};
+	if (meta_begin(r->db, r->ws_id) != DB_DONE || locks_load(r, &fresh) < 0) {
+		db_rollback(r->db);
 		ret = send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
 		goto out;
 	}
+	clash = lock_conflict(&fresh, &nl);
+	if (clash) {
+		db_rollback(r->db);
+		char *href = href_new(d, clash->path, false);
+		ret = send_dav_error(r, MHD_HTTP_LOCKED, "no-conflicting-lock", href);
+		free(href);
+		locks_free(&fresh);
+		goto out;
+	}
+	locks_free(&fresh);
 	if (db_run(r->db, "DELETE FROM dav_locks WHERE workspace_id = ? AND timeout_at <= ?", "ii",
 	           r->ws_id, now) != DB_DONE ||
 	    db_run(r->db,
@@ -1683,6 +1710,18 @@ static enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct r
 		goto out;
 	}
 	r->capture = true;
+	/* Every permission first: nothing in the way goes to the trash for a
+	 * COPY or MOVE that then fails. */
+	cap_reset(r);
+	if ((move && (!acl_require(r, d->path, x->kind == RES_FILE, PERM_WRITE) ||
+	              (x->kind == RES_DIR &&
+	               !acl_subtree_at_least(req_acl(r), d->path, PERM_WRITE)))) ||
+	    !acl_require(r, dest, x->kind == RES_FILE, PERM_WRITE)) {
+		if (!r->cap_status)
+			r->cap_status = MHD_HTTP_FORBIDDEN;
+		ret = send_captured(r);
+		goto out;
+	}
 	/* A file copied over a file becomes its new version (its history stays);
 	 * anything else in the way goes to the trash first. */
 	bool replace_in_place = !move && x->kind == RES_FILE && dx.kind == RES_FILE;

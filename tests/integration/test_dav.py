@@ -246,6 +246,21 @@ class DavTest(HubTest):
         self.assertEqual(self.dav("PUT", "/ro/r.txt", b"no",
                                   auth=self.basic("reader@example.test", PW))[0], 403)
 
+    def test_move_without_write_on_the_source_leaves_the_destination_alone(self):
+        self.assertIn(self.dav("MKCOL", "/mv-src")[0], (201, 405))
+        self.assertEqual(self.dav("PUT", "/mv-src/f.txt", b"src")[0], 201)
+        self.assertEqual(self.dav("PUT", "/mv-dst.txt", b"dst")[0], 201)
+        tok, uid = self.member("mover")
+        st, _, payload, _ = self.api("PUT", "/acl", {"path": "/mv-src", "user_id": uid,
+                                                      "perm": "read"})
+        self.assertEqual(st, 200, payload)
+        dest = "http://127.0.0.1:%d/dav/default/mv-dst.txt" % self.hub.content_port
+        st, _, _ = self.dav("MOVE", "/mv-src/f.txt", auth="Bearer " + tok,
+                            headers={"Destination": dest, "Overwrite": "T"})
+        self.assertEqual(st, 403)
+        self.assertEqual(self.dav("GET", "/mv-dst.txt")[1], b"dst")
+        self.assertEqual(self.dav("GET", "/mv-src/f.txt")[1], b"src")
+
     def test_quota_applies(self):
         st, _, payload, _ = self.api("PATCH", "", {"quota_bytes": 64 * 1024 * 1024})
         self.assertEqual(st, 200, payload)
