@@ -374,7 +374,11 @@ int cmd_token(struct opts *o)
 		if (secs)
 			json_object_set_new(body, "expires_in", json_integer(secs));
 	}
-	json_t *r = client_call(&c, create ? "POST" : revoke ? "DELETE" : "GET", url, body, "token");
+	json_t *r = client_call(&c,
+	                        create   ? "POST"
+	                        : revoke ? "DELETE"
+	                                 : "GET",
+	                        url, body, "token");
 	json_decref(body);
 	free(url);
 	if (r && o->json) {

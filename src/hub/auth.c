@@ -206,9 +206,10 @@ enum MHD_Result api_app_token_create(struct req *r)
 		                   "at most %d app passwords; revoke one first", APP_TOKENS_MAX);
 	char tok[64], h[65];
 	auth_new_token(tok, h);
-	struct db_stmt *st = db_prepare(r->db, "INSERT INTO tokens(user_id, kind, name, token_hash, "
-	                                       "created_at, expires_at) VALUES(?, 'api', ?, ?, ?, "
-	                                       "?) RETURNING id");
+	struct db_stmt *st =
+	    db_prepare(r->db, "INSERT INTO tokens(user_id, kind, name, token_hash, "
+	                      "created_at, expires_at) VALUES(?, 'api', ?, ?, ?, "
+	                      "?) RETURNING id");
 	int rc = DB_ERR;
 	if (st) {
 		db_bind_int64(st, 1, r->user_id);
@@ -244,9 +245,9 @@ enum MHD_Result api_app_tokens(struct req *r)
 		return reply_db_error(r);
 	json_t *arr = json_array();
 	while (db_step(st) == DB_ROW) {
-		json_t *o = json_pack("{s:I, s:s, s:I}", "id", (json_int_t)db_col_int64(st, 0), "name",
-		                      db_col_text(st, 1) ? db_col_text(st, 1) : "", "created_at",
-		                      (json_int_t)db_col_int64(st, 2));
+		json_t *o = json_pack("{s:I, s:s, s:I}", "id", (json_int_t)db_col_int64(st, 0),
+		                      "name", db_col_text(st, 1) ? db_col_text(st, 1) : "",
+		                      "created_at", (json_int_t)db_col_int64(st, 2));
 		if (!db_col_is_null(st, 3))
 			json_object_set_new(o, "expires_at", json_integer(db_col_int64(st, 3)));
 		if (!db_col_is_null(st, 4))

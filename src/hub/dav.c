@@ -71,7 +71,7 @@ struct ifcond {
 	char *val;
 };
 struct iflist {
-	char *tag; /* a resource tag's path; NULL: the request's */
+	char *tag;    /* a resource tag's path; NULL: the request's */
 	bool foreign; /* tagged with a resource outside this workspace */
 	struct ifcond c[IF_CONDS_MAX];
 	int n;
@@ -104,11 +104,20 @@ static void xml_esc(FILE *f, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		default: fputc(*s, f);
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		default:
+			fputc(*s, f);
 		}
 	}
 }
@@ -341,9 +350,8 @@ static int basic_auth(struct req *r, const char *authz)
 		b64++;
 	unsigned char raw[1024];
 	size_t n = 0;
-	if (strlen(b64) > 1300 ||
-	    sodium_base642bin(raw, sizeof raw - 1, b64, strlen(b64), NULL, &n, NULL,
-	                      sodium_base64_VARIANT_ORIGINAL) != 0)
+	if (strlen(b64) > 1300 || sodium_base642bin(raw, sizeof raw - 1, b64, strlen(b64), NULL, &n,
+	                                            NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
 		return 1;
 	raw[n] = 0;
 	if (memchr(raw, 0, n))
@@ -356,12 +364,12 @@ static int basic_auth(struct req *r, const char *authz)
 	if (strncmp(pass, "rst_", 4) == 0) {
 		char h[65];
 		auth_token_hash(pass, h);
-		struct db_stmt *st =
-		    db_query(r->db,
-		             "SELECT t.id, t.user_id FROM tokens t JOIN users u ON u.id = t.user_id "
-		             "WHERE t.token_hash = ? AND u.email = ? AND t.host_id IS NULL AND "
-		             "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
-		             "tti", h, email, now_ms());
+		struct db_stmt *st = db_query(
+		    r->db,
+		    "SELECT t.id, t.user_id FROM tokens t JOIN users u ON u.id = t.user_id "
+		    "WHERE t.token_hash = ? AND u.email = ? AND t.host_id IS NULL AND "
+		    "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
+		    "tti", h, email, now_ms());
 		if (!st)
 			return -1;
 		int rc = db_step(st);
@@ -383,8 +391,8 @@ static int basic_auth(struct req *r, const char *authz)
 	int64_t uid = cache_get(key);
 	if (!uid) {
 		char stored[128] = "";
-		struct db_stmt *st = db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?",
-		                              "t", email);
+		struct db_stmt *st = db_query(
+		    r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
 		if (!st)
 			return -1;
 		if (db_step(st) == DB_ROW) {
@@ -422,7 +430,8 @@ static int dav_auth(struct req *r)
 		if (rc > 0) {
 			char addr[64];
 			r->user_id = 0;
-			meta_audit(r, "login.failed", req_client(r, addr), json_pack("{s:s}", "via", "dav"));
+			meta_audit(r, "login.failed", req_client(r, addr),
+			           json_pack("{s:s}", "via", "dav"));
 		}
 	} else if (authz) {
 		rc = auth_check_bearer(r->db, authz, &r->user_id, &r->token_id, &r->host_id,
@@ -441,7 +450,8 @@ static int dav_auth(struct req *r)
 		send_full(r, MHD_HTTP_UNAUTHORIZED, "text/plain; charset=utf-8",
 		          xstrdup("authentication required: your email and an app password\n"),
 		          strlen("authentication required: your email and an app password\n"),
-		          "WWW-Authenticate", "Basic realm=\"roost\", charset=\"UTF-8\"", NULL, NULL);
+		          "WWW-Authenticate", "Basic realm=\"roost\", charset=\"UTF-8\"", NULL,
+		          NULL);
 		return 1;
 	}
 	int64_t wait = limiter_take(r->hub->limiter, r->token_id);
@@ -555,17 +565,18 @@ static void dprops_add(struct dprops *d, struct db_stmt *st)
 static int dprops_load(struct req *r, const struct res *x, bool children, struct dprops *d)
 {
 	struct db_stmt *st =
-	    children ? db_query(r->db,
-	                        DPROP_COLS "WHERE workspace_id = ? AND ((entity = 'folder' AND "
-	                                   "(entity_id = ? OR entity_id IN (SELECT id FROM folders "
-	                                   "WHERE parent_id = ? AND deleted_at IS NULL))) OR (entity "
-	                                   "= 'file' AND entity_id IN (SELECT id FROM files WHERE "
-	                                   "folder_id = ? AND deleted_at IS NULL))) ORDER BY ns, name",
-	                        "iiii", r->ws_id, x->id, x->id, x->id)
-	             : db_query(r->db,
-	                        DPROP_COLS "WHERE workspace_id = ? AND entity = ? AND entity_id = ? "
-	                                   "ORDER BY ns, name",
-	                        "iti", r->ws_id, entity(x->kind), x->id);
+	    children
+	        ? db_query(r->db,
+	                   DPROP_COLS "WHERE workspace_id = ? AND ((entity = 'folder' AND "
+	                              "(entity_id = ? OR entity_id IN (SELECT id FROM folders "
+	                              "WHERE parent_id = ? AND deleted_at IS NULL))) OR (entity "
+	                              "= 'file' AND entity_id IN (SELECT id FROM files WHERE "
+	                              "folder_id = ? AND deleted_at IS NULL))) ORDER BY ns, name",
+	                   "iiii", r->ws_id, x->id, x->id, x->id)
+	        : db_query(r->db,
+	                   DPROP_COLS "WHERE workspace_id = ? AND entity = ? AND entity_id = ? "
+	                              "ORDER BY ns, name",
+	                   "iti", r->ws_id, entity(x->kind), x->id);
 	if (!st)
 		return DB_ERR;
 	int rc;
@@ -578,15 +589,17 @@ static int dprops_load(struct req *r, const struct res *x, bool children, struct
 /* Copy dead properties onto another resource, replacing its own. */
 static int dprops_copy(struct req *r, int skind, int64_t sid, int dkind, int64_t did)
 {
-	int rc = db_run(r->db, "DELETE FROM dav_props WHERE workspace_id = ? AND entity = ? AND "
-	                       "entity_id = ?",
+	int rc = db_run(r->db,
+	                "DELETE FROM dav_props WHERE workspace_id = ? AND entity = ? AND "
+	                "entity_id = ?",
 	                "iti", r->ws_id, entity(dkind), did);
 	if (rc == DB_DONE)
-		rc = db_run(r->db,
-		            "INSERT INTO dav_props(workspace_id, entity, entity_id, ns, name, "
-		            "value_xml) SELECT workspace_id, ?, ?, ns, name, value_xml FROM dav_props "
-		            "WHERE workspace_id = ? AND entity = ? AND entity_id = ?",
-		            "tiiti", entity(dkind), did, r->ws_id, entity(skind), sid);
+		rc = db_run(
+		    r->db,
+		    "INSERT INTO dav_props(workspace_id, entity, entity_id, ns, name, "
+		    "value_xml) SELECT workspace_id, ?, ?, ns, name, value_xml FROM dav_props "
+		    "WHERE workspace_id = ? AND entity = ? AND entity_id = ?",
+		    "tiiti", entity(dkind), did, r->ws_id, entity(skind), sid);
 	return rc == DB_DONE ? 0 : DB_ERR;
 }
 
@@ -813,7 +826,7 @@ static bool token_submitted(const struct ifhdr *h, const struct lock *l, int64_t
 		return false;
 	for (int i = 0; i < h->n; i++)
 		for (int j = 0; j < h->l[i].n; j++)
-			if (!h->l[i].c[j].not && !h->l[i].c[j].etag &&
+			if (!h->l[i].c[j].not &&!h->l[i].c[j].etag &&
 			    strcmp(h->l[i].c[j].val, l->token) == 0)
 				return true;
 	return false;
@@ -869,9 +882,8 @@ static bool etag_listed(const char *hdr, const char *etag)
 
 /* Preconditions of a request on path: If, If-Match, If-None-Match. Replies and
  * returns false when one fails. */
-static bool check_preconditions(struct req *r, struct dav *d, const char *path,
-                                const struct res *x, const struct ifhdr *h,
-                                const struct locks *ls)
+static bool check_preconditions(struct req *r, struct dav *d, const char *path, const struct res *x,
+                                const struct ifhdr *h, const struct locks *ls)
 {
 	char etag[96];
 	res_etag(x, etag);
@@ -883,7 +895,8 @@ static bool check_preconditions(struct req *r, struct dav *d, const char *path,
 	if (inm && etag_listed(inm, etag)) {
 		bool safe = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
 		if (safe)
-			send_full(r, MHD_HTTP_NOT_MODIFIED, NULL, NULL, 0, "ETag", etag, NULL, NULL);
+			send_full(r, MHD_HTTP_NOT_MODIFIED, NULL, NULL, 0, "ETag", etag, NULL,
+			          NULL);
 		else
 			send_status(r, MHD_HTTP_PRECONDITION_FAILED);
 		return false;
@@ -928,7 +941,8 @@ static bool check_locks(struct req *r, const char *path, bool membership, bool s
 		blocking = NULL;
 		for (size_t i = 0; i < ls->n; i++) {
 			const struct lock *l = &ls->l[i];
-			if (l->exclusive && (lock_covers(l, path) || (subtree && inside(l->path, path))) &&
+			if (l->exclusive &&
+			    (lock_covers(l, path) || (subtree && inside(l->path, path))) &&
 			    !token_submitted(h, l, r->user_id))
 				blocking = l;
 		}
@@ -1013,8 +1027,8 @@ struct pf {
 	const char *ws_name;
 };
 
-static const char *const live_names[] = {"creationdate",   "displayname",  "getcontentlength",
-                                         "getcontenttype", "getetag",      "getlastmodified",
+static const char *const live_names[] = {"creationdate",   "displayname",   "getcontentlength",
+                                         "getcontenttype", "getetag",       "getlastmodified",
                                          "resourcetype",   "supportedlock", "lockdiscovery"};
 #define N_LIVE (sizeof live_names / sizeof live_names[0])
 
@@ -1070,7 +1084,8 @@ static bool live_print(FILE *f, struct dav *d, const struct pf *q, const char *n
 		fmt_http_date(x->mtime, buf);
 		fprintf(f, "<D:getlastmodified>%s</D:getlastmodified>", buf);
 	} else if (strcmp(name, "resourcetype") == 0) {
-		fputs(dir ? "<D:resourcetype><D:collection/></D:resourcetype>" : "<D:resourcetype/>",
+		fputs(dir ? "<D:resourcetype><D:collection/></D:resourcetype>"
+		          : "<D:resourcetype/>",
 		      f);
 	} else if (strcmp(name, "supportedlock") == 0) {
 		fputs("<D:supportedlock><D:lockentry><D:lockscope><D:exclusive/></D:lockscope>"
@@ -1212,7 +1227,8 @@ static enum MHD_Result dav_propfind(struct req *r, struct dav *d, const struct r
 			size_t i = 0;
 			for (xmlNodePtr c = prop->children; c; c = c->next)
 				if (c->type == XML_ELEMENT_NODE)
-					q.want[i++] = (struct pname){node_ns(c), (const char *)c->name};
+					q.want[i++] =
+					    (struct pname){node_ns(c), (const char *)c->name};
 		} else if (!dav_child(root, "allprop")) {
 			xmlFreeDoc(doc);
 			return send_text(r, MHD_HTTP_BAD_REQUEST,
@@ -1220,8 +1236,8 @@ static enum MHD_Result dav_propfind(struct req *r, struct dav *d, const struct r
 		}
 	}
 	char *ws_name = NULL;
-	struct db_stmt *st = db_query(r->db, "SELECT name FROM workspaces WHERE id = ?", "i",
-	                              r->ws_id);
+	struct db_stmt *st =
+	    db_query(r->db, "SELECT name FROM workspaces WHERE id = ?", "i", r->ws_id);
 	if (st && db_step(st) == DB_ROW)
 		ws_name = xstrdup(db_col_text(st, 0));
 	db_finalize(st);
@@ -1304,20 +1320,22 @@ static enum MHD_Result dav_proppatch(struct req *r, struct dav *d, const struct 
 	if (ok && n) {
 		rc = meta_begin(r->db, r->ws_id);
 		for (size_t i = 0; i < n && rc == DB_DONE; i++) {
-			rc = db_run(r->db,
-			            "DELETE FROM dav_props WHERE workspace_id = ? AND entity = ? AND "
-			            "entity_id = ? AND ns = ? AND name = ?",
-			            "ititt", r->ws_id, entity(x->kind), x->id, ops[i].ns, ops[i].name);
+			rc = db_run(
+			    r->db,
+			    "DELETE FROM dav_props WHERE workspace_id = ? AND entity = ? AND "
+			    "entity_id = ? AND ns = ? AND name = ?",
+			    "ititt", r->ws_id, entity(x->kind), x->id, ops[i].ns, ops[i].name);
 			if (rc == DB_DONE && ops[i].set)
-				rc = db_run(r->db,
-				            "INSERT INTO dav_props(workspace_id, entity, entity_id, ns, "
-				            "name, value_xml) VALUES(?,?,?,?,?,?)",
-				            "itittt", r->ws_id, entity(x->kind), x->id, ops[i].ns,
-				            ops[i].name, ops[i].xml);
+				rc = db_run(
+				    r->db,
+				    "INSERT INTO dav_props(workspace_id, entity, entity_id, ns, "
+				    "name, value_xml) VALUES(?,?,?,?,?,?)",
+				    "itittt", r->ws_id, entity(x->kind), x->id, ops[i].ns,
+				    ops[i].name, ops[i].xml);
 		}
 		if (rc == DB_DONE &&
-		    meta_audit(r, "dav.proppatch", d->path, json_pack("{s:I}", "properties",
-		                                                      (json_int_t)n)) != 0)
+		    meta_audit(r, "dav.proppatch", d->path,
+		               json_pack("{s:I}", "properties", (json_int_t)n)) != 0)
 			rc = DB_ERR;
 		if (rc == DB_DONE)
 			rc = meta_commit(r);
@@ -1338,11 +1356,13 @@ static enum MHD_Result dav_proppatch(struct req *r, struct dav *d, const struct 
 		fputs("</D:href>", f);
 		for (size_t i = 0; i < n; i++) {
 			const char *status = ok ? "200 OK"
-			                     : strcmp(ops[i].ns, "DAV:") == 0 ? "403 Forbidden"
-			                                                      : "424 Failed Dependency";
+			                     : strcmp(ops[i].ns, "DAV:") == 0
+			                         ? "403 Forbidden"
+			                         : "424 Failed Dependency";
 			fputs("<D:propstat><D:prop>", f);
 			empty_elem(f, ops[i].ns, ops[i].name);
-			fprintf(f, "</D:prop><D:status>HTTP/1.1 %s</D:status></D:propstat>", status);
+			fprintf(f, "</D:prop><D:status>HTTP/1.1 %s</D:status></D:propstat>",
+			        status);
 		}
 		fputs("</D:response></D:multistatus>\n", f);
 		ret = send_xml(r, MHD_HTTP_MULTI_STATUS, f, &buf, &len, NULL, NULL);
@@ -1431,8 +1451,8 @@ static const struct lock *lock_conflict(const struct locks *ls, const struct loc
 	return NULL;
 }
 
-static enum MHD_Result dav_lock(struct req *r, struct dav *d, struct res *x,
-                                const struct ifhdr *h, const struct locks *ls)
+static enum MHD_Result dav_lock(struct req *r, struct dav *d, struct res *x, const struct ifhdr *h,
+                                const struct locks *ls)
 {
 	int64_t now = now_ms(), timeout = lock_timeout_s(r);
 	if (d->len == 0) {
@@ -1442,13 +1462,14 @@ static enum MHD_Result dav_lock(struct req *r, struct dav *d, struct res *x,
 			if (!lock_covers(l, d->path) || !token_submitted(h, l, r->user_id))
 				continue;
 			l->timeout_at = now + timeout * 1000;
-			if (db_run(r->db, "UPDATE dav_locks SET timeout_at = ? WHERE token = ?", "it",
-			           l->timeout_at, l->token) != DB_DONE)
-				return send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+			if (db_run(r->db, "UPDATE dav_locks SET timeout_at = ? WHERE token = ?",
+			           "it", l->timeout_at, l->token) != DB_DONE)
+				return send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+				                 "database unavailable");
 			return send_lock(r, d, l, MHD_HTTP_OK);
 		}
-		return send_dav_error(r, MHD_HTTP_PRECONDITION_FAILED, "lock-token-matches-request-uri",
-		                      NULL);
+		return send_dav_error(r, MHD_HTTP_PRECONDITION_FAILED,
+		                      "lock-token-matches-request-uri", NULL);
 	}
 	xmlDocPtr doc = xml_parse(d);
 	xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
@@ -1672,9 +1693,10 @@ static enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct r
 	unsigned bad;
 	char *dest = url_to_path(r, d, dh, &bad);
 	if (!dest)
-		return send_text(r, bad, bad == MHD_HTTP_BAD_GATEWAY
-		                             ? "the destination is not in this workspace"
-		                             : "the destination is not a valid path");
+		return send_text(r, bad,
+		                 bad == MHD_HTTP_BAD_GATEWAY
+		                     ? "the destination is not in this workspace"
+		                     : "the destination is not a valid path");
 	enum MHD_Result ret;
 	char *dparent = parent_of(dest);
 	const char *depth = req_header(r, "Depth");
@@ -1689,7 +1711,8 @@ static enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct r
 		goto out;
 	}
 	if (move && x->kind == RES_DIR && depth && !deep) {
-		ret = send_text(r, MHD_HTTP_BAD_REQUEST, "MOVE of a collection takes Depth: infinity");
+		ret = send_text(r, MHD_HTTP_BAD_REQUEST,
+		                "MOVE of a collection takes Depth: infinity");
 		goto out;
 	}
 	if (res_get(r, dest, &dx) < 0 || res_get(r, dparent, &px) < 0) {
@@ -1713,9 +1736,9 @@ static enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct r
 	/* Every permission first: nothing in the way goes to the trash for a
 	 * COPY or MOVE that then fails. */
 	cap_reset(r);
-	if ((move && (!acl_require(r, d->path, x->kind == RES_FILE, PERM_WRITE) ||
-	              (x->kind == RES_DIR &&
-	               !acl_subtree_at_least(req_acl(r), d->path, PERM_WRITE)))) ||
+	if ((move &&
+	     (!acl_require(r, d->path, x->kind == RES_FILE, PERM_WRITE) ||
+	      (x->kind == RES_DIR && !acl_subtree_at_least(req_acl(r), d->path, PERM_WRITE)))) ||
 	    !acl_require(r, dest, x->kind == RES_FILE, PERM_WRITE)) {
 		if (!r->cap_status)
 			r->cap_status = MHD_HTTP_FORBIDDEN;
@@ -1740,7 +1763,8 @@ static enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct r
 		api_move_paths(r, d->path, dest);
 		ok = captured_ok(r);
 		if (ok)
-			locks_drop_below(r, d->path); /* locks stay with the URL, not the resource */
+			locks_drop_below(r,
+			                 d->path); /* locks stay with the URL, not the resource */
 	} else if (x->kind == RES_FILE) {
 		ok = copy_file(r, d->path, dest);
 	} else {
@@ -1922,7 +1946,8 @@ static enum MHD_Result dav_root(struct req *r, struct dav *d)
 		return dav_options(r);
 	if (strcmp(r->method, "PROPFIND") != 0 && strcmp(r->method, "GET") != 0 &&
 	    strcmp(r->method, "HEAD") != 0)
-		return send_text(r, MHD_HTTP_METHOD_NOT_ALLOWED, "the list of workspaces is read-only");
+		return send_text(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+		                 "the list of workspaces is read-only");
 	const char *depth = req_header(r, "Depth");
 	bool deep = depth && strcmp(depth, "1") == 0;
 	char *buf = NULL;

@@ -138,8 +138,8 @@ struct route {
 	handler_fn handle; /* called when the request is complete */
 };
 
-#define R_AUTH 1u /* bearer token required */
-#define R_WS   2u /* params[0] is a workspace id the caller belongs to */
+#define R_AUTH   1u /* bearer token required */
+#define R_WS     2u /* params[0] is a workspace id the caller belongs to */
 #define R_PREFIX 4u /* pattern is a prefix; any method; the handlers check the rest */
 
 /* Responses (server.c). Each returns the MHD result to hand back. */
