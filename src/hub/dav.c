@@ -1656,7 +1656,7 @@ static bool copy_tree(struct req *r, const char *src, const char *dest, bool dee
 	             "folders d ON d.id = f.folder_id WHERE d.workspace_id = ? AND f.deleted_at IS "
 	             "NULL AND d.deleted_at IS NULL AND (d.path = ? OR substr(d.path, 1, ?) = ?) "
 	             "ORDER BY 1, 2",
-	             "iitititt", r->ws_id, (int64_t)utf8_chars(prefix), prefix, r->ws_id, src,
+	             "iititit", r->ws_id, (int64_t)utf8_chars(prefix), prefix, r->ws_id, src,
 	             (int64_t)utf8_chars(prefix), prefix);
 	bool ok = st != NULL;
 	while (ok && db_step(st) == DB_ROW && n < COPY_MAX_ITEMS) {
