@@ -918,8 +918,9 @@ static bool check_locks(struct req *r, const char *path, bool membership, bool s
                         const struct ifhdr *h, const struct locks *ls, struct dav *d)
 {
 	char *parent = membership ? parent_of(path) : NULL;
-	const struct lock *blocking = NULL;
-	bool shared_seen = false, shared_ok = false;
+	/* Every exclusive lock needs its token; of shared locks, one token will do. */
+	const struct lock *excl = NULL, *shared = NULL;
+	bool shared_ok = false;
 	for (size_t i = 0; i < ls->n; i++) {
 		const struct lock *l = &ls->l[i];
 		bool relevant = lock_covers(l, path) || (subtree && inside(l->path, path)) ||
@@ -927,26 +928,15 @@ static bool check_locks(struct req *r, const char *path, bool membership, bool s
 		if (!relevant)
 			continue;
 		bool mine = token_submitted(h, l, r->user_id);
-		if (l->exclusive && !mine && !blocking)
-			blocking = l;
+		if (l->exclusive && !mine && !excl)
+			excl = l;
 		if (!l->exclusive) {
-			shared_seen = true;
+			shared = shared ? shared : l;
 			shared_ok = shared_ok || mine;
-			if (!blocking && !mine)
-				blocking = l; /* unless another shared one is submitted */
 		}
 	}
 	free(parent);
-	if (blocking && !blocking->exclusive && shared_seen && shared_ok) {
-		blocking = NULL;
-		for (size_t i = 0; i < ls->n; i++) {
-			const struct lock *l = &ls->l[i];
-			if (l->exclusive &&
-			    (lock_covers(l, path) || (subtree && inside(l->path, path))) &&
-			    !token_submitted(h, l, r->user_id))
-				blocking = l;
-		}
-	}
+	const struct lock *blocking = excl ? excl : shared && !shared_ok ? shared : NULL;
 	if (!blocking)
 		return true;
 	char *href = href_new(d, blocking->path, false);
@@ -995,7 +985,10 @@ static const char *node_ns(xmlNodePtr n)
 }
 
 /* An element as a self-contained XML fragment: the namespaces it uses are
- * declared on it, so it can be replayed inside any other document. */
+ * declared on it, so it can be replayed inside any other document. Copying
+ * into a new document does that (declarations from the element's ancestors
+ * are added to the copy's root); xmlReconciliateNs would also rename default
+ * namespaces to made-up prefixes. */
 static char *node_xml(xmlNodePtr n)
 {
 	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
@@ -1003,7 +996,6 @@ static char *node_xml(xmlNodePtr n)
 	if (!doc || !copy)
 		abort();
 	xmlDocSetRootElement(doc, copy);
-	xmlReconciliateNs(doc, copy);
 	xmlBufferPtr buf = xmlBufferCreate();
 	xmlNodeDump(buf, doc, copy, 0, 0);
 	char *s = xstrdup((const char *)xmlBufferContent(buf));

@@ -212,6 +212,28 @@ class DavTest(HubTest):
         st, body, _, _ = self.api("GET", "/versions?path=" + q("/copy.bin"))
         self.assertEqual(len(body["versions"]), 2)
 
+    def test_dead_properties_follow_a_move_made_through_the_api(self):
+        self.assertEqual(self.dav("PUT", "/prop-a.txt", b"p")[0], 201)
+        patch = ('<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z">'
+                 '<D:set><D:prop><Z:colour>blue <b xmlns="urn:b">bold</b></Z:colour></D:prop>'
+                 '</D:set></D:propertyupdate>')
+        st, body, _ = self.dav("PROPPATCH", "/prop-a.txt", patch.encode())
+        self.assertEqual(st, 207, body)
+        self.assertIn(b"200 OK", body)
+        st, _, payload, _ = self.api("POST", "/move", {"from": "/prop-a.txt",
+                                                        "to": "/prop-b.txt"})
+        self.assertEqual(st, 200, payload)
+        find = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>'
+                '<colour xmlns="urn:z"/></D:prop></D:propfind>')
+        st, body, _ = self.dav("PROPFIND", "/prop-b.txt", find.encode(), {"Depth": "0"})
+        self.assertEqual(st, 207, body)
+        self.assertIn(b'xmlns:Z="urn:z"', body)
+        self.assertIn(b'<b xmlns="urn:b">bold</b>', body)
+        # a new file at the old path starts without them
+        self.assertEqual(self.dav("PUT", "/prop-a.txt", b"new")[0], 201)
+        st, body, _ = self.dav("PROPFIND", "/prop-a.txt", find.encode(), {"Depth": "0"})
+        self.assertIn(b"404 Not Found", body)
+
     # ---- access control and quota ----
     def member(self, name):
         st, inv, _, _ = self.api("POST", "/invites", {"role": "member"})
