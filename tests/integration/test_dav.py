@@ -9,11 +9,15 @@ import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
+import tempfile
 import time
+import unittest
 
 import harness
-from harness import Host, HubTest, q, wait_for
+from harness import Host, Hub, HubTest, q, wait_for
 from test_feed import Stream
 
 PW = "member password 1"
@@ -334,6 +338,69 @@ class DavTest(HubTest):
         # and the listing the dashboard shows (the API) has it
         st, body, _, _ = self.api("GET", "/list?path=" + q("/synced"))
         self.assertEqual([e["name"] for e in body["entries"]], ["from-dav.bin"])
+
+
+def lan_address():
+    """This machine's address on its default route (no packet is sent), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            addr = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if addr.startswith("127.") else addr
+
+
+class DavNetworkTest(unittest.TestCase):
+    """Basic credentials cross the network only inside TLS."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.addr = lan_address()
+        cls.tmp = tempfile.mkdtemp(prefix="roost-davnet-")
+        cls.cert = os.path.join(cls.tmp, "cert.pem")
+        key = os.path.join(cls.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cls.cert,
+                        "-days", "2", "-subj", "/CN=roost-test"], check=True,
+                       capture_output=True)
+        cls.plain = Hub(os.path.join(cls.tmp, "plain"))
+        cls.plain.serve_args = ["--listen", "0.0.0.0"]
+        cls.tls = Hub(os.path.join(cls.tmp, "tls"))
+        cls.tls.serve_args = ["--listen", "0.0.0.0", "--tls-cert", cls.cert, "--tls-key", key]
+        cls.plain.start()
+        cls.tls.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.plain.stop()
+        cls.tls.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def propfind(self, conn):
+        auth = base64.b64encode(("%s:%s" % (harness.EMAIL, harness.PASSWORD)).encode())
+        conn.request("PROPFIND", "/dav/default/",
+                     headers={"Depth": "0", "Authorization": "Basic " + auth.decode()})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp.status
+
+    def test_basic_over_plain_http_is_refused_off_this_machine(self):
+        if not self.addr:
+            self.skipTest("no non-loopback IPv4 address")
+        self.assertEqual(self.propfind(http.client.HTTPConnection(
+            "127.0.0.1", self.plain.content_port, timeout=30)), 207)
+        self.assertEqual(self.propfind(http.client.HTTPConnection(
+            self.addr, self.plain.content_port, timeout=30)), 403)
+
+    def test_basic_over_tls_works_from_anywhere(self):
+        if not self.addr:
+            self.skipTest("no non-loopback IPv4 address")
+        ctx = ssl.create_default_context(cafile=self.cert)
+        ctx.check_hostname = False
+        self.assertEqual(self.propfind(http.client.HTTPSConnection(
+            self.addr, self.tls.content_port, context=ctx, timeout=30)), 207)
 
 
 def urlpath(path):
