@@ -145,17 +145,9 @@ enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct res *x, 
 		    dav_send_text(r, MHD_HTTP_CONFLICT, "the destination's parent does not exist");
 		goto out;
 	}
-	if (dx.kind && !overwrite_allowed(r)) {
-		ret = dav_send_status(r, MHD_HTTP_PRECONDITION_FAILED);
-		goto out;
-	}
-	if ((move && !dav_check_locks(r, d->path, true, x->kind == RES_DIR, h, ls, d)) ||
-	    !dav_check_locks(r, dest, true, dx.kind == RES_DIR, h, ls, d)) {
-		ret = MHD_YES;
-		goto out;
-	}
 	r->capture = true;
-	/* Every permission first: nothing in the way goes to the trash for a
+	/* Every permission first (a destination the caller may not see stays
+	 * unseen), and nothing in the way goes to the trash for a
 	 * COPY or MOVE that then fails. */
 	dav_cap_reset(r);
 	if ((move &&
@@ -165,6 +157,15 @@ enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct res *x, 
 		if (!r->cap_status)
 			r->cap_status = MHD_HTTP_FORBIDDEN;
 		ret = dav_send_captured(r);
+		goto out;
+	}
+	if (dx.kind && !overwrite_allowed(r)) {
+		ret = dav_send_status(r, MHD_HTTP_PRECONDITION_FAILED);
+		goto out;
+	}
+	if ((move && !dav_check_locks(r, d->path, true, x->kind == RES_DIR, h, ls, d)) ||
+	    !dav_check_locks(r, dest, true, dx.kind == RES_DIR, h, ls, d)) {
+		ret = MHD_YES;
 		goto out;
 	}
 	/* A file copied over a file becomes its new version (its history stays);
@@ -184,9 +185,9 @@ enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct res *x, 
 		dav_cap_reset(r);
 		api_move_paths(r, d->path, dest);
 		ok = dav_captured_ok(r);
+		/* locks stay with the URL, not the resource */
 		if (ok)
-			dav_locks_drop_below(
-			    r, d->path); /* locks stay with the URL, not the resource */
+			dav_locks_drop_below(r, d->path);
 	} else if (x->kind == RES_FILE) {
 		ok = copy_file(r, d->path, dest);
 	} else {
