@@ -34,6 +34,7 @@ struct pf {
 	const struct locks *ls;
 	const struct dprops *dead;
 	const char *ws_name;
+	int64_t quota, used; /* RFC 4331, when asked for by name; quota 0: none */
 };
 
 static const char *const live_names[] = {"creationdate",   "displayname",   "getcontentlength",
@@ -235,6 +236,13 @@ static bool live_print(FILE *f, struct dav *d, const struct pf *q, const char *n
 		      "<D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>"
 		      "</D:supportedlock>",
 		      f);
+	} else if (strcmp(name, "quota-used-bytes") == 0 && dir && q->used >= 0) {
+		fprintf(f, "<D:quota-used-bytes>%lld</D:quota-used-bytes>", (long long)q->used);
+	} else if (strcmp(name, "quota-available-bytes") == 0 && dir && q->quota > 0 &&
+	           q->used >= 0) {
+		int64_t left = q->quota - q->used;
+		fprintf(f, "<D:quota-available-bytes>%lld</D:quota-available-bytes>",
+		        (long long)(left > 0 ? left : 0));
 	} else if (strcmp(name, "lockdiscovery") == 0) {
 		fputs("<D:lockdiscovery>", f);
 		for (size_t i = 0; i < q->ls->n; i++)
@@ -295,32 +303,28 @@ static void pf_response(FILE *f, struct dav *d, const struct pf *q, const char *
 		return;
 	}
 	bool missing = false;
+	bool *found = xcalloc(q->n ? q->n : 1, sizeof *found);
 	for (size_t i = 0; i < q->n; i++) {
 		const struct pname *w = &q->want[i];
 		const struct dprop *p;
-		if (strcmp(w->ns, "DAV:") == 0 && live_print(f, d, q, w->name, path, x, true))
-			continue;
-		if ((p = dead_find(q, x, w->ns, w->name)))
+		if (strcmp(w->ns, "DAV:") == 0 && live_print(f, d, q, w->name, path, x, true)) {
+			found[i] = true;
+		} else if ((p = dead_find(q, x, w->ns, w->name))) {
 			fputs(p->xml, f);
-		else
+			found[i] = true;
+		} else {
 			missing = true;
+		}
 	}
 	fputs("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>", f);
 	if (missing) {
 		fputs("<D:propstat><D:prop>", f);
-		for (size_t i = 0; i < q->n; i++) {
-			const struct pname *w = &q->want[i];
-			bool live = false;
-			if (strcmp(w->ns, "DAV:") == 0)
-				for (size_t k = 0; k < N_LIVE; k++)
-					live = live || (strcmp(w->name, live_names[k]) == 0 &&
-					                !(x->kind == RES_DIR &&
-					                  strncmp(w->name, "getcontent", 10) == 0));
-			if (!live && !dead_find(q, x, w->ns, w->name))
-				empty_elem(f, w->ns, w->name);
-		}
+		for (size_t i = 0; i < q->n; i++)
+			if (!found[i])
+				empty_elem(f, q->want[i].ns, q->want[i].name);
 		fputs("</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>", f);
 	}
+	free(found);
 	fputs("</D:response>", f);
 }
 
@@ -385,6 +389,19 @@ enum MHD_Result dav_propfind(struct req *r, struct dav *d, const struct res *x,
 		ws_name = xstrdup(db_col_text(st, 0));
 	db_finalize(st);
 	q.ws_name = ws_name ? ws_name : d->ws_seg;
+	/* RFC 4331 quota properties: a sum over the workspace, so only on request */
+	bool want_quota = false;
+	for (size_t i = 0; i < q.n; i++)
+		want_quota = want_quota || (strcmp(q.want[i].ns, "DAV:") == 0 &&
+		                            strncmp(q.want[i].name, "quota-", 6) == 0);
+	int64_t used = 0;
+	q.used = -1;
+	if (want_quota &&
+	    db_int64(r->db, &q.quota,
+	             "SELECT COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?", "i",
+	             r->ws_id) == DB_ROW &&
+	    limits_used(r->db, r->ws_id, &used) == 0)
+		q.used = used;
 	bool deep = strcmp(depth, "1") == 0 && x->kind == RES_DIR;
 	struct dprops dead = {0};
 	q.dead = &dead;

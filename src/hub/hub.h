@@ -328,6 +328,8 @@ int64_t limits_max_file(struct db *db, int64_t ws);
 /* Would a new version of size bytes fit the max file size and the quota?
  * Replies 413 file_too_large or 507 quota_exceeded if not. */
 bool limits_allow_file(struct req *r, int64_t size);
+/* The bytes that count against workspace ws's quota. */
+int limits_used(struct db *db, int64_t ws, int64_t *used);
 
 /* acl.c: access control (docs/access.md) */
 enum perm perm_parse(const char *s);

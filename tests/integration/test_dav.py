@@ -291,6 +291,12 @@ class DavTest(HubTest):
         st, _, payload, _ = self.api("PATCH", "", {"quota_bytes": 64 * 1024 * 1024})
         self.assertEqual(st, 200, payload)
         try:
+            find = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>'
+                    b'<D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>')
+            st, body, _ = self.dav("PROPFIND", "/", find, {"Depth": "0"})
+            used = int(re.search(rb"<D:quota-used-bytes>(\d+)<", body).group(1))
+            left = int(re.search(rb"<D:quota-available-bytes>(\d+)<", body).group(1))
+            self.assertEqual(used + left, 64 * 1024 * 1024)
             st, body, _ = self.dav("PUT", "/too-big.bin", os.urandom(65 * 1024 * 1024))
             self.assertEqual(st, 507, body[:200])
             self.assertEqual(self.dav("GET", "/too-big.bin")[0], 404)
