@@ -34,11 +34,14 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <event2/thread.h>
 #include <http_parser.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,9 +128,15 @@ struct relay {
 	json_t *keys;
 	int64_t keys_at;
 	FILE *audit;
-	struct event *sigint, *sigterm, *poll_timer;
-	int64_t revoked_since; /* created_at of the last revocation seen */
-	json_t *pending;       /* revocations not yet effective */
+	struct event *sigint, *sigterm, *poll_timer, *revoked_ev;
+	/* Revocations are fetched on a thread of their own (a slow hub must not
+	 * stall the loop) and handed over under rev_mu. */
+	pthread_t rev_thread;
+	bool rev_running;
+	atomic_bool stopping;
+	pthread_mutex_t rev_mu;
+	json_t *incoming;
+	json_t *pending; /* revocations not yet effective */
 	struct limit_table limits;
 	int sweep_ticks;
 };
@@ -1072,40 +1081,66 @@ static void retire(struct relay *r, const char *slug)
 	}
 }
 
-static void poll_revocations(evutil_socket_t fd, short what, void *arg)
+/* The fetching thread: the hub's new revocations every second. */
+static void *revocations_main(void *arg)
+{
+	struct relay *r = arg;
+	CURL *c = curl_easy_init();
+	int64_t since = 0;
+	while (!atomic_load(&r->stopping)) {
+		char *url = xasprintf("%s/api/v1/relay/revocations?since=%lld", r->cfg.hub,
+		                      (long long)since);
+		struct evbuffer *b = evbuffer_new();
+		curl_easy_reset(c);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		if (r->cfg.hub_cacert)
+			curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
+		long st = 0;
+		if (curl_easy_perform(c) == CURLE_OK)
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+		json_t *ans = st == 200 ? json_loadb((const char *)evbuffer_pullup(b, -1),
+		                                     evbuffer_get_length(b), 0, NULL)
+		                        : NULL;
+		json_t *list = json_object_get(ans, "revocations"), *v;
+		size_t i;
+		json_array_foreach(list, i, v)
+		{
+			int64_t created = 0;
+			if (json_get_int(v, "created_at", &created) && created > since)
+				since = created;
+		}
+		if (json_array_size(list)) {
+			pthread_mutex_lock(&r->rev_mu);
+			json_array_extend(r->incoming, list);
+			pthread_mutex_unlock(&r->rev_mu);
+			event_active(r->revoked_ev, EV_READ, 0); /* apply them now, in the loop */
+		}
+		json_decref(ans);
+		evbuffer_free(b);
+		free(url);
+		for (int k = 0; k < 10 && !atomic_load(&r->stopping); k++)
+			usleep(100000);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/* In the loop: revocations that arrived, and those now due (by our clock). */
+static void apply_revocations(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct relay *r = arg;
-	CURL *c = curl_easy_init();
-	char *url = xasprintf("%s/api/v1/relay/revocations?since=%lld", r->cfg.hub,
-	                      (long long)r->revoked_since);
-	struct evbuffer *b = evbuffer_new();
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	if (r->cfg.hub_cacert)
-		curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
-	long st = 0;
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	json_t *ans = st == 200 ? json_loadb((const char *)evbuffer_pullup(b, -1),
-	                                     evbuffer_get_length(b), 0, NULL)
-	                        : NULL;
-	size_t i;
-	json_t *v;
-	json_array_foreach(json_object_get(ans, "revocations"), i, v)
-	{
-		json_array_append(r->pending, v);
-		int64_t created = 0;
-		if (json_get_int(v, "created_at", &created) && created > r->revoked_since)
-			r->revoked_since = created;
-	}
-	json_decref(ans);
-	/* Apply what is due (by our clock). */
+	pthread_mutex_lock(&r->rev_mu);
+	json_array_extend(r->pending, r->incoming);
+	json_array_clear(r->incoming);
+	pthread_mutex_unlock(&r->rev_mu);
 	int64_t now = now_ms();
+	size_t i;
 	for (i = 0; i < json_array_size(r->pending);) {
 		json_t *p = json_array_get(r->pending, i);
 		int64_t at = 0;
@@ -1118,9 +1153,15 @@ static void poll_revocations(evutil_socket_t fd, short what, void *arg)
 			i++;
 		}
 	}
-	evbuffer_free(b);
-	free(url);
-	curl_easy_cleanup(c);
+}
+
+/* Once a second: revocations coming due, idle data connections, old buckets. */
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct relay *r = arg;
+	apply_revocations(-1, 0, r);
 	/* Close data connections idle for long, before their hosts do: a host
 	 * closing one as we hand it a request would lose that request. */
 	int64_t mono = mono_ms();
@@ -1240,6 +1281,7 @@ int relay_run(const struct relay_config *cfg)
 {
 	struct relay rs = {.cfg = *cfg}, *r = &rs;
 	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&r->rev_mu, NULL);
 	int rc = 1;
 	r->ssl = SSL_CTX_new(TLS_server_method());
 	SSL_CTX_set_min_proto_version(r->ssl, TLS1_2_VERSION);
@@ -1264,6 +1306,7 @@ int relay_run(const struct relay_config *cfg)
 	r->pending = json_array();
 	limit_table_init(&r->limits, 4096);
 	settings_init();
+	evthread_use_pthreads(); /* the revocations thread wakes the loop */
 	r->base = event_base_new();
 	r->pub = listen_on(r, cfg->public_addr, on_public);
 	r->tun = listen_on(r, cfg->tunnel_addr, on_tunnel);
@@ -1273,8 +1316,11 @@ int relay_run(const struct relay_config *cfg)
 	r->sigterm = evsignal_new(r->base, SIGTERM, on_signal, r);
 	event_add(r->sigint, NULL);
 	event_add(r->sigterm, NULL);
-	r->poll_timer = evtimer_new(r->base, poll_revocations, r);
-	poll_revocations(-1, 0, r);
+	r->poll_timer = evtimer_new(r->base, tick, r);
+	r->revoked_ev = event_new(r->base, -1, 0, apply_revocations, r);
+	r->incoming = json_array();
+	r->rev_running = pthread_create(&r->rev_thread, NULL, revocations_main, r) == 0;
+	tick(-1, 0, r);
 	log_info("relay: public https://%s (listening %s), tunnel %s, hub %s", cfg->public_name,
 	         cfg->public_addr, cfg->tunnel_addr, cfg->hub);
 	event_base_dispatch(r->base);
@@ -1284,6 +1330,13 @@ out:
 		event_free(r->sigint);
 	if (r->sigterm)
 		event_free(r->sigterm);
+	atomic_store(&r->stopping, true);
+	if (r->rev_running)
+		pthread_join(r->rev_thread, NULL);
+	if (r->revoked_ev)
+		event_free(r->revoked_ev);
+	json_decref(r->incoming);
+	pthread_mutex_destroy(&r->rev_mu);
 	if (r->poll_timer)
 		event_free(r->poll_timer);
 	if (r->pub)
