@@ -415,6 +415,14 @@ static ssize_t parse_some(http_parser *hp, const http_parser_settings *s, struct
 
 /* ---- the public side ---- */
 
+/* Move up to 256 KiB per read or write event instead of libevent's 16 KiB:
+ * fewer trips around the loop for a large body. */
+static void big_io(struct bufferevent *bev)
+{
+	bufferevent_set_max_single_read(bev, 256 * 1024);
+	bufferevent_set_max_single_write(bev, 256 * 1024);
+}
+
 static bool hop_by_hop(const char *name)
 {
 	static const char *const hop[] = {
@@ -751,6 +759,7 @@ static void on_public(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	http_parser_init(&p->parser, HTTP_REQUEST);
 	p->bev = bufferevent_openssl_socket_new(r->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                        BEV_OPT_CLOSE_ON_FREE);
+	big_io(p->bev);
 	p->wait_timer = evtimer_new(r->base, wait_expired, p);
 	p->throttle = evtimer_new(r->base, unthrottle, p);
 	bufferevent_setcb(p->bev, pconn_read_cb, pconn_write_cb, pconn_event_cb, p);
@@ -1005,6 +1014,7 @@ static void on_tunnel(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	r->all = t;
 	t->bev = bufferevent_openssl_socket_new(r->base, fd, SSL_new(r->ssl),
 	                                        BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	big_io(t->bev);
 	bufferevent_setcb(t->bev, tconn_read_cb, tconn_write_cb, tconn_event_cb, t);
 	struct timeval tv = {HEAD_TIMEOUT_S, 0};
 	bufferevent_set_timeouts(t->bev, &tv, NULL); /* the hello, then none */
