@@ -39,8 +39,9 @@ function Members({ ws, me, feed, admin }) {
   </section>`;
 }
 
-function Invites({ ws }) {
-  const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/invites')), [ws.id]);
+function Invites({ ws, feed }) {
+  const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/invites')), [ws.id],
+    { feed, match: (ev) => ev.kind === 'member.added' });
   const [made, setMade] = useState(null);
   const [err, setErr] = useState(null);
   const create = async (e) => {
@@ -100,7 +101,7 @@ function AclEditor({ ws, feed, path, admin }) {
     <form class="inline" onSubmit=${(e) => {
       e.preventDefault();
       navigate('/w/' + ws.id + '/access?path=' + encodeURIComponent(new FormData(e.target).get('path') || '/'));
-    }}><label>Path<input name="path" value=${path} key=${path} /></label><button>Show</button></form>
+    }}><label>Path<input name="path" defaultValue=${path} key=${path} /></label><button>Show</button></form>
     <${ErrorLine} error=${error || err} />
     ${data && html`<p>Your access to <code>${path}</code>: <strong>${data.effective}</strong>.
       Workspace default for members: ${admin
@@ -135,7 +136,7 @@ function Shares({ ws, feed }) {
     <${ErrorLine} error=${error} />
     <table class="list"><thead><tr><th>Path</th><th>Scope</th><th class="wide">Created by</th><th>Expires</th><th><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>${data && data.shares.map((s) => html`<tr data-share=${s.id}>
-      <td>${s.path}${s.password ? ' 🔒' : ''}</td><td>${s.scope}</td><td class="wide">${s.created_by || '—'}</td>
+      <td>${s.path}${s.password ? ' (password)' : ''}</td><td>${s.scope}</td><td class="wide">${s.created_by || '—'}</td>
       <td>${s.expires_at ? fmtTime(s.expires_at) : 'never'}</td>
       <td class="row-actions"><button type="button" class="danger" onClick=${async () => {
         await api('DELETE', wsPath(ws.id, '/shares/' + s.id));
@@ -152,7 +153,7 @@ export function AccessView({ ws, feed, me, route }) {
   return html`<main class="grid">
     <${AclEditor} ws=${ws} feed=${feed} path=${path} admin=${admin} />
     <${Members} ws=${ws} me=${me} feed=${feed} admin=${admin} />
-    ${admin && html`<${Invites} ws=${ws} />`}
+    ${admin && html`<${Invites} ws=${ws} feed=${feed} />`}
     <${Shares} ws=${ws} feed=${feed} />
   </main>`;
 }

@@ -127,7 +127,11 @@ function NewWorkspace({ onClose, onCreated }) {
 
 function LiveBadge({ feed }) {
   const [state, setState] = useState(feed ? feed.state : 'offline');
-  useEffect(() => feed && feed.onState(setState), [feed]);
+  useEffect(() => {
+    if (!feed) return;
+    setState(feed.state); // it may have opened before this subscribed
+    return feed.onState(setState);
+  }, [feed]);
   return html`<span class=${'live live-' + state} role="status" title="realtime feed">${state}</span>`;
 }
 

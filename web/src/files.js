@@ -33,7 +33,7 @@ function PromptDialog({ title, label, initial, submitLabel, onSubmit, onClose })
   };
   return html`<${Modal} title=${title} onClose=${onClose}>
     <form onSubmit=${submit}>
-      <label>${label}<input name="value" value=${initial || ''} required autofocus
+      <label>${label}<input name="value" defaultValue=${initial || ''} required autofocus
         onFocus=${(e) => {
           const v = e.target.value, dot = v.lastIndexOf('.');
           e.target.setSelectionRange(0, dot > 0 && !v.includes('/') ? dot : v.length);
@@ -175,7 +175,7 @@ function SearchResults({ ws, query, feed }) {
     <${ErrorLine} error=${error} />
     ${data && !data.results.length && html`<p>Nothing found.</p>`}
     <ul class="results">${data && data.results.map((r) => html`<li>
-      ${r.type === 'folder' ? '📁 ' : '📄 '}
+      <span class=${'ico ico-' + r.type} aria-hidden="true"></span>
       <a href=${filesHref(ws.id, r.type === 'folder' ? r.path : parentOf(r.path))}>${r.path}</a>
       ${r.type === 'file' && html` <span class="muted">${fmtBytes(r.size)} · ${fmtTime(r.modified_at)}</span>`}
     </li>`)}</ul>
@@ -213,7 +213,7 @@ export function FilesView({ ws, feed, route }) {
         const v = new FormData(e.target).get('q').trim();
         navigate(filesHref(ws.id, path) + (v ? '?q=' + encodeURIComponent(v) : ''));
       }}><label><span class="sr-only">Search by name</span>
-        <input name="q" type="search" placeholder="Search by name" value=${query} /></label></form>
+        <input name="q" type="search" placeholder="Search by name" defaultValue=${query} key=${query} /></label></form>
       <div class="buttons">
         <button type="button" onClick=${() => act('mkdir')}>New folder</button>
         <button type="button" class="primary" onClick=${() => picker.current.click()}>Upload</button>
@@ -222,7 +222,9 @@ export function FilesView({ ws, feed, route }) {
       </div>
     </div>
     ${query ? html`<${SearchResults} ws=${ws} query=${query} feed=${feed} />` : html`
-    <${ErrorLine} error=${error} />
+    ${error && error.status === 404 && path === '/'
+      ? html`<p class="muted empty">Nothing in this workspace is shared with you yet.</p>`
+      : html`<${ErrorLine} error=${error} />`}
     <p class="drop-hint" aria-hidden="true">Drop files here to upload them to ${path}</p>
     <table class="list files-table">
       <thead><tr><th scope="col">Name</th><th scope="col" class="num">Size</th>
@@ -233,8 +235,8 @@ export function FilesView({ ws, feed, route }) {
         ${data && !entries.length && html`<tr><td colspan="5" class="muted">This folder is empty. Drop files here or use Upload.</td></tr>`}
         ${entries.map((e) => html`<tr key=${e.path} data-path=${e.path}>
           <td class="name">${e.type === 'folder'
-            ? html`<a href=${filesHref(ws.id, e.path)}><span aria-hidden="true">📁 </span>${e.name}</a>`
-            : html`<a href=${contentUrl(ws.id, e.path)} download=${e.name}><span aria-hidden="true">📄 </span>${e.name}</a>`}</td>
+            ? html`<a href=${filesHref(ws.id, e.path)}><span class="ico ico-folder" aria-hidden="true"></span>${e.name}</a>`
+            : html`<a href=${contentUrl(ws.id, e.path)} download=${e.name}><span class="ico ico-file" aria-hidden="true"></span>${e.name}</a>`}</td>
           <td class="num">${e.type === 'file' ? fmtBytes(e.size) : ''}</td>
           <td class="wide">${fmtTime(e.modified_at)}</td>
           <td class="wide">${e.modified_by || ''}</td>

@@ -105,7 +105,7 @@ export function useLive(fn, deps, { feed, match, pollMs } = {}) {
       clearTimeout(timer);
       poll && clearInterval(poll);
     };
-  }, [load]);
+  }, [load, feed]);
   return { ...state, reload: load };
 }
 
