@@ -12,8 +12,8 @@
 /* OWASP's argon2id floor (19 MiB, t=2): strong, and cheap enough that logins
  * don't dominate the hub's memory. The parameters travel in the hash string,
  * so they can be raised later. */
-#define PW_OPSLIMIT    2
-#define PW_MEMLIMIT    (19u * 1024 * 1024)
+#define PW_OPSLIMIT 2
+#define PW_MEMLIMIT (19u * 1024 * 1024)
 
 int auth_hash_password(const char *password, char out[128])
 {

@@ -16,7 +16,7 @@
 #define CONTENT_PORT_DEFAULT   3211
 #define DASHBOARD_PORT_DEFAULT 6791
 #define JSON_BODY_MAX          (16 * 1024 * 1024)
-#define TOKEN_TTL_MAX_MS       (7ll * 24 * 3600 * 1000) /* longest a signed token lives */
+#define TOKEN_TTL_MAX_MS       (7ll * 24 * 3600 * 1000)  /* longest a signed token lives */
 #define SESSION_TTL_MS         (90ll * 24 * 3600 * 1000) /* a login's token lives this long */
 #define RATE_LIMIT_DEFAULT     1000 /* requests per second per token (a 1 GiB put sends ~350/s) */
 

@@ -407,8 +407,8 @@ enum MHD_Result api_invite_accept(struct req *r)
 		return reply_db_error(r);
 	}
 	return reply_session(r,
-	                     json_pack("{s:s, s:{s:I, s:s}, s:{s:I, s:s}}", "token", tok_out, "user",
-	                               "id", (json_int_t)uid, "email", email, "workspace", "id",
-	                               (json_int_t)ws, "role", role),
+	                     json_pack("{s:s, s:{s:I, s:s}, s:{s:I, s:s}}", "token", tok_out,
+	                               "user", "id", (json_int_t)uid, "email", email, "workspace",
+	                               "id", (json_int_t)ws, "role", role),
 	                     tok_out, now_ms() + SESSION_TTL_MS);
 }

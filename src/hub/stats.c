@@ -92,12 +92,12 @@ enum MHD_Result api_search(struct req *r)
 			break;
 		}
 		json_array_append_new(
-		    results,
-		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:s?}", "type", "file", "path", p,
-		              "name", db_col_text(st, 1), "size", (json_int_t)db_col_int64(st, 2),
-		              "version", (json_int_t)db_col_int64(st, 3), "modified_at",
-		              (json_int_t)db_col_int64(st, 4), "modified_by", db_col_text(st, 5),
-		              "content_type", db_col_text(st, 6)));
+		    results, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:s?}", "type", "file",
+		                       "path", p, "name", db_col_text(st, 1), "size",
+		                       (json_int_t)db_col_int64(st, 2), "version",
+		                       (json_int_t)db_col_int64(st, 3), "modified_at",
+		                       (json_int_t)db_col_int64(st, 4), "modified_by",
+		                       db_col_text(st, 5), "content_type", db_col_text(st, 6)));
 		free(p);
 	}
 	db_finalize(st);
@@ -106,9 +106,9 @@ enum MHD_Result api_search(struct req *r)
 		json_decref(results);
 		return reply_db_error(r);
 	}
-	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:s, s:o, s:b}", "query", q, "results", results, "truncated",
-	                            truncated));
+	return reply_json(
+	    r, MHD_HTTP_OK,
+	    json_pack("{s:s, s:o, s:b}", "query", q, "results", results, "truncated", truncated));
 }
 
 /* Add each (bucket, bytes) row of the query into series: rows before the
@@ -159,31 +159,34 @@ enum MHD_Result api_usage_history(struct req *r)
 	int64_t *stored = xcalloc((size_t)n, sizeof *stored);
 	int64_t logical_base = 0, uploaded_base = 0, stored_base = 0;
 	bool ok =
-	    sum_into(r,
-	             "SELECT v.created_at / ?, SUM(v.size) FROM file_versions v JOIN files f ON "
-	             "f.id = v.file_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL GROUP BY 1",
-	             step, first, n, logical, &logical_base) &&
+	    sum_into(
+	        r,
+	        "SELECT v.created_at / ?, SUM(v.size) FROM file_versions v JOIN files f ON "
+	        "f.id = v.file_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL GROUP BY 1",
+	        step, first, n, logical, &logical_base) &&
 	    sum_into(r,
 	             "SELECT v.created_at / ?, SUM(v.size) FROM file_versions v JOIN files f ON "
 	             "f.id = v.file_id WHERE f.workspace_id = ? GROUP BY 1",
 	             step, first, n, uploaded, &uploaded_base) &&
 	    /* A chunk counts from the first version that referenced it. */
-	    sum_into(r,
-	             "SELECT t.first_at / ?, SUM(t.size) FROM (SELECT MIN(v.created_at) AS first_at, "
-	             "MAX(vc.size) AS size FROM version_chunks vc JOIN file_versions v ON v.id = "
-	             "vc.version_id JOIN files f ON f.id = v.file_id WHERE f.workspace_id = ? "
-	             "GROUP BY vc.chunk_hash) t GROUP BY 1",
-	             step, first, n, stored, &stored_base);
+	    sum_into(
+	        r,
+	        "SELECT t.first_at / ?, SUM(t.size) FROM (SELECT MIN(v.created_at) AS first_at, "
+	        "MAX(vc.size) AS size FROM version_chunks vc JOIN file_versions v ON v.id = "
+	        "vc.version_id JOIN files f ON f.id = v.file_id WHERE f.workspace_id = ? "
+	        "GROUP BY vc.chunk_hash) t GROUP BY 1",
+	        step, first, n, stored, &stored_base);
 	json_t *points = json_array();
 	int64_t lsum = logical_base, ssum = stored_base;
 	for (int64_t i = 0; ok && i < n; i++) {
 		lsum += logical[i];
 		ssum += stored[i];
-		json_array_append_new(
-		    points, json_pack("{s:I, s:I, s:I, s:I, s:I}", "at", (json_int_t)((first + i) * step),
-		                      "logical_bytes", (json_int_t)lsum, "stored_bytes", (json_int_t)ssum,
-		                      "uploaded_bytes", (json_int_t)uploaded[i], "new_stored_bytes",
-		                      (json_int_t)stored[i]));
+		json_array_append_new(points,
+		                      json_pack("{s:I, s:I, s:I, s:I, s:I}", "at",
+		                                (json_int_t)((first + i) * step), "logical_bytes",
+		                                (json_int_t)lsum, "stored_bytes", (json_int_t)ssum,
+		                                "uploaded_bytes", (json_int_t)uploaded[i],
+		                                "new_stored_bytes", (json_int_t)stored[i]));
 	}
 	free(logical);
 	free(uploaded);

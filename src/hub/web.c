@@ -25,9 +25,9 @@
 #define ROOST_WEB_DIR "web"
 #endif
 
-#define COOKIE_NAME    "roost_session"
-#define WEB_FILE_MAX   (64ll * 1024 * 1024)
-#define WEB_URL_MAX    1024
+#define COOKIE_NAME  "roost_session"
+#define WEB_FILE_MAX (64ll * 1024 * 1024)
+#define WEB_URL_MAX  1024
 
 /* The app loads only its own script and style; the API and the feed are
  * same-origin; uPlot draws on a canvas; nothing may frame the dashboard. */
@@ -136,7 +136,8 @@ static int open_file(int dfd, const char *rel, int64_t *size)
 {
 	int fd = open_beneath(dfd, rel);
 	struct stat stb;
-	if (fd >= 0 && (fstat(fd, &stb) != 0 || !S_ISREG(stb.st_mode) || stb.st_size > WEB_FILE_MAX)) {
+	if (fd >= 0 &&
+	    (fstat(fd, &stb) != 0 || !S_ISREG(stb.st_mode) || stb.st_size > WEB_FILE_MAX)) {
 		close(fd);
 		fd = -1;
 	}
@@ -173,9 +174,11 @@ enum MHD_Result web_serve(struct hub *hub, struct MHD_Connection *conn, const ch
 		close(dfd);
 	if (fd < 0 && strcmp(rel, "index.html") == 0) {
 		char *text = xasprintf(
-		    "The hub is running, but the dashboard's assets were not found in <code>%s</code>. "
+		    "The hub is running, but the dashboard's assets were not found in "
+		    "<code>%s</code>. "
 		    "Build them with <code>make build</code> (it needs npm), or start the hub with "
-		    "<code>--web-dir DIR</code>. The JSON API is on port %d (<code>/api/v1</code>).",
+		    "<code>--web-dir DIR</code>. The JSON API is on port %d "
+		    "(<code>/api/v1</code>).",
 		    dir, hub->cfg.api_port);
 		enum MHD_Result ret =
 		    send_page(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Dashboard not built", text);

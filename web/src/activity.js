@@ -85,7 +85,7 @@ function Audit({ ws, feed }) {
   [ws.id, action, cursor], { feed: cursor ? null : feed });
   const rows = ((data && data.entries) || []).filter((e) => !who || (e.actor || '').includes(who) ||
     (e.target || '').includes(who));
-  return html`<section class="card" aria-labelledby="audit-h">
+  return html`<section class="card wide-card" aria-labelledby="audit-h">
     <h2 id="audit-h">Audit log</h2>
     <form class="inline" onSubmit=${(e) => e.preventDefault()}>
       <label>Action<select value=${action} onChange=${(e) => { setAction(e.target.value); setBefore([]); }}>

@@ -52,7 +52,8 @@ function HostCard({ ws, host, feed, admin }) {
         ${used != null && html` <meter min="0" max=${host.capacity_bytes} value=${used} aria-label="space used"></meter>`}</dd>
       <dt>Queue</dt><dd>${host.queue ?? '—'}</dd>
       <dt>Last sync</dt><dd>${fmtAgo(host.last_sync)}</dd>
-      <dt>Pinned</dt><dd>${host.pinned != null ? fmtBytes(host.pinned) : '—'}</dd>
+      <dt>Pinned</dt><dd>${Array.isArray(host.pinned) && host.pinned.length ? host.pinned.join(', ') : '—'}</dd>
+      <dt>Cache</dt><dd>${host.cache_bytes != null ? fmtBytes(host.cache_bytes) : '—'}</dd>
       <dt>URL</dt><dd class="url">${host.tunnel_url || host.url || '—'}</dd>
       <dt>Version</dt><dd>${host.version || '—'}</dd>
     </dl>
