@@ -144,11 +144,13 @@ test('upload a file, see it listed, download it byte for byte; chunks dedup with
   assert.equal(u2.stored_bytes, u1.stored_bytes);
 });
 
-test('many files at once each get their own progress and land in the open folder', async () => {
+test('many files at once, each with its own progress, land in the folder opened from the tree', async () => {
   await page.getByRole('button', { name: 'New folder' }).click();
   await page.getByRole('dialog').getByLabel('Folder name').fill('batch');
   await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
-  await row(page, '/batch').getByRole('link').click();
+  // The folder tree picks the new folder up from the feed; it navigates too.
+  const tree = page.getByRole('navigation', { name: 'Folders' });
+  await tree.getByRole('link', { name: 'batch' }).click({ timeout: WAIT });
   await page.getByRole('navigation', { name: 'Breadcrumb' }).getByText('batch').waitFor();
   const files = [1, 2, 3, 4].map((i) => {
     const f = path.join(TMP, `part${i}.txt`);

@@ -121,17 +121,49 @@ function ShareDialog({ ws, entry, onClose }) {
   <//>`;
 }
 
-function Uploads({ items, onRetry, onClear }) {
+function Uploads({ items, onRetry, onCancel, onClear }) {
   if (!items.length) return null;
   return html`<section class="uploads" aria-label="Uploads">
     <header><h2>Uploads</h2><button type="button" onClick=${onClear}>Clear finished</button></header>
     <ul>${items.map((u) => html`<li key=${u.id} class=${'upload ' + u.state}>
       <span class="name">${u.path}</span>
       <progress max=${u.total || 1} value=${u.done} aria-label=${'Upload of ' + u.name}></progress>
-      <span class="status">${u.state === 'error' ? u.error : u.state === 'done' ? 'done' : u.phase + ' ' + (u.total ? Math.floor((100 * u.done) / u.total) : 0) + '%'}</span>
+      <span class="upload-status">${u.state === 'error' ? u.error : u.state === 'done' ? 'done' : u.phase + ' ' + (u.total ? Math.floor((100 * u.done) / u.total) : 0) + '%'}</span>
       ${u.state === 'error' && html`<button type="button" onClick=${() => onRetry(u)}>Retry</button>`}
+      ${u.state === 'running' && html`<button type="button" onClick=${() => onCancel(u)}>Cancel</button>`}
     </li>`)}</ul>
   </section>`;
+}
+
+
+// The folder tree: each open folder lists its subfolders (GET list, so only what
+// the caller may see), loaded when opened and kept fresh by the feed.
+function TreeNode({ ws, feed, path, name, current }) {
+  const onPath = current === path || current.startsWith(path === '/' ? '/' : path + '/');
+  const [open, setOpen] = useState(onPath);
+  useEffect(() => {
+    if (onPath) setOpen(true);
+  }, [current]);
+  const { data } = useLive(
+    () => (open ? api('GET', wsPath(ws.id, '/list?path=' + q(path))) : Promise.resolve(null)),
+    [ws.id, path, open], { feed, match: (ev) => ev.entity === 'folder' || ev.kind === 'acl.changed' });
+  const folders = ((data && data.entries) || []).filter((e) => e.type === 'folder');
+  return html`<li>
+    <span class="tree-row">
+      <button type="button" class="twisty" aria-expanded=${open}
+        aria-label=${(open ? 'Collapse ' : 'Expand ') + name} onClick=${() => setOpen(!open)}>${open ? '▾' : '▸'}</button>
+      <a href=${filesHref(ws.id, path)} aria-current=${current === path ? 'page' : undefined}
+        ><span class="ico ico-folder" aria-hidden="true"></span>${name}</a>
+    </span>
+    ${open && folders.length > 0 && html`<ul>${folders.map((f) => html`<${TreeNode} key=${f.path}
+      ws=${ws} feed=${feed} path=${f.path} name=${f.name} current=${current} />`)}</ul>`}
+  </li>`;
+}
+
+function FolderTree({ ws, feed, current }) {
+  return html`<nav class="tree" aria-label="Folders"><ul>
+    <${TreeNode} ws=${ws} feed=${feed} path="/" name=${ws.name} current=${current} />
+  </ul></nav>`;
 }
 
 let uploadIds = 0;
@@ -139,16 +171,21 @@ let uploadIds = 0;
 function useUploads(ws) {
   const [items, setItems] = useState([]);
   const update = (id, patch) => setItems((list) => list.map((u) => (u.id === id ? { ...u, ...patch } : u)));
+  const aborts = useRef(new Map());
   const run = async (u) => {
+    const ctl = new AbortController();
+    aborts.current.set(u.id, ctl);
     update(u.id, { state: 'running', error: null });
     try {
       await uploadFile(ws.id, ws.chunking, u.file, u.path,
-        (p) => update(u.id, { phase: p.phase, done: p.done, total: p.total }), new AbortController().signal);
+        (p) => update(u.id, { phase: p.phase, done: p.done, total: p.total }), ctl.signal);
       update(u.id, { state: 'done' });
     } catch (e) {
-      update(u.id, { state: 'error', error: e.message });
+      update(u.id, { state: 'error', error: ctl.signal.aborted ? 'cancelled' : e.message });
     }
+    aborts.current.delete(u.id);
   };
+  const cancel = (u) => aborts.current.get(u.id)?.abort();
   const add = (files, dir) => {
     const fresh = [...files].map((file) => ({
       id: ++uploadIds, file, name: file.name,
@@ -164,7 +201,7 @@ function useUploads(ws) {
     lane();
     lane();
   };
-  return { items, add, retry: run, clear: () => setItems((l) => l.filter((u) => u.state !== 'done')) };
+  return { items, add, retry: run, cancel, clear: () => setItems((l) => l.filter((u) => u.state !== 'done')) };
 }
 
 function SearchResults({ ws, query, feed }) {
@@ -202,7 +239,8 @@ export function FilesView({ ws, feed, route }) {
   const act = (kind, entry) => setDialog({ kind, entry });
   const entries = (data && data.entries) || [];
 
-  return html`<main class=${'files' + (drag ? ' dragging' : '')}
+  return html`<div class="files-layout"><${FolderTree} ws=${ws} feed=${feed} current=${path} />
+  <main class=${'files' + (drag ? ' dragging' : '')}
       onDragOver=${(e) => { e.preventDefault(); setDrag(true); }}
       onDragLeave=${(e) => { if (e.target === e.currentTarget) setDrag(false); }}
       onDrop=${onDrop}>
@@ -254,7 +292,7 @@ export function FilesView({ ws, feed, route }) {
           </td></tr>`)}
       </tbody>
     </table>`}
-    <${Uploads} items=${uploads.items} onRetry=${uploads.retry} onClear=${uploads.clear} />
+    <${Uploads} items=${uploads.items} onRetry=${uploads.retry} onCancel=${uploads.cancel} onClear=${uploads.clear} />
     ${dialog && dialog.kind === 'mkdir' && html`<${PromptDialog} title="New folder" label="Folder name"
       submitLabel="Create" onClose=${close}
       onSubmit=${(name) => api('POST', wsPath(ws.id, '/folders'), { path: joinPath(path, name) })} />`}
@@ -270,5 +308,5 @@ export function FilesView({ ws, feed, route }) {
       onConfirm=${() => api('DELETE', wsPath(ws.id, '/files?path=' + q(dialog.entry.path)))} />`}
     ${dialog && dialog.kind === 'versions' && html`<${VersionsDialog} ws=${ws} entry=${dialog.entry} feed=${feed} onClose=${close} />`}
     ${dialog && dialog.kind === 'share' && html`<${ShareDialog} ws=${ws} entry=${dialog.entry} onClose=${close} />`}
-  </main>`;
+  </main></div>`;
 }
