@@ -165,6 +165,20 @@ test('many files at once, each with its own progress, land in the folder opened 
   await row(page, '/big.bin').waitFor();
 });
 
+test('a file dropped on the listing is uploaded to the open folder', async () => {
+  const dataTransfer = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(['dropped bytes\n'], 'dropped.txt', { type: 'text/plain' }));
+    return dt;
+  });
+  await page.dispatchEvent('main.files', 'dragover', { dataTransfer });
+  await page.dispatchEvent('main.files', 'drop', { dataTransfer });
+  await row(page, '/dropped.txt').waitFor({ timeout: WAIT });
+  const text = await page.evaluate(async (u) => (await fetch(u)).text(),
+    `/api/v1/workspaces/${ws}/content?path=%2Fdropped.txt`);
+  assert.equal(text, 'dropped bytes\n');
+});
+
 test('rename, move and delete from the row menu', async () => {
   await rowAction(page, '/big.bin', 'Rename');
   const dlg = page.getByRole('dialog');
@@ -343,6 +357,20 @@ test('the hosts page shows the host online, then offline once it stops', async (
   await shot(page, 'hosts');
   process.kill(Number(process.env.HOST_PID), 'SIGTERM');
   await card.locator('[data-status=offline]').waitFor({ timeout: 30000 });
+});
+
+test('a new workspace is created from the switcher and switched to', async () => {
+  await page.getByLabel('Workspace').selectOption('new');
+  await page.getByRole('dialog').getByLabel('Name').fill('design');
+  await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+  await page.getByText('This folder is empty').waitFor({ timeout: WAIT });
+  const id = Number(page.url().match(/\/w\/(\d+)\//)[1]);
+  assert.notEqual(id, ws);
+  assert.equal(await page.getByLabel('Workspace').inputValue(), String(id));
+  const names = await page.getByLabel('Workspace').locator('option').allTextContents();
+  assert.ok(names.includes('default') && names.includes('design'), names.join());
+  await page.getByLabel('Workspace').selectOption(String(ws));
+  await row(page, '/notes.txt').waitFor({ timeout: WAIT });
 });
 
 test('works at phone width', async () => {
