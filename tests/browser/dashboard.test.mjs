@@ -137,6 +137,8 @@ test('upload a file, see it listed, download it byte for byte; chunks dedup with
   assert.ok(Buffer.compare(fs.readFileSync(await dl.path()), data) === 0, 'downloaded bytes differ');
 
   // The browser cut the same chunks as the CLI: a CLI copy stores nothing new.
+  const m = (await apiGet(page, `/workspaces/${ws}/manifest?path=%2Fbig.bin`)).body;
+  assert.ok(m.chunks.length >= 2, 'a multi-chunk file: ' + m.chunks.length);
   const u1 = (await apiGet(page, `/workspaces/${ws}/usage`)).body;
   cli('put', src, '/copy.bin');
   const u2 = (await apiGet(page, `/workspaces/${ws}/usage`)).body;
