@@ -159,6 +159,8 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
   const tab = (name, label) => html`<a href=${'/w/' + ws.id + '/' + name}
     aria-current=${route.name === name ? 'page' : undefined}>${label}</a>`;
   const admin = ws.role === 'owner' || ws.role === 'admin';
+  const titles = { files: 'Files', access: 'Access', hosts: 'Hosts', activity: 'Activity' };
+  document.title = (titles[route.name] || 'roost') + ' · ' + ws.name + ' · roost';
   let view;
   const props = { ws, feed, me, route };
   if (route.name === 'files') view = html`<${FilesView} ...${props} />`;
@@ -241,7 +243,6 @@ function App() {
     else return html`<main class="center"><p>You belong to no workspace yet.</p></main>`;
     return null;
   }
-  document.title = 'roost';
   return html`<${Shell} me=${session.me} workspaces=${session.workspaces} route=${route}
     reloadWorkspaces=${reloadWorkspaces} logout=${logout} />`;
 }

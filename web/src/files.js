@@ -229,7 +229,6 @@ export function FilesView({ ws, feed, route }) {
   const [drag, setDrag] = useState(false);
   const picker = useRef();
   const close = () => setDialog(null);
-  const writable = ws.role !== undefined;
 
   const onDrop = (e) => {
     e.preventDefault();
