@@ -105,7 +105,8 @@ enum MHD_Result api_content(struct req *r)
 		                   "version must be a positive integer");
 	if (!found)
 		return MHD_YES;
-	return serve_version(r, &fi, false);
+	/* On the dashboard's origin a file is always a download, never a page. */
+	return serve_version(r, &fi, r->dash);
 }
 
 enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attachment)
