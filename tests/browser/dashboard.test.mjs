@@ -201,6 +201,20 @@ test('rename, move and delete from the row menu', async () => {
   assert.equal((await apiGet(page, `/workspaces/${ws}/info?path=%2Fcopy.bin`)).status, 404);
 });
 
+test('a deleted file comes back from the trash', async () => {
+  await page.getByRole('link', { name: 'Trash' }).click();
+  const entry = page.locator('tr[data-path="/copy.bin"]');
+  await entry.waitFor({ timeout: WAIT });
+  await assertLabelled(page);
+  await shot(page, 'trash');
+  await page.getByRole('button', { name: 'Restore /copy.bin' }).click();
+  await page.getByRole('status').filter({ hasText: 'Restored /copy.bin' }).waitFor({ timeout: WAIT });
+  await entry.waitFor({ state: 'detached', timeout: WAIT });
+  assert.equal((await apiGet(page, `/workspaces/${ws}/info?path=%2Fcopy.bin`)).status, 200);
+  await page.getByRole('link', { name: 'Files' }).click();
+  await row(page, '/copy.bin').waitFor({ timeout: WAIT });
+});
+
 test('version history: an old version downloads and restores as the newest', async () => {
   const f = path.join(TMP, 'notes.txt');
   fs.writeFileSync(f, 'first draft\n');
@@ -355,6 +369,8 @@ test('the hosts page shows the host online, then offline once it stops', async (
   const card = page.locator(`[data-host="${process.env.HOST_LABEL}"]`);
   await card.locator('[data-status=online]').waitFor({ timeout: WAIT });
   await page.getByText('Replica health').waitFor();
+  for (const job of ['gc', 'scrub', 'replicate'])
+    await page.locator(`[data-job=${job}]`).waitFor({ timeout: WAIT });
   await assertLabelled(page);
   await shot(page, 'hosts');
   process.kill(Number(process.env.HOST_PID), 'SIGTERM');

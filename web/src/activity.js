@@ -8,7 +8,9 @@ import { html, fmtBytes, fmtTime, ErrorLine, useLive } from './ui.js';
 const ACTIONS = ['', 'login', 'login.failed', 'file.version', 'file.move', 'file.delete', 'folder.create',
   'folder.move', 'folder.delete', 'acl.set', 'member.join', 'member.role', 'member.remove', 'member.leave',
   'invite.create', 'invite.revoke', 'share.create', 'share.revoke', 'share.download', 'share.zip', 'url.create',
-  'host.invite', 'host.join', 'host.policy', 'workspace.create', 'workspace.update'];
+  'host.invite', 'host.join', 'host.policy', 'workspace.create', 'workspace.update', 'file.restore',
+  'trash.purge', 'version.expire', 'chunk.corrupt', 'chunk.repaired', 'chunk.replicated', 'file.corrupt',
+  'host.scrub', 'replicas.rebalance'];
 
 function Chart({ title, series, data, bars }) {
   const box = useRef();

@@ -8,6 +8,7 @@ import { FilesView } from './files.js';
 import { AccessView } from './access.js';
 import { HostsView } from './hosts.js';
 import { ActivityView } from './activity.js';
+import { TrashView } from './trash.js';
 
 // ---- routing: /login, /invite/TOKEN, /w/WS/{files/PATH…,access,hosts,activity} ----
 
@@ -159,7 +160,7 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
   const tab = (name, label) => html`<a href=${'/w/' + ws.id + '/' + name}
     aria-current=${route.name === name ? 'page' : undefined}>${label}</a>`;
   const admin = ws.role === 'owner' || ws.role === 'admin';
-  const titles = { files: 'Files', access: 'Access', hosts: 'Hosts', activity: 'Activity' };
+  const titles = { files: 'Files', access: 'Access', hosts: 'Hosts', activity: 'Activity', trash: 'Trash' };
   document.title = (titles[route.name] || 'roost') + ' · ' + ws.name + ' · roost';
   let view;
   const props = { ws, feed, me, route };
@@ -167,6 +168,7 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
   else if (route.name === 'access') view = html`<${AccessView} ...${props} />`;
   else if (route.name === 'hosts') view = html`<${HostsView} ...${props} />`;
   else if (route.name === 'activity') view = html`<${ActivityView} ...${props} />`;
+  else if (route.name === 'trash') view = html`<${TrashView} ...${props} />`;
   else view = html`<p>Unknown page.</p>`;
   return html`<div class="shell">
     <header class="top">
@@ -182,7 +184,7 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
           <option value="new">+ New workspace…</option>
         </select></label>
       <nav aria-label="Sections" class=${menu ? 'open' : ''} onClick=${() => setMenu(false)}>
-        ${tab('files', 'Files')}${tab('access', 'Access')}${tab('hosts', 'Hosts')}
+        ${tab('files', 'Files')}${tab('trash', 'Trash')}${tab('access', 'Access')}${tab('hosts', 'Hosts')}
         ${admin && tab('activity', 'Activity')}
       </nav>
       <div class="who">

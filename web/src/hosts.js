@@ -74,6 +74,23 @@ function Replicas({ ws, feed }) {
   </section>`;
 }
 
+// The hub's background jobs (docs/jobs.md): what each did last, and damage
+// scrub found that is not repaired yet.
+function Jobs({ ws, feed }) {
+  const { data, error } = useLive(() => api('GET', wsPath(ws.id, '/jobs')), [ws.id], { feed, pollMs: 10000 });
+  const show = (r) => (r ? Object.entries(r).filter(([k, v]) => typeof v === 'number' && v && k !== 'duration_ms')
+    .map(([k, v]) => k.replace(/_/g, ' ') + ' ' + (k.startsWith('bytes') ? fmtBytes(v) : v)).join(', ') || 'nothing to do' : '—');
+  return html`<section class="card" aria-labelledby="jobs-h">
+    <h2 id="jobs-h">Background jobs</h2>
+    <${ErrorLine} error=${error} />
+    ${data && html`<table class="list"><thead><tr><th>Job</th><th>State</th><th>Last run</th><th>Result</th></tr></thead>
+      <tbody>${data.jobs.map((j) => html`<tr data-job=${j.name}>
+        <td>${j.name}</td><td>${j.state}</td><td>${j.finished_at ? fmtAgo(j.finished_at) : 'never'}</td>
+        <td class=${j.result && (j.result.chunks_corrupt || j.result.chunks_unrepaired) ? 'warn' : ''}>
+          ${j.state === 'running' ? 'in progress: ' + show(j.progress) : show(j.result)}</td></tr>`)}</tbody></table>`}
+  </section>`;
+}
+
 function HostInvite({ ws }) {
   const [made, setMade] = useState(null);
   const [err, setErr] = useState(null);
@@ -106,6 +123,7 @@ export function HostsView({ ws, feed }) {
       ${hosts.map((h) => html`<${HostCard} key=${h.id} ws=${ws} host=${h} feed=${feed} admin=${admin} />`)}
     </section>
     <${Replicas} ws=${ws} feed=${feed} />
+    ${admin && html`<${Jobs} ws=${ws} feed=${feed} />`}
     ${admin && html`<${HostInvite} ws=${ws} />`}
   </main>`;
 }
