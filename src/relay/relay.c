@@ -164,34 +164,41 @@ static size_t collect(char *p, size_t size, size_t n, void *cls)
 	return size * n;
 }
 
-static void fetch_keys(struct relay *r)
+/* GET the hub's REL (the URL in full after the hub's base) as JSON, or NULL. */
+static json_t *hub_get(struct relay *r, CURL *c, const char *rel, long timeout_s)
 {
-	CURL *c = curl_easy_init();
-	char *url = xasprintf("%s/api/v1/keys", r->cfg.hub);
+	char *url = xasprintf("%s%s", r->cfg.hub, rel);
 	struct evbuffer *b = evbuffer_new();
+	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (r->cfg.hub_cacert)
 		curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
 	long st = 0;
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	r->keys_at = mono_ms();
-	if (st == 200) {
-		size_t n = evbuffer_get_length(b);
-		json_t *k = json_loadb((const char *)evbuffer_pullup(b, -1), n, 0, NULL);
-		if (k) {
-			json_decref(r->keys);
-			r->keys = k;
-		}
-	} else {
-		log_warn("relay: cannot fetch the hub's keys from %s", url);
-	}
+	json_t *ans = st == 200 ? json_loadb((const char *)evbuffer_pullup(b, -1),
+	                                     evbuffer_get_length(b), 0, NULL)
+	                        : NULL;
 	evbuffer_free(b);
 	free(url);
+	return ans;
+}
+
+static void fetch_keys(struct relay *r)
+{
+	CURL *c = curl_easy_init();
+	json_t *k = hub_get(r, c, "/api/v1/keys", 5);
+	r->keys_at = mono_ms();
+	if (k) {
+		json_decref(r->keys);
+		r->keys = k;
+	} else {
+		log_warn("relay: cannot fetch the hub's keys from %s", r->cfg.hub);
+	}
 	curl_easy_cleanup(c);
 }
 
@@ -1098,23 +1105,9 @@ static void *revocations_main(void *arg)
 	CURL *c = curl_easy_init();
 	int64_t since = 0;
 	while (!atomic_load(&r->stopping)) {
-		char *url = xasprintf("%s/api/v1/relay/revocations?since=%lld", r->cfg.hub,
-		                      (long long)since);
-		struct evbuffer *b = evbuffer_new();
-		curl_easy_reset(c);
-		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-		curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		if (r->cfg.hub_cacert)
-			curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
-		long st = 0;
-		if (curl_easy_perform(c) == CURLE_OK)
-			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-		json_t *ans = st == 200 ? json_loadb((const char *)evbuffer_pullup(b, -1),
-		                                     evbuffer_get_length(b), 0, NULL)
-		                        : NULL;
+		char rel[96];
+		snprintf(rel, sizeof rel, "/api/v1/relay/revocations?since=%lld", (long long)since);
+		json_t *ans = hub_get(r, c, rel, 2);
 		json_t *list = json_object_get(ans, "revocations"), *v;
 		size_t i;
 		json_array_foreach(list, i, v)
@@ -1130,8 +1123,6 @@ static void *revocations_main(void *arg)
 			event_active(r->revoked_ev, EV_READ, 0); /* apply them now, in the loop */
 		}
 		json_decref(ans);
-		evbuffer_free(b);
-		free(url);
 		for (int k = 0; k < 10 && !atomic_load(&r->stopping); k++)
 			usleep(100000);
 	}
