@@ -174,6 +174,12 @@ static const char *const migrations[] = {
     /* 6: a copy the replicate job asked a host to keep (released when the
      * chunk has enough copies without it) */
     "ALTER TABLE chunk_replicas ADD COLUMN assigned INTEGER NOT NULL DEFAULT 0;",
+
+    /* 7: bytes received and sent per workspace and hour (the transfer chart) */
+    "CREATE TABLE transfer_hourly ("
+    " workspace_id BIGINT NOT NULL REFERENCES workspaces(id), hour BIGINT NOT NULL,"
+    " bytes_in BIGINT NOT NULL DEFAULT 0, bytes_out BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (workspace_id, hour));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

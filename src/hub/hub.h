@@ -78,6 +78,7 @@ struct hub {
 	struct feed *feed;
 	struct limiter *limiter;
 	char *tls_cert_pem, *tls_key_pem;
+	struct traffic *traffic; /* bytes in and out per workspace (traffic.c) */
 	pthread_t jobs_thread;
 	atomic_bool jobs_stopping;
 	bool jobs_running;
@@ -382,6 +383,12 @@ int hub_serve(struct hub_config *cfg);
 int jobs_run(struct job_ctx *c, const char *name, json_t **result);
 json_t *jobs_list(struct db *db);
 void jobs_metrics(struct db *db, FILE *f);
+/* traffic.c: count bytes received (in) and sent (out) for workspace ws; the
+ * jobs thread flushes them into transfer_hourly. */
+struct traffic *traffic_new(void);
+void traffic_free(struct traffic *tr);
+void traffic_add(struct hub *hub, int64_t ws, int64_t in, int64_t out);
+void traffic_flush(struct hub *hub, struct db *db);
 void jobs_ctx_init(struct job_ctx *c, const struct hub_config *cfg);
 void jobs_start(struct hub *hub);
 void jobs_stop(struct hub *hub);

@@ -776,6 +776,7 @@ int hub_serve(struct hub_config *cfg)
 	feed_init(hub);
 	hub->m.by_route = xcalloc(N_ROUTES + 1, sizeof *hub->m.by_route);
 	hub->limiter = limiter_new(hub->cfg.rate_limit);
+	hub->traffic = traffic_new();
 	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
 	if (!hub->pool || !hub->store) {
 		log_error("cannot open the hub's data: %s", err ? err : "chunk store");
@@ -827,6 +828,7 @@ int hub_serve(struct hub_config *cfg)
 	feed_free(hub);
 	free(hub->m.by_route);
 	limiter_free(hub->limiter);
+	traffic_free(hub->traffic);
 	free(hub->tls_cert_pem);
 	if (hub->tls_key_pem) {
 		memset(hub->tls_key_pem, 0, strlen(hub->tls_key_pem));

@@ -138,7 +138,8 @@ static bool sum_into(struct req *r, const char *sql, int64_t step, int64_t first
  * (default 30). Each point has the totals at its end — logical_bytes and
  * stored_bytes as GET usage counts them, so the last point equals usage — and
  * what that step added: uploaded_bytes (versions committed, whatever their
- * chunks) and new_stored_bytes (chunks this workspace referenced first then). */
+ * chunks), new_stored_bytes (chunks this workspace referenced first then), and
+ * received_bytes / sent_bytes (bytes over the network, from transfer_hourly). */
 enum MHD_Result api_usage_history(struct req *r)
 {
 	const char *ds = req_arg(r, "days", NULL), *ss = req_arg(r, "step", NULL);
@@ -157,7 +158,9 @@ enum MHD_Result api_usage_history(struct req *r)
 	int64_t *logical = xcalloc((size_t)n, sizeof *logical);
 	int64_t *uploaded = xcalloc((size_t)n, sizeof *uploaded);
 	int64_t *stored = xcalloc((size_t)n, sizeof *stored);
-	int64_t logical_base = 0, uploaded_base = 0, stored_base = 0;
+	int64_t *received = xcalloc((size_t)n, sizeof *received);
+	int64_t *sent = xcalloc((size_t)n, sizeof *sent);
+	int64_t logical_base = 0, uploaded_base = 0, stored_base = 0, ignored = 0;
 	bool ok =
 	    sum_into(
 	        r,
@@ -175,22 +178,34 @@ enum MHD_Result api_usage_history(struct req *r)
 	        "MAX(vc.size) AS size FROM version_chunks vc JOIN file_versions v ON v.id = "
 	        "vc.version_id JOIN files f ON f.id = v.file_id WHERE f.workspace_id = ? "
 	        "GROUP BY vc.chunk_hash) t GROUP BY 1",
-	        step, first, n, stored, &stored_base);
+	        step, first, n, stored, &stored_base) &&
+	    /* Bytes over the network (uploads received, downloads sent), hourly. */
+	    sum_into(r,
+	             "SELECT hour / ?, SUM(bytes_in) FROM transfer_hourly WHERE workspace_id = ? "
+	             "GROUP BY 1",
+	             step, first, n, received, &ignored) &&
+	    sum_into(r,
+	             "SELECT hour / ?, SUM(bytes_out) FROM transfer_hourly WHERE workspace_id = ? "
+	             "GROUP BY 1",
+	             step, first, n, sent, &ignored);
 	json_t *points = json_array();
 	int64_t lsum = logical_base, ssum = stored_base;
 	for (int64_t i = 0; ok && i < n; i++) {
 		lsum += logical[i];
 		ssum += stored[i];
-		json_array_append_new(points,
-		                      json_pack("{s:I, s:I, s:I, s:I, s:I}", "at",
-		                                (json_int_t)((first + i) * step), "logical_bytes",
-		                                (json_int_t)lsum, "stored_bytes", (json_int_t)ssum,
-		                                "uploaded_bytes", (json_int_t)uploaded[i],
-		                                "new_stored_bytes", (json_int_t)stored[i]));
+		json_array_append_new(
+		    points, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "at",
+		                      (json_int_t)((first + i) * step), "logical_bytes",
+		                      (json_int_t)lsum, "stored_bytes", (json_int_t)ssum,
+		                      "uploaded_bytes", (json_int_t)uploaded[i], "new_stored_bytes",
+		                      (json_int_t)stored[i], "received_bytes",
+		                      (json_int_t)received[i], "sent_bytes", (json_int_t)sent[i]));
 	}
 	free(logical);
 	free(uploaded);
 	free(stored);
+	free(received);
+	free(sent);
 	if (!ok) {
 		json_decref(points);
 		return reply_db_error(r);

@@ -293,6 +293,22 @@ class DashboardTest(HubTest):
         self.assertEqual(after["points"][-1]["uploaded_bytes"],
                          before["points"][-1]["uploaded_bytes"] + 5)
 
+    def test_history_counts_bytes_received_and_sent(self):
+        def totals():
+            st, hist, _, _ = self.api("GET", "/usage/history?days=1")
+            return (sum(p["received_bytes"] for p in hist["points"]),
+                    sum(p["sent_bytes"] for p in hist["points"]))
+        before = totals()
+        data = os.urandom(200 * 1024)
+        self.put("/traffic/x.bin", data)
+        for _ in range(2):
+            st, _, payload, _ = self.api("GET", "/content?path=" + q("/traffic/x.bin"))
+            self.assertEqual(payload, data)
+        # The hub adds up its counts every few seconds.
+        harness.wait_for(lambda: totals()[0] - before[0] >= len(data) and
+                         totals()[1] - before[1] >= 2 * len(data), 20,
+                         "the transfer counted")
+
     def test_history_daily_by_default_and_validated(self):
         st, body, _, _ = self.api("GET", "/usage/history")
         self.assertEqual((st, body["step"], len(body["points"])), (200, 86400000, 30))

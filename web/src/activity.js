@@ -54,7 +54,8 @@ function Charts({ ws, feed }) {
   const pts = data.h.points;
   const xs = pts.map((p) => p.at / 1000);
   const storage = [xs, pts.map((p) => p.logical_bytes), pts.map((p) => p.stored_bytes)];
-  const transfer = [xs, pts.map((p) => p.uploaded_bytes), pts.map((p) => p.new_stored_bytes)];
+  const transfer = [xs, pts.map((p) => p.received_bytes), pts.map((p) => p.sent_bytes),
+    pts.map((p) => p.new_stored_bytes)];
   const u = data.u;
   const ratio = u.stored_bytes ? (u.logical_bytes / u.stored_bytes).toFixed(2) : '—';
   return html`<section class="card charts" aria-labelledby="usage-h">
@@ -71,9 +72,10 @@ function Charts({ ws, feed }) {
     <${Chart} key=${'s' + days} title="Logical vs stored bytes" data=${storage} series=${[
       { label: 'logical', color: '#2563eb', fill: 'rgba(37,99,235,0.08)' },
       { label: 'stored', color: '#16a34a', fill: 'rgba(22,163,74,0.12)' }]} />
-    <${Chart} key=${'t' + days} title="Transfer: committed vs new chunk bytes" bars data=${transfer} series=${[
-      { label: 'committed', color: '#7c3aed', fill: 'rgba(124,58,237,0.35)' },
-      { label: 'new chunks', color: '#ea580c', fill: 'rgba(234,88,12,0.5)' }]} />
+    <${Chart} key=${'t' + days} title="Transfer: uploaded, downloaded, newly stored" bars data=${transfer} series=${[
+      { label: 'uploaded', color: '#7c3aed', fill: 'rgba(124,58,237,0.35)' },
+      { label: 'downloaded', color: '#0891b2', fill: 'rgba(8,145,178,0.35)' },
+      { label: 'newly stored', color: '#ea580c', fill: 'rgba(234,88,12,0.5)' }]} />
   </section>`;
 }
 
