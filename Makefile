@@ -3,7 +3,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build demo test test-fast test-asan bench clean
+.PHONY: all deps build demo test test-fast test-asan bench screenshots clean
 
 all: build
 
@@ -32,6 +32,11 @@ test-asan:
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure --timeout 1800
+
+# The browser test's screenshots of each page, into docs/screenshots/.
+screenshots: build
+	cd $(BUILD) && ctest -R browser_dashboard --output-on-failure
+	cp $(BUILD)/screenshots/*.png docs/screenshots/
 
 bench: deps build
 	./bench/run.sh $(BUILD)/roost

@@ -28,6 +28,7 @@ static const char usage_text[] =
     "              [--content-port 3211] [--dashboard-port 6791] [--heartbeat 15]\n"
     "              [--tls-cert CERT.pem --tls-key KEY.pem]  HTTPS on every port\n"
     "              [--rate-limit 1000]  (requests/s per token, twice that in a burst; 0: off)\n"
+    "              [--web-dir DIR]  the dashboard's built assets (default: the build's)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR] [--host-port 3212]  a hub and a host on loopback, a demo login\n"
@@ -153,6 +154,8 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			a->cfg.tls_cert = v;
 		} else if (strcmp(o, "--tls-key") == 0) {
 			a->cfg.tls_key = v;
+		} else if (strcmp(o, "--web-dir") == 0) {
+			a->cfg.web_dir = v;
 		} else if (strcmp(o, "--heartbeat") == 0) {
 			int64_t secs = parse_id(v);
 			if (secs <= 0 || secs > 3600) {

@@ -175,7 +175,13 @@ static const char *const migrations[] = {
      * chunk has enough copies without it) */
     "ALTER TABLE chunk_replicas ADD COLUMN assigned INTEGER NOT NULL DEFAULT 0;",
 
-    /* 7: WebDAV (docs/webdav.md). Dead properties belong to a file or folder
+    /* 7: bytes received and sent per workspace and hour (the transfer chart) */
+    "CREATE TABLE transfer_hourly ("
+    " workspace_id BIGINT NOT NULL REFERENCES workspaces(id), hour BIGINT NOT NULL,"
+    " bytes_in BIGINT NOT NULL DEFAULT 0, bytes_out BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (workspace_id, hour));",
+
+    /* 8: WebDAV (docs/webdav.md). Dead properties belong to a file or folder
      * row, so they follow it through moves made by any client; locks belong
      * to a path (RFC 4918: a lock does not move with its resource). */
     "CREATE TABLE dav_props ("

@@ -12,9 +12,8 @@
 /* OWASP's argon2id floor (19 MiB, t=2): strong, and cheap enough that logins
  * don't dominate the hub's memory. The parameters travel in the hash string,
  * so they can be raised later. */
-#define PW_OPSLIMIT    2
-#define PW_MEMLIMIT    (19u * 1024 * 1024)
-#define SESSION_TTL_MS (90ll * 24 * 3600 * 1000)
+#define PW_OPSLIMIT 2
+#define PW_MEMLIMIT (19u * 1024 * 1024)
 
 int auth_hash_password(const char *password, char out[128])
 {
@@ -145,10 +144,11 @@ enum MHD_Result api_login(struct req *r)
 		return reply_db_error(r);
 	r->user_id = uid;
 	meta_audit(r, "login", email, NULL);
-	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:s, s:I, s:{s:I, s:s}}", "token", tok, "expires_at",
-	                            (json_int_t)(now + SESSION_TTL_MS), "user", "id",
-	                            (json_int_t)uid, "email", email));
+	return reply_session(r,
+	                     json_pack("{s:s, s:I, s:{s:I, s:s}}", "token", tok, "expires_at",
+	                               (json_int_t)(now + SESSION_TTL_MS), "user", "id",
+	                               (json_int_t)uid, "email", email),
+	                     tok, now + SESSION_TTL_MS);
 }
 
 enum MHD_Result api_logout(struct req *r)
@@ -156,7 +156,7 @@ enum MHD_Result api_logout(struct req *r)
 	if (db_run(r->db, "UPDATE tokens SET revoked_at = ? WHERE id = ?", "ii", now_ms(),
 	           r->token_id) != DB_DONE)
 		return reply_db_error(r);
-	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+	return reply_session(r, json_pack("{s:b}", "ok", 1), NULL, 0);
 }
 
 enum MHD_Result api_me(struct req *r)

@@ -26,6 +26,7 @@ struct download {
 	uint8_t *buf;       /* one chunk, verified */
 	int64_t buf_cap;
 	ssize_t loaded;    /* index of the chunk in buf, -1 none */
+	int64_t ws, sent;  /* for the workspace's transfer counts */
 	size_t prefetched; /* chunks below this index have had readahead */
 };
 
@@ -35,6 +36,7 @@ struct download {
 static void download_free(void *cls)
 {
 	struct download *d = cls;
+	traffic_add(d->hub, d->ws, 0, d->sent);
 	free(d->chunks);
 	free(d->buf);
 	free(d);
@@ -87,6 +89,7 @@ static ssize_t download_read(void *cls, uint64_t pos, char *out, size_t max)
 		n = (int64_t)max;
 	memcpy(out, d->buf + (abs - c->off), (size_t)n);
 	atomic_fetch_add(&d->hub->m.bytes_served, n);
+	d->sent += n;
 	return (ssize_t)n;
 }
 
@@ -105,7 +108,8 @@ enum MHD_Result api_content(struct req *r)
 		                   "version must be a positive integer");
 	if (!found)
 		return MHD_YES;
-	return serve_version(r, &fi, false);
+	/* On the dashboard's origin a file is always a download, never a page. */
+	return serve_version(r, &fi, r->dash);
 }
 
 enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attachment)
@@ -113,6 +117,7 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 	struct file_info fi = *fi_in;
 	struct download *d = xcalloc(1, sizeof *d);
 	d->hub = r->hub;
+	d->ws = r->ws_id;
 	d->loaded = -1;
 	size_t cap = 0;
 	struct db_stmt *st = db_query(r->db,
@@ -255,6 +260,7 @@ enum MHD_Result api_chunk_get(struct req *r)
 		                   "the hub's storage cannot read this chunk");
 	}
 	atomic_fetch_add(&r->hub->m.bytes_served, n);
+	traffic_add(r->hub, r->ws_id, 0, n);
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");

@@ -18,7 +18,8 @@
 #define CONTENT_PORT_DEFAULT   3211
 #define DASHBOARD_PORT_DEFAULT 6791
 #define JSON_BODY_MAX          (16 * 1024 * 1024)
-#define TOKEN_TTL_MAX_MS       (7ll * 24 * 3600 * 1000) /* longest a signed token lives */
+#define TOKEN_TTL_MAX_MS       (7ll * 24 * 3600 * 1000)  /* longest a signed token lives */
+#define SESSION_TTL_MS         (90ll * 24 * 3600 * 1000) /* a login's token lives this long */
 #define RATE_LIMIT_DEFAULT     1000 /* requests per second per token (a 1 GiB put sends ~350/s) */
 
 struct hub_config {
@@ -29,6 +30,7 @@ struct hub_config {
 	int64_t feed_heartbeat_ms;      /* a quiet feed sends a comment this often */
 	double rate_limit;              /* requests per second per token; 0 = unlimited */
 	const char *tls_cert, *tls_key; /* PEM files: serve HTTPS on every port */
+	const char *web_dir;            /* the dashboard's built assets; NULL: ROOST_WEB_DIR */
 	/* background jobs (docs/jobs.md): how often each runs (0: never, -1: the
 	 * default), the byte rate of scrub and replicate, and a GC retention that
 	 * overrides the workspaces' (roost admin gc --retention; -1: theirs) */
@@ -76,6 +78,7 @@ struct hub {
 	struct feed *feed;
 	struct limiter *limiter;
 	char *tls_cert_pem, *tls_key_pem;
+	struct traffic *traffic; /* bytes in and out per workspace (traffic.c) */
 	pthread_t jobs_thread;
 	atomic_bool jobs_stopping;
 	bool jobs_running;
@@ -124,6 +127,7 @@ struct req {
 	const char *etag; /* serve_version's ETag instead of the quoted hash (dav.c) */
 	unsigned cap_status;
 	json_t *cap_body;
+	bool dash;        /* arrived on the dashboard port (cookie sessions, CSP) */
 	unsigned status;  /* the answer's status, for metrics */
 	int64_t start_us; /* when the request arrived */
 };
@@ -369,6 +373,24 @@ char *hub_link(struct req *r, const char *kind, const char *tok);
 /* The workspace's chunking parameters. */
 int hub_ws_chunking(struct db *db, int64_t ws, struct chunker_params *p);
 
+/* web.c: the dashboard port's static assets and browser sessions */
+/* Serve the dashboard's file for url (GET/HEAD), index.html for app routes. */
+enum MHD_Result web_serve(struct hub *hub, struct MHD_Connection *conn, const char *url,
+                          const char *method);
+/* The answer to a login: on the dashboard port the token goes into an HttpOnly
+ * cookie and is left out of body; elsewhere body carries it as is. tok NULL:
+ * a logout, which clears the cookie. */
+enum MHD_Result reply_session(struct req *r, json_t *body /* stolen */, const char *tok,
+                              int64_t expires_at);
+/* The dashboard port's session cookie as an "Authorization" value, or NULL. New string. */
+char *web_cookie_authz(struct req *r);
+/* Headers every API answer on the dashboard port carries. */
+void web_api_headers(struct MHD_Response *resp);
+
+/* stats.c: name search and storage over time, for the dashboard */
+enum MHD_Result api_search(struct req *r);
+enum MHD_Result api_usage_history(struct req *r);
+
 /* init.c */
 int hub_init(const char *data_dir, const char *db_url, const char *email, const char *password,
              bool quiet);
@@ -385,6 +407,12 @@ int hub_serve(struct hub_config *cfg);
 int jobs_run(struct job_ctx *c, const char *name, json_t **result);
 json_t *jobs_list(struct db *db);
 void jobs_metrics(struct db *db, FILE *f);
+/* traffic.c: count bytes received (in) and sent (out) for workspace ws; the
+ * jobs thread flushes them into transfer_hourly. */
+struct traffic *traffic_new(void);
+void traffic_free(struct traffic *tr);
+void traffic_add(struct hub *hub, int64_t ws, int64_t in, int64_t out);
+void traffic_flush(struct hub *hub, struct db *db);
 void jobs_ctx_init(struct job_ctx *c, const struct hub_config *cfg);
 void jobs_start(struct hub *hub);
 void jobs_stop(struct hub *hub);

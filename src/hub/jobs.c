@@ -989,10 +989,14 @@ static void *jobs_main(void *arg)
 			}
 			json_decref(res);
 		}
+		traffic_flush(hub, c.db);
 		db_pool_release(hub->pool, c.db);
 		for (int k = 0; k < 50 && !atomic_load(&hub->jobs_stopping); k++)
 			usleep(100000);
 	}
+	c.db = db_pool_acquire(hub->pool); /* the last counts, at a clean stop */
+	traffic_flush(hub, c.db);
+	db_pool_release(hub->pool, c.db);
 	return NULL;
 }
 

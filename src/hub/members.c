@@ -406,8 +406,9 @@ enum MHD_Result api_invite_accept(struct req *r)
 		db_rollback(r->db);
 		return reply_db_error(r);
 	}
-	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:s, s:{s:I, s:s}, s:{s:I, s:s}}", "token", tok_out, "user",
-	                            "id", (json_int_t)uid, "email", email, "workspace", "id",
-	                            (json_int_t)ws, "role", role));
+	return reply_session(r,
+	                     json_pack("{s:s, s:{s:I, s:s}, s:{s:I, s:s}}", "token", tok_out,
+	                               "user", "id", (json_int_t)uid, "email", email, "workspace",
+	                               "id", (json_int_t)ws, "role", role),
+	                     tok_out, now_ms() + SESSION_TTL_MS);
 }

@@ -62,6 +62,9 @@ static const struct route routes[] = {
     {"POST", "/api/v1/workspaces/*/move", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_move},
     {"DELETE", "/api/v1/workspaces/*/files", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_delete},
     {"GET", "/api/v1/workspaces/*/usage", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_usage},
+    {"GET", "/api/v1/workspaces/*/usage/history", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+     api_usage_history},
+    {"GET", "/api/v1/workspaces/*/search", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_search},
     {"POST", "/api/v1/workspaces/*/chunks/missing", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_chunks_missing},
     {"PUT", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_STREAM, api_chunk_put_begin,
@@ -129,6 +132,8 @@ static const int64_t latency_le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000
 
 enum MHD_Result req_queue(struct req *r, unsigned status, struct MHD_Response *resp)
 {
+	if (r->dash)
+		web_api_headers(resp);
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	r->replied = true;
@@ -399,8 +404,13 @@ static bool admit(struct req *r)
 	if (!(rt->flags & R_AUTH))
 		return true;
 	const char *authz = req_header(r, "Authorization");
-	int rc =
-	    auth_check_bearer(r->db, authz, &r->user_id, &r->token_id, &r->host_id, &r->host_ws);
+	/* The dashboard port also takes its session cookie (web.c). */
+	char *cookie = !authz && r->dash ? web_cookie_authz(r) : NULL;
+	int rc = auth_check_bearer(r->db, cookie ? cookie : authz, &r->user_id, &r->token_id,
+	                           &r->host_id, &r->host_ws);
+	if (cookie)
+		authz = "cookie"; /* only whether one came is read below */
+	free(cookie);
 	if (rc < 0) {
 		reply_db_error(r);
 		return false;
@@ -499,6 +509,13 @@ static enum MHD_Result head_checks(struct req *r);
 
 static enum MHD_Result on_head(struct req *r)
 {
+	/* Cookies ride along on cross-site form posts; a custom header cannot be
+	 * sent cross-origin without a preflight, which this port never grants. */
+	if (r->dash && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+	    !req_header(r, "X-Roost-CSRF"))
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "csrf",
+		                   "the dashboard's API needs the X-Roost-CSRF header on %s",
+		                   r->method);
 	bool path_found;
 	r->route = route_find(r->method, r->url, r->params, &path_found);
 	if (!r->route) {
@@ -602,14 +619,15 @@ static enum MHD_Result on_complete(struct req *r)
 	return r->route->handle(r);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **req_cls)
+static enum MHD_Result dispatch(struct hub *hub, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *upload_data,
+                                size_t *upload_data_size, void **req_cls, bool dash)
 {
 	struct req *r = *req_cls;
 	if (!r) {
 		r = xcalloc(1, sizeof *r);
-		r->hub = cls;
+		r->hub = hub;
+		r->dash = dash;
 		r->conn = conn;
 		r->url = url;
 		r->method = method;
@@ -635,29 +653,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return on_complete(r);
 }
 
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+	return dispatch(cls, conn, url, method, upload_data, upload_data_size, req_cls, false);
+}
+
 /* ---- the dashboard port ---- */
 
+/* The API under /api/v1/ (same-origin for the app, see web.c); the app's
+ * assets for everything else. */
 static enum MHD_Result on_dashboard(void *cls, struct MHD_Connection *conn, const char *url,
                                     const char *method, const char *version,
                                     const char *upload_data, size_t *upload_data_size,
                                     void **req_cls)
 {
-	struct hub *hub = cls;
-	char *page =
-	    xasprintf("<!doctype html><html lang=en><meta charset=utf-8>"
-	              "<meta name=viewport content='width=device-width'>"
-	              "<title>roost hub</title><body style='font:16px system-ui;margin:2em'>"
-	              "<h1>roost hub %s</h1><p>The hub is running. Its JSON API is on port %d "
-	              "(<code>/api/v1</code>); the web dashboard is not part of this version yet, "
-	              "so use the <code>roost</code> CLI: <code>roost login --hub "
-	              "http://HOST:%d --email YOU</code>.</p></body></html>",
-	              ROOST_VERSION, hub->cfg.api_port, hub->cfg.api_port);
-	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(strlen(page), page, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
-	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	if (*req_cls || strncmp(url, "/api/v1/", 8) == 0)
+		return dispatch(cls, conn, url, method, upload_data, upload_data_size, req_cls,
+		                true);
+	return web_serve(cls, conn, url, method);
 }
 
 /* ---- start and stop ---- */
@@ -777,6 +792,7 @@ int hub_serve(struct hub_config *cfg)
 	feed_init(hub);
 	hub->m.by_route = xcalloc(N_ROUTES + 1, sizeof *hub->m.by_route);
 	hub->limiter = limiter_new(hub->cfg.rate_limit);
+	hub->traffic = traffic_new();
 	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
 	if (!hub->pool || !hub->store) {
 		log_error("cannot open the hub's data: %s", err ? err : "chunk store");
@@ -828,6 +844,7 @@ int hub_serve(struct hub_config *cfg)
 	feed_free(hub);
 	free(hub->m.by_route);
 	limiter_free(hub->limiter);
+	traffic_free(hub->traffic);
 	free(hub->tls_cert_pem);
 	if (hub->tls_key_pem) {
 		memset(hub->tls_key_pem, 0, strlen(hub->tls_key_pem));

@@ -246,6 +246,7 @@ enum MHD_Result api_chunk_put(struct req *r)
 		return reply_db_error(r);
 	atomic_fetch_add(&r->hub->m.chunks_received, 1);
 	atomic_fetch_add(&r->hub->m.chunk_bytes_received, size);
+	traffic_add(r->hub, r->ws_id, size, 0);
 	return reply_json(r, MHD_HTTP_CREATED,
 	                  json_pack("{s:s, s:I}", "hash", r->params[1], "size", (json_int_t)size));
 }
@@ -605,6 +606,7 @@ int api_upload_data(struct req *r, const char *data, size_t len)
 		s->head_len += n;
 	}
 	s->total += (int64_t)len;
+	traffic_add(r->hub, r->ws_id, (int64_t)len, 0);
 	while (len > 0) {
 		bool cut;
 		size_t n = chunker_scan(&s->ch, d, len, &cut);

@@ -34,11 +34,14 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <event2/thread.h>
 #include <http_parser.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,9 +128,15 @@ struct relay {
 	json_t *keys;
 	int64_t keys_at;
 	FILE *audit;
-	struct event *sigint, *sigterm, *poll_timer;
-	int64_t revoked_since; /* created_at of the last revocation seen */
-	json_t *pending;       /* revocations not yet effective */
+	struct event *sigint, *sigterm, *poll_timer, *revoked_ev;
+	/* Revocations are fetched on a thread of their own (a slow hub must not
+	 * stall the loop) and handed over under rev_mu. */
+	pthread_t rev_thread;
+	bool rev_running;
+	atomic_bool stopping;
+	pthread_mutex_t rev_mu;
+	json_t *incoming;
+	json_t *pending; /* revocations not yet effective */
 	struct limit_table limits;
 	int sweep_ticks;
 };
@@ -155,34 +164,41 @@ static size_t collect(char *p, size_t size, size_t n, void *cls)
 	return size * n;
 }
 
-static void fetch_keys(struct relay *r)
+/* GET the hub's REL (the URL in full after the hub's base) as JSON, or NULL. */
+static json_t *hub_get(struct relay *r, CURL *c, const char *rel, long timeout_s)
 {
-	CURL *c = curl_easy_init();
-	char *url = xasprintf("%s/api/v1/keys", r->cfg.hub);
+	char *url = xasprintf("%s%s", r->cfg.hub, rel);
 	struct evbuffer *b = evbuffer_new();
+	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (r->cfg.hub_cacert)
 		curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
 	long st = 0;
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	r->keys_at = mono_ms();
-	if (st == 200) {
-		size_t n = evbuffer_get_length(b);
-		json_t *k = json_loadb((const char *)evbuffer_pullup(b, -1), n, 0, NULL);
-		if (k) {
-			json_decref(r->keys);
-			r->keys = k;
-		}
-	} else {
-		log_warn("relay: cannot fetch the hub's keys from %s", url);
-	}
+	json_t *ans = st == 200 ? json_loadb((const char *)evbuffer_pullup(b, -1),
+	                                     evbuffer_get_length(b), 0, NULL)
+	                        : NULL;
 	evbuffer_free(b);
 	free(url);
+	return ans;
+}
+
+static void fetch_keys(struct relay *r)
+{
+	CURL *c = curl_easy_init();
+	json_t *k = hub_get(r, c, "/api/v1/keys", 5);
+	r->keys_at = mono_ms();
+	if (k) {
+		json_decref(r->keys);
+		r->keys = k;
+	} else {
+		log_warn("relay: cannot fetch the hub's keys from %s", r->cfg.hub);
+	}
 	curl_easy_cleanup(c);
 }
 
@@ -405,6 +421,14 @@ static ssize_t parse_some(http_parser *hp, const http_parser_settings *s, struct
 }
 
 /* ---- the public side ---- */
+
+/* Move up to 256 KiB per read or write event instead of libevent's 16 KiB:
+ * fewer trips around the loop for a large body. */
+static void big_io(struct bufferevent *bev)
+{
+	bufferevent_set_max_single_read(bev, 256 * 1024);
+	bufferevent_set_max_single_write(bev, 256 * 1024);
+}
 
 static bool hop_by_hop(const char *name)
 {
@@ -742,6 +766,7 @@ static void on_public(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	http_parser_init(&p->parser, HTTP_REQUEST);
 	p->bev = bufferevent_openssl_socket_new(r->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                        BEV_OPT_CLOSE_ON_FREE);
+	big_io(p->bev);
 	p->wait_timer = evtimer_new(r->base, wait_expired, p);
 	p->throttle = evtimer_new(r->base, unthrottle, p);
 	bufferevent_setcb(p->bev, pconn_read_cb, pconn_write_cb, pconn_event_cb, p);
@@ -996,6 +1021,7 @@ static void on_tunnel(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	r->all = t;
 	t->bev = bufferevent_openssl_socket_new(r->base, fd, SSL_new(r->ssl),
 	                                        BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	big_io(t->bev);
 	bufferevent_setcb(t->bev, tconn_read_cb, tconn_write_cb, tconn_event_cb, t);
 	struct timeval tv = {HEAD_TIMEOUT_S, 0};
 	bufferevent_set_timeouts(t->bev, &tv, NULL); /* the hello, then none */
@@ -1072,40 +1098,50 @@ static void retire(struct relay *r, const char *slug)
 	}
 }
 
-static void poll_revocations(evutil_socket_t fd, short what, void *arg)
+/* The fetching thread: the hub's new revocations every second. */
+static void *revocations_main(void *arg)
+{
+	struct relay *r = arg;
+	CURL *c = curl_easy_init();
+	int64_t since = 0;
+	while (!atomic_load(&r->stopping)) {
+		char rel[96];
+		snprintf(rel, sizeof rel, "/api/v1/relay/revocations?since=%lld", (long long)since);
+		json_t *ans = hub_get(r, c, rel, 2);
+		json_t *list = json_object_get(ans, "revocations"), *v;
+		size_t i;
+		json_array_foreach(list, i, v)
+		{
+			int64_t created = 0;
+			if (json_get_int(v, "created_at", &created) && created > since)
+				since = created;
+		}
+		if (json_array_size(list)) {
+			pthread_mutex_lock(&r->rev_mu);
+			json_array_extend(r->incoming, list);
+			pthread_mutex_unlock(&r->rev_mu);
+			event_active(r->revoked_ev, EV_READ, 0); /* apply them now, in the loop */
+		}
+		json_decref(ans);
+		for (int k = 0; k < 10 && !atomic_load(&r->stopping); k++)
+			usleep(100000);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/* In the loop: revocations that arrived, and those now due (by our clock). */
+static void apply_revocations(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct relay *r = arg;
-	CURL *c = curl_easy_init();
-	char *url = xasprintf("%s/api/v1/relay/revocations?since=%lld", r->cfg.hub,
-	                      (long long)r->revoked_since);
-	struct evbuffer *b = evbuffer_new();
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	if (r->cfg.hub_cacert)
-		curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
-	long st = 0;
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	json_t *ans = st == 200 ? json_loadb((const char *)evbuffer_pullup(b, -1),
-	                                     evbuffer_get_length(b), 0, NULL)
-	                        : NULL;
-	size_t i;
-	json_t *v;
-	json_array_foreach(json_object_get(ans, "revocations"), i, v)
-	{
-		json_array_append(r->pending, v);
-		int64_t created = 0;
-		if (json_get_int(v, "created_at", &created) && created > r->revoked_since)
-			r->revoked_since = created;
-	}
-	json_decref(ans);
-	/* Apply what is due (by our clock). */
+	pthread_mutex_lock(&r->rev_mu);
+	json_array_extend(r->pending, r->incoming);
+	json_array_clear(r->incoming);
+	pthread_mutex_unlock(&r->rev_mu);
 	int64_t now = now_ms();
+	size_t i;
 	for (i = 0; i < json_array_size(r->pending);) {
 		json_t *p = json_array_get(r->pending, i);
 		int64_t at = 0;
@@ -1118,9 +1154,15 @@ static void poll_revocations(evutil_socket_t fd, short what, void *arg)
 			i++;
 		}
 	}
-	evbuffer_free(b);
-	free(url);
-	curl_easy_cleanup(c);
+}
+
+/* Once a second: revocations coming due, idle data connections, old buckets. */
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct relay *r = arg;
+	apply_revocations(-1, 0, r);
 	/* Close data connections idle for long, before their hosts do: a host
 	 * closing one as we hand it a request would lose that request. */
 	int64_t mono = mono_ms();
@@ -1240,6 +1282,7 @@ int relay_run(const struct relay_config *cfg)
 {
 	struct relay rs = {.cfg = *cfg}, *r = &rs;
 	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&r->rev_mu, NULL);
 	int rc = 1;
 	r->ssl = SSL_CTX_new(TLS_server_method());
 	SSL_CTX_set_min_proto_version(r->ssl, TLS1_2_VERSION);
@@ -1264,6 +1307,7 @@ int relay_run(const struct relay_config *cfg)
 	r->pending = json_array();
 	limit_table_init(&r->limits, 4096);
 	settings_init();
+	evthread_use_pthreads(); /* the revocations thread wakes the loop */
 	r->base = event_base_new();
 	r->pub = listen_on(r, cfg->public_addr, on_public);
 	r->tun = listen_on(r, cfg->tunnel_addr, on_tunnel);
@@ -1273,8 +1317,11 @@ int relay_run(const struct relay_config *cfg)
 	r->sigterm = evsignal_new(r->base, SIGTERM, on_signal, r);
 	event_add(r->sigint, NULL);
 	event_add(r->sigterm, NULL);
-	r->poll_timer = evtimer_new(r->base, poll_revocations, r);
-	poll_revocations(-1, 0, r);
+	r->poll_timer = evtimer_new(r->base, tick, r);
+	r->revoked_ev = event_new(r->base, -1, 0, apply_revocations, r);
+	r->incoming = json_array();
+	r->rev_running = pthread_create(&r->rev_thread, NULL, revocations_main, r) == 0;
+	tick(-1, 0, r);
 	log_info("relay: public https://%s (listening %s), tunnel %s, hub %s", cfg->public_name,
 	         cfg->public_addr, cfg->tunnel_addr, cfg->hub);
 	event_base_dispatch(r->base);
@@ -1284,6 +1331,13 @@ out:
 		event_free(r->sigint);
 	if (r->sigterm)
 		event_free(r->sigterm);
+	atomic_store(&r->stopping, true);
+	if (r->rev_running)
+		pthread_join(r->rev_thread, NULL);
+	if (r->revoked_ev)
+		event_free(r->revoked_ev);
+	json_decref(r->incoming);
+	pthread_mutex_destroy(&r->rev_mu);
 	if (r->poll_timer)
 		event_free(r->poll_timer);
 	if (r->pub)

@@ -1,0 +1,216 @@
+/* stats: read-only views the dashboard needs beyond the CLI's: a search by name
+ * and the workspace's storage over time. Both answer only what the caller may
+ * see (search) or what usage already shows them (history). */
+#include "hub.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <string.h>
+
+#define SEARCH_LIMIT_DEFAULT 100
+#define SEARCH_LIMIT_MAX     1000
+#define SEARCH_QUERY_MAX     255
+#define HISTORY_POINTS_MAX   2000
+#define DAY_MS               (24ll * 3600 * 1000)
+
+/* q as a LIKE pattern matching it anywhere: %, _ and \ are escaped. New string. */
+static char *like_pattern(const char *q)
+{
+	char *out = xmalloc(strlen(q) * 2 + 3), *o = out;
+	*o++ = '%';
+	for (const char *s = q; *s; s++) {
+		if (*s == '%' || *s == '_' || *s == '\\')
+			*o++ = '\\';
+		*o++ = *s;
+	}
+	*o++ = '%';
+	*o = 0;
+	return out;
+}
+
+/* GET search?q=TEXT[&limit=N]: live folders and files whose name holds TEXT
+ * (case-insensitive for ASCII), that the caller may see; folders first, then by
+ * path. */
+enum MHD_Result api_search(struct req *r)
+{
+	size_t qlen = 0;
+	const char *q = req_arg(r, "q", &qlen);
+	const char *ls = req_arg(r, "limit", NULL);
+	int64_t limit = ls ? parse_id(ls) : SEARCH_LIMIT_DEFAULT;
+	if (!q || qlen == 0 || qlen > SEARCH_QUERY_MAX || strlen(q) != qlen)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "q (1..%d bytes) is required", SEARCH_QUERY_MAX);
+	if (limit <= 0 || limit > SEARCH_LIMIT_MAX)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "limit must be 1..%d", SEARCH_LIMIT_MAX);
+	struct acl *a = req_acl(r);
+	if (!a)
+		return reply_db_error(r);
+	char *pat = like_pattern(q);
+	json_t *results = json_array();
+	bool truncated = false;
+	/* The ACL is applied per row, so the limit is counted here, not in SQL. */
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT path, name, updated_at FROM folders WHERE "
+	                              "workspace_id = ? AND deleted_at IS NULL AND path <> '/' AND "
+	                              "LOWER(name) LIKE LOWER(?) ESCAPE '\\' ORDER BY path",
+	                              "it", r->ws_id, pat);
+	while (st && db_step(st) == DB_ROW) {
+		if (!acl_visible(a, db_col_text(st, 0), false))
+			continue;
+		if ((int64_t)json_array_size(results) == limit) {
+			truncated = true;
+			break;
+		}
+		json_array_append_new(results,
+		                      json_pack("{s:s, s:s, s:s, s:I}", "type", "folder", "path",
+		                                db_col_text(st, 0), "name", db_col_text(st, 1),
+		                                "modified_at", (json_int_t)db_col_int64(st, 2)));
+	}
+	bool ok = st != NULL;
+	db_finalize(st);
+	st = ok && !truncated
+	         ? db_query(r->db,
+	                    "SELECT fo.path, f.name, v.size, v.number, f.updated_at, u.email, "
+	                    "f.content_type FROM files f JOIN folders fo ON fo.id = f.folder_id "
+	                    "JOIN file_versions v ON v.id = f.current_version_id LEFT JOIN users u "
+	                    "ON u.id = f.updated_by WHERE f.workspace_id = ? AND f.deleted_at IS "
+	                    "NULL AND LOWER(f.name) LIKE LOWER(?) ESCAPE '\\' ORDER BY fo.path, "
+	                    "f.name",
+	                    "it", r->ws_id, pat)
+	         : NULL;
+	ok = ok && (truncated || st);
+	while (st && db_step(st) == DB_ROW) {
+		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
+		if (acl_perm(a, p, true) < PERM_READ) {
+			free(p);
+			continue;
+		}
+		if ((int64_t)json_array_size(results) == limit) {
+			truncated = true;
+			free(p);
+			break;
+		}
+		json_array_append_new(
+		    results, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:s?}", "type", "file",
+		                       "path", p, "name", db_col_text(st, 1), "size",
+		                       (json_int_t)db_col_int64(st, 2), "version",
+		                       (json_int_t)db_col_int64(st, 3), "modified_at",
+		                       (json_int_t)db_col_int64(st, 4), "modified_by",
+		                       db_col_text(st, 5), "content_type", db_col_text(st, 6)));
+		free(p);
+	}
+	db_finalize(st);
+	free(pat);
+	if (!ok) {
+		json_decref(results);
+		return reply_db_error(r);
+	}
+	return reply_json(
+	    r, MHD_HTTP_OK,
+	    json_pack("{s:s, s:o, s:b}", "query", q, "results", results, "truncated", truncated));
+}
+
+/* Add each (bucket, bytes) row of the query into series: rows before the
+ * first bucket go to base. */
+static bool sum_into(struct req *r, const char *sql, int64_t step, int64_t first, int64_t n,
+                     int64_t *series, int64_t *base)
+{
+	struct db_stmt *st = db_query(r->db, sql, "ii", step, r->ws_id);
+	if (!st)
+		return false;
+	int rc;
+	while ((rc = db_step(st)) == DB_ROW) {
+		int64_t b = db_col_int64(st, 0) - first, bytes = db_col_int64(st, 1);
+		if (b < 0)
+			*base += bytes;
+		else if (b < n)
+			series[b] += bytes;
+		else
+			series[n - 1] += bytes; /* a clock ahead of ours: count it as now */
+	}
+	db_finalize(st);
+	return rc == DB_DONE;
+}
+
+/* GET usage/history?days=N[&step=MS]: the workspace's storage over time, one point
+ * per step (default a day; an hour for two days or less) over the last N days
+ * (default 30). Each point has the totals at its end — logical_bytes and
+ * stored_bytes as GET usage counts them, so the last point equals usage — and
+ * what that step added: uploaded_bytes (versions committed, whatever their
+ * chunks), new_stored_bytes (chunks this workspace referenced first then), and
+ * received_bytes / sent_bytes (bytes over the network, from transfer_hourly). */
+enum MHD_Result api_usage_history(struct req *r)
+{
+	const char *ds = req_arg(r, "days", NULL), *ss = req_arg(r, "step", NULL);
+	int64_t days = ds ? parse_id(ds) : 30;
+	if (days <= 0 || days > 3660)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "days must be 1..3660");
+	int64_t step = ss ? parse_id(ss) : days <= 2 ? DAY_MS / 24 : DAY_MS;
+	if (step < 60000 || step > 366 * DAY_MS || days * DAY_MS / step > HISTORY_POINTS_MAX)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "step must be at least a minute and give at most %d points",
+		                   HISTORY_POINTS_MAX);
+	int64_t now = now_ms();
+	int64_t last = now / step, first = (now - days * DAY_MS) / step + 1;
+	int64_t n = last - first + 1;
+	int64_t *logical = xcalloc((size_t)n, sizeof *logical);
+	int64_t *uploaded = xcalloc((size_t)n, sizeof *uploaded);
+	int64_t *stored = xcalloc((size_t)n, sizeof *stored);
+	int64_t *received = xcalloc((size_t)n, sizeof *received);
+	int64_t *sent = xcalloc((size_t)n, sizeof *sent);
+	int64_t logical_base = 0, uploaded_base = 0, stored_base = 0, ignored = 0;
+	bool ok =
+	    sum_into(
+	        r,
+	        "SELECT v.created_at / ?, SUM(v.size) FROM file_versions v JOIN files f ON "
+	        "f.id = v.file_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL GROUP BY 1",
+	        step, first, n, logical, &logical_base) &&
+	    sum_into(r,
+	             "SELECT v.created_at / ?, SUM(v.size) FROM file_versions v JOIN files f ON "
+	             "f.id = v.file_id WHERE f.workspace_id = ? GROUP BY 1",
+	             step, first, n, uploaded, &uploaded_base) &&
+	    /* A chunk counts from the first version that referenced it. */
+	    sum_into(
+	        r,
+	        "SELECT t.first_at / ?, SUM(t.size) FROM (SELECT MIN(v.created_at) AS first_at, "
+	        "MAX(vc.size) AS size FROM version_chunks vc JOIN file_versions v ON v.id = "
+	        "vc.version_id JOIN files f ON f.id = v.file_id WHERE f.workspace_id = ? "
+	        "GROUP BY vc.chunk_hash) t GROUP BY 1",
+	        step, first, n, stored, &stored_base) &&
+	    /* Bytes over the network (uploads received, downloads sent), hourly. */
+	    sum_into(r,
+	             "SELECT hour / ?, SUM(bytes_in) FROM transfer_hourly WHERE workspace_id = ? "
+	             "GROUP BY 1",
+	             step, first, n, received, &ignored) &&
+	    sum_into(r,
+	             "SELECT hour / ?, SUM(bytes_out) FROM transfer_hourly WHERE workspace_id = ? "
+	             "GROUP BY 1",
+	             step, first, n, sent, &ignored);
+	json_t *points = json_array();
+	int64_t lsum = logical_base, ssum = stored_base;
+	for (int64_t i = 0; ok && i < n; i++) {
+		lsum += logical[i];
+		ssum += stored[i];
+		json_array_append_new(
+		    points, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "at",
+		                      (json_int_t)((first + i) * step), "logical_bytes",
+		                      (json_int_t)lsum, "stored_bytes", (json_int_t)ssum,
+		                      "uploaded_bytes", (json_int_t)uploaded[i], "new_stored_bytes",
+		                      (json_int_t)stored[i], "received_bytes",
+		                      (json_int_t)received[i], "sent_bytes", (json_int_t)sent[i]));
+	}
+	free(logical);
+	free(uploaded);
+	free(stored);
+	free(received);
+	free(sent);
+	if (!ok) {
+		json_decref(points);
+		return reply_db_error(r);
+	}
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:I, s:o}", "step", (json_int_t)step, "from",
+	                            (json_int_t)(first * step), "points", points));
+}

@@ -1,0 +1,410 @@
+// Browser tests of the roost dashboard: a real hub and host (started by run.py),
+// Debian's chromium driven by playwright-core, no mocks. Each test states one
+// behaviour of issue 6 and asserts what a user would see.
+import { test as nodeTest, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require('playwright-core'); // from NODE_PATH (the build's npm ci)
+
+const DASH = process.env.DASH_URL;
+const OWNER = process.env.OWNER_EMAIL;
+const PASSWORD = process.env.ROOST_PASSWORD;
+const TMP = process.env.TEST_TMP;
+const SHOTS = process.env.ROOST_SCREENSHOTS;
+const MEMBER = 'ann@example.test';
+const MEMBER_PW = 'ann password 123';
+const WAIT = 15000;
+
+let browser, owner, page, ws;
+
+function cli(...args) {
+  return execFileSync(process.env.ROOST_BIN, args, {
+    env: { ...process.env, XDG_CONFIG_HOME: process.env.ROOST_CLI_CONFIG },
+    encoding: 'utf8',
+  });
+}
+
+// A test that leaves a screenshot of the owner's page in TEST_TMP when it fails.
+function test(name, fn) {
+  nodeTest(name, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      const file = path.join(TMP, 'failed-' + name.replace(/\W+/g, '-').slice(0, 60) + '.png');
+      await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
+      console.error('screenshot of the failure:', file);
+      throw e;
+    }
+  });
+}
+
+async function shot(p, name) {
+  if (!SHOTS) return;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await p.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
+}
+
+async function login(p, email, password) {
+  await p.goto(DASH + '/');
+  await p.getByLabel('Email').fill(email);
+  await p.getByLabel('Password').fill(password);
+  await p.getByRole('button', { name: 'Log in' }).click();
+  await p.getByRole('navigation', { name: 'Breadcrumb' }).waitFor({ timeout: WAIT });
+}
+
+const row = (p, filePath) => p.locator(`tr[data-path="${filePath}"]`);
+
+async function rowAction(p, filePath, name) {
+  const r = row(p, filePath);
+  await r.locator('summary').click();
+  await r.getByRole(name === 'Download' || name === 'Access' ? 'link' : 'button', { name }).click();
+}
+
+// Every form control on the page has an accessible name (a label or aria-label).
+async function assertLabelled(p) {
+  const unlabelled = await p.evaluate(() =>
+    [...document.querySelectorAll('input:not([type=hidden]):not([hidden]), select, button')]
+      .filter((el) => {
+        if (el.getAttribute('aria-label') || el.closest('label')) return false;
+        if (el.tagName === 'BUTTON' && el.textContent.trim()) return false;
+        return !(el.id && document.querySelector(`label[for="${el.id}"]`));
+      })
+      .map((el) => el.outerHTML.slice(0, 80)));
+  assert.deepEqual(unlabelled, []);
+}
+
+async function apiGet(p, rel) {
+  return p.evaluate(async (u) => {
+    const r = await fetch(u);
+    return { status: r.status, body: r.headers.get('content-type')?.includes('json') ? await r.json() : null };
+  }, '/api/v1' + rel);
+}
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM, headless: true });
+  owner = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
+  page = await owner.newPage();
+  watch(page, 'owner');
+});
+
+// Script errors in the page fail loudly in the log rather than as a mystery timeout.
+function watch(p, who) {
+  p.on('pageerror', (e) => console.error(`[${who}] page error:`, e.message));
+  p.on('console', (m) => m.type() === 'error' && console.error(`[${who}] console:`, m.text()));
+}
+
+after(async () => {
+  await browser?.close();
+});
+
+test('login refuses a wrong password, then logs in with an HttpOnly session cookie', async () => {
+  await page.goto(DASH + '/');
+  await page.getByLabel('Email').waitFor();
+  await assertLabelled(page);
+  await shot(page, 'login');
+  await page.getByLabel('Email').fill(OWNER);
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'wrong email or password' }).waitFor({ timeout: WAIT });
+  await login(page, OWNER, PASSWORD);
+  assert.match(page.url(), /\/w\/\d+\/files$/);
+  ws = Number(page.url().match(/\/w\/(\d+)\//)[1]);
+  const cookie = (await owner.cookies()).find((c) => c.name === 'roost_session');
+  assert.ok(cookie && cookie.httpOnly && cookie.sameSite === 'Strict', JSON.stringify(cookie));
+  assert.equal(await page.evaluate(() => document.cookie.includes('roost_session')), false);
+  await page.locator('.live-live').waitFor({ timeout: WAIT }); // the feed is connected
+});
+
+test('upload a file, see it listed, download it byte for byte; chunks dedup with the CLI', async () => {
+  const data = randomBytes(3 * 1024 * 1024 + 12345); // several FastCDC chunks
+  const src = path.join(TMP, 'big.bin');
+  fs.writeFileSync(src, data);
+  await page.getByLabel('Choose files to upload').setInputFiles(src);
+  await row(page, '/big.bin').waitFor({ timeout: WAIT });
+  await page.locator('.upload.done').waitFor({ timeout: WAIT });
+  await assertLabelled(page);
+
+  const downloading = page.waitForEvent('download');
+  await rowAction(page, '/big.bin', 'Download');
+  const dl = await downloading;
+  assert.equal(dl.suggestedFilename(), 'big.bin');
+  assert.ok(Buffer.compare(fs.readFileSync(await dl.path()), data) === 0, 'downloaded bytes differ');
+
+  // The browser cut the same chunks as the CLI: a CLI copy stores nothing new.
+  const m = (await apiGet(page, `/workspaces/${ws}/manifest?path=%2Fbig.bin`)).body;
+  assert.ok(m.chunks.length >= 2, 'a multi-chunk file: ' + m.chunks.length);
+  const u1 = (await apiGet(page, `/workspaces/${ws}/usage`)).body;
+  cli('put', src, '/copy.bin');
+  const u2 = (await apiGet(page, `/workspaces/${ws}/usage`)).body;
+  assert.equal(u2.logical_bytes, u1.logical_bytes + data.length);
+  assert.equal(u2.stored_bytes, u1.stored_bytes);
+});
+
+test('many files at once, each with its own progress, land in the folder opened from the tree', async () => {
+  await page.getByRole('button', { name: 'New folder' }).click();
+  await page.getByRole('dialog').getByLabel('Folder name').fill('batch');
+  await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+  // The folder tree picks the new folder up from the feed; it navigates too.
+  const tree = page.getByRole('navigation', { name: 'Folders' });
+  await tree.getByRole('link', { name: 'batch' }).click({ timeout: WAIT });
+  await page.getByRole('navigation', { name: 'Breadcrumb' }).getByText('batch').waitFor();
+  const files = [1, 2, 3, 4].map((i) => {
+    const f = path.join(TMP, `part${i}.txt`);
+    fs.writeFileSync(f, `part ${i}\n`.repeat(i * 100));
+    return f;
+  });
+  await page.getByLabel('Choose files to upload').setInputFiles(files);
+  for (let i = 1; i <= 4; i++) await row(page, `/batch/part${i}.txt`).waitFor({ timeout: WAIT });
+  assert.equal(await page.locator('.upload progress').count() >= 4, true);
+  await shot(page, 'files-upload');
+  await page.getByRole('link', { name: 'Files' }).first().click();
+  await row(page, '/big.bin').waitFor();
+});
+
+test('a file dropped on the listing is uploaded to the open folder', async () => {
+  const dataTransfer = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(['dropped bytes\n'], 'dropped.txt', { type: 'text/plain' }));
+    return dt;
+  });
+  await page.dispatchEvent('main.files', 'dragover', { dataTransfer });
+  await page.dispatchEvent('main.files', 'drop', { dataTransfer });
+  await row(page, '/dropped.txt').waitFor({ timeout: WAIT });
+  const text = await page.evaluate(async (u) => (await fetch(u)).text(),
+    `/api/v1/workspaces/${ws}/content?path=%2Fdropped.txt`);
+  assert.equal(text, 'dropped bytes\n');
+});
+
+test('rename, move and delete from the row menu', async () => {
+  await rowAction(page, '/big.bin', 'Rename');
+  const dlg = page.getByRole('dialog');
+  await dlg.getByLabel('New name').fill('renamed.bin');
+  await dlg.getByRole('button', { name: 'Rename' }).click();
+  await row(page, '/renamed.bin').waitFor({ timeout: WAIT });
+  assert.equal(await row(page, '/big.bin').count(), 0);
+
+  await rowAction(page, '/renamed.bin', 'Move');
+  await page.getByRole('dialog').getByLabel('Move to (full path)').fill('/batch/renamed.bin');
+  await page.getByRole('dialog').getByRole('button', { name: 'Move' }).click();
+  await row(page, '/renamed.bin').waitFor({ state: 'detached', timeout: WAIT });
+  assert.equal((await apiGet(page, `/workspaces/${ws}/info?path=%2Fbatch%2Frenamed.bin`)).status, 200);
+
+  await rowAction(page, '/copy.bin', 'Delete');
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await row(page, '/copy.bin').waitFor({ state: 'detached', timeout: WAIT });
+  assert.equal((await apiGet(page, `/workspaces/${ws}/info?path=%2Fcopy.bin`)).status, 404);
+});
+
+test('a deleted file comes back from the trash', async () => {
+  await page.getByRole('link', { name: 'Trash' }).click();
+  const entry = page.locator('tr[data-path="/copy.bin"]');
+  await entry.waitFor({ timeout: WAIT });
+  await assertLabelled(page);
+  await shot(page, 'trash');
+  await page.getByRole('button', { name: 'Restore /copy.bin' }).click();
+  await page.getByRole('status').filter({ hasText: 'Restored /copy.bin' }).waitFor({ timeout: WAIT });
+  await entry.waitFor({ state: 'detached', timeout: WAIT });
+  assert.equal((await apiGet(page, `/workspaces/${ws}/info?path=%2Fcopy.bin`)).status, 200);
+  await page.getByRole('link', { name: 'Files' }).click();
+  await row(page, '/copy.bin').waitFor({ timeout: WAIT });
+});
+
+test('version history: an old version downloads and restores as the newest', async () => {
+  const f = path.join(TMP, 'notes.txt');
+  fs.writeFileSync(f, 'first draft\n');
+  cli('put', f, '/notes.txt');
+  fs.writeFileSync(f, 'second draft, longer\n');
+  cli('put', f, '/notes.txt');
+  await row(page, '/notes.txt').waitFor({ timeout: WAIT });
+  await rowAction(page, '/notes.txt', 'Versions');
+  const dlg = page.getByRole('dialog');
+  await dlg.getByText('v2').waitFor();
+  await shot(page, 'versions');
+  const downloading = page.waitForEvent('download');
+  await dlg.locator('tr', { hasText: 'v1' }).getByRole('link', { name: 'Download' }).click();
+  assert.equal(fs.readFileSync(await (await downloading).path(), 'utf8'), 'first draft\n');
+  await dlg.locator('tr', { hasText: 'v1' }).getByRole('button', { name: 'Restore' }).click();
+  await dlg.getByText('v3').waitFor({ timeout: WAIT }); // live: the restore arrives on the feed
+  await dlg.getByRole('button', { name: 'Close' }).click();
+  const text = await page.evaluate(async (u) => (await fetch(u)).text(),
+    `/api/v1/workspaces/${ws}/content?path=%2Fnotes.txt`);
+  assert.equal(text, 'first draft\n');
+});
+
+test('search by name finds files in any folder', async () => {
+  await page.getByRole('searchbox', { name: 'Search by name' }).fill('PART3');
+  await page.getByRole('searchbox', { name: 'Search by name' }).press('Enter');
+  const results = page.getByRole('region', { name: 'Search results' });
+  await results.getByRole('link', { name: '/batch/part3.txt' }).waitFor({ timeout: WAIT });
+  assert.equal(await results.getByRole('listitem').count(), 1);
+  await page.getByRole('link', { name: 'Files' }).first().click();
+});
+
+let shareUrl;
+
+test('a share link opens in a fresh browser without logging in', async () => {
+  const f = path.join(TMP, 'handout.txt');
+  fs.writeFileSync(f, 'shared words\n');
+  cli('put', f, '/handout.txt');
+  await row(page, '/handout.txt').waitFor({ timeout: WAIT });
+  await rowAction(page, '/handout.txt', 'Share');
+  const dlg = page.getByRole('dialog');
+  await dlg.getByLabel('Expires').selectOption('86400');
+  await dlg.getByRole('button', { name: 'Create link' }).click();
+  shareUrl = await dlg.getByLabel('Share link').inputValue();
+  assert.match(shareUrl, /\/s\/[A-Za-z0-9_-]+/);
+  await shot(page, 'share');
+  await dlg.getByRole('button', { name: 'Done' }).click();
+
+  const anon = await browser.newContext();
+  const p = await anon.newPage();
+  const resp = await p.goto(shareUrl);
+  assert.equal(resp.status(), 200);
+  await p.getByText('handout.txt').first().waitFor();
+  const file = await p.request.get(shareUrl + '/file');
+  assert.equal(await file.text(), 'shared words\n');
+  await anon.close();
+});
+
+test('a revoked share link is refused', async () => {
+  await page.getByRole('link', { name: 'Access' }).first().click();
+  const shares = page.getByRole('region', { name: 'Share links' });
+  await shares.locator('tr', { hasText: '/handout.txt' }).getByRole('button', { name: 'Revoke' }).click();
+  await shares.locator('tr', { hasText: '/handout.txt' }).waitFor({ state: 'detached', timeout: WAIT });
+  const anon = await browser.newContext();
+  const p = await anon.newPage();
+  const resp = await p.goto(shareUrl);
+  assert.ok(resp.status() >= 400 && resp.status() < 500, 'status ' + resp.status());
+  await anon.close();
+});
+
+test('an invited member sees only what their ACL allows, and access changes arrive live', async () => {
+  cli('mkdir', '-p', '/shared');
+  cli('mkdir', '-p', '/private');
+  const f = path.join(TMP, 'memo.txt');
+  fs.writeFileSync(f, 'for the team\n');
+  cli('put', f, '/shared/memo.txt');
+  cli('put', f, '/private/salaries.txt');
+
+  await page.goto(DASH + `/w/${ws}/access`);
+  await page.getByLabel('Default access').selectOption('none');
+  const invites = page.getByRole('region', { name: 'Invites' });
+  await invites.getByLabel('Role').selectOption('member');
+  await invites.getByRole('button', { name: 'Create invite' }).click();
+  const inviteUrl = await invites.getByLabel(/Invite link/).inputValue();
+  assert.ok(inviteUrl.startsWith(DASH + '/invite/'), inviteUrl);
+  await shot(page, 'access');
+
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const mp = await ctx.newPage();
+  watch(mp, 'member');
+  await mp.goto(inviteUrl);
+  await mp.getByLabel('Email').fill(MEMBER);
+  await mp.getByLabel('Password').fill(MEMBER_PW);
+  await mp.getByRole('button', { name: 'Join' }).click();
+  await mp.getByRole('navigation', { name: 'Breadcrumb' }).waitFor({ timeout: WAIT });
+  await mp.getByText('Nothing in this workspace is shared with you yet').waitFor({ timeout: WAIT });
+  await mp.locator('.live-live').waitFor({ timeout: WAIT });
+
+  // The owner grants read on /shared; the member's open page shows it, no reload.
+  await page.getByLabel('Path').fill('/shared');
+  await page.getByRole('button', { name: 'Show' }).click();
+  const acl = page.getByRole('region', { name: 'Access to a folder or file' });
+  await acl.getByLabel('Member email').fill(MEMBER);
+  await acl.locator('select[name=perm]').selectOption('read');
+  await acl.getByRole('button', { name: 'Set access' }).click();
+  await acl.locator('tr', { hasText: MEMBER }).waitFor({ timeout: WAIT });
+
+  await row(mp, '/shared').waitFor({ timeout: WAIT });
+  assert.equal(await row(mp, '/private').count(), 0);
+  await row(mp, '/shared').getByRole('link').click();
+  await row(mp, '/shared/memo.txt').waitFor({ timeout: WAIT });
+  assert.equal((await apiGet(mp, `/workspaces/${ws}/info?path=%2Fprivate%2Fsalaries.txt`)).status, 404);
+  assert.equal((await apiGet(mp, `/workspaces/${ws}/audit`)).status, 403);
+  await assert.rejects(mp.getByRole('link', { name: 'Activity' }).waitFor({ timeout: 500 }));
+  await ctx.close();
+});
+
+test('a change made with the CLI appears in an open page without a reload', async () => {
+  await page.goto(DASH + `/w/${ws}/files`);
+  await row(page, '/notes.txt').waitFor({ timeout: WAIT });
+  await page.evaluate(() => { window.__noReload = true; });
+  const f = path.join(TMP, 'from-cli.txt');
+  fs.writeFileSync(f, 'hello from the terminal\n');
+  cli('put', f, '/from-cli.txt');
+  await row(page, '/from-cli.txt').waitFor({ timeout: WAIT });
+  cli('mv', '/from-cli.txt', '/moved-by-cli.txt');
+  await row(page, '/moved-by-cli.txt').waitFor({ timeout: WAIT });
+  cli('rm', '/moved-by-cli.txt');
+  await row(page, '/moved-by-cli.txt').waitFor({ state: 'detached', timeout: WAIT });
+  assert.equal(await page.evaluate(() => window.__noReload), true, 'the page reloaded');
+  await shot(page, 'files');
+});
+
+test('the activity page shows the audit log, filters it, and draws the charts', async () => {
+  await page.getByRole('link', { name: 'Activity' }).click();
+  const audit = page.getByRole('region', { name: 'Audit log' });
+  await audit.locator('tbody tr', { hasText: 'file.version' }).first().waitFor({ timeout: WAIT });
+  await audit.getByLabel('Action').selectOption('file.delete');
+  await audit.locator('tbody tr', { hasText: 'file.version' }).first().waitFor({ state: 'detached', timeout: WAIT });
+  await audit.locator('tbody tr', { hasText: '/copy.bin' }).waitFor({ timeout: WAIT });
+  const actions = await audit.locator('tbody tr td:nth-child(2)').allTextContents();
+  assert.ok(actions.length > 0 && actions.every((a) => a === 'file.delete'), actions.join());
+  await audit.getByLabel('Action').selectOption('');
+  assert.equal(await page.locator('figure.chart canvas').count() >= 2, true);
+  const ratio = await page.locator('[data-stat=ratio]').textContent();
+  assert.match(ratio, /^\d+\.\d\d×$/);
+  await assertLabelled(page);
+  await shot(page, 'activity');
+});
+
+test('the hosts page shows the host online, then offline once it stops', async () => {
+  await page.getByRole('link', { name: 'Hosts' }).click();
+  const card = page.locator(`[data-host="${process.env.HOST_LABEL}"]`);
+  await card.locator('[data-status=online]').waitFor({ timeout: WAIT });
+  await page.getByText('Replica health').waitFor();
+  for (const job of ['gc', 'scrub', 'replicate'])
+    await page.locator(`[data-job=${job}]`).waitFor({ timeout: WAIT });
+  await assertLabelled(page);
+  await shot(page, 'hosts');
+  process.kill(Number(process.env.HOST_PID), 'SIGTERM');
+  await card.locator('[data-status=offline]').waitFor({ timeout: 30000 });
+});
+
+test('a new workspace is created from the switcher and switched to', async () => {
+  await page.getByLabel('Workspace').selectOption('new');
+  await page.getByRole('dialog').getByLabel('Name').fill('design');
+  await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+  await page.getByText('This folder is empty').waitFor({ timeout: WAIT });
+  const id = Number(page.url().match(/\/w\/(\d+)\//)[1]);
+  assert.notEqual(id, ws);
+  assert.equal(await page.getByLabel('Workspace').inputValue(), String(id));
+  const names = await page.getByLabel('Workspace').locator('option').allTextContents();
+  assert.ok(names.includes('default') && names.includes('design'), names.join());
+  await page.getByLabel('Workspace').selectOption(String(ws));
+  await row(page, '/notes.txt').waitFor({ timeout: WAIT });
+});
+
+test('works at phone width', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await ctx.addCookies(await owner.cookies());
+  const p = await ctx.newPage();
+  await p.goto(DASH + `/w/${ws}/files`);
+  await row(p, '/notes.txt').waitFor({ timeout: WAIT });
+  const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, 'the page scrolls sideways by ' + overflow + ' px');
+  await shot(p, 'files-phone');
+  await ctx.close();
+});
+
+test('logout ends the session', async () => {
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Log in' }).waitFor({ timeout: WAIT });
+  assert.equal((await apiGet(page, '/me')).status, 401);
+});

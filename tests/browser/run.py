@@ -1,0 +1,69 @@
+"""Browser tests of the dashboard: start a real hub and a host on loopback (the
+integration harness), then run dashboard.test.mjs with node, which drives
+Debian's chromium through playwright-core. Fails loudly if chromium, node or
+playwright-core is missing rather than skipping."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import harness
+
+CHROMIUM = os.environ.get("ROOST_CHROMIUM", "/usr/bin/chromium")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def need(ok, what):
+    if not ok:
+        sys.exit("browser tests: %s (run ./scripts/install-deps and rebuild)" % what)
+
+
+def main():
+    need(os.access(CHROMIUM, os.X_OK), "no chromium at " + CHROMIUM)
+    node = shutil.which("node")
+    need(node, "node is not installed")
+    modules = os.environ.get("NODE_PATH", "")
+    need(os.path.isdir(os.path.join(modules, "playwright-core")),
+         "playwright-core is not in NODE_PATH=%r" % modules)
+    tmp = tempfile.mkdtemp(prefix="roost-browser-")
+    hub = harness.Hub(tmp)
+    if os.environ.get("ROOST_WEB_DIR"):
+        hub.serve_args = ["--web-dir", os.environ["ROOST_WEB_DIR"]]
+    host = harness.Host(hub, tmp, "alpha", heartbeat=1)
+    rc = 1
+    try:
+        hub.start()
+        hub.login_cli()
+        host.join()
+        host.start()
+        env = dict(os.environ,
+                   DASH_URL="http://127.0.0.1:%d" % hub.dash_port,
+                   ROOST_BIN=harness.ROOST,
+                   ROOST_CLI_CONFIG=hub.cfg,
+                   ROOST_PASSWORD=harness.PASSWORD,
+                   OWNER_EMAIL=harness.EMAIL,
+                   HOST_PID=str(host.proc.pid),
+                   HOST_LABEL=host.label,
+                   CHROMIUM=CHROMIUM,
+                   TEST_TMP=tmp)
+        only = os.environ.get("ROOST_BROWSER_ONLY")  # a test-name regexp, for debugging
+        rc = subprocess.run([node, "--test", "--test-reporter=spec", "--test-concurrency=1",
+                             *(["--test-name-pattern", only] if only else []),
+                             os.path.join(HERE, "dashboard.test.mjs")],
+                            env=env, timeout=840).returncode
+    finally:
+        try:
+            host.stop()
+        except AssertionError as e:  # the test stops it on purpose; say so, don't fail
+            print("host:", e)
+        hub.stop()
+        if rc != 0 or os.environ.get("ROOST_KEEP_TMP"):
+            print("kept", tmp, "(hub.log, host-alpha.log)")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+// roost dashboard: the shell (session, workspace switcher, navigation, routing).
+import 'uplot/dist/uPlot.min.css';
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, setUnauthorizedHandler } from './api.js';
+import { html, Modal, ErrorLine, Feed, navigate } from './ui.js';
+import { FilesView } from './files.js';
+import { AccessView } from './access.js';
+import { HostsView } from './hosts.js';
+import { ActivityView } from './activity.js';
+import { TrashView } from './trash.js';
+
+// ---- routing: /login, /invite/TOKEN, /w/WS/{files/PATH…,access,hosts,activity} ----
+
+function useLocation() {
+  const [loc, setLoc] = useState(location.pathname + location.search);
+  useEffect(() => {
+    const on = () => setLoc(location.pathname + location.search);
+    addEventListener('popstate', on);
+    addEventListener('roost:navigate', on);
+    return () => {
+      removeEventListener('popstate', on);
+      removeEventListener('roost:navigate', on);
+    };
+  }, []);
+  return loc;
+}
+
+// Internal links navigate without a reload.
+document.addEventListener('click', (e) => {
+  const a = e.target.closest && e.target.closest('a[href^="/"]');
+  if (!a || a.hasAttribute('download') || a.target || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+  if (a.getAttribute('href').startsWith('/api/')) return;
+  e.preventDefault();
+  navigate(a.getAttribute('href'));
+});
+
+function parseRoute(loc) {
+  const url = new URL(loc, location.origin);
+  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === 'login') return { name: 'login' };
+  if (parts[0] === 'invite' && parts[1]) return { name: 'invite', token: parts[1] };
+  if (parts[0] === 'w' && parts[1]) {
+    const ws = Number(parts[1]);
+    const view = parts[2] || 'files';
+    const path = view === 'files' ? '/' + parts.slice(3).join('/') : null;
+    return { name: view, ws, path, params: url.searchParams };
+  }
+  return { name: 'home' };
+}
+
+// ---- login and invites ----
+
+function LoginPage({ onLogin }) {
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    setBusy(true);
+    try {
+      await api('POST', '/login', { email: f.get('email'), password: f.get('password'), client: 'dashboard' },
+        { noRedirect: true });
+      await onLogin();
+    } catch (err) {
+      setError(err);
+    }
+    setBusy(false);
+  };
+  return html`<main class="center">
+    <form class="card auth" onSubmit=${submit}>
+      <h1><img src="/icon.svg" alt="" width="28" height="28" /> roost</h1>
+      <label>Email<input name="email" type="email" autocomplete="username" required autofocus /></label>
+      <label>Password<input name="password" type="password" autocomplete="current-password" required /></label>
+      <${ErrorLine} error=${error} />
+      <button class="primary" disabled=${busy}>Log in</button>
+    </form>
+  </main>`;
+}
+
+function InvitePage({ token, onLogin }) {
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    try {
+      const r = await api('POST', '/invites/accept',
+        { token, email: f.get('email'), password: f.get('password') }, { noRedirect: true });
+      await onLogin();
+      navigate('/w/' + r.workspace.id + '/files', true);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`<main class="center">
+    <form class="card auth" onSubmit=${submit}>
+      <h1>Join a roost workspace</h1>
+      <p>You were invited. Choose the email and password you will log in with (or those of your existing account).</p>
+      <label>Email<input name="email" type="email" autocomplete="username" required /></label>
+      <label>Password<input name="password" type="password" autocomplete="new-password" required minlength="8" /></label>
+      <${ErrorLine} error=${error} />
+      <button class="primary">Join</button>
+    </form>
+  </main>`;
+}
+
+// ---- the shell ----
+
+function NewWorkspace({ onClose, onCreated }) {
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    try {
+      const w = await api('POST', '/workspaces', { name: new FormData(e.target).get('name') });
+      onCreated(w);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`<${Modal} title="New workspace" onClose=${onClose}>
+    <form onSubmit=${submit}>
+      <label>Name<input name="name" required maxlength="100" autofocus /></label>
+      <${ErrorLine} error=${error} />
+      <div class="actions"><button class="primary">Create</button></div>
+    </form>
+  <//>`;
+}
+
+function LiveBadge({ feed }) {
+  const [state, setState] = useState(feed ? feed.state : 'offline');
+  useEffect(() => {
+    if (!feed) return;
+    setState(feed.state); // it may have opened before this subscribed
+    return feed.onState(setState);
+  }, [feed]);
+  return html`<span class=${'live live-' + state} role="status" title="realtime feed">${state}</span>`;
+}
+
+function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
+  const ws = workspaces.find((w) => w.id === route.ws);
+  const [feed, setFeed] = useState(null);
+  const [creating, setCreating] = useState(false);
+  const [menu, setMenu] = useState(false);
+  useEffect(() => {
+    if (!ws) return;
+    const f = new Feed(ws.id);
+    setFeed(f);
+    return () => f.close();
+  }, [ws && ws.id]);
+  useEffect(() => {
+    if (!feed) return;
+    return feed.subscribe((ev) => {
+      if (ev.kind.startsWith('workspace.') || ev.kind.startsWith('member.')) reloadWorkspaces();
+    });
+  }, [feed]);
+  if (!ws) {
+    return html`<main class="center"><div class="card"><h1>No such workspace</h1>
+      <p><a href="/">Go to your workspaces</a></p></div></main>`;
+  }
+  const tab = (name, label) => html`<a href=${'/w/' + ws.id + '/' + name}
+    aria-current=${route.name === name ? 'page' : undefined}>${label}</a>`;
+  const admin = ws.role === 'owner' || ws.role === 'admin';
+  const titles = { files: 'Files', access: 'Access', hosts: 'Hosts', activity: 'Activity', trash: 'Trash' };
+  document.title = (titles[route.name] || 'roost') + ' · ' + ws.name + ' · roost';
+  let view;
+  const props = { ws, feed, me, route };
+  if (route.name === 'files') view = html`<${FilesView} ...${props} />`;
+  else if (route.name === 'access') view = html`<${AccessView} ...${props} />`;
+  else if (route.name === 'hosts') view = html`<${HostsView} ...${props} />`;
+  else if (route.name === 'activity') view = html`<${ActivityView} ...${props} />`;
+  else if (route.name === 'trash') view = html`<${TrashView} ...${props} />`;
+  else view = html`<p>Unknown page.</p>`;
+  return html`<div class="shell">
+    <header class="top">
+      <a class="brand" href=${'/w/' + ws.id + '/files'}><img src="/icon.svg" alt="" width="24" height="24" />roost</a>
+      <label class="ws-switch"><span class="sr-only">Workspace</span>
+        <select aria-label="Workspace" value=${ws.id} onChange=${(e) => {
+          if (e.target.value === 'new') {
+            e.target.value = ws.id;
+            setCreating(true);
+          } else navigate('/w/' + e.target.value + '/' + (route.name || 'files'));
+        }}>
+          ${workspaces.map((w) => html`<option value=${w.id}>${w.name}</option>`)}
+          <option value="new">+ New workspace…</option>
+        </select></label>
+      <nav aria-label="Sections" class=${menu ? 'open' : ''} onClick=${() => setMenu(false)}>
+        ${tab('files', 'Files')}${tab('trash', 'Trash')}${tab('access', 'Access')}${tab('hosts', 'Hosts')}
+        ${admin && tab('activity', 'Activity')}
+      </nav>
+      <div class="who">
+        <${LiveBadge} feed=${feed} />
+        <span class="email" title=${ws.role}>${me.email}</span>
+        <button type="button" onClick=${logout}>Log out</button>
+      </div>
+    </header>
+    ${view}
+    ${creating && html`<${NewWorkspace} onClose=${() => setCreating(false)} onCreated=${async (w) => {
+      setCreating(false);
+      await reloadWorkspaces();
+      navigate('/w/' + w.id + '/files');
+    }} />`}
+  </div>`;
+}
+
+function App() {
+  const loc = useLocation();
+  const route = parseRoute(loc);
+  const [session, setSession] = useState({ loading: true });
+  const load = async () => {
+    try {
+      const me = await api('GET', '/me', undefined, { noRedirect: true });
+      const { workspaces } = await api('GET', '/workspaces');
+      setSession({ me, workspaces });
+      return true;
+    } catch (e) {
+      setSession({ me: null, error: e.status === 401 ? null : e });
+      return false;
+    }
+  };
+  useEffect(() => {
+    setUnauthorizedHandler(() => setSession({ me: null }));
+    load();
+  }, []);
+  const reloadWorkspaces = async () => {
+    const { workspaces } = await api('GET', '/workspaces');
+    setSession((s) => ({ ...s, workspaces }));
+  };
+  const logout = async () => {
+    try {
+      await api('POST', '/logout');
+    } catch {}
+    setSession({ me: null });
+    navigate('/login', true);
+  };
+  if (session.loading) return html`<main class="center"><p>Loading…</p></main>`;
+  if (route.name === 'invite') return html`<${InvitePage} token=${route.token} onLogin=${load} />`;
+  if (!session.me) {
+    return html`<${LoginPage} onLogin=${async () => {
+      if (await load() && route.name === 'login') navigate('/', true);
+    }} />`;
+  }
+  if (route.name === 'home' || route.name === 'login') {
+    const first = session.workspaces[0];
+    if (first) setTimeout(() => navigate('/w/' + first.id + '/files', true));
+    else return html`<main class="center"><p>You belong to no workspace yet.</p></main>`;
+    return null;
+  }
+  return html`<${Shell} me=${session.me} workspaces=${session.workspaces} route=${route}
+    reloadWorkspaces=${reloadWorkspaces} logout=${logout} />`;
+}
+
+render(html`<${App} />`, document.getElementById('app'));
