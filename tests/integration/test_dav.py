@@ -341,9 +341,13 @@ class DavTest(HubTest):
             with open(host.path("/synced/from-dav.bin"), "rb") as f:
                 return f.read() == data
         wait_for(arrived, 60, "/synced/from-dav.bin on the host", hosts=[host])
-        # and the listing the dashboard shows (the API) has it
-        st, body, _, _ = self.api("GET", "/list?path=" + q("/synced"))
-        self.assertEqual([e["name"] for e in body["entries"]], ["from-dav.bin"])
+        # and the dashboard lists it (its API on the dashboard port)
+        st, body, payload, _ = self.hub.request(
+            "GET", "/api/v1/workspaces/%d/list?path=%s" % (self.ws, q("/synced")),
+            token=self.token, port=self.hub.dash_port)
+        self.assertEqual(st, 200, payload[:300])
+        self.assertEqual([(e["name"], e["size"]) for e in body["entries"]],
+                         [("from-dav.bin", len(data))])
 
 
 def lan_address():
