@@ -11,5 +11,7 @@ echo "== hub: feed latency, metadata throughput, idle subscribers (docs/benchmar
 python3 "$(dirname "$0")/hub.py" "$ROOST"
 echo "== sync between hosts, roost and Syncthing (docs/benchmarks.md)"
 python3 "$(dirname "$0")/sync.py" "$ROOST"
+echo "== WebDAV against rclone serve webdav (docs/benchmarks.md)"
+python3 "$(dirname "$0")/dav.py" "$ROOST"
 echo "== relay against direct and nginx (docs/relay.md)"
 python3 "$(dirname "$0")/relay.py" "$ROOST"

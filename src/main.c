@@ -56,6 +56,7 @@ static const char usage_text[] =
     "  roost share PATH [--write] [--expires 7d] [--password PW]  a share link; roost shares;\n"
     "  roost unshare ID\n"
     "  roost audit [--limit N] [--action A] [--json]  the audit log (owners, admins)\n"
+    "  roost token create --name NAME [--expires D] | token ls | token revoke ID  app passwords\n"
     "  roost workspaces [--json]  |  roost workspaces create NAME\n"
     "  roost members [--json]\n"
     "  roost acl PATH  |  roost acl set PATH EMAIL none|read|write|manage  |  roost acl rm PATH "

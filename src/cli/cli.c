@@ -51,6 +51,8 @@ static int parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->dir;
 		else if (strcmp(a, "--label") == 0)
 			val = &o->label;
+		else if (strcmp(a, "--name") == 0)
+			val = &o->name;
 		else if (strcmp(a, "--folders") == 0)
 			val = &o->folders;
 		else if (strcmp(a, "--listen") == 0)
@@ -401,6 +403,7 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"host", cmd_host},
 	    {"hosts", cmd_hosts},
 	    {"policy", cmd_policy},
+	    {"token", cmd_token},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

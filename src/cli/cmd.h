@@ -15,6 +15,7 @@ struct opts {
 	const char *workspace, *hub, *email, *version, *since, *limit, *action, *role, *expires,
 	    *cacert, *password;
 	/* roost host */
+	const char *name; /* roost token create */
 	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max, *relay, *relay_ca;
 	bool write;
 	bool json, quiet, parents;
@@ -46,6 +47,7 @@ int cmd_share(struct opts *o);
 int cmd_shares(struct opts *o);
 int cmd_unshare(struct opts *o);
 int cmd_watch(struct opts *o);
+int cmd_token(struct opts *o);
 /* host/hostcli.c */
 int cmd_host(struct opts *o);
 int cmd_hosts(struct opts *o);

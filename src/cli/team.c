@@ -343,3 +343,74 @@ int cmd_unshare(struct opts *o)
 		printf("revoked link %s\n", o->pos[0]);
 	return rc;
 }
+
+/* roost token create --name NAME [--expires D] | token ls | token revoke ID:
+ * app passwords, for WebDAV mounts and scripts (docs/webdav.md). */
+int cmd_token(struct opts *o)
+{
+	const char *sub = o->npos ? o->pos[0] : "";
+	bool create = strcmp(sub, "create") == 0 && o->npos == 1 && o->name;
+	bool ls = strcmp(sub, "ls") == 0 && o->npos == 1;
+	bool revoke = strcmp(sub, "revoke") == 0 && o->npos == 2 && parse_id(o->pos[1]) > 0;
+	if (!create && !ls && !revoke) {
+		fprintf(stderr, "usage: roost token create --name NAME [--expires 90d] [--json]\n"
+		                "       roost token ls [--json]\n"
+		                "       roost token revoke ID\n");
+		return 2;
+	}
+	int64_t secs = 0;
+	if (create && o->expires && (secs = parse_duration(o->expires)) <= 0) {
+		fprintf(stderr, "roost token: --expires takes a duration like 12h, 30d or 365d\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, NULL))
+		return 1;
+	char *url = revoke ? xasprintf("%s/api/v1/tokens/%s", c.hub, o->pos[1])
+	                   : xasprintf("%s/api/v1/tokens", c.hub);
+	json_t *body = NULL;
+	if (create) {
+		body = json_pack("{s:s}", "name", o->name);
+		if (secs)
+			json_object_set_new(body, "expires_in", json_integer(secs));
+	}
+	json_t *r = client_call(&c,
+	                        create   ? "POST"
+	                        : revoke ? "DELETE"
+	                                 : "GET",
+	                        url, body, "token");
+	json_decref(body);
+	free(url);
+	if (r && o->json) {
+		print_json(ls ? json_object_get(r, "tokens") : r);
+	} else if (r && create) {
+		printf("%s\n(app password \"%s\", id %lld: use it with your email %s as the WebDAV "
+		       "login, or as a bearer token; it is shown only once)\n",
+		       json_get_str(r, "token"), json_get_str(r, "name"),
+		       (long long)json_integer_value(json_object_get(r, "id")),
+		       c.email ? c.email : "");
+	} else if (r && revoke) {
+		printf("revoked app password %s\n", o->pos[1]);
+	} else if (r) {
+		size_t i;
+		json_t *t;
+		json_array_foreach(json_object_get(r, "tokens"), i, t)
+		{
+			char made[32], used[32] = "never", until[32] = "never";
+			int64_t v = 0;
+			json_get_int(t, "created_at", &v);
+			fmt_time(v, made);
+			if (json_get_int(t, "last_used_at", &v))
+				fmt_time(v, used);
+			if (json_get_int(t, "expires_at", &v))
+				fmt_time(v, until);
+			printf("%-6lld %-20s created %s  used %s  expires %s\n",
+			       (long long)json_integer_value(json_object_get(t, "id")),
+			       json_get_str(t, "name"), made, used, until);
+		}
+	}
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}

@@ -180,6 +180,21 @@ static const char *const migrations[] = {
     " workspace_id BIGINT NOT NULL REFERENCES workspaces(id), hour BIGINT NOT NULL,"
     " bytes_in BIGINT NOT NULL DEFAULT 0, bytes_out BIGINT NOT NULL DEFAULT 0,"
     " PRIMARY KEY (workspace_id, hour));",
+
+    /* 8: WebDAV (docs/webdav.md). Dead properties belong to a file or folder
+     * row, so they follow it through moves made by any client; locks belong
+     * to a path (RFC 4918: a lock does not move with its resource). */
+    "CREATE TABLE dav_props ("
+    " workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
+    " entity TEXT NOT NULL CHECK (entity IN ('file','folder')), entity_id BIGINT NOT NULL,"
+    " ns TEXT NOT NULL, name TEXT NOT NULL, value_xml TEXT NOT NULL,"
+    " PRIMARY KEY (workspace_id, entity, entity_id, ns, name));"
+    "CREATE TABLE dav_locks ("
+    " token TEXT PRIMARY KEY, workspace_id BIGINT NOT NULL REFERENCES workspaces(id),"
+    " path TEXT NOT NULL, depth INTEGER NOT NULL, scope TEXT NOT NULL CHECK (scope IN"
+    " ('exclusive','shared')), owner_xml TEXT, user_id BIGINT NOT NULL REFERENCES users(id),"
+    " created_at BIGINT NOT NULL, timeout_at BIGINT NOT NULL);"
+    "CREATE INDEX dav_locks_ws ON dav_locks(workspace_id, timeout_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

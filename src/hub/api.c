@@ -245,10 +245,15 @@ enum MHD_Result api_mkdir(struct req *r)
 	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
-	if (!acl_require(r, path, false, PERM_WRITE)) {
-		free(path);
+	enum MHD_Result ret = api_mkdir_path(r, path, parents);
+	free(path);
+	return ret;
+}
+
+enum MHD_Result api_mkdir_path(struct req *r, const char *path, bool parents)
+{
+	if (!acl_require(r, path, false, PERM_WRITE))
 		return MHD_YES;
-	}
 	enum MHD_Result ret;
 	char *parent = NULL, *name = NULL;
 	int64_t id = 0, pid = 0;
@@ -293,7 +298,6 @@ enum MHD_Result api_mkdir(struct req *r)
 out:
 	free(parent);
 	free(name);
-	free(path);
 	return ret;
 }
 
@@ -313,6 +317,14 @@ enum MHD_Result api_move(struct req *r)
 		free(from);
 		return MHD_YES;
 	}
+	enum MHD_Result ret = api_move_paths(r, from, to);
+	free(from);
+	free(to);
+	return ret;
+}
+
+enum MHD_Result api_move_paths(struct req *r, const char *from, const char *to)
+{
 	enum MHD_Result ret;
 	char *tparent = NULL, *tname = NULL;
 	struct file_info fi;
@@ -404,8 +416,6 @@ enum MHD_Result api_move(struct req *r)
 	}
 	ret = reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "from", from, "to", to));
 out:
-	free(from);
-	free(to);
 	free(tparent);
 	free(tname);
 	return ret;
@@ -416,6 +426,13 @@ enum MHD_Result api_delete(struct req *r)
 	char *path = req_path_arg(r, "path");
 	if (!path)
 		return MHD_YES;
+	enum MHD_Result ret = api_delete_path(r, path);
+	free(path);
+	return ret;
+}
+
+enum MHD_Result api_delete_path(struct req *r, const char *path)
+{
 	enum MHD_Result ret;
 	if (strcmp(path, "/") == 0) {
 		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
@@ -482,7 +499,6 @@ enum MHD_Result api_delete(struct req *r)
 	    r, MHD_HTTP_OK,
 	    json_pack("{s:s, s:s}", "deleted", path, "type", is_file ? "file" : "folder"));
 out:
-	free(path);
 	return ret;
 }
 

@@ -172,3 +172,106 @@ enum MHD_Result api_me(struct req *r)
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, o);
 }
+
+/* ---- app passwords: named API tokens ----
+ *
+ * A WebDAV mount or a script keeps a token of its own, so the account
+ * password is never stored in one and each can be revoked alone. */
+
+#define APP_TOKENS_MAX 100 /* live app passwords per user */
+
+enum MHD_Result api_app_token_create(struct req *r)
+{
+	if (r->host_id)
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                   "a host credential cannot make app passwords");
+	const char *name = json_get_str(r->json, "name");
+	int64_t expires_in = 0;
+	if (!name || !*name || strlen(name) > 100)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "name (1..100 bytes) is required");
+	if (json_object_get(r->json, "expires_in") &&
+	    (!json_get_int(r->json, "expires_in", &expires_in) || expires_in <= 0 ||
+	     expires_in > 10ll * 365 * 86400))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "expires_in is a number of seconds, at most ten years");
+	int64_t now = now_ms(), live = 0, id = 0;
+	if (db_int64(r->db, &live,
+	             "SELECT COUNT(*) FROM tokens WHERE user_id = ? AND kind = 'api' AND "
+	             "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+	             "ii", r->user_id, now) != DB_ROW)
+		return reply_db_error(r);
+	if (live >= APP_TOKENS_MAX)
+		return reply_error(r, MHD_HTTP_CONFLICT, "too_many_tokens",
+		                   "at most %d app passwords; revoke one first", APP_TOKENS_MAX);
+	char tok[64], h[65];
+	auth_new_token(tok, h);
+	struct db_stmt *st =
+	    db_prepare(r->db, "INSERT INTO tokens(user_id, kind, name, token_hash, "
+	                      "created_at, expires_at) VALUES(?, 'api', ?, ?, ?, "
+	                      "?) RETURNING id");
+	int rc = DB_ERR;
+	if (st) {
+		db_bind_int64(st, 1, r->user_id);
+		db_bind_text(st, 2, name);
+		db_bind_text(st, 3, h);
+		db_bind_int64(st, 4, now);
+		if (expires_in)
+			db_bind_int64(st, 5, now + expires_in * 1000);
+		else
+			db_bind_null(st, 5);
+		rc = db_step(st);
+		if (rc == DB_ROW)
+			id = db_col_int64(st, 0);
+		db_finalize(st);
+	}
+	if (rc != DB_ROW || meta_audit(r, "token.create", name, NULL) != 0)
+		return reply_db_error(r);
+	json_t *o = json_pack("{s:I, s:s, s:s, s:I}", "id", (json_int_t)id, "name", name, "token",
+	                      tok, "created_at", (json_int_t)now);
+	if (expires_in)
+		json_object_set_new(o, "expires_at", json_integer(now + expires_in * 1000));
+	return reply_json(r, MHD_HTTP_CREATED, o);
+}
+
+enum MHD_Result api_app_tokens(struct req *r)
+{
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT id, name, created_at, expires_at, last_used_at FROM "
+	                              "tokens WHERE user_id = ? AND kind = 'api' AND revoked_at IS "
+	                              "NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY id",
+	                              "ii", r->user_id, now_ms());
+	if (!st)
+		return reply_db_error(r);
+	json_t *arr = json_array();
+	while (db_step(st) == DB_ROW) {
+		json_t *o = json_pack("{s:I, s:s, s:I}", "id", (json_int_t)db_col_int64(st, 0),
+		                      "name", db_col_text(st, 1) ? db_col_text(st, 1) : "",
+		                      "created_at", (json_int_t)db_col_int64(st, 2));
+		if (!db_col_is_null(st, 3))
+			json_object_set_new(o, "expires_at", json_integer(db_col_int64(st, 3)));
+		if (!db_col_is_null(st, 4))
+			json_object_set_new(o, "last_used_at", json_integer(db_col_int64(st, 4)));
+		json_array_append_new(arr, o);
+	}
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "tokens", arr));
+}
+
+enum MHD_Result api_app_token_revoke(struct req *r)
+{
+	int64_t id = parse_id(r->params[0]), one = 0;
+	int rc = id > 0 ? db_int64(r->db, &one,
+	                           "UPDATE tokens SET revoked_at = ? WHERE id = ? AND user_id = ? "
+	                           "AND kind = 'api' AND revoked_at IS NULL RETURNING 1",
+	                           "iii", now_ms(), id, r->user_id)
+	                : DB_DONE;
+	if (rc == DB_ERR)
+		return reply_db_error(r);
+	if (rc != DB_ROW)
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such app password");
+	char target[32];
+	snprintf(target, sizeof target, "%lld", (long long)id);
+	meta_audit(r, "token.revoke", target, NULL);
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "revoked", 1));
+}

@@ -174,7 +174,7 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 	                        fi.content_type[0] ? fi.content_type : "application/octet-stream");
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 	snprintf(buf, sizeof buf, "\"%s\"", fi.hash);
-	MHD_add_response_header(resp, "ETag", buf);
+	MHD_add_response_header(resp, "ETag", r->etag ? r->etag : buf);
 	MHD_add_response_header(resp, "X-Roost-Hash", fi.hash);
 	snprintf(buf, sizeof buf, "%lld", (long long)fi.version_no);
 	MHD_add_response_header(resp, "X-Roost-Version", buf);

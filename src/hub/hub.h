@@ -123,6 +123,8 @@ struct req {
 	/* Batch mode (one transaction, many items): each item commits in a
 	 * savepoint and its answer is captured here instead of sent. */
 	bool batch;
+	bool capture;     /* capture answers like batch, outside a batch (dav.c) */
+	const char *etag; /* serve_version's ETag instead of the quoted hash (dav.c) */
 	unsigned cap_status;
 	json_t *cap_body;
 	bool dash;        /* arrived on the dashboard port (cookie sessions, CSP) */
@@ -140,8 +142,9 @@ struct route {
 	handler_fn handle; /* called when the request is complete */
 };
 
-#define R_AUTH 1u /* bearer token required */
-#define R_WS   2u /* params[0] is a workspace id the caller belongs to */
+#define R_AUTH   1u /* bearer token required */
+#define R_WS     2u /* params[0] is a workspace id the caller belongs to */
+#define R_PREFIX 4u /* pattern is a prefix; any method; the handlers check the rest */
 
 /* Responses (server.c). Each returns the MHD result to hand back. */
 enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body /* stolen */);
@@ -181,6 +184,18 @@ int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const
 enum MHD_Result api_login(struct req *r);
 enum MHD_Result api_logout(struct req *r);
 enum MHD_Result api_me(struct req *r);
+/* App passwords: API tokens (kind 'api') a user names, lists and revokes. */
+enum MHD_Result api_app_token_create(struct req *r);
+enum MHD_Result api_app_tokens(struct req *r);
+enum MHD_Result api_app_token_revoke(struct req *r);
+
+/* dav.c: WebDAV (RFC 4918 class 1 and 2) under /dav/WORKSPACE/ on the content port */
+enum MHD_Result dav_begin(struct req *r);
+int dav_data(struct req *r, const char *data, size_t len);
+enum MHD_Result dav_handle(struct req *r);
+/* libmicrohttpd's URL unescaping, except that an encoded NUL in a /dav/ path
+ * becomes a byte the path validator refuses instead of cutting the path short. */
+size_t dav_unescape(void *cls, struct MHD_Connection *c, char *s);
 
 /* meta.c: folders, files, versions, changes and audit. */
 struct file_info {
@@ -228,6 +243,10 @@ enum MHD_Result api_versions(struct req *r);
 enum MHD_Result api_mkdir(struct req *r);
 enum MHD_Result api_move(struct req *r);
 enum MHD_Result api_delete(struct req *r);
+/* The same on paths given by the caller (normalized), for dav.c. */
+enum MHD_Result api_mkdir_path(struct req *r, const char *path, bool parents);
+enum MHD_Result api_move_paths(struct req *r, const char *from, const char *to);
+enum MHD_Result api_delete_path(struct req *r, const char *path);
 enum MHD_Result api_usage(struct req *r);
 enum MHD_Result api_audit(struct req *r);
 
@@ -244,6 +263,9 @@ enum MHD_Result api_upload(struct req *r);
 /* Take the request body as file path (owned) in r->ws_id, chunked by the hub;
  * the caller has checked access. Finish with api_upload_data / api_upload. */
 enum MHD_Result upload_stream_start(struct req *r, char *path);
+/* Commit version src (its chunks, no bytes copied) as a new version of path;
+ * the caller has checked access. Replies like a commit. */
+enum MHD_Result upload_copy_version(struct req *r, const char *path, const struct file_info *src);
 
 /* tokens.c: hub-signed content tokens (Ed25519) */
 char *tokens_sign(struct db *db, json_t *claims /* stolen; kid is added */);
@@ -310,6 +332,8 @@ int64_t limits_max_file(struct db *db, int64_t ws);
 /* Would a new version of size bytes fit the max file size and the quota?
  * Replies 413 file_too_large or 507 quota_exceeded if not. */
 bool limits_allow_file(struct req *r, int64_t size);
+/* The bytes that count against workspace ws's quota. */
+int limits_used(struct db *db, int64_t ws, int64_t *used);
 
 /* acl.c: access control (docs/access.md) */
 enum perm perm_parse(const char *s);

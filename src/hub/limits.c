@@ -88,6 +88,17 @@ int64_t limits_max_file(struct db *db, int64_t ws)
 	return v;
 }
 
+int limits_used(struct db *db, int64_t ws, int64_t *used)
+{
+	/* Every version is kept, so each counts whole. */
+	return db_int64(db, used,
+	                "SELECT COALESCE(SUM(v.size), 0) FROM file_versions v JOIN files f ON "
+	                "f.id = v.file_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	                "i", ws) == DB_ROW
+	           ? 0
+	           : DB_ERR;
+}
+
 bool limits_allow_file(struct req *r, int64_t size)
 {
 	int64_t max_file = 0, quota = 0, used = 0;
@@ -112,10 +123,7 @@ bool limits_allow_file(struct req *r, int64_t size)
 	}
 	if (quota <= 0)
 		return true;
-	if (db_int64(r->db, &used,
-	             "SELECT COALESCE(SUM(v.size), 0) FROM file_versions v JOIN files f ON "
-	             "f.id = v.file_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
-	             "i", r->ws_id) != DB_ROW) {
+	if (limits_used(r->db, r->ws_id, &used) != 0) {
 		reply_db_error(r);
 		return false;
 	}

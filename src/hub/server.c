@@ -117,6 +117,11 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/replicas", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_replicas},
     {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
     {"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
+    {"POST", "/api/v1/tokens", R_AUTH, BODY_JSON, NULL, NULL, api_app_token_create},
+    {"GET", "/api/v1/tokens", R_AUTH, BODY_NONE, NULL, NULL, api_app_tokens},
+    {"DELETE", "/api/v1/tokens/*", R_AUTH, BODY_NONE, NULL, NULL, api_app_token_revoke},
+    /* WebDAV (dav.c): every method under /dav/, authenticated by dav.c itself */
+    {"*", "/dav/", R_PREFIX, BODY_STREAM, dav_begin, dav_data, dav_handle},
 };
 
 static const int64_t latency_le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
@@ -158,7 +163,7 @@ static enum MHD_Result queue(struct req *r, unsigned status, const char *ctype, 
 enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, const char *hname,
                                const char *hval)
 {
-	if (r->batch) {
+	if (r->batch || r->capture) {
 		json_decref(r->cap_body);
 		r->cap_body = body;
 		r->cap_status = status;
@@ -367,6 +372,16 @@ static const struct route *route_find(const char *method, const char *url, char 
 	*path_found = false;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		char *pp[2] = {NULL, NULL};
+		if (routes[i].flags & R_PREFIX) {
+			size_t n = strlen(routes[i].pattern);
+			/* "/dav" itself too: clients drop the trailing slash */
+			if (strncmp(url, routes[i].pattern, n) == 0 ||
+			    (strncmp(url, routes[i].pattern, n - 1) == 0 && url[n - 1] == 0)) {
+				*path_found = true;
+				return &routes[i];
+			}
+			continue;
+		}
 		if (!match(routes[i].pattern, url, pp)) {
 			free_params(pp);
 			continue;
@@ -715,7 +730,8 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 	    (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape,
+	    NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (!d)
 		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port,
 		          strerror(errno));

@@ -648,6 +648,34 @@ enum MHD_Result api_upload(struct req *r)
 	return commit_version(r, s->path, s->total, hash, s->chunks, s->n, ctype, -1);
 }
 
+/* Commit version vid's chunks (no bytes copied) as a new version of path. */
+static enum MHD_Result commit_from_version(struct req *r, const char *path, int64_t vid,
+                                           int64_t size, const char *hash, const char *ctype,
+                                           int64_t base)
+{
+	struct db_stmt *st = db_query(
+	    r->db, "SELECT chunk_hash, size FROM version_chunks WHERE version_id = ? ORDER BY idx",
+	    "i", vid);
+	size_t n = 0, cap = 16;
+	struct chunk_ref *refs = xcalloc(cap, sizeof *refs);
+	while (st && db_step(st) == DB_ROW) {
+		if (n == cap)
+			refs = xrealloc(refs, (cap *= 2) * sizeof *refs);
+		snprintf(refs[n].hash, sizeof refs[n].hash, "%s", db_col_text(st, 0));
+		refs[n++].size = db_col_int64(st, 1);
+	}
+	db_finalize(st);
+	enum MHD_Result ret = commit_version(r, path, size, hash, refs, n, ctype, base);
+	free(refs);
+	return ret;
+}
+
+enum MHD_Result upload_copy_version(struct req *r, const char *path, const struct file_info *src)
+{
+	return commit_from_version(r, path, src->version_id, src->size, src->hash,
+	                           src->content_type[0] ? src->content_type : NULL, -1);
+}
+
 /* POST versions/restore {path, version}: an old version, while it is kept,
  * becomes the file's newest (a new version made of the same chunks). */
 enum MHD_Result api_version_restore(struct req *r)
@@ -688,21 +716,8 @@ enum MHD_Result api_version_restore(struct req *r)
 		                  "%s has no version %lld (any more)", path, (long long)number);
 		goto out;
 	}
-	st = db_query(
-	    r->db, "SELECT chunk_hash, size FROM version_chunks WHERE version_id = ? ORDER BY idx",
-	    "i", vid);
-	size_t n = 0, cap = 16;
-	struct chunk_ref *refs = xcalloc(cap, sizeof *refs);
-	while (st && db_step(st) == DB_ROW) {
-		if (n == cap)
-			refs = xrealloc(refs, (cap *= 2) * sizeof *refs);
-		snprintf(refs[n].hash, sizeof refs[n].hash, "%s", db_col_text(st, 0));
-		refs[n++].size = db_col_int64(st, 1);
-	}
-	db_finalize(st);
 	/* Conditional on the version current now, so a concurrent edit wins. */
-	ret = commit_version(r, path, size, hash, refs, n, ctype[0] ? ctype : NULL, fi.version_id);
-	free(refs);
+	ret = commit_from_version(r, path, vid, size, hash, ctype[0] ? ctype : NULL, fi.version_id);
 out:
 	free(path);
 	return ret;

@@ -1,0 +1,224 @@
+/* dav_auth: who a WebDAV request is. HTTP Basic with an app password or the
+ * account password (argon2id, remembered briefly), or a bearer token; Basic
+ * only over TLS or from this machine. */
+#include "dav.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <string.h>
+
+#define AUTH_CACHE_N  64
+#define AUTH_CACHE_MS 120000 /* a verified account password, for a mount's next requests */
+
+static struct {
+	unsigned char key[crypto_generichash_BYTES];
+	int64_t uid, until;
+} auth_cache[AUTH_CACHE_N];
+static unsigned char cache_secret[crypto_generichash_KEYBYTES];
+static char dummy_hash[128];
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void dav_auth_init(void)
+{
+	randombytes_buf(cache_secret, sizeof cache_secret);
+	auth_hash_password("not a real password", dummy_hash);
+}
+
+/* The cache is keyed by a keyed hash of the whole header: the password is
+ * never kept, and a changed password misses it. */
+static void cache_key(const char *authz, unsigned char out[crypto_generichash_BYTES])
+{
+	crypto_generichash(out, crypto_generichash_BYTES, (const unsigned char *)authz,
+	                   strlen(authz), cache_secret, sizeof cache_secret);
+}
+
+static int64_t cache_get(const unsigned char *key)
+{
+	int64_t uid = 0, now = now_ms();
+	pthread_mutex_lock(&cache_mu);
+	for (int i = 0; i < AUTH_CACHE_N; i++)
+		if (auth_cache[i].until > now &&
+		    sodium_memcmp(auth_cache[i].key, key, crypto_generichash_BYTES) == 0)
+			uid = auth_cache[i].uid;
+	pthread_mutex_unlock(&cache_mu);
+	return uid;
+}
+
+static void cache_put(const unsigned char *key, int64_t uid)
+{
+	int64_t now = now_ms();
+	pthread_mutex_lock(&cache_mu);
+	int slot = 0;
+	for (int i = 1; i < AUTH_CACHE_N; i++)
+		if (auth_cache[i].until < auth_cache[slot].until)
+			slot = i;
+	memcpy(auth_cache[slot].key, key, crypto_generichash_BYTES);
+	auth_cache[slot].uid = uid;
+	auth_cache[slot].until = now + AUTH_CACHE_MS;
+	pthread_mutex_unlock(&cache_mu);
+}
+
+static bool client_is_loopback(struct req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!ci || !ci->client_addr)
+		return false;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+/* An app password (an API token of this user) or the account password. */
+static int basic_auth(struct req *r, const char *authz)
+{
+	const char *b64 = authz + 6;
+	while (*b64 == ' ')
+		b64++;
+	unsigned char raw[1024];
+	size_t n = 0;
+	if (strlen(b64) > 1300 || sodium_base642bin(raw, sizeof raw - 1, b64, strlen(b64), NULL, &n,
+	                                            NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
+		return 1;
+	raw[n] = 0;
+	if (memchr(raw, 0, n))
+		return 1;
+	char *colon = strchr((char *)raw, ':');
+	if (!colon)
+		return 1;
+	*colon = 0;
+	const char *email = (const char *)raw, *pass = colon + 1;
+	if (strncmp(pass, "rst_", 4) == 0) {
+		char h[65];
+		auth_token_hash(pass, h);
+		struct db_stmt *st = db_query(
+		    r->db,
+		    "SELECT t.id, t.user_id FROM tokens t JOIN users u ON u.id = t.user_id "
+		    "WHERE t.token_hash = ? AND u.email = ? AND t.host_id IS NULL AND "
+		    "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
+		    "tti", h, email, now_ms());
+		if (!st)
+			return -1;
+		int rc = db_step(st);
+		if (rc == DB_ROW) {
+			r->token_id = db_col_int64(st, 0);
+			r->user_id = db_col_int64(st, 1);
+		}
+		db_finalize(st);
+		if (rc == DB_ROW)
+			/* at most one write a minute per token */
+			db_run(r->db,
+			       "UPDATE tokens SET last_used_at = ? WHERE id = ? AND "
+			       "(last_used_at IS NULL OR last_used_at < ?)",
+			       "iii", now_ms(), r->token_id, now_ms() - 60000);
+		return rc == DB_ROW ? 0 : rc == DB_DONE ? 1 : -1;
+	}
+	unsigned char key[crypto_generichash_BYTES];
+	cache_key(authz, key);
+	int64_t uid = cache_get(key);
+	if (!uid) {
+		char stored[128] = "";
+		struct db_stmt *st = db_query(
+		    r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
+		if (!st)
+			return -1;
+		if (db_step(st) == DB_ROW) {
+			uid = db_col_int64(st, 0);
+			snprintf(stored, sizeof stored, "%s", db_col_text(st, 1));
+		}
+		db_finalize(st);
+		/* Don't hold a database connection through argon2id. */
+		db_pool_release(r->hub->pool, r->db);
+		r->db = NULL;
+		bool ok = auth_verify_password(uid ? stored : dummy_hash, pass) && uid;
+		r->db = db_pool_acquire(r->hub->pool);
+		if (!ok)
+			return 1;
+		cache_put(key, uid);
+	}
+	r->user_id = uid;
+	r->token_id = -uid; /* the rate limiter's key for password sessions */
+	return 0;
+}
+
+/* 0: authenticated; else replied. */
+int dav_auth(struct req *r)
+{
+	const char *authz = req_header(r, "Authorization");
+	int rc = 1;
+	if (authz && strncasecmp(authz, "Basic ", 6) == 0) {
+		if (!r->hub->tls_cert_pem && !client_is_loopback(r)) {
+			dav_send_text(
+			    r, MHD_HTTP_FORBIDDEN,
+			    "Basic authentication needs HTTPS (--tls-cert) unless the client "
+			    "is on this machine; use a bearer token or TLS");
+			return 1;
+		}
+		rc = basic_auth(r, authz);
+		if (rc > 0) {
+			char addr[64];
+			r->user_id = 0;
+			meta_audit(r, "login.failed", req_client(r, addr),
+			           json_pack("{s:s}", "via", "dav"));
+		}
+	} else if (authz) {
+		rc = auth_check_bearer(r->db, authz, &r->user_id, &r->token_id, &r->host_id,
+		                       &r->host_ws);
+	}
+	if (rc < 0) {
+		dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		              "the metadata database is unavailable");
+		return 1;
+	}
+	if (rc == 0 && r->host_id) {
+		/* A host's commits claim it holds the chunks; a mount does not. */
+		dav_send_text(r, MHD_HTTP_FORBIDDEN, "host credentials are not for WebDAV");
+		return 1;
+	}
+	if (rc > 0) {
+		dav_send_full(r, MHD_HTTP_UNAUTHORIZED, "text/plain; charset=utf-8",
+		              xstrdup("authentication required: your email and an app password\n"),
+		              strlen("authentication required: your email and an app password\n"),
+		              "WWW-Authenticate", "Basic realm=\"roost\", charset=\"UTF-8\"", NULL,
+		              NULL);
+		return 1;
+	}
+	int64_t wait = limiter_take(r->hub->limiter, r->token_id);
+	if (wait > 0) {
+		char secs[32];
+		snprintf(secs, sizeof secs, "%lld", (long long)((wait + 999) / 1000));
+		dav_send_full(r, MHD_HTTP_TOO_MANY_REQUESTS, NULL, NULL, 0, "Retry-After", secs,
+		              NULL, NULL);
+		return 1;
+	}
+	return 0;
+}
+
+/* The workspace named by a URL segment (its id or its name) that the caller
+ * belongs to; 0 if none. */
+int64_t dav_ws_resolve(struct req *r, const char *seg)
+{
+	int64_t id = 0;
+	bool digits = *seg && strspn(seg, "0123456789") == strlen(seg);
+	if (digits && db_int64(r->db, &id,
+	                       "SELECT workspace_id FROM memberships WHERE workspace_id = ? AND "
+	                       "user_id = ?",
+	                       "ii", parse_id(seg), r->user_id) == DB_ROW)
+		return id;
+	if (db_int64(r->db, &id,
+	             "SELECT w.id FROM workspaces w JOIN memberships m ON m.workspace_id = w.id "
+	             "WHERE m.user_id = ? AND w.name = ? ORDER BY w.id LIMIT 1",
+	             "it", r->user_id, seg) == DB_ROW)
+		return id;
+	return 0;
+}

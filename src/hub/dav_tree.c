@@ -1,0 +1,347 @@
+/* dav_tree: the methods that read and change the tree — GET, HEAD, PUT, MKCOL,
+ * DELETE, COPY, MOVE, OPTIONS — through the API's own functions in capture
+ * mode, so access rules, quotas, the feed and the audit log apply as in the API. */
+#include "dav.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define COPY_MAX_ITEMS 100000
+
+static bool overwrite_allowed(struct req *r)
+{
+	const char *o = req_header(r, "Overwrite");
+	return !o || (o[0] != 'F' && o[0] != 'f');
+}
+
+/* Copy a file (or, captured, fail); dest's props replaced by src's. */
+static bool copy_file(struct req *r, const char *src, const char *dest)
+{
+	struct file_info fi;
+	dav_cap_reset(r);
+	if (!meta_readable_version(r, src, 0, &fi))
+		return false;
+	if (!acl_require(r, dest, true, PERM_WRITE))
+		return false;
+	upload_copy_version(r, dest, &fi);
+	if (!dav_captured_ok(r))
+		return false;
+	int64_t id = json_integer_value(json_object_get(r->cap_body, "id"));
+	if (dav_dprops_copy(r, RES_FILE, fi.id, RES_FILE, id) != 0) {
+		r->cap_status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		return false;
+	}
+	return true;
+}
+
+static bool copy_folder_one(struct req *r, const char *src, const char *dest)
+{
+	int64_t sid = 0;
+	dav_cap_reset(r);
+	api_mkdir_path(r, dest, true);
+	if (!dav_captured_ok(r))
+		return false;
+	int64_t did = json_integer_value(json_object_get(r->cap_body, "id"));
+	if (meta_folder_id(r->db, r->ws_id, src, &sid) == 1 &&
+	    dav_dprops_copy(r, RES_DIR, sid, RES_DIR, did) != 0) {
+		r->cap_status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		return false;
+	}
+	return true;
+}
+
+static char *rebase(const char *path, const char *from, const char *to)
+{
+	return xasprintf("%s%s", to, path + strlen(from));
+}
+
+/* A folder and (deep) everything below it the caller may read. */
+static bool copy_tree(struct req *r, const char *src, const char *dest, bool deep)
+{
+	if (!copy_folder_one(r, src, dest))
+		return false;
+	if (!deep)
+		return true;
+	char *prefix = xasprintf("%s/", strcmp(src, "/") == 0 ? "" : src);
+	size_t n = 0, cap = 64;
+	char **items = xcalloc(cap, sizeof *items); /* "d/path" or "f/path" */
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT 'd', path FROM folders WHERE workspace_id = ? AND deleted_at IS NULL "
+	             "AND substr(path, 1, ?) = ? UNION ALL SELECT 'f', CASE WHEN d.path = '/' "
+	             "THEN '/' || f.name ELSE d.path || '/' || f.name END FROM files f JOIN "
+	             "folders d ON d.id = f.folder_id WHERE d.workspace_id = ? AND f.deleted_at IS "
+	             "NULL AND d.deleted_at IS NULL AND (d.path = ? OR substr(d.path, 1, ?) = ?) "
+	             "ORDER BY 1, 2",
+	             "iititit", r->ws_id, (int64_t)utf8_chars(prefix), prefix, r->ws_id, src,
+	             (int64_t)utf8_chars(prefix), prefix);
+	bool ok = st != NULL;
+	while (ok && db_step(st) == DB_ROW && n < COPY_MAX_ITEMS) {
+		if (n == cap)
+			items = xrealloc(items, (cap *= 2) * sizeof *items);
+		items[n++] = xasprintf("%s%s", db_col_text(st, 0), db_col_text(st, 1));
+	}
+	db_finalize(st);
+	free(prefix);
+	if (!ok)
+		r->cap_status = MHD_HTTP_SERVICE_UNAVAILABLE;
+	struct acl *a = req_acl(r);
+	for (size_t i = 0; ok && i < n; i++) {
+		const char *p = items[i] + 1;
+		bool file = items[i][0] == 'f';
+		if (file ? acl_perm(a, p, true) < PERM_READ : !acl_visible(a, p, false))
+			continue; /* what the caller cannot see is not copied */
+		char *to = rebase(p, src, dest);
+		ok = file ? copy_file(r, p, to) : copy_folder_one(r, p, to);
+		free(to);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(items[i]);
+	free(items);
+	return ok;
+}
+
+enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct res *x, bool move,
+                             const struct ifhdr *h, const struct locks *ls)
+{
+	const char *dh = req_header(r, "Destination");
+	if (!dh)
+		return dav_send_text(r, MHD_HTTP_BAD_REQUEST, "a Destination header is required");
+	unsigned bad;
+	char *dest = dav_url_to_path(r, d, dh, &bad);
+	if (!dest)
+		return dav_send_text(r, bad,
+		                     bad == MHD_HTTP_BAD_GATEWAY
+		                         ? "the destination is not in this workspace"
+		                         : "the destination is not a valid path");
+	enum MHD_Result ret;
+	char *dparent = dav_parent_of(dest);
+	const char *depth = req_header(r, "Depth");
+	bool deep = !depth || strcasecmp(depth, "infinity") == 0;
+	struct res dx, px;
+	if (strcmp(dest, d->path) == 0 || !dparent || (move && strcmp(d->path, "/") == 0)) {
+		ret = dav_send_text(r, MHD_HTTP_FORBIDDEN, "source and destination are the same");
+		goto out;
+	}
+	if (x->kind == RES_DIR && dav_inside(dest, d->path)) {
+		ret =
+		    dav_send_text(r, MHD_HTTP_CONFLICT, "cannot copy or move a folder into itself");
+		goto out;
+	}
+	if (move && x->kind == RES_DIR && depth && !deep) {
+		ret = dav_send_text(r, MHD_HTTP_BAD_REQUEST,
+		                    "MOVE of a collection takes Depth: infinity");
+		goto out;
+	}
+	if (dav_res_get(r, dest, &dx) < 0 || dav_res_get(r, dparent, &px) < 0) {
+		ret = dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+		goto out;
+	}
+	if (px.kind != RES_DIR) {
+		ret =
+		    dav_send_text(r, MHD_HTTP_CONFLICT, "the destination's parent does not exist");
+		goto out;
+	}
+	r->capture = true;
+	/* Every permission first (a destination the caller may not see stays
+	 * unseen), and nothing in the way goes to the trash for a
+	 * COPY or MOVE that then fails. */
+	dav_cap_reset(r);
+	if ((move &&
+	     (!acl_require(r, d->path, x->kind == RES_FILE, PERM_WRITE) ||
+	      (x->kind == RES_DIR && !acl_subtree_at_least(req_acl(r), d->path, PERM_WRITE)))) ||
+	    !acl_require(r, dest, x->kind == RES_FILE, PERM_WRITE)) {
+		if (!r->cap_status)
+			r->cap_status = MHD_HTTP_FORBIDDEN;
+		ret = dav_send_captured(r);
+		goto out;
+	}
+	if (dx.kind && !overwrite_allowed(r)) {
+		ret = dav_send_status(r, MHD_HTTP_PRECONDITION_FAILED);
+		goto out;
+	}
+	if ((move && !dav_check_locks(r, d->path, true, x->kind == RES_DIR, h, ls, d)) ||
+	    !dav_check_locks(r, dest, true, dx.kind == RES_DIR, h, ls, d)) {
+		ret = MHD_YES;
+		goto out;
+	}
+	/* A file copied over a file becomes its new version (its history stays);
+	 * anything else in the way goes to the trash first. */
+	bool replace_in_place = !move && x->kind == RES_FILE && dx.kind == RES_FILE;
+	if (dx.kind && !replace_in_place) {
+		dav_cap_reset(r);
+		api_delete_path(r, dest);
+		if (!dav_captured_ok(r)) {
+			ret = dav_send_captured(r);
+			goto out;
+		}
+		dav_locks_drop_below(r, dest);
+	}
+	bool ok;
+	if (move) {
+		dav_cap_reset(r);
+		api_move_paths(r, d->path, dest);
+		ok = dav_captured_ok(r);
+		/* locks stay with the URL, not the resource */
+		if (ok)
+			dav_locks_drop_below(r, d->path);
+	} else if (x->kind == RES_FILE) {
+		ok = copy_file(r, d->path, dest);
+	} else {
+		ok = copy_tree(r, d->path, dest, deep);
+	}
+	ret = ok ? dav_send_status(r, dx.kind ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED)
+	         : dav_send_captured(r);
+out:
+	free(dest);
+	free(dparent);
+	return ret;
+}
+
+enum MHD_Result dav_options(struct req *r)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	MHD_add_response_header(resp, "DAV", "1, 2");
+	MHD_add_response_header(resp, "MS-Author-Via", "DAV");
+	MHD_add_response_header(resp, "Allow",
+	                        "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, "
+	                        "PROPPATCH, LOCK, UNLOCK");
+	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+	r->capture = false;
+	return req_queue(r, MHD_HTTP_OK, resp);
+}
+
+enum MHD_Result dav_get(struct req *r, struct dav *d, const struct res *x)
+{
+	if (x->kind == RES_DIR) {
+		const char *msg = "This is a roost WebDAV folder: mount it with a WebDAV client.\n";
+		return dav_send_full(r, MHD_HTTP_OK, "text/plain; charset=utf-8", xstrdup(msg),
+		                     strlen(msg), NULL, NULL, NULL, NULL);
+	}
+	struct file_info fi;
+	dav_cap_reset(r);
+	r->capture = true;
+	if (!meta_readable_version(r, d->path, 0, &fi))
+		return dav_send_captured(r);
+	r->capture = false;
+	char etag[96];
+	dav_res_etag(x, etag);
+	r->etag = etag;
+	enum MHD_Result ret = serve_version(r, &fi, false);
+	r->etag = NULL;
+	return ret;
+}
+
+enum MHD_Result dav_delete(struct req *r, struct dav *d, const struct res *x, const struct ifhdr *h,
+                           const struct locks *ls)
+{
+	if (strcmp(d->path, "/") == 0)
+		return dav_send_text(r, MHD_HTTP_FORBIDDEN, "the workspace root cannot be deleted");
+	if (!dav_check_locks(r, d->path, true, x->kind == RES_DIR, h, ls, d))
+		return MHD_YES;
+	r->capture = true;
+	dav_cap_reset(r);
+	api_delete_path(r, d->path);
+	if (!dav_captured_ok(r))
+		return dav_send_captured(r);
+	dav_locks_drop_below(r, d->path);
+	return dav_send_status(r, MHD_HTTP_NO_CONTENT);
+}
+
+enum MHD_Result dav_mkcol(struct req *r, struct dav *d, const struct res *x, const struct ifhdr *h,
+                          const struct locks *ls)
+{
+	if (d->len)
+		return dav_send_text(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "MKCOL takes no body");
+	if (x->kind)
+		return dav_send_text(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+		                     "something exists there already");
+	char *parent = dav_parent_of(d->path);
+	struct res px;
+	int rc = parent ? dav_res_get(r, parent, &px) : 0;
+	free(parent);
+	if (rc < 0)
+		return dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+	if (px.kind != RES_DIR)
+		return dav_send_text(r, MHD_HTTP_CONFLICT, "the parent folder does not exist");
+	if (!dav_check_locks(r, d->path, true, false, h, ls, d))
+		return MHD_YES;
+	r->capture = true;
+	dav_cap_reset(r);
+	api_mkdir_path(r, d->path, false);
+	if (!dav_captured_ok(r))
+		return dav_send_captured(r);
+	return dav_send_status(r, MHD_HTTP_CREATED);
+}
+
+/* PUT on the request head: every check before the body streams in. */
+enum MHD_Result dav_put_begin(struct req *r, struct dav *d)
+{
+	struct res x, px;
+	char *parent = dav_parent_of(d->path);
+	int rc = parent ? dav_res_get(r, parent, &px) : 0;
+	free(parent);
+	if (rc >= 0)
+		rc = dav_res_get(r, d->path, &x);
+	if (rc < 0)
+		return dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+	if (!strcmp(d->path, "/") || x.kind == RES_DIR)
+		return dav_send_text(r, MHD_HTTP_METHOD_NOT_ALLOWED, "a folder cannot be PUT");
+	if (px.kind != RES_DIR)
+		return dav_send_text(r, MHD_HTTP_CONFLICT, "the parent folder does not exist");
+	if (req_header(r, "Content-Range"))
+		return dav_send_text(r, MHD_HTTP_BAD_REQUEST, "partial PUT is not supported");
+	r->capture = true;
+	dav_cap_reset(r);
+	if (!acl_require(r, d->path, true, PERM_WRITE))
+		return dav_send_captured(r);
+	struct ifhdr h;
+	const char *ih = req_header(r, "If");
+	if (ih && !dav_ifhdr_parse(r, d, ih, &h))
+		return dav_send_text(r, MHD_HTTP_BAD_REQUEST, "malformed If header");
+	if (!ih)
+		memset(&h, 0, sizeof h);
+	struct locks ls;
+	enum MHD_Result ret = MHD_YES;
+	if (dav_locks_load(r, &ls) < 0) {
+		ret = dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+		goto out;
+	}
+	if (!dav_check_preconditions(r, d, d->path, &x, &h, &ls) ||
+	    !dav_check_locks(r, d->path, x.kind == RES_NONE, false, &h, &ls, d))
+		goto out;
+	d->put_existed = x.kind == RES_FILE;
+	dav_cap_reset(r);
+	upload_stream_start(r, xstrdup(d->path));
+	d->up = r->state;
+	d->up_free = r->state_free;
+	r->state = d;
+	r->state_free = dav_state_free;
+	if (r->cap_status)
+		ret = dav_send_captured(r);
+	r->capture = false;
+out:
+	dav_locks_free(&ls);
+	dav_ifhdr_free(&h);
+	return ret;
+}
+
+enum MHD_Result dav_put(struct req *r, struct dav *d)
+{
+	r->state = d->up;
+	r->capture = true;
+	dav_cap_reset(r);
+	api_upload(r);
+	r->state = d;
+	if (!dav_captured_ok(r))
+		return dav_send_captured(r);
+	char etag[80];
+	snprintf(etag, sizeof etag, "\"%.*s\"", ETAG_HEX,
+	         json_string_value(json_object_get(r->cap_body, "hash")));
+	return dav_send_full(r, d->put_existed ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED, NULL, NULL,
+	                     0, "ETag", etag, NULL, NULL);
+}
