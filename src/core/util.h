@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define ROOST_VERSION "0.1.0"
@@ -56,6 +57,9 @@ char *read_file(const char *path, size_t max, size_t *len);
 const char *human_bytes(int64_t n, char buf[32]);
 /* Parse "7d", "12h", "30m", "45s" or plain seconds into seconds; -1 if bad. */
 int64_t parse_duration(const char *s);
+/* Write s to f with <, >, &, " and ' escaped: safe inside HTML or XML text
+ * and quoted attributes. */
+void markup_escape(FILE *f, const char *s);
 /* Parse a byte count or rate: a number with an optional K, M or G (KiB, MiB,
  * GiB) suffix, e.g. "50M" or "1.5K". -1 if bad. */
 double parse_bytes(const char *s);

@@ -96,6 +96,29 @@ static void make_dummy(void)
 	auth_hash_password("not a real password", dummy);
 }
 
+int64_t auth_check_password(struct req *r, const char *email, const char *password)
+{
+	/* A dummy verify for unknown emails keeps the timing the same. */
+	pthread_once(&dummy_once, make_dummy);
+	char stored[128] = "";
+	int64_t uid = 0;
+	struct db_stmt *st =
+	    db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
+	if (!st)
+		return -1;
+	if (db_step(st) == DB_ROW) {
+		uid = db_col_int64(st, 0);
+		snprintf(stored, sizeof stored, "%s", db_col_text(st, 1));
+	}
+	db_finalize(st);
+	/* Don't hold a database connection through argon2id. */
+	db_pool_release(r->hub->pool, r->db);
+	r->db = NULL;
+	bool ok = auth_verify_password(uid ? stored : dummy, password) && uid;
+	r->db = db_pool_acquire(r->hub->pool);
+	return ok ? uid : 0;
+}
+
 int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const char *client)
 {
 	int64_t now = now_ms();
@@ -113,24 +136,10 @@ enum MHD_Result api_login(struct req *r)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "email and password (strings) are required");
 
-	/* A dummy verify for unknown emails keeps the timing the same. */
-	pthread_once(&dummy_once, make_dummy);
-	char stored[128] = "";
-	int64_t uid = 0;
-	struct db_stmt *st =
-	    db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
-	if (!st)
+	int64_t uid = auth_check_password(r, email, password);
+	if (uid < 0)
 		return reply_db_error(r);
-	if (db_step(st) == DB_ROW) {
-		uid = db_col_int64(st, 0);
-		snprintf(stored, sizeof stored, "%s", db_col_text(st, 1));
-	}
-	db_finalize(st);
-	/* Don't hold a database connection through argon2id. */
-	db_pool_release(r->hub->pool, r->db);
-	r->db = NULL;
-	bool ok = auth_verify_password(uid ? stored : dummy, password) && uid;
-	r->db = db_pool_acquire(r->hub->pool);
+	bool ok = uid > 0;
 	if (!ok) {
 		meta_audit(r, "login.failed", email, NULL);
 		return reply_error(r, MHD_HTTP_UNAUTHORIZED, "invalid_credentials",

@@ -39,28 +39,6 @@ char *dav_parent_of(const char *path)
 	return parent;
 }
 
-void dav_xml_esc(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<':
-			fputs("&lt;", f);
-			break;
-		case '>':
-			fputs("&gt;", f);
-			break;
-		case '&':
-			fputs("&amp;", f);
-			break;
-		case '"':
-			fputs("&quot;", f);
-			break;
-		default:
-			fputc(*s, f);
-		}
-	}
-}
-
 /* Percent-encode a path for an href: unreserved bytes and '/' stay. */
 static void url_esc(FILE *f, const char *s)
 {
@@ -152,7 +130,7 @@ enum MHD_Result dav_send_error(struct req *r, unsigned status, const char *cond,
 	        cond);
 	if (href) {
 		fputs("<D:href>", f);
-		dav_xml_esc(f, href);
+		markup_escape(f, href);
 		fputs("</D:href>", f);
 	}
 	fprintf(f, "</D:%s></D:error>\n", cond);
@@ -332,7 +310,7 @@ static enum MHD_Result dav_root(struct req *r, struct dav *d)
 		fputs("/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/>"
 		      "</D:resourcetype><D:displayname>",
 		      f);
-		dav_xml_esc(f, db_col_text(st, 0));
+		markup_escape(f, db_col_text(st, 0));
 		fputs("</D:displayname></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
 		      "</D:response>",
 		      f);

@@ -69,7 +69,6 @@ struct ifhdr {
 /* dav.c */
 bool dav_inside(const char *path, const char *folder);
 char *dav_parent_of(const char *path);
-void dav_xml_esc(FILE *f, const char *s);
 void dav_res_etag(const struct res *x, char out[96]);
 enum MHD_Result dav_send_full(struct req *r, unsigned status, const char *ctype, char *body,
                               size_t len, const char *h1, const char *v1, const char *h2,

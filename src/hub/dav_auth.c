@@ -19,13 +19,11 @@ static struct {
 	int64_t uid, until;
 } auth_cache[AUTH_CACHE_N];
 static unsigned char cache_secret[crypto_generichash_KEYBYTES];
-static char dummy_hash[128];
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void dav_auth_init(void)
 {
 	randombytes_buf(cache_secret, sizeof cache_secret);
-	auth_hash_password("not a real password", dummy_hash);
 }
 
 /* The cache is keyed by a keyed hash of the whole header: the password is
@@ -127,23 +125,9 @@ static int basic_auth(struct req *r, const char *authz)
 	cache_key(authz, key);
 	int64_t uid = cache_get(key);
 	if (!uid) {
-		char stored[128] = "";
-		struct db_stmt *st = db_query(
-		    r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
-		if (!st)
-			return -1;
-		if (db_step(st) == DB_ROW) {
-			uid = db_col_int64(st, 0);
-			snprintf(stored, sizeof stored, "%s", db_col_text(st, 1));
-		}
-		db_finalize(st);
-		/* Don't hold a database connection through argon2id. */
-		db_pool_release(r->hub->pool, r->db);
-		r->db = NULL;
-		bool ok = auth_verify_password(uid ? stored : dummy_hash, pass) && uid;
-		r->db = db_pool_acquire(r->hub->pool);
-		if (!ok)
-			return 1;
+		uid = auth_check_password(r, email, pass);
+		if (uid <= 0)
+			return uid < 0 ? -1 : 1;
 		cache_put(key, uid);
 	}
 	r->user_id = uid;

@@ -210,18 +210,18 @@ static bool live_print(FILE *f, struct dav *d, const struct pf *q, const char *n
 	} else if (strcmp(name, "displayname") == 0) {
 		const char *slash = strrchr(path, '/');
 		fputs("<D:displayname>", f);
-		dav_xml_esc(f, strcmp(path, "/") == 0 ? q->ws_name : slash + 1);
+		markup_escape(f, strcmp(path, "/") == 0 ? q->ws_name : slash + 1);
 		fputs("</D:displayname>", f);
 	} else if (strcmp(name, "getcontentlength") == 0) {
 		fprintf(f, "<D:getcontentlength>%lld</D:getcontentlength>", (long long)x->size);
 	} else if (strcmp(name, "getcontenttype") == 0) {
 		fputs("<D:getcontenttype>", f);
-		dav_xml_esc(f, x->ctype[0] ? x->ctype : "application/octet-stream");
+		markup_escape(f, x->ctype[0] ? x->ctype : "application/octet-stream");
 		fputs("</D:getcontenttype>", f);
 	} else if (strcmp(name, "getetag") == 0) {
 		dav_res_etag(x, buf);
 		fputs("<D:getetag>", f);
-		dav_xml_esc(f, buf);
+		markup_escape(f, buf);
 		fputs("</D:getetag>", f);
 	} else if (strcmp(name, "getlastmodified") == 0) {
 		fmt_http_date(x->mtime, buf);
@@ -263,7 +263,7 @@ static void empty_elem(FILE *f, const char *ns, const char *name)
 		fprintf(f, "<%s xmlns=\"\"/>", name);
 	} else {
 		fprintf(f, "<R:%s xmlns:R=\"", name);
-		dav_xml_esc(f, ns);
+		markup_escape(f, ns);
 		fputs("\"/>", f);
 	}
 }

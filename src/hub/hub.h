@@ -172,6 +172,9 @@ char *req_body_path(struct req *r, const char *key);
 /* auth.c */
 int auth_hash_password(const char *password, char out[128]);
 bool auth_verify_password(const char *hash, const char *password);
+/* The user whose email and password these are (> 0), 0 if none (timed the
+ * same either way), -1 on a database error. Releases r->db during argon2id. */
+int64_t auth_check_password(struct req *r, const char *email, const char *password);
 /* A new random bearer token (text into tok) and its stored hash. */
 void auth_new_token(char tok[64], char hash[65]);
 void auth_token_hash(const char *tok, char hash[65]);

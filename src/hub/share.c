@@ -292,31 +292,6 @@ static bool share_enter(struct req *r, struct share *s, char **full)
 	return false;
 }
 
-static void html_escape(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<':
-			fputs("&lt;", f);
-			break;
-		case '>':
-			fputs("&gt;", f);
-			break;
-		case '&':
-			fputs("&amp;", f);
-			break;
-		case '"':
-			fputs("&quot;", f);
-			break;
-		case '\'':
-			fputs("&#39;", f);
-			break;
-		default:
-			fputc(*s, f);
-		}
-	}
-}
-
 static void url_escape(FILE *f, const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -347,10 +322,10 @@ static enum MHD_Result share_page(struct req *r, struct share *s, const char *fu
 	fputs("<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
 	      "content='width=device-width'><title>",
 	      f);
-	html_escape(f, s->root);
+	markup_escape(f, s->root);
 	fputs(" — roost</title><body style='font:16px system-ui;margin:2em;max-width:50em'><h1>",
 	      f);
-	html_escape(f, strcmp(full, "/") == 0 ? "Shared folder" : strrchr(full, '/') + 1);
+	markup_escape(f, strcmp(full, "/") == 0 ? "Shared folder" : strrchr(full, '/') + 1);
 	fputs("</h1>", f);
 	if (s->is_file) {
 		fprintf(f, "<p><a href='/s/%s/file'>Download</a></p>", tok);
@@ -371,7 +346,7 @@ static enum MHD_Result share_page(struct req *r, struct share *s, const char *fu
 			fprintf(f, "<li><a href='/s/%s%s?path=", tok, folder ? "" : "/file");
 			url_escape(f, p);
 			fputs("'>", f);
-			html_escape(f, name);
+			markup_escape(f, name);
 			fputs(folder ? "/</a>" : "</a>", f);
 			free(p);
 		}
@@ -381,7 +356,7 @@ static enum MHD_Result share_page(struct req *r, struct share *s, const char *fu
 			 */
 			fputs("<p><label>Upload files: <input type=file id=up multiple data-dir='",
 			      f);
-			html_escape(f, strcmp(rel, "/") == 0 ? "" : rel);
+			markup_escape(f, strcmp(rel, "/") == 0 ? "" : rel);
 			fprintf(
 			    f,
 			    "'></label> <span id=st role=status></span></p><script>"
