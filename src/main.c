@@ -310,12 +310,14 @@ static int cmd_demo(int argc, char **argv)
 	       "  host:      %s (a synced folder: files put in it appear in the workspace)\n"
 	       "  dashboard: http://%s:%d/\n"
 	       "  API:       http://%s:%d/api/v1\n"
+	       "  WebDAV:    http://%s:%d/dav/default/ (same login; rclone, davfs2, Finder)\n"
 	       "  login:     %s  password: %s\n"
 	       "  try:       ROOST_PASSWORD='%s' %s login --hub http://%s:%d --email %s\n"
 	       "             %s put FILE && %s ls\n"
 	       "  (Ctrl-C stops the hub, the host and the relay; data stays in %s)\n\n",
-	       relay_pub, ca, host_dir, host, a.cfg.dashboard_port, host, a.cfg.api_port, email, pw,
-	       pw, exe, host, a.cfg.api_port, email, exe, exe, a.data);
+	       relay_pub, ca, host_dir, host, a.cfg.dashboard_port, host, a.cfg.api_port, host,
+	       a.cfg.content_port, email, pw, pw, exe, host, a.cfg.api_port, email, exe, exe,
+	       a.data);
 	fflush(stdout);
 	rc = hub_serve(&a.cfg);
 	if (agent > 0) {

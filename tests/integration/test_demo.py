@@ -84,6 +84,22 @@ class DemoTest(unittest.TestCase):
             ctx = ssl.create_default_context(cafile=os.path.join(data, "relay", "ca.pem"))
             with urllib.request.urlopen(url + "healthz", context=ctx, timeout=10) as r:
                 self.assertEqual(r.status, 200)
+            # And the workspace mounts over WebDAV with the printed login.
+            dav = re.search(r"WebDAV:\s+(\S+)", text)
+            self.assertIsNotNone(dav, text)
+            import base64
+            import http.client
+            import urllib.parse
+            u = urllib.parse.urlsplit(dav.group(1))
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+            cred = base64.b64encode(("%s:%s" % (m.group(1), m.group(2))).encode()).decode()
+            conn.request("PROPFIND", u.path, headers={"Depth": "1",
+                                                       "Authorization": "Basic " + cred})
+            resp = conn.getresponse()
+            listing = resp.read().decode()
+            conn.close()
+            self.assertEqual(resp.status, 207, listing[:500])
+            self.assertIn("dropped.txt", listing)
         finally:
             p.send_signal(signal.SIGINT)
             code = p.wait(30)
