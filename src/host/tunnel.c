@@ -27,9 +27,10 @@
 #define TUNNEL_POOL      16
 #define TOKEN_REFRESH_MS (30 * 60 * 1000)
 #define RECONNECT_MAX_MS 30000
-#define PIPE_IDLE_S                                                                                \
-	120 /* a connection silent this long is dropped (the relay drops                           \
-	     * idle ones sooner, so it never hands us one we drop) */
+/* A connection silent this long is dropped (the relay drops idle ones sooner,
+ * so it never hands us one we drop). */
+#define PIPE_IDLE_S      120
+#define TUNNEL_EXTRA_MAX 48 /* data connections opened on demand beyond the pool */
 
 struct tunnel {
 	struct host *h;
@@ -43,6 +44,7 @@ struct tunnel {
 	pthread_mutex_t fetch_mu;
 	CURL *curl;
 	atomic_bool reattach; /* drop the control connection and attach anew */
+	atomic_int extra;     /* one-off data connections open beyond the pool */
 	pthread_t control, data[TUNNEL_POOL];
 };
 
@@ -208,6 +210,8 @@ static SSL *attach(struct tunnel *t, const char *type, int *fd)
 	return ssl;
 }
 
+static void open_extra(struct tunnel *t);
+
 static void *control_main(void *arg)
 {
 	struct tunnel *t = arg;
@@ -228,14 +232,28 @@ static void *control_main(void *arg)
 			pthread_mutex_unlock(&h->mu);
 			log_info("relay: public URL %s", url);
 			backoff = 500;
-			/* Stay attached; the relay's messages ask for connections the
-			 * data threads open anyway. */
-			char buf[256];
+			/* Stay attached. {"need":1} means a request waits for a data
+			 * connection: every pooled one is busy (long downloads, say),
+			 * so open one more for it. */
+			char buf[1024];
+			size_t have = 0;
 			int got;
 			while (!atomic_load(&t->reattach) &&
-			       (got = ssl_read_some(ssl, fd, buf, sizeof buf)) >= 0 &&
-			       !atomic_load(&h->stop))
-				;
+			       (got = ssl_read_some(ssl, fd, buf + have,
+			                            (int)(sizeof buf - have))) >= 0 &&
+			       !atomic_load(&h->stop)) {
+				have += (size_t)got;
+				char *nl;
+				while ((nl = memchr(buf, '\n', have))) {
+					*nl = 0;
+					if (strstr(buf, "\"need\""))
+						open_extra(t);
+					have -= (size_t)(nl + 1 - buf);
+					memmove(buf, nl + 1, have);
+				}
+				if (have == sizeof buf)
+					have = 0; /* not ours to make sense of */
+			}
 			if (atomic_exchange(&t->reattach, false)) {
 				log_info("relay: our URL changed; attaching again");
 				backoff = 0;
@@ -329,6 +347,38 @@ static void *data_main(void *arg)
 	return NULL;
 }
 
+/* One more data connection, for one burst: it serves until the relay is done
+ * with it (idle, or the connection drops), then goes away. */
+static void *extra_main(void *arg)
+{
+	struct tunnel *t = arg;
+	struct host *h = t->h;
+	int fd = -1;
+	SSL *ssl = attach(t, "data", &fd);
+	char first[16 * 1024];
+	int n = ssl ? ssl_read_wait(h, ssl, fd, first, sizeof first) : 0;
+	if (n > 0)
+		pipe_request(h, ssl, fd, first, n);
+	hang_up(ssl, fd);
+	atomic_fetch_sub(&t->extra, 1);
+	return NULL;
+}
+
+static void open_extra(struct tunnel *t)
+{
+	if (atomic_fetch_add(&t->extra, 1) >= TUNNEL_EXTRA_MAX) {
+		atomic_fetch_sub(&t->extra, 1);
+		return;
+	}
+	pthread_t th;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, extra_main, t) != 0)
+		atomic_fetch_sub(&t->extra, 1);
+	pthread_attr_destroy(&attr);
+}
+
 struct tunnel *tunnel_start(struct host *h)
 {
 	if (!h->cfg.relay)
@@ -370,6 +420,8 @@ void tunnel_stop(struct tunnel *t)
 	pthread_join(t->control, NULL);
 	for (int i = 0; i < TUNNEL_POOL; i++)
 		pthread_join(t->data[i], NULL);
+	while (atomic_load(&t->extra) > 0) /* detached: they see h->stop within a second */
+		usleep(20000);
 	SSL_CTX_free(t->ctx);
 	curl_easy_cleanup(t->curl);
 	pthread_mutex_destroy(&t->fetch_mu);

@@ -188,6 +188,30 @@ class RelayTest(RelayBase):
         huge = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
         self.assertIn(b" 431 ", self.raw(huge).split(b"\r\n")[0])
 
+    def test_more_requests_at_once_than_the_pool_holds(self):
+        # 24 downloads held open (not read) occupy more than the host's 16 pooled
+        # data connections; the relay asks for more ({"need":1}) and the host
+        # opens them, so none waits for the 5 s timeout (503).
+        token = self.url_token("/big.bin")
+        held, started = [], time.time()
+        try:
+            for _ in range(24):
+                conn = http.client.HTTPSConnection("127.0.0.1", self.relay.public_port,
+                                                   timeout=30,
+                                                   context=self.relay.ssl_context())
+                conn.request("GET", self.path_of("c/" + token))
+                resp = conn.getresponse()
+                self.assertEqual(resp.status, 200)
+                resp.read(1000)
+                held.append((conn, resp))
+            st, body, _ = self.relay.request(self.path_of("healthz"))
+            self.assertEqual(st, 200, body)
+            self.assertLess(time.time() - started, 5, "some request waited for a connection")
+        finally:
+            for conn, resp in held:
+                resp.close()
+                conn.close()
+
     def test_keep_alive_and_pipelining(self):
         # One client connection, several requests, each answered in full.
         conn = http.client.HTTPSConnection("127.0.0.1", self.relay.public_port, timeout=30,
