@@ -14,50 +14,25 @@ import base64
 import concurrent.futures
 import http.client
 import threading
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+import benchlib
+from benchlib import free_port, wait_port
 
 PASSWORD = "bench password 1"
 EMAIL = "bench@example.test"
 MB = 1e6
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, what, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited (%r)" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("%s did not start" % what)
-
-
 def api(port, method, path, body=None, token=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    h = {"Content-Type": "application/json"}
-    if token:
-        h["Authorization"] = "Bearer " + token
-    conn.request(method, path, body=json.dumps(body).encode() if body else None, headers=h)
-    r = conn.getresponse()
-    data = json.loads(r.read() or b"null")
-    conn.close()
-    assert r.status < 300, (r.status, data)
+    st, data = benchlib.request(port, method, path, body, token)
+    assert st < 300, (st, data)
     return data
 
 

@@ -15,41 +15,23 @@ Prints a Markdown table. Usage: bench/relay.py ROOST_BIN [--size-mib N] [--quick
 """
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 
+import benchlib
+from benchlib import free_port, wait_port
+
 MiB = 1 << 20
 PASSWORD = "bench password 1"
 EMAIL = "bench@example.test"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, what, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited (%r)" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("%s did not start" % what)
 
 
 def wait_for(pred, timeout, what):
@@ -222,17 +204,7 @@ def main():
         cli("login", "--hub", hub_url, "--email", EMAIL)
 
         def api(method, path, body=None, token=None):
-            conn = http.client.HTTPConnection("127.0.0.1", api_port, timeout=60)
-            h = {"Authorization": "Bearer " + token} if token else {}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                h["Content-Type"] = "application/json"
-            conn.request(method, path, body=data, headers=h)
-            r = conn.getresponse()
-            payload = r.read()
-            conn.close()
-            return r.status, (json.loads(payload) if payload.startswith(b"{") else None)
+            return benchlib.request(api_port, method, path, body, token)
 
         st, body = api("POST", "/api/v1/login", {"email": EMAIL, "password": PASSWORD})
         token = body["token"]

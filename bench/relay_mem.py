@@ -28,7 +28,6 @@ Usage: bench/relay_mem.py ROOST_BIN [--hosts N] [--rps R] [--load-s S] [--no-max
 """
 import argparse
 import ctypes
-import http.client
 import json
 import os
 import re
@@ -40,6 +39,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import benchlib
 
 PASSWORD = "bench password 1"
 EMAIL = "bench@example.test"
@@ -368,17 +369,7 @@ def main():
         cli("login", "--hub", front_url, "--email", EMAIL)
 
         def api(method, path, body=None, token=None):
-            conn = http.client.HTTPConnection("127.0.0.1", api_port, timeout=60)
-            h = {"Authorization": "Bearer " + token} if token else {}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                h["Content-Type"] = "application/json"
-            conn.request(method, path, body=data, headers=h)
-            r = conn.getresponse()
-            payload = r.read()
-            conn.close()
-            return r.status, (json.loads(payload) if payload.startswith(b"{") else None)
+            return benchlib.request(api_port, method, path, body, token)
 
         token = api("POST", "/api/v1/login", {"email": EMAIL, "password": PASSWORD})[1]["token"]
         ws = api("GET", "/api/v1/workspaces", token=token)[1]["workspaces"][0]["id"]

@@ -2,7 +2,7 @@
 // the workspace's default access.
 import { useState } from 'preact/hooks';
 import { api, wsPath, q } from './api.js';
-import { html, fmtTime, ErrorLine, CopyField, useLive, navigate } from './ui.js';
+import { html, fmtTime, ErrorLine, CopyField, useLive, useAction, navigate } from './ui.js';
 
 const ROLES = ['member', 'admin', 'owner'];
 const PERMS = ['none', 'read', 'write', 'manage'];
@@ -10,16 +10,7 @@ const PERMS = ['none', 'read', 'write', 'manage'];
 function Members({ ws, me, feed, admin }) {
   const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/members')), [ws.id],
     { feed, match: (ev) => ev.kind.startsWith('member.') });
-  const [err, setErr] = useState(null);
-  const run = async (fn) => {
-    try {
-      setErr(null);
-      await fn();
-      reload();
-    } catch (e) {
-      setErr(e);
-    }
-  };
+  const [run, err] = useAction(reload);
   return html`<section class="card" aria-labelledby="members-h">
     <h2 id="members-h">Members</h2>
     <${ErrorLine} error=${error || err} />
@@ -43,18 +34,13 @@ function Invites({ ws, feed }) {
   const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/invites')), [ws.id],
     { feed, match: (ev) => ev.kind === 'member.added' });
   const [made, setMade] = useState(null);
-  const [err, setErr] = useState(null);
+  const [run, err] = useAction(reload);
   const create = async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
-    try {
-      setErr(null);
-      setMade(await api('POST', wsPath(ws.id, '/invites'),
-        { role: f.get('role'), expires_in: Number(f.get('expires')) }));
-      reload();
-    } catch (err2) {
-      setErr(err2);
-    }
+    const invite = await run(() => api('POST', wsPath(ws.id, '/invites'),
+      { role: f.get('role'), expires_in: Number(f.get('expires')) }));
+    if (invite) setMade(invite);
   };
   return html`<section class="card" aria-labelledby="invites-h">
     <h2 id="invites-h">Invites</h2>
@@ -79,16 +65,7 @@ function Invites({ ws, feed }) {
 function AclEditor({ ws, feed, path, admin }) {
   const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/acl?path=' + q(path))), [ws.id, path],
     { feed, match: (ev) => ev.kind === 'acl.changed' || ev.kind === 'workspace.updated' });
-  const [err, setErr] = useState(null);
-  const run = async (fn) => {
-    try {
-      setErr(null);
-      await fn();
-      reload();
-    } catch (e) {
-      setErr(e);
-    }
-  };
+  const [run, err] = useAction(reload);
   const add = (e) => {
     e.preventDefault();
     const f = new FormData(e.target);

@@ -2,23 +2,16 @@
 // the workspace's chunk replica health; host invites.
 import { useState } from 'preact/hooks';
 import { api, wsPath } from './api.js';
-import { html, fmtBytes, fmtAgo, ErrorLine, CopyField, useLive } from './ui.js';
+import { html, fmtBytes, fmtAgo, ErrorLine, CopyField, useLive, useAction } from './ui.js';
 
 const MODES = ['pinned', 'on-demand', 'exclude'];
 
 function Policies({ ws, host, feed, admin }) {
   const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/hosts/' + host.id + '/policies')),
     [ws.id, host.id], { feed, match: (ev) => ev.kind === 'host.policy' });
-  const [err, setErr] = useState(null);
-  const set = async (folder, mode) => {
-    try {
-      setErr(null);
-      await api('PUT', wsPath(ws.id, '/hosts/' + host.id + '/policies'), { folder, mode });
-      reload();
-    } catch (e) {
-      setErr(e);
-    }
-  };
+  const [run, err] = useAction(reload);
+  const set = (folder, mode) =>
+    run(() => api('PUT', wsPath(ws.id, '/hosts/' + host.id + '/policies'), { folder, mode }));
   const list = (data && data.policies) || [];
   return html`<div class="policies">
     <h4>Replication policies <span class="muted">(default: pinned)</span></h4>
@@ -93,16 +86,13 @@ function Jobs({ ws, feed }) {
 
 function HostInvite({ ws }) {
   const [made, setMade] = useState(null);
-  const [err, setErr] = useState(null);
+  const [run, err] = useAction();
   return html`<section class="card" aria-labelledby="hinv-h">
     <h2 id="hinv-h">Add a host</h2>
     <p class="hint">Create a one-use link, then on the machine: <code>roost host join LINK --dir ~/Roost --label NAME</code>.</p>
     <button type="button" onClick=${async () => {
-      try {
-        setMade(await api('POST', wsPath(ws.id, '/hosts/invites'), { expires_in: 86400 }));
-      } catch (e) {
-        setErr(e);
-      }
+      const invite = await run(() => api('POST', wsPath(ws.id, '/hosts/invites'), { expires_in: 86400 }));
+      if (invite) setMade(invite);
     }}>Create host invite</button>
     <${ErrorLine} error=${err} />
     ${made && html`<${CopyField} label="Host invite" value=${made.url} />`}

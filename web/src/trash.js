@@ -2,22 +2,16 @@
 // GC purges them (docs/jobs.md).
 import { useState } from 'preact/hooks';
 import { api, wsPath } from './api.js';
-import { html, fmtBytes, fmtTime, ErrorLine, useLive } from './ui.js';
+import { html, fmtBytes, fmtTime, ErrorLine, useLive, useAction } from './ui.js';
 
 export function TrashView({ ws, feed }) {
   const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/trash?limit=500')), [ws.id],
     { feed, match: (ev) => ev.kind === 'file.deleted' || ev.kind === 'folder.deleted' || ev.kind === 'file.version' });
-  const [err, setErr] = useState(null);
+  const [run, err] = useAction(reload);
   const [done, setDone] = useState(null);
   const restore = async (e) => {
-    try {
-      setErr(null);
-      const r = await api('POST', wsPath(ws.id, '/trash/restore'), { id: e.id });
-      setDone(r.restored);
-      reload();
-    } catch (x) {
-      setErr(x);
-    }
+    const r = await run(() => api('POST', wsPath(ws.id, '/trash/restore'), { id: e.id }));
+    if (r) setDone(r.restored);
   };
   const list = (data && data.entries) || [];
   return html`<main class="grid">

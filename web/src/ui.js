@@ -158,3 +158,21 @@ export function navigate(to, replace = false) {
   dispatchEvent(new Event('roost:navigate'));
 }
 
+
+// Run an action: its error goes to err (for an ErrorLine), and on success the
+// view reloads (if given a reload). Returns the action's value, or undefined.
+export function useAction(reload) {
+  const [err, setErr] = useState(null);
+  const run = async (fn) => {
+    try {
+      setErr(null);
+      const value = await fn();
+      if (reload) reload();
+      return value;
+    } catch (e) {
+      setErr(e);
+      return undefined;
+    }
+  };
+  return [run, err];
+}

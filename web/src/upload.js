@@ -67,13 +67,13 @@ export async function uploadFile(ws, chunking, file, path, progress, signal) {
       signal);
     r.missing.forEach((h) => missing.add(h));
   }
-  const todo = chunks.filter((c) => missing.delete(c.hash));
-  const total = todo.reduce((s, c) => s + c.size, 0);
+  const pending = chunks.filter((c) => missing.delete(c.hash));
+  const total = pending.reduce((s, c) => s + c.size, 0);
   let sent = 0, next = 0;
   progress({ phase: 'uploading', done: 0, total });
   const worker = async () => {
-    while (next < todo.length) {
-      const c = todo[next++];
+    while (next < pending.length) {
+      const c = pending[next++];
       await withRetry(
         () => api('PUT', wsPath(ws, '/chunks/' + c.hash), file.slice(c.offset, c.offset + c.size), { signal }),
         signal);
@@ -81,7 +81,7 @@ export async function uploadFile(ws, chunking, file, path, progress, signal) {
       progress({ phase: 'uploading', done: sent, total });
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, todo.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, pending.length) }, worker));
   progress({ phase: 'committing', done: total, total });
   const body = {
     path, size: file.size, hash,
