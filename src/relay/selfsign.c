@@ -102,7 +102,7 @@ int relay_main(int argc, char **argv)
 	 * 128 at once (it has 16 tunnel connections; the rest wait up to 5 s). */
 	struct relay_config cfg = {.public_addr = "127.0.0.1:8443",
 	                           .tunnel_addr = "127.0.0.1:8444",
-	                           .limits = {[LIMIT_IP] = {.rps = 100, .inflight = 32},
+	                           .limits = {[LIMIT_IP] = {.rps = 100, .inflight = 32, .conns = 256},
 	                                      [LIMIT_HOST] = {.rps = 500, .inflight = 128}}};
 	const char *limit = NULL;
 	bool self_signed = false;
@@ -158,7 +158,7 @@ int relay_main(int argc, char **argv)
 		fprintf(stderr, "usage: roost relay --data DIR --hub URL [--public ADDR:8443] "
 		                "[--tunnel ADDR:8444] (--cert F --key F | --self-signed) "
 		                "[--name HOST:PORT] [--limit SCOPE.KIND=N]...\n"
-		                "  limits: ip|host|url . rps|bps|inflight, e.g. --limit ip.rps=100 "
+		                "  limits: ip|host|url . rps|bps|inflight, ip.conns, e.g. --limit ip.rps=100 "
 		                "--limit host.bps=50M --limit url.inflight=8 (0: no limit)\n");
 		return 2;
 	}
