@@ -209,6 +209,26 @@ static int assemble(struct host *h, struct db *db, const char *path, int64_t ver
 	return fd;
 }
 
+/* Wait (up to ms) for the commits in flight to reach the index. True if
+ * there were any: a version unknown until now may be known after. */
+static bool commits_settled(struct host *h, int64_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&h->mu);
+	bool any = h->committing > 0;
+	while (h->committing > 0 && pthread_cond_timedwait(&h->commit_cv, &h->mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&h->mu);
+	return any;
+}
+
 static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn, const char *tok)
 {
 	json_t *claims = check_token(h, conn, tok, "read");
@@ -217,6 +237,8 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 	int64_t ver = 0;
 	json_get_int(claims, "ver", &ver);
 	json_decref(claims);
+	bool retried = false;
+again:;
 	struct db *db = db_pool_acquire(h->idx);
 	char *path = NULL;
 	struct ientry e;
@@ -234,6 +256,10 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 	}
 	db_pool_release(h->idx, db);
 	free(path);
+	if (fd < 0 && rc == 0 && !retried && commits_settled(h, 10000)) {
+		retried = true; /* the hub knew the version before our index did */
+		goto again;
+	}
 	if (fd < 0)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
 		                  "this host does not hold that version");

@@ -31,7 +31,8 @@ static bool request_line_ok(const char *s, size_t n)
 	if (i == t || i >= n || s[i] != ' ')
 		return false;
 	i++;
-	return n - i == 8 && memcmp(s + i, "HTTP/1.", 7) == 0 && (s[i + 7] == '0' || s[i + 7] == '1');
+	return n - i == 8 && memcmp(s + i, "HTTP/1.", 7) == 0 &&
+	       (s[i + 7] == '0' || s[i + 7] == '1');
 }
 
 /* The status line: HTTP/1.x SP 3DIGIT SP reason (reason may be empty). */

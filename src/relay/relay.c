@@ -55,11 +55,11 @@
 #define WAIT_POOL_MS   5000
 #define PIPE_HIGH      (1 << 20) /* bytes queued toward a slow side before we stop reading */
 #define RELAY_TLS12_CIPHERS                                                                        \
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"  \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
 	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define LINGER_S       10        /* a closing connection's last bytes must go by then */
-#define CONNS_PER_IP   256       /* public connections open at once per client address */
-#define HELLOS_PER_IP  64        /* tunnel connections not yet past their hello, per address */
+#define LINGER_S      10  /* a closing connection's last bytes must go by then */
+#define CONNS_PER_IP  256 /* public connections open at once per client address */
+#define HELLOS_PER_IP 64  /* tunnel connections not yet past their hello, per address */
 #define DATA_IDLE_MS                                                                               \
 	90000 /* we close idle data connections (plus up to 10 s of jitter,                        \
 	       * so they are not all dialled again at once) before hosts                           \
@@ -74,20 +74,20 @@ struct tconn { /* a tunnel connection from a host */
 	struct rhost *host;
 	struct pconn *peer;
 	bool control;
-	bool closing;           /* freed once its output is written */
-	bool dead;              /* the host closed it: never reused */
-	bool freed;             /* closed: unlinked, callbacks off, memory kept until reaped */
-	bool resp_checked;      /* the response head passed http1_head_check */
-	bool interim;           /* a 1xx response just ended: another head follows */
+	bool closing;               /* freed once its output is written */
+	bool dead;                  /* the host closed it: never reused */
+	bool freed;                 /* closed: unlinked, callbacks off, memory kept until reaped */
+	bool resp_checked;          /* the response head passed http1_head_check */
+	bool interim;               /* a 1xx response just ended: another head follows */
 	struct limit_entry *unauth; /* counted per address until its hello passes */
 	struct tconn *grave;        /* in the relay's list to reap */
-	http_parser resp;       /* the host's response to the current request */
-	bool head_req;          /* … which was a HEAD: no body follows */
-	bool resp_done;         /* … is complete */
-	int64_t idle_since;     /* in the idle list since */
-	int64_t idle_limit;     /* … and closed after this long idle */
-	struct tconn *all_next; /* every tunnel connection, for shutdown */
-	struct tconn *next;     /* in the host's idle list */
+	http_parser resp;           /* the host's response to the current request */
+	bool head_req;              /* … which was a HEAD: no body follows */
+	bool resp_done;             /* … is complete */
+	int64_t idle_since;         /* in the idle list since */
+	int64_t idle_limit;         /* … and closed after this long idle */
+	struct tconn *all_next;     /* every tunnel connection, for shutdown */
+	struct tconn *next;         /* in the host's idle list */
 };
 
 struct rhost {
@@ -964,7 +964,8 @@ static void client_address(const struct sockaddr *sa, char *out, size_t n)
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
 	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+		          (socklen_t)n);
 	else
 		snprintf(out, n, "?");
 }

@@ -90,6 +90,23 @@ class RelayBase(unittest.TestCase):
         self.assertTrue(self.base.startswith(prefix), self.base)
         return self.base[len(prefix):] + rest.lstrip("/")
 
+    def raw(self, data, read=True):
+        """Send raw bytes to the public port; the relay's answer (or b'' if closed)."""
+        ctx = ssl.create_default_context(cafile=self.relay.ca)
+        with socket.create_connection(("127.0.0.1", self.relay.public_port), 15) as s:
+            with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                t.sendall(data)
+                out = b""
+                while read:
+                    try:
+                        chunk = t.recv(65536)
+                    except (ssl.SSLError, OSError):
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+                return out
+
     def host_id(self):
         st, body, _, _ = self.api("GET", "/hosts")
         return body["hosts"][0]["id"]
@@ -158,23 +175,6 @@ class RelayTest(RelayBase):
             events = [json.loads(line)["event"] for line in f]
         self.assertIn("auth_failure", events)
         self.assertIn("connect", events)
-
-    def raw(self, data, read=True):
-        """Send raw bytes to the public port; the relay's answer (or b'' if closed)."""
-        ctx = ssl.create_default_context(cafile=self.relay.ca)
-        with socket.create_connection(("127.0.0.1", self.relay.public_port), 15) as s:
-            with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
-                t.sendall(data)
-                out = b""
-                while read:
-                    try:
-                        chunk = t.recv(65536)
-                    except (ssl.SSLError, OSError):
-                        break
-                    if not chunk:
-                        break
-                    out += chunk
-                return out
 
     def test_bad_requests_never_reach_the_host(self):
         path = self.path_of("healthz").encode()
