@@ -185,14 +185,21 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	return ret;
 }
 
-/* An on-demand file: its chunks into the cache, assembled into an unlinked temp file. */
-static int assemble(struct host *h, struct db *db, const char *path, int64_t version)
+/* A version this host has no whole file of (on-demand, or replaced since):
+ * its chunks from here, the cache, peers or the hub, into an unlinked temp
+ * file. Its size and hash go to e. */
+static int assemble(struct host *h, struct db *db, const char *path, int64_t version,
+                    struct ientry *e)
 {
 	CURL *curl = client_curl(&h->c);
 	bool gone = false;
 	json_t *m = fetch_manifest(h, curl, path, version, &gone);
 	int fd = -1;
-	if (m) {
+	int64_t size = 0;
+	const char *hash = json_get_str(m, "hash");
+	if (m && json_get_int(m, "size", &size) && hash && strlen(hash) < sizeof e->hash) {
+		e->size = size;
+		snprintf(e->hash, sizeof e->hash, "%s", hash);
 		char *tmp = xasprintf("%s/od-XXXXXX", h->tmp_dir);
 		fd = mkstemp(tmp);
 		if (fd >= 0) {
@@ -236,6 +243,12 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 		return MHD_YES;
 	int64_t ver = 0;
 	json_get_int(claims, "ver", &ver);
+	/* The path and version number, to assemble the version if the file
+	 * here is not it (any more). */
+	const char *cpath = json_get_str(claims, "path");
+	char *want_path = cpath ? xstrdup(cpath) : NULL;
+	int64_t want_v = 0;
+	json_get_int(claims, "v", &want_v);
 	json_decref(claims);
 	bool retried = false;
 again:;
@@ -252,14 +265,19 @@ again:;
 			fd = -1;
 		}
 	} else if (rc == 1 && host_policy(h, path) == POL_ON_DEMAND) {
-		fd = assemble(h, db, path, e.version);
+		fd = assemble(h, db, path, e.version, &e);
 	}
-	db_pool_release(h->idx, db);
-	free(path);
 	if (fd < 0 && rc == 0 && !retried && commits_settled(h, 10000)) {
+		db_pool_release(h->idx, db);
+		free(path);
 		retried = true; /* the hub knew the version before our index did */
 		goto again;
 	}
+	if (fd < 0 && rc >= 0 && want_path && want_v > 0)
+		fd = assemble(h, db, want_path, want_v, &e);
+	db_pool_release(h->idx, db);
+	free(path);
+	free(want_path);
 	if (fd < 0)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
 		                  "this host does not hold that version");
