@@ -144,8 +144,9 @@ struct relay {
 	struct evconnlistener *pub, *tun;
 	struct rhost *hosts;
 	struct tconn *all;
-	json_t *keys;
-	int64_t keys_at;
+	json_t *keys;    /* under rev_mu */
+	int64_t keys_at; /* under rev_mu */
+	atomic_bool keys_wanted;
 	FILE *audit;
 	struct event *sigint, *sigterm, *poll_timer, *revoked_ev;
 	/* Revocations are fetched on a thread of their own (a slow hub must not
@@ -218,38 +219,45 @@ static json_t *hub_get(struct relay *r, CURL *c, const char *rel, long timeout_s
 	return ans;
 }
 
-static void fetch_keys(struct relay *r)
+/* The hub's public keys, fetched on the revocations thread (at start, when a
+ * token names a key we do not have, and every 5 minutes) so that the event
+ * loop never waits on the hub: a hello naming an unknown key cannot stall
+ * every other connection. */
+static void fetch_keys(struct relay *r, CURL *c)
 {
-	CURL *c = curl_easy_init();
 	json_t *k = hub_get(r, c, "/api/v1/keys", 5);
+	pthread_mutex_lock(&r->rev_mu);
 	r->keys_at = mono_ms();
 	if (k) {
 		json_decref(r->keys);
 		r->keys = k;
-	} else {
-		log_warn("relay: cannot fetch the hub's keys from %s", r->cfg.hub);
 	}
-	curl_easy_cleanup(c);
+	pthread_mutex_unlock(&r->rev_mu);
+	if (!k)
+		log_warn("relay: cannot fetch the hub's keys from %s", r->cfg.hub);
 }
 
 static bool key_of(void *cls, const char *kid, unsigned char *pk)
 {
 	struct relay *r = cls;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		size_t i;
-		json_t *k;
-		json_array_foreach(json_object_get(r->keys, "keys"), i, k)
-		{
-			const char *id = json_get_str(k, "kid");
-			if (id && strcmp(id, kid) == 0)
-				return token_parse_key(json_get_str(k, "public_key"), pk);
-		}
-		if (attempt == 0 && mono_ms() - r->keys_at > 10000)
-			fetch_keys(r); /* rotated, perhaps */
-		else
+	bool found = false, ok = false;
+	pthread_mutex_lock(&r->rev_mu);
+	size_t i;
+	json_t *k;
+	json_array_foreach(json_object_get(r->keys, "keys"), i, k)
+	{
+		const char *id = json_get_str(k, "kid");
+		if (id && strcmp(id, kid) == 0) {
+			found = true;
+			ok = token_parse_key(json_get_str(k, "public_key"), pk);
 			break;
+		}
 	}
-	return false;
+	bool stale = mono_ms() - r->keys_at > 10000;
+	pthread_mutex_unlock(&r->rev_mu);
+	if (!found && stale)
+		atomic_store(&r->keys_wanted, true); /* rotated, perhaps: the host retries */
+	return ok;
 }
 
 /* ---- hosts ---- */
@@ -1373,6 +1381,11 @@ static void *revocations_main(void *arg)
 	CURL *c = curl_easy_init();
 	int64_t since = 0;
 	while (!atomic_load(&r->stopping)) {
+		pthread_mutex_lock(&r->rev_mu);
+		bool old = mono_ms() - r->keys_at > (r->keys ? 300000 : 10000);
+		pthread_mutex_unlock(&r->rev_mu);
+		if (old || atomic_exchange(&r->keys_wanted, false))
+			fetch_keys(r, c);
 		char rel[96];
 		snprintf(rel, sizeof rel, "/api/v1/relay/revocations?since=%lld", (long long)since);
 		json_t *ans = hub_get(r, c, rel, 2);
@@ -1391,7 +1404,8 @@ static void *revocations_main(void *arg)
 			event_active(r->revoked_ev, EV_READ, 0); /* apply them now, in the loop */
 		}
 		json_decref(ans);
-		for (int k = 0; k < 10 && !atomic_load(&r->stopping); k++)
+		for (int k = 0;
+		     k < 10 && !atomic_load(&r->stopping) && !atomic_load(&r->keys_wanted); k++)
 			usleep(100000);
 	}
 	curl_easy_cleanup(c);
@@ -1609,7 +1623,9 @@ int relay_run(const struct relay_config *cfg)
 	char *ap = xasprintf("%s/audit.log", cfg->data);
 	r->audit = fopen(ap, "a");
 	free(ap);
-	fetch_keys(r);
+	CURL *kc = curl_easy_init();
+	fetch_keys(r, kc); /* before the first hello, if the hub is up */
+	curl_easy_cleanup(kc);
 	retired = json_object();
 	r->pending = json_array();
 	limit_table_init(&r->limits, 4096);

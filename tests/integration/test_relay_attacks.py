@@ -17,6 +17,31 @@ def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def sockets_from(pid, client_ports):
+    """How many of process pid's descriptors are TCP sockets whose peer is one
+    of client_ports on this machine (the relay's side of our connections)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[9] in inodes and int(f[2].rsplit(":", 1)[1], 16) in client_ports:
+                n += 1
+    return n
+
+
 class AttackBase(RelayBase):
     blob_size = 1 << 20
 
@@ -130,20 +155,23 @@ class FramingTest(AttackBase):
         # Once: a connection that sent nothing got a 408 queued on a TLS
         # handshake that never finished, and was never freed.
         pid = self.relay.proc.pid
-        before = open_fds(pid)
         socks = [socket.create_connection(("127.0.0.1", self.relay.public_port), 5)
                  for _ in range(30)]
         half = socket.create_connection(("127.0.0.1", self.relay.public_port), 5)
         half.sendall(b"\x16\x03\x01\x00\xff")  # a ClientHello that never ends
         socks.append(half)
+        ports = {s.getsockname()[1] for s in socks}
         try:
+            wait_for(lambda: sockets_from(pid, ports) == len(socks), 10, "the relay accepting")
             for s in socks:
                 s.settimeout(40)
                 try:
                     self.assertEqual(s.recv(100), b"")  # closed by the relay
                 except ConnectionResetError:
                     pass
-            wait_for(lambda: open_fds(pid) <= before + 2, 15, "the relay's descriptors freed")
+            # Our sockets are still open: only the relay's side may be gone.
+            wait_for(lambda: sockets_from(pid, ports) == 0, 15,
+                     "the relay's descriptors for silent clients freed")
         finally:
             for s in socks:
                 s.close()
