@@ -1,0 +1,112 @@
+"""What a member may not see stays unseen (docs/security.md, issue 13 items 5, 8, 9):
+deleting keeps the ACL (trash, restore, feed replay), no answer or feed event names a
+hidden path, and a hidden path answers exactly as a missing one, on the API and WebDAV."""
+import base64
+import http.client
+import json
+
+import harness
+from harness import HubTest, q
+from test_feed import Stream
+
+PW = "member password 1"
+
+
+class HiddenTest(HubTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        for path in ("/pub", "/priv/deep"):
+            cls.call(cls.token, "POST", "/folders", {"path": path, "parents": True})
+        for path in ("/pub/p.txt", "/priv/s.txt", "/priv/deep/d.txt"):
+            cls.call(cls.token, "PUT", "/upload?path=" + q(path), raw=b"secret " + path.encode())
+        st, inv, _, _ = cls.call(cls.token, "POST", "/invites", {"role": "member"})
+        st, body, payload, _ = cls.hub.request(
+            "POST", "/api/v1/invites/accept",
+            {"token": inv["token"], "email": "bob@example.test", "password": PW})
+        assert st == 200, payload
+        cls.bob, cls.bob_id = body["token"], body["user"]["id"]
+        st, _, payload, _ = cls.call(cls.token, "PUT", "/acl",
+                                     {"path": "/priv", "user_id": cls.bob_id, "perm": "none"})
+        assert st == 200, payload
+
+    @classmethod
+    def call(cls, token, method, rel, body=None, **kw):
+        return cls.hub.request(method, "/api/v1/workspaces/%d%s" % (cls.ws, rel), body,
+                               token=token, **kw)
+
+    def as_bob(self, method, rel, body=None, **kw):
+        return self.call(self.bob, method, rel, body, **kw)
+
+    def replay(self, token, until_seq):
+        """Every event from since=0 to until_seq, as the token's holder gets them."""
+        s = Stream(self.hub, self.ws, token, since=0)
+        events = []
+        try:
+            while True:
+                ev = s.next_event(timeout=5)
+                events.append(ev)
+                if ev["seq"] >= until_seq:
+                    return events
+        except (TimeoutError, OSError):
+            return events
+        finally:
+            s.conn.close()
+
+    def last_seq(self):
+        st, body, _, _ = self.hub.request("GET", "/api/v1/workspaces", token=self.token)
+        return [w for w in body["workspaces"] if w["id"] == self.ws][0]["last_seq"]
+
+    def names_in(self, events):
+        return json.dumps([e["payload"] for e in events])
+
+    # ---- item 5: deleting a folder keeps its ACL ----
+
+    def test_a_deleted_hidden_folder_stays_hidden_in_trash_and_feed(self):
+        self.call(self.token, "POST", "/folders", {"path": "/gone/sub", "parents": True})
+        self.call(self.token, "PUT", "/upload?path=" + q("/gone/sub/g.txt"), raw=b"pin 123456")
+        st, _, payload, _ = self.call(self.token, "PUT", "/acl",
+                                      {"path": "/gone", "user_id": self.bob_id, "perm": "none"})
+        self.assertEqual(st, 200, payload)
+        st, _, payload, _ = self.call(self.token, "DELETE", "/files?path=" + q("/gone"))
+        self.assertEqual(st, 200, payload)
+        st, trash, _, _ = self.call(self.token, "GET", "/trash")
+        gone = [e for e in trash["entries"] if e["path"] == "/gone/sub/g.txt"]
+        self.assertEqual(len(gone), 1)
+        st, trash, _, _ = self.as_bob("GET", "/trash")
+        self.assertEqual(st, 200)
+        self.assertNotIn("/gone/sub/g.txt", [e["path"] for e in trash["entries"]])
+        # restoring it answers as for a file that is not in the trash
+        self.assertError(self.as_bob("POST", "/trash/restore", {"id": gone[0]["id"]}), 404,
+                         "not_found")
+        self.assertError(self.as_bob("POST", "/trash/restore", {"id": 999999}), 404,
+                         "not_found")
+        self.assertError(self.as_bob("GET", "/content?path=" + q("/gone/sub/g.txt")), 404)
+        # a replay from the start shows none of /gone's events
+        events = self.replay(self.bob, self.last_seq())
+        self.assertTrue(events)
+        self.assertNotIn("/gone", self.names_in(events))
+        self.assertNotIn("/priv", self.names_in(events))
+        # the owner restores it: its folders come back with their entries
+        st, body, payload, _ = self.call(self.token, "POST", "/trash/restore",
+                                         {"id": gone[0]["id"]})
+        self.assertEqual(st, 200, payload)
+        self.assertError(self.as_bob("GET", "/content?path=" + q("/gone/sub/g.txt")), 404)
+        self.assertError(self.as_bob("GET", "/list?path=" + q("/gone")), 404)
+
+    def test_a_member_still_restores_what_they_could_write(self):
+        self.call(self.token, "POST", "/folders", {"path": "/mine", "parents": True})
+        st, _, payload, _ = self.as_bob("PUT", "/upload?path=" + q("/mine/m.txt"), raw=b"m")
+        self.assertEqual(st, 201, payload)
+        self.call(self.token, "DELETE", "/files?path=" + q("/mine"))
+        st, trash, _, _ = self.as_bob("GET", "/trash")
+        mine = [e for e in trash["entries"] if e["path"] == "/mine/m.txt"]
+        self.assertEqual(len(mine), 1)
+        st, body, payload, _ = self.as_bob("POST", "/trash/restore", {"id": mine[0]["id"]})
+        self.assertEqual(st, 200, payload)
+        st, _, _, _ = self.as_bob("GET", "/content?path=" + q("/mine/m.txt"))
+        self.assertEqual(st, 200)
+
+
+if __name__ == "__main__":
+    harness.main()
