@@ -112,6 +112,11 @@ struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role)
 	return a;
 }
 
+static int cmp_key(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
 /* Is path equal to folder or below it? */
 static bool under(const char *path, const char *folder)
 {
@@ -230,6 +235,49 @@ bool acl_require_at(struct req *r, const char *path, bool is_file, enum perm nee
 		                                 : "read",
 		            path);
 	return false;
+}
+
+bool acl_reads_all(struct req *r)
+{
+	struct acl *a = req_acl(r);
+	return a && acl_subtree_at_least(a, "/", PERM_READ);
+}
+
+/* One row per (file, key): path of its folder, its name, key, value. */
+int acl_sum_readable(struct req *r, struct db_stmt *st, int64_t threshold, struct acl_sums *out)
+{
+	struct acl *a = req_acl(r);
+	struct keyed {
+		char *key;
+		int64_t v;
+	} *rows = NULL;
+	size_t n = 0, cap = 0;
+	int rc = a && st ? DB_ROW : DB_ERR;
+	while (rc == DB_ROW && (rc = db_step(st)) == DB_ROW) {
+		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
+		if (acl_perm(a, p, true) >= PERM_READ) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				rows = xrealloc(rows, cap * sizeof *rows);
+			}
+			rows[n].key = xstrdup(db_col_text(st, 2));
+			rows[n++].v = db_col_int64(st, 3);
+		}
+		free(p);
+	}
+	db_finalize(st);
+	qsort(rows, n, sizeof *rows, cmp_key);
+	memset(out, 0, sizeof *out);
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || strcmp(rows[i].key, rows[i - 1].key) != 0) {
+			out->count++;
+			out->sum += rows[i].v;
+			out->below += rows[i].v < threshold;
+		}
+		free(rows[i].key);
+	}
+	free(rows);
+	return rc == DB_DONE ? 0 : DB_ERR;
 }
 
 bool acl_require(struct req *r, const char *path, bool is_file, enum perm need)

@@ -293,6 +293,7 @@ enum MHD_Result api_share_revoke(struct req *r);
 enum MHD_Result api_share_view(struct req *r);
 enum MHD_Result api_share_file(struct req *r);
 enum MHD_Result api_share_upload_begin(struct req *r);
+enum MHD_Result api_share_upload(struct req *r);
 enum MHD_Result api_share_zip(struct req *r);
 
 /* hosts.c: host agents (docs/host.md) */
@@ -362,6 +363,17 @@ struct acl *req_acl(struct req *r);
 bool acl_require(struct req *r, const char *path, bool is_file, enum perm need);
 /* The same for a deleted item (at: its deleted_at). */
 bool acl_require_at(struct req *r, const char *path, bool is_file, enum perm need, int64_t at);
+/* May the caller read every file (an owner, an admin, or a member no entry narrows)? */
+bool acl_reads_all(struct req *r);
+/* Totals over what the caller may read, for answers (usage, replicas) whose
+ * workspace-wide totals would tell of hidden files. st yields rows (folder
+ * path, file name, key, value) and is finalized here; each distinct key of a
+ * readable file counts once: count, sum of values, and how many are below
+ * threshold. 0 or a db error. */
+struct acl_sums {
+	int64_t count, sum, below;
+};
+int acl_sum_readable(struct req *r, struct db_stmt *st, int64_t threshold, struct acl_sums *out);
 enum MHD_Result api_acl_get(struct req *r);
 enum MHD_Result api_acl_set(struct req *r);
 enum MHD_Result api_acl_delete(struct req *r);

@@ -107,6 +107,85 @@ class HiddenTest(HubTest):
         st, _, _, _ = self.as_bob("GET", "/content?path=" + q("/mine/m.txt"))
         self.assertEqual(st, 200)
 
+    # ---- item 8: no answer or event names what the caller may not see ----
+
+    def test_host_policies_and_pins_of_hidden_folders_are_left_out(self):
+        st, inv, payload, _ = self.call(self.token, "POST", "/hosts/invites", {})
+        self.assertEqual(st, 201, payload)
+        st, joined, payload, _ = self.hub.request(
+            "POST", "/api/v1/hosts/join", {"token": inv["token"], "label": "box"})
+        self.assertEqual(st, 200, payload)
+        host, host_tok = joined["host"]["id"], joined["token"]
+        for folder in ("/priv/deep", "/pub"):
+            st, _, payload, _ = self.call(self.token, "PUT", "/hosts/%d/policies" % host,
+                                          {"folder": folder, "mode": "pinned"})
+            self.assertEqual(st, 200, payload)
+        st, _, payload, _ = self.call(host_tok, "POST", "/hosts/self/heartbeat",
+                                      {"pinned": ["/", "/priv/deep", "/pub"]})
+        self.assertEqual(st, 200, payload)
+        st, body, _, _ = self.as_bob("GET", "/hosts/%d/policies" % host)
+        self.assertEqual(st, 200)
+        self.assertEqual([p["folder"] for p in body["policies"]], ["/pub"])
+        st, body, _, _ = self.as_bob("GET", "/hosts")
+        self.assertEqual([h["pinned"] for h in body["hosts"] if h["id"] == host],
+                         [["/", "/pub"]])
+        st, body, _, _ = self.call(self.token, "GET", "/hosts/%d/policies" % host)
+        self.assertEqual(len(body["policies"]), 2)
+        events = self.replay(self.bob, self.last_seq())
+        self.assertIn("host.policy", [e["kind"] for e in events])
+        self.assertNotIn("/priv", self.names_in(events))
+
+    def test_a_move_out_of_a_hidden_folder_does_not_name_it(self):
+        self.call(self.token, "PUT", "/upload?path=" + q("/priv/moving.txt"), raw=b"mv")
+        st, _, payload, _ = self.call(self.token, "POST", "/move",
+                                      {"from": "/priv/moving.txt", "to": "/pub/moved.txt"})
+        self.assertEqual(st, 200, payload)
+        events = self.replay(self.bob, self.last_seq())
+        moved = [e for e in events if e["kind"] == "file.moved"]
+        self.assertEqual([e["payload"].get("to") for e in moved], ["/pub/moved.txt"])
+        self.assertNotIn("/priv", self.names_in(events))
+        # the owner sees both ends
+        events = self.replay(self.token, self.last_seq())
+        self.assertIn({"from": "/priv/moving.txt", "to": "/pub/moved.txt"},
+                      [{k: e["payload"].get(k) for k in ("from", "to")} for e in events
+                       if e["kind"] == "file.moved"])
+
+    def test_usage_counts_only_what_the_member_may_read(self):
+        st, mine, _, _ = self.as_bob("GET", "/usage")
+        self.assertEqual(st, 200)
+        st, listing, _, _ = self.as_bob("GET", "/tree")
+        readable = [f for f in listing["files"]]
+        self.assertEqual(mine["files"], len(readable))
+        self.assertEqual(mine["logical_bytes"] >= sum(f["size"] for f in readable), True)
+        st, full, _, _ = self.call(self.token, "GET", "/usage")
+        self.assertGreater(full["files"], mine["files"])
+        st, reps, _, _ = self.as_bob("GET", "/replicas")
+        st, all_reps, _, _ = self.call(self.token, "GET", "/replicas")
+        self.assertGreater(all_reps["chunks"], reps["chunks"])
+
+    def test_a_share_link_shows_paths_below_it_and_no_hashes_or_emails(self):
+        self.call(self.token, "POST", "/folders", {"path": "/pub/shared/in", "parents": True})
+        self.call(self.token, "PUT", "/upload?path=" + q("/pub/shared/f.txt"), raw=b"f")
+        st, share, payload, _ = self.call(self.token, "POST", "/shares",
+                                          {"path": "/pub/shared", "scope": "write"})
+        self.assertEqual(st, 201, payload)
+        tok = share["url"].rsplit("/", 1)[1]
+        st, body, payload, _ = self.hub.request("GET", "/s/%s?format=json" % tok,
+                                                port=self.hub.content_port)
+        self.assertEqual(st, 200, payload)
+        self.assertEqual(sorted(e["path"] for e in body["entries"]), ["/f.txt", "/in"])
+        for secret in ("/pub", "hash", "@", "modified_by", '"id"'):
+            self.assertNotIn(secret, payload.decode())
+        st, body, payload, _ = self.hub.request("GET", "/s/%s" % tok, port=self.hub.content_port,
+                                                headers={"Accept": "text/html"})
+        self.assertNotIn("/pub", payload.decode())
+        st, body, payload, _ = self.hub.request("PUT", "/s/%s/upload?path=%%2Fnew.txt" % tok,
+                                                raw=b"new", port=self.hub.content_port)
+        self.assertEqual(st, 201, payload)
+        self.assertEqual(body["path"], "/new.txt")
+        for secret in ("/pub", "hash", '"id"'):
+            self.assertNotIn(secret, payload.decode())
+
 
 if __name__ == "__main__":
     harness.main()
