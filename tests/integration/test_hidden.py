@@ -186,6 +186,159 @@ class HiddenTest(HubTest):
         for secret in ("/pub", "hash", '"id"'):
             self.assertNotIn(secret, payload.decode())
 
+    # ---- item 9: a hidden path answers exactly as a missing one ----
+
+    def api_cases(self, hidden):
+        """(method, rel, body) for many routes, naming paths under hidden."""
+        h = hidden
+        return [
+            ("GET", "/list?path=" + q(h), None),
+            ("GET", "/list?path=" + q(h + "/s.txt"), None),
+            ("GET", "/info?path=" + q(h), None),
+            ("GET", "/info?path=" + q(h + "/s.txt"), None),
+            ("GET", "/versions?path=" + q(h + "/s.txt"), None),
+            ("GET", "/content?path=" + q(h + "/s.txt"), None),
+            ("GET", "/content?path=" + q(h + "/s.txt") + "&version=1", None),
+            ("GET", "/manifest?path=" + q(h + "/s.txt"), None),
+            ("GET", "/acl?path=" + q(h), None),
+            ("GET", "/acl?path=" + q(h + "/deep"), None),
+            ("PUT", "/acl", {"path": h, "user_id": self.bob_id, "perm": "read"}),
+            ("DELETE", "/acl?path=%s&user=%d" % (q(h), self.bob_id), None),
+            ("POST", "/folders", {"path": h + "/new"}),
+            ("POST", "/folders", {"path": h + "/deep"}),
+            ("POST", "/folders", {"path": h + "/s.txt/x"}),
+            ("POST", "/folders", {"path": h + "/x/y", "parents": True}),
+            ("PUT", "/upload?path=" + q(h + "/n.txt"), b"x"),
+            ("PUT", "/upload?path=" + q(h + "/s.txt"), b"x"),
+            ("PUT", "/upload?path=" + q(h + "/deep"), b"x"),
+            ("PUT", "/upload?path=" + q(h + "/s.txt/x"), b"x"),
+            ("POST", "/move", {"from": h + "/s.txt", "to": "/pub/m.txt"}),
+            ("POST", "/move", {"from": h, "to": "/pub/m"}),
+            ("POST", "/move", {"from": "/pub/p.txt", "to": h + "/p.txt"}),
+            ("POST", "/move", {"from": "/pub/p.txt", "to": h + "/s.txt"}),
+            ("POST", "/move", {"from": "/pub/p.txt", "to": h + "/deep"}),
+            ("DELETE", "/files?path=" + q(h), None),
+            ("DELETE", "/files?path=" + q(h + "/s.txt"), None),
+            ("POST", "/urls", {"path": h + "/s.txt"}),
+            ("POST", "/shares", {"path": h}),
+            ("POST", "/shares", {"path": h + "/s.txt"}),
+            ("POST", "/versions/restore", {"path": h + "/s.txt", "version": 1}),
+            ("PUT", "/hosts/1/policies", {"folder": h + "/deep", "mode": "pinned"}),
+        ]
+
+    def answer(self, res):
+        st, body, payload, _ = res
+        code = body["error"]["code"] if isinstance(body, dict) and "error" in body else None
+        return st, code
+
+    def test_the_api_answers_a_hidden_path_as_a_missing_one(self):
+        self.compare_api("/priv", "/priv/zz")
+
+    def compare_api(self, hidden, missing):
+        for (m, rel, body), (_, rel2, body2) in zip(self.api_cases(hidden),
+                                                   self.api_cases(missing)):
+            with self.subTest(method=m, rel=rel, body=body):
+                kw = {"raw": body} if isinstance(body, bytes) else {}
+                kw2 = {"raw": body2} if isinstance(body2, bytes) else {}
+                hidden = self.answer(self.as_bob(m, rel, None if kw else body, **kw))
+                missing = self.answer(self.as_bob(m, rel2, None if kw2 else body2, **kw2))
+                self.assertEqual(hidden, missing)
+        # nothing happened in /priv
+        st, body, _, _ = self.call(self.token, "GET", "/list?path=%2Fpriv")
+        self.assertEqual(sorted(e["name"] for e in body["entries"]), ["deep", "s.txt"])
+
+    def dav(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.hub.content_port, timeout=60)
+        h = {"Authorization": "Basic " + base64.b64encode(
+            b"bob@example.test:" + PW.encode()).decode()}
+        h.update(headers or {})
+        conn.request(method, "/dav/%d%s" % (self.ws, path), body=body, headers=h)
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp.status
+
+    def dav_cases(self, h, top):
+        dest = lambda p: {"Destination": "http://127.0.0.1:%d/dav/%d%s" % (
+            self.hub.content_port, self.ws, p)}
+        prop = (b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z">'
+                b'<D:set><D:prop><Z:a>1</Z:a></D:prop></D:set></D:propertyupdate>')
+        return [
+            ("GET", h + "/s.txt", None, {}),
+            ("HEAD", h + "/s.txt", None, {}),
+            ("PROPFIND", h, None, {"Depth": "1"}),
+            ("PROPFIND", h + "/s.txt", None, {"Depth": "0"}),
+            ("PROPPATCH", h + "/s.txt", prop, {}),
+            ("PROPPATCH", h, prop, {}),
+            ("PUT", h + "/n.txt", b"x", {}),
+            ("PUT", h + "/s.txt", b"x", {}),
+            ("PUT", h + "/deep", b"x", {}),
+            ("PUT", h + "/x/y.txt", b"x", {}),
+            ("PUT", h + "/s.txt/x", b"x", {}),
+            ("MKCOL", h + "/new", None, {}),
+            ("MKCOL", h + "/deep", None, {}),
+            ("MKCOL", h + "/x/y", None, {}),
+            ("MKCOL", h + "/s.txt", None, {}),
+            ("MKCOL", h, None, {}) if top else ("MKCOL", h + "/n2", None, {}),
+            ("DELETE", h + "/s.txt", None, {}),
+            ("DELETE", h, None, {}),
+            ("LOCK", h + "/s.txt", None, {}),
+            ("LOCK", h + "/x/n.txt", b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:">'
+             b'<D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>'
+             b'</D:lockinfo>', {}),
+            ("UNLOCK", h + "/s.txt", None, {"Lock-Token": "<urn:uuid:x>"}),
+            ("COPY", h + "/s.txt", None, dest("/pub/c.txt")),
+            ("MOVE", h + "/s.txt", None, dest("/pub/c.txt")),
+            ("COPY", "/pub/p.txt", None, dest(h + "/c.txt")),
+            ("COPY", "/pub/p.txt", None, dest(h + "/x/c.txt")),
+            ("COPY", "/pub/p.txt", None, dest(h + "/s.txt")),
+            ("COPY", "/pub/p.txt", None, dest(h + "/deep")),
+            ("MOVE", "/pub/p.txt", None, dest(h + "/c.txt")),
+            ("MOVE", "/pub/p.txt", None, dest(h + "/x/c.txt")),
+            ("COPY", "/pub", None, dest(h + "/pubcopy")),
+        ]
+
+    def test_webdav_answers_a_hidden_path_as_a_missing_one(self):
+        # inside a hidden folder, what exists answers as what does not
+        self.compare_dav("/priv", "/priv/zz", top=False)
+
+    def compare_dav(self, hidden, missing, top=True):
+        for (m, path, body, hd), (_, path2, body2, hd2) in zip(
+                self.dav_cases(hidden, top), self.dav_cases(missing, top)):
+            with self.subTest(method=m, path=path, headers=hd):
+                self.assertEqual(self.dav(m, path, body, hd), self.dav(m, path2, body2, hd2))
+        st, body, _, _ = self.call(self.token, "GET", "/list?path=%2Fpriv")
+        self.assertEqual(sorted(e["name"] for e in body["entries"]), ["deep", "s.txt"])
+        st, _, _, _ = self.call(self.token, "GET", "/info?path=%2Fpub%2Fp.txt")
+        self.assertEqual(st, 200)
+
+
+
+class HiddenByDefaultTest(HiddenTest):
+    """The same where the workspace's default is none: a folder that does not
+    exist and one the member may not see answer alike, wherever they are."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        st, _, payload, _ = cls.call(cls.token, "PATCH", "", {"default_access": "none"})
+        assert st == 200, payload
+        st, _, payload, _ = cls.call(cls.token, "PUT", "/acl",
+                                     {"path": "/pub", "user_id": cls.bob_id, "perm": "write"})
+        assert st == 200, payload
+
+    def test_the_api_answers_a_hidden_path_as_a_missing_one(self):
+        self.compare_api("/priv", "/nope")
+
+    def test_webdav_answers_a_hidden_path_as_a_missing_one(self):
+        self.compare_dav("/priv", "/nope")
+
+
+# Only the comparisons run twice.
+for _name in list(vars(HiddenTest)):
+    if _name.startswith("test_") and "answers" not in _name:
+        setattr(HiddenByDefaultTest, _name, None)
+
 
 if __name__ == "__main__":
     harness.main()
