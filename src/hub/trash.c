@@ -72,8 +72,10 @@ static int deleted_chain(struct db *db, int64_t folder, int64_t ids[FOLDER_DEPTH
 	int n = 0;
 	for (;;) {
 		struct db_stmt *st = db_query(
-		    db, "SELECT parent_id, deleted_at IS NOT NULL FROM folders WHERE id = ?", "i",
-		    folder);
+		    db,
+		    "SELECT parent_id, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM folders "
+		    "WHERE id = ?",
+		    "i", folder);
 		int rc = st ? db_step(st) : DB_ERR;
 		bool deleted = rc == DB_ROW && db_col_int64(st, 1) != 0;
 		int64_t parent = rc == DB_ROW ? db_col_int64(st, 0) : 0;
