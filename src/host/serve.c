@@ -13,6 +13,7 @@
  * Paths served come from the index, never from the request, and are opened
  * beneath the folder without following any symlink. */
 #include "host.h"
+#include "../core/content.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -90,8 +91,7 @@ static enum MHD_Result send_fd(struct MHD_Connection *conn, int fd, int64_t size
 	}
 	struct MHD_Response *r =
 	    MHD_create_response_from_fd_at_offset64((uint64_t)len, fd, (uint64_t)start);
-	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	content_headers(r, NULL, NULL, true);
 	MHD_add_response_header(r, "Accept-Ranges", "bytes");
 	snprintf(buf, sizeof buf, "\"%s\"", hash);
 	MHD_add_response_header(r, "ETag", buf);
@@ -179,7 +179,7 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	atomic_fetch_add(&h->served_chunks, 1);
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+	content_headers(r, NULL, NULL, true);
 	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;

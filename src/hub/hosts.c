@@ -252,6 +252,17 @@ out:
 }
 
 /* GET /workspaces/W/hosts */
+/* Drop from a host's list of folders those the caller may not see (a host
+ * reports them by name). */
+static void hide_folders(const struct acl *a, json_t *folders)
+{
+	for (size_t i = json_array_size(folders); i-- > 0;) {
+		const char *p = json_string_value(json_array_get(folders, i));
+		if (!a || !p || !acl_visible(a, p, false))
+			json_array_remove(folders, i);
+	}
+}
+
 enum MHD_Result api_hosts(struct req *r)
 {
 	int64_t now = now_ms();
@@ -285,8 +296,10 @@ enum MHD_Result api_hosts(struct req *r)
 			else
 				json_object_set_new(h, names[k], json_integer(db_col_int64(st, c)));
 		}
-		if (json_is_object(info))
+		if (json_is_object(info)) {
+			hide_folders(req_acl(r), json_object_get(info, "pinned"));
 			json_object_update_missing(h, info);
+		}
 		json_decref(info);
 		json_array_append_new(arr, h);
 	}
@@ -394,12 +407,17 @@ enum MHD_Result api_host_policies(struct req *r)
 	                              "folders f ON f.id = p.folder_id WHERE p.host_id = ? AND "
 	                              "f.deleted_at IS NULL ORDER BY f.path",
 	                              "i", host);
-	if (!st)
+	struct acl *a = req_acl(r);
+	if (!st || !a) {
+		db_finalize(st);
 		return reply_db_error(r);
+	}
 	json_t *arr = json_array();
 	while (db_step(st) == DB_ROW)
-		json_array_append_new(arr, json_pack("{s:s, s:s}", "folder", db_col_text(st, 0),
-		                                     "mode", db_col_text(st, 1)));
+		if (acl_visible(a, db_col_text(st, 0), false))
+			json_array_append_new(arr,
+			                      json_pack("{s:s, s:s}", "folder", db_col_text(st, 0),
+			                                "mode", db_col_text(st, 1)));
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK,
 	                  json_pack("{s:I, s:o}", "host_id", (json_int_t)host, "policies", arr));
@@ -568,13 +586,6 @@ static char *chunk_token(struct req *r, int64_t ttl_s, int64_t *exp)
 	                                    "chunks", "exp", (json_int_t)*exp));
 }
 
-/* May the caller read every file (the condition for a chunk token)? */
-static bool reads_everything(struct req *r)
-{
-	struct acl *a = req_acl(r);
-	return a && acl_subtree_at_least(a, "/", PERM_READ);
-}
-
 /* GET /workspaces/W/manifest?path=P[&version=N]: a version's chunks and where
  * they can be fetched: online hosts holding each, plus the hub. */
 enum MHD_Result api_manifest(struct req *r)
@@ -626,7 +637,7 @@ enum MHD_Result api_manifest(struct req *r)
 	    json_pack("{s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "path", path, "version",
 	              (json_int_t)fi.version_no, "version_id", (json_int_t)fi.version_id, "size",
 	              (json_int_t)fi.size, "hash", fi.hash, "chunks", chunks, "hosts", hosts);
-	if (json_object_size(hosts) && reads_everything(r)) {
+	if (json_object_size(hosts) && acl_reads_all(r)) {
 		int64_t exp;
 		char *tok = chunk_token(r, CHUNK_TOKEN_TTL_S, &exp);
 		if (tok)
@@ -651,7 +662,7 @@ enum MHD_Result api_token_create(struct req *r)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "scope is \"chunks\" and expires_in 1..%lld seconds",
 		                   (long long)(TOKEN_TTL_MAX_MS / 1000));
-	if (!reads_everything(r))
+	if (!acl_reads_all(r))
 		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
 		                   "a chunk token needs read access to the whole workspace");
 	int64_t exp;
@@ -665,6 +676,30 @@ enum MHD_Result api_token_create(struct req *r)
 	return reply_json(r, MHD_HTTP_CREATED, o);
 }
 
+/* The copies of each chunk of a current version: hub storage + online hosts. */
+#define COPIES_SQL                                                                                 \
+	"(SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN hosts h ON h.id = cr.host_id WHERE "    \
+	"cr.chunk_hash = vc.chunk_hash AND cr.state = 'ok' AND (cr.holder = 'hub' OR "             \
+	"(h.revoked_at IS NULL AND " ONLINE_SQL ")))"
+
+/* The same for a member who may not read every file: over what they may. */
+static enum MHD_Result replicas_readable(struct req *r, int64_t minr, int64_t now)
+{
+	struct acl_sums s;
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT d.path, f.name, vc.chunk_hash, " COPIES_SQL " FROM files f JOIN folders d ON "
+	    "d.id = f.folder_id JOIN version_chunks vc ON vc.version_id = f.current_version_id "
+	    "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	    "ii", now, r->ws_id);
+	if (acl_sum_readable(r, st, minr, &s) != 0)
+		return reply_db_error(r);
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)s.count,
+	                            "under_replicated", (json_int_t)s.below, "copies",
+	                            (json_int_t)s.sum, "min_replicas", (json_int_t)minr));
+}
+
 /* GET /workspaces/W/replicas: chunks of current versions and how many have
  * fewer online copies (hub storage + online hosts) than min_replicas. */
 enum MHD_Result api_replicas(struct req *r)
@@ -673,6 +708,8 @@ enum MHD_Result api_replicas(struct req *r)
 	if (db_int64(r->db, &minr, "SELECT min_replicas FROM workspaces WHERE id = ?", "i",
 	             r->ws_id) != DB_ROW)
 		return reply_db_error(r);
+	if (!acl_reads_all(r))
+		return replicas_readable(r, minr, now);
 	struct db_stmt *st = db_query(
 	    r->db,
 	    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN n < ? THEN 1 ELSE 0 END), 0), "
