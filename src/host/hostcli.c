@@ -440,8 +440,8 @@ static int64_t find_host(struct client *c, const char *which)
 			id = json_integer_value(json_object_get(h, "id"));
 	}
 	if (r && !id)
-		fprintf(stderr, "roost: no host %s in workspace %s (see roost hosts)\n",
-		        which, c->ws_name);
+		fprintf(stderr, "roost: no host %s in workspace %s (see roost hosts)\n", which,
+		        c->ws_name);
 	json_decref(r);
 	return id;
 }

@@ -365,8 +365,7 @@ static void resolve_conflict(struct host *h, const char *path, const char *local
  * uploaded it may no longer write it, so the upload is void. The workspace's
  * version comes back (a new file goes); the grant is kept until then, so the
  * file never goes up as this host's own edit. */
-static void void_upload(struct host *h, const char *path, const char *local,
-                        const struct stat *st)
+static void void_upload(struct host *h, const char *path, const char *local, const struct stat *st)
 {
 	log_warn("%s came through a write URL whose uploader may no longer write it; "
 	         "restoring the workspace's version",

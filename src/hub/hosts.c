@@ -220,9 +220,10 @@ enum MHD_Result api_host_join(struct req *r)
 		int rc = set_policy(r, host, paths[k], "pinned");
 		if (rc == -EEXIST || rc == -EPERM) {
 			db_rollback(r->db);
-			ret = rc == -EPERM ? (req_path_writable(r, paths[k]), MHD_YES)
-			                   : reply_error(r, MHD_HTTP_CONFLICT, "exists",
-			                                 "a file is in the way of folder %s", paths[k]);
+			ret = rc == -EPERM
+			          ? (req_path_writable(r, paths[k]), MHD_YES)
+			          : reply_error(r, MHD_HTTP_CONFLICT, "exists",
+			                        "a file is in the way of folder %s", paths[k]);
 			goto out;
 		}
 		if (rc != 0)
@@ -837,15 +838,16 @@ enum MHD_Result api_host_remove(struct req *r)
 	           "UPDATE hosts SET revoked_at = ?, status = 'offline', url = NULL WHERE id = ?",
 	           "ii", now, host) != DB_DONE ||
 	    db_run(r->db,
-	           "UPDATE tokens SET revoked_at = ? WHERE host_id = ? AND revoked_at IS NULL", "ii",
-	           now, host) != DB_DONE ||
+	           "UPDATE tokens SET revoked_at = ? WHERE host_id = ? AND revoked_at IS NULL",
+	           "ii", now, host) != DB_DONE ||
 	    db_int64(r->db, &copies, "SELECT COUNT(*) FROM chunk_replicas WHERE host_id = ?", "i",
 	             host) != DB_ROW ||
 	    db_run(r->db, "DELETE FROM chunk_replicas WHERE host_id = ?", "i", host) != DB_DONE ||
 	    db_run(r->db, "UPDATE jobs SET next_run_at = ? WHERE name = 'replicate'", "i", now) !=
 	        DB_DONE ||
 	    meta_change(r->db, r->ws_id, "host.removed", "host",
-	                json_pack("{s:I, s:s}", "host_id", (json_int_t)host, "label", label)) != 0 ||
+	                json_pack("{s:I, s:s}", "host_id", (json_int_t)host, "label", label)) !=
+	        0 ||
 	    meta_audit(r, "host.remove", label,
 	               json_pack("{s:I, s:I, s:s?}", "host_id", (json_int_t)host, "copies_gone",
 	                         (json_int_t)copies, "slug", slug[0] ? slug : NULL)) != 0 ||
@@ -855,8 +857,8 @@ enum MHD_Result api_host_remove(struct req *r)
 	}
 	return reply_json(r, MHD_HTTP_OK,
 	                  json_pack("{s:I, s:s, s:b, s:I, s:s?}", "host_id", (json_int_t)host,
-	                            "label", label, "removed", 1, "copies_gone",
-	                            (json_int_t)copies, "retired_slug", slug[0] ? slug : NULL));
+	                            "label", label, "removed", 1, "copies_gone", (json_int_t)copies,
+	                            "retired_slug", slug[0] ? slug : NULL));
 }
 
 /* GET /api/v1/relay/revocations?since=MS: retired slugs, for relays (no

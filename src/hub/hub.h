@@ -79,7 +79,7 @@ struct hub {
 	struct limiter *limiter;
 	char *tls_cert_pem, *tls_key_pem;
 	struct traffic *traffic; /* bytes in and out per workspace (traffic.c) */
-	const char *ops_token; /* ROOST_OPS_TOKEN: what /metrics and relays show, or NULL */
+	const char *ops_token;   /* ROOST_OPS_TOKEN: what /metrics and relays show, or NULL */
 	pthread_t jobs_thread;
 	atomic_bool jobs_stopping;
 	bool jobs_running;
@@ -144,10 +144,10 @@ struct route {
 	handler_fn handle; /* called when the request is complete */
 };
 
-#define R_AUTH   1u /* bearer token required */
-#define R_WS     2u /* params[0] is a workspace id the caller belongs to */
-#define R_PREFIX 4u /* pattern is a prefix; any method; the handlers check the rest */
-#define R_HOST   8u /* a host's credential may call it (in its own workspace) */
+#define R_AUTH   1u  /* bearer token required */
+#define R_WS     2u  /* params[0] is a workspace id the caller belongs to */
+#define R_PREFIX 4u  /* pattern is a prefix; any method; the handlers check the rest */
+#define R_HOST   8u  /* a host's credential may call it (in its own workspace) */
 #define R_OPS    16u /* operators' (metrics, relays): loopback, or ROOST_OPS_TOKEN */
 
 /* Responses (server.c). Each returns the MHD result to hand back. */

@@ -217,10 +217,10 @@ enum MHD_Result api_url_create(struct req *r)
 	if (!meta_readable_version(r, path, version, &fi))
 		goto out;
 	int64_t exp = now_ms() + ttl * 1000;
-	char *tok = tokens_sign(r->db, json_pack("{s:I, s:s, s:I, s:I, s:I}", "ws",
-	                                         (json_int_t)r->ws_id, "scope", "read", "ver",
-	                                         (json_int_t)fi.version_id, "user",
-	                                         (json_int_t)r->user_id, "exp", (json_int_t)exp));
+	char *tok =
+	    tokens_sign(r->db, json_pack("{s:I, s:s, s:I, s:I, s:I}", "ws", (json_int_t)r->ws_id,
+	                                 "scope", "read", "ver", (json_int_t)fi.version_id, "user",
+	                                 (json_int_t)r->user_id, "exp", (json_int_t)exp));
 	if (!tok) {
 		ret = reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_signing_key",
 		                  "the hub has no usable signing key");
@@ -414,11 +414,11 @@ enum MHD_Result api_host_token_check(struct req *r)
 
 bool tokens_upload_grant(struct req *r, const char *path, int64_t *author)
 {
-	const char *g = json_get_str(r->json, "upload_grant");
+	const char *g = json_get_str(r->json, "upload_grant"), *why;
 	*author = 0;
 	if (!json_object_get(r->json, "upload_grant"))
 		return true;
-	json_t *claims = g ? tokens_verify(r->db, g, NULL) : NULL;
+	json_t *claims = g ? tokens_verify(r->db, g, &why) : NULL;
 	int64_t ws = 0, host = 0, user = 0;
 	const char *sc = json_get_str(claims, "scope"), *p = json_get_str(claims, "path");
 	bool ok = claims && sc && strcmp(sc, "upload") == 0 && json_get_int(claims, "ws", &ws) &&
