@@ -792,6 +792,7 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 		h->cfg.cache_max = HOST_CACHE_MAX;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
+	pthread_cond_init(&h->commit_cv, NULL);
 	h->events = json_array();
 	h->repairs = json_array();
 	h->assign_fetch = json_object();

@@ -73,6 +73,10 @@ struct host {
 
 	pthread_mutex_t mu; /* guards everything below up to 'stop' */
 	pthread_cond_t cv;
+	/* Commits sent to the hub and not yet in the index: from the hub's answer
+	 * on, the hub may send readers here for that version (commit_cv: one ended). */
+	int committing;
+	pthread_cond_t commit_cv;
 	struct dirty **dirty; /* hash table of paths */
 	size_t dirty_cap, ndirty;
 	struct move_op *moves, **moves_tail;
@@ -124,6 +128,9 @@ enum policy host_policy(struct host *h, const char *path);
 bool host_ignored(const char *path);
 /* dir + path. New string. */
 char *host_local(const struct host *h, const char *path);
+/* Around a commit to the hub and its index entry (serve.c waits for them). */
+void host_commit_begin(struct host *h);
+void host_commit_end(struct host *h);
 void host_report_replicas(struct host *h, json_t *chunks, bool have);
 /* The hub's public key kid (refetched when unknown, at most every 10 s). */
 bool host_key(void *cls, const char *kid, unsigned char *pk);

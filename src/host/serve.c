@@ -210,14 +210,21 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	return ret;
 }
 
-/* An on-demand file: its chunks into the cache, assembled into an unlinked temp file. */
-static int assemble(struct host *h, struct db *db, const char *path, int64_t version)
+/* A version this host has no whole file of (on-demand, or replaced since):
+ * its chunks from here, the cache, peers or the hub, into an unlinked temp
+ * file. Its size and hash go to e. */
+static int assemble(struct host *h, struct db *db, const char *path, int64_t version,
+                    struct ientry *e)
 {
 	CURL *curl = client_curl(&h->c);
 	bool gone = false;
 	json_t *m = fetch_manifest(h, curl, path, version, &gone);
 	int fd = -1;
-	if (m) {
+	int64_t size = 0;
+	const char *hash = json_get_str(m, "hash");
+	if (m && json_get_int(m, "size", &size) && hash && strlen(hash) < sizeof e->hash) {
+		e->size = size;
+		snprintf(e->hash, sizeof e->hash, "%s", hash);
 		char *tmp = xasprintf("%s/od-XXXXXX", h->tmp_dir);
 		fd = mkstemp(tmp);
 		if (fd >= 0) {
@@ -234,6 +241,26 @@ static int assemble(struct host *h, struct db *db, const char *path, int64_t ver
 	return fd;
 }
 
+/* Wait (up to ms) for the commits in flight to reach the index. True if
+ * there were any: a version unknown until now may be known after. */
+static bool commits_settled(struct host *h, int64_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&h->mu);
+	bool any = h->committing > 0;
+	while (h->committing > 0 && pthread_cond_timedwait(&h->commit_cv, &h->mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&h->mu);
+	return any;
+}
+
 static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn, const char *tok)
 {
 	json_t *claims = check_token(h, conn, tok, "read");
@@ -241,11 +268,21 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 		return MHD_YES;
 	int64_t ver = 0;
 	json_get_int(claims, "ver", &ver);
+	/* The path and version number, to assemble the version if the file
+	 * here is not it (any more). */
+	const char *cpath = json_get_str(claims, "path");
+	char *want_path = cpath ? xstrdup(cpath) : NULL;
+	int64_t want_v = 0;
+	json_get_int(claims, "v", &want_v);
 	json_decref(claims);
 	json_t *ok = hub_token_check(h, conn, tok);
-	if (!ok)
+	if (!ok) {
+		free(want_path);
 		return MHD_YES;
+	}
 	json_decref(ok);
+	bool retried = false;
+again:;
 	struct db *db = db_pool_acquire(h->idx);
 	char *path = NULL;
 	struct ientry e;
@@ -259,10 +296,19 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 			fd = -1;
 		}
 	} else if (rc == 1 && host_policy(h, path) == POL_ON_DEMAND) {
-		fd = assemble(h, db, path, e.version);
+		fd = assemble(h, db, path, e.version, &e);
 	}
+	if (fd < 0 && rc == 0 && !retried && commits_settled(h, 10000)) {
+		db_pool_release(h->idx, db);
+		free(path);
+		retried = true; /* the hub knew the version before our index did */
+		goto again;
+	}
+	if (fd < 0 && rc >= 0 && want_path && want_v > 0)
+		fd = assemble(h, db, want_path, want_v, &e);
 	db_pool_release(h->idx, db);
 	free(path);
+	free(want_path);
 	if (fd < 0)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
 		                  "this host does not hold that version");

@@ -379,8 +379,35 @@ static void void_upload(struct host *h, const char *path, const char *local, con
 	json_decref(m);
 }
 
+void host_commit_begin(struct host *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->committing++;
+	pthread_mutex_unlock(&h->mu);
+}
+
+void host_commit_end(struct host *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->committing--;
+	pthread_cond_broadcast(&h->commit_cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void upload_one(struct host *h, const char *path, const char *local, const struct stat *st,
+                       int64_t base, bool retried);
+
+/* The commit and its index entry, as one step for readers the hub sends here. */
 static void upload(struct host *h, const char *path, const char *local, const struct stat *st,
                    int64_t base, bool retried)
+{
+	host_commit_begin(h);
+	upload_one(h, path, local, st, base, retried);
+	host_commit_end(h);
+}
+
+static void upload_one(struct host *h, const char *path, const char *local, const struct stat *st,
+                       int64_t base, bool retried)
 {
 	json_t *res = NULL;
 	char *grant = host_grant_get(h, path);
@@ -551,6 +578,7 @@ void sync_flush(struct host *h)
 		json_array_append_new(versions, v);
 	}
 	out = NULL;
+	host_commit_begin(h);
 	st = ok ? hub_call(h, "POST", "/versions/batch", NULL,
 	                   json_pack("{s:o}", "versions", versions), &out)
 	        : (json_decref(versions), 0);
@@ -587,6 +615,7 @@ void sync_flush(struct host *h)
 		free(s->path);
 		free(s->data);
 	}
+	host_commit_end(h);
 	if (st == 200) {
 		fail_streak = 0;
 		log_info("uploaded %zu small file%s in one batch", nsmall, nsmall == 1 ? "" : "s");

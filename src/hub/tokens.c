@@ -217,10 +217,14 @@ enum MHD_Result api_url_create(struct req *r)
 	if (!meta_readable_version(r, path, version, &fi))
 		goto out;
 	int64_t exp = now_ms() + ttl * 1000;
-	char *tok =
-	    tokens_sign(r->db, json_pack("{s:I, s:s, s:I, s:I, s:I}", "ws", (json_int_t)r->ws_id,
-	                                 "scope", "read", "ver", (json_int_t)fi.version_id, "user",
-	                                 (json_int_t)r->user_id, "exp", (json_int_t)exp));
+	/* path and v let a host that no longer has this version as a file
+	 * assemble it from chunks; user is the issuer, whose access of now the
+	 * URL keeps. */
+	char *tok = tokens_sign(r->db, json_pack("{s:I, s:s, s:I, s:s, s:I, s:I, s:I}", "ws",
+	                                         (json_int_t)r->ws_id, "scope", "read", "ver",
+	                                         (json_int_t)fi.version_id, "path", path, "v",
+	                                         (json_int_t)fi.version_no, "user",
+	                                         (json_int_t)r->user_id, "exp", (json_int_t)exp));
 	if (!tok) {
 		ret = reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_signing_key",
 		                  "the hub has no usable signing key");

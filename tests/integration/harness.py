@@ -262,6 +262,7 @@ class Relay:
         self.public_port, self.tunnel_port = free_port(), free_port()
         self.log_path = os.path.join(root, "relay.log")
         self.proc = None
+        self.wrapper = []  # a command to run the relay under (prlimit, say)
 
     @property
     def ca(self):
@@ -275,7 +276,7 @@ class Relay:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [ROOST, "relay", "--data", self.data, "--hub", self.hub.url, "--self-signed",
+                [*self.wrapper, ROOST, "relay", "--data", self.data, "--hub", self.hub.url, "--self-signed",
                  "--public", "127.0.0.1:%d" % self.public_port,
                  "--tunnel", "127.0.0.1:%d" % self.tunnel_port, *extra],
                 stdout=log, stderr=log)
