@@ -45,8 +45,7 @@ static struct timespec deadline_in(int64_t ms)
 
 bool host_ignored(const char *path)
 {
-	return strncmp(path, "/" HOST_STATE_DIR, sizeof HOST_STATE_DIR) == 0 &&
-	       (path[sizeof HOST_STATE_DIR] == 0 || path[sizeof HOST_STATE_DIR] == '/');
+	return path_reserved(path);
 }
 
 char *host_local(const struct host *h, const char *path)
@@ -105,6 +104,27 @@ void host_mark_dirty(struct host *h, const char *path, int64_t delay_ms)
 	d->due = due;
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
+}
+
+void host_grant_set(struct host *h, const char *path, const char *grant)
+{
+	pthread_mutex_lock(&h->mu);
+	if (!h->grants)
+		h->grants = json_object();
+	if (grant)
+		json_object_set_new(h->grants, path, json_string(grant));
+	else
+		json_object_del(h->grants, path);
+	pthread_mutex_unlock(&h->mu);
+}
+
+char *host_grant_get(struct host *h, const char *path)
+{
+	pthread_mutex_lock(&h->mu);
+	const char *g = json_string_value(json_object_get(h->grants, path));
+	char *copy = g ? xstrdup(g) : NULL;
+	pthread_mutex_unlock(&h->mu);
+	return copy;
 }
 
 void host_queue_move(struct host *h, const char *from, const char *to)
@@ -826,6 +846,7 @@ void host_close(struct host *h)
 	}
 	json_decref(h->events);
 	json_decref(h->repairs);
+	json_decref(h->grants);
 	json_decref(h->assign_fetch);
 	json_decref(h->assign_release);
 	json_decref(h->policies);

@@ -15,6 +15,7 @@
 #define ROOST_HOST_H
 
 #include "../cli/client.h"
+#include "../core/path.h"
 #include "../core/store.h"
 #include "../db/db.h"
 
@@ -25,7 +26,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#define HOST_STATE_DIR     ".roost"
+#define HOST_STATE_DIR     PATH_RESERVED_TOP /* core/path.h: never synced */
 #define HOST_HEARTBEAT_S   5
 #define HOST_CACHE_MAX     (1ll << 30) /* on-demand cache cap by default */
 #define HOST_RESCAN_MS     (10 * 60 * 1000)
@@ -100,6 +101,7 @@ struct host {
 	/* where fetched chunks came from, and what the content server served */
 	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
 	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
+	json_t *grants; /* path -> the hub's upload grant for a write URL's file (under mu) */
 	struct MHD_Daemon *server;
 };
 
@@ -111,6 +113,10 @@ void host_close(struct host *h);
 /* Queue work for the sync thread (any thread). */
 void host_mark_dirty(struct host *h, const char *path, int64_t delay_ms);
 void host_queue_move(struct host *h, const char *from, const char *to);
+/* The hub's upload grant for path (a file taken through a write URL): its
+ * commit names the uploader. set with NULL forgets it; get: a copy or NULL. */
+void host_grant_set(struct host *h, const char *path, const char *grant);
+char *host_grant_get(struct host *h, const char *path);
 void host_wake(struct host *h);
 /* Load DIR/.roost/host.json into h (hub, token, ids). 0 or prints why. */
 int host_load_identity(struct host *h, const char *dir);

@@ -334,6 +334,39 @@ static int host_retire_url(struct opts *o, bool revoke)
 	return rc;
 }
 
+/* roost host rm HOST: the host is removed for good (its credential, its
+ * relay URL; its copies stop counting and are made again elsewhere). */
+static int host_rm(struct opts *o)
+{
+	if (o->npos != 2) {
+		fprintf(stderr, "usage: roost host rm HOST\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	int rc = 1;
+	int64_t id = find_host(&c, o->pos[1]);
+	if (id) {
+		char rel[64];
+		snprintf(rel, sizeof rel, "/hosts/%lld", (long long)id);
+		char *url = client_ws_url(&c, rel, NULL);
+		json_t *r = client_call(&c, "DELETE", url, NULL, "host rm");
+		free(url);
+		if (r && o->json)
+			print_json(r);
+		else if (r)
+			printf("removed host %s: its credential and relay URL stop working; %lld "
+			       "copies of chunks are made again elsewhere\n",
+			       o->pos[1],
+			       (long long)json_integer_value(json_object_get(r, "copies_gone")));
+		rc = r ? 0 : 1;
+		json_decref(r);
+	}
+	client_close(&c);
+	return rc;
+}
+
 int cmd_host(struct opts *o)
 {
 	const char *sub = o->npos ? o->pos[0] : "";
@@ -349,6 +382,8 @@ int cmd_host(struct opts *o)
 		return host_get(o);
 	if (strcmp(sub, "rotate-url") == 0 || strcmp(sub, "revoke-url") == 0)
 		return host_retire_url(o, sub[2] == 'v');
+	if (strcmp(sub, "rm") == 0)
+		return host_rm(o);
 	fprintf(stderr, "usage: roost host invite [--expires 1h] [--json]\n"
 	                "       roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
 	                "       roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat S] "
@@ -356,7 +391,8 @@ int cmd_host(struct opts *o)
 	                "       roost host status --dir DIR [--json]\n"
 	                "       roost host get --dir DIR PATH [OUT|-]\n"
 	                "       roost host rotate-url HOST [GRACE_SECONDS]  |  roost host "
-	                "revoke-url HOST\n");
+	                "revoke-url HOST\n"
+	                "       roost host rm HOST\n");
 	return strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0 ? 0 : 2;
 }
 
@@ -404,8 +440,8 @@ static int64_t find_host(struct client *c, const char *which)
 			id = json_integer_value(json_object_get(h, "id"));
 	}
 	if (r && !id)
-		fprintf(stderr, "roost policy: no host %s in workspace %s (see roost hosts)\n",
-		        which, c->ws_name);
+		fprintf(stderr, "roost: no host %s in workspace %s (see roost hosts)\n", which,
+		        c->ws_name);
 	json_decref(r);
 	return id;
 }

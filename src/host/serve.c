@@ -133,6 +133,31 @@ static json_t *check_token(struct host *h, struct MHD_Connection *conn, const ch
 	return claims;
 }
 
+/* Ask the hub whether the issuer of a signed URL may still use it (see the
+ * hub's hosts/self/token-check): its answer, or NULL after replying — the
+ * hub's refusal, or 503 when the hub cannot be asked (fail closed). */
+static json_t *hub_token_check(struct host *h, struct MHD_Connection *conn, const char *tok)
+{
+	CURL *curl = client_curl(&h->c);
+	char *url = client_ws_url(&h->c, "/hosts/self/token-check", NULL);
+	json_t *body = json_pack("{s:s}", "token", tok), *out = NULL;
+	char err[256];
+	long st = client_request(&h->c, curl, "POST", url, body, &out, err);
+	json_decref(body);
+	free(url);
+	curl_easy_cleanup(curl);
+	if (st == 200)
+		return out;
+	json_t *e = json_object_get(out, "error");
+	if ((st == 403 || st == 404) && json_get_str(e, "code") && json_get_str(e, "message"))
+		send_error(conn, (unsigned)st, json_get_str(e, "code"), json_get_str(e, "message"));
+	else
+		send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
+		           "this host cannot confirm the URL with the hub now; try again");
+	json_decref(out);
+	return NULL;
+}
+
 static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, const char *hash)
 {
 	const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
@@ -250,6 +275,12 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 	int64_t want_v = 0;
 	json_get_int(claims, "v", &want_v);
 	json_decref(claims);
+	json_t *ok = hub_token_check(h, conn, tok);
+	if (!ok) {
+		free(want_path);
+		return MHD_YES;
+	}
+	json_decref(ok);
 	bool retried = false;
 again:;
 	struct db *db = db_pool_acquire(h->idx);
@@ -291,6 +322,7 @@ again:;
 
 struct upload {
 	char *path, *tmp; /* where it goes (from the token); the temp file */
+	char *grant;      /* the hub's upload grant: the commit names the uploader */
 	int fd;
 	struct hasher *hash;
 	int64_t size;
@@ -306,6 +338,7 @@ static void upload_free(struct upload *u)
 	hasher_free(u->hash);
 	free(u->tmp);
 	free(u->path);
+	free(u->grant);
 	free(u);
 }
 
@@ -344,18 +377,34 @@ static struct upload *upload_begin(struct host *h, struct MHD_Connection *conn, 
 		           "this host does not keep that folder; upload to the hub");
 		return NULL;
 	}
+	/* The signature is not enough: the uploader must still be allowed to
+	 * write the file, which only the hub knows. Asked before the body. */
+	json_t *ok = hub_token_check(h, conn, tok);
+	const char *grant = json_get_str(ok, "grant");
+	if (!ok || !grant) {
+		if (ok)
+			send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
+			           "the hub gave no upload grant");
+		json_decref(ok);
+		free(path);
+		return NULL;
+	}
+	char *grant_copy = xstrdup(grant);
+	json_decref(ok);
 	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 	struct statvfs vfs;
 	if (cl && statvfs(h->dir, &vfs) == 0 &&
 	    strtoll(cl, NULL, 10) >
 	        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - UPLOAD_RESERVE) {
 		free(path);
+		free(grant_copy);
 		send_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space",
 		           "this host has no room for that file");
 		return NULL;
 	}
 	struct upload *u = xcalloc(1, sizeof *u);
 	u->path = path;
+	u->grant = grant_copy;
 	u->tmp = xasprintf("%s/up-XXXXXX", h->tmp_dir);
 	u->fd = mkstemp(u->tmp);
 	u->hash = hasher_new();
@@ -428,7 +477,12 @@ static enum MHD_Result upload_request(struct host *h, struct MHD_Connection *con
 		*size = 0;
 		return MHD_YES;
 	}
+	/* The grant is in place before the file is, so its commit names the uploader. */
+	if (!u->err)
+		host_grant_set(h, u->path, u->grant);
 	int rc = u->err ? -u->err : upload_place(h, u);
+	if (rc != 0 && !u->err)
+		host_grant_set(h, u->path, NULL);
 	if (rc != 0)
 		return send_error(conn,
 		                  rc == -ENOSPC ? MHD_HTTP_INSUFFICIENT_STORAGE

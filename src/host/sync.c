@@ -361,6 +361,24 @@ static void resolve_conflict(struct host *h, const char *path, const char *local
 	json_decref(m);
 }
 
+/* The hub refused the grant of a file taken through a write URL: whoever
+ * uploaded it may no longer write it, so the upload is void. The workspace's
+ * version comes back (a new file goes); the grant is kept until then, so the
+ * file never goes up as this host's own edit. */
+static void void_upload(struct host *h, const char *path, const char *local, const struct stat *st)
+{
+	log_warn("%s came through a write URL whose uploader may no longer write it; "
+	         "restoring the workspace's version",
+	         path);
+	bool gone = false;
+	json_t *m = fetch_manifest(h, h->c.curl, path, 0, &gone);
+	if (m ? download_to(h, path, m, st) : gone && unlink(local) == 0)
+		host_grant_set(h, path, NULL);
+	else
+		host_mark_dirty(h, path, retry_ms());
+	json_decref(m);
+}
+
 void host_commit_begin(struct host *h)
 {
 	pthread_mutex_lock(&h->mu);
@@ -392,8 +410,17 @@ static void upload_one(struct host *h, const char *path, const char *local, cons
                        int64_t base, bool retried)
 {
 	json_t *res = NULL;
-	struct put_opts o = {.quiet = true, .base_version_id = base, .result = &res};
+	char *grant = host_grant_get(h, path);
+	struct put_opts o = {
+	    .quiet = true, .base_version_id = base, .result = &res, .upload_grant = grant};
 	int rc = transfer_put(&h->c, local, path, &o);
+	free(grant);
+	if (rc == PUT_GRANT_REFUSED) {
+		void_upload(h, path, local, st);
+		return;
+	}
+	if (rc == 0)
+		host_grant_set(h, path, NULL);
 	if (rc == PUT_CONFLICT) {
 		resolve_conflict(h, path, local, st, retried);
 		return;
@@ -541,10 +568,14 @@ void sync_flush(struct host *h)
 		json_t *c;
 		size_t ci;
 		json_array_foreach(chunks, ci, c) json_object_del(c, "offset");
-		json_array_append_new(
-		    versions, json_pack("{s:s, s:I, s:s, s:o, s:I}", "path", s->path, "size",
-		                        (json_int_t)s->st.st_size, "hash", s->hash, "chunks",
-		                        chunks, "base_version_id", (json_int_t)s->base));
+		json_t *v = json_pack("{s:s, s:I, s:s, s:o, s:I}", "path", s->path, "size",
+		                      (json_int_t)s->st.st_size, "hash", s->hash, "chunks", chunks,
+		                      "base_version_id", (json_int_t)s->base);
+		char *grant = host_grant_get(h, s->path);
+		if (grant)
+			json_object_set_new(v, "upload_grant", json_string(grant));
+		free(grant);
+		json_array_append_new(versions, v);
 	}
 	out = NULL;
 	host_commit_begin(h);
@@ -560,6 +591,7 @@ void sync_flush(struct host *h)
 		const char *code = json_get_str(json_object_get(b, "error"), "code");
 		char *local = host_local(h, s->path);
 		if (status == 201) {
+			host_grant_set(h, s->path, NULL);
 			json_t *chunks = one_chunk(s);
 			record_local(h, s->path, &s->st,
 			             json_integer_value(json_object_get(b, "version_id")),
@@ -571,6 +603,8 @@ void sync_flush(struct host *h)
 				host_mark_dirty(h, s->path, SETTLE_MODIFIED_MS);
 		} else if (status == 409 && code && strcmp(code, "version_conflict") == 0) {
 			resolve_conflict(h, s->path, local, &s->st, false);
+		} else if (status == 403 && code && strcmp(code, "upload_grant_refused") == 0) {
+			void_upload(h, s->path, local, &s->st);
 		} else {
 			if (status)
 				log_warn("upload of %s refused: %s", s->path,

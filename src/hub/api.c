@@ -33,8 +33,8 @@ enum MHD_Result api_workspaces(struct req *r)
 	    r->db,
 	    "SELECT w.id, w.name, m.role, w.chunk_min, w.chunk_avg, w.chunk_max, w.last_seq "
 	    "FROM workspaces w JOIN memberships m ON m.workspace_id = w.id "
-	    "WHERE m.user_id = ? ORDER BY w.id",
-	    "i", r->user_id);
+	    "WHERE m.user_id = ? AND (? = 0 OR w.id = ?) ORDER BY w.id",
+	    "iii", r->user_id, r->host_ws, r->host_ws); /* a host sees its own only */
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -252,7 +252,7 @@ enum MHD_Result api_mkdir(struct req *r)
 
 enum MHD_Result api_mkdir_path(struct req *r, const char *path, bool parents)
 {
-	if (!acl_require(r, path, false, PERM_WRITE))
+	if (!acl_require(r, path, false, PERM_WRITE) || !req_path_writable(r, path))
 		return MHD_YES;
 	enum MHD_Result ret;
 	char *parent = NULL, *name = NULL;
@@ -329,6 +329,8 @@ enum MHD_Result api_move_paths(struct req *r, const char *from, const char *to)
 	char *tparent = NULL, *tname = NULL;
 	struct file_info fi;
 	int64_t src_folder = 0, dst_parent = 0, other = 0;
+	if (!req_path_writable(r, to))
+		return MHD_YES;
 	if (strcmp(from, "/") == 0 || !path_split(to, &tparent, &tname)) {
 		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
 		                  "the workspace root cannot be moved or replaced");

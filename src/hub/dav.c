@@ -395,7 +395,13 @@ enum MHD_Result dav_begin(struct req *r)
 		free(msg);
 		return ret;
 	}
-	if (strcmp(r->method, "PUT") == 0)
+	/* Reserved names (core/path.h) take no writes, by any method. */
+	const char *m = r->method;
+	if (path_reserved(d->path) && strcmp(m, "GET") && strcmp(m, "HEAD") &&
+	    strcmp(m, "PROPFIND") && strcmp(m, "OPTIONS"))
+		return dav_send_text(r, MHD_HTTP_FORBIDDEN,
+		                     "this name is reserved for hosts' state");
+	if (strcmp(m, "PUT") == 0)
 		return dav_put_begin(r, d);
 	return MHD_YES;
 }

@@ -107,6 +107,8 @@ static int set_policy(struct req *r, int64_t host, const char *folder, const cha
 {
 	int64_t fid = 0;
 	bool created;
+	if (path_reserved(folder))
+		return -EPERM;
 	int rc = meta_mkdirs(r->db, r->ws_id, folder, r->user_id, &fid, &created);
 	if (rc != 0)
 		return rc;
@@ -216,10 +218,12 @@ enum MHD_Result api_host_join(struct req *r)
 		goto db_fail;
 	for (size_t k = 0; k < np; k++) {
 		int rc = set_policy(r, host, paths[k], "pinned");
-		if (rc == -EEXIST) {
+		if (rc == -EEXIST || rc == -EPERM) {
 			db_rollback(r->db);
-			ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
-			                  "a file is in the way of folder %s", paths[k]);
+			ret = rc == -EPERM
+			          ? (req_path_writable(r, paths[k]), MHD_YES)
+			          : reply_error(r, MHD_HTTP_CONFLICT, "exists",
+			                        "a file is in the way of folder %s", paths[k]);
 			goto out;
 		}
 		if (rc != 0)
@@ -402,6 +406,9 @@ enum MHD_Result api_host_policies(struct req *r)
 	int64_t host = host_param(r);
 	if (!host)
 		return MHD_YES;
+	if (r->host_id && host != r->host_id)
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                   "a host reads its own policies only");
 	struct db_stmt *st = db_query(r->db,
 	                              "SELECT f.path, p.mode FROM replication_policies p JOIN "
 	                              "folders f ON f.id = p.folder_id WHERE p.host_id = ? AND "
@@ -439,6 +446,10 @@ enum MHD_Result api_host_policy_set(struct req *r)
 	char *folder = req_body_path(r, "folder");
 	if (!folder)
 		return MHD_YES;
+	if (!req_path_writable(r, folder)) {
+		free(folder);
+		return MHD_YES;
+	}
 	enum MHD_Result ret;
 	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
 		ret = reply_db_error(r);
@@ -768,6 +779,28 @@ enum MHD_Result api_host_relay_token(struct req *r)
 #define ROTATE_GRACE_S_DEFAULT 60
 #define ROTATE_GRACE_S_MAX     86400
 
+/* Put host's relay slug (into old, "" if none) on the relays' revocation
+ * list from effective_at, and clear it. In the caller's transaction. */
+static int slug_retire(struct db *db, int64_t host, int64_t effective_at, char old[64])
+{
+	old[0] = 0;
+	struct db_stmt *st = db_query(db, "SELECT tunnel_slug FROM hosts WHERE id = ?", "i", host);
+	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
+		snprintf(old, 64, "%s", db_col_text(st, 0));
+	db_finalize(st);
+	if (!st)
+		return DB_ERR;
+	if (old[0] && db_run(db,
+	                     "INSERT INTO relay_revocations(slug, host_id, effective_at, "
+	                     "created_at) VALUES(?,?,?,?) ON CONFLICT(slug) DO UPDATE SET "
+	                     "effective_at = excluded.effective_at, created_at = "
+	                     "excluded.created_at",
+	                     "tiii", old, host, effective_at, now_ms()) != DB_DONE)
+		return DB_ERR;
+	return db_run(db, "UPDATE hosts SET tunnel_slug = NULL, tunnel_url = NULL WHERE id = ?",
+	              "i", host);
+}
+
 /* POST hosts/H/rotate-url {grace_s} and POST hosts/H/revoke-url: the host's
  * relay slug is retired (at once, or after the grace period, during which
  * relays route both) and a new one is used from its next relay token. */
@@ -790,19 +823,7 @@ static enum MHD_Result retire_slug(struct req *r, bool revoke)
 	char old[64] = "";
 	if (meta_begin(r->db, r->ws_id) != DB_DONE)
 		return reply_db_error(r);
-	struct db_stmt *st =
-	    db_query(r->db, "SELECT tunnel_slug FROM hosts WHERE id = ?", "i", host);
-	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
-		snprintf(old, sizeof old, "%s", db_col_text(st, 0));
-	db_finalize(st);
-	if ((old[0] && db_run(r->db,
-	                      "INSERT INTO relay_revocations(slug, host_id, effective_at, "
-	                      "created_at) VALUES(?,?,?,?) ON CONFLICT(slug) DO UPDATE SET "
-	                      "effective_at = excluded.effective_at, created_at = "
-	                      "excluded.created_at",
-	                      "tiii", old, host, now + grace * 1000, now) != DB_DONE) ||
-	    db_run(r->db, "UPDATE hosts SET tunnel_slug = NULL, tunnel_url = NULL WHERE id = ?",
-	           "i", host) != DB_DONE ||
+	if (slug_retire(r->db, host, now + grace * 1000, old) != DB_DONE ||
 	    meta_change(r->db, r->ws_id, "host.url", "host",
 	                json_pack("{s:I, s:s, s:I}", "host_id", (json_int_t)host, "action",
 	                          revoke ? "revoke" : "rotate", "grace_s", (json_int_t)grace)) !=
@@ -827,6 +848,54 @@ enum MHD_Result api_host_rotate_url(struct req *r)
 enum MHD_Result api_host_revoke_url(struct req *r)
 {
 	return retire_slug(r, true);
+}
+
+/* DELETE /workspaces/W/hosts/H: remove a host for good. Its credential
+ * stops working at once (auth_check_bearer wants hosts.revoked_at NULL, and
+ * its tokens are revoked too), its relay slug is retired at once, its copies
+ * of chunks stop counting (their rows go), and the replicate job is due now
+ * to make up for them. Owners and admins only; audited. */
+enum MHD_Result api_host_remove(struct req *r)
+{
+	if (!need_admin(r))
+		return MHD_YES;
+	int64_t host = host_param(r);
+	if (!host)
+		return MHD_YES;
+	int64_t now = now_ms(), copies = 0;
+	char slug[64] = "", label[LABEL_MAX + 1] = "";
+	if (meta_begin(r->db, r->ws_id) != DB_DONE)
+		return reply_db_error(r);
+	struct db_stmt *st = db_query(r->db, "SELECT label FROM hosts WHERE id = ?", "i", host);
+	if (st && db_step(st) == DB_ROW)
+		snprintf(label, sizeof label, "%s", db_col_text(st, 0));
+	db_finalize(st);
+	if (!st || slug_retire(r->db, host, now, slug) != DB_DONE ||
+	    db_run(r->db,
+	           "UPDATE hosts SET revoked_at = ?, status = 'offline', url = NULL WHERE id = ?",
+	           "ii", now, host) != DB_DONE ||
+	    db_run(r->db,
+	           "UPDATE tokens SET revoked_at = ? WHERE host_id = ? AND revoked_at IS NULL",
+	           "ii", now, host) != DB_DONE ||
+	    db_int64(r->db, &copies, "SELECT COUNT(*) FROM chunk_replicas WHERE host_id = ?", "i",
+	             host) != DB_ROW ||
+	    db_run(r->db, "DELETE FROM chunk_replicas WHERE host_id = ?", "i", host) != DB_DONE ||
+	    db_run(r->db, "UPDATE jobs SET next_run_at = ? WHERE name = 'replicate'", "i", now) !=
+	        DB_DONE ||
+	    meta_change(r->db, r->ws_id, "host.removed", "host",
+	                json_pack("{s:I, s:s}", "host_id", (json_int_t)host, "label", label)) !=
+	        0 ||
+	    meta_audit(r, "host.remove", label,
+	               json_pack("{s:I, s:I, s:s?}", "host_id", (json_int_t)host, "copies_gone",
+	                         (json_int_t)copies, "slug", slug[0] ? slug : NULL)) != 0 ||
+	    meta_commit(r) != DB_DONE) {
+		db_rollback(r->db);
+		return reply_db_error(r);
+	}
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:s, s:b, s:I, s:s?}", "host_id", (json_int_t)host,
+	                            "label", label, "removed", 1, "copies_gone", (json_int_t)copies,
+	                            "retired_slug", slug[0] ? slug : NULL));
 }
 
 /* GET /api/v1/relay/revocations?since=MS: retired slugs, for relays (no

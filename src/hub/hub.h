@@ -79,6 +79,7 @@ struct hub {
 	struct limiter *limiter;
 	char *tls_cert_pem, *tls_key_pem;
 	struct traffic *traffic; /* bytes in and out per workspace (traffic.c) */
+	const char *ops_token;   /* ROOST_OPS_TOKEN: what /metrics and relays show, or NULL */
 	pthread_t jobs_thread;
 	atomic_bool jobs_stopping;
 	bool jobs_running;
@@ -104,6 +105,7 @@ struct req {
 	int64_t user_id; /* authenticated user, 0 if none */
 	int64_t token_id;
 	int64_t host_id, host_ws; /* a host's credential: the host and its workspace */
+	int64_t author_id;        /* a host's commit made for this uploader (0: none) */
 	int64_t ws_id;            /* workspace from the URL, membership checked */
 	enum role role;
 	struct acl *acl; /* the caller's access in ws_id, loaded on first use */
@@ -142,9 +144,11 @@ struct route {
 	handler_fn handle; /* called when the request is complete */
 };
 
-#define R_AUTH   1u /* bearer token required */
-#define R_WS     2u /* params[0] is a workspace id the caller belongs to */
-#define R_PREFIX 4u /* pattern is a prefix; any method; the handlers check the rest */
+#define R_AUTH   1u  /* bearer token required */
+#define R_WS     2u  /* params[0] is a workspace id the caller belongs to */
+#define R_PREFIX 4u  /* pattern is a prefix; any method; the handlers check the rest */
+#define R_HOST   8u  /* a host's credential may call it (in its own workspace) */
+#define R_OPS    16u /* operators' (metrics, relays): loopback, or ROOST_OPS_TOKEN */
 
 /* Responses (server.c). Each returns the MHD result to hand back. */
 enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body /* stolen */);
@@ -168,6 +172,9 @@ const char *req_client(struct req *r, char buf[64]);
 char *req_path_arg(struct req *r, const char *key);
 /* The normalized path member key of the JSON body, or NULL after replying 400. */
 char *req_body_path(struct req *r, const char *key);
+/* May anything be written at normalized path? Else replies 403 reserved_name
+ * (core/path.h's path_reserved). Every write path of the hub asks. */
+bool req_path_writable(struct req *r, const char *path);
 
 /* auth.c */
 int auth_hash_password(const char *password, char out[128]);
@@ -278,6 +285,10 @@ enum MHD_Result api_keys(struct req *r);
 enum MHD_Result api_url_create(struct req *r);
 enum MHD_Result api_content_by_token(struct req *r);
 enum MHD_Result api_upload_by_token_begin(struct req *r);
+/* A host's commit of path with an "upload_grant" (from token-check): the
+ * uploader whose version it is into *author (0 without a grant); false after
+ * replying 403 if the grant is bad or the uploader may no longer write path. */
+bool tokens_upload_grant(struct req *r, const char *path, int64_t *author);
 enum MHD_Result api_version_restore(struct req *r);
 enum MHD_Result api_trash_list(struct req *r);
 enum MHD_Result api_trash_restore(struct req *r);
@@ -312,6 +323,10 @@ enum MHD_Result api_host_relay_token(struct req *r);
 enum MHD_Result api_host_rotate_url(struct req *r);
 enum MHD_Result api_host_revoke_url(struct req *r);
 enum MHD_Result api_relay_revocations(struct req *r);
+/* DELETE /workspaces/W/hosts/H: revoke the host (hosts.c). */
+enum MHD_Result api_host_remove(struct req *r);
+/* POST hosts/self/token-check {token}: may a signed URL's issuer still use it? */
+enum MHD_Result api_host_token_check(struct req *r);
 
 /* zip.c: folder (what the caller may read in it) as a streamed ZIP64 archive */
 enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name);

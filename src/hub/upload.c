@@ -281,6 +281,8 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 {
 	char *parent = NULL, *name = NULL;
 	enum MHD_Result ret;
+	if (!req_path_writable(r, path))
+		return MHD_YES;
 	if (!path_split(path, &parent, &name))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
 		                   "a file cannot be written at the workspace root itself");
@@ -319,8 +321,9 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	}
 
 	int64_t folder = 0, other = 0, file_id = 0, number = 0, vid = 0, now = now_ms();
+	int64_t author = r->author_id ? r->author_id : r->user_id;
 	bool created;
-	int rc = meta_mkdirs(r->db, r->ws_id, parent, r->user_id, &folder, &created);
+	int rc = meta_mkdirs(r->db, r->ws_id, parent, author, &folder, &created);
 	if (rc == -EEXIST || (rc == 0 && meta_folder_id(r->db, r->ws_id, path, &other) == 1)) {
 		tx_rollback(r);
 		ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
@@ -371,7 +374,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	    db_int64(r->db, &vid,
 	             "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
 	             "created_by, created_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
-	             "iititii", file_id, number, hash, size, ctype, r->user_id, now) != DB_ROW)
+	             "iititii", file_id, number, hash, size, ctype, author, now) != DB_ROW)
 		goto db_fail;
 	int64_t off = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -392,7 +395,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	if (db_run(r->db,
 	           "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
 	           "updated_at = ?, updated_by = ? WHERE id = ?",
-	           "iitiii", vid, size, ctype, now, r->user_id, file_id) != DB_DONE ||
+	           "iitiii", vid, size, ctype, now, author, file_id) != DB_DONE ||
 	    meta_change(r->db, r->ws_id, "file.version", "file",
 	                json_pack("{s:I, s:s, s:I, s:I, s:I, s:s}", "id", (json_int_t)file_id,
 	                          "path", path, "version", (json_int_t)number, "version_id",
@@ -439,7 +442,8 @@ enum MHD_Result api_commit(struct req *r)
 	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
-	if (!acl_require(r, path, true, PERM_WRITE)) {
+	if (!acl_require(r, path, true, PERM_WRITE) ||
+	    !tokens_upload_grant(r, path, &r->author_id)) {
 		free(path);
 		return MHD_YES;
 	}
@@ -476,6 +480,7 @@ enum MHD_Result api_commit(struct req *r)
 	}
 	ret = commit_version(r, path, size, hash, refs, n, ctype, base);
 out:
+	r->author_id = 0; /* a batch's next item has its own */
 	free(refs);
 	free(path);
 	return ret;
@@ -577,6 +582,10 @@ enum MHD_Result api_upload_begin(struct req *r)
 
 enum MHD_Result upload_stream_start(struct req *r, char *path)
 {
+	if (!req_path_writable(r, path)) { /* before the body comes */
+		free(path);
+		return MHD_YES;
+	}
 	struct chunker_params p;
 	if (hub_ws_chunking(r->db, r->ws_id, &p) != 0) {
 		free(path);

@@ -208,6 +208,12 @@ static json_t *hub_get(struct relay *r, CURL *c, const char *rel, long timeout_s
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (r->cfg.hub_cacert)
 		curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
+	/* A remote hub serves revocations only with its operator token. */
+	const char *ops = getenv("ROOST_OPS_TOKEN");
+	char *authz = ops && *ops ? xasprintf("Authorization: Bearer %s", ops) : NULL;
+	struct curl_slist *hd = authz ? curl_slist_append(NULL, authz) : NULL;
+	if (hd)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
 	long st = 0;
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
@@ -215,6 +221,8 @@ static json_t *hub_get(struct relay *r, CURL *c, const char *rel, long timeout_s
 	                                     evbuffer_get_length(b), 0, NULL)
 	                        : NULL;
 	evbuffer_free(b);
+	curl_slist_free_all(hd);
+	free(authz);
 	free(url);
 	return ans;
 }
