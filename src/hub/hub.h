@@ -271,7 +271,9 @@ enum MHD_Result api_upload_begin(struct req *r);
 int api_upload_data(struct req *r, const char *data, size_t len);
 enum MHD_Result api_upload(struct req *r);
 /* Take the request body as file path (owned) in r->ws_id, chunked by the hub;
- * the caller has checked access. Finish with api_upload_data / api_upload. */
+ * the caller has checked access. Finish with api_upload_data / api_upload.
+ * Sets r->state to the stream, or replies (too large, over quota) and leaves
+ * r->state NULL; either way it overwrites r->state without freeing it. */
 enum MHD_Result upload_stream_start(struct req *r, char *path);
 /* Commit version src (its chunks, no bytes copied) as a new version of path;
  * the caller has checked access. Replies like a commit. */
@@ -362,8 +364,10 @@ int64_t limits_max_file(struct db *db, int64_t ws);
 #define MAX_FILE_DEFAULT (64ll << 30)
 /* May the caller upload more bytes it has not committed yet? Its pending bytes
  * are bounded by the max file size and what is left of the quota. Replies 507
- * upload_limit or quota_exceeded if not. */
-bool limits_allow_pending(struct req *r, int64_t more);
+ * upload_limit or quota_exceeded if not; with defer, sets r->stream_err so
+ * the body is read, dropped and then refused (simple clients cannot read an
+ * answer sent while they are still sending). */
+bool limits_allow_pending(struct req *r, int64_t more, bool defer);
 /* Would a new version of size bytes fit the max file size and the quota?
  * Replies 413 file_too_large or 507 quota_exceeded if not. */
 bool limits_allow_file(struct req *r, int64_t size);

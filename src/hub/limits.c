@@ -157,7 +157,23 @@ bool limits_allow_quota(struct req *r, int64_t bytes)
 	return quota <= 0 || within_quota(r, quota, bytes);
 }
 
-bool limits_allow_pending(struct req *r, int64_t more)
+/* Refuse with 507: now, or (defer) once the body has been read and dropped. */
+static bool refuse(struct req *r, bool defer, const char *code, const char *msg, int64_t pending,
+                   int64_t limit)
+{
+	if (defer) {
+		r->stream_err = MHD_HTTP_INSUFFICIENT_STORAGE;
+		r->stream_code = code;
+		r->stream_msg = msg;
+	} else {
+		reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, code,
+		            "%s (%lld bytes uploaded and not committed; the limit is %lld)", msg,
+		            (long long)pending, (long long)limit);
+	}
+	return false;
+}
+
+bool limits_allow_pending(struct req *r, int64_t more, bool defer)
 {
 	int64_t cap = 0, quota = 0, used = 0, pending = 0;
 	struct db_stmt *st = db_query(
@@ -174,19 +190,14 @@ bool limits_allow_pending(struct req *r, int64_t more)
 		reply_db_error(r);
 		return false;
 	}
-	if (quota > 0 && used + pending + more > quota) {
-		reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "quota_exceeded",
-		            "%lld bytes uploaded and not committed yet would take the workspace "
-		            "over its quota of %lld bytes",
-		            (long long)(pending + more), (long long)quota);
-		return false;
-	}
-	if (pending + more > cap) {
-		reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "upload_limit",
-		            "you have %lld bytes uploaded and not committed; commit them (or wait "
-		            "a day) before sending more than %lld",
-		            (long long)pending, (long long)cap);
-		return false;
-	}
+	if (quota > 0 && used + pending + more > quota)
+		return refuse(r, defer, "quota_exceeded",
+		              "this upload would take the workspace over its quota", pending,
+		              quota);
+	if (pending + more > cap)
+		return refuse(r, defer, "upload_limit",
+		              "uploaded bytes not yet committed may not pass the max file size; "
+		              "commit them (or wait a day) first",
+		              pending, cap);
 	return true;
 }

@@ -210,7 +210,7 @@ enum MHD_Result api_chunk_put_begin(struct req *r)
 	/* Uploaded but uncommitted bytes are bounded per uploader. */
 	const char *cl = req_header(r, "Content-Length");
 	int64_t more = cl ? strtoll(cl, NULL, 10) : 0;
-	if (!limits_allow_pending(r, more > 0 && more < p.max ? more : p.max))
+	if (!limits_allow_pending(r, more > 0 && more < p.max ? more : p.max, false))
 		return MHD_YES;
 	r->state = store_writer_new(r->hub->store);
 	r->state_free = writer_free;
@@ -652,6 +652,10 @@ enum MHD_Result api_upload_begin(struct req *r)
 
 enum MHD_Result upload_stream_start(struct req *r, char *path)
 {
+	/* A refusal leaves no stream state behind (dav.c swaps states around
+	 * this call and takes whatever r->state holds after it). */
+	r->state = NULL;
+	r->state_free = NULL;
 	struct chunker_params p;
 	if (hub_ws_chunking(r->db, r->ws_id, &p) != 0) {
 		free(path);
@@ -668,7 +672,7 @@ enum MHD_Result upload_stream_start(struct req *r, char *path)
 		                   "files in this workspace are limited to %lld bytes",
 		                   (long long)r->body_limit);
 	}
-	if (!limits_allow_pending(r, len > 0 ? len : 0)) {
+	if (!limits_allow_pending(r, len > 0 ? len : 0, true) && !r->stream_err) {
 		free(path);
 		return MHD_YES;
 	}
