@@ -338,13 +338,23 @@ static enum MHD_Result commit_chunks(struct req *r, const char *path, int64_t si
 		ret = reply_db_error(r);
 		goto out;
 	}
+	/* The logical size first: it is known without touching a chunk. */
+	if (!limits_allow_file(r, size)) {
+		tx_rollback(r);
+		r->limit_refused = true;
+		ret = MHD_YES;
+		goto out;
+	}
 	/* Every chunk must be held by the caller, with the size it claims. */
 	json_t *missing = proven ? json_array() : unproven(r, chunks, n);
 	if (!missing)
 		goto db_fail;
 	bool unheld = json_array_size(missing) > 0;
+	int64_t held = -1;
 	for (size_t i = 0; i < n && !unheld; i++) {
-		int64_t held = claim_chunk_size(r, chunks[i].hash);
+		/* a chunk listed again in a row is claimed once */
+		if (i == 0 || strcmp(chunks[i].hash, chunks[i - 1].hash) != 0)
+			held = claim_chunk_size(r, chunks[i].hash);
 		if (held < 0) {
 			json_array_append_new(missing, json_string(chunks[i].hash));
 		} else if (held != chunks[i].size) {
@@ -365,12 +375,6 @@ static enum MHD_Result commit_chunks(struct req *r, const char *path, int64_t si
 		goto out;
 	}
 	json_decref(missing);
-	if (!limits_allow_file(r, size)) {
-		tx_rollback(r);
-		r->limit_refused = true;
-		ret = MHD_YES;
-		goto out;
-	}
 
 	int64_t folder = 0, other = 0, file_id = 0, number = 0, vid = 0, now = now_ms();
 	bool created;
