@@ -40,6 +40,7 @@ struct host_config {
 	const char *listen; /* ADDR:PORT of the content server, or NULL for none */
 	int heartbeat_s;
 	int64_t cache_max;
+	int64_t reserve; /* free space downloads must leave; 0: max(1 GiB, 5%) */
 	const char *relay;    /* the relay's tunnel ADDR:PORT, or NULL */
 	const char *relay_ca; /* CA file for the relay's certificate, or NULL */
 };
@@ -99,6 +100,10 @@ struct host {
 	atomic_llong queue;
 	atomic_int state; /* 0 starting, 1 scanning, 2 syncing, 3 idle */
 	/* where fetched chunks came from, and what the content server served */
+	/* Files a pinned folder holds that did not fit (host_room_for): path ->
+	 * size, under mu; retried by a resync after NO_SPACE_RETRY_MS. */
+	json_t *no_space;
+	atomic_llong no_space_since; /* mono ms of the last refusal, 0: none waiting */
 	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
 	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
 	json_t *grants; /* path -> the hub's upload grant for a write URL's file (under mu) */
@@ -126,6 +131,11 @@ int host_load_policies(struct host *h, CURL *curl);
 enum policy host_policy(struct host *h, const char *path);
 /* Should path (a workspace path) never be synced (state dir, temp names)? */
 bool host_ignored(const char *path);
+/* Is there room to write a file of size bytes and keep the reserve? If not,
+ * logs it, reports it (status file, heartbeat) and schedules a retry. */
+bool host_room_for(struct host *h, const char *path, int64_t size);
+/* path fits now (or is gone): no longer reported as waiting for room. */
+void host_room_found(struct host *h, const char *path);
 /* dir + path. New string. */
 char *host_local(const struct host *h, const char *path);
 /* Around a commit to the hub and its index entry (serve.c waits for them). */

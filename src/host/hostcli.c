@@ -146,9 +146,9 @@ static int host_join(struct opts *o)
 static int host_run_cmd(struct opts *o)
 {
 	if (o->npos != 1 || !o->dir) {
-		fprintf(stderr,
-		        "usage: roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat "
-		        "SECONDS] [--cache-max BYTES] [--relay ADDR:PORT [--relay-ca CA.pem]]\n");
+		fprintf(stderr, "usage: roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat "
+		                "SECONDS] [--cache-max BYTES] [--reserve BYTES] [--relay ADDR:PORT "
+		                "[--relay-ca CA.pem]]\n");
 		return 2;
 	}
 	struct host_config cfg = {
@@ -157,19 +157,13 @@ static int host_run_cmd(struct opts *o)
 		fprintf(stderr, "roost host run: --heartbeat takes whole seconds (1 or more)\n");
 		return 2;
 	}
-	if (o->cache_max) {
-		char *end;
-		cfg.cache_max = strtoll(o->cache_max, &end, 10);
-		int64_t mult = *end == 'K'   ? 1 << 10
-		               : *end == 'M' ? 1 << 20
-		               : *end == 'G' ? 1 << 30
-		                             : 1;
-		if (cfg.cache_max <= 0 || (*end && mult == 1)) {
-			fprintf(stderr,
-			        "roost host run: --cache-max takes bytes, e.g. 500M or 2G\n");
-			return 2;
-		}
-		cfg.cache_max *= mult;
+	if (o->cache_max && (cfg.cache_max = (int64_t)parse_bytes(o->cache_max)) <= 0) {
+		fprintf(stderr, "roost host run: --cache-max takes bytes, e.g. 500M or 2G\n");
+		return 2;
+	}
+	if (o->reserve && (cfg.reserve = (int64_t)parse_bytes(o->reserve)) <= 0) {
+		fprintf(stderr, "roost host run: --reserve takes bytes, e.g. 500M or 2G\n");
+		return 2;
 	}
 	return host_run(&cfg);
 }

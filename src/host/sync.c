@@ -250,6 +250,7 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 			             json_integer_value(json_object_get(m, "version_id")),
 			             json_integer_value(json_object_get(m, "version")),
 			             json_get_str(m, "hash"), json_object_get(m, "chunks"));
+		host_room_found(h, path);
 		log_info("synced %s (version %lld) from the workspace", path,
 		         (long long)json_integer_value(json_object_get(m, "version")));
 	}
@@ -308,6 +309,11 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		have = false;
 	}
 	free(local);
+	if (!host_room_for(h, path, size)) {
+		/* reported; a resync tries again later, after a restart too */
+		idx_kv_set(h->db, "no_space", 1);
+		return;
+	}
 	/* A file within the minimum chunk size is one chunk named by the
 	 * file's hash: no need to ask for its manifest. */
 	if (size <= (int64_t)h->c.chunking.min) {
@@ -1089,7 +1095,12 @@ int64_t sync_with_tree(struct host *h)
 		free(p);
 	}
 	/* Remote files: fetch what is new or newer; fix what a policy change
-	 * moved between pinned, on-demand and excluded. */
+	 * moved between pinned, on-demand and excluded. Files waiting for room
+	 * are looked at afresh. */
+	pthread_mutex_lock(&h->mu);
+	json_object_clear(h->no_space);
+	pthread_mutex_unlock(&h->mu);
+	idx_kv_set(h->db, "no_space", 0);
 	json_t *seen = json_object();
 	json_array_foreach(json_object_get(tree, "files"), i, f)
 	{

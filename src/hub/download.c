@@ -188,31 +188,14 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 	return ret;
 }
 
-/* Owners and admins read any chunk of their workspace; others only chunks of a
- * live file they may read. */
+/* A chunk is read by hash only by whoever could commit it: its uploader, or
+ * a caller who may read a version that uses it (possess.c). */
 static bool chunk_readable(struct req *r, const char *hash)
 {
-	struct acl *a = req_acl(r);
-	if (!a)
-		return false;
-	if (r->role >= ROLE_ADMIN)
-		return true;
-	struct db_stmt *st = db_query(r->db,
-	                              "SELECT DISTINCT d.path, f.name FROM version_chunks vc "
-	                              "JOIN file_versions v ON v.id = vc.version_id "
-	                              "JOIN files f ON f.id = v.file_id "
-	                              "JOIN folders d ON d.id = f.folder_id "
-	                              "WHERE vc.chunk_hash = ? AND f.workspace_id = ? AND "
-	                              "f.deleted_at IS NULL LIMIT 100",
-	                              "ti", hash, r->ws_id);
-	bool ok = false;
-	while (!ok && st && db_step(st) == DB_ROW) {
-		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
-		ok = acl_perm(a, p, true) >= PERM_READ;
-		free(p);
-	}
-	db_finalize(st);
-	return ok;
+	struct chunk_ref c = {.size = 0};
+	snprintf(c.hash, sizeof c.hash, "%s", hash);
+	bool held = false;
+	return possess_check(r, &c, 1, &held) == DB_DONE && held;
 }
 
 enum MHD_Result api_chunk_get(struct req *r)

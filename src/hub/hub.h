@@ -107,6 +107,7 @@ struct req {
 	int64_t host_id, host_ws; /* a host's credential: the host and its workspace */
 	int64_t author_id;        /* a host's commit made for this uploader (0: none) */
 	int64_t ws_id;            /* workspace from the URL, membership checked */
+	int64_t share_id;         /* a share link's upload: the link (possess.c) */
 	enum role role;
 	struct acl *acl; /* the caller's access in ws_id, loaded on first use */
 	struct db *db;   /* acquired for the handler's duration */
@@ -129,9 +130,11 @@ struct req {
 	const char *etag; /* serve_version's ETag instead of the quoted hash (dav.c) */
 	unsigned cap_status;
 	json_t *cap_body;
-	bool dash;        /* arrived on the dashboard port (cookie sessions, CSP) */
-	unsigned status;  /* the answer's status, for metrics */
-	int64_t start_us; /* when the request arrived */
+	bool committed;     /* the last commit_version made its version (upload.c) */
+	bool limit_refused; /* … or a size limit or the quota refused it */
+	bool dash;          /* arrived on the dashboard port (cookie sessions, CSP) */
+	unsigned status;    /* the answer's status, for metrics */
+	int64_t start_us;   /* when the request arrived */
 };
 
 struct route {
@@ -261,6 +264,10 @@ enum MHD_Result api_usage(struct req *r);
 enum MHD_Result api_audit(struct req *r);
 
 /* upload.c */
+struct chunk_ref {
+	char hash[65];
+	int64_t size;
+};
 enum MHD_Result api_chunks_missing(struct req *r);
 enum MHD_Result api_chunk_put_begin(struct req *r);
 int api_chunk_put_data(struct req *r, const char *data, size_t len);
@@ -271,7 +278,9 @@ enum MHD_Result api_upload_begin(struct req *r);
 int api_upload_data(struct req *r, const char *data, size_t len);
 enum MHD_Result api_upload(struct req *r);
 /* Take the request body as file path (owned) in r->ws_id, chunked by the hub;
- * the caller has checked access. Finish with api_upload_data / api_upload. */
+ * the caller has checked access. Finish with api_upload_data / api_upload.
+ * Sets r->state to the stream, or replies (too large, over quota) and leaves
+ * r->state NULL; either way it overwrites r->state without freeing it. */
 enum MHD_Result upload_stream_start(struct req *r, char *path);
 /* Commit version src (its chunks, no bytes copied) as a new version of path;
  * the caller has checked access. Replies like a commit. */
@@ -340,17 +349,47 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi, bool attachme
 enum MHD_Result api_content(struct req *r);
 enum MHD_Result api_chunk_get(struct req *r);
 
+/* possess.c: who may reference a chunk by its hash (docs/security.md). A
+ * caller's own uploads prove possession this long; they are its pending
+ * (uploaded, not yet committed) bytes meanwhile. */
+#define UPLOAD_PENDING_MS (24ll * 3600 * 1000)
+/* Who uploads, as chunk_uploads names it: "u:USER", "h:HOST" or "s:LINK". */
+void possess_uploader(const struct req *r, char out[32]);
+/* held[i]: did the caller upload c[i] within the lease, or may it read a
+ * version that uses it? One query per 256 distinct hashes. DB_DONE or error. */
+int possess_check(struct req *r, const struct chunk_ref *c, size_t n, bool *held);
+/* Record that the caller uploaded c (in the caller's transaction). */
+int possess_record(struct req *r, const struct chunk_ref *c);
+/* A commit used these: they are no longer pending (in its transaction). */
+int possess_consume(struct req *r, const struct chunk_ref *c, size_t n);
+/* The caller's pending bytes in r->ws_id. */
+int possess_pending(struct req *r, int64_t *bytes);
+/* A refused upload: drop the caller's claims on c and delete the chunks no
+ * version, other upload or other workspace holds. */
+void possess_free(struct req *r, const struct chunk_ref *c, size_t n);
+
 /* limits.c */
 struct limiter;
 struct limiter *limiter_new(double rate_per_s); /* NULL when rate <= 0: no limit */
 void limiter_free(struct limiter *l);
 /* Take one request for token_id: 0 if allowed, else ms until one would be. */
 int64_t limiter_take(struct limiter *l, int64_t token_id);
-/* The workspace's max file size (0: none). */
+/* The workspace's max file size. */
 int64_t limits_max_file(struct db *db, int64_t ws);
+/* Files are limited to this by default (PATCH max_file_bytes changes it). */
+#define MAX_FILE_DEFAULT (64ll << 30)
+/* May the caller upload more bytes it has not committed yet? Its pending bytes
+ * are bounded by the max file size and what is left of the quota. Replies 507
+ * upload_limit or quota_exceeded if not; with defer, sets r->stream_err so
+ * the body is read, dropped and then refused (simple clients cannot read an
+ * answer sent while they are still sending). */
+bool limits_allow_pending(struct req *r, int64_t more, bool defer);
 /* Would a new version of size bytes fit the max file size and the quota?
  * Replies 413 file_too_large or 507 quota_exceeded if not. */
 bool limits_allow_file(struct req *r, int64_t size);
+/* Would bytes more (a file restored from the trash) fit the quota? Else
+ * replies 507 quota_exceeded. */
+bool limits_allow_quota(struct req *r, int64_t bytes);
 /* The bytes that count against workspace ws's quota. */
 int limits_used(struct db *db, int64_t ws, int64_t *used);
 

@@ -548,6 +548,7 @@ enum MHD_Result api_share_upload_begin(struct req *r)
 		                  "this link may not write there");
 		goto out;
 	}
+	r->share_id = s.id;                 /* the link's pending bytes are bounded (possess.c) */
 	ret = upload_stream_start(r, full); /* takes full */
 	full = NULL;
 out:

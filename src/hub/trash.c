@@ -212,6 +212,19 @@ enum MHD_Result api_trash_restore(struct req *r)
 		db_rollback(r->db);
 		goto out;
 	}
+	/* Its versions count against the quota again once it is back. */
+	int64_t bytes = 0;
+	if (db_int64(r->db, &bytes,
+	             "SELECT COALESCE(SUM(size), 0) FROM file_versions WHERE file_id = ?", "i",
+	             id) != DB_ROW) {
+		db_rollback(r->db);
+		ret = reply_db_error(r);
+		goto out;
+	}
+	if (!limits_allow_quota(r, bytes)) {
+		db_rollback(r->db);
+		goto out;
+	}
 	int64_t folder = t.folder, other = 0;
 	struct file_info fi;
 	rc = revive_folders(r, &folder, &dir);

@@ -328,6 +328,7 @@ class Host:
         self.log_path = os.path.join(root, "host-%s.log" % label)
         self.port = free_port()
         self.cache_max, self.heartbeat = cache_max, heartbeat
+        self.extra_args = []  # more `roost host run` options
         self.proc = None
 
     @property
@@ -352,6 +353,7 @@ class Host:
                 "--listen", "127.0.0.1:%d" % self.port, "--heartbeat", str(self.heartbeat)]
         if self.cache_max is not None:
             args += ["--cache-max", str(self.cache_max)]
+        args += self.extra_args
         if self.relay:
             args += ["--relay", "127.0.0.1:%d" % self.relay.tunnel_port,
                      "--relay-ca", self.relay.ca]
