@@ -67,6 +67,13 @@ static bool named(const char *name, size_t n, const char *want)
 
 int http1_head_check(enum http1_kind kind, const char *buf, size_t len, const char **why)
 {
+	return http1_head_framing(kind, buf, len, why, NULL);
+}
+
+int http1_head_framing(enum http1_kind kind, const char *buf, size_t len, const char **why,
+                       struct http1_framing *f)
+{
+	long long content_length = -1;
 	*why = "the head does not end with an empty line";
 	if (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0)
 		return -1;
@@ -111,13 +118,23 @@ int http1_head_check(enum http1_kind kind, const char *buf, size_t len, const ch
 				*why = "a header value holds a control byte";
 				return -1;
 			}
-		trim(&v, &vn);
 		size_t nn = (size_t)(colon - line);
+		/* The framing headers allow spaces around their value, never tabs:
+		 * parsers disagree on how much whitespace "chunked" may carry. */
+		if ((named(line, nn, "content-length") || named(line, nn, "transfer-encoding")) &&
+		    memchr(v, '\t', vn)) {
+			*why = "a framing header's value holds a tab";
+			return -1;
+		}
+		trim(&v, &vn);
 		if (named(line, nn, "content-length")) {
 			if (++lengths > 1 || vn == 0 || vn > 18 || strspn(v, "0123456789") < vn) {
 				*why = "Content-Length is not one decimal number";
 				return -1;
 			}
+			content_length = 0;
+			for (size_t i = 0; i < vn; i++)
+				content_length = content_length * 10 + (v[i] - '0');
 		} else if (named(line, nn, "transfer-encoding")) {
 			if (++encodings > 1 || !(vn == 7 && strncasecmp(v, "chunked", 7) == 0)) {
 				*why = "Transfer-Encoding other than one 'chunked'";
@@ -128,6 +145,10 @@ int http1_head_check(enum http1_kind kind, const char *buf, size_t len, const ch
 	if (lengths && encodings) {
 		*why = "both Content-Length and Transfer-Encoding";
 		return -1;
+	}
+	if (f) {
+		f->content_length = content_length;
+		f->chunked = encodings > 0;
 	}
 	return 0;
 }

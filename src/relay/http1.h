@@ -16,9 +16,18 @@
 
 enum http1_kind { HTTP1_REQUEST, HTTP1_RESPONSE };
 
+/* How the message's body is framed, as the grammar reads the head. */
+struct http1_framing {
+	long long content_length; /* -1: no Content-Length */
+	bool chunked;
+};
+
 /* Check the head in buf[0..len), which ends with the blank line "\r\n\r\n".
- * 0 if it passes; -1 with *why (a static string) if not. */
+ * 0 if it passes (and *f, if not NULL, says the framing); -1 with *why (a
+ * static string) if not. */
 int http1_head_check(enum http1_kind kind, const char *buf, size_t len, const char **why);
+int http1_head_framing(enum http1_kind kind, const char *buf, size_t len, const char **why,
+                       struct http1_framing *f);
 
 /* RFC 9110 tchar. */
 bool http1_is_tchar(unsigned char c);
