@@ -28,8 +28,8 @@ static enum MHD_Result api_metrics(struct req *r);
 static const struct route routes[] = {
     {"POST", "/api/v1/login", 0, BODY_JSON, NULL, NULL, api_login},
     {"POST", "/api/v1/logout", R_AUTH, BODY_NONE, NULL, NULL, api_logout},
-    {"GET", "/api/v1/me", R_AUTH, BODY_NONE, NULL, NULL, api_me},
-    {"GET", "/api/v1/workspaces", R_AUTH, BODY_NONE, NULL, NULL, api_workspaces},
+    {"GET", "/api/v1/me", R_AUTH | R_APP, BODY_NONE, NULL, NULL, api_me},
+    {"GET", "/api/v1/workspaces", R_AUTH | R_APP, BODY_NONE, NULL, NULL, api_workspaces},
     {"POST", "/api/v1/workspaces", R_AUTH, BODY_JSON, NULL, NULL, api_workspace_create},
     {"GET", "/api/v1/workspaces/*/members", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_members},
     {"PUT", "/api/v1/workspaces/*/members/*", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
@@ -46,35 +46,35 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_get},
     {"PUT", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_acl_set},
     {"DELETE", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_delete},
-    {"GET", "/api/v1/workspaces/*/list", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_list},
-    {"GET", "/api/v1/workspaces/*/info", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_info},
-    {"GET", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_versions},
-    {"POST", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_commit},
-    {"POST", "/api/v1/workspaces/*/versions/restore", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+    {"GET", "/api/v1/workspaces/*/list", R_FILES, BODY_NONE, NULL, NULL, api_list},
+    {"GET", "/api/v1/workspaces/*/info", R_FILES, BODY_NONE, NULL, NULL, api_info},
+    {"GET", "/api/v1/workspaces/*/versions", R_FILES, BODY_NONE, NULL, NULL, api_versions},
+    {"POST", "/api/v1/workspaces/*/versions", R_FILES, BODY_JSON, NULL, NULL, api_commit},
+    {"POST", "/api/v1/workspaces/*/versions/restore", R_FILES, BODY_JSON, NULL, NULL,
      api_version_restore},
-    {"GET", "/api/v1/workspaces/*/trash", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_trash_list},
-    {"POST", "/api/v1/workspaces/*/trash/restore", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+    {"GET", "/api/v1/workspaces/*/trash", R_FILES, BODY_NONE, NULL, NULL, api_trash_list},
+    {"POST", "/api/v1/workspaces/*/trash/restore", R_FILES, BODY_JSON, NULL, NULL,
      api_trash_restore},
     {"GET", "/api/v1/workspaces/*/jobs", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_jobs},
-    {"POST", "/api/v1/workspaces/*/versions/batch", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+    {"POST", "/api/v1/workspaces/*/versions/batch", R_FILES, BODY_JSON, NULL, NULL,
      api_commit_batch},
-    {"POST", "/api/v1/workspaces/*/folders", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_mkdir},
-    {"POST", "/api/v1/workspaces/*/move", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_move},
-    {"DELETE", "/api/v1/workspaces/*/files", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_delete},
-    {"GET", "/api/v1/workspaces/*/usage", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_usage},
-    {"GET", "/api/v1/workspaces/*/usage/history", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+    {"POST", "/api/v1/workspaces/*/folders", R_FILES, BODY_JSON, NULL, NULL, api_mkdir},
+    {"POST", "/api/v1/workspaces/*/move", R_FILES, BODY_JSON, NULL, NULL, api_move},
+    {"DELETE", "/api/v1/workspaces/*/files", R_FILES, BODY_NONE, NULL, NULL, api_delete},
+    {"GET", "/api/v1/workspaces/*/usage", R_FILES, BODY_NONE, NULL, NULL, api_usage},
+    {"GET", "/api/v1/workspaces/*/usage/history", R_FILES, BODY_NONE, NULL, NULL,
      api_usage_history},
-    {"GET", "/api/v1/workspaces/*/search", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_search},
-    {"POST", "/api/v1/workspaces/*/chunks/missing", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+    {"GET", "/api/v1/workspaces/*/search", R_FILES, BODY_NONE, NULL, NULL, api_search},
+    {"POST", "/api/v1/workspaces/*/chunks/missing", R_FILES, BODY_JSON, NULL, NULL,
      api_chunks_missing},
-    {"PUT", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_STREAM, api_chunk_put_begin,
+    {"PUT", "/api/v1/workspaces/*/chunks/*", R_FILES, BODY_STREAM, api_chunk_put_begin,
      api_chunk_put_data, api_chunk_put},
-    {"GET", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_chunk_get},
-    {"PUT", "/api/v1/workspaces/*/upload", R_AUTH | R_WS, BODY_STREAM, api_upload_begin,
-     api_upload_data, api_upload},
-    {"GET", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
-    {"HEAD", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
-    {"GET", "/api/v1/workspaces/*/events", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_events},
+    {"GET", "/api/v1/workspaces/*/chunks/*", R_FILES, BODY_NONE, NULL, NULL, api_chunk_get},
+    {"PUT", "/api/v1/workspaces/*/upload", R_FILES, BODY_STREAM, api_upload_begin, api_upload_data,
+     api_upload},
+    {"GET", "/api/v1/workspaces/*/content", R_FILES, BODY_NONE, NULL, NULL, api_content},
+    {"HEAD", "/api/v1/workspaces/*/content", R_FILES, BODY_NONE, NULL, NULL, api_content},
+    {"GET", "/api/v1/workspaces/*/events", R_FILES, BODY_NONE, NULL, NULL, api_events},
     {"GET", "/api/v1/workspaces/*/audit", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_audit},
     {"GET", "/api/v1/keys", 0, BODY_NONE, NULL, NULL, api_keys},
     {"POST", "/api/v1/workspaces/*/urls", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_url_create},
@@ -120,6 +120,9 @@ static const struct route routes[] = {
     {"POST", "/api/v1/tokens", R_AUTH, BODY_JSON, NULL, NULL, api_app_token_create},
     {"GET", "/api/v1/tokens", R_AUTH, BODY_NONE, NULL, NULL, api_app_tokens},
     {"DELETE", "/api/v1/tokens/*", R_AUTH, BODY_NONE, NULL, NULL, api_app_token_revoke},
+    {"GET", "/api/v1/sessions", R_AUTH, BODY_NONE, NULL, NULL, api_sessions},
+    {"DELETE", "/api/v1/sessions/*", R_AUTH, BODY_NONE, NULL, NULL, api_session_revoke},
+    {"POST", "/api/v1/password", R_AUTH, BODY_JSON, NULL, NULL, api_password_change},
     /* WebDAV (dav.c): every method under /dav/, authenticated by dav.c itself */
     {"*", "/dav/", R_PREFIX, BODY_STREAM, dav_begin, dav_data, dav_handle},
 };
@@ -201,6 +204,15 @@ enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, co
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	return reply_error_extra(r, status, code, msg, NULL);
+}
+
+enum MHD_Result reply_retry(struct req *r, unsigned status, const char *code, const char *message,
+                            int64_t wait_ms)
+{
+	char secs[32];
+	snprintf(secs, sizeof secs, "%lld", (long long)((wait_ms + 999) / 1000));
+	json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+	return reply_json_hdr(r, status, e, "Retry-After", secs);
 }
 
 enum MHD_Result reply_db_error(struct req *r)
@@ -407,7 +419,7 @@ static bool admit(struct req *r)
 	/* The dashboard port also takes its session cookie (web.c). */
 	char *cookie = !authz && r->dash ? web_cookie_authz(r) : NULL;
 	int rc = auth_check_bearer(r->db, cookie ? cookie : authz, &r->user_id, &r->token_id,
-	                           &r->host_id, &r->host_ws);
+	                           &r->host_id, &r->host_ws, &r->cred);
 	if (cookie)
 		authz = "cookie"; /* only whether one came is read below */
 	free(cookie);
@@ -417,18 +429,22 @@ static bool admit(struct req *r)
 	}
 	int64_t wait = rc == 0 ? limiter_take(r->hub->limiter, r->token_id) : 0;
 	if (wait > 0) {
-		char secs[32];
-		snprintf(secs, sizeof secs, "%lld", (long long)((wait + 999) / 1000));
-		json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", "rate_limited", "message",
-		                      "too many requests for this token; retry after Retry-After "
-		                      "seconds");
-		reply_json_hdr(r, MHD_HTTP_TOO_MANY_REQUESTS, e, "Retry-After", secs);
+		reply_retry(r, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited",
+		            "too many requests for this token; retry after Retry-After seconds",
+		            wait);
 		return false;
 	}
 	if (rc > 0) {
 		reply_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		            authz ? "the bearer token is invalid or expired"
 		                  : "an Authorization: Bearer token is required");
+		return false;
+	}
+	/* An app password reaches files only: whatever it could mint or change
+	 * elsewhere (tokens, sessions, members, invites, shares) would outlive it. */
+	if (r->cred == CRED_APP && !(rt->flags & R_APP)) {
+		reply_error(r, MHD_HTTP_FORBIDDEN, "app_password_not_allowed",
+		            "an app password reaches files only; log in to do this");
 		return false;
 	}
 	if (rt->flags & R_WS) {
@@ -792,6 +808,7 @@ int hub_serve(struct hub_config *cfg)
 	feed_init(hub);
 	hub->m.by_route = xcalloc(N_ROUTES + 1, sizeof *hub->m.by_route);
 	hub->limiter = limiter_new(hub->cfg.rate_limit);
+	hub->guard = guard_new(hub->cfg.login_free);
 	hub->traffic = traffic_new();
 	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
 	if (!hub->pool || !hub->store) {
@@ -844,6 +861,7 @@ int hub_serve(struct hub_config *cfg)
 	feed_free(hub);
 	free(hub->m.by_route);
 	limiter_free(hub->limiter);
+	guard_free(hub->guard);
 	traffic_free(hub->traffic);
 	free(hub->tls_cert_pem);
 	if (hub->tls_key_pem) {
