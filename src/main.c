@@ -30,6 +30,9 @@ static const char usage_text[] =
     "              [--rate-limit 1000]  (requests/s per token, twice that in a burst; 0: off)\n"
     "              [--login-throttle 5]  failed password attempts per account (4x per client\n"
     "              address) before growing delays (429 + Retry-After); 0: off\n"
+    "              [--max-conns-per-ip 128]  connections at once per client address, over\n"
+    "              all ports (0: no limit; behind a local proxy every client is the proxy)\n"
+    "              [--head-timeout 15]  seconds a connection has to send a request head\n"
     "              [--web-dir DIR]  the dashboard's built assets (default: the build's)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
@@ -101,6 +104,8 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.dashboard_port = DASHBOARD_PORT_DEFAULT;
 	a->cfg.rate_limit = RATE_LIMIT_DEFAULT;
 	a->cfg.login_free = LOGIN_FREE_DEFAULT;
+	a->cfg.max_conns_per_ip = CONNS_PER_IP_DEFAULT;
+	a->cfg.head_timeout_s = HEAD_TIMEOUT_DEFAULT;
 	a->cfg.gc_every_ms = a->cfg.scrub_every_ms = a->cfg.replicate_every_ms = -1;
 	a->cfg.gc_retention_ms = -1;
 	for (int i = 0; i < argc; i++) {
@@ -133,6 +138,17 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 				return 2;
 			}
 			a->cfg.rate_limit = (double)n;
+		} else if (strcmp(o, "--max-conns-per-ip") == 0 ||
+		           strcmp(o, "--head-timeout") == 0) {
+			bool conns = o[2] == 'm';
+			int64_t n = strcmp(v, "0") == 0 && conns ? 0 : parse_id(v);
+			if (n < 0 || n > 100000 || (!conns && n == 0)) {
+				fprintf(stderr, "roost %s: %s takes %s\n", cmd, o,
+				        conns ? "a number of connections (0: no limit)"
+				              : "a number of seconds (1 or more)");
+				return 2;
+			}
+			*(conns ? &a->cfg.max_conns_per_ip : &a->cfg.head_timeout_s) = (int)n;
 		} else if (strcmp(o, "--login-throttle") == 0) {
 			int64_t n = strcmp(v, "0") == 0 ? 0 : parse_id(v);
 			if (n < 0 || n > 10000) {

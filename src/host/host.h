@@ -97,6 +97,7 @@ struct host {
 	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
 	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
 	struct MHD_Daemon *server;
+	struct connlimit *conns; /* per-address connections on the content server */
 };
 
 /* agent.c */

@@ -3,6 +3,7 @@
 #define ROOST_HUB_H
 
 #include "../core/chunker.h"
+#include "../core/connlimit.h"
 #include "../core/store.h"
 #include "../db/db.h"
 
@@ -31,6 +32,8 @@ struct hub_config {
 	int64_t feed_heartbeat_ms;      /* a quiet feed sends a comment this often */
 	double rate_limit;              /* requests per second per token; 0 = unlimited */
 	int login_free;                 /* failed password checks before delays; 0: no throttle */
+	int max_conns_per_ip;           /* connections at once per client address; 0: no limit */
+	int head_timeout_s;             /* to send a request head (connlimit.h) */
 	const char *tls_cert, *tls_key; /* PEM files: serve HTTPS on every port */
 	const char *web_dir;            /* the dashboard's built assets; NULL: ROOST_WEB_DIR */
 	/* background jobs (docs/jobs.md): how often each runs (0: never, -1: the
@@ -79,7 +82,8 @@ struct hub {
 	char *db_url;
 	struct feed *feed;
 	struct limiter *limiter;
-	struct guard *guard; /* password-check throttle (guard.c); NULL: off */
+	struct guard *guard;     /* password-check throttle (guard.c); NULL: off */
+	struct connlimit *conns; /* per-address connections, on every port */
 	char *tls_cert_pem, *tls_key_pem;
 	struct traffic *traffic; /* bytes in and out per workspace (traffic.c) */
 	pthread_t jobs_thread;

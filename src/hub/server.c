@@ -503,12 +503,14 @@ static void count_request(struct req *r)
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+	struct hub *hub = cls;
 	struct req *r = *req_cls;
 	if (r) {
 		count_request(r);
 		req_free(r);
 	}
 	*req_cls = NULL;
+	connlimit_request_done(hub->conns, c); /* idle again: the head timeout */
 }
 
 static int64_t content_length(struct req *r)
@@ -650,7 +652,10 @@ static enum MHD_Result dispatch(struct hub *hub, struct MHD_Connection *conn, co
 		r->start_us = mono_us();
 		*req_cls = r;
 		atomic_fetch_add(&r->hub->m.requests, 1);
-		return on_head(r);
+		enum MHD_Result ret = on_head(r);
+		if (!r->replied)
+			connlimit_head_done(conn); /* admitted: it may take its time now */
+		return ret;
 	}
 	if (r->replied) {
 		/* Answered on the head; drop whatever body follows. */
@@ -741,11 +746,14 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 	    /* TLS 1.2 and 1.3 only */
 	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
 	    {MHD_OPTION_END, 0, NULL}};
+	/* One count per address over the three ports; a connection has
+	 * head_timeout_s to send its request head (connlimit.h). */
 	struct MHD_Daemon *d = MHD_start_daemon(
-	    flags, (uint16_t)port, NULL, NULL, cb, hub, MHD_OPTION_SOCK_ADDR,
+	    flags, (uint16_t)port, connlimit_accept, hub->conns, cb, hub, MHD_OPTION_SOCK_ADDR,
 	    (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    MHD_OPTION_NOTIFY_CONNECTION, connlimit_notify, hub->conns, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)hub->cfg.head_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape,
 	    NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (!d)
@@ -809,6 +817,9 @@ int hub_serve(struct hub_config *cfg)
 	hub->m.by_route = xcalloc(N_ROUTES + 1, sizeof *hub->m.by_route);
 	hub->limiter = limiter_new(hub->cfg.rate_limit);
 	hub->guard = guard_new(hub->cfg.login_free);
+	if (hub->cfg.head_timeout_s <= 0)
+		hub->cfg.head_timeout_s = HEAD_TIMEOUT_DEFAULT;
+	hub->conns = connlimit_new(hub->cfg.max_conns_per_ip, (unsigned)hub->cfg.head_timeout_s);
 	hub->traffic = traffic_new();
 	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
 	if (!hub->pool || !hub->store) {
@@ -862,6 +873,7 @@ int hub_serve(struct hub_config *cfg)
 	free(hub->m.by_route);
 	limiter_free(hub->limiter);
 	guard_free(hub->guard);
+	connlimit_free(hub->conns);
 	traffic_free(hub->traffic);
 	free(hub->tls_cert_pem);
 	if (hub->tls_key_pem) {
