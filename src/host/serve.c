@@ -273,12 +273,15 @@ static int head_seen;
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
-	struct host *h = cls;
+	(void)cls;
+	(void)conn;
 	(void)why;
 	if (*con_cls && *con_cls != &head_seen)
 		upload_free(*con_cls);
 	*con_cls = NULL;
-	connlimit_request_done(h->conns, conn); /* idle again: the head timeout */
+	/* Unlike the hub, a connection that has sent one head keeps the long idle
+	 * timeout between requests: the relay tunnel's pipes idle up to the
+	 * relay's 90 s between requests, and must not be closed under it. */
 }
 
 /* Check the token and the room, and open the temp file; NULL after replying. */
@@ -455,7 +458,7 @@ int serve_start(struct host *h)
 	                     (unsigned)HEAD_TIMEOUT_DEFAULT, MHD_OPTION_NOTIFY_CONNECTION,
 	                     connlimit_notify, h->conns, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	                     (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 	if (!h->server) {
 		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(errno));
 		return -1;
