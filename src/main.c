@@ -31,6 +31,11 @@ static const char usage_text[] =
     "              [--content-port 3211] [--dashboard-port 6791] [--heartbeat 15]\n"
     "              [--tls-cert CERT.pem --tls-key KEY.pem]  HTTPS on every port\n"
     "              [--rate-limit 1000]  (requests/s per token, twice that in a burst; 0: off)\n"
+    "              [--login-throttle 5]  failed password attempts per account (4x per client\n"
+    "              address) before growing delays (429 + Retry-After); 0: off\n"
+    "              [--max-conns-per-ip 128]  connections at once per client address, over\n"
+    "              all ports (0: no limit; behind a local proxy every client is the proxy)\n"
+    "              [--head-timeout 15]  seconds a connection has to send a request head\n"
     "              [--web-dir DIR]  the dashboard's built assets (default: the build's)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
@@ -61,6 +66,9 @@ static const char usage_text[] =
     "  roost unshare ID\n"
     "  roost audit [--limit N] [--action A] [--json]  the audit log (owners, admins)\n"
     "  roost token create --name NAME [--expires D] | token ls | token revoke ID  app passwords\n"
+    "  roost sessions [--json] | sessions revoke ID   your logins (CLI, browsers), ended at will\n"
+    "  roost passwd   change your password (old: $ROOST_PASSWORD, new: $ROOST_NEW_PASSWORD,\n"
+    "                 else prompts); ends your other sessions and app passwords\n"
     "  roost workspaces [--json]  |  roost workspaces create NAME\n"
     "  roost members [--json]\n"
     "  roost acl PATH  |  roost acl set PATH EMAIL none|read|write|manage  |  roost acl rm PATH "
@@ -99,6 +107,9 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.content_port = CONTENT_PORT_DEFAULT;
 	a->cfg.dashboard_port = DASHBOARD_PORT_DEFAULT;
 	a->cfg.rate_limit = RATE_LIMIT_DEFAULT;
+	a->cfg.login_free = LOGIN_FREE_DEFAULT;
+	a->cfg.max_conns_per_ip = CONNS_PER_IP_DEFAULT;
+	a->cfg.head_timeout_s = HEAD_TIMEOUT_DEFAULT;
 	a->cfg.gc_every_ms = a->cfg.scrub_every_ms = a->cfg.replicate_every_ms = -1;
 	a->cfg.gc_retention_ms = -1;
 	for (int i = 0; i < argc; i++) {
@@ -131,6 +142,27 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 				return 2;
 			}
 			a->cfg.rate_limit = (double)n;
+		} else if (strcmp(o, "--max-conns-per-ip") == 0 ||
+		           strcmp(o, "--head-timeout") == 0) {
+			bool conns = o[2] == 'm';
+			int64_t n = strcmp(v, "0") == 0 && conns ? 0 : parse_id(v);
+			if (n < 0 || n > 100000 || (!conns && n == 0)) {
+				fprintf(stderr, "roost %s: %s takes %s\n", cmd, o,
+				        conns ? "a number of connections (0: no limit)"
+				              : "a number of seconds (1 or more)");
+				return 2;
+			}
+			*(conns ? &a->cfg.max_conns_per_ip : &a->cfg.head_timeout_s) = (int)n;
+		} else if (strcmp(o, "--login-throttle") == 0) {
+			int64_t n = strcmp(v, "0") == 0 ? 0 : parse_id(v);
+			if (n < 0 || n > 10000) {
+				fprintf(stderr,
+				        "roost %s: --login-throttle takes the failed password "
+				        "attempts per account before delays (0: off)\n",
+				        cmd);
+				return 2;
+			}
+			a->cfg.login_free = (int)n;
 		} else if (strcmp(o, "--gc-every") == 0 || strcmp(o, "--scrub-every") == 0 ||
 		           strcmp(o, "--replicate-every") == 0 || strcmp(o, "--retention") == 0) {
 			int64_t secs = parse_duration(v);

@@ -406,6 +406,8 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"hosts", cmd_hosts},
 	    {"policy", cmd_policy},
 	    {"token", cmd_token},
+	    {"sessions", cmd_sessions},
+	    {"passwd", cmd_passwd},
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(cmd, cmds[i].name) != 0)

@@ -273,12 +273,17 @@ void client_close(struct client *c)
 
 char *read_password(const char *prompt, bool confirm)
 {
-	const char *env = getenv("ROOST_PASSWORD");
+	return read_password_env("ROOST_PASSWORD", prompt, confirm);
+}
+
+char *read_password_env(const char *var, const char *prompt, bool confirm)
+{
+	const char *env = getenv(var);
 	if (env && *env)
 		return xstrdup(env);
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(stderr, "roost: no terminal to ask for a password; set ROOST_PASSWORD\n");
+		fprintf(stderr, "roost: no terminal to ask for a password; set %s\n", var);
 		return NULL;
 	}
 	char *result = NULL;

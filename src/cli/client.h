@@ -50,5 +50,7 @@ json_t *client_call(struct client *c, const char *method, const char *url, json_
 
 /* Read a password from $ROOST_PASSWORD or prompt on the terminal without echo. */
 char *read_password(const char *prompt, bool confirm);
+/* The same from environment variable var. */
+char *read_password_env(const char *var, const char *prompt, bool confirm);
 
 #endif

@@ -48,6 +48,8 @@ int cmd_shares(struct opts *o);
 int cmd_unshare(struct opts *o);
 int cmd_watch(struct opts *o);
 int cmd_token(struct opts *o);
+int cmd_sessions(struct opts *o);
+int cmd_passwd(struct opts *o);
 /* host/hostcli.c */
 int cmd_host(struct opts *o);
 int cmd_hosts(struct opts *o);

@@ -3,6 +3,7 @@
 #include "../core/json.h"
 #include "../core/util.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +410,89 @@ int cmd_token(struct opts *o)
 			       json_get_str(t, "name"), made, used, until);
 		}
 	}
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+static void print_sessions(json_t *r)
+{
+	size_t i;
+	json_t *s;
+	json_array_foreach(json_object_get(r, "sessions"), i, s)
+	{
+		char made[32], used[32] = "never";
+		int64_t v = 0;
+		json_get_int(s, "created_at", &v);
+		fmt_time(v, made);
+		if (json_get_int(s, "last_used_at", &v))
+			fmt_time(v, used);
+		printf("%-6lld %-12s created %s  used %s%s\n",
+		       (long long)json_integer_value(json_object_get(s, "id")),
+		       json_get_str(s, "client"), made, used,
+		       json_is_true(json_object_get(s, "current")) ? "  (this one)" : "");
+	}
+}
+
+/* roost sessions [--json] | sessions revoke ID: the user's logins. */
+int cmd_sessions(struct opts *o)
+{
+	bool revoke = o->npos == 2 && strcmp(o->pos[0], "revoke") == 0 && parse_id(o->pos[1]) > 0;
+	if (o->npos && !revoke) {
+		fprintf(stderr, "usage: roost sessions [--json]\n"
+		                "       roost sessions revoke ID\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, NULL))
+		return 1;
+	char *url = revoke ? xasprintf("%s/api/v1/sessions/%s", c.hub, o->pos[1])
+	                   : xasprintf("%s/api/v1/sessions", c.hub);
+	json_t *r = client_call(&c, revoke ? "DELETE" : "GET", url, NULL, "sessions");
+	free(url);
+	if (r && o->json)
+		print_json(revoke ? r : json_object_get(r, "sessions"));
+	else if (r && revoke)
+		printf("ended session %s\n", o->pos[1]);
+	else if (r)
+		print_sessions(r);
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
+}
+
+/* roost passwd: change the password; the hub ends every other session and
+ * app password, this login stays. */
+int cmd_passwd(struct opts *o)
+{
+	if (need_args(o, 0, 0, "passwd", ""))
+		return 2;
+	struct client c;
+	if (client_open(&c, NULL))
+		return 1;
+	char *old = read_password("Current password: ", false);
+	char *new = old ? read_password_env("ROOST_NEW_PASSWORD", "New password: ", true) : NULL;
+	json_t *r = NULL;
+	if (new) {
+		char *url = xasprintf("%s/api/v1/password", c.hub);
+		json_t *body = json_pack("{s:s, s:s}", "old", old, "new", new);
+		r = client_call(&c, "POST", url, body, "passwd");
+		json_decref(body);
+		free(url);
+	}
+	if (r && o->json)
+		print_json(r);
+	else if (r)
+		printf("password changed; %lld other sessions and app passwords ended\n",
+		       (long long)json_integer_value(json_object_get(r, "revoked")));
+	if (old)
+		sodium_memzero(old, strlen(old));
+	if (new)
+		sodium_memzero(new, strlen(new));
+	free(old);
+	free(new);
 	int rc = r ? 0 : 1;
 	json_decref(r);
 	client_close(&c);

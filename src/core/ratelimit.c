@@ -151,3 +151,35 @@ void limit_table_free(struct limit_table *t)
 	t->slots = NULL;
 	t->count = 0;
 }
+
+int64_t backoff_admit(struct backoff *b, const struct backoff_rule *rule, int64_t now_ms)
+{
+	if (b->fails && now_ms - b->last_ms >= rule->forget_ms)
+		backoff_reset(b);
+	if (now_ms < b->until_ms)
+		return b->until_ms - now_ms;
+	b->fails++;
+	b->last_ms = now_ms;
+	if (b->fails > rule->free) {
+		int doublings = b->fails - rule->free - 1;
+		int64_t delay = rule->base_ms;
+		while (doublings-- > 0 && delay < rule->cap_ms)
+			delay *= 2;
+		b->until_ms = now_ms + (delay < rule->cap_ms ? delay : rule->cap_ms);
+	}
+	return 0;
+}
+
+void backoff_refund(struct backoff *b, const struct backoff_rule *rule)
+{
+	if (b->fails > 0)
+		b->fails--;
+	if (b->fails <= rule->free)
+		b->until_ms = 0; /* the delay this charge set is owed no more */
+}
+
+void backoff_reset(struct backoff *b)
+{
+	b->fails = 0;
+	b->until_ms = 0;
+}

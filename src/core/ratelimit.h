@@ -37,10 +37,34 @@ struct limit_rule {
  * 0 on success; -1 with *why set. */
 int limit_rule_parse(struct limit_rule rules[LIMIT_SCOPES], const char *spec, const char **why);
 
+/* Growing delays after failures (password guesses): a few attempts are free,
+ * then each one waits twice as long as the one before, up to a cap. Failures
+ * are forgotten after a quiet window. Attempts are charged when they start,
+ * so a burst of concurrent ones cannot all slip through before the first
+ * fails; a success refunds its charge. */
+struct backoff {
+	int fails;        /* attempts charged and not refunded */
+	int64_t until_ms; /* no attempt before this */
+	int64_t last_ms;  /* the last charge */
+};
+struct backoff_rule {
+	int free;                /* attempts before delays start */
+	int64_t base_ms, cap_ms; /* the first delay, the longest */
+	int64_t forget_ms;       /* failures older than this are forgotten */
+};
+
+/* 0 and the attempt charged, or ms to wait (nothing charged). */
+int64_t backoff_admit(struct backoff *b, const struct backoff_rule *rule, int64_t now_ms);
+/* Give back one charge (the attempt did not fail). */
+void backoff_refund(struct backoff *b, const struct backoff_rule *rule);
+/* Forget every failure (the account's owner got in). */
+void backoff_reset(struct backoff *b);
+
 /* The state behind one key ("ip:1.2.3.4", "host:7", "url:SLUG/PATH"). */
 struct limit_entry {
 	struct limit_entry *next;
 	struct bucket requests, bytes;
+	struct backoff fails;
 	int inflight;
 	int64_t used_ms;
 	char key[];

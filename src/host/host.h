@@ -108,6 +108,7 @@ struct host {
 	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
 	json_t *grants; /* path -> the hub's upload grant for a write URL's file (under mu) */
 	struct MHD_Daemon *server;
+	struct connlimit *conns; /* per-address connections on the content server */
 };
 
 /* agent.c */

@@ -13,6 +13,7 @@
  * Paths served come from the index, never from the request, and are opened
  * beneath the folder without following any symlink. */
 #include "host.h"
+#include "../core/connlimit.h"
 #include "../core/content.h"
 #include "../core/hash.h"
 #include "../core/json.h"
@@ -355,6 +356,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (*con_cls && *con_cls != &head_seen)
 		upload_free(*con_cls);
 	*con_cls = NULL;
+	/* Unlike the hub, a connection that has sent one head keeps the long idle
+	 * timeout between requests: the relay tunnel's pipes idle up to the
+	 * relay's 90 s between requests, and must not be closed under it. */
 }
 
 /* Check the token and the room, and open the temp file; NULL after replying. */
@@ -503,6 +507,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
 	(void)version;
 	struct host *h = cls;
+	if (!*con_cls)
+		connlimit_head_done(conn); /* a whole head: it may take its time now */
 	if (strcmp(method, "PUT") == 0 && strncmp(url, "/u/", 3) == 0 && !strchr(url + 3, '/'))
 		return upload_request(h, conn, url + 3, data, size, con_cls);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -538,14 +544,19 @@ int serve_start(struct host *h)
 		          h->cfg.listen);
 		return -1;
 	}
-	h->server = MHD_start_daemon(
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-	        MHD_USE_ERROR_LOG,
-	    (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-	    MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	    MHD_OPTION_END);
+	/* As the hub's ports (connlimit.h). The relay tunnel's pipes come from this
+	 * machine, at most 64 of them, well inside the per-address limit. */
+	h->conns = connlimit_new(CONNS_PER_IP_DEFAULT, HEAD_TIMEOUT_DEFAULT);
+	h->server =
+	    MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	                         MHD_USE_POLL | MHD_USE_ERROR_LOG,
+	                     (uint16_t)port, connlimit_accept, h->conns, on_request, h,
+	                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	                     MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_CONNECTION_TIMEOUT,
+	                     (unsigned)HEAD_TIMEOUT_DEFAULT, MHD_OPTION_NOTIFY_CONNECTION,
+	                     connlimit_notify, h->conns, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	                     (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 	if (!h->server) {
 		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(errno));
 		return -1;
@@ -560,4 +571,6 @@ void serve_stop(struct host *h)
 	if (h->server)
 		MHD_stop_daemon(h->server);
 	h->server = NULL;
+	connlimit_free(h->conns);
+	h->conns = NULL;
 }

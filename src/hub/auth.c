@@ -5,9 +5,11 @@
 #include "../core/json.h"
 #include "../core/util.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <string.h>
+#include <time.h>
 
 /* OWASP's argon2id floor (19 MiB, t=2): strong, and cheap enough that logins
  * don't dominate the hub's memory. The parameters travel in the hash string,
@@ -15,14 +17,79 @@
 #define PW_OPSLIMIT 2
 #define PW_MEMLIMIT (19u * 1024 * 1024)
 
-int auth_hash_password(const char *password, char out[128])
+/* At most PW_SLOTS argon2id runs at once: fifty concurrent logins would
+ * otherwise take a gigabyte. The others wait up to PW_SLOT_WAIT_MS. */
+#define PW_SLOTS        4
+#define PW_SLOT_WAIT_MS 3000
+#define PW_BUSY_RETRY_S 1
+
+static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slot_cv;
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+static int slots_used;
+
+static void slot_init(void)
 {
-	return crypto_pwhash_str(out, password, strlen(password), PW_OPSLIMIT, PW_MEMLIMIT);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&slot_cv, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
-bool auth_verify_password(const char *hash, const char *password)
+static bool slot_take(void)
 {
-	return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+	pthread_once(&slot_once, slot_init);
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += PW_SLOT_WAIT_MS / 1000;
+	pthread_mutex_lock(&slot_mu);
+	int rc = 0;
+	while (slots_used >= PW_SLOTS && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&slot_cv, &slot_mu, &until);
+	bool got = slots_used < PW_SLOTS;
+	if (got)
+		slots_used++;
+	pthread_mutex_unlock(&slot_mu);
+	return got;
+}
+
+static void slot_give(void)
+{
+	pthread_mutex_lock(&slot_mu);
+	slots_used--;
+	pthread_cond_signal(&slot_cv);
+	pthread_mutex_unlock(&slot_mu);
+}
+
+int auth_hash_password(const char *password, char out[128])
+{
+	if (!slot_take())
+		return AUTH_BUSY;
+	int rc = crypto_pwhash_str(out, password, strlen(password), PW_OPSLIMIT, PW_MEMLIMIT);
+	slot_give();
+	return rc == 0 ? 0 : -1;
+}
+
+int auth_verify_password(const char *hash, const char *password)
+{
+	if (!slot_take())
+		return AUTH_BUSY;
+	int rc = crypto_pwhash_str_verify(hash, password, strlen(password));
+	slot_give();
+	return rc == 0;
+}
+
+enum MHD_Result auth_reply_retry(struct req *r, int64_t rc, int64_t retry_ms)
+{
+	if (rc == AUTH_BUSY)
+		return reply_retry(r, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+		                   "too many password checks at once; retry after Retry-After "
+		                   "seconds",
+		                   retry_ms);
+	return reply_retry(r, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_attempts",
+	                   "too many failed password attempts; retry after Retry-After seconds",
+	                   retry_ms);
 }
 
 void auth_token_hash(const char *tok, char hash[65])
@@ -40,7 +107,7 @@ void auth_new_token(char tok[64], char hash[65])
 }
 
 int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id,
-                      int64_t *host_id, int64_t *host_ws)
+                      int64_t *host_id, int64_t *host_ws, enum cred *cred)
 {
 	if (!authz || strncmp(authz, "Bearer ", 7) != 0)
 		return 1;
@@ -53,7 +120,7 @@ int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_
 	 * workspace only, until the host is revoked. */
 	struct db_stmt *st =
 	    db_query(db,
-	             "SELECT t.id, t.user_id, t.host_id, h.workspace_id FROM tokens t "
+	             "SELECT t.id, t.user_id, t.host_id, h.workspace_id, t.kind FROM tokens t "
 	             "LEFT JOIN hosts h ON h.id = t.host_id WHERE t.token_hash = ? AND "
 	             "t.revoked_at IS NULL AND t.user_id IS NOT NULL AND "
 	             "(t.expires_at IS NULL OR t.expires_at > ?) AND "
@@ -67,6 +134,10 @@ int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_
 		*user_id = db_col_int64(st, 1);
 		*host_id = db_col_int64(st, 2);
 		*host_ws = db_col_int64(st, 3);
+		const char *kind = db_col_text(st, 4);
+		*cred = strcmp(kind, "api") == 0    ? CRED_APP
+		        : strcmp(kind, "host") == 0 ? CRED_HOST
+		                                    : CRED_SESSION;
 	}
 	db_finalize(st);
 	return rc == DB_ROW ? 0 : rc == DB_DONE ? 1 : -1;
@@ -96,16 +167,23 @@ static void make_dummy(void)
 	auth_hash_password("not a real password", dummy);
 }
 
-int64_t auth_check_password(struct req *r, const char *email, const char *password)
+int64_t auth_check_password(struct req *r, const char *email, const char *password,
+                            int64_t *retry_ms)
 {
+	/* Checked before anything else, so a refused guess costs no argon2id. */
+	*retry_ms = guard_admit(r, email);
+	if (*retry_ms > 0)
+		return AUTH_THROTTLED;
 	/* A dummy verify for unknown emails keeps the timing the same. */
 	pthread_once(&dummy_once, make_dummy);
 	char stored[128] = "";
 	int64_t uid = 0;
 	struct db_stmt *st =
 	    db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
-	if (!st)
-		return -1;
+	if (!st) {
+		guard_result(r, email, -1);
+		return AUTH_DB_ERROR;
+	}
 	if (db_step(st) == DB_ROW) {
 		uid = db_col_int64(st, 0);
 		snprintf(stored, sizeof stored, "%s", db_col_text(st, 1));
@@ -114,8 +192,15 @@ int64_t auth_check_password(struct req *r, const char *email, const char *passwo
 	/* Don't hold a database connection through argon2id. */
 	db_pool_release(r->hub->pool, r->db);
 	r->db = NULL;
-	bool ok = auth_verify_password(uid ? stored : dummy, password) && uid;
+	int v = auth_verify_password(uid ? stored : dummy, password);
 	r->db = db_pool_acquire(r->hub->pool);
+	if (v == AUTH_BUSY) {
+		guard_result(r, email, -1);
+		*retry_ms = PW_BUSY_RETRY_S * 1000;
+		return AUTH_BUSY;
+	}
+	bool ok = v == 1 && uid;
+	guard_result(r, email, ok ? 1 : 0);
 	return ok ? uid : 0;
 }
 
@@ -136,9 +221,12 @@ enum MHD_Result api_login(struct req *r)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "email and password (strings) are required");
 
-	int64_t uid = auth_check_password(r, email, password);
-	if (uid < 0)
+	int64_t retry_ms = 0;
+	int64_t uid = auth_check_password(r, email, password, &retry_ms);
+	if (uid == AUTH_DB_ERROR)
 		return reply_db_error(r);
+	if (uid < 0)
+		return auth_reply_retry(r, uid, retry_ms);
 	bool ok = uid > 0;
 	if (!ok) {
 		meta_audit(r, "login.failed", email, NULL);
@@ -283,4 +371,115 @@ enum MHD_Result api_app_token_revoke(struct req *r)
 	snprintf(target, sizeof target, "%lld", (long long)id);
 	meta_audit(r, "token.revoke", target, NULL);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "revoked", 1));
+}
+
+/* ---- sessions and the password ----
+ *
+ * A session is a login's token (kind 'session'): the CLI's, a browser's, an
+ * invite's. A user sees theirs and ends any of them; changing the password
+ * ends every other credential it could have been used to make. */
+
+enum MHD_Result api_sessions(struct req *r)
+{
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT id, name, created_at, expires_at, last_used_at FROM "
+	             "tokens WHERE user_id = ? AND kind = 'session' AND revoked_at "
+	             "IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY id",
+	             "ii", r->user_id, now_ms());
+	if (!st)
+		return reply_db_error(r);
+	json_t *arr = json_array();
+	while (db_step(st) == DB_ROW) {
+		int64_t id = db_col_int64(st, 0);
+		json_t *o =
+		    json_pack("{s:I, s:s, s:I, s:b}", "id", (json_int_t)id, "client",
+		              db_col_text(st, 1) ? db_col_text(st, 1) : "", "created_at",
+		              (json_int_t)db_col_int64(st, 2), "current", id == r->token_id);
+		if (!db_col_is_null(st, 3))
+			json_object_set_new(o, "expires_at", json_integer(db_col_int64(st, 3)));
+		if (!db_col_is_null(st, 4))
+			json_object_set_new(o, "last_used_at", json_integer(db_col_int64(st, 4)));
+		json_array_append_new(arr, o);
+	}
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "sessions", arr));
+}
+
+enum MHD_Result api_session_revoke(struct req *r)
+{
+	int64_t id = parse_id(r->params[0]), one = 0;
+	int rc = id > 0 ? db_int64(r->db, &one,
+	                           "UPDATE tokens SET revoked_at = ? WHERE id = ? AND user_id = ? "
+	                           "AND kind = 'session' AND revoked_at IS NULL RETURNING 1",
+	                           "iii", now_ms(), id, r->user_id)
+	                : DB_DONE;
+	if (rc == DB_ERR)
+		return reply_db_error(r);
+	if (rc != DB_ROW)
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such session");
+	meta_audit(r, "session.revoke", r->params[0], NULL);
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "revoked", 1));
+}
+
+#define PASSWORD_MIN 8 /* as for a new account (invite accept) */
+
+/* POST /api/v1/password {old, new}: a session's own; every other session and
+ * app password of the user ends. */
+enum MHD_Result api_password_change(struct req *r)
+{
+	const char *old = json_get_str(r->json, "old");
+	const char *new = json_get_str(r->json, "new");
+	if (!old || !new || strlen(old) > 1024 || strlen(new) > 1024)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "old and new (strings) are required");
+	if (strlen(new) < PASSWORD_MIN)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "weak_password",
+		                   "the password must be at least %d characters", PASSWORD_MIN);
+	char email[330] = "";
+	struct db_stmt *st =
+	    db_query(r->db, "SELECT email FROM users WHERE id = ?", "i", r->user_id);
+	if (st && db_step(st) == DB_ROW)
+		snprintf(email, sizeof email, "%s", db_col_text(st, 0));
+	db_finalize(st);
+	if (!*email)
+		return reply_db_error(r);
+	int64_t retry_ms = 0, uid = auth_check_password(r, email, old, &retry_ms);
+	if (uid == AUTH_DB_ERROR)
+		return reply_db_error(r);
+	if (uid < 0)
+		return auth_reply_retry(r, uid, retry_ms);
+	if (uid != r->user_id) {
+		meta_audit(r, "password.change_failed", email, NULL);
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "invalid_credentials",
+		                   "the old password is wrong");
+	}
+	char hash[128];
+	db_pool_release(r->hub->pool, r->db); /* argon2id without a connection */
+	r->db = NULL;
+	int hrc = auth_hash_password(new, hash);
+	r->db = db_pool_acquire(r->hub->pool);
+	if (hrc == AUTH_BUSY)
+		return auth_reply_retry(r, AUTH_BUSY, 1000);
+	int64_t ended = 0;
+	if (hrc != 0 || db_begin(r->db) != DB_DONE)
+		return reply_db_error(r);
+	if (db_run(r->db, "UPDATE users SET password_hash = ? WHERE id = ?", "ti", hash,
+	           r->user_id) != DB_DONE ||
+	    db_int64(r->db, &ended,
+	             "SELECT COUNT(*) FROM tokens WHERE user_id = ? AND kind IN ('session','api') "
+	             "AND revoked_at IS NULL AND id <> ?",
+	             "ii", r->user_id, r->token_id) != DB_ROW ||
+	    db_run(r->db,
+	           "UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND kind IN "
+	           "('session','api') AND revoked_at IS NULL AND id <> ?",
+	           "iii", now_ms(), r->user_id, r->token_id) != DB_DONE ||
+	    meta_audit(r, "password.change", email,
+	               json_pack("{s:I}", "revoked", (json_int_t)ended)) != 0 ||
+	    db_commit(r->db) != DB_DONE) {
+		db_rollback(r->db);
+		return reply_db_error(r);
+	}
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:b, s:I}", "changed", 1, "revoked", (json_int_t)ended));
 }

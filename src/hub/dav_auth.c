@@ -16,6 +16,7 @@
 
 static struct {
 	unsigned char key[crypto_generichash_BYTES];
+	unsigned char stamp[crypto_generichash_BYTES]; /* of the password hash it matched */
 	int64_t uid, until;
 } auth_cache[AUTH_CACHE_N];
 static unsigned char cache_secret[crypto_generichash_KEYBYTES];
@@ -27,27 +28,52 @@ void dav_auth_init(void)
 }
 
 /* The cache is keyed by a keyed hash of the whole header: the password is
- * never kept, and a changed password misses it. */
+ * never kept. An entry holds a hash of the stored password hash it matched
+ * and counts only while the user's is still that one: a password changed on
+ * any hub ends it at once. */
 static void cache_key(const char *authz, unsigned char out[crypto_generichash_BYTES])
 {
 	crypto_generichash(out, crypto_generichash_BYTES, (const unsigned char *)authz,
 	                   strlen(authz), cache_secret, sizeof cache_secret);
 }
 
-static int64_t cache_get(const unsigned char *key)
+/* A hash of user uid's stored password hash; false if none. */
+static bool password_stamp(struct db *db, int64_t uid, unsigned char out[crypto_generichash_BYTES])
+{
+	struct db_stmt *st = db_query(db, "SELECT password_hash FROM users WHERE id = ?", "i", uid);
+	bool ok = st && db_step(st) == DB_ROW && db_col_text(st, 0);
+	if (ok)
+		crypto_generichash(out, crypto_generichash_BYTES,
+		                   (const unsigned char *)db_col_text(st, 0),
+		                   strlen(db_col_text(st, 0)), cache_secret, sizeof cache_secret);
+	db_finalize(st);
+	return ok;
+}
+
+static int64_t cache_get(struct db *db, const unsigned char *key)
 {
 	int64_t uid = 0, now = now_ms();
+	unsigned char stamp[crypto_generichash_BYTES];
 	pthread_mutex_lock(&cache_mu);
 	for (int i = 0; i < AUTH_CACHE_N; i++)
 		if (auth_cache[i].until > now &&
-		    sodium_memcmp(auth_cache[i].key, key, crypto_generichash_BYTES) == 0)
+		    sodium_memcmp(auth_cache[i].key, key, crypto_generichash_BYTES) == 0) {
 			uid = auth_cache[i].uid;
+			memcpy(stamp, auth_cache[i].stamp, sizeof stamp);
+		}
 	pthread_mutex_unlock(&cache_mu);
+	unsigned char now_stamp[crypto_generichash_BYTES];
+	if (uid && (!password_stamp(db, uid, now_stamp) ||
+	            sodium_memcmp(stamp, now_stamp, sizeof stamp) != 0))
+		uid = 0;
 	return uid;
 }
 
-static void cache_put(const unsigned char *key, int64_t uid)
+static void cache_put(struct db *db, const unsigned char *key, int64_t uid)
 {
+	unsigned char stamp[crypto_generichash_BYTES];
+	if (!password_stamp(db, uid, stamp))
+		return;
 	int64_t now = now_ms();
 	pthread_mutex_lock(&cache_mu);
 	int slot = 0;
@@ -55,6 +81,7 @@ static void cache_put(const unsigned char *key, int64_t uid)
 		if (auth_cache[i].until < auth_cache[slot].until)
 			slot = i;
 	memcpy(auth_cache[slot].key, key, crypto_generichash_BYTES);
+	memcpy(auth_cache[slot].stamp, stamp, sizeof stamp);
 	auth_cache[slot].uid = uid;
 	auth_cache[slot].until = now + AUTH_CACHE_MS;
 	pthread_mutex_unlock(&cache_mu);
@@ -77,8 +104,42 @@ static bool client_is_loopback(struct req *r)
 	return false;
 }
 
-/* An app password (an API token of this user) or the account password. */
-static int basic_auth(struct req *r, const char *authz)
+/* An app password of the user: 0 valid, 1 not, -1 database error. Guesses
+ * count against the client's address (a token cannot be guessed, but a
+ * client trying is not a mount). */
+static int basic_app_password(struct req *r, const char *email, const char *pass, int64_t *retry_ms)
+{
+	*retry_ms = guard_admit(r, NULL);
+	if (*retry_ms > 0)
+		return AUTH_THROTTLED;
+	char h[65];
+	auth_token_hash(pass, h);
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT t.id, t.user_id FROM tokens t JOIN users u ON u.id = t.user_id "
+	             "WHERE t.token_hash = ? AND u.email = ? AND t.host_id IS NULL AND "
+	             "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
+	             "tti", h, email, now_ms());
+	int rc = st ? db_step(st) : DB_ERR;
+	if (rc == DB_ROW) {
+		r->token_id = db_col_int64(st, 0);
+		r->user_id = db_col_int64(st, 1);
+		r->cred = CRED_APP;
+	}
+	db_finalize(st);
+	guard_result(r, NULL, rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : -1);
+	if (rc == DB_ROW)
+		/* at most one write a minute per token */
+		db_run(r->db,
+		       "UPDATE tokens SET last_used_at = ? WHERE id = ? AND "
+		       "(last_used_at IS NULL OR last_used_at < ?)",
+		       "iii", now_ms(), r->token_id, now_ms() - 60000);
+	return rc == DB_ROW ? 0 : rc == DB_DONE ? 1 : -1;
+}
+
+/* An app password (an API token of this user) or the account password: 0
+ * authenticated, 1 not, or AUTH_DB_ERROR, AUTH_THROTTLED, AUTH_BUSY. */
+static int basic_auth(struct req *r, const char *authz, int64_t *retry_ms)
 {
 	const char *b64 = authz + 6;
 	while (*b64 == ' ')
@@ -96,43 +157,28 @@ static int basic_auth(struct req *r, const char *authz)
 		return 1;
 	*colon = 0;
 	const char *email = (const char *)raw, *pass = colon + 1;
-	if (strncmp(pass, "rst_", 4) == 0) {
-		char h[65];
-		auth_token_hash(pass, h);
-		struct db_stmt *st = db_query(
-		    r->db,
-		    "SELECT t.id, t.user_id FROM tokens t JOIN users u ON u.id = t.user_id "
-		    "WHERE t.token_hash = ? AND u.email = ? AND t.host_id IS NULL AND "
-		    "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
-		    "tti", h, email, now_ms());
-		if (!st)
-			return -1;
-		int rc = db_step(st);
-		if (rc == DB_ROW) {
-			r->token_id = db_col_int64(st, 0);
-			r->user_id = db_col_int64(st, 1);
-		}
-		db_finalize(st);
-		if (rc == DB_ROW)
-			/* at most one write a minute per token */
-			db_run(r->db,
-			       "UPDATE tokens SET last_used_at = ? WHERE id = ? AND "
-			       "(last_used_at IS NULL OR last_used_at < ?)",
-			       "iii", now_ms(), r->token_id, now_ms() - 60000);
-		return rc == DB_ROW ? 0 : rc == DB_DONE ? 1 : -1;
-	}
+	if (strncmp(pass, "rst_", 4) == 0)
+		return basic_app_password(r, email, pass, retry_ms);
 	unsigned char key[crypto_generichash_BYTES];
 	cache_key(authz, key);
-	int64_t uid = cache_get(key);
+	int64_t uid = cache_get(r->db, key);
 	if (!uid) {
-		uid = auth_check_password(r, email, pass);
+		uid = auth_check_password(r, email, pass, retry_ms);
 		if (uid <= 0)
-			return uid < 0 ? -1 : 1;
-		cache_put(key, uid);
+			return uid < 0 ? (int)uid : 1;
+		cache_put(r->db, key, uid);
 	}
 	r->user_id = uid;
+	r->cred = CRED_PASSWORD;
 	r->token_id = -uid; /* the rate limiter's key for password sessions */
 	return 0;
+}
+
+static void send_retry(struct req *r, unsigned status, int64_t wait_ms)
+{
+	char secs[32];
+	snprintf(secs, sizeof secs, "%lld", (long long)((wait_ms + 999) / 1000));
+	dav_send_full(r, status, NULL, NULL, 0, "Retry-After", secs, NULL, NULL);
 }
 
 /* 0: authenticated; else replied. */
@@ -148,7 +194,15 @@ int dav_auth(struct req *r)
 			    "is on this machine; use a bearer token or TLS");
 			return 1;
 		}
-		rc = basic_auth(r, authz);
+		int64_t retry_ms = 0;
+		rc = basic_auth(r, authz, &retry_ms);
+		if (rc == AUTH_THROTTLED || rc == AUTH_BUSY) {
+			send_retry(r,
+			           rc == AUTH_BUSY ? MHD_HTTP_SERVICE_UNAVAILABLE
+			                           : MHD_HTTP_TOO_MANY_REQUESTS,
+			           retry_ms);
+			return 1;
+		}
 		if (rc > 0) {
 			char addr[64];
 			r->user_id = 0;
@@ -157,7 +211,7 @@ int dav_auth(struct req *r)
 		}
 	} else if (authz) {
 		rc = auth_check_bearer(r->db, authz, &r->user_id, &r->token_id, &r->host_id,
-		                       &r->host_ws);
+		                       &r->host_ws, &r->cred);
 	}
 	if (rc < 0) {
 		dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -179,10 +233,7 @@ int dav_auth(struct req *r)
 	}
 	int64_t wait = limiter_take(r->hub->limiter, r->token_id);
 	if (wait > 0) {
-		char secs[32];
-		snprintf(secs, sizeof secs, "%lld", (long long)((wait + 999) / 1000));
-		dav_send_full(r, MHD_HTTP_TOO_MANY_REQUESTS, NULL, NULL, 0, "Retry-After", secs,
-		              NULL, NULL);
+		send_retry(r, MHD_HTTP_TOO_MANY_REQUESTS, wait);
 		return 1;
 	}
 	return 0;

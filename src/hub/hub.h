@@ -3,6 +3,7 @@
 #define ROOST_HUB_H
 
 #include "../core/chunker.h"
+#include "../core/connlimit.h"
 #include "../core/store.h"
 #include "../db/db.h"
 
@@ -21,6 +22,7 @@
 #define TOKEN_TTL_MAX_MS       (7ll * 24 * 3600 * 1000)  /* longest a signed token lives */
 #define SESSION_TTL_MS         (90ll * 24 * 3600 * 1000) /* a login's token lives this long */
 #define RATE_LIMIT_DEFAULT     1000 /* requests per second per token (a 1 GiB put sends ~350/s) */
+#define LOGIN_FREE_DEFAULT     5    /* failed password checks per account before delays (guard.c) */
 
 struct hub_config {
 	const char *data_dir;
@@ -29,6 +31,9 @@ struct hub_config {
 	int api_port, content_port, dashboard_port;
 	int64_t feed_heartbeat_ms;      /* a quiet feed sends a comment this often */
 	double rate_limit;              /* requests per second per token; 0 = unlimited */
+	int login_free;                 /* failed password checks before delays; 0: no throttle */
+	int max_conns_per_ip;           /* connections at once per client address; 0: no limit */
+	int head_timeout_s;             /* to send a request head (connlimit.h) */
 	const char *tls_cert, *tls_key; /* PEM files: serve HTTPS on every port */
 	const char *web_dir;            /* the dashboard's built assets; NULL: ROOST_WEB_DIR */
 	/* background jobs (docs/jobs.md): how often each runs (0: never, -1: the
@@ -77,6 +82,8 @@ struct hub {
 	char *db_url;
 	struct feed *feed;
 	struct limiter *limiter;
+	struct guard *guard;     /* password-check throttle (guard.c); NULL: off */
+	struct connlimit *conns; /* per-address connections, on every port */
 	char *tls_cert_pem, *tls_key_pem;
 	struct traffic *traffic; /* bytes in and out per workspace (traffic.c) */
 	const char *ops_token;   /* ROOST_OPS_TOKEN: what /metrics and relays show, or NULL */
@@ -86,6 +93,9 @@ struct hub {
 };
 
 enum role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };
+/* What a request authenticated with: the route table says which kinds may
+ * call a route (R_APP). */
+enum cred { CRED_NONE = 0, CRED_SESSION, CRED_APP, CRED_HOST, CRED_PASSWORD };
 enum perm { PERM_INVALID = -1, PERM_NONE = 0, PERM_READ, PERM_WRITE, PERM_MANAGE };
 struct acl;
 
@@ -104,6 +114,7 @@ struct req {
 	char *params[2]; /* captured '*' segments of the route */
 	int64_t user_id; /* authenticated user, 0 if none */
 	int64_t token_id;
+	enum cred cred;           /* the kind of credential that authenticated it */
 	int64_t host_id, host_ws; /* a host's credential: the host and its workspace */
 	int64_t author_id;        /* a host's commit made for this uploader (0: none) */
 	int64_t ws_id;            /* workspace from the URL, membership checked */
@@ -152,6 +163,10 @@ struct route {
 #define R_PREFIX 4u  /* pattern is a prefix; any method; the handlers check the rest */
 #define R_HOST   8u  /* a host's credential may call it (in its own workspace) */
 #define R_OPS    16u /* operators' (metrics, relays): loopback, or ROOST_OPS_TOKEN */
+/* An app password may call it: files, folders, versions and the feed, never
+ * credentials, members, invites, shares or workspace settings (docs/api.md). */
+#define R_APP   32u
+#define R_FILES (R_AUTH | R_WS | R_APP) /* a file route of a workspace */
 
 /* Responses (server.c). Each returns the MHD result to hand back. */
 enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body /* stolen */);
@@ -164,6 +179,10 @@ enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, co
 enum MHD_Result reply_error_extra(struct req *r, unsigned status, const char *code,
                                   const char *message, json_t *extra /* stolen */);
 enum MHD_Result reply_db_error(struct req *r);
+/* status (429 or 503) with code, message and Retry-After: wait_ms rounded up
+ * to whole seconds. */
+enum MHD_Result reply_retry(struct req *r, unsigned status, const char *code, const char *message,
+                            int64_t wait_ms);
 /* Queue resp (consumed) as the answer; records the status for metrics. */
 enum MHD_Result req_queue(struct req *r, unsigned status, struct MHD_Response *resp);
 /* A query argument; *len gets its length (embedded NULs are caught by callers). */
@@ -180,17 +199,29 @@ char *req_body_path(struct req *r, const char *key);
 bool req_path_writable(struct req *r, const char *path);
 
 /* auth.c */
+/* argon2id runs at most PW_SLOTS at a time (each takes 19 MiB); a caller
+ * waits briefly for a slot, then gets AUTH_BUSY. */
+#define AUTH_DB_ERROR  (-1)
+#define AUTH_THROTTLED (-2) /* the guard refused: retry after *retry_ms */
+#define AUTH_BUSY      (-3) /* every argon2id slot stayed taken: retry after *retry_ms */
+/* 0, AUTH_BUSY, or -1 if hashing failed. */
 int auth_hash_password(const char *password, char out[128]);
-bool auth_verify_password(const char *hash, const char *password);
+/* 1 the password matches, 0 it does not, AUTH_BUSY. */
+int auth_verify_password(const char *hash, const char *password);
 /* The user whose email and password these are (> 0), 0 if none (timed the
- * same either way), -1 on a database error. Releases r->db during argon2id. */
-int64_t auth_check_password(struct req *r, const char *email, const char *password);
+ * same either way), or AUTH_DB_ERROR, AUTH_THROTTLED or AUTH_BUSY (*retry_ms
+ * set). Throttled per account and client (guard.c); releases r->db during
+ * argon2id. */
+int64_t auth_check_password(struct req *r, const char *email, const char *password,
+                            int64_t *retry_ms);
+/* Answer AUTH_THROTTLED or AUTH_BUSY (429 or 503 with Retry-After). */
+enum MHD_Result auth_reply_retry(struct req *r, int64_t rc, int64_t retry_ms);
 /* A new random bearer token (text into tok) and its stored hash. */
 void auth_new_token(char tok[64], char hash[65]);
 void auth_token_hash(const char *tok, char hash[65]);
 /* Resolve a bearer token; 0 if valid (user and token ids set). */
 int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id,
-                      int64_t *host_id, int64_t *host_ws);
+                      int64_t *host_id, int64_t *host_ws, enum cred *cred);
 enum role auth_role(struct db *db, int64_t ws_id, int64_t user_id);
 /* Record a new session token (its hash) for user uid. */
 int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const char *client);
@@ -201,6 +232,11 @@ enum MHD_Result api_me(struct req *r);
 enum MHD_Result api_app_token_create(struct req *r);
 enum MHD_Result api_app_tokens(struct req *r);
 enum MHD_Result api_app_token_revoke(struct req *r);
+/* Sessions (logins) of the caller: list, revoke one; and a password change,
+ * which ends every other session and app password. */
+enum MHD_Result api_sessions(struct req *r);
+enum MHD_Result api_session_revoke(struct req *r);
+enum MHD_Result api_password_change(struct req *r);
 
 /* dav.c: WebDAV (RFC 4918 class 1 and 2) under /dav/WORKSPACE/ on the content port */
 enum MHD_Result dav_begin(struct req *r);
@@ -348,6 +384,17 @@ int hub_demo_host(const char *data_dir, const char *db_url, const char *email, c
 enum MHD_Result serve_version(struct req *r, struct file_info *fi, bool attachment);
 enum MHD_Result api_content(struct req *r);
 enum MHD_Result api_chunk_get(struct req *r);
+
+/* guard.c: throttling of password checks per account and client address */
+struct guard;
+struct guard *guard_new(int free_tries); /* NULL when free_tries <= 0: no throttle */
+void guard_free(struct guard *g);
+/* May this client try a password (for account, if not NULL)? 0: yes, and the
+ * attempt is charged until guard_result; else ms to wait. */
+int64_t guard_admit(struct req *r, const char *account);
+/* How the admitted attempt went: > 0 right (the account's delays end), 0
+ * wrong (the charge stays), < 0 not a guess (busy, errors: charge refunded). */
+void guard_result(struct req *r, const char *account, int outcome);
 
 /* possess.c: who may reference a chunk by its hash (docs/security.md). A
  * caller's own uploads prove possession this long; they are its pending

@@ -341,6 +341,10 @@ enum MHD_Result api_invite_accept(struct req *r)
 	if (!inv)
 		return reply_error(r, MHD_HTTP_NOT_FOUND, "invite_not_found",
 		                   "this invite does not exist, expired, was used or was revoked");
+	/* An existing account's password is checked here as at login: throttled alike. */
+	int64_t wait = guard_admit(r, email);
+	if (wait > 0)
+		return auth_reply_retry(r, AUTH_THROTTLED, wait);
 	st = db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
 	if (st && db_step(st) == DB_ROW) {
 		uid = db_col_int64(st, 0);
@@ -351,10 +355,18 @@ enum MHD_Result api_invite_accept(struct req *r)
 	db_pool_release(r->hub->pool, r->db);
 	r->db = NULL;
 	char newhash[128] = "";
-	bool ok = uid ? auth_verify_password(stored, pw) : strlen(pw) >= 8;
-	if (!uid && ok && auth_hash_password(pw, newhash) != 0)
-		ok = false;
+	int ok = uid ? auth_verify_password(stored, pw) : strlen(pw) >= 8;
+	if (!uid && ok == 1) {
+		int hrc = auth_hash_password(pw, newhash);
+		ok = hrc == 0 ? 1 : hrc == AUTH_BUSY ? AUTH_BUSY : 0;
+	}
 	r->db = db_pool_acquire(r->hub->pool);
+	/* Only a wrong password for an existing account is a failed guess. */
+	guard_result(r, email, ok == AUTH_BUSY || (!uid && !ok) ? -1 : ok);
+	if (ok == AUTH_BUSY)
+		return auth_reply_retry(r, AUTH_BUSY, 1000);
+	if (!ok && uid)
+		meta_audit(r, "login.failed", email, json_pack("{s:s}", "via", "invite"));
 	if (!ok)
 		return uid ? reply_error(r, MHD_HTTP_UNAUTHORIZED, "invalid_credentials",
 		                         "this email has an account: give its password")

@@ -29,8 +29,8 @@ static enum MHD_Result api_metrics(struct req *r);
 static const struct route routes[] = {
     {"POST", "/api/v1/login", 0, BODY_JSON, NULL, NULL, api_login},
     {"POST", "/api/v1/logout", R_AUTH, BODY_NONE, NULL, NULL, api_logout},
-    {"GET", "/api/v1/me", R_AUTH, BODY_NONE, NULL, NULL, api_me},
-    {"GET", "/api/v1/workspaces", R_AUTH | R_HOST, BODY_NONE, NULL, NULL, api_workspaces},
+    {"GET", "/api/v1/me", R_AUTH | R_APP, BODY_NONE, NULL, NULL, api_me},
+    {"GET", "/api/v1/workspaces", R_AUTH | R_APP | R_HOST, BODY_NONE, NULL, NULL, api_workspaces},
     {"POST", "/api/v1/workspaces", R_AUTH, BODY_JSON, NULL, NULL, api_workspace_create},
     {"GET", "/api/v1/workspaces/*/members", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_members},
     {"PUT", "/api/v1/workspaces/*/members/*", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
@@ -47,40 +47,36 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_get},
     {"PUT", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_acl_set},
     {"DELETE", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_delete},
-    {"GET", "/api/v1/workspaces/*/list", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_list},
-    {"GET", "/api/v1/workspaces/*/info", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_info},
-    {"GET", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_versions},
-    {"POST", "/api/v1/workspaces/*/versions", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL,
-     api_commit},
-    {"POST", "/api/v1/workspaces/*/versions/restore", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+    {"GET", "/api/v1/workspaces/*/list", R_FILES, BODY_NONE, NULL, NULL, api_list},
+    {"GET", "/api/v1/workspaces/*/info", R_FILES, BODY_NONE, NULL, NULL, api_info},
+    {"GET", "/api/v1/workspaces/*/versions", R_FILES, BODY_NONE, NULL, NULL, api_versions},
+    {"POST", "/api/v1/workspaces/*/versions", R_FILES | R_HOST, BODY_JSON, NULL, NULL, api_commit},
+    {"POST", "/api/v1/workspaces/*/versions/restore", R_FILES, BODY_JSON, NULL, NULL,
      api_version_restore},
-    {"GET", "/api/v1/workspaces/*/trash", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_trash_list},
-    {"POST", "/api/v1/workspaces/*/trash/restore", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+    {"GET", "/api/v1/workspaces/*/trash", R_FILES, BODY_NONE, NULL, NULL, api_trash_list},
+    {"POST", "/api/v1/workspaces/*/trash/restore", R_FILES, BODY_JSON, NULL, NULL,
      api_trash_restore},
     {"GET", "/api/v1/workspaces/*/jobs", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_jobs},
-    {"POST", "/api/v1/workspaces/*/versions/batch", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL,
+    {"POST", "/api/v1/workspaces/*/versions/batch", R_FILES | R_HOST, BODY_JSON, NULL, NULL,
      api_commit_batch},
-    {"POST", "/api/v1/workspaces/*/folders", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL,
-     api_mkdir},
-    {"POST", "/api/v1/workspaces/*/move", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL, api_move},
-    {"DELETE", "/api/v1/workspaces/*/files", R_AUTH | R_WS | R_HOST, BODY_NONE, NULL, NULL,
-     api_delete},
-    {"GET", "/api/v1/workspaces/*/usage", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_usage},
-    {"GET", "/api/v1/workspaces/*/usage/history", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+    {"POST", "/api/v1/workspaces/*/folders", R_FILES | R_HOST, BODY_JSON, NULL, NULL, api_mkdir},
+    {"POST", "/api/v1/workspaces/*/move", R_FILES | R_HOST, BODY_JSON, NULL, NULL, api_move},
+    {"DELETE", "/api/v1/workspaces/*/files", R_FILES | R_HOST, BODY_NONE, NULL, NULL, api_delete},
+    {"GET", "/api/v1/workspaces/*/usage", R_FILES, BODY_NONE, NULL, NULL, api_usage},
+    {"GET", "/api/v1/workspaces/*/usage/history", R_FILES, BODY_NONE, NULL, NULL,
      api_usage_history},
-    {"GET", "/api/v1/workspaces/*/search", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_search},
-    {"POST", "/api/v1/workspaces/*/chunks/missing", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL,
+    {"GET", "/api/v1/workspaces/*/search", R_FILES, BODY_NONE, NULL, NULL, api_search},
+    {"POST", "/api/v1/workspaces/*/chunks/missing", R_FILES | R_HOST, BODY_JSON, NULL, NULL,
      api_chunks_missing},
-    {"PUT", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS | R_HOST, BODY_STREAM,
-     api_chunk_put_begin, api_chunk_put_data, api_chunk_put},
-    {"GET", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS | R_HOST, BODY_NONE, NULL, NULL,
+    {"PUT", "/api/v1/workspaces/*/chunks/*", R_FILES | R_HOST, BODY_STREAM, api_chunk_put_begin,
+     api_chunk_put_data, api_chunk_put},
+    {"GET", "/api/v1/workspaces/*/chunks/*", R_FILES | R_HOST, BODY_NONE, NULL, NULL,
      api_chunk_get},
-    {"PUT", "/api/v1/workspaces/*/upload", R_AUTH | R_WS, BODY_STREAM, api_upload_begin,
-     api_upload_data, api_upload},
-    {"GET", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
-    {"HEAD", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
-    {"GET", "/api/v1/workspaces/*/events", R_AUTH | R_WS | R_HOST, BODY_NONE, NULL, NULL,
-     api_events},
+    {"PUT", "/api/v1/workspaces/*/upload", R_FILES, BODY_STREAM, api_upload_begin, api_upload_data,
+     api_upload},
+    {"GET", "/api/v1/workspaces/*/content", R_FILES, BODY_NONE, NULL, NULL, api_content},
+    {"HEAD", "/api/v1/workspaces/*/content", R_FILES, BODY_NONE, NULL, NULL, api_content},
+    {"GET", "/api/v1/workspaces/*/events", R_FILES | R_HOST, BODY_NONE, NULL, NULL, api_events},
     {"GET", "/api/v1/workspaces/*/audit", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_audit},
     {"GET", "/api/v1/keys", 0, BODY_NONE, NULL, NULL, api_keys},
     {"POST", "/api/v1/workspaces/*/urls", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_url_create},
@@ -132,6 +128,9 @@ static const struct route routes[] = {
     {"POST", "/api/v1/tokens", R_AUTH, BODY_JSON, NULL, NULL, api_app_token_create},
     {"GET", "/api/v1/tokens", R_AUTH, BODY_NONE, NULL, NULL, api_app_tokens},
     {"DELETE", "/api/v1/tokens/*", R_AUTH, BODY_NONE, NULL, NULL, api_app_token_revoke},
+    {"GET", "/api/v1/sessions", R_AUTH, BODY_NONE, NULL, NULL, api_sessions},
+    {"DELETE", "/api/v1/sessions/*", R_AUTH, BODY_NONE, NULL, NULL, api_session_revoke},
+    {"POST", "/api/v1/password", R_AUTH, BODY_JSON, NULL, NULL, api_password_change},
     /* WebDAV (dav.c): every method under /dav/, authenticated by dav.c itself */
     {"*", "/dav/", R_PREFIX, BODY_STREAM, dav_begin, dav_data, dav_handle},
 };
@@ -213,6 +212,15 @@ enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, co
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	return reply_error_extra(r, status, code, msg, NULL);
+}
+
+enum MHD_Result reply_retry(struct req *r, unsigned status, const char *code, const char *message,
+                            int64_t wait_ms)
+{
+	char secs[32];
+	snprintf(secs, sizeof secs, "%lld", (long long)((wait_ms + 999) / 1000));
+	json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+	return reply_json_hdr(r, status, e, "Retry-After", secs);
 }
 
 enum MHD_Result reply_db_error(struct req *r)
@@ -457,7 +465,7 @@ static bool admit(struct req *r)
 	/* The dashboard port also takes its session cookie (web.c). */
 	char *cookie = !authz && r->dash ? web_cookie_authz(r) : NULL;
 	int rc = auth_check_bearer(r->db, cookie ? cookie : authz, &r->user_id, &r->token_id,
-	                           &r->host_id, &r->host_ws);
+	                           &r->host_id, &r->host_ws, &r->cred);
 	if (cookie)
 		authz = "cookie"; /* only whether one came is read below */
 	free(cookie);
@@ -467,12 +475,9 @@ static bool admit(struct req *r)
 	}
 	int64_t wait = rc == 0 ? limiter_take(r->hub->limiter, r->token_id) : 0;
 	if (wait > 0) {
-		char secs[32];
-		snprintf(secs, sizeof secs, "%lld", (long long)((wait + 999) / 1000));
-		json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", "rate_limited", "message",
-		                      "too many requests for this token; retry after Retry-After "
-		                      "seconds");
-		reply_json_hdr(r, MHD_HTTP_TOO_MANY_REQUESTS, e, "Retry-After", secs);
+		reply_retry(r, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited",
+		            "too many requests for this token; retry after Retry-After seconds",
+		            wait);
 		return false;
 	}
 	if (rc > 0) {
@@ -488,6 +493,13 @@ static bool admit(struct req *r)
 		            "a host's credential may call only its workspace's host routes, not "
 		            "%s %s",
 		            rt->method, rt->pattern);
+		return false;
+	}
+	/* An app password reaches files only: whatever it could mint or change
+	 * elsewhere (tokens, sessions, members, invites, shares) would outlive it. */
+	if (r->cred == CRED_APP && !(rt->flags & R_APP)) {
+		reply_error(r, MHD_HTTP_FORBIDDEN, "app_password_not_allowed",
+		            "an app password reaches files only; log in to do this");
 		return false;
 	}
 	if (rt->flags & R_WS) {
@@ -546,12 +558,14 @@ static void count_request(struct req *r)
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+	struct hub *hub = cls;
 	struct req *r = *req_cls;
 	if (r) {
 		count_request(r);
 		req_free(r);
 	}
 	*req_cls = NULL;
+	connlimit_request_done(hub->conns, c); /* idle again: the head timeout */
 }
 
 static int64_t content_length(struct req *r)
@@ -693,7 +707,10 @@ static enum MHD_Result dispatch(struct hub *hub, struct MHD_Connection *conn, co
 		r->start_us = mono_us();
 		*req_cls = r;
 		atomic_fetch_add(&r->hub->m.requests, 1);
-		return on_head(r);
+		enum MHD_Result ret = on_head(r);
+		if (!r->replied)
+			connlimit_head_done(conn); /* admitted: it may take its time now */
+		return ret;
 	}
 	if (r->replied) {
 		/* Answered on the head; drop whatever body follows. */
@@ -784,11 +801,14 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 	    /* TLS 1.2 and 1.3 only */
 	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
 	    {MHD_OPTION_END, 0, NULL}};
+	/* One count per address over the three ports; a connection has
+	 * head_timeout_s to send its request head (connlimit.h). */
 	struct MHD_Daemon *d = MHD_start_daemon(
-	    flags, (uint16_t)port, NULL, NULL, cb, hub, MHD_OPTION_SOCK_ADDR,
+	    flags, (uint16_t)port, connlimit_accept, hub->conns, cb, hub, MHD_OPTION_SOCK_ADDR,
 	    (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    MHD_OPTION_NOTIFY_CONNECTION, connlimit_notify, hub->conns, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)hub->cfg.head_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape,
 	    NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (!d)
@@ -853,6 +873,10 @@ int hub_serve(struct hub_config *cfg)
 	feed_init(hub);
 	hub->m.by_route = xcalloc(N_ROUTES + 1, sizeof *hub->m.by_route);
 	hub->limiter = limiter_new(hub->cfg.rate_limit);
+	hub->guard = guard_new(hub->cfg.login_free);
+	if (hub->cfg.head_timeout_s <= 0)
+		hub->cfg.head_timeout_s = HEAD_TIMEOUT_DEFAULT;
+	hub->conns = connlimit_new(hub->cfg.max_conns_per_ip, (unsigned)hub->cfg.head_timeout_s);
 	hub->traffic = traffic_new();
 	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
 	if (!hub->pool || !hub->store) {
@@ -905,6 +929,8 @@ int hub_serve(struct hub_config *cfg)
 	feed_free(hub);
 	free(hub->m.by_route);
 	limiter_free(hub->limiter);
+	guard_free(hub->guard);
+	connlimit_free(hub->conns);
 	traffic_free(hub->traffic);
 	free(hub->tls_cert_pem);
 	if (hub->tls_key_pem) {

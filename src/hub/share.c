@@ -73,8 +73,9 @@ enum MHD_Result api_share_create(struct req *r)
 	if (!acl_require(r, path, is_file, write ? PERM_WRITE : PERM_READ))
 		goto out;
 	char pwh[128] = "";
-	if (pw && auth_hash_password(pw, pwh) != 0) {
-		ret = reply_db_error(r);
+	int hrc = pw ? auth_hash_password(pw, pwh) : 0;
+	if (hrc != 0) {
+		ret = hrc == AUTH_BUSY ? auth_reply_retry(r, AUTH_BUSY, 1000) : reply_db_error(r);
 		goto out;
 	}
 	char tok[64], hash[65];
@@ -235,7 +236,8 @@ static bool share_open(struct req *r, const char *tok, struct share *s)
 	return found;
 }
 
-/* The password, from the X-Share-Password header or ?password=. Replies 401. */
+/* The password, from the X-Share-Password header or ?password=. Replies 401,
+ * or 429/503 when guesses at this link or from this client are throttled. */
 static bool share_unlocked(struct req *r, const struct share *s)
 {
 	if (!s->pw_hash)
@@ -244,12 +246,25 @@ static bool share_unlocked(struct req *r, const struct share *s)
 	if (!pw)
 		pw = req_arg(r, "password", NULL);
 	if (pw && strlen(pw) <= 1024) {
+		char key[48];
+		snprintf(key, sizeof key, "share:%lld", (long long)s->id);
+		int64_t wait = guard_admit(r, key);
+		if (wait > 0) {
+			auth_reply_retry(r, AUTH_THROTTLED, wait);
+			return false;
+		}
 		db_pool_release(r->hub->pool, r->db); /* argon2id without a connection */
 		r->db = NULL;
-		bool ok = auth_verify_password(s->pw_hash, pw);
+		int ok = auth_verify_password(s->pw_hash, pw);
 		r->db = db_pool_acquire(r->hub->pool);
-		if (ok)
+		guard_result(r, key, ok == AUTH_BUSY ? -1 : ok);
+		if (ok == AUTH_BUSY) {
+			auth_reply_retry(r, AUTH_BUSY, 1000);
+			return false;
+		}
+		if (ok == 1)
 			return true;
+		meta_audit(r, "share.password_failed", key, NULL);
 	}
 	reply_error(r, MHD_HTTP_UNAUTHORIZED, "password_required",
 	            pw ? "wrong password for this link" : "this link needs its password");

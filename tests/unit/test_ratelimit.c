@@ -93,6 +93,45 @@ static void table_keeps_what_is_used(void **state)
 	limit_table_free(&t);
 }
 
+static void backoff_frees_a_few_then_doubles(void **state)
+{
+	(void)state;
+	struct backoff b = {0};
+	const struct backoff_rule rule = {
+	    .free = 3, .base_ms = 1000, .cap_ms = 8000, .forget_ms = 60000};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(backoff_admit(&b, &rule, 0), 0);
+	/* the fourth goes ahead but makes the fifth wait 1 s */
+	assert_int_equal(backoff_admit(&b, &rule, 0), 0);
+	assert_int_equal(backoff_admit(&b, &rule, 0), 1000);
+	assert_int_equal(backoff_admit(&b, &rule, 400), 600);
+	assert_int_equal(backoff_admit(&b, &rule, 1000), 0); /* then 2 s */
+	assert_int_equal(backoff_admit(&b, &rule, 1000), 2000);
+	assert_int_equal(backoff_admit(&b, &rule, 3000), 0); /* then 4 s */
+	assert_int_equal(backoff_admit(&b, &rule, 7000), 0); /* then 8 s: the cap */
+	assert_int_equal(backoff_admit(&b, &rule, 15000), 0);
+	assert_int_equal(backoff_admit(&b, &rule, 15000), 8000);
+	/* a quiet minute forgets it all */
+	assert_int_equal(backoff_admit(&b, &rule, 80000), 0);
+	assert_int_equal(b.fails, 1);
+}
+
+static void backoff_refund_and_reset(void **state)
+{
+	(void)state;
+	struct backoff b = {0};
+	const struct backoff_rule rule = {
+	    .free = 1, .base_ms = 1000, .cap_ms = 8000, .forget_ms = 60000};
+	assert_int_equal(backoff_admit(&b, &rule, 0), 0);
+	assert_int_equal(backoff_admit(&b, &rule, 0), 0);
+	assert_int_equal(backoff_admit(&b, &rule, 0), 1000);
+	backoff_refund(&b, &rule); /* the second succeeded: no delay owed */
+	assert_int_equal(backoff_admit(&b, &rule, 0), 0);
+	backoff_reset(&b);
+	assert_int_equal(b.fails, 0);
+	assert_int_equal(backoff_admit(&b, &rule, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -100,6 +139,8 @@ int main(void)
 	    cmocka_unit_test(bucket_debt_is_paid_by_waiting),
 	    cmocka_unit_test(rules_parse),
 	    cmocka_unit_test(table_keeps_what_is_used),
+	    cmocka_unit_test(backoff_frees_a_few_then_doubles),
+	    cmocka_unit_test(backoff_refund_and_reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
