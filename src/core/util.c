@@ -338,6 +338,14 @@ int http_parse_range(const char *h, int64_t size, int64_t *start, int64_t *len)
 	return 1;
 }
 
+int64_t http_content_length(const char *s)
+{
+	int64_t v = 0;
+	if (!s || !range_digits(&s, &v) || *s || v == INT64_MAX)
+		return -1;
+	return v;
+}
+
 double parse_bytes(const char *s)
 {
 	char *end;

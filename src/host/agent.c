@@ -44,12 +44,6 @@ static struct timespec deadline_in(int64_t ms)
 	return ts;
 }
 
-bool host_ignored(const char *path)
-{
-	return strncmp(path, "/" HOST_STATE_DIR, sizeof HOST_STATE_DIR) == 0 &&
-	       (path[sizeof HOST_STATE_DIR] == 0 || path[sizeof HOST_STATE_DIR] == '/');
-}
-
 char *host_local(const struct host *h, const char *path)
 {
 	return strcmp(path, "/") == 0 ? xstrdup(h->dir) : xasprintf("%s%s", h->dir, path);
