@@ -12,14 +12,23 @@ mkdir -p "$out"
 cp -r "$corpus"/. "$scratch/" 2>/dev/null || true
 # -rss_limit_mb: well under the machine's memory; -timeout: a slow input is a bug.
 status=0
-ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
-UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-	"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	-artifact_prefix="$out/" "$scratch" 2>&1 | grep -v '^#[0-9].*\(NEW\|REDUCE\|pulse\)' || true
-# The pipeline hides libFuzzer's status: a crash leaves an artifact.
-if ls "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* >/dev/null 2>&1; then
-	echo "run.sh: $(basename "$bin") found a failing input: $(ls "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* 2>/dev/null)"
-	status=1
-fi
-[ "$status" -ne 0 ] || [ -n "${4:-}" ] || rm -rf "$scratch"
+rcfile=$(mktemp)
+{
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+		"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$out/" "$scratch" 2>&1 || rc=$?
+	echo "${rc:-0}" >"$rcfile"
+} | grep -v '^#[0-9].*\(NEW\|REDUCE\|pulse\)' || true
+[ "$(cat "$rcfile")" = 0 ] || status=1
+rm -f "$rcfile"
+# A finding leaves an artifact: name it.
+for f in "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-*; do
+	if [ -e "$f" ]; then
+		echo "run.sh: $(basename "$bin") found a failing input: $f"
+		status=1
+	fi
+done
+# Keep the scratch dir only when it holds the finding.
+[ "$status" -ne 0 ] && [ "$out" = "$scratch" ] || rm -rf "$scratch"
 exit "$status"
