@@ -5,9 +5,12 @@
 #include "hub/hub.h"
 #include "relay/relay.h"
 
+#include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +34,8 @@ static const char usage_text[] =
     "              [--web-dir DIR]  the dashboard's built assets (default: the build's)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
-    "  roost demo [--data DIR] [--host-port 3212]  a hub and a host on loopback, a demo login\n"
+    "  roost demo [--data DIR] [--host-port 3212] [--relay-port 3213] [--tunnel-port 3214]\n"
+    "              a hub, a host and a relay on loopback, a demo login\n"
     "  roost admin rotate-keys --data DIR [--db URL]  new token-signing key\n"
     "  roost admin gc --data DIR [--retention 7d]     expire versions, purge the trash, free "
     "chunks\n"
@@ -213,19 +217,83 @@ static int cmd_serve(int argc, char **argv)
 }
 
 /* A hub on loopback with a known login, for trying roost out. */
+static size_t discard(char *p, size_t size, size_t n, void *cls)
+{
+	(void)p;
+	(void)cls;
+	return size * n;
+}
+
+/* True once GET url answers 200 (the hub has started and has its keys). */
+static bool answers_200(const char *url)
+{
+	CURL *c = curl_easy_init();
+	long st = 0;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	curl_easy_cleanup(c);
+	return st == 200;
+}
+
+/* Wait (quietly, backing off to half a second) until url answers 200, up to
+ * a minute. The demo starts its parts in order: hub, relay, host. */
+static atomic_bool demo_stopping;
+
+static bool wait_ready(const char *url)
+{
+	int64_t until = mono_ms() + 60000, wait = 20;
+	while (!answers_200(url)) {
+		if (mono_ms() > until || atomic_load(&demo_stopping))
+			return false;
+		usleep((useconds_t)wait * 1000);
+		wait = wait * 2 > 500 ? 500 : wait * 2;
+	}
+	return true;
+}
+
+struct banner {
+	char *keys_url; /* the hub is ready when this answers */
+	char *text;
+};
+
+/* Print the demo's banner once the hub answers, so that it is the last
+ * thing on the screen rather than buried under start-up lines. */
+static void *banner_main(void *arg)
+{
+	struct banner *b = arg;
+	if (!wait_ready(b->keys_url)) {
+		if (!atomic_load(&demo_stopping))
+			fprintf(stderr, "roost demo: the hub did not start within a minute\n");
+		return NULL;
+	}
+	usleep(300000); /* the relay's and host's first lines come first */
+	fputs(b->text, stdout);
+	fflush(stdout);
+	return NULL;
+}
+
 static int cmd_demo(int argc, char **argv)
 {
 	/* --host-port N is the demo's own; the rest are the hub's options. */
-	int host_port = DEMO_HOST_PORT;
+	int host_port = DEMO_HOST_PORT, relay_port = 0, tunnel_port = 0;
 	char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
 	int nrest = 0;
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--host-port") == 0) {
-			if (i + 1 >= argc || parse_port(argv[++i], &host_port) != 0) {
-				fprintf(stderr, "roost demo: --host-port takes a port number\n");
+		int *port = strcmp(argv[i], "--host-port") == 0     ? &host_port
+		            : strcmp(argv[i], "--relay-port") == 0  ? &relay_port
+		            : strcmp(argv[i], "--tunnel-port") == 0 ? &tunnel_port
+		                                                    : NULL;
+		if (port) {
+			if (i + 1 >= argc || parse_port(argv[i + 1], port) != 0) {
+				fprintf(stderr, "roost demo: %s takes a port number\n", argv[i]);
 				free(rest);
 				return 2;
 			}
+			i++;
 		} else {
 			rest[nrest++] = argv[i];
 		}
@@ -277,15 +345,20 @@ static int cmd_demo(int argc, char **argv)
 	char *relay_dir = xasprintf("%s/relay", a.data);
 	char *ca = xasprintf("%s/ca.pem", relay_dir);
 	char relay_pub[64], relay_tun[64], listen[64];
-	snprintf(relay_pub, sizeof relay_pub, "%s:%d", host, host_port + 1);
-	snprintf(relay_tun, sizeof relay_tun, "%s:%d", host, host_port + 2);
+	snprintf(relay_pub, sizeof relay_pub, "%s:%d", host,
+	         relay_port ? relay_port : host_port + 1);
+	snprintf(relay_tun, sizeof relay_tun, "%s:%d", host,
+	         tunnel_port ? tunnel_port : host_port + 2);
 	snprintf(listen, sizeof listen, "%s:%d", host, host_port);
 	const char *cert, *key;
 	pid_t relay = -1, agent = -1;
+	char *keys_url = xasprintf("%s/api/v1/keys", hub_url);
 	if (mkdir_p(relay_dir, 0700) == 0 && relay_self_signed(relay_dir, &cert, &key) == 0) {
 		relay = fork();
 		if (relay == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the demo */
+			if (!wait_ready(keys_url))
+				_exit(1);
 			execl(exe, "roost", "relay", "--data", relay_dir, "--hub", hub_url,
 			      "--public", relay_pub, "--tunnel", relay_tun, "--cert", cert, "--key",
 			      key, (char *)NULL);
@@ -296,6 +369,8 @@ static int cmd_demo(int argc, char **argv)
 		agent = fork();
 		if (agent == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (!wait_ready(keys_url))
+				_exit(1);
 			if (relay > 0)
 				execl(exe, "roost", "host", "run", "--dir", host_dir, "--listen",
 				      listen, "--relay", relay_tun, "--relay-ca", ca, (char *)NULL);
@@ -305,21 +380,28 @@ static int cmd_demo(int argc, char **argv)
 			_exit(127);
 		}
 	}
-	printf("\nroost demo\n"
-	       "  relay:     https://%s/h/... (the host's public URL: roost hosts; CA %s)\n"
-	       "  host:      %s (a synced folder: files put in it appear in the workspace)\n"
-	       "  dashboard: http://%s:%d/\n"
-	       "  API:       http://%s:%d/api/v1\n"
-	       "  WebDAV:    http://%s:%d/dav/default/ (same login; rclone, davfs2, Finder)\n"
-	       "  login:     %s  password: %s\n"
-	       "  try:       ROOST_PASSWORD='%s' %s login --hub http://%s:%d --email %s\n"
-	       "             %s put FILE && %s ls\n"
-	       "  (Ctrl-C stops the hub, the host and the relay; data stays in %s)\n\n",
-	       relay_pub, ca, host_dir, host, a.cfg.dashboard_port, host, a.cfg.api_port, host,
-	       a.cfg.content_port, email, pw, pw, exe, host, a.cfg.api_port, email, exe, exe,
-	       a.data);
-	fflush(stdout);
+	struct banner b = {.keys_url = keys_url};
+	b.text = xasprintf(
+	    "\nroost demo\n"
+	    "  relay:     https://%s/h/... (the host's public URL: roost hosts; CA %s)\n"
+	    "  host:      %s (a synced folder: files put in it appear in the workspace)\n"
+	    "  dashboard: http://%s:%d/\n"
+	    "  API:       http://%s:%d/api/v1\n"
+	    "  WebDAV:    http://%s:%d/dav/default/ (same login; rclone, davfs2, Finder)\n"
+	    "  login:     %s  password: %s\n"
+	    "  try:       ROOST_PASSWORD='%s' %s login --hub http://%s:%d --email %s\n"
+	    "             %s put FILE && %s ls\n"
+	    "  (Ctrl-C stops the hub, the host and the relay; data stays in %s)\n\n",
+	    relay_pub, ca, host_dir, host, a.cfg.dashboard_port, host, a.cfg.api_port, host,
+	    a.cfg.content_port, email, pw, pw, exe, host, a.cfg.api_port, email, exe, exe, a.data);
+	pthread_t banner;
+	bool banner_started = pthread_create(&banner, NULL, banner_main, &b) == 0;
 	rc = hub_serve(&a.cfg);
+	atomic_store(&demo_stopping, true);
+	if (banner_started)
+		pthread_join(banner, NULL);
+	free(b.text);
+	free(keys_url);
 	if (agent > 0) {
 		kill(agent, SIGTERM);
 		waitpid(agent, NULL, 0);

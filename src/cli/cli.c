@@ -61,6 +61,8 @@ static int parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->heartbeat;
 		else if (strcmp(a, "--cache-max") == 0)
 			val = &o->cache_max;
+		else if (strcmp(a, "--reserve") == 0)
+			val = &o->reserve;
 		else if (strcmp(a, "--relay") == 0)
 			val = &o->relay;
 		else if (strcmp(a, "--relay-ca") == 0)

@@ -533,6 +533,8 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 	json_t *body = commit_body(&p, remote, size, whole);
 	if (o->base_version_id >= 0)
 		json_object_set_new(body, "base_version_id", json_integer(o->base_version_id));
+	if (o->upload_grant)
+		json_object_set_new(body, "upload_grant", json_string(o->upload_grant));
 	for (int attempt = 0;; attempt++) {
 		json_t *resp = NULL;
 		char err[256];
@@ -571,6 +573,11 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 		if (status == 409 && code && strcmp(code, "version_conflict") == 0) {
 			json_decref(resp);
 			rc = PUT_CONFLICT;
+			break;
+		}
+		if (status == 403 && code && strcmp(code, "upload_grant_refused") == 0) {
+			json_decref(resp);
+			rc = PUT_GRANT_REFUSED;
 			break;
 		}
 		if (status == 409 && json_is_array(missing) && attempt < 3) {

@@ -17,10 +17,15 @@ struct put_opts {
 	int64_t base_version_id;
 	/* When set, gets the commit's answer plus "chunks" [{hash,size,offset}]. */
 	json_t **result;
+	/* Hosts: the hub's upload grant for a file taken through a write URL; the
+	 * version is then the uploader's (see hosts/self/token-check). */
+	const char *upload_grant;
 };
 
 /* transfer_put's exit code when a conditional commit lost to another version. */
 #define PUT_CONFLICT 3
+/* ... and when the hub refused the upload grant (the uploader lost access). */
+#define PUT_GRANT_REFUSED 4
 
 int transfer_put(struct client *c, const char *local, const char *remote, const struct put_opts *o);
 /* version 0 means the current one; local "-" writes to stdout. */

@@ -135,3 +135,10 @@ size_t utf8_chars(const char *s)
 			n++;
 	return n;
 }
+
+bool path_reserved(const char *norm)
+{
+	size_t n = sizeof PATH_RESERVED_TOP - 1;
+	return norm[0] == '/' && strncmp(norm + 1, PATH_RESERVED_TOP, n) == 0 &&
+	       (norm[n + 1] == 0 || norm[n + 1] == '/');
+}

@@ -26,6 +26,11 @@ bool path_split(const char *norm, char **parent, char **name);
 /* Join a normalized folder path and a name. New string. */
 char *path_join(const char *folder, const char *name);
 
+/* Is normalized path reserved (".roost" at the top, a host's state folder, or
+ * anything in it)? Nothing may be written there; hosts never sync it. */
+#define PATH_RESERVED_TOP ".roost"
+bool path_reserved(const char *norm);
+
 /* Number of UTF-8 code points in s: SQL substr() counts characters, not bytes. */
 size_t utf8_chars(const char *s);
 

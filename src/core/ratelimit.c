@@ -48,7 +48,7 @@ int limit_rule_parse(struct limit_rule rules[LIMIT_SCOPES], const char *spec, co
 {
 	static const char *const scopes[LIMIT_SCOPES] = {"ip", "host", "url"};
 	const char *dot = strchr(spec, '.'), *eq = strchr(spec, '=');
-	*why = "a limit looks like SCOPE.KIND=VALUE: ip|host|url . rps|bps|inflight";
+	*why = "a limit looks like SCOPE.KIND=VALUE: ip|host|url . rps|bps|inflight, or ip.conns";
 	if (!dot || !eq || eq < dot)
 		return -1;
 	int scope = -1;
@@ -78,6 +78,11 @@ int limit_rule_parse(struct limit_rule rules[LIMIT_SCOPES], const char *spec, co
 	}
 	if (klen == 8 && strncmp(kind, "inflight", 8) == 0 && v == floor(v) && v <= 1e6) {
 		r->inflight = (int)v;
+		return 0;
+	}
+	if (klen == 5 && strncmp(kind, "conns", 5) == 0 && scope == LIMIT_IP && v == floor(v) &&
+	    v <= 1e6) {
+		r->conns = (int)v;
 		return 0;
 	}
 	return -1;

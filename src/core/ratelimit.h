@@ -29,9 +29,10 @@ struct limit_rule {
 	double rps;   /* requests per second, twice that in a burst; 0: no limit */
 	double bps;   /* bytes per second both ways, one second's worth in a burst; 0: none */
 	int inflight; /* requests at once; 0: no limit */
+	int conns;    /* connections open at once (client IPs only); 0: no limit */
 };
 
-/* Parse "SCOPE.KIND=VALUE" (ip|host|url . rps|bps|inflight; VALUE a number,
+/* Parse "SCOPE.KIND=VALUE" (ip|host|url . rps|bps|inflight, or ip.conns; VALUE a number,
  * bps with an optional K, M or G suffix for KiB, MiB, GiB) into rules[].
  * 0 on success; -1 with *why set. */
 int limit_rule_parse(struct limit_rule rules[LIMIT_SCOPES], const char *spec, const char **why);

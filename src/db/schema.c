@@ -195,6 +195,16 @@ static const char *const migrations[] = {
     " ('exclusive','shared')), owner_xml TEXT, user_id BIGINT NOT NULL REFERENCES users(id),"
     " created_at BIGINT NOT NULL, timeout_at BIGINT NOT NULL);"
     "CREATE INDEX dav_locks_ws ON dav_locks(workspace_id, timeout_at);",
+
+    /* 9: who uploaded which chunk (possess.c): a chunk's hash alone proves
+     * nothing; its uploader may commit it for UPLOAD_PENDING_MS, and until a
+     * commit uses it the row counts as the uploader's pending bytes. */
+    "CREATE TABLE chunk_uploads ("
+    " workspace_id BIGINT NOT NULL REFERENCES workspaces(id), uploader TEXT NOT NULL,"
+    " chunk_hash TEXT NOT NULL, size BIGINT NOT NULL, touched_at BIGINT NOT NULL,"
+    " PRIMARY KEY (workspace_id, uploader, chunk_hash));"
+    "CREATE INDEX chunk_uploads_hash ON chunk_uploads(chunk_hash);"
+    "CREATE INDEX chunk_uploads_touched ON chunk_uploads(touched_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -102,6 +102,27 @@ void host_mark_dirty(struct host *h, const char *path, int64_t delay_ms)
 	pthread_mutex_unlock(&h->mu);
 }
 
+void host_grant_set(struct host *h, const char *path, const char *grant)
+{
+	pthread_mutex_lock(&h->mu);
+	if (!h->grants)
+		h->grants = json_object();
+	if (grant)
+		json_object_set_new(h->grants, path, json_string(grant));
+	else
+		json_object_del(h->grants, path);
+	pthread_mutex_unlock(&h->mu);
+}
+
+char *host_grant_get(struct host *h, const char *path)
+{
+	pthread_mutex_lock(&h->mu);
+	const char *g = json_string_value(json_object_get(h->grants, path));
+	char *copy = g ? xstrdup(g) : NULL;
+	pthread_mutex_unlock(&h->mu);
+	return copy;
+}
+
 void host_queue_move(struct host *h, const char *from, const char *to)
 {
 	struct move_op *m = xcalloc(1, sizeof *m);
@@ -292,6 +313,72 @@ int host_load_identity(struct host *h, const char *dir)
 	return 0;
 }
 
+/* ---- free space ----
+ *
+ * A file's size is what the workspace says, not what was uploaded: one chunk
+ * listed many times makes a huge file from a small upload. A host writes a
+ * file it fetches only if the disk keeps its reserve after; else the file
+ * waits, reported, and a resync tries again later. */
+
+#define NO_SPACE_RETRY_MS (60 * 1000)
+
+bool host_room_for(struct host *h, const char *path, int64_t size)
+{
+	struct statvfs vfs;
+	if (statvfs(h->dir, &vfs) != 0)
+		return true; /* cannot tell: the write itself will fail cleanly */
+	int64_t total = (int64_t)vfs.f_blocks * (int64_t)vfs.f_frsize;
+	int64_t avail = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+	int64_t reserve = h->cfg.reserve > 0 ? h->cfg.reserve : total / 20;
+	if (h->cfg.reserve <= 0 && reserve < (1ll << 30))
+		reserve = 1ll << 30;
+	if (size <= avail - reserve)
+		return true;
+	pthread_mutex_lock(&h->mu);
+	bool known = json_object_get(h->no_space, path) != NULL;
+	if (json_object_size(h->no_space) < 10000 || known)
+		json_object_set_new(h->no_space, path, json_integer(size));
+	pthread_mutex_unlock(&h->mu);
+	if (!known)
+		log_warn("no space for %s: %lld bytes, %lld free, %lld kept in reserve; will retry",
+		         path, (long long)size, (long long)avail, (long long)reserve);
+	atomic_store(&h->no_space_since, mono_ms());
+	return false;
+}
+
+void host_room_found(struct host *h, const char *path)
+{
+	pthread_mutex_lock(&h->mu);
+	json_object_del(h->no_space, path);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Files waiting for room, and the bytes they need (under mu). */
+static json_t *no_space_summary(struct host *h)
+{
+	int64_t bytes = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(h->no_space, k, v) bytes += json_integer_value(v);
+	return json_pack("{s:I, s:I}", "files", (json_int_t)json_object_size(h->no_space), "bytes",
+	                 (json_int_t)bytes);
+}
+
+/* Waiting files are looked at again (a resync) once a while has passed. */
+static void no_space_retry(struct host *h)
+{
+	int64_t since = atomic_load(&h->no_space_since);
+	if (!since || mono_ms() - since < NO_SPACE_RETRY_MS)
+		return;
+	atomic_store(&h->no_space_since, 0);
+	pthread_mutex_lock(&h->mu);
+	if (json_object_size(h->no_space)) {
+		h->resync = true;
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
 /* ---- status file and heartbeat ---- */
 
 static const char *state_name(int s)
@@ -319,6 +406,10 @@ static void write_status(struct host *h, bool running)
 	                              (json_int_t)atomic_load(&h->from_hub), "served",
 	                              (json_int_t)atomic_load(&h->served_chunks), "served_files",
 	                              (json_int_t)atomic_load(&h->served_files)));
+	pthread_mutex_lock(&h->mu);
+	json_object_set_new(o, "no_space", no_space_summary(h));
+	json_object_set_new(o, "no_space_paths", json_deep_copy(h->no_space));
+	pthread_mutex_unlock(&h->mu);
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	char *path = xasprintf("%s/status.json", h->state_dir);
@@ -360,6 +451,7 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	if (!root_set) /* pinned unless a policy says otherwise */
 		json_array_insert_new(pinned, 0, json_string("/"));
 	json_t *have = h->replicas_have, *dropped = h->replicas_dropped;
+	json_t *no_space = no_space_summary(h);
 	h->replicas_have = json_array();
 	h->replicas_dropped = json_array();
 	pthread_mutex_unlock(&h->mu);
@@ -370,6 +462,7 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	    (json_int_t)atomic_load(&h->last_sync), "version", ROOST_VERSION, "pinned", pinned,
 	    "cache_bytes", (json_int_t)atomic_load(&h->cache_bytes), "seq",
 	    (json_int_t)atomic_load(&h->seq));
+	json_object_set_new(body, "no_space", no_space); /* counts only: paths stay here */
 	if (h->url)
 		json_object_set_new(body, "url", json_string(h->url));
 	pthread_mutex_lock(&h->mu);
@@ -437,6 +530,7 @@ static void *heartbeat_main(void *arg)
 		pthread_mutex_unlock(&h->mu);
 		heartbeat(h, curl, "online");
 		write_status(h, true);
+		no_space_retry(h);
 		pthread_mutex_lock(&h->mu);
 		struct timespec ts = deadline_in((int64_t)h->cfg.heartbeat_s * 1000);
 		while (!atomic_load(&h->stop) &&
@@ -744,6 +838,7 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 		h->cfg.cache_max = HOST_CACHE_MAX;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
+	pthread_cond_init(&h->commit_cv, NULL);
 	h->events = json_array();
 	h->repairs = json_array();
 	h->assign_fetch = json_object();
@@ -751,6 +846,7 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	h->policies = json_array();
 	h->replicas_have = json_array();
 	h->replicas_dropped = json_array();
+	h->no_space = json_object();
 	h->moves_tail = &h->moves;
 	dirty_grow(h);
 	h->dir = realpath(cfg->dir, NULL);
@@ -797,12 +893,14 @@ void host_close(struct host *h)
 	}
 	json_decref(h->events);
 	json_decref(h->repairs);
+	json_decref(h->grants);
 	json_decref(h->assign_fetch);
 	json_decref(h->assign_release);
 	json_decref(h->policies);
 	json_decref(h->keys);
 	json_decref(h->replicas_have);
 	json_decref(h->replicas_dropped);
+	json_decref(h->no_space);
 	client_close(&h->c);
 	free(h->label);
 	free(h->url);
@@ -857,6 +955,7 @@ int host_run(const struct host_config *cfg)
 	}
 	struct watcher *w = watcher_start(h);
 	h->rescan = h->first_rescan = true;
+	h->resync = idx_kv_get(h->db, "no_space", 0) != 0; /* files that waited for room */
 	struct feed *f = xcalloc(1, sizeof *f);
 	f->h = h;
 	f->last = atomic_load(&h->seq);

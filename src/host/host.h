@@ -15,6 +15,7 @@
 #define ROOST_HOST_H
 
 #include "../cli/client.h"
+#include "../core/path.h"
 #include "../core/store.h"
 #include "../db/db.h"
 
@@ -25,7 +26,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#define HOST_STATE_DIR     ".roost"
+#define HOST_STATE_DIR     PATH_RESERVED_TOP /* core/path.h: never synced */
 #define HOST_HEARTBEAT_S   5
 #define HOST_CACHE_MAX     (1ll << 30) /* on-demand cache cap by default */
 #define HOST_RESCAN_MS     (10 * 60 * 1000)
@@ -39,6 +40,7 @@ struct host_config {
 	const char *listen; /* ADDR:PORT of the content server, or NULL for none */
 	int heartbeat_s;
 	int64_t cache_max;
+	int64_t reserve; /* free space downloads must leave; 0: max(1 GiB, 5%) */
 	const char *relay;    /* the relay's tunnel ADDR:PORT, or NULL */
 	const char *relay_ca; /* CA file for the relay's certificate, or NULL */
 };
@@ -72,6 +74,10 @@ struct host {
 
 	pthread_mutex_t mu; /* guards everything below up to 'stop' */
 	pthread_cond_t cv;
+	/* Commits sent to the hub and not yet in the index: from the hub's answer
+	 * on, the hub may send readers here for that version (commit_cv: one ended). */
+	int committing;
+	pthread_cond_t commit_cv;
 	struct dirty **dirty; /* hash table of paths */
 	size_t dirty_cap, ndirty;
 	struct move_op *moves, **moves_tail;
@@ -94,8 +100,13 @@ struct host {
 	atomic_llong queue;
 	atomic_int state; /* 0 starting, 1 scanning, 2 syncing, 3 idle */
 	/* where fetched chunks came from, and what the content server served */
+	/* Files a pinned folder holds that did not fit (host_room_for): path ->
+	 * size, under mu; retried by a resync after NO_SPACE_RETRY_MS. */
+	json_t *no_space;
+	atomic_llong no_space_since; /* mono ms of the last refusal, 0: none waiting */
 	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
 	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
+	json_t *grants; /* path -> the hub's upload grant for a write URL's file (under mu) */
 	struct MHD_Daemon *server;
 };
 
@@ -107,6 +118,10 @@ void host_close(struct host *h);
 /* Queue work for the sync thread (any thread). */
 void host_mark_dirty(struct host *h, const char *path, int64_t delay_ms);
 void host_queue_move(struct host *h, const char *from, const char *to);
+/* The hub's upload grant for path (a file taken through a write URL): its
+ * commit names the uploader. set with NULL forgets it; get: a copy or NULL. */
+void host_grant_set(struct host *h, const char *path, const char *grant);
+char *host_grant_get(struct host *h, const char *path);
 void host_wake(struct host *h);
 /* Load DIR/.roost/host.json into h (hub, token, ids). 0 or prints why. */
 int host_load_identity(struct host *h, const char *dir);
@@ -116,8 +131,16 @@ int host_load_policies(struct host *h, CURL *curl);
 enum policy host_policy(struct host *h, const char *path);
 /* Should path (a workspace path) never be synced (state dir, temp names)? */
 bool host_ignored(const char *path);
+/* Is there room to write a file of size bytes and keep the reserve? If not,
+ * logs it, reports it (status file, heartbeat) and schedules a retry. */
+bool host_room_for(struct host *h, const char *path, int64_t size);
+/* path fits now (or is gone): no longer reported as waiting for room. */
+void host_room_found(struct host *h, const char *path);
 /* dir + path. New string. */
 char *host_local(const struct host *h, const char *path);
+/* Around a commit to the hub and its index entry (serve.c waits for them). */
+void host_commit_begin(struct host *h);
+void host_commit_end(struct host *h);
 void host_report_replicas(struct host *h, json_t *chunks, bool have);
 /* The hub's public key kid (refetched when unknown, at most every 10 s). */
 bool host_key(void *cls, const char *kid, unsigned char *pk);

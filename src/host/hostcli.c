@@ -146,9 +146,9 @@ static int host_join(struct opts *o)
 static int host_run_cmd(struct opts *o)
 {
 	if (o->npos != 1 || !o->dir) {
-		fprintf(stderr,
-		        "usage: roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat "
-		        "SECONDS] [--cache-max BYTES] [--relay ADDR:PORT [--relay-ca CA.pem]]\n");
+		fprintf(stderr, "usage: roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat "
+		                "SECONDS] [--cache-max BYTES] [--reserve BYTES] [--relay ADDR:PORT "
+		                "[--relay-ca CA.pem]]\n");
 		return 2;
 	}
 	struct host_config cfg = {
@@ -157,19 +157,13 @@ static int host_run_cmd(struct opts *o)
 		fprintf(stderr, "roost host run: --heartbeat takes whole seconds (1 or more)\n");
 		return 2;
 	}
-	if (o->cache_max) {
-		char *end;
-		cfg.cache_max = strtoll(o->cache_max, &end, 10);
-		int64_t mult = *end == 'K'   ? 1 << 10
-		               : *end == 'M' ? 1 << 20
-		               : *end == 'G' ? 1 << 30
-		                             : 1;
-		if (cfg.cache_max <= 0 || (*end && mult == 1)) {
-			fprintf(stderr,
-			        "roost host run: --cache-max takes bytes, e.g. 500M or 2G\n");
-			return 2;
-		}
-		cfg.cache_max *= mult;
+	if (o->cache_max && (cfg.cache_max = (int64_t)parse_bytes(o->cache_max)) <= 0) {
+		fprintf(stderr, "roost host run: --cache-max takes bytes, e.g. 500M or 2G\n");
+		return 2;
+	}
+	if (o->reserve && (cfg.reserve = (int64_t)parse_bytes(o->reserve)) <= 0) {
+		fprintf(stderr, "roost host run: --reserve takes bytes, e.g. 500M or 2G\n");
+		return 2;
 	}
 	return host_run(&cfg);
 }
@@ -334,6 +328,39 @@ static int host_retire_url(struct opts *o, bool revoke)
 	return rc;
 }
 
+/* roost host rm HOST: the host is removed for good (its credential, its
+ * relay URL; its copies stop counting and are made again elsewhere). */
+static int host_rm(struct opts *o)
+{
+	if (o->npos != 2) {
+		fprintf(stderr, "usage: roost host rm HOST\n");
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	int rc = 1;
+	int64_t id = find_host(&c, o->pos[1]);
+	if (id) {
+		char rel[64];
+		snprintf(rel, sizeof rel, "/hosts/%lld", (long long)id);
+		char *url = client_ws_url(&c, rel, NULL);
+		json_t *r = client_call(&c, "DELETE", url, NULL, "host rm");
+		free(url);
+		if (r && o->json)
+			print_json(r);
+		else if (r)
+			printf("removed host %s: its credential and relay URL stop working; %lld "
+			       "copies of chunks are made again elsewhere\n",
+			       o->pos[1],
+			       (long long)json_integer_value(json_object_get(r, "copies_gone")));
+		rc = r ? 0 : 1;
+		json_decref(r);
+	}
+	client_close(&c);
+	return rc;
+}
+
 int cmd_host(struct opts *o)
 {
 	const char *sub = o->npos ? o->pos[0] : "";
@@ -349,6 +376,8 @@ int cmd_host(struct opts *o)
 		return host_get(o);
 	if (strcmp(sub, "rotate-url") == 0 || strcmp(sub, "revoke-url") == 0)
 		return host_retire_url(o, sub[2] == 'v');
+	if (strcmp(sub, "rm") == 0)
+		return host_rm(o);
 	fprintf(stderr, "usage: roost host invite [--expires 1h] [--json]\n"
 	                "       roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
 	                "       roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat S] "
@@ -356,7 +385,8 @@ int cmd_host(struct opts *o)
 	                "       roost host status --dir DIR [--json]\n"
 	                "       roost host get --dir DIR PATH [OUT|-]\n"
 	                "       roost host rotate-url HOST [GRACE_SECONDS]  |  roost host "
-	                "revoke-url HOST\n");
+	                "revoke-url HOST\n"
+	                "       roost host rm HOST\n");
 	return strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0 ? 0 : 2;
 }
 
@@ -404,8 +434,8 @@ static int64_t find_host(struct client *c, const char *which)
 			id = json_integer_value(json_object_get(h, "id"));
 	}
 	if (r && !id)
-		fprintf(stderr, "roost policy: no host %s in workspace %s (see roost hosts)\n",
-		        which, c->ws_name);
+		fprintf(stderr, "roost: no host %s in workspace %s (see roost hosts)\n", which,
+		        c->ws_name);
 	json_decref(r);
 	return id;
 }

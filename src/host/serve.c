@@ -14,6 +14,7 @@
  * beneath the folder without following any symlink. */
 #include "host.h"
 #include "serve_req.h"
+#include "../core/content.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -91,8 +92,7 @@ static enum MHD_Result send_fd(struct MHD_Connection *conn, int fd, int64_t size
 	}
 	struct MHD_Response *r =
 	    MHD_create_response_from_fd_at_offset64((uint64_t)len, fd, (uint64_t)start);
-	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	content_headers(r, NULL, NULL, true);
 	MHD_add_response_header(r, "Accept-Ranges", "bytes");
 	snprintf(buf, sizeof buf, "\"%s\"", hash);
 	MHD_add_response_header(r, "ETag", buf);
@@ -130,6 +130,31 @@ static json_t *check_token(struct host *h, struct MHD_Connection *conn, const ch
 		return NULL;
 	}
 	return claims;
+}
+
+/* Ask the hub whether the issuer of a signed URL may still use it (see the
+ * hub's hosts/self/token-check): its answer, or NULL after replying — the
+ * hub's refusal, or 503 when the hub cannot be asked (fail closed). */
+static json_t *hub_token_check(struct host *h, struct MHD_Connection *conn, const char *tok)
+{
+	CURL *curl = client_curl(&h->c);
+	char *url = client_ws_url(&h->c, "/hosts/self/token-check", NULL);
+	json_t *body = json_pack("{s:s}", "token", tok), *out = NULL;
+	char err[256];
+	long st = client_request(&h->c, curl, "POST", url, body, &out, err);
+	json_decref(body);
+	free(url);
+	curl_easy_cleanup(curl);
+	if (st == 200)
+		return out;
+	json_t *e = json_object_get(out, "error");
+	if ((st == 403 || st == 404) && json_get_str(e, "code") && json_get_str(e, "message"))
+		send_error(conn, (unsigned)st, json_get_str(e, "code"), json_get_str(e, "message"));
+	else
+		send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
+		           "this host cannot confirm the URL with the hub now; try again");
+	json_decref(out);
+	return NULL;
 }
 
 static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, const char *hash)
@@ -178,20 +203,27 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	atomic_fetch_add(&h->served_chunks, 1);
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+	content_headers(r, NULL, NULL, true);
 	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-/* An on-demand file: its chunks into the cache, assembled into an unlinked temp file. */
-static int assemble(struct host *h, struct db *db, const char *path, int64_t version)
+/* A version this host has no whole file of (on-demand, or replaced since):
+ * its chunks from here, the cache, peers or the hub, into an unlinked temp
+ * file. Its size and hash go to e. */
+static int assemble(struct host *h, struct db *db, const char *path, int64_t version,
+                    struct ientry *e)
 {
 	CURL *curl = client_curl(&h->c);
 	bool gone = false;
 	json_t *m = fetch_manifest(h, curl, path, version, &gone);
 	int fd = -1;
-	if (m) {
+	int64_t size = 0;
+	const char *hash = json_get_str(m, "hash");
+	if (m && json_get_int(m, "size", &size) && hash && strlen(hash) < sizeof e->hash) {
+		e->size = size;
+		snprintf(e->hash, sizeof e->hash, "%s", hash);
 		char *tmp = xasprintf("%s/od-XXXXXX", h->tmp_dir);
 		fd = mkstemp(tmp);
 		if (fd >= 0) {
@@ -208,6 +240,26 @@ static int assemble(struct host *h, struct db *db, const char *path, int64_t ver
 	return fd;
 }
 
+/* Wait (up to ms) for the commits in flight to reach the index. True if
+ * there were any: a version unknown until now may be known after. */
+static bool commits_settled(struct host *h, int64_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&h->mu);
+	bool any = h->committing > 0;
+	while (h->committing > 0 && pthread_cond_timedwait(&h->commit_cv, &h->mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&h->mu);
+	return any;
+}
+
 static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn, const char *tok)
 {
 	json_t *claims = check_token(h, conn, tok, "read");
@@ -215,7 +267,21 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 		return MHD_YES;
 	int64_t ver = 0;
 	json_get_int(claims, "ver", &ver);
+	/* The path and version number, to assemble the version if the file
+	 * here is not it (any more). */
+	const char *cpath = json_get_str(claims, "path");
+	char *want_path = cpath ? xstrdup(cpath) : NULL;
+	int64_t want_v = 0;
+	json_get_int(claims, "v", &want_v);
 	json_decref(claims);
+	json_t *ok = hub_token_check(h, conn, tok);
+	if (!ok) {
+		free(want_path);
+		return MHD_YES;
+	}
+	json_decref(ok);
+	bool retried = false;
+again:;
 	struct db *db = db_pool_acquire(h->idx);
 	char *path = NULL;
 	struct ientry e;
@@ -229,10 +295,19 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 			fd = -1;
 		}
 	} else if (rc == 1 && host_policy(h, path) == POL_ON_DEMAND) {
-		fd = assemble(h, db, path, e.version);
+		fd = assemble(h, db, path, e.version, &e);
 	}
+	if (fd < 0 && rc == 0 && !retried && commits_settled(h, 10000)) {
+		db_pool_release(h->idx, db);
+		free(path);
+		retried = true; /* the hub knew the version before our index did */
+		goto again;
+	}
+	if (fd < 0 && rc >= 0 && want_path && want_v > 0)
+		fd = assemble(h, db, want_path, want_v, &e);
 	db_pool_release(h->idx, db);
 	free(path);
+	free(want_path);
 	if (fd < 0)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
 		                  "this host does not hold that version");
@@ -246,6 +321,7 @@ static enum MHD_Result serve_version(struct host *h, struct MHD_Connection *conn
 
 struct upload {
 	char *path, *tmp; /* where it goes (from the token); the temp file */
+	char *grant;      /* the hub's upload grant: the commit names the uploader */
 	int fd;
 	struct hasher *hash;
 	int64_t size;
@@ -261,6 +337,7 @@ static void upload_free(struct upload *u)
 	hasher_free(u->hash);
 	free(u->tmp);
 	free(u->path);
+	free(u->grant);
 	free(u);
 }
 
@@ -297,18 +374,34 @@ static struct upload *upload_begin(struct host *h, struct MHD_Connection *conn, 
 		           "this host does not keep that folder; upload to the hub");
 		return NULL;
 	}
+	/* The signature is not enough: the uploader must still be allowed to
+	 * write the file, which only the hub knows. Asked before the body. */
+	json_t *ok = hub_token_check(h, conn, tok);
+	const char *grant = json_get_str(ok, "grant");
+	if (!ok || !grant) {
+		if (ok)
+			send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
+			           "the hub gave no upload grant");
+		json_decref(ok);
+		free(path);
+		return NULL;
+	}
+	char *grant_copy = xstrdup(grant);
+	json_decref(ok);
 	int64_t cl = http_content_length(
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length"));
 	struct statvfs vfs;
 	if (cl > 0 && statvfs(h->dir, &vfs) == 0 &&
 	    cl > (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - UPLOAD_RESERVE) {
 		free(path);
+		free(grant_copy);
 		send_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space",
 		           "this host has no room for that file");
 		return NULL;
 	}
 	struct upload *u = xcalloc(1, sizeof *u);
 	u->path = path;
+	u->grant = grant_copy;
 	u->tmp = xasprintf("%s/up-XXXXXX", h->tmp_dir);
 	u->fd = mkstemp(u->tmp);
 	u->hash = hasher_new();
@@ -381,7 +474,12 @@ static enum MHD_Result upload_request(struct host *h, struct MHD_Connection *con
 		*size = 0;
 		return MHD_YES;
 	}
+	/* The grant is in place before the file is, so its commit names the uploader. */
+	if (!u->err)
+		host_grant_set(h, u->path, u->grant);
 	int rc = u->err ? -u->err : upload_place(h, u);
+	if (rc != 0 && !u->err)
+		host_grant_set(h, u->path, NULL);
 	if (rc != 0)
 		return send_error(conn,
 		                  rc == -ENOSPC ? MHD_HTTP_INSUFFICIENT_STORAGE

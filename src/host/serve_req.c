@@ -9,8 +9,7 @@
 
 bool host_ignored(const char *path)
 {
-	return strncmp(path, "/" HOST_STATE_DIR, sizeof HOST_STATE_DIR) == 0 &&
-	       (path[sizeof HOST_STATE_DIR] == 0 || path[sizeof HOST_STATE_DIR] == '/');
+	return path_reserved(path);
 }
 
 /* url is prefix followed by one segment (no further '/'): that segment. */

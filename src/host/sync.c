@@ -250,6 +250,7 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 			             json_integer_value(json_object_get(m, "version_id")),
 			             json_integer_value(json_object_get(m, "version")),
 			             json_get_str(m, "hash"), json_object_get(m, "chunks"));
+		host_room_found(h, path);
 		log_info("synced %s (version %lld) from the workspace", path,
 		         (long long)json_integer_value(json_object_get(m, "version")));
 	}
@@ -308,6 +309,11 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		have = false;
 	}
 	free(local);
+	if (!host_room_for(h, path, size)) {
+		/* reported; a resync tries again later, after a restart too */
+		idx_kv_set(h->db, "no_space", 1);
+		return;
+	}
 	/* A file within the minimum chunk size is one chunk named by the
 	 * file's hash: no need to ask for its manifest. */
 	if (size <= (int64_t)h->c.chunking.min) {
@@ -361,12 +367,66 @@ static void resolve_conflict(struct host *h, const char *path, const char *local
 	json_decref(m);
 }
 
+/* The hub refused the grant of a file taken through a write URL: whoever
+ * uploaded it may no longer write it, so the upload is void. The workspace's
+ * version comes back (a new file goes); the grant is kept until then, so the
+ * file never goes up as this host's own edit. */
+static void void_upload(struct host *h, const char *path, const char *local, const struct stat *st)
+{
+	log_warn("%s came through a write URL whose uploader may no longer write it; "
+	         "restoring the workspace's version",
+	         path);
+	bool gone = false;
+	json_t *m = fetch_manifest(h, h->c.curl, path, 0, &gone);
+	if (m ? download_to(h, path, m, st) : gone && unlink(local) == 0)
+		host_grant_set(h, path, NULL);
+	else
+		host_mark_dirty(h, path, retry_ms());
+	json_decref(m);
+}
+
+void host_commit_begin(struct host *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->committing++;
+	pthread_mutex_unlock(&h->mu);
+}
+
+void host_commit_end(struct host *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->committing--;
+	pthread_cond_broadcast(&h->commit_cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void upload_one(struct host *h, const char *path, const char *local, const struct stat *st,
+                       int64_t base, bool retried);
+
+/* The commit and its index entry, as one step for readers the hub sends here. */
 static void upload(struct host *h, const char *path, const char *local, const struct stat *st,
                    int64_t base, bool retried)
 {
+	host_commit_begin(h);
+	upload_one(h, path, local, st, base, retried);
+	host_commit_end(h);
+}
+
+static void upload_one(struct host *h, const char *path, const char *local, const struct stat *st,
+                       int64_t base, bool retried)
+{
 	json_t *res = NULL;
-	struct put_opts o = {.quiet = true, .base_version_id = base, .result = &res};
+	char *grant = host_grant_get(h, path);
+	struct put_opts o = {
+	    .quiet = true, .base_version_id = base, .result = &res, .upload_grant = grant};
 	int rc = transfer_put(&h->c, local, path, &o);
+	free(grant);
+	if (rc == PUT_GRANT_REFUSED) {
+		void_upload(h, path, local, st);
+		return;
+	}
+	if (rc == 0)
+		host_grant_set(h, path, NULL);
 	if (rc == PUT_CONFLICT) {
 		resolve_conflict(h, path, local, st, retried);
 		return;
@@ -514,12 +574,17 @@ void sync_flush(struct host *h)
 		json_t *c;
 		size_t ci;
 		json_array_foreach(chunks, ci, c) json_object_del(c, "offset");
-		json_array_append_new(
-		    versions, json_pack("{s:s, s:I, s:s, s:o, s:I}", "path", s->path, "size",
-		                        (json_int_t)s->st.st_size, "hash", s->hash, "chunks",
-		                        chunks, "base_version_id", (json_int_t)s->base));
+		json_t *v = json_pack("{s:s, s:I, s:s, s:o, s:I}", "path", s->path, "size",
+		                      (json_int_t)s->st.st_size, "hash", s->hash, "chunks", chunks,
+		                      "base_version_id", (json_int_t)s->base);
+		char *grant = host_grant_get(h, s->path);
+		if (grant)
+			json_object_set_new(v, "upload_grant", json_string(grant));
+		free(grant);
+		json_array_append_new(versions, v);
 	}
 	out = NULL;
+	host_commit_begin(h);
 	st = ok ? hub_call(h, "POST", "/versions/batch", NULL,
 	                   json_pack("{s:o}", "versions", versions), &out)
 	        : (json_decref(versions), 0);
@@ -532,6 +597,7 @@ void sync_flush(struct host *h)
 		const char *code = json_get_str(json_object_get(b, "error"), "code");
 		char *local = host_local(h, s->path);
 		if (status == 201) {
+			host_grant_set(h, s->path, NULL);
 			json_t *chunks = one_chunk(s);
 			record_local(h, s->path, &s->st,
 			             json_integer_value(json_object_get(b, "version_id")),
@@ -543,6 +609,8 @@ void sync_flush(struct host *h)
 				host_mark_dirty(h, s->path, SETTLE_MODIFIED_MS);
 		} else if (status == 409 && code && strcmp(code, "version_conflict") == 0) {
 			resolve_conflict(h, s->path, local, &s->st, false);
+		} else if (status == 403 && code && strcmp(code, "upload_grant_refused") == 0) {
+			void_upload(h, s->path, local, &s->st);
 		} else {
 			if (status)
 				log_warn("upload of %s refused: %s", s->path,
@@ -553,6 +621,7 @@ void sync_flush(struct host *h)
 		free(s->path);
 		free(s->data);
 	}
+	host_commit_end(h);
 	if (st == 200) {
 		fail_streak = 0;
 		log_info("uploaded %zu small file%s in one batch", nsmall, nsmall == 1 ? "" : "s");
@@ -1026,7 +1095,12 @@ int64_t sync_with_tree(struct host *h)
 		free(p);
 	}
 	/* Remote files: fetch what is new or newer; fix what a policy change
-	 * moved between pinned, on-demand and excluded. */
+	 * moved between pinned, on-demand and excluded. Files waiting for room
+	 * are looked at afresh. */
+	pthread_mutex_lock(&h->mu);
+	json_object_clear(h->no_space);
+	pthread_mutex_unlock(&h->mu);
+	idx_kv_set(h->db, "no_space", 0);
 	json_t *seen = json_object();
 	json_array_foreach(json_object_get(tree, "files"), i, f)
 	{

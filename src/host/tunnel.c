@@ -322,6 +322,17 @@ static void pipe_request(struct host *h, SSL *ssl, int rfd, const char *first, i
 	close(lfd);
 }
 
+/* The relay answers a hello it refuses with a JSON line; a request never
+ * starts with '{' (not a method's character). Such a line is not for the
+ * content server: the connection is dropped and dialled again later. */
+static bool refused(const char *first, int n)
+{
+	if (n <= 0 || first[0] != '{')
+		return false;
+	log_debug("relay: refused a data connection: %.*s", n > 200 ? 200 : n, first);
+	return true;
+}
+
 static void *data_main(void *arg)
 {
 	struct tunnel *t = arg;
@@ -338,7 +349,7 @@ static void *data_main(void *arg)
 		/* A request's first bytes, or the relay closing (then dial again). */
 		char first[16 * 1024];
 		int n = ssl_read_wait(h, ssl, fd, first, sizeof first);
-		if (n > 0)
+		if (n > 0 && !refused(first, n))
 			pipe_request(h, ssl, fd, first, n);
 		else if (!atomic_load(&h->stop))
 			backoff_sleep(h, &backoff);
@@ -357,7 +368,7 @@ static void *extra_main(void *arg)
 	SSL *ssl = attach(t, "data", &fd);
 	char first[16 * 1024];
 	int n = ssl ? ssl_read_wait(h, ssl, fd, first, sizeof first) : 0;
-	if (n > 0)
+	if (n > 0 && !refused(first, n))
 		pipe_request(h, ssl, fd, first, n);
 	hang_up(ssl, fd);
 	atomic_fetch_sub(&t->extra, 1);

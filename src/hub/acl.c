@@ -14,10 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An entry and the life of the item it is on: it applies to its path from the
+ * item's creation until its deletion (until is ACL_NOW while the item lives).
+ * Entries of deleted items are kept, so a deleted item, and the feed's past
+ * changes, are judged by the entries that held when they were live. */
 struct acl_entry {
 	char *path;
 	bool file;
 	enum perm perm;
+	int64_t from, until;
 };
 
 struct acl {
@@ -26,6 +31,10 @@ struct acl {
 	size_t n;
 	struct acl_entry *e;
 };
+
+/* Clocks of several hubs (and the steps of one transaction) differ by a few
+ * ms: an entry is taken to cover this much before and after its item's life. */
+#define ACL_SLACK_MS 10000
 
 enum perm perm_parse(const char *s)
 {
@@ -70,16 +79,17 @@ struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role)
 	db_finalize(st);
 	if (role >= ROLE_ADMIN)
 		return a; /* entries cannot restrict owners and admins */
-	st = db_query(
-	    db,
-	    "SELECT d.path, 0, e.perm FROM acl_entries e JOIN folders d ON d.id = "
-	    "e.folder_id WHERE e.workspace_id = ? AND e.user_id = ? AND d.deleted_at IS NULL "
-	    "UNION ALL "
-	    "SELECT CASE WHEN d.path = '/' THEN '/' || f.name ELSE d.path || '/' || f.name "
-	    "END, 1, e.perm FROM acl_entries e JOIN files f ON f.id = e.file_id JOIN folders d "
-	    "ON d.id = f.folder_id WHERE e.workspace_id = ? AND e.user_id = ? AND "
-	    "f.deleted_at IS NULL",
-	    "iiii", ws, user, ws, user);
+	/* Deleted items' entries too (no deleted_at filter): see struct acl_entry. */
+	st = db_query(db,
+	              "SELECT d.path, 0, e.perm, d.created_at, d.deleted_at FROM acl_entries e "
+	              "JOIN folders d ON d.id = e.folder_id WHERE e.workspace_id = ? AND "
+	              "e.user_id = ? "
+	              "UNION ALL "
+	              "SELECT CASE WHEN d.path = '/' THEN '/' || f.name ELSE d.path || '/' || "
+	              "f.name END, 1, e.perm, f.created_at, f.deleted_at FROM acl_entries e JOIN "
+	              "files f ON f.id = e.file_id JOIN folders d ON d.id = f.folder_id WHERE "
+	              "e.workspace_id = ? AND e.user_id = ? AND f.purged_at IS NULL",
+	              "iiii", ws, user, ws, user);
 	size_t cap = 0;
 	int rc = DB_ERR;
 	while (st && (rc = db_step(st)) == DB_ROW) {
@@ -90,6 +100,8 @@ struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role)
 		a->e[a->n].path = xstrdup(db_col_text(st, 0));
 		a->e[a->n].file = db_col_int64(st, 1) != 0;
 		a->e[a->n].perm = perm_parse(db_col_text(st, 2));
+		a->e[a->n].from = db_col_int64(st, 3);
+		a->e[a->n].until = db_col_is_null(st, 4) ? ACL_NOW : db_col_int64(st, 4);
 		a->n++;
 	}
 	db_finalize(st);
@@ -98,6 +110,11 @@ struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role)
 		return NULL;
 	}
 	return a;
+}
+
+static int cmp_key(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
 /* Is path equal to folder or below it? */
@@ -109,36 +126,68 @@ static bool under(const char *path, const char *folder)
 	return strncmp(path, folder, n) == 0 && (path[n] == '/' || path[n] == 0);
 }
 
-enum perm acl_perm(const struct acl *a, const char *path, bool is_file)
+/* Did e's item hold its path at moment at? Now: only live items' entries. */
+static bool holds_at(const struct acl_entry *e, int64_t at)
+{
+	if (at == ACL_NOW)
+		return e->until == ACL_NOW;
+	return e->from - ACL_SLACK_MS <= at &&
+	       (e->until == ACL_NOW || at <= e->until + ACL_SLACK_MS);
+}
+
+/* Of two entries on the same path that both held at a moment (a folder
+ * deleted and made again within the slack), the narrower wins: never more. */
+static const struct acl_entry *nearer(const struct acl_entry *best, const struct acl_entry *e)
+{
+	if (!best)
+		return e;
+	size_t lb = strlen(best->path), le = strlen(e->path);
+	if (le != lb)
+		return le > lb ? e : best;
+	return e->perm < best->perm ? e : best;
+}
+
+enum perm acl_perm_at(const struct acl *a, const char *path, bool is_file, int64_t at)
 {
 	if (a->role >= ROLE_ADMIN)
 		return PERM_MANAGE;
-	const struct acl_entry *best = NULL;
+	const struct acl_entry *dir = NULL, *file = NULL;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct acl_entry *e = &a->e[i];
+		if (!holds_at(e, at))
+			continue;
 		if (e->file) {
 			if (is_file && strcmp(e->path, path) == 0)
-				return e->perm;
-		} else if (under(path, e->path) &&
-		           (!best || strlen(e->path) > strlen(best->path))) {
-			best = e;
+				file = nearer(file, e);
+		} else if (under(path, e->path)) {
+			dir = nearer(dir, e);
 		}
 	}
-	return best ? best->perm : a->dflt;
+	return file ? file->perm : dir ? dir->perm : a->dflt;
 }
 
-bool acl_visible(const struct acl *a, const char *path, bool is_file)
+enum perm acl_perm(const struct acl *a, const char *path, bool is_file)
 {
-	if (acl_perm(a, path, is_file) >= PERM_READ)
+	return acl_perm_at(a, path, is_file, ACL_NOW);
+}
+
+bool acl_visible_at(const struct acl *a, const char *path, bool is_file, int64_t at)
+{
+	if (acl_perm_at(a, path, is_file, at) >= PERM_READ)
 		return true;
 	if (is_file)
 		return false;
 	/* A folder leading to something readable is shown, so it can be reached. */
 	for (size_t i = 0; i < a->n; i++)
-		if (a->e[i].perm >= PERM_READ && strcmp(a->e[i].path, path) != 0 &&
-		    under(a->e[i].path, path))
+		if (holds_at(&a->e[i], at) && a->e[i].perm >= PERM_READ &&
+		    strcmp(a->e[i].path, path) != 0 && under(a->e[i].path, path))
 			return true;
 	return false;
+}
+
+bool acl_visible(const struct acl *a, const char *path, bool is_file)
+{
+	return acl_visible_at(a, path, is_file, ACL_NOW);
 }
 
 bool acl_subtree_at_least(const struct acl *a, const char *path, enum perm need)
@@ -146,7 +195,7 @@ bool acl_subtree_at_least(const struct acl *a, const char *path, enum perm need)
 	if (acl_perm(a, path, false) < need)
 		return false;
 	for (size_t i = 0; i < a->n; i++)
-		if (a->e[i].perm < need && under(a->e[i].path, path))
+		if (holds_at(&a->e[i], ACL_NOW) && a->e[i].perm < need && under(a->e[i].path, path))
 			return false;
 	return true;
 }
@@ -156,7 +205,7 @@ bool acl_writes_somewhere(const struct acl *a)
 	if (a->role >= ROLE_ADMIN || a->dflt >= PERM_WRITE)
 		return true;
 	for (size_t i = 0; i < a->n; i++)
-		if (a->e[i].perm >= PERM_WRITE)
+		if (holds_at(&a->e[i], ACL_NOW) && a->e[i].perm >= PERM_WRITE)
 			return true;
 	return false;
 }
@@ -168,16 +217,16 @@ struct acl *req_acl(struct req *r)
 	return r->acl;
 }
 
-bool acl_require(struct req *r, const char *path, bool is_file, enum perm need)
+bool acl_require_at(struct req *r, const char *path, bool is_file, enum perm need, int64_t at)
 {
 	struct acl *a = req_acl(r);
 	if (!a) {
 		reply_db_error(r);
 		return false;
 	}
-	if (acl_perm(a, path, is_file) >= need)
+	if (acl_perm_at(a, path, is_file, at) >= need)
 		return true;
-	if (!acl_visible(a, path, is_file))
+	if (!acl_visible_at(a, path, is_file, at))
 		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
 	else
 		reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "you may not %s %s",
@@ -186,6 +235,54 @@ bool acl_require(struct req *r, const char *path, bool is_file, enum perm need)
 		                                 : "read",
 		            path);
 	return false;
+}
+
+bool acl_reads_all(struct req *r)
+{
+	struct acl *a = req_acl(r);
+	return a && acl_subtree_at_least(a, "/", PERM_READ);
+}
+
+/* One row per (file, key): path of its folder, its name, key, value. */
+int acl_sum_readable(struct req *r, struct db_stmt *st, int64_t threshold, struct acl_sums *out)
+{
+	struct acl *a = req_acl(r);
+	struct keyed {
+		char *key;
+		int64_t v;
+	} *rows = NULL;
+	size_t n = 0, cap = 0;
+	int rc = a && st ? DB_ROW : DB_ERR;
+	while (rc == DB_ROW && (rc = db_step(st)) == DB_ROW) {
+		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
+		if (acl_perm(a, p, true) >= PERM_READ) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				rows = xrealloc(rows, cap * sizeof *rows);
+			}
+			rows[n].key = xstrdup(db_col_text(st, 2));
+			rows[n++].v = db_col_int64(st, 3);
+		}
+		free(p);
+	}
+	db_finalize(st);
+	qsort(rows, n, sizeof *rows, cmp_key);
+	memset(out, 0, sizeof *out);
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || strcmp(rows[i].key, rows[i - 1].key) != 0) {
+			out->count++;
+			out->sum += rows[i].v;
+			out->below += rows[i].v < threshold;
+		}
+		free(rows[i].key);
+	}
+	free(rows);
+	return rc == DB_DONE ? 0 : DB_ERR;
+}
+
+bool acl_require(struct req *r, const char *path, bool is_file, enum perm need)
+{
+	return acl_require_at(r, path, is_file, need, ACL_NOW);
 }
 
 /* ---- the ACL endpoints ---- */

@@ -33,8 +33,8 @@ enum MHD_Result api_workspaces(struct req *r)
 	    r->db,
 	    "SELECT w.id, w.name, m.role, w.chunk_min, w.chunk_avg, w.chunk_max, w.last_seq "
 	    "FROM workspaces w JOIN memberships m ON m.workspace_id = w.id "
-	    "WHERE m.user_id = ? ORDER BY w.id",
-	    "i", r->user_id);
+	    "WHERE m.user_id = ? AND (? = 0 OR w.id = ?) ORDER BY w.id",
+	    "iii", r->user_id, r->host_ws, r->host_ws); /* a host sees its own only */
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -252,7 +252,7 @@ enum MHD_Result api_mkdir(struct req *r)
 
 enum MHD_Result api_mkdir_path(struct req *r, const char *path, bool parents)
 {
-	if (!acl_require(r, path, false, PERM_WRITE))
+	if (!acl_require(r, path, false, PERM_WRITE) || !req_path_writable(r, path))
 		return MHD_YES;
 	enum MHD_Result ret;
 	char *parent = NULL, *name = NULL;
@@ -329,6 +329,8 @@ enum MHD_Result api_move_paths(struct req *r, const char *from, const char *to)
 	char *tparent = NULL, *tname = NULL;
 	struct file_info fi;
 	int64_t src_folder = 0, dst_parent = 0, other = 0;
+	if (!req_path_writable(r, to))
+		return MHD_YES;
 	if (strcmp(from, "/") == 0 || !path_split(to, &tparent, &tname)) {
 		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
 		                  "the workspace root cannot be moved or replaced");
@@ -502,9 +504,53 @@ out:
 	return ret;
 }
 
+/* Usage for a member who may not read every file: of what they may read
+ * (the workspace's totals would tell of hidden files). */
+static int usage_readable(struct req *r, int64_t *logical, int64_t *files, int64_t *versions,
+                          int64_t *stored, int64_t *chunks)
+{
+	struct acl_sums s;
+	/* one row per version, keyed by its id: the version's size */
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT d.path, f.name, v.id, v.size FROM files f JOIN folders d ON d.id = "
+	    "f.folder_id JOIN file_versions v ON v.file_id = f.id WHERE f.workspace_id = ? AND "
+	    "f.deleted_at IS NULL",
+	    "i", r->ws_id);
+	if (acl_sum_readable(r, st, 0, &s) != 0)
+		return DB_ERR;
+	*logical = s.sum;
+	*versions = s.count;
+	st = db_query(r->db,
+	              "SELECT d.path, f.name, f.id, 0 FROM files f JOIN folders d ON d.id = "
+	              "f.folder_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL AND "
+	              "f.current_version_id IS NOT NULL",
+	              "i", r->ws_id);
+	if (acl_sum_readable(r, st, 0, &s) != 0)
+		return DB_ERR;
+	*files = s.count;
+	st =
+	    db_query(r->db,
+	             "SELECT d.path, f.name, vc.chunk_hash, vc.size FROM files f JOIN folders d ON "
+	             "d.id = f.folder_id JOIN file_versions v ON v.file_id = f.id JOIN "
+	             "version_chunks vc ON vc.version_id = v.id WHERE f.workspace_id = ? AND "
+	             "f.deleted_at IS NULL",
+	             "i", r->ws_id);
+	if (acl_sum_readable(r, st, 0, &s) != 0)
+		return DB_ERR;
+	*stored = s.sum;
+	*chunks = s.count;
+	return 0;
+}
+
 enum MHD_Result api_usage(struct req *r)
 {
 	int64_t logical = 0, files = 0, versions = 0, stored = 0, chunks = 0;
+	if (!acl_reads_all(r)) {
+		if (usage_readable(r, &logical, &files, &versions, &stored, &chunks) != 0)
+			return reply_db_error(r);
+		goto reply;
+	}
 	struct db_stmt *st =
 	    db_query(r->db,
 	             "SELECT COALESCE(SUM(v.size), 0), COUNT(*), COUNT(DISTINCT f.id) FROM "
@@ -528,6 +574,7 @@ enum MHD_Result api_usage(struct req *r)
 		chunks = db_col_int64(st, 1);
 	}
 	db_finalize(st);
+reply:
 	return reply_json(r, MHD_HTTP_OK,
 	                  json_pack("{s:I, s:I, s:I, s:I, s:I, s:s}", "logical_bytes",
 	                            (json_int_t)logical, "stored_bytes", (json_int_t)stored,

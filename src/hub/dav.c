@@ -140,7 +140,7 @@ bool dav_captured_ok(struct req *r)
 	return r->cap_status >= 200 && r->cap_status < 300;
 }
 
-int dav_res_get(struct req *r, const char *path, struct res *x)
+static int res_lookup(struct req *r, const char *path, struct res *x)
 {
 	memset(x, 0, sizeof *x);
 	struct file_info fi;
@@ -171,6 +171,21 @@ int dav_res_get(struct req *r, const char *path, struct res *x)
 	}
 	db_finalize(st);
 	return rc == DB_ERR ? DB_ERR : 0;
+}
+
+int dav_res_get(struct req *r, const char *path, struct res *x)
+{
+	int rc = res_lookup(r, path, x);
+	struct acl *a = rc < 0 ? NULL : req_acl(r);
+	if (rc >= 0 && !a)
+		return DB_ERR;
+	/* What the caller may not see does not exist for them: every method sees
+	 * a hidden target, parent or destination as a missing one, so no answer
+	 * (404, 405, 409, 412) tells one from the other. */
+	if ((x->kind == RES_FILE && acl_perm(a, path, true) < PERM_READ) ||
+	    (x->kind == RES_DIR && !acl_visible(a, path, false)))
+		memset(x, 0, sizeof *x);
+	return rc;
 }
 
 const char *dav_entity(int kind)
@@ -331,7 +346,13 @@ enum MHD_Result dav_begin(struct req *r)
 		free(msg);
 		return ret;
 	}
-	if (strcmp(r->method, "PUT") == 0)
+	/* Reserved names (core/path.h) take no writes, by any method. */
+	const char *m = r->method;
+	if (path_reserved(d->path) && strcmp(m, "GET") && strcmp(m, "HEAD") &&
+	    strcmp(m, "PROPFIND") && strcmp(m, "OPTIONS"))
+		return dav_send_text(r, MHD_HTTP_FORBIDDEN,
+		                     "this name is reserved for hosts' state");
+	if (strcmp(m, "PUT") == 0)
 		return dav_put_begin(r, d);
 	return MHD_YES;
 }
@@ -379,16 +400,6 @@ enum MHD_Result dav_handle(struct req *r)
 		ret = dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
 		goto out;
 	}
-	struct acl *a = req_acl(r);
-	if (!a) {
-		ret = dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
-		goto out;
-	}
-	/* What the caller may not see does not exist for them. */
-	if (x.kind == RES_FILE && acl_perm(a, d->path, true) < PERM_READ)
-		x.kind = RES_NONE;
-	if (x.kind == RES_DIR && !acl_visible(a, d->path, false))
-		x.kind = RES_NONE;
 	bool creates = strcmp(m, "MKCOL") == 0 || strcmp(m, "LOCK") == 0;
 	if (!x.kind && !creates && strcmp(m, "UNLOCK") != 0) {
 		ret = dav_send_text(r, MHD_HTTP_NOT_FOUND, "not found");

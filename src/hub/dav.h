@@ -84,6 +84,7 @@ void dav_cap_reset(struct req *r);
 /* The API function answered (captured) with an error: pass it on. */
 enum MHD_Result dav_send_captured(struct req *r);
 bool dav_captured_ok(struct req *r);
+/* The resource at path as the caller sees it: RES_NONE if missing or hidden. */
 int dav_res_get(struct req *r, const char *path, struct res *x);
 const char *dav_entity(int kind);
 void dav_href_print(FILE *f, struct dav *d, const char *path, bool dir);

@@ -171,9 +171,10 @@ xmlDocPtr dav_xml_parse(struct dav *d)
 	xmlDocPtr doc = xmlCtxtReadMemory(ctx, d->body, (int)d->len, NULL, NULL,
 	                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
 	                                      XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
-	/* A DTD is never needed in a WebDAV body, and its entities would be kept
-	 * as references that are not well-formed once the fragment is stored
-	 * and replayed without it (found by tests/fuzz/fuzz_dav_xml.c). */
+	/* RFC 4918 §20.6: a body with a DTD is refused; without one, an entity
+	 * other than the predefined five is not well-formed either. (A DTD's
+	 * entities were stored as references and replayed raw: item 12, also
+	 * found by tests/fuzz/fuzz_dav_xml.c.) */
 	if (doc && (!ctx->wellFormed || !ctx->nsWellFormed || doc->intSubset || doc->extSubset)) {
 		xmlFreeDoc(doc);
 		doc = NULL;

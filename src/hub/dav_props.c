@@ -5,6 +5,7 @@
 #include "../core/util.h"
 
 #include <libxml/parser.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -79,6 +80,36 @@ static void dprops_free(struct dprops *d)
 	memset(d, 0, sizeof *d);
 }
 
+static bool has_entity_refs(xmlNodePtr n)
+{
+	for (; n; n = n->next)
+		if (n->type == XML_ENTITY_REF_NODE || n->type == XML_ENTITY_DECL ||
+		    n->type == XML_DTD_NODE || has_entity_refs(n->children))
+			return true;
+	return false;
+}
+
+/* Is s one well-formed element that stands on its own: no DTD, no entity
+ * but the five predefined, namespaces declared? Only such a value is stored
+ * and replayed inside a PROPFIND answer. */
+static bool fragment_ok(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > INT_MAX)
+		return false;
+	xmlParserCtxtPtr ctx = xmlNewParserCtxt();
+	if (!ctx)
+		abort();
+	xmlDocPtr doc =
+	    xmlCtxtReadMemory(ctx, s, (int)len, NULL, NULL,
+	                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	bool ok = doc && ctx->wellFormed && ctx->nsWellFormed && !doc->intSubset &&
+	          !doc->extSubset && xmlDocGetRootElement(doc) && !has_entity_refs(doc->children);
+	xmlFreeDoc(doc);
+	xmlFreeParserCtxt(ctx);
+	return ok;
+}
+
 static void dprops_add(struct dprops *d, struct db_stmt *st)
 {
 	if (d->n == d->cap) {
@@ -90,7 +121,9 @@ static void dprops_add(struct dprops *d, struct db_stmt *st)
 	p->id = db_col_int64(st, 1);
 	p->ns = xstrdup(db_col_text(st, 2));
 	p->name = xstrdup(db_col_text(st, 3));
-	p->xml = xstrdup(db_col_text(st, 4));
+	/* A value stored before values were checked is replayed empty, so the
+	 * answer stays well-formed. */
+	p->xml = fragment_ok(db_col_text(st, 4)) ? xstrdup(db_col_text(st, 4)) : NULL;
 }
 
 /* Dead properties of one resource, and with children, of a folder's members. */
@@ -241,7 +274,7 @@ static void pf_response(FILE *f, struct dav *d, const struct pf *q, const char *
 			const struct dprop *p = &q->dead->p[i];
 			if (p->kind != x->kind || p->id != x->id)
 				continue;
-			if (q->mode == PF_ALL)
+			if (q->mode == PF_ALL && p->xml)
 				fputs(p->xml, f);
 			else
 				empty_elem(f, p->ns, p->name);
@@ -258,7 +291,10 @@ static void pf_response(FILE *f, struct dav *d, const struct pf *q, const char *
 		if (strcmp(w->ns, "DAV:") == 0 && live_print(f, d, q, w->name, path, x, true)) {
 			found[i] = true;
 		} else if ((p = dead_find(q, x, w->ns, w->name))) {
-			fputs(p->xml, f);
+			if (p->xml)
+				fputs(p->xml, f);
+			else
+				empty_elem(f, p->ns, p->name);
 			found[i] = true;
 		} else {
 			missing = true;
@@ -416,6 +452,17 @@ enum MHD_Result dav_proppatch(struct req *r, struct dav *d, const struct res *x)
 			}
 		}
 	}
+	/* Store only what replays as well-formed XML (RFC 4918 §9.2: a body the
+	 * server cannot take as it is is a 400, and nothing is changed). */
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].set && !fragment_ok(ops[i].xml)) {
+			for (size_t k = 0; k < n; k++)
+				free(ops[k].xml);
+			free(ops);
+			xmlFreeDoc(doc);
+			return dav_send_text(r, MHD_HTTP_BAD_REQUEST,
+			                     "a property value is not well-formed XML on its own");
+		}
 	bool ok = !protected_seen && n <= 1000;
 	int rc = DB_DONE;
 	if (ok && n) {

@@ -117,6 +117,11 @@ enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct res *x, 
 		                     bad == MHD_HTTP_BAD_GATEWAY
 		                         ? "the destination is not in this workspace"
 		                         : "the destination is not a valid path");
+	if (path_reserved(dest)) {
+		free(dest);
+		return dav_send_text(r, MHD_HTTP_FORBIDDEN,
+		                     "this name is reserved for hosts' state");
+	}
 	enum MHD_Result ret;
 	char *dparent = dav_parent_of(dest);
 	const char *depth = req_header(r, "Depth");

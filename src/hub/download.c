@@ -2,6 +2,7 @@
  * Every chunk is verified against its hash as it is read; a corrupt chunk ends
  * the response with an error rather than serving bad bytes. */
 #include "hub.h"
+#include "../core/content.h"
 #include "../core/hash.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -170,26 +171,13 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 	d->buf = xmalloc(d->buf_cap ? (size_t)d->buf_cap : 1);
 	struct MHD_Response *resp = MHD_create_response_from_callback(
 	    (uint64_t)d->len, 256 * 1024, download_read, d, download_free);
-	MHD_add_response_header(resp, "Content-Type",
-	                        fi.content_type[0] ? fi.content_type : "application/octet-stream");
+	content_headers(resp, fi.content_type, fi.name, attachment);
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 	snprintf(buf, sizeof buf, "\"%s\"", fi.hash);
 	MHD_add_response_header(resp, "ETag", r->etag ? r->etag : buf);
 	MHD_add_response_header(resp, "X-Roost-Hash", fi.hash);
 	snprintf(buf, sizeof buf, "%lld", (long long)fi.version_no);
 	MHD_add_response_header(resp, "X-Roost-Version", buf);
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (attachment) {
-		/* RFC 6266: a plain fallback plus the exact UTF-8 name. */
-		char *esc = xmalloc(strlen(fi.name) * 3 + 1), *o = esc;
-		for (const unsigned char *p = (const unsigned char *)fi.name; *p; p++)
-			o += (isalnum(*p) || strchr("-._~", *p)) ? sprintf(o, "%c", *p)
-			                                         : sprintf(o, "%%%02X", *p);
-		char *cd = xasprintf("attachment; filename=\"download\"; filename*=UTF-8''%s", esc);
-		MHD_add_response_header(resp, "Content-Disposition", cd);
-		free(cd);
-		free(esc);
-	}
 	if (range > 0) {
 		snprintf(buf, sizeof buf, "bytes %lld-%lld/%lld", (long long)d->start,
 		         (long long)(d->start + d->len - 1), (long long)size);
@@ -200,31 +188,14 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 	return ret;
 }
 
-/* Owners and admins read any chunk of their workspace; others only chunks of a
- * live file they may read. */
+/* A chunk is read by hash only by whoever could commit it: its uploader, or
+ * a caller who may read a version that uses it (possess.c). */
 static bool chunk_readable(struct req *r, const char *hash)
 {
-	struct acl *a = req_acl(r);
-	if (!a)
-		return false;
-	if (r->role >= ROLE_ADMIN)
-		return true;
-	struct db_stmt *st = db_query(r->db,
-	                              "SELECT DISTINCT d.path, f.name FROM version_chunks vc "
-	                              "JOIN file_versions v ON v.id = vc.version_id "
-	                              "JOIN files f ON f.id = v.file_id "
-	                              "JOIN folders d ON d.id = f.folder_id "
-	                              "WHERE vc.chunk_hash = ? AND f.workspace_id = ? AND "
-	                              "f.deleted_at IS NULL LIMIT 100",
-	                              "ti", hash, r->ws_id);
-	bool ok = false;
-	while (!ok && st && db_step(st) == DB_ROW) {
-		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
-		ok = acl_perm(a, p, true) >= PERM_READ;
-		free(p);
-	}
-	db_finalize(st);
-	return ok;
+	struct chunk_ref c = {.size = 0};
+	snprintf(c.hash, sizeof c.hash, "%s", hash);
+	bool held = false;
+	return possess_check(r, &c, 1, &held) == DB_DONE && held;
 }
 
 enum MHD_Result api_chunk_get(struct req *r)
@@ -263,7 +234,7 @@ enum MHD_Result api_chunk_get(struct req *r)
 	traffic_add(r->hub, r->ws_id, 0, n);
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+	content_headers(resp, NULL, NULL, true);
 	MHD_add_response_header(resp, "ETag", hash);
 	enum MHD_Result ret = req_queue(r, MHD_HTTP_OK, resp);
 	return ret;

@@ -8,6 +8,7 @@
  * same wake-up. A waiting subscriber holds no database connection, and sends a
  * heartbeat comment when it has been quiet for the heartbeat interval. */
 #include "hub.h"
+#include "../core/json.h"
 #include "../core/util.h"
 
 #include <jansson.h>
@@ -188,23 +189,43 @@ static void append(struct sub *s, const char *text)
 	s->len += n;
 }
 
-/* May this subscriber see a change? Only if it may see one of the paths it
- * names; changes that name no path (members, workspace) go to every member. */
-static bool visible(const struct acl *a, const char *payload)
+/* The payload members that name a path (file.moved has from and to,
+ * host.policy a folder). Every path a change names is one of these. */
+static const char *const path_keys[] = {"path", "from", "to", "folder"};
+
+/* What of a change (at its time at) the subscriber may see: the payload
+ * without the paths hidden from them (a move out of a hidden folder arrives
+ * without its "from"), or NULL when it names paths and all are hidden.
+ * Changes that name no path (members, workspace) go to every member. The
+ * ACL is the one that held at the change's time, so a later delete does not
+ * show a replay what was hidden then. New string. */
+static char *visible_payload(const struct acl *a, const char *payload, const char *entity,
+                             int64_t at)
 {
 	json_t *p = json_loads(payload, 0, NULL);
-	const char *keys[] = {"path", "from", "to"};
-	bool any = false, seen = false;
-	for (size_t i = 0; i < 3; i++) {
-		const char *v = json_string_value(json_object_get(p, keys[i]));
+	if (!json_is_object(p)) {
+		json_decref(p);
+		return NULL;
+	}
+	bool is_file = strcmp(entity, "file") == 0, any = false, seen = false, cut = false;
+	for (size_t i = 0; i < sizeof path_keys / sizeof *path_keys; i++) {
+		const char *v = json_string_value(json_object_get(p, path_keys[i]));
 		if (!v)
 			continue;
 		any = true;
-		/* a file event names a file; a folder event a folder */
-		seen = seen || acl_visible(a, v, false) || acl_perm(a, v, true) >= PERM_READ;
+		if (acl_visible_at(a, v, is_file, at)) {
+			seen = true;
+		} else {
+			json_object_del(p, path_keys[i]);
+			cut = true;
+		}
 	}
+	char *out = !any    ? xstrdup(payload)
+	            : !seen ? NULL
+	            : cut   ? json_to_string(p)
+	                    : xstrdup(payload);
 	json_decref(p);
-	return !any || seen;
+	return out;
 }
 
 /* Read the next batch of changes into the buffer. Returns rows read (visible
@@ -229,15 +250,18 @@ static int fetch(struct sub *s)
 		int64_t seq = db_col_int64(st, 0);
 		s->last_seq = seq;
 		rows++;
-		if (!visible(a, db_col_text(st, 3)))
+		char *payload =
+		    visible_payload(a, db_col_text(st, 3), db_col_text(st, 2), db_col_int64(st, 4));
+		if (!payload)
 			continue;
 		char *ev = xasprintf("id: %lld\nevent: %s\ndata: {\"seq\":%lld,\"kind\":\"%s\","
 		                     "\"entity\":\"%s\",\"at\":%lld,\"payload\":%s}\n\n",
 		                     (long long)seq, db_col_text(st, 1), (long long)seq,
 		                     db_col_text(st, 1), db_col_text(st, 2),
-		                     (long long)db_col_int64(st, 4), db_col_text(st, 3));
+		                     (long long)db_col_int64(st, 4), payload);
 		append(s, ev);
 		free(ev);
+		free(payload);
 	}
 	db_finalize(st);
 	acl_free(a);

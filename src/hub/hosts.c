@@ -107,6 +107,8 @@ static int set_policy(struct req *r, int64_t host, const char *folder, const cha
 {
 	int64_t fid = 0;
 	bool created;
+	if (path_reserved(folder))
+		return -EPERM;
 	int rc = meta_mkdirs(r->db, r->ws_id, folder, r->user_id, &fid, &created);
 	if (rc != 0)
 		return rc;
@@ -216,10 +218,12 @@ enum MHD_Result api_host_join(struct req *r)
 		goto db_fail;
 	for (size_t k = 0; k < np; k++) {
 		int rc = set_policy(r, host, paths[k], "pinned");
-		if (rc == -EEXIST) {
+		if (rc == -EEXIST || rc == -EPERM) {
 			db_rollback(r->db);
-			ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
-			                  "a file is in the way of folder %s", paths[k]);
+			ret = rc == -EPERM
+			          ? (req_path_writable(r, paths[k]), MHD_YES)
+			          : reply_error(r, MHD_HTTP_CONFLICT, "exists",
+			                        "a file is in the way of folder %s", paths[k]);
 			goto out;
 		}
 		if (rc != 0)
@@ -252,6 +256,17 @@ out:
 }
 
 /* GET /workspaces/W/hosts */
+/* Drop from a host's list of folders those the caller may not see (a host
+ * reports them by name). */
+static void hide_folders(const struct acl *a, json_t *folders)
+{
+	for (size_t i = json_array_size(folders); i-- > 0;) {
+		const char *p = json_string_value(json_array_get(folders, i));
+		if (!a || !p || !acl_visible(a, p, false))
+			json_array_remove(folders, i);
+	}
+}
+
 enum MHD_Result api_hosts(struct req *r)
 {
 	int64_t now = now_ms();
@@ -285,8 +300,10 @@ enum MHD_Result api_hosts(struct req *r)
 			else
 				json_object_set_new(h, names[k], json_integer(db_col_int64(st, c)));
 		}
-		if (json_is_object(info))
+		if (json_is_object(info)) {
+			hide_folders(req_acl(r), json_object_get(info, "pinned"));
 			json_object_update_missing(h, info);
+		}
 		json_decref(info);
 		json_array_append_new(arr, h);
 	}
@@ -319,7 +336,8 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 	json_get_int(r->json, "free_bytes", &fr);
 	/* What the dashboard shows as is: queue, last sync, version, pinned folders. */
 	json_t *info = json_object();
-	const char *keys[] = {"queue", "last_sync", "version", "pinned", "cache_bytes", "seq"};
+	const char *keys[] = {"queue",       "last_sync", "version", "pinned",
+	                      "cache_bytes", "seq",       "no_space"};
 	for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
 		json_t *v = json_object_get(r->json, keys[k]);
 		if (v)
@@ -389,17 +407,25 @@ enum MHD_Result api_host_policies(struct req *r)
 	int64_t host = host_param(r);
 	if (!host)
 		return MHD_YES;
+	if (r->host_id && host != r->host_id)
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                   "a host reads its own policies only");
 	struct db_stmt *st = db_query(r->db,
 	                              "SELECT f.path, p.mode FROM replication_policies p JOIN "
 	                              "folders f ON f.id = p.folder_id WHERE p.host_id = ? AND "
 	                              "f.deleted_at IS NULL ORDER BY f.path",
 	                              "i", host);
-	if (!st)
+	struct acl *a = req_acl(r);
+	if (!st || !a) {
+		db_finalize(st);
 		return reply_db_error(r);
+	}
 	json_t *arr = json_array();
 	while (db_step(st) == DB_ROW)
-		json_array_append_new(arr, json_pack("{s:s, s:s}", "folder", db_col_text(st, 0),
-		                                     "mode", db_col_text(st, 1)));
+		if (acl_visible(a, db_col_text(st, 0), false))
+			json_array_append_new(arr,
+			                      json_pack("{s:s, s:s}", "folder", db_col_text(st, 0),
+			                                "mode", db_col_text(st, 1)));
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK,
 	                  json_pack("{s:I, s:o}", "host_id", (json_int_t)host, "policies", arr));
@@ -421,6 +447,10 @@ enum MHD_Result api_host_policy_set(struct req *r)
 	char *folder = req_body_path(r, "folder");
 	if (!folder)
 		return MHD_YES;
+	if (!req_path_writable(r, folder)) {
+		free(folder);
+		return MHD_YES;
+	}
 	enum MHD_Result ret;
 	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
 		ret = reply_db_error(r);
@@ -568,13 +598,6 @@ static char *chunk_token(struct req *r, int64_t ttl_s, int64_t *exp)
 	                                    "chunks", "exp", (json_int_t)*exp));
 }
 
-/* May the caller read every file (the condition for a chunk token)? */
-static bool reads_everything(struct req *r)
-{
-	struct acl *a = req_acl(r);
-	return a && acl_subtree_at_least(a, "/", PERM_READ);
-}
-
 /* GET /workspaces/W/manifest?path=P[&version=N]: a version's chunks and where
  * they can be fetched: online hosts holding each, plus the hub. */
 enum MHD_Result api_manifest(struct req *r)
@@ -626,7 +649,7 @@ enum MHD_Result api_manifest(struct req *r)
 	    json_pack("{s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "path", path, "version",
 	              (json_int_t)fi.version_no, "version_id", (json_int_t)fi.version_id, "size",
 	              (json_int_t)fi.size, "hash", fi.hash, "chunks", chunks, "hosts", hosts);
-	if (json_object_size(hosts) && reads_everything(r)) {
+	if (json_object_size(hosts) && acl_reads_all(r)) {
 		int64_t exp;
 		char *tok = chunk_token(r, CHUNK_TOKEN_TTL_S, &exp);
 		if (tok)
@@ -651,7 +674,7 @@ enum MHD_Result api_token_create(struct req *r)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "scope is \"chunks\" and expires_in 1..%lld seconds",
 		                   (long long)(TOKEN_TTL_MAX_MS / 1000));
-	if (!reads_everything(r))
+	if (!acl_reads_all(r))
 		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
 		                   "a chunk token needs read access to the whole workspace");
 	int64_t exp;
@@ -665,6 +688,30 @@ enum MHD_Result api_token_create(struct req *r)
 	return reply_json(r, MHD_HTTP_CREATED, o);
 }
 
+/* The copies of each chunk of a current version: hub storage + online hosts. */
+#define COPIES_SQL                                                                                 \
+	"(SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN hosts h ON h.id = cr.host_id WHERE "    \
+	"cr.chunk_hash = vc.chunk_hash AND cr.state = 'ok' AND (cr.holder = 'hub' OR "             \
+	"(h.revoked_at IS NULL AND " ONLINE_SQL ")))"
+
+/* The same for a member who may not read every file: over what they may. */
+static enum MHD_Result replicas_readable(struct req *r, int64_t minr, int64_t now)
+{
+	struct acl_sums s;
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT d.path, f.name, vc.chunk_hash, " COPIES_SQL " FROM files f JOIN folders d ON "
+	    "d.id = f.folder_id JOIN version_chunks vc ON vc.version_id = f.current_version_id "
+	    "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	    "ii", now, r->ws_id);
+	if (acl_sum_readable(r, st, minr, &s) != 0)
+		return reply_db_error(r);
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)s.count,
+	                            "under_replicated", (json_int_t)s.below, "copies",
+	                            (json_int_t)s.sum, "min_replicas", (json_int_t)minr));
+}
+
 /* GET /workspaces/W/replicas: chunks of current versions and how many have
  * fewer online copies (hub storage + online hosts) than min_replicas. */
 enum MHD_Result api_replicas(struct req *r)
@@ -673,6 +720,8 @@ enum MHD_Result api_replicas(struct req *r)
 	if (db_int64(r->db, &minr, "SELECT min_replicas FROM workspaces WHERE id = ?", "i",
 	             r->ws_id) != DB_ROW)
 		return reply_db_error(r);
+	if (!acl_reads_all(r))
+		return replicas_readable(r, minr, now);
 	struct db_stmt *st = db_query(
 	    r->db,
 	    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN n < ? THEN 1 ELSE 0 END), 0), "
@@ -731,6 +780,28 @@ enum MHD_Result api_host_relay_token(struct req *r)
 #define ROTATE_GRACE_S_DEFAULT 60
 #define ROTATE_GRACE_S_MAX     86400
 
+/* Put host's relay slug (into old, "" if none) on the relays' revocation
+ * list from effective_at, and clear it. In the caller's transaction. */
+static int slug_retire(struct db *db, int64_t host, int64_t effective_at, char old[64])
+{
+	old[0] = 0;
+	struct db_stmt *st = db_query(db, "SELECT tunnel_slug FROM hosts WHERE id = ?", "i", host);
+	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
+		snprintf(old, 64, "%s", db_col_text(st, 0));
+	db_finalize(st);
+	if (!st)
+		return DB_ERR;
+	if (old[0] && db_run(db,
+	                     "INSERT INTO relay_revocations(slug, host_id, effective_at, "
+	                     "created_at) VALUES(?,?,?,?) ON CONFLICT(slug) DO UPDATE SET "
+	                     "effective_at = excluded.effective_at, created_at = "
+	                     "excluded.created_at",
+	                     "tiii", old, host, effective_at, now_ms()) != DB_DONE)
+		return DB_ERR;
+	return db_run(db, "UPDATE hosts SET tunnel_slug = NULL, tunnel_url = NULL WHERE id = ?",
+	              "i", host);
+}
+
 /* POST hosts/H/rotate-url {grace_s} and POST hosts/H/revoke-url: the host's
  * relay slug is retired (at once, or after the grace period, during which
  * relays route both) and a new one is used from its next relay token. */
@@ -753,19 +824,7 @@ static enum MHD_Result retire_slug(struct req *r, bool revoke)
 	char old[64] = "";
 	if (meta_begin(r->db, r->ws_id) != DB_DONE)
 		return reply_db_error(r);
-	struct db_stmt *st =
-	    db_query(r->db, "SELECT tunnel_slug FROM hosts WHERE id = ?", "i", host);
-	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
-		snprintf(old, sizeof old, "%s", db_col_text(st, 0));
-	db_finalize(st);
-	if ((old[0] && db_run(r->db,
-	                      "INSERT INTO relay_revocations(slug, host_id, effective_at, "
-	                      "created_at) VALUES(?,?,?,?) ON CONFLICT(slug) DO UPDATE SET "
-	                      "effective_at = excluded.effective_at, created_at = "
-	                      "excluded.created_at",
-	                      "tiii", old, host, now + grace * 1000, now) != DB_DONE) ||
-	    db_run(r->db, "UPDATE hosts SET tunnel_slug = NULL, tunnel_url = NULL WHERE id = ?",
-	           "i", host) != DB_DONE ||
+	if (slug_retire(r->db, host, now + grace * 1000, old) != DB_DONE ||
 	    meta_change(r->db, r->ws_id, "host.url", "host",
 	                json_pack("{s:I, s:s, s:I}", "host_id", (json_int_t)host, "action",
 	                          revoke ? "revoke" : "rotate", "grace_s", (json_int_t)grace)) !=
@@ -790,6 +849,54 @@ enum MHD_Result api_host_rotate_url(struct req *r)
 enum MHD_Result api_host_revoke_url(struct req *r)
 {
 	return retire_slug(r, true);
+}
+
+/* DELETE /workspaces/W/hosts/H: remove a host for good. Its credential
+ * stops working at once (auth_check_bearer wants hosts.revoked_at NULL, and
+ * its tokens are revoked too), its relay slug is retired at once, its copies
+ * of chunks stop counting (their rows go), and the replicate job is due now
+ * to make up for them. Owners and admins only; audited. */
+enum MHD_Result api_host_remove(struct req *r)
+{
+	if (!need_admin(r))
+		return MHD_YES;
+	int64_t host = host_param(r);
+	if (!host)
+		return MHD_YES;
+	int64_t now = now_ms(), copies = 0;
+	char slug[64] = "", label[LABEL_MAX + 1] = "";
+	if (meta_begin(r->db, r->ws_id) != DB_DONE)
+		return reply_db_error(r);
+	struct db_stmt *st = db_query(r->db, "SELECT label FROM hosts WHERE id = ?", "i", host);
+	if (st && db_step(st) == DB_ROW)
+		snprintf(label, sizeof label, "%s", db_col_text(st, 0));
+	db_finalize(st);
+	if (!st || slug_retire(r->db, host, now, slug) != DB_DONE ||
+	    db_run(r->db,
+	           "UPDATE hosts SET revoked_at = ?, status = 'offline', url = NULL WHERE id = ?",
+	           "ii", now, host) != DB_DONE ||
+	    db_run(r->db,
+	           "UPDATE tokens SET revoked_at = ? WHERE host_id = ? AND revoked_at IS NULL",
+	           "ii", now, host) != DB_DONE ||
+	    db_int64(r->db, &copies, "SELECT COUNT(*) FROM chunk_replicas WHERE host_id = ?", "i",
+	             host) != DB_ROW ||
+	    db_run(r->db, "DELETE FROM chunk_replicas WHERE host_id = ?", "i", host) != DB_DONE ||
+	    db_run(r->db, "UPDATE jobs SET next_run_at = ? WHERE name = 'replicate'", "i", now) !=
+	        DB_DONE ||
+	    meta_change(r->db, r->ws_id, "host.removed", "host",
+	                json_pack("{s:I, s:s}", "host_id", (json_int_t)host, "label", label)) !=
+	        0 ||
+	    meta_audit(r, "host.remove", label,
+	               json_pack("{s:I, s:I, s:s?}", "host_id", (json_int_t)host, "copies_gone",
+	                         (json_int_t)copies, "slug", slug[0] ? slug : NULL)) != 0 ||
+	    meta_commit(r) != DB_DONE) {
+		db_rollback(r->db);
+		return reply_db_error(r);
+	}
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:s, s:b, s:I, s:s?}", "host_id", (json_int_t)host,
+	                            "label", label, "removed", 1, "copies_gone", (json_int_t)copies,
+	                            "retired_slug", slug[0] ? slug : NULL));
 }
 
 /* GET /api/v1/relay/revocations?since=MS: retired slugs, for relays (no

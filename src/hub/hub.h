@@ -79,6 +79,7 @@ struct hub {
 	struct limiter *limiter;
 	char *tls_cert_pem, *tls_key_pem;
 	struct traffic *traffic; /* bytes in and out per workspace (traffic.c) */
+	const char *ops_token;   /* ROOST_OPS_TOKEN: what /metrics and relays show, or NULL */
 	pthread_t jobs_thread;
 	atomic_bool jobs_stopping;
 	bool jobs_running;
@@ -104,7 +105,9 @@ struct req {
 	int64_t user_id; /* authenticated user, 0 if none */
 	int64_t token_id;
 	int64_t host_id, host_ws; /* a host's credential: the host and its workspace */
+	int64_t author_id;        /* a host's commit made for this uploader (0: none) */
 	int64_t ws_id;            /* workspace from the URL, membership checked */
+	int64_t share_id;         /* a share link's upload: the link (possess.c) */
 	enum role role;
 	struct acl *acl; /* the caller's access in ws_id, loaded on first use */
 	struct db *db;   /* acquired for the handler's duration */
@@ -127,9 +130,11 @@ struct req {
 	const char *etag; /* serve_version's ETag instead of the quoted hash (dav.c) */
 	unsigned cap_status;
 	json_t *cap_body;
-	bool dash;        /* arrived on the dashboard port (cookie sessions, CSP) */
-	unsigned status;  /* the answer's status, for metrics */
-	int64_t start_us; /* when the request arrived */
+	bool committed;     /* the last commit_version made its version (upload.c) */
+	bool limit_refused; /* … or a size limit or the quota refused it */
+	bool dash;          /* arrived on the dashboard port (cookie sessions, CSP) */
+	unsigned status;    /* the answer's status, for metrics */
+	int64_t start_us;   /* when the request arrived */
 };
 
 struct route {
@@ -142,9 +147,11 @@ struct route {
 	handler_fn handle; /* called when the request is complete */
 };
 
-#define R_AUTH   1u /* bearer token required */
-#define R_WS     2u /* params[0] is a workspace id the caller belongs to */
-#define R_PREFIX 4u /* pattern is a prefix; any method; the handlers check the rest */
+#define R_AUTH   1u  /* bearer token required */
+#define R_WS     2u  /* params[0] is a workspace id the caller belongs to */
+#define R_PREFIX 4u  /* pattern is a prefix; any method; the handlers check the rest */
+#define R_HOST   8u  /* a host's credential may call it (in its own workspace) */
+#define R_OPS    16u /* operators' (metrics, relays): loopback, or ROOST_OPS_TOKEN */
 
 /* Responses (server.c). Each returns the MHD result to hand back. */
 enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body /* stolen */);
@@ -168,6 +175,9 @@ const char *req_client(struct req *r, char buf[64]);
 char *req_path_arg(struct req *r, const char *key);
 /* The normalized path member key of the JSON body, or NULL after replying 400. */
 char *req_body_path(struct req *r, const char *key);
+/* May anything be written at normalized path? Else replies 403 reserved_name
+ * (core/path.h's path_reserved). Every write path of the hub asks. */
+bool req_path_writable(struct req *r, const char *path);
 
 /* auth.c */
 int auth_hash_password(const char *password, char out[128]);
@@ -254,6 +264,10 @@ enum MHD_Result api_usage(struct req *r);
 enum MHD_Result api_audit(struct req *r);
 
 /* upload.c */
+struct chunk_ref {
+	char hash[65];
+	int64_t size;
+};
 enum MHD_Result api_chunks_missing(struct req *r);
 enum MHD_Result api_chunk_put_begin(struct req *r);
 int api_chunk_put_data(struct req *r, const char *data, size_t len);
@@ -264,7 +278,9 @@ enum MHD_Result api_upload_begin(struct req *r);
 int api_upload_data(struct req *r, const char *data, size_t len);
 enum MHD_Result api_upload(struct req *r);
 /* Take the request body as file path (owned) in r->ws_id, chunked by the hub;
- * the caller has checked access. Finish with api_upload_data / api_upload. */
+ * the caller has checked access. Finish with api_upload_data / api_upload.
+ * Sets r->state to the stream, or replies (too large, over quota) and leaves
+ * r->state NULL; either way it overwrites r->state without freeing it. */
 enum MHD_Result upload_stream_start(struct req *r, char *path);
 /* Commit version src (its chunks, no bytes copied) as a new version of path;
  * the caller has checked access. Replies like a commit. */
@@ -278,6 +294,10 @@ enum MHD_Result api_keys(struct req *r);
 enum MHD_Result api_url_create(struct req *r);
 enum MHD_Result api_content_by_token(struct req *r);
 enum MHD_Result api_upload_by_token_begin(struct req *r);
+/* A host's commit of path with an "upload_grant" (from token-check): the
+ * uploader whose version it is into *author (0 without a grant); false after
+ * replying 403 if the grant is bad or the uploader may no longer write path. */
+bool tokens_upload_grant(struct req *r, const char *path, int64_t *author);
 enum MHD_Result api_version_restore(struct req *r);
 enum MHD_Result api_trash_list(struct req *r);
 enum MHD_Result api_trash_restore(struct req *r);
@@ -293,6 +313,7 @@ enum MHD_Result api_share_revoke(struct req *r);
 enum MHD_Result api_share_view(struct req *r);
 enum MHD_Result api_share_file(struct req *r);
 enum MHD_Result api_share_upload_begin(struct req *r);
+enum MHD_Result api_share_upload(struct req *r);
 enum MHD_Result api_share_zip(struct req *r);
 
 /* hosts.c: host agents (docs/host.md) */
@@ -311,6 +332,10 @@ enum MHD_Result api_host_relay_token(struct req *r);
 enum MHD_Result api_host_rotate_url(struct req *r);
 enum MHD_Result api_host_revoke_url(struct req *r);
 enum MHD_Result api_relay_revocations(struct req *r);
+/* DELETE /workspaces/W/hosts/H: revoke the host (hosts.c). */
+enum MHD_Result api_host_remove(struct req *r);
+/* POST hosts/self/token-check {token}: may a signed URL's issuer still use it? */
+enum MHD_Result api_host_token_check(struct req *r);
 
 /* zip.c: folder (what the caller may read in it) as a streamed ZIP64 archive */
 enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name);
@@ -324,17 +349,47 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi, bool attachme
 enum MHD_Result api_content(struct req *r);
 enum MHD_Result api_chunk_get(struct req *r);
 
+/* possess.c: who may reference a chunk by its hash (docs/security.md). A
+ * caller's own uploads prove possession this long; they are its pending
+ * (uploaded, not yet committed) bytes meanwhile. */
+#define UPLOAD_PENDING_MS (24ll * 3600 * 1000)
+/* Who uploads, as chunk_uploads names it: "u:USER", "h:HOST" or "s:LINK". */
+void possess_uploader(const struct req *r, char out[32]);
+/* held[i]: did the caller upload c[i] within the lease, or may it read a
+ * version that uses it? One query per 256 distinct hashes. DB_DONE or error. */
+int possess_check(struct req *r, const struct chunk_ref *c, size_t n, bool *held);
+/* Record that the caller uploaded c (in the caller's transaction). */
+int possess_record(struct req *r, const struct chunk_ref *c);
+/* A commit used these: they are no longer pending (in its transaction). */
+int possess_consume(struct req *r, const struct chunk_ref *c, size_t n);
+/* The caller's pending bytes in r->ws_id. */
+int possess_pending(struct req *r, int64_t *bytes);
+/* A refused upload: drop the caller's claims on c and delete the chunks no
+ * version, other upload or other workspace holds. */
+void possess_free(struct req *r, const struct chunk_ref *c, size_t n);
+
 /* limits.c */
 struct limiter;
 struct limiter *limiter_new(double rate_per_s); /* NULL when rate <= 0: no limit */
 void limiter_free(struct limiter *l);
 /* Take one request for token_id: 0 if allowed, else ms until one would be. */
 int64_t limiter_take(struct limiter *l, int64_t token_id);
-/* The workspace's max file size (0: none). */
+/* The workspace's max file size. */
 int64_t limits_max_file(struct db *db, int64_t ws);
+/* Files are limited to this by default (PATCH max_file_bytes changes it). */
+#define MAX_FILE_DEFAULT (64ll << 30)
+/* May the caller upload more bytes it has not committed yet? Its pending bytes
+ * are bounded by the max file size and what is left of the quota. Replies 507
+ * upload_limit or quota_exceeded if not; with defer, sets r->stream_err so
+ * the body is read, dropped and then refused (simple clients cannot read an
+ * answer sent while they are still sending). */
+bool limits_allow_pending(struct req *r, int64_t more, bool defer);
 /* Would a new version of size bytes fit the max file size and the quota?
  * Replies 413 file_too_large or 507 quota_exceeded if not. */
 bool limits_allow_file(struct req *r, int64_t size);
+/* Would bytes more (a file restored from the trash) fit the quota? Else
+ * replies 507 quota_exceeded. */
+bool limits_allow_quota(struct req *r, int64_t bytes);
 /* The bytes that count against workspace ws's quota. */
 int limits_used(struct db *db, int64_t ws, int64_t *used);
 
@@ -343,10 +398,16 @@ enum perm perm_parse(const char *s);
 const char *perm_name(enum perm p);
 struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role);
 void acl_free(struct acl *a);
+/* Access is judged at a moment: ACL_NOW for live items; for a deleted item its
+ * deleted_at, for a past change its time. Entries of deleted items keep
+ * applying to what was under them then, so deleting never widens access. */
+#define ACL_NOW INT64_MAX
 enum perm acl_perm(const struct acl *a, const char *path, bool is_file);
+enum perm acl_perm_at(const struct acl *a, const char *path, bool is_file, int64_t at);
 /* May the caller see path at all (read it, or a folder leading to something
  * readable)? */
 bool acl_visible(const struct acl *a, const char *path, bool is_file);
+bool acl_visible_at(const struct acl *a, const char *path, bool is_file, int64_t at);
 /* Does the caller have at least need on path and everything below it? */
 bool acl_subtree_at_least(const struct acl *a, const char *path, enum perm need);
 bool acl_writes_somewhere(const struct acl *a);
@@ -354,6 +415,19 @@ bool acl_writes_somewhere(const struct acl *a);
 struct acl *req_acl(struct req *r);
 /* Has the caller need on path? Else replies 404 (cannot see it) or 403. */
 bool acl_require(struct req *r, const char *path, bool is_file, enum perm need);
+/* The same for a deleted item (at: its deleted_at). */
+bool acl_require_at(struct req *r, const char *path, bool is_file, enum perm need, int64_t at);
+/* May the caller read every file (an owner, an admin, or a member no entry narrows)? */
+bool acl_reads_all(struct req *r);
+/* Totals over what the caller may read, for answers (usage, replicas) whose
+ * workspace-wide totals would tell of hidden files. st yields rows (folder
+ * path, file name, key, value) and is finalized here; each distinct key of a
+ * readable file counts once: count, sum of values, and how many are below
+ * threshold. 0 or a db error. */
+struct acl_sums {
+	int64_t count, sum, below;
+};
+int acl_sum_readable(struct req *r, struct db_stmt *st, int64_t threshold, struct acl_sums *out);
 enum MHD_Result api_acl_get(struct req *r);
 enum MHD_Result api_acl_set(struct req *r);
 enum MHD_Result api_acl_delete(struct req *r);

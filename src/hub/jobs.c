@@ -375,6 +375,7 @@ static int delete_chunk(struct job *j, const char *hash, int64_t lease_cutoff, i
 	size = store_size(j->c->store, hash);
 	int gone = store_remove(j->c->store, hash);
 	if ((gone != 0 && gone != -ENOENT) ||
+	    db_run(db, "DELETE FROM chunk_uploads WHERE chunk_hash = ?", "t", hash) != DB_DONE ||
 	    db_run(db, "DELETE FROM chunk_replicas WHERE chunk_hash = ?", "t", hash) != DB_DONE ||
 	    db_run(db, "DELETE FROM chunks WHERE hash = ?", "t", hash) != DB_DONE ||
 	    db_commit(db) != DB_DONE) {
@@ -469,6 +470,10 @@ static void stray_object(const char *hash, int64_t mtime_ms, void *cls)
 
 static int gc_strays(struct job *j)
 {
+	/* Uploads past their lease prove nothing and are no one's pending bytes. */
+	if (db_run(j->c->db, "DELETE FROM chunk_uploads WHERE touched_at < ?", "i",
+	           now_ms() - UPLOAD_PENDING_MS) != DB_DONE)
+		return -1;
 	for (int dir = (int)cur_int(j, "store_dir"); dir < 256; dir++) {
 		struct stray_scan s = {.j = j, .cutoff = now_ms() - UPLOAD_LEASE_MS};
 		store_list_dir(j->c->store, dir, stray_object, &s);

@@ -79,12 +79,18 @@ int64_t limiter_take(struct limiter *l, int64_t token_id)
 	return wait_ms;
 }
 
+/* Unset (or 0) is the default: a file's size is its logical bytes, which a
+ * commit can name without sending them (one chunk listed many times), and
+ * every host that pins the folder writes them all. */
+#define MAX_FILE_SQL                                                                               \
+	"CASE WHEN COALESCE(max_file_bytes, 0) > 0 THEN max_file_bytes ELSE " MAX_FILE_STR " END"
+#define MAX_FILE_STR "68719476736"
+_Static_assert(MAX_FILE_DEFAULT == 68719476736ll, "MAX_FILE_STR follows MAX_FILE_DEFAULT");
+
 int64_t limits_max_file(struct db *db, int64_t ws)
 {
-	int64_t v = 0;
-	if (db_int64(db, &v, "SELECT COALESCE(max_file_bytes, 0) FROM workspaces WHERE id = ?", "i",
-	             ws) != DB_ROW)
-		return 0;
+	int64_t v = MAX_FILE_DEFAULT;
+	db_int64(db, &v, "SELECT " MAX_FILE_SQL " FROM workspaces WHERE id = ?", "i", ws);
 	return v;
 }
 
@@ -99,14 +105,29 @@ int limits_used(struct db *db, int64_t ws, int64_t *used)
 	           : DB_ERR;
 }
 
+/* Do bytes more fit the workspace's quota (> 0)? Else replies 507. */
+static bool within_quota(struct req *r, int64_t quota, int64_t bytes)
+{
+	int64_t used = 0;
+	if (limits_used(r->db, r->ws_id, &used) != 0) {
+		reply_db_error(r);
+		return false;
+	}
+	if (used + bytes > quota) {
+		reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "quota_exceeded",
+		            "this would take the workspace to %lld of its %lld bytes",
+		            (long long)(used + bytes), (long long)quota);
+		return false;
+	}
+	return true;
+}
+
 bool limits_allow_file(struct req *r, int64_t size)
 {
-	int64_t max_file = 0, quota = 0, used = 0;
-	struct db_stmt *st =
-	    db_query(r->db,
-	             "SELECT COALESCE(max_file_bytes, 0), COALESCE(quota_bytes, 0) FROM workspaces "
-	             "WHERE id = ?",
-	             "i", r->ws_id);
+	int64_t max_file = 0, quota = 0;
+	struct db_stmt *st = db_query(
+	    r->db, "SELECT " MAX_FILE_SQL ", COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
+	    "i", r->ws_id);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		reply_db_error(r);
@@ -121,18 +142,62 @@ bool limits_allow_file(struct req *r, int64_t size)
 		            (long long)max_file);
 		return false;
 	}
-	if (quota <= 0)
-		return true;
-	if (limits_used(r->db, r->ws_id, &used) != 0) {
+	/* Every version is kept, so a new one adds its whole size. */
+	return quota <= 0 || within_quota(r, quota, size);
+}
+
+bool limits_allow_quota(struct req *r, int64_t bytes)
+{
+	int64_t quota = 0;
+	if (db_int64(r->db, &quota, "SELECT COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
+	             "i", r->ws_id) != DB_ROW) {
 		reply_db_error(r);
 		return false;
 	}
-	/* Every version is kept, so a new one adds its whole size. */
-	if (used + size > quota) {
-		reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "quota_exceeded",
-		            "this would take the workspace to %lld of its %lld bytes",
-		            (long long)(used + size), (long long)quota);
+	return quota <= 0 || within_quota(r, quota, bytes);
+}
+
+/* Refuse with 507: now, or (defer) once the body has been read and dropped. */
+static bool refuse(struct req *r, bool defer, const char *code, const char *msg, int64_t pending,
+                   int64_t limit)
+{
+	if (defer) {
+		r->stream_err = MHD_HTTP_INSUFFICIENT_STORAGE;
+		r->stream_code = code;
+		r->stream_msg = msg;
+	} else {
+		reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, code,
+		            "%s (%lld bytes uploaded and not committed; the limit is %lld)", msg,
+		            (long long)pending, (long long)limit);
+	}
+	return false;
+}
+
+bool limits_allow_pending(struct req *r, int64_t more, bool defer)
+{
+	int64_t cap = 0, quota = 0, used = 0, pending = 0;
+	struct db_stmt *st = db_query(
+	    r->db, "SELECT " MAX_FILE_SQL ", COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
+	    "i", r->ws_id);
+	bool ok = st && db_step(st) == DB_ROW;
+	if (ok) {
+		cap = db_col_int64(st, 0);
+		quota = db_col_int64(st, 1);
+	}
+	db_finalize(st);
+	if (!ok || possess_pending(r, &pending) != DB_DONE ||
+	    (quota > 0 && limits_used(r->db, r->ws_id, &used) != 0)) {
+		reply_db_error(r);
 		return false;
 	}
+	if (quota > 0 && used + pending + more > quota)
+		return refuse(r, defer, "quota_exceeded",
+		              "this upload would take the workspace over its quota", pending,
+		              quota);
+	if (pending + more > cap)
+		return refuse(r, defer, "upload_limit",
+		              "uploaded bytes not yet committed may not pass the max file size; "
+		              "commit them (or wait a day) first",
+		              pending, cap);
 	return true;
 }

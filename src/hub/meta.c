@@ -188,8 +188,9 @@ int meta_audit(struct req *r, const char *action, const char *target, json_t *de
 			db_bind_int64(st, 1, r->ws_id);
 		else
 			db_bind_null(st, 1);
-		if (r->user_id)
-			db_bind_int64(st, 2, r->user_id);
+		/* A host's commit for an uploader names the uploader, and the host. */
+		if (r->author_id || r->user_id)
+			db_bind_int64(st, 2, r->author_id ? r->author_id : r->user_id);
 		else
 			db_bind_null(st, 2);
 		db_bind_text(st, 3, action);

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/login", 0, BODY_JSON, NULL, NULL, api_login},
     {"POST", "/api/v1/logout", R_AUTH, BODY_NONE, NULL, NULL, api_logout},
     {"GET", "/api/v1/me", R_AUTH, BODY_NONE, NULL, NULL, api_me},
-    {"GET", "/api/v1/workspaces", R_AUTH, BODY_NONE, NULL, NULL, api_workspaces},
+    {"GET", "/api/v1/workspaces", R_AUTH | R_HOST, BODY_NONE, NULL, NULL, api_workspaces},
     {"POST", "/api/v1/workspaces", R_AUTH, BODY_JSON, NULL, NULL, api_workspace_create},
     {"GET", "/api/v1/workspaces/*/members", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_members},
     {"PUT", "/api/v1/workspaces/*/members/*", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
@@ -49,32 +50,37 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/list", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_list},
     {"GET", "/api/v1/workspaces/*/info", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_info},
     {"GET", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_versions},
-    {"POST", "/api/v1/workspaces/*/versions", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_commit},
+    {"POST", "/api/v1/workspaces/*/versions", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL,
+     api_commit},
     {"POST", "/api/v1/workspaces/*/versions/restore", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_version_restore},
     {"GET", "/api/v1/workspaces/*/trash", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_trash_list},
     {"POST", "/api/v1/workspaces/*/trash/restore", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_trash_restore},
     {"GET", "/api/v1/workspaces/*/jobs", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_jobs},
-    {"POST", "/api/v1/workspaces/*/versions/batch", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+    {"POST", "/api/v1/workspaces/*/versions/batch", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL,
      api_commit_batch},
-    {"POST", "/api/v1/workspaces/*/folders", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_mkdir},
-    {"POST", "/api/v1/workspaces/*/move", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_move},
-    {"DELETE", "/api/v1/workspaces/*/files", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_delete},
+    {"POST", "/api/v1/workspaces/*/folders", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL,
+     api_mkdir},
+    {"POST", "/api/v1/workspaces/*/move", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL, api_move},
+    {"DELETE", "/api/v1/workspaces/*/files", R_AUTH | R_WS | R_HOST, BODY_NONE, NULL, NULL,
+     api_delete},
     {"GET", "/api/v1/workspaces/*/usage", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_usage},
     {"GET", "/api/v1/workspaces/*/usage/history", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_usage_history},
     {"GET", "/api/v1/workspaces/*/search", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_search},
-    {"POST", "/api/v1/workspaces/*/chunks/missing", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+    {"POST", "/api/v1/workspaces/*/chunks/missing", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL,
      api_chunks_missing},
-    {"PUT", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_STREAM, api_chunk_put_begin,
-     api_chunk_put_data, api_chunk_put},
-    {"GET", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_chunk_get},
+    {"PUT", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS | R_HOST, BODY_STREAM,
+     api_chunk_put_begin, api_chunk_put_data, api_chunk_put},
+    {"GET", "/api/v1/workspaces/*/chunks/*", R_AUTH | R_WS | R_HOST, BODY_NONE, NULL, NULL,
+     api_chunk_get},
     {"PUT", "/api/v1/workspaces/*/upload", R_AUTH | R_WS, BODY_STREAM, api_upload_begin,
      api_upload_data, api_upload},
     {"GET", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
     {"HEAD", "/api/v1/workspaces/*/content", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_content},
-    {"GET", "/api/v1/workspaces/*/events", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_events},
+    {"GET", "/api/v1/workspaces/*/events", R_AUTH | R_WS | R_HOST, BODY_NONE, NULL, NULL,
+     api_events},
     {"GET", "/api/v1/workspaces/*/audit", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_audit},
     {"GET", "/api/v1/keys", 0, BODY_NONE, NULL, NULL, api_keys},
     {"POST", "/api/v1/workspaces/*/urls", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_url_create},
@@ -87,36 +93,42 @@ static const struct route routes[] = {
     {"GET", "/s/*/file", 0, BODY_NONE, NULL, NULL, api_share_file},
     {"HEAD", "/s/*/file", 0, BODY_NONE, NULL, NULL, api_share_file},
     {"GET", "/s/*/zip", 0, BODY_NONE, NULL, NULL, api_share_zip},
-    {"PUT", "/s/*/upload", 0, BODY_STREAM, api_share_upload_begin, api_upload_data, api_upload},
+    {"PUT", "/s/*/upload", 0, BODY_STREAM, api_share_upload_begin, api_upload_data,
+     api_share_upload},
     {"PUT", "/u/*", 0, BODY_STREAM, api_upload_by_token_begin, api_upload_data, api_upload},
     {"HEAD", "/c/*", 0, BODY_NONE, NULL, NULL, api_content_by_token},
     {"POST", "/api/v1/workspaces/*/hosts/invites", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_host_invite},
     {"POST", "/api/v1/hosts/join", 0, BODY_JSON, NULL, NULL, api_host_join},
     {"GET", "/api/v1/workspaces/*/hosts", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_hosts},
-    {"POST", "/api/v1/workspaces/*/hosts/self/heartbeat", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
-     api_host_heartbeat},
-    {"GET", "/api/v1/workspaces/*/hosts/*/policies", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+    {"POST", "/api/v1/workspaces/*/hosts/self/heartbeat", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL,
+     NULL, api_host_heartbeat},
+    {"GET", "/api/v1/workspaces/*/hosts/*/policies", R_AUTH | R_WS | R_HOST, BODY_NONE, NULL, NULL,
      api_host_policies},
     {"PUT", "/api/v1/workspaces/*/hosts/*/policies", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_host_policy_set},
-    {"POST", "/api/v1/workspaces/*/hosts/self/scrub", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+    {"POST", "/api/v1/workspaces/*/hosts/self/scrub", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL, NULL,
      api_host_scrub},
-    {"POST", "/api/v1/workspaces/*/hosts/self/replicas", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
-     api_host_replicas},
-    {"POST", "/api/v1/workspaces/*/hosts/self/relay-token", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
-     api_host_relay_token},
-    {"POST", "/api/v1/workspaces/*/hosts/*/rotate-url", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
-     api_host_rotate_url},
+    {"POST", "/api/v1/workspaces/*/hosts/self/replicas", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL,
+     NULL, api_host_replicas},
+    {"POST", "/api/v1/workspaces/*/hosts/self/relay-token", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL,
+     NULL, api_host_relay_token},
+    {"POST", "/api/v1/workspaces/*/hosts/*/rotate-url", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL,
+     NULL, api_host_rotate_url},
+    {"POST", "/api/v1/workspaces/*/hosts/self/token-check", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL,
+     NULL, api_host_token_check},
+    {"DELETE", "/api/v1/workspaces/*/hosts/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+     api_host_remove},
     {"POST", "/api/v1/workspaces/*/hosts/*/revoke-url", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
      api_host_revoke_url},
-    {"GET", "/api/v1/relay/revocations", 0, BODY_NONE, NULL, NULL, api_relay_revocations},
-    {"GET", "/api/v1/workspaces/*/tree", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_tree},
-    {"GET", "/api/v1/workspaces/*/manifest", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_manifest},
+    {"GET", "/api/v1/relay/revocations", R_OPS, BODY_NONE, NULL, NULL, api_relay_revocations},
+    {"GET", "/api/v1/workspaces/*/tree", R_AUTH | R_WS | R_HOST, BODY_NONE, NULL, NULL, api_tree},
+    {"GET", "/api/v1/workspaces/*/manifest", R_AUTH | R_WS | R_HOST, BODY_NONE, NULL, NULL,
+     api_manifest},
     {"POST", "/api/v1/workspaces/*/tokens", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_token_create},
     {"GET", "/api/v1/workspaces/*/replicas", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_replicas},
     {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
-    {"GET", "/metrics", 0, BODY_NONE, NULL, NULL, api_metrics},
+    {"GET", "/metrics", R_OPS, BODY_NONE, NULL, NULL, api_metrics},
     {"POST", "/api/v1/tokens", R_AUTH, BODY_JSON, NULL, NULL, api_app_token_create},
     {"GET", "/api/v1/tokens", R_AUTH, BODY_NONE, NULL, NULL, api_app_tokens},
     {"DELETE", "/api/v1/tokens/*", R_AUTH, BODY_NONE, NULL, NULL, api_app_token_revoke},
@@ -272,6 +284,16 @@ char *req_body_path(struct req *r, const char *key)
 	return p;
 }
 
+bool req_path_writable(struct req *r, const char *path)
+{
+	if (!path_reserved(path))
+		return true;
+	reply_error(r, MHD_HTTP_FORBIDDEN, "reserved_name",
+	            "/%s is reserved for hosts' state; nothing may be written there: %s",
+	            PATH_RESERVED_TOP, path);
+	return false;
+}
+
 /* ---- small built-in endpoints ---- */
 
 static enum MHD_Result api_health(struct req *r)
@@ -396,10 +418,38 @@ static const struct route *route_find(const char *method, const char *url, char 
 	return NULL;
 }
 
+static bool is_loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+	       strncmp(addr, "::ffff:127.", 11) == 0;
+}
+
+/* An operators' endpoint (R_OPS): with ROOST_OPS_TOKEN set, its bearer token
+ * from anywhere; without, loopback clients only. A hub behind a reverse proxy
+ * on the same machine sees every client as loopback: set the token there. */
+static bool admit_ops(struct req *r)
+{
+	const char *want = r->hub->ops_token, *authz = req_header(r, "Authorization");
+	char addr[64];
+	if (want
+	        ? authz && strncmp(authz, "Bearer ", 7) == 0 && strlen(authz + 7) == strlen(want) &&
+	              sodium_memcmp(authz + 7, want, strlen(want)) == 0
+	        : is_loopback(req_client(r, addr)))
+		return true;
+	reply_error(r, MHD_HTTP_FORBIDDEN, "ops_only",
+	            want ? "this endpoint needs the hub's operator token (ROOST_OPS_TOKEN) as a "
+	                   "bearer token"
+	                 : "this endpoint answers loopback clients only; set ROOST_OPS_TOKEN on "
+	                   "the hub (and the relay) to reach it from elsewhere");
+	return false;
+}
+
 /* Authenticate and authorize on the request head; replies itself on failure. */
 static bool admit(struct req *r)
 {
 	const struct route *rt = r->route;
+	if (rt->flags & R_OPS)
+		return admit_ops(r);
 	if (!(rt->flags & R_AUTH))
 		return true;
 	const char *authz = req_header(r, "Authorization");
@@ -428,6 +478,15 @@ static bool admit(struct req *r)
 		reply_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		            authz ? "the bearer token is invalid or expired"
 		                  : "an Authorization: Bearer token is required");
+		return false;
+	}
+	/* A host's credential reaches the routes its agent needs, in its own
+	 * workspace (checked below), and nothing else. */
+	if (r->host_id && !(rt->flags & R_HOST)) {
+		reply_error(r, MHD_HTTP_FORBIDDEN, "host_credential_not_allowed",
+		            "a host's credential may call only its workspace's host routes, not "
+		            "%s %s",
+		            rt->method, rt->pattern);
 		return false;
 	}
 	if (rt->flags & R_WS) {
@@ -776,6 +835,8 @@ int hub_serve(struct hub_config *cfg)
 		free(hub);
 		return 1;
 	}
+	const char *ops = getenv("ROOST_OPS_TOKEN");
+	hub->ops_token = ops && *ops ? ops : NULL;
 	hub->pool = db_pool_new(dbpath, 16, &err);
 	hub->db_url = dbpath;
 	if (hub->cfg.feed_heartbeat_ms <= 0)

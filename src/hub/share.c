@@ -303,6 +303,12 @@ static void url_escape(FILE *f, const char *s)
 	}
 }
 
+/* The share's own name: its target's last segment ("/" for the root). */
+static const char *share_name(const struct share *s)
+{
+	return strcmp(s->root, "/") == 0 ? "/" : strrchr(s->root, '/') + 1;
+}
+
 /* The part of a workspace path below the share's root ("/" for the root). */
 static const char *rel_of(const struct share *s, const char *full)
 {
@@ -322,7 +328,7 @@ static enum MHD_Result share_page(struct req *r, struct share *s, const char *fu
 	fputs("<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
 	      "content='width=device-width'><title>",
 	      f);
-	markup_escape(f, s->root);
+	markup_escape(f, share_name(s));
 	fputs(" — roost</title><body style='font:16px system-ui;margin:2em;max-width:50em'><h1>",
 	      f);
 	markup_escape(f, strcmp(full, "/") == 0 ? "Shared folder" : strrchr(full, '/') + 1);
@@ -382,11 +388,33 @@ static enum MHD_Result share_page(struct req *r, struct share *s, const char *fu
 	return ret;
 }
 
+/* What a link shows of an entry: its name, kind, size and times, with its path
+ * below the share's root. Never ids, hashes or who changed it: a link holder
+ * is no member. New array. */
+static json_t *share_entries(const struct share *s, json_t *entries /* stolen */)
+{
+	static const char *const shown[] = {"type", "name", "size", "modified_at", "content_type"};
+	json_t *out = json_array(), *e;
+	size_t i;
+	json_array_foreach(entries, i, e)
+	{
+		json_t *o = json_object();
+		for (size_t k = 0; k < sizeof shown / sizeof *shown; k++)
+			if (json_object_get(e, shown[k]))
+				json_object_set(o, shown[k], json_object_get(e, shown[k]));
+		const char *p = json_get_str(e, "path");
+		if (p)
+			json_object_set_new(o, "path", json_string(rel_of(s, p)));
+		json_array_append_new(out, o);
+	}
+	json_decref(entries);
+	return out;
+}
+
 static enum MHD_Result share_json(struct req *r, struct share *s, const char *full, json_t *body)
 {
 	json_t *info = json_pack("{s:s, s:s, s:s}", "scope", s->write ? "write" : "read", "type",
-	                         s->is_file ? "file" : "folder", "name",
-	                         strcmp(s->root, "/") == 0 ? "/" : strrchr(s->root, '/') + 1);
+	                         s->is_file ? "file" : "folder", "name", share_name(s));
 	if (s->expires_at)
 		json_object_set_new(info, "expires_at", json_integer(s->expires_at));
 	json_object_set_new(body, "share", info);
@@ -424,7 +452,7 @@ enum MHD_Result api_share_view(struct req *r)
 	} else if (rc == 0 && meta_folder_id(r->db, r->ws_id, full, &folder) == 1 &&
 	           acl_visible(a, full, false)) {
 		json_t *body = json_pack("{s:s, s:o}", "type", "folder", "entries",
-		                         list_entries(r, folder, full));
+		                         share_entries(&s, list_entries(r, folder, full)));
 		if (as_json)
 			ret = share_json(r, &s, full, body);
 		else {
@@ -520,10 +548,41 @@ enum MHD_Result api_share_upload_begin(struct req *r)
 		                  "this link may not write there");
 		goto out;
 	}
+	r->share_id = s.id;                 /* the link's pending bytes are bounded (possess.c) */
 	ret = upload_stream_start(r, full); /* takes full */
 	full = NULL;
 out:
 	free(full);
+	share_fini(&s);
+	return ret;
+}
+
+/* The end of a link's upload: the commit's answer, told in the link's terms
+ * (its path below the share's root; no ids or hashes). */
+enum MHD_Result api_share_upload(struct req *r)
+{
+	r->capture = true;
+	json_decref(r->cap_body);
+	r->cap_body = NULL;
+	r->cap_status = 0;
+	api_upload(r);
+	r->capture = false;
+	unsigned st = r->cap_status ? r->cap_status : MHD_HTTP_INTERNAL_SERVER_ERROR;
+	json_t *body = r->cap_body;
+	r->cap_body = NULL;
+	if (st >= 300 || !body)
+		return reply_json(r, st,
+		                  body ? body
+		                       : json_pack("{s:{s:s, s:s}}", "error", "code", "internal",
+		                                   "message", "failed"));
+	struct share s; /* the link was checked (and unlocked) at the body's start */
+	if (!share_open(r, r->params[0], &s)) {
+		json_decref(body);
+		return MHD_YES;
+	}
+	json_t *out = share_entries(&s, json_pack("[o]", body));
+	enum MHD_Result ret = reply_json(r, st, json_incref(json_array_get(out, 0)));
+	json_decref(out);
 	share_fini(&s);
 	return ret;
 }

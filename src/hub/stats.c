@@ -112,16 +112,25 @@ enum MHD_Result api_search(struct req *r)
 }
 
 /* Add each (bucket, bytes) row of the query into series: rows before the
- * first bucket go to base. */
+ * first bucket go to base. With readable_only, rows are (folder path, file
+ * name, bucket, bytes) and count only if the caller may read that file. */
 static bool sum_into(struct req *r, const char *sql, int64_t step, int64_t first, int64_t n,
-                     int64_t *series, int64_t *base)
+                     int64_t *series, int64_t *base, bool readable_only)
 {
-	struct db_stmt *st = db_query(r->db, sql, "ii", step, r->ws_id);
+	struct acl *a = req_acl(r);
+	struct db_stmt *st = a ? db_query(r->db, sql, "ii", step, r->ws_id) : NULL;
 	if (!st)
 		return false;
-	int rc;
+	int rc, c = readable_only ? 2 : 0;
 	while ((rc = db_step(st)) == DB_ROW) {
-		int64_t b = db_col_int64(st, 0) - first, bytes = db_col_int64(st, 1);
+		if (readable_only) {
+			char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
+			bool ok = acl_perm(a, p, true) >= PERM_READ;
+			free(p);
+			if (!ok)
+				continue;
+		}
+		int64_t b = db_col_int64(st, c) - first, bytes = db_col_int64(st, c + 1);
 		if (b < 0)
 			*base += bytes;
 		else if (b < n)
@@ -131,6 +140,24 @@ static bool sum_into(struct req *r, const char *sql, int64_t step, int64_t first
 	}
 	db_finalize(st);
 	return rc == DB_DONE;
+}
+
+/* usage/history for a member who may not read every file: the bytes of the
+ * versions they may read; what is workspace-wide only (stored chunks,
+ * network traffic) is left at 0, as it would tell of hidden files. */
+static bool history_readable(struct req *r, int64_t step, int64_t first, int64_t n,
+                             int64_t *logical, int64_t *lbase, int64_t *uploaded, int64_t *ubase)
+{
+	return sum_into(r,
+	                "SELECT d.path, f.name, v.created_at / ?, v.size FROM file_versions v "
+	                "JOIN files f ON f.id = v.file_id JOIN folders d ON d.id = f.folder_id "
+	                "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	                step, first, n, logical, lbase, true) &&
+	       sum_into(r,
+	                "SELECT d.path, f.name, v.created_at / ?, v.size FROM file_versions v "
+	                "JOIN files f ON f.id = v.file_id JOIN folders d ON d.id = f.folder_id "
+	                "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	                step, first, n, uploaded, ubase, true);
 }
 
 /* GET usage/history?days=N[&step=MS]: the workspace's storage over time, one point
@@ -161,33 +188,43 @@ enum MHD_Result api_usage_history(struct req *r)
 	int64_t *received = xcalloc((size_t)n, sizeof *received);
 	int64_t *sent = xcalloc((size_t)n, sizeof *sent);
 	int64_t logical_base = 0, uploaded_base = 0, stored_base = 0, ignored = 0;
+	bool all = acl_reads_all(r);
 	bool ok =
-	    sum_into(
-	        r,
-	        "SELECT v.created_at / ?, SUM(v.size) FROM file_versions v JOIN files f ON "
-	        "f.id = v.file_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL GROUP BY 1",
-	        step, first, n, logical, &logical_base) &&
-	    sum_into(r,
-	             "SELECT v.created_at / ?, SUM(v.size) FROM file_versions v JOIN files f ON "
-	             "f.id = v.file_id WHERE f.workspace_id = ? GROUP BY 1",
-	             step, first, n, uploaded, &uploaded_base) &&
-	    /* A chunk counts from the first version that referenced it. */
-	    sum_into(
-	        r,
-	        "SELECT t.first_at / ?, SUM(t.size) FROM (SELECT MIN(v.created_at) AS first_at, "
-	        "MAX(vc.size) AS size FROM version_chunks vc JOIN file_versions v ON v.id = "
-	        "vc.version_id JOIN files f ON f.id = v.file_id WHERE f.workspace_id = ? "
-	        "GROUP BY vc.chunk_hash) t GROUP BY 1",
-	        step, first, n, stored, &stored_base) &&
-	    /* Bytes over the network (uploads received, downloads sent), hourly. */
-	    sum_into(r,
-	             "SELECT hour / ?, SUM(bytes_in) FROM transfer_hourly WHERE workspace_id = ? "
-	             "GROUP BY 1",
-	             step, first, n, received, &ignored) &&
-	    sum_into(r,
-	             "SELECT hour / ?, SUM(bytes_out) FROM transfer_hourly WHERE workspace_id = ? "
-	             "GROUP BY 1",
-	             step, first, n, sent, &ignored);
+	    !all
+	        ? history_readable(r, step, first, n, logical, &logical_base, uploaded,
+	                           &uploaded_base)
+	        : sum_into(
+	              r,
+	              "SELECT v.created_at / ?, SUM(v.size) FROM file_versions v JOIN files f ON "
+	              "f.id = v.file_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL GROUP BY "
+	              "1",
+	              step, first, n, logical, &logical_base, false) &&
+	              sum_into(r,
+	                       "SELECT v.created_at / ?, SUM(v.size) FROM file_versions v JOIN "
+	                       "files f ON "
+	                       "f.id = v.file_id WHERE f.workspace_id = ? GROUP BY 1",
+	                       step, first, n, uploaded, &uploaded_base, false) &&
+	              /* A chunk counts from the first version that referenced it. */
+	              sum_into(
+	                  r,
+	                  "SELECT t.first_at / ?, SUM(t.size) FROM (SELECT MIN(v.created_at) AS "
+	                  "first_at, "
+	                  "MAX(vc.size) AS size FROM version_chunks vc JOIN file_versions v ON "
+	                  "v.id = "
+	                  "vc.version_id JOIN files f ON f.id = v.file_id WHERE f.workspace_id = ? "
+	                  "GROUP BY vc.chunk_hash) t GROUP BY 1",
+	                  step, first, n, stored, &stored_base, false) &&
+	              /* Bytes over the network (uploads received, downloads sent), hourly. */
+	              sum_into(r,
+	                       "SELECT hour / ?, SUM(bytes_in) FROM transfer_hourly WHERE "
+	                       "workspace_id = ? "
+	                       "GROUP BY 1",
+	                       step, first, n, received, &ignored, false) &&
+	              sum_into(r,
+	                       "SELECT hour / ?, SUM(bytes_out) FROM transfer_hourly WHERE "
+	                       "workspace_id = ? "
+	                       "GROUP BY 1",
+	                       step, first, n, sent, &ignored, false);
 	json_t *points = json_array();
 	int64_t lsum = logical_base, ssum = stored_base;
 	for (int64_t i = 0; ok && i < n; i++) {

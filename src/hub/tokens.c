@@ -149,6 +149,8 @@ static enum MHD_Result write_url_create(struct req *r, char *path, int64_t ttl)
 {
 	enum MHD_Result ret = MHD_YES;
 	int64_t folder = 0;
+	if (!req_path_writable(r, path))
+		goto out;
 	int rc = meta_folder_id(r->db, r->ws_id, path, &folder);
 	if (rc != 0) {
 		ret = rc < 0 ? reply_db_error(r)
@@ -215,9 +217,14 @@ enum MHD_Result api_url_create(struct req *r)
 	if (!meta_readable_version(r, path, version, &fi))
 		goto out;
 	int64_t exp = now_ms() + ttl * 1000;
-	char *tok = tokens_sign(r->db, json_pack("{s:I, s:s, s:I, s:I}", "ws", (json_int_t)r->ws_id,
-	                                         "scope", "read", "ver", (json_int_t)fi.version_id,
-	                                         "exp", (json_int_t)exp));
+	/* path and v let a host that no longer has this version as a file
+	 * assemble it from chunks; user is the issuer, whose access of now the
+	 * URL keeps. */
+	char *tok = tokens_sign(r->db, json_pack("{s:I, s:s, s:I, s:s, s:I, s:I, s:I}", "ws",
+	                                         (json_int_t)r->ws_id, "scope", "read", "ver",
+	                                         (json_int_t)fi.version_id, "path", path, "v",
+	                                         (json_int_t)fi.version_no, "user",
+	                                         (json_int_t)r->user_id, "exp", (json_int_t)exp));
 	if (!tok) {
 		ret = reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_signing_key",
 		                  "the hub has no usable signing key");
@@ -254,26 +261,109 @@ out:
 	return ret;
 }
 
+/* ---- serving signed URLs: the issuer's access of now ----
+ *
+ * A read or write URL names its issuer ("user"). It works only while the
+ * issuer may still do what it grants: a member of the workspace with read
+ * access to the version's file (read) or write access to the path (write).
+ * The hub checks at serve time; a host asks the hub (hosts/self/token-check)
+ * before it serves a read URL or takes a write URL's body. */
+
+/* The live path of version ver in ws into *path (new string). 1, 0 gone, <0. */
+static int version_path(struct db *db, int64_t ws, int64_t ver, char **path)
+{
+	struct db_stmt *st = db_query(db,
+	                              "SELECT fo.path, f.name FROM file_versions v JOIN files f ON "
+	                              "f.id = v.file_id JOIN folders fo ON fo.id = f.folder_id "
+	                              "WHERE v.id = ? AND f.workspace_id = ? AND f.deleted_at IS "
+	                              "NULL",
+	                              "ii", ver, ws);
+	if (!st)
+		return -1;
+	int rc = db_step(st);
+	if (rc == DB_ROW)
+		*path = path_join(db_col_text(st, 0), db_col_text(st, 1));
+	db_finalize(st);
+	return rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : -1;
+}
+
+/* Take the identity of claims' issuer in its workspace (r->ws_id, user_id,
+ * role, acl) and check it may still do what the token of scope grants;
+ * *path gets the file's path. false after replying 403/404. */
+static bool issuer_may(struct req *r, json_t *claims, const char *scope, char **path)
+{
+	int64_t ws = 0, user = 0, ver = 0;
+	const char *sc = json_get_str(claims, "scope"), *p = json_get_str(claims, "path"), *why;
+	bool write = strcmp(scope, "write") == 0;
+	*path = NULL;
+	if (!json_get_int(claims, "ws", &ws) || !json_get_int(claims, "user", &user) || !sc ||
+	    strcmp(sc, scope) != 0 || (write ? !p : !json_get_int(claims, "ver", &ver))) {
+		reply_error(r, MHD_HTTP_FORBIDDEN, "invalid_token",
+		            "the token does not grant %s a file", write ? "writing" : "reading");
+		return false;
+	}
+	if (r->ws_id && r->ws_id != ws) {
+		reply_error(r, MHD_HTTP_FORBIDDEN, "invalid_token",
+		            "the token is for another workspace");
+		return false;
+	}
+	acl_free(r->acl);
+	r->acl = NULL;
+	r->ws_id = ws;
+	r->user_id = user;
+	r->role = auth_role(r->db, ws, user);
+	if (r->role == ROLE_NONE) {
+		reply_error(r, MHD_HTTP_FORBIDDEN, "issuer_not_member",
+		            "whoever made this URL is no longer a member");
+		return false;
+	}
+	int rc = write ? ((*path = path_normalize(p, strlen(p), &why)) ? 1 : 0)
+	               : version_path(r->db, ws, ver, path);
+	if (rc <= 0) {
+		if (rc < 0)
+			reply_db_error(r);
+		else
+			reply_error(r, write ? MHD_HTTP_FORBIDDEN : MHD_HTTP_NOT_FOUND,
+			            write ? "invalid_token" : "not_found",
+			            write ? "the token names no valid path" : "the file is gone");
+		return false;
+	}
+	if (acl_require(r, *path, true, write ? PERM_WRITE : PERM_READ) &&
+	    (!write || req_path_writable(r, *path)))
+		return true;
+	free(*path);
+	*path = NULL;
+	return false;
+}
+
+/* Verify tok's signature and expiry; NULL after replying 403. */
+static json_t *verified(struct req *r, const char *tok)
+{
+	const char *why = NULL;
+	json_t *claims = tokens_verify(r->db, tok, &why);
+	if (!claims)
+		reply_error(r, MHD_HTTP_FORBIDDEN, "invalid_token", "%s",
+		            why ? why : "the token is not valid");
+	return claims;
+}
+
 /* GET /c/TOKEN: the file version a signed token names, no bearer token needed. */
 enum MHD_Result api_content_by_token(struct req *r)
 {
-	const char *why;
-	json_t *claims = tokens_verify(r->db, r->params[0], &why);
-	int64_t ws = 0, ver = 0;
-	const char *scope = json_get_str(claims, "scope");
-	if (!claims || !json_get_int(claims, "ws", &ws) || !json_get_int(claims, "ver", &ver) ||
-	    !scope || strcmp(scope, "read") != 0) {
-		json_decref(claims);
-		return reply_error(r, MHD_HTTP_FORBIDDEN, "invalid_token", "%s",
-		                   why ? why : "the token does not grant reading a file");
-	}
+	json_t *claims = verified(r, r->params[0]);
+	char *path = NULL;
+	int64_t ver = 0;
+	bool ok = claims && issuer_may(r, claims, "read", &path);
+	json_get_int(claims, "ver", &ver);
 	json_decref(claims);
+	free(path);
+	if (!ok)
+		return MHD_YES;
 	struct file_info fi;
-	int rc = meta_version_by_id(r->db, ws, ver, &fi);
+	int rc = meta_version_by_id(r->db, r->ws_id, ver, &fi);
 	if (rc != 1)
 		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "the file is gone")
 		               : reply_db_error(r);
-	r->ws_id = ws;
 	return serve_version(r, &fi, true);
 }
 
@@ -281,30 +371,75 @@ enum MHD_Result api_content_by_token(struct req *r)
  * who asked for the URL, with that user's access of now. */
 enum MHD_Result api_upload_by_token_begin(struct req *r)
 {
-	const char *why;
-	json_t *claims = tokens_verify(r->db, r->params[0], &why);
-	int64_t ws = 0, user = 0;
-	const char *scope = json_get_str(claims, "scope"), *p = json_get_str(claims, "path");
-	char *path = p ? path_normalize(p, strlen(p), &why) : NULL;
-	if (!claims || !json_get_int(claims, "ws", &ws) || !json_get_int(claims, "user", &user) ||
-	    !scope || strcmp(scope, "write") != 0 || !path) {
-		json_decref(claims);
-		free(path);
-		return reply_error(r, MHD_HTTP_FORBIDDEN, "invalid_token", "%s",
-		                   why ? why : "the token does not grant writing a file");
-	}
+	json_t *claims = verified(r, r->params[0]);
+	char *path = NULL;
+	bool ok = claims && issuer_may(r, claims, "write", &path);
 	json_decref(claims);
-	r->ws_id = ws;
-	r->user_id = user;
-	r->role = auth_role(r->db, ws, user);
-	if (r->role == ROLE_NONE) {
-		free(path);
-		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
-		                   "whoever made this URL is no longer a member");
-	}
-	if (!acl_require(r, path, true, PERM_WRITE)) {
-		free(path);
+	if (!ok)
 		return MHD_YES;
-	}
 	return upload_stream_start(r, path); /* takes path */
+}
+
+#define UPLOAD_GRANT_TTL_MS (24ll * 3600 * 1000)
+
+/* POST hosts/self/token-check {token}: before a host serves a read URL or
+ * takes a write URL's body, it asks whether the issuer still may. For a
+ * write URL the answer carries an upload grant: the host sends it with the
+ * commit of that file, which is then made as (and checked for) the issuer. */
+enum MHD_Result api_host_token_check(struct req *r)
+{
+	const char *tok = json_get_str(r->json, "token");
+	if (!r->host_id || !tok || strlen(tok) > 4096)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "token (a signed URL's token) is required, from a host");
+	json_t *claims = verified(r, tok);
+	const char *sc = json_get_str(claims, "scope");
+	const char *scope = sc && strcmp(sc, "write") == 0 ? "write" : "read";
+	char *path = NULL;
+	bool ok = claims && issuer_may(r, claims, scope, &path);
+	json_decref(claims);
+	if (!ok)
+		return MHD_YES;
+	json_t *o = json_pack("{s:s, s:s, s:I}", "scope", scope, "path", path, "user",
+	                      (json_int_t)r->user_id);
+	if (scope[0] == 'w') {
+		char *grant = tokens_sign(
+		    r->db, json_pack("{s:s, s:I, s:I, s:s, s:I, s:I}", "scope", "upload", "ws",
+		                     (json_int_t)r->ws_id, "host", (json_int_t)r->host_id, "path",
+		                     path, "user", (json_int_t)r->user_id, "exp",
+		                     (json_int_t)(now_ms() + UPLOAD_GRANT_TTL_MS)));
+		if (grant)
+			json_object_set_new(o, "grant", json_string(grant));
+		free(grant);
+	}
+	free(path);
+	return reply_json(r, MHD_HTTP_OK, o);
+}
+
+bool tokens_upload_grant(struct req *r, const char *path, int64_t *author)
+{
+	const char *g = json_get_str(r->json, "upload_grant"), *why;
+	*author = 0;
+	if (!json_object_get(r->json, "upload_grant"))
+		return true;
+	json_t *claims = g ? tokens_verify(r->db, g, &why) : NULL;
+	int64_t ws = 0, host = 0, user = 0;
+	const char *sc = json_get_str(claims, "scope"), *p = json_get_str(claims, "path");
+	bool ok = claims && sc && strcmp(sc, "upload") == 0 && json_get_int(claims, "ws", &ws) &&
+	          ws == r->ws_id && json_get_int(claims, "host", &host) && host == r->host_id &&
+	          p && strcmp(p, path) == 0 && json_get_int(claims, "user", &user);
+	json_decref(claims);
+	enum role role = ok ? auth_role(r->db, ws, user) : ROLE_NONE;
+	struct acl *a = role != ROLE_NONE ? acl_load(r->db, ws, user, role) : NULL;
+	ok = a && acl_perm(a, path, true) >= PERM_WRITE;
+	acl_free(a);
+	if (!ok) {
+		reply_error(r, MHD_HTTP_FORBIDDEN, "upload_grant_refused",
+		            "the upload grant is invalid or expired, or whoever uploaded %s may no "
+		            "longer write it",
+		            path);
+		return false;
+	}
+	*author = user;
+	return true;
 }

@@ -15,11 +15,6 @@
 
 #define PROBE_MAX 100000 /* hashes in one missing-chunks probe */
 
-struct chunk_ref {
-	char hash[HASH_HEX_LEN + 1];
-	int64_t size;
-};
-
 /* ---- content types (libmagic is not thread-safe: one handle, one lock) ---- */
 
 static pthread_mutex_t magic_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -95,24 +90,29 @@ static int record_host_replica(struct req *r, const char *hash, int64_t now)
 	              "ttii", hash, holder, r->host_id, now);
 }
 
-/* Let workspace ws reference chunks it uploaded. Losing these rows in a power
- * cut only means re-sending the chunks, so they are written without a WAL
- * fsync per chunk (db_set_relaxed, for these writes only). */
-static int grant_chunks(struct db *db, int64_t ws, const struct chunk_ref *chunks, size_t n)
+/* Let workspace r->ws_id hold chunks the caller uploaded, and the caller
+ * reference them (possess.c). Losing these rows in a power cut only means
+ * re-sending the chunks, so they are written without a WAL fsync per chunk
+ * (db_set_relaxed, for these writes only). */
+static int grant_chunks(struct req *r, const struct chunk_ref *chunks, size_t n)
 {
+	struct db *db = r->db;
 	db_set_relaxed(db, true);
-	int r = db_begin(db);
-	for (size_t i = 0; i < n && r == DB_DONE; i++)
-		r = db_run(db,
-		           "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at) "
-		           "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
-		           "iti", ws, chunks[i].hash, now_ms());
-	if (r == DB_DONE)
-		r = db_commit(db);
+	int rc = db_begin(db);
+	for (size_t i = 0; i < n && rc == DB_DONE; i++) {
+		rc = db_run(db,
+		            "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at) "
+		            "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
+		            "iti", r->ws_id, chunks[i].hash, now_ms());
+		if (rc == DB_DONE)
+			rc = possess_record(r, &chunks[i]);
+	}
+	if (rc == DB_DONE)
+		rc = db_commit(db);
 	else
 		db_rollback(db);
 	db_set_relaxed(db, false);
-	return r;
+	return rc;
 }
 
 /* In a commit's transaction: the size of a chunk workspace ws may use and the
@@ -126,18 +126,6 @@ static int64_t claim_chunk_size(struct req *r, const char *hash)
 	             "UPDATE workspace_chunks SET touched_at = ? WHERE workspace_id = ? AND "
 	             "chunk_hash = ? RETURNING 1",
 	             "iit", now_ms(), r->ws_id, hash) != DB_ROW)
-		return -1;
-	int64_t n = store_size(r->hub->store, hash);
-	return n > 0 ? n : -1;
-}
-
-/* The size of a chunk workspace ws may use and the hub's storage holds, or -1. */
-static int64_t held_chunk_size(struct req *r, const char *hash)
-{
-	int64_t one = 0;
-	if (db_int64(r->db, &one,
-	             "SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
-	             "it", r->ws_id, hash) != DB_ROW)
 		return -1;
 	int64_t n = store_size(r->hub->store, hash);
 	return n > 0 ? n : -1;
@@ -178,11 +166,25 @@ enum MHD_Result api_chunks_missing(struct req *r)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
 			                   "hashes[%zu] is not 64 lowercase hex digits", i);
 	}
+	/* A chunk the caller cannot prove it holds is "missing" even when the
+	 * store has it: the answer must not tell whether anyone else has it. */
+	size_t n = json_array_size(hashes);
+	struct chunk_ref *refs = xcalloc(n ? n : 1, sizeof *refs);
+	bool *held = xcalloc(n ? n : 1, sizeof *held);
+	json_array_foreach(hashes, i, h)
+	    memcpy(refs[i].hash, json_string_value(h), HASH_HEX_LEN + 1);
+	int rc = possess_check(r, refs, n, held);
 	json_t *missing = json_array();
 	json_array_foreach(hashes, i, h)
 	{
-		if (held_chunk_size(r, json_string_value(h)) < 0)
+		if (!held[i] || store_size(r->hub->store, refs[i].hash) <= 0)
 			json_array_append(missing, h);
+	}
+	free(refs);
+	free(held);
+	if (rc != DB_DONE) {
+		json_decref(missing);
+		return reply_db_error(r);
 	}
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "missing", missing));
 }
@@ -205,6 +207,11 @@ enum MHD_Result api_chunk_put_begin(struct req *r)
 	if (hub_ws_chunking(r->db, r->ws_id, &p) != 0)
 		return reply_db_error(r);
 	r->body_limit = p.max;
+	/* Uploaded but uncommitted bytes are bounded per uploader. */
+	const char *cl = req_header(r, "Content-Length");
+	int64_t more = cl ? strtoll(cl, NULL, 10) : 0;
+	if (!limits_allow_pending(r, more > 0 && more < p.max ? more : p.max, false))
+		return MHD_YES;
 	r->state = store_writer_new(r->hub->store);
 	r->state_free = writer_free;
 	return MHD_YES;
@@ -242,7 +249,7 @@ enum MHD_Result api_chunk_put(struct req *r)
 		                   "the hub could not store the chunk: %s", strerror(-rc));
 	struct chunk_ref got = {.size = size};
 	memcpy(got.hash, r->params[1], HASH_HEX_LEN + 1);
-	if (grant_chunks(r->db, r->ws_id, &got, 1) != DB_DONE)
+	if (grant_chunks(r, &got, 1) != DB_DONE)
 		return reply_db_error(r);
 	atomic_fetch_add(&r->hub->m.chunks_received, 1);
 	atomic_fetch_add(&r->hub->m.chunk_bytes_received, size);
@@ -272,15 +279,60 @@ static int tx_commit(struct req *r)
 	return r->batch ? db_exec(r->db, "RELEASE SAVEPOINT commit_one") : meta_commit(r);
 }
 
+/* The chunks among c that the caller cannot prove it holds (possess.c), as
+ * a JSON array; NULL on a database error. */
+static json_t *unproven(struct req *r, const struct chunk_ref *c, size_t n)
+{
+	bool *held = xcalloc(n ? n : 1, sizeof *held);
+	json_t *out = json_array();
+	if (possess_check(r, c, n, held) != DB_DONE) {
+		json_decref(out);
+		out = NULL;
+	}
+	for (size_t i = 0; out && i < n; i++)
+		if (!held[i])
+			json_array_append_new(out, json_string(c[i].hash));
+	free(held);
+	return out;
+}
+
+/* Where a commit's chunks come from. */
+enum chunk_src {
+	SRC_CLIENT,  /* named by the client: each must pass possess_check */
+	SRC_BODY,    /* sent in this request's body */
+	SRC_VERSION, /* a version the caller may read */
+};
+
+static enum MHD_Result commit_chunks(struct req *r, const char *path, int64_t size,
+                                     const char *hash, const struct chunk_ref *chunks, size_t n,
+                                     const char *ctype_in, int64_t base, bool proven);
+
 /* Commit path as a new version made of chunks, in one transaction. Replies.
  * base >= 0 makes it conditional: the file's current version id must be base
- * (0: the file must not exist), else 409 version_conflict. */
+ * (0: the file must not exist), else 409 version_conflict. A refused upload
+ * frees its chunks at once: a body's always, a client's when a size limit or
+ * the quota refused it (it cannot be committed as it is). */
 static enum MHD_Result commit_version(struct req *r, const char *path, int64_t size,
                                       const char *hash, const struct chunk_ref *chunks, size_t n,
-                                      const char *ctype_in, int64_t base)
+                                      const char *ctype_in, int64_t base, enum chunk_src src)
+{
+	r->limit_refused = false;
+	enum MHD_Result ret =
+	    commit_chunks(r, path, size, hash, chunks, n, ctype_in, base, src != SRC_CLIENT);
+	if (!r->committed && (src == SRC_BODY || (src == SRC_CLIENT && r->limit_refused)))
+		possess_free(r, chunks, n);
+	return ret;
+}
+
+static enum MHD_Result commit_chunks(struct req *r, const char *path, int64_t size,
+                                     const char *hash, const struct chunk_ref *chunks, size_t n,
+                                     const char *ctype_in, int64_t base, bool proven)
 {
 	char *parent = NULL, *name = NULL;
 	enum MHD_Result ret;
+	r->committed = false;
+	if (!req_path_writable(r, path))
+		return MHD_YES;
 	if (!path_split(path, &parent, &name))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
 		                   "a file cannot be written at the workspace root itself");
@@ -288,10 +340,23 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		ret = reply_db_error(r);
 		goto out;
 	}
-	/* Every chunk must be held, with the size the client claims. */
-	json_t *missing = json_array();
-	for (size_t i = 0; i < n; i++) {
-		int64_t held = claim_chunk_size(r, chunks[i].hash);
+	/* The logical size first: it is known without touching a chunk. */
+	if (!limits_allow_file(r, size)) {
+		tx_rollback(r);
+		r->limit_refused = true;
+		ret = MHD_YES;
+		goto out;
+	}
+	/* Every chunk must be held by the caller, with the size it claims. */
+	json_t *missing = proven ? json_array() : unproven(r, chunks, n);
+	if (!missing)
+		goto db_fail;
+	bool unheld = json_array_size(missing) > 0;
+	int64_t held = -1;
+	for (size_t i = 0; i < n && !unheld; i++) {
+		/* a chunk listed again in a row is claimed once */
+		if (i == 0 || strcmp(chunks[i].hash, chunks[i - 1].hash) != 0)
+			held = claim_chunk_size(r, chunks[i].hash);
 		if (held < 0) {
 			json_array_append_new(missing, json_string(chunks[i].hash));
 		} else if (held != chunks[i].size) {
@@ -312,15 +377,11 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 		goto out;
 	}
 	json_decref(missing);
-	if (!limits_allow_file(r, size)) {
-		tx_rollback(r);
-		ret = MHD_YES;
-		goto out;
-	}
 
 	int64_t folder = 0, other = 0, file_id = 0, number = 0, vid = 0, now = now_ms();
+	int64_t author = r->author_id ? r->author_id : r->user_id;
 	bool created;
-	int rc = meta_mkdirs(r->db, r->ws_id, parent, r->user_id, &folder, &created);
+	int rc = meta_mkdirs(r->db, r->ws_id, parent, author, &folder, &created);
 	if (rc == -EEXIST || (rc == 0 && meta_folder_id(r->db, r->ws_id, path, &other) == 1)) {
 		tx_rollback(r);
 		ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
@@ -371,7 +432,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	    db_int64(r->db, &vid,
 	             "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
 	             "created_by, created_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
-	             "iititii", file_id, number, hash, size, ctype, r->user_id, now) != DB_ROW)
+	             "iititii", file_id, number, hash, size, ctype, author, now) != DB_ROW)
 		goto db_fail;
 	int64_t off = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -392,7 +453,8 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	if (db_run(r->db,
 	           "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
 	           "updated_at = ?, updated_by = ? WHERE id = ?",
-	           "iitiii", vid, size, ctype, now, r->user_id, file_id) != DB_DONE ||
+	           "iitiii", vid, size, ctype, now, author, file_id) != DB_DONE ||
+	    possess_consume(r, chunks, n) != DB_DONE ||
 	    meta_change(r->db, r->ws_id, "file.version", "file",
 	                json_pack("{s:I, s:s, s:I, s:I, s:I, s:s}", "id", (json_int_t)file_id,
 	                          "path", path, "version", (json_int_t)number, "version_id",
@@ -403,6 +465,7 @@ static enum MHD_Result commit_version(struct req *r, const char *path, int64_t s
 	    tx_commit(r) != DB_DONE)
 		goto db_fail;
 	atomic_fetch_add(&r->hub->m.versions_committed, 1);
+	r->committed = true;
 	ret = reply_json(r, MHD_HTTP_CREATED,
 	                 json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I}", "path", path, "id",
 	                           (json_int_t)file_id, "version", (json_int_t)number, "version_id",
@@ -439,7 +502,8 @@ enum MHD_Result api_commit(struct req *r)
 	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
-	if (!acl_require(r, path, true, PERM_WRITE)) {
+	if (!acl_require(r, path, true, PERM_WRITE) ||
+	    !tokens_upload_grant(r, path, &r->author_id)) {
 		free(path);
 		return MHD_YES;
 	}
@@ -474,8 +538,9 @@ enum MHD_Result api_commit(struct req *r)
 		                  "base_version_id must be a version id, or 0 for a new file");
 		goto out;
 	}
-	ret = commit_version(r, path, size, hash, refs, n, ctype, base);
+	ret = commit_version(r, path, size, hash, refs, n, ctype, base, SRC_CLIENT);
 out:
+	r->author_id = 0; /* a batch's next item has its own */
 	free(refs);
 	free(path);
 	return ret;
@@ -524,6 +589,8 @@ enum MHD_Result api_commit_batch(struct req *r)
 
 struct stream_up {
 	struct hub *hub;
+	struct req *req; /* owns this state, so outlives it */
+	bool settled;    /* committed, or refused and freed by commit_version */
 	char *path;
 	struct chunker ch;
 	struct store_writer *w;
@@ -535,9 +602,26 @@ struct stream_up {
 	size_t head_len;
 };
 
+/* Chunks of a body that never reached its commit (too large, cut off) go at
+ * once, unless something else holds them (possess_free). */
+static void stream_abandon(struct stream_up *s)
+{
+	struct req *r = s->req;
+	bool own = !r->db;
+	if (own)
+		r->db = db_pool_acquire(r->hub->pool);
+	possess_free(r, s->chunks, s->n);
+	if (own) {
+		db_pool_release(r->hub->pool, r->db);
+		r->db = NULL;
+	}
+}
+
 static void stream_free(void *p)
 {
 	struct stream_up *s = p;
+	if (!s->settled && s->n)
+		stream_abandon(s);
 	store_writer_abort(s->w);
 	hasher_free(s->whole);
 	free(s->chunks);
@@ -577,16 +661,37 @@ enum MHD_Result api_upload_begin(struct req *r)
 
 enum MHD_Result upload_stream_start(struct req *r, char *path)
 {
+	/* A refusal leaves no stream state behind (dav.c swaps states around
+	 * this call and takes whatever r->state holds after it). */
+	r->state = NULL;
+	r->state_free = NULL;
+	if (!req_path_writable(r, path)) { /* before the body comes */
+		free(path);
+		return MHD_YES;
+	}
 	struct chunker_params p;
 	if (hub_ws_chunking(r->db, r->ws_id, &p) != 0) {
 		free(path);
 		return reply_db_error(r);
 	}
+	/* The body may not outgrow the max file size, nor with the uploader's
+	 * other pending bytes the quota: refused before it is stored. */
 	r->body_limit = limits_max_file(r->db, r->ws_id);
-	if (r->body_limit == 0)
-		r->body_limit = -1;
+	const char *cl = req_header(r, "Content-Length");
+	int64_t len = cl ? strtoll(cl, NULL, 10) : 0;
+	if (len > r->body_limit) {
+		free(path);
+		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "file_too_large",
+		                   "files in this workspace are limited to %lld bytes",
+		                   (long long)r->body_limit);
+	}
+	if (!limits_allow_pending(r, len > 0 ? len : 0, true) && !r->stream_err) {
+		free(path);
+		return MHD_YES;
+	}
 	struct stream_up *s = xcalloc(1, sizeof *s);
 	s->hub = r->hub;
+	s->req = r;
 	s->path = path;
 	chunker_init(&s->ch, &p);
 	s->whole = hasher_new();
@@ -643,9 +748,10 @@ enum MHD_Result api_upload(struct req *r)
 		sniff_type(s->head, s->head_len, ctype);
 	else
 		snprintf(ctype, sizeof ctype, "application/x-empty");
-	if (grant_chunks(r->db, r->ws_id, s->chunks, s->n) != DB_DONE)
+	if (grant_chunks(r, s->chunks, s->n) != DB_DONE)
 		return reply_db_error(r);
-	return commit_version(r, s->path, s->total, hash, s->chunks, s->n, ctype, -1);
+	s->settled = true;
+	return commit_version(r, s->path, s->total, hash, s->chunks, s->n, ctype, -1, SRC_BODY);
 }
 
 /* Commit version vid's chunks (no bytes copied) as a new version of path. */
@@ -665,7 +771,9 @@ static enum MHD_Result commit_from_version(struct req *r, const char *path, int6
 		refs[n++].size = db_col_int64(st, 1);
 	}
 	db_finalize(st);
-	enum MHD_Result ret = commit_version(r, path, size, hash, refs, n, ctype, base);
+	/* The caller may read the source version: its chunks are proven. */
+	enum MHD_Result ret =
+	    commit_version(r, path, size, hash, refs, n, ctype, base, SRC_VERSION);
 	free(refs);
 	return ret;
 }

@@ -7,6 +7,7 @@
  * descriptor and in the central directory. Chunks are verified as they are
  * read, as in any download. */
 #include "hub.h"
+#include "../core/content.h"
 #include "../core/path.h"
 #include "../core/util.h"
 
@@ -341,10 +342,9 @@ enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name)
 	r->db = NULL;
 	struct MHD_Response *resp = MHD_create_response_from_callback(
 	    (uint64_t)z->total, 256 * 1024, zip_read, z, zip_free);
-	char *cd = xasprintf("attachment; filename=\"%s.zip\"", name);
-	MHD_add_response_header(resp, "Content-Type", "application/zip");
-	MHD_add_response_header(resp, "Content-Disposition", cd);
-	free(cd);
+	char *file = xasprintf("%s.zip", name);
+	content_headers(resp, "application/zip", file, true);
+	free(file);
 	enum MHD_Result ret = req_queue(r, MHD_HTTP_OK, resp);
 	return ret;
 }

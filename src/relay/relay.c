@@ -21,6 +21,7 @@
  * that ends at EOF) closes both, so nothing a client sends can reach
  * another's request. */
 #include "relay.h"
+#include "http1.h"
 #include "../core/json.h"
 #include "../core/ratelimit.h"
 #include "../core/token.h"
@@ -53,6 +54,12 @@
 #define HELLO_MAX      8192
 #define WAIT_POOL_MS   5000
 #define PIPE_HIGH      (1 << 20) /* bytes queued toward a slow side before we stop reading */
+#define RELAY_TLS12_CIPHERS                                                                        \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define LINGER_S      10  /* a closing connection's last bytes must go by then */
+#define CONNS_PER_IP  256 /* public connections open at once per client address */
+#define HELLOS_PER_IP 64  /* tunnel connections not yet past their hello, per address */
 #define DATA_IDLE_MS                                                                               \
 	90000 /* we close idle data connections (plus up to 10 s of jitter,                        \
 	       * so they are not all dialled again at once) before hosts                           \
@@ -67,15 +74,20 @@ struct tconn { /* a tunnel connection from a host */
 	struct rhost *host;
 	struct pconn *peer;
 	bool control;
-	bool closing;           /* freed once its output is written */
-	bool dead;              /* the host closed it: never reused */
-	http_parser resp;       /* the host's response to the current request */
-	bool head_req;          /* … which was a HEAD: no body follows */
-	bool resp_done;         /* … is complete */
-	int64_t idle_since;     /* in the idle list since */
-	int64_t idle_limit;     /* … and closed after this long idle */
-	struct tconn *all_next; /* every tunnel connection, for shutdown */
-	struct tconn *next;     /* in the host's idle list */
+	bool closing;               /* freed once its output is written */
+	bool dead;                  /* the host closed it: never reused */
+	bool freed;                 /* closed: unlinked, callbacks off, memory kept until reaped */
+	bool resp_checked;          /* the response head passed http1_head_check */
+	bool interim;               /* a 1xx response just ended: another head follows */
+	struct limit_entry *unauth; /* counted per address until its hello passes */
+	struct tconn *grave;        /* in the relay's list to reap */
+	http_parser resp;           /* the host's response to the current request */
+	bool head_req;              /* … which was a HEAD: no body follows */
+	bool resp_done;             /* … is complete */
+	int64_t idle_since;         /* in the idle list since */
+	int64_t idle_limit;         /* … and closed after this long idle */
+	struct tconn *all_next;     /* every tunnel connection, for shutdown */
+	struct tconn *next;         /* in the host's idle list */
 };
 
 struct rhost {
@@ -101,6 +113,10 @@ struct pconn { /* a public client connection */
 	bool req_done;      /* the request's body ended (bytes after it wait) */
 	bool keep_alive;    /* the client wants its connection kept */
 	bool closing;       /* freed once its output is written */
+	bool freed;         /* closed: unlinked, callbacks off, memory kept until reaped */
+	bool tls_up;        /* the TLS handshake finished */
+	bool chunked;       /* the request body is chunked: re-framed toward the host */
+	int64_t body_len;   /* its Content-Length (0: none) */
 	bool in_value;
 	int nreq; /* requests seen on this connection */
 	char *url, *method;
@@ -115,7 +131,10 @@ struct pconn { /* a public client connection */
 	char slug[64];
 	struct limit_entry *lim[LIMIT_SCOPES]; /* counted in flight, until freed */
 	struct event *throttle;                /* bytes/s: when to move bytes again */
+	struct event *linger;                  /* closing: freed by then even if unsent */
 	bool held_up, held_down;               /* a direction waiting on it */
+	struct limit_entry *conns;             /* this address's open connections */
+	struct pconn *grave;                   /* in the relay's list to reap */
 };
 
 struct relay {
@@ -125,8 +144,9 @@ struct relay {
 	struct evconnlistener *pub, *tun;
 	struct rhost *hosts;
 	struct tconn *all;
-	json_t *keys;
-	int64_t keys_at;
+	json_t *keys;    /* under rev_mu */
+	int64_t keys_at; /* under rev_mu */
+	atomic_bool keys_wanted;
 	FILE *audit;
 	struct event *sigint, *sigterm, *poll_timer, *revoked_ev;
 	/* Revocations are fetched on a thread of their own (a slow hub must not
@@ -138,7 +158,18 @@ struct relay {
 	json_t *incoming;
 	json_t *pending; /* revocations not yet effective */
 	struct limit_table limits;
+	struct limit_table conns; /* open connections per client address (inflight) */
 	int sweep_ticks;
+	/* Connections are closed at once but freed only here, from an event of
+	 * their own: a callback that closes the object it was called for, or its
+	 * peer, leaves memory that the code after it may still read. */
+	struct pconn *pgrave;
+	struct tconn *tgrave;
+	struct event *reaper;
+	/* Out of descriptors: stop accepting for a moment instead of spinning. */
+	struct event *resume_accept;
+	int64_t accept_warned_at;
+	long accept_errors;
 };
 
 /* ---- audit: one JSON line per request and per control event ---- */
@@ -177,6 +208,12 @@ static json_t *hub_get(struct relay *r, CURL *c, const char *rel, long timeout_s
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (r->cfg.hub_cacert)
 		curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
+	/* A remote hub serves revocations only with its operator token. */
+	const char *ops = getenv("ROOST_OPS_TOKEN");
+	char *authz = ops && *ops ? xasprintf("Authorization: Bearer %s", ops) : NULL;
+	struct curl_slist *hd = authz ? curl_slist_append(NULL, authz) : NULL;
+	if (hd)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
 	long st = 0;
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
@@ -184,42 +221,51 @@ static json_t *hub_get(struct relay *r, CURL *c, const char *rel, long timeout_s
 	                                     evbuffer_get_length(b), 0, NULL)
 	                        : NULL;
 	evbuffer_free(b);
+	curl_slist_free_all(hd);
+	free(authz);
 	free(url);
 	return ans;
 }
 
-static void fetch_keys(struct relay *r)
+/* The hub's public keys, fetched on the revocations thread (at start, when a
+ * token names a key we do not have, and every 5 minutes) so that the event
+ * loop never waits on the hub: a hello naming an unknown key cannot stall
+ * every other connection. */
+static void fetch_keys(struct relay *r, CURL *c)
 {
-	CURL *c = curl_easy_init();
 	json_t *k = hub_get(r, c, "/api/v1/keys", 5);
+	pthread_mutex_lock(&r->rev_mu);
 	r->keys_at = mono_ms();
 	if (k) {
 		json_decref(r->keys);
 		r->keys = k;
-	} else {
-		log_warn("relay: cannot fetch the hub's keys from %s", r->cfg.hub);
 	}
-	curl_easy_cleanup(c);
+	pthread_mutex_unlock(&r->rev_mu);
+	if (!k)
+		log_warn("relay: cannot fetch the hub's keys from %s", r->cfg.hub);
 }
 
 static bool key_of(void *cls, const char *kid, unsigned char *pk)
 {
 	struct relay *r = cls;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		size_t i;
-		json_t *k;
-		json_array_foreach(json_object_get(r->keys, "keys"), i, k)
-		{
-			const char *id = json_get_str(k, "kid");
-			if (id && strcmp(id, kid) == 0)
-				return token_parse_key(json_get_str(k, "public_key"), pk);
-		}
-		if (attempt == 0 && mono_ms() - r->keys_at > 10000)
-			fetch_keys(r); /* rotated, perhaps */
-		else
+	bool found = false, ok = false;
+	pthread_mutex_lock(&r->rev_mu);
+	size_t i;
+	json_t *k;
+	json_array_foreach(json_object_get(r->keys, "keys"), i, k)
+	{
+		const char *id = json_get_str(k, "kid");
+		if (id && strcmp(id, kid) == 0) {
+			found = true;
+			ok = token_parse_key(json_get_str(k, "public_key"), pk);
 			break;
+		}
 	}
-	return false;
+	bool stale = mono_ms() - r->keys_at > 10000;
+	pthread_mutex_unlock(&r->rev_mu);
+	if (!found && stale)
+		atomic_store(&r->keys_wanted, true); /* rotated, perhaps: the host retries */
+	return ok;
 }
 
 /* ---- hosts ---- */
@@ -240,8 +286,9 @@ static struct rhost *find_host_id(struct relay *r, int64_t id)
 	return NULL;
 }
 
-static void tconn_free(struct tconn *t);
-static void pconn_free(struct pconn *p);
+static void tconn_close(struct tconn *t);
+static void pconn_close(struct pconn *p);
+static void pconn_close_after_output(struct pconn *p);
 static void pair(struct pconn *p, struct tconn *t);
 
 static void host_drop_idle(struct rhost *h, struct tconn *t)
@@ -304,8 +351,7 @@ static void reply(struct pconn *p, unsigned status, const char *code, const char
 	free(body);
 	p->status = status;
 	p->head_done = true;
-	p->closing = true; /* freed once written (pconn_write_cb) */
-	bufferevent_disable(p->bev, EV_READ);
+	pconn_close_after_output(p); /* freed once written (pconn_write_cb), or at the deadline */
 }
 
 /* ---- framing: http_parser over requests and responses as they stream ---- */
@@ -352,10 +398,34 @@ static int on_value(http_parser *hp, const char *at, size_t len)
 	return 0;
 }
 
+/* A chunked body goes to the host re-framed, in chunks the relay wrote
+ * itself (no extensions, no trailers): the host sees exactly the framing
+ * the relay parsed, whatever leniency either parser has. */
+static int on_request_body(http_parser *hp, const char *at, size_t len)
+{
+	struct pconn *p = hp->data;
+	if (p->chunked && p->peer && len) {
+		struct evbuffer *out = bufferevent_get_output(p->peer->bev);
+		evbuffer_add_printf(out, "%zx\r\n", len);
+		evbuffer_add(out, at, len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	return 0;
+}
+
+static int on_request_head(http_parser *hp)
+{
+	struct pconn *p = hp->data;
+	p->body_len = (hp->flags & F_CONTENTLENGTH) ? (int64_t)hp->content_length : 0;
+	return 0;
+}
+
 /* The end of a request: stop there; what follows is the next one's. */
 static int on_request_complete(http_parser *hp)
 {
 	struct pconn *p = hp->data;
+	if (p->chunked && p->peer)
+		evbuffer_add(bufferevent_get_output(p->peer->bev), "0\r\n\r\n", 5);
 	p->req_done = true;
 	http_parser_pause(hp, 1);
 	return 0;
@@ -372,8 +442,11 @@ static int on_response_head(http_parser *hp)
 static int on_response_complete(http_parser *hp)
 {
 	struct tconn *t = hp->data;
-	if (hp->status_code < 200)
-		return 0; /* 100 Continue: the real response follows */
+	if (hp->status_code < 200) { /* 100 Continue: the real response follows */
+		t->interim = true;
+		http_parser_pause(hp, 1);
+		return 0;
+	}
 	t->resp_done = true;
 	http_parser_pause(hp, 1);
 	return 0;
@@ -387,6 +460,8 @@ static void settings_init(void)
 	request_settings.on_url = on_url;
 	request_settings.on_header_field = on_field;
 	request_settings.on_header_value = on_value;
+	request_settings.on_body = on_request_body;
+	request_settings.on_headers_complete = on_request_head;
 	request_settings.on_message_complete = on_request_complete;
 	http_parser_settings_init(&response_settings);
 	response_settings.on_headers_complete = on_response_head;
@@ -460,6 +535,11 @@ static void pconn_read_head(struct pconn *p)
 	p->started = mono_ms();
 	p->nreq++;
 	const char *data = (const char *)evbuffer_pullup(in, (ssize_t)head_len);
+	const char *why;
+	if (http1_head_check(HTTP1_REQUEST, data, head_len, &why) != 0) {
+		reply(p, 400, "bad_request", why, NULL);
+		return;
+	}
 	p->parser.data = p;
 	/* The head; a request without a body completes (and pauses) here. */
 	size_t got = http_parser_execute(&p->parser, &request_settings, data, head_len);
@@ -511,16 +591,29 @@ static void pconn_read_head(struct pconn *p)
 	size_t i;
 	json_t *hd;
 	const char *xff = NULL;
+	/* Only what the relay parsed goes on, written out canonically, and the
+	 * framing is the one the relay itself will use for the body. */
 	json_array_foreach(p->headers, i, hd)
 	{
 		const char *n = json_string_value(json_array_get(hd, 0));
 		const char *v = json_string_value(json_array_get(hd, 1));
+		size_t vn = strlen(v);
+		while (*v == ' ' || *v == '\t')
+			v++, vn--;
+		while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+			vn--;
 		if (strcasecmp(n, "x-forwarded-for") == 0)
 			xff = v;
-		if (hop_by_hop(n) || strchr(n, '\r') || strchr(v, '\r') || strchr(v, '\n'))
+		if (hop_by_hop(n) || strcasecmp(n, "content-length") == 0 ||
+		    strcasecmp(n, "transfer-encoding") == 0)
 			continue;
-		evbuffer_add_printf(p->head, "%s: %s\r\n", n, v);
+		evbuffer_add_printf(p->head, "%s: %.*s\r\n", n, (int)vn, v);
 	}
+	p->chunked = (p->parser.flags & F_CHUNKED) != 0;
+	if (p->chunked)
+		evbuffer_add_printf(p->head, "Transfer-Encoding: chunked\r\n");
+	else if (p->body_len > 0)
+		evbuffer_add_printf(p->head, "Content-Length: %lld\r\n", (long long)p->body_len);
 	evbuffer_add_printf(p->head, "X-Forwarded-For: %s%s%s\r\n%s\r\n", xff ? xff : "",
 	                    xff ? ", " : "", p->client,
 	                    p->keep_alive ? "" : "Connection: close\r\n");
@@ -564,37 +657,56 @@ static void finish_exchange(struct pconn *p);
  * message goes, the bytes/s limits allow (limited) and the other side keeps
  * up; stop reading otherwise. True when that completed the exchange (the
  * tunnel connection is then reused or freed: the caller must not touch it). */
+static bool check_response_head(struct pconn *p, struct evbuffer *in, bool *wait_more);
+
 static bool pump(struct pconn *p, struct bufferevent *from, struct bufferevent *to, bool limited)
 {
 	struct tconn *t = p->peer;
 	bool up = from == p->bev;
 	struct evbuffer *in = bufferevent_get_input(from), *out = bufferevent_get_output(to);
-	size_t n = evbuffer_get_length(in);
 	if (up ? p->req_done : t->resp_done)
 		return false; /* bytes past the message wait for the next exchange */
 	int64_t wait = 0;
-	if (limited && n)
-		n = byte_allowance(p, n, &wait);
-	ssize_t k = n ? (up ? parse_some(&p->parser, &request_settings, in, n)
-	                    : parse_some(&t->resp, &response_settings, in, n))
-	              : 0;
-	if (k < 0) { /* a body that is not what its head said: end both */
-		if (up)
-			pconn_free(p);
+	bool wait_more = false; /* for the rest of a response head */
+	for (;;) {
+		if (!up && !t->resp_checked) {
+			if (!check_response_head(p, in, &wait_more))
+				return true; /* refused: both closed */
+			if (wait_more)
+				break;
+		}
+		size_t n = evbuffer_get_length(in);
+		if (limited && n)
+			n = byte_allowance(p, n, &wait);
+		ssize_t k = n ? (up ? parse_some(&p->parser, &request_settings, in, n)
+		                    : parse_some(&t->resp, &response_settings, in, n))
+		              : 0;
+		if (k < 0) { /* a body that is not what its head said: end both */
+			pconn_close(p);
+			return true;
+		}
+		if (up && p->chunked)
+			evbuffer_drain(in, (size_t)k); /* re-framed by on_request_body */
 		else
-			tconn_free(t);
-		return !up;
-	}
-	if (!up)
-		p->bytes += k;
-	evbuffer_remove_buffer(in, out, (size_t)k);
-	if (!up && t->resp_done) {
-		finish_exchange(p);
-		return true;
+			evbuffer_remove_buffer(in, out, (size_t)k);
+		if (!up) {
+			p->bytes += k;
+			if (t->resp_done) {
+				finish_exchange(p);
+				return true;
+			}
+			if (t->interim) { /* a 100 Continue passed: the next head is checked too */
+				t->interim = false;
+				t->resp_checked = false;
+				http_parser_pause(&t->resp, 0);
+				continue;
+			}
+		}
+		break;
 	}
 	if (up && p->req_done)
 		return false;
-	if (evbuffer_get_length(in)) {
+	if (evbuffer_get_length(in) && !wait_more) {
 		bufferevent_disable(from, EV_READ);
 		*(up ? &p->held_up : &p->held_down) = true;
 		struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
@@ -602,6 +714,39 @@ static bool pump(struct pconn *p, struct bufferevent *from, struct bufferevent *
 	} else if (evbuffer_get_length(out) >= PIPE_HIGH) {
 		bufferevent_disable(from, EV_READ);
 	}
+	return false;
+}
+
+/* The host's response head, held to the same grammar as requests: a host
+ * that frames ambiguously could answer a later request on the client's
+ * connection, which may be for another host. False if refused (502; both
+ * closed); *wait_more if the head is not all here yet. */
+static bool check_response_head(struct pconn *p, struct evbuffer *in, bool *wait_more)
+{
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	size_t have = evbuffer_get_length(in);
+	const char *why = "the response head is over 16 KiB";
+	if (end.pos < 0 && have <= HEAD_MAX) {
+		*wait_more = true;
+		return true;
+	}
+	if (end.pos >= 0 && (size_t)end.pos + 4 <= HEAD_MAX) {
+		size_t n = (size_t)end.pos + 4;
+		const char *head = (const char *)evbuffer_pullup(in, (ssize_t)n);
+		if (http1_head_check(HTTP1_RESPONSE, head, n, &why) == 0) {
+			p->peer->resp_checked = true;
+			return true;
+		}
+	}
+	log_warn("relay: host %s sent a response the relay cannot frame: %s", p->slug, why);
+	struct tconn *t = p->peer;
+	p->peer = NULL;
+	t->peer = NULL;
+	tconn_close(t);
+	if (p->bytes == 0)
+		reply(p, 502, "bad_gateway", "the host's response is not valid HTTP/1.1", NULL);
+	else
+		pconn_close(p);
 	return false;
 }
 
@@ -640,6 +785,7 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct pconn *p = arg;
+	p->tls_up = true; /* bytes came through TLS */
 	if (!p->head_done) {
 		pconn_read_head(p);
 		return;
@@ -655,7 +801,7 @@ static void pconn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct pconn *p = arg;
 	if (p->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		pconn_free(p); /* our own reply, or the host's last, all sent */
+		pconn_close(p); /* our own reply, or the host's last, all sent */
 		return;
 	}
 	release(bev, p->peer && !p->held_down ? p->peer->bev : NULL);
@@ -665,14 +811,19 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct pconn *p = arg;
-	if (what & BEV_EVENT_TIMEOUT && !p->head_done &&
+	if (what & BEV_EVENT_CONNECTED) {
+		p->tls_up = true;
+		return;
+	}
+	/* A handshake that did not finish in time cannot carry a 408: close. */
+	if (what & BEV_EVENT_TIMEOUT && p->tls_up && !p->head_done && !p->closing &&
 	    (p->nreq == 0 || evbuffer_get_length(bufferevent_get_input(p->bev)))) {
-		reply(p, 408, "timeout", "the request head did not arrive within 10 s", NULL);
 		bufferevent_set_timeouts(p->bev, NULL, NULL);
+		reply(p, 408, "timeout", "the request head did not arrive within 10 s", NULL);
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		pconn_free(p); /* gone, or idle between requests for 10 s */
+		pconn_close(p); /* gone, or idle between requests for 10 s */
 }
 
 /* The path a request asked the host for, as the audit keeps it: no query, and
@@ -714,22 +865,100 @@ static void request_done(struct pconn *p)
 	p->bytes = 0;
 }
 
-static void pconn_free(struct pconn *p)
+static void reap_soon(struct relay *r)
 {
+	event_active(r->reaper, EV_READ, 0);
+}
+
+/* Close p now: it leaves every list, its peer is closed, its callbacks and
+ * timers stop. Its memory stays valid until the reaper runs, so a caller
+ * may still look at p->freed (and nothing else) after this returns. */
+static void pconn_close(struct pconn *p)
+{
+	if (p->freed)
+		return;
+	p->freed = true;
 	if (p->waiting_on)
 		host_unwait(p->waiting_on, p);
+	p->waiting_on = NULL;
 	if (p->peer && p->status == 502)
 		p->status = 499; /* the client went before the host answered */
 	request_done(p);
 	if (p->peer) {
-		p->peer->peer = NULL;
-		tconn_free(p->peer);
+		struct tconn *t = p->peer;
+		p->peer = NULL;
+		t->peer = NULL;
+		tconn_close(t);
 	}
+	if (p->conns)
+		p->conns->inflight--;
+	p->conns = NULL;
+	evtimer_del(p->wait_timer);
+	evtimer_del(p->throttle);
+	evtimer_del(p->linger);
+	bufferevent_setcb(p->bev, NULL, NULL, NULL, NULL);
+	bufferevent_disable(p->bev, EV_READ | EV_WRITE);
+	p->grave = p->r->pgrave;
+	p->r->pgrave = p;
+	reap_soon(p->r);
+}
+
+/* Close p once what is queued for it is written, and no later than
+ * LINGER_S from now: a client that reads nothing (or never finished its
+ * TLS handshake) cannot keep the connection, or its descriptor, open. */
+static void pconn_close_after_output(struct pconn *p)
+{
+	if (p->freed)
+		return;
+	p->closing = true;
+	bufferevent_disable(p->bev, EV_READ);
+	if (!p->tls_up || evbuffer_get_length(bufferevent_get_output(p->bev)) == 0) {
+		pconn_close(p);
+		return;
+	}
+	struct timeval tv = {LINGER_S, 0};
+	evtimer_add(p->linger, &tv);
+}
+
+static void linger_expired(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pconn_close(arg);
+}
+
+static void pconn_destroy(struct pconn *p)
+{
 	event_free(p->wait_timer);
 	event_free(p->throttle);
+	event_free(p->linger);
 	bufferevent_free(p->bev);
 	json_decref(p->headers);
 	free(p);
+}
+
+static void tconn_destroy(struct tconn *t)
+{
+	bufferevent_free(t->bev);
+	free(t);
+}
+
+/* The closed connections, freed outside of any of their callbacks. */
+static void reap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct relay *r = arg;
+	while (r->pgrave) {
+		struct pconn *p = r->pgrave;
+		r->pgrave = p->grave;
+		pconn_destroy(p);
+	}
+	while (r->tgrave) {
+		struct tconn *t = r->tgrave;
+		r->tgrave = t->grave;
+		tconn_destroy(t);
+	}
 }
 
 /* Ready for the client's next request, which may be here already. */
@@ -746,30 +975,60 @@ static void pconn_next(struct pconn *p)
 		pconn_read_head(p);
 }
 
+static void client_address(const struct sockaddr *sa, char *out, size_t n)
+{
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+		          (socklen_t)n);
+	else
+		snprintf(out, n, "?");
+}
+
+/* Count one more connection from addr against max (0: no cap), or NULL if
+ * that address has max open already. */
+static struct limit_entry *count_conn(struct relay *r, const char *prefix, const char *addr,
+                                      int max)
+{
+	char key[96];
+	snprintf(key, sizeof key, "%s%s", prefix, addr);
+	struct limit_entry *e = limit_table_get(&r->conns, key, mono_ms());
+	if (max > 0 && e->inflight >= max)
+		return NULL;
+	e->inflight++;
+	return e;
+}
+
 static void on_public(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
 	(void)l;
 	(void)len;
 	struct relay *r = arg;
+	char addr[64];
+	client_address(sa, addr, sizeof addr);
+	struct limit_entry *conns = count_conn(r, "pub:", addr, r->cfg.limits[LIMIT_IP].conns);
+	if (!conns) { /* too many at once from there: no TLS, no reply, no descriptor kept */
+		evutil_closesocket(fd);
+		return;
+	}
 	SSL *ssl = SSL_new(r->ssl);
 	struct pconn *p = xcalloc(1, sizeof *p);
 	p->r = r;
+	p->conns = conns;
 	p->started = mono_ms();
 	p->headers = json_array();
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, p->client,
-		          sizeof p->client);
-	else
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, p->client,
-		          sizeof p->client);
+	snprintf(p->client, sizeof p->client, "%s", addr);
 	http_parser_init(&p->parser, HTTP_REQUEST);
 	p->bev = bufferevent_openssl_socket_new(r->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                        BEV_OPT_CLOSE_ON_FREE);
 	big_io(p->bev);
 	p->wait_timer = evtimer_new(r->base, wait_expired, p);
 	p->throttle = evtimer_new(r->base, unthrottle, p);
+	p->linger = evtimer_new(r->base, linger_expired, p);
 	bufferevent_setcb(p->bev, pconn_read_cb, pconn_write_cb, pconn_event_cb, p);
+	/* The handshake and the first head, within HEAD_TIMEOUT_S. */
 	struct timeval tv = {HEAD_TIMEOUT_S, 0};
 	bufferevent_set_timeouts(p->bev, &tv, NULL);
 	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
@@ -796,7 +1055,7 @@ static void pair(struct pconn *p, struct tconn *t)
 	p->head = NULL;
 	bufferevent_enable(t->bev, EV_READ);
 	pump(p, p->bev, t->bev, true); /* any body bytes already here */
-	if (p->peer == t && !p->held_up && !p->req_done)
+	if (!p->freed && p->peer == t && !p->held_up && !p->req_done)
 		bufferevent_enable(p->bev, EV_READ);
 }
 
@@ -805,7 +1064,7 @@ static void tconn_ready(struct tconn *t)
 {
 	struct rhost *h = t->host;
 	if (!h) {
-		tconn_free(t);
+		tconn_close(t);
 		return;
 	}
 	if (h->waiting) {
@@ -840,19 +1099,31 @@ static void finish_exchange(struct pconn *p)
 	if (t_again)
 		tconn_ready(t);
 	else
-		tconn_free(t);
-	if (p_again) {
+		tconn_close(t);
+	if (p_again)
 		pconn_next(p);
-	} else {
-		p->closing = true;
-		bufferevent_disable(p->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(p->bev)) == 0)
-			pconn_free(p);
-	}
+	else
+		pconn_close_after_output(p);
 }
 
-static void tconn_free(struct tconn *t)
+static void tconn_close(struct tconn *t);
+
+/* Close t once its refusal is written, within LINGER_S. */
+static void tconn_close_after_output(struct tconn *t)
 {
+	t->closing = true;
+	bufferevent_disable(t->bev, EV_READ);
+	struct timeval tv = {LINGER_S, 0};
+	bufferevent_set_timeouts(t->bev, NULL, &tv);
+}
+
+/* Close t now (see pconn_close: memory kept until reaped). A client it was
+ * answering gets what the host sent so far, then its connection closes. */
+static void tconn_close(struct tconn *t)
+{
+	if (t->freed)
+		return;
+	t->freed = true;
 	if (t->host) {
 		host_drop_idle(t->host, t);
 		if (t->control && t->host->control == t) {
@@ -862,23 +1133,27 @@ static void tconn_free(struct tconn *t)
 			audit(t->r, json_pack("{s:s, s:s, s:I}", "event", "disconnect", "host",
 			                      h->slug, "host_id", (json_int_t)h->host_id));
 		}
+		t->host = NULL;
 	}
+	if (t->unauth)
+		t->unauth->inflight--;
+	t->unauth = NULL;
 	if (t->peer) {
 		struct pconn *p = t->peer;
 		p->peer = NULL;
 		t->peer = NULL;
-		/* Let the client have what the host sent, then close. */
-		p->closing = true;
-		if (evbuffer_get_length(bufferevent_get_output(p->bev)) == 0)
-			pconn_free(p);
+		pconn_close_after_output(p);
 	}
 	for (struct tconn **pp = &t->r->all; *pp; pp = &(*pp)->all_next)
 		if (*pp == t) {
 			*pp = t->all_next;
 			break;
 		}
-	bufferevent_free(t->bev);
-	free(t);
+	bufferevent_setcb(t->bev, NULL, NULL, NULL, NULL);
+	bufferevent_disable(t->bev, EV_READ | EV_WRITE);
+	t->grave = t->r->tgrave;
+	t->r->tgrave = t;
+	reap_soon(t->r);
 }
 
 static void tconn_hello(struct tconn *t)
@@ -887,7 +1162,7 @@ static void tconn_hello(struct tconn *t)
 	char *line = evbuffer_readln(in, NULL, EVBUFFER_EOL_LF);
 	if (!line) {
 		if (evbuffer_get_length(in) > HELLO_MAX)
-			tconn_free(t);
+			tconn_close(t);
 		return;
 	}
 	json_t *hello = json_loads(line, 0, NULL);
@@ -906,12 +1181,13 @@ static void tconn_hello(struct tconn *t)
 		                    claims ? "not a relay token" : why);
 		json_decref(claims);
 		json_decref(hello);
-		bufferevent_disable(t->bev, EV_READ);
 		t->host = NULL;
-		t->closing = true; /* freed once the refusal is written */
+		tconn_close_after_output(t);
 		return;
 	}
 	bufferevent_set_timeouts(t->bev, NULL, NULL); /* attached: idle is fine */
+	t->unauth->inflight--;
+	t->unauth = NULL;
 	struct rhost *h = find_host(r, slug);
 	if (!h && (h = find_host_id(r, host_id)) && strcmp(type, "control") == 0) {
 		/* A rotated slug: route both until the old one is retired. */
@@ -930,8 +1206,7 @@ static void tconn_hello(struct tconn *t)
 		                    "{\"ok\":false,\"error\":\"this relay URL was revoked\"}\n");
 		json_decref(claims);
 		json_decref(hello);
-		bufferevent_disable(t->bev, EV_READ);
-		t->closing = true;
+		tconn_close_after_output(t);
 		return;
 	}
 	if (!h) {
@@ -948,7 +1223,7 @@ static void tconn_hello(struct tconn *t)
 			struct tconn *old = h->control;
 			h->control = NULL;
 			old->host = NULL;
-			tconn_free(old);
+			tconn_close(old);
 		}
 		t->control = true;
 		h->control = t;
@@ -979,14 +1254,14 @@ static void tconn_read_cb(struct bufferevent *bev, void *arg)
 	else if (t->control)
 		evbuffer_drain(bufferevent_get_input(t->bev), (size_t)-1); /* pings */
 	else
-		tconn_free(t); /* an idle data connection speaking out of turn */
+		tconn_close(t); /* an idle data connection speaking out of turn */
 }
 
 static void tconn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct tconn *t = arg;
 	if (t->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		tconn_free(t);
+		tconn_close(t);
 		return;
 	}
 	release(bev, t->peer && !t->peer->held_up ? t->peer->bev : NULL);
@@ -998,13 +1273,13 @@ static void tconn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct tconn *t = arg;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
 		t->dead = true;
-		if (t->peer && !t->peer->held_down) {
+		if (t->peer && !t->peer->held_down && t->resp_checked) {
 			/* The response's last bytes: one that ends at EOF, or a cut one. */
 			struct evbuffer *in = bufferevent_get_input(t->bev);
 			t->peer->bytes += (int64_t)evbuffer_get_length(in);
 			evbuffer_add_buffer(bufferevent_get_output(t->peer->bev), in);
 		}
-		tconn_free(t);
+		tconn_close(t);
 	}
 }
 
@@ -1012,11 +1287,20 @@ static void on_tunnel(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
 	(void)l;
-	(void)sa;
 	(void)len;
 	struct relay *r = arg;
+	char addr[64];
+	client_address(sa, addr, sizeof addr);
+	/* Only connections still before their hello count: a host holds many
+	 * once attached, but nobody needs many unauthenticated ones. */
+	struct limit_entry *unauth = count_conn(r, "tun:", addr, HELLOS_PER_IP);
+	if (!unauth) {
+		evutil_closesocket(fd);
+		return;
+	}
 	struct tconn *t = xcalloc(1, sizeof *t);
 	t->r = r;
+	t->unauth = unauth;
 	t->all_next = r->all;
 	r->all = t;
 	t->bev = bufferevent_openssl_socket_new(r->base, fd, SSL_new(r->ssl),
@@ -1052,7 +1336,7 @@ static void retire(struct relay *r, const char *slug)
 				if (t->peer && strcmp(t->peer->slug, slug) == 0) {
 					*tp = t->next;
 					t->host = NULL;
-					pconn_free(t->peer);
+					pconn_close(t->peer);
 				} else {
 					tp = &t->next;
 				}
@@ -1077,11 +1361,11 @@ static void retire(struct relay *r, const char *slug)
 			struct tconn *t = h->idle;
 			h->idle = t->next;
 			t->host = NULL;
-			tconn_free(t);
+			tconn_close(t);
 		}
 		if (h->control) {
 			h->control->host = NULL;
-			tconn_free(h->control);
+			tconn_close(h->control);
 		}
 		/* Requests in flight through this host end now. */
 		while (h->busy) {
@@ -1089,9 +1373,9 @@ static void retire(struct relay *r, const char *slug)
 			h->busy = t->next;
 			t->host = NULL;
 			if (t->peer)
-				pconn_free(t->peer); /* the client's connection too, unflushed */
+				pconn_close(t->peer); /* the client's connection too, unflushed */
 			else
-				tconn_free(t);
+				tconn_close(t);
 		}
 		free(h);
 		return;
@@ -1105,6 +1389,11 @@ static void *revocations_main(void *arg)
 	CURL *c = curl_easy_init();
 	int64_t since = 0;
 	while (!atomic_load(&r->stopping)) {
+		pthread_mutex_lock(&r->rev_mu);
+		bool old = mono_ms() - r->keys_at > (r->keys ? 300000 : 10000);
+		pthread_mutex_unlock(&r->rev_mu);
+		if (old || atomic_exchange(&r->keys_wanted, false))
+			fetch_keys(r, c);
 		char rel[96];
 		snprintf(rel, sizeof rel, "/api/v1/relay/revocations?since=%lld", (long long)since);
 		json_t *ans = hub_get(r, c, rel, 2);
@@ -1123,7 +1412,8 @@ static void *revocations_main(void *arg)
 			event_active(r->revoked_ev, EV_READ, 0); /* apply them now, in the loop */
 		}
 		json_decref(ans);
-		for (int k = 0; k < 10 && !atomic_load(&r->stopping); k++)
+		for (int k = 0;
+		     k < 10 && !atomic_load(&r->stopping) && !atomic_load(&r->keys_wanted); k++)
 			usleep(100000);
 	}
 	curl_easy_cleanup(c);
@@ -1173,7 +1463,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 				*tp = t->next;
 				h->nidle--;
 				t->host = NULL;
-				tconn_free(t);
+				tconn_close(t);
 			} else {
 				tp = &t->next;
 			}
@@ -1254,6 +1544,40 @@ static size_t byte_allowance(struct pconn *p, size_t n, int64_t *wait_ms)
 
 /* ---- start-up ---- */
 
+/* accept() failed. Out of descriptors (or memory), the listening socket
+ * stays readable and libevent would retry at once, forever: stop accepting
+ * for 250 ms instead, and say so at most once every 10 s. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct relay *r = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	r->accept_errors++;
+	int64_t now = mono_ms();
+	if (now - r->accept_warned_at >= 10000) {
+		log_warn("relay: accept(): %s (%ld times in the last 10 s); pausing new "
+		         "connections",
+		         strerror(err), r->accept_errors);
+		r->accept_warned_at = now;
+		r->accept_errors = 0;
+	}
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		evconnlistener_disable(l);
+		struct timeval tv = {0, 250000};
+		evtimer_add(r->resume_accept, &tv);
+	}
+}
+
+static void resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct relay *r = arg;
+	if (r->pub)
+		evconnlistener_enable(r->pub);
+	if (r->tun)
+		evconnlistener_enable(r->tun);
+}
+
 static struct evconnlistener *listen_on(struct relay *r, const char *addr, evconnlistener_cb cb)
 {
 	struct sockaddr_storage ss;
@@ -1267,6 +1591,8 @@ static struct evconnlistener *listen_on(struct relay *r, const char *addr, evcon
 	                            (struct sockaddr *)&ss, len);
 	if (!l)
 		log_error("relay: cannot listen on %s: %s", addr, strerror(errno));
+	else
+		evconnlistener_set_error_cb(l, on_accept_error);
 	return l;
 }
 
@@ -1286,6 +1612,9 @@ int relay_run(const struct relay_config *cfg)
 	int rc = 1;
 	r->ssl = SSL_CTX_new(TLS_server_method());
 	SSL_CTX_set_min_proto_version(r->ssl, TLS1_2_VERSION);
+	/* TLS 1.2: forward secrecy and AEAD only (no CBC: LUCKY13), in our order. */
+	SSL_CTX_set_cipher_list(r->ssl, RELAY_TLS12_CIPHERS);
+	SSL_CTX_set_options(r->ssl, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
 	/* An idle connection keeps no 2 x 17 KiB of TLS buffers (hosts hold many). */
 	SSL_CTX_set_mode(r->ssl, SSL_MODE_RELEASE_BUFFERS);
 	/* 100 hosts hold 1,700 tunnel connections: more than a default 1,024. */
@@ -1302,13 +1631,18 @@ int relay_run(const struct relay_config *cfg)
 	char *ap = xasprintf("%s/audit.log", cfg->data);
 	r->audit = fopen(ap, "a");
 	free(ap);
-	fetch_keys(r);
+	CURL *kc = curl_easy_init();
+	fetch_keys(r, kc); /* before the first hello, if the hub is up */
+	curl_easy_cleanup(kc);
 	retired = json_object();
 	r->pending = json_array();
 	limit_table_init(&r->limits, 4096);
+	limit_table_init(&r->conns, 4096);
 	settings_init();
 	evthread_use_pthreads(); /* the revocations thread wakes the loop */
 	r->base = event_base_new();
+	r->reaper = event_new(r->base, -1, 0, reap, r);
+	r->resume_accept = evtimer_new(r->base, resume_accepting, r);
 	r->pub = listen_on(r, cfg->public_addr, on_public);
 	r->tun = listen_on(r, cfg->tunnel_addr, on_tunnel);
 	if (!r->pub || !r->tun)
@@ -1347,14 +1681,17 @@ out:
 	/* Every connection still open, then the hosts. */
 	while (r->all) {
 		struct tconn *t = r->all;
-		r->all = t->all_next;
-		if (t->peer) {
-			t->peer->peer = NULL;
-			pconn_free(t->peer);
-		}
-		bufferevent_free(t->bev);
-		free(t);
+		if (t->peer)
+			pconn_close(t->peer); /* closes t too */
+		else
+			tconn_close(t);
 	}
+	if (r->reaper) {
+		reap(-1, 0, r);
+		event_free(r->reaper);
+	}
+	if (r->resume_accept)
+		event_free(r->resume_accept);
 	for (struct rhost *h = r->hosts, *next; h; h = next) {
 		next = h->next;
 		free(h);
@@ -1366,6 +1703,7 @@ out:
 	json_decref(r->keys);
 	json_decref(r->pending);
 	limit_table_free(&r->limits);
+	limit_table_free(&r->conns);
 	json_decref(retired);
 	SSL_CTX_free(r->ssl);
 	return rc;

@@ -100,10 +100,11 @@ int relay_main(int argc, char **argv)
 {
 	/* Defaults: a client gets 100 requests/s and 32 at once; a host 500/s and
 	 * 128 at once (it has 16 tunnel connections; the rest wait up to 5 s). */
-	struct relay_config cfg = {.public_addr = "127.0.0.1:8443",
-	                           .tunnel_addr = "127.0.0.1:8444",
-	                           .limits = {[LIMIT_IP] = {.rps = 100, .inflight = 32},
-	                                      [LIMIT_HOST] = {.rps = 500, .inflight = 128}}};
+	struct relay_config cfg = {
+	    .public_addr = "127.0.0.1:8443",
+	    .tunnel_addr = "127.0.0.1:8444",
+	    .limits = {[LIMIT_IP] = {.rps = 100, .inflight = 32, .conns = 256},
+	               [LIMIT_HOST] = {.rps = 500, .inflight = 128}}};
 	const char *limit = NULL;
 	bool self_signed = false;
 	for (int i = 0; i < argc; i++) {
@@ -155,11 +156,13 @@ int relay_main(int argc, char **argv)
 		}
 	}
 	if (!cfg.data || !cfg.hub || (!self_signed && (!cfg.cert || !cfg.key))) {
-		fprintf(stderr, "usage: roost relay --data DIR --hub URL [--public ADDR:8443] "
-		                "[--tunnel ADDR:8444] (--cert F --key F | --self-signed) "
-		                "[--name HOST:PORT] [--limit SCOPE.KIND=N]...\n"
-		                "  limits: ip|host|url . rps|bps|inflight, e.g. --limit ip.rps=100 "
-		                "--limit host.bps=50M --limit url.inflight=8 (0: no limit)\n");
+		fprintf(
+		    stderr,
+		    "usage: roost relay --data DIR --hub URL [--public ADDR:8443] "
+		    "[--tunnel ADDR:8444] (--cert F --key F | --self-signed) "
+		    "[--name HOST:PORT] [--limit SCOPE.KIND=N]...\n"
+		    "  limits: ip|host|url . rps|bps|inflight, ip.conns, e.g. --limit ip.rps=100 "
+		    "--limit host.bps=50M --limit url.inflight=8 (0: no limit)\n");
 		return 2;
 	}
 	if (mkdir_p(cfg.data, 0700) != 0) {

@@ -262,6 +262,7 @@ class Relay:
         self.public_port, self.tunnel_port = free_port(), free_port()
         self.log_path = os.path.join(root, "relay.log")
         self.proc = None
+        self.wrapper = []  # a command to run the relay under (prlimit, say)
 
     @property
     def ca(self):
@@ -275,7 +276,7 @@ class Relay:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [ROOST, "relay", "--data", self.data, "--hub", self.hub.url, "--self-signed",
+                [*self.wrapper, ROOST, "relay", "--data", self.data, "--hub", self.hub.url, "--self-signed",
                  "--public", "127.0.0.1:%d" % self.public_port,
                  "--tunnel", "127.0.0.1:%d" % self.tunnel_port, *extra],
                 stdout=log, stderr=log)
@@ -327,6 +328,7 @@ class Host:
         self.log_path = os.path.join(root, "host-%s.log" % label)
         self.port = free_port()
         self.cache_max, self.heartbeat = cache_max, heartbeat
+        self.extra_args = []  # more `roost host run` options
         self.proc = None
 
     @property
@@ -351,6 +353,7 @@ class Host:
                 "--listen", "127.0.0.1:%d" % self.port, "--heartbeat", str(self.heartbeat)]
         if self.cache_max is not None:
             args += ["--cache-max", str(self.cache_max)]
+        args += self.extra_args
         if self.relay:
             args += ["--relay", "127.0.0.1:%d" % self.relay.tunnel_port,
                      "--relay-ca", self.relay.ca]

@@ -188,10 +188,10 @@ class DashboardTest(HubTest):
         self.assertEqual((st, data), (200, b"<script>alert(1)</script>"))
         self.assertTrue(resp.getheader("Content-Disposition").startswith("attachment"))
         self.assertIn("sandbox", resp.getheader("Content-Security-Policy"))
-        # The API port is unchanged.
+        # The API port sandboxes user content too (docs/security.md).
         st, _, _, resp = self.api("GET", "/content?path=%2Fpage.html")
         self.assertEqual(st, 200)
-        self.assertIsNone(resp.getheader("Content-Security-Policy"))
+        self.assertEqual(resp.getheader("Content-Security-Policy"), "sandbox")
 
     def test_an_invite_accepted_on_the_dashboard_logs_in_by_cookie(self):
         st, inv, _, _ = self.api("POST", "/invites", {"role": "member"})

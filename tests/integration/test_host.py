@@ -534,9 +534,13 @@ class ContentServerTest(HostTest):
 
     def test_a_host_serves_a_signed_url_of_a_version_it_holds(self):
         token = self.url_token("/served/blob.bin")
-        st, _, payload, _ = self.get(self.B, "/c/" + token)
+        st, _, payload, resp = self.get(self.B, "/c/" + token)
         self.assertEqual(st, 200, payload[:300])
         self.assertEqual(sha(payload), sha(self.blob))
+        # a user's bytes never render as a page on the host's origin either
+        self.assertEqual(resp.getheader("Content-Security-Policy"), "sandbox")
+        self.assertEqual(resp.getheader("X-Content-Type-Options"), "nosniff")
+        self.assertTrue(resp.getheader("Content-Disposition").startswith("attachment"))
         self.assertError(self.get(self.B, "/c/" + self.chunk_token()), 403)
         short = self.url_token("/served/blob.bin", expires_in=1)
         time.sleep(1.3)

@@ -20,14 +20,19 @@ class FileLimitsTest(HubTest):
             before = self.usage()
             self.assertError(self.api("PUT", "/upload?path=" + q("/big.bin"), raw=b"x" * 2000),
                              413)
-            # a chunked commit is checked too
+            # a chunked commit is checked too, by its logical size: one chunk
+            # listed twice is a file of twice its bytes
             import hashlib
-            data = b"y" * 1500
+            data = b"y" * 750
             h = hashlib.sha256(data).hexdigest()
             self.assertEqual(self.api("PUT", "/chunks/" + h, raw=data)[0], 201)
             self.assertError(self.api("POST", "/versions", {
-                "path": "/big2.bin", "size": 1500, "hash": h,
-                "chunks": [{"hash": h, "size": 1500}]}), 413, "file_too_large")
+                "path": "/big2.bin", "size": 1500, "hash": hashlib.sha256(data * 2).hexdigest(),
+                "chunks": [{"hash": h, "size": 750}] * 2}), 413, "file_too_large")
+            # a chunk bigger than a whole file may be is not even stored
+            big = b"w" * 1500
+            self.assertError(self.api("PUT", "/chunks/" + hashlib.sha256(big).hexdigest(),
+                                      raw=big), 507, "upload_limit")
             self.assertEqual(self.usage()["files"], before["files"])
             self.assertEqual(self.api("PUT", "/upload?path=" + q("/small.bin"),
                                       raw=b"z" * 900)[0], 201)

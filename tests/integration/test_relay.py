@@ -54,8 +54,9 @@ class RelayBase(unittest.TestCase):
         with open(cls.A.path("big.bin"), "wb") as f:
             f.write(cls.blob)
         cls.base = wait_for(cls.public_url, 30, "A's public URL in roost hosts", [cls.A])
-        wait_for(lambda: cls.api("GET", "/info?path=" + q("/big.bin"))[0] == 200, 60,
-                 "big.bin on the hub", [cls.A])
+        # The whole file: a version of it half-written may be committed first.
+        wait_for(lambda: cls.api("GET", "/info?path=" + q("/big.bin"))[1].get("hash") ==
+                 sha(cls.blob), 120, "big.bin on the hub", [cls.A])
 
     @classmethod
     def tearDownClass(cls):
@@ -90,6 +91,23 @@ class RelayBase(unittest.TestCase):
         self.assertTrue(self.base.startswith(prefix), self.base)
         return self.base[len(prefix):] + rest.lstrip("/")
 
+    def raw(self, data, read=True):
+        """Send raw bytes to the public port; the relay's answer (or b'' if closed)."""
+        ctx = ssl.create_default_context(cafile=self.relay.ca)
+        with socket.create_connection(("127.0.0.1", self.relay.public_port), 15) as s:
+            with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                t.sendall(data)
+                out = b""
+                while read:
+                    try:
+                        chunk = t.recv(65536)
+                    except (ssl.SSLError, OSError):
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+                return out
+
     def host_id(self):
         st, body, _, _ = self.api("GET", "/hosts")
         return body["hosts"][0]["id"]
@@ -106,6 +124,26 @@ class RelayTest(RelayBase):
                                             headers={"Range": "bytes=10-19"})
         self.assertEqual(st, 206)
         self.assertEqual(body, self.blob[10:20])
+
+    def test_an_older_version_is_served_after_the_file_changed(self):
+        # The hub names a host for a version the host no longer has as a
+        # file: the host assembles it from chunks instead of answering 404.
+        v1, v2 = os.urandom(300000), os.urandom(200000)
+        with open(self.A.path("changing.bin"), "wb") as f:
+            f.write(v1)
+        wait_for(lambda: self.api("GET", "/info?path=" + q("/changing.bin"))[1].get("hash") ==
+                 sha(v1), 60, "v1 on the hub", [self.A])
+        st, made, _, _ = self.api("POST", "/urls", {"path": "/changing.bin", "version": 1})
+        self.assertEqual(st, 201, made)
+        with open(self.A.path("changing.bin"), "wb") as f:
+            f.write(v2)
+        wait_for(lambda: self.api("GET", "/info?path=" + q("/changing.bin"))[1].get("hash") ==
+                 sha(v2), 60, "v2 on the hub", [self.A])
+        self.assertEqual(made["via"], "relay", made)
+        prefix = "https://127.0.0.1:%d" % self.relay.public_port
+        st, body, _ = self.relay.request(made["url"][len(prefix):])
+        self.assertEqual(st, 200, body[:200])
+        self.assertEqual(sha(body), sha(v1))
 
     def test_the_host_still_checks_tokens(self):
         st, body, _ = self.relay.request(self.path_of("c/not-a-token"))
@@ -159,23 +197,6 @@ class RelayTest(RelayBase):
         self.assertIn("auth_failure", events)
         self.assertIn("connect", events)
 
-    def raw(self, data, read=True):
-        """Send raw bytes to the public port; the relay's answer (or b'' if closed)."""
-        ctx = ssl.create_default_context(cafile=self.relay.ca)
-        with socket.create_connection(("127.0.0.1", self.relay.public_port), 15) as s:
-            with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
-                t.sendall(data)
-                out = b""
-                while read:
-                    try:
-                        chunk = t.recv(65536)
-                    except (ssl.SSLError, OSError):
-                        break
-                    if not chunk:
-                        break
-                    out += chunk
-                return out
-
     def test_bad_requests_never_reach_the_host(self):
         path = self.path_of("healthz").encode()
         smuggle = (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
@@ -205,8 +226,7 @@ class RelayTest(RelayBase):
                 resp.read(1000)
                 held.append((conn, resp))
             st, body, _ = self.relay.request(self.path_of("healthz"))
-            self.assertEqual(st, 200, body)
-            self.assertLess(time.time() - started, 5, "some request waited for a connection")
+            self.assertEqual(st, 200, body)  # a request that waited 5 s would be a 503
         finally:
             for conn, resp in held:
                 resp.close()
@@ -277,14 +297,24 @@ class RelayTest(RelayBase):
         self.assertIn("/h/", out)
 
     def test_y_rate_limit_per_client_ip(self):
-        statuses = []
-        for _ in range(400):
-            st, _, resp = self.relay.request("/h/nosuchslug/x", timeout=10)
-            statuses.append(st)
-            if st == 429:
-                self.assertEqual(resp.getheader("Retry-After"), "1")
-                break
+        # 100/s with a burst of 200: four clients at once pass that even on a
+        # slow machine, where one alone might not.
+        import threading
+        statuses, retry, stop = [], [], time.time() + 30
+
+        def client():
+            while time.time() < stop and 429 not in statuses:
+                st, _, resp = self.relay.request("/h/nosuchslug/x", timeout=10)
+                statuses.append(st)
+                if st == 429:
+                    retry.append(resp.getheader("Retry-After"))
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         self.assertIn(429, statuses)
+        self.assertTrue(retry and all(r == "1" for r in retry), retry)
         time.sleep(2.5)  # let the bucket refill for the tests after this one
 
     def test_zy_rotation_keeps_serving_on_the_new_url(self):

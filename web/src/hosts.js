@@ -33,6 +33,18 @@ function Policies({ ws, host, feed, admin }) {
   </div>`;
 }
 
+// Remove a host for good: its credential and relay URL stop working, and its
+// copies are made again elsewhere (DELETE hosts/ID; the list reloads on the feed).
+function RemoveHost({ ws, host }) {
+  const [run, err] = useAction();
+  return html`<div class="remove-host">
+    <button type="button" class="danger" onClick=${() => {
+      if (!window.confirm('Remove host ' + host.label + '? Its credential stops working now.')) return;
+      run(() => api('DELETE', wsPath(ws.id, '/hosts/' + host.id)));
+    }}>Remove host</button>
+    <${ErrorLine} error=${err} /></div>`;
+}
+
 function HostCard({ ws, host, feed, admin }) {
   const used = host.capacity_bytes && host.free_bytes != null ? host.capacity_bytes - host.free_bytes : null;
   return html`<article class="card host" data-host=${host.label} aria-labelledby=${'host-' + host.id}>
@@ -51,6 +63,7 @@ function HostCard({ ws, host, feed, admin }) {
       <dt>Version</dt><dd>${host.version || '—'}</dd>
     </dl>
     <${Policies} ws=${ws} host=${host} feed=${feed} admin=${admin} />
+    ${admin && html`<${RemoveHost} ws=${ws} host=${host} />`}
   </article>`;
 }
 

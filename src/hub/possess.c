@@ -1,0 +1,264 @@
+/* possess: proof of possession of chunks (docs/security.md, "chunk hashes").
+ *
+ * A chunk's hash is not a capability. A caller may reference a chunk by hash
+ * (probe it, commit it, read it) only if it uploaded the chunk itself within
+ * the upload lease (a chunk_uploads row of its own) or it may read a version
+ * that uses the chunk. Anything else answers "missing" and the client sends
+ * the bytes; the store keeps them once either way.
+ *
+ * chunk_uploads rows are also the caller's pending bytes: uploaded but not yet
+ * in a version. A commit consumes its own rows; a refused upload's rows go at
+ * once, and with them the chunks nothing else holds. */
+#include "hub.h"
+#include "../core/hash.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GROUP 256 /* hashes per IN (...) query */
+
+void possess_uploader(const struct req *r, char out[32])
+{
+	if (r->host_id)
+		snprintf(out, 32, "h:%lld", (long long)r->host_id);
+	else if (r->share_id)
+		snprintf(out, 32, "s:%lld", (long long)r->share_id);
+	else
+		snprintf(out, 32, "u:%lld", (long long)r->user_id);
+}
+
+static int cmp_hash(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The distinct hashes of c, sorted (borrowed pointers into c). */
+static const char **distinct(const struct chunk_ref *c, size_t n, size_t *out_n)
+{
+	const char **h = xcalloc(n ? n : 1, sizeof *h);
+	for (size_t i = 0; i < n; i++)
+		h[i] = c[i].hash;
+	qsort(h, n, sizeof *h, cmp_hash);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || strcmp(h[k - 1], h[i]) != 0)
+			h[k++] = h[i];
+	*out_n = k;
+	return h;
+}
+
+/* "head (?,?,…) tail" with k placeholders. */
+static char *in_list(const char *head, size_t k, const char *tail)
+{
+	size_t len = strlen(head) + 2 * k + strlen(tail) + 4;
+	char *sql = xmalloc(len), *o = stpcpy(sql, head);
+	*o++ = '(';
+	for (size_t i = 0; i < k; i++) {
+		*o++ = '?';
+		*o++ = i + 1 < k ? ',' : ')';
+	}
+	strcpy(o, tail);
+	return sql;
+}
+
+/* Which kind of version reading proves possession for the caller. */
+enum reach { REACH_ALL, REACH_LIVE, REACH_ACL };
+
+static enum reach reach_of(struct req *r, struct acl *a)
+{
+	/* Hosts keep copies of the whole workspace, trash included; owners and
+	 * admins read all of it. */
+	if (r->host_id || r->role >= ROLE_ADMIN)
+		return REACH_ALL;
+	return acl_subtree_at_least(a, "/", PERM_READ) ? REACH_LIVE : REACH_ACL;
+}
+
+/* Mark held[] for the hashes h[0..k) that the query (bound from parameter
+ * first_idx on) yields in column 0; with a ACL, column 1 and 2 name the
+ * file, which the caller must be able to read. */
+static int mark(struct db_stmt *st, int first_idx, const char **h, size_t k, bool *held,
+                const struct acl *a)
+{
+	if (!st)
+		return DB_ERR;
+	for (size_t i = 0; i < k; i++)
+		db_bind_text(st, first_idx + (int)i, h[i]);
+	int rc;
+	while ((rc = db_step(st)) == DB_ROW) {
+		const char *key = db_col_text(st, 0);
+		const char **at = bsearch(&key, h, k, sizeof *h, cmp_hash);
+		if (!at || held[at - h])
+			continue;
+		if (a) {
+			char *p = path_join(db_col_text(st, 1), db_col_text(st, 2));
+			bool ok = acl_perm(a, p, true) >= PERM_READ;
+			free(p);
+			if (!ok)
+				continue;
+		}
+		held[at - h] = true;
+	}
+	db_finalize(st);
+	return rc == DB_DONE ? DB_DONE : DB_ERR;
+}
+
+/* The chunks the caller uploaded within the lease, among h[0..k). */
+static int mark_uploaded(struct req *r, const char **h, size_t k, bool *held)
+{
+	char up[32];
+	possess_uploader(r, up);
+	char *sql = in_list("SELECT chunk_hash FROM chunk_uploads WHERE workspace_id = ? AND "
+	                    "uploader = ? AND touched_at > ? AND chunk_hash IN ",
+	                    k, "");
+	struct db_stmt *st = db_prepare(r->db, sql);
+	free(sql);
+	if (st) {
+		db_bind_int64(st, 1, r->ws_id);
+		db_bind_text(st, 2, up);
+		db_bind_int64(st, 3, now_ms() - UPLOAD_PENDING_MS);
+	}
+	return mark(st, 4, h, k, held, NULL);
+}
+
+/* The chunks a version the caller may read uses, among h[0..k). */
+static int mark_readable(struct req *r, struct acl *a, const char **h, size_t k, bool *held)
+{
+	enum reach reach = reach_of(r, a);
+	const char *head =
+	    reach == REACH_ACL
+	        ? "SELECT DISTINCT vc.chunk_hash, d.path, f.name FROM version_chunks vc JOIN "
+	          "file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id JOIN "
+	          "folders d ON d.id = f.folder_id WHERE f.workspace_id = ? AND f.deleted_at IS "
+	          "NULL AND vc.chunk_hash IN "
+	        : "SELECT DISTINCT vc.chunk_hash FROM version_chunks vc JOIN file_versions v ON "
+	          "v.id = vc.version_id JOIN files f ON f.id = v.file_id WHERE f.workspace_id = ? "
+	          "AND vc.chunk_hash IN ";
+	char *sql = in_list(head, k, reach == REACH_LIVE ? " AND f.deleted_at IS NULL" : "");
+	struct db_stmt *st = db_prepare(r->db, sql);
+	free(sql);
+	if (st)
+		db_bind_int64(st, 1, r->ws_id);
+	return mark(st, 2, h, k, held, reach == REACH_ACL ? a : NULL);
+}
+
+int possess_check(struct req *r, const struct chunk_ref *c, size_t n, bool *held)
+{
+	struct acl *a = req_acl(r);
+	if (!a)
+		return DB_ERR;
+	size_t k;
+	const char **h = distinct(c, n, &k);
+	bool *got = xcalloc(k ? k : 1, sizeof *got);
+	int rc = DB_DONE;
+	for (size_t at = 0; at < k && rc == DB_DONE; at += GROUP) {
+		size_t m = k - at < GROUP ? k - at : GROUP;
+		rc = mark_uploaded(r, h + at, m, got + at);
+		bool all = true;
+		for (size_t i = 0; i < m; i++)
+			all = all && got[at + i];
+		if (rc == DB_DONE && !all)
+			rc = mark_readable(r, a, h + at, m, got + at);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *key = c[i].hash;
+		const char **pos = bsearch(&key, h, k, sizeof *h, cmp_hash);
+		held[i] = rc == DB_DONE && pos && got[pos - h];
+	}
+	free(got);
+	free(h);
+	return rc;
+}
+
+int possess_record(struct req *r, const struct chunk_ref *c)
+{
+	char up[32];
+	possess_uploader(r, up);
+	return db_run(r->db,
+	              "INSERT INTO chunk_uploads(workspace_id, uploader, chunk_hash, size, "
+	              "touched_at) VALUES(?,?,?,?,?) ON CONFLICT(workspace_id, uploader, "
+	              "chunk_hash) DO UPDATE SET touched_at = excluded.touched_at",
+	              "ittii", r->ws_id, up, c->hash, c->size, now_ms());
+}
+
+int possess_consume(struct req *r, const struct chunk_ref *c, size_t n)
+{
+	char up[32];
+	possess_uploader(r, up);
+	int rc = DB_DONE;
+	for (size_t i = 0; i < n && rc == DB_DONE; i++)
+		rc = db_run(r->db,
+		            "DELETE FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? AND "
+		            "chunk_hash = ?",
+		            "itt", r->ws_id, up, c[i].hash);
+	return rc;
+}
+
+int possess_pending(struct req *r, int64_t *bytes)
+{
+	char up[32];
+	possess_uploader(r, up);
+	return db_int64(r->db, bytes,
+	                "SELECT COALESCE(SUM(size), 0) FROM chunk_uploads WHERE workspace_id = ? "
+	                "AND uploader = ? AND touched_at > ?",
+	                "iti", r->ws_id, up, now_ms() - UPLOAD_PENDING_MS) == DB_ROW
+	           ? DB_DONE
+	           : DB_ERR;
+}
+
+/* Drop the caller's claim on hash, and the chunk itself if nothing else holds
+ * it: no version ever committed it (a chunks row; GC decides those), no other
+ * live upload, no other workspace. The grant goes before the check, as in
+ * GC, so a commit that claimed the chunk meanwhile is seen (jobs.c). */
+static int free_one(struct req *r, const char *up, const char *hash)
+{
+	int64_t one = 0;
+	int rc = db_run(r->db,
+	                "DELETE FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? AND "
+	                "chunk_hash = ?",
+	                "itt", r->ws_id, up, hash);
+	if (rc == DB_DONE)
+		rc = db_run(
+		    r->db, "DELETE FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
+		    "it", r->ws_id, hash);
+	if (rc != DB_DONE)
+		return rc;
+	rc = db_int64(r->db, &one,
+	              "SELECT 1 FROM chunks WHERE hash = ? UNION ALL SELECT 1 FROM chunk_uploads "
+	              "WHERE chunk_hash = ? AND touched_at > ? UNION ALL SELECT 1 FROM "
+	              "workspace_chunks WHERE chunk_hash = ? LIMIT 1",
+	              "ttit", hash, hash, now_ms() - UPLOAD_PENDING_MS, hash);
+	if (rc == DB_ROW) /* held elsewhere: keep it, and this workspace's grant */
+		return db_run(r->db,
+		              "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at) "
+		              "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
+		              "iti", r->ws_id, hash, now_ms());
+	if (rc != DB_DONE)
+		return rc;
+	int gone = store_remove(r->hub->store, hash);
+	return gone == 0 || gone == -ENOENT ? DB_DONE : DB_ERR;
+}
+
+void possess_free(struct req *r, const struct chunk_ref *c, size_t n)
+{
+	if (!n)
+		return;
+	char up[32];
+	possess_uploader(r, up);
+	size_t k;
+	const char **h = distinct(c, n, &k);
+	/* In a batch this runs in the batch's transaction; else in its own. */
+	bool own = !r->batch;
+	int rc = own ? db_begin(r->db) : DB_DONE;
+	for (size_t i = 0; i < k && rc == DB_DONE; i++)
+		rc = free_one(r, up, h[i]);
+	if (own && rc == DB_DONE)
+		rc = db_commit(r->db);
+	else if (own)
+		db_rollback(r->db);
+	if (rc != DB_DONE)
+		log_warn("upload: could not free a refused upload's chunks (GC will)");
+	free(h);
+}
