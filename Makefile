@@ -1,9 +1,14 @@
 # roost — the two commands a user needs are `make demo` and `make test`.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+# make fuzz: seconds each harness runs (docs/fuzzing.md).
+FUZZ_SECONDS ?= 120
+# Found inputs (crash-*, leak-*, …) and each harness's log go here.
+FUZZ_OUT   ?= $(FUZZ_BUILD)/findings
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build demo test test-fast test-asan bench screenshots clean
+.PHONY: all deps build demo test test-fast test-asan test-fuzz fuzz fuzz-build bench screenshots clean
 
 all: build
 
@@ -18,10 +23,12 @@ build:
 demo: deps build
 	./$(BUILD)/roost demo --data demo-data
 
-# Unit and integration tests, then the same suite under ASan + UBSan.
+# Unit and integration tests, then the same suite under ASan + UBSan, then
+# each fuzzer briefly (tests/fuzz: about 12 s each).
 test: deps
 	$(MAKE) test-fast
 	$(MAKE) test-asan
+	$(MAKE) test-fuzz
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
@@ -33,6 +40,25 @@ test-asan:
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure --timeout 1800
 
+# libFuzzer harnesses (tests/fuzz, docs/fuzzing.md): a separate clang build.
+fuzz-build:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DROOST_FUZZ=ON \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+test-fuzz: fuzz-build
+	cd $(FUZZ_BUILD) && ctest -L fuzz --output-on-failure
+
+# Each harness for FUZZ_SECONDS on a copy of its corpus; stops at the first finding.
+fuzz: deps fuzz-build
+	@mkdir -p $(FUZZ_OUT)
+	@for f in $(FUZZ_BUILD)/fuzz_*; do \
+		n=$${f##*/fuzz_}; echo "== $$n ($(FUZZ_SECONDS) s)"; \
+		tests/fuzz/run.sh $$f tests/fuzz/corpus/$$n $(FUZZ_SECONDS) $(FUZZ_OUT)/$$n \
+			>$(FUZZ_OUT)/$$n.log 2>&1 || { tail -40 $(FUZZ_OUT)/$$n.log; exit 1; }; \
+		grep -E '^#[0-9]+.*DONE|average_exec_per_sec' $(FUZZ_OUT)/$$n.log; \
+	done
+
 # The browser test's screenshots of each page, into docs/screenshots/.
 screenshots: build
 	cd $(BUILD) && ctest -R browser_dashboard --output-on-failure
@@ -42,4 +68,4 @@ bench: deps build
 	./bench/run.sh $(BUILD)/roost
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -2,6 +2,7 @@
  * last seq seen so nothing is missed or printed twice. */
 #include "cmd.h"
 #include "../core/json.h"
+#include "../core/sse.h"
 #include "../core/util.h"
 
 #include <stdio.h>
@@ -12,20 +13,19 @@
 struct watcher {
 	bool json;
 	int64_t last_seq;
-	char line[65536];
-	size_t len;
-	char event[64];
-	char *data;
+	struct sse sse;
 };
 
-static void print_event(struct watcher *w)
+static void print_event(void *cls, const char *event, const char *data, size_t len)
 {
-	json_t *ev = w->data ? json_loads(w->data, 0, NULL) : NULL;
+	struct watcher *w = cls;
+	(void)event;
+	json_t *ev = json_loadb(data, len, 0, NULL);
 	int64_t seq = 0;
 	if (ev && json_get_int(ev, "seq", &seq)) {
 		w->last_seq = seq;
 		if (w->json) {
-			puts(w->data);
+			puts(data);
 		} else {
 			json_t *p = json_object_get(ev, "payload");
 			const char *path = json_get_str(p, "path"), *from = json_get_str(p, "from");
@@ -44,53 +44,13 @@ static void print_event(struct watcher *w)
 		fflush(stdout);
 	}
 	json_decref(ev);
-	free(w->data);
-	w->data = NULL;
-	w->event[0] = 0;
-}
-
-/* Server-Sent Events: "field: value" lines; a blank line ends an event. */
-static void sse_line(struct watcher *w, char *line)
-{
-	if (!*line) {
-		if (w->data)
-			print_event(w);
-		return;
-	}
-	if (line[0] == ':')
-		return; /* comment: the stream's greeting or a heartbeat */
-	char *colon = strchr(line, ':');
-	char *val = colon ? colon + 1 : line + strlen(line);
-	if (colon)
-		*colon = 0;
-	if (*val == ' ')
-		val++;
-	if (strcmp(line, "data") == 0) {
-		char *d = w->data ? xasprintf("%s\n%s", w->data, val) : xstrdup(val);
-		free(w->data);
-		w->data = d;
-	} else if (strcmp(line, "event") == 0) {
-		snprintf(w->event, sizeof w->event, "%s", val);
-	}
 }
 
 static size_t sse_write(char *data, size_t size, size_t n, void *cls)
 {
 	struct watcher *w = cls;
-	size_t len = size * n;
-	for (size_t i = 0; i < len; i++) {
-		char ch = data[i];
-		if (ch == '\n') {
-			w->line[w->len] = 0;
-			if (w->len && w->line[w->len - 1] == '\r')
-				w->line[w->len - 1] = 0;
-			sse_line(w, w->line);
-			w->len = 0;
-		} else if (w->len + 1 < sizeof w->line) {
-			w->line[w->len++] = ch;
-		}
-	}
-	return len;
+	sse_feed(&w->sse, data, size * n);
+	return size * n;
 }
 
 int cmd_watch(struct opts *o)
@@ -98,6 +58,7 @@ int cmd_watch(struct opts *o)
 	if (need_args(o, 0, 0, "watch", "[--since SEQ] [--json]"))
 		return 2;
 	struct watcher w = {.json = o->json, .last_seq = -1};
+	sse_init(&w.sse, print_event, &w);
 	if (o->since) {
 		w.last_seq = strcmp(o->since, "0") == 0 ? 0 : parse_id(o->since);
 		if (w.last_seq < 0) {
@@ -129,9 +90,7 @@ int cmd_watch(struct opts *o)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_cleanup(curl);
 		free(full);
-		w.len = 0;
-		free(w.data);
-		w.data = NULL;
+		sse_reset(&w.sse);
 		if (status == 401 || status == 404 || status == 400) {
 			fprintf(stderr, "roost watch: the hub refused the feed (HTTP %ld)%s\n",
 			        status, status == 401 ? "; log in again" : "");
@@ -146,6 +105,7 @@ int cmd_watch(struct opts *o)
 	}
 	curl_slist_free_all(hdr);
 	free(auth);
+	sse_fini(&w.sse);
 	client_close(&c);
 	return rc;
 }

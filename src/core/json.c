@@ -1,4 +1,5 @@
 #include "json.h"
+#include "path.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -31,6 +32,16 @@ bool json_get_bool(const json_t *o, const char *key, bool dflt, bool *ok)
 		return dflt;
 	}
 	return json_is_true(v);
+}
+
+char *json_get_path(const json_t *o, const char *key, const char **why)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_string(v)) {
+		*why = "a string path is required";
+		return NULL;
+	}
+	return path_normalize(json_string_value(v), json_string_length(v), why);
 }
 
 char *json_to_string(const json_t *v)

@@ -293,34 +293,42 @@ char *read_file(const char *path, size_t max, size_t *len)
 	return buf;
 }
 
-/* Parse a single "bytes=a-b" range against size. 0 no range (serve all),
- * 1 range set, -1 unsatisfiable. Multi-ranges are ignored (served whole). */
+/* 1*DIGIT at *p into *v (saturating at INT64_MAX), advancing *p; false if
+ * there is no digit. strtoll would also take a sign and leading spaces. */
+static bool range_digits(const char **p, int64_t *v)
+{
+	const char *s = *p;
+	int64_t n = 0;
+	for (; *s >= '0' && *s <= '9'; s++)
+		n = n > (INT64_MAX - 9) / 10 ? INT64_MAX : n * 10 + (*s - '0');
+	if (s == *p)
+		return false;
+	*p = s;
+	*v = n;
+	return true;
+}
+
+/* Parse a single "bytes=a-b" range against size (RFC 9110 §14.1.2). 0 no range
+ * (serve all: absent, malformed or several ranges), 1 range set, -1
+ * unsatisfiable. */
 int http_parse_range(const char *h, int64_t size, int64_t *start, int64_t *len)
 {
 	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
 		return 0;
 	const char *p = h + 6;
-	char *end;
+	int64_t a = 0, b = INT64_MAX;
 	if (*p == '-') { /* the last N bytes */
-		long long n = strtoll(p + 1, &end, 10);
-		if (*end || n <= 0)
-			return n == 0 && !*end ? -1 : 0;
-		if (size == 0)
+		p++;
+		if (!range_digits(&p, &b) || *p)
+			return 0;
+		if (b == 0 || size == 0)
 			return -1;
-		*len = n < size ? n : size;
+		*len = b < size ? b : size;
 		*start = size - *len;
 		return 1;
 	}
-	long long a = strtoll(p, &end, 10);
-	if (end == p || *end != '-' || a < 0)
+	if (!range_digits(&p, &a) || *p++ != '-' || (*p && (!range_digits(&p, &b) || *p)) || b < a)
 		return 0;
-	p = end + 1;
-	long long b = size - 1;
-	if (*p) {
-		b = strtoll(p, &end, 10);
-		if (*end || b < a)
-			return 0;
-	}
 	if (a >= size)
 		return -1;
 	if (b >= size)
@@ -328,6 +336,14 @@ int http_parse_range(const char *h, int64_t size, int64_t *start, int64_t *len)
 	*start = a;
 	*len = b - a + 1;
 	return 1;
+}
+
+int64_t http_content_length(const char *s)
+{
+	int64_t v = 0;
+	if (!s || !range_digits(&s, &v) || *s || v == INT64_MAX)
+		return -1;
+	return v;
 }
 
 double parse_bytes(const char *s)

@@ -68,4 +68,7 @@ double parse_bytes(const char *s);
  * 1 range set, -1 unsatisfiable. Multi-ranges are ignored (served whole). */
 int http_parse_range(const char *h, int64_t size, int64_t *start, int64_t *len);
 
+/* A Content-Length value: 1*DIGIT that fits int64; -1 if absent or not that. */
+int64_t http_content_length(const char *s);
+
 #endif

@@ -9,6 +9,7 @@
 #include "host.h"
 #include "../core/json.h"
 #include "../core/path.h"
+#include "../core/sse.h"
 #include "../core/token.h"
 #include "../core/util.h"
 
@@ -41,11 +42,6 @@ static struct timespec deadline_in(int64_t ms)
 		ts.tv_nsec -= 1000000000;
 	}
 	return ts;
-}
-
-bool host_ignored(const char *path)
-{
-	return path_reserved(path);
 }
 
 char *host_local(const struct host *h, const char *path)
@@ -551,17 +547,15 @@ static void *heartbeat_main(void *arg)
 
 struct feed {
 	struct host *h;
-	char line[1 << 16];
-	size_t len;
-	char *data;
+	struct sse sse;
 	int64_t last; /* last seq received */
 };
 
-static void feed_event(struct feed *f)
+static void feed_event(void *cls, const char *event, const char *data, size_t len)
 {
-	json_t *ev = json_loads(f->data, 0, NULL);
-	free(f->data);
-	f->data = NULL;
+	struct feed *f = cls;
+	(void)event;
+	json_t *ev = json_loadb(data, len, 0, NULL);
 	int64_t seq = 0;
 	if (!json_get_int(ev, "seq", &seq) || seq <= f->last) {
 		json_decref(ev);
@@ -581,27 +575,8 @@ static void feed_event(struct feed *f)
 static size_t feed_write(char *data, size_t size, size_t n, void *cls)
 {
 	struct feed *f = cls;
-	size_t len = size * n;
-	for (size_t i = 0; i < len; i++) {
-		if (data[i] != '\n') {
-			if (f->len + 1 < sizeof f->line)
-				f->line[f->len++] = data[i];
-			continue;
-		}
-		f->line[f->len] = 0;
-		if (f->len && f->line[f->len - 1] == '\r')
-			f->line[f->len - 1] = 0;
-		if (!f->line[0] && f->data)
-			feed_event(f);
-		else if (strncmp(f->line, "data:", 5) == 0) {
-			const char *v = f->line + 5 + (f->line[5] == ' ');
-			char *d = f->data ? xasprintf("%s\n%s", f->data, v) : xstrdup(v);
-			free(f->data);
-			f->data = d;
-		}
-		f->len = 0;
-	}
-	return len;
+	sse_feed(&f->sse, data, size * n);
+	return size * n;
 }
 
 static int feed_progress(void *cls, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
@@ -642,9 +617,7 @@ static void *feed_main(void *arg)
 		curl_slist_free_all(hd);
 		free(auth);
 		free(url);
-		f->len = 0;
-		free(f->data);
-		f->data = NULL;
+		sse_reset(&f->sse);
 		if (atomic_load(&h->stop))
 			break;
 		if (mono_ms() - started > 10000)
@@ -986,6 +959,7 @@ int host_run(const struct host_config *cfg)
 	struct feed *f = xcalloc(1, sizeof *f);
 	f->h = h;
 	f->last = atomic_load(&h->seq);
+	sse_init(&f->sse, feed_event, f);
 	pthread_create(&feed_th, NULL, feed_main, f);
 	pthread_create(&scrub_th, NULL, scrub_main, h);
 	pthread_create(&replica_th, NULL, replica_main, h);
@@ -1001,7 +975,7 @@ int host_run(const struct host_config *cfg)
 	pthread_join(hb_th, NULL);
 	pthread_join(scrub_th, NULL);
 	pthread_join(replica_th, NULL);
-	free(f->data);
+	sse_fini(&f->sse);
 	free(f);
 	serve_stop(h);
 	write_status(h, false);

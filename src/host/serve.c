@@ -13,6 +13,7 @@
  * Paths served come from the index, never from the request, and are opened
  * beneath the folder without following any symlink. */
 #include "host.h"
+#include "serve_req.h"
 #include "../core/connlimit.h"
 #include "../core/content.h"
 #include "../core/hash.h"
@@ -123,9 +124,7 @@ static json_t *check_token(struct host *h, struct MHD_Connection *conn, const ch
 		send_error(conn, MHD_HTTP_UNAUTHORIZED, "invalid_token", why);
 		return NULL;
 	}
-	int64_t ws = 0;
-	const char *sc = json_get_str(claims, "scope");
-	if (!json_get_int(claims, "ws", &ws) || ws != h->c.ws_id || !sc || strcmp(sc, scope) != 0) {
+	if (!serve_claims_grant(claims, h->c.ws_id, scope)) {
 		json_decref(claims);
 		send_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
 		           "the token does not grant this on this host");
@@ -367,11 +366,9 @@ static struct upload *upload_begin(struct host *h, struct MHD_Connection *conn, 
 	json_t *claims = check_token(h, conn, tok, "write");
 	if (!claims)
 		return NULL;
-	const char *why = NULL, *p = json_get_str(claims, "path");
-	char *path = p ? path_normalize(p, strlen(p), &why) : NULL;
+	char *path = serve_upload_path(claims);
 	json_decref(claims);
-	if (!path || strcmp(path, "/") == 0 || host_ignored(path)) {
-		free(path);
+	if (!path) {
 		send_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope", "the token names no file path");
 		return NULL;
 	}
@@ -395,11 +392,11 @@ static struct upload *upload_begin(struct host *h, struct MHD_Connection *conn, 
 	}
 	char *grant_copy = xstrdup(grant);
 	json_decref(ok);
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+	int64_t cl = http_content_length(
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length"));
 	struct statvfs vfs;
-	if (cl && statvfs(h->dir, &vfs) == 0 &&
-	    strtoll(cl, NULL, 10) >
-	        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - UPLOAD_RESERVE) {
+	if (cl > 0 && statvfs(h->dir, &vfs) == 0 &&
+	    cl > (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - UPLOAD_RESERVE) {
 		free(path);
 		free(grant_copy);
 		send_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space",
@@ -509,23 +506,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct host *h = cls;
 	if (!*con_cls)
 		connlimit_head_done(conn); /* a whole head: it may take its time now */
-	if (strcmp(method, "PUT") == 0 && strncmp(url, "/u/", 3) == 0 && !strchr(url + 3, '/'))
-		return upload_request(h, conn, url + 3, data, size, con_cls);
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+	const char *arg;
+	enum serve_route route = serve_route(method, url, &arg);
+	if (route == ROUTE_UPLOAD)
+		return upload_request(h, conn, arg, data, size, con_cls);
+	if (route == ROUTE_METHOD)
 		return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
 		                  "this host serves GET and HEAD, and PUT /u/TOKEN");
 	if (!*con_cls) {
 		*con_cls = &head_seen;
 		return MHD_YES;
 	}
-	if (strcmp(url, "/healthz") == 0)
+	if (route == ROUTE_HEALTH)
 		return send_json(conn, MHD_HTTP_OK,
 		                 json_pack("{s:b, s:I, s:s}", "ok", 1, "host_id",
 		                           (json_int_t)h->host_id, "version", ROOST_VERSION));
-	if (strncmp(url, "/chunks/", 8) == 0 && !strchr(url + 8, '/'))
-		return serve_chunk(h, conn, url + 8);
-	if (strncmp(url, "/c/", 3) == 0 && !strchr(url + 3, '/'))
-		return serve_version(h, conn, url + 3);
+	if (route == ROUTE_CHUNK)
+		return serve_chunk(h, conn, arg);
+	if (route == ROUTE_VERSION)
+		return serve_version(h, conn, arg);
 	return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
 }
 

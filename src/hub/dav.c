@@ -49,28 +49,6 @@ static void url_esc(FILE *f, const char *s)
 			fprintf(f, "%%%02X", *p);
 }
 
-/* Decode %XX in place; false on a bad escape or an encoded NUL. */
-static bool url_unesc(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (*p != '%') {
-			*o++ = *p;
-			continue;
-		}
-		if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
-			return false;
-		char hex[3] = {p[1], p[2], 0};
-		long v = strtol(hex, NULL, 16);
-		if (v == 0)
-			return false;
-		*o++ = (char)v;
-		p += 2;
-	}
-	*o = 0;
-	return true;
-}
-
 void dav_res_etag(const struct res *x, char out[96])
 {
 	if (x->kind == RES_FILE)
@@ -242,44 +220,17 @@ char *dav_href_new(struct dav *d, const char *path, bool dir)
  * this request's workspace. NULL with *status 400 (bad) or 502 (elsewhere). */
 char *dav_url_to_path(struct req *r, struct dav *d, const char *url, unsigned *status)
 {
-	*status = MHD_HTTP_BAD_REQUEST;
-	if (strlen(url) > PATH_MAX_BYTES * 3 + 256)
-		return NULL;
-	const char *p = url;
-	const char *scheme = strstr(url, "://");
-	if (scheme && scheme < strchr(url, '/')) {
-		p = strchr(scheme + 3, '/');
-		if (!p) {
-			*status = MHD_HTTP_BAD_GATEWAY;
-			return NULL;
-		}
-	}
-	if (*p != '/')
-		return NULL;
-	char *s = xstrdup(p);
-	char *cut = strpbrk(s, "?#");
-	if (cut)
-		*cut = 0;
-	if (!url_unesc(s)) {
-		free(s);
-		return NULL;
-	}
-	char *out = NULL;
-	if (strncmp(s, "/dav/", 5) != 0) {
+	char *seg = NULL, *rest = NULL, *out = NULL;
+	*status = dav_url_split(url, &seg, &rest);
+	if (*status == 0 && strcmp(seg, d->ws_seg) != 0 && dav_ws_resolve(r, seg) != r->ws_id) {
 		*status = MHD_HTTP_BAD_GATEWAY;
-		goto done;
+	} else if (*status == 0) {
+		const char *why;
+		*status = MHD_HTTP_BAD_REQUEST; /* if the path is not valid */
+		out = path_normalize(rest ? rest : "", rest ? strlen(rest) : 0, &why);
 	}
-	char *seg = s + 5, *rest = strchr(seg, '/');
-	if (rest)
-		*rest++ = 0;
-	if (strcmp(seg, d->ws_seg) != 0 && dav_ws_resolve(r, seg) != r->ws_id) {
-		*status = MHD_HTTP_BAD_GATEWAY;
-		goto done;
-	}
-	const char *why;
-	out = path_normalize(rest ? rest : "", rest ? strlen(rest) : 0, &why);
-done:
-	free(s);
+	free(seg);
+	free(rest);
 	return out;
 }
 

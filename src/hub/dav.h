@@ -105,9 +105,18 @@ int dav_auth(struct req *r);
  * belongs to; 0 if none. */
 int64_t dav_ws_resolve(struct req *r, const char *seg);
 
-/* dav_props.c */
-/* Copy dead properties onto another resource, replacing its own. */
-int dav_dprops_copy(struct req *r, int skind, int64_t sid, int dkind, int64_t did);
+/* dav_parse.c: pure parsers (tests/fuzz runs them alone) */
+/* A URL or absolute path under /dav/: its workspace segment and the rest
+ * (both percent-decoded, new strings; rest NULL at the workspace itself).
+ * 0, or 400 (malformed) or 502 (another server, or outside /dav/). */
+unsigned dav_url_split(const char *url, char **seg, char **rest);
+/* A resource tag's URL to a normalized path; NULL with *status as for
+ * dav_url_to_path. */
+typedef char *(*dav_tag_fn)(void *cls, const char *url, unsigned *status);
+/* RFC 4918 §10.4: If = 1*No-tag-list | 1*Tagged-list. false: malformed. */
+bool dav_ifhdr_parse_with(const char *s, struct ifhdr *h, dav_tag_fn tag_of, void *cls);
+void dav_ifhdr_free(struct ifhdr *h);
+/* The request body as XML: NULL unless well-formed, namespaces included. */
 xmlDocPtr dav_xml_parse(struct dav *d);
 bool dav_is(xmlNodePtr n, const char *name);
 xmlNodePtr dav_child(xmlNodePtr n, const char *name);
@@ -117,6 +126,10 @@ xmlNodePtr dav_child(xmlNodePtr n, const char *name);
  * are added to the copy's root); xmlReconciliateNs would also rename default
  * namespaces to made-up prefixes. */
 char *dav_node_xml(xmlNodePtr n);
+
+/* dav_props.c */
+/* Copy dead properties onto another resource, replacing its own. */
+int dav_dprops_copy(struct req *r, int skind, int64_t sid, int dkind, int64_t did);
 enum MHD_Result dav_propfind(struct req *r, struct dav *d, const struct res *x,
                              const struct locks *ls);
 enum MHD_Result dav_proppatch(struct req *r, struct dav *d, const struct res *x);
@@ -127,8 +140,7 @@ void dav_locks_free(struct locks *ls);
 int dav_locks_load(struct req *r, struct locks *ls);
 bool dav_lock_covers(const struct lock *l, const char *path);
 int dav_locks_drop_below(struct req *r, const char *path);
-void dav_ifhdr_free(struct ifhdr *h);
-/* RFC 4918 §10.4: If = 1*No-tag-list | 1*Tagged-list. false: malformed. */
+/* The If header, its tags resolved in this request's workspace. */
 bool dav_ifhdr_parse(struct req *r, struct dav *d, const char *s, struct ifhdr *h);
 /* Preconditions of a request on path: If, If-Match, If-None-Match. Replies and
  * returns false when one fails. */

@@ -12,7 +12,6 @@
 
 #define LOCK_TIMEOUT_DEF_S 3600
 #define LOCK_TIMEOUT_MAX_S (7 * 86400)
-#define IF_HEADER_MAX      8192
 
 void dav_locks_free(struct locks *ls)
 {
@@ -74,90 +73,22 @@ int dav_locks_drop_below(struct req *r, const char *path)
 	return rc == DB_DONE ? 0 : DB_ERR;
 }
 
-void dav_ifhdr_free(struct ifhdr *h)
+/* If tags name resources by URL: to a path in this request's workspace. */
+struct tag_ctx {
+	struct req *r;
+	struct dav *d;
+};
+
+static char *tag_path(void *cls, const char *url, unsigned *status)
 {
-	for (int i = 0; i < h->n; i++) {
-		free(h->l[i].tag);
-		for (int j = 0; j < h->l[i].n; j++)
-			free(h->l[i].c[j].val);
-	}
-	h->n = 0;
+	struct tag_ctx *t = cls;
+	return dav_url_to_path(t->r, t->d, url, status);
 }
 
-/* RFC 4918 §10.4: If = 1*No-tag-list | 1*Tagged-list. false: malformed. */
 bool dav_ifhdr_parse(struct req *r, struct dav *d, const char *s, struct ifhdr *h)
 {
-	memset(h, 0, sizeof *h);
-	if (strlen(s) > IF_HEADER_MAX)
-		return false;
-	char *tag = NULL;
-	bool foreign = false, ok = true;
-	while (ok && *s) {
-		if (isspace((unsigned char)*s)) {
-			s++;
-			continue;
-		}
-		if (*s == '<') {
-			const char *e = strchr(s, '>');
-			if (!e) {
-				ok = false;
-				break;
-			}
-			char *url = xstrndup(s + 1, (size_t)(e - s - 1));
-			unsigned st;
-			free(tag);
-			tag = dav_url_to_path(r, d, url, &st);
-			foreign = !tag;
-			if (!tag && st != MHD_HTTP_BAD_GATEWAY)
-				ok = false;
-			free(url);
-			s = e + 1;
-			continue;
-		}
-		if (*s != '(' || h->n == IF_LISTS_MAX) {
-			ok = false;
-			break;
-		}
-		struct iflist *l = &h->l[h->n++];
-		l->tag = tag ? xstrdup(tag) : NULL;
-		l->foreign = foreign;
-		s++;
-		while (ok) {
-			while (isspace((unsigned char)*s))
-				s++;
-			if (*s == ')') {
-				s++;
-				break;
-			}
-			if (l->n == IF_CONDS_MAX) {
-				ok = false;
-				break;
-			}
-			struct ifcond *c = &l->c[l->n];
-			if (strncasecmp(s, "Not", 3) == 0) {
-				c->not = true;
-				s += 3;
-				while (isspace((unsigned char)*s))
-					s++;
-			}
-			char close = *s == '<' ? '>' : *s == '[' ? ']' : 0;
-			const char *e = close ? strchr(s + 1, close) : NULL;
-			if (!e) {
-				ok = false;
-				break;
-			}
-			c->etag = close == ']';
-			c->val = xstrndup(s + 1, (size_t)(e - s - 1));
-			l->n++;
-			s = e + 1;
-		}
-		if (ok && l->n == 0)
-			ok = false;
-	}
-	free(tag);
-	if (!ok)
-		dav_ifhdr_free(h);
-	return ok;
+	struct tag_ctx t = {r, d};
+	return dav_ifhdr_parse_with(s, h, tag_path, &t);
 }
 
 /* A lock token the caller submitted (positively, in any list of If). */

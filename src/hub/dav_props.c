@@ -168,63 +168,9 @@ int dav_dprops_copy(struct req *r, int skind, int64_t sid, int dkind, int64_t di
 	return rc == DB_DONE ? 0 : DB_ERR;
 }
 
-xmlDocPtr dav_xml_parse(struct dav *d)
-{
-	xmlParserCtxtPtr ctx = xmlNewParserCtxt();
-	if (!ctx)
-		abort();
-	/* no network, no entity expansion, no DTD loading; quiet */
-	xmlDocPtr doc = xmlCtxtReadMemory(ctx, d->body, (int)d->len, NULL, NULL,
-	                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
-	                                      XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
-	/* RFC 4918 §20.6: a body with a DTD is refused; without one, an entity
-	 * other than the predefined five is not well-formed either. */
-	if (doc && (!ctx->wellFormed || !ctx->nsWellFormed || doc->intSubset || doc->extSubset)) {
-		xmlFreeDoc(doc);
-		doc = NULL;
-	}
-	xmlFreeParserCtxt(ctx);
-	return doc;
-}
-
-bool dav_is(xmlNodePtr n, const char *name)
-{
-	return n && n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
-	       strcmp((const char *)n->ns->href, "DAV:") == 0 &&
-	       strcmp((const char *)n->name, name) == 0;
-}
-
-xmlNodePtr dav_child(xmlNodePtr n, const char *name)
-{
-	for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
-		if (dav_is(c, name))
-			return c;
-	return NULL;
-}
-
 static const char *node_ns(xmlNodePtr n)
 {
 	return n->ns && n->ns->href ? (const char *)n->ns->href : "";
-}
-
-/* An element as a self-contained XML fragment: the namespaces it uses are
- * declared on it, so it can be replayed inside any other document. Copying
- * into a new document does that (declarations from the element's ancestors
- * are added to the copy's root); xmlReconciliateNs would also rename default
- * namespaces to made-up prefixes. */
-char *dav_node_xml(xmlNodePtr n)
-{
-	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
-	xmlNodePtr copy = xmlDocCopyNode(n, doc, 1);
-	if (!doc || !copy)
-		abort();
-	xmlDocSetRootElement(doc, copy);
-	xmlBufferPtr buf = xmlBufferCreate();
-	xmlNodeDump(buf, doc, copy, 0, 0);
-	char *s = xstrdup((const char *)xmlBufferContent(buf));
-	xmlBufferFree(buf);
-	xmlFreeDoc(doc);
-	return s;
 }
 
 /* Print live property name of x; false if x has no such property. */

@@ -280,14 +280,13 @@ char *req_path_arg(struct req *r, const char *key)
 /* Normalize a path member of the JSON body; replies 400 and returns NULL if bad. */
 char *req_body_path(struct req *r, const char *key)
 {
-	json_t *v = json_object_get(r->json, key);
-	if (!json_is_string(v)) {
+	if (!json_is_string(json_object_get(r->json, key))) {
 		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		            "'%s' (a string path) is required", key);
 		return NULL;
 	}
 	const char *why;
-	char *p = path_normalize(json_string_value(v), json_string_length(v), &why);
+	char *p = json_get_path(r->json, key, &why);
 	if (!p)
 		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "%s: %s", key, why);
 	return p;
@@ -570,12 +569,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 
 static int64_t content_length(struct req *r)
 {
-	const char *cl = req_header(r, "Content-Length");
-	if (!cl)
-		return -1;
-	char *end;
-	long long v = strtoll(cl, &end, 10);
-	return (*end || v < 0) ? -1 : v;
+	return http_content_length(req_header(r, "Content-Length"));
 }
 
 static enum MHD_Result head_checks(struct req *r);
@@ -676,10 +670,7 @@ static enum MHD_Result on_complete(struct req *r)
 		if (r->body_len == 0)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
 			                   "a JSON object body is required");
-		/* NULs are let through the parser so that a path holding one gets the
-		 * path error; json_get_str refuses strings holding them elsewhere. */
-		r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-		                     &jerr);
+		r->json = json_loadb(r->body, r->body_len, JSON_BODY_FLAGS, &jerr);
 		if (!r->json)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
 			                   "malformed JSON at line %d column %d: %s", jerr.line,

@@ -238,6 +238,34 @@ class DavTest(HubTest):
         st, body, _ = self.dav("PROPFIND", "/prop-a.txt", find.encode(), {"Depth": "0"})
         self.assertIn(b"404 Not Found", body)
 
+    def test_proppatch_with_a_dtd_is_refused_and_propfind_stays_well_formed(self):
+        # Entities of a DTD were stored as references (&e;) and replayed raw,
+        # which broke PROPFIND's XML (issue 13, item 12; tests/fuzz/fuzz_dav_xml.c).
+        import xml.etree.ElementTree as ET
+        self.assertEqual(self.dav("PUT", "/dtd.txt", b"d")[0], 201)
+        for dtd, ref in (('<!DOCTYPE D:propertyupdate [<!ENTITY e "v">]>', "&e;"),
+                         ('<!DOCTYPE D:propertyupdate SYSTEM "x.dtd">', "&undeclared;")):
+            patch = ('<?xml version="1.0"?>' + dtd +
+                     '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
+                     '<x xmlns="urn:y">' + ref + '</x></D:prop></D:set></D:propertyupdate>')
+            st, body, _ = self.dav("PROPPATCH", "/dtd.txt", patch.encode())
+            self.assertEqual(st, 400, body)
+        find = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>')
+        st, body, _ = self.dav("PROPFIND", "/dtd.txt", find.encode(), {"Depth": "0"})
+        self.assertEqual(st, 207, body)
+        ET.fromstring(body)  # well-formed
+        self.assertNotIn(b"urn:y", body)
+
+    def test_if_header_without_a_list_is_malformed(self):
+        # RFC 4918 10.4: If = 1*No-tag-list | 1*Tagged-list. An empty header or
+        # a tag with no list used to be taken as "no condition" (tests/fuzz).
+        self.assertEqual(self.dav("PUT", "/iftag.txt", b"i")[0], 201)
+        tag = "<http://127.0.0.1:%d/dav/default/iftag.txt>" % self.hub.content_port
+        for value in (" ", tag, tag + " " + tag + ' (["x"])', '(["x"]) ' + tag + ' (["y"])'):
+            st, body, _ = self.dav("PUT", "/iftag.txt", b"j", headers={"If": value})
+            self.assertEqual(st, 400, (value, body))
+        self.assertEqual(self.dav("GET", "/iftag.txt")[1], b"i")
+
     # ---- access control and quota ----
     def member(self, name):
         st, inv, _, _ = self.api("POST", "/invites", {"role": "member"})
