@@ -355,22 +355,30 @@ enum MHD_Result api_app_tokens(struct req *r)
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "tokens", arr));
 }
 
-enum MHD_Result api_app_token_revoke(struct req *r)
+/* End the caller's own credential params[0] of kind ('api' or 'session'):
+ * 404 if it is not theirs, not that kind, or ended already. */
+static enum MHD_Result revoke_own_token(struct req *r, const char *kind, const char *what,
+                                        const char *action)
 {
 	int64_t id = parse_id(r->params[0]), one = 0;
 	int rc = id > 0 ? db_int64(r->db, &one,
 	                           "UPDATE tokens SET revoked_at = ? WHERE id = ? AND user_id = ? "
-	                           "AND kind = 'api' AND revoked_at IS NULL RETURNING 1",
-	                           "iii", now_ms(), id, r->user_id)
+	                           "AND kind = ? AND revoked_at IS NULL RETURNING 1",
+	                           "iiit", now_ms(), id, r->user_id, kind)
 	                : DB_DONE;
 	if (rc == DB_ERR)
 		return reply_db_error(r);
 	if (rc != DB_ROW)
-		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such app password");
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such %s", what);
 	char target[32];
 	snprintf(target, sizeof target, "%lld", (long long)id);
-	meta_audit(r, "token.revoke", target, NULL);
+	meta_audit(r, action, target, NULL);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "revoked", 1));
+}
+
+enum MHD_Result api_app_token_revoke(struct req *r)
+{
+	return revoke_own_token(r, "api", "app password", "token.revoke");
 }
 
 /* ---- sessions and the password ----
@@ -408,18 +416,7 @@ enum MHD_Result api_sessions(struct req *r)
 
 enum MHD_Result api_session_revoke(struct req *r)
 {
-	int64_t id = parse_id(r->params[0]), one = 0;
-	int rc = id > 0 ? db_int64(r->db, &one,
-	                           "UPDATE tokens SET revoked_at = ? WHERE id = ? AND user_id = ? "
-	                           "AND kind = 'session' AND revoked_at IS NULL RETURNING 1",
-	                           "iii", now_ms(), id, r->user_id)
-	                : DB_DONE;
-	if (rc == DB_ERR)
-		return reply_db_error(r);
-	if (rc != DB_ROW)
-		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such session");
-	meta_audit(r, "session.revoke", r->params[0], NULL);
-	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "revoked", 1));
+	return revoke_own_token(r, "session", "session", "session.revoke");
 }
 
 #define PASSWORD_MIN 8 /* as for a new account (invite accept) */
