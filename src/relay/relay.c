@@ -135,6 +135,7 @@ struct pconn { /* a public client connection */
 	bool held_up, held_down;               /* a direction waiting on it */
 	struct limit_entry *conns;             /* this address's open connections */
 	struct pconn *grave;                   /* in the relay's list to reap */
+	struct pconn *all_prev, *all_next;     /* every open client connection, for shutdown */
 };
 
 struct relay {
@@ -144,8 +145,9 @@ struct relay {
 	struct evconnlistener *pub, *tun;
 	struct rhost *hosts;
 	struct tconn *all;
-	json_t *keys;    /* under rev_mu */
-	int64_t keys_at; /* under rev_mu */
+	struct pconn *pall; /* every client connection not yet closed */
+	json_t *keys;       /* under rev_mu */
+	int64_t keys_at;    /* under rev_mu */
 	atomic_bool keys_wanted;
 	FILE *audit;
 	struct event *sigint, *sigterm, *poll_timer, *revoked_ev;
@@ -893,6 +895,12 @@ static void pconn_close(struct pconn *p)
 	if (p->conns)
 		p->conns->inflight--;
 	p->conns = NULL;
+	if (p->all_prev)
+		p->all_prev->all_next = p->all_next;
+	else
+		p->r->pall = p->all_next;
+	if (p->all_next)
+		p->all_next->all_prev = p->all_prev;
 	evtimer_del(p->wait_timer);
 	evtimer_del(p->throttle);
 	evtimer_del(p->linger);
@@ -1017,6 +1025,10 @@ static void on_public(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct pconn *p = xcalloc(1, sizeof *p);
 	p->r = r;
 	p->conns = conns;
+	p->all_next = r->pall;
+	if (r->pall)
+		r->pall->all_prev = p;
+	r->pall = p;
 	p->started = mono_ms();
 	p->headers = json_array();
 	snprintf(p->client, sizeof p->client, "%s", addr);
@@ -1686,6 +1698,8 @@ out:
 		else
 			tconn_close(t);
 	}
+	while (r->pall)
+		pconn_close(r->pall); /* idle between requests, lingering, or waiting */
 	if (r->reaper) {
 		reap(-1, 0, r);
 		event_free(r->reaper);
