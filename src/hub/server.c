@@ -137,7 +137,12 @@ static const struct route routes[] = {
 
 static const int64_t latency_le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 #define N_LATENCY (sizeof latency_le_ms / sizeof latency_le_ms[0])
-#define N_ROUTES  (sizeof routes / sizeof routes[0])
+/* TLS 1.2 and 1.3 only; for 1.2 forward-secret key exchange and AEAD suites
+ * only (no CBC: LUCKY13), in our order (docs/security.md). */
+#define HUB_TLS_PRIORITIES                                                                         \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"        \
+	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+#define N_ROUTES (sizeof routes / sizeof routes[0])
 
 /* ---- responses ---- */
 
@@ -790,7 +795,7 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 	    {hub->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, hub->tls_key_pem},
 	    {MHD_OPTION_HTTPS_MEM_CERT, 0, hub->tls_cert_pem},
 	    /* TLS 1.2 and 1.3 only */
-	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HUB_TLS_PRIORITIES},
 	    {MHD_OPTION_END, 0, NULL}};
 	/* One count per address over the three ports; a connection has
 	 * head_timeout_s to send its request head (connlimit.h). */

@@ -57,6 +57,35 @@ class TlsTest(unittest.TestCase):
         st, data, _ = self.https("GET", "/api/v1/workspaces", token=token)
         self.assertEqual(st, 200)
 
+    def test_tls_1_2_offers_forward_secret_aead_suites_only(self):
+        # No CBC (LUCKY13) and no static RSA key exchange, on every port.
+        import socket
+        for port in (self.hub.api_port, self.hub.content_port, self.hub.dash_port):
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(self.cert)
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:"
+                            "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:"
+                            "AES128-SHA:AES256-SHA:AES128-GCM-SHA256")
+            with socket.create_connection(("127.0.0.1", port), 10) as s:
+                with self.assertRaises(ssl.SSLError, msg="port %d" % port):
+                    ctx.wrap_socket(s, server_hostname="127.0.0.1")
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(self.cert)
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            with socket.create_connection(("127.0.0.1", port), 10) as s:
+                with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                    name, version, _ = t.cipher()
+                    self.assertEqual(version, "TLSv1.2")
+                    self.assertIn("ECDHE", name)
+                    self.assertTrue("GCM" in name or "CHACHA20" in name, name)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(self.cert)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            with socket.create_connection(("127.0.0.1", port), 10) as s:
+                with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                    self.assertEqual(t.version(), "TLSv1.3")
+
     def test_plain_http_gets_no_answer_from_a_tls_port(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.hub.api_port, timeout=5)
         with self.assertRaises((http.client.HTTPException, ConnectionError, OSError)):
