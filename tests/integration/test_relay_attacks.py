@@ -13,10 +13,6 @@ from harness import wait_for
 from test_relay import RelayBase, sha
 
 
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 def sockets_from(pid, client_ports):
     """How many of process pid's descriptors are TCP sockets whose peer is one
     of client_ports on this machine (the relay's side of our connections)."""
