@@ -6,6 +6,8 @@
 #include "relay/relay.h"
 
 #include <curl/curl.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -271,14 +273,40 @@ static bool answers_200(const char *url)
 	return st == 200;
 }
 
-/* Wait (quietly, backing off to half a second) until url answers 200, up to
- * a minute. The demo starts its parts in order: hub, relay, host. */
+/* True once something accepts TCP connections at HOST:PORT (the relay). */
+static bool accepts(const char *hostport)
+{
+	const char *colon = strrchr(hostport, ':');
+	if (!colon)
+		return false;
+	char *host = xstrndup(hostport, (size_t)(colon - hostport));
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	bool ok = false;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) == 0) {
+		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ok = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+	}
+	free(host);
+	return ok;
+}
+
+/* Wait (quietly, backing off to half a second) until url answers 200 (or,
+ * for "tcp:HOST:PORT", a connection is accepted there), up to a minute.
+ * The demo starts its parts in order: hub, relay, host. */
 static atomic_bool demo_stopping;
+
+static bool up(const char *what)
+{
+	return strncmp(what, "tcp:", 4) == 0 ? accepts(what + 4) : answers_200(what);
+}
 
 static bool wait_ready(const char *url)
 {
 	int64_t until = mono_ms() + 60000, wait = 20;
-	while (!answers_200(url)) {
+	while (!up(url)) {
 		if (mono_ms() > until || atomic_load(&demo_stopping))
 			return false;
 		usleep((useconds_t)wait * 1000);
@@ -288,7 +316,8 @@ static bool wait_ready(const char *url)
 }
 
 struct banner {
-	char *keys_url; /* the hub is ready when this answers */
+	char *keys_url;     /* the hub is ready when this answers */
+	char *relay, *host; /* "tcp:ADDR:PORT" of the relay and the host, or NULL */
 	char *text;
 };
 
@@ -302,7 +331,12 @@ static void *banner_main(void *arg)
 			fprintf(stderr, "roost demo: the hub did not start within a minute\n");
 		return NULL;
 	}
-	usleep(300000); /* the relay's and host's first lines come first */
+	/* The relay and the host too (each says why if it cannot start). */
+	if (b->relay)
+		wait_ready(b->relay);
+	if (b->host)
+		wait_ready(b->host);
+	usleep(500000); /* the host's first lines (attached, first sync) come first */
 	fputs(b->text, stdout);
 	fflush(stdout);
 	return NULL;
@@ -401,8 +435,10 @@ static int cmd_demo(int argc, char **argv)
 		agent = fork();
 		if (agent == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
-			if (!wait_ready(keys_url))
+			char *tun = xasprintf("tcp:%s", relay_tun);
+			if (!wait_ready(keys_url) || (relay > 0 && !wait_ready(tun)))
 				_exit(1);
+			free(tun);
 			if (relay > 0)
 				execl(exe, "roost", "host", "run", "--dir", host_dir, "--listen",
 				      listen, "--relay", relay_tun, "--relay-ca", ca, (char *)NULL);
@@ -412,7 +448,9 @@ static int cmd_demo(int argc, char **argv)
 			_exit(127);
 		}
 	}
-	struct banner b = {.keys_url = keys_url};
+	struct banner b = {.keys_url = keys_url,
+	                   .relay = relay > 0 ? xasprintf("tcp:%s", relay_pub) : NULL,
+	                   .host = agent > 0 ? xasprintf("tcp:%s", listen) : NULL};
 	b.text = xasprintf(
 	    "\nroost demo\n"
 	    "  relay:     https://%s/h/... (the host's public URL: roost hosts; CA %s)\n"
@@ -433,6 +471,8 @@ static int cmd_demo(int argc, char **argv)
 	if (banner_started)
 		pthread_join(banner, NULL);
 	free(b.text);
+	free(b.relay);
+	free(b.host);
 	free(keys_url);
 	if (agent > 0) {
 		kill(agent, SIGTERM);
