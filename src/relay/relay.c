@@ -593,6 +593,7 @@ static void pconn_read_head(struct pconn *p)
 	size_t i;
 	json_t *hd;
 	const char *xff = NULL;
+	size_t xff_len = 0;
 	/* Only what the relay parsed goes on, written out canonically, and the
 	 * framing is the one the relay itself will use for the body. */
 	json_array_foreach(p->headers, i, hd)
@@ -604,8 +605,10 @@ static void pconn_read_head(struct pconn *p)
 			v++, vn--;
 		while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
 			vn--;
-		if (strcasecmp(n, "x-forwarded-for") == 0)
+		if (strcasecmp(n, "x-forwarded-for") == 0) {
 			xff = v;
+			xff_len = vn;
+		}
 		if (hop_by_hop(n) || strcasecmp(n, "content-length") == 0 ||
 		    strcasecmp(n, "transfer-encoding") == 0)
 			continue;
@@ -616,8 +619,8 @@ static void pconn_read_head(struct pconn *p)
 		evbuffer_add_printf(p->head, "Transfer-Encoding: chunked\r\n");
 	else if (p->body_len > 0)
 		evbuffer_add_printf(p->head, "Content-Length: %lld\r\n", (long long)p->body_len);
-	evbuffer_add_printf(p->head, "X-Forwarded-For: %s%s%s\r\n%s\r\n", xff ? xff : "",
-	                    xff ? ", " : "", p->client,
+	evbuffer_add_printf(p->head, "X-Forwarded-For: %.*s%s%s\r\n%s\r\n", (int)xff_len,
+	                    xff ? xff : "", xff ? ", " : "", p->client,
 	                    p->keep_alive ? "" : "Connection: close\r\n");
 	p->head_done = true;
 	bufferevent_set_timeouts(p->bev, NULL, NULL);
@@ -655,12 +658,13 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
 static size_t byte_allowance(struct pconn *p, size_t n, int64_t *wait_ms);
 static void finish_exchange(struct pconn *p);
 
-/* Move what one side of p's exchange sent to the other, as far as the
- * message goes, the bytes/s limits allow (limited) and the other side keeps
- * up; stop reading otherwise. True when that completed the exchange (the
- * tunnel connection is then reused or freed: the caller must not touch it). */
 static bool check_response_head(struct pconn *p, struct evbuffer *in, bool *wait_more);
 
+/* Move what one side of p's exchange sent to the other, as far as the
+ * message goes, the bytes/s limits allow (limited) and the other side keeps
+ * up; stop reading otherwise. True when the exchange ended (completed, and
+ * the tunnel connection reused or closed; or refused, both closed): the
+ * caller must look at p->freed and p->peer again before using either. */
 static bool pump(struct pconn *p, struct bufferevent *from, struct bufferevent *to, bool limited)
 {
 	struct tconn *t = p->peer;
