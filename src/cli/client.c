@@ -26,25 +26,18 @@ int client_save_config(const char *hub, const char *token, const char *email, co
 	char *dir = xstrdup(path);
 	*strrchr(dir, '/') = 0;
 	int rc = mkdir_p(dir, 0700);
-	char *tmp = xasprintf("%s.tmp", path);
 	json_t *o = json_pack("{s:s, s:s, s:s}", "hub", hub, "token", token, "email", email);
 	if (cacert)
 		json_object_set_new(o, "cacert", json_string(cacert));
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
-	int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
-	if (fd < 0 || write_all(fd, s, strlen(s)) != 0 || fsync(fd) != 0 || close(fd) != 0 ||
-	    rename(tmp, path) != 0) {
-		fprintf(stderr, "roost: cannot save credentials to %s: %s\n", path,
-		        strerror(errno));
-		if (fd >= 0)
-			unlink(tmp);
+	if (rc == 0)
+		rc = write_file_atomic(path, s, strlen(s), 0600);
+	if (rc != 0) {
+		fprintf(stderr, "roost: cannot save credentials to %s: %s\n", path, strerror(-rc));
 		rc = -1;
-	} else {
-		rc = 0;
 	}
 	free(s);
-	free(tmp);
 	free(dir);
 	free(path);
 	return rc;

@@ -44,6 +44,11 @@ ssize_t pread_full(int fd, void *buf, size_t len, int64_t off);
 int write_maybe_direct(int fd, bool *direct, const uint8_t *buf, size_t len);
 /* fsync the directory holding path (so a rename in it is durable). 0 or -errno. */
 int fsync_parent_dir(const char *path);
+/* Write len bytes to path atomically with the given mode: a fresh temp file
+ * beside it (mkostemp: 0600, never an old file's mode), fchmod to mode,
+ * write, fsync, rename over path, fsync the directory. Nothing is visible at
+ * path until it is whole, and never with a wider mode. 0 or -errno. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* mkdir -p with the given mode. 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
 

@@ -46,20 +46,18 @@ static int host_invite(struct opts *o)
 static int save_identity(const char *dir, json_t *id)
 {
 	char *sd = xasprintf("%s/%s", dir, HOST_STATE_DIR);
-	char *path = xasprintf("%s/host.json", sd), *tmp = xasprintf("%s/host.json.tmp", sd);
+	char *path = xasprintf("%s/host.json", sd);
 	char *s = json_dumps(id, JSON_INDENT(2));
 	int rc = mkdir_p(sd, 0700);
-	int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
-	if (fd < 0 || write_all(fd, s, strlen(s)) != 0 || fsync(fd) != 0 || close(fd) != 0 ||
-	    rename(tmp, path) != 0) {
-		fprintf(stderr, "roost host join: cannot write %s: %s\n", path, strerror(errno));
+	if (rc == 0)
+		rc = write_file_atomic(path, s, strlen(s), 0600);
+	if (rc != 0) {
+		fprintf(stderr, "roost host join: cannot write %s: %s\n", path, strerror(-rc));
 		rc = -1;
 	}
-	fsync_parent_dir(path);
 	free(s);
 	free(sd);
 	free(path);
-	free(tmp);
 	return rc;
 }
 

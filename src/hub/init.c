@@ -197,8 +197,10 @@ int hub_demo_host(const char *data_dir, const char *db_url, const char *email, c
 	              "demo-host", "chunking", "min", (json_int_t)p.min, "avg", (json_int_t)p.avg,
 	              "max", (json_int_t)p.max);
 	char *sd = xasprintf("%s/.roost", dir);
-	mkdir_p(sd, 0700);
-	rc = json_dump_file(id, idf, JSON_INDENT(2)) == 0 && chmod(idf, 0600) == 0 ? 0 : 1;
+	char *s = json_dumps(id, JSON_INDENT(2));
+	/* Created 0600: the credential is never readable by others, even briefly. */
+	rc = mkdir_p(sd, 0700) == 0 && write_file_atomic(idf, s, strlen(s), 0600) == 0 ? 0 : 1;
+	free(s);
 	json_decref(id);
 	free(sd);
 out:
