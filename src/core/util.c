@@ -4,6 +4,7 @@
 #include <math.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,38 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s %s %s\n", ts, names[level], line);
+}
+
+#define HTTP_LOG_LINES     20
+#define HTTP_LOG_WINDOW_MS 10000
+
+void log_http_server(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static int64_t window_at;
+	static long lines, left_out;
+	char line[1024];
+	vsnprintf(line, sizeof line, fmt, ap);
+	line[strcspn(line, "\n")] = 0;
+	int64_t now = mono_ms();
+	pthread_mutex_lock(&mu);
+	long dropped = 0;
+	if (now - window_at >= HTTP_LOG_WINDOW_MS) {
+		dropped = left_out;
+		window_at = now;
+		lines = left_out = 0;
+	}
+	bool show = lines < HTTP_LOG_LINES;
+	if (show)
+		lines++;
+	else
+		left_out++;
+	pthread_mutex_unlock(&mu);
+	if (dropped)
+		log_warn("http: %ld more lines like the ones above were left out", dropped);
+	if (show)
+		log_warn("http: %s", line);
 }
 
 int write_all(int fd, const void *buf, size_t len)

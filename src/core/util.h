@@ -2,6 +2,7 @@
 #ifndef ROOST_UTIL_H
 #define ROOST_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -25,6 +26,11 @@ int64_t mono_ms(void);
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 void log_set_level(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* libmicrohttpd's logger (MHD_OPTION_EXTERNAL_LOGGER): its lines (a client's
+ * malformed request, a failed accept) as warnings, at most 20 every 10 s and
+ * then a count of those left out, so a client sending garbage cannot fill the
+ * disk with them. */
+void log_http_server(void *cls, const char *fmt, va_list ap);
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)

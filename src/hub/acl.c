@@ -266,16 +266,17 @@ int acl_sum_readable(struct req *r, struct db_stmt *st, int64_t threshold, struc
 		free(p);
 	}
 	db_finalize(st);
-	qsort(rows, n, sizeof *rows, cmp_key);
+	if (n)
+		qsort(rows, n, sizeof *rows, cmp_key);
 	memset(out, 0, sizeof *out);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if (i == 0 || strcmp(rows[i].key, rows[i - 1].key) != 0) {
 			out->count++;
 			out->sum += rows[i].v;
 			out->below += rows[i].v < threshold;
 		}
-		free(rows[i].key);
-	}
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].key); /* after: each is compared with the next */
 	free(rows);
 	return rc == DB_DONE ? 0 : DB_ERR;
 }

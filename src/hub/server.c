@@ -806,7 +806,8 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 	    (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)hub->cfg.head_timeout_s,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape,
-	    NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+	    NULL, MHD_OPTION_EXTERNAL_LOGGER, log_http_server, NULL, MHD_OPTION_ARRAY, tls,
+	    MHD_OPTION_END);
 	if (!d)
 		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port,
 		          strerror(errno));

@@ -70,6 +70,26 @@ class HubConnectionTest(HubTest):
                 # the slots come back once the flood is gone
                 wait_for(lambda: healthz(port, "127.0.0.2") in (200, 404), 30, "the slots back")
 
+    def test_garbage_requests_do_not_flood_the_log(self):
+        # Each malformed request made libmicrohttpd log a line: one client
+        # could fill the disk (the demo once printed ~8,600 in 12 s).
+        log = os.path.join(self.hub.root, "hub.log")
+        before = os.path.getsize(log)
+        for _ in range(300):
+            with socket.create_connection(("127.0.0.1", self.hub.api_port), 5) as s:
+                s.sendall(b"\x00NOT HTTP\r\n\r\n")
+                s.settimeout(5)
+                try:
+                    while s.recv(4096):
+                        pass
+                except OSError:
+                    pass
+        self.assertEqual(healthz(self.hub.api_port), 200)
+        with open(log, "rb") as f:
+            f.seek(before)
+            grew = f.read()
+        self.assertLess(grew.count(b"\n"), 60, grew[-2000:])
+
     def test_a_connection_that_sends_no_head_is_closed_soon(self):
         s, = idle_sockets(self.hub.api_port, 1)
         start = time.monotonic()
@@ -152,6 +172,26 @@ class HostConnectionTest(HubTest):
         finally:
             for s in flood:
                 s.close()
+
+    def test_garbage_requests_do_not_flood_the_log(self):
+        # Each malformed request made libmicrohttpd log a line: one client
+        # could fill the disk (the demo once printed ~8,600 in 12 s).
+        log = os.path.join(self.hub.root, "hub.log")
+        before = os.path.getsize(log)
+        for _ in range(300):
+            with socket.create_connection(("127.0.0.1", self.hub.api_port), 5) as s:
+                s.sendall(b"\x00NOT HTTP\r\n\r\n")
+                s.settimeout(5)
+                try:
+                    while s.recv(4096):
+                        pass
+                except OSError:
+                    pass
+        self.assertEqual(healthz(self.hub.api_port), 200)
+        with open(log, "rb") as f:
+            f.seek(before)
+            grew = f.read()
+        self.assertLess(grew.count(b"\n"), 60, grew[-2000:])
 
     def test_a_connection_that_sends_no_head_is_closed_soon(self):
         s, = idle_sockets(self.host.port, 1)
