@@ -549,13 +549,14 @@ int serve_start(struct host *h)
 	h->server = MHD_start_daemon(
 	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 	        MHD_USE_ERROR_LOG,
-	    (uint16_t)port, connlimit_accept, h->conns, on_request, h, MHD_OPTION_SOCK_ADDR,
-	    (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 1000u,
+	    (uint16_t)port, connlimit_accept, h->conns, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+	    log_http_server, NULL, /* first: it must be */
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 1000u,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HEAD_TIMEOUT_DEFAULT,
 	    MHD_OPTION_NOTIFY_CONNECTION, connlimit_notify, h->conns,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	    MHD_OPTION_EXTERNAL_LOGGER, log_http_server, NULL, MHD_OPTION_END);
+	    MHD_OPTION_END);
 	if (!h->server) {
 		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(errno));
 		return -1;

@@ -800,13 +800,14 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 	/* One count per address over the three ports; a connection has
 	 * head_timeout_s to send its request head (connlimit.h). */
 	struct MHD_Daemon *d = MHD_start_daemon(
-	    flags, (uint16_t)port, connlimit_accept, hub->conns, cb, hub, MHD_OPTION_SOCK_ADDR,
-	    (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
-	    MHD_OPTION_NOTIFY_CONNECTION, connlimit_notify, hub->conns, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)hub->cfg.head_timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape,
-	    NULL, MHD_OPTION_EXTERNAL_LOGGER, log_http_server, NULL, MHD_OPTION_ARRAY, tls,
+	    flags, (uint16_t)port, connlimit_accept, hub->conns, cb, hub,
+	    MHD_OPTION_EXTERNAL_LOGGER, log_http_server, NULL, /* first: it must be */
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+	    hub, MHD_OPTION_NOTIFY_CONNECTION, connlimit_notify, hub->conns,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)hub->cfg.head_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+	    MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape, NULL, MHD_OPTION_ARRAY, tls,
 	    MHD_OPTION_END);
 	if (!d)
 		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port,

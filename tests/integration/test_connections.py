@@ -77,8 +77,8 @@ class HubConnectionTest(HubTest):
         before = os.path.getsize(log)
         for _ in range(300):
             with socket.create_connection(("127.0.0.1", self.hub.api_port), 5) as s:
-                s.sendall(b"\x00NOT HTTP\r\n\r\n")
-                s.settimeout(5)
+                s.sendall(b"GET / HTTP/1.1\r\nNot a header\r\n\r\n")  # 400 at once
+                s.settimeout(10)
                 try:
                     while s.recv(4096):
                         pass
@@ -180,8 +180,8 @@ class HostConnectionTest(HubTest):
         before = os.path.getsize(log)
         for _ in range(300):
             with socket.create_connection(("127.0.0.1", self.hub.api_port), 5) as s:
-                s.sendall(b"\x00NOT HTTP\r\n\r\n")
-                s.settimeout(5)
+                s.sendall(b"GET / HTTP/1.1\r\nNot a header\r\n\r\n")  # 400 at once
+                s.settimeout(10)
                 try:
                     while s.recv(4096):
                         pass
