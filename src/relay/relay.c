@@ -1487,6 +1487,10 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	/* Forget idle clients' buckets now and then (full again by then). */
 	if (++r->sweep_ticks % 10 == 0 || r->limits.count > 200000)
 		limit_table_sweep(&r->limits, mono_ms(), r->limits.count > 200000 ? 0 : 60000);
+	/* And the connection counts of addresses with none open (many addresses,
+	 * IPv6 say, must not grow the table for good). */
+	if (r->sweep_ticks % 10 == 0 || r->conns.count > 200000)
+		limit_table_sweep(&r->conns, mono_ms(), 0);
 	struct timeval tv = {1, 0};
 	evtimer_add(r->poll_timer, &tv);
 }
