@@ -100,20 +100,39 @@ class Hub:
         return "http://127.0.0.1:%d" % self.api_port
 
     def start(self):
-        self.log = open(os.path.join(self.root, "hub.log"), "ab")
-        self.proc = subprocess.Popen(
-            [ROOST, "serve", "--data", self.data, *self.db_args(),
-             "--api-port", str(self.api_port),
-             "--content-port", str(self.content_port),
-             "--dashboard-port", str(self.dash_port), *self.limits(), *self.serve_args],
-            stdout=self.log, stderr=self.log, env=self.env())
+        """Start the hub and wait until all three ports answer. On its first start a
+        port free_port() picked may have been taken since (any outgoing connection
+        can get it as its local port): then the hub starts again on new ports."""
+        for attempt in range(4):
+            self.log = open(os.path.join(self.root, "hub.log"), "ab")
+            self.proc = subprocess.Popen(
+                [ROOST, "serve", "--data", self.data, *self.db_args(),
+                 "--api-port", str(self.api_port),
+                 "--content-port", str(self.content_port),
+                 "--dashboard-port", str(self.dash_port), *self.limits(), *self.serve_args],
+                stdout=self.log, stderr=self.log, env=self.env())
+            if self._wait_ready():
+                self.started_once = True
+                return
+            with open(self.log.name, "rb") as f:
+                lost_port = b"Address already in use" in f.read()[-4000:]
+            if not lost_port or getattr(self, "started_once", False) or attempt == 3:
+                raise RuntimeError("hub exited: see " + self.log.name)
+            self.log.close()
+            self.api_port, self.content_port, self.dash_port = (
+                free_port(), free_port(), free_port())
+
+    def _wait_ready(self):
         deadline = time.time() + 20
+        pending = [self.api_port, self.content_port, self.dash_port]
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("hub exited: see " + self.log.name)
+                return False
             try:
-                with socket.create_connection(("127.0.0.1", self.api_port), 0.2):
-                    return
+                with socket.create_connection(("127.0.0.1", pending[0]), 0.2):
+                    pending.pop(0)  # bound: it cannot fail for its port any more
+                    if not pending:
+                        return True
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("hub did not start")
@@ -273,22 +292,41 @@ class Relay:
         return os.path.join(self.data, "audit.log")
 
     def start(self, *extra):
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                [*self.wrapper, ROOST, "relay", "--data", self.data, "--hub", self.hub.url, "--self-signed",
-                 "--public", "127.0.0.1:%d" % self.public_port,
-                 "--tunnel", "127.0.0.1:%d" % self.tunnel_port, *extra],
-                stdout=log, stderr=log)
-        finally:
-            log.close()
+        """Start the relay and wait until both ports answer; on its first start,
+        again on new ports if one was taken since free_port() picked it."""
+        for attempt in range(4):
+            size = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+            log = open(self.log_path, "ab")
+            try:
+                self.proc = subprocess.Popen(
+                    [*self.wrapper, ROOST, "relay", "--data", self.data, "--hub", self.hub.url,
+                     "--self-signed", "--public", "127.0.0.1:%d" % self.public_port,
+                     "--tunnel", "127.0.0.1:%d" % self.tunnel_port, *extra],
+                    stdout=log, stderr=log)
+            finally:
+                log.close()
+            if self._wait_ready():
+                self.started_once = True
+                return
+            with open(self.log_path, "rb") as f:
+                f.seek(size)
+                said = f.read()
+            if (b"Address already in use" not in said or getattr(self, "started_once", False)
+                    or attempt == 3):
+                raise RuntimeError("relay exited: " + said[-2000:].decode(errors="replace"))
+            self.public_port, self.tunnel_port = free_port(), free_port()
+
+    def _wait_ready(self):
         deadline = time.time() + 20
+        pending = [self.public_port, self.tunnel_port]
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("relay exited: " + open(self.log_path).read()[-2000:])
+                return False
             try:
-                with socket.create_connection(("127.0.0.1", self.public_port), 0.2):
-                    return
+                with socket.create_connection(("127.0.0.1", pending[0]), 0.2):
+                    pending.pop(0)
+                    if not pending:
+                        return True
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("relay did not start")
