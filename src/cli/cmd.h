@@ -16,7 +16,8 @@ struct opts {
 	    *cacert, *password;
 	/* roost host */
 	const char *name; /* roost token create */
-	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max, *reserve, *relay, *relay_ca;
+	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max, *reserve, *relay,
+	    *relay_ca;
 	bool write;
 	bool json, quiet, parents;
 	int parallel;

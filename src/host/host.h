@@ -40,7 +40,7 @@ struct host_config {
 	const char *listen; /* ADDR:PORT of the content server, or NULL for none */
 	int heartbeat_s;
 	int64_t cache_max;
-	int64_t reserve; /* free space downloads must leave; 0: max(1 GiB, 5%) */
+	int64_t reserve;      /* free space downloads must leave; 0: max(1 GiB, 5%) */
 	const char *relay;    /* the relay's tunnel ADDR:PORT, or NULL */
 	const char *relay_ca; /* CA file for the relay's certificate, or NULL */
 };

@@ -11,10 +11,11 @@
 #include "../../src/core/path.h"
 
 static const char *const path_keys[] = {"path", "from", "to", "folder"};
-static const char *const str_keys[] = {"hash", "content_type", "name", "email", "role",
-                                       "perm", "password", "token", "scope", "kind"};
-static const char *const int_keys[] = {"size", "base_version_id", "user_id", "version",
-                                       "expires_in", "quota_bytes", "since", "max_file_bytes"};
+static const char *const str_keys[] = {"hash", "content_type", "name",  "email", "role",
+                                       "perm", "password",     "token", "scope", "kind"};
+static const char *const int_keys[] = {"size",    "base_version_id", "user_id",
+                                       "version", "expires_in",      "quota_bytes",
+                                       "since",   "max_file_bytes"};
 static const char *const bool_keys[] = {"parents", "recursive", "pinned", "write"};
 #define N(a) (sizeof a / sizeof a[0])
 

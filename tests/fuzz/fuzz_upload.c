@@ -64,7 +64,8 @@ static void check_upload(const char *claims_json)
 		if (path) {
 			FUZZ_CHECK(path[0] == '/' && strcmp(path, "/") != 0);
 			FUZZ_CHECK(!host_ignored(path));
-			FUZZ_CHECK(strncmp(path, "/.roost/", 8) != 0 && strcmp(path, "/.roost") != 0);
+			FUZZ_CHECK(strncmp(path, "/.roost/", 8) != 0 &&
+			           strcmp(path, "/.roost") != 0);
 			const char *w = NULL;
 			char *again = path_normalize(path, strlen(path), &w);
 			FUZZ_CHECK(again && strcmp(again, path) == 0);
