@@ -1,7 +1,8 @@
 /* roost: one binary, many subcommands. */
 #include "cli/cli.h"
-#include "cli/client.h"
+#include "client/cmdline.h"
 #include "core/util.h"
+#include "host/hostcli.h"
 #include "hub/hub.h"
 #include "relay/relay.h"
 
@@ -556,7 +557,15 @@ int main(int argc, char **argv)
 		}
 		return hub_rotate_keys(a.data, a.cfg.db_url);
 	}
+	static const struct cmdline_cmd host_cmds[] = {
+	    {"host", cmd_host},
+	    {"hosts", cmd_hosts},
+	    {"policy", cmd_policy},
+	};
 	int rc = cli_run(cmd, argc - 2, argv + 2);
+	if (rc < 0)
+		rc = cmdline_run(host_cmds, sizeof host_cmds / sizeof host_cmds[0], cmd, argc - 2,
+		                 argv + 2);
 	if (rc >= 0)
 		return rc;
 	fprintf(stderr, "roost: unknown command '%s'\n\n%s", cmd, usage_text);

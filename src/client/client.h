@@ -1,5 +1,8 @@
-/* client: the CLI's side of the hub API — saved credentials, the chosen
- * workspace, JSON requests with clear error messages. */
+/* client: the one client of the hub API, used by the CLI and the host agent
+ * — saved credentials (config.c), the chosen workspace, JSON requests with
+ * clear error messages (client.c); put and get are in transfer.h, command
+ * plumbing in cmdline.h. Nothing here knows the CLI, the host or the hub.
+ * A struct client belongs to one thread at a time. */
 #ifndef ROOST_CLIENT_H
 #define ROOST_CLIENT_H
 
@@ -47,10 +50,5 @@ void client_print_error(const char *what, long status, json_t *body, const char 
 /* Request that must succeed (2xx); prints the error and returns NULL otherwise. */
 json_t *client_call(struct client *c, const char *method, const char *url, json_t *body,
                     const char *what);
-
-/* Read a password from $ROOST_PASSWORD or prompt on the terminal without echo. */
-char *read_password(const char *prompt, bool confirm);
-/* The same from environment variable var. */
-char *read_password_env(const char *var, const char *prompt, bool confirm);
 
 #endif
