@@ -2,6 +2,7 @@
  * last seq seen so nothing is missed or printed twice. */
 #include "cmd.h"
 #include "../core/json.h"
+#include "../core/retry.h"
 #include "../core/sse.h"
 #include "../core/util.h"
 
@@ -72,7 +73,9 @@ int cmd_watch(struct opts *o)
 	char *auth = xasprintf("Authorization: Bearer %s", c.token);
 	struct curl_slist *hdr = curl_slist_append(NULL, auth);
 	int rc = 1;
-	for (int failures = 0;;) {
+	struct retry rt; /* failures in a row wait 2, 4, 8, 16, then 30 s */
+	retry_init(&rt, 2000, 30000, 0);
+	for (;;) {
 		char *rel = w.last_seq >= 0 ? xasprintf("/events?since=%lld", (long long)w.last_seq)
 		                            : xstrdup("/events");
 		char *full = client_ws_url(&c, rel, NULL);
@@ -96,12 +99,15 @@ int cmd_watch(struct opts *o)
 			        status, status == 401 ? "; log in again" : "");
 			break;
 		}
-		failures = cc == CURLE_OK ? 0 : failures + 1;
-		int delay = failures < 5 ? 1 << failures : 30;
+		int64_t delay = 1000; /* the feed ended cleanly: back soon */
+		if (cc == CURLE_OK)
+			retry_reset(&rt);
+		else
+			delay = retry_next_ms(&rt);
 		fprintf(stderr, "roost watch: %s; reconnecting in %d s from change %lld\n",
-		        cc == CURLE_OK ? "the feed ended" : curl_easy_strerror(cc), delay,
-		        (long long)w.last_seq);
-		sleep((unsigned)delay);
+		        cc == CURLE_OK ? "the feed ended" : curl_easy_strerror(cc),
+		        (int)(delay / 1000), (long long)w.last_seq);
+		retry_sleep_ms(delay);
 	}
 	curl_slist_free_all(hdr);
 	free(auth);
