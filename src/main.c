@@ -391,12 +391,10 @@ static int cmd_demo(int argc, char **argv)
 			free(login_file);
 			return rc;
 		}
-		f = fopen(login_file, "w");
-		if (f) {
-			fprintf(f, "%s\n", pw);
-			fclose(f);
-			chmod(login_file, 0600);
-		}
+		/* 0600 from the start: the password is never readable by others. */
+		char line[sizeof pw + 1];
+		int len = snprintf(line, sizeof line, "%s\n", pw);
+		(void)write_file_atomic(login_file, line, (size_t)len, 0600);
 	}
 	free(login_file);
 	const char *host = a.cfg.listen ? a.cfg.listen : "127.0.0.1";
