@@ -207,3 +207,20 @@ void client_close(struct client *c)
 	free(c->cacert);
 	free(c->ws_name);
 }
+
+json_t *client_get_keys(void *cls)
+{
+	const struct client *c = cls;
+	CURL *curl = client_curl(c);
+	char *url = xasprintf("%s/api/v1/keys", c->hub);
+	json_t *out = NULL;
+	char err[256];
+	long st = client_request(c, curl, "GET", url, NULL, &out, err);
+	free(url);
+	curl_easy_cleanup(curl);
+	if (st != 200) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}

@@ -51,4 +51,9 @@ void client_print_error(const char *what, long status, json_t *body, const char 
 json_t *client_call(struct client *c, const char *method, const char *url, json_t *body,
                     const char *what);
 
+/* The hub's published signing keys ({"keys": [...]}, GET /api/v1/keys) or
+ * NULL, on a curl handle of its own so any thread may ask. A
+ * keyring_fetch_fn (core/keyring.h) with cls the struct client. */
+json_t *client_get_keys(void *cls);
+
 #endif
