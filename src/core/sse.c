@@ -78,9 +78,8 @@ static void sse_line(struct sse *s, const char *line, size_t n)
 		s->event[k] = 0;
 	} else if (flen == 2 && memcmp(line, "id", 2) == 0 && vlen < SSE_ID_MAX &&
 	           !memchr(v, 0, vlen)) {
-		memcpy(
-		    s->id, v,
-		    vlen); /* an id too long or holding NUL is ignored (the spec's rule for NUL) */
+		/* An id holding NUL is ignored (the spec's rule), one too long too. */
+		memcpy(s->id, v, vlen);
 		s->id[vlen] = 0;
 	}
 }
