@@ -41,6 +41,12 @@ static void apply_defaults(const struct client *c, CURL *curl)
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "roost/" ROOST_VERSION);
 }
 
+void client_curl_reset(const struct client *c, CURL *curl)
+{
+	curl_easy_reset(curl); /* keeps the connection, drops the last request's options */
+	apply_defaults(c, curl);
+}
+
 CURL *client_curl(const struct client *c)
 {
 	CURL *curl = curl_easy_init();
@@ -76,8 +82,7 @@ long client_request(const struct client *c, CURL *curl, const char *method, cons
 	err[0] = 0;
 	if (out)
 		*out = NULL;
-	curl_easy_reset(curl); /* keeps the connection, drops the last request's options */
-	apply_defaults(c, curl);
+	client_curl_reset(c, curl);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	if (c->token) {

@@ -37,6 +37,9 @@ void client_close(struct client *c);
 
 /* A new curl handle set up with the token and sane timeouts. */
 CURL *client_curl(const struct client *c);
+/* Ready curl for a new request: its last one's options dropped (the
+ * connection kept), the defaults set again. */
+void client_curl_reset(const struct client *c, CURL *curl);
 /* URL of an API path under /api/v1/workspaces/{id}; rel may hold %s for the
  * escaped path argument. New string. */
 char *client_ws_url(const struct client *c, const char *rel, const char *path_arg);
