@@ -1,7 +1,8 @@
 /* roost: one binary, many subcommands. */
 #include "cli/cli.h"
-#include "cli/client.h"
+#include "client/cmdline.h"
 #include "core/util.h"
+#include "host/hostcli.h"
 #include "hub/hub.h"
 #include "relay/relay.h"
 
@@ -390,12 +391,10 @@ static int cmd_demo(int argc, char **argv)
 			free(login_file);
 			return rc;
 		}
-		f = fopen(login_file, "w");
-		if (f) {
-			fprintf(f, "%s\n", pw);
-			fclose(f);
-			chmod(login_file, 0600);
-		}
+		/* 0600 from the start: the password is never readable by others. */
+		char line[sizeof pw + 1];
+		int len = snprintf(line, sizeof line, "%s\n", pw);
+		(void)write_file_atomic(login_file, line, (size_t)len, 0600);
 	}
 	free(login_file);
 	const char *host = a.cfg.listen ? a.cfg.listen : "127.0.0.1";
@@ -556,7 +555,15 @@ int main(int argc, char **argv)
 		}
 		return hub_rotate_keys(a.data, a.cfg.db_url);
 	}
+	static const struct cmdline_cmd host_cmds[] = {
+	    {"host", cmd_host},
+	    {"hosts", cmd_hosts},
+	    {"policy", cmd_policy},
+	};
 	int rc = cli_run(cmd, argc - 2, argv + 2);
+	if (rc < 0)
+		rc = cmdline_run(host_cmds, sizeof host_cmds / sizeof host_cmds[0], cmd, argc - 2,
+		                 argv + 2);
 	if (rc >= 0)
 		return rc;
 	fprintf(stderr, "roost: unknown command '%s'\n\n%s", cmd, usage_text);

@@ -1,7 +1,6 @@
 #include "cli.h"
 #include "cmd.h"
-#include "client.h"
-#include "transfer.h"
+#include "../client/transfer.h"
 #include "../core/json.h"
 #include "../core/util.h"
 
@@ -10,97 +9,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static int parse(int argc, char **argv, struct opts *o, const char *cmd)
-{
-	memset(o, 0, sizeof *o);
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		const char **val = NULL;
-		if (strcmp(a, "--json") == 0)
-			o->json = true;
-		else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
-			o->quiet = true;
-		else if (strcmp(a, "-p") == 0 || strcmp(a, "--parents") == 0)
-			o->parents = true;
-		else if (strcmp(a, "--workspace") == 0 || strcmp(a, "-w") == 0)
-			val = &o->workspace;
-		else if (strcmp(a, "--hub") == 0)
-			val = &o->hub;
-		else if (strcmp(a, "--cacert") == 0)
-			val = &o->cacert;
-		else if (strcmp(a, "--password") == 0)
-			val = &o->password;
-		else if (strcmp(a, "--write") == 0)
-			o->write = true;
-		else if (strcmp(a, "--email") == 0)
-			val = &o->email;
-		else if (strcmp(a, "--version") == 0)
-			val = &o->version;
-		else if (strcmp(a, "--since") == 0)
-			val = &o->since;
-		else if (strcmp(a, "--limit") == 0)
-			val = &o->limit;
-		else if (strcmp(a, "--role") == 0)
-			val = &o->role;
-		else if (strcmp(a, "--expires") == 0)
-			val = &o->expires;
-		else if (strcmp(a, "--action") == 0)
-			val = &o->action;
-		else if (strcmp(a, "--dir") == 0)
-			val = &o->dir;
-		else if (strcmp(a, "--label") == 0)
-			val = &o->label;
-		else if (strcmp(a, "--name") == 0)
-			val = &o->name;
-		else if (strcmp(a, "--folders") == 0)
-			val = &o->folders;
-		else if (strcmp(a, "--listen") == 0)
-			val = &o->listen;
-		else if (strcmp(a, "--heartbeat") == 0)
-			val = &o->heartbeat;
-		else if (strcmp(a, "--cache-max") == 0)
-			val = &o->cache_max;
-		else if (strcmp(a, "--reserve") == 0)
-			val = &o->reserve;
-		else if (strcmp(a, "--relay") == 0)
-			val = &o->relay;
-		else if (strcmp(a, "--relay-ca") == 0)
-			val = &o->relay_ca;
-		else if (strcmp(a, "--parallel") == 0) {
-			if (i + 1 >= argc || (o->parallel = atoi(argv[++i])) < 1 ||
-			    o->parallel > 64) {
-				fprintf(stderr, "roost %s: --parallel takes 1..64\n", cmd);
-				return 2;
-			}
-		} else if (a[0] == '-' && a[1] && strcmp(a, "-") != 0) {
-			fprintf(stderr, "roost %s: unknown option %s (see 'roost help')\n", cmd, a);
-			return 2;
-		} else if (o->npos < 8) {
-			o->pos[o->npos++] = argv[i];
-		} else {
-			fprintf(stderr, "roost %s: too many arguments\n", cmd);
-			return 2;
-		}
-		if (val) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "roost %s: %s needs a value\n", cmd, a);
-				return 2;
-			}
-			*val = argv[++i];
-		}
-	}
-	return 0;
-}
-
-int need_args(const struct opts *o, int min, int max, const char *cmd, const char *usage)
-{
-	if (o->npos < min || o->npos > max) {
-		fprintf(stderr, "usage: roost %s %s\n", cmd, usage);
-		return 2;
-	}
-	return 0;
-}
 
 static int cmd_login(struct opts *o)
 {
@@ -162,40 +70,6 @@ static int cmd_logout(struct opts *o)
 	return 0;
 }
 
-void fmt_time(int64_t ms, char buf[32])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	localtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%d %H:%M", &tm);
-}
-
-void print_json(json_t *v)
-{
-	char *s = json_dumps(v, JSON_INDENT(2));
-	puts(s);
-	free(s);
-}
-
-int show(struct opts *o, const char *rel, const char *arg, const char *what, const char *key,
-         void (*print)(json_t *answer, const struct client *c))
-{
-	struct client c;
-	if (client_open(&c, o->workspace))
-		return 1;
-	char *url = client_ws_url(&c, rel, arg);
-	json_t *r = client_call(&c, "GET", url, NULL, what);
-	free(url);
-	if (r && o->json)
-		print_json(key ? json_object_get(r, key) : r);
-	else if (r)
-		print(r, &c);
-	int rc = r ? 0 : 1;
-	json_decref(r);
-	client_close(&c);
-	return rc;
-}
-
 static void print_listing(json_t *r, const struct client *c)
 {
 	size_t i;
@@ -218,32 +92,6 @@ static int cmd_ls(struct opts *o)
 	if (need_args(o, 0, 1, "ls", "[PATH] [--json]"))
 		return 2;
 	return show(o, "/list?path=%s", o->npos ? o->pos[0] : "/", "ls", "entries", print_listing);
-}
-
-int simple_call(struct opts *o, const char *method, const char *url_fmt, const char *arg,
-                json_t *body, const char *what, const char *done_fmt)
-{
-	struct client c;
-	if (client_open(&c, o->workspace)) {
-		json_decref(body);
-		return 1;
-	}
-	char *url = client_ws_url(&c, url_fmt, arg);
-	json_t *r = client_call(&c, method, url, body, what);
-	free(url);
-	json_decref(body);
-	int rc = r ? 0 : 1;
-	if (r && o->json) {
-		char *s = json_dumps(r, JSON_INDENT(2));
-		puts(s);
-		free(s);
-	} else if (r && done_fmt) {
-		printf(done_fmt, arg);
-		putchar('\n');
-	}
-	json_decref(r);
-	client_close(&c);
-	return rc;
 }
 
 static int cmd_mkdir(struct opts *o)
@@ -377,10 +225,7 @@ static int cmd_get(struct opts *o)
 
 int cli_run(const char *cmd, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(struct opts *);
-	} cmds[] = {
+	static const struct cmdline_cmd cmds[] = {
 	    {"login", cmd_login},
 	    {"logout", cmd_logout},
 	    {"ls", cmd_ls},
@@ -402,24 +247,9 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"share", cmd_share},
 	    {"shares", cmd_shares},
 	    {"unshare", cmd_unshare},
-	    {"host", cmd_host},
-	    {"hosts", cmd_hosts},
-	    {"policy", cmd_policy},
 	    {"token", cmd_token},
 	    {"sessions", cmd_sessions},
 	    {"passwd", cmd_passwd},
 	};
-	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-		if (strcmp(cmd, cmds[i].name) != 0)
-			continue;
-		struct opts o;
-		int rc = parse(argc, argv, &o, cmd);
-		if (rc)
-			return rc;
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		rc = cmds[i].fn(&o);
-		curl_global_cleanup();
-		return rc;
-	}
-	return -1;
+	return cmdline_run(cmds, sizeof cmds / sizeof cmds[0], cmd, argc, argv);
 }

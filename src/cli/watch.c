@@ -1,8 +1,9 @@
 /* watch: follow the change feed (Server-Sent Events), reconnecting from the
  * last seq seen so nothing is missed or printed twice. */
 #include "cmd.h"
+#include "../client/events.h"
 #include "../core/json.h"
-#include "../core/sse.h"
+#include "../core/retry.h"
 #include "../core/util.h"
 
 #include <stdio.h>
@@ -46,13 +47,6 @@ static void print_event(void *cls, const char *event, const char *data, size_t l
 	json_decref(ev);
 }
 
-static size_t sse_write(char *data, size_t size, size_t n, void *cls)
-{
-	struct watcher *w = cls;
-	sse_feed(&w->sse, data, size * n);
-	return size * n;
-}
-
 int cmd_watch(struct opts *o)
 {
 	if (need_args(o, 0, 0, "watch", "[--since SEQ] [--json]"))
@@ -69,42 +63,29 @@ int cmd_watch(struct opts *o)
 	struct client c;
 	if (client_open(&c, o->workspace))
 		return 1;
-	char *auth = xasprintf("Authorization: Bearer %s", c.token);
-	struct curl_slist *hdr = curl_slist_append(NULL, auth);
 	int rc = 1;
-	for (int failures = 0;;) {
-		char *rel = w.last_seq >= 0 ? xasprintf("/events?since=%lld", (long long)w.last_seq)
-		                            : xstrdup("/events");
-		char *full = client_ws_url(&c, rel, NULL);
-		free(rel);
-		CURL *curl = client_curl(&c);
-		curl_easy_setopt(curl, CURLOPT_URL, full);
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sse_write);
-		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &w);
-		curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-		/* The hub sends a heartbeat every 15 s: silence for a minute is a dead link. */
-		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
-		CURLcode cc = curl_easy_perform(curl);
-		long status = 0;
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_cleanup(curl);
-		free(full);
+	struct retry rt; /* failures in a row wait 2, 4, 8, 16, then 30 s */
+	retry_init(&rt, 2000, 30000, 0);
+	for (;;) {
+		struct client_feed f = {.since = w.last_seq, .sse = &w.sse};
+		CURLcode cc;
+		long status = client_feed_follow(&c, c.curl, &f, &cc);
 		sse_reset(&w.sse);
 		if (status == 401 || status == 404 || status == 400) {
 			fprintf(stderr, "roost watch: the hub refused the feed (HTTP %ld)%s\n",
 			        status, status == 401 ? "; log in again" : "");
 			break;
 		}
-		failures = cc == CURLE_OK ? 0 : failures + 1;
-		int delay = failures < 5 ? 1 << failures : 30;
+		int64_t delay = 1000; /* the feed ended cleanly: back soon */
+		if (cc == CURLE_OK)
+			retry_reset(&rt);
+		else
+			delay = retry_next_ms(&rt);
 		fprintf(stderr, "roost watch: %s; reconnecting in %d s from change %lld\n",
-		        cc == CURLE_OK ? "the feed ended" : curl_easy_strerror(cc), delay,
-		        (long long)w.last_seq);
-		sleep((unsigned)delay);
+		        cc == CURLE_OK ? "the feed ended" : curl_easy_strerror(cc),
+		        (int)(delay / 1000), (long long)w.last_seq);
+		retry_sleep_ms(delay);
 	}
-	curl_slist_free_all(hdr);
-	free(auth);
 	sse_fini(&w.sse);
 	client_close(&c);
 	return rc;

@@ -1,5 +1,6 @@
-/* ratelimit: token buckets, and a table of them by key, for the relay's
- * limits per client IP, per host and per URL (docs/relay.md). Pure: the
+/* ratelimit: the one token bucket (the relay's limits per client IP, per
+ * host and per URL, docs/relay.md; the hub's per-token rate, hub/limits.c;
+ * job pacing), and a table of them by key. Pure: the
  * caller passes the clock, so tests drive time by hand. Not thread-safe. */
 #ifndef ROOST_RATELIMIT_H
 #define ROOST_RATELIMIT_H

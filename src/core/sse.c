@@ -10,6 +10,7 @@ void sse_init(struct sse *s, sse_event_fn fn, void *cls)
 	s->fn = fn;
 	s->cls = cls;
 	s->data = NULL;
+	s->id[0] = 0;
 	sse_reset(s);
 }
 
@@ -75,6 +76,11 @@ static void sse_line(struct sse *s, const char *line, size_t n)
 		size_t k = vlen < SSE_NAME_MAX - 1 ? vlen : SSE_NAME_MAX - 1;
 		memcpy(s->event, v, k);
 		s->event[k] = 0;
+	} else if (flen == 2 && memcmp(line, "id", 2) == 0 && vlen < SSE_ID_MAX &&
+	           !memchr(v, 0, vlen)) {
+		/* An id holding NUL is ignored (the spec's rule), one too long too. */
+		memcpy(s->id, v, vlen);
+		s->id[vlen] = 0;
 	}
 }
 

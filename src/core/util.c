@@ -4,12 +4,14 @@
 #include <math.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -236,6 +238,18 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 		fsync_parent_dir(path);
 	free(tmp);
 	return r;
+}
+
+int openat_beneath(int dfd, const char *path, int flags, mode_t mode, unsigned opts)
+{
+	while (*path == '/')
+		path++;
+	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+	                       .mode = (flags & O_CREAT) ? mode : 0,
+	                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+	if (opts & BENEATH_NO_SYMLINKS)
+		how.resolve |= RESOLVE_NO_SYMLINKS;
+	return (int)syscall(SYS_openat2, dfd, path, &how, sizeof how);
 }
 
 int mkdir_p(const char *path, unsigned mode)

@@ -55,6 +55,15 @@ int fsync_parent_dir(const char *path);
  * write, fsync, rename over path, fsync the directory. Nothing is visible at
  * path until it is whole, and never with a wider mode. 0 or -errno. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* Open path (leading '/' skipped) beneath the directory dfd with openat2:
+ * no "..", absolute path or /proc magic link can leave it, and the last
+ * component is never followed if it is a symlink (O_NOFOLLOW). With
+ * BENEATH_NO_SYMLINKS no symlink is followed anywhere on the way; without,
+ * one is followed only while it stays beneath. mode applies with O_CREAT.
+ * Always O_CLOEXEC. An fd, or -1 with errno set (EXDEV for an escape, ELOOP
+ * for a refused symlink). */
+enum { BENEATH_NO_SYMLINKS = 1 };
+int openat_beneath(int dfd, const char *path, int flags, mode_t mode, unsigned opts);
 /* mkdir -p with the given mode. 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
 

@@ -14,7 +14,7 @@
 #ifndef ROOST_HOST_H
 #define ROOST_HOST_H
 
-#include "../cli/client.h"
+#include "../client/client.h"
 #include "../core/path.h"
 #include "../core/store.h"
 #include "../db/db.h"

@@ -1,6 +1,7 @@
 /* hostcli: roost host invite|join|run|status, roost hosts, roost policy. */
+#include "hostcli.h"
 #include "host.h"
-#include "../cli/cmd.h"
+#include "../client/cmdline.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"

@@ -12,7 +12,7 @@
  * Everything from the network is validated: paths through path_normalize,
  * content through its hashes; files are only ever replaced by rename. */
 #include "host.h"
-#include "../cli/transfer.h"
+#include "../client/transfer.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/path.h"

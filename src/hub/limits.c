@@ -1,9 +1,9 @@
-/* limits: per-token request rate (token buckets), and the workspace's file size
- * and storage quota checks. */
+/* limits: per-token request rate (core/ratelimit's token buckets), and the
+ * workspace's file size and storage quota checks. */
 #include "hub.h"
+#include "../core/ratelimit.h"
 #include "../core/util.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,16 +11,16 @@
 
 #define BUCKETS 4096 /* open-addressed table of tokens seen recently */
 
-struct bucket {
+/* One token's bucket (core/ratelimit.h); b.at_ms is when it was last used. */
+struct slot {
 	int64_t token_id; /* 0: free */
-	double tokens;
-	int64_t last_ms;
+	struct bucket b;
 };
 
 struct limiter {
 	pthread_mutex_t mu;
 	double rate, burst;
-	struct bucket b[BUCKETS];
+	struct slot s[BUCKETS];
 };
 
 struct limiter *limiter_new(double rate_per_s)
@@ -49,32 +49,25 @@ int64_t limiter_take(struct limiter *l, int64_t token_id)
 	int64_t now = mono_ms();
 	pthread_mutex_lock(&l->mu);
 	size_t h = (size_t)((uint64_t)token_id * 0x9E3779B97F4A7C15ull >> 52) % BUCKETS;
-	struct bucket *b = NULL, *stalest = NULL;
+	struct slot *b = NULL, *stalest = NULL;
 	for (size_t i = 0; i < 8; i++) { /* a short probe; the stalest slot is reused */
-		struct bucket *c = &l->b[(h + i) % BUCKETS];
+		struct slot *c = &l->s[(h + i) % BUCKETS];
 		if (c->token_id == token_id || c->token_id == 0) {
 			b = c;
 			break;
 		}
-		if (!stalest || c->last_ms < stalest->last_ms)
+		if (!stalest || c->b.at_ms < stalest->b.at_ms)
 			stalest = c;
 	}
 	if (!b)
 		b = stalest;
 	if (b->token_id != token_id) {
 		b->token_id = token_id;
-		b->tokens = l->burst;
-		b->last_ms = now;
+		b->b = (struct bucket){0}; /* starts full */
 	}
-	b->tokens += (double)(now - b->last_ms) * l->rate / 1000.0;
-	if (b->tokens > l->burst)
-		b->tokens = l->burst;
-	b->last_ms = now;
-	int64_t wait_ms = 0;
-	if (b->tokens >= 1)
-		b->tokens -= 1;
-	else
-		wait_ms = (int64_t)ceil((1 - b->tokens) * 1000.0 / l->rate);
+	int64_t wait_ms = bucket_wait_ms(&b->b, l->rate, l->burst, 1, now);
+	if (wait_ms == 0)
+		bucket_take(&b->b, l->rate, l->burst, 1, now);
 	pthread_mutex_unlock(&l->mu);
 	return wait_ms;
 }

@@ -13,12 +13,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef ROOST_WEB_DIR
@@ -124,17 +122,10 @@ static bool safe_rel(const char *rel)
 	return true;
 }
 
-static int open_beneath(int dfd, const char *rel)
-{
-	struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
-	                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-	return (int)syscall(SYS_openat2, dfd, rel, &how, sizeof how);
-}
-
 /* A regular file's fd and size, or -1. */
 static int open_file(int dfd, const char *rel, int64_t *size)
 {
-	int fd = open_beneath(dfd, rel);
+	int fd = openat_beneath(dfd, rel, O_RDONLY, 0, 0); /* symlinks only within */
 	struct stat stb;
 	if (fd >= 0 &&
 	    (fstat(fd, &stb) != 0 || !S_ISREG(stb.st_mode) || stb.st_size > WEB_FILE_MAX)) {

@@ -52,15 +52,22 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *iss
 	return c;
 }
 
+/* A key is 0600 from its first byte on disk (write_file_atomic), never
+ * readable by others for a moment. */
 static int write_pem(const char *path, X509 *cert, EVP_PKEY *key)
 {
-	FILE *f = fopen(path, "w");
-	if (!f)
+	BIO *b = BIO_new(BIO_s_mem());
+	if (!b)
 		return -1;
-	chmod(path, key ? 0600 : 0644);
-	int ok = cert ? PEM_write_X509(f, cert)
-	              : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-	return fclose(f) == 0 && ok ? 0 : -1;
+	int ok = cert ? PEM_write_bio_X509(b, cert)
+	              : PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL);
+	char *data = NULL;
+	long len = BIO_get_mem_data(b, &data);
+	int rc = ok && len > 0 && write_file_atomic(path, data, (size_t)len, key ? 0600 : 0644) == 0
+	             ? 0
+	             : -1;
+	BIO_free(b);
+	return rc;
 }
 
 int relay_self_signed(const char *dir, const char **cert, const char **key)

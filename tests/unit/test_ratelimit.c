@@ -1,4 +1,5 @@
-/* Unit tests for the relay's token buckets, limit specs and their table. */
+/* Unit tests for the token buckets (the relay's limits, the hub's per-token
+ * rate), limit specs and their table. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,27 @@ static void bucket_debt_is_paid_by_waiting(void **state)
 	assert_int_equal(bucket_wait_ms(&b, 1000, 1000, 1, 2001), 0);
 	/* More than the burst waits only for a full bucket. */
 	assert_int_equal(bucket_wait_ms(&b, 1000, 1000, 5000, 2001), 999);
+}
+
+static void bucket_refused_requests_take_nothing(void **state)
+{
+	(void)state;
+	/* The hub's per-token limit (hub/limits.c): take one if it is there,
+	 * else answer with the wait and take nothing, so a client that keeps
+	 * asking while refused is not pushed further back. 2/s, burst 4. */
+	struct bucket b = {0};
+	int admitted = 0;
+	for (int i = 0; i < 10; i++)
+		if (bucket_wait_ms(&b, 2, 4, 1, 5000) == 0) {
+			bucket_take(&b, 2, 4, 1, 5000);
+			admitted++;
+		}
+	assert_int_equal(admitted, 4);
+	assert_int_equal(bucket_wait_ms(&b, 2, 4, 1, 5000), 500);
+	assert_int_equal(bucket_wait_ms(&b, 2, 4, 1, 5500), 0);
+	/* A slot given to another token starts full again. */
+	b = (struct bucket){0};
+	assert_true(bucket_level(&b, 2, 4, 5500) == 4.0);
 }
 
 static void rules_parse(void **state)
@@ -137,6 +159,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(bucket_starts_full_and_refills),
 	    cmocka_unit_test(bucket_debt_is_paid_by_waiting),
+	    cmocka_unit_test(bucket_refused_requests_take_nothing),
 	    cmocka_unit_test(rules_parse),
 	    cmocka_unit_test(table_keeps_what_is_used),
 	    cmocka_unit_test(backoff_frees_a_few_then_doubles),

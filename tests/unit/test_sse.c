@@ -100,6 +100,34 @@ static void test_sse_reset_forgets_a_partial_event(void **state)
 	sse_fini(&rd);
 }
 
+static char ids[4][SSE_ID_MAX]; /* rd.id as each event arrived */
+static int nids;
+
+static void on_event_id(void *cls, const char *event, const char *data, size_t len)
+{
+	(void)cls, (void)event, (void)data, (void)len;
+	if (nids < 4)
+		snprintf(ids[nids++], SSE_ID_MAX, "%s", rd.id);
+}
+
+static void test_sse_id_is_the_last_one_seen_and_outlives_a_reconnect(void **state)
+{
+	(void)state;
+	nids = 0;
+	sse_init(&rd, on_event_id, NULL);
+	feed("id: 7\nevent: change\ndata: x\n\n");
+	feed("data: y\n\n"); /* no id line: the last one holds */
+	feed("id: 9\ndata: z");
+	sse_reset(&rd);                  /* the connection dropped mid-event */
+	assert_string_equal(rd.id, "9"); /* what Last-Event-ID sends */
+	feed("id:\ndata: w\n\n");        /* an empty id clears it */
+	assert_int_equal(nids, 3);
+	assert_string_equal(ids[0], "7");
+	assert_string_equal(ids[1], "7");
+	assert_string_equal(ids[2], "");
+	sse_fini(&rd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -108,6 +136,7 @@ int main(void)
 	    cmocka_unit_test(test_sse_a_cut_line_drops_its_event_only),
 	    cmocka_unit_test(test_sse_data_over_the_cap_is_dropped_not_grown),
 	    cmocka_unit_test(test_sse_reset_forgets_a_partial_event),
+	    cmocka_unit_test(test_sse_id_is_the_last_one_seen_and_outlives_a_reconnect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

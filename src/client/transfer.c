@@ -1,6 +1,7 @@
 #include "transfer.h"
 #include "../core/hash.h"
 #include "../core/json.h"
+#include "../core/retry.h"
 #include "../core/util.h"
 
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define READ_BUF    (4u * 1024 * 1024)
@@ -135,13 +135,11 @@ static void put_fail(struct put *p, const char *fmt, ...)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* Retry transient failures with exponential backoff and jitter. */
-static void backoff(int attempt)
+/* Transient failures are tried again after 200-300 ms, doubling up to
+ * 12.8-19.2 s: a third of each delay is jitter. */
+static void retry_start(struct retry *r)
 {
-	int64_t ms = 200ll << (attempt < 6 ? attempt : 6);
-	ms += rand() % (ms / 2 + 1);
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
+	retry_init(r, 300, 300 << 6, 1.0 / 3);
 }
 
 static size_t discard(char *p, size_t size, size_t n, void *cls)
@@ -178,6 +176,8 @@ static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
 	hdr = curl_slist_append(hdr, "Expect:");
 	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
 	int rc = -1;
+	struct retry rt;
+	retry_start(&rt);
 	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
 		struct chunk_reader rd = {p->fd, ch->off, ch->size, 0};
 		curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -218,7 +218,7 @@ static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
 		pthread_mutex_unlock(&p->mu);
 		if (failed)
 			break;
-		backoff(attempt);
+		retry_sleep_ms(retry_next_ms(&rt));
 	}
 	curl_slist_free_all(hdr);
 	free(auth);
@@ -276,13 +276,15 @@ static int probe_and_enqueue(struct put *p, size_t from, size_t to, struct hashs
 	json_t *resp = NULL;
 	char err[256];
 	long st = 0;
+	struct retry rt;
+	retry_start(&rt);
 	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
 		st = client_request(p->c, p->c->curl, "POST", url, body, &resp, err);
 		if (st == 200 || (st != 0 && st != 429 && st < 500))
 			break;
 		json_decref(resp);
 		resp = NULL;
-		backoff(attempt);
+		retry_sleep_ms(retry_next_ms(&rt));
 	}
 	json_decref(body);
 	free(url);
@@ -535,6 +537,8 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 		json_object_set_new(body, "base_version_id", json_integer(o->base_version_id));
 	if (o->upload_grant)
 		json_object_set_new(body, "upload_grant", json_string(o->upload_grant));
+	struct retry rt;
+	retry_start(&rt);
 	for (int attempt = 0;; attempt++) {
 		json_t *resp = NULL;
 		char err[256];
@@ -603,7 +607,7 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 		}
 		if ((status == 0 || status >= 500) && attempt < MAX_TRIES) {
 			json_decref(resp);
-			backoff(attempt);
+			retry_sleep_ms(retry_next_ms(&rt));
 			continue;
 		}
 		client_print_error("put", status, resp, err);

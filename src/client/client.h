@@ -1,5 +1,8 @@
-/* client: the CLI's side of the hub API — saved credentials, the chosen
- * workspace, JSON requests with clear error messages. */
+/* client: the one client of the hub API, used by the CLI and the host agent
+ * — saved credentials (config.c), the chosen workspace, JSON requests with
+ * clear error messages (client.c); put and get are in transfer.h, command
+ * plumbing in cmdline.h. Nothing here knows the CLI, the host or the hub.
+ * A struct client belongs to one thread at a time. */
 #ifndef ROOST_CLIENT_H
 #define ROOST_CLIENT_H
 
@@ -34,6 +37,9 @@ void client_close(struct client *c);
 
 /* A new curl handle set up with the token and sane timeouts. */
 CURL *client_curl(const struct client *c);
+/* Ready curl for a new request: its last one's options dropped (the
+ * connection kept), the defaults set again. */
+void client_curl_reset(const struct client *c, CURL *curl);
 /* URL of an API path under /api/v1/workspaces/{id}; rel may hold %s for the
  * escaped path argument. New string. */
 char *client_ws_url(const struct client *c, const char *rel, const char *path_arg);
@@ -48,9 +54,9 @@ void client_print_error(const char *what, long status, json_t *body, const char 
 json_t *client_call(struct client *c, const char *method, const char *url, json_t *body,
                     const char *what);
 
-/* Read a password from $ROOST_PASSWORD or prompt on the terminal without echo. */
-char *read_password(const char *prompt, bool confirm);
-/* The same from environment variable var. */
-char *read_password_env(const char *var, const char *prompt, bool confirm);
+/* The hub's published signing keys ({"keys": [...]}, GET /api/v1/keys) or
+ * NULL, on a curl handle of its own so any thread may ask. A
+ * keyring_fetch_fn (core/keyring.h) with cls the struct client. */
+json_t *client_get_keys(void *cls);
 
 #endif

@@ -1,47 +1,14 @@
+/* client: requests to the hub API — curl handles with sane defaults, URLs
+ * under a workspace, JSON requests, error printing — and resolving the
+ * workspace a client works in. A struct client and its curl handle belong
+ * to one thread at a time; client_curl gives other threads their own. */
 #include "client.h"
 #include "../core/json.h"
 #include "../core/util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <termios.h>
-#include <unistd.h>
-
-char *client_config_path(void)
-{
-	const char *x = getenv("XDG_CONFIG_HOME");
-	if (x && *x)
-		return xasprintf("%s/roost/config.json", x);
-	const char *home = getenv("HOME");
-	return xasprintf("%s/.config/roost/config.json", home ? home : ".");
-}
-
-int client_save_config(const char *hub, const char *token, const char *email, const char *cacert)
-{
-	char *path = client_config_path();
-	char *dir = xstrdup(path);
-	*strrchr(dir, '/') = 0;
-	int rc = mkdir_p(dir, 0700);
-	json_t *o = json_pack("{s:s, s:s, s:s}", "hub", hub, "token", token, "email", email);
-	if (cacert)
-		json_object_set_new(o, "cacert", json_string(cacert));
-	char *s = json_dumps(o, JSON_INDENT(2));
-	json_decref(o);
-	if (rc == 0)
-		rc = write_file_atomic(path, s, strlen(s), 0600);
-	if (rc != 0) {
-		fprintf(stderr, "roost: cannot save credentials to %s: %s\n", path, strerror(-rc));
-		rc = -1;
-	}
-	free(s);
-	free(dir);
-	free(path);
-	return rc;
-}
 
 struct membuf {
 	char *data;
@@ -72,6 +39,12 @@ static void apply_defaults(const struct client *c, CURL *curl)
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "roost/" ROOST_VERSION);
+}
+
+void client_curl_reset(const struct client *c, CURL *curl)
+{
+	curl_easy_reset(curl); /* keeps the connection, drops the last request's options */
+	apply_defaults(c, curl);
 }
 
 CURL *client_curl(const struct client *c)
@@ -109,8 +82,7 @@ long client_request(const struct client *c, CURL *curl, const char *method, cons
 	err[0] = 0;
 	if (out)
 		*out = NULL;
-	curl_easy_reset(curl); /* keeps the connection, drops the last request's options */
-	apply_defaults(c, curl);
+	client_curl_reset(c, curl);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	if (c->token) {
@@ -172,29 +144,6 @@ json_t *client_call(struct client *c, const char *method, const char *url, json_
 	client_print_error(what, st, out, err);
 	json_decref(out);
 	return NULL;
-}
-
-int client_open(struct client *c, const char *workspace)
-{
-	memset(c, 0, sizeof *c);
-	char *path = client_config_path();
-	json_error_t jerr;
-	json_t *cfg = json_load_file(path, 0, &jerr);
-	if (!cfg || !json_get_str(cfg, "hub") || !json_get_str(cfg, "token")) {
-		fprintf(stderr,
-		        "roost: not logged in (no credentials in %s); run 'roost login "
-		        "--hub URL --email EMAIL'\n",
-		        path);
-		free(path);
-		json_decref(cfg);
-		return 1;
-	}
-	free(path);
-	int rc =
-	    client_open_with(c, json_get_str(cfg, "hub"), json_get_str(cfg, "token"),
-	                     json_get_str(cfg, "cacert"), json_get_str(cfg, "email"), workspace);
-	json_decref(cfg);
-	return rc;
 }
 
 int client_open_with(struct client *c, const char *hub, const char *token, const char *cacert,
@@ -264,46 +213,19 @@ void client_close(struct client *c)
 	free(c->ws_name);
 }
 
-char *read_password(const char *prompt, bool confirm)
+json_t *client_get_keys(void *cls)
 {
-	return read_password_env("ROOST_PASSWORD", prompt, confirm);
-}
-
-char *read_password_env(const char *var, const char *prompt, bool confirm)
-{
-	const char *env = getenv(var);
-	if (env && *env)
-		return xstrdup(env);
-	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "roost: no terminal to ask for a password; set %s\n", var);
+	const struct client *c = cls;
+	CURL *curl = client_curl(c);
+	char *url = xasprintf("%s/api/v1/keys", c->hub);
+	json_t *out = NULL;
+	char err[256];
+	long st = client_request(c, curl, "GET", url, NULL, &out, err);
+	free(url);
+	curl_easy_cleanup(curl);
+	if (st != 200) {
+		json_decref(out);
 		return NULL;
 	}
-	char *result = NULL;
-	for (int round = 0; round < (confirm ? 2 : 1); round++) {
-		struct termios old, quiet;
-		char buf[1024];
-		const char *p = round ? "Again: " : prompt;
-		write_all(fd, p, strlen(p));
-		tcgetattr(fd, &old);
-		quiet = old;
-		quiet.c_lflag &= (tcflag_t)~ECHO;
-		tcsetattr(fd, TCSAFLUSH, &quiet);
-		ssize_t n = read(fd, buf, sizeof buf - 1);
-		tcsetattr(fd, TCSAFLUSH, &old);
-		write_all(fd, "\n", 1);
-		if (n <= 0)
-			break;
-		buf[n] = 0;
-		buf[strcspn(buf, "\r\n")] = 0;
-		if (round == 0) {
-			result = xstrdup(buf);
-		} else if (strcmp(result, buf) != 0) {
-			fprintf(stderr, "roost: the passwords differ\n");
-			free(result);
-			result = NULL;
-		}
-	}
-	close(fd);
-	return result;
+	return out;
 }

@@ -1,0 +1,59 @@
+/* cmdline: what every command that talks to a hub shares — the CLI's
+ * (src/cli) and the host's (src/host/hostcli.c): options pulled out of argv,
+ * usage checks, printing answers, one-call helpers, the password prompt.
+ * Called from the one thread a command runs on. */
+#ifndef ROOST_CMDLINE_H
+#define ROOST_CMDLINE_H
+
+#include "client.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Options common to client commands, pulled out of argv; the rest are positional. */
+struct opts {
+	const char *workspace, *hub, *email, *version, *since, *limit, *action, *role, *expires,
+	    *cacert, *password;
+	/* roost host */
+	const char *name; /* roost token create */
+	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max, *reserve, *relay,
+	    *relay_ca;
+	bool write;
+	bool json, quiet, parents;
+	int parallel;
+	char *pos[8];
+	int npos;
+};
+
+/* A command by name, for cmdline_run. */
+struct cmdline_cmd {
+	const char *name;
+	int (*fn)(struct opts *);
+};
+
+/* Parse argv into o; 0, or 2 after printing why. */
+int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd);
+/* Run the command of cmds[n] named cmd with its options parsed from argv
+ * (curl set up around it); its exit code, or -1 if cmd is none of them. */
+int cmdline_run(const struct cmdline_cmd *cmds, size_t n, const char *cmd, int argc, char **argv);
+
+/* Positional arguments between min and max, else print usage; 0 or 2. */
+int need_args(const struct opts *o, int min, int max, const char *cmd, const char *usage);
+void fmt_time(int64_t ms, char buf[32]);
+void print_json(json_t *v);
+/* GET a workspace resource (rel may hold %s for the escaped arg) and print it:
+ * with --json the member key (or all of it), else through print. Exit code. */
+int show(struct opts *o, const char *rel, const char *arg, const char *what, const char *key,
+         void (*print)(json_t *answer, const struct client *c));
+/* One call whose answer is printed with --json or as done_fmt (with arg). */
+int simple_call(struct opts *o, const char *method, const char *url_fmt, const char *arg,
+                json_t *body, const char *what, const char *done_fmt);
+
+/* Read a password from $ROOST_PASSWORD or prompt on the terminal without echo. */
+char *read_password(const char *prompt, bool confirm);
+/* The same from environment variable var. */
+char *read_password_env(const char *var, const char *prompt, bool confirm);
+
+#endif
