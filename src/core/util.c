@@ -71,6 +71,19 @@ char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
+char *str_subst(const char *tmpl, const char *arg)
+{
+	const char *at = strstr(tmpl, "%s");
+	if (!at)
+		return xstrdup(tmpl);
+	size_t pre = (size_t)(at - tmpl), alen = strlen(arg), post = strlen(at + 2);
+	char *s = xmalloc(pre + alen + post + 1);
+	memcpy(s, tmpl, pre);
+	memcpy(s + pre, arg, alen);
+	memcpy(s + pre + alen, at + 2, post + 1);
+	return s;
+}
+
 int64_t now_ms(void)
 {
 	struct timespec ts;

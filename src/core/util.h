@@ -18,6 +18,10 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* printf into a new string. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* tmpl with its first "%s" replaced by arg (tmpl as it is if it holds none).
+ * New string. For templates made at run time, which printf must not read:
+ * any other '%' in them is kept as it is. */
+char *str_subst(const char *tmpl, const char *arg);
 
 /* Milliseconds since the Unix epoch (wall clock) and a monotonic clock. */
 int64_t now_ms(void);
