@@ -421,13 +421,15 @@ double parse_bytes(const char *s)
 	if (!s || !*s)
 		return -1;
 	double v = strtod(s, &end);
+	if (end == s) /* no number: a suffix alone ("K") is not 0 */
+		return -1;
 	double mul = *end == 'K'   ? 1024.0
 	             : *end == 'M' ? 1048576.0
 	             : *end == 'G' ? 1073741824.0
 	                           : 1;
 	if (mul > 1)
 		end++;
-	if (end == s || *end || !(v >= 0) || isinf(v))
+	if (*end || !(v >= 0) || isinf(v * mul)) /* "1e308G" is finite until the suffix */
 		return -1;
 	return v * mul;
 }
