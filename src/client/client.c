@@ -66,7 +66,7 @@ char *client_ws_url(const struct client *c, const char *rel, const char *path_ar
 		curl_free(e);
 		curl_easy_cleanup(curl);
 	}
-	char *relf = esc ? xasprintf(rel, esc) : xstrdup(rel);
+	char *relf = esc ? str_subst(rel, esc) : xstrdup(rel);
 	char *url = xasprintf("%s/api/v1/workspaces/%lld%s", c->hub, (long long)c->ws_id, relf);
 	free(relf);
 	free(esc);

@@ -153,8 +153,9 @@ int simple_call(struct opts *o, const char *method, const char *url_fmt, const c
 		puts(s);
 		free(s);
 	} else if (r && done_fmt) {
-		printf(done_fmt, arg);
-		putchar('\n');
+		char *done = str_subst(done_fmt, arg ? arg : "");
+		puts(done);
+		free(done);
 	}
 	json_decref(r);
 	client_close(&c);

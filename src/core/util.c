@@ -73,6 +73,19 @@ char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
+char *str_subst(const char *tmpl, const char *arg)
+{
+	const char *at = strstr(tmpl, "%s");
+	if (!at)
+		return xstrdup(tmpl);
+	size_t pre = (size_t)(at - tmpl), alen = strlen(arg), post = strlen(at + 2);
+	char *s = xmalloc(pre + alen + post + 1);
+	memcpy(s, tmpl, pre);
+	memcpy(s + pre, arg, alen);
+	memcpy(s + pre + alen, at + 2, post + 1);
+	return s;
+}
+
 int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -422,13 +435,15 @@ double parse_bytes(const char *s)
 	if (!s || !*s)
 		return -1;
 	double v = strtod(s, &end);
+	if (end == s) /* no number: a suffix alone ("K") is not 0 */
+		return -1;
 	double mul = *end == 'K'   ? 1024.0
 	             : *end == 'M' ? 1048576.0
 	             : *end == 'G' ? 1073741824.0
 	                           : 1;
 	if (mul > 1)
 		end++;
-	if (end == s || *end || !(v >= 0) || isinf(v))
+	if (*end || !(v >= 0) || isinf(v * mul)) /* "1e308G" is finite until the suffix */
 		return -1;
 	return v * mul;
 }

@@ -18,6 +18,10 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* printf into a new string. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* tmpl with its first "%s" replaced by arg (tmpl as it is if it holds none).
+ * New string. For templates made at run time, which printf must not read:
+ * any other '%' in them is kept as it is. */
+char *str_subst(const char *tmpl, const char *arg);
 
 /* Milliseconds since the Unix epoch (wall clock) and a monotonic clock. */
 int64_t now_ms(void);
@@ -30,7 +34,7 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  * malformed request, a failed accept) as warnings, at most 20 every 10 s and
  * then a count of those left out, so a client sending garbage cannot fill the
  * disk with them. */
-void log_http_server(void *cls, const char *fmt, va_list ap);
+void log_http_server(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)

@@ -185,24 +185,8 @@ void host_report_replicas(struct host *h, json_t *chunks, bool have)
 
 enum policy host_policy(struct host *h, const char *path)
 {
-	enum policy best = POL_PINNED;
-	size_t best_len = 0;
 	pthread_mutex_lock(&h->mu);
-	size_t i;
-	json_t *p;
-	json_array_foreach(h->policies, i, p)
-	{
-		const char *f = json_get_str(p, "folder"), *mode = json_get_str(p, "mode");
-		size_t n = f ? strlen(f) : 0;
-		bool under = f && (strcmp(f, "/") == 0 ||
-		                   (strncmp(path, f, n) == 0 && (!path[n] || path[n] == '/')));
-		if (!under || n < best_len)
-			continue;
-		best_len = n;
-		best = strcmp(mode, "exclude") == 0     ? POL_EXCLUDE
-		       : strcmp(mode, "on-demand") == 0 ? POL_ON_DEMAND
-		                                        : POL_PINNED;
-	}
+	enum policy best = policy_match(h->policies, path);
 	pthread_mutex_unlock(&h->mu);
 	return best;
 }

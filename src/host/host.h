@@ -18,6 +18,7 @@
 #include "../core/path.h"
 #include "../core/store.h"
 #include "../db/db.h"
+#include "policy.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -32,8 +33,6 @@
 #define HOST_RESCAN_MS     (10 * 60 * 1000)
 #define SETTLE_CLOSED_MS   2   /* after a file is closed: coalesce a burst of events */
 #define SETTLE_MODIFIED_MS 500 /* after a write with the file still open */
-
-enum policy { POL_PINNED, POL_ON_DEMAND, POL_EXCLUDE };
 
 struct host_config {
 	const char *dir;

@@ -38,12 +38,17 @@
 
 int open_beneath(const struct host *h, const char *path, int flags, unsigned mode)
 {
+	/* open(2) flags are a bit set, never negative: open_how takes them as u64. */
+	if (flags < 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	int dfd = open(h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -1;
 	while (*path == '/')
 		path++;
-	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+	struct open_how how = {.flags = (unsigned)flags | O_CLOEXEC | O_NOFOLLOW,
 	                       .mode = (flags & O_CREAT) ? mode : 0,
 	                       .resolve =
 	                           RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};

@@ -6,6 +6,7 @@
 #include "../core/connlimit.h"
 #include "../core/store.h"
 #include "../db/db.h"
+#include "acl_rules.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -92,12 +93,9 @@ struct hub {
 	bool jobs_running;
 };
 
-enum role { ROLE_NONE = 0, ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER };
 /* What a request authenticated with: the route table says which kinds may
  * call a route (R_APP). */
 enum cred { CRED_NONE = 0, CRED_SESSION, CRED_APP, CRED_HOST, CRED_PASSWORD };
-enum perm { PERM_INVALID = -1, PERM_NONE = 0, PERM_READ, PERM_WRITE, PERM_MANAGE };
-struct acl;
 
 enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
 
@@ -440,24 +438,8 @@ bool limits_allow_quota(struct req *r, int64_t bytes);
 /* The bytes that count against workspace ws's quota. */
 int limits_used(struct db *db, int64_t ws, int64_t *used);
 
-/* acl.c: access control (docs/access.md) */
-enum perm perm_parse(const char *s);
-const char *perm_name(enum perm p);
+/* acl.c: access control (docs/access.md); the pure rules are in acl_rules.h */
 struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role);
-void acl_free(struct acl *a);
-/* Access is judged at a moment: ACL_NOW for live items; for a deleted item its
- * deleted_at, for a past change its time. Entries of deleted items keep
- * applying to what was under them then, so deleting never widens access. */
-#define ACL_NOW INT64_MAX
-enum perm acl_perm(const struct acl *a, const char *path, bool is_file);
-enum perm acl_perm_at(const struct acl *a, const char *path, bool is_file, int64_t at);
-/* May the caller see path at all (read it, or a folder leading to something
- * readable)? */
-bool acl_visible(const struct acl *a, const char *path, bool is_file);
-bool acl_visible_at(const struct acl *a, const char *path, bool is_file, int64_t at);
-/* Does the caller have at least need on path and everything below it? */
-bool acl_subtree_at_least(const struct acl *a, const char *path, enum perm need);
-bool acl_writes_somewhere(const struct acl *a);
 /* The caller's ACL in r->ws_id (cached in r), NULL on a database error. */
 struct acl *req_acl(struct req *r);
 /* Has the caller need on path? Else replies 404 (cannot see it) or 403. */

@@ -90,6 +90,88 @@ static void rules_parse(void **state)
 	assert_true(r[LIMIT_IP].rps == 100);
 }
 
+/* Parse spec into a fresh table; the rule of scope it set. */
+static struct limit_rule parse_one(const char *spec, enum limit_scope scope)
+{
+	struct limit_rule r[LIMIT_SCOPES] = {0};
+	const char *why = NULL;
+	if (limit_rule_parse(r, spec, &why) != 0)
+		fail_msg("refused %s: %s", spec, why);
+	for (int i = 0; i < LIMIT_SCOPES; i++)
+		if (i != (int)scope && (r[i].rps || r[i].bps || r[i].inflight || r[i].conns))
+			fail_msg("%s set scope %d too", spec, i);
+	return r[scope];
+}
+
+static void every_scope_takes_every_kind(void **state)
+{
+	(void)state;
+	static const char *const names[] = {"ip", "host", "url"};
+	for (int i = 0; i < LIMIT_SCOPES; i++) {
+		char spec[64];
+		snprintf(spec, sizeof spec, "%s.rps=2.5", names[i]);
+		struct limit_rule r = parse_one(spec, (enum limit_scope)i);
+		assert_true(r.rps == 2.5 && r.bps == 0 && r.inflight == 0 && r.conns == 0);
+		snprintf(spec, sizeof spec, "%s.bps=3G", names[i]);
+		r = parse_one(spec, (enum limit_scope)i);
+		assert_true(r.bps == 3.0 * 1073741824 && r.rps == 0 && r.inflight == 0);
+		snprintf(spec, sizeof spec, "%s.inflight=1000000", names[i]);
+		r = parse_one(spec, (enum limit_scope)i);
+		assert_int_equal(r.inflight, 1000000);
+		assert_true(r.rps == 0 && r.bps == 0 && r.conns == 0);
+	}
+	struct limit_rule r = parse_one("ip.conns=20", LIMIT_IP);
+	assert_int_equal(r.conns, 20);
+	assert_true(r.rps == 0 && r.bps == 0 && r.inflight == 0);
+	/* Zero is a value (no limit), plain bytes need no suffix. */
+	assert_true(parse_one("url.rps=0", LIMIT_URL).rps == 0);
+	assert_true(parse_one("host.bps=512", LIMIT_HOST).bps == 512);
+	assert_int_equal(parse_one("ip.conns=0", LIMIT_IP).conns, 0);
+}
+
+static void a_later_spec_for_the_same_rule_replaces_it(void **state)
+{
+	(void)state;
+	struct limit_rule r[LIMIT_SCOPES] = {0};
+	const char *why;
+	assert_int_equal(limit_rule_parse(r, "host.rps=5", &why), 0);
+	assert_int_equal(limit_rule_parse(r, "host.bps=1M", &why), 0);
+	assert_int_equal(limit_rule_parse(r, "host.rps=7", &why), 0);
+	assert_true(r[LIMIT_HOST].rps == 7);
+	assert_true(r[LIMIT_HOST].bps == 1048576);
+}
+
+static void bad_specs_say_why_and_change_nothing(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+	    /* shape */
+	    "", ".", "=", "ip.", "ip=", ".rps=1", "ip.=1", "rps=1.ip", "ip.rps.x=1", "ip.rps=1=2",
+	    /* scope */
+	    "IP.rps=1", " ip.rps=1", "ipv6.rps=1", "i.rps=1", "relay.rps=1",
+	    /* kind */
+	    "ip.RPS=1", "ip.rp=1", "ip.rpss=1", "ip.inflightx=1", "ip.conn=1", "ip.bytes=1",
+	    /* connections are counted per client address only */
+	    "host.conns=1", "url.conns=1",
+	    /* value */
+	    "ip.rps=x", "ip.rps=1x", "ip.rps=1 ", "ip.rps=1.5.5", "ip.rps=-0.5", "ip.rps=-inf",
+	    "ip.rps=1e999", "ip.inflight=-1", "ip.inflight=0.5", "ip.inflight=1000001",
+	    "ip.conns=2.5", "ip.conns=1000001", "ip.conns=1e7", "ip.bps=K", "ip.bps=1KiB",
+	    "ip.bps=1k", "ip.bps=-1K", "ip.bps=1e308G", "ip.bps=nan", "url.inflight=1K"};
+	struct limit_rule r[LIMIT_SCOPES] = {{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10, 11, 12}};
+	struct limit_rule before[LIMIT_SCOPES];
+	memcpy(before, r, sizeof r);
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		const char *why = NULL;
+		if (limit_rule_parse(r, bad[i], &why) == 0)
+			fail_msg("accepted \"%s\"", bad[i]);
+		if (!why || !strstr(why, "SCOPE.KIND=VALUE"))
+			fail_msg("no reason for \"%s\"", bad[i]);
+		if (memcmp(before, r, sizeof r) != 0)
+			fail_msg("\"%s\" changed the rules", bad[i]);
+	}
+}
+
 static void table_keeps_what_is_used(void **state)
 {
 	(void)state;
@@ -161,6 +243,9 @@ int main(void)
 	    cmocka_unit_test(bucket_debt_is_paid_by_waiting),
 	    cmocka_unit_test(bucket_refused_requests_take_nothing),
 	    cmocka_unit_test(rules_parse),
+	    cmocka_unit_test(every_scope_takes_every_kind),
+	    cmocka_unit_test(a_later_spec_for_the_same_rule_replaces_it),
+	    cmocka_unit_test(bad_specs_say_why_and_change_nothing),
 	    cmocka_unit_test(table_keeps_what_is_used),
 	    cmocka_unit_test(backoff_frees_a_few_then_doubles),
 	    cmocka_unit_test(backoff_refund_and_reset),
