@@ -26,10 +26,10 @@
  * sends it again) or GC sees it claimed — never a version without its bytes.
  * The object is unlinked before GC's transaction commits, so a grant never
  * outlives the bytes it names except for a crash, which reads as missing. */
-#include "hub.h"
-#include "../core/json.h"
-#include "../core/ratelimit.h"
-#include "../core/util.h"
+#include "../hub.h"
+#include "../../core/json.h"
+#include "../../core/ratelimit.h"
+#include "../../core/util.h"
 
 #include <curl/curl.h>
 #include <errno.h>
