@@ -23,6 +23,12 @@
 #define SESSION_TTL_MS         (90ll * 24 * 3600 * 1000) /* a login's token lives this long */
 #define RATE_LIMIT_DEFAULT     1000 /* requests per second per token (a 1 GiB put sends ~350/s) */
 #define LOGIN_FREE_DEFAULT     5    /* failed password checks per account before delays (guard.c) */
+/* A number macro as a string literal, to splice into SQL text. */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x)  STRINGIFY_(x)
+/* A host that names no interval heartbeats this often; it is online while its
+ * last heartbeat is within three intervals. */
+#define HOST_HEARTBEAT_MS_DEFAULT 5000
 
 struct hub_config {
 	const char *data_dir;
@@ -42,17 +48,6 @@ struct hub_config {
 	int64_t gc_every_ms, scrub_every_ms, replicate_every_ms;
 	double job_rate;
 	int64_t gc_retention_ms;
-};
-
-/* One job run's settings and connections (jobs.c). */
-struct job_ctx {
-	struct db *db;
-	struct store *store;
-	char owner[96]; /* who holds the lease: "HOSTNAME:PID" */
-	int64_t retention_ms;
-	double rate;
-	bool verbose;
-	int64_t gc_every_ms, scrub_every_ms, replicate_every_ms;
 };
 
 struct hub_metrics {
@@ -337,7 +332,6 @@ bool tokens_upload_grant(struct req *r, const char *path, int64_t *author);
 enum MHD_Result api_version_restore(struct req *r);
 enum MHD_Result api_trash_list(struct req *r);
 enum MHD_Result api_trash_restore(struct req *r);
-enum MHD_Result api_jobs(struct req *r);
 enum MHD_Result api_host_scrub(struct req *r);
 /* scheme://host:content-port as the client reached this hub. New string. */
 char *hub_content_base(struct req *r);
@@ -526,21 +520,11 @@ char *hub_db_url(const char *data_dir, const char *db_url);
 int meta_begin(struct db *db, int64_t ws);
 int hub_serve(struct hub_config *cfg);
 
-/* jobs.c: gc, scrub, replicate. jobs_run: 0 done (*result: what it did), 1
- * another runner holds the lease, -1 failed (the cursor is kept to resume). */
-int jobs_run(struct job_ctx *c, const char *name, json_t **result);
-json_t *jobs_list(struct db *db);
-void jobs_metrics(struct db *db, FILE *f);
 /* traffic.c: count bytes received (in) and sent (out) for workspace ws; the
  * jobs thread flushes them into transfer_hourly. */
 struct traffic *traffic_new(void);
 void traffic_free(struct traffic *tr);
 void traffic_add(struct hub *hub, int64_t ws, int64_t in, int64_t out);
 void traffic_flush(struct hub *hub, struct db *db);
-void jobs_ctx_init(struct job_ctx *c, const struct hub_config *cfg);
-void jobs_start(struct hub *hub);
-void jobs_stop(struct hub *hub);
-/* roost admin gc|scrub|replicate|jobs: exit code */
-int hub_admin_job(const struct hub_config *cfg, const char *job, bool json);
 
 #endif
