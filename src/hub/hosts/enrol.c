@@ -5,11 +5,11 @@
  * A host's credential is a bearer token of kind 'host'. It acts with the
  * rights of the admin who invited the host, in that workspace only, and audit
  * rows name the host. Online means a heartbeat within three of its intervals. */
-#include "hub.h"
-#include "../core/hash.h"
-#include "../core/json.h"
-#include "../core/path.h"
-#include "../core/util.h"
+#include "../hub.h"
+#include "../../core/hash.h"
+#include "../../core/json.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
 
 #include <errno.h>
 #include <sodium.h>
