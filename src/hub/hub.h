@@ -26,9 +26,6 @@
 /* A number macro as a string literal, to splice into SQL text. */
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x)  STRINGIFY_(x)
-/* A host that names no interval heartbeats this often; it is online while its
- * last heartbeat is within three intervals. */
-#define HOST_HEARTBEAT_MS_DEFAULT 5000
 
 struct hub_config {
 	const char *data_dir;
@@ -329,10 +326,11 @@ enum MHD_Result api_upload_by_token_begin(struct req *r);
  * uploader whose version it is into *author (0 without a grant); false after
  * replying 403 if the grant is bad or the uploader may no longer write path. */
 bool tokens_upload_grant(struct req *r, const char *path, int64_t *author);
+/* POST hosts/self/token-check {token}: may a signed URL's issuer still use it? */
+enum MHD_Result api_host_token_check(struct req *r);
 enum MHD_Result api_version_restore(struct req *r);
 enum MHD_Result api_trash_list(struct req *r);
 enum MHD_Result api_trash_restore(struct req *r);
-enum MHD_Result api_host_scrub(struct req *r);
 /* scheme://host:content-port as the client reached this hub. New string. */
 char *hub_content_base(struct req *r);
 
@@ -345,27 +343,6 @@ enum MHD_Result api_share_file(struct req *r);
 enum MHD_Result api_share_upload_begin(struct req *r);
 enum MHD_Result api_share_upload(struct req *r);
 enum MHD_Result api_share_zip(struct req *r);
-
-/* hosts.c: host agents (docs/host.md) */
-enum MHD_Result api_host_invite(struct req *r);
-enum MHD_Result api_host_join(struct req *r);
-enum MHD_Result api_hosts(struct req *r);
-enum MHD_Result api_host_heartbeat(struct req *r);
-enum MHD_Result api_host_policies(struct req *r);
-enum MHD_Result api_host_policy_set(struct req *r);
-enum MHD_Result api_host_replicas(struct req *r);
-enum MHD_Result api_tree(struct req *r);
-enum MHD_Result api_manifest(struct req *r);
-enum MHD_Result api_token_create(struct req *r);
-enum MHD_Result api_replicas(struct req *r);
-enum MHD_Result api_host_relay_token(struct req *r);
-enum MHD_Result api_host_rotate_url(struct req *r);
-enum MHD_Result api_host_revoke_url(struct req *r);
-enum MHD_Result api_relay_revocations(struct req *r);
-/* DELETE /workspaces/W/hosts/H: revoke the host (hosts.c). */
-enum MHD_Result api_host_remove(struct req *r);
-/* POST hosts/self/token-check {token}: may a signed URL's issuer still use it? */
-enum MHD_Result api_host_token_check(struct req *r);
 
 /* zip.c: folder (what the caller may read in it) as a streamed ZIP64 archive */
 enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name);

@@ -5,6 +5,7 @@
  * One thread per connection: handlers may block on disk, fsync, the database
  * or argon2id without stalling other clients. */
 #include "hub.h"
+#include "hosts/hosts.h"
 #include "jobs/jobs.h"
 #include "../core/json.h"
 #include "../core/path.h"
