@@ -3,6 +3,7 @@
 #include "cli/client.h"
 #include "core/util.h"
 #include "hub/hub.h"
+#include "hub/init.h"
 #include "hub/jobs/jobs.h"
 #include "relay/relay.h"
 

@@ -1,6 +1,8 @@
 /* limits: per-token request rate (token buckets), and the workspace's file size
  * and storage quota checks. */
 #include "hub.h"
+#include "possess.h"
+#include "limits.h"
 #include "../core/util.h"
 
 #include <math.h>

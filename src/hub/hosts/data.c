@@ -6,6 +6,9 @@
  *
  * Threads: request threads; no state outside the database. */
 #include "internal.h"
+#include "../meta.h"
+#include "../tokens.h"
+#include "../acl.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/path.h"

@@ -10,6 +10,10 @@
  * Threads: request threads (libmicrohttpd, one per connection); no state
  * outside the database. */
 #include "internal.h"
+#include "../auth.h"
+#include "../meta.h"
+#include "../acl.h"
+#include "../members.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/path.h"

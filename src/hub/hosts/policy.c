@@ -4,6 +4,8 @@
  *
  * Threads: request threads; no state outside the database. */
 #include "internal.h"
+#include "../meta.h"
+#include "../acl.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/path.h"

@@ -4,6 +4,7 @@
  *
  * Threads: the command's main thread only. */
 #include "job.h"
+#include "../init.h"
 #include "../../core/json.h"
 #include "../../core/util.h"
 

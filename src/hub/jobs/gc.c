@@ -18,6 +18,7 @@
  *
  * Threads: the hub's jobs thread, or a `roost admin gc` process (job.h). */
 #include "job.h"
+#include "../possess.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/util.h"

@@ -7,6 +7,7 @@
  * Threads: the hub's jobs thread, or a `roost admin replicate|scrub` process
  * (job.h). */
 #include "job.h"
+#include "../tokens.h"
 #include "../hosts/hosts.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"

@@ -13,6 +13,8 @@
  * the main thread); request threads call api_jobs and jobs_metrics, which only
  * read the jobs table; `roost admin` calls jobs_run in its own process. */
 #include "job.h"
+#include "../meta.h"
+#include "../traffic.h"
 #include "../../core/json.h"
 #include "../../core/util.h"
 
