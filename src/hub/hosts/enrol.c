@@ -26,7 +26,8 @@
 
 #define HOST_INVITE_TTL_S 3600            /* a host invite lasts this long by default */
 #define HOST_INVITE_MAX_S (7 * 24 * 3600) /* … and at most this long */
-#define HEARTBEAT_MS_MAX  (3600 * 1000)   /* the longest heartbeat interval a host may name */
+#define HEARTBEAT_MS_MIN  100             /* the heartbeat intervals a host may name */
+#define HEARTBEAT_MS_MAX  (3600 * 1000)   /* … up to an hour */
 
 bool hosts_need_admin(struct req *r)
 {
@@ -292,12 +293,13 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 	if ((url &&
 	     (strlen(url) > 512 || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))) ||
 	    (json_object_get(r->json, "interval_ms") &&
-	     (!json_get_int(r->json, "interval_ms", &hb) || hb < 100 || hb > HEARTBEAT_MS_MAX)) ||
+	     (!json_get_int(r->json, "interval_ms", &hb) || hb < HEARTBEAT_MS_MIN ||
+	      hb > HEARTBEAT_MS_MAX)) ||
 	    (status && strcmp(status, "online") && strcmp(status, "stopping")))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                   "url is an http(s) URL, interval_ms 100..%d, status "
+		                   "url is an http(s) URL, interval_ms %d..%d, status "
 		                   "online|stopping",
-		                   HEARTBEAT_MS_MAX);
+		                   HEARTBEAT_MS_MIN, HEARTBEAT_MS_MAX);
 	const char *tunnel = json_get_str(r->json, "tunnel_url");
 	if (tunnel && (strlen(tunnel) > 512 || strncmp(tunnel, "https://", 8) != 0))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
