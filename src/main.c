@@ -4,6 +4,8 @@
 #include "core/util.h"
 #include "host/hostcli.h"
 #include "hub/hub.h"
+#include "hub/init.h"
+#include "hub/jobs/jobs.h"
 #include "relay/relay.h"
 
 #include <curl/curl.h>

@@ -5,6 +5,9 @@
  * is reported as absent (404), never as forbidden, so its existence does not
  * leak; a folder that only leads to something readable is visible. */
 #include "hub.h"
+#include "auth.h"
+#include "meta.h"
+#include "acl.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"

@@ -2,6 +2,10 @@
  * delete, usage. Each mutation is one transaction that also appends to the
  * change feed and the audit log. */
 #include "hub.h"
+#include "meta.h"
+#include "api.h"
+#include "acl.h"
+#include "members.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"

@@ -1,6 +1,10 @@
 /* auth: passwords (argon2id), bearer tokens (random, stored as SHA-256),
  * roles, and the login/logout endpoints. */
 #include "hub.h"
+#include "auth.h"
+#include "meta.h"
+#include "guard.h"
+#include "web.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/util.h"

@@ -13,6 +13,11 @@
  * resource helpers; dav_auth.c, dav_props.c, dav_lock.c and dav_tree.c the
  * rest (dav.h). */
 #include "dav.h"
+#include "auth.h"
+#include "dav/route.h"
+#include "meta.h"
+#include "upload.h"
+#include "acl.h"
 #include "../core/path.h"
 #include "../core/util.h"
 

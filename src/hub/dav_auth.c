@@ -2,6 +2,10 @@
  * account password (argon2id, remembered briefly), or a bearer token; Basic
  * only over TLS or from this machine. */
 #include "dav.h"
+#include "auth.h"
+#include "meta.h"
+#include "guard.h"
+#include "limits.h"
 #include "../core/path.h"
 #include "../core/util.h"
 

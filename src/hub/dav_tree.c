@@ -2,6 +2,11 @@
  * DELETE, COPY, MOVE, OPTIONS — through the API's own functions in capture
  * mode, so access rules, quotas, the feed and the audit log apply as in the API. */
 #include "dav.h"
+#include "meta.h"
+#include "api.h"
+#include "upload.h"
+#include "download.h"
+#include "acl.h"
 #include "../core/path.h"
 #include "../core/util.h"
 

@@ -2,6 +2,11 @@
  * Every chunk is verified against its hash as it is read; a corrupt chunk ends
  * the response with an error rather than serving bad bytes. */
 #include "hub.h"
+#include "meta.h"
+#include "upload.h"
+#include "download.h"
+#include "possess.h"
+#include "traffic.h"
 #include "../core/content.h"
 #include "../core/hash.h"
 #include "../core/path.h"

@@ -8,6 +8,9 @@
  * same wake-up. A waiting subscriber holds no database connection, and sends a
  * heartbeat comment when it has been quiet for the heartbeat interval. */
 #include "hub.h"
+#include "auth.h"
+#include "feed.h"
+#include "acl.h"
 #include "../core/json.h"
 #include "../core/util.h"
 

@@ -6,6 +6,7 @@
  * The client's key is its address, an IPv6 client's /64: one host gets a
  * whole /64 as easily as one address. */
 #include "hub.h"
+#include "guard.h"
 #include "../core/ratelimit.h"
 #include "../core/util.h"
 

@@ -1,6 +1,10 @@
 /* init: create a hub's data directory — database, signing key, owner, and the
  * workspace "default" with its root folder — in one transaction. */
 #include "hub.h"
+#include "auth.h"
+#include "api.h"
+#include "members.h"
+#include "init.h"
 #include "../core/util.h"
 
 #include <errno.h>

@@ -2,6 +2,8 @@
  * workspace's file size and storage quota checks. */
 #include "hub.h"
 #include "../core/ratelimit.h"
+#include "possess.h"
+#include "limits.h"
 #include "../core/util.h"
 
 #include <pthread.h>

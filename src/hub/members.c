@@ -7,6 +7,11 @@
  * with an email and password becomes a member (a new account is created for a
  * new email; an existing one must give its password). */
 #include "hub.h"
+#include "auth.h"
+#include "meta.h"
+#include "guard.h"
+#include "members.h"
+#include "web.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"

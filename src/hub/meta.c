@@ -1,6 +1,9 @@
 /* meta: the folder tree, files and versions in the database, and the two
  * append-only logs every mutation writes: changes (the feed) and audit_log. */
 #include "hub.h"
+#include "meta.h"
+#include "feed.h"
+#include "acl.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"

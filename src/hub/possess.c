@@ -10,6 +10,9 @@
  * in a version. A commit consumes its own rows; a refused upload's rows go at
  * once, and with them the chunks nothing else holds. */
 #include "hub.h"
+#include "upload.h"
+#include "possess.h"
+#include "acl.h"
 #include "../core/hash.h"
 #include "../core/path.h"
 #include "../core/util.h"

@@ -12,6 +12,16 @@
  * ?format=json) listing a shared folder or describing a shared file;
  * /s/TOKEN/file?path=P downloads; PUT /s/TOKEN/upload?path=P uploads. */
 #include "hub.h"
+#include "auth.h"
+#include "meta.h"
+#include "api.h"
+#include "upload.h"
+#include "tokens.h"
+#include "share.h"
+#include "zip.h"
+#include "download.h"
+#include "guard.h"
+#include "acl.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"

@@ -2,6 +2,8 @@
  * and the workspace's storage over time. Both answer only what the caller may
  * see (search) or what usage already shows them (history). */
 #include "hub.h"
+#include "acl.h"
+#include "stats.h"
 #include "../core/path.h"
 #include "../core/util.h"
 

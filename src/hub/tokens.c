@@ -9,6 +9,12 @@
  * the hub. A rotated key keeps verifying for TOKEN_TTL_MAX after its
  * retirement, so tokens already handed out stay good until they expire. */
 #include "hub.h"
+#include "auth.h"
+#include "meta.h"
+#include "upload.h"
+#include "tokens.h"
+#include "download.h"
+#include "acl.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/token.h"

@@ -4,6 +4,7 @@
  * per workspace and hour instead of a write per request. A hub killed loses
  * at most those few seconds of counts. */
 #include "hub.h"
+#include "traffic.h"
 #include "../core/util.h"
 
 #include <pthread.h>

@@ -10,6 +10,10 @@
  * (acl_perm_at with its deleted_at): deleting never shows a member what they
  * could not see before. */
 #include "hub.h"
+#include "meta.h"
+#include "trash.h"
+#include "limits.h"
+#include "acl.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"

@@ -2,6 +2,14 @@
  * commit a version in one transaction) and the one-shot streaming upload for
  * clients that don't chunk (the hub chunks the body itself). */
 #include "hub.h"
+#include "meta.h"
+#include "api.h"
+#include "upload.h"
+#include "tokens.h"
+#include "possess.h"
+#include "limits.h"
+#include "acl.h"
+#include "traffic.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/path.h"

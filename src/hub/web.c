@@ -9,6 +9,7 @@
  * port must carry X-Roost-CSRF, which a cross-origin page cannot send without a
  * CORS preflight this port never grants. */
 #include "hub.h"
+#include "web.h"
 #include "../core/util.h"
 
 #include <errno.h>

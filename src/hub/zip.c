@@ -7,6 +7,8 @@
  * descriptor and in the central directory. Chunks are verified as they are
  * read, as in any download. */
 #include "hub.h"
+#include "zip.h"
+#include "acl.h"
 #include "../core/content.h"
 #include "../core/path.h"
 #include "../core/util.h"

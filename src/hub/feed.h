@@ -1,0 +1,18 @@
+/* feed: the realtime change feed (SSE), its wake-ups and LISTEN/NOTIFY across
+ * hubs (feed.c).
+ *
+ * Threads: request threads (a subscriber's stream blocks its own), the LISTEN thread,
+ * and committers calling feed_notify. */
+#ifndef ROOST_HUB_FEED_H
+#define ROOST_HUB_FEED_H
+
+#include "hub.h"
+
+void feed_init(struct hub *hub);
+void feed_start_listener(struct hub *hub);
+void feed_notify(struct hub *hub);
+int feed_subscribers(struct hub *hub);
+void feed_stop(struct hub *hub); /* ends every stream; before stopping the daemons */
+void feed_free(struct hub *hub);
+enum MHD_Result api_events(struct req *r);
+#endif

@@ -1,0 +1,347 @@
+/* hosts/data: the hub's side of the data plane with hosts — replica reports
+ * (which host holds which chunk), the tree snapshot a host starts from,
+ * download manifests with the hosts to fetch each chunk from, chunk tokens
+ * that let a client fetch from hosts, replica counts, and the corrupt copies
+ * a host's scrub reports.
+ *
+ * Threads: request threads; no state outside the database. */
+#include "internal.h"
+#include "../meta.h"
+#include "../tokens.h"
+#include "../acl.h"
+#include "../../core/hash.h"
+#include "../../core/json.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REPLICA_REPORT_MAX 10000 /* hashes in one replica report */
+#define CHUNK_TOKEN_TTL_S  600   /* a manifest's chunk token, and a new one's default */
+
+/* POST /workspaces/W/hosts/self/replicas {have:[hash], dropped:[hash]} */
+enum MHD_Result api_host_replicas(struct req *r)
+{
+	if (!hosts_need_host(r))
+		return MHD_YES;
+	json_t *have = json_object_get(r->json, "have");
+	json_t *dropped = json_object_get(r->json, "dropped");
+	if ((have && !json_is_array(have)) || (dropped && !json_is_array(dropped)))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "have and dropped are arrays of chunk hashes");
+	if (json_array_size(have) + json_array_size(dropped) > REPLICA_REPORT_MAX)
+		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_hashes",
+		                   "at most %d hashes per report", REPLICA_REPORT_MAX);
+	json_t *lists[2] = {have, dropped};
+	for (int l = 0; l < 2; l++) {
+		size_t i;
+		json_t *h;
+		json_array_foreach(lists[l], i, h)
+		{
+			if (!hash_hex_valid(json_string_value(h)))
+				return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
+				                   "%s[%zu] is not 64 lowercase hex digits",
+				                   l ? "dropped" : "have", i);
+		}
+	}
+	char holder[32];
+	snprintf(holder, sizeof holder, "host:%lld", (long long)r->host_id);
+	int64_t now = now_ms(), recorded = 0;
+	if (db_begin(r->db) != DB_DONE)
+		return reply_db_error(r);
+	size_t i;
+	json_t *h;
+	/* Only chunks this workspace may reference, and that a version uses. */
+	json_array_foreach(have, i, h)
+	{
+		int64_t ok = 0;
+		if (db_int64(r->db, &ok,
+		             "SELECT COUNT(*) FROM workspace_chunks wc JOIN chunks c ON c.hash = "
+		             "wc.chunk_hash WHERE wc.workspace_id = ? AND wc.chunk_hash = ?",
+		             "it", r->ws_id, json_string_value(h)) != DB_ROW)
+			goto db_fail;
+		if (ok &&
+		    db_run(r->db,
+		           "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, "
+		           "updated_at) VALUES(?,?,?,'ok',?) ON CONFLICT (chunk_hash, holder) DO "
+		           "UPDATE SET state = 'ok', updated_at = excluded.updated_at",
+		           "ttii", json_string_value(h), holder, r->host_id, now) != DB_DONE)
+			goto db_fail;
+		recorded += ok;
+	}
+	json_array_foreach(dropped, i, h)
+	{
+		if (db_run(r->db, "DELETE FROM chunk_replicas WHERE chunk_hash = ? AND holder = ?",
+		           "tt", json_string_value(h), holder) != DB_DONE)
+			goto db_fail;
+	}
+	if (db_commit(r->db) != DB_DONE)
+		goto db_fail;
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:I}", "recorded", (json_int_t)recorded, "dropped",
+	                            (json_int_t)json_array_size(dropped)));
+db_fail:
+	db_rollback(r->db);
+	return reply_db_error(r);
+}
+
+/* GET /workspaces/W/tree: every folder and live file the caller may read, with
+ * the feed seq to follow from. The seq is read first, so the snapshot is at
+ * least as new as it; replaying from it is harmless (changes are idempotent). */
+enum MHD_Result api_tree(struct req *r)
+{
+	struct acl *a = req_acl(r);
+	int64_t seq = 0;
+	if (!a || db_int64(r->db, &seq, "SELECT last_seq FROM workspaces WHERE id = ?", "i",
+	                   r->ws_id) != DB_ROW)
+		return reply_db_error(r);
+	json_t *folders = json_array(), *files = json_array();
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT path FROM folders WHERE workspace_id = ? AND "
+	                              "deleted_at IS NULL AND path <> '/' ORDER BY path",
+	                              "i", r->ws_id);
+	while (st && db_step(st) == DB_ROW)
+		if (acl_visible(a, db_col_text(st, 0), false))
+			json_array_append_new(folders, json_string(db_col_text(st, 0)));
+	db_finalize(st);
+	st = db_query(r->db,
+	              "SELECT fo.path, f.name, v.number, v.id, v.size, v.hash, f.updated_at FROM "
+	              "files f JOIN folders fo ON fo.id = f.folder_id JOIN file_versions v ON v.id "
+	              "= f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	              "i", r->ws_id);
+	if (!st) {
+		json_decref(folders);
+		json_decref(files);
+		return reply_db_error(r);
+	}
+	while (db_step(st) == DB_ROW) {
+		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
+		if (acl_perm(a, p, true) >= PERM_READ)
+			json_array_append_new(
+			    files,
+			    json_pack("{s:s, s:I, s:I, s:I, s:s, s:I}", "path", p, "version",
+			              (json_int_t)db_col_int64(st, 2), "version_id",
+			              (json_int_t)db_col_int64(st, 3), "size",
+			              (json_int_t)db_col_int64(st, 4), "hash", db_col_text(st, 5),
+			              "modified_at", (json_int_t)db_col_int64(st, 6)));
+		free(p);
+	}
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:o, s:o}", "seq", (json_int_t)seq, "folders", folders,
+	                            "files", files));
+}
+
+static char *chunk_token(struct req *r, int64_t ttl_s, int64_t *exp)
+{
+	*exp = now_ms() + ttl_s * 1000;
+	return tokens_sign(r->db, json_pack("{s:I, s:s, s:I}", "ws", (json_int_t)r->ws_id, "scope",
+	                                    "chunks", "exp", (json_int_t)*exp));
+}
+
+/* GET /workspaces/W/manifest?path=P[&version=N]: a version's chunks and where
+ * they can be fetched: online hosts holding each, plus the hub. */
+enum MHD_Result api_manifest(struct req *r)
+{
+	char *path = req_path_arg(r, "path");
+	if (!path)
+		return MHD_YES;
+	const char *vs = req_arg(r, "version", NULL);
+	int64_t version = vs ? parse_id(vs) : 0;
+	enum MHD_Result ret = MHD_YES;
+	struct file_info fi;
+	if (vs && version <= 0) {
+		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                  "version is a positive number");
+		goto out;
+	}
+	if (!meta_readable_version(r, path, version, &fi))
+		goto out;
+	int64_t now = now_ms();
+	json_t *chunks = json_array(), *hosts = json_object();
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT chunk_hash, size, chunk_offset FROM version_chunks "
+	                              "WHERE version_id = ? ORDER BY idx",
+	                              "i", fi.version_id);
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(chunks,
+		                      json_pack("{s:s, s:I, s:I, s:[]}", "hash", db_col_text(st, 0),
+		                                "size", (json_int_t)db_col_int64(st, 1), "offset",
+		                                (json_int_t)db_col_int64(st, 2), "hosts"));
+	db_finalize(st);
+	st = db_query(r->db,
+	              "SELECT vc.idx, h.id, h.url FROM version_chunks vc JOIN chunk_replicas cr ON "
+	              "cr.chunk_hash = vc.chunk_hash JOIN hosts h ON h.id = cr.host_id WHERE "
+	              "vc.version_id = ? AND cr.state = 'ok' AND h.workspace_id = ? AND "
+	              "h.revoked_at IS NULL AND h.url IS NOT NULL AND " HOST_ONLINE_SQL
+	              " ORDER BY vc.idx",
+	              "iii", fi.version_id, r->ws_id, now);
+	while (st && db_step(st) == DB_ROW) {
+		json_t *c = json_array_get(chunks, (size_t)db_col_int64(st, 0));
+		char id[24];
+		snprintf(id, sizeof id, "%lld", (long long)db_col_int64(st, 1));
+		if (c)
+			json_array_append_new(json_object_get(c, "hosts"),
+			                      json_integer(db_col_int64(st, 1)));
+		json_object_set_new(hosts, id, json_string(db_col_text(st, 2)));
+	}
+	db_finalize(st);
+	json_t *o =
+	    json_pack("{s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "path", path, "version",
+	              (json_int_t)fi.version_no, "version_id", (json_int_t)fi.version_id, "size",
+	              (json_int_t)fi.size, "hash", fi.hash, "chunks", chunks, "hosts", hosts);
+	if (json_object_size(hosts) && acl_reads_all(r)) {
+		int64_t exp;
+		char *tok = chunk_token(r, CHUNK_TOKEN_TTL_S, &exp);
+		if (tok)
+			json_object_set_new(o, "chunk_token", json_string(tok));
+		free(tok);
+	}
+	ret = reply_json(r, MHD_HTTP_OK, o);
+out:
+	free(path);
+	return ret;
+}
+
+/* POST /workspaces/W/tokens {scope:"chunks", expires_in} */
+enum MHD_Result api_token_create(struct req *r)
+{
+	const char *scope = json_get_str(r->json, "scope");
+	int64_t ttl = CHUNK_TOKEN_TTL_S;
+	if (!scope || strcmp(scope, "chunks") != 0 ||
+	    (json_object_get(r->json, "expires_in") &&
+	     (!json_get_int(r->json, "expires_in", &ttl) || ttl < 1 ||
+	      ttl * 1000 > TOKEN_TTL_MAX_MS)))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "scope is \"chunks\" and expires_in 1..%lld seconds",
+		                   (long long)(TOKEN_TTL_MAX_MS / 1000));
+	if (!acl_reads_all(r))
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                   "a chunk token needs read access to the whole workspace");
+	int64_t exp;
+	char *tok = chunk_token(r, ttl, &exp);
+	if (!tok)
+		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_signing_key",
+		                   "the hub has no usable signing key");
+	json_t *o = json_pack("{s:s, s:s, s:I}", "token", tok, "scope", "chunks", "expires_at",
+	                      (json_int_t)exp);
+	free(tok);
+	return reply_json(r, MHD_HTTP_CREATED, o);
+}
+
+/* The copies of each chunk of a current version: hub storage + online hosts. */
+#define COPIES_SQL                                                                                 \
+	"(SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN hosts h ON h.id = cr.host_id WHERE "    \
+	"cr.chunk_hash = vc.chunk_hash AND cr.state = 'ok' AND (cr.holder = 'hub' OR "             \
+	"(h.revoked_at IS NULL AND " HOST_ONLINE_SQL ")))"
+
+/* The same for a member who may not read every file: over what they may. */
+static enum MHD_Result replicas_readable(struct req *r, int64_t minr, int64_t now)
+{
+	struct acl_sums s;
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT d.path, f.name, vc.chunk_hash, " COPIES_SQL " FROM files f JOIN folders d ON "
+	    "d.id = f.folder_id JOIN version_chunks vc ON vc.version_id = f.current_version_id "
+	    "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	    "ii", now, r->ws_id);
+	if (acl_sum_readable(r, st, minr, &s) != 0)
+		return reply_db_error(r);
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)s.count,
+	                            "under_replicated", (json_int_t)s.below, "copies",
+	                            (json_int_t)s.sum, "min_replicas", (json_int_t)minr));
+}
+
+/* GET /workspaces/W/replicas: chunks of current versions and how many have
+ * fewer online copies (hub storage + online hosts) than min_replicas. */
+enum MHD_Result api_replicas(struct req *r)
+{
+	int64_t now = now_ms(), minr = 2;
+	if (db_int64(r->db, &minr, "SELECT min_replicas FROM workspaces WHERE id = ?", "i",
+	             r->ws_id) != DB_ROW)
+		return reply_db_error(r);
+	if (!acl_reads_all(r))
+		return replicas_readable(r, minr, now);
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN n < ? THEN 1 ELSE 0 END), 0), "
+	    "COALESCE(SUM(n), 0) FROM (SELECT (SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN "
+	    "hosts h ON h.id = cr.host_id WHERE cr.chunk_hash = u.chunk_hash AND cr.state = 'ok' "
+	    "AND (cr.holder = 'hub' OR (h.revoked_at IS NULL AND " HOST_ONLINE_SQL "))) AS n FROM "
+	    "(SELECT DISTINCT vc.chunk_hash FROM files f JOIN version_chunks vc ON vc.version_id "
+	    "= f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL) u) x",
+	    "iii", minr, now, r->ws_id);
+	if (!st || db_step(st) != DB_ROW) {
+		db_finalize(st);
+		return reply_db_error(r);
+	}
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)db_col_int64(st, 0),
+	                      "under_replicated", (json_int_t)db_col_int64(st, 1), "copies",
+	                      (json_int_t)db_col_int64(st, 2), "min_replicas", (json_int_t)minr);
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK, o);
+}
+
+/* POST /workspaces/W/hosts/self/scrub {files_checked, bytes_checked,
+ * corrupt:[{path, hash}], cache_chunks_dropped}: what a host's scrub found.
+ * Audited; the host's copies of a corrupt file's chunks count as corrupt
+ * until it reports them again (after fetching the file back). */
+enum MHD_Result api_host_scrub(struct req *r)
+{
+	if (!hosts_need_host(r))
+		return MHD_YES;
+	json_t *corrupt = json_object_get(r->json, "corrupt");
+	int64_t files = 0, bytes = 0, dropped = 0;
+	if ((corrupt && !json_is_array(corrupt)) || json_array_size(corrupt) > 10000 ||
+	    (json_object_get(r->json, "files_checked") &&
+	     !json_get_int(r->json, "files_checked", &files)) ||
+	    (json_object_get(r->json, "bytes_checked") &&
+	     !json_get_int(r->json, "bytes_checked", &bytes)))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "files_checked, bytes_checked (numbers) and corrupt (at most "
+		                   "10000 {path, hash}) are expected");
+	json_get_int(r->json, "cache_chunks_dropped", &dropped);
+	size_t i;
+	json_t *c;
+	json_array_foreach(corrupt, i, c)
+	{
+		const char *p = json_get_str(c, "path"), *hash = json_get_str(c, "hash");
+		if (!p || !hash_hex_valid(hash) || p[0] != '/' || strlen(p) > 4096)
+			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+			                   "corrupt[%zu] needs a path and a version hash", i);
+	}
+	char holder[32];
+	snprintf(holder, sizeof holder, "host:%lld", (long long)r->host_id);
+	if (db_begin(r->db) != DB_DONE)
+		return reply_db_error(r);
+	json_array_foreach(corrupt, i, c)
+	{
+		if (db_run(
+		        r->db,
+		        "UPDATE chunk_replicas SET state = 'corrupt', updated_at = ? WHERE holder "
+		        "= ? "
+		        "AND chunk_hash IN (SELECT vc.chunk_hash FROM version_chunks vc JOIN "
+		        "file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id "
+		        "WHERE f.workspace_id = ? AND v.hash = ?)",
+		        "itit", now_ms(), holder, r->ws_id, json_get_str(c, "hash")) != DB_DONE ||
+		    meta_audit(r, "file.corrupt", json_get_str(c, "path"),
+		               json_pack("{s:s, s:I}", "hash", json_get_str(c, "hash"), "host",
+		                         (json_int_t)r->host_id)) != 0)
+			goto fail;
+	}
+	if (meta_audit(r, "host.scrub", holder,
+	               json_pack("{s:I, s:I, s:I, s:I}", "files_checked", (json_int_t)files,
+	                         "bytes_checked", (json_int_t)bytes, "corrupt",
+	                         (json_int_t)json_array_size(corrupt), "cache_chunks_dropped",
+	                         (json_int_t)dropped)) != 0 ||
+	    db_commit(r->db) != DB_DONE)
+		goto fail;
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+fail:
+	db_rollback(r->db);
+	return reply_db_error(r);
+}

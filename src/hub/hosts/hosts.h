@@ -1,0 +1,48 @@
+/* hosts: the hub's side of host agents (docs/host.md), as the route table
+ * and the jobs see it: enrolment and liveness (enrol.c), replication policies
+ * (policy.c), the data plane — replicas, manifests, chunk tokens — (data.c)
+ * and relay URLs (relay_url.c).
+ *
+ * Threads: request threads call the handlers; the jobs read hosts' liveness
+ * through HOST_ONLINE_SQL. No state outside the database. */
+#ifndef ROOST_HUB_HOSTS_H
+#define ROOST_HUB_HOSTS_H
+
+#include "../hub.h"
+
+/* A host that names no interval heartbeats this often; it is online while its
+ * last heartbeat is within three intervals. */
+#define HOST_HEARTBEAT_MS_DEFAULT 5000
+
+/* SQL: is host row h online at time ? */
+#define HOST_ONLINE_SQL                                                                            \
+	"(h.last_seen IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "                  \
+	"COALESCE(h.heartbeat_ms, " STRINGIFY(HOST_HEARTBEAT_MS_DEFAULT) ") > ?)"
+
+/* enrol.c */
+enum MHD_Result api_host_invite(struct req *r);
+enum MHD_Result api_host_join(struct req *r);
+enum MHD_Result api_hosts(struct req *r);
+enum MHD_Result api_host_heartbeat(struct req *r);
+/* DELETE /workspaces/W/hosts/H: revoke the host. */
+enum MHD_Result api_host_remove(struct req *r);
+
+/* policy.c */
+enum MHD_Result api_host_policies(struct req *r);
+enum MHD_Result api_host_policy_set(struct req *r);
+
+/* data.c */
+enum MHD_Result api_host_replicas(struct req *r);
+enum MHD_Result api_tree(struct req *r);
+enum MHD_Result api_manifest(struct req *r);
+enum MHD_Result api_token_create(struct req *r);
+enum MHD_Result api_replicas(struct req *r);
+enum MHD_Result api_host_scrub(struct req *r);
+
+/* relay_url.c */
+enum MHD_Result api_host_relay_token(struct req *r);
+enum MHD_Result api_host_rotate_url(struct req *r);
+enum MHD_Result api_host_revoke_url(struct req *r);
+enum MHD_Result api_relay_revocations(struct req *r);
+
+#endif

@@ -1,0 +1,417 @@
+/* jobs/gc: collecting what is no longer kept (docs/jobs.md). Expire old
+ * versions (keep_versions / keep_days), purge the trash (trash_days), then
+ * delete chunks no version references once they have been unreferenced for
+ * gc_retention_s and no member has touched them for the upload lease; then
+ * objects the database does not know at all. Each stage resumes at the
+ * cursor a lapsed run saved.
+ *
+ * The GC fence: a commit claims each chunk it references by touching its
+ * grant (workspace_chunks.touched_at) inside the commit's transaction, and GC
+ * deletes a chunk only inside a transaction that first deletes its grants not
+ * touched within the lease and then finds none left and no version using it.
+ * On SQLite writers are serialized; on PostgreSQL the two row locks order the
+ * transactions and the re-checked touched_at condition keeps a just-claimed
+ * grant. Either the commit sees its chunk gone (409 missing_chunks: the client
+ * sends it again) or GC sees it claimed — never a version without its bytes.
+ * The object is unlinked before GC's transaction commits, so a grant never
+ * outlives the bytes it names except for a crash, which reads as missing.
+ *
+ * Threads: the hub's jobs thread, or a `roost admin gc` process (job.h). */
+#include "job.h"
+#include "../possess.h"
+#include "../../core/hash.h"
+#include "../../core/json.h"
+#include "../../core/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GC_EVERY_MS            DAY_MS /* how often the hub collects, by default */
+#define GC_RETENTION_S_DEFAULT 604800 /* 7 days: workspaces.gc_retention_s's default */
+
+/* Delete one version's rows; its chunks lose a reference each (and note when
+ * a chunk lost its last). In the caller's transaction. */
+static int drop_version(struct db *db, int64_t vid, int64_t now)
+{
+	struct db_stmt *st =
+	    db_query(db, "SELECT chunk_hash FROM version_chunks WHERE version_id = ?", "i", vid);
+	json_t *hashes = json_array();
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(hashes, json_string(db_col_text(st, 0)));
+	db_finalize(st);
+	int rc = st ? DB_DONE : DB_ERR;
+	size_t i;
+	json_t *h;
+	json_array_foreach(hashes, i, h)
+	{
+		if (rc == DB_DONE)
+			rc = db_run(
+			    db,
+			    "UPDATE chunks SET refcount = refcount - 1, unref_at = CASE WHEN "
+			    "refcount <= 1 THEN ? ELSE unref_at END WHERE hash = ?",
+			    "it", now, json_string_value(h));
+	}
+	json_decref(hashes);
+	if (rc == DB_DONE)
+		rc = db_run(db, "DELETE FROM version_chunks WHERE version_id = ?", "i", vid);
+	if (rc == DB_DONE)
+		rc = db_run(db, "DELETE FROM file_versions WHERE id = ?", "i", vid);
+	return rc;
+}
+
+/* The next batch of (id, workspace) pairs a query yields for (after, now,
+ * JOB_BATCH). How many, or DB_ERR. */
+static int batch_ids(struct db *db, const char *sql, int64_t after, int64_t now, int64_t *ids,
+                     int64_t *wss)
+{
+	struct db_stmt *st = db_query(db, sql, "iii", after, now, (int64_t)JOB_BATCH);
+	if (!st)
+		return DB_ERR;
+	int n = 0, step;
+	while (n < JOB_BATCH && (step = db_step(st)) == DB_ROW) {
+		ids[n] = db_col_int64(st, 0);
+		wss[n++] = db_col_int64(st, 1);
+	}
+	db_finalize(st);
+	return step == DB_ERR ? DB_ERR : n;
+}
+
+/* Old versions past the workspace's keep_versions and keep_days (a version is
+ * kept while it is one of the newest keep_versions or younger than keep_days;
+ * the current version always). Files in the trash keep theirs until purged. */
+static enum job_result gc_versions(struct job *j)
+{
+	struct db *db = j->c->db;
+	int64_t now = now_ms();
+	for (;;) {
+		int64_t ids[JOB_BATCH], wss[JOB_BATCH];
+		int n = batch_ids(
+		    db,
+		    "SELECT v.id, f.workspace_id FROM file_versions v JOIN files f ON f.id = "
+		    "v.file_id JOIN workspaces w ON w.id = f.workspace_id WHERE v.id > ? AND v.id "
+		    "<> "
+		    "COALESCE(f.current_version_id, 0) AND f.deleted_at IS NULL AND "
+		    "(COALESCE(w.keep_versions, 0) > 0 OR COALESCE(w.keep_days, 0) > 0) AND "
+		    "(COALESCE(w.keep_versions, 0) = 0 OR (SELECT COUNT(*) FROM file_versions n "
+		    "WHERE "
+		    "n.file_id = v.file_id AND n.number > v.number) >= w.keep_versions) AND "
+		    "(COALESCE(w.keep_days, 0) = 0 OR v.created_at + CAST(w.keep_days AS BIGINT) * "
+		    "86400000 < ?) ORDER BY v.id LIMIT ?",
+		    job_cur_int(j, "after_version"), now, ids, wss);
+		if (n < 0)
+			return JOB_DB_ERR;
+		for (int i = 0; i < n; i++) {
+			if (db_begin(db) != DB_DONE)
+				return JOB_DB_ERR;
+			if (drop_version(db, ids[i], now) != DB_DONE || db_commit(db) != DB_DONE) {
+				db_rollback(db);
+				return JOB_DB_ERR;
+			}
+			job_audit(db, wss[i], "version.expire", NULL,
+			          json_pack("{s:I}", "version_id", (json_int_t)ids[i]));
+		}
+		if (n)
+			json_object_set_new(j->cur, "after_version", json_integer(ids[n - 1]));
+		job_cur_add(j, "versions_expired", n);
+		if (!job_lease_renew(j))
+			return JOB_LEASE_LOST;
+		if (n < JOB_BATCH)
+			return JOB_OK;
+	}
+}
+
+/* Files deleted more than trash_days ago lose their versions for good (the
+ * row stays as a tombstone with purged_at). */
+static enum job_result gc_trash(struct job *j)
+{
+	struct db *db = j->c->db;
+	int64_t now = now_ms();
+	for (;;) {
+		int64_t ids[JOB_BATCH], wss[JOB_BATCH];
+		int n = batch_ids(
+		    db,
+		    "SELECT f.id, f.workspace_id FROM files f JOIN workspaces w ON w.id = "
+		    "f.workspace_id WHERE f.id > ? AND f.deleted_at IS NOT NULL AND f.purged_at IS "
+		    "NULL AND f.deleted_at + CAST(w.trash_days AS BIGINT) * 86400000 < ? ORDER BY "
+		    "f.id "
+		    "LIMIT ?",
+		    job_cur_int(j, "after_file"), now, ids, wss);
+		if (n < 0)
+			return JOB_DB_ERR;
+		for (int i = 0; i < n; i++) {
+			if (db_begin(db) != DB_DONE)
+				return JOB_DB_ERR;
+			struct db_stmt *vs = db_query(
+			    db, "SELECT id FROM file_versions WHERE file_id = ?", "i", ids[i]);
+			int64_t vids[64];
+			int nv = 0, rc = vs ? DB_DONE : DB_ERR;
+			bool more = false;
+			while (vs && db_step(vs) == DB_ROW) {
+				if (nv < 64)
+					vids[nv++] = db_col_int64(vs, 0);
+				else
+					more = true;
+			}
+			db_finalize(vs);
+			for (int k = 0; k < nv && rc == DB_DONE; k++)
+				rc = drop_version(db, vids[k], now);
+			if (rc == DB_DONE && !more)
+				rc = db_run(
+				    db,
+				    "UPDATE files SET purged_at = ?, current_version_id = NULL "
+				    "WHERE id = ?",
+				    "ii", now, ids[i]);
+			if (rc != DB_DONE || db_commit(db) != DB_DONE) {
+				db_rollback(db);
+				return JOB_DB_ERR;
+			}
+			if (more) { /* a file with many versions: the rest on the next pass */
+				i--;
+				continue;
+			}
+			job_audit(db, wss[i], "trash.purge", NULL,
+			          json_pack("{s:I}", "file_id", (json_int_t)ids[i]));
+		}
+		if (n)
+			json_object_set_new(j->cur, "after_file", json_integer(ids[n - 1]));
+		job_cur_add(j, "files_purged", n);
+		if (!job_lease_renew(j))
+			return JOB_LEASE_LOST;
+		if (n < JOB_BATCH)
+			return JOB_OK;
+	}
+}
+
+/* How long chunk hash stays after it lost its last reference: the run's
+ * --retention, else the longest gc_retention_s of the workspaces holding it. */
+static int64_t retention_of(struct job *j, const char *hash)
+{
+	if (j->c->retention_ms >= 0)
+		return j->c->retention_ms;
+	int64_t s = GC_RETENTION_S_DEFAULT;
+	db_int64(j->c->db, &s,
+	         "SELECT COALESCE(MAX(w.gc_retention_s), " STRINGIFY(
+	             GC_RETENTION_S_DEFAULT) ") FROM workspace_chunks wc JOIN "
+	                                     "workspaces w ON w.id = wc.workspace_id WHERE "
+	                                     "wc.chunk_hash = ?",
+	         "t", hash);
+	return s * 1000;
+}
+
+/* Delete chunk hash if nothing claims it: grants not touched since
+ * lease_cutoff go, and if none is left and no version uses it, so do its
+ * object, replica rows and row (*deleted: whether it went). */
+static enum job_result delete_chunk(struct job *j, const char *hash, int64_t lease_cutoff,
+                                    int64_t *bytes, bool *deleted)
+{
+	*deleted = false;
+	struct db *db = j->c->db;
+	int64_t one = 0, size = 0;
+	db_set_relaxed(db, true); /* losing this in a crash only leaves a chunk to collect again */
+	if (db_begin(db) != DB_DONE) {
+		db_set_relaxed(db, false);
+		return JOB_DB_ERR;
+	}
+	int rc = db_run(db, "DELETE FROM workspace_chunks WHERE chunk_hash = ? AND touched_at < ?",
+	                "ti", hash, lease_cutoff);
+	int claimed = rc == DB_DONE
+	                  ? db_int64(db, &one,
+	                             "SELECT 1 FROM workspace_chunks WHERE chunk_hash = ? "
+	                             "UNION ALL SELECT 1 FROM version_chunks WHERE "
+	                             "chunk_hash = ? LIMIT 1",
+	                             "tt", hash, hash)
+	                  : DB_ERR;
+	if (claimed != DB_DONE) {
+		db_rollback(db);
+		db_set_relaxed(db, false);
+		return claimed == DB_ROW ? JOB_OK : JOB_DB_ERR;
+	}
+	size = store_size(j->c->store, hash);
+	int gone = store_remove(j->c->store, hash);
+	if (gone != 0 && gone != -ENOENT) {
+		db_rollback(db);
+		db_set_relaxed(db, false);
+		return JOB_STORE_ERR;
+	}
+	if (db_run(db, "DELETE FROM chunk_uploads WHERE chunk_hash = ?", "t", hash) != DB_DONE ||
+	    db_run(db, "DELETE FROM chunk_replicas WHERE chunk_hash = ?", "t", hash) != DB_DONE ||
+	    db_run(db, "DELETE FROM chunks WHERE hash = ?", "t", hash) != DB_DONE ||
+	    db_commit(db) != DB_DONE) {
+		db_rollback(db);
+		db_set_relaxed(db, false);
+		return JOB_DB_ERR;
+	}
+	db_set_relaxed(db, false);
+	*bytes += size > 0 ? size : 0;
+	*deleted = true;
+	return JOB_OK;
+}
+
+/* Run delete_chunk over the hashes a query yields (cursor "after_<key>"). */
+static enum job_result gc_hashes(struct job *j, const char *key, const char *sql, bool committed)
+{
+	char after_key[32];
+	snprintf(after_key, sizeof after_key, "after_%s", key);
+	for (;;) {
+		int64_t now = now_ms();
+		char after[HASH_HEX_LEN + 1];
+		snprintf(after, sizeof after, "%s", job_cur_str(j, after_key));
+		struct db_stmt *st = db_query(j->c->db, sql, "ti", after, (int64_t)JOB_BATCH);
+		if (!st)
+			return JOB_DB_ERR;
+		char(*hashes)[HASH_HEX_LEN + 1] = xmalloc(JOB_BATCH * sizeof *hashes);
+		int64_t unref[JOB_BATCH];
+		int n = 0, step;
+		while (n < JOB_BATCH && (step = db_step(st)) == DB_ROW) {
+			snprintf(hashes[n], sizeof hashes[n], "%s", db_col_text(st, 0));
+			unref[n++] = db_col_is_null(st, 1) ? now : db_col_int64(st, 1);
+		}
+		db_finalize(st);
+		if (step == DB_ERR) {
+			free(hashes);
+			return JOB_DB_ERR;
+		}
+		int64_t deleted = 0, bytes = 0, kept = 0;
+		for (int i = 0; i < n; i++) {
+			int64_t keep = retention_of(j, hashes[i]);
+			/* Committed chunks count from when they lost their last
+			 * reference, and every grant of theirs may go (a commit that
+			 * claims one meanwhile is fenced off by the transaction).
+			 * Never-committed ones count from their last touch, and an
+			 * upload still under way keeps them for the lease. */
+			int64_t lease_cutoff =
+			    committed ? now + 1
+			              : now - (keep > UPLOAD_LEASE_MS ? keep : UPLOAD_LEASE_MS);
+			if (committed && unref[i] > now - keep) {
+				kept++;
+				continue;
+			}
+			bool gone;
+			enum job_result rc =
+			    delete_chunk(j, hashes[i], lease_cutoff, &bytes, &gone);
+			if (rc != JOB_OK) {
+				free(hashes);
+				return rc;
+			}
+			deleted += gone;
+			kept += !gone;
+		}
+		if (n)
+			json_object_set_new(j->cur, after_key, json_string(hashes[n - 1]));
+		free(hashes);
+		job_cur_add(j, "chunks_deleted", deleted);
+		job_cur_add(j, "bytes_freed", bytes);
+		job_cur_add(j, "chunks_kept", kept);
+		if (!job_lease_renew(j))
+			return JOB_LEASE_LOST;
+		if (n < JOB_BATCH)
+			return JOB_OK;
+	}
+}
+
+struct stray_scan {
+	struct job *j;
+	int64_t cutoff, deleted, bytes;
+};
+
+/* An object no row names (a crash between writing and recording it). */
+static void stray_object(const char *hash, int64_t mtime_ms, void *cls)
+{
+	struct stray_scan *s = cls;
+	int64_t one = 0;
+	if (mtime_ms >= s->cutoff ||
+	    db_int64(s->j->c->db, &one,
+	             "SELECT 1 FROM chunks WHERE hash = ? UNION ALL SELECT 1 FROM "
+	             "workspace_chunks WHERE chunk_hash = ? LIMIT 1",
+	             "tt", hash, hash) != DB_DONE)
+		return;
+	bool gone;
+	delete_chunk(s->j, hash, s->cutoff, &s->bytes, &gone);
+	s->deleted += gone;
+}
+
+static enum job_result gc_strays(struct job *j)
+{
+	/* Uploads past their lease prove nothing and are no one's pending bytes. */
+	if (db_run(j->c->db, "DELETE FROM chunk_uploads WHERE touched_at < ?", "i",
+	           now_ms() - UPLOAD_PENDING_MS) != DB_DONE)
+		return JOB_DB_ERR;
+	for (int dir = (int)job_cur_int(j, "store_dir"); dir < 256; dir++) {
+		struct stray_scan s = {.j = j, .cutoff = now_ms() - UPLOAD_LEASE_MS};
+		store_list_dir(j->c->store, dir, stray_object, &s);
+		job_cur_add(j, "chunks_deleted", s.deleted);
+		job_cur_add(j, "bytes_freed", s.bytes);
+		json_object_set_new(j->cur, "store_dir", json_integer(dir + 1));
+		if (dir % 16 == 15 && !job_lease_renew(j))
+			return JOB_LEASE_LOST;
+	}
+	return JOB_OK;
+}
+
+static enum job_result gc_chunks(struct job *j)
+{
+	return gc_hashes(j, "chunk",
+	                 "SELECT hash, unref_at FROM chunks WHERE refcount <= 0 "
+	                 "AND hash > ? ORDER BY hash LIMIT ?",
+	                 true);
+}
+
+static enum job_result gc_orphans(struct job *j)
+{
+	return gc_hashes(j, "orphan",
+	                 "SELECT DISTINCT wc.chunk_hash, NULL FROM "
+	                 "workspace_chunks wc WHERE wc.chunk_hash > ? AND NOT "
+	                 "EXISTS (SELECT 1 FROM chunks c WHERE c.hash = "
+	                 "wc.chunk_hash) ORDER BY 1 LIMIT ?",
+	                 false);
+}
+
+/* The stages in order; the cursor's "stage" says where a resumed run starts. */
+static const struct {
+	const char *name;
+	enum job_result (*run)(struct job *j);
+} gc_stages[] = {{"versions", gc_versions},
+                 {"trash", gc_trash},
+                 {"chunks", gc_chunks},
+                 {"orphans", gc_orphans},
+                 {"strays", gc_strays}};
+#define GC_STAGES (sizeof gc_stages / sizeof *gc_stages)
+
+static enum job_result run_gc(struct job *j)
+{
+	const char *stage = job_cur_str(j, "stage");
+	size_t from = 0;
+	for (size_t i = 0; i < GC_STAGES; i++)
+		if (strcmp(stage, gc_stages[i].name) == 0)
+			from = i;
+	for (size_t i = from; i < GC_STAGES; i++) {
+		json_object_set_new(j->cur, "stage", json_string(gc_stages[i].name));
+		enum job_result rc = gc_stages[i].run(j);
+		if (rc != JOB_OK)
+			return rc;
+	}
+	/* Tell hosts (on the feed) which chunks are gone, so their caches drop them. */
+	int64_t deleted = job_cur_int(j, "chunks_deleted");
+	if (deleted)
+		job_tell_workspaces(j, "chunks.collected",
+		                    json_pack("{s:I}", "chunks", (json_int_t)deleted));
+	return JOB_OK;
+}
+
+static void gc_summary(json_t *res)
+{
+	printf("gc: %lld old versions expired, %lld files purged from the trash, %lld "
+	       "chunks deleted (%lld bytes freed), %lld unreferenced chunks kept for "
+	       "now%s\n",
+	       (long long)json_integer_value(json_object_get(res, "versions_expired")),
+	       (long long)json_integer_value(json_object_get(res, "files_purged")),
+	       (long long)json_integer_value(json_object_get(res, "chunks_deleted")),
+	       (long long)json_integer_value(json_object_get(res, "bytes_freed")),
+	       (long long)json_integer_value(json_object_get(res, "chunks_kept")),
+	       json_is_true(json_object_get(res, "resumed")) ? " (resumed)" : "");
+}
+
+const struct job_def job_gc = {
+    .name = "gc", .run = run_gc, .every_ms_default = GC_EVERY_MS, .summary = gc_summary};

@@ -1,0 +1,29 @@
+/* possess: proof of possession — who uploaded which chunk, and what a caller
+ * may name by hash (possess.c, docs/security.md).
+ *
+ * Threads: request threads and the jobs thread (GC drops lapsed uploads). */
+#ifndef ROOST_HUB_POSSESS_H
+#define ROOST_HUB_POSSESS_H
+
+#include "hub.h"
+#include "upload.h"
+
+/* Who may reference a chunk by its hash (docs/security.md). A
+ * caller's own uploads prove possession this long; they are its pending
+ * (uploaded, not yet committed) bytes meanwhile. */
+#define UPLOAD_PENDING_MS (24ll * 3600 * 1000)
+/* Who uploads, as chunk_uploads names it: "u:USER", "h:HOST" or "s:LINK". */
+void possess_uploader(const struct req *r, char out[32]);
+/* held[i]: did the caller upload c[i] within the lease, or may it read a
+ * version that uses it? One query per 256 distinct hashes. DB_DONE or error. */
+int possess_check(struct req *r, const struct chunk_ref *c, size_t n, bool *held);
+/* Record that the caller uploaded c (in the caller's transaction). */
+int possess_record(struct req *r, const struct chunk_ref *c);
+/* A commit used these: they are no longer pending (in its transaction). */
+int possess_consume(struct req *r, const struct chunk_ref *c, size_t n);
+/* The caller's pending bytes in r->ws_id. */
+int possess_pending(struct req *r, int64_t *bytes);
+/* A refused upload: drop the caller's claims on c and delete the chunks no
+ * version, other upload or other workspace holds. */
+void possess_free(struct req *r, const struct chunk_ref *c, size_t n);
+#endif

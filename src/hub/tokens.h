@@ -1,0 +1,26 @@
+/* tokens: hub-signed Ed25519 content tokens, published keys, signed download
+ * and upload URLs, and a host's check of an upload grant (tokens.c).
+ *
+ * Threads: request threads. */
+#ifndef ROOST_HUB_TOKENS_H
+#define ROOST_HUB_TOKENS_H
+
+#include "hub.h"
+
+char *tokens_sign(struct db *db, json_t *claims /* stolen; kid is added */);
+/* The claims of a valid, unexpired token, or NULL with *why set. */
+json_t *tokens_verify(struct db *db, const char *tok, const char **why);
+enum MHD_Result api_keys(struct req *r);
+enum MHD_Result api_url_create(struct req *r);
+enum MHD_Result api_content_by_token(struct req *r);
+enum MHD_Result api_upload_by_token_begin(struct req *r);
+/* A host's commit of path with an "upload_grant" (from token-check): the
+ * uploader whose version it is into *author (0 without a grant); false after
+ * replying 403 if the grant is bad or the uploader may no longer write path. */
+bool tokens_upload_grant(struct req *r, const char *path, int64_t *author);
+/* POST hosts/self/token-check {token}: may a signed URL's issuer still use it? */
+enum MHD_Result api_host_token_check(struct req *r);
+
+/* scheme://host:content-port as the client reached this hub. New string. */
+char *hub_content_base(struct req *r);
+#endif

@@ -1,0 +1,22 @@
+/* web: the dashboard port — the app's files and the browser session cookie
+ * (web.c).
+ *
+ * Threads: request threads on the dashboard port. */
+#ifndef ROOST_HUB_WEB_H
+#define ROOST_HUB_WEB_H
+
+#include "hub.h"
+
+/* Serve the dashboard's file for url (GET/HEAD), index.html for app routes. */
+enum MHD_Result web_serve(struct hub *hub, struct MHD_Connection *conn, const char *url,
+                          const char *method);
+/* The answer to a login: on the dashboard port the token goes into an HttpOnly
+ * cookie and is left out of body; elsewhere body carries it as is. tok NULL:
+ * a logout, which clears the cookie. */
+enum MHD_Result reply_session(struct req *r, json_t *body /* stolen */, const char *tok,
+                              int64_t expires_at);
+/* The dashboard port's session cookie as an "Authorization" value, or NULL. New string. */
+char *web_cookie_authz(struct req *r);
+/* Headers every API answer on the dashboard port carries. */
+void web_api_headers(struct MHD_Response *resp);
+#endif
