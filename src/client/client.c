@@ -39,6 +39,8 @@ static void apply_defaults(const struct client *c, CURL *curl)
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "roost/" ROOST_VERSION);
+	if (c->timeout_s > 0)
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT, c->timeout_s);
 }
 
 void client_curl_reset(const struct client *c, CURL *curl)
@@ -114,6 +116,25 @@ long client_request(const struct client *c, CURL *curl, const char *method, cons
 	free(auth);
 	free(payload);
 	free(resp.data);
+	return status;
+}
+
+long client_get_to(const struct client *c, CURL *curl, const char *url, curl_write_callback sink,
+                   void *arg)
+{
+	client_curl_reset(c, curl);
+	char *auth = c->token ? xasprintf("Authorization: Bearer %s", c->token) : NULL;
+	struct curl_slist *h = auth ? curl_slist_append(NULL, auth) : NULL;
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, arg);
+	long status = 0;
+	if (curl_easy_perform(curl) == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(h);
+	free(auth);
 	return status;
 }
 

@@ -22,6 +22,7 @@ struct client {
 	char *ws_name;
 	struct chunker_params chunking;
 	CURL *curl;
+	long timeout_s; /* a whole request's limit; 0: none (a stall still fails after 60 s) */
 };
 
 /* Path of the credentials file ($XDG_CONFIG_HOME/roost/config.json). New string. */
@@ -48,6 +49,12 @@ char *client_ws_url(const struct client *c, const char *rel, const char *path_ar
  * reached, with *err set). *out gets the parsed body (or NULL). */
 long client_request(const struct client *c, CURL *curl, const char *method, const char *url,
                     json_t *body, json_t **out, char err[256]);
+/* GET url (any server that takes c's bearer token: the hub, a host's content
+ * server) with its body passed to sink, curl's write callback: returning less
+ * than it was given fails the transfer. The HTTP status, 0 if the server was
+ * not reached or sink refused. */
+long client_get_to(const struct client *c, CURL *curl, const char *url, curl_write_callback sink,
+                   void *arg);
 /* Print an API error body (or err) as "roost: message". */
 void client_print_error(const char *what, long status, json_t *body, const char *err);
 /* Request that must succeed (2xx); prints the error and returns NULL otherwise. */

@@ -9,11 +9,11 @@
 #include "job.h"
 #include "../tokens.h"
 #include "../hosts/hosts.h"
+#include "../../client/client.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/util.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,27 +55,17 @@ int job_fetch_from_hosts(struct job *j, const char *hash)
 		                                    (json_int_t)(now_ms() + FETCH_TOKEN_TTL_MS)));
 		if (!tok)
 			return -EIO;
+		/* The host's content server takes the chunk token as a bearer. */
+		struct client host = {.hub = urls[i], .token = tok, .timeout_s = FETCH_TIMEOUT_S};
 		char *url = xasprintf("%s/chunks/%s", urls[i], hash);
-		char *auth = xasprintf("Authorization: Bearer %s", tok);
-		struct curl_slist *hd = curl_slist_append(NULL, auth);
 		struct store_writer *w = store_writer_new(j->c->store);
-		CURL *c = curl_easy_init();
-		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
-		curl_easy_setopt(c, CURLOPT_TIMEOUT, FETCH_TIMEOUT_S);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		long status = 0;
-		if (curl_easy_perform(c) == CURLE_OK)
-			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		CURL *c = client_curl(&host);
+		long status = client_get_to(&host, c, url, collect, w);
 		char got[HASH_HEX_LEN + 1];
 		int rc = status == 200 ? store_writer_commit(w, hash, got) : -EIO;
 		if (status != 200)
 			store_writer_abort(w);
 		curl_easy_cleanup(c);
-		curl_slist_free_all(hd);
-		free(auth);
 		free(url);
 		free(tok);
 		if (rc == 0) {
