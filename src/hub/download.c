@@ -2,6 +2,8 @@
  * Every chunk is verified against its hash as it is read; a corrupt chunk ends
  * the response with an error rather than serving bad bytes. */
 #include "hub.h"
+#include "op_http.h"
+#include "ops/ops.h"
 #include "../core/content.h"
 #include "../core/hash.h"
 #include "../core/path.h"
@@ -195,7 +197,11 @@ static bool chunk_readable(struct req *r, const char *hash)
 	struct chunk_ref c = {.size = 0};
 	snprintf(c.hash, sizeof c.hash, "%s", hash);
 	bool held = false;
-	return possess_check(r, &c, 1, &held) == DB_DONE && held;
+	struct op_ctx oc;
+	req_op_ctx(r, &oc);
+	int rc = possess_check(&oc, &c, 1, &held);
+	req_op_end(r, &oc);
+	return rc == DB_DONE && held;
 }
 
 enum MHD_Result api_chunk_get(struct req *r)

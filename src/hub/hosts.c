@@ -6,6 +6,7 @@
  * rights of the admin who invited the host, in that workspace only, and audit
  * rows name the host. Online means a heartbeat within three of its intervals. */
 #include "hub.h"
+#include "ops/ops.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -111,7 +112,7 @@ static int set_policy(struct req *r, int64_t host, const char *folder, const cha
 		return -EPERM;
 	int rc = meta_mkdirs(r->db, r->ws_id, folder, r->user_id, &fid, &created);
 	if (rc != 0)
-		return rc;
+		return rc == OP_EXISTS ? -EEXIST : DB_ERR;
 	if (strcmp(mode, "inherit") == 0)
 		rc = db_run(r->db,
 		            "DELETE FROM replication_policies WHERE host_id = ? AND folder_id = ?",

@@ -263,7 +263,8 @@ bool meta_readable_version(struct req *r, const char *path, int64_t version, str
 /* A version by id, of a live file in workspace ws. */
 int meta_version_by_id(struct db *db, int64_t ws, int64_t version_id, struct file_info *fi);
 /* Create path's folders as needed (the caller holds a transaction). The last one's
- * id into *id. Returns 0, -EEXIST if a file is in the way, or a db error. */
+ * id into *id. Returns an enum op_code (ops/ops.h): OP_OK, OP_EXISTS if a file
+ * is in the way, or OP_DB. meta.c's writers all return op codes. */
 int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64_t *id,
                 bool *created);
 /* Append to the change feed and the audit log (inside the caller's transaction). */
@@ -292,10 +293,6 @@ enum MHD_Result api_versions(struct req *r);
 enum MHD_Result api_mkdir(struct req *r);
 enum MHD_Result api_move(struct req *r);
 enum MHD_Result api_delete(struct req *r);
-/* The same on paths given by the caller (normalized), for dav.c. */
-enum MHD_Result api_mkdir_path(struct req *r, const char *path, bool parents);
-enum MHD_Result api_move_paths(struct req *r, const char *from, const char *to);
-enum MHD_Result api_delete_path(struct req *r, const char *path);
 enum MHD_Result api_usage(struct req *r);
 enum MHD_Result api_audit(struct req *r);
 
@@ -318,9 +315,6 @@ enum MHD_Result api_upload(struct req *r);
  * Sets r->state to the stream, or replies (too large, over quota) and leaves
  * r->state NULL; either way it overwrites r->state without freeing it. */
 enum MHD_Result upload_stream_start(struct req *r, char *path);
-/* Commit version src (its chunks, no bytes copied) as a new version of path;
- * the caller has checked access. Replies like a commit. */
-enum MHD_Result upload_copy_version(struct req *r, const char *path, const struct file_info *src);
 
 /* tokens.c: hub-signed content tokens (Ed25519) */
 char *tokens_sign(struct db *db, json_t *claims /* stolen; kid is added */);
@@ -330,10 +324,7 @@ enum MHD_Result api_keys(struct req *r);
 enum MHD_Result api_url_create(struct req *r);
 enum MHD_Result api_content_by_token(struct req *r);
 enum MHD_Result api_upload_by_token_begin(struct req *r);
-/* A host's commit of path with an "upload_grant" (from token-check): the
- * uploader whose version it is into *author (0 without a grant); false after
- * replying 403 if the grant is bad or the uploader may no longer write path. */
-bool tokens_upload_grant(struct req *r, const char *path, int64_t *author);
+/* tokens_grant_check (a host's commit with an upload grant): ops/ops.h */
 enum MHD_Result api_version_restore(struct req *r);
 enum MHD_Result api_trash_list(struct req *r);
 enum MHD_Result api_trash_restore(struct req *r);
@@ -401,19 +392,20 @@ void guard_result(struct req *r, const char *account, int outcome);
  * (uploaded, not yet committed) bytes meanwhile. */
 #define UPLOAD_PENDING_MS (24ll * 3600 * 1000)
 /* Who uploads, as chunk_uploads names it: "u:USER", "h:HOST" or "s:LINK". */
-void possess_uploader(const struct req *r, char out[32]);
+struct op_ctx;
+void possess_uploader(const struct op_ctx *oc, char out[32]);
 /* held[i]: did the caller upload c[i] within the lease, or may it read a
  * version that uses it? One query per 256 distinct hashes. DB_DONE or error. */
-int possess_check(struct req *r, const struct chunk_ref *c, size_t n, bool *held);
+int possess_check(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *held);
 /* Record that the caller uploaded c (in the caller's transaction). */
-int possess_record(struct req *r, const struct chunk_ref *c);
+int possess_record(struct op_ctx *oc, const struct chunk_ref *c);
 /* A commit used these: they are no longer pending (in its transaction). */
-int possess_consume(struct req *r, const struct chunk_ref *c, size_t n);
-/* The caller's pending bytes in r->ws_id. */
-int possess_pending(struct req *r, int64_t *bytes);
+int possess_consume(struct op_ctx *oc, const struct chunk_ref *c, size_t n);
+/* The caller's pending bytes in its workspace. */
+int possess_pending(struct op_ctx *oc, int64_t *bytes);
 /* A refused upload: drop the caller's claims on c and delete the chunks no
  * version, other upload or other workspace holds. */
-void possess_free(struct req *r, const struct chunk_ref *c, size_t n);
+void possess_free(struct op_ctx *oc, const struct chunk_ref *c, size_t n);
 
 /* limits.c */
 struct limiter;
@@ -431,12 +423,7 @@ int64_t limits_max_file(struct db *db, int64_t ws);
  * the body is read, dropped and then refused (simple clients cannot read an
  * answer sent while they are still sending). */
 bool limits_allow_pending(struct req *r, int64_t more, bool defer);
-/* Would a new version of size bytes fit the max file size and the quota?
- * Replies 413 file_too_large or 507 quota_exceeded if not. */
-bool limits_allow_file(struct req *r, int64_t size);
-/* Would bytes more (a file restored from the trash) fit the quota? Else
- * replies 507 quota_exceeded. */
-bool limits_allow_quota(struct req *r, int64_t bytes);
+/* limits_fit_file, limits_fit_quota: ops/ops.h */
 /* The bytes that count against workspace ws's quota. */
 int limits_used(struct db *db, int64_t ws, int64_t *used);
 

@@ -1,8 +1,8 @@
 /* dav_props: PROPFIND and PROPPATCH. Live properties come from the tree;
  * dead ones are kept per file or folder row (dav_props), as XML fragments. */
 #include "dav.h"
-#include "../core/path.h"
-#include "../core/util.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
 
 #include <libxml/parser.h>
 #include <limits.h>

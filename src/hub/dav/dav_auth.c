@@ -2,8 +2,8 @@
  * account password (argon2id, remembered briefly), or a bearer token; Basic
  * only over TLS or from this machine. */
 #include "dav.h"
-#include "../core/path.h"
-#include "../core/util.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
