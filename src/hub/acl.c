@@ -8,6 +8,8 @@
 #include "auth.h"
 #include "meta.h"
 #include "acl.h"
+#include "op_http.h"
+#include "ops/ops.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -76,24 +78,62 @@ struct acl *req_acl(struct req *r)
 	return r->acl;
 }
 
-bool acl_require_at(struct req *r, const char *path, bool is_file, enum perm need, int64_t at)
+struct acl *op_acl(struct op_ctx *c)
 {
-	struct acl *a = req_acl(r);
+	if (!c->acl) {
+		c->acl = acl_load(c->db, c->ws_id, c->user_id, c->role);
+		c->acl_owned = c->acl != NULL;
+	}
+	return c->acl;
+}
+
+void op_ctx_fini(struct op_ctx *c)
+{
+	if (c->acl_owned)
+		acl_free(c->acl);
+	c->acl = NULL;
+	c->acl_owned = false;
+}
+
+bool op_require(struct op_ctx *c, const char *path, bool is_file, enum perm need, int64_t at,
+                struct op_err *e)
+{
+	struct acl *a = op_acl(c);
 	if (!a) {
-		reply_db_error(r);
+		op_db(e);
 		return false;
 	}
 	if (acl_perm_at(a, path, is_file, at) >= need)
 		return true;
 	if (!acl_visible_at(a, path, is_file, at))
-		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
+		op_fail(e, OP_NOT_FOUND, "no such path: %s", path);
 	else
-		reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "you may not %s %s",
-		            need >= PERM_MANAGE  ? "manage access to"
-		            : need >= PERM_WRITE ? "change"
-		                                 : "read",
-		            path);
+		op_fail(e, OP_FORBIDDEN, "you may not %s %s",
+		        need >= PERM_MANAGE  ? "manage access to"
+		        : need >= PERM_WRITE ? "change"
+		                             : "read",
+		        path);
 	return false;
+}
+
+bool op_subtree_writable(struct op_ctx *c, const char *folder, struct op_err *e)
+{
+	if (acl_subtree_at_least(op_acl(c), folder, PERM_WRITE))
+		return true;
+	op_fail(e, OP_FORBIDDEN, "%s holds things you may not change", folder);
+	return false;
+}
+
+bool acl_require_at(struct req *r, const char *path, bool is_file, enum perm need, int64_t at)
+{
+	struct op_ctx c;
+	struct op_err e = {0};
+	req_op_ctx(r, &c);
+	bool ok = op_require(&c, path, is_file, need, at, &e);
+	req_op_end(r, &c);
+	if (!ok)
+		reply_op_err(r, &e);
+	return ok;
 }
 
 bool acl_reads_all(struct req *r)
@@ -207,52 +247,18 @@ enum MHD_Result api_acl_get(struct req *r)
 	return ret;
 }
 
-/* PUT acl {path, email|user_id, perm}, and DELETE acl?path=P&user=ID. */
+/* PUT acl {path, email|user_id, perm}, and DELETE acl?path=P&user=ID
+ * (ops/acl.c does it). */
 static enum MHD_Result acl_change(struct req *r, const char *path, int64_t uid, enum perm perm)
 {
-	bool is_file;
-	int64_t id;
-	if (meta_begin(r->db, r->ws_id) != DB_DONE)
-		return reply_db_error(r);
-	int rc = target_of(r, path, &is_file, &id);
-	if (rc != 1) {
-		db_rollback(r->db);
-		return rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s",
-		                             path)
-		               : reply_db_error(r);
-	}
-	if (!acl_require(r, path, is_file, PERM_MANAGE)) {
-		db_rollback(r->db);
-		return MHD_YES;
-	}
-	if (auth_role(r->db, r->ws_id, uid) == ROLE_NONE) {
-		db_rollback(r->db);
-		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_a_member",
-		                   "that user is not a member of this workspace");
-	}
-	rc = db_run(r->db,
-	            is_file ? "DELETE FROM acl_entries WHERE file_id = ? AND user_id = ?"
-	                    : "DELETE FROM acl_entries WHERE folder_id = ? AND user_id = ?",
-	            "ii", id, uid);
-	if (rc == DB_DONE && perm != PERM_INVALID)
-		rc = db_run(r->db,
-		            is_file
-		                ? "INSERT INTO acl_entries(workspace_id, file_id, user_id, perm, "
-		                  "created_at) VALUES(?,?,?,?,?)"
-		                : "INSERT INTO acl_entries(workspace_id, folder_id, user_id, perm, "
-		                  "created_at) VALUES(?,?,?,?,?)",
-		            "iiiti", r->ws_id, id, uid, perm_name(perm), now_ms());
+	struct op_ctx c;
+	struct op_err e = {0};
+	req_op_ctx(r, &c);
+	enum op_code rc = op_acl_set(&c, path, uid, perm, &e);
+	req_op_end(r, &c);
+	if (rc != OP_OK)
+		return reply_op_err(r, &e);
 	const char *what = perm == PERM_INVALID ? "removed" : perm_name(perm);
-	if (rc != DB_DONE ||
-	    meta_change(r->db, r->ws_id, "acl.changed", is_file ? "file" : "folder",
-	                json_pack("{s:s, s:I, s:s}", "path", path, "user_id", (json_int_t)uid,
-	                          "perm", what)) != 0 ||
-	    meta_audit(r, "acl.set", path,
-	               json_pack("{s:I, s:s}", "user_id", (json_int_t)uid, "perm", what)) != 0 ||
-	    meta_commit(r) != DB_DONE) {
-		db_rollback(r->db);
-		return reply_db_error(r);
-	}
 	return reply_json(
 	    r, MHD_HTTP_OK,
 	    json_pack("{s:s, s:I, s:s}", "path", path, "user_id", (json_int_t)uid, "perm", what));

@@ -1,11 +1,12 @@
-/* api: workspace and file-tree endpoints: list, info, versions, mkdir, move,
- * delete, usage. Each mutation is one transaction that also appends to the
- * change feed and the audit log. */
+/* api: workspace and file-tree endpoints: list, info, versions, usage, audit,
+ * and the adapters of mkdir, move and delete (ops/files.c does them). */
 #include "hub.h"
 #include "meta.h"
 #include "api.h"
 #include "acl.h"
 #include "members.h"
+#include "op_http.h"
+#include "ops/ops.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -223,22 +224,6 @@ enum MHD_Result api_versions(struct req *r)
 	return ret;
 }
 
-/* Everything below folder must be writable too; replies 403 if not. */
-static bool subtree_writable(struct req *r, const char *folder)
-{
-	if (acl_subtree_at_least(req_acl(r), folder, PERM_WRITE))
-		return true;
-	reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "%s holds things you may not change",
-	            folder);
-	return false;
-}
-
-static enum MHD_Result fail_tx(struct req *r)
-{
-	db_rollback(r->db);
-	return reply_db_error(r);
-}
-
 enum MHD_Result api_mkdir(struct req *r)
 {
 	bool ok = true;
@@ -249,66 +234,23 @@ enum MHD_Result api_mkdir(struct req *r)
 	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
-	enum MHD_Result ret = api_mkdir_path(r, path, parents);
+	struct op_ctx c;
+	struct op_err e = {0};
+	struct mkdir_result out;
+	req_op_ctx(r, &c);
+	enum op_code rc = op_mkdir(&c, path, parents, &out, &e);
+	req_op_end(r, &c);
+	enum MHD_Result ret;
+	if (rc != OP_OK)
+		ret = reply_op_err(r, &e);
+	else if (out.root)
+		ret = reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "path", "/"));
+	else
+		ret = reply_json(r, out.created ? MHD_HTTP_CREATED : MHD_HTTP_OK,
+		                 json_pack("{s:s, s:s, s:I, s:b}", "type", "folder", "path", path,
+		                           "id", (json_int_t)out.id, "created", out.created));
 	free(path);
 	return ret;
-}
-
-enum MHD_Result api_mkdir_path(struct req *r, const char *path, bool parents)
-{
-	if (!acl_require(r, path, false, PERM_WRITE) || !req_path_writable(r, path))
-		return MHD_YES;
-	enum MHD_Result ret;
-	char *parent = NULL, *name = NULL;
-	int64_t id = 0, pid = 0;
-	bool created = false;
-	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
-		ret = reply_db_error(r);
-		goto out;
-	}
-	if (!path_split(path, &parent, &name)) {
-		db_rollback(r->db);
-		ret = parents ? reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "path", "/"))
-		              : reply_error(r, MHD_HTTP_CONFLICT, "exists", "the root exists");
-		goto out;
-	}
-	int rc = meta_folder_id(r->db, r->ws_id, path, &id);
-	if (rc == 1 && !parents) {
-		db_rollback(r->db);
-		ret = reply_error(r, MHD_HTTP_CONFLICT, "exists", "%s already exists", path);
-		goto out;
-	}
-	if (rc == 0 && !parents && meta_folder_id(r->db, r->ws_id, parent, &pid) == 0) {
-		db_rollback(r->db);
-		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "parent_not_found",
-		                  "parent folder %s does not exist (use parents)", parent);
-		goto out;
-	}
-	rc = meta_mkdirs(r->db, r->ws_id, path, r->user_id, &id, &created);
-	if (rc == -EEXIST) {
-		db_rollback(r->db);
-		ret = reply_error(r, MHD_HTTP_CONFLICT, "exists",
-		                  "a file is in the way of folder %s", path);
-		goto out;
-	}
-	if (rc != 0 || (created && meta_audit(r, "folder.create", path, NULL) != 0) ||
-	    meta_commit(r) != DB_DONE) {
-		ret = fail_tx(r);
-		goto out;
-	}
-	ret = reply_json(r, created ? MHD_HTTP_CREATED : MHD_HTTP_OK,
-	                 json_pack("{s:s, s:s, s:I, s:b}", "type", "folder", "path", path, "id",
-	                           (json_int_t)id, "created", created));
-out:
-	free(parent);
-	free(name);
-	return ret;
-}
-
-static bool is_inside(const char *path, const char *folder)
-{
-	size_t n = strlen(folder);
-	return strncmp(path, folder, n) == 0 && (path[n] == '/' || path[n] == 0);
 }
 
 enum MHD_Result api_move(struct req *r)
@@ -321,109 +263,17 @@ enum MHD_Result api_move(struct req *r)
 		free(from);
 		return MHD_YES;
 	}
-	enum MHD_Result ret = api_move_paths(r, from, to);
+	struct op_ctx c;
+	struct op_err e = {0};
+	req_op_ctx(r, &c);
+	enum op_code rc = op_move(&c, from, to, &e);
+	req_op_end(r, &c);
+	enum MHD_Result ret =
+	    rc == OP_OK
+	        ? reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "from", from, "to", to))
+	        : reply_op_err(r, &e);
 	free(from);
 	free(to);
-	return ret;
-}
-
-enum MHD_Result api_move_paths(struct req *r, const char *from, const char *to)
-{
-	enum MHD_Result ret;
-	char *tparent = NULL, *tname = NULL;
-	struct file_info fi;
-	int64_t src_folder = 0, dst_parent = 0, other = 0;
-	if (!req_path_writable(r, to))
-		return MHD_YES;
-	if (strcmp(from, "/") == 0 || !path_split(to, &tparent, &tname)) {
-		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
-		                  "the workspace root cannot be moved or replaced");
-		goto out;
-	}
-	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
-		ret = reply_db_error(r);
-		goto out;
-	}
-	int is_file = meta_file_get(r->db, r->ws_id, from, &fi);
-	int is_folder = is_file == 0 ? meta_folder_id(r->db, r->ws_id, from, &src_folder) : 0;
-	if (is_file < 0 || is_folder < 0) {
-		ret = fail_tx(r);
-		goto out;
-	}
-	if (!is_file && !is_folder) {
-		db_rollback(r->db);
-		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", from);
-		goto out;
-	}
-	/* The source, everything below it and the destination must be writable. */
-	if (!acl_require(r, from, is_file, PERM_WRITE) ||
-	    !acl_require(r, to, is_file, PERM_WRITE) || (is_folder && !subtree_writable(r, from))) {
-		db_rollback(r->db);
-		ret = MHD_YES;
-		goto out;
-	}
-	if (meta_folder_id(r->db, r->ws_id, tparent, &dst_parent) != 1) {
-		db_rollback(r->db);
-		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "parent_not_found",
-		                  "destination folder %s does not exist", tparent);
-		goto out;
-	}
-	if (is_folder && is_inside(to, from)) {
-		db_rollback(r->db);
-		ret = reply_error(r, MHD_HTTP_CONFLICT, "invalid_move",
-		                  "cannot move a folder into itself");
-		goto out;
-	}
-	if (strcmp(from, to) == 0) {
-		db_rollback(r->db);
-		ret = reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "from", from, "to", to));
-		goto out;
-	}
-	struct file_info tmp;
-	if (meta_file_get(r->db, r->ws_id, to, &tmp) == 1 ||
-	    meta_folder_id(r->db, r->ws_id, to, &other) == 1) {
-		db_rollback(r->db);
-		ret = reply_error(r, MHD_HTTP_CONFLICT, "exists", "%s already exists", to);
-		goto out;
-	}
-	int64_t now = now_ms();
-	int rc;
-	if (is_file) {
-		rc = db_run(r->db,
-		            "UPDATE files SET folder_id = ?, name = ?, updated_at = ? WHERE id = ?",
-		            "itii", dst_parent, tname, now, fi.id);
-	} else {
-		/* Rename the folder, then rewrite the paths of everything below it. */
-		rc = db_run(r->db,
-		            "UPDATE folders SET parent_id = ?, name = ?, path = ?, updated_at = ? "
-		            "WHERE id = ?",
-		            "ittii", dst_parent, tname, to, now, src_folder);
-		char *prefix = xasprintf("%s/", from);
-		if (rc == DB_DONE)
-			rc = db_run(r->db,
-			            "UPDATE folders SET path = ? || substr(path, ?) WHERE "
-			            "workspace_id = ? AND deleted_at IS NULL AND "
-			            "substr(path, 1, ?) = ?",
-			            "tiiit", to, (int64_t)utf8_chars(from) + 1, r->ws_id,
-			            (int64_t)utf8_chars(prefix), prefix);
-		free(prefix);
-	}
-	if (rc != DB_DONE ||
-	    meta_change(r->db, r->ws_id, is_file ? "file.moved" : "folder.moved",
-	                is_file ? "file" : "folder",
-	                json_pack("{s:I, s:s, s:s}", "id",
-	                          (json_int_t)(is_file ? fi.id : src_folder), "from", from, "to",
-	                          to)) != 0 ||
-	    meta_audit(r, is_file ? "file.move" : "folder.move", from,
-	               json_pack("{s:s}", "to", to)) != 0 ||
-	    meta_commit(r) != DB_DONE) {
-		ret = fail_tx(r);
-		goto out;
-	}
-	ret = reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "from", from, "to", to));
-out:
-	free(tparent);
-	free(tname);
 	return ret;
 }
 
@@ -432,79 +282,18 @@ enum MHD_Result api_delete(struct req *r)
 	char *path = req_path_arg(r, "path");
 	if (!path)
 		return MHD_YES;
-	enum MHD_Result ret = api_delete_path(r, path);
+	struct op_ctx c;
+	struct op_err e = {0};
+	bool is_file;
+	req_op_ctx(r, &c);
+	enum op_code rc = op_delete(&c, path, &is_file, &e);
+	req_op_end(r, &c);
+	enum MHD_Result ret = rc == OP_OK
+	                          ? reply_json(r, MHD_HTTP_OK,
+	                                       json_pack("{s:s, s:s}", "deleted", path, "type",
+	                                                 is_file ? "file" : "folder"))
+	                          : reply_op_err(r, &e);
 	free(path);
-	return ret;
-}
-
-enum MHD_Result api_delete_path(struct req *r, const char *path)
-{
-	enum MHD_Result ret;
-	if (strcmp(path, "/") == 0) {
-		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path",
-		                  "the workspace root cannot be deleted");
-		goto out;
-	}
-	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
-		ret = reply_db_error(r);
-		goto out;
-	}
-	struct file_info fi;
-	int64_t folder = 0, now = now_ms();
-	int is_file = meta_file_get(r->db, r->ws_id, path, &fi);
-	int is_folder = is_file == 0 ? meta_folder_id(r->db, r->ws_id, path, &folder) : 0;
-	if (is_file < 0 || is_folder < 0) {
-		ret = fail_tx(r);
-		goto out;
-	}
-	if (!is_file && !is_folder) {
-		db_rollback(r->db);
-		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
-		goto out;
-	}
-	if (!acl_require(r, path, is_file, PERM_WRITE) ||
-	    (is_folder && !subtree_writable(r, path))) {
-		db_rollback(r->db);
-		ret = MHD_YES;
-		goto out;
-	}
-	int rc;
-	if (is_file) {
-		rc =
-		    db_run(r->db, "UPDATE files SET deleted_at = ? WHERE id = ?", "ii", now, fi.id);
-	} else {
-		/* The folder and everything below it go to the trash together. */
-		char *prefix = xasprintf("%s/", path);
-		const char *sub = "SELECT id FROM folders WHERE workspace_id = ? AND "
-		                  "deleted_at IS NULL AND (path = ? OR substr(path, 1, ?) = ?)";
-		char *sql = xasprintf("UPDATE files SET deleted_at = ? WHERE deleted_at IS NULL "
-		                      "AND folder_id IN (%s)",
-		                      sub);
-		rc = db_run(r->db, sql, "iitit", now, r->ws_id, path, (int64_t)utf8_chars(prefix),
-		            prefix);
-		free(sql);
-		if (rc == DB_DONE)
-			rc = db_run(r->db,
-			            "UPDATE folders SET deleted_at = ? WHERE workspace_id = ? AND "
-			            "deleted_at IS NULL AND (path = ? OR substr(path, 1, ?) = ?)",
-			            "iitit", now, r->ws_id, path, (int64_t)utf8_chars(prefix),
-			            prefix);
-		free(prefix);
-	}
-	if (rc != DB_DONE ||
-	    meta_change(r->db, r->ws_id, is_file ? "file.deleted" : "folder.deleted",
-	                is_file ? "file" : "folder",
-	                json_pack("{s:I, s:s}", "id", (json_int_t)(is_file ? fi.id : folder),
-	                          "path", path)) != 0 ||
-	    meta_audit(r, is_file ? "file.delete" : "folder.delete", path, NULL) != 0 ||
-	    meta_commit(r) != DB_DONE) {
-		ret = fail_tx(r);
-		goto out;
-	}
-	ret = reply_json(
-	    r, MHD_HTTP_OK,
-	    json_pack("{s:s, s:s}", "deleted", path, "type", is_file ? "file" : "folder"));
-out:
 	return ret;
 }
 

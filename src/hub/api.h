@@ -16,10 +16,6 @@ enum MHD_Result api_versions(struct req *r);
 enum MHD_Result api_mkdir(struct req *r);
 enum MHD_Result api_move(struct req *r);
 enum MHD_Result api_delete(struct req *r);
-/* The same on paths given by the caller (normalized), for dav.c. */
-enum MHD_Result api_mkdir_path(struct req *r, const char *path, bool parents);
-enum MHD_Result api_move_paths(struct req *r, const char *from, const char *to);
-enum MHD_Result api_delete_path(struct req *r, const char *path);
 enum MHD_Result api_usage(struct req *r);
 enum MHD_Result api_audit(struct req *r);
 

@@ -7,6 +7,8 @@
 #include "download.h"
 #include "possess.h"
 #include "traffic.h"
+#include "op_http.h"
+#include "ops/ops.h"
 #include "../core/content.h"
 #include "../core/hash.h"
 #include "../core/path.h"
@@ -200,7 +202,11 @@ static bool chunk_readable(struct req *r, const char *hash)
 	struct chunk_ref c = {.size = 0};
 	snprintf(c.hash, sizeof c.hash, "%s", hash);
 	bool held = false;
-	return possess_check(r, &c, 1, &held) == DB_DONE && held;
+	struct op_ctx oc;
+	req_op_ctx(r, &oc);
+	int rc = possess_check(&oc, &c, 1, &held);
+	req_op_end(r, &oc);
+	return rc == DB_DONE && held;
 }
 
 enum MHD_Result api_chunk_get(struct req *r)

@@ -132,15 +132,14 @@ struct req {
 	void *state; /* handler-owned stream state */
 	void (*state_free)(void *state);
 	bool replied;
-	/* Batch mode (one transaction, many items): each item commits in a
-	 * savepoint and its answer is captured here instead of sent. */
-	bool batch;
-	bool capture;     /* capture answers like batch, outside a batch (dav.c) */
-	const char *etag; /* serve_version's ETag instead of the quoted hash (dav.c) */
+	/* Capture mode: JSON answers are kept here instead of sent. Only the
+	 * streaming upload (upload_stream_start, api_upload) needs it, when
+	 * WebDAV PUT/LOCK and share-link uploads reuse it (dav/, share.c); the
+	 * operations (ops/ops.h) return typed errors instead. */
+	bool capture;
+	const char *etag; /* serve_version's ETag instead of the quoted hash (dav/) */
 	unsigned cap_status;
 	json_t *cap_body;
-	bool committed;     /* the last commit_version made its version (upload.c) */
-	bool limit_refused; /* … or a size limit or the quota refused it */
 	bool dash;          /* arrived on the dashboard port (cookie sessions, CSP) */
 	unsigned status;    /* the answer's status, for metrics */
 	int64_t start_us;   /* when the request arrived */

@@ -4,6 +4,8 @@
 #include "../core/ratelimit.h"
 #include "possess.h"
 #include "limits.h"
+#include "op_http.h"
+#include "ops/ops.h"
 #include "../core/util.h"
 
 #include <pthread.h>
@@ -100,56 +102,55 @@ int limits_used(struct db *db, int64_t ws, int64_t *used)
 	           : DB_ERR;
 }
 
-/* Do bytes more fit the workspace's quota (> 0)? Else replies 507. */
-static bool within_quota(struct req *r, int64_t quota, int64_t bytes)
+/* Do bytes more fit the workspace's quota (> 0)? Else quota_exceeded. */
+static bool within_quota(struct db *db, int64_t ws, int64_t quota, int64_t bytes, struct op_err *e)
 {
 	int64_t used = 0;
-	if (limits_used(r->db, r->ws_id, &used) != 0) {
-		reply_db_error(r);
+	if (limits_used(db, ws, &used) != 0) {
+		op_db(e);
 		return false;
 	}
 	if (used + bytes > quota) {
-		reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "quota_exceeded",
-		            "this would take the workspace to %lld of its %lld bytes",
-		            (long long)(used + bytes), (long long)quota);
+		op_fail(e, OP_QUOTA_EXCEEDED,
+		        "this would take the workspace to %lld of its %lld bytes",
+		        (long long)(used + bytes), (long long)quota);
 		return false;
 	}
 	return true;
 }
 
-bool limits_allow_file(struct req *r, int64_t size)
+bool limits_fit_file(struct db *db, int64_t ws, int64_t size, struct op_err *e)
 {
 	int64_t max_file = 0, quota = 0;
 	struct db_stmt *st = db_query(
-	    r->db, "SELECT " MAX_FILE_SQL ", COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
-	    "i", r->ws_id);
+	    db, "SELECT " MAX_FILE_SQL ", COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
+	    "i", ws);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
-		reply_db_error(r);
+		op_db(e);
 		return false;
 	}
 	max_file = db_col_int64(st, 0);
 	quota = db_col_int64(st, 1);
 	db_finalize(st);
 	if (max_file > 0 && size > max_file) {
-		reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "file_too_large",
-		            "files in this workspace are limited to %lld bytes",
-		            (long long)max_file);
+		op_fail(e, OP_FILE_TOO_LARGE, "files in this workspace are limited to %lld bytes",
+		        (long long)max_file);
 		return false;
 	}
 	/* Every version is kept, so a new one adds its whole size. */
-	return quota <= 0 || within_quota(r, quota, size);
+	return quota <= 0 || within_quota(db, ws, quota, size, e);
 }
 
-bool limits_allow_quota(struct req *r, int64_t bytes)
+bool limits_fit_quota(struct db *db, int64_t ws, int64_t bytes, struct op_err *e)
 {
 	int64_t quota = 0;
-	if (db_int64(r->db, &quota, "SELECT COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
-	             "i", r->ws_id) != DB_ROW) {
-		reply_db_error(r);
+	if (db_int64(db, &quota, "SELECT COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
+	             "i", ws) != DB_ROW) {
+		op_db(e);
 		return false;
 	}
-	return quota <= 0 || within_quota(r, quota, bytes);
+	return quota <= 0 || within_quota(db, ws, quota, bytes, e);
 }
 
 /* Refuse with 507: now, or (defer) once the body has been read and dropped. */
@@ -180,7 +181,9 @@ bool limits_allow_pending(struct req *r, int64_t more, bool defer)
 		quota = db_col_int64(st, 1);
 	}
 	db_finalize(st);
-	if (!ok || possess_pending(r, &pending) != DB_DONE ||
+	struct op_ctx c;
+	req_op_ctx(r, &c);
+	if (!ok || possess_pending(&c, &pending) != DB_DONE ||
 	    (quota > 0 && limits_used(r->db, r->ws_id, &used) != 0)) {
 		reply_db_error(r);
 		return false;

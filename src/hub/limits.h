@@ -22,12 +22,7 @@ int64_t limits_max_file(struct db *db, int64_t ws);
  * the body is read, dropped and then refused (simple clients cannot read an
  * answer sent while they are still sending). */
 bool limits_allow_pending(struct req *r, int64_t more, bool defer);
-/* Would a new version of size bytes fit the max file size and the quota?
- * Replies 413 file_too_large or 507 quota_exceeded if not. */
-bool limits_allow_file(struct req *r, int64_t size);
-/* Would bytes more (a file restored from the trash) fit the quota? Else
- * replies 507 quota_exceeded. */
-bool limits_allow_quota(struct req *r, int64_t bytes);
+/* limits_fit_file, limits_fit_quota: ops/ops.h */
 /* The bytes that count against workspace ws's quota. */
 int limits_used(struct db *db, int64_t ws, int64_t *used);
 #endif

@@ -1,9 +1,18 @@
 /* meta: the folder tree, files and versions in the database, and the two
- * append-only logs every mutation writes: changes (the feed) and audit_log. */
+ * append-only logs every mutation writes: changes (the feed) and audit_log.
+ * Runs on the calling thread with its connection.
+ *
+ * One error convention: a lookup (meta_folder_id, meta_file_get, …) returns
+ * 1 found, 0 not found or DB_ERR; anything that writes (meta_begin,
+ * meta_mkdirs, meta_change, meta_audit, meta_commit) returns an enum op_code
+ * (ops/ops.h): OP_OK (0, as DB_DONE), OP_EXISTS (meta_mkdirs: a file is in the
+ * way) or OP_DB. */
 #include "hub.h"
 #include "meta.h"
 #include "feed.h"
 #include "acl.h"
+#include "op_http.h"
+#include "ops/ops.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -14,13 +23,13 @@
 
 int meta_begin(struct db *db, int64_t ws)
 {
-	int r = db_begin(db);
-	if (r != DB_DONE)
-		return r;
-	r = db_run(db, "UPDATE workspaces SET last_seq = last_seq WHERE id = ?", "i", ws);
-	if (r != DB_DONE)
-		db_rollback(db);
-	return r;
+	if (db_begin(db) != DB_DONE)
+		return OP_DB;
+	if (db_run(db, "UPDATE workspaces SET last_seq = last_seq WHERE id = ?", "i", ws) ==
+	    DB_DONE)
+		return OP_OK;
+	db_rollback(db);
+	return OP_DB;
 }
 
 int meta_folder_id(struct db *db, int64_t ws, const char *path, int64_t *id)
@@ -115,24 +124,25 @@ int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64
 	*created = false;
 	int r = meta_folder_id(db, ws, path, id);
 	if (r != 0)
-		return r > 0 ? 0 : r;
+		return r > 0 ? OP_OK : OP_DB;
 	char *parent, *name;
 	if (!path_split(path, &parent, &name))
-		return DB_ERR; /* the root always exists */
+		return OP_DB; /* the root always exists */
 	int64_t pid = 0;
 	bool pcreated;
 	r = meta_mkdirs(db, ws, parent, user, &pid, &pcreated);
-	if (r == 0 && file_exists_at(db, pid, name))
-		r = -EEXIST;
-	if (r == 0) {
+	if (r == OP_OK && file_exists_at(db, pid, name))
+		r = OP_EXISTS;
+	if (r == OP_OK) {
 		int64_t now = now_ms();
 		r = db_int64(db, id,
 		             "INSERT INTO folders(workspace_id, parent_id, name, path, created_by, "
 		             "created_at, updated_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
-		             "iittiii", ws, pid, name, path, user, now, now);
-		r = r == DB_ROW ? 0 : DB_ERR;
+		             "iittiii", ws, pid, name, path, user, now, now) == DB_ROW
+		        ? OP_OK
+		        : OP_DB;
 	}
-	if (r == 0) {
+	if (r == OP_OK) {
 		*created = true;
 		r = meta_change(db, ws, "folder.created", "folder",
 		                json_pack("{s:I, s:s}", "id", (json_int_t)*id, "path", path));
@@ -151,65 +161,76 @@ int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
 	                 "i", ws);
 	if (r != DB_ROW) {
 		json_decref(payload);
-		return DB_ERR;
+		return OP_DB;
 	}
 	char *p = json_to_string(payload);
 	json_decref(payload);
 	/* Other hubs on the same PostgreSQL learn of it at commit. */
 	if (db_notify(db, "roost_changes") != DB_DONE) {
 		free(p);
-		return DB_ERR;
+		return OP_DB;
 	}
 	r = db_run(db,
 	           "INSERT INTO changes(workspace_id, seq, kind, entity, payload, at) "
 	           "VALUES(?,?,?,?,?,?)",
 	           "iittti", ws, seq, kind, entity, p, now_ms());
 	free(p);
-	return r == DB_DONE ? 0 : DB_ERR;
+	return r == DB_DONE ? OP_OK : OP_DB;
+}
+
+int meta_commit_op(const struct op_ctx *c)
+{
+	if (db_commit(c->db) != DB_DONE)
+		return OP_DB;
+	feed_notify(c->hub);
+	return OP_OK;
 }
 
 int meta_commit(struct req *r)
 {
-	int rc = db_commit(r->db);
-	if (rc == DB_DONE)
-		feed_notify(r->hub);
-	return rc;
+	struct op_ctx c = {.hub = r->hub, .db = r->db};
+	return meta_commit_op(&c);
 }
 
-int meta_audit(struct req *r, const char *action, const char *target, json_t *detail)
+int meta_audit_op(const struct op_ctx *c, const char *action, const char *target, json_t *detail)
 {
-	char addr[64];
 	char *d = detail ? json_to_string(detail) : NULL;
 	json_decref(detail);
-	req_client(r, addr);
-	struct db_stmt *st = db_prepare(r->db, "INSERT INTO audit_log(workspace_id, actor_user_id, "
+	struct db_stmt *st = db_prepare(c->db, "INSERT INTO audit_log(workspace_id, actor_user_id, "
 	                                       "action, target, at, client_addr, detail, "
 	                                       "actor_host_id) VALUES(?,?,?,?,?,?,?,?)");
 	int rc = DB_ERR;
 	if (st) {
-		if (r->ws_id)
-			db_bind_int64(st, 1, r->ws_id);
+		if (c->ws_id)
+			db_bind_int64(st, 1, c->ws_id);
 		else
 			db_bind_null(st, 1);
 		/* A host's commit for an uploader names the uploader, and the host. */
-		if (r->author_id || r->user_id)
-			db_bind_int64(st, 2, r->author_id ? r->author_id : r->user_id);
+		if (c->author_id || c->user_id)
+			db_bind_int64(st, 2, c->author_id ? c->author_id : c->user_id);
 		else
 			db_bind_null(st, 2);
 		db_bind_text(st, 3, action);
 		db_bind_text(st, 4, target);
 		db_bind_int64(st, 5, now_ms());
-		db_bind_text(st, 6, addr);
+		db_bind_text(st, 6, c->client);
 		db_bind_text(st, 7, d);
-		if (r->host_id)
-			db_bind_int64(st, 8, r->host_id);
+		if (c->host_id)
+			db_bind_int64(st, 8, c->host_id);
 		else
 			db_bind_null(st, 8);
 		rc = db_step(st);
 		db_finalize(st);
 	}
 	free(d);
-	return rc == DB_DONE ? 0 : DB_ERR;
+	return rc == DB_DONE ? OP_OK : OP_DB;
+}
+
+int meta_audit(struct req *r, const char *action, const char *target, json_t *detail)
+{
+	struct op_ctx c;
+	req_op_ctx(r, &c);
+	return meta_audit_op(&c, action, target, detail);
 }
 
 bool meta_readable_version(struct req *r, const char *path, int64_t version, struct file_info *fi)

@@ -24,7 +24,8 @@ bool meta_readable_version(struct req *r, const char *path, int64_t version, str
 /* A version by id, of a live file in workspace ws. */
 int meta_version_by_id(struct db *db, int64_t ws, int64_t version_id, struct file_info *fi);
 /* Create path's folders as needed (the caller holds a transaction). The last one's
- * id into *id. Returns 0, -EEXIST if a file is in the way, or a db error. */
+ * id into *id. Returns an enum op_code (ops/ops.h): OP_OK, OP_EXISTS if a file
+ * is in the way, or OP_DB. meta.c's writers all return op codes. */
 int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64_t *id,
                 bool *created);
 /* Append to the change feed and the audit log (inside the caller's transaction). */

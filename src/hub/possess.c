@@ -13,6 +13,7 @@
 #include "upload.h"
 #include "possess.h"
 #include "acl.h"
+#include "ops/ops.h"
 #include "../core/hash.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -23,14 +24,14 @@
 
 #define GROUP 256 /* hashes per IN (...) query */
 
-void possess_uploader(const struct req *r, char out[32])
+void possess_uploader(const struct op_ctx *oc, char out[32])
 {
-	if (r->host_id)
-		snprintf(out, 32, "h:%lld", (long long)r->host_id);
-	else if (r->share_id)
-		snprintf(out, 32, "s:%lld", (long long)r->share_id);
+	if (oc->host_id)
+		snprintf(out, 32, "h:%lld", (long long)oc->host_id);
+	else if (oc->share_id)
+		snprintf(out, 32, "s:%lld", (long long)oc->share_id);
 	else
-		snprintf(out, 32, "u:%lld", (long long)r->user_id);
+		snprintf(out, 32, "u:%lld", (long long)oc->user_id);
 }
 
 static int cmp_hash(const void *a, const void *b)
@@ -70,11 +71,11 @@ static char *in_list(const char *head, size_t k, const char *tail)
 /* Which kind of version reading proves possession for the caller. */
 enum reach { REACH_ALL, REACH_LIVE, REACH_ACL };
 
-static enum reach reach_of(struct req *r, struct acl *a)
+static enum reach reach_of(struct op_ctx *oc, struct acl *a)
 {
 	/* Hosts keep copies of the whole workspace, trash included; owners and
 	 * admins read all of it. */
-	if (r->host_id || r->role >= ROLE_ADMIN)
+	if (oc->host_id || oc->role >= ROLE_ADMIN)
 		return REACH_ALL;
 	return acl_subtree_at_least(a, "/", PERM_READ) ? REACH_LIVE : REACH_ACL;
 }
@@ -109,17 +110,17 @@ static int mark(struct db_stmt *st, int first_idx, const char **h, size_t k, boo
 }
 
 /* The chunks the caller uploaded within the lease, among h[0..k). */
-static int mark_uploaded(struct req *r, const char **h, size_t k, bool *held)
+static int mark_uploaded(struct op_ctx *oc, const char **h, size_t k, bool *held)
 {
 	char up[32];
-	possess_uploader(r, up);
+	possess_uploader(oc, up);
 	char *sql = in_list("SELECT chunk_hash FROM chunk_uploads WHERE workspace_id = ? AND "
 	                    "uploader = ? AND touched_at > ? AND chunk_hash IN ",
 	                    k, "");
-	struct db_stmt *st = db_prepare(r->db, sql);
+	struct db_stmt *st = db_prepare(oc->db, sql);
 	free(sql);
 	if (st) {
-		db_bind_int64(st, 1, r->ws_id);
+		db_bind_int64(st, 1, oc->ws_id);
 		db_bind_text(st, 2, up);
 		db_bind_int64(st, 3, now_ms() - UPLOAD_PENDING_MS);
 	}
@@ -127,9 +128,9 @@ static int mark_uploaded(struct req *r, const char **h, size_t k, bool *held)
 }
 
 /* The chunks a version the caller may read uses, among h[0..k). */
-static int mark_readable(struct req *r, struct acl *a, const char **h, size_t k, bool *held)
+static int mark_readable(struct op_ctx *oc, struct acl *a, const char **h, size_t k, bool *held)
 {
-	enum reach reach = reach_of(r, a);
+	enum reach reach = reach_of(oc, a);
 	const char *head =
 	    reach == REACH_ACL
 	        ? "SELECT DISTINCT vc.chunk_hash, d.path, f.name FROM version_chunks vc JOIN "
@@ -140,16 +141,16 @@ static int mark_readable(struct req *r, struct acl *a, const char **h, size_t k,
 	          "v.id = vc.version_id JOIN files f ON f.id = v.file_id WHERE f.workspace_id = ? "
 	          "AND vc.chunk_hash IN ";
 	char *sql = in_list(head, k, reach == REACH_LIVE ? " AND f.deleted_at IS NULL" : "");
-	struct db_stmt *st = db_prepare(r->db, sql);
+	struct db_stmt *st = db_prepare(oc->db, sql);
 	free(sql);
 	if (st)
-		db_bind_int64(st, 1, r->ws_id);
+		db_bind_int64(st, 1, oc->ws_id);
 	return mark(st, 2, h, k, held, reach == REACH_ACL ? a : NULL);
 }
 
-int possess_check(struct req *r, const struct chunk_ref *c, size_t n, bool *held)
+int possess_check(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *held)
 {
-	struct acl *a = req_acl(r);
+	struct acl *a = op_acl(oc);
 	if (!a)
 		return DB_ERR;
 	size_t k;
@@ -158,12 +159,12 @@ int possess_check(struct req *r, const struct chunk_ref *c, size_t n, bool *held
 	int rc = DB_DONE;
 	for (size_t at = 0; at < k && rc == DB_DONE; at += GROUP) {
 		size_t m = k - at < GROUP ? k - at : GROUP;
-		rc = mark_uploaded(r, h + at, m, got + at);
+		rc = mark_uploaded(oc, h + at, m, got + at);
 		bool all = true;
 		for (size_t i = 0; i < m; i++)
 			all = all && got[at + i];
 		if (rc == DB_DONE && !all)
-			rc = mark_readable(r, a, h + at, m, got + at);
+			rc = mark_readable(oc, a, h + at, m, got + at);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *key = c[i].hash;
@@ -175,38 +176,38 @@ int possess_check(struct req *r, const struct chunk_ref *c, size_t n, bool *held
 	return rc;
 }
 
-int possess_record(struct req *r, const struct chunk_ref *c)
+int possess_record(struct op_ctx *oc, const struct chunk_ref *c)
 {
 	char up[32];
-	possess_uploader(r, up);
-	return db_run(r->db,
+	possess_uploader(oc, up);
+	return db_run(oc->db,
 	              "INSERT INTO chunk_uploads(workspace_id, uploader, chunk_hash, size, "
 	              "touched_at) VALUES(?,?,?,?,?) ON CONFLICT(workspace_id, uploader, "
 	              "chunk_hash) DO UPDATE SET touched_at = excluded.touched_at",
-	              "ittii", r->ws_id, up, c->hash, c->size, now_ms());
+	              "ittii", oc->ws_id, up, c->hash, c->size, now_ms());
 }
 
-int possess_consume(struct req *r, const struct chunk_ref *c, size_t n)
+int possess_consume(struct op_ctx *oc, const struct chunk_ref *c, size_t n)
 {
 	char up[32];
-	possess_uploader(r, up);
+	possess_uploader(oc, up);
 	int rc = DB_DONE;
 	for (size_t i = 0; i < n && rc == DB_DONE; i++)
-		rc = db_run(r->db,
+		rc = db_run(oc->db,
 		            "DELETE FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? AND "
 		            "chunk_hash = ?",
-		            "itt", r->ws_id, up, c[i].hash);
+		            "itt", oc->ws_id, up, c[i].hash);
 	return rc;
 }
 
-int possess_pending(struct req *r, int64_t *bytes)
+int possess_pending(struct op_ctx *oc, int64_t *bytes)
 {
 	char up[32];
-	possess_uploader(r, up);
-	return db_int64(r->db, bytes,
+	possess_uploader(oc, up);
+	return db_int64(oc->db, bytes,
 	                "SELECT COALESCE(SUM(size), 0) FROM chunk_uploads WHERE workspace_id = ? "
 	                "AND uploader = ? AND touched_at > ?",
-	                "iti", r->ws_id, up, now_ms() - UPLOAD_PENDING_MS) == DB_ROW
+	                "iti", oc->ws_id, up, now_ms() - UPLOAD_PENDING_MS) == DB_ROW
 	           ? DB_DONE
 	           : DB_ERR;
 }
@@ -215,52 +216,53 @@ int possess_pending(struct req *r, int64_t *bytes)
  * it: no version ever committed it (a chunks row; GC decides those), no other
  * live upload, no other workspace. The grant goes before the check, as in
  * GC, so a commit that claimed the chunk meanwhile is seen (jobs.c). */
-static int free_one(struct req *r, const char *up, const char *hash)
+static int free_one(struct op_ctx *oc, const char *up, const char *hash)
 {
 	int64_t one = 0;
-	int rc = db_run(r->db,
+	int rc = db_run(oc->db,
 	                "DELETE FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? AND "
 	                "chunk_hash = ?",
-	                "itt", r->ws_id, up, hash);
+	                "itt", oc->ws_id, up, hash);
 	if (rc == DB_DONE)
-		rc = db_run(
-		    r->db, "DELETE FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
-		    "it", r->ws_id, hash);
+		rc =
+		    db_run(oc->db,
+		           "DELETE FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
+		           "it", oc->ws_id, hash);
 	if (rc != DB_DONE)
 		return rc;
-	rc = db_int64(r->db, &one,
+	rc = db_int64(oc->db, &one,
 	              "SELECT 1 FROM chunks WHERE hash = ? UNION ALL SELECT 1 FROM chunk_uploads "
 	              "WHERE chunk_hash = ? AND touched_at > ? UNION ALL SELECT 1 FROM "
 	              "workspace_chunks WHERE chunk_hash = ? LIMIT 1",
 	              "ttit", hash, hash, now_ms() - UPLOAD_PENDING_MS, hash);
 	if (rc == DB_ROW) /* held elsewhere: keep it, and this workspace's grant */
-		return db_run(r->db,
+		return db_run(oc->db,
 		              "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at) "
 		              "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
-		              "iti", r->ws_id, hash, now_ms());
+		              "iti", oc->ws_id, hash, now_ms());
 	if (rc != DB_DONE)
 		return rc;
-	int gone = store_remove(r->hub->store, hash);
+	int gone = store_remove(oc->hub->store, hash);
 	return gone == 0 || gone == -ENOENT ? DB_DONE : DB_ERR;
 }
 
-void possess_free(struct req *r, const struct chunk_ref *c, size_t n)
+void possess_free(struct op_ctx *oc, const struct chunk_ref *c, size_t n)
 {
 	if (!n)
 		return;
 	char up[32];
-	possess_uploader(r, up);
+	possess_uploader(oc, up);
 	size_t k;
 	const char **h = distinct(c, n, &k);
 	/* In a batch this runs in the batch's transaction; else in its own. */
-	bool own = !r->batch;
-	int rc = own ? db_begin(r->db) : DB_DONE;
+	bool own = !oc->batch;
+	int rc = own ? db_begin(oc->db) : DB_DONE;
 	for (size_t i = 0; i < k && rc == DB_DONE; i++)
-		rc = free_one(r, up, h[i]);
+		rc = free_one(oc, up, h[i]);
 	if (own && rc == DB_DONE)
-		rc = db_commit(r->db);
+		rc = db_commit(oc->db);
 	else if (own)
-		db_rollback(r->db);
+		db_rollback(oc->db);
 	if (rc != DB_DONE)
 		log_warn("upload: could not free a refused upload's chunks (GC will)");
 	free(h);

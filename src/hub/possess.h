@@ -13,17 +13,18 @@
  * (uploaded, not yet committed) bytes meanwhile. */
 #define UPLOAD_PENDING_MS (24ll * 3600 * 1000)
 /* Who uploads, as chunk_uploads names it: "u:USER", "h:HOST" or "s:LINK". */
-void possess_uploader(const struct req *r, char out[32]);
+struct op_ctx;
+void possess_uploader(const struct op_ctx *oc, char out[32]);
 /* held[i]: did the caller upload c[i] within the lease, or may it read a
  * version that uses it? One query per 256 distinct hashes. DB_DONE or error. */
-int possess_check(struct req *r, const struct chunk_ref *c, size_t n, bool *held);
+int possess_check(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *held);
 /* Record that the caller uploaded c (in the caller's transaction). */
-int possess_record(struct req *r, const struct chunk_ref *c);
+int possess_record(struct op_ctx *oc, const struct chunk_ref *c);
 /* A commit used these: they are no longer pending (in its transaction). */
-int possess_consume(struct req *r, const struct chunk_ref *c, size_t n);
-/* The caller's pending bytes in r->ws_id. */
-int possess_pending(struct req *r, int64_t *bytes);
+int possess_consume(struct op_ctx *oc, const struct chunk_ref *c, size_t n);
+/* The caller's pending bytes in its workspace. */
+int possess_pending(struct op_ctx *oc, int64_t *bytes);
 /* A refused upload: drop the caller's claims on c and delete the chunks no
  * version, other upload or other workspace holds. */
-void possess_free(struct req *r, const struct chunk_ref *c, size_t n);
+void possess_free(struct op_ctx *oc, const struct chunk_ref *c, size_t n);
 #endif

@@ -198,7 +198,7 @@ static enum MHD_Result queue(struct req *r, unsigned status, const char *ctype, 
 enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, const char *hname,
                                const char *hval)
 {
-	if (r->batch || r->capture) {
+	if (r->capture) {
 		json_decref(r->cap_body);
 		r->cap_body = body;
 		r->cap_status = status;

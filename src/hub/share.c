@@ -22,6 +22,8 @@
 #include "download.h"
 #include "guard.h"
 #include "acl.h"
+#include "op_http.h"
+#include "ops/ops.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -62,78 +64,27 @@ enum MHD_Result api_share_create(struct req *r)
 	char *path = req_body_path(r, "path");
 	if (!path)
 		return MHD_YES;
-	enum MHD_Result ret = MHD_YES;
-	struct file_info fi;
-	int64_t folder = 0;
-	int is_file = meta_file_get(r->db, r->ws_id, path, &fi);
-	int is_folder = is_file == 0 ? meta_folder_id(r->db, r->ws_id, path, &folder) : 0;
-	if (is_file < 0 || is_folder < 0) {
-		ret = reply_db_error(r);
-		goto out;
-	}
-	if (!is_file && !is_folder) {
-		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
-		goto out;
-	}
-	if (write && is_file) {
-		ret = reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                  "a write link shares a folder to upload into");
-		goto out;
-	}
-	if (!acl_require(r, path, is_file, write ? PERM_WRITE : PERM_READ))
-		goto out;
-	char pwh[128] = "";
-	int hrc = pw ? auth_hash_password(pw, pwh) : 0;
-	if (hrc != 0) {
-		ret = hrc == AUTH_BUSY ? auth_reply_retry(r, AUTH_BUSY, 1000) : reply_db_error(r);
-		goto out;
-	}
-	char tok[64], hash[65];
-	auth_new_token(tok, hash);
-	int64_t now = now_ms(), id = 0, exp = ttl ? now + ttl * 1000 : 0;
-	struct db_stmt *st = db_prepare(r->db, "INSERT INTO share_links(workspace_id, folder_id, "
-	                                       "file_id, scope, password_hash, token_hash, "
-	                                       "created_by, created_at, expires_at) "
-	                                       "VALUES(?,?,?,?,?,?,?,?,?) RETURNING id");
-	if (st) {
-		db_bind_int64(st, 1, r->ws_id);
-		if (is_file) {
-			db_bind_null(st, 2);
-			db_bind_int64(st, 3, fi.id);
-		} else {
-			db_bind_int64(st, 2, folder);
-			db_bind_null(st, 3);
-		}
-		db_bind_text(st, 4, write ? "write" : "read");
-		db_bind_text(st, 5, pw ? pwh : NULL);
-		db_bind_text(st, 6, hash);
-		db_bind_int64(st, 7, r->user_id);
-		db_bind_int64(st, 8, now);
-		if (exp)
-			db_bind_int64(st, 9, exp);
-		else
-			db_bind_null(st, 9);
-		if (db_step(st) == DB_ROW)
-			id = db_col_int64(st, 0);
-	}
-	db_finalize(st);
-	if (!id || meta_audit(r, "share.create", path,
-	                      json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "scope",
-	                                write ? "write" : "read", "password", pw != NULL)) != 0) {
-		ret = reply_db_error(r);
-		goto out;
+	struct op_ctx c;
+	struct op_err e = {0};
+	struct share_result out;
+	struct share_args a = {.path = path, .write = write, .ttl_s = ttl, .password = pw};
+	req_op_ctx(r, &c);
+	enum op_code rc = op_share_create(&c, &a, &out, &e);
+	req_op_end(r, &c);
+	if (rc != OP_OK) {
+		free(path);
+		return reply_op_err(r, &e);
 	}
 	char *base = hub_content_base(r);
-	char *url = xasprintf("%s/s/%s", base, tok);
-	json_t *o =
-	    json_pack("{s:I, s:s, s:s, s:s, s:s, s:b}", "id", (json_int_t)id, "url", url, "token",
-	              tok, "path", path, "scope", write ? "write" : "read", "password", pw != NULL);
-	if (exp)
-		json_object_set_new(o, "expires_at", json_integer(exp));
-	ret = reply_json(r, MHD_HTTP_CREATED, o);
+	char *url = xasprintf("%s/s/%s", base, out.token);
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:b}", "id", (json_int_t)out.id, "url",
+	                      url, "token", out.token, "path", path, "scope",
+	                      write ? "write" : "read", "password", pw != NULL);
+	if (out.expires_at)
+		json_object_set_new(o, "expires_at", json_integer(out.expires_at));
+	enum MHD_Result ret = reply_json(r, MHD_HTTP_CREATED, o);
 	free(url);
 	free(base);
-out:
 	free(path);
 	return ret;
 }

@@ -15,6 +15,7 @@
 #include "tokens.h"
 #include "download.h"
 #include "acl.h"
+#include "ops/ops.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/token.h"
@@ -422,28 +423,29 @@ enum MHD_Result api_host_token_check(struct req *r)
 	return reply_json(r, MHD_HTTP_OK, o);
 }
 
-bool tokens_upload_grant(struct req *r, const char *path, int64_t *author)
+bool tokens_grant_check(struct op_ctx *c, json_t *body, const char *path, int64_t *author,
+                        struct op_err *e)
 {
-	const char *g = json_get_str(r->json, "upload_grant"), *why;
+	const char *g = json_get_str(body, "upload_grant"), *why;
 	*author = 0;
-	if (!json_object_get(r->json, "upload_grant"))
+	if (!json_object_get(body, "upload_grant"))
 		return true;
-	json_t *claims = g ? tokens_verify(r->db, g, &why) : NULL;
+	json_t *claims = g ? tokens_verify(c->db, g, &why) : NULL;
 	int64_t ws = 0, host = 0, user = 0;
 	const char *sc = json_get_str(claims, "scope"), *p = json_get_str(claims, "path");
 	bool ok = claims && sc && strcmp(sc, "upload") == 0 && json_get_int(claims, "ws", &ws) &&
-	          ws == r->ws_id && json_get_int(claims, "host", &host) && host == r->host_id &&
+	          ws == c->ws_id && json_get_int(claims, "host", &host) && host == c->host_id &&
 	          p && strcmp(p, path) == 0 && json_get_int(claims, "user", &user);
 	json_decref(claims);
-	enum role role = ok ? auth_role(r->db, ws, user) : ROLE_NONE;
-	struct acl *a = role != ROLE_NONE ? acl_load(r->db, ws, user, role) : NULL;
+	enum role role = ok ? auth_role(c->db, ws, user) : ROLE_NONE;
+	struct acl *a = role != ROLE_NONE ? acl_load(c->db, ws, user, role) : NULL;
 	ok = a && acl_perm(a, path, true) >= PERM_WRITE;
 	acl_free(a);
 	if (!ok) {
-		reply_error(r, MHD_HTTP_FORBIDDEN, "upload_grant_refused",
-		            "the upload grant is invalid or expired, or whoever uploaded %s may no "
-		            "longer write it",
-		            path);
+		op_fail(e, OP_GRANT_REFUSED,
+		        "the upload grant is invalid or expired, or whoever uploaded %s may no "
+		        "longer write it",
+		        path);
 		return false;
 	}
 	*author = user;

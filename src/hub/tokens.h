@@ -14,10 +14,7 @@ enum MHD_Result api_keys(struct req *r);
 enum MHD_Result api_url_create(struct req *r);
 enum MHD_Result api_content_by_token(struct req *r);
 enum MHD_Result api_upload_by_token_begin(struct req *r);
-/* A host's commit of path with an "upload_grant" (from token-check): the
- * uploader whose version it is into *author (0 without a grant); false after
- * replying 403 if the grant is bad or the uploader may no longer write path. */
-bool tokens_upload_grant(struct req *r, const char *path, int64_t *author);
+/* tokens_grant_check (a host's commit with an upload grant): ops/ops.h */
 /* POST hosts/self/token-check {token}: may a signed URL's issuer still use it? */
 enum MHD_Result api_host_token_check(struct req *r);
 

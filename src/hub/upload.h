@@ -26,9 +26,6 @@ enum MHD_Result api_upload(struct req *r);
  * Sets r->state to the stream, or replies (too large, over quota) and leaves
  * r->state NULL; either way it overwrites r->state without freeing it. */
 enum MHD_Result upload_stream_start(struct req *r, char *path);
-/* Commit version src (its chunks, no bytes copied) as a new version of path;
- * the caller has checked access. Replies like a commit. */
-enum MHD_Result upload_copy_version(struct req *r, const char *path, const struct file_info *src);
 
 /* POST …/versions/restore: a past version as the new one. */
 enum MHD_Result api_version_restore(struct req *r);

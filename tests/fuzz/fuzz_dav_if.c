@@ -1,5 +1,5 @@
 /* fuzz_dav_if: the WebDAV If header (RFC 4918 §10.4) and the URLs in it and
- * in Destination (dav_ifhdr_parse_with, dav_url_split: src/hub/dav_parse.c).
+ * in Destination (dav_ifhdr_parse_with, dav_url_split: src/hub/dav/dav_parse.c).
  * Resource tags resolve as the hub does, with "ws" as this request's
  * workspace and any other segment elsewhere. Invariants: a parsed header has
  * 1..IF_LISTS_MAX lists of 1..IF_CONDS_MAX conditions, each with a value; a
@@ -7,7 +7,7 @@
  * without '/' or an error status. */
 #include "fuzz.h"
 #include "../../src/core/path.h"
-#include "../../src/hub/dav.h"
+#include "../../src/hub/dav/dav.h"
 
 static char *tag_path(void *cls, const char *url, unsigned *status)
 {

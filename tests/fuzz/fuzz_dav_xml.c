@@ -1,11 +1,11 @@
 /* fuzz_dav_xml: WebDAV request bodies (dav_xml_parse, dav_is, dav_child,
- * dav_node_xml: src/hub/dav_parse.c), walked the way PROPFIND, PROPPATCH
+ * dav_node_xml: src/hub/dav/dav_parse.c), walked the way PROPFIND, PROPPATCH
  * and LOCK walk them (dav_props.c, dav_lock.c). Invariant: every fragment
  * the hub would store (a PROPPATCH value, a LOCK owner) and replay inside
  * PROPFIND and lockdiscovery answers is itself well-formed XML holding the
  * same element (issue 13, item 12). */
 #include "fuzz.h"
-#include "../../src/hub/dav.h"
+#include "../../src/hub/dav/dav.h"
 
 #include <libxml/parser.h>
 

@@ -4,6 +4,7 @@
  *
  * Threads: request threads; no state outside the database. */
 #include "internal.h"
+#include "../ops/ops.h"
 #include "../meta.h"
 #include "../acl.h"
 #include "../../core/hash.h"
@@ -24,7 +25,7 @@ int hosts_set_policy(struct req *r, int64_t host, const char *folder, const char
 		return -EPERM;
 	int rc = meta_mkdirs(r->db, r->ws_id, folder, r->user_id, &fid, &created);
 	if (rc != 0)
-		return rc;
+		return rc == OP_EXISTS ? -EEXIST : DB_ERR;
 	if (strcmp(mode, "inherit") == 0)
 		rc = db_run(r->db,
 		            "DELETE FROM replication_policies WHERE host_id = ? AND folder_id = ?",

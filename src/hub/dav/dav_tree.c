@@ -1,14 +1,18 @@
 /* dav_tree: the methods that read and change the tree — GET, HEAD, PUT, MKCOL,
- * DELETE, COPY, MOVE, OPTIONS — through the API's own functions in capture
- * mode, so access rules, quotas, the feed and the audit log apply as in the API. */
+ * DELETE, COPY, MOVE, OPTIONS — through the operations (ops/ops.h), so access
+ * rules, quotas, the feed and the audit log apply as in the API; their errors
+ * map to WebDAV statuses (op_dav_status). PUT streams through the API's
+ * upload (upload.c) with its answer captured. */
 #include "dav.h"
-#include "meta.h"
-#include "api.h"
-#include "upload.h"
-#include "download.h"
-#include "acl.h"
-#include "../core/path.h"
-#include "../core/util.h"
+#include "../meta.h"
+#include "../api.h"
+#include "../upload.h"
+#include "../download.h"
+#include "../acl.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
+#include "../op_http.h"
+#include "../ops/ops.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,37 +26,45 @@ static bool overwrite_allowed(struct req *r)
 	return !o || (o[0] != 'F' && o[0] != 'f');
 }
 
-/* Copy a file (or, captured, fail); dest's props replaced by src's. */
-static bool copy_file(struct req *r, const char *src, const char *dest)
+/* The current version of the file at path, which the caller may read. */
+static bool readable(struct op_ctx *c, const char *path, struct file_info *fi, struct op_err *e)
+{
+	int rc = meta_file_get(c->db, c->ws_id, path, fi);
+	if (rc == 1)
+		return op_require(c, path, true, PERM_READ, ACL_NOW, e);
+	if (rc == 0)
+		op_fail(e, OP_NOT_FOUND, "no such file or version: %s", path);
+	else
+		op_db(e);
+	return false;
+}
+
+/* Copy a file (or fail with e); dest's props replaced by src's. */
+static bool copy_file(struct req *r, struct op_ctx *c, const char *src, const char *dest,
+                      struct op_err *e)
 {
 	struct file_info fi;
-	dav_cap_reset(r);
-	if (!meta_readable_version(r, src, 0, &fi))
+	struct commit_result out;
+	if (!readable(c, src, &fi, e) || !op_require(c, dest, true, PERM_WRITE, ACL_NOW, e) ||
+	    op_copy_version(c, dest, &fi, &out, e) != OP_OK)
 		return false;
-	if (!acl_require(r, dest, true, PERM_WRITE))
-		return false;
-	upload_copy_version(r, dest, &fi);
-	if (!dav_captured_ok(r))
-		return false;
-	int64_t id = json_integer_value(json_object_get(r->cap_body, "id"));
-	if (dav_dprops_copy(r, RES_FILE, fi.id, RES_FILE, id) != 0) {
-		r->cap_status = MHD_HTTP_SERVICE_UNAVAILABLE;
+	if (dav_dprops_copy(r, RES_FILE, fi.id, RES_FILE, out.file_id) != 0) {
+		op_fail(e, OP_DB, "failed");
 		return false;
 	}
 	return true;
 }
 
-static bool copy_folder_one(struct req *r, const char *src, const char *dest)
+static bool copy_folder_one(struct req *r, struct op_ctx *c, const char *src, const char *dest,
+                            struct op_err *e)
 {
 	int64_t sid = 0;
-	dav_cap_reset(r);
-	api_mkdir_path(r, dest, true);
-	if (!dav_captured_ok(r))
+	struct mkdir_result out;
+	if (op_mkdir(c, dest, true, &out, e) != OP_OK)
 		return false;
-	int64_t did = json_integer_value(json_object_get(r->cap_body, "id"));
 	if (meta_folder_id(r->db, r->ws_id, src, &sid) == 1 &&
-	    dav_dprops_copy(r, RES_DIR, sid, RES_DIR, did) != 0) {
-		r->cap_status = MHD_HTTP_SERVICE_UNAVAILABLE;
+	    dav_dprops_copy(r, RES_DIR, sid, RES_DIR, out.id) != 0) {
+		op_fail(e, OP_DB, "failed");
 		return false;
 	}
 	return true;
@@ -64,9 +76,10 @@ static char *rebase(const char *path, const char *from, const char *to)
 }
 
 /* A folder and (deep) everything below it the caller may read. */
-static bool copy_tree(struct req *r, const char *src, const char *dest, bool deep)
+static bool copy_tree(struct req *r, struct op_ctx *c, const char *src, const char *dest, bool deep,
+                      struct op_err *e)
 {
-	if (!copy_folder_one(r, src, dest))
+	if (!copy_folder_one(r, c, src, dest, e))
 		return false;
 	if (!deep)
 		return true;
@@ -92,21 +105,81 @@ static bool copy_tree(struct req *r, const char *src, const char *dest, bool dee
 	db_finalize(st);
 	free(prefix);
 	if (!ok)
-		r->cap_status = MHD_HTTP_SERVICE_UNAVAILABLE;
-	struct acl *a = req_acl(r);
+		op_fail(e, OP_DB, "failed");
+	struct acl *a = op_acl(c);
 	for (size_t i = 0; ok && i < n; i++) {
 		const char *p = items[i] + 1;
 		bool file = items[i][0] == 'f';
 		if (file ? acl_perm(a, p, true) < PERM_READ : !acl_visible(a, p, false))
 			continue; /* what the caller cannot see is not copied */
 		char *to = rebase(p, src, dest);
-		ok = file ? copy_file(r, p, to) : copy_folder_one(r, p, to);
+		ok = file ? copy_file(r, c, p, to, e) : copy_folder_one(r, c, p, to, e);
 		free(to);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(items[i]);
 	free(items);
 	return ok;
+}
+
+/* COPY or MOVE once the request is checked: access, Overwrite, locks, then
+ * the operations (what is in the way to the trash first). */
+static enum MHD_Result copymove_ops(struct req *r, struct dav *d, const struct res *x,
+                                    const struct res *dx, const char *dest, bool move, bool deep,
+                                    const struct ifhdr *h, const struct locks *ls)
+{
+	struct op_ctx c;
+	struct op_err e = {0};
+	enum MHD_Result ret = MHD_YES;
+	bool ok = true, is_file;
+	req_op_ctx(r, &c);
+	/* Every permission first (a destination the caller may not see stays
+	 * unseen), and nothing in the way goes to the trash for a
+	 * COPY or MOVE that then fails. */
+	if (move &&
+	    (!op_require(&c, d->path, x->kind == RES_FILE, PERM_WRITE, ACL_NOW, &e) ||
+	     (x->kind == RES_DIR && !acl_subtree_at_least(op_acl(&c), d->path, PERM_WRITE) &&
+	      op_fail(&e, OP_FORBIDDEN, "failed"))))
+		ok = false;
+	else if (!op_require(&c, dest, x->kind == RES_FILE, PERM_WRITE, ACL_NOW, &e))
+		ok = false;
+	if (!ok) {
+		ret = dav_send_op_err(r, &e);
+		goto out;
+	}
+	if (dx->kind && !overwrite_allowed(r)) {
+		ret = dav_send_status(r, MHD_HTTP_PRECONDITION_FAILED);
+		goto out;
+	}
+	if ((move && !dav_check_locks(r, d->path, true, x->kind == RES_DIR, h, ls, d)) ||
+	    !dav_check_locks(r, dest, true, dx->kind == RES_DIR, h, ls, d))
+		goto out;
+	/* A file copied over a file becomes its new version (its history stays);
+	 * anything else in the way goes to the trash first. */
+	bool replace_in_place = !move && x->kind == RES_FILE && dx->kind == RES_FILE;
+	if (dx->kind && !replace_in_place) {
+		if (op_delete(&c, dest, &is_file, &e) != OP_OK) {
+			ret = dav_send_op_err(r, &e);
+			goto out;
+		}
+		dav_locks_drop_below(r, dest);
+	}
+	if (move) {
+		ok = op_move(&c, d->path, dest, &e) == OP_OK;
+		/* locks stay with the URL, not the resource */
+		if (ok)
+			dav_locks_drop_below(r, d->path);
+	} else if (x->kind == RES_FILE) {
+		ok = copy_file(r, &c, d->path, dest, &e);
+	} else {
+		ok = copy_tree(r, &c, d->path, dest, deep, &e);
+	}
+	ret = ok ? dav_send_status(r, dx->kind ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED)
+	         : dav_send_op_err(r, &e);
+out:
+	req_op_end(r, &c);
+	op_err_fini(&e);
+	return ret;
 }
 
 enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct res *x, bool move,
@@ -155,56 +228,7 @@ enum MHD_Result dav_copymove(struct req *r, struct dav *d, const struct res *x, 
 		    dav_send_text(r, MHD_HTTP_CONFLICT, "the destination's parent does not exist");
 		goto out;
 	}
-	r->capture = true;
-	/* Every permission first (a destination the caller may not see stays
-	 * unseen), and nothing in the way goes to the trash for a
-	 * COPY or MOVE that then fails. */
-	dav_cap_reset(r);
-	if ((move &&
-	     (!acl_require(r, d->path, x->kind == RES_FILE, PERM_WRITE) ||
-	      (x->kind == RES_DIR && !acl_subtree_at_least(req_acl(r), d->path, PERM_WRITE)))) ||
-	    !acl_require(r, dest, x->kind == RES_FILE, PERM_WRITE)) {
-		if (!r->cap_status)
-			r->cap_status = MHD_HTTP_FORBIDDEN;
-		ret = dav_send_captured(r);
-		goto out;
-	}
-	if (dx.kind && !overwrite_allowed(r)) {
-		ret = dav_send_status(r, MHD_HTTP_PRECONDITION_FAILED);
-		goto out;
-	}
-	if ((move && !dav_check_locks(r, d->path, true, x->kind == RES_DIR, h, ls, d)) ||
-	    !dav_check_locks(r, dest, true, dx.kind == RES_DIR, h, ls, d)) {
-		ret = MHD_YES;
-		goto out;
-	}
-	/* A file copied over a file becomes its new version (its history stays);
-	 * anything else in the way goes to the trash first. */
-	bool replace_in_place = !move && x->kind == RES_FILE && dx.kind == RES_FILE;
-	if (dx.kind && !replace_in_place) {
-		dav_cap_reset(r);
-		api_delete_path(r, dest);
-		if (!dav_captured_ok(r)) {
-			ret = dav_send_captured(r);
-			goto out;
-		}
-		dav_locks_drop_below(r, dest);
-	}
-	bool ok;
-	if (move) {
-		dav_cap_reset(r);
-		api_move_paths(r, d->path, dest);
-		ok = dav_captured_ok(r);
-		/* locks stay with the URL, not the resource */
-		if (ok)
-			dav_locks_drop_below(r, d->path);
-	} else if (x->kind == RES_FILE) {
-		ok = copy_file(r, d->path, dest);
-	} else {
-		ok = copy_tree(r, d->path, dest, deep);
-	}
-	ret = ok ? dav_send_status(r, dx.kind ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED)
-	         : dav_send_captured(r);
+	ret = copymove_ops(r, d, x, &dx, dest, move, deep, h, ls);
 out:
 	free(dest);
 	free(dparent);
@@ -233,11 +257,13 @@ enum MHD_Result dav_get(struct req *r, struct dav *d, const struct res *x)
 		                     strlen(msg), NULL, NULL, NULL, NULL);
 	}
 	struct file_info fi;
-	dav_cap_reset(r);
-	r->capture = true;
-	if (!meta_readable_version(r, d->path, 0, &fi))
-		return dav_send_captured(r);
-	r->capture = false;
+	struct op_ctx c;
+	struct op_err e = {0};
+	req_op_ctx(r, &c);
+	bool ok = readable(&c, d->path, &fi, &e);
+	req_op_end(r, &c);
+	if (!ok)
+		return dav_send_op_err(r, &e);
 	char etag[96];
 	dav_res_etag(x, etag);
 	r->etag = etag;
@@ -253,11 +279,14 @@ enum MHD_Result dav_delete(struct req *r, struct dav *d, const struct res *x, co
 		return dav_send_text(r, MHD_HTTP_FORBIDDEN, "the workspace root cannot be deleted");
 	if (!dav_check_locks(r, d->path, true, x->kind == RES_DIR, h, ls, d))
 		return MHD_YES;
-	r->capture = true;
-	dav_cap_reset(r);
-	api_delete_path(r, d->path);
-	if (!dav_captured_ok(r))
-		return dav_send_captured(r);
+	struct op_ctx c;
+	struct op_err e = {0};
+	bool is_file;
+	req_op_ctx(r, &c);
+	enum op_code rc = op_delete(&c, d->path, &is_file, &e);
+	req_op_end(r, &c);
+	if (rc != OP_OK)
+		return dav_send_op_err(r, &e);
 	dav_locks_drop_below(r, d->path);
 	return dav_send_status(r, MHD_HTTP_NO_CONTENT);
 }
@@ -280,11 +309,14 @@ enum MHD_Result dav_mkcol(struct req *r, struct dav *d, const struct res *x, con
 		return dav_send_text(r, MHD_HTTP_CONFLICT, "the parent folder does not exist");
 	if (!dav_check_locks(r, d->path, true, false, h, ls, d))
 		return MHD_YES;
-	r->capture = true;
-	dav_cap_reset(r);
-	api_mkdir_path(r, d->path, false);
-	if (!dav_captured_ok(r))
-		return dav_send_captured(r);
+	struct op_ctx c;
+	struct op_err e = {0};
+	struct mkdir_result out;
+	req_op_ctx(r, &c);
+	bool made = op_mkdir(&c, d->path, false, &out, &e) == OP_OK;
+	req_op_end(r, &c);
+	if (!made)
+		return dav_send_op_err(r, &e);
 	return dav_send_status(r, MHD_HTTP_CREATED);
 }
 
@@ -305,10 +337,13 @@ enum MHD_Result dav_put_begin(struct req *r, struct dav *d)
 		return dav_send_text(r, MHD_HTTP_CONFLICT, "the parent folder does not exist");
 	if (req_header(r, "Content-Range"))
 		return dav_send_text(r, MHD_HTTP_BAD_REQUEST, "partial PUT is not supported");
-	r->capture = true;
-	dav_cap_reset(r);
-	if (!acl_require(r, d->path, true, PERM_WRITE))
-		return dav_send_captured(r);
+	struct op_ctx c;
+	struct op_err e = {0};
+	req_op_ctx(r, &c);
+	bool may = op_require(&c, d->path, true, PERM_WRITE, ACL_NOW, &e);
+	req_op_end(r, &c);
+	if (!may)
+		return dav_send_op_err(r, &e);
 	struct ifhdr h;
 	const char *ih = req_header(r, "If");
 	if (ih && !dav_ifhdr_parse(r, d, ih, &h))
@@ -325,6 +360,8 @@ enum MHD_Result dav_put_begin(struct req *r, struct dav *d)
 	    !dav_check_locks(r, d->path, x.kind == RES_NONE, false, &h, &ls, d))
 		goto out;
 	d->put_existed = x.kind == RES_FILE;
+	/* The streaming upload answers as the API does: captured (dav.c). */
+	r->capture = true;
 	dav_cap_reset(r);
 	upload_stream_start(r, xstrdup(d->path));
 	d->up = r->state;

@@ -2,12 +2,12 @@
  * account password (argon2id, remembered briefly), or a bearer token; Basic
  * only over TLS or from this machine. */
 #include "dav.h"
-#include "auth.h"
-#include "meta.h"
-#include "guard.h"
-#include "limits.h"
-#include "../core/path.h"
-#include "../core/util.h"
+#include "../auth.h"
+#include "../meta.h"
+#include "../guard.h"
+#include "../limits.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

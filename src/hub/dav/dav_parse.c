@@ -3,8 +3,8 @@
  * (Destination, If tags), the If header (RFC 4918 §10.4) and XML bodies
  * (PROPFIND, PROPPATCH, LOCK). The rest of dav*.c calls these. */
 #include "dav.h"
-#include "../core/path.h"
-#include "../core/util.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
 
 #include <ctype.h>
 #include <libxml/parser.h>

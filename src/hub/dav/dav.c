@@ -4,22 +4,26 @@
  * This module owns the protocol only: authentication (Basic with an app
  * password or the account password, or a bearer token), the XML of PROPFIND,
  * PROPPATCH and LOCK, dead properties, locks and the If header. Every change
- * to the tree goes through the API's own functions (api_mkdir_path,
- * api_move_paths, api_delete_path, upload_stream_start, upload_copy_version)
- * in capture mode, so ACLs, quotas, the feed and the audit log apply exactly
- * as they do to the JSON API; their answers are translated to DAV statuses.
+ * to the tree goes through the operations (ops/ops.h: op_mkdir, op_move,
+ * op_delete, op_copy_version), so ACLs, quotas, the feed and the audit log
+ * apply exactly as they do to the JSON API; their typed errors map to DAV
+ * statuses (op_dav_status). A PUT streams through the API's upload
+ * (upload_stream_start, api_upload) with its answer captured
+ * (dav_send_captured). Runs on the request's connection thread.
  *
  * This file holds the route's three hooks, the answers and the URL and
  * resource helpers; dav_auth.c, dav_props.c, dav_lock.c and dav_tree.c the
  * rest (dav.h). */
 #include "dav.h"
-#include "auth.h"
-#include "dav/route.h"
-#include "meta.h"
-#include "upload.h"
-#include "acl.h"
-#include "../core/path.h"
-#include "../core/util.h"
+#include "../auth.h"
+#include "route.h"
+#include "../meta.h"
+#include "../upload.h"
+#include "../acl.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
+#include "../op_http.h"
+#include "../ops/ops.h"
 
 #include <ctype.h>
 #include <libxml/parser.h>
@@ -127,16 +131,25 @@ void dav_cap_reset(struct req *r)
 	r->cap_status = 0;
 }
 
-/* The API function answered (captured) with an error: pass it on. */
+enum MHD_Result dav_send_op_err(struct req *r, struct op_err *e)
+{
+	unsigned st = op_dav_status(e->code);
+	op_err_fini(e);
+	return dav_send_text(r, st, e->message);
+}
+
+/* The streaming upload answered (captured) with an error: pass it on, its
+ * JSON code mapped as an operation's (others keep their status). */
 enum MHD_Result dav_send_captured(struct req *r)
 {
 	unsigned st = r->cap_status ? r->cap_status : MHD_HTTP_INTERNAL_SERVER_ERROR;
 	json_t *e = json_object_get(r->cap_body, "error");
 	const char *msg = json_string_value(json_object_get(e, "message"));
 	const char *code = json_string_value(json_object_get(e, "code"));
-	/* RFC 4918 §9.7.1: a PUT whose parent is a file, or in the way of a folder */
-	if (st == MHD_HTTP_CONFLICT && code && strcmp(code, "exists") == 0)
-		st = MHD_HTTP_METHOD_NOT_ALLOWED;
+	for (int i = OP_OK + 1; code && i < OP_CODES; i++)
+		if (strcmp(code, op_code_json((enum op_code)i)) == 0 &&
+		    op_http_status((enum op_code)i) == st)
+			st = op_dav_status((enum op_code)i);
 	return dav_send_text(r, st, msg ? msg : "failed");
 }
 
@@ -414,13 +427,15 @@ enum MHD_Result dav_handle(struct req *r)
 		goto out;
 	bool writes = strcmp(m, "PROPPATCH") == 0 || strcmp(m, "LOCK") == 0;
 	if (writes) {
-		r->capture = true;
-		dav_cap_reset(r);
-		if (!acl_require(r, d->path, x.kind != RES_DIR, PERM_WRITE)) {
-			ret = dav_send_captured(r);
+		struct op_ctx c;
+		struct op_err e = {0};
+		req_op_ctx(r, &c);
+		bool may = op_require(&c, d->path, x.kind != RES_DIR, PERM_WRITE, ACL_NOW, &e);
+		req_op_end(r, &c);
+		if (!may) {
+			ret = dav_send_op_err(r, &e);
 			goto out;
 		}
-		r->capture = false;
 	}
 	if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
 		ret = dav_get(r, d, &x);

@@ -1,10 +1,10 @@
 /* dav_lock: write locks (dav_locks: per path), LOCK and UNLOCK, and the
  * conditions of a request: If (RFC 4918 §10.4), If-Match, If-None-Match. */
 #include "dav.h"
-#include "meta.h"
-#include "upload.h"
-#include "../core/path.h"
-#include "../core/util.h"
+#include "../meta.h"
+#include "../upload.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
 
 #include <ctype.h>
 #include <sodium.h>

@@ -5,7 +5,7 @@
 #ifndef ROOST_DAV_H
 #define ROOST_DAV_H
 
-#include "hub.h"
+#include "../hub.h"
 
 #include <libxml/tree.h>
 #include <stdbool.h>
@@ -80,8 +80,11 @@ enum MHD_Result dav_send_xml(struct req *r, unsigned status, FILE *f, char **buf
                              const char *h1, const char *v1);
 /* RFC 4918 §16: a precondition element in a DAV:error body. */
 enum MHD_Result dav_send_error(struct req *r, unsigned status, const char *cond, const char *href);
+struct op_err;
+/* An operation's error as a text answer with its WebDAV status. */
+enum MHD_Result dav_send_op_err(struct req *r, struct op_err *e);
 void dav_cap_reset(struct req *r);
-/* The API function answered (captured) with an error: pass it on. */
+/* The streaming upload (upload.c) answered, captured, with an error: pass it on. */
 enum MHD_Result dav_send_captured(struct req *r);
 bool dav_captured_ok(struct req *r);
 /* The resource at path as the caller sees it: RES_NONE if missing or hidden. */

@@ -1,11 +1,11 @@
 /* dav_props: PROPFIND and PROPPATCH. Live properties come from the tree;
  * dead ones are kept per file or folder row (dav_props), as XML fragments. */
 #include "dav.h"
-#include "meta.h"
-#include "api.h"
-#include "limits.h"
-#include "../core/path.h"
-#include "../core/util.h"
+#include "../meta.h"
+#include "../api.h"
+#include "../limits.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
 
 #include <libxml/parser.h>
 #include <limits.h>

@@ -1,0 +1,398 @@
+/* ops/commit: committing a version — a file's new content named by its
+ * chunks — in one transaction (in a batch, one savepoint of the batch's):
+ * access, limits, proof of possession of every chunk, the folders on the way,
+ * the optional base version, the rows, the feed and the audit log. Also a
+ * version's copy (WebDAV COPY) and a version restore, both made of the
+ * chunks of a version the caller may read.
+ *
+ * Runs on the calling thread; libmagic's one handle is behind a lock. */
+#include "../possess.h"
+#include "ops.h"
+#include "../../core/hash.h"
+#include "../../core/path.h"
+#include "../../core/util.h"
+
+#include <magic.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- content types (libmagic is not thread-safe: one handle, one lock) ---- */
+
+static pthread_mutex_t magic_mu = PTHREAD_MUTEX_INITIALIZER;
+static magic_t magic_handle;
+
+void op_sniff_type(const uint8_t *data, size_t len, char out[128])
+{
+	snprintf(out, 128, "application/octet-stream");
+	if (len == 0)
+		return;
+	pthread_mutex_lock(&magic_mu);
+	if (!magic_handle) {
+		/* Skip the costly looks inside archives and documents: the MIME
+		 * type of the outside is what a download needs. */
+		magic_handle = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS |
+		                          MAGIC_NO_CHECK_TAR | MAGIC_NO_CHECK_CDF |
+		                          MAGIC_NO_CHECK_ELF | MAGIC_NO_CHECK_ENCODING);
+		if (magic_handle && magic_load(magic_handle, NULL) != 0) {
+			magic_close(magic_handle);
+			magic_handle = NULL;
+		}
+	}
+	const char *t = magic_handle ? magic_buffer(magic_handle, data, len) : NULL;
+	if (t)
+		snprintf(out, 128, "%s", t);
+	pthread_mutex_unlock(&magic_mu);
+}
+
+static void sniff_stored_chunk(struct hub *hub, const char *hash, int64_t size, char out[128])
+{
+	uint8_t *buf = xmalloc((size_t)size);
+	int64_t n = store_read(hub->store, hash, buf, (size_t)size);
+	op_sniff_type(buf, n > 0 ? (size_t)(n < SNIFF_BYTES ? n : SNIFF_BYTES) : 0, out);
+	free(buf);
+}
+
+/* ---- chunk bookkeeping ----
+ *
+ * The store itself says which chunks the hub holds: an object exists only once
+ * it is whole and durable (fsync, rename, directory fsync). Uploads therefore
+ * touch no database row per chunk; a version's commit records its chunks in
+ * its own transaction. Objects never committed are orphans for GC to collect. */
+
+/* Record a committed chunk (inside the commit's transaction). */
+static int record_chunk(struct db *db, const char *hash, int64_t size)
+{
+	int64_t now = now_ms();
+	int r = db_run(db,
+	               "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
+	               "ON CONFLICT(hash) DO NOTHING",
+	               "tii", hash, size, now);
+	if (r == DB_DONE)
+		r = db_run(db,
+		           "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
+		           "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
+		           "SET state = 'ok', updated_at = excluded.updated_at",
+		           "ti", hash, now);
+	return r;
+}
+
+/* A host committing a version holds its chunks (it just read them from its
+ * file): other hosts may fetch them from it at once. */
+static int record_host_replica(struct op_ctx *c, const char *hash, int64_t now)
+{
+	char holder[32];
+	snprintf(holder, sizeof holder, "host:%lld", (long long)c->host_id);
+	return db_run(c->db,
+	              "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, updated_at) "
+	              "VALUES(?,?,?,'ok',?) ON CONFLICT(chunk_hash, holder) DO UPDATE SET state = "
+	              "'ok', updated_at = excluded.updated_at",
+	              "ttii", hash, holder, c->host_id, now);
+}
+
+/* In a commit's transaction: the size of a chunk workspace ws may use and the
+ * hub's storage holds, or -1, claiming it — its grant's touched_at is the
+ * fence GC honours (jobs.c): on PostgreSQL the row lock also holds GC off
+ * until this transaction ends. */
+static int64_t claim_chunk_size(struct op_ctx *c, const char *hash)
+{
+	int64_t one = 0;
+	if (db_int64(c->db, &one,
+	             "UPDATE workspace_chunks SET touched_at = ? WHERE workspace_id = ? AND "
+	             "chunk_hash = ? RETURNING 1",
+	             "iit", now_ms(), c->ws_id, hash) != DB_ROW)
+		return -1;
+	int64_t n = store_size(c->hub->store, hash);
+	return n > 0 ? n : -1;
+}
+
+/* ---- the transaction ---- */
+
+/* A commit's transaction, or in a batch its savepoint in the batch's. */
+static int tx_begin(struct op_ctx *c)
+{
+	return c->batch ? db_exec(c->db, "SAVEPOINT commit_one") : meta_begin(c->db, c->ws_id);
+}
+
+static void tx_rollback(struct op_ctx *c)
+{
+	if (c->batch)
+		db_exec(c->db, "ROLLBACK TO SAVEPOINT commit_one; RELEASE SAVEPOINT commit_one");
+	else
+		db_rollback(c->db);
+}
+
+static int tx_commit(struct op_ctx *c)
+{
+	return c->batch ? db_exec(c->db, "RELEASE SAVEPOINT commit_one") : meta_commit_op(c);
+}
+
+/* The chunks among ch that the caller cannot prove it holds (possess.c), as
+ * a JSON array; NULL on a database error. */
+static json_t *unproven(struct op_ctx *c, const struct chunk_ref *ch, size_t n)
+{
+	bool *held = xcalloc(n ? n : 1, sizeof *held);
+	json_t *out = json_array();
+	if (possess_check(c, ch, n, held) != DB_DONE) {
+		json_decref(out);
+		out = NULL;
+	}
+	for (size_t i = 0; out && i < n; i++)
+		if (!held[i])
+			json_array_append_new(out, json_string(ch[i].hash));
+	free(held);
+	return out;
+}
+
+/* Every chunk must be held by the caller (unless proven), with the size it
+ * claims, and is claimed for this commit. In the transaction. */
+static enum op_code check_chunks(struct op_ctx *c, const struct commit_args *a, bool proven,
+                                 struct op_err *e)
+{
+	json_t *missing = proven ? json_array() : unproven(c, a->chunks, a->n);
+	if (!missing)
+		return op_db(e);
+	bool unheld = json_array_size(missing) > 0;
+	int64_t held = -1;
+	for (size_t i = 0; i < a->n && !unheld; i++) {
+		/* a chunk listed again in a row is claimed once */
+		if (i == 0 || strcmp(a->chunks[i].hash, a->chunks[i - 1].hash) != 0)
+			held = claim_chunk_size(c, a->chunks[i].hash);
+		if (held < 0) {
+			json_array_append_new(missing, json_string(a->chunks[i].hash));
+		} else if (held != a->chunks[i].size) {
+			json_decref(missing);
+			return op_fail(e, OP_SIZE_MISMATCH, "chunks[%zu] is %lld bytes, not %lld",
+			               i, (long long)held, (long long)a->chunks[i].size);
+		}
+	}
+	if (json_array_size(missing))
+		return op_fail_detail(e, OP_MISSING_CHUNKS, json_pack("{s:o}", "missing", missing),
+		                      "the hub does not hold some chunks; upload them and commit "
+		                      "again");
+	json_decref(missing);
+	return OP_OK;
+}
+
+/* The folder the file goes in (made as needed), and the base version check. */
+static enum op_code place(struct op_ctx *c, const struct commit_args *a, const char *parent,
+                          const char *name, int64_t author, int64_t *folder, struct op_err *e)
+{
+	int64_t other = 0;
+	bool created;
+	int rc = meta_mkdirs(c->db, c->ws_id, parent, author, folder, &created);
+	if (rc == OP_EXISTS ||
+	    (rc == OP_OK && meta_folder_id(c->db, c->ws_id, a->path, &other) == 1))
+		return op_fail(e, OP_EXISTS, "a file or folder is in the way of %s", a->path);
+	if (rc != OP_OK)
+		return op_db(e);
+	if (a->base < 0)
+		return OP_OK;
+	int64_t cur = 0;
+	if (db_int64(c->db, &cur,
+	             "SELECT COALESCE(current_version_id, 0) FROM files WHERE folder_id = ? "
+	             "AND name = ? AND deleted_at IS NULL",
+	             "it", *folder, name) == DB_ERR)
+		return op_db(e);
+	if (cur != a->base)
+		return op_fail_detail(e, OP_VERSION_CONFLICT,
+		                      json_pack("{s:I}", "current_version_id", (json_int_t)cur),
+		                      "the file changed since the base version");
+	return OP_OK;
+}
+
+/* The rows of the new version, the feed and the audit log. 0 or DB_ERR. */
+static int write_version(struct op_ctx *c, const struct commit_args *a, int64_t folder,
+                         const char *name, int64_t author, struct commit_result *out)
+{
+	int64_t file_id = 0, number = 0, vid = 0, now = now_ms();
+	const char *ctype = out->content_type;
+	int rc =
+	    db_int64(c->db, &file_id,
+	             "SELECT id FROM files WHERE folder_id = ? AND name = ? AND deleted_at IS NULL",
+	             "it", folder, name);
+	if (rc == DB_DONE)
+		rc = db_int64(c->db, &file_id,
+		              "INSERT INTO files(workspace_id, folder_id, name, size, created_at, "
+		              "updated_at) VALUES(?,?,?,?,?,?) RETURNING id",
+		              "iitiii", c->ws_id, folder, name, a->size, now, now);
+	if (rc != DB_ROW ||
+	    db_int64(c->db, &number,
+	             "SELECT COALESCE(MAX(number), 0) + 1 FROM file_versions WHERE file_id = ?",
+	             "i", file_id) != DB_ROW ||
+	    db_int64(c->db, &vid,
+	             "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
+	             "created_by, created_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
+	             "iititii", file_id, number, a->hash, a->size, ctype, author, now) != DB_ROW)
+		return DB_ERR;
+	int64_t off = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct chunk_ref *ch = &a->chunks[i];
+		if (record_chunk(c->db, ch->hash, ch->size) != DB_DONE ||
+		    db_run(c->db,
+		           "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
+		           "size) VALUES(?,?,?,?,?)",
+		           "iitii", vid, (int64_t)i, ch->hash, off, ch->size) != DB_DONE ||
+		    db_run(
+		        c->db,
+		        "UPDATE chunks SET refcount = refcount + 1, unref_at = NULL WHERE hash = ?",
+		        "t", ch->hash) != DB_DONE ||
+		    (c->host_id && record_host_replica(c, ch->hash, now) != DB_DONE))
+			return DB_ERR;
+		off += ch->size;
+	}
+	if (db_run(c->db,
+	           "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
+	           "updated_at = ?, updated_by = ? WHERE id = ?",
+	           "iitiii", vid, a->size, ctype, now, author, file_id) != DB_DONE ||
+	    possess_consume(c, a->chunks, a->n) != DB_DONE ||
+	    meta_change(c->db, c->ws_id, "file.version", "file",
+	                json_pack("{s:I, s:s, s:I, s:I, s:I, s:s}", "id", (json_int_t)file_id,
+	                          "path", a->path, "version", (json_int_t)number, "version_id",
+	                          (json_int_t)vid, "size", (json_int_t)a->size, "hash", a->hash)) !=
+	        0 ||
+	    meta_audit_op(c, "file.version", a->path,
+	                  json_pack("{s:I, s:I}", "version", (json_int_t)number, "size",
+	                            (json_int_t)a->size)) != 0)
+		return DB_ERR;
+	out->file_id = file_id;
+	out->number = number;
+	out->version_id = vid;
+	return 0;
+}
+
+/* The commit itself; *limited: a size limit or the quota refused it. */
+static enum op_code commit_chunks(struct op_ctx *c, const struct commit_args *a,
+                                  struct commit_result *out, bool *limited, struct op_err *e)
+{
+	char *parent = NULL, *name = NULL;
+	enum op_code rc;
+	if (!op_path_writable(a->path, e))
+		return e->code;
+	if (!path_split(a->path, &parent, &name))
+		return op_fail(e, OP_INVALID_PATH,
+		               "a file cannot be written at the workspace root itself");
+	if (tx_begin(c) != DB_DONE) {
+		rc = op_db(e);
+		goto out;
+	}
+	/* The logical size first: it is known without touching a chunk. */
+	if (!limits_fit_file(c->db, c->ws_id, a->size, e)) {
+		tx_rollback(c);
+		*limited = true; /* as a refusal, also when the check itself failed */
+		rc = e->code;
+		goto out;
+	}
+	int64_t folder = 0, author = c->author_id ? c->author_id : c->user_id;
+	rc = check_chunks(c, a, a->src != SRC_CLIENT, e);
+	if (rc == OP_OK)
+		rc = place(c, a, parent, name, author, &folder, e);
+	if (rc != OP_OK) {
+		tx_rollback(c);
+		goto out;
+	}
+	if (a->content_type)
+		snprintf(out->content_type, sizeof out->content_type, "%s", a->content_type);
+	else if (a->n > 0)
+		sniff_stored_chunk(c->hub, a->chunks[0].hash, a->chunks[0].size, out->content_type);
+	else
+		snprintf(out->content_type, sizeof out->content_type, "application/x-empty");
+	if (write_version(c, a, folder, name, author, out) != 0 || tx_commit(c) != DB_DONE) {
+		tx_rollback(c);
+		rc = op_db(e);
+		goto out;
+	}
+	atomic_fetch_add(&c->hub->m.versions_committed, 1);
+	out->size = a->size;
+	out->chunks = a->n;
+	snprintf(out->hash, sizeof out->hash, "%s", a->hash);
+out:
+	free(parent);
+	free(name);
+	return rc;
+}
+
+enum op_code op_commit(struct op_ctx *c, const struct commit_args *a, struct commit_result *out,
+                       struct op_err *e)
+{
+	memset(out, 0, sizeof *out);
+	bool limited = false;
+	enum op_code rc = OP_OK;
+	if (!op_require(c, a->path, true, PERM_WRITE, ACL_NOW, e))
+		rc = e->code;
+	else
+		rc = commit_chunks(c, a, out, &limited, e);
+	/* A refused upload frees its chunks at once: a body's always, a
+	 * client's when it cannot be committed as it is. */
+	if (rc != OP_OK && (a->src == SRC_BODY || (a->src == SRC_CLIENT && limited)))
+		possess_free(c, a->chunks, a->n);
+	return rc;
+}
+
+/* Commit version vid's chunks (no bytes copied) as a new version of path. */
+static enum op_code commit_from_version(struct op_ctx *c, const char *path, int64_t vid,
+                                        int64_t size, const char *hash, const char *ctype,
+                                        int64_t base, struct commit_result *out, struct op_err *e)
+{
+	struct db_stmt *st = db_query(
+	    c->db, "SELECT chunk_hash, size FROM version_chunks WHERE version_id = ? ORDER BY idx",
+	    "i", vid);
+	size_t n = 0, cap = 16;
+	struct chunk_ref *refs = xcalloc(cap, sizeof *refs);
+	while (st && db_step(st) == DB_ROW) {
+		if (n == cap)
+			refs = xrealloc(refs, (cap *= 2) * sizeof *refs);
+		snprintf(refs[n].hash, sizeof refs[n].hash, "%s", db_col_text(st, 0));
+		refs[n++].size = db_col_int64(st, 1);
+	}
+	db_finalize(st);
+	/* The caller may read the source version: its chunks are proven. */
+	struct commit_args a = {.path = path,
+	                        .size = size,
+	                        .hash = hash,
+	                        .chunks = refs,
+	                        .n = n,
+	                        .content_type = ctype,
+	                        .base = base,
+	                        .src = SRC_VERSION};
+	enum op_code rc = op_commit(c, &a, out, e);
+	free(refs);
+	return rc;
+}
+
+enum op_code op_copy_version(struct op_ctx *c, const char *path, const struct file_info *src,
+                             struct commit_result *out, struct op_err *e)
+{
+	return commit_from_version(c, path, src->version_id, src->size, src->hash,
+	                           src->content_type[0] ? src->content_type : NULL, -1, out, e);
+}
+
+enum op_code op_version_restore(struct op_ctx *c, const char *path, int64_t number,
+                                struct commit_result *out, struct op_err *e)
+{
+	struct file_info fi;
+	int rc = meta_file_get(c->db, c->ws_id, path, &fi);
+	if (rc != 1)
+		return rc == 0 ? op_fail(e, OP_NOT_FOUND, "no such file: %s", path) : op_db(e);
+	if (!op_require(c, path, true, PERM_WRITE, ACL_NOW, e))
+		return e->code;
+	struct db_stmt *st = db_query(c->db,
+	                              "SELECT v.id, v.size, v.hash, v.content_type FROM "
+	                              "file_versions v WHERE v.file_id = ? AND v.number = ?",
+	                              "ii", fi.id, number);
+	int64_t vid = 0, size = 0;
+	char hash[HASH_HEX_LEN + 1] = "", ctype[128] = "";
+	if (st && db_step(st) == DB_ROW) {
+		vid = db_col_int64(st, 0);
+		size = db_col_int64(st, 1);
+		snprintf(hash, sizeof hash, "%s", db_col_text(st, 2));
+		snprintf(ctype, sizeof ctype, "%s", db_col_text(st, 3) ? db_col_text(st, 3) : "");
+	}
+	db_finalize(st);
+	if (!vid)
+		return op_fail(e, OP_NO_SUCH_VERSION, "%s has no version %lld (any more)", path,
+		               (long long)number);
+	/* Conditional on the version current now, so a concurrent edit wins. */
+	return commit_from_version(c, path, vid, size, hash, ctype[0] ? ctype : NULL, fi.version_id,
+	                           out, e);
+}

@@ -1,0 +1,209 @@
+/* ops: the hub's operations on a workspace's tree, apart from any transport.
+ *
+ * An operation takes a context (the database connection, the hub, who acts
+ * and their access) and its arguments, does its whole job — ACL checks,
+ * limits, the transaction, the change feed and the audit log — and returns
+ * OP_OK or a typed error. It never builds an HTTP answer: the JSON API
+ * (api.c, upload.c, trash.c, share.c, acl.c), the batch commit and WebDAV
+ * (dav/) are adapters that parse a request, call one and map the error's
+ * code to their status with the tables in ops/err.c.
+ *
+ * Every operation runs on the calling thread (a libmicrohttpd connection
+ * thread, or a test); the context is that thread's alone. */
+#ifndef ROOST_HUB_OPS_H
+#define ROOST_HUB_OPS_H
+
+#include "../hub.h"
+#include "../meta.h"
+#include "../upload.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What went wrong. Each code is one JSON error code the API sends
+ * (op_code_json), with one HTTP status and one WebDAV status (ops/err.c). */
+enum op_code {
+	OP_OK = 0,
+	OP_DB,               /* db_unavailable: the database failed; retry */
+	OP_BUSY,             /* busy: every password-hashing slot is taken; retry */
+	OP_INVALID_REQUEST,  /* invalid_request: a malformed argument */
+	OP_INVALID_PATH,     /* invalid_path: not a path this operation takes */
+	OP_NOT_FOUND,        /* not_found: absent, or hidden from the caller */
+	OP_PARENT_NOT_FOUND, /* parent_not_found */
+	OP_NO_SUCH_VERSION,  /* no_such_version */
+	OP_NOT_A_MEMBER,     /* not_a_member: an ACL entry for a non-member */
+	OP_FORBIDDEN,        /* forbidden: visible, but the caller may not */
+	OP_RESERVED_NAME,    /* reserved_name: /.roost takes no writes */
+	OP_GRANT_REFUSED,    /* upload_grant_refused: a host's grant is bad */
+	OP_EXISTS,           /* exists: something is in the way */
+	OP_INVALID_MOVE,     /* invalid_move: a folder into itself */
+	OP_VERSION_CONFLICT, /* version_conflict: detail current_version_id */
+	OP_MISSING_CHUNKS,   /* missing_chunks: detail missing (unproven or absent) */
+	OP_SIZE_MISMATCH,    /* size_mismatch: a chunk or the total is not as claimed */
+	OP_INVALID_HASH,     /* invalid_hash */
+	OP_INVALID_CHUNK,    /* invalid_chunk */
+	OP_FILE_TOO_LARGE,   /* file_too_large: over the workspace's max file size */
+	OP_QUOTA_EXCEEDED,   /* quota_exceeded */
+	OP_CODES
+};
+
+struct op_err {
+	enum op_code code;
+	char message[512];
+	json_t *detail;   /* members merged into the JSON error object, or NULL */
+	int64_t retry_ms; /* OP_BUSY: when to retry */
+};
+
+/* Fail with code and a printf message; returns code. */
+enum op_code op_fail(struct op_err *e, enum op_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same with detail (stolen). */
+enum op_code op_fail_detail(struct op_err *e, enum op_code code, json_t *detail, const char *fmt,
+                            ...) __attribute__((format(printf, 4, 5)));
+/* OP_DB with the one message every database failure carries. */
+enum op_code op_db(struct op_err *e);
+/* Drop e's detail (an adapter that does not send it). */
+void op_err_fini(struct op_err *e);
+/* The tables: the JSON code, the HTTP status of the API (and of a batch
+ * item), the WebDAV status. */
+const char *op_code_json(enum op_code code);
+unsigned op_http_status(enum op_code code);
+unsigned op_dav_status(enum op_code code);
+
+/* Who acts, where, and with what access. Adapters fill it from their
+ * request (req_op_ctx); tests fill it by hand. */
+struct op_ctx {
+	struct hub *hub; /* the store, metrics and feed wake-ups */
+	struct db *db;
+	int64_t ws_id;
+	int64_t user_id;
+	int64_t author_id; /* a host's commit made for this uploader (0: none) */
+	int64_t host_id;   /* a host's credential (0: none) */
+	int64_t share_id;  /* a share link's upload (0: none) */
+	enum role role;
+	struct acl *acl; /* the actor's access in ws_id; loaded on first use */
+	bool acl_owned;  /* … by op_acl, so op_ctx_fini frees it */
+	char client[64]; /* the client's address, for audit rows ("" if none) */
+	bool batch;      /* inside a batch's transaction: commits use savepoints */
+};
+
+/* The actor's ACL (loaded once), NULL on a database error. acl.c */
+struct acl *op_acl(struct op_ctx *c);
+void op_ctx_fini(struct op_ctx *c);
+/* Has the actor need on path (judged at at: ACL_NOW, or a deleted item's
+ * deleted_at)? Else not_found (cannot see it) or forbidden. acl.c */
+bool op_require(struct op_ctx *c, const char *path, bool is_file, enum perm need, int64_t at,
+                struct op_err *e);
+/* Everything below folder must be writable too, else forbidden. acl.c */
+bool op_subtree_writable(struct op_ctx *c, const char *folder, struct op_err *e);
+/* May anything be written at path? Else reserved_name. ops/err.c */
+bool op_path_writable(const char *path, struct op_err *e);
+/* Would a new version of size bytes fit the max file size and the quota?
+ * Would bytes more (a file from the trash) fit the quota? limits.c */
+bool limits_fit_file(struct db *db, int64_t ws, int64_t size, struct op_err *e);
+bool limits_fit_quota(struct db *db, int64_t ws, int64_t bytes, struct op_err *e);
+/* A row of the audit log for the actor (inside the caller's transaction).
+ * 0 or DB_ERR. meta.c */
+int meta_audit_op(const struct op_ctx *c, const char *action, const char *target,
+                  json_t *detail /* stolen */);
+/* Commit the actor's transaction and wake feed subscribers. meta.c */
+int meta_commit_op(const struct op_ctx *c);
+/* A host's "upload_grant" (body member) for path: the uploader whose version
+ * it is into *author (0 without one); false with upload_grant_refused if the
+ * grant is bad or the uploader may no longer write path. tokens.c */
+bool tokens_grant_check(struct op_ctx *c, json_t *body, const char *path, int64_t *author,
+                        struct op_err *e);
+
+/* ---- files (ops/files.c) ---- */
+
+struct mkdir_result {
+	int64_t id;
+	bool created;
+	bool root; /* path was "/" (with parents: nothing to do) */
+};
+/* Create folder path; with parents its missing ancestors too, and an
+ * existing folder is no error. */
+enum op_code op_mkdir(struct op_ctx *c, const char *path, bool parents, struct mkdir_result *out,
+                      struct op_err *e);
+/* Move (rename) a file or a folder with everything below it. */
+enum op_code op_move(struct op_ctx *c, const char *from, const char *to, struct op_err *e);
+/* Move a file or a folder with everything below it to the trash. *is_file
+ * says which it was. */
+enum op_code op_delete(struct op_ctx *c, const char *path, bool *is_file, struct op_err *e);
+
+/* ---- committing versions (ops/commit.c) ---- */
+
+/* Where a commit's chunks come from. */
+enum chunk_src {
+	SRC_CLIENT,  /* named by the client: each must pass possess_check */
+	SRC_BODY,    /* sent in this request's body */
+	SRC_VERSION, /* a version the caller may read */
+};
+struct commit_args {
+	const char *path;
+	int64_t size;
+	const char *hash; /* the whole file's SHA-256 */
+	const struct chunk_ref *chunks;
+	size_t n;
+	const char *content_type; /* NULL: sniffed from the first chunk */
+	int64_t base;             /* >= 0: the current version id must be this (0: no file) */
+	enum chunk_src src;
+};
+struct commit_result {
+	int64_t file_id, number, version_id, size;
+	size_t chunks;
+	char hash[65];
+	char content_type[128];
+};
+/* Commit a->path as a new version made of a->chunks, in one transaction (in
+ * a batch, a savepoint). The caller must have write access to the path
+ * (checked again here). A refused upload frees its chunks at once: a body's
+ * always, a client's when a size limit or the quota refused it. */
+enum op_code op_commit(struct op_ctx *c, const struct commit_args *a, struct commit_result *out,
+                       struct op_err *e);
+/* Commit version src (its chunks, no bytes copied) as a new version of path. */
+enum op_code op_copy_version(struct op_ctx *c, const char *path, const struct file_info *src,
+                             struct commit_result *out, struct op_err *e);
+/* An old version (by number), while it is kept, becomes the file's newest. */
+enum op_code op_version_restore(struct op_ctx *c, const char *path, int64_t number,
+                                struct commit_result *out, struct op_err *e);
+/* The MIME type of a file's first bytes (libmagic). */
+void op_sniff_type(const uint8_t *data, size_t len, char out[128]);
+#define SNIFF_BYTES 8192 /* the head that decides the type */
+
+/* ---- the trash (ops/trash.c) ---- */
+
+struct trash_result {
+	char *path; /* where it is now (owned: free it) */
+	int64_t version;
+};
+/* A deleted file's path: its folder's (live or not) and its name. New string. */
+char *op_trashed_path(const char *folder, const char *name);
+/* Bring deleted file id back where it was, with its deleted folders. */
+enum op_code op_trash_restore(struct op_ctx *c, int64_t id, struct trash_result *out,
+                              struct op_err *e);
+
+/* ---- share links (ops/share.c) ---- */
+
+struct share_args {
+	const char *path;
+	bool write;           /* scope write (a folder to upload into), else read */
+	int64_t ttl_s;        /* 0: no expiry */
+	const char *password; /* NULL: none */
+};
+struct share_result {
+	int64_t id, expires_at;
+	bool is_file;
+	char token[64]; /* the link's secret; only its hash is stored */
+};
+enum op_code op_share_create(struct op_ctx *c, const struct share_args *a, struct share_result *out,
+                             struct op_err *e);
+
+/* ---- access control (ops/acl.c) ---- */
+
+/* Give member uid perm on path (PERM_INVALID: remove their entry). */
+enum op_code op_acl_set(struct op_ctx *c, const char *path, int64_t uid, enum perm perm,
+                        struct op_err *e);
+
+#endif
