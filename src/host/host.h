@@ -3,7 +3,7 @@
  *   agent.c   start-up, the sync loop's thread, feed and heartbeat threads
  *   index.c   the local index (SQLite in DIR/.roost/index.db)
  *   watch.c   inotify, recursive, into the dirty set and the move queue
- *   sync.c    reconciling local and remote changes (uploads, applies, conflicts)
+ *   sync_apply.c reconciling local and remote changes (uploads, applies, conflicts)
  *   fetch.c   downloading a version chunk by chunk from the best source
  *   serve.c   the content server for other hosts and clients
  *   hostcli.c roost host invite|join|run|status, roost hosts, roost policy
