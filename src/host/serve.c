@@ -541,7 +541,7 @@ int serve_start(struct host *h)
 	if (!colon || port <= 0 || port > 65535 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
 		log_error("--listen %s: expected IPv4ADDR:PORT, e.g. 127.0.0.1:7420",
 		          h->cfg.listen);
-		return -1;
+		return -EINVAL;
 	}
 	/* As the hub's ports (connlimit.h). The relay tunnel's pipes come from this
 	 * machine, at most 64 of them, well inside the per-address limit. */
@@ -558,8 +558,9 @@ int serve_start(struct host *h)
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 	    MHD_OPTION_END);
 	if (!h->server) {
-		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(errno));
-		return -1;
+		int err = errno ? errno : EADDRINUSE;
+		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(err));
+		return -err;
 	}
 	h->url = xasprintf("http://%s", h->cfg.listen);
 	log_info("serving content on %s", h->url);

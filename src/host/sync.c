@@ -1,0 +1,122 @@
+/* sync: the sync thread's state (struct sync, see sync.h for the rules and
+ * the other sync files) and what every part of it uses: the retry delay,
+ * stat comparison and hashing, calls to the hub, and the renames this host
+ * made itself. Only the sync thread touches any of it. */
+#include "sync.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct sync *sync_new(void)
+{
+	return xcalloc(1, sizeof(struct sync));
+}
+
+void sync_free(struct sync *s)
+{
+	if (!s)
+		return;
+	for (struct own_rename *o = s->own_renames, *next; o; o = next) {
+		next = o->next;
+		free(o->from);
+		free(o->to);
+		free(o);
+	}
+	for (size_t i = 0; i < s->nsmall; i++) {
+		free(s->smalls[i].path);
+		free(s->smalls[i].data);
+	}
+	free(s->smalls);
+	free(s);
+}
+
+/* Failed work is tried again after a delay that doubles with each failure in
+ * a row (1 s up to a minute), with jitter so many hosts don't retry in step. */
+int64_t sync_retry_ms(struct host *h)
+{
+	int streak = h->sync->fail_streak;
+	int64_t base = 1000ll << (streak < 6 ? streak : 6);
+	if (base > 60000)
+		base = 60000;
+	h->sync->fail_streak++;
+	return base / 2 + rand() % (base / 2 + 1);
+}
+
+bool sync_same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size && a->st_ino == b->st_ino &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+int sync_hash_file(const char *local, char out[HASH_HEX_LEN + 1])
+{
+	int fd = open(local, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	struct hasher *hs = hasher_new();
+	uint8_t *buf = xmalloc(1 << 20);
+	ssize_t n;
+	while ((n = read(fd, buf, 1 << 20)) > 0)
+		hasher_update(hs, buf, (size_t)n);
+	int rc = n < 0 ? -errno : 0;
+	close(fd);
+	hasher_final_hex(hs, out);
+	hasher_free(hs);
+	free(buf);
+	return rc;
+}
+
+/* ---- talking to the hub ---- */
+
+long sync_hub_call(struct host *h, const char *method, const char *rel, const char *path_arg,
+                   json_t *body, json_t **out)
+{
+	char *url = client_ws_url(&h->c, rel, path_arg);
+	char err[256];
+	long st = client_request(&h->c, h->c.curl, method, url, body, out, err);
+	if (st == 0)
+		log_warn("%s", err);
+	free(url);
+	json_decref(body);
+	return st;
+}
+
+/* ---- renames made here ----
+ *
+ * The watcher reports our own renames (conflict copies, remote moves) like a
+ * user's. They are remembered here, and the move they come back as is not
+ * sent to the hub. */
+
+void sync_own_rename(struct host *h, const char *from, const char *to)
+{
+	struct own_rename *o = xcalloc(1, sizeof *o);
+	o->from = xstrdup(from);
+	o->to = xstrdup(to);
+	o->at = mono_ms();
+	o->next = h->sync->own_renames;
+	h->sync->own_renames = o;
+}
+
+bool sync_was_own_rename(struct host *h, const char *from, const char *to)
+{
+	bool found = false;
+	int64_t now = mono_ms();
+	for (struct own_rename **pp = &h->sync->own_renames; *pp;) {
+		struct own_rename *o = *pp;
+		bool match = !found && strcmp(o->from, from) == 0 && strcmp(o->to, to) == 0;
+		if (match || now - o->at > 60000) {
+			found = found || match;
+			*pp = o->next;
+			free(o->from);
+			free(o->to);
+			free(o);
+		} else {
+			pp = &o->next;
+		}
+	}
+	return found;
+}
