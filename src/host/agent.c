@@ -26,6 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define KEYS_REFETCH_MIN_MS 10000 /* an unknown key: the hub's keys asked for at most this often   \
+	                           */
+#define HUB_RETRY_S      1        /* the hub away at start or for a resync: try again after */
+#define HUB_RETRY_SLOW_S 5        /* … and after HUB_RETRY_FAST tries, this */
+#define HUB_RETRY_FAST   5
+
 /* ---- small shared helpers ---- */
 
 struct timespec host_deadline(int64_t ms)
@@ -132,7 +138,7 @@ bool host_key(void *cls, const char *kid, unsigned char *pk)
 			if (id && strcmp(id, kid) == 0)
 				found = token_parse_key(json_get_str(k, "public_key"), pk);
 		}
-		stale = mono_ms() - h->keys_at > 10000 || !h->keys;
+		stale = mono_ms() - h->keys_at > KEYS_REFETCH_MIN_MS || !h->keys;
 		pthread_mutex_unlock(&h->mu);
 		if (found || !stale)
 			return found;
@@ -298,7 +304,7 @@ static void sync_loop(struct host *h)
 				pthread_mutex_lock(&h->mu);
 				h->resync = true; /* the hub is away: try again */
 				pthread_mutex_unlock(&h->mu);
-				sleep(1);
+				sleep(HUB_RETRY_S);
 			}
 		}
 		size_t i;
@@ -465,7 +471,7 @@ int host_run(const struct host_config *cfg)
 		}
 		if (attempt == 0)
 			log_warn("cannot reach the hub at %s yet; retrying", h->c.hub);
-		sleep(attempt < 5 ? 1 : 5);
+		sleep(attempt < HUB_RETRY_FAST ? HUB_RETRY_S : HUB_RETRY_SLOW_S);
 	}
 	struct watcher *w = watcher_start(h);
 	h->rescan = h->first_rescan = true;

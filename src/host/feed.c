@@ -10,8 +10,13 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#define FEED_BACKOFF_MIN_MS 500
 #define FEED_BACKOFF_MAX_MS 30000
-#define FEED_QUEUE_MAX      2000 /* remote changes waiting before the reader pauses */
+#define FEED_HEALTHY_MS     10000 /* a stream that lasted this long resets the backoff */
+#define FEED_CONNECT_S      10
+/* The hub sends a heartbeat comment every ~15 s: a stream silent this long is dead. */
+#define FEED_SILENCE_S 60
+#define FEED_QUEUE_MAX 2000 /* remote changes waiting before the reader pauses */
 
 struct host_feed {
 	struct host *h;
@@ -59,7 +64,7 @@ static void *feed_main(void *arg)
 	struct host_feed *f = arg;
 	struct host *h = f->h;
 	CURL *curl = client_curl(&h->c);
-	int64_t backoff = 500;
+	int64_t backoff = FEED_BACKOFF_MIN_MS;
 	while (!atomic_load(&h->stop)) {
 		char *rel = xasprintf("/events?since=%lld", (long long)f->last);
 		char *url = client_ws_url(&h->c, rel, NULL);
@@ -72,10 +77,9 @@ static void *feed_main(void *arg)
 		curl_easy_setopt(curl, CURLOPT_URL, url);
 		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hd);
 		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-		/* The hub sends a heartbeat comment every ~15 s. */
+		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)FEED_CONNECT_S);
 		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)FEED_SILENCE_S);
 		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, feed_write);
 		curl_easy_setopt(curl, CURLOPT_WRITEDATA, f);
 		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
@@ -89,8 +93,8 @@ static void *feed_main(void *arg)
 		sse_reset(&f->sse);
 		if (atomic_load(&h->stop))
 			break;
-		if (mono_ms() - started > 10000)
-			backoff = 500; /* it ran a while: a fresh failure */
+		if (mono_ms() - started > FEED_HEALTHY_MS)
+			backoff = FEED_BACKOFF_MIN_MS; /* it ran a while: a fresh failure */
 		log_warn("feed: %s; reconnecting in %.1f s",
 		         cc != CURLE_OK ? curl_easy_strerror(cc) : "the hub ended the stream",
 		         (double)backoff / 1000);

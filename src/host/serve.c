@@ -36,6 +36,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* A version the hub sent a reader for but our index lacks: the commits in
+ * flight get this long to reach the index before the reader hears 404. */
+#define COMMIT_WAIT_MS 10000
+
 int open_beneath(const struct host *h, const char *path, int flags, unsigned mode)
 {
 	int dfd = open(h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -245,14 +249,7 @@ static int assemble(struct host *h, struct db *db, const char *path, int64_t ver
  * there were any: a version unknown until now may be known after. */
 static bool commits_settled(struct host *h, int64_t ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = host_deadline(ms);
 	pthread_mutex_lock(&h->mu);
 	bool any = h->committing > 0;
 	while (h->committing > 0 && pthread_cond_timedwait(&h->commit_cv, &h->mu, &until) == 0)
@@ -298,7 +295,7 @@ again:;
 	} else if (rc == 1 && host_policy(h, path) == POL_ON_DEMAND) {
 		fd = assemble(h, db, path, e.version, &e);
 	}
-	if (fd < 0 && rc == 0 && !retried && commits_settled(h, 10000)) {
+	if (fd < 0 && rc == 0 && !retried && commits_settled(h, COMMIT_WAIT_MS)) {
 		db_pool_release(h->idx, db);
 		free(path);
 		retried = true; /* the hub knew the version before our index did */

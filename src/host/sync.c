@@ -34,14 +34,18 @@ void sync_free(struct sync *s)
 	free(s);
 }
 
+#define RETRY_MIN_MS      1000
+#define RETRY_MAX_MS      60000
+#define OWN_RENAME_TTL_MS 60000 /* a rename of ours not reported by then never will be */
+
 /* Failed work is tried again after a delay that doubles with each failure in
  * a row (1 s up to a minute), with jitter so many hosts don't retry in step. */
 int64_t sync_retry_ms(struct host *h)
 {
 	int streak = h->sync->fail_streak;
-	int64_t base = 1000ll << (streak < 6 ? streak : 6);
-	if (base > 60000)
-		base = 60000;
+	int64_t base = (int64_t)RETRY_MIN_MS << (streak < 6 ? streak : 6);
+	if (base > RETRY_MAX_MS)
+		base = RETRY_MAX_MS;
 	h->sync->fail_streak++;
 	return base / 2 + rand() % (base / 2 + 1);
 }
@@ -108,7 +112,7 @@ bool sync_was_own_rename(struct host *h, const char *from, const char *to)
 	for (struct own_rename **pp = &h->sync->own_renames; *pp;) {
 		struct own_rename *o = *pp;
 		bool match = !found && strcmp(o->from, from) == 0 && strcmp(o->to, to) == 0;
-		if (match || now - o->at > 60000) {
+		if (match || now - o->at > OWN_RENAME_TTL_MS) {
 			found = found || match;
 			*pp = o->next;
 			free(o->from);

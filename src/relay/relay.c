@@ -31,6 +31,7 @@
 #include "../core/json.h"
 #include "../core/ratelimit.h"
 #include "../core/token.h"
+#include "../core/tunnel_proto.h"
 #include "../core/util.h"
 
 #include <arpa/inet.h>
@@ -65,10 +66,16 @@
 #define LINGER_S      10  /* a closing connection's last bytes must go by then */
 #define CONNS_PER_IP  256 /* public connections open at once per client address */
 #define HELLOS_PER_IP 64  /* tunnel connections not yet past their hello, per address */
-#define DATA_IDLE_MS                                                                               \
-	90000 /* we close idle data connections (plus up to 10 s of jitter,                        \
-	       * so they are not all dialled again at once) before hosts                           \
-	       * and their content servers do (120 s) */
+/* We close idle data connections (plus jitter, so they are not all dialled
+ * again at once) before hosts do: core/tunnel_proto.h. */
+#define DATA_IDLE_MS        TUNNEL_RELAY_IDLE_MS
+#define DATA_IDLE_JITTER_MS TUNNEL_RELAY_IDLE_JITTER_MS
+#define TICK_MS             1000  /* revocations due, idle data connections, sweeps */
+#define SWEEP_EVERY_TICKS   10    /* buckets and connection counts swept this often */
+#define BUCKET_IDLE_MS      60000 /* a bucket untouched this long is full again: forgotten */
+#define CROWDED_RETRY_MS    1000  /* Retry-After for a request over its in-flight cap */
+#define ACCEPT_PAUSE_MS     250   /* out of descriptors: accept again after this */
+#define ACCEPT_WARN_MS      10000 /* … and say so at most this often */
 
 struct rhost;
 struct pconn;
@@ -1006,7 +1013,7 @@ static void tconn_ready(struct tconn *t)
 		return;
 	}
 	t->idle_since = mono_ms();
-	t->idle_limit = DATA_IDLE_MS + rand() % 10000;
+	t->idle_limit = DATA_IDLE_MS + rand() % DATA_IDLE_JITTER_MS;
 	t->next = h->idle;
 	h->idle = t;
 	h->nidle++;
@@ -1339,13 +1346,14 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 			}
 		}
 	/* Forget idle clients' buckets now and then (full again by then). */
-	if (++r->sweep_ticks % 10 == 0 || r->limits.count > 200000)
-		limit_table_sweep(&r->limits, mono_ms(), r->limits.count > 200000 ? 0 : 60000);
+	if (++r->sweep_ticks % SWEEP_EVERY_TICKS == 0 || r->limits.count > 200000)
+		limit_table_sweep(&r->limits, mono_ms(),
+		                  r->limits.count > 200000 ? 0 : BUCKET_IDLE_MS);
 	/* And the connection counts of addresses with none open (many addresses,
 	 * IPv6 say, must not grow the table for good). */
-	if (r->sweep_ticks % 10 == 0 || r->conns.count > 200000)
+	if (r->sweep_ticks % SWEEP_EVERY_TICKS == 0 || r->conns.count > 200000)
 		limit_table_sweep(&r->conns, mono_ms(), 0);
-	struct timeval tv = {1, 0};
+	struct timeval tv = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
 	evtimer_add(r->poll_timer, &tv);
 }
 
@@ -1364,7 +1372,7 @@ static bool admit(struct pconn *p, enum limit_scope s, const char *key)
 	int64_t now = mono_ms();
 	struct limit_entry *e = limit_table_get(&p->r->limits, key, now);
 	bool crowded = rule->inflight > 0 && e->inflight >= rule->inflight;
-	int64_t wait = crowded ? 1000
+	int64_t wait = crowded ? CROWDED_RETRY_MS
 	               : rule->rps > 0
 	                   ? bucket_wait_ms(&e->requests, rule->rps, 2 * rule->rps, 1, now)
 	                   : 0;
@@ -1427,7 +1435,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 	r->accept_errors++;
 	int64_t now = mono_ms();
-	if (now - r->accept_warned_at >= 10000) {
+	if (now - r->accept_warned_at >= ACCEPT_WARN_MS) {
 		log_warn("relay: accept(): %s (%ld times in the last 10 s); pausing new "
 		         "connections",
 		         strerror(err), r->accept_errors);
@@ -1436,7 +1444,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	}
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 		evconnlistener_disable(l);
-		struct timeval tv = {0, 250000};
+		struct timeval tv = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
 		evtimer_add(r->resume_accept, &tv);
 	}
 }

@@ -17,6 +17,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#define KEYS_TIMEOUT_S        5      /* one fetch of the keys */
+#define REVOCATIONS_TIMEOUT_S 2      /* one poll for revocations */
+#define REVOCATIONS_EVERY_MS  1000   /* how often they are polled */
+#define STOP_CHECK_MS         100    /* the wait between polls looks at stopping this often */
+#define KEYS_REFRESH_MS       300000 /* keys fetched again this often anyway */
+#define KEYS_REFETCH_MIN_MS   10000  /* … and, when unknown or missing, at most this often */
+
 static size_t collect(char *p, size_t size, size_t n, void *cls)
 {
 	struct evbuffer *b = cls;
@@ -62,7 +69,7 @@ static json_t *hub_get(struct relay_hub *rh, CURL *c, const char *rel, long time
  * every other connection. */
 static void fetch_keys(struct relay_hub *rh, CURL *c)
 {
-	json_t *k = hub_get(rh, c, "/api/v1/keys", 5);
+	json_t *k = hub_get(rh, c, "/api/v1/keys", KEYS_TIMEOUT_S);
 	pthread_mutex_lock(&rh->mu);
 	rh->keys_at = mono_ms();
 	if (k) {
@@ -90,7 +97,7 @@ bool relay_hub_key(void *cls, const char *kid, unsigned char *pk)
 			break;
 		}
 	}
-	bool stale = mono_ms() - rh->keys_at > 10000;
+	bool stale = mono_ms() - rh->keys_at > KEYS_REFETCH_MIN_MS;
 	pthread_mutex_unlock(&rh->mu);
 	if (!found && stale)
 		atomic_store(&rh->keys_wanted, true); /* rotated, perhaps: the host retries */
@@ -105,13 +112,14 @@ static void *revocations_main(void *arg)
 	int64_t since = 0;
 	while (!atomic_load(&rh->stopping)) {
 		pthread_mutex_lock(&rh->mu);
-		bool old = mono_ms() - rh->keys_at > (rh->keys ? 300000 : 10000);
+		bool old =
+		    mono_ms() - rh->keys_at > (rh->keys ? KEYS_REFRESH_MS : KEYS_REFETCH_MIN_MS);
 		pthread_mutex_unlock(&rh->mu);
 		if (old || atomic_exchange(&rh->keys_wanted, false))
 			fetch_keys(rh, c);
 		char rel[96];
 		snprintf(rel, sizeof rel, "/api/v1/relay/revocations?since=%lld", (long long)since);
-		json_t *ans = hub_get(rh, c, rel, 2);
+		json_t *ans = hub_get(rh, c, rel, REVOCATIONS_TIMEOUT_S);
 		json_t *list = json_object_get(ans, "revocations"), *v;
 		size_t i;
 		json_array_foreach(list, i, v)
@@ -127,9 +135,10 @@ static void *revocations_main(void *arg)
 			event_active(rh->arrived, EV_READ, 0); /* apply them now, in the loop */
 		}
 		json_decref(ans);
-		for (int k = 0;
-		     k < 10 && !atomic_load(&rh->stopping) && !atomic_load(&rh->keys_wanted); k++)
-			usleep(100000);
+		for (int k = 0; k < REVOCATIONS_EVERY_MS / STOP_CHECK_MS &&
+		                !atomic_load(&rh->stopping) && !atomic_load(&rh->keys_wanted);
+		     k++)
+			usleep(STOP_CHECK_MS * 1000);
 	}
 	curl_easy_cleanup(c);
 	return NULL;
