@@ -1,17 +1,20 @@
 /* host: the host agent (roost host run, docs/host.md) — shared types of its
  * modules:
- *   agent.c   start-up and shutdown, the sync loop (the sync thread), policies,
- *             the hub's keys
- *   queue.c   the sync thread's work: dirty paths and local moves
- *   feed.c    the feed reader's thread: remote changes into h->events
- *   heartbeat.c the heartbeat thread, status.json, the free-space check
- *   index.c   the local index (SQLite in DIR/.roost/index.db)
- *   watch.c   inotify, recursive, into the dirty set and the move queue
- *   sync*.c   reconciling local and remote changes (sync.h: uploads, applies
- *             and conflicts, scans)
- *   fetch.c   downloading a version chunk by chunk from the best source
- *   serve.c   the content server for other hosts and clients
- *   hostcli.c roost host invite|join|run|status, roost hosts, roost policy
+ *   agent.c      start-up and shutdown, the sync loop (the sync thread),
+ *                policies, the hub's keys, upload grants
+ *   queue.c      the sync thread's work: dirty paths and local moves
+ *   feed.c       the feed reader's thread: remote changes into h->events
+ *   heartbeat.c  the heartbeat thread, status.json, the free-space check
+ *   index.c      the local index (SQLite in DIR/.roost/index.db)
+ *   watch.c      inotify, recursive, into the dirty set and the move queue
+ *   sync*.c      reconciling local and remote changes (sync.h: uploads,
+ *                applies and conflicts, scans)
+ *   fetch.c      downloading a version chunk by chunk from the best source
+ *   serve.c      the content server for other hosts and clients
+ *   scrub.c      re-hashing kept files and the cache; repairs
+ *   replica.c    copies the hub's replicate job asks this host to keep
+ *   tunnel.c     the relay connections (--relay)
+ *   hostcli.c    roost host invite|join|run|status, roost hosts, roost policy
  *
  * Threads: one sync thread owns every change to the folder and the index, so
  * local and remote changes are applied one at a time, in order. The watcher
