@@ -18,6 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#define CHUNK_CONNECT_S 5  /* a source that does not answer by then: try the next */
+#define CHUNK_STALL_S   30 /* … and one that sends nothing for this long */
+
 json_t *fetch_manifest(struct host *h, CURL *curl, const char *path, int64_t version, bool *gone)
 {
 	char *rel = version ? xasprintf("/manifest?path=%%s&version=%lld", (long long)version)
@@ -64,9 +67,9 @@ static int64_t get_into(struct host *h, CURL *curl, const char *url, const char 
 		curl_easy_setopt(curl, CURLOPT_CAINFO, h->c.cacert);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)CHUNK_CONNECT_S);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)CHUNK_STALL_S);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, into_fixed);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
 	char *auth = xasprintf("Authorization: Bearer %s", token);

@@ -1,12 +1,20 @@
 /* host: the host agent (roost host run, docs/host.md) — shared types of its
  * modules:
- *   agent.c   start-up, the sync loop's thread, feed and heartbeat threads
- *   index.c   the local index (SQLite in DIR/.roost/index.db)
- *   watch.c   inotify, recursive, into the dirty set and the move queue
- *   sync.c    reconciling local and remote changes (uploads, applies, conflicts)
- *   fetch.c   downloading a version chunk by chunk from the best source
- *   serve.c   the content server for other hosts and clients
- *   hostcli.c roost host invite|join|run|status, roost hosts, roost policy
+ *   agent.c      start-up and shutdown, the sync loop (the sync thread),
+ *                policies, the hub's keys, upload grants
+ *   queue.c      the sync thread's work: dirty paths and local moves
+ *   feed.c       the feed reader's thread: remote changes into h->events
+ *   heartbeat.c  the heartbeat thread, status.json, the free-space check
+ *   index.c      the local index (SQLite in DIR/.roost/index.db)
+ *   watch.c      inotify, recursive, into the dirty set and the move queue
+ *   sync*.c      reconciling local and remote changes (sync.h: uploads,
+ *                applies and conflicts, scans)
+ *   fetch.c      downloading a version chunk by chunk from the best source
+ *   serve.c      the content server for other hosts and clients
+ *   scrub.c      re-hashing kept files and the cache; repairs
+ *   replica.c    copies the hub's replicate job asks this host to keep
+ *   tunnel.c     the relay connections (--relay)
+ *   hostcli.c    roost host invite|join|run|status, roost hosts, roost policy
  *
  * Threads: one sync thread owns every change to the folder and the index, so
  * local and remote changes are applied one at a time, in order. The watcher
@@ -70,6 +78,7 @@ struct host {
 	char *url;        /* the content server's URL, or NULL */
 	char *tunnel_url; /* the public URL the relay gave us (under mu), or NULL */
 	struct tunnel *tunnel;
+	struct sync *sync; /* the sync thread's own state (sync.h) */
 
 	pthread_mutex_t mu; /* guards everything below up to 'stop' */
 	pthread_cond_t cv;
@@ -111,39 +120,66 @@ struct host {
 };
 
 /* agent.c */
+/* Run the agent until SIGINT/SIGTERM. 0, or a negative errno (see host_open). */
 int host_run(const struct host_config *cfg);
-/* Open a joined folder's state (clean: drop temp files a killed run left). */
+/* Open a joined folder's state (clean: drop temp files a killed run left).
+ * 0, or a negative errno having printed why to stderr: -ENOENT not a joined
+ * folder (no DIR/.roost/host.json), -EINVAL a bad host.json, else what the
+ * folder, the cache or the index failed with. host_close after either. */
 int host_open(struct host *h, const struct host_config *cfg, bool clean);
 void host_close(struct host *h);
-/* Queue work for the sync thread (any thread). */
-void host_mark_dirty(struct host *h, const char *path, int64_t delay_ms);
-void host_queue_move(struct host *h, const char *from, const char *to);
-/* The hub's upload grant for path (a file taken through a write URL): its
- * commit names the uploader. set with NULL forgets it; get: a copy or NULL. */
-void host_grant_set(struct host *h, const char *path, const char *grant);
-char *host_grant_get(struct host *h, const char *path);
-void host_wake(struct host *h);
-/* Load DIR/.roost/host.json into h (hub, token, ids). 0 or prints why. */
+/* Load DIR/.roost/host.json into h (hub, token, ids). 0, or -ENOENT /
+ * -EINVAL having printed why (as host_open). */
 int host_load_identity(struct host *h, const char *dir);
 /* Fetch this host's policies from the hub. 0 or -1. */
 int host_load_policies(struct host *h, CURL *curl);
 /* The policy of path (longest folder prefix; pinned by default). */
 enum policy host_policy(struct host *h, const char *path);
-/* Should path (a workspace path) never be synced (state dir, temp names)? */
-bool host_ignored(const char *path);
+/* The hub's public key kid (refetched when unknown, at most every 10 s). */
+bool host_key(void *cls, const char *kid, unsigned char *pk);
+/* The hub's upload grant for path (a file taken through a write URL): its
+ * commit names the uploader. set with NULL forgets it; get: a copy or NULL. */
+void host_grant_set(struct host *h, const char *path, const char *grant);
+char *host_grant_get(struct host *h, const char *path);
+void host_wake(struct host *h);
+/* dir + path. New string. */
+char *host_local(const struct host *h, const char *path);
+/* The CLOCK_REALTIME moment ms from now, for pthread_cond_timedwait. */
+struct timespec host_deadline(int64_t ms);
+
+/* queue.c: queue work for the sync thread (any thread). */
+void host_mark_dirty(struct host *h, const char *path, int64_t delay_ms);
+void host_queue_move(struct host *h, const char *from, const char *to);
+void host_queue_init(struct host *h);
+void host_queue_free(struct host *h);
+/* Under mu: the paths due now, sorted (parents first), and when the next is due. */
+char **host_queue_take_due(struct host *h, size_t *n, int64_t *next_due);
+/* Under mu: h->queue, the work waiting, for the status file and heartbeat. */
+void host_queue_count(struct host *h);
+
+/* feed.c: the feed reader, from h->seq on; stop it after h->stop is set. */
+struct host_feed;
+struct host_feed *host_feed_start(struct host *h);
+void host_feed_stop(struct host_feed *f);
+
+/* heartbeat.c: the heartbeat thread (arg: the host), and the status file. */
+void *host_heartbeat_main(void *arg);
+void host_write_status(struct host *h, bool running);
+/* Chunks this host now holds (have) or dropped, for the next heartbeat. */
+void host_report_replicas(struct host *h, json_t *chunks, bool have);
 /* Is there room to write a file of size bytes and keep the reserve? If not,
  * logs it, reports it (status file, heartbeat) and schedules a retry. */
 bool host_room_for(struct host *h, const char *path, int64_t size);
 /* path fits now (or is gone): no longer reported as waiting for room. */
 void host_room_found(struct host *h, const char *path);
-/* dir + path. New string. */
-char *host_local(const struct host *h, const char *path);
-/* Around a commit to the hub and its index entry (serve.c waits for them). */
+
+/* serve_req.c: should path (a workspace path) never be synced (state dir,
+ * temp names)? */
+bool host_ignored(const char *path);
+/* sync_upload.c: around a commit to the hub and its index entry (serve.c
+ * waits for them). */
 void host_commit_begin(struct host *h);
 void host_commit_end(struct host *h);
-void host_report_replicas(struct host *h, json_t *chunks, bool have);
-/* The hub's public key kid (refetched when unknown, at most every 10 s). */
-bool host_key(void *cls, const char *kid, unsigned char *pk);
 
 /* index.c: the local index */
 struct ientry {
@@ -178,7 +214,9 @@ struct watcher;
 struct watcher *watcher_start(struct host *h);
 void watcher_stop(struct watcher *w);
 
-/* sync.c: run by the sync thread */
+/* sync*.c: run by the sync thread */
+struct sync *sync_new(void);
+void sync_free(struct sync *s);
 void sync_remote_event(struct host *h, json_t *ev);
 void sync_local_path(struct host *h, const char *path);
 void sync_local_move(struct host *h, const char *from, const char *to);
@@ -218,6 +256,7 @@ void tunnel_stop(struct tunnel *t); /* after h->stop is set */
 void tunnel_refresh(struct tunnel *t);
 
 /* serve.c */
+/* 0 (also without --listen), or a negative errno, logged. */
 int serve_start(struct host *h);
 void serve_stop(struct host *h);
 

@@ -164,7 +164,7 @@ static int host_run_cmd(struct opts *o)
 		fprintf(stderr, "roost host run: --reserve takes bytes, e.g. 500M or 2G\n");
 		return 2;
 	}
-	return host_run(&cfg);
+	return host_run(&cfg) == 0 ? 0 : 1;
 }
 
 static int host_status(struct opts *o)

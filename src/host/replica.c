@@ -18,7 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define REPLICA_RATE (20.0 * 1024 * 1024) /* bytes/s fetched for replication */
+#define REPLICA_RATE  (20.0 * 1024 * 1024) /* bytes/s fetched for replication */
+#define IDLE_POLL_MS  1000                 /* nothing assigned: look again after */
+#define STOP_CHECK_MS 100                  /* … looking at h->stop this often meanwhile */
 
 /* Take up to max entries from obj (under h->mu). */
 static json_t *take(struct host *h, json_t *obj, size_t max)
@@ -95,8 +97,9 @@ void *replica_main(void *arg)
 		if (!json_object_size(fetch) && !json_object_size(release)) {
 			json_decref(fetch);
 			json_decref(release);
-			for (int i = 0; i < 10 && !atomic_load(&h->stop); i++)
-				usleep(100000);
+			for (int i = 0; i < IDLE_POLL_MS / STOP_CHECK_MS && !atomic_load(&h->stop);
+			     i++)
+				usleep(STOP_CHECK_MS * 1000);
 			continue;
 		}
 		struct db *db = db_pool_acquire(h->idx);

@@ -25,6 +25,8 @@
 
 #define SCRUB_EVERY_MS (7 * 86400 * 1000ll)
 #define SCRUB_RATE     (50.0 * 1024 * 1024) /* bytes/s read */
+#define IDLE_POLL_MS   1000                 /* is a scrub due, or asked for? */
+#define STOP_CHECK_MS  100                  /* … looking at h->stop this often meanwhile */
 
 struct pacer {
 	struct bucket b;
@@ -200,9 +202,10 @@ void *scrub_main(void *arg)
 			scrub_once(h, curl);
 			last = now_ms();
 		}
-		for (int i = 0; i < 10 && !atomic_load(&h->stop) && !atomic_load(&h->scrub_now);
+		for (int i = 0; i < IDLE_POLL_MS / STOP_CHECK_MS && !atomic_load(&h->stop) &&
+		                !atomic_load(&h->scrub_now);
 		     i++)
-			usleep(100000);
+			usleep(STOP_CHECK_MS * 1000);
 	}
 	curl_easy_cleanup(curl);
 	return NULL;

@@ -36,6 +36,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* A version the hub sent a reader for but our index lacks: the commits in
+ * flight get this long to reach the index before the reader hears 404. */
+#define COMMIT_WAIT_MS 10000
+
 int open_beneath(const struct host *h, const char *path, int flags, unsigned mode)
 {
 	/* open(2) flags are a bit set, never negative: open_how takes them as u64. */
@@ -250,14 +254,7 @@ static int assemble(struct host *h, struct db *db, const char *path, int64_t ver
  * there were any: a version unknown until now may be known after. */
 static bool commits_settled(struct host *h, int64_t ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = host_deadline(ms);
 	pthread_mutex_lock(&h->mu);
 	bool any = h->committing > 0;
 	while (h->committing > 0 && pthread_cond_timedwait(&h->commit_cv, &h->mu, &until) == 0)
@@ -303,7 +300,7 @@ again:;
 	} else if (rc == 1 && host_policy(h, path) == POL_ON_DEMAND) {
 		fd = assemble(h, db, path, e.version, &e);
 	}
-	if (fd < 0 && rc == 0 && !retried && commits_settled(h, 10000)) {
+	if (fd < 0 && rc == 0 && !retried && commits_settled(h, COMMIT_WAIT_MS)) {
 		db_pool_release(h->idx, db);
 		free(path);
 		retried = true; /* the hub knew the version before our index did */
@@ -546,7 +543,7 @@ int serve_start(struct host *h)
 	if (!colon || port <= 0 || port > 65535 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
 		log_error("--listen %s: expected IPv4ADDR:PORT, e.g. 127.0.0.1:7420",
 		          h->cfg.listen);
-		return -1;
+		return -EINVAL;
 	}
 	/* As the hub's ports (connlimit.h). The relay tunnel's pipes come from this
 	 * machine, at most 64 of them, well inside the per-address limit. */
@@ -563,8 +560,9 @@ int serve_start(struct host *h)
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 	    MHD_OPTION_END);
 	if (!h->server) {
-		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(errno));
-		return -1;
+		int err = errno ? errno : EADDRINUSE;
+		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(err));
+		return -err;
 	}
 	h->url = xasprintf("http://%s", h->cfg.listen);
 	log_info("serving content on %s", h->url);

@@ -9,6 +9,7 @@
  * backoff when the relay goes away. */
 #include "host.h"
 #include "../core/json.h"
+#include "../core/tunnel_proto.h"
 #include "../core/util.h"
 
 #include <errno.h>
@@ -26,11 +27,15 @@
 
 #define TUNNEL_POOL      16
 #define TOKEN_REFRESH_MS (30 * 60 * 1000)
+#define RECONNECT_MIN_MS 500 /* the backoff's first wait (then doubling, with jitter) */
 #define RECONNECT_MAX_MS 30000
 /* A connection silent this long is dropped (the relay drops idle ones sooner,
- * so it never hands us one we drop). */
-#define PIPE_IDLE_S      120
-#define TUNNEL_EXTRA_MAX 48 /* data connections opened on demand beyond the pool */
+ * so it never hands us one we drop: core/tunnel_proto.h). */
+#define PIPE_IDLE_MS     TUNNEL_HOST_IDLE_MS
+#define POLL_MS          1000 /* a blocked read or write looks at h->stop this often */
+#define STOP_CHECK_MS    100  /* a backoff's sleep looks at h->stop this often */
+#define EXTRA_WAIT_MS    20   /* tunnel_stop looks for one-off connections' ends this often */
+#define TUNNEL_EXTRA_MAX 48   /* data connections opened on demand beyond the pool */
 
 struct tunnel {
 	struct host *h;
@@ -146,7 +151,7 @@ static int ssl_read_some(SSL *ssl, int fd, char *buf, int cap)
 	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
 		struct pollfd pf = {.fd = fd,
 		                    .events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
-		poll(&pf, 1, 1000);
+		poll(&pf, 1, POLL_MS);
 		return 0;
 	}
 	return -1;
@@ -166,7 +171,7 @@ static int ssl_write_all(struct host *h, SSL *ssl, int fd, const char *buf, int 
 			return -1;
 		struct pollfd pf = {.fd = fd,
 		                    .events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
-		poll(&pf, 1, 1000);
+		poll(&pf, 1, POLL_MS);
 	}
 	return len > 0 ? -1 : 0;
 }
@@ -196,8 +201,8 @@ static void hang_up(SSL *ssl, int fd)
 static void backoff_sleep(struct host *h, int64_t *ms)
 {
 	int64_t wait = *ms / 2 + rand() % (*ms / 2 + 1);
-	for (int64_t slept = 0; slept < wait && !atomic_load(&h->stop); slept += 100)
-		usleep(100000);
+	for (int64_t slept = 0; slept < wait && !atomic_load(&h->stop); slept += STOP_CHECK_MS)
+		usleep(STOP_CHECK_MS * 1000);
 	*ms = *ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : *ms * 2;
 }
 
@@ -216,7 +221,7 @@ static void *control_main(void *arg)
 {
 	struct tunnel *t = arg;
 	struct host *h = t->h;
-	int64_t backoff = 500;
+	int64_t backoff = RECONNECT_MIN_MS;
 	while (!atomic_load(&h->stop)) {
 		int fd = -1;
 		SSL *ssl = attach(t, "control", &fd);
@@ -231,7 +236,7 @@ static void *control_main(void *arg)
 			h->tunnel_url = xstrdup(url);
 			pthread_mutex_unlock(&h->mu);
 			log_info("relay: public URL %s", url);
-			backoff = 500;
+			backoff = RECONNECT_MIN_MS;
 			/* Stay attached. {"need":1} means a request waits for a data
 			 * connection: every pooled one is busy (long downloads, say),
 			 * so open one more for it. */
@@ -272,7 +277,7 @@ static void *control_main(void *arg)
 		hang_up(ssl, fd);
 		if (!atomic_load(&h->stop) && backoff)
 			backoff_sleep(h, &backoff);
-		backoff = backoff ? backoff : 500;
+		backoff = backoff ? backoff : RECONNECT_MIN_MS;
 	}
 	return NULL;
 }
@@ -293,18 +298,18 @@ static void pipe_request(struct host *h, SSL *ssl, int rfd, const char *first, i
 		return;
 	}
 	char buf[64 * 1024];
-	int idle_s = 0;
-	while (!atomic_load(&h->stop) && idle_s < PIPE_IDLE_S) {
+	int64_t idle_ms = 0;
+	while (!atomic_load(&h->stop) && idle_ms < PIPE_IDLE_MS) {
 		struct pollfd pf[2] = {{.fd = rfd, .events = POLLIN},
 		                       {.fd = lfd, .events = POLLIN}};
-		int ready = SSL_pending(ssl) ? 1 : poll(pf, 2, 1000);
+		int ready = SSL_pending(ssl) ? 1 : poll(pf, 2, POLL_MS);
 		if (ready < 0)
 			break;
 		if (ready == 0) {
-			idle_s++;
+			idle_ms += POLL_MS;
 			continue;
 		}
-		idle_s = 0;
+		idle_ms = 0;
 		if (SSL_pending(ssl) || pf[0].revents) {
 			int n = SSL_read(ssl, buf, sizeof buf);
 			int err = n > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, n);
@@ -337,7 +342,7 @@ static void *data_main(void *arg)
 {
 	struct tunnel *t = arg;
 	struct host *h = t->h;
-	int64_t backoff = 500;
+	int64_t backoff = RECONNECT_MIN_MS;
 	while (!atomic_load(&h->stop)) {
 		int fd = -1;
 		SSL *ssl = attach(t, "data", &fd);
@@ -345,7 +350,7 @@ static void *data_main(void *arg)
 			backoff_sleep(h, &backoff);
 			continue;
 		}
-		backoff = 500;
+		backoff = RECONNECT_MIN_MS;
 		/* A request's first bytes, or the relay closing (then dial again). */
 		char first[16 * 1024];
 		int n = ssl_read_wait(h, ssl, fd, first, sizeof first);
@@ -432,7 +437,7 @@ void tunnel_stop(struct tunnel *t)
 	for (int i = 0; i < TUNNEL_POOL; i++)
 		pthread_join(t->data[i], NULL);
 	while (atomic_load(&t->extra) > 0) /* detached: they see h->stop within a second */
-		usleep(20000);
+		usleep(EXTRA_WAIT_MS * 1000);
 	SSL_CTX_free(t->ctx);
 	curl_easy_cleanup(t->curl);
 	pthread_mutex_destroy(&t->fetch_mu);

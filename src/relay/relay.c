@@ -19,16 +19,22 @@
  * the client may send its next request. A data connection carries one
  * client's request at a time, and a response the relay cannot frame (one
  * that ends at EOF) closes both, so nothing a client sends can reach
- * another's request. */
+ * another's request.
+ *
+ * Threads: this file is the connection state machine, and all of it runs on
+ * the event loop's thread. What the relay learns from the hub (its keys,
+ * revoked slugs) is fetched by relay_hub.c's thread; the loop only reads
+ * what that thread left under a mutex, and never calls the hub itself. */
 #include "relay.h"
 #include "http1.h"
+#include "relay_hub.h"
 #include "../core/json.h"
 #include "../core/ratelimit.h"
 #include "../core/token.h"
+#include "../core/tunnel_proto.h"
 #include "../core/util.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -60,10 +66,16 @@
 #define LINGER_S      10  /* a closing connection's last bytes must go by then */
 #define CONNS_PER_IP  256 /* public connections open at once per client address */
 #define HELLOS_PER_IP 64  /* tunnel connections not yet past their hello, per address */
-#define DATA_IDLE_MS                                                                               \
-	90000 /* we close idle data connections (plus up to 10 s of jitter,                        \
-	       * so they are not all dialled again at once) before hosts                           \
-	       * and their content servers do (120 s) */
+/* We close idle data connections (plus jitter, so they are not all dialled
+ * again at once) before hosts do: core/tunnel_proto.h. */
+#define DATA_IDLE_MS        TUNNEL_RELAY_IDLE_MS
+#define DATA_IDLE_JITTER_MS TUNNEL_RELAY_IDLE_JITTER_MS
+#define TICK_MS             1000  /* revocations due, idle data connections, sweeps */
+#define SWEEP_EVERY_TICKS   10    /* buckets and connection counts swept this often */
+#define BUCKET_IDLE_MS      60000 /* a bucket untouched this long is full again: forgotten */
+#define CROWDED_RETRY_MS    1000  /* Retry-After for a request over its in-flight cap */
+#define ACCEPT_PAUSE_MS     250   /* out of descriptors: accept again after this */
+#define ACCEPT_WARN_MS      10000 /* … and say so at most this often */
 
 struct rhost;
 struct pconn;
@@ -146,19 +158,11 @@ struct relay {
 	struct rhost *hosts;
 	struct tconn *all;
 	struct pconn *pall; /* every client connection not yet closed */
-	json_t *keys;       /* under rev_mu */
-	int64_t keys_at;    /* under rev_mu */
-	atomic_bool keys_wanted;
 	FILE *audit;
-	struct event *sigint, *sigterm, *poll_timer, *revoked_ev;
-	/* Revocations are fetched on a thread of their own (a slow hub must not
-	 * stall the loop) and handed over under rev_mu. */
-	pthread_t rev_thread;
-	bool rev_running;
-	atomic_bool stopping;
-	pthread_mutex_t rev_mu;
-	json_t *incoming;
-	json_t *pending; /* revocations not yet effective */
+	struct event *sigint, *sigterm, *poll_timer;
+	/* The hub's keys and revocations, fetched on a thread of their own (a
+	 * slow hub must not stall the loop); the revoked slugs (relay_hub.h). */
+	struct relay_hub hub;
 	struct limit_table limits;
 	struct limit_table conns; /* open connections per client address (inflight) */
 	int sweep_ticks;
@@ -186,88 +190,6 @@ static void audit(struct relay *r, json_t *o)
 		fflush(r->audit);
 	}
 	free(s);
-}
-
-/* ---- the hub's keys ---- */
-
-static size_t collect(char *p, size_t size, size_t n, void *cls)
-{
-	struct evbuffer *b = cls;
-	evbuffer_add(b, p, size * n);
-	return size * n;
-}
-
-/* GET the hub's REL (the URL in full after the hub's base) as JSON, or NULL. */
-static json_t *hub_get(struct relay *r, CURL *c, const char *rel, long timeout_s)
-{
-	char *url = xasprintf("%s%s", r->cfg.hub, rel);
-	struct evbuffer *b = evbuffer_new();
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	if (r->cfg.hub_cacert)
-		curl_easy_setopt(c, CURLOPT_CAINFO, r->cfg.hub_cacert);
-	/* A remote hub serves revocations only with its operator token. */
-	const char *ops = getenv("ROOST_OPS_TOKEN");
-	char *authz = ops && *ops ? xasprintf("Authorization: Bearer %s", ops) : NULL;
-	struct curl_slist *hd = authz ? curl_slist_append(NULL, authz) : NULL;
-	if (hd)
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-	long st = 0;
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	json_t *ans = st == 200 ? json_loadb((const char *)evbuffer_pullup(b, -1),
-	                                     evbuffer_get_length(b), 0, NULL)
-	                        : NULL;
-	evbuffer_free(b);
-	curl_slist_free_all(hd);
-	free(authz);
-	free(url);
-	return ans;
-}
-
-/* The hub's public keys, fetched on the revocations thread (at start, when a
- * token names a key we do not have, and every 5 minutes) so that the event
- * loop never waits on the hub: a hello naming an unknown key cannot stall
- * every other connection. */
-static void fetch_keys(struct relay *r, CURL *c)
-{
-	json_t *k = hub_get(r, c, "/api/v1/keys", 5);
-	pthread_mutex_lock(&r->rev_mu);
-	r->keys_at = mono_ms();
-	if (k) {
-		json_decref(r->keys);
-		r->keys = k;
-	}
-	pthread_mutex_unlock(&r->rev_mu);
-	if (!k)
-		log_warn("relay: cannot fetch the hub's keys from %s", r->cfg.hub);
-}
-
-static bool key_of(void *cls, const char *kid, unsigned char *pk)
-{
-	struct relay *r = cls;
-	bool found = false, ok = false;
-	pthread_mutex_lock(&r->rev_mu);
-	size_t i;
-	json_t *k;
-	json_array_foreach(json_object_get(r->keys, "keys"), i, k)
-	{
-		const char *id = json_get_str(k, "kid");
-		if (id && strcmp(id, kid) == 0) {
-			found = true;
-			ok = token_parse_key(json_get_str(k, "public_key"), pk);
-			break;
-		}
-	}
-	bool stale = mono_ms() - r->keys_at > 10000;
-	pthread_mutex_unlock(&r->rev_mu);
-	if (!found && stale)
-		atomic_store(&r->keys_wanted, true); /* rotated, perhaps: the host retries */
-	return ok;
 }
 
 /* ---- hosts ---- */
@@ -308,7 +230,6 @@ static void host_drop_idle(struct rhost *h, struct tconn *t)
 		}
 }
 
-static bool is_retired(struct relay *r, const char *slug);
 static bool admit(struct pconn *p, enum limit_scope s, const char *key);
 
 static void host_unwait(struct rhost *h, struct pconn *p)
@@ -576,7 +497,7 @@ static void pconn_read_head(struct pconn *p)
 	if (!admit(p, LIMIT_IP, key))
 		return;
 	struct rhost *h = find_host(p->r, p->slug);
-	if (!h || is_retired(p->r, p->slug)) {
+	if (!h || relay_hub_retired(&p->r->hub, p->slug)) {
 		reply(p, 404, "not_found", "no such host on this relay", NULL);
 		return;
 	}
@@ -1092,7 +1013,7 @@ static void tconn_ready(struct tconn *t)
 		return;
 	}
 	t->idle_since = mono_ms();
-	t->idle_limit = DATA_IDLE_MS + rand() % 10000;
+	t->idle_limit = DATA_IDLE_MS + rand() % DATA_IDLE_JITTER_MS;
 	t->next = h->idle;
 	h->idle = t;
 	h->nidle++;
@@ -1184,7 +1105,8 @@ static void tconn_hello(struct tconn *t)
 	json_t *hello = json_loads(line, 0, NULL);
 	free(line);
 	const char *type = json_get_str(hello, "type"), *why = "no token";
-	json_t *claims = token_verify(json_get_str(hello, "token"), key_of, t->r, &why);
+	json_t *claims =
+	    token_verify(json_get_str(hello, "token"), relay_hub_key, &t->r->hub, &why);
 	const char *scope = json_get_str(claims, "scope"), *slug = json_get_str(claims, "slug");
 	int64_t host_id = 0;
 	struct relay *r = t->r;
@@ -1214,9 +1136,9 @@ static void tconn_hello(struct tconn *t)
 	} else if (!h || strcmp(h->slug, slug) != 0) {
 		h = find_host(r, slug);
 	}
-	if (h && is_retired(r, slug) && strcmp(h->alias, slug) != 0)
+	if (h && relay_hub_retired(&r->hub, slug) && strcmp(h->alias, slug) != 0)
 		h = NULL; /* a token naming a retired slug is no way back in */
-	if (is_retired(r, slug)) {
+	if (relay_hub_retired(&r->hub, slug)) {
 		audit(r, json_pack("{s:s, s:s}", "event", "auth_failure", "why", "retired slug"));
 		evbuffer_add_printf(bufferevent_get_output(t->bev),
 		                    "{\"ok\":false,\"error\":\"this relay URL was revoked\"}\n");
@@ -1328,20 +1250,11 @@ static void on_tunnel(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(t->bev, EV_READ | EV_WRITE);
 }
 
-/* ---- revocations: retired slugs from the hub, polled every second ---- */
-
-static json_t *retired; /* slug -> true, once effective */
-
-static bool is_retired(struct relay *r, const char *slug)
-{
-	(void)r;
-	return json_object_get(retired, slug) != NULL;
-}
+/* ---- revocations: retired slugs from the hub (relay_hub.c fetches them) ---- */
 
 /* Cut a slug now: its host's connections, idle and busy, and the URL. */
 static void retire(struct relay *r, const char *slug)
 {
-	json_object_set_new(retired, slug, json_true());
 	for (struct rhost **pp = &r->hosts; *pp; pp = &(*pp)->next) {
 		struct rhost *h = *pp;
 		if (strcmp(h->alias, slug) == 0) {
@@ -1398,68 +1311,16 @@ static void retire(struct relay *r, const char *slug)
 	}
 }
 
-/* The fetching thread: the hub's new revocations every second. */
-static void *revocations_main(void *arg)
-{
-	struct relay *r = arg;
-	CURL *c = curl_easy_init();
-	int64_t since = 0;
-	while (!atomic_load(&r->stopping)) {
-		pthread_mutex_lock(&r->rev_mu);
-		bool old = mono_ms() - r->keys_at > (r->keys ? 300000 : 10000);
-		pthread_mutex_unlock(&r->rev_mu);
-		if (old || atomic_exchange(&r->keys_wanted, false))
-			fetch_keys(r, c);
-		char rel[96];
-		snprintf(rel, sizeof rel, "/api/v1/relay/revocations?since=%lld", (long long)since);
-		json_t *ans = hub_get(r, c, rel, 2);
-		json_t *list = json_object_get(ans, "revocations"), *v;
-		size_t i;
-		json_array_foreach(list, i, v)
-		{
-			int64_t created = 0;
-			if (json_get_int(v, "created_at", &created) && created > since)
-				since = created;
-		}
-		if (json_array_size(list)) {
-			pthread_mutex_lock(&r->rev_mu);
-			json_array_extend(r->incoming, list);
-			pthread_mutex_unlock(&r->rev_mu);
-			event_active(r->revoked_ev, EV_READ, 0); /* apply them now, in the loop */
-		}
-		json_decref(ans);
-		for (int k = 0;
-		     k < 10 && !atomic_load(&r->stopping) && !atomic_load(&r->keys_wanted); k++)
-			usleep(100000);
-	}
-	curl_easy_cleanup(c);
-	return NULL;
-}
-
 /* In the loop: revocations that arrived, and those now due (by our clock). */
 static void apply_revocations(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct relay *r = arg;
-	pthread_mutex_lock(&r->rev_mu);
-	json_array_extend(r->pending, r->incoming);
-	json_array_clear(r->incoming);
-	pthread_mutex_unlock(&r->rev_mu);
-	int64_t now = now_ms();
+	json_t *due = relay_hub_due(&r->hub, now_ms()), *slug;
 	size_t i;
-	for (i = 0; i < json_array_size(r->pending);) {
-		json_t *p = json_array_get(r->pending, i);
-		int64_t at = 0;
-		json_get_int(p, "effective_at", &at);
-		const char *slug = json_get_str(p, "slug");
-		if (at <= now && slug) {
-			retire(r, slug);
-			json_array_remove(r->pending, i);
-		} else {
-			i++;
-		}
-	}
+	json_array_foreach(due, i, slug) retire(r, json_string_value(slug));
+	json_decref(due);
 }
 
 /* Once a second: revocations coming due, idle data connections, old buckets. */
@@ -1485,13 +1346,14 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 			}
 		}
 	/* Forget idle clients' buckets now and then (full again by then). */
-	if (++r->sweep_ticks % 10 == 0 || r->limits.count > 200000)
-		limit_table_sweep(&r->limits, mono_ms(), r->limits.count > 200000 ? 0 : 60000);
+	if (++r->sweep_ticks % SWEEP_EVERY_TICKS == 0 || r->limits.count > 200000)
+		limit_table_sweep(&r->limits, mono_ms(),
+		                  r->limits.count > 200000 ? 0 : BUCKET_IDLE_MS);
 	/* And the connection counts of addresses with none open (many addresses,
 	 * IPv6 say, must not grow the table for good). */
-	if (r->sweep_ticks % 10 == 0 || r->conns.count > 200000)
+	if (r->sweep_ticks % SWEEP_EVERY_TICKS == 0 || r->conns.count > 200000)
 		limit_table_sweep(&r->conns, mono_ms(), 0);
-	struct timeval tv = {1, 0};
+	struct timeval tv = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
 	evtimer_add(r->poll_timer, &tv);
 }
 
@@ -1510,7 +1372,7 @@ static bool admit(struct pconn *p, enum limit_scope s, const char *key)
 	int64_t now = mono_ms();
 	struct limit_entry *e = limit_table_get(&p->r->limits, key, now);
 	bool crowded = rule->inflight > 0 && e->inflight >= rule->inflight;
-	int64_t wait = crowded ? 1000
+	int64_t wait = crowded ? CROWDED_RETRY_MS
 	               : rule->rps > 0
 	                   ? bucket_wait_ms(&e->requests, rule->rps, 2 * rule->rps, 1, now)
 	                   : 0;
@@ -1573,7 +1435,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 	r->accept_errors++;
 	int64_t now = mono_ms();
-	if (now - r->accept_warned_at >= 10000) {
+	if (now - r->accept_warned_at >= ACCEPT_WARN_MS) {
 		log_warn("relay: accept(): %s (%ld times in the last 10 s); pausing new "
 		         "connections",
 		         strerror(err), r->accept_errors);
@@ -1582,7 +1444,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	}
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 		evconnlistener_disable(l);
-		struct timeval tv = {0, 250000};
+		struct timeval tv = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
 		evtimer_add(r->resume_accept, &tv);
 	}
 }
@@ -1628,7 +1490,7 @@ int relay_run(const struct relay_config *cfg)
 {
 	struct relay rs = {.cfg = *cfg}, *r = &rs;
 	signal(SIGPIPE, SIG_IGN);
-	pthread_mutex_init(&r->rev_mu, NULL);
+	relay_hub_init(&r->hub, cfg);
 	int rc = 1;
 	r->ssl = SSL_CTX_new(TLS_server_method());
 	SSL_CTX_set_min_proto_version(r->ssl, TLS1_2_VERSION);
@@ -1651,11 +1513,7 @@ int relay_run(const struct relay_config *cfg)
 	char *ap = xasprintf("%s/audit.log", cfg->data);
 	r->audit = fopen(ap, "a");
 	free(ap);
-	CURL *kc = curl_easy_init();
-	fetch_keys(r, kc); /* before the first hello, if the hub is up */
-	curl_easy_cleanup(kc);
-	retired = json_object();
-	r->pending = json_array();
+	relay_hub_first_keys(&r->hub); /* before the first hello, if the hub is up */
 	limit_table_init(&r->limits, 4096);
 	limit_table_init(&r->conns, 4096);
 	settings_init();
@@ -1672,9 +1530,7 @@ int relay_run(const struct relay_config *cfg)
 	event_add(r->sigint, NULL);
 	event_add(r->sigterm, NULL);
 	r->poll_timer = evtimer_new(r->base, tick, r);
-	r->revoked_ev = event_new(r->base, -1, 0, apply_revocations, r);
-	r->incoming = json_array();
-	r->rev_running = pthread_create(&r->rev_thread, NULL, revocations_main, r) == 0;
+	relay_hub_start(&r->hub, r->base, apply_revocations, r);
 	tick(-1, 0, r);
 	log_info("relay: public https://%s (listening %s), tunnel %s, hub %s", cfg->public_name,
 	         cfg->public_addr, cfg->tunnel_addr, cfg->hub);
@@ -1685,13 +1541,7 @@ out:
 		event_free(r->sigint);
 	if (r->sigterm)
 		event_free(r->sigterm);
-	atomic_store(&r->stopping, true);
-	if (r->rev_running)
-		pthread_join(r->rev_thread, NULL);
-	if (r->revoked_ev)
-		event_free(r->revoked_ev);
-	json_decref(r->incoming);
-	pthread_mutex_destroy(&r->rev_mu);
+	relay_hub_fini(&r->hub);
 	if (r->poll_timer)
 		event_free(r->poll_timer);
 	if (r->pub)
@@ -1722,11 +1572,8 @@ out:
 		event_base_free(r->base);
 	if (r->audit)
 		fclose(r->audit);
-	json_decref(r->keys);
-	json_decref(r->pending);
 	limit_table_free(&r->limits);
 	limit_table_free(&r->conns);
-	json_decref(retired);
 	SSL_CTX_free(r->ssl);
 	return rc;
 }

@@ -1,0 +1,263 @@
+/* heartbeat: what this host tells about itself — every heartbeat_s seconds
+ * a heartbeat to the hub (status, space, queue, the replicas gained and
+ * dropped since the last one; its answer carries the replicate job's
+ * assignments) and DIR/.roost/status.json for `roost host status`; and the
+ * free-space check a download must pass, whose refusals both report. The
+ * heartbeat thread runs host_heartbeat_main; host_room_for runs on the sync
+ * thread; host_write_status on both (a mutex of its own orders the writes). */
+#include "host.h"
+#include "../core/hash.h"
+#include "../core/json.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+void host_report_replicas(struct host *h, json_t *chunks, bool have)
+{
+	size_t i;
+	json_t *c;
+	pthread_mutex_lock(&h->mu);
+	json_array_foreach(chunks, i, c)
+	{
+		const char *hash = json_get_str(c, "hash");
+		if (hash)
+			json_array_append_new(have ? h->replicas_have : h->replicas_dropped,
+			                      json_string(hash));
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- free space ----
+ *
+ * A file's size is what the workspace says, not what was uploaded: one chunk
+ * listed many times makes a huge file from a small upload. A host writes a
+ * file it fetches only if the disk keeps its reserve after; else the file
+ * waits, reported, and a resync tries again later. */
+
+#define NO_SPACE_RETRY_MS (60 * 1000)
+
+bool host_room_for(struct host *h, const char *path, int64_t size)
+{
+	struct statvfs vfs;
+	if (statvfs(h->dir, &vfs) != 0)
+		return true; /* cannot tell: the write itself will fail cleanly */
+	int64_t total = (int64_t)vfs.f_blocks * (int64_t)vfs.f_frsize;
+	int64_t avail = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+	int64_t reserve = h->cfg.reserve > 0 ? h->cfg.reserve : total / 20;
+	if (h->cfg.reserve <= 0 && reserve < (1ll << 30))
+		reserve = 1ll << 30;
+	if (size <= avail - reserve)
+		return true;
+	pthread_mutex_lock(&h->mu);
+	bool known = json_object_get(h->no_space, path) != NULL;
+	if (json_object_size(h->no_space) < 10000 || known)
+		json_object_set_new(h->no_space, path, json_integer(size));
+	pthread_mutex_unlock(&h->mu);
+	if (!known)
+		log_warn("no space for %s: %lld bytes, %lld free, %lld kept in reserve; will retry",
+		         path, (long long)size, (long long)avail, (long long)reserve);
+	atomic_store(&h->no_space_since, mono_ms());
+	return false;
+}
+
+void host_room_found(struct host *h, const char *path)
+{
+	pthread_mutex_lock(&h->mu);
+	json_object_del(h->no_space, path);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Files waiting for room, and the bytes they need (under mu). */
+static json_t *no_space_summary(struct host *h)
+{
+	int64_t bytes = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(h->no_space, k, v) bytes += json_integer_value(v);
+	return json_pack("{s:I, s:I}", "files", (json_int_t)json_object_size(h->no_space), "bytes",
+	                 (json_int_t)bytes);
+}
+
+/* Waiting files are looked at again (a resync) once a while has passed. */
+static void no_space_retry(struct host *h)
+{
+	int64_t since = atomic_load(&h->no_space_since);
+	if (!since || mono_ms() - since < NO_SPACE_RETRY_MS)
+		return;
+	atomic_store(&h->no_space_since, 0);
+	pthread_mutex_lock(&h->mu);
+	if (json_object_size(h->no_space)) {
+		h->resync = true;
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- status file and heartbeat ---- */
+
+static const char *state_name(int s)
+{
+	static const char *names[] = {"starting", "scanning", "syncing", "idle"};
+	return s >= 0 && s < 4 ? names[s] : "?";
+}
+
+void host_write_status(struct host *h, bool running)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	json_t *o = json_pack("{s:b, s:i, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s*, s:I}", "running",
+	                      running, "pid", (int)getpid(), "host_id", (json_int_t)h->host_id,
+	                      "label", h->label, "state", state_name(atomic_load(&h->state)),
+	                      "queue", (json_int_t)atomic_load(&h->queue), "last_sync",
+	                      (json_int_t)atomic_load(&h->last_sync), "seq",
+	                      (json_int_t)atomic_load(&h->seq), "cache_bytes",
+	                      (json_int_t)atomic_load(&h->cache_bytes), "url", h->url, "updated_at",
+	                      (json_int_t)now_ms());
+	json_object_set_new(o, "chunks",
+	                    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "from_local",
+	                              (json_int_t)atomic_load(&h->from_local), "from_cache",
+	                              (json_int_t)atomic_load(&h->from_cache), "from_peer",
+	                              (json_int_t)atomic_load(&h->from_peer), "from_hub",
+	                              (json_int_t)atomic_load(&h->from_hub), "served",
+	                              (json_int_t)atomic_load(&h->served_chunks), "served_files",
+	                              (json_int_t)atomic_load(&h->served_files)));
+	pthread_mutex_lock(&h->mu);
+	json_object_set_new(o, "no_space", no_space_summary(h));
+	json_object_set_new(o, "no_space_paths", json_deep_copy(h->no_space));
+	pthread_mutex_unlock(&h->mu);
+	char *s = json_dumps(o, JSON_INDENT(2));
+	json_decref(o);
+	char *path = xasprintf("%s/status.json", h->state_dir);
+	char *tmp = xasprintf("%s/status.json.tmp", h->state_dir);
+	pthread_mutex_lock(&mu);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		if (write_all(fd, s, strlen(s)) == 0 && close(fd) == 0)
+			rename(tmp, path);
+		else
+			unlink(tmp);
+	}
+	pthread_mutex_unlock(&mu);
+	free(s);
+	free(path);
+	free(tmp);
+}
+
+static void heartbeat(struct host *h, CURL *curl, const char *status)
+{
+	struct statvfs vfs;
+	int64_t cap = -1, fr = -1;
+	if (statvfs(h->dir, &vfs) == 0) {
+		cap = (int64_t)vfs.f_blocks * (int64_t)vfs.f_frsize;
+		fr = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+	}
+	json_t *pinned = json_array(), *p;
+	size_t i;
+	pthread_mutex_lock(&h->mu);
+	bool root_set = false;
+	json_array_foreach(h->policies, i, p)
+	{
+		const char *f = json_get_str(p, "folder"), *mode = json_get_str(p, "mode");
+		if (f && strcmp(f, "/") == 0)
+			root_set = true;
+		if (mode && strcmp(mode, "pinned") == 0)
+			json_array_append(pinned, json_object_get(p, "folder"));
+	}
+	if (!root_set) /* pinned unless a policy says otherwise */
+		json_array_insert_new(pinned, 0, json_string("/"));
+	json_t *have = h->replicas_have, *dropped = h->replicas_dropped;
+	json_t *no_space = no_space_summary(h);
+	h->replicas_have = json_array();
+	h->replicas_dropped = json_array();
+	pthread_mutex_unlock(&h->mu);
+	json_t *body = json_pack(
+	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:I, s:I}", "status", status, "interval_ms",
+	    (json_int_t)h->cfg.heartbeat_s * 1000, "capacity_bytes", (json_int_t)cap, "free_bytes",
+	    (json_int_t)fr, "queue", (json_int_t)atomic_load(&h->queue), "last_sync",
+	    (json_int_t)atomic_load(&h->last_sync), "version", ROOST_VERSION, "pinned", pinned,
+	    "cache_bytes", (json_int_t)atomic_load(&h->cache_bytes), "seq",
+	    (json_int_t)atomic_load(&h->seq));
+	json_object_set_new(body, "no_space", no_space); /* counts only: paths stay here */
+	if (h->url)
+		json_object_set_new(body, "url", json_string(h->url));
+	pthread_mutex_lock(&h->mu);
+	if (h->tunnel_url)
+		json_object_set_new(body, "tunnel_url", json_string(h->tunnel_url));
+	pthread_mutex_unlock(&h->mu);
+	char *url = client_ws_url(&h->c, "/hosts/self/heartbeat", NULL);
+	char err[256];
+	json_t *out = NULL;
+	long st = client_request(&h->c, curl, "POST", url, body, &out, err);
+	free(url);
+	json_decref(body);
+	if (st != 200)
+		log_warn("heartbeat: %s", st ? "the hub refused it" : err);
+	/* Copies the hub's replicate job asks of us (replica.c makes them). */
+	json_t *rep = json_object_get(out, "replicate"), *c;
+	pthread_mutex_lock(&h->mu);
+	json_array_foreach(json_object_get(rep, "fetch"), i, c)
+	{
+		const char *hash = json_get_str(c, "hash");
+		if (hash_hex_valid(hash))
+			json_object_set(h->assign_fetch, hash, json_object_get(c, "size"));
+	}
+	json_array_foreach(json_object_get(rep, "release"), i, c)
+	{
+		if (hash_hex_valid(json_string_value(c)))
+			json_object_set_new(h->assign_release, json_string_value(c), json_true());
+	}
+	pthread_mutex_unlock(&h->mu);
+	json_decref(out);
+	/* Replica reports, in slices the hub accepts. */
+	while (st == 200 && (json_array_size(have) || json_array_size(dropped))) {
+		json_t *a = json_array(), *b = json_array();
+		for (size_t k = 0; k < 5000 && json_array_size(have); k++) {
+			json_array_append(a, json_array_get(have, 0));
+			json_array_remove(have, 0);
+		}
+		for (size_t k = 0; k < 5000 && json_array_size(dropped); k++) {
+			json_array_append(b, json_array_get(dropped, 0));
+			json_array_remove(dropped, 0);
+		}
+		url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
+		body = json_pack("{s:o, s:o}", "have", a, "dropped", b);
+		st = client_request(&h->c, curl, "POST", url, body, NULL, err);
+		free(url);
+		json_decref(body);
+	}
+	if (json_array_size(have) || json_array_size(dropped)) {
+		/* not delivered: keep for the next beat */
+		pthread_mutex_lock(&h->mu);
+		json_array_extend(h->replicas_have, have);
+		json_array_extend(h->replicas_dropped, dropped);
+		pthread_mutex_unlock(&h->mu);
+	}
+	json_decref(have);
+	json_decref(dropped);
+}
+
+void *host_heartbeat_main(void *arg)
+{
+	struct host *h = arg;
+	CURL *curl = client_curl(&h->c);
+	pthread_mutex_lock(&h->mu);
+	while (!atomic_load(&h->stop)) {
+		pthread_mutex_unlock(&h->mu);
+		heartbeat(h, curl, "online");
+		host_write_status(h, true);
+		no_space_retry(h);
+		pthread_mutex_lock(&h->mu);
+		struct timespec ts = host_deadline((int64_t)h->cfg.heartbeat_s * 1000);
+		while (!atomic_load(&h->stop) &&
+		       pthread_cond_timedwait(&h->cv, &h->mu, &ts) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&h->mu);
+	heartbeat(h, curl, "stopping"); /* shown offline at once */
+	curl_easy_cleanup(curl);
+	return NULL;
+}

@@ -1,0 +1,83 @@
+/* sync (private to src/host/sync*.c): the rules that keep the folder and the
+ * workspace equal. Run only by the sync thread, one change at a time.
+ *
+ * The index records, per file, the stat it had when it last matched a hub
+ * version. So a local file whose stat still matches is unchanged (nothing to
+ * upload, safe to replace), and one whose stat differs holds the user's edit
+ * (upload it; never overwrite it). Uploads are conditional on the version
+ * they started from; when another version got there first, or a remote
+ * version arrives for a file edited here, the local edit is kept as
+ * "NAME (conflict from HOST DATE).EXT" and uploaded too. Nothing is lost.
+ *
+ * Everything from the network is validated: paths through path_normalize,
+ * content through its hashes; files are only ever replaced by rename.
+ *
+ *   sync.c         the state below, backoff, hub calls, renames made here
+ *   sync_upload.c  local changes: files to chunks to commits, small ones in batches
+ *   sync_apply.c   remote changes, the hub's whole tree, conflicts, repairs
+ *   sync_scan.c    walking the folder for what the watcher did not see
+ *
+ * The entry points the agent calls are declared in host.h. */
+#ifndef ROOST_HOST_SYNC_H
+#define ROOST_HOST_SYNC_H
+
+#include "host.h"
+#include "../core/hash.h"
+
+/* One small file read and queued for the next batch (sync_upload.c). */
+struct small {
+	char *path;
+	struct stat st;
+	int64_t base;
+	uint8_t *data;
+	char hash[HASH_HEX_LEN + 1];
+	bool missing;
+	int put_status;
+};
+
+/* A rename this host made itself (conflict copies, remote moves), so that
+ * the move the watcher reports for it is not sent back to the hub. */
+struct own_rename {
+	char *from, *to;
+	int64_t at;
+	struct own_rename *next;
+};
+
+/* What the sync thread remembers between changes: h->sync. Only the sync
+ * thread touches it (the batch's PUT workers read smalls while it waits). */
+struct sync {
+	int fail_streak; /* failures in a row: the retry delay doubles with each */
+	struct own_rename *own_renames;
+	struct small *smalls; /* the batch of small files not yet uploaded */
+	size_t nsmall, small_bytes;
+};
+
+/* sync.c */
+/* The delay before failed work is tried again (and one more failure counted). */
+int64_t sync_retry_ms(struct host *h);
+bool sync_same_stat(const struct stat *a, const struct stat *b);
+int sync_hash_file(const char *local, char out[HASH_HEX_LEN + 1]);
+/* One JSON call to the workspace's REL (path_arg fills its %s); takes body.
+ * The HTTP status, or 0 when the hub could not be reached (logged). */
+long sync_hub_call(struct host *h, const char *method, const char *rel, const char *path_arg,
+                   json_t *body, json_t **out);
+void sync_own_rename(struct host *h, const char *from, const char *to);
+/* Was from -> to ours? Forgets it, and any older than a minute. */
+bool sync_was_own_rename(struct host *h, const char *from, const char *to);
+
+/* sync_upload.c */
+/* Upload the file at local as path, conditional on version base (0: new). */
+void sync_upload(struct host *h, const char *path, const char *local, const struct stat *st,
+                 int64_t base, bool retried);
+
+/* sync_apply.c */
+/* The index entry of a local file that now matches version vid. */
+void sync_record_local(struct host *h, const char *path, const struct stat *st, int64_t vid,
+                       int64_t version, const char *hash, json_t *chunks);
+/* Our conditional commit lost: someone else's version is current. */
+void sync_resolve_conflict(struct host *h, const char *path, const char *local,
+                           const struct stat *st, bool retried);
+/* The hub refused the upload grant of a file taken through a write URL. */
+void sync_void_upload(struct host *h, const char *path, const char *local, const struct stat *st);
+
+#endif

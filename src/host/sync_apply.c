@@ -1,0 +1,566 @@
+/* sync_apply: remote changes into the folder — versions downloaded (or, on
+ * demand, only recorded), deletes, moves and new folders from the feed; the
+ * hub's whole tree reconciled at start and after a policy change; conflict
+ * copies when a local edit meets a remote version or loses a conditional
+ * commit; scrub repairs. Run only by the sync thread. */
+#include "sync.h"
+#include "../core/json.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- conflict copies ---- */
+
+/* "dir/name (conflict from LABEL 2026-11-30 101502).ext", not yet taken. */
+static char *conflict_path(struct host *h, const char *path)
+{
+	char *parent = NULL, *name = NULL;
+	path_split(path, &parent, &name);
+	char *dot = strrchr(name, '.');
+	if (dot == name)
+		dot = NULL;
+	char ext[NAME_MAX_BYTES + 1] = "";
+	if (dot) {
+		snprintf(ext, sizeof ext, "%s", dot);
+		*dot = 0;
+	}
+	char when[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(when, sizeof when, "%Y-%m-%d %H%M%S", &tm);
+	char *out = NULL;
+	for (int n = 1; n < 100; n++) {
+		char *nm =
+		    n == 1
+		        ? xasprintf("%s (conflict from %s %s)%s", name, h->label, when, ext)
+		        : xasprintf("%s (conflict from %s %s %d)%s", name, h->label, when, n, ext);
+		out = path_join(parent, nm);
+		free(nm);
+		char *local = host_local(h, out);
+		struct stat st;
+		bool free_name = lstat(local, &st) != 0;
+		free(local);
+		if (free_name)
+			break;
+		free(out);
+		out = NULL;
+	}
+	free(parent);
+	free(name);
+	return out;
+}
+
+/* Move the local file at path aside as a conflict copy, to be uploaded. */
+static bool keep_as_conflict(struct host *h, const char *path)
+{
+	char *cp = conflict_path(h, path);
+	char *from = host_local(h, path), *to = cp ? host_local(h, cp) : NULL;
+	bool ok = to && rename(from, to) == 0;
+	if (ok) {
+		log_info("conflict: kept this host's %s as %s", path, cp);
+		sync_own_rename(h, path, cp);
+		host_mark_dirty(h, cp, 0);
+	} else {
+		log_error("conflict: cannot keep %s aside: %s", path, strerror(errno));
+	}
+	free(from);
+	free(to);
+	free(cp);
+	return ok;
+}
+
+/* ---- applying a version ---- */
+
+static void drop_local_copy(struct host *h, const char *path, struct ientry *e);
+
+void sync_record_local(struct host *h, const char *path, const struct stat *st, int64_t vid,
+                       int64_t version, const char *hash, json_t *chunks)
+{
+	struct ientry e = {.local = true, .version_id = vid, .version = version};
+	entry_from_stat(&e, st);
+	snprintf(e.hash, sizeof e.hash, "%s", hash);
+	idx_put(h->db, path, &e);
+	if (chunks) {
+		idx_set_chunks(h->db, path, chunks);
+		host_report_replicas(h, chunks, true);
+	}
+	atomic_store(&h->last_sync, now_ms());
+}
+
+/* Download manifest m to path. seen is the local file as it was when we
+ * decided to replace it (NULL: there was none); if it changed since, it is
+ * kept as a conflict copy rather than overwritten. */
+static bool download_to(struct host *h, const char *path, json_t *m, const struct stat *seen)
+{
+	char *tmp = xasprintf("%s/dl-XXXXXX", h->tmp_dir);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		log_error("download %s: cannot create a temp file: %s", path, strerror(errno));
+		free(tmp);
+		return false;
+	}
+	mode_t um = umask(0);
+	umask(um);
+	int rc = fetch_content(h, h->db, h->c.curl, m, fd, false);
+	if (rc == 0 && (fchmod(fd, 0666 & ~um) != 0 || fsync(fd) != 0))
+		rc = -errno;
+	close(fd);
+	char *local = host_local(h, path);
+	if (rc == 0) {
+		struct stat now;
+		int have = lstat(local, &now) == 0;
+		if ((have && (!seen || !sync_same_stat(seen, &now))) && S_ISREG(now.st_mode))
+			keep_as_conflict(h, path);
+		char *parent = xstrdup(local);
+		*strrchr(parent, '/') = 0;
+		mkdir_p(parent, 0777);
+		if (rename(tmp, local) != 0) {
+			rc = -errno;
+			log_error("download %s: rename: %s", path, strerror(errno));
+		} else {
+			fsync_parent_dir(local);
+		}
+		free(parent);
+	}
+	if (rc != 0) {
+		unlink(tmp);
+		if (rc != -EINTR)
+			log_error("download %s failed: %s", path, strerror(-rc));
+	} else {
+		struct stat st;
+		if (lstat(local, &st) == 0)
+			sync_record_local(h, path, &st,
+			                  json_integer_value(json_object_get(m, "version_id")),
+			                  json_integer_value(json_object_get(m, "version")),
+			                  json_get_str(m, "hash"), json_object_get(m, "chunks"));
+		host_room_found(h, path);
+		log_info("synced %s (version %lld) from the workspace", path,
+		         (long long)json_integer_value(json_object_get(m, "version")));
+	}
+	free(local);
+	free(tmp);
+	return rc == 0;
+}
+
+static void apply_version(struct host *h, const char *path, int64_t vid, int64_t version,
+                          const char *hash, int64_t size)
+{
+	enum policy pol = host_policy(h, path);
+	if (pol == POL_EXCLUDE)
+		return;
+	struct ientry e;
+	int found = idx_get(h->db, path, &e) == 1;
+	if (found && !e.dir && e.version_id >= vid)
+		return; /* ours, or older than what we have */
+	char *local = host_local(h, path);
+	struct stat st;
+	int have = lstat(local, &st) == 0;
+	if (pol == POL_ON_DEMAND) {
+		/* Metadata only; content is fetched when read. A local copy left
+		 * from a pinned past goes if it is unchanged. */
+		if (have && found && e.local)
+			drop_local_copy(h, path, &e);
+		if (!have || (found && !e.local)) {
+			struct ientry ne = {.version_id = vid, .version = version, .size = size};
+			snprintf(ne.hash, sizeof ne.hash, "%s", hash);
+			idx_put(h->db, path, &ne);
+		}
+		free(local);
+		return;
+	}
+	if (have && S_ISDIR(st.st_mode)) {
+		log_warn("%s is a folder here but a file in the workspace; left alone", path);
+		free(local);
+		return;
+	}
+	if (have && !(found && stat_matches(&e, &st))) {
+		/* The local file holds something the index does not know. */
+		char got[HASH_HEX_LEN + 1];
+		if (sync_hash_file(local, got) == 0 && strcmp(got, hash) == 0) {
+			bool gone;
+			json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
+			sync_record_local(h, path, &st, vid, version, hash,
+			                  m ? json_object_get(m, "chunks") : NULL);
+			json_decref(m);
+			free(local);
+			return;
+		}
+		if (!keep_as_conflict(h, path)) {
+			free(local);
+			return;
+		}
+		have = false;
+	}
+	free(local);
+	if (!host_room_for(h, path, size)) {
+		/* reported; a resync tries again later, after a restart too */
+		idx_kv_set(h->db, "no_space", 1);
+		return;
+	}
+	/* A file within the minimum chunk size is one chunk named by the
+	 * file's hash: no need to ask for its manifest. */
+	if (size <= (int64_t)h->c.chunking.min) {
+		json_t *m = json_pack(
+		    "{s:s, s:I, s:I, s:I, s:s, s:o}", "path", path, "version", (json_int_t)version,
+		    "version_id", (json_int_t)vid, "size", (json_int_t)size, "hash", hash, "chunks",
+		    size ? json_pack("[{s:s, s:I, s:I, s:[]}]", "hash", hash, "size",
+		                     (json_int_t)size, "offset", (json_int_t)0, "hosts")
+		         : json_array());
+		bool done = download_to(h, path, m, have ? &st : NULL);
+		json_decref(m);
+		if (done)
+			return; /* else: not stored as one chunk; ask for the manifest */
+	}
+	bool gone = false;
+	json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
+	if (m)
+		download_to(h, path, m, have ? &st : NULL);
+	else if (!gone)
+		host_mark_dirty(h, path, sync_retry_ms(h)); /* the hub is away: look again */
+	json_decref(m);
+}
+
+void sync_resolve_conflict(struct host *h, const char *path, const char *local,
+                           const struct stat *st, bool retried)
+{
+	bool gone = false;
+	json_t *m = fetch_manifest(h, h->c.curl, path, 0, &gone);
+	if (!m) {
+		if (gone && !retried) /* deleted there while edited here: keep ours */
+			sync_upload(h, path, local, st, 0, true);
+		else
+			host_mark_dirty(h, path, sync_retry_ms(h));
+		return;
+	}
+	char got[HASH_HEX_LEN + 1];
+	const char *want = json_get_str(m, "hash");
+	if (sync_hash_file(local, got) == 0 && want && strcmp(got, want) == 0) {
+		sync_record_local(h, path, st, json_integer_value(json_object_get(m, "version_id")),
+		                  json_integer_value(json_object_get(m, "version")), want,
+		                  json_object_get(m, "chunks"));
+	} else if (keep_as_conflict(h, path)) {
+		download_to(h, path, m, NULL);
+	}
+	json_decref(m);
+}
+
+/* The hub refused the grant of a file taken through a write URL: whoever
+ * uploaded it may no longer write it, so the upload is void. The workspace's
+ * version comes back (a new file goes); the grant is kept until then, so the
+ * file never goes up as this host's own edit. */
+void sync_void_upload(struct host *h, const char *path, const char *local, const struct stat *st)
+{
+	log_warn("%s came through a write URL whose uploader may no longer write it; "
+	         "restoring the workspace's version",
+	         path);
+	bool gone = false;
+	json_t *m = fetch_manifest(h, h->c.curl, path, 0, &gone);
+	if (m ? download_to(h, path, m, st) : gone && unlink(local) == 0)
+		host_grant_set(h, path, NULL);
+	else
+		host_mark_dirty(h, path, sync_retry_ms(h));
+	json_decref(m);
+}
+
+/* ---- remote changes ---- */
+
+/* Chunks of path that no other local file holds: this host drops them. */
+static json_t *chunks_only_in(struct host *h, const char *path)
+{
+	json_t *out = json_array();
+	struct db_stmt *q =
+	    db_query(h->db,
+	             "SELECT DISTINCT c.hash FROM chunks c WHERE c.path = ?1 AND NOT "
+	             "EXISTS (SELECT 1 FROM chunks o JOIN files f ON f.path = o.path "
+	             "WHERE o.hash = c.hash AND o.path <> ?1 AND f.local = 1)",
+	             "t", path);
+	while (q && db_step(q) == DB_ROW)
+		json_array_append_new(out, json_pack("{s:s}", "hash", db_col_text(q, 0)));
+	db_finalize(q);
+	return out;
+}
+
+/* Make an on-demand file's content leave the folder (if unchanged here). */
+static void drop_local_copy(struct host *h, const char *path, struct ientry *e)
+{
+	char *local = host_local(h, path);
+	struct stat st;
+	if (lstat(local, &st) == 0 && stat_matches(e, &st)) {
+		json_t *dropped = chunks_only_in(h, path);
+		if (unlink(local) == 0) {
+			e->local = false;
+			idx_put(h->db, path, e);
+			db_run(h->db, "DELETE FROM chunks WHERE path = ?", "t", path);
+			host_report_replicas(h, dropped, false);
+		}
+		json_decref(dropped);
+	}
+	free(local);
+}
+
+static void remove_local_file(struct host *h, const char *path)
+{
+	struct ientry e;
+	if (idx_get(h->db, path, &e) != 1)
+		return;
+	char *local = host_local(h, path);
+	struct stat st;
+	if (lstat(local, &st) != 0 || !e.local) {
+		idx_del(h->db, path);
+	} else if (stat_matches(&e, &st)) {
+		json_t *dropped = chunks_only_in(h, path);
+		if (unlink(local) == 0 || errno == ENOENT) {
+			idx_del(h->db, path);
+			host_report_replicas(h, dropped, false);
+		}
+		json_decref(dropped);
+	} else {
+		/* Edited here since: keep it, as a new file. */
+		idx_del(h->db, path);
+		host_mark_dirty(h, path, 0);
+	}
+	free(local);
+}
+
+static void apply_delete(struct host *h, const char *path, bool is_dir)
+{
+	if (!is_dir) {
+		remove_local_file(h, path);
+		atomic_store(&h->last_sync, now_ms());
+		return;
+	}
+	/* Deepest first, so folders are empty when their turn comes. */
+	json_t *all = idx_list(h->db, path, false), *p;
+	size_t i;
+	json_array_foreach(all, i, p)
+	{
+		const char *sp = json_string_value(p);
+		struct ientry e;
+		if (idx_get(h->db, sp, &e) != 1)
+			continue;
+		if (e.dir) {
+			char *local = host_local(h, sp);
+			rmdir(local); /* fails when something edited here is left in it */
+			idx_del(h->db, sp);
+			free(local);
+		} else {
+			remove_local_file(h, sp);
+		}
+	}
+	json_decref(all);
+	char *local = host_local(h, path);
+	rmdir(local);
+	free(local);
+	atomic_store(&h->last_sync, now_ms());
+}
+
+static void apply_move(struct host *h, const char *from, const char *to)
+{
+	struct ientry fe, te;
+	bool known = idx_get(h->db, from, &fe) == 1;
+	if (!known) {
+		if (idx_get(h->db, to, &te) != 1 && host_policy(h, to) != POL_EXCLUDE) {
+			pthread_mutex_lock(&h->mu);
+			h->resync = true; /* something we never had is now where we keep things */
+			pthread_mutex_unlock(&h->mu);
+		}
+		return;
+	}
+	if (host_policy(h, to) == POL_EXCLUDE) {
+		apply_delete(h, from, fe.dir);
+		return;
+	}
+	char *lf = host_local(h, from), *lt = host_local(h, to);
+	struct stat st;
+	if (lstat(lt, &st) == 0) {
+		if (S_ISREG(st.st_mode))
+			keep_as_conflict(h, to);
+		else
+			log_warn("move %s -> %s: a folder is in the way here", from, to);
+	}
+	char *parent = xstrdup(lt);
+	*strrchr(parent, '/') = 0;
+	mkdir_p(parent, 0777);
+	free(parent);
+	if (rename(lf, lt) == 0)
+		sync_own_rename(h, from, to);
+	else if (errno != ENOENT)
+		log_error("move %s -> %s: %s", from, to, strerror(errno));
+	idx_rename(h->db, from, to);
+	log_info("moved %s to %s (from the workspace)", from, to);
+	atomic_store(&h->last_sync, now_ms());
+	free(lf);
+	free(lt);
+}
+
+static void apply_mkdir(struct host *h, const char *path)
+{
+	if (host_policy(h, path) != POL_PINNED)
+		return;
+	char *local = host_local(h, path);
+	if (mkdir_p(local, 0777) == 0) {
+		struct ientry d = {.dir = true, .local = true};
+		idx_put(h->db, path, &d);
+	}
+	free(local);
+}
+
+/* A path from the network, normalized, or NULL if unusable here. */
+static char *net_path(json_t *o, const char *key)
+{
+	const char *s = json_get_str(o, key), *why;
+	char *p = s ? path_normalize(s, strlen(s), &why) : NULL;
+	if (p && (strcmp(p, "/") == 0 || host_ignored(p))) {
+		free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+void sync_remote_event(struct host *h, json_t *ev)
+{
+	const char *kind = json_get_str(ev, "kind");
+	json_t *pl = json_object_get(ev, "payload");
+	int64_t seq = 0;
+	if (!json_get_int(ev, "seq", &seq) || seq <= atomic_load(&h->seq) || !kind)
+		return;
+	char *path = net_path(pl, "path"), *from = net_path(pl, "from"), *to = net_path(pl, "to");
+	int64_t vid = 0, version = 0, size = 0, host = 0;
+	const char *hash = json_get_str(pl, "hash");
+	if (strcmp(kind, "file.version") == 0 && path && hash_hex_valid(hash) &&
+	    json_get_int(pl, "version_id", &vid) && json_get_int(pl, "version", &version)) {
+		json_get_int(pl, "size", &size);
+		apply_version(h, path, vid, version, hash, size);
+	} else if ((strcmp(kind, "file.deleted") == 0 || strcmp(kind, "folder.deleted") == 0) &&
+	           path) {
+		apply_delete(h, path, kind[1] == 'o');
+	} else if ((strcmp(kind, "file.moved") == 0 || strcmp(kind, "folder.moved") == 0) && from &&
+	           to) {
+		apply_move(h, from, to);
+	} else if (strcmp(kind, "folder.created") == 0 && path) {
+		apply_mkdir(h, path);
+	} else if (strcmp(kind, "scrub.requested") == 0) {
+		atomic_store(&h->scrub_now, true);
+	} else if (strcmp(kind, "chunks.collected") == 0) {
+		atomic_store(&h->gc_seen, true);
+	} else if (strcmp(kind, "host.url") == 0 && json_get_int(pl, "host_id", &host) &&
+	           host == h->host_id) {
+		tunnel_refresh(h->tunnel);
+	} else if (strcmp(kind, "host.policy") == 0 && json_get_int(pl, "host_id", &host) &&
+	           host == h->host_id && strcmp(kind, "host.policy") == 0) {
+		/* Now, so the events after this one see it; the tree pass
+		 * then fixes what was synced under the old policy. */
+		host_load_policies(h, h->c.curl);
+		pthread_mutex_lock(&h->mu);
+		h->resync = true;
+		pthread_mutex_unlock(&h->mu);
+	}
+	free(path);
+	free(from);
+	free(to);
+	atomic_store(&h->seq, seq);
+	idx_kv_set(h->db, "seq", seq);
+}
+
+void sync_repair(struct host *h, const char *path)
+{
+	struct ientry e;
+	char *local = host_local(h, path);
+	struct stat st;
+	if (idx_get(h->db, path, &e) != 1 || e.dir || !e.local || lstat(local, &st) != 0 ||
+	    !stat_matches(&e, &st)) {
+		free(local); /* changed since the scrub looked: an edit is not ours to undo */
+		return;
+	}
+	free(local);
+	bool gone = false;
+	json_t *m = fetch_manifest(h, h->c.curl, path, e.version, &gone);
+	if (m && download_to(h, path, m, &st))
+		log_info("scrub: %s repaired (version %lld fetched again)", path,
+		         (long long)e.version);
+	else if (!gone)
+		log_warn("scrub: cannot fetch %s again yet; the next scrub retries", path);
+	json_decref(m);
+}
+
+int64_t sync_with_tree(struct host *h)
+{
+	json_t *tree = NULL;
+	long st = sync_hub_call(h, "GET", "/tree", NULL, NULL, &tree);
+	int64_t seq = -1;
+	if (st != 200 || !json_get_int(tree, "seq", &seq)) {
+		json_decref(tree);
+		return -1;
+	}
+	atomic_store(&h->state, 1);
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(tree, "folders"), i, f)
+	{
+		json_t *o = json_pack("{s:O}", "path", f);
+		char *p = net_path(o, "path");
+		json_decref(o);
+		if (p)
+			apply_mkdir(h, p);
+		free(p);
+	}
+	/* Remote files: fetch what is new or newer; fix what a policy change
+	 * moved between pinned, on-demand and excluded. Files waiting for room
+	 * are looked at afresh. */
+	pthread_mutex_lock(&h->mu);
+	json_object_clear(h->no_space);
+	pthread_mutex_unlock(&h->mu);
+	idx_kv_set(h->db, "no_space", 0);
+	json_t *seen = json_object();
+	json_array_foreach(json_object_get(tree, "files"), i, f)
+	{
+		char *p = net_path(f, "path");
+		int64_t vid = 0, version = 0, size = 0;
+		const char *hash = json_get_str(f, "hash");
+		if (!p || !hash_hex_valid(hash) || !json_get_int(f, "version_id", &vid) ||
+		    !json_get_int(f, "version", &version) || atomic_load(&h->stop)) {
+			free(p);
+			continue;
+		}
+		json_get_int(f, "size", &size);
+		json_object_set_new(seen, p, json_true());
+		enum policy pol = host_policy(h, p);
+		struct ientry e;
+		int found = idx_get(h->db, p, &e) == 1;
+		if (pol == POL_EXCLUDE) {
+			if (found)
+				remove_local_file(h, p);
+		} else if (found && e.version_id == vid) {
+			if (pol == POL_ON_DEMAND && e.local)
+				drop_local_copy(h, p, &e);
+			else if (pol == POL_PINNED && !e.local) {
+				idx_del(h->db, p);
+				apply_version(h, p, vid, version, hash, size);
+			}
+		} else {
+			apply_version(h, p, vid, version, hash, size);
+		}
+		free(p);
+	}
+	/* Indexed files the workspace no longer has: deleted while we were away. */
+	json_t *mine = idx_list(h->db, "/", true), *p;
+	json_array_foreach(mine, i, p)
+	{
+		struct ientry e;
+		const char *sp = json_string_value(p);
+		if (!json_object_get(seen, sp) && idx_get(h->db, sp, &e) == 1 && e.version_id > 0)
+			remove_local_file(h, sp);
+	}
+	json_decref(mine);
+	json_decref(seen);
+	json_decref(tree);
+	return seq;
+}

@@ -1,0 +1,404 @@
+/* sync_upload: local changes to the workspace — a file read into chunks,
+ * the chunks the hub lacks sent, and a commit conditional on the version the
+ * edit started from; small files go up in batches (one probe, a few PUTs at
+ * once, one batch commit); deletes, new folders and moves are sent as calls.
+ * Run by the sync thread; a batch's chunk PUTs run on SMALL_PUT_THREADS
+ * short-lived threads that only read the batch (h->sync->smalls). */
+#include "sync.h"
+#include "../client/transfer.h"
+#include "../core/json.h"
+#include "../core/path.h"
+#include "../core/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void host_commit_begin(struct host *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->committing++;
+	pthread_mutex_unlock(&h->mu);
+}
+
+void host_commit_end(struct host *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->committing--;
+	pthread_cond_broadcast(&h->commit_cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void upload_one(struct host *h, const char *path, const char *local, const struct stat *st,
+                       int64_t base, bool retried);
+
+/* The commit and its index entry, as one step for readers the hub sends here. */
+void sync_upload(struct host *h, const char *path, const char *local, const struct stat *st,
+                 int64_t base, bool retried)
+{
+	host_commit_begin(h);
+	upload_one(h, path, local, st, base, retried);
+	host_commit_end(h);
+}
+
+static void upload_one(struct host *h, const char *path, const char *local, const struct stat *st,
+                       int64_t base, bool retried)
+{
+	json_t *res = NULL;
+	char *grant = host_grant_get(h, path);
+	struct put_opts o = {
+	    .quiet = true, .base_version_id = base, .result = &res, .upload_grant = grant};
+	int rc = transfer_put(&h->c, local, path, &o);
+	free(grant);
+	if (rc == PUT_GRANT_REFUSED) {
+		sync_void_upload(h, path, local, st);
+		return;
+	}
+	if (rc == 0)
+		host_grant_set(h, path, NULL);
+	if (rc == PUT_CONFLICT) {
+		sync_resolve_conflict(h, path, local, st, retried);
+		return;
+	}
+	if (rc != 0) {
+		int64_t wait = sync_retry_ms(h);
+		log_warn("upload of %s failed; trying again in %.1f s", path, (double)wait / 1000);
+		host_mark_dirty(h, path, wait);
+		return;
+	}
+	h->sync->fail_streak = 0;
+	/* The index gets the stat from before the upload: if the file changed
+	 * while it was read, it no longer matches and goes up again. */
+	sync_record_local(h, path, st, json_integer_value(json_object_get(res, "version_id")),
+	                  json_integer_value(json_object_get(res, "version")),
+	                  json_get_str(res, "hash"), json_object_get(res, "chunks"));
+	struct stat after;
+	if (lstat(local, &after) != 0 || !sync_same_stat(st, &after))
+		host_mark_dirty(h, path, SETTLE_MODIFIED_MS);
+	log_info("uploaded %s (version %lld, %lld bytes)", path,
+	         (long long)json_integer_value(json_object_get(res, "version")),
+	         (long long)st->st_size);
+	json_decref(res);
+}
+
+/* ---- small files, in batches ----
+ *
+ * A file no bigger than the minimum chunk is one chunk whose hash is the
+ * file's. Uploading thousands of them one by one costs a probe, a PUT and a
+ * commit (with its flush) each; here they go up together: one probe, the
+ * missing chunks PUT a few at a time, and one batch commit. */
+
+#define SMALL_BATCH_FILES 500
+#define SMALL_BATCH_BYTES (16u << 20)
+#define SMALL_PUT_THREADS 4
+
+struct put_job {
+	struct host *h;
+	atomic_size_t next;
+};
+
+static size_t discard_body(char *p, size_t size, size_t n, void *cls)
+{
+	(void)p;
+	(void)cls;
+	return size * n;
+}
+
+static void *small_put_worker(void *arg)
+{
+	struct put_job *j = arg;
+	struct sync *sy = j->h->sync;
+	CURL *curl = client_curl(&j->h->c);
+	char *auth = xasprintf("Authorization: Bearer %s", j->h->c.token);
+	struct curl_slist *hd = curl_slist_append(NULL, auth);
+	hd = curl_slist_append(hd, "Content-Type: application/octet-stream");
+	hd = curl_slist_append(hd, "Expect:");
+	for (;;) {
+		size_t i = atomic_fetch_add(&j->next, 1);
+		if (i >= sy->nsmall)
+			break;
+		struct small *s = &sy->smalls[i];
+		if (!s->missing)
+			continue;
+		char *rel = xasprintf("/chunks/%s", s->hash);
+		char *url = client_ws_url(&j->h->c, rel, NULL);
+		curl_easy_setopt(curl, CURLOPT_URL, url);
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hd);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, (const char *)s->data);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->st.st_size);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
+		long status = 0;
+		if (curl_easy_perform(curl) == CURLE_OK)
+			curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+		s->put_status = (int)status;
+		free(url);
+		free(rel);
+	}
+	curl_slist_free_all(hd);
+	free(auth);
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+static json_t *one_chunk(const struct small *s)
+{
+	return s->st.st_size ? json_pack("[{s:s, s:I, s:I}]", "hash", s->hash, "size",
+	                                 (json_int_t)s->st.st_size, "offset", (json_int_t)0)
+	                     : json_array();
+}
+
+void sync_flush(struct host *h)
+{
+	struct sync *sy = h->sync;
+	if (!sy->nsmall)
+		return;
+	/* 1: which chunks the hub lacks */
+	json_t *hashes = json_array();
+	for (size_t i = 0; i < sy->nsmall; i++)
+		if (sy->smalls[i].st.st_size)
+			json_array_append_new(hashes, json_string(sy->smalls[i].hash));
+	json_t *out = NULL;
+	long st = json_array_size(hashes)
+	              ? sync_hub_call(h, "POST", "/chunks/missing", NULL,
+	                              json_pack("{s:o}", "hashes", hashes), &out)
+	              : (json_decref(hashes), 200);
+	json_t *missing = json_object_get(out, "missing"), *m;
+	size_t k;
+	json_array_foreach(missing, k, m)
+	{
+		for (size_t i = 0; i < sy->nsmall; i++)
+			if (strcmp(sy->smalls[i].hash, json_string_value(m)) == 0) {
+				sy->smalls[i].missing = true;
+				break; /* one upload per distinct chunk */
+			}
+	}
+	json_decref(out);
+	/* 2: send them, a few at a time */
+	bool ok = st == 200;
+	if (ok) {
+		struct put_job j = {.h = h};
+		pthread_t th[SMALL_PUT_THREADS];
+		for (int t = 1; t < SMALL_PUT_THREADS; t++)
+			pthread_create(&th[t], NULL, small_put_worker, &j);
+		small_put_worker(&j);
+		for (int t = 1; t < SMALL_PUT_THREADS; t++)
+			pthread_join(th[t], NULL);
+	}
+	/* 3: commit them all at once */
+	json_t *versions = json_array();
+	for (size_t i = 0; ok && i < sy->nsmall; i++) {
+		struct small *s = &sy->smalls[i];
+		json_t *chunks = one_chunk(s);
+		json_t *c;
+		size_t ci;
+		json_array_foreach(chunks, ci, c) json_object_del(c, "offset");
+		json_t *v = json_pack("{s:s, s:I, s:s, s:o, s:I}", "path", s->path, "size",
+		                      (json_int_t)s->st.st_size, "hash", s->hash, "chunks", chunks,
+		                      "base_version_id", (json_int_t)s->base);
+		char *grant = host_grant_get(h, s->path);
+		if (grant)
+			json_object_set_new(v, "upload_grant", json_string(grant));
+		free(grant);
+		json_array_append_new(versions, v);
+	}
+	out = NULL;
+	host_commit_begin(h);
+	st = ok ? sync_hub_call(h, "POST", "/versions/batch", NULL,
+	                        json_pack("{s:o}", "versions", versions), &out)
+	        : (json_decref(versions), 0);
+	json_t *results = json_object_get(out, "results");
+	for (size_t i = 0; i < sy->nsmall; i++) {
+		struct small *s = &sy->smalls[i];
+		json_t *r = st == 200 ? json_array_get(results, i) : NULL;
+		int status = (int)json_integer_value(json_object_get(r, "status"));
+		json_t *b = json_object_get(r, "body");
+		const char *code = json_get_str(json_object_get(b, "error"), "code");
+		char *local = host_local(h, s->path);
+		if (status == 201) {
+			host_grant_set(h, s->path, NULL);
+			json_t *chunks = one_chunk(s);
+			sync_record_local(h, s->path, &s->st,
+			                  json_integer_value(json_object_get(b, "version_id")),
+			                  json_integer_value(json_object_get(b, "version")),
+			                  s->hash, chunks);
+			json_decref(chunks);
+			struct stat after;
+			if (lstat(local, &after) != 0 || !sync_same_stat(&s->st, &after))
+				host_mark_dirty(h, s->path, SETTLE_MODIFIED_MS);
+		} else if (status == 409 && code && strcmp(code, "version_conflict") == 0) {
+			sync_resolve_conflict(h, s->path, local, &s->st, false);
+		} else if (status == 403 && code && strcmp(code, "upload_grant_refused") == 0) {
+			sync_void_upload(h, s->path, local, &s->st);
+		} else {
+			if (status)
+				log_warn("upload of %s refused: %s", s->path,
+				         json_get_str(json_object_get(b, "error"), "message"));
+			host_mark_dirty(h, s->path, sync_retry_ms(h));
+		}
+		free(local);
+		free(s->path);
+		free(s->data);
+	}
+	host_commit_end(h);
+	if (st == 200) {
+		h->sync->fail_streak = 0;
+		log_info("uploaded %zu small file%s in one batch", sy->nsmall,
+		         sy->nsmall == 1 ? "" : "s");
+	}
+	json_decref(out);
+	sy->nsmall = sy->small_bytes = 0;
+	atomic_store(&h->last_sync, now_ms());
+}
+
+/* Read a small file now and queue it; false if it is not one (or changing). */
+static bool queue_small(struct host *h, const char *path, const char *local, const struct stat *st,
+                        int64_t base)
+{
+	struct sync *sy = h->sync;
+	if (st->st_size > (off_t)h->c.chunking.min)
+		return false;
+	int fd = open(local, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	uint8_t *data = xmalloc((size_t)st->st_size + 1);
+	ssize_t n = pread_full(fd, data, (size_t)st->st_size, 0);
+	struct stat again;
+	bool same = fstat(fd, &again) == 0 && sync_same_stat(st, &again);
+	close(fd);
+	if (n != st->st_size || !same) {
+		free(data);
+		host_mark_dirty(h, path, SETTLE_MODIFIED_MS); /* still being written */
+		return true;
+	}
+	if (sy->nsmall == SMALL_BATCH_FILES || sy->small_bytes + (size_t)n > SMALL_BATCH_BYTES)
+		sync_flush(h);
+	sy->smalls = xrealloc(sy->smalls, (sy->nsmall + 1) * sizeof *sy->smalls);
+	struct small *s = &sy->smalls[sy->nsmall++];
+	memset(s, 0, sizeof *s);
+	s->path = xstrdup(path);
+	s->st = *st;
+	s->base = base;
+	s->data = data;
+	hash_hex(data, (size_t)n, s->hash);
+	sy->small_bytes += (size_t)n;
+	return true;
+}
+
+/* ---- local changes ---- */
+
+static void local_gone(struct host *h, const char *path)
+{
+	struct ientry e;
+	if (idx_get(h->db, path, &e) != 1 || (!e.dir && !e.local))
+		return; /* unknown, or on-demand metadata whose content was never here */
+	json_t *out = NULL;
+	long st = sync_hub_call(h, "DELETE", "/files?path=%s", path, NULL, &out);
+	json_decref(out);
+	if (st == 200 || st == 404) {
+		idx_del(h->db, path);
+		log_info("deleted %s from the workspace", path);
+		atomic_store(&h->last_sync, now_ms());
+	} else {
+		host_mark_dirty(h, path, sync_retry_ms(h));
+	}
+}
+
+static void local_dir(struct host *h, const char *path)
+{
+	struct ientry e;
+	if (strcmp(path, "/") != 0 && idx_get(h->db, path, &e) != 1) {
+		json_t *out = NULL;
+		long st = sync_hub_call(h, "POST", "/folders", NULL,
+		                        json_pack("{s:s, s:b}", "path", path, "parents", 1), &out);
+		json_decref(out);
+		if (st != 200 && st != 201 && st != 409) {
+			host_mark_dirty(h, path, sync_retry_ms(h));
+			return;
+		}
+		struct ientry d = {.dir = true, .local = true};
+		idx_put(h->db, path, &d);
+	}
+	/* Look inside: what was made before the watch existed is not missed. */
+	char *local = host_local(h, path);
+	DIR *d = opendir(local);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    !name_valid(de->d_name, strlen(de->d_name)))
+			continue;
+		char *child = path_join(path, de->d_name);
+		struct stat st;
+		char *cl = host_local(h, child);
+		if (!host_ignored(child) && lstat(cl, &st) == 0 &&
+		    (S_ISDIR(st.st_mode)
+		         ? idx_get(h->db, child, &e) != 1
+		         : S_ISREG(st.st_mode) &&
+		               !(idx_get(h->db, child, &e) == 1 && stat_matches(&e, &st))))
+			host_mark_dirty(h, child, 0);
+		free(cl);
+		free(child);
+	}
+	if (d)
+		closedir(d);
+	free(local);
+}
+
+void sync_local_path(struct host *h, const char *path)
+{
+	if (host_ignored(path) || host_policy(h, path) == POL_EXCLUDE)
+		return;
+	char *local = host_local(h, path);
+	struct stat st;
+	if (lstat(local, &st) != 0) {
+		if (errno == ENOENT)
+			local_gone(h, path);
+		free(local);
+		return;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		local_dir(h, path);
+	} else if (S_ISREG(st.st_mode)) {
+		struct ientry e;
+		int found = idx_get(h->db, path, &e) == 1;
+		int64_t base = found && !e.dir ? e.version_id : 0;
+		if (!(found && stat_matches(&e, &st)) && !queue_small(h, path, local, &st, base))
+			sync_upload(h, path, local, &st, base, false);
+	}
+	/* symlinks, devices, sockets: not synced */
+	free(local);
+}
+
+void sync_local_move(struct host *h, const char *from, const char *to)
+{
+	if (sync_was_own_rename(h, from, to)) {
+		host_mark_dirty(h, to, 0);
+		return;
+	}
+	struct ientry fe, te;
+	bool known = idx_get(h->db, from, &fe) == 1;
+	bool taken = idx_get(h->db, to, &te) == 1;
+	if (!known || taken || host_policy(h, from) == POL_EXCLUDE ||
+	    host_policy(h, to) == POL_EXCLUDE) {
+		/* Not a move the workspace can make (or our own, applied already):
+		 * look at both ends as they are. */
+		host_mark_dirty(h, from, 0);
+		host_mark_dirty(h, to, 0);
+		return;
+	}
+	json_t *out = NULL;
+	long st = sync_hub_call(h, "POST", "/move", NULL,
+	                        json_pack("{s:s, s:s}", "from", from, "to", to), &out);
+	json_decref(out);
+	if (st == 200) {
+		idx_rename(h->db, from, to);
+		log_info("moved %s to %s in the workspace", from, to);
+		atomic_store(&h->last_sync, now_ms());
+	}
+	host_mark_dirty(h, from, 0);
+	host_mark_dirty(h, to, 0);
+}
