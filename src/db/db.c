@@ -5,17 +5,28 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The back ends by URL prefix; strip: the driver gets what follows it. */
+static const struct {
+	const char *prefix;
+	bool strip;
+	struct db *(*open)(const char *url, char **err);
+} drivers[] = {
+    {"sqlite:", true, db_sqlite_open},
+    {"postgres://", false, db_pg_open},
+    {"postgresql://", false, db_pg_open},
+};
+
 struct db *db_open(const char *url, char **err)
 {
-	if (strncmp(url, "sqlite:", 7) == 0)
-		return db_sqlite_open(url + 7, err);
-	if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-		return db_pg_open(url, err);
-	return db_sqlite_open(url, err);
+	for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++) {
+		size_t n = strlen(drivers[i].prefix);
+		if (strncmp(url, drivers[i].prefix, n) == 0)
+			return drivers[i].open(drivers[i].strip ? url + n : url, err);
+	}
+	return db_sqlite_open(url, err); /* a plain path */
 }
 
 void db_close(struct db *db)
@@ -143,45 +154,47 @@ void db_finalize(struct db_stmt *st)
 		st->db->ops->finalize(st);
 }
 
-static struct db_stmt *vquery(struct db *db, const char *sql, const char *types, va_list ap)
+int db_placeholders(const char *sql)
 {
+	/* As SQLite numbers them: '?' is one more than the highest so far, '?N' is N. */
+	int n = 0;
+	for (const char *p = sql; *p; p++) {
+		if (*p != '?')
+			continue;
+		if (p[1] >= '0' && p[1] <= '9') {
+			int k = (int)strtol(p + 1, NULL, 10);
+			n = k > n ? k : n;
+		} else {
+			n++;
+		}
+	}
+	return n;
+}
+
+struct db_stmt *db_query_args(struct db *db, const char *sql, const struct db_arg *args, int n)
+{
+	int want = db_placeholders(sql);
+	if (want != n) {
+		log_error("db: %d argument(s) for %d placeholder(s) in: %.80s", n, want, sql);
+		return NULL;
+	}
 	struct db_stmt *st = db_prepare(db, sql);
 	if (!st)
 		return NULL;
-	int idx = 1;
-	for (const char *t = types ? types : ""; *t; t++, idx++) {
-		switch (*t) {
-		case 't':
-			db_bind_text(st, idx, va_arg(ap, const char *));
-			break;
-		case 'i':
-			db_bind_int64(st, idx, va_arg(ap, int64_t));
-			break;
-		case 'n':
-			db_bind_null(st, idx);
-			break;
-		default:
-			abort();
-		}
+	for (int i = 0; i < n; i++) {
+		if (args[i].kind == DB_ARG_INT)
+			db_bind_int64(st, i + 1, args[i].i);
+		else if (args[i].kind == DB_ARG_TEXT)
+			db_bind_text(st, i + 1, args[i].s);
+		else
+			db_bind_null(st, i + 1);
 	}
 	return st;
 }
 
-struct db_stmt *db_query(struct db *db, const char *sql, const char *types, ...)
+int db_run_args(struct db *db, const char *sql, const struct db_arg *args, int n)
 {
-	va_list ap;
-	va_start(ap, types);
-	struct db_stmt *st = vquery(db, sql, types, ap);
-	va_end(ap);
-	return st;
-}
-
-int db_run(struct db *db, const char *sql, const char *types, ...)
-{
-	va_list ap;
-	va_start(ap, types);
-	struct db_stmt *st = vquery(db, sql, types, ap);
-	va_end(ap);
+	struct db_stmt *st = db_query_args(db, sql, args, n);
 	if (!st)
 		return DB_ERR;
 	int r;
@@ -191,12 +204,9 @@ int db_run(struct db *db, const char *sql, const char *types, ...)
 	return r;
 }
 
-int db_int64(struct db *db, int64_t *out, const char *sql, const char *types, ...)
+int db_int64_args(struct db *db, int64_t *out, const char *sql, const struct db_arg *args, int n)
 {
-	va_list ap;
-	va_start(ap, types);
-	struct db_stmt *st = vquery(db, sql, types, ap);
-	va_end(ap);
+	struct db_stmt *st = db_query_args(db, sql, args, n);
 	if (!st)
 		return DB_ERR;
 	int r = db_step(st);

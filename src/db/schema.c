@@ -231,8 +231,7 @@ static char *expand(const char *sql, const char *id_type)
 int db_schema_version(struct db *db)
 {
 	int64_t v = 0;
-	if (db_int64(db, &v, "SELECT COALESCE(MAX(version),0) FROM schema_migrations", NULL) !=
-	    DB_ROW)
+	if (db_int64(db, &v, "SELECT COALESCE(MAX(version),0) FROM schema_migrations") != DB_ROW)
 		return -1;
 	return (int)v;
 }
@@ -266,7 +265,7 @@ int db_migrate(struct db *db)
 		if (r == DB_DONE)
 			r = db_run(db,
 			           "INSERT INTO schema_migrations(version, applied_at) VALUES(?,?)",
-			           "ii", (int64_t)v, now_ms());
+			           (int64_t)v, now_ms());
 		if (r != DB_DONE) {
 			log_error("migration %d failed: %s", v, db_errmsg(db));
 			db_rollback(db);

@@ -92,8 +92,7 @@ static void read_entry(struct db_stmt *st, int c, struct ientry *e)
 
 int idx_get(struct db *db, const char *path, struct ientry *e)
 {
-	struct db_stmt *st =
-	    db_query(db, "SELECT " ENTRY_COLS " FROM files WHERE path = ?", "t", path);
+	struct db_stmt *st = db_query(db, "SELECT " ENTRY_COLS " FROM files WHERE path = ?", path);
 	if (!st)
 		return -1;
 	int rc = db_step(st);
@@ -107,8 +106,8 @@ int idx_put(struct db *db, const char *path, const struct ientry *e)
 {
 	return db_run(
 	    db, "INSERT OR REPLACE INTO files(path, " ENTRY_COLS ") VALUES(?,?,?,?,?,?,?,?,?)",
-	    "tiiiiiiit", path, (int64_t)e->dir, (int64_t)e->local, e->size, e->mtime_ns, e->ino,
-	    e->version_id, e->version, e->hash[0] ? e->hash : NULL);
+	    path, (int64_t)e->dir, (int64_t)e->local, e->size, e->mtime_ns, e->ino, e->version_id,
+	    e->version, e->hash[0] ? e->hash : NULL);
 }
 
 /* SQL matching path and everything under it: "/a" matches "/a" and "/a/…"
@@ -117,8 +116,8 @@ int idx_put(struct db *db, const char *path, const struct ientry *e)
 
 int idx_del(struct db *db, const char *path)
 {
-	if (db_run(db, "DELETE FROM files WHERE " UNDER_SQL, "t", path) != DB_DONE ||
-	    db_run(db, "DELETE FROM chunks WHERE " UNDER_SQL, "t", path) != DB_DONE)
+	if (db_run(db, "DELETE FROM files WHERE " UNDER_SQL, path) != DB_DONE ||
+	    db_run(db, "DELETE FROM chunks WHERE " UNDER_SQL, path) != DB_DONE)
 		return DB_ERR;
 	return DB_DONE;
 }
@@ -133,9 +132,9 @@ int idx_rename(struct db *db, const char *from, const char *to)
 		char *del = xasprintf("DELETE FROM %s WHERE " UNDER_SQL, tables[t]);
 		char *upd = xasprintf(
 		    "UPDATE %s SET path = ?2 || substr(path, ?3) WHERE " UNDER_SQL, tables[t]);
-		int rc = db_run(db, del, "t", to);
+		int rc = db_run(db, del, to);
 		if (rc == DB_DONE)
-			rc = db_run(db, upd, "tti", from, to, skip);
+			rc = db_run(db, upd, from, to, skip);
 		free(del);
 		free(upd);
 		if (rc != DB_DONE) {
@@ -148,7 +147,7 @@ int idx_rename(struct db *db, const char *from, const char *to)
 
 int idx_set_chunks(struct db *db, const char *path, json_t *chunks)
 {
-	if (db_run(db, "DELETE FROM chunks WHERE path = ?", "t", path) != DB_DONE)
+	if (db_run(db, "DELETE FROM chunks WHERE path = ?", path) != DB_DONE)
 		return DB_ERR;
 	size_t i;
 	json_t *c;
@@ -156,7 +155,7 @@ int idx_set_chunks(struct db *db, const char *path, json_t *chunks)
 	{
 		if (db_run(db,
 		           "INSERT OR REPLACE INTO chunks(path, off, hash, size) VALUES(?,?,?,?)",
-		           "titi", path, (int64_t)json_integer_value(json_object_get(c, "offset")),
+		           path, (int64_t)json_integer_value(json_object_get(c, "offset")),
 		           json_string_value(json_object_get(c, "hash")),
 		           (int64_t)json_integer_value(json_object_get(c, "size"))) != DB_DONE)
 			return DB_ERR;
@@ -169,7 +168,7 @@ int idx_chunk_where(struct db *db, const char *hash, char **path, int64_t *off, 
 	struct db_stmt *st = db_query(db,
 	                              "SELECT c.path, c.off, c.size FROM chunks c JOIN files f ON "
 	                              "f.path = c.path WHERE c.hash = ? AND f.local = 1 LIMIT 1",
-	                              "t", hash);
+	                              hash);
 	int rc = st ? db_step(st) : DB_ERR;
 	if (rc == DB_ROW) {
 		*path = xstrdup(db_col_text(st, 0));
@@ -187,7 +186,7 @@ json_t *idx_list(struct db *db, const char *prefix, bool files_only)
 	    db_query(db,
 	             files_only ? "SELECT path FROM files WHERE dir = 0 AND " UNDER_SQL
 	                        : "SELECT path FROM files WHERE " UNDER_SQL " ORDER BY path DESC",
-	             "t", prefix);
+	             prefix);
 	while (st && db_step(st) == DB_ROW)
 		json_array_append_new(out, json_string(db_col_text(st, 0)));
 	db_finalize(st);
@@ -196,9 +195,8 @@ json_t *idx_list(struct db *db, const char *prefix, bool files_only)
 
 int idx_by_version(struct db *db, int64_t version_id, char **path, struct ientry *e)
 {
-	struct db_stmt *st =
-	    db_query(db, "SELECT path, " ENTRY_COLS " FROM files WHERE version_id = ? LIMIT 1", "i",
-	             version_id);
+	struct db_stmt *st = db_query(
+	    db, "SELECT path, " ENTRY_COLS " FROM files WHERE version_id = ? LIMIT 1", version_id);
 	int rc = st ? db_step(st) : DB_ERR;
 	if (rc == DB_ROW) {
 		*path = xstrdup(db_col_text(st, 0));
@@ -211,13 +209,13 @@ int idx_by_version(struct db *db, int64_t version_id, char **path, struct ientry
 int64_t idx_kv_get(struct db *db, const char *k, int64_t dflt)
 {
 	int64_t v = dflt;
-	db_int64(db, &v, "SELECT v FROM kv WHERE k = ?", "t", k);
+	db_int64(db, &v, "SELECT v FROM kv WHERE k = ?", k);
 	return v;
 }
 
 int idx_kv_set(struct db *db, const char *k, int64_t v)
 {
-	return db_run(db, "INSERT OR REPLACE INTO kv(k, v) VALUES(?,?)", "ti", k, v);
+	return db_run(db, "INSERT OR REPLACE INTO kv(k, v) VALUES(?,?)", k, v);
 }
 
 int idx_cache_touch(struct db *db, const char *hash, int64_t size)
@@ -225,22 +223,20 @@ int idx_cache_touch(struct db *db, const char *hash, int64_t size)
 	/* A counter, not the clock: ties between fast reads still order. */
 	static atomic_llong tick;
 	int64_t t = now_ms() * 1000 + (atomic_fetch_add(&tick, 1) % 1000);
-	return db_run(db, "INSERT OR REPLACE INTO cache(hash, size, used) VALUES(?,?,?)", "tii",
-	              hash, size, t);
+	return db_run(db, "INSERT OR REPLACE INTO cache(hash, size, used) VALUES(?,?,?)", hash,
+	              size, t);
 }
 
 int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max)
 {
 	int64_t total = 0;
-	db_int64(db, &total, "SELECT COALESCE(SUM(size), 0) FROM cache", NULL);
+	db_int64(db, &total, "SELECT COALESCE(SUM(size), 0) FROM cache");
 	while (total > max) {
 		char hash[65] = "";
 		int64_t size = 0;
 		struct db_stmt *st =
-		    db_query(db,
-		             "SELECT hash, size FROM cache WHERE hash NOT IN (SELECT hash FROM "
-		             "cache_pins) ORDER BY used LIMIT 1",
-		             NULL);
+		    db_query(db, "SELECT hash, size FROM cache WHERE hash NOT IN (SELECT hash FROM "
+		                 "cache_pins) ORDER BY used LIMIT 1");
 		if (st && db_step(st) == DB_ROW) {
 			snprintf(hash, sizeof hash, "%s", db_col_text(st, 0));
 			size = db_col_int64(st, 1);
@@ -249,7 +245,7 @@ int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max)
 		if (!hash[0])
 			break;
 		store_remove(s, hash);
-		db_run(db, "DELETE FROM cache WHERE hash = ?", "t", hash);
+		db_run(db, "DELETE FROM cache WHERE hash = ?", hash);
 		total -= size;
 		log_info("cache: evicted chunk %.12s (%lld bytes)", hash, (long long)size);
 	}
@@ -258,6 +254,6 @@ int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max)
 
 int idx_cache_pin(struct db *db, const char *hash, bool pinned)
 {
-	return pinned ? db_run(db, "INSERT OR IGNORE INTO cache_pins(hash) VALUES(?)", "t", hash)
-	              : db_run(db, "DELETE FROM cache_pins WHERE hash = ?", "t", hash);
+	return pinned ? db_run(db, "INSERT OR IGNORE INTO cache_pins(hash) VALUES(?)", hash)
+	              : db_run(db, "DELETE FROM cache_pins WHERE hash = ?", hash);
 }

@@ -46,7 +46,7 @@ static json_t *take(struct host *h, json_t *obj, size_t max)
 static void cache_sweep(struct host *h, CURL *curl)
 {
 	struct db *db = db_pool_acquire(h->idx);
-	struct db_stmt *st = db_query(db, "SELECT hash FROM cache", NULL);
+	struct db_stmt *st = db_query(db, "SELECT hash FROM cache");
 	json_t *all = json_array();
 	while (st && db_step(st) == DB_ROW)
 		json_array_append_new(all, json_string(db_col_text(st, 0)));
@@ -67,7 +67,7 @@ static void cache_sweep(struct host *h, CURL *curl)
 			if (!hash_hex_valid(hash))
 				continue;
 			store_remove(h->cache, hash);
-			db_run(db, "DELETE FROM cache WHERE hash = ?", "t", hash);
+			db_run(db, "DELETE FROM cache WHERE hash = ?", hash);
 			idx_cache_pin(db, hash, false);
 			dropped++;
 		}

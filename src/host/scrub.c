@@ -86,8 +86,7 @@ static void quarantine_copy(struct host *h, const char *path, int fd)
 
 static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *report)
 {
-	struct db_stmt *st =
-	    db_query(db, "SELECT path FROM files WHERE local = 1 AND dir = 0", NULL);
+	struct db_stmt *st = db_query(db, "SELECT path FROM files WHERE local = 1 AND dir = 0");
 	json_t *paths = json_array();
 	while (st && db_step(st) == DB_ROW)
 		json_array_append_new(paths, json_string(db_col_text(st, 0)));
@@ -136,7 +135,7 @@ static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *
 
 static void scrub_cache(struct host *h, struct db *db, struct pacer *p, json_t *report)
 {
-	struct db_stmt *st = db_query(db, "SELECT hash, size FROM cache", NULL);
+	struct db_stmt *st = db_query(db, "SELECT hash, size FROM cache");
 	json_t *hashes = json_array();
 	while (st && db_step(st) == DB_ROW)
 		json_array_append_new(hashes, json_string(db_col_text(st, 0)));
@@ -154,7 +153,7 @@ static void scrub_cache(struct host *h, struct db *db, struct pacer *p, json_t *
 			pace(p, (size_t)n);
 		} else if (n == -EBADMSG || n == -ENOENT) {
 			store_remove(h->cache, json_string_value(jh));
-			db_run(db, "DELETE FROM cache WHERE hash = ?", "t", json_string_value(jh));
+			db_run(db, "DELETE FROM cache WHERE hash = ?", json_string_value(jh));
 			bad++;
 		}
 	}

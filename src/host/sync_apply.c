@@ -281,7 +281,7 @@ static json_t *chunks_only_in(struct host *h, const char *path)
 	             "SELECT DISTINCT c.hash FROM chunks c WHERE c.path = ?1 AND NOT "
 	             "EXISTS (SELECT 1 FROM chunks o JOIN files f ON f.path = o.path "
 	             "WHERE o.hash = c.hash AND o.path <> ?1 AND f.local = 1)",
-	             "t", path);
+	             path);
 	while (q && db_step(q) == DB_ROW)
 		json_array_append_new(out, json_pack("{s:s}", "hash", db_col_text(q, 0)));
 	db_finalize(q);
@@ -298,7 +298,7 @@ static void drop_local_copy(struct host *h, const char *path, struct ientry *e)
 		if (unlink(local) == 0) {
 			e->local = false;
 			idx_put(h->db, path, e);
-			db_run(h->db, "DELETE FROM chunks WHERE path = ?", "t", path);
+			db_run(h->db, "DELETE FROM chunks WHERE path = ?", path);
 			host_report_replicas(h, dropped, false);
 		}
 		json_decref(dropped);

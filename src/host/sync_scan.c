@@ -59,7 +59,7 @@ void sync_rescan(struct host *h, bool at_start)
 	 * while we were stopped: a disk replaced, files removed by accident, or
 	 * a restore from an old backup. That is not a user's delete — it must
 	 * not empty the workspace — so the files are fetched again. */
-	struct db_stmt *st = db_query(h->db, "SELECT path FROM files WHERE local = 1", NULL);
+	struct db_stmt *st = db_query(h->db, "SELECT path FROM files WHERE local = 1");
 	json_t *gone = json_array();
 	while (st && db_step(st) == DB_ROW) {
 		char *cl = host_local(h, db_col_text(st, 0));

@@ -22,8 +22,7 @@ struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role)
 	struct acl *a = xcalloc(1, sizeof *a);
 	a->role = role;
 	a->dflt = PERM_NONE;
-	struct db_stmt *st =
-	    db_query(db, "SELECT default_access FROM workspaces WHERE id = ?", "i", ws);
+	struct db_stmt *st = db_query(db, "SELECT default_access FROM workspaces WHERE id = ?", ws);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		acl_free(a);
@@ -43,7 +42,7 @@ struct acl *acl_load(struct db *db, int64_t ws, int64_t user, enum role role)
 	              "f.name END, 1, e.perm, f.created_at, f.deleted_at FROM acl_entries e JOIN "
 	              "files f ON f.id = e.file_id JOIN folders d ON d.id = f.folder_id WHERE "
 	              "e.workspace_id = ? AND e.user_id = ? AND f.purged_at IS NULL",
-	              "iiii", ws, user, ws, user);
+	              ws, user, ws, user);
 	size_t cap = 0;
 	int rc = DB_ERR;
 	while (st && (rc = db_step(st)) == DB_ROW) {
@@ -230,7 +229,7 @@ enum MHD_Result api_acl_get(struct req *r)
 		                  : "SELECT u.id, u.email, e.perm FROM acl_entries e JOIN users "
 		                    "u ON u.id = e.user_id WHERE e.folder_id = ? ORDER BY "
 		                    "u.email",
-		              "i", id);
+		              id);
 		while (st && db_step(st) == DB_ROW)
 			json_array_append_new(entries, json_pack("{s:I, s:s, s:s}", "user_id",
 			                                         (json_int_t)db_col_int64(st, 0),
@@ -273,7 +272,7 @@ enum MHD_Result api_acl_set(struct req *r)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_perm",
 		                   "perm must be none, read, write or manage");
 	if (!json_get_int(r->json, "user_id", &uid) && email &&
-	    db_int64(r->db, &uid, "SELECT id FROM users WHERE email = ?", "t", email) == DB_ERR)
+	    db_int64(r->db, &uid, "SELECT id FROM users WHERE email = ?", email) == DB_ERR)
 		return reply_db_error(r);
 	if (uid <= 0)
 		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_a_member",
@@ -357,15 +356,15 @@ enum MHD_Result api_workspace_update(struct req *r)
 		/* Column names come from the table above, never from the request. */
 		char *sql =
 		    xasprintf("UPDATE workspaces SET %s = ? WHERE id = ?", int_settings[i].name);
-		rc = db_run(r->db, sql, "ii", vals[i], r->ws_id);
+		rc = db_run(r->db, sql, vals[i], r->ws_id);
 		free(sql);
 		json_object_set_new(changed, int_settings[i].name, json_integer(vals[i]));
 	}
 	if (rc != DB_DONE ||
-	    (da && db_run(r->db, "UPDATE workspaces SET default_access = ? WHERE id = ?", "ti",
+	    (da && db_run(r->db, "UPDATE workspaces SET default_access = ? WHERE id = ?",
 	                  perm_name(p), r->ws_id) != DB_DONE) ||
-	    (name && db_run(r->db, "UPDATE workspaces SET name = ? WHERE id = ?", "ti", name,
-	                    r->ws_id) != DB_DONE) ||
+	    (name && db_run(r->db, "UPDATE workspaces SET name = ? WHERE id = ?", name, r->ws_id) !=
+	                 DB_DONE) ||
 	    meta_change(r->db, r->ws_id, "workspace.updated", "workspace",
 	                json_pack("{s:s?, s:s?}", "default_access", da ? perm_name(p) : NULL,
 	                          "name", name)) != 0 ||

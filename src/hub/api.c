@@ -18,8 +18,8 @@
 
 int hub_ws_chunking(struct db *db, int64_t ws, struct chunker_params *p)
 {
-	struct db_stmt *st = db_query(
-	    db, "SELECT chunk_min, chunk_avg, chunk_max FROM workspaces WHERE id = ?", "i", ws);
+	struct db_stmt *st =
+	    db_query(db, "SELECT chunk_min, chunk_avg, chunk_max FROM workspaces WHERE id = ?", ws);
 	if (!st)
 		return DB_ERR;
 	int r = db_step(st);
@@ -39,7 +39,7 @@ enum MHD_Result api_workspaces(struct req *r)
 	    "SELECT w.id, w.name, m.role, w.chunk_min, w.chunk_avg, w.chunk_max, w.last_seq "
 	    "FROM workspaces w JOIN memberships m ON m.workspace_id = w.id "
 	    "WHERE m.user_id = ? AND (? = 0 OR w.id = ?) ORDER BY w.id",
-	    "iii", r->user_id, r->host_ws, r->host_ws); /* a host sees its own only */
+	    r->user_id, r->host_ws, r->host_ws); /* a host sees its own only */
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -74,7 +74,7 @@ json_t *list_entries(struct req *r, int64_t fid, const char *path)
 	    db_query(r->db,
 	             "SELECT id, name, updated_at FROM folders WHERE parent_id = ? "
 	             "AND deleted_at IS NULL ORDER BY name",
-	             "i", fid);
+	             fid);
 	while (st && db_step(st) == DB_ROW) {
 		char *p = path_join(path, db_col_text(st, 1));
 		if (acl_visible(a, p, false))
@@ -91,7 +91,7 @@ json_t *list_entries(struct req *r, int64_t fid, const char *path)
 	              " u.email FROM files f JOIN file_versions v ON v.id = f.current_version_id "
 	              "LEFT JOIN users u ON u.id = v.created_by "
 	              "WHERE f.folder_id = ? AND f.deleted_at IS NULL ORDER BY f.name",
-	              "i", fid);
+	              fid);
 	while (st && db_step(st) == DB_ROW) {
 		char *p = path_join(path, db_col_text(st, 1));
 		const char *ct = db_col_text(st, 5), *by = db_col_text(st, 7);
@@ -206,7 +206,7 @@ enum MHD_Result api_versions(struct req *r)
 	             "SELECT v.number, v.size, v.hash, v.created_at, u.email FROM file_versions v "
 	             "LEFT JOIN users u ON u.id = v.created_by WHERE v.file_id = ? "
 	             "ORDER BY v.number DESC",
-	             "i", fi.id);
+	             fi.id);
 	json_t *arr = json_array();
 	while (st && db_step(st) == DB_ROW) {
 		const char *by = db_col_text(st, 4);
@@ -309,7 +309,7 @@ static int usage_readable(struct req *r, int64_t *logical, int64_t *files, int64
 	    "SELECT d.path, f.name, v.id, v.size FROM files f JOIN folders d ON d.id = "
 	    "f.folder_id JOIN file_versions v ON v.file_id = f.id WHERE f.workspace_id = ? AND "
 	    "f.deleted_at IS NULL",
-	    "i", r->ws_id);
+	    r->ws_id);
 	if (acl_sum_readable(r, st, 0, &s) != 0)
 		return DB_ERR;
 	*logical = s.sum;
@@ -318,7 +318,7 @@ static int usage_readable(struct req *r, int64_t *logical, int64_t *files, int64
 	              "SELECT d.path, f.name, f.id, 0 FROM files f JOIN folders d ON d.id = "
 	              "f.folder_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL AND "
 	              "f.current_version_id IS NOT NULL",
-	              "i", r->ws_id);
+	              r->ws_id);
 	if (acl_sum_readable(r, st, 0, &s) != 0)
 		return DB_ERR;
 	*files = s.count;
@@ -328,7 +328,7 @@ static int usage_readable(struct req *r, int64_t *logical, int64_t *files, int64
 	             "d.id = f.folder_id JOIN file_versions v ON v.file_id = f.id JOIN "
 	             "version_chunks vc ON vc.version_id = v.id WHERE f.workspace_id = ? AND "
 	             "f.deleted_at IS NULL",
-	             "i", r->ws_id);
+	             r->ws_id);
 	if (acl_sum_readable(r, st, 0, &s) != 0)
 		return DB_ERR;
 	*stored = s.sum;
@@ -349,7 +349,7 @@ enum MHD_Result api_usage(struct req *r)
 	             "SELECT COALESCE(SUM(v.size), 0), COUNT(*), COUNT(DISTINCT f.id) FROM "
 	             "file_versions v JOIN files f ON f.id = v.file_id "
 	             "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
-	             "i", r->ws_id);
+	             r->ws_id);
 	if (st && db_step(st) == DB_ROW) {
 		logical = db_col_int64(st, 0);
 		versions = db_col_int64(st, 1);
@@ -361,7 +361,7 @@ enum MHD_Result api_usage(struct req *r)
 	              "SELECT vc.chunk_hash FROM version_chunks vc JOIN file_versions v ON "
 	              "v.id = vc.version_id JOIN files f ON f.id = v.file_id "
 	              "WHERE f.workspace_id = ?)",
-	              "i", r->ws_id);
+	              r->ws_id);
 	if (st && db_step(st) == DB_ROW) {
 		stored = db_col_int64(st, 0);
 		chunks = db_col_int64(st, 1);
@@ -397,7 +397,7 @@ enum MHD_Result api_audit(struct req *r)
 	             "FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id "
 	             "WHERE a.workspace_id = ? AND a.id < ? AND COALESCE(?, a.action) = a.action "
 	             "ORDER BY a.id DESC LIMIT ?",
-	             "iiti", r->ws_id, before, action, limit);
+	             r->ws_id, before, action, limit);
 	if (!st)
 		return reply_db_error(r);
 	json_t *rows = json_array();

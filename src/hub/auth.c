@@ -129,7 +129,7 @@ int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_
 	             "t.revoked_at IS NULL AND t.user_id IS NOT NULL AND "
 	             "(t.expires_at IS NULL OR t.expires_at > ?) AND "
 	             "(t.host_id IS NULL OR h.revoked_at IS NULL)",
-	             "ti", h, now_ms());
+	             h, now_ms());
 	if (!st)
 		return -1;
 	int rc = db_step(st);
@@ -151,7 +151,7 @@ enum role auth_role(struct db *db, int64_t ws_id, int64_t user_id)
 {
 	struct db_stmt *st =
 	    db_query(db, "SELECT role FROM memberships WHERE workspace_id = ? AND user_id = ?",
-	             "ii", ws_id, user_id);
+	             ws_id, user_id);
 	enum role role = ROLE_NONE;
 	if (st && db_step(st) == DB_ROW) {
 		const char *s = db_col_text(st, 0);
@@ -183,7 +183,7 @@ int64_t auth_check_password(struct req *r, const char *email, const char *passwo
 	char stored[128] = "";
 	int64_t uid = 0;
 	struct db_stmt *st =
-	    db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
+	    db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", email);
 	if (!st) {
 		guard_result(r, email, -1);
 		return AUTH_DB_ERROR;
@@ -214,7 +214,7 @@ int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const
 	return db_run(db,
 	              "INSERT INTO tokens(user_id, kind, name, token_hash, created_at, expires_at) "
 	              "VALUES(?, 'session', ?, ?, ?, ?)",
-	              "ittii", uid, client, token_hash, now, now + SESSION_TTL_MS);
+	              uid, client, token_hash, now, now + SESSION_TTL_MS);
 }
 
 enum MHD_Result api_login(struct req *r)
@@ -254,16 +254,15 @@ enum MHD_Result api_login(struct req *r)
 
 enum MHD_Result api_logout(struct req *r)
 {
-	if (db_run(r->db, "UPDATE tokens SET revoked_at = ? WHERE id = ?", "ii", now_ms(),
-	           r->token_id) != DB_DONE)
+	if (db_run(r->db, "UPDATE tokens SET revoked_at = ? WHERE id = ?", now_ms(), r->token_id) !=
+	    DB_DONE)
 		return reply_db_error(r);
 	return reply_session(r, json_pack("{s:b}", "ok", 1), NULL, 0);
 }
 
 enum MHD_Result api_me(struct req *r)
 {
-	struct db_stmt *st =
-	    db_query(r->db, "SELECT email FROM users WHERE id = ?", "i", r->user_id);
+	struct db_stmt *st = db_query(r->db, "SELECT email FROM users WHERE id = ?", r->user_id);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		return reply_db_error(r);
@@ -300,7 +299,7 @@ enum MHD_Result api_app_token_create(struct req *r)
 	if (db_int64(r->db, &live,
 	             "SELECT COUNT(*) FROM tokens WHERE user_id = ? AND kind = 'api' AND "
 	             "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
-	             "ii", r->user_id, now) != DB_ROW)
+	             r->user_id, now) != DB_ROW)
 		return reply_db_error(r);
 	if (live >= APP_TOKENS_MAX)
 		return reply_error(r, MHD_HTTP_CONFLICT, "too_many_tokens",
@@ -341,7 +340,7 @@ enum MHD_Result api_app_tokens(struct req *r)
 	                              "SELECT id, name, created_at, expires_at, last_used_at FROM "
 	                              "tokens WHERE user_id = ? AND kind = 'api' AND revoked_at IS "
 	                              "NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY id",
-	                              "ii", r->user_id, now_ms());
+	                              r->user_id, now_ms());
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -368,7 +367,7 @@ static enum MHD_Result revoke_own_token(struct req *r, const char *kind, const c
 	int rc = id > 0 ? db_int64(r->db, &one,
 	                           "UPDATE tokens SET revoked_at = ? WHERE id = ? AND user_id = ? "
 	                           "AND kind = ? AND revoked_at IS NULL RETURNING 1",
-	                           "iiit", now_ms(), id, r->user_id, kind)
+	                           now_ms(), id, r->user_id, kind)
 	                : DB_DONE;
 	if (rc == DB_ERR)
 		return reply_db_error(r);
@@ -398,7 +397,7 @@ enum MHD_Result api_sessions(struct req *r)
 	             "SELECT id, name, created_at, expires_at, last_used_at FROM "
 	             "tokens WHERE user_id = ? AND kind = 'session' AND revoked_at "
 	             "IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY id",
-	             "ii", r->user_id, now_ms());
+	             r->user_id, now_ms());
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -438,8 +437,7 @@ enum MHD_Result api_password_change(struct req *r)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "weak_password",
 		                   "the password must be at least %d characters", PASSWORD_MIN);
 	char email[330] = "";
-	struct db_stmt *st =
-	    db_query(r->db, "SELECT email FROM users WHERE id = ?", "i", r->user_id);
+	struct db_stmt *st = db_query(r->db, "SELECT email FROM users WHERE id = ?", r->user_id);
 	if (st && db_step(st) == DB_ROW)
 		snprintf(email, sizeof email, "%s", db_col_text(st, 0));
 	db_finalize(st);
@@ -465,16 +463,16 @@ enum MHD_Result api_password_change(struct req *r)
 	int64_t ended = 0;
 	if (hrc != 0 || db_begin(r->db) != DB_DONE)
 		return reply_db_error(r);
-	if (db_run(r->db, "UPDATE users SET password_hash = ? WHERE id = ?", "ti", hash,
-	           r->user_id) != DB_DONE ||
+	if (db_run(r->db, "UPDATE users SET password_hash = ? WHERE id = ?", hash, r->user_id) !=
+	        DB_DONE ||
 	    db_int64(r->db, &ended,
 	             "SELECT COUNT(*) FROM tokens WHERE user_id = ? AND kind IN ('session','api') "
 	             "AND revoked_at IS NULL AND id <> ?",
-	             "ii", r->user_id, r->token_id) != DB_ROW ||
+	             r->user_id, r->token_id) != DB_ROW ||
 	    db_run(r->db,
 	           "UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND kind IN "
 	           "('session','api') AND revoked_at IS NULL AND id <> ?",
-	           "iii", now_ms(), r->user_id, r->token_id) != DB_DONE ||
+	           now_ms(), r->user_id, r->token_id) != DB_DONE ||
 	    meta_audit(r, "password.change", email,
 	               json_pack("{s:I}", "revoked", (json_int_t)ended)) != 0 ||
 	    db_commit(r->db) != DB_DONE) {

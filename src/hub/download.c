@@ -131,7 +131,7 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 	struct db_stmt *st = db_query(r->db,
 	                              "SELECT chunk_hash, chunk_offset, size FROM version_chunks "
 	                              "WHERE version_id = ? ORDER BY idx",
-	                              "i", fi.version_id);
+	                              fi.version_id);
 	while (st && db_step(st) == DB_ROW) {
 		if (d->n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -219,7 +219,7 @@ enum MHD_Result api_chunk_get(struct req *r)
 	int64_t one = 0, size = 0;
 	int rc = db_int64(
 	    r->db, &one, "SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
-	    "it", r->ws_id, hash);
+	    r->ws_id, hash);
 	if (rc == DB_ROW && (size = store_size(r->hub->store, hash)) <= 0)
 		rc = DB_DONE;
 	if (rc == DB_ROW && !chunk_readable(r, hash))

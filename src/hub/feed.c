@@ -117,7 +117,7 @@ static void *poll_main(void *arg)
 			break;
 		struct db *db = db_pool_acquire(hub->pool);
 		int64_t sum = 0;
-		if (db_int64(db, &sum, "SELECT COALESCE(SUM(last_seq), 0) FROM workspaces", NULL) ==
+		if (db_int64(db, &sum, "SELECT COALESCE(SUM(last_seq), 0) FROM workspaces") ==
 		        DB_ROW &&
 		    sum != last) {
 			if (last >= 0)
@@ -247,7 +247,7 @@ static int fetch(struct sub *s)
 	struct db_stmt *st = db_query(db,
 	                              "SELECT seq, kind, entity, payload, at FROM changes "
 	                              "WHERE workspace_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-	                              "iii", s->ws, s->last_seq, (int64_t)FEED_BATCH);
+	                              s->ws, s->last_seq, (int64_t)FEED_BATCH);
 	int rows = 0, r = DB_ERR;
 	while (st && (r = db_step(st)) == DB_ROW) {
 		int64_t seq = db_col_int64(st, 0);
@@ -333,7 +333,7 @@ enum MHD_Result api_events(struct req *r)
 	if ((since || last_id) && from < 0)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_since",
 		                   "since must be a change sequence number (0 or more)");
-	if (from < 0 && db_int64(r->db, &from, "SELECT last_seq FROM workspaces WHERE id = ?", "i",
+	if (from < 0 && db_int64(r->db, &from, "SELECT last_seq FROM workspaces WHERE id = ?",
 	                         r->ws_id) != DB_ROW)
 		return reply_db_error(r);
 	db_pool_release(r->hub->pool, r->db);

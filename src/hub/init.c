@@ -30,7 +30,7 @@ static int create_signing_key(struct db *db)
 	int r = db_run(db,
 	               "INSERT INTO signing_keys(kid, public_key, secret_key, created_at) "
 	               "VALUES(?,?,?,?)",
-	               "ttti", kid, pk64, sk64, now_ms());
+	               kid, pk64, sk64, now_ms());
 	sodium_memzero(sk64, sizeof sk64);
 	return r;
 }
@@ -71,7 +71,7 @@ int hub_init(const char *data_dir, const char *db_url, const char *email, const 
 		fprintf(stderr, "roost init: cannot create the database schema\n");
 		goto out;
 	}
-	if (db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) == DB_ROW && users > 0) {
+	if (db_int64(db, &users, "SELECT COUNT(*) FROM users") == DB_ROW && users > 0) {
 		fprintf(stderr, "roost init: %s is already initialized; nothing changed\n",
 		        data_dir);
 		goto out;
@@ -85,13 +85,13 @@ int hub_init(const char *data_dir, const char *db_url, const char *email, const 
 	if (db_int64(db, &uid,
 	             "INSERT INTO users(email, password_hash, created_at) VALUES(?,?,?) "
 	             "RETURNING id",
-	             "tti", email, hash, now) != DB_ROW ||
+	             email, hash, now) != DB_ROW ||
 	    hub_create_workspace(db, "default", uid, &ws) != DB_DONE ||
 	    create_signing_key(db) != DB_DONE ||
 	    db_run(db,
 	           "INSERT INTO audit_log(workspace_id, actor_user_id, action, target, at) "
 	           "VALUES(?,?,'hub.init',?,?)",
-	           "iiti", ws, uid, email, now) != DB_DONE ||
+	           ws, uid, email, now) != DB_DONE ||
 	    db_commit(db) != DB_DONE) {
 		db_rollback(db);
 		goto dbfail;
@@ -123,16 +123,16 @@ int hub_rotate_keys(const char *data_dir, const char *db_url)
 	int64_t now = now_ms(), users = 0;
 	int rc = 1;
 	if (db_migrate(db) != DB_DONE ||
-	    db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) != DB_ROW || users == 0) {
+	    db_int64(db, &users, "SELECT COUNT(*) FROM users") != DB_ROW || users == 0) {
 		fprintf(stderr, "roost admin rotate-keys: no initialized hub there\n");
 		goto out;
 	}
 	if (db_begin(db) != DB_DONE ||
-	    db_run(db, "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", "i",
-	           now) != DB_DONE ||
+	    db_run(db, "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", now) !=
+	        DB_DONE ||
 	    create_signing_key(db) != DB_DONE ||
 	    db_run(db, "INSERT INTO audit_log(action, target, at) VALUES('keys.rotate', 'hub', ?)",
-	           "i", now) != DB_DONE ||
+	           now) != DB_DONE ||
 	    db_commit(db) != DB_DONE) {
 		db_rollback(db);
 		fprintf(stderr, "roost admin rotate-keys: database error: %s\n", db_errmsg(db));
@@ -176,21 +176,21 @@ int hub_demo_host(const char *data_dir, const char *db_url, const char *email, c
 	struct chunker_params p = chunker_defaults();
 	int rc = 1;
 	if (db_migrate(db) != DB_DONE ||
-	    db_int64(db, &uid, "SELECT id FROM users WHERE email = ?", "t", email) != DB_ROW ||
+	    db_int64(db, &uid, "SELECT id FROM users WHERE email = ?", email) != DB_ROW ||
 	    db_int64(db, &ws,
 	             "SELECT workspace_id FROM memberships WHERE user_id = ? AND role = 'owner' "
 	             "ORDER BY workspace_id LIMIT 1",
-	             "i", uid) != DB_ROW ||
+	             uid) != DB_ROW ||
 	    hub_ws_chunking(db, ws, &p) != 0 || db_begin(db) != DB_DONE)
 		goto out;
 	if (db_int64(db, &host,
 	             "INSERT INTO hosts(workspace_id, label, created_at, invited_by) "
 	             "VALUES(?, 'demo-host', ?, ?) RETURNING id",
-	             "iii", ws, now, uid) != DB_ROW ||
+	             ws, now, uid) != DB_ROW ||
 	    db_run(db,
 	           "INSERT INTO tokens(user_id, host_id, kind, name, token_hash, created_at) "
 	           "VALUES(?, ?, 'host', 'demo-host', ?, ?)",
-	           "iiti", uid, host, hash, now) != DB_DONE ||
+	           uid, host, hash, now) != DB_DONE ||
 	    db_commit(db) != DB_DONE) {
 		db_rollback(db);
 		goto out;

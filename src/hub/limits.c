@@ -87,7 +87,7 @@ _Static_assert(MAX_FILE_DEFAULT == 68719476736ll, "MAX_FILE_STR follows MAX_FILE
 int64_t limits_max_file(struct db *db, int64_t ws)
 {
 	int64_t v = MAX_FILE_DEFAULT;
-	db_int64(db, &v, "SELECT " MAX_FILE_SQL " FROM workspaces WHERE id = ?", "i", ws);
+	db_int64(db, &v, "SELECT " MAX_FILE_SQL " FROM workspaces WHERE id = ?", ws);
 	return v;
 }
 
@@ -97,7 +97,7 @@ int limits_used(struct db *db, int64_t ws, int64_t *used)
 	return db_int64(db, used,
 	                "SELECT COALESCE(SUM(v.size), 0) FROM file_versions v JOIN files f ON "
 	                "f.id = v.file_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
-	                "i", ws) == DB_ROW
+	                ws) == DB_ROW
 	           ? 0
 	           : DB_ERR;
 }
@@ -124,7 +124,7 @@ bool limits_fit_file(struct db *db, int64_t ws, int64_t size, struct op_err *e)
 	int64_t max_file = 0, quota = 0;
 	struct db_stmt *st = db_query(
 	    db, "SELECT " MAX_FILE_SQL ", COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
-	    "i", ws);
+	    ws);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		op_db(e);
@@ -146,7 +146,7 @@ bool limits_fit_quota(struct db *db, int64_t ws, int64_t bytes, struct op_err *e
 {
 	int64_t quota = 0;
 	if (db_int64(db, &quota, "SELECT COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
-	             "i", ws) != DB_ROW) {
+	             ws) != DB_ROW) {
 		op_db(e);
 		return false;
 	}
@@ -174,7 +174,7 @@ bool limits_allow_pending(struct req *r, int64_t more, bool defer)
 	int64_t cap = 0, quota = 0, used = 0, pending = 0;
 	struct db_stmt *st = db_query(
 	    r->db, "SELECT " MAX_FILE_SQL ", COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
-	    "i", r->ws_id);
+	    r->ws_id);
 	bool ok = st && db_step(st) == DB_ROW;
 	if (ok) {
 		cap = db_col_int64(st, 0);

@@ -44,17 +44,17 @@ static int create_workspace(struct db *db, const char *name, int64_t owner, int6
 	if (db_int64(db, ws,
 	             "INSERT INTO workspaces(name, created_by, created_at) VALUES(?,?,?) "
 	             "RETURNING id",
-	             "tii", name, owner, now) != DB_ROW)
+	             name, owner, now) != DB_ROW)
 		return DB_ERR;
 	if (db_run(db,
 	           "INSERT INTO memberships(workspace_id, user_id, role, created_at) "
 	           "VALUES(?,?,'owner',?)",
-	           "iii", *ws, owner, now) != DB_DONE)
+	           *ws, owner, now) != DB_DONE)
 		return DB_ERR;
 	return db_run(db,
 	              "INSERT INTO folders(workspace_id, parent_id, name, path, created_by, "
 	              "created_at, updated_at) VALUES(?, NULL, '', '/', ?, ?, ?)",
-	              "iiii", *ws, owner, now, now);
+	              *ws, owner, now, now);
 }
 
 int hub_create_workspace(struct db *db, const char *name, int64_t owner, int64_t *ws)
@@ -95,7 +95,7 @@ enum MHD_Result api_members(struct req *r)
 	             "SELECT u.id, u.email, m.role, m.created_at FROM memberships m "
 	             "JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ? "
 	             "ORDER BY m.created_at, u.id",
-	             "i", r->ws_id);
+	             r->ws_id);
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -112,8 +112,7 @@ static int64_t owner_count(struct db *db, int64_t ws)
 {
 	int64_t n = 0;
 	db_int64(db, &n,
-	         "SELECT COUNT(*) FROM memberships WHERE workspace_id = ? AND role = 'owner'", "i",
-	         ws);
+	         "SELECT COUNT(*) FROM memberships WHERE workspace_id = ? AND role = 'owner'", ws);
 	return n;
 }
 
@@ -156,7 +155,7 @@ enum MHD_Result api_member_set_role(struct req *r)
 		                   "a workspace must keep at least one owner");
 	}
 	if (db_run(r->db, "UPDATE memberships SET role = ? WHERE workspace_id = ? AND user_id = ?",
-	           "tii", role_name(want), r->ws_id, uid) != DB_DONE ||
+	           role_name(want), r->ws_id, uid) != DB_DONE ||
 	    meta_change(r->db, r->ws_id, "member.role", "member",
 	                json_pack("{s:I, s:s}", "user_id", (json_int_t)uid, "role",
 	                          role_name(want))) != 0 ||
@@ -197,7 +196,7 @@ enum MHD_Result api_member_remove(struct req *r)
 		return reply_error(r, MHD_HTTP_CONFLICT, "last_owner",
 		                   "a workspace must keep at least one owner");
 	}
-	if (db_run(r->db, "DELETE FROM memberships WHERE workspace_id = ? AND user_id = ?", "ii",
+	if (db_run(r->db, "DELETE FROM memberships WHERE workspace_id = ? AND user_id = ?",
 	           r->ws_id, uid) != DB_DONE ||
 	    meta_change(r->db, r->ws_id, "member.removed", "member",
 	                json_pack("{s:I}", "user_id", (json_int_t)uid)) != 0 ||
@@ -248,7 +247,7 @@ enum MHD_Result api_invite_create(struct req *r)
 	             "INSERT INTO invites(workspace_id, kind, role, token_hash, single_use, "
 	             "created_by, created_at, expires_at) VALUES(?, 'member', ?, ?, ?, ?, ?, ?) "
 	             "RETURNING id",
-	             "ittiiii", r->ws_id, role_name(role), hash, (int64_t)single, r->user_id, now,
+	             r->ws_id, role_name(role), hash, (int64_t)single, r->user_id, now,
 	             now + ttl * 1000) != DB_ROW ||
 	    meta_audit(r, "invite.create", role_name(role),
 	               json_pack("{s:I}", "id", (json_int_t)id)) != 0 ||
@@ -276,7 +275,7 @@ enum MHD_Result api_invites(struct req *r)
 	             "i.created_by WHERE i.workspace_id = ? AND i.kind = 'member' "
 	             "AND i.revoked_at IS NULL AND i.used_at IS NULL AND "
 	             "i.expires_at > ? ORDER BY i.id",
-	             "ii", r->ws_id, now_ms());
+	             r->ws_id, now_ms());
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -302,7 +301,7 @@ enum MHD_Result api_invite_revoke(struct req *r)
 	int rc = db_int64(r->db, &found,
 	                  "UPDATE invites SET revoked_at = ? WHERE id = ? AND workspace_id = ? AND "
 	                  "revoked_at IS NULL RETURNING id",
-	                  "iii", now_ms(), id, r->ws_id);
+	                  now_ms(), id, r->ws_id);
 	if (rc != DB_ROW) {
 		db_rollback(r->db);
 		return rc == DB_DONE
@@ -335,7 +334,7 @@ enum MHD_Result api_invite_accept(struct req *r)
 	             "SELECT id, workspace_id, role, single_use FROM invites WHERE "
 	             "token_hash = ? AND kind = 'member' AND revoked_at IS NULL AND "
 	             "used_at IS NULL AND expires_at > ?",
-	             "ti", hash, now_ms());
+	             hash, now_ms());
 	if (st && db_step(st) == DB_ROW) {
 		inv = db_col_int64(st, 0);
 		ws = db_col_int64(st, 1);
@@ -350,7 +349,7 @@ enum MHD_Result api_invite_accept(struct req *r)
 	int64_t wait = guard_admit(r, email);
 	if (wait > 0)
 		return auth_reply_retry(r, AUTH_THROTTLED, wait);
-	st = db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", "t", email);
+	st = db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", email);
 	if (st && db_step(st) == DB_ROW) {
 		uid = db_col_int64(st, 0);
 		snprintf(stored, sizeof stored, "%s", db_col_text(st, 1));
@@ -385,7 +384,7 @@ enum MHD_Result api_invite_accept(struct req *r)
 	int rc = db_int64(r->db, &used,
 	                  "SELECT COUNT(*) FROM invites WHERE id = ? AND revoked_at IS NULL AND "
 	                  "(used_at IS NULL OR single_use = 0)",
-	                  "i", inv);
+	                  inv);
 	if (rc != DB_ROW || used == 0) {
 		db_rollback(r->db);
 		return reply_error(r, MHD_HTTP_NOT_FOUND, "invite_not_found",
@@ -394,7 +393,7 @@ enum MHD_Result api_invite_accept(struct req *r)
 	if (!uid && db_int64(r->db, &uid,
 	                     "INSERT INTO users(email, password_hash, created_at) VALUES(?,?,?) "
 	                     "RETURNING id",
-	                     "tti", email, newhash, now) != DB_ROW) {
+	                     email, newhash, now) != DB_ROW) {
 		db_rollback(r->db);
 		return reply_error(r, MHD_HTTP_CONFLICT, "exists",
 		                   "an account with this email was created just now; try again");
@@ -410,9 +409,9 @@ enum MHD_Result api_invite_accept(struct req *r)
 	if (db_run(
 	        r->db,
 	        "INSERT INTO memberships(workspace_id, user_id, role, created_at) VALUES(?,?,?,?)",
-	        "iiti", ws, uid, role, now) != DB_DONE ||
+	        ws, uid, role, now) != DB_DONE ||
 	    (single && db_run(r->db, "UPDATE invites SET used_at = ?, used_by = ? WHERE id = ?",
-	                      "iii", now, uid, inv) != DB_DONE) ||
+	                      now, uid, inv) != DB_DONE) ||
 	    auth_store_session(r->db, uid, tok_hash, "invite") != DB_DONE ||
 	    meta_change(r->db, ws, "member.added", "member",
 	                json_pack("{s:I, s:s, s:s}", "user_id", (json_int_t)uid, "email", email,

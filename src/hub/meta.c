@@ -25,8 +25,7 @@ int meta_begin(struct db *db, int64_t ws)
 {
 	if (db_begin(db) != DB_DONE)
 		return OP_DB;
-	if (db_run(db, "UPDATE workspaces SET last_seq = last_seq WHERE id = ?", "i", ws) ==
-	    DB_DONE)
+	if (db_run(db, "UPDATE workspaces SET last_seq = last_seq WHERE id = ?", ws) == DB_DONE)
 		return OP_OK;
 	db_rollback(db);
 	return OP_DB;
@@ -37,7 +36,7 @@ int meta_folder_id(struct db *db, int64_t ws, const char *path, int64_t *id)
 	int r = db_int64(db, id,
 	                 "SELECT id FROM folders WHERE workspace_id = ? AND path = ? AND "
 	                 "deleted_at IS NULL",
-	                 "it", ws, path);
+	                 ws, path);
 	return r == DB_ROW ? 1 : r == DB_DONE ? 0 : r;
 }
 
@@ -84,7 +83,7 @@ int meta_file_get(struct db *db, int64_t ws, const char *path, struct file_info 
 	             "JOIN file_versions v ON v.id = f.current_version_id "
 	             "WHERE d.workspace_id = ? AND d.path = ? AND d.deleted_at IS NULL "
 	             "AND f.name = ? AND f.deleted_at IS NULL",
-	             "itt", ws, parent, name);
+	             ws, parent, name);
 	free(parent);
 	free(name);
 	return fetch_file(st, fi);
@@ -95,7 +94,7 @@ int meta_version_get(struct db *db, int64_t file_id, int64_t number, struct file
 	struct db_stmt *st = db_query(db,
 	                              "SELECT " FILE_COLS "FROM files f JOIN file_versions v ON "
 	                              "v.file_id = f.id WHERE f.id = ? AND v.number = ?",
-	                              "ii", file_id, number);
+	                              file_id, number);
 	return fetch_file(st, fi);
 }
 
@@ -105,7 +104,7 @@ int meta_version_by_id(struct db *db, int64_t ws, int64_t version_id, struct fil
 	                              "SELECT " FILE_COLS "FROM files f JOIN file_versions v ON "
 	                              "v.file_id = f.id WHERE v.id = ? AND f.workspace_id = ? AND "
 	                              "f.deleted_at IS NULL",
-	                              "ii", version_id, ws);
+	                              version_id, ws);
 	return fetch_file(st, fi);
 }
 
@@ -115,7 +114,7 @@ static bool file_exists_at(struct db *db, int64_t folder_id, const char *name)
 	return db_int64(db, &one,
 	                "SELECT 1 FROM files WHERE folder_id = ? AND name = ? AND "
 	                "deleted_at IS NULL",
-	                "it", folder_id, name) == DB_ROW;
+	                folder_id, name) == DB_ROW;
 }
 
 int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64_t *id,
@@ -138,7 +137,7 @@ int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64
 		r = db_int64(db, id,
 		             "INSERT INTO folders(workspace_id, parent_id, name, path, created_by, "
 		             "created_at, updated_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
-		             "iittiii", ws, pid, name, path, user, now, now) == DB_ROW
+		             ws, pid, name, path, user, now, now) == DB_ROW
 		        ? OP_OK
 		        : OP_DB;
 	}
@@ -158,7 +157,7 @@ int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
 	int r = db_int64(db, &seq,
 	                 "UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = ? "
 	                 "RETURNING last_seq",
-	                 "i", ws);
+	                 ws);
 	if (r != DB_ROW) {
 		json_decref(payload);
 		return OP_DB;
@@ -173,7 +172,7 @@ int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
 	r = db_run(db,
 	           "INSERT INTO changes(workspace_id, seq, kind, entity, payload, at) "
 	           "VALUES(?,?,?,?,?,?)",
-	           "iittti", ws, seq, kind, entity, p, now_ms());
+	           ws, seq, kind, entity, p, now_ms());
 	free(p);
 	return r == DB_DONE ? OP_OK : OP_DB;
 }

@@ -184,7 +184,7 @@ int possess_record(struct op_ctx *oc, const struct chunk_ref *c)
 	              "INSERT INTO chunk_uploads(workspace_id, uploader, chunk_hash, size, "
 	              "touched_at) VALUES(?,?,?,?,?) ON CONFLICT(workspace_id, uploader, "
 	              "chunk_hash) DO UPDATE SET touched_at = excluded.touched_at",
-	              "ittii", oc->ws_id, up, c->hash, c->size, now_ms());
+	              oc->ws_id, up, c->hash, c->size, now_ms());
 }
 
 int possess_consume(struct op_ctx *oc, const struct chunk_ref *c, size_t n)
@@ -196,7 +196,7 @@ int possess_consume(struct op_ctx *oc, const struct chunk_ref *c, size_t n)
 		rc = db_run(oc->db,
 		            "DELETE FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? AND "
 		            "chunk_hash = ?",
-		            "itt", oc->ws_id, up, c[i].hash);
+		            oc->ws_id, up, c[i].hash);
 	return rc;
 }
 
@@ -207,7 +207,7 @@ int possess_pending(struct op_ctx *oc, int64_t *bytes)
 	return db_int64(oc->db, bytes,
 	                "SELECT COALESCE(SUM(size), 0) FROM chunk_uploads WHERE workspace_id = ? "
 	                "AND uploader = ? AND touched_at > ?",
-	                "iti", oc->ws_id, up, now_ms() - UPLOAD_PENDING_MS) == DB_ROW
+	                oc->ws_id, up, now_ms() - UPLOAD_PENDING_MS) == DB_ROW
 	           ? DB_DONE
 	           : DB_ERR;
 }
@@ -222,24 +222,24 @@ static int free_one(struct op_ctx *oc, const char *up, const char *hash)
 	int rc = db_run(oc->db,
 	                "DELETE FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? AND "
 	                "chunk_hash = ?",
-	                "itt", oc->ws_id, up, hash);
+	                oc->ws_id, up, hash);
 	if (rc == DB_DONE)
 		rc =
 		    db_run(oc->db,
 		           "DELETE FROM workspace_chunks WHERE workspace_id = ? AND chunk_hash = ?",
-		           "it", oc->ws_id, hash);
+		           oc->ws_id, hash);
 	if (rc != DB_DONE)
 		return rc;
 	rc = db_int64(oc->db, &one,
 	              "SELECT 1 FROM chunks WHERE hash = ? UNION ALL SELECT 1 FROM chunk_uploads "
 	              "WHERE chunk_hash = ? AND touched_at > ? UNION ALL SELECT 1 FROM "
 	              "workspace_chunks WHERE chunk_hash = ? LIMIT 1",
-	              "ttit", hash, hash, now_ms() - UPLOAD_PENDING_MS, hash);
+	              hash, hash, now_ms() - UPLOAD_PENDING_MS, hash);
 	if (rc == DB_ROW) /* held elsewhere: keep it, and this workspace's grant */
 		return db_run(oc->db,
 		              "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at) "
 		              "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
-		              "iti", oc->ws_id, hash, now_ms());
+		              oc->ws_id, hash, now_ms());
 	if (rc != DB_DONE)
 		return rc;
 	int gone = store_remove(oc->hub->store, hash);

@@ -871,7 +871,7 @@ int hub_serve(struct hub_config *cfg)
 	}
 	int64_t users = 0;
 	bool ok = db_migrate(db) == DB_DONE &&
-	          db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) == DB_ROW && users > 0;
+	          db_int64(db, &users, "SELECT COUNT(*) FROM users") == DB_ROW && users > 0;
 	db_close(db);
 	if (!ok) {
 		log_error(

@@ -103,7 +103,7 @@ enum MHD_Result api_shares(struct req *r)
 	    "LEFT JOIN folders d2 ON d2.id = f.folder_id "
 	    "WHERE s.workspace_id = ? AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR "
 	    "s.expires_at > ?) AND (? > 0 OR s.created_by = ?) ORDER BY s.id",
-	    "iiii", r->ws_id, now_ms(), (int64_t)(r->role >= ROLE_ADMIN), r->user_id);
+	    r->ws_id, now_ms(), (int64_t)(r->role >= ROLE_ADMIN), r->user_id);
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -128,7 +128,7 @@ enum MHD_Result api_share_revoke(struct req *r)
 	    db_int64(r->db, &creator,
 	             "SELECT created_by FROM share_links WHERE id = ? AND workspace_id = ? AND "
 	             "revoked_at IS NULL",
-	             "ii", id, r->ws_id);
+	             id, r->ws_id);
 	if (rc != DB_ROW)
 		return rc == DB_DONE
 		           ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such link")
@@ -136,8 +136,8 @@ enum MHD_Result api_share_revoke(struct req *r)
 	if (creator != r->user_id && r->role < ROLE_ADMIN)
 		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
 		                   "only its creator or an owner or admin revokes a link");
-	if (db_run(r->db, "UPDATE share_links SET revoked_at = ? WHERE id = ?", "ii", now_ms(),
-	           id) != DB_DONE ||
+	if (db_run(r->db, "UPDATE share_links SET revoked_at = ? WHERE id = ?", now_ms(), id) !=
+	        DB_DONE ||
 	    meta_audit(r, "share.revoke", r->params[1], NULL) != 0)
 		return reply_db_error(r);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:I}", "revoked", (json_int_t)id));
@@ -166,7 +166,7 @@ static bool share_open(struct req *r, const char *tok, struct share *s)
 	    "LEFT JOIN folders d2 ON d2.id = f.folder_id "
 	    "WHERE s.token_hash = ? AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR "
 	    "s.expires_at > ?)",
-	    "ti", hash, now_ms());
+	    hash, now_ms());
 	bool found = false;
 	if (st && db_step(st) == DB_ROW && db_col_text(st, 7)) {
 		found = true;

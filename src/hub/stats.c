@@ -56,7 +56,7 @@ enum MHD_Result api_search(struct req *r)
 	                              "SELECT path, name, updated_at FROM folders WHERE "
 	                              "workspace_id = ? AND deleted_at IS NULL AND path <> '/' AND "
 	                              "LOWER(name) LIKE LOWER(?) ESCAPE '\\' ORDER BY path",
-	                              "it", r->ws_id, pat);
+	                              r->ws_id, pat);
 	while (st && db_step(st) == DB_ROW) {
 		if (!acl_visible(a, db_col_text(st, 0), false))
 			continue;
@@ -79,7 +79,7 @@ enum MHD_Result api_search(struct req *r)
 	                    "ON u.id = f.updated_by WHERE f.workspace_id = ? AND f.deleted_at IS "
 	                    "NULL AND LOWER(f.name) LIKE LOWER(?) ESCAPE '\\' ORDER BY fo.path, "
 	                    "f.name",
-	                    "it", r->ws_id, pat)
+	                    r->ws_id, pat)
 	         : NULL;
 	ok = ok && (truncated || st);
 	while (st && db_step(st) == DB_ROW) {
@@ -120,7 +120,7 @@ static bool sum_into(struct req *r, const char *sql, int64_t step, int64_t first
                      int64_t *series, int64_t *base, bool readable_only)
 {
 	struct acl *a = req_acl(r);
-	struct db_stmt *st = a ? db_query(r->db, sql, "ii", step, r->ws_id) : NULL;
+	struct db_stmt *st = a ? db_query(r->db, sql, step, r->ws_id) : NULL;
 	if (!st)
 		return false;
 	int rc, c = readable_only ? 2 : 0;

@@ -38,10 +38,9 @@ static char *b64(const unsigned char *bin, size_t len)
 char *tokens_sign(struct db *db, json_t *claims)
 {
 	char kid[64] = "", sk64[256] = "";
-	struct db_stmt *st = db_query(db,
-	                              "SELECT kid, secret_key FROM signing_keys WHERE retired_at "
-	                              "IS NULL ORDER BY created_at DESC LIMIT 1",
-	                              NULL);
+	struct db_stmt *st =
+	    db_query(db, "SELECT kid, secret_key FROM signing_keys WHERE retired_at "
+	                 "IS NULL ORDER BY created_at DESC LIMIT 1");
 	if (st && db_step(st) == DB_ROW) {
 		snprintf(kid, sizeof kid, "%s", db_col_text(st, 0));
 		snprintf(sk64, sizeof sk64, "%s", db_col_text(st, 1));
@@ -80,7 +79,7 @@ static bool db_key(void *cls, const char *kid, unsigned char pk[crypto_sign_PUBL
 	struct db_stmt *st = db_query(cls,
 	                              "SELECT public_key FROM signing_keys WHERE kid = ? AND "
 	                              "(retired_at IS NULL OR retired_at > ?)",
-	                              "ti", kid, now_ms() - TOKEN_TTL_MAX_MS);
+	                              kid, now_ms() - TOKEN_TTL_MAX_MS);
 	if (st && db_step(st) == DB_ROW)
 		snprintf(pk64, sizeof pk64, "%s", db_col_text(st, 0));
 	db_finalize(st);
@@ -98,7 +97,7 @@ enum MHD_Result api_keys(struct req *r)
 	                              "SELECT kid, public_key, created_at, retired_at FROM "
 	                              "signing_keys WHERE retired_at IS NULL OR retired_at > ? "
 	                              "ORDER BY created_at",
-	                              "i", now_ms() - TOKEN_TTL_MAX_MS);
+	                              now_ms() - TOKEN_TTL_MAX_MS);
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -143,7 +142,7 @@ static void writable_host_url(struct req *r, const char *path, char *out, size_t
 	    "replication_policies p JOIN folders f ON f.id = p.folder_id WHERE p.host_id = h.id "
 	    "AND (f.path = '/' OR substr(?, 1, length(f.path) + 1) = f.path || '/') ORDER BY "
 	    "length(f.path) DESC LIMIT 1), 'pinned') = 'pinned' ORDER BY h.last_seen DESC LIMIT 1",
-	    "iit", r->ws_id, now_ms(), path);
+	    r->ws_id, now_ms(), path);
 	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
 		snprintf(out, cap, "%s", db_col_text(st, 0));
 	db_finalize(st);
@@ -247,7 +246,7 @@ enum MHD_Result api_url_create(struct req *r)
 	    "WHERE vc.version_id = ? AND NOT EXISTS (SELECT 1 FROM chunk_replicas cr WHERE "
 	    "cr.chunk_hash = vc.chunk_hash AND cr.host_id = h.id AND cr.state = 'ok')) "
 	    "ORDER BY h.last_seen DESC LIMIT 1",
-	    "iii", r->ws_id, now_ms(), fi.version_id);
+	    r->ws_id, now_ms(), fi.version_id);
 	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
 		snprintf(relay, sizeof relay, "%s", db_col_text(st, 0));
 	db_finalize(st);
@@ -284,7 +283,7 @@ static int version_path(struct db *db, int64_t ws, int64_t ver, char **path)
 	                              "f.id = v.file_id JOIN folders fo ON fo.id = f.folder_id "
 	                              "WHERE v.id = ? AND f.workspace_id = ? AND f.deleted_at IS "
 	                              "NULL",
-	                              "ii", ver, ws);
+	                              ver, ws);
 	if (!st)
 		return -1;
 	int rc = db_step(st);

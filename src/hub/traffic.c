@@ -77,7 +77,7 @@ void traffic_flush(struct hub *hub, struct db *db)
 		        "VALUES(?,?,?,?) ON CONFLICT(workspace_id, hour) DO UPDATE SET bytes_in = "
 		        "transfer_hourly.bytes_in + excluded.bytes_in, bytes_out = "
 		        "transfer_hourly.bytes_out + excluded.bytes_out",
-		        "iiii", t[i].ws, hour, t[i].in, t[i].out) != DB_DONE)
+		        t[i].ws, hour, t[i].in, t[i].out) != DB_DONE)
 			log_warn("traffic: cannot record workspace %lld's transfer: %s",
 			         (long long)t[i].ws, db_errmsg(db));
 	free(t);

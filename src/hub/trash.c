@@ -33,14 +33,14 @@ enum MHD_Result api_trash_list(struct req *r)
 	if ((l && ((limit = parse_id(l)) < 1 || limit > 1000)) || (b && (before = parse_id(b)) < 1))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "limit is 1..1000 and before a file id");
-	db_int64(r->db, &days, "SELECT trash_days FROM workspaces WHERE id = ?", "i", r->ws_id);
+	db_int64(r->db, &days, "SELECT trash_days FROM workspaces WHERE id = ?", r->ws_id);
 	struct db_stmt *st = db_query(
 	    r->db,
 	    "SELECT f.id, d.path, f.name, f.size, f.deleted_at, (SELECT COUNT(*) FROM "
 	    "file_versions v WHERE v.file_id = f.id) FROM files f JOIN folders d ON d.id = "
 	    "f.folder_id WHERE f.workspace_id = ? AND f.deleted_at IS NOT NULL AND f.purged_at IS "
 	    "NULL AND (? = 0 OR f.id < ?) ORDER BY f.deleted_at DESC, f.id DESC LIMIT ?",
-	    "iiii", r->ws_id, before, before, limit);
+	    r->ws_id, before, before, limit);
 	if (!st)
 		return reply_db_error(r);
 	struct acl *a = req_acl(r);

@@ -43,7 +43,7 @@ static int grant_chunks(struct req *r, const struct chunk_ref *chunks, size_t n)
 		rc = db_run(db,
 		            "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at) "
 		            "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
-		            "iti", r->ws_id, chunks[i].hash, now_ms());
+		            r->ws_id, chunks[i].hash, now_ms());
 		if (rc == DB_DONE)
 			rc = possess_record(&c, &chunks[i]);
 	}

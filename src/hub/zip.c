@@ -196,7 +196,7 @@ static int load_chunks(struct zip *z)
 	size_t cap = 0;
 	struct db_stmt *st = db_query(
 	    db, "SELECT chunk_hash, size FROM version_chunks WHERE version_id = ? ORDER BY idx",
-	    "i", z->e[z->cur].version_id);
+	    z->e[z->cur].version_id);
 	int rc = DB_ERR;
 	while (st && (rc = db_step(st)) == DB_ROW) {
 		if (z->nchunks == cap) {
@@ -291,7 +291,7 @@ enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name)
 	    "f.current_version_id "
 	    "WHERE d.workspace_id = ? AND d.deleted_at IS NULL AND f.deleted_at IS NULL AND "
 	    "(d.path = ? OR substr(d.path, 1, ?) = ?) ORDER BY d.path, f.name",
-	    "itit", r->ws_id, folder, (int64_t)(strcmp(folder, "/") == 0 ? 1 : plen), prefix);
+	    r->ws_id, folder, (int64_t)(strcmp(folder, "/") == 0 ? 1 : plen), prefix);
 	free(prefix);
 	struct zip *z = xcalloc(1, sizeof *z);
 	z->hub = r->hub;

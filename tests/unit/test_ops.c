@@ -28,7 +28,7 @@ static int64_t add_user(struct db *db, const char *email)
 	assert_int_equal(db_int64(db, &id,
 	                          "INSERT INTO users(email, password_hash, created_at) "
 	                          "VALUES(?, 'x', ?) RETURNING id",
-	                          "ti", email, now_ms()),
+	                          email, now_ms()),
 	                 DB_ROW);
 	return id;
 }
@@ -51,7 +51,7 @@ static int setup(void **state)
 	assert_int_equal(db_run(w->db,
 	                        "INSERT INTO memberships(workspace_id, user_id, role, created_at) "
 	                        "VALUES(?,?,'member',?)",
-	                        "iii", w->ws, w->member, now_ms()),
+	                        w->ws, w->member, now_ms()),
 	                 DB_DONE);
 	*state = w;
 	return 0;
@@ -89,7 +89,7 @@ static void upload(struct world *w, struct op_ctx *c, const char *data, struct c
 	    db_run(w->db,
 	           "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at) "
 	           "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
-	           "iti", w->ws, ref->hash, now_ms()),
+	           w->ws, ref->hash, now_ms()),
 	    DB_DONE);
 	assert_int_equal(possess_record(c, ref), DB_DONE);
 }
@@ -111,7 +111,7 @@ static enum op_code commit(struct op_ctx *c, const char *path, const struct chun
 static int64_t count(struct world *w, const char *sql)
 {
 	int64_t n = -1;
-	assert_int_equal(db_int64(w->db, &n, sql, "i", w->ws), DB_ROW);
+	assert_int_equal(db_int64(w->db, &n, sql, w->ws), DB_ROW);
 	return n;
 }
 
@@ -292,10 +292,9 @@ static void test_share_create_stores_only_the_token_hash(void **state)
 	assert_int_equal(op_share_create(&c, &a, &s, &e), OP_OK);
 	assert_true(s.id > 0 && s.expires_at > 0 && strlen(s.token) > 20);
 	int64_t n = -1;
-	assert_int_equal(db_int64(w->db, &n,
-	                          "SELECT COUNT(*) FROM share_links WHERE token_hash = ?", "t",
-	                          s.token),
-	                 DB_ROW);
+	assert_int_equal(
+	    db_int64(w->db, &n, "SELECT COUNT(*) FROM share_links WHERE token_hash = ?", s.token),
+	    DB_ROW);
 	assert_int_equal(n, 0);
 	struct share_args none = {.path = "/nope"};
 	assert_int_equal(op_share_create(&c, &none, &s, &e), OP_NOT_FOUND);

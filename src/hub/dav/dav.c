@@ -177,7 +177,7 @@ static int res_lookup(struct req *r, const char *path, struct res *x)
 	struct db_stmt *st = db_query(r->db,
 	                              "SELECT id, created_at, updated_at FROM folders WHERE "
 	                              "workspace_id = ? AND path = ? AND deleted_at IS NULL",
-	                              "it", r->ws_id, path);
+	                              r->ws_id, path);
 	if (!st)
 		return DB_ERR;
 	rc = db_step(st);
@@ -286,7 +286,7 @@ static enum MHD_Result dav_root(struct req *r, struct dav *d)
 	                                     "SELECT w.name FROM workspaces w JOIN memberships m "
 	                                     "ON m.workspace_id = w.id WHERE m.user_id = ? ORDER "
 	                                     "BY w.id",
-	                                     "i", r->user_id)
+	                                     r->user_id)
 	                          : NULL;
 	while (st && db_step(st) == DB_ROW) {
 		fputs("<D:response><D:href>/dav/", f);

@@ -44,7 +44,7 @@ static void cache_key(const char *authz, unsigned char out[crypto_generichash_BY
 /* A hash of user uid's stored password hash; false if none. */
 static bool password_stamp(struct db *db, int64_t uid, unsigned char out[crypto_generichash_BYTES])
 {
-	struct db_stmt *st = db_query(db, "SELECT password_hash FROM users WHERE id = ?", "i", uid);
+	struct db_stmt *st = db_query(db, "SELECT password_hash FROM users WHERE id = ?", uid);
 	bool ok = st && db_step(st) == DB_ROW && db_col_text(st, 0);
 	if (ok)
 		crypto_generichash(out, crypto_generichash_BYTES,
@@ -123,7 +123,7 @@ static int basic_app_password(struct req *r, const char *email, const char *pass
 	             "SELECT t.id, t.user_id FROM tokens t JOIN users u ON u.id = t.user_id "
 	             "WHERE t.token_hash = ? AND u.email = ? AND t.host_id IS NULL AND "
 	             "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
-	             "tti", h, email, now_ms());
+	             h, email, now_ms());
 	int rc = st ? db_step(st) : DB_ERR;
 	if (rc == DB_ROW) {
 		r->token_id = db_col_int64(st, 0);
@@ -137,7 +137,7 @@ static int basic_app_password(struct req *r, const char *email, const char *pass
 		db_run(r->db,
 		       "UPDATE tokens SET last_used_at = ? WHERE id = ? AND "
 		       "(last_used_at IS NULL OR last_used_at < ?)",
-		       "iii", now_ms(), r->token_id, now_ms() - 60000);
+		       now_ms(), r->token_id, now_ms() - 60000);
 	return rc == DB_ROW ? 0 : rc == DB_DONE ? 1 : -1;
 }
 
@@ -252,12 +252,12 @@ int64_t dav_ws_resolve(struct req *r, const char *seg)
 	if (digits && db_int64(r->db, &id,
 	                       "SELECT workspace_id FROM memberships WHERE workspace_id = ? AND "
 	                       "user_id = ?",
-	                       "ii", parse_id(seg), r->user_id) == DB_ROW)
+	                       parse_id(seg), r->user_id) == DB_ROW)
 		return id;
 	if (db_int64(r->db, &id,
 	             "SELECT w.id FROM workspaces w JOIN memberships m ON m.workspace_id = w.id "
 	             "WHERE m.user_id = ? AND w.name = ? ORDER BY w.id LIMIT 1",
-	             "it", r->user_id, seg) == DB_ROW)
+	             r->user_id, seg) == DB_ROW)
 		return id;
 	return 0;
 }

@@ -36,7 +36,7 @@ int dav_locks_load(struct req *r, struct locks *ls)
 	                              "SELECT token, path, depth, scope, owner_xml, timeout_at, "
 	                              "user_id FROM dav_locks WHERE workspace_id = ? AND "
 	                              "timeout_at > ? ORDER BY created_at LIMIT 10000",
-	                              "ii", r->ws_id, now_ms());
+	                              r->ws_id, now_ms());
 	if (!st)
 		return DB_ERR;
 	size_t cap = 0;
@@ -70,7 +70,7 @@ int dav_locks_drop_below(struct req *r, const char *path)
 	int rc = db_run(r->db,
 	                "DELETE FROM dav_locks WHERE workspace_id = ? AND (path = ? OR "
 	                "substr(path, 1, ?) = ?)",
-	                "itit", r->ws_id, path, (int64_t)utf8_chars(prefix), prefix);
+	                r->ws_id, path, (int64_t)utf8_chars(prefix), prefix);
 	free(prefix);
 	return rc == DB_DONE ? 0 : DB_ERR;
 }
@@ -326,7 +326,7 @@ enum MHD_Result dav_lock(struct req *r, struct dav *d, struct res *x, const stru
 				continue;
 			l->timeout_at = now + timeout * 1000;
 			if (db_run(r->db, "UPDATE dav_locks SET timeout_at = ? WHERE token = ?",
-			           "it", l->timeout_at, l->token) != DB_DONE)
+			           l->timeout_at, l->token) != DB_DONE)
 				return dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 				                     "database unavailable");
 			return send_lock(r, d, l, MHD_HTTP_OK);
@@ -403,12 +403,12 @@ enum MHD_Result dav_lock(struct req *r, struct dav *d, struct res *x, const stru
 		goto out;
 	}
 	dav_locks_free(&fresh);
-	if (db_run(r->db, "DELETE FROM dav_locks WHERE workspace_id = ? AND timeout_at <= ?", "ii",
+	if (db_run(r->db, "DELETE FROM dav_locks WHERE workspace_id = ? AND timeout_at <= ?",
 	           r->ws_id, now) != DB_DONE ||
 	    db_run(r->db,
 	           "INSERT INTO dav_locks(token, workspace_id, path, depth, scope, owner_xml, "
 	           "user_id, created_at, timeout_at) VALUES(?,?,?,?,?,?,?,?,?)",
-	           "titittiii", nl.token, r->ws_id, nl.path, (int64_t)nl.depth,
+	           nl.token, r->ws_id, nl.path, (int64_t)nl.depth,
 	           nl.exclusive ? "exclusive" : "shared", nl.owner, r->user_id, now,
 	           nl.timeout_at) != DB_DONE ||
 	    meta_audit(r, "dav.lock", d->path, NULL) != 0 || meta_commit(r) != DB_DONE) {
@@ -441,8 +441,7 @@ enum MHD_Result dav_unlock(struct req *r, struct dav *d, const struct locks *ls)
 		if (l->user_id != r->user_id && r->role < ROLE_ADMIN) {
 			ret = dav_send_text(r, MHD_HTTP_FORBIDDEN,
 			                    "the lock belongs to someone else");
-		} else if (db_run(r->db, "DELETE FROM dav_locks WHERE token = ?", "t", tok) !=
-		               DB_DONE ||
+		} else if (db_run(r->db, "DELETE FROM dav_locks WHERE token = ?", tok) != DB_DONE ||
 		           meta_audit(r, "dav.unlock", l->path, NULL) != 0) {
 			ret =
 			    dav_send_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");

@@ -140,11 +140,11 @@ static int dprops_load(struct req *r, const struct res *x, bool children, struct
 	                              "WHERE parent_id = ? AND deleted_at IS NULL))) OR (entity "
 	                              "= 'file' AND entity_id IN (SELECT id FROM files WHERE "
 	                              "folder_id = ? AND deleted_at IS NULL))) ORDER BY ns, name",
-	                   "iiii", r->ws_id, x->id, x->id, x->id)
+	                   r->ws_id, x->id, x->id, x->id)
 	        : db_query(r->db,
 	                   DPROP_COLS "WHERE workspace_id = ? AND entity = ? AND entity_id = ? "
 	                              "ORDER BY ns, name",
-	                   "iti", r->ws_id, dav_entity(x->kind), x->id);
+	                   r->ws_id, dav_entity(x->kind), x->id);
 	if (!st)
 		return DB_ERR;
 	int rc;
@@ -160,14 +160,14 @@ int dav_dprops_copy(struct req *r, int skind, int64_t sid, int dkind, int64_t di
 	int rc = db_run(r->db,
 	                "DELETE FROM dav_props WHERE workspace_id = ? AND entity = ? AND "
 	                "entity_id = ?",
-	                "iti", r->ws_id, dav_entity(dkind), did);
+	                r->ws_id, dav_entity(dkind), did);
 	if (rc == DB_DONE)
 		rc = db_run(
 		    r->db,
 		    "INSERT INTO dav_props(workspace_id, entity, entity_id, ns, name, "
 		    "value_xml) SELECT workspace_id, ?, ?, ns, name, value_xml FROM dav_props "
 		    "WHERE workspace_id = ? AND entity = ? AND entity_id = ?",
-		    "tiiti", dav_entity(dkind), did, r->ws_id, dav_entity(skind), sid);
+		    dav_entity(dkind), did, r->ws_id, dav_entity(skind), sid);
 	return rc == DB_DONE ? 0 : DB_ERR;
 }
 
@@ -370,8 +370,7 @@ enum MHD_Result dav_propfind(struct req *r, struct dav *d, const struct res *x,
 		}
 	}
 	char *ws_name = NULL;
-	struct db_stmt *st =
-	    db_query(r->db, "SELECT name FROM workspaces WHERE id = ?", "i", r->ws_id);
+	struct db_stmt *st = db_query(r->db, "SELECT name FROM workspaces WHERE id = ?", r->ws_id);
 	if (st && db_step(st) == DB_ROW)
 		ws_name = xstrdup(db_col_text(st, 0));
 	db_finalize(st);
@@ -385,7 +384,7 @@ enum MHD_Result dav_propfind(struct req *r, struct dav *d, const struct res *x,
 	q.used = -1;
 	if (want_quota &&
 	    db_int64(r->db, &q.quota,
-	             "SELECT COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?", "i",
+	             "SELECT COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
 	             r->ws_id) == DB_ROW &&
 	    limits_used(r->db, r->ws_id, &used) == 0)
 		q.used = used;
@@ -475,14 +474,14 @@ enum MHD_Result dav_proppatch(struct req *r, struct dav *d, const struct res *x)
 			    r->db,
 			    "DELETE FROM dav_props WHERE workspace_id = ? AND entity = ? AND "
 			    "entity_id = ? AND ns = ? AND name = ?",
-			    "ititt", r->ws_id, dav_entity(x->kind), x->id, ops[i].ns, ops[i].name);
+			    r->ws_id, dav_entity(x->kind), x->id, ops[i].ns, ops[i].name);
 			if (rc == DB_DONE && ops[i].set)
 				rc = db_run(
 				    r->db,
 				    "INSERT INTO dav_props(workspace_id, entity, entity_id, ns, "
 				    "name, value_xml) VALUES(?,?,?,?,?,?)",
-				    "itittt", r->ws_id, dav_entity(x->kind), x->id, ops[i].ns,
-				    ops[i].name, ops[i].xml);
+				    r->ws_id, dav_entity(x->kind), x->id, ops[i].ns, ops[i].name,
+				    ops[i].xml);
 		}
 		if (rc == DB_DONE &&
 		    meta_audit(r, "dav.proppatch", d->path,

@@ -94,7 +94,7 @@ static bool copy_tree(struct req *r, struct op_ctx *c, const char *src, const ch
 	             "folders d ON d.id = f.folder_id WHERE d.workspace_id = ? AND f.deleted_at IS "
 	             "NULL AND d.deleted_at IS NULL AND (d.path = ? OR substr(d.path, 1, ?) = ?) "
 	             "ORDER BY 1, 2",
-	             "iititit", r->ws_id, (int64_t)utf8_chars(prefix), prefix, r->ws_id, src,
+	             r->ws_id, (int64_t)utf8_chars(prefix), prefix, r->ws_id, src,
 	             (int64_t)utf8_chars(prefix), prefix);
 	bool ok = st != NULL;
 	while (ok && db_step(st) == DB_ROW && n < COPY_MAX_ITEMS) {

@@ -61,21 +61,21 @@ enum MHD_Result api_host_replicas(struct req *r)
 		if (db_int64(r->db, &ok,
 		             "SELECT COUNT(*) FROM workspace_chunks wc JOIN chunks c ON c.hash = "
 		             "wc.chunk_hash WHERE wc.workspace_id = ? AND wc.chunk_hash = ?",
-		             "it", r->ws_id, json_string_value(h)) != DB_ROW)
+		             r->ws_id, json_string_value(h)) != DB_ROW)
 			goto db_fail;
 		if (ok &&
 		    db_run(r->db,
 		           "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, "
 		           "updated_at) VALUES(?,?,?,'ok',?) ON CONFLICT (chunk_hash, holder) DO "
 		           "UPDATE SET state = 'ok', updated_at = excluded.updated_at",
-		           "ttii", json_string_value(h), holder, r->host_id, now) != DB_DONE)
+		           json_string_value(h), holder, r->host_id, now) != DB_DONE)
 			goto db_fail;
 		recorded += ok;
 	}
 	json_array_foreach(dropped, i, h)
 	{
 		if (db_run(r->db, "DELETE FROM chunk_replicas WHERE chunk_hash = ? AND holder = ?",
-		           "tt", json_string_value(h), holder) != DB_DONE)
+		           json_string_value(h), holder) != DB_DONE)
 			goto db_fail;
 	}
 	if (db_commit(r->db) != DB_DONE)
@@ -95,14 +95,14 @@ enum MHD_Result api_tree(struct req *r)
 {
 	struct acl *a = req_acl(r);
 	int64_t seq = 0;
-	if (!a || db_int64(r->db, &seq, "SELECT last_seq FROM workspaces WHERE id = ?", "i",
-	                   r->ws_id) != DB_ROW)
+	if (!a || db_int64(r->db, &seq, "SELECT last_seq FROM workspaces WHERE id = ?", r->ws_id) !=
+	              DB_ROW)
 		return reply_db_error(r);
 	json_t *folders = json_array(), *files = json_array();
 	struct db_stmt *st = db_query(r->db,
 	                              "SELECT path FROM folders WHERE workspace_id = ? AND "
 	                              "deleted_at IS NULL AND path <> '/' ORDER BY path",
-	                              "i", r->ws_id);
+	                              r->ws_id);
 	while (st && db_step(st) == DB_ROW)
 		if (acl_visible(a, db_col_text(st, 0), false))
 			json_array_append_new(folders, json_string(db_col_text(st, 0)));
@@ -111,7 +111,7 @@ enum MHD_Result api_tree(struct req *r)
 	              "SELECT fo.path, f.name, v.number, v.id, v.size, v.hash, f.updated_at FROM "
 	              "files f JOIN folders fo ON fo.id = f.folder_id JOIN file_versions v ON v.id "
 	              "= f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
-	              "i", r->ws_id);
+	              r->ws_id);
 	if (!st) {
 		json_decref(folders);
 		json_decref(files);
@@ -165,7 +165,7 @@ enum MHD_Result api_manifest(struct req *r)
 	struct db_stmt *st = db_query(r->db,
 	                              "SELECT chunk_hash, size, chunk_offset FROM version_chunks "
 	                              "WHERE version_id = ? ORDER BY idx",
-	                              "i", fi.version_id);
+	                              fi.version_id);
 	while (st && db_step(st) == DB_ROW)
 		json_array_append_new(chunks,
 		                      json_pack("{s:s, s:I, s:I, s:[]}", "hash", db_col_text(st, 0),
@@ -178,7 +178,7 @@ enum MHD_Result api_manifest(struct req *r)
 	              "vc.version_id = ? AND cr.state = 'ok' AND h.workspace_id = ? AND "
 	              "h.revoked_at IS NULL AND h.url IS NOT NULL AND " HOST_ONLINE_SQL
 	              " ORDER BY vc.idx",
-	              "iii", fi.version_id, r->ws_id, now);
+	              fi.version_id, r->ws_id, now);
 	while (st && db_step(st) == DB_ROW) {
 		json_t *c = json_array_get(chunks, (size_t)db_col_int64(st, 0));
 		char id[24];
@@ -247,7 +247,7 @@ static enum MHD_Result replicas_readable(struct req *r, int64_t minr, int64_t no
 	    "SELECT d.path, f.name, vc.chunk_hash, " COPIES_SQL " FROM files f JOIN folders d ON "
 	    "d.id = f.folder_id JOIN version_chunks vc ON vc.version_id = f.current_version_id "
 	    "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
-	    "ii", now, r->ws_id);
+	    now, r->ws_id);
 	if (acl_sum_readable(r, st, minr, &s) != 0)
 		return reply_db_error(r);
 	return reply_json(r, MHD_HTTP_OK,
@@ -261,8 +261,8 @@ static enum MHD_Result replicas_readable(struct req *r, int64_t minr, int64_t no
 enum MHD_Result api_replicas(struct req *r)
 {
 	int64_t now = now_ms(), minr = 2;
-	if (db_int64(r->db, &minr, "SELECT min_replicas FROM workspaces WHERE id = ?", "i",
-	             r->ws_id) != DB_ROW)
+	if (db_int64(r->db, &minr, "SELECT min_replicas FROM workspaces WHERE id = ?", r->ws_id) !=
+	    DB_ROW)
 		return reply_db_error(r);
 	if (!acl_reads_all(r))
 		return replicas_readable(r, minr, now);
@@ -274,7 +274,7 @@ enum MHD_Result api_replicas(struct req *r)
 	    "AND (cr.holder = 'hub' OR (h.revoked_at IS NULL AND " HOST_ONLINE_SQL "))) AS n FROM "
 	    "(SELECT DISTINCT vc.chunk_hash FROM files f JOIN version_chunks vc ON vc.version_id "
 	    "= f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL) u) x",
-	    "iii", minr, now, r->ws_id);
+	    minr, now, r->ws_id);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		return reply_db_error(r);
@@ -327,7 +327,7 @@ enum MHD_Result api_host_scrub(struct req *r)
 		        "AND chunk_hash IN (SELECT vc.chunk_hash FROM version_chunks vc JOIN "
 		        "file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id "
 		        "WHERE f.workspace_id = ? AND v.hash = ?)",
-		        "itit", now_ms(), holder, r->ws_id, json_get_str(c, "hash")) != DB_DONE ||
+		        now_ms(), holder, r->ws_id, json_get_str(c, "hash")) != DB_DONE ||
 		    meta_audit(r, "file.corrupt", json_get_str(c, "path"),
 		               json_pack("{s:s, s:I}", "hash", json_get_str(c, "hash"), "host",
 		                         (json_int_t)r->host_id)) != 0)

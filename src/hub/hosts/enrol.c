@@ -52,7 +52,7 @@ int64_t hosts_param(struct req *r)
 	if (id > 0 && db_int64(r->db, &found,
 	                       "SELECT id FROM hosts WHERE id = ? AND workspace_id = ? AND "
 	                       "revoked_at IS NULL",
-	                       "ii", id, r->ws_id) == DB_ROW)
+	                       id, r->ws_id) == DB_ROW)
 		return found;
 	reply_error(r, MHD_HTTP_NOT_FOUND, "host_not_found", "no such host in this workspace");
 	return 0;
@@ -78,7 +78,7 @@ enum MHD_Result api_host_invite(struct req *r)
 	        "INSERT INTO invites(workspace_id, kind, role, token_hash, single_use, "
 	        "created_by, created_at, expires_at) VALUES(?, 'host', 'member', ?, 1, ?, ?, ?) "
 	        "RETURNING id",
-	        "itiii", r->ws_id, hash, r->user_id, now, now + ttl * 1000) != DB_ROW ||
+	        r->ws_id, hash, r->user_id, now, now + ttl * 1000) != DB_ROW ||
 	    meta_audit(r, "host.invite", NULL, json_pack("{s:I}", "id", (json_int_t)id)) != 0 ||
 	    meta_commit(r) != DB_DONE) {
 		db_rollback(r->db);
@@ -136,7 +136,7 @@ enum MHD_Result api_host_join(struct req *r)
 	                              "SELECT id, workspace_id, created_by FROM invites WHERE "
 	                              "token_hash = ? AND kind = 'host' AND revoked_at IS NULL AND "
 	                              "used_at IS NULL AND expires_at > ?",
-	                              "ti", hash, now);
+	                              hash, now);
 	if (st && db_step(st) == DB_ROW) {
 		inv = db_col_int64(st, 0);
 		ws = db_col_int64(st, 1);
@@ -157,11 +157,11 @@ enum MHD_Result api_host_join(struct req *r)
 	}
 	int64_t used = 0, taken = 0, host = 0;
 	if (db_int64(r->db, &used, "SELECT COUNT(*) FROM invites WHERE id = ? AND used_at IS NULL",
-	             "i", inv) != DB_ROW ||
+	             inv) != DB_ROW ||
 	    db_int64(r->db, &taken,
 	             "SELECT COUNT(*) FROM hosts WHERE workspace_id = ? AND label = ? AND "
 	             "revoked_at IS NULL",
-	             "it", ws, label) != DB_ROW)
+	             ws, label) != DB_ROW)
 		goto db_fail;
 	if (!used || taken) {
 		db_rollback(r->db);
@@ -176,12 +176,12 @@ enum MHD_Result api_host_join(struct req *r)
 	if (db_int64(r->db, &host,
 	             "INSERT INTO hosts(workspace_id, label, created_at, invited_by) "
 	             "VALUES(?,?,?,?) RETURNING id",
-	             "itii", ws, label, now, inviter) != DB_ROW ||
+	             ws, label, now, inviter) != DB_ROW ||
 	    db_run(r->db,
 	           "INSERT INTO tokens(user_id, host_id, kind, name, token_hash, created_at) "
 	           "VALUES(?, ?, 'host', ?, ?, ?)",
-	           "iitti", inviter, host, label, tok_hash, now) != DB_DONE ||
-	    db_run(r->db, "UPDATE invites SET used_at = ? WHERE id = ?", "ii", now, inv) != DB_DONE)
+	           inviter, host, label, tok_hash, now) != DB_DONE ||
+	    db_run(r->db, "UPDATE invites SET used_at = ? WHERE id = ?", now, inv) != DB_DONE)
 		goto db_fail;
 	r->host_id = host;
 	/* Named folders: pinned, and the rest of the workspace excluded. */
@@ -201,7 +201,7 @@ enum MHD_Result api_host_join(struct req *r)
 			goto db_fail;
 	}
 	char name[256] = "";
-	st = db_query(r->db, "SELECT name FROM workspaces WHERE id = ?", "i", ws);
+	st = db_query(r->db, "SELECT name FROM workspaces WHERE id = ?", ws);
 	if (st && db_step(st) == DB_ROW)
 		snprintf(name, sizeof name, "%s", db_col_text(st, 0));
 	db_finalize(st);
@@ -247,7 +247,7 @@ enum MHD_Result api_hosts(struct req *r)
 	    " THEN 1 ELSE 0 END, h.last_seen, h.url, h.capacity_bytes, "
 	    "h.free_bytes, h.info, h.tunnel_url, h.created_at, h.heartbeat_ms FROM hosts h "
 	    "WHERE h.workspace_id = ? AND h.revoked_at IS NULL ORDER BY h.id",
-	    "ii", now, r->ws_id);
+	    now, r->ws_id);
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
@@ -357,7 +357,7 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 	    "SELECT cr.chunk_hash, cr.state, c.size FROM chunk_replicas cr JOIN chunks c ON "
 	    "c.hash = cr.chunk_hash WHERE cr.host_id = ? AND cr.assigned = 1 AND cr.state "
 	    "IN ('pending', 'released') LIMIT 512",
-	    "i", r->host_id);
+	    r->host_id);
 	while (st && db_step(st) == DB_ROW) {
 		if (strcmp(db_col_text(st, 1), "pending") == 0)
 			json_array_append_new(fetch,
@@ -389,21 +389,21 @@ enum MHD_Result api_host_remove(struct req *r)
 	char slug[64] = "", label[LABEL_MAX + 1] = "";
 	if (meta_begin(r->db, r->ws_id) != DB_DONE)
 		return reply_db_error(r);
-	struct db_stmt *st = db_query(r->db, "SELECT label FROM hosts WHERE id = ?", "i", host);
+	struct db_stmt *st = db_query(r->db, "SELECT label FROM hosts WHERE id = ?", host);
 	if (st && db_step(st) == DB_ROW)
 		snprintf(label, sizeof label, "%s", db_col_text(st, 0));
 	db_finalize(st);
 	if (!st || hosts_slug_retire(r->db, host, now, slug) != DB_DONE ||
 	    db_run(r->db,
 	           "UPDATE hosts SET revoked_at = ?, status = 'offline', url = NULL WHERE id = ?",
-	           "ii", now, host) != DB_DONE ||
+	           now, host) != DB_DONE ||
 	    db_run(r->db,
-	           "UPDATE tokens SET revoked_at = ? WHERE host_id = ? AND revoked_at IS NULL",
-	           "ii", now, host) != DB_DONE ||
-	    db_int64(r->db, &copies, "SELECT COUNT(*) FROM chunk_replicas WHERE host_id = ?", "i",
+	           "UPDATE tokens SET revoked_at = ? WHERE host_id = ? AND revoked_at IS NULL", now,
+	           host) != DB_DONE ||
+	    db_int64(r->db, &copies, "SELECT COUNT(*) FROM chunk_replicas WHERE host_id = ?",
 	             host) != DB_ROW ||
-	    db_run(r->db, "DELETE FROM chunk_replicas WHERE host_id = ?", "i", host) != DB_DONE ||
-	    db_run(r->db, "UPDATE jobs SET next_run_at = ? WHERE name = 'replicate'", "i", now) !=
+	    db_run(r->db, "DELETE FROM chunk_replicas WHERE host_id = ?", host) != DB_DONE ||
+	    db_run(r->db, "UPDATE jobs SET next_run_at = ? WHERE name = 'replicate'", now) !=
 	        DB_DONE ||
 	    meta_change(r->db, r->ws_id, "host.removed", "host",
 	                json_pack("{s:I, s:s}", "host_id", (json_int_t)host, "label", label)) !=

@@ -29,14 +29,14 @@ int hosts_set_policy(struct req *r, int64_t host, const char *folder, const char
 	if (strcmp(mode, "inherit") == 0)
 		rc = db_run(r->db,
 		            "DELETE FROM replication_policies WHERE host_id = ? AND folder_id = ?",
-		            "ii", host, fid);
+		            host, fid);
 	else
 		rc =
 		    db_run(r->db,
 		           "INSERT INTO replication_policies(host_id, folder_id, mode, updated_at) "
 		           "VALUES(?,?,?,?) ON CONFLICT (host_id, folder_id) DO UPDATE SET "
 		           "mode = excluded.mode, updated_at = excluded.updated_at",
-		           "iiti", host, fid, mode, now_ms());
+		           host, fid, mode, now_ms());
 	if (rc != DB_DONE)
 		return rc;
 	return meta_change(r->db, r->ws_id, "host.policy", "host",
@@ -57,7 +57,7 @@ enum MHD_Result api_host_policies(struct req *r)
 	                              "SELECT f.path, p.mode FROM replication_policies p JOIN "
 	                              "folders f ON f.id = p.folder_id WHERE p.host_id = ? AND "
 	                              "f.deleted_at IS NULL ORDER BY f.path",
-	                              "i", host);
+	                              host);
 	struct acl *a = req_acl(r);
 	if (!st || !a) {
 		db_finalize(st);

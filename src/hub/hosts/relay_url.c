@@ -31,10 +31,10 @@ enum MHD_Result api_host_relay_token(struct req *r)
 	randombytes_buf(raw, sizeof raw);
 	hex_encode(raw, sizeof raw, fresh);
 	if (db_run(r->db, "UPDATE hosts SET tunnel_slug = ? WHERE id = ? AND tunnel_slug IS NULL",
-	           "ti", fresh, r->host_id) != DB_DONE)
+	           fresh, r->host_id) != DB_DONE)
 		return reply_db_error(r);
 	struct db_stmt *st =
-	    db_query(r->db, "SELECT tunnel_slug FROM hosts WHERE id = ?", "i", r->host_id);
+	    db_query(r->db, "SELECT tunnel_slug FROM hosts WHERE id = ?", r->host_id);
 	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
 		snprintf(slug, sizeof slug, "%s", db_col_text(st, 0));
 	db_finalize(st);
@@ -57,7 +57,7 @@ enum MHD_Result api_host_relay_token(struct req *r)
 int hosts_slug_retire(struct db *db, int64_t host, int64_t effective_at, char old[64])
 {
 	old[0] = 0;
-	struct db_stmt *st = db_query(db, "SELECT tunnel_slug FROM hosts WHERE id = ?", "i", host);
+	struct db_stmt *st = db_query(db, "SELECT tunnel_slug FROM hosts WHERE id = ?", host);
 	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
 		snprintf(old, 64, "%s", db_col_text(st, 0));
 	db_finalize(st);
@@ -68,10 +68,10 @@ int hosts_slug_retire(struct db *db, int64_t host, int64_t effective_at, char ol
 	                     "created_at) VALUES(?,?,?,?) ON CONFLICT(slug) DO UPDATE SET "
 	                     "effective_at = excluded.effective_at, created_at = "
 	                     "excluded.created_at",
-	                     "tiii", old, host, effective_at, now_ms()) != DB_DONE)
+	                     old, host, effective_at, now_ms()) != DB_DONE)
 		return DB_ERR;
 	return db_run(db, "UPDATE hosts SET tunnel_slug = NULL, tunnel_url = NULL WHERE id = ?",
-	              "i", host);
+	              host);
 }
 
 /* POST hosts/H/rotate-url {grace_s} and POST hosts/H/revoke-url: the host's
@@ -133,7 +133,7 @@ enum MHD_Result api_relay_revocations(struct req *r)
 	    db_query(r->db,
 	             "SELECT slug, effective_at, created_at FROM relay_revocations "
 	             "WHERE created_at > ? ORDER BY created_at LIMIT 1000",
-	             "i", since);
+	             since);
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();

@@ -65,7 +65,7 @@ int hub_admin_job(const struct hub_config *cfg, const char *job, bool json)
 	int64_t users = 0;
 	int rc = 1;
 	if (db_migrate(db) != DB_DONE ||
-	    db_int64(db, &users, "SELECT COUNT(*) FROM users", NULL) != DB_ROW || users == 0) {
+	    db_int64(db, &users, "SELECT COUNT(*) FROM users") != DB_ROW || users == 0) {
 		fprintf(stderr, "roost admin %s: no initialized hub in %s\n", job, cfg->data_dir);
 		db_close(db);
 		return 1;

@@ -36,7 +36,7 @@
 static int drop_version(struct db *db, int64_t vid, int64_t now)
 {
 	struct db_stmt *st =
-	    db_query(db, "SELECT chunk_hash FROM version_chunks WHERE version_id = ?", "i", vid);
+	    db_query(db, "SELECT chunk_hash FROM version_chunks WHERE version_id = ?", vid);
 	json_t *hashes = json_array();
 	while (st && db_step(st) == DB_ROW)
 		json_array_append_new(hashes, json_string(db_col_text(st, 0)));
@@ -51,13 +51,13 @@ static int drop_version(struct db *db, int64_t vid, int64_t now)
 			    db,
 			    "UPDATE chunks SET refcount = refcount - 1, unref_at = CASE WHEN "
 			    "refcount <= 1 THEN ? ELSE unref_at END WHERE hash = ?",
-			    "it", now, json_string_value(h));
+			    now, json_string_value(h));
 	}
 	json_decref(hashes);
 	if (rc == DB_DONE)
-		rc = db_run(db, "DELETE FROM version_chunks WHERE version_id = ?", "i", vid);
+		rc = db_run(db, "DELETE FROM version_chunks WHERE version_id = ?", vid);
 	if (rc == DB_DONE)
-		rc = db_run(db, "DELETE FROM file_versions WHERE id = ?", "i", vid);
+		rc = db_run(db, "DELETE FROM file_versions WHERE id = ?", vid);
 	return rc;
 }
 
@@ -66,7 +66,7 @@ static int drop_version(struct db *db, int64_t vid, int64_t now)
 static int batch_ids(struct db *db, const char *sql, int64_t after, int64_t now, int64_t *ids,
                      int64_t *wss)
 {
-	struct db_stmt *st = db_query(db, sql, "iii", after, now, (int64_t)JOB_BATCH);
+	struct db_stmt *st = db_query(db, sql, after, now, (int64_t)JOB_BATCH);
 	if (!st)
 		return DB_ERR;
 	int n = 0, step;
@@ -143,8 +143,8 @@ static enum job_result gc_trash(struct job *j)
 		for (int i = 0; i < n; i++) {
 			if (db_begin(db) != DB_DONE)
 				return JOB_DB_ERR;
-			struct db_stmt *vs = db_query(
-			    db, "SELECT id FROM file_versions WHERE file_id = ?", "i", ids[i]);
+			struct db_stmt *vs =
+			    db_query(db, "SELECT id FROM file_versions WHERE file_id = ?", ids[i]);
 			int64_t vids[64];
 			int nv = 0, rc = vs ? DB_DONE : DB_ERR;
 			bool more = false;
@@ -162,7 +162,7 @@ static enum job_result gc_trash(struct job *j)
 				    db,
 				    "UPDATE files SET purged_at = ?, current_version_id = NULL "
 				    "WHERE id = ?",
-				    "ii", now, ids[i]);
+				    now, ids[i]);
 			if (rc != DB_DONE || db_commit(db) != DB_DONE) {
 				db_rollback(db);
 				return JOB_DB_ERR;
@@ -196,7 +196,7 @@ static int64_t retention_of(struct job *j, const char *hash)
 	             GC_RETENTION_S_DEFAULT) ") FROM workspace_chunks wc JOIN "
 	                                     "workspaces w ON w.id = wc.workspace_id WHERE "
 	                                     "wc.chunk_hash = ?",
-	         "t", hash);
+	         hash);
 	return s * 1000;
 }
 
@@ -215,13 +215,13 @@ static enum job_result delete_chunk(struct job *j, const char *hash, int64_t lea
 		return JOB_DB_ERR;
 	}
 	int rc = db_run(db, "DELETE FROM workspace_chunks WHERE chunk_hash = ? AND touched_at < ?",
-	                "ti", hash, lease_cutoff);
+	                hash, lease_cutoff);
 	int claimed = rc == DB_DONE
 	                  ? db_int64(db, &one,
 	                             "SELECT 1 FROM workspace_chunks WHERE chunk_hash = ? "
 	                             "UNION ALL SELECT 1 FROM version_chunks WHERE "
 	                             "chunk_hash = ? LIMIT 1",
-	                             "tt", hash, hash)
+	                             hash, hash)
 	                  : DB_ERR;
 	if (claimed != DB_DONE) {
 		db_rollback(db);
@@ -235,9 +235,9 @@ static enum job_result delete_chunk(struct job *j, const char *hash, int64_t lea
 		db_set_relaxed(db, false);
 		return JOB_STORE_ERR;
 	}
-	if (db_run(db, "DELETE FROM chunk_uploads WHERE chunk_hash = ?", "t", hash) != DB_DONE ||
-	    db_run(db, "DELETE FROM chunk_replicas WHERE chunk_hash = ?", "t", hash) != DB_DONE ||
-	    db_run(db, "DELETE FROM chunks WHERE hash = ?", "t", hash) != DB_DONE ||
+	if (db_run(db, "DELETE FROM chunk_uploads WHERE chunk_hash = ?", hash) != DB_DONE ||
+	    db_run(db, "DELETE FROM chunk_replicas WHERE chunk_hash = ?", hash) != DB_DONE ||
+	    db_run(db, "DELETE FROM chunks WHERE hash = ?", hash) != DB_DONE ||
 	    db_commit(db) != DB_DONE) {
 		db_rollback(db);
 		db_set_relaxed(db, false);
@@ -258,7 +258,7 @@ static enum job_result gc_hashes(struct job *j, const char *key, const char *sql
 		int64_t now = now_ms();
 		char after[HASH_HEX_LEN + 1];
 		snprintf(after, sizeof after, "%s", job_cur_str(j, after_key));
-		struct db_stmt *st = db_query(j->c->db, sql, "ti", after, (int64_t)JOB_BATCH);
+		struct db_stmt *st = db_query(j->c->db, sql, after, (int64_t)JOB_BATCH);
 		if (!st)
 			return JOB_DB_ERR;
 		char(*hashes)[HASH_HEX_LEN + 1] = xmalloc(JOB_BATCH * sizeof *hashes);
@@ -325,7 +325,7 @@ static void stray_object(const char *hash, int64_t mtime_ms, void *cls)
 	    db_int64(s->j->c->db, &one,
 	             "SELECT 1 FROM chunks WHERE hash = ? UNION ALL SELECT 1 FROM "
 	             "workspace_chunks WHERE chunk_hash = ? LIMIT 1",
-	             "tt", hash, hash) != DB_DONE)
+	             hash, hash) != DB_DONE)
 		return;
 	bool gone;
 	delete_chunk(s->j, hash, s->cutoff, &s->bytes, &gone);
@@ -335,7 +335,7 @@ static void stray_object(const char *hash, int64_t mtime_ms, void *cls)
 static enum job_result gc_strays(struct job *j)
 {
 	/* Uploads past their lease prove nothing and are no one's pending bytes. */
-	if (db_run(j->c->db, "DELETE FROM chunk_uploads WHERE touched_at < ?", "i",
+	if (db_run(j->c->db, "DELETE FROM chunk_uploads WHERE touched_at < ?",
 	           now_ms() - UPLOAD_PENDING_MS) != DB_DONE)
 		return JOB_DB_ERR;
 	for (int dir = (int)job_cur_int(j, "store_dir"); dir < 256; dir++) {

@@ -39,7 +39,7 @@ int job_fetch_from_hosts(struct job *j, const char *hash)
 	             "NULL AND h.url IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "
 	             "COALESCE(h.heartbeat_ms, " STRINGIFY(
 	                 HOST_HEARTBEAT_MS_DEFAULT) ") > ? ORDER BY h.last_seen DESC LIMIT 4",
-	             "ti", hash, now_ms());
+	             hash, now_ms());
 	char urls[4][512];
 	int64_t wss[4];
 	int n = 0;
@@ -73,7 +73,7 @@ int job_fetch_from_hosts(struct job *j, const char *hash)
 			       "UPDATE chunk_replicas SET state = 'ok', updated_at = ? WHERE "
 			       "chunk_hash "
 			       "= ? AND holder = 'hub'",
-			       "it", now_ms(), hash);
+			       now_ms(), hash);
 			return 0;
 		}
 	}
@@ -95,8 +95,8 @@ int job_fetch_from_hosts(struct job *j, const char *hash)
 static enum job_result replicate_to_hosts(struct job *j)
 {
 	struct db *db = j->c->db;
-	struct db_stmt *st = db_query(
-	    db, "SELECT id, min_replicas, replica_grace_s FROM workspaces ORDER BY id", NULL);
+	struct db_stmt *st =
+	    db_query(db, "SELECT id, min_replicas, replica_grace_s FROM workspaces ORDER BY id");
 	int64_t ws[256], minr[256], grace[256];
 	int nws = 0;
 	while (st && nws < 256 && db_step(st) == DB_ROW) {
@@ -113,7 +113,7 @@ static enum job_result replicate_to_hosts(struct job *j)
 		    "f.workspace_id = ? AND f.deleted_at IS NULL) u JOIN chunks c ON c.hash = "
 		    "u.chunk_hash WHERE " COPIES_SQL " < ? ORDER BY u.chunk_hash LIMIT 4096",
 		    "u.chunk_hash", "IN ('ok', 'pending')", "");
-		st = db_query(db, under, "iii", ws[w], cutoff, minr[w]);
+		st = db_query(db, under, ws[w], cutoff, minr[w]);
 		free(under);
 		json_t *want = json_array();
 		while (st && db_step(st) == DB_ROW)
@@ -146,7 +146,7 @@ static enum job_result replicate_to_hosts(struct job *j)
 			                                   "cr.state "
 			                                   "IN ('ok', 'pending')) ORDER BY "
 			                                   "h.free_bytes DESC LIMIT 1",
-			    "iiit", ws[w], now, size + REPLICA_HEADROOM_BYTES, hash);
+			    ws[w], now, size + REPLICA_HEADROOM_BYTES, hash);
 			if (rc == DB_DONE)
 				continue; /* no host can take it now: the next run tries again */
 			char holder[32];
@@ -158,7 +158,7 @@ static enum job_result replicate_to_hosts(struct job *j)
 			           "(chunk_hash, holder) DO UPDATE SET state = 'pending', assigned "
 			           "= 1, "
 			           "updated_at = excluded.updated_at",
-			           "ttii", hash, holder, target, now) != DB_DONE) {
+			           hash, holder, target, now) != DB_DONE) {
 				json_decref(want);
 				return JOB_DB_ERR;
 			}
@@ -175,13 +175,13 @@ static enum job_result replicate_to_hosts(struct job *j)
 		    " AND o.holder <> chunk_replicas.holder");
 		int64_t before = 0, after = 0;
 		db_int64(db, &before,
-		         "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'released'", NULL);
-		int rc = db_run(db, surplus, "iiii", now, ws[w], cutoff, minr[w]);
+		         "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'released'");
+		int rc = db_run(db, surplus, now, ws[w], cutoff, minr[w]);
 		free(surplus);
 		if (rc != DB_DONE)
 			return JOB_DB_ERR;
-		db_int64(db, &after, "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'released'",
-		         NULL);
+		db_int64(db, &after,
+		         "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'released'");
 		job_cur_add(j, "copies_assigned", assigned);
 		job_cur_add(j, "copies_released", after - before);
 		if (assigned || after > before)
@@ -207,7 +207,7 @@ static enum job_result run_replicate(struct job *j)
 		    "SELECT c.hash, c.size FROM chunks c WHERE c.hash > ? AND c.refcount > 0 "
 		    "AND NOT EXISTS (SELECT 1 FROM chunk_replicas cr WHERE cr.chunk_hash = "
 		    "c.hash AND cr.holder = 'hub' AND cr.state = 'ok') ORDER BY c.hash LIMIT ?",
-		    "ti", after, (int64_t)REPLICATE_BATCH);
+		    after, (int64_t)REPLICATE_BATCH);
 		if (!st)
 			return JOB_DB_ERR;
 		char hashes[REPLICATE_BATCH][HASH_HEX_LEN + 1];
@@ -230,7 +230,7 @@ static enum job_result run_replicate(struct job *j)
 			        "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
 			        "VALUES(?, 'hub', 'pending', ?) ON CONFLICT(chunk_hash, holder) DO "
 			        "NOTHING",
-			        "ti", hashes[i], now_ms()) != DB_DONE)
+			        hashes[i], now_ms()) != DB_DONE)
 				return JOB_DB_ERR;
 			int rc = job_fetch_from_hosts(j, hashes[i]);
 			job_cur_add(j, rc == 0 ? "chunks_copied" : "chunks_unavailable", 1);

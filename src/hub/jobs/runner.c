@@ -66,7 +66,7 @@ static int lease_take(struct job *j)
 	             "started_at = CASE WHEN cursor IS NULL THEN ? ELSE started_at END "
 	             "WHERE name = ? AND (lease_owner IS NULL OR lease_until < ? OR "
 	             "lease_owner = ?) RETURNING cursor",
-	             "tiitit", j->c->owner, now + JOB_LEASE_MS, now, j->name, now, j->c->owner);
+	             j->c->owner, now + JOB_LEASE_MS, now, j->name, now, j->c->owner);
 	if (!st)
 		return DB_ERR;
 	int rc = db_step(st);
@@ -96,7 +96,7 @@ bool job_lease_renew(struct job *j)
 	    db_int64(j->c->db, &one,
 	             "UPDATE jobs SET lease_until = ?, cursor = ?, progress = ? WHERE name = ? "
 	             "AND lease_owner = ? RETURNING 1",
-	             "itttt", now_ms() + JOB_LEASE_MS, cur, cur, j->name, j->c->owner);
+	             now_ms() + JOB_LEASE_MS, cur, cur, j->name, j->c->owner);
 	free(cur);
 	progress(j);
 	j->renewed = mono_ms();
@@ -112,7 +112,7 @@ static void lease_finish(struct job *j, json_t *result, int64_t next_run_at)
 	       "UPDATE jobs SET state = 'idle', lease_owner = NULL, lease_until = NULL, cursor = "
 	       "NULL, progress = NULL, result = ?, finished_at = ?, runs = runs + 1, next_run_at = "
 	       "? WHERE name = ? AND lease_owner = ?",
-	       "tiitt", res, now_ms(), next_run_at, j->name, j->c->owner);
+	       res, now_ms(), next_run_at, j->name, j->c->owner);
 	free(res);
 }
 
@@ -125,15 +125,14 @@ void job_audit(struct db *db, int64_t ws, const char *action, const char *target
 	db_run(db,
 	       "INSERT INTO audit_log(workspace_id, action, target, at, client_addr, detail) "
 	       "VALUES(?,?,?,?,'job',?)",
-	       "ittit", ws, action, target, now_ms(), d);
+	       ws, action, target, now_ms(), d);
 	free(d);
 }
 
 void job_chunk_audit(struct db *db, const char *hash, const char *action, json_t *detail)
 {
-	struct db_stmt *st =
-	    db_query(db, "SELECT DISTINCT workspace_id FROM workspace_chunks WHERE chunk_hash = ?",
-	             "t", hash);
+	struct db_stmt *st = db_query(
+	    db, "SELECT DISTINCT workspace_id FROM workspace_chunks WHERE chunk_hash = ?", hash);
 	int64_t ws[16];
 	int n = 0;
 	while (st && n < 16 && db_step(st) == DB_ROW)
@@ -158,7 +157,7 @@ void job_pace(struct job *j, struct bucket *b, int64_t bytes)
 
 void job_tell_workspaces(struct job *j, const char *kind, json_t *payload)
 {
-	struct db_stmt *st = db_query(j->c->db, "SELECT id FROM workspaces", NULL);
+	struct db_stmt *st = db_query(j->c->db, "SELECT id FROM workspaces");
 	int64_t ws[256];
 	int n = 0;
 	while (st && n < 256 && db_step(st) == DB_ROW)
@@ -236,7 +235,7 @@ enum job_result jobs_run(struct job_ctx *c, const char *name, json_t **result)
 	} else if (rc != JOB_LEASE_LOST) {
 		/* Keep the cursor; let the lease lapse so any runner resumes. */
 		db_run(c->db, "UPDATE jobs SET lease_until = 0 WHERE name = ? AND lease_owner = ?",
-		       "tt", name, c->owner);
+		       name, c->owner);
 	}
 	json_decref(j.cur);
 	return rc;
@@ -245,11 +244,9 @@ enum job_result jobs_run(struct job_ctx *c, const char *name, json_t **result)
 json_t *jobs_list(struct db *db)
 {
 	struct db_stmt *st =
-	    db_query(db,
-	             "SELECT name, state, lease_owner, lease_until, progress, "
-	             "result, started_at, finished_at, runs, next_run_at FROM jobs "
-	             "ORDER BY name",
-	             NULL);
+	    db_query(db, "SELECT name, state, lease_owner, lease_until, progress, "
+	                 "result, started_at, finished_at, runs, next_run_at FROM jobs "
+	                 "ORDER BY name");
 	if (!st)
 		return NULL;
 	json_t *arr = json_array();
@@ -306,10 +303,10 @@ static void *jobs_main(void *arg)
 			if (every <= 0 ||
 			    db_int64(c.db, &due,
 			             "SELECT COALESCE(next_run_at, 0) FROM jobs WHERE name = ?",
-			             "t", name) != DB_ROW)
+			             name) != DB_ROW)
 				continue;
 			if (due == 0) { /* first sight: not at once, every hub start would */
-				db_run(c.db, "UPDATE jobs SET next_run_at = ? WHERE name = ?", "it",
+				db_run(c.db, "UPDATE jobs SET next_run_at = ? WHERE name = ?",
 				       now_ms() + every, name);
 				continue;
 			}
@@ -396,12 +393,10 @@ void jobs_metrics(struct db *db, FILE *f)
 	if (db) {
 		db_int64(db, &hub,
 		         "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'corrupt' AND holder = "
-		         "'hub'",
-		         NULL);
+		         "'hub'");
 		db_int64(db, &hosts,
 		         "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'corrupt' AND holder "
-		         "<> 'hub'",
-		         NULL);
+		         "<> 'hub'");
 	}
 	fprintf(
 	    f,

@@ -28,7 +28,7 @@ static enum job_result run_scrub(struct job *j)
 		    db_query(j->c->db,
 		             "SELECT chunk_hash FROM chunk_replicas WHERE holder = "
 		             "'hub' AND chunk_hash > ? ORDER BY chunk_hash LIMIT ?",
-		             "ti", after, (int64_t)SCRUB_BATCH);
+		             after, (int64_t)SCRUB_BATCH);
 		if (!st) {
 			rc = JOB_DB_ERR;
 			break;
@@ -62,7 +62,7 @@ static enum job_result run_scrub(struct job *j)
 			db_run(j->c->db,
 			       "UPDATE chunk_replicas SET state = 'corrupt', updated_at = ? WHERE "
 			       "chunk_hash = ? AND holder = 'hub'",
-			       "it", now_ms(), hashes[i]);
+			       now_ms(), hashes[i]);
 			job_cur_add(j, got == -ENOENT ? "chunks_missing" : "chunks_corrupt", 1);
 			int fixed = job_fetch_from_hosts(j, hashes[i]);
 			job_cur_add(j, fixed == 0 ? "chunks_repaired" : "chunks_unrepaired", 1);

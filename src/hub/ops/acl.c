@@ -44,7 +44,7 @@ enum op_code op_acl_set(struct op_ctx *c, const char *path, int64_t uid, enum pe
 	rc = db_run(c->db,
 	            is_file ? "DELETE FROM acl_entries WHERE file_id = ? AND user_id = ?"
 	                    : "DELETE FROM acl_entries WHERE folder_id = ? AND user_id = ?",
-	            "ii", id, uid);
+	            id, uid);
 	if (rc == DB_DONE && perm != PERM_INVALID)
 		rc = db_run(c->db,
 		            is_file
@@ -52,7 +52,7 @@ enum op_code op_acl_set(struct op_ctx *c, const char *path, int64_t uid, enum pe
 		                  "created_at) VALUES(?,?,?,?,?)"
 		                : "INSERT INTO acl_entries(workspace_id, folder_id, user_id, perm, "
 		                  "created_at) VALUES(?,?,?,?,?)",
-		            "iiiti", c->ws_id, id, uid, perm_name(perm), now_ms());
+		            c->ws_id, id, uid, perm_name(perm), now_ms());
 	const char *what = perm == PERM_INVALID ? "removed" : perm_name(perm);
 	if (rc != DB_DONE ||
 	    meta_change(c->db, c->ws_id, "acl.changed", is_file ? "file" : "folder",

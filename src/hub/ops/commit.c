@@ -67,13 +67,13 @@ static int record_chunk(struct db *db, const char *hash, int64_t size)
 	int r = db_run(db,
 	               "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
 	               "ON CONFLICT(hash) DO NOTHING",
-	               "tii", hash, size, now);
+	               hash, size, now);
 	if (r == DB_DONE)
 		r = db_run(db,
 		           "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
 		           "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
 		           "SET state = 'ok', updated_at = excluded.updated_at",
-		           "ti", hash, now);
+		           hash, now);
 	return r;
 }
 
@@ -87,7 +87,7 @@ static int record_host_replica(struct op_ctx *c, const char *hash, int64_t now)
 	              "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, updated_at) "
 	              "VALUES(?,?,?,'ok',?) ON CONFLICT(chunk_hash, holder) DO UPDATE SET state = "
 	              "'ok', updated_at = excluded.updated_at",
-	              "ttii", hash, holder, c->host_id, now);
+	              hash, holder, c->host_id, now);
 }
 
 /* In a commit's transaction: the size of a chunk workspace ws may use and the
@@ -100,7 +100,7 @@ static int64_t claim_chunk_size(struct op_ctx *c, const char *hash)
 	if (db_int64(c->db, &one,
 	             "UPDATE workspace_chunks SET touched_at = ? WHERE workspace_id = ? AND "
 	             "chunk_hash = ? RETURNING 1",
-	             "iit", now_ms(), c->ws_id, hash) != DB_ROW)
+	             now_ms(), c->ws_id, hash) != DB_ROW)
 		return -1;
 	int64_t n = store_size(c->hub->store, hash);
 	return n > 0 ? n : -1;
@@ -192,7 +192,7 @@ static enum op_code place(struct op_ctx *c, const struct commit_args *a, const c
 	if (db_int64(c->db, &cur,
 	             "SELECT COALESCE(current_version_id, 0) FROM files WHERE folder_id = ? "
 	             "AND name = ? AND deleted_at IS NULL",
-	             "it", *folder, name) == DB_ERR)
+	             *folder, name) == DB_ERR)
 		return op_db(e);
 	if (cur != a->base)
 		return op_fail_detail(e, OP_VERSION_CONFLICT,
@@ -210,20 +210,20 @@ static int write_version(struct op_ctx *c, const struct commit_args *a, int64_t 
 	int rc =
 	    db_int64(c->db, &file_id,
 	             "SELECT id FROM files WHERE folder_id = ? AND name = ? AND deleted_at IS NULL",
-	             "it", folder, name);
+	             folder, name);
 	if (rc == DB_DONE)
 		rc = db_int64(c->db, &file_id,
 		              "INSERT INTO files(workspace_id, folder_id, name, size, created_at, "
 		              "updated_at) VALUES(?,?,?,?,?,?) RETURNING id",
-		              "iitiii", c->ws_id, folder, name, a->size, now, now);
+		              c->ws_id, folder, name, a->size, now, now);
 	if (rc != DB_ROW ||
 	    db_int64(c->db, &number,
 	             "SELECT COALESCE(MAX(number), 0) + 1 FROM file_versions WHERE file_id = ?",
-	             "i", file_id) != DB_ROW ||
+	             file_id) != DB_ROW ||
 	    db_int64(c->db, &vid,
 	             "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
 	             "created_by, created_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
-	             "iititii", file_id, number, a->hash, a->size, ctype, author, now) != DB_ROW)
+	             file_id, number, a->hash, a->size, ctype, author, now) != DB_ROW)
 		return DB_ERR;
 	int64_t off = 0;
 	for (size_t i = 0; i < a->n; i++) {
@@ -232,11 +232,11 @@ static int write_version(struct op_ctx *c, const struct commit_args *a, int64_t 
 		    db_run(c->db,
 		           "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
 		           "size) VALUES(?,?,?,?,?)",
-		           "iitii", vid, (int64_t)i, ch->hash, off, ch->size) != DB_DONE ||
+		           vid, (int64_t)i, ch->hash, off, ch->size) != DB_DONE ||
 		    db_run(
 		        c->db,
 		        "UPDATE chunks SET refcount = refcount + 1, unref_at = NULL WHERE hash = ?",
-		        "t", ch->hash) != DB_DONE ||
+		        ch->hash) != DB_DONE ||
 		    (c->host_id && record_host_replica(c, ch->hash, now) != DB_DONE))
 			return DB_ERR;
 		off += ch->size;
@@ -244,7 +244,7 @@ static int write_version(struct op_ctx *c, const struct commit_args *a, int64_t 
 	if (db_run(c->db,
 	           "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
 	           "updated_at = ?, updated_by = ? WHERE id = ?",
-	           "iitiii", vid, a->size, ctype, now, author, file_id) != DB_DONE ||
+	           vid, a->size, ctype, now, author, file_id) != DB_DONE ||
 	    possess_consume(c, a->chunks, a->n) != DB_DONE ||
 	    meta_change(c->db, c->ws_id, "file.version", "file",
 	                json_pack("{s:I, s:s, s:I, s:I, s:I, s:s}", "id", (json_int_t)file_id,
@@ -336,7 +336,7 @@ static enum op_code commit_from_version(struct op_ctx *c, const char *path, int6
 {
 	struct db_stmt *st = db_query(
 	    c->db, "SELECT chunk_hash, size FROM version_chunks WHERE version_id = ? ORDER BY idx",
-	    "i", vid);
+	    vid);
 	size_t n = 0, cap = 16;
 	struct chunk_ref *refs = xcalloc(cap, sizeof *refs);
 	while (st && db_step(st) == DB_ROW) {
@@ -379,7 +379,7 @@ enum op_code op_version_restore(struct op_ctx *c, const char *path, int64_t numb
 	struct db_stmt *st = db_query(c->db,
 	                              "SELECT v.id, v.size, v.hash, v.content_type FROM "
 	                              "file_versions v WHERE v.file_id = ? AND v.number = ?",
-	                              "ii", fi.id, number);
+	                              fi.id, number);
 	int64_t vid = 0, size = 0;
 	char hash[HASH_HEX_LEN + 1] = "", ctype[128] = "";
 	if (st && db_step(st) == DB_ROW) {

@@ -88,19 +88,19 @@ static int move_rows(struct op_ctx *c, const char *from, const char *to, bool is
 	if (is_file)
 		return db_run(
 		    c->db, "UPDATE files SET folder_id = ?, name = ?, updated_at = ? WHERE id = ?",
-		    "itii", dst_parent, tname, now, id);
+		    dst_parent, tname, now, id);
 	/* Rename the folder, then rewrite the paths of everything below it. */
 	int rc = db_run(c->db,
 	                "UPDATE folders SET parent_id = ?, name = ?, path = ?, updated_at = ? "
 	                "WHERE id = ?",
-	                "ittii", dst_parent, tname, to, now, id);
+	                dst_parent, tname, to, now, id);
 	char *prefix = xasprintf("%s/", from);
 	if (rc == DB_DONE)
 		rc = db_run(c->db,
 		            "UPDATE folders SET path = ? || substr(path, ?) WHERE "
 		            "workspace_id = ? AND deleted_at IS NULL AND "
 		            "substr(path, 1, ?) = ?",
-		            "tiiit", to, (int64_t)utf8_chars(from) + 1, c->ws_id,
+		            to, (int64_t)utf8_chars(from) + 1, c->ws_id,
 		            (int64_t)utf8_chars(prefix), prefix);
 	free(prefix);
 	return rc;
@@ -187,8 +187,7 @@ static int delete_rows(struct op_ctx *c, const char *path, bool is_file, int64_t
 {
 	int64_t now = now_ms();
 	if (is_file)
-		return db_run(c->db, "UPDATE files SET deleted_at = ? WHERE id = ?", "ii", now,
-		              file_id);
+		return db_run(c->db, "UPDATE files SET deleted_at = ? WHERE id = ?", now, file_id);
 	/* The folder and everything below it go to the trash together. */
 	char *prefix = xasprintf("%s/", path);
 	const char *sub = "SELECT id FROM folders WHERE workspace_id = ? AND "
@@ -196,14 +195,13 @@ static int delete_rows(struct op_ctx *c, const char *path, bool is_file, int64_t
 	char *sql = xasprintf("UPDATE files SET deleted_at = ? WHERE deleted_at IS NULL "
 	                      "AND folder_id IN (%s)",
 	                      sub);
-	int rc =
-	    db_run(c->db, sql, "iitit", now, c->ws_id, path, (int64_t)utf8_chars(prefix), prefix);
+	int rc = db_run(c->db, sql, now, c->ws_id, path, (int64_t)utf8_chars(prefix), prefix);
 	free(sql);
 	if (rc == DB_DONE)
 		rc = db_run(c->db,
 		            "UPDATE folders SET deleted_at = ? WHERE workspace_id = ? AND "
 		            "deleted_at IS NULL AND (path = ? OR substr(path, 1, ?) = ?)",
-		            "iitit", now, c->ws_id, path, (int64_t)utf8_chars(prefix), prefix);
+		            now, c->ws_id, path, (int64_t)utf8_chars(prefix), prefix);
 	free(prefix);
 	return rc;
 }

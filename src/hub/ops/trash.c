@@ -27,7 +27,7 @@ static int deleted_chain(struct db *db, int64_t folder, int64_t ids[FOLDER_DEPTH
 		    db,
 		    "SELECT parent_id, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END FROM folders "
 		    "WHERE id = ?",
-		    "i", folder);
+		    folder);
 		int rc = st ? db_step(st) : DB_ERR;
 		bool deleted = rc == DB_ROW && db_col_int64(st, 1) != 0;
 		int64_t parent = rc == DB_ROW ? db_col_int64(st, 0) : 0;
@@ -49,7 +49,7 @@ static char *folder_text(struct db *db, int64_t id, bool path)
 	struct db_stmt *st = db_query(db,
 	                              path ? "SELECT path FROM folders WHERE id = ?"
 	                                   : "SELECT name FROM folders WHERE id = ?",
-	                              "i", id);
+	                              id);
 	char *s = st && db_step(st) == DB_ROW ? xstrdup(db_col_text(st, 0)) : NULL;
 	db_finalize(st);
 	return s;
@@ -84,7 +84,7 @@ static int revive_folders(struct op_ctx *c, int64_t *folder, char **dir)
 			    db_run(c->db,
 			           "UPDATE folders SET deleted_at = NULL, parent_id = ?, path = ?, "
 			           "updated_at = ? WHERE id = ?",
-			           "itii", parent, p, now_ms(), live) == DB_DONE &&
+			           parent, p, now_ms(), live) == DB_DONE &&
 			            meta_change(c->db, c->ws_id, "folder.created", "folder",
 			                        json_pack("{s:I, s:s}", "id", (json_int_t)live,
 			                                  "path", p)) == 0
@@ -118,7 +118,7 @@ static int trashed_get(struct op_ctx *c, int64_t id, struct trashed *t)
 	    "f.deleted_at FROM files f JOIN folders d ON d.id = f.folder_id LEFT JOIN "
 	    "file_versions v ON v.id = f.current_version_id WHERE f.id = ? AND f.workspace_id = ? "
 	    "AND f.deleted_at IS NOT NULL AND f.purged_at IS NULL",
-	    "ii", id, c->ws_id);
+	    id, c->ws_id);
 	int rc = st ? db_step(st) : DB_ERR;
 	if (rc == DB_ROW) {
 		t->path = op_trashed_path(db_col_text(st, 0), db_col_text(st, 1));
@@ -150,7 +150,7 @@ static enum op_code restore_check(struct op_ctx *c, int64_t id, const struct tra
 	/* Its versions count against the quota again once it is back. */
 	int64_t bytes = 0;
 	if (db_int64(c->db, &bytes,
-	             "SELECT COALESCE(SUM(size), 0) FROM file_versions WHERE file_id = ?", "i",
+	             "SELECT COALESCE(SUM(size), 0) FROM file_versions WHERE file_id = ?",
 	             id) != DB_ROW)
 		return op_db(e);
 	if (!limits_fit_quota(c->db, c->ws_id, bytes, e))
@@ -205,7 +205,7 @@ enum op_code op_trash_restore(struct op_ctx *c, int64_t id, struct trash_result 
 	if (rc != 0 ||
 	    db_run(c->db,
 	           "UPDATE files SET deleted_at = NULL, folder_id = ?, updated_at = ? WHERE id = ?",
-	           "iii", folder, now_ms(), id) != DB_DONE ||
+	           folder, now_ms(), id) != DB_DONE ||
 	    meta_change(c->db, c->ws_id, "file.version", "file",
 	                json_pack("{s:I, s:s, s:I, s:I, s:I, s:s, s:b}", "id", (json_int_t)id,
 	                          "path", path, "version", (json_int_t)t.number, "version_id",
