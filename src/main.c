@@ -300,6 +300,9 @@ static bool accepts(const char *hostport)
  * The demo starts its parts in order: hub, relay, host. */
 static atomic_bool demo_stopping;
 
+#define DEMO_READY_WAIT_MS   60000 /* each part of the demo has a minute to answer */
+#define DEMO_BANNER_PAUSE_MS 500
+
 static bool up(const char *what)
 {
 	return strncmp(what, "tcp:", 4) == 0 ? accepts(what + 4) : answers_200(what);
@@ -307,7 +310,7 @@ static bool up(const char *what)
 
 static bool wait_ready(const char *url)
 {
-	int64_t until = mono_ms() + 60000, wait = 20;
+	int64_t until = mono_ms() + DEMO_READY_WAIT_MS, wait = 20;
 	while (!up(url)) {
 		if (mono_ms() > until || atomic_load(&demo_stopping))
 			return false;
@@ -338,7 +341,8 @@ static void *banner_main(void *arg)
 		wait_ready(b->relay);
 	if (b->host)
 		wait_ready(b->host);
-	usleep(500000); /* the host's first lines (attached, first sync) come first */
+	usleep(DEMO_BANNER_PAUSE_MS *
+	       1000); /* the host's first lines (attached, first sync) first */
 	fputs(b->text, stdout);
 	fflush(stdout);
 	return NULL;

@@ -6,6 +6,7 @@
 #include "../core/retry.h"
 #include "../core/util.h"
 
+#define WATCH_RECONNECT_MS 1000 /* after the hub ended the feed cleanly (a restart) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,7 @@ int cmd_watch(struct opts *o)
 			        status, status == 401 ? "; log in again" : "");
 			break;
 		}
-		int64_t delay = 1000; /* the feed ended cleanly: back soon */
+		int64_t delay = WATCH_RECONNECT_MS; /* the feed ended cleanly: back soon */
 		if (cc == CURLE_OK)
 			retry_reset(&rt);
 		else

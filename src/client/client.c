@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CLIENT_CONNECT_TIMEOUT_S 10L
+#define CLIENT_STALL_S           60L /* no byte for this long fails a transfer */
+
 struct membuf {
 	char *data;
 	size_t len;
@@ -32,12 +35,12 @@ static void apply_defaults(const struct client *c, CURL *curl)
 {
 	if (c->cacert)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CLIENT_CONNECT_TIMEOUT_S);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* Fail a transfer that stalls for a minute rather than hang forever. */
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, CLIENT_STALL_S);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "roost/" ROOST_VERSION);
 	if (c->timeout_s > 0)
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, c->timeout_s);

@@ -459,7 +459,7 @@ enum MHD_Result api_password_change(struct req *r)
 	int hrc = auth_hash_password(new, hash);
 	r->db = db_pool_acquire(r->hub->pool);
 	if (hrc == AUTH_BUSY)
-		return auth_reply_retry(r, AUTH_BUSY, 1000);
+		return auth_reply_retry(r, AUTH_BUSY, AUTH_BUSY_RETRY_MS);
 	int64_t ended = 0;
 	if (hrc != 0 || db_begin(r->db) != DB_DONE)
 		return reply_db_error(r);

@@ -12,6 +12,8 @@
 #define AUTH_DB_ERROR  (-1)
 #define AUTH_THROTTLED (-2) /* the guard refused: retry after *retry_ms */
 #define AUTH_BUSY      (-3) /* every argon2id slot stayed taken: retry after *retry_ms */
+/* When a client told AUTH_BUSY outside a password check should retry. */
+#define AUTH_BUSY_RETRY_MS 1000
 /* 0, AUTH_BUSY, or -1 if hashing failed. */
 int auth_hash_password(const char *password, char out[128]);
 /* 1 the password matches, 0 it does not, AUTH_BUSY. */

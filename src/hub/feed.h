@@ -8,6 +8,10 @@
 
 #include "hub.h"
 
+/* A comment line on an idle feed this often (--heartbeat), so proxies and
+ * clients see the stream is alive. */
+#define FEED_HEARTBEAT_MS_DEFAULT 15000
+
 void feed_init(struct hub *hub);
 void feed_start_listener(struct hub *hub);
 void feed_notify(struct hub *hub);

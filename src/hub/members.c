@@ -368,7 +368,7 @@ enum MHD_Result api_invite_accept(struct req *r)
 	/* Only a wrong password for an existing account is a failed guess. */
 	guard_result(r, email, ok == AUTH_BUSY || (!uid && !ok) ? -1 : ok);
 	if (ok == AUTH_BUSY)
-		return auth_reply_retry(r, AUTH_BUSY, 1000);
+		return auth_reply_retry(r, AUTH_BUSY, AUTH_BUSY_RETRY_MS);
 	if (!ok && uid)
 		meta_audit(r, "login.failed", email, json_pack("{s:s}", "via", "invite"));
 	if (!ok)

@@ -879,7 +879,7 @@ int hub_serve(struct hub_config *cfg)
 	hub->pool = db_pool_new(dbpath, 16, &err);
 	hub->db_url = dbpath;
 	if (hub->cfg.feed_heartbeat_ms <= 0)
-		hub->cfg.feed_heartbeat_ms = 15000;
+		hub->cfg.feed_heartbeat_ms = FEED_HEARTBEAT_MS_DEFAULT;
 	feed_init(hub);
 	hub->m.by_route = xcalloc(N_ROUTES + 1, sizeof *hub->m.by_route);
 	hub->limiter = limiter_new(hub->cfg.rate_limit);

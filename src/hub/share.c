@@ -220,7 +220,7 @@ static bool share_unlocked(struct req *r, const struct share *s)
 		r->db = db_pool_acquire(r->hub->pool);
 		guard_result(r, key, ok == AUTH_BUSY ? -1 : ok);
 		if (ok == AUTH_BUSY) {
-			auth_reply_retry(r, AUTH_BUSY, 1000);
+			auth_reply_retry(r, AUTH_BUSY, AUTH_BUSY_RETRY_MS);
 			return false;
 		}
 		if (ok == 1)

@@ -16,6 +16,7 @@
 #include "download.h"
 #include "acl.h"
 #include "ops/ops.h"
+#include "hosts/hosts.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/token.h"
@@ -138,10 +139,14 @@ static void writable_host_url(struct req *r, const char *path, char *out, size_t
 	    r->db,
 	    "SELECT h.tunnel_url FROM hosts h WHERE h.workspace_id = ? AND h.revoked_at IS NULL "
 	    "AND h.tunnel_url IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "
-	    "COALESCE(h.heartbeat_ms, 5000) > ? AND COALESCE((SELECT p.mode FROM "
-	    "replication_policies p JOIN folders f ON f.id = p.folder_id WHERE p.host_id = h.id "
-	    "AND (f.path = '/' OR substr(?, 1, length(f.path) + 1) = f.path || '/') ORDER BY "
-	    "length(f.path) DESC LIMIT 1), 'pinned') = 'pinned' ORDER BY h.last_seen DESC LIMIT 1",
+	    "COALESCE(h.heartbeat_ms, " STRINGIFY(
+	        HOST_HEARTBEAT_MS_DEFAULT) ") > ? AND COALESCE((SELECT p.mode FROM "
+	                                   "replication_policies p JOIN folders f ON f.id = "
+	                                   "p.folder_id WHERE p.host_id = h.id "
+	                                   "AND (f.path = '/' OR substr(?, 1, length(f.path) + 1) "
+	                                   "= f.path || '/') ORDER BY "
+	                                   "length(f.path) DESC LIMIT 1), 'pinned') = 'pinned' "
+	                                   "ORDER BY h.last_seen DESC LIMIT 1",
 	    r->ws_id, now_ms(), path);
 	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
 		snprintf(out, cap, "%s", db_col_text(st, 0));
@@ -242,10 +247,13 @@ enum MHD_Result api_url_create(struct req *r)
 	    r->db,
 	    "SELECT h.tunnel_url FROM hosts h WHERE h.workspace_id = ? AND h.revoked_at IS NULL "
 	    "AND h.tunnel_url IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "
-	    "COALESCE(h.heartbeat_ms, 5000) > ? AND NOT EXISTS (SELECT 1 FROM version_chunks vc "
-	    "WHERE vc.version_id = ? AND NOT EXISTS (SELECT 1 FROM chunk_replicas cr WHERE "
-	    "cr.chunk_hash = vc.chunk_hash AND cr.host_id = h.id AND cr.state = 'ok')) "
-	    "ORDER BY h.last_seen DESC LIMIT 1",
+	    "COALESCE(h.heartbeat_ms, " STRINGIFY(
+	        HOST_HEARTBEAT_MS_DEFAULT) ") > ? AND NOT EXISTS (SELECT 1 FROM version_chunks vc "
+	                                   "WHERE vc.version_id = ? AND NOT EXISTS (SELECT 1 FROM "
+	                                   "chunk_replicas cr WHERE "
+	                                   "cr.chunk_hash = vc.chunk_hash AND cr.host_id = h.id "
+	                                   "AND cr.state = 'ok')) "
+	                                   "ORDER BY h.last_seen DESC LIMIT 1",
 	    r->ws_id, now_ms(), fi.version_id);
 	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
 		snprintf(relay, sizeof relay, "%s", db_col_text(st, 0));

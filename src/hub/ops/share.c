@@ -62,7 +62,7 @@ enum op_code op_share_create(struct op_ctx *c, const struct share_args *a, struc
 	char pwh[128] = "";
 	int hrc = a->password ? auth_hash_password(a->password, pwh) : 0;
 	if (hrc == AUTH_BUSY) {
-		e->retry_ms = 1000;
+		e->retry_ms = AUTH_BUSY_RETRY_MS;
 		return op_fail(e, OP_BUSY,
 		               "too many password checks at once; retry after Retry-After seconds");
 	}
