@@ -117,7 +117,7 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.head_timeout_s = HEAD_TIMEOUT_DEFAULT;
 	a->cfg.gc_every_ms = a->cfg.scrub_every_ms = a->cfg.replicate_every_ms = -1;
 	a->cfg.gc_retention_ms = -1;
-	for (int i = 0; i < argc; i++) {
+	for (int i = 0; i < argc; i += 2) { /* every option takes a value */
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int *port = strcmp(o, "--api-port") == 0         ? &a->cfg.api_port
 		            : strcmp(o, "--content-port") == 0   ? &a->cfg.content_port
@@ -171,7 +171,7 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 		} else if (strcmp(o, "--gc-every") == 0 || strcmp(o, "--scrub-every") == 0 ||
 		           strcmp(o, "--replicate-every") == 0 || strcmp(o, "--retention") == 0) {
 			int64_t secs = parse_duration(v);
-			if (secs < 0) {
+			if (secs < 0 || secs > INT64_MAX / 1000) {
 				fprintf(stderr,
 				        "roost %s: %s takes a duration such as 7d, 12h, 30m or 0\n",
 				        cmd, o);
@@ -214,7 +214,6 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			        o);
 			return 2;
 		}
-		i++;
 	}
 	a->cfg.data_dir = a->data;
 	return 0;

@@ -132,17 +132,10 @@ struct req {
 	void *state; /* handler-owned stream state */
 	void (*state_free)(void *state);
 	bool replied;
-	/* Capture mode: JSON answers are kept here instead of sent. Only the
-	 * streaming upload (upload_stream_start, api_upload) needs it, when
-	 * WebDAV PUT/LOCK and share-link uploads reuse it (dav/, share.c); the
-	 * operations (ops/ops.h) return typed errors instead. */
-	bool capture;
 	const char *etag; /* serve_version's ETag instead of the quoted hash (dav/) */
-	unsigned cap_status;
-	json_t *cap_body;
-	bool dash;          /* arrived on the dashboard port (cookie sessions, CSP) */
-	unsigned status;    /* the answer's status, for metrics */
-	int64_t start_us;   /* when the request arrived */
+	bool dash;        /* arrived on the dashboard port (cookie sessions, CSP) */
+	unsigned status;  /* the answer's status, for metrics */
+	int64_t start_us; /* when the request arrived */
 };
 
 struct route {

@@ -154,22 +154,21 @@ bool limits_fit_quota(struct db *db, int64_t ws, int64_t bytes, struct op_err *e
 }
 
 /* Refuse with 507: now, or (defer) once the body has been read and dropped. */
-static bool refuse(struct req *r, bool defer, const char *code, const char *msg, int64_t pending,
-                   int64_t limit)
+static bool refuse(struct req *r, bool defer, enum op_code code, const char *msg, int64_t pending,
+                   int64_t limit, struct op_err *e)
 {
 	if (defer) {
-		r->stream_err = MHD_HTTP_INSUFFICIENT_STORAGE;
-		r->stream_code = code;
+		r->stream_err = (int)op_http_status(code);
+		r->stream_code = op_code_json(code);
 		r->stream_msg = msg;
-	} else {
-		reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, code,
-		            "%s (%lld bytes uploaded and not committed; the limit is %lld)", msg,
-		            (long long)pending, (long long)limit);
+		return true;
 	}
+	op_fail(e, code, "%s (%lld bytes uploaded and not committed; the limit is %lld)", msg,
+	        (long long)pending, (long long)limit);
 	return false;
 }
 
-bool limits_allow_pending(struct req *r, int64_t more, bool defer)
+bool limits_fit_pending(struct req *r, int64_t more, bool defer, struct op_err *e)
 {
 	int64_t cap = 0, quota = 0, used = 0, pending = 0;
 	struct db_stmt *st = db_query(
@@ -183,19 +182,20 @@ bool limits_allow_pending(struct req *r, int64_t more, bool defer)
 	db_finalize(st);
 	struct op_ctx c;
 	req_op_ctx(r, &c);
-	if (!ok || possess_pending(&c, &pending) != DB_DONE ||
-	    (quota > 0 && limits_used(r->db, r->ws_id, &used) != 0)) {
-		reply_db_error(r);
+	int prc = ok ? possess_pending(&c, &pending) : DB_ERR;
+	req_op_end(r, &c);
+	if (!ok || prc != DB_DONE || (quota > 0 && limits_used(r->db, r->ws_id, &used) != 0)) {
+		op_db(e);
 		return false;
 	}
 	if (quota > 0 && used + pending + more > quota)
-		return refuse(r, defer, "quota_exceeded",
-		              "this upload would take the workspace over its quota", pending,
-		              quota);
+		return refuse(r, defer, OP_QUOTA_EXCEEDED,
+		              "this upload would take the workspace over its quota", pending, quota,
+		              e);
 	if (pending + more > cap)
-		return refuse(r, defer, "upload_limit",
+		return refuse(r, defer, OP_UPLOAD_LIMIT,
 		              "uploaded bytes not yet committed may not pass the max file size; "
 		              "commit them (or wait a day) first",
-		              pending, cap);
+		              pending, cap, e);
 	return true;
 }

@@ -17,11 +17,13 @@ int64_t limits_max_file(struct db *db, int64_t ws);
 /* Files are limited to this by default (PATCH max_file_bytes changes it). */
 #define MAX_FILE_DEFAULT (64ll << 30)
 /* May the caller upload more bytes it has not committed yet? Its pending bytes
- * are bounded by the max file size and what is left of the quota. Replies 507
- * upload_limit or quota_exceeded if not; with defer, sets r->stream_err so
- * the body is read, dropped and then refused (simple clients cannot read an
- * answer sent while they are still sending). */
-bool limits_allow_pending(struct req *r, int64_t more, bool defer);
+ * are bounded by the max file size and what is left of the quota. If not:
+ * false with upload_limit or quota_exceeded in *e (or db_unavailable); with
+ * defer, true with r->stream_err set instead, so the body is read, dropped and
+ * then refused (simple clients cannot read an answer sent while they are
+ * still sending). */
+struct op_err;
+bool limits_fit_pending(struct req *r, int64_t more, bool defer, struct op_err *e);
 /* limits_fit_file, limits_fit_quota: ops/ops.h */
 /* The bytes that count against workspace ws's quota. */
 int limits_used(struct db *db, int64_t ws, int64_t *used);

@@ -198,12 +198,6 @@ static enum MHD_Result queue(struct req *r, unsigned status, const char *ctype, 
 enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, const char *hname,
                                const char *hval)
 {
-	if (r->capture) {
-		json_decref(r->cap_body);
-		r->cap_body = body;
-		r->cap_status = status;
-		return MHD_YES;
-	}
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (!s)
@@ -550,7 +544,6 @@ static void req_free(struct req *r)
 		db_pool_release(r->hub->pool, r->db);
 	free_params(r->params);
 	acl_free(r->acl);
-	json_decref(r->cap_body);
 	free(r->body);
 	json_decref(r->json);
 	free(r);

@@ -537,20 +537,11 @@ out:
  * (its path below the share's root; no ids or hashes). */
 enum MHD_Result api_share_upload(struct req *r)
 {
-	r->capture = true;
-	json_decref(r->cap_body);
-	r->cap_body = NULL;
-	r->cap_status = 0;
-	api_upload(r);
-	r->capture = false;
-	unsigned st = r->cap_status ? r->cap_status : MHD_HTTP_INTERNAL_SERVER_ERROR;
-	json_t *body = r->cap_body;
-	r->cap_body = NULL;
-	if (st >= 300 || !body)
-		return reply_json(r, st,
-		                  body ? body
-		                       : json_pack("{s:{s:s, s:s}}", "error", "code", "internal",
-		                                   "message", "failed"));
+	struct op_err e = {0};
+	json_t *body = upload_stream_commit(r, &e);
+	if (!body)
+		return reply_op_err(r, &e);
+	unsigned st = MHD_HTTP_CREATED;
 	struct share s; /* the link was checked (and unlocked) at the body's start */
 	if (!share_open(r, r->params[0], &s)) {
 		json_decref(body);

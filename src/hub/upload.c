@@ -137,8 +137,9 @@ enum MHD_Result api_chunk_put_begin(struct req *r)
 	/* Uploaded but uncommitted bytes are bounded per uploader. */
 	const char *cl = req_header(r, "Content-Length");
 	int64_t more = cl ? strtoll(cl, NULL, 10) : 0;
-	if (!limits_allow_pending(r, more > 0 && more < p.max ? more : p.max, false))
-		return MHD_YES;
+	struct op_err e = {0};
+	if (!limits_fit_pending(r, more > 0 && more < p.max ? more : p.max, false, &e))
+		return reply_op_err(r, &e);
 	r->state = store_writer_new(r->hub->store);
 	r->state_free = writer_free;
 	return MHD_YES;
@@ -423,35 +424,36 @@ enum MHD_Result api_upload_begin(struct req *r)
 	return upload_stream_start(r, path);
 }
 
-enum MHD_Result upload_stream_start(struct req *r, char *path)
+enum op_code upload_stream_begin(struct req *r, char *path, struct op_err *e)
 {
-	/* A refusal leaves no stream state behind (dav.c swaps states around
+	/* A refusal leaves no stream state behind (dav/ swaps states around
 	 * this call and takes whatever r->state holds after it). */
 	r->state = NULL;
 	r->state_free = NULL;
-	if (!req_path_writable(r, path)) { /* before the body comes */
-		free(path);
-		return MHD_YES;
-	}
 	struct chunker_params p;
-	if (hub_ws_chunking(r->db, r->ws_id, &p) != 0) {
+	enum op_code rc = OP_OK;
+	if (!op_path_writable(path, e)) /* before the body comes */
+		rc = e->code;
+	else if (hub_ws_chunking(r->db, r->ws_id, &p) != 0)
+		rc = op_db(e);
+	if (rc != OP_OK) {
 		free(path);
-		return reply_db_error(r);
+		return rc;
 	}
 	/* The body may not outgrow the max file size, nor with the uploader's
 	 * other pending bytes the quota: refused before it is stored. */
 	r->body_limit = limits_max_file(r->db, r->ws_id);
 	const char *cl = req_header(r, "Content-Length");
 	int64_t len = cl ? strtoll(cl, NULL, 10) : 0;
-	if (len > r->body_limit) {
+	if (len > r->body_limit)
+		rc = op_fail(e, OP_FILE_TOO_LARGE,
+		             "files in this workspace are limited to %lld bytes",
+		             (long long)r->body_limit);
+	else if (!limits_fit_pending(r, len > 0 ? len : 0, true, e))
+		rc = e->code;
+	if (rc != OP_OK) {
 		free(path);
-		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "file_too_large",
-		                   "files in this workspace are limited to %lld bytes",
-		                   (long long)r->body_limit);
-	}
-	if (!limits_allow_pending(r, len > 0 ? len : 0, true) && !r->stream_err) {
-		free(path);
-		return MHD_YES;
+		return rc;
 	}
 	struct stream_up *s = xcalloc(1, sizeof *s);
 	s->hub = r->hub;
@@ -461,7 +463,13 @@ enum MHD_Result upload_stream_start(struct req *r, char *path)
 	s->whole = hasher_new();
 	r->state = s;
 	r->state_free = stream_free;
-	return MHD_YES;
+	return OP_OK;
+}
+
+enum MHD_Result upload_stream_start(struct req *r, char *path)
+{
+	struct op_err e = {0};
+	return upload_stream_begin(r, path, &e) == OP_OK ? MHD_YES : reply_op_err(r, &e);
 }
 
 int api_upload_data(struct req *r, const char *data, size_t len)
@@ -496,12 +504,13 @@ int api_upload_data(struct req *r, const char *data, size_t len)
 	return 0;
 }
 
-enum MHD_Result api_upload(struct req *r)
+json_t *upload_stream_commit(struct req *r, struct op_err *e)
 {
 	struct stream_up *s = r->state;
-	if (s->w && stream_cut(s) != 0)
-		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage_error",
-		                   "the hub could not store the upload");
+	if (s->w && stream_cut(s) != 0) {
+		op_fail(e, OP_STORAGE, "the hub could not store the upload");
+		return NULL;
+	}
 	char hash[HASH_HEX_LEN + 1], ctype[128];
 	hasher_final_hex(s->whole, hash);
 	const char *given = req_header(r, "Content-Type");
@@ -512,11 +521,12 @@ enum MHD_Result api_upload(struct req *r)
 		op_sniff_type(s->head, s->head_len, ctype);
 	else
 		snprintf(ctype, sizeof ctype, "application/x-empty");
-	if (grant_chunks(r, s->chunks, s->n) != DB_DONE)
-		return reply_db_error(r);
+	if (grant_chunks(r, s->chunks, s->n) != DB_DONE) {
+		op_db(e);
+		return NULL;
+	}
 	s->settled = true; /* op_commit frees a refused body's chunks */
 	struct op_ctx c;
-	struct op_err e = {0};
 	struct commit_result out;
 	struct commit_args a = {.path = s->path,
 	                        .size = s->total,
@@ -527,10 +537,16 @@ enum MHD_Result api_upload(struct req *r)
 	                        .base = -1,
 	                        .src = SRC_BODY};
 	req_op_ctx(r, &c);
-	enum op_code rc = op_commit(&c, &a, &out, &e);
+	enum op_code rc = op_commit(&c, &a, &out, e);
 	req_op_end(r, &c);
-	return rc == OP_OK ? reply_json(r, MHD_HTTP_CREATED, commit_json(s->path, &out))
-	                   : reply_op_err(r, &e);
+	return rc == OP_OK ? commit_json(s->path, &out) : NULL;
+}
+
+enum MHD_Result api_upload(struct req *r)
+{
+	struct op_err e = {0};
+	json_t *v = upload_stream_commit(r, &e);
+	return v ? reply_json(r, MHD_HTTP_CREATED, v) : reply_op_err(r, &e);
 }
 
 /* POST versions/restore {path, version}: an old version, while it is kept,

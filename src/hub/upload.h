@@ -7,6 +7,7 @@
 
 #include "hub.h"
 #include "meta.h"
+#include "ops/err.h"
 
 struct chunk_ref {
 	char hash[65];
@@ -21,10 +22,17 @@ enum MHD_Result api_commit_batch(struct req *r);
 enum MHD_Result api_upload_begin(struct req *r);
 int api_upload_data(struct req *r, const char *data, size_t len);
 enum MHD_Result api_upload(struct req *r);
-/* Take the request body as file path (owned) in r->ws_id, chunked by the hub;
- * the caller has checked access. Finish with api_upload_data / api_upload.
- * Sets r->state to the stream, or replies (too large, over quota) and leaves
- * r->state NULL; either way it overwrites r->state without freeing it. */
+/* The streaming upload, as the API's POST upload, WebDAV PUT, a LOCK on an
+ * unmapped URL and share-link uploads run it. begin takes the request body as
+ * file path (owned) in r->ws_id, chunked by the hub; the caller has checked
+ * access. OP_OK with r->state set to the stream (a limit found then is kept
+ * in r->stream_err and answered after the body), or an error with r->state
+ * NULL; either way it overwrites r->state without freeing it. The body goes
+ * to api_upload_data; commit then makes the version: its JSON as the API
+ * answers it, or NULL with *e. */
+enum op_code upload_stream_begin(struct req *r, char *path, struct op_err *e);
+json_t *upload_stream_commit(struct req *r, struct op_err *e);
+/* begin, answered as the API answers. */
 enum MHD_Result upload_stream_start(struct req *r, char *path);
 
 /* POST …/versions/restore: a past version as the new one. */

@@ -17,6 +17,9 @@ import json
 import os
 import time
 
+import subprocess
+import tempfile
+import unittest
 import harness
 from harness import q
 
@@ -905,6 +908,28 @@ class SanityTests(BadInputTest):
                                {"Content-Type": "application/json"}), 201)
         self.assertIn("/limitjson", self.tree())
 
+
+
+class ServeArgumentTests(unittest.TestCase):
+    """Bad options to roost serve are refused with a message and exit 2, before
+    anything starts."""
+
+    def serve(self, *args):
+        with tempfile.TemporaryDirectory(prefix="roost-args-") as d:
+            return subprocess.run([harness.ROOST, "serve", "--data", d, *args],
+                                  capture_output=True, text=True, timeout=60)
+
+    def test_durations_that_overflow_milliseconds_are_refused(self):
+        for opt in ("--gc-every", "--scrub-every", "--replicate-every", "--retention"):
+            for v in ("9223372036854775807", "106751991167301d", "x", "-1"):
+                r = self.serve(opt, v)
+                self.assertEqual(r.returncode, 2, (opt, v, r.stderr))
+                self.assertIn("takes a duration", r.stderr, (opt, v))
+
+    def test_an_option_without_its_value_is_named(self):
+        r = self.serve("--heartbeat")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--heartbeat needs a value", r.stderr)
 
 if __name__ == "__main__":
     harness.main()

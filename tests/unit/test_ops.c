@@ -313,6 +313,25 @@ static void test_reserved_names_take_no_writes(void **state)
 	op_ctx_fini(&c);
 }
 
+/* Every code has one JSON name (no two alike) and an error status for the
+ * API and for WebDAV: an adapter can never fall through to a guess. */
+static void test_every_code_maps_to_a_name_and_statuses(void **state)
+{
+	(void)state;
+	for (int i = OP_OK + 1; i < OP_CODES; i++) {
+		const char *name = op_code_json((enum op_code)i);
+		assert_non_null(name);
+		assert_true(op_http_status((enum op_code)i) >= 400);
+		assert_true(op_dav_status((enum op_code)i) >= 400);
+		for (int j = i + 1; j < OP_CODES; j++)
+			assert_string_not_equal(name, op_code_json((enum op_code)j));
+	}
+	assert_int_equal(op_http_status(OP_EXISTS), 409);
+	assert_int_equal(op_dav_status(OP_EXISTS), 405);
+	assert_int_equal(op_dav_status(OP_UPLOAD_LIMIT), 507);
+	assert_int_equal(op_http_status(OP_STORAGE), 503);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +354,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_share_create_stores_only_the_token_hash, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_reserved_names_take_no_writes, setup, teardown),
+	    cmocka_unit_test(test_every_code_maps_to_a_name_and_statuses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

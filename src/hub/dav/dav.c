@@ -7,9 +7,9 @@
  * to the tree goes through the operations (ops/ops.h: op_mkdir, op_move,
  * op_delete, op_copy_version), so ACLs, quotas, the feed and the audit log
  * apply exactly as they do to the JSON API; their typed errors map to DAV
- * statuses (op_dav_status). A PUT streams through the API's upload
- * (upload_stream_start, api_upload) with its answer captured
- * (dav_send_captured). Runs on the request's connection thread.
+ * statuses (op_dav_status). A PUT streams through the hub's streaming upload
+ * (upload_stream_begin, upload_stream_commit), which returns typed errors too.
+ * Runs on the request's connection thread.
  *
  * This file holds the route's three hooks, the answers and the URL and
  * resource helpers; dav_auth.c, dav_props.c, dav_lock.c and dav_tree.c the
@@ -82,7 +82,6 @@ enum MHD_Result dav_send_full(struct req *r, unsigned status, const char *ctype,
 	if (h2 && v2)
 		MHD_add_response_header(resp, h2, v2);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	r->capture = false;
 	return req_queue(r, status, resp);
 }
 
@@ -124,38 +123,11 @@ enum MHD_Result dav_send_error(struct req *r, unsigned status, const char *cond,
 	return dav_send_xml(r, status, f, &buf, &len, NULL, NULL);
 }
 
-void dav_cap_reset(struct req *r)
-{
-	json_decref(r->cap_body);
-	r->cap_body = NULL;
-	r->cap_status = 0;
-}
-
 enum MHD_Result dav_send_op_err(struct req *r, struct op_err *e)
 {
 	unsigned st = op_dav_status(e->code);
 	op_err_fini(e);
 	return dav_send_text(r, st, e->message);
-}
-
-/* The streaming upload answered (captured) with an error: pass it on, its
- * JSON code mapped as an operation's (others keep their status). */
-enum MHD_Result dav_send_captured(struct req *r)
-{
-	unsigned st = r->cap_status ? r->cap_status : MHD_HTTP_INTERNAL_SERVER_ERROR;
-	json_t *e = json_object_get(r->cap_body, "error");
-	const char *msg = json_string_value(json_object_get(e, "message"));
-	const char *code = json_string_value(json_object_get(e, "code"));
-	for (int i = OP_OK + 1; code && i < OP_CODES; i++)
-		if (strcmp(code, op_code_json((enum op_code)i)) == 0 &&
-		    op_http_status((enum op_code)i) == st)
-			st = op_dav_status((enum op_code)i);
-	return dav_send_text(r, st, msg ? msg : "failed");
-}
-
-bool dav_captured_ok(struct req *r)
-{
-	return r->cap_status >= 200 && r->cap_status < 300;
 }
 
 static int res_lookup(struct req *r, const char *path, struct res *x)
@@ -458,7 +430,6 @@ enum MHD_Result dav_handle(struct req *r)
 	else
 		ret = dav_send_text(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not supported here");
 out:
-	r->capture = false;
 	dav_locks_free(&ls);
 	dav_ifhdr_free(&h);
 	return ret;

@@ -83,10 +83,6 @@ enum MHD_Result dav_send_error(struct req *r, unsigned status, const char *cond,
 struct op_err;
 /* An operation's error as a text answer with its WebDAV status. */
 enum MHD_Result dav_send_op_err(struct req *r, struct op_err *e);
-void dav_cap_reset(struct req *r);
-/* The streaming upload (upload.c) answered, captured, with an error: pass it on. */
-enum MHD_Result dav_send_captured(struct req *r);
-bool dav_captured_ok(struct req *r);
 /* The resource at path as the caller sees it: RES_NONE if missing or hidden. */
 int dav_res_get(struct req *r, const char *path, struct res *x);
 const char *dav_entity(int kind);

@@ -286,19 +286,19 @@ static enum MHD_Result send_lock(struct req *r, struct dav *d, const struct lock
 }
 
 /* Create an empty file at path (a LOCK on an unmapped URL, RFC 4918 §9.10.4). */
-static bool create_empty(struct req *r, struct dav *d)
+static bool create_empty(struct req *r, struct dav *d, struct op_err *e)
 {
 	void *mine = r->state;
 	void (*mine_free)(void *) = r->state_free;
-	dav_cap_reset(r);
-	upload_stream_start(r, xstrdup(d->path));
-	if (!r->cap_status)
-		api_upload(r);
+	json_t *v = NULL;
+	if (upload_stream_begin(r, xstrdup(d->path), e) == OP_OK)
+		v = upload_stream_commit(r, e);
 	if (r->state && r->state_free)
 		r->state_free(r->state);
 	r->state = mine;
 	r->state_free = mine_free;
-	return dav_captured_ok(r);
+	json_decref(v);
+	return v != NULL;
 }
 
 /* An existing lock a new one would conflict with (RFC 4918 §6.1), or NULL. */
@@ -379,9 +379,9 @@ enum MHD_Result dav_lock(struct req *r, struct dav *d, struct res *x, const stru
 			ret = MHD_YES;
 			goto out;
 		}
-		r->capture = true;
-		if (!create_empty(r, d)) {
-			ret = dav_send_captured(r);
+		struct op_err e = {0};
+		if (!create_empty(r, d, &e)) {
+			ret = dav_send_op_err(r, &e);
 			goto out;
 		}
 		created = true;

@@ -1,8 +1,8 @@
 /* dav_tree: the methods that read and change the tree — GET, HEAD, PUT, MKCOL,
  * DELETE, COPY, MOVE, OPTIONS — through the operations (ops/ops.h), so access
  * rules, quotas, the feed and the audit log apply as in the API; their errors
- * map to WebDAV statuses (op_dav_status). PUT streams through the API's
- * upload (upload.c) with its answer captured. */
+ * map to WebDAV statuses (op_dav_status). PUT streams through the hub's
+ * streaming upload (upload.c), whose errors are typed the same way. */
 #include "dav.h"
 #include "../meta.h"
 #include "../api.h"
@@ -245,7 +245,6 @@ enum MHD_Result dav_options(struct req *r)
 	                        "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, "
 	                        "PROPPATCH, LOCK, UNLOCK");
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
-	r->capture = false;
 	return req_queue(r, MHD_HTTP_OK, resp);
 }
 
@@ -360,17 +359,13 @@ enum MHD_Result dav_put_begin(struct req *r, struct dav *d)
 	    !dav_check_locks(r, d->path, x.kind == RES_NONE, false, &h, &ls, d))
 		goto out;
 	d->put_existed = x.kind == RES_FILE;
-	/* The streaming upload answers as the API does: captured (dav.c). */
-	r->capture = true;
-	dav_cap_reset(r);
-	upload_stream_start(r, xstrdup(d->path));
+	enum op_code up = upload_stream_begin(r, xstrdup(d->path), &e);
 	d->up = r->state;
 	d->up_free = r->state_free;
 	r->state = d;
 	r->state_free = dav_state_free;
-	if (r->cap_status)
-		ret = dav_send_captured(r);
-	r->capture = false;
+	if (up != OP_OK)
+		ret = dav_send_op_err(r, &e);
 out:
 	dav_locks_free(&ls);
 	dav_ifhdr_free(&h);
@@ -380,15 +375,15 @@ out:
 enum MHD_Result dav_put(struct req *r, struct dav *d)
 {
 	r->state = d->up;
-	r->capture = true;
-	dav_cap_reset(r);
-	api_upload(r);
+	struct op_err e = {0};
+	json_t *v = upload_stream_commit(r, &e);
 	r->state = d;
-	if (!dav_captured_ok(r))
-		return dav_send_captured(r);
+	if (!v)
+		return dav_send_op_err(r, &e);
 	char etag[80];
 	snprintf(etag, sizeof etag, "\"%.*s\"", ETAG_HEX,
-	         json_string_value(json_object_get(r->cap_body, "hash")));
+	         json_string_value(json_object_get(v, "hash")));
+	json_decref(v);
 	return dav_send_full(r, d->put_existed ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED, NULL, NULL,
 	                     0, "ETag", etag, NULL, NULL);
 }

@@ -34,6 +34,8 @@ static const struct {
     [OP_INVALID_CHUNK] = {"invalid_chunk", 400, 400},
     [OP_FILE_TOO_LARGE] = {"file_too_large", 413, 413},
     [OP_QUOTA_EXCEEDED] = {"quota_exceeded", 507, 507},
+    [OP_UPLOAD_LIMIT] = {"upload_limit", 507, 507},
+    [OP_STORAGE] = {"storage_error", 503, 503},
 };
 
 const char *op_code_json(enum op_code code)
