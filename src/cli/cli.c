@@ -1,3 +1,7 @@
+/* cli: the user's file commands (login, ls, put, get, mkdir, mv, rm,
+ * versions, usage…): parse, call the hub through src/client, print.
+ * Threads: the CLI's one thread (put and get start their own workers in
+ * client/transfer.c). */
 #include "cli.h"
 #include "cmd.h"
 #include "../client/transfer.h"

@@ -1,4 +1,5 @@
-/* team: workspaces, members, invites, access, audit, signed URLs and share links. */
+/* team: workspaces, members, invites, access, audit, signed URLs and share links.
+ * Threads: the CLI's one thread. */
 #include "cmd.h"
 #include "../core/json.h"
 #include "../core/util.h"

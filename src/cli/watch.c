@@ -1,5 +1,8 @@
 /* watch: follow the change feed (Server-Sent Events), reconnecting from the
- * last seq seen so nothing is missed or printed twice. */
+ * last seq seen so nothing is missed or printed twice.
+ *
+ * Threads: the CLI's one thread.
+ */
 #include "cmd.h"
 #include "../client/events.h"
 #include "../core/json.h"

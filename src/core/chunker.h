@@ -3,7 +3,10 @@
  * Streaming and O(1) in memory: feed buffers of any size; the chunker says where
  * the current chunk ends. It never buffers data; the caller hashes or stores the
  * bytes it is handed back. Boundaries depend only on content, so an insert or an
- * overwrite changes only the chunks around it. */
+ * overwrite changes only the chunks around it.
+ *
+ * Threads: pure; a struct chunker belongs to one thread.
+ */
 #ifndef ROOST_CHUNKER_H
 #define ROOST_CHUNKER_H
 

@@ -7,7 +7,10 @@
  * of passive formats (images but SVG, audio, video, plain text); any other is
  * an attachment. Every answer also carries "Content-Security-Policy: sandbox"
  * (no script, no same-origin rights even if a browser renders it) and
- * "X-Content-Type-Options: nosniff" (no guessing a type past the list). */
+ * "X-Content-Type-Options: nosniff" (no guessing a type past the list).
+ *
+ * Threads: pure, any thread.
+ */
 #ifndef ROOST_CONTENT_H
 #define ROOST_CONTENT_H
 

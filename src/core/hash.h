@@ -1,4 +1,5 @@
-/* hash: SHA-256 through OpenSSL's EVP (SHA-NI where the CPU has it), hex ids. */
+/* hash: SHA-256 through OpenSSL's EVP (SHA-NI where the CPU has it), hex ids.
+ * Threads: a struct hasher belongs to one thread; the rest is pure. */
 #ifndef ROOST_HASH_H
 #define ROOST_HASH_H
 

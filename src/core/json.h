@@ -1,4 +1,5 @@
-/* json: small helpers over jansson for reading request bodies. */
+/* json: small helpers over jansson for reading request bodies.
+ * Threads: pure, any thread. */
 #ifndef ROOST_JSON_H
 #define ROOST_JSON_H
 

@@ -2,7 +2,10 @@
  *
  * A name is one path component: 1..255 bytes of valid UTF-8, no '/', no NUL, no
  * control characters, not "." or "..". A path is names joined by '/', with an
- * optional leading and trailing '/'; "/" (or "") is the workspace root. */
+ * optional leading and trailing '/'; "/" (or "") is the workspace root.
+ *
+ * Threads: pure, any thread.
+ */
 #ifndef ROOST_PATH_H
 #define ROOST_PATH_H
 

@@ -1,6 +1,9 @@
 /* token: verifying hub-signed content tokens (Ed25519), shared by the hub and
  * hosts. A token is base64url(JSON claims) "." base64url(signature over the
- * first part); the claims name the signing key (kid) and expiry (exp, ms). */
+ * first part); the claims name the signing key (kid) and expiry (exp, ms).
+ *
+ * Threads: any thread; the key lookup it is given must be safe where it is called.
+ */
 #ifndef ROOST_TOKEN_H
 #define ROOST_TOKEN_H
 

@@ -2,7 +2,10 @@
  *
  * Statements keep the portable '?' SQL, rewritten to $1..$n; values travel as
  * text and the server infers their types from context. A statement runs on its
- * first db_step and its rows are read from the result. */
+ * first db_step and its rows are read from the result.
+ *
+ * Threads: a connection belongs to one thread at a time (db_pool hands it out).
+ */
 #include "db.h"
 #include "../core/util.h"
 

@@ -1,4 +1,6 @@
-/* db_sqlite: the embedded back end. WAL, a busy timeout, foreign keys on. */
+/* db_sqlite: the embedded back end. WAL, a busy timeout, foreign keys on.
+ * Threads: a connection belongs to one thread at a time (db_pool hands it
+ * out; SQLITE_OPEN_NOMUTEX). */
 #include "db.h"
 #include "../core/util.h"
 

@@ -2,7 +2,10 @@
  *
  * Each migration runs in one transaction and records its number in
  * schema_migrations. "{ID}" stands for the back end's auto-increment key type.
- * Times are BIGINT milliseconds since the epoch. */
+ * Times are BIGINT milliseconds since the epoch.
+ *
+ * Threads: runs once at start-up (db_migrate), on the connection that migrates.
+ */
 #include "db.h"
 #include "../core/util.h"
 

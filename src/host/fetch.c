@@ -5,7 +5,12 @@
  * local file that holds it (a copy or an older version), the on-demand cache,
  * each online host holding it, then the hub's storage — and fall back down the
  * list on any failure. Every chunk is verified against its hash, whatever the
- * source. */
+ * source.
+ *
+ * Threads: called by the sync thread, the content server's connection threads
+ * (on-demand reads) and roost host get; it starts its own worker threads for
+ * parallel chunk fetches and joins them before returning.
+ */
 #include "host.h"
 #include "../core/hash.h"
 #include "../core/json.h"

@@ -1,4 +1,6 @@
-/* hostcli: roost host invite|join|run|status, roost hosts, roost policy. */
+/* hostcli: roost host invite|join|run|status|get|rotate-url|revoke-url|rm,
+ * roost hosts, roost policy: parse, call the agent or the hub, print.
+ * Threads: the command's main thread (host run then starts the agent's). */
 #include "hostcli.h"
 #include "host.h"
 #include "../client/cmdline.h"

@@ -6,7 +6,11 @@
  * piped to this host's own content server (so the same token checks apply),
  * the response piped back, and the connection replaced by a fresh one. Every
  * connection authenticates with a hub-signed relay token; all reconnect with
- * backoff when the relay goes away. */
+ * backoff when the relay goes away.
+ *
+ * Threads: one control thread and one per data connection (plus short-lived
+ * extra ones under load); each owns its connection.
+ */
 #include "host.h"
 #include "../core/json.h"
 #include "../core/tunnel_proto.h"

@@ -1,5 +1,8 @@
 /* selfsign: a development CA and a server certificate it signs (roost relay
- * --self-signed), with OpenSSL 3: P-256 keys, SHA-256, 1-year validity. */
+ * --self-signed), with OpenSSL 3: P-256 keys, SHA-256, 1-year validity.
+ *
+ * Threads: the relay's main thread, at start-up.
+ */
 #include "relay.h"
 #include "../core/util.h"
 

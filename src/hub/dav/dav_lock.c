@@ -1,5 +1,8 @@
 /* dav_lock: write locks (dav_locks: per path), LOCK and UNLOCK, and the
- * conditions of a request: If (RFC 4918 §10.4), If-Match, If-None-Match. */
+ * conditions of a request: If (RFC 4918 §10.4), If-Match, If-None-Match.
+ *
+ * Threads: the request's connection thread.
+ */
 #include "dav.h"
 #include "../meta.h"
 #include "../upload.h"

@@ -1,5 +1,8 @@
 /* dav_props: PROPFIND and PROPPATCH. Live properties come from the tree;
- * dead ones are kept per file or folder row (dav_props), as XML fragments. */
+ * dead ones are kept per file or folder row (dav_props), as XML fragments.
+ *
+ * Threads: the request's connection thread.
+ */
 #include "dav.h"
 #include "../meta.h"
 #include "../api.h"

@@ -2,7 +2,10 @@
  * DELETE, COPY, MOVE, OPTIONS — through the operations (ops/ops.h), so access
  * rules, quotas, the feed and the audit log apply as in the API; their errors
  * map to WebDAV statuses (op_dav_status). PUT streams through the hub's
- * streaming upload (upload.c), whose errors are typed the same way. */
+ * streaming upload (upload.c), whose errors are typed the same way.
+ *
+ * Threads: the request's connection thread.
+ */
 #include "dav.h"
 #include "../meta.h"
 #include "../api.h"
