@@ -4,6 +4,7 @@
  * reading while FEED_QUEUE_MAX events wait (the hub's side then waits too). */
 #include "host.h"
 #include "../core/json.h"
+#include "../core/retry.h"
 #include "../core/sse.h"
 #include "../core/util.h"
 
@@ -12,6 +13,7 @@
 
 #define FEED_BACKOFF_MIN_MS 500
 #define FEED_BACKOFF_MAX_MS 30000
+#define FEED_JITTER         0.5   /* each wait drawn from [half, all] of the backoff */
 #define FEED_HEALTHY_MS     10000 /* a stream that lasted this long resets the backoff */
 #define FEED_CONNECT_S      10
 /* The hub sends a heartbeat comment every ~15 s: a stream silent this long is dead. */
@@ -64,7 +66,8 @@ static void *feed_main(void *arg)
 	struct host_feed *f = arg;
 	struct host *h = f->h;
 	CURL *curl = client_curl(&h->c);
-	int64_t backoff = FEED_BACKOFF_MIN_MS;
+	struct retry rt;
+	retry_init(&rt, FEED_BACKOFF_MIN_MS, FEED_BACKOFF_MAX_MS, FEED_JITTER);
 	while (!atomic_load(&h->stop)) {
 		char *rel = xasprintf("/events?since=%lld", (long long)f->last);
 		char *url = client_ws_url(&h->c, rel, NULL);
@@ -94,19 +97,18 @@ static void *feed_main(void *arg)
 		if (atomic_load(&h->stop))
 			break;
 		if (mono_ms() - started > FEED_HEALTHY_MS)
-			backoff = FEED_BACKOFF_MIN_MS; /* it ran a while: a fresh failure */
+			retry_reset(&rt); /* it ran a while: a fresh failure */
+		int64_t wait = retry_next_ms(&rt);
 		log_warn("feed: %s; reconnecting in %.1f s",
 		         cc != CURLE_OK ? curl_easy_strerror(cc) : "the hub ended the stream",
-		         (double)backoff / 1000);
-		/* Wait with jitter, waking early on stop. */
-		int64_t wait = backoff / 2 + (int64_t)(rand() % (int)(backoff / 2 + 1));
+		         (double)wait / 1000);
+		/* Wait, waking early on stop. */
 		pthread_mutex_lock(&h->mu);
 		struct timespec ts = host_deadline(wait);
 		while (!atomic_load(&h->stop) &&
 		       pthread_cond_timedwait(&h->cv, &h->mu, &ts) != ETIMEDOUT)
 			;
 		pthread_mutex_unlock(&h->mu);
-		backoff = backoff * 2 > FEED_BACKOFF_MAX_MS ? FEED_BACKOFF_MAX_MS : backoff * 2;
 	}
 	curl_easy_cleanup(curl);
 	return NULL;
