@@ -128,7 +128,7 @@ static json_t *check_token(struct host *h, struct MHD_Connection *conn, const ch
 		return NULL;
 	}
 	const char *why;
-	json_t *claims = token_verify(tok, host_key, h, &why);
+	json_t *claims = token_verify(tok, keyring_key, &h->keys, &why);
 	if (!claims) {
 		send_error(conn, MHD_HTTP_UNAUTHORIZED, "invalid_token", why);
 		return NULL;
