@@ -2,7 +2,7 @@
  * Server-Sent Events), its bytes fed to a core/sse reader as they arrive.
  * The caller loops — reconnecting from the last change it saw, with
  * core/retry's delays between failures — and handles the events in its
- * sse callback. Used by roost watch; the host's feed reader is to follow.
+ * sse callback. Used by roost watch and the host's feed reader.
  * Runs on the caller's thread, on the caller's curl handle. */
 #ifndef ROOST_CLIENT_EVENTS_H
 #define ROOST_CLIENT_EVENTS_H

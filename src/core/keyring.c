@@ -39,10 +39,15 @@ static bool find(struct keyring *k, const char *kid, unsigned char *pk)
 	return false;
 }
 
-/* Under mu: may the hub be asked again for a key we lack? */
+/* Under mu: may the hub be asked again for a key we lack? Once per
+ * retry_ms; a ring that fetches on a miss also whenever it holds no keys
+ * (a host's requests wait for them), while a refresher's ring without keys
+ * is marked no more often than with them (the relay's hosts dial again and
+ * again: each hello must not send its thread to a hub that is down). */
 static bool stale(struct keyring *k)
 {
-	return !k->keys || !k->tried || k->clock() - k->fetched_ms > k->retry_ms;
+	bool waiting = !k->keys && (k->opts & KEYRING_FETCH_ON_MISS);
+	return waiting || !k->tried || k->clock() - k->fetched_ms > k->retry_ms;
 }
 
 bool keyring_key(void *cls, const char *kid, unsigned char pk[crypto_sign_PUBLICKEYBYTES])

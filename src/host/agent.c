@@ -13,7 +13,6 @@
 #include "host.h"
 #include "../core/json.h"
 #include "../core/path.h"
-#include "../core/token.h"
 #include "../core/util.h"
 
 #include <dirent.h>
@@ -26,10 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KEYS_REFETCH_MIN_MS 10000 /* an unknown key: the hub's keys asked for at most this often   \
-	                           */
-#define HUB_RETRY_S      1        /* the hub away at start or for a resync: try again after */
-#define HUB_RETRY_SLOW_S 5        /* … and after HUB_RETRY_FAST tries, this */
+#define HUB_RETRY_S      1 /* the hub away at start or for a resync: try again after */
+#define HUB_RETRY_SLOW_S 5 /* … and after HUB_RETRY_FAST tries, this */
 #define HUB_RETRY_FAST   5
 
 /* ---- small shared helpers ---- */
@@ -106,45 +103,6 @@ int host_load_policies(struct host *h, CURL *curl)
 	pthread_mutex_unlock(&h->mu);
 	json_decref(out);
 	return 0;
-}
-
-bool host_key(void *cls, const char *kid, unsigned char *pk)
-{
-	struct host *h = cls;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		bool found = false, stale;
-		pthread_mutex_lock(&h->mu);
-		size_t i;
-		json_t *k;
-		json_array_foreach(json_object_get(h->keys, "keys"), i, k)
-		{
-			const char *id = json_get_str(k, "kid");
-			if (id && strcmp(id, kid) == 0)
-				found = token_parse_key(json_get_str(k, "public_key"), pk);
-		}
-		stale = mono_ms() - h->keys_at > KEYS_REFETCH_MIN_MS || !h->keys;
-		pthread_mutex_unlock(&h->mu);
-		if (found || !stale)
-			return found;
-		/* An unknown key: the hub may have rotated. Ask, at most every 10 s. */
-		CURL *curl = client_curl(&h->c);
-		char *url = xasprintf("%s/api/v1/keys", h->c.hub);
-		json_t *out = NULL;
-		char err[256];
-		long st = client_request(&h->c, curl, "GET", url, NULL, &out, err);
-		free(url);
-		curl_easy_cleanup(curl);
-		pthread_mutex_lock(&h->mu);
-		h->keys_at = mono_ms();
-		if (st == 200) {
-			json_decref(h->keys);
-			h->keys = out;
-			out = NULL;
-		}
-		pthread_mutex_unlock(&h->mu);
-		json_decref(out);
-	}
-	return false;
 }
 
 /* ---- identity (DIR/.roost/host.json) ---- */
@@ -352,6 +310,9 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	pthread_cond_init(&h->commit_cv, NULL);
+	/* An unknown key asks the hub on the server thread that met it (at most
+	 * every KEYRING_RETRY_MS): the hub may have rotated. */
+	keyring_init(&h->keys, client_get_keys, &h->c, KEYRING_FETCH_ON_MISS);
 	h->repairs = json_array();
 	h->assign_fetch = json_object();
 	h->assign_release = json_object();
@@ -401,7 +362,7 @@ void host_close(struct host *h)
 	json_decref(h->assign_fetch);
 	json_decref(h->assign_release);
 	json_decref(h->policies);
-	json_decref(h->keys);
+	keyring_fini(&h->keys);
 	json_decref(h->replicas_have);
 	json_decref(h->replicas_dropped);
 	json_decref(h->no_space);

@@ -1,9 +1,12 @@
-/* feed: the feed reader — the hub's change feed (SSE, /events?since=SEQ)
- * read on a thread of its own, each event queued in h->events for the sync
- * thread in seq order; reconnects with backoff and jitter, and stops
+/* feed: the feed reader — the hub's change feed (SSE, /events?since=SEQ,
+ * through client/events: its limits end a connection that stalls) read on a
+ * thread of its own, each event queued in h->events for the sync thread in
+ * seq order; reconnects with backoff and jitter (core/retry), and stops
  * reading while FEED_QUEUE_MAX events wait (the hub's side then waits too). */
 #include "host.h"
+#include "../client/events.h"
 #include "../core/json.h"
+#include "../core/retry.h"
 #include "../core/sse.h"
 #include "../core/util.h"
 
@@ -12,11 +15,9 @@
 
 #define FEED_BACKOFF_MIN_MS 500
 #define FEED_BACKOFF_MAX_MS 30000
+#define FEED_JITTER         0.5   /* each wait drawn from [half, all] of the backoff */
 #define FEED_HEALTHY_MS     10000 /* a stream that lasted this long resets the backoff */
-#define FEED_CONNECT_S      10
-/* The hub sends a heartbeat comment every ~15 s: a stream silent this long is dead. */
-#define FEED_SILENCE_S 60
-#define FEED_QUEUE_MAX 2000 /* remote changes waiting before the reader pauses */
+#define FEED_QUEUE_MAX      2000  /* remote changes waiting before the reader pauses */
 
 struct host_feed {
 	struct host *h;
@@ -46,16 +47,8 @@ static void feed_event(void *cls, const char *event, const char *data, size_t le
 	pthread_mutex_unlock(&f->h->mu);
 }
 
-static size_t feed_write(char *data, size_t size, size_t n, void *cls)
+static int feed_stopping(void *cls)
 {
-	struct host_feed *f = cls;
-	sse_feed(&f->sse, data, size * n);
-	return size * n;
-}
-
-static int feed_progress(void *cls, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-	(void)a, (void)b, (void)c, (void)d;
 	return atomic_load(&((struct host *)cls)->stop) ? 1 : 0;
 }
 
@@ -64,49 +57,32 @@ static void *feed_main(void *arg)
 	struct host_feed *f = arg;
 	struct host *h = f->h;
 	CURL *curl = client_curl(&h->c);
-	int64_t backoff = FEED_BACKOFF_MIN_MS;
+	struct retry rt;
+	retry_init(&rt, FEED_BACKOFF_MIN_MS, FEED_BACKOFF_MAX_MS, FEED_JITTER);
 	while (!atomic_load(&h->stop)) {
-		char *rel = xasprintf("/events?since=%lld", (long long)f->last);
-		char *url = client_ws_url(&h->c, rel, NULL);
-		free(rel);
-		char *auth = xasprintf("Authorization: Bearer %s", h->c.token);
-		struct curl_slist *hd = curl_slist_append(NULL, auth);
-		curl_easy_reset(curl);
-		if (h->c.cacert)
-			curl_easy_setopt(curl, CURLOPT_CAINFO, h->c.cacert);
-		curl_easy_setopt(curl, CURLOPT_URL, url);
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hd);
-		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)FEED_CONNECT_S);
-		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)FEED_SILENCE_S);
-		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, feed_write);
-		curl_easy_setopt(curl, CURLOPT_WRITEDATA, f);
-		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, feed_progress);
-		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, h);
+		struct client_feed cf = {
+		    .since = f->last, .sse = &f->sse, .stop = feed_stopping, .stop_cls = h};
 		int64_t started = mono_ms();
-		CURLcode cc = curl_easy_perform(curl);
-		curl_slist_free_all(hd);
-		free(auth);
-		free(url);
+		CURLcode cc;
+		client_feed_follow(&h->c, curl, &cf, &cc);
 		sse_reset(&f->sse);
 		if (atomic_load(&h->stop))
 			break;
 		if (mono_ms() - started > FEED_HEALTHY_MS)
-			backoff = FEED_BACKOFF_MIN_MS; /* it ran a while: a fresh failure */
+			retry_reset(&rt); /* it ran a while: a fresh failure */
+		int64_t wait = retry_next_ms(&rt);
+		/* An HTTP error ends the stream as the hub closing it would. */
+		bool ended = cc == CURLE_OK || cc == CURLE_HTTP_RETURNED_ERROR;
 		log_warn("feed: %s; reconnecting in %.1f s",
-		         cc != CURLE_OK ? curl_easy_strerror(cc) : "the hub ended the stream",
-		         (double)backoff / 1000);
-		/* Wait with jitter, waking early on stop. */
-		int64_t wait = backoff / 2 + (int64_t)(rand() % (int)(backoff / 2 + 1));
+		         ended ? "the hub ended the stream" : curl_easy_strerror(cc),
+		         (double)wait / 1000);
+		/* Wait, waking early on stop. */
 		pthread_mutex_lock(&h->mu);
 		struct timespec ts = host_deadline(wait);
 		while (!atomic_load(&h->stop) &&
 		       pthread_cond_timedwait(&h->cv, &h->mu, &ts) != ETIMEDOUT)
 			;
 		pthread_mutex_unlock(&h->mu);
-		backoff = backoff * 2 > FEED_BACKOFF_MAX_MS ? FEED_BACKOFF_MAX_MS : backoff * 2;
 	}
 	curl_easy_cleanup(curl);
 	return NULL;

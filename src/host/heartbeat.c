@@ -11,7 +11,6 @@
 #include "../core/util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -132,19 +131,11 @@ void host_write_status(struct host *h, bool running)
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	char *path = xasprintf("%s/status.json", h->state_dir);
-	char *tmp = xasprintf("%s/status.json.tmp", h->state_dir);
 	pthread_mutex_lock(&mu);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd >= 0) {
-		if (write_all(fd, s, strlen(s)) == 0 && close(fd) == 0)
-			rename(tmp, path);
-		else
-			unlink(tmp);
-	}
+	(void)write_file_atomic(path, s, strlen(s), 0644); /* a status missed is rewritten soon */
 	pthread_mutex_unlock(&mu);
 	free(s);
 	free(path);
-	free(tmp);
 }
 
 static void heartbeat(struct host *h, CURL *curl, const char *status)

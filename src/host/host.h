@@ -23,6 +23,7 @@
 #define ROOST_HOST_H
 
 #include "../client/client.h"
+#include "../core/keyring.h"
 #include "../core/path.h"
 #include "../core/store.h"
 #include "../db/db.h"
@@ -94,10 +95,9 @@ struct host {
 	bool first_rescan; /* the one at start: a missing file was lost, not deleted */
 	json_t *repairs;   /* paths the scrubber found corrupt */
 	json_t *assign_fetch, *assign_release; /* hash -> size / true: the hub's replicate job */
-	bool resync;      /* reconcile with the hub's tree (start, policy change) */
-	json_t *policies; /* [{folder, mode}] */
-	json_t *keys;     /* the hub's public keys, for verifying tokens */
-	int64_t keys_at;
+	bool resync;         /* reconcile with the hub's tree (start, policy change) */
+	json_t *policies;    /* [{folder, mode}] */
+	struct keyring keys; /* the hub's public keys, for verifying tokens (own lock) */
 	atomic_bool stop;
 	atomic_bool scrub_now; /* the hub asked for a scrub */
 	atomic_bool gc_seen;   /* the hub collected chunks: drop them from the cache */
@@ -135,8 +135,6 @@ int host_load_identity(struct host *h, const char *dir);
 int host_load_policies(struct host *h, CURL *curl);
 /* The policy of path (longest folder prefix; pinned by default). */
 enum policy host_policy(struct host *h, const char *path);
-/* The hub's public key kid (refetched when unknown, at most every 10 s). */
-bool host_key(void *cls, const char *kid, unsigned char *pk);
 /* The hub's upload grant for path (a file taken through a write URL): its
  * commit names the uploader. set with NULL forgets it; get: a copy or NULL. */
 void host_grant_set(struct host *h, const char *path, const char *grant);

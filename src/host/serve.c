@@ -25,7 +25,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -33,7 +32,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* A version the hub sent a reader for but our index lacks: the commits in
@@ -50,13 +48,7 @@ int open_beneath(const struct host *h, const char *path, int flags, unsigned mod
 	int dfd = open(h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -1;
-	while (*path == '/')
-		path++;
-	struct open_how how = {.flags = (unsigned)flags | O_CLOEXEC | O_NOFOLLOW,
-	                       .mode = (flags & O_CREAT) ? mode : 0,
-	                       .resolve =
-	                           RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-	int fd = (int)syscall(SYS_openat2, dfd, path, &how, sizeof how);
+	int fd = openat_beneath(dfd, path, flags, mode, BENEATH_NO_SYMLINKS);
 	int saved = errno;
 	close(dfd);
 	errno = saved;
@@ -128,7 +120,7 @@ static json_t *check_token(struct host *h, struct MHD_Connection *conn, const ch
 		return NULL;
 	}
 	const char *why;
-	json_t *claims = token_verify(tok, host_key, h, &why);
+	json_t *claims = token_verify(tok, keyring_key, &h->keys, &why);
 	if (!claims) {
 		send_error(conn, MHD_HTTP_UNAUTHORIZED, "invalid_token", why);
 		return NULL;

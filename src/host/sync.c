@@ -1,5 +1,5 @@
 /* sync: the sync thread's state (struct sync, see sync.h for the rules and
- * the other sync files) and what every part of it uses: the retry delay,
+ * the other sync files) and what every part of it uses: the retry delays,
  * stat comparison and hashing, calls to the hub, and the renames this host
  * made itself. Only the sync thread touches any of it. */
 #include "sync.h"
@@ -11,9 +11,17 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Failed work is tried again after a delay that doubles with each failure in
+ * a row (1 s up to a minute), with jitter so many hosts don't retry in step. */
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 60000
+#define RETRY_JITTER 0.5 /* each delay drawn from [half, all] of it */
+
 struct sync *sync_new(void)
 {
-	return xcalloc(1, sizeof(struct sync));
+	struct sync *s = xcalloc(1, sizeof(struct sync));
+	retry_init(&s->retry, RETRY_MIN_MS, RETRY_MAX_MS, RETRY_JITTER);
+	return s;
 }
 
 void sync_free(struct sync *s)
@@ -34,21 +42,7 @@ void sync_free(struct sync *s)
 	free(s);
 }
 
-#define RETRY_MIN_MS      1000
-#define RETRY_MAX_MS      60000
 #define OWN_RENAME_TTL_MS 60000 /* a rename of ours not reported by then never will be */
-
-/* Failed work is tried again after a delay that doubles with each failure in
- * a row (1 s up to a minute), with jitter so many hosts don't retry in step. */
-int64_t sync_retry_ms(struct host *h)
-{
-	int streak = h->sync->fail_streak;
-	int64_t base = (int64_t)RETRY_MIN_MS << (streak < 6 ? streak : 6);
-	if (base > RETRY_MAX_MS)
-		base = RETRY_MAX_MS;
-	h->sync->fail_streak++;
-	return base / 2 + rand() % (base / 2 + 1);
-}
 
 bool sync_same_stat(const struct stat *a, const struct stat *b)
 {

@@ -23,6 +23,7 @@
 
 #include "host.h"
 #include "../core/hash.h"
+#include "../core/retry.h"
 
 /* One small file read and queued for the next batch (sync_upload.c). */
 struct small {
@@ -46,15 +47,13 @@ struct own_rename {
 /* What the sync thread remembers between changes: h->sync. Only the sync
  * thread touches it (the batch's PUT workers read smalls while it waits). */
 struct sync {
-	int fail_streak; /* failures in a row: the retry delay doubles with each */
+	struct retry retry; /* failed work's delays: doubling with each failure in a row */
 	struct own_rename *own_renames;
 	struct small *smalls; /* the batch of small files not yet uploaded */
 	size_t nsmall, small_bytes;
 };
 
 /* sync.c */
-/* The delay before failed work is tried again (and one more failure counted). */
-int64_t sync_retry_ms(struct host *h);
 bool sync_same_stat(const struct stat *a, const struct stat *b);
 int sync_hash_file(const char *local, char out[HASH_HEX_LEN + 1]);
 /* One JSON call to the workspace's REL (path_arg fills its %s); takes body.

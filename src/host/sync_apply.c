@@ -223,8 +223,8 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 	json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
 	if (m)
 		download_to(h, path, m, have ? &st : NULL);
-	else if (!gone)
-		host_mark_dirty(h, path, sync_retry_ms(h)); /* the hub is away: look again */
+	else if (!gone) /* the hub is away: look again */
+		host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
 	json_decref(m);
 }
 
@@ -237,7 +237,7 @@ void sync_resolve_conflict(struct host *h, const char *path, const char *local,
 		if (gone && !retried) /* deleted there while edited here: keep ours */
 			sync_upload(h, path, local, st, 0, true);
 		else
-			host_mark_dirty(h, path, sync_retry_ms(h));
+			host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
 		return;
 	}
 	char got[HASH_HEX_LEN + 1];
@@ -266,7 +266,7 @@ void sync_void_upload(struct host *h, const char *path, const char *local, const
 	if (m ? download_to(h, path, m, st) : gone && unlink(local) == 0)
 		host_grant_set(h, path, NULL);
 	else
-		host_mark_dirty(h, path, sync_retry_ms(h));
+		host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
 	json_decref(m);
 }
 

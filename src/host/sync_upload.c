@@ -65,12 +65,12 @@ static void upload_one(struct host *h, const char *path, const char *local, cons
 		return;
 	}
 	if (rc != 0) {
-		int64_t wait = sync_retry_ms(h);
+		int64_t wait = retry_next_ms(&h->sync->retry);
 		log_warn("upload of %s failed; trying again in %.1f s", path, (double)wait / 1000);
 		host_mark_dirty(h, path, wait);
 		return;
 	}
-	h->sync->fail_streak = 0;
+	retry_reset(&h->sync->retry);
 	/* The index gets the stat from before the upload: if the file changed
 	 * while it was read, it no longer matches and goes up again. */
 	sync_record_local(h, path, st, json_integer_value(json_object_get(res, "version_id")),
@@ -238,7 +238,7 @@ void sync_flush(struct host *h)
 			if (status)
 				log_warn("upload of %s refused: %s", s->path,
 				         json_get_str(json_object_get(b, "error"), "message"));
-			host_mark_dirty(h, s->path, sync_retry_ms(h));
+			host_mark_dirty(h, s->path, retry_next_ms(&h->sync->retry));
 		}
 		free(local);
 		free(s->path);
@@ -246,7 +246,7 @@ void sync_flush(struct host *h)
 	}
 	host_commit_end(h);
 	if (st == 200) {
-		h->sync->fail_streak = 0;
+		retry_reset(&h->sync->retry);
 		log_info("uploaded %zu small file%s in one batch", sy->nsmall,
 		         sy->nsmall == 1 ? "" : "s");
 	}
@@ -304,7 +304,7 @@ static void local_gone(struct host *h, const char *path)
 		log_info("deleted %s from the workspace", path);
 		atomic_store(&h->last_sync, now_ms());
 	} else {
-		host_mark_dirty(h, path, sync_retry_ms(h));
+		host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
 	}
 }
 
@@ -317,7 +317,7 @@ static void local_dir(struct host *h, const char *path)
 		                        json_pack("{s:s, s:b}", "path", path, "parents", 1), &out);
 		json_decref(out);
 		if (st != 200 && st != 201 && st != 409) {
-			host_mark_dirty(h, path, sync_retry_ms(h));
+			host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
 			return;
 		}
 		struct ientry d = {.dir = true, .local = true};

@@ -13,6 +13,7 @@
  */
 #include "host.h"
 #include "../core/json.h"
+#include "../core/retry.h"
 #include "../core/tunnel_proto.h"
 #include "../core/util.h"
 
@@ -33,6 +34,7 @@
 #define TOKEN_REFRESH_MS (30 * 60 * 1000)
 #define RECONNECT_MIN_MS 500 /* the backoff's first wait (then doubling, with jitter) */
 #define RECONNECT_MAX_MS 30000
+#define RECONNECT_JITTER 0.5 /* each wait drawn from [half, all] of the backoff */
 /* A connection silent this long is dropped (the relay drops idle ones sooner,
  * so it never hands us one we drop: core/tunnel_proto.h). */
 #define PIPE_IDLE_MS     TUNNEL_HOST_IDLE_MS
@@ -202,12 +204,17 @@ static void hang_up(SSL *ssl, int fd)
 		close(fd);
 }
 
-static void backoff_sleep(struct host *h, int64_t *ms)
+static void backoff_init(struct retry *r)
 {
-	int64_t wait = *ms / 2 + rand() % (*ms / 2 + 1);
+	retry_init(r, RECONNECT_MIN_MS, RECONNECT_MAX_MS, RECONNECT_JITTER);
+}
+
+/* The next wait of r, cut short when the host stops. */
+static void backoff_sleep(struct host *h, struct retry *r)
+{
+	int64_t wait = retry_next_ms(r);
 	for (int64_t slept = 0; slept < wait && !atomic_load(&h->stop); slept += STOP_CHECK_MS)
 		usleep(STOP_CHECK_MS * 1000);
-	*ms = *ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : *ms * 2;
 }
 
 /* A relay token and a connection that shows it; NULL if either failed. */
@@ -225,8 +232,10 @@ static void *control_main(void *arg)
 {
 	struct tunnel *t = arg;
 	struct host *h = t->h;
-	int64_t backoff = RECONNECT_MIN_MS;
+	struct retry backoff;
+	backoff_init(&backoff);
 	while (!atomic_load(&h->stop)) {
+		bool at_once = false; /* attach again without waiting */
 		int fd = -1;
 		SSL *ssl = attach(t, "control", &fd);
 		char line[1024];
@@ -240,7 +249,7 @@ static void *control_main(void *arg)
 			h->tunnel_url = xstrdup(url);
 			pthread_mutex_unlock(&h->mu);
 			log_info("relay: public URL %s", url);
-			backoff = RECONNECT_MIN_MS;
+			retry_reset(&backoff);
 			/* Stay attached. {"need":1} means a request waits for a data
 			 * connection: every pooled one is busy (long downloads, say),
 			 * so open one more for it. */
@@ -265,7 +274,7 @@ static void *control_main(void *arg)
 			}
 			if (atomic_exchange(&t->reattach, false)) {
 				log_info("relay: our URL changed; attaching again");
-				backoff = 0;
+				at_once = true;
 			}
 			pthread_mutex_lock(&t->mu); /* a fresh token: the slug may be new */
 			free(t->token);
@@ -279,9 +288,8 @@ static void *control_main(void *arg)
 		}
 		json_decref(ans);
 		hang_up(ssl, fd);
-		if (!atomic_load(&h->stop) && backoff)
+		if (!atomic_load(&h->stop) && !at_once)
 			backoff_sleep(h, &backoff);
-		backoff = backoff ? backoff : RECONNECT_MIN_MS;
 	}
 	return NULL;
 }
@@ -346,7 +354,8 @@ static void *data_main(void *arg)
 {
 	struct tunnel *t = arg;
 	struct host *h = t->h;
-	int64_t backoff = RECONNECT_MIN_MS;
+	struct retry backoff;
+	backoff_init(&backoff);
 	while (!atomic_load(&h->stop)) {
 		int fd = -1;
 		SSL *ssl = attach(t, "data", &fd);
@@ -354,7 +363,7 @@ static void *data_main(void *arg)
 			backoff_sleep(h, &backoff);
 			continue;
 		}
-		backoff = RECONNECT_MIN_MS;
+		retry_reset(&backoff);
 		/* A request's first bytes, or the relay closing (then dial again). */
 		char first[16 * 1024];
 		int n = ssl_read_wait(h, ssl, fd, first, sizeof first);

@@ -1106,7 +1106,7 @@ static void tconn_hello(struct tconn *t)
 	free(line);
 	const char *type = json_get_str(hello, "type"), *why = "no token";
 	json_t *claims =
-	    token_verify(json_get_str(hello, "token"), relay_hub_key, &t->r->hub, &why);
+	    token_verify(json_get_str(hello, "token"), keyring_key, &t->r->hub.keys, &why);
 	const char *scope = json_get_str(claims, "scope"), *slug = json_get_str(claims, "slug");
 	int64_t host_id = 0;
 	struct relay *r = t->r;

@@ -1,10 +1,14 @@
 /* relay_hub (private to src/relay): what the relay learns from the hub — its
- * public keys, which verify the relay tokens hosts present, and the slugs it
- * revoked. One thread of its own talks to the hub (at start, then polling
- * every second) so the event loop never waits on it; the loop takes what it
- * fetched under mu. */
+ * public keys (a core/keyring), which verify the relay tokens hosts present,
+ * and the slugs it revoked. One thread of its own talks to the hub (at start,
+ * then polling every second, through the client library) so the event loop
+ * never waits on it; the loop takes what it fetched under mu, and a lookup
+ * of an unknown key only marks the ring for that thread. */
 #ifndef ROOST_RELAY_HUB_H
 #define ROOST_RELAY_HUB_H
+
+#include "../client/client.h"
+#include "../core/keyring.h"
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -16,17 +20,18 @@
 struct relay_config;
 
 struct relay_hub {
-	const char *url;       /* the hub's base URL */
-	const char *cacert;    /* CA file for its certificate, or NULL */
+	/* The hub (--hub, its CA, ROOST_OPS_TOKEN if set) and one connection
+	 * to it: start-up's, then the thread's alone. */
+	struct client client;
 	struct event *arrived; /* in the loop: revocations came in (the caller's callback) */
 	pthread_t thread;
 	bool running;
 	atomic_bool stopping;
-	atomic_bool keys_wanted; /* a hello named a key we do not have */
-	pthread_mutex_t mu;      /* guards keys, keys_at and incoming */
-	json_t *keys;            /* the hub's /api/v1/keys answer */
-	int64_t keys_at;         /* mono ms of the last fetch, answered or not */
-	json_t *incoming;        /* revocations fetched, not yet taken by the loop */
+	/* The hub's keys: token_verify looks them up with keyring_key (cls: this
+	 * ring) on the loop, which only marks the ring; the thread fetches. */
+	struct keyring keys;
+	pthread_mutex_t mu; /* guards incoming */
+	json_t *incoming;   /* revocations fetched, not yet taken by the loop */
 	/* The event loop's alone: */
 	json_t *pending; /* revocations taken, not yet effective */
 	json_t *retired; /* slug -> true, once effective */
@@ -43,9 +48,6 @@ int relay_hub_start(struct relay_hub *rh, struct event_base *base, event_callbac
 /* Stop and join the thread (if started), then free everything. */
 void relay_hub_fini(struct relay_hub *rh);
 
-/* token_verify's key lookup (cls: the relay_hub). Never waits on the hub: an
- * unknown kid asks the thread to fetch the keys again (at most every 10 s). */
-bool relay_hub_key(void *cls, const char *kid, unsigned char *pk);
 /* In the loop: has slug been revoked (and the revocation come into effect)? */
 bool relay_hub_retired(const struct relay_hub *rh, const char *slug);
 /* In the loop: the slugs whose revocation is effective by now (wall-clock

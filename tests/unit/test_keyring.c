@@ -147,6 +147,22 @@ static void test_keyring_refresher_retries_sooner_while_it_has_no_keys(void **st
 	keyring_fini(&ring);
 }
 
+static void test_keyring_for_a_refresher_without_keys_marks_once_per_window(void **state)
+{
+	(void)state;
+	start(0);
+	hub.down = true;
+	keyring_refresh(&ring);
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	assert_false(keyring_key(&ring, "k0", pk)); /* just tried: the hub is away */
+	assert_false(atomic_load(&ring.wanted));
+	now += KEYRING_RETRY_MS + 1;
+	assert_false(keyring_key(&ring, "k0", pk));
+	assert_true(atomic_load(&ring.wanted));
+	assert_int_equal(hub.fetches, 1);
+	keyring_fini(&ring);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -158,6 +174,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_keyring_keeps_its_keys_when_a_fetch_fails, setup),
 	    cmocka_unit_test_setup(test_keyring_for_a_refresher_only_marks_a_miss, setup),
 	    cmocka_unit_test_setup(test_keyring_refresher_retries_sooner_while_it_has_no_keys,
+	                           setup),
+	    cmocka_unit_test_setup(test_keyring_for_a_refresher_without_keys_marks_once_per_window,
 	                           setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -50,11 +50,12 @@ static void an_unknown_key_asks_the_thread_instead_of_the_hub(void **state)
 	struct relay_hub rh;
 	relay_hub_init(&rh, &cfg);
 	unsigned char pk[32];
-	rh.keys_at = mono_ms() - 60000; /* stale: a refetch is due */
+	rh.keys.tried = true;
+	rh.keys.fetched_ms = mono_ms() - 60000; /* stale: a refetch is due */
 	int64_t t0 = mono_ms();
-	assert_false(relay_hub_key(&rh, "nosuchkid", pk));
+	assert_false(keyring_key(&rh.keys, "nosuchkid", pk));
 	assert_true(mono_ms() - t0 < 500);
-	assert_true(atomic_load(&rh.keys_wanted));
+	assert_true(atomic_load(&rh.keys.wanted));
 	relay_hub_fini(&rh);
 }
 
@@ -64,10 +65,11 @@ static void a_fresh_key_set_is_not_fetched_again(void **state)
 	struct relay_hub rh;
 	relay_hub_init(&rh, &cfg);
 	unsigned char pk[32];
-	rh.keys = json_pack("{s:[]}", "keys");
-	rh.keys_at = mono_ms();
-	assert_false(relay_hub_key(&rh, "nosuchkid", pk));
-	assert_false(atomic_load(&rh.keys_wanted));
+	rh.keys.keys = json_pack("{s:[]}", "keys");
+	rh.keys.tried = true;
+	rh.keys.fetched_ms = mono_ms();
+	assert_false(keyring_key(&rh.keys, "nosuchkid", pk));
+	assert_false(atomic_load(&rh.keys.wanted));
 	relay_hub_fini(&rh);
 }
 
