@@ -135,6 +135,7 @@ struct req {
 	const char *etag; /* serve_version's ETag instead of the quoted hash (dav/) */
 	bool dash;        /* arrived on the dashboard port (cookie sessions, CSP) */
 	unsigned status;  /* the answer's status, for metrics */
+	bool counted;     /* … already counted by route and status */
 	int64_t start_us; /* when the request arrived */
 };
 

@@ -165,6 +165,8 @@ static const int64_t latency_le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000
 
 /* ---- responses ---- */
 
+static void count_status(struct req *r);
+
 enum MHD_Result req_queue(struct req *r, unsigned status, struct MHD_Response *resp)
 {
 	if (r->dash)
@@ -173,6 +175,7 @@ enum MHD_Result req_queue(struct req *r, unsigned status, struct MHD_Response *r
 	MHD_destroy_response(resp);
 	r->replied = true;
 	r->status = status;
+	count_status(r); /* now, so a client that read the answer sees it counted */
 	return ret;
 }
 
@@ -556,6 +559,18 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Requests by route and status class, once per request: when its answer is
+ * queued, or at its end if it got none of ours. */
+static void count_status(struct req *r)
+{
+	if (r->counted)
+		return;
+	r->counted = true;
+	size_t route = r->route ? (size_t)(r->route - routes) : N_ROUTES;
+	unsigned cls = r->status >= 100 && r->status < 600 ? r->status / 100 - 1 : 4;
+	atomic_fetch_add(&r->hub->m.by_route[route][cls], 1);
+}
+
 static void count_request(struct req *r)
 {
 	struct hub_metrics *m = &r->hub->m;
@@ -566,9 +581,7 @@ static void count_request(struct req *r)
 	atomic_fetch_add(&m->latency_bucket[b], 1);
 	atomic_fetch_add(&m->latency_sum_us, us);
 	atomic_fetch_add(&m->latency_count, 1);
-	size_t route = r->route ? (size_t)(r->route - routes) : N_ROUTES;
-	unsigned cls = r->status >= 100 && r->status < 600 ? r->status / 100 - 1 : 4;
-	atomic_fetch_add(&m->by_route[route][cls], 1);
+	count_status(r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
