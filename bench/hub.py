@@ -62,8 +62,17 @@ class Hub:
     def call(self, method, path, body=None, raw=None):
         h = {"Authorization": "Bearer " + getattr(self, "token", "")}
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        self.conn.request(method, path, body=data, headers=h)
-        resp = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=data, headers=h)
+            resp = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The hub closes a keep-alive connection left idle past its head
+            # timeout (15 s; the wrk runs take longer): a GET tries again.
+            if method != "GET":
+                raise
+            self.conn.close()
+            self.conn.request(method, path, body=data, headers=h)
+            resp = self.conn.getresponse()
         payload = resp.read()
         return resp.status, (json.loads(payload) if payload[:1] == b"{" else payload)
 
