@@ -45,7 +45,7 @@ class Hub:
         self.proc = subprocess.Popen(
             [roost, "serve", "--data", self.data, *db, "--api-port", str(self.port),
              "--content-port", str(free_port()), "--dashboard-port", str(free_port()),
-             "--rate-limit", "0"], stdout=self.log, stderr=self.log, env=self.env)
+             "--rate-limit", "0", "--max-conns-per-ip", "0"], stdout=self.log, stderr=self.log, env=self.env)
         for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.1).close()
