@@ -35,12 +35,14 @@ static void apply_defaults(const struct client *c, CURL *curl)
 {
 	if (c->cacert)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CLIENT_CONNECT_TIMEOUT_S);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
+	                 c->connect_s > 0 ? c->connect_s : CLIENT_CONNECT_TIMEOUT_S);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* Fail a transfer that stalls for a minute rather than hang forever. */
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, CLIENT_STALL_S);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
+	                 c->stall_s > 0 ? c->stall_s : CLIENT_STALL_S);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "roost/" ROOST_VERSION);
 	if (c->timeout_s > 0)
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, c->timeout_s);

@@ -23,6 +23,8 @@ struct client {
 	struct chunker_params chunking;
 	CURL *curl;
 	long timeout_s; /* a whole request's limit; 0: none (a stall still fails after 60 s) */
+	long connect_s; /* how long to wait for a connection; 0: 10 s */
+	long stall_s;   /* a transfer that sends nothing this long fails; 0: 60 s */
 };
 
 /* Path of the credentials file ($XDG_CONFIG_HOME/roost/config.json). New string. */

@@ -62,31 +62,19 @@ static size_t into_fixed(char *p, size_t size, size_t n, void *cls)
 	return add;
 }
 
-/* GET url into buf with a bearer token; the body's length, or -1. */
+/* GET url into buf with a bearer token (the hub's, or a manifest's chunk
+ * token for another host); the body's length, or -1. A source that is slow to
+ * answer is given up on sooner than the hub's API would be: there are others. */
 static int64_t get_into(struct host *h, CURL *curl, const char *url, const char *token,
                         uint8_t *buf, size_t cap)
 {
 	struct fixed_buf b = {buf, cap, 0};
-	curl_easy_reset(curl);
-	if (h->c.cacert)
-		curl_easy_setopt(curl, CURLOPT_CAINFO, h->c.cacert);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)CHUNK_CONNECT_S);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)CHUNK_STALL_S);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, into_fixed);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-	char *auth = xasprintf("Authorization: Bearer %s", token);
-	struct curl_slist *hd = curl_slist_append(NULL, auth);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hd);
-	CURLcode cc = curl_easy_perform(curl);
-	long status = 0;
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hd);
-	free(auth);
-	return cc == CURLE_OK && status == 200 ? (int64_t)b.len : -1;
+	struct client src = {.hub = h->c.hub,
+	                     .token = (char *)token,
+	                     .cacert = h->c.cacert,
+	                     .connect_s = CHUNK_CONNECT_S,
+	                     .stall_s = CHUNK_STALL_S};
+	return client_get_to(&src, curl, url, into_fixed, &b) == 200 ? (int64_t)b.len : -1;
 }
 
 static bool verified(const uint8_t *buf, int64_t n, const char *hash, int64_t size)
