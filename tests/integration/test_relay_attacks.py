@@ -13,9 +13,12 @@ from harness import wait_for
 from test_relay import RelayBase, sha
 
 
-def sockets_from(pid, client_ports):
-    """How many of process pid's descriptors are TCP sockets whose peer is one
-    of client_ports on this machine (the relay's side of our connections)."""
+def sockets_from(pid, client_ports, local_port):
+    """How many of process pid's descriptors are TCP sockets on local_port whose
+    peer is one of client_ports on this machine (the relay's side of our
+    connections). The local port matters: Linux gives one ephemeral port to
+    several outgoing connections with different destinations, so a host's
+    tunnel connection can have the same port as one of ours."""
     inodes = set()
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
@@ -33,7 +36,8 @@ def sockets_from(pid, client_ports):
             continue
         for line in lines:
             f = line.split()
-            if f[9] in inodes and int(f[2].rsplit(":", 1)[1], 16) in client_ports:
+            if (f[9] in inodes and int(f[1].rsplit(":", 1)[1], 16) == local_port
+                    and int(f[2].rsplit(":", 1)[1], 16) in client_ports):
                 n += 1
     return n
 
@@ -158,7 +162,7 @@ class FramingTest(AttackBase):
         socks.append(half)
         ports = {s.getsockname()[1] for s in socks}
         try:
-            wait_for(lambda: sockets_from(pid, ports) == len(socks), 10, "the relay accepting")
+            wait_for(lambda: sockets_from(pid, ports, self.relay.public_port) == len(socks), 10, "the relay accepting")
             for s in socks:
                 s.settimeout(40)
                 try:
@@ -166,7 +170,7 @@ class FramingTest(AttackBase):
                 except ConnectionResetError:
                     pass
             # Our sockets are still open: only the relay's side may be gone.
-            wait_for(lambda: sockets_from(pid, ports) == 0, 15,
+            wait_for(lambda: sockets_from(pid, ports, self.relay.public_port) == 0, 15,
                      "the relay's descriptors for silent clients freed")
         finally:
             for s in socks:
