@@ -208,6 +208,18 @@ static const char *const migrations[] = {
     " PRIMARY KEY (workspace_id, uploader, chunk_hash));"
     "CREATE INDEX chunk_uploads_hash ON chunk_uploads(chunk_hash);"
     "CREATE INDEX chunk_uploads_touched ON chunk_uploads(touched_at);",
+
+    /* 10: where a workspace keeps its bytes (docs/storage.md). storage 'hub':
+     * the hub's store holds every chunk; 'hosts': hosts hold them and the
+     * hub's store is a cache of at most hub_cache_bytes of the workspace's
+     * chunks. A grant is proven once the workspace showed the hub the bytes
+     * (an upload, or a copy the hub fetched from its host and verified); a
+     * host's commit of chunks it only names makes an unproven grant, and the
+     * hub never serves such a workspace its store's copy of the chunk. */
+    "ALTER TABLE workspaces ADD COLUMN storage TEXT NOT NULL DEFAULT 'hub'"
+    " CHECK (storage IN ('hub','hosts'));"
+    "ALTER TABLE workspaces ADD COLUMN hub_cache_bytes BIGINT NOT NULL DEFAULT 1073741824;"
+    "ALTER TABLE workspace_chunks ADD COLUMN proven INTEGER NOT NULL DEFAULT 1;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

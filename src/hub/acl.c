@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "meta.h"
 #include "acl.h"
+#include "members.h"
 #include "op_http.h"
 #include "ops/ops.h"
 #include "../core/json.h"
@@ -312,11 +313,42 @@ static const struct {
     {"gc_retention_s", 0, 3650 * 86400}, /* unreferenced chunks stay this long */
     {"replica_grace_s", 0, 365 * 86400}, /* an offline host's copies count this long */
     {"min_replicas", 1, 10},
+    {"hub_cache_bytes", 0, INT64_MAX}, /* storage "hosts": the hub caches this much */
 };
 #define N_INT_SETTINGS (sizeof int_settings / sizeof *int_settings)
 
-/* PATCH /workspaces/{id} {default_access?, name?, a number from int_settings?}:
- * owners and admins. */
+/* GET /workspaces/{id}: the workspace's settings, for any member. */
+enum MHD_Result api_workspace_get(struct req *r)
+{
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT name, default_access, storage, quota_bytes, max_file_bytes, keep_versions, "
+	    "keep_days, trash_days, gc_retention_s, replica_grace_s, min_replicas, "
+	    "hub_cache_bytes, "
+	    "chunk_min, chunk_avg, chunk_max FROM workspaces WHERE id = ?",
+	    r->ws_id);
+	if (!st || db_step(st) != DB_ROW) {
+		db_finalize(st);
+		return reply_db_error(r);
+	}
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)r->ws_id, "name",
+	                      db_col_text(st, 0), "default_access", db_col_text(st, 1), "storage",
+	                      db_col_text(st, 2));
+	for (size_t i = 0; i < N_INT_SETTINGS; i++) {
+		/* the columns 3..11 in int_settings' order; NULL reads as 0 (none) */
+		json_object_set_new(o, int_settings[i].name,
+		                    json_integer(db_col_int64(st, 3 + (int)i)));
+	}
+	json_object_set_new(o, "chunk_min", json_integer(db_col_int64(st, 12)));
+	json_object_set_new(o, "chunk_avg", json_integer(db_col_int64(st, 13)));
+	json_object_set_new(o, "chunk_max", json_integer(db_col_int64(st, 14)));
+	json_object_set_new(o, "role", json_string(role_name(r->role)));
+	db_finalize(st);
+	return reply_json(r, MHD_HTTP_OK, o);
+}
+
+/* PATCH /workspaces/{id} {default_access?, name?, storage?, a number from
+ * int_settings?}: owners and admins. */
 enum MHD_Result api_workspace_update(struct req *r)
 {
 	if (r->role < ROLE_ADMIN)
@@ -325,9 +357,11 @@ enum MHD_Result api_workspace_update(struct req *r)
 	const char *da = json_get_str(r->json, "default_access");
 	const char *name = json_get_str(r->json, "name");
 	json_t *jn = json_object_get(r->json, "name");
+	const char *storage = json_get_str(r->json, "storage");
+	json_t *js = json_object_get(r->json, "storage");
 	enum perm p = da ? perm_parse(da) : PERM_INVALID;
 	int64_t vals[N_INT_SETTINGS];
-	bool given[N_INT_SETTINGS], any = da || jn;
+	bool given[N_INT_SETTINGS], any = da || jn || js;
 	for (size_t i = 0; i < N_INT_SETTINGS; i++) {
 		given[i] = json_object_get(r->json, int_settings[i].name) != NULL;
 		any = any || given[i];
@@ -340,12 +374,12 @@ enum MHD_Result api_workspace_update(struct req *r)
 	}
 	if ((json_object_get(r->json, "default_access") && (p < PERM_NONE || p > PERM_WRITE)) ||
 	    (jn && (!name || !name_valid(name, json_string_length(jn)) || strlen(name) > 100)) ||
-	    !any)
+	    (js && (!storage || (strcmp(storage, "hub") && strcmp(storage, "hosts")))) || !any)
 		return reply_error(
 		    r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		    "give default_access (none, read or write), name, quota_bytes, max_file_bytes, "
-		    "keep_versions, keep_days, trash_days, gc_retention_s, replica_grace_s or "
-		    "min_replicas");
+		    "give default_access (none, read or write), name, storage (hub or hosts), "
+		    "quota_bytes, max_file_bytes, keep_versions, keep_days, trash_days, "
+		    "gc_retention_s, replica_grace_s, min_replicas or hub_cache_bytes");
 	if (meta_begin(r->db, r->ws_id) != DB_DONE)
 		return reply_db_error(r);
 	int rc = DB_DONE;
@@ -365,12 +399,16 @@ enum MHD_Result api_workspace_update(struct req *r)
 	                  perm_name(p), r->ws_id) != DB_DONE) ||
 	    (name && db_run(r->db, "UPDATE workspaces SET name = ? WHERE id = ?", name, r->ws_id) !=
 	                 DB_DONE) ||
+	    (storage && db_run(r->db, "UPDATE workspaces SET storage = ? WHERE id = ?", storage,
+	                       r->ws_id) != DB_DONE) ||
 	    meta_change(r->db, r->ws_id, "workspace.updated", "workspace",
-	                json_pack("{s:s?, s:s?}", "default_access", da ? perm_name(p) : NULL,
-	                          "name", name)) != 0 ||
+	                json_pack("{s:s?, s:s?, s:s?}", "default_access", da ? perm_name(p) : NULL,
+	                          "name", name, "storage", storage)) != 0 ||
 	    meta_audit(
 	        r, "workspace.update", name,
 	        (json_object_set_new(changed, "default_access", da ? json_string(da) : json_null()),
+	         json_object_set_new(changed, "storage",
+	                             storage ? json_string(storage) : json_null()),
 	         json_incref(changed))) != 0 ||
 	    meta_commit(r) != DB_DONE) {
 		json_decref(changed);

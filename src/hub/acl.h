@@ -32,4 +32,6 @@ enum MHD_Result api_acl_get(struct req *r);
 enum MHD_Result api_acl_set(struct req *r);
 enum MHD_Result api_acl_delete(struct req *r);
 enum MHD_Result api_workspace_update(struct req *r);
+/* GET /workspaces/{id}: settings, storage mode and the caller's role. */
+enum MHD_Result api_workspace_get(struct req *r);
 #endif
