@@ -99,6 +99,10 @@ static enum MHD_Result send_fd(struct MHD_Connection *conn, int fd, int64_t size
 	snprintf(buf, sizeof buf, "\"%s\"", hash);
 	MHD_add_response_header(r, "ETag", buf);
 	MHD_add_response_header(r, "X-Roost-Hash", hash);
+	/* A signed URL is a capability with no cookie: any page (the dashboard
+	 * trying its sources) may read it. */
+	MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+	MHD_add_response_header(r, "Access-Control-Expose-Headers", "X-Roost-Hash, Content-Range");
 	if (range > 0) {
 		snprintf(buf, sizeof buf, "bytes %lld-%lld/%lld", (long long)start,
 		         (long long)(start + len - 1), (long long)size);

@@ -193,6 +193,12 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 	snprintf(buf, sizeof buf, "\"%s\"", fi.hash);
 	MHD_add_response_header(resp, "ETag", r->etag ? r->etag : buf);
 	MHD_add_response_header(resp, "X-Roost-Hash", fi.hash);
+	if (strncmp(r->url, "/c/", 3) == 0) {
+		/* A signed URL (no cookie): readable by any page, as a host's is. */
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+		                        "X-Roost-Hash, Content-Range");
+	}
 	snprintf(buf, sizeof buf, "%lld", (long long)fi.version_no);
 	MHD_add_response_header(resp, "X-Roost-Version", buf);
 	if (range > 0) {

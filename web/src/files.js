@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, wsPath, q, contentUrl } from './api.js';
 import { html, fmtBytes, fmtTime, Modal, ErrorLine, CopyField, useLive, parentOf, joinPath, navigate } from './ui.js';
 import { uploadFile, restoreVersion } from './upload.js';
+import { downloadClick } from './download.js';
 
 const filesHref = (ws, path) =>
   '/w/' + ws + '/files' + (path === '/' ? '' : path.split('/').map(encodeURIComponent).join('/'));
@@ -72,7 +73,8 @@ function VersionsDialog({ ws, entry, feed, onClose }) {
     <tbody>${data && data.versions.map((v) => html`<tr>
       <td>v${v.version}${v.current ? html` <span class="tag">current</span>` : ''}</td>
       <td>${fmtBytes(v.size)}</td><td>${fmtTime(v.created_at)}</td><td>${v.created_by || '—'}</td>
-      <td class="row-actions"><a class="button" href=${contentUrl(ws.id, entry.path, v.version)} download=${entry.name}>Download</a>
+      <td class="row-actions"><a class="button" href=${contentUrl(ws.id, entry.path, v.version)} download=${entry.name}
+        onClick=${downloadClick(ws.id, { ...entry, size: v.size }, v.version)}>Download</a>
         ${!v.current && html`<button type="button" onClick=${async () => {
           try {
             await restoreVersion(ws.id, entry.path, v.version);
@@ -273,14 +275,14 @@ export function FilesView({ ws, feed, route }) {
         ${entries.map((e) => html`<tr key=${e.path} data-path=${e.path}>
           <td class="name">${e.type === 'folder'
             ? html`<a href=${filesHref(ws.id, e.path)}><span class="ico ico-folder" aria-hidden="true"></span>${e.name}</a>`
-            : html`<a href=${contentUrl(ws.id, e.path)} download=${e.name}><span class="ico ico-file" aria-hidden="true"></span>${e.name}</a>`}</td>
+            : html`<a href=${contentUrl(ws.id, e.path)} download=${e.name} onClick=${downloadClick(ws.id, e)}><span class="ico ico-file" aria-hidden="true"></span>${e.name}</a>`}</td>
           <td class="num">${e.type === 'file' ? fmtBytes(e.size) : ''}</td>
           <td class="wide">${fmtTime(e.modified_at)}</td>
           <td class="wide">${e.modified_by || ''}</td>
           <td class="row-actions">
             <details class="menu"><summary aria-label=${'Actions for ' + e.name}>⋯</summary>
               <div class="menu-items" onClick=${(ev) => ev.target.closest('details').removeAttribute('open')}>
-                ${e.type === 'file' && html`<a class="button" href=${contentUrl(ws.id, e.path)} download=${e.name}>Download</a>`}
+                ${e.type === 'file' && html`<a class="button" href=${contentUrl(ws.id, e.path)} download=${e.name} onClick=${downloadClick(ws.id, e)}>Download</a>`}
                 <button type="button" onClick=${() => act('rename', e)}>Rename</button>
                 <button type="button" onClick=${() => act('move', e)}>Move</button>
                 ${e.type === 'file' && html`<button type="button" onClick=${() => act('versions', e)}>Versions</button>`}
