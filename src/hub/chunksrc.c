@@ -162,6 +162,28 @@ int64_t chunksrc_fetch_host(struct db *db, int64_t ws, const char *hash, uint8_t
 	return got;
 }
 
+int chunksrc_fetch_to_store(struct db *db, struct store *store, int64_t ws, const char *hash)
+{
+	int64_t size = 0;
+	int rc = db_int64(db, &size, "SELECT size FROM chunks WHERE hash = ?", hash);
+	if (rc != DB_ROW || size <= 0)
+		return rc == DB_DONE ? -ENOENT : -EIO;
+	uint8_t *buf = xmalloc((size_t)size);
+	int64_t n = chunksrc_fetch_host(db, ws, hash, buf, (size_t)size, NULL);
+	char put[HASH_HEX_LEN + 1];
+	int ret = n != size ? (n < 0 ? (int)n : -EIO)
+	          : store_put(store, buf, (size_t)n, put) != 0 || strcmp(put, hash) ? -EIO
+	                                                                            : 0;
+	free(buf);
+	if (ret == 0)
+		db_run(
+		    db,
+		    "UPDATE chunk_replicas SET state = 'ok', updated_at = ? WHERE chunk_hash = ? "
+		    "AND holder = 'hub'",
+		    now_ms(), hash);
+	return ret;
+}
+
 /* ---- one download's source ---- */
 
 struct chunksrc *chunksrc_open(struct hub *hub, struct db *db, int64_t ws)

@@ -27,6 +27,11 @@
 int64_t chunksrc_fetch_host(struct db *db, int64_t ws, const char *hash, uint8_t *buf, size_t cap,
                             int64_t *host);
 
+/* job_fetch_from_hosts' shape: chunk hash from any workspace's holder host
+ * (ws 0) or ws's into store, verified, and its 'hub' replica row set 'ok'.
+ * 0, -ENOENT no holder served it, <0 error. */
+int chunksrc_fetch_to_store(struct db *db, struct store *store, int64_t ws, const char *hash);
+
 struct chunksrc;
 
 /* A source of ws's chunks for one download; reads the workspace's storage
