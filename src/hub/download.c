@@ -255,16 +255,18 @@ enum MHD_Result api_chunk_get(struct req *r)
 	/* Only this workspace's chunks: the store is shared by workspaces. */
 	int64_t size = 0;
 	bool proven = false;
+	/* An upload no version uses yet has no chunks row: its size is the store's. */
 	struct db_stmt *st =
 	    db_query(r->db,
-	             "SELECT c.size, wc.proven FROM workspace_chunks wc JOIN chunks "
-	             "c ON c.hash = wc.chunk_hash WHERE wc.workspace_id = ? AND "
-	             "wc.chunk_hash = ?",
+	             "SELECT c.size, wc.proven FROM workspace_chunks wc LEFT JOIN "
+	             "chunks c ON c.hash = wc.chunk_hash WHERE wc.workspace_id = ? "
+	             "AND wc.chunk_hash = ?",
 	             r->ws_id, hash);
 	int rc = st ? db_step(st) : DB_ERR;
 	if (rc == DB_ROW) {
-		size = db_col_int64(st, 0);
 		proven = db_col_int64(st, 1) != 0;
+		size = db_col_is_null(st, 0) ? (proven ? store_size(r->hub->store, hash) : 0)
+		                             : db_col_int64(st, 0);
 	}
 	db_finalize(st);
 	if (rc == DB_ROW && (size <= 0 || !chunk_readable(r, hash)))
