@@ -328,6 +328,7 @@ static void touch(struct chunksrc *s, const char *hash)
 
 int64_t chunksrc_read(struct chunksrc *s, const char *hash, int64_t size, bool proven, uint8_t *buf)
 {
+	bool corrupt = false;
 	if (proven) {
 		int64_t n = store_read(s->hub->store, hash, buf, (size_t)size);
 		if (n == size) {
@@ -336,12 +337,14 @@ int64_t chunksrc_read(struct chunksrc *s, const char *hash, int64_t size, bool p
 			return n;
 		}
 		if (n == -EBADMSG) {
+			corrupt = true;
 			atomic_fetch_add(&s->hub->m.corrupt_reads, 1);
 			log_error("chunksrc: the store's copy of chunk %s is corrupt; asking hosts",
 			          hash);
 		}
 	}
-	return from_hosts(s, hash, size, buf);
+	int64_t n = from_hosts(s, hash, size, buf);
+	return n == -ENOENT && corrupt ? -EBADMSG : n;
 }
 
 /* ---- availability ---- */

@@ -42,7 +42,8 @@ void chunksrc_close(struct chunksrc *s);
 /* Chunk hash (size bytes) into buf, verified: from the store if proven (the
  * workspace's grant is proven) and the store holds it, else from a holder
  * host (kept in the store when the workspace caches). Takes pool connections
- * only as it needs them. Returns size, or -ENOENT no source had it, -EIO. */
+ * only as it needs them. Returns size, or -ENOENT no source had it, -EBADMSG
+ * the store's copy is corrupt and no host had it, -EIO. */
 int64_t chunksrc_read(struct chunksrc *s, const char *hash, int64_t size, bool proven,
                       uint8_t *buf);
 

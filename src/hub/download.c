@@ -285,6 +285,10 @@ enum MHD_Result api_chunk_get(struct req *r)
 	if (n != size) {
 		free(buf);
 		r->db = db_pool_acquire(r->hub->pool);
+		if (n == -EBADMSG)
+			return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "chunk_corrupt",
+			                   "the hub's copy of this chunk is corrupt and no host "
+			                   "holding it is online; it was not served");
 		return chunksrc_reply_unavailable(r, chunk_holders(r, hash));
 	}
 	atomic_fetch_add(&r->hub->m.bytes_served, n);
