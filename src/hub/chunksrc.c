@@ -353,13 +353,15 @@ int chunksrc_available(struct db *db, struct store *store, int64_t ws, int64_t v
                        int64_t start, int64_t end, json_t **holders)
 {
 	/* Per chunk in range: the grant's proof and whether an online host of
-	 * ws holds it. */
+	 * ws holds it (as 1/0: PostgreSQL's EXISTS is a boolean). */
 	struct db_stmt *st = db_query(
 	    db,
-	    "SELECT vc.chunk_hash, COALESCE(wc.proven, 0), EXISTS (SELECT 1 FROM chunk_replicas cr "
+	    "SELECT vc.chunk_hash, COALESCE(wc.proven, 0), CASE WHEN EXISTS (SELECT 1 FROM "
+	    "chunk_replicas cr "
 	    "JOIN hosts h ON h.id = cr.host_id WHERE cr.chunk_hash = vc.chunk_hash AND cr.state = "
 	    "'ok' AND h.workspace_id = ? AND h.revoked_at IS NULL AND (h.url IS NOT NULL OR "
-	    "h.tunnel_url IS NOT NULL) AND " HOST_ONLINE_SQL ") FROM version_chunks vc LEFT JOIN "
+	    "h.tunnel_url IS NOT NULL) AND " HOST_ONLINE_SQL ") THEN 1 ELSE 0 END FROM "
+	    "version_chunks vc LEFT JOIN "
 	    "workspace_chunks wc ON wc.workspace_id = ? AND wc.chunk_hash = vc.chunk_hash WHERE "
 	    "vc.version_id = ? AND vc.chunk_offset < ? AND vc.chunk_offset + vc.size > ? ORDER BY "
 	    "vc.idx",
