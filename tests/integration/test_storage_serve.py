@@ -101,7 +101,8 @@ class ServeFromHostsTest(HubTest):
         for h in (self.A, self.B):
             if not h.running():
                 h.start()
-        wait_for(lambda: all(x["status"] == "online" for x in self.hosts()), 30, "both hosts online",
+        wait_for(lambda: all(x["status"] == "online" for x in self.hosts()
+                             if x["label"] in ("A", "B")), 30, "both hosts online",
                  [self.A, self.B])
 
     def hosts(self):
@@ -178,7 +179,8 @@ class ServeFromHostsTest(HubTest):
         self.both_online()
         self.A.stop()
         self.B.stop()
-        wait_for(lambda: not any(x["status"] == "online" for x in self.hosts()), 30, "both offline")
+        wait_for(lambda: not any(x["status"] == "online" for x in self.hosts()
+                                 if x["label"] in ("A", "B")), 30, "both offline")
         st, data, resp = get(self.content_url("/d/small.bin"), self.auth())
         self.assertEqual(st, 503, data[:300])
         self.assertTrue(int(resp.getheader("Retry-After")) > 0)
@@ -252,6 +254,40 @@ class ServeFromHostsTest(HubTest):
                             "workspace_id = ?", (self.ws,))
         proven = {h: p for h, p in rows}
         self.assertTrue(all(proven[h] == 1 for h in hashes), proven)
+
+    # ---- a host holding a version only as chunks in its cache ----
+
+    def test_y_a_host_serves_a_version_it_holds_only_in_its_cache(self):
+        self.both_online()
+        C = harness.Host(self.hub, self.tmp, "C")
+        C.join(folders=["/elsewhere"])  # keeps nothing of /d as files
+        C.start()
+        try:
+            cid = wait_for(lambda: {x["label"]: x["id"] for x in self.hosts()
+                                    if x["status"] == "online"}.get("C"), 30, "C online", [C])
+            # As the replicate job would: C is asked to keep a copy of each chunk.
+            chunks = self.chunks_of("/d/small.bin")
+            for c in chunks:
+                self.hub.sql("INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, "
+                             "updated_at, assigned) VALUES(?, ?, ?, 'pending', 0, 1)",
+                             (c["hash"], "host:%d" % cid, cid))
+            wait_for(lambda: all(cid in c["hosts"] for c in self.chunks_of("/d/small.bin")),
+                     60, "C holding every chunk in its cache", [C])
+            self.assertFalse(os.path.exists(C.path("/d/small.bin")))
+            st, made, payload, _ = self.api("POST", "/urls", {"path": "/d/small.bin"})
+            self.assertEqual(st, 201, payload)
+            mine = [s for s in made["sources"] if s.get("host_id") == cid]
+            self.assertEqual([s["via"] for s in mine], ["host"], made["sources"])
+            # Only C is up: its bytes come from its cache.
+            self.A.stop()
+            self.B.stop()
+            st, data, resp = get(mine[0]["url"])
+            self.assertEqual(st, 200, data[:300])
+            self.assertEqual(sha(data), sha(self.small))
+            self.assertEqual(resp.getheader("Access-Control-Allow-Origin"), "*")
+        finally:
+            C.stop()
+            self.both_online()
 
     # ---- a host that fails mid-stream ----
 
