@@ -320,7 +320,9 @@ class ServeFromHostsTest(HubTest):
         conn.close()
         self.assertEqual(got, len(self.big))
         self.assertEqual(h.hexdigest(), sha(self.big))
-        self.assertGreater(other.status()["chunks"]["served"], 0)
+        # The rest came from the other host (its status file follows each heartbeat).
+        wait_for(lambda: other.status()["chunks"]["served"] > served[other.label], 10,
+                 "the other host serving the rest", [other])
         victim.start()
 
 
