@@ -173,6 +173,41 @@ class ServeFromHostsTest(HubTest):
         self.assertEqual(st, 200, data[:300])
         self.assertEqual(sha(data), sha(self.small))
 
+    # ---- the cache ----
+
+    def test_cache_keeps_what_it_fetched_and_touches_it_when_served(self):
+        self.both_online()
+        data = os.urandom(1 << 20)
+        with open(self.A.path("/d/cached.bin"), "wb") as f:
+            f.write(data)
+        wait_for(lambda: self.on_both("/d/cached.bin", data), 60, "cached.bin on both",
+                 [self.A, self.B])
+        self.drop_hub_copies()
+        ws_url = "/api/v1/workspaces/%d" % self.ws
+        self.hub.request("PATCH", ws_url, {"hub_cache_bytes": 1 << 30}, token=self.token)
+        try:
+            st, got, _ = get(self.content_url("/d/cached.bin"), self.auth())
+            self.assertEqual((st, sha(got)), (200, sha(data)))
+            hashes = [c["hash"] for c in self.chunks_of("/d/cached.bin")]
+            self.assertEqual(self.hub_objects("/d/cached.bin"), len(hashes))
+
+            def hub_rows():
+                return {h: (state, at) for h, state, at in self.hub.sql(
+                    "SELECT chunk_hash, state, updated_at FROM chunk_replicas WHERE "
+                    "holder = 'hub'") if h in hashes}
+            self.assertTrue(all(hub_rows()[h][0] == "ok" for h in hashes), hub_rows())
+            # Served from the cache: its LRU stamp moves (at most once a minute).
+            self.hub.sql("UPDATE chunk_replicas SET updated_at = 0 WHERE holder = 'hub'")
+            st, got, _ = get(self.content_url("/d/cached.bin"), self.auth())
+            self.assertEqual((st, sha(got)), (200, sha(data)))
+            self.assertTrue(all(hub_rows()[h][1] > 0 for h in hashes), hub_rows())
+            self.hub.sql("UPDATE chunk_replicas SET updated_at = 0 WHERE holder = 'hub'")
+            get(self.content_url("/d/cached.bin"), self.auth())
+            self.assertTrue(all(hub_rows()[h][1] == 0 for h in hashes), "throttled")
+        finally:
+            self.hub.request("PATCH", ws_url, {"hub_cache_bytes": 0}, token=self.token)
+            self.drop_hub_copies()
+
     # ---- no holder online ----
 
     def test_no_holder_online_is_a_503_naming_the_hosts_then_it_works(self):
