@@ -4,7 +4,13 @@
  * chunk no source can give ends the response with an error rather than
  * serving bad bytes.
  *
- * Threads: request threads; a response's reader runs on one at a time. */
+ * Chunks that must come from hosts are fetched ahead by one worker thread
+ * per download (struct ahead: at most AHEAD_BYTES in flight), so a host's
+ * transfer overlaps sending the chunk before it.
+ *
+ * Threads: request threads; a response's reader runs on one at a time; the
+ * download's ahead worker (detached: it frees the shared state if it is the
+ * last to let go). */
 #include "hub.h"
 #include "meta.h"
 #include "upload.h"
@@ -22,6 +28,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +37,30 @@ struct dl_chunk {
 	char hash[HASH_HEX_LEN + 1];
 	int64_t off, size;
 	bool proven; /* the workspace's grant: the store's copy may be served */
+	bool remote; /* not servable from the store: a host's, fetched ahead */
+};
+
+#define AHEAD_BYTES (16ll * 1024 * 1024) /* host chunks fetched ahead of the reader */
+#define AHEAD_MAX   8
+
+enum slot_state { SLOT_FREE, SLOT_FETCHING, SLOT_READY, SLOT_FAILED };
+
+/* The worker's share of a download: the chunk list (a copy), the window the
+ * reader wants fetched, and the slots holding fetched chunks. */
+struct ahead {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs; /* the reader and the worker */
+	bool stop;
+	struct chunksrc *src; /* the worker's own (its own connections) */
+	struct dl_chunk *chunks;
+	size_t n, from, to; /* fetch remote chunks in [from, to) */
+	int nslots;
+	struct {
+		ssize_t idx;
+		enum slot_state state;
+		uint8_t *buf;
+	} slot[AHEAD_MAX];
 };
 
 struct download {
@@ -40,17 +71,169 @@ struct download {
 	int64_t start, len; /* the byte range served */
 	uint8_t *buf;       /* one chunk, verified */
 	int64_t buf_cap;
-	ssize_t loaded;    /* index of the chunk in buf, -1 none */
-	int64_t ws, sent;  /* for the workspace's transfer counts */
-	size_t prefetched; /* chunks below this index have had readahead */
+	ssize_t loaded;      /* index of the chunk in buf, -1 none */
+	int64_t ws, sent;    /* for the workspace's transfer counts */
+	size_t prefetched;   /* chunks below this index have had readahead */
+	struct ahead *ahead; /* NULL: every chunk is in the store */
 };
 
 /* Keep the disk busy READAHEAD bytes ahead of the chunk being sent. */
 #define READAHEAD (16ll * 1024 * 1024)
 
+static void ahead_release(struct ahead *a)
+{
+	pthread_mutex_lock(&a->mu);
+	bool last = --a->refs == 0;
+	a->stop = true;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	if (!last)
+		return;
+	chunksrc_close(a->src);
+	for (int i = 0; i < a->nslots; i++)
+		free(a->slot[i].buf);
+	free(a->chunks);
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+/* Under a->mu: a remote chunk in the window no slot holds, and a slot for
+ * it (one outside the window is reused). False if there is none. */
+static bool ahead_next(struct ahead *a, size_t *idx, int *slot)
+{
+	for (size_t i = a->from; i < a->to; i++) {
+		if (!a->chunks[i].remote)
+			continue;
+		int free_slot = -1;
+		bool held = false;
+		for (int k = 0; k < a->nslots && !held; k++) {
+			ssize_t si = a->slot[k].idx;
+			held = si == (ssize_t)i && a->slot[k].state != SLOT_FREE;
+			bool stale = a->slot[k].state == SLOT_FREE ||
+			             (a->slot[k].state != SLOT_FETCHING &&
+			              (si < (ssize_t)a->from || si >= (ssize_t)a->to));
+			if (stale && free_slot < 0)
+				free_slot = k;
+		}
+		if (held)
+			continue;
+		if (free_slot < 0)
+			return false;
+		*idx = i;
+		*slot = free_slot;
+		return true;
+	}
+	return false;
+}
+
+static void *ahead_main(void *arg)
+{
+	struct ahead *a = arg;
+	pthread_mutex_lock(&a->mu);
+	while (!a->stop) {
+		size_t i;
+		int k;
+		if (!ahead_next(a, &i, &k)) {
+			pthread_cond_wait(&a->cv, &a->mu);
+			continue;
+		}
+		a->slot[k].idx = (ssize_t)i;
+		a->slot[k].state = SLOT_FETCHING;
+		const struct dl_chunk *c = &a->chunks[i];
+		pthread_mutex_unlock(&a->mu);
+		int64_t n = chunksrc_read(a->src, c->hash, c->size, c->proven, a->slot[k].buf);
+		pthread_mutex_lock(&a->mu);
+		a->slot[k].state = n == c->size ? SLOT_READY : SLOT_FAILED;
+		pthread_cond_broadcast(&a->cv);
+	}
+	pthread_mutex_unlock(&a->mu);
+	ahead_release(a);
+	return NULL;
+}
+
+/* Start fetching d's remote chunks ahead, if it has any. */
+static void ahead_start(struct download *d, struct db *db)
+{
+	bool any = false;
+	for (size_t i = 0; i < d->n && !any; i++)
+		any = d->chunks[i].remote;
+	if (!any || d->buf_cap <= 0)
+		return;
+	struct ahead *a = xcalloc(1, sizeof *a);
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	a->refs = 2;
+	a->src = chunksrc_open(d->hub, db, d->ws);
+	a->chunks = xmalloc(d->n * sizeof *a->chunks);
+	memcpy(a->chunks, d->chunks, d->n * sizeof *a->chunks);
+	a->n = d->n;
+	int64_t k = AHEAD_BYTES / d->buf_cap;
+	a->nslots = k < 1 ? 1 : k > AHEAD_MAX ? AHEAD_MAX : (int)k;
+	for (int i = 0; i < a->nslots; i++) {
+		a->slot[i].idx = -1;
+		a->slot[i].buf = xmalloc((size_t)d->buf_cap);
+	}
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, ahead_main, a) != 0) {
+		a->refs = 1; /* no worker: the reader fetches everything itself */
+		ahead_release(a);
+		a = NULL;
+	}
+	pthread_attr_destroy(&attr);
+	d->ahead = a;
+}
+
+/* Chunk i into d->buf: from the worker's slot if it has (or is fetching)
+ * it, else fetched here; then the window moves past i. */
+static int64_t ahead_take(struct download *d, size_t i)
+{
+	struct ahead *a = d->ahead;
+	const struct dl_chunk *c = &d->chunks[i];
+	int64_t n = -ENOENT;
+	pthread_mutex_lock(&a->mu);
+	/* The window first, so a worker that is idle starts on the next ones;
+	 * it holds i itself while this thread waits for it (a slot in the
+	 * window is never reused). */
+	a->from = i;
+	a->to = i + 1;
+	int64_t bytes = 0;
+	while (a->to < a->n && bytes + a->chunks[a->to].size <= AHEAD_BYTES)
+		bytes += a->chunks[a->to++].size;
+	pthread_cond_broadcast(&a->cv);
+	int k;
+	for (;;) {
+		for (k = 0; k < a->nslots; k++)
+			if (a->slot[k].idx == (ssize_t)i && a->slot[k].state != SLOT_FREE)
+				break;
+		if (k == a->nslots || a->slot[k].state != SLOT_FETCHING)
+			break;
+		pthread_cond_wait(&a->cv, &a->mu);
+	}
+	if (k < a->nslots && a->slot[k].state == SLOT_READY) {
+		uint8_t *t = d->buf; /* swap: the slot gets the old buffer */
+		d->buf = a->slot[k].buf;
+		a->slot[k].buf = t;
+		n = c->size;
+	}
+	if (k < a->nslots)
+		a->slot[k].state = SLOT_FREE;
+	a->from = i + 1;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	/* Not fetched ahead, or the worker's sources failed: this thread tries
+	 * every holder again. */
+	return n == c->size ? n : chunksrc_read(d->src, c->hash, c->size, c->proven, d->buf);
+}
+
 static void download_free(void *cls)
 {
 	struct download *d = cls;
+	if (d->ahead)
+		ahead_release(d->ahead);
 	traffic_add(d->hub, d->ws, 0, d->sent);
 	chunksrc_close(d->src);
 	free(d->chunks);
@@ -81,7 +264,9 @@ static ssize_t download_read(void *cls, uint64_t pos, char *out, size_t max)
 	if (!c || abs < c->off || abs >= c->off + c->size) {
 		size_t i = find_chunk(d, abs);
 		c = &d->chunks[i];
-		int64_t n = chunksrc_read(d->src, c->hash, c->size, c->proven, d->buf);
+		int64_t n = c->remote && d->ahead
+		                ? ahead_take(d, i)
+		                : chunksrc_read(d->src, c->hash, c->size, c->proven, d->buf);
 		if (n != c->size) {
 			log_error("download: chunk %s unavailable (%s); response aborted", c->hash,
 			          n < 0 ? strerror((int)-n) : "wrong size");
@@ -182,6 +367,12 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 		return av < 0 ? reply_db_error(r) : chunksrc_reply_unavailable(r, holders);
 	}
 	d->src = chunksrc_open(r->hub, r->db, r->ws_id);
+	for (size_t i = 0; i < d->n; i++) {
+		struct dl_chunk *c = &d->chunks[i];
+		c->remote = c->off + c->size > d->start && c->off < d->start + d->len &&
+		            (!c->proven || store_size(r->hub->store, c->hash) <= 0);
+	}
+	ahead_start(d, r->db);
 	/* A long download must not hold a database connection. */
 	db_pool_release(r->hub->pool, r->db);
 	r->db = NULL;

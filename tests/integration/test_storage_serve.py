@@ -120,6 +120,11 @@ class ServeFromHostsTest(HubTest):
         st, data, resp = get(self.content_url("/d/small.bin"), h)
         self.assertEqual(st, 206, data[:300])
         self.assertEqual(data, self.small[1000000:2100000])
+        # Many chunks from the middle of a big file (fetched ahead of the reader).
+        h = dict(self.auth(), Range="bytes=10000001-40000000")
+        st, data, resp = get(self.content_url("/d/big.bin"), h)
+        self.assertEqual(st, 206, data[:300])
+        self.assertEqual(sha(data), sha(self.big[10000001:40000001]))
         self.assertEqual(self.hub_objects("/d/small.bin"), 0, "hub_cache_bytes 0: nothing kept")
 
     def test_a_single_chunk_comes_from_a_host(self):
