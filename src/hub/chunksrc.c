@@ -240,19 +240,72 @@ static void order_holders(const struct chunksrc *s, struct holder *hs, int n)
 	}
 }
 
+/* The LRU stamp of the hub's cached copy, at most once a TOUCH_EVERY_MS per
+ * chunk in this process (a slot per hash prefix; a collision only touches
+ * early). */
+static pthread_mutex_t touch_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint64_t key;
+	int64_t at;
+} touched[TOUCH_SLOTS];
+
+static uint64_t touch_key(const char *hash)
+{
+	char prefix[17];
+	memcpy(prefix, hash, 16);
+	prefix[16] = 0;
+	return strtoull(prefix, NULL, 16);
+}
+
+/* A copy just (re)kept: its throttle starts afresh (an earlier touch of a
+ * copy since evicted must not hold back the new copy's stamps). */
+static void touch_forget(const char *hash)
+{
+	uint64_t key = touch_key(hash);
+	pthread_mutex_lock(&touch_mu);
+	if (touched[key % TOUCH_SLOTS].key == key)
+		touched[key % TOUCH_SLOTS].at = 0;
+	pthread_mutex_unlock(&touch_mu);
+}
+
+static void touch(struct chunksrc *s, const char *hash)
+{
+	uint64_t key = touch_key(hash);
+	int64_t now = now_ms();
+	pthread_mutex_lock(&touch_mu);
+	size_t slot = key % TOUCH_SLOTS;
+	bool due = touched[slot].key != key || now - touched[slot].at >= TOUCH_EVERY_MS;
+	if (due) {
+		touched[slot].key = key;
+		touched[slot].at = now;
+	}
+	pthread_mutex_unlock(&touch_mu);
+	if (!due)
+		return;
+	struct db *db = db_pool_acquire(s->hub->pool);
+	db_run(db,
+	       "UPDATE chunk_replicas SET updated_at = ? WHERE chunk_hash = ? AND holder = 'hub' "
+	       "AND state = 'ok'",
+	       now, hash);
+	db_pool_release(s->hub->pool, db);
+}
+
 /* A verified chunk fetched for ws: kept as cache (replica 'hub' ok, grant
  * proven) or just the grant proven. */
 static void record_fetched(struct chunksrc *s, struct db *db, const char *hash, const uint8_t *buf,
                            int64_t n)
 {
 	char put[HASH_HEX_LEN + 1];
-	if (s->keep && store_put(s->hub->store, buf, (size_t)n, put) == 0 && strcmp(put, hash) == 0)
+	if (s->keep && store_put(s->hub->store, buf, (size_t)n, put) == 0 &&
+	    strcmp(put, hash) == 0) {
+		touch_forget(hash);
 		db_run(
 		    db,
 		    "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) VALUES(?, "
 		    "'hub', 'ok', ?) ON CONFLICT (chunk_hash, holder) DO UPDATE SET state = "
 		    "'ok', updated_at = excluded.updated_at",
 		    hash, now_ms());
+	}
 	/* The workspace's own host had these bytes: the grant is proven. */
 	db_run(db,
 	       "UPDATE workspace_chunks SET proven = 1 WHERE workspace_id = ? AND chunk_hash = ? "
@@ -290,40 +343,6 @@ static int64_t from_hosts(struct chunksrc *s, const char *hash, int64_t size, ui
 			s->failed[s->nfailed++] = hs[i].id;
 	}
 	return -ENOENT;
-}
-
-/* The LRU stamp of the hub's cached copy, at most once a TOUCH_EVERY_MS per
- * chunk in this process (a slot per hash prefix; a collision only touches
- * early). */
-static pthread_mutex_t touch_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	uint64_t key;
-	int64_t at;
-} touched[TOUCH_SLOTS];
-
-static void touch(struct chunksrc *s, const char *hash)
-{
-	char prefix[17];
-	memcpy(prefix, hash, 16);
-	prefix[16] = 0;
-	uint64_t key = strtoull(prefix, NULL, 16);
-	int64_t now = now_ms();
-	pthread_mutex_lock(&touch_mu);
-	size_t slot = key % TOUCH_SLOTS;
-	bool due = touched[slot].key != key || now - touched[slot].at >= TOUCH_EVERY_MS;
-	if (due) {
-		touched[slot].key = key;
-		touched[slot].at = now;
-	}
-	pthread_mutex_unlock(&touch_mu);
-	if (!due)
-		return;
-	struct db *db = db_pool_acquire(s->hub->pool);
-	db_run(db,
-	       "UPDATE chunk_replicas SET updated_at = ? WHERE chunk_hash = ? AND holder = 'hub' "
-	       "AND state = 'ok'",
-	       now, hash);
-	db_pool_release(s->hub->pool, db);
 }
 
 int64_t chunksrc_read(struct chunksrc *s, const char *hash, int64_t size, bool proven, uint8_t *buf)

@@ -9,8 +9,7 @@
  * transfer overlaps sending the chunk before it.
  *
  * Threads: request threads; a response's reader runs on one at a time; the
- * download's ahead worker (detached: it frees the shared state if it is the
- * last to let go). */
+ * download's ahead worker, joined when the response is freed. */
 #include "hub.h"
 #include "meta.h"
 #include "upload.h"
@@ -50,7 +49,7 @@ enum slot_state { SLOT_FREE, SLOT_FETCHING, SLOT_READY, SLOT_FAILED };
 struct ahead {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int refs; /* the reader and the worker */
+	pthread_t thread;
 	bool stop;
 	struct chunksrc *src; /* the worker's own (its own connections) */
 	struct dl_chunk *chunks;
@@ -80,15 +79,16 @@ struct download {
 /* Keep the disk busy READAHEAD bytes ahead of the chunk being sent. */
 #define READAHEAD (16ll * 1024 * 1024)
 
-static void ahead_release(struct ahead *a)
+/* Stop the worker, wait for it (at most the chunk it is fetching: the
+ * stall limit bounds that) and free it all. Joined rather than detached, so
+ * no worker outlives the hub's pool and store at shutdown. */
+static void ahead_free(struct ahead *a)
 {
 	pthread_mutex_lock(&a->mu);
-	bool last = --a->refs == 0;
 	a->stop = true;
 	pthread_cond_broadcast(&a->cv);
 	pthread_mutex_unlock(&a->mu);
-	if (!last)
-		return;
+	pthread_join(a->thread, NULL);
 	chunksrc_close(a->src);
 	for (int i = 0; i < a->nslots; i++)
 		free(a->slot[i].buf);
@@ -148,7 +148,6 @@ static void *ahead_main(void *arg)
 		pthread_cond_broadcast(&a->cv);
 	}
 	pthread_mutex_unlock(&a->mu);
-	ahead_release(a);
 	return NULL;
 }
 
@@ -163,7 +162,6 @@ static void ahead_start(struct download *d, struct db *db)
 	struct ahead *a = xcalloc(1, sizeof *a);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
-	a->refs = 2;
 	a->src = chunksrc_open(d->hub, db, d->ws);
 	a->chunks = xmalloc(d->n * sizeof *a->chunks);
 	memcpy(a->chunks, d->chunks, d->n * sizeof *a->chunks);
@@ -174,16 +172,16 @@ static void ahead_start(struct download *d, struct db *db)
 		a->slot[i].idx = -1;
 		a->slot[i].buf = xmalloc((size_t)d->buf_cap);
 	}
-	pthread_t t;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, ahead_main, a) != 0) {
-		a->refs = 1; /* no worker: the reader fetches everything itself */
-		ahead_release(a);
+	if (pthread_create(&a->thread, NULL, ahead_main, a) != 0) {
+		chunksrc_close(a->src); /* no worker: the reader fetches everything itself */
+		for (int i = 0; i < a->nslots; i++)
+			free(a->slot[i].buf);
+		free(a->chunks);
+		pthread_cond_destroy(&a->cv);
+		pthread_mutex_destroy(&a->mu);
+		free(a);
 		a = NULL;
 	}
-	pthread_attr_destroy(&attr);
 	d->ahead = a;
 }
 
@@ -233,7 +231,7 @@ static void download_free(void *cls)
 {
 	struct download *d = cls;
 	if (d->ahead)
-		ahead_release(d->ahead);
+		ahead_free(d->ahead);
 	traffic_add(d->hub, d->ws, 0, d->sent);
 	chunksrc_close(d->src);
 	free(d->chunks);
