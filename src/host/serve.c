@@ -5,6 +5,7 @@
  *   GET /chunks/HASH   Authorization: Bearer TOKEN (scope "chunks", our workspace)
  *   GET /c/TOKEN       a file version (scope "read"); on-demand files are
  *                      fetched into the cache first
+ *   PUT /chunks/HASH   a client's chunk (scope "chunk-upload"): serve_upload.c
  *   PUT /u/TOKEN       a new version of the file the token names (scope
  *                      "write"): streamed to .roost/tmp, fsynced, renamed into
  *                      the folder; the sync thread then uploads it as a local edit
@@ -14,6 +15,7 @@
  * beneath the folder without following any symlink. */
 #include "host.h"
 #include "serve_req.h"
+#include "serve_upload.h"
 #include "../core/connlimit.h"
 #include "../core/content.h"
 #include "../core/hash.h"
@@ -346,7 +348,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)why;
-	if (*con_cls && *con_cls != &head_seen)
+	if (*con_cls && *con_cls != &head_seen && !serve_upload_release(*con_cls))
 		upload_free(*con_cls);
 	*con_cls = NULL;
 	/* Unlike the hub, a connection that has sent one head keeps the long idle
@@ -500,6 +502,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct host *h = cls;
 	if (!*con_cls)
 		connlimit_head_done(conn); /* a whole head: it may take its time now */
+	if (serve_upload_is(method, url))
+		return serve_upload_request(h, conn, url, data, size, con_cls);
 	const char *arg;
 	enum serve_route route = serve_route(method, url, &arg);
 	if (route == ROUTE_UPLOAD)

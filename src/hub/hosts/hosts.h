@@ -39,6 +39,12 @@ enum MHD_Result api_token_create(struct req *r);
 enum MHD_Result api_replicas(struct req *r);
 enum MHD_Result api_host_scrub(struct req *r);
 
+/* uploads.c: clients' uploads to hosts (upload-targets, the resume probe,
+ * a host's report of what it received) */
+enum MHD_Result api_upload_targets(struct req *r);
+enum MHD_Result api_uploads_missing(struct req *r);
+enum MHD_Result api_host_uploads(struct req *r);
+
 /* relay_url.c */
 enum MHD_Result api_host_relay_token(struct req *r);
 enum MHD_Result api_host_rotate_url(struct req *r);
