@@ -200,7 +200,8 @@ static int cmd_put(struct opts *o)
 	struct client c;
 	if (client_open(&c, o->workspace))
 		return 1;
-	struct put_opts po = {.parallel = o->parallel, .quiet = o->quiet, .base_version_id = -1};
+	struct put_opts po = {
+	    .parallel = o->parallel, .quiet = o->quiet, .base_version_id = -1, .to_hosts = true};
 	int rc = transfer_put(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, &po);
 	client_close(&c);
 	return rc;

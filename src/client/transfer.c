@@ -118,6 +118,14 @@ struct put {
 	size_t n, cap;
 	char err[512]; /* first fatal error */
 	atomic_llong sent_bytes, sent_chunks;
+	/* A 'hosts' workspace (put_opts.to_hosts): hosts to send chunks to,
+	 * best first, from upload-targets (under mu). */
+	bool hosts;         /* probe with uploads/missing, try targets first */
+	bool hub_only;      /* the commit said the hub lacks chunks: send them there */
+	const char *remote; /* the path, to ask for targets again */
+	json_t *targets;    /* [{via, host_id, label, url, token, expires_at}] */
+	size_t target_at;   /* the first target not found failing */
+	atomic_llong host_bytes;
 };
 
 static void put_fail(struct put *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -168,8 +176,180 @@ static size_t read_chunk(char *buf, size_t size, size_t n, void *cls)
 	return (size_t)got;
 }
 
-static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
+/* ---- put: chunks to hosts (a 'hosts' workspace) ----
+ *
+ * The hub's upload-targets names the online hosts that pin the file's folder,
+ * each with an upload token for it; a chunk goes to the first that takes it.
+ * A host that fails (unreachable, 5xx, refused) is passed over for the rest
+ * of the put; with none left, chunks go to the hub (its cache). */
+
+#define TARGET_CONNECT_S 5     /* a host not answering this fast is passed over */
+#define TARGET_RENEW_MS  60000 /* ask for new tokens this long before they lapse */
+
+/* Ask the hub where to send chunks (p->targets, or NULL: the hub). With curl
+ * NULL the main thread's handle is used. */
+static void targets_fetch(struct put *p, CURL *curl)
 {
+	char *url = client_ws_url(p->c, "/upload-targets", NULL);
+	json_t *body = json_pack("{s:s}", "path", p->remote), *out = NULL;
+	char err[256];
+	long st = client_request(p->c, curl ? curl : p->c->curl, "POST", url, body, &out, err);
+	json_decref(body);
+	free(url);
+	const char *storage = json_get_str(out, "storage");
+	json_decref(p->targets);
+	p->targets = NULL;
+	p->target_at = 0;
+	if (!curl) /* at the start only: workers read p->hosts unlocked */
+		p->hosts = st == 200 && storage && strcmp(storage, "hosts") == 0;
+	if (st == 200 && storage && strcmp(storage, "hosts") == 0)
+		p->targets = json_incref(json_object_get(out, "targets"));
+	json_decref(out);
+}
+
+struct target {
+	char *url, *token, *label;
+	size_t idx;
+};
+
+/* The first target still worth trying (copies), renewing the tokens when
+ * they are about to lapse (or renew is set). false: none left. */
+static bool target_get(struct put *p, CURL *curl, struct target *t, bool renew)
+{
+	pthread_mutex_lock(&p->mu);
+	json_t *cur = json_array_get(p->targets, p->target_at);
+	int64_t exp = 0;
+	json_get_int(cur, "expires_at", &exp);
+	if (cur && (renew || now_ms() > exp - TARGET_RENEW_MS)) {
+		targets_fetch(p, curl);
+		cur = json_array_get(p->targets, p->target_at);
+	}
+	const char *url = json_get_str(cur, "url"), *tok = json_get_str(cur, "token");
+	bool ok = !p->hub_only && url && tok;
+	if (ok) {
+		t->url = xasprintf("%s/chunks/", url);
+		t->token = xasprintf("Authorization: Bearer %s", tok);
+		t->label = xstrdup(json_get_str(cur, "label") ? json_get_str(cur, "label") : "?");
+		t->idx = p->target_at;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
+static void target_free(struct target *t)
+{
+	free(t->url);
+	free(t->token);
+	free(t->label);
+}
+
+/* Target idx failed: the next one from now on. */
+static void target_pass(struct put *p, size_t idx)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->target_at == idx)
+		p->target_at++;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* A small response body: an error's code. */
+struct errbuf {
+	char data[2048];
+	size_t len;
+};
+
+static size_t errbuf_add(char *d, size_t size, size_t n, void *cls)
+{
+	struct errbuf *b = cls;
+	size_t add = size * n, room = sizeof b->data - 1 - b->len;
+	memcpy(b->data + b->len, d, add < room ? add : room);
+	b->len += add < room ? add : room;
+	b->data[b->len] = 0;
+	return size * n;
+}
+
+/* PUT chunk ch to a host. 0 taken, 1 pass this host over, 2 renew the token,
+ * -1 fatal (put_fail said why). */
+static int put_to_host(struct put *p, CURL *curl, const struct chunk *ch, const struct target *t)
+{
+	client_curl_reset(p->c, curl);
+	char *url = xasprintf("%s%s", t->url, ch->hash);
+	struct curl_slist *hdr = curl_slist_append(NULL, t->token);
+	hdr = curl_slist_append(hdr, "Expect:");
+	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+	struct chunk_reader rd = {p->fd, ch->off, ch->size, 0};
+	struct errbuf eb = {.len = 0};
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)ch->size);
+	curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_chunk);
+	curl_easy_setopt(curl, CURLOPT_READDATA, &rd);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, errbuf_add);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &eb);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)TARGET_CONNECT_S);
+	curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+	CURLcode cc = curl_easy_perform(curl);
+	long status = 0;
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hdr);
+	free(url);
+	json_t *body = eb.len ? json_loads(eb.data, 0, NULL) : NULL;
+	const char *code = json_get_str(json_object_get(body, "error"), "code");
+	int rc = status == 201 || status == 200 ? 0 : status == 401 ? 2 : 1;
+	if (rd.err) {
+		put_fail(p, "cannot read the file at offset %lld: %s", (long long)rd.off,
+		         strerror(rd.err));
+		rc = -1;
+	} else if (status == 422 && code && strcmp(code, "hash_mismatch") == 0) {
+		put_fail(p, "the file changed while it was being uploaded; run put again");
+		rc = -1;
+	} else if (rc == 1) {
+		fprintf(stderr, "\nroost: put: host %s did not take chunk %.12s (%s); trying %s\n",
+		        t->label, ch->hash,
+		        cc != CURLE_OK ? curl_easy_strerror(cc)
+		        : code         ? code
+		                       : "refused",
+		        "the next host or the hub");
+	}
+	json_decref(body);
+	return rc;
+}
+
+/* Send ch to the first host that takes it. 0 sent, 1 no host did (the hub
+ * next), -1 fatal. */
+static int upload_to_hosts(struct put *p, CURL *curl, const struct chunk *ch)
+{
+	bool renewed = false;
+	struct target t;
+	while (target_get(p, curl, &t, false)) {
+		int rc = put_to_host(p, curl, ch, &t);
+		if (rc == 2 && !renewed) {
+			renewed = true;
+			target_free(&t);
+			if (!target_get(p, curl, &t, true))
+				return 1;
+			rc = put_to_host(p, curl, ch, &t);
+		}
+		if (rc == 0) {
+			atomic_fetch_add(&p->sent_bytes, ch->size);
+			atomic_fetch_add(&p->sent_chunks, 1);
+			atomic_fetch_add(&p->host_bytes, ch->size);
+		}
+		if (rc != 0 && rc != -1)
+			target_pass(p, t.idx);
+		target_free(&t);
+		if (rc <= 0)
+			return rc;
+	}
+	return 1;
+}
+
+static int upload_to_hub(struct put *p, CURL *curl, const struct chunk *ch)
+{
+	client_curl_reset(p->c, curl);
 	char *url = client_ws_url(p->c, "/chunks/%s", ch->hash);
 	char *auth = xasprintf("Authorization: Bearer %s", p->c->token);
 	struct curl_slist *hdr = curl_slist_append(NULL, auth);
@@ -226,6 +406,12 @@ static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
 	return rc;
 }
 
+static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
+{
+	int rc = p->hosts ? upload_to_hosts(p, curl, ch) : 1;
+	return rc == 1 ? upload_to_hub(p, curl, ch) : rc;
+}
+
 static void *put_worker(void *arg)
 {
 	struct put *p = arg;
@@ -272,7 +458,8 @@ static int probe_and_enqueue(struct put *p, size_t from, size_t to, struct hashs
 	for (size_t i = from; i < to; i++)
 		json_array_append_new(arr, json_string(p->chunks[i].hash));
 	json_t *body = json_pack("{s:o}", "hashes", arr);
-	char *url = client_ws_url(p->c, "/chunks/missing", NULL);
+	/* In a 'hosts' workspace a chunk sent to a host counts as sent too. */
+	char *url = client_ws_url(p->c, p->hosts ? "/uploads/missing" : "/chunks/missing", NULL);
 	json_t *resp = NULL;
 	char err[256];
 	long st = 0;
@@ -520,6 +707,9 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 	progress_init(&pr, remote, st.st_size, o->quiet);
 	char whole[HASH_HEX_LEN + 1];
 	int rc = 1;
+	p.remote = remote;
+	if (o->to_hosts)
+		targets_fetch(&p, NULL);
 
 	start_workers(&p, th, nworkers);
 	int scan = scan_file(&p, &pr, whole, &queued);
@@ -556,6 +746,9 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 				    human_bytes(size, a), p.n,
 				    (long long)atomic_load(&p.sent_chunks),
 				    human_bytes(atomic_load(&p.sent_bytes), b));
+				if (p.hosts)
+					printf("  %s of it to hosts, the rest to the hub\n",
+					       human_bytes(atomic_load(&p.host_bytes), a));
 			}
 			if (o->result) {
 				json_t *arr = json_array();
@@ -585,7 +778,9 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 			break;
 		}
 		if (status == 409 && json_is_array(missing) && attempt < 3) {
-			/* The hub lost chunks since the probe (e.g. collected): send them again. */
+			/* The hub lost chunks since the probe (e.g. collected), or
+			 * takes no host's copy of them: send them to the hub. */
+			p.hub_only = true;
 			start_workers(&p, th, nworkers);
 			size_t i;
 			json_t *m;
@@ -618,6 +813,7 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 	free(url);
 out:
 	close(p.fd);
+	json_decref(p.targets);
 	free(queued.slots);
 	free(p.chunks);
 	free(th);

@@ -20,6 +20,10 @@ struct put_opts {
 	/* Hosts: the hub's upload grant for a file taken through a write URL; the
 	 * version is then the uploader's (see hosts/self/token-check). */
 	const char *upload_grant;
+	/* Not a host (roost put): in a workspace whose storage is 'hosts', send
+	 * the chunks to a host that pins the folder (upload-targets), falling
+	 * back to the next one, then the hub. */
+	bool to_hosts;
 };
 
 /* transfer_put's exit code when a conditional commit lost to another version. */
