@@ -252,8 +252,10 @@ static long report(struct host *h, struct chunk_up *u, struct MHD_Connection *co
 	free(url);
 	curl_easy_cleanup(curl);
 	json_t *e = json_object_get(out, "error");
-	if (st != 200 && st >= 400 && st < 500 && json_get_str(e, "code") &&
-	    json_get_str(e, "message"))
+	/* The hub's refusal of the uploader or the chunk is the client's answer;
+	 * anything else (our own credential refused, the hub down) is ours. */
+	bool passed = st == 403 || st == 404 || st == 409 || st == 413 || st == 507;
+	if (passed && json_get_str(e, "code") && json_get_str(e, "message"))
 		fail(conn, (unsigned)st, json_get_str(e, "code"), json_get_str(e, "message"));
 	else if (st != 200)
 		fail(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
