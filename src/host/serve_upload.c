@@ -30,6 +30,7 @@
 #include "../core/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,10 +239,37 @@ static void body(struct chunk_up *u, const char *data, size_t len)
 	}
 }
 
+/* Curl handles for reports, kept so their connections to the hub are reused
+ * (a report per chunk). */
+#define CURL_POOL 16
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static CURL *pool[CURL_POOL];
+static int npool;
+
+static CURL *curl_take(struct host *h)
+{
+	pthread_mutex_lock(&pool_mu);
+	CURL *c = npool ? pool[--npool] : NULL;
+	pthread_mutex_unlock(&pool_mu);
+	return c ? c : client_curl(&h->c);
+}
+
+static void curl_give(CURL *c)
+{
+	pthread_mutex_lock(&pool_mu);
+	if (npool < CURL_POOL) {
+		pool[npool++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&pool_mu);
+	if (c)
+		curl_easy_cleanup(c);
+}
+
 /* Tell the hub; 0, or the hub's refusal (or 503) answered to the client. */
 static long report(struct host *h, struct chunk_up *u, struct MHD_Connection *conn)
 {
-	CURL *curl = client_curl(&h->c);
+	CURL *curl = curl_take(h);
 	char *url = client_ws_url(&h->c, "/hosts/self/uploads", NULL);
 	json_t *req = json_pack("{s:s, s:[{s:s, s:I}]}", "token", u->token, "chunks", "hash",
 	                        u->hash, "size", (json_int_t)u->size),
@@ -250,7 +278,7 @@ static long report(struct host *h, struct chunk_up *u, struct MHD_Connection *co
 	long st = client_request(&h->c, curl, "POST", url, req, &out, err);
 	json_decref(req);
 	free(url);
-	curl_easy_cleanup(curl);
+	curl_give(curl);
 	json_t *e = json_object_get(out, "error");
 	/* The hub's refusal of the uploader or the chunk is the client's answer;
 	 * anything else (our own credential refused, the hub down) is ours. */
