@@ -185,6 +185,18 @@ enum MHD_Result api_locations(struct req *r)
 		                  "version is a positive number");
 		goto out;
 	}
+	/* A file the caller may not read is answered as a missing one, word for
+	 * word (meta_readable_version's 404 for it says otherwise). */
+	struct acl *a = req_acl(r);
+	if (!a) {
+		ret = reply_db_error(r);
+		goto out;
+	}
+	if (acl_perm(a, path, true) < PERM_READ) {
+		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file or version: %s",
+		                  path);
+		goto out;
+	}
 	if (!meta_readable_version(r, path, version, &fi))
 		goto out;
 	json_t *hosts = NULL;
