@@ -18,8 +18,8 @@ function Badge({ kind, children, title }) {
 function CopiesLine({ loc }) {
   if (loc.copies == null) return html`<p class="ok copies" data-copies="none">An empty file: no bytes to keep.</p>`;
   return html`<p class=${'copies ' + (loc.below_min ? 'warn' : 'ok')} data-copies=${loc.copies}>
-    <strong>${loc.copies} ${loc.copies === 1 ? 'copy' : 'copies'}</strong> of every chunk
-    · needs ${loc.min_replicas}${loc.below_min ? ' — below the minimum' : ''}</p>`;
+    <strong>${loc.copies} ${loc.copies === 1 ? 'copy' : 'copies'}</strong>${
+      ` of every chunk · needs ${loc.min_replicas}${loc.below_min ? ' — below the minimum' : ''}`}</p>`;
 }
 
 const STATE_TEXT = {
@@ -48,15 +48,14 @@ export function LocationsDialog({ ws, path, version, feed, onClose }) {
   return html`<${Modal} title=${'Where ' + name + ' is'} onClose=${onClose}>
     <${ErrorLine} error=${error} />
     ${loc && html`<div class="locations">
-      <p class="muted">v${loc.version} · ${fmtBytes(loc.size)} in ${loc.chunks} ${loc.chunks === 1 ? 'chunk' : 'chunks'}
-        · storage: ${loc.storage === 'hosts' ? 'on hosts (the hub caches)' : 'on the hub'}</p>
+      <p class="muted">${`v${loc.version} · ${fmtBytes(loc.size)} in ${loc.chunks} ${loc.chunks === 1 ? 'chunk' : 'chunks'} · storage: ${
+        loc.storage === 'hosts' ? 'on hosts (the hub caches)' : 'on the hub'}`}</p>
       <${CopiesLine} loc=${loc} />
       <h3>Hub</h3>
       <p class="hub-copy" data-chunks=${loc.hub.chunks_held}>
         <${Badge} kind=${loc.hub.chunks_held === loc.chunks && loc.chunks ? 'ok' : 'off'}>${
           loc.hub.chunks_held === loc.chunks ? (loc.chunks ? 'holds it all' : '—') : loc.hub.chunks_held ? 'holds part' : 'holds none'}<//>
-        ${' '}${fmtBytes(loc.hub.bytes_held)} ${loc.storage === 'hosts' ? 'in the cache' : 'stored'}
-        (${loc.hub.chunks_held} of ${loc.chunks} chunks)</p>
+        ${` ${fmtBytes(loc.hub.bytes_held)} ${loc.storage === 'hosts' ? 'in the cache' : 'stored'} (${loc.hub.chunks_held} of ${loc.chunks} chunks)`}</p>
       <h3>Hosts</h3>
       ${loc.hosts.length ? html`<table class="list hosts-table">
         <thead><tr><th scope="col">Host</th><th scope="col">Status</th><th scope="col">Copy</th>
@@ -95,15 +94,14 @@ function wholeOf(text, unitFactor, what, min, max) {
   return [v, null];
 }
 
-function SettingsForm({ ws, s, onSaved }) {
+function SettingsForm({ ws, s, saved, onSaved, onEdit }) {
   const [errors, setErrors] = useState({});
-  const [run, err] = useAction(onSaved);
-  const [saved, setSaved] = useState(false);
+  const [run, err] = useAction();
   const cacheUnit = bestUnit(s.hub_cache_bytes, UNITS);
   const graceUnit = bestUnit(s.replica_grace_s, TIME_UNITS);
   const submit = async (e) => {
     e.preventDefault();
-    setSaved(false);
+    onEdit();
     const f = new FormData(e.target);
     const errs = {};
     const [cache, ce] = wholeOf(f.get('cache'), UNITS[f.get('cache_unit')], 'Hub cache', 0, Number.MAX_SAFE_INTEGER);
@@ -118,7 +116,7 @@ function SettingsForm({ ws, s, onSaved }) {
     const ok = await run(() => api('PATCH', wsPath(ws.id, ''), {
       storage: f.get('storage'), hub_cache_bytes: cache, min_replicas: minr, replica_grace_s: grace,
     }));
-    if (ok) setSaved(true);
+    if (ok) await onSaved();
   };
   const fieldError = (k) => errors[k] && html`<span class="error field-error" role="alert">${errors[k]}</span>`;
   return html`<form class="settings" onSubmit=${submit} noValidate>
@@ -160,11 +158,16 @@ export function StorageSettings({ ws, feed }) {
     { feed, match: (ev) => ev.kind === 'workspace.updated' });
   // The form is rebuilt from what the hub answers after each save.
   const [gen, setGen] = useState(0);
+  const [saved, setSaved] = useState(false);
   return html`<section class="card" aria-labelledby="storage-h">
     <h2 id="storage-h">Storage settings</h2>
     <${ErrorLine} error=${error} />
     ${s && (admin
-      ? html`<${SettingsForm} key=${gen} ws=${ws} s=${s} onSaved=${async () => { await reload(); setGen((g) => g + 1); }} />`
+      ? html`<${SettingsForm} key=${gen} ws=${ws} s=${s} saved=${saved} onEdit=${() => setSaved(false)} onSaved=${async () => {
+          await reload();
+          setGen((g) => g + 1);
+          setSaved(true);
+        }} />`
       : html`<dl class="facts">
           <dt>Storage</dt><dd>${s.storage === 'hosts' ? 'on hosts (the hub caches)' : 'on the hub'}</dd>
           <dt>Hub cache</dt><dd>${fmtBytes(s.hub_cache_bytes)}</dd>
