@@ -147,8 +147,9 @@ class LocationsTest(HubTest):
             self.settings(replica_grace_s=1)
             # (A heartbeat B sent as it stopped may land after its last one and
             # show it online for three intervals more: wait for both.)
-            loc = wait_for(lambda: (lambda l: l["copies"] == 2 and not self.host_entry(
-                l, self.B)["online"] and l)(self.locations("/pub/off.bin")), 30,
+            loc = wait_for(lambda: (lambda l, b: l["copies"] == 2 and not b["online"] and not
+                                    b["counted"] and l)(
+                *(lambda l: (l, self.host_entry(l, self.B)))(self.locations("/pub/off.bin"))), 30,
                 lambda: "B offline, its copy no longer counted: %s" % self.locations(
                     "/pub/off.bin"))
             b = self.host_entry(loc, self.B)
