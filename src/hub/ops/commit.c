@@ -373,7 +373,7 @@ enum op_code op_version_restore(struct op_ctx *c, const char *path, int64_t numb
 	struct file_info fi;
 	int rc = meta_file_get(c->db, c->ws_id, path, &fi);
 	if (rc != 1)
-		return rc == 0 ? op_fail(e, OP_NOT_FOUND, "no such file: %s", path) : op_db(e);
+		return rc == 0 ? op_fail(e, OP_NOT_FOUND, "no such path: %s", path) : op_db(e);
 	if (!op_require(c, path, true, PERM_WRITE, ACL_NOW, e))
 		return e->code;
 	struct db_stmt *st = db_query(c->db,
