@@ -64,7 +64,7 @@ static enum job_result run_scrub(struct job *j)
 			       "chunk_hash = ? AND holder = 'hub'",
 			       now_ms(), hashes[i]);
 			job_cur_add(j, got == -ENOENT ? "chunks_missing" : "chunks_corrupt", 1);
-			int fixed = job_fetch_from_hosts(j, hashes[i]);
+			int fixed = job_fetch_from_hosts(j, hashes[i], 0);
 			job_cur_add(j, fixed == 0 ? "chunks_repaired" : "chunks_unrepaired", 1);
 			job_chunk_audit(j->c->db, hashes[i],
 			                fixed == 0 ? "chunk.repaired" : "chunk.corrupt",
