@@ -138,6 +138,64 @@ void host_write_status(struct host *h, bool running)
 	free(path);
 }
 
+/* What the hub's jobs ask of us in a heartbeat's answer: copies to fetch
+ * (each with the other hosts holding it, their URLs and a chunk token) or
+ * release, unreferenced chunks to drop, a scrub (replica.c and scrub.c do
+ * the work). */
+static void take_requests(struct host *h, json_t *out)
+{
+	json_t *rep = json_object_get(out, "replicate"), *c;
+	json_t *urls = json_object_get(rep, "hosts");
+	const char *tok = json_get_str(rep, "chunk_token");
+	size_t i;
+	pthread_mutex_lock(&h->mu);
+	json_array_foreach(json_object_get(rep, "fetch"), i, c)
+	{
+		const char *hash = json_get_str(c, "hash");
+		if (!hash_hex_valid(hash))
+			continue;
+		json_t *want =
+		    json_pack("{s:O, s:O?, s:o, s:s?}", "size", json_object_get(c, "size"), "hosts",
+		              json_object_get(c, "hosts"), "urls", json_object(), "token", tok);
+		size_t k;
+		json_t *id;
+		json_array_foreach(json_object_get(c, "hosts"), k, id)
+		{
+			char key[24];
+			snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
+			if (json_get_str(urls, key))
+				json_object_set(json_object_get(want, "urls"), key,
+				                json_object_get(urls, key));
+		}
+		json_object_set_new(h->assign_fetch, hash, want);
+	}
+	json_array_foreach(json_object_get(rep, "release"), i, c)
+	{
+		if (hash_hex_valid(json_string_value(c)))
+			json_object_set_new(h->assign_release, json_string_value(c), json_true());
+	}
+	/* Chunks the hub's GC collects: out of the cache, not only unpinned. */
+	json_array_foreach(json_object_get(rep, "drop"), i, c)
+	{
+		if (hash_hex_valid(json_string_value(c)))
+			json_object_set_new(h->assign_release, json_string_value(c),
+			                    json_string("drop"));
+	}
+	pthread_mutex_unlock(&h->mu);
+	/* A scrub the hub asked for since the last one we started for it. */
+	json_t *jasked = json_object_get(out, "scrub_requested_at");
+	if (json_is_integer(jasked)) {
+		int64_t asked = json_integer_value(jasked);
+		struct db *db = db_pool_acquire(h->idx);
+		int64_t seen = idx_kv_get(db, "scrub_asked", -1);
+		if (seen != asked)
+			idx_kv_set(db, "scrub_asked", asked);
+		if (seen >= 0 && asked > seen) /* not a request older than our first beat */
+			atomic_store(&h->scrub_now, true);
+		db_pool_release(h->idx, db);
+	}
+}
+
 static void heartbeat(struct host *h, CURL *curl, const char *status)
 {
 	struct statvfs vfs;
@@ -187,21 +245,7 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	json_decref(body);
 	if (st != 200)
 		log_warn("heartbeat: %s", st ? "the hub refused it" : err);
-	/* Copies the hub's replicate job asks of us (replica.c makes them). */
-	json_t *rep = json_object_get(out, "replicate"), *c;
-	pthread_mutex_lock(&h->mu);
-	json_array_foreach(json_object_get(rep, "fetch"), i, c)
-	{
-		const char *hash = json_get_str(c, "hash");
-		if (hash_hex_valid(hash))
-			json_object_set(h->assign_fetch, hash, json_object_get(c, "size"));
-	}
-	json_array_foreach(json_object_get(rep, "release"), i, c)
-	{
-		if (hash_hex_valid(json_string_value(c)))
-			json_object_set_new(h->assign_release, json_string_value(c), json_true());
-	}
-	pthread_mutex_unlock(&h->mu);
+	take_requests(h, out);
 	json_decref(out);
 	/* Replica reports, in slices the hub accepts. */
 	while (st == 200 && (json_array_size(have) || json_array_size(dropped))) {

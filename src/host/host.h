@@ -230,6 +230,9 @@ void *scrub_main(void *arg);
 void *replica_main(void *arg);
 /* index.c: a cached chunk kept whatever the cache's size cap (or not) */
 int idx_cache_pin(struct db *db, const char *hash, bool pinned);
+bool idx_cache_pinned(struct db *db, const char *hash);
+/* A cached chunk gone for good: its object, LRU row and pin. */
+void idx_cache_drop(struct db *db, struct store *s, const char *hash);
 /* Reconcile with the hub's whole tree; the feed seq to follow from, or -1. */
 int64_t sync_with_tree(struct host *h);
 

@@ -63,12 +63,13 @@ static void cache_sweep(struct host *h, CURL *curl)
 		size_t i;
 		json_array_foreach(code == 200 ? json_object_get(out, "missing") : NULL, i, m)
 		{
+			/* A pinned copy is the workspace's (in 'hosts' mode the hub's
+			 * store may lack it though it is live): only the heartbeat's
+			 * drop list lets it go. */
 			const char *hash = json_string_value(m);
-			if (!hash_hex_valid(hash))
+			if (!hash_hex_valid(hash) || idx_cache_pinned(db, hash))
 				continue;
-			store_remove(h->cache, hash);
-			db_run(db, "DELETE FROM cache WHERE hash = ?", hash);
-			idx_cache_pin(db, hash, false);
+			idx_cache_drop(db, h->cache, hash);
 			dropped++;
 		}
 		json_decref(out);
@@ -81,6 +82,21 @@ static void cache_sweep(struct host *h, CURL *curl)
 	if (dropped)
 		log_info("cache: dropped %lld chunk%s the hub collected", (long long)dropped,
 		         dropped == 1 ? "" : "s");
+}
+
+/* A one-chunk manifest for fetch_chunk from an assignment {size, hosts,
+ * urls, token}: the other hosts holding it come before the hub. */
+static json_t *replica_manifest(const char *hash, int64_t size, json_t *a)
+{
+	json_t *hosts = json_object_get(a, "hosts");
+	json_t *m = json_pack(
+	    "{s:[{s:s, s:I, s:O}], s:O}", "chunks", "hash", hash, "size", (json_int_t)size, "hosts",
+	    json_is_array(hosts) ? hosts : json_array(), "hosts",
+	    json_is_object(json_object_get(a, "urls")) ? json_object_get(a, "urls")
+	                                               : json_object());
+	if (json_get_str(a, "token"))
+		json_object_set(m, "chunk_token", json_object_get(a, "token"));
+	return m;
 }
 
 void *replica_main(void *arg)
@@ -110,7 +126,9 @@ void *replica_main(void *arg)
 		{
 			if (atomic_load(&h->stop))
 				break;
-			int64_t size = json_integer_value(v);
+			/* {size, hosts, urls, token}; a bare size from an older hub */
+			int64_t size =
+			    json_integer_value(json_is_object(v) ? json_object_get(v, "size") : v);
 			if (size <= 0 || size > CHUNK_MAX_LIMIT)
 				continue;
 			int64_t wait = bucket_wait_ms(&pace, REPLICA_RATE, REPLICA_RATE,
@@ -118,8 +136,7 @@ void *replica_main(void *arg)
 			if (wait > 0)
 				usleep((useconds_t)(wait * 1000));
 			bucket_take(&pace, REPLICA_RATE, REPLICA_RATE, (double)size, mono_ms());
-			json_t *m = json_pack("{s:[{s:s, s:I, s:[]}]}", "chunks", "hash", hash,
-			                      "size", (json_int_t)size, "hosts");
+			json_t *m = replica_manifest(hash, size, v);
 			idx_cache_pin(db, hash,
 			              true); /* before: the trim in fetch_chunk keeps it */
 			if (fetch_chunk(h, db, curl, m, 0, buf, CHUNK_MAX_LIMIT, true) == size &&
@@ -136,6 +153,8 @@ void *replica_main(void *arg)
 		json_object_foreach(release, hash, v)
 		{
 			idx_cache_pin(db, hash, false);
+			if (json_is_string(v)) /* "drop": the hub's GC collects it */
+				idx_cache_drop(db, h->cache, hash);
 			json_array_append_new(dropped, json_pack("{s:s}", "hash", hash));
 		}
 		atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max));

@@ -84,7 +84,19 @@ static void quarantine_copy(struct host *h, const char *path, int fd)
 	free(dir);
 }
 
-static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *report)
+/* A verified file's chunks, as a replica report's {hash} entries. */
+static void verified_chunks(struct db *db, const char *path, json_t *out)
+{
+	struct db_stmt *st = db_query(db, "SELECT DISTINCT hash FROM chunks WHERE path = ?", path);
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(out, json_pack("{s:s}", "hash", db_col_text(st, 0)));
+	db_finalize(st);
+}
+
+/* verified: the chunks of files that hashed right, for the hub (each copy's
+ * replica row is re-confirmed 'ok', which the hub's scrub result counts). */
+static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *report,
+                        json_t *verified)
 {
 	struct db_stmt *st = db_query(db, "SELECT path FROM files WHERE local = 1 AND dir = 0");
 	json_t *paths = json_array();
@@ -124,6 +136,8 @@ static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *
 			json_array_append_new(h->repairs, json_string(path));
 			pthread_cond_broadcast(&h->cv);
 			pthread_mutex_unlock(&h->mu);
+		} else if (rc == 0 && strcmp(got, e.hash) == 0) {
+			verified_chunks(db, path, verified);
 		}
 		close(fd);
 	}
@@ -133,7 +147,11 @@ static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *
 	json_object_set_new(report, "corrupt", corrupt);
 }
 
-static void scrub_cache(struct host *h, struct db *db, struct pacer *p, json_t *report)
+/* Cached chunks re-verified: a pinned one (a copy the hub counts) is
+ * reported held again; a corrupt one is dropped and reported dropped, so it
+ * stops counting at once and the replicate job finds the chunk a new copy. */
+static void scrub_cache(struct host *h, struct db *db, struct pacer *p, json_t *report,
+                        json_t *verified, json_t *dropped)
 {
 	struct db_stmt *st = db_query(db, "SELECT hash, size FROM cache");
 	json_t *hashes = json_array();
@@ -148,12 +166,18 @@ static void scrub_cache(struct host *h, struct db *db, struct pacer *p, json_t *
 	{
 		if (atomic_load(&h->stop))
 			break;
-		int64_t n = store_read(h->cache, json_string_value(jh), buf, CHUNK_MAX_LIMIT);
+		const char *hash = json_string_value(jh);
+		bool pinned = idx_cache_pinned(db, hash);
+		int64_t n = store_read(h->cache, hash, buf, CHUNK_MAX_LIMIT);
 		if (n >= 0) {
 			pace(p, (size_t)n);
+			if (pinned)
+				json_array_append_new(verified, json_pack("{s:s}", "hash", hash));
 		} else if (n == -EBADMSG || n == -ENOENT) {
-			store_remove(h->cache, json_string_value(jh));
-			db_run(db, "DELETE FROM cache WHERE hash = ?", json_string_value(jh));
+			log_warn("scrub: cached chunk %.12s is %s; dropped", hash,
+			         n == -ENOENT ? "missing" : "corrupt");
+			idx_cache_drop(db, h->cache, hash);
+			json_array_append_new(dropped, json_pack("{s:s}", "hash", hash));
 			bad++;
 		}
 	}
@@ -168,8 +192,16 @@ static void scrub_once(struct host *h, CURL *curl)
 	struct db *db = db_pool_acquire(h->idx);
 	json_t *report = json_object();
 	int64_t started = mono_ms();
-	scrub_files(h, db, &p, report);
-	scrub_cache(h, db, &p, report);
+	json_t *verified = json_array(), *dropped = json_array();
+	scrub_files(h, db, &p, report, verified);
+	scrub_cache(h, db, &p, report, verified, dropped);
+	/* A chunk both in a good file and a bad cache object counts as dropped: the safe side. */
+	host_report_replicas(h, dropped, false);
+	host_report_replicas(h, verified, true);
+	json_object_set_new(report, "chunks_verified",
+	                    json_integer((json_int_t)json_array_size(verified)));
+	json_decref(verified);
+	json_decref(dropped);
 	idx_kv_set(db, "scrub_at", now_ms());
 	db_pool_release(h->idx, db);
 	json_object_set_new(report, "duration_ms", json_integer(mono_ms() - started));
