@@ -332,8 +332,9 @@ class HostUploadTest(HubTest):
     # ---- roost put ----
 
     def test_roost_put_sends_the_bytes_to_the_host_and_reads_back(self):
-        """Needs the hub's commit to take host-held chunks (issue 15, the storage
-        modes part): without it the commit sends the chunks to the hub after all."""
+        """Needs the hub's commit to take host-held chunks (a15-modes: without it
+        the commit sends the chunks to the hub after all) and a reader path that
+        fetches from hosts (a15-picker / a15-hubserve) for the final get."""
         data = os.urandom(20 << 20)
         local = os.path.join(self.tmp, "big.bin")
         with open(local, "wb") as f:
