@@ -408,8 +408,9 @@ int cmd_host(struct opts *o)
 		return host_rm(o);
 	fprintf(stderr, "usage: roost host invite [--expires 1h] [--json]\n"
 	                "       roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
-	                "       roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat S] "
-	                "[--cache-max BYTES]\n"
+	                "       roost host run --dir DIR [--listen ADDR:PORT [--advertise-url URL] "
+	                "[--tls-cert CERT.pem --tls-key KEY.pem]] [--heartbeat S] [--cache-max "
+	                "BYTES] [--relay ADDR:PORT [--relay-ca CA.pem]] [--host-ca CA.pem]\n"
 	                "       roost host status --dir DIR [--json]\n"
 	                "       roost host get --dir DIR PATH [OUT|-]\n"
 	                "       roost host rotate-url HOST [GRACE_SECONDS]  |  roost host "
