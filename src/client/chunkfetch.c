@@ -64,6 +64,8 @@ static void add_source(struct chunkfetch *f, enum cf_via via, int64_t id, const 
 	s->via = via;
 	s->host_id = id;
 	s->url = url ? xstrdup(url) : NULL;
+	for (size_t n = url ? strlen(s->url) : 0; n > 0 && s->url[n - 1] == '/'; n--)
+		s->url[n - 1] = 0; /* a relay URL ends in '/': one slash before chunks/ */
 	s->label = label ? xstrdup(label) : NULL;
 }
 
