@@ -1,4 +1,6 @@
 #include "transfer.h"
+#include "chunkfetch.h"
+#include "cmdline.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/retry.h"
@@ -950,9 +952,118 @@ static int sink_finish(struct sink *k, char hex[HASH_HEX_LEN + 1])
 	return k->err;
 }
 
+/* The picker's hook (ordered: in file order) into the sink: hashed and
+ * written by the sink's thread. */
+static int get_write(void *cls, int64_t off, const uint8_t *buf, size_t n)
+{
+	(void)off;
+	struct sink *k = cls;
+	return sink_write((char *)buf, 1, n, k) == n ? 0 : -(k->err ? k->err : EIO);
+}
+
+/* The version's manifest (chunks, holders, hosts' URLs, a chunk token). */
+static json_t *get_manifest(struct client *c, const char *remote, int64_t ver)
+{
+	char *q = xasprintf("/manifest?path=%%s&version=%lld", (long long)ver);
+	char *url = client_ws_url(c, q, remote);
+	free(q);
+	json_t *m = client_call(c, "GET", url, NULL, "get");
+	free(url);
+	return m;
+}
+
+/* Where the bytes came from: one line per source on stderr. */
+static void print_sources(json_t *sources)
+{
+	size_t i;
+	json_t *s;
+	json_array_foreach(sources, i, s)
+	{
+		char a[32];
+		int64_t id = 0;
+		json_get_int(s, "host_id", &id);
+		char who[64] = "";
+		if (id)
+			snprintf(who, sizeof who, " %lld%s%s", (long long)id,
+			         json_get_str(s, "label") ? " " : "",
+			         json_get_str(s, "label") ? json_get_str(s, "label") : "");
+		fprintf(stderr, "  from %s%s (%s): %s in %lld chunks\n", json_get_str(s, "via"),
+		        who, json_get_str(s, "url") ? json_get_str(s, "url") : "this machine",
+		        human_bytes(json_integer_value(json_object_get(s, "bytes")), a),
+		        (long long)json_integer_value(json_object_get(s, "chunks")));
+	}
+}
+
+/* No host holds any of it: the whole version in one stream from the hub,
+ * which reads ahead (faster than a request per chunk). */
+static int get_stream(struct client *c, json_t *m, struct sink *k, json_t **report)
+{
+	int64_t ver = 0;
+	json_get_int(m, "version", &ver);
+	char *q = xasprintf("/content?path=%%s&version=%lld", (long long)ver);
+	char *url = client_ws_url(c, q, json_get_str(m, "path"));
+	free(q);
+	CURL *curl = client_curl(c);
+	char *auth = xasprintf("Authorization: Bearer %s", c->token);
+	struct curl_slist *hdr = curl_slist_append(NULL, auth);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, k);
+	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
+	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+	CURLcode cc = curl_easy_perform(curl);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(curl);
+	free(auth);
+	free(url);
+	*report = json_pack("[{s:s, s:s, s:I, s:I}]", "via", "hub", "url", c->hub, "bytes",
+	                    (json_int_t)k->got, "chunks",
+	                    (json_int_t)json_array_size(json_object_get(m, "chunks")));
+	if (cc != CURLE_OK)
+		fprintf(stderr, "\nroost: get %s: %s\n", json_get_str(m, "path"),
+		        k->err ? strerror(k->err) : curl_easy_strerror(cc));
+	return cc == CURLE_OK ? 0 : -EIO;
+}
+
+/* Fetch m's chunks from the nearest sources into fd through the sink (which
+ * hashes the whole file). 0, or <0 having printed why. *report gets the
+ * sources used. */
+static int get_chunks(struct client *c, json_t *m, const struct get_opts *o, struct sink *k,
+                      json_t **report)
+{
+	if (!json_object_size(json_object_get(m, "sources")) &&
+	    !json_object_size(json_object_get(m, "hosts")))
+		return get_stream(c, m, k, report);
+	struct chunkfetch_opts po = {.peer_cacert = o->host_ca, .log_failures = o->verbose};
+	struct chunkfetch *f = chunkfetch_new(c, m, &po);
+	if (!f) {
+		fprintf(stderr, "\nroost: get: the hub's manifest is not valid\n");
+		return -EBADMSG;
+	}
+	struct cf_hooks hk = {.cls = k, .write = get_write, .ordered = true};
+	int rc = chunkfetch_run(f, &hk, o->parallel, NULL, NULL);
+	if (rc != 0 && rc != -EIO)
+		fprintf(stderr, "\nroost: get: %s\n", strerror(-rc));
+	else if (rc == -EIO)
+		fprintf(stderr, "\nroost: get: %s\n",
+		        chunkfetch_error(f) ? chunkfetch_error(f) : "no source gave a chunk");
+	*report = chunkfetch_report(f);
+	chunkfetch_free(f);
+	return rc;
+}
+
 int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
                  bool quiet)
 {
+	struct get_opts o = {.quiet = quiet};
+	return transfer_get_opts(c, remote, local, version, &o);
+}
+
+int transfer_get_opts(struct client *c, const char *remote, const char *local, int64_t version,
+                      const struct get_opts *o)
+{
+	bool quiet = o->quiet || o->json;
 	char *url = client_ws_url(c, "/info?path=%s", remote);
 	json_t *info = client_call(c, "GET", url, NULL, "get");
 	free(url);
@@ -993,6 +1104,11 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 		ver = version;
 		json_decref(vs);
 	}
+	json_t *m = get_manifest(c, remote, ver);
+	if (!m) {
+		json_decref(info);
+		return 1;
+	}
 
 	bool to_stdout = local && strcmp(local, "-") == 0;
 	char *dest;
@@ -1023,6 +1139,7 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 			        strerror(errno));
 			free(tmp);
 			free(dest);
+			json_decref(m);
 			return 1;
 		}
 	}
@@ -1030,32 +1147,17 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 	progress_init(&pr, remote, size, quiet || to_stdout);
 	struct sink k;
 	sink_start(&k, fd, &pr);
-
-	char *q = version > 0 ? xasprintf("/content?path=%%s&version=%lld", (long long)version)
-	                      : xstrdup("/content?path=%s");
-	url = client_ws_url(c, q, remote);
-	free(q);
-	CURL *curl = client_curl(c);
-	char *auth = xasprintf("Authorization: Bearer %s", c->token);
-	struct curl_slist *hdr = curl_slist_append(NULL, auth);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &k);
-	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
-	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-	CURLcode cc = curl_easy_perform(curl);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(curl);
-	free(auth);
-	free(url);
+	json_t *sources = NULL;
+	int gerr = get_chunks(c, m, o, &k, &sources);
+	json_decref(m);
 
 	char got[HASH_HEX_LEN + 1];
 	int werr = sink_finish(&k, got);
 	int rc = 1;
-	if (cc != CURLE_OK || werr) {
-		fprintf(stderr, "\nroost: get %s: %s\n", remote,
-		        werr ? strerror(werr) : curl_easy_strerror(cc));
+	if (gerr) {
+		/* said why */
+	} else if (werr) {
+		fprintf(stderr, "\nroost: get %s: %s\n", remote, strerror(werr));
 	} else if (k.got != size || strcmp(got, expect) != 0) {
 		fprintf(stderr,
 		        "\nroost: get %s: the content does not match version %lld's hash "
@@ -1067,12 +1169,22 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 	} else {
 		rc = 0;
 		progress_show(&pr, k.got, -1, true);
-		if (!quiet && !to_stdout) {
+		if (o->json && !to_stdout) {
+			json_t *rep =
+			    json_pack("{s:s, s:s, s:I, s:I, s:s, s:O}", "path", remote, "local",
+			              dest, "version", (json_int_t)ver, "size", (json_int_t)k.got,
+			              "sha256", got, "sources", sources);
+			print_json(rep);
+			json_decref(rep);
+		} else if (!quiet && !to_stdout) {
 			char a[32];
 			printf("%s -> %s: version %lld, %s, sha256 verified\n", remote, dest,
 			       (long long)ver, human_bytes(k.got, a));
 		}
+		if (o->verbose || (o->json && to_stdout))
+			print_sources(sources);
 	}
+	json_decref(sources);
 	if (!to_stdout) {
 		close(fd);
 		if (rc != 0)

@@ -32,8 +32,20 @@ struct put_opts {
 #define PUT_GRANT_REFUSED 4
 
 int transfer_put(struct client *c, const char *local, const char *remote, const struct put_opts *o);
-/* version 0 means the current one; local "-" writes to stdout. */
+struct get_opts {
+	bool quiet;
+	bool verbose;        /* say where the bytes came from (stderr), and each failed source */
+	bool json;           /* print a report {path, size, sha256, sources:[...]} on stdout */
+	const char *host_ca; /* CA file for hosts' and relays' https; NULL: the system store */
+	int parallel;        /* chunk fetches in flight; 0: the default */
+};
+
+/* version 0 means the current one; local "-" writes to stdout. Every chunk
+ * comes from the nearest source that has it (client/chunkfetch.h): hosts
+ * holding it, directly or through their relay, then the hub. */
 int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
                  bool quiet);
+int transfer_get_opts(struct client *c, const char *remote, const char *local, int64_t version,
+                      const struct get_opts *o);
 
 #endif

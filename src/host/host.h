@@ -51,6 +51,13 @@ struct host_config {
 	int64_t reserve;      /* free space downloads must leave; 0: max(1 GiB, 5%) */
 	const char *relay;    /* the relay's tunnel ADDR:PORT, or NULL */
 	const char *relay_ca; /* CA file for the relay's certificate, or NULL */
+	/* The URL others reach the content server at (a reverse proxy, NAT),
+	 * reported instead of one made from --listen; NULL: from --listen. */
+	const char *advertise_url;
+	const char *tls_cert, *tls_key; /* PEM files: the content server speaks HTTPS */
+	/* CA file for other hosts' https URLs and relay URLs; NULL: relay_ca, else
+	 * the system store. */
+	const char *peer_ca;
 };
 
 /* One path waiting to be looked at, when due (mono ms). */
@@ -248,6 +255,9 @@ int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, i
  * Its size, or <0 when no source had it. */
 int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest, size_t idx,
                     uint8_t *buf, size_t cap, bool to_cache);
+/* May a version-scoped chunk token (scope "vchunks", verified by the caller)
+ * fetch chunk hash? 1 yes, 0 no, -EAGAIN the hub cannot be asked now. */
+int fetch_vtoken_allows(struct host *h, const char *tok, const char *hash);
 
 /* tunnel.c: the relay connections (--relay) */
 struct tunnel;

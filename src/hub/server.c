@@ -139,6 +139,8 @@ static const struct route routes[] = {
      api_uploads_missing},
     {"POST", "/api/v1/workspaces/*/hosts/self/token-check", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL,
      NULL, api_host_token_check},
+    {"POST", "/api/v1/workspaces/*/hosts/self/chunk-check", R_AUTH | R_WS | R_HOST, BODY_JSON, NULL,
+     NULL, api_host_chunk_check},
     {"DELETE", "/api/v1/workspaces/*/hosts/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_host_remove},
     {"POST", "/api/v1/workspaces/*/hosts/*/revoke-url", R_AUTH | R_WS, BODY_JSON, NULL, NULL,

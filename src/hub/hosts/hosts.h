@@ -36,6 +36,8 @@ enum MHD_Result api_host_replicas(struct req *r);
 enum MHD_Result api_tree(struct req *r);
 enum MHD_Result api_manifest(struct req *r);
 enum MHD_Result api_token_create(struct req *r);
+/* POST hosts/self/chunk-check {token}: the chunks a version chunk token grants. */
+enum MHD_Result api_host_chunk_check(struct req *r);
 enum MHD_Result api_replicas(struct req *r);
 enum MHD_Result api_host_scrub(struct req *r);
 
