@@ -111,9 +111,13 @@ static enum job_result run_scrub(struct job *j)
 	}
 	free(buf);
 	/* Hosts scrub their own copies when asked: on the feed, and in the
-	 * heartbeat's answer (scrub_requested_at, this run's end). */
+	 * heartbeat's answer (scrub_requested_at, once this run's result has
+	 * hosts_asked_at). The same time in both: a host scrubs once for it. */
 	if (rc == JOB_OK) {
-		job_tell_workspaces(j, "scrub.requested", json_object());
+		int64_t asked = now_ms();
+		json_object_set_new(j->cur, "hosts_asked_at", json_integer(asked));
+		job_tell_workspaces(j, "scrub.requested",
+		                    json_pack("{s:I}", "requested_at", (json_int_t)asked));
 		rc = host_copies(j);
 	}
 	return rc;
