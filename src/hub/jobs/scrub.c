@@ -85,8 +85,8 @@ static enum job_result run_scrub(struct job *j)
 			}
 			/* Corrupt (-EBADMSG) or gone (-ENOENT): set aside, report, repair. */
 			const char *what = got == -ENOENT ? "missing" : "corrupt";
-			if (got != -ENOENT)
-				store_quarantine(j->c->store, hashes[i]);
+			if (got != -ENOENT && store_quarantine_corrupt(j->c->store, hashes[i]) == 1)
+				continue; /* a good copy was stored over it meanwhile (an upload) */
 			db_run(j->c->db,
 			       "UPDATE chunk_replicas SET state = 'corrupt', updated_at = ? WHERE "
 			       "chunk_hash = ? AND holder = 'hub'",
