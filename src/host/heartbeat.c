@@ -1,8 +1,7 @@
 /* heartbeat: what this host tells about itself — every heartbeat_s seconds
- * a heartbeat to the hub (status, space, queue, the replicas gained and
- * dropped or found corrupt since the last one, sent just before it; its
- * answer carries the replicate job's
- * assignments) and DIR/.roost/status.json for `roost host status`; and the
+ * a heartbeat to the hub (status, space, queue; the replicas gained, dropped
+ * or found corrupt since the last one go just before it; its answer carries
+ * the replicate job's assignments) and DIR/.roost/status.json for `roost host status`; and the
  * free-space check a download must pass, whose refusals both report. The
  * heartbeat thread runs host_heartbeat_main; host_room_for runs on the sync
  * thread; host_write_status on both (a mutex of its own orders the writes). */
