@@ -319,6 +319,7 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	h->policies = json_array();
 	h->replicas_have = json_array();
 	h->replicas_dropped = json_array();
+	h->replicas_corrupt = json_array();
 	h->no_space = json_object();
 	host_queue_init(h);
 	h->sync = sync_new();
@@ -365,6 +366,7 @@ void host_close(struct host *h)
 	keyring_fini(&h->keys);
 	json_decref(h->replicas_have);
 	json_decref(h->replicas_dropped);
+	json_decref(h->replicas_corrupt);
 	json_decref(h->no_space);
 	client_close(&h->c);
 	free(h->label);

@@ -88,7 +88,8 @@ static int64_t from_local(struct host *h, struct db *db, const char *hash, int64
 	return verified(buf, n, hash, size) ? size : -1;
 }
 
-/* A local file's copy, else the cache's (verified by store_read). */
+/* A local file's copy, else the cache's (verified; a corrupt one is set
+ * aside and reported by host_cache_read). */
 static int64_t local_or_cache(struct host *h, struct db *db, const char *hash, int64_t size,
                               uint8_t *buf)
 {
@@ -96,7 +97,7 @@ static int64_t local_or_cache(struct host *h, struct db *db, const char *hash, i
 		atomic_fetch_add(&h->from_local, 1);
 		return size;
 	}
-	if (store_read(h->cache, hash, buf, (size_t)size) == size) {
+	if (host_cache_read(h, db, hash, buf, (size_t)size) == size) {
 		idx_cache_touch(db, hash, size);
 		atomic_fetch_add(&h->from_cache, 1);
 		return size;

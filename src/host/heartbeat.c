@@ -1,7 +1,7 @@
 /* heartbeat: what this host tells about itself — every heartbeat_s seconds
- * a heartbeat to the hub (status, space, queue, the replicas gained and
- * dropped since the last one; its answer carries the replicate job's
- * assignments) and DIR/.roost/status.json for `roost host status`; and the
+ * a heartbeat to the hub (status, space, queue; the replicas gained, dropped
+ * or found corrupt since the last one go just before it; its answer carries
+ * the replicate job's assignments) and DIR/.roost/status.json for `roost host status`; and the
  * free-space check a download must pass, whose refusals both report. The
  * heartbeat thread runs host_heartbeat_main; host_room_for runs on the sync
  * thread; host_write_status on both (a mutex of its own orders the writes). */
@@ -28,6 +28,17 @@ void host_report_replicas(struct host *h, json_t *chunks, bool have)
 			json_array_append_new(have ? h->replicas_have : h->replicas_dropped,
 			                      json_string(hash));
 	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+void host_report_corrupt(struct host *h, const char *hash)
+{
+	pthread_mutex_lock(&h->mu);
+	size_t i = json_array_size(h->replicas_have);
+	while (i-- > 0)
+		if (strcmp(json_string_value(json_array_get(h->replicas_have, i)), hash) == 0)
+			json_array_remove(h->replicas_have, i);
+	json_array_append_new(h->replicas_corrupt, json_string(hash));
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -182,22 +193,90 @@ static void take_requests(struct host *h, json_t *out)
 			                    json_string("drop"));
 	}
 	pthread_mutex_unlock(&h->mu);
-	/* A scrub the hub asked for since the last one we started for it. */
+	/* A scrub the hub asked for (once: the feed may have told us first). */
 	json_t *jasked = json_object_get(out, "scrub_requested_at");
-	if (json_is_integer(jasked)) {
-		int64_t asked = json_integer_value(jasked);
-		struct db *db = db_pool_acquire(h->idx);
-		int64_t seen = idx_kv_get(db, "scrub_asked", -1);
-		if (seen != asked)
-			idx_kv_set(db, "scrub_asked", asked);
-		if (seen >= 0 && asked > seen) /* not a request older than our first beat */
-			atomic_store(&h->scrub_now, true);
-		db_pool_release(h->idx, db);
+	if (json_is_integer(jasked))
+		host_scrub_request(h, json_integer_value(jasked), false);
+}
+
+/* Move up to max entries from the front of from to a new array. */
+static json_t *slice(json_t *from, size_t max)
+{
+	json_t *a = json_array();
+	while (json_array_size(a) < max && json_array_size(from)) {
+		json_array_append(a, json_array_get(from, 0));
+		json_array_remove(from, 0);
 	}
+	return a;
+}
+
+/* Remove every hash in drop from list. */
+static void withdraw(json_t *list, json_t *drop)
+{
+	size_t i = json_array_size(list), k;
+	json_t *d;
+	while (i-- > 0)
+		json_array_foreach(drop, k, d)
+		{
+			if (json_equal(json_array_get(list, i), d)) {
+				json_array_remove(list, i);
+				break;
+			}
+		}
+}
+
+/* The replicas gained, dropped and found corrupt since the last beat, in
+ * slices the hub accepts; what is not delivered waits for the next beat.
+ * Sent before the heartbeat, so its answer is computed from them: else it
+ * asks again for a copy just reported held, or misses one just lost. */
+static void report_replicas(struct host *h, CURL *curl)
+{
+	const char *names[3] = {"corrupt", "have", "dropped"};
+	const size_t max[3] = {1000, 4500, 4500}; /* 10000 a report at most */
+	json_t **queued[3] = {&h->replicas_corrupt, &h->replicas_have, &h->replicas_dropped};
+	json_t *todo[3];
+	pthread_mutex_lock(&h->mu);
+	for (int l = 0; l < 3; l++) {
+		todo[l] = *queued[l];
+		*queued[l] = json_array();
+	}
+	pthread_mutex_unlock(&h->mu);
+	long st = 200;
+	char err[256];
+	while (st == 200 &&
+	       (json_array_size(todo[0]) || json_array_size(todo[1]) || json_array_size(todo[2]))) {
+		/* The hub applies corrupt before have: a copy fetched back after
+		 * it was found corrupt ends up held. */
+		json_t *body = json_object();
+		for (int l = 0; l < 3; l++)
+			json_object_set_new(body, names[l], slice(todo[l], max[l]));
+		char *url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
+		st = client_request(&h->c, curl, "POST", url, body, NULL, err);
+		free(url);
+		if (st != 200) { /* this slice goes back in front */
+			log_warn("replica report: %s", st ? "the hub refused it" : err);
+			for (int l = 0; l < 3; l++) {
+				json_t *part = json_object_get(body, names[l]);
+				json_array_extend(part, todo[l]);
+				json_array_clear(todo[l]);
+				json_array_extend(todo[l], part);
+			}
+		}
+		json_decref(body);
+	}
+	pthread_mutex_lock(&h->mu);    /* not delivered: before what came meanwhile */
+	withdraw(todo[1], *queued[0]); /* held, then found corrupt since */
+	for (int l = 0; l < 3; l++) {
+		json_array_extend(todo[l], *queued[l]);
+		json_decref(*queued[l]);
+		*queued[l] = todo[l];
+	}
+	pthread_mutex_unlock(&h->mu);
 }
 
 static void heartbeat(struct host *h, CURL *curl, const char *status)
 {
+	report_replicas(h, curl);
 	struct statvfs vfs;
 	int64_t cap = -1, fr = -1;
 	if (statvfs(h->dir, &vfs) == 0) {
@@ -218,10 +297,7 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	}
 	if (!root_set) /* pinned unless a policy says otherwise */
 		json_array_insert_new(pinned, 0, json_string("/"));
-	json_t *have = h->replicas_have, *dropped = h->replicas_dropped;
 	json_t *no_space = no_space_summary(h);
-	h->replicas_have = json_array();
-	h->replicas_dropped = json_array();
 	pthread_mutex_unlock(&h->mu);
 	json_t *body = json_pack(
 	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:I, s:I}", "status", status, "interval_ms",
@@ -247,32 +323,6 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 		log_warn("heartbeat: %s", st ? "the hub refused it" : err);
 	take_requests(h, out);
 	json_decref(out);
-	/* Replica reports, in slices the hub accepts. */
-	while (st == 200 && (json_array_size(have) || json_array_size(dropped))) {
-		json_t *a = json_array(), *b = json_array();
-		for (size_t k = 0; k < 5000 && json_array_size(have); k++) {
-			json_array_append(a, json_array_get(have, 0));
-			json_array_remove(have, 0);
-		}
-		for (size_t k = 0; k < 5000 && json_array_size(dropped); k++) {
-			json_array_append(b, json_array_get(dropped, 0));
-			json_array_remove(dropped, 0);
-		}
-		url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
-		body = json_pack("{s:o, s:o}", "have", a, "dropped", b);
-		st = client_request(&h->c, curl, "POST", url, body, NULL, err);
-		free(url);
-		json_decref(body);
-	}
-	if (json_array_size(have) || json_array_size(dropped)) {
-		/* not delivered: keep for the next beat */
-		pthread_mutex_lock(&h->mu);
-		json_array_extend(h->replicas_have, have);
-		json_array_extend(h->replicas_dropped, dropped);
-		pthread_mutex_unlock(&h->mu);
-	}
-	json_decref(have);
-	json_decref(dropped);
 }
 
 void *host_heartbeat_main(void *arg)

@@ -121,6 +121,7 @@ struct host {
 	atomic_llong no_space_since; /* mono ms of the last refusal, 0: none waiting */
 	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
 	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
+	json_t *replicas_corrupt; /* copies found corrupt, to report once (under mu) */
 	json_t *grants; /* path -> the hub's upload grant for a write URL's file (under mu) */
 	struct MHD_Daemon *server;
 	struct connlimit *conns; /* per-address connections on the content server */
@@ -172,6 +173,10 @@ void *host_heartbeat_main(void *arg);
 void host_write_status(struct host *h, bool running);
 /* Chunks this host now holds (have) or dropped, for the next heartbeat. */
 void host_report_replicas(struct host *h, json_t *chunks, bool have);
+/* A copy of hash found corrupt (or lost while pinned), for the next heartbeat:
+ * the hub stops counting it and, for a copy it assigned, asks for it again.
+ * A "have" of it still waiting is withdrawn: it is older news. */
+void host_report_corrupt(struct host *h, const char *hash);
 /* Is there room to write a file of size bytes and keep the reserve? If not,
  * logs it, reports it (status file, heartbeat) and schedules a retry. */
 bool host_room_for(struct host *h, const char *path, int64_t size);
@@ -233,8 +238,16 @@ void sync_rescan(struct host *h, bool at_start);
 void sync_repair(struct host *h, const char *path);
 /* scrub.c: the scrub thread */
 void *scrub_main(void *arg);
+/* The hub asks for a scrub: asked is the request's time on the hub (the feed
+ * event's requested_at, the heartbeat's scrub_requested_at; 0 unknown), live
+ * when it came on the feed. One scrub per request, whichever way it came. */
+void host_scrub_request(struct host *h, int64_t asked, bool live);
 /* replica.c: copies the hub asks this host to keep in its cache, or release */
 void *replica_main(void *arg);
+/* Read a cached chunk, verified (store_read's results). Every reader of the
+ * cache goes through here: a corrupt object is set aside in the cache's
+ * quarantine and reported to the hub once, whoever read it first. */
+int64_t host_cache_read(struct host *h, struct db *db, const char *hash, uint8_t *buf, size_t cap);
 /* index.c: a cached chunk kept whatever the cache's size cap (or not) */
 int idx_cache_pin(struct db *db, const char *hash, bool pinned);
 bool idx_cache_pinned(struct db *db, const char *hash);

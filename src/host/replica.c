@@ -7,13 +7,20 @@
  * cache, pins them there so the size cap does not evict them, and reports
  * them held. When the hub says a copy is no longer needed, the pin goes (the
  * chunk becomes ordinary cache) and the hub hears it was dropped. Fetches are
- * paced to REPLICA_RATE so replication does not starve syncing. */
+ * paced to REPLICA_RATE so replication does not starve syncing.
+ *
+ * It also owns what happens when any reader (scrub, the content server, a
+ * fetch for sync or replication) finds a cached copy corrupt: host_cache_read
+ * sets the object aside and reports it to the hub exactly once; a copy the
+ * hub assigned stays pinned here and the hub's next heartbeat answer asks for
+ * it again (from the other holders), which this thread fetches. */
 #include "host.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/ratelimit.h"
 #include "../core/util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +28,34 @@
 #define REPLICA_RATE  (20.0 * 1024 * 1024) /* bytes/s fetched for replication */
 #define IDLE_POLL_MS  1000                 /* nothing assigned: look again after */
 #define STOP_CHECK_MS 100                  /* … looking at h->stop this often meanwhile */
+
+/* A reader found hash corrupt in the cache. Of all the readers that may have
+ * found it at once, the one whose quarantine moved it reports it; the pin (a
+ * copy the hub assigned) stays, so the copy is fetched back when asked. */
+static void cache_corrupt(struct host *h, struct db *db, const char *hash)
+{
+	int rc = store_quarantine_corrupt(h->cache, hash);
+	if (rc == -EIO) /* moved; only its directory's fsync failed */
+		rc = 0;
+	if (rc < 0 && rc != -ENOENT) /* cannot set it aside: at least never read it again */
+		rc = store_remove(h->cache, hash);
+	if (rc != 0)
+		return; /* good again, or another reader already reported it */
+	db_run(db, "DELETE FROM cache WHERE hash = ?", hash);
+	bool pinned = idx_cache_pinned(db, hash);
+	log_warn("cache: chunk %.12s is corrupt; set aside in the cache's quarantine, reported "
+	         "to the hub%s",
+	         hash, pinned ? ", to be fetched again" : "");
+	host_report_corrupt(h, hash);
+}
+
+int64_t host_cache_read(struct host *h, struct db *db, const char *hash, uint8_t *buf, size_t cap)
+{
+	int64_t n = store_read(h->cache, hash, buf, cap);
+	if (n == -EBADMSG)
+		cache_corrupt(h, db, hash);
+	return n;
+}
 
 /* Take up to max entries from obj (under h->mu). */
 static json_t *take(struct host *h, json_t *obj, size_t max)

@@ -206,7 +206,7 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	}
 	if (n < 0 && (size = store_size(h->cache, hash)) > 0) {
 		buf = xrealloc(buf, (size_t)size);
-		n = store_read(h->cache, hash, buf, (size_t)size);
+		n = host_cache_read(h, db, hash, buf, (size_t)size);
 		if (n == size)
 			idx_cache_touch(db, hash, size);
 	}

@@ -448,7 +448,9 @@ void sync_remote_event(struct host *h, json_t *ev)
 	} else if (strcmp(kind, "folder.created") == 0 && path) {
 		apply_mkdir(h, path);
 	} else if (strcmp(kind, "scrub.requested") == 0) {
-		atomic_store(&h->scrub_now, true);
+		int64_t asked = 0;
+		json_get_int(pl, "requested_at", &asked);
+		host_scrub_request(h, asked, true);
 	} else if (strcmp(kind, "chunks.collected") == 0) {
 		atomic_store(&h->gc_seen, true);
 	} else if (strcmp(kind, "host.url") == 0 && json_get_int(pl, "host_id", &host) &&

@@ -2,7 +2,8 @@
 single-holder chunk past replica_grace_s is pulled into the hub; the hub's
 cache is evicted LRU-first and never below min_replicas host copies; GC makes
 hosts drop the copies of collected chunks; 'hub' -> 'hosts' -> 'hub' loses
-nothing; a host copy corrupted on disk is found by scrub and stops counting.
+nothing; a host copy corrupted on disk is reported once, by whichever reader
+finds it, stops counting and is fetched back.
 
 Data is uploaded through the hub (host A's commits) and the workspace then
 switched to 'hosts'; eviction removes the hub's copies, or the test removes
@@ -210,27 +211,64 @@ class StorageJobsTest(HubTest):
             self.assertTrue(os.path.exists(self.hub_object(sha(data))))
             self.read_back(path, data)
 
-    def test_5_scrub_finds_a_corrupt_host_copy(self):
+    def scrub_reports(self, host):
+        hid = self.hub.sql("SELECT id FROM hosts WHERE label = ?", (host.label,))[0][0]
+        return self.hub.sql("SELECT COUNT(*) FROM audit_log WHERE action = 'host.scrub' AND "
+                            "target = ?", ("host:%d" % hid,))[0][0]
+
+    def corrupt_reports(self, chunk):
+        return [json.loads(d) for (d,) in self.hub.sql(
+            "SELECT detail FROM audit_log WHERE action = 'chunk.corrupt' AND target = ?",
+            ("chunk:" + chunk,))]
+
+    def test_5_a_corrupt_host_copy_is_reported_once_and_fetched_back(self):
+        """Whoever on B reads its damaged copy first (its scrub, its replica
+        thread, a peer's fetch from its content server) sets it aside and the
+        hub hears it once; B's copy was assigned, so B fetches a good one back.
+        Each host scrubs once for the hub's request, though it comes twice (the
+        feed and the heartbeat)."""
         self.settings(storage="hosts", replica_grace_s=3600, min_replicas=2,
                       hub_cache_bytes=1 << 30)
         data = os.urandom(190000)
         chunk = self.write(self.A, "/s/bad.bin", data)
         self.admin("replicate")
         bid = "host:%d" % self.b_id()
+        aid = "host:%d" % self.hub.sql("SELECT id FROM hosts WHERE label = 'A'")[0][0]
         wait_for(lambda: self.holders(chunk).get(bid) == "ok", 30, "B's copy", [self.B])
         obj = os.path.join(self.B.dir, ".roost", "cache", "objects", chunk[:2], chunk)
         with open(obj, "r+b") as f:
             f.write(b"\0" * 64)
+        before = {h.label: self.scrub_reports(h) for h in (self.A, self.B)}
         first = self.admin("scrub")
         self.assertGreaterEqual(first["hosts_asked"], 2, first)
-        wait_for(lambda: bid not in self.holders(chunk), 60, "B's corrupt copy not counted",
-                 [self.B])
-        self.assertEqual(self.holders(chunk).get("host:%d" % self.hub.sql(
-            "SELECT id FROM hosts WHERE label = 'A'")[0][0]), "ok")
-        wait_for(lambda: self.hub.sql("SELECT 1 FROM audit_log WHERE action = 'host.scrub'"),
-                 30, "hosts' scrub reports", [self.A, self.B])
+        wait_for(lambda: self.corrupt_reports(chunk), 60, "B's corrupt copy reported", [self.B])
+        self.assertEqual(self.corrupt_reports(chunk),
+                         [{"holder": bid, "found": "corrupt", "repaired": False}])
+        quarantine = os.path.join(self.B.dir, ".roost", "cache", "objects", "quarantine")
+        self.assertEqual([n.split(".")[0] for n in os.listdir(quarantine)], [chunk])
+
+        def fetched_back():
+            if self.holders(chunk).get(bid) != "ok" or not os.path.exists(obj):
+                return False
+            with open(obj, "rb") as f:
+                return sha(f.read()) == chunk
+        wait_for(fetched_back, 60, "B's copy fetched back", [self.A, self.B])
+        self.assertEqual(self.holders(chunk).get(aid), "ok")
+        wait_for(lambda: all(self.scrub_reports(h) > before[h.label] for h in (self.A, self.B)),
+                 60, "hosts' scrub reports", [self.A, self.B])
+        # Both hosts' heartbeats have carried the request since (twice: a
+        # second scrub it started would have reported by the next beat).
+        asked = self.hub.sql("SELECT finished_at FROM jobs WHERE name = 'scrub'")[0][0]
+        for _ in range(2):
+            seen = self.hub.sql("SELECT MIN(last_seen) FROM hosts WHERE revoked_at IS NULL")[0][0]
+            wait_for(lambda: self.hub.sql("SELECT MIN(last_seen) FROM hosts WHERE revoked_at "
+                                          "IS NULL")[0][0] > max(seen, asked), 30,
+                     "a heartbeat from each host", [self.A, self.B])
+        for h in (self.A, self.B):
+            self.assertEqual(self.scrub_reports(h), before[h.label] + 1, h.label)
         second = self.admin("scrub")
         self.assertGreaterEqual(second["host_copies_verified"], 1, second)
+        self.assertEqual(len(self.corrupt_reports(chunk)), 1)
 
 
 if __name__ == "__main__":

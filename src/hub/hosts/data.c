@@ -23,21 +23,49 @@
 #define REPLICA_REPORT_MAX 10000 /* hashes in one replica report */
 #define CHUNK_TOKEN_TTL_S  600   /* a manifest's chunk token, and a new one's default */
 
-/* POST /workspaces/W/hosts/self/replicas {have:[hash], dropped:[hash]} */
+/* A copy this host found corrupt (any reader of its, scrub or not; it
+ * reports each once): audited, and it stops counting. A copy the replicate
+ * job assigned turns 'corrupt' and the heartbeat's answer asks for it again;
+ * any other is gone (the host set it aside). */
+static int replica_corrupt(struct req *r, const char *holder, const char *hash, int64_t now)
+{
+	char target[80];
+	snprintf(target, sizeof target, "chunk:%s", hash);
+	if (db_run(r->db,
+	           "UPDATE chunk_replicas SET state = 'corrupt', updated_at = ? WHERE chunk_hash "
+	           "= ? AND holder = ? AND assigned = 1",
+	           now, hash, holder) != DB_DONE ||
+	    db_run(r->db,
+	           "DELETE FROM chunk_replicas WHERE chunk_hash = ? AND holder = ? AND assigned "
+	           "= 0",
+	           hash, holder) != DB_DONE)
+		return -1;
+	return meta_audit(
+	    r, "chunk.corrupt", target,
+	    json_pack("{s:s, s:s, s:b}", "holder", holder, "found", "corrupt", "repaired", 0));
+}
+
+/* POST /workspaces/W/hosts/self/replicas {have:[hash], dropped:[hash],
+ * corrupt:[hash]}; corrupt is applied first, so a copy fetched back after it
+ * was found corrupt, reported in the same request, counts. */
 enum MHD_Result api_host_replicas(struct req *r)
 {
 	if (!hosts_need_host(r))
 		return MHD_YES;
 	json_t *have = json_object_get(r->json, "have");
 	json_t *dropped = json_object_get(r->json, "dropped");
-	if ((have && !json_is_array(have)) || (dropped && !json_is_array(dropped)))
+	json_t *corrupt = json_object_get(r->json, "corrupt");
+	if ((have && !json_is_array(have)) || (dropped && !json_is_array(dropped)) ||
+	    (corrupt && !json_is_array(corrupt)))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                   "have and dropped are arrays of chunk hashes");
-	if (json_array_size(have) + json_array_size(dropped) > REPLICA_REPORT_MAX)
+		                   "have, dropped and corrupt are arrays of chunk hashes");
+	if (json_array_size(have) + json_array_size(dropped) + json_array_size(corrupt) >
+	    REPLICA_REPORT_MAX)
 		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_hashes",
 		                   "at most %d hashes per report", REPLICA_REPORT_MAX);
-	json_t *lists[2] = {have, dropped};
-	for (int l = 0; l < 2; l++) {
+	json_t *lists[3] = {have, dropped, corrupt};
+	const char *names[3] = {"have", "dropped", "corrupt"};
+	for (int l = 0; l < 3; l++) {
 		size_t i;
 		json_t *h;
 		json_array_foreach(lists[l], i, h)
@@ -45,7 +73,7 @@ enum MHD_Result api_host_replicas(struct req *r)
 			if (!hash_hex_valid(json_string_value(h)))
 				return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
 				                   "%s[%zu] is not 64 lowercase hex digits",
-				                   l ? "dropped" : "have", i);
+				                   names[l], i);
 		}
 	}
 	char holder[32];
@@ -55,6 +83,11 @@ enum MHD_Result api_host_replicas(struct req *r)
 		return reply_db_error(r);
 	size_t i;
 	json_t *h;
+	json_array_foreach(corrupt, i, h)
+	{
+		if (replica_corrupt(r, holder, json_string_value(h), now) != 0)
+			goto db_fail;
+	}
 	/* Only chunks this workspace may reference, and that a version uses. */
 	json_array_foreach(have, i, h)
 	{
@@ -82,8 +115,9 @@ enum MHD_Result api_host_replicas(struct req *r)
 	if (db_commit(r->db) != DB_DONE)
 		goto db_fail;
 	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:I, s:I}", "recorded", (json_int_t)recorded, "dropped",
-	                            (json_int_t)json_array_size(dropped)));
+	                  json_pack("{s:I, s:I, s:I}", "recorded", (json_int_t)recorded, "dropped",
+	                            (json_int_t)json_array_size(dropped), "corrupt",
+	                            (json_int_t)json_array_size(corrupt)));
 db_fail:
 	db_rollback(r->db);
 	return reply_db_error(r);

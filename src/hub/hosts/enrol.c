@@ -318,6 +318,28 @@ static void fetch_sources(struct req *r, json_t *fetch, json_t *urls)
 	}
 }
 
+/* When the last finished scrub asked hosts to scrub: the requested_at of its
+ * scrub.requested event (a host that saw the event does not scrub again for
+ * it), or its end for a result from before it said. 0: never. */
+static int64_t scrub_requested_at(struct req *r)
+{
+	char *res = NULL;
+	int64_t at = 0;
+	struct db_stmt *st =
+	    db_query(r->db, "SELECT result, COALESCE(finished_at, 0) FROM jobs WHERE "
+	                    "name = 'scrub' AND result IS NOT NULL");
+	if (st && db_step(st) == DB_ROW) {
+		res = db_col_text(st, 0) ? xstrdup(db_col_text(st, 0)) : NULL;
+		at = db_col_int64(st, 1);
+	}
+	db_finalize(st);
+	json_t *o = res ? json_loads(res, 0, NULL) : NULL;
+	json_get_int(o, "hosts_asked_at", &at);
+	json_decref(o);
+	free(res);
+	return at;
+}
+
 /* What the jobs ask of this host: copies to fetch (with where to fetch them
  * from) or release (replicate), unreferenced chunks to drop from its cache
  * (GC marked its copies 'released'; the host drops them and reports it), and
@@ -329,14 +351,15 @@ static json_t *heartbeat_answer(struct req *r)
 	    r->db,
 	    "SELECT cr.chunk_hash, cr.state, c.size, c.refcount, cr.assigned FROM chunk_replicas "
 	    "cr JOIN chunks c ON c.hash = cr.chunk_hash WHERE cr.host_id = ? AND ((cr.assigned = "
-	    "1 AND cr.state IN ('pending', 'released')) OR (cr.state = 'released' AND "
-	    "c.refcount <= 0)) LIMIT 1024",
+	    "1 AND cr.state IN ('pending', 'released', 'corrupt')) OR (cr.state = 'released' "
+	    "AND c.refcount <= 0)) LIMIT 1024",
 	    r->host_id);
 	while (st && db_step(st) == DB_ROW) {
 		const char *hash = db_col_text(st, 0), *state = db_col_text(st, 1);
 		if (db_col_int64(st, 3) <= 0 && strcmp(state, "released") == 0)
 			json_array_append_new(drop, json_string(hash));
-		else if (strcmp(state, "pending") == 0 && json_array_size(fetch) < 512)
+		else if ((strcmp(state, "pending") == 0 || strcmp(state, "corrupt") == 0) &&
+		         json_array_size(fetch) < 512) /* corrupt: an assigned copy, again */
 			json_array_append_new(fetch, json_pack("{s:s, s:I}", "hash", hash, "size",
 			                                       (json_int_t)db_col_int64(st, 2)));
 		else if (strcmp(state, "released") == 0)
@@ -357,12 +380,8 @@ static json_t *heartbeat_answer(struct req *r)
 		free(tok);
 	}
 	json_object_set_new(rep, "hosts", urls);
-	int64_t scrub_at = 0;
-	db_int64(r->db, &scrub_at,
-	         "SELECT COALESCE(finished_at, 0) FROM jobs WHERE name = 'scrub' AND result IS NOT "
-	         "NULL");
 	return json_pack("{s:b, s:I, s:o, s:I}", "ok", 1, "host_id", (json_int_t)r->host_id,
-	                 "replicate", rep, "scrub_requested_at", (json_int_t)scrub_at);
+	                 "replicate", rep, "scrub_requested_at", (json_int_t)scrub_requested_at(r));
 }
 
 /* POST /workspaces/W/hosts/self/heartbeat */

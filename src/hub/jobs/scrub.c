@@ -85,8 +85,8 @@ static enum job_result run_scrub(struct job *j)
 			}
 			/* Corrupt (-EBADMSG) or gone (-ENOENT): set aside, report, repair. */
 			const char *what = got == -ENOENT ? "missing" : "corrupt";
-			if (got != -ENOENT)
-				store_quarantine(j->c->store, hashes[i]);
+			if (got != -ENOENT && store_quarantine_corrupt(j->c->store, hashes[i]) == 1)
+				continue; /* a good copy was stored over it meanwhile (an upload) */
 			db_run(j->c->db,
 			       "UPDATE chunk_replicas SET state = 'corrupt', updated_at = ? WHERE "
 			       "chunk_hash = ? AND holder = 'hub'",
@@ -111,9 +111,13 @@ static enum job_result run_scrub(struct job *j)
 	}
 	free(buf);
 	/* Hosts scrub their own copies when asked: on the feed, and in the
-	 * heartbeat's answer (scrub_requested_at, this run's end). */
+	 * heartbeat's answer (scrub_requested_at, once this run's result has
+	 * hosts_asked_at). The same time in both: a host scrubs once for it. */
 	if (rc == JOB_OK) {
-		job_tell_workspaces(j, "scrub.requested", json_object());
+		int64_t asked = now_ms();
+		json_object_set_new(j->cur, "hosts_asked_at", json_integer(asked));
+		job_tell_workspaces(j, "scrub.requested",
+		                    json_pack("{s:I}", "requested_at", (json_int_t)asked));
 		rc = host_copies(j);
 	}
 	return rc;
