@@ -2,11 +2,17 @@
  * the chunks the hub lacks sent, and a commit conditional on the version the
  * edit started from; small files go up in batches (one probe, a few PUTs at
  * once, one batch commit); deletes, new folders and moves are sent as calls.
+ * In a 'hosts' workspace no chunk is sent: the commit names the chunks and
+ * this host holds them (its folder file is the copy; a pointer commit). The
+ * chunks a file held that no local file holds any more after an edit or a
+ * delete are reported dropped.
  * Run by the sync thread; a batch's chunk PUTs run on SMALL_PUT_THREADS
  * short-lived threads that only read the batch (h->sync->smalls). */
 #include "sync.h"
 #include "../client/transfer.h"
+#include "../core/chunker.h"
 #include "../core/json.h"
+#include "../core/sniff.h"
 #include "../core/path.h"
 #include "../core/util.h"
 
@@ -45,6 +51,173 @@ void sync_upload(struct host *h, const char *path, const char *local, const stru
 	host_commit_end(h);
 }
 
+/* ---- chunks this host no longer holds ---- */
+
+/* The chunks path's last recorded content held that no other local file, the
+ * cache or keep (the new content, or NULL) holds: to report dropped. */
+static json_t *chunks_released(struct host *h, const char *path, json_t *keep)
+{
+	json_t *out = json_array();
+	struct db_stmt *q =
+	    db_query(h->db,
+	             "SELECT DISTINCT c.hash FROM chunks c WHERE c.path = ?1 AND NOT "
+	             "EXISTS (SELECT 1 FROM chunks o JOIN files f ON f.path = o.path "
+	             "WHERE o.hash = c.hash AND o.path <> ?1 AND f.local = 1)",
+	             path);
+	while (q && db_step(q) == DB_ROW) {
+		const char *hash = db_col_text(q, 0);
+		bool kept = store_size(h->cache, hash) > 0;
+		size_t i;
+		json_t *c;
+		json_array_foreach(keep, i, c) kept =
+		    kept || strcmp(json_get_str(c, "hash"), hash) == 0;
+		if (!kept)
+			json_array_append_new(out, json_pack("{s:s}", "hash", hash));
+	}
+	db_finalize(q);
+	return out;
+}
+
+/* The chunks the files at or under path held that nothing else here holds. */
+static json_t *released_under(struct host *h, const char *path)
+{
+	json_t *files = idx_list(h->db, path, true), *out = json_array(), *f;
+	size_t i;
+	json_array_foreach(files, i, f)
+	{
+		json_t *one = chunks_released(h, json_string_value(f), NULL);
+		json_array_extend(out, one);
+		json_decref(one);
+	}
+	json_decref(files);
+	return out;
+}
+
+/* Record path's new content (sync_record_local), reporting the chunks its
+ * old content held and nothing here holds now as dropped. */
+static void record_upload(struct host *h, const char *path, const struct stat *st, json_t *res,
+                          const char *hash, json_t *chunks)
+{
+	json_t *dropped = chunks_released(h, path, chunks);
+	sync_record_local(h, path, st, json_integer_value(json_object_get(res, "version_id")),
+	                  json_integer_value(json_object_get(res, "version")), hash, chunks);
+	host_report_replicas(h, dropped, false);
+	json_decref(dropped);
+}
+
+/* ---- pointer commits ('hosts' workspaces) ---- */
+
+#define POINTER_READ_BUF (1u << 20)
+#define POINTER_MISSING  (-2) /* the hub wants the bytes: the workspace is in 'hub' mode now */
+
+/* The commit body of the file open at fd — its chunks, its hash and its
+ * content type, sniffed here since the hub never sees the bytes — and the
+ * chunks with offsets into *chunks. NULL on a read error. */
+static json_t *pointer_body(struct host *h, int fd, const char *path, json_t **chunks)
+{
+	struct chunker ch;
+	chunker_init(&ch, &h->c.chunking);
+	struct hasher *part = hasher_new(), *whole = hasher_new();
+	uint8_t *buf = xmalloc(POINTER_READ_BUF), head[SNIFF_BYTES];
+	size_t head_len = 0;
+	int64_t off = 0, start = 0;
+	json_t *list = json_array();
+	ssize_t n;
+	while ((n = read(fd, buf, POINTER_READ_BUF)) > 0) {
+		hasher_update(whole, buf, (size_t)n);
+		if (head_len < sizeof head) {
+			size_t k =
+			    sizeof head - head_len < (size_t)n ? sizeof head - head_len : (size_t)n;
+			memcpy(head + head_len, buf, k);
+			head_len += k;
+		}
+		for (size_t i = 0; i < (size_t)n;) {
+			bool cut;
+			size_t k = chunker_scan(&ch, buf + i, (size_t)n - i, &cut);
+			hasher_update(part, buf + i, k);
+			i += k;
+			off += (int64_t)k;
+			if (cut) {
+				char hex[HASH_HEX_LEN + 1];
+				hasher_final_hex(part, hex);
+				json_array_append_new(list,
+				                      json_pack("{s:s, s:I, s:I}", "hash", hex,
+				                                "size", (json_int_t)(off - start),
+				                                "offset", (json_int_t)start));
+				start = off;
+			}
+		}
+	}
+	char hex[HASH_HEX_LEN + 1], whole_hex[HASH_HEX_LEN + 1], ctype[128];
+	if (n == 0 && off > start) {
+		hasher_final_hex(part, hex);
+		json_array_append_new(list, json_pack("{s:s, s:I, s:I}", "hash", hex, "size",
+		                                      (json_int_t)(off - start), "offset",
+		                                      (json_int_t)start));
+	}
+	hasher_final_hex(whole, whole_hex);
+	hasher_free(part);
+	hasher_free(whole);
+	free(buf);
+	if (n < 0) {
+		json_decref(list);
+		return NULL;
+	}
+	if (head_len)
+		sniff_type(head, head_len, ctype);
+	else
+		snprintf(ctype, sizeof ctype, "application/x-empty");
+	json_t *named = json_array(), *c;
+	size_t i;
+	json_array_foreach(list, i, c)
+	    json_array_append_new(named, json_pack("{s:O, s:O}", "hash", json_object_get(c, "hash"),
+	                                           "size", json_object_get(c, "size")));
+	*chunks = list;
+	return json_pack("{s:s, s:I, s:s, s:o, s:s}", "path", path, "size", (json_int_t)off, "hash",
+	                 whole_hex, "chunks", named, "content_type", ctype);
+}
+
+/* Commit local as path naming its chunks (no bytes sent). 0 with *res (the
+ * hub's answer plus "chunks" with offsets), PUT_CONFLICT, PUT_GRANT_REFUSED,
+ * POINTER_MISSING, or 1 (a failure to retry). */
+static int pointer_commit(struct host *h, const char *path, const char *local, int64_t base,
+                          const char *grant, json_t **res)
+{
+	int fd = open(local, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 1;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	json_t *chunks = NULL, *body = pointer_body(h, fd, path, &chunks), *out = NULL;
+	close(fd);
+	if (!body)
+		return 1;
+	json_object_set_new(body, "base_version_id", json_integer(base));
+	if (grant)
+		json_object_set_new(body, "upload_grant", json_string(grant));
+	long st = sync_hub_call(h, "POST", "/versions", NULL, body, &out);
+	const char *code = json_get_str(json_object_get(out, "error"), "code");
+	int rc = st == 201 ? 0 : 1;
+	if (st == 409 && code && strcmp(code, "version_conflict") == 0)
+		rc = PUT_CONFLICT;
+	else if (st == 403 && code && strcmp(code, "upload_grant_refused") == 0)
+		rc = PUT_GRANT_REFUSED;
+	else if (st == 409 && code && strcmp(code, "missing_chunks") == 0)
+		rc = POINTER_MISSING;
+	else if (st != 201)
+		log_warn("commit of %s refused (%ld): %s", path, st,
+		         json_get_str(json_object_get(out, "error"), "message"));
+	if (rc == 0) {
+		json_object_set_new(out, "chunks", chunks);
+		*res = out;
+	} else {
+		json_decref(chunks);
+		json_decref(out);
+	}
+	return rc;
+}
+
+/* ---- one file ---- */
+
 static void upload_one(struct host *h, const char *path, const char *local, const struct stat *st,
                        int64_t base, bool retried)
 {
@@ -52,7 +225,13 @@ static void upload_one(struct host *h, const char *path, const char *local, cons
 	char *grant = host_grant_get(h, path);
 	struct put_opts o = {
 	    .quiet = true, .base_version_id = base, .result = &res, .upload_grant = grant};
-	int rc = transfer_put(&h->c, local, path, &o);
+	int rc = POINTER_MISSING;
+	if (atomic_load(&h->storage_hosts))
+		rc = pointer_commit(h, path, local, base, grant, &res);
+	if (rc == POINTER_MISSING && atomic_load(&h->storage_hosts))
+		host_load_settings(h, h->c.curl); /* the mode changed: learn it */
+	if (rc == POINTER_MISSING)
+		rc = transfer_put(&h->c, local, path, &o);
 	free(grant);
 	if (rc == PUT_GRANT_REFUSED) {
 		sync_void_upload(h, path, local, st);
@@ -73,9 +252,7 @@ static void upload_one(struct host *h, const char *path, const char *local, cons
 	retry_reset(&h->sync->retry);
 	/* The index gets the stat from before the upload: if the file changed
 	 * while it was read, it no longer matches and goes up again. */
-	sync_record_local(h, path, st, json_integer_value(json_object_get(res, "version_id")),
-	                  json_integer_value(json_object_get(res, "version")),
-	                  json_get_str(res, "hash"), json_object_get(res, "chunks"));
+	record_upload(h, path, st, res, json_get_str(res, "hash"), json_object_get(res, "chunks"));
 	struct stat after;
 	if (lstat(local, &after) != 0 || !sync_same_stat(st, &after))
 		host_mark_dirty(h, path, SETTLE_MODIFIED_MS);
@@ -157,9 +334,11 @@ void sync_flush(struct host *h)
 	struct sync *sy = h->sync;
 	if (!sy->nsmall)
 		return;
-	/* 1: which chunks the hub lacks */
+	/* 1: which chunks the hub lacks (none to send in a 'hosts' workspace:
+	 * the commit names them) */
+	bool pointers = atomic_load(&h->storage_hosts);
 	json_t *hashes = json_array();
-	for (size_t i = 0; i < sy->nsmall; i++)
+	for (size_t i = 0; i < sy->nsmall && !pointers; i++)
 		if (sy->smalls[i].st.st_size)
 			json_array_append_new(hashes, json_string(sy->smalls[i].hash));
 	json_t *out = NULL;
@@ -203,6 +382,12 @@ void sync_flush(struct host *h)
 		char *grant = host_grant_get(h, s->path);
 		if (grant)
 			json_object_set_new(v, "upload_grant", json_string(grant));
+		if (pointers) { /* the hub cannot sniff bytes it never sees */
+			char ctype[128] = "application/x-empty";
+			if (s->st.st_size)
+				sniff_type(s->data, (size_t)s->st.st_size, ctype);
+			json_object_set_new(v, "content_type", json_string(ctype));
+		}
 		free(grant);
 		json_array_append_new(versions, v);
 	}
@@ -222,10 +407,7 @@ void sync_flush(struct host *h)
 		if (status == 201) {
 			host_grant_set(h, s->path, NULL);
 			json_t *chunks = one_chunk(s);
-			sync_record_local(h, s->path, &s->st,
-			                  json_integer_value(json_object_get(b, "version_id")),
-			                  json_integer_value(json_object_get(b, "version")),
-			                  s->hash, chunks);
+			record_upload(h, s->path, &s->st, b, s->hash, chunks);
 			json_decref(chunks);
 			struct stat after;
 			if (lstat(local, &after) != 0 || !sync_same_stat(&s->st, &after))
@@ -238,6 +420,10 @@ void sync_flush(struct host *h)
 			if (status)
 				log_warn("upload of %s refused: %s", s->path,
 				         json_get_str(json_object_get(b, "error"), "message"));
+			if (pointers && code && strcmp(code, "missing_chunks") == 0) {
+				host_load_settings(h, h->c.curl); /* now 'hub' */
+				pointers = atomic_load(&h->storage_hosts);
+			}
 			host_mark_dirty(h, s->path, retry_next_ms(&h->sync->retry));
 		}
 		free(local);
@@ -300,7 +486,10 @@ static void local_gone(struct host *h, const char *path)
 	long st = sync_hub_call(h, "DELETE", "/files?path=%s", path, NULL, &out);
 	json_decref(out);
 	if (st == 200 || st == 404) {
+		json_t *dropped = released_under(h, path);
 		idx_del(h->db, path);
+		host_report_replicas(h, dropped, false);
+		json_decref(dropped);
 		log_info("deleted %s from the workspace", path);
 		atomic_store(&h->last_sync, now_ms());
 	} else {
