@@ -343,8 +343,8 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	h->assign_fetch = json_object();
 	h->assign_release = json_object();
 	h->policies = json_array();
-	h->replicas_have = json_array();
-	h->replicas_dropped = json_array();
+	h->replicas_have = json_object(); /* hash -> true: sets, the latest report wins */
+	h->replicas_dropped = json_object();
 	h->no_space = json_object();
 	host_queue_init(h);
 	h->sync = sync_new();

@@ -16,6 +16,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+/* The latest report of a chunk wins: one dropped after it was reported held
+ * (or held again after dropped) leaves the other set, so the hub, which
+ * applies have before dropped, never sees both. */
 void host_report_replicas(struct host *h, json_t *chunks, bool have)
 {
 	size_t i;
@@ -24,11 +27,41 @@ void host_report_replicas(struct host *h, json_t *chunks, bool have)
 	json_array_foreach(chunks, i, c)
 	{
 		const char *hash = json_get_str(c, "hash");
-		if (hash)
-			json_array_append_new(have ? h->replicas_have : h->replicas_dropped,
-			                      json_string(hash));
+		if (!hash)
+			continue;
+		json_object_set_new(have ? h->replicas_have : h->replicas_dropped, hash,
+		                    json_true());
+		json_object_del(have ? h->replicas_dropped : h->replicas_have, hash);
 	}
 	pthread_mutex_unlock(&h->mu);
+}
+
+/* Up to max hashes taken out of the set into a new array. */
+static json_t *take_hashes(json_t *set, size_t max)
+{
+	json_t *out = json_array(), *v;
+	const char *k;
+	void *tmp;
+	json_object_foreach_safe(set, tmp, k, v)
+	{
+		if (json_array_size(out) == max)
+			break;
+		json_array_append_new(out, json_string(k));
+		json_object_del(set, k);
+	}
+	return out;
+}
+
+/* Put back what was not delivered, unless a newer report replaced it. */
+static void keep_undelivered(json_t *set, json_t *into, json_t *other)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(set, k, v)
+	{
+		if (!json_object_get(other, k))
+			json_object_set(into, k, v);
+	}
 }
 
 /* ---- free space ----
@@ -162,8 +195,8 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 		json_array_insert_new(pinned, 0, json_string("/"));
 	json_t *have = h->replicas_have, *dropped = h->replicas_dropped;
 	json_t *no_space = no_space_summary(h);
-	h->replicas_have = json_array();
-	h->replicas_dropped = json_array();
+	h->replicas_have = json_object();
+	h->replicas_dropped = json_object();
 	pthread_mutex_unlock(&h->mu);
 	json_t *body = json_pack(
 	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:I, s:I}", "status", status, "interval_ms",
@@ -204,27 +237,19 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	pthread_mutex_unlock(&h->mu);
 	json_decref(out);
 	/* Replica reports, in slices the hub accepts. */
-	while (st == 200 && (json_array_size(have) || json_array_size(dropped))) {
-		json_t *a = json_array(), *b = json_array();
-		for (size_t k = 0; k < 5000 && json_array_size(have); k++) {
-			json_array_append(a, json_array_get(have, 0));
-			json_array_remove(have, 0);
-		}
-		for (size_t k = 0; k < 5000 && json_array_size(dropped); k++) {
-			json_array_append(b, json_array_get(dropped, 0));
-			json_array_remove(dropped, 0);
-		}
+	while (st == 200 && (json_object_size(have) || json_object_size(dropped))) {
+		json_t *a = take_hashes(have, 5000), *b = take_hashes(dropped, 5000);
 		url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
 		body = json_pack("{s:o, s:o}", "have", a, "dropped", b);
 		st = client_request(&h->c, curl, "POST", url, body, NULL, err);
 		free(url);
 		json_decref(body);
 	}
-	if (json_array_size(have) || json_array_size(dropped)) {
+	if (json_object_size(have) || json_object_size(dropped)) {
 		/* not delivered: keep for the next beat */
 		pthread_mutex_lock(&h->mu);
-		json_array_extend(h->replicas_have, have);
-		json_array_extend(h->replicas_dropped, dropped);
+		keep_undelivered(have, h->replicas_have, h->replicas_dropped);
+		keep_undelivered(dropped, h->replicas_dropped, h->replicas_have);
 		pthread_mutex_unlock(&h->mu);
 	}
 	json_decref(have);

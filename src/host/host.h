@@ -116,7 +116,7 @@ struct host {
 	json_t *no_space;
 	atomic_llong no_space_since; /* mono ms of the last refusal, 0: none waiting */
 	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
-	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
+	json_t *replicas_have, *replicas_dropped; /* hash sets to report (under mu) */
 	json_t *grants; /* path -> the hub's upload grant for a write URL's file (under mu) */
 	struct MHD_Daemon *server;
 	struct connlimit *conns; /* per-address connections on the content server */

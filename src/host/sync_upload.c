@@ -53,31 +53,6 @@ void sync_upload(struct host *h, const char *path, const char *local, const stru
 
 /* ---- chunks this host no longer holds ---- */
 
-/* The chunks path's last recorded content held that no other local file, the
- * cache or keep (the new content, or NULL) holds: to report dropped. */
-static json_t *chunks_released(struct host *h, const char *path, json_t *keep)
-{
-	json_t *out = json_array();
-	struct db_stmt *q =
-	    db_query(h->db,
-	             "SELECT DISTINCT c.hash FROM chunks c WHERE c.path = ?1 AND NOT "
-	             "EXISTS (SELECT 1 FROM chunks o JOIN files f ON f.path = o.path "
-	             "WHERE o.hash = c.hash AND o.path <> ?1 AND f.local = 1)",
-	             path);
-	while (q && db_step(q) == DB_ROW) {
-		const char *hash = db_col_text(q, 0);
-		bool kept = store_size(h->cache, hash) > 0;
-		size_t i;
-		json_t *c;
-		json_array_foreach(keep, i, c) kept =
-		    kept || strcmp(json_get_str(c, "hash"), hash) == 0;
-		if (!kept)
-			json_array_append_new(out, json_pack("{s:s}", "hash", hash));
-	}
-	db_finalize(q);
-	return out;
-}
-
 /* The chunks the files at or under path held that nothing else here holds. */
 static json_t *released_under(struct host *h, const char *path)
 {
@@ -85,24 +60,12 @@ static json_t *released_under(struct host *h, const char *path)
 	size_t i;
 	json_array_foreach(files, i, f)
 	{
-		json_t *one = chunks_released(h, json_string_value(f), NULL);
+		json_t *one = sync_chunks_released(h, json_string_value(f), NULL);
 		json_array_extend(out, one);
 		json_decref(one);
 	}
 	json_decref(files);
 	return out;
-}
-
-/* Record path's new content (sync_record_local), reporting the chunks its
- * old content held and nothing here holds now as dropped. */
-static void record_upload(struct host *h, const char *path, const struct stat *st, json_t *res,
-                          const char *hash, json_t *chunks)
-{
-	json_t *dropped = chunks_released(h, path, chunks);
-	sync_record_local(h, path, st, json_integer_value(json_object_get(res, "version_id")),
-	                  json_integer_value(json_object_get(res, "version")), hash, chunks);
-	host_report_replicas(h, dropped, false);
-	json_decref(dropped);
 }
 
 /* ---- pointer commits ('hosts' workspaces) ---- */
@@ -252,7 +215,9 @@ static void upload_one(struct host *h, const char *path, const char *local, cons
 	retry_reset(&h->sync->retry);
 	/* The index gets the stat from before the upload: if the file changed
 	 * while it was read, it no longer matches and goes up again. */
-	record_upload(h, path, st, res, json_get_str(res, "hash"), json_object_get(res, "chunks"));
+	sync_record_local(h, path, st, json_integer_value(json_object_get(res, "version_id")),
+	                  json_integer_value(json_object_get(res, "version")),
+	                  json_get_str(res, "hash"), json_object_get(res, "chunks"));
 	struct stat after;
 	if (lstat(local, &after) != 0 || !sync_same_stat(st, &after))
 		host_mark_dirty(h, path, SETTLE_MODIFIED_MS);
@@ -407,7 +372,10 @@ void sync_flush(struct host *h)
 		if (status == 201) {
 			host_grant_set(h, s->path, NULL);
 			json_t *chunks = one_chunk(s);
-			record_upload(h, s->path, &s->st, b, s->hash, chunks);
+			sync_record_local(h, s->path, &s->st,
+			                  json_integer_value(json_object_get(b, "version_id")),
+			                  json_integer_value(json_object_get(b, "version")),
+			                  s->hash, chunks);
 			json_decref(chunks);
 			struct stat after;
 			if (lstat(local, &after) != 0 || !sync_same_stat(&s->st, &after))
