@@ -140,6 +140,40 @@ static json_t *pointer_body(struct host *h, int fd, const char *path, json_t **c
 	                 whole_hex, "chunks", named, "content_type", ctype);
 }
 
+/* Other hosts may ask for a pointer commit's chunks as soon as the hub has
+ * it, before its answer is back here and recorded (sync_record_local): so
+ * the chunks' places in the file go in the index first, where the content
+ * server looks them up (it re-hashes what it reads, so a place that turns
+ * stale serves nothing wrong). A file new to the index gets an entry whose
+ * stat matches nothing and whose version is 0: to every rule in sync*.c it
+ * is an unknown local file, and a failed commit removes it again. Returns
+ * what the old content held that the new one does not (to report dropped
+ * once the commit is in), and *placeholder. */
+static json_t *offer_chunks(struct host *h, const char *path, json_t *chunks, bool *placeholder)
+{
+	struct ientry e;
+	json_t *dropped = sync_chunks_released(h, path, chunks);
+	*placeholder = idx_get(h->db, path, &e) != 1;
+	if (*placeholder) {
+		struct ientry ph = {.local = true, .size = -1};
+		idx_put(h->db, path, &ph);
+	}
+	idx_set_chunks(h->db, path, chunks);
+	return dropped;
+}
+
+/* A commit's outcome for its offered chunks: dropped reported once it is in;
+ * a refused new file's placeholder removed. Takes dropped. */
+static void offer_settle(struct host *h, const char *path, bool committed, bool placeholder,
+                         json_t *dropped)
+{
+	if (committed)
+		host_report_replicas(h, dropped, false);
+	else if (placeholder)
+		idx_del(h->db, path);
+	json_decref(dropped);
+}
+
 /* Commit local as path naming its chunks (no bytes sent). 0 with *res (the
  * hub's answer plus "chunks" with offsets), PUT_CONFLICT, PUT_GRANT_REFUSED,
  * POINTER_MISSING, or 1 (a failure to retry). */
@@ -157,7 +191,10 @@ static int pointer_commit(struct host *h, const char *path, const char *local, i
 	json_object_set_new(body, "base_version_id", json_integer(base));
 	if (grant)
 		json_object_set_new(body, "upload_grant", json_string(grant));
+	bool placeholder;
+	json_t *dropped = offer_chunks(h, path, chunks, &placeholder);
 	long st = sync_hub_call(h, "POST", "/versions", NULL, body, &out);
+	offer_settle(h, path, st == 201, placeholder, dropped);
 	const char *code = json_get_str(json_object_get(out, "error"), "code");
 	int rc = st == 201 ? 0 : 1;
 	if (st == 409 && code && strcmp(code, "version_conflict") == 0)
@@ -357,6 +394,20 @@ void sync_flush(struct host *h)
 		json_array_append_new(versions, v);
 	}
 	out = NULL;
+	/* Pointers: the chunks' places first (offer_chunks), in one transaction. */
+	json_t *offers = json_array();
+	if (ok && pointers && db_begin(h->db) == DB_DONE) {
+		for (size_t i = 0; i < sy->nsmall; i++) {
+			json_t *chunks = one_chunk(&sy->smalls[i]);
+			bool placeholder;
+			json_t *dropped = offer_chunks(h, sy->smalls[i].path, chunks, &placeholder);
+			json_array_append_new(offers, json_pack("{s:o, s:b}", "dropped", dropped,
+			                                        "placeholder", placeholder));
+			json_decref(chunks);
+		}
+		if (db_commit(h->db) != DB_DONE)
+			db_rollback(h->db);
+	}
 	host_commit_begin(h);
 	st = ok ? sync_hub_call(h, "POST", "/versions/batch", NULL,
 	                        json_pack("{s:o}", "versions", versions), &out)
@@ -369,6 +420,11 @@ void sync_flush(struct host *h)
 		json_t *b = json_object_get(r, "body");
 		const char *code = json_get_str(json_object_get(b, "error"), "code");
 		char *local = host_local(h, s->path);
+		json_t *offer = json_array_get(offers, i);
+		if (offer)
+			offer_settle(h, s->path, status == 201,
+			             json_is_true(json_object_get(offer, "placeholder")),
+			             json_incref(json_object_get(offer, "dropped")));
 		if (status == 201) {
 			host_grant_set(h, s->path, NULL);
 			json_t *chunks = one_chunk(s);
@@ -399,6 +455,7 @@ void sync_flush(struct host *h)
 		free(s->data);
 	}
 	host_commit_end(h);
+	json_decref(offers);
 	if (st == 200) {
 		retry_reset(&h->sync->retry);
 		log_info("uploaded %zu small file%s in one batch", sy->nsmall,
