@@ -222,6 +222,15 @@ int possess_on_host(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool
 	                true, c, n, on_host);
 }
 
+int possess_host_held(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *held)
+{
+	return marks_by(oc,
+	                "SELECT cr.chunk_hash FROM chunk_replicas cr JOIN hosts h ON h.id = "
+	                "cr.host_id WHERE h.workspace_id = ? AND h.revoked_at IS NULL AND cr.state "
+	                "= 'ok' AND cr.chunk_hash IN ",
+	                false, c, n, held);
+}
+
 int possess_unproven(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *unproven)
 {
 	return marks_by(oc,

@@ -21,6 +21,8 @@ int possess_check(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *
 /* on_host[i]: did the caller upload c[i] within the lease to a host of the
  * workspace that holds it ('ok', not revoked)? DB_DONE or error. */
 int possess_on_host(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *on_host);
+/* held[i]: does a non-revoked host of the workspace hold c[i] ('ok')? */
+int possess_host_held(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *held);
 /* unproven[i]: is the workspace's grant of c[i] unproven (a host named it;
  * the hub has not seen this workspace's bytes)? DB_DONE or error. */
 int possess_unproven(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *unproven);

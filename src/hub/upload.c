@@ -97,35 +97,37 @@ enum MHD_Result api_chunks_missing(struct req *r)
 	size_t n = json_array_size(hashes);
 	struct chunk_ref *refs = xcalloc(n ? n : 1, sizeof *refs);
 	bool *held = xcalloc(n ? n : 1, sizeof *held), *on_host = xcalloc(n ? n : 1, sizeof *held),
+	     *host_held = xcalloc(n ? n : 1, sizeof *held),
 	     *unproven = xcalloc(n ? n : 1, sizeof *held);
 	json_array_foreach(hashes, i, h)
 	    memcpy(refs[i].hash, json_string_value(h), HASH_HEX_LEN + 1);
 	struct op_ctx c;
 	req_op_ctx(r, &c);
 	int hosts = op_storage_hosts(&c);
-	/* A host of a 'hosts' workspace sends no chunk: it holds what it names
-	 * and commits pointers (ops/commit.c), so nothing is missing. */
-	bool pointer = hosts == 1 && c.host_id;
-	int rc = hosts < 0 ? DB_ERR : DB_DONE;
-	if (rc == DB_DONE && !pointer)
-		rc = possess_check(&c, refs, n, held);
-	if (rc == DB_DONE && !pointer)
+	int rc = hosts < 0 ? DB_ERR : possess_check(&c, refs, n, held);
+	if (rc == DB_DONE)
 		rc = possess_on_host(&c, refs, n, on_host);
-	if (rc == DB_DONE && !pointer && !hosts)
+	if (rc == DB_DONE && hosts)
+		rc = possess_host_held(&c, refs, n, host_held);
+	if (rc == DB_DONE && !hosts)
 		rc = possess_unproven(&c, refs, n, unproven);
 	req_op_end(r, &c);
+	/* Not missing, as a commit would take it (ops/commit.c): in the store
+	 * and this workspace's (in 'hub' mode: proven); in 'hosts' mode held by
+	 * one of its hosts; or uploaded by the caller to a host that holds it.
+	 * (A host of a 'hosts' workspace does not probe: it commits pointers.) */
 	json_t *missing = json_array();
 	json_array_foreach(hashes, i, h)
 	{
-		/* In the store and this workspace's (in 'hub' mode: proven), or
-		 * uploaded to one of the workspace's hosts that holds it. */
-		bool have = held[i] && !unproven[i] && store_size(r->hub->store, refs[i].hash) > 0;
-		if (!pointer && !have && !on_host[i])
+		bool stored =
+		    held[i] && !unproven[i] && store_size(r->hub->store, refs[i].hash) > 0;
+		if (!stored && !(held[i] && host_held[i]) && !on_host[i])
 			json_array_append(missing, h);
 	}
 	free(refs);
 	free(held);
 	free(on_host);
+	free(host_held);
 	free(unproven);
 	if (rc != DB_DONE) {
 		json_decref(missing);

@@ -313,10 +313,11 @@ class ForgedPointerTest(ModesBase):
 
     def test_host_pointer_commit_of_anothers_hash_gets_no_bytes_back(self):
         token = host_token(self.A)
-        # A host of a 'hosts' workspace sends no chunk: its probe lacks nothing.
+        # A probe never tells a hash's owner; a host of a 'hosts' workspace does
+        # not probe anyway: it names its chunks in the commit.
         st, body, _, _ = self.api("POST", "/chunks/missing", {"hashes": [self.hash]},
                                   token=token)
-        self.assertEqual((st, body["missing"]), (200, []))
+        self.assertEqual((st, body["missing"]), (200, [self.hash]))
         st, body, payload, _ = self.commit("/host-forged.txt", token)
         self.assertEqual(st, 201, payload)
         # The grant is unproven and the hub is not counted as this file's holder.
