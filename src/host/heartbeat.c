@@ -16,6 +16,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+/* The latest report of a chunk wins: one dropped after it was reported held
+ * (or held again after dropped) leaves the other set, so the hub, which
+ * applies have before dropped, never sees both. */
 void host_report_replicas(struct host *h, json_t *chunks, bool have)
 {
 	size_t i;
@@ -24,9 +27,11 @@ void host_report_replicas(struct host *h, json_t *chunks, bool have)
 	json_array_foreach(chunks, i, c)
 	{
 		const char *hash = json_get_str(c, "hash");
-		if (hash)
-			json_array_append_new(have ? h->replicas_have : h->replicas_dropped,
-			                      json_string(hash));
+		if (!hash)
+			continue;
+		json_object_set_new(have ? h->replicas_have : h->replicas_dropped, hash,
+		                    json_true());
+		json_object_del(have ? h->replicas_dropped : h->replicas_have, hash);
 	}
 	pthread_mutex_unlock(&h->mu);
 }
@@ -34,11 +39,8 @@ void host_report_replicas(struct host *h, json_t *chunks, bool have)
 void host_report_corrupt(struct host *h, const char *hash)
 {
 	pthread_mutex_lock(&h->mu);
-	size_t i = json_array_size(h->replicas_have);
-	while (i-- > 0)
-		if (strcmp(json_string_value(json_array_get(h->replicas_have, i)), hash) == 0)
-			json_array_remove(h->replicas_have, i);
-	json_array_append_new(h->replicas_corrupt, json_string(hash));
+	json_object_del(h->replicas_have, hash);
+	json_object_set_new(h->replicas_corrupt, hash, json_true());
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -200,29 +202,33 @@ static void take_requests(struct host *h, json_t *out)
 }
 
 /* Move up to max entries from the front of from to a new array. */
-static json_t *slice(json_t *from, size_t max)
+/* Up to max hashes taken out of the set into a new array. */
+static json_t *take_hashes(json_t *set, size_t max)
 {
-	json_t *a = json_array();
-	while (json_array_size(a) < max && json_array_size(from)) {
-		json_array_append(a, json_array_get(from, 0));
-		json_array_remove(from, 0);
+	json_t *out = json_array(), *v;
+	const char *k;
+	void *tmp;
+	json_object_foreach_safe(set, tmp, k, v)
+	{
+		if (json_array_size(out) == max)
+			break;
+		json_array_append_new(out, json_string(k));
+		json_object_del(set, k);
 	}
-	return a;
+	return out;
 }
 
-/* Remove every hash in drop from list. */
-static void withdraw(json_t *list, json_t *drop)
+/* Put the undelivered hashes of set back into into, unless a newer report
+ * of the chunk (in other or other2) replaced them. */
+static void keep_undelivered(json_t *set, json_t *into, json_t *other, json_t *other2)
 {
-	size_t i = json_array_size(list), k;
-	json_t *d;
-	while (i-- > 0)
-		json_array_foreach(drop, k, d)
-		{
-			if (json_equal(json_array_get(list, i), d)) {
-				json_array_remove(list, i);
-				break;
-			}
-		}
+	const char *k;
+	json_t *v;
+	json_object_foreach(set, k, v)
+	{
+		if (!json_object_get(other, k) && !(other2 && json_object_get(other2, k)))
+			json_object_set(into, k, v);
+	}
 }
 
 /* The replicas gained, dropped and found corrupt since the last beat, in
@@ -238,40 +244,39 @@ static void report_replicas(struct host *h, CURL *curl)
 	pthread_mutex_lock(&h->mu);
 	for (int l = 0; l < 3; l++) {
 		todo[l] = *queued[l];
-		*queued[l] = json_array();
+		*queued[l] = json_object();
 	}
 	pthread_mutex_unlock(&h->mu);
 	long st = 200;
 	char err[256];
-	while (st == 200 &&
-	       (json_array_size(todo[0]) || json_array_size(todo[1]) || json_array_size(todo[2]))) {
+	while (st == 200 && (json_object_size(todo[0]) || json_object_size(todo[1]) ||
+	                     json_object_size(todo[2]))) {
 		/* The hub applies corrupt before have: a copy fetched back after
 		 * it was found corrupt ends up held. */
 		json_t *body = json_object();
 		for (int l = 0; l < 3; l++)
-			json_object_set_new(body, names[l], slice(todo[l], max[l]));
+			json_object_set_new(body, names[l], take_hashes(todo[l], max[l]));
 		char *url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
 		st = client_request(&h->c, curl, "POST", url, body, NULL, err);
 		free(url);
-		if (st != 200) { /* this slice goes back in front */
+		if (st != 200) { /* this slice waits with the rest */
 			log_warn("replica report: %s", st ? "the hub refused it" : err);
 			for (int l = 0; l < 3; l++) {
-				json_t *part = json_object_get(body, names[l]);
-				json_array_extend(part, todo[l]);
-				json_array_clear(todo[l]);
-				json_array_extend(todo[l], part);
+				size_t i;
+				json_t *v;
+				json_array_foreach(json_object_get(body, names[l]), i, v)
+				    json_object_set_new(todo[l], json_string_value(v), json_true());
 			}
 		}
 		json_decref(body);
 	}
-	pthread_mutex_lock(&h->mu);    /* not delivered: before what came meanwhile */
-	withdraw(todo[1], *queued[0]); /* held, then found corrupt since */
-	for (int l = 0; l < 3; l++) {
-		json_array_extend(todo[l], *queued[l]);
-		json_decref(*queued[l]);
-		*queued[l] = todo[l];
-	}
+	pthread_mutex_lock(&h->mu); /* not delivered: unless reported again since */
+	keep_undelivered(todo[0], h->replicas_corrupt, h->replicas_have, NULL);
+	keep_undelivered(todo[1], h->replicas_have, h->replicas_dropped, h->replicas_corrupt);
+	keep_undelivered(todo[2], h->replicas_dropped, h->replicas_have, NULL);
 	pthread_mutex_unlock(&h->mu);
+	for (int l = 0; l < 3; l++)
+		json_decref(todo[l]);
 }
 
 static void heartbeat(struct host *h, CURL *curl, const char *status)

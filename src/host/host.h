@@ -106,6 +106,9 @@ struct host {
 	json_t *policies;    /* [{folder, mode}] */
 	struct keyring keys; /* the hub's public keys, for verifying tokens (own lock) */
 	atomic_bool stop;
+	/* The workspace's storage is 'hosts': commits name this host's chunks
+	 * (pointers) and send no bytes (host_load_settings, the feed). */
+	atomic_bool storage_hosts;
 	atomic_bool scrub_now; /* the hub asked for a scrub */
 	atomic_bool gc_seen;   /* the hub collected chunks: drop them from the cache */
 
@@ -120,8 +123,9 @@ struct host {
 	json_t *no_space;
 	atomic_llong no_space_since; /* mono ms of the last refusal, 0: none waiting */
 	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
-	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
-	json_t *replicas_corrupt; /* copies found corrupt, to report once (under mu) */
+	/* hash sets to report (under mu): held, dropped, found corrupt; the
+	 * latest report of a chunk wins */
+	json_t *replicas_have, *replicas_dropped, *replicas_corrupt;
 	json_t *grants; /* path -> the hub's upload grant for a write URL's file (under mu) */
 	struct MHD_Daemon *server;
 	struct connlimit *conns; /* per-address connections on the content server */
@@ -141,6 +145,11 @@ void host_close(struct host *h);
 int host_load_identity(struct host *h, const char *dir);
 /* Fetch this host's policies from the hub. 0 or -1. */
 int host_load_policies(struct host *h, CURL *curl);
+/* Fetch the workspace's settings (its storage mode) from the hub. 0 or -1. */
+int host_load_settings(struct host *h, CURL *curl);
+/* A workspace's settings (GET /workspaces/W, a workspace.updated payload)
+ * into h; what they leave out stays as it was. */
+void host_apply_settings(struct host *h, json_t *settings);
 /* The policy of path (longest folder prefix; pinned by default). */
 enum policy host_policy(struct host *h, const char *path);
 /* The hub's upload grant for path (a file taken through a write URL): its

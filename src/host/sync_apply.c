@@ -87,10 +87,14 @@ void sync_record_local(struct host *h, const char *path, const struct stat *st, 
 	struct ientry e = {.local = true, .version_id = vid, .version = version};
 	entry_from_stat(&e, st);
 	snprintf(e.hash, sizeof e.hash, "%s", hash);
+	/* What the old content held and nothing here holds now is dropped. */
+	json_t *dropped = chunks ? sync_chunks_released(h, path, chunks) : NULL;
 	idx_put(h->db, path, &e);
 	if (chunks) {
 		idx_set_chunks(h->db, path, chunks);
 		host_report_replicas(h, chunks, true);
+		host_report_replicas(h, dropped, false);
+		json_decref(dropped);
 	}
 	atomic_store(&h->last_sync, now_ms());
 }
