@@ -5,6 +5,7 @@ import { api, wsPath, q, contentUrl } from './api.js';
 import { html, fmtBytes, fmtTime, Modal, ErrorLine, CopyField, useLive, parentOf, joinPath, navigate } from './ui.js';
 import { uploadFile, restoreVersion } from './upload.js';
 import { downloadClick } from './download.js';
+import { LocationsDialog } from './storage.js';
 
 const filesHref = (ws, path) =>
   '/w/' + ws + '/files' + (path === '/' ? '' : path.split('/').map(encodeURIComponent).join('/'));
@@ -224,6 +225,7 @@ function SearchResults({ ws, query, feed }) {
 export function FilesView({ ws, feed, route }) {
   const path = route.path || '/';
   const query = route.params.get('q') || '';
+  const where = route.params.get('where'); // a file's locations, opened from a link
   const { data, error } = useLive(() => api('GET', wsPath(ws.id, '/list?path=' + q(path))), [ws.id, path],
     { feed });
   const uploads = useUploads(ws);
@@ -286,6 +288,7 @@ export function FilesView({ ws, feed, route }) {
                 <button type="button" onClick=${() => act('rename', e)}>Rename</button>
                 <button type="button" onClick=${() => act('move', e)}>Move</button>
                 ${e.type === 'file' && html`<button type="button" onClick=${() => act('versions', e)}>Versions</button>`}
+                ${e.type === 'file' && html`<button type="button" onClick=${() => act('locations', e)}>Locations</button>`}
                 <button type="button" onClick=${() => act('share', e)}>Share</button>
                 <a class="button" href=${'/w/' + ws.id + '/access?path=' + encodeURIComponent(e.path)}>Access</a>
                 <button type="button" class="danger" onClick=${() => act('delete', e)}>Delete</button>
@@ -308,6 +311,9 @@ export function FilesView({ ws, feed, route }) {
       confirmLabel="Delete" onClose=${close}
       onConfirm=${() => api('DELETE', wsPath(ws.id, '/files?path=' + q(dialog.entry.path)))} />`}
     ${dialog && dialog.kind === 'versions' && html`<${VersionsDialog} ws=${ws} entry=${dialog.entry} feed=${feed} onClose=${close} />`}
+    ${dialog && dialog.kind === 'locations' && html`<${LocationsDialog} ws=${ws} path=${dialog.entry.path} feed=${feed} onClose=${close} />`}
+    ${where && !dialog && html`<${LocationsDialog} ws=${ws} path=${where} feed=${feed}
+      onClose=${() => navigate(filesHref(ws.id, path), true)} />`}
     ${dialog && dialog.kind === 'share' && html`<${ShareDialog} ws=${ws} entry=${dialog.entry} onClose=${close} />`}
   </main></div>`;
 }
