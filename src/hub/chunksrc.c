@@ -175,12 +175,13 @@ int chunksrc_fetch_to_store(struct db *db, struct store *store, int64_t ws, cons
 	          : store_put(store, buf, (size_t)n, put) != 0 || strcmp(put, hash) ? -EIO
 	                                                                            : 0;
 	free(buf);
+	/* updated_at is the cache's last use (LRU): a copy just made is fresh. */
 	if (ret == 0)
-		db_run(
-		    db,
-		    "UPDATE chunk_replicas SET state = 'ok', updated_at = ? WHERE chunk_hash = ? "
-		    "AND holder = 'hub'",
-		    now_ms(), hash);
+		db_run(db,
+		       "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
+		       "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
+		       "SET state = 'ok', updated_at = excluded.updated_at",
+		       hash, now_ms());
 	return ret;
 }
 

@@ -7,9 +7,8 @@
  * Threads: the hub's jobs thread, or a `roost admin replicate|scrub` process
  * (job.h). */
 #include "job.h"
-#include "../tokens.h"
+#include "../chunksrc.h"
 #include "../hosts/hosts.h"
-#include "../../client/client.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/util.h"
@@ -22,67 +21,12 @@
 #define REPLICATE_EVERY_MS     (10ll * 60 * 1000) /* how often the hub replicates, by default */
 #define REPLICATE_BATCH        64
 #define REPLICA_HEADROOM_BYTES (64ll << 20) /* a host keeps this much free besides the chunk */
-#define FETCH_TOKEN_TTL_MS     60000ll      /* the chunk token shown to a host */
-#define FETCH_TIMEOUT_S        60L          /* one chunk from one host */
 
-static size_t collect(char *p, size_t size, size_t n, void *cls)
-{
-	struct store_writer *w = cls;
-	return store_writer_write(w, p, size * n) == 0 ? size * n : 0;
-}
-
+/* From hosts through chunksrc, as the hub's downloads do (direct URL, then
+ * relay; verified). */
 int job_fetch_from_hosts(struct job *j, const char *hash, int64_t ws)
 {
-	struct db_stmt *st =
-	    db_query(j->c->db,
-	             "SELECT h.url, h.workspace_id FROM chunk_replicas cr JOIN hosts h ON h.id = "
-	             "cr.host_id WHERE cr.chunk_hash = ? AND cr.state = 'ok' AND (? = 0 OR "
-	             "h.workspace_id = ?) AND h.revoked_at IS NULL AND h.url IS NOT NULL AND "
-	             "h.status = 'online' AND h.last_seen + 3 * "
-	             "COALESCE(h.heartbeat_ms, " STRINGIFY(
-	                 HOST_HEARTBEAT_MS_DEFAULT) ") > ? ORDER BY h.last_seen DESC LIMIT 4",
-	             hash, ws, ws, now_ms());
-	char urls[4][512];
-	int64_t wss[4];
-	int n = 0;
-	while (st && n < 4 && db_step(st) == DB_ROW) {
-		snprintf(urls[n], sizeof urls[n], "%s", db_col_text(st, 0));
-		wss[n++] = db_col_int64(st, 1);
-	}
-	db_finalize(st);
-	for (int i = 0; i < n; i++) {
-		char *tok =
-		    tokens_sign(j->c->db, json_pack("{s:I, s:s, s:I}", "ws", (json_int_t)wss[i],
-		                                    "scope", "chunks", "exp",
-		                                    (json_int_t)(now_ms() + FETCH_TOKEN_TTL_MS)));
-		if (!tok)
-			return -EIO;
-		/* The host's content server takes the chunk token as a bearer. */
-		struct client host = {.hub = urls[i], .token = tok, .timeout_s = FETCH_TIMEOUT_S};
-		char *url = xasprintf("%s/chunks/%s", urls[i], hash);
-		struct store_writer *w = store_writer_new(j->c->store);
-		CURL *c = client_curl(&host);
-		long status = client_get_to(&host, c, url, collect, w);
-		char got[HASH_HEX_LEN + 1];
-		int rc = status == 200 ? store_writer_commit(w, hash, got) : -EIO;
-		if (status != 200)
-			store_writer_abort(w);
-		curl_easy_cleanup(c);
-		free(url);
-		free(tok);
-		if (rc == 0) {
-			/* updated_at is the cache's last use (LRU): a copy just made
-			 * is fresh. */
-			db_run(
-			    j->c->db,
-			    "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
-			    "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
-			    "SET state = 'ok', updated_at = excluded.updated_at",
-			    hash, now_ms());
-			return 0;
-		}
-	}
-	return -ENOENT;
+	return chunksrc_fetch_to_store(j->c->db, j->c->store, ws, hash);
 }
 
 /* SQL: the copies of chunk ? that count — the hub's, and hosts' seen within
