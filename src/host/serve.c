@@ -3,6 +3,7 @@
  * the hub's public keys alone:
  *
  *   GET /chunks/HASH   Authorization: Bearer TOKEN (scope "chunks", our workspace)
+ *   POST /chunks/batch many chunks in one answer (serve_batch.c)
  *   GET /c/TOKEN       a file version (scope "read"); on-demand files are
  *                      fetched into the cache first
  *   PUT /u/TOKEN       a new version of the file the token names (scope
@@ -346,7 +347,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)why;
-	if (*con_cls && *con_cls != &head_seen)
+	if (*con_cls && *con_cls != &head_seen && !serve_batch_release(*con_cls))
 		upload_free(*con_cls);
 	*con_cls = NULL;
 	/* Unlike the hub, a connection that has sent one head keeps the long idle
@@ -502,6 +503,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		connlimit_head_done(conn); /* a whole head: it may take its time now */
 	const char *arg;
 	enum serve_route route = serve_route(method, url, &arg);
+	if (strcmp(method, "POST") == 0 && strcmp(url, "/chunks/batch") == 0)
+		return (enum MHD_Result)serve_batch(h, conn, data, size, con_cls);
 	if (route == ROUTE_UPLOAD)
 		return upload_request(h, conn, arg, data, size, con_cls);
 	if (route == ROUTE_METHOD)
