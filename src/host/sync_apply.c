@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,63 @@ void sync_record_local(struct host *h, const char *path, const struct stat *st, 
 	atomic_store(&h->last_sync, now_ms());
 }
 
+/* While a big download runs, its pages are handed to the disk as they come
+ * (sync_file_range, no wait), so the fsync at the end has little left to
+ * write: the disk works while the next chunks are fetched and verified. */
+#define WRITEBACK_MIN_BYTES (8ll << 20)
+#define WRITEBACK_EVERY_MS  25
+
+struct writeback {
+	int fd;
+	bool done;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+};
+
+static void *writeback_main(void *arg)
+{
+	struct writeback *w = arg;
+	pthread_mutex_lock(&w->mu);
+	while (!w->done) {
+		struct timespec until = host_deadline(WRITEBACK_EVERY_MS);
+		pthread_cond_timedwait(&w->cv, &w->mu, &until);
+		if (!w->done)
+			sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static struct writeback *writeback_start(int fd, int64_t size)
+{
+	if (size < WRITEBACK_MIN_BYTES)
+		return NULL;
+	struct writeback *w = xcalloc(1, sizeof *w);
+	w->fd = fd;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->th, NULL, writeback_main, w) != 0) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static void writeback_stop(struct writeback *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->th, NULL);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+}
+
 /* Download manifest m to path. seen is the local file as it was when we
  * decided to replace it (NULL: there was none); if it changed since, it is
  * kept as a conflict copy rather than overwritten. */
@@ -110,7 +168,9 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 	}
 	mode_t um = umask(0);
 	umask(um);
+	struct writeback *wb = writeback_start(fd, json_integer_value(json_object_get(m, "size")));
 	int rc = fetch_content(h, h->db, h->c.curl, m, fd, false);
+	writeback_stop(wb);
 	if (rc == 0 && (fchmod(fd, 0666 & ~um) != 0 || fsync(fd) != 0))
 		rc = -errno;
 	close(fd);
