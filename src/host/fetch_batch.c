@@ -78,7 +78,7 @@ static bool ask(struct host *h, CURL *curl, const char *base, const char *tok, j
 static size_t take(const struct body *b, struct batch_want *want, const size_t *idx, size_t n)
 {
 	size_t pos = 0, got = 0;
-	for (size_t k = 0; k < n; k++) {
+	for (size_t k = 0; k < n && b->buf; k++) {
 		struct batch_want *w = &want[idx[k]];
 		const char *line = b->buf + pos, *nl = memchr(line, '\n', b->len - pos);
 		if (!nl || nl - line < HASH_HEX_LEN + 2 || memcmp(line, w->hash, HASH_HEX_LEN) != 0)
