@@ -8,7 +8,9 @@ For one random file (default 1 GiB) on loopback:
   - dedup after a 1-byte insert in the middle: bytes roost uploads next to the
     bytes restic adds for the same two versions;
   - peak RSS of roost put, roost get and the hub while moving a larger file
-    (default 4 GiB).
+    (default 4 GiB);
+  - roost get of the file from a host (its content server on loopback) against
+    from the hub, in the same run (--get-sources-only: only this).
 Prints a Markdown table. Usage: bench/transfer.py ROOST_BIN [--mib N] [--big-mib N]
 """
 import argparse
@@ -145,12 +147,74 @@ def restic_backup(repo, path, env):
     return secs, summary["data_added"]
 
 
+def get_from_host_vs_hub(roost, work, src, size):
+    """roost get of src from a host holding it, then from the hub with the host
+    stopped: (seconds from the host, seconds from the hub)."""
+    hub = Hub(roost, os.path.join(work, "roost-sources"))
+    host_dir = os.path.join(work, "host-A")
+    proc = None
+    try:
+        hub.cli("put", "-q", src, "/data.bin")
+        invite = json.loads(hub.cli("host", "invite", "--json").stdout)["url"]
+        os.makedirs(host_dir)
+        hub.cli("host", "join", invite, "--dir", host_dir, "--label", "A")
+        log = open(os.path.join(work, "host-A.log"), "wb")
+        proc = subprocess.Popen([roost, "host", "run", "--dir", host_dir, "--listen",
+                                 "127.0.0.1:%d" % free_port(), "--heartbeat", "1"],
+                                stdout=log, stderr=log, env=hub.env)
+        deadline = time.monotonic() + 600
+        while True:  # the host fetched the file and reported every chunk
+            man = manifest(hub, "/data.bin")
+            if man["chunks"] and all(c["hosts"] for c in man["chunks"]):
+                break
+            assert time.monotonic() < deadline, "the host did not report the file"
+            time.sleep(0.5)
+        out = os.path.join(work, "get.out")
+        rep = json.loads(hub.cli("get", "--json", "/data.bin", out).stdout)
+        assert [s["via"] for s in rep["sources"]] == ["host"], rep
+        os.unlink(out)
+        t_host = hub.timed("get", "-q", "/data.bin", out)
+        assert sha256_file(out) == sha256_file(src)
+        os.unlink(out)
+        proc.terminate()
+        proc.wait(30)
+        proc = None
+        rep = json.loads(hub.cli("get", "--json", "/data.bin", out).stdout)
+        assert [s["via"] for s in rep["sources"]] == ["hub"], rep
+        os.unlink(out)
+        t_hub = hub.timed("get", "-q", "/data.bin", out)
+        os.unlink(out)
+        return t_host, t_hub
+    finally:
+        if proc:
+            proc.kill()
+            proc.wait()
+        hub.stop()
+        shutil.rmtree(os.path.join(work, "roost-sources"), ignore_errors=True)
+        shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def manifest(hub, path):
+    import urllib.parse
+    import urllib.request
+    with open(os.path.join(hub.env["XDG_CONFIG_HOME"], "roost", "config.json")) as f:
+        tok = json.load(f)["token"]
+    base = "http://127.0.0.1:%d/api/v1" % hub.port
+    req = urllib.request.Request(base + "/workspaces", headers={"Authorization": "Bearer " + tok})
+    ws = json.load(urllib.request.urlopen(req))["workspaces"][0]["id"]
+    req = urllib.request.Request("%s/workspaces/%d/manifest?path=%s" % (
+        base, ws, urllib.parse.quote(path, safe="")), headers={"Authorization": "Bearer " + tok})
+    return json.load(urllib.request.urlopen(req))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("roost")
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--big-mib", type=int, default=4096)
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--get-sources-only", action="store_true",
+                    help="only roost get from a host against from the hub")
     a = ap.parse_args()
     roost = os.path.abspath(a.roost)
     work = tempfile.mkdtemp(prefix="roost-bench-", dir=a.workdir)
@@ -160,6 +224,16 @@ def main():
         src = os.path.join(work, "data.bin")
         random_file(src, size, insert_at=size // 2)
         mbps = lambda secs: size / secs / 1e6
+
+        t_host, t_hub = get_from_host_vs_hub(roost, work, src, size)
+        rows += [
+            ("roost get from a host (content server, loopback)", "%.2f s, %.0f MB/s" % (
+                t_host, mbps(t_host)), "%.2fx the hub's time" % (t_host / t_hub)),
+            ("roost get from the hub (no host online)", "%.2f s, %.0f MB/s" % (
+                t_hub, mbps(t_hub)), ""),
+        ]
+        if a.get_sources_only:
+            return print_rows(a, rows)
 
         t_sha = timed(["openssl", "dgst", "-sha256", src])
         t_dd = timed(["dd", "if=" + src, "of=" + os.path.join(work, "dd.out"), "bs=4M",
@@ -217,7 +291,10 @@ def main():
                              "goal: <= 64 MiB"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print_rows(a, rows)
 
+
+def print_rows(a, rows):
     print("| %d MiB random file, loopback | figure | ratio |" % a.mib)
     print("|---|---|---|")
     for r in rows:

@@ -200,7 +200,8 @@ static int cmd_put(struct opts *o)
 	struct client c;
 	if (client_open(&c, o->workspace))
 		return 1;
-	struct put_opts po = {.parallel = o->parallel, .quiet = o->quiet, .base_version_id = -1};
+	struct put_opts po = {
+	    .parallel = o->parallel, .quiet = o->quiet, .base_version_id = -1, .to_hosts = true};
 	int rc = transfer_put(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, &po);
 	client_close(&c);
 	return rc;
@@ -208,7 +209,9 @@ static int cmd_put(struct opts *o)
 
 static int cmd_get(struct opts *o)
 {
-	if (need_args(o, 1, 2, "get", "REMOTE [LOCAL|-] [--version N]"))
+	if (need_args(o, 1, 2, "get",
+	              "REMOTE [LOCAL|-] [--version N] [-v|--verbose] [--json] [--host-ca CA.pem] "
+	              "[--parallel N]"))
 		return 2;
 	int64_t version = 0;
 	if (o->version) {
@@ -222,7 +225,12 @@ static int cmd_get(struct opts *o)
 	struct client c;
 	if (client_open(&c, o->workspace))
 		return 1;
-	int rc = transfer_get(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, version, o->quiet);
+	struct get_opts go = {.quiet = o->quiet,
+	                      .verbose = o->verbose,
+	                      .json = o->json,
+	                      .host_ca = o->host_ca ? o->host_ca : getenv("ROOST_HOST_CA"),
+	                      .parallel = o->parallel};
+	int rc = transfer_get_opts(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, version, &go);
 	client_close(&c);
 	return rc;
 }

@@ -66,6 +66,16 @@ int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->relay;
 		else if (strcmp(a, "--relay-ca") == 0)
 			val = &o->relay_ca;
+		else if (strcmp(a, "--advertise-url") == 0)
+			val = &o->advertise_url;
+		else if (strcmp(a, "--tls-cert") == 0)
+			val = &o->tls_cert;
+		else if (strcmp(a, "--tls-key") == 0)
+			val = &o->tls_key;
+		else if (strcmp(a, "--host-ca") == 0)
+			val = &o->host_ca;
+		else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)
+			o->verbose = true;
 		else if (strcmp(a, "--parallel") == 0) {
 			if (i + 1 >= argc || (o->parallel = atoi(argv[++i])) < 1 ||
 			    o->parallel > 64) {

@@ -19,8 +19,9 @@ struct opts {
 	/* roost host */
 	const char *name; /* roost token create */
 	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max, *reserve, *relay,
-	    *relay_ca;
-	bool write;
+	    *relay_ca, *advertise_url, *tls_cert, *tls_key;
+	const char *host_ca; /* roost get, roost host run: CA for hosts' and relays' https */
+	bool write, verbose;
 	bool json, quiet, parents;
 	int parallel;
 	char *pos[8];

@@ -1,4 +1,6 @@
 #include "transfer.h"
+#include "chunkfetch.h"
+#include "cmdline.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/retry.h"
@@ -118,6 +120,14 @@ struct put {
 	size_t n, cap;
 	char err[512]; /* first fatal error */
 	atomic_llong sent_bytes, sent_chunks;
+	/* A 'hosts' workspace (put_opts.to_hosts): hosts to send chunks to,
+	 * best first, from upload-targets (under mu). */
+	bool hosts;         /* probe with uploads/missing, try targets first */
+	bool hub_only;      /* the commit said the hub lacks chunks: send them there */
+	const char *remote; /* the path, to ask for targets again */
+	json_t *targets;    /* [{via, host_id, label, url, token, expires_at}] */
+	size_t target_at;   /* the first target not found failing */
+	atomic_llong host_bytes;
 };
 
 static void put_fail(struct put *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -168,8 +178,180 @@ static size_t read_chunk(char *buf, size_t size, size_t n, void *cls)
 	return (size_t)got;
 }
 
-static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
+/* ---- put: chunks to hosts (a 'hosts' workspace) ----
+ *
+ * The hub's upload-targets names the online hosts that pin the file's folder,
+ * each with an upload token for it; a chunk goes to the first that takes it.
+ * A host that fails (unreachable, 5xx, refused) is passed over for the rest
+ * of the put; with none left, chunks go to the hub (its cache). */
+
+#define TARGET_CONNECT_S 5     /* a host not answering this fast is passed over */
+#define TARGET_RENEW_MS  60000 /* ask for new tokens this long before they lapse */
+
+/* Ask the hub where to send chunks (p->targets, or NULL: the hub). With curl
+ * NULL the main thread's handle is used. */
+static void targets_fetch(struct put *p, CURL *curl)
 {
+	char *url = client_ws_url(p->c, "/upload-targets", NULL);
+	json_t *body = json_pack("{s:s}", "path", p->remote), *out = NULL;
+	char err[256];
+	long st = client_request(p->c, curl ? curl : p->c->curl, "POST", url, body, &out, err);
+	json_decref(body);
+	free(url);
+	const char *storage = json_get_str(out, "storage");
+	json_decref(p->targets);
+	p->targets = NULL;
+	p->target_at = 0;
+	if (!curl) /* at the start only: workers read p->hosts unlocked */
+		p->hosts = st == 200 && storage && strcmp(storage, "hosts") == 0;
+	if (st == 200 && storage && strcmp(storage, "hosts") == 0)
+		p->targets = json_incref(json_object_get(out, "targets"));
+	json_decref(out);
+}
+
+struct target {
+	char *url, *token, *label;
+	size_t idx;
+};
+
+/* The first target still worth trying (copies), renewing the tokens when
+ * they are about to lapse (or renew is set). false: none left. */
+static bool target_get(struct put *p, CURL *curl, struct target *t, bool renew)
+{
+	pthread_mutex_lock(&p->mu);
+	json_t *cur = json_array_get(p->targets, p->target_at);
+	int64_t exp = 0;
+	json_get_int(cur, "expires_at", &exp);
+	if (cur && (renew || now_ms() > exp - TARGET_RENEW_MS)) {
+		targets_fetch(p, curl);
+		cur = json_array_get(p->targets, p->target_at);
+	}
+	const char *url = json_get_str(cur, "url"), *tok = json_get_str(cur, "token");
+	bool ok = !p->hub_only && url && tok;
+	if (ok) {
+		t->url = xasprintf("%s/chunks/", url);
+		t->token = xasprintf("Authorization: Bearer %s", tok);
+		t->label = xstrdup(json_get_str(cur, "label") ? json_get_str(cur, "label") : "?");
+		t->idx = p->target_at;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
+static void target_free(struct target *t)
+{
+	free(t->url);
+	free(t->token);
+	free(t->label);
+}
+
+/* Target idx failed: the next one from now on. */
+static void target_pass(struct put *p, size_t idx)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->target_at == idx)
+		p->target_at++;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* A small response body: an error's code. */
+struct errbuf {
+	char data[2048];
+	size_t len;
+};
+
+static size_t errbuf_add(char *d, size_t size, size_t n, void *cls)
+{
+	struct errbuf *b = cls;
+	size_t add = size * n, room = sizeof b->data - 1 - b->len;
+	memcpy(b->data + b->len, d, add < room ? add : room);
+	b->len += add < room ? add : room;
+	b->data[b->len] = 0;
+	return size * n;
+}
+
+/* PUT chunk ch to a host. 0 taken, 1 pass this host over, 2 renew the token,
+ * -1 fatal (put_fail said why). */
+static int put_to_host(struct put *p, CURL *curl, const struct chunk *ch, const struct target *t)
+{
+	client_curl_reset(p->c, curl);
+	char *url = xasprintf("%s%s", t->url, ch->hash);
+	struct curl_slist *hdr = curl_slist_append(NULL, t->token);
+	hdr = curl_slist_append(hdr, "Expect:");
+	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+	struct chunk_reader rd = {p->fd, ch->off, ch->size, 0};
+	struct errbuf eb = {.len = 0};
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)ch->size);
+	curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_chunk);
+	curl_easy_setopt(curl, CURLOPT_READDATA, &rd);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, errbuf_add);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &eb);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)TARGET_CONNECT_S);
+	curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+	CURLcode cc = curl_easy_perform(curl);
+	long status = 0;
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hdr);
+	free(url);
+	json_t *body = eb.len ? json_loads(eb.data, 0, NULL) : NULL;
+	const char *code = json_get_str(json_object_get(body, "error"), "code");
+	int rc = status == 201 || status == 200 ? 0 : status == 401 ? 2 : 1;
+	if (rd.err) {
+		put_fail(p, "cannot read the file at offset %lld: %s", (long long)rd.off,
+		         strerror(rd.err));
+		rc = -1;
+	} else if (status == 422 && code && strcmp(code, "hash_mismatch") == 0) {
+		put_fail(p, "the file changed while it was being uploaded; run put again");
+		rc = -1;
+	} else if (rc == 1) {
+		fprintf(stderr, "\nroost: put: host %s did not take chunk %.12s (%s); trying %s\n",
+		        t->label, ch->hash,
+		        cc != CURLE_OK ? curl_easy_strerror(cc)
+		        : code         ? code
+		                       : "refused",
+		        "the next host or the hub");
+	}
+	json_decref(body);
+	return rc;
+}
+
+/* Send ch to the first host that takes it. 0 sent, 1 no host did (the hub
+ * next), -1 fatal. */
+static int upload_to_hosts(struct put *p, CURL *curl, const struct chunk *ch)
+{
+	bool renewed = false;
+	struct target t;
+	while (target_get(p, curl, &t, false)) {
+		int rc = put_to_host(p, curl, ch, &t);
+		if (rc == 2 && !renewed) {
+			renewed = true;
+			target_free(&t);
+			if (!target_get(p, curl, &t, true))
+				return 1;
+			rc = put_to_host(p, curl, ch, &t);
+		}
+		if (rc == 0) {
+			atomic_fetch_add(&p->sent_bytes, ch->size);
+			atomic_fetch_add(&p->sent_chunks, 1);
+			atomic_fetch_add(&p->host_bytes, ch->size);
+		}
+		if (rc != 0 && rc != -1)
+			target_pass(p, t.idx);
+		target_free(&t);
+		if (rc <= 0)
+			return rc;
+	}
+	return 1;
+}
+
+static int upload_to_hub(struct put *p, CURL *curl, const struct chunk *ch)
+{
+	client_curl_reset(p->c, curl);
 	char *url = client_ws_url(p->c, "/chunks/%s", ch->hash);
 	char *auth = xasprintf("Authorization: Bearer %s", p->c->token);
 	struct curl_slist *hdr = curl_slist_append(NULL, auth);
@@ -226,6 +408,12 @@ static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
 	return rc;
 }
 
+static int upload_chunk(struct put *p, CURL *curl, const struct chunk *ch)
+{
+	int rc = p->hosts ? upload_to_hosts(p, curl, ch) : 1;
+	return rc == 1 ? upload_to_hub(p, curl, ch) : rc;
+}
+
 static void *put_worker(void *arg)
 {
 	struct put *p = arg;
@@ -272,7 +460,8 @@ static int probe_and_enqueue(struct put *p, size_t from, size_t to, struct hashs
 	for (size_t i = from; i < to; i++)
 		json_array_append_new(arr, json_string(p->chunks[i].hash));
 	json_t *body = json_pack("{s:o}", "hashes", arr);
-	char *url = client_ws_url(p->c, "/chunks/missing", NULL);
+	/* In a 'hosts' workspace a chunk sent to a host counts as sent too. */
+	char *url = client_ws_url(p->c, p->hosts ? "/uploads/missing" : "/chunks/missing", NULL);
 	json_t *resp = NULL;
 	char err[256];
 	long st = 0;
@@ -520,6 +709,9 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 	progress_init(&pr, remote, st.st_size, o->quiet);
 	char whole[HASH_HEX_LEN + 1];
 	int rc = 1;
+	p.remote = remote;
+	if (o->to_hosts)
+		targets_fetch(&p, NULL);
 
 	start_workers(&p, th, nworkers);
 	int scan = scan_file(&p, &pr, whole, &queued);
@@ -556,6 +748,9 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 				    human_bytes(size, a), p.n,
 				    (long long)atomic_load(&p.sent_chunks),
 				    human_bytes(atomic_load(&p.sent_bytes), b));
+				if (p.hosts)
+					printf("  %s of it to hosts, the rest to the hub\n",
+					       human_bytes(atomic_load(&p.host_bytes), a));
 			}
 			if (o->result) {
 				json_t *arr = json_array();
@@ -585,7 +780,9 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 			break;
 		}
 		if (status == 409 && json_is_array(missing) && attempt < 3) {
-			/* The hub lost chunks since the probe (e.g. collected): send them again. */
+			/* The hub lost chunks since the probe (e.g. collected), or
+			 * takes no host's copy of them: send them to the hub. */
+			p.hub_only = true;
 			start_workers(&p, th, nworkers);
 			size_t i;
 			json_t *m;
@@ -618,6 +815,7 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 	free(url);
 out:
 	close(p.fd);
+	json_decref(p.targets);
 	free(queued.slots);
 	free(p.chunks);
 	free(th);
@@ -754,9 +952,118 @@ static int sink_finish(struct sink *k, char hex[HASH_HEX_LEN + 1])
 	return k->err;
 }
 
+/* The picker's hook (ordered: in file order) into the sink: hashed and
+ * written by the sink's thread. */
+static int get_write(void *cls, int64_t off, const uint8_t *buf, size_t n)
+{
+	(void)off;
+	struct sink *k = cls;
+	return sink_write((char *)buf, 1, n, k) == n ? 0 : -(k->err ? k->err : EIO);
+}
+
+/* The version's manifest (chunks, holders, hosts' URLs, a chunk token). */
+static json_t *get_manifest(struct client *c, const char *remote, int64_t ver)
+{
+	char *q = xasprintf("/manifest?path=%%s&version=%lld", (long long)ver);
+	char *url = client_ws_url(c, q, remote);
+	free(q);
+	json_t *m = client_call(c, "GET", url, NULL, "get");
+	free(url);
+	return m;
+}
+
+/* Where the bytes came from: one line per source on stderr. */
+static void print_sources(json_t *sources)
+{
+	size_t i;
+	json_t *s;
+	json_array_foreach(sources, i, s)
+	{
+		char a[32];
+		int64_t id = 0;
+		json_get_int(s, "host_id", &id);
+		char who[64] = "";
+		if (id)
+			snprintf(who, sizeof who, " %lld%s%s", (long long)id,
+			         json_get_str(s, "label") ? " " : "",
+			         json_get_str(s, "label") ? json_get_str(s, "label") : "");
+		fprintf(stderr, "  from %s%s (%s): %s in %lld chunks\n", json_get_str(s, "via"),
+		        who, json_get_str(s, "url") ? json_get_str(s, "url") : "this machine",
+		        human_bytes(json_integer_value(json_object_get(s, "bytes")), a),
+		        (long long)json_integer_value(json_object_get(s, "chunks")));
+	}
+}
+
+/* No host holds any of it: the whole version in one stream from the hub,
+ * which reads ahead (faster than a request per chunk). */
+static int get_stream(struct client *c, json_t *m, struct sink *k, json_t **report)
+{
+	int64_t ver = 0;
+	json_get_int(m, "version", &ver);
+	char *q = xasprintf("/content?path=%%s&version=%lld", (long long)ver);
+	char *url = client_ws_url(c, q, json_get_str(m, "path"));
+	free(q);
+	CURL *curl = client_curl(c);
+	char *auth = xasprintf("Authorization: Bearer %s", c->token);
+	struct curl_slist *hdr = curl_slist_append(NULL, auth);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, k);
+	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
+	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+	CURLcode cc = curl_easy_perform(curl);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(curl);
+	free(auth);
+	free(url);
+	*report = json_pack("[{s:s, s:s, s:I, s:I}]", "via", "hub", "url", c->hub, "bytes",
+	                    (json_int_t)k->got, "chunks",
+	                    (json_int_t)json_array_size(json_object_get(m, "chunks")));
+	if (cc != CURLE_OK)
+		fprintf(stderr, "\nroost: get %s: %s\n", json_get_str(m, "path"),
+		        k->err ? strerror(k->err) : curl_easy_strerror(cc));
+	return cc == CURLE_OK ? 0 : -EIO;
+}
+
+/* Fetch m's chunks from the nearest sources into fd through the sink (which
+ * hashes the whole file). 0, or <0 having printed why. *report gets the
+ * sources used. */
+static int get_chunks(struct client *c, json_t *m, const struct get_opts *o, struct sink *k,
+                      json_t **report)
+{
+	if (!json_object_size(json_object_get(m, "sources")) &&
+	    !json_object_size(json_object_get(m, "hosts")))
+		return get_stream(c, m, k, report);
+	struct chunkfetch_opts po = {.peer_cacert = o->host_ca, .log_failures = o->verbose};
+	struct chunkfetch *f = chunkfetch_new(c, m, &po);
+	if (!f) {
+		fprintf(stderr, "\nroost: get: the hub's manifest is not valid\n");
+		return -EBADMSG;
+	}
+	struct cf_hooks hk = {.cls = k, .write = get_write, .ordered = true};
+	int rc = chunkfetch_run(f, &hk, o->parallel, NULL, NULL);
+	if (rc != 0 && rc != -EIO)
+		fprintf(stderr, "\nroost: get: %s\n", strerror(-rc));
+	else if (rc == -EIO)
+		fprintf(stderr, "\nroost: get: %s\n",
+		        chunkfetch_error(f) ? chunkfetch_error(f) : "no source gave a chunk");
+	*report = chunkfetch_report(f);
+	chunkfetch_free(f);
+	return rc;
+}
+
 int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
                  bool quiet)
 {
+	struct get_opts o = {.quiet = quiet};
+	return transfer_get_opts(c, remote, local, version, &o);
+}
+
+int transfer_get_opts(struct client *c, const char *remote, const char *local, int64_t version,
+                      const struct get_opts *o)
+{
+	bool quiet = o->quiet || o->json;
 	char *url = client_ws_url(c, "/info?path=%s", remote);
 	json_t *info = client_call(c, "GET", url, NULL, "get");
 	free(url);
@@ -797,6 +1104,11 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 		ver = version;
 		json_decref(vs);
 	}
+	json_t *m = get_manifest(c, remote, ver);
+	if (!m) {
+		json_decref(info);
+		return 1;
+	}
 
 	bool to_stdout = local && strcmp(local, "-") == 0;
 	char *dest;
@@ -827,6 +1139,7 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 			        strerror(errno));
 			free(tmp);
 			free(dest);
+			json_decref(m);
 			return 1;
 		}
 	}
@@ -834,32 +1147,17 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 	progress_init(&pr, remote, size, quiet || to_stdout);
 	struct sink k;
 	sink_start(&k, fd, &pr);
-
-	char *q = version > 0 ? xasprintf("/content?path=%%s&version=%lld", (long long)version)
-	                      : xstrdup("/content?path=%s");
-	url = client_ws_url(c, q, remote);
-	free(q);
-	CURL *curl = client_curl(c);
-	char *auth = xasprintf("Authorization: Bearer %s", c->token);
-	struct curl_slist *hdr = curl_slist_append(NULL, auth);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &k);
-	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
-	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-	CURLcode cc = curl_easy_perform(curl);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(curl);
-	free(auth);
-	free(url);
+	json_t *sources = NULL;
+	int gerr = get_chunks(c, m, o, &k, &sources);
+	json_decref(m);
 
 	char got[HASH_HEX_LEN + 1];
 	int werr = sink_finish(&k, got);
 	int rc = 1;
-	if (cc != CURLE_OK || werr) {
-		fprintf(stderr, "\nroost: get %s: %s\n", remote,
-		        werr ? strerror(werr) : curl_easy_strerror(cc));
+	if (gerr) {
+		/* said why */
+	} else if (werr) {
+		fprintf(stderr, "\nroost: get %s: %s\n", remote, strerror(werr));
 	} else if (k.got != size || strcmp(got, expect) != 0) {
 		fprintf(stderr,
 		        "\nroost: get %s: the content does not match version %lld's hash "
@@ -871,12 +1169,22 @@ int transfer_get(struct client *c, const char *remote, const char *local, int64_
 	} else {
 		rc = 0;
 		progress_show(&pr, k.got, -1, true);
-		if (!quiet && !to_stdout) {
+		if (o->json && !to_stdout) {
+			json_t *rep =
+			    json_pack("{s:s, s:s, s:I, s:I, s:s, s:O}", "path", remote, "local",
+			              dest, "version", (json_int_t)ver, "size", (json_int_t)k.got,
+			              "sha256", got, "sources", sources);
+			print_json(rep);
+			json_decref(rep);
+		} else if (!quiet && !to_stdout) {
 			char a[32];
 			printf("%s -> %s: version %lld, %s, sha256 verified\n", remote, dest,
 			       (long long)ver, human_bytes(k.got, a));
 		}
+		if (o->verbose || (o->json && to_stdout))
+			print_sources(sources);
 	}
+	json_decref(sources);
 	if (!to_stdout) {
 		close(fd);
 		if (rc != 0)

@@ -20,6 +20,10 @@ struct put_opts {
 	/* Hosts: the hub's upload grant for a file taken through a write URL; the
 	 * version is then the uploader's (see hosts/self/token-check). */
 	const char *upload_grant;
+	/* Not a host (roost put): in a workspace whose storage is 'hosts', send
+	 * the chunks to a host that pins the folder (upload-targets), falling
+	 * back to the next one, then the hub. */
+	bool to_hosts;
 };
 
 /* transfer_put's exit code when a conditional commit lost to another version. */
@@ -28,8 +32,20 @@ struct put_opts {
 #define PUT_GRANT_REFUSED 4
 
 int transfer_put(struct client *c, const char *local, const char *remote, const struct put_opts *o);
-/* version 0 means the current one; local "-" writes to stdout. */
+struct get_opts {
+	bool quiet;
+	bool verbose;        /* say where the bytes came from (stderr), and each failed source */
+	bool json;           /* print a report {path, size, sha256, sources:[...]} on stdout */
+	const char *host_ca; /* CA file for hosts' and relays' https; NULL: the system store */
+	int parallel;        /* chunk fetches in flight; 0: the default */
+};
+
+/* version 0 means the current one; local "-" writes to stdout. Every chunk
+ * comes from the nearest source that has it (client/chunkfetch.h): hosts
+ * holding it, directly or through their relay, then the hub. */
 int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
                  bool quiet);
+int transfer_get_opts(struct client *c, const char *remote, const char *local, int64_t version,
+                      const struct get_opts *o);
 
 #endif

@@ -307,6 +307,59 @@ int store_quarantine(struct store *s, const char *hash)
 	return fsync_parent_dir(from) == 0 ? 0 : -EIO;
 }
 
+/* Does fd's content hash to hash? 1 yes, 0 no, -errno. */
+static int fd_matches(int fd, const char *hash)
+{
+	struct hasher *hs = hasher_new();
+	uint8_t buf[1 << 16];
+	ssize_t n;
+	off_t off = 0;
+	while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
+		hasher_update(hs, buf, (size_t)n);
+		off += n;
+	}
+	char got[HASH_HEX_LEN + 1];
+	hasher_final_hex(hs, got);
+	hasher_free(hs);
+	return n < 0 ? -errno : strcmp(got, hash) == 0;
+}
+
+int store_quarantine_corrupt(struct store *s, const char *hash)
+{
+	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX + 80];
+	object_path(s, hash, from);
+	int fd = open(from, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fd_matches(fd, hash);
+	if (rc != 0) {
+		close(fd);
+		return rc;
+	}
+	snprintf(dir, sizeof dir, "%s/quarantine", s->root);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	snprintf(to, sizeof to, "%s/%s.%lld", dir, hash, (long long)now_ms());
+	struct stat held, moved;
+	if (rename(from, to) != 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	/* Moved what we hashed, or a good copy renamed over it since? */
+	rc = fstat(fd, &held) == 0 && stat(to, &moved) == 0 &&
+	             (held.st_ino != moved.st_ino || held.st_dev != moved.st_dev)
+	         ? 1
+	         : 0;
+	close(fd);
+	if (rc == 1 && rename(to, from) != 0)
+		return -errno;
+	return fsync_parent_dir(from) == 0 ? rc : -EIO;
+}
+
 int store_list_dir(struct store *s, int dir,
                    void (*fn)(const char *hash, int64_t mtime_ms, void *cls), void *cls)
 {

@@ -49,6 +49,12 @@ int store_remove(struct store *s, const char *hash);
 /* Move a corrupt object aside to objects/quarantine/<hash>.<time> (kept for
  * inspection, never served). 0 or -errno. */
 int store_quarantine(struct store *s, const char *hash);
+/* The same for an object a reader found corrupt, when several readers may
+ * find it at once and a good copy may be written over it meanwhile: it is
+ * hashed again and moved only if still corrupt, and a good copy that replaced
+ * it between the hash and the move is put back. 0 moved (by this call: report
+ * it), 1 it verifies now, -ENOENT gone (another reader moved it), -errno. */
+int store_quarantine_corrupt(struct store *s, const char *hash);
 /* Call fn for each object in one of the 256 fan-out directories (dir 0..255,
  * by the hash's first byte), with the object's modification time in ms.
  * Returns how many were listed, or -errno. */

@@ -105,6 +105,31 @@ int host_load_policies(struct host *h, CURL *curl)
 	return 0;
 }
 
+void host_apply_settings(struct host *h, json_t *settings)
+{
+	const char *storage = json_get_str(settings, "storage");
+	if (!storage)
+		return;
+	bool hosts = strcmp(storage, "hosts") == 0;
+	if (atomic_exchange(&h->storage_hosts, hosts) != hosts)
+		log_info("the workspace keeps its bytes on %s", hosts ? "hosts: commits name "
+		                                                        "this host's chunks"
+		                                                      : "the hub");
+}
+
+int host_load_settings(struct host *h, CURL *curl)
+{
+	char *url = client_ws_url(&h->c, "", NULL);
+	json_t *out = NULL;
+	char err[256];
+	long st = client_request(&h->c, curl, "GET", url, NULL, &out, err);
+	free(url);
+	if (st == 200)
+		host_apply_settings(h, out);
+	json_decref(out);
+	return st == 200 ? 0 : -1;
+}
+
 /* ---- identity (DIR/.roost/host.json) ---- */
 
 int host_load_identity(struct host *h, const char *dir)
@@ -237,6 +262,7 @@ static void sync_loop(struct host *h)
 
 		if (resync) {
 			host_load_policies(h, h->c.curl);
+			host_load_settings(h, h->c.curl);
 			int64_t seq = sync_with_tree(h);
 			if (seq > atomic_load(&h->seq)) {
 				atomic_store(&h->seq, seq);
@@ -318,8 +344,9 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	h->assign_fetch = json_object();
 	h->assign_release = json_object();
 	h->policies = json_array();
-	h->replicas_have = json_array();
-	h->replicas_dropped = json_array();
+	h->replicas_have = json_object(); /* hash -> true: sets, the latest report wins */
+	h->replicas_dropped = json_object();
+	h->replicas_corrupt = json_object();
 	h->no_space = json_object();
 	host_queue_init(h);
 	h->sync = sync_new();
@@ -366,6 +393,7 @@ void host_close(struct host *h)
 	keyring_fini(&h->keys);
 	json_decref(h->replicas_have);
 	json_decref(h->replicas_dropped);
+	json_decref(h->replicas_corrupt);
 	json_decref(h->no_space);
 	client_close(&h->c);
 	free(h->label);
@@ -405,7 +433,8 @@ int host_run(const struct host_config *cfg)
 	struct tunnel *tun = h->tunnel = tunnel_start(h);
 	/* A fresh index learns the whole tree; a known one replays the feed. */
 	for (int attempt = 0; !atomic_load(&h->stop); attempt++) {
-		if (host_load_policies(h, h->c.curl) == 0) {
+		if (host_load_policies(h, h->c.curl) == 0 &&
+		    host_load_settings(h, h->c.curl) == 0) {
 			if (atomic_load(&h->seq) > 0)
 				break;
 			int64_t seq = sync_with_tree(h);

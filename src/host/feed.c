@@ -2,7 +2,8 @@
  * through client/events: its limits end a connection that stalls) read on a
  * thread of its own, each event queued in h->events for the sync thread in
  * seq order; reconnects with backoff and jitter (core/retry), and stops
- * reading while FEED_QUEUE_MAX events wait (the hub's side then waits too). */
+ * reading while FEED_QUEUE_MAX events wait (the hub's side then waits too).
+ * A workspace.updated event's storage mode is applied here at once. */
 #include "host.h"
 #include "../client/events.h"
 #include "../core/json.h"
@@ -12,6 +13,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define FEED_BACKOFF_MIN_MS 500
 #define FEED_BACKOFF_MAX_MS 30000
@@ -37,6 +39,11 @@ static void feed_event(void *cls, const char *event, const char *data, size_t le
 		return;
 	}
 	f->last = seq;
+	/* The storage mode now, not when the sync thread reaches the event:
+	 * it only decides how the next commits are made. */
+	const char *kind = json_get_str(ev, "kind");
+	if (kind && strcmp(kind, "workspace.updated") == 0)
+		host_apply_settings(f->h, json_object_get(ev, "payload"));
 	pthread_mutex_lock(&f->h->mu);
 	/* Backpressure: with enough work queued, stop reading the stream until
 	 * the sync thread takes it (the hub's side of the connection waits). */

@@ -1,17 +1,18 @@
-/* fetch: getting a version's bytes from the nearest source.
+/* fetch: getting a version's bytes from the nearest source — the host's
+ * side of the client library's source picker (client/chunkfetch.h).
  *
- * The hub's manifest lists a version's chunks, the online hosts holding each
- * and a token to fetch chunks from them. For every chunk we try, in order: a
- * local file that holds it (a copy or an older version), the on-demand cache,
- * each online host holding it, then the hub's storage — and fall back down the
- * list on any failure. Every chunk is verified against its hash, whatever the
- * source.
+ * The picker tries each online host holding a chunk (directly, then through
+ * its relay URL) and then the hub; this file adds what only a host has, tried
+ * first: a local file that holds the chunk (a copy or an older version) and
+ * the on-demand cache, and keeps chunks fetched from elsewhere in the cache
+ * when asked to. Every chunk is verified against its hash, whatever the source.
  *
  * Threads: called by the sync thread, the content server's connection threads
- * (on-demand reads) and roost host get; it starts its own worker threads for
- * parallel chunk fetches and joins them before returning.
- */
+ * (on-demand reads), the replica thread and roost host get; the picker starts
+ * its own worker threads for parallel chunk fetches and joins them before
+ * returning. */
 #include "host.h"
+#include "../client/chunkfetch.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/util.h"
@@ -23,8 +24,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHUNK_CONNECT_S 5  /* a source that does not answer by then: try the next */
-#define CHUNK_STALL_S   30 /* … and one that sends nothing for this long */
+/* Chunks are fetched by a few threads at once (the hub verifies each chunk it
+ * reads, and so do we: that is CPU work worth spreading), each written at its
+ * offset. Every chunk is verified against its hash and the chunk list comes
+ * from the hub, so the file is the version's bytes without hashing it again. */
+#define FETCH_THREADS 3
 
 json_t *fetch_manifest(struct host *h, CURL *curl, const char *path, int64_t version, bool *gone)
 {
@@ -46,35 +50,14 @@ json_t *fetch_manifest(struct host *h, CURL *curl, const char *path, int64_t ver
 	return m;
 }
 
-struct fixed_buf {
-	uint8_t *buf;
-	size_t cap, len;
-};
-
-static size_t into_fixed(char *p, size_t size, size_t n, void *cls)
+static struct chunkfetch_opts picker_opts(const struct host *h)
 {
-	struct fixed_buf *b = cls;
-	size_t add = size * n;
-	if (b->len + add > b->cap)
-		return 0;
-	memcpy(b->buf + b->len, p, add);
-	b->len += add;
-	return add;
-}
-
-/* GET url into buf with a bearer token (the hub's, or a manifest's chunk
- * token for another host); the body's length, or -1. A source that is slow to
- * answer is given up on sooner than the hub's API would be: there are others. */
-static int64_t get_into(struct host *h, CURL *curl, const char *url, const char *token,
-                        uint8_t *buf, size_t cap)
-{
-	struct fixed_buf b = {buf, cap, 0};
-	struct client src = {.hub = h->c.hub,
-	                     .token = (char *)token,
-	                     .cacert = h->c.cacert,
-	                     .connect_s = CHUNK_CONNECT_S,
-	                     .stall_s = CHUNK_STALL_S};
-	return client_get_to(&src, curl, url, into_fixed, &b) == 200 ? (int64_t)b.len : -1;
+	/* Relay URLs carry the relay's certificate: its CA unless told otherwise. */
+	return (struct chunkfetch_opts){.peer_cacert =
+	                                    h->cfg.peer_ca ? h->cfg.peer_ca : h->cfg.relay_ca,
+	                                .self_host_id = h->host_id,
+	                                .hub_by_hash = true,
+	                                .log_failures = true};
 }
 
 static bool verified(const uint8_t *buf, int64_t n, const char *hash, int64_t size)
@@ -105,6 +88,38 @@ static int64_t from_local(struct host *h, struct db *db, const char *hash, int64
 	return verified(buf, n, hash, size) ? size : -1;
 }
 
+/* A local file's copy, else the cache's (verified; a corrupt one is set
+ * aside and reported by host_cache_read). */
+static int64_t local_or_cache(struct host *h, struct db *db, const char *hash, int64_t size,
+                              uint8_t *buf)
+{
+	if (from_local(h, db, hash, size, buf) == size) {
+		atomic_fetch_add(&h->from_local, 1);
+		return size;
+	}
+	if (host_cache_read(h, db, hash, buf, (size_t)size) == size) {
+		idx_cache_touch(db, hash, size);
+		atomic_fetch_add(&h->from_cache, 1);
+		return size;
+	}
+	return -1;
+}
+
+static void count_fetched(struct host *h, enum cf_via via)
+{
+	atomic_fetch_add(via == CF_HUB ? &h->from_hub : &h->from_peer, 1);
+}
+
+static void keep_in_cache(struct host *h, struct db *db, const char *hash, const uint8_t *buf,
+                          int64_t size)
+{
+	char got[HASH_HEX_LEN + 1];
+	if (store_put(h->cache, buf, (size_t)size, got) == 0) {
+		idx_cache_touch(db, hash, size);
+		atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max));
+	}
+}
+
 int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest, size_t idx,
                     uint8_t *buf, size_t cap, bool to_cache)
 {
@@ -113,144 +128,179 @@ int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest,
 	int64_t size = 0;
 	if (!hash || !json_get_int(c, "size", &size) || size <= 0 || (size_t)size > cap)
 		return -EINVAL;
-	if (from_local(h, db, hash, size, buf) == size) {
-		atomic_fetch_add(&h->from_local, 1);
+	if (local_or_cache(h, db, hash, size, buf) == size)
 		return size;
-	}
-	if (store_read(h->cache, hash, buf, cap) == size) {
-		idx_cache_touch(db, hash, size);
-		atomic_fetch_add(&h->from_cache, 1);
-		return size;
-	}
-	/* Other hosts first: they spare the hub. */
-	int64_t n = -1;
-	const char *tok = json_get_str(manifest, "chunk_token");
-	json_t *hosts = json_object_get(manifest, "hosts"), *hid;
-	size_t i;
-	json_array_foreach(json_object_get(c, "hosts"), i, hid)
-	{
-		if (!tok || json_integer_value(hid) == h->host_id)
-			continue;
-		char key[24];
-		snprintf(key, sizeof key, "%lld", (long long)json_integer_value(hid));
-		const char *base = json_get_str(hosts, key);
-		if (!base)
-			continue;
-		char *url = xasprintf("%s/chunks/%s", base, hash);
-		n = get_into(h, curl, url, tok, buf, cap);
-		free(url);
-		if (verified(buf, n, hash, size)) {
-			atomic_fetch_add(&h->from_peer, 1);
-			break;
-		}
-		log_warn("chunk %.12s: host %s failed; trying the next source", hash, key);
-		n = -1;
-	}
-	if (n < 0) {
-		char *rel = xasprintf("/chunks/%s", hash);
-		char *url = client_ws_url(&h->c, rel, NULL);
-		free(rel);
-		n = get_into(h, curl, url, h->c.token, buf, cap);
-		free(url);
-		if (!verified(buf, n, hash, size)) {
-			log_warn("chunk %.12s: the hub could not give it", hash);
-			return -EIO;
-		}
-		atomic_fetch_add(&h->from_hub, 1);
-	}
-	if (to_cache) {
-		char got[HASH_HEX_LEN + 1];
-		if (store_put(h->cache, buf, (size_t)size, got) == 0) {
-			idx_cache_touch(db, hash, size);
-			atomic_store(&h->cache_bytes,
-			             idx_cache_trim(db, h->cache, h->cfg.cache_max));
-		}
-	}
+	struct chunkfetch_opts o = picker_opts(h);
+	struct chunkfetch *f = chunkfetch_new(&h->c, manifest, &o);
+	if (!f)
+		return -EINVAL;
+	enum cf_via via;
+	int64_t n = chunkfetch_chunk(f, curl, idx, buf, cap, &via);
+	chunkfetch_free(f);
+	if (n != size)
+		return n < 0 ? n : -EIO;
+	count_fetched(h, via);
+	if (to_cache)
+		keep_in_cache(h, db, hash, buf, size);
 	return size;
 }
 
-/* Chunks are fetched by a few threads at once (the hub verifies each chunk it
- * reads, and so do we: that is CPU work worth spreading), each written at its
- * offset. Every chunk is verified against its hash and the chunk list comes
- * from the hub, so the file is the version's bytes without hashing it again. */
-#define FETCH_THREADS 3
+/* ---- the picker's hooks for a whole version ---- */
 
-struct fetch_job {
+struct job {
 	struct host *h;
-	json_t *m;
 	int fd;
 	bool to_cache;
-	size_t cap, n;
-	atomic_size_t next;
-	atomic_int err;
 };
 
-/* With db and curl given, the caller's own (the single-thread case). */
-static void fetch_run(struct fetch_job *j, struct db *db, CURL *curl)
+static void *worker_begin(void *cls)
 {
-	uint8_t *buf = xmalloc(j->cap ? j->cap : 1);
-	json_t *chunks = json_object_get(j->m, "chunks");
-	for (;;) {
-		size_t i = atomic_fetch_add(&j->next, 1);
-		if (i >= j->n || atomic_load(&j->err) || atomic_load(&j->h->stop))
-			break;
-		int64_t off =
-		    json_integer_value(json_object_get(json_array_get(chunks, i), "offset"));
-		int64_t n = fetch_chunk(j->h, db, curl, j->m, i, buf, j->cap, j->to_cache);
-		int rc = n < 0 ? (int)n : 0;
-		if (rc == 0 && pwrite(j->fd, buf, (size_t)n, off) != n)
-			rc = -EIO;
-		if (rc) {
-			int zero = 0;
-			atomic_compare_exchange_strong(&j->err, &zero, rc);
-		}
-	}
-	free(buf);
-}
-
-static void *fetch_worker(void *arg)
-{
-	struct fetch_job *j = arg;
+	struct job *j = cls;
 	struct db *db = db_pool_acquire(j->h->idx);
 	db_set_relaxed(db, true);
-	CURL *curl = client_curl(&j->h->c);
-	fetch_run(j, db, curl);
-	curl_easy_cleanup(curl);
-	db_pool_release(j->h->idx, db);
-	return NULL;
+	return db;
+}
+
+static void worker_end(void *cls, void *ws)
+{
+	struct job *j = cls;
+	db_pool_release(j->h->idx, ws);
+}
+
+static int64_t hook_local(void *cls, void *ws, const char *hash, int64_t size, uint8_t *buf)
+{
+	struct job *j = cls;
+	return local_or_cache(j->h, ws, hash, size, buf);
+}
+
+static void hook_fetched(void *cls, void *ws, const char *hash, const uint8_t *buf, int64_t size,
+                         enum cf_via via)
+{
+	struct job *j = cls;
+	count_fetched(j->h, via);
+	if (j->to_cache)
+		keep_in_cache(j->h, ws, hash, buf, size);
+}
+
+static int hook_write(void *cls, int64_t off, const uint8_t *buf, size_t n)
+{
+	struct job *j = cls;
+	ssize_t w = pwrite(j->fd, buf, n, off);
+	return w == (ssize_t)n ? 0 : w < 0 ? -errno : -EIO;
 }
 
 int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, int fd,
                   bool to_cache)
 {
-	json_t *chunks = json_object_get(manifest, "chunks"), *c;
-	struct fetch_job j = {.h = h, .m = manifest, .fd = fd, .to_cache = to_cache};
-	size_t i;
-	int64_t total = 0;
-	json_array_foreach(chunks, i, c)
-	{
-		int64_t s = json_integer_value(json_object_get(c, "size"));
-		if (json_integer_value(json_object_get(c, "offset")) != total || s <= 0)
-			return -EBADMSG; /* the chunks must tile the file */
-		total += s;
-		if (s > (int64_t)j.cap)
-			j.cap = (size_t)s;
-	}
-	if (total != json_integer_value(json_object_get(manifest, "size")))
+	struct chunkfetch_opts o = picker_opts(h);
+	struct chunkfetch *f = chunkfetch_new(&h->c, manifest, &o);
+	if (!f)
 		return -EBADMSG;
-	j.n = json_array_size(chunks);
-	int nth = j.n < FETCH_THREADS ? (int)j.n : FETCH_THREADS;
-	pthread_t th[FETCH_THREADS];
-	/* The caller's thread works too, with its own connections: a small
-	 * file needs no thread and no new connection to the hub. */
-	for (int t = 1; t < nth; t++)
-		pthread_create(&th[t], NULL, fetch_worker, &j);
-	fetch_run(&j, db, curl);
-	for (int t = 1; t < nth; t++)
-		pthread_join(th[t], NULL);
-	if (!j.err && atomic_load(&h->stop))
-		return -EINTR;
-	if (!j.err && ftruncate(fd, total) != 0)
+	struct job j = {.h = h, .fd = fd, .to_cache = to_cache};
+	struct cf_hooks hk = {.cls = &j,
+	                      .worker_begin = worker_begin,
+	                      .worker_end = worker_end,
+	                      .local = hook_local,
+	                      .fetched = hook_fetched,
+	                      .write = hook_write,
+	                      .stop = &h->stop};
+	int rc = chunkfetch_run(f, &hk, FETCH_THREADS, db, curl);
+	chunkfetch_free(f);
+	if (rc == 0 && ftruncate(fd, json_integer_value(json_object_get(manifest, "size"))) != 0)
 		return -errno;
-	return atomic_load(&j.err);
+	return rc;
+}
+
+/* ---- version-scoped chunk tokens (scope "vchunks") ----
+ *
+ * A reader who may not read the whole workspace gets a chunk token for one
+ * version. Which chunks that version holds only the hub knows: the first
+ * request with such a token asks it (hosts/self/chunk-check), and the answer
+ * is kept until the token expires, so a download costs one round trip. */
+
+#define VTOKEN_CACHE 32
+
+struct vtoken {
+	char *tok;
+	int64_t exp;
+	json_t *hashes; /* hash -> true */
+};
+
+static struct vtoken vcache[VTOKEN_CACHE];
+static pthread_mutex_t vcache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Under vcache_mu: the cached answer for tok, or -1; else a slot to fill. */
+static int vcache_find(const char *tok, int64_t now, int *free_slot)
+{
+	int victim = 0;
+	for (int i = 0; i < VTOKEN_CACHE; i++) {
+		struct vtoken *v = &vcache[i];
+		if (v->tok && v->exp <= now) {
+			free(v->tok);
+			json_decref(v->hashes);
+			*v = (struct vtoken){0};
+		}
+		if (v->tok && strcmp(v->tok, tok) == 0)
+			return i;
+		if (!v->tok || (vcache[victim].tok && v->exp < vcache[victim].exp))
+			victim = i;
+	}
+	*free_slot = victim;
+	return -1;
+}
+
+/* Ask the hub which chunks tok's version holds: {hash: true}, or NULL with
+ * *status the hub's answer (0: not reached). */
+static json_t *ask_hub(struct host *h, const char *tok, int64_t *exp, long *status)
+{
+	CURL *curl = client_curl(&h->c);
+	char *url = client_ws_url(&h->c, "/hosts/self/chunk-check", NULL);
+	json_t *body = json_pack("{s:s}", "token", tok), *out = NULL;
+	char err[256];
+	*status = client_request(&h->c, curl, "POST", url, body, &out, err);
+	json_decref(body);
+	free(url);
+	curl_easy_cleanup(curl);
+	json_t *set = NULL;
+	if (*status == 200 && json_get_int(out, "expires_at", exp)) {
+		set = json_object();
+		size_t i;
+		json_t *c;
+		json_array_foreach(json_object_get(out, "chunks"), i, c)
+		{
+			if (json_is_string(c))
+				json_object_set_new(set, json_string_value(c), json_true());
+		}
+	}
+	json_decref(out);
+	return set;
+}
+
+int fetch_vtoken_allows(struct host *h, const char *tok, const char *hash)
+{
+	int64_t now = now_ms();
+	int slot = 0;
+	pthread_mutex_lock(&vcache_mu);
+	int i = vcache_find(tok, now, &slot);
+	int ok = i >= 0 ? json_object_get(vcache[i].hashes, hash) != NULL : -1;
+	pthread_mutex_unlock(&vcache_mu);
+	if (ok >= 0)
+		return ok;
+	int64_t exp = 0;
+	long st = 0;
+	json_t *set = ask_hub(h, tok, &exp, &st);
+	if (!set)
+		return st == 403 || st == 404 ? 0 : -EAGAIN;
+	ok = json_object_get(set, hash) != NULL;
+	pthread_mutex_lock(&vcache_mu);
+	if (vcache_find(tok, now, &slot) < 0) {
+		struct vtoken *v = &vcache[slot];
+		free(v->tok);
+		json_decref(v->hashes);
+		*v = (struct vtoken){.tok = xstrdup(tok), .exp = exp, .hashes = set};
+		set = NULL;
+	}
+	pthread_mutex_unlock(&vcache_mu);
+	json_decref(set);
+	return ok;
 }

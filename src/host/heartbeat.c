@@ -1,7 +1,7 @@
 /* heartbeat: what this host tells about itself — every heartbeat_s seconds
- * a heartbeat to the hub (status, space, queue, the replicas gained and
- * dropped since the last one; its answer carries the replicate job's
- * assignments) and DIR/.roost/status.json for `roost host status`; and the
+ * a heartbeat to the hub (status, space, queue; the replicas gained, dropped
+ * or found corrupt since the last one go just before it; its answer carries
+ * the replicate job's assignments) and DIR/.roost/status.json for `roost host status`; and the
  * free-space check a download must pass, whose refusals both report. The
  * heartbeat thread runs host_heartbeat_main; host_room_for runs on the sync
  * thread; host_write_status on both (a mutex of its own orders the writes). */
@@ -16,6 +16,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+/* The latest report of a chunk wins: one dropped after it was reported held
+ * (or held again after dropped) leaves the other set, so the hub, which
+ * applies have before dropped, never sees both. */
 void host_report_replicas(struct host *h, json_t *chunks, bool have)
 {
 	size_t i;
@@ -24,10 +27,20 @@ void host_report_replicas(struct host *h, json_t *chunks, bool have)
 	json_array_foreach(chunks, i, c)
 	{
 		const char *hash = json_get_str(c, "hash");
-		if (hash)
-			json_array_append_new(have ? h->replicas_have : h->replicas_dropped,
-			                      json_string(hash));
+		if (!hash)
+			continue;
+		json_object_set_new(have ? h->replicas_have : h->replicas_dropped, hash,
+		                    json_true());
+		json_object_del(have ? h->replicas_dropped : h->replicas_have, hash);
 	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+void host_report_corrupt(struct host *h, const char *hash)
+{
+	pthread_mutex_lock(&h->mu);
+	json_object_del(h->replicas_have, hash);
+	json_object_set_new(h->replicas_corrupt, hash, json_true());
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -138,8 +151,137 @@ void host_write_status(struct host *h, bool running)
 	free(path);
 }
 
+/* What the hub's jobs ask of us in a heartbeat's answer: copies to fetch
+ * (each with the other hosts holding it, their URLs and a chunk token) or
+ * release, unreferenced chunks to drop, a scrub (replica.c and scrub.c do
+ * the work). */
+static void take_requests(struct host *h, json_t *out)
+{
+	json_t *rep = json_object_get(out, "replicate"), *c;
+	json_t *urls = json_object_get(rep, "hosts");
+	const char *tok = json_get_str(rep, "chunk_token");
+	size_t i;
+	pthread_mutex_lock(&h->mu);
+	json_array_foreach(json_object_get(rep, "fetch"), i, c)
+	{
+		const char *hash = json_get_str(c, "hash");
+		if (!hash_hex_valid(hash))
+			continue;
+		json_t *want =
+		    json_pack("{s:O, s:O?, s:o, s:s?}", "size", json_object_get(c, "size"), "hosts",
+		              json_object_get(c, "hosts"), "urls", json_object(), "token", tok);
+		size_t k;
+		json_t *id;
+		json_array_foreach(json_object_get(c, "hosts"), k, id)
+		{
+			char key[24];
+			snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
+			if (json_get_str(urls, key))
+				json_object_set(json_object_get(want, "urls"), key,
+				                json_object_get(urls, key));
+		}
+		json_object_set_new(h->assign_fetch, hash, want);
+	}
+	json_array_foreach(json_object_get(rep, "release"), i, c)
+	{
+		if (hash_hex_valid(json_string_value(c)))
+			json_object_set_new(h->assign_release, json_string_value(c), json_true());
+	}
+	/* Chunks the hub's GC collects: out of the cache, not only unpinned. */
+	json_array_foreach(json_object_get(rep, "drop"), i, c)
+	{
+		if (hash_hex_valid(json_string_value(c)))
+			json_object_set_new(h->assign_release, json_string_value(c),
+			                    json_string("drop"));
+	}
+	pthread_mutex_unlock(&h->mu);
+	/* A scrub the hub asked for (once: the feed may have told us first). */
+	json_t *jasked = json_object_get(out, "scrub_requested_at");
+	if (json_is_integer(jasked))
+		host_scrub_request(h, json_integer_value(jasked), false);
+}
+
+/* Move up to max entries from the front of from to a new array. */
+/* Up to max hashes taken out of the set into a new array. */
+static json_t *take_hashes(json_t *set, size_t max)
+{
+	json_t *out = json_array(), *v;
+	const char *k;
+	void *tmp;
+	json_object_foreach_safe(set, tmp, k, v)
+	{
+		if (json_array_size(out) == max)
+			break;
+		json_array_append_new(out, json_string(k));
+		json_object_del(set, k);
+	}
+	return out;
+}
+
+/* Put the undelivered hashes of set back into into, unless a newer report
+ * of the chunk (in other or other2) replaced them. */
+static void keep_undelivered(json_t *set, json_t *into, json_t *other, json_t *other2)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(set, k, v)
+	{
+		if (!json_object_get(other, k) && !(other2 && json_object_get(other2, k)))
+			json_object_set(into, k, v);
+	}
+}
+
+/* The replicas gained, dropped and found corrupt since the last beat, in
+ * slices the hub accepts; what is not delivered waits for the next beat.
+ * Sent before the heartbeat, so its answer is computed from them: else it
+ * asks again for a copy just reported held, or misses one just lost. */
+static void report_replicas(struct host *h, CURL *curl)
+{
+	const char *names[3] = {"corrupt", "have", "dropped"};
+	const size_t max[3] = {1000, 4500, 4500}; /* 10000 a report at most */
+	json_t **queued[3] = {&h->replicas_corrupt, &h->replicas_have, &h->replicas_dropped};
+	json_t *todo[3];
+	pthread_mutex_lock(&h->mu);
+	for (int l = 0; l < 3; l++) {
+		todo[l] = *queued[l];
+		*queued[l] = json_object();
+	}
+	pthread_mutex_unlock(&h->mu);
+	long st = 200;
+	char err[256];
+	while (st == 200 && (json_object_size(todo[0]) || json_object_size(todo[1]) ||
+	                     json_object_size(todo[2]))) {
+		/* The hub applies corrupt before have: a copy fetched back after
+		 * it was found corrupt ends up held. */
+		json_t *body = json_object();
+		for (int l = 0; l < 3; l++)
+			json_object_set_new(body, names[l], take_hashes(todo[l], max[l]));
+		char *url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
+		st = client_request(&h->c, curl, "POST", url, body, NULL, err);
+		free(url);
+		if (st != 200) { /* this slice waits with the rest */
+			log_warn("replica report: %s", st ? "the hub refused it" : err);
+			for (int l = 0; l < 3; l++) {
+				size_t i;
+				json_t *v;
+				json_array_foreach(json_object_get(body, names[l]), i, v)
+				    json_object_set_new(todo[l], json_string_value(v), json_true());
+			}
+		}
+		json_decref(body);
+	}
+	pthread_mutex_lock(&h->mu); /* not delivered: unless reported again since */
+	keep_undelivered(todo[0], h->replicas_corrupt, h->replicas_have, NULL);
+	keep_undelivered(todo[1], h->replicas_have, h->replicas_dropped, h->replicas_corrupt);
+	keep_undelivered(todo[2], h->replicas_dropped, h->replicas_have, NULL);
+	pthread_mutex_unlock(&h->mu);
+	for (int l = 0; l < 3; l++)
+		json_decref(todo[l]);
+}
+
 static void heartbeat(struct host *h, CURL *curl, const char *status)
 {
+	report_replicas(h, curl);
 	struct statvfs vfs;
 	int64_t cap = -1, fr = -1;
 	if (statvfs(h->dir, &vfs) == 0) {
@@ -160,10 +302,7 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	}
 	if (!root_set) /* pinned unless a policy says otherwise */
 		json_array_insert_new(pinned, 0, json_string("/"));
-	json_t *have = h->replicas_have, *dropped = h->replicas_dropped;
 	json_t *no_space = no_space_summary(h);
-	h->replicas_have = json_array();
-	h->replicas_dropped = json_array();
 	pthread_mutex_unlock(&h->mu);
 	json_t *body = json_pack(
 	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:I, s:I}", "status", status, "interval_ms",
@@ -187,48 +326,8 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	json_decref(body);
 	if (st != 200)
 		log_warn("heartbeat: %s", st ? "the hub refused it" : err);
-	/* Copies the hub's replicate job asks of us (replica.c makes them). */
-	json_t *rep = json_object_get(out, "replicate"), *c;
-	pthread_mutex_lock(&h->mu);
-	json_array_foreach(json_object_get(rep, "fetch"), i, c)
-	{
-		const char *hash = json_get_str(c, "hash");
-		if (hash_hex_valid(hash))
-			json_object_set(h->assign_fetch, hash, json_object_get(c, "size"));
-	}
-	json_array_foreach(json_object_get(rep, "release"), i, c)
-	{
-		if (hash_hex_valid(json_string_value(c)))
-			json_object_set_new(h->assign_release, json_string_value(c), json_true());
-	}
-	pthread_mutex_unlock(&h->mu);
+	take_requests(h, out);
 	json_decref(out);
-	/* Replica reports, in slices the hub accepts. */
-	while (st == 200 && (json_array_size(have) || json_array_size(dropped))) {
-		json_t *a = json_array(), *b = json_array();
-		for (size_t k = 0; k < 5000 && json_array_size(have); k++) {
-			json_array_append(a, json_array_get(have, 0));
-			json_array_remove(have, 0);
-		}
-		for (size_t k = 0; k < 5000 && json_array_size(dropped); k++) {
-			json_array_append(b, json_array_get(dropped, 0));
-			json_array_remove(dropped, 0);
-		}
-		url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
-		body = json_pack("{s:o, s:o}", "have", a, "dropped", b);
-		st = client_request(&h->c, curl, "POST", url, body, NULL, err);
-		free(url);
-		json_decref(body);
-	}
-	if (json_array_size(have) || json_array_size(dropped)) {
-		/* not delivered: keep for the next beat */
-		pthread_mutex_lock(&h->mu);
-		json_array_extend(h->replicas_have, have);
-		json_array_extend(h->replicas_dropped, dropped);
-		pthread_mutex_unlock(&h->mu);
-	}
-	json_decref(have);
-	json_decref(dropped);
 }
 
 void *host_heartbeat_main(void *arg)

@@ -51,6 +51,13 @@ struct host_config {
 	int64_t reserve;      /* free space downloads must leave; 0: max(1 GiB, 5%) */
 	const char *relay;    /* the relay's tunnel ADDR:PORT, or NULL */
 	const char *relay_ca; /* CA file for the relay's certificate, or NULL */
+	/* The URL others reach the content server at (a reverse proxy, NAT),
+	 * reported instead of one made from --listen; NULL: from --listen. */
+	const char *advertise_url;
+	const char *tls_cert, *tls_key; /* PEM files: the content server speaks HTTPS */
+	/* CA file for other hosts' https URLs and relay URLs; NULL: relay_ca, else
+	 * the system store. */
+	const char *peer_ca;
 };
 
 /* One path waiting to be looked at, when due (mono ms). */
@@ -99,6 +106,9 @@ struct host {
 	json_t *policies;    /* [{folder, mode}] */
 	struct keyring keys; /* the hub's public keys, for verifying tokens (own lock) */
 	atomic_bool stop;
+	/* The workspace's storage is 'hosts': commits name this host's chunks
+	 * (pointers) and send no bytes (host_load_settings, the feed). */
+	atomic_bool storage_hosts;
 	atomic_bool scrub_now; /* the hub asked for a scrub */
 	atomic_bool gc_seen;   /* the hub collected chunks: drop them from the cache */
 
@@ -113,7 +123,9 @@ struct host {
 	json_t *no_space;
 	atomic_llong no_space_since; /* mono ms of the last refusal, 0: none waiting */
 	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
-	json_t *replicas_have, *replicas_dropped; /* to report (under mu) */
+	/* hash sets to report (under mu): held, dropped, found corrupt; the
+	 * latest report of a chunk wins */
+	json_t *replicas_have, *replicas_dropped, *replicas_corrupt;
 	json_t *grants; /* path -> the hub's upload grant for a write URL's file (under mu) */
 	struct MHD_Daemon *server;
 	struct connlimit *conns; /* per-address connections on the content server */
@@ -133,6 +145,11 @@ void host_close(struct host *h);
 int host_load_identity(struct host *h, const char *dir);
 /* Fetch this host's policies from the hub. 0 or -1. */
 int host_load_policies(struct host *h, CURL *curl);
+/* Fetch the workspace's settings (its storage mode) from the hub. 0 or -1. */
+int host_load_settings(struct host *h, CURL *curl);
+/* A workspace's settings (GET /workspaces/W, a workspace.updated payload)
+ * into h; what they leave out stays as it was. */
+void host_apply_settings(struct host *h, json_t *settings);
 /* The policy of path (longest folder prefix; pinned by default). */
 enum policy host_policy(struct host *h, const char *path);
 /* The hub's upload grant for path (a file taken through a write URL): its
@@ -165,6 +182,10 @@ void *host_heartbeat_main(void *arg);
 void host_write_status(struct host *h, bool running);
 /* Chunks this host now holds (have) or dropped, for the next heartbeat. */
 void host_report_replicas(struct host *h, json_t *chunks, bool have);
+/* A copy of hash found corrupt (or lost while pinned), for the next heartbeat:
+ * the hub stops counting it and, for a copy it assigned, asks for it again.
+ * A "have" of it still waiting is withdrawn: it is older news. */
+void host_report_corrupt(struct host *h, const char *hash);
 /* Is there room to write a file of size bytes and keep the reserve? If not,
  * logs it, reports it (status file, heartbeat) and schedules a retry. */
 bool host_room_for(struct host *h, const char *path, int64_t size);
@@ -229,10 +250,21 @@ void sync_rescan(struct host *h, bool at_start);
 void sync_repair(struct host *h, const char *path);
 /* scrub.c: the scrub thread */
 void *scrub_main(void *arg);
+/* The hub asks for a scrub: asked is the request's time on the hub (the feed
+ * event's requested_at, the heartbeat's scrub_requested_at; 0 unknown), live
+ * when it came on the feed. One scrub per request, whichever way it came. */
+void host_scrub_request(struct host *h, int64_t asked, bool live);
 /* replica.c: copies the hub asks this host to keep in its cache, or release */
 void *replica_main(void *arg);
+/* Read a cached chunk, verified (store_read's results). Every reader of the
+ * cache goes through here: a corrupt object is set aside in the cache's
+ * quarantine and reported to the hub once, whoever read it first. */
+int64_t host_cache_read(struct host *h, struct db *db, const char *hash, uint8_t *buf, size_t cap);
 /* index.c: a cached chunk kept whatever the cache's size cap (or not) */
 int idx_cache_pin(struct db *db, const char *hash, bool pinned);
+bool idx_cache_pinned(struct db *db, const char *hash);
+/* A cached chunk gone for good: its object, LRU row and pin. */
+void idx_cache_drop(struct db *db, struct store *s, const char *hash);
 /* Reconcile with the hub's whole tree; the feed seq to follow from, or -1. */
 int64_t sync_with_tree(struct host *h);
 
@@ -248,6 +280,9 @@ int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, i
  * Its size, or <0 when no source had it. */
 int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest, size_t idx,
                     uint8_t *buf, size_t cap, bool to_cache);
+/* May a version-scoped chunk token (scope "vchunks", verified by the caller)
+ * fetch chunk hash? 1 yes, 0 no, -EAGAIN the hub cannot be asked now. */
+int fetch_vtoken_allows(struct host *h, const char *tok, const char *hash);
 
 /* fetch_batch.c: one small file's chunk (the whole file) to fetch; data is
  * set (malloc'd) to its verified bytes once got. */

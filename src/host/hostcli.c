@@ -147,13 +147,40 @@ static int host_join(struct opts *o)
 static int host_run_cmd(struct opts *o)
 {
 	if (o->npos != 1 || !o->dir) {
-		fprintf(stderr, "usage: roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat "
-		                "SECONDS] [--cache-max BYTES] [--reserve BYTES] [--relay ADDR:PORT "
-		                "[--relay-ca CA.pem]]\n");
+		fprintf(stderr,
+		        "usage: roost host run --dir DIR [--listen ADDR:PORT [--advertise-url "
+		        "URL] [--tls-cert CERT.pem --tls-key KEY.pem]] [--heartbeat "
+		        "SECONDS] [--cache-max BYTES] [--reserve BYTES] [--relay ADDR:PORT "
+		        "[--relay-ca CA.pem]] [--host-ca CA.pem]\n");
 		return 2;
 	}
-	struct host_config cfg = {
-	    .dir = o->dir, .listen = o->listen, .relay = o->relay, .relay_ca = o->relay_ca};
+	struct host_config cfg = {.dir = o->dir,
+	                          .listen = o->listen,
+	                          .relay = o->relay,
+	                          .relay_ca = o->relay_ca,
+	                          .advertise_url = o->advertise_url,
+	                          .tls_cert = o->tls_cert,
+	                          .tls_key = o->tls_key,
+	                          .peer_ca = o->host_ca};
+	if (o->advertise_url && ((strncmp(o->advertise_url, "http://", 7) &&
+	                          strncmp(o->advertise_url, "https://", 8)) ||
+	                         strlen(o->advertise_url) > 512 || !o->listen)) {
+		fprintf(stderr, "roost host run: --advertise-url takes an http(s) URL (at most 512 "
+		                "bytes) and needs --listen\n");
+		return 2;
+	}
+	if (!o->tls_cert != !o->tls_key || (o->tls_cert && !o->listen)) {
+		fprintf(stderr,
+		        "roost host run: --tls-cert and --tls-key go together, with --listen\n");
+		return 2;
+	}
+	if (o->tls_cert && o->relay) {
+		/* The relay speaks plain HTTP to the content server through its
+		 * tunnel, which is TLS already. */
+		fprintf(stderr, "roost host run: --relay needs a plain content server; drop "
+		                "--tls-cert or --relay\n");
+		return 2;
+	}
 	if (o->heartbeat && (cfg.heartbeat_s = atoi(o->heartbeat)) < 1) {
 		fprintf(stderr, "roost host run: --heartbeat takes whole seconds (1 or more)\n");
 		return 2;
@@ -381,8 +408,9 @@ int cmd_host(struct opts *o)
 		return host_rm(o);
 	fprintf(stderr, "usage: roost host invite [--expires 1h] [--json]\n"
 	                "       roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
-	                "       roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat S] "
-	                "[--cache-max BYTES]\n"
+	                "       roost host run --dir DIR [--listen ADDR:PORT [--advertise-url URL] "
+	                "[--tls-cert CERT.pem --tls-key KEY.pem]] [--heartbeat S] [--cache-max "
+	                "BYTES] [--relay ADDR:PORT [--relay-ca CA.pem]] [--host-ca CA.pem]\n"
 	                "       roost host status --dir DIR [--json]\n"
 	                "       roost host get --dir DIR PATH [OUT|-]\n"
 	                "       roost host rotate-url HOST [GRACE_SECONDS]  |  roost host "

@@ -257,3 +257,16 @@ int idx_cache_pin(struct db *db, const char *hash, bool pinned)
 	return pinned ? db_run(db, "INSERT OR IGNORE INTO cache_pins(hash) VALUES(?)", hash)
 	              : db_run(db, "DELETE FROM cache_pins WHERE hash = ?", hash);
 }
+
+bool idx_cache_pinned(struct db *db, const char *hash)
+{
+	int64_t one = 0;
+	return db_int64(db, &one, "SELECT 1 FROM cache_pins WHERE hash = ?", hash) == DB_ROW;
+}
+
+void idx_cache_drop(struct db *db, struct store *s, const char *hash)
+{
+	store_remove(s, hash);
+	db_run(db, "DELETE FROM cache WHERE hash = ?", hash);
+	idx_cache_pin(db, hash, false);
+}

@@ -7,13 +7,20 @@
  * cache, pins them there so the size cap does not evict them, and reports
  * them held. When the hub says a copy is no longer needed, the pin goes (the
  * chunk becomes ordinary cache) and the hub hears it was dropped. Fetches are
- * paced to REPLICA_RATE so replication does not starve syncing. */
+ * paced to REPLICA_RATE so replication does not starve syncing.
+ *
+ * It also owns what happens when any reader (scrub, the content server, a
+ * fetch for sync or replication) finds a cached copy corrupt: host_cache_read
+ * sets the object aside and reports it to the hub exactly once; a copy the
+ * hub assigned stays pinned here and the hub's next heartbeat answer asks for
+ * it again (from the other holders), which this thread fetches. */
 #include "host.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/ratelimit.h"
 #include "../core/util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +28,34 @@
 #define REPLICA_RATE  (20.0 * 1024 * 1024) /* bytes/s fetched for replication */
 #define IDLE_POLL_MS  1000                 /* nothing assigned: look again after */
 #define STOP_CHECK_MS 100                  /* … looking at h->stop this often meanwhile */
+
+/* A reader found hash corrupt in the cache. Of all the readers that may have
+ * found it at once, the one whose quarantine moved it reports it; the pin (a
+ * copy the hub assigned) stays, so the copy is fetched back when asked. */
+static void cache_corrupt(struct host *h, struct db *db, const char *hash)
+{
+	int rc = store_quarantine_corrupt(h->cache, hash);
+	if (rc == -EIO) /* moved; only its directory's fsync failed */
+		rc = 0;
+	if (rc < 0 && rc != -ENOENT) /* cannot set it aside: at least never read it again */
+		rc = store_remove(h->cache, hash);
+	if (rc != 0)
+		return; /* good again, or another reader already reported it */
+	db_run(db, "DELETE FROM cache WHERE hash = ?", hash);
+	bool pinned = idx_cache_pinned(db, hash);
+	log_warn("cache: chunk %.12s is corrupt; set aside in the cache's quarantine, reported "
+	         "to the hub%s",
+	         hash, pinned ? ", to be fetched again" : "");
+	host_report_corrupt(h, hash);
+}
+
+int64_t host_cache_read(struct host *h, struct db *db, const char *hash, uint8_t *buf, size_t cap)
+{
+	int64_t n = store_read(h->cache, hash, buf, cap);
+	if (n == -EBADMSG)
+		cache_corrupt(h, db, hash);
+	return n;
+}
 
 /* Take up to max entries from obj (under h->mu). */
 static json_t *take(struct host *h, json_t *obj, size_t max)
@@ -63,12 +98,13 @@ static void cache_sweep(struct host *h, CURL *curl)
 		size_t i;
 		json_array_foreach(code == 200 ? json_object_get(out, "missing") : NULL, i, m)
 		{
+			/* A pinned copy is the workspace's (in 'hosts' mode the hub's
+			 * store may lack it though it is live): only the heartbeat's
+			 * drop list lets it go. */
 			const char *hash = json_string_value(m);
-			if (!hash_hex_valid(hash))
+			if (!hash_hex_valid(hash) || idx_cache_pinned(db, hash))
 				continue;
-			store_remove(h->cache, hash);
-			db_run(db, "DELETE FROM cache WHERE hash = ?", hash);
-			idx_cache_pin(db, hash, false);
+			idx_cache_drop(db, h->cache, hash);
 			dropped++;
 		}
 		json_decref(out);
@@ -81,6 +117,21 @@ static void cache_sweep(struct host *h, CURL *curl)
 	if (dropped)
 		log_info("cache: dropped %lld chunk%s the hub collected", (long long)dropped,
 		         dropped == 1 ? "" : "s");
+}
+
+/* A one-chunk manifest for fetch_chunk from an assignment {size, hosts,
+ * urls, token}: the other hosts holding it come before the hub. */
+static json_t *replica_manifest(const char *hash, int64_t size, json_t *a)
+{
+	json_t *hosts = json_object_get(a, "hosts");
+	json_t *m = json_pack(
+	    "{s:[{s:s, s:I, s:O}], s:O}", "chunks", "hash", hash, "size", (json_int_t)size, "hosts",
+	    json_is_array(hosts) ? hosts : json_array(), "hosts",
+	    json_is_object(json_object_get(a, "urls")) ? json_object_get(a, "urls")
+	                                               : json_object());
+	if (json_get_str(a, "token"))
+		json_object_set(m, "chunk_token", json_object_get(a, "token"));
+	return m;
 }
 
 void *replica_main(void *arg)
@@ -110,7 +161,9 @@ void *replica_main(void *arg)
 		{
 			if (atomic_load(&h->stop))
 				break;
-			int64_t size = json_integer_value(v);
+			/* {size, hosts, urls, token}; a bare size from an older hub */
+			int64_t size =
+			    json_integer_value(json_is_object(v) ? json_object_get(v, "size") : v);
 			if (size <= 0 || size > CHUNK_MAX_LIMIT)
 				continue;
 			int64_t wait = bucket_wait_ms(&pace, REPLICA_RATE, REPLICA_RATE,
@@ -118,8 +171,7 @@ void *replica_main(void *arg)
 			if (wait > 0)
 				usleep((useconds_t)(wait * 1000));
 			bucket_take(&pace, REPLICA_RATE, REPLICA_RATE, (double)size, mono_ms());
-			json_t *m = json_pack("{s:[{s:s, s:I, s:[]}]}", "chunks", "hash", hash,
-			                      "size", (json_int_t)size, "hosts");
+			json_t *m = replica_manifest(hash, size, v);
 			idx_cache_pin(db, hash,
 			              true); /* before: the trim in fetch_chunk keeps it */
 			if (fetch_chunk(h, db, curl, m, 0, buf, CHUNK_MAX_LIMIT, true) == size &&
@@ -136,6 +188,8 @@ void *replica_main(void *arg)
 		json_object_foreach(release, hash, v)
 		{
 			idx_cache_pin(db, hash, false);
+			if (json_is_string(v)) /* "drop": the hub's GC collects it */
+				idx_cache_drop(db, h->cache, hash);
 			json_array_append_new(dropped, json_pack("{s:s}", "hash", hash));
 		}
 		atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max));

@@ -5,10 +5,12 @@
  * silent corruption (a bad disk, a stray write), not an edit: a copy goes to
  * .roost/quarantine for inspection and the sync thread fetches the recorded
  * version back over the file (sync_repair). Cached chunks are re-verified;
- * a corrupt one is dropped. The hub hears of it (POST hosts/self/scrub: audit,
- * replica state). Runs every SCRUB_EVERY_MS and when the hub asks on the feed
- * (scrub.requested). The file is copied, not moved, to quarantine: a move
- * would look like a delete to the watcher. */
+ * a corrupt one is set aside (host_cache_read). The hub hears of it (POST
+ * hosts/self/scrub: audit, replica state; replicas: corrupt). Runs every
+ * SCRUB_EVERY_MS and once per request of the hub, which comes on the feed
+ * (scrub.requested) and in the heartbeat's answer (host_scrub_request; the
+ * sync and heartbeat threads call it). The file is copied, not moved, to
+ * quarantine: a move would look like a delete to the watcher. */
 #include "host.h"
 #include "../core/hash.h"
 #include "../core/json.h"
@@ -84,7 +86,19 @@ static void quarantine_copy(struct host *h, const char *path, int fd)
 	free(dir);
 }
 
-static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *report)
+/* A verified file's chunks, as a replica report's {hash} entries. */
+static void verified_chunks(struct db *db, const char *path, json_t *out)
+{
+	struct db_stmt *st = db_query(db, "SELECT DISTINCT hash FROM chunks WHERE path = ?", path);
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(out, json_pack("{s:s}", "hash", db_col_text(st, 0)));
+	db_finalize(st);
+}
+
+/* verified: the chunks of files that hashed right, for the hub (each copy's
+ * replica row is re-confirmed 'ok', which the hub's scrub result counts). */
+static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *report,
+                        json_t *verified)
 {
 	struct db_stmt *st = db_query(db, "SELECT path FROM files WHERE local = 1 AND dir = 0");
 	json_t *paths = json_array();
@@ -124,6 +138,8 @@ static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *
 			json_array_append_new(h->repairs, json_string(path));
 			pthread_cond_broadcast(&h->cv);
 			pthread_mutex_unlock(&h->mu);
+		} else if (rc == 0 && strcmp(got, e.hash) == 0) {
+			verified_chunks(db, path, verified);
 		}
 		close(fd);
 	}
@@ -133,7 +149,13 @@ static void scrub_files(struct host *h, struct db *db, struct pacer *p, json_t *
 	json_object_set_new(report, "corrupt", corrupt);
 }
 
-static void scrub_cache(struct host *h, struct db *db, struct pacer *p, json_t *report)
+/* Cached chunks re-verified: a pinned one (a copy the hub counts) is
+ * reported held again; a corrupt one is set aside and reported by
+ * host_cache_read (so it stops counting at once, and a copy the hub assigned
+ * is fetched back when the hub asks). One whose object is gone is dropped,
+ * or for a pinned copy reported like a corrupt one: it is still owed. */
+static void scrub_cache(struct host *h, struct db *db, struct pacer *p, json_t *report,
+                        json_t *verified, json_t *dropped)
 {
 	struct db_stmt *st = db_query(db, "SELECT hash, size FROM cache");
 	json_t *hashes = json_array();
@@ -148,12 +170,22 @@ static void scrub_cache(struct host *h, struct db *db, struct pacer *p, json_t *
 	{
 		if (atomic_load(&h->stop))
 			break;
-		int64_t n = store_read(h->cache, json_string_value(jh), buf, CHUNK_MAX_LIMIT);
+		const char *hash = json_string_value(jh);
+		bool pinned = idx_cache_pinned(db, hash);
+		int64_t n = host_cache_read(h, db, hash, buf, CHUNK_MAX_LIMIT);
 		if (n >= 0) {
 			pace(p, (size_t)n);
-		} else if (n == -EBADMSG || n == -ENOENT) {
-			store_remove(h->cache, json_string_value(jh));
-			db_run(db, "DELETE FROM cache WHERE hash = ?", json_string_value(jh));
+			if (pinned)
+				json_array_append_new(verified, json_pack("{s:s}", "hash", hash));
+		} else if (n == -EBADMSG) {
+			bad++;
+		} else if (n == -ENOENT) {
+			log_warn("scrub: cached chunk %.12s is missing", hash);
+			db_run(db, "DELETE FROM cache WHERE hash = ?", hash);
+			if (pinned)
+				host_report_corrupt(h, hash);
+			else
+				json_array_append_new(dropped, json_pack("{s:s}", "hash", hash));
 			bad++;
 		}
 	}
@@ -168,8 +200,17 @@ static void scrub_once(struct host *h, CURL *curl)
 	struct db *db = db_pool_acquire(h->idx);
 	json_t *report = json_object();
 	int64_t started = mono_ms();
-	scrub_files(h, db, &p, report);
-	scrub_cache(h, db, &p, report);
+	json_t *verified = json_array(), *dropped = json_array();
+	scrub_files(h, db, &p, report, verified);
+	scrub_cache(h, db, &p, report, verified, dropped);
+	/* A chunk both in a good file and a bad cache object is reported
+	 * corrupt (above) then held: the hub applies them in that order. */
+	host_report_replicas(h, dropped, false);
+	host_report_replicas(h, verified, true);
+	json_object_set_new(report, "chunks_verified",
+	                    json_integer((json_int_t)json_array_size(verified)));
+	json_decref(verified);
+	json_decref(dropped);
 	idx_kv_set(db, "scrub_at", now_ms());
 	db_pool_release(h->idx, db);
 	json_object_set_new(report, "duration_ms", json_integer(mono_ms() - started));
@@ -185,6 +226,23 @@ static void scrub_once(struct host *h, CURL *curl)
 	json_decref(out);
 	json_decref(report);
 	free(url);
+}
+
+void host_scrub_request(struct host *h, int64_t asked, bool live)
+{
+	/* The feed (sync thread) and the heartbeat's answer race to tell us. */
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&mu);
+	struct db *db = db_pool_acquire(h->idx);
+	int64_t seen = idx_kv_get(db, "scrub_asked", -1);
+	if (asked > seen)
+		idx_kv_set(db, "scrub_asked", asked);
+	db_pool_release(h->idx, db);
+	pthread_mutex_unlock(&mu);
+	/* A hub too old to say when asks on the feed only as it asks; the
+	 * first heartbeat only tells what was asked before this host was. */
+	if ((live && (asked <= 0 || asked > seen)) || (!live && seen >= 0 && asked > seen))
+		atomic_store(&h->scrub_now, true);
 }
 
 void *scrub_main(void *arg)

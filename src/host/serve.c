@@ -6,6 +6,7 @@
  *   POST /chunks/batch many chunks in one answer (serve_batch.c)
  *   GET /c/TOKEN       a file version (scope "read"); on-demand files are
  *                      fetched into the cache first
+ *   PUT /chunks/HASH   a client's chunk (scope "chunk-upload"): serve_upload.c
  *   PUT /u/TOKEN       a new version of the file the token names (scope
  *                      "write"): streamed to .roost/tmp, fsynced, renamed into
  *                      the folder; the sync thread then uploads it as a local edit
@@ -15,6 +16,7 @@
  * beneath the folder without following any symlink. */
 #include "host.h"
 #include "serve_req.h"
+#include "serve_upload.h"
 #include "../core/connlimit.h"
 #include "../core/content.h"
 #include "../core/hash.h"
@@ -100,6 +102,10 @@ static enum MHD_Result send_fd(struct MHD_Connection *conn, int fd, int64_t size
 	snprintf(buf, sizeof buf, "\"%s\"", hash);
 	MHD_add_response_header(r, "ETag", buf);
 	MHD_add_response_header(r, "X-Roost-Hash", hash);
+	/* A signed URL is a capability with no cookie: any page (the dashboard
+	 * trying its sources) may read it. */
+	MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+	MHD_add_response_header(r, "Access-Control-Expose-Headers", "X-Roost-Hash, Content-Range");
 	if (range > 0) {
 		snprintf(buf, sizeof buf, "bytes %lld-%lld/%lld", (long long)start,
 		         (long long)(start + len - 1), (long long)size);
@@ -164,13 +170,26 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 {
 	const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 	const char *tok = authz && strncmp(authz, "Bearer ", 7) == 0 ? authz + 7 : NULL;
-	json_t *claims = check_token(h, conn, tok, "chunks");
-	if (!claims)
-		return MHD_YES;
-	json_decref(claims);
 	if (!hash_hex_valid(hash))
 		return send_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_hash",
 		                  "a chunk is named by 64 lowercase hex digits");
+	/* A whole workspace's chunk token, or one version's (readers who may not
+	 * read everything): the hub says which chunks that version holds. */
+	const char *why;
+	json_t *vc = tok ? token_verify(tok, keyring_key, &h->keys, &why) : NULL;
+	bool version_scoped = serve_claims_grant(vc, h->c.ws_id, "vchunks");
+	json_decref(vc);
+	json_t *claims = version_scoped ? NULL : check_token(h, conn, tok, "chunks");
+	if (!version_scoped && !claims)
+		return MHD_YES;
+	json_decref(claims);
+	int allowed = version_scoped ? fetch_vtoken_allows(h, tok, hash) : 1;
+	if (allowed <= 0)
+		return allowed < 0
+		           ? send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
+		                        "this host cannot confirm the token with the hub now")
+		           : send_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
+		                        "the token does not grant this chunk");
 	struct db *db = db_pool_acquire(h->idx);
 	char *path = NULL;
 	int64_t off = 0, size = 0;
@@ -192,7 +211,7 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	}
 	if (n < 0 && (size = store_size(h->cache, hash)) > 0) {
 		buf = xrealloc(buf, (size_t)size);
-		n = store_read(h->cache, hash, buf, (size_t)size);
+		n = host_cache_read(h, db, hash, buf, (size_t)size);
 		if (n == size)
 			idx_cache_touch(db, hash, size);
 	}
@@ -347,7 +366,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)why;
-	if (*con_cls && *con_cls != &head_seen && !serve_batch_release(*con_cls))
+	if (*con_cls && *con_cls != &head_seen && !serve_batch_release(*con_cls) &&
+	    !serve_upload_release(*con_cls))
 		upload_free(*con_cls);
 	*con_cls = NULL;
 	/* Unlike the hub, a connection that has sent one head keeps the long idle
@@ -501,6 +521,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct host *h = cls;
 	if (!*con_cls)
 		connlimit_head_done(conn); /* a whole head: it may take its time now */
+	if (serve_upload_is(method, url))
+		return serve_upload_request(h, conn, url, data, size, con_cls);
 	const char *arg;
 	enum serve_route route = serve_route(method, url, &arg);
 	if (strcmp(method, "POST") == 0 && strcmp(url, "/chunks/batch") == 0)
@@ -525,6 +547,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
 }
 
+static char *tls_pem[2]; /* the key and certificate text, while serving */
+
+/* --tls-cert/--tls-key as libmicrohttpd options (the PEM text, which it
+ * parses at start); 0, or -EINVAL logged. */
+static int tls_options(const struct host *h, struct MHD_OptionItem opt[3])
+{
+	if (!h->cfg.tls_cert)
+		return 0;
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		log_error("--tls-cert: this libmicrohttpd was built without TLS");
+		return -EINVAL;
+	}
+	size_t n;
+	char *cert = read_file(h->cfg.tls_cert, 1 << 20, &n);
+	char *key = h->cfg.tls_key ? read_file(h->cfg.tls_key, 1 << 20, &n) : NULL;
+	if (!cert || !key) {
+		log_error("cannot read %s", cert ? h->cfg.tls_key : h->cfg.tls_cert);
+		free(cert);
+		free(key);
+		return -EINVAL;
+	}
+	tls_pem[0] = key; /* kept while the server runs */
+	tls_pem[1] = cert;
+	opt[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
+	opt[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
+	opt[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	return 0;
+}
+
 int serve_start(struct host *h)
 {
 	if (!h->cfg.listen)
@@ -540,12 +591,15 @@ int serve_start(struct host *h)
 		          h->cfg.listen);
 		return -EINVAL;
 	}
+	struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+	if (tls_options(h, tls) != 0)
+		return -EINVAL;
 	/* As the hub's ports (connlimit.h). The relay tunnel's pipes come from this
 	 * machine, at most 64 of them, well inside the per-address limit. */
 	h->conns = connlimit_new(CONNS_PER_IP_DEFAULT, HEAD_TIMEOUT_DEFAULT);
 	h->server = MHD_start_daemon(
 	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-	        MHD_USE_ERROR_LOG,
+	        MHD_USE_ERROR_LOG | (h->cfg.tls_cert ? MHD_USE_TLS : 0),
 	    (uint16_t)port, connlimit_accept, h->conns, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
 	    log_http_server, NULL, /* first: it must be */
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 1000u,
@@ -553,13 +607,15 @@ int serve_start(struct host *h)
 	    MHD_OPTION_NOTIFY_CONNECTION, connlimit_notify, h->conns,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	    MHD_OPTION_END);
+	    MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (!h->server) {
 		int err = errno ? errno : EADDRINUSE;
 		log_error("cannot listen on %s: %s", h->cfg.listen, strerror(err));
 		return -err;
 	}
-	h->url = xasprintf("http://%s", h->cfg.listen);
+	h->url = h->cfg.advertise_url
+	             ? xstrdup(h->cfg.advertise_url)
+	             : xasprintf("%s://%s", h->cfg.tls_cert ? "https" : "http", h->cfg.listen);
 	log_info("serving content on %s", h->url);
 	return 0;
 }
@@ -571,4 +627,8 @@ void serve_stop(struct host *h)
 	h->server = NULL;
 	connlimit_free(h->conns);
 	h->conns = NULL;
+	for (int i = 0; i < 2; i++) {
+		free(tls_pem[i]);
+		tls_pem[i] = NULL;
+	}
 }

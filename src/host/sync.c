@@ -3,6 +3,7 @@
  * stat comparison and hashing, calls to the hub, and the renames this host
  * made itself. Only the sync thread touches any of it. */
 #include "sync.h"
+#include "../core/json.h"
 #include "../core/util.h"
 
 #include <errno.h>
@@ -66,6 +67,31 @@ int sync_hash_file(const char *local, char out[HASH_HEX_LEN + 1])
 	hasher_free(hs);
 	free(buf);
 	return rc;
+}
+
+/* The chunks path's last recorded content held that no other local file, the
+ * cache or keep (the new content, or NULL) holds: to report dropped. */
+json_t *sync_chunks_released(struct host *h, const char *path, json_t *keep)
+{
+	json_t *out = json_array();
+	struct db_stmt *q =
+	    db_query(h->db,
+	             "SELECT DISTINCT c.hash FROM chunks c WHERE c.path = ?1 AND NOT "
+	             "EXISTS (SELECT 1 FROM chunks o JOIN files f ON f.path = o.path "
+	             "WHERE o.hash = c.hash AND o.path <> ?1 AND f.local = 1)",
+	             path);
+	while (q && db_step(q) == DB_ROW) {
+		const char *hash = db_col_text(q, 0);
+		bool kept = store_size(h->cache, hash) > 0;
+		size_t i;
+		json_t *c;
+		json_array_foreach(keep, i, c) kept =
+		    kept || strcmp(json_get_str(c, "hash"), hash) == 0;
+		if (!kept)
+			json_array_append_new(out, json_pack("{s:s}", "hash", hash));
+	}
+	db_finalize(q);
+	return out;
 }
 
 /* ---- talking to the hub ---- */

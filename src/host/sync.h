@@ -62,6 +62,10 @@ struct sync {
 /* sync.c */
 bool sync_same_stat(const struct stat *a, const struct stat *b);
 int sync_hash_file(const char *local, char out[HASH_HEX_LEN + 1]);
+/* The chunks path's recorded content held that no other local file, the
+ * cache or keep (a JSON array of {hash}; NULL: none) holds, as [{hash}]: the
+ * chunks this host drops when path's content goes. */
+json_t *sync_chunks_released(struct host *h, const char *path, json_t *keep);
 /* One JSON call to the workspace's REL (path_arg fills its %s); takes body.
  * The HTTP status, or 0 when the hub could not be reached (logged). */
 long sync_hub_call(struct host *h, const char *method, const char *rel, const char *path_arg,

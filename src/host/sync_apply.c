@@ -89,10 +89,14 @@ void sync_record_local(struct host *h, const char *path, const struct stat *st, 
 	struct ientry e = {.local = true, .version_id = vid, .version = version};
 	entry_from_stat(&e, st);
 	snprintf(e.hash, sizeof e.hash, "%s", hash);
+	/* What the old content held and nothing here holds now is dropped. */
+	json_t *dropped = chunks ? sync_chunks_released(h, path, chunks) : NULL;
 	idx_put(h->db, path, &e);
 	if (chunks) {
 		idx_set_chunks(h->db, path, chunks);
 		host_report_replicas(h, chunks, true);
+		host_report_replicas(h, dropped, false);
+		json_decref(dropped);
 	}
 	atomic_store(&h->last_sync, now_ms());
 }
@@ -721,7 +725,9 @@ void sync_remote_event(struct host *h, json_t *ev)
 	} else if (strcmp(kind, "folder.created") == 0 && path) {
 		apply_mkdir(h, path);
 	} else if (strcmp(kind, "scrub.requested") == 0) {
-		atomic_store(&h->scrub_now, true);
+		int64_t asked = 0;
+		json_get_int(pl, "requested_at", &asked);
+		host_scrub_request(h, asked, true);
 	} else if (strcmp(kind, "chunks.collected") == 0) {
 		atomic_store(&h->gc_seen, true);
 	} else if (strcmp(kind, "host.url") == 0 && json_get_int(pl, "host_id", &host) &&

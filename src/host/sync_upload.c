@@ -2,11 +2,17 @@
  * the chunks the hub lacks sent, and a commit conditional on the version the
  * edit started from; small files go up in batches (one probe, a few PUTs at
  * once, one batch commit); deletes, new folders and moves are sent as calls.
+ * In a 'hosts' workspace no chunk is sent: the commit names the chunks and
+ * this host holds them (its folder file is the copy; a pointer commit). The
+ * chunks a file held that no local file holds any more after an edit or a
+ * delete are reported dropped.
  * Run by the sync thread; a batch's chunk PUTs run on SMALL_PUT_THREADS
  * short-lived threads that only read the batch (h->sync->smalls). */
 #include "sync.h"
 #include "../client/transfer.h"
+#include "../core/chunker.h"
 #include "../core/json.h"
+#include "../core/sniff.h"
 #include "../core/path.h"
 #include "../core/util.h"
 
@@ -45,6 +51,203 @@ void sync_upload(struct host *h, const char *path, const char *local, const stru
 	host_commit_end(h);
 }
 
+/* ---- chunks this host no longer holds ---- */
+
+/* The chunks the files at or under path held that nothing else here holds. */
+static json_t *released_under(struct host *h, const char *path)
+{
+	json_t *files = idx_list(h->db, path, true), *out = json_array(), *f;
+	size_t i;
+	json_array_foreach(files, i, f)
+	{
+		json_t *one = sync_chunks_released(h, json_string_value(f), NULL);
+		json_array_extend(out, one);
+		json_decref(one);
+	}
+	json_decref(files);
+	return out;
+}
+
+/* ---- pointer commits ('hosts' workspaces) ---- */
+
+#define POINTER_READ_BUF (1u << 20)
+#define POINTER_MISSING  (-2) /* the hub wants the bytes: the workspace is in 'hub' mode now */
+
+/* The whole file's SHA-256 on a second thread (pread, the page cache) while
+ * the first chunks and hashes the chunks: two SHA passes, two cores. */
+struct whole_hash {
+	int fd;
+	int err;
+	char hex[HASH_HEX_LEN + 1];
+};
+
+static void *whole_hash_main(void *arg)
+{
+	struct whole_hash *w = arg;
+	struct hasher *hs = hasher_new();
+	uint8_t *buf = xmalloc(POINTER_READ_BUF);
+	ssize_t n;
+	for (off_t at = 0; (n = pread(w->fd, buf, POINTER_READ_BUF, at)) > 0; at += n)
+		hasher_update(hs, buf, (size_t)n);
+	w->err = n < 0;
+	hasher_final_hex(hs, w->hex);
+	hasher_free(hs);
+	free(buf);
+	return NULL;
+}
+
+/* The commit body of the file open at fd — its chunks, its hash and its
+ * content type, sniffed here since the hub never sees the bytes — and the
+ * chunks with offsets into *chunks. NULL on a read error. */
+static json_t *pointer_body(struct host *h, int fd, const char *path, json_t **chunks)
+{
+	struct chunker ch;
+	chunker_init(&ch, &h->c.chunking);
+	struct hasher *part = hasher_new();
+	struct whole_hash w = {.fd = fd};
+	struct stat before, after;
+	pthread_t th;
+	bool threaded =
+	    fstat(fd, &before) == 0 && pthread_create(&th, NULL, whole_hash_main, &w) == 0;
+	uint8_t *buf = xmalloc(POINTER_READ_BUF), head[SNIFF_BYTES];
+	size_t head_len = 0;
+	int64_t off = 0, start = 0;
+	json_t *list = json_array();
+	ssize_t n = -1;
+	while (threaded && (n = read(fd, buf, POINTER_READ_BUF)) > 0) {
+		if (head_len < sizeof head) {
+			size_t k =
+			    sizeof head - head_len < (size_t)n ? sizeof head - head_len : (size_t)n;
+			memcpy(head + head_len, buf, k);
+			head_len += k;
+		}
+		for (size_t i = 0; i < (size_t)n;) {
+			bool cut;
+			size_t k = chunker_scan(&ch, buf + i, (size_t)n - i, &cut);
+			hasher_update(part, buf + i, k);
+			i += k;
+			off += (int64_t)k;
+			if (cut) {
+				char hex[HASH_HEX_LEN + 1];
+				hasher_final_hex(part, hex);
+				json_array_append_new(list,
+				                      json_pack("{s:s, s:I, s:I}", "hash", hex,
+				                                "size", (json_int_t)(off - start),
+				                                "offset", (json_int_t)start));
+				start = off;
+			}
+		}
+	}
+	char hex[HASH_HEX_LEN + 1], whole_hex[HASH_HEX_LEN + 1], ctype[128];
+	if (n == 0 && off > start) {
+		hasher_final_hex(part, hex);
+		json_array_append_new(list, json_pack("{s:s, s:I, s:I}", "hash", hex, "size",
+		                                      (json_int_t)(off - start), "offset",
+		                                      (json_int_t)start));
+	}
+	if (threaded)
+		pthread_join(th, NULL);
+	snprintf(whole_hex, sizeof whole_hex, "%s", w.hex);
+	hasher_free(part);
+	free(buf);
+	/* The two passes read the same bytes only if the file did not change. */
+	if (!threaded || n < 0 || w.err || fstat(fd, &after) != 0 ||
+	    !sync_same_stat(&before, &after) || after.st_size != off) {
+		json_decref(list);
+		return NULL;
+	}
+	if (head_len)
+		sniff_type(head, head_len, ctype);
+	else
+		snprintf(ctype, sizeof ctype, "application/x-empty");
+	json_t *named = json_array(), *c;
+	size_t i;
+	json_array_foreach(list, i, c)
+	    json_array_append_new(named, json_pack("{s:O, s:O}", "hash", json_object_get(c, "hash"),
+	                                           "size", json_object_get(c, "size")));
+	*chunks = list;
+	return json_pack("{s:s, s:I, s:s, s:o, s:s}", "path", path, "size", (json_int_t)off, "hash",
+	                 whole_hex, "chunks", named, "content_type", ctype);
+}
+
+/* Other hosts may ask for a pointer commit's chunks as soon as the hub has
+ * it, before its answer is back here and recorded (sync_record_local): so
+ * the chunks' places in the file go in the index first, where the content
+ * server looks them up (it re-hashes what it reads, so a place that turns
+ * stale serves nothing wrong). A file new to the index gets an entry whose
+ * stat matches nothing and whose version is 0: to every rule in sync*.c it
+ * is an unknown local file, and a failed commit removes it again. Returns
+ * what the old content held that the new one does not (to report dropped
+ * once the commit is in), and *placeholder. */
+static json_t *offer_chunks(struct host *h, const char *path, json_t *chunks, bool *placeholder)
+{
+	struct ientry e;
+	json_t *dropped = sync_chunks_released(h, path, chunks);
+	*placeholder = idx_get(h->db, path, &e) != 1;
+	if (*placeholder) {
+		struct ientry ph = {.local = true, .size = -1};
+		idx_put(h->db, path, &ph);
+	}
+	idx_set_chunks(h->db, path, chunks);
+	return dropped;
+}
+
+/* A commit's outcome for its offered chunks: dropped reported once it is in;
+ * a refused new file's placeholder removed. Takes dropped. */
+static void offer_settle(struct host *h, const char *path, bool committed, bool placeholder,
+                         json_t *dropped)
+{
+	if (committed)
+		host_report_replicas(h, dropped, false);
+	else if (placeholder)
+		idx_del(h->db, path);
+	json_decref(dropped);
+}
+
+/* Commit local as path naming its chunks (no bytes sent). 0 with *res (the
+ * hub's answer plus "chunks" with offsets), PUT_CONFLICT, PUT_GRANT_REFUSED,
+ * POINTER_MISSING, or 1 (a failure to retry). */
+static int pointer_commit(struct host *h, const char *path, const char *local, int64_t base,
+                          const char *grant, json_t **res)
+{
+	int fd = open(local, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 1;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	json_t *chunks = NULL, *body = pointer_body(h, fd, path, &chunks), *out = NULL;
+	close(fd);
+	if (!body)
+		return 1;
+	json_object_set_new(body, "base_version_id", json_integer(base));
+	if (grant)
+		json_object_set_new(body, "upload_grant", json_string(grant));
+	bool placeholder;
+	json_t *dropped = offer_chunks(h, path, chunks, &placeholder);
+	long st = sync_hub_call(h, "POST", "/versions", NULL, body, &out);
+	offer_settle(h, path, st == 201, placeholder, dropped);
+	const char *code = json_get_str(json_object_get(out, "error"), "code");
+	int rc = st == 201 ? 0 : 1;
+	if (st == 409 && code && strcmp(code, "version_conflict") == 0)
+		rc = PUT_CONFLICT;
+	else if (st == 403 && code && strcmp(code, "upload_grant_refused") == 0)
+		rc = PUT_GRANT_REFUSED;
+	else if (st == 409 && code && strcmp(code, "missing_chunks") == 0)
+		rc = POINTER_MISSING;
+	else if (st != 201)
+		log_warn("commit of %s refused (%ld): %s", path, st,
+		         json_get_str(json_object_get(out, "error"), "message"));
+	if (rc == 0) {
+		json_object_set_new(out, "chunks", chunks);
+		*res = out;
+	} else {
+		json_decref(chunks);
+		json_decref(out);
+	}
+	return rc;
+}
+
+/* ---- one file ---- */
+
 static void upload_one(struct host *h, const char *path, const char *local, const struct stat *st,
                        int64_t base, bool retried)
 {
@@ -52,7 +255,13 @@ static void upload_one(struct host *h, const char *path, const char *local, cons
 	char *grant = host_grant_get(h, path);
 	struct put_opts o = {
 	    .quiet = true, .base_version_id = base, .result = &res, .upload_grant = grant};
-	int rc = transfer_put(&h->c, local, path, &o);
+	int rc = POINTER_MISSING;
+	if (atomic_load(&h->storage_hosts))
+		rc = pointer_commit(h, path, local, base, grant, &res);
+	if (rc == POINTER_MISSING && atomic_load(&h->storage_hosts))
+		host_load_settings(h, h->c.curl); /* the mode changed: learn it */
+	if (rc == POINTER_MISSING)
+		rc = transfer_put(&h->c, local, path, &o);
 	free(grant);
 	if (rc == PUT_GRANT_REFUSED) {
 		sync_void_upload(h, path, local, st);
@@ -157,9 +366,11 @@ void sync_flush(struct host *h)
 	struct sync *sy = h->sync;
 	if (!sy->nsmall)
 		return;
-	/* 1: which chunks the hub lacks */
+	/* 1: which chunks the hub lacks (none to send in a 'hosts' workspace:
+	 * the commit names them) */
+	bool pointers = atomic_load(&h->storage_hosts);
 	json_t *hashes = json_array();
-	for (size_t i = 0; i < sy->nsmall; i++)
+	for (size_t i = 0; i < sy->nsmall && !pointers; i++)
 		if (sy->smalls[i].st.st_size)
 			json_array_append_new(hashes, json_string(sy->smalls[i].hash));
 	json_t *out = NULL;
@@ -203,10 +414,30 @@ void sync_flush(struct host *h)
 		char *grant = host_grant_get(h, s->path);
 		if (grant)
 			json_object_set_new(v, "upload_grant", json_string(grant));
+		if (pointers) { /* the hub cannot sniff bytes it never sees */
+			char ctype[128] = "application/x-empty";
+			if (s->st.st_size)
+				sniff_type(s->data, (size_t)s->st.st_size, ctype);
+			json_object_set_new(v, "content_type", json_string(ctype));
+		}
 		free(grant);
 		json_array_append_new(versions, v);
 	}
 	out = NULL;
+	/* Pointers: the chunks' places first (offer_chunks), in one transaction. */
+	json_t *offers = json_array();
+	if (ok && pointers && db_begin(h->db) == DB_DONE) {
+		for (size_t i = 0; i < sy->nsmall; i++) {
+			json_t *chunks = one_chunk(&sy->smalls[i]);
+			bool placeholder;
+			json_t *dropped = offer_chunks(h, sy->smalls[i].path, chunks, &placeholder);
+			json_array_append_new(offers, json_pack("{s:o, s:b}", "dropped", dropped,
+			                                        "placeholder", placeholder));
+			json_decref(chunks);
+		}
+		if (db_commit(h->db) != DB_DONE)
+			db_rollback(h->db);
+	}
 	host_commit_begin(h);
 	st = ok ? sync_hub_call(h, "POST", "/versions/batch", NULL,
 	                        json_pack("{s:o}", "versions", versions), &out)
@@ -219,6 +450,11 @@ void sync_flush(struct host *h)
 		json_t *b = json_object_get(r, "body");
 		const char *code = json_get_str(json_object_get(b, "error"), "code");
 		char *local = host_local(h, s->path);
+		json_t *offer = json_array_get(offers, i);
+		if (offer)
+			offer_settle(h, s->path, status == 201,
+			             json_is_true(json_object_get(offer, "placeholder")),
+			             json_incref(json_object_get(offer, "dropped")));
 		if (status == 201) {
 			host_grant_set(h, s->path, NULL);
 			json_t *chunks = one_chunk(s);
@@ -238,6 +474,10 @@ void sync_flush(struct host *h)
 			if (status)
 				log_warn("upload of %s refused: %s", s->path,
 				         json_get_str(json_object_get(b, "error"), "message"));
+			if (pointers && code && strcmp(code, "missing_chunks") == 0) {
+				host_load_settings(h, h->c.curl); /* now 'hub' */
+				pointers = atomic_load(&h->storage_hosts);
+			}
 			host_mark_dirty(h, s->path, retry_next_ms(&h->sync->retry));
 		}
 		free(local);
@@ -245,6 +485,7 @@ void sync_flush(struct host *h)
 		free(s->data);
 	}
 	host_commit_end(h);
+	json_decref(offers);
 	if (st == 200) {
 		retry_reset(&h->sync->retry);
 		log_info("uploaded %zu small file%s in one batch", sy->nsmall,
@@ -300,7 +541,10 @@ static void local_gone(struct host *h, const char *path)
 	long st = sync_hub_call(h, "DELETE", "/files?path=%s", path, NULL, &out);
 	json_decref(out);
 	if (st == 200 || st == 404) {
+		json_t *dropped = released_under(h, path);
 		idx_del(h->db, path);
+		host_report_replicas(h, dropped, false);
+		json_decref(dropped);
 		log_info("deleted %s from the workspace", path);
 		atomic_store(&h->last_sync, now_ms());
 	} else {

@@ -196,10 +196,13 @@ enum MHD_Result api_versions(struct req *r)
 	struct file_info fi;
 	int rc = meta_file_get(r->db, r->ws_id, path, &fi);
 	if (rc != 1 || !acl_require(r, path, true, PERM_READ)) {
+		/* a missing file reads as a hidden one (acl_require) */
+		enum MHD_Result ret = rc == 1   ? MHD_YES
+		                      : rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+		                                              "no such path: %s", path)
+		                                : reply_db_error(r);
 		free(path);
-		return rc == 1   ? MHD_YES
-		       : rc == 0 ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file")
-		                 : reply_db_error(r);
+		return ret;
 	}
 	struct db_stmt *st =
 	    db_query(r->db,

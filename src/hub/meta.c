@@ -237,14 +237,18 @@ bool meta_readable_version(struct req *r, const char *path, int64_t version, str
 	int rc = meta_file_get(r->db, r->ws_id, path, fi);
 	if (rc == 1 && !acl_require(r, path, true, PERM_READ))
 		return false;
-	if (rc == 1 && version)
-		rc = meta_version_get(r->db, fi->id, version, fi);
-	if (rc == 1)
-		return true;
+	/* A missing file reads word for word as a hidden one (acl_require). */
 	if (rc == 0)
-		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file or version: %s",
-		            path);
-	else
-		reply_db_error(r);
-	return false;
+		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
+	if (rc != 1)
+		return rc == 0 ? false : (reply_db_error(r), false);
+	if (version && (rc = meta_version_get(r->db, fi->id, version, fi)) != 1) {
+		if (rc == 0)
+			reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "%s has no version %lld",
+			            path, (long long)version);
+		else
+			reply_db_error(r);
+		return false;
+	}
+	return true;
 }

@@ -176,6 +176,69 @@ int possess_check(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *
 	return rc;
 }
 
+/* For each of c: does the query (workspace, then the uploader when
+ * with_uploader, then the hashes) yield it? */
+static int marks_by(struct op_ctx *oc, const char *head, bool with_uploader,
+                    const struct chunk_ref *c, size_t n, bool *out)
+{
+	char up[32];
+	possess_uploader(oc, up);
+	size_t k;
+	const char **h = distinct(c, n, &k);
+	bool *got = xcalloc(k ? k : 1, sizeof *got);
+	int rc = DB_DONE;
+	for (size_t at = 0; at < k && rc == DB_DONE; at += GROUP) {
+		size_t m = k - at < GROUP ? k - at : GROUP;
+		char *sql = in_list(head, m, "");
+		struct db_stmt *st = db_prepare(oc->db, sql);
+		free(sql);
+		if (st) {
+			db_bind_int64(st, 1, oc->ws_id);
+			if (with_uploader) {
+				db_bind_text(st, 2, up);
+				db_bind_int64(st, 3, now_ms() - UPLOAD_PENDING_MS);
+			}
+		}
+		rc = mark(st, with_uploader ? 4 : 2, h + at, m, got + at, NULL);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *key = c[i].hash;
+		const char **pos = bsearch(&key, h, k, sizeof *h, cmp_hash);
+		out[i] = rc == DB_DONE && pos && got[pos - h];
+	}
+	free(got);
+	free(h);
+	return rc;
+}
+
+int possess_on_host(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *on_host)
+{
+	return marks_by(oc,
+	                "SELECT cu.chunk_hash FROM chunk_uploads cu WHERE cu.workspace_id = ? AND "
+	                "cu.uploader = ? AND cu.touched_at > ? AND EXISTS (SELECT 1 FROM "
+	                "chunk_replicas cr JOIN hosts h ON h.id = cr.host_id WHERE cr.chunk_hash "
+	                "= cu.chunk_hash AND cr.state = 'ok' AND h.workspace_id = cu.workspace_id "
+	                "AND h.revoked_at IS NULL) AND cu.chunk_hash IN ",
+	                true, c, n, on_host);
+}
+
+int possess_host_held(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *held)
+{
+	return marks_by(oc,
+	                "SELECT cr.chunk_hash FROM chunk_replicas cr JOIN hosts h ON h.id = "
+	                "cr.host_id WHERE h.workspace_id = ? AND h.revoked_at IS NULL AND cr.state "
+	                "= 'ok' AND cr.chunk_hash IN ",
+	                false, c, n, held);
+}
+
+int possess_unproven(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *unproven)
+{
+	return marks_by(oc,
+	                "SELECT chunk_hash FROM workspace_chunks WHERE workspace_id = ? AND proven "
+	                "= 0 AND chunk_hash IN ",
+	                false, c, n, unproven);
+}
+
 int possess_record(struct op_ctx *oc, const struct chunk_ref *c)
 {
 	char up[32];

@@ -18,6 +18,14 @@ void possess_uploader(const struct op_ctx *oc, char out[32]);
 /* held[i]: did the caller upload c[i] within the lease, or may it read a
  * version that uses it? One query per 256 distinct hashes. DB_DONE or error. */
 int possess_check(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *held);
+/* on_host[i]: did the caller upload c[i] within the lease to a host of the
+ * workspace that holds it ('ok', not revoked)? DB_DONE or error. */
+int possess_on_host(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *on_host);
+/* held[i]: does a non-revoked host of the workspace hold c[i] ('ok')? */
+int possess_host_held(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *held);
+/* unproven[i]: is the workspace's grant of c[i] unproven (a host named it;
+ * the hub has not seen this workspace's bytes)? DB_DONE or error. */
+int possess_unproven(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *unproven);
 /* Record that the caller uploaded c (in the caller's transaction). */
 int possess_record(struct op_ctx *oc, const struct chunk_ref *c);
 /* A commit used these: they are no longer pending (in its transaction). */

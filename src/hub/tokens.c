@@ -199,6 +199,61 @@ out:
 	return ret;
 }
 
+/* The signed URL catalog of a version: where a reader may GET it with tok,
+ * in the order to try — each online host holding every chunk 'ok'
+ * directly, then the same hosts through their relays, then the hub. Each
+ * {url, via, host_id?, expires_at}. NULL on a database error. */
+static json_t *read_sources(struct req *r, const struct file_info *fi, const char *tok, int64_t exp)
+{
+	/* An empty file has no chunks a host could be said to hold. */
+	int64_t version_id = fi->size ? fi->version_id : 0;
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT h.id, h.url, h.tunnel_url FROM hosts h WHERE h.workspace_id = ? AND "
+	    "h.revoked_at IS NULL AND " HOST_ONLINE_SQL " AND (h.url IS NOT NULL OR h.tunnel_url "
+	    "IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.version_id = ? "
+	    "AND NOT EXISTS (SELECT 1 FROM chunk_replicas cr WHERE cr.chunk_hash = vc.chunk_hash "
+	    "AND cr.host_id = h.id AND cr.state = 'ok')) ORDER BY h.last_seen DESC, h.id LIMIT 8",
+	    r->ws_id, now_ms(), version_id);
+	if (!st)
+		return NULL;
+	json_t *direct = json_array(), *relayed = json_array();
+	int rc;
+	while ((rc = db_step(st)) == DB_ROW) {
+		json_int_t id = (json_int_t)db_col_int64(st, 0);
+		if (!db_col_is_null(st, 1)) {
+			char *u = xasprintf("%s/c/%s", db_col_text(st, 1), tok);
+			json_array_append_new(direct, json_pack("{s:s, s:s, s:I, s:I}", "url", u,
+			                                        "via", "host", "host_id", id,
+			                                        "expires_at", (json_int_t)exp));
+			free(u);
+		}
+		if (!db_col_is_null(st, 2)) {
+			/* A relay URL ends with '/'. */
+			char *u = xasprintf("%sc/%s", db_col_text(st, 2), tok);
+			json_array_append_new(relayed, json_pack("{s:s, s:s, s:I, s:I}", "url", u,
+			                                         "via", "relay", "host_id", id,
+			                                         "expires_at", (json_int_t)exp));
+			free(u);
+		}
+	}
+	db_finalize(st);
+	if (rc != DB_DONE) {
+		json_decref(direct);
+		json_decref(relayed);
+		return NULL;
+	}
+	json_array_extend(direct, relayed);
+	json_decref(relayed);
+	char *base = hub_content_base(r);
+	char *u = xasprintf("%s/c/%s", base, tok);
+	json_array_append_new(direct, json_pack("{s:s, s:s, s:I}", "url", u, "via", "hub",
+	                                        "expires_at", (json_int_t)exp));
+	free(u);
+	free(base);
+	return direct;
+}
+
 /* POST urls {path, version?, expires_in?, scope?}: a signed download URL for
  * a file (scope "read", the default), or an upload URL (scope "write"). */
 enum MHD_Result api_url_create(struct req *r)
@@ -241,34 +296,21 @@ enum MHD_Result api_url_create(struct req *r)
 		                  "the hub has no usable signing key");
 		goto out;
 	}
-	/* Through the relay of an online host that holds every chunk, if any. */
-	char relay[600] = "";
-	struct db_stmt *st = db_query(
-	    r->db,
-	    "SELECT h.tunnel_url FROM hosts h WHERE h.workspace_id = ? AND h.revoked_at IS NULL "
-	    "AND h.tunnel_url IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "
-	    "COALESCE(h.heartbeat_ms, " STRINGIFY(
-	        HOST_HEARTBEAT_MS_DEFAULT) ") > ? AND NOT EXISTS (SELECT 1 FROM version_chunks vc "
-	                                   "WHERE vc.version_id = ? AND NOT EXISTS (SELECT 1 FROM "
-	                                   "chunk_replicas cr WHERE "
-	                                   "cr.chunk_hash = vc.chunk_hash AND cr.host_id = h.id "
-	                                   "AND cr.state = 'ok')) "
-	                                   "ORDER BY h.last_seen DESC LIMIT 1",
-	    r->ws_id, now_ms(), fi.version_id);
-	if (st && db_step(st) == DB_ROW && db_col_text(st, 0))
-		snprintf(relay, sizeof relay, "%s", db_col_text(st, 0));
-	db_finalize(st);
-	char *base = relay[0] ? NULL : hub_content_base(r);
-	char *url = relay[0] ? xasprintf("%sc/%s", relay, tok) : xasprintf("%s/c/%s", base, tok);
+	json_t *sources = read_sources(r, &fi, tok, exp);
+	if (!sources) {
+		ret = reply_db_error(r);
+		free(tok);
+		goto out;
+	}
+	json_t *first = json_array_get(sources, 0);
 	meta_audit(r, "url.create", path,
 	           json_pack("{s:I, s:I}", "version", (json_int_t)fi.version_no, "expires_at",
 	                     (json_int_t)exp));
 	ret = reply_json(r, MHD_HTTP_CREATED,
-	                 json_pack("{s:s, s:s, s:I, s:I, s:s}", "url", url, "token", tok, "version",
+	                 json_pack("{s:s, s:s, s:I, s:I, s:s, s:o}", "url",
+	                           json_get_str(first, "url"), "token", tok, "version",
 	                           (json_int_t)fi.version_no, "expires_at", (json_int_t)exp, "via",
-	                           relay[0] ? "relay" : "hub"));
-	free(url);
-	free(base);
+	                           json_get_str(first, "via"), "sources", sources));
 	free(tok);
 out:
 	free(path);

@@ -29,7 +29,8 @@
  * chunk otherwise); a version's commit records its chunks (ops/commit.c). */
 
 /* Let workspace r->ws_id hold chunks the caller uploaded, and the caller
- * reference them (possess.c). Losing these rows in a power cut only means
+ * reference them (possess.c); the upload proves an unproven grant (the hub
+ * has now seen the workspace's bytes). Losing these rows in a power cut only means
  * re-sending the chunks, so they are written without a WAL fsync per chunk
  * (db_set_relaxed, for these writes only). */
 static int grant_chunks(struct req *r, const struct chunk_ref *chunks, size_t n)
@@ -42,7 +43,8 @@ static int grant_chunks(struct req *r, const struct chunk_ref *chunks, size_t n)
 	for (size_t i = 0; i < n && rc == DB_DONE; i++) {
 		rc = db_run(db,
 		            "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at) "
-		            "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
+		            "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO UPDATE SET "
+		            "proven = 1 WHERE workspace_chunks.proven = 0",
 		            r->ws_id, chunks[i].hash, now_ms());
 		if (rc == DB_DONE)
 			rc = possess_record(&c, &chunks[i]);
@@ -94,21 +96,39 @@ enum MHD_Result api_chunks_missing(struct req *r)
 	 * store has it: the answer must not tell whether anyone else has it. */
 	size_t n = json_array_size(hashes);
 	struct chunk_ref *refs = xcalloc(n ? n : 1, sizeof *refs);
-	bool *held = xcalloc(n ? n : 1, sizeof *held);
+	bool *held = xcalloc(n ? n : 1, sizeof *held), *on_host = xcalloc(n ? n : 1, sizeof *held),
+	     *host_held = xcalloc(n ? n : 1, sizeof *held),
+	     *unproven = xcalloc(n ? n : 1, sizeof *held);
 	json_array_foreach(hashes, i, h)
 	    memcpy(refs[i].hash, json_string_value(h), HASH_HEX_LEN + 1);
 	struct op_ctx c;
 	req_op_ctx(r, &c);
-	int rc = possess_check(&c, refs, n, held);
+	int hosts = op_storage_hosts(&c);
+	int rc = hosts < 0 ? DB_ERR : possess_check(&c, refs, n, held);
+	if (rc == DB_DONE)
+		rc = possess_on_host(&c, refs, n, on_host);
+	if (rc == DB_DONE && hosts)
+		rc = possess_host_held(&c, refs, n, host_held);
+	if (rc == DB_DONE && !hosts)
+		rc = possess_unproven(&c, refs, n, unproven);
 	req_op_end(r, &c);
+	/* Not missing, as a commit would take it (ops/commit.c): in the store
+	 * and this workspace's (in 'hub' mode: proven); in 'hosts' mode held by
+	 * one of its hosts; or uploaded by the caller to a host that holds it.
+	 * (A host of a 'hosts' workspace does not probe: it commits pointers.) */
 	json_t *missing = json_array();
 	json_array_foreach(hashes, i, h)
 	{
-		if (!held[i] || store_size(r->hub->store, refs[i].hash) <= 0)
+		bool stored =
+		    held[i] && !unproven[i] && store_size(r->hub->store, refs[i].hash) > 0;
+		if (!stored && !(held[i] && host_held[i]) && !on_host[i])
 			json_array_append(missing, h);
 	}
 	free(refs);
 	free(held);
+	free(on_host);
+	free(host_held);
+	free(unproven);
 	if (rc != DB_DONE) {
 		json_decref(missing);
 		return reply_db_error(r);

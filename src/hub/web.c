@@ -29,10 +29,12 @@
 #define WEB_URL_MAX  1024
 
 /* The app loads only its own script and style; the API and the feed are
- * same-origin; uPlot draws on a canvas; nothing may frame the dashboard. */
+ * same-origin, but a download may read a signed URL from a host or the
+ * content port (POST urls' sources); uPlot draws on a canvas; nothing may
+ * frame the dashboard. */
 static const char csp_app[] =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
+    "connect-src 'self' http: https:; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'";
 
 /* API answers on this origin include users' files: never let them run as the app. */

@@ -4,11 +4,15 @@
  * and it keeps the stream cheap) in ZIP64 form, so files and archives may pass
  * 4 GiB. Every size is known up front, so the response has a Content-Length;
  * CRC-32s are computed as the bytes stream and written in each entry's data
- * descriptor and in the central directory. Chunks are verified as they are
- * read, as in any download. */
+ * descriptor and in the central directory. Chunks come from chunksrc (the
+ * store, or a host of the workspace) and are verified, as in any download;
+ * every chunk must be available before the first byte (else 503).
+ *
+ * Threads: request threads; a response's reader runs on one at a time. */
 #include "hub.h"
 #include "zip.h"
 #include "acl.h"
+#include "chunksrc.h"
 #include "../core/content.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -34,6 +38,8 @@ struct zip_entry {
 
 struct zip {
 	struct hub *hub;
+	struct chunksrc *src;
+	int64_t ws;
 	struct zip_entry *e;
 	size_t n;
 	/* what is being produced */
@@ -44,6 +50,7 @@ struct zip {
 	/* the current entry's chunks */
 	char (*hashes)[HASH_HEX_LEN + 1];
 	int64_t *sizes;
+	bool *proven;
 	size_t nchunks, chunk;
 	uint8_t *buf;
 	int64_t buf_len, buf_off;
@@ -180,7 +187,9 @@ static void zip_free(void *cls)
 	free(z->e);
 	free(z->hashes);
 	free(z->sizes);
+	free(z->proven);
 	free(z->buf);
+	chunksrc_close(z->src);
 	free(z);
 }
 
@@ -189,21 +198,28 @@ static int load_chunks(struct zip *z)
 {
 	free(z->hashes);
 	free(z->sizes);
+	free(z->proven);
 	z->hashes = NULL;
 	z->sizes = NULL;
+	z->proven = NULL;
 	z->nchunks = z->chunk = 0;
 	struct db *db = db_pool_acquire(z->hub->pool);
 	size_t cap = 0;
 	struct db_stmt *st = db_query(
-	    db, "SELECT chunk_hash, size FROM version_chunks WHERE version_id = ? ORDER BY idx",
-	    z->e[z->cur].version_id);
+	    db,
+	    "SELECT vc.chunk_hash, vc.size, COALESCE(wc.proven, 0) FROM version_chunks vc LEFT "
+	    "JOIN workspace_chunks wc ON wc.workspace_id = ? AND wc.chunk_hash = vc.chunk_hash "
+	    "WHERE vc.version_id = ? ORDER BY vc.idx",
+	    z->ws, z->e[z->cur].version_id);
 	int rc = DB_ERR;
 	while (st && (rc = db_step(st)) == DB_ROW) {
 		if (z->nchunks == cap) {
 			cap = cap ? cap * 2 : 16;
 			z->hashes = xrealloc(z->hashes, cap * sizeof *z->hashes);
 			z->sizes = xrealloc(z->sizes, cap * sizeof *z->sizes);
+			z->proven = xrealloc(z->proven, cap * sizeof *z->proven);
 		}
+		z->proven[z->nchunks] = db_col_int64(st, 2) != 0;
 		snprintf(z->hashes[z->nchunks], HASH_HEX_LEN + 1, "%s", db_col_text(st, 0));
 		z->sizes[z->nchunks++] = db_col_int64(st, 1);
 	}
@@ -238,10 +254,10 @@ static ssize_t zip_read(void *cls, uint64_t pos, char *out, size_t max)
 			}
 			int64_t size = z->sizes[z->chunk];
 			z->buf = xrealloc(z->buf, (size_t)size);
-			int64_t n =
-			    store_read(z->hub->store, z->hashes[z->chunk], z->buf, (size_t)size);
+			int64_t n = chunksrc_read(z->src, z->hashes[z->chunk], size,
+			                          z->proven[z->chunk], z->buf);
 			if (n != size) {
-				log_error("zip: chunk %s unreadable; archive aborted",
+				log_error("zip: chunk %s unavailable; archive aborted",
 				          z->hashes[z->chunk]);
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			}
@@ -340,6 +356,20 @@ enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name)
 	for (size_t i = 0; i < z->n; i++)
 		z->cd_size += CENTRAL_LEN((int64_t)strlen(z->e[i].name));
 	z->total = off + z->cd_size + END_LEN;
+	/* Every chunk must have a source now: a clear 503 before any byte. */
+	json_t *holders = NULL;
+	for (size_t i = 0; i < z->n; i++) {
+		int av = z->e[i].size
+		             ? chunksrc_available(r->db, r->hub->store, r->ws_id,
+		                                  z->e[i].version_id, 0, z->e[i].size, &holders)
+		             : 1;
+		if (av <= 0) {
+			zip_free(z);
+			return av < 0 ? reply_db_error(r) : chunksrc_reply_unavailable(r, holders);
+		}
+	}
+	z->ws = r->ws_id;
+	z->src = chunksrc_open(r->hub, r->db, r->ws_id);
 	db_pool_release(r->hub->pool, r->db);
 	r->db = NULL;
 	struct MHD_Response *resp = MHD_create_response_from_callback(

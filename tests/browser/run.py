@@ -1,5 +1,6 @@
 """Browser tests of the dashboard: start a real hub and a host on loopback (the
-integration harness), then run dashboard.test.mjs with node, which drives
+integration harness), then run a test file (argument 1; dashboard.test.mjs by
+default) with node, which drives
 Debian's chromium through playwright-core. Fails loudly if chromium, node or
 playwright-core is missing rather than skipping."""
 import os
@@ -12,6 +13,7 @@ import harness
 
 CHROMIUM = os.environ.get("ROOST_CHROMIUM", "/usr/bin/chromium")
 HERE = os.path.dirname(os.path.abspath(__file__))
+TEST_FILE = sys.argv[1] if len(sys.argv) > 1 else "dashboard.test.mjs"
 
 
 def need(ok, what):
@@ -50,7 +52,7 @@ def main():
         only = os.environ.get("ROOST_BROWSER_ONLY")  # a test-name regexp, for debugging
         rc = subprocess.run([node, "--test", "--test-reporter=spec", "--test-concurrency=1",
                              *(["--test-name-pattern", only] if only else []),
-                             os.path.join(HERE, "dashboard.test.mjs")],
+                             os.path.join(HERE, TEST_FILE)],
                             env=env, timeout=840).returncode
     finally:
         try:

@@ -233,13 +233,15 @@ class HiddenTest(HubTest):
 
     def answer(self, res):
         st, body, payload, _ = res
-        code = body["error"]["code"] if isinstance(body, dict) and "error" in body else None
-        return st, code
+        if not (isinstance(body, dict) and "error" in body):
+            return st, None, None
+        return st, body["error"]["code"], body["error"]["message"]
 
     def test_the_api_answers_a_hidden_path_as_a_missing_one(self):
         self.compare_api("/priv", "/priv/zz")
 
     def compare_api(self, hidden, missing):
+        hidden_top, missing_top = hidden, missing
         for (m, rel, body), (_, rel2, body2) in zip(self.api_cases(hidden),
                                                    self.api_cases(missing)):
             with self.subTest(method=m, rel=rel, body=body):
@@ -247,6 +249,8 @@ class HiddenTest(HubTest):
                 kw2 = {"raw": body2} if isinstance(body2, bytes) else {}
                 hidden = self.answer(self.as_bob(m, rel, None if kw else body, **kw))
                 missing = self.answer(self.as_bob(m, rel2, None if kw2 else body2, **kw2))
+                if missing[2]:  # the message too, but for the path it names
+                    missing = missing[:2] + (missing[2].replace(missing_top, hidden_top),)
                 self.assertEqual(hidden, missing)
         # nothing happened in /priv
         st, body, _, _ = self.call(self.token, "GET", "/list?path=%2Fpriv")

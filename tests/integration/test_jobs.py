@@ -438,6 +438,10 @@ class ReplicationTest(HubTest):
         self.assertEqual(st, 200, payload)
         self.hub.sql("UPDATE files SET deleted_at = ? WHERE name = 'x.bin'",
                      (int(time.time() * 1000) - 40 * DAY_MS,))
+        # A deletes its file and reports its copy dropped (else GC waits for it).
+        wait_for(lambda: not self.hub.sql("SELECT 1 FROM chunk_replicas WHERE chunk_hash = ? "
+                                          "AND holder <> 'hub'", (chunk,)), 30,
+                 "hosts' copies dropped", [self.A, self.B])
         code, out, err = self.admin("gc", "--retention", "0", "--json", check=0)
         self.assertGreaterEqual(json.loads(out)["chunks_deleted"], 1)
         wait_for(lambda: not in_b_cache(), 30, "B's cached copy dropped", [self.B])

@@ -139,9 +139,10 @@ class RelayTest(RelayBase):
             f.write(v2)
         wait_for(lambda: self.api("GET", "/info?path=" + q("/changing.bin"))[1].get("hash") ==
                  sha(v2), 60, "v2 on the hub", [self.A])
-        self.assertEqual(made["via"], "relay", made)
+        relayed = [src for src in made["sources"] if src["via"] == "relay"]
+        self.assertEqual(len(relayed), 1, made)
         prefix = "https://127.0.0.1:%d" % self.relay.public_port
-        st, body, _ = self.relay.request(made["url"][len(prefix):])
+        st, body, _ = self.relay.request(relayed[0]["url"][len(prefix):])
         self.assertEqual(st, 200, body[:200])
         self.assertEqual(sha(body), sha(v1))
 
@@ -291,10 +292,12 @@ class RelayTest(RelayBase):
     def test_roost_url_goes_through_the_relay(self):
         st, body, _, _ = self.api("POST", "/urls", {"path": "/big.bin"})
         self.assertEqual(st, 201, body)
-        self.assertEqual(body["via"], "relay")
-        self.assertTrue(body["url"].startswith(self.public_url()), body["url"])
+        # The host directly, then through its relay, then the hub.
+        self.assertEqual([s["via"] for s in body["sources"]], ["host", "relay", "hub"], body)
+        self.assertEqual(body["url"], body["sources"][0]["url"])
+        self.assertTrue(body["sources"][1]["url"].startswith(self.public_url()), body)
         out = self.hub.cli("url", "/big.bin").stdout.decode()
-        self.assertIn("/h/", out)
+        self.assertIn("/c/", out)
 
     def test_y_rate_limit_per_client_ip(self):
         # 100/s with a burst of 200: four clients at once pass that even on a

@@ -221,6 +221,23 @@ static void test_truncated_object_is_reported_as_corrupt(void **state)
 	assert_int_equal(store_read(f->s, hash, f->buf, sizeof f->buf), -EBADMSG);
 }
 
+static void test_a_corrupt_object_is_quarantined_once_and_a_good_one_kept(void **state)
+{
+	struct fixture *f = *state;
+	char hash[HASH_HEX_LEN + 1], path[PATH_MAX], qdir[PATH_MAX];
+	put_data(f, hash);
+	assert_int_equal(store_quarantine_corrupt(f->s, hash), 1); /* good: stays */
+	assert_int_equal(store_read(f->s, hash, f->buf, sizeof f->buf), DATA_LEN);
+	object_file(f, hash, path);
+	assert_int_equal(truncate(path, DATA_LEN / 2), 0);
+
+	assert_int_equal(store_quarantine_corrupt(f->s, hash), 0);       /* this reader reports */
+	assert_int_equal(store_quarantine_corrupt(f->s, hash), -ENOENT); /* the next does not */
+	assert_false(store_has(f->s, hash));
+	snprintf(qdir, sizeof qdir, "%s/objects/quarantine", f->dir);
+	assert_int_equal(count_entries(qdir), 1);
+}
+
 static void test_reading_a_missing_object_gives_enoent(void **state)
 {
 	struct fixture *f = *state;
@@ -340,6 +357,7 @@ int main(void)
 	    store_test(test_commit_with_wrong_expected_hash_fails_and_stores_nothing),
 	    store_test(test_flipped_byte_on_disk_is_reported_as_corrupt),
 	    store_test(test_truncated_object_is_reported_as_corrupt),
+	    store_test(test_a_corrupt_object_is_quarantined_once_and_a_good_one_kept),
 	    store_test(test_reading_a_missing_object_gives_enoent),
 	    store_test(test_reading_into_a_too_small_buffer_gives_efbig),
 	    store_test(test_remove_deletes_the_object),

@@ -9,8 +9,9 @@ import { AccessView } from './access.js';
 import { HostsView } from './hosts.js';
 import { ActivityView } from './activity.js';
 import { TrashView } from './trash.js';
+import { StorageView } from './storage.js';
 
-// ---- routing: /login, /invite/TOKEN, /w/WS/{files/PATH…,access,hosts,activity} ----
+// ---- routing: /login, /invite/TOKEN, /w/WS/{files/PATH…,access,hosts,storage,activity} ----
 
 function useLocation() {
   const [loc, setLoc] = useState(location.pathname + location.search);
@@ -160,13 +161,14 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
   const tab = (name, label) => html`<a href=${'/w/' + ws.id + '/' + name}
     aria-current=${route.name === name ? 'page' : undefined}>${label}</a>`;
   const admin = ws.role === 'owner' || ws.role === 'admin';
-  const titles = { files: 'Files', access: 'Access', hosts: 'Hosts', activity: 'Activity', trash: 'Trash' };
+  const titles = { files: 'Files', access: 'Access', hosts: 'Hosts', storage: 'Storage', activity: 'Activity', trash: 'Trash' };
   document.title = (titles[route.name] || 'roost') + ' · ' + ws.name + ' · roost';
   let view;
   const props = { ws, feed, me, route };
   if (route.name === 'files') view = html`<${FilesView} ...${props} />`;
   else if (route.name === 'access') view = html`<${AccessView} ...${props} />`;
   else if (route.name === 'hosts') view = html`<${HostsView} ...${props} />`;
+  else if (route.name === 'storage') view = html`<${StorageView} ...${props} />`;
   else if (route.name === 'activity') view = html`<${ActivityView} ...${props} />`;
   else if (route.name === 'trash') view = html`<${TrashView} ...${props} />`;
   else view = html`<p>Unknown page.</p>`;
@@ -184,7 +186,7 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
           <option value="new">+ New workspace…</option>
         </select></label>
       <nav aria-label="Sections" class=${menu ? 'open' : ''} onClick=${() => setMenu(false)}>
-        ${tab('files', 'Files')}${tab('trash', 'Trash')}${tab('access', 'Access')}${tab('hosts', 'Hosts')}
+        ${tab('files', 'Files')}${tab('trash', 'Trash')}${tab('access', 'Access')}${tab('hosts', 'Hosts')}${tab('storage', 'Storage')}
         ${admin && tab('activity', 'Activity')}
       </nav>
       <div class="who">

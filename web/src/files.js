@@ -4,6 +4,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, wsPath, q, contentUrl } from './api.js';
 import { html, fmtBytes, fmtTime, Modal, ErrorLine, CopyField, useLive, parentOf, joinPath, navigate } from './ui.js';
 import { uploadFile, restoreVersion } from './upload.js';
+import { downloadClick } from './download.js';
+import { LocationsDialog } from './storage.js';
 
 const filesHref = (ws, path) =>
   '/w/' + ws + '/files' + (path === '/' ? '' : path.split('/').map(encodeURIComponent).join('/'));
@@ -72,7 +74,8 @@ function VersionsDialog({ ws, entry, feed, onClose }) {
     <tbody>${data && data.versions.map((v) => html`<tr>
       <td>v${v.version}${v.current ? html` <span class="tag">current</span>` : ''}</td>
       <td>${fmtBytes(v.size)}</td><td>${fmtTime(v.created_at)}</td><td>${v.created_by || '—'}</td>
-      <td class="row-actions"><a class="button" href=${contentUrl(ws.id, entry.path, v.version)} download=${entry.name}>Download</a>
+      <td class="row-actions"><a class="button" href=${contentUrl(ws.id, entry.path, v.version)} download=${entry.name}
+        onClick=${downloadClick(ws.id, { ...entry, size: v.size }, v.version)}>Download</a>
         ${!v.current && html`<button type="button" onClick=${async () => {
           try {
             await restoreVersion(ws.id, entry.path, v.version);
@@ -222,6 +225,7 @@ function SearchResults({ ws, query, feed }) {
 export function FilesView({ ws, feed, route }) {
   const path = route.path || '/';
   const query = route.params.get('q') || '';
+  const where = route.params.get('where'); // a file's locations, opened from a link
   const { data, error } = useLive(() => api('GET', wsPath(ws.id, '/list?path=' + q(path))), [ws.id, path],
     { feed });
   const uploads = useUploads(ws);
@@ -273,17 +277,18 @@ export function FilesView({ ws, feed, route }) {
         ${entries.map((e) => html`<tr key=${e.path} data-path=${e.path}>
           <td class="name">${e.type === 'folder'
             ? html`<a href=${filesHref(ws.id, e.path)}><span class="ico ico-folder" aria-hidden="true"></span>${e.name}</a>`
-            : html`<a href=${contentUrl(ws.id, e.path)} download=${e.name}><span class="ico ico-file" aria-hidden="true"></span>${e.name}</a>`}</td>
+            : html`<a href=${contentUrl(ws.id, e.path)} download=${e.name} onClick=${downloadClick(ws.id, e)}><span class="ico ico-file" aria-hidden="true"></span>${e.name}</a>`}</td>
           <td class="num">${e.type === 'file' ? fmtBytes(e.size) : ''}</td>
           <td class="wide">${fmtTime(e.modified_at)}</td>
           <td class="wide">${e.modified_by || ''}</td>
           <td class="row-actions">
             <details class="menu"><summary aria-label=${'Actions for ' + e.name}>⋯</summary>
               <div class="menu-items" onClick=${(ev) => ev.target.closest('details').removeAttribute('open')}>
-                ${e.type === 'file' && html`<a class="button" href=${contentUrl(ws.id, e.path)} download=${e.name}>Download</a>`}
+                ${e.type === 'file' && html`<a class="button" href=${contentUrl(ws.id, e.path)} download=${e.name} onClick=${downloadClick(ws.id, e)}>Download</a>`}
                 <button type="button" onClick=${() => act('rename', e)}>Rename</button>
                 <button type="button" onClick=${() => act('move', e)}>Move</button>
                 ${e.type === 'file' && html`<button type="button" onClick=${() => act('versions', e)}>Versions</button>`}
+                ${e.type === 'file' && html`<button type="button" onClick=${() => act('locations', e)}>Locations</button>`}
                 <button type="button" onClick=${() => act('share', e)}>Share</button>
                 <a class="button" href=${'/w/' + ws.id + '/access?path=' + encodeURIComponent(e.path)}>Access</a>
                 <button type="button" class="danger" onClick=${() => act('delete', e)}>Delete</button>
@@ -306,6 +311,9 @@ export function FilesView({ ws, feed, route }) {
       confirmLabel="Delete" onClose=${close}
       onConfirm=${() => api('DELETE', wsPath(ws.id, '/files?path=' + q(dialog.entry.path)))} />`}
     ${dialog && dialog.kind === 'versions' && html`<${VersionsDialog} ws=${ws} entry=${dialog.entry} feed=${feed} onClose=${close} />`}
+    ${dialog && dialog.kind === 'locations' && html`<${LocationsDialog} ws=${ws} path=${dialog.entry.path} feed=${feed} onClose=${close} />`}
+    ${where && !dialog && html`<${LocationsDialog} ws=${ws} path=${where} feed=${feed}
+      onClose=${() => navigate(filesHref(ws.id, path), true)} />`}
     ${dialog && dialog.kind === 'share' && html`<${ShareDialog} ws=${ws} entry=${dialog.entry} onClose=${close} />`}
   </main></div>`;
 }

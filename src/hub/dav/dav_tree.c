@@ -36,7 +36,7 @@ static bool readable(struct op_ctx *c, const char *path, struct file_info *fi, s
 	if (rc == 1)
 		return op_require(c, path, true, PERM_READ, ACL_NOW, e);
 	if (rc == 0)
-		op_fail(e, OP_NOT_FOUND, "no such file or version: %s", path);
+		op_fail(e, OP_NOT_FOUND, "no such path: %s", path); /* as a hidden one reads */
 	else
 		op_db(e);
 	return false;

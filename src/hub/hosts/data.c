@@ -9,6 +9,7 @@
 #include "../meta.h"
 #include "../tokens.h"
 #include "../acl.h"
+#include "../auth.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/path.h"
@@ -22,21 +23,49 @@
 #define REPLICA_REPORT_MAX 10000 /* hashes in one replica report */
 #define CHUNK_TOKEN_TTL_S  600   /* a manifest's chunk token, and a new one's default */
 
-/* POST /workspaces/W/hosts/self/replicas {have:[hash], dropped:[hash]} */
+/* A copy this host found corrupt (any reader of its, scrub or not; it
+ * reports each once): audited, and it stops counting. A copy the replicate
+ * job assigned turns 'corrupt' and the heartbeat's answer asks for it again;
+ * any other is gone (the host set it aside). */
+static int replica_corrupt(struct req *r, const char *holder, const char *hash, int64_t now)
+{
+	char target[80];
+	snprintf(target, sizeof target, "chunk:%s", hash);
+	if (db_run(r->db,
+	           "UPDATE chunk_replicas SET state = 'corrupt', updated_at = ? WHERE chunk_hash "
+	           "= ? AND holder = ? AND assigned = 1",
+	           now, hash, holder) != DB_DONE ||
+	    db_run(r->db,
+	           "DELETE FROM chunk_replicas WHERE chunk_hash = ? AND holder = ? AND assigned "
+	           "= 0",
+	           hash, holder) != DB_DONE)
+		return -1;
+	return meta_audit(
+	    r, "chunk.corrupt", target,
+	    json_pack("{s:s, s:s, s:b}", "holder", holder, "found", "corrupt", "repaired", 0));
+}
+
+/* POST /workspaces/W/hosts/self/replicas {have:[hash], dropped:[hash],
+ * corrupt:[hash]}; corrupt is applied first, so a copy fetched back after it
+ * was found corrupt, reported in the same request, counts. */
 enum MHD_Result api_host_replicas(struct req *r)
 {
 	if (!hosts_need_host(r))
 		return MHD_YES;
 	json_t *have = json_object_get(r->json, "have");
 	json_t *dropped = json_object_get(r->json, "dropped");
-	if ((have && !json_is_array(have)) || (dropped && !json_is_array(dropped)))
+	json_t *corrupt = json_object_get(r->json, "corrupt");
+	if ((have && !json_is_array(have)) || (dropped && !json_is_array(dropped)) ||
+	    (corrupt && !json_is_array(corrupt)))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                   "have and dropped are arrays of chunk hashes");
-	if (json_array_size(have) + json_array_size(dropped) > REPLICA_REPORT_MAX)
+		                   "have, dropped and corrupt are arrays of chunk hashes");
+	if (json_array_size(have) + json_array_size(dropped) + json_array_size(corrupt) >
+	    REPLICA_REPORT_MAX)
 		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_hashes",
 		                   "at most %d hashes per report", REPLICA_REPORT_MAX);
-	json_t *lists[2] = {have, dropped};
-	for (int l = 0; l < 2; l++) {
+	json_t *lists[3] = {have, dropped, corrupt};
+	const char *names[3] = {"have", "dropped", "corrupt"};
+	for (int l = 0; l < 3; l++) {
 		size_t i;
 		json_t *h;
 		json_array_foreach(lists[l], i, h)
@@ -44,7 +73,7 @@ enum MHD_Result api_host_replicas(struct req *r)
 			if (!hash_hex_valid(json_string_value(h)))
 				return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
 				                   "%s[%zu] is not 64 lowercase hex digits",
-				                   l ? "dropped" : "have", i);
+				                   names[l], i);
 		}
 	}
 	char holder[32];
@@ -54,6 +83,11 @@ enum MHD_Result api_host_replicas(struct req *r)
 		return reply_db_error(r);
 	size_t i;
 	json_t *h;
+	json_array_foreach(corrupt, i, h)
+	{
+		if (replica_corrupt(r, holder, json_string_value(h), now) != 0)
+			goto db_fail;
+	}
 	/* Only chunks this workspace may reference, and that a version uses. */
 	json_array_foreach(have, i, h)
 	{
@@ -81,8 +115,9 @@ enum MHD_Result api_host_replicas(struct req *r)
 	if (db_commit(r->db) != DB_DONE)
 		goto db_fail;
 	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:I, s:I}", "recorded", (json_int_t)recorded, "dropped",
-	                            (json_int_t)json_array_size(dropped)));
+	                  json_pack("{s:I, s:I, s:I}", "recorded", (json_int_t)recorded, "dropped",
+	                            (json_int_t)json_array_size(dropped), "corrupt",
+	                            (json_int_t)json_array_size(corrupt)));
 db_fail:
 	db_rollback(r->db);
 	return reply_db_error(r);
@@ -135,15 +170,63 @@ enum MHD_Result api_tree(struct req *r)
 	                            "files", files));
 }
 
-static char *chunk_token(struct req *r, int64_t ttl_s, int64_t *exp)
+/* A chunk token: for the whole workspace (scope "chunks": any chunk it
+ * holds), or for one version (scope "vchunks", with ver and the issuer:
+ * hosts ask the hub which chunks that is, hosts/self/chunk-check). */
+static char *chunk_token(struct req *r, int64_t version_id, int64_t ttl_s, int64_t *exp)
 {
 	*exp = now_ms() + ttl_s * 1000;
+	if (version_id)
+		return tokens_sign(
+		    r->db, json_pack("{s:I, s:s, s:I, s:I, s:I}", "ws", (json_int_t)r->ws_id,
+		                     "scope", "vchunks", "ver", (json_int_t)version_id, "user",
+		                     (json_int_t)r->user_id, "exp", (json_int_t)*exp));
 	return tokens_sign(r->db, json_pack("{s:I, s:s, s:I}", "ws", (json_int_t)r->ws_id, "scope",
 	                                    "chunks", "exp", (json_int_t)*exp));
 }
 
+/* The online holders of version_id's chunks into chunks[i].hosts, and their
+ * URLs: hosts {ID: url} (direct URLs, as older clients read them) and
+ * sources {ID: {url, relay_url, label}}. */
+static int manifest_holders(struct req *r, int64_t version_id, json_t *chunks, json_t *hosts,
+                            json_t *sources)
+{
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT vc.idx, h.id, h.url, h.tunnel_url, h.label FROM version_chunks vc JOIN "
+	    "chunk_replicas cr ON cr.chunk_hash = vc.chunk_hash JOIN hosts h ON h.id = "
+	    "cr.host_id WHERE vc.version_id = ? AND cr.state = 'ok' AND h.workspace_id = ? AND "
+	    "h.revoked_at IS NULL AND (h.url IS NOT NULL OR h.tunnel_url IS NOT NULL) "
+	    "AND " HOST_ONLINE_SQL " ORDER BY vc.idx, h.id",
+	    version_id, r->ws_id, now_ms());
+	while (st && db_step(st) == DB_ROW) {
+		json_t *c = json_array_get(chunks, (size_t)db_col_int64(st, 0));
+		char id[24];
+		snprintf(id, sizeof id, "%lld", (long long)db_col_int64(st, 1));
+		if (c)
+			json_array_append_new(json_object_get(c, "hosts"),
+			                      json_integer(db_col_int64(st, 1)));
+		if (json_object_get(sources, id))
+			continue;
+		const char *url = db_col_text(st, 2), *relay = db_col_text(st, 3);
+		json_t *s = json_pack("{s:s}", "label", db_col_text(st, 4));
+		if (url) {
+			json_object_set_new(hosts, id, json_string(url));
+			json_object_set_new(s, "url", json_string(url));
+		}
+		if (relay)
+			json_object_set_new(s, "relay_url", json_string(relay));
+		json_object_set_new(sources, id, s);
+	}
+	int rc = st ? 0 : -1;
+	db_finalize(st);
+	return rc;
+}
+
 /* GET /workspaces/W/manifest?path=P[&version=N]: a version's chunks and where
- * they can be fetched: online hosts holding each, plus the hub. */
+ * they can be fetched: online hosts holding each (directly or through their
+ * relay URL), plus the hub; and a chunk token for the hosts — for the whole
+ * workspace if the caller reads all of it, else for this version. */
 enum MHD_Result api_manifest(struct req *r)
 {
 	char *path = req_path_arg(r, "path");
@@ -160,8 +243,7 @@ enum MHD_Result api_manifest(struct req *r)
 	}
 	if (!meta_readable_version(r, path, version, &fi))
 		goto out;
-	int64_t now = now_ms();
-	json_t *chunks = json_array(), *hosts = json_object();
+	json_t *chunks = json_array(), *hosts = json_object(), *sources = json_object();
 	struct db_stmt *st = db_query(r->db,
 	                              "SELECT chunk_hash, size, chunk_offset FROM version_chunks "
 	                              "WHERE version_id = ? ORDER BY idx",
@@ -172,32 +254,24 @@ enum MHD_Result api_manifest(struct req *r)
 		                                "size", (json_int_t)db_col_int64(st, 1), "offset",
 		                                (json_int_t)db_col_int64(st, 2), "hosts"));
 	db_finalize(st);
-	st = db_query(r->db,
-	              "SELECT vc.idx, h.id, h.url FROM version_chunks vc JOIN chunk_replicas cr ON "
-	              "cr.chunk_hash = vc.chunk_hash JOIN hosts h ON h.id = cr.host_id WHERE "
-	              "vc.version_id = ? AND cr.state = 'ok' AND h.workspace_id = ? AND "
-	              "h.revoked_at IS NULL AND h.url IS NOT NULL AND " HOST_ONLINE_SQL
-	              " ORDER BY vc.idx",
-	              fi.version_id, r->ws_id, now);
-	while (st && db_step(st) == DB_ROW) {
-		json_t *c = json_array_get(chunks, (size_t)db_col_int64(st, 0));
-		char id[24];
-		snprintf(id, sizeof id, "%lld", (long long)db_col_int64(st, 1));
-		if (c)
-			json_array_append_new(json_object_get(c, "hosts"),
-			                      json_integer(db_col_int64(st, 1)));
-		json_object_set_new(hosts, id, json_string(db_col_text(st, 2)));
+	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:s, s:o, s:o, s:o}", "path", path, "version",
+	                      (json_int_t)fi.version_no, "version_id", (json_int_t)fi.version_id,
+	                      "size", (json_int_t)fi.size, "hash", fi.hash, "chunks", chunks,
+	                      "hosts", hosts, "sources", sources);
+	if (!st || manifest_holders(r, fi.version_id, chunks, hosts, sources) != 0) {
+		json_decref(o);
+		ret = reply_db_error(r);
+		goto out;
 	}
-	db_finalize(st);
-	json_t *o =
-	    json_pack("{s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "path", path, "version",
-	              (json_int_t)fi.version_no, "version_id", (json_int_t)fi.version_id, "size",
-	              (json_int_t)fi.size, "hash", fi.hash, "chunks", chunks, "hosts", hosts);
-	if (json_object_size(hosts) && acl_reads_all(r)) {
+	if (json_object_size(sources)) {
 		int64_t exp;
-		char *tok = chunk_token(r, CHUNK_TOKEN_TTL_S, &exp);
-		if (tok)
+		bool all = acl_reads_all(r);
+		char *tok = chunk_token(r, all ? 0 : fi.version_id, CHUNK_TOKEN_TTL_S, &exp);
+		if (tok) {
 			json_object_set_new(o, "chunk_token", json_string(tok));
+			json_object_set_new(o, "chunk_token_scope",
+			                    json_string(all ? "chunks" : "vchunks"));
+		}
 		free(tok);
 	}
 	ret = reply_json(r, MHD_HTTP_OK, o);
@@ -206,30 +280,106 @@ out:
 	return ret;
 }
 
-/* POST /workspaces/W/tokens {scope:"chunks", expires_in} */
+/* POST /workspaces/W/tokens {scope:"chunks", expires_in, path?, version?}: a
+ * chunk token for the whole workspace (read access to all of it), or with
+ * path for that file's version (0/absent: current) — any reader of it. */
 enum MHD_Result api_token_create(struct req *r)
 {
 	const char *scope = json_get_str(r->json, "scope");
-	int64_t ttl = CHUNK_TOKEN_TTL_S;
+	const char *p = json_get_str(r->json, "path");
+	int64_t ttl = CHUNK_TOKEN_TTL_S, version = 0;
 	if (!scope || strcmp(scope, "chunks") != 0 ||
 	    (json_object_get(r->json, "expires_in") &&
 	     (!json_get_int(r->json, "expires_in", &ttl) || ttl < 1 ||
-	      ttl * 1000 > TOKEN_TTL_MAX_MS)))
+	      ttl * 1000 > TOKEN_TTL_MAX_MS)) ||
+	    (json_object_get(r->json, "path") && !p) ||
+	    (json_object_get(r->json, "version") &&
+	     (!p || !json_get_int(r->json, "version", &version) || version < 0)))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                   "scope is \"chunks\" and expires_in 1..%lld seconds",
+		                   "scope is \"chunks\", expires_in 1..%lld seconds, path a file "
+		                   "and version a number with it",
 		                   (long long)(TOKEN_TTL_MAX_MS / 1000));
-	if (!acl_reads_all(r))
+	struct file_info fi = {.version_id = 0};
+	char *path = NULL;
+	if (p) {
+		const char *why;
+		path = path_normalize(p, strlen(p), &why);
+		if (!path)
+			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "path: %s",
+			                   why);
+		bool ok = meta_readable_version(r, path, version, &fi);
+		free(path);
+		if (!ok)
+			return MHD_YES;
+	} else if (!acl_reads_all(r)) {
 		return reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
-		                   "a chunk token needs read access to the whole workspace");
+		                   "a chunk token for the whole workspace needs read access to all "
+		                   "of it; name a file (path) for one of its versions");
+	}
 	int64_t exp;
-	char *tok = chunk_token(r, ttl, &exp);
+	char *tok = chunk_token(r, fi.version_id, ttl, &exp);
 	if (!tok)
 		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_signing_key",
 		                   "the hub has no usable signing key");
-	json_t *o = json_pack("{s:s, s:s, s:I}", "token", tok, "scope", "chunks", "expires_at",
-	                      (json_int_t)exp);
+	json_t *o = json_pack("{s:s, s:s, s:I}", "token", tok, "scope",
+	                      fi.version_id ? "vchunks" : "chunks", "expires_at", (json_int_t)exp);
+	if (fi.version_id)
+		json_object_set_new(o, "version_id", json_integer(fi.version_id));
 	free(tok);
 	return reply_json(r, MHD_HTTP_CREATED, o);
+}
+
+/* POST /workspaces/W/hosts/self/chunk-check {token}: a host asks which chunks
+ * a version-scoped chunk token grants. Only while its issuer may still read
+ * that version: {ver, chunks:[hash], expires_at}. */
+enum MHD_Result api_host_chunk_check(struct req *r)
+{
+	if (!hosts_need_host(r))
+		return MHD_YES;
+	const char *tok = json_get_str(r->json, "token"), *why = NULL;
+	json_t *claims = tok && strlen(tok) <= 4096 ? tokens_verify(r->db, tok, &why) : NULL;
+	int64_t ws = 0, ver = 0, user = 0, exp = 0;
+	const char *sc = json_get_str(claims, "scope");
+	bool ok = claims && sc && strcmp(sc, "vchunks") == 0 && json_get_int(claims, "ws", &ws) &&
+	          ws == r->ws_id && json_get_int(claims, "ver", &ver) &&
+	          json_get_int(claims, "user", &user) && json_get_int(claims, "exp", &exp);
+	json_decref(claims);
+	if (!ok)
+		return reply_error(r, MHD_HTTP_FORBIDDEN, "invalid_token", "%s",
+		                   why ? why : "not a version chunk token of this workspace");
+	/* The issuer's access of now, to the version's file. */
+	char *path = NULL;
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT fo.path, f.name FROM file_versions v JOIN files f ON "
+	                              "f.id = v.file_id JOIN folders fo ON fo.id = f.folder_id "
+	                              "WHERE v.id = ? AND f.workspace_id = ? AND f.deleted_at IS "
+	                              "NULL",
+	                              ver, ws);
+	if (st && db_step(st) == DB_ROW)
+		path = path_join(db_col_text(st, 0), db_col_text(st, 1));
+	db_finalize(st);
+	enum role role = path ? auth_role(r->db, ws, user) : ROLE_NONE;
+	struct acl *a = role != ROLE_NONE ? acl_load(r->db, ws, user, role) : NULL;
+	ok = a && acl_perm(a, path, true) >= PERM_READ;
+	acl_free(a);
+	free(path);
+	if (!ok)
+		return reply_error(
+		    r, MHD_HTTP_FORBIDDEN, "forbidden",
+		    "the file is gone or whoever got this token may no longer read it");
+	json_t *hashes = json_array();
+	st = db_query(r->db, "SELECT DISTINCT chunk_hash FROM version_chunks WHERE version_id = ?",
+	              ver);
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(hashes, json_string(db_col_text(st, 0)));
+	db_finalize(st);
+	if (!st) {
+		json_decref(hashes);
+		return reply_db_error(r);
+	}
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:I, s:o, s:I}", "ver", (json_int_t)ver, "chunks", hashes,
+	                            "expires_at", (json_int_t)exp));
 }
 
 /* The copies of each chunk of a current version: hub storage + online hosts. */

@@ -12,6 +12,7 @@
 #include "internal.h"
 #include "../auth.h"
 #include "../meta.h"
+#include "../tokens.h"
 #include "../acl.h"
 #include "../members.h"
 #include "../../core/hash.h"
@@ -282,6 +283,107 @@ enum MHD_Result api_hosts(struct req *r)
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "hosts", arr));
 }
 
+/* ---- the heartbeat's answer: the jobs' requests of a host (docs/jobs.md) ---- */
+
+#define FETCH_SOURCES_MAX   4      /* other hosts named per chunk to fetch */
+#define ASSIGN_TOKEN_TTL_MS 600000 /* the chunk token for fetching from them */
+
+/* For each chunk in fetch, the online hosts of the workspace that hold it
+ * (ids in its "hosts", their URLs in urls): the host fetches from any holder,
+ * not only from the hub, whose store may lack it ('hosts' mode). */
+static void fetch_sources(struct req *r, json_t *fetch, json_t *urls)
+{
+	size_t i;
+	json_t *c;
+	int64_t now = now_ms();
+	json_array_foreach(fetch, i, c)
+	{
+		json_t *ids = json_array();
+		struct db_stmt *st = db_query(
+		    r->db,
+		    "SELECT h.id, h.url FROM chunk_replicas cr JOIN hosts h ON h.id = cr.host_id "
+		    "WHERE cr.chunk_hash = ? AND cr.state = 'ok' AND h.workspace_id = ? AND h.id "
+		    "<> "
+		    "? AND h.revoked_at IS NULL AND h.url IS NOT NULL AND " HOST_ONLINE_SQL
+		    " ORDER BY h.last_seen DESC LIMIT " STRINGIFY(FETCH_SOURCES_MAX),
+		    json_get_str(c, "hash"), r->ws_id, r->host_id, now);
+		while (st && db_step(st) == DB_ROW) {
+			char id[24];
+			snprintf(id, sizeof id, "%lld", (long long)db_col_int64(st, 0));
+			json_array_append_new(ids, json_integer(db_col_int64(st, 0)));
+			json_object_set_new(urls, id, json_string(db_col_text(st, 1)));
+		}
+		db_finalize(st);
+		json_object_set_new(c, "hosts", ids);
+	}
+}
+
+/* When the last finished scrub asked hosts to scrub: the requested_at of its
+ * scrub.requested event (a host that saw the event does not scrub again for
+ * it), or its end for a result from before it said. 0: never. */
+static int64_t scrub_requested_at(struct req *r)
+{
+	char *res = NULL;
+	int64_t at = 0;
+	struct db_stmt *st =
+	    db_query(r->db, "SELECT result, COALESCE(finished_at, 0) FROM jobs WHERE "
+	                    "name = 'scrub' AND result IS NOT NULL");
+	if (st && db_step(st) == DB_ROW) {
+		res = db_col_text(st, 0) ? xstrdup(db_col_text(st, 0)) : NULL;
+		at = db_col_int64(st, 1);
+	}
+	db_finalize(st);
+	json_t *o = res ? json_loads(res, 0, NULL) : NULL;
+	json_get_int(o, "hosts_asked_at", &at);
+	json_decref(o);
+	free(res);
+	return at;
+}
+
+/* What the jobs ask of this host: copies to fetch (with where to fetch them
+ * from) or release (replicate), unreferenced chunks to drop from its cache
+ * (GC marked its copies 'released'; the host drops them and reports it), and
+ * when the hub last asked hosts to scrub. */
+static json_t *heartbeat_answer(struct req *r)
+{
+	json_t *fetch = json_array(), *release = json_array(), *drop = json_array();
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT cr.chunk_hash, cr.state, c.size, c.refcount, cr.assigned FROM chunk_replicas "
+	    "cr JOIN chunks c ON c.hash = cr.chunk_hash WHERE cr.host_id = ? AND ((cr.assigned = "
+	    "1 AND cr.state IN ('pending', 'released', 'corrupt')) OR (cr.state = 'released' "
+	    "AND c.refcount <= 0)) LIMIT 1024",
+	    r->host_id);
+	while (st && db_step(st) == DB_ROW) {
+		const char *hash = db_col_text(st, 0), *state = db_col_text(st, 1);
+		if (db_col_int64(st, 3) <= 0 && strcmp(state, "released") == 0)
+			json_array_append_new(drop, json_string(hash));
+		else if ((strcmp(state, "pending") == 0 || strcmp(state, "corrupt") == 0) &&
+		         json_array_size(fetch) < 512) /* corrupt: an assigned copy, again */
+			json_array_append_new(fetch, json_pack("{s:s, s:I}", "hash", hash, "size",
+			                                       (json_int_t)db_col_int64(st, 2)));
+		else if (strcmp(state, "released") == 0)
+			json_array_append_new(release, json_string(hash));
+	}
+	db_finalize(st);
+	json_t *urls = json_object();
+	fetch_sources(r, fetch, urls);
+	json_t *rep =
+	    json_pack("{s:o, s:o, s:o}", "fetch", fetch, "release", release, "drop", drop);
+	if (json_object_size(urls)) {
+		char *tok =
+		    tokens_sign(r->db, json_pack("{s:I, s:s, s:I}", "ws", (json_int_t)r->ws_id,
+		                                 "scope", "chunks", "exp",
+		                                 (json_int_t)(now_ms() + ASSIGN_TOKEN_TTL_MS)));
+		if (tok)
+			json_object_set_new(rep, "chunk_token", json_string(tok));
+		free(tok);
+	}
+	json_object_set_new(rep, "hosts", urls);
+	return json_pack("{s:b, s:I, s:o, s:I}", "ok", 1, "host_id", (json_int_t)r->host_id,
+	                 "replicate", rep, "scrub_requested_at", (json_int_t)scrub_requested_at(r));
+}
+
 /* POST /workspaces/W/hosts/self/heartbeat */
 enum MHD_Result api_host_heartbeat(struct req *r)
 {
@@ -350,27 +452,7 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 	free(info_s);
 	if (rc != DB_DONE)
 		return reply_db_error(r);
-	/* Copies the replicate job wants this host to make, or may let go. */
-	json_t *fetch = json_array(), *release = json_array();
-	st = db_query(
-	    r->db,
-	    "SELECT cr.chunk_hash, cr.state, c.size FROM chunk_replicas cr JOIN chunks c ON "
-	    "c.hash = cr.chunk_hash WHERE cr.host_id = ? AND cr.assigned = 1 AND cr.state "
-	    "IN ('pending', 'released') LIMIT 512",
-	    r->host_id);
-	while (st && db_step(st) == DB_ROW) {
-		if (strcmp(db_col_text(st, 1), "pending") == 0)
-			json_array_append_new(fetch,
-			                      json_pack("{s:s, s:I}", "hash", db_col_text(st, 0),
-			                                "size", (json_int_t)db_col_int64(st, 2)));
-		else
-			json_array_append_new(release, json_string(db_col_text(st, 0)));
-	}
-	db_finalize(st);
-	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:b, s:I, s:{s:o, s:o}}", "ok", 1, "host_id",
-	                            (json_int_t)r->host_id, "replicate", "fetch", fetch, "release",
-	                            release));
+	return reply_json(r, MHD_HTTP_OK, heartbeat_answer(r));
 }
 
 /* DELETE /workspaces/W/hosts/H: remove a host for good. Its credential

@@ -1,7 +1,7 @@
 /* hosts: the hub's side of host agents (docs/host.md), as the route table
  * and the jobs see it: enrolment and liveness (enrol.c), replication policies
- * (policy.c), the data plane — replicas, manifests, chunk tokens — (data.c)
- * and relay URLs (relay_url.c).
+ * (policy.c), the data plane — replicas, manifests, chunk tokens — (data.c),
+ * where a file's bytes are (locations.c) and relay URLs (relay_url.c).
  *
  * Threads: request threads call the handlers; the jobs read hosts' liveness
  * through HOST_ONLINE_SQL. No state outside the database. */
@@ -36,8 +36,20 @@ enum MHD_Result api_host_replicas(struct req *r);
 enum MHD_Result api_tree(struct req *r);
 enum MHD_Result api_manifest(struct req *r);
 enum MHD_Result api_token_create(struct req *r);
+/* POST hosts/self/chunk-check {token}: the chunks a version chunk token grants. */
+enum MHD_Result api_host_chunk_check(struct req *r);
 enum MHD_Result api_replicas(struct req *r);
 enum MHD_Result api_host_scrub(struct req *r);
+
+/* uploads.c: clients' uploads to hosts (upload-targets, the resume probe,
+ * a host's report of what it received) */
+enum MHD_Result api_upload_targets(struct req *r);
+enum MHD_Result api_uploads_missing(struct req *r);
+enum MHD_Result api_host_uploads(struct req *r);
+
+/* locations.c: where a file's bytes are; the files below min_replicas. */
+enum MHD_Result api_locations(struct req *r);
+enum MHD_Result api_under_replicated(struct req *r);
 
 /* relay_url.c */
 enum MHD_Result api_host_relay_token(struct req *r);

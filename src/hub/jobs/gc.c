@@ -30,6 +30,7 @@
 
 #define GC_EVERY_MS            DAY_MS /* how often the hub collects, by default */
 #define GC_RETENTION_S_DEFAULT 604800 /* 7 days: workspaces.gc_retention_s's default */
+#define HOST_DROP_WAIT_MS      DAY_MS /* hosts told to drop a chunk have this long to say so */
 
 /* Delete one version's rows; its chunks lose a reference each (and note when
  * a chunk lost its last). In the caller's transaction. */
@@ -249,6 +250,39 @@ static enum job_result delete_chunk(struct job *j, const char *hash, int64_t lea
 	return JOB_OK;
 }
 
+/* Hosts that keep chunk hash (cache, assigned copies) drop it before it is
+ * deleted: their rows become 'released', the heartbeat's answer lists them to
+ * drop, and each host reports it dropped (its row goes). *wait: some host of
+ * a live workspace has not done so yet, for at most HOST_DROP_WAIT_MS (an
+ * offline host's copy then stays in its cache until its LRU evicts it). */
+static int hosts_to_drop(struct job *j, const char *hash, int64_t now, bool *wait)
+{
+	int64_t told = 0, waiting = 0;
+	int rc = db_int64(j->c->db, &told,
+	                  "SELECT COUNT(*) FROM chunk_replicas WHERE chunk_hash = ? AND host_id IN "
+	                  "(SELECT id FROM hosts WHERE revoked_at IS NULL) AND state <> 'released'",
+	                  hash);
+	if (rc == DB_ROW && told)
+		rc = db_run(j->c->db,
+		            "UPDATE chunk_replicas SET state = 'released', updated_at = ? WHERE "
+		            "chunk_hash = ? AND host_id IS NOT NULL AND state <> 'released'",
+		            now, hash) == DB_DONE
+		         ? DB_ROW
+		         : DB_ERR;
+	if (rc == DB_ROW)
+		rc =
+		    db_int64(j->c->db, &waiting,
+		             "SELECT COUNT(*) FROM chunk_replicas WHERE chunk_hash = ? AND host_id "
+		             "IN (SELECT id FROM hosts WHERE revoked_at IS NULL) AND state = "
+		             "'released' AND updated_at > ?",
+		             hash, now - HOST_DROP_WAIT_MS);
+	if (rc != DB_ROW)
+		return DB_ERR;
+	job_cur_add(j, "host_copies_dropping", told);
+	*wait = waiting > 0;
+	return DB_DONE;
+}
+
 /* Run delete_chunk over the hashes a query yields (cursor "after_<key>"). */
 static enum job_result gc_hashes(struct job *j, const char *key, const char *sql, bool committed)
 {
@@ -285,6 +319,15 @@ static enum job_result gc_hashes(struct job *j, const char *key, const char *sql
 			    committed ? now + 1
 			              : now - (keep > UPLOAD_LEASE_MS ? keep : UPLOAD_LEASE_MS);
 			if (committed && unref[i] > now - keep) {
+				kept++;
+				continue;
+			}
+			bool wait = false;
+			if (committed && hosts_to_drop(j, hashes[i], now, &wait) != DB_DONE) {
+				free(hashes);
+				return JOB_DB_ERR;
+			}
+			if (wait) {
 				kept++;
 				continue;
 			}
@@ -404,12 +447,13 @@ static void gc_summary(json_t *res)
 {
 	printf("gc: %lld old versions expired, %lld files purged from the trash, %lld "
 	       "chunks deleted (%lld bytes freed), %lld unreferenced chunks kept for "
-	       "now%s\n",
+	       "now, %lld host copies told to drop%s\n",
 	       (long long)json_integer_value(json_object_get(res, "versions_expired")),
 	       (long long)json_integer_value(json_object_get(res, "files_purged")),
 	       (long long)json_integer_value(json_object_get(res, "chunks_deleted")),
 	       (long long)json_integer_value(json_object_get(res, "bytes_freed")),
 	       (long long)json_integer_value(json_object_get(res, "chunks_kept")),
+	       (long long)json_integer_value(json_object_get(res, "host_copies_dropping")),
 	       json_is_true(json_object_get(res, "resumed")) ? " (resumed)" : "");
 }
 

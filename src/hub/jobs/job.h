@@ -57,6 +57,17 @@ void job_tell_workspaces(struct job *j, const char *kind, json_t *payload);
 /* Fetch chunk hash from an online host that holds it into the hub's storage,
  * verified (replicate.c). 0 repaired, -ENOENT no healthy copy reachable, <0
  * error. */
-int job_fetch_from_hosts(struct job *j, const char *hash);
+int job_fetch_from_hosts(struct job *j, const char *hash, int64_t ws);
+/* The hub cache's eviction in 'hosts' workspaces (evict.c), after replicate. */
+enum job_result job_evict(struct job *j);
+
+/* SQL: how many verified copies of chunk `hash` the hosts of workspace `w`
+ * (a workspaces row's alias) hold — state 'ok', not revoked, seen within the
+ * workspace's replica_grace_s before the time bound to its one ?. */
+#define JOB_HOST_COPIES_SQL(hash, w)                                                               \
+	"(SELECT COUNT(*) FROM chunk_replicas hr JOIN hosts hh ON hh.id = hr.host_id WHERE "       \
+	"hr.chunk_hash = " hash " AND hr.state = 'ok' AND hh.workspace_id = " w ".id AND "         \
+	"hh.revoked_at IS NULL AND hh.last_seen + CAST(" w ".replica_grace_s AS BIGINT) * 1000 > " \
+	"?)"
 
 #endif

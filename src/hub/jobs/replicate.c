@@ -7,9 +7,8 @@
  * Threads: the hub's jobs thread, or a `roost admin replicate|scrub` process
  * (job.h). */
 #include "job.h"
-#include "../tokens.h"
+#include "../chunksrc.h"
 #include "../hosts/hosts.h"
-#include "../../client/client.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/util.h"
@@ -17,67 +16,17 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define REPLICATE_EVERY_MS     (10ll * 60 * 1000) /* how often the hub replicates, by default */
 #define REPLICATE_BATCH        64
 #define REPLICA_HEADROOM_BYTES (64ll << 20) /* a host keeps this much free besides the chunk */
-#define FETCH_TOKEN_TTL_MS     60000ll      /* the chunk token shown to a host */
-#define FETCH_TIMEOUT_S        60L          /* one chunk from one host */
 
-static size_t collect(char *p, size_t size, size_t n, void *cls)
+/* From hosts through chunksrc, as the hub's downloads do (direct URL, then
+ * relay; verified). */
+int job_fetch_from_hosts(struct job *j, const char *hash, int64_t ws)
 {
-	struct store_writer *w = cls;
-	return store_writer_write(w, p, size * n) == 0 ? size * n : 0;
-}
-
-int job_fetch_from_hosts(struct job *j, const char *hash)
-{
-	struct db_stmt *st =
-	    db_query(j->c->db,
-	             "SELECT h.url, h.workspace_id FROM chunk_replicas cr JOIN hosts h ON h.id = "
-	             "cr.host_id WHERE cr.chunk_hash = ? AND cr.state = 'ok' AND h.revoked_at IS "
-	             "NULL AND h.url IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "
-	             "COALESCE(h.heartbeat_ms, " STRINGIFY(
-	                 HOST_HEARTBEAT_MS_DEFAULT) ") > ? ORDER BY h.last_seen DESC LIMIT 4",
-	             hash, now_ms());
-	char urls[4][512];
-	int64_t wss[4];
-	int n = 0;
-	while (st && n < 4 && db_step(st) == DB_ROW) {
-		snprintf(urls[n], sizeof urls[n], "%s", db_col_text(st, 0));
-		wss[n++] = db_col_int64(st, 1);
-	}
-	db_finalize(st);
-	for (int i = 0; i < n; i++) {
-		char *tok =
-		    tokens_sign(j->c->db, json_pack("{s:I, s:s, s:I}", "ws", (json_int_t)wss[i],
-		                                    "scope", "chunks", "exp",
-		                                    (json_int_t)(now_ms() + FETCH_TOKEN_TTL_MS)));
-		if (!tok)
-			return -EIO;
-		/* The host's content server takes the chunk token as a bearer. */
-		struct client host = {.hub = urls[i], .token = tok, .timeout_s = FETCH_TIMEOUT_S};
-		char *url = xasprintf("%s/chunks/%s", urls[i], hash);
-		struct store_writer *w = store_writer_new(j->c->store);
-		CURL *c = client_curl(&host);
-		long status = client_get_to(&host, c, url, collect, w);
-		char got[HASH_HEX_LEN + 1];
-		int rc = status == 200 ? store_writer_commit(w, hash, got) : -EIO;
-		if (status != 200)
-			store_writer_abort(w);
-		curl_easy_cleanup(c);
-		free(url);
-		free(tok);
-		if (rc == 0) {
-			db_run(j->c->db,
-			       "UPDATE chunk_replicas SET state = 'ok', updated_at = ? WHERE "
-			       "chunk_hash "
-			       "= ? AND holder = 'hub'",
-			       now_ms(), hash);
-			return 0;
-		}
-	}
-	return -ENOENT;
+	return chunksrc_fetch_to_store(j->c->db, j->c->store, ws, hash);
 }
 
 /* SQL: the copies of chunk ? that count — the hub's, and hosts' seen within
@@ -85,8 +34,20 @@ int job_fetch_from_hosts(struct job *j, const char *hash)
  * given the grace cutoff ?. */
 #define COPIES_SQL                                                                                 \
 	"(SELECT COUNT(*) FROM chunk_replicas o LEFT JOIN hosts h ON h.id = o.host_id WHERE "      \
-	"o.chunk_hash = %s AND o.state %s AND (o.holder = 'hub' OR (h.revoked_at IS NULL AND "     \
+	"o.chunk_hash = %s AND o.state %s AND (%s OR (h.revoked_at IS NULL AND "                   \
 	"h.last_seen > ?))%s)"
+
+/* Which chunks a workspace keeps min_replicas copies of: in 'hub' mode those
+ * of current files (the hub's store holds all of them anyway); in 'hosts'
+ * mode those of every version (kept versions are restorable and the hub's
+ * copy is only cache), and the hub's copy does not count. */
+#define LIVE_CURRENT_SQL                                                                           \
+	"SELECT DISTINCT vc.chunk_hash FROM files f JOIN version_chunks vc ON vc.version_id = "    \
+	"f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL"
+#define LIVE_ALL_SQL                                                                               \
+	"SELECT DISTINCT vc.chunk_hash FROM files f JOIN file_versions v ON v.file_id = f.id "     \
+	"JOIN "                                                                                    \
+	"version_chunks vc ON vc.version_id = v.id WHERE f.workspace_id = ?"
 
 /* Per workspace: chunks of current files with fewer copies than min_replicas
  * get one more, on the online host with the most room that lacks it (it
@@ -96,23 +57,26 @@ static enum job_result replicate_to_hosts(struct job *j)
 {
 	struct db *db = j->c->db;
 	struct db_stmt *st =
-	    db_query(db, "SELECT id, min_replicas, replica_grace_s FROM workspaces ORDER BY id");
+	    db_query(db, "SELECT id, min_replicas, replica_grace_s, storage FROM workspaces "
+	                 "ORDER BY id");
 	int64_t ws[256], minr[256], grace[256];
+	bool hosts_mode[256];
 	int nws = 0;
 	while (st && nws < 256 && db_step(st) == DB_ROW) {
 		ws[nws] = db_col_int64(st, 0);
 		minr[nws] = db_col_int64(st, 1);
-		grace[nws++] = db_col_int64(st, 2) * 1000;
+		grace[nws] = db_col_int64(st, 2) * 1000;
+		hosts_mode[nws++] = strcmp(db_col_text(st, 3), "hosts") == 0;
 	}
 	db_finalize(st);
 	for (int w = 0; w < nws; w++) {
 		int64_t now = now_ms(), cutoff = now - grace[w];
-		char *under = xasprintf(
-		    "SELECT u.chunk_hash, c.size FROM (SELECT DISTINCT vc.chunk_hash FROM files f "
-		    "JOIN version_chunks vc ON vc.version_id = f.current_version_id WHERE "
-		    "f.workspace_id = ? AND f.deleted_at IS NULL) u JOIN chunks c ON c.hash = "
-		    "u.chunk_hash WHERE " COPIES_SQL " < ? ORDER BY u.chunk_hash LIMIT 4096",
-		    "u.chunk_hash", "IN ('ok', 'pending')", "");
+		const char *hub_counts = hosts_mode[w] ? "1 = 0" : "o.holder = 'hub'";
+		char *under = xasprintf("SELECT u.chunk_hash, c.size FROM (%s) u JOIN chunks c ON "
+		                        "c.hash = u.chunk_hash WHERE " COPIES_SQL
+		                        " < ? ORDER BY u.chunk_hash LIMIT 4096",
+		                        hosts_mode[w] ? LIVE_ALL_SQL : LIVE_CURRENT_SQL,
+		                        "u.chunk_hash", "IN ('ok', 'pending')", hub_counts, "");
 		st = db_query(db, under, ws[w], cutoff, minr[w]);
 		free(under);
 		json_t *want = json_array();
@@ -171,7 +135,7 @@ static enum job_result replicate_to_hosts(struct job *j)
 		    "1 "
 		    "AND state IN ('ok', 'pending') AND host_id IN (SELECT id FROM hosts WHERE "
 		    "workspace_id = ?) AND " COPIES_SQL " >= ?",
-		    "chunk_replicas.chunk_hash", "= 'ok'",
+		    "chunk_replicas.chunk_hash", "= 'ok'", hub_counts,
 		    " AND o.holder <> chunk_replicas.holder");
 		int64_t before = 0, after = 0;
 		db_int64(db, &before,
@@ -194,28 +158,66 @@ static enum job_result replicate_to_hosts(struct job *j)
 	return JOB_OK;
 }
 
-/* Chunks some version uses that the hub's storage lacks (a lost or corrupt
- * copy): fetched back from hosts. Then copies on hosts, for min_replicas. */
+/* SQL: (hash, size, workspace, proven) of chunks the hub must fetch into its
+ * store, after hash ?, given now ? (LIMIT ?). In a 'hub' workspace: every
+ * chunk a version uses (current or kept: all are restorable) that the hub
+ * lacks or has not proven for the workspace (after a switch from 'hosts'
+ * too). In a 'hosts' workspace: such a chunk with fewer than min_replicas
+ * verified copies on the workspace's hosts, used by a version older than
+ * replica_grace_s — a single laptop never holds the only copy for longer. */
+#define HUB_WANTS_SQL                                                                              \
+	"SELECT DISTINCT vc.chunk_hash, c.size, w.id, COALESCE(g.proven, 1) FROM version_chunks "  \
+	"vc JOIN file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id JOIN "   \
+	"workspaces w ON w.id = f.workspace_id JOIN chunks c ON c.hash = vc.chunk_hash LEFT JOIN " \
+	"workspace_chunks g ON g.workspace_id = w.id AND g.chunk_hash = vc.chunk_hash WHERE "      \
+	"vc.chunk_hash > ? AND (COALESCE(g.proven, 1) = 0 OR NOT EXISTS (SELECT 1 FROM "           \
+	"chunk_replicas cr WHERE cr.chunk_hash = vc.chunk_hash AND cr.holder = 'hub' AND "         \
+	"cr.state = 'ok')) AND (w.storage <> 'hosts' OR (v.created_at + "                          \
+	"CAST(w.replica_grace_s AS BIGINT) * 1000 < ? AND " JOB_HOST_COPIES_SQL(                   \
+	    "vc.chunk_hash", "w") " < w.min_replicas)) ORDER BY vc.chunk_hash LIMIT ?"
+
+/* Fetch one chunk the hub wants (HUB_WANTS_SQL's row) from hosts. An
+ * unproven grant is fetched from the workspace's own hosts only, and proven
+ * by it (docs/jobs.md). */
+static void hub_fetch(struct job *j, const char *hash, int64_t size, int64_t ws, bool proven)
+{
+	int rc = job_fetch_from_hosts(j, hash, proven ? 0 : ws);
+	if (rc == 0 && !proven)
+		rc = db_run(j->c->db,
+		            "UPDATE workspace_chunks SET proven = 1 WHERE workspace_id = ? AND "
+		            "chunk_hash = ?",
+		            ws, hash) == DB_DONE
+		         ? 0
+		         : -EIO;
+	job_cur_add(j, rc == 0 ? "chunks_copied" : "chunks_unavailable", 1);
+	if (rc == 0) {
+		job_cur_add(j, "bytes_copied", size);
+		job_audit(j->c->db, ws, "chunk.replicated", hash,
+		          json_pack("{s:s, s:b}", "to", "hub", "proven", !proven));
+	}
+}
+
+/* Chunks the hub's store must hold (HUB_WANTS_SQL) fetched from hosts; then
+ * copies on hosts for min_replicas; then the hub cache's eviction. */
 static enum job_result run_replicate(struct job *j)
 {
 	struct bucket b = {0};
 	for (;;) {
 		char after[HASH_HEX_LEN + 1];
 		snprintf(after, sizeof after, "%s", job_cur_str(j, "after_chunk"));
-		struct db_stmt *st = db_query(
-		    j->c->db,
-		    "SELECT c.hash, c.size FROM chunks c WHERE c.hash > ? AND c.refcount > 0 "
-		    "AND NOT EXISTS (SELECT 1 FROM chunk_replicas cr WHERE cr.chunk_hash = "
-		    "c.hash AND cr.holder = 'hub' AND cr.state = 'ok') ORDER BY c.hash LIMIT ?",
-		    after, (int64_t)REPLICATE_BATCH);
+		int64_t now = now_ms();
+		struct db_stmt *st =
+		    db_query(j->c->db, HUB_WANTS_SQL, after, now, now, (int64_t)REPLICATE_BATCH);
 		if (!st)
 			return JOB_DB_ERR;
 		char hashes[REPLICATE_BATCH][HASH_HEX_LEN + 1];
-		int64_t sizes[REPLICATE_BATCH];
+		int64_t sizes[REPLICATE_BATCH], wss[REPLICATE_BATCH], proven[REPLICATE_BATCH];
 		int n = 0, step;
 		while (n < REPLICATE_BATCH && (step = db_step(st)) == DB_ROW) {
 			snprintf(hashes[n], sizeof hashes[0], "%s", db_col_text(st, 0));
-			sizes[n++] = db_col_int64(st, 1);
+			sizes[n] = db_col_int64(st, 1);
+			wss[n] = db_col_int64(st, 2);
+			proven[n++] = db_col_int64(st, 3);
 		}
 		db_finalize(st);
 		if (step == DB_ERR)
@@ -225,37 +227,29 @@ static enum job_result run_replicate(struct job *j)
 				return JOB_LEASE_LOST;
 			job_pace(j, &b, sizes[i]);
 			json_object_set_new(j->cur, "after_chunk", json_string(hashes[i]));
-			if (db_run(
-			        j->c->db,
-			        "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
-			        "VALUES(?, 'hub', 'pending', ?) ON CONFLICT(chunk_hash, holder) DO "
-			        "NOTHING",
-			        hashes[i], now_ms()) != DB_DONE)
-				return JOB_DB_ERR;
-			int rc = job_fetch_from_hosts(j, hashes[i]);
-			job_cur_add(j, rc == 0 ? "chunks_copied" : "chunks_unavailable", 1);
-			if (rc == 0) {
-				job_cur_add(j, "bytes_copied", sizes[i]);
-				job_chunk_audit(j->c->db, hashes[i], "chunk.replicated",
-				                json_pack("{s:s}", "to", "hub"));
-			}
+			hub_fetch(j, hashes[i], sizes[i], wss[i], proven[i] != 0);
 		}
 		if (!job_lease_renew(j))
 			return JOB_LEASE_LOST;
 		if (n < REPLICATE_BATCH)
-			return replicate_to_hosts(j);
+			break;
 	}
+	enum job_result rc = replicate_to_hosts(j);
+	return rc == JOB_OK ? job_evict(j) : rc;
 }
 
 static void replicate_summary(json_t *res)
 {
 	printf("replicate: %lld chunks (%lld bytes) copied to the hub, %lld with no "
-	       "reachable copy; %lld copies asked of hosts, %lld released\n",
+	       "reachable copy; %lld copies asked of hosts, %lld released; %lld chunks "
+	       "(%lld bytes) evicted from the hub's cache\n",
 	       (long long)json_integer_value(json_object_get(res, "chunks_copied")),
 	       (long long)json_integer_value(json_object_get(res, "bytes_copied")),
 	       (long long)json_integer_value(json_object_get(res, "chunks_unavailable")),
 	       (long long)json_integer_value(json_object_get(res, "copies_assigned")),
-	       (long long)json_integer_value(json_object_get(res, "copies_released")));
+	       (long long)json_integer_value(json_object_get(res, "copies_released")),
+	       (long long)json_integer_value(json_object_get(res, "chunks_evicted")),
+	       (long long)json_integer_value(json_object_get(res, "bytes_evicted")));
 }
 
 const struct job_def job_replicate = {.name = "replicate",

@@ -4,6 +4,7 @@
  *
  * Threads: the hub's jobs thread, or a `roost admin scrub` process (job.h). */
 #include "job.h"
+#include "../hosts/hosts.h"
 #include "../../core/chunker.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
@@ -15,6 +16,33 @@
 
 #define SCRUB_EVERY_MS (7 * DAY_MS) /* how often the hub scrubs, by default */
 #define SCRUB_BATCH    64           /* chunks per query */
+
+/* What hosts' scrubs found since the previous run asked them (a host
+ * scrubs after the run that asks, so a run reports the last round): host
+ * copies re-verified ('ok' rows a host confirmed since; a host confirms only
+ * bytes it hashed), copies marked corrupt, and the online hosts asked now. */
+static enum job_result host_copies(struct job *j)
+{
+	int64_t since = 0, ok = 0, bad = 0, asked = 0, now = now_ms();
+	db_int64(j->c->db, &since,
+	         "SELECT COALESCE(finished_at, 0) FROM jobs WHERE name = 'scrub' AND result IS "
+	         "NOT NULL");
+	if (db_int64(j->c->db, &ok,
+	             "SELECT COUNT(*) FROM chunk_replicas cr JOIN hosts h ON h.id = cr.host_id "
+	             "WHERE h.revoked_at IS NULL AND cr.state = 'ok' AND cr.updated_at > ?",
+	             since) != DB_ROW ||
+	    db_int64(j->c->db, &bad,
+	             "SELECT COUNT(*) FROM chunk_replicas cr JOIN hosts h ON h.id = cr.host_id "
+	             "WHERE h.revoked_at IS NULL AND cr.state = 'corrupt'") != DB_ROW ||
+	    db_int64(j->c->db, &asked,
+	             "SELECT COUNT(*) FROM hosts h WHERE h.revoked_at IS NULL AND " HOST_ONLINE_SQL,
+	             now) != DB_ROW)
+		return JOB_DB_ERR;
+	json_object_set_new(j->cur, "host_copies_verified", json_integer(ok));
+	json_object_set_new(j->cur, "host_copies_corrupt", json_integer(bad));
+	json_object_set_new(j->cur, "hosts_asked", json_integer(asked));
+	return JOB_OK;
+}
 
 static enum job_result run_scrub(struct job *j)
 {
@@ -57,14 +85,14 @@ static enum job_result run_scrub(struct job *j)
 			}
 			/* Corrupt (-EBADMSG) or gone (-ENOENT): set aside, report, repair. */
 			const char *what = got == -ENOENT ? "missing" : "corrupt";
-			if (got != -ENOENT)
-				store_quarantine(j->c->store, hashes[i]);
+			if (got != -ENOENT && store_quarantine_corrupt(j->c->store, hashes[i]) == 1)
+				continue; /* a good copy was stored over it meanwhile (an upload) */
 			db_run(j->c->db,
 			       "UPDATE chunk_replicas SET state = 'corrupt', updated_at = ? WHERE "
 			       "chunk_hash = ? AND holder = 'hub'",
 			       now_ms(), hashes[i]);
 			job_cur_add(j, got == -ENOENT ? "chunks_missing" : "chunks_corrupt", 1);
-			int fixed = job_fetch_from_hosts(j, hashes[i]);
+			int fixed = job_fetch_from_hosts(j, hashes[i], 0);
 			job_cur_add(j, fixed == 0 ? "chunks_repaired" : "chunks_unrepaired", 1);
 			job_chunk_audit(j->c->db, hashes[i],
 			                fixed == 0 ? "chunk.repaired" : "chunk.corrupt",
@@ -82,9 +110,16 @@ static enum job_result run_scrub(struct job *j)
 			break;
 	}
 	free(buf);
-	/* Hosts scrub their own copies when asked on the feed. */
-	if (rc == JOB_OK)
-		job_tell_workspaces(j, "scrub.requested", json_object());
+	/* Hosts scrub their own copies when asked: on the feed, and in the
+	 * heartbeat's answer (scrub_requested_at, once this run's result has
+	 * hosts_asked_at). The same time in both: a host scrubs once for it. */
+	if (rc == JOB_OK) {
+		int64_t asked = now_ms();
+		json_object_set_new(j->cur, "hosts_asked_at", json_integer(asked));
+		job_tell_workspaces(j, "scrub.requested",
+		                    json_pack("{s:I}", "requested_at", (json_int_t)asked));
+		rc = host_copies(j);
+	}
 	return rc;
 }
 
@@ -99,6 +134,11 @@ static void scrub_summary(json_t *res)
 	       (long long)json_integer_value(json_object_get(res, "chunks_repaired")),
 	       (long long)json_integer_value(json_object_get(res, "chunks_unrepaired")),
 	       json_is_true(json_object_get(res, "resumed")) ? " (resumed)" : "");
+	printf("scrub: %lld online hosts asked to scrub; since the last request %lld host "
+	       "copies verified, %lld host copies corrupt\n",
+	       (long long)json_integer_value(json_object_get(res, "hosts_asked")),
+	       (long long)json_integer_value(json_object_get(res, "host_copies_verified")),
+	       (long long)json_integer_value(json_object_get(res, "host_copies_corrupt")));
 }
 
 const struct job_def job_scrub = {.name = "scrub",

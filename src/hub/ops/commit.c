@@ -5,45 +5,17 @@
  * version's copy (WebDAV COPY) and a version restore, both made of the
  * chunks of a version the caller may read.
  *
- * Runs on the calling thread; libmagic's one handle is behind a lock. */
+ * Runs on the calling thread. */
 #include "../possess.h"
 #include "ops.h"
 #include "../../core/hash.h"
 #include "../../core/path.h"
 #include "../../core/util.h"
 
-#include <magic.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- content types (libmagic is not thread-safe: one handle, one lock) ---- */
-
-static pthread_mutex_t magic_mu = PTHREAD_MUTEX_INITIALIZER;
-static magic_t magic_handle;
-
-void op_sniff_type(const uint8_t *data, size_t len, char out[128])
-{
-	snprintf(out, 128, "application/octet-stream");
-	if (len == 0)
-		return;
-	pthread_mutex_lock(&magic_mu);
-	if (!magic_handle) {
-		/* Skip the costly looks inside archives and documents: the MIME
-		 * type of the outside is what a download needs. */
-		magic_handle = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS |
-		                          MAGIC_NO_CHECK_TAR | MAGIC_NO_CHECK_CDF |
-		                          MAGIC_NO_CHECK_ELF | MAGIC_NO_CHECK_ENCODING);
-		if (magic_handle && magic_load(magic_handle, NULL) != 0) {
-			magic_close(magic_handle);
-			magic_handle = NULL;
-		}
-	}
-	const char *t = magic_handle ? magic_buffer(magic_handle, data, len) : NULL;
-	if (t)
-		snprintf(out, 128, "%s", t);
-	pthread_mutex_unlock(&magic_mu);
-}
+/* ---- content types ---- */
 
 static void sniff_stored_chunk(struct hub *hub, const char *hash, int64_t size, char out[128])
 {
@@ -60,15 +32,23 @@ static void sniff_stored_chunk(struct hub *hub, const char *hash, int64_t size, 
  * touch no database row per chunk; a version's commit records its chunks in
  * its own transaction. Objects never committed are orphans for GC to collect. */
 
-/* Record a committed chunk (inside the commit's transaction). */
-static int record_chunk(struct db *db, const char *hash, int64_t size)
+/* Record a committed chunk (inside the commit's transaction). stored: the
+ * hub's store holds it (checked by this commit), so the hub is one of its
+ * holders and its size is the one the store verified. */
+static int record_chunk(struct db *db, const char *hash, int64_t size, bool stored)
 {
 	int64_t now = now_ms();
-	int r = db_run(db,
-	               "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
-	               "ON CONFLICT(hash) DO NOTHING",
-	               hash, size, now);
-	if (r == DB_DONE)
+	/* A stored chunk's size is a fact; a pointer's is a claim, so a wrong
+	 * claim made first (a host naming a hash) is put right here. */
+	int r =
+	    db_run(db,
+	           stored ? "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
+	                    "ON CONFLICT(hash) DO UPDATE SET size = excluded.size WHERE "
+	                    "chunks.size <> excluded.size"
+	                  : "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
+	                    "ON CONFLICT(hash) DO NOTHING",
+	           hash, size, now);
+	if (r == DB_DONE && stored)
 		r = db_run(db,
 		           "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
 		           "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
@@ -90,20 +70,133 @@ static int record_host_replica(struct op_ctx *c, const char *hash, int64_t now)
 	              hash, holder, c->host_id, now);
 }
 
-/* In a commit's transaction: the size of a chunk workspace ws may use and the
- * hub's storage holds, or -1, claiming it — its grant's touched_at is the
- * fence GC honours (jobs.c): on PostgreSQL the row lock also holds GC off
- * until this transaction ends. */
-static int64_t claim_chunk_size(struct op_ctx *c, const char *hash)
+/* ---- where a commit's chunks are (docs/security.md, "chunk hashes") ----
+ *
+ * A chunk is committed from the hub's store when the caller proved it holds
+ * the bytes (possess.c) and the workspace's grant is proven. The store need
+ * not hold it when:
+ *  - the caller is a host of a 'hosts' workspace: a pointer commit — the
+ *    host holds what it names (its folder file is the copy); or
+ *  - a non-revoked host of the workspace holds it 'ok' and the caller
+ *    uploaded it (a chunk_uploads row of its own: an upload to that host),
+ *    or the commit copies a version, or the workspace is in 'hosts' mode and
+ *    the caller may read a version that uses it.
+ * Either way a new grant is unproven (proven = 0): the hub never serves that
+ * workspace its store's copy of the chunk, which another workspace may have
+ * stored, until it fetched the bytes from the workspace's own host. */
+
+struct chunk_rules {
+	bool hosts;   /* the workspace keeps its bytes on hosts */
+	bool pointer; /* a host of a 'hosts' workspace naming its own chunks */
+	enum chunk_src src;
+};
+
+int op_storage_hosts(struct op_ctx *c)
+{
+	struct db_stmt *st =
+	    db_query(c->db, "SELECT storage FROM workspaces WHERE id = ?", c->ws_id);
+	int rc = st && db_step(st) == DB_ROW ? strcmp(db_col_text(st, 0), "hosts") == 0 : -1;
+	db_finalize(st);
+	return rc;
+}
+
+/* Claim the workspace's grant of hash for this commit: its proven (0/1), -1
+ * when there is none, or DB_ERR. touched_at is the fence GC honours
+ * (jobs/gc.c): on PostgreSQL the row lock also holds GC off until this
+ * transaction ends. */
+static int64_t claim_grant(struct op_ctx *c, const char *hash)
+{
+	int64_t proven = 0;
+	int rc = db_int64(c->db, &proven,
+	                  "UPDATE workspace_chunks SET touched_at = ? WHERE workspace_id = ? AND "
+	                  "chunk_hash = ? RETURNING proven",
+	                  now_ms(), c->ws_id, hash);
+	return rc == DB_ROW ? proven : rc == DB_DONE ? -1 : DB_ERR;
+}
+
+/* A grant for a chunk the hub has not seen from this workspace: unproven. */
+static int grant_unproven(struct op_ctx *c, const char *hash)
+{
+	return db_run(c->db,
+	              "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at, proven) "
+	              "VALUES(?,?,?,0) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
+	              c->ws_id, hash, now_ms());
+}
+
+/* Does a non-revoked host of the workspace hold hash ('ok')? 1, 0 or DB_ERR. */
+static int host_holds(struct op_ctx *c, const char *hash)
 {
 	int64_t one = 0;
-	if (db_int64(c->db, &one,
-	             "UPDATE workspace_chunks SET touched_at = ? WHERE workspace_id = ? AND "
-	             "chunk_hash = ? RETURNING 1",
-	             now_ms(), c->ws_id, hash) != DB_ROW)
-		return -1;
-	int64_t n = store_size(c->hub->store, hash);
-	return n > 0 ? n : -1;
+	int rc = db_int64(c->db, &one,
+	                  "SELECT 1 FROM chunk_replicas cr JOIN hosts h ON h.id = cr.host_id "
+	                  "WHERE cr.chunk_hash = ? AND cr.state = 'ok' AND h.workspace_id = ? "
+	                  "AND h.revoked_at IS NULL LIMIT 1",
+	                  hash, c->ws_id);
+	return rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : DB_ERR;
+}
+
+/* The size the hub knows hash by — the chunks row, else the caller's own
+ * upload of it (*uploaded) — or -1; DB_ERR. */
+static int64_t known_size(struct op_ctx *c, const char *hash, bool *uploaded)
+{
+	char up[32];
+	int64_t size = -1, own = -1;
+	possess_uploader(c, up);
+	int rc = db_int64(c->db, &size, "SELECT size FROM chunks WHERE hash = ?", hash);
+	int rc2 = db_int64(c->db, &own,
+	                   "SELECT size FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? "
+	                   "AND chunk_hash = ? AND touched_at > ?",
+	                   c->ws_id, up, hash, now_ms() - UPLOAD_PENDING_MS);
+	if ((rc != DB_ROW && rc != DB_DONE) || (rc2 != DB_ROW && rc2 != DB_DONE))
+		return DB_ERR;
+	*uploaded = rc2 == DB_ROW;
+	return rc == DB_ROW ? size : rc2 == DB_ROW ? own : -1;
+}
+
+/* Where chunk ch of a commit is: OP_OK (*stored: in the hub's store),
+ * OP_MISSING_CHUNKS, OP_SIZE_MISMATCH (*size: the size the hub knows) or
+ * OP_DB. proof: the caller holds it (possess.c) or the commit's source
+ * vouches for it. */
+static enum op_code locate_chunk(struct op_ctx *c, const struct chunk_rules *k,
+                                 const struct chunk_ref *ch, bool proof, bool *stored,
+                                 int64_t *size)
+{
+	int64_t proven = claim_grant(c, ch->hash);
+	if (proven == DB_ERR)
+		return OP_DB;
+	int64_t in_store = store_size(c->hub->store, ch->hash);
+	*stored = in_store > 0;
+	/* In 'hub' mode an unproven grant's chunk is sent again: the upload
+	 * proves it, and the hub holds the workspace's bytes once more. */
+	if (proof && proven >= 0 && in_store > 0 && (proven || k->hosts || k->src != SRC_CLIENT)) {
+		*size = in_store;
+		/* an unproven grant's store copy is not the workspace's to read */
+		*stored = proven == 1;
+		return in_store == ch->size ? OP_OK : OP_SIZE_MISMATCH;
+	}
+	bool uploaded = false;
+	int64_t known = known_size(c, ch->hash, &uploaded);
+	if (known == DB_ERR)
+		return OP_DB;
+	if (k->pointer) {
+		*size = in_store > 0 ? in_store : known;
+		if (*size >= 0 && *size != ch->size)
+			return OP_SIZE_MISMATCH;
+		*stored = false; /* not this workspace's copy: the hub did not see its bytes */
+		return proven >= 0 || grant_unproven(c, ch->hash) == DB_DONE ? OP_OK : OP_DB;
+	}
+	if (!(uploaded || (proof && (k->src == SRC_VERSION || k->hosts))))
+		return OP_MISSING_CHUNKS;
+	int held = host_holds(c, ch->hash);
+	if (held == DB_ERR)
+		return OP_DB;
+	if (!held || known < 0)
+		return OP_MISSING_CHUNKS;
+	*size = known;
+	if (known != ch->size)
+		return OP_SIZE_MISMATCH;
+	*stored = false;
+	return proven >= 0 || grant_unproven(c, ch->hash) == DB_DONE ? OP_OK : OP_DB;
 }
 
 /* ---- the transaction ---- */
@@ -127,44 +220,61 @@ static int tx_commit(struct op_ctx *c)
 	return c->batch ? db_exec(c->db, "RELEASE SAVEPOINT commit_one") : meta_commit_op(c);
 }
 
-/* The chunks among ch that the caller cannot prove it holds (possess.c), as
- * a JSON array; NULL on a database error. */
-static json_t *unproven(struct op_ctx *c, const struct chunk_ref *ch, size_t n)
+/* The chunks among ch that the caller cannot prove it holds (possess.c):
+ * held[i] false. DB_DONE or an error. */
+static int proofs(struct op_ctx *c, const struct commit_args *a, bool *held)
 {
-	bool *held = xcalloc(n ? n : 1, sizeof *held);
-	json_t *out = json_array();
-	if (possess_check(c, ch, n, held) != DB_DONE) {
-		json_decref(out);
-		out = NULL;
+	if (a->src != SRC_CLIENT) {
+		for (size_t i = 0; i < a->n; i++)
+			held[i] = true;
+		return DB_DONE;
 	}
-	for (size_t i = 0; out && i < n; i++)
-		if (!held[i])
-			json_array_append_new(out, json_string(ch[i].hash));
-	free(held);
-	return out;
+	return possess_check(c, a->chunks, a->n, held);
 }
 
-/* Every chunk must be held by the caller (unless proven), with the size it
- * claims, and is claimed for this commit. In the transaction. */
-static enum op_code check_chunks(struct op_ctx *c, const struct commit_args *a, bool proven,
+/* Every chunk must be where the rules above allow, with the size it claims,
+ * and is claimed for this commit; stored[i]: the hub's store holds chunk i
+ * for this workspace. In the transaction. */
+static enum op_code check_chunks(struct op_ctx *c, const struct commit_args *a, bool *stored,
                                  struct op_err *e)
 {
-	json_t *missing = proven ? json_array() : unproven(c, a->chunks, a->n);
-	if (!missing)
+	int hosts = op_storage_hosts(c);
+	if (hosts < 0)
 		return op_db(e);
-	bool unheld = json_array_size(missing) > 0;
-	int64_t held = -1;
-	for (size_t i = 0; i < a->n && !unheld; i++) {
+	struct chunk_rules k = {
+	    .hosts = hosts, .pointer = hosts && c->host_id && a->src == SRC_CLIENT, .src = a->src};
+	bool *held = xcalloc(a->n ? a->n : 1, sizeof *held);
+	json_t *missing = json_array();
+	enum op_code rc = proofs(c, a, held) == DB_DONE ? OP_OK : OP_DB;
+	int64_t size = 0;
+	size_t bad = 0;
+	for (size_t i = 0; i < a->n && rc == OP_OK; i++) {
+		bad = i;
+		const struct chunk_ref *ch = &a->chunks[i];
 		/* a chunk listed again in a row is claimed once */
-		if (i == 0 || strcmp(a->chunks[i].hash, a->chunks[i - 1].hash) != 0)
-			held = claim_chunk_size(c, a->chunks[i].hash);
-		if (held < 0) {
-			json_array_append_new(missing, json_string(a->chunks[i].hash));
-		} else if (held != a->chunks[i].size) {
-			json_decref(missing);
-			return op_fail(e, OP_SIZE_MISMATCH, "chunks[%zu] is %lld bytes, not %lld",
-			               i, (long long)held, (long long)a->chunks[i].size);
+		if (i > 0 && strcmp(ch->hash, a->chunks[i - 1].hash) == 0) {
+			stored[i] = stored[i - 1];
+			if (ch->size != a->chunks[i - 1].size) {
+				rc = OP_SIZE_MISMATCH;
+				size = a->chunks[i - 1].size;
+			}
+			continue;
 		}
+		enum op_code got = locate_chunk(c, &k, ch, held[i], &stored[i], &size);
+		if (got == OP_MISSING_CHUNKS)
+			json_array_append_new(missing, json_string(ch->hash));
+		else
+			rc = got;
+	}
+	free(held);
+	if (rc == OP_DB) {
+		json_decref(missing);
+		return op_db(e);
+	}
+	if (rc == OP_SIZE_MISMATCH) {
+		json_decref(missing);
+		return op_fail(e, OP_SIZE_MISMATCH, "chunks[%zu] is %lld bytes, not %lld", bad,
+		               (long long)size, (long long)a->chunks[bad].size);
 	}
 	if (json_array_size(missing))
 		return op_fail_detail(e, OP_MISSING_CHUNKS, json_pack("{s:o}", "missing", missing),
@@ -202,8 +312,9 @@ static enum op_code place(struct op_ctx *c, const struct commit_args *a, const c
 }
 
 /* The rows of the new version, the feed and the audit log. 0 or DB_ERR. */
-static int write_version(struct op_ctx *c, const struct commit_args *a, int64_t folder,
-                         const char *name, int64_t author, struct commit_result *out)
+static int write_version(struct op_ctx *c, const struct commit_args *a, const bool *stored,
+                         int64_t folder, const char *name, int64_t author,
+                         struct commit_result *out)
 {
 	int64_t file_id = 0, number = 0, vid = 0, now = now_ms();
 	const char *ctype = out->content_type;
@@ -228,7 +339,7 @@ static int write_version(struct op_ctx *c, const struct commit_args *a, int64_t 
 	int64_t off = 0;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct chunk_ref *ch = &a->chunks[i];
-		if (record_chunk(c->db, ch->hash, ch->size) != DB_DONE ||
+		if (record_chunk(c->db, ch->hash, ch->size, stored[i]) != DB_DONE ||
 		    db_run(c->db,
 		           "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
 		           "size) VALUES(?,?,?,?,?)",
@@ -266,6 +377,7 @@ static enum op_code commit_chunks(struct op_ctx *c, const struct commit_args *a,
                                   struct commit_result *out, bool *limited, struct op_err *e)
 {
 	char *parent = NULL, *name = NULL;
+	bool *stored = NULL;
 	enum op_code rc;
 	if (!op_path_writable(a->path, e))
 		return e->code;
@@ -284,7 +396,8 @@ static enum op_code commit_chunks(struct op_ctx *c, const struct commit_args *a,
 		goto out;
 	}
 	int64_t folder = 0, author = c->author_id ? c->author_id : c->user_id;
-	rc = check_chunks(c, a, a->src != SRC_CLIENT, e);
+	stored = xcalloc(a->n ? a->n : 1, sizeof *stored);
+	rc = check_chunks(c, a, stored, e);
 	if (rc == OP_OK)
 		rc = place(c, a, parent, name, author, &folder, e);
 	if (rc != OP_OK) {
@@ -293,11 +406,14 @@ static enum op_code commit_chunks(struct op_ctx *c, const struct commit_args *a,
 	}
 	if (a->content_type)
 		snprintf(out->content_type, sizeof out->content_type, "%s", a->content_type);
-	else if (a->n > 0)
+	else if (a->n > 0 && stored[0])
 		sniff_stored_chunk(c->hub, a->chunks[0].hash, a->chunks[0].size, out->content_type);
+	else if (a->n > 0) /* a pointer: the hub cannot read it (hosts send the type) */
+		snprintf(out->content_type, sizeof out->content_type, "application/octet-stream");
 	else
 		snprintf(out->content_type, sizeof out->content_type, "application/x-empty");
-	if (write_version(c, a, folder, name, author, out) != 0 || tx_commit(c) != DB_DONE) {
+	if (write_version(c, a, stored, folder, name, author, out) != 0 ||
+	    tx_commit(c) != DB_DONE) {
 		tx_rollback(c);
 		rc = op_db(e);
 		goto out;
@@ -307,6 +423,7 @@ static enum op_code commit_chunks(struct op_ctx *c, const struct commit_args *a,
 	out->chunks = a->n;
 	snprintf(out->hash, sizeof out->hash, "%s", a->hash);
 out:
+	free(stored);
 	free(parent);
 	free(name);
 	return rc;
@@ -373,7 +490,7 @@ enum op_code op_version_restore(struct op_ctx *c, const char *path, int64_t numb
 	struct file_info fi;
 	int rc = meta_file_get(c->db, c->ws_id, path, &fi);
 	if (rc != 1)
-		return rc == 0 ? op_fail(e, OP_NOT_FOUND, "no such file: %s", path) : op_db(e);
+		return rc == 0 ? op_fail(e, OP_NOT_FOUND, "no such path: %s", path) : op_db(e);
 	if (!op_require(c, path, true, PERM_WRITE, ACL_NOW, e))
 		return e->code;
 	struct db_stmt *st = db_query(c->db,

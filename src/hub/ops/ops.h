@@ -17,6 +17,7 @@
 #include "../meta.h"
 #include "../upload.h"
 #include "err.h"
+#include "../../core/sniff.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -107,6 +108,8 @@ struct commit_result {
 	char hash[65];
 	char content_type[128];
 };
+/* The workspace's storage setting: 1 'hosts', 0 'hub', -1 a database error. */
+int op_storage_hosts(struct op_ctx *c);
 /* Commit a->path as a new version made of a->chunks, in one transaction (in
  * a batch, a savepoint). The caller must have write access to the path
  * (checked again here). A refused upload frees its chunks at once: a body's
@@ -119,9 +122,11 @@ enum op_code op_copy_version(struct op_ctx *c, const char *path, const struct fi
 /* An old version (by number), while it is kept, becomes the file's newest. */
 enum op_code op_version_restore(struct op_ctx *c, const char *path, int64_t number,
                                 struct commit_result *out, struct op_err *e);
-/* The MIME type of a file's first bytes (libmagic). */
-void op_sniff_type(const uint8_t *data, size_t len, char out[128]);
-#define SNIFF_BYTES 8192 /* the head that decides the type */
+/* The MIME type of a file's first bytes (libmagic; core/sniff.c). */
+static inline void op_sniff_type(const uint8_t *data, size_t len, char out[128])
+{
+	sniff_type(data, len, out);
+}
 
 /* ---- the trash (ops/trash.c) ---- */
 
