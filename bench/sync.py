@@ -6,11 +6,19 @@ Syncthing (two instances, ../shared/PEERS.md), on one machine over 127.0.0.1, in
   - big: a new 256 MiB random file A -> B, until B has it with the right sha256;
   - rename: a folder holding 1 GiB (4 x 256 MiB) is renamed on A: time until B shows
     the new name with every file, bytes moved between the peers, B's disk writes;
-  - startup: A's agent restarted over 100,000 unchanged small files (after a full
-    sync): time until its start-up scan is done and it is idle, and its peak RSS.
+  - small: a folder of 100,000 small files (1-4 KiB random bytes, 1,000 per
+    directory) moved into A: time until B holds every file;
+  - startup: A's agent restarted over those unchanged files (after the full sync;
+    runs "small" first): time until its start-up scan is done and it is idle, and
+    its peak RSS.
+  - hub writes (roost only, with "big" or "rename"): bytes the hub process wrote to
+    disk (/proc/PID/io write_bytes) and its objects directory grew by, per GiB synced.
+--storage hosts PATCHes the workspace to {"storage": "hosts", "hub_cache_bytes": 0}
+first (issue 15: hosts hold the bytes; the hub only tracks them).
 Prints a Markdown table; the ratio is roost / Syncthing (below 1: roost is faster).
-Usage: bench/sync.py ROOST_BIN [--quick] [--only latency|big|rename|startup]...
+Usage: bench/sync.py ROOST_BIN [--quick] [--only latency|big|rename|small|startup]...
        [--sides roost,syncthing] [--samples 30] [--slow-samples 5] [--small-files N]
+       [--storage hub|hosts]
 """
 import argparse
 import hashlib
@@ -28,7 +36,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 MiB = 1 << 20
-TESTS = ("latency", "big", "rename", "startup")
+TESTS = ("latency", "big", "rename", "small", "startup")
 
 
 def free_port():
@@ -150,8 +158,8 @@ def disk_writes(p):
 class Roost:
     name = "roost"
 
-    def __init__(self, roost, root):
-        self.roost = roost
+    def __init__(self, roost, root, storage="hub"):
+        self.roost, self.hub_dir = roost, os.path.join(root, "hub")
         self.env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(root, "cfg"),
                         ROOST_PASSWORD="bench password 1")
         self.port, hub = free_port(), os.path.join(root, "hub")
@@ -162,6 +170,8 @@ class Roost:
                           str(free_port()), "--rate-limit", "0"], self.log, self.env)
         wait_until(lambda: self.metric("roost_requests_total") >= 0, 20, "the hub")
         self.cli("login", "--hub", "http://127.0.0.1:%d" % self.port, "--email", "b@example.test")
+        if storage != "hub":
+            self.set_storage(storage)
         self.a, self.b = os.path.join(root, "A"), os.path.join(root, "B")
         self.procs = {}
         for d, label in ((self.a, "A"), (self.b, "B")):
@@ -171,6 +181,38 @@ class Roost:
             self.start_host(d)
         for d in (self.a, self.b):
             wait_until(lambda: self.idle(d), 60, "host %s to start" % d, 0.2)
+
+    def api(self, method, path, body=None, token=None):
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d/api/v1%s" % (self.port, path), method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers=dict({"Content-Type": "application/json"},
+                         **({"Authorization": "Bearer " + token} if token else {})))
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"null")
+
+    def set_storage(self, storage):
+        """The workspace's storage mode; in 'hosts' mode the hub keeps no cache."""
+        tok = self.api("POST", "/login", {"email": "b@example.test",
+                                          "password": self.env["ROOST_PASSWORD"]})["token"]
+        ws = self.api("GET", "/workspaces", token=tok)["workspaces"][0]["id"]
+        body = {"storage": storage}
+        if storage == "hosts":
+            body["hub_cache_bytes"] = 0
+        self.api("PATCH", "/workspaces/%d" % ws, body, token=tok)
+        got = self.api("GET", "/workspaces/%d" % ws, token=tok)
+        assert got.get("storage") == storage, got
+
+    def hub_writes(self):
+        """(bytes the hub process wrote to disk, bytes in its objects directory)."""
+        objs = 0
+        for d, _, files in os.walk(os.path.join(self.hub_dir, "objects")):
+            for f in files:
+                try:
+                    objs += os.lstat(os.path.join(d, f)).st_size
+                except OSError:
+                    pass
+        return proc_field(self.hub.pid, "write_bytes", "io"), objs
 
     def cli(self, *args):
         p = subprocess.run([self.roost, *args], env=self.env, capture_output=True, timeout=600)
@@ -392,11 +434,24 @@ def run_side(side, a, stage, staged, res):
             lat = latency(side.dir("A", "slow"), side.dir("B", "slow"), a.slow_samples, "d10",
                           Syncthing.FOLDERS["slow"])
             res["lat50_10"], res["lat99_10"] = pct(lat, 50), pct(lat, 99)
+    roost = isinstance(side, Roost)
+    if roost and ("big" in a.only or "rename" in a.only):
+        res["synced_bytes"], w0 = 0, side.hub_writes()
     if "big" in a.only:
         res["big"] = sync_files(side, stage, {"one.bin": staged["one.bin"]}, "one.bin")
+        if roost:
+            res["synced_bytes"] += staged["one.bin"][0]
     if "rename" in a.only:
         parts = {nm: v for nm, v in staged.items() if nm.startswith("part")}
         res["first"] = sync_files(side, stage, parts, "folder")
+        if roost:
+            res["synced_bytes"] += sum(v[0] for v in parts.values())
+    if roost and ("big" in a.only or "rename" in a.only):
+        time.sleep(1)  # the hub's writes of the last commit
+        w1, gib = side.hub_writes(), res["synced_bytes"] / (1 << 30)
+        res["hub_io_gib"] = (w1[0] - w0[0]) / gib
+        res["hub_objs_gib"] = (w1[1] - w0[1]) / gib
+    if "rename" in a.only:
         time.sleep(3)  # let both sides settle before reading the counters
         w0, d0 = side.wire_bytes(), side.b_disk_writes()
         f0 = side.b_fetched() if isinstance(side, Roost) else 0
@@ -409,16 +464,19 @@ def run_side(side, a, stage, staged, res):
         res["rename_disk"] = side.b_disk_writes() - d0
         if isinstance(side, Roost):
             res["rename_fetched"] = side.b_fetched() - f0
-    if "startup" in a.only:
+    if "small" in a.only or "startup" in a.only:
         tmp = os.path.join(stage, "small-" + side.name)
+        rnd = random.Random(15)
         for k in range(a.small_files):  # distinct small files, 1,000 per directory
             d = os.path.join(tmp, "d%03d" % (k // 1000))
             if k % 1000 == 0:
                 os.makedirs(d)
-            with open(os.path.join(d, "f%03d" % (k % 1000)), "w") as f:
-                f.write("small file %d\n" % k)
+            with open(os.path.join(d, "f%03d" % (k % 1000)), "wb") as f:
+                f.write(os.urandom(rnd.randint(1024, 4096)))
+        quiesce()
         todo = {os.path.join(side.b, "small", "d%03d" % (k // 1000)): min(1000, a.small_files - k)
                 for k in range(0, a.small_files, 1000)}  # directory: files it must hold
+        todo0 = list(todo)
 
         def all_there():  # cheap: lists only the directories not yet complete
             for d, n in list(todo.items()):  # (temporary files start with a dot)
@@ -430,6 +488,16 @@ def run_side(side, a, stage, staged, res):
         os.rename(tmp, os.path.join(side.a, "small"))
         wait_until(all_there, 3600, "%d small files on B" % a.small_files, 0.05)
         res["small_sync"] = time.monotonic() - t0
+        for d in sorted(todo0):  # then every byte, outside the timing
+            for nm in os.listdir(d):
+                if not nm.startswith("."):
+                    with open(os.path.join(d, nm), "rb") as f, \
+                            open(os.path.join(side.a, "small", os.path.basename(d), nm), "rb") as g:
+                        if f.read() != g.read():
+                            raise RuntimeError("%s/%s differs on B" % (d, nm))
+        if roost:
+            res["small_fetched"] = side.b_fetched()
+    if "startup" in a.only:
         time.sleep(3)
         res["startup"], res["startup_rss"] = side.restart_a()
 
@@ -451,9 +519,15 @@ def report(r, s, a, big, part):
         ("rename: bytes between peers (roost: via the hub)", "rename_wire", "rename_wire", mb),
         ("rename: chunks B fetched from A or the hub", "rename_fetched", "-", str),
         ("rename: bytes B's agent wrote to disk", "rename_disk", "rename_disk", mb),
-        ("first sync of %d small files" % a.small_files, "small_sync", "small_sync", secs),
+        ("hub: bytes its process wrote per GiB synced A->B", "hub_io_gib", "-", mb),
+        ("hub: growth of its objects directory per GiB synced", "hub_objs_gib", "-", mb),
+        ("first sync of %d small files (1-4 KiB)" % a.small_files, "small_sync", "small_sync",
+         secs),
+        ("small files: chunks B fetched (from_peer + from_hub)", "small_fetched", "-", str),
         ("restart over them: until scanned and idle", "startup", "startup", secs),
         ("restart: peak RSS of A's agent", "startup_rss", "startup_rss", mib)]
+    print("storage mode: %s; load average at the end: %s" % (
+        a.storage, " ".join(open("/proc/loadavg").read().split()[:3])))
     print("| sync, one machine, 127.0.0.1 | roost | Syncthing | roost / Syncthing |")
     print("|---|---|---|---|")
     for label, rk, sk, fmt in rows:
@@ -478,6 +552,8 @@ def main():
     ap.add_argument("--slow-samples", type=int)
     ap.add_argument("--small-files", type=int)
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--storage", choices=("hub", "hosts"), default="hub",
+                    help="roost's workspace storage mode")
     a = ap.parse_args()
     if not set(a.sides.lower().split(",")) <= {"roost", "syncthing"}:
         ap.error("--sides: roost, syncthing or both")
@@ -506,7 +582,7 @@ def main():
             root = os.path.join(work, name)
             os.makedirs(root)
             try:
-                side = Syncthing(root) if name == "syncthing" else Roost(roost, root)
+                side = Syncthing(root) if name == "syncthing" else Roost(roost, root, a.storage)
                 run_side(side, a, stage, staged, results[name])
             except Exception as e:  # report it, and still measure the other side
                 log = os.path.join(root, name + ".log")  # it goes with root below

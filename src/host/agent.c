@@ -283,6 +283,7 @@ static void sync_loop(struct host *h)
 				break;
 			sync_remote_event(h, ev);
 		}
+		sync_apply_flush(h);
 		json_decref(events);
 		for (struct move_op *m = moves, *next; m; m = next) {
 			next = m->next;

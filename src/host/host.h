@@ -241,6 +241,9 @@ void sync_local_path(struct host *h, const char *path);
 void sync_local_move(struct host *h, const char *from, const char *to);
 /* Upload the small files queued by sync_local_path (after each batch). */
 void sync_flush(struct host *h);
+/* Place the small remote files sync_remote_event queued: fetched many to a
+ * request, one sync for their durability (after each batch of events). */
+void sync_apply_flush(struct host *h);
 /* Walk the folder: every file or folder that differs from the index is marked. */
 void sync_rescan(struct host *h, bool at_start);
 /* Fetch the recorded version of a pinned file the scrubber found corrupt. */
@@ -281,6 +284,17 @@ int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest,
  * fetch chunk hash? 1 yes, 0 no, -EAGAIN the hub cannot be asked now. */
 int fetch_vtoken_allows(struct host *h, const char *tok, const char *hash);
 
+/* fetch_batch.c: one small file's chunk (the whole file) to fetch; data is
+ * set (malloc'd) to its verified bytes once got. */
+struct batch_want {
+	const char *path, *hash;
+	int64_t version, size;
+	uint8_t *data;
+};
+/* The bytes of many one-chunk files from the online hosts holding them, many
+ * to a request; the number got (the rest: fetch them one by one). */
+size_t fetch_batch(struct host *h, CURL *curl, struct batch_want *want, size_t n);
+
 /* tunnel.c: the relay connections (--relay) */
 struct tunnel;
 struct tunnel *tunnel_start(struct host *h);
@@ -292,6 +306,12 @@ void tunnel_refresh(struct tunnel *t);
 /* 0 (also without --listen), or a negative errno, logged. */
 int serve_start(struct host *h);
 void serve_stop(struct host *h);
+/* serve_batch.c: POST /chunks/batch (called by serve.c's request handler;
+ * an MHD_Result), and whether con_cls was one of its requests (then freed). */
+struct MHD_Connection;
+int serve_batch(struct host *h, struct MHD_Connection *conn, const char *data, size_t *size,
+                void **con_cls);
+bool serve_batch_release(void *con_cls);
 
 /* Open path beneath the folder without following symlinks anywhere. */
 int open_beneath(const struct host *h, const char *path, int flags, unsigned mode);

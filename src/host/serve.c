@@ -3,6 +3,7 @@
  * the hub's public keys alone:
  *
  *   GET /chunks/HASH   Authorization: Bearer TOKEN (scope "chunks", our workspace)
+ *   POST /chunks/batch many chunks in one answer (serve_batch.c)
  *   GET /c/TOKEN       a file version (scope "read"); on-demand files are
  *                      fetched into the cache first
  *   PUT /chunks/HASH   a client's chunk (scope "chunk-upload"): serve_upload.c
@@ -365,7 +366,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)why;
-	if (*con_cls && *con_cls != &head_seen && !serve_upload_release(*con_cls))
+	if (*con_cls && *con_cls != &head_seen && !serve_batch_release(*con_cls) &&
+	    !serve_upload_release(*con_cls))
 		upload_free(*con_cls);
 	*con_cls = NULL;
 	/* Unlike the hub, a connection that has sent one head keeps the long idle
@@ -523,6 +525,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return serve_upload_request(h, conn, url, data, size, con_cls);
 	const char *arg;
 	enum serve_route route = serve_route(method, url, &arg);
+	if (strcmp(method, "POST") == 0 && strcmp(url, "/chunks/batch") == 0)
+		return (enum MHD_Result)serve_batch(h, conn, data, size, con_cls);
 	if (route == ROUTE_UPLOAD)
 		return upload_request(h, conn, arg, data, size, con_cls);
 	if (route == ROUTE_METHOD)

@@ -51,6 +51,12 @@ struct sync {
 	struct own_rename *own_renames;
 	struct small *smalls; /* the batch of small files not yet uploaded */
 	size_t nsmall, small_bytes;
+	/* Small remote files waiting to be fetched together (sync_apply.c);
+	 * arrivals_seq: the feed seq to record once they are placed (0: none). */
+	struct arrival *arrivals;
+	size_t narrivals, arrival_bytes;
+	json_t *arrival_paths;
+	int64_t arrivals_seq;
 };
 
 /* sync.c */

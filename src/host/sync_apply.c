@@ -9,6 +9,8 @@
 #include "../core/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +101,63 @@ void sync_record_local(struct host *h, const char *path, const struct stat *st, 
 	atomic_store(&h->last_sync, now_ms());
 }
 
+/* While a big download runs, its pages are handed to the disk as they come
+ * (sync_file_range, no wait), so the fsync at the end has little left to
+ * write: the disk works while the next chunks are fetched and verified. */
+#define WRITEBACK_MIN_BYTES (8ll << 20)
+#define WRITEBACK_EVERY_MS  25
+
+struct writeback {
+	int fd;
+	bool done;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+};
+
+static void *writeback_main(void *arg)
+{
+	struct writeback *w = arg;
+	pthread_mutex_lock(&w->mu);
+	while (!w->done) {
+		struct timespec until = host_deadline(WRITEBACK_EVERY_MS);
+		pthread_cond_timedwait(&w->cv, &w->mu, &until);
+		if (!w->done)
+			sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static struct writeback *writeback_start(int fd, int64_t size)
+{
+	if (size < WRITEBACK_MIN_BYTES)
+		return NULL;
+	struct writeback *w = xcalloc(1, sizeof *w);
+	w->fd = fd;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->th, NULL, writeback_main, w) != 0) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static void writeback_stop(struct writeback *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->th, NULL);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+}
+
 /* Download manifest m to path. seen is the local file as it was when we
  * decided to replace it (NULL: there was none); if it changed since, it is
  * kept as a conflict copy rather than overwritten. */
@@ -113,7 +172,9 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 	}
 	mode_t um = umask(0);
 	umask(um);
+	struct writeback *wb = writeback_start(fd, json_integer_value(json_object_get(m, "size")));
 	int rc = fetch_content(h, h->db, h->c.curl, m, fd, false);
+	writeback_stop(wb);
 	if (rc == 0 && (fchmod(fd, 0666 & ~um) != 0 || fsync(fd) != 0))
 		rc = -errno;
 	close(fd);
@@ -154,9 +215,222 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 	return rc == 0;
 }
 
+/* ---- small files in batches ----
+ * A small remote file (one chunk, named by the file's hash) is not fetched
+ * at once: it waits in h->sync->arrivals with others, until the end of the
+ * batch of events or until something must see it. Then their bytes come
+ * many to a request from a host holding them (fetch_batch.c), are written
+ * to temp files, made durable by one syncfs(2) for all, renamed into place
+ * (no half-written file is ever visible), their folders fsynced once each,
+ * and indexed in one transaction. The feed seq is recorded only after. A
+ * file no host gave is fetched alone, as before. */
+
+#define ARRIVALS_MAX       1024
+#define ARRIVALS_MAX_BYTES (16ll << 20)
+
+struct arrival {
+	char *path, *tmp;
+	char hash[HASH_HEX_LEN + 1];
+	int64_t vid, version, size;
+	bool have; /* a local file was there (seen) when we decided */
+	struct stat seen;
+};
+
+static bool arrival_pending(struct host *h, const char *path)
+{
+	return h->sync->narrivals && json_object_get(h->sync->arrival_paths, path);
+}
+
+/* The one-chunk manifest of a small file, as the hub would give it. */
+static json_t *small_manifest(const char *path, int64_t vid, int64_t version, const char *hash,
+                              int64_t size)
+{
+	return json_pack("{s:s, s:I, s:I, s:I, s:s, s:o}", "path", path, "version",
+	                 (json_int_t)version, "version_id", (json_int_t)vid, "size",
+	                 (json_int_t)size, "hash", hash, "chunks",
+	                 size ? json_pack("[{s:s, s:I, s:I, s:[]}]", "hash", hash, "size",
+	                                  (json_int_t)size, "offset", (json_int_t)0, "hosts")
+	                      : json_array());
+}
+
+/* Fetch a small file alone: its one chunk from the best source, else by its
+ * manifest (not stored as one chunk after all). */
+static void download_small(struct host *h, const char *path, int64_t vid, int64_t version,
+                           const char *hash, int64_t size, const struct stat *seen)
+{
+	json_t *m = small_manifest(path, vid, version, hash, size);
+	bool done = download_to(h, path, m, seen);
+	json_decref(m);
+	if (done)
+		return;
+	bool gone = false;
+	m = fetch_manifest(h, h->c.curl, path, version, &gone);
+	if (m)
+		download_to(h, path, m, seen);
+	else if (!gone) /* the hub is away: look again */
+		host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
+	json_decref(m);
+}
+
+static void arrival_add(struct host *h, const char *path, int64_t vid, int64_t version,
+                        const char *hash, int64_t size, const struct stat *seen)
+{
+	struct sync *s = h->sync;
+	if (!s->arrivals) {
+		s->arrivals = xcalloc(ARRIVALS_MAX, sizeof *s->arrivals);
+		s->arrival_paths = json_object();
+	}
+	struct arrival *a = &s->arrivals[s->narrivals++];
+	*a = (struct arrival){.path = xstrdup(path), .vid = vid, .version = version, .size = size};
+	snprintf(a->hash, sizeof a->hash, "%s", hash);
+	if (seen) {
+		a->have = true;
+		a->seen = *seen;
+	}
+	json_object_set_new(s->arrival_paths, path, json_true());
+	s->arrival_bytes += (size_t)size;
+	if (s->narrivals >= ARRIVALS_MAX || (int64_t)s->arrival_bytes >= ARRIVALS_MAX_BYTES)
+		sync_apply_flush(h);
+}
+
+/* Write a's bytes to a new temp file (not synced yet). 0 or -errno. */
+static int arrival_write(struct host *h, struct arrival *a, const uint8_t *data, mode_t mode)
+{
+	a->tmp = xasprintf("%s/dl-XXXXXX", h->tmp_dir);
+	int fd = mkstemp(a->tmp);
+	int rc = fd < 0 ? -errno : write_all(fd, data, (size_t)a->size);
+	if (rc == 0 && fchmod(fd, mode) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc != 0) {
+		if (fd >= 0)
+			unlink(a->tmp);
+		free(a->tmp);
+		a->tmp = NULL;
+	}
+	return rc;
+}
+
+/* Rename a's synced temp file into place (a local edit since is kept as a
+ * conflict copy) and index it; its folder goes to dirs. */
+static bool arrival_place(struct host *h, struct arrival *a, json_t *dirs)
+{
+	char *local = host_local(h, a->path);
+	struct stat now;
+	if (lstat(local, &now) == 0 && S_ISREG(now.st_mode) &&
+	    (!a->have || !sync_same_stat(&a->seen, &now)))
+		keep_as_conflict(h, a->path);
+	char *parent = xstrdup(local);
+	*strrchr(parent, '/') = 0;
+	bool ok = mkdir_p(parent, 0777) == 0 && rename(a->tmp, local) == 0;
+	if (!ok) {
+		log_error("download %s: rename: %s", a->path, strerror(errno));
+		unlink(a->tmp);
+	} else {
+		json_object_set_new(dirs, parent, json_true());
+		json_t *chunks = json_pack("[{s:s, s:I, s:I}]", "hash", a->hash, "size",
+		                           (json_int_t)a->size, "offset", (json_int_t)0);
+		if (lstat(local, &now) == 0)
+			sync_record_local(h, a->path, &now, a->vid, a->version, a->hash, chunks);
+		json_decref(chunks);
+		host_room_found(h, a->path);
+	}
+	free(parent);
+	free(local);
+	return ok;
+}
+
+/* Fetch, write, sync once, place: the arrivals that a host gave. */
+static size_t arrivals_place(struct host *h, struct arrival *as, size_t n)
+{
+	struct batch_want *want = xcalloc(n, sizeof *want);
+	for (size_t i = 0; i < n; i++)
+		want[i] = (struct batch_want){.path = as[i].path,
+		                              .hash = as[i].hash,
+		                              .version = as[i].version,
+		                              .size = as[i].size};
+	fetch_batch(h, h->c.curl, want, n);
+	mode_t um = umask(0);
+	umask(um);
+	size_t written = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (want[i].data && arrival_write(h, &as[i], want[i].data, 0666 & ~um) == 0)
+			written++;
+		free(want[i].data);
+	}
+	free(want);
+	if (!written)
+		return 0;
+	/* One flush for every file written, instead of one fsync each. */
+	int dfd = open(h->tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool synced = dfd >= 0 && syncfs(dfd) == 0;
+	if (dfd >= 0)
+		close(dfd);
+	json_t *dirs = json_object();
+	size_t placed = 0;
+	db_begin(h->db);
+	for (size_t i = 0; i < n; i++) {
+		if (!as[i].tmp)
+			continue;
+		if (!synced) { /* not durable: fetch it alone */
+			unlink(as[i].tmp);
+			free(as[i].tmp);
+			as[i].tmp = NULL;
+		} else if (arrival_place(h, &as[i], dirs)) {
+			placed++;
+		} else {
+			free(as[i].tmp);
+			as[i].tmp = NULL;
+		}
+	}
+	const char *dir;
+	json_t *v;
+	json_object_foreach(dirs, dir, v)
+	{
+		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+	}
+	db_commit(h->db);
+	json_decref(dirs);
+	return placed;
+}
+
+void sync_apply_flush(struct host *h)
+{
+	struct sync *s = h->sync;
+	size_t n = s->narrivals;
+	struct arrival *as = s->arrivals;
+	int64_t seq = s->arrivals_seq;
+	s->arrivals = NULL;
+	s->narrivals = s->arrival_bytes = 0;
+	s->arrivals_seq = 0;
+	json_decref(s->arrival_paths);
+	s->arrival_paths = NULL;
+	bool stop = atomic_load(&h->stop);
+	size_t placed = n && !stop ? arrivals_place(h, as, n) : 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!as[i].tmp && !stop) /* no host gave it: alone, from any source */
+			download_small(h, as[i].path, as[i].vid, as[i].version, as[i].hash,
+			               as[i].size, as[i].have ? &as[i].seen : NULL);
+		free(as[i].path);
+		free(as[i].tmp);
+	}
+	free(as);
+	if (placed)
+		log_info("synced %zu small files from the workspace in one batch", placed);
+	if (seq > 0 && !stop) /* stopped: the feed gives those events again */
+		idx_kv_set(h->db, "seq", seq);
+}
+
 static void apply_version(struct host *h, const char *path, int64_t vid, int64_t version,
                           const char *hash, int64_t size)
 {
+	if (arrival_pending(h, path))
+		sync_apply_flush(h); /* its older version first */
 	enum policy pol = host_policy(h, path);
 	if (pol == POL_EXCLUDE)
 		return;
@@ -210,18 +484,15 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		return;
 	}
 	/* A file within the minimum chunk size is one chunk named by the
-	 * file's hash: no need to ask for its manifest. */
-	if (size <= (int64_t)h->c.chunking.min) {
-		json_t *m = json_pack(
-		    "{s:s, s:I, s:I, s:I, s:s, s:o}", "path", path, "version", (json_int_t)version,
-		    "version_id", (json_int_t)vid, "size", (json_int_t)size, "hash", hash, "chunks",
-		    size ? json_pack("[{s:s, s:I, s:I, s:[]}]", "hash", hash, "size",
-		                     (json_int_t)size, "offset", (json_int_t)0, "hosts")
-		         : json_array());
-		bool done = download_to(h, path, m, have ? &st : NULL);
-		json_decref(m);
-		if (done)
-			return; /* else: not stored as one chunk; ask for the manifest */
+	 * file's hash: no need to ask for its manifest, and it goes with
+	 * others (arrival_add). */
+	if (size > 0 && size <= (int64_t)h->c.chunking.min) {
+		arrival_add(h, path, vid, version, hash, size, have ? &st : NULL);
+		return;
+	}
+	if (size == 0) {
+		download_small(h, path, vid, version, hash, size, have ? &st : NULL);
+		return;
 	}
 	bool gone = false;
 	json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
@@ -436,6 +707,8 @@ void sync_remote_event(struct host *h, json_t *ev)
 	int64_t seq = 0;
 	if (!json_get_int(ev, "seq", &seq) || seq <= atomic_load(&h->seq) || !kind)
 		return;
+	if (strcmp(kind, "file.version") != 0)
+		sync_apply_flush(h); /* what comes next sees the files before it */
 	char *path = net_path(pl, "path"), *from = net_path(pl, "from"), *to = net_path(pl, "to");
 	int64_t vid = 0, version = 0, size = 0, host = 0;
 	const char *hash = json_get_str(pl, "hash");
@@ -473,7 +746,10 @@ void sync_remote_event(struct host *h, json_t *ev)
 	free(from);
 	free(to);
 	atomic_store(&h->seq, seq);
-	idx_kv_set(h->db, "seq", seq);
+	if (h->sync->narrivals)
+		h->sync->arrivals_seq = seq; /* recorded once they are placed */
+	else
+		idx_kv_set(h->db, "seq", seq);
 }
 
 void sync_repair(struct host *h, const char *path)
@@ -568,5 +844,6 @@ int64_t sync_with_tree(struct host *h)
 	json_decref(mine);
 	json_decref(seen);
 	json_decref(tree);
+	sync_apply_flush(h);
 	return seq;
 }
