@@ -306,9 +306,12 @@ void tunnel_refresh(struct tunnel *t);
 /* 0 (also without --listen), or a negative errno, logged. */
 int serve_start(struct host *h);
 void serve_stop(struct host *h);
+/* The content server's JSON answers (body stolen), and {error:{code, message}}. */
+struct MHD_Connection;
+int serve_json(struct MHD_Connection *conn, unsigned status, json_t *body);
+int serve_error(struct MHD_Connection *conn, unsigned status, const char *code, const char *msg);
 /* serve_batch.c: POST /chunks/batch (called by serve.c's request handler;
  * an MHD_Result), and whether con_cls was one of its requests (then freed). */
-struct MHD_Connection;
 int serve_batch(struct host *h, struct MHD_Connection *conn, const char *data, size_t *size,
                 void **con_cls);
 bool serve_batch_release(void *con_cls);

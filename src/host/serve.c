@@ -58,7 +58,7 @@ int open_beneath(const struct host *h, const char *path, int flags, unsigned mod
 	return fd;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *body)
+int serve_json(struct MHD_Connection *conn, unsigned status, json_t *body)
 {
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
@@ -71,11 +71,10 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, j
 	return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *code,
-                                  const char *msg)
+int serve_error(struct MHD_Connection *conn, unsigned status, const char *code, const char *msg)
 {
-	return send_json(conn, status,
-	                 json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
+	return serve_json(conn, status,
+	                  json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
 }
 
 /* Serve fd (size bytes), or the one byte range the request asks for. */
@@ -122,20 +121,20 @@ static json_t *check_token(struct host *h, struct MHD_Connection *conn, const ch
                            const char *scope)
 {
 	if (!tok || !*tok) {
-		send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-		           "a token signed by the hub is required");
+		serve_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		            "a token signed by the hub is required");
 		return NULL;
 	}
 	const char *why;
 	json_t *claims = token_verify(tok, keyring_key, &h->keys, &why);
 	if (!claims) {
-		send_error(conn, MHD_HTTP_UNAUTHORIZED, "invalid_token", why);
+		serve_error(conn, MHD_HTTP_UNAUTHORIZED, "invalid_token", why);
 		return NULL;
 	}
 	if (!serve_claims_grant(claims, h->c.ws_id, scope)) {
 		json_decref(claims);
-		send_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
-		           "the token does not grant this on this host");
+		serve_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
+		            "the token does not grant this on this host");
 		return NULL;
 	}
 	return claims;
@@ -158,10 +157,11 @@ static json_t *hub_token_check(struct host *h, struct MHD_Connection *conn, cons
 		return out;
 	json_t *e = json_object_get(out, "error");
 	if ((st == 403 || st == 404) && json_get_str(e, "code") && json_get_str(e, "message"))
-		send_error(conn, (unsigned)st, json_get_str(e, "code"), json_get_str(e, "message"));
+		serve_error(conn, (unsigned)st, json_get_str(e, "code"),
+		            json_get_str(e, "message"));
 	else
-		send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
-		           "this host cannot confirm the URL with the hub now; try again");
+		serve_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
+		            "this host cannot confirm the URL with the hub now; try again");
 	json_decref(out);
 	return NULL;
 }
@@ -171,8 +171,8 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 	const char *tok = authz && strncmp(authz, "Bearer ", 7) == 0 ? authz + 7 : NULL;
 	if (!hash_hex_valid(hash))
-		return send_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_hash",
-		                  "a chunk is named by 64 lowercase hex digits");
+		return serve_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_hash",
+		                   "a chunk is named by 64 lowercase hex digits");
 	/* A whole workspace's chunk token, or one version's (readers who may not
 	 * read everything): the hub says which chunks that version holds. */
 	const char *why;
@@ -186,10 +186,10 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	int allowed = version_scoped ? fetch_vtoken_allows(h, tok, hash) : 1;
 	if (allowed <= 0)
 		return allowed < 0
-		           ? send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
-		                        "this host cannot confirm the token with the hub now")
-		           : send_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
-		                        "the token does not grant this chunk");
+		           ? serve_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
+		                         "this host cannot confirm the token with the hub now")
+		           : serve_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
+		                         "the token does not grant this chunk");
 	struct db *db = db_pool_acquire(h->idx);
 	char *path = NULL;
 	int64_t off = 0, size = 0;
@@ -219,8 +219,8 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	free(path);
 	if (n < 0) {
 		free(buf);
-		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
-		                  "this host does not hold that chunk");
+		return serve_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
+		                   "this host does not hold that chunk");
 	}
 	atomic_fetch_add(&h->served_chunks, 1);
 	struct MHD_Response *r =
@@ -324,8 +324,8 @@ again:;
 	free(path);
 	free(want_path);
 	if (fd < 0)
-		return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
-		                  "this host does not hold that version");
+		return serve_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
+		                   "this host does not hold that version");
 	atomic_fetch_add(&h->served_files, 1);
 	return send_fd(conn, fd, e.size, e.hash);
 }
@@ -384,13 +384,14 @@ static struct upload *upload_begin(struct host *h, struct MHD_Connection *conn, 
 	char *path = serve_upload_path(claims);
 	json_decref(claims);
 	if (!path) {
-		send_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope", "the token names no file path");
+		serve_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
+		            "the token names no file path");
 		return NULL;
 	}
 	if (host_policy(h, path) != POL_PINNED) {
 		free(path);
-		send_error(conn, MHD_HTTP_CONFLICT, "not_kept_here",
-		           "this host does not keep that folder; upload to the hub");
+		serve_error(conn, MHD_HTTP_CONFLICT, "not_kept_here",
+		            "this host does not keep that folder; upload to the hub");
 		return NULL;
 	}
 	/* The signature is not enough: the uploader must still be allowed to
@@ -399,8 +400,8 @@ static struct upload *upload_begin(struct host *h, struct MHD_Connection *conn, 
 	const char *grant = json_get_str(ok, "grant");
 	if (!ok || !grant) {
 		if (ok)
-			send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
-			           "the hub gave no upload grant");
+			serve_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
+			            "the hub gave no upload grant");
 		json_decref(ok);
 		free(path);
 		return NULL;
@@ -414,8 +415,8 @@ static struct upload *upload_begin(struct host *h, struct MHD_Connection *conn, 
 	    cl > (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - UPLOAD_RESERVE) {
 		free(path);
 		free(grant_copy);
-		send_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space",
-		           "this host has no room for that file");
+		serve_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space",
+		            "this host has no room for that file");
 		return NULL;
 	}
 	struct upload *u = xcalloc(1, sizeof *u);
@@ -428,8 +429,8 @@ static struct upload *upload_begin(struct host *h, struct MHD_Connection *conn, 
 		free(u->tmp);
 		u->tmp = NULL;
 		upload_free(u);
-		send_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_error",
-		           "this host cannot write a temporary file");
+		serve_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_error",
+		            "this host cannot write a temporary file");
 		return NULL;
 	}
 	return u;
@@ -500,17 +501,17 @@ static enum MHD_Result upload_request(struct host *h, struct MHD_Connection *con
 	if (rc != 0 && !u->err)
 		host_grant_set(h, u->path, NULL);
 	if (rc != 0)
-		return send_error(conn,
-		                  rc == -ENOSPC ? MHD_HTTP_INSUFFICIENT_STORAGE
-		                                : MHD_HTTP_INTERNAL_SERVER_ERROR,
-		                  rc == -ENOSPC ? "no_space" : "storage_error", strerror(-rc));
+		return serve_error(conn,
+		                   rc == -ENOSPC ? MHD_HTTP_INSUFFICIENT_STORAGE
+		                                 : MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                   rc == -ENOSPC ? "no_space" : "storage_error", strerror(-rc));
 	char hex[HASH_HEX_LEN + 1];
 	hasher_final_hex(u->hash, hex);
 	host_mark_dirty(h, u->path, 0);
 	log_info("upload through the content server: %s (%lld bytes)", u->path, (long long)u->size);
-	return send_json(conn, MHD_HTTP_CREATED,
-	                 json_pack("{s:s, s:I, s:s, s:s}", "path", u->path, "size",
-	                           (json_int_t)u->size, "hash", hex, "state", "syncing"));
+	return serve_json(conn, MHD_HTTP_CREATED,
+	                  json_pack("{s:s, s:I, s:s, s:s}", "path", u->path, "size",
+	                            (json_int_t)u->size, "hash", hex, "state", "syncing"));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -530,21 +531,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (route == ROUTE_UPLOAD)
 		return upload_request(h, conn, arg, data, size, con_cls);
 	if (route == ROUTE_METHOD)
-		return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-		                  "this host serves GET and HEAD, and PUT /u/TOKEN");
+		return serve_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+		                   "this host serves GET and HEAD, and PUT /u/TOKEN");
 	if (!*con_cls) {
 		*con_cls = &head_seen;
 		return MHD_YES;
 	}
 	if (route == ROUTE_HEALTH)
-		return send_json(conn, MHD_HTTP_OK,
-		                 json_pack("{s:b, s:I, s:s}", "ok", 1, "host_id",
-		                           (json_int_t)h->host_id, "version", ROOST_VERSION));
+		return serve_json(conn, MHD_HTTP_OK,
+		                  json_pack("{s:b, s:I, s:s}", "ok", 1, "host_id",
+		                            (json_int_t)h->host_id, "version", ROOST_VERSION));
 	if (route == ROUTE_CHUNK)
 		return serve_chunk(h, conn, arg);
 	if (route == ROUTE_VERSION)
 		return serve_version(h, conn, arg);
-	return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
+	return serve_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
 }
 
 static char *tls_pem[2]; /* the key and certificate text, while serving */

@@ -65,21 +65,6 @@ bool serve_batch_release(void *con_cls)
 	return b != NULL;
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, const char *code,
-                                   const char *msg)
-{
-	json_t *body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
-	char *s = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	enum MHD_Result ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
 /* The bearer token grants "chunks" in our workspace; else replies and false. */
 static bool token_ok(struct host *h, struct MHD_Connection *conn)
 {
@@ -88,14 +73,14 @@ static bool token_ok(struct host *h, struct MHD_Connection *conn)
 	const char *why = "a token signed by the hub is required";
 	json_t *claims = tok && *tok ? token_verify(tok, keyring_key, &h->keys, &why) : NULL;
 	if (!claims) {
-		reply_error(conn, MHD_HTTP_UNAUTHORIZED,
+		serve_error(conn, MHD_HTTP_UNAUTHORIZED,
 		            tok && *tok ? "invalid_token" : "unauthorized", why);
 		return false;
 	}
 	bool ok = serve_claims_grant(claims, h->c.ws_id, "chunks");
 	json_decref(claims);
 	if (!ok)
-		reply_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
+		serve_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
 		            "the token does not grant this on this host");
 	return ok;
 }
@@ -238,13 +223,13 @@ static json_t *parse_hashes(struct MHD_Connection *conn, const struct batch_body
 	json_t *hashes = json_object_get(body, "hashes");
 	const char *bad = b->too_big ? NULL : hashes_invalid(hashes);
 	if (b->too_big || (!bad && json_array_size(hashes) > BATCH_MAX_HASHES)) {
-		reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_many",
+		serve_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_many",
 		            "at most 1024 hashes in one request");
 		json_decref(body);
 		return NULL;
 	}
 	if (bad) {
-		reply_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_request", bad);
+		serve_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_request", bad);
 		json_decref(body);
 		return NULL;
 	}

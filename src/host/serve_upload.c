@@ -71,26 +71,6 @@ bool serve_upload_release(void *con_cls)
 	return true;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_t *body)
-{
-	char *s = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	enum MHD_Result ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
-                            const char *msg)
-{
-	return reply(conn, status,
-	             json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
-}
-
 /* ---- pins ---- */
 
 static atomic_llong last_sweep;
@@ -167,14 +147,15 @@ static struct chunk_up *begin(struct host *h, struct MHD_Connection *conn, const
 	const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 	const char *tok = authz && strncmp(authz, "Bearer ", 7) == 0 ? authz + 7 : NULL, *why;
 	if (!hash_hex_valid(hash)) {
-		fail(conn, MHD_HTTP_BAD_REQUEST, "invalid_hash",
-		     "a chunk is named by 64 lowercase hex digits");
+		serve_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_hash",
+		            "a chunk is named by 64 lowercase hex digits");
 		return NULL;
 	}
 	json_t *claims = tok && *tok ? token_verify(tok, keyring_key, &h->keys, &why) : NULL;
 	if (!claims) {
-		fail(conn, MHD_HTTP_UNAUTHORIZED, tok && *tok ? "invalid_token" : "unauthorized",
-		     tok && *tok ? why : "an upload token signed by the hub is required");
+		serve_error(conn, MHD_HTTP_UNAUTHORIZED,
+		            tok && *tok ? "invalid_token" : "unauthorized",
+		            tok && *tok ? why : "an upload token signed by the hub is required");
 		return NULL;
 	}
 	int64_t host = 0, max = 0;
@@ -184,10 +165,10 @@ static struct chunk_up *begin(struct host *h, struct MHD_Connection *conn, const
 	          json_get_int(claims, "max", &max) && max > 0 && path;
 	json_decref(claims);
 	if (!ok || host_policy(h, path) != POL_PINNED) {
-		fail(conn, ok ? MHD_HTTP_CONFLICT : MHD_HTTP_FORBIDDEN,
-		     ok ? "not_kept_here" : "wrong_scope",
-		     ok ? "this host does not keep that folder; upload to the hub"
-		        : "the token does not grant uploading to this host");
+		serve_error(conn, ok ? MHD_HTTP_CONFLICT : MHD_HTTP_FORBIDDEN,
+		            ok ? "not_kept_here" : "wrong_scope",
+		            ok ? "this host does not keep that folder; upload to the hub"
+		               : "the token does not grant uploading to this host");
 		free(path);
 		return NULL;
 	}
@@ -198,14 +179,14 @@ static struct chunk_up *begin(struct host *h, struct MHD_Connection *conn, const
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length"));
 	struct statvfs vfs;
 	if (cl > max) {
-		fail(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
-		     "a chunk is at most the workspace's chunk_max");
+		serve_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+		            "a chunk is at most the workspace's chunk_max");
 		return NULL;
 	}
 	if (statvfs(h->state_dir, &vfs) == 0 &&
 	    (cl > 0 ? cl : max) > (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize - UPLOAD_ROOM) {
-		fail(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space",
-		     "this host has no room for that chunk");
+		serve_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "no_space",
+		            "this host has no room for that chunk");
 		return NULL;
 	}
 	struct chunk_up *u = xcalloc(1, sizeof *u);
@@ -216,8 +197,8 @@ static struct chunk_up *begin(struct host *h, struct MHD_Connection *conn, const
 	u->w = store_writer_new(h->cache);
 	if (!u->w) {
 		serve_upload_release(u);
-		fail(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_error",
-		     "this host cannot write to its cache");
+		serve_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_error",
+		            "this host cannot write to its cache");
 		return NULL;
 	}
 	return u;
@@ -284,10 +265,12 @@ static long report(struct host *h, struct chunk_up *u, struct MHD_Connection *co
 	 * anything else (our own credential refused, the hub down) is ours. */
 	bool passed = st == 403 || st == 404 || st == 409 || st == 413 || st == 507;
 	if (passed && json_get_str(e, "code") && json_get_str(e, "message"))
-		fail(conn, (unsigned)st, json_get_str(e, "code"), json_get_str(e, "message"));
+		serve_error(conn, (unsigned)st, json_get_str(e, "code"),
+		            json_get_str(e, "message"));
 	else if (st != 200)
-		fail(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
-		     "this host cannot record the chunk with the hub now; send it elsewhere");
+		serve_error(
+		    conn, MHD_HTTP_SERVICE_UNAVAILABLE, "hub_unavailable",
+		    "this host cannot record the chunk with the hub now; send it elsewhere");
 	json_decref(out);
 	return st == 200 ? 0 : st ? st : 503;
 }
@@ -295,18 +278,21 @@ static long report(struct host *h, struct chunk_up *u, struct MHD_Connection *co
 static enum MHD_Result finish(struct host *h, struct MHD_Connection *conn, struct chunk_up *u)
 {
 	if (u->status)
-		return fail(conn, u->status, u->code, u->msg);
+		return serve_error(conn, u->status, u->code, u->msg);
 	if (u->size == 0)
-		return fail(conn, MHD_HTTP_BAD_REQUEST, "empty_chunk", "a chunk cannot be empty");
+		return serve_error(conn, MHD_HTTP_BAD_REQUEST, "empty_chunk",
+		                   "a chunk cannot be empty");
 	bool had = store_has(h->cache, u->hash);
 	char got[HASH_HEX_LEN + 1];
 	int rc = store_writer_commit(u->w, u->hash, got);
 	u->w = NULL;
 	if (rc == -EBADMSG)
-		return fail(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "hash_mismatch",
-		            "the body's SHA-256 does not match the chunk's name; nothing stored");
+		return serve_error(
+		    conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "hash_mismatch",
+		    "the body's SHA-256 does not match the chunk's name; nothing stored");
 	if (rc != 0)
-		return fail(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_error", strerror(-rc));
+		return serve_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_error",
+		                   strerror(-rc));
 	pin(h, u->hash, u->size);
 	if (report(h, u, conn) != 0) {
 		unpin(h, u->hash, !had);
@@ -315,9 +301,9 @@ static enum MHD_Result finish(struct host *h, struct MHD_Connection *conn, struc
 	if (!had)
 		atomic_fetch_add(&h->cache_bytes, u->size);
 	sweep(h);
-	return reply(conn, MHD_HTTP_CREATED,
-	             json_pack("{s:s, s:I, s:I}", "hash", u->hash, "size", (json_int_t)u->size,
-	                       "host_id", (json_int_t)h->host_id));
+	return serve_json(conn, MHD_HTTP_CREATED,
+	                  json_pack("{s:s, s:I, s:I}", "hash", u->hash, "size", (json_int_t)u->size,
+	                            "host_id", (json_int_t)h->host_id));
 }
 
 enum MHD_Result serve_upload_request(struct host *h, struct MHD_Connection *conn, const char *url,
