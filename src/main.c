@@ -35,6 +35,8 @@ static const char usage_text[] =
     "  roost serve --data DIR [--db URL] [--listen ADDR] [--api-port 3210]\n"
     "              [--content-port 3211] [--dashboard-port 6791] [--heartbeat 15]\n"
     "              [--tls-cert CERT.pem --tls-key KEY.pem]  HTTPS on every port\n"
+    "              [--host-ca CA.pem]  the CA bundle the hub trusts when it fetches chunks\n"
+    "              from hosts (HTTPS content servers) and relay URLs (default: the system's)\n"
     "              [--rate-limit 1000]  (requests/s per token, twice that in a burst; 0: off)\n"
     "              [--login-throttle 5]  failed password attempts per account (4x per client\n"
     "              address) before growing delays (429 + Retry-After); 0: off\n"
@@ -51,6 +53,7 @@ static const char usage_text[] =
     "chunks\n"
     "  roost admin scrub --data DIR [--job-rate 50M]  re-hash stored chunks, repair from hosts\n"
     "  roost admin replicate --data DIR               copy back chunks the hub lacks\n"
+    "              (scrub, replicate: [--host-ca CA.pem] as roost serve's, to reach hosts)\n"
     "  roost admin jobs --data DIR [--json]           background jobs: progress and results\n"
     "\n"
     "Client (the hub and token are saved by login):\n"
@@ -199,6 +202,8 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			a->cfg.tls_cert = v;
 		} else if (strcmp(o, "--tls-key") == 0) {
 			a->cfg.tls_key = v;
+		} else if (strcmp(o, "--host-ca") == 0) {
+			a->cfg.host_ca = v;
 		} else if (strcmp(o, "--web-dir") == 0) {
 			a->cfg.web_dir = v;
 		} else if (strcmp(o, "--heartbeat") == 0) {

@@ -7,7 +7,8 @@
  * workspace's own hosts — verified, after which the grant is proven.
  *
  * Threads: request threads (a download's reader); the replicate job through
- * chunksrc_fetch_host. The touch throttle is process-wide, under touch_mu. */
+ * chunksrc_fetch_host. The touch throttle is process-wide, under touch_mu;
+ * host_ca is set once at start (chunksrc_set_host_ca), read-only after. */
 #include "chunksrc.h"
 #include "tokens.h"
 #include "hosts/hosts.h"
@@ -16,10 +17,12 @@
 #include "../core/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define HOLDERS_MAX    8        /* hosts tried for one chunk */
 #define TOKEN_TTL_MS   600000ll /* the chunk token shown to hosts */
@@ -50,6 +53,26 @@ struct chunksrc {
 
 /* ---- fetching from hosts ---- */
 
+/* The CA bundle host and relay URLs are verified with (NULL: the system's). */
+static char *host_ca;
+
+int chunksrc_set_host_ca(const char *path)
+{
+	if (!path)
+		return 0;
+	char *real = realpath(path, NULL);
+	if (!real)
+		return -errno;
+	if (access(real, R_OK) != 0) {
+		int e = errno;
+		free(real);
+		return -e;
+	}
+	free(host_ca);
+	host_ca = real;
+	return 0;
+}
+
 struct sink {
 	uint8_t *buf;
 	size_t cap, len;
@@ -74,6 +97,7 @@ static int64_t get_from(CURL *curl, const char *base, const char *tok, const cha
 	char *url = xasprintf("%s%schunks/%s", base, bl && base[bl - 1] == '/' ? "" : "/", hash);
 	struct client c = {.hub = (char *)base,
 	                   .token = (char *)tok,
+	                   .cacert = host_ca,
 	                   .connect_s = HOST_CONNECT_S,
 	                   .stall_s = HOST_STALL_S,
 	                   .timeout_s = HOST_TIMEOUT_S};

@@ -32,6 +32,12 @@ int64_t chunksrc_fetch_host(struct db *db, int64_t ws, const char *hash, uint8_t
  * 0, -ENOENT no holder served it, <0 error. */
 int chunksrc_fetch_to_store(struct db *db, struct store *store, int64_t ws, const char *hash);
 
+/* Trust the CA bundle at path (NULL: the system's) for every fetch from a
+ * host or a relay URL (roost serve --host-ca): hosts serving HTTPS with a
+ * self-signed certificate, relays with their own CA. Call once, before any
+ * thread fetches. 0, or -errno if path is not a readable file. */
+int chunksrc_set_host_ca(const char *path);
+
 struct chunksrc;
 
 /* A source of ws's chunks for one download; reads the workspace's storage

@@ -292,6 +292,8 @@ static ssize_t download_read(void *cls, uint64_t pos, char *out, size_t max)
 	return (ssize_t)n;
 }
 
+static json_t *chunk_holders(struct req *r, const char *hash);
+
 enum MHD_Result api_content(struct req *r)
 {
 	char *path = req_path_arg(r, "path");
@@ -370,11 +372,26 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 		c->remote = c->off + c->size > d->start && c->off < d->start + d->len &&
 		            (!c->proven || store_size(r->hub->store, c->hash) <= 0);
 	}
+	d->buf = xmalloc(d->buf_cap ? (size_t)d->buf_cap : 1);
+	/* The first chunk before any header: a holder that is online but does
+	 * not serve (gone since its heartbeat, a certificate the hub does not
+	 * trust: --host-ca) is a 503 too, not a cut response. Past the first
+	 * byte a failure can only cut it (after every holder was asked). */
+	if (d->len) {
+		size_t i = find_chunk(d, d->start);
+		const struct dl_chunk *c = &d->chunks[i];
+		if (chunksrc_read(d->src, c->hash, c->size, c->proven, d->buf) != c->size) {
+			json_decref(holders);
+			holders = chunk_holders(r, c->hash);
+			download_free(d);
+			return chunksrc_reply_unavailable(r, holders);
+		}
+		d->loaded = (ssize_t)i;
+	}
 	ahead_start(d, r->db);
 	/* A long download must not hold a database connection. */
 	db_pool_release(r->hub->pool, r->db);
 	r->db = NULL;
-	d->buf = xmalloc(d->buf_cap ? (size_t)d->buf_cap : 1);
 	struct MHD_Response *resp = MHD_create_response_from_callback(
 	    (uint64_t)d->len, 256 * 1024, download_read, d, download_free);
 	content_headers(resp, fi.content_type, fi.name, attachment);

@@ -47,7 +47,8 @@ struct hub_config {
 	int max_conns_per_ip;           /* connections at once per client address; 0: no limit */
 	int head_timeout_s;             /* to send a request head (connlimit.h) */
 	const char *tls_cert, *tls_key; /* PEM files: serve HTTPS on every port */
-	const char *web_dir;            /* the dashboard's built assets; NULL: ROOST_WEB_DIR */
+	const char *host_ca; /* CA bundle trusted when fetching chunks from hosts/relays */
+	const char *web_dir; /* the dashboard's built assets; NULL: ROOST_WEB_DIR */
 	/* background jobs (docs/jobs.md): how often each runs (0: never, -1: the
 	 * default), the byte rate of scrub and replicate, and a GC retention that
 	 * overrides the workspaces' (roost admin gc --retention; -1: theirs) */

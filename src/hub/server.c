@@ -14,6 +14,7 @@
 #include "trash.h"
 #include "share.h"
 #include "download.h"
+#include "chunksrc.h"
 #include "guard.h"
 #include "limits.h"
 #include "acl.h"
@@ -934,6 +935,11 @@ int hub_serve(struct hub_config *cfg)
 			          strerror(errno));
 			return 1;
 		}
+	}
+	int ca = chunksrc_set_host_ca(cfg->host_ca);
+	if (ca != 0) {
+		log_error("--host-ca %s: %s", cfg->host_ca, strerror(-ca));
+		return 1;
 	}
 	feed_start_listener(hub);
 	jobs_start(hub);

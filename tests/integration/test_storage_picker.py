@@ -104,15 +104,30 @@ class PickerBase(unittest.TestCase):
         wait_for(both_hold, 180, "A and B reporting every chunk of " + path, cls.hosts)
 
     @classmethod
-    def drop_hub_copies(cls, path):
-        """The hub's store loses path's chunks (the hosts-mode commit will
-        make this the normal case): objects and 'hub' replica rows."""
-        for c in cls.manifest(path)["chunks"]:
-            obj = os.path.join(cls.hub.data, "objects", c["hash"][:2], c["hash"])
-            if os.path.exists(obj):
-                os.unlink(obj)
-            cls.hub.sql("DELETE FROM chunk_replicas WHERE holder = 'hub' AND chunk_hash = ?",
-                        (c["hash"],))
+    def set_hosts_mode(cls, cache_bytes):
+        """PATCH storage 'hosts' (and hub_cache_bytes); wait until every host
+        has learnt it (a host commits by the mode it knows): from then on a
+        host's commit names its chunks and the hub's store never sees them."""
+        def learnt(h):
+            with open(h.log_path, "rb") as f:
+                return f.read().decode(errors="replace").count("keeps its bytes on hosts")
+        seen = {h.label: learnt(h) for h in cls.hosts}
+        st, _, payload, _ = cls.hub.request("PATCH", "/api/v1/workspaces/%d" % cls.ws,
+                                            {"storage": "hosts", "hub_cache_bytes": cache_bytes},
+                                            token=cls.token)
+        assert st == 200, payload
+        for h in cls.hosts:
+            wait_for(lambda: learnt(h) > seen[h.label], 30,
+                     "host %s to learn storage 'hosts'" % h.label, [h])
+
+    @classmethod
+    def hub_lacks(cls, path):
+        """The hub's store (walked) holds no chunk of path."""
+        store = set()
+        for _, _, files in os.walk(os.path.join(cls.hub.data, "objects")):
+            store.update(files)
+        hashes = {c["hash"] for c in cls.manifest(path)["chunks"]}
+        return bool(hashes) and not hashes & store
 
     def get_cmd(self, path, out, *extra):
         return [ROOST, "get", path, out, "--json", *extra]
@@ -168,18 +183,22 @@ class PickerBase(unittest.TestCase):
 
 
 class DirectTest(PickerBase):
-    """Hosts reachable directly; the hub's copies of big.bin are dropped."""
+    """Hosts reachable directly. small.bin was written in 'hub' mode (the hub
+    holds it); then the workspace went 'hosts' and big.bin is a pointer
+    commit: the hub's store never had its bytes."""
 
     @classmethod
     def start_all(cls):
         super().start_all()
         cls.small = os.urandom(3 << 20)
         cls.put_on_both("small.bin", cls.small)
+        # A cache big enough that small.bin's hub copy stays for test_e.
+        cls.set_hosts_mode(1 << 30)
         cls.blob = os.urandom(BIG)
         cls.put_on_both("big.bin", cls.blob)
-        cls.drop_hub_copies("big.bin")
+        assert cls.hub_lacks("big.bin"), "big.bin's chunks in the hub's store"
 
-    def test_a_hosts_bytes_when_the_hub_lost_its_copies(self):
+    def test_a_hosts_bytes_the_hub_never_had(self):
         p, out = self.get("/big.bin", "--verbose")
         rep = self.report(p)
         self.assertEqual(rep["sha256"], sha(self.blob))
@@ -251,7 +270,8 @@ class DirectTest(PickerBase):
 
 
 class RelayPickerTest(PickerBase):
-    """Hosts whose advertised URL does not answer, reachable through a relay."""
+    """Hosts whose advertised URL does not answer, reachable through a relay;
+    a 'hosts' workspace (cache 0): big.bin is a pointer commit."""
     relay = True
 
     @classmethod
@@ -265,9 +285,10 @@ class RelayPickerTest(PickerBase):
             st, body, _, _ = cls.api("GET", "/hosts")
             return all(h.get("tunnel_url") for h in body["hosts"])
         wait_for(relayed, 60, "both hosts' relay URLs", cls.hosts)
+        cls.set_hosts_mode(0)
         cls.blob = os.urandom(BIG)
-        cls.put_on_both("big.bin", cls.blob)
-        cls.drop_hub_copies("big.bin")
+        cls.put_on_both("big.bin", cls.blob)  # B syncs it from A through the relay
+        assert cls.hub_lacks("big.bin"), "big.bin's chunks in the hub's store"
 
     def get_cmd(self, path, out, *extra):
         return super().get_cmd(path, out, "--host-ca", self.relay.ca, *extra)

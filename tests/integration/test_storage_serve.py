@@ -1,14 +1,18 @@
 """The hub serves what it lacks (issue 15): a workspace in `hosts` mode with
-hub_cache_bytes 0 and two hosts holding a file, the hub's own copies gone —
-every way of reading it through the hub (api content with Range, a single
-chunk, a signed hub URL, a share link, WebDAV, a ZIP) streams it from a host,
-verified; POST urls lists the hosts first; with no holder online the answer is
-503 with Retry-After naming the hosts; an unproven grant never gets the
+hub_cache_bytes 0 and two hosts. Host A's commits are pointer commits (the
+hub's store never sees the bytes) and B syncs them from A, so the hub's store
+holds no chunk of the files — reached the real way, checked by walking its
+objects — and every reader returns verified bytes: `roost get` (all from the
+hosts), api content with Range, a single chunk, a signed URL (each of `POST
+urls` sources), a share link, WebDAV, a ZIP. With no holder online the answer
+is 503 with Retry-After naming the hosts; an unproven grant never gets the
 store's bytes; a host killed mid-download leaves the rest to the other."""
 import hashlib
 import http.client
 import io
+import json
 import os
+import subprocess
 import threading
 import unittest
 import urllib.parse
@@ -38,15 +42,12 @@ class ServeFromHostsTest(HubTest):
     def setUpClass(cls):
         super().setUpClass()
         cls.hub.login_cli()
-        st, _, payload, _ = cls.hub.request("PATCH", "/api/v1/workspaces/%d" % cls.ws,
-                                            {"storage": "hosts", "hub_cache_bytes": 0},
-                                            token=cls.token)
-        assert st == 200, payload
         cls.A = harness.Host(cls.hub, cls.tmp, "A")
         cls.B = harness.Host(cls.hub, cls.tmp, "B")
         for h in (cls.A, cls.B):
             h.join()
             h.start()
+        cls.set_hosts_mode()
         cls.small = os.urandom(3 << 20)
         cls.big = os.urandom(64 << 20)
         os.makedirs(cls.A.path("/d"), exist_ok=True)
@@ -57,7 +58,32 @@ class ServeFromHostsTest(HubTest):
         for name, data in (("/d/small.bin", cls.small), ("/d/big.bin", cls.big)):
             wait_for(lambda: cls.on_both(name, data), 120, "%s on both hosts" % name,
                      [cls.A, cls.B])
-        cls.drop_hub_copies()
+
+    @staticmethod
+    def mode_lines(host):
+        with open(host.log_path, "rb") as f:
+            return f.read().decode(errors="replace").count("keeps its bytes on hosts")
+
+    @classmethod
+    def set_hosts_mode(cls):
+        """PATCH storage 'hosts', hub_cache_bytes 0; wait until both hosts have
+        learnt the mode from the feed (a host commits by the mode it knows)."""
+        seen = {h.label: cls.mode_lines(h) for h in (cls.A, cls.B)}
+        st, _, payload, _ = cls.hub.request("PATCH", "/api/v1/workspaces/%d" % cls.ws,
+                                            {"storage": "hosts", "hub_cache_bytes": 0},
+                                            token=cls.token)
+        assert st == 200, payload
+        for h in (cls.A, cls.B):
+            wait_for(lambda: cls.mode_lines(h) > seen[h.label], 30,
+                     "host %s to learn storage 'hosts'" % h.label, [h])
+
+    @classmethod
+    def hub_store(cls):
+        """Every object file in the hub's store (walked, not asked)."""
+        found = set()
+        for _, _, files in os.walk(os.path.join(cls.hub.data, "objects")):
+            found.update(files)
+        return found
 
     @classmethod
     def chunks_of(cls, path):
@@ -74,16 +100,6 @@ class ServeFromHostsTest(HubTest):
                     return False
         chunks = cls.chunks_of(path)
         return chunks and all(len(c["hosts"]) == 2 for c in chunks)
-
-    @classmethod
-    def drop_hub_copies(cls):
-        """The hub's store loses every object, and its 'hub' replica rows."""
-        objects = os.path.join(cls.hub.data, "objects")
-        for d in os.listdir(objects):
-            if len(d) == 2:
-                for f in os.listdir(os.path.join(objects, d)):
-                    os.unlink(os.path.join(objects, d, f))
-        cls.hub.sql("DELETE FROM chunk_replicas WHERE holder = 'hub'")
 
     def hub_objects(self, path):
         """How many of path's chunks the hub's store holds."""
@@ -111,6 +127,33 @@ class ServeFromHostsTest(HubTest):
 
     # ---- every reader ----
 
+    def test_0_the_hubs_store_holds_no_chunk_of_the_files(self):
+        """Pointer commits by A, B's copies from A: the hub wrote none of it."""
+        store = self.hub_store()
+        for path in ("/d/small.bin", "/d/big.bin"):
+            hashes = {c["hash"] for c in self.chunks_of(path)}
+            self.assertTrue(hashes)
+            self.assertEqual(hashes & store, set(), path)
+            rows = self.hub.sql("SELECT chunk_hash FROM chunk_replicas WHERE holder = 'hub'")
+            self.assertEqual(hashes & {r[0] for r in rows}, set(), path)
+
+    def test_roost_get_takes_every_byte_from_the_hosts(self):
+        self.both_online()
+        for path, data in (("/d/small.bin", self.small), ("/d/big.bin", self.big)):
+            out = os.path.join(self.tmp, "get-" + os.path.basename(path))
+            p = self.hub.cli("get", path, out, "--json")
+            rep = json.loads(p.stdout)
+            with open(out, "rb") as f:
+                self.assertEqual(sha(f.read()), sha(data))
+            self.assertEqual(rep["sha256"], sha(data))
+            by = {}
+            for s in rep["sources"]:
+                by[s["via"]] = by.get(s["via"], 0) + s["bytes"]
+            self.assertEqual(by.get("hub", 0), 0, rep)
+            self.assertEqual(by.get("host", 0), len(data), rep)
+            os.unlink(out)
+        self.assertEqual(self.hub_objects("/d/big.bin"), 0)
+
     def test_api_content_and_a_range_come_from_hosts(self):
         self.both_online()
         st, data, resp = get(self.content_url("/d/small.bin"), self.auth())
@@ -134,6 +177,7 @@ class ServeFromHostsTest(HubTest):
                                                                   c["hash"]), self.auth())
         self.assertEqual(st, 200, data[:300])
         self.assertEqual(sha(data), c["hash"])
+        self.assertEqual(self.hub_objects("/d/small.bin"), 0)
 
     def test_signed_urls_list_hosts_first_and_each_serves(self):
         self.both_online()
@@ -152,6 +196,7 @@ class ServeFromHostsTest(HubTest):
             self.assertEqual(sha(data), sha(self.small), s)
         self.assertTrue(srcs[2]["url"].startswith("http://127.0.0.1:%d/c/" %
                                                   self.hub.content_port))
+        self.assertEqual(self.hub_objects("/d/small.bin"), 0, "the hub's URL kept nothing")
         # Write URLs still work.
         st, made, payload, _ = self.api("POST", "/urls", {"path": "/d/new.bin",
                                                           "scope": "write"})
@@ -171,12 +216,18 @@ class ServeFromHostsTest(HubTest):
         self.assertIsNone(z.testzip())
         self.assertEqual(sha(z.read("small.bin")), sha(self.small))
         self.assertEqual(sha(z.read("big.bin")), sha(self.big))
+        self.assertEqual(self.hub_objects("/d/big.bin"), 0)
 
     def test_webdav_get(self):
         self.both_online()
-        st, data, _ = get("http://127.0.0.1:%d/dav/%d/d/small.bin" % (self.hub.content_port, self.ws), self.auth())
+        url = "http://127.0.0.1:%d/dav/%d/d/small.bin" % (self.hub.content_port, self.ws)
+        st, data, _ = get(url, self.auth())
         self.assertEqual(st, 200, data[:300])
         self.assertEqual(sha(data), sha(self.small))
+        st, data, _ = get(url, dict(self.auth(), Range="bytes=2000000-"))
+        self.assertEqual(st, 206, data[:300])
+        self.assertEqual(data, self.small[2000000:])
+        self.assertEqual(self.hub_objects("/d/small.bin"), 0)
 
     # ---- the cache ----
 
@@ -187,7 +238,7 @@ class ServeFromHostsTest(HubTest):
             f.write(data)
         wait_for(lambda: self.on_both("/d/cached.bin", data), 60, "cached.bin on both",
                  [self.A, self.B])
-        self.drop_hub_copies()
+        self.assertEqual(self.hub_objects("/d/cached.bin"), 0, "a pointer commit")
         ws_url = "/api/v1/workspaces/%d" % self.ws
         self.hub.request("PATCH", ws_url, {"hub_cache_bytes": 1 << 30}, token=self.token)
         try:
@@ -211,7 +262,18 @@ class ServeFromHostsTest(HubTest):
             self.assertTrue(all(hub_rows()[h][1] == 0 for h in hashes), "throttled")
         finally:
             self.hub.request("PATCH", ws_url, {"hub_cache_bytes": 0}, token=self.token)
-            self.drop_hub_copies()
+            self.evict_all("/d/cached.bin")
+
+    def evict_all(self, path):
+        """The replicate job evicts the cache down to hub_cache_bytes 0 (A and B
+        hold min_replicas copies); its fence is 5 s since last use: polled."""
+        def run():
+            p = subprocess.run([harness.ROOST, "admin", "replicate", "--json", "--data",
+                                self.hub.data, *self.hub.db_args()], env=self.hub.env(),
+                               capture_output=True, timeout=300)
+            self.assertIn(p.returncode, (0, 1), p.stderr.decode())
+            return self.hub_objects(path) == 0
+        wait_for(run, 60, "the cache evicted", [self.A, self.B], interval=0.5)
 
     # ---- no holder online ----
 
@@ -224,7 +286,7 @@ class ServeFromHostsTest(HubTest):
         st, data, resp = get(self.content_url("/d/small.bin"), self.auth())
         self.assertEqual(st, 503, data[:300])
         self.assertTrue(int(resp.getheader("Retry-After")) > 0)
-        err = __import__("json").loads(data)["error"]
+        err = json.loads(data)["error"]
         self.assertEqual(err["code"], "chunk_unavailable")
         self.assertEqual(sorted(h["label"] for h in err["detail"]["holders"]), ["A", "B"])
         for h in err["detail"]["holders"]:

@@ -4,6 +4,7 @@
  *
  * Threads: the command's main thread only. */
 #include "job.h"
+#include "../chunksrc.h"
 #include "../init.h"
 #include "../../core/json.h"
 #include "../../core/util.h"
@@ -80,6 +81,13 @@ int hub_admin_job(const struct hub_config *cfg, const char *job, bool json)
 		}
 		db_close(db);
 		return list ? 0 : 1;
+	}
+	int ca = chunksrc_set_host_ca(cfg->host_ca);
+	if (ca != 0) {
+		fprintf(stderr, "roost admin %s: --host-ca %s: %s\n", job, cfg->host_ca,
+		        strerror(-ca));
+		db_close(db);
+		return 1;
 	}
 	struct job_ctx c;
 	jobs_ctx_init(&c, cfg);
