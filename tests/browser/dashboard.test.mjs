@@ -146,30 +146,52 @@ test('upload a file, see it listed, download it byte for byte; chunks dedup with
   assert.equal(u2.stored_bytes, u1.stored_bytes);
 });
 
-test('a download whose hub copy is gone comes from the host that holds it (POST urls sources)', async () => {
-  const data = randomBytes(2 * 1024 * 1024 + 777);
-  fs.writeFileSync(path.join(TMP, 'host-' + process.env.HOST_LABEL, 'fromhost.bin'), data);
-  await row(page, '/fromhost.bin').waitFor({ timeout: 30000 });
-  // The host reports holding every chunk; then the hub loses its copies.
-  let m;
-  for (const until = Date.now() + 30000; Date.now() < until; await page.waitForTimeout(200)) {
-    m = (await apiGet(page, `/workspaces/${ws}/manifest?path=%2Ffromhost.bin`)).body;
-    if (m && m.chunks.length && m.chunks.every((c) => c.hosts.length > 0)) break;
-  }
-  assert.ok(m.chunks.every((c) => c.hosts.length > 0), JSON.stringify(m.chunks));
-  const object = (h) => path.join(TMP, 'hub', 'objects', h.slice(0, 2), h);
-  for (const c of m.chunks) fs.rmSync(object(c.hash), { force: true });
+// The workspace's storage mode, and a wait until the host has learnt it from
+// the feed (it commits by the mode it knows; its log says so each time).
+async function setStorage(mode, cacheBytes) {
+  const log = path.join(TMP, `host-${process.env.HOST_LABEL}.log`);
+  const line = 'keeps its bytes on ' + (mode === 'hosts' ? 'hosts' : 'the hub');
+  const seen = () => fs.readFileSync(log, 'utf8').split(line).length - 1;
+  const before = seen();
+  const status = await page.evaluate(async ([u, b]) => (await fetch(u, {
+    method: 'PATCH', headers: { 'Content-Type': 'application/json', 'X-Roost-CSRF': '1' },
+    body: JSON.stringify(b),
+  })).status, [`/api/v1/workspaces/${ws}`, { storage: mode, hub_cache_bytes: cacheBytes }]);
+  assert.equal(status, 200);
+  for (const until = Date.now() + 30000; seen() === before && Date.now() < until;)
+    await page.waitForTimeout(100);
+  assert.ok(seen() > before, `the host did not learn storage ${mode}`);
+}
 
-  const downloading = page.waitForEvent('download');
-  await rowAction(page, '/fromhost.bin', 'Download');
-  const dl = await downloading;
-  assert.equal(dl.suggestedFilename(), 'fromhost.bin');
-  assert.ok(Buffer.compare(fs.readFileSync(await dl.path()), data) === 0, 'downloaded bytes differ');
-  // The link says which source served it (its menu is closed again: not by role).
-  const link = row(page, '/fromhost.bin').locator('a[data-source]');
-  assert.equal(await link.getAttribute('data-source'), 'host');
-  // The hub was not asked (it would have kept a copy again).
-  assert.ok(m.chunks.every((c) => !fs.existsSync(object(c.hash))));
+test('in hosts mode with no hub cache, a download comes from the host that holds it (POST urls sources)', async () => {
+  await setStorage('hosts', 0);
+  try {
+    const data = randomBytes(2 * 1024 * 1024 + 777);
+    fs.writeFileSync(path.join(TMP, 'host-' + process.env.HOST_LABEL, 'fromhost.bin'), data);
+    await row(page, '/fromhost.bin').waitFor({ timeout: 30000 });
+    let m;
+    for (const until = Date.now() + 30000; Date.now() < until; await page.waitForTimeout(200)) {
+      m = (await apiGet(page, `/workspaces/${ws}/manifest?path=%2Ffromhost.bin`)).body;
+      if (m && m.chunks.length && m.chunks.every((c) => c.hosts.length > 0)) break;
+    }
+    assert.ok(m.chunks.every((c) => c.hosts.length > 0), JSON.stringify(m.chunks));
+    // A pointer commit: the hub's store never had these bytes.
+    const object = (h) => path.join(TMP, 'hub', 'objects', h.slice(0, 2), h);
+    assert.ok(m.chunks.every((c) => !fs.existsSync(object(c.hash))), 'the hub holds a chunk');
+
+    const downloading = page.waitForEvent('download');
+    await rowAction(page, '/fromhost.bin', 'Download');
+    const dl = await downloading;
+    assert.equal(dl.suggestedFilename(), 'fromhost.bin');
+    assert.ok(Buffer.compare(fs.readFileSync(await dl.path()), data) === 0, 'downloaded bytes differ');
+    // The link says which source served it (its menu is closed again: not by role).
+    const link = row(page, '/fromhost.bin').locator('a[data-source]');
+    assert.equal(await link.getAttribute('data-source'), 'host');
+    // The hub was not asked (nor would it keep a copy: the cache is 0).
+    assert.ok(m.chunks.every((c) => !fs.existsSync(object(c.hash))));
+  } finally {
+    await setStorage('hub', 1024 * 1024 * 1024);
+  }
 });
 
 test('many files at once, each with its own progress, land in the folder opened from the tree', async () => {
