@@ -51,6 +51,7 @@ class Hub:
         self.proc = None
         self.log = None
         self.serve_args = []  # extra `roost serve` options
+        self.hosts = []  # every Host started against this hub (stopped at the class's end)
         self.backend = BACKEND
         self.db_url = self.db_name = None
         if same_db_as:
@@ -226,7 +227,12 @@ class HubTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.hub.stop()
+        try:  # a host a test class left running must not outlive its hub
+            for h in cls.hub.hosts:
+                if h.running():
+                    h.stop()
+        finally:
+            cls.hub.stop()
         if os.environ.get("ROOST_KEEP_TMP"):
             print("kept", cls.tmp)
         else:
@@ -387,6 +393,8 @@ class Host:
         self.hub.cli(*args)
 
     def start(self):
+        if self.running():  # a second process would orphan the first
+            raise AssertionError("host %s is already running" % self.label)
         args = [ROOST, "host", "run", "--dir", self.dir,
                 "--listen", "127.0.0.1:%d" % self.port, "--heartbeat", str(self.heartbeat)]
         if self.cache_max is not None:
@@ -400,6 +408,8 @@ class Host:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=self.hub.env())
         finally:
             log.close()
+        if self not in self.hub.hosts:
+            self.hub.hosts.append(self)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
