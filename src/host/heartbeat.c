@@ -240,22 +240,22 @@ static void report_replicas(struct host *h, CURL *curl)
 	const char *names[3] = {"corrupt", "have", "dropped"};
 	const size_t max[3] = {1000, 4500, 4500}; /* 10000 a report at most */
 	json_t **queued[3] = {&h->replicas_corrupt, &h->replicas_have, &h->replicas_dropped};
-	json_t *todo[3];
+	json_t *unsent[3];
 	pthread_mutex_lock(&h->mu);
 	for (int l = 0; l < 3; l++) {
-		todo[l] = *queued[l];
+		unsent[l] = *queued[l];
 		*queued[l] = json_object();
 	}
 	pthread_mutex_unlock(&h->mu);
 	long st = 200;
 	char err[256];
-	while (st == 200 && (json_object_size(todo[0]) || json_object_size(todo[1]) ||
-	                     json_object_size(todo[2]))) {
+	while (st == 200 && (json_object_size(unsent[0]) || json_object_size(unsent[1]) ||
+	                     json_object_size(unsent[2]))) {
 		/* The hub applies corrupt before have: a copy fetched back after
 		 * it was found corrupt ends up held. */
 		json_t *body = json_object();
 		for (int l = 0; l < 3; l++)
-			json_object_set_new(body, names[l], take_hashes(todo[l], max[l]));
+			json_object_set_new(body, names[l], take_hashes(unsent[l], max[l]));
 		char *url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
 		st = client_request(&h->c, curl, "POST", url, body, NULL, err);
 		free(url);
@@ -265,18 +265,19 @@ static void report_replicas(struct host *h, CURL *curl)
 				size_t i;
 				json_t *v;
 				json_array_foreach(json_object_get(body, names[l]), i, v)
-				    json_object_set_new(todo[l], json_string_value(v), json_true());
+				    json_object_set_new(unsent[l], json_string_value(v),
+				                        json_true());
 			}
 		}
 		json_decref(body);
 	}
 	pthread_mutex_lock(&h->mu); /* not delivered: unless reported again since */
-	keep_undelivered(todo[0], h->replicas_corrupt, h->replicas_have, NULL);
-	keep_undelivered(todo[1], h->replicas_have, h->replicas_dropped, h->replicas_corrupt);
-	keep_undelivered(todo[2], h->replicas_dropped, h->replicas_have, NULL);
+	keep_undelivered(unsent[0], h->replicas_corrupt, h->replicas_have, NULL);
+	keep_undelivered(unsent[1], h->replicas_have, h->replicas_dropped, h->replicas_corrupt);
+	keep_undelivered(unsent[2], h->replicas_dropped, h->replicas_have, NULL);
 	pthread_mutex_unlock(&h->mu);
 	for (int l = 0; l < 3; l++)
-		json_decref(todo[l]);
+		json_decref(unsent[l]);
 }
 
 static void heartbeat(struct host *h, CURL *curl, const char *status)

@@ -30,6 +30,8 @@ static const char schema[] =
     " used INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS cache_used ON cache(used);"
     "CREATE TABLE IF NOT EXISTS cache_pins (hash TEXT PRIMARY KEY);"
+    /* pins of chunks clients uploaded here (serve_upload.c), and when */
+    "CREATE TABLE IF NOT EXISTS upload_pins (hash TEXT PRIMARY KEY, at INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL);";
 
 int idx_open(struct host *h)

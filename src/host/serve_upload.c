@@ -75,17 +75,12 @@ bool serve_upload_release(void *con_cls)
 
 static atomic_llong last_sweep;
 
-/* Our pins, apart from the replicate job's (replica.c): when each was made. */
-static void pins_table(struct db *db)
-{
-	db_exec(db, "CREATE TABLE IF NOT EXISTS upload_pins (hash TEXT PRIMARY KEY, at INTEGER "
-	            "NOT NULL)");
-}
+/* Our pins (the index's upload_pins, apart from the replicate job's): when
+ * each was made. */
 
 static void pin(struct host *h, const char *hash, int64_t size)
 {
 	struct db *db = db_pool_acquire(h->idx);
-	pins_table(db);
 	idx_cache_touch(db, hash, size);
 	idx_cache_pin(db, hash, true);
 	db_run(db, "INSERT OR REPLACE INTO upload_pins(hash, at) VALUES(?,?)", hash, now_ms());
@@ -114,7 +109,6 @@ static void sweep(struct host *h)
 	if (now - last < PIN_SWEEP_MS || !atomic_compare_exchange_strong(&last_sweep, &last, now))
 		return;
 	struct db *db = db_pool_acquire(h->idx);
-	pins_table(db);
 	struct db_stmt *st = db_query(db,
 	                              "SELECT u.hash FROM upload_pins u WHERE u.at < ? OR EXISTS "
 	                              "(SELECT 1 FROM chunks c JOIN files f ON f.path = c.path "
