@@ -36,6 +36,16 @@ void host_report_replicas(struct host *h, json_t *chunks, bool have)
 	pthread_mutex_unlock(&h->mu);
 }
 
+void host_report_committed(struct host *h, json_t *chunks)
+{
+	size_t i;
+	json_t *c;
+	pthread_mutex_lock(&h->mu);
+	json_array_foreach(chunks, i, c)
+	    json_object_del(h->replicas_dropped, json_get_str(c, "hash"));
+	pthread_mutex_unlock(&h->mu);
+}
+
 void host_report_corrupt(struct host *h, const char *hash)
 {
 	pthread_mutex_lock(&h->mu);

@@ -182,6 +182,9 @@ void *host_heartbeat_main(void *arg);
 void host_write_status(struct host *h, bool running);
 /* Chunks this host now holds (have) or dropped, for the next heartbeat. */
 void host_report_replicas(struct host *h, json_t *chunks, bool have);
+/* The hub recorded these chunks as held here with this host's commit: only
+ * a drop of them not yet reported is taken back. */
+void host_report_committed(struct host *h, json_t *chunks);
 /* A copy of hash found corrupt (or lost while pinned), for the next heartbeat:
  * the hub stops counting it and, for a copy it assigned, asks for it again.
  * A "have" of it still waiting is withdrawn: it is older news. */

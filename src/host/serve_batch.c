@@ -86,8 +86,10 @@ static bool token_ok(struct host *h, struct MHD_Connection *conn)
 }
 
 /* The chunk's bytes from a local file holding it (still holding it: hashed
- * here), else from the cache; its size, or -1. *buf is grown as needed. */
-static int64_t read_chunk(struct host *h, struct db *db, const char *hash, uint8_t **buf)
+ * here), else from the cache (*cached); its size, or -1. *buf is grown as
+ * needed. */
+static int64_t read_chunk(struct host *h, struct db *db, const char *hash, uint8_t **buf,
+                          bool *cached)
 {
 	char *path = NULL;
 	int64_t off = 0, size = 0, n = -1;
@@ -112,7 +114,7 @@ static int64_t read_chunk(struct host *h, struct db *db, const char *hash, uint8
 		*buf = xrealloc(*buf, (size_t)size);
 		n = store_read(h->cache, hash, *buf, (size_t)size);
 		if (n == size)
-			idx_cache_touch(db, hash, size);
+			*cached = true;
 		else
 			n = -1;
 	}
@@ -144,12 +146,15 @@ static size_t read_all(struct host *h, json_t *hashes, uint8_t **data, int64_t *
 	struct db *db = db_pool_acquire(h->idx);
 	size_t missing = 0, i;
 	json_t *v;
+	/* one read snapshot for the batch, not a lock round per chunk */
+	bool snapshot = db_exec(db, "BEGIN") == DB_DONE;
+	bool *cached = xcalloc(json_array_size(hashes) + 1, sizeof *cached);
 	json_array_foreach(hashes, i, v)
 	{
 		if (data[i])
 			continue;
 		int64_t n = *total < BATCH_MAX_BYTES
-		                ? read_chunk(h, db, json_string_value(v), &data[i])
+		                ? read_chunk(h, db, json_string_value(v), &data[i], &cached[i])
 		                : -1;
 		if (n > 0 && *total + n > BATCH_MAX_BYTES && *total > 0)
 			n = -1; /* past the cap: the receiver asks again */
@@ -162,6 +167,14 @@ static size_t read_all(struct host *h, json_t *hashes, uint8_t **data, int64_t *
 		len[i] = n;
 		*total += n;
 	}
+	if (snapshot && db_exec(db, "COMMIT") != DB_DONE)
+		db_rollback(db);
+	json_array_foreach(hashes, i, v)
+	{
+		if (cached[i] && data[i]) /* used: last in the cache's LRU order */
+			idx_cache_touch(db, json_string_value(v), len[i]);
+	}
+	free(cached);
 	db_pool_release(h->idx, db);
 	return missing;
 }

@@ -52,11 +52,13 @@ struct sync {
 	struct small *smalls; /* the batch of small files not yet uploaded */
 	size_t nsmall, small_bytes;
 	/* Small remote files waiting to be fetched together (sync_apply.c);
-	 * arrivals_seq: the feed seq to record once they are placed (0: none). */
+	 * arrivals_seq: the feed seq to record once they are placed (0: none);
+	 * seq_unsaved: that of the last event with nothing to place, recorded
+	 * with them (0: none). */
 	struct arrival *arrivals;
 	size_t narrivals, arrival_bytes;
 	json_t *arrival_paths;
-	int64_t arrivals_seq;
+	int64_t arrivals_seq, seq_unsaved;
 };
 
 /* sync.c */
@@ -80,9 +82,11 @@ void sync_upload(struct host *h, const char *path, const char *local, const stru
                  int64_t base, bool retried);
 
 /* sync_apply.c */
-/* The index entry of a local file that now matches version vid. */
+/* The index entry of a local file that now matches version vid. committed:
+ * this host committed it, and the hub recorded its chunks as held here with
+ * the commit (so they are not reported again). */
 void sync_record_local(struct host *h, const char *path, const struct stat *st, int64_t vid,
-                       int64_t version, const char *hash, json_t *chunks);
+                       int64_t version, const char *hash, json_t *chunks, bool committed);
 /* Our conditional commit lost: someone else's version is current. */
 void sync_resolve_conflict(struct host *h, const char *path, const char *local,
                            const struct stat *st, bool retried);

@@ -84,7 +84,7 @@ static bool keep_as_conflict(struct host *h, const char *path)
 static void drop_local_copy(struct host *h, const char *path, struct ientry *e);
 
 void sync_record_local(struct host *h, const char *path, const struct stat *st, int64_t vid,
-                       int64_t version, const char *hash, json_t *chunks)
+                       int64_t version, const char *hash, json_t *chunks, bool committed)
 {
 	struct ientry e = {.local = true, .version_id = vid, .version = version};
 	entry_from_stat(&e, st);
@@ -94,7 +94,10 @@ void sync_record_local(struct host *h, const char *path, const struct stat *st, 
 	idx_put(h->db, path, &e);
 	if (chunks) {
 		idx_set_chunks(h->db, path, chunks);
-		host_report_replicas(h, chunks, true);
+		if (committed)
+			host_report_committed(h, chunks);
+		else
+			host_report_replicas(h, chunks, true);
 		host_report_replicas(h, dropped, false);
 		json_decref(dropped);
 	}
@@ -202,10 +205,10 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 	} else {
 		struct stat st;
 		if (lstat(local, &st) == 0)
-			sync_record_local(h, path, &st,
-			                  json_integer_value(json_object_get(m, "version_id")),
-			                  json_integer_value(json_object_get(m, "version")),
-			                  json_get_str(m, "hash"), json_object_get(m, "chunks"));
+			sync_record_local(
+			    h, path, &st, json_integer_value(json_object_get(m, "version_id")),
+			    json_integer_value(json_object_get(m, "version")),
+			    json_get_str(m, "hash"), json_object_get(m, "chunks"), false);
 		host_room_found(h, path);
 		log_info("synced %s (version %lld) from the workspace", path,
 		         (long long)json_integer_value(json_object_get(m, "version")));
@@ -332,7 +335,8 @@ static bool arrival_place(struct host *h, struct arrival *a, json_t *dirs)
 		json_t *chunks = json_pack("[{s:s, s:I, s:I}]", "hash", a->hash, "size",
 		                           (json_int_t)a->size, "offset", (json_int_t)0);
 		if (lstat(local, &now) == 0)
-			sync_record_local(h, a->path, &now, a->vid, a->version, a->hash, chunks);
+			sync_record_local(h, a->path, &now, a->vid, a->version, a->hash, chunks,
+			                  false);
 		json_decref(chunks);
 		host_room_found(h, a->path);
 	}
@@ -422,6 +426,12 @@ void sync_apply_flush(struct host *h)
 	free(as);
 	if (placed)
 		log_info("synced %zu small files from the workspace in one batch", placed);
+	/* The seq of events with nothing to place is recorded here too, once per
+	 * batch of events rather than a write each: a crash replays them, and
+	 * applying an event twice changes nothing. */
+	if (s->seq_unsaved > seq)
+		seq = s->seq_unsaved;
+	s->seq_unsaved = 0;
 	if (seq > 0 && !stop) /* stopped: the feed gives those events again */
 		idx_kv_set(h->db, "seq", seq);
 }
@@ -466,7 +476,7 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 			bool gone;
 			json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
 			sync_record_local(h, path, &st, vid, version, hash,
-			                  m ? json_object_get(m, "chunks") : NULL);
+			                  m ? json_object_get(m, "chunks") : NULL, false);
 			json_decref(m);
 			free(local);
 			return;
@@ -520,7 +530,7 @@ void sync_resolve_conflict(struct host *h, const char *path, const char *local,
 	if (sync_hash_file(local, got) == 0 && want && strcmp(got, want) == 0) {
 		sync_record_local(h, path, st, json_integer_value(json_object_get(m, "version_id")),
 		                  json_integer_value(json_object_get(m, "version")), want,
-		                  json_object_get(m, "chunks"));
+		                  json_object_get(m, "chunks"), false);
 	} else if (keep_as_conflict(h, path)) {
 		download_to(h, path, m, NULL);
 	}
@@ -749,7 +759,7 @@ void sync_remote_event(struct host *h, json_t *ev)
 	if (h->sync->narrivals)
 		h->sync->arrivals_seq = seq; /* recorded once they are placed */
 	else
-		idx_kv_set(h->db, "seq", seq);
+		h->sync->seq_unsaved = seq; /* recorded by the next sync_apply_flush */
 }
 
 void sync_repair(struct host *h, const char *path)

@@ -284,7 +284,7 @@ static void upload_one(struct host *h, const char *path, const char *local, cons
 	 * while it was read, it no longer matches and goes up again. */
 	sync_record_local(h, path, st, json_integer_value(json_object_get(res, "version_id")),
 	                  json_integer_value(json_object_get(res, "version")),
-	                  json_get_str(res, "hash"), json_object_get(res, "chunks"));
+	                  json_get_str(res, "hash"), json_object_get(res, "chunks"), true);
 	struct stat after;
 	if (lstat(local, &after) != 0 || !sync_same_stat(st, &after))
 		host_mark_dirty(h, path, SETTLE_MODIFIED_MS);
@@ -443,6 +443,30 @@ void sync_flush(struct host *h)
 	                        json_pack("{s:o}", "versions", versions), &out)
 	        : (json_decref(versions), 0);
 	json_t *results = json_object_get(out, "results");
+	/* The committed files' index entries in one transaction (one WAL write
+	 * for the batch, not a few per file); the others after, one by one. */
+	bool tx = db_begin(h->db) == DB_DONE;
+	for (size_t i = 0; i < sy->nsmall; i++) {
+		struct small *s = &sy->smalls[i];
+		json_t *r = st == 200 ? json_array_get(results, i) : NULL;
+		json_t *offer = json_array_get(offers, i);
+		bool committed = json_integer_value(json_object_get(r, "status")) == 201;
+		if (offer)
+			offer_settle(h, s->path, committed,
+			             json_is_true(json_object_get(offer, "placeholder")),
+			             json_incref(json_object_get(offer, "dropped")));
+		if (!committed)
+			continue;
+		json_t *b = json_object_get(r, "body");
+		host_grant_set(h, s->path, NULL);
+		json_t *chunks = one_chunk(s);
+		sync_record_local(
+		    h, s->path, &s->st, json_integer_value(json_object_get(b, "version_id")),
+		    json_integer_value(json_object_get(b, "version")), s->hash, chunks, true);
+		json_decref(chunks);
+	}
+	if (tx && db_commit(h->db) != DB_DONE)
+		db_rollback(h->db);
 	for (size_t i = 0; i < sy->nsmall; i++) {
 		struct small *s = &sy->smalls[i];
 		json_t *r = st == 200 ? json_array_get(results, i) : NULL;
@@ -450,19 +474,7 @@ void sync_flush(struct host *h)
 		json_t *b = json_object_get(r, "body");
 		const char *code = json_get_str(json_object_get(b, "error"), "code");
 		char *local = host_local(h, s->path);
-		json_t *offer = json_array_get(offers, i);
-		if (offer)
-			offer_settle(h, s->path, status == 201,
-			             json_is_true(json_object_get(offer, "placeholder")),
-			             json_incref(json_object_get(offer, "dropped")));
 		if (status == 201) {
-			host_grant_set(h, s->path, NULL);
-			json_t *chunks = one_chunk(s);
-			sync_record_local(h, s->path, &s->st,
-			                  json_integer_value(json_object_get(b, "version_id")),
-			                  json_integer_value(json_object_get(b, "version")),
-			                  s->hash, chunks);
-			json_decref(chunks);
 			struct stat after;
 			if (lstat(local, &after) != 0 || !sync_same_stat(&s->st, &after))
 				host_mark_dirty(h, s->path, SETTLE_MODIFIED_MS);
