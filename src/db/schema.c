@@ -220,6 +220,10 @@ static const char *const migrations[] = {
     " CHECK (storage IN ('hub','hosts'));"
     "ALTER TABLE workspaces ADD COLUMN hub_cache_bytes BIGINT NOT NULL DEFAULT 1073741824;"
     "ALTER TABLE workspace_chunks ADD COLUMN proven INTEGER NOT NULL DEFAULT 1;",
+
+    /* 11: a host's heartbeat answer lists its copies with work to do (to
+     * fetch, release or drop): those not 'ok', a few among all it holds. */
+    "CREATE INDEX chunk_replicas_work ON chunk_replicas(host_id) WHERE state <> 'ok';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

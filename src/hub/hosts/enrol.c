@@ -350,9 +350,9 @@ static json_t *heartbeat_answer(struct req *r)
 	struct db_stmt *st = db_query(
 	    r->db,
 	    "SELECT cr.chunk_hash, cr.state, c.size, c.refcount, cr.assigned FROM chunk_replicas "
-	    "cr JOIN chunks c ON c.hash = cr.chunk_hash WHERE cr.host_id = ? AND ((cr.assigned = "
-	    "1 AND cr.state IN ('pending', 'released', 'corrupt')) OR (cr.state = 'released' "
-	    "AND c.refcount <= 0)) LIMIT 1024",
+	    "cr JOIN chunks c ON c.hash = cr.chunk_hash WHERE cr.host_id = ? AND cr.state <> 'ok' "
+	    "AND ((cr.assigned = 1 AND cr.state IN ('pending', 'released', 'corrupt')) OR "
+	    "(cr.state = 'released' AND c.refcount <= 0)) LIMIT 1024",
 	    r->host_id);
 	while (st && db_step(st) == DB_ROW) {
 		const char *hash = db_col_text(st, 0), *state = db_col_text(st, 1);
