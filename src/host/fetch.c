@@ -75,7 +75,7 @@ static int64_t from_local(struct host *h, struct db *db, const char *hash, int64
 {
 	char *path = NULL;
 	int64_t off = 0, sz = 0;
-	if (idx_chunk_where(db, hash, &path, &off, &sz) != 1 || sz != size) {
+	if (idx_chunk_where(db, hash, &path, &off, &sz, NULL) != 1 || sz != size) {
 		free(path);
 		return -1;
 	}

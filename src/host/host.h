@@ -216,8 +216,10 @@ int idx_get(struct db *db, const char *path, struct ientry *e);
 int idx_put(struct db *db, const char *path, const struct ientry *e);
 int idx_del(struct db *db, const char *path); /* the path and everything under it */
 int idx_rename(struct db *db, const char *from, const char *to);
-/* Where a chunk is in a local file (a copy to read and verify). 1 found. */
-int idx_chunk_where(struct db *db, const char *hash, char **path, int64_t *off, int64_t *size);
+/* Where a chunk is in a local file (a copy to read and verify), and that
+ * file's entry (*file, if not NULL). 1 found. */
+int idx_chunk_where(struct db *db, const char *hash, char **path, int64_t *off, int64_t *size,
+                    struct ientry *file);
 int idx_set_chunks(struct db *db, const char *path, json_t *chunks);
 /* Paths under prefix (files only, or all), for reconciling a subtree. */
 json_t *idx_list(struct db *db, const char *prefix, bool files_only);
@@ -313,6 +315,10 @@ void serve_stop(struct host *h);
 struct MHD_Connection;
 int serve_json(struct MHD_Connection *conn, unsigned status, json_t *body);
 int serve_error(struct MHD_Connection *conn, unsigned status, const char *code, const char *msg);
+/* A chunk's bytes for a reader elsewhere, from a local file holding it, else
+ * from the cache (*cached; verified there); its size or -1. *buf grows. */
+int64_t serve_read_chunk(struct host *h, struct db *db, const char *hash, uint8_t **buf,
+                         bool *cached);
 /* serve_batch.c: POST /chunks/batch (called by serve.c's request handler;
  * an MHD_Result), and whether con_cls was one of its requests (then freed). */
 int serve_batch(struct host *h, struct MHD_Connection *conn, const char *data, size_t *size,

@@ -165,17 +165,22 @@ int idx_set_chunks(struct db *db, const char *path, json_t *chunks)
 	return DB_DONE;
 }
 
-int idx_chunk_where(struct db *db, const char *hash, char **path, int64_t *off, int64_t *size)
+int idx_chunk_where(struct db *db, const char *hash, char **path, int64_t *off, int64_t *size,
+                    struct ientry *file)
 {
 	struct db_stmt *st = db_query(db,
-	                              "SELECT c.path, c.off, c.size FROM chunks c JOIN files f ON "
-	                              "f.path = c.path WHERE c.hash = ? AND f.local = 1 LIMIT 1",
+	                              "SELECT c.path, c.off, c.size, f.dir, f.local, f.size, "
+	                              "f.mtime_ns, f.ino, f.version_id, f.version, f.hash FROM "
+	                              "chunks c JOIN files f ON f.path = c.path WHERE c.hash = ? "
+	                              "AND f.local = 1 LIMIT 1",
 	                              hash);
 	int rc = st ? db_step(st) : DB_ERR;
 	if (rc == DB_ROW) {
 		*path = xstrdup(db_col_text(st, 0));
 		*off = db_col_int64(st, 1);
 		*size = db_col_int64(st, 2);
+		if (file)
+			read_entry(st, 3, file);
 	}
 	db_finalize(st);
 	return rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : -1;

@@ -166,6 +166,43 @@ static json_t *hub_token_check(struct host *h, struct MHD_Connection *conn, cons
 	return NULL;
 }
 
+/* Readers of chunks verify every one (hosts, the hub, the client library),
+ * so a chunk in a local file whose stat still matches the index entry made
+ * when it was hashed is sent as read; a file changed since is hashed, and a
+ * copy that no longer matches is not sent (the cache's may be). Hashing
+ * every chunk served cost a host as much CPU as the reader's own check. */
+int64_t serve_read_chunk(struct host *h, struct db *db, const char *hash, uint8_t **buf,
+                         bool *cached)
+{
+	char *path = NULL;
+	int64_t off = 0, size = 0, n = -1;
+	struct ientry file;
+	if (idx_chunk_where(db, hash, &path, &off, &size, &file) == 1 && size > 0) {
+		int fd = open_beneath(h, path, O_RDONLY, 0);
+		struct stat st;
+		bool same = fd >= 0 && fstat(fd, &st) == 0 && stat_matches(&file, &st);
+		*buf = xrealloc(*buf, (size_t)size);
+		if (fd >= 0) {
+			n = pread_full(fd, *buf, (size_t)size, off);
+			close(fd);
+		}
+		char got[HASH_HEX_LEN + 1];
+		if (n != size)
+			n = -1;
+		else if (!same && (hash_hex(*buf, (size_t)n, got), strcmp(got, hash) != 0))
+			n = -1; /* the file changed: not this chunk any more */
+	}
+	free(path);
+	if (n < 0 && (size = store_size(h->cache, hash)) > 0) {
+		*buf = xrealloc(*buf, (size_t)size);
+		n = host_cache_read(h, db, hash, *buf, (size_t)size);
+		*cached = n == size;
+		if (n != size)
+			n = -1;
+	}
+	return n;
+}
+
 static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, const char *hash)
 {
 	const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
@@ -191,32 +228,12 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 		           : serve_error(conn, MHD_HTTP_FORBIDDEN, "wrong_scope",
 		                         "the token does not grant this chunk");
 	struct db *db = db_pool_acquire(h->idx);
-	char *path = NULL;
-	int64_t off = 0, size = 0;
 	uint8_t *buf = NULL;
-	int64_t n = -1;
-	if (idx_chunk_where(db, hash, &path, &off, &size) == 1) {
-		int fd = open_beneath(h, path, O_RDONLY, 0);
-		buf = xmalloc((size_t)size);
-		if (fd >= 0) {
-			n = pread_full(fd, buf, (size_t)size, off);
-			close(fd);
-		}
-		char got[HASH_HEX_LEN + 1];
-		if (n == size) {
-			hash_hex(buf, (size_t)n, got);
-			if (strcmp(got, hash) != 0)
-				n = -1; /* the file changed: not this chunk any more */
-		}
-	}
-	if (n < 0 && (size = store_size(h->cache, hash)) > 0) {
-		buf = xrealloc(buf, (size_t)size);
-		n = host_cache_read(h, db, hash, buf, (size_t)size);
-		if (n == size)
-			idx_cache_touch(db, hash, size);
-	}
+	bool cached = false;
+	int64_t n = serve_read_chunk(h, db, hash, &buf, &cached);
+	if (cached)
+		idx_cache_touch(db, hash, n);
 	db_pool_release(h->idx, db);
-	free(path);
 	if (n < 0) {
 		free(buf);
 		return serve_error(conn, MHD_HTTP_NOT_FOUND, "not_found",

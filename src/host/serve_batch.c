@@ -85,42 +85,6 @@ static bool token_ok(struct host *h, struct MHD_Connection *conn)
 	return ok;
 }
 
-/* The chunk's bytes from a local file holding it (still holding it: hashed
- * here), else from the cache (*cached); its size, or -1. *buf is grown as
- * needed. */
-static int64_t read_chunk(struct host *h, struct db *db, const char *hash, uint8_t **buf,
-                          bool *cached)
-{
-	char *path = NULL;
-	int64_t off = 0, size = 0, n = -1;
-	if (idx_chunk_where(db, hash, &path, &off, &size) == 1 && size > 0) {
-		int fd = open_beneath(h, path, O_RDONLY, 0);
-		*buf = xrealloc(*buf, (size_t)size);
-		if (fd >= 0) {
-			n = pread_full(fd, *buf, (size_t)size, off);
-			close(fd);
-		}
-		char got[HASH_HEX_LEN + 1];
-		if (n == size) {
-			hash_hex(*buf, (size_t)n, got);
-			if (strcmp(got, hash) != 0)
-				n = -1; /* the file changed: not this chunk any more */
-		} else {
-			n = -1;
-		}
-	}
-	free(path);
-	if (n < 0 && (size = store_size(h->cache, hash)) > 0) {
-		*buf = xrealloc(*buf, (size_t)size);
-		n = store_read(h->cache, hash, *buf, (size_t)size);
-		if (n == size)
-			*cached = true;
-		else
-			n = -1;
-	}
-	return n;
-}
-
 /* Wait for one commit of ours in flight (its chunks not yet in the index)
  * to land, until the mono ms deadline. False when none is in flight. The
  * hub tells other hosts of a version as soon as it is committed, so they may
@@ -153,9 +117,9 @@ static size_t read_all(struct host *h, json_t *hashes, uint8_t **data, int64_t *
 	{
 		if (data[i])
 			continue;
-		int64_t n = *total < BATCH_MAX_BYTES
-		                ? read_chunk(h, db, json_string_value(v), &data[i], &cached[i])
-		                : -1;
+		int64_t n = *total < BATCH_MAX_BYTES ? serve_read_chunk(h, db, json_string_value(v),
+		                                                        &data[i], &cached[i])
+		                                     : -1;
 		if (n > 0 && *total + n > BATCH_MAX_BYTES && *total > 0)
 			n = -1; /* past the cap: the receiver asks again */
 		if (n < 0) {

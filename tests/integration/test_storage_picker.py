@@ -269,6 +269,33 @@ class DirectTest(PickerBase):
                 h.start()
 
 
+    def test_f_bytes_rotted_on_a_host_under_an_unchanged_stat(self):
+        # A serves a chunk of a file whose stat matches its index as read, without
+        # hashing it again: the reader's own check refuses the rotten bytes and
+        # takes them from B.
+        path = self.A.path("/big.bin")
+        before = os.stat(path)
+        with open(path, "r+b") as f:
+            f.seek(1000)
+            good = f.read(4)
+            f.seek(1000)
+            f.write(bytes(b ^ 0xFF for b in good))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        try:
+            p, out = self.get("/big.bin")
+            rep = self.report(p)
+            self.assertEqual(rep["sha256"], sha(self.blob))
+            self.assertEqual(file_sha(out), sha(self.blob))
+            by = {s.get("host_id"): s["bytes"] for s in rep["sources"]}
+            self.assertGreater(by.get(self.host_id("B"), 0), 0, rep)
+            os.unlink(out)
+        finally:
+            with open(path, "r+b") as f:
+                f.seek(1000)
+                f.write(good)
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 class RelayPickerTest(PickerBase):
     """Hosts whose advertised URL does not answer, reachable through a relay;
     a 'hosts' workspace (cache 0): big.bin is a pointer commit."""
