@@ -218,6 +218,12 @@ static void sync_loop(struct host *h)
 				break;
 			free(due);
 			due = NULL;
+			if (sync_in_flight(h, NULL)) { /* nothing else to do: its answer */
+				pthread_mutex_unlock(&h->mu);
+				sync_settle(h);
+				pthread_mutex_lock(&h->mu);
+				continue;
+			}
 			if (was_busy) {
 				/* idle: say so in the status file at once */
 				atomic_store(&h->state, 3);
@@ -244,6 +250,7 @@ static void sync_loop(struct host *h)
 			for (size_t i = 0; i < ndue; i++)
 				free(due[i]);
 			free(due);
+			sync_settle(h);
 			return;
 		}
 		json_t *events = h->events;
@@ -259,6 +266,8 @@ static void sync_loop(struct host *h)
 		pthread_mutex_unlock(&h->mu);
 		was_busy = true;
 		atomic_store(&h->state, 2);
+		if (resync || rescan || moves || json_array_size(repairs))
+			sync_settle(h); /* they read the index our batch in flight changes */
 
 		if (resync) {
 			host_load_policies(h, h->c.curl);

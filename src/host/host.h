@@ -246,6 +246,10 @@ void sync_local_path(struct host *h, const char *path);
 void sync_local_move(struct host *h, const char *from, const char *to);
 /* Upload the small files queued by sync_local_path (after each batch). */
 void sync_flush(struct host *h);
+/* The batch sync_flush sent: wait for the hub's answer and apply it. */
+void sync_settle(struct host *h);
+/* Is path (NULL: any) in the batch whose commit is in flight? */
+bool sync_in_flight(struct host *h, const char *path);
 /* Place the small remote files sync_remote_event queued: fetched many to a
  * request, one sync for their durability (after each batch of events). */
 void sync_apply_flush(struct host *h);

@@ -40,6 +40,9 @@ void sync_free(struct sync *s)
 		free(s->smalls[i].data);
 	}
 	free(s->smalls);
+	for (int i = 0; i < COMMITS_IN_FLIGHT; i++)
+		if (s->commit_curl[i])
+			curl_easy_cleanup(s->commit_curl[i]);
 	free(s);
 }
 

@@ -26,6 +26,12 @@
 #include "../core/retry.h"
 
 /* One small file read and queued for the next batch (sync_upload.c). */
+/* Batches whose commit may be in flight at once (sync_upload.c). One lets
+ * the hub commit a batch while the next is read and hashed: 100,000 small
+ * files went from 59 s to 45 s. Two were slower (48 s): the hub commits one
+ * at a time anyway, and the second waited on its lock while taking CPU. */
+#define COMMITS_IN_FLIGHT 1
+
 struct small {
 	char *path;
 	struct stat st;
@@ -51,6 +57,11 @@ struct sync {
 	struct own_rename *own_renames;
 	struct small *smalls; /* the batch of small files not yet uploaded */
 	size_t nsmall, small_bytes;
+	/* the batches whose commit is in flight, oldest first (sync_upload.c),
+	 * and their connections */
+	struct inflight *inflight[COMMITS_IN_FLIGHT];
+	size_t ninflight;
+	CURL *commit_curl[COMMITS_IN_FLIGHT];
 	/* Small remote files waiting to be fetched together (sync_apply.c);
 	 * arrivals_seq: the feed seq to record once they are placed (0: none);
 	 * seq_unsaved: that of the last event with nothing to place, recorded

@@ -717,9 +717,12 @@ void sync_remote_event(struct host *h, json_t *ev)
 	int64_t seq = 0;
 	if (!json_get_int(ev, "seq", &seq) || seq <= atomic_load(&h->seq) || !kind)
 		return;
+	char *path = net_path(pl, "path"), *from = net_path(pl, "from"), *to = net_path(pl, "to");
+	/* Our batch in flight is applied before a change that may touch it. */
+	if (strcmp(kind, "file.version") != 0 || !path || sync_in_flight(h, path))
+		sync_settle(h);
 	if (strcmp(kind, "file.version") != 0)
 		sync_apply_flush(h); /* what comes next sees the files before it */
-	char *path = net_path(pl, "path"), *from = net_path(pl, "from"), *to = net_path(pl, "to");
 	int64_t vid = 0, version = 0, size = 0, host = 0;
 	const char *hash = json_get_str(pl, "hash");
 	if (strcmp(kind, "file.version") == 0 && path && hash_hex_valid(hash) &&

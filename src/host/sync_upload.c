@@ -361,6 +361,139 @@ static json_t *one_chunk(const struct small *s)
 	                     : json_array();
 }
 
+/* ---- batches whose commit is in flight ----
+ *
+ * The hub commits a batch while this thread reads and hashes the next ones:
+ * each commit request runs on a thread of its own (with its own connection),
+ * up to COMMITS_IN_FLIGHT at once (sync.h). Their answers are applied here in
+ * order by sync_settle, before anything that could depend on them — a path of
+ * a batch seen again, a delete, a move, a remote change other than another
+ * file's version, a rescan, or going idle. A path is in one batch at most. */
+struct inflight {
+	struct host *h;
+	struct small *smalls;
+	size_t n;
+	json_t *body, *offers, *out;
+	json_t *paths; /* the batch's paths, for sync_in_flight */
+	bool pointers, started;
+	int slot; /* its connection: h->sync->commit_curl[slot] */
+	long st;
+	pthread_t th;
+};
+
+static void *commit_main(void *arg)
+{
+	struct inflight *f = arg;
+	struct sync *sy = f->h->sync;
+	if (!sy->commit_curl[f->slot])
+		sy->commit_curl[f->slot] = client_curl(&f->h->c);
+	char *url = client_ws_url(&f->h->c, "/versions/batch", NULL);
+	char err[256];
+	f->st =
+	    client_request(&f->h->c, sy->commit_curl[f->slot], "POST", url, f->body, &f->out, err);
+	if (f->st == 0)
+		log_warn("%s", err);
+	free(url);
+	return NULL;
+}
+
+bool sync_in_flight(struct host *h, const char *path)
+{
+	struct sync *sy = h->sync;
+	for (size_t i = 0; i < sy->ninflight; i++)
+		if (!path || json_object_get(sy->inflight[i]->paths, path))
+			return true;
+	return false;
+}
+
+/* The hub's answer to the oldest batch in flight, applied. */
+static void settle_oldest(struct host *h)
+{
+	struct sync *sy = h->sync;
+	struct inflight *f = sy->inflight[0];
+	memmove(sy->inflight, sy->inflight + 1, --sy->ninflight * sizeof *sy->inflight);
+	if (f->started)
+		pthread_join(f->th, NULL);
+	long st = f->st;
+	bool pointers = f->pointers;
+	json_t *results = json_object_get(f->out, "results");
+	/* The committed files' index entries in one transaction (one WAL write
+	 * for the batch, not a few per file); the others after, one by one. */
+	bool tx = db_begin(h->db) == DB_DONE;
+	for (size_t i = 0; i < f->n; i++) {
+		struct small *s = &f->smalls[i];
+		json_t *r = st == 200 ? json_array_get(results, i) : NULL;
+		json_t *offer = json_array_get(f->offers, i);
+		bool committed = json_integer_value(json_object_get(r, "status")) == 201;
+		if (offer)
+			offer_settle(h, s->path, committed,
+			             json_is_true(json_object_get(offer, "placeholder")),
+			             json_incref(json_object_get(offer, "dropped")));
+		if (!committed)
+			continue;
+		json_t *b = json_object_get(r, "body");
+		host_grant_set(h, s->path, NULL);
+		json_t *chunks = one_chunk(s);
+		/* an offer indexed the chunks already: the entry alone */
+		sync_record_local(h, s->path, &s->st,
+		                  json_integer_value(json_object_get(b, "version_id")),
+		                  json_integer_value(json_object_get(b, "version")), s->hash,
+		                  offer ? NULL : chunks, true);
+		if (offer)
+			host_report_committed(h, chunks);
+		json_decref(chunks);
+	}
+	if (tx && db_commit(h->db) != DB_DONE)
+		db_rollback(h->db);
+	for (size_t i = 0; i < f->n; i++) {
+		struct small *s = &f->smalls[i];
+		json_t *r = st == 200 ? json_array_get(results, i) : NULL;
+		int status = (int)json_integer_value(json_object_get(r, "status"));
+		json_t *b = json_object_get(r, "body");
+		const char *code = json_get_str(json_object_get(b, "error"), "code");
+		char *local = host_local(h, s->path);
+		if (status == 201) {
+			struct stat after;
+			if (lstat(local, &after) != 0 || !sync_same_stat(&s->st, &after))
+				host_mark_dirty(h, s->path, SETTLE_MODIFIED_MS);
+		} else if (status == 409 && code && strcmp(code, "version_conflict") == 0) {
+			sync_resolve_conflict(h, s->path, local, &s->st, false);
+		} else if (status == 403 && code && strcmp(code, "upload_grant_refused") == 0) {
+			sync_void_upload(h, s->path, local, &s->st);
+		} else {
+			if (status)
+				log_warn("upload of %s refused: %s", s->path,
+				         json_get_str(json_object_get(b, "error"), "message"));
+			if (pointers && code && strcmp(code, "missing_chunks") == 0) {
+				host_load_settings(h, h->c.curl); /* now 'hub' */
+				pointers = atomic_load(&h->storage_hosts);
+			}
+			host_mark_dirty(h, s->path, retry_next_ms(&h->sync->retry));
+		}
+		free(local);
+		free(s->path);
+		free(s->data);
+	}
+	host_commit_end(h);
+	if (st == 200) {
+		retry_reset(&h->sync->retry);
+		log_info("uploaded %zu small file%s in one batch", f->n, f->n == 1 ? "" : "s");
+	}
+	json_decref(f->offers);
+	json_decref(f->out);
+	json_decref(f->body);
+	json_decref(f->paths);
+	free(f->smalls);
+	free(f);
+	atomic_store(&h->last_sync, now_ms());
+}
+
+void sync_settle(struct host *h)
+{
+	while (h->sync->ninflight)
+		settle_oldest(h);
+}
+
 void sync_flush(struct host *h)
 {
 	struct sync *sy = h->sync;
@@ -401,9 +534,10 @@ void sync_flush(struct host *h)
 			pthread_join(th[t], NULL);
 	}
 	/* 3: commit them all at once */
-	json_t *versions = json_array();
-	for (size_t i = 0; ok && i < sy->nsmall; i++) {
+	json_t *versions = json_array(), *paths = json_object();
+	for (size_t i = 0; i < sy->nsmall; i++) {
 		struct small *s = &sy->smalls[i];
+		json_object_set_new(paths, s->path, json_true());
 		json_t *chunks = one_chunk(s);
 		json_t *c;
 		size_t ci;
@@ -423,7 +557,6 @@ void sync_flush(struct host *h)
 		free(grant);
 		json_array_append_new(versions, v);
 	}
-	out = NULL;
 	/* Pointers: the chunks' places first (offer_chunks), in one transaction. */
 	json_t *offers = json_array();
 	if (ok && pointers && db_begin(h->db) == DB_DONE) {
@@ -438,74 +571,26 @@ void sync_flush(struct host *h)
 		if (db_commit(h->db) != DB_DONE)
 			db_rollback(h->db);
 	}
-	host_commit_begin(h);
-	st = ok ? sync_hub_call(h, "POST", "/versions/batch", NULL,
-	                        json_pack("{s:o}", "versions", versions), &out)
-	        : (json_decref(versions), 0);
-	json_t *results = json_object_get(out, "results");
-	/* The committed files' index entries in one transaction (one WAL write
-	 * for the batch, not a few per file); the others after, one by one. */
-	bool tx = db_begin(h->db) == DB_DONE;
-	for (size_t i = 0; i < sy->nsmall; i++) {
-		struct small *s = &sy->smalls[i];
-		json_t *r = st == 200 ? json_array_get(results, i) : NULL;
-		json_t *offer = json_array_get(offers, i);
-		bool committed = json_integer_value(json_object_get(r, "status")) == 201;
-		if (offer)
-			offer_settle(h, s->path, committed,
-			             json_is_true(json_object_get(offer, "placeholder")),
-			             json_incref(json_object_get(offer, "dropped")));
-		if (!committed)
-			continue;
-		json_t *b = json_object_get(r, "body");
-		host_grant_set(h, s->path, NULL);
-		json_t *chunks = one_chunk(s);
-		sync_record_local(
-		    h, s->path, &s->st, json_integer_value(json_object_get(b, "version_id")),
-		    json_integer_value(json_object_get(b, "version")), s->hash, chunks, true);
-		json_decref(chunks);
-	}
-	if (tx && db_commit(h->db) != DB_DONE)
-		db_rollback(h->db);
-	for (size_t i = 0; i < sy->nsmall; i++) {
-		struct small *s = &sy->smalls[i];
-		json_t *r = st == 200 ? json_array_get(results, i) : NULL;
-		int status = (int)json_integer_value(json_object_get(r, "status"));
-		json_t *b = json_object_get(r, "body");
-		const char *code = json_get_str(json_object_get(b, "error"), "code");
-		char *local = host_local(h, s->path);
-		if (status == 201) {
-			struct stat after;
-			if (lstat(local, &after) != 0 || !sync_same_stat(&s->st, &after))
-				host_mark_dirty(h, s->path, SETTLE_MODIFIED_MS);
-		} else if (status == 409 && code && strcmp(code, "version_conflict") == 0) {
-			sync_resolve_conflict(h, s->path, local, &s->st, false);
-		} else if (status == 403 && code && strcmp(code, "upload_grant_refused") == 0) {
-			sync_void_upload(h, s->path, local, &s->st);
-		} else {
-			if (status)
-				log_warn("upload of %s refused: %s", s->path,
-				         json_get_str(json_object_get(b, "error"), "message"));
-			if (pointers && code && strcmp(code, "missing_chunks") == 0) {
-				host_load_settings(h, h->c.curl); /* now 'hub' */
-				pointers = atomic_load(&h->storage_hosts);
-			}
-			host_mark_dirty(h, s->path, retry_next_ms(&h->sync->retry));
-		}
-		free(local);
-		free(s->path);
-		free(s->data);
-	}
-	host_commit_end(h);
-	json_decref(offers);
-	if (st == 200) {
-		retry_reset(&h->sync->retry);
-		log_info("uploaded %zu small file%s in one batch", sy->nsmall,
-		         sy->nsmall == 1 ? "" : "s");
-	}
-	json_decref(out);
+	if (sy->ninflight == COMMITS_IN_FLIGHT)
+		settle_oldest(h);
+	bool used[COMMITS_IN_FLIGHT] = {false};
+	for (size_t i = 0; i < sy->ninflight; i++)
+		used[sy->inflight[i]->slot] = true;
+	struct inflight *f = xcalloc(1, sizeof *f);
+	*f = (struct inflight){.h = h,
+	                       .smalls = sy->smalls,
+	                       .n = sy->nsmall,
+	                       .body = json_pack("{s:o}", "versions", versions),
+	                       .offers = offers,
+	                       .paths = paths,
+	                       .pointers = pointers};
+	while (used[f->slot])
+		f->slot++;
+	sy->smalls = NULL;
 	sy->nsmall = sy->small_bytes = 0;
-	atomic_store(&h->last_sync, now_ms());
+	sy->inflight[sy->ninflight++] = f;
+	host_commit_begin(h);
+	f->started = ok && pthread_create(&f->th, NULL, commit_main, f) == 0;
 }
 
 /* Read a small file now and queue it; false if it is not one (or changing). */
@@ -547,6 +632,10 @@ static bool queue_small(struct host *h, const char *path, const char *local, con
 static void local_gone(struct host *h, const char *path)
 {
 	struct ientry e;
+	/* The files queued or in flight go first: one under path must not be
+	 * committed after path is deleted. */
+	sync_flush(h);
+	sync_settle(h);
 	if (idx_get(h->db, path, &e) != 1 || (!e.dir && !e.local))
 		return; /* unknown, or on-demand metadata whose content was never here */
 	json_t *out = NULL;
@@ -608,6 +697,8 @@ void sync_local_path(struct host *h, const char *path)
 {
 	if (host_ignored(path) || host_policy(h, path) == POL_EXCLUDE)
 		return;
+	if (sync_in_flight(h, path))
+		sync_settle(h); /* its index entry first */
 	char *local = host_local(h, path);
 	struct stat st;
 	if (lstat(local, &st) != 0) {
@@ -631,6 +722,8 @@ void sync_local_path(struct host *h, const char *path)
 
 void sync_local_move(struct host *h, const char *from, const char *to)
 {
+	sync_flush(h); /* what is queued under from goes up before it moves */
+	sync_settle(h);
 	if (sync_was_own_rename(h, from, to)) {
 		host_mark_dirty(h, to, 0);
 		return;

@@ -88,23 +88,24 @@ enum MHD_Result api_host_replicas(struct req *r)
 		if (replica_corrupt(r, holder, json_string_value(h), now) != 0)
 			goto db_fail;
 	}
-	/* Only chunks this workspace may reference, and that a version uses. */
+	/* Only chunks this workspace may reference, and that a version uses
+	 * (one statement a hash: a host reports thousands at once). */
 	json_array_foreach(have, i, h)
 	{
-		int64_t ok = 0;
-		if (db_int64(r->db, &ok,
-		             "SELECT COUNT(*) FROM workspace_chunks wc JOIN chunks c ON c.hash = "
-		             "wc.chunk_hash WHERE wc.workspace_id = ? AND wc.chunk_hash = ?",
-		             r->ws_id, json_string_value(h)) != DB_ROW)
+		int64_t one = 0;
+		int rc = db_int64(
+		    r->db, &one,
+		    "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, updated_at) "
+		    "SELECT ?, ?, CAST(? AS BIGINT), 'ok', CAST(? AS BIGINT) WHERE EXISTS (SELECT "
+		    "1 FROM "
+		    "workspace_chunks wc JOIN chunks c ON c.hash = wc.chunk_hash WHERE "
+		    "wc.workspace_id = ? AND "
+		    "wc.chunk_hash = ?) ON CONFLICT (chunk_hash, holder) DO UPDATE SET state = "
+		    "'ok', updated_at = excluded.updated_at RETURNING 1",
+		    json_string_value(h), holder, r->host_id, now, r->ws_id, json_string_value(h));
+		if (rc != DB_ROW && rc != DB_DONE)
 			goto db_fail;
-		if (ok &&
-		    db_run(r->db,
-		           "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, "
-		           "updated_at) VALUES(?,?,?,'ok',?) ON CONFLICT (chunk_hash, holder) DO "
-		           "UPDATE SET state = 'ok', updated_at = excluded.updated_at",
-		           json_string_value(h), holder, r->host_id, now) != DB_DONE)
-			goto db_fail;
-		recorded += ok;
+		recorded += rc == DB_ROW;
 	}
 	json_array_foreach(dropped, i, h)
 	{

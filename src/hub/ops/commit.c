@@ -32,22 +32,23 @@ static void sniff_stored_chunk(struct hub *hub, const char *hash, int64_t size, 
  * touch no database row per chunk; a version's commit records its chunks in
  * its own transaction. Objects never committed are orphans for GC to collect. */
 
-/* Record a committed chunk (inside the commit's transaction). stored: the
- * hub's store holds it (checked by this commit), so the hub is one of its
- * holders and its size is the one the store verified. */
+/* Record a reference to a committed chunk (inside the commit's transaction):
+ * its row made or its refcount raised, in one statement. stored: the hub's
+ * store holds it (checked by this commit), so the hub is one of its holders
+ * and its size is the one the store verified. */
 static int record_chunk(struct db *db, const char *hash, int64_t size, bool stored)
 {
 	int64_t now = now_ms();
 	/* A stored chunk's size is a fact; a pointer's is a claim, so a wrong
 	 * claim made first (a host naming a hash) is put right here. */
-	int r =
-	    db_run(db,
-	           stored ? "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
-	                    "ON CONFLICT(hash) DO UPDATE SET size = excluded.size WHERE "
-	                    "chunks.size <> excluded.size"
-	                  : "INSERT INTO chunks(hash, size, refcount, created_at) VALUES(?,?,0,?) "
-	                    "ON CONFLICT(hash) DO NOTHING",
-	           hash, size, now);
+	int r = db_run(db,
+	               stored ? "INSERT INTO chunks(hash, size, refcount, created_at) "
+	                        "VALUES(?,?,1,?) ON CONFLICT(hash) DO UPDATE SET refcount = "
+	                        "chunks.refcount + 1, unref_at = NULL, size = excluded.size"
+	                      : "INSERT INTO chunks(hash, size, refcount, created_at) "
+	                        "VALUES(?,?,1,?) ON CONFLICT(hash) DO UPDATE SET refcount = "
+	                        "chunks.refcount + 1, unref_at = NULL",
+	               hash, size, now);
 	if (r == DB_DONE && stored)
 		r = db_run(db,
 		           "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
@@ -114,6 +115,20 @@ static int64_t claim_grant(struct op_ctx *c, const char *hash)
 	return rc == DB_ROW ? proven : rc == DB_DONE ? -1 : DB_ERR;
 }
 
+/* A pointer commit always ends with a grant: claimed, or made unproven, in
+ * one statement (the transaction undoes it if the commit fails). */
+static int64_t claim_or_grant(struct op_ctx *c, const char *hash)
+{
+	int64_t proven = 0;
+	int rc =
+	    db_int64(c->db, &proven,
+	             "INSERT INTO workspace_chunks(workspace_id, chunk_hash, touched_at, proven) "
+	             "VALUES(?,?,?,0) ON CONFLICT(workspace_id, chunk_hash) DO UPDATE SET "
+	             "touched_at = excluded.touched_at RETURNING proven",
+	             c->ws_id, hash, now_ms());
+	return rc == DB_ROW ? proven : DB_ERR;
+}
+
 /* A grant for a chunk the hub has not seen from this workspace: unproven. */
 static int grant_unproven(struct op_ctx *c, const char *hash)
 {
@@ -140,17 +155,23 @@ static int host_holds(struct op_ctx *c, const char *hash)
 static int64_t known_size(struct op_ctx *c, const char *hash, bool *uploaded)
 {
 	char up[32];
-	int64_t size = -1, own = -1;
 	possess_uploader(c, up);
-	int rc = db_int64(c->db, &size, "SELECT size FROM chunks WHERE hash = ?", hash);
-	int rc2 = db_int64(c->db, &own,
-	                   "SELECT size FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? "
-	                   "AND chunk_hash = ? AND touched_at > ?",
-	                   c->ws_id, up, hash, now_ms() - UPLOAD_PENDING_MS);
-	if ((rc != DB_ROW && rc != DB_DONE) || (rc2 != DB_ROW && rc2 != DB_DONE))
+	struct db_stmt *st = db_query(
+	    c->db,
+	    "SELECT (SELECT size FROM chunks WHERE hash = ?), (SELECT size FROM chunk_uploads "
+	    "WHERE workspace_id = ? AND uploader = ? AND chunk_hash = ? AND touched_at > ?)",
+	    hash, c->ws_id, up, hash, now_ms() - UPLOAD_PENDING_MS);
+	if (!st || db_step(st) != DB_ROW) {
+		db_finalize(st);
 		return DB_ERR;
-	*uploaded = rc2 == DB_ROW;
-	return rc == DB_ROW ? size : rc2 == DB_ROW ? own : -1;
+	}
+	bool known = !db_col_is_null(st, 0);
+	int64_t size = known ? db_col_int64(st, 0) : -1;
+	*uploaded = !db_col_is_null(st, 1);
+	if (!known && *uploaded)
+		size = db_col_int64(st, 1);
+	db_finalize(st);
+	return size;
 }
 
 /* Where chunk ch of a commit is: OP_OK (*stored: in the hub's store),
@@ -161,7 +182,7 @@ static enum op_code locate_chunk(struct op_ctx *c, const struct chunk_rules *k,
                                  const struct chunk_ref *ch, bool proof, bool *stored,
                                  int64_t *size)
 {
-	int64_t proven = claim_grant(c, ch->hash);
+	int64_t proven = k->pointer ? claim_or_grant(c, ch->hash) : claim_grant(c, ch->hash);
 	if (proven == DB_ERR)
 		return OP_DB;
 	int64_t in_store = store_size(c->hub->store, ch->hash);
@@ -344,10 +365,6 @@ static int write_version(struct op_ctx *c, const struct commit_args *a, const bo
 		           "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
 		           "size) VALUES(?,?,?,?,?)",
 		           vid, (int64_t)i, ch->hash, off, ch->size) != DB_DONE ||
-		    db_run(
-		        c->db,
-		        "UPDATE chunks SET refcount = refcount + 1, unref_at = NULL WHERE hash = ?",
-		        ch->hash) != DB_DONE ||
 		    (c->host_id && record_host_replica(c, ch->hash, now) != DB_DONE))
 			return DB_ERR;
 		off += ch->size;
