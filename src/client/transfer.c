@@ -1065,7 +1065,7 @@ static int local_copy_check(const char *remote, const char *dest, const char *ex
 	struct stat st;
 	if (lstat(dest, &st) != 0)
 		return 0;
-	if (!S_ISREG(st.st_mode) && !(S_ISLNK(st.st_mode) && o->force)) {
+	if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
 		fprintf(stderr,
 		        "roost: get: %s exists and is not a regular file; nothing written\n", dest);
 		return -1;
@@ -1094,9 +1094,10 @@ static int local_copy_check(const char *remote, const char *dest, const char *ex
 	if (o->force)
 		return 0;
 	fprintf(stderr,
-	        "roost: get: %s exists with other content than %s version %lld; left as it is "
-	        "(use --force to replace it)\n",
-	        dest, remote, (long long)ver);
+	        "roost: get: %s exists %s than %s version %lld; left as it is (use --force to "
+	        "replace it)\n",
+	        dest, S_ISLNK(st.st_mode) ? "as a symbolic link rather" : "with other content",
+	        remote, (long long)ver);
 	return -1;
 }
 

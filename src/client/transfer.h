@@ -34,8 +34,8 @@ struct put_opts {
 int transfer_put(struct client *c, const char *local, const char *remote, const struct put_opts *o);
 struct get_opts {
 	bool quiet;
-	bool verbose; /* say where the bytes came from (stderr), and each failed source */
-	bool json; /* print a report {path, local, version, size, sha256, written, sources:[...]} */
+	bool verbose;        /* say where the bytes came from (stderr), and each failed source */
+	bool json;           /* print a report {path, local, sha256, written, sources…} */
 	const char *host_ca; /* CA file for hosts' and relays' https; NULL: the system store */
 	int parallel;        /* chunk fetches in flight; 0: the default */
 	bool force;          /* replace an existing local file whose content differs */

@@ -118,6 +118,17 @@ class CliFirstHourTest(HubTest):
         self.assertIn("--force", p.err)
         self.assertUntouched(dest, b"local\n")
 
+    def test_get_keeps_a_symbolic_link_in_the_way_without_force(self):
+        self.put("/linked.txt", b"remote\n")
+        target = self.write_local("link-target.txt", b"pointed at\n")
+        link = os.path.join(self.local, "linked.txt")
+        os.symlink(target, link)
+        p = self.roost("get", "/linked.txt", link)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--force", p.err)
+        self.assertEqual(os.readlink(link), target)
+        self.assertUntouched(target, b"pointed at\n")
+
     def test_get_force_replaces_a_different_local_file(self):
         self.put("/forced.txt", b"new content\n")
         dest = self.write_local("forced.txt", b"old content\n")
