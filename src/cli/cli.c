@@ -136,11 +136,60 @@ static int cmd_mv(struct opts *o)
 	return r ? 0 : 1;
 }
 
+/* Does the folder at path hold anything the caller sees? 1 yes, 0 no (or
+ * not a folder), -1 after printing why the hub did not say. */
+static int folder_has_entries(struct client *c, const char *path)
+{
+	char *url = client_ws_url(c, "/info?path=%s", path);
+	json_t *info = client_call(c, "GET", url, NULL, "rm");
+	free(url);
+	if (!info)
+		return -1;
+	const char *type = json_get_str(info, "type");
+	bool folder = type && strcmp(type, "folder") == 0;
+	json_decref(info);
+	if (!folder)
+		return 0;
+	url = client_ws_url(c, "/list?path=%s", path);
+	json_t *list = client_call(c, "GET", url, NULL, "rm");
+	free(url);
+	if (!list)
+		return -1;
+	int rc = json_array_size(json_object_get(list, "entries")) > 0;
+	json_decref(list);
+	return rc;
+}
+
+/* rm moves to the trash; a folder with something in it only with -r, so a
+ * slip of the finger does not take a whole tree. */
 static int cmd_rm(struct opts *o)
 {
-	if (need_args(o, 1, 1, "rm", "PATH"))
+	if (need_args(o, 1, 1, "rm", "PATH [-r]"))
 		return 2;
-	return simple_call(o, "DELETE", "/files?path=%s", o->pos[0], NULL, "rm", "deleted %s");
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	const char *path = o->pos[0];
+	int full = o->recursive ? 0 : folder_has_entries(&c, path);
+	json_t *r = NULL;
+	if (full > 0)
+		fprintf(stderr,
+		        "roost rm: %s is a folder with files in it; use 'roost rm -r %s' to delete "
+		        "it and everything in it (to the trash)\n",
+		        path, path);
+	if (full == 0) {
+		char *url = client_ws_url(&c, "/files?path=%s", path);
+		r = client_call(&c, "DELETE", url, NULL, "rm");
+		free(url);
+	}
+	if (r && o->json)
+		print_json(r);
+	else if (r)
+		printf("deleted %s\n", path);
+	int rc = r ? 0 : 1;
+	json_decref(r);
+	client_close(&c);
+	return rc;
 }
 
 static void print_versions(json_t *r, const struct client *c)
@@ -177,10 +226,11 @@ static void print_usage(json_t *r, const struct client *c)
 	json_get_int(r, "files", &files);
 	json_get_int(r, "versions", &versions);
 	char a[32], b[32];
-	printf("workspace %s: %lld files, %lld versions\n", c->ws_name, (long long)files,
-	       (long long)versions);
-	printf("logical %s, stored %s in %lld chunks", human_bytes(logical, a),
-	       human_bytes(stored, b), (long long)chunks);
+	printf("workspace %s: %lld %s, %lld %s\n", c->ws_name, (long long)files,
+	       plural(files, "file", "files"), (long long)versions,
+	       plural(versions, "version", "versions"));
+	printf("logical %s, stored %s in %lld %s", human_bytes(logical, a), human_bytes(stored, b),
+	       (long long)chunks, plural(chunks, "chunk", "chunks"));
 	if (stored > 0)
 		printf(" (dedup ratio %.2f)", (double)logical / (double)stored);
 	printf("\n");
@@ -210,8 +260,8 @@ static int cmd_put(struct opts *o)
 static int cmd_get(struct opts *o)
 {
 	if (need_args(o, 1, 2, "get",
-	              "REMOTE [LOCAL|-] [--version N] [-v|--verbose] [--json] [--host-ca CA.pem] "
-	              "[--parallel N]"))
+	              "REMOTE [LOCAL|-] [--version N] [--force] [-v|--verbose] [--json] "
+	              "[--host-ca CA.pem] [--parallel N]"))
 		return 2;
 	int64_t version = 0;
 	if (o->version) {
@@ -229,7 +279,8 @@ static int cmd_get(struct opts *o)
 	                      .verbose = o->verbose,
 	                      .json = o->json,
 	                      .host_ca = o->host_ca ? o->host_ca : getenv("ROOST_HOST_CA"),
-	                      .parallel = o->parallel};
+	                      .parallel = o->parallel,
+	                      .force = o->force};
 	int rc = transfer_get_opts(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, version, &go);
 	client_close(&c);
 	return rc;

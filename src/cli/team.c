@@ -103,9 +103,10 @@ int cmd_join(struct opts *o)
 		const char *tok = json_get_str(r, "token");
 		if (tok && client_save_config(c.hub, tok, o->email, c.cacert) == 0) {
 			json_t *ws = json_object_get(r, "workspace");
-			printf("joined workspace %lld as %s; logged in to %s as %s\n",
-			       (long long)json_integer_value(json_object_get(ws, "id")),
-			       json_get_str(ws, "role"), c.hub, o->email);
+			const char *name = json_get_str(ws, "name");
+			printf("joined workspace %s as %s; logged in to %s as %s\n",
+			       name ? name : "(unnamed)", json_get_str(ws, "role"), c.hub,
+			       o->email);
 			rc = 0;
 		}
 		json_decref(r);
@@ -485,9 +486,11 @@ int cmd_passwd(struct opts *o)
 	}
 	if (r && o->json)
 		print_json(r);
-	else if (r)
-		printf("password changed; %lld other sessions and app passwords ended\n",
-		       (long long)json_integer_value(json_object_get(r, "revoked")));
+	else if (r) {
+		int64_t n = json_integer_value(json_object_get(r, "revoked"));
+		printf("password changed; %lld other %s ended\n", (long long)n,
+		       plural(n, "session or app password", "sessions and app passwords"));
+	}
 	if (old)
 		sodium_memzero(old, strlen(old));
 	if (new)

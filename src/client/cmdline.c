@@ -22,6 +22,10 @@ int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 			o->quiet = true;
 		else if (strcmp(a, "-p") == 0 || strcmp(a, "--parents") == 0)
 			o->parents = true;
+		else if (strcmp(a, "-r") == 0 || strcmp(a, "--recursive") == 0)
+			o->recursive = true;
+		else if (strcmp(a, "-f") == 0 || strcmp(a, "--force") == 0)
+			o->force = true;
 		else if (strcmp(a, "--workspace") == 0 || strcmp(a, "-w") == 0)
 			val = &o->workspace;
 		else if (strcmp(a, "--hub") == 0)
@@ -117,6 +121,11 @@ void fmt_time(int64_t ms, char buf[32])
 	struct tm tm;
 	localtime_r(&t, &tm);
 	strftime(buf, 32, "%Y-%m-%d %H:%M", &tm);
+}
+
+const char *plural(int64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
 }
 
 void print_json(json_t *v)

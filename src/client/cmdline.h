@@ -23,6 +23,8 @@ struct opts {
 	const char *host_ca; /* roost get, roost host run: CA for hosts' and relays' https */
 	bool write, verbose;
 	bool json, quiet, parents;
+	bool recursive; /* roost rm -r */
+	bool force;     /* roost get --force: replace a different local file */
 	int parallel;
 	char *pos[8];
 	int npos;
@@ -44,6 +46,8 @@ int cmdline_run(const struct cmdline_cmd *cmds, size_t n, const char *cmd, int a
 int need_args(const struct opts *o, int min, int max, const char *cmd, const char *usage);
 void fmt_time(int64_t ms, char buf[32]);
 void print_json(json_t *v);
+/* The word for n things: one ("chunk") when n is 1, else many ("chunks"). */
+const char *plural(int64_t n, const char *one, const char *many);
 /* GET a workspace resource (rel may hold %s for the escaped arg) and print it:
  * with --json the member key (or all of it), else through print. Exit code. */
 int show(struct opts *o, const char *rel, const char *arg, const char *what, const char *key,

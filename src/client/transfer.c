@@ -741,11 +741,12 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 			if (!o->quiet) {
 				char a[32], b[32];
 				printf(
-				    "%s -> %s: version %lld, %s in %zu chunks, %lld uploaded "
+				    "%s -> %s: version %lld, %s in %zu %s, %lld uploaded "
 				    "(%s)\n",
 				    local, remote,
 				    (long long)json_integer_value(json_object_get(resp, "version")),
 				    human_bytes(size, a), p.n,
+				    plural((int64_t)p.n, "chunk", "chunks"),
 				    (long long)atomic_load(&p.sent_chunks),
 				    human_bytes(atomic_load(&p.sent_bytes), b));
 				if (p.hosts)
@@ -987,10 +988,11 @@ static void print_sources(json_t *sources)
 			snprintf(who, sizeof who, " %lld%s%s", (long long)id,
 			         json_get_str(s, "label") ? " " : "",
 			         json_get_str(s, "label") ? json_get_str(s, "label") : "");
-		fprintf(stderr, "  from %s%s (%s): %s in %lld chunks\n", json_get_str(s, "via"),
-		        who, json_get_str(s, "url") ? json_get_str(s, "url") : "this machine",
+		int64_t n = json_integer_value(json_object_get(s, "chunks"));
+		fprintf(stderr, "  from %s%s (%s): %s in %lld %s\n", json_get_str(s, "via"), who,
+		        json_get_str(s, "url") ? json_get_str(s, "url") : "this machine",
 		        human_bytes(json_integer_value(json_object_get(s, "bytes")), a),
-		        (long long)json_integer_value(json_object_get(s, "chunks")));
+		        (long long)n, plural(n, "chunk", "chunks"));
 	}
 }
 
@@ -1053,6 +1055,52 @@ static int get_chunks(struct client *c, json_t *m, const struct get_opts *o, str
 	return rc;
 }
 
+/* Before a download to dest: 0 when dest is free to be (re)written; 1 when it
+ * already holds the version's content (said so; nothing to do); -1 when it
+ * must be kept (said why): another content without o->force, or not a
+ * regular file. */
+static int local_copy_check(const char *remote, const char *dest, const char *expect, int64_t size,
+                            int64_t ver, const struct get_opts *o)
+{
+	struct stat st;
+	if (lstat(dest, &st) != 0)
+		return 0;
+	if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		fprintf(stderr,
+		        "roost: get: %s exists and is not a regular file; nothing written\n", dest);
+		return -1;
+	}
+	char have[HASH_HEX_LEN + 1] = "";
+	int fd = S_ISREG(st.st_mode) ? open(dest, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	bool same = fd >= 0 && st.st_size == size && hash_fd_hex(fd, have) == 0 &&
+	            strcmp(have, expect) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (same) {
+		if (o->json) {
+			json_t *rep = json_pack("{s:s, s:s, s:I, s:I, s:s, s:b, s:[]}", "path",
+			                        remote, "local", dest, "version", (json_int_t)ver,
+			                        "size", (json_int_t)size, "sha256", have, "written",
+			                        false, "sources");
+			print_json(rep);
+			json_decref(rep);
+		} else if (!o->quiet) {
+			printf("%s -> %s: version %lld, already there (same sha256); nothing "
+			       "written\n",
+			       remote, dest, (long long)ver);
+		}
+		return 1;
+	}
+	if (o->force)
+		return 0;
+	fprintf(stderr,
+	        "roost: get: %s exists %s than %s version %lld; left as it is (use --force to "
+	        "replace it)\n",
+	        dest, S_ISLNK(st.st_mode) ? "as a symbolic link rather" : "with other content",
+	        remote, (long long)ver);
+	return -1;
+}
+
 int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,
                  bool quiet)
 {
@@ -1104,12 +1152,6 @@ int transfer_get_opts(struct client *c, const char *remote, const char *local, i
 		ver = version;
 		json_decref(vs);
 	}
-	json_t *m = get_manifest(c, remote, ver);
-	if (!m) {
-		json_decref(info);
-		return 1;
-	}
-
 	bool to_stdout = local && strcmp(local, "-") == 0;
 	char *dest;
 	struct stat st;
@@ -1120,6 +1162,17 @@ int transfer_get_opts(struct client *c, const char *remote, const char *local, i
 	else
 		dest = xstrdup(local);
 	json_decref(info);
+	int have = to_stdout ? 0 : local_copy_check(remote, dest, expect, size, ver, o);
+	if (have != 0) {
+		free(dest);
+		return have > 0 ? 0 : 1;
+	}
+
+	json_t *m = get_manifest(c, remote, ver);
+	if (!m) {
+		free(dest);
+		return 1;
+	}
 
 	char *tmp = NULL;
 	int fd = STDOUT_FILENO;
@@ -1161,8 +1214,8 @@ int transfer_get_opts(struct client *c, const char *remote, const char *local, i
 	} else if (k.got != size || strcmp(got, expect) != 0) {
 		fprintf(stderr,
 		        "\nroost: get %s: the content does not match version %lld's hash "
-		        "(got %lld bytes); nothing written\n",
-		        remote, (long long)ver, (long long)k.got);
+		        "(got %lld %s); nothing written\n",
+		        remote, (long long)ver, (long long)k.got, plural(k.got, "byte", "bytes"));
 	} else if (!to_stdout &&
 	           (fsync(fd) != 0 || rename(tmp, dest) != 0 || fsync_parent_dir(dest) != 0)) {
 		fprintf(stderr, "roost: get: cannot write %s: %s\n", dest, strerror(errno));
@@ -1170,10 +1223,10 @@ int transfer_get_opts(struct client *c, const char *remote, const char *local, i
 		rc = 0;
 		progress_show(&pr, k.got, -1, true);
 		if (o->json && !to_stdout) {
-			json_t *rep =
-			    json_pack("{s:s, s:s, s:I, s:I, s:s, s:O}", "path", remote, "local",
-			              dest, "version", (json_int_t)ver, "size", (json_int_t)k.got,
-			              "sha256", got, "sources", sources);
+			json_t *rep = json_pack("{s:s, s:s, s:I, s:I, s:s, s:b, s:O}", "path",
+			                        remote, "local", dest, "version", (json_int_t)ver,
+			                        "size", (json_int_t)k.got, "sha256", got, "written",
+			                        true, "sources", sources);
 			print_json(rep);
 			json_decref(rep);
 		} else if (!quiet && !to_stdout) {

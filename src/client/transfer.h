@@ -35,12 +35,15 @@ int transfer_put(struct client *c, const char *local, const char *remote, const 
 struct get_opts {
 	bool quiet;
 	bool verbose;        /* say where the bytes came from (stderr), and each failed source */
-	bool json;           /* print a report {path, size, sha256, sources:[...]} on stdout */
+	bool json;           /* print a report {path, local, sha256, written, sources…} */
 	const char *host_ca; /* CA file for hosts' and relays' https; NULL: the system store */
 	int parallel;        /* chunk fetches in flight; 0: the default */
+	bool force;          /* replace an existing local file whose content differs */
 };
 
-/* version 0 means the current one; local "-" writes to stdout. Every chunk
+/* version 0 means the current one; local "-" writes to stdout. An existing
+ * local file with other content is kept (exit 1) unless o->force; one with
+ * the same content is left as it is (exit 0). Every chunk
  * comes from the nearest source that has it (client/chunkfetch.h): hosts
  * holding it, directly or through their relay, then the hub. */
 int transfer_get(struct client *c, const char *remote, const char *local, int64_t version,

@@ -1,9 +1,12 @@
 #include "hash.h"
 #include "util.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct hasher {
 	EVP_MD_CTX *ctx;
@@ -75,4 +78,19 @@ bool hash_hex_valid(const char *s)
 		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
 			return false;
 	return true;
+}
+
+int hash_fd_hex(int fd, char hex[HASH_HEX_LEN + 1])
+{
+	struct hasher *h = hasher_new();
+	uint8_t *buf = xmalloc(1 << 20);
+	ssize_t n;
+	while ((n = read(fd, buf, 1 << 20)) > 0 || (n < 0 && errno == EINTR))
+		if (n > 0)
+			hasher_update(h, buf, (size_t)n);
+	int rc = n < 0 ? -errno : 0;
+	hasher_final_hex(h, hex);
+	hasher_free(h);
+	free(buf);
+	return rc;
 }

@@ -20,6 +20,9 @@ void hasher_final_hex(struct hasher *h, char hex[HASH_HEX_LEN + 1]);
 void hasher_free(struct hasher *h);
 
 void hash_hex(const void *data, size_t len, char hex[HASH_HEX_LEN + 1]);
+/* SHA-256 of what is left to read from fd, into hex: 0, or -errno of a
+ * failed read. */
+int hash_fd_hex(int fd, char hex[HASH_HEX_LEN + 1]);
 /* Is s exactly 64 lowercase hex digits? */
 bool hash_hex_valid(const char *s);
 void hex_encode(const uint8_t *in, size_t len, char *out);

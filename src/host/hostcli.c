@@ -377,11 +377,14 @@ static int host_rm(struct opts *o)
 		free(url);
 		if (r && o->json)
 			print_json(r);
-		else if (r)
-			printf("removed host %s: its credential and relay URL stop working; %lld "
-			       "copies of chunks are made again elsewhere\n",
-			       o->pos[1],
-			       (long long)json_integer_value(json_object_get(r, "copies_gone")));
+		else if (r) {
+			int64_t n = json_integer_value(json_object_get(r, "copies_gone"));
+			printf(
+			    "removed host %s: its credential and relay URL stop working; %lld %s "
+			    "made again elsewhere\n",
+			    o->pos[1], (long long)n,
+			    plural(n, "copy of a chunk is", "copies of chunks are"));
+		}
 		rc = r ? 0 : 1;
 		json_decref(r);
 	}

@@ -59,16 +59,8 @@ int sync_hash_file(const char *local, char out[HASH_HEX_LEN + 1])
 	int fd = open(local, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	struct hasher *hs = hasher_new();
-	uint8_t *buf = xmalloc(1 << 20);
-	ssize_t n;
-	while ((n = read(fd, buf, 1 << 20)) > 0)
-		hasher_update(hs, buf, (size_t)n);
-	int rc = n < 0 ? -errno : 0;
+	int rc = hash_fd_hex(fd, out);
 	close(fd);
-	hasher_final_hex(hs, out);
-	hasher_free(hs);
-	free(buf);
 	return rc;
 }
 

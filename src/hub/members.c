@@ -422,9 +422,15 @@ enum MHD_Result api_invite_accept(struct req *r)
 		db_rollback(r->db);
 		return reply_db_error(r);
 	}
+	/* The name, for "joined workspace NAME" (the id means nothing to people). */
+	char name[256] = "";
+	st = db_query(r->db, "SELECT name FROM workspaces WHERE id = ?", ws);
+	if (st && db_step(st) == DB_ROW)
+		snprintf(name, sizeof name, "%s", db_col_text(st, 0));
+	db_finalize(st);
 	return reply_session(r,
-	                     json_pack("{s:s, s:{s:I, s:s}, s:{s:I, s:s}}", "token", tok_out,
+	                     json_pack("{s:s, s:{s:I, s:s}, s:{s:I, s:s, s:s}}", "token", tok_out,
 	                               "user", "id", (json_int_t)uid, "email", email, "workspace",
-	                               "id", (json_int_t)ws, "role", role),
+	                               "id", (json_int_t)ws, "name", name, "role", role),
 	                     tok_out, now_ms() + SESSION_TTL_MS);
 }

@@ -334,6 +334,7 @@ class SyncTest(HostTest):
                          "the copy names the host whose content it holds")
 
     def test_an_excluded_folder_never_reaches_that_host(self):
+        self.hub.cli("mkdir", "-p", "/ex")  # a policy names a folder that exists
         self.hub.cli("policy", "set", "B", "/ex", "exclude")
         st, body, _, _ = self.api("GET", "/hosts/%d/policies" % self.host_id("B"))
         self.assertIn(("/ex", "exclude"), [(p["folder"], p["mode"]) for p in body["policies"]])
@@ -578,6 +579,7 @@ class ContentServerTest(HostTest):
         C = Host(self.hub, self.tmp, "C", cache_max=cap)
         self.hosts.append(C)
         C.join()
+        self.hub.cli("mkdir", "-p", "/od")
         self.hub.cli("policy", "set", "C", "/od", "on-demand")
         C.start()
         try:

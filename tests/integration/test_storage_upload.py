@@ -61,6 +61,8 @@ class HostUploadTest(HubTest):
             cls.A.start()
             cls.A.id = cls.host_json(cls.A)["host_id"]
             cls.B.id = cls.host_json(cls.B)["host_id"]
+            st, _, payload, _ = cls.call(cls.token, "POST", "/folders", {"path": "/cold"})
+            assert st in (200, 201), payload
             st, _, payload, _ = cls.call(cls.token, "PUT", "/hosts/%d/policies" % cls.A.id,
                                          {"folder": "/cold", "mode": "exclude"})
             assert st == 200, payload

@@ -99,7 +99,22 @@ enum MHD_Result api_host_policy_set(struct req *r)
 		ret = reply_db_error(r);
 		goto out;
 	}
-	int rc = hosts_set_policy(r, host, folder, mode);
+	/* A policy names a folder of the workspace; a typo must not make one
+	 * (a joining host's --folders do, in enrol). */
+	int64_t fid;
+	struct file_info fi;
+	int rc = meta_folder_id(r->db, r->ws_id, folder, &fid);
+	if (rc == 0)
+		rc = meta_file_get(r->db, r->ws_id, folder, &fi) == 1 ? -EEXIST : -ENOENT;
+	if (rc == -ENOENT) {
+		db_rollback(r->db);
+		ret = reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such folder: %s", folder);
+		goto out;
+	}
+	if (rc == 1)
+		rc = hosts_set_policy(r, host, folder, mode);
+	else if (rc != -EEXIST)
+		rc = DB_ERR;
 	if (rc == -EEXIST) {
 		db_rollback(r->db);
 		ret = reply_error(r, MHD_HTTP_CONFLICT, "not_a_folder", "%s is a file", folder);
