@@ -217,6 +217,8 @@ class StorageJobsTest(HubTest):
     def get(self, path, data):
         """`roost get --json` (the source picker): verified bytes; the report."""
         out = os.path.join(self.tmp, "get-" + os.path.basename(path))
+        if os.path.exists(out):  # a fresh download each time, from wherever it comes
+            os.unlink(out)
         p = self.hub.cli("get", path, out, "--json")
         self.assertEqual(file_sha(out), sha(data))
         return json.loads(p.stdout)

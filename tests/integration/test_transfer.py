@@ -132,7 +132,12 @@ class TransferTest(HubTest):
         self.hub.cli("get", "/same.bin", out)
         self.assertEqual(sha256_file(out), current[0]["hash"])
         older = [v for v in versions if not v["current"]][0]
-        self.hub.cli("get", "/same.bin", out, "--version", "1")
+        # out holds version 2: version 1 replaces it only with --force
+        p = self.hub.cli("get", "/same.bin", out, "--version", "1", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(b"--force", p.stderr)
+        self.assertEqual(sha256_file(out), current[0]["hash"])
+        self.hub.cli("get", "/same.bin", out, "--version", "1", "--force")
         self.assertEqual(sha256_file(out), older["hash"])
 
     def test_streaming_upload_is_chunked_by_the_hub_and_deduplicated(self):
@@ -214,7 +219,10 @@ class TransferTest(HubTest):
         self.assertEqual([e["name"] for e in ls], ["note.txt"])
         p = self.hub.cli("ls", "/docs/2026", check=False)
         self.assertNotEqual(p.returncode, 0)
-        self.hub.cli("rm", "/archive")
+        p = self.hub.cli("rm", "/archive", check=False)  # a folder with files: -r
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(b"rm -r", p.stderr)
+        self.hub.cli("rm", "-r", "/archive")
         p = self.hub.cli("get", "/archive/q4/note.txt", self.path("x"), check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn(b"no such", p.stderr)
