@@ -5,12 +5,15 @@
 #include "cli.h"
 #include "cmd.h"
 #include "../client/transfer.h"
+#include "../client/tree.h"
 #include "../core/json.h"
 #include "../core/util.h"
 
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -243,26 +246,62 @@ static int cmd_usage(struct opts *o)
 	return show(o, "/usage", NULL, "usage", NULL, print_usage);
 }
 
+/* put DIR [REMOTE]: the tree to REMOTE (default: /DIR's name). */
+static int put_tree(struct opts *o, struct client *c)
+{
+	const char *dir = o->pos[0];
+	char *remote;
+	if (o->npos > 1) {
+		remote = xstrdup(o->pos[1]);
+	} else {
+		char *copy = xstrdup(dir);
+		remote = xasprintf("/%s", basename(copy));
+		free(copy);
+	}
+	struct tree_opts to = {.quiet = o->quiet, .json = o->json, .parallel = o->parallel};
+	int rc = tree_put(c, dir, remote, &to);
+	free(remote);
+	return rc;
+}
+
 static int cmd_put(struct opts *o)
 {
-	if (need_args(o, 1, 2, "put", "LOCAL [REMOTE] [--parallel N]"))
+	if (need_args(o, 1, 2, "put", "LOCAL [REMOTE] [--parallel N] [-q] [--json]"))
 		return 2;
+	struct stat st;
+	bool tree = stat(o->pos[0], &st) == 0 && S_ISDIR(st.st_mode);
 	struct client c;
 	if (client_open(&c, o->workspace))
 		return 1;
-	struct put_opts po = {
-	    .parallel = o->parallel, .quiet = o->quiet, .base_version_id = -1, .to_hosts = true};
-	int rc = transfer_put(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, &po);
+	int rc;
+	if (tree) {
+		rc = put_tree(o, &c);
+	} else {
+		struct put_opts po = {.parallel = o->parallel,
+		                      .quiet = o->quiet,
+		                      .base_version_id = -1,
+		                      .to_hosts = true};
+		rc = transfer_put(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, &po);
+	}
 	client_close(&c);
 	return rc;
 }
 
 static int cmd_get(struct opts *o)
 {
-	if (need_args(o, 1, 2, "get",
-	              "REMOTE [LOCAL|-] [--version N] [--force] [-v|--verbose] [--json] "
-	              "[--host-ca CA.pem] [--parallel N]"))
+	if (o->recursive ? need_args(o, 2, 2, "get",
+	                             "-r REMOTE DIR [--force] [-q] [--json] "
+	                             "[--host-ca CA.pem] [--parallel N]")
+	                 : need_args(o, 1, 2, "get",
+	                             "REMOTE [LOCAL|-] [--version N] [--force] [-v|--verbose] "
+	                             "[--json] [--host-ca CA.pem] [--parallel N]\n"
+	                             "       roost get -r REMOTE DIR [--force] [-q] [--json]"))
 		return 2;
+	if (o->recursive && (o->version || strcmp(o->pos[1], "-") == 0)) {
+		fprintf(stderr, "roost get: -r writes a folder's tree into DIR: it takes neither "
+		                "--version nor '-'\n");
+		return 2;
+	}
 	int64_t version = 0;
 	if (o->version) {
 		char *end;
@@ -275,13 +314,24 @@ static int cmd_get(struct opts *o)
 	struct client c;
 	if (client_open(&c, o->workspace))
 		return 1;
-	struct get_opts go = {.quiet = o->quiet,
-	                      .verbose = o->verbose,
-	                      .json = o->json,
-	                      .host_ca = o->host_ca ? o->host_ca : getenv("ROOST_HOST_CA"),
-	                      .parallel = o->parallel,
-	                      .force = o->force};
-	int rc = transfer_get_opts(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, version, &go);
+	const char *host_ca = o->host_ca ? o->host_ca : getenv("ROOST_HOST_CA");
+	int rc;
+	if (o->recursive) {
+		struct tree_opts to = {.quiet = o->quiet,
+		                       .json = o->json,
+		                       .force = o->force,
+		                       .parallel = o->parallel,
+		                       .host_ca = host_ca};
+		rc = tree_get(&c, o->pos[0], o->pos[1], &to);
+	} else {
+		struct get_opts go = {.quiet = o->quiet,
+		                      .verbose = o->verbose,
+		                      .json = o->json,
+		                      .host_ca = host_ca,
+		                      .parallel = o->parallel,
+		                      .force = o->force};
+		rc = transfer_get_opts(&c, o->pos[0], o->npos > 1 ? o->pos[1] : NULL, version, &go);
+	}
 	client_close(&c);
 	return rc;
 }

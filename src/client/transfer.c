@@ -128,6 +128,7 @@ struct put {
 	json_t *targets;    /* [{via, host_id, label, url, token, expires_at}] */
 	size_t target_at;   /* the first target not found failing */
 	atomic_llong host_bytes;
+	atomic_llong *progress; /* put_opts.progress */
 };
 
 static void put_fail(struct put *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -612,6 +613,8 @@ static int scan_file(struct put *p, struct progress *pr, char whole_hex[HASH_HEX
 		}
 		if (n == 0)
 			break;
+		if (p->progress)
+			atomic_fetch_add(p->progress, (long long)n);
 		whole_post(&w, buf, (size_t)n);
 		for (size_t i = 0; i < (size_t)n;) {
 			bool cut;
@@ -687,7 +690,7 @@ static void join_workers(struct put *p, pthread_t *th, int n)
 int transfer_put(struct client *c, const char *local, const char *remote_arg,
                  const struct put_opts *o)
 {
-	struct put p = {.c = c};
+	struct put p = {.c = c, .progress = o->progress};
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.can_pop, NULL);
 	pthread_cond_init(&p.can_push, NULL);
@@ -766,6 +769,8 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 			} else {
 				json_decref(resp);
 			}
+			if (o->sent)
+				atomic_fetch_add(o->sent, atomic_load(&p.sent_bytes));
 			rc = 0;
 			break;
 		}
@@ -849,6 +854,7 @@ struct sink {
 	int err; /* errno of a failed write */
 	int64_t got;
 	struct progress *pr;
+	atomic_llong *progress; /* get_opts.progress */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t th;
@@ -929,6 +935,8 @@ static size_t sink_write(char *data, size_t size, size_t n, void *cls)
 			sink_push(k);
 	}
 	k->got += (int64_t)len;
+	if (k->progress)
+		atomic_fetch_add(k->progress, (long long)len);
 	progress_show(k->pr, k->got, -1, false);
 	return len;
 }
@@ -1055,12 +1063,8 @@ static int get_chunks(struct client *c, json_t *m, const struct get_opts *o, str
 	return rc;
 }
 
-/* Before a download to dest: 0 when dest is free to be (re)written; 1 when it
- * already holds the version's content (said so; nothing to do); -1 when it
- * must be kept (said why): another content without o->force, or not a
- * regular file. */
-static int local_copy_check(const char *remote, const char *dest, const char *expect, int64_t size,
-                            int64_t ver, const struct get_opts *o)
+int transfer_local_check(const char *remote, const char *dest, const char *expect, int64_t size,
+                         int64_t ver, const struct get_opts *o)
 {
 	struct stat st;
 	if (lstat(dest, &st) != 0)
@@ -1162,7 +1166,7 @@ int transfer_get_opts(struct client *c, const char *remote, const char *local, i
 	else
 		dest = xstrdup(local);
 	json_decref(info);
-	int have = to_stdout ? 0 : local_copy_check(remote, dest, expect, size, ver, o);
+	int have = to_stdout ? 0 : transfer_local_check(remote, dest, expect, size, ver, o);
 	if (have != 0) {
 		free(dest);
 		return have > 0 ? 0 : 1;
@@ -1200,6 +1204,7 @@ int transfer_get_opts(struct client *c, const char *remote, const char *local, i
 	progress_init(&pr, remote, size, quiet || to_stdout);
 	struct sink k;
 	sink_start(&k, fd, &pr);
+	k.progress = o->progress;
 	json_t *sources = NULL;
 	int gerr = get_chunks(c, m, o, &k, &sources);
 	json_decref(m);
@@ -1221,6 +1226,8 @@ int transfer_get_opts(struct client *c, const char *remote, const char *local, i
 		fprintf(stderr, "roost: get: cannot write %s: %s\n", dest, strerror(errno));
 	} else {
 		rc = 0;
+		if (o->written && !to_stdout)
+			*o->written = true;
 		progress_show(&pr, k.got, -1, true);
 		if (o->json && !to_stdout) {
 			json_t *rep = json_pack("{s:s, s:s, s:I, s:I, s:s, s:b, s:O}", "path",

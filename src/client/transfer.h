@@ -5,6 +5,8 @@
 
 #include "client.h"
 
+#include <stdatomic.h>
+
 /* Chunk uploads in flight: enough to hide the hub's per-chunk fsyncs
  * (measured: 8 beat 4 by ~7% on a 1 GiB put, docs/benchmarks.md). */
 #define PUT_PARALLEL_DEFAULT 8
@@ -24,6 +26,9 @@ struct put_opts {
 	 * the chunks to a host that pins the folder (upload-targets), falling
 	 * back to the next one, then the hub. */
 	bool to_hosts;
+	/* A whole tree's progress (client/tree.h): the bytes read are added to
+	 * *progress as they are, the bytes sent to *sent at the end. NULL: none. */
+	atomic_llong *progress, *sent;
 };
 
 /* transfer_put's exit code when a conditional commit lost to another version. */
@@ -34,12 +39,22 @@ struct put_opts {
 int transfer_put(struct client *c, const char *local, const char *remote, const struct put_opts *o);
 struct get_opts {
 	bool quiet;
-	bool verbose;        /* say where the bytes came from (stderr), and each failed source */
-	bool json;           /* print a report {path, local, sha256, written, sources…} */
-	const char *host_ca; /* CA file for hosts' and relays' https; NULL: the system store */
-	int parallel;        /* chunk fetches in flight; 0: the default */
-	bool force;          /* replace an existing local file whose content differs */
+	bool verbose;           /* say where the bytes came from (stderr), and each failed source */
+	bool json;              /* print a report {path, local, sha256, written, sources…} */
+	const char *host_ca;    /* CA file for hosts' and relays' https; NULL: the system store */
+	int parallel;           /* chunk fetches in flight; 0: the default */
+	bool force;             /* replace an existing local file whose content differs */
+	atomic_llong *progress; /* a tree's progress: bytes received are added here */
+	bool *written;          /* set when the file was (re)written */
 };
+
+/* Before a download of remote's version ver (sha256 expect, size bytes) to
+ * dest: 0 when dest is free to be (re)written; 1 when it already holds that
+ * content (said so unless o->quiet; nothing to do); -1 when it must be kept
+ * (said why on stderr): other content without o->force, or not a regular
+ * file. A symbolic link at dest is never followed. */
+int transfer_local_check(const char *remote, const char *dest, const char *expect, int64_t size,
+                         int64_t ver, const struct get_opts *o);
 
 /* version 0 means the current one; local "-" writes to stdout. An existing
  * local file with other content is kept (exit 1) unless o->force; one with
