@@ -105,6 +105,7 @@ static bool hashset_add(struct hashset *s, const char *h)
 struct chunk {
 	char hash[HASH_HEX_LEN + 1];
 	int64_t off, size;
+	int fd; /* the file it is read from: -1 for the put's own (p->fd) */
 };
 
 struct put {
@@ -280,7 +281,7 @@ static int put_to_host(struct put *p, CURL *curl, const struct chunk *ch, const 
 	struct curl_slist *hdr = curl_slist_append(NULL, t->token);
 	hdr = curl_slist_append(hdr, "Expect:");
 	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
-	struct chunk_reader rd = {p->fd, ch->off, ch->size, 0};
+	struct chunk_reader rd = {ch->fd >= 0 ? ch->fd : p->fd, ch->off, ch->size, 0};
 	struct errbuf eb = {.len = 0};
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
@@ -362,7 +363,7 @@ static int upload_to_hub(struct put *p, CURL *curl, const struct chunk *ch)
 	struct retry rt;
 	retry_start(&rt);
 	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
-		struct chunk_reader rd = {p->fd, ch->off, ch->size, 0};
+		struct chunk_reader rd = {ch->fd >= 0 ? ch->fd : p->fd, ch->off, ch->size, 0};
 		curl_easy_setopt(curl, CURLOPT_URL, url);
 		curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)ch->size);
@@ -510,6 +511,7 @@ static void add_chunk(struct put *p, const char *hash, int64_t off, int64_t size
 	memcpy(c->hash, hash, HASH_HEX_LEN + 1);
 	c->off = off;
 	c->size = size;
+	c->fd = -1;
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -830,6 +832,107 @@ out:
 	pthread_cond_destroy(&p.can_pop);
 	pthread_cond_destroy(&p.can_push);
 	return rc;
+}
+
+/* ---- put: small files in one commit ----
+ *
+ * A file no bigger than the workspace's minimum chunk is one chunk whose hash
+ * is the file's. A probe, a PUT and a commit each cost a round trip and the
+ * hub a flush; many such files go up together, as the host agent's do: one
+ * probe, the missing chunks through the put's workers (each sent once), one
+ * POST versions/batch. */
+
+static long commit_batch(struct client *c, json_t *versions, json_t **out)
+{
+	char *url = client_ws_url(c, "/versions/batch", NULL);
+	json_t *body = json_pack("{s:O}", "versions", versions);
+	long st = 0;
+	struct retry rt;
+	retry_start(&rt);
+	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
+		char err[256];
+		st = client_request(c, c->curl, "POST", url, body, out, err);
+		if (st != 0 && st != 429 && st < 500)
+			break;
+		json_decref(*out);
+		*out = NULL;
+		retry_sleep_ms(retry_next_ms(&rt));
+	}
+	json_decref(body);
+	free(url);
+	return st;
+}
+
+void transfer_put_small(struct client *c, struct put_item *items, size_t n,
+                        const struct put_opts *o)
+{
+	struct put p = {.c = c, .fd = -1, .progress = o->progress};
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.can_pop, NULL);
+	pthread_cond_init(&p.can_push, NULL);
+	int *fds = xmalloc((n ? n : 1) * sizeof *fds);
+	size_t *in_batch = xmalloc((n ? n : 1) * sizeof *in_batch); /* versions[k] is items[..] */
+	json_t *versions = json_array();
+	for (size_t i = 0; i < n; i++) {
+		items[i].committed = false;
+		struct stat st;
+		char hex[HASH_HEX_LEN + 1];
+		fds[i] = open(items[i].local, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fds[i] < 0 || fstat(fds[i], &st) != 0 || !S_ISREG(st.st_mode) ||
+		    st.st_size > (off_t)c->chunking.min || hash_fd_hex(fds[i], hex) != 0)
+			continue; /* left for a put of its own, which says why */
+		if (st.st_size > 0) {
+			add_chunk(&p, hex, 0, st.st_size);
+			p.chunks[p.n - 1].fd = fds[i];
+		}
+		json_t *chunks = st.st_size ? json_pack("[{s:s, s:I}]", "hash", hex, "size",
+		                                        (json_int_t)st.st_size)
+		                            : json_array();
+		in_batch[json_array_size(versions)] = i;
+		json_array_append_new(
+		    versions, json_pack("{s:s, s:I, s:s, s:o}", "path", items[i].remote, "size",
+		                        (json_int_t)st.st_size, "hash", hex, "chunks", chunks));
+	}
+	int nworkers = o->parallel > 0 ? o->parallel : PUT_PARALLEL_DEFAULT;
+	pthread_t *th = xcalloc((size_t)nworkers, sizeof *th);
+	struct hashset queued = {0};
+	start_workers(&p, th, nworkers);
+	for (size_t from = 0; from < p.n && !p.err[0]; from += 1000)
+		if (probe_and_enqueue(&p, from, from + 1000 < p.n ? from + 1000 : p.n, &queued) !=
+		    0)
+			break;
+	join_workers(&p, th, nworkers);
+	json_t *out = NULL;
+	if (!p.err[0] && json_array_size(versions) && commit_batch(c, versions, &out) == 200) {
+		size_t k;
+		json_t *r;
+		json_array_foreach(json_object_get(out, "results"), k, r)
+		{
+			if (k >= json_array_size(versions) ||
+			    json_integer_value(json_object_get(r, "status")) != 201)
+				continue;
+			items[in_batch[k]].committed = true;
+			if (o->progress) /* the others are read again by their own put */
+				atomic_fetch_add(o->progress,
+				                 json_integer_value(json_object_get(
+				                     json_array_get(versions, k), "size")));
+		}
+	}
+	if (o->sent)
+		atomic_fetch_add(o->sent, atomic_load(&p.sent_bytes));
+	json_decref(out);
+	json_decref(versions);
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	free(in_batch);
+	free(th);
+	free(queued.slots);
+	free(p.chunks);
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.can_pop);
+	pthread_cond_destroy(&p.can_push);
 }
 
 /* ---- get ----

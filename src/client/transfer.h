@@ -37,6 +37,21 @@ struct put_opts {
 #define PUT_GRANT_REFUSED 4
 
 int transfer_put(struct client *c, const char *local, const char *remote, const struct put_opts *o);
+/* A file for transfer_put_small: local and remote in, committed out. */
+struct put_item {
+	const char *local, *remote;
+	bool committed;
+};
+
+/* Small files (each no bigger than the workspace's minimum chunk) in one
+ * batch commit: one probe, each missing chunk sent once, one POST
+ * versions/batch (≤ 1,000 items). To the hub only: not for a 'hosts'
+ * workspace, whose chunks go to hosts. Prints nothing; sets each item's
+ * committed, and the caller puts the others one by one (transfer_put says
+ * why one fails). Uses o->parallel, o->progress and o->sent. */
+void transfer_put_small(struct client *c, struct put_item *items, size_t n,
+                        const struct put_opts *o);
+
 struct get_opts {
 	bool quiet;
 	bool verbose;           /* say where the bytes came from (stderr), and each failed source */

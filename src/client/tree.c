@@ -26,6 +26,7 @@
 #define TREE_MAX_DEPTH       256
 #define TREE_MAX_ENTRIES     1000000
 #define TREE_CHUNKS_PER_FILE 4 /* chunk transfers per file when not told (--parallel) */
+#define TREE_BATCH           200 /* small files per batch commit: a worker's first commit comes soon */
 
 struct entry {
 	char *rel; /* "a/b.txt", relative to the tree's root */
@@ -89,6 +90,7 @@ struct tree {
 	const char *dir;    /* the local root as given */
 	const char *remote; /* the remote root, normalized */
 	int dfd;            /* get: the local root, open */
+	bool batch_small;   /* put: small files in batch commits (a 'hub' workspace) */
 	struct entries files, remote_files, dirs, remote_dirs;
 	int64_t total_bytes;
 	atomic_size_t next;
@@ -200,30 +202,34 @@ static bool same_content(const char *local, const struct entry *r)
 	return same;
 }
 
-/* One file up. 1 sent, 0 unchanged, -1 failed (said why). */
-static int put_one(struct tree *t, struct client *wc, const struct entry *f)
+/* Does f need to go up? false when the remote current version already has
+ * its bytes: the hub makes a version of every commit, same bytes or not. */
+static bool put_needed(struct tree *t, const struct entry *f, const char *local)
 {
-	char *local = xasprintf("%s/%s", t->dir, f->rel);
-	char *remote = remote_join(t->remote, f->rel);
 	const struct entry *r = entries_find(&t->remote_files, f->rel);
-	int rc;
 	if (r && r->size == f->size && r->hash[0] && same_content(local, r)) {
-		/* The hub makes a version of every commit, same bytes or not. */
 		atomic_fetch_add(&t->bytes, f->size);
-		rc = 0;
-	} else {
-		struct put_opts po = {.parallel = t->o->parallel > 0 ? t->o->parallel
-		                                                     : TREE_CHUNKS_PER_FILE,
-		                      .quiet = true,
-		                      .base_version_id = -1,
-		                      .to_hosts = true,
-		                      .progress = &t->bytes,
-		                      .sent = &t->sent};
-		rc = transfer_put(wc, local, remote, &po) == 0 ? 1 : -1;
+		return false;
 	}
-	free(local);
-	free(remote);
-	return rc;
+	return true;
+}
+
+static struct put_opts put_options(struct tree *t)
+{
+	return (struct put_opts){.parallel =
+	                             t->o->parallel > 0 ? t->o->parallel : TREE_CHUNKS_PER_FILE,
+	                         .quiet = true,
+	                         .base_version_id = -1,
+	                         .to_hosts = true,
+	                         .progress = &t->bytes,
+	                         .sent = &t->sent};
+}
+
+/* One file up on its own. 1 sent, -1 failed (said why). */
+static int put_one(struct tree *t, struct client *wc, const struct put_item *it)
+{
+	struct put_opts po = put_options(t);
+	return transfer_put(wc, it->local, it->remote, &po) == 0 ? 1 : -1;
 }
 
 /* The local folder rel beneath root, made when create, never through a
@@ -298,31 +304,78 @@ out:
 	return rc;
 }
 
+static void record(struct tree *t, const struct entry *f, int rc)
+{
+	pthread_mutex_lock(&t->mu);
+	t->done++;
+	if (rc > 0) {
+		t->changed++;
+	} else if (rc == 0) {
+		t->unchanged++;
+	} else {
+		char *p =
+		    t->put ? xasprintf("%s/%s", t->dir, f->rel) : remote_join(t->remote, f->rel);
+		json_array_append_new(t->failed, json_string(p));
+		free(p);
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* A worker's small files waiting to go up together (transfer_put_small). */
+struct batch {
+	struct put_item items[TREE_BATCH];
+	const struct entry *files[TREE_BATCH];
+	size_t n;
+};
+
+static void batch_flush(struct tree *t, struct client *wc, struct batch *b)
+{
+	struct put_opts po = put_options(t);
+	if (b->n)
+		transfer_put_small(wc, b->items, b->n, &po);
+	for (size_t i = 0; i < b->n; i++) {
+		struct put_item *it = &b->items[i];
+		record(t, b->files[i], it->committed ? 1 : put_one(t, wc, it));
+		free((char *)it->local);
+		free((char *)it->remote);
+	}
+	b->n = 0;
+}
+
 static void *tree_worker(void *arg)
 {
 	struct tree *t = arg;
 	struct client wc = *t->c; /* its own connection: a struct client is one thread's */
 	wc.curl = client_curl(t->c);
+	struct batch *b = t->put ? xcalloc(1, sizeof *b) : NULL;
 	for (;;) {
 		size_t i = atomic_fetch_add(&t->next, 1);
 		if (i >= t->files.n)
 			break;
 		const struct entry *f = &t->files.v[i];
-		int rc = t->put ? put_one(t, &wc, f) : get_one(t, &wc, f);
-		pthread_mutex_lock(&t->mu);
-		t->done++;
-		if (rc > 0)
-			t->changed++;
-		else if (rc == 0)
-			t->unchanged++;
-		else {
-			char *p = t->put ? xasprintf("%s/%s", t->dir, f->rel)
-			                 : remote_join(t->remote, f->rel);
-			json_array_append_new(t->failed, json_string(p));
-			free(p);
+		if (!t->put) {
+			record(t, f, get_one(t, &wc, f));
+			continue;
 		}
-		pthread_mutex_unlock(&t->mu);
+		struct put_item it = {.local = xasprintf("%s/%s", t->dir, f->rel),
+		                      .remote = remote_join(t->remote, f->rel)};
+		if (!put_needed(t, f, it.local)) {
+			record(t, f, 0);
+		} else if (t->batch_small && f->size <= (int64_t)t->c->chunking.min) {
+			b->items[b->n] = it;
+			b->files[b->n++] = f;
+			if (b->n == TREE_BATCH)
+				batch_flush(t, &wc, b);
+			continue;
+		} else {
+			record(t, f, put_one(t, &wc, &it));
+		}
+		free((char *)it.local);
+		free((char *)it.remote);
 	}
+	if (b)
+		batch_flush(t, &wc, b);
+	free(b);
 	curl_easy_cleanup(wc.curl);
 	pthread_mutex_lock(&t->mu);
 	t->running--;
@@ -504,6 +557,21 @@ static int64_t local_walk(struct tree *t, int fd, const char *rel, int depth)
 	return found;
 }
 
+/* Is the workspace's storage 'hub'? Then small files go up in batches; in a
+ * 'hosts' workspace each file's chunks go to the hosts that pin its folder. */
+static bool workspace_keeps_chunks(struct client *c)
+{
+	char *url = client_ws_url(c, "", NULL);
+	json_t *out = NULL;
+	char err[256];
+	long st = client_request(c, c->curl, "GET", url, NULL, &out, err);
+	free(url);
+	const char *storage = json_get_str(out, "storage");
+	bool hub = st == 200 && storage && strcmp(storage, "hub") == 0;
+	json_decref(out);
+	return hub;
+}
+
 /* Folders with no file anywhere below: made on the hub (files make theirs). */
 static void put_empty_folders(struct tree *t)
 {
@@ -532,18 +600,23 @@ int tree_put(struct client *c, const char *dir, const char *remote, const struct
 		fprintf(stderr, "roost put: %s: %s\n", remote, why);
 		return 2;
 	}
+	/* "photos/" names the same folder: paths shown as photos/a, not photos//a */
+	char *local = xstrdup(dir);
+	for (size_t n = strlen(local); n > 1 && local[n - 1] == '/';)
+		local[--n] = 0;
 	struct tree t;
 	tree_init(&t, c, o, true);
-	t.dir = dir;
+	t.dir = local;
 	t.remote = root;
 	int rc = 1;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(local, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "roost put: cannot read %s: %s\n", dir, strerror(errno));
 		goto out;
 	}
 	if (local_walk(&t, fd, "", 0) < 0 || remote_walk(&t, root, "", 0) < 0)
 		goto out;
+	t.batch_small = workspace_keeps_chunks(c);
 	qsort(t.remote_files.v, t.remote_files.n, sizeof *t.remote_files.v, by_rel);
 	qsort(t.remote_dirs.v, t.remote_dirs.n, sizeof *t.remote_dirs.v, by_rel);
 	run_workers(&t);
@@ -551,6 +624,7 @@ int tree_put(struct client *c, const char *dir, const char *remote, const struct
 	rc = finish(&t);
 out:
 	tree_fini(&t);
+	free(local);
 	free(root);
 	return rc;
 }

@@ -7,7 +7,8 @@ and the words it prints.
 - A rerun of put makes no new version; a changed file makes exactly one.
 - A rerun of get -r rewrites nothing; a locally changed file is kept unless
   --force, which replaces it.
-- A symbolic link in the source is skipped with a note.
+- A symbolic link in the source, and a name the workspace refuses, are skipped
+  with a note.
 - get -r of a file or of a missing path is a clear error that writes nothing.
 - Names from the hub never write outside DIR, nor through a symbolic link in it.
 """
@@ -55,6 +56,8 @@ class CliTreeTest(HubTest):
             with open(p, "wb") as f:
                 f.write(data)
         os.symlink("/etc/passwd", os.path.join(cls.src, "link-to-passwd"))
+        with open(os.path.join(cls.src, "bad\x01name.txt"), "wb") as f:
+            f.write(b"a control character in the name")
         p = cls.hub.cli("put", cls.src, "/photos", check=False)
         cls.first_put = p
 
@@ -86,7 +89,9 @@ class CliTreeTest(HubTest):
         self.assertEqual(p.returncode, 0, err)
         self.assertIn("skipped %s/link-to-passwd: a symbolic link" % self.src, err)
         self.assertIn("%d files" % len(self.files), p.stdout.decode())
-        self.assertIn("1 skipped", p.stdout.decode())
+        self.assertIn("skipped %s/bad\x01name.txt: a name the workspace refuses" % self.src,
+                      err)
+        self.assertIn("2 skipped", p.stdout.decode())
         st, body, _, _ = self.api("GET", "/info?path=" + q("/photos/link-to-passwd"))
         self.assertEqual(st, 404, "the link was uploaded")
         st, body, _, _ = self.api("GET", "/info?path=" + q("/photos/empty-folder"))
@@ -114,7 +119,8 @@ class CliTreeTest(HubTest):
         self.assertEqual(report["unchanged"], len(self.files), report)
         self.assertEqual(report["sent_bytes"], 0, report)
         self.assertEqual(report["failed"], [])
-        self.assertEqual([s["reason"] for s in report["skipped"]], ["a symbolic link"])
+        self.assertEqual(sorted(s["reason"] for s in report["skipped"]),
+                         ["a name the workspace refuses", "a symbolic link"])
         self.assertEqual(self.all_versions(), before, "a rerun made new versions")
 
         changed = "2024/small/n07.txt"
@@ -141,6 +147,23 @@ class CliTreeTest(HubTest):
         self.assertEqual(p.returncode, 0, p.err)
         self.assertEqual(p.out, "")
         self.assertEqual(p.err, "")
+
+    def test_put_lists_a_file_that_failed_and_sends_the_rest(self):
+        src = self.fresh_dir("clash-src")
+        os.makedirs(src)
+        for name in ("a.txt", "b.txt", "c.txt"):
+            with open(os.path.join(src, name), "wb") as f:
+                f.write(name.encode())
+        self.roost("mkdir", "-p", "/clash/b.txt")  # a folder where a file goes
+        p = self.roost("put", src, "/clash")
+        self.assertEqual(p.returncode, 1, p.err)
+        self.assertIn("1 file failed:\n  %s/b.txt\n" % src, p.err)
+        self.assertIn("2 uploaded", p.out)
+        for name in ("a.txt", "c.txt"):
+            st, body, _, _ = self.api("GET", "/info?path=" + q("/clash/" + name))
+            self.assertEqual((st, body.get("type")), (200, "file"), name)
+        st, body, _, _ = self.api("GET", "/info?path=" + q("/clash/b.txt"))
+        self.assertEqual(body["type"], "folder", "the folder in the way was replaced")
 
     # ---- get -r ----
 
@@ -212,8 +235,8 @@ class CliTreeTest(HubTest):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("symbolic link", p.err)
         self.assertEqual(os.listdir(outside), [], "get -r wrote through a link")
-        self.assertEqual(open(os.path.join(dest, "readme.txt"), "rb").read(),
-                         self.files["readme.txt"])
+        with open(os.path.join(dest, "readme.txt"), "rb") as f:
+            self.assertEqual(f.read(), self.files["readme.txt"])
 
 
 if __name__ == "__main__":
