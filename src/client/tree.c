@@ -289,6 +289,14 @@ static int get_one(struct tree *t, struct client *wc, const struct entry *f)
 	                      .written = &written};
 	int have =
 	    f->hash[0] ? transfer_local_check(remote, dest, f->hash, f->size, f->version, &go) : 0;
+	struct stat st;
+	if (have == 0 && lstat(dest, &st) == 0 && S_ISLNK(st.st_mode) && unlink(dest) != 0) {
+		/* --force replaces a link with the file; the single-file get would
+		 * follow one to a folder and write there, outside dir. */
+		fprintf(stderr, "roost get: cannot replace the link %s: %s\n", dest,
+		        strerror(errno));
+		have = -1;
+	}
 	if (have > 0) {
 		atomic_fetch_add(&t->bytes, f->size);
 		rc = 0;

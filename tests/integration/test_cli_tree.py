@@ -238,6 +238,24 @@ class CliTreeTest(HubTest):
         with open(os.path.join(dest, "readme.txt"), "rb") as f:
             self.assertEqual(f.read(), self.files["readme.txt"])
 
+    def test_get_r_force_replaces_a_link_at_a_file_name_and_writes_nothing_through_it(self):
+        dest = self.fresh_dir("linkname")
+        outside = self.fresh_dir("outside2")
+        os.makedirs(outside)
+        self.assertEqual(self.roost("get", "-r", "/photos", dest, "-q").returncode, 0)
+        link = os.path.join(dest, "readme.txt")
+        os.remove(link)
+        os.symlink(outside, link)
+        p = self.roost("get", "-r", "/photos", dest)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("symbolic link", p.err)
+        self.assertTrue(os.path.islink(link), "the link went without --force")
+        p = self.roost("get", "-r", "/photos", dest, "--force")
+        self.assertEqual(p.returncode, 0, p.err)
+        self.assertEqual(os.listdir(outside), [], "get -r wrote through a link")
+        self.assertFalse(os.path.islink(link))
+        self.assertEqual(tree_bytes(dest), self.files)
+
 
 if __name__ == "__main__":
     harness.main()
