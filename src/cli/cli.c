@@ -254,9 +254,12 @@ static int put_tree(struct opts *o, struct client *c)
 	if (o->npos > 1) {
 		remote = xstrdup(o->pos[1]);
 	} else {
-		char *copy = xstrdup(dir);
+		/* "." and "photos/.." name a folder too: its real name */
+		char *real = realpath(dir, NULL);
+		char *copy = xstrdup(real ? real : dir);
 		remote = xasprintf("/%s", basename(copy));
 		free(copy);
+		free(real);
 	}
 	struct tree_opts to = {.quiet = o->quiet, .json = o->json, .parallel = o->parallel};
 	int rc = tree_put(c, dir, remote, &to);
