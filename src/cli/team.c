@@ -237,6 +237,22 @@ int cmd_acl(struct opts *o)
 	return rc;
 }
 
+/* A link served by a host (directly or through its relay) over https may
+ * carry a certificate no system trusts: the relay's --self-signed one, or the
+ * host's own. The hub cannot tell (the host keeps its --relay-ca to itself), so
+ * say it once, on stderr, where $(roost url …) does not take it. */
+static void ca_hint(const char *url, const char *via)
+{
+	if (!url || !via || strncmp(url, "https://", 8) != 0)
+		return;
+	if (strcmp(via, "relay") == 0)
+		fprintf(stderr, "(this link is served through the host's relay; if the relay's "
+		                "certificate is self-signed, pass its CA: curl --cacert CA.pem)\n");
+	else if (strcmp(via, "host") == 0)
+		fprintf(stderr, "(this link is served by the host itself; if its certificate is "
+		                "self-signed, pass its CA: curl --cacert CA.pem)\n");
+}
+
 int cmd_url(struct opts *o)
 {
 	if (need_args(o, 1, 1, "url", "PATH [--expires 1h] [--version N | --write] [--json]"))
@@ -265,6 +281,8 @@ int cmd_url(struct opts *o)
 		print_json(r);
 	else if (r)
 		puts(json_get_str(r, "url"));
+	if (r && !o->json && !o->quiet)
+		ca_hint(json_get_str(r, "url"), json_get_str(r, "via"));
 	int rc = r ? 0 : 1;
 	json_decref(r);
 	client_close(&c);
