@@ -31,7 +31,9 @@
 
 /* One batch of the trash in list order after the cursor (at, id) (none: at
  * 0), the visible entries appended to arr until it holds want; the cursor
- * moves past every row read. Rows read, or -1 on a database error. */
+ * moves past every row read. Rows read, or -1 on a database error. "No
+ * cursor" is a flag of its own: in "? = 0 OR deleted_at < ?" PostgreSQL would
+ * type the first parameter int4, too small for a time in milliseconds. */
 static int trash_scan(struct req *r, int64_t days, int64_t *at, int64_t *id, json_t *arr,
                       size_t want)
 {
@@ -40,14 +42,14 @@ static int trash_scan(struct req *r, int64_t days, int64_t *at, int64_t *id, jso
 	    "SELECT f.id, d.path, f.name, f.size, f.deleted_at, (SELECT COUNT(*) FROM "
 	    "file_versions v WHERE v.file_id = f.id) FROM files f JOIN folders d ON d.id = "
 	    "f.folder_id WHERE f.workspace_id = ? AND f.deleted_at IS NOT NULL AND f.purged_at IS "
-	    "NULL AND (? = 0 OR f.deleted_at < ? OR (f.deleted_at = ? AND f.id < ?)) ORDER BY "
+	    "NULL AND (? = 1 OR f.deleted_at < ? OR (f.deleted_at = ? AND f.id < ?)) ORDER BY "
 	    "f.deleted_at DESC, f.id DESC LIMIT ?",
-	    r->ws_id, *at, *at, *at, *id, (int64_t)TRASH_SCAN_BATCH);
+	    r->ws_id, (int64_t)(*at == 0), *at, *at, *id, (int64_t)TRASH_SCAN_BATCH);
 	if (!st)
 		return -1;
 	struct acl *a = req_acl(r);
-	int rows = 0;
-	while (json_array_size(arr) < want && db_step(st) == DB_ROW) {
+	int rows = 0, rc = DB_ROW;
+	while (json_array_size(arr) < want && (rc = db_step(st)) == DB_ROW) {
 		rows++;
 		char *path = op_trashed_path(db_col_text(st, 1), db_col_text(st, 2));
 		*id = db_col_int64(st, 0);
@@ -62,7 +64,7 @@ static int trash_scan(struct req *r, int64_t days, int64_t *at, int64_t *id, jso
 		free(path);
 	}
 	db_finalize(st);
-	return rows;
+	return rc == DB_ROW || rc == DB_DONE ? rows : -1;
 }
 
 /* The trash in the order it was deleted, newest first; before=ID continues
