@@ -67,6 +67,30 @@ static int trash_scan(struct req *r, int64_t days, int64_t *at, int64_t *id, jso
 	return rc == DB_ROW || rc == DB_DONE ? rows : -1;
 }
 
+/* The deleted_at of the trash entry id as the cursor of a page, or 0 if it is
+ * not one the caller may see listed: one hidden from them answers as one
+ * restored, so a cursor tells nothing about hidden entries. */
+static int64_t cursor_at(struct req *r, int64_t id)
+{
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT d.path, f.name, f.deleted_at FROM files f JOIN folders "
+	             "d ON d.id = f.folder_id WHERE f.id = ? AND f.workspace_id = ? "
+	             "AND f.deleted_at IS NOT NULL",
+	             id, r->ws_id);
+	int64_t at = 0;
+	if (st && db_step(st) == DB_ROW) {
+		char *path = op_trashed_path(db_col_text(st, 0), db_col_text(st, 1));
+		struct acl *a = req_acl(r);
+		at = db_col_int64(st, 2);
+		if (!a || acl_perm_at(a, path, true, at) < PERM_READ)
+			at = 0;
+		free(path);
+	}
+	db_finalize(st);
+	return at;
+}
+
 /* The trash in the order it was deleted, newest first; before=ID continues
  * after the entry ID (the last one of the previous page). more says whether
  * another entry the caller may see follows: it is computed over visible
@@ -78,12 +102,7 @@ enum MHD_Result api_trash_list(struct req *r)
 	if ((l && ((limit = parse_id(l)) < 1 || limit > 1000)) || (b && (before = parse_id(b)) < 1))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "limit is 1..1000 and before a file id");
-	if (before &&
-	    (db_int64(r->db, &at,
-	              "SELECT deleted_at FROM files WHERE id = ? AND workspace_id = ? AND "
-	              "deleted_at IS NOT NULL",
-	              before, r->ws_id) != DB_ROW ||
-	     at <= 0))
+	if (before && (at = cursor_at(r, before)) <= 0)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "before names no file in the trash (restored or purged since); "
 		                   "list again from the start");
