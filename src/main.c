@@ -74,6 +74,8 @@ static const char usage_text[] =
     "  roost mkdir PATH [-p]\n"
     "  roost mv FROM TO\n"
     "  roost rm PATH [-r]                      to the trash; -r for a folder with files in it\n"
+    "  roost trash [--limit N | --all] [--json]  deleted files, the last deleted first\n"
+    "  roost trash restore PATH                 a file (or a folder's files) back where it was\n"
     "  roost versions PATH [--json]\n"
     "  roost usage [--json]\n"
     "  roost watch [--since SEQ] [--json]       follow the change feed (Ctrl-C stops)\n"
@@ -99,7 +101,8 @@ static const char usage_text[] =
     "                 [--advertise-url URL] [--tls-cert CERT.pem --tls-key KEY.pem]\n"
     "                 [--relay ADDR:PORT [--relay-ca CA.pem]] [--host-ca CA.pem]\n"
     "  roost host status --dir DIR [--json]\n"
-    "  roost hosts [--json]                     hosts of the workspace, online or not\n"
+    "  roost hosts [--json]                     hosts of the workspace, online or not, with\n"
+    "                                           their direct and public (relay) URLs\n"
     "  roost policy set HOST FOLDER pinned|on-demand|exclude|inherit  |  roost policy ls HOST\n"
     "Client options: --workspace NAME (or $ROOST_WORKSPACE), -q/--quiet.\n";
 

@@ -348,6 +348,7 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"mkdir", cmd_mkdir},
 	    {"mv", cmd_mv},
 	    {"rm", cmd_rm},
+	    {"trash", cmd_trash},
 	    {"versions", cmd_versions},
 	    {"usage", cmd_usage},
 	    {"put", cmd_put},

@@ -1,6 +1,6 @@
 /* cmd: what the client subcommands share (cli.c parses and dispatches;
  * team.c holds workspace, member, access and sharing commands; watch.c the
- * feed follower). The options and helpers they share with the host's
+ * feed follower; trash.c the trash). The options and helpers they share with the host's
  * commands are in client/cmdline.h. */
 #ifndef ROOST_CMD_H
 #define ROOST_CMD_H
@@ -21,5 +21,6 @@ int cmd_watch(struct opts *o);
 int cmd_token(struct opts *o);
 int cmd_sessions(struct opts *o);
 int cmd_passwd(struct opts *o);
+int cmd_trash(struct opts *o);
 
 #endif

@@ -237,6 +237,44 @@ int cmd_acl(struct opts *o)
 	return rc;
 }
 
+/* A link served by a host's relay carries the relay's certificate, which may
+ * be self-signed (roost relay --self-signed, the demo's); one served by the
+ * host itself over https, the host's own. The hub cannot tell (the host keeps
+ * its --relay-ca to itself), so say it, on stderr, where $(roost url …) does
+ * not take it. A host's direct URL is often one only its network reaches: its
+ * public link through the relay, if it has one, is shown too. */
+static void ca_hint(json_t *r)
+{
+	static const char relay_ca[] =
+	    "if the relay's certificate is self-signed, pass its CA: curl --cacert CA.pem";
+	const char *url = json_get_str(r, "url"), *via = json_get_str(r, "via");
+	bool https = url && strncmp(url, "https://", 8) == 0;
+	if (https && via && strcmp(via, "relay") == 0) {
+		fprintf(stderr, "(this link is served through the host's relay; %s)\n", relay_ca);
+		return;
+	}
+	if (https && via && strcmp(via, "host") == 0)
+		fprintf(stderr, "(this link is served by the host itself; if its certificate is "
+		                "self-signed, pass its CA: curl --cacert CA.pem)\n");
+	if (!via || strcmp(via, "host") != 0)
+		return;
+	/* The first source is the link printed; the same host's relay source. */
+	json_t *sources = json_object_get(r, "sources");
+	json_t *host = json_object_get(json_array_get(sources, 0), "host_id");
+	size_t i;
+	json_t *s;
+	json_array_foreach(sources, i, s)
+	{
+		const char *u = json_get_str(s, "url"), *v = json_get_str(s, "via");
+		if (u && v && strcmp(v, "relay") == 0 && host &&
+		    json_equal(json_object_get(s, "host_id"), host)) {
+			fprintf(stderr, "(public link, through the host's relay: %s\n %s)\n", u,
+			        relay_ca);
+			return;
+		}
+	}
+}
+
 int cmd_url(struct opts *o)
 {
 	if (need_args(o, 1, 1, "url", "PATH [--expires 1h] [--version N | --write] [--json]"))
@@ -265,6 +303,8 @@ int cmd_url(struct opts *o)
 		print_json(r);
 	else if (r)
 		puts(json_get_str(r, "url"));
+	if (r && !o->json && !o->quiet)
+		ca_hint(r);
 	int rc = r ? 0 : 1;
 	json_decref(r);
 	client_close(&c);

@@ -25,6 +25,7 @@ struct opts {
 	bool json, quiet, parents;
 	bool recursive; /* roost rm -r */
 	bool force;     /* roost get --force: replace a different local file */
+	bool all;       /* roost trash --all: every page */
 	int parallel;
 	char *pos[8];
 	int npos;

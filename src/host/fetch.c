@@ -151,6 +151,7 @@ struct job {
 	struct host *h;
 	int fd;
 	bool to_cache;
+	bool stream; /* fd is a pipe or a terminal: chunks in order, written in turn */
 };
 
 static void *worker_begin(void *cls)
@@ -185,6 +186,8 @@ static void hook_fetched(void *cls, void *ws, const char *hash, const uint8_t *b
 static int hook_write(void *cls, int64_t off, const uint8_t *buf, size_t n)
 {
 	struct job *j = cls;
+	if (j->stream)
+		return write_all(j->fd, buf, n);
 	ssize_t w = pwrite(j->fd, buf, n, off);
 	return w == (ssize_t)n ? 0 : w < 0 ? -errno : -EIO;
 }
@@ -196,17 +199,21 @@ int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, i
 	struct chunkfetch *f = chunkfetch_new(&h->c, manifest, &o);
 	if (!f)
 		return -EBADMSG;
-	struct job j = {.h = h, .fd = fd, .to_cache = to_cache};
+	/* roost host get PATH - writes to a pipe, which has no offsets. */
+	bool stream = lseek(fd, 0, SEEK_CUR) < 0 && errno == ESPIPE;
+	struct job j = {.h = h, .fd = fd, .to_cache = to_cache, .stream = stream};
 	struct cf_hooks hk = {.cls = &j,
 	                      .worker_begin = worker_begin,
 	                      .worker_end = worker_end,
 	                      .local = hook_local,
 	                      .fetched = hook_fetched,
 	                      .write = hook_write,
+	                      .ordered = stream,
 	                      .stop = &h->stop};
 	int rc = chunkfetch_run(f, &hk, FETCH_THREADS, db, curl);
 	chunkfetch_free(f);
-	if (rc == 0 && ftruncate(fd, json_integer_value(json_object_get(manifest, "size"))) != 0)
+	if (rc == 0 && !stream &&
+	    ftruncate(fd, json_integer_value(json_object_get(manifest, "size"))) != 0)
 		return -errno;
 	return rc;
 }

@@ -280,7 +280,8 @@ int64_t sync_with_tree(struct host *h);
 /* fetch.c */
 /* The manifest of path's version (0: current), or NULL (404 sets *gone). */
 json_t *fetch_manifest(struct host *h, CURL *curl, const char *path, int64_t version, bool *gone);
-/* Write the manifest's content into fd, every chunk verified. 0 or -errno / -EBADMSG.
+/* Write the manifest's content into fd (a file, or a pipe: written in order), every
+ * chunk verified. 0 or -errno / -EBADMSG.
  * With to_cache, chunks fetched from elsewhere are kept in the on-demand cache. */
 int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, int fd,
                   bool to_cache);

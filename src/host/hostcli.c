@@ -435,11 +435,14 @@ static void print_hosts(json_t *r, const struct client *c)
 			fmt_time(v, seen);
 		if (json_get_int(h, "free_bytes", &v))
 			human_bytes(v, fr);
-		printf("%-4lld %-16s %-8s seen %s  free %s  queue %lld  %s\n",
+		/* Its direct URL (--advertise-url or --listen) and its public one
+		 * through a relay (--relay), each "-" when it has none. */
+		const char *direct = json_get_str(h, "url"), *pub = json_get_str(h, "tunnel_url");
+		printf("%-4lld %-16s %-8s seen %s  free %s  queue %lld  direct %s  public %s\n",
 		       (long long)json_integer_value(json_object_get(h, "id")),
 		       json_get_str(h, "label"), json_get_str(h, "status"), seen, fr,
 		       (long long)json_integer_value(json_object_get(h, "queue")),
-		       json_get_str(h, "url") ? json_get_str(h, "url") : "");
+		       direct ? direct : "-", pub ? pub : "-");
 	}
 }
 

@@ -1,7 +1,8 @@
 /* trash: deleted files, restorable until the workspace's trash_days pass and
  * GC purges them (jobs.c).
  *
- *   GET  trash?limit=N&before=ID   deleted files the caller may read, newest first
+ *   GET  trash?limit=N&before=ID   deleted files the caller may read, the last
+ *                                  deleted first, in pages (more: another follows)
  *   POST trash/restore {id}        the file back where it was (its deleted folders
  *                                  brought back, with their ACL entries), with its
  *                                  versions
@@ -26,41 +27,101 @@
 
 #define DAY_MS (86400 * 1000ll)
 
-enum MHD_Result api_trash_list(struct req *r)
+#define TRASH_SCAN_BATCH 500
+
+/* One batch of the trash in list order after the cursor (at, id) (none: at
+ * 0), the visible entries appended to arr until it holds want; the cursor
+ * moves past every row read. Rows read, or -1 on a database error. "No
+ * cursor" is a flag of its own: in "? = 0 OR deleted_at < ?" PostgreSQL would
+ * type the first parameter int4, too small for a time in milliseconds. */
+static int trash_scan(struct req *r, int64_t days, int64_t *at, int64_t *id, json_t *arr,
+                      size_t want)
 {
-	int64_t limit = 100, before = 0, days = 30;
-	const char *l = req_arg(r, "limit", NULL), *b = req_arg(r, "before", NULL);
-	if ((l && ((limit = parse_id(l)) < 1 || limit > 1000)) || (b && (before = parse_id(b)) < 1))
-		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                   "limit is 1..1000 and before a file id");
-	db_int64(r->db, &days, "SELECT trash_days FROM workspaces WHERE id = ?", r->ws_id);
 	struct db_stmt *st = db_query(
 	    r->db,
 	    "SELECT f.id, d.path, f.name, f.size, f.deleted_at, (SELECT COUNT(*) FROM "
 	    "file_versions v WHERE v.file_id = f.id) FROM files f JOIN folders d ON d.id = "
 	    "f.folder_id WHERE f.workspace_id = ? AND f.deleted_at IS NOT NULL AND f.purged_at IS "
-	    "NULL AND (? = 0 OR f.id < ?) ORDER BY f.deleted_at DESC, f.id DESC LIMIT ?",
-	    r->ws_id, before, before, limit);
+	    "NULL AND (? = 1 OR f.deleted_at < ? OR (f.deleted_at = ? AND f.id < ?)) ORDER BY "
+	    "f.deleted_at DESC, f.id DESC LIMIT ?",
+	    r->ws_id, (int64_t)(*at == 0), *at, *at, *id, (int64_t)TRASH_SCAN_BATCH);
 	if (!st)
-		return reply_db_error(r);
+		return -1;
 	struct acl *a = req_acl(r);
-	json_t *arr = json_array();
-	while (db_step(st) == DB_ROW) {
+	int rows = 0, rc = DB_ROW;
+	while (json_array_size(arr) < want && (rc = db_step(st)) == DB_ROW) {
+		rows++;
 		char *path = op_trashed_path(db_col_text(st, 1), db_col_text(st, 2));
-		int64_t at = db_col_int64(st, 4);
-		if (a && acl_perm_at(a, path, true, at) >= PERM_READ)
+		*id = db_col_int64(st, 0);
+		*at = db_col_int64(st, 4);
+		if (a && acl_perm_at(a, path, true, *at) >= PERM_READ)
 			json_array_append_new(
-			    arr,
-			    json_pack("{s:I, s:s, s:I, s:I, s:I, s:I}", "id",
-			              (json_int_t)db_col_int64(st, 0), "path", path, "size",
-			              (json_int_t)db_col_int64(st, 3), "deleted_at", (json_int_t)at,
-			              "expires_at", (json_int_t)(at + days * DAY_MS), "versions",
-			              (json_int_t)db_col_int64(st, 5)));
+			    arr, json_pack("{s:I, s:s, s:I, s:I, s:I, s:I}", "id", (json_int_t)*id,
+			                   "path", path, "size", (json_int_t)db_col_int64(st, 3),
+			                   "deleted_at", (json_int_t)*at, "expires_at",
+			                   (json_int_t)(*at + days * DAY_MS), "versions",
+			                   (json_int_t)db_col_int64(st, 5)));
 		free(path);
 	}
 	db_finalize(st);
+	return rc == DB_ROW || rc == DB_DONE ? rows : -1;
+}
+
+/* The deleted_at of the trash entry id as the cursor of a page, or 0 if it is
+ * not one the caller may see listed: one hidden from them answers as one
+ * restored, so a cursor tells nothing about hidden entries. */
+static int64_t cursor_at(struct req *r, int64_t id)
+{
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT d.path, f.name, f.deleted_at FROM files f JOIN folders "
+	             "d ON d.id = f.folder_id WHERE f.id = ? AND f.workspace_id = ? "
+	             "AND f.deleted_at IS NOT NULL",
+	             id, r->ws_id);
+	int64_t at = 0;
+	if (st && db_step(st) == DB_ROW) {
+		char *path = op_trashed_path(db_col_text(st, 0), db_col_text(st, 1));
+		struct acl *a = req_acl(r);
+		at = db_col_int64(st, 2);
+		if (!a || acl_perm_at(a, path, true, at) < PERM_READ)
+			at = 0;
+		free(path);
+	}
+	db_finalize(st);
+	return at;
+}
+
+/* The trash in the order it was deleted, newest first; before=ID continues
+ * after the entry ID (the last one of the previous page). more says whether
+ * another entry the caller may see follows: it is computed over visible
+ * entries only, so it tells nothing about hidden ones. */
+enum MHD_Result api_trash_list(struct req *r)
+{
+	int64_t limit = 100, before = 0, days = 30, at = 0;
+	const char *l = req_arg(r, "limit", NULL), *b = req_arg(r, "before", NULL);
+	if ((l && ((limit = parse_id(l)) < 1 || limit > 1000)) || (b && (before = parse_id(b)) < 1))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "limit is 1..1000 and before a file id");
+	if (before && (at = cursor_at(r, before)) <= 0)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "before names no file in the trash (restored or purged since); "
+		                   "list again from the start");
+	db_int64(r->db, &days, "SELECT trash_days FROM workspaces WHERE id = ?", r->ws_id);
+	json_t *arr = json_array();
+	int rows;
+	do
+		rows = trash_scan(r, days, &at, &before, arr, (size_t)limit + 1);
+	while (rows == TRASH_SCAN_BATCH && json_array_size(arr) <= (size_t)limit);
+	if (rows < 0) {
+		json_decref(arr);
+		return reply_db_error(r);
+	}
+	bool more = json_array_size(arr) > (size_t)limit;
+	if (more)
+		json_array_remove(arr, (size_t)limit);
 	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:o, s:I}", "entries", arr, "trash_days", (json_int_t)days));
+	                  json_pack("{s:o, s:I, s:b}", "entries", arr, "trash_days",
+	                            (json_int_t)days, "more", more));
 }
 
 enum MHD_Result api_trash_restore(struct req *r)

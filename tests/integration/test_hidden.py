@@ -81,6 +81,12 @@ class HiddenTest(HubTest):
                          "not_found")
         self.assertError(self.as_bob("POST", "/trash/restore", {"id": 999999}), 404,
                          "not_found")
+        # as a page cursor it answers as one that is not in the trash either
+        hidden = self.as_bob("GET", "/trash?before=%d" % gone[0]["id"])
+        self.assertError(hidden, 400, "invalid_request")
+        self.assertEqual(hidden[1], self.as_bob("GET", "/trash?before=999999")[1])
+        st, mine, _, _ = self.call(self.token, "GET", "/trash?before=%d" % gone[0]["id"])
+        self.assertEqual(st, 200, mine)
         self.assertError(self.as_bob("GET", "/content?path=" + q("/gone/sub/g.txt")), 404)
         # a replay from the start shows none of /gone's events
         events = self.replay(self.bob, self.last_seq())
