@@ -21,6 +21,7 @@ build:
 
 # Installs packages, builds, and runs a hub on loopback with a demo login.
 demo: deps build
+	@./scripts/put-on-path $(BUILD)/roost
 	./$(BUILD)/roost demo --data demo-data
 
 # Unit and integration tests, then the same suite under ASan + UBSan, then
