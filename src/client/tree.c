@@ -625,8 +625,10 @@ int tree_put(struct client *c, const char *dir, const char *remote, const struct
 	if (local_walk(&t, fd, "", 0) < 0 || remote_walk(&t, root, "", 0) < 0)
 		goto out;
 	t.batch_small = workspace_keeps_chunks(c);
-	qsort(t.remote_files.v, t.remote_files.n, sizeof *t.remote_files.v, by_rel);
-	qsort(t.remote_dirs.v, t.remote_dirs.n, sizeof *t.remote_dirs.v, by_rel);
+	if (t.remote_files.n > 1) /* (qsort of no array: undefined, UBSan says) */
+		qsort(t.remote_files.v, t.remote_files.n, sizeof *t.remote_files.v, by_rel);
+	if (t.remote_dirs.n > 1)
+		qsort(t.remote_dirs.v, t.remote_dirs.n, sizeof *t.remote_dirs.v, by_rel);
 	run_workers(&t);
 	put_empty_folders(&t);
 	rc = finish(&t);
