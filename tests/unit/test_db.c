@@ -1,6 +1,7 @@
 /* Unit tests for the database layer's typed binding (db.h's db_query, db_run,
  * db_int64) on an in-memory SQLite database: each C type binds as what it is,
- * and a count of arguments that differs from the placeholders fails cleanly. */
+ * and a count of arguments that differs from the placeholders fails cleanly;
+ * and, on a file, that checkpoints happen on their own thread. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,7 +9,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../../src/db/db.h"
 
@@ -118,6 +124,43 @@ static void test_db_errors_are_not_errno_values(void **state)
 	assert_int_not_equal(DB_CONSTRAINT, -ENOENT);
 }
 
+/* Commits leave the WAL's pages to the database file's checkpoint thread
+ * (db_sqlite.c): while the connection stays open, the file itself grows as
+ * that thread copies them back. (A checkpoint connection that never read the
+ * file did nothing, and the WAL grew without end.) */
+static void test_a_thread_checkpoints_while_commits_go_on(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/roost-db-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64], wal[80];
+	snprintf(path, sizeof path, "%s/t.db", dir);
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	char *err = NULL;
+	struct db *db = db_open(path, &err);
+	assert_non_null(db);
+	assert_int_equal(db_exec(db, "CREATE TABLE b (v TEXT)"), DB_DONE);
+	char blob[2001];
+	memset(blob, 'x', sizeof blob - 1);
+	blob[sizeof blob - 1] = 0;
+	for (int tx = 0; tx < 40; tx++) { /* ~8 MB: well past 1,000 WAL pages */
+		assert_int_equal(db_begin(db), DB_DONE);
+		for (int i = 0; i < 100; i++)
+			assert_int_equal(db_run(db, "INSERT INTO b(v) VALUES(?)", blob), DB_DONE);
+		assert_int_equal(db_exec(db, "COMMIT"), DB_DONE);
+	}
+	struct stat st = {0};
+	for (int i = 0; i < 200 && (stat(path, &st) != 0 || st.st_size < (4 << 20)); i++)
+		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+	assert_true(st.st_size >= (4 << 20));
+	db_close(db);
+	unlink(wal);
+	snprintf(wal, sizeof wal, "%s-shm", path);
+	unlink(wal);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -126,6 +169,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_many_arguments_keep_their_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_db_errors_are_not_errno_values, setup, teardown),
+	    cmocka_unit_test(test_a_thread_checkpoints_while_commits_go_on),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
