@@ -273,6 +273,8 @@ static void sync_loop(struct host *h)
 			host_load_policies(h, h->c.curl);
 			host_load_settings(h, h->c.curl);
 			int64_t seq = sync_with_tree(h);
+			if (seq >= 0) /* a change made before the tree's seq has no event after it */
+				host_load_settings(h, h->c.curl);
 			if (seq > atomic_load(&h->seq)) {
 				atomic_store(&h->seq, seq);
 				idx_kv_set(h->db, "seq", seq);
@@ -448,6 +450,9 @@ int host_run(const struct host_config *cfg)
 				break;
 			int64_t seq = sync_with_tree(h);
 			if (seq >= 0) {
+				/* The settings again: a change between the first read
+				 * and the tree's seq has no event after that seq. */
+				host_load_settings(h, h->c.curl);
 				atomic_store(&h->seq, seq);
 				idx_kv_set(h->db, "seq", seq);
 				break;
