@@ -221,18 +221,29 @@ class HubTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="roost-it-")
         cls.hub = Hub(cls.tmp)
+        cls.stopped = False
+        # unittest skips tearDownClass when setUpClass fails (in a subclass's
+        # part too): the hub and its hosts are stopped anyway.
+        cls.addClassCleanup(cls.stop_processes)
         cls.hub.start()
         cls.token = cls.hub.login()
         cls.ws = cls.hub.workspace(cls.token)
 
     @classmethod
-    def tearDownClass(cls):
+    def stop_processes(cls):
+        if cls.stopped:
+            return
+        cls.stopped = True
         try:  # a host a test class left running must not outlive its hub
             for h in cls.hub.hosts:
                 if h.running():
                     h.stop()
         finally:
             cls.hub.stop()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stop_processes()
         if os.environ.get("ROOST_KEEP_TMP"):
             print("kept", cls.tmp)
         else:
