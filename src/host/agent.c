@@ -273,7 +273,8 @@ static void sync_loop(struct host *h)
 			host_load_policies(h, h->c.curl);
 			host_load_settings(h, h->c.curl);
 			int64_t seq = sync_with_tree(h);
-			if (seq >= 0) /* a change made before the tree's seq has no event after it */
+			if (seq >=
+			    0) /* a change made before the tree's seq has no event after it */
 				host_load_settings(h, h->c.curl);
 			if (seq > atomic_load(&h->seq)) {
 				atomic_store(&h->seq, seq);

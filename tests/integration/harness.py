@@ -249,6 +249,13 @@ class HubTest(unittest.TestCase):
         else:
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
+    def roost(self, *args, **kw):
+        """Run roost as a user would; the CompletedProcess with text output
+        (.out, .err), whatever its exit code."""
+        p = self.hub.cli(*args, check=False, **kw)
+        p.out, p.err = p.stdout.decode(), p.stderr.decode()
+        return p
+
     def api(self, method, rel, body=None, **kw):
         return self.hub.request(method, "/api/v1/workspaces/%d%s" % (self.ws, rel), body,
                                 token=kw.pop("token", self.token), **kw)

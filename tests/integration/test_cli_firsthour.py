@@ -29,12 +29,6 @@ class CliFirstHourTest(HubTest):
 
     # ---- helpers ----
 
-    def roost(self, *args, **kw):
-        """Run roost as a user would; the CompletedProcess with text output."""
-        p = self.hub.cli(*args, check=False, **kw)
-        p.out, p.err = p.stdout.decode(), p.stderr.decode()
-        return p
-
     def put(self, remote, data):
         src = os.path.join(self.tmp, "src-" + hashlib.sha256(remote.encode()).hexdigest()[:8])
         with open(src, "wb") as f:

@@ -63,11 +63,6 @@ class CliTreeTest(HubTest):
 
     # ---- helpers ----
 
-    def roost(self, *args, **kw):
-        p = self.hub.cli(*args, check=False, **kw)
-        p.out, p.err = p.stdout.decode(), p.stderr.decode()
-        return p
-
     def versions(self, path):
         st, body, _, _ = self.api("GET", "/versions?path=" + q(path))
         self.assertEqual(st, 200, body)

