@@ -2,7 +2,7 @@
 // on an entry (download, rename, move, delete, versions, share, access).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, wsPath, q, contentUrl } from './api.js';
-import { html, fmtBytes, fmtTime, Modal, ErrorLine, CopyField, useLive, parentOf, joinPath, navigate } from './ui.js';
+import { html, fmtBytes, fmtTime, fmtWho, Modal, ErrorLine, CopyField, useLive, parentOf, joinPath, navigate } from './ui.js';
 import { uploadFile, restoreVersion } from './upload.js';
 import { downloadClick } from './download.js';
 import { LocationsDialog } from './storage.js';
@@ -73,7 +73,7 @@ function VersionsDialog({ ws, entry, feed, onClose }) {
     <table class="list"><thead><tr><th>Version</th><th>Size</th><th>Saved</th><th>By</th><th><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>${data && data.versions.map((v) => html`<tr>
       <td>v${v.version}${v.current ? html` <span class="tag">current</span>` : ''}</td>
-      <td>${fmtBytes(v.size)}</td><td>${fmtTime(v.created_at)}</td><td>${v.created_by || '—'}</td>
+      <td>${fmtBytes(v.size)}</td><td>${fmtTime(v.created_at)}</td><td>${fmtWho(v)}</td>
       <td class="row-actions"><a class="button" href=${contentUrl(ws.id, entry.path, v.version)} download=${entry.name}
         onClick=${downloadClick(ws.id, { ...entry, size: v.size }, v.version)}>Download</a>
         ${!v.current && html`<button type="button" onClick=${async () => {
