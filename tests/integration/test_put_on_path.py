@@ -14,6 +14,8 @@ SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "s
 
 
 def run(*args):
+    if len(args) == 2:  # never the machine's own completions folder
+        args = (*args, os.path.join(os.path.dirname(args[1]), "completions"))
     return subprocess.run(["sh", SCRIPT, *args], capture_output=True, text=True, timeout=60)
 
 
@@ -37,6 +39,22 @@ class PutOnPathTest(unittest.TestCase):
         # again: the same link, no error
         self.assertEqual(run(harness.ROOST, self.bin).returncode, 0)
         self.assertEqual(os.readlink(link), os.path.realpath(harness.ROOST))
+
+    def test_bash_completes_roost_commands_from_the_linked_script(self):
+        comp = os.path.join(self.tmp, "completions")
+        p = run(harness.ROOST, self.bin, comp)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        link = os.path.join(comp, "roost")
+        self.assertEqual(os.path.realpath(link), os.path.realpath(
+            os.path.join(os.path.dirname(SCRIPT), "roost-completion.bash")))
+        self.assertIn("completes roost commands", p.stdout)
+        # what bash does on <TAB> after "roost tr": the words offered
+        b = subprocess.run(["bash", "-c", 'source "$1"; COMP_WORDS=(roost tr); COMP_CWORD=1; '
+                            '"$(complete -p roost | sed -E "s/.*-F ([^ ]+).*/\\1/")"; '
+                            'echo "${COMPREPLY[@]}"', "x", link],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(b.returncode, 0, b.stderr)
+        self.assertEqual(b.stdout.split(), ["trash"])
 
     def test_someone_elses_roost_is_left_alone(self):
         os.makedirs(self.bin)
