@@ -98,11 +98,12 @@ int host_load_policies(struct host *h, CURL *curl)
 		return -1;
 	}
 	pthread_mutex_lock(&h->mu);
+	bool changed = !h->policies || !json_equal(h->policies, pol);
 	json_decref(h->policies);
 	h->policies = json_incref(pol);
 	pthread_mutex_unlock(&h->mu);
 	json_decref(out);
-	return 0;
+	return changed;
 }
 
 void host_apply_settings(struct host *h, json_t *settings)
@@ -274,8 +275,14 @@ static void sync_loop(struct host *h)
 			host_load_settings(h, h->c.curl);
 			int64_t seq = sync_with_tree(h);
 			if (seq >=
-			    0) /* a change made before the tree's seq has no event after it */
+			    0) { /* a change made before the tree's seq has no event after it */
 				host_load_settings(h, h->c.curl);
+				if (host_load_policies(h, h->c.curl) == 1) {
+					pthread_mutex_lock(&h->mu);
+					h->resync = true; /* the pass ran under the old ones */
+					pthread_mutex_unlock(&h->mu);
+				}
+			}
 			if (seq > atomic_load(&h->seq)) {
 				atomic_store(&h->seq, seq);
 				idx_kv_set(h->db, "seq", seq);
@@ -444,16 +451,19 @@ int host_run(const struct host_config *cfg)
 	pthread_create(&hb_th, NULL, host_heartbeat_main, h);
 	struct tunnel *tun = h->tunnel = tunnel_start(h);
 	/* A fresh index learns the whole tree; a known one replays the feed. */
+	bool policies_moved = false;
 	for (int attempt = 0; !atomic_load(&h->stop); attempt++) {
-		if (host_load_policies(h, h->c.curl) == 0 &&
+		if (host_load_policies(h, h->c.curl) >= 0 &&
 		    host_load_settings(h, h->c.curl) == 0) {
 			if (atomic_load(&h->seq) > 0)
 				break;
 			int64_t seq = sync_with_tree(h);
 			if (seq >= 0) {
-				/* The settings again: a change between the first read
-				 * and the tree's seq has no event after that seq. */
+				/* The settings and policies again: a change between the
+				 * first read and the tree's seq has no event after that
+				 * seq. New policies: the tree pass again, under them. */
 				host_load_settings(h, h->c.curl);
+				policies_moved = host_load_policies(h, h->c.curl) == 1;
 				atomic_store(&h->seq, seq);
 				idx_kv_set(h->db, "seq", seq);
 				break;
@@ -465,7 +475,8 @@ int host_run(const struct host_config *cfg)
 	}
 	struct watcher *w = watcher_start(h);
 	h->rescan = h->first_rescan = true;
-	h->resync = idx_kv_get(h->db, "no_space", 0) != 0; /* files that waited for room */
+	/* files that waited for room; or the first pass under old policies */
+	h->resync = policies_moved || idx_kv_get(h->db, "no_space", 0) != 0;
 	struct host_feed *feed = host_feed_start(h);
 	pthread_create(&scrub_th, NULL, scrub_main, h);
 	pthread_create(&replica_th, NULL, replica_main, h);

@@ -143,7 +143,8 @@ void host_close(struct host *h);
 /* Load DIR/.roost/host.json into h (hub, token, ids). 0, or -ENOENT /
  * -EINVAL having printed why (as host_open). */
 int host_load_identity(struct host *h, const char *dir);
-/* Fetch this host's policies from the hub. 0 or -1. */
+/* Fetch this host's policies from the hub: 1 if they differ from those it
+ * had, 0 if not, -1 on failure. */
 int host_load_policies(struct host *h, CURL *curl);
 /* Fetch the workspace's settings (its storage mode) from the hub. 0 or -1. */
 int host_load_settings(struct host *h, CURL *curl);
