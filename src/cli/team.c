@@ -91,6 +91,13 @@ int cmd_join(struct opts *o)
 	c.hub = xstrndup(u, (size_t)(mark - u));
 	c.cacert = o->cacert ? realpath(o->cacert, NULL) : NULL;
 	c.curl = client_curl(&c);
+	char *api = client_invite_api(&c, mark + 8, "member", "roost join");
+	if (!api) {
+		client_close(&c);
+		return 1;
+	}
+	free(c.hub);
+	c.hub = api; /* the URL may be the dashboard's page */
 	char *pw = read_password("Password (new, or your account's): ", false);
 	int rc = 1;
 	if (pw) {

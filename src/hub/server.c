@@ -63,6 +63,7 @@ static const struct route routes[] = {
     {"DELETE", "/api/v1/workspaces/*/invites/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_invite_revoke},
     {"POST", "/api/v1/invites/accept", 0, BODY_JSON, NULL, NULL, api_invite_accept},
+    {"GET", "/api/v1/invites/*", 0, BODY_NONE, NULL, NULL, api_invite_peek},
     {"PATCH", "/api/v1/workspaces/*", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_workspace_update},
     {"GET", "/api/v1/workspaces/*", R_FILES | R_HOST, BODY_NONE, NULL, NULL, api_workspace_get},
     {"GET", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_get},
