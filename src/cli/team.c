@@ -64,8 +64,8 @@ int cmd_invite(struct opts *o)
 	if (r && o->json)
 		print_json(r);
 	else if (r)
-		printf("%s\n(%s of workspace %s; give it to one person: roost join URL --email "
-		       "EMAIL)\n",
+		printf("%s\n(%s of workspace %s; give it to one person: it opens a join page in a "
+		       "browser, or roost join URL --email EMAIL)\n",
 		       json_get_str(r, "url"), json_get_str(r, "role"), c.ws_name);
 	int rc = r ? 0 : 1;
 	json_decref(r);

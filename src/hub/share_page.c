@@ -117,7 +117,7 @@ void share_url_escape(FILE *f, const char *s)
 
 static void human_size(FILE *f, int64_t n)
 {
-	static const char *const unit[] = {"B", "KB", "MB", "GB", "TB"};
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)n;
 	int u = 0;
 	while (v >= 1024 && u < 4) {
