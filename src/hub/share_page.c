@@ -44,6 +44,9 @@ static const char css[] =
     ".preview{border:1px solid var(--line);border-radius:6px;background:var(--bg);"
     "max-width:100%}img.preview{display:block;max-height:70vh}"
     "iframe.preview{width:100%;height:60vh}progress{width:100%}"
+    "h2{font-size:1.1rem;margin:0 0 .75rem}form.lock h1,form.lock p{margin:0}"
+    ".folder{display:inline-block;width:1.1em;height:.8em;margin-right:.4em;"
+    "border-radius:2px 3px 3px 3px;background:var(--accent);opacity:.75;vertical-align:-1px}"
     "@media (max-width:40rem){td.date,th.date{display:none}}";
 
 /* Uploads one file at a time with XHR (upload progress), into the folder in
@@ -158,13 +161,9 @@ static void page_href(FILE *f, const char *tok, const char *rel)
 static void crumbs(FILE *f, const struct share_view *v)
 {
 	const char *top = strcmp(v->name, "/") == 0 ? "Shared folder" : v->name;
+	if (strcmp(v->rel, "/") == 0)
+		return; /* the heading says it */
 	fputs("<nav class=crumbs aria-label='Folder path'>", f);
-	if (strcmp(v->rel, "/") == 0) {
-		fputs("<span>", f);
-		markup_escape(f, top);
-		fputs("</span></nav>", f);
-		return;
-	}
 	fprintf(f, "<a href='/s/%s'>", v->tok);
 	markup_escape(f, top);
 	fputs("</a>", f);
@@ -241,7 +240,7 @@ enum MHD_Result share_page_folder(struct req *r, const struct share_view *v, jso
 			if (folder) {
 				fputs("<a href='", f);
 				page_href(f, v->tok, p);
-				fputs("'>📁 ", f);
+				fputs("'><span class=folder aria-hidden=true></span>", f);
 				markup_escape(f, name);
 				fputs("/</a>", f);
 			} else {

@@ -126,7 +126,7 @@ function InvitePage({ token, onLogin }) {
         <button type="button" role="tab" aria-selected=${mode === 'new'} class=${mode === 'new' ? 'primary' : ''}
           onClick=${() => { setMode('new'); setError(null); }}>New account</button>
         <button type="button" role="tab" aria-selected=${mode === 'existing'} class=${mode === 'existing' ? 'primary' : ''}
-          onClick=${() => { setMode('existing'); setError(null); }}>I have an account</button>
+          onClick=${() => { setMode('existing'); setError(null); }}>Sign in</button>
       </div>
       ${mode === 'new' && html`<label>Your name<input name="name" autocomplete="name" maxlength="200" /></label>`}
       <label>Email<input name="email" type="email" autocomplete="username" required /></label>
@@ -147,7 +147,7 @@ function HostInvitePage({ info }) {
       <p>This invite is for a <strong>host</strong>: a machine that keeps a synced folder of the
         workspace and serves its files. A browser cannot be a host. On that machine, run:</p>
       <${CopyField} label="Command" value=${'roost host join ' + url + ' --dir DIR --label NAME'} />
-      <p class="muted">DIR is the folder to sync, NAME how the host is listed. Then
+      <p class="muted">DIR is the folder to sync, NAME how the host is listed. Then${' '}
         <code>roost host run --dir DIR</code> starts it (docs/host.md). The invite works once
         and expires ${new Date(info.expires_at).toLocaleString()}.</p>
     </section>
