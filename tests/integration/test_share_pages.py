@@ -3,11 +3,15 @@ the content port (status, type, names escaped, sizes and dates, previews served
 with the content headers), the password form and the download that follows,
 and the upload form of a write link."""
 import http.client
+import json
+import os
 import re
+import subprocess
 import struct
 import urllib.parse
 import zlib
 
+import harness
 from harness import HubTest, q, main
 
 EVIL = "<img src=x onerror=alert(1)>.txt"
@@ -212,6 +216,74 @@ class SharePagesTest(HubTest):
         self.assertIn(b"This link does not work", page)
         st, _, _ = self.post_form(link["url"], {"password": "x"})
         self.assertEqual(st, 404)
+
+
+class InvitePagesTest(HubTest):
+    """Invite URLs are the dashboard's pages; the CLI finds the API from them."""
+
+    def other_env(self, name):
+        return dict(self.hub.env(), XDG_CONFIG_HOME=os.path.join(self.tmp, name),
+                    ROOST_PASSWORD="guest password 1")
+
+    def test_roost_invite_prints_the_dashboards_url_and_roost_join_accepts_it(self):
+        self.hub.login_cli()
+        out = self.hub.cli("invite").stdout.decode()
+        url = out.split()[0]
+        self.assertTrue(url.startswith("http://127.0.0.1:%d/invite/" % self.hub.dash_port), out)
+        self.assertIn("opens a join page in a browser", out)
+        token = url.rsplit("/", 1)[1]
+        # what the join page (and the CLI) learn about it, without a login
+        st, info, payload, _ = self.hub.request("GET", "/api/v1/invites/" + token,
+                                                port=self.hub.dash_port)
+        self.assertEqual(st, 200, payload)
+        self.assertEqual((info["kind"], info["role"], info["workspace"]["name"]),
+                         ("member", "member", "default"))
+        self.assertEqual(info["api"], "http://127.0.0.1:%d" % self.hub.api_port)
+        self.assertNotIn("id", info["workspace"])
+        p = subprocess.run([harness.ROOST, "join", url, "--email", "guest@example.test"],
+                           env=self.other_env("cfg-guest"), capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"joined workspace default as member", p.stdout)
+        # the saved login is the API's, and it works
+        p = subprocess.run([harness.ROOST, "ls", "/"], env=self.other_env("cfg-guest"),
+                           capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # a used invite tells so, on the page's route and to the CLI
+        st, body, _, _ = self.hub.request("GET", "/api/v1/invites/" + token)
+        self.assertEqual((st, body["error"]["code"]), (404, "invite_not_found"))
+        p = subprocess.run([harness.ROOST, "join", url, "--email", "late@example.test"],
+                           env=self.other_env("cfg-late"), capture_output=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"expired, was used or was revoked", p.stderr)
+
+    def test_a_new_account_from_the_join_page_keeps_its_name(self):
+        st, inv, _, _ = self.api("POST", "/invites", {"role": "member"})
+        st, body, payload, _ = self.hub.request(
+            "POST", "/api/v1/invites/accept",
+            {"token": inv["token"], "email": "named@example.test", "password": "pw pw pw pw",
+             "name": "Nora Named"})
+        self.assertEqual(st, 200, payload)
+        rows = self.hub.sql("SELECT name FROM users WHERE email = ?", ("named@example.test",))
+        self.assertEqual(rows[0][0], "Nora Named")
+
+    def test_host_invites_open_a_page_and_the_wrong_kind_is_refused_by_name(self):
+        self.hub.login_cli()
+        out = self.hub.cli("host", "invite").stdout.decode()
+        url = out.split()[0]
+        self.assertTrue(url.startswith("http://127.0.0.1:%d/host-invite/" % self.hub.dash_port))
+        st, info, _, _ = self.hub.request("GET", "/api/v1/invites/" + url.rsplit("/", 1)[1])
+        self.assertEqual((st, info["kind"]), (200, "host"))
+        # a member invite handed to roost host join: refused, nothing joined
+        st, inv, _, _ = self.api("POST", "/invites", {"role": "member"})
+        wrong = "http://127.0.0.1:%d/host-invite/%s" % (self.hub.dash_port, inv["token"])
+        d = os.path.join(self.tmp, "not-a-host")
+        p = subprocess.run([harness.ROOST, "host", "join", wrong, "--dir", d, "--label", "x"],
+                           env=self.hub.env(), capture_output=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"this is a member invite; use roost join URL --email EMAIL", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, ".roost", "host.json")))
+        st, info, _, _ = self.hub.request("GET", "/api/v1/invites/" + inv["token"])
+        self.assertEqual(st, 200)  # still unused
 
 
 if __name__ == "__main__":
