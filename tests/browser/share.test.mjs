@@ -205,6 +205,31 @@ test('an invite opens a join page; a new user joins and lands in the workspace',
   }
 });
 
+test('someone with an account signs in on the join page and lands in the new workspace', async () => {
+  cli('workspaces', 'create', 'guests');
+  const url = cli('invite', '--workspace', 'guests').split('\n')[0];
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  const guest = await ctx.newPage();
+  try {
+    await guest.goto(url);
+    await guest.getByRole('heading', { name: 'Join guests' }).waitFor({ timeout: WAIT });
+    await guest.getByRole('tab', { name: 'Sign in' }).click();
+    assert.equal(await guest.getByLabel('Your name').count(), 0);
+    await guest.getByLabel('Email').fill('grace@example.test');
+    await guest.getByLabel('Password').fill('not her password');
+    await guest.getByRole('button', { name: 'Sign in and join' }).click();
+    await guest.getByRole('alert').getByText('Wrong password for this account.').waitFor({ timeout: WAIT });
+    await shot(guest, 'invite-signin-wrong');
+    await guest.getByLabel('Password').fill('grace password 1');
+    await guest.getByRole('button', { name: 'Sign in and join' }).click();
+    await guest.getByRole('navigation', { name: 'Breadcrumb' }).waitFor({ timeout: WAIT });
+    const ws = JSON.parse(cli('workspaces', '--json')).find((w) => w.name === 'guests');
+    assert.match(guest.url(), new RegExp('/w/' + ws.id + '/files'));
+  } finally {
+    await ctx.close();
+  }
+});
+
 test('a host invite page says the command to run on the host', async () => {
   const url = cli('host', 'invite').split('\n')[0];
   assert.ok(url.startsWith(DASH + '/host-invite/'), url);

@@ -113,7 +113,12 @@ function InvitePage({ token, onLogin }) {
       await onLogin();
       navigate('/w/' + r.workspace.id + '/files', true);
     } catch (err) {
-      setError(err);
+      if (err.code === 'invalid_credentials' && mode === 'new') {
+        setMode('existing'); // the email has an account: its password joins
+        setError(new Error('This email already has an account: sign in with its password.'));
+      } else if (err.code === 'invalid_credentials') {
+        setError(new Error('Wrong password for this account.'));
+      } else setError(err);
     }
     setBusy(false);
   };
