@@ -62,6 +62,18 @@ static const char *share_name_of(const struct share *s)
 	return strcmp(s->root, "/") == 0 ? "/" : strrchr(s->root, '/') + 1;
 }
 
+/* A row of the audit log for the link's anonymous client: the actor is the
+ * link (actor_share_id), never the creator whose access it borrows. */
+static void share_audit(struct req *r, const struct share *s, const char *action,
+                        const char *target)
+{
+	struct op_ctx c;
+	req_op_ctx(r, &c);
+	c.share_id = s->id;
+	meta_audit_op(&c, action, target, json_pack("{s:I}", "share", (json_int_t)s->id));
+	req_op_end(r, &c);
+}
+
 /* ---- managing links (authenticated API) ---- */
 
 enum MHD_Result api_share_create(struct req *r)
@@ -270,7 +282,7 @@ static enum unlock share_check(struct req *r, const struct share *s, const char 
 	}
 	if (ok == 1)
 		return UNLOCK_OK;
-	meta_audit(r, "share.password_failed", key, NULL);
+	share_audit(r, s, "share.password_failed", key);
 	return UNLOCK_WRONG;
 }
 
@@ -513,8 +525,7 @@ enum MHD_Result api_share_file(struct req *r)
 	struct file_info fi;
 	int rc = meta_file_get(r->db, r->ws_id, full, &fi);
 	if (rc == 1 && acl_perm(req_acl(r), full, true) >= PERM_READ) {
-		meta_audit(r, "share.download", full,
-		           json_pack("{s:I}", "share", (json_int_t)s.id));
+		share_audit(r, &s, "share.download", full);
 		const char *in = req_arg(r, "inline", NULL);
 		ret = serve_version(r, &fi, !(in && strcmp(in, "1") == 0));
 	} else {
@@ -548,7 +559,7 @@ enum MHD_Result api_share_zip(struct req *r)
 				name[k++] = *base;
 		if (k)
 			name[k] = 0;
-		meta_audit(r, "share.zip", full, json_pack("{s:I}", "share", (json_int_t)s.id));
+		share_audit(r, &s, "share.zip", full);
 		ret = serve_zip(r, full, name);
 	} else {
 		ret = rc < 0 ? reply_db_error(r)
