@@ -63,8 +63,8 @@ int cmd_invite(struct opts *o)
 	if (r && o->json)
 		print_json(r);
 	else if (r)
-		printf("%s\n(%s of workspace %s; give it to one person: roost join URL --email "
-		       "EMAIL)\n",
+		printf("%s\n(%s of workspace %s; give it to one person: it opens a join page in a "
+		       "browser, or roost join URL --email EMAIL)\n",
 		       json_get_str(r, "url"), json_get_str(r, "role"), c.ws_name);
 	int rc = r ? 0 : 1;
 	json_decref(r);
@@ -90,6 +90,13 @@ int cmd_join(struct opts *o)
 	c.hub = xstrndup(u, (size_t)(mark - u));
 	c.cacert = o->cacert ? realpath(o->cacert, NULL) : NULL;
 	c.curl = client_curl(&c);
+	char *api = client_invite_api(&c, mark + 8, "member", "roost join");
+	if (!api) {
+		client_close(&c);
+		return 1;
+	}
+	free(c.hub);
+	c.hub = api; /* the URL may be the dashboard's page */
 	char *pw = read_password("Password (new, or your account's): ", false);
 	int rc = 1;
 	if (pw) {

@@ -239,6 +239,29 @@ void client_close(struct client *c)
 	free(c->ws_name);
 }
 
+char *client_invite_api(struct client *c, const char *token, const char *kind, const char *what)
+{
+	char *esc = curl_easy_escape(c->curl, token, 0);
+	char *url = xasprintf("%s/api/v1/invites/%s", c->hub, esc ? esc : "");
+	curl_free(esc);
+	json_t *r = client_call(c, "GET", url, NULL, what);
+	free(url);
+	const char *k = json_get_str(r, "kind"), *api = json_get_str(r, "api");
+	char *out = NULL;
+	if (r && (!k || strcmp(k, kind) != 0))
+		fprintf(stderr, "%s: this is %s; use %s\n", what,
+		        k && strcmp(k, "host") == 0 ? "a host invite" : "a member invite",
+		        k && strcmp(k, "host") == 0 ? "roost host join URL --dir DIR --label NAME"
+		                                    : "roost join URL --email EMAIL");
+	else if (r)
+		out = xstrdup(
+		    api && (strncmp(api, "http://", 7) == 0 || strncmp(api, "https://", 8) == 0)
+		        ? api
+		        : c->hub);
+	json_decref(r);
+	return out;
+}
+
 json_t *client_get_keys(void *cls)
 {
 	const struct client *c = cls;

@@ -60,6 +60,11 @@ long client_get_to(const struct client *c, CURL *curl, const char *url, curl_wri
 /* Print an API error body (or err) as "roost: message". */
 void client_print_error(const char *what, long status, json_t *body, const char *err);
 /* Request that must succeed (2xx); prints the error and returns NULL otherwise. */
+/* An invite URL may name the dashboard (a browser's page) rather than the API:
+ * ask c->hub (the URL's origin) about the invite token and return the API's
+ * base URL (new string), or NULL after printing why ("what: …"), also when
+ * the invite is of another kind than kind ("member" or "host"). */
+char *client_invite_api(struct client *c, const char *token, const char *kind, const char *what);
 json_t *client_call(struct client *c, const char *method, const char *url, json_t *body,
                     const char *what);
 

@@ -96,6 +96,13 @@ static int host_join(struct opts *o)
 	c.hub = xstrndup(u, (size_t)(mark - u));
 	c.cacert = o->cacert ? realpath(o->cacert, NULL) : NULL;
 	c.curl = client_curl(&c);
+	char *api = client_invite_api(&c, mark + 13, "host", "roost host join");
+	if (!api) {
+		client_close(&c);
+		return 1;
+	}
+	free(c.hub);
+	c.hub = api; /* the URL may be the dashboard's page */
 	json_t *folders = json_array();
 	if (o->folders) {
 		char *copy = xstrdup(o->folders), *save = NULL;

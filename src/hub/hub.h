@@ -28,6 +28,7 @@
 #define CONTENT_PORT_DEFAULT   3211
 #define DASHBOARD_PORT_DEFAULT 6791
 #define JSON_BODY_MAX          (16 * 1024 * 1024)
+#define FORM_BODY_MAX          8192
 #define TOKEN_TTL_MAX_MS       (7ll * 24 * 3600 * 1000)  /* longest a signed token lives */
 #define SESSION_TTL_MS         (90ll * 24 * 3600 * 1000) /* a login's token lives this long */
 #define RATE_LIMIT_DEFAULT     1000 /* requests per second per token (a 1 GiB put sends ~350/s) */
@@ -98,7 +99,9 @@ struct hub {
  * call a route (R_APP). */
 enum cred { CRED_NONE = 0, CRED_SESSION, CRED_APP, CRED_HOST, CRED_PASSWORD };
 
-enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
+/* BODY_FORM: a small application/x-www-form-urlencoded body left in r->body
+ * (a share page's password form). */
+enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM, BODY_FORM };
 
 struct req;
 typedef enum MHD_Result (*handler_fn)(struct req *r);
@@ -121,7 +124,7 @@ struct req {
 	enum role role;
 	struct acl *acl; /* the caller's access in ws_id, loaded on first use */
 	struct db *db;   /* acquired for the handler's duration */
-	/* BODY_JSON */
+	/* BODY_JSON, BODY_FORM */
 	char *body;
 	size_t body_len, body_cap;
 	json_t *json;

@@ -12,6 +12,7 @@
 #include "guard.h"
 #include "members.h"
 #include "web.h"
+#include "tokens.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -212,7 +213,15 @@ enum MHD_Result api_member_remove(struct req *r)
 
 char *hub_link(struct req *r, const char *kind, const char *tok)
 {
-	/* The link names the hub as the client reached it. */
+	/* A person opens the link in a browser: the dashboard's page, when it runs
+	 * (roost join and roost host join find the API from there). */
+	if (r->hub->dashboard) {
+		char *base = hub_port_base(r, r->hub->cfg.dashboard_port);
+		char *url = xasprintf("%s/%s/%s", base, kind, tok);
+		free(base);
+		return url;
+	}
+	/* Else the hub as the client reached it. */
 	const char *host = req_header(r, "Host");
 	return xasprintf("%s://%s/%s/%s", r->hub->tls_cert_pem ? "https" : "http",
 	                 host && !strpbrk(host, "/\\ \"<>@") ? host : "HUB", kind, tok);
@@ -315,16 +324,52 @@ enum MHD_Result api_invite_revoke(struct req *r)
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:I}", "revoked", (json_int_t)id));
 }
 
-/* POST /api/v1/invites/accept {token, email, password}: no bearer token. */
+/* GET /api/v1/invites/TOKEN (no bearer token): what a live invite is for, so
+ * a join page can say it and a CLI given the dashboard's URL finds the API.
+ * Tells the holder only what accepting would: the workspace's name and role. */
+enum MHD_Result api_invite_peek(struct req *r)
+{
+	const char *tok = r->params[0];
+	char hash[65];
+	if (!tok || strlen(tok) > 200)
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "invite_not_found", "no such invite");
+	auth_token_hash(tok, hash);
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT i.kind, i.role, i.expires_at, w.name FROM invites i JOIN workspaces w ON "
+	    "w.id = i.workspace_id WHERE i.token_hash = ? AND i.revoked_at IS NULL AND "
+	    "i.used_at IS NULL AND i.expires_at > ?",
+	    hash, now_ms());
+	if (!st)
+		return reply_db_error(r);
+	json_t *o = NULL;
+	if (db_step(st) == DB_ROW) {
+		char *api = hub_port_base(r, r->hub->cfg.api_port);
+		o = json_pack("{s:s, s:s?, s:I, s:{s:s}, s:s}", "kind", db_col_text(st, 0), "role",
+		              db_col_text(st, 1), "expires_at", (json_int_t)db_col_int64(st, 2),
+		              "workspace", "name", db_col_text(st, 3), "api", api);
+		free(api);
+	}
+	db_finalize(st);
+	if (!o)
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "invite_not_found",
+		                   "this invite does not exist, expired, was used or was revoked");
+	return reply_json(r, MHD_HTTP_OK, o);
+}
+
+/* POST /api/v1/invites/accept {token, email, password, name?}: no bearer token. */
 enum MHD_Result api_invite_accept(struct req *r)
 {
 	const char *tok = json_get_str(r->json, "token");
 	const char *email = json_get_str(r->json, "email");
 	const char *pw = json_get_str(r->json, "password");
+	const char *uname = json_get_str(r->json, "name");
 	if (!tok || !email || !pw || strlen(tok) > 200 || !strchr(email, '@') ||
-	    strlen(email) > 320 || strlen(pw) > 1024)
+	    strlen(email) > 320 || strlen(pw) > 1024 ||
+	    (json_object_get(r->json, "name") && (!uname || strlen(uname) > 200)))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                   "token, email and password (strings) are required");
+		                   "token, email and password (strings) are required; name is a "
+		                   "string of at most 200 bytes");
 	char hash[65];
 	auth_token_hash(tok, hash);
 	int64_t inv = 0, ws = 0, single = 1, uid = 0;
@@ -391,9 +436,9 @@ enum MHD_Result api_invite_accept(struct req *r)
 		                   "this invite was used or revoked just now");
 	}
 	if (!uid && db_int64(r->db, &uid,
-	                     "INSERT INTO users(email, password_hash, created_at) VALUES(?,?,?) "
-	                     "RETURNING id",
-	                     email, newhash, now) != DB_ROW) {
+	                     "INSERT INTO users(email, password_hash, name, created_at) "
+	                     "VALUES(?,?,?,?) RETURNING id",
+	                     email, newhash, uname && *uname ? uname : NULL, now) != DB_ROW) {
 		db_rollback(r->db);
 		return reply_error(r, MHD_HTTP_CONFLICT, "exists",
 		                   "an account with this email was created just now; try again");

@@ -16,6 +16,8 @@ enum MHD_Result api_invite_create(struct req *r);
 enum MHD_Result api_invites(struct req *r);
 enum MHD_Result api_invite_revoke(struct req *r);
 enum MHD_Result api_invite_accept(struct req *r);
-/* scheme://HOST/kind/tok, HOST as the client reached this hub. New string. */
+enum MHD_Result api_invite_peek(struct req *r);
+/* scheme://HOST/kind/tok: the dashboard's page when the dashboard runs, else the
+ * hub as the client reached it. New string. */
 char *hub_link(struct req *r, const char *kind, const char *tok);
 #endif

@@ -63,6 +63,7 @@ static const struct route routes[] = {
     {"DELETE", "/api/v1/workspaces/*/invites/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_invite_revoke},
     {"POST", "/api/v1/invites/accept", 0, BODY_JSON, NULL, NULL, api_invite_accept},
+    {"GET", "/api/v1/invites/*", 0, BODY_NONE, NULL, NULL, api_invite_peek},
     {"PATCH", "/api/v1/workspaces/*", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_workspace_update},
     {"GET", "/api/v1/workspaces/*", R_FILES | R_HOST, BODY_NONE, NULL, NULL, api_workspace_get},
     {"GET", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_get},
@@ -107,6 +108,7 @@ static const struct route routes[] = {
     {"DELETE", "/api/v1/workspaces/*/shares/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_share_revoke},
     {"GET", "/s/*", 0, BODY_NONE, NULL, NULL, api_share_view},
+    {"POST", "/s/*", 0, BODY_FORM, NULL, NULL, api_share_unlock},
     {"GET", "/s/*/file", 0, BODY_NONE, NULL, NULL, api_share_file},
     {"HEAD", "/s/*/file", 0, BODY_NONE, NULL, NULL, api_share_file},
     {"GET", "/s/*/zip", 0, BODY_NONE, NULL, NULL, api_share_zip},
@@ -652,6 +654,9 @@ static enum MHD_Result head_checks(struct req *r)
 	if (r->route->body == BODY_JSON && cl > JSON_BODY_MAX)
 		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
 		                   "JSON bodies are limited to %d bytes", JSON_BODY_MAX);
+	if (r->route->body == BODY_FORM && cl > FORM_BODY_MAX)
+		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+		                   "form bodies are limited to %d bytes", FORM_BODY_MAX);
 	if (r->route->body == BODY_STREAM && r->route->begin) {
 		r->body_limit = -1;
 		enum MHD_Result ret = r->route->begin(r);
@@ -671,8 +676,9 @@ static void on_body(struct req *r, const char *data, size_t len)
 		r->body_seen += (int64_t)len;
 		return; /* discard the rest; the error is answered at the end */
 	}
-	if (r->route->body == BODY_JSON) {
-		if (r->body_len + len > JSON_BODY_MAX) {
+	if (r->route->body == BODY_JSON || r->route->body == BODY_FORM) {
+		if (r->body_len + len >
+		    (r->route->body == BODY_FORM ? FORM_BODY_MAX : JSON_BODY_MAX)) {
 			r->stream_err = MHD_HTTP_CONTENT_TOO_LARGE;
 			r->stream_code = "body_too_large";
 			r->stream_msg = "JSON body over the size limit";

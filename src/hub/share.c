@@ -8,9 +8,15 @@
  * target. Random tokens rather than signed ones, because the lookup is needed
  * for revocation anyway and a random token survives signing-key rotation.
  *
- * The public side lives on the content port: /s/TOKEN is a page (or JSON with
- * ?format=json) listing a shared folder or describing a shared file;
- * /s/TOKEN/file?path=P downloads; PUT /s/TOKEN/upload?path=P uploads. */
+ * The public side lives on the content port: /s/TOKEN is a page (share_page.c;
+ * or JSON with ?format=json) listing a shared folder or showing a shared file;
+ * /s/TOKEN/file?path=P downloads; PUT /s/TOKEN/upload?path=P uploads.
+ *
+ * A password reaches the hub as the X-Share-Password header (scripts, the
+ * CLI) or through the page's form (POST /s/TOKEN), which answers with a
+ * short-lived cookie scoped to the link's path: a hub-signed token naming the
+ * link, so the password never rides in a URL and the downloads, ZIPs and
+ * uploads that follow need no password of their own. */
 #include "hub.h"
 #include "auth.h"
 #include "meta.h"
@@ -23,6 +29,7 @@
 #include "guard.h"
 #include "acl.h"
 #include "op_http.h"
+#include "share_page.h"
 #include "ops/ops.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -39,10 +46,20 @@ struct share {
 	char *pw_hash;
 };
 
+/* How long the page's unlock cookie lasts. */
+#define SHARE_UNLOCK_TTL_S 3600
+#define SHARE_COOKIE       "roost_share"
+
 static void share_fini(struct share *s)
 {
 	free(s->root);
 	free(s->pw_hash);
+}
+
+/* The share's own name: its target's last segment ("/" for the root). */
+static const char *share_name_of(const struct share *s)
+{
+	return strcmp(s->root, "/") == 0 ? "/" : strrchr(s->root, '/') + 1;
 }
 
 /* A row of the audit log for the link's anonymous client: the actor is the
@@ -159,12 +176,16 @@ enum MHD_Result api_share_revoke(struct req *r)
 
 /* Find a live link by token and check its creator may still do what it grants.
  * Replies (404) and returns false if not. */
-static bool share_open(struct req *r, const char *tok, struct share *s)
+static bool share_open(struct req *r, const char *tok, struct share *s, bool html)
 {
 	memset(s, 0, sizeof *s);
 	char hash[65];
 	if (!tok || strlen(tok) > 200) {
-		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such link");
+		if (html)
+			share_page_message(r, MHD_HTTP_NOT_FOUND, "No such link",
+			                   "This link does not exist.");
+		else
+			reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such link");
 		return false;
 	}
 	auth_token_hash(tok, hash);
@@ -203,45 +224,163 @@ static bool share_open(struct req *r, const char *tok, struct share *s)
 	}
 	if (!found) {
 		share_fini(s);
-		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-		            "this link does not exist, expired or was revoked");
+		if (html)
+			share_page_message(r, MHD_HTTP_NOT_FOUND, "This link does not work",
+			                   "It does not exist, it expired or it was revoked. Ask "
+			                   "whoever shared it for a new one.");
+		else
+			reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+			            "this link does not exist, expired or was revoked");
 	}
 	return found;
 }
 
-/* The password, from the X-Share-Password header or ?password=. Replies 401,
- * or 429/503 when guesses at this link or from this client are throttled. */
-static bool share_unlocked(struct req *r, const struct share *s)
+/* Does the request carry the page's unlock cookie for this link? */
+static bool share_cookie_ok(struct req *r, const struct share *s)
 {
-	if (!s->pw_hash)
+	const char *v = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, SHARE_COOKIE);
+	const char *why;
+	json_t *claims = v && strlen(v) < 2048 ? tokens_verify(r->db, v, &why) : NULL;
+	const char *sc = json_get_str(claims, "scope");
+	int64_t id = 0;
+	bool ok = claims && sc && strcmp(sc, "share") == 0 && json_get_int(claims, "share", &id) &&
+	          id == s->id;
+	json_decref(claims);
+	return ok;
+}
+
+enum unlock { UNLOCK_OK, UNLOCK_NONE, UNLOCK_WRONG, UNLOCK_REPLIED };
+
+/* Check pw against the link's password, throttled per link and per client
+ * (429/503 replied, as JSON or as the form's page). */
+static enum unlock share_check(struct req *r, const struct share *s, const char *pw,
+                               const char *rel, bool html)
+{
+	char key[48];
+	snprintf(key, sizeof key, "share:%lld", (long long)s->id);
+	int64_t wait = guard_admit(r, key);
+	if (wait > 0) {
+		if (!html) {
+			auth_reply_retry(r, AUTH_THROTTLED, wait);
+			return UNLOCK_REPLIED;
+		}
+		struct share_view v = {r->params[0], share_name_of(s), rel, s->is_file, s->write};
+		char *msg = xasprintf("Too many wrong passwords: try again in %lld s.",
+		                      (long long)((wait + 999) / 1000));
+		share_page_locked(r, &v, MHD_HTTP_TOO_MANY_REQUESTS, msg, (wait + 999) / 1000);
+		free(msg);
+		return UNLOCK_REPLIED;
+	}
+	db_pool_release(r->hub->pool, r->db); /* argon2id without a connection */
+	r->db = NULL;
+	int ok = auth_verify_password(s->pw_hash, pw);
+	r->db = db_pool_acquire(r->hub->pool);
+	guard_result(r, key, ok == AUTH_BUSY ? -1 : ok);
+	if (ok == AUTH_BUSY) {
+		auth_reply_retry(r, AUTH_BUSY, AUTH_BUSY_RETRY_MS);
+		return UNLOCK_REPLIED;
+	}
+	if (ok == 1)
+		return UNLOCK_OK;
+	share_audit(r, s, "share.password_failed", key);
+	return UNLOCK_WRONG;
+}
+
+/* The password, from the X-Share-Password header or ?password=, or the page's
+ * cookie. Replies 401 (the form's page when html), or 429/503 when guesses at
+ * this link or from this client are throttled. */
+static bool share_unlocked(struct req *r, const struct share *s, bool html)
+{
+	if (!s->pw_hash || share_cookie_ok(r, s))
 		return true;
 	const char *pw = req_header(r, "X-Share-Password");
 	if (!pw)
 		pw = req_arg(r, "password", NULL);
-	if (pw && strlen(pw) <= 1024) {
-		char key[48];
-		snprintf(key, sizeof key, "share:%lld", (long long)s->id);
-		int64_t wait = guard_admit(r, key);
-		if (wait > 0) {
-			auth_reply_retry(r, AUTH_THROTTLED, wait);
-			return false;
-		}
-		db_pool_release(r->hub->pool, r->db); /* argon2id without a connection */
-		r->db = NULL;
-		int ok = auth_verify_password(s->pw_hash, pw);
-		r->db = db_pool_acquire(r->hub->pool);
-		guard_result(r, key, ok == AUTH_BUSY ? -1 : ok);
-		if (ok == AUTH_BUSY) {
-			auth_reply_retry(r, AUTH_BUSY, AUTH_BUSY_RETRY_MS);
-			return false;
-		}
-		if (ok == 1)
-			return true;
-		share_audit(r, s, "share.password_failed", key);
-	}
-	reply_error(r, MHD_HTTP_UNAUTHORIZED, "password_required",
-	            pw ? "wrong password for this link" : "this link needs its password");
+	const char *sub = req_arg(r, "path", NULL);
+	const char *rel = sub && *sub == '/' ? sub : "/";
+	enum unlock u = pw && strlen(pw) <= 1024 ? share_check(r, s, pw, rel, html)
+	                : pw                     ? UNLOCK_WRONG
+	                                         : UNLOCK_NONE;
+	if (u == UNLOCK_OK)
+		return true;
+	if (u == UNLOCK_REPLIED)
+		return false;
+	if (html) {
+		struct share_view v = {r->params[0], share_name_of(s), rel, s->is_file, s->write};
+		share_page_locked(r, &v, MHD_HTTP_UNAUTHORIZED,
+		                  u == UNLOCK_WRONG ? "Wrong password." : NULL, 0);
+	} else
+		reply_error(r, MHD_HTTP_UNAUTHORIZED, "password_required",
+		            pw ? "wrong password for this link" : "this link needs its password");
 	return false;
+}
+
+/* POST /s/TOKEN (the page's form: password=…&path=…): a right password sets the
+ * link's unlock cookie and sends the browser back to the page (303); a wrong
+ * one shows the form again (401), throttled as any guess. */
+enum MHD_Result api_share_unlock(struct req *r)
+{
+	struct share s;
+	if (!share_open(r, r->params[0], &s, true))
+		return MHD_YES;
+	char *pw = share_form_field(r, "password"), *sub = share_form_field(r, "path");
+	const char *why;
+	char *rel = sub && *sub && strcmp(sub, "/") != 0 ? path_normalize(sub, strlen(sub), &why)
+	                                                 : xstrdup("/");
+	if (!rel)
+		rel = xstrdup("/");
+	enum MHD_Result ret = MHD_YES;
+	enum unlock u = !s.pw_hash                        ? UNLOCK_OK
+	                : pw && *pw && strlen(pw) <= 1024 ? share_check(r, &s, pw, rel, true)
+	                : pw && *pw                       ? UNLOCK_WRONG
+	                                                  : UNLOCK_NONE;
+	if (u == UNLOCK_WRONG || u == UNLOCK_NONE) {
+		struct share_view v = {r->params[0], share_name_of(&s), rel, s.is_file, s.write};
+		ret = share_page_locked(
+		    r, &v, MHD_HTTP_UNAUTHORIZED,
+		    u == UNLOCK_WRONG ? "Wrong password." : "Type the password.", 0);
+	} else if (u == UNLOCK_OK) {
+		int64_t exp = now_ms() + SHARE_UNLOCK_TTL_S * 1000ll;
+		if (s.expires_at && s.expires_at < exp)
+			exp = s.expires_at;
+		char *tok =
+		    tokens_sign(r->db, json_pack("{s:s, s:I, s:I}", "scope", "share", "share",
+		                                 (json_int_t)s.id, "exp", (json_int_t)exp));
+		if (!tok) {
+			ret = share_page_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Try again later",
+			                         "The hub cannot open this link now.");
+		} else {
+			char *loc = NULL, *cookie;
+			size_t n = 0;
+			FILE *f = open_memstream(&loc, &n);
+			fprintf(f, "/s/%s", r->params[0]);
+			if (strcmp(rel, "/") != 0) {
+				fputs("?path=", f);
+				share_url_escape(f, rel);
+			}
+			fclose(f);
+			cookie = xasprintf(SHARE_COOKIE "=%s; Path=/s/%s; Max-Age=%lld; HttpOnly; "
+			                                "SameSite=Strict%s",
+			                   tok, r->params[0], (long long)((exp - now_ms()) / 1000),
+			                   r->hub->tls_cert_pem ? "; Secure" : "");
+			struct MHD_Response *resp =
+			    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+			MHD_add_response_header(resp, "Location", loc);
+			MHD_add_response_header(resp, "Set-Cookie", cookie);
+			MHD_add_response_header(resp, "Cache-Control", "no-store");
+			ret = req_queue(r, MHD_HTTP_SEE_OTHER, resp);
+			free(loc);
+			free(cookie);
+			free(tok);
+		}
+	}
+	if (pw)
+		memset(pw, 0, strlen(pw));
+	free(pw);
+	free(sub);
+	free(rel);
+	share_fini(&s);
+	return ret;
 }
 
 /* The workspace path for ?path=SUB inside a shared folder (new string), or
@@ -269,32 +408,15 @@ static char *share_path(struct req *r, const struct share *s)
 
 /* Open the link named in the URL, check its password and resolve ?path=:
  * false after replying. The caller frees *full and finishes s. */
-static bool share_enter(struct req *r, struct share *s, char **full)
+static bool share_enter(struct req *r, struct share *s, char **full, bool html)
 {
 	*full = NULL;
-	if (!share_open(r, r->params[0], s))
+	if (!share_open(r, r->params[0], s, html))
 		return false;
-	if (share_unlocked(r, s) && (*full = share_path(r, s)))
+	if (share_unlocked(r, s, html) && (*full = share_path(r, s)))
 		return true;
 	share_fini(s);
 	return false;
-}
-
-static void url_escape(FILE *f, const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("-._~/", *p))
-			fputc(*p, f);
-		else
-			fprintf(f, "%%%02X", *p);
-	}
-}
-
-/* The share's own name: its target's last segment ("/" for the root). */
-static const char *share_name(const struct share *s)
-{
-	return strcmp(s->root, "/") == 0 ? "/" : strrchr(s->root, '/') + 1;
 }
 
 /* The part of a workspace path below the share's root ("/" for the root). */
@@ -304,76 +426,6 @@ static const char *rel_of(const struct share *s, const char *full)
 		return full;
 	const char *rest = full + strlen(s->root);
 	return *rest ? rest : "/";
-}
-
-static enum MHD_Result share_page(struct req *r, struct share *s, const char *full, json_t *list)
-{
-	char *html = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&html, &len);
-	const char *tok = r->params[0];
-	const char *rel = rel_of(s, full);
-	fputs("<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
-	      "content='width=device-width'><title>",
-	      f);
-	markup_escape(f, share_name(s));
-	fputs(" — roost</title><body style='font:16px system-ui;margin:2em;max-width:50em'><h1>",
-	      f);
-	markup_escape(f, strcmp(full, "/") == 0 ? "Shared folder" : strrchr(full, '/') + 1);
-	fputs("</h1>", f);
-	if (s->is_file) {
-		fprintf(f, "<p><a href='/s/%s/file'>Download</a></p>", tok);
-	} else {
-		if (strcmp(rel, "/") != 0)
-			fprintf(f, "<p><a href='/s/%s'>Top</a></p>", tok);
-		fprintf(f, "<p><a href='/s/%s/zip?path=", tok);
-		url_escape(f, rel);
-		fputs("'>Download all (ZIP)</a></p>", f);
-		fputs("<ul>", f);
-		size_t i;
-		json_t *e;
-		json_array_foreach(json_object_get(list, "entries"), i, e)
-		{
-			const char *name = json_get_str(e, "name");
-			char *p = path_join(rel, name);
-			bool folder = strcmp(json_get_str(e, "type"), "folder") == 0;
-			fprintf(f, "<li><a href='/s/%s%s?path=", tok, folder ? "" : "/file");
-			url_escape(f, p);
-			fputs("'>", f);
-			markup_escape(f, name);
-			fputs(folder ? "/</a>" : "</a>", f);
-			free(p);
-		}
-		fputs("</ul>", f);
-		if (s->write) {
-			/* The folder rides in a data attribute (HTML-escaped), not in the script.
-			 */
-			fputs("<p><label>Upload files: <input type=file id=up multiple data-dir='",
-			      f);
-			markup_escape(f, strcmp(rel, "/") == 0 ? "" : rel);
-			fprintf(
-			    f,
-			    "'></label> <span id=st role=status></span></p><script>"
-			    "up.onchange=async()=>{for(const x of up.files){st.textContent="
-			    "'uploading '+x.name;const r=await fetch('/s/%s/upload?path='+"
-			    "encodeURIComponent(up.dataset.dir+'/'+x.name),{method:'PUT',body:x});"
-			    "st.textContent=(r.ok?'uploaded ':'failed: ')+x.name}location.reload()}"
-			    "</script>",
-			    tok);
-		}
-	}
-	fputs("</body></html>", f);
-	fclose(f);
-	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(len, html, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
-	MHD_add_response_header(
-	    resp, "Content-Security-Policy",
-	    "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-	enum MHD_Result ret = req_queue(r, MHD_HTTP_OK, resp);
-	return ret;
 }
 
 /* What a link shows of an entry: its name, kind, size and times, with its path
@@ -402,7 +454,7 @@ static json_t *share_entries(const struct share *s, json_t *entries /* stolen */
 static enum MHD_Result share_json(struct req *r, struct share *s, const char *full, json_t *body)
 {
 	json_t *info = json_pack("{s:s, s:s, s:s}", "scope", s->write ? "write" : "read", "type",
-	                         s->is_file ? "file" : "folder", "name", share_name(s));
+	                         s->is_file ? "file" : "folder", "name", share_name_of(s));
 	if (s->expires_at)
 		json_object_set_new(info, "expires_at", json_integer(s->expires_at));
 	json_object_set_new(body, "share", info);
@@ -415,27 +467,29 @@ enum MHD_Result api_share_view(struct req *r)
 {
 	struct share s;
 	char *full;
-	if (!share_enter(r, &s, &full))
-		return MHD_YES;
-	enum MHD_Result ret = MHD_YES;
 	const char *fmt = req_arg(r, "format", NULL), *accept = req_header(r, "Accept");
 	bool as_json =
 	    (fmt && strcmp(fmt, "json") == 0) ||
 	    (accept && strstr(accept, "application/json") && !strstr(accept, "text/html"));
+	if (!share_enter(r, &s, &full, !as_json))
+		return MHD_YES;
+	enum MHD_Result ret = MHD_YES;
+	struct share_view v = {r->params[0], share_name_of(&s), rel_of(&s, full), s.is_file,
+	                       s.write};
 	struct acl *a = req_acl(r);
 	struct file_info fi;
 	int64_t folder = 0;
 	int rc = meta_file_get(r->db, r->ws_id, full, &fi);
 	if (rc == 1 && acl_perm(a, full, true) >= PERM_READ) {
 		json_t *body =
-		    json_pack("{s:s, s:s, s:I, s:I, s:s}", "type", "file", "name", fi.name, "size",
+		    json_pack("{s:s, s:s, s:I, s:I, s:s?}", "type", "file", "name", fi.name, "size",
 		              (json_int_t)fi.size, "modified_at", (json_int_t)fi.updated_at,
 		              "content_type", fi.content_type);
 		if (as_json)
 			ret = share_json(r, &s, full, body);
 		else {
+			ret = share_page_file(r, &v, body);
 			json_decref(body);
-			ret = share_page(r, &s, full, NULL);
 		}
 	} else if (rc == 0 && meta_folder_id(r->db, r->ws_id, full, &folder) == 1 &&
 	           acl_visible(a, full, false)) {
@@ -444,32 +498,36 @@ enum MHD_Result api_share_view(struct req *r)
 		if (as_json)
 			ret = share_json(r, &s, full, body);
 		else {
-			ret = share_page(r, &s, full, body);
+			ret = share_page_folder(r, &v, json_object_get(body, "entries"), true);
 			json_decref(body);
 		}
 	} else {
-		ret = rc < 0 ? reply_db_error(r)
-		             : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-		                           "nothing is shared there");
+		ret = rc < 0    ? reply_db_error(r)
+		      : as_json ? reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+		                              "nothing is shared there")
+		                : share_page_message(r, MHD_HTTP_NOT_FOUND, "Not found",
+		                                     "Nothing is shared there.");
 	}
 	free(full);
 	share_fini(&s);
 	return ret;
 }
 
-/* GET /s/TOKEN/file[?path=SUB] */
+/* GET /s/TOKEN/file[?path=SUB][&inline=1]: inline=1 is the page's preview
+ * (shown inline only if content.c's passive list allows its type). */
 enum MHD_Result api_share_file(struct req *r)
 {
 	struct share s;
 	char *full;
-	if (!share_enter(r, &s, &full))
+	if (!share_enter(r, &s, &full, false))
 		return MHD_YES;
 	enum MHD_Result ret = MHD_YES;
 	struct file_info fi;
 	int rc = meta_file_get(r->db, r->ws_id, full, &fi);
 	if (rc == 1 && acl_perm(req_acl(r), full, true) >= PERM_READ) {
 		share_audit(r, &s, "share.download", full);
-		ret = serve_version(r, &fi, true);
+		const char *in = req_arg(r, "inline", NULL);
+		ret = serve_version(r, &fi, !(in && strcmp(in, "1") == 0));
 	} else {
 		ret = rc < 0
 		          ? reply_db_error(r)
@@ -485,7 +543,7 @@ enum MHD_Result api_share_zip(struct req *r)
 {
 	struct share s;
 	char *full;
-	if (!share_enter(r, &s, &full))
+	if (!share_enter(r, &s, &full, false))
 		return MHD_YES;
 	enum MHD_Result ret = MHD_YES;
 	int64_t folder = 0;
@@ -518,7 +576,7 @@ enum MHD_Result api_share_upload_begin(struct req *r)
 {
 	struct share s;
 	char *full;
-	if (!share_enter(r, &s, &full))
+	if (!share_enter(r, &s, &full, false))
 		return MHD_YES;
 	enum MHD_Result ret = MHD_YES;
 	if (!s.write) {
@@ -554,7 +612,7 @@ enum MHD_Result api_share_upload(struct req *r)
 		return reply_op_err(r, &e);
 	unsigned st = MHD_HTTP_CREATED;
 	struct share s; /* the link was checked (and unlocked) at the body's start */
-	if (!share_open(r, r->params[0], &s)) {
+	if (!share_open(r, r->params[0], &s, false)) {
 		json_decref(body);
 		return MHD_YES;
 	}

@@ -11,6 +11,8 @@ enum MHD_Result api_share_create(struct req *r);
 enum MHD_Result api_shares(struct req *r);
 enum MHD_Result api_share_revoke(struct req *r);
 enum MHD_Result api_share_view(struct req *r);
+/* POST /s/TOKEN: the page's password form (a BODY_FORM route). */
+enum MHD_Result api_share_unlock(struct req *r);
 enum MHD_Result api_share_file(struct req *r);
 enum MHD_Result api_share_upload_begin(struct req *r);
 enum MHD_Result api_share_upload(struct req *r);

@@ -117,7 +117,7 @@ enum MHD_Result api_keys(struct req *r)
 }
 
 /* The content port's address as the client reached the hub (Host header). */
-char *hub_content_base(struct req *r)
+char *hub_port_base(struct req *r, int port)
 {
 	const char *host = req_header(r, "Host");
 	if (!host || strpbrk(host, "/\\ \"<>@") || strlen(host) > 255)
@@ -125,9 +125,14 @@ char *hub_content_base(struct req *r)
 	const char *end = host + strlen(host);
 	const char *colon = strrchr(host, ':');
 	if (colon && (host[0] != '[' || colon > strchr(host, ']')))
-		end = colon; /* drop the port: the content port replaces it */
+		end = colon; /* drop the port: the one asked for replaces it */
 	return xasprintf("%s://%.*s:%d", r->hub->tls_cert_pem ? "https" : "http", (int)(end - host),
-	                 host, r->hub->cfg.content_port);
+	                 host, port);
+}
+
+char *hub_content_base(struct req *r)
+{
+	return hub_port_base(r, r->hub->cfg.content_port);
 }
 
 /* The relay URL of an online host in the workspace that keeps path pinned

@@ -20,4 +20,6 @@ enum MHD_Result api_host_token_check(struct req *r);
 
 /* scheme://host:content-port as the client reached this hub. New string. */
 char *hub_content_base(struct req *r);
+/* scheme://host:port, the host as the client reached this hub. New string. */
+char *hub_port_base(struct req *r, int port);
 #endif

@@ -3,7 +3,7 @@ import 'uplot/dist/uPlot.min.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, setUnauthorizedHandler } from './api.js';
-import { html, Modal, ErrorLine, Feed, navigate } from './ui.js';
+import { html, Modal, ErrorLine, Feed, navigate, CopyField } from './ui.js';
 import { FilesView } from './files.js';
 import { AccessView } from './access.js';
 import { HostsView } from './hosts.js';
@@ -11,7 +11,7 @@ import { ActivityView } from './activity.js';
 import { TrashView } from './trash.js';
 import { StorageView } from './storage.js';
 
-// ---- routing: /login, /invite/TOKEN, /w/WS/{files/PATH…,access,hosts,storage,activity} ----
+// ---- routing: /login, /invite/TOKEN, /host-invite/TOKEN, /w/WS/{files/PATH…,access,hosts,storage,activity} ----
 
 function useLocation() {
   const [loc, setLoc] = useState(location.pathname + location.search);
@@ -41,6 +41,7 @@ function parseRoute(loc) {
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   if (parts[0] === 'login') return { name: 'login' };
   if (parts[0] === 'invite' && parts[1]) return { name: 'invite', token: parts[1] };
+  if (parts[0] === 'host-invite' && parts[1]) return { name: 'invite', token: parts[1] };
   if (parts[0] === 'w' && parts[1]) {
     const ws = Number(parts[1]);
     const view = parts[2] || 'files';
@@ -79,29 +80,82 @@ function LoginPage({ onLogin }) {
   </main>`;
 }
 
+// An invite opened in the browser: what it is for (GET /invites/TOKEN), then a
+// new account (name, email, password) or an existing one's sign-in. A host
+// invite is for a machine, not a browser: its page says the command to run.
 function InvitePage({ token, onLogin }) {
+  const [info, setInfo] = useState(null);
   const [error, setError] = useState(null);
+  const [mode, setMode] = useState('new');
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    api('GET', '/invites/' + encodeURIComponent(token), undefined, { noRedirect: true })
+      .then(setInfo, (err) => setInfo({ error: err }));
+  }, [token]);
+  if (!info) return html`<main class="center"><p>Loading…</p></main>`;
+  if (info.error) {
+    return html`<main class="center"><section class="card auth">
+      <h1>This invite does not work</h1>
+      <p>${info.error.message}</p>
+      <p class="muted">Ask whoever invited you for a new one.</p>
+      <a href="/login">Log in</a>
+    </section></main>`;
+  }
+  if (info.kind === 'host') return html`<${HostInvitePage} info=${info} />`;
   const submit = async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
+    const body = { token, email: f.get('email'), password: f.get('password') };
+    if (mode === 'new' && f.get('name')) body.name = f.get('name');
+    setBusy(true);
     try {
-      const r = await api('POST', '/invites/accept',
-        { token, email: f.get('email'), password: f.get('password') }, { noRedirect: true });
+      const r = await api('POST', '/invites/accept', body, { noRedirect: true });
       await onLogin();
       navigate('/w/' + r.workspace.id + '/files', true);
     } catch (err) {
-      setError(err);
+      if (err.code === 'invalid_credentials' && mode === 'new') {
+        setMode('existing'); // the email has an account: its password joins
+        setError(new Error('This email already has an account: sign in with its password.'));
+      } else if (err.code === 'invalid_credentials') {
+        setError(new Error('Wrong password for this account.'));
+      } else setError(err);
     }
+    setBusy(false);
   };
+  const ws = info.workspace.name;
   return html`<main class="center">
     <form class="card auth" onSubmit=${submit}>
-      <h1>Join a roost workspace</h1>
-      <p>You were invited. Choose the email and password you will log in with (or those of your existing account).</p>
+      <h1><img src="/icon.svg" alt="" width="28" height="28" /> Join ${ws}</h1>
+      <p>You were invited to the workspace <strong>${ws}</strong> as ${info.role === 'admin' ? 'an' : 'a'} ${info.role}.</p>
+      <div class="tabs" role="tablist">
+        <button type="button" role="tab" aria-selected=${mode === 'new'} class=${mode === 'new' ? 'primary' : ''}
+          onClick=${() => { setMode('new'); setError(null); }}>New account</button>
+        <button type="button" role="tab" aria-selected=${mode === 'existing'} class=${mode === 'existing' ? 'primary' : ''}
+          onClick=${() => { setMode('existing'); setError(null); }}>Sign in</button>
+      </div>
+      ${mode === 'new' && html`<label>Your name<input name="name" autocomplete="name" maxlength="200" /></label>`}
       <label>Email<input name="email" type="email" autocomplete="username" required /></label>
-      <label>Password<input name="password" type="password" autocomplete="new-password" required minlength="8" /></label>
+      <label>${mode === 'new' ? 'Choose a password (8 characters or more)' : 'Password'}
+        <input name="password" type="password" required
+          autocomplete=${mode === 'new' ? 'new-password' : 'current-password'} minlength=${mode === 'new' ? 8 : 1} /></label>
       <${ErrorLine} error=${error} />
-      <button class="primary">Join</button>
+      <button class="primary" disabled=${busy}>${mode === 'new' ? 'Create account and join' : 'Sign in and join'}</button>
     </form>
+  </main>`;
+}
+
+function HostInvitePage({ info }) {
+  const url = location.href;
+  return html`<main class="center">
+    <section class="card auth host-invite">
+      <h1><img src="/icon.svg" alt="" width="28" height="28" /> Add a host to ${info.workspace.name}</h1>
+      <p>This invite is for a <strong>host</strong>: a machine that keeps a synced folder of the
+        workspace and serves its files. A browser cannot be a host. On that machine, run:</p>
+      <${CopyField} label="Command" value=${'roost host join ' + url + ' --dir DIR --label NAME'} />
+      <p class="muted">DIR is the folder to sync, NAME how the host is listed. Then${' '}
+        <code>roost host run --dir DIR</code> starts it (docs/host.md). The invite works once
+        and expires ${new Date(info.expires_at).toLocaleString()}.</p>
+    </section>
   </main>`;
 }
 
