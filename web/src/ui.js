@@ -31,6 +31,9 @@ export function fmtAgo(ms) {
   return fmtTime(ms);
 }
 
+// "1 item", "3 items".
+export const plural = (n, word, many = word + 's') => n + ' ' + (n === 1 ? word : many);
+
 export const parentOf = (p) => (p.lastIndexOf('/') <= 0 ? '/' : p.slice(0, p.lastIndexOf('/')));
 export const joinPath = (dir, name) => (dir === '/' ? '/' : dir + '/') + name;
 
