@@ -274,6 +274,14 @@ test('version history: an old version downloads and restores as the newest', asy
   await rowAction(page, '/notes.txt', 'Versions');
   const dlg = page.getByRole('dialog');
   await dlg.getByText('v2').waitFor();
+  // Readable at desktop width: nothing in the dialog is cut off or scrolls sideways.
+  const cut = await page.evaluate(() => {
+    const d = document.querySelector('dialog.modal');
+    const r = d.getBoundingClientRect();
+    return d.scrollWidth - d.clientWidth + [...d.querySelectorAll('td, button, a')]
+      .filter((el) => el.getBoundingClientRect().right > r.right + 1).length;
+  });
+  assert.equal(cut, 0, 'the versions dialog is cut off');
   await shot(page, 'versions');
   const downloading = page.waitForEvent('download');
   await dlg.locator('tr', { hasText: 'v1' }).getByRole('link', { name: 'Download' }).click();
@@ -680,6 +688,8 @@ test('a new workspace is created from the switcher and switched to', async () =>
   await page.getByRole('link', { name: 'Hosts' }).click();
   await page.getByText('No hosts yet. A host is a machine').waitFor({ timeout: WAIT });
   await shot(page, 'hosts-empty');
+  await page.getByRole('link', { name: 'Files' }).first().click();
+  await page.getByText('This folder is empty').waitFor({ timeout: WAIT });
   await page.getByLabel('Workspace').selectOption(String(ws));
   await row(page, '/notes.txt').waitFor({ timeout: WAIT });
 });
