@@ -62,7 +62,7 @@ fuzz: deps fuzz-build
 
 # The browser test's screenshots of each page, into docs/screenshots/.
 screenshots: build
-	cd $(BUILD) && ctest -R browser_dashboard --output-on-failure
+	cd $(BUILD) && ctest -R 'browser_(dashboard|upload)' --output-on-failure
 	cp $(BUILD)/screenshots/*.png docs/screenshots/
 
 bench: deps build

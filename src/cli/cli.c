@@ -201,14 +201,14 @@ static void print_versions(json_t *r, const struct client *c)
 	json_t *v;
 	json_array_foreach(json_object_get(r, "versions"), i, v)
 	{
-		char sz[32], when[32];
+		char sz[32], when[32], who[384];
 		int64_t n = 0, size = 0, at = 0;
 		json_get_int(v, "version", &n);
 		json_get_int(v, "size", &size);
 		json_get_int(v, "created_at", &at);
 		fmt_time(at, when);
 		printf("v%-4lld %10s  %s  %.12s  %s%s\n", (long long)n, human_bytes(size, sz), when,
-		       json_get_str(v, "hash"), json_get_str(v, "created_by"),
+		       json_get_str(v, "hash"), fmt_who(v, who, sizeof who),
 		       json_is_true(json_object_get(v, "current")) ? "  (current)" : "");
 	}
 }

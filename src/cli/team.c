@@ -16,13 +16,12 @@ static void print_audit(json_t *r, const struct client *c)
 	json_t *e;
 	json_array_foreach(json_object_get(r, "entries"), i, e)
 	{
-		char when[32];
+		char when[32], who[384];
 		int64_t at = 0;
 		json_get_int(e, "at", &at);
 		fmt_time(at, when);
-		const char *actor = json_get_str(e, "actor"), *target = json_get_str(e, "target");
-		const char *client = json_get_str(e, "client");
-		printf("%s  %-24s %-16s %s%s%s\n", when, actor ? actor : "-",
+		const char *target = json_get_str(e, "target"), *client = json_get_str(e, "client");
+		printf("%s  %-24s %-16s %s%s%s\n", when, fmt_who(e, who, sizeof who),
 		       json_get_str(e, "action"), target ? target : "", client ? "  from " : "",
 		       client ? client : "");
 	}

@@ -1,5 +1,6 @@
 /* cmdline: see cmdline.h. */
 #include "cmdline.h"
+#include "../core/json.h"
 #include "../core/util.h"
 
 #include <fcntl.h>
@@ -128,6 +129,30 @@ void fmt_time(int64_t ms, char buf[32])
 const char *plural(int64_t n, const char *one, const char *many)
 {
 	return n == 1 ? one : many;
+}
+
+const char *fmt_who(json_t *e, char *buf, size_t cap)
+{
+	json_t *via = json_object_get(e, "via");
+	const char *by = json_get_str(e, "by");
+	if (!json_object_get(e, "by")) /* a hub before attribution */
+		by = json_get_str(e, "created_by") ? json_get_str(e, "created_by")
+		                                   : json_get_str(e, "actor");
+	int64_t id = 0;
+	if (json_is_object(via) && json_get_int(via, "share_id", &id)) {
+		const char *target = json_get_str(via, "share");
+		if (target)
+			snprintf(buf, cap, "share link #%lld '%s'", (long long)id, target);
+		else
+			snprintf(buf, cap, "share link #%lld", (long long)id);
+	} else if (json_is_object(via) && json_get_int(via, "host_id", &id)) {
+		const char *host = json_get_str(via, "host");
+		snprintf(buf, cap, "%s via %s%s", by && *by ? by : "-",
+		         host ? "" : "a removed host", host ? host : "");
+	} else {
+		snprintf(buf, cap, "%s", by && *by ? by : "-");
+	}
+	return buf;
 }
 
 void print_json(json_t *v)

@@ -49,6 +49,10 @@ void fmt_time(int64_t ms, char buf[32]);
 void print_json(json_t *v);
 /* The word for n things: one ("chunk") when n is 1, else many ("chunks"). */
 const char *plural(int64_t n, const char *one, const char *many);
+/* Who made a version or an audit row, from its "by" and "via" (or the older
+ * "created_by"/"actor"): "alice@x via laptop", "alice@x via a removed host",
+ * "share link #3 '/docs'", or "-". Into buf, which it returns. */
+const char *fmt_who(json_t *e, char *buf, size_t cap);
 /* GET a workspace resource (rel may hold %s for the escaped arg) and print it:
  * with --json the member key (or all of it), else through print. Exit code. */
 int show(struct opts *o, const char *rel, const char *arg, const char *what, const char *key,

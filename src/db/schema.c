@@ -224,6 +224,14 @@ static const char *const migrations[] = {
     /* 11: a host's heartbeat answer lists its copies with work to do (to
      * fetch, release or drop): those not 'ok', a few among all it holds. */
     "CREATE INDEX chunk_replicas_work ON chunk_replicas(host_id) WHERE state <> 'ok';",
+
+    /* 12: attribution. A version a host committed names the host as well as
+     * the user ("alice via laptop"); one uploaded through a write link names
+     * the link and no user. An audit row of a link's anonymous client names
+     * the link, never its creator. */
+    "ALTER TABLE file_versions ADD COLUMN host_id BIGINT REFERENCES hosts(id);"
+    "ALTER TABLE file_versions ADD COLUMN share_id BIGINT REFERENCES share_links(id);"
+    "ALTER TABLE audit_log ADD COLUMN actor_share_id BIGINT REFERENCES share_links(id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -70,6 +70,10 @@ struct sync {
 	size_t narrivals, arrival_bytes;
 	json_t *arrival_paths;
 	int64_t arrivals_seq, seq_unsaved;
+	/* Remote files whose download failed (no source gave the bytes, or the
+	 * hub was away): path -> true, looked at again when their retry delay
+	 * in the dirty queue passes (sync_local_path -> sync_refetch). */
+	json_t *refetch;
 };
 
 /* sync.c */
@@ -103,5 +107,9 @@ void sync_resolve_conflict(struct host *h, const char *path, const char *local,
                            const struct stat *st, bool retried);
 /* The hub refused the upload grant of a file taken through a write URL. */
 void sync_void_upload(struct host *h, const char *path, const char *local, const struct stat *st);
+/* A remote file not fetched yet: try again after the retry delay. */
+void sync_fetch_later(struct host *h, const char *path);
+/* Bring path to the workspace's current version, as its event would have. */
+void sync_refetch(struct host *h, const char *path);
 
 #endif

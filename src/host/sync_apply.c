@@ -268,10 +268,8 @@ static void download_small(struct host *h, const char *path, int64_t vid, int64_
 		return;
 	bool gone = false;
 	m = fetch_manifest(h, h->c.curl, path, version, &gone);
-	if (m)
-		download_to(h, path, m, seen);
-	else if (!gone) /* the hub is away: look again */
-		host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
+	if (m ? !download_to(h, path, m, seen) : !gone) /* no source, or the hub is away */
+		sync_fetch_later(h, path);
 	json_decref(m);
 }
 
@@ -506,10 +504,34 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 	}
 	bool gone = false;
 	json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
-	if (m)
-		download_to(h, path, m, have ? &st : NULL);
-	else if (!gone) /* the hub is away: look again */
-		host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
+	if (m ? !download_to(h, path, m, have ? &st : NULL) : !gone)
+		sync_fetch_later(h, path); /* no source, or the hub is away */
+	json_decref(m);
+}
+
+void sync_fetch_later(struct host *h, const char *path)
+{
+	json_object_set_new(h->sync->refetch, path, json_true());
+	host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
+}
+
+void sync_refetch(struct host *h, const char *path)
+{
+	json_object_del(h->sync->refetch, path);
+	bool gone = false;
+	json_t *m = fetch_manifest(h, h->c.curl, path, 0, &gone);
+	if (!m) {
+		if (!gone) /* gone: deleted there since; its event does the rest */
+			sync_fetch_later(h, path);
+		return;
+	}
+	const char *hash = json_get_str(m, "hash");
+	int64_t vid = 0, version = 0, size = 0;
+	if (hash_hex_valid(hash) && json_get_int(m, "version_id", &vid) &&
+	    json_get_int(m, "version", &version) && json_get_int(m, "size", &size)) {
+		apply_version(h, path, vid, version, hash, size);
+		sync_apply_flush(h); /* a small file waits in the arrivals otherwise */
+	}
 	json_decref(m);
 }
 

@@ -697,6 +697,10 @@ void sync_local_path(struct host *h, const char *path)
 {
 	if (host_ignored(path) || host_policy(h, path) == POL_EXCLUDE)
 		return;
+	if (json_object_get(h->sync->refetch, path)) { /* a remote file to fetch again */
+		sync_refetch(h, path);
+		return;
+	}
 	if (sync_in_flight(h, path))
 		sync_settle(h); /* its index entry first */
 	char *local = host_local(h, path);

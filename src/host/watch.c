@@ -46,8 +46,12 @@ static void set_path(struct watcher *w, int wd, const char *path)
 	w->paths[wd] = path ? xstrdup(path) : NULL;
 }
 
-/* Watch the directory at workspace path and every directory below it. */
-static void add_tree(struct watcher *w, const char *path)
+/* Watch the directory at workspace path and every directory below it. With
+ * late set (a directory that appeared while we ran), each subdirectory found
+ * is marked dirty too: files made in it before its watch existed sent no
+ * event, and the sync thread may have looked inside before they were made
+ * (a scan that also put it in the index, so its parent's look skips it). */
+static void add_tree(struct watcher *w, const char *path, bool late)
 {
 	if (host_ignored(path))
 		return;
@@ -71,7 +75,9 @@ static void add_tree(struct watcher *w, const char *path)
 			continue;
 		char *sub = strcmp(path, "/") == 0 ? xasprintf("/%s", de->d_name)
 		                                   : xasprintf("%s/%s", path, de->d_name);
-		add_tree(w, sub);
+		add_tree(w, sub, late);
+		if (late)
+			host_mark_dirty(w->h, sub, SETTLE_CLOSED_MS);
 		free(sub);
 	}
 	if (d)
@@ -170,14 +176,14 @@ static void handle_batch(struct watcher *w, char *buf, ssize_t len)
 				from = NULL;
 			} else {
 				if (isdir)
-					add_tree(w, path);
+					add_tree(w, path, true);
 				host_mark_dirty(w->h, path, SETTLE_CLOSED_MS);
 			}
 			free(path);
 			continue;
 		}
 		if ((ev->mask & IN_CREATE) && isdir)
-			add_tree(w, path);
+			add_tree(w, path, true);
 		int64_t delay = (ev->mask & (IN_MODIFY | IN_ATTRIB)) && !isdir ? SETTLE_MODIFIED_MS
 		                                                               : SETTLE_CLOSED_MS;
 		/* A new empty file (touch) closes at once; a file being written
@@ -232,7 +238,7 @@ struct watcher *watcher_start(struct host *h)
 		free(w);
 		return NULL;
 	}
-	add_tree(w, "/");
+	add_tree(w, "/", false); /* the first rescan looks at everything after */
 	if (pthread_create(&w->th, NULL, watch_main, w) != 0)
 		abort();
 	return w;

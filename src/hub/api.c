@@ -86,12 +86,14 @@ json_t *list_entries(struct req *r, int64_t fid, const char *path)
 		free(p);
 	}
 	db_finalize(st);
-	st = db_query(r->db,
-	              "SELECT f.id, f.name, v.size, v.number, v.hash, v.content_type, v.created_at,"
-	              " u.email FROM files f JOIN file_versions v ON v.id = f.current_version_id "
-	              "LEFT JOIN users u ON u.id = v.created_by "
-	              "WHERE f.folder_id = ? AND f.deleted_at IS NULL ORDER BY f.name",
-	              fid);
+	st = db_query(
+	    r->db,
+	    "SELECT f.id, f.name, v.size, v.number, v.hash, v.content_type, v.created_at,"
+	    " CASE WHEN v.share_id IS NULL THEN u.email END FROM files f JOIN file_versions v "
+	    "ON v.id = f.current_version_id "
+	    "LEFT JOIN users u ON u.id = v.created_by "
+	    "WHERE f.folder_id = ? AND f.deleted_at IS NULL ORDER BY f.name",
+	    fid);
 	while (st && db_step(st) == DB_ROW) {
 		char *p = path_join(path, db_col_text(st, 1));
 		const char *ct = db_col_text(st, 5), *by = db_col_text(st, 7);
@@ -206,19 +208,22 @@ enum MHD_Result api_versions(struct req *r)
 	}
 	struct db_stmt *st =
 	    db_query(r->db,
-	             "SELECT v.number, v.size, v.hash, v.created_at, u.email FROM file_versions v "
-	             "LEFT JOIN users u ON u.id = v.created_by WHERE v.file_id = ? "
-	             "ORDER BY v.number DESC",
+	             "SELECT v.number, v.size, v.hash, v.created_at, u.email, " META_VIA_COLS
+	             "FROM file_versions v LEFT JOIN users u ON u.id = v.created_by" META_VIA_JOINS(
+	                 "v.host_id", "v.share_id") "WHERE v.file_id = ? "
+	                                            "ORDER BY v.number DESC",
 	             fi.id);
 	json_t *arr = json_array();
 	while (st && db_step(st) == DB_ROW) {
-		const char *by = db_col_text(st, 4);
-		json_array_append_new(
-		    arr, json_pack("{s:I, s:I, s:s, s:I, s:s, s:b}", "version",
-		                   (json_int_t)db_col_int64(st, 0), "size",
-		                   (json_int_t)db_col_int64(st, 1), "hash", db_col_text(st, 2),
-		                   "created_at", (json_int_t)db_col_int64(st, 3), "created_by",
-		                   by ? by : "", "current", db_col_int64(st, 0) == fi.version_no));
+		/* created_by: the user, "" for a share link's upload (as before "by") */
+		const char *by = db_col_is_null(st, 8) ? db_col_text(st, 4) : NULL;
+		json_t *v = json_pack(
+		    "{s:I, s:I, s:s, s:I, s:s, s:b}", "version", (json_int_t)db_col_int64(st, 0),
+		    "size", (json_int_t)db_col_int64(st, 1), "hash", db_col_text(st, 2),
+		    "created_at", (json_int_t)db_col_int64(st, 3), "created_by", by ? by : "",
+		    "current", db_col_int64(st, 0) == fi.version_no);
+		meta_via_json(v, st, 5, by, false);
+		json_array_append_new(arr, v);
 	}
 	db_finalize(st);
 	enum MHD_Result ret =
@@ -394,13 +399,15 @@ enum MHD_Result api_audit(struct req *r)
 	if (action && (strlen(action) > 64 || !*action))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "action must be 1..64 bytes");
-	struct db_stmt *st =
-	    db_query(r->db,
-	             "SELECT a.id, a.action, a.target, a.at, a.client_addr, a.detail, u.email "
-	             "FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id "
-	             "WHERE a.workspace_id = ? AND a.id < ? AND COALESCE(?, a.action) = a.action "
-	             "ORDER BY a.id DESC LIMIT ?",
-	             r->ws_id, before, action, limit);
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT a.id, a.action, a.target, a.at, a.client_addr, a.detail, "
+	    "u.email, " META_VIA_COLS
+	    "FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id" META_VIA_JOINS(
+	        "a.actor_host_id", "a.actor_share_id") "WHERE a.workspace_id = ? AND a.id < ? AND "
+	                                               "COALESCE(?, a.action) = a.action "
+	                                               "ORDER BY a.id DESC LIMIT ?",
+	    r->ws_id, before, action, limit);
 	if (!st)
 		return reply_db_error(r);
 	json_t *rows = json_array();
@@ -408,11 +415,12 @@ enum MHD_Result api_audit(struct req *r)
 		const char *target = db_col_text(st, 2), *addr = db_col_text(st, 4);
 		const char *detail = db_col_text(st, 5), *email = db_col_text(st, 6);
 		json_t *d = detail ? json_loads(detail, 0, NULL) : NULL;
-		json_array_append_new(rows, json_pack("{s:I, s:s, s:s?, s:I, s:s?, s:s?, s:o?}",
-		                                      "id", (json_int_t)db_col_int64(st, 0),
-		                                      "action", db_col_text(st, 1), "target",
-		                                      target, "at", (json_int_t)db_col_int64(st, 3),
-		                                      "client", addr, "actor", email, "detail", d));
+		json_t *e = json_pack("{s:I, s:s, s:s?, s:I, s:s?, s:s?, s:o?}", "id",
+		                      (json_int_t)db_col_int64(st, 0), "action", db_col_text(st, 1),
+		                      "target", target, "at", (json_int_t)db_col_int64(st, 3),
+		                      "client", addr, "actor", email, "detail", d);
+		meta_via_json(e, st, 7, email, true);
+		json_array_append_new(rows, e);
 	}
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "entries", rows));

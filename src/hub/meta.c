@@ -197,15 +197,18 @@ int meta_audit_op(const struct op_ctx *c, const char *action, const char *target
 	json_decref(detail);
 	struct db_stmt *st = db_prepare(c->db, "INSERT INTO audit_log(workspace_id, actor_user_id, "
 	                                       "action, target, at, client_addr, detail, "
-	                                       "actor_host_id) VALUES(?,?,?,?,?,?,?,?)");
+	                                       "actor_host_id, actor_share_id) "
+	                                       "VALUES(?,?,?,?,?,?,?,?,?)");
 	int rc = DB_ERR;
 	if (st) {
 		if (c->ws_id)
 			db_bind_int64(st, 1, c->ws_id);
 		else
 			db_bind_null(st, 1);
-		/* A host's commit for an uploader names the uploader, and the host. */
-		if (c->author_id || c->user_id)
+		/* A host's commit for an uploader names the uploader, and the host.
+		 * A share link's anonymous client is the link: the creator whose
+		 * access it borrows did not act. */
+		if (!c->share_id && (c->author_id || c->user_id))
 			db_bind_int64(st, 2, c->author_id ? c->author_id : c->user_id);
 		else
 			db_bind_null(st, 2);
@@ -218,6 +221,10 @@ int meta_audit_op(const struct op_ctx *c, const char *action, const char *target
 			db_bind_int64(st, 8, c->host_id);
 		else
 			db_bind_null(st, 8);
+		if (c->share_id)
+			db_bind_int64(st, 9, c->share_id);
+		else
+			db_bind_null(st, 9);
 		rc = db_step(st);
 		db_finalize(st);
 	}
@@ -230,6 +237,27 @@ int meta_audit(struct req *r, const char *action, const char *target, json_t *de
 	struct op_ctx c;
 	req_op_ctx(r, &c);
 	return meta_audit_op(&c, action, target, detail);
+}
+
+void meta_via_json(json_t *o, struct db_stmt *st, int col, const char *email, bool share_target)
+{
+	json_t *via = json_null();
+	bool share = !db_col_is_null(st, col + 3);
+	if (share) {
+		via = json_pack("{s:I}", "share_id", (json_int_t)db_col_int64(st, col + 3));
+		const char *target = db_col_text(st, col + 4);
+		if (share_target)
+			json_object_set_new(via, "share",
+			                    target ? json_string(target) : json_null());
+	} else if (!db_col_is_null(st, col)) {
+		bool removed = db_col_int64(st, col + 2) != 0;
+		const char *label = db_col_text(st, col + 1);
+		via = json_pack("{s:I, s:o, s:b}", "host_id", (json_int_t)db_col_int64(st, col),
+		                "host", !removed && label ? json_string(label) : json_null(),
+		                "removed", removed);
+	}
+	json_object_set_new(o, "by", !share && email ? json_string(email) : json_null());
+	json_object_set_new(o, "via", via);
 }
 
 bool meta_readable_version(struct req *r, const char *path, int64_t version, struct file_info *fi)

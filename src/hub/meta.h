@@ -32,6 +32,26 @@ int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64
 int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
                 json_t *payload /* stolen */);
 int meta_audit(struct req *r, const char *action, const char *target, json_t *detail);
+
+/* Attribution of a version or an audit row: who (a user), and through what
+ * (a host, or a share link). Select META_VIA_COLS (five columns) with
+ * META_VIA_JOINS(host id column, share id column) and hand the first
+ * column's index to meta_via_json. */
+#define META_VIA_COLS                                                                              \
+	"vh.id, vh.label, CASE WHEN vh.revoked_at IS NULL THEN 0 ELSE 1 END, vs.id, CASE WHEN "    \
+	"vs.file_id IS NOT NULL THEN (CASE WHEN vsfd.path = '/' THEN '/' || vsf.name ELSE "        \
+	"vsfd.path || '/' || vsf.name END) ELSE vsd.path END "
+#define META_VIA_JOINS(host, share)                                                                \
+	" LEFT JOIN hosts vh ON vh.id = " host " LEFT JOIN share_links vs ON vs.id = " share       \
+	" LEFT JOIN folders vsd ON vsd.id = vs.folder_id LEFT JOIN files vsf ON vsf.id = "         \
+	"vs.file_id LEFT JOIN folders vsfd ON vsfd.id = vsf.folder_id "
+/* Set "by" (the user's email, null for a link's anonymous client) and "via"
+ * on o: null; {"host_id", "host": its current label, or null once removed,
+ * "removed"}; or {"share_id", and with share_target "share": the link's
+ * target}. The target is for the audit log's readers only: it may name a
+ * folder a reader of a version below it cannot see. */
+void meta_via_json(json_t *o, struct db_stmt *st, int col, const char *email, bool share_target);
+
 /* Commit a mutation and wake feed subscribers. */
 int meta_commit(struct req *r);
 

@@ -45,6 +45,18 @@ static void share_fini(struct share *s)
 	free(s->pw_hash);
 }
 
+/* A row of the audit log for the link's anonymous client: the actor is the
+ * link (actor_share_id), never the creator whose access it borrows. */
+static void share_audit(struct req *r, const struct share *s, const char *action,
+                        const char *target)
+{
+	struct op_ctx c;
+	req_op_ctx(r, &c);
+	c.share_id = s->id;
+	meta_audit_op(&c, action, target, json_pack("{s:I}", "share", (json_int_t)s->id));
+	req_op_end(r, &c);
+}
+
 /* ---- managing links (authenticated API) ---- */
 
 enum MHD_Result api_share_create(struct req *r)
@@ -225,7 +237,7 @@ static bool share_unlocked(struct req *r, const struct share *s)
 		}
 		if (ok == 1)
 			return true;
-		meta_audit(r, "share.password_failed", key, NULL);
+		share_audit(r, s, "share.password_failed", key);
 	}
 	reply_error(r, MHD_HTTP_UNAUTHORIZED, "password_required",
 	            pw ? "wrong password for this link" : "this link needs its password");
@@ -456,8 +468,7 @@ enum MHD_Result api_share_file(struct req *r)
 	struct file_info fi;
 	int rc = meta_file_get(r->db, r->ws_id, full, &fi);
 	if (rc == 1 && acl_perm(req_acl(r), full, true) >= PERM_READ) {
-		meta_audit(r, "share.download", full,
-		           json_pack("{s:I}", "share", (json_int_t)s.id));
+		share_audit(r, &s, "share.download", full);
 		ret = serve_version(r, &fi, true);
 	} else {
 		ret = rc < 0
@@ -490,7 +501,7 @@ enum MHD_Result api_share_zip(struct req *r)
 				name[k++] = *base;
 		if (k)
 			name[k] = 0;
-		meta_audit(r, "share.zip", full, json_pack("{s:I}", "share", (json_int_t)s.id));
+		share_audit(r, &s, "share.zip", full);
 		ret = serve_zip(r, full, name);
 	} else {
 		ret = rc < 0 ? reply_db_error(r)

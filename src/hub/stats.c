@@ -73,7 +73,8 @@ enum MHD_Result api_search(struct req *r)
 	db_finalize(st);
 	st = ok && !truncated
 	         ? db_query(r->db,
-	                    "SELECT fo.path, f.name, v.size, v.number, f.updated_at, u.email, "
+	                    "SELECT fo.path, f.name, v.size, v.number, f.updated_at, CASE WHEN "
+	                    "v.share_id IS NULL THEN u.email END, "
 	                    "f.content_type FROM files f JOIN folders fo ON fo.id = f.folder_id "
 	                    "JOIN file_versions v ON v.id = f.current_version_id LEFT JOIN users u "
 	                    "ON u.id = f.updated_by WHERE f.workspace_id = ? AND f.deleted_at IS "

@@ -293,6 +293,7 @@ def wait_for(predicate, timeout=30, what=None, hosts=(), interval=0.02):
         timeout, desc or getattr(predicate, "__name__", "a condition"))
     for h in hosts:
         msg += "\n---- last lines of %s ----\n%s" % (h.log_path, h.log_tail())
+        msg += "\n---- its last warnings and errors ----\n%s" % h.log_problems()
     raise AssertionError(msg)
 
 
@@ -490,6 +491,15 @@ class Host:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+    def log_problems(self, lines=15):
+        """The last warnings and errors of the log: a tail of routine lines hides them."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                found = [ln.rstrip() for ln in f if " warn " in ln or " error " in ln]
+        except OSError:
+            return "(no log)"
+        return "\n".join(found[-lines:]) or "(none)"
 
 
 def main():

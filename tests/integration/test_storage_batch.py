@@ -92,7 +92,24 @@ class BatchTest(HubTest):
                     if f.read() != data:
                         return False
             return True
-        wait_for(arrived, 120, "%d small files on B" % self.N, self.hosts, 0.1)
+        def state():  # which files are wrong, and where they stand
+            wrong = []
+            for rel, data in self.files.items():
+                try:
+                    with open(self.B.path(rel), "rb") as f:
+                        ok = f.read() == data
+                except OSError:
+                    ok = False
+                if not ok:
+                    st, info, _, _ = self.hub.request(
+                        "GET", "/api/v1/workspaces/%d/files?path=%s" % (self.ws, q(rel)),
+                        token=self.token)
+                    wrong.append("%s: on A %s, on B %s, hub %s %s" % (
+                        rel, os.path.exists(self.A.path(rel)), os.path.exists(self.B.path(rel)),
+                        st, json.dumps(info)[:300]))
+            return "%d small files on B; wrong: %d\n%s\nA %s\nB %s" % (
+                self.N, len(wrong), "\n".join(wrong[:10]), self.A.status(), self.B.status())
+        wait_for(arrived, 120, state, self.hosts, 0.1)
 
     def test_1_small_files_arrive_whole_fetched_in_batches(self):
         self.wait_all_on_b()

@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { api, wsPath, q } from './api.js';
-import { html, fmtBytes, fmtTime, ErrorLine, useLive } from './ui.js';
+import { html, fmtBytes, fmtTime, fmtWho, ErrorLine, useLive } from './ui.js';
 
 const ACTIONS = ['', 'login', 'login.failed', 'file.version', 'file.move', 'file.delete', 'folder.create',
   'folder.move', 'folder.delete', 'acl.set', 'member.join', 'member.role', 'member.remove', 'member.leave',
@@ -87,7 +87,7 @@ function Audit({ ws, feed }) {
   const { data, error } = useLive(() => api('GET', wsPath(ws.id, '/audit?limit=50' +
     (action ? '&action=' + q(action) : '') + (cursor ? '&before=' + cursor : ''))),
   [ws.id, action, cursor], { feed: cursor ? null : feed });
-  const rows = ((data && data.entries) || []).filter((e) => !who || (e.actor || '').includes(who) ||
+  const rows = ((data && data.entries) || []).filter((e) => !who || fmtWho(e).includes(who) ||
     (e.target || '').includes(who));
   return html`<section class="card wide-card" aria-labelledby="audit-h">
     <h2 id="audit-h">Audit log</h2>
@@ -99,7 +99,7 @@ function Audit({ ws, feed }) {
     <${ErrorLine} error=${error} />
     <table class="list audit"><thead><tr><th>When</th><th>Action</th><th>Target</th><th class="wide">Actor</th><th class="wide">Client</th></tr></thead>
     <tbody>${rows.map((e) => html`<tr><td>${fmtTime(e.at)}</td><td><code>${e.action}</code></td>
-      <td class="target">${e.target || ''}</td><td class="wide">${e.actor || e.actor_host || ''}</td><td class="wide">${e.client || ''}</td></tr>`)}
+      <td class="target">${e.target || ''}</td><td class="wide">${fmtWho(e)}</td><td class="wide">${e.client || ''}</td></tr>`)}
     ${data && !rows.length && html`<tr><td colspan="5" class="empty-state">${action || who || cursor
       ? html`Nothing matches these filters. <button type="button" onClick=${() => { setAction(''); setWho(''); setBefore([]); }}>Clear the filters</button>`
       : 'Nothing has happened in this workspace yet: uploads, shares and member changes will be listed here.'}</td></tr>`}</tbody></table>

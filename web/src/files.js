@@ -1,9 +1,10 @@
 // Files: breadcrumbs, the folder listing, uploads with progress, and the actions
 // on an entry (download, rename, move, delete, versions, share, access).
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, wsPath, q, contentUrl } from './api.js';
-import { html, fmtBytes, fmtTime, Modal, ErrorLine, CopyField, useLive, parentOf, joinPath, navigate } from './ui.js';
-import { uploadFile, restoreVersion } from './upload.js';
+import { html, fmtBytes, fmtTime, fmtWho, Modal, ErrorLine, CopyField, useLive, parentOf, joinPath, navigate } from './ui.js';
+import { restoreVersion, droppedFiles } from './upload.js';
+import { Uploads, UploadButtons, useUploads } from './uploads.js';
 import { downloadClick } from './download.js';
 import { LocationsDialog } from './storage.js';
 import { PromptDialog, ConfirmDialog } from './dialogs.js';
@@ -54,7 +55,7 @@ function VersionsDialog({ ws, entry, feed, onClose }) {
     <table class="list versions"><thead><tr><th>Version</th><th>Size</th><th>Saved</th><th>By</th><th><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>${data && data.versions.map((v) => html`<tr data-version=${v.version}>
       <td class="v">v${v.version}${v.current ? html` <span class="tag">current</span>` : ''}</td>
-      <td data-label="Size">${fmtBytes(v.size)}</td><td data-label="Saved">${fmtTime(v.created_at)}</td><td data-label="By">${v.created_by || '—'}</td>
+      <td data-label="Size">${fmtBytes(v.size)}</td><td data-label="Saved">${fmtTime(v.created_at)}</td><td data-label="By">${fmtWho(v)}</td>
       <td class="row-actions"><a class="button" href=${contentUrl(ws.id, entry.path, v.version)} download=${entry.name}
         onClick=${downloadClick(ws.id, { ...entry, size: v.size }, v.version)}>Download</a>
         ${!v.current && html`<button type="button" onClick=${async () => {
@@ -107,21 +108,6 @@ function ShareDialog({ ws, entry, onClose }) {
   <//>`;
 }
 
-function Uploads({ items, onRetry, onCancel, onClear }) {
-  if (!items.length) return null;
-  return html`<section class="uploads" aria-label="Uploads">
-    <header><h2>Uploads</h2><button type="button" onClick=${onClear}>Clear finished</button></header>
-    <ul>${items.map((u) => html`<li key=${u.id} class=${'upload ' + u.state}>
-      <span class="name">${u.path}</span>
-      <progress max=${u.total || 1} value=${u.done} aria-label=${'Upload of ' + u.name}></progress>
-      <span class="upload-status">${u.state === 'error' ? u.error : u.state === 'done' ? 'done' : u.phase + ' ' + (u.total ? Math.floor((100 * u.done) / u.total) : 0) + '%'}</span>
-      ${u.state === 'error' && html`<button type="button" onClick=${() => onRetry(u)}>Retry</button>`}
-      ${u.state === 'running' && html`<button type="button" onClick=${() => onCancel(u)}>Cancel</button>`}
-    </li>`)}</ul>
-  </section>`;
-}
-
-
 // The folder tree: each open folder lists its subfolders (GET list, so only what
 // the caller may see), loaded when opened and kept fresh by the feed.
 function TreeNode({ ws, feed, path, name, current }) {
@@ -150,44 +136,6 @@ function FolderTree({ ws, feed, current }) {
   return html`<nav class="tree" aria-label="Folders"><ul>
     <${TreeNode} ws=${ws} feed=${feed} path="/" name=${ws.name} current=${current} />
   </ul></nav>`;
-}
-
-let uploadIds = 0;
-
-function useUploads(ws) {
-  const [items, setItems] = useState([]);
-  const update = (id, patch) => setItems((list) => list.map((u) => (u.id === id ? { ...u, ...patch } : u)));
-  const aborts = useRef(new Map());
-  const run = async (u) => {
-    const ctl = new AbortController();
-    aborts.current.set(u.id, ctl);
-    update(u.id, { state: 'running', error: null });
-    try {
-      await uploadFile(ws.id, ws.chunking, u.file, u.path,
-        (p) => update(u.id, { phase: p.phase, done: p.done, total: p.total }), ctl.signal);
-      update(u.id, { state: 'done' });
-    } catch (e) {
-      update(u.id, { state: 'error', error: ctl.signal.aborted ? 'cancelled' : e.message });
-    }
-    aborts.current.delete(u.id);
-  };
-  const cancel = (u) => aborts.current.get(u.id)?.abort();
-  const add = (files, dir) => {
-    const fresh = [...files].map((file) => ({
-      id: ++uploadIds, file, name: file.name,
-      path: joinPath(dir, file.webkitRelativePath || file.name),
-      state: 'queued', phase: 'queued', done: 0, total: file.size,
-    }));
-    setItems((list) => [...list, ...fresh]);
-    // Two files at a time; each sends its chunks in parallel too.
-    let next = 0;
-    const lane = async () => {
-      while (next < fresh.length) await run(fresh[next++]);
-    };
-    lane();
-    lane();
-  };
-  return { items, add, retry: run, cancel, clear: () => setItems((l) => l.filter((u) => u.state !== 'done')) };
 }
 
 function SearchResults({ ws, query, feed, from }) {
@@ -221,13 +169,12 @@ export function FilesView({ ws, feed, route }) {
   const uploads = useUploads(ws);
   const [dialog, setDialog] = useState(null);
   const [drag, setDrag] = useState(false);
-  const picker = useRef();
   const close = () => setDialog(null);
 
   const onDrop = (e) => {
     e.preventDefault();
     setDrag(false);
-    if (e.dataTransfer.files.length) uploads.add(e.dataTransfer.files, path);
+    droppedFiles(e.dataTransfer).then((files) => files.length && uploads.add(files, path));
   };
   const act = (kind, entry) => setDialog({ kind, entry });
   const entries = (data && data.entries) || [];
@@ -260,16 +207,14 @@ export function FilesView({ ws, feed, route }) {
           <button type="button" aria-pressed=${mode === 'grid'} onClick=${() => setMode('grid')}>Grid</button>
         </div>
         <button type="button" onClick=${() => act('mkdir')}>New folder</button>
-        <button type="button" class="primary" onClick=${() => picker.current.click()}>Upload</button>
-        <input ref=${picker} type="file" multiple hidden aria-label="Choose files to upload"
-          onChange=${(e) => { uploads.add(e.target.files, path); e.target.value = ''; }} />
+        <${UploadButtons} onFiles=${(files) => uploads.add(files, path)} />
       </div>
     </div>
     ${query ? html`<${SearchResults} ws=${ws} query=${query} feed=${feed} from=${path} />` : html`
     ${error && error.status === 404 && path === '/'
       ? html`<p class="muted empty">Nothing in this workspace is shared with you yet.</p>`
       : html`<${ErrorLine} error=${error} />`}
-    <p class="drop-hint" aria-hidden="true">Drop files here to upload them to ${path}</p>
+    <p class="drop-hint" aria-hidden="true">Drop files or folders here to upload them to ${path}</p>
     <${BulkBar} ws=${ws} path=${path} selection=${selection} />
     ${mode === 'grid' ? html`
     ${path !== '/' && html`<p><a href=${filesHref(ws.id, parentOf(path))}>⬑ Parent folder</a></p>`}
@@ -309,7 +254,7 @@ export function FilesView({ ws, feed, route }) {
           </td></tr>`)}
       </tbody>
     </table>`}`}
-    <${Uploads} items=${uploads.items} onRetry=${uploads.retry} onCancel=${uploads.cancel} onClear=${uploads.clear} />
+    <${Uploads} uploads=${uploads} />
     ${dialog && dialog.kind === 'mkdir' && html`<${PromptDialog} title="New folder" label="Folder name"
       submitLabel="Create" onClose=${close}
       onSubmit=${(name) => api('POST', wsPath(ws.id, '/folders'), { path: joinPath(path, name) })} />`}

@@ -34,6 +34,17 @@ export function fmtAgo(ms) {
 // "1 item", "3 items".
 export const plural = (n, word, many = word + 's') => n + ' ' + (n === 1 ? word : many);
 
+// Who made a version or an audit row, from its by and via (the hub's
+// attribution): "alice via laptop", "alice via a removed host",
+// "share link #3 '/docs'", or the older created_by / actor.
+export function fmtWho(e) {
+  const v = e.via;
+  const by = 'by' in e ? e.by : (e.created_by || e.actor);
+  if (v && v.share_id != null) return 'share link #' + v.share_id + (v.share ? " '" + v.share + "'" : '');
+  if (v && v.host_id != null) return (by || '—') + ' via ' + (v.host || 'a removed host');
+  return by || '—';
+}
+
 export const parentOf = (p) => (p.lastIndexOf('/') <= 0 ? '/' : p.slice(0, p.lastIndexOf('/')));
 export const joinPath = (dir, name) => (dir === '/' ? '/' : dir + '/') + name;
 

@@ -354,8 +354,10 @@ static int write_version(struct op_ctx *c, const struct commit_args *a, const bo
 	             file_id) != DB_ROW ||
 	    db_int64(c->db, &vid,
 	             "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
-	             "created_by, created_at) VALUES(?,?,?,?,?,?,?) RETURNING id",
-	             file_id, number, a->hash, a->size, ctype, author, now) != DB_ROW)
+	             "created_by, created_at, host_id, share_id) "
+	             "VALUES(?,?,?,?,?,?,?,NULLIF(?, 0),NULLIF(?, 0)) RETURNING id",
+	             file_id, number, a->hash, a->size, ctype, author, now, c->host_id,
+	             c->share_id) != DB_ROW)
 		return DB_ERR;
 	int64_t off = 0;
 	for (size_t i = 0; i < a->n; i++) {
