@@ -21,6 +21,7 @@
 #include "members.h"
 #include "web.h"
 #include "stats.h"
+#include "zip.h"
 #include "init.h"
 #include "traffic.h"
 #include "hosts/hosts.h"
@@ -98,6 +99,7 @@ static const struct route routes[] = {
      api_upload},
     {"GET", "/api/v1/workspaces/*/content", R_FILES, BODY_NONE, NULL, NULL, api_content},
     {"HEAD", "/api/v1/workspaces/*/content", R_FILES, BODY_NONE, NULL, NULL, api_content},
+    {"GET", "/api/v1/workspaces/*/zip", R_FILES, BODY_NONE, NULL, NULL, api_zip},
     {"GET", "/api/v1/workspaces/*/events", R_FILES | R_HOST, BODY_NONE, NULL, NULL, api_events},
     {"GET", "/api/v1/workspaces/*/audit", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_audit},
     {"GET", "/api/v1/keys", 0, BODY_NONE, NULL, NULL, api_keys},

@@ -30,12 +30,13 @@
 
 /* The app loads only its own script and style; the API and the feed are
  * same-origin, but a download may read a signed URL from a host or the
- * content port (POST urls' sources); uPlot draws on a canvas; nothing may
- * frame the dashboard. */
+ * content port (POST urls' sources), and previews and thumbnails load images
+ * and video from the content port's signed URLs (never from this origin);
+ * uPlot draws on a canvas; nothing may frame the dashboard. */
 static const char csp_app[] =
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self' http: https:; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'";
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: http: "
+    "https:; media-src http: https:; connect-src 'self' http: https:; font-src 'self'; "
+    "manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /* API answers on this origin include users' files: never let them run as the app. */
 static const char csp_api[] = "default-src 'none'; sandbox; frame-ancestors 'none'";

@@ -13,6 +13,7 @@
 #include "zip.h"
 #include "acl.h"
 #include "chunksrc.h"
+#include "meta.h"
 #include "../core/content.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -24,6 +25,7 @@
 #include <zlib.h>
 
 #define ZIP_MAX_ENTRIES 10000
+#define ZIP_MAX_PATHS   200             /* selected paths in one GET zip: the URL stays short */
 #define LOCAL_LEN(n)    (30 + (n) + 20) /* header + name + ZIP64 extra */
 #define DESC_LEN        24              /* ZIP64 data descriptor */
 #define CENTRAL_LEN(n)  (46 + (n) + 28)
@@ -295,7 +297,30 @@ static ssize_t zip_read(void *cls, uint64_t pos, char *out, size_t max)
 	return (ssize_t)n;
 }
 
-enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name)
+/* Append an entry; DB_CONSTRAINT once the archive is full. */
+static int add_entry(struct zip *z, size_t *cap, const char *name, int64_t version_id, int64_t size,
+                     int64_t mtime_ms)
+{
+	if (z->n == ZIP_MAX_ENTRIES)
+		return DB_CONSTRAINT;
+	if (z->n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		z->e = xrealloc(z->e, *cap * sizeof *z->e);
+	}
+	struct zip_entry *e = &z->e[z->n++];
+	memset(e, 0, sizeof *e);
+	e->name = xstrdup(name);
+	e->version_id = version_id;
+	e->size = size;
+	e->mtime_ms = mtime_ms;
+	dos_time(mtime_ms, &e->dos_time, &e->dos_date);
+	return DB_DONE;
+}
+
+/* Add the files under folder that the caller may read, each named in the
+ * archive by its path without the first skip bytes. DB_DONE, DB_CONSTRAINT
+ * (too many files) or a database error. */
+static int add_folder(struct req *r, struct zip *z, size_t *cap, const char *folder, size_t skip)
 {
 	struct acl *a = req_acl(r);
 	size_t plen = utf8_chars(folder) + 1;
@@ -309,35 +334,23 @@ enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name)
 	    "(d.path = ? OR substr(d.path, 1, ?) = ?) ORDER BY d.path, f.name",
 	    r->ws_id, folder, (int64_t)(strcmp(folder, "/") == 0 ? 1 : plen), prefix);
 	free(prefix);
-	struct zip *z = xcalloc(1, sizeof *z);
-	z->hub = r->hub;
-	size_t cap = 0, skip = strcmp(folder, "/") == 0 ? 1 : strlen(folder) + 1;
 	int rc = DB_ERR;
 	while (st && (rc = db_step(st)) == DB_ROW) {
 		char *full = path_join(db_col_text(st, 0), db_col_text(st, 1));
-		if (acl_perm(a, full, true) < PERM_READ) {
-			free(full);
-			continue;
-		}
-		if (z->n == ZIP_MAX_ENTRIES) {
-			free(full);
-			rc = DB_CONSTRAINT;
-			break;
-		}
-		if (z->n == cap) {
-			cap = cap ? cap * 2 : 64;
-			z->e = xrealloc(z->e, cap * sizeof *z->e);
-		}
-		struct zip_entry *e = &z->e[z->n++];
-		memset(e, 0, sizeof *e);
-		e->name = xstrdup(full + skip);
-		e->version_id = db_col_int64(st, 2);
-		e->size = db_col_int64(st, 3);
-		e->mtime_ms = db_col_int64(st, 4);
-		dos_time(e->mtime_ms, &e->dos_time, &e->dos_date);
+		if (acl_perm(a, full, true) >= PERM_READ)
+			rc = add_entry(z, cap, full + skip, db_col_int64(st, 2),
+			               db_col_int64(st, 3), db_col_int64(st, 4));
 		free(full);
+		if (rc == DB_CONSTRAINT)
+			break;
 	}
 	db_finalize(st);
+	return rc;
+}
+
+/* Reply with the archive of z's entries (taking z), or with why not. */
+static enum MHD_Result send_zip(struct req *r, struct zip *z, int rc, const char *name)
+{
 	if (rc != DB_DONE) {
 		zip_free(z);
 		return rc == DB_CONSTRAINT
@@ -377,6 +390,124 @@ enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name)
 	char *file = xasprintf("%s.zip", name);
 	content_headers(resp, "application/zip", file, true);
 	free(file);
-	enum MHD_Result ret = req_queue(r, MHD_HTTP_OK, resp);
+	return req_queue(r, MHD_HTTP_OK, resp);
+}
+
+enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name)
+{
+	struct zip *z = xcalloc(1, sizeof *z);
+	z->hub = r->hub;
+	size_t cap = 0, skip = strcmp(folder, "/") == 0 ? 1 : strlen(folder) + 1;
+	int rc = add_folder(r, z, &cap, folder, skip);
+	return send_zip(r, z, rc, name);
+}
+
+/* ---- GET zip?path=P[&path=Q…] ---- */
+
+struct path_args {
+	char *paths[ZIP_MAX_PATHS];
+	size_t n;
+	bool too_many;
+	const char *why; /* the first invalid one's reason */
+};
+
+static enum MHD_Result collect_path(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_len, const char *value, size_t value_len)
+{
+	(void)kind;
+	struct path_args *pa = cls;
+	if (key_len != 4 || memcmp(key, "path", 4) != 0)
+		return MHD_YES;
+	if (pa->n == ZIP_MAX_PATHS) {
+		pa->too_many = true;
+		return MHD_NO;
+	}
+	const char *why = "empty path";
+	char *p = value ? path_normalize(value, value_len, &why) : NULL;
+	if (!p) {
+		pa->why = why;
+		return MHD_NO;
+	}
+	pa->paths[pa->n++] = p;
+	return MHD_YES;
+}
+
+/* The archive's file name: the one folder's name in plain ASCII, else "roost". */
+static void archive_name(const struct path_args *pa, bool one_folder, char name[64])
+{
+	snprintf(name, 64, "roost");
+	if (!one_folder || strcmp(pa->paths[0], "/") == 0)
+		return;
+	size_t k = 0;
+	for (const char *b = strrchr(pa->paths[0], '/') + 1; *b && k + 1 < 64; b++)
+		if ((*b >= 'a' && *b <= 'z') || (*b >= 'A' && *b <= 'Z') ||
+		    (*b >= '0' && *b <= '9') || *b == '-' || *b == '_' || *b == '.')
+			name[k++] = *b;
+	if (k)
+		name[k] = 0;
+}
+
+/* Add one selected path: a file as its name, a folder as name/…. False after
+ * replying (404 for a path that is missing or hidden, alike). */
+static bool add_path(struct req *r, struct zip *z, size_t *cap, const char *p, int *rc,
+                     bool *folder)
+{
+	struct file_info fi;
+	int64_t fid = 0;
+	size_t skip = (size_t)(strrchr(p, '/') - p) + 1; /* keep the last name */
+	int got = meta_file_get(r->db, r->ws_id, p, &fi);
+	*folder = false;
+	if (got == 1) {
+		if (!acl_require(r, p, true, PERM_READ))
+			return false;
+		*rc = add_entry(z, cap, p + skip, fi.version_id, fi.size, fi.updated_at);
+		return true;
+	}
+	if (got == 0)
+		got = meta_folder_id(r->db, r->ws_id, p, &fid);
+	if (got < 0) {
+		reply_db_error(r);
+		return false;
+	}
+	if (got == 0 || !acl_visible(req_acl(r), p, false)) {
+		reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", p);
+		return false;
+	}
+	*folder = true;
+	*rc = add_folder(r, z, cap, p, strcmp(p, "/") == 0 ? 1 : skip);
+	return true;
+}
+
+enum MHD_Result api_zip(struct req *r)
+{
+	struct path_args pa = {.n = 0};
+	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, collect_path, &pa);
+	enum MHD_Result ret = MHD_YES;
+	if (pa.too_many || pa.why || pa.n == 0) {
+		ret = pa.too_many ? reply_error(r, MHD_HTTP_BAD_REQUEST, "too_many_paths",
+		                                "a ZIP names at most %d paths", ZIP_MAX_PATHS)
+		      : pa.why
+		          ? reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "path: %s", pa.why)
+		          : reply_error(r, MHD_HTTP_BAD_REQUEST, "missing_argument",
+		                        "query argument 'path' is required (one or more)");
+		goto out;
+	}
+	struct zip *z = xcalloc(1, sizeof *z);
+	z->hub = r->hub;
+	size_t cap = 0;
+	int rc = DB_DONE;
+	bool folder = false;
+	for (size_t i = 0; i < pa.n && rc == DB_DONE; i++) {
+		if (!add_path(r, z, &cap, pa.paths[i], &rc, &folder)) {
+			zip_free(z);
+			goto out;
+		}
+	}
+	char name[64];
+	archive_name(&pa, pa.n == 1 && folder, name);
+	ret = send_zip(r, z, rc, name);
+out:
+	for (size_t i = 0; i < pa.n; i++)
+		free(pa.paths[i]);
 	return ret;
 }

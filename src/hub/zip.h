@@ -10,4 +10,7 @@
 
 /* A folder (what the caller may read in it) as a streamed ZIP64 archive */
 enum MHD_Result serve_zip(struct req *r, const char *folder, const char *name);
+/* GET zip?path=P[&path=Q…]: the selected files and folders (what the caller
+ * may read in them) as one archive: a file as its name, a folder as name/…. */
+enum MHD_Result api_zip(struct req *r);
 #endif

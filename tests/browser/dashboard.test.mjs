@@ -13,6 +13,7 @@ const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core'); // from NODE_PATH (the build's npm ci)
 
 const DASH = process.env.DASH_URL;
+const CONTENT = process.env.CONTENT_URL; // the hub's content port, where previews come from
 const OWNER = process.env.OWNER_EMAIL;
 const PASSWORD = process.env.ROOST_PASSWORD;
 const TMP = process.env.TEST_TMP;
@@ -273,6 +274,14 @@ test('version history: an old version downloads and restores as the newest', asy
   await rowAction(page, '/notes.txt', 'Versions');
   const dlg = page.getByRole('dialog');
   await dlg.getByText('v2').waitFor();
+  // Readable at desktop width: nothing in the dialog is cut off or scrolls sideways.
+  const cut = await page.evaluate(() => {
+    const d = document.querySelector('dialog.modal');
+    const r = d.getBoundingClientRect();
+    return d.scrollWidth - d.clientWidth + [...d.querySelectorAll('td, button, a')]
+      .filter((el) => el.getBoundingClientRect().right > r.right + 1).length;
+  });
+  assert.equal(cut, 0, 'the versions dialog is cut off');
   await shot(page, 'versions');
   const downloading = page.waitForEvent('download');
   await dlg.locator('tr', { hasText: 'v1' }).getByRole('link', { name: 'Download' }).click();
@@ -289,8 +298,201 @@ test('search by name finds files in any folder', async () => {
   await page.getByRole('searchbox', { name: 'Search by name' }).fill('PART3');
   await page.getByRole('searchbox', { name: 'Search by name' }).press('Enter');
   const results = page.getByRole('region', { name: 'Search results' });
-  await results.getByRole('link', { name: '/batch/part3.txt' }).waitFor({ timeout: WAIT });
-  assert.equal(await results.getByRole('listitem').count(), 1);
+  const hit = results.getByRole('link', { name: '/batch/part3.txt' });
+  await hit.waitFor({ timeout: WAIT });
+  assert.equal(await results.locator('tbody tr').count(), 1);
+  // Path, size and date on the row (part3.txt is "part 3\n" × 300 = 2,100 bytes).
+  const cells = await results.locator('tbody tr td').allTextContents();
+  assert.equal(cells[1], '2.1 KiB');
+  assert.match(cells[2], /\d{4}/);
+  await shot(page, 'search');
+  // A result opens its folder with the file highlighted.
+  await hit.click();
+  await page.waitForURL(/\/files\/batch\?hl=%2Fbatch%2Fpart3\.txt$/);
+  await page.locator('tr.highlight[data-path="/batch/part3.txt"]').waitFor({ timeout: WAIT });
+  assert.equal(await page.locator('tr.highlight').count(), 1);
+  await page.getByRole('searchbox', { name: 'Search by name' }).fill('no-such-name');
+  await page.getByRole('searchbox', { name: 'Search by name' }).press('Enter');
+  await results.getByText('No file or folder name holds “no-such-name”').waitFor({ timeout: WAIT });
+  await results.getByRole('link', { name: 'go back to the folder' }).click();
+  await row(page, '/batch/part1.txt').waitFor({ timeout: WAIT });
+  await page.getByRole('link', { name: 'Files' }).first().click();
+});
+
+// Files made in the page (a canvas PNG, a MediaRecorder WebM, text with markup,
+// a PDF) and dropped on the listing of the open folder.
+async function dropMedia(p) {
+  const dt = await p.evaluateHandle(async () => {
+    const c = document.createElement('canvas');
+    c.width = 320;
+    c.height = 200;
+    const g = c.getContext('2d');
+    const paint = (t) => {
+      g.fillStyle = '#0ea5e9';
+      g.fillRect(0, 0, 320, 200);
+      g.fillStyle = '#f97316';
+      g.fillRect(40 + t * 4, 50, 120, 100);
+    };
+    paint(0);
+    const png = await new Promise((r) => c.toBlob(r, 'image/png'));
+    const rec = new MediaRecorder(c.captureStream(15), { mimeType: 'video/webm' });
+    const parts = [];
+    rec.ondataavailable = (e) => parts.push(e.data);
+    const stopped = new Promise((r) => { rec.onstop = r; });
+    rec.start();
+    for (let t = 0; t < 12; t++) {
+      paint(t);
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    rec.stop();
+    await stopped;
+    const d = new DataTransfer();
+    d.items.add(new File([png], 'photo.png', { type: 'image/png' }));
+    d.items.add(new File(parts, 'clip.webm', { type: 'video/webm' }));
+    d.items.add(new File(['<b>not bold</b> & <script>alert(1)</script>\n' + 'line\n'.repeat(5000)],
+      'notes.md', { type: 'text/markdown' }));
+    d.items.add(new File(['%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n'], 'paper.pdf',
+      { type: 'application/pdf' }));
+    return d;
+  });
+  await p.dispatchEvent('main.files', 'dragover', { dataTransfer: dt });
+  await p.dispatchEvent('main.files', 'drop', { dataTransfer: dt });
+  for (const n of ['photo.png', 'clip.webm', 'notes.md', 'paper.pdf'])
+    await row(p, '/media/' + n).waitFor({ timeout: WAIT });
+}
+
+test('previews of an image, a video and text come from the content port; a PDF shows an icon', async () => {
+  cli('mkdir', '-p', '/media');
+  await page.goto(DASH + `/w/${ws}/files/media`);
+  await page.getByText('This folder is empty').waitFor({ timeout: WAIT });
+  await dropMedia(page);
+  const dlg = page.getByRole('dialog');
+
+  await rowAction(page, '/media/photo.png', 'Preview');
+  const img = dlg.locator('img.preview-image');
+  await img.waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => document.querySelector('img.preview-image')?.naturalWidth === 320);
+  const src = await img.getAttribute('src');
+  assert.ok(src.startsWith(CONTENT + '/c/'), 'not from the content port: ' + src);
+  const res = await fetch(src); // the headers the content port sends with it
+  assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+  assert.match(res.headers.get('content-security-policy'), /sandbox/);
+  assert.equal(res.headers.get('content-type'), 'image/png');
+  await shot(page, 'preview-image');
+  await dlg.getByRole('button', { name: 'Close' }).click();
+
+  await rowAction(page, '/media/clip.webm', 'Preview');
+  const video = dlg.locator('video.preview-video');
+  await video.waitFor({ timeout: WAIT });
+  assert.equal(await video.getAttribute('preload'), 'metadata');
+  assert.ok((await video.getAttribute('src')).startsWith(CONTENT + '/c/'));
+  await page.waitForFunction(() => document.querySelector('video.preview-video')?.videoWidth === 320,
+    null, { timeout: WAIT });
+  await dlg.getByRole('button', { name: 'Close' }).click();
+
+  await rowAction(page, '/media/notes.md', 'Preview');
+  const pre = dlg.locator('pre.preview-text');
+  await pre.waitFor({ timeout: WAIT });
+  const text = await pre.textContent();
+  assert.ok(text.startsWith('<b>not bold</b> & <script>alert(1)</script>'), text.slice(0, 80));
+  assert.equal(await pre.locator('b, script').count(), 0); // shown as text, never parsed
+  assert.equal(text.length, 16 * 1024); // only the first 16 KiB
+  await dlg.getByText('The first 16 KiB').waitFor();
+  await shot(page, 'preview-text');
+  await dlg.getByRole('button', { name: 'Close' }).click();
+
+  await rowAction(page, '/media/paper.pdf', 'Preview');
+  await dlg.getByText('PDFs are not drawn in the dashboard').waitFor({ timeout: WAIT });
+  const pdf = dlg.getByRole('link', { name: 'Download the PDF' });
+  assert.ok((await pdf.getAttribute('href')).startsWith(CONTENT + '/c/'));
+  await dlg.getByRole('button', { name: 'Close' }).click();
+});
+
+test('the grid view shows thumbnails and is remembered by the browser', async () => {
+  await page.goto(DASH + `/w/${ws}/files/media`);
+  await row(page, '/media/photo.png').waitFor({ timeout: WAIT });
+  await page.getByRole('group', { name: 'View' }).getByRole('button', { name: 'Grid' }).click();
+  const tile = page.locator('li.tile[data-path="/media/photo.png"]');
+  await tile.waitFor({ timeout: WAIT });
+  await page.waitForFunction(() =>
+    document.querySelector('li.tile[data-path="/media/photo.png"] img.thumb')?.naturalWidth === 320,
+  null, { timeout: WAIT });
+  assert.ok((await tile.locator('img.thumb').getAttribute('src')).startsWith(CONTENT + '/c/'));
+  const poster = page.locator('li.tile[data-path="/media/clip.webm"] video.thumb');
+  assert.equal(await poster.getAttribute('preload'), 'metadata');
+  await page.waitForFunction(() =>
+    document.querySelector('li.tile[data-path="/media/clip.webm"] video.thumb')?.readyState >= 1,
+  null, { timeout: WAIT });
+  assert.equal(await page.locator('li.tile[data-path="/media/paper.pdf"] .thumb-icon').textContent(), 'PDF');
+  assert.equal(await row(page, '/media/photo.png').count(), 0); // no table in grid view
+  await assertLabelled(page);
+  await page.waitForTimeout(300); // the poster frame
+  await shot(page, 'files-grid');
+  await page.reload();
+  await page.locator('li.tile[data-path="/media/photo.png"]').waitFor({ timeout: WAIT });
+  await tile.getByRole('button', { name: 'Preview photo.png' }).click();
+  await page.getByRole('dialog').locator('img.preview-image').waitFor({ timeout: WAIT });
+  await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+  await page.getByRole('group', { name: 'View' }).getByRole('button', { name: 'List' }).click();
+  await row(page, '/media/photo.png').waitFor({ timeout: WAIT });
+  assert.equal(await page.evaluate(() => localStorage.getItem('roost.filesView')), 'list');
+});
+
+const zipNames = (file) => execFileSync('python3', ['-c',
+  'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print("\\n".join(sorted(z.namelist())))',
+  file], { encoding: 'utf8' }).trim().split('\n');
+
+test('multi-select: shift-click a range, download it as one ZIP, move it, delete with one confirmation', async () => {
+  cli('mkdir', '-p', '/bulk/into');
+  for (const i of [1, 2, 3, 4]) {
+    const f = path.join(TMP, `b${i}.txt`);
+    fs.writeFileSync(f, `bulk ${i}\n`);
+    cli('put', f, `/bulk/b${i}.txt`);
+  }
+  await page.goto(DASH + `/w/${ws}/files/bulk`);
+  await row(page, '/bulk/b4.txt').waitFor({ timeout: WAIT });
+  await page.getByRole('checkbox', { name: 'Select b1.txt' }).click();
+  await page.getByRole('checkbox', { name: 'Select b3.txt' }).click({ modifiers: ['Shift'] });
+  const bar = page.getByRole('region', { name: 'Selection' });
+  await bar.getByText('3 items selected').waitFor();
+  for (const [n, on] of [['b1', true], ['b2', true], ['b3', true], ['b4', false]])
+    assert.equal(await page.getByRole('checkbox', { name: `Select ${n}.txt` }).isChecked(), on, n);
+  await shot(page, 'files-select');
+
+  const downloading = page.waitForEvent('download');
+  await bar.getByRole('link', { name: 'Download as ZIP' }).click();
+  const dl = await downloading;
+  assert.equal(dl.suggestedFilename(), 'roost.zip');
+  assert.deepEqual(zipNames(await dl.path()), ['b1.txt', 'b2.txt', 'b3.txt']);
+
+  await page.getByRole('checkbox', { name: 'Select b3.txt' }).click(); // b1, b2 stay
+  await bar.getByText('2 items selected').waitFor();
+  await bar.getByRole('button', { name: 'Move…' }).click();
+  await page.getByRole('dialog').getByLabel('Move to folder').fill('/bulk/into');
+  await page.getByRole('dialog').getByRole('button', { name: 'Move' }).click();
+  await row(page, '/bulk/b1.txt').waitFor({ state: 'detached', timeout: WAIT });
+  await row(page, '/bulk/b2.txt').waitFor({ state: 'detached', timeout: WAIT });
+  for (const n of ['b1', 'b2'])
+    assert.equal((await apiGet(page, `/workspaces/${ws}/info?path=%2Fbulk%2Finto%2F${n}.txt`)).status, 200);
+  assert.equal(await bar.count(), 0); // the selection is cleared
+
+  // Select all (a folder and two files), one confirmation naming the count.
+  await page.getByRole('checkbox', { name: 'Select all' }).check();
+  await bar.getByText('3 items selected').waitFor();
+  const zipping = page.waitForEvent('download');
+  await bar.getByRole('link', { name: 'Download as ZIP' }).click();
+  assert.deepEqual(zipNames(await (await zipping).path()),
+    ['b3.txt', 'b4.txt', 'into/b1.txt', 'into/b2.txt']);
+  await bar.getByRole('button', { name: 'Delete…' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Delete 3 items' });
+  await confirm.getByText('Delete 3 items? Folders go with everything in them.').waitFor();
+  await confirm.getByRole('button', { name: 'Cancel' }).click();
+  assert.equal(await row(page, '/bulk/b4.txt').count(), 1); // cancelled: nothing deleted
+  await bar.getByRole('button', { name: 'Delete…' }).click();
+  await confirm.getByRole('button', { name: 'Delete 3 items' }).click();
+  await page.getByText('This folder is empty').waitFor({ timeout: WAIT });
+  for (const p of ['b3.txt', 'b4.txt', 'into'])
+    assert.equal((await apiGet(page, `/workspaces/${ws}/info?path=%2Fbulk%2F${p}`)).status, 404);
   await page.getByRole('link', { name: 'Files' }).first().click();
 });
 
@@ -330,6 +532,47 @@ test('a revoked share link is refused', async () => {
   const resp = await p.goto(shareUrl);
   assert.ok(resp.status() >= 400 && resp.status() < 500, 'status ' + resp.status());
   await anon.close();
+});
+
+test('a share link is copied again from the access page, or replaced when the hub cannot show it', async () => {
+  await page.goto(DASH + `/w/${ws}/files`);
+  await rowAction(page, '/notes.txt', 'Share');
+  let dlg = page.getByRole('dialog');
+  await dlg.getByRole('button', { name: 'Create link' }).click();
+  const first = await dlg.getByLabel('Share link').inputValue();
+  await dlg.getByRole('button', { name: 'Done' }).click();
+
+  await page.getByRole('link', { name: 'Access' }).first().click();
+  const shares = page.getByRole('region', { name: 'Share links' });
+  const entry = shares.locator('tr', { hasText: '/notes.txt' });
+  await entry.getByRole('button', { name: 'Copy link' }).click();
+  dlg = page.getByRole('dialog', { name: 'Link to /notes.txt' });
+  assert.equal(await dlg.getByLabel('Share link').inputValue(), first); // made in this page
+  await dlg.getByRole('button', { name: 'Done' }).click();
+
+  await page.reload(); // a fresh page never saw the link: the hub keeps only its hash
+  await entry.getByRole('button', { name: 'Copy link' }).click();
+  await dlg.getByText('cannot be shown again').waitFor({ timeout: WAIT });
+  assert.equal(await dlg.getByLabel('Share link').count(), 0);
+  await shot(page, 'share-copy-again');
+  await dlg.getByRole('button', { name: 'Create a new link' }).click();
+  const second = await dlg.getByLabel('Share link').inputValue();
+  assert.match(second, /\/s\/[A-Za-z0-9_-]+/);
+  assert.notEqual(second, first);
+  await dlg.getByRole('button', { name: 'Done' }).click();
+  await shares.locator('tr', { hasText: '/notes.txt' }).nth(1).waitFor({ timeout: WAIT });
+  // Nothing was kept in storage: neither URL is in localStorage or sessionStorage.
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+  assert.ok(!stored.includes(first.split('/s/')[1]) && !stored.includes(second.split('/s/')[1]));
+  const anon = await browser.newContext();
+  for (const u of [first, second]) {
+    const file = await anon.request.get(u + '/file');
+    assert.equal(file.status(), 200, u);
+  }
+  await anon.close();
+  for (const id of await shares.locator('tr', { hasText: '/notes.txt' }).evaluateAll((rs) => rs.map((r) => r.dataset.share)))
+    await page.evaluate(async (u) => fetch(u, { method: 'DELETE', headers: { 'X-Roost-CSRF': '1' } }),
+      `/api/v1/workspaces/${ws}/shares/${id}`);
 });
 
 test('an invited member sees only what their ACL allows, and access changes arrive live', async () => {
@@ -435,6 +678,18 @@ test('a new workspace is created from the switcher and switched to', async () =>
   assert.equal(await page.getByLabel('Workspace').inputValue(), String(id));
   const names = await page.getByLabel('Workspace').locator('option').allTextContents();
   assert.ok(names.includes('default') && names.includes('design'), names.join());
+  // Every empty table says so, and what to do.
+  await page.getByRole('link', { name: 'Trash' }).click();
+  await page.getByText('The trash is empty. Files and folders you delete').waitFor({ timeout: WAIT });
+  await page.getByRole('link', { name: 'Access' }).first().click();
+  await page.getByRole('region', { name: 'Share links' })
+    .getByText('No live share links. To share a file or folder, open its ⋯ menu').waitFor({ timeout: WAIT });
+  await page.getByRole('region', { name: 'Invites' }).getByText('No open invites.').waitFor({ timeout: WAIT });
+  await page.getByRole('link', { name: 'Hosts' }).click();
+  await page.getByText('No hosts yet. A host is a machine').waitFor({ timeout: WAIT });
+  await shot(page, 'hosts-empty');
+  await page.getByRole('link', { name: 'Files' }).first().click();
+  await page.getByText('This folder is empty').waitFor({ timeout: WAIT });
   await page.getByLabel('Workspace').selectOption(String(ws));
   await row(page, '/notes.txt').waitFor({ timeout: WAIT });
 });
@@ -448,6 +703,35 @@ test('works at phone width', async () => {
   const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, 'the page scrolls sideways by ' + overflow + ' px');
   await shot(p, 'files-phone');
+  await ctx.close();
+});
+
+test('the versions dialog is readable at phone width', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await ctx.addCookies(await owner.cookies());
+  const p = await ctx.newPage();
+  await p.goto(DASH + `/w/${ws}/files`);
+  await rowAction(p, '/notes.txt', 'Versions');
+  const dlg = p.getByRole('dialog');
+  await dlg.locator('tr[data-version="3"]').waitFor({ timeout: WAIT });
+  const fit = await p.evaluate(() => {
+    const d = document.querySelector('dialog.modal');
+    const r = d.getBoundingClientRect();
+    const over = [...d.querySelectorAll('td, button, a')].filter((el) => {
+      const b = el.getBoundingClientRect();
+      return b.width > 0 && (b.left < r.left - 1 || b.right > r.right + 1);
+    }).length;
+    return { dialog: r.width, scroll: d.scrollWidth - d.clientWidth, over };
+  });
+  assert.ok(fit.dialog <= 390, JSON.stringify(fit));
+  assert.equal(fit.scroll, 0, 'the dialog scrolls sideways');
+  assert.equal(fit.over, 0, 'cells outside the dialog');
+  // Each field is labelled in the card layout, and the actions are reachable.
+  const label = await p.evaluate(() => getComputedStyle(
+    document.querySelector('tr[data-version="1"] td[data-label="Size"]'), '::before').content);
+  assert.equal(label, '"Size"');
+  await dlg.locator('tr[data-version="1"]').getByRole('button', { name: 'Restore' }).waitFor();
+  await shot(p, 'versions-phone');
   await ctx.close();
 });
 

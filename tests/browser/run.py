@@ -41,6 +41,7 @@ def main():
         host.start()
         env = dict(os.environ,
                    DASH_URL="http://127.0.0.1:%d" % hub.dash_port,
+                   CONTENT_URL="http://127.0.0.1:%d" % hub.content_port,
                    HUB_URL=hub.url,  # the API port: /metrics from loopback
                    ROOST_BIN=harness.ROOST,
                    ROOST_CLI_CONFIG=hub.cfg,

@@ -3,6 +3,7 @@
 import { useState } from 'preact/hooks';
 import { api, wsPath, q } from './api.js';
 import { html, fmtTime, ErrorLine, CopyField, useLive, useAction, navigate } from './ui.js';
+import { CopyLinkDialog } from './links.js';
 
 const ROLES = ['member', 'admin', 'owner'];
 const PERMS = ['none', 'read', 'write', 'manage'];
@@ -58,7 +59,9 @@ function Invites({ ws, feed }) {
       <td class="row-actions"><button type="button" class="danger" onClick=${async () => {
         await api('DELETE', wsPath(ws.id, '/invites/' + i.id));
         reload();
-      }}>Revoke</button></td></tr>`)}</tbody></table>
+      }}>Revoke</button></td></tr>`)}
+    ${data && !data.invites.length && html`<tr><td colspan="4" class="empty-state">No open invites. Choose a role and
+      Create invite above, then send the link to the person you want to add.</td></tr>`}</tbody></table>
   </section>`;
 }
 
@@ -107,7 +110,8 @@ function AclEditor({ ws, feed, path, admin }) {
 
 function Shares({ ws, feed }) {
   const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/shares')), [ws.id], { feed });
-  return html`<section class="card" aria-labelledby="shares-h">
+  const [copying, setCopying] = useState(null);
+  return html`<section class="card wide-card" aria-labelledby="shares-h">
     <h2 id="shares-h">Share links</h2>
     <p class="hint">Create a link from a file's or folder's ⋯ menu on the Files page.</p>
     <${ErrorLine} error=${error} />
@@ -115,12 +119,15 @@ function Shares({ ws, feed }) {
     <tbody>${data && data.shares.map((s) => html`<tr data-share=${s.id}>
       <td>${s.path}${s.password ? ' (password)' : ''}</td><td>${s.scope}</td><td class="wide">${s.created_by || '—'}</td>
       <td>${s.expires_at ? fmtTime(s.expires_at) : 'never'}</td>
-      <td class="row-actions"><button type="button" class="danger" onClick=${async () => {
+      <td class="row-actions"><button type="button" onClick=${() => setCopying(s)}>Copy link</button>
+        <button type="button" class="danger" onClick=${async () => {
         await api('DELETE', wsPath(ws.id, '/shares/' + s.id));
         reload();
       }}>Revoke</button></td></tr>`)}
-    ${data && !data.shares.length && html`<tr><td colspan="5" class="muted">No live share links.</td></tr>`}
+    ${data && !data.shares.length && html`<tr><td colspan="5" class="empty-state">No live share links. To share a file or
+      folder, open its ⋯ menu on the <a href=${'/w/' + ws.id + '/files'}>Files</a> page and choose Share.</td></tr>`}
     </tbody></table>
+    ${copying && html`<${CopyLinkDialog} ws=${ws} share=${copying} onClose=${() => setCopying(null)} onCreated=${reload} />`}
   </section>`;
 }
 

@@ -100,7 +100,9 @@ function Audit({ ws, feed }) {
     <table class="list audit"><thead><tr><th>When</th><th>Action</th><th>Target</th><th class="wide">Actor</th><th class="wide">Client</th></tr></thead>
     <tbody>${rows.map((e) => html`<tr><td>${fmtTime(e.at)}</td><td><code>${e.action}</code></td>
       <td class="target">${e.target || ''}</td><td class="wide">${fmtWho(e)}</td><td class="wide">${e.client || ''}</td></tr>`)}
-    ${data && !rows.length && html`<tr><td colspan="5" class="muted">Nothing matches.</td></tr>`}</tbody></table>
+    ${data && !rows.length && html`<tr><td colspan="5" class="empty-state">${action || who || cursor
+      ? html`Nothing matches these filters. <button type="button" onClick=${() => { setAction(''); setWho(''); setBefore([]); }}>Clear the filters</button>`
+      : 'Nothing has happened in this workspace yet: uploads, shares and member changes will be listed here.'}</td></tr>`}</tbody></table>
     <div class="actions">
       ${before.length > 0 && html`<button type="button" onClick=${() => setBefore(before.slice(0, -1))}>Newer</button>`}
       ${data && data.entries.length === 50 && html`<button type="button"

@@ -7,6 +7,30 @@ import { restoreVersion, droppedFiles } from './upload.js';
 import { Uploads, UploadButtons, useUploads } from './uploads.js';
 import { downloadClick } from './download.js';
 import { LocationsDialog } from './storage.js';
+import { PromptDialog, ConfirmDialog } from './dialogs.js';
+import { PreviewDialog, previewKind } from './preview.js';
+import { useSelection, SelectBox, SelectAll, BulkBar } from './select.js';
+import { rememberLink } from './links.js';
+import { FileGrid } from './grid.js';
+
+const VIEW_KEY = 'roost.filesView'; // 'list' or 'grid', remembered per browser
+
+function useViewMode() {
+  const [mode, setMode] = useState(() => {
+    try {
+      return localStorage.getItem(VIEW_KEY) === 'grid' ? 'grid' : 'list';
+    } catch {
+      return 'list';
+    }
+  });
+  const set = (m) => {
+    setMode(m);
+    try {
+      localStorage.setItem(VIEW_KEY, m);
+    } catch {}
+  };
+  return [mode, set];
+}
 
 const filesHref = (ws, path) =>
   '/w/' + ws + '/files' + (path === '/' ? '' : path.split('/').map(encodeURIComponent).join('/'));
@@ -22,59 +46,16 @@ function Breadcrumbs({ ws, path }) {
   </ol></nav>`;
 }
 
-// A dialog with one text field; onSubmit(value) may throw to show an error.
-function PromptDialog({ title, label, initial, submitLabel, onSubmit, onClose }) {
-  const [error, setError] = useState(null);
-  const submit = async (e) => {
-    e.preventDefault();
-    try {
-      await onSubmit(new FormData(e.target).get('value'));
-      onClose();
-    } catch (err) {
-      setError(err);
-    }
-  };
-  return html`<${Modal} title=${title} onClose=${onClose}>
-    <form onSubmit=${submit}>
-      <label>${label}<input name="value" defaultValue=${initial || ''} required autofocus
-        onFocus=${(e) => {
-          const v = e.target.value, dot = v.lastIndexOf('.');
-          e.target.setSelectionRange(0, dot > 0 && !v.includes('/') ? dot : v.length);
-        }} /></label>
-      <${ErrorLine} error=${error} />
-      <div class="actions"><button type="button" onClick=${onClose}>Cancel</button>
-        <button class="primary">${submitLabel}</button></div>
-    </form>
-  <//>`;
-}
-
-function ConfirmDialog({ title, text, confirmLabel, onConfirm, onClose }) {
-  const [error, setError] = useState(null);
-  return html`<${Modal} title=${title} onClose=${onClose}>
-    <p>${text}</p>
-    <${ErrorLine} error=${error} />
-    <div class="actions"><button type="button" onClick=${onClose} autofocus>Cancel</button>
-      <button type="button" class="danger" onClick=${async () => {
-        try {
-          await onConfirm();
-          onClose();
-        } catch (err) {
-          setError(err);
-        }
-      }}>${confirmLabel}</button></div>
-  <//>`;
-}
-
 function VersionsDialog({ ws, entry, feed, onClose }) {
   const { data, error } = useLive(() => api('GET', wsPath(ws.id, '/versions?path=' + q(entry.path))),
     [entry.path], { feed, match: (ev) => ev.payload && ev.payload.path === entry.path });
   const [err2, setErr2] = useState(null);
   return html`<${Modal} title=${'Versions of ' + entry.name} onClose=${onClose}>
     <${ErrorLine} error=${error || err2} />
-    <table class="list"><thead><tr><th>Version</th><th>Size</th><th>Saved</th><th>By</th><th><span class="sr-only">Actions</span></th></tr></thead>
-    <tbody>${data && data.versions.map((v) => html`<tr>
-      <td>v${v.version}${v.current ? html` <span class="tag">current</span>` : ''}</td>
-      <td>${fmtBytes(v.size)}</td><td>${fmtTime(v.created_at)}</td><td>${fmtWho(v)}</td>
+    <table class="list versions"><thead><tr><th>Version</th><th>Size</th><th>Saved</th><th>By</th><th><span class="sr-only">Actions</span></th></tr></thead>
+    <tbody>${data && data.versions.map((v) => html`<tr data-version=${v.version}>
+      <td class="v">v${v.version}${v.current ? html` <span class="tag">current</span>` : ''}</td>
+      <td data-label="Size">${fmtBytes(v.size)}</td><td data-label="Saved">${fmtTime(v.created_at)}</td><td data-label="By">${fmtWho(v)}</td>
       <td class="row-actions"><a class="button" href=${contentUrl(ws.id, entry.path, v.version)} download=${entry.name}
         onClick=${downloadClick(ws.id, { ...entry, size: v.size }, v.version)}>Download</a>
         ${!v.current && html`<button type="button" onClick=${async () => {
@@ -98,7 +79,9 @@ function ShareDialog({ ws, entry, onClose }) {
     if (exp) body.expires_in = exp;
     if (f.get('password')) body.password = f.get('password');
     try {
-      setLink(await api('POST', wsPath(ws.id, '/shares'), body));
+      const made = await api('POST', wsPath(ws.id, '/shares'), body);
+      rememberLink(made);
+      setLink(made);
     } catch (err) {
       setError(err);
     }
@@ -155,18 +138,24 @@ function FolderTree({ ws, feed, current }) {
   </ul></nav>`;
 }
 
-function SearchResults({ ws, query, feed }) {
+function SearchResults({ ws, query, feed, from }) {
   const { data, error } = useLive(() => api('GET', wsPath(ws.id, '/search?q=' + q(query))), [query],
     { feed });
+  const results = (data && data.results) || [];
   return html`<section aria-label="Search results">
     <h2>Results for “${query}”</h2>
     <${ErrorLine} error=${error} />
-    ${data && !data.results.length && html`<p>Nothing found.</p>`}
-    <ul class="results">${data && data.results.map((r) => html`<li>
-      <span class=${'ico ico-' + r.type} aria-hidden="true"></span>
-      <a href=${filesHref(ws.id, r.type === 'folder' ? r.path : parentOf(r.path))}>${r.path}</a>
-      ${r.type === 'file' && html` <span class="muted">${fmtBytes(r.size)} · ${fmtTime(r.modified_at)}</span>`}
-    </li>`)}</ul>
+    ${data && !results.length && html`<p class="empty-state">No file or folder name holds “${query}”. Try a shorter
+      part of the name, or <a href=${filesHref(ws.id, from)}>go back to the folder</a>.</p>`}
+    ${results.length > 0 && html`<table class="list results">
+      <thead><tr><th scope="col">Path</th><th scope="col" class="num">Size</th><th scope="col" class="wide">Modified</th></tr></thead>
+      <tbody>${results.map((r) => html`<tr key=${r.path}>
+        <td class="name"><a href=${r.type === 'folder' ? filesHref(ws.id, r.path)
+          : filesHref(ws.id, parentOf(r.path)) + '?hl=' + encodeURIComponent(r.path)}>
+          <span class=${'ico ico-' + r.type} aria-hidden="true"></span>${r.path}</a></td>
+        <td class="num">${r.type === 'file' ? fmtBytes(r.size) : ''}</td>
+        <td class="wide">${fmtTime(r.modified_at)}</td></tr>`)}</tbody></table>`}
+    ${data && data.truncated && html`<p class="hint">More match: type more of the name to narrow it down.</p>`}
   </section>`;
 }
 
@@ -174,6 +163,7 @@ export function FilesView({ ws, feed, route }) {
   const path = route.path || '/';
   const query = route.params.get('q') || '';
   const where = route.params.get('where'); // a file's locations, opened from a link
+  const hl = route.params.get('hl'); // a file to point at (from a search result)
   const { data, error } = useLive(() => api('GET', wsPath(ws.id, '/list?path=' + q(path))), [ws.id, path],
     { feed });
   const uploads = useUploads(ws);
@@ -188,6 +178,15 @@ export function FilesView({ ws, feed, route }) {
   };
   const act = (kind, entry) => setDialog({ kind, entry });
   const entries = (data && data.entries) || [];
+  const selection = useSelection(entries);
+  const [mode, setMode] = useViewMode();
+  const href = (p) => filesHref(ws.id, p);
+  // A highlighted file (from search) scrolls into view once it is listed.
+  useEffect(() => {
+    if (!hl || !data) return;
+    const el = document.querySelector(`[data-path="${CSS.escape(hl)}"]`);
+    if (el) el.scrollIntoView({ block: 'center' });
+  }, [hl, data]);
 
   return html`<div class="files-layout"><${FolderTree} ws=${ws} feed=${feed} current=${path} />
   <main class=${'files' + (drag ? ' dragging' : '')}
@@ -203,23 +202,36 @@ export function FilesView({ ws, feed, route }) {
       }}><label><span class="sr-only">Search by name</span>
         <input name="q" type="search" placeholder="Search by name" defaultValue=${query} key=${query} /></label></form>
       <div class="buttons">
+        <div class="view-toggle" role="group" aria-label="View">
+          <button type="button" aria-pressed=${mode === 'list'} onClick=${() => setMode('list')}>List</button>
+          <button type="button" aria-pressed=${mode === 'grid'} onClick=${() => setMode('grid')}>Grid</button>
+        </div>
         <button type="button" onClick=${() => act('mkdir')}>New folder</button>
         <${UploadButtons} onFiles=${(files) => uploads.add(files, path)} />
       </div>
     </div>
-    ${query ? html`<${SearchResults} ws=${ws} query=${query} feed=${feed} />` : html`
+    ${query ? html`<${SearchResults} ws=${ws} query=${query} feed=${feed} from=${path} />` : html`
     ${error && error.status === 404 && path === '/'
       ? html`<p class="muted empty">Nothing in this workspace is shared with you yet.</p>`
       : html`<${ErrorLine} error=${error} />`}
     <p class="drop-hint" aria-hidden="true">Drop files or folders here to upload them to ${path}</p>
+    <${BulkBar} ws=${ws} path=${path} selection=${selection} />
+    ${mode === 'grid' ? html`
+    ${path !== '/' && html`<p><a href=${filesHref(ws.id, parentOf(path))}>⬑ Parent folder</a></p>`}
+    ${data && !entries.length && html`<p class="empty-state">This folder is empty. Drop files here or use Upload.</p>`}
+    ${entries.length > 0 && html`<p class="select-all-line"><label class="inline-check"><${SelectAll} selection=${selection} /> Select all</label></p>`}
+    <${FileGrid} ws=${ws} entries=${entries} href=${href} selection=${selection} highlight=${hl}
+      onPreview=${(e) => act('preview', e)} />` : html`
     <table class="list files-table">
-      <thead><tr><th scope="col">Name</th><th scope="col" class="num">Size</th>
+      <thead><tr><th scope="col" class="pick-col">${entries.length > 0 && html`<${SelectAll} selection=${selection} />`}</th><th scope="col">Name</th><th scope="col" class="num">Size</th>
         <th scope="col" class="wide">Modified</th><th scope="col" class="wide">By</th>
         <th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
       <tbody>
-        ${path !== '/' && html`<tr><td colspan="5"><a href=${filesHref(ws.id, parentOf(path))}>⬑ Parent folder</a></td></tr>`}
-        ${data && !entries.length && html`<tr><td colspan="5" class="muted">This folder is empty. Drop files here or use Upload.</td></tr>`}
-        ${entries.map((e) => html`<tr key=${e.path} data-path=${e.path}>
+        ${path !== '/' && html`<tr><td></td><td colspan="5"><a href=${filesHref(ws.id, parentOf(path))}>⬑ Parent folder</a></td></tr>`}
+        ${data && !entries.length && html`<tr><td colspan="6" class="empty-state">This folder is empty. Drop files here or use Upload.</td></tr>`}
+        ${entries.map((e) => html`<tr key=${e.path} data-path=${e.path}
+            class=${(selection.sel.has(e.path) ? 'selected' : '') + (hl === e.path ? ' highlight' : '')}>
+          <td class="pick-col"><${SelectBox} entry=${e} selection=${selection} /></td>
           <td class="name">${e.type === 'folder'
             ? html`<a href=${filesHref(ws.id, e.path)}><span class="ico ico-folder" aria-hidden="true"></span>${e.name}</a>`
             : html`<a href=${contentUrl(ws.id, e.path)} download=${e.name} onClick=${downloadClick(ws.id, e)}><span class="ico ico-file" aria-hidden="true"></span>${e.name}</a>`}</td>
@@ -229,6 +241,7 @@ export function FilesView({ ws, feed, route }) {
           <td class="row-actions">
             <details class="menu"><summary aria-label=${'Actions for ' + e.name}>⋯</summary>
               <div class="menu-items" onClick=${(ev) => ev.target.closest('details').removeAttribute('open')}>
+                ${previewKind(e) && html`<button type="button" onClick=${() => act('preview', e)}>Preview</button>`}
                 ${e.type === 'file' && html`<a class="button" href=${contentUrl(ws.id, e.path)} download=${e.name} onClick=${downloadClick(ws.id, e)}>Download</a>`}
                 <button type="button" onClick=${() => act('rename', e)}>Rename</button>
                 <button type="button" onClick=${() => act('move', e)}>Move</button>
@@ -240,7 +253,7 @@ export function FilesView({ ws, feed, route }) {
               </div></details>
           </td></tr>`)}
       </tbody>
-    </table>`}
+    </table>`}`}
     <${Uploads} uploads=${uploads} />
     ${dialog && dialog.kind === 'mkdir' && html`<${PromptDialog} title="New folder" label="Folder name"
       submitLabel="Create" onClose=${close}
@@ -259,6 +272,7 @@ export function FilesView({ ws, feed, route }) {
     ${dialog && dialog.kind === 'locations' && html`<${LocationsDialog} ws=${ws} path=${dialog.entry.path} feed=${feed} onClose=${close} />`}
     ${where && !dialog && html`<${LocationsDialog} ws=${ws} path=${where} feed=${feed}
       onClose=${() => navigate(filesHref(ws.id, path), true)} />`}
+    ${dialog && dialog.kind === 'preview' && html`<${PreviewDialog} ws=${ws} entry=${dialog.entry} onClose=${close} />`}
     ${dialog && dialog.kind === 'share' && html`<${ShareDialog} ws=${ws} entry=${dialog.entry} onClose=${close} />`}
   </main></div>`;
 }

@@ -90,7 +90,7 @@ function Jobs({ ws, feed }) {
     <h2 id="jobs-h">Background jobs</h2>
     <${ErrorLine} error=${error} />
     ${data && html`<table class="list"><thead><tr><th>Job</th><th>State</th><th>Last run</th><th>Result</th></tr></thead>
-      <tbody>${data.jobs.map((j) => html`<tr data-job=${j.name}>
+      <tbody>${!data.jobs.length && html`<tr><td colspan="4" class="empty-state">No background jobs have run yet; GC, scrub and replication run on their own schedule (docs/jobs.md).</td></tr>`}${data.jobs.map((j) => html`<tr data-job=${j.name}>
         <td>${j.name}</td><td>${j.state}</td><td>${j.finished_at ? fmtAgo(j.finished_at) : 'never'}</td>
         <td class=${j.result && (j.result.chunks_corrupt || j.result.chunks_unrepaired) ? 'warn' : ''}>
           ${j.state === 'running' ? 'in progress: ' + show(j.progress) : show(j.result)}</td></tr>`)}</tbody></table>`}
@@ -122,7 +122,8 @@ export function HostsView({ ws, feed }) {
     <section class="hosts" aria-label="Hosts">
       <h2>Hosts <span class="muted">${hosts.filter((h) => h.status === 'online').length} of ${hosts.length} online</span></h2>
       <${ErrorLine} error=${error} />
-      ${data && !hosts.length && html`<p class="muted">No hosts yet.</p>`}
+      ${data && !hosts.length && html`<p class="empty-state">No hosts yet. A host is a machine that keeps a synced copy
+        of this workspace: ${admin ? 'create a host invite below, then run roost host join on it.' : 'ask an owner or admin for a host invite.'}</p>`}
       ${hosts.map((h) => html`<${HostCard} key=${h.id} ws=${ws} host=${h} feed=${feed} admin=${admin} />`)}
     </section>
     <${Replicas} ws=${ws} feed=${feed} />

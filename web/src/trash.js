@@ -19,7 +19,8 @@ export function TrashView({ ws, feed }) {
       <h2 id="trash-h">Trash <span class="muted">deleted files stay ${data ? data.trash_days : '…'} days</span></h2>
       <${ErrorLine} error=${error || err} />
       ${done && html`<p class="ok" role="status">Restored ${done}</p>`}
-      ${data && !list.length && html`<p class="muted">The trash is empty.</p>`}
+      ${data && !list.length && html`<p class="empty-state">The trash is empty. Files and folders you delete on the
+        Files page stay here ${data.trash_days} days, and can be restored from here.</p>`}
       ${list.length > 0 && html`<table class="list">
         <thead><tr><th>Path</th><th class="num">Size</th><th>Deleted</th><th>Restorable until</th><th></th></tr></thead>
         <tbody>${list.map((e) => html`<tr key=${e.id} data-path=${e.path}>

@@ -31,6 +31,9 @@ export function fmtAgo(ms) {
   return fmtTime(ms);
 }
 
+// "1 item", "3 items".
+export const plural = (n, word, many = word + 's') => n + ' ' + (n === 1 ? word : many);
+
 // Who made a version or an audit row, from its by and via (the hub's
 // attribution): "alice via laptop", "alice via a removed host",
 // "share link #3 '/docs'", or the older created_by / actor.
