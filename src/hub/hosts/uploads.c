@@ -165,6 +165,8 @@ enum MHD_Result api_uploads_missing(struct req *r)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "'hashes' is an array of at most %d chunk hashes",
 		                   UPLOAD_PROBE_MAX);
+	if (!upload_probe_fits(r))
+		return MHD_YES;
 	size_t n = json_array_size(hashes), i;
 	json_t *h;
 	struct chunk_ref *refs = xcalloc(n ? n : 1, sizeof *refs);
