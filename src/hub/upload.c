@@ -188,6 +188,9 @@ int api_chunk_put_data(struct req *r, const char *data, size_t len)
 {
 	int rc = store_writer_write(r->state, data, len);
 	if (store_err_full(rc)) {
+		/* The temp file goes now, not after the answer: space is short. */
+		store_writer_abort(r->state);
+		r->state = NULL;
 		req_out_of_space(r, "storing a chunk", rc);
 	} else if (rc != 0) {
 		r->stream_err = MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -427,6 +430,17 @@ static void stream_abandon(struct stream_up *s)
 	}
 }
 
+/* The disk is full: the body's chunks and its temp file go before the
+ * answer (the client may look, and the space is short). */
+static void stream_refuse_space(struct stream_up *s, int err)
+{
+	hub_space_full(s->hub, "storing an upload", err);
+	stream_abandon(s);
+	s->n = 0;
+	store_writer_abort(s->w);
+	s->w = NULL;
+}
+
 static void stream_free(void *p)
 {
 	struct stream_up *s = p;
@@ -539,6 +553,7 @@ int api_upload_data(struct req *r, const char *data, size_t len)
 		if (rc == 0 && cut)
 			rc = stream_cut(s);
 		if (store_err_full(rc)) {
+			stream_refuse_space(s, rc);
 			req_out_of_space(r, "storing an upload", rc);
 			return -1;
 		}
@@ -559,7 +574,7 @@ json_t *upload_stream_commit(struct req *r, struct op_err *e)
 	struct stream_up *s = r->state;
 	int cut = s->w ? stream_cut(s) : 0;
 	if (store_err_full(cut)) {
-		hub_space_full(r->hub, "storing an upload", cut);
+		stream_refuse_space(s, cut);
 		op_fail(e, OP_NO_SPACE, "%s", OUT_OF_SPACE_MSG);
 		return NULL;
 	}
