@@ -130,7 +130,7 @@ struct put {
 	size_t target_at;   /* the first target not found failing */
 	atomic_llong host_bytes;
 	atomic_llong *progress; /* put_opts.progress */
-	int64_t size;           /* the file's size, sent with each probe; -1: none */
+	int64_t size;           /* the file's size, for the first probe; -1: none (sent) */
 };
 
 static void put_fail(struct put *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -466,9 +466,12 @@ static int probe_and_enqueue(struct put *p, size_t from, size_t to, struct hashs
 	for (size_t i = from; i < to; i++)
 		json_array_append_new(arr, json_string(p->chunks[i].hash));
 	json_t *body = json_pack("{s:o}", "hashes", arr);
-	/* The hub checks the file's size against the quota before any chunk. */
+	/* The first probe carries the file's size: the hub checks it against the
+	 * max file size and the quota before any chunk is sent (once is enough;
+	 * the commit checks again). */
 	if (p->size >= 0)
 		json_object_set_new(body, "size", json_integer(p->size));
+	p->size = -1;
 	/* In a 'hosts' workspace a chunk sent to a host counts as sent too. */
 	char *url = client_ws_url(p->c, p->hosts ? "/uploads/missing" : "/chunks/missing", NULL);
 	json_t *resp = NULL;
