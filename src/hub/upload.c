@@ -94,7 +94,7 @@ bool upload_probe_fits(struct req *r)
 
 enum MHD_Result api_chunks_missing(struct req *r)
 {
-	if (!may_upload(r) || !upload_probe_fits(r))
+	if (!may_upload(r))
 		return MHD_YES;
 	json_t *hashes = json_object_get(r->json, "hashes");
 	if (!json_is_array(hashes))
@@ -111,6 +111,8 @@ enum MHD_Result api_chunks_missing(struct req *r)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
 			                   "hashes[%zu] is not 64 lowercase hex digits", i);
 	}
+	if (!upload_probe_fits(r))
+		return MHD_YES;
 	/* A chunk the caller cannot prove it holds is "missing" even when the
 	 * store has it: the answer must not tell whether anyone else has it. */
 	size_t n = json_array_size(hashes);

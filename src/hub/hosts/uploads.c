@@ -165,8 +165,6 @@ enum MHD_Result api_uploads_missing(struct req *r)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "'hashes' is an array of at most %d chunk hashes",
 		                   UPLOAD_PROBE_MAX);
-	if (!upload_probe_fits(r))
-		return MHD_YES;
 	size_t n = json_array_size(hashes), i;
 	json_t *h;
 	struct chunk_ref *refs = xcalloc(n ? n : 1, sizeof *refs);
@@ -178,6 +176,10 @@ enum MHD_Result api_uploads_missing(struct req *r)
 			                   "hashes[%zu] is not 64 lowercase hex digits", i);
 		}
 		memcpy(refs[i].hash, json_string_value(h), HASH_HEX_LEN + 1);
+	}
+	if (!upload_probe_fits(r)) {
+		free(refs);
+		return MHD_YES;
 	}
 	bool *held = xcalloc(n ? n : 1, sizeof *held);
 	struct op_ctx c;
