@@ -143,18 +143,32 @@ long client_get_to(const struct client *c, CURL *curl, const char *url, curl_wri
 	return status;
 }
 
-void client_print_error(const char *what, long status, json_t *body, const char *err)
+void client_error_text(long status, json_t *body, const char *err, char *out, size_t cap)
 {
 	json_t *e = json_object_get(body, "error");
 	const char *msg = json_get_str(e, "message");
 	const char *code = json_get_str(e, "code");
 	if (err && *err)
-		fprintf(stderr, "roost: %s: %s\n", what, err);
+		snprintf(out, cap, "%s", err);
+	else if (code && strcmp(code, "out_of_space") == 0)
+		snprintf(out, cap,
+		         "the hub is out of space (%ld out_of_space); nothing more was stored: "
+		         "ask the hub's operator to free space, then try again",
+		         status);
+	else if (code && strcmp(code, "quota_exceeded") == 0)
+		snprintf(out, cap, "the workspace is over its quota (%ld quota_exceeded): %s",
+		         status, msg ? msg : "");
 	else if (msg)
-		fprintf(stderr, "roost: %s: %s (%s, HTTP %ld)\n", what, msg, code ? code : "error",
-		        status);
+		snprintf(out, cap, "%s (%s, HTTP %ld)", msg, code ? code : "error", status);
 	else
-		fprintf(stderr, "roost: %s: the hub answered HTTP %ld\n", what, status);
+		snprintf(out, cap, "the hub answered HTTP %ld", status);
+}
+
+void client_print_error(const char *what, long status, json_t *body, const char *err)
+{
+	char text[768];
+	client_error_text(status, body, err, text, sizeof text);
+	fprintf(stderr, "roost: %s: %s\n", what, text);
 	if (status == 401)
 		fprintf(stderr, "roost: log in again with 'roost login --hub URL --email EMAIL'\n");
 }

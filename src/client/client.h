@@ -59,6 +59,13 @@ long client_get_to(const struct client *c, CURL *curl, const char *url, curl_wri
                    void *arg);
 /* Print an API error body (or err) as "roost: message". */
 void client_print_error(const char *what, long status, json_t *body, const char *err);
+/* What a hub's error answer means, in words (no "roost: what:" prefix): a full
+ * hub reads "the hub is out of space (507 out_of_space) …", a quota "the
+ * workspace is over its quota (507 quota_exceeded): …", others "MESSAGE
+ * (CODE, HTTP STATUS)". err: a transport error, or NULL/"". */
+void client_error_text(long status, json_t *body, const char *err, char *out, size_t cap);
+/* An answer not worth repeating: 507 (a full hub or quota stays so). */
+#define CLIENT_NO_RETRY(status) ((status) == 507)
 /* Request that must succeed (2xx); prints the error and returns NULL otherwise. */
 /* An invite URL may name the dashboard (a browser's page) rather than the API:
  * ask c->hub (the URL's origin) about the invite token and return the API's

@@ -130,6 +130,7 @@ struct put {
 	size_t target_at;   /* the first target not found failing */
 	atomic_llong host_bytes;
 	atomic_llong *progress; /* put_opts.progress */
+	int64_t size;           /* the file's size, for the first probe; -1: none (sent) */
 };
 
 static void put_fail(struct put *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -152,11 +153,6 @@ static void put_fail(struct put *p, const char *fmt, ...)
 static void retry_start(struct retry *r)
 {
 	retry_init(r, 300, 300 << 6, 1.0 / 3);
-}
-
-static size_t discard(char *p, size_t size, size_t n, void *cls)
-{
-	return size * n;
 }
 
 /* curl reads the chunk straight from the file into its upload buffer. */
@@ -364,13 +360,15 @@ static int upload_to_hub(struct put *p, CURL *curl, const struct chunk *ch)
 	retry_start(&rt);
 	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
 		struct chunk_reader rd = {ch->fd >= 0 ? ch->fd : p->fd, ch->off, ch->size, 0};
+		struct errbuf eb = {.len = 0};
 		curl_easy_setopt(curl, CURLOPT_URL, url);
 		curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)ch->size);
 		curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_chunk);
 		curl_easy_setopt(curl, CURLOPT_READDATA, &rd);
 		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, errbuf_add);
+		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &eb);
 		curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
 		CURLcode cc = curl_easy_perform(curl);
 		long status = 0;
@@ -387,13 +385,19 @@ static int upload_to_hub(struct put *p, CURL *curl, const struct chunk *ch)
 			         strerror(rd.err));
 			break;
 		}
-		bool transient = cc != CURLE_OK || status == 429 || status >= 500;
+		bool transient =
+		    cc != CURLE_OK || status == 429 || (status >= 500 && !CLIENT_NO_RETRY(status));
 		if (!transient || attempt == MAX_TRIES - 1) {
+			json_t *body = eb.len ? json_loads(eb.data, 0, NULL) : NULL;
+			char why[768];
+			client_error_text(status, body, NULL, why, sizeof why);
+			json_decref(body);
 			put_fail(p, "uploading chunk %.12s failed: %s", ch->hash,
 			         cc != CURLE_OK  ? curl_easy_strerror(cc)
 			         : status == 401 ? "not authorized (log in again)"
 			         : status == 422 ? "the file changed while it was being uploaded; "
 			                           "run put again"
+			         : eb.len        ? why
 			                         : "the hub refused it");
 			break;
 		}
@@ -462,6 +466,12 @@ static int probe_and_enqueue(struct put *p, size_t from, size_t to, struct hashs
 	for (size_t i = from; i < to; i++)
 		json_array_append_new(arr, json_string(p->chunks[i].hash));
 	json_t *body = json_pack("{s:o}", "hashes", arr);
+	/* The first probe carries the file's size: the hub checks it against the
+	 * max file size and the quota before any chunk is sent (once is enough;
+	 * the commit checks again). */
+	if (p->size >= 0)
+		json_object_set_new(body, "size", json_integer(p->size));
+	p->size = -1;
 	/* In a 'hosts' workspace a chunk sent to a host counts as sent too. */
 	char *url = client_ws_url(p->c, p->hosts ? "/uploads/missing" : "/chunks/missing", NULL);
 	json_t *resp = NULL;
@@ -471,7 +481,7 @@ static int probe_and_enqueue(struct put *p, size_t from, size_t to, struct hashs
 	retry_start(&rt);
 	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
 		st = client_request(p->c, p->c->curl, "POST", url, body, &resp, err);
-		if (st == 200 || (st != 0 && st != 429 && st < 500))
+		if (st == 200 || (st != 0 && st != 429 && st < 500) || CLIENT_NO_RETRY(st))
 			break;
 		json_decref(resp);
 		resp = NULL;
@@ -480,9 +490,10 @@ static int probe_and_enqueue(struct put *p, size_t from, size_t to, struct hashs
 	json_decref(body);
 	free(url);
 	if (st != 200) {
-		client_print_error("probe missing chunks", st, resp, err);
+		char why[768];
+		client_error_text(st, resp, err, why, sizeof why);
 		json_decref(resp);
-		put_fail(p, "the hub did not answer the chunk probe");
+		put_fail(p, "%s%s", st ? "" : "the hub did not answer the chunk probe: ", why);
 		return -1;
 	}
 	json_t *missing = json_object_get(resp, "missing");
@@ -692,7 +703,7 @@ static void join_workers(struct put *p, pthread_t *th, int n)
 int transfer_put(struct client *c, const char *local, const char *remote_arg,
                  const struct put_opts *o)
 {
-	struct put p = {.c = c, .progress = o->progress};
+	struct put p = {.c = c, .progress = o->progress, .size = -1};
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.can_pop, NULL);
 	pthread_cond_init(&p.can_push, NULL);
@@ -706,6 +717,7 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 		return 1;
 	}
 	posix_fadvise(p.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	p.size = st.st_size;
 	char *remote = remote_for(local, remote_arg);
 	int nworkers = o->parallel > 0 ? o->parallel : PUT_PARALLEL_DEFAULT;
 	pthread_t *th = xcalloc((size_t)nworkers, sizeof *th);
@@ -810,7 +822,8 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 			}
 			continue;
 		}
-		if ((status == 0 || status >= 500) && attempt < MAX_TRIES) {
+		if ((status == 0 || status >= 500) && !CLIENT_NO_RETRY(status) &&
+		    attempt < MAX_TRIES) {
 			json_decref(resp);
 			retry_sleep_ms(retry_next_ms(&rt));
 			continue;
@@ -852,7 +865,7 @@ static long commit_batch(struct client *c, json_t *versions, json_t **out)
 	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
 		char err[256];
 		st = client_request(c, c->curl, "POST", url, body, out, err);
-		if (st != 0 && st != 429 && st < 500)
+		if ((st != 0 && st != 429 && st < 500) || CLIENT_NO_RETRY(st))
 			break;
 		json_decref(*out);
 		*out = NULL;
@@ -866,7 +879,7 @@ static long commit_batch(struct client *c, json_t *versions, json_t **out)
 void transfer_put_small(struct client *c, struct put_item *items, size_t n,
                         const struct put_opts *o)
 {
-	struct put p = {.c = c, .fd = -1, .progress = o->progress};
+	struct put p = {.c = c, .fd = -1, .progress = o->progress, .size = -1};
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.can_pop, NULL);
 	pthread_cond_init(&p.can_push, NULL);

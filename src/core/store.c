@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define STAGE_POOL 16
@@ -89,6 +90,24 @@ void store_free(struct store *s)
 		free(s->spare[i]);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
+}
+
+const char *store_dir(const struct store *s)
+{
+	return s->root;
+}
+
+int64_t store_avail(const struct store *s)
+{
+	struct statvfs v;
+	if (statvfs(s->root, &v) != 0)
+		return -errno;
+	return (int64_t)v.f_bavail * (int64_t)v.f_frsize;
+}
+
+bool store_err_full(int err)
+{
+	return err == -ENOSPC || err == -EDQUOT;
 }
 
 bool store_has(struct store *s, const char *hash)

@@ -20,6 +20,14 @@ struct store_writer;
 struct store *store_open(const char *dir);
 void store_free(struct store *s);
 
+/* The store's directory (.../objects), for log lines. */
+const char *store_dir(const struct store *s);
+/* Bytes an unprivileged writer may still use on the store's filesystem, or
+ * -errno. */
+int64_t store_avail(const struct store *s);
+/* Is err (a -errno from a write) a full disk or quota: -ENOSPC, -EDQUOT? */
+bool store_err_full(int err);
+
 bool store_has(struct store *s, const char *hash);
 /* Size of a stored object, or -errno. */
 int64_t store_size(struct store *s, const char *hash);

@@ -40,6 +40,11 @@ const char *db_errmsg(struct db *db)
 	return db->ops->errmsg(db);
 }
 
+bool db_full(struct db *db)
+{
+	return db && db->full;
+}
+
 static atomic_llong time_us;
 
 static int64_t now_us(void)
@@ -250,6 +255,7 @@ struct db *db_pool_acquire(struct db_pool *p)
 		pthread_cond_wait(&p->cv, &p->mu);
 	struct db *db = p->free[--p->nfree];
 	pthread_mutex_unlock(&p->mu);
+	db->full = false;
 	return db;
 }
 

@@ -31,6 +31,10 @@ enum {
 struct db *db_open(const char *url, char **err);
 void db_close(struct db *db);
 const char *db_errmsg(struct db *db);
+/* Did a statement on this connection fail because the disk (or the database
+ * server's) is full (SQLite's SQLITE_FULL, PostgreSQL's SQLSTATE 53100) since
+ * db_pool_acquire handed it out? The error itself is DB_ERR. */
+bool db_full(struct db *db);
 
 /* Bring the schema up to date (versioned migrations, each in one transaction). */
 int db_migrate(struct db *db);
@@ -212,6 +216,7 @@ struct db_ops {
 
 struct db {
 	const struct db_ops *ops;
+	bool full; /* db_full: set by the drivers, cleared by db_pool_acquire */
 };
 
 struct db_stmt {

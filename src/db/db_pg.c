@@ -59,6 +59,8 @@ static int result_code(struct pg_db *db, PGresult *res)
 		db->err[--n] = 0;
 	if (state && strncmp(state, "23", 2) == 0)
 		return DB_CONSTRAINT;
+	if (state && strcmp(state, "53100") == 0) /* disk_full */
+		db->base.full = true;
 	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
 	              strcmp(state, "55P03") == 0))
 		return DB_BUSY;

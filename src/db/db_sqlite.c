@@ -195,6 +195,14 @@ static int map_rc(int rc)
 	}
 }
 
+/* map_rc, noting a full disk on db (db_full). */
+static int map_rc_on(struct db *db, int rc)
+{
+	if ((rc & 0xff) == SQLITE_FULL)
+		db->full = true;
+	return map_rc(rc);
+}
+
 static void sq_close(struct db *db)
 {
 	for (int i = 0; i < STMT_CACHE; i++) {
@@ -219,7 +227,7 @@ static int sq_exec(struct db *db, const char *sql)
 		log_debug("sqlite: %s: %s", sql, msg ? msg : "?");
 		sqlite3_free(msg);
 	}
-	return map_rc(rc);
+	return map_rc_on(db, rc);
 }
 
 static int sq_begin(struct db *db)
@@ -292,7 +300,7 @@ static void sq_bind_null(struct db_stmt *s, int idx)
 static int sq_step(struct db_stmt *s)
 {
 	int rc = sqlite3_step(SST(s)->st);
-	int r = map_rc(rc);
+	int r = map_rc_on(s->db, rc);
 	if (r < 0 && r != DB_CONSTRAINT)
 		log_error("sqlite: %s", sqlite3_errmsg(SQ(s->db)->h));
 	return r;

@@ -93,6 +93,7 @@ struct hub {
 	pthread_t jobs_thread;
 	atomic_bool jobs_stopping;
 	bool jobs_running;
+	atomic_bool out_of_space; /* a full-disk episode, logged once (hub_space_full) */
 };
 
 /* What a request authenticated with: the route table says which kinds may
@@ -173,7 +174,21 @@ enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, co
 /* An error object with extra members merged into "error". */
 enum MHD_Result reply_error_extra(struct req *r, unsigned status, const char *code,
                                   const char *message, json_t *extra /* stolen */);
+/* 503 db_unavailable; 507 out_of_space when the database's disk is full. */
 enum MHD_Result reply_db_error(struct req *r);
+
+/* A full disk. Uploads are answered 507 out_of_space with this message; the
+ * first failure of an episode is logged (error) with the store's path and
+ * its free bytes, and the episode ends (logged too) at the next chunk the
+ * store takes. what names what failed ("storing a chunk"), err the -errno. */
+#define OUT_OF_SPACE_MSG                                                                           \
+	"the hub is out of space; nothing was stored (the hub's operator must free space on its "  \
+	"disk)"
+void hub_space_full(struct hub *h, const char *what, int err);
+void hub_space_ok(struct hub *h);
+enum MHD_Result reply_out_of_space(struct req *r, const char *what, int err);
+/* The same decided mid-body: answered once the body has been read. */
+void req_out_of_space(struct req *r, const char *what, int err);
 /* status (429 or 503) with code, message and Retry-After: wait_ms rounded up
  * to whole seconds. */
 enum MHD_Result reply_retry(struct req *r, unsigned status, const char *code, const char *message,

@@ -4,6 +4,7 @@
 #include "op_http.h"
 #include "ops/ops.h"
 
+#include <errno.h>
 #include <string.h>
 
 void req_op_ctx(struct req *r, struct op_ctx *c)
@@ -40,8 +41,17 @@ json_t *op_err_json(struct op_err *e)
 	return json_pack("{s:o}", "error", err);
 }
 
+void req_op_err_space(struct req *r, struct op_err *e)
+{
+	if (e->code != OP_DB || !db_full(r->db))
+		return;
+	hub_space_full(r->hub, "writing to the metadata database", -ENOSPC);
+	op_fail(e, OP_NO_SPACE, "%s", OUT_OF_SPACE_MSG);
+}
+
 enum MHD_Result reply_op_err(struct req *r, struct op_err *e)
 {
+	req_op_err_space(r, e);
 	unsigned status = op_http_status(e->code);
 	if (e->code == OP_BUSY) {
 		op_err_fini(e);

@@ -12,6 +12,10 @@ struct op_err;
  * ACL. End it with req_op_end, which keeps an ACL loaded meanwhile in r. */
 void req_op_ctx(struct req *r, struct op_ctx *c);
 void req_op_end(struct req *r, struct op_ctx *c);
+/* A database failure (OP_DB) because the database's disk is full becomes
+ * OP_NO_SPACE (logged as hub_space_full says); reply_op_err and WebDAV's
+ * answers ask. */
+void req_op_err_space(struct req *r, struct op_err *e);
 /* Answer e as {"error": {code, message, detail…}} with its HTTP status
  * (OP_BUSY with Retry-After). Takes e's detail. */
 enum MHD_Result reply_op_err(struct req *r, struct op_err *e);

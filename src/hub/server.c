@@ -28,6 +28,7 @@
 #include "jobs/jobs.h"
 #include "../core/json.h"
 #include "../core/path.h"
+#include "../core/store.h"
 #include "../core/util.h"
 
 #include <arpa/inet.h>
@@ -263,8 +264,42 @@ enum MHD_Result reply_retry(struct req *r, unsigned status, const char *code, co
 
 enum MHD_Result reply_db_error(struct req *r)
 {
+	if (db_full(r->db))
+		return reply_out_of_space(r, "writing to the metadata database", -ENOSPC);
 	return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "db_unavailable",
 	                   "the metadata database could not complete the request; retry");
+}
+
+void hub_space_full(struct hub *h, const char *what, int err)
+{
+	if (atomic_exchange(&h->out_of_space, true))
+		return; /* this episode is logged already */
+	int64_t avail = store_avail(h->store);
+	log_error("out of space: %s failed (%s); the store %s has %lld bytes free; uploads "
+	          "are refused (507 out_of_space) until space is freed",
+	          what, strerror(-err), store_dir(h->store), (long long)avail);
+}
+
+void hub_space_ok(struct hub *h)
+{
+	if (atomic_load(&h->out_of_space) && atomic_exchange(&h->out_of_space, false))
+		log_info("out of space: over; the store %s takes chunks again (%lld bytes free)",
+		         store_dir(h->store), (long long)store_avail(h->store));
+}
+
+enum MHD_Result reply_out_of_space(struct req *r, const char *what, int err)
+{
+	hub_space_full(r->hub, what, err);
+	return reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "out_of_space", "%s",
+	                   OUT_OF_SPACE_MSG);
+}
+
+void req_out_of_space(struct req *r, const char *what, int err)
+{
+	hub_space_full(r->hub, what, err);
+	r->stream_err = MHD_HTTP_INSUFFICIENT_STORAGE;
+	r->stream_code = "out_of_space";
+	r->stream_msg = OUT_OF_SPACE_MSG;
 }
 
 const char *req_arg(struct req *r, const char *key, size_t *len)

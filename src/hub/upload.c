@@ -15,6 +15,7 @@
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/path.h"
+#include "../core/store.h"
 #include "../core/util.h"
 
 #include <errno.h>
@@ -73,6 +74,24 @@ static bool may_upload(struct req *r)
 	return false;
 }
 
+bool upload_probe_fits(struct req *r)
+{
+	json_t *v = json_object_get(r->json, "size");
+	if (!v)
+		return true;
+	int64_t size = -1;
+	if (!json_get_int(r->json, "size", &size) || size < 0) {
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		            "'size' is the file's size in bytes (0 or more)");
+		return false;
+	}
+	struct op_err e = {0};
+	if (limits_fit_file(r->db, r->ws_id, size, &e))
+		return true;
+	reply_op_err(r, &e);
+	return false;
+}
+
 enum MHD_Result api_chunks_missing(struct req *r)
 {
 	if (!may_upload(r))
@@ -92,6 +111,8 @@ enum MHD_Result api_chunks_missing(struct req *r)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_hash",
 			                   "hashes[%zu] is not 64 lowercase hex digits", i);
 	}
+	if (!upload_probe_fits(r))
+		return MHD_YES;
 	/* A chunk the caller cannot prove it holds is "missing" even when the
 	 * store has it: the answer must not tell whether anyone else has it. */
 	size_t n = json_array_size(hashes);
@@ -167,7 +188,13 @@ enum MHD_Result api_chunk_put_begin(struct req *r)
 
 int api_chunk_put_data(struct req *r, const char *data, size_t len)
 {
-	if (store_writer_write(r->state, data, len) != 0) {
+	int rc = store_writer_write(r->state, data, len);
+	if (store_err_full(rc)) {
+		/* The temp file goes now, not after the answer: space is short. */
+		store_writer_abort(r->state);
+		r->state = NULL;
+		req_out_of_space(r, "storing a chunk", rc);
+	} else if (rc != 0) {
 		r->stream_err = MHD_HTTP_SERVICE_UNAVAILABLE;
 		r->stream_code = "storage_error";
 		r->stream_msg = "the hub could not write the chunk";
@@ -192,9 +219,12 @@ enum MHD_Result api_chunk_put(struct req *r)
 		                   "the body's SHA-256 does not match %s; nothing stored",
 		                   r->params[1]);
 	}
+	if (store_err_full(rc))
+		return reply_out_of_space(r, "storing a chunk", rc);
 	if (rc != 0)
 		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage_error",
 		                   "the hub could not store the chunk: %s", strerror(-rc));
+	hub_space_ok(r->hub);
 	struct chunk_ref got = {.size = size};
 	memcpy(got.hash, r->params[1], HASH_HEX_LEN + 1);
 	if (grant_chunks(r, &got, 1) != DB_DONE)
@@ -402,6 +432,17 @@ static void stream_abandon(struct stream_up *s)
 	}
 }
 
+/* The disk is full: the body's chunks and its temp file go before the
+ * answer (the client may look, and the space is short). */
+static void stream_refuse_space(struct stream_up *s, int err)
+{
+	hub_space_full(s->hub, "storing an upload", err);
+	stream_abandon(s);
+	s->n = 0;
+	store_writer_abort(s->w);
+	s->w = NULL;
+}
+
 static void stream_free(void *p)
 {
 	struct stream_up *s = p;
@@ -425,6 +466,7 @@ static int stream_cut(struct stream_up *s)
 	int rc = store_writer_commit(s->w, NULL, c->hash);
 	s->w = NULL;
 	if (rc == 0) {
+		hub_space_ok(s->hub);
 		s->n++;
 		atomic_fetch_add(&s->hub->m.chunks_received, 1);
 		atomic_fetch_add(&s->hub->m.chunk_bytes_received, c->size);
@@ -512,6 +554,11 @@ int api_upload_data(struct req *r, const char *data, size_t len)
 		int rc = store_writer_write(s->w, d, n);
 		if (rc == 0 && cut)
 			rc = stream_cut(s);
+		if (store_err_full(rc)) {
+			stream_refuse_space(s, rc);
+			req_out_of_space(r, "storing an upload", rc);
+			return -1;
+		}
 		if (rc != 0) {
 			r->stream_err = MHD_HTTP_SERVICE_UNAVAILABLE;
 			r->stream_code = "storage_error";
@@ -527,7 +574,13 @@ int api_upload_data(struct req *r, const char *data, size_t len)
 json_t *upload_stream_commit(struct req *r, struct op_err *e)
 {
 	struct stream_up *s = r->state;
-	if (s->w && stream_cut(s) != 0) {
+	int cut = s->w ? stream_cut(s) : 0;
+	if (store_err_full(cut)) {
+		stream_refuse_space(s, cut);
+		op_fail(e, OP_NO_SPACE, "%s", OUT_OF_SPACE_MSG);
+		return NULL;
+	}
+	if (cut != 0) {
 		op_fail(e, OP_STORAGE, "the hub could not store the upload");
 		return NULL;
 	}

@@ -14,6 +14,12 @@ struct chunk_ref {
 	int64_t size;
 };
 enum MHD_Result api_chunks_missing(struct req *r);
+/* A probe's optional "size" (the bytes of the file about to be committed):
+ * true if absent or within the workspace's max file size and quota, else
+ * false after answering 400, 413 file_too_large or 507 quota_exceeded, so a
+ * client learns it before it sends a chunk. Both probes (chunks/missing,
+ * uploads/missing) ask. */
+bool upload_probe_fits(struct req *r);
 enum MHD_Result api_chunk_put_begin(struct req *r);
 int api_chunk_put_data(struct req *r, const char *data, size_t len);
 enum MHD_Result api_chunk_put(struct req *r);

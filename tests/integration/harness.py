@@ -51,6 +51,11 @@ class Hub:
         self.proc = None
         self.log = None
         self.serve_args = []  # extra `roost serve` options
+        # A size in bytes: the hub's chunk store (DATA/objects) is a tmpfs of that
+        # size, mounted in a user+mount namespace of its own (`unshare -rm`, no
+        # privileges needed), so a test can fill the hub's disk. store_dir() is
+        # the store as the hub sees it.
+        self.store_tmpfs = None
         self.hosts = []  # every Host started against this hub (stopped at the class's end)
         self.backend = BACKEND
         self.db_url = self.db_name = None
@@ -106,12 +111,19 @@ class Hub:
         can get it as its local port): then the hub starts again on new ports."""
         for attempt in range(4):
             self.log = open(os.path.join(self.root, "hub.log"), "ab")
-            self.proc = subprocess.Popen(
-                [ROOST, "serve", "--data", self.data, *self.db_args(),
-                 "--api-port", str(self.api_port),
-                 "--content-port", str(self.content_port),
-                 "--dashboard-port", str(self.dash_port), *self.limits(), *self.serve_args],
-                stdout=self.log, stderr=self.log, env=self.env())
+            cmd = [ROOST, "serve", "--data", self.data, *self.db_args(),
+                   "--api-port", str(self.api_port),
+                   "--content-port", str(self.content_port),
+                   "--dashboard-port", str(self.dash_port), *self.limits(), *self.serve_args]
+            if self.store_tmpfs:
+                # unshare execs sh, which execs roost: self.proc is the hub itself.
+                # A refused unshare or mount exits: "hub exited" below, never a skip.
+                cmd = ["unshare", "-rm", "sh", "-c",
+                       'mkdir -p "$1" && mount -t tmpfs -o size=%d,mode=0700 tmpfs "$1" '
+                       '&& shift && exec "$@"' % self.store_tmpfs,
+                       "sh", os.path.join(self.data, "objects"), *cmd]
+            self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
+                                         env=self.env())
             if self._wait_ready():
                 self.started_once = True
                 return
@@ -158,6 +170,15 @@ class Hub:
 
     def kill(self):
         self.stop(signal.SIGKILL)
+
+    def store_dir(self):
+        """The chunk store (DATA/objects) as the running hub sees it: with
+        store_tmpfs, its tmpfs, reached through /proc/PID/root."""
+        objects = os.path.join(self.data, "objects")
+        if not self.store_tmpfs:
+            return objects
+        assert self.proc and self.proc.poll() is None, "the hub is not running"
+        return "/proc/%d/root%s" % (self.proc.pid, os.path.abspath(objects))
 
     # ---- the CLI ----
     def cli(self, *args, check=True, timeout=600, **kw):
@@ -221,6 +242,7 @@ class HubTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="roost-it-")
         cls.hub = Hub(cls.tmp)
+        cls.hub.store_tmpfs = getattr(cls, "store_tmpfs", None)
         cls.stopped = False
         # unittest skips tearDownClass when setUpClass fails (in a subclass's
         # part too): the hub and its hosts are stopped anyway.

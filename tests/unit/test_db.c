@@ -124,6 +124,22 @@ static void test_db_errors_are_not_errno_values(void **state)
 	assert_int_not_equal(DB_CONSTRAINT, -ENOENT);
 }
 
+/* A database that cannot grow fails its write with DB_ERR and says it is full
+ * (db_full: the hub answers 507 out_of_space, not 503); other failures do not. */
+static void test_a_full_database_says_so(void **state)
+{
+	struct db *db = *state;
+	assert_false(db_full(db));
+	assert_int_equal(db_exec(db, "SELECT * FROM no_such_table"), DB_ERR);
+	assert_false(db_full(db));
+	assert_int_equal(db_exec(db, "PRAGMA max_page_count = 8"), DB_DONE);
+	int rc = DB_DONE;
+	for (int i = 0; i < 100 && rc == DB_DONE; i++)
+		rc = db_run(db, "INSERT INTO t (i, s) VALUES (?, printf('%.4000c', 'x'))", i);
+	assert_int_equal(rc, DB_ERR);
+	assert_true(db_full(db));
+}
+
 /* Commits leave the WAL's pages to the database file's checkpoint thread
  * (db_sqlite.c): while the connection stays open, the file itself grows as
  * that thread copies them back. (A checkpoint connection that never read the
@@ -170,6 +186,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_many_arguments_keep_their_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_db_errors_are_not_errno_values, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_full_database_says_so, setup, teardown),
 	    cmocka_unit_test(test_a_thread_checkpoints_while_commits_go_on),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

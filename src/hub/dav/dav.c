@@ -125,6 +125,7 @@ enum MHD_Result dav_send_error(struct req *r, unsigned status, const char *cond,
 
 enum MHD_Result dav_send_op_err(struct req *r, struct op_err *e)
 {
+	req_op_err_space(r, e);
 	unsigned st = op_dav_status(e->code);
 	op_err_fini(e);
 	return dav_send_text(r, st, e->message);

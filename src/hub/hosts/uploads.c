@@ -177,6 +177,10 @@ enum MHD_Result api_uploads_missing(struct req *r)
 		}
 		memcpy(refs[i].hash, json_string_value(h), HASH_HEX_LEN + 1);
 	}
+	if (!upload_probe_fits(r)) {
+		free(refs);
+		return MHD_YES;
+	}
 	bool *held = xcalloc(n ? n : 1, sizeof *held);
 	struct op_ctx c;
 	req_op_ctx(r, &c);

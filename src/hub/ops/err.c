@@ -36,6 +36,7 @@ static const struct {
     [OP_QUOTA_EXCEEDED] = {"quota_exceeded", 507, 507},
     [OP_UPLOAD_LIMIT] = {"upload_limit", 507, 507},
     [OP_STORAGE] = {"storage_error", 503, 503},
+    [OP_NO_SPACE] = {"out_of_space", 507, 507},
 };
 
 const char *op_code_json(enum op_code code)

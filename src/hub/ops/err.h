@@ -33,6 +33,7 @@ enum op_code {
 	OP_QUOTA_EXCEEDED,   /* quota_exceeded */
 	OP_UPLOAD_LIMIT,     /* upload_limit: too many bytes uploaded and not committed */
 	OP_STORAGE,          /* storage_error: the chunk store failed */
+	OP_NO_SPACE,         /* out_of_space: the hub's disk (store or database) is full */
 	OP_CODES
 };
 
