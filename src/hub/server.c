@@ -718,7 +718,8 @@ static void on_body(struct req *r, const char *data, size_t len)
 		    (r->route->body == BODY_FORM ? FORM_BODY_MAX : JSON_BODY_MAX)) {
 			r->stream_err = MHD_HTTP_CONTENT_TOO_LARGE;
 			r->stream_code = "body_too_large";
-			r->stream_msg = "JSON body over the size limit";
+			r->stream_msg = r->route->body == BODY_FORM ? "form body over the size limit"
+			                                            : "JSON body over the size limit";
 			return;
 		}
 		if (r->body_len + len + 1 > r->body_cap) {
