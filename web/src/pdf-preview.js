@@ -48,9 +48,11 @@ async function fetchBytes(url, max) {
   return all;
 }
 
-// Draw page 1 of the PDF at url on canvas, at most maxWidth CSS pixels wide.
-// Resolves to { pages, width, height } (the page's size in PDF points).
-async function draw(url, canvas, { maxWidth = 800, maxBytes = PDF_PREVIEW_MAX } = {}) {
+// Draw page 1 of the PDF at url on canvas, to fit maxWidth × maxHeight CSS
+// pixels (its style gets that size unless keepStyle: a grid tile sizes its
+// canvas with CSS). Resolves to { pages, width, height } (the page in points).
+async function draw(url, canvas, { maxWidth = 800, maxHeight = 800, maxBytes = PDF_PREVIEW_MAX,
+  keepStyle = false } = {}) {
   const data = await fetchBytes(url, maxBytes);
   const task = getDocument({
     data,
@@ -69,12 +71,14 @@ async function draw(url, canvas, { maxWidth = 800, maxBytes = PDF_PREVIEW_MAX } 
     const page = await doc.getPage(1);
     const base = page.getViewport({ scale: 1 });
     const ratio = window.devicePixelRatio || 1;
-    const scale = Math.min(maxWidth / base.width, 4);
+    const scale = Math.min(maxWidth / base.width, maxHeight / base.height, 4);
     const vp = page.getViewport({ scale: scale * ratio });
     canvas.width = Math.max(1, Math.floor(vp.width));
     canvas.height = Math.max(1, Math.floor(vp.height));
-    canvas.style.width = Math.floor(base.width * scale) + 'px';
-    canvas.style.aspectRatio = base.width + ' / ' + base.height;
+    if (!keepStyle) {
+      canvas.style.width = Math.floor(base.width * scale) + 'px';
+      canvas.style.aspectRatio = base.width + ' / ' + base.height;
+    }
     // Annotations (links, forms) are not drawn: only the page's content.
     await page.render({ canvas, canvasContext: canvas.getContext('2d'), viewport: vp,
       annotationMode: 0 }).promise;
@@ -92,7 +96,9 @@ function sharePage() {
   for (const canvas of document.querySelectorAll('canvas[data-pdf-src]')) {
     const status = document.getElementById(canvas.dataset.pdfStatus || '');
     const max = Number(canvas.dataset.pdfMax || 0) || PDF_PREVIEW_MAX;
-    draw(canvas.dataset.pdfSrc, canvas, { maxWidth: Math.min(900, canvas.parentElement.clientWidth || 900), maxBytes: max })
+    const maxWidth = Math.min(900, canvas.parentElement.clientWidth || 900);
+    const maxHeight = Math.max(240, Math.round(window.innerHeight * 0.8));
+    draw(canvas.dataset.pdfSrc, canvas, { maxWidth, maxHeight, maxBytes: max })
       .then((r) => {
         canvas.hidden = false;
         if (status) status.textContent = 'Page 1 of ' + r.pages + (r.pages > 1 ? ': download the PDF for the rest.' : '');

@@ -119,12 +119,12 @@ function loadPdf() {
 }
 
 // Draws page 1 of the PDF at url on a canvas; onDone gets { pages } or an error.
-function PdfCanvas({ url, maxWidth, maxBytes, className, onDone }) {
+function PdfCanvas({ url, maxWidth, maxHeight, maxBytes, keepStyle, className, onDone }) {
   const ref = useRef(null);
   useEffect(() => {
     let live = true;
     loadPdf()
-      .then((lib) => lib.draw(url, ref.current, { maxWidth, maxBytes }))
+      .then((lib) => lib.draw(url, ref.current, { maxWidth, maxHeight, maxBytes, keepStyle }))
       .then((r) => live && onDone(r, null), (e) => live && onDone(null, e));
     return () => { live = false; };
   }, [url]);
@@ -134,11 +134,12 @@ function PdfCanvas({ url, maxWidth, maxBytes, className, onDone }) {
 function PdfPreview({ url, entry }) {
   const [state, setState] = useState({ loading: true });
   const width = Math.min(760, Math.max(240, window.innerWidth - 80));
+  const height = Math.max(240, Math.round(window.innerHeight * 0.62));
   return html`<div class="preview-pdf">
     ${state.error
       ? html`<p class="muted">No preview of this PDF (${state.error.message}).</p>`
       : html`<div class="pdf-page" hidden=${state.loading}>
-          <${PdfCanvas} url=${url} maxWidth=${width} className="preview-pdf-page"
+          <${PdfCanvas} url=${url} maxWidth=${width} maxHeight=${height} className="preview-pdf-page"
             onDone=${(r, error) => setState(error ? { error } : { pages: r.pages })} /></div>`}
     ${state.loading && !state.error && html`<p class="muted">Drawing the first page…</p>`}
     <p class="actions">
@@ -190,7 +191,7 @@ function PdfThumb({ ws, entry }) {
   const [state, setState] = useState('loading');
   if (!url || state === 'failed') return html`<${IconThumb} entry=${entry} kind="pdf" />`;
   return html`${state === 'loading' && html`<${IconThumb} entry=${entry} kind="pdf" />`}
-    <${PdfCanvas} url=${url} maxWidth=${240} maxBytes=${PDF_THUMB_MAX}
+    <${PdfCanvas} url=${url} maxWidth=${240} maxHeight=${180} maxBytes=${PDF_THUMB_MAX} keepStyle=${true}
       className=${'thumb thumb-pdf-page' + (state === 'loading' ? ' drawing' : '')}
       onDone=${(r, error) => setState(error ? 'failed' : 'drawn')} />`;
 }
