@@ -24,6 +24,7 @@ const WAIT = 20000;
 let browser, page, ws;
 const requests = []; // every URL the page asked for
 let dialogs = 0;
+const consoleText = []; // what the page logged (pdf.js warns there when it has no worker)
 const env = { ...process.env, XDG_CONFIG_HOME: process.env.ROOST_CLI_CONFIG };
 
 function cli(...args) {
@@ -145,7 +146,10 @@ before(async () => {
     d.dismiss();
   });
   page.on('pageerror', (e) => console.error('page error:', e.message));
-  page.on('console', (m) => m.type() === 'error' && console.error('console:', m.text()));
+  page.on('console', (m) => {
+    consoleText.push(m.text());
+    if (m.type() === 'error') console.error('console:', m.text());
+  });
   await page.goto(DASH + '/');
   await page.getByLabel('Email').fill(OWNER);
   await page.getByLabel('Password').fill(PASSWORD);
@@ -175,6 +179,8 @@ test('the dashboard previews a PDF as its first page on a canvas, with the page 
   const res = await fetch(DASH + '/');
   assert.match(res.headers.get('content-security-policy'), /worker-src 'self';/);
   assert.doesNotMatch(res.headers.get('content-security-policy'), /unsafe-eval|worker-src[^;]*blob:/);
+  // parsed in pdf.js's worker, not on the page's thread ("Setting up fake worker")
+  assert.deepEqual(consoleText.filter((t) => /fake worker/i.test(t)), []);
   await shot(page, 'preview-pdf');
   await dlg.getByRole('button', { name: 'Close' }).click();
 });
@@ -211,6 +217,8 @@ test('in the grid a PDF tile shows its first page, and a PDF too big to fetch ke
     !document.querySelector('li.tile[data-path="/papers/broken.pdf"] canvas'), null, { timeout: WAIT });
   assert.equal(await broken.locator('.thumb-icon').textContent(), 'PDF');
   await page.locator('li.tile[data-path="/papers/evil.pdf"] canvas.thumb:not(.drawing)').waitFor({ timeout: WAIT });
+  // the tiles' PDFs share one pdf.js worker: one load of it for the whole grid
+  assert.equal(requests.filter((u) => u === DASH + '/pdf.worker.min.mjs').length, 1);
   await shot(page, 'files-grid-pdf');
   await tile.getByRole('button', { name: 'Preview report.pdf' }).click();
   await page.getByRole('dialog').getByText('Page 1 of 3').waitFor({ timeout: WAIT });
@@ -232,6 +240,7 @@ test('a share page draws a shared PDF\'s first page with pdf.js from the content
   assert.ok(requests.includes(origin + '/s/_assets/pdf-preview.js'));
   assert.ok(requests.includes(origin + '/s/_assets/pdf.worker.min.mjs'));
   await page.getByRole('link', { name: 'Download' }).waitFor();
+  assert.deepEqual(consoleText.filter((t) => /fake worker/i.test(t)), []);
   await shot(page, 'share-pdf');
 });
 

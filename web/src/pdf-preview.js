@@ -9,7 +9,7 @@
 // - a share page (src/hub/share_page.c) loads it from /s/_assets/ with its
 //   nonce, and it draws every <canvas data-pdf-src> on the page by itself.
 // The worker is pdf.worker.min.mjs next to this script, on the same origin.
-import { GlobalWorkerOptions, getDocument } from 'pdfjs-dist';
+import { GlobalWorkerOptions, PDFWorker, getDocument } from 'pdfjs-dist';
 
 const here = document.currentScript && document.currentScript.src;
 GlobalWorkerOptions.workerSrc = new URL('pdf.worker.min.mjs', here || location.href).href;
@@ -48,14 +48,38 @@ async function fetchBytes(url, max) {
   return all;
 }
 
+// One worker for every document of the page (a grid of PDFs starts one, not
+// one each), and at most two drawings at a time; the rest wait their turn.
+let worker = null;
+const DRAWING_MAX = 2;
+let drawing = 0;
+const waiting = [];
+
+async function turn(fn) {
+  if (drawing >= DRAWING_MAX) await new Promise((go) => waiting.push(go));
+  drawing++;
+  try {
+    return await fn();
+  } finally {
+    drawing--;
+    if (waiting.length) waiting.shift()();
+  }
+}
+
 // Draw page 1 of the PDF at url on canvas, to fit maxWidth × maxHeight CSS
 // pixels (its style gets that size unless keepStyle: a grid tile sizes its
 // canvas with CSS). Resolves to { pages, width, height } (the page in points).
-async function draw(url, canvas, { maxWidth = 800, maxHeight = 800, maxBytes = PDF_PREVIEW_MAX,
+function draw(url, canvas, opts = {}) {
+  return turn(() => drawNow(url, canvas, opts));
+}
+
+async function drawNow(url, canvas, { maxWidth = 800, maxHeight = 800, maxBytes = PDF_PREVIEW_MAX,
   keepStyle = false } = {}) {
   const data = await fetchBytes(url, maxBytes);
+  if (!worker || worker.destroyed) worker = new PDFWorker({ name: 'roost-pdf' });
   const task = getDocument({
     data,
+    worker,
     isEvalSupported: false, // no new Function() for fonts or shadings
     // The document's JavaScript never runs: pdf.js's core only parses, and its
     // scripting sandbox (pdf.sandbox.mjs) is neither bundled nor served.
