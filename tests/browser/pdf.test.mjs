@@ -244,6 +244,17 @@ test('a share page draws a shared PDF\'s first page with pdf.js from the content
   await shot(page, 'share-pdf');
 });
 
+test('a password link\'s PDF is drawn once the password is given (its cookie reaches the file)', async () => {
+  const url = JSON.parse(cli('share', '/papers/report.pdf', '--password', 'paper plane', '--json')).url;
+  await page.goto(url);
+  await page.getByRole('heading', { name: 'This link needs a password' }).waitFor({ timeout: WAIT });
+  assert.equal(await page.locator('canvas').count(), 0);
+  await page.getByLabel('Password').fill('paper plane');
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page.getByText('Page 1 of 3').waitFor({ timeout: WAIT });
+  assertPage(await canvasFacts(page.locator('canvas.preview')), 'password share page');
+});
+
 test('a PDF\'s JavaScript runs nowhere: no title change, no dialog, no request it asks for', async () => {
   const before = requests.length;
   dialogs = 0;
