@@ -481,7 +481,16 @@ int hub_backup(const struct hub_config *cfg, const char *dest)
 	         pg ? "pgdump" : "db");
 	snprintf(b.meta_path, sizeof b.meta_path, "%s/%s", dest, b.meta_name);
 	snprintf(b.meta_tmp, sizeof b.meta_tmp, "%s/.%s.tmp", dest, b.meta_name);
+	/* The metadata holds password hashes and signing keys: 0600 from the
+	 * start (VACUUM INTO takes an empty file; pg_dump truncates it). */
 	unlink(b.meta_tmp);
+	int mfd = open(b.meta_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (mfd < 0) {
+		fprintf(stderr, "roost admin backup: cannot create %s: %s\n", b.meta_tmp,
+		        strerror(errno));
+		goto out;
+	}
+	close(mfd);
 	b.chunks = json_array();
 	b.absent = json_array();
 	if ((pg ? snapshot_pg(&b, url) : snapshot_sqlite(&b)) != 0)
