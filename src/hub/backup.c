@@ -187,7 +187,10 @@ static int snapshot_sqlite(struct backup *b)
 	char *url = xasprintf("sqlite:%s", b->meta_tmp), *err = NULL;
 	struct db *copy = db_open(url, &err);
 	free(url);
-	int rc = copy ? read_chunks(copy, &b->snap) : DB_ERR;
+	/* The backup's own fence is in its snapshot: a restored hub has none. */
+	int rc = copy ? db_run(copy, "DELETE FROM gc_fences") : DB_ERR;
+	if (rc == DB_DONE)
+		rc = read_chunks(copy, &b->snap);
 	if (copy && rc == DB_DONE)
 		b->schema = db_schema_version(copy);
 	if (!copy || rc != DB_DONE)
@@ -398,6 +401,27 @@ static struct db *open_hub_db(const struct hub_config *cfg, char **url_out)
 	return db;
 }
 
+/* A backup directory is never a hub's data directory (nor inside its
+ * store): the backup prunes what its manifest does not name. */
+static int check_dest(const char *data_dir, const char *dest)
+{
+	char data[PATH_MAX], to[PATH_MAX];
+	char *db = xasprintf("%s/roost.db", dest);
+	bool hub = access(db, F_OK) == 0;
+	free(db);
+	if (!hub && realpath(data_dir, data) && realpath(dest, to)) {
+		size_t n = strlen(data);
+		hub = strcmp(data, to) == 0 ||
+		      (strncmp(to, data, n) == 0 && strncmp(to + n, "/objects", 8) == 0);
+	}
+	if (hub)
+		fprintf(stderr,
+		        "roost admin backup: %s is a hub's data directory (or its store): back up "
+		        "into a directory of its own\n",
+		        dest);
+	return hub ? -1 : 0;
+}
+
 static int take_lock(const char *dest)
 {
 	char *p = xasprintf("%s/.lock", dest);
@@ -452,12 +476,14 @@ int hub_backup(const struct hub_config *cfg, const char *dest)
 	struct backup b = {.dest = dest};
 	char *url = NULL;
 	int rc = 1, lock = -1;
+	if (!(b.db = open_hub_db(cfg, &url)) || check_dest(cfg->data_dir, dest) != 0)
+		goto out;
 	if (mkdir_p(dest, 0700) != 0) {
 		fprintf(stderr, "roost admin backup: cannot create %s: %s\n", dest,
 		        strerror(errno));
-		return 1;
+		goto out;
 	}
-	if (!(b.db = open_hub_db(cfg, &url)) || (lock = take_lock(dest)) < 0)
+	if ((lock = take_lock(dest)) < 0)
 		goto out;
 	b.kind = db_backend(b.db);
 	b.src = store_open_shared(cfg->data_dir);

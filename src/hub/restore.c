@@ -195,6 +195,12 @@ static int restore_pg(struct restore *r)
 	                NULL};
 	int rc = backup_run_tool("admin restore", argv);
 	free(src);
+	char *err = NULL;
+	struct db *db = rc == 0 ? db_open(r->db_url, &err) : NULL;
+	if (db) /* the backup's own fence is in its snapshot: a restored hub has none */
+		db_run(db, "DELETE FROM gc_fences");
+	free(err);
+	db_close(db);
 	return rc;
 }
 
@@ -350,12 +356,13 @@ int hub_restore(const char *from, const char *data_dir, const char *db_url)
 		json_decref(r.m);
 		return rc;
 	}
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof parent, "%s", data_dir);
-	size_t n = strlen(parent);
-	while (n > 1 && parent[n - 1] == '/')
-		parent[--n] = 0;
-	snprintf(r.stage, sizeof r.stage, "%s.restoring-%ld", parent, (long)getpid());
+	char target[PATH_MAX], parent[PATH_MAX];
+	snprintf(target, sizeof target, "%s", data_dir);
+	size_t n = strlen(target);
+	while (n > 1 && target[n - 1] == '/')
+		target[--n] = 0;
+	snprintf(parent, sizeof parent, "%s", target);
+	snprintf(r.stage, sizeof r.stage, "%s.restoring-%ld", target, (long)getpid());
 	char *slash = strrchr(parent, '/');
 	if (slash && slash != parent) {
 		*slash = 0;
@@ -363,8 +370,8 @@ int hub_restore(const char *from, const char *data_dir, const char *db_url)
 	}
 	rc = build(&r);
 	store_free(r.dst);
-	if (rc == 0 && ((rmdir(data_dir) != 0 && errno != ENOENT) ||
-	                rename(r.stage, data_dir) != 0 || fsync_parent_dir(data_dir) != 0)) {
+	if (rc == 0 && ((rmdir(target) != 0 && errno != ENOENT) || rename(r.stage, target) != 0 ||
+	                fsync_parent_dir(target) != 0)) {
 		fprintf(stderr, "roost admin restore: cannot move %s to %s: %s\n", r.stage,
 		        data_dir, strerror(errno));
 		rc = 1;

@@ -80,7 +80,9 @@ class BackupTest(HubTest):
                           api_port=harness.free_port(), content_port=harness.free_port(),
                           dash_port=harness.free_port(), proc=None, log=None, serve_args=[],
                           store_tmpfs=None, hosts=[], backend=self.hub.backend,
-                          db_url=db_args[1] if db_args else None, db_name=None)
+                          db_url=db_args[1] if db_args else None,
+                          db_name=db_args[1].rsplit("/", 1)[1] if db_args else None,
+                          pg=getattr(self.hub, "pg", None))
         h.start()
         self.addCleanup(h.stop)
         h.login_cli()
@@ -98,7 +100,10 @@ class BackupTest(HubTest):
         p = self.restore(dest, data, db)
         self.assertEqual(p.returncode, 0, p.err)
         self.assertIn("every one verified", p.out)
-        return self.serve(data, db)
+        h = self.serve(data, db)
+        # The backup's own GC fence does not come back with it.
+        self.assertEqual(h.sql("SELECT COUNT(*) FROM gc_fences"), [(0,)])
+        return h
 
     # ---- tests ----
 
@@ -191,6 +196,28 @@ class BackupTest(HubTest):
         p = self.roost("admin", "backup", "--data", self.hub.data)
         self.assertEqual(p.returncode, 2)
         self.assertIn("usage: roost admin backup", p.err)
+
+    def test_backup_refuses_the_hubs_own_directory(self):
+        before = sorted(os.listdir(self.hub.data))
+        for into in (self.hub.data, os.path.join(self.hub.data, "objects")):
+            p = self.backup(into)
+            self.assertEqual(p.returncode, 1, p.err)
+            self.assertIn("is a hub's data directory", p.err)
+        self.assertEqual(sorted(os.listdir(self.hub.data)), before)
+
+    def test_restore_of_a_postgres_backup_needs_an_empty_database(self):
+        if self.hub.backend != "postgres":
+            self.skipTest("PostgreSQL only")
+        dest = self.fresh("bk")
+        self.assertEqual(self.backup(dest).returncode, 0)
+        data = self.fresh("restored")
+        p = self.restore(dest, data, [])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("give --db URL of an empty database", p.err)
+        p = self.restore(dest, data, self.hub.db_args())  # the live hub's: not empty
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is not empty", p.err)
+        self.assertFalse(os.path.exists(data))
 
     def test_gc_during_backup_keeps_what_the_backup_needs(self):
         data = os.urandom(1500000)
