@@ -139,25 +139,61 @@ static int check_empty_db(const char *url)
 	return rc == DB_ROW && n == 0 ? 0 : 1;
 }
 
+/* Copy src to dst (a new 0600 file), hashing on the way: 0 or -errno. */
+static int copy_hashed(const char *src, const char *dst, char hex[HASH_HEX_LEN + 1])
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		int e = -errno;
+		close(in);
+		return e;
+	}
+	struct hasher *h = hasher_new();
+	size_t cap = (size_t)1 << 20;
+	uint8_t *buf = xmalloc(cap);
+	int rc = 0;
+	for (;;) {
+		ssize_t n = read(in, buf, cap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : 0;
+			break;
+		}
+		hasher_update(h, buf, (size_t)n);
+		if ((rc = write_all(out, buf, (size_t)n)) != 0)
+			break;
+	}
+	if (rc == 0 && fsync(out) != 0)
+		rc = -errno;
+	hasher_final_hex(h, hex);
+	hasher_free(h);
+	free(buf);
+	close(in);
+	close(out);
+	return rc;
+}
+
 /* Copy the SQLite metadata into the new hub as roost.db, hashed on the way:
  * 0, or -1 (said why). */
 static int restore_sqlite(struct restore *r)
 {
 	char *src = xasprintf("%s/%s", r->from, r->meta_file);
 	char *dst = xasprintf("%s/roost.db", r->stage);
-	size_t len = 0;
-	int rc = -1;
-	char *bytes = read_file(src, SIZE_MAX / 2, &len);
 	char got[HASH_HEX_LEN + 1];
-	if (!bytes)
-		fprintf(stderr, "roost admin restore: cannot read %s: %s\n", src, strerror(errno));
-	else if (hash_hex(bytes, len, got), strcmp(got, r->meta_sha) != 0)
+	int rc = copy_hashed(src, dst, got);
+	if (rc != 0)
+		fprintf(stderr, "roost admin restore: cannot copy %s to %s: %s\n", src, dst,
+		        strerror(-rc));
+	else if (strcmp(got, r->meta_sha) != 0) {
 		fprintf(stderr,
 		        "roost admin restore: %s is damaged: its SHA-256 is not the manifest's\n",
 		        src);
-	else if ((rc = write_file_atomic(dst, bytes, len, 0600)) != 0)
-		fprintf(stderr, "roost admin restore: cannot write %s: %s\n", dst, strerror(-rc));
-	free(bytes);
+		rc = -1;
+	}
 	free(src);
 	free(dst);
 	return rc == 0 ? 0 : -1;

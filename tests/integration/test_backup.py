@@ -176,6 +176,18 @@ class BackupTest(HubTest):
         self.assertFalse(os.path.exists(data))
         self.assertEqual([e for e in os.listdir(self.tmp) if ".restoring-" in e], [])
 
+    def test_damaged_metadata_fails_restore(self):
+        dest = self.fresh("bk")
+        self.assertEqual(self.backup(dest).returncode, 0)
+        meta = os.path.join(dest, self.manifest(dest)["metadata"]["file"])
+        with open(meta, "ab") as f:
+            f.write(b"\0")
+        data = self.fresh("restored")
+        p = self.restore(dest, data, self.new_db())
+        self.assertEqual(p.returncode, 1, p.err)
+        self.assertIn("is damaged: its SHA-256 is not the manifest's", p.err)
+        self.assertFalse(os.path.exists(data))
+
     def test_restore_refuses_an_unfinished_backup_and_a_used_directory(self):
         dest = self.fresh("bk")
         self.assertEqual(self.backup(dest).returncode, 0)
