@@ -540,7 +540,7 @@ int hub_backup(const struct hub_config *cfg, const char *dest)
 out:
 	if (rc != 0 && b.meta_tmp[0])
 		unlink(b.meta_tmp);
-	if (rc != 0 && b.db)
+	if (rc != 0 && lock >= 0)
 		fprintf(stderr,
 		        "roost admin backup: failed; %s holds no new backup (a previous "
 		        "one there is unchanged)\n",
