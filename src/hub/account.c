@@ -150,6 +150,28 @@ static enum MHD_Result reply_code_refused(struct req *r, int rc, int64_t retry_m
 	                   "of your authenticator app, or an unused recovery code");
 }
 
+int account_second_factor(struct req *r, int64_t uid, const char *email, const char *code)
+{
+	int on = account_totp_enabled(r->db, uid);
+	if (on == 0)
+		return 0;
+	if (on < 0) {
+		reply_db_error(r);
+		return 1;
+	}
+	if (!code || strlen(code) > 64) {
+		reply_error(r, MHD_HTTP_UNAUTHORIZED, "totp_required",
+		            "this account uses two-factor authentication: give its code as well");
+		return 1;
+	}
+	int64_t retry_ms = 0;
+	int ok = account_check_code(r, uid, email, code, &retry_ms);
+	if (ok == 1)
+		return 0;
+	reply_code_refused(r, ok, retry_ms);
+	return 1;
+}
+
 static bool user_email(struct db *db, int64_t uid, char email[330])
 {
 	email[0] = 0;

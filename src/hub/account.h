@@ -26,6 +26,9 @@ enum MHD_Result account_login_challenge(struct req *r, int64_t uid, const char *
  * (*retry_ms set). A TOTP code's step is spent; a recovery code is used up. */
 int account_check_code(struct req *r, int64_t uid, const char *email, const char *code,
                        int64_t *retry_ms);
+/* Where a password alone would start a session (an invite's accept): 0 uid
+ * has no second factor or code is right, else 1 after replying. */
+int account_second_factor(struct req *r, int64_t uid, const char *email, const char *code);
 /* The workspace requires 2FA and the caller has none: 1 (replied 403
  * "2fa_required"), 0 go on, <0 replied a database error. */
 int account_require_2fa(struct req *r);
