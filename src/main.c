@@ -158,10 +158,11 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			cmdline_help(stdout, cmd, NULL);
 			return CMDLINE_HELP;
 		}
-		if (!v && o[0] == '-') {
-			fprintf(stderr, "roost %s: %s needs a value\n", cmd, o);
-			return 2;
-		}
+		/* A last option without its value goes through the chain with "" so
+		 * that an unknown one is named as such; a known one is told below. */
+		bool missing = !v;
+		if (missing)
+			v = "";
 		if (port) {
 			if (parse_port(v, port) < 0) {
 				fprintf(stderr, "roost %s: %s takes a port number 1..65535\n", cmd,
@@ -250,6 +251,10 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			fprintf(stderr, "roost %s: unknown %s %s\n", cmd,
 			        o[0] == '-' ? "option" : "argument", o);
 			cmdline_help(stderr, cmd, NULL);
+			return 2;
+		}
+		if (missing) {
+			fprintf(stderr, "roost %s: %s needs a value\n", cmd, o);
 			return 2;
 		}
 	}
