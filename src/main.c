@@ -136,6 +136,37 @@ struct hub_args {
 	struct hub_config cfg;
 };
 
+/* Is o one of parse_hub_args' options (all take a value)? Only to tell a
+ * value-less last option from an unknown one: the chain below decides the rest. */
+static bool hub_option(const char *o)
+{
+	static const char *const known[] = {"--api-port",
+	                                    "--content-port",
+	                                    "--dashboard-port",
+	                                    "--data",
+	                                    "--db",
+	                                    "--rate-limit",
+	                                    "--max-conns-per-ip",
+	                                    "--head-timeout",
+	                                    "--login-throttle",
+	                                    "--gc-every",
+	                                    "--scrub-every",
+	                                    "--replicate-every",
+	                                    "--retention",
+	                                    "--job-rate",
+	                                    "--tls-cert",
+	                                    "--tls-key",
+	                                    "--host-ca",
+	                                    "--web-dir",
+	                                    "--heartbeat",
+	                                    "--email",
+	                                    "--listen"};
+	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+		if (strcmp(o, known[i]) == 0)
+			return true;
+	return false;
+}
+
 static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_args *a)
 {
 	memset(a, 0, sizeof *a);
@@ -158,11 +189,17 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			cmdline_help(stdout, cmd, NULL);
 			return CMDLINE_HELP;
 		}
-		/* A last option without its value goes through the chain with "" so
-		 * that an unknown one is named as such; a known one is told below. */
-		bool missing = !v;
-		if (missing)
-			v = "";
+		if (!v) {
+			/* a last option without its value: known, or not an option at all */
+			bool known = hub_option(o);
+			fprintf(stderr,
+			        known ? "roost %s: %s needs a value\n"
+			              : "roost %s: unknown option %s\n",
+			        cmd, o);
+			if (!known)
+				cmdline_help(stderr, cmd, NULL);
+			return 2;
+		}
 		if (port) {
 			if (parse_port(v, port) < 0) {
 				fprintf(stderr, "roost %s: %s takes a port number 1..65535\n", cmd,
@@ -251,10 +288,6 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			fprintf(stderr, "roost %s: unknown %s %s\n", cmd,
 			        o[0] == '-' ? "option" : "argument", o);
 			cmdline_help(stderr, cmd, NULL);
-			return 2;
-		}
-		if (missing) {
-			fprintf(stderr, "roost %s: %s needs a value\n", cmd, o);
 			return 2;
 		}
 	}
