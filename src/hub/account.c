@@ -311,10 +311,11 @@ enum MHD_Result api_login_totp(struct req *r)
 enum MHD_Result api_totp_status(struct req *r)
 {
 	int64_t left = 0;
-	struct db_stmt *st = db_query(r->db,
-	                              "SELECT totp_enabled_at, totp_secret IS NOT NULL FROM "
-	                              "users WHERE id = ?",
-	                              r->user_id);
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT totp_enabled_at, CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END FROM "
+	             "users WHERE id = ?",
+	             r->user_id);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		return reply_db_error(r);

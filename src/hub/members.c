@@ -92,12 +92,13 @@ enum MHD_Result api_workspace_create(struct req *r)
 
 enum MHD_Result api_members(struct req *r)
 {
-	struct db_stmt *st = db_query(r->db,
-	                              "SELECT u.id, u.email, m.role, m.created_at, u.name, "
-	                              "u.totp_enabled_at IS NOT NULL FROM memberships m "
-	                              "JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ? "
-	                              "ORDER BY m.created_at, u.id",
-	                              r->ws_id);
+	struct db_stmt *st =
+	    db_query(r->db,
+	             "SELECT u.id, u.email, m.role, m.created_at, u.name, "
+	             "CASE WHEN u.totp_enabled_at IS NULL THEN 0 ELSE 1 END FROM memberships m "
+	             "JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ? "
+	             "ORDER BY m.created_at, u.id",
+	             r->ws_id);
 	if (!st)
 		return reply_db_error(r);
 	json_t *arr = json_array();
