@@ -103,9 +103,12 @@ int cmd_join(struct opts *o)
 	int rc = 1;
 	if (pw) {
 		char *url = xasprintf("%s/api/v1/invites/accept", c.hub);
-		json_t *body =
-		    json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "token", mark + 8, "email", o->email,
-		              "password", pw, "name", o->name, "code", o->code);
+		json_t *body = json_pack("{s:s, s:s, s:s}", "token", mark + 8, "email", o->email,
+		                         "password", pw);
+		if (o->name)
+			json_object_set_new(body, "name", json_string(o->name));
+		if (o->code)
+			json_object_set_new(body, "code", json_string(o->code));
 		json_t *r = client_call(&c, "POST", url, body, "join");
 		json_decref(body);
 		free(url);
