@@ -232,6 +232,23 @@ static const char *const migrations[] = {
     "ALTER TABLE file_versions ADD COLUMN host_id BIGINT REFERENCES hosts(id);"
     "ALTER TABLE file_versions ADD COLUMN share_id BIGINT REFERENCES share_links(id);"
     "ALTER TABLE audit_log ADD COLUMN actor_share_id BIGINT REFERENCES share_links(id);",
+
+    /* 13: single sign-on (hub/oidc.c). A flow from start to callback (its
+     * state hashed; the hash of the value in its browser's cookie; a CLI's
+     * loopback port, state and PKCE challenge), a CLI's one-use code, and a
+     * workspace's admission of new users of its email domains (a JSON array;
+     * NULL admits none) with the role they get. */
+    "CREATE TABLE oidc_flows ("
+    " state_hash TEXT PRIMARY KEY, nonce TEXT NOT NULL, verifier TEXT NOT NULL,"
+    " browser_hash TEXT NOT NULL, cli_port INTEGER NOT NULL DEFAULT 0,"
+    " cli_state TEXT NOT NULL DEFAULT '', cli_challenge TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL);"
+    "CREATE TABLE oidc_codes ("
+    " code_hash TEXT PRIMARY KEY, user_id BIGINT NOT NULL REFERENCES users(id),"
+    " challenge TEXT NOT NULL, created_at BIGINT NOT NULL);"
+    "ALTER TABLE workspaces ADD COLUMN oidc_domains TEXT;"
+    "ALTER TABLE workspaces ADD COLUMN oidc_default_role TEXT NOT NULL DEFAULT 'member'"
+    " CHECK (oidc_default_role IN ('member','admin'));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -20,6 +20,7 @@
 #include "acl.h"
 #include "members.h"
 #include "web.h"
+#include "oidc.h"
 #include "stats.h"
 #include "zip.h"
 #include "init.h"
@@ -168,6 +169,10 @@ static const struct route routes[] = {
     {"GET", "/api/v1/sessions", R_AUTH, BODY_NONE, NULL, NULL, api_sessions},
     {"DELETE", "/api/v1/sessions/*", R_AUTH, BODY_NONE, NULL, NULL, api_session_revoke},
     {"POST", "/api/v1/password", R_AUTH, BODY_JSON, NULL, NULL, api_password_change},
+    {"GET", "/api/v1/oidc", 0, BODY_NONE, NULL, NULL, api_oidc_info},
+    {"GET", "/api/v1/oidc/start", 0, BODY_NONE, NULL, NULL, api_oidc_start},
+    {"GET", "/api/v1/oidc/callback", 0, BODY_NONE, NULL, NULL, api_oidc_callback},
+    {"POST", "/api/v1/oidc/exchange", 0, BODY_JSON, NULL, NULL, api_oidc_exchange},
     /* WebDAV (dav.c): every method under /dav/, authenticated by dav.c itself */
     {"*", "/dav/", R_PREFIX, BODY_STREAM, dav_begin, dav_data, dav_handle},
 };
@@ -718,8 +723,9 @@ static void on_body(struct req *r, const char *data, size_t len)
 		    (r->route->body == BODY_FORM ? FORM_BODY_MAX : JSON_BODY_MAX)) {
 			r->stream_err = MHD_HTTP_CONTENT_TOO_LARGE;
 			r->stream_code = "body_too_large";
-			r->stream_msg = r->route->body == BODY_FORM ? "form body over the size limit"
-			                                            : "JSON body over the size limit";
+			r->stream_msg = r->route->body == BODY_FORM
+			                    ? "form body over the size limit"
+			                    : "JSON body over the size limit";
 			return;
 		}
 		if (r->body_len + len + 1 > r->body_cap) {
@@ -985,6 +991,8 @@ int hub_serve(struct hub_config *cfg)
 		log_error("--host-ca %s: %s", cfg->host_ca, strerror(-ca));
 		return 1;
 	}
+	if (oidc_init(hub) != 0)
+		return 1;
 	feed_start_listener(hub);
 	jobs_start(hub);
 	hub->api = start(hub, cfg->api_port, on_request);
@@ -1017,6 +1025,7 @@ int hub_serve(struct hub_config *cfg)
 	guard_free(hub->guard);
 	connlimit_free(hub->conns);
 	traffic_free(hub->traffic);
+	oidc_free(hub);
 	free(hub->tls_cert_pem);
 	if (hub->tls_key_pem) {
 		memset(hub->tls_key_pem, 0, strlen(hub->tls_key_pem));
