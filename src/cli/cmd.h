@@ -1,7 +1,7 @@
 /* cmd: what the client subcommands share (cli.c parses and dispatches;
  * team.c holds workspace, member, access and sharing commands; watch.c the
- * feed follower; trash.c the trash). The options and helpers they share with the host's
- * commands are in client/cmdline.h. */
+ * feed follower; trash.c the trash; sso.c login --sso). The options and helpers they share with the
+ * host's commands are in client/cmdline.h. */
 #ifndef ROOST_CMD_H
 #define ROOST_CMD_H
 
@@ -22,5 +22,7 @@ int cmd_token(struct opts *o);
 int cmd_sessions(struct opts *o);
 int cmd_passwd(struct opts *o);
 int cmd_trash(struct opts *o);
+/* roost login --sso (sso.c) */
+int cmd_login_sso(struct opts *o);
 
 #endif
