@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,34 @@ static enum MHD_Result redirect(struct req *r, const char *location, const char 
 	return req_queue(r, MHD_HTTP_FOUND, resp);
 }
 
+/* A callback's refusal. A browser's page (it asks for HTML) goes back to the
+ * dashboard's login page, which says in its own words what the code means
+ * (nothing from the provider is shown there); the message is logged. API
+ * clients and tests get the JSON error. */
+static enum MHD_Result cb_error(struct req *r, unsigned status, const char *code, const char *fmt,
+                                ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result cb_error(struct req *r, unsigned status, const char *code, const char *fmt,
+                                ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	const char *accept = req_header(r, "Accept");
+	if (!r->dash || !accept || !strstr(accept, "text/html"))
+		return reply_error(r, status, code, "%s", msg);
+	log_info("oidc: sign-in refused (%s): %s", code, msg);
+	/* code is one of ours, a fixed word: nothing of the request is echoed */
+	char *loc = xasprintf("/login?sso_error=%s", code);
+	char *clear =
+	    xasprintf(COOKIE_FLOW "=; Path=/api/v1/oidc/; Max-Age=0; HttpOnly; SameSite=Lax");
+	enum MHD_Result ret = redirect(r, loc, clear, NULL);
+	free(clear);
+	free(loc);
+	return ret;
+}
+
 static enum MHD_Result not_configured(struct req *r)
 {
 	return reply_error(r, MHD_HTTP_NOT_FOUND, "oidc_off",
@@ -494,8 +523,8 @@ static json_t *id_token_claims(struct req *r, const char *code, const struct flo
 	char err[256];
 	char *token_ep = NULL;
 	if (discover(o, NULL, &token_ep, err) != 0) {
-		reply_error(r, MHD_HTTP_BAD_GATEWAY, "oidc_unavailable",
-		            "the identity provider cannot be reached: %s", err);
+		cb_error(r, MHD_HTTP_BAD_GATEWAY, "oidc_unavailable",
+		         "the identity provider cannot be reached: %s", err);
 		return NULL;
 	}
 	CURL *e = curl_easy_init();
@@ -513,9 +542,9 @@ static json_t *id_token_claims(struct req *r, const char *code, const struct flo
 	const char *idt = json_get_str(ans, "id_token");
 	if (st != 200 || !idt) {
 		const char *pe = json_get_str(ans, "error");
-		reply_error(r, st == 0 ? MHD_HTTP_BAD_GATEWAY : MHD_HTTP_BAD_REQUEST, "oidc_code",
-		            "the identity provider refused the code (%ld %s): sign in again", st,
-		            pe ? pe : err);
+		cb_error(r, st == 0 ? MHD_HTTP_BAD_GATEWAY : MHD_HTTP_BAD_REQUEST, "oidc_code",
+		         "the identity provider refused the code (%ld %s): sign in again", st,
+		         pe ? pe : err);
 		json_decref(ans);
 		return NULL;
 	}
@@ -538,8 +567,8 @@ static json_t *id_token_claims(struct req *r, const char *code, const struct flo
 	if (why) {
 		meta_audit(r, "login.failed", json_get_str(claims, "email"),
 		           json_pack("{s:s, s:s}", "via", "oidc", "reason", why));
-		reply_error(r, MHD_HTTP_UNAUTHORIZED, "oidc_token",
-		            "the identity provider's ID token is refused: %s", why);
+		cb_error(r, MHD_HTTP_UNAUTHORIZED, "oidc_token",
+		         "the identity provider's ID token is refused: %s", why);
 		json_decref(claims);
 		return NULL;
 	}
@@ -662,18 +691,18 @@ enum MHD_Result api_oidc_callback(struct req *r)
 	if (found == DB_ERR)
 		return reply_db_error(r);
 	if (perr)
-		return reply_error(r, MHD_HTTP_BAD_REQUEST, "oidc_denied",
-		                   "the identity provider did not sign you in: %.200s", perr);
+		return cb_error(r, MHD_HTTP_BAD_REQUEST, "oidc_denied",
+		                "the identity provider did not sign you in: %.200s", perr);
 	if (!found || !code || strlen(code) > 2048 || now_ms() - f.created_at > OIDC_FLOW_TTL_MS)
-		return reply_error(r, MHD_HTTP_BAD_REQUEST, "oidc_state",
-		                   "this sign-in is unknown, used or expired: start it again");
+		return cb_error(r, MHD_HTTP_BAD_REQUEST, "oidc_state",
+		                "this sign-in is unknown, used or expired: start it again");
 	const char *browser = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, COOKIE_FLOW);
 	char bh[65] = "";
 	if (browser && strlen(browser) <= 128)
 		hash_hex(browser, strlen(browser), bh);
 	if (sodium_memcmp(bh, f.browser_h, 64) != 0)
-		return reply_error(r, MHD_HTTP_BAD_REQUEST, "oidc_state",
-		                   "this sign-in was started in another browser: start it again");
+		return cb_error(r, MHD_HTTP_BAD_REQUEST, "oidc_state",
+		                "this sign-in was started in another browser: start it again");
 	json_t *claims = id_token_claims(r, code, &f);
 	if (!claims)
 		return MHD_YES;
@@ -689,7 +718,7 @@ enum MHD_Result api_oidc_callback(struct req *r)
 	if (uid == 0) {
 		meta_audit(r, "login.failed", email,
 		           json_pack("{s:s, s:s}", "via", "oidc", "reason", "no account"));
-		enum MHD_Result ret = reply_error(
+		enum MHD_Result ret = cb_error(
 		    r, MHD_HTTP_FORBIDDEN, "oidc_no_account",
 		    "%s has no account on this hub and no workspace admits its domain: ask an "
 		    "administrator for an invite",
