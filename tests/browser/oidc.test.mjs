@@ -83,7 +83,7 @@ test('the login page offers sign-in with the provider and lands in the dashboard
   await page.waitForURL(/\/w\/\d+\/files/, { timeout: WAIT });
   await page.locator('.email', { hasText: 'owner@example.test' }).waitFor({ timeout: WAIT });
   await shot(page, 'oidc-signed-in');
-  const cookies = await ctx.cookies(DASH);
+  const cookies = await ctx.cookies([DASH + '/api/v1/', DASH + '/api/v1/oidc/']);
   const session = cookies.find((c) => c.name === 'roost_session');
   assert.ok(session, 'a dashboard session cookie');
   assert.equal(session.httpOnly, true);
@@ -97,7 +97,7 @@ test('an account the hub does not know is sent back to the login page, refused',
   await page.waitForURL(/\/login\?sso_error=oidc_no_account/, { timeout: WAIT });
   await page.getByText('Ask an administrator for an invite').waitFor({ timeout: WAIT });
   await shot(page, 'oidc-refused');
-  assert.ok(!(await ctx.cookies(DASH)).find((c) => c.name === 'roost_session'));
+  assert.ok(!(await ctx.cookies(DASH + '/api/v1/')).find((c) => c.name === 'roost_session'));
   await ctx.close();
 });
 
@@ -105,7 +105,7 @@ test('an email the provider has not verified is refused', async () => {
   const ctx = await signIn('unverified@example.test');
   await page.waitForURL(/\/login\?sso_error=oidc_token/, { timeout: WAIT });
   await page.getByText('could not be verified').waitFor({ timeout: WAIT });
-  assert.ok(!(await ctx.cookies(DASH)).find((c) => c.name === 'roost_session'));
+  assert.ok(!(await ctx.cookies(DASH + '/api/v1/')).find((c) => c.name === 'roost_session'));
   await ctx.close();
 });
 
