@@ -6,6 +6,7 @@
 import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -48,13 +49,19 @@ function ownerToken() {
 
 // A fresh browser (no cookies) through the login page, the provider's pages
 // (oidc-provider's development login: any password) and back to the hub.
-async function signIn(login) {
+// startUrl: a URL that leads to the provider (roost login --sso prints one);
+// without it, the login page's button. back: where the browser ends up.
+async function signIn(login, startUrl, back = DASH) {
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
   page = await ctx.newPage();
-  await page.goto(DASH + '/login');
-  const button = page.getByRole('link', { name: 'Sign in with Test ID' });
-  await button.waitFor({ timeout: WAIT });
-  await button.click();
+  if (startUrl) {
+    await page.goto(startUrl);
+  } else {
+    await page.goto(DASH + '/login');
+    const button = page.getByRole('link', { name: 'Sign in with Test ID' });
+    await button.waitFor({ timeout: WAIT });
+    await button.click();
+  }
   await page.waitForURL((u) => u.href.startsWith(ISSUER), { timeout: WAIT });
   await page.locator('input[name=login]').fill(login);
   await page.locator('input[name=password]').fill('any password');
@@ -63,9 +70,9 @@ async function signIn(login) {
   const consent = page.getByRole('button', { name: 'Continue' });
   await Promise.race([
     consent.waitFor({ timeout: WAIT }).then(() => consent.click()),
-    page.waitForURL((u) => u.href.startsWith(DASH), { timeout: WAIT }),
+    page.waitForURL((u) => u.href.startsWith(back), { timeout: WAIT }),
   ]);
-  await page.waitForURL((u) => u.href.startsWith(DASH), { timeout: WAIT });
+  await page.waitForURL((u) => u.href.startsWith(back), { timeout: WAIT });
   return ctx;
 }
 
@@ -128,4 +135,34 @@ test('a workspace that admits a domain lets a new person in as a member', async 
   assert.ok(ada, JSON.stringify(members));
   assert.equal(ada.role, 'member');
   await ctx.close();
+});
+
+test('roost login --sso completes in the browser through its loopback listener', async () => {
+  const cfg = fs.mkdtempSync(path.join(TMP, 'sso-cli-'));
+  const cli = spawn(process.env.ROOST_BIN, ['login', '--sso', '--hub', HUB], {
+    env: { ...process.env, XDG_CONFIG_HOME: cfg, ROOST_NO_BROWSER: '1' },
+  });
+  let out = '', err = '';
+  cli.stdout.on('data', (d) => (out += d));
+  cli.stderr.on('data', (d) => (err += d));
+  const exited = new Promise((resolve) => cli.on('exit', resolve));
+  try {
+    const deadline = Date.now() + WAIT;
+    let m;
+    while (!(m = out.match(/(http:\/\/\S+\/api\/v1\/oidc\/start\?\S+)/)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.ok(m, 'roost login --sso printed no URL: ' + out + err);
+    const ctx = await signIn('owner@example.test', m[1], 'http://127.0.0.1:');
+    await page.getByText('Signed in to roost').waitFor({ timeout: WAIT });
+    await shot(page, 'oidc-cli-signed-in');
+    assert.equal(await exited, 0, err);
+    assert.match(out, new RegExp('logged in to ' + HUB + ' as owner@example.test'));
+    const tok = JSON.parse(fs.readFileSync(path.join(cfg, 'roost', 'config.json'))).token;
+    const me = await fetch(HUB + '/api/v1/me', { headers: { Authorization: 'Bearer ' + tok } });
+    assert.equal(me.status, 200);
+    assert.equal((await me.json()).email, 'owner@example.test');
+    await ctx.close();
+  } finally {
+    cli.kill();
+  }
 });

@@ -235,6 +235,17 @@ class OidcTest(HubTest):
         # refused before the code was spent
         self.assertEqual(self.provider.token_requests, tokens_before)
 
+    def test_a_browser_refused_goes_back_to_the_login_page_with_a_code_only(self):
+        self.provider.email = "stranger@elsewhere.test"
+        b = Browser()
+        st, loc, _ = b.get(self.dash + "/api/v1/oidc/start")
+        st, cb, _ = b.get(loc)
+        st, loc, body = b.get(cb, headers={"Accept": "text/html,application/xhtml+xml"})
+        self.assertEqual(st, 302, body[:300])
+        self.assertEqual(loc, "/login?sso_error=oidc_no_account")
+        self.assertNotIn("roost_session", b.cookies)
+        self.assertNotIn("roost_oidc", b.cookies)
+
     def test_callback_with_an_unknown_state_is_refused(self):
         b = Browser()
         st, _, body = b.get(self.dash + "/api/v1/oidc/callback?code=abc&state=made-up")
