@@ -16,7 +16,8 @@ import urllib.parse
 
 try:
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 except ImportError as e:  # never a skip: the test cannot say anything without it
     raise SystemExit("test_oidc needs Python's cryptography module: "
                      "apt-get install python3-cryptography (%s)" % e)
@@ -37,6 +38,8 @@ class Provider:
     def __init__(self):
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec_key = ec.generate_private_key(ec.SECP256R1())
+        self.other_ec_key = ec.generate_private_key(ec.SECP256R1())
         self.kid = "k1"
         self.codes = {}   # code -> {nonce, challenge, redirect_uri, email, ...}
         self.email = "owner@example.test"
@@ -99,15 +102,31 @@ class Provider:
 
     def jwks(self):
         pub = self.key.public_key().public_numbers()
+        ecp = self.ec_key.public_key().public_numbers()
         return {"keys": [{"kty": "RSA", "kid": self.kid, "use": "sig", "alg": "RS256",
-                          "n": int_b64(pub.n), "e": int_b64(pub.e)}]}
+                          "n": int_b64(pub.n), "e": int_b64(pub.e)},
+                         {"kty": "EC", "kid": "e1", "use": "sig", "crv": "P-256",
+                          "x": b64(ecp.x.to_bytes(32, "big")),
+                          "y": b64(ecp.y.to_bytes(32, "big"))}]}
 
-    def sign(self, claims, key=None, kid=None):
-        header = {"alg": "RS256", "typ": "JWT", "kid": kid or self.kid}
+    def sign(self, claims, key=None, kid=None, alg="RS256"):
+        """A compact JWS: RS256 with an RSA key, ES256 with an EC key, or alg
+        "none" (no signature) and "HS256" (keyed with the RSA public key's JWK
+        text: the algorithm-confusion attack) to see them refused."""
+        key = key or (self.ec_key if alg == "ES256" else self.key)
+        header = {"alg": alg, "typ": "JWT", "kid": kid or ("e1" if alg == "ES256" else self.kid)}
         signing = (b64(json.dumps(header).encode()) + "." +
                    b64(json.dumps(claims).encode())).encode()
-        sig = (key or self.key).sign(signing, padding.PKCS1v15(), hashes.SHA256())
-        return signing.decode() + "." + b64(sig)
+        if alg == "none":
+            return signing.decode() + "."
+        if alg == "HS256":
+            import hmac
+            secret = json.dumps(self.jwks()["keys"][0]).encode()
+            return signing.decode() + "." + b64(hmac.new(secret, signing, "sha256").digest())
+        if alg == "ES256":
+            r, s = decode_dss_signature(key.sign(signing, ec.ECDSA(hashes.SHA256())))
+            return signing.decode() + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+        return signing.decode() + "." + b64(key.sign(signing, padding.PKCS1v15(), hashes.SHA256()))
 
     def authorize(self, h, q):
         one = {k: v[0] for k, v in q.items()}
@@ -148,6 +167,7 @@ class Provider:
         claims.update(c["next"].get("claims", {}))
         for k in c["next"].get("drop", ()):
             claims.pop(k, None)
-        tok = self.sign(claims, c["next"].get("sign_with"), c["next"].get("kid"))
+        tok = self.sign(claims, c["next"].get("sign_with"), c["next"].get("kid"),
+                        c["next"].get("alg", "RS256"))
         h.reply(200, {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer",
                       "expires_in": 300, "id_token": tok})

@@ -191,6 +191,19 @@ class OidcTest(HubTest):
         self.assertRefused(r, 401, "oidc_token", "does not publish")
         self.assertLessEqual(self.provider.jwks_requests - jwks_before, 1)
 
+    def test_es256_id_token_signs_in(self):
+        st, _, body, b, _ = self.sign_in(alg="ES256")
+        self.assertEqual(st, 302, body[:300])
+        self.assertEqual(self.me(b)[1]["email"], EMAIL)
+
+    def test_forged_es256_id_token_is_refused(self):
+        self.assertRefused(self.sign_in(alg="ES256", sign_with=self.provider.other_ec_key),
+                           401, "oidc_token", "signature")
+
+    def test_unsigned_and_hmac_id_tokens_are_refused(self):
+        self.assertRefused(self.sign_in(alg="none"), 401, "oidc_token", "algorithm")
+        self.assertRefused(self.sign_in(alg="HS256"), 401, "oidc_token", "algorithm")
+
     def test_expired_id_token_is_refused(self):
         now = int(time.time())
         self.assertRefused(self.sign_in(claims={"exp": now - 600, "iat": now - 900}), 401,
