@@ -41,6 +41,7 @@
 #define OIDC_SKEW_S        60                 /* clock skew allowed on exp and iat */
 #define OIDC_IAT_MAX_AGE_S (10 * 60)          /* an ID token issued longer ago is stale */
 #define OIDC_DOMAINS_MAX   50
+#define OIDC_FLOWS_MAX     10000 /* sign-ins under way: start is unauthenticated */
 #define COOKIE_FLOW        "roost_oidc"
 
 struct oidc {
@@ -406,7 +407,17 @@ enum MHD_Result api_oidc_start(struct req *r)
 	s256(verifier, chal);
 	hash_hex(state, strlen(state), state_h);
 	hash_hex(browser, strlen(browser), browser_h);
-	int64_t now = now_ms();
+	int64_t now = now_ms(), live = 0;
+	if (db_int64(r->db, &live, "SELECT COUNT(*) FROM oidc_flows") == DB_ROW &&
+	    live >= OIDC_FLOWS_MAX &&
+	    db_int64(r->db, &live, "SELECT COUNT(*) FROM oidc_flows WHERE created_at >= ?",
+	             (int64_t)(now - OIDC_FLOW_TTL_MS)) == DB_ROW &&
+	    live >= OIDC_FLOWS_MAX) {
+		free(auth_ep);
+		return reply_retry(
+		    r, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+		    "too many sign-ins are under way; retry after Retry-After seconds", 60 * 1000);
+	}
 	if (db_run(r->db, "DELETE FROM oidc_flows WHERE created_at < ?",
 	           (int64_t)(now - OIDC_FLOW_TTL_MS)) != DB_DONE ||
 	    db_run(r->db,

@@ -394,6 +394,20 @@ class OidcTest(HubTest):
             self.assertEqual(st, 400, bad)
             self.assertEqual(json.loads(body)["error"]["code"], "invalid_request")
 
+    def test_start_refuses_past_ten_thousand_sign_ins_under_way(self):
+        self.hub.sql(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000) "
+            "INSERT INTO oidc_flows(state_hash, nonce, verifier, browser_hash, created_at) "
+            "SELECT 'filler' || x, 'n', 'v', 'b', ? FROM c", (int(time.time() * 1000),))
+        try:
+            st, _, body = Browser().get(self.dash + "/api/v1/oidc/start")
+            self.assertEqual(st, 503)
+            self.assertEqual(json.loads(body)["error"]["code"], "busy")
+        finally:
+            self.hub.sql("DELETE FROM oidc_flows WHERE state_hash LIKE 'filler%'")
+        st, _, _ = Browser().get(self.dash + "/api/v1/oidc/start")
+        self.assertEqual(st, 302)
+
     # ---- configuration ----
 
     def test_serve_refuses_an_incomplete_oidc_configuration(self):
