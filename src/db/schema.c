@@ -233,7 +233,14 @@ static const char *const migrations[] = {
     "ALTER TABLE file_versions ADD COLUMN share_id BIGINT REFERENCES share_links(id);"
     "ALTER TABLE audit_log ADD COLUMN actor_share_id BIGINT REFERENCES share_links(id);",
 
-    /* 13: single sign-on (hub/oidc.c). A flow from start to callback (its
+    /* 13: backups fence GC (docs/operations.md, "Backups"). While a row's
+     * expires_at is ahead, GC and the cache's eviction delete no chunk: a
+     * backup takes its snapshot after its fence is in and copies the chunks
+     * the snapshot names while it renews it. A crashed backup's fence lapses. */
+    "CREATE TABLE gc_fences ("
+    " owner TEXT PRIMARY KEY, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);",
+
+    /* 14: single sign-on (hub/oidc.c). A flow from start to callback (its
      * state hashed; the hash of the value in its browser's cookie; a CLI's
      * loopback port, state and PKCE challenge), a CLI's one-use code, and a
      * workspace's admission of new users of its email domains (a JSON array;
