@@ -79,6 +79,8 @@ int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 			o->force = true;
 		else if (strcmp(a, "--all") == 0)
 			o->all = true;
+		else if (strcmp(a, "--sso") == 0)
+			o->sso = true;
 		else if (strcmp(a, "--workspace") == 0 || strcmp(a, "-w") == 0)
 			val = &o->workspace;
 		else if (strcmp(a, "--hub") == 0)

@@ -28,6 +28,7 @@ struct opts {
 	bool recursive; /* roost rm -r */
 	bool force;     /* roost get --force: replace a different local file */
 	bool all;       /* roost trash --all: every page */
+	bool sso;       /* roost login --sso: through the hub's identity provider */
 	int parallel;
 	char *pos[8];
 	int npos;
