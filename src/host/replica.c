@@ -166,6 +166,12 @@ void *replica_main(void *arg)
 			    json_integer_value(json_is_object(v) ? json_object_get(v, "size") : v);
 			if (size <= 0 || size > CHUNK_MAX_LIMIT)
 				continue;
+			if (idx_cache_pinned(db, hash) && store_size(h->cache, hash) == size) {
+				/* held already: an answer from before our report came
+				 * in asked again (a corrupt copy is out of the cache) */
+				json_array_append_new(have, json_pack("{s:s}", "hash", hash));
+				continue;
+			}
 			int64_t wait = bucket_wait_ms(&pace, REPLICA_RATE, REPLICA_RATE,
 			                              (double)size, mono_ms());
 			if (wait > 0)

@@ -391,6 +391,51 @@ class StorageJobsTest(HubTest):
         self.assertFalse(self.in_cache(self.B, chunk))
         self.assertFalse(os.path.exists(self.hub_object(chunk)))
 
+    def test_3b_a_late_have_report_does_not_undo_gcs_release(self):
+        """A host's report that it holds a copy, sent before it heard that GC
+        released it (or after a fetch for an answer from before), leaves the copy
+        released: the host is still told to drop it, never made to keep it."""
+        self.set_storage("hub")
+        for h in (self.A, self.B):  # no other holder of the chunk (setUp restarts them)
+            h.stop()
+        [chunk] = self.put("/late/report.bin", os.urandom(50000))
+        st, inv, payload, _ = self.api("POST", "/hosts/invites", {})
+        self.assertEqual(st, 201, payload)
+        st, joined, payload, _ = self.hub.request(
+            "POST", "/api/v1/hosts/join", {"token": inv["token"], "label": "late"})
+        self.assertEqual(st, 200, payload)
+        tok = joined["token"]
+        # the tests after this one count every host of the workspace
+        self.addCleanup(self.api, "DELETE", "/hosts/%d" % joined["host"]["id"])
+
+        def host_call(method, rel, body=None):
+            st, out, payload, _ = self.hub.request(
+                method, "/api/v1/workspaces/%d%s" % (self.ws, rel), body, token=tok)
+            self.assertEqual(st, 200, payload)
+            return out
+
+        holder = "host:%d" % joined["host"]["id"]
+        self.assertEqual(host_call("POST", "/hosts/self/replicas", {"have": [chunk]})["recorded"],
+                         1)
+        self.assertEqual(self.holders(chunk).get(holder), "ok")
+        st, _, payload, _ = self.api("DELETE", "/files?path=" + q("/late/report.bin"))
+        self.assertEqual(st, 200, payload)
+        self.hub.sql("UPDATE files SET deleted_at = ? WHERE name = 'report.bin'",
+                     (now_ms() - 40 * DAY_MS,))  # past trash_days
+        self.admin("gc", "--retention", "0")
+        self.assertEqual(self.holders(chunk).get(holder), "released")
+        drop = host_call("POST", "/hosts/self/heartbeat", {})["replicate"]["drop"]
+        self.assertIn(chunk, drop)
+        # the stale report: recorded as nothing, and the answer still says drop
+        self.assertEqual(host_call("POST", "/hosts/self/replicas", {"have": [chunk]})["recorded"],
+                         0)
+        self.assertEqual(self.holders(chunk).get(holder), "released")
+        self.assertIn(chunk, host_call("POST", "/hosts/self/heartbeat", {})["replicate"]["drop"])
+        host_call("POST", "/hosts/self/replicas", {"dropped": [chunk]})
+        self.assertNotIn(holder, self.holders(chunk))
+        self.admin("gc", "--retention", "0")  # now nothing holds it: collected
+        self.assertFalse(self.hub.sql("SELECT 1 FROM chunks WHERE hash = ?", (chunk,)))
+
     def test_4_hub_hosts_hub_loses_nothing(self):
         """Files written in 'hub' mode (uploaded) and in 'hosts' mode (pointer
         commits); the hosts-mode cache evicted to nothing; back in 'hub' mode
