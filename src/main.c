@@ -6,6 +6,7 @@
 #include "hub/hub.h"
 #include "hub/init.h"
 #include "hub/jobs/jobs.h"
+#include "hub/lifecycle.h"
 #include "relay/relay.h"
 
 #include <curl/curl.h>
@@ -54,6 +55,7 @@ static const char usage_text[] =
     "  roost admin scrub --data DIR [--job-rate 50M]  re-hash stored chunks, repair from hosts\n"
     "  roost admin replicate --data DIR               copy back chunks the hub lacks\n"
     "              (scrub, replicate: [--host-ca CA.pem] as roost serve's, to reach hosts)\n"
+    "  roost admin remove-user EMAIL --data DIR       take a user off the hub (files stay)\n"
     "  roost admin jobs --data DIR [--json]           background jobs: progress and results\n"
     "\n"
     "Client (the hub and token are saved by login):\n"
@@ -577,6 +579,23 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return hub_rotate_keys(a.data, a.cfg.db_url);
+	}
+	if (strcmp(cmd, "admin") == 0 && argc >= 3 && strcmp(argv[2], "remove-user") == 0) {
+		if (argc < 4 || argv[3][0] == '-' || !strchr(argv[3], '@')) {
+			fprintf(stderr,
+			        "usage: roost admin remove-user EMAIL --data DIR [--db URL]\n");
+			return 2;
+		}
+		struct hub_args a;
+		int rc = parse_hub_args("admin remove-user", argc - 4, argv + 4, &a);
+		if (rc)
+			return rc;
+		if (!a.data) {
+			fprintf(stderr,
+			        "usage: roost admin remove-user EMAIL --data DIR [--db URL]\n");
+			return 2;
+		}
+		return hub_admin_remove_user(&a.cfg, argv[3]);
 	}
 	static const struct cmdline_cmd host_cmds[] = {
 	    {"host", cmd_host},

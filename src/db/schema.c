@@ -232,6 +232,12 @@ static const char *const migrations[] = {
     "ALTER TABLE file_versions ADD COLUMN host_id BIGINT REFERENCES hosts(id);"
     "ALTER TABLE file_versions ADD COLUMN share_id BIGINT REFERENCES share_links(id);"
     "ALTER TABLE audit_log ADD COLUMN actor_share_id BIGINT REFERENCES share_links(id);",
+
+    /* 13: lifecycle. A deleted workspace keeps its row (deleted_at) until GC
+     * has purged its files; a removed user keeps theirs (removed_at) so the
+     * versions they made still name them. */
+    "ALTER TABLE workspaces ADD COLUMN deleted_at BIGINT;"
+    "ALTER TABLE users ADD COLUMN removed_at BIGINT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
