@@ -22,5 +22,6 @@ int cmd_token(struct opts *o);
 int cmd_sessions(struct opts *o);
 int cmd_passwd(struct opts *o);
 int cmd_trash(struct opts *o);
+int cmd_workspace(struct opts *o);
 
 #endif
