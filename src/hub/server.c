@@ -14,6 +14,7 @@
 #include "trash.h"
 #include "lifecycle.h"
 #include "share.h"
+#include "share_page.h"
 #include "download.h"
 #include "chunksrc.h"
 #include "guard.h"
@@ -114,6 +115,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/shares", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_shares},
     {"DELETE", "/api/v1/workspaces/*/shares/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_share_revoke},
+    {"GET", "/s/_assets/*", 0, BODY_NONE, NULL, NULL, api_share_asset},
     {"GET", "/s/*", 0, BODY_NONE, NULL, NULL, api_share_view},
     {"POST", "/s/*", 0, BODY_FORM, NULL, NULL, api_share_unlock},
     {"GET", "/s/*/file", 0, BODY_NONE, NULL, NULL, api_share_file},

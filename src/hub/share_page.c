@@ -2,6 +2,7 @@
 #include "hub.h"
 #include "auth.h"
 #include "share_page.h"
+#include "web.h"
 #include "../core/content.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* The dashboard's look (web/src/style.css): its colours, font and cards. */
@@ -43,6 +45,7 @@ static const char css[] =
     "dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}"
     ".preview{border:1px solid var(--line);border-radius:6px;background:var(--bg);"
     "max-width:100%}img.preview{display:block;max-height:70vh}"
+    "canvas.preview{display:block;height:auto;background:#fff}"
     "iframe.preview{width:100%;height:60vh}progress{width:100%}"
     "h2{font-size:1.1rem;margin:0 0 .75rem}form.lock h1,form.lock p{margin:0}"
     ".folder{display:inline-block;width:1.1em;height:.8em;margin-right:.4em;"
@@ -77,15 +80,18 @@ static void head(FILE *f, const char *title, const char *nonce)
 	        nonce, css);
 }
 
-static enum MHD_Result send_page(struct req *r, unsigned status, char *html, size_t len,
-                                 const char *nonce, int64_t retry_s)
+/* worker: the page draws a PDF with pdf.js, whose worker comes from this
+ * origin (/s/_assets/); other pages start no worker. */
+static enum MHD_Result send_page_csp(struct req *r, unsigned status, char *html, size_t len,
+                                     const char *nonce, int64_t retry_s, bool worker)
 {
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(len, html, MHD_RESPMEM_MUST_FREE);
-	char *csp = xasprintf("default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; "
-	                      "img-src 'self'; media-src 'self'; frame-src 'self'; connect-src "
-	                      "'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-	                      nonce, nonce);
+	char *csp =
+	    xasprintf("default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; "
+	              "img-src 'self'; media-src 'self'; frame-src 'self'; connect-src "
+	              "'self'; %sform-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+	              nonce, nonce, worker ? "worker-src 'self'; " : "");
 	MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
 	MHD_add_response_header(resp, "Content-Security-Policy", csp);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -98,6 +104,12 @@ static enum MHD_Result send_page(struct req *r, unsigned status, char *html, siz
 	}
 	free(csp);
 	return req_queue(r, status, resp);
+}
+
+static enum MHD_Result send_page(struct req *r, unsigned status, char *html, size_t len,
+                                 const char *nonce, int64_t retry_s)
+{
+	return send_page_csp(r, status, html, len, nonce, retry_s, false);
 }
 
 /* A fresh nonce for one answer's script and style. */
@@ -292,6 +304,11 @@ enum MHD_Result share_page_file(struct req *r, const struct share_view *v, json_
 	size_t len = 0;
 	FILE *f = open_memstream(&html, &len);
 	const char *name = json_get_str(file, "name"), *ct = json_get_str(file, "content_type");
+	const char *dot = strrchr(name, '.');
+	bool pdf = (ct && strncasecmp(ct, "application/pdf", 15) == 0) ||
+	           (dot && strcasecmp(dot, ".pdf") == 0 &&
+	            (!ct || !*ct || strcmp(ct, "application/octet-stream") == 0));
+	bool pdfjs = pdf && web_share_assets(r->hub);
 	head(f, name, nonce);
 	fputs("<section class=card><h1>", f);
 	markup_escape(f, name);
@@ -328,16 +345,47 @@ enum MHD_Result share_page_file(struct req *r, const struct share_view *v, json_
 		      : strncmp(ct, "audio/", 6) == 0 ? "'></audio>"
 		                                      : "'></iframe>",
 		      f);
-	} else if (ct && strncmp(ct, "application/pdf", 15) == 0) {
-		/* PDF viewers run scripts and forms, and refuse a sandboxed document:
-		 * a PDF is never shown inline from the content port (content.c). */
-		fputs("<p class=muted>PDFs are not previewed here: download it to read it.</p>", f);
+	} else if (pdf && pdfjs) {
+		/* PDF viewers run scripts and forms: a PDF is never shown inline from
+		 * the content port (content.c). pdf.js (the dashboard build's
+		 * pdf-preview.js) reads the bytes and draws the first page instead. */
+		fprintf(f,
+		        "<canvas class=preview hidden data-pdf-src='/s/%s/file?inline=1' "
+		        "data-pdf-status=pdfst aria-label='First page of ",
+		        v->tok);
+		markup_escape(f, name);
+		fprintf(f,
+		        "'></canvas><p id=pdfst class=muted role=status>Drawing the first "
+		        "page…</p><script nonce=%s src='/s/_assets/pdf-preview.js'></script>",
+		        nonce);
+	} else if (pdf) {
+		fputs("<p class=muted>No preview of PDFs on this server: download it to read "
+		      "it.</p>",
+		      f);
 	} else {
 		fputs("<p class=muted>No preview of this kind of file: download it.</p>", f);
 	}
 	fputs("</section></main></body></html>", f);
 	fclose(f);
-	return send_page(r, MHD_HTTP_OK, html, len, nonce, 0);
+	return send_page_csp(r, MHD_HTTP_OK, html, len, nonce, 0, pdf && pdfjs);
+}
+
+/* GET /s/_assets/NAME: pdf.js for a share page's PDF preview (web.c keeps the
+ * list of names). The worker's own CSP is this answer's: it may fetch nothing. */
+enum MHD_Result api_share_asset(struct req *r)
+{
+	int64_t size = 0;
+	int fd = web_share_asset_open(r->hub, r->params[0], &size);
+	if (fd < 0)
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file");
+	struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)size, fd);
+	MHD_add_response_header(resp, "Content-Type", "text/javascript; charset=utf-8");
+	MHD_add_response_header(resp, "Content-Security-Policy",
+	                        "default-src 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	return req_queue(r, MHD_HTTP_OK, resp);
 }
 
 enum MHD_Result share_page_locked(struct req *r, const struct share_view *v, unsigned status,

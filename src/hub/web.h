@@ -17,6 +17,12 @@ enum MHD_Result reply_session(struct req *r, json_t *body /* stolen */, const ch
                               int64_t expires_at);
 /* The dashboard port's session cookie as an "Authorization" value, or NULL. New string. */
 char *web_cookie_authz(struct req *r);
+/* A file share pages load from the dashboard's build (pdf.js for PDF previews):
+ * name must be one of a fixed list ("pdf-preview.js", "pdf.worker.min.mjs");
+ * its fd and size, or -1 (another name, or no dashboard build). */
+int web_share_asset_open(struct hub *hub, const char *name, int64_t *size);
+/* Does the hub have every share-page asset (the dashboard was built)? */
+bool web_share_assets(struct hub *hub);
 /* Headers every API answer on the dashboard port carries. */
 void web_api_headers(struct MHD_Response *resp);
 #endif
