@@ -446,8 +446,6 @@ double parse_bytes(const char *s)
 		end++;
 	if (mul > 1 && strcmp(end, "iB") == 0) /* "10GiB" */
 		end += 2;
-	else if (strcmp(end, "B") == 0) /* "100B", "10GB" (binary units all the same) */
-		end++;
 	if (*end || !(v >= 0) || isinf(v * mul)) /* "1e308G" is finite until the suffix */
 		return -1;
 	return v * mul;

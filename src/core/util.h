@@ -85,8 +85,8 @@ int64_t parse_duration(const char *s);
  * and quoted attributes. */
 void markup_escape(FILE *f, const char *s);
 /* Parse a byte count or rate: a number with an optional K, M, G or T (KiB,
- * MiB, GiB, TiB) suffix, which may be spelt out, e.g. "50M", "1.5K", "10GiB",
- * "100B". -1 if bad. */
+ * MiB, GiB, TiB) suffix, which may be spelt out, e.g. "50M", "1.5K", "10GiB".
+ * -1 if bad ("1KB" too: decimal or binary is anyone's guess). */
 double parse_bytes(const char *s);
 
 /* Parse a single HTTP "bytes=a-b" range against size: 0 no range (serve all),

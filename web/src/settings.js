@@ -18,13 +18,13 @@ export function fmtSeconds(n) {
   return String(n);
 }
 
-// "10 GiB", "512M", "1048576", "none" → bytes, or null.
+// "10 GiB", "512M", "1048576", "none" → bytes, or null (units as the CLI's parse_bytes).
 export function parseSize(text, zeroWords) {
   const t = text.trim();
   if (zeroWords && /^(none|off)$/i.test(t)) return 0;
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$/i.exec(t);
-  if (!m || (m[3] && !m[2] && m[3].toLowerCase() !== 'b')) return null;
-  const f = m[2] ? BYTE_UNITS[m[2].toUpperCase() + 'iB'] : 1;
+  const m = /^(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:iB)?)?$/.exec(t);
+  if (!m) return null;
+  const f = m[2] ? BYTE_UNITS[m[2] + 'iB'] : 1;
   const v = Number(m[1]) * f;
   return Number.isSafeInteger(v) ? v : null;
 }
