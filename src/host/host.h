@@ -155,8 +155,8 @@ void host_apply_settings(struct host *h, json_t *settings);
 /* The workspace's chunk sizes ({min, avg, max}) for the next uploads; on the
  * sync thread only (it alone chunks files). */
 void host_apply_chunking(struct host *h, json_t *chunking);
-/* The hub deleted the workspace (a 410 answer, or the feed's
- * workspace.deleted): say so once and stop; the folder's files stay. */
+/* The hub deleted the workspace (a 410 workspace_deleted answer): say so
+ * once and stop; the folder's files stay. */
 void host_workspace_deleted(struct host *h, json_t *answer);
 /* The policy of path (longest folder prefix; pinned by default). */
 enum policy host_policy(struct host *h, const char *path);

@@ -76,10 +76,10 @@ enum MHD_Result api_workspace_delete(struct req *r)
 	int64_t now = now_ms();
 	if (meta_begin(r->db, r->ws_id) != DB_DONE)
 		return reply_db_error(r);
-	/* The event first: hosts following the feed learn it and stop. */
-	if (meta_change(r->db, r->ws_id, "workspace.deleted", "workspace",
-	                json_pack("{s:s}", "name", name)) != 0 ||
-	    revoke_workspace(r->db, r->ws_id, now) != DB_DONE ||
+	/* No event on the feed: with the memberships gone, every stream of the
+	 * workspace ends at its next read (feed.c), and a host learns it from
+	 * the 410 its next heartbeat or request gets. */
+	if (revoke_workspace(r->db, r->ws_id, now) != DB_DONE ||
 	    meta_audit(r, "workspace.delete", name, NULL) != 0 || meta_commit(r) != DB_DONE) {
 		db_rollback(r->db);
 		return reply_db_error(r);
