@@ -22,6 +22,11 @@ int cmd_token(struct opts *o);
 int cmd_sessions(struct opts *o);
 int cmd_passwd(struct opts *o);
 int cmd_trash(struct opts *o);
+int cmd_2fa(struct opts *o);
+int cmd_account(struct opts *o);
+/* roost login's second step when the hub answered totp_required: the code
+ * from code (or $ROOST_TOTP_CODE, or a prompt); the session's answer or NULL. */
+json_t *login_second_step(struct client *c, json_t *first, const char *code);
 int cmd_workspace(struct opts *o);
 
 #endif

@@ -233,7 +233,35 @@ static const char *const migrations[] = {
     "ALTER TABLE file_versions ADD COLUMN share_id BIGINT REFERENCES share_links(id);"
     "ALTER TABLE audit_log ADD COLUMN actor_share_id BIGINT REFERENCES share_links(id);",
 
-    /* 13: lifecycle. A deleted workspace keeps its row (deleted_at) until GC
+    /* 13: backups fence GC (docs/operations.md, "Backups"). While a row's
+     * expires_at is ahead, GC and the cache's eviction delete no chunk: a
+     * backup takes its snapshot after its fence is in and copies the chunks
+     * the snapshot names while it renews it. A crashed backup's fence lapses. */
+    "CREATE TABLE gc_fences ("
+    " owner TEXT PRIMARY KEY, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);",
+
+    /* 14: accounts (docs/accounts.md). A TOTP second factor: the secret (kept
+     * as base32: the hub must recompute codes, so it cannot be hashed), set
+     * when enrolment starts and in force once totp_enabled_at is; the last
+     * time step accepted, so a code is good once. Ten recovery codes per
+     * user, hashed. One-use account links: password resets an administrator
+     * issued, and the short-lived challenge between a login's password and
+     * its code; stored hashed as every token. A workspace may require 2FA. */
+    "ALTER TABLE users ADD COLUMN totp_secret TEXT;"
+    "ALTER TABLE users ADD COLUMN totp_enabled_at BIGINT;"
+    "ALTER TABLE users ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE workspaces ADD COLUMN require_2fa INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE recovery_codes ("
+    " id {ID}, user_id BIGINT NOT NULL REFERENCES users(id), code_hash TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL, used_at BIGINT);"
+    "CREATE INDEX recovery_codes_user ON recovery_codes(user_id);"
+    "CREATE TABLE account_links ("
+    " id {ID}, user_id BIGINT NOT NULL REFERENCES users(id),"
+    " kind TEXT NOT NULL CHECK (kind IN ('reset','login')), token_hash TEXT NOT NULL UNIQUE,"
+    " created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL, used_at BIGINT);",
+
+    /* 15: lifecycle. A deleted workspace keeps its row (deleted_at) until GC
      * has purged its files; a removed user keeps theirs (removed_at) so the
      * versions they made still name them. */
     "ALTER TABLE workspaces ADD COLUMN deleted_at BIGINT;"

@@ -11,7 +11,8 @@
  *
  * roost admin remove-user EMAIL (the operator, against the database like
  * roost admin gc) takes a user off the hub: their sessions, tokens, share
- * links, unused invites, memberships, ACL entries and locks stop at once; the
+ * links, unused invites and reset links, memberships, ACL entries and locks
+ * stop at once; the
  * row stays (removed_at) so the versions they made still name them; hosts
  * they enrolled act for another owner of their workspace from then on. A user
  * who is a workspace's only owner is not removed: make another owner first.
@@ -154,6 +155,11 @@ static int remove_rows(struct db *db, int64_t uid, int64_t now)
 		    db,
 		    "UPDATE invites SET revoked_at = ? WHERE created_by = ? AND revoked_at IS "
 		    "NULL AND used_at IS NULL",
+		    now, uid);
+	if (rc == DB_DONE)
+		rc = db_run(
+		    db,
+		    "UPDATE account_links SET used_at = ? WHERE user_id = ? AND used_at IS NULL",
 		    now, uid);
 	if (rc == DB_DONE)
 		rc = db_run(db, "DELETE FROM memberships WHERE user_id = ?", uid);

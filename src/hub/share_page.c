@@ -50,6 +50,7 @@ static const char css[] =
     "h2{font-size:1.1rem;margin:0 0 .75rem}form.lock h1,form.lock p{margin:0}"
     ".folder{display:inline-block;width:1.1em;height:.8em;margin-right:.4em;"
     "border-radius:2px 3px 3px 3px;background:var(--accent);opacity:.75;vertical-align:-1px}"
+    "a.dl{margin-left:.4rem;text-decoration:none;color:var(--muted)}a.dl:hover{color:var(--accent)}"
     "@media (max-width:40rem){td.date,th.date{display:none}}";
 
 /* Uploads one file at a time with XHR (upload progress), into the folder in
@@ -255,12 +256,16 @@ enum MHD_Result share_page_folder(struct req *r, const struct share_view *v, jso
 				fputs("'><span class=folder aria-hidden=true></span>", f);
 				markup_escape(f, name);
 				fputs("/</a>", f);
-			} else {
-				fprintf(f, "<a href='/s/%s/file?path=", v->tok);
-				share_url_escape(f, p);
-				fputs("' download>", f);
+			} else { /* its page (a preview), and a download at once */
+				fputs("<a href='", f);
+				page_href(f, v->tok, p);
+				fputs("'>", f);
 				markup_escape(f, name);
-				fputs("</a>", f);
+				fprintf(f, "</a> <a class=dl href='/s/%s/file?path=", v->tok);
+				share_url_escape(f, p);
+				fputs("' download aria-label='Download ", f);
+				markup_escape(f, name);
+				fputs("' title=Download>&#8595;</a>", f);
 			}
 			fputs("</td><td class=num>", f);
 			json_int_t size = 0;
@@ -309,7 +314,19 @@ enum MHD_Result share_page_file(struct req *r, const struct share_view *v, json_
 	           (dot && strcasecmp(dot, ".pdf") == 0 &&
 	            (!ct || !*ct || strcmp(ct, "application/octet-stream") == 0));
 	bool pdfjs = pdf && web_share_assets(r->hub);
+	/* The file's URLs: a file inside a shared folder is named by its path. */
+	char *dl = NULL, *src = NULL;
+	size_t n = 0;
+	FILE *u = open_memstream(&dl, &n);
+	fprintf(u, "/s/%s/file", v->tok);
+	if (strcmp(v->rel, "/") != 0) {
+		fputs("?path=", u);
+		share_url_escape(u, v->rel);
+	}
+	fclose(u);
+	src = xasprintf("%s%sinline=1", dl, strchr(dl, '?') ? "&amp;" : "?");
 	head(f, name, nonce);
+	crumbs(f, v);
 	fputs("<section class=card><h1>", f);
 	markup_escape(f, name);
 	fputs("</h1><dl><dt>Size</dt><dd>", f);
@@ -319,26 +336,21 @@ enum MHD_Result share_page_file(struct req *r, const struct share_view *v, json_
 	fputs("</dd><dt>Type</dt><dd>", f);
 	markup_escape(f, ct && *ct ? ct : "unknown");
 	fprintf(f,
-	        "</dd></dl><p class=actions><a class='button primary' href='/s/%s/file' "
+	        "</dd></dl><p class=actions><a class='button primary' href='%s' "
 	        "download>Download</a></p>",
-	        v->tok);
+	        dl);
 	/* Previews only of what the content port shows inline (never HTML or SVG:
 	 * those are attachments under a CSP sandbox). */
 	if (ct && content_inline_ok(ct)) {
 		if (strncmp(ct, "image/", 6) == 0)
-			fprintf(f, "<img class=preview src='/s/%s/file?inline=1' alt='Preview of ",
-			        v->tok);
+			fprintf(f, "<img class=preview src='%s' alt='Preview of ", src);
 		else if (strncmp(ct, "video/", 6) == 0)
-			fprintf(f,
-			        "<video class=preview controls src='/s/%s/file?inline=1' title='",
-			        v->tok);
+			fprintf(f, "<video class=preview controls src='%s' title='", src);
 		else if (strncmp(ct, "audio/", 6) == 0)
-			fprintf(f, "<audio controls src='/s/%s/file?inline=1' title='", v->tok);
+			fprintf(f, "<audio controls src='%s' title='", src);
 		else
-			fprintf(f,
-			        "<iframe class=preview sandbox src='/s/%s/file?inline=1' "
-			        "title='Preview of ",
-			        v->tok);
+			fprintf(f, "<iframe class=preview sandbox src='%s' title='Preview of ",
+			        src);
 		markup_escape(f, name);
 		fputs(strncmp(ct, "image/", 6) == 0   ? "'>"
 		      : strncmp(ct, "video/", 6) == 0 ? "'></video>"
@@ -350,9 +362,9 @@ enum MHD_Result share_page_file(struct req *r, const struct share_view *v, json_
 		 * the content port (content.c). pdf.js (the dashboard build's
 		 * pdf-preview.js) reads the bytes and draws the first page instead. */
 		fprintf(f,
-		        "<canvas class=preview hidden data-pdf-src='/s/%s/file?inline=1' "
+		        "<canvas class=preview hidden data-pdf-src='%s' "
 		        "data-pdf-status=pdfst aria-label='First page of ",
-		        v->tok);
+		        src);
 		markup_escape(f, name);
 		fprintf(f,
 		        "'></canvas><p id=pdfst class=muted role=status>Drawing the first "
@@ -367,6 +379,8 @@ enum MHD_Result share_page_file(struct req *r, const struct share_view *v, json_
 	}
 	fputs("</section></main></body></html>", f);
 	fclose(f);
+	free(dl);
+	free(src);
 	return send_page_csp(r, MHD_HTTP_OK, html, len, nonce, 0, pdf && pdfjs);
 }
 
