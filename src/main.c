@@ -47,6 +47,10 @@ static const char usage_text[] =
     "              all ports (0: no limit; behind a local proxy every client is the proxy)\n"
     "              [--head-timeout 15]  seconds a connection has to send a request head\n"
     "              [--web-dir DIR]  the dashboard's built assets (default: the build's)\n"
+    "              [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
+    "              [--oidc-name NAME] [--oidc-redirect-uri URL]]  sign-in with an OpenID\n"
+    "              Connect provider (\"Sign in with NAME\"; the redirect URI defaults to\n"
+    "              http://127.0.0.1:DASHBOARD-PORT/api/v1/oidc/callback)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR] [--host-port 3212] [--relay-port 3213] [--tunnel-port 3214]\n"
@@ -76,6 +80,8 @@ static const char usage_text[] =
     "  roost login --hub URL --email EMAIL [--cacert CA.pem] [--code CODE]\n"
     "                 (password: $ROOST_PASSWORD or prompt; a two-factor code: --code,\n"
     "                 $ROOST_TOTP_CODE or prompt)\n"
+    "  roost login --sso --hub URL [--cacert CA.pem]  sign in with the hub's identity provider\n"
+    "              in a browser (the URL is printed too, for a browser on another machine)\n"
     "  roost logout\n"
     "  roost ls [PATH] [--json]\n"
     "  roost put LOCAL [REMOTE] [--parallel N]  upload; re-running resumes\n"
@@ -175,7 +181,12 @@ static bool hub_option(const char *o)
 	                                    "--web-dir",
 	                                    "--heartbeat",
 	                                    "--email",
-	                                    "--listen"};
+	                                    "--listen",
+	                                    "--oidc-issuer",
+	                                    "--oidc-client-id",
+	                                    "--oidc-client-secret-file",
+	                                    "--oidc-name",
+	                                    "--oidc-redirect-uri"};
 	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
 		if (strcmp(o, known[i]) == 0)
 			return true;
@@ -285,6 +296,16 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			a->cfg.tls_key = v;
 		} else if (strcmp(o, "--host-ca") == 0) {
 			a->cfg.host_ca = v;
+		} else if (strcmp(o, "--oidc-issuer") == 0) {
+			a->cfg.oidc_issuer = v;
+		} else if (strcmp(o, "--oidc-client-id") == 0) {
+			a->cfg.oidc_client_id = v;
+		} else if (strcmp(o, "--oidc-client-secret-file") == 0) {
+			a->cfg.oidc_secret_file = v;
+		} else if (strcmp(o, "--oidc-name") == 0) {
+			a->cfg.oidc_name = v;
+		} else if (strcmp(o, "--oidc-redirect-uri") == 0) {
+			a->cfg.oidc_redirect_uri = v;
 		} else if (strcmp(o, "--web-dir") == 0) {
 			a->cfg.web_dir = v;
 		} else if (strcmp(o, "--heartbeat") == 0) {

@@ -19,9 +19,11 @@
 
 static int cmd_login(struct opts *o)
 {
+	if (o->sso)
+		return cmd_login_sso(o);
 	if (!o->hub || !o->email) {
 		fprintf(stderr, "usage: roost login --hub URL --email EMAIL [--code CODE] "
-		                "[--cacert CA.pem]\n");
+		                "[--cacert CA.pem] | roost login --sso --hub URL\n");
 		return 2;
 	}
 	struct client c = {0};

@@ -18,6 +18,7 @@ enum unit {
 	U_COUNT,   /* a whole number */
 	U_DAYS,    /* 30 or 30d */
 	U_SECONDS, /* 7d, 1h, 3600 */
+	U_LIST,    /* a,b,c (none: empty) */
 };
 
 /* The settings, in the order show prints them; keys are PATCH's. */
@@ -42,6 +43,8 @@ static const struct setting {
     {"chunk_min", U_BYTES, NULL, "smallest chunk, a power of two (new uploads)"},
     {"chunk_avg", U_BYTES, NULL, "average chunk, a power of two (new uploads)"},
     {"chunk_max", U_BYTES, NULL, "largest chunk, a power of two (new uploads)"},
+    {"oidc_domains", U_LIST, NULL, "email domains single sign-on admits (a,b; none)"},
+    {"oidc_default_role", U_TEXT, NULL, "member or admin: the role those get"},
 };
 #define N_SETTINGS (sizeof settings / sizeof *settings)
 
@@ -59,6 +62,17 @@ static void print_value(const struct setting *s, json_t *v, char *out, size_t ca
 	char b[32];
 	if (s->unit == U_TEXT) {
 		snprintf(out, cap, "%s", json_string_value(v) ? json_string_value(v) : "");
+	} else if (s->unit == U_LIST) {
+		size_t i, len = 0;
+		json_t *d;
+		out[0] = 0;
+		json_array_foreach(v, i, d)
+		{
+			snprintf(out + len, cap - len, "%s%s", i ? "," : "", json_string_value(d));
+			len = strlen(out);
+		}
+		if (!json_array_size(v))
+			snprintf(out, cap, "none");
 	} else if (n == 0 && s->zero) {
 		snprintf(out, cap, "0 (%s)", s->zero);
 	} else if (s->unit == U_BYTES) {
@@ -107,6 +121,18 @@ static json_t *parse_value(const struct setting *s, const char *v)
 	char *end;
 	if (s->unit == U_TEXT)
 		return json_string(v);
+	if (s->unit == U_LIST) {
+		json_t *a = json_array();
+		if (strcmp(v, "none") == 0 || !*v)
+			return a;
+		for (const char *p = v; *p;) {
+			size_t n = strcspn(p, ",");
+			if (n)
+				json_array_append_new(a, json_stringn(p, n));
+			p += n + (p[n] == ',');
+		}
+		return a;
+	}
 	if (s->zero && (strcmp(v, "none") == 0 || strcmp(v, "off") == 0))
 		return json_integer(0);
 	if (s->unit == U_BYTES) {

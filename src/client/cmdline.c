@@ -85,6 +85,8 @@ int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 			o->permanent = true;
 		else if (strcmp(a, "--confirm") == 0)
 			val = &o->confirm;
+		else if (strcmp(a, "--sso") == 0)
+			o->sso = true;
 		else if (strcmp(a, "--workspace") == 0 || strcmp(a, "-w") == 0)
 			val = &o->workspace;
 		else if (strcmp(a, "--hub") == 0)

@@ -28,6 +28,7 @@ struct opts {
 	bool recursive;      /* roost rm -r */
 	bool force;          /* roost get --force: replace a different local file */
 	bool all;            /* roost trash --all: every page */
+	bool sso;            /* roost login --sso: through the hub's identity provider */
 	bool yes;            /* roost trash empty --yes: no question asked */
 	bool permanent;      /* roost rm --permanent: for good, not to the trash */
 	const char *confirm; /* roost workspace delete --confirm NAME */

@@ -261,7 +261,24 @@ static const char *const migrations[] = {
     " created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
     " expires_at BIGINT NOT NULL, used_at BIGINT);",
 
-    /* 15: lifecycle. A deleted workspace keeps its row (deleted_at) until GC
+    /* 15: single sign-on (hub/oidc.c). A flow from start to callback (its
+     * state hashed; the hash of the value in its browser's cookie; a CLI's
+     * loopback port, state and PKCE challenge), a CLI's one-use code, and a
+     * workspace's admission of new users of its email domains (a JSON array;
+     * NULL admits none) with the role they get. */
+    "CREATE TABLE oidc_flows ("
+    " state_hash TEXT PRIMARY KEY, nonce TEXT NOT NULL, verifier TEXT NOT NULL,"
+    " browser_hash TEXT NOT NULL, cli_port INTEGER NOT NULL DEFAULT 0,"
+    " cli_state TEXT NOT NULL DEFAULT '', cli_challenge TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL);"
+    "CREATE TABLE oidc_codes ("
+    " code_hash TEXT PRIMARY KEY, user_id BIGINT NOT NULL REFERENCES users(id),"
+    " challenge TEXT NOT NULL, created_at BIGINT NOT NULL);"
+    "ALTER TABLE workspaces ADD COLUMN oidc_domains TEXT;"
+    "ALTER TABLE workspaces ADD COLUMN oidc_default_role TEXT NOT NULL DEFAULT 'member'"
+    " CHECK (oidc_default_role IN ('member','admin'));",
+
+    /* 16: lifecycle. A deleted workspace keeps its row (deleted_at) until GC
      * has purged its files; a removed user keeps theirs (removed_at) so the
      * versions they made still name them. */
     "ALTER TABLE workspaces ADD COLUMN deleted_at BIGINT;"

@@ -56,6 +56,8 @@ struct hub_config {
 	int64_t gc_every_ms, scrub_every_ms, replicate_every_ms;
 	double job_rate;
 	int64_t gc_retention_ms;
+	/* OpenID Connect sign-in (oidc.c); no issuer: off */
+	const char *oidc_issuer, *oidc_client_id, *oidc_secret_file, *oidc_name, *oidc_redirect_uri;
 };
 
 struct hub_metrics {
@@ -94,6 +96,7 @@ struct hub {
 	atomic_bool jobs_stopping;
 	bool jobs_running;
 	atomic_bool out_of_space; /* a full-disk episode, logged once (hub_space_full) */
+	struct oidc *oidc;        /* single sign-on (oidc.c); NULL: off */
 };
 
 /* What a request authenticated with: the route table says which kinds may

@@ -23,6 +23,7 @@
 #include "acl.h"
 #include "members.h"
 #include "web.h"
+#include "oidc.h"
 #include "stats.h"
 #include "zip.h"
 #include "init.h"
@@ -189,6 +190,10 @@ static const struct route routes[] = {
      api_member_reset_link},
     {"GET", "/api/v1/password/reset/*", 0, BODY_NONE, NULL, NULL, api_reset_peek},
     {"POST", "/api/v1/password/reset", 0, BODY_JSON, NULL, NULL, api_reset_password},
+    {"GET", "/api/v1/oidc", 0, BODY_NONE, NULL, NULL, api_oidc_info},
+    {"GET", "/api/v1/oidc/start", 0, BODY_NONE, NULL, NULL, api_oidc_start},
+    {"GET", "/api/v1/oidc/callback", 0, BODY_NONE, NULL, NULL, api_oidc_callback},
+    {"POST", "/api/v1/oidc/exchange", 0, BODY_JSON, NULL, NULL, api_oidc_exchange},
     /* WebDAV (dav.c): every method under /dav/, authenticated by dav.c itself */
     {"*", "/dav/", R_PREFIX, BODY_STREAM, dav_begin, dav_data, dav_handle},
 };
@@ -1019,6 +1024,8 @@ int hub_serve(struct hub_config *cfg)
 		log_error("--host-ca %s: %s", cfg->host_ca, strerror(-ca));
 		return 1;
 	}
+	if (oidc_init(hub) != 0)
+		return 1;
 	feed_start_listener(hub);
 	jobs_start(hub);
 	hub->api = start(hub, cfg->api_port, on_request);
@@ -1051,6 +1058,7 @@ int hub_serve(struct hub_config *cfg)
 	guard_free(hub->guard);
 	connlimit_free(hub->conns);
 	traffic_free(hub->traffic);
+	oidc_free(hub);
 	free(hub->tls_cert_pem);
 	if (hub->tls_key_pem) {
 		memset(hub->tls_key_pem, 0, strlen(hub->tls_key_pem));

@@ -43,7 +43,7 @@ class WorkspaceSettingsTest(HubTest):
         for key in ("name", "default_access", "storage", "quota_bytes", "max_file_bytes",
                     "keep_versions", "keep_days", "trash_days", "gc_retention_s",
                     "min_replicas", "replica_grace_s", "hub_cache_bytes", "chunk_min",
-                    "chunk_avg", "chunk_max"):
+                    "chunk_avg", "chunk_max", "oidc_domains", "oidc_default_role"):
             self.assertIn("\n  %s " % key, p.out)
         self.assertIn("1.0 MiB (1048576 bytes)", p.out)  # chunk_avg's default
         self.assertIn("7d (604800 s)", p.out)  # gc_retention_s's default
@@ -64,6 +64,8 @@ class WorkspaceSettingsTest(HubTest):
             ("hub_cache_bytes", "2G", 2 * GiB),
             ("default_access", "read", "read"),
             ("storage", "hosts", "hosts"),
+            ("oidc_domains", "example.org,example.net", ["example.org", "example.net"]),
+            ("oidc_default_role", "admin", "admin"),
         ]
         try:
             for key, text, want in cases:

@@ -57,12 +57,29 @@ function parseRoute(loc) {
 
 // ---- login and invites ----
 
+// What a refused single sign-on means, by the hub's error code (the hub sends
+// the browser back to /login?sso_error=CODE; the words are ours, never the URL's).
+const SSO_ERRORS = {
+  oidc_no_account: 'Your account has no access to this hub. Ask an administrator for an invite.',
+  oidc_token: 'The sign-in could not be verified. Try again; if it keeps failing, tell the hub\'s operator.',
+  oidc_state: 'That sign-in expired or was started in another browser. Try again.',
+  oidc_denied: 'The identity provider did not sign you in.',
+  oidc_code: 'The identity provider refused the sign-in. Try again.',
+  oidc_unavailable: 'The identity provider cannot be reached. Try again later.',
+};
+
 // The password, then (for an account with two-factor authentication) the
 // code: the first answer is a challenge the second step spends.
 function LoginPage({ onLogin }) {
-  const [error, setError] = useState(null);
+  const ssoError = new URLSearchParams(location.search).get('sso_error');
+  const [error, setError] = useState(
+    ssoError ? new Error(SSO_ERRORS[ssoError] || 'Single sign-on failed. Try again.') : null);
   const [busy, setBusy] = useState(false);
   const [challenge, setChallenge] = useState(null);
+  const [sso, setSso] = useState(null); // {enabled, name, start_url} from GET /oidc
+  useEffect(() => {
+    api('GET', '/oidc', undefined, { noRedirect: true }).then(setSso, () => setSso(null));
+  }, []);
   const submit = async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
@@ -97,6 +114,8 @@ function LoginPage({ onLogin }) {
             <label>Password<input name="password" type="password" autocomplete="current-password" required /></label>`}
       <${ErrorLine} error=${error} />
       <button class="primary" disabled=${busy}>${challenge ? 'Verify' : 'Log in'}</button>
+      ${!challenge && sso?.enabled && html`<p class="or">or</p>
+        <a class="button sso" href="/api/v1/oidc/start">Sign in with ${sso.name}</a>`}
     </form>
   </main>`;
 }

@@ -62,9 +62,12 @@ const FIELDS = [
   ['chunk_min', 'Smallest chunk', 'size', 'A power of two; new uploads use the chunk sizes.'],
   ['chunk_avg', 'Average chunk', 'size', 'A power of two between the smallest and largest.'],
   ['chunk_max', 'Largest chunk', 'size', 'A power of two, at most 64 MiB.'],
+  ['oidc_domains', 'Single sign-on domains', 'list', 'Email domains whose new users sign-in admits (a.com, b.org); empty: none.'],
+  ['oidc_default_role', 'Their role', ['member', 'admin'], 'The role single sign-on gives them.'],
 ];
 
 function shown(kind, v) {
+  if (kind === 'list') return (v || []).join(', ');
   if (kind === 'size') return fmtSize(v);
   if (kind === 'seconds') return fmtSeconds(v);
   return String(v);
@@ -72,6 +75,7 @@ function shown(kind, v) {
 
 function parse(kind, text, zeroWords) {
   if (Array.isArray(kind) || kind === 'text') return text;
+  if (kind === 'list') return text.split(',').map((d) => d.trim()).filter(Boolean);
   if (kind === 'size') return parseSize(text, zeroWords);
   if (kind === 'seconds') return parseSeconds(text);
   if (kind === 'days') return parseDays(text);
@@ -89,7 +93,7 @@ function SettingsForm({ ws, s, saved, setSaved, onSaved }) {
     for (const [key, label, kind, , zeroWords] of FIELDS) {
       const v = parse(kind, String(f.get(key)), zeroWords);
       if (v === null || v === '') errs[key] = label + ': cannot read \u201c' + f.get(key) + '\u201d';
-      else if (v !== s[key]) body[key] = v;
+      else if (JSON.stringify(v) !== JSON.stringify(s[key])) body[key] = v;
     }
     setErrors(errs);
     if (Object.keys(errs).length) return;
