@@ -9,7 +9,7 @@
 
 _roost_commands="init serve demo admin relay login logout ls put get mkdir mv rm trash
 versions usage watch url share shares unshare audit token sessions passwd workspaces
-members acl invite join host hosts policy help version"
+workspace members acl invite join host hosts policy help version"
 
 # The options of a command (and, for host/admin/…, its subcommand).
 _roost_options()
@@ -31,7 +31,7 @@ _roost_options()
 		gc) echo "--data --db --retention --json" ;;
 		scrub | replicate) echo "--data --db --job-rate --host-ca --json" ;;
 		jobs) echo "--data --db --json" ;;
-		rotate-keys) echo "--data --db" ;;
+		rotate-keys | remove-user) echo "--data --db" ;;
 		esac
 		;;
 	relay)
@@ -43,8 +43,9 @@ _roost_options()
 	put) echo "$common --parallel" ;;
 	get) echo "$common --version --force -f --verbose -v --host-ca --parallel" ;;
 	mkdir) echo "$common --parents -p" ;;
-	rm) echo "$common --recursive -r" ;;
-	trash) echo "$common --limit --all" ;;
+	rm) echo "$common --recursive -r --permanent" ;;
+	trash) echo "$common --limit --all --yes -y" ;;
+	workspace) echo "$common --confirm" ;;
 	watch) echo "$common --since" ;;
 	url) echo "$common --expires --version --write" ;;
 	share) echo "$common --write --expires --password" ;;
@@ -72,9 +73,10 @@ _roost_options()
 _roost_subcommands()
 {
 	case "$1" in
-	admin) echo "gc scrub replicate jobs rotate-keys" ;;
+	admin) echo "gc scrub replicate jobs rotate-keys remove-user" ;;
 	host) echo "invite join run status get rotate-url revoke-url rm" ;;
-	trash) echo "restore" ;;
+	trash) echo "restore empty" ;;
+	workspace) echo "show set delete" ;;
 	token) echo "create ls revoke" ;;
 	sessions) echo "revoke" ;;
 	workspaces) echo "create" ;;

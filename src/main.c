@@ -8,6 +8,7 @@
 #include "hub/account.h"
 #include "hub/init.h"
 #include "hub/jobs/jobs.h"
+#include "hub/lifecycle.h"
 #include "relay/relay.h"
 
 #include <curl/curl.h>
@@ -60,6 +61,8 @@ static const char usage_text[] =
     "  roost admin scrub --data DIR [--job-rate 50M]  re-hash stored chunks, repair from hosts\n"
     "  roost admin replicate --data DIR               copy back chunks the hub lacks\n"
     "              (scrub, replicate: [--host-ca CA.pem] as roost serve's, to reach hosts)\n"
+    "  roost admin remove-user EMAIL --data DIR       take a user off the hub: their logins,\n"
+    "              tokens, links and memberships stop; their files stay\n"
     "  roost admin jobs --data DIR [--json]           background jobs: progress and results\n"
     "  roost admin backup --data DIR [--db URL] --to DEST  a consistent backup while the hub\n"
     "              serves: the metadata, the chunks it names, a manifest; again into the same\n"
@@ -93,9 +96,11 @@ static const char usage_text[] =
     "                 at once; files DIR already has are not fetched again\n"
     "  roost mkdir PATH [-p]\n"
     "  roost mv FROM TO\n"
-    "  roost rm PATH [-r]                      to the trash; -r for a folder with files in it\n"
+    "  roost rm PATH [-r] [--permanent]        to the trash; -r for a folder with files in it;\n"
+    "                 --permanent: for good, not to the trash (owners, admins)\n"
     "  roost trash [--limit N | --all] [--json]  deleted files, the last deleted first\n"
     "  roost trash restore PATH                 a file (or a folder's files) back where it was\n"
+    "  roost trash empty [PATH] [--yes]         delete for good (owners, admins); asks first\n"
     "  roost versions PATH [--json]\n"
     "  roost usage [--json]\n"
     "  roost watch [--since SEQ] [--json]       follow the change feed (Ctrl-C stops)\n"
@@ -114,6 +119,10 @@ static const char usage_text[] =
     "                 authenticator app, --code confirms it and prints recovery codes\n"
     "  roost 2fa require [on|off]               (owners) the workspace requires 2FA\n"
     "  roost workspaces [--json]  |  roost workspaces create NAME\n"
+    "  roost workspace show [--json]            every setting of the workspace\n"
+    "  roost workspace set KEY VALUE            one of them (owners, admins), e.g. quota_bytes\n"
+    "                 10GiB, trash_days 14, gc_retention_s 7d, chunk_avg 512K\n"
+    "  roost workspace delete NAME [--confirm NAME]  (owner) everything in it, for good\n"
     "  roost members [--json]\n"
     "  roost acl PATH  |  roost acl set PATH EMAIL none|read|write|manage  |  roost acl rm PATH "
     "EMAIL\n"
@@ -754,6 +763,27 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return hub_rotate_keys(a.data, a.cfg.db_url);
+	}
+	if (strcmp(cmd, "admin") == 0 && argc >= 3 && strcmp(argv[2], "remove-user") == 0) {
+		if (argc >= 4 && (strcmp(argv[3], "--help") == 0 || strcmp(argv[3], "-h") == 0)) {
+			cmdline_help(stdout, "admin", "remove-user");
+			return 0;
+		}
+		if (argc < 4 || argv[3][0] == '-' || !strchr(argv[3], '@')) {
+			fprintf(stderr,
+			        "usage: roost admin remove-user EMAIL --data DIR [--db URL]\n");
+			return 2;
+		}
+		struct hub_args a;
+		int rc = parse_hub_args("admin remove-user", argc - 4, argv + 4, &a);
+		if (rc)
+			return rc;
+		if (!a.data) {
+			fprintf(stderr,
+			        "usage: roost admin remove-user EMAIL --data DIR [--db URL]\n");
+			return 2;
+		}
+		return hub_admin_remove_user(&a.cfg, argv[3]);
 	}
 	if (strcmp(cmd, "admin") == 0 && argc >= 3 &&
 	    (strcmp(argv[2], "backup") == 0 || strcmp(argv[2], "restore") == 0))

@@ -172,10 +172,11 @@ static int folder_has_entries(struct client *c, const char *path)
 }
 
 /* rm moves to the trash; a folder with something in it only with -r, so a
- * slip of the finger does not take a whole tree. */
+ * slip of the finger does not take a whole tree. --permanent deletes for
+ * good (owners and admins): nothing goes to the trash. */
 static int cmd_rm(struct opts *o)
 {
-	if (need_args(o, 1, 1, "rm", "PATH [-r]"))
+	if (need_args(o, 1, 1, "rm", "PATH [-r] [--permanent]"))
 		return 2;
 	struct client c;
 	if (client_open(&c, o->workspace))
@@ -185,18 +186,26 @@ static int cmd_rm(struct opts *o)
 	json_t *r = NULL;
 	if (full > 0)
 		fprintf(stderr,
-		        "roost rm: %s is a folder with files in it; use 'roost rm -r %s' to delete "
-		        "it and everything in it (to the trash)\n",
-		        path, path);
+		        "roost rm: %s is a folder with files in it; use 'roost rm -r%s %s' to "
+		        "delete it and everything in it%s\n",
+		        path, o->permanent ? " --permanent" : "", path,
+		        o->permanent ? " for good" : " (to the trash)");
 	if (full == 0) {
-		char *url = client_ws_url(&c, "/files?path=%s", path);
+		char *url = client_ws_url(
+		    &c, o->permanent ? "/files?permanent=1&path=%s" : "/files?path=%s", path);
 		r = client_call(&c, "DELETE", url, NULL, "rm");
 		free(url);
 	}
-	if (r && o->json)
+	if (r && o->json) {
 		print_json(r);
-	else if (r)
+	} else if (r && o->permanent) {
+		int64_t n = json_integer_value(json_object_get(r, "purged"));
+		printf("deleted %s for good (%lld %s, not in the trash; the next GC frees the "
+		       "space)\n",
+		       path, (long long)n, plural(n, "file", "files"));
+	} else if (r) {
 		printf("deleted %s\n", path);
+	}
 	int rc = r ? 0 : 1;
 	json_decref(r);
 	client_close(&c);
@@ -367,6 +376,7 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"join", cmd_join},
 	    {"members", cmd_members},
 	    {"workspaces", cmd_workspaces},
+	    {"workspace", cmd_workspace},
 	    {"acl", cmd_acl},
 	    {"url", cmd_url},
 	    {"share", cmd_share},

@@ -29,5 +29,6 @@ int cmd_account(struct opts *o);
 json_t *login_second_step(struct client *c, json_t *first, const char *code);
 /* roost login --sso (sso.c) */
 int cmd_login_sso(struct opts *o);
+int cmd_workspace(struct opts *o);
 
 #endif

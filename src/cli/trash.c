@@ -1,8 +1,9 @@
 /* trash: roost trash (the deleted files the caller may read, the last
- * deleted first) and roost trash restore PATH (a file, or every file deleted
- * from a folder, back where it was). The hub's GET trash answers in pages;
- * restore names a file by id, so the CLI finds the id of the newest deletion
- * of a path in the listing. Threads: the CLI's one thread. */
+ * deleted first), roost trash restore PATH (a file, or every file deleted
+ * from a folder, back where it was) and roost trash empty [PATH] (for good,
+ * after a question on the terminal or --yes; owners and admins). The hub's GET trash answers in
+ * pages; restore names a file by id, so the CLI finds the id of the newest deletion of a path in
+ * the listing. Threads: the CLI's one thread. */
 #include "cmd.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -185,13 +186,85 @@ static int trash_restore(struct opts *o)
 	return rc;
 }
 
+/* roost trash empty [PATH] [--yes]: everything in the trash (or what was at
+ * or below PATH) deleted for good. It cannot be undone, so it asks first;
+ * without a terminal to ask on, only --yes does it. */
+static int trash_empty(struct opts *o)
+{
+	if (o->npos > 2) {
+		fprintf(stderr, "usage: roost trash empty [PATH] [--yes]\n");
+		return 2;
+	}
+	const char *why;
+	char *p = o->npos == 2 ? path_normalize(o->pos[1], strlen(o->pos[1]), &why) : NULL;
+	if (o->npos == 2 && !p) {
+		fprintf(stderr, "roost trash empty: %s: %s\n", o->pos[1], why);
+		return 2;
+	}
+	struct client c;
+	if (client_open(&c, o->workspace)) {
+		free(p);
+		return 1;
+	}
+	int rc = 0;
+	if (!o->yes) {
+		char *q =
+		    p ? xasprintf("Delete everything in the trash of workspace %s that was at "
+		                  "or below %s, for good? This cannot be undone. [y/N] ",
+		                  c.ws_name, p)
+		      : xasprintf("Empty the trash of workspace %s: delete every file in it "
+		                  "for good? This cannot be undone. [y/N] ",
+		                  c.ws_name);
+		char *a = prompt_line(q);
+		free(q);
+		if (!a) {
+			fprintf(stderr,
+			        "roost trash empty: deleting for good needs a yes: run it on a "
+			        "terminal to be asked, or add --yes\n");
+			rc = 2;
+		} else if (strcmp(a, "y") != 0 && strcmp(a, "yes") != 0) {
+			fprintf(stderr, "roost trash empty: nothing deleted\n");
+			rc = 1;
+		}
+		free(a);
+	}
+	json_t *r = NULL;
+	if (rc == 0) {
+		char *url = client_ws_url(&c, "/trash/empty", NULL);
+		json_t *body = p ? json_pack("{s:s}", "path", p) : json_object();
+		r = client_call(&c, "POST", url, body, "trash empty");
+		json_decref(body);
+		free(url);
+		rc = r ? 0 : 1;
+	}
+	if (r && o->json) {
+		print_json(r);
+	} else if (r) {
+		int64_t n = json_integer_value(json_object_get(r, "purged"));
+		if (n == 0)
+			printf("nothing to delete: the trash of workspace %s holds nothing%s%s\n",
+			       c.ws_name, p ? " from " : "", p ? p : "");
+		else
+			printf("deleted %lld %s for good from the trash of workspace %s; the next "
+			       "GC frees their space\n",
+			       (long long)n, plural(n, "file", "files"), c.ws_name);
+	}
+	json_decref(r);
+	client_close(&c);
+	free(p);
+	return rc;
+}
+
 int cmd_trash(struct opts *o)
 {
 	if (o->npos >= 1 && strcmp(o->pos[0], "restore") == 0)
 		return trash_restore(o);
+	if (o->npos >= 1 && strcmp(o->pos[0], "empty") == 0)
+		return trash_empty(o);
 	if (o->npos >= 1) {
 		fprintf(stderr, "usage: roost trash [--limit N | --all] [--json]\n"
-		                "       roost trash restore PATH\n");
+		                "       roost trash restore PATH\n"
+		                "       roost trash empty [PATH] [--yes]\n");
 		return 2;
 	}
 	return trash_list(o);

@@ -79,6 +79,12 @@ int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 			o->force = true;
 		else if (strcmp(a, "--all") == 0)
 			o->all = true;
+		else if (strcmp(a, "-y") == 0 || strcmp(a, "--yes") == 0)
+			o->yes = true;
+		else if (strcmp(a, "--permanent") == 0)
+			o->permanent = true;
+		else if (strcmp(a, "--confirm") == 0)
+			val = &o->confirm;
 		else if (strcmp(a, "--sso") == 0)
 			o->sso = true;
 		else if (strcmp(a, "--workspace") == 0 || strcmp(a, "-w") == 0)
@@ -319,6 +325,19 @@ char *read_password_env(const char *var, const char *prompt, bool confirm)
 	}
 	close(fd);
 	return result;
+}
+
+char *prompt_line(const char *prompt)
+{
+	if (!isatty(STDIN_FILENO))
+		return NULL;
+	fputs(prompt, stderr);
+	fflush(stderr);
+	char buf[1024];
+	if (!fgets(buf, sizeof buf, stdin))
+		return xstrdup("");
+	buf[strcspn(buf, "\r\n")] = 0;
+	return xstrdup(buf);
 }
 
 int cmdline_run(const struct cmdline_cmd *cmds, size_t n, const char *cmd, int argc, char **argv)

@@ -25,10 +25,13 @@ struct opts {
 	const char *host_ca; /* roost get, roost host run: CA for hosts' and relays' https */
 	bool write, verbose;
 	bool json, quiet, parents;
-	bool recursive; /* roost rm -r */
-	bool force;     /* roost get --force: replace a different local file */
-	bool all;       /* roost trash --all: every page */
-	bool sso;       /* roost login --sso: through the hub's identity provider */
+	bool recursive;      /* roost rm -r */
+	bool force;          /* roost get --force: replace a different local file */
+	bool all;            /* roost trash --all: every page */
+	bool sso;            /* roost login --sso: through the hub's identity provider */
+	bool yes;            /* roost trash empty --yes: no question asked */
+	bool permanent;      /* roost rm --permanent: for good, not to the trash */
+	const char *confirm; /* roost workspace delete --confirm NAME */
 	int parallel;
 	char *pos[8];
 	int npos;
@@ -78,6 +81,9 @@ int show(struct opts *o, const char *rel, const char *arg, const char *what, con
 int simple_call(struct opts *o, const char *method, const char *url_fmt, const char *arg,
                 json_t *body, const char *what, const char *done_fmt);
 
+/* Ask prompt on stderr and read one line from stdin, which must be a
+ * terminal: a new string ("" at end of input), or NULL if stdin is none. */
+char *prompt_line(const char *prompt);
 /* Read a password from $ROOST_PASSWORD or prompt on the terminal without echo. */
 char *read_password(const char *prompt, bool confirm);
 /* The same from environment variable var. */

@@ -440,9 +440,12 @@ double parse_bytes(const char *s)
 	double mul = *end == 'K'   ? 1024.0
 	             : *end == 'M' ? 1048576.0
 	             : *end == 'G' ? 1073741824.0
+	             : *end == 'T' ? 1099511627776.0
 	                           : 1;
 	if (mul > 1)
 		end++;
+	if (mul > 1 && strcmp(end, "iB") == 0) /* "10GiB" */
+		end += 2;
 	if (*end || !(v >= 0) || isinf(v * mul)) /* "1e308G" is finite until the suffix */
 		return -1;
 	return v * mul;

@@ -84,8 +84,9 @@ int64_t parse_duration(const char *s);
 /* Write s to f with <, >, &, " and ' escaped: safe inside HTML or XML text
  * and quoted attributes. */
 void markup_escape(FILE *f, const char *s);
-/* Parse a byte count or rate: a number with an optional K, M or G (KiB, MiB,
- * GiB) suffix, e.g. "50M" or "1.5K". -1 if bad. */
+/* Parse a byte count or rate: a number with an optional K, M, G or T (KiB,
+ * MiB, GiB, TiB) suffix, which may be spelt out, e.g. "50M", "1.5K", "10GiB".
+ * -1 if bad ("1KB" too: decimal or binary is anyone's guess). */
 double parse_bytes(const char *s);
 
 /* Parse a single HTTP "bytes=a-b" range against size: 0 no range (serve all),

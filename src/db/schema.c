@@ -277,6 +277,12 @@ static const char *const migrations[] = {
     "ALTER TABLE workspaces ADD COLUMN oidc_domains TEXT;"
     "ALTER TABLE workspaces ADD COLUMN oidc_default_role TEXT NOT NULL DEFAULT 'member'"
     " CHECK (oidc_default_role IN ('member','admin'));",
+
+    /* 16: lifecycle. A deleted workspace keeps its row (deleted_at) until GC
+     * has purged its files; a removed user keeps theirs (removed_at) so the
+     * versions they made still name them. */
+    "ALTER TABLE workspaces ADD COLUMN deleted_at BIGINT;"
+    "ALTER TABLE users ADD COLUMN removed_at BIGINT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -118,6 +118,35 @@ void host_apply_settings(struct host *h, json_t *settings)
 		                                                      : "the hub");
 }
 
+void host_apply_chunking(struct host *h, json_t *chunking)
+{
+	int64_t v[3];
+	if (!json_get_int(chunking, "min", &v[0]) || !json_get_int(chunking, "avg", &v[1]) ||
+	    !json_get_int(chunking, "max", &v[2]) || v[0] < 0 || v[1] < 0 || v[2] < 0 ||
+	    v[2] > UINT32_MAX)
+		return;
+	struct chunker_params p = {(uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2]};
+	if (!chunker_params_valid(&p) || (p.min == h->c.chunking.min &&
+	                                  p.avg == h->c.chunking.avg && p.max == h->c.chunking.max))
+		return;
+	h->c.chunking = p;
+	log_info("the workspace's chunk sizes are now %u / %u / %u bytes (min / avg / max): new "
+	         "uploads use them",
+	         p.min, p.avg, p.max);
+}
+
+void host_workspace_deleted(struct host *h, json_t *answer)
+{
+	(void)answer;
+	if (atomic_exchange(&h->ws_deleted, true))
+		return;
+	log_error("workspace %lld was deleted on the hub: this host stops syncing it (the files "
+	          "in %s stay)",
+	          (long long)h->c.ws_id, h->dir);
+	atomic_store(&h->stop, true);
+	host_wake(h);
+}
+
 int host_load_settings(struct host *h, CURL *curl)
 {
 	char *url = client_ws_url(&h->c, "", NULL);
@@ -125,8 +154,16 @@ int host_load_settings(struct host *h, CURL *curl)
 	char err[256];
 	long st = client_request(&h->c, curl, "GET", url, NULL, &out, err);
 	free(url);
-	if (st == 200)
+	if (st == 200) {
 		host_apply_settings(h, out);
+		json_t *ch = json_pack(
+		    "{s:O?, s:O?, s:O?}", "min", json_object_get(out, "chunk_min"), "avg",
+		    json_object_get(out, "chunk_avg"), "max", json_object_get(out, "chunk_max"));
+		host_apply_chunking(h, ch);
+		json_decref(ch);
+	}
+	if (st == 410)
+		host_workspace_deleted(h, out);
 	json_decref(out);
 	return st == 200 ? 0 : -1;
 }
@@ -496,6 +533,14 @@ int host_run(const struct host_config *cfg)
 	host_write_status(h, false);
 	log_info("host %s stopped", h->label);
 	rc = 0;
+	if (atomic_load(&h->ws_deleted)) {
+		fprintf(
+		    stderr,
+		    "roost host: workspace deleted: workspace %lld was deleted on the hub; this "
+		    "host no longer syncs it (the files in %s stay)\n",
+		    (long long)h->c.ws_id, h->dir);
+		rc = 1;
+	}
 out:
 	host_close(h);
 	return rc;

@@ -335,7 +335,9 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	long st = client_request(&h->c, curl, "POST", url, body, &out, err);
 	free(url);
 	json_decref(body);
-	if (st != 200)
+	if (st == 410)
+		host_workspace_deleted(h, out);
+	else if (st != 200)
 		log_warn("heartbeat: %s", st ? "the hub refused it" : err);
 	take_requests(h, out);
 	json_decref(out);

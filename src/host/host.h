@@ -106,6 +106,7 @@ struct host {
 	json_t *policies;    /* [{folder, mode}] */
 	struct keyring keys; /* the hub's public keys, for verifying tokens (own lock) */
 	atomic_bool stop;
+	atomic_bool ws_deleted; /* the hub said the workspace was deleted: stop */
 	/* The workspace's storage is 'hosts': commits name this host's chunks
 	 * (pointers) and send no bytes (host_load_settings, the feed). */
 	atomic_bool storage_hosts;
@@ -151,6 +152,12 @@ int host_load_settings(struct host *h, CURL *curl);
 /* A workspace's settings (GET /workspaces/W, a workspace.updated payload)
  * into h; what they leave out stays as it was. */
 void host_apply_settings(struct host *h, json_t *settings);
+/* The workspace's chunk sizes ({min, avg, max}) for the next uploads; on the
+ * sync thread only (it alone chunks files). */
+void host_apply_chunking(struct host *h, json_t *chunking);
+/* The hub deleted the workspace (a 410 workspace_deleted answer): say so
+ * once and stop; the folder's files stay. */
+void host_workspace_deleted(struct host *h, json_t *answer);
 /* The policy of path (longest folder prefix; pinned by default). */
 enum policy host_policy(struct host *h, const char *path);
 /* The hub's upload grant for path (a file taken through a write URL): its

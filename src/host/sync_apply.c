@@ -763,6 +763,8 @@ void sync_remote_event(struct host *h, json_t *ev)
 		int64_t asked = 0;
 		json_get_int(pl, "requested_at", &asked);
 		host_scrub_request(h, asked, true);
+	} else if (strcmp(kind, "workspace.updated") == 0 && json_object_get(pl, "chunking")) {
+		host_apply_chunking(h, json_object_get(pl, "chunking"));
 	} else if (strcmp(kind, "chunks.collected") == 0) {
 		atomic_store(&h->gc_seen, true);
 	} else if (strcmp(kind, "host.url") == 0 && json_get_int(pl, "host_id", &host) &&

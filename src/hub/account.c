@@ -796,9 +796,11 @@ int hub_admin_reset_password(const struct hub_config *cfg, const char *email, in
 	int rc = 1;
 	int64_t uid = 0;
 	char tok[64];
-	int found = db_migrate(db) == DB_DONE
-	                ? db_int64(db, &uid, "SELECT id FROM users WHERE email = ?", email)
-	                : DB_ERR;
+	int found =
+	    db_migrate(db) == DB_DONE
+	        ? db_int64(db, &uid, "SELECT id FROM users WHERE email = ? AND removed_at IS NULL",
+	                   email)
+	        : DB_ERR;
 	if (found == DB_DONE) {
 		fprintf(stderr, "roost admin reset-password: no account with the email %s\n",
 		        email);

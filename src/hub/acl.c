@@ -11,6 +11,8 @@
 #include "oidc.h"
 #include "members.h"
 #include "op_http.h"
+#include "api.h"
+#include "../core/chunker.h"
 #include "ops/ops.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -318,6 +320,40 @@ static const struct {
 };
 #define N_INT_SETTINGS (sizeof int_settings / sizeof *int_settings)
 
+/* chunk_min, chunk_avg and chunk_max in the PATCH body, laid over the
+ * workspace's current ones into *p (*given: any was). NULL, or why the
+ * result is refused: each a power of two, 64 B <= min < avg < max <=
+ * CHUNK_MAX_LIMIT (the chunker's rules; docs/chunking.md). */
+static const char *chunking_patch(struct req *r, struct chunker_params *p, bool *given)
+{
+	static const char *const keys[] = {"chunk_min", "chunk_avg", "chunk_max"};
+	int64_t v[3];
+	*given = false;
+	for (int i = 0; i < 3; i++)
+		*given = *given || json_object_get(r->json, keys[i]);
+	if (!*given)
+		return NULL;
+	if (hub_ws_chunking(r->db, r->ws_id, p) != 0)
+		return "the workspace's chunk sizes could not be read; try again";
+	v[0] = p->min;
+	v[1] = p->avg;
+	v[2] = p->max;
+	for (int i = 0; i < 3; i++) {
+		if (!json_object_get(r->json, keys[i]))
+			continue;
+		if (!json_get_int(r->json, keys[i], &v[i]) || v[i] < 64 ||
+		    v[i] > (int64_t)CHUNK_MAX_LIMIT || (v[i] & (v[i] - 1)) != 0)
+			return "chunk_min, chunk_avg and chunk_max are powers of two from 64 bytes "
+			       "to 64 MiB";
+	}
+	p->min = (uint32_t)v[0];
+	p->avg = (uint32_t)v[1];
+	p->max = (uint32_t)v[2];
+	if (!chunker_params_valid(p))
+		return "chunk sizes need chunk_min < chunk_avg < chunk_max";
+	return NULL;
+}
+
 /* GET /workspaces/{id}: the workspace's settings, for any member. */
 enum MHD_Result api_workspace_get(struct req *r)
 {
@@ -374,6 +410,12 @@ enum MHD_Result api_workspace_update(struct req *r)
 			                   int_settings[i].name, (long long)int_settings[i].min,
 			                   (long long)int_settings[i].max);
 	}
+	struct chunker_params cp;
+	bool chunking = false;
+	const char *bad = chunking_patch(r, &cp, &chunking);
+	if (bad)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request", "%s", bad);
+	any = any || chunking;
 	char *oidc_domains = NULL;
 	const char *oidc_role = NULL;
 	int oidc = oidc_settings_parse(r, &oidc_domains, &oidc_role);
@@ -388,8 +430,8 @@ enum MHD_Result api_workspace_update(struct req *r)
 		    r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		    "give default_access (none, read or write), name, storage (hub or hosts), "
 		    "quota_bytes, max_file_bytes, keep_versions, keep_days, trash_days, "
-		    "gc_retention_s, replica_grace_s, min_replicas, hub_cache_bytes, oidc_domains "
-		    "or oidc_default_role");
+		    "gc_retention_s, replica_grace_s, min_replicas, hub_cache_bytes, chunk_min, "
+		    "chunk_avg, chunk_max, oidc_domains or oidc_default_role");
 	}
 	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
 		free(oidc_domains);
@@ -407,6 +449,21 @@ enum MHD_Result api_workspace_update(struct req *r)
 		free(sql);
 		json_object_set_new(changed, int_settings[i].name, json_integer(vals[i]));
 	}
+	if (rc == DB_DONE && chunking) {
+		rc = db_run(
+		    r->db,
+		    "UPDATE workspaces SET chunk_min = ?, chunk_avg = ?, chunk_max = ? WHERE "
+		    "id = ?",
+		    (int64_t)cp.min, (int64_t)cp.avg, (int64_t)cp.max, r->ws_id);
+		json_object_set_new(changed, "chunking",
+		                    json_pack("{s:I, s:I, s:I}", "min", (json_int_t)cp.min, "avg",
+		                              (json_int_t)cp.avg, "max", (json_int_t)cp.max));
+	}
+	/* Hosts pick new chunk sizes up from the event; they apply to new uploads. */
+	json_t *payload = json_pack("{s:s?, s:s?, s:s?}", "default_access",
+	                            da ? perm_name(p) : NULL, "name", name, "storage", storage);
+	if (chunking)
+		json_object_set(payload, "chunking", json_object_get(changed, "chunking"));
 	if (rc == DB_DONE && oidc)
 		rc = oidc_settings_apply(r->db, r->ws_id, oidc_domains, oidc_role, changed);
 	free(oidc_domains);
@@ -417,9 +474,8 @@ enum MHD_Result api_workspace_update(struct req *r)
 	                 DB_DONE) ||
 	    (storage && db_run(r->db, "UPDATE workspaces SET storage = ? WHERE id = ?", storage,
 	                       r->ws_id) != DB_DONE) ||
-	    meta_change(r->db, r->ws_id, "workspace.updated", "workspace",
-	                json_pack("{s:s?, s:s?, s:s?}", "default_access", da ? perm_name(p) : NULL,
-	                          "name", name, "storage", storage)) != 0 ||
+	    meta_change(r->db, r->ws_id, "workspace.updated", "workspace", json_incref(payload)) !=
+	        0 ||
 	    meta_audit(
 	        r, "workspace.update", name,
 	        (json_object_set_new(changed, "default_access", da ? json_string(da) : json_null()),
@@ -428,9 +484,11 @@ enum MHD_Result api_workspace_update(struct req *r)
 	         json_incref(changed))) != 0 ||
 	    meta_commit(r) != DB_DONE) {
 		json_decref(changed);
+		json_decref(payload);
 		db_rollback(r->db);
 		return reply_db_error(r);
 	}
 	json_decref(changed);
+	json_decref(payload);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
 }

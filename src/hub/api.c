@@ -7,6 +7,7 @@
 #include "members.h"
 #include "op_http.h"
 #include "ops/ops.h"
+#include "trash.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -292,17 +293,25 @@ enum MHD_Result api_delete(struct req *r)
 	char *path = req_path_arg(r, "path");
 	if (!path)
 		return MHD_YES;
+	const char *perm = req_arg(r, "permanent", NULL);
+	bool forever = perm && strcmp(perm, "0") != 0;
+	if (forever && !trash_caller_may_purge(r)) {
+		free(path);
+		return MHD_YES;
+	}
 	struct op_ctx c;
 	struct op_err e = {0};
 	bool is_file;
+	int64_t purged = 0;
 	req_op_ctx(r, &c);
-	enum op_code rc = op_delete(&c, path, &is_file, &e);
+	enum op_code rc = forever ? op_delete_forever(&c, path, &is_file, &purged, &e)
+	                          : op_delete(&c, path, &is_file, &e);
 	req_op_end(r, &c);
-	enum MHD_Result ret = rc == OP_OK
-	                          ? reply_json(r, MHD_HTTP_OK,
-	                                       json_pack("{s:s, s:s}", "deleted", path, "type",
-	                                                 is_file ? "file" : "folder"))
-	                          : reply_op_err(r, &e);
+	json_t *o = json_pack("{s:s, s:s}", "deleted", path, "type", is_file ? "file" : "folder");
+	if (forever)
+		json_object_set_new(o, "purged", json_integer(purged));
+	enum MHD_Result ret =
+	    rc == OP_OK ? reply_json(r, MHD_HTTP_OK, o) : (json_decref(o), reply_op_err(r, &e));
 	free(path);
 	return ret;
 }

@@ -183,8 +183,9 @@ int64_t auth_check_password(struct req *r, const char *email, const char *passwo
 	pthread_once(&dummy_once, make_dummy);
 	char stored[128] = "";
 	int64_t uid = 0;
-	struct db_stmt *st =
-	    db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", email);
+	struct db_stmt *st = db_query(
+	    r->db, "SELECT id, password_hash FROM users WHERE email = ? AND removed_at IS NULL",
+	    email);
 	if (!st) {
 		guard_result(r, email, -1);
 		return AUTH_DB_ERROR;

@@ -398,10 +398,16 @@ enum MHD_Result api_invite_accept(struct req *r)
 	int64_t wait = guard_admit(r, email);
 	if (wait > 0)
 		return auth_reply_retry(r, AUTH_THROTTLED, wait);
-	st = db_query(r->db, "SELECT id, password_hash FROM users WHERE email = ?", email);
+	st = db_query(r->db, "SELECT id, password_hash, removed_at FROM users WHERE email = ?",
+	              email);
+	int64_t revive = 0; /* a user removed from the hub comes back as a new account */
 	if (st && db_step(st) == DB_ROW) {
 		uid = db_col_int64(st, 0);
 		snprintf(stored, sizeof stored, "%s", db_col_text(st, 1));
+		if (!db_col_is_null(st, 2)) {
+			revive = uid;
+			uid = 0;
+		}
 	}
 	db_finalize(st);
 	/* argon2id without holding a database connection */
@@ -442,6 +448,13 @@ enum MHD_Result api_invite_accept(struct req *r)
 		return reply_error(r, MHD_HTTP_NOT_FOUND, "invite_not_found",
 		                   "this invite was used or revoked just now");
 	}
+	if (revive &&
+	    db_run(r->db, "UPDATE users SET password_hash = ?, removed_at = NULL WHERE id = ?",
+	           newhash, revive) != DB_DONE) {
+		db_rollback(r->db);
+		return reply_db_error(r);
+	}
+	uid = uid ? uid : revive;
 	if (!uid && db_int64(r->db, &uid,
 	                     "INSERT INTO users(email, password_hash, name, created_at) "
 	                     "VALUES(?,?,?,?) RETURNING id",

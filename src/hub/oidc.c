@@ -719,8 +719,13 @@ enum MHD_Result api_oidc_callback(struct req *r)
 		return MHD_YES;
 	const char *email = json_get_str(claims, "email");
 	const char *name = json_get_str(claims, "name");
-	int64_t uid = user_by_email(r->db, email);
-	if (uid == 0)
+	int64_t uid = user_by_email(r->db, email), removed = 0;
+	if (uid > 0 &&
+	    db_int64(r->db, &removed, "SELECT COALESCE(removed_at, 0) FROM users WHERE id = ?",
+	             uid) == DB_ROW &&
+	    removed)
+		uid = 0; /* removed from the hub (roost admin remove-user): no account */
+	else if (uid == 0)
 		uid = admit(r, email, name && strlen(name) <= 200 ? name : NULL);
 	if (uid == DB_ERR) {
 		json_decref(claims);

@@ -13,6 +13,7 @@
 #include "upload.h"
 #include "tokens.h"
 #include "trash.h"
+#include "lifecycle.h"
 #include "share.h"
 #include "share_page.h"
 #include "download.h"
@@ -71,6 +72,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/invites/*", 0, BODY_NONE, NULL, NULL, api_invite_peek},
     {"PATCH", "/api/v1/workspaces/*", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_workspace_update},
     {"GET", "/api/v1/workspaces/*", R_FILES | R_HOST, BODY_NONE, NULL, NULL, api_workspace_get},
+    {"DELETE", "/api/v1/workspaces/*", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_workspace_delete},
     {"GET", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_get},
     {"PUT", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_acl_set},
     {"DELETE", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_delete},
@@ -83,6 +85,8 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/trash", R_FILES, BODY_NONE, NULL, NULL, api_trash_list},
     {"POST", "/api/v1/workspaces/*/trash/restore", R_FILES, BODY_JSON, NULL, NULL,
      api_trash_restore},
+    {"POST", "/api/v1/workspaces/*/trash/empty", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_trash_empty},
     {"GET", "/api/v1/workspaces/*/jobs", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_jobs},
     {"POST", "/api/v1/workspaces/*/versions/batch", R_FILES | R_HOST, BODY_JSON, NULL, NULL,
      api_commit_batch},
@@ -604,6 +608,16 @@ static bool admit(struct req *r)
 		}
 		r->ws_id = id;
 		r->role = auth_role(r->db, r->ws_id, r->user_id);
+		/* A deleted workspace's hosts are told so, and stop syncing it. */
+		if (r->role == ROLE_NONE && r->host_id && r->host_ws == id &&
+		    lifecycle_ws_deleted(r->db, id) == 1) {
+			reply_error(
+			    r, MHD_HTTP_GONE, "workspace_deleted",
+			    "workspace %lld was deleted on the hub; this host stops syncing "
+			    "it (its files stay in its folder)",
+			    (long long)id);
+			return false;
+		}
 		if (r->role == ROLE_NONE || (r->host_id && r->host_ws != id)) {
 			/* Not a member looks the same as not existing. */
 			reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such workspace");

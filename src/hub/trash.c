@@ -6,6 +6,8 @@
  *   POST trash/restore {id}        the file back where it was (its deleted folders
  *                                  brought back, with their ACL entries), with its
  *                                  versions
+ *   POST trash/empty {path?, id?}  delete for good: the whole trash, what lies at or
+ *                                  below path, or entry id (owners and admins)
  *
  * A deleted file is judged by the ACL as it stood when it was deleted
  * (acl_perm_at with its deleted_at): deleting never shows a member what they
@@ -144,4 +146,44 @@ enum MHD_Result api_trash_restore(struct req *r)
 	                         "version", (json_int_t)out.version));
 	free(out.path);
 	return ret;
+}
+
+/* A destructive call a signed-in member makes, not a host or an app password
+ * (both act for someone who may be an owner or admin). false after replying. */
+bool trash_caller_may_purge(struct req *r)
+{
+	if (!r->host_id && r->cred != CRED_APP)
+		return true;
+	reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+	            "deleting for good needs a signed-in owner or admin, not %s",
+	            r->host_id ? "a host's credential" : "an app password");
+	return false;
+}
+
+enum MHD_Result api_trash_empty(struct req *r)
+{
+	int64_t id = 0;
+	json_t *jid = json_object_get(r->json, "id"), *jp = json_object_get(r->json, "path");
+	const char *p = json_get_str(r->json, "path"), *why = NULL;
+	if ((jid && (!json_get_int(r->json, "id", &id) || id < 1)) || (jp && !p))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "give nothing (the whole trash), path (what was at or below it) "
+		                   "or id (one entry, from GET trash)");
+	char *path = p ? path_normalize(p, strlen(p), &why) : NULL;
+	if (p && !path)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_path", "path: %s", why);
+	if (!trash_caller_may_purge(r)) {
+		free(path);
+		return MHD_YES;
+	}
+	struct op_ctx c;
+	struct op_err e = {0};
+	int64_t purged = 0;
+	req_op_ctx(r, &c);
+	enum op_code rc = op_trash_empty(&c, path, id, &purged, &e);
+	req_op_end(r, &c);
+	free(path);
+	if (rc != OP_OK)
+		return reply_op_err(r, &e);
+	return reply_json(r, MHD_HTTP_OK, json_pack("{s:I}", "purged", (json_int_t)purged));
 }

@@ -64,7 +64,7 @@ const row = (p, filePath) => p.locator(`tr[data-path="${filePath}"]`);
 async function rowAction(p, filePath, name) {
   const r = row(p, filePath);
   await r.locator('summary').click();
-  await r.getByRole(name === 'Download' || name === 'Access' ? 'link' : 'button', { name }).click();
+  await r.getByRole(name === 'Download' || name === 'Access' ? 'link' : 'button', { name, exact: true }).click();
 }
 
 // Every form control on the page has an accessible name (a label or aria-label).

@@ -114,13 +114,23 @@ static void byte_sizes_take_binary_suffixes(void **state)
 static void byte_sizes_refuse_garbage_and_negatives(void **state)
 {
 	(void)state;
-	static const char *const bad[] = {"",     "K",    "M",     "G",   "1k",   "1T",  "1KB",
-	                                  "1KiB", "1 K",  "1K ",   "5 ",  "-1",   "-1K", "nan",
-	                                  "inf",  "-inf", "1e999", "abc", "1,5K", "K1",  ".K"};
+	static const char *const bad[] = {
+	    "",   "K",  "M",   "G",   "1k",  "1P",   "1KB",   "1Ki", "1iB",  "1B", "1 K", "1K ",
+	    "5 ", "-1", "-1K", "nan", "inf", "-inf", "1e999", "abc", "1,5K", "K1", ".K",  "1KiBs"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		if (parse_bytes(bad[i]) != -1)
 			fail_msg("accepted \"%s\" as %g", bad[i], parse_bytes(bad[i]));
 	assert_true(parse_bytes(NULL) == -1);
+}
+
+static void byte_sizes_take_spelt_out_binary_units(void **state)
+{
+	(void)state;
+	assert_true(parse_bytes("10GiB") == 10.0 * (1 << 30));
+	assert_true(parse_bytes("512KiB") == 512.0 * 1024);
+	assert_true(parse_bytes("2T") == 2.0 * 1099511627776.0);
+	assert_true(parse_bytes("1TiB") == 1099511627776.0);
+	assert_true(parse_bytes("3MiB") == parse_bytes("3M"));
 }
 
 static void byte_sizes_that_overflow_are_refused(void **state)
@@ -163,6 +173,7 @@ int main(void)
 	    cmocka_unit_test(durations_that_overflow_are_refused),
 	    cmocka_unit_test(byte_sizes_take_binary_suffixes),
 	    cmocka_unit_test(byte_sizes_refuse_garbage_and_negatives),
+	    cmocka_unit_test(byte_sizes_take_spelt_out_binary_units),
 	    cmocka_unit_test(byte_sizes_that_overflow_are_refused),
 	    cmocka_unit_test(str_subst_fills_the_first_placeholder_only),
 	};

@@ -10,9 +10,10 @@ import { HostsView } from './hosts.js';
 import { ActivityView } from './activity.js';
 import { TrashView } from './trash.js';
 import { StorageView } from './storage.js';
+import { SettingsView } from './settings.js';
 import { AccountPage, ResetPage } from './account.js';
 
-// ---- routing: /login, /invite/TOKEN, /host-invite/TOKEN, /reset/TOKEN, /account, /w/WS/{files/PATH…,access,hosts,storage,activity} ----
+// ---- routing: /login, /invite/TOKEN, /host-invite/TOKEN, /reset/TOKEN, /account, /w/WS/{files/PATH…,access,hosts,storage,activity,trash,settings} ----
 
 function useLocation() {
   const [loc, setLoc] = useState(location.pathname + location.search);
@@ -254,7 +255,7 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
   const tab = (name, label) => html`<a href=${'/w/' + ws.id + '/' + name}
     aria-current=${route.name === name ? 'page' : undefined}>${label}</a>`;
   const admin = ws.role === 'owner' || ws.role === 'admin';
-  const titles = { files: 'Files', access: 'Access', hosts: 'Hosts', storage: 'Storage', activity: 'Activity', trash: 'Trash' };
+  const titles = { files: 'Files', access: 'Access', hosts: 'Hosts', storage: 'Storage', activity: 'Activity', trash: 'Trash', settings: 'Settings' };
   document.title = (titles[route.name] || 'roost') + ' · ' + ws.name + ' · roost';
   let view;
   const props = { ws, feed, me, route };
@@ -264,6 +265,7 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
   else if (route.name === 'storage') view = html`<${StorageView} ...${props} />`;
   else if (route.name === 'activity') view = html`<${ActivityView} ...${props} />`;
   else if (route.name === 'trash') view = html`<${TrashView} ...${props} />`;
+  else if (route.name === 'settings') view = html`<${SettingsView} ...${props} reloadWorkspaces=${reloadWorkspaces} />`;
   else view = html`<p>Unknown page.</p>`;
   return html`<div class="shell">
     <header class="top">
@@ -280,7 +282,7 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
         </select></label>
       <nav aria-label="Sections" class=${menu ? 'open' : ''} onClick=${() => setMenu(false)}>
         ${tab('files', 'Files')}${tab('trash', 'Trash')}${tab('access', 'Access')}${tab('hosts', 'Hosts')}${tab('storage', 'Storage')}
-        ${admin && tab('activity', 'Activity')}
+        ${admin && tab('activity', 'Activity')}${tab('settings', 'Settings')}
       </nav>
       <div class="who">
         <${LiveBadge} feed=${feed} />

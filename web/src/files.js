@@ -250,6 +250,7 @@ export function FilesView({ ws, feed, route }) {
                 <button type="button" onClick=${() => act('share', e)}>Share</button>
                 <a class="button" href=${'/w/' + ws.id + '/access?path=' + encodeURIComponent(e.path)}>Access</a>
                 <button type="button" class="danger" onClick=${() => act('delete', e)}>Delete</button>
+                ${(ws.role === 'owner' || ws.role === 'admin') && html`<button type="button" class="danger" onClick=${() => act('forever', e)}>Delete forever</button>`}
               </div></details>
           </td></tr>`)}
       </tbody>
@@ -268,6 +269,11 @@ export function FilesView({ ws, feed, route }) {
       text=${dialog.entry.type === 'folder' ? 'Delete this folder and everything in it?' : 'Delete this file?'}
       confirmLabel="Delete" onClose=${close}
       onConfirm=${() => api('DELETE', wsPath(ws.id, '/files?path=' + q(dialog.entry.path)))} />`}
+    ${dialog && dialog.kind === 'forever' && html`<${ConfirmDialog} title=${'Delete ' + dialog.entry.name + ' forever'}
+      text=${(dialog.entry.type === 'folder' ? 'Delete this folder and everything in it' : 'Delete this file and all its versions')
+        + ' for good? It does not go to the trash, and this cannot be undone.'}
+      confirmLabel="Delete forever" onClose=${close}
+      onConfirm=${() => api('DELETE', wsPath(ws.id, '/files?permanent=1&path=' + q(dialog.entry.path)))} />`}
     ${dialog && dialog.kind === 'versions' && html`<${VersionsDialog} ws=${ws} entry=${dialog.entry} feed=${feed} onClose=${close} />`}
     ${dialog && dialog.kind === 'locations' && html`<${LocationsDialog} ws=${ws} path=${dialog.entry.path} feed=${feed} onClose=${close} />`}
     ${where && !dialog && html`<${LocationsDialog} ws=${ws} path=${where} feed=${feed}

@@ -160,7 +160,8 @@ export function StorageSettings({ ws, feed }) {
   const [gen, setGen] = useState(0);
   const [saved, setSaved] = useState(false);
   return html`<section class="card" aria-labelledby="storage-h">
-    <h2 id="storage-h">Storage settings</h2>
+    <header class="card-head"><h2 id="storage-h">Storage settings</h2>
+      <a href=${'/w/' + ws.id + '/settings'}>All settings</a></header>
     <${ErrorLine} error=${error} />
     ${s && (admin
       ? html`<${SettingsForm} key=${gen} ws=${ws} s=${s} saved=${saved} onEdit=${() => setSaved(false)} onSaved=${async () => {

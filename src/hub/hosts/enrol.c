@@ -502,3 +502,28 @@ enum MHD_Result api_host_remove(struct req *r)
 	                            "label", label, "removed", 1, "copies_gone", (json_int_t)copies,
 	                            "retired_slug", slug[0] ? slug : NULL));
 }
+
+int hosts_workspace_deleted(struct db *db, int64_t ws, int64_t now)
+{
+	struct db_stmt *st =
+	    db_query(db, "SELECT id FROM hosts WHERE workspace_id = ? AND revoked_at IS NULL", ws);
+	json_t *ids = json_array();
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(ids, json_integer(db_col_int64(st, 0)));
+	db_finalize(st);
+	int rc = st ? DB_DONE : DB_ERR;
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v)
+	{
+		char slug[64] = "";
+		if (rc == DB_DONE)
+			rc = hosts_slug_retire(db, json_integer_value(v), now, slug);
+	}
+	json_decref(ids);
+	if (rc == DB_DONE)
+		rc = db_run(
+		    db, "UPDATE hosts SET status = 'offline', url = NULL WHERE workspace_id = ?",
+		    ws);
+	return rc;
+}

@@ -26,6 +26,10 @@ enum MHD_Result api_hosts(struct req *r);
 enum MHD_Result api_host_heartbeat(struct req *r);
 /* DELETE /workspaces/W/hosts/H: revoke the host. */
 enum MHD_Result api_host_remove(struct req *r);
+/* Workspace ws was deleted (in the caller's transaction): its hosts go
+ * offline and their relay slugs retire at once. Their credentials stay, so
+ * each is told 410 workspace_deleted and stops. DB_DONE or DB_ERR. */
+int hosts_workspace_deleted(struct db *db, int64_t ws, int64_t now);
 
 /* policy.c */
 enum MHD_Result api_host_policies(struct req *r);

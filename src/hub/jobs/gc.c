@@ -19,6 +19,7 @@
  * Threads: the hub's jobs thread, or a `roost admin gc` process (job.h). */
 #include "job.h"
 #include "../possess.h"
+#include "../ops/ops.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/util.h"
@@ -31,36 +32,6 @@
 #define GC_EVERY_MS            DAY_MS /* how often the hub collects, by default */
 #define GC_RETENTION_S_DEFAULT 604800 /* 7 days: workspaces.gc_retention_s's default */
 #define HOST_DROP_WAIT_MS      DAY_MS /* hosts told to drop a chunk have this long to say so */
-
-/* Delete one version's rows; its chunks lose a reference each (and note when
- * a chunk lost its last). In the caller's transaction. */
-static int drop_version(struct db *db, int64_t vid, int64_t now)
-{
-	struct db_stmt *st =
-	    db_query(db, "SELECT chunk_hash FROM version_chunks WHERE version_id = ?", vid);
-	json_t *hashes = json_array();
-	while (st && db_step(st) == DB_ROW)
-		json_array_append_new(hashes, json_string(db_col_text(st, 0)));
-	db_finalize(st);
-	int rc = st ? DB_DONE : DB_ERR;
-	size_t i;
-	json_t *h;
-	json_array_foreach(hashes, i, h)
-	{
-		if (rc == DB_DONE)
-			rc = db_run(
-			    db,
-			    "UPDATE chunks SET refcount = refcount - 1, unref_at = CASE WHEN "
-			    "refcount <= 1 THEN ? ELSE unref_at END WHERE hash = ?",
-			    now, json_string_value(h));
-	}
-	json_decref(hashes);
-	if (rc == DB_DONE)
-		rc = db_run(db, "DELETE FROM version_chunks WHERE version_id = ?", vid);
-	if (rc == DB_DONE)
-		rc = db_run(db, "DELETE FROM file_versions WHERE id = ?", vid);
-	return rc;
-}
 
 /* The next batch of (id, workspace) pairs a query yields for (after, now,
  * JOB_BATCH). How many, or DB_ERR. */
@@ -106,7 +77,8 @@ static enum job_result gc_versions(struct job *j)
 		for (int i = 0; i < n; i++) {
 			if (db_begin(db) != DB_DONE)
 				return JOB_DB_ERR;
-			if (drop_version(db, ids[i], now) != DB_DONE || db_commit(db) != DB_DONE) {
+			if (op_drop_version(db, ids[i], now) != DB_DONE ||
+			    db_commit(db) != DB_DONE) {
 				db_rollback(db);
 				return JOB_DB_ERR;
 			}
@@ -123,8 +95,24 @@ static enum job_result gc_versions(struct job *j)
 	}
 }
 
+/* A deleted workspace whose files are all purged gives up its grants and
+ * pending uploads: its chunks are then collected as nobody's. */
+static enum job_result gc_deleted_workspaces(struct db *db)
+{
+	const char *gone = "SELECT w.id FROM workspaces w WHERE w.deleted_at IS NOT NULL AND NOT "
+	                   "EXISTS (SELECT 1 FROM files f WHERE f.workspace_id = w.id AND "
+	                   "f.purged_at IS NULL)";
+	char *grants = xasprintf("DELETE FROM workspace_chunks WHERE workspace_id IN (%s)", gone);
+	char *uploads = xasprintf("DELETE FROM chunk_uploads WHERE workspace_id IN (%s)", gone);
+	int rc = db_exec(db, grants) == DB_DONE && db_exec(db, uploads) == DB_DONE;
+	free(grants);
+	free(uploads);
+	return rc ? JOB_OK : JOB_DB_ERR;
+}
+
 /* Files deleted more than trash_days ago lose their versions for good (the
- * row stays as a tombstone with purged_at). */
+ * row stays as a tombstone with purged_at), and so does every file of a
+ * deleted workspace, whose grants then go too. */
 static enum job_result gc_trash(struct job *j)
 {
 	struct db *db = j->c->db;
@@ -134,10 +122,10 @@ static enum job_result gc_trash(struct job *j)
 		int n = batch_ids(
 		    db,
 		    "SELECT f.id, f.workspace_id FROM files f JOIN workspaces w ON w.id = "
-		    "f.workspace_id WHERE f.id > ? AND f.deleted_at IS NOT NULL AND f.purged_at IS "
-		    "NULL AND f.deleted_at + CAST(w.trash_days AS BIGINT) * 86400000 < ? ORDER BY "
-		    "f.id "
-		    "LIMIT ?",
+		    "f.workspace_id WHERE f.id > ? AND f.purged_at IS NULL AND ((f.deleted_at IS "
+		    "NOT "
+		    "NULL AND f.deleted_at + CAST(w.trash_days AS BIGINT) * 86400000 < ?) OR "
+		    "w.deleted_at IS NOT NULL) ORDER BY f.id LIMIT ?",
 		    job_cur_int(j, "after_file"), now, ids, wss);
 		if (n < 0)
 			return JOB_DB_ERR;
@@ -157,7 +145,7 @@ static enum job_result gc_trash(struct job *j)
 			}
 			db_finalize(vs);
 			for (int k = 0; k < nv && rc == DB_DONE; k++)
-				rc = drop_version(db, vids[k], now);
+				rc = op_drop_version(db, vids[k], now);
 			if (rc == DB_DONE && !more)
 				rc = db_run(
 				    db,
@@ -181,7 +169,7 @@ static enum job_result gc_trash(struct job *j)
 		if (!job_lease_renew(j))
 			return JOB_LEASE_LOST;
 		if (n < JOB_BATCH)
-			return JOB_OK;
+			return gc_deleted_workspaces(db);
 	}
 }
 
@@ -275,12 +263,18 @@ static enum job_result delete_chunk(struct job *j, const char *hash, int64_t lea
  * drop, and each host reports it dropped (its row goes). *wait: some host of
  * a live workspace has not done so yet, for at most HOST_DROP_WAIT_MS (an
  * offline host's copy then stays in its cache until its LRU evicts it). */
+/* Hosts that still sync a workspace: not revoked, their workspace not deleted
+ * (such a host stopped syncing and is told nothing more). */
+#define LIVE_HOSTS                                                                                 \
+	"SELECT h.id FROM hosts h JOIN workspaces w ON w.id = h.workspace_id WHERE h.revoked_at "  \
+	"IS NULL AND w.deleted_at IS NULL"
+
 static int hosts_to_drop(struct job *j, const char *hash, int64_t now, bool *wait)
 {
 	int64_t told = 0, waiting = 0;
 	int rc = db_int64(j->c->db, &told,
 	                  "SELECT COUNT(*) FROM chunk_replicas WHERE chunk_hash = ? AND host_id IN "
-	                  "(SELECT id FROM hosts WHERE revoked_at IS NULL) AND state <> 'released'",
+	                  "(" LIVE_HOSTS ") AND state <> 'released'",
 	                  hash);
 	if (rc == DB_ROW && told)
 		rc = db_run(j->c->db,
@@ -293,8 +287,7 @@ static int hosts_to_drop(struct job *j, const char *hash, int64_t now, bool *wai
 		rc =
 		    db_int64(j->c->db, &waiting,
 		             "SELECT COUNT(*) FROM chunk_replicas WHERE chunk_hash = ? AND host_id "
-		             "IN (SELECT id FROM hosts WHERE revoked_at IS NULL) AND state = "
-		             "'released' AND updated_at > ?",
+		             "IN (" LIVE_HOSTS ") AND state = 'released' AND updated_at > ?",
 		             hash, now - HOST_DROP_WAIT_MS);
 	if (rc != DB_ROW)
 		return DB_ERR;

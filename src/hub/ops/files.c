@@ -183,9 +183,9 @@ out:
 }
 
 /* The rows of a delete: the file, or the folder and everything below it. */
-static int delete_rows(struct op_ctx *c, const char *path, bool is_file, int64_t file_id)
+static int delete_rows(struct op_ctx *c, const char *path, bool is_file, int64_t file_id,
+                       int64_t now)
 {
-	int64_t now = now_ms();
 	if (is_file)
 		return db_run(c->db, "UPDATE files SET deleted_at = ? WHERE id = ?", now, file_id);
 	/* The folder and everything below it go to the trash together. */
@@ -206,13 +206,50 @@ static int delete_rows(struct op_ctx *c, const char *path, bool is_file, int64_t
 	return rc;
 }
 
-enum op_code op_delete(struct op_ctx *c, const char *path, bool *is_file, struct op_err *e)
+/* The files a delete at now just moved to the trash lose their versions. */
+static int purge_deleted(struct op_ctx *c, const char *path, bool is_file, int64_t file_id,
+                         int64_t now, int64_t *purged)
+{
+	if (is_file) {
+		*purged = 1;
+		return op_purge_file(c->db, file_id, now);
+	}
+	char *prefix = xasprintf("%s/", path);
+	struct db_stmt *st = db_query(
+	    c->db,
+	    "SELECT id FROM files WHERE workspace_id = ? AND deleted_at = ? AND purged_at IS NULL "
+	    "AND folder_id IN (SELECT id FROM folders WHERE workspace_id = ? AND deleted_at = ? "
+	    "AND (path = ? OR substr(path, 1, ?) = ?))",
+	    c->ws_id, now, c->ws_id, now, path, (int64_t)utf8_chars(prefix), prefix);
+	free(prefix);
+	json_t *ids = json_array();
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(ids, json_integer(db_col_int64(st, 0)));
+	db_finalize(st);
+	int rc = st ? DB_DONE : DB_ERR;
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v)
+	{
+		if (rc == DB_DONE)
+			rc = op_purge_file(c->db, json_integer_value(v), now);
+	}
+	*purged = (int64_t)json_array_size(ids);
+	json_decref(ids);
+	return rc;
+}
+
+static enum op_code delete_path(struct op_ctx *c, const char *path, bool forever, bool *is_file,
+                                int64_t *purged, struct op_err *e)
 {
 	struct file_info fi;
-	int64_t folder = 0;
+	int64_t folder = 0, now = now_ms();
 	*is_file = false;
+	*purged = 0;
 	if (strcmp(path, "/") == 0)
 		return op_fail(e, OP_INVALID_PATH, "the workspace root cannot be deleted");
+	if (forever && !op_may_purge(c, e))
+		return e->code;
 	if (meta_begin(c->db, c->ws_id) != DB_DONE)
 		return op_db(e);
 	int kind = what_is(c, path, &fi, &folder);
@@ -224,13 +261,30 @@ enum op_code op_delete(struct op_ctx *c, const char *path, bool *is_file, struct
 	if (!op_require(c, path, *is_file, PERM_WRITE, ACL_NOW, e) ||
 	    (!*is_file && !op_subtree_writable(c, path, e)))
 		return undo(c, e->code);
-	if (delete_rows(c, path, *is_file, fi.id) != DB_DONE ||
+	if (delete_rows(c, path, *is_file, fi.id, now) != DB_DONE ||
+	    (forever && purge_deleted(c, path, *is_file, fi.id, now, purged) != DB_DONE) ||
 	    meta_change(c->db, c->ws_id, *is_file ? "file.deleted" : "folder.deleted",
 	                *is_file ? "file" : "folder",
-	                json_pack("{s:I, s:s}", "id", (json_int_t)(*is_file ? fi.id : folder),
-	                          "path", path)) != 0 ||
-	    meta_audit_op(c, *is_file ? "file.delete" : "folder.delete", path, NULL) != 0 ||
+	                json_pack("{s:I, s:s, s:b}", "id", (json_int_t)(*is_file ? fi.id : folder),
+	                          "path", path, "permanent", forever)) != 0 ||
+	    meta_audit_op(c,
+	                  forever ? (*is_file ? "file.delete_forever" : "folder.delete_forever")
+	                          : (*is_file ? "file.delete" : "folder.delete"),
+	                  path,
+	                  forever ? json_pack("{s:I}", "files", (json_int_t)*purged) : NULL) != 0 ||
 	    meta_commit_op(c) != OP_OK)
 		return undo(c, op_db(e));
 	return OP_OK;
+}
+
+enum op_code op_delete(struct op_ctx *c, const char *path, bool *is_file, struct op_err *e)
+{
+	int64_t purged;
+	return delete_path(c, path, false, is_file, &purged, e);
+}
+
+enum op_code op_delete_forever(struct op_ctx *c, const char *path, bool *is_file, int64_t *purged,
+                               struct op_err *e)
+{
+	return delete_path(c, path, true, is_file, purged, e);
 }

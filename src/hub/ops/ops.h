@@ -83,6 +83,10 @@ enum op_code op_move(struct op_ctx *c, const char *from, const char *to, struct 
 /* Move a file or a folder with everything below it to the trash. *is_file
  * says which it was. */
 enum op_code op_delete(struct op_ctx *c, const char *path, bool *is_file, struct op_err *e);
+/* The same, and the files it deleted are purged at once (owners and admins
+ * only; *purged: how many). */
+enum op_code op_delete_forever(struct op_ctx *c, const char *path, bool *is_file, int64_t *purged,
+                               struct op_err *e);
 
 /* ---- committing versions (ops/commit.c) ---- */
 
@@ -139,6 +143,21 @@ char *op_trashed_path(const char *folder, const char *name);
 /* Bring deleted file id back where it was, with its deleted folders. */
 enum op_code op_trash_restore(struct op_ctx *c, int64_t id, struct trash_result *out,
                               struct op_err *e);
+
+/* ---- deleting for good (ops/purge.c) ---- */
+
+/* Delete version vid's rows; its chunks lose a reference each (unref_at
+ * marks one that lost its last). In the caller's transaction. DB_DONE. */
+int op_drop_version(struct db *db, int64_t vid, int64_t now);
+/* Drop every version of file_id and mark it purged (a tombstone). In the
+ * caller's transaction. DB_DONE or DB_ERR. */
+int op_purge_file(struct db *db, int64_t file_id, int64_t now);
+/* May the actor delete for good (owners and admins)? Else forbidden. */
+bool op_may_purge(struct op_ctx *c, struct op_err *e);
+/* Purge the trash: every entry (path NULL, id 0), those at or below path, or
+ * entry id alone. *purged: how many files. */
+enum op_code op_trash_empty(struct op_ctx *c, const char *path, int64_t id, int64_t *purged,
+                            struct op_err *e);
 
 /* ---- share links (ops/share.c) ---- */
 
