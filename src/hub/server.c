@@ -718,8 +718,9 @@ static void on_body(struct req *r, const char *data, size_t len)
 		    (r->route->body == BODY_FORM ? FORM_BODY_MAX : JSON_BODY_MAX)) {
 			r->stream_err = MHD_HTTP_CONTENT_TOO_LARGE;
 			r->stream_code = "body_too_large";
-			r->stream_msg = r->route->body == BODY_FORM ? "form body over the size limit"
-			                                            : "JSON body over the size limit";
+			r->stream_msg = r->route->body == BODY_FORM
+			                    ? "form body over the size limit"
+			                    : "JSON body over the size limit";
 			return;
 		}
 		if (r->body_len + len + 1 > r->body_cap) {
@@ -993,9 +994,10 @@ int hub_serve(struct hub_config *cfg)
 	int rc = 1;
 	if (hub->dashboard) {
 		log_info("roost hub %s: API %s://%s:%d/api/v1, content port %d, dashboard "
-		         "port %d, data %s",
+		         "port %d (assets %s), data %s",
 		         ROOST_VERSION, hub->tls_cert_pem ? "https" : "http", hub->cfg.listen,
-		         cfg->api_port, cfg->content_port, cfg->dashboard_port, cfg->data_dir);
+		         cfg->api_port, cfg->content_port, cfg->dashboard_port, web_dir(hub),
+		         cfg->data_dir);
 		int sig = 0;
 		sigwait(&stop_set, &sig);
 		log_info("%s: shutting down", strsignal(sig));

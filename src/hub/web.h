@@ -17,6 +17,9 @@ enum MHD_Result reply_session(struct req *r, json_t *body /* stolen */, const ch
                               int64_t expires_at);
 /* The dashboard port's session cookie as an "Authorization" value, or NULL. New string. */
 char *web_cookie_authz(struct req *r);
+/* Where the dashboard's assets are read from: --web-dir, else PREFIX/share/roost/web
+ * beside an installed binary, else the build's (compiled in). */
+const char *web_dir(const struct hub *hub);
 /* Headers every API answer on the dashboard port carries. */
 void web_api_headers(struct MHD_Response *resp);
 #endif
