@@ -43,7 +43,12 @@ static const char usage_text[] =
     "              [--max-conns-per-ip 128]  connections at once per client address, over\n"
     "              all ports (0: no limit; behind a local proxy every client is the proxy)\n"
     "              [--head-timeout 15]  seconds a connection has to send a request head\n"
-    "              [--web-dir DIR]  the dashboard's built assets (default: the build's)\n"
+    "              [--web-dir DIR]  the dashboard's built assets (default: an installed\n"
+    "              binary's PREFIX/share/roost/web, else the build's)\n"
+    "              [--rotate-keys-every 30d]  a new token-signing key once the key is that\n"
+    "              old (default: never; old keys verify what they signed until it expires)\n"
+    "              [--session-lifetime 90d] [--session-idle 30d]  logins end that long after\n"
+    "              they began, or after that long unused (0: no idle timeout)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR] [--host-port 3212] [--relay-port 3213] [--tunnel-port 3214]\n"
@@ -132,6 +137,7 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.max_conns_per_ip = CONNS_PER_IP_DEFAULT;
 	a->cfg.head_timeout_s = HEAD_TIMEOUT_DEFAULT;
 	a->cfg.gc_every_ms = a->cfg.scrub_every_ms = a->cfg.replicate_every_ms = -1;
+	a->cfg.session_lifetime_ms = a->cfg.session_idle_ms = -1;
 	a->cfg.gc_retention_ms = -1;
 	for (int i = 0; i < argc; i += 2) { /* every option takes a value */
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -197,6 +203,22 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			  : o[2] == 's' ? &a->cfg.scrub_every_ms
 			  : o[4] == 'p' ? &a->cfg.replicate_every_ms
 			                : &a->cfg.gc_retention_ms) = secs * 1000;
+		} else if (strcmp(o, "--rotate-keys-every") == 0 ||
+		           strcmp(o, "--session-lifetime") == 0 ||
+		           strcmp(o, "--session-idle") == 0) {
+			/* 0 turns rotation and the idle timeout off; a session always ends */
+			int64_t secs = parse_duration(v);
+			bool lifetime = o[10] == 'l';
+			if (secs < 0 || secs > INT64_MAX / 1000 || (lifetime && secs == 0)) {
+				fprintf(stderr,
+				        "roost %s: %s takes a duration such as 30d, 12h, 30m or "
+				        "90s%s\n",
+				        cmd, o, lifetime ? "" : " (0: off)");
+				return 2;
+			}
+			*(o[2] == 'r' ? &a->cfg.rotate_keys_every_ms
+			  : lifetime  ? &a->cfg.session_lifetime_ms
+			              : &a->cfg.session_idle_ms) = secs * 1000;
 		} else if (strcmp(o, "--job-rate") == 0) {
 			double r = parse_bytes(v);
 			if (r < 0) {
