@@ -11,6 +11,7 @@
  * SIGINT/SIGTERM: remote changes first, in seq order, then local moves, then
  * local paths whose settle delay has passed (queue.c). */
 #include "host.h"
+#include "ignore.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -267,6 +268,8 @@ static void sync_loop(struct host *h)
 		pthread_mutex_unlock(&h->mu);
 		was_busy = true;
 		atomic_store(&h->state, 2);
+		if (host_ignore_refresh()) /* a pattern gone or negated brings files back */
+			rescan = resync = true;
 		if (resync || rescan || moves || json_array_size(repairs))
 			sync_settle(h); /* they read the index our batch in flight changes */
 
@@ -378,6 +381,7 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	int rc = host_load_identity(h, h->dir);
 	if (rc != 0)
 		return rc;
+	host_ignore_init(h->dir);
 	h->state_dir = xasprintf("%s/%s", h->dir, HOST_STATE_DIR);
 	h->tmp_dir = xasprintf("%s/tmp", h->state_dir);
 	char *cache_dir = xasprintf("%s/cache", h->state_dir);
@@ -418,6 +422,8 @@ void host_close(struct host *h)
 	free(h->label);
 	free(h->url);
 	free(h->tunnel_url);
+	if (h->dir)
+		host_ignore_fini();
 	free(h->dir);
 	free(h->state_dir);
 	free(h->tmp_dir);

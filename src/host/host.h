@@ -197,7 +197,7 @@ bool host_room_for(struct host *h, const char *path, int64_t size);
 void host_room_found(struct host *h, const char *path);
 
 /* serve_req.c: should path (a workspace path) never be synced (state dir,
- * temp names)? */
+ * temp names, what .roostignore names: ignore.h)? */
 bool host_ignored(const char *path);
 /* sync_upload.c: around a commit to the hub and its index entry (serve.c
  * waits for them). */
