@@ -106,6 +106,8 @@ static const char usage_text[] =
     "                 [--advertise-url URL] [--tls-cert CERT.pem --tls-key KEY.pem]\n"
     "                 [--relay ADDR:PORT [--relay-ca CA.pem]] [--host-ca CA.pem]\n"
     "  roost host status --dir DIR [--json]\n"
+    "  roost host pause|resume --dir DIR        stop and restart syncing (heartbeats and\n"
+    "                                           serving go on; kept across restarts)\n"
     "  roost hosts [--json]                     hosts of the workspace, online or not, with\n"
     "                                           their direct and public (relay) URLs\n"
     "  roost policy set HOST FOLDER pinned|on-demand|exclude|inherit  |  roost policy ls HOST\n"

@@ -111,6 +111,9 @@ struct host {
 	atomic_bool storage_hosts;
 	atomic_bool scrub_now; /* the hub asked for a scrub */
 	atomic_bool gc_seen;   /* the hub collected chunks: drop them from the cache */
+	/* roost host pause (DIR/.roost/paused exists): the sync loop sends and
+	 * applies nothing; heartbeats and the content server go on (host_check_paused) */
+	atomic_bool paused;
 
 	atomic_llong seq;       /* last change applied */
 	atomic_llong last_sync; /* ms of the last completed sync step */
@@ -195,6 +198,11 @@ void host_report_corrupt(struct host *h, const char *hash);
 bool host_room_for(struct host *h, const char *path, int64_t size);
 /* path fits now (or is gone): no longer reported as waiting for room. */
 void host_room_found(struct host *h, const char *path);
+
+/* heartbeat.c: whether DIR/.roost/paused exists (roost host pause|resume);
+ * h->paused follows it, the change logged and the sync loop woken. */
+#define HOST_PAUSED_FILE "paused"
+bool host_check_paused(struct host *h);
 
 /* serve_req.c: should path (a workspace path) never be synced (state dir,
  * temp names, what .roostignore names: ignore.h)? */
