@@ -105,6 +105,8 @@ static const char usage_text[] =
     "  roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat 5] [--cache-max 1G]\n"
     "                 [--advertise-url URL] [--tls-cert CERT.pem --tls-key KEY.pem]\n"
     "                 [--relay ADDR:PORT [--relay-ca CA.pem]] [--host-ca CA.pem]\n"
+    "                 [--max-up RATE] [--max-down RATE]  e.g. 5MiB/s: the agent's total over\n"
+    "                 all its transfers with the hub and other hosts\n"
     "  roost host status --dir DIR [--json]\n"
     "  roost host pause|resume --dir DIR        stop and restart syncing (heartbeats and\n"
     "                                           serving go on; kept across restarts)\n"

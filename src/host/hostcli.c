@@ -3,6 +3,7 @@
  * Threads: the command's main thread (host run then starts the agent's). */
 #include "hostcli.h"
 #include "host.h"
+#include "../client/bwlimit.h"
 #include "../client/cmdline.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -157,7 +158,9 @@ static int host_run_cmd(struct opts *o)
 		fprintf(stderr,
 		        "usage: roost host run --dir DIR [--listen ADDR:PORT [--advertise-url "
 		        "URL] [--tls-cert CERT.pem --tls-key KEY.pem]] [--heartbeat "
-		        "SECONDS] [--cache-max BYTES] [--reserve BYTES] [--relay ADDR:PORT "
+		        "SECONDS] [--cache-max BYTES] [--reserve BYTES] [--max-up RATE] "
+		        "[--max-down RATE] "
+		        "[--relay ADDR:PORT "
 		        "[--relay-ca CA.pem]] [--host-ca CA.pem]\n");
 		return 2;
 	}
@@ -200,6 +203,16 @@ static int host_run_cmd(struct opts *o)
 		fprintf(stderr, "roost host run: --reserve takes bytes, e.g. 500M or 2G\n");
 		return 2;
 	}
+	double up = o->max_up ? bwlimit_parse(o->max_up) : 0;
+	double down = o->max_down ? bwlimit_parse(o->max_down) : 0;
+	if (up < 0 || down < 0) {
+		fprintf(stderr,
+		        "roost host run: %s takes bytes per second, e.g. 5MiB/s, 500K/s or 0 (no "
+		        "limit)\n",
+		        up < 0 ? "--max-up" : "--max-down");
+		return 2;
+	}
+	bwlimit_set(up, down);
 	return host_run(&cfg) == 0 ? 0 : 1;
 }
 
@@ -481,7 +494,8 @@ int cmd_host(struct opts *o)
 	                "       roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
 	                "       roost host run --dir DIR [--listen ADDR:PORT [--advertise-url URL] "
 	                "[--tls-cert CERT.pem --tls-key KEY.pem]] [--heartbeat S] [--cache-max "
-	                "BYTES] [--relay ADDR:PORT [--relay-ca CA.pem]] [--host-ca CA.pem]\n"
+	                "BYTES] [--max-up RATE] [--max-down RATE] [--relay ADDR:PORT [--relay-ca "
+	                "CA.pem]] [--host-ca CA.pem]\n"
 	                "       roost host status --dir DIR [--json]\n"
 	                "       roost host pause|resume --dir DIR\n"
 	                "       roost host get --dir DIR PATH [OUT|-]\n"

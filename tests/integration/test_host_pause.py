@@ -102,5 +102,57 @@ class HostPauseTest(HubTest):
         self.assertIn("usage: roost host resume --dir DIR", p.err)
 
 
+MiB = 1 << 20
+
+
+class HostBandwidthTest(HubTest):
+    """--max-up and --max-down: one budget for all of the agent's transfers."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        cls.A = Host(cls.hub, cls.tmp, "A")
+        cls.A.extra_args = ["--max-up", "1MiB/s", "--max-down", "1MiB/s"]
+        cls.A.join()
+        cls.A.start()
+
+    def on_hub(self, path):
+        st, body, _, _ = self.api("GET", "/info?path=" + q(path))
+        return body if st == 200 else None
+
+    def test_uploads_together_keep_to_the_limit(self):
+        started = time.time()
+        for name in ("up1.bin", "up2.bin"):  # 4 MiB in all, at once
+            write(self.A.path(name), os.urandom(2 * MiB))
+        for name in ("/up1.bin", "/up2.bin"):
+            wait_for(lambda: self.on_hub(name), 120, name + " on the hub", [self.A])
+        took = time.time() - started
+        # 4 MiB at 1 MiB/s, less a quarter second's burst
+        self.assertGreater(took, 3.5)
+
+    def test_downloads_keep_to_the_limit(self):
+        data = os.urandom(4 * MiB)
+        src = os.path.join(self.tmp, "down.bin")
+        write(src, data)
+        started = time.time()  # the host may start as soon as the commit, before put exits
+        self.assertEqual(self.roost("put", src, "/down.bin").returncode, 0)
+        local = self.A.path("down.bin")
+
+        def whole():
+            if not os.path.exists(local):
+                return False
+            with open(local, "rb") as f:
+                return hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
+        wait_for(whole, 120, "down.bin in the folder", [self.A])
+        took = time.time() - started
+        self.assertGreater(took, 3.5)
+
+    def test_a_bad_rate_is_refused(self):
+        p = self.roost("host", "run", "--dir", self.A.dir, "--max-up", "fast")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--max-up takes bytes per second", p.err)
+
+
 if __name__ == "__main__":
     harness.main()
