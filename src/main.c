@@ -3,6 +3,7 @@
 #include "client/cmdline.h"
 #include "core/util.h"
 #include "host/hostcli.h"
+#include "hub/backup.h"
 #include "hub/hub.h"
 #include "hub/init.h"
 #include "hub/jobs/jobs.h"
@@ -60,6 +61,11 @@ static const char usage_text[] =
     "  roost admin replicate --data DIR               copy back chunks the hub lacks\n"
     "              (scrub, replicate: [--host-ca CA.pem] as roost serve's, to reach hosts)\n"
     "  roost admin jobs --data DIR [--json]           background jobs: progress and results\n"
+    "  roost admin backup --data DIR [--db URL] --to DEST  a consistent backup while the hub\n"
+    "              serves: the metadata, the chunks it names, a manifest; again into the same\n"
+    "              DEST copies only new chunks (docs/operations.md)\n"
+    "  roost admin restore --from DEST --data NEWDIR [--db URL]  a new hub from a backup,\n"
+    "              every chunk verified (--db: an empty PostgreSQL database for a pg backup)\n"
     "\n"
     "Client (the hub and token are saved by login):\n"
     "  roost login --hub URL --email EMAIL [--cacert CA.pem]  (password: $ROOST_PASSWORD or "
@@ -537,6 +543,51 @@ static int cmd_demo(int argc, char **argv)
 	return rc;
 }
 
+/* roost admin backup|restore: --to/--from are theirs, the rest the hub's
+ * options (backup takes serve's database options; restore --data and --db). */
+static int cmd_backup(bool backup, int argc, char **argv)
+{
+	const char *what = backup ? "admin backup" : "admin restore";
+	const char *usage = backup ? "usage: roost admin backup --data DIR [--db URL] --to DEST\n"
+	                           : "usage: roost admin restore --from DEST --data NEWDIR [--db "
+	                             "URL]\n";
+	const char *dir = NULL;
+	char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
+	int n = 0;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(usage, stdout);
+			free(rest);
+			return 0;
+		}
+		if (strcmp(argv[i], backup ? "--to" : "--from") == 0) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				fprintf(stderr, "roost %s: %s needs a directory\n%s", what, argv[i],
+				        usage);
+				free(rest);
+				return 2;
+			}
+			dir = argv[++i];
+		} else {
+			rest[n++] = argv[i];
+		}
+	}
+	struct hub_args a;
+	int rc = parse_hub_args(what, n, rest, &a);
+	free(rest);
+	if (rc)
+		return rc;
+	if (!a.data || !dir) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (!backup && (a.cfg.listen || a.email)) {
+		fprintf(stderr, "roost %s: takes only --from, --data and --db\n%s", what, usage);
+		return 2;
+	}
+	return backup ? hub_backup(&a.cfg, dir) : hub_restore(dir, a.data, a.cfg.db_url);
+}
+
 int main(int argc, char **argv)
 {
 	if (sodium_init() < 0) {
@@ -604,6 +655,9 @@ int main(int argc, char **argv)
 		}
 		return hub_rotate_keys(a.data, a.cfg.db_url);
 	}
+	if (strcmp(cmd, "admin") == 0 && argc >= 3 &&
+	    (strcmp(argv[2], "backup") == 0 || strcmp(argv[2], "restore") == 0))
+		return cmd_backup(strcmp(argv[2], "backup") == 0, argc - 3, argv + 3);
 	static const struct cmdline_cmd host_cmds[] = {
 	    {"host", cmd_host},
 	    {"hosts", cmd_hosts},

@@ -65,7 +65,7 @@ static void clean_tmp(const char *tmp)
 	closedir(d);
 }
 
-struct store *store_open(const char *dir)
+static struct store *open_store(const char *dir, bool clean)
 {
 	struct store *s = xcalloc(1, sizeof *s);
 	s->root = xasprintf("%s/objects", dir);
@@ -76,8 +76,19 @@ struct store *store_open(const char *dir)
 		store_free(s);
 		return NULL;
 	}
-	clean_tmp(s->tmp);
+	if (clean)
+		clean_tmp(s->tmp);
 	return s;
+}
+
+struct store *store_open(const char *dir)
+{
+	return open_store(dir, true);
+}
+
+struct store *store_open_shared(const char *dir)
+{
+	return open_store(dir, false);
 }
 
 void store_free(struct store *s)

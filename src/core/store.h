@@ -18,6 +18,9 @@ struct store_writer;
 
 /* Open (creating) the store under dir/objects. Removes leftover temp files. */
 struct store *store_open(const char *dir);
+/* The same for a store another process (a running hub) may be writing to:
+ * its temp files are in-flight uploads, left alone. */
+struct store *store_open_shared(const char *dir);
 void store_free(struct store *s);
 
 /* The store's directory (.../objects), for log lines. */

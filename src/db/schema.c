@@ -232,6 +232,13 @@ static const char *const migrations[] = {
     "ALTER TABLE file_versions ADD COLUMN host_id BIGINT REFERENCES hosts(id);"
     "ALTER TABLE file_versions ADD COLUMN share_id BIGINT REFERENCES share_links(id);"
     "ALTER TABLE audit_log ADD COLUMN actor_share_id BIGINT REFERENCES share_links(id);",
+
+    /* 13: backups fence GC (docs/operations.md, "Backups"). While a row's
+     * expires_at is ahead, GC and the cache's eviction delete no chunk: a
+     * backup takes its snapshot after its fence is in and copies the chunks
+     * the snapshot names while it renews it. A crashed backup's fence lapses. */
+    "CREATE TABLE gc_fences ("
+    " owner TEXT PRIMARY KEY, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -13,6 +13,7 @@
 #include "tokens.h"
 #include "trash.h"
 #include "share.h"
+#include "share_page.h"
 #include "download.h"
 #include "chunksrc.h"
 #include "guard.h"
@@ -111,6 +112,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/shares", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_shares},
     {"DELETE", "/api/v1/workspaces/*/shares/*", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_share_revoke},
+    {"GET", "/s/_assets/*", 0, BODY_NONE, NULL, NULL, api_share_asset},
     {"GET", "/s/*", 0, BODY_NONE, NULL, NULL, api_share_view},
     {"POST", "/s/*", 0, BODY_FORM, NULL, NULL, api_share_unlock},
     {"GET", "/s/*/file", 0, BODY_NONE, NULL, NULL, api_share_file},

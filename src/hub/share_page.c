@@ -2,6 +2,7 @@
 #include "hub.h"
 #include "auth.h"
 #include "share_page.h"
+#include "web.h"
 #include "../core/content.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* The dashboard's look (web/src/style.css): its colours, font and cards. */
@@ -43,10 +45,12 @@ static const char css[] =
     "dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}"
     ".preview{border:1px solid var(--line);border-radius:6px;background:var(--bg);"
     "max-width:100%}img.preview{display:block;max-height:70vh}"
+    "canvas.preview{display:block;height:auto;background:#fff}"
     "iframe.preview{width:100%;height:60vh}progress{width:100%}"
     "h2{font-size:1.1rem;margin:0 0 .75rem}form.lock h1,form.lock p{margin:0}"
     ".folder{display:inline-block;width:1.1em;height:.8em;margin-right:.4em;"
     "border-radius:2px 3px 3px 3px;background:var(--accent);opacity:.75;vertical-align:-1px}"
+    "a.dl{margin-left:.4rem;text-decoration:none;color:var(--muted)}a.dl:hover{color:var(--accent)}"
     "@media (max-width:40rem){td.date,th.date{display:none}}";
 
 /* Uploads one file at a time with XHR (upload progress), into the folder in
@@ -77,15 +81,18 @@ static void head(FILE *f, const char *title, const char *nonce)
 	        nonce, css);
 }
 
-static enum MHD_Result send_page(struct req *r, unsigned status, char *html, size_t len,
-                                 const char *nonce, int64_t retry_s)
+/* worker: the page draws a PDF with pdf.js, whose worker comes from this
+ * origin (/s/_assets/); other pages start no worker. */
+static enum MHD_Result send_page_csp(struct req *r, unsigned status, char *html, size_t len,
+                                     const char *nonce, int64_t retry_s, bool worker)
 {
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(len, html, MHD_RESPMEM_MUST_FREE);
-	char *csp = xasprintf("default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; "
-	                      "img-src 'self'; media-src 'self'; frame-src 'self'; connect-src "
-	                      "'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-	                      nonce, nonce);
+	char *csp =
+	    xasprintf("default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; "
+	              "img-src 'self'; media-src 'self'; frame-src 'self'; connect-src "
+	              "'self'; %sform-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+	              nonce, nonce, worker ? "worker-src 'self'; " : "");
 	MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
 	MHD_add_response_header(resp, "Content-Security-Policy", csp);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -98,6 +105,12 @@ static enum MHD_Result send_page(struct req *r, unsigned status, char *html, siz
 	}
 	free(csp);
 	return req_queue(r, status, resp);
+}
+
+static enum MHD_Result send_page(struct req *r, unsigned status, char *html, size_t len,
+                                 const char *nonce, int64_t retry_s)
+{
+	return send_page_csp(r, status, html, len, nonce, retry_s, false);
 }
 
 /* A fresh nonce for one answer's script and style. */
@@ -243,12 +256,16 @@ enum MHD_Result share_page_folder(struct req *r, const struct share_view *v, jso
 				fputs("'><span class=folder aria-hidden=true></span>", f);
 				markup_escape(f, name);
 				fputs("/</a>", f);
-			} else {
-				fprintf(f, "<a href='/s/%s/file?path=", v->tok);
-				share_url_escape(f, p);
-				fputs("' download>", f);
+			} else { /* its page (a preview), and a download at once */
+				fputs("<a href='", f);
+				page_href(f, v->tok, p);
+				fputs("'>", f);
 				markup_escape(f, name);
-				fputs("</a>", f);
+				fprintf(f, "</a> <a class=dl href='/s/%s/file?path=", v->tok);
+				share_url_escape(f, p);
+				fputs("' download aria-label='Download ", f);
+				markup_escape(f, name);
+				fputs("' title=Download>&#8595;</a>", f);
 			}
 			fputs("</td><td class=num>", f);
 			json_int_t size = 0;
@@ -292,7 +309,24 @@ enum MHD_Result share_page_file(struct req *r, const struct share_view *v, json_
 	size_t len = 0;
 	FILE *f = open_memstream(&html, &len);
 	const char *name = json_get_str(file, "name"), *ct = json_get_str(file, "content_type");
+	const char *dot = strrchr(name, '.');
+	bool pdf = (ct && strncasecmp(ct, "application/pdf", 15) == 0) ||
+	           (dot && strcasecmp(dot, ".pdf") == 0 &&
+	            (!ct || !*ct || strcmp(ct, "application/octet-stream") == 0));
+	bool pdfjs = pdf && web_share_assets(r->hub);
+	/* The file's URLs: a file inside a shared folder is named by its path. */
+	char *dl = NULL, *src = NULL;
+	size_t n = 0;
+	FILE *u = open_memstream(&dl, &n);
+	fprintf(u, "/s/%s/file", v->tok);
+	if (strcmp(v->rel, "/") != 0) {
+		fputs("?path=", u);
+		share_url_escape(u, v->rel);
+	}
+	fclose(u);
+	src = xasprintf("%s%sinline=1", dl, strchr(dl, '?') ? "&amp;" : "?");
 	head(f, name, nonce);
+	crumbs(f, v);
 	fputs("<section class=card><h1>", f);
 	markup_escape(f, name);
 	fputs("</h1><dl><dt>Size</dt><dd>", f);
@@ -302,42 +336,70 @@ enum MHD_Result share_page_file(struct req *r, const struct share_view *v, json_
 	fputs("</dd><dt>Type</dt><dd>", f);
 	markup_escape(f, ct && *ct ? ct : "unknown");
 	fprintf(f,
-	        "</dd></dl><p class=actions><a class='button primary' href='/s/%s/file' "
+	        "</dd></dl><p class=actions><a class='button primary' href='%s' "
 	        "download>Download</a></p>",
-	        v->tok);
+	        dl);
 	/* Previews only of what the content port shows inline (never HTML or SVG:
 	 * those are attachments under a CSP sandbox). */
 	if (ct && content_inline_ok(ct)) {
 		if (strncmp(ct, "image/", 6) == 0)
-			fprintf(f, "<img class=preview src='/s/%s/file?inline=1' alt='Preview of ",
-			        v->tok);
+			fprintf(f, "<img class=preview src='%s' alt='Preview of ", src);
 		else if (strncmp(ct, "video/", 6) == 0)
-			fprintf(f,
-			        "<video class=preview controls src='/s/%s/file?inline=1' title='",
-			        v->tok);
+			fprintf(f, "<video class=preview controls src='%s' title='", src);
 		else if (strncmp(ct, "audio/", 6) == 0)
-			fprintf(f, "<audio controls src='/s/%s/file?inline=1' title='", v->tok);
+			fprintf(f, "<audio controls src='%s' title='", src);
 		else
-			fprintf(f,
-			        "<iframe class=preview sandbox src='/s/%s/file?inline=1' "
-			        "title='Preview of ",
-			        v->tok);
+			fprintf(f, "<iframe class=preview sandbox src='%s' title='Preview of ",
+			        src);
 		markup_escape(f, name);
 		fputs(strncmp(ct, "image/", 6) == 0   ? "'>"
 		      : strncmp(ct, "video/", 6) == 0 ? "'></video>"
 		      : strncmp(ct, "audio/", 6) == 0 ? "'></audio>"
 		                                      : "'></iframe>",
 		      f);
-	} else if (ct && strncmp(ct, "application/pdf", 15) == 0) {
-		/* PDF viewers run scripts and forms, and refuse a sandboxed document:
-		 * a PDF is never shown inline from the content port (content.c). */
-		fputs("<p class=muted>PDFs are not previewed here: download it to read it.</p>", f);
+	} else if (pdf && pdfjs) {
+		/* PDF viewers run scripts and forms: a PDF is never shown inline from
+		 * the content port (content.c). pdf.js (the dashboard build's
+		 * pdf-preview.js) reads the bytes and draws the first page instead. */
+		fprintf(f,
+		        "<canvas class=preview hidden data-pdf-src='%s' "
+		        "data-pdf-status=pdfst aria-label='First page of ",
+		        src);
+		markup_escape(f, name);
+		fprintf(f,
+		        "'></canvas><p id=pdfst class=muted role=status>Drawing the first "
+		        "page…</p><script nonce=%s src='/s/_assets/pdf-preview.js'></script>",
+		        nonce);
+	} else if (pdf) {
+		fputs("<p class=muted>No preview of PDFs on this server: download it to read "
+		      "it.</p>",
+		      f);
 	} else {
 		fputs("<p class=muted>No preview of this kind of file: download it.</p>", f);
 	}
 	fputs("</section></main></body></html>", f);
 	fclose(f);
-	return send_page(r, MHD_HTTP_OK, html, len, nonce, 0);
+	free(dl);
+	free(src);
+	return send_page_csp(r, MHD_HTTP_OK, html, len, nonce, 0, pdf && pdfjs);
+}
+
+/* GET /s/_assets/NAME: pdf.js for a share page's PDF preview (web.c keeps the
+ * list of names). The worker's own CSP is this answer's: it may fetch nothing. */
+enum MHD_Result api_share_asset(struct req *r)
+{
+	int64_t size = 0;
+	int fd = web_share_asset_open(r->hub, r->params[0], &size);
+	if (fd < 0)
+		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such file");
+	struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)size, fd);
+	MHD_add_response_header(resp, "Content-Type", "text/javascript; charset=utf-8");
+	MHD_add_response_header(resp, "Content-Security-Policy",
+	                        "default-src 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	return req_queue(r, MHD_HTTP_OK, resp);
 }
 
 enum MHD_Result share_page_locked(struct req *r, const struct share_view *v, unsigned status,

@@ -32,6 +32,9 @@ enum MHD_Result share_page_locked(struct req *r, const struct share_view *v, uns
 /* A plain page with a title and a message (the link is gone, …). */
 enum MHD_Result share_page_message(struct req *r, unsigned status, const char *title,
                                    const char *message);
+/* GET /s/_assets/NAME: a fixed file of the dashboard's build that share pages
+ * load (pdf.js for PDF previews); 404 for any other name or without a build. */
+enum MHD_Result api_share_asset(struct req *r);
 /* The decoded value of key in an application/x-www-form-urlencoded body
  * (r->body), or NULL. New string. */
 char *share_form_field(struct req *r, const char *key);

@@ -67,11 +67,14 @@ const char *web_dir(const struct hub *hub)
  * same-origin, but a download may read a signed URL from a host or the
  * content port (POST urls' sources), and previews and thumbnails load images
  * and video from the content port's signed URLs (never from this origin);
- * uPlot draws on a canvas; nothing may frame the dashboard. */
+ * uPlot draws on a canvas; pdf.js (pdf-preview.js) draws a PDF's first page
+ * in its worker, pdf.worker.min.mjs, from this origin; nothing may frame the
+ * dashboard. */
 static const char csp_app[] =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: http: "
     "https:; media-src http: https:; connect-src 'self' http: https:; font-src 'self'; "
-    "manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    "worker-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'";
 
 /* API answers on this origin include users' files: never let them run as the app. */
 static const char csp_api[] = "default-src 'none'; sandbox; frame-ancestors 'none'";
@@ -226,6 +229,40 @@ enum MHD_Result web_serve(struct hub *hub, struct MHD_Connection *conn, const ch
 	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/* The files a share page may load from the dashboard's build (share_page.c):
+ * these names only, matched whole; nothing from the request reaches a path. */
+static const char *const share_assets[] = {"pdf-preview.js", "pdf.worker.min.mjs"};
+
+int web_share_asset_open(struct hub *hub, const char *name, int64_t *size)
+{
+	const char *fixed = NULL;
+	for (size_t i = 0; name && i < sizeof share_assets / sizeof *share_assets; i++)
+		if (strcmp(name, share_assets[i]) == 0)
+			fixed = share_assets[i];
+	if (!fixed)
+		return -1;
+	const char *dir = web_dir(hub);
+	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	int fd = open_file(dfd, fixed, size);
+	close(dfd);
+	return fd;
+}
+
+bool web_share_assets(struct hub *hub)
+{
+	int64_t size;
+	bool all = true;
+	for (size_t i = 0; all && i < sizeof share_assets / sizeof *share_assets; i++) {
+		int fd = web_share_asset_open(hub, share_assets[i], &size);
+		all = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	return all;
 }
 
 char *web_cookie_authz(struct req *r)

@@ -20,6 +20,12 @@ char *web_cookie_authz(struct req *r);
 /* Where the dashboard's assets are read from: --web-dir, else PREFIX/share/roost/web
  * beside an installed binary, else the build's (compiled in). */
 const char *web_dir(const struct hub *hub);
+/* A file share pages load from the dashboard's build (pdf.js for PDF previews):
+ * name must be one of a fixed list ("pdf-preview.js", "pdf.worker.min.mjs");
+ * its fd and size, or -1 (another name, or no dashboard build). */
+int web_share_asset_open(struct hub *hub, const char *name, int64_t *size);
+/* Does the hub have every share-page asset (the dashboard was built)? */
+bool web_share_assets(struct hub *hub);
 /* Headers every API answer on the dashboard port carries. */
 void web_api_headers(struct MHD_Response *resp);
 #endif

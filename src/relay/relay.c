@@ -1588,6 +1588,16 @@ int relay_run(const struct relay_config *cfg)
 	log_info("relay: public https://%s (listening %s), tunnel %s, admin %s, hub %s",
 	         cfg->public_name, cfg->public_addr, cfg->tunnel_addr,
 	         cfg->admin_addr ? cfg->admin_addr : "off", cfg->hub);
+	static const char *const scope[LIMIT_SCOPES] = {"ip", "host", "url"};
+	for (int i = 0; i < LIMIT_SCOPES; i++) { /* what --limit set, in its own words */
+		const struct limit_rule *l = &cfg->limits[i];
+		char conns[32] = "";
+		if (i == LIMIT_IP)
+			snprintf(conns, sizeof conns, " ip.conns=%d", l->conns);
+		log_info("relay: limits per %s: %s.rps=%g %s.bps=%.0f %s.inflight=%d%s (0: none)",
+		         scope[i], scope[i], l->rps, scope[i], l->bps, scope[i], l->inflight,
+		         conns);
+	}
 	event_base_dispatch(r->base);
 	rc = 0;
 out:

@@ -402,7 +402,7 @@ test('previews of an image, a video and text come from the content port; a PDF s
   await dlg.getByRole('button', { name: 'Close' }).click();
 
   await rowAction(page, '/media/paper.pdf', 'Preview');
-  await dlg.getByText('PDFs are not drawn in the dashboard').waitFor({ timeout: WAIT });
+  await dlg.getByText('No preview of this PDF').waitFor({ timeout: WAIT }); // not a real PDF
   const pdf = dlg.getByRole('link', { name: 'Download the PDF' });
   assert.ok((await pdf.getAttribute('href')).startsWith(CONTENT + '/c/'));
   await dlg.getByRole('button', { name: 'Close' }).click();

@@ -117,8 +117,8 @@ test('a folder link shows names, sizes and dates, escapes names, and opens neste
   await page.goto(url);
   await page.getByRole('heading', { name: 'outside' }).waitFor({ timeout: WAIT });
   const table = page.locator('table');
-  await table.getByRole('link', { name: 'readme.txt' }).waitFor();
-  await table.getByRole('link', { name: EVIL }).waitFor(); // the name, as text
+  await table.getByRole('link', { name: 'readme.txt', exact: true }).waitFor();
+  await table.getByRole('link', { name: EVIL, exact: true }).waitFor(); // the name, as text
   assert.equal(await page.locator('img[src=x]').count(), 0);
   await table.getByText('53 B').waitFor();
   await table.locator('time').first().waitFor();
@@ -127,10 +127,15 @@ test('a folder link shows names, sizes and dates, escapes names, and opens neste
   await table.getByRole('link', { name: /photos/ }).click();
   await page.getByRole('heading', { name: 'photos' }).waitFor({ timeout: WAIT });
   await page.getByRole('link', { name: /2026/ }).click();
-  await page.locator('table').getByRole('link', { name: 'notes.txt' }).waitFor({ timeout: WAIT });
+  await page.locator('table').getByRole('link', { name: 'notes.txt', exact: true }).waitFor({ timeout: WAIT });
   const crumbs = page.getByRole('navigation', { name: 'Folder path' });
   await crumbs.getByRole('link', { name: 'photos' }).click();
-  await page.locator('table').getByRole('link', { name: 'garden.png' }).waitFor({ timeout: WAIT });
+  const rows = page.locator('table');
+  await rows.getByRole('link', { name: 'Download garden.png' }).waitFor({ timeout: WAIT });
+  // a file in a shared folder opens its own page, with its preview
+  await rows.getByRole('link', { name: 'garden.png', exact: true }).click();
+  await page.getByRole('img', { name: 'Preview of garden.png' }).waitFor({ timeout: WAIT });
+  await page.getByRole('navigation', { name: 'Folder path' }).getByRole('link', { name: 'photos' }).waitFor();
   assert.equal(alerts, 0);
 });
 
@@ -174,7 +179,7 @@ test('a write link uploads files with progress and lists them', async () => {
   await page.getByRole('button', { name: 'Upload' }).click();
   await page.getByRole('status').getByText('Uploaded 1 file.').waitFor({ timeout: WAIT });
   await shot(page, 'share-upload-done');
-  await page.locator('table').getByRole('link', { name: 'from-a-guest.txt' }).waitFor({ timeout: WAIT });
+  await page.locator('table').getByRole('link', { name: 'from-a-guest.txt', exact: true }).waitFor({ timeout: WAIT });
   await shot(page, 'share-upload');
   assert.match(cli('ls', '/inbox'), /from-a-guest\.txt/);
 });

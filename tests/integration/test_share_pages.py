@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import struct
 import urllib.parse
 import zlib
@@ -284,6 +285,123 @@ class InvitePagesTest(HubTest):
         self.assertFalse(os.path.exists(os.path.join(d, ".roost", "host.json")))
         st, info, _, _ = self.hub.request("GET", "/api/v1/invites/" + inv["token"])
         self.assertEqual(st, 200)  # still unused
+
+
+# A one-page PDF: the bytes matter only to the browser tests (tests/browser/pdf.test.mjs).
+PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+       b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+       b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 300]>>endobj\n"
+       b"trailer<</Root 1 0 R>>\n%%EOF\n")
+
+
+class SharePdfAssetsTest(HubTest):
+    """A shared PDF's page loads pdf.js from the dashboard's build, which the
+    content port serves at /s/_assets/ under fixed names only."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="roost-it-")
+        cls.web = os.path.join(cls.tmp, "web")
+        os.makedirs(cls.web)
+        for name, data in (("pdf-preview.js", b"window.roostPdf={}"),
+                           ("pdf.worker.min.mjs", b"self.onmessage=null"),
+                           ("app.js", b"console.log('app')"), ("index.html", b"<!doctype html>")):
+            with open(os.path.join(cls.web, name), "wb") as f:
+                f.write(data)
+        with open(os.path.join(cls.tmp, "secret.txt"), "wb") as f:
+            f.write(b"not for visitors")
+        cls.hub = harness.Hub(cls.tmp)
+        cls.stopped = False
+        cls.addClassCleanup(cls.stop_processes)
+        cls.hub.serve_args = ["--web-dir", cls.web]
+        cls.hub.start()
+        cls.token = cls.hub.login()
+        cls.ws = cls.hub.workspace(cls.token)
+        for path, data in (("/docs/paper.pdf", PDF), ("/docs/a.txt", b"alpha")):
+            st, _, payload, _ = cls.hub.request(
+                "PUT", "/api/v1/workspaces/%d/upload?path=%s" % (cls.ws, q(path)),
+                token=cls.token, raw=data)
+            assert st == 201, payload
+
+    def raw_get(self, path):
+        """GET on the content port with the path sent exactly as given."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.hub.content_port, timeout=30)
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        conn.endheaders()
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, data, resp
+
+    def share_url(self, path):
+        st, resp, payload, _ = self.api("POST", "/shares", {"path": path})
+        self.assertEqual(st, 201, payload)
+        return urllib.parse.urlsplit(resp["url"]).path
+
+    def test_the_asset_route_serves_its_two_files_as_scripts(self):
+        for name, data in (("pdf-preview.js", b"window.roostPdf={}"),
+                           ("pdf.worker.min.mjs", b"self.onmessage=null")):
+            st, body, resp = self.raw_get("/s/_assets/" + name)
+            self.assertEqual(st, 200, name)
+            self.assertEqual(body, data)
+            self.assertEqual(resp.getheader("Content-Type"), "text/javascript; charset=utf-8")
+            self.assertEqual(resp.getheader("X-Content-Type-Options"), "nosniff")
+            self.assertEqual(resp.getheader("Content-Security-Policy"),
+                             "default-src 'none'; frame-ancestors 'none'")
+
+    def test_the_asset_route_serves_nothing_else_of_the_build_or_the_disk(self):
+        for path in ("/s/_assets/app.js", "/s/_assets/index.html", "/s/_assets/",
+                     "/s/_assets/..%2fsecret.txt", "/s/_assets/../secret.txt",
+                     "/s/_assets/%2e%2e/secret.txt", "/s/_assets/pdf-preview.js/",
+                     "/s/_assets/PDF-PREVIEW.JS", "/s/_assets/pdf-preview.js.map",
+                     "/s/_assets/./pdf-preview.js", "/s/_assets//etc/passwd"):
+            st, body, _ = self.raw_get(path)
+            self.assertEqual(st, 404, path)
+            self.assertNotIn(b"not for visitors", body)
+            self.assertNotIn(b"console.log", body)
+        st, _, _ = self.raw_get("/s/_assets/pdf-preview.js")
+        self.assertEqual(st, 200)  # the route itself works
+
+    def test_a_shared_pdf_page_loads_pdfjs_with_its_nonce_and_allows_its_worker(self):
+        st, page, resp = self.raw_get(self.share_url("/docs/paper.pdf"))
+        self.assertEqual(st, 200)
+        text = page.decode()
+        csp = resp.getheader("Content-Security-Policy")
+        nonce = re.search(r"script-src 'nonce-([0-9a-f]+)'", csp).group(1)
+        self.assertIn("<script nonce=%s src='/s/_assets/pdf-preview.js'></script>" % nonce, text)
+        self.assertIn("worker-src 'self'", csp)
+        self.assertRegex(text, r"<canvas class=preview hidden data-pdf-src='/s/[^/']+/file\?inline=1'")
+        self.assertIn("Download</a>", text)
+        # the PDF itself is still only an attachment under a sandbox
+        src = re.search(r"data-pdf-src='([^']+)'", text).group(1)
+        st, body, resp = self.raw_get(src)
+        self.assertEqual(st, 200)
+        self.assertEqual(body, PDF)
+        self.assertTrue(resp.getheader("Content-Disposition").startswith("attachment"))
+        self.assertEqual(resp.getheader("Content-Security-Policy"), "sandbox")
+
+    def test_other_pages_start_no_worker_and_load_no_pdfjs(self):
+        st, page, resp = self.raw_get(self.share_url("/docs/a.txt"))
+        self.assertEqual(st, 200)
+        self.assertNotIn("worker-src", resp.getheader("Content-Security-Policy"))
+        self.assertNotIn(b"pdf-preview.js", page)
+
+    def test_without_the_dashboard_build_a_pdf_page_keeps_the_download(self):
+        moved = os.path.join(self.tmp, "pdf-preview.js")
+        os.rename(os.path.join(self.web, "pdf-preview.js"), moved)
+        try:
+            st, page, resp = self.raw_get(self.share_url("/docs/paper.pdf"))
+            st2, _, _ = self.raw_get("/s/_assets/pdf-preview.js")
+        finally:
+            os.rename(moved, os.path.join(self.web, "pdf-preview.js"))
+        self.assertEqual(st, 200)
+        self.assertEqual(st2, 404)
+        text = page.decode()
+        self.assertNotIn("<script", text)
+        self.assertNotIn("<canvas", text)
+        self.assertNotIn("worker-src", resp.getheader("Content-Security-Policy"))
+        self.assertIn("No preview of PDFs on this server", text)
+        self.assertIn("Download</a>", text)
 
 
 if __name__ == "__main__":

@@ -289,6 +289,23 @@ static void test_open_removes_leftover_temp_files(void **state)
 	assert_int_equal(count_tmp(f), 0);
 }
 
+/* roost admin gc/backup open the store of a hub that may be serving: an
+ * upload's temp file there must survive (it is renamed into place later). */
+static void test_open_shared_leaves_temp_files_of_uploads_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct store_writer *w = store_writer_new(f->s);
+	assert_int_equal(store_writer_write(w, f->data, DATA_LEN), 0);
+	assert_int_equal(count_tmp(f), 1);
+	struct store *other = store_open_shared(f->dir);
+	assert_non_null(other);
+	assert_int_equal(count_tmp(f), 1);
+	char hash[HASH_HEX_LEN + 1];
+	assert_int_equal(store_writer_commit(w, NULL, hash), 0);
+	assert_int_equal(store_read(other, hash, f->buf, sizeof f->buf), DATA_LEN);
+	store_free(other);
+}
+
 static void test_reopened_store_keeps_its_objects(void **state)
 {
 	struct fixture *f = *state;
@@ -362,6 +379,7 @@ int main(void)
 	    store_test(test_reading_into_a_too_small_buffer_gives_efbig),
 	    store_test(test_remove_deletes_the_object),
 	    store_test(test_open_removes_leftover_temp_files),
+	    store_test(test_open_shared_leaves_temp_files_of_uploads_in_flight),
 	    store_test(test_reopened_store_keeps_its_objects),
 	    store_test(test_commit_leaves_no_temp_file),
 	    store_test(test_abort_leaves_no_temp_file_and_no_object),

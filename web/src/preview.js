@@ -1,9 +1,11 @@
 // Previews and thumbnails (issue 16): images, video posters, the first KiBs of
-// text, an icon for PDF. The bytes always come from a signed URL on the hub's
-// content port (POST urls, the "hub" source), never from the dashboard's own
-// origin: that port answers with Content-Security-Policy: sandbox and nosniff,
-// so a file can never run as the dashboard.
-import { useEffect, useState } from 'preact/hooks';
+// text, a PDF's first page. The bytes always come from a signed URL on the
+// hub's content port (POST urls, the "hub" source), never from the dashboard's
+// own origin: that port answers with Content-Security-Policy: sandbox and
+// nosniff, so a file can never run as the dashboard. A PDF is never handed to
+// the browser's viewer (it runs scripts and forms): pdf.js (pdf-preview.js,
+// loaded on first use) parses the bytes and paints a canvas.
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, wsPath } from './api.js';
 import { html, Modal, ErrorLine, fmtBytes, fmtTime } from './ui.js';
 
@@ -97,14 +99,59 @@ function TextPreview({ url }) {
     ${state.more && html`<p class="hint">The first ${TEXT_MAX / 1024} KiB; download the file for the rest.</p>`}`;
 }
 
+// pdf.js is a bundle of its own (CMakeLists.txt): ~400 KB the dashboard loads
+// only when it first draws a PDF. Its worker is pdf.worker.min.mjs beside it.
+let pdfLib = null;
+function loadPdf() {
+  if (!pdfLib) {
+    pdfLib = new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = '/pdf-preview.js';
+      s.onload = () => (window.roostPdf ? resolve(window.roostPdf) : reject(new Error('pdf.js did not load')));
+      s.onerror = () => {
+        pdfLib = null;
+        reject(new Error('could not load the PDF viewer (pdf-preview.js)'));
+      };
+      document.head.appendChild(s);
+    });
+  }
+  return pdfLib;
+}
+
+// Draws page 1 of the PDF at url on a canvas; onDone gets { pages } or an error.
+function PdfCanvas({ url, maxWidth, maxHeight, maxBytes, keepStyle, className, onDone }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    let live = true;
+    loadPdf()
+      .then((lib) => lib.draw(url, ref.current, { maxWidth, maxHeight, maxBytes, keepStyle }))
+      .then((r) => live && onDone(r, null), (e) => live && onDone(null, e));
+    return () => { live = false; };
+  }, [url]);
+  return html`<canvas ref=${ref} class=${className} width="1" height="1"></canvas>`;
+}
+
+function PdfPreview({ url, entry }) {
+  const [state, setState] = useState({ loading: true });
+  const width = Math.min(760, Math.max(240, window.innerWidth - 80));
+  const height = Math.max(240, Math.round(window.innerHeight * 0.62));
+  return html`<div class="preview-pdf">
+    ${state.error
+      ? html`<p class="muted">No preview of this PDF (${state.error.message}).</p>`
+      : html`<div class="pdf-page" hidden=${state.loading}>
+          <${PdfCanvas} url=${url} maxWidth=${width} maxHeight=${height} className="preview-pdf-page"
+            onDone=${(r, error) => setState(error ? { error } : { pages: r.pages })} /></div>`}
+    ${state.loading && !state.error && html`<p class="muted">Drawing the first page…</p>`}
+    <p class="actions">
+      ${state.pages && html`<span class="muted pdf-pages">Page 1 of ${state.pages}</span>`}
+      <a class="button" href=${url} download=${entry.name} rel="noopener">Download the PDF</a></p></div>`;
+}
+
 function Body({ kind, url, entry }) {
   if (kind === 'image') return html`<img class="preview-image" src=${url} alt=${entry.name} />`;
   if (kind === 'video') return html`<video class="preview-video" src=${url} controls preload="metadata" aria-label=${entry.name}></video>`;
   if (kind === 'text') return html`<${TextPreview} url=${url} />`;
-  return html`<div class="preview-pdf"><span class="thumb-icon" aria-hidden="true">PDF</span>
-    <p>PDFs are not drawn in the dashboard: a PDF viewer runs scripts and forms, so roost serves PDFs
-    only as downloads, and drawing a first page needs a PDF library the dashboard does not ship.</p>
-    <p><a class="button" href=${url} download=${entry.name} rel="noopener">Download the PDF</a></p></div>`;
+  return html`<${PdfPreview} url=${url} entry=${entry} />`;
 }
 
 export function PreviewDialog({ ws, entry, onClose }) {
@@ -119,15 +166,34 @@ export function PreviewDialog({ ws, entry, onClose }) {
   <//>`;
 }
 
-// A grid tile's picture: the image itself, a video's first frame, else an
-// icon naming the type. Signed URLs are asked for only when a tile is drawn.
+// A grid tile's picture: the image itself, a video's first frame, a PDF's
+// first page (if it is at most PDF_THUMB_MAX), else an icon naming the type.
+// Signed URLs are asked for only when a tile is drawn.
+const PDF_THUMB_MAX = 8 * 1024 * 1024;
+
 export function Thumb({ ws, entry }) {
   const kind = previewKind(entry);
   if (entry.type === 'folder') return html`<span class="thumb-icon thumb-folder" aria-hidden="true"></span>`;
   if (kind === 'image' || kind === 'video') return html`<${MediaThumb} ws=${ws} entry=${entry} kind=${kind} />`;
+  if (kind === 'pdf' && entry.size > 0 && entry.size <= PDF_THUMB_MAX) return html`<${PdfThumb} ws=${ws} entry=${entry} />`;
+  return html`<${IconThumb} entry=${entry} kind=${kind} />`;
+}
+
+function IconThumb({ entry, kind }) {
   const dot = entry.name.lastIndexOf('.');
   const label = kind === 'pdf' ? 'PDF' : dot > 0 ? entry.name.slice(dot + 1, dot + 5).toUpperCase() : 'FILE';
-  return html`<span class="thumb-icon" aria-hidden="true">${label}</span>`;
+  return html`<span class=${'thumb-icon' + (kind === 'pdf' ? ' thumb-pdf' : '')} aria-hidden="true">${label}</span>`;
+}
+
+// A PDF tile keeps its icon until (and unless) the first page is drawn.
+function PdfThumb({ ws, entry }) {
+  const { url } = useSignedUrl(ws.id, entry);
+  const [state, setState] = useState('loading');
+  if (!url || state === 'failed') return html`<${IconThumb} entry=${entry} kind="pdf" />`;
+  return html`${state === 'loading' && html`<${IconThumb} entry=${entry} kind="pdf" />`}
+    <${PdfCanvas} url=${url} maxWidth=${240} maxHeight=${180} maxBytes=${PDF_THUMB_MAX} keepStyle=${true}
+      className=${'thumb thumb-pdf-page' + (state === 'loading' ? ' drawing' : '')}
+      onDone=${(r, error) => setState(error ? 'failed' : 'drawn')} />`;
 }
 
 function MediaThumb({ ws, entry, kind }) {

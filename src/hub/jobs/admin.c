@@ -93,7 +93,7 @@ int hub_admin_job(const struct hub_config *cfg, const char *job, bool json)
 	jobs_ctx_init(&c, cfg);
 	c.db = db;
 	c.verbose = !json;
-	c.store = store_open(cfg->data_dir);
+	c.store = store_open_shared(cfg->data_dir); /* the hub may be serving */
 	if (!c.store) {
 		fprintf(stderr, "roost admin %s: cannot open the chunk store in %s\n", job,
 		        cfg->data_dir);

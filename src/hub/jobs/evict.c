@@ -47,6 +47,11 @@ static int evict_one(struct job *j, const char *hash, int64_t fence, int64_t now
 	/* Lock the grants: a commit claiming one goes first, or waits for us. */
 	int rc = db_run(
 	    db, "UPDATE workspace_chunks SET touched_at = touched_at WHERE chunk_hash = ?", hash);
+	int fenced = rc == DB_DONE ? job_gc_fenced(j) : DB_ERR;
+	if (fenced != DB_DONE) { /* a backup copying its snapshot: the cache stays */
+		db_rollback(db);
+		return fenced == DB_ROW ? 0 : -EIO;
+	}
 	if (rc == DB_DONE)
 		rc = db_int64(db, &one,
 		              "DELETE FROM chunk_replicas WHERE chunk_hash = ? AND holder = 'hub' "

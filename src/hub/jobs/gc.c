@@ -201,6 +201,16 @@ static int64_t retention_of(struct job *j, const char *hash)
 	return s * 1000;
 }
 
+int job_gc_fenced(struct job *j)
+{
+	int64_t one = 0;
+	int rc = db_int64(j->c->db, &one, "SELECT 1 FROM gc_fences WHERE expires_at > ? LIMIT 1",
+	                  now_ms());
+	if (rc == DB_ROW)
+		job_cur_add(j, "backup_fenced", 1);
+	return rc;
+}
+
 /* Delete chunk hash if nothing claims it: grants not touched since
  * lease_cutoff go, and if none is left and no version uses it, so do its
  * object, replica rows and row (*deleted: whether it went). */
@@ -214,6 +224,16 @@ static enum job_result delete_chunk(struct job *j, const char *hash, int64_t lea
 	if (db_begin(db) != DB_DONE) {
 		db_set_relaxed(db, false);
 		return JOB_DB_ERR;
+	}
+	/* A backup copying its snapshot's chunks fences every deletion: its
+	 * snapshot came after the fence, so a chunk it names is kept until it is
+	 * done; one this transaction deletes unfenced is named by no version it
+	 * could see (the grant fence above orders commits against us). */
+	int fenced = job_gc_fenced(j);
+	if (fenced != DB_DONE) {
+		db_rollback(db);
+		db_set_relaxed(db, false);
+		return fenced == DB_ROW ? JOB_OK : JOB_DB_ERR;
 	}
 	int rc = db_run(db, "DELETE FROM workspace_chunks WHERE chunk_hash = ? AND touched_at < ?",
 	                hash, lease_cutoff);

@@ -58,6 +58,10 @@ void job_tell_workspaces(struct job *j, const char *kind, json_t *payload);
  * verified (replicate.c). 0 repaired, -ENOENT no healthy copy reachable, <0
  * error. */
 int job_fetch_from_hosts(struct job *j, const char *hash, int64_t ws);
+/* Is a backup's fence up (gc_fences, docs/operations.md)? Asked inside the
+ * transaction that would delete a chunk: DB_ROW yes (keep it), DB_DONE no,
+ * DB_ERR. Counts a fenced chunk in the cursor's "backup_fenced". */
+int job_gc_fenced(struct job *j);
 /* The hub cache's eviction in 'hosts' workspaces (evict.c), after replicate. */
 enum job_result job_evict(struct job *j);
 
