@@ -8,13 +8,15 @@
 #include <string.h>
 #include <time.h>
 
-#define BURST_S     0.25 /* a bucket holds this many seconds' worth */
-#define NAP_MAX_MS  250  /* a wait is cut in naps this long: curl calls again */
-#define HANDLES_MAX 256  /* transfers tracked at once (a new one replaces the oldest) */
+#define BURST_S 0.25 /* a bucket holds this many seconds' worth */
+/* A longer debt is paid in naps this long (a stopping agent waits no more). */
+#define NAP_MAX_MS  2000
+#define HANDLES_MAX 256 /* transfers tracked at once (a new one replaces the oldest) */
 
 struct seen {
 	CURL *curl;
-	curl_off_t down, up; /* the transfer's counts at its last callback */
+	curl_off_t down, up;             /* the transfer's counts at its last callback */
+	curl_off_t down_total, up_total; /* … and its sizes, when known */
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -32,34 +34,40 @@ void bwlimit_set(double up_bps, double down_bps)
 	pthread_mutex_unlock(&mu);
 }
 
-/* Under mu: the bytes moved since the last callback of this transfer. */
-static void moved(CURL *curl, curl_off_t down, curl_off_t up, double out[2])
+/* Under mu: the handle's entry, made (counting from zero) if it has none. */
+static struct seen *entry(CURL *curl)
 {
-	struct seen *s = NULL;
-	for (size_t i = 0; i < HANDLES_MAX && !s; i++)
+	for (size_t i = 0; i < HANDLES_MAX; i++)
 		if (seen[i].curl == curl)
-			s = &seen[i];
-	if (!s) {
-		s = &seen[next_slot];
-		next_slot = (next_slot + 1) % HANDLES_MAX;
-		*s = (struct seen){.curl = curl};
-	}
-	/* Counts that went down: a new transfer on the same handle. */
-	out[0] = (double)(up >= s->up ? up - s->up : up);
-	out[1] = (double)(down >= s->down ? down - s->down : down);
-	s->up = up;
-	s->down = down;
+			return &seen[i];
+	struct seen *s = &seen[next_slot];
+	next_slot = (next_slot + 1) % HANDLES_MAX;
+	*s = (struct seen){.curl = curl};
+	return s;
+}
+
+/* Under mu: the bytes moved since the last callback of this transfer. A new
+ * transfer on a handle counts from zero: bwlimit_apply resets the entry when
+ * the client sets a handle up for a request, and counts that went down or
+ * sizes that changed say so too (libcurl need not call back at 0). */
+static void moved(CURL *curl, curl_off_t down, curl_off_t down_total, curl_off_t up,
+                  curl_off_t up_total, double out[2])
+{
+	struct seen *s = entry(curl);
+	bool fresh =
+	    down < s->down || up < s->up || down_total != s->down_total || up_total != s->up_total;
+	out[0] = (double)(fresh ? up : up - s->up);
+	out[1] = (double)(fresh ? down : down - s->down);
+	*s = (struct seen){curl, down, up, down_total, up_total};
 }
 
 static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
-	(void)dltotal;
-	(void)ultotal;
 	int64_t wait = 0;
 	pthread_mutex_lock(&mu);
 	double n[2];
-	moved(clientp, dlnow, ulnow, n);
+	moved(clientp, dlnow, dltotal, ulnow, ultotal, n);
 	int64_t now = mono_ms();
 	for (int d = 0; d < 2; d++) {
 		if (rate[d] <= 0)
@@ -88,6 +96,8 @@ void bwlimit_apply(CURL *curl)
 {
 	pthread_mutex_lock(&mu);
 	bool on = rate[0] > 0 || rate[1] > 0;
+	if (on)
+		*entry(curl) = (struct seen){.curl = curl}; /* a new request counts from 0 */
 	pthread_mutex_unlock(&mu);
 	if (!on)
 		return;
