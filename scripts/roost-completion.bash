@@ -23,6 +23,8 @@ _roost_options()
 		echo "--max-conns-per-ip --head-timeout --web-dir --gc-every --scrub-every"
 		echo "--replicate-every --retention --job-rate --rotate-keys-every"
 		echo "--session-lifetime --session-idle"
+		[ "$1" = serve ] && echo "--oidc-issuer --oidc-client-id --oidc-client-secret-file" \
+			"--oidc-name --oidc-redirect-uri"
 		[ "$1" = demo ] && echo "--host-port --relay-port --tunnel-port"
 		;;
 	admin)
@@ -37,7 +39,7 @@ _roost_options()
 		echo "--data --hub --hub-cacert --public --tunnel --cert --key --self-signed"
 		echo "--name --limit --rate --admin-listen"
 		;;
-	login) echo "--hub --email --cacert" ;;
+	login) echo "--hub --email --cacert --sso" ;;
 	ls | versions | usage | members | workspaces | sessions | shares) echo "$common" ;;
 	put) echo "$common --parallel" ;;
 	get) echo "$common --version --force -f --verbose -v --host-ca --parallel" ;;
@@ -107,7 +109,8 @@ _roost()
 		mapfile -t COMPREPLY < <(compgen -d -- "$cur")
 		return 0
 		;;
-	--cacert | --host-ca | --relay-ca | --hub-cacert | --tls-cert | --tls-key | --cert | --key)
+	--cacert | --host-ca | --relay-ca | --hub-cacert | --tls-cert | --tls-key | --cert | --key | \
+		--oidc-client-secret-file)
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		return 0
 		;;

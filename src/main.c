@@ -5,6 +5,7 @@
 #include "host/hostcli.h"
 #include "hub/backup.h"
 #include "hub/hub.h"
+#include "hub/account.h"
 #include "hub/init.h"
 #include "hub/jobs/jobs.h"
 #include "relay/relay.h"
@@ -50,6 +51,10 @@ static const char usage_text[] =
     "              old (default: never; old keys verify what they signed until it expires)\n"
     "              [--session-lifetime 90d] [--session-idle 30d]  logins end that long after\n"
     "              they began, or after that long unused (0: no idle timeout)\n"
+    "              [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
+    "              [--oidc-name NAME] [--oidc-redirect-uri URL]]  sign-in with an OpenID\n"
+    "              Connect provider (\"Sign in with NAME\"; the redirect URI defaults to\n"
+    "              http://127.0.0.1:DASHBOARD-PORT/api/v1/oidc/callback)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR] [--host-port 3212] [--relay-port 3213] [--tunnel-port 3214]\n"
@@ -66,10 +71,19 @@ static const char usage_text[] =
     "              DEST copies only new chunks (docs/operations.md)\n"
     "  roost admin restore --from DEST --data NEWDIR [--db URL]  a new hub from a backup,\n"
     "              every chunk verified (--db: an empty PostgreSQL database for a pg backup)\n"
+    "  roost admin reset-password EMAIL --data DIR [--expires 24h]  a one-use link (printed) to\n"
+    "              set a new password; it ends the account's sessions ([--listen ADDR]\n"
+    "              [--dashboard-port N] [--tls-cert F] as roost serve's: the link's address)\n"
+    "  roost relay --data DIR --hub URL (--cert F --key F | --self-signed) [--public ADDR:8443]\n"
+    "              [--tunnel ADDR:8444] [--name HOST:PORT] [--hub-cacert F]\n"
+    "              [--limit SCOPE.KIND=N]...  the relay for hosts behind NAT (docs/relay.md)\n"
     "\n"
     "Client (the hub and token are saved by login):\n"
-    "  roost login --hub URL --email EMAIL [--cacert CA.pem]  (password: $ROOST_PASSWORD or "
-    "prompt)\n"
+    "  roost login --hub URL --email EMAIL [--cacert CA.pem] [--code CODE]\n"
+    "                 (password: $ROOST_PASSWORD or prompt; a two-factor code: --code,\n"
+    "                 $ROOST_TOTP_CODE or prompt)\n"
+    "  roost login --sso --hub URL [--cacert CA.pem]  sign in with the hub's identity provider\n"
+    "              in a browser (the URL is printed too, for a browser on another machine)\n"
     "  roost logout\n"
     "  roost ls [PATH] [--json]\n"
     "  roost put LOCAL [REMOTE] [--parallel N]  upload; re-running resumes\n"
@@ -91,19 +105,26 @@ static const char usage_text[] =
     "  roost usage [--json]\n"
     "  roost watch [--since SEQ] [--json]       follow the change feed (Ctrl-C stops)\n"
     "  roost url PATH [--expires 1h] [--version N]  a signed download link, no login needed\n"
-    "  roost share PATH [--write] [--expires 7d] [--password PW]  a share link; roost shares;\n"
+    "  roost share PATH [--write] [--expires 7d] [--password PW]  a share link\n"
+    "  roost shares [--json]                    the workspace's share links\n"
     "  roost unshare ID\n"
     "  roost audit [--limit N] [--action A] [--json]  the audit log (owners, admins)\n"
     "  roost token create --name NAME [--expires D] | token ls | token revoke ID  app passwords\n"
     "  roost sessions [--json] | sessions revoke ID   your logins (CLI, browsers), ended at will\n"
     "  roost passwd   change your password (old: $ROOST_PASSWORD, new: $ROOST_NEW_PASSWORD,\n"
     "                 else prompts); ends your other sessions and app passwords\n"
+    "  roost account [--json]  |  roost account set-name NAME   you; your display name\n"
+    "  roost 2fa enable [--code CODE] | disable [--code CODE] | status\n"
+    "                 two-factor authentication (TOTP): enable shows the key for an\n"
+    "                 authenticator app, --code confirms it and prints recovery codes\n"
+    "  roost 2fa require [on|off]               (owners) the workspace requires 2FA\n"
     "  roost workspaces [--json]  |  roost workspaces create NAME\n"
     "  roost members [--json]\n"
     "  roost acl PATH  |  roost acl set PATH EMAIL none|read|write|manage  |  roost acl rm PATH "
     "EMAIL\n"
     "  roost invite [--role member|admin|owner] [--expires 7d]   prints an invite URL\n"
-    "  roost join INVITE_URL --email EMAIL      accept it (password: $ROOST_PASSWORD or prompt)\n"
+    "  roost join INVITE_URL --email EMAIL [--name NAME] [--code CODE]  accept it\n"
+    "                 (password: $ROOST_PASSWORD or prompt)\n"
     "\n"
     "Hosts (docs/host.md):\n"
     "  roost host invite [--expires 1h]         (owners, admins) prints a host invite URL\n"
@@ -136,6 +157,45 @@ struct hub_args {
 	struct hub_config cfg;
 };
 
+/* Is o one of parse_hub_args' options (all take a value)? Only to tell a
+ * value-less last option from an unknown one: the chain below decides the rest. */
+static bool hub_option(const char *o)
+{
+	static const char *const known[] = {"--api-port",
+	                                    "--content-port",
+	                                    "--dashboard-port",
+	                                    "--data",
+	                                    "--db",
+	                                    "--rate-limit",
+	                                    "--max-conns-per-ip",
+	                                    "--head-timeout",
+	                                    "--login-throttle",
+	                                    "--gc-every",
+	                                    "--scrub-every",
+	                                    "--replicate-every",
+	                                    "--retention",
+	                                    "--job-rate",
+	                                    "--tls-cert",
+	                                    "--tls-key",
+	                                    "--host-ca",
+	                                    "--web-dir",
+	                                    "--heartbeat",
+	                                    "--email",
+	                                    "--listen",
+	                                    "--oidc-issuer",
+	                                    "--oidc-client-id",
+	                                    "--oidc-client-secret-file",
+	                                    "--oidc-name",
+	                                    "--oidc-redirect-uri",
+	                                    "--rotate-keys-every",
+	                                    "--session-lifetime",
+	                                    "--session-idle"};
+	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+		if (strcmp(o, known[i]) == 0)
+			return true;
+	return false;
+}
+
 static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_args *a)
 {
 	memset(a, 0, sizeof *a);
@@ -155,8 +215,19 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 		            : strcmp(o, "--content-port") == 0   ? &a->cfg.content_port
 		            : strcmp(o, "--dashboard-port") == 0 ? &a->cfg.dashboard_port
 		                                                 : NULL;
-		if (!v && o[0] == '-') {
-			fprintf(stderr, "roost %s: %s needs a value\n", cmd, o);
+		if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+			cmdline_help(stdout, cmd, NULL);
+			return CMDLINE_HELP;
+		}
+		if (!v) {
+			/* a last option without its value: known, or not an option at all */
+			bool known = hub_option(o);
+			fprintf(stderr,
+			        known ? "roost %s: %s needs a value\n"
+			              : "roost %s: unknown option %s\n",
+			        cmd, o);
+			if (!known)
+				cmdline_help(stderr, cmd, NULL);
 			return 2;
 		}
 		if (port) {
@@ -245,6 +316,16 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			a->cfg.tls_key = v;
 		} else if (strcmp(o, "--host-ca") == 0) {
 			a->cfg.host_ca = v;
+		} else if (strcmp(o, "--oidc-issuer") == 0) {
+			a->cfg.oidc_issuer = v;
+		} else if (strcmp(o, "--oidc-client-id") == 0) {
+			a->cfg.oidc_client_id = v;
+		} else if (strcmp(o, "--oidc-client-secret-file") == 0) {
+			a->cfg.oidc_secret_file = v;
+		} else if (strcmp(o, "--oidc-name") == 0) {
+			a->cfg.oidc_name = v;
+		} else if (strcmp(o, "--oidc-redirect-uri") == 0) {
+			a->cfg.oidc_redirect_uri = v;
 		} else if (strcmp(o, "--web-dir") == 0) {
 			a->cfg.web_dir = v;
 		} else if (strcmp(o, "--heartbeat") == 0) {
@@ -260,8 +341,9 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 		} else if (strcmp(o, "--listen") == 0) {
 			a->cfg.listen = v;
 		} else {
-			fprintf(stderr, "roost %s: unknown argument %s (see 'roost help')\n", cmd,
-			        o);
+			fprintf(stderr, "roost %s: unknown %s %s\n", cmd,
+			        o[0] == '-' ? "option" : "argument", o);
+			cmdline_help(stderr, cmd, NULL);
 			return 2;
 		}
 	}
@@ -274,7 +356,7 @@ static int cmd_init(int argc, char **argv)
 	struct hub_args a;
 	int rc = parse_hub_args("init", argc, argv, &a);
 	if (rc)
-		return rc;
+		return rc == CMDLINE_HELP ? 0 : rc;
 	if (!a.data || !a.email) {
 		fprintf(stderr, "usage: roost init --data DIR --email EMAIL [--db URL]\n");
 		return 2;
@@ -288,12 +370,49 @@ static int cmd_init(int argc, char **argv)
 	return rc;
 }
 
+/* roost admin reset-password EMAIL --data DIR [--expires 24h], and the
+ * hub's options that say where its dashboard is. */
+static int cmd_admin_reset(int argc, char **argv)
+{
+	const char *email = NULL;
+	int64_t ttl = RESET_TTL_DEFAULT_S;
+	char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
+	int n = 0, rc = 0;
+	for (int i = 0; i < argc && !rc; i++) {
+		if (strcmp(argv[i], "--expires") == 0) {
+			ttl = i + 1 < argc ? parse_duration(argv[++i]) : -1;
+			if (ttl < 60 || ttl > RESET_TTL_MAX_S) {
+				fprintf(stderr, "roost admin reset-password: --expires takes a "
+				                "duration from 1m to 30d, such as 24h\n");
+				rc = 2;
+			}
+		} else if (argv[i][0] != '-' && !email && (i == 0 || argv[i - 1][0] != '-')) {
+			email = argv[i];
+		} else {
+			rest[n++] = argv[i];
+		}
+	}
+	struct hub_args a;
+	if (!rc)
+		rc = parse_hub_args("admin reset-password", n, rest, &a);
+	free(rest);
+	if (rc)
+		return rc == CMDLINE_HELP ? 0 : rc;
+	if (!a.data || !email || !strchr(email, '@')) {
+		fprintf(stderr,
+		        "roost admin reset-password: give the account's EMAIL and --data DIR\n");
+		cmdline_help(stderr, "admin reset-password", NULL);
+		return 2;
+	}
+	return hub_admin_reset_password(&a.cfg, email, ttl);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
 	struct hub_args a;
 	int rc = parse_hub_args("serve", argc, argv, &a);
 	if (rc)
-		return rc;
+		return rc == CMDLINE_HELP ? 0 : rc;
 	if (!a.data) {
 		fprintf(stderr, "usage: roost serve --data DIR [--listen ADDR] [--api-port N] "
 		                "[--content-port N] [--dashboard-port N]\n");
@@ -424,7 +543,7 @@ static int cmd_demo(int argc, char **argv)
 	int rc = parse_hub_args("demo", nrest, rest, &a);
 	free(rest);
 	if (rc)
-		return rc;
+		return rc == CMDLINE_HELP ? 0 : rc;
 	if (!a.data)
 		a.data = a.cfg.data_dir = "demo-data";
 	const char *email = "demo@roost.local";
@@ -556,7 +675,7 @@ static int cmd_backup(bool backup, int argc, char **argv)
 	int n = 0;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(usage, stdout);
+			cmdline_help(stdout, what, NULL); /* as every command's */
 			free(rest);
 			return 0;
 		}
@@ -596,6 +715,16 @@ int main(int argc, char **argv)
 	}
 	if (getenv("ROOST_DEBUG"))
 		log_set_level(LOG_DEBUG);
+	cmdline_set_usage(usage_text);
+	if (argc >= 3 && strcmp(argv[1], "help") == 0) {
+		/* roost help CMD [SUB]: that command's usage */
+		char both[96];
+		snprintf(both, sizeof both, "%s %s", argv[2], argc >= 4 ? argv[3] : "");
+		if ((argc >= 4 && cmdline_usage(stdout, both)) || cmdline_usage(stdout, argv[2]))
+			return 0;
+		fprintf(stderr, "roost help: no command '%s'\n\n%s", argv[2], usage_text);
+		return 2;
+	}
 	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		fputs(usage_text, argc < 2 ? stderr : stdout);
@@ -633,7 +762,7 @@ int main(int argc, char **argv)
 		int rc = parse_hub_args(what, n, rest, &a);
 		free(rest);
 		if (rc)
-			return rc;
+			return rc == CMDLINE_HELP ? 0 : rc;
 		if (!a.data) {
 			fprintf(stderr, "usage: roost admin %s --data DIR [--db URL]%s [--json]\n",
 			        argv[2],
@@ -648,7 +777,7 @@ int main(int argc, char **argv)
 		struct hub_args a;
 		int rc = parse_hub_args("admin rotate-keys", argc - 3, argv + 3, &a);
 		if (rc)
-			return rc;
+			return rc == CMDLINE_HELP ? 0 : rc;
 		if (!a.data) {
 			fprintf(stderr, "usage: roost admin rotate-keys --data DIR [--db URL]\n");
 			return 2;
@@ -658,6 +787,17 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "admin") == 0 && argc >= 3 &&
 	    (strcmp(argv[2], "backup") == 0 || strcmp(argv[2], "restore") == 0))
 		return cmd_backup(strcmp(argv[2], "backup") == 0, argc - 3, argv + 3);
+	if (strcmp(cmd, "admin") == 0 && argc >= 3 && strcmp(argv[2], "reset-password") == 0)
+		return cmd_admin_reset(argc - 3, argv + 3);
+	if (strcmp(cmd, "admin") == 0) {
+		/* roost admin alone, --help, or a subcommand there is not */
+		bool help =
+		    argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+		if (argc >= 3 && !help)
+			fprintf(stderr, "roost admin: unknown subcommand %s\n", argv[2]);
+		cmdline_help(help ? stdout : stderr, "admin", NULL);
+		return help ? 0 : 2;
+	}
 	static const struct cmdline_cmd host_cmds[] = {
 	    {"host", cmd_host},
 	    {"hosts", cmd_hosts},

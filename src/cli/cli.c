@@ -19,8 +19,11 @@
 
 static int cmd_login(struct opts *o)
 {
+	if (o->sso)
+		return cmd_login_sso(o);
 	if (!o->hub || !o->email) {
-		fprintf(stderr, "usage: roost login --hub URL --email EMAIL\n");
+		fprintf(stderr, "usage: roost login --hub URL --email EMAIL [--code CODE] "
+		                "[--cacert CA.pem] | roost login --sso --hub URL\n");
 		return 2;
 	}
 	struct client c = {0};
@@ -44,6 +47,11 @@ static int cmd_login(struct opts *o)
 		json_t *r = client_call(&c, "POST", url, body, "login");
 		json_decref(body);
 		free(url);
+		if (json_is_true(json_object_get(r, "totp_required"))) {
+			json_t *first = r;
+			r = login_second_step(&c, first, o->code);
+			json_decref(first);
+		}
 		const char *tok = json_get_str(r, "token");
 		if (tok && client_save_config(c.hub, tok, o->email, c.cacert) == 0) {
 			char *path = client_config_path();
@@ -367,6 +375,8 @@ int cli_run(const char *cmd, int argc, char **argv)
 	    {"token", cmd_token},
 	    {"sessions", cmd_sessions},
 	    {"passwd", cmd_passwd},
+	    {"2fa", cmd_2fa},
+	    {"account", cmd_account},
 	};
 	return cmdline_run(cmds, sizeof cmds / sizeof cmds[0], cmd, argc, argv);
 }

@@ -74,9 +74,11 @@ int cmd_invite(struct opts *o)
 
 int cmd_join(struct opts *o)
 {
-	if (need_args(o, 1, 1, "join", "INVITE_URL --email EMAIL") || !o->email) {
+	if (need_args(o, 1, 1, "join", "INVITE_URL --email EMAIL [--name NAME] [--code CODE]") ||
+	    !o->email) {
 		if (!o->email)
-			fprintf(stderr, "usage: roost join INVITE_URL --email EMAIL\n");
+			fprintf(stderr, "usage: roost join INVITE_URL --email EMAIL [--name NAME] "
+			                "[--code CODE]\n");
 		return 2;
 	}
 	const char *u = o->pos[0], *mark = strstr(u, "/invite/");
@@ -103,6 +105,10 @@ int cmd_join(struct opts *o)
 		char *url = xasprintf("%s/api/v1/invites/accept", c.hub);
 		json_t *body = json_pack("{s:s, s:s, s:s}", "token", mark + 8, "email", o->email,
 		                         "password", pw);
+		if (o->name)
+			json_object_set_new(body, "name", json_string(o->name));
+		if (o->code)
+			json_object_set_new(body, "code", json_string(o->code));
 		json_t *r = client_call(&c, "POST", url, body, "join");
 		json_decref(body);
 		free(url);
@@ -128,7 +134,13 @@ static void print_members(json_t *r, const struct client *c)
 	size_t i;
 	json_t *m;
 	json_array_foreach(json_object_get(r, "members"), i, m)
-	    printf("%-8s %s\n", json_get_str(m, "role"), json_get_str(m, "email"));
+	{
+		char who[400];
+		printf(
+		    "%-8s %s%s\n", json_get_str(m, "role"),
+		    fmt_person(json_get_str(m, "email"), json_get_str(m, "name"), who, sizeof who),
+		    json_is_true(json_object_get(m, "totp")) ? "  (2FA)" : "");
+	}
 }
 
 int cmd_members(struct opts *o)

@@ -11,12 +11,62 @@
 #include <time.h>
 #include <unistd.h>
 
+static const char *usage_text;
+
+void cmdline_set_usage(const char *text)
+{
+	usage_text = text;
+}
+
+/* Does line (of the usage text) document cmd: "  roost CMD" then a space or its end? */
+static bool documents(const char *line, const char *cmd)
+{
+	size_t n = strlen(cmd);
+	return strncmp(line, "  roost ", 8) == 0 && strncmp(line + 8, cmd, n) == 0 &&
+	       (line[8 + n] == ' ' || line[8 + n] == '\n');
+}
+
+bool cmdline_usage(FILE *f, const char *cmd)
+{
+	bool any = false, in = false;
+	for (const char *line = usage_text; line && *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) + 1 : strlen(line);
+		/* A command's lines: its own, then those indented further under it. */
+		if (documents(line, cmd))
+			in = true;
+		else if (!(in && strncmp(line, "   ", 3) == 0 && strncmp(line, "  roost ", 8) != 0))
+			in = false;
+		if (in) {
+			if (!any)
+				fputs("usage:\n", f);
+			fwrite(line, 1, len, f);
+			any = true;
+		}
+		line += len;
+	}
+	return any;
+}
+
+void cmdline_help(FILE *f, const char *cmd, const char *sub)
+{
+	char both[96];
+	snprintf(both, sizeof both, "%s %s", cmd, sub ? sub : "");
+	if ((sub && cmdline_usage(f, both)) || cmdline_usage(f, cmd))
+		return;
+	fprintf(f, "roost %s: see 'roost help'\n", cmd);
+}
+
 int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 {
 	memset(o, 0, sizeof *o);
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char **val = NULL;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			cmdline_help(stdout, cmd, o->npos ? o->pos[0] : NULL);
+			return CMDLINE_HELP;
+		}
 		if (strcmp(a, "--json") == 0)
 			o->json = true;
 		else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
@@ -29,6 +79,8 @@ int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 			o->force = true;
 		else if (strcmp(a, "--all") == 0)
 			o->all = true;
+		else if (strcmp(a, "--sso") == 0)
+			o->sso = true;
 		else if (strcmp(a, "--workspace") == 0 || strcmp(a, "-w") == 0)
 			val = &o->workspace;
 		else if (strcmp(a, "--hub") == 0)
@@ -41,6 +93,8 @@ int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 			o->write = true;
 		else if (strcmp(a, "--email") == 0)
 			val = &o->email;
+		else if (strcmp(a, "--code") == 0)
+			val = &o->code;
 		else if (strcmp(a, "--version") == 0)
 			val = &o->version;
 		else if (strcmp(a, "--since") == 0)
@@ -94,7 +148,8 @@ int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 				return 2;
 			}
 		} else if (a[0] == '-' && a[1] && strcmp(a, "-") != 0) {
-			fprintf(stderr, "roost %s: unknown option %s (see 'roost help')\n", cmd, a);
+			fprintf(stderr, "roost %s: unknown option %s\n", cmd, a);
+			cmdline_help(stderr, cmd, o->npos ? o->pos[0] : NULL);
 			return 2;
 		} else if (o->npos < 8) {
 			o->pos[o->npos++] = argv[i];
@@ -138,10 +193,15 @@ const char *plural(int64_t n, const char *one, const char *many)
 const char *fmt_who(json_t *e, char *buf, size_t cap)
 {
 	json_t *via = json_object_get(e, "via");
-	const char *by = json_get_str(e, "by");
+	const char *by = json_get_str(e, "by"), *name = json_get_str(e, "by_name");
 	if (!json_object_get(e, "by")) /* a hub before attribution */
 		by = json_get_str(e, "created_by") ? json_get_str(e, "created_by")
 		                                   : json_get_str(e, "actor");
+	char named[400];
+	if (by && *by && name && *name) {
+		fmt_person(by, name, named, sizeof named);
+		by = named;
+	}
 	int64_t id = 0;
 	if (json_is_object(via) && json_get_int(via, "share_id", &id)) {
 		const char *target = json_get_str(via, "share");
@@ -156,6 +216,15 @@ const char *fmt_who(json_t *e, char *buf, size_t cap)
 	} else {
 		snprintf(buf, cap, "%s", by && *by ? by : "-");
 	}
+	return buf;
+}
+
+const char *fmt_person(const char *email, const char *name, char *buf, size_t cap)
+{
+	if (name && *name)
+		snprintf(buf, cap, "%s <%s>", name, email);
+	else
+		snprintf(buf, cap, "%s", email ? email : "-");
 	return buf;
 }
 
@@ -264,7 +333,7 @@ int cmdline_run(const struct cmdline_cmd *cmds, size_t n, const char *cmd, int a
 		struct opts o;
 		int rc = cmdline_parse(argc, argv, &o, cmd);
 		if (rc)
-			return rc;
+			return rc == CMDLINE_HELP ? 0 : rc;
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		rc = cmds[i].fn(&o);
 		curl_global_cleanup();

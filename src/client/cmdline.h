@@ -10,12 +10,14 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* Options common to client commands, pulled out of argv; the rest are positional. */
 struct opts {
 	const char *workspace, *hub, *email, *version, *since, *limit, *action, *role, *expires,
 	    *cacert, *password;
+	const char *code; /* roost login, join, 2fa: a second factor's code */
 	/* roost host */
 	const char *name; /* roost token create */
 	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max, *reserve, *relay,
@@ -27,6 +29,7 @@ struct opts {
 	bool recursive; /* roost rm -r */
 	bool force;     /* roost get --force: replace a different local file */
 	bool all;       /* roost trash --all: every page */
+	bool sso;       /* roost login --sso: through the hub's identity provider */
 	int parallel;
 	char *pos[8];
 	int npos;
@@ -38,7 +41,19 @@ struct cmdline_cmd {
 	int (*fn)(struct opts *);
 };
 
-/* Parse argv into o; 0, or 2 after printing why. */
+/* The text `roost help` prints (main.c): each command's usage is taken from it. */
+void cmdline_set_usage(const char *text);
+/* Print to f the usage lines of cmd ("serve", "host run", "admin"): those
+ * starting "  roost CMD" and the lines indented under them; false if none. */
+bool cmdline_usage(FILE *f, const char *cmd);
+/* The usage of "cmd sub" if there is one, else of cmd, else a pointer to
+ * roost help. */
+void cmdline_help(FILE *f, const char *cmd, const char *sub);
+
+/* cmdline_parse's answer to --help (the usage went to stdout): exit 0. */
+#define CMDLINE_HELP 3
+/* Parse argv into o; 0, CMDLINE_HELP, or 2 after printing why (an unknown
+ * option: its name and the command's usage). */
 int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd);
 /* Run the command of cmds[n] named cmd with its options parsed from argv
  * (curl set up around it); its exit code, or -1 if cmd is none of them. */
@@ -50,6 +65,8 @@ void fmt_time(int64_t ms, char buf[32]);
 void print_json(json_t *v);
 /* The word for n things: one ("chunk") when n is 1, else many ("chunks"). */
 const char *plural(int64_t n, const char *one, const char *many);
+/* A person as "Ann Lee <ann@x>", or the email alone without a name. Into buf. */
+const char *fmt_person(const char *email, const char *name, char *buf, size_t cap);
 /* Who made a version or an audit row, from its "by" and "via" (or the older
  * "created_by"/"actor"): "alice@x via laptop", "alice@x via a removed host",
  * "share link #3 '/docs'", or "-". Into buf, which it returns. */

@@ -239,6 +239,44 @@ static const char *const migrations[] = {
      * the snapshot names while it renews it. A crashed backup's fence lapses. */
     "CREATE TABLE gc_fences ("
     " owner TEXT PRIMARY KEY, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);",
+
+    /* 14: accounts (docs/accounts.md). A TOTP second factor: the secret (kept
+     * as base32: the hub must recompute codes, so it cannot be hashed), set
+     * when enrolment starts and in force once totp_enabled_at is; the last
+     * time step accepted, so a code is good once. Ten recovery codes per
+     * user, hashed. One-use account links: password resets an administrator
+     * issued, and the short-lived challenge between a login's password and
+     * its code; stored hashed as every token. A workspace may require 2FA. */
+    "ALTER TABLE users ADD COLUMN totp_secret TEXT;"
+    "ALTER TABLE users ADD COLUMN totp_enabled_at BIGINT;"
+    "ALTER TABLE users ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE workspaces ADD COLUMN require_2fa INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE recovery_codes ("
+    " id {ID}, user_id BIGINT NOT NULL REFERENCES users(id), code_hash TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL, used_at BIGINT);"
+    "CREATE INDEX recovery_codes_user ON recovery_codes(user_id);"
+    "CREATE TABLE account_links ("
+    " id {ID}, user_id BIGINT NOT NULL REFERENCES users(id),"
+    " kind TEXT NOT NULL CHECK (kind IN ('reset','login')), token_hash TEXT NOT NULL UNIQUE,"
+    " created_by BIGINT REFERENCES users(id), created_at BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL, used_at BIGINT);",
+
+    /* 15: single sign-on (hub/oidc.c). A flow from start to callback (its
+     * state hashed; the hash of the value in its browser's cookie; a CLI's
+     * loopback port, state and PKCE challenge), a CLI's one-use code, and a
+     * workspace's admission of new users of its email domains (a JSON array;
+     * NULL admits none) with the role they get. */
+    "CREATE TABLE oidc_flows ("
+    " state_hash TEXT PRIMARY KEY, nonce TEXT NOT NULL, verifier TEXT NOT NULL,"
+    " browser_hash TEXT NOT NULL, cli_port INTEGER NOT NULL DEFAULT 0,"
+    " cli_state TEXT NOT NULL DEFAULT '', cli_challenge TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL);"
+    "CREATE TABLE oidc_codes ("
+    " code_hash TEXT PRIMARY KEY, user_id BIGINT NOT NULL REFERENCES users(id),"
+    " challenge TEXT NOT NULL, created_at BIGINT NOT NULL);"
+    "ALTER TABLE workspaces ADD COLUMN oidc_domains TEXT;"
+    "ALTER TABLE workspaces ADD COLUMN oidc_default_role TEXT NOT NULL DEFAULT 'member'"
+    " CHECK (oidc_default_role IN ('member','admin'));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

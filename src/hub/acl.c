@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "meta.h"
 #include "acl.h"
+#include "oidc.h"
 #include "members.h"
 #include "op_http.h"
 #include "ops/ops.h"
@@ -344,6 +345,7 @@ enum MHD_Result api_workspace_get(struct req *r)
 	json_object_set_new(o, "chunk_max", json_integer(db_col_int64(st, 14)));
 	json_object_set_new(o, "role", json_string(role_name(r->role)));
 	db_finalize(st);
+	oidc_settings_get(r->db, r->ws_id, o);
 	return reply_json(r, MHD_HTTP_OK, o);
 }
 
@@ -372,16 +374,27 @@ enum MHD_Result api_workspace_update(struct req *r)
 			                   int_settings[i].name, (long long)int_settings[i].min,
 			                   (long long)int_settings[i].max);
 	}
+	char *oidc_domains = NULL;
+	const char *oidc_role = NULL;
+	int oidc = oidc_settings_parse(r, &oidc_domains, &oidc_role);
+	if (oidc < 0)
+		return MHD_YES;
+	any = any || oidc;
 	if ((json_object_get(r->json, "default_access") && (p < PERM_NONE || p > PERM_WRITE)) ||
 	    (jn && (!name || !name_valid(name, json_string_length(jn)) || strlen(name) > 100)) ||
-	    (js && (!storage || (strcmp(storage, "hub") && strcmp(storage, "hosts")))) || !any)
+	    (js && (!storage || (strcmp(storage, "hub") && strcmp(storage, "hosts")))) || !any) {
+		free(oidc_domains);
 		return reply_error(
 		    r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		    "give default_access (none, read or write), name, storage (hub or hosts), "
 		    "quota_bytes, max_file_bytes, keep_versions, keep_days, trash_days, "
-		    "gc_retention_s, replica_grace_s, min_replicas or hub_cache_bytes");
-	if (meta_begin(r->db, r->ws_id) != DB_DONE)
+		    "gc_retention_s, replica_grace_s, min_replicas, hub_cache_bytes, oidc_domains "
+		    "or oidc_default_role");
+	}
+	if (meta_begin(r->db, r->ws_id) != DB_DONE) {
+		free(oidc_domains);
 		return reply_db_error(r);
+	}
 	int rc = DB_DONE;
 	json_t *changed = json_object();
 	for (size_t i = 0; i < N_INT_SETTINGS && rc == DB_DONE; i++) {
@@ -394,6 +407,9 @@ enum MHD_Result api_workspace_update(struct req *r)
 		free(sql);
 		json_object_set_new(changed, int_settings[i].name, json_integer(vals[i]));
 	}
+	if (rc == DB_DONE && oidc)
+		rc = oidc_settings_apply(r->db, r->ws_id, oidc_domains, oidc_role, changed);
+	free(oidc_domains);
 	if (rc != DB_DONE ||
 	    (da && db_run(r->db, "UPDATE workspaces SET default_access = ? WHERE id = ?",
 	                  perm_name(p), r->ws_id) != DB_DONE) ||

@@ -206,23 +206,25 @@ enum MHD_Result api_versions(struct req *r)
 		free(path);
 		return ret;
 	}
-	struct db_stmt *st =
-	    db_query(r->db,
-	             "SELECT v.number, v.size, v.hash, v.created_at, u.email, " META_VIA_COLS
-	             "FROM file_versions v LEFT JOIN users u ON u.id = v.created_by" META_VIA_JOINS(
-	                 "v.host_id", "v.share_id") "WHERE v.file_id = ? "
-	                                            "ORDER BY v.number DESC",
-	             fi.id);
+	struct db_stmt *st = db_query(
+	    r->db,
+	    "SELECT v.number, v.size, v.hash, v.created_at, u.email, u.name, " META_VIA_COLS
+	    "FROM file_versions v LEFT JOIN users u ON u.id = v.created_by" META_VIA_JOINS(
+	        "v.host_id", "v.share_id") "WHERE v.file_id = ? "
+	                                   "ORDER BY v.number DESC",
+	    fi.id);
 	json_t *arr = json_array();
 	while (st && db_step(st) == DB_ROW) {
 		/* created_by: the user, "" for a share link's upload (as before "by") */
-		const char *by = db_col_is_null(st, 8) ? db_col_text(st, 4) : NULL;
+		const char *by = db_col_is_null(st, 9) ? db_col_text(st, 4) : NULL;
 		json_t *v = json_pack(
 		    "{s:I, s:I, s:s, s:I, s:s, s:b}", "version", (json_int_t)db_col_int64(st, 0),
 		    "size", (json_int_t)db_col_int64(st, 1), "hash", db_col_text(st, 2),
 		    "created_at", (json_int_t)db_col_int64(st, 3), "created_by", by ? by : "",
 		    "current", db_col_int64(st, 0) == fi.version_no);
-		meta_via_json(v, st, 5, by, false);
+		meta_via_json(v, st, 6, by, false);
+		if (by && !db_col_is_null(st, 5))
+			json_object_set_new(v, "by_name", json_string(db_col_text(st, 5)));
 		json_array_append_new(arr, v);
 	}
 	db_finalize(st);
@@ -402,7 +404,7 @@ enum MHD_Result api_audit(struct req *r)
 	struct db_stmt *st = db_query(
 	    r->db,
 	    "SELECT a.id, a.action, a.target, a.at, a.client_addr, a.detail, "
-	    "u.email, " META_VIA_COLS
+	    "u.email, u.name, " META_VIA_COLS
 	    "FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id" META_VIA_JOINS(
 	        "a.actor_host_id", "a.actor_share_id") "WHERE a.workspace_id = ? AND a.id < ? AND "
 	                                               "COALESCE(?, a.action) = a.action "
@@ -419,7 +421,9 @@ enum MHD_Result api_audit(struct req *r)
 		                      (json_int_t)db_col_int64(st, 0), "action", db_col_text(st, 1),
 		                      "target", target, "at", (json_int_t)db_col_int64(st, 3),
 		                      "client", addr, "actor", email, "detail", d);
-		meta_via_json(e, st, 7, email, true);
+		meta_via_json(e, st, 8, email, true);
+		if (email && !db_col_is_null(st, 7) && json_is_string(json_object_get(e, "by")))
+			json_object_set_new(e, "by_name", json_string(db_col_text(st, 7)));
 		json_array_append_new(rows, e);
 	}
 	db_finalize(st);

@@ -2,6 +2,7 @@
  * roles, and the login/logout endpoints. */
 #include "hub.h"
 #include "auth.h"
+#include "account.h"
 #include "meta.h"
 #include "guard.h"
 #include "web.h"
@@ -290,11 +291,24 @@ enum MHD_Result api_login(struct req *r)
 		return reply_error(r, MHD_HTTP_UNAUTHORIZED, "invalid_credentials",
 		                   "wrong email or password");
 	}
+	const char *client = json_get_str(r->json, "client");
+	if (client && strlen(client) > 100)
+		client = NULL;
+	/* With a second factor the password only earns a challenge (account.c). */
+	int on = account_totp_enabled(r->db, uid);
+	if (on < 0)
+		return reply_db_error(r);
+	if (on)
+		return account_login_challenge(r, uid, email, client);
+	return auth_new_session(r, uid, email, client);
+}
+
+enum MHD_Result auth_new_session(struct req *r, int64_t uid, const char *email, const char *client)
+{
 	char tok[64], h[65];
 	auth_new_token(tok, h);
 	int64_t now = now_ms();
-	const char *name = json_get_str(r->json, "client");
-	if (auth_store_session(r->db, uid, h, name ? name : "cli") != DB_DONE)
+	if (auth_store_session(r->db, uid, h, client ? client : "cli") != DB_DONE)
 		return reply_db_error(r);
 	r->user_id = uid;
 	meta_audit(r, "login", email, NULL);
@@ -315,13 +329,15 @@ enum MHD_Result api_logout(struct req *r)
 
 enum MHD_Result api_me(struct req *r)
 {
-	struct db_stmt *st = db_query(r->db, "SELECT email FROM users WHERE id = ?", r->user_id);
+	struct db_stmt *st = db_query(
+	    r->db, "SELECT email, name, totp_enabled_at FROM users WHERE id = ?", r->user_id);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		return reply_db_error(r);
 	}
-	json_t *o =
-	    json_pack("{s:I, s:s}", "id", (json_int_t)r->user_id, "email", db_col_text(st, 0));
+	json_t *o = json_pack("{s:I, s:s, s:s?, s:b}", "id", (json_int_t)r->user_id, "email",
+	                      db_col_text(st, 0), "name", db_col_text(st, 1), "totp",
+	                      !db_col_is_null(st, 2));
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, o);
 }

@@ -44,6 +44,9 @@ int64_t auth_session_ttl_ms(void);
 int64_t auth_session_idle_ms(void);
 /* Record a new session token (its hash) for user uid. */
 int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const char *client);
+/* Start a session for uid (its token in the answer, or the dashboard's
+ * cookie) and reply; the login's last step. */
+enum MHD_Result auth_new_session(struct req *r, int64_t uid, const char *email, const char *client);
 enum MHD_Result api_login(struct req *r);
 enum MHD_Result api_logout(struct req *r);
 enum MHD_Result api_me(struct req *r);

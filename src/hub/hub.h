@@ -61,6 +61,8 @@ struct hub_config {
 	 * never), and a login session's lifetime and idle timeout (-1: defaults) */
 	int64_t rotate_keys_every_ms;
 	int64_t session_lifetime_ms, session_idle_ms;
+	/* OpenID Connect sign-in (oidc.c); no issuer: off */
+	const char *oidc_issuer, *oidc_client_id, *oidc_secret_file, *oidc_name, *oidc_redirect_uri;
 };
 
 struct hub_metrics {
@@ -102,6 +104,7 @@ struct hub {
 	pthread_t keyrot_thread;  /* keyrot.c: the signing key's scheduled rotation */
 	atomic_bool keyrot_stopping;
 	bool keyrot_running;
+	struct oidc *oidc; /* single sign-on (oidc.c); NULL: off */
 };
 
 /* What a request authenticated with: the route table says which kinds may

@@ -8,6 +8,7 @@
  * new email; an existing one must give its password). */
 #include "hub.h"
 #include "auth.h"
+#include "account.h"
 #include "meta.h"
 #include "guard.h"
 #include "members.h"
@@ -93,7 +94,8 @@ enum MHD_Result api_members(struct req *r)
 {
 	struct db_stmt *st =
 	    db_query(r->db,
-	             "SELECT u.id, u.email, m.role, m.created_at FROM memberships m "
+	             "SELECT u.id, u.email, m.role, m.created_at, u.name, "
+	             "CASE WHEN u.totp_enabled_at IS NULL THEN 0 ELSE 1 END FROM memberships m "
 	             "JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ? "
 	             "ORDER BY m.created_at, u.id",
 	             r->ws_id);
@@ -101,10 +103,12 @@ enum MHD_Result api_members(struct req *r)
 		return reply_db_error(r);
 	json_t *arr = json_array();
 	while (db_step(st) == DB_ROW)
-		json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:I}", "user_id",
+		json_array_append_new(arr, json_pack("{s:I, s:s, s:s?, s:s, s:I, s:b}", "user_id",
 		                                     (json_int_t)db_col_int64(st, 0), "email",
-		                                     db_col_text(st, 1), "role", db_col_text(st, 2),
-		                                     "since", (json_int_t)db_col_int64(st, 3)));
+		                                     db_col_text(st, 1), "name", db_col_text(st, 4),
+		                                     "role", db_col_text(st, 2), "since",
+		                                     (json_int_t)db_col_int64(st, 3), "totp",
+		                                     db_col_int64(st, 5) != 0));
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "members", arr));
 }
@@ -421,6 +425,9 @@ enum MHD_Result api_invite_accept(struct req *r)
 		                         "this email has an account: give its password")
 		           : reply_error(r, MHD_HTTP_BAD_REQUEST, "weak_password",
 		                         "the password must be at least 8 characters");
+	/* Joining starts a session: an account with a second factor gives its code. */
+	if (uid && account_second_factor(r, uid, email, json_get_str(r->json, "code")))
+		return MHD_YES;
 	r->ws_id = ws;
 	if (meta_begin(r->db, ws) != DB_DONE)
 		return reply_db_error(r);

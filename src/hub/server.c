@@ -6,6 +6,7 @@
  * or argon2id without stalling other clients. */
 #include "hub.h"
 #include "auth.h"
+#include "account.h"
 #include "dav/route.h"
 #include "feed.h"
 #include "api.h"
@@ -22,6 +23,7 @@
 #include "members.h"
 #include "web.h"
 #include "keyrot.h"
+#include "oidc.h"
 #include "stats.h"
 #include "zip.h"
 #include "init.h"
@@ -171,6 +173,24 @@ static const struct route routes[] = {
     {"GET", "/api/v1/sessions", R_AUTH, BODY_NONE, NULL, NULL, api_sessions},
     {"DELETE", "/api/v1/sessions/*", R_AUTH, BODY_NONE, NULL, NULL, api_session_revoke},
     {"POST", "/api/v1/password", R_AUTH, BODY_JSON, NULL, NULL, api_password_change},
+    {"POST", "/api/v1/login/totp", 0, BODY_JSON, NULL, NULL, api_login_totp},
+    {"PATCH", "/api/v1/me", R_AUTH, BODY_JSON, NULL, NULL, api_me_update},
+    {"GET", "/api/v1/2fa", R_AUTH, BODY_NONE, NULL, NULL, api_totp_status},
+    {"POST", "/api/v1/2fa/setup", R_AUTH, BODY_NONE, NULL, NULL, api_totp_setup},
+    {"POST", "/api/v1/2fa/enable", R_AUTH, BODY_JSON, NULL, NULL, api_totp_enable},
+    {"POST", "/api/v1/2fa/disable", R_AUTH, BODY_JSON, NULL, NULL, api_totp_disable},
+    {"GET", "/api/v1/workspaces/*/security", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
+     api_ws_security_get},
+    {"PUT", "/api/v1/workspaces/*/security", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_ws_security_set},
+    {"POST", "/api/v1/workspaces/*/members/*/reset-link", R_AUTH | R_WS, BODY_JSON, NULL, NULL,
+     api_member_reset_link},
+    {"GET", "/api/v1/password/reset/*", 0, BODY_NONE, NULL, NULL, api_reset_peek},
+    {"POST", "/api/v1/password/reset", 0, BODY_JSON, NULL, NULL, api_reset_password},
+    {"GET", "/api/v1/oidc", 0, BODY_NONE, NULL, NULL, api_oidc_info},
+    {"GET", "/api/v1/oidc/start", 0, BODY_NONE, NULL, NULL, api_oidc_start},
+    {"GET", "/api/v1/oidc/callback", 0, BODY_NONE, NULL, NULL, api_oidc_callback},
+    {"POST", "/api/v1/oidc/exchange", 0, BODY_JSON, NULL, NULL, api_oidc_exchange},
     /* WebDAV (dav.c): every method under /dav/, authenticated by dav.c itself */
     {"*", "/dav/", R_PREFIX, BODY_STREAM, dav_begin, dav_data, dav_handle},
 };
@@ -623,6 +643,8 @@ static bool admit(struct req *r)
 			reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such workspace");
 			return false;
 		}
+		if (account_require_2fa(r) != 0)
+			return false;
 	}
 	return true;
 }
@@ -1023,6 +1045,8 @@ int hub_serve(struct hub_config *cfg)
 		log_error("--host-ca %s: %s", cfg->host_ca, strerror(-ca));
 		return 1;
 	}
+	if (oidc_init(hub) != 0)
+		return 1;
 	feed_start_listener(hub);
 	jobs_start(hub);
 	keyrot_start(hub);
@@ -1058,6 +1082,7 @@ int hub_serve(struct hub_config *cfg)
 	guard_free(hub->guard);
 	connlimit_free(hub->conns);
 	traffic_free(hub->traffic);
+	oidc_free(hub);
 	free(hub->tls_cert_pem);
 	if (hub->tls_key_pem) {
 		memset(hub->tls_key_pem, 0, strlen(hub->tls_key_pem));

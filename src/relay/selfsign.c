@@ -4,6 +4,7 @@
  * Threads: the relay's main thread, at start-up.
  */
 #include "relay.h"
+#include "../client/cmdline.h"
 #include "../core/util.h"
 
 #include <event2/util.h>
@@ -124,6 +125,10 @@ int relay_main(int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char **val = NULL;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			cmdline_help(stdout, "relay", NULL);
+			return 0;
+		}
 		if (strcmp(a, "--self-signed") == 0)
 			self_signed = true;
 		else if (strcmp(a, "--data") == 0)
@@ -148,6 +153,7 @@ int relay_main(int argc, char **argv)
 			val = &limit;
 		if (!val && !(strcmp(a, "--self-signed") == 0)) {
 			fprintf(stderr, "roost relay: unknown option %s\n", a);
+			cmdline_help(stderr, "relay", NULL);
 			return 2;
 		}
 		if (val) {

@@ -21,6 +21,33 @@ def need(ok, what):
         sys.exit("browser tests: %s (run ./scripts/install-deps and rebuild)" % what)
 
 
+def start_provider(hub, tmp):
+    """The OpenID provider of oidc.test.mjs (oidc_provider.mjs: the npm package
+    oidc-provider), and the hub's --oidc-* options for it. The process, which
+    the caller stops."""
+    secret = os.path.join(tmp, "oidc-secret")
+    with open(secret, "w") as f:
+        f.write(os.urandom(16).hex() + "\n")
+    redirect = "http://127.0.0.1:%d/api/v1/oidc/callback" % hub.dash_port
+    log = open(os.path.join(tmp, "oidc-provider.log"), "ab")
+    proc = subprocess.Popen(["node", os.path.join(HERE, "oidc_provider.mjs"), redirect, secret],
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    issuer = None
+    for line in proc.stdout:  # its warnings go to the log; the issuer comes alone
+        if line.startswith("http://"):
+            issuer = line.strip()
+            break
+    if not issuer:
+        proc.wait(30)
+        with open(log.name) as f:
+            sys.exit("browser tests: the OpenID provider did not start:\n" + f.read()[-2000:])
+    hub.serve_args += ["--oidc-issuer", issuer, "--oidc-client-id", "roost",
+                       "--oidc-client-secret-file", secret, "--oidc-name", "Test ID",
+                       "--oidc-redirect-uri", redirect]
+    os.environ["OIDC_ISSUER"] = issuer
+    return proc
+
+
 def main():
     need(os.access(CHROMIUM, os.X_OK), "no chromium at " + CHROMIUM)
     node = shutil.which("node")
@@ -33,8 +60,11 @@ def main():
     if os.environ.get("ROOST_WEB_DIR"):
         hub.serve_args = ["--web-dir", os.environ["ROOST_WEB_DIR"]]
     host = harness.Host(hub, tmp, "alpha", heartbeat=1)
+    provider = None
     rc = 1
     try:
+        if TEST_FILE.startswith("oidc"):
+            provider = start_provider(hub, tmp)
         hub.start()
         hub.login_cli()
         host.join()
@@ -62,6 +92,9 @@ def main():
         except AssertionError as e:  # the test stops it on purpose; say so, don't fail
             print("host:", e)
         hub.stop()
+        if provider:
+            provider.terminate()
+            provider.wait(30)
         if rc != 0 or os.environ.get("ROOST_KEEP_TMP"):
             print("kept", tmp, "(hub.log, host-alpha.log)")
         else:

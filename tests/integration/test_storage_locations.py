@@ -232,7 +232,11 @@ class LocationsTest(HubTest):
                     break
         finally:
             self.settings(min_replicas=2)
-        self.assertEqual(got, whole["files"])
+        # The pages put together are the whole list. Not the copy counts: a host may
+        # finish fetching a file between the whole list and a page.
+        def files(fs):
+            return [(f["path"], f["version"], f["size"]) for f in fs]
+        self.assertEqual(files(got), files(whole["files"]))
         self.assertEqual([f["path"] for f in got], sorted(f["path"] for f in got))
         for f in got:
             self.assertLess(f["copies"], 10)

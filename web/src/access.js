@@ -12,19 +12,31 @@ function Members({ ws, me, feed, admin }) {
   const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/members')), [ws.id],
     { feed, match: (ev) => ev.kind.startsWith('member.') });
   const [run, err] = useAction(reload);
+  const [reset, setReset] = useState(null);
+  const resetLink = async (m) => {
+    const r = await run(() => api('POST', wsPath(ws.id, '/members/' + m.user_id + '/reset-link'), {}));
+    if (r) setReset(r);
+  };
   return html`<section class="card" aria-labelledby="members-h">
     <h2 id="members-h">Members</h2>
     <${ErrorLine} error=${error || err} />
-    <table class="list"><thead><tr><th>Email</th><th>Role</th><th class="wide">Since</th><th><span class="sr-only">Actions</span></th></tr></thead>
+    ${reset && html`<div class="made" role="status">
+      <p>A one-use link for ${reset.email} to set a new password, until ${fmtTime(reset.expires_at)}.
+        Send it to them; using it ends every login of the account.</p>
+      <${CopyField} label="Reset link" value=${reset.url} />
+      <button type="button" onClick=${() => setReset(null)}>Done</button></div>`}
+    <table class="list"><thead><tr><th>Member</th><th>Role</th><th class="wide">Since</th><th><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>${data && data.members.map((m) => html`<tr>
-      <td>${m.email}</td>
+      <td title=${m.email}>${m.name ? html`${m.name} <span class="muted">${m.email}</span>` : m.email}${m.totp ? html` <span class="badge" title="two-factor authentication on">2FA</span>` : ''}</td>
       <td>${admin && m.user_id !== me.id
         ? html`<select aria-label=${'Role of ' + m.email} value=${m.role}
             onChange=${(e) => run(() => api('PUT', wsPath(ws.id, '/members/' + m.user_id), { role: e.target.value }))}>
             ${ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select>`
         : m.role}</td>
       <td class="wide">${fmtTime(m.since)}</td>
-      <td class="row-actions">${(admin || m.user_id === me.id) && html`<button type="button" class="danger"
+      <td class="row-actions">${admin && m.user_id !== me.id && html`<button type="button"
+        onClick=${() => resetLink(m)}>Reset link</button>`}
+        ${(admin || m.user_id === me.id) && html`<button type="button" class="danger"
         onClick=${() => run(() => api('DELETE', wsPath(ws.id, '/members/' + m.user_id)))}>
         ${m.user_id === me.id ? 'Leave' : 'Remove'}</button>`}</td>
     </tr>`)}</tbody></table>
@@ -131,6 +143,23 @@ function Shares({ ws, feed }) {
   </section>`;
 }
 
+// Whether the workspace requires two-factor authentication (owners set it,
+// and must have it themselves).
+function Security({ ws, me }) {
+  const { data, error, reload } = useLive(() => api('GET', wsPath(ws.id, '/security')), [ws.id]);
+  const [run, err] = useAction(reload);
+  if (!data) return html`<${ErrorLine} error=${error} />`;
+  return html`<section class="card" aria-labelledby="security-h">
+    <h2 id="security-h">Sign-in</h2>
+    <label class="check"><input type="checkbox" checked=${data.require_2fa}
+      onChange=${(e) => run(() => api('PUT', wsPath(ws.id, '/security'), { require_2fa: e.target.checked }))} />
+      Members must use two-factor authentication</label>
+    <p class="muted">Members without it are asked to turn it on (<a href="/account">Account</a>) before they reach
+      this workspace. ${me.totp ? '' : 'Turn it on for yourself first.'}</p>
+    <${ErrorLine} error=${error || err} />
+  </section>`;
+}
+
 export function AccessView({ ws, feed, me, route }) {
   const admin = ws.role === 'owner' || ws.role === 'admin';
   const path = route.params.get('path') || '/';
@@ -138,6 +167,7 @@ export function AccessView({ ws, feed, me, route }) {
     <${AclEditor} ws=${ws} feed=${feed} path=${path} admin=${admin} />
     <${Members} ws=${ws} me=${me} feed=${feed} admin=${admin} />
     ${admin && html`<${Invites} ws=${ws} feed=${feed} />`}
+    ${ws.role === 'owner' && html`<${Security} ws=${ws} me=${me} />`}
     <${Shares} ws=${ws} feed=${feed} />
   </main>`;
 }

@@ -10,8 +10,9 @@ import { HostsView } from './hosts.js';
 import { ActivityView } from './activity.js';
 import { TrashView } from './trash.js';
 import { StorageView } from './storage.js';
+import { AccountPage, ResetPage } from './account.js';
 
-// ---- routing: /login, /invite/TOKEN, /host-invite/TOKEN, /w/WS/{files/PATH…,access,hosts,storage,activity} ----
+// ---- routing: /login, /invite/TOKEN, /host-invite/TOKEN, /reset/TOKEN, /account, /w/WS/{files/PATH…,access,hosts,storage,activity} ----
 
 function useLocation() {
   const [loc, setLoc] = useState(location.pathname + location.search);
@@ -42,6 +43,8 @@ function parseRoute(loc) {
   if (parts[0] === 'login') return { name: 'login' };
   if (parts[0] === 'invite' && parts[1]) return { name: 'invite', token: parts[1] };
   if (parts[0] === 'host-invite' && parts[1]) return { name: 'invite', token: parts[1] };
+  if (parts[0] === 'reset' && parts[1]) return { name: 'reset', token: parts[1] };
+  if (parts[0] === 'account') return { name: 'account' };
   if (parts[0] === 'w' && parts[1]) {
     const ws = Number(parts[1]);
     const view = parts[2] || 'files';
@@ -53,18 +56,48 @@ function parseRoute(loc) {
 
 // ---- login and invites ----
 
+// What a refused single sign-on means, by the hub's error code (the hub sends
+// the browser back to /login?sso_error=CODE; the words are ours, never the URL's).
+const SSO_ERRORS = {
+  oidc_no_account: 'Your account has no access to this hub. Ask an administrator for an invite.',
+  oidc_token: 'The sign-in could not be verified. Try again; if it keeps failing, tell the hub\'s operator.',
+  oidc_state: 'That sign-in expired or was started in another browser. Try again.',
+  oidc_denied: 'The identity provider did not sign you in.',
+  oidc_code: 'The identity provider refused the sign-in. Try again.',
+  oidc_unavailable: 'The identity provider cannot be reached. Try again later.',
+};
+
+// The password, then (for an account with two-factor authentication) the
+// code: the first answer is a challenge the second step spends.
 function LoginPage({ onLogin }) {
-  const [error, setError] = useState(null);
+  const ssoError = new URLSearchParams(location.search).get('sso_error');
+  const [error, setError] = useState(
+    ssoError ? new Error(SSO_ERRORS[ssoError] || 'Single sign-on failed. Try again.') : null);
   const [busy, setBusy] = useState(false);
+  const [challenge, setChallenge] = useState(null);
+  const [sso, setSso] = useState(null); // {enabled, name, start_url} from GET /oidc
+  useEffect(() => {
+    api('GET', '/oidc', undefined, { noRedirect: true }).then(setSso, () => setSso(null));
+  }, []);
   const submit = async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
     setBusy(true);
     try {
-      await api('POST', '/login', { email: f.get('email'), password: f.get('password'), client: 'dashboard' },
-        { noRedirect: true });
-      await onLogin();
+      if (challenge) {
+        await api('POST', '/login/totp', { challenge, code: f.get('code'), client: 'dashboard' },
+          { noRedirect: true });
+        await onLogin();
+      } else {
+        const r = await api('POST', '/login', { email: f.get('email'), password: f.get('password'), client: 'dashboard' },
+          { noRedirect: true });
+        if (r && r.totp_required) {
+          setChallenge(r.challenge);
+          setError(null);
+        } else await onLogin();
+      }
     } catch (err) {
+      if (err.code === 'challenge_invalid') setChallenge(null);
       setError(err);
     }
     setBusy(false);
@@ -72,10 +105,16 @@ function LoginPage({ onLogin }) {
   return html`<main class="center">
     <form class="card auth" onSubmit=${submit}>
       <h1><img src="/icon.svg" alt="" width="28" height="28" /> roost</h1>
-      <label>Email<input name="email" type="email" autocomplete="username" required autofocus /></label>
-      <label>Password<input name="password" type="password" autocomplete="current-password" required /></label>
+      ${challenge
+        ? html`<label>Two-factor code<input name="code" inputmode="numeric" autocomplete="one-time-code"
+            required autofocus /></label>
+            <p class="muted">The six digits your authenticator app shows, or a recovery code.</p>`
+        : html`<label>Email<input name="email" type="email" autocomplete="username" required autofocus /></label>
+            <label>Password<input name="password" type="password" autocomplete="current-password" required /></label>`}
       <${ErrorLine} error=${error} />
-      <button class="primary" disabled=${busy}>Log in</button>
+      <button class="primary" disabled=${busy}>${challenge ? 'Verify' : 'Log in'}</button>
+      ${!challenge && sso?.enabled && html`<p class="or">or</p>
+        <a class="button sso" href="/api/v1/oidc/start">Sign in with ${sso.name}</a>`}
     </form>
   </main>`;
 }
@@ -245,7 +284,7 @@ function Shell({ me, workspaces, route, reloadWorkspaces, logout }) {
       </nav>
       <div class="who">
         <${LiveBadge} feed=${feed} />
-        <span class="email" title=${ws.role}>${me.email}</span>
+        <a class="email" href="/account" title=${me.email + ' · ' + ws.role}>${me.name || me.email}</a>
         <button type="button" onClick=${logout}>Log out</button>
       </div>
     </header>
@@ -290,11 +329,13 @@ function App() {
   };
   if (session.loading) return html`<main class="center"><p>Loading…</p></main>`;
   if (route.name === 'invite') return html`<${InvitePage} token=${route.token} onLogin=${load} />`;
+  if (route.name === 'reset') return html`<${ResetPage} token=${route.token} />`;
   if (!session.me) {
     return html`<${LoginPage} onLogin=${async () => {
       if (await load() && route.name === 'login') navigate('/', true);
     }} />`;
   }
+  if (route.name === 'account') return html`<${AccountPage} me=${session.me} reload=${load} />`;
   if (route.name === 'home' || route.name === 'login') {
     const first = session.workspaces[0];
     if (first) setTimeout(() => navigate('/w/' + first.id + '/files', true));

@@ -39,7 +39,8 @@ export const plural = (n, word, many = word + 's') => n + ' ' + (n === 1 ? word 
 // "share link #3 '/docs'", or the older created_by / actor.
 export function fmtWho(e) {
   const v = e.via;
-  const by = 'by' in e ? e.by : (e.created_by || e.actor);
+  let by = 'by' in e ? e.by : (e.created_by || e.actor);
+  if (by && e.by_name) by = e.by_name + ' <' + by + '>';
   if (v && v.share_id != null) return 'share link #' + v.share_id + (v.share ? " '" + v.share + "'" : '');
   if (v && v.host_id != null) return (by || '—') + ' via ' + (v.host || 'a removed host');
   return by || '—';

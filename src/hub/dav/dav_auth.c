@@ -3,6 +3,7 @@
  * only over TLS or from this machine. */
 #include "dav.h"
 #include "../auth.h"
+#include "../account.h"
 #include "../meta.h"
 #include "../guard.h"
 #include "../limits.h"
@@ -141,6 +142,12 @@ static int basic_app_password(struct req *r, const char *email, const char *pass
 	return rc == DB_ROW ? 0 : rc == DB_DONE ? 1 : -1;
 }
 
+/* basic_auth: the password was right, but the account has a second factor. */
+#define DAV_AUTH_NEEDS_APP 2
+#define NEEDS_APP_TEXT                                                                             \
+	"this account uses two-factor authentication: its password alone does not open WebDAV; "   \
+	"use your email and an app password (roost token create --name NAME)\n"
+
 /* An app password (an API token of this user) or the account password: 0
  * authenticated, 1 not, or AUTH_DB_ERROR, AUTH_THROTTLED, AUTH_BUSY. */
 static int basic_auth(struct req *r, const char *authz, int64_t *retry_ms)
@@ -172,6 +179,12 @@ static int basic_auth(struct req *r, const char *authz, int64_t *retry_ms)
 			return uid < 0 ? (int)uid : 1;
 		cache_put(r->db, key, uid);
 	}
+	/* The account password alone is not enough once a second factor guards
+	 * the account (also for a password cached before): a mount uses an app
+	 * password (docs/security.md). */
+	int on = account_totp_enabled(r->db, uid);
+	if (on != 0)
+		return on < 0 ? AUTH_DB_ERROR : DAV_AUTH_NEEDS_APP;
 	r->user_id = uid;
 	r->cred = CRED_PASSWORD;
 	r->token_id = -uid; /* the rate limiter's key for password sessions */
@@ -205,6 +218,13 @@ int dav_auth(struct req *r)
 			           rc == AUTH_BUSY ? MHD_HTTP_SERVICE_UNAVAILABLE
 			                           : MHD_HTTP_TOO_MANY_REQUESTS,
 			           retry_ms);
+			return 1;
+		}
+		if (rc == DAV_AUTH_NEEDS_APP) {
+			dav_send_full(r, MHD_HTTP_UNAUTHORIZED, "text/plain; charset=utf-8",
+			              xstrdup(NEEDS_APP_TEXT), strlen(NEEDS_APP_TEXT),
+			              "WWW-Authenticate",
+			              "Basic realm=\"roost\", charset=\"UTF-8\"", NULL, NULL);
 			return 1;
 		}
 		if (rc > 0) {
