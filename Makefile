@@ -7,8 +7,11 @@ FUZZ_SECONDS ?= 120
 # Found inputs (crash-*, leak-*, …) and each harness's log go here.
 FUZZ_OUT   ?= $(FUZZ_BUILD)/findings
 JOBS       ?= $(shell nproc)
+# make install: where (PREFIX) and under which staging root (DESTDIR, for packages).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
-.PHONY: all deps build demo test test-fast test-asan test-fuzz fuzz fuzz-build bench screenshots clean
+.PHONY: all deps build install demo test test-fast test-asan test-fuzz fuzz fuzz-build bench screenshots clean
 
 all: build
 
@@ -18,6 +21,14 @@ deps:
 build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The binary, the dashboard, the bash completion, the docs and the systemd units
+# under DESTDIR/PREFIX (docs/operations.md). Builds first if needed (as the
+# configured build: a build made with -DROOST_WEB=OFF installs no dashboard).
+install:
+	@test -f $(BUILD)/CMakeCache.txt || $(MAKE) build
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # Installs packages, builds, and runs a hub on loopback with a demo login.
 demo: deps build

@@ -21,7 +21,8 @@ _roost_options()
 		echo "--data --db --listen --api-port --content-port --dashboard-port --heartbeat"
 		echo "--tls-cert --tls-key --host-ca --rate-limit --login-throttle"
 		echo "--max-conns-per-ip --head-timeout --web-dir --gc-every --scrub-every"
-		echo "--replicate-every --retention --job-rate"
+		echo "--replicate-every --retention --job-rate --rotate-keys-every"
+		echo "--session-lifetime --session-idle"
 		[ "$1" = serve ] && echo "--oidc-issuer --oidc-client-id --oidc-client-secret-file" \
 			"--oidc-name --oidc-redirect-uri"
 		[ "$1" = demo ] && echo "--host-port --relay-port --tunnel-port"
@@ -36,7 +37,7 @@ _roost_options()
 		;;
 	relay)
 		echo "--data --hub --hub-cacert --public --tunnel --cert --key --self-signed"
-		echo "--name --limit --rate"
+		echo "--name --limit --rate --admin-listen"
 		;;
 	login) echo "--hub --email --cacert --sso" ;;
 	ls | versions | usage | members | workspaces | sessions | shares) echo "$common" ;;
@@ -59,9 +60,10 @@ _roost_options()
 		join) echo "--dir --label --folders" ;;
 		run)
 			echo "--dir --listen --heartbeat --cache-max --reserve --advertise-url"
-			echo "--tls-cert --tls-key --relay --relay-ca --host-ca"
+			echo "--tls-cert --tls-key --relay --relay-ca --host-ca --max-up --max-down"
 			;;
 		status) echo "--dir --json" ;;
+		pause | resume) echo "--dir" ;;
 		get) echo "--dir" ;;
 		esac
 		;;
@@ -73,8 +75,8 @@ _roost_options()
 _roost_subcommands()
 {
 	case "$1" in
-	admin) echo "gc scrub replicate jobs rotate-keys remove-user" ;;
-	host) echo "invite join run status get rotate-url revoke-url rm" ;;
+	admin) echo "gc scrub replicate jobs rotate-keys remove-user backup restore reset-password" ;;
+	host) echo "invite join run status pause resume get rotate-url revoke-url rm" ;;
 	trash) echo "restore empty" ;;
 	workspace) echo "show set delete" ;;
 	token) echo "create ls revoke" ;;

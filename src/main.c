@@ -46,7 +46,12 @@ static const char usage_text[] =
     "              [--max-conns-per-ip 128]  connections at once per client address, over\n"
     "              all ports (0: no limit; behind a local proxy every client is the proxy)\n"
     "              [--head-timeout 15]  seconds a connection has to send a request head\n"
-    "              [--web-dir DIR]  the dashboard's built assets (default: the build's)\n"
+    "              [--web-dir DIR]  the dashboard's built assets (default: an installed\n"
+    "              binary's PREFIX/share/roost/web, else the build's)\n"
+    "              [--rotate-keys-every 30d]  a new token-signing key once the key is that\n"
+    "              old (default: never; old keys verify what they signed until it expires)\n"
+    "              [--session-lifetime 90d] [--session-idle 30d]  logins end that long after\n"
+    "              they began, or after that long unused (0: no idle timeout)\n"
     "              [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
     "              [--oidc-name NAME] [--oidc-redirect-uri URL]]  sign-in with an OpenID\n"
     "              Connect provider (\"Sign in with NAME\"; the redirect URI defaults to\n"
@@ -136,7 +141,11 @@ static const char usage_text[] =
     "  roost host run --dir DIR [--listen ADDR:PORT] [--heartbeat 5] [--cache-max 1G]\n"
     "                 [--advertise-url URL] [--tls-cert CERT.pem --tls-key KEY.pem]\n"
     "                 [--relay ADDR:PORT [--relay-ca CA.pem]] [--host-ca CA.pem]\n"
+    "                 [--max-up RATE] [--max-down RATE]  e.g. 5MiB/s: the agent's total over\n"
+    "                 all its transfers with the hub and other hosts\n"
     "  roost host status --dir DIR [--json]\n"
+    "  roost host pause|resume --dir DIR        stop and restart syncing (heartbeats and\n"
+    "                                           serving go on; kept across restarts)\n"
     "  roost hosts [--json]                     hosts of the workspace, online or not, with\n"
     "                                           their direct and public (relay) URLs\n"
     "  roost policy set HOST FOLDER pinned|on-demand|exclude|inherit  |  roost policy ls HOST\n"
@@ -186,7 +195,10 @@ static bool hub_option(const char *o)
 	                                    "--oidc-client-id",
 	                                    "--oidc-client-secret-file",
 	                                    "--oidc-name",
-	                                    "--oidc-redirect-uri"};
+	                                    "--oidc-redirect-uri",
+	                                    "--rotate-keys-every",
+	                                    "--session-lifetime",
+	                                    "--session-idle"};
 	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
 		if (strcmp(o, known[i]) == 0)
 			return true;
@@ -204,6 +216,7 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.max_conns_per_ip = CONNS_PER_IP_DEFAULT;
 	a->cfg.head_timeout_s = HEAD_TIMEOUT_DEFAULT;
 	a->cfg.gc_every_ms = a->cfg.scrub_every_ms = a->cfg.replicate_every_ms = -1;
+	a->cfg.session_lifetime_ms = a->cfg.session_idle_ms = -1;
 	a->cfg.gc_retention_ms = -1;
 	for (int i = 0; i < argc; i += 2) { /* every option takes a value */
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -280,6 +293,22 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			  : o[2] == 's' ? &a->cfg.scrub_every_ms
 			  : o[4] == 'p' ? &a->cfg.replicate_every_ms
 			                : &a->cfg.gc_retention_ms) = secs * 1000;
+		} else if (strcmp(o, "--rotate-keys-every") == 0 ||
+		           strcmp(o, "--session-lifetime") == 0 ||
+		           strcmp(o, "--session-idle") == 0) {
+			/* 0 turns rotation and the idle timeout off; a session always ends */
+			int64_t secs = parse_duration(v);
+			bool lifetime = o[10] == 'l';
+			if (secs < 0 || secs > INT64_MAX / 1000 || (lifetime && secs == 0)) {
+				fprintf(stderr,
+				        "roost %s: %s takes a duration such as 30d, 12h, 30m or "
+				        "90s%s\n",
+				        cmd, o, lifetime ? "" : " (0: off)");
+				return 2;
+			}
+			*(o[2] == 'r' ? &a->cfg.rotate_keys_every_ms
+			  : lifetime  ? &a->cfg.session_lifetime_ms
+			              : &a->cfg.session_idle_ms) = secs * 1000;
 		} else if (strcmp(o, "--job-rate") == 0) {
 			double r = parse_bytes(v);
 			if (r < 0) {

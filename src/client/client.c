@@ -3,6 +3,7 @@
  * workspace a client works in. A struct client and its curl handle belong
  * to one thread at a time; client_curl gives other threads their own. */
 #include "client.h"
+#include "bwlimit.h"
 #include "../core/json.h"
 #include "../core/util.h"
 
@@ -46,6 +47,7 @@ static void apply_defaults(const struct client *c, CURL *curl)
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "roost/" ROOST_VERSION);
 	if (c->timeout_s > 0)
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, c->timeout_s);
+	bwlimit_apply(curl); /* --max-up, --max-down: the process's total */
 }
 
 void client_curl_reset(const struct client *c, CURL *curl)

@@ -129,6 +129,10 @@ int cmdline_parse(int argc, char **argv, struct opts *o, const char *cmd)
 			val = &o->cache_max;
 		else if (strcmp(a, "--reserve") == 0)
 			val = &o->reserve;
+		else if (strcmp(a, "--max-up") == 0)
+			val = &o->max_up;
+		else if (strcmp(a, "--max-down") == 0)
+			val = &o->max_down;
 		else if (strcmp(a, "--relay") == 0)
 			val = &o->relay;
 		else if (strcmp(a, "--relay-ca") == 0)

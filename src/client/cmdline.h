@@ -23,6 +23,7 @@ struct opts {
 	const char *dir, *label, *folders, *listen, *heartbeat, *cache_max, *reserve, *relay,
 	    *relay_ca, *advertise_url, *tls_cert, *tls_key;
 	const char *host_ca; /* roost get, roost host run: CA for hosts' and relays' https */
+	const char *max_up, *max_down; /* roost host run: bytes/s (client/bwlimit.h) */
 	bool write, verbose;
 	bool json, quiet, parents;
 	bool recursive;      /* roost rm -r */

@@ -11,6 +11,7 @@
  * SIGINT/SIGTERM: remote changes first, in seq order, then local moves, then
  * local paths whose settle delay has passed (queue.c). */
 #include "host.h"
+#include "ignore.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/util.h"
@@ -250,6 +251,22 @@ static void sync_loop(struct host *h)
 			host_queue_count(h);
 			if (atomic_load(&h->stop))
 				break;
+			if (atomic_load(&h->paused)) {
+				/* Paused: the queue and the feed's events wait (the feed
+				 * reader stops at its cap); the file is looked at each second. */
+				if (was_busy) {
+					was_busy = false;
+					pthread_mutex_unlock(&h->mu);
+					host_write_status(h, true);
+					pthread_mutex_lock(&h->mu);
+				}
+				struct timespec ts = host_deadline(1000);
+				pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+				pthread_mutex_unlock(&h->mu);
+				host_check_paused(h);
+				pthread_mutex_lock(&h->mu);
+				continue;
+			}
 			due = host_queue_take_due(h, &ndue, &next_due);
 			if (ndue || json_array_size(h->events) || h->moves || h->rescan ||
 			    h->resync || json_array_size(h->repairs))
@@ -304,6 +321,8 @@ static void sync_loop(struct host *h)
 		pthread_mutex_unlock(&h->mu);
 		was_busy = true;
 		atomic_store(&h->state, 2);
+		if (host_ignore_refresh()) /* a pattern gone or negated brings files back */
+			rescan = resync = true;
 		if (resync || rescan || moves || json_array_size(repairs))
 			sync_settle(h); /* they read the index our batch in flight changes */
 
@@ -415,6 +434,7 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	int rc = host_load_identity(h, h->dir);
 	if (rc != 0)
 		return rc;
+	host_ignore_init(h->dir);
 	h->state_dir = xasprintf("%s/%s", h->dir, HOST_STATE_DIR);
 	h->tmp_dir = xasprintf("%s/tmp", h->state_dir);
 	char *cache_dir = xasprintf("%s/cache", h->state_dir);
@@ -455,6 +475,8 @@ void host_close(struct host *h)
 	free(h->label);
 	free(h->url);
 	free(h->tunnel_url);
+	if (h->dir)
+		host_ignore_fini();
 	free(h->dir);
 	free(h->state_dir);
 	free(h->tmp_dir);
@@ -489,11 +511,13 @@ int host_run(const struct host_config *cfg)
 	struct tunnel *tun = h->tunnel = tunnel_start(h);
 	/* A fresh index learns the whole tree; a known one replays the feed. */
 	bool policies_moved = false;
+	if (host_check_paused(h))
+		log_info("paused (roost host resume --dir %s to sync again)", h->dir);
 	for (int attempt = 0; !atomic_load(&h->stop); attempt++) {
 		if (host_load_policies(h, h->c.curl) >= 0 &&
 		    host_load_settings(h, h->c.curl) == 0) {
-			if (atomic_load(&h->seq) > 0)
-				break;
+			if (atomic_load(&h->seq) > 0 || atomic_load(&h->paused))
+				break; /* paused: the tree pass waits for the resume (resync) */
 			int64_t seq = sync_with_tree(h);
 			if (seq >= 0) {
 				/* The settings and policies again: a change between the
@@ -512,8 +536,10 @@ int host_run(const struct host_config *cfg)
 	}
 	struct watcher *w = watcher_start(h);
 	h->rescan = h->first_rescan = true;
-	/* files that waited for room; or the first pass under old policies */
-	h->resync = policies_moved || idx_kv_get(h->db, "no_space", 0) != 0;
+	/* files that waited for room; or the first pass under old policies; or
+	 * the first pass of all, put off by a pause */
+	h->resync =
+	    policies_moved || idx_kv_get(h->db, "no_space", 0) != 0 || atomic_load(&h->seq) == 0;
 	struct host_feed *feed = host_feed_start(h);
 	pthread_create(&scrub_th, NULL, scrub_main, h);
 	pthread_create(&replica_th, NULL, replica_main, h);

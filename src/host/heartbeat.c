@@ -131,14 +131,15 @@ static const char *state_name(int s)
 void host_write_status(struct host *h, bool running)
 {
 	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	json_t *o = json_pack("{s:b, s:i, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s*, s:I}", "running",
-	                      running, "pid", (int)getpid(), "host_id", (json_int_t)h->host_id,
-	                      "label", h->label, "state", state_name(atomic_load(&h->state)),
-	                      "queue", (json_int_t)atomic_load(&h->queue), "last_sync",
-	                      (json_int_t)atomic_load(&h->last_sync), "seq",
-	                      (json_int_t)atomic_load(&h->seq), "cache_bytes",
-	                      (json_int_t)atomic_load(&h->cache_bytes), "url", h->url, "updated_at",
-	                      (json_int_t)now_ms());
+	json_t *o = json_pack(
+	    "{s:b, s:i, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s*, s:I}", "running", running, "pid",
+	    (int)getpid(), "host_id", (json_int_t)h->host_id, "label", h->label, "state",
+	    atomic_load(&h->paused) ? "paused" : state_name(atomic_load(&h->state)), "queue",
+	    (json_int_t)atomic_load(&h->queue), "last_sync", (json_int_t)atomic_load(&h->last_sync),
+	    "seq", (json_int_t)atomic_load(&h->seq), "cache_bytes",
+	    (json_int_t)atomic_load(&h->cache_bytes), "url", h->url, "updated_at",
+	    (json_int_t)now_ms());
+	json_object_set_new(o, "paused", json_boolean(atomic_load(&h->paused)));
 	json_object_set_new(o, "chunks",
 	                    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "from_local",
 	                              (json_int_t)atomic_load(&h->from_local), "from_cache",
@@ -343,6 +344,19 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	json_decref(out);
 }
 
+bool host_check_paused(struct host *h)
+{
+	char *f = xasprintf("%s/%s", h->state_dir, HOST_PAUSED_FILE);
+	bool now = access(f, F_OK) == 0;
+	free(f);
+	if (atomic_exchange(&h->paused, now) != now) {
+		log_info(now ? "paused: nothing is sent or applied until roost host resume"
+		             : "resumed: syncing again");
+		host_wake(h);
+	}
+	return now;
+}
+
 void *host_heartbeat_main(void *arg)
 {
 	struct host *h = arg;
@@ -350,6 +364,7 @@ void *host_heartbeat_main(void *arg)
 	pthread_mutex_lock(&h->mu);
 	while (!atomic_load(&h->stop)) {
 		pthread_mutex_unlock(&h->mu);
+		host_check_paused(h);
 		heartbeat(h, curl, "online");
 		host_write_status(h, true);
 		no_space_retry(h);

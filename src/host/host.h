@@ -112,6 +112,9 @@ struct host {
 	atomic_bool storage_hosts;
 	atomic_bool scrub_now; /* the hub asked for a scrub */
 	atomic_bool gc_seen;   /* the hub collected chunks: drop them from the cache */
+	/* roost host pause (DIR/.roost/paused exists): the sync loop sends and
+	 * applies nothing; heartbeats and the content server go on (host_check_paused) */
+	atomic_bool paused;
 
 	atomic_llong seq;       /* last change applied */
 	atomic_llong last_sync; /* ms of the last completed sync step */
@@ -203,8 +206,13 @@ bool host_room_for(struct host *h, const char *path, int64_t size);
 /* path fits now (or is gone): no longer reported as waiting for room. */
 void host_room_found(struct host *h, const char *path);
 
+/* heartbeat.c: whether DIR/.roost/paused exists (roost host pause|resume);
+ * h->paused follows it, the change logged and the sync loop woken. */
+#define HOST_PAUSED_FILE "paused"
+bool host_check_paused(struct host *h);
+
 /* serve_req.c: should path (a workspace path) never be synced (state dir,
- * temp names)? */
+ * temp names, what .roostignore names: ignore.h)? */
 bool host_ignored(const char *path);
 /* sync_upload.c: around a commit to the hub and its index entry (serve.c
  * waits for them). */

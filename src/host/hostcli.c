@@ -3,6 +3,7 @@
  * Threads: the command's main thread (host run then starts the agent's). */
 #include "hostcli.h"
 #include "host.h"
+#include "../client/bwlimit.h"
 #include "../client/cmdline.h"
 #include "../core/json.h"
 #include "../core/path.h"
@@ -157,7 +158,9 @@ static int host_run_cmd(struct opts *o)
 		fprintf(stderr,
 		        "usage: roost host run --dir DIR [--listen ADDR:PORT [--advertise-url "
 		        "URL] [--tls-cert CERT.pem --tls-key KEY.pem]] [--heartbeat "
-		        "SECONDS] [--cache-max BYTES] [--reserve BYTES] [--relay ADDR:PORT "
+		        "SECONDS] [--cache-max BYTES] [--reserve BYTES] [--max-up RATE] "
+		        "[--max-down RATE] "
+		        "[--relay ADDR:PORT "
 		        "[--relay-ca CA.pem]] [--host-ca CA.pem]\n");
 		return 2;
 	}
@@ -200,6 +203,16 @@ static int host_run_cmd(struct opts *o)
 		fprintf(stderr, "roost host run: --reserve takes bytes, e.g. 500M or 2G\n");
 		return 2;
 	}
+	double up = o->max_up ? bwlimit_parse(o->max_up) : 0;
+	double down = o->max_down ? bwlimit_parse(o->max_down) : 0;
+	if (up < 0 || down < 0) {
+		fprintf(stderr,
+		        "roost host run: %s takes bytes per second, e.g. 5MiB/s, 500K/s or 0 (no "
+		        "limit)\n",
+		        up < 0 ? "--max-up" : "--max-down");
+		return 2;
+	}
+	bwlimit_set(up, down);
 	return host_run(&cfg) == 0 ? 0 : 1;
 }
 
@@ -229,6 +242,11 @@ static int host_status(struct opts *o)
 		json_object_set_new(st, "running", json_false());
 		json_object_set_new(st, "state", json_string("stopped"));
 	}
+	/* Paused or not is the file's to say, whether the agent runs or not. */
+	char *pf = xasprintf("%s/%s/%s", o->dir, HOST_STATE_DIR, HOST_PAUSED_FILE);
+	bool paused = access(pf, F_OK) == 0;
+	free(pf);
+	json_object_set_new(st, "paused", json_boolean(paused));
 	json_object_set(st, "host_id", json_object_get(id, "host_id"));
 	json_object_set(st, "label", json_object_get(id, "label"));
 	json_object_set(st, "hub", json_object_get(id, "hub"));
@@ -240,18 +258,72 @@ static int host_status(struct opts *o)
 		int64_t ls = 0;
 		if (json_get_int(st, "last_sync", &ls) && ls > 0)
 			fmt_time(ls, when);
-		printf("host %s (id %lld) of %s\n  %s, %s; queue %lld; last sync %s; change %lld\n",
-		       json_get_str(st, "label"),
-		       (long long)json_integer_value(json_object_get(st, "host_id")),
-		       json_get_str(st, "hub"),
-		       json_is_true(json_object_get(st, "running")) ? "running" : "not running",
-		       json_get_str(st, "state") ? json_get_str(st, "state") : "?",
-		       (long long)json_integer_value(json_object_get(st, "queue")), when,
-		       (long long)json_integer_value(json_object_get(st, "seq")));
+		printf(
+		    "host %s (id %lld) of %s\n  %s, %s; queue %lld; last sync %s; change %lld\n%s",
+		    json_get_str(st, "label"),
+		    (long long)json_integer_value(json_object_get(st, "host_id")),
+		    json_get_str(st, "hub"),
+		    json_is_true(json_object_get(st, "running")) ? "running" : "not running",
+		    json_get_str(st, "state") ? json_get_str(st, "state") : "?",
+		    (long long)json_integer_value(json_object_get(st, "queue")), when,
+		    (long long)json_integer_value(json_object_get(st, "seq")),
+		    paused ? "  paused: nothing is sent or applied (roost host resume)\n" : "");
 	}
 	json_decref(st);
 	json_decref(id);
 	return 0;
+}
+
+/* roost host pause|resume --dir DIR: the state is a file, DIR/.roost/paused,
+ * so it outlives the agent; a running agent sees it within a heartbeat. */
+static int host_pause(struct opts *o, bool pause)
+{
+	const char *cmd = pause ? "pause" : "resume";
+	if (o->npos != 1 || !o->dir) {
+		fprintf(stderr, "usage: roost host %s --dir DIR\n", cmd);
+		return 2;
+	}
+	char *idf = xasprintf("%s/%s/host.json", o->dir, HOST_STATE_DIR);
+	char *pf = xasprintf("%s/%s/%s", o->dir, HOST_STATE_DIR, HOST_PAUSED_FILE);
+	struct stat st;
+	int rc = 1;
+	if (stat(idf, &st) != 0) {
+		fprintf(stderr, "roost host %s: %s is not a joined host folder\n", cmd, o->dir);
+		goto out;
+	}
+	bool was = stat(pf, &st) == 0;
+	if (pause && !was) {
+		char when[32], line[64];
+		fmt_time(now_ms(), when);
+		int n = snprintf(line, sizeof line, "paused %s\n", when);
+		if (write_file_atomic(pf, line, (size_t)n, 0600) != 0) {
+			fprintf(stderr, "roost host pause: cannot write %s: %s\n", pf,
+			        strerror(errno));
+			goto out;
+		}
+	} else if (!pause && was && unlink(pf) != 0) {
+		fprintf(stderr, "roost host resume: cannot remove %s: %s\n", pf, strerror(errno));
+		goto out;
+	}
+	if (!o->quiet) {
+		if (pause == was)
+			printf("%s was %s already\n", o->dir, pause ? "paused" : "not paused");
+		else if (pause)
+			printf(
+			    "paused %s: nothing is sent to the hub or applied from it until "
+			    "'roost host resume --dir %s'; the agent keeps sending heartbeats and "
+			    "serving what it holds\n",
+			    o->dir, o->dir);
+		else
+			printf(
+			    "resumed %s: changes made meanwhile, on either side, are synced now\n",
+			    o->dir);
+	}
+	rc = 0;
+out:
+	free(idf);
+	free(pf);
+	return rc;
 }
 
 /* roost host get --dir DIR PATH [OUT]: a file read through this host — its
@@ -412,6 +484,8 @@ int cmd_host(struct opts *o)
 		return host_status(o);
 	if (strcmp(sub, "get") == 0)
 		return host_get(o);
+	if (strcmp(sub, "pause") == 0 || strcmp(sub, "resume") == 0)
+		return host_pause(o, sub[0] == 'p');
 	if (strcmp(sub, "rotate-url") == 0 || strcmp(sub, "revoke-url") == 0)
 		return host_retire_url(o, sub[2] == 'v');
 	if (strcmp(sub, "rm") == 0)
@@ -420,8 +494,10 @@ int cmd_host(struct opts *o)
 	                "       roost host join URL --dir DIR --label NAME [--folders /a,/b]\n"
 	                "       roost host run --dir DIR [--listen ADDR:PORT [--advertise-url URL] "
 	                "[--tls-cert CERT.pem --tls-key KEY.pem]] [--heartbeat S] [--cache-max "
-	                "BYTES] [--relay ADDR:PORT [--relay-ca CA.pem]] [--host-ca CA.pem]\n"
+	                "BYTES] [--max-up RATE] [--max-down RATE] [--relay ADDR:PORT [--relay-ca "
+	                "CA.pem]] [--host-ca CA.pem]\n"
 	                "       roost host status --dir DIR [--json]\n"
+	                "       roost host pause|resume --dir DIR\n"
 	                "       roost host get --dir DIR PATH [OUT|-]\n"
 	                "       roost host rotate-url HOST [GRACE_SECONDS]  |  roost host "
 	                "revoke-url HOST\n"

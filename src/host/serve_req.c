@@ -1,6 +1,7 @@
 /* serve_req: see serve_req.h. */
 #include "serve_req.h"
 #include "host.h"
+#include "ignore.h"
 #include "../core/json.h"
 #include "../core/path.h"
 
@@ -9,7 +10,7 @@
 
 bool host_ignored(const char *path)
 {
-	return path_reserved(path);
+	return path_reserved(path) || host_ignore_path(path);
 }
 
 /* url is prefix followed by one segment (no further '/'): that segment. */

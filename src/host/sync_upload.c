@@ -9,6 +9,7 @@
  * Run by the sync thread; a batch's chunk PUTs run on SMALL_PUT_THREADS
  * short-lived threads that only read the batch (h->sync->smalls). */
 #include "sync.h"
+#include "ignore.h"
 #include "../client/transfer.h"
 #include "../core/chunker.h"
 #include "../core/json.h"
@@ -695,6 +696,11 @@ static void local_dir(struct host *h, const char *path)
 
 void sync_local_path(struct host *h, const char *path)
 {
+	if (strcmp(path, "/" IGNORE_FILE) == 0 && host_ignore_refresh()) {
+		pthread_mutex_lock(&h->mu);
+		h->rescan = h->resync = true; /* a pattern gone or negated brings files back */
+		pthread_mutex_unlock(&h->mu);
+	}
 	if (host_ignored(path) || host_policy(h, path) == POL_EXCLUDE)
 		return;
 	if (json_object_get(h->sync->refetch, path)) { /* a remote file to fetch again */

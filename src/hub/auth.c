@@ -111,6 +111,52 @@ void auth_new_token(char tok[64], char hash[65])
 	auth_token_hash(tok, hash);
 }
 
+/* Login sessions' lifetime and idle timeout (roost serve --session-lifetime,
+ * --session-idle): set once at start, before any request thread. */
+static int64_t session_lifetime_ms = SESSION_TTL_MS, session_idle_ms = SESSION_IDLE_MS;
+
+void auth_session_policy(int64_t lifetime_ms, int64_t idle_ms)
+{
+	if (lifetime_ms > 0)
+		session_lifetime_ms = lifetime_ms;
+	if (idle_ms >= 0)
+		session_idle_ms = idle_ms;
+}
+
+int64_t auth_session_ttl_ms(void)
+{
+	return session_lifetime_ms;
+}
+
+int64_t auth_session_idle_ms(void)
+{
+	return session_idle_ms;
+}
+
+/* A session's last use is written at most this often (a write per request
+ * would be one per request): a fraction of the idle timeout, up to a minute. */
+static int64_t touch_every_ms(void)
+{
+	int64_t t = session_idle_ms / 4;
+	return t > 60000 || t <= 0 ? 60000 : t;
+}
+
+/* For a session: whether it is past its idle timeout or its lifetime (both
+ * enforced here, at each request, so a change of either applies to sessions
+ * already handed out), else its last use recorded. */
+static int session_check(struct db *db, int64_t id, int64_t created, int64_t used, int64_t now)
+{
+	int64_t last = used > created ? used : created;
+	if (session_idle_ms > 0 && now - last >= session_idle_ms)
+		return AUTH_SESSION_IDLE;
+	if (now - created >= session_lifetime_ms)
+		return AUTH_SESSION_EXPIRED;
+	if (now - last >= touch_every_ms() &&
+	    db_run(db, "UPDATE tokens SET last_used_at = ? WHERE id = ?", now, id) != DB_DONE)
+		return -1;
+	return 0;
+}
+
 int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id,
                       int64_t *host_id, int64_t *host_ws, enum cred *cred)
 {
@@ -121,19 +167,22 @@ int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_
 		return 1;
 	char h[65];
 	auth_token_hash(tok, h);
+	int64_t now = now_ms();
 	/* A host token acts for the admin who invited the host, in the host's
 	 * workspace only, until the host is revoked. */
 	struct db_stmt *st =
 	    db_query(db,
-	             "SELECT t.id, t.user_id, t.host_id, h.workspace_id, t.kind FROM tokens t "
+	             "SELECT t.id, t.user_id, t.host_id, h.workspace_id, t.kind, t.created_at, "
+	             "t.last_used_at FROM tokens t "
 	             "LEFT JOIN hosts h ON h.id = t.host_id WHERE t.token_hash = ? AND "
 	             "t.revoked_at IS NULL AND t.user_id IS NOT NULL AND "
 	             "(t.expires_at IS NULL OR t.expires_at > ?) AND "
 	             "(t.host_id IS NULL OR h.revoked_at IS NULL)",
-	             h, now_ms());
+	             h, now);
 	if (!st)
 		return -1;
 	int rc = db_step(st);
+	int64_t created = 0, used = 0;
 	if (rc == DB_ROW) {
 		*token_id = db_col_int64(st, 0);
 		*user_id = db_col_int64(st, 1);
@@ -143,8 +192,12 @@ int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_
 		*cred = strcmp(kind, "api") == 0    ? CRED_APP
 		        : strcmp(kind, "host") == 0 ? CRED_HOST
 		                                    : CRED_SESSION;
+		created = db_col_int64(st, 5);
+		used = db_col_int64(st, 6);
 	}
 	db_finalize(st);
+	if (rc == DB_ROW && *cred == CRED_SESSION)
+		return session_check(db, *token_id, created, used, now);
 	return rc == DB_ROW ? 0 : rc == DB_DONE ? 1 : -1;
 }
 
@@ -216,7 +269,7 @@ int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const
 	return db_run(db,
 	              "INSERT INTO tokens(user_id, kind, name, token_hash, created_at, expires_at) "
 	              "VALUES(?, 'session', ?, ?, ?, ?)",
-	              uid, client, token_hash, now, now + SESSION_TTL_MS);
+	              uid, client, token_hash, now, now + session_lifetime_ms);
 }
 
 enum MHD_Result api_login(struct req *r)
@@ -262,9 +315,9 @@ enum MHD_Result auth_new_session(struct req *r, int64_t uid, const char *email, 
 	meta_audit(r, "login", email, NULL);
 	return reply_session(r,
 	                     json_pack("{s:s, s:I, s:{s:I, s:s}}", "token", tok, "expires_at",
-	                               (json_int_t)(now + SESSION_TTL_MS), "user", "id",
+	                               (json_int_t)(now + session_lifetime_ms), "user", "id",
 	                               (json_int_t)uid, "email", email),
-	                     tok, now + SESSION_TTL_MS);
+	                     tok, now + session_lifetime_ms);
 }
 
 enum MHD_Result api_logout(struct req *r)

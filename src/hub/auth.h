@@ -29,10 +29,19 @@ enum MHD_Result auth_reply_retry(struct req *r, int64_t rc, int64_t retry_ms);
 /* A new random bearer token (text into tok) and its stored hash. */
 void auth_new_token(char tok[64], char hash[65]);
 void auth_token_hash(const char *tok, char hash[65]);
-/* Resolve a bearer token; 0 if valid (user and token ids set). */
+/* Resolve a bearer token; 0 if valid (user and token ids set), 1 unknown,
+ * revoked or expired, AUTH_SESSION_IDLE or AUTH_SESSION_EXPIRED for a login
+ * session past its idle timeout or lifetime, -1 a database error. */
+#define AUTH_SESSION_IDLE    2
+#define AUTH_SESSION_EXPIRED 3
 int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id,
                       int64_t *host_id, int64_t *host_ws, enum cred *cred);
 enum role auth_role(struct db *db, int64_t ws_id, int64_t user_id);
+/* roost serve --session-lifetime, --session-idle (ms; <= 0 and < 0: the
+ * defaults, SESSION_TTL_MS and SESSION_IDLE_MS): set before serving. */
+void auth_session_policy(int64_t lifetime_ms, int64_t idle_ms);
+int64_t auth_session_ttl_ms(void);
+int64_t auth_session_idle_ms(void);
 /* Record a new session token (its hash) for user uid. */
 int auth_store_session(struct db *db, int64_t uid, const char *token_hash, const char *client);
 /* Start a session for uid (its token in the answer, or the dashboard's

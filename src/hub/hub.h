@@ -31,6 +31,7 @@
 #define FORM_BODY_MAX          8192
 #define TOKEN_TTL_MAX_MS       (7ll * 24 * 3600 * 1000)  /* longest a signed token lives */
 #define SESSION_TTL_MS         (90ll * 24 * 3600 * 1000) /* a login's token lives this long */
+#define SESSION_IDLE_MS        (30ll * 24 * 3600 * 1000) /* … unless unused this long */
 #define RATE_LIMIT_DEFAULT     1000 /* requests per second per token (a 1 GiB put sends ~350/s) */
 #define LOGIN_FREE_DEFAULT     5    /* failed password checks per account before delays (guard.c) */
 /* A number macro as a string literal, to splice into SQL text. */
@@ -56,6 +57,10 @@ struct hub_config {
 	int64_t gc_every_ms, scrub_every_ms, replicate_every_ms;
 	double job_rate;
 	int64_t gc_retention_ms;
+	/* docs/operations.md: the signing key's age at which it is rotated (0:
+	 * never), and a login session's lifetime and idle timeout (-1: defaults) */
+	int64_t rotate_keys_every_ms;
+	int64_t session_lifetime_ms, session_idle_ms;
 	/* OpenID Connect sign-in (oidc.c); no issuer: off */
 	const char *oidc_issuer, *oidc_client_id, *oidc_secret_file, *oidc_name, *oidc_redirect_uri;
 };
@@ -96,7 +101,10 @@ struct hub {
 	atomic_bool jobs_stopping;
 	bool jobs_running;
 	atomic_bool out_of_space; /* a full-disk episode, logged once (hub_space_full) */
-	struct oidc *oidc;        /* single sign-on (oidc.c); NULL: off */
+	pthread_t keyrot_thread;  /* keyrot.c: the signing key's scheduled rotation */
+	atomic_bool keyrot_stopping;
+	bool keyrot_running;
+	struct oidc *oidc; /* single sign-on (oidc.c); NULL: off */
 };
 
 /* What a request authenticated with: the route table says which kinds may

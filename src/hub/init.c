@@ -107,6 +107,35 @@ out:
 	return rc;
 }
 
+int hub_keys_rotate(struct db *db, int64_t older_than_ms)
+{
+	int64_t now = now_ms(), active = 0;
+	/* Hubs sharing a database may all find the key due: the UPDATE lets one
+	 * retire it, and the others then see that one's new key and add none. */
+	if (db_begin(db) != DB_DONE)
+		return -1;
+	if (db_run(db,
+	           "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND "
+	           "created_at <= ?",
+	           now, now - older_than_ms) != DB_DONE ||
+	    db_int64(db, &active, "SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL") !=
+	        DB_ROW)
+		goto fail;
+	if (active > 0) {
+		db_rollback(db);
+		return 0;
+	}
+	if (create_signing_key(db) != DB_DONE ||
+	    db_run(db, "INSERT INTO audit_log(action, target, at) VALUES('keys.rotate', 'hub', ?)",
+	           now) != DB_DONE ||
+	    db_commit(db) != DB_DONE)
+		goto fail;
+	return 1;
+fail:
+	db_rollback(db);
+	return -1;
+}
+
 /* roost admin rotate-keys: sign with a new key from now on; the old ones keep
  * verifying until the longest-lived token they signed has expired. */
 int hub_rotate_keys(const char *data_dir, const char *db_url)
@@ -120,21 +149,14 @@ int hub_rotate_keys(const char *data_dir, const char *db_url)
 		free(err);
 		return 1;
 	}
-	int64_t now = now_ms(), users = 0;
+	int64_t users = 0;
 	int rc = 1;
 	if (db_migrate(db) != DB_DONE ||
 	    db_int64(db, &users, "SELECT COUNT(*) FROM users") != DB_ROW || users == 0) {
 		fprintf(stderr, "roost admin rotate-keys: no initialized hub there\n");
 		goto out;
 	}
-	if (db_begin(db) != DB_DONE ||
-	    db_run(db, "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", now) !=
-	        DB_DONE ||
-	    create_signing_key(db) != DB_DONE ||
-	    db_run(db, "INSERT INTO audit_log(action, target, at) VALUES('keys.rotate', 'hub', ?)",
-	           now) != DB_DONE ||
-	    db_commit(db) != DB_DONE) {
-		db_rollback(db);
+	if (hub_keys_rotate(db, 0) != 1) {
 		fprintf(stderr, "roost admin rotate-keys: database error: %s\n", db_errmsg(db));
 		goto out;
 	}

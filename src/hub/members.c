@@ -497,5 +497,5 @@ enum MHD_Result api_invite_accept(struct req *r)
 	                     json_pack("{s:s, s:{s:I, s:s}, s:{s:I, s:s, s:s}}", "token", tok_out,
 	                               "user", "id", (json_int_t)uid, "email", email, "workspace",
 	                               "id", (json_int_t)ws, "name", name, "role", role),
-	                     tok_out, now_ms() + SESSION_TTL_MS);
+	                     tok_out, now_ms() + auth_session_ttl_ms());
 }

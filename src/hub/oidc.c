@@ -751,7 +751,7 @@ enum MHD_Result api_oidc_callback(struct req *r)
 	auth_new_token(tok, h);
 	if (auth_store_session(r->db, uid, h, "browser (sso)") != DB_DONE)
 		return reply_db_error(r);
-	char *session = web_session_cookie(r->hub, tok, SESSION_TTL_MS / 1000);
+	char *session = web_session_cookie(r->hub, tok, auth_session_ttl_ms() / 1000);
 	char *clear =
 	    xasprintf(COOKIE_FLOW "=; Path=/api/v1/oidc/; Max-Age=0; HttpOnly; SameSite=Lax");
 	enum MHD_Result ret = redirect(r, "/", session, clear);
@@ -804,9 +804,9 @@ enum MHD_Result api_oidc_exchange(struct req *r)
 	int64_t now = now_ms();
 	return reply_session(r,
 	                     json_pack("{s:s, s:I, s:{s:I, s:s}}", "token", tok, "expires_at",
-	                               (json_int_t)(now + SESSION_TTL_MS), "user", "id",
+	                               (json_int_t)(now + auth_session_ttl_ms()), "user", "id",
 	                               (json_int_t)uid, "email", email),
-	                     tok, now + SESSION_TTL_MS);
+	                     tok, now + auth_session_ttl_ms());
 }
 
 /* ---- the workspace settings ---- */

@@ -23,6 +23,7 @@
 #include "acl.h"
 #include "members.h"
 #include "web.h"
+#include "keyrot.h"
 #include "oidc.h"
 #include "stats.h"
 #include "zip.h"
@@ -531,6 +532,21 @@ static bool is_loopback(const char *addr)
 	       strncmp(addr, "::ffff:127.", 11) == 0;
 }
 
+/* A duration as people write it for --session-idle: "7d", "12h", "90s". */
+static void duration_text(int64_t ms, char *out, size_t n)
+{
+	static const struct {
+		int64_t ms;
+		const char *unit;
+	} units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (ms >= units[i].ms && ms % units[i].ms == 0) {
+			snprintf(out, n, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+			return;
+		}
+	snprintf(out, n, "%lld ms", (long long)ms);
+}
+
 /* An operators' endpoint (R_OPS): with ROOST_OPS_TOKEN set, its bearer token
  * from anywhere; without, loopback clients only. A hub behind a reverse proxy
  * on the same machine sees every client as loopback: set the token there. */
@@ -576,6 +592,24 @@ static bool admit(struct req *r)
 		reply_retry(r, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited",
 		            "too many requests for this token; retry after Retry-After seconds",
 		            wait);
+		return false;
+	}
+	if (rc == AUTH_SESSION_IDLE || rc == AUTH_SESSION_EXPIRED) {
+		char d[32];
+		duration_text(rc == AUTH_SESSION_IDLE ? auth_session_idle_ms()
+		                                      : auth_session_ttl_ms(),
+		              d, sizeof d);
+		if (rc == AUTH_SESSION_IDLE)
+			reply_error(r, MHD_HTTP_UNAUTHORIZED, "session_expired",
+			            "this session was not used for %s (the hub's idle timeout) and "
+			            "has ended: log in again",
+			            d);
+		else
+			reply_error(
+			    r, MHD_HTTP_UNAUTHORIZED, "session_expired",
+			    "this session is older than %s (the hub's session lifetime) and "
+			    "has ended: log in again",
+			    d);
 		return false;
 	}
 	if (rc > 0) {
@@ -993,6 +1027,7 @@ int hub_serve(struct hub_config *cfg)
 	hub->m.by_route = xcalloc(N_ROUTES + 1, sizeof *hub->m.by_route);
 	hub->limiter = limiter_new(hub->cfg.rate_limit);
 	hub->guard = guard_new(hub->cfg.login_free);
+	auth_session_policy(hub->cfg.session_lifetime_ms, hub->cfg.session_idle_ms);
 	if (hub->cfg.head_timeout_s <= 0)
 		hub->cfg.head_timeout_s = HEAD_TIMEOUT_DEFAULT;
 	hub->conns = connlimit_new(hub->cfg.max_conns_per_ip, (unsigned)hub->cfg.head_timeout_s);
@@ -1028,20 +1063,23 @@ int hub_serve(struct hub_config *cfg)
 		return 1;
 	feed_start_listener(hub);
 	jobs_start(hub);
+	keyrot_start(hub);
 	hub->api = start(hub, cfg->api_port, on_request);
 	hub->content = hub->api ? start(hub, cfg->content_port, on_request) : NULL;
 	hub->dashboard = hub->content ? start(hub, cfg->dashboard_port, on_dashboard) : NULL;
 	int rc = 1;
 	if (hub->dashboard) {
 		log_info("roost hub %s: API %s://%s:%d/api/v1, content port %d, dashboard "
-		         "port %d, data %s",
+		         "port %d (assets %s), data %s",
 		         ROOST_VERSION, hub->tls_cert_pem ? "https" : "http", hub->cfg.listen,
-		         cfg->api_port, cfg->content_port, cfg->dashboard_port, cfg->data_dir);
+		         cfg->api_port, cfg->content_port, cfg->dashboard_port, web_dir(hub),
+		         cfg->data_dir);
 		int sig = 0;
 		sigwait(&stop_set, &sig);
 		log_info("%s: shutting down", strsignal(sig));
 		rc = 0;
 	}
+	keyrot_stop(hub);
 	jobs_stop(hub);
 	feed_stop(hub); /* streams end, so their connection threads can be joined */
 	if (hub->dashboard)

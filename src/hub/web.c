@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,40 @@
 #ifndef ROOST_WEB_DIR
 #define ROOST_WEB_DIR "web"
 #endif
+
+/* An installed binary (make install) finds the dashboard beside it, in
+ * PREFIX/share/roost/web for PREFIX/bin/roost, wherever PREFIX (and a
+ * packager's DESTDIR) put it; a binary in the build tree has none there and
+ * uses the build's assets, whose path is compiled in. --web-dir overrides both. */
+static char installed_web[4096];
+static pthread_once_t installed_once = PTHREAD_ONCE_INIT;
+
+static void find_installed_web(void)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return;
+	exe[n] = 0;
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return;
+	*slash = 0; /* PREFIX/bin */
+	char *dir = xasprintf("%s/../share/roost/web", exe);
+	char *probe = xasprintf("%s/index.html", dir);
+	if (strlen(dir) < sizeof installed_web && access(probe, R_OK) == 0)
+		memcpy(installed_web, dir, strlen(dir) + 1);
+	free(probe);
+	free(dir);
+}
+
+const char *web_dir(const struct hub *hub)
+{
+	if (hub->cfg.web_dir)
+		return hub->cfg.web_dir;
+	pthread_once(&installed_once, find_installed_web);
+	return installed_web[0] ? installed_web : ROOST_WEB_DIR;
+}
 
 #define COOKIE_NAME  "roost_session"
 #define WEB_FILE_MAX (64ll * 1024 * 1024)
@@ -152,7 +187,7 @@ enum MHD_Result web_serve(struct hub *hub, struct MHD_Connection *conn, const ch
 		                 "The dashboard's pages are read with GET.");
 	if (url[0] != '/' || !(url[1] == 0 || safe_rel(url + 1)))
 		return send_page(conn, MHD_HTTP_NOT_FOUND, "Not found", "No such page.");
-	const char *dir = hub->cfg.web_dir ? hub->cfg.web_dir : ROOST_WEB_DIR;
+	const char *dir = web_dir(hub);
 	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	int64_t size = 0;
 	int fd = -1;
@@ -208,7 +243,7 @@ int web_share_asset_open(struct hub *hub, const char *name, int64_t *size)
 			fixed = share_assets[i];
 	if (!fixed)
 		return -1;
-	const char *dir = hub->cfg.web_dir ? hub->cfg.web_dir : ROOST_WEB_DIR;
+	const char *dir = web_dir(hub);
 	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -1;

@@ -20,6 +20,9 @@ enum MHD_Result reply_session(struct req *r, json_t *body /* stolen */, const ch
 char *web_session_cookie(const struct hub *hub, const char *tok, int64_t max_age_s);
 /* The dashboard port's session cookie as an "Authorization" value, or NULL. New string. */
 char *web_cookie_authz(struct req *r);
+/* Where the dashboard's assets are read from: --web-dir, else PREFIX/share/roost/web
+ * beside an installed binary, else the build's (compiled in). */
+const char *web_dir(const struct hub *hub);
 /* A file share pages load from the dashboard's build (pdf.js for PDF previews):
  * name must be one of a fixed list ("pdf-preview.js", "pdf.worker.min.mjs");
  * its fd and size, or -1 (another name, or no dashboard build). */

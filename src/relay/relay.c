@@ -26,6 +26,7 @@
  * revoked slugs) is fetched by relay_hub.c's thread; the loop only reads
  * what that thread left under a mutex, and never calls the hub itself. */
 #include "relay.h"
+#include "relay_admin.h"
 #include "http1.h"
 #include "relay_hub.h"
 #include "../core/json.h"
@@ -176,6 +177,8 @@ struct relay {
 	struct event *resume_accept;
 	int64_t accept_warned_at;
 	long accept_errors;
+	struct relay_stats stats;  /* for /metrics on the admin port */
+	struct relay_admin *admin; /* --admin-listen, or NULL */
 };
 
 /* ---- audit: one JSON line per request and per control event ---- */
@@ -616,6 +619,7 @@ static bool pump(struct pconn *p, struct bufferevent *from, struct bufferevent *
 			evbuffer_drain(in, (size_t)k); /* re-framed by on_request_body */
 		else
 			evbuffer_remove_buffer(in, out, (size_t)k);
+		*(up ? &p->r->stats.bytes_in : &p->r->stats.bytes_out) += (uint64_t)k;
 		if (!up) {
 			p->bytes += k;
 			if (t->resp_done) {
@@ -769,6 +773,8 @@ static json_t *audit_path(const char *url)
 /* One audit line for the request on p; its limits stop counting it. */
 static void request_done(struct pconn *p)
 {
+	if (p->status >= 100 && p->status < 600)
+		p->r->stats.requests[p->status]++;
 	if (p->method || p->nreq == 0)
 		audit(p->r, json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:I}", "event",
 		                      "request", "client", p->client, "host", p->slug, "method",
@@ -943,9 +949,11 @@ static void on_public(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	client_address(sa, addr, sizeof addr);
 	struct limit_entry *conns = count_conn(r, "pub:", addr, r->cfg.limits[LIMIT_IP].conns);
 	if (!conns) { /* too many at once from there: no TLS, no reply, no descriptor kept */
+		r->stats.conn_limit_hits++;
 		evutil_closesocket(fd);
 		return;
 	}
+	r->stats.conns_public++;
 	SSL *ssl = SSL_new(r->ssl);
 	struct pconn *p = xcalloc(1, sizeof *p);
 	p->r = r;
@@ -987,6 +995,7 @@ static void pair(struct pconn *p, struct tconn *t)
 	t->head_req = p->parser.method == HTTP_HEAD;
 	p->status = 502; /* until the host's response head says otherwise */
 	struct evbuffer *out = bufferevent_get_output(t->bev);
+	p->r->stats.bytes_in += evbuffer_get_length(p->head);
 	evbuffer_add_buffer(out, p->head);
 	evbuffer_free(p->head);
 	p->head = NULL;
@@ -1112,6 +1121,7 @@ static void tconn_hello(struct tconn *t)
 	struct relay *r = t->r;
 	if (!claims || !scope || strcmp(scope, "relay") != 0 || !slug || strlen(slug) >= 64 ||
 	    !json_get_int(claims, "host", &host_id) || !type) {
+		r->stats.auth_failures++;
 		audit(r, json_pack("{s:s, s:s}", "event", "auth_failure", "why",
 		                   claims ? "not a relay token" : why));
 		evbuffer_add_printf(bufferevent_get_output(t->bev),
@@ -1139,6 +1149,7 @@ static void tconn_hello(struct tconn *t)
 	if (h && relay_hub_retired(&r->hub, slug) && strcmp(h->alias, slug) != 0)
 		h = NULL; /* a token naming a retired slug is no way back in */
 	if (relay_hub_retired(&r->hub, slug)) {
+		r->stats.auth_failures++;
 		audit(r, json_pack("{s:s, s:s}", "event", "auth_failure", "why", "retired slug"));
 		evbuffer_add_printf(bufferevent_get_output(t->bev),
 		                    "{\"ok\":false,\"error\":\"this relay URL was revoked\"}\n");
@@ -1236,6 +1247,7 @@ static void on_tunnel(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
+	r->stats.conns_tunnel++;
 	struct tconn *t = xcalloc(1, sizeof *t);
 	t->r = r;
 	t->unauth = unauth;
@@ -1377,6 +1389,7 @@ static bool admit(struct pconn *p, enum limit_scope s, const char *key)
 	                   ? bucket_wait_ms(&e->requests, rule->rps, 2 * rule->rps, 1, now)
 	                   : 0;
 	if (wait > 0) {
+		p->r->stats.limit_hits[s]++;
 		char msg[96], retry[48];
 		snprintf(msg, sizeof msg, "too many requests%s %s; retry later",
 		         crowded ? " at once" : "", what[s]);
@@ -1422,6 +1435,43 @@ static size_t byte_allowance(struct pconn *p, size_t n, int64_t *wait_ms)
 	if (!k && *wait_ms < 5)
 		*wait_ms = 5;
 	return k;
+}
+
+/* ---- the admin port's /metrics ---- */
+
+static void write_metrics(void *arg, struct evbuffer *out)
+{
+	struct relay *r = arg;
+	uint64_t attached = 0, idle = 0, waiting = 0, tunnel = 0, public = 0;
+	for (struct rhost *h = r->hosts; h; h = h->next) {
+		attached += h->control != NULL;
+		idle += (uint64_t)h->nidle;
+		for (struct pconn *p = h->waiting; p; p = p->next_waiting)
+			waiting++;
+	}
+	for (struct tconn *t = r->all; t; t = t->all_next)
+		tunnel++;
+	for (struct pconn *p = r->pall; p; p = p->all_next)
+	public++;
+	evbuffer_add_printf(
+	    out,
+	    "# HELP roost_relay_hosts_attached Hosts with a control connection.\n"
+	    "# TYPE roost_relay_hosts_attached gauge\n"
+	    "roost_relay_hosts_attached %llu\n"
+	    "# HELP roost_relay_connections Connections open, by side.\n"
+	    "# TYPE roost_relay_connections gauge\n"
+	    "roost_relay_connections{side=\"public\"} %llu\n"
+	    "roost_relay_connections{side=\"tunnel\"} %llu\n"
+	    "# HELP roost_relay_idle_data_connections Hosts' data connections waiting for a "
+	    "request.\n"
+	    "# TYPE roost_relay_idle_data_connections gauge\n"
+	    "roost_relay_idle_data_connections %llu\n"
+	    "# HELP roost_relay_waiting_requests Requests waiting for a data connection.\n"
+	    "# TYPE roost_relay_waiting_requests gauge\n"
+	    "roost_relay_waiting_requests %llu\n",
+	    (unsigned long long)attached, (unsigned long long)public, (unsigned long long)tunnel,
+	    (unsigned long long)idle, (unsigned long long)waiting);
+	relay_stats_write(&r->stats, out);
 }
 
 /* ---- start-up ---- */
@@ -1525,6 +1575,9 @@ int relay_run(const struct relay_config *cfg)
 	r->tun = listen_on(r, cfg->tunnel_addr, on_tunnel);
 	if (!r->pub || !r->tun)
 		goto out;
+	if (cfg->admin_addr &&
+	    !(r->admin = relay_admin_start(r->base, cfg->admin_addr, write_metrics, r)))
+		goto out;
 	r->sigint = evsignal_new(r->base, SIGINT, on_signal, r);
 	r->sigterm = evsignal_new(r->base, SIGTERM, on_signal, r);
 	event_add(r->sigint, NULL);
@@ -1532,8 +1585,9 @@ int relay_run(const struct relay_config *cfg)
 	r->poll_timer = evtimer_new(r->base, tick, r);
 	relay_hub_start(&r->hub, r->base, apply_revocations, r);
 	tick(-1, 0, r);
-	log_info("relay: public https://%s (listening %s), tunnel %s, hub %s", cfg->public_name,
-	         cfg->public_addr, cfg->tunnel_addr, cfg->hub);
+	log_info("relay: public https://%s (listening %s), tunnel %s, admin %s, hub %s",
+	         cfg->public_name, cfg->public_addr, cfg->tunnel_addr,
+	         cfg->admin_addr ? cfg->admin_addr : "off", cfg->hub);
 	static const char *const scope[LIMIT_SCOPES] = {"ip", "host", "url"};
 	for (int i = 0; i < LIMIT_SCOPES; i++) { /* what --limit set, in its own words */
 		const struct limit_rule *l = &cfg->limits[i];
@@ -1554,6 +1608,7 @@ out:
 	relay_hub_fini(&r->hub);
 	if (r->poll_timer)
 		event_free(r->poll_timer);
+	relay_admin_stop(r->admin);
 	if (r->pub)
 		evconnlistener_free(r->pub);
 	if (r->tun)

@@ -8,6 +8,7 @@ struct relay_config {
 	const char *data;        /* audit log, self-signed certificates */
 	const char *public_addr; /* ADDR:PORT for clients */
 	const char *tunnel_addr; /* ADDR:PORT for hosts */
+	const char *admin_addr;  /* ADDR:PORT for /healthz and /metrics, or NULL: none */
 	const char *public_name; /* host[:port] in the URLs handed out */
 	const char *cert, *key;  /* PEM */
 	const char *hub;         /* the hub's URL: its public keys verify host tokens */

@@ -7,12 +7,15 @@
 #include "../client/cmdline.h"
 #include "../core/util.h"
 
+#include <event2/util.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 static EVP_PKEY *new_key(void)
@@ -106,7 +109,8 @@ int relay_self_signed(const char *dir, const char **cert, const char **key)
 }
 
 /* roost relay --data DIR --public ADDR:PORT --tunnel ADDR:PORT --hub URL
- *             (--cert F --key F | --self-signed) [--name HOST:PORT] [--hub-cacert F] */
+ *             (--cert F --key F | --self-signed) [--name HOST:PORT] [--hub-cacert F]
+ *             [--admin-listen ADDR:PORT] */
 int relay_main(int argc, char **argv)
 {
 	/* Defaults: a client gets 100 requests/s and 32 at once; a host 500/s and
@@ -133,6 +137,8 @@ int relay_main(int argc, char **argv)
 			val = &cfg.public_addr;
 		else if (strcmp(a, "--tunnel") == 0)
 			val = &cfg.tunnel_addr;
+		else if (strcmp(a, "--admin-listen") == 0)
+			val = &cfg.admin_addr;
 		else if (strcmp(a, "--name") == 0)
 			val = &cfg.public_name;
 		else if (strcmp(a, "--cert") == 0)
@@ -176,9 +182,18 @@ int relay_main(int argc, char **argv)
 		    stderr,
 		    "usage: roost relay --data DIR --hub URL [--public ADDR:8443] "
 		    "[--tunnel ADDR:8444] (--cert F --key F | --self-signed) "
-		    "[--name HOST:PORT] [--limit SCOPE.KIND=N]...\n"
+		    "[--name HOST:PORT] [--admin-listen ADDR:PORT] [--limit SCOPE.KIND=N]...\n"
 		    "  limits: ip|host|url . rps|bps|inflight, ip.conns, e.g. --limit ip.rps=100 "
 		    "--limit host.bps=50M --limit url.inflight=8 (0: no limit)\n");
+		return 2;
+	}
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+	if (cfg.admin_addr &&
+	    evutil_parse_sockaddr_port(cfg.admin_addr, (struct sockaddr *)&ss, &sslen) != 0) {
+		fprintf(stderr,
+		        "roost relay: --admin-listen %s is not ADDR:PORT (127.0.0.1:8445)\n",
+		        cfg.admin_addr);
 		return 2;
 	}
 	if (mkdir_p(cfg.data, 0700) != 0) {
