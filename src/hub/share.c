@@ -123,8 +123,8 @@ enum MHD_Result api_shares(struct req *r)
 	/* Owners and admins see every link; members their own. */
 	struct db_stmt *st = db_query(
 	    r->db,
-	    "SELECT s.id, s.scope, s.created_at, s.expires_at, s.password_hash IS NOT NULL, "
-	    "u.email, "
+	    "SELECT s.id, s.scope, s.created_at, s.expires_at, CASE WHEN s.password_hash IS "
+	    "NULL THEN 0 ELSE 1 END, u.email, "
 	    "CASE WHEN s.file_id IS NOT NULL THEN (CASE WHEN d2.path = '/' THEN '/' || f.name "
 	    "ELSE d2.path || '/' || f.name END) ELSE d.path END "
 	    "FROM share_links s LEFT JOIN users u ON u.id = s.created_by "

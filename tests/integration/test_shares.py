@@ -119,6 +119,10 @@ class ShareTest(HubTest):
 
     def test_a_password_protects_the_link(self):
         link = self.share(path="/team/a.txt", password="open sesame")
+        plain = self.share(path="/team/a.txt")
+        listed = {s["id"]: s for s in self.api("GET", "/shares")[1]["shares"]}
+        self.assertIs(listed[link["id"]]["password"], True)  # on both back ends
+        self.assertIs(listed[plain["id"]]["password"], False)
         st, data, _ = self.get(link["url"], "/file")
         self.assertEqual(st, 401)
         self.assertEqual(json.loads(data)["error"]["code"], "password_required")
