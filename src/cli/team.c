@@ -247,7 +247,12 @@ int cmd_acl(struct opts *o)
 		size_t i;
 		json_t *e;
 		json_array_foreach(json_object_get(r, "entries"), i, e)
-		    printf("  %-7s %s\n", json_get_str(e, "perm"), json_get_str(e, "email"));
+		{
+			char who[512];
+			printf("  %-7s %s\n", json_get_str(e, "perm"),
+			       fmt_person(json_get_str(e, "email"), json_get_str(e, "name"), who,
+			                  sizeof who));
+		}
 	}
 	int rc = r ? 0 : 1;
 	json_decref(r);
@@ -371,7 +376,7 @@ static void print_shares(json_t *r, const struct client *c)
 	json_t *e;
 	json_array_foreach(json_object_get(r, "shares"), i, e)
 	{
-		char when[32] = "never";
+		char when[32] = "never", who[512];
 		int64_t exp = 0;
 		if (json_get_int(e, "expires_at", &exp))
 			fmt_time(exp, when);
@@ -379,7 +384,8 @@ static void print_shares(json_t *r, const struct client *c)
 		       (long long)json_integer_value(json_object_get(e, "id")),
 		       json_get_str(e, "scope"), json_get_str(e, "path"), when,
 		       json_is_true(json_object_get(e, "password")) ? "  (password)" : "",
-		       json_get_str(e, "created_by"));
+		       fmt_person(json_get_str(e, "created_by"), json_get_str(e, "created_by_name"),
+		                  who, sizeof who));
 	}
 }
 

@@ -227,18 +227,20 @@ enum MHD_Result api_acl_get(struct req *r)
 		        ? NULL
 		        : db_query(
 		              r->db,
-		              is_file
-		                  ? "SELECT u.id, u.email, e.perm FROM acl_entries e JOIN users "
-		                    "u ON u.id = e.user_id WHERE e.file_id = ? ORDER BY u.email"
-		                  : "SELECT u.id, u.email, e.perm FROM acl_entries e JOIN users "
-		                    "u ON u.id = e.user_id WHERE e.folder_id = ? ORDER BY "
-		                    "u.email",
+		              is_file ? "SELECT u.id, u.email, e.perm, u.name FROM acl_entries e "
+		                        "JOIN users "
+		                        "u ON u.id = e.user_id WHERE e.file_id = ? ORDER BY u.email"
+		                      : "SELECT u.id, u.email, e.perm, u.name FROM acl_entries e "
+		                        "JOIN users "
+		                        "u ON u.id = e.user_id WHERE e.folder_id = ? ORDER BY "
+		                        "u.email",
 		              id);
 		while (st && db_step(st) == DB_ROW)
-			json_array_append_new(entries, json_pack("{s:I, s:s, s:s}", "user_id",
+			json_array_append_new(entries, json_pack("{s:I, s:s, s:s, s:s?}", "user_id",
 			                                         (json_int_t)db_col_int64(st, 0),
 			                                         "email", db_col_text(st, 1),
-			                                         "perm", db_col_text(st, 2)));
+			                                         "perm", db_col_text(st, 2), "name",
+			                                         db_col_text(st, 3)));
 		db_finalize(st);
 		ret =
 		    reply_json(r, MHD_HTTP_OK,

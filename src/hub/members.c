@@ -284,7 +284,7 @@ enum MHD_Result api_invites(struct req *r)
 	struct db_stmt *st =
 	    db_query(r->db,
 	             "SELECT i.id, i.role, i.created_at, i.expires_at, i.single_use, "
-	             "u.email FROM invites i LEFT JOIN users u ON u.id = "
+	             "u.email, u.name FROM invites i LEFT JOIN users u ON u.id = "
 	             "i.created_by WHERE i.workspace_id = ? AND i.kind = 'member' "
 	             "AND i.revoked_at IS NULL AND i.used_at IS NULL AND "
 	             "i.expires_at > ? ORDER BY i.id",
@@ -294,11 +294,12 @@ enum MHD_Result api_invites(struct req *r)
 	json_t *arr = json_array();
 	while (db_step(st) == DB_ROW)
 		json_array_append_new(
-		    arr, json_pack("{s:I, s:s, s:I, s:I, s:b, s:s?}", "id",
+		    arr, json_pack("{s:I, s:s, s:I, s:I, s:b, s:s?, s:s?}", "id",
 		                   (json_int_t)db_col_int64(st, 0), "role", db_col_text(st, 1),
 		                   "created_at", (json_int_t)db_col_int64(st, 2), "expires_at",
 		                   (json_int_t)db_col_int64(st, 3), "single_use",
-		                   (int)db_col_int64(st, 4), "created_by", db_col_text(st, 5)));
+		                   (int)db_col_int64(st, 4), "created_by", db_col_text(st, 5),
+		                   "created_by_name", db_col_text(st, 6)));
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "invites", arr));
 }

@@ -124,7 +124,7 @@ enum MHD_Result api_shares(struct req *r)
 	struct db_stmt *st = db_query(
 	    r->db,
 	    "SELECT s.id, s.scope, s.created_at, s.expires_at, CASE WHEN s.password_hash IS "
-	    "NULL THEN 0 ELSE 1 END, u.email, "
+	    "NULL THEN 0 ELSE 1 END, u.email, u.name, "
 	    "CASE WHEN s.file_id IS NOT NULL THEN (CASE WHEN d2.path = '/' THEN '/' || f.name "
 	    "ELSE d2.path || '/' || f.name END) ELSE d.path END "
 	    "FROM share_links s LEFT JOIN users u ON u.id = s.created_by "
@@ -137,11 +137,11 @@ enum MHD_Result api_shares(struct req *r)
 		return reply_db_error(r);
 	json_t *arr = json_array();
 	while (db_step(st) == DB_ROW) {
-		json_t *o = json_pack("{s:I, s:s, s:I, s:b, s:s?, s:s?}", "id",
-		                      (json_int_t)db_col_int64(st, 0), "scope", db_col_text(st, 1),
-		                      "created_at", (json_int_t)db_col_int64(st, 2), "password",
-		                      (int)db_col_int64(st, 4), "created_by", db_col_text(st, 5),
-		                      "path", db_col_text(st, 6));
+		json_t *o = json_pack(
+		    "{s:I, s:s, s:I, s:b, s:s?, s:s?, s:s?}", "id", (json_int_t)db_col_int64(st, 0),
+		    "scope", db_col_text(st, 1), "created_at", (json_int_t)db_col_int64(st, 2),
+		    "password", (int)db_col_int64(st, 4), "created_by", db_col_text(st, 5),
+		    "created_by_name", db_col_text(st, 6), "path", db_col_text(st, 7));
 		if (!db_col_is_null(st, 3))
 			json_object_set_new(o, "expires_at", json_integer(db_col_int64(st, 3)));
 		json_array_append_new(arr, o);

@@ -424,6 +424,21 @@ class AccountsTest(HubTest):
         self.assertEqual(row["by_name"], "Ann B. Lee")
         p = self.roost("audit", "--action", "member.join")
         self.assertIn("Ann B. Lee <%s>" % email, p.out)
+        # ... and in ACL entries and the share links she made
+        self.roost("mkdir", "/annsfolder")
+        st, _, payload, _ = self.api("PUT", "/acl", {"path": "/annsfolder", "email": email,
+                                                     "perm": "write"})
+        self.assertEqual(st, 200, payload)
+        st, acl, _, _ = self.api("GET", "/acl?path=%s" % q("/annsfolder"))
+        self.assertEqual([(e["email"], e["name"]) for e in acl["entries"]],
+                         [(email, "Ann B. Lee")])
+        self.assertIn("Ann B. Lee <%s>" % email, self.roost("acl", "/annsfolder").out)
+        st, link, payload, _ = self.api("POST", "/shares", {"path": "/annsfolder"}, token=tok)
+        self.assertEqual(st, 201, payload)
+        st, shares, _, _ = self.api("GET", "/shares")
+        mine = [x for x in shares["shares"] if x["id"] == link["id"]][0]
+        self.assertEqual((mine["created_by"], mine["created_by_name"]), (email, "Ann B. Lee"))
+        self.assertIn("by Ann B. Lee <%s>" % email, self.roost("shares").out)
 
 
 if __name__ == "__main__":

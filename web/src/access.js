@@ -2,7 +2,7 @@
 // the workspace's default access.
 import { useState } from 'preact/hooks';
 import { api, wsPath, q } from './api.js';
-import { html, fmtTime, ErrorLine, CopyField, useLive, useAction, navigate } from './ui.js';
+import { html, fmtTime, ErrorLine, CopyField, useLive, useAction, navigate, person } from './ui.js';
 import { CopyLinkDialog } from './links.js';
 
 const ROLES = ['member', 'admin', 'owner'];
@@ -67,7 +67,7 @@ function Invites({ ws, feed }) {
     <${ErrorLine} error=${error || err} />
     <table class="list"><thead><tr><th>Role</th><th>Created by</th><th>Expires</th><th><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>${data && data.invites.map((i) => html`<tr>
-      <td>${i.role}</td><td>${i.created_by || '—'}</td><td>${fmtTime(i.expires_at)}</td>
+      <td>${i.role}</td><td>${person(i.created_by_name, i.created_by)}</td><td>${fmtTime(i.expires_at)}</td>
       <td class="row-actions"><button type="button" class="danger" onClick=${async () => {
         await api('DELETE', wsPath(ws.id, '/invites/' + i.id));
         reload();
@@ -103,7 +103,7 @@ function AclEditor({ ws, feed, path, admin }) {
         : html`<strong>${data.default_access}</strong>`}</p>
     ${manage && html`<table class="list"><thead><tr><th>Member</th><th>Permission</th><th><span class="sr-only">Actions</span></th></tr></thead>
       <tbody>${(data.entries || []).map((en) => html`<tr>
-        <td>${en.email}</td>
+        <td>${person(en.name, en.email)}</td>
         <td><select aria-label=${'Permission of ' + en.email} value=${en.perm}
           onChange=${(e) => run(() => api('PUT', wsPath(ws.id, '/acl'), { path, user_id: en.user_id, perm: e.target.value }))}>
           ${PERMS.map((p) => html`<option value=${p}>${p}</option>`)}</select></td>
@@ -129,7 +129,7 @@ function Shares({ ws, feed }) {
     <${ErrorLine} error=${error} />
     <table class="list"><thead><tr><th>Path</th><th>Scope</th><th class="wide">Created by</th><th>Expires</th><th><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>${data && data.shares.map((s) => html`<tr data-share=${s.id}>
-      <td>${s.path}${s.password ? ' (password)' : ''}</td><td>${s.scope}</td><td class="wide">${s.created_by || '—'}</td>
+      <td>${s.path}${s.password ? ' (password)' : ''}</td><td>${s.scope}</td><td class="wide">${person(s.created_by_name, s.created_by)}</td>
       <td>${s.expires_at ? fmtTime(s.expires_at) : 'never'}</td>
       <td class="row-actions"><button type="button" onClick=${() => setCopying(s)}>Copy link</button>
         <button type="button" class="danger" onClick=${async () => {

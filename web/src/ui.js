@@ -46,6 +46,13 @@ export function fmtWho(e) {
   return by || '—';
 }
 
+// A person as the dashboard shows one: the display name with the email beside it
+// (muted), or the email alone; '—' for nobody.
+export function person(name, email) {
+  if (!email) return '—';
+  return name ? html`<span title=${email}>${name} <span class="muted">${email}</span></span>` : email;
+}
+
 export const parentOf = (p) => (p.lastIndexOf('/') <= 0 ? '/' : p.slice(0, p.lastIndexOf('/')));
 export const joinPath = (dir, name) => (dir === '/' ? '/' : dir + '/') + name;
 
