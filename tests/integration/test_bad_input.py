@@ -754,8 +754,9 @@ class RequestTests(BadInputTest):
                  ("POST", self.ws_url("/chunks/" + sha(b"posted")), None, b"posted"),
                  ("PATCH", self.ws_url("/move"), {"from": "docs/a.txt", "to": "p.txt"}, None),
                  ("DELETE", self.ws_url("/upload?path=b.bin"), None, None),
-                 # the workspace itself takes only GET and PATCH (its settings)
-                 ("DELETE", self.ws_url(""), None, None),
+                 # the workspace itself takes GET, PATCH (its settings) and DELETE
+                 # (with a confirmation: test_lifecycle)
+                 ("PUT", self.ws_url(""), {"storage": "hosts"}, None),
                  ("POST", self.ws_url(""), {"storage": "hosts"}, None)]
         for method, url, body, raw in cases:
             with self.subTest(method=method, url=url):

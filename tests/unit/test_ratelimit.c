@@ -76,9 +76,14 @@ static void rules_parse(void **state)
 	assert_true(r[LIMIT_HOST].bps == 2.0 * 1048576);
 	assert_int_equal(r[LIMIT_URL].inflight, 3);
 	assert_true(r[LIMIT_URL].bps == 1536);
+	/* byte sizes as parse_bytes reads them everywhere: 10GiB, T */
+	assert_int_equal(limit_rule_parse(r, "host.bps=1KiB", &why), 0);
+	assert_true(r[LIMIT_HOST].bps == 1024);
+	assert_int_equal(limit_rule_parse(r, "host.bps=1T", &why), 0);
+	assert_true(r[LIMIT_HOST].bps == 1099511627776.0);
 	static const char *const bad[] = {
 	    "ip",         "ip.rps",    "ip.rps=",    "ipx.rps=1",           "ip.rpsx=1",
-	    "ip.rps=-1",  "ip.rps=1K", "ip.bps=1T",  "ip.inflight=1.5",     "ip.rps=nan",
+	    "ip.rps=-1",  "ip.rps=1K", "ip.bps=1P",  "ip.inflight=1.5",     "ip.rps=nan",
 	    "ip.rps=inf", "=1",        "host=1.rps", "url.inflight=9999999"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		why = NULL;
@@ -156,7 +161,7 @@ static void bad_specs_say_why_and_change_nothing(void **state)
 	    /* value */
 	    "ip.rps=x", "ip.rps=1x", "ip.rps=1 ", "ip.rps=1.5.5", "ip.rps=-0.5", "ip.rps=-inf",
 	    "ip.rps=1e999", "ip.inflight=-1", "ip.inflight=0.5", "ip.inflight=1000001",
-	    "ip.conns=2.5", "ip.conns=1000001", "ip.conns=1e7", "ip.bps=K", "ip.bps=1KiB",
+	    "ip.conns=2.5", "ip.conns=1000001", "ip.conns=1e7", "ip.bps=K", "ip.bps=1KB",
 	    "ip.bps=1k", "ip.bps=-1K", "ip.bps=1e308G", "ip.bps=nan", "url.inflight=1K"};
 	struct limit_rule r[LIMIT_SCOPES] = {{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10, 11, 12}};
 	struct limit_rule before[LIMIT_SCOPES];
