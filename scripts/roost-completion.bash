@@ -9,7 +9,7 @@
 
 _roost_commands="init serve demo admin relay login logout ls put get mkdir mv rm trash
 versions usage watch url share shares unshare audit token sessions passwd workspaces
-workspace members acl invite join host hosts policy help version"
+workspace members acl invite join host hosts policy account 2fa help version"
 
 # The options of a command (and, for host/admin/…, its subcommand).
 _roost_options()
@@ -79,6 +79,8 @@ _roost_subcommands()
 	host) echo "invite join run status pause resume get rotate-url revoke-url rm" ;;
 	trash) echo "restore empty" ;;
 	workspace) echo "show set delete" ;;
+	account) echo "set-name" ;;
+	2fa) echo "enable disable status require" ;;
 	token) echo "create ls revoke" ;;
 	sessions) echo "revoke" ;;
 	workspaces) echo "create" ;;

@@ -799,6 +799,9 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (argc < 4 || argv[3][0] == '-' || !strchr(argv[3], '@')) {
+			if (argc >= 4 && argv[3][0] == '-')
+				fprintf(stderr, "roost admin remove-user: unknown option %s\n",
+				        argv[3]);
 			fprintf(stderr,
 			        "usage: roost admin remove-user EMAIL --data DIR [--db URL]\n");
 			return 2;
