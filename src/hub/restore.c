@@ -398,7 +398,12 @@ int hub_restore(const char *from, const char *data_dir, const char *db_url)
 	while (n > 1 && target[n - 1] == '/')
 		target[--n] = 0;
 	snprintf(parent, sizeof parent, "%s", target);
-	snprintf(r.stage, sizeof r.stage, "%s.restoring-%ld", target, (long)getpid());
+	if (snprintf(r.stage, sizeof r.stage, "%s.restoring-%ld", target, (long)getpid()) >=
+	    (int)sizeof r.stage) {
+		fprintf(stderr, "roost admin restore: --data %s: the path is too long\n", data_dir);
+		json_decref(r.m);
+		return 1;
+	}
 	char *slash = strrchr(parent, '/');
 	if (slash && slash != parent) {
 		*slash = 0;
