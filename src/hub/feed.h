@@ -1,8 +1,10 @@
 /* feed: the realtime change feed (SSE), its wake-ups and LISTEN/NOTIFY across
  * hubs (feed.c).
  *
- * Threads: request threads (a subscriber's stream blocks its own), the LISTEN thread,
- * and committers calling feed_notify. */
+ * Threads: the feed daemon's loop (subscribers suspended while idle), request
+ * threads (with the hub's own TLS a subscriber's stream blocks its own), the
+ * LISTEN or poll thread (which also resumes subscribers due a heartbeat), and
+ * committers calling feed_notify. */
 #ifndef ROOST_HUB_FEED_H
 #define ROOST_HUB_FEED_H
 
