@@ -60,6 +60,17 @@ struct feed {
 static void resume_all(struct feed *f);
 static void *watch_main(void *arg);
 
+bool feed_conn_looped(struct MHD_Connection *c)
+{
+	/* The daemon a connection names is a worker of the feed daemon's pool, not
+	 * hub->feed_loop itself; only the feed daemon may suspend connections (the flag includes
+	 * MHD_USE_ITC, which the threaded daemons have too). */
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+	const union MHD_DaemonInfo *di =
+	    ci ? MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_FLAGS) : NULL;
+	return di && (di->flags & MHD_ALLOW_SUSPEND_RESUME) == MHD_ALLOW_SUSPEND_RESUME;
+}
+
 void feed_init(struct hub *hub)
 {
 	struct feed *f = xcalloc(1, sizeof *f);
@@ -550,9 +561,7 @@ enum MHD_Result api_events(struct req *r)
 	const union MHD_ConnectionInfo *fdi =
 	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	s->fd = fdi ? fdi->connect_fd : -1;
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_DAEMON);
-	s->loop = ci && r->hub->feed_loop && ci->daemon == r->hub->feed_loop;
+	s->loop = feed_conn_looped(r->conn);
 	s->counted = true;
 	atomic_fetch_add(&r->hub->feed->subscribers, 1);
 	/* Open the stream at once, so a client knows it is subscribed. */

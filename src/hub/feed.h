@@ -21,4 +21,7 @@ int feed_subscribers(struct hub *hub);
 void feed_stop(struct hub *hub); /* ends every stream; before stopping the daemons */
 void feed_free(struct hub *hub);
 enum MHD_Result api_events(struct req *r);
+/* Whether a connection is on the feed daemon (server.c), where nothing may
+ * block and idle subscribers are suspended. */
+bool feed_conn_looped(struct MHD_Connection *c);
 #endif

@@ -223,10 +223,7 @@ static void count_status(struct req *r);
  * clients (Python's http.client, browsers) rely on to close it. */
 static bool on_feed_loop(const struct hub *hub, struct MHD_Connection *c)
 {
-	if (!hub->feed_loop)
-		return false;
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
-	return ci && ci->daemon == hub->feed_loop;
+	return hub->feed_loop && feed_conn_looped(c);
 }
 
 enum MHD_Result req_queue(struct req *r, unsigned status, struct MHD_Response *resp)
