@@ -33,8 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FEED_BATCH      500  /* changes read per query */
-#define FEED_LOOP_BLOCK 2048 /* the response's buffer on the feed daemon */
+#define FEED_BATCH      500 /* changes read per query */
+#define FEED_LOOP_BLOCK 512 /* the response's buffer on the feed daemon */
 
 struct sub;
 

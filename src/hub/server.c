@@ -1001,9 +1001,9 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 
 /* ---- the feed daemon (plain HTTP) ---- */
 
-#define FEED_LOOP_THREADS 2           /* event loops: one per core here */
-#define FEED_LOOP_CONNS   60000u      /* subscribers at once (per address: connlimit) */
-#define FEED_LOOP_MEMORY  (16 * 1024) /* per connection: a request head, a chunk */
+#define FEED_LOOP_THREADS 2          /* event loops: one per core here */
+#define FEED_LOOP_CONNS   60000u     /* subscribers at once (per address: connlimit) */
+#define FEED_LOOP_MEMORY  (8 * 1024) /* per connection: a request head, a chunk */
 
 static int local_port(struct MHD_Connection *c)
 {
