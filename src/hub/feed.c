@@ -38,6 +38,16 @@
 
 struct sub;
 
+/* The last batch of changes read, as sent (fetch). */
+struct batch {
+	bool valid;
+	uint64_t gen;
+	int64_t ws, user, from, to; /* the position before and after */
+	int rows;
+	char *text;
+	size_t len, cap;
+};
+
 struct feed {
 	pthread_mutex_t mu;
 	pthread_cond_t changed;
@@ -55,6 +65,8 @@ struct feed {
 	size_t by_fd_len;
 	pthread_t watcher;
 	bool watching;
+	pthread_mutex_t batch_mu;
+	struct batch batch;
 };
 
 static void resume_all(struct feed *f);
@@ -75,6 +87,7 @@ void feed_init(struct hub *hub)
 {
 	struct feed *f = xcalloc(1, sizeof *f);
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_mutex_init(&f->batch_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -204,6 +217,8 @@ void feed_free(struct hub *hub)
 	if (f->watch_ep >= 0)
 		close(f->watch_ep);
 	free(f->by_fd);
+	pthread_mutex_destroy(&f->batch_mu);
+	free(f->batch.text);
 	free(f);
 	hub->feed = NULL;
 }
@@ -338,15 +353,19 @@ static void sub_free(void *cls)
 	free(s);
 }
 
-static void append(struct sub *s, const char *text)
+static void append_n(struct sub *s, const char *text, size_t n)
 {
-	size_t n = strlen(text);
 	if (s->len + n > s->cap) {
 		s->cap = (s->len + n) * 2;
 		s->buf = xrealloc(s->buf, s->cap);
 	}
 	memcpy(s->buf + s->len, text, n);
 	s->len += n;
+}
+
+static void append(struct sub *s, const char *text)
+{
+	append_n(s, text, strlen(text));
 }
 
 /* The payload members that name a path (file.moved has from and to,
@@ -391,7 +410,7 @@ static char *visible_payload(const struct acl *a, const char *payload, const cha
 /* Read the next batch of changes into the buffer. Returns rows read (visible
  * or not: the position moves past both), 0 at the end, or -1 on an error or
  * when the subscriber is no longer a member. */
-static int fetch(struct sub *s)
+static int query(struct sub *s)
 {
 	struct db *db = db_pool_acquire(s->hub->pool);
 	/* Access may have changed since the last batch: look again. */
@@ -427,6 +446,49 @@ static int fetch(struct sub *s)
 	acl_free(a);
 	db_pool_release(s->hub->pool, db);
 	return r == DB_DONE ? rows : -1;
+}
+
+/* query() through the shared batch: the first subscriber of a workspace and
+ * user at a position reads the batch, the others after the same commit copy
+ * it (the same rows through the same ACL). A commit (a new generation) makes
+ * it stale; a refusal is never shared. */
+static int fetch(struct sub *s, uint64_t gen)
+{
+	struct feed *f = s->hub->feed;
+	struct batch *b = &f->batch;
+	/* Held over the query: a subscriber woken with others waits for the one
+	 * query rather than making its own. */
+	pthread_mutex_lock(&f->batch_mu);
+	if (b->valid && b->gen == gen && b->ws == s->ws && b->user == s->user &&
+	    b->from == s->last_seq) {
+		if (b->len)
+			append_n(s, b->text, b->len);
+		s->last_seq = b->to;
+		int rows = b->rows;
+		pthread_mutex_unlock(&f->batch_mu);
+		return rows;
+	}
+	int64_t from = s->last_seq;
+	size_t start = s->len;
+	int rows = query(s);
+	b->valid = rows >= 0;
+	if (b->valid) {
+		b->ws = s->ws;
+		b->user = s->user;
+		b->from = from;
+		b->to = s->last_seq;
+		b->gen = gen;
+		b->rows = rows;
+		b->len = s->len - start;
+		if (b->len > b->cap) {
+			b->cap = b->len;
+			b->text = xrealloc(b->text, b->cap);
+		}
+		if (b->len)
+			memcpy(b->text, s->buf + start, b->len);
+	}
+	pthread_mutex_unlock(&f->batch_mu);
+	return rows;
 }
 
 /* Subscribers that may see none of a run of changes skip this many batches per
@@ -497,7 +559,7 @@ static ssize_t sub_read(void *cls, uint64_t pos, char *out, size_t max)
 		/* No commit since the last empty fetch (a heartbeat's wake-up): no
 		 * query. */
 		if (!s->fetched || gen != s->fetched_gen) {
-			int rows = fetch(s);
+			int rows = fetch(s, gen);
 			if (rows < 0)
 				return MHD_CONTENT_READER_END_WITH_ERROR; /* the client reconnects
 				                                           */
