@@ -133,7 +133,8 @@ def run(args, roost, db_url):
         beats = sum(s.heartbeats for s in pool.subs)
 
         live = [s for s in pool.subs if s.status == 200 and not s.closed]
-        lat, last = [], []
+        lat, first, last = [], [], []
+        cpu0 = cpu_seconds(hub.proc.pid)
         for i in range(args.events):
             seq = hub.last_seq() + 1
             t0 = time.monotonic()
@@ -141,7 +142,9 @@ def run(args, roost, db_url):
             pool.wait(lambda: all(seq in s.arrived for s in live), 120, "event %d" % seq)
             got = [s.arrived[seq] - t0 for s in live]
             lat.extend(got)
+            first.append(min(got))
             last.append(max(got))
+        cpu_events = cpu_seconds(hub.proc.pid) - cpu0
         rss2 = hub.rss_mib()
         pool.close()
         t = time.monotonic()
@@ -167,8 +170,9 @@ def run(args, roost, db_url):
               % (idle_s, cpu_idle, 100 * cpu_idle / idle_s, beats))
         print("| event to every subscriber (%d events) | p50 %s, p99 %s |"
               % (args.events, ms(pct(lat, 50)), ms(pct(lat, 99))))
-        print("| until the last subscriber has it | p50 %s, p99 %s |"
-              % (ms(pct(last, 50)), ms(pct(last, 99))))
+        print("| until the first / the last subscriber has it | p50 %s / %s, p99 %s / %s |"
+              % (ms(pct(first, 50)), ms(pct(last, 50)), ms(pct(first, 99)), ms(pct(last, 99))))
+        print("| hub CPU per event (commit and fan-out) | %s |" % ms(cpu_events / args.events))
         print("| all let go after they hang up | %.1f s |" % let_go)
     finally:
         hub.stop()

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +62,7 @@ struct feed {
 	/* The watcher thread: heartbeats due, and waiting subscribers whose client
 	 * hung up (MHD does not look at a suspended connection's socket). */
 	int watch_ep;
+	int wake_fd;        /* feed_notify to the watcher: resume them all */
 	struct sub **by_fd; /* waiting subscribers by socket (under mu) */
 	size_t by_fd_len;
 	pthread_t watcher;
@@ -94,6 +96,13 @@ void feed_init(struct hub *hub)
 	pthread_cond_init(&f->changed, &ca);
 	pthread_condattr_destroy(&ca);
 	f->watch_ep = epoll_create1(EPOLL_CLOEXEC);
+	f->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = f->wake_fd};
+	if (f->watch_ep >= 0 &&
+	    (f->wake_fd < 0 || epoll_ctl(f->watch_ep, EPOLL_CTL_ADD, f->wake_fd, &ev) < 0)) {
+		close(f->watch_ep); /* no watcher: subscribers block a thread each */
+		f->watch_ep = -1;
+	}
 	hub->feed = f;
 }
 
@@ -103,7 +112,11 @@ void feed_notify(struct hub *hub)
 	pthread_mutex_lock(&f->mu);
 	f->generation++;
 	pthread_cond_broadcast(&f->changed);
-	resume_all(f);
+	/* The watcher resumes them: with 10,000 waiting that takes a while, and the
+	 * committer has an answer to send. */
+	uint64_t one = 1;
+	if (f->waiting && (!f->watching || write(f->wake_fd, &one, sizeof one) != sizeof one))
+		resume_all(f);
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -216,6 +229,8 @@ void feed_free(struct hub *hub)
 	pthread_cond_destroy(&f->changed);
 	if (f->watch_ep >= 0)
 		close(f->watch_ep);
+	if (f->wake_fd >= 0)
+		close(f->wake_fd);
 	free(f->by_fd);
 	pthread_mutex_destroy(&f->batch_mu);
 	free(f->batch.text);
@@ -325,6 +340,14 @@ static void *watch_main(void *arg)
 		}
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
+			if (fd == f->wake_fd) {
+				uint64_t count;
+				if (read(fd, &count, sizeof count) < 0 && errno != EAGAIN)
+					log_warn("feed: the watcher's wake-up: %s",
+					         strerror(errno));
+				resume_all(f);
+				continue;
+			}
 			struct sub *s = fd >= 0 && (size_t)fd < f->by_fd_len ? f->by_fd[fd] : NULL;
 			if (s && s->waiting) {
 				s->gone = true; /* its callback ends the stream */
