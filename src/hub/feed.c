@@ -345,7 +345,26 @@ static void *watch_main(void *arg)
 				if (read(fd, &count, sizeof count) < 0 && errno != EAGAIN)
 					log_warn("feed: the watcher's wake-up: %s",
 					         strerror(errno));
-				resume_all(f);
+				/* Resumed outside the lock, in one burst: the loop's threads
+				 * can serve the first while the rest are resumed. */
+				size_t k = 0, cap = 0;
+				struct MHD_Connection **conns = NULL;
+				while (f->waiting) {
+					struct sub *s = f->waiting;
+					unlink_waiting(f, s);
+					if (k == cap) {
+						cap = cap ? cap * 2 : 256;
+						conns = xrealloc(conns, cap * sizeof *conns);
+					}
+					conns[k++] =
+					    s->conn; /* suspended: not freed until resumed */
+				}
+				f->next_beat_ms = 0;
+				pthread_mutex_unlock(&f->mu);
+				for (size_t j = 0; j < k; j++)
+					MHD_resume_connection(conns[j]);
+				free(conns);
+				pthread_mutex_lock(&f->mu);
 				continue;
 			}
 			struct sub *s = fd >= 0 && (size_t)fd < f->by_fd_len ? f->by_fd[fd] : NULL;

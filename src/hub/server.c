@@ -735,7 +735,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 		req_free(r);
 	}
 	*req_cls = NULL;
-	connlimit_request_done(hub->conns, c); /* idle again: the head timeout */
+	if (!on_feed_loop(hub, c))
+		connlimit_request_done(hub->conns, c); /* idle again: the head timeout */
 }
 
 static int64_t content_length(struct req *r)
@@ -883,8 +884,11 @@ static enum MHD_Result dispatch(struct hub *hub, struct MHD_Connection *conn, co
 		*req_cls = r;
 		atomic_fetch_add(&r->hub->m.requests, 1);
 		enum MHD_Result ret = on_head(r);
-		if (!r->replied)
-			connlimit_head_done(conn); /* admitted: it may take its time now */
+		/* Admitted: it may take its time now. Not on the feed daemon, whose
+		 * connections keep the daemon's one timeout: MHD visits every
+		 * connection with a timeout of its own on every turn of its loop. */
+		if (!r->replied && !on_feed_loop(hub, conn))
+			connlimit_head_done(conn);
 		return ret;
 	}
 	if (r->replied) {
@@ -1030,6 +1034,9 @@ static enum MHD_Result on_feed(void *cls, struct MHD_Connection *conn, const cha
 	return dispatch(hub, conn, url, method, upload_data, upload_data_size, req_cls, dash);
 }
 
+/* Its connections arrive with a whole request line (acceptor.c) and then have
+ * IDLE_TIMEOUT_S for the rest of the head and between writes: the head timeout
+ * would need a timeout per connection, which MHD visits on every turn. */
 static struct MHD_Daemon *start_feed_loop(struct hub *hub)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
@@ -1040,9 +1047,8 @@ static struct MHD_Daemon *start_feed_loop(struct hub *hub)
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub, MHD_OPTION_NOTIFY_CONNECTION,
 	    connlimit_notify, hub->conns, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)FEED_LOOP_THREADS,
 	    MHD_OPTION_CONNECTION_LIMIT, FEED_LOOP_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)hub->cfg.head_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)FEED_LOOP_MEMORY, MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape, NULL,
-	    MHD_OPTION_END);
+	    (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)FEED_LOOP_MEMORY,
+	    MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape, NULL, MHD_OPTION_END);
 	if (!d)
 		log_error("cannot start the feed's event loop: %s", strerror(errno));
 	return d;
