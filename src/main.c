@@ -220,6 +220,8 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.gc_every_ms = a->cfg.scrub_every_ms = a->cfg.replicate_every_ms = -1;
 	a->cfg.session_lifetime_ms = a->cfg.session_idle_ms = -1;
 	a->cfg.gc_retention_ms = -1;
+	const char *store = getenv("ROOST_STORE"); /* --store's default (an option file) */
+	a->cfg.store_url = store && *store ? store : NULL;
 	for (int i = 0; i < argc; i += 2) { /* every option takes a value */
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int *port = strcmp(o, "--api-port") == 0         ? &a->cfg.api_port
