@@ -213,6 +213,10 @@ class Hub:
                     if k.split("/")[-2:-1] != ["quarantine"]]
         return sorted(glob.glob(os.path.join(self.store_dir(), "??", "*")))
 
+    def object_hash(self, path):
+        """The chunk hash an object_paths() file holds."""
+        return os.path.basename(path).split(".")[0]
+
     def quarantined(self):
         """The names under the store's quarantine (objects/quarantine, PREFIX/quarantine/)."""
         if self.s3:

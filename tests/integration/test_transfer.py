@@ -195,7 +195,7 @@ class TransferTest(HubTest):
             byte = f.read(1)
             f.seek(100)
             f.write(bytes([byte[0] ^ 0xFF]))
-        st, body, _, _ = self.api("GET", "/chunks/" + os.path.basename(victim))
+        st, body, _, _ = self.api("GET", "/chunks/" + self.hub.object_hash(victim))
         self.assertEqual(st, 503)
         self.assertEqual(body["error"]["code"], "chunk_corrupt")
         out = self.path("corrupt.out")
