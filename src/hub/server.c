@@ -331,16 +331,21 @@ void hub_space_full(struct hub *h, const char *what, int err)
 	if (atomic_exchange(&h->out_of_space, true))
 		return; /* this episode is logged already */
 	int64_t avail = store_avail(h->store);
-	log_error("out of space: %s failed (%s); the store %s has %lld bytes free; uploads "
-	          "are refused (507 out_of_space) until space is freed",
-	          what, strerror(-err), store_dir(h->store), (long long)avail);
+	if (avail < 0) /* an S3 store: its uploads spool in DATA/spool, which filled */
+		log_error("out of space: %s failed (%s); the store %s spools uploads in %s/spool; "
+		          "uploads are refused (507 out_of_space) until space is freed",
+		          what, strerror(-err), store_dir(h->store), h->cfg.data_dir);
+	else
+		log_error("out of space: %s failed (%s); the store %s has %lld bytes free; "
+		          "uploads are refused (507 out_of_space) until space is freed",
+		          what, strerror(-err), store_dir(h->store), (long long)avail);
 }
 
 void hub_space_ok(struct hub *h)
 {
 	if (atomic_load(&h->out_of_space) && atomic_exchange(&h->out_of_space, false))
-		log_info("out of space: over; the store %s takes chunks again (%lld bytes free)",
-		         store_dir(h->store), (long long)store_avail(h->store));
+		log_info("out of space: over; the store %s takes chunks again",
+		         store_dir(h->store));
 }
 
 enum MHD_Result reply_out_of_space(struct req *r, const char *what, int err)
