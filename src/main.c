@@ -44,7 +44,9 @@ static const char usage_text[] =
     "              [--login-throttle 5]  failed password attempts per account (4x per client\n"
     "              address) before growing delays (429 + Retry-After); 0: off\n"
     "              [--max-conns-per-ip 128]  connections at once per client address, over\n"
-    "              all ports (0: no limit; behind a local proxy every client is the proxy)\n"
+    "              all ports (0: no limit; behind a proxy every client is the proxy)\n"
+    "              [--trusted-proxy ADDR[,ADDR]]  load balancers whose X-Forwarded-For and\n"
+    "              X-Forwarded-Proto name the client (throttles, audit; docs/scale-out.md)\n"
     "              [--head-timeout 15]  seconds a connection has to send a request head\n"
     "              [--web-dir DIR]  the dashboard's built assets (default: an installed\n"
     "              binary's PREFIX/share/roost/web, else the build's)\n"
@@ -198,7 +200,8 @@ static bool hub_option(const char *o)
 	                                    "--oidc-redirect-uri",
 	                                    "--rotate-keys-every",
 	                                    "--session-lifetime",
-	                                    "--session-idle"};
+	                                    "--session-idle",
+	                                    "--trusted-proxy"};
 	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
 		if (strcmp(o, known[i]) == 0)
 			return true;
@@ -247,6 +250,8 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			}
 		} else if (strcmp(o, "--data") == 0) {
 			a->data = v;
+		} else if (strcmp(o, "--trusted-proxy") == 0) {
+			a->cfg.trusted_proxies = v;
 		} else if (strcmp(o, "--db") == 0) {
 			a->cfg.db_url = v;
 		} else if (strcmp(o, "--rate-limit") == 0) {

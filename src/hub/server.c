@@ -25,6 +25,7 @@
 #include "web.h"
 #include "keyrot.h"
 #include "oidc.h"
+#include "peer.h"
 #include "stats.h"
 #include "zip.h"
 #include "init.h"
@@ -346,21 +347,6 @@ const char *req_header(struct req *r, const char *key)
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
 }
 
-const char *req_client(struct req *r, char buf[64])
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	buf[0] = 0;
-	if (!ci || !ci->client_addr)
-		return buf;
-	const struct sockaddr *sa = ci->client_addr;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, 64);
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, 64);
-	return buf;
-}
-
 char *req_path_arg(struct req *r, const char *key)
 {
 	size_t len = 0;
@@ -526,12 +512,6 @@ static const struct route *route_find(const char *method, const char *url, char 
 	return NULL;
 }
 
-static bool is_loopback(const char *addr)
-{
-	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
-	       strncmp(addr, "::ffff:127.", 11) == 0;
-}
-
 /* A duration as people write it for --session-idle: "7d", "12h", "90s". */
 static void duration_text(int64_t ms, char *out, size_t n)
 {
@@ -548,16 +528,16 @@ static void duration_text(int64_t ms, char *out, size_t n)
 }
 
 /* An operators' endpoint (R_OPS): with ROOST_OPS_TOKEN set, its bearer token
- * from anywhere; without, loopback clients only. A hub behind a reverse proxy
- * on the same machine sees every client as loopback: set the token there. */
+ * from anywhere; without, loopback clients only, and never a request a proxy
+ * relayed (peer.h): a reverse proxy on the same machine connects from
+ * loopback for every client. */
 static bool admit_ops(struct req *r)
 {
 	const char *want = r->hub->ops_token, *authz = req_header(r, "Authorization");
-	char addr[64];
 	if (want
 	        ? authz && strncmp(authz, "Bearer ", 7) == 0 && strlen(authz + 7) == strlen(want) &&
 	              sodium_memcmp(authz + 7, want, strlen(want)) == 0
-	        : is_loopback(req_client(r, addr)))
+	        : req_loopback(r))
 		return true;
 	reply_error(r, MHD_HTTP_FORBIDDEN, "ops_only",
 	            want ? "this endpoint needs the hub's operator token (ROOST_OPS_TOKEN) as a "
@@ -1054,6 +1034,8 @@ int hub_serve(struct hub_config *cfg)
 			return 1;
 		}
 	}
+	if (peer_trust(hub, cfg->trusted_proxies) != 0)
+		return 1;
 	int ca = chunksrc_set_host_ca(cfg->host_ca);
 	if (ca != 0) {
 		log_error("--host-ca %s: %s", cfg->host_ca, strerror(-ca));

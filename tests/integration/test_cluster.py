@@ -198,7 +198,7 @@ class ClusterTest(unittest.TestCase):
         jobs = ["--gc-every", "1d", "--scrub-every", "1d", "--replicate-every", "1d"]
         for h in (cls.a, cls.b):
             h.serve_args = ["--heartbeat", "1", "--max-conns-per-ip", "0",
-                            "--job-rate", "4M"] + jobs
+                            "--trusted-proxy", "127.0.0.1", "--job-rate", "4M"] + jobs
             h.start()
         cls.nginx = Nginx(cls.tmp, [cls.a, cls.b])
         cls.nginx.start()
@@ -387,6 +387,15 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual(after[n][0], before[n][0] + 1, "job %s ran %d times" % (
                 n, after[n][0] - before[n][0]))
         self.assertEqual(done_lines() - lines, len(names))
+
+    def test_b2_operators_endpoints_are_not_open_through_the_balancer(self):
+        # nginx connects from loopback for every client: a relayed request is
+        # never "this machine" (docs/scale-out.md).
+        st, body, _, _ = self.a.request("GET", "/metrics", port=self.nginx.port)
+        self.assertEqual(st, 403)
+        self.assertEqual(body["error"]["code"], "ops_only")
+        st, _, _, _ = self.a.request("GET", "/metrics")
+        self.assertEqual(st, 200)
 
     def test_f_mixed_workload_survives_a_hub_killed_and_restarted(self):
         rng = random.Random(18)

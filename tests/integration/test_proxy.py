@@ -1,0 +1,89 @@
+"""A hub behind a load balancer (docs/scale-out.md): with --trusted-proxy, the
+client a proxy forwards for (X-Forwarded-For) is the one the password
+throttle and the audit see; from anyone else the header is ignored; and a
+relayed request is never "this machine" for the operators' endpoints."""
+import os
+import tempfile
+
+from harness import Hub, HubTest, main
+
+SPOOF = {"X-Forwarded-For": "203.0.113.9"}
+
+
+class UntrustedProxyTest(HubTest):
+    """A hub with no --trusted-proxy: X-Forwarded-For means nothing to it."""
+
+    def failed_login(self, email, headers=None):
+        return self.hub.request("POST", "/api/v1/login",
+                                {"email": email, "password": "wrong password!"},
+                                headers=headers)
+
+    def test_a_forwarded_for_header_does_not_change_the_audited_address(self):
+        st, _, _, _ = self.failed_login("nobody-untrusted@example.test", SPOOF)
+        self.assertEqual(st, 401)
+        rows = self.hub.sql("SELECT client_addr FROM audit_log WHERE action = 'login.failed' "
+                            "AND target = 'nobody-untrusted@example.test'")
+        self.assertEqual([r[0] for r in rows], ["127.0.0.1"])
+
+    def test_metrics_answer_loopback_but_not_a_request_a_proxy_relayed(self):
+        st, _, _, _ = self.hub.request("GET", "/metrics")
+        self.assertEqual(st, 200)
+        st, body, _, _ = self.hub.request("GET", "/metrics", headers=SPOOF)
+        self.assertEqual(st, 403)
+        self.assertEqual(body["error"]["code"], "ops_only")
+        st, _, _, _ = self.hub.request("GET", "/metrics",
+                                       headers={"Forwarded": "for=203.0.113.9"})
+        self.assertEqual(st, 403)
+
+
+class TrustedProxyTest(HubTest):
+    """The hub trusts 127.0.0.1 as its balancer (the test is the balancer)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="roost-proxy-")
+        cls.hub = Hub(cls.tmp)
+        cls.hub.serve_args = ["--trusted-proxy", "10.9.9.9, 127.0.0.1",
+                              "--login-throttle", "1"]
+        cls.stopped = False
+        cls.addClassCleanup(cls.stop_processes)
+        cls.hub.start()
+        cls.token = cls.hub.login()
+        cls.ws = cls.hub.workspace(cls.token)
+
+    def failed_login(self, email, client):
+        # nginx's $proxy_add_x_forwarded_for: what the client sent, then its address
+        return self.hub.request("POST", "/api/v1/login",
+                                {"email": email, "password": "wrong password!"},
+                                headers={"X-Forwarded-For": "198.18.0.1, " + client})
+
+    def test_the_audit_names_the_client_the_proxy_forwards_for(self):
+        st, _, _, _ = self.failed_login("audit-me@example.test", "192.0.2.44")
+        self.assertEqual(st, 401)
+        rows = self.hub.sql("SELECT client_addr FROM audit_log WHERE action = 'login.failed' "
+                            "AND target = 'audit-me@example.test'")
+        self.assertEqual([r[0] for r in rows], ["192.0.2.44"])
+
+    def test_the_password_throttle_counts_each_forwarded_client_apart(self):
+        # --login-throttle 1: a client address gets 4 free failures (4x), then waits.
+        codes = [self.failed_login("guess%d@example.test" % i, "192.0.2.77")[0]
+                 for i in range(6)]
+        self.assertEqual(codes[:4], [401] * 4)
+        self.assertEqual(codes[-1], 429)
+        # Another client behind the same proxy is not held up by that one.
+        st, _, _, _ = self.failed_login("other@example.test", "192.0.2.78")
+        self.assertEqual(st, 401)
+
+    def test_a_bad_trusted_proxy_list_is_refused_before_serving(self):
+        other = Hub(os.path.join(self.tmp, "bad"))
+        p = other.cli("serve", "--data", other.data, *other.db_args(), "--trusted-proxy",
+                      "10.0.0.1,nginx.internal", "--api-port", str(other.api_port),
+                      "--content-port", str(other.content_port), "--dashboard-port",
+                      str(other.dash_port), check=False, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"--trusted-proxy takes IP addresses", p.stderr)
+        self.assertIn(b"nginx.internal", p.stderr)
+
+
+if __name__ == "__main__":
+    main()
