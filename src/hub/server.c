@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 static enum MHD_Result api_health(struct req *r);
+static enum MHD_Result api_ready(struct req *r);
 static enum MHD_Result api_metrics(struct req *r);
 
 static const struct route routes[] = {
@@ -171,6 +172,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/under-replicated", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_under_replicated},
     {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
+    {"GET", "/readyz", 0, BODY_NONE, NULL, NULL, api_ready},
     {"GET", "/metrics", R_OPS, BODY_NONE, NULL, NULL, api_metrics},
     {"POST", "/api/v1/tokens", R_AUTH, BODY_JSON, NULL, NULL, api_app_token_create},
     {"GET", "/api/v1/tokens", R_AUTH, BODY_NONE, NULL, NULL, api_app_tokens},
@@ -394,6 +396,25 @@ static enum MHD_Result api_health(struct req *r)
 {
 	return reply_json(r, MHD_HTTP_OK,
 	                  json_pack("{s:s, s:s}", "status", "ok", "version", ROOST_VERSION));
+}
+
+/* Readiness, for a load balancer's health check: this hub can reach its
+ * database and its chunk store. (/healthz only says the process answers.)
+ * The answer names which is down and nothing more: anyone may ask. */
+static enum MHD_Result api_ready(struct req *r)
+{
+	int64_t one = 0;
+	bool db_ok = r->db && db_int64(r->db, &one, "SELECT 1") == DB_ROW && one == 1;
+	bool store_ok = store_avail(r->hub->store) >= 0;
+	if (db_ok && store_ok)
+		return reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "ready"));
+	json_t *down = json_array();
+	if (!db_ok)
+		json_array_append_new(down, json_string("database"));
+	if (!store_ok)
+		json_array_append_new(down, json_string("store"));
+	return reply_json(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+	                  json_pack("{s:s, s:o}", "status", "not_ready", "down", down));
 }
 
 static enum MHD_Result api_metrics(struct req *r)

@@ -396,6 +396,9 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(body["error"]["code"], "ops_only")
         st, _, _, _ = self.a.request("GET", "/metrics")
         self.assertEqual(st, 200)
+        for port in (self.a.api_port, self.b.api_port, self.nginx.port):
+            st, body, _, _ = self.a.request("GET", "/readyz", port=port)
+            self.assertEqual((st, body), (200, {"status": "ready"}))
 
     def test_f_mixed_workload_survives_a_hub_killed_and_restarted(self):
         rng = random.Random(18)

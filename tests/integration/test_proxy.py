@@ -1,7 +1,8 @@
 """A hub behind a load balancer (docs/scale-out.md): with --trusted-proxy, the
 client a proxy forwards for (X-Forwarded-For) is the one the password
 throttle and the audit see; from anyone else the header is ignored; and a
-relayed request is never "this machine" for the operators' endpoints."""
+relayed request is never "this machine" for the operators' endpoints; and
+/readyz tells a balancer's health check whether the hub can serve."""
 import os
 import tempfile
 
@@ -34,6 +35,25 @@ class UntrustedProxyTest(HubTest):
         st, _, _, _ = self.hub.request("GET", "/metrics",
                                        headers={"Forwarded": "for=203.0.113.9"})
         self.assertEqual(st, 403)
+
+
+class ReadinessTest(HubTest):
+    def test_readyz_is_ready_while_the_database_and_the_store_answer(self):
+        st, body, _, _ = self.hub.request("GET", "/readyz")
+        self.assertEqual((st, body), (200, {"status": "ready"}))
+
+    def test_readyz_names_a_store_that_is_gone_and_recovers_with_it(self):
+        objects = os.path.join(self.hub.data, "objects")
+        os.rename(objects, objects + ".away")
+        try:
+            st, body, _, _ = self.hub.request("GET", "/readyz")
+            st2, _, _, _ = self.hub.request("GET", "/healthz")
+        finally:
+            os.rename(objects + ".away", objects)
+        self.assertEqual((st, body), (503, {"status": "not_ready", "down": ["store"]}))
+        self.assertEqual(st2, 200)  # alive, only not ready
+        st, _, _, _ = self.hub.request("GET", "/readyz")
+        self.assertEqual(st, 200)
 
 
 class TrustedProxyTest(HubTest):
