@@ -281,6 +281,25 @@ class HubCrashTest(HubTest):
         self.hub.cli("get", "/second.bin", out2)
         self.assertEqual(sha256_file(out2), d2)
 
+    def test_a_download_cut_by_a_hub_restart_resumes_where_it_stopped(self):
+        src = os.path.join(self.tmp, "stream.bin")
+        digest = random_file(src, 24 * MiB)
+        self.hub.cli("put", src, "/stream.bin")
+        out = os.path.join(self.tmp, "stream.out")
+        served = self.hub.metric("roost_bytes_served_total")
+        # 4 MiB/s: the kill lands mid-stream (no host holds it: one stream from the hub)
+        proc = subprocess.Popen([harness.ROOST, "get", "--max-down", "4M", "/stream.bin", out],
+                                env=self.hub.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        harness.wait_for(lambda: self.hub.metric("roost_bytes_served_total") - served > 2 * MiB,
+                         timeout=60, what="the download to start")
+        self.hub.kill()
+        self.hub.start()
+        _, err = proc.communicate(timeout=300)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace"))
+        self.assertIn(b"resuming at byte", err)
+        self.assertEqual(sha256_file(out), digest)
+
     def test_hub_stops_cleanly_on_sigterm(self):
         self.hub.stop()  # asserts exit code 0
         self.hub.start()
