@@ -46,7 +46,7 @@ struct hub_config {
 	 * s3://BUCKET/PREFIX?endpoint=…; NULL: data_dir (store.h, store_open_url) */
 	const char *store_url;
 	const char *store_creds; /* --store-credentials FILE; NULL: AWS_* variables */
-	const char *listen; /* address to bind; default 127.0.0.1 */
+	const char *listen;      /* address to bind; default 127.0.0.1 */
 	int api_port, content_port, dashboard_port;
 	int64_t feed_heartbeat_ms;      /* a quiet feed sends a comment this often */
 	double rate_limit;              /* requests per second per token; 0 = unlimited */
@@ -59,6 +59,9 @@ struct hub_config {
 	/* load balancers whose X-Forwarded-For/-Proto are believed (peer.c):
 	 * comma-separated IP addresses, or NULL */
 	const char *trusted_proxies;
+	/* the origin clients reach the hubs at (a balancer): every link the hub
+	 * makes starts with it; NULL: the request's Host and the hub's own port */
+	const char *public_url;
 	/* background jobs (docs/jobs.md): how often each runs (0: never, -1: the
 	 * default), the byte rate of scrub and replicate, and a GC retention that
 	 * overrides the workspaces' (roost admin gc --retention; -1: theirs) */

@@ -9,8 +9,10 @@ restarted in the middle: nothing is lost and every version verifies.
 PostgreSQL only, by nature (CMakeLists.txt registers no SQLite variant; run
 directly, the file picks PostgreSQL itself and refuses ROOST_TEST_DB=sqlite).
 
-The store: both hubs serve one --data directory (its objects/). When the S3
-store lands (roost serve --store s3://…), the hubs share a bucket instead."""
+The store: one bucket on s3rver (tests/integration/s3server.py; a missing
+s3rver fails loudly), each hub with its own --data (its spool). With
+ROOST_TEST_CLUSTER_STORE=dir the hubs share one --data directory instead
+(its objects/), the other deployment docs/scale-out.md describes."""
 import os
 import sys
 
@@ -36,6 +38,9 @@ import harness  # noqa: E402
 from harness import EMAIL, ROOST, Host, Hub, free_port, q, wait_for  # noqa: E402
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+STORE = os.environ.get("ROOST_TEST_CLUSTER_STORE", "s3")
+if STORE not in ("s3", "dir"):
+    sys.exit("ROOST_TEST_CLUSTER_STORE=%r: expected 's3' or 'dir'" % STORE)
 MiB = 1024 * 1024
 
 
@@ -194,13 +199,22 @@ class ClusterTest(unittest.TestCase):
         cls.addClassCleanup(cls.stop_everything)
         cls.a = Hub(os.path.join(cls.tmp, "a"))
         cls.b = Hub(os.path.join(cls.tmp, "b"), same_db_as=cls.a)
-        cls.b.data = cls.a.data  # one store: the hubs share DATA/objects
+        store = []
+        if STORE == "s3":
+            import s3server
+            cls.s3 = s3server.S3Server()
+            cls.procs_started.append(cls.s3)
+            os.environ.update(cls.s3.env())  # the hubs' credentials (inherited)
+            store = ["--store", cls.s3.store_url("cluster")]
+        else:
+            cls.b.data = cls.a.data  # one store: the hubs share DATA/objects
         jobs = ["--gc-every", "1d", "--scrub-every", "1d", "--replicate-every", "1d"]
+        cls.nginx = Nginx(cls.tmp, [cls.a, cls.b])  # its port: the hubs' --public-url
         for h in (cls.a, cls.b):
             h.serve_args = ["--heartbeat", "1", "--max-conns-per-ip", "0",
-                            "--trusted-proxy", "127.0.0.1", "--job-rate", "4M"] + jobs
+                            "--trusted-proxy", "127.0.0.1", "--public-url", cls.nginx.url,
+                            "--job-rate", "4M"] + jobs + store
             h.start()
-        cls.nginx = Nginx(cls.tmp, [cls.a, cls.b])
         cls.nginx.start()
         cls.token = cls.a.login()
         cls.ws = cls.a.workspace(cls.token)
@@ -210,20 +224,28 @@ class ClusterTest(unittest.TestCase):
         cls.b.login_cli()
         cls.client_cfg = os.path.join(cls.tmp, "client-cfg")
         cls.cli_raw("login", "--hub", cls.nginx.url, "--email", EMAIL, check=True)
+        # Hosts A and B attach to one hub each (their invite links, which name
+        # the balancer (--public-url), rewritten to the hub); host C through
+        # the balancer: its uploads fail over from a dead hub to the other.
         cls.hosts = []
-        for hub, label in ((cls.a, "A"), (cls.b, "B")):
-            host = Host(hub, cls.tmp, label)
-            host.join()
+        for hub, label in ((cls.a, "A"), (cls.b, "B"), (None, "C")):
+            invite = json.loads(cls.cli_raw("host", "invite", "--json", check=True).stdout)
+            assert invite["url"].startswith(cls.nginx.url + "/host-invite/"), invite["url"]
+            url = invite["url"].replace(cls.nginx.url, hub.url if hub else cls.nginx.url)
+            host = Host(hub or cls.a, cls.tmp, label)
+            os.makedirs(host.dir)
+            cls.cli_raw("host", "join", url, "--dir", host.dir, "--label", label, check=True)
             host.start()
             cls.hosts.append(host)
-        cls.hostA, cls.hostB = cls.hosts
+        cls.hostA, cls.hostB, cls.hostC = cls.hosts
 
     @classmethod
     def stop_everything(cls):
         errors = []
         for stop in ([h.stop for h in getattr(cls, "hosts", [])] +
                      [getattr(cls, "nginx", None) and cls.nginx.stop] +
-                     [h.stop for h in (getattr(cls, "b", None), getattr(cls, "a", None)) if h]):
+                     [h.stop for h in (getattr(cls, "b", None), getattr(cls, "a", None)) if h] +
+                     [s.stop for s in getattr(cls, "procs_started", [])]):
             if not stop:
                 continue
             try:
@@ -440,8 +462,8 @@ class ClusterTest(unittest.TestCase):
                         record(path, dg)
 
         def host_edits():
-            for i in range(4):
-                host = self.hosts[i % 2]
+            for i in range(6):
+                host = self.hosts[i % 3]
                 data = os.urandom(rng.randint(1024, 300 * 1024))
                 path = "/mixed/hosts/e%d.bin" % i
                 os.makedirs(os.path.dirname(host.path(path)), exist_ok=True)
