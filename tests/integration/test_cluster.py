@@ -355,6 +355,24 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.err)
         self.assertEqual(sha256_file(out), sha256(data))
 
+    def test_bc_links_name_the_balancer_and_work_through_it(self):
+        data = self.content(self.a, "/big.bin")
+        st, body, payload, _ = self.api(self.nginx.port, "POST", "/urls", {"path": "/big.bin"})
+        self.assertEqual(st, 201, payload[:300])
+        hub_src = [x for x in body["sources"] if x["via"] == "hub"]
+        self.assertEqual(len(hub_src), 1, body["sources"])
+        self.assertTrue(hub_src[0]["url"].startswith(self.nginx.url + "/c/"), hub_src[0])
+        st, _, got, _ = self.a.request("GET", hub_src[0]["url"][len(self.nginx.url):],
+                                       port=self.nginx.port)
+        self.assertEqual((st, sha256(got)), (200, sha256(data)))
+        st, body, payload, _ = self.api(self.nginx.port, "POST", "/shares",
+                                        {"path": "/big.bin"})
+        self.assertEqual(st, 201, payload[:300])
+        self.assertTrue(body["url"].startswith(self.nginx.url + "/s/"), body["url"])
+        st, _, page, _ = self.a.request("GET", body["url"][len(self.nginx.url):],
+                                        port=self.nginx.port)
+        self.assertEqual(st, 200, page[:200])
+
     def test_c_the_feed_through_either_hub_shows_a_change_made_on_the_other(self):
         st, body, _, _ = self.a.request("GET", "/api/v1/workspaces", token=self.token)
         seq = [w for w in body["workspaces"] if w["id"] == self.ws][0]["last_seq"]
@@ -415,7 +433,7 @@ class ClusterTest(unittest.TestCase):
                 n, after[n][0] - before[n][0]))
         self.assertEqual(done_lines() - lines, len(names))
 
-    def test_b2_operators_endpoints_are_not_open_through_the_balancer(self):
+    def test_bb_operators_endpoints_are_not_open_through_the_balancer(self):
         # nginx connects from loopback for every client: a relayed request is
         # never "this machine" (docs/scale-out.md).
         st, body, _, _ = self.a.request("GET", "/metrics", port=self.nginx.port)
