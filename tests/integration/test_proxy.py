@@ -56,6 +56,40 @@ class ReadinessTest(HubTest):
         self.assertEqual(st, 200)
 
 
+class PublicUrlTest(HubTest):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="roost-puburl-")
+        cls.hub = Hub(cls.tmp)
+        cls.hub.serve_args = ["--public-url", "https://files.example.test/"]
+        cls.stopped = False
+        cls.addClassCleanup(cls.stop_processes)
+        cls.hub.start()
+        cls.token = cls.hub.login()
+        cls.ws = cls.hub.workspace(cls.token)
+
+    def test_links_start_with_the_public_url(self):
+        st, body, _, _ = self.api("POST", "/invites", {})
+        self.assertEqual(st, 201, body)
+        self.assertTrue(body["url"].startswith("https://files.example.test/invite/"), body)
+        st, peek, _, _ = self.hub.request("GET", "/api/v1/invites/" + body["token"])
+        self.assertEqual((st, peek["api"]), (200, "https://files.example.test"))
+        st, _, _, _ = self.api("PUT", "/upload?path=" + "%2Fp.txt", raw=b"public",
+                               headers={"Content-Type": "application/octet-stream"})
+        self.assertIn(st, (200, 201))
+        st, body, _, _ = self.api("POST", "/urls", {"path": "/p.txt"})
+        self.assertEqual(st, 201, body)
+        self.assertTrue(body["url"].startswith("https://files.example.test/c/"), body)
+
+    def test_a_public_url_with_a_path_or_another_scheme_is_refused(self):
+        for bad in ("https://files.example.com/roost", "ftp://files.example.com",
+                    "files.example.com", "https://a b"):
+            p = self.roost("serve", "--data", self.hub.data, *self.hub.db_args(),
+                           "--public-url", bad, timeout=60)
+            self.assertEqual(p.returncode, 2, bad)
+            self.assertIn("--public-url takes the origin", p.err)
+
+
 class TrustedProxyTest(HubTest):
     """The hub trusts 127.0.0.1 as its balancer (the test is the balancer)."""
 
