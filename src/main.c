@@ -59,6 +59,7 @@ static const char usage_text[] =
     "              [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
     "              [--oidc-name NAME] [--oidc-redirect-uri URL]]  sign-in with an OpenID\n"
     "              Connect provider (\"Sign in with NAME\"; the redirect URI defaults to\n"
+    "              PUBLIC-URL/api/v1/oidc/callback, else\n"
     "              http://127.0.0.1:DASHBOARD-PORT/api/v1/oidc/callback)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"

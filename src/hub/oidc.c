@@ -93,6 +93,8 @@ int oidc_init(struct hub *hub)
 	o->name = xstrdup(c->oidc_name ? c->oidc_name : "single sign-on");
 	if (c->oidc_redirect_uri)
 		o->redirect_uri = xstrdup(c->oidc_redirect_uri);
+	else if (c->public_url) /* behind a balancer: every hub the same */
+		o->redirect_uri = xasprintf("%s/api/v1/oidc/callback", c->public_url);
 	else
 		o->redirect_uri = xasprintf(
 		    "%s://%s:%d/api/v1/oidc/callback", c->tls_cert ? "https" : "http",
