@@ -61,12 +61,23 @@ class PublicUrlTest(HubTest):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="roost-puburl-")
         cls.hub = Hub(cls.tmp)
-        cls.hub.serve_args = ["--public-url", "https://files.example.test/"]
+        secret = os.path.join(cls.tmp, "oidc-secret")
+        with open(secret, "w") as f:
+            f.write("s3cret\n")
+        os.chmod(secret, 0o600)
+        cls.hub.serve_args = ["--public-url", "https://files.example.test/",
+                              "--oidc-issuer", "https://id.example.test",
+                              "--oidc-client-id", "roost", "--oidc-client-secret-file", secret]
         cls.stopped = False
         cls.addClassCleanup(cls.stop_processes)
         cls.hub.start()
         cls.token = cls.hub.login()
         cls.ws = cls.hub.workspace(cls.token)
+
+    def test_the_oidc_redirect_uri_defaults_to_the_public_url(self):
+        with open(os.path.join(self.tmp, "hub.log"), errors="replace") as f:
+            log = f.read()
+        self.assertIn("redirect URI https://files.example.test/api/v1/oidc/callback", log)
 
     def test_links_start_with_the_public_url(self):
         st, body, _, _ = self.api("POST", "/invites", {})
