@@ -42,6 +42,7 @@ struct s3_store {
 	char *sigv4;    /* aws:amz:REGION:s3 */
 	char *base_url; /* .../BUCKET (path style) or scheme://BUCKET.host */
 	char *key_base; /* PREFIX/ or "" */
+	char *ca;       /* AWS_CA_BUNDLE: the CAs an https endpoint is checked against */
 	pthread_mutex_t mu;
 	CURL *idle[POOL_MAX];
 	int nidle;
@@ -386,6 +387,8 @@ static void request_once(struct s3_store *s, CURL *h, struct s3_req *r, const ch
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (s->ca)
+		curl_easy_setopt(h, CURLOPT_CAINFO, s->ca);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -518,6 +521,7 @@ static void s3_free(struct store *st)
 	free(s->sigv4);
 	free(s->base_url);
 	free(s->key_base);
+	free(s->ca);
 	free(s->base.desc);
 	free(s);
 }
@@ -834,8 +838,14 @@ static int s3_list_dir(struct store *st, int dir,
 static int s3_probe(struct store *st, char **err)
 {
 	struct s3_store *s = (struct s3_store *)st;
-	struct s3_req r = {.method = "GET", .query = "list-type=2&max-keys=1", .out_grow = true};
+	CURL *esc = curl_easy_init();
+	char *epfx = curl_easy_escape(esc, s->key_base, 0);
+	char *query = xasprintf("list-type=2&max-keys=1&prefix=%s", epfx);
+	curl_free(epfx);
+	curl_easy_cleanup(esc);
+	struct s3_req r = {.method = "GET", .query = query, .out_grow = true};
 	int rc = request(s, &r);
+	free(query);
 	free(r.out);
 	if (rc) {
 		*err = xasprintf("cannot reach the S3 store at %s (bucket %s): %s", s->c.endpoint,
@@ -896,6 +906,8 @@ struct store *store_s3_open(struct s3_conf *c, const char *spool_dir, char **err
 	memset(c, 0, sizeof *c);
 	s->spool = xstrdup(spool_dir);
 	s->sigv4 = xasprintf("aws:amz:%s:s3", s->c.region);
+	const char *ca = getenv("AWS_CA_BUNDLE");
+	s->ca = ca && *ca ? xstrdup(ca) : NULL;
 	s->key_base = *s->c.prefix ? xasprintf("%s/", s->c.prefix) : xstrdup("");
 	if (s->c.virtual_hosted) {
 		const char *host = strstr(s->c.endpoint, "://") + 3;

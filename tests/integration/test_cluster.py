@@ -202,11 +202,6 @@ class ClusterTest(unittest.TestCase):
         store = []
         if STORE == "s3":
             import s3server
-            # s3rver makes list continuation tokens with DES, which OpenSSL 3
-            # only has in its legacy provider: without it, every truncated
-            # listing (a store probe with max-keys=1) is a 500.
-            os.environ["NODE_OPTIONS"] = (os.environ.get("NODE_OPTIONS", "") +
-                                          " --openssl-legacy-provider").strip()
             cls.s3 = s3server.S3Server()
             cls.procs_started.append(cls.s3)
             os.environ.update(cls.s3.env())  # the hubs' credentials (inherited)
