@@ -6,9 +6,21 @@ relayed request is never "this machine" for the operators' endpoints; and
 import os
 import tempfile
 
+import harness
 from harness import Hub, HubTest, main
 
 SPOOF = {"X-Forwarded-For": "203.0.113.9"}
+
+
+def dashboard_login_cookie(hub, headers):
+    """The Set-Cookie of a dashboard sign-in (the dashboard port)."""
+    h = {"X-Roost-CSRF": "1"}
+    h.update(headers)
+    st, _, _, resp = hub.request("POST", "/api/v1/login",
+                                 {"email": harness.EMAIL, "password": harness.PASSWORD},
+                                 headers=h, port=hub.dash_port)
+    assert st == 200, st
+    return resp.getheader("Set-Cookie") or ""
 
 
 class UntrustedProxyTest(HubTest):
@@ -25,6 +37,11 @@ class UntrustedProxyTest(HubTest):
         rows = self.hub.sql("SELECT client_addr FROM audit_log WHERE action = 'login.failed' "
                             "AND target = 'nobody-untrusted@example.test'")
         self.assertEqual([r[0] for r in rows], ["127.0.0.1"])
+
+    def test_a_forwarded_https_does_not_make_the_session_cookie_secure(self):
+        cookie = dashboard_login_cookie(self.hub, {"X-Forwarded-Proto": "https"})
+        self.assertIn("HttpOnly", cookie)
+        self.assertNotIn("Secure", cookie)
 
     def test_metrics_answer_loopback_but_not_a_request_a_proxy_relayed(self):
         st, _, _, _ = self.hub.request("GET", "/metrics")
@@ -121,6 +138,10 @@ class TrustedProxyTest(HubTest):
         return self.hub.request("POST", "/api/v1/login",
                                 {"email": email, "password": "wrong password!"},
                                 headers={"X-Forwarded-For": "198.18.0.1, " + client})
+
+    def test_a_sign_in_over_the_proxys_https_gets_a_secure_cookie(self):
+        self.assertIn("; Secure", dashboard_login_cookie(self.hub, {"X-Forwarded-Proto": "https"}))
+        self.assertNotIn("Secure", dashboard_login_cookie(self.hub, {"X-Forwarded-Proto": "http"}))
 
     def test_the_audit_names_the_client_the_proxy_forwards_for(self):
         st, _, _, _ = self.failed_login("audit-me@example.test", "192.0.2.44")
