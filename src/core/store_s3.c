@@ -301,7 +301,9 @@ static CURL *handle_get(struct s3_store *s)
 	if (s->nidle)
 		h = s->idle[--s->nidle];
 	pthread_mutex_unlock(&s->mu);
-	return h ? h : curl_easy_init();
+	if (!h && !(h = curl_easy_init()))
+		abort(); /* out of memory, as xmalloc */
+	return h;
 }
 
 static void handle_put(struct s3_store *s, CURL *h)
