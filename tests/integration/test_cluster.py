@@ -200,7 +200,9 @@ class ClusterTest(unittest.TestCase):
         cls.a = Hub(os.path.join(cls.tmp, "a"))
         cls.b = Hub(os.path.join(cls.tmp, "b"), same_db_as=cls.a)
         store = []
-        if STORE == "s3":
+        if STORE == "s3" and harness.STORE == "s3":
+            pass  # the harness's bucket: b shares a's prefix (ROOST_STORE in their env)
+        elif STORE == "s3":
             import s3server
             cls.s3 = s3server.S3Server()
             cls.procs_started.append(cls.s3)
