@@ -11,10 +11,12 @@
  * Two ways to wait. On the feed daemon (server.c's event loop, which plain-HTTP
  * subscribers reach through acceptor.c) a subscriber with nothing to send
  * joins the waiting list and suspends its connection: it costs no thread and
- * no CPU. feed_notify resumes the whole list; the listener thread resumes
- * those due a heartbeat; feed_stop resumes everyone so the loop can stop. On
- * a thread-per-connection daemon (the hub's own TLS) the content callback
- * blocks its thread on a condition variable, as before. */
+ * no CPU. The watcher thread resumes them: the whole list when feed_notify
+ * signals a commit, those due a heartbeat, and any whose client hung up (MHD
+ * does not look at a suspended connection's socket); feed_stop resumes everyone
+ * so the loop can stop. On a thread-per-connection daemon (the hub's own TLS)
+ * the content callback blocks its thread on a condition variable, as before.
+ * Subscribers woken by one commit share one read of the new changes (fetch). */
 #include "hub.h"
 #include "auth.h"
 #include "feed.h"
