@@ -99,6 +99,9 @@ struct hub {
 	struct db_pool *pool;
 	struct store *store;
 	struct MHD_Daemon *api, *content, *dashboard;
+	/* plain HTTP: the feed's event loop (feed.c), fed by the acceptor; NULL with TLS */
+	struct MHD_Daemon *feed_loop;
+	struct acceptor *acceptor;
 	struct hub_metrics m;
 	char *db_url;
 	struct feed *feed;
