@@ -9,6 +9,7 @@
 #include "ops/ops.h"
 #include "trash.h"
 #include "../core/json.h"
+#include "../core/jwt.h"
 #include "../core/path.h"
 #include "../core/util.h"
 
@@ -66,59 +67,178 @@ static json_t *file_json(const struct file_info *fi, const char *path)
 	                 (json_int_t)fi->updated_at);
 }
 
+/* A folder listing goes page by page in (kind, name) order: folders first,
+ * then files, each by name as the database sorts it. A cursor names the last
+ * entry a page gave ("d:NAME" or "f:NAME", base64url): the next page starts
+ * after it, so entries added or removed between pages never make another
+ * entry appear twice or go missing. */
+#define LIST_LIMIT_DEFAULT 1000
+#define LIST_LIMIT_MAX     10000
+#define LIST_BATCH_MAX     1024
+#define LIST_CURSOR_MAX    (2 + NAME_MAX_BYTES)
+
+enum { LIST_FOLDERS, LIST_FILES, LIST_END };
+
+static json_t *folder_entry(struct db_stmt *st, const char *p)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "folder", "name", db_col_text(st, 1),
+	                 "path", p, "id", (json_int_t)db_col_int64(st, 0), "modified_at",
+	                 (json_int_t)db_col_int64(st, 2));
+}
+
+static json_t *file_entry(struct db_stmt *st, const char *p)
+{
+	const char *ct = db_col_text(st, 5), *by = db_col_text(st, 7);
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s}", "type", "file",
+	                 "name", db_col_text(st, 1), "path", p, "id",
+	                 (json_int_t)db_col_int64(st, 0), "size", (json_int_t)db_col_int64(st, 2),
+	                 "version", (json_int_t)db_col_int64(st, 3), "hash", db_col_text(st, 4),
+	                 "content_type", ct ? ct : "", "modified_at",
+	                 (json_int_t)db_col_int64(st, 6), "modified_by", by ? by : "");
+}
+
+/* The next at most n rows of one kind after the name *after (the index
+ * folders_live_name or files_live_name gives them in order). */
+static struct db_stmt *list_query(struct db *db, int kind, int64_t fid, const char *after, size_t n)
+{
+	if (kind == LIST_FOLDERS)
+		return db_query(db,
+		                "SELECT id, name, updated_at FROM folders WHERE parent_id = ? "
+		                "AND deleted_at IS NULL AND name > ? ORDER BY name LIMIT ?",
+		                fid, after, (int64_t)n);
+	return db_query(
+	    db,
+	    "SELECT f.id, f.name, v.size, v.number, v.hash, v.content_type, v.created_at,"
+	    " CASE WHEN v.share_id IS NULL THEN u.email END FROM files f JOIN "
+	    "file_versions v ON v.id = f.current_version_id "
+	    "LEFT JOIN users u ON u.id = v.created_by "
+	    "WHERE f.folder_id = ? AND f.deleted_at IS NULL AND f.name > ? "
+	    "ORDER BY f.name LIMIT ?",
+	    fid, after, (int64_t)n);
+}
+
+/* Up to limit entries the caller may see after (kind, after) into entries.
+ * *more: another entry the caller may see follows the last one added (so a
+ * page never promises one that is hidden). 0, or DB_ERR. */
+static int list_page(struct req *r, int64_t fid, const char *path, int kind, const char *after,
+                     size_t limit, json_t *entries, bool *more)
+{
+	struct acl *a = req_acl(r);
+	char *last = xstrdup(after);
+	size_t have = 0;
+	int rc = a ? 0 : DB_ERR;
+	*more = false;
+	while (rc == 0 && kind != LIST_END && !*more) {
+		size_t want = limit - have + 1, rows = 0;
+		size_t batch = want < LIST_BATCH_MAX ? want : LIST_BATCH_MAX;
+		struct db_stmt *st = list_query(r->db, kind, fid, last, batch);
+		int s = st ? DB_ROW : DB_ERR;
+		while (st && (s = db_step(st)) == DB_ROW) {
+			rows++;
+			free(last);
+			last = xstrdup(db_col_text(st, 1));
+			char *p = path_join(path, last);
+			bool seen = kind == LIST_FOLDERS ? acl_visible(a, p, false)
+			                                 : acl_perm(a, p, true) >= PERM_READ;
+			if (seen && have == limit) {
+				*more = true;
+			} else if (seen) {
+				json_array_append_new(entries, kind == LIST_FOLDERS
+				                                   ? folder_entry(st, p)
+				                                   : file_entry(st, p));
+				have++;
+			}
+			free(p);
+			if (*more)
+				break;
+		}
+		db_finalize(st);
+		if (s != DB_ROW && s != DB_DONE)
+			rc = DB_ERR;
+		else if (!*more && rows < batch) {
+			kind++;
+			free(last);
+			last = xstrdup("");
+		}
+	}
+	free(last);
+	return rc;
+}
+
 /* A folder's entries the caller may see: folders first, then files. */
 json_t *list_entries(struct req *r, int64_t fid, const char *path)
 {
-	struct acl *a = req_acl(r);
 	json_t *entries = json_array();
-	struct db_stmt *st =
-	    db_query(r->db,
-	             "SELECT id, name, updated_at FROM folders WHERE parent_id = ? "
-	             "AND deleted_at IS NULL ORDER BY name",
-	             fid);
-	while (st && db_step(st) == DB_ROW) {
-		char *p = path_join(path, db_col_text(st, 1));
-		if (acl_visible(a, p, false))
-			json_array_append_new(
-			    entries, json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "folder",
-			                       "name", db_col_text(st, 1), "path", p, "id",
-			                       (json_int_t)db_col_int64(st, 0), "modified_at",
-			                       (json_int_t)db_col_int64(st, 2)));
-		free(p);
-	}
-	db_finalize(st);
-	st = db_query(
-	    r->db,
-	    "SELECT f.id, f.name, v.size, v.number, v.hash, v.content_type, v.created_at,"
-	    " CASE WHEN v.share_id IS NULL THEN u.email END FROM files f JOIN file_versions v "
-	    "ON v.id = f.current_version_id "
-	    "LEFT JOIN users u ON u.id = v.created_by "
-	    "WHERE f.folder_id = ? AND f.deleted_at IS NULL ORDER BY f.name",
-	    fid);
-	while (st && db_step(st) == DB_ROW) {
-		char *p = path_join(path, db_col_text(st, 1));
-		const char *ct = db_col_text(st, 5), *by = db_col_text(st, 7);
-		if (acl_perm(a, p, true) >= PERM_READ)
-			json_array_append_new(
-			    entries, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s}",
-			                       "type", "file", "name", db_col_text(st, 1), "path",
-			                       p, "id", (json_int_t)db_col_int64(st, 0), "size",
-			                       (json_int_t)db_col_int64(st, 2), "version",
-			                       (json_int_t)db_col_int64(st, 3), "hash",
-			                       db_col_text(st, 4), "content_type", ct ? ct : "",
-			                       "modified_at", (json_int_t)db_col_int64(st, 6),
-			                       "modified_by", by ? by : ""));
-		free(p);
-	}
-	db_finalize(st);
+	bool more;
+	list_page(r, fid, path, LIST_FOLDERS, "", SIZE_MAX - 1, entries, &more);
 	return entries;
+}
+
+/* The cursor after the page's last entry (new string). */
+static char *cursor_encode(json_t *last)
+{
+	bool folder = strcmp(json_get_str(last, "type"), "folder") == 0;
+	char *raw = xasprintf("%c:%s", folder ? 'd' : 'f', json_get_str(last, "name"));
+	size_t len = strlen(raw), cap = 4 * len / 3 + 4;
+	char *out = xmalloc(cap);
+	jwt_b64url_encode((const unsigned char *)raw, len, out, cap);
+	free(raw);
+	return out;
+}
+
+/* A cursor back into (kind, name): name gets a new string. false if it is
+ * not one this hub made. */
+static bool cursor_decode(const char *s, int *kind, char **name)
+{
+	unsigned char raw[LIST_CURSOR_MAX + 1];
+	size_t n = strlen(s);
+	if (n == 0 || n > 4 * (LIST_CURSOR_MAX + 2) / 3)
+		return false;
+	long len = jwt_b64url_decode(s, n, raw, sizeof raw - 1);
+	if (len < 3 || raw[1] != ':' || (raw[0] != 'd' && raw[0] != 'f') ||
+	    memchr(raw, 0, (size_t)len) || !name_valid((char *)raw + 2, (size_t)len - 2))
+		return false;
+	raw[len] = 0;
+	*kind = raw[0] == 'd' ? LIST_FOLDERS : LIST_FILES;
+	*name = xstrdup((char *)raw + 2);
+	return true;
+}
+
+/* limit and cursor of GET list: false after answering 400. */
+static bool list_args(struct req *r, size_t *limit, int *kind, char **after)
+{
+	const char *ls = req_arg(r, "limit", NULL), *cs = req_arg(r, "cursor", NULL);
+	int64_t n = ls ? parse_id(ls) : LIST_LIMIT_DEFAULT;
+	if (n <= 0 || n > LIST_LIMIT_MAX) {
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request", "limit must be 1..%d",
+		            LIST_LIMIT_MAX);
+		return false;
+	}
+	*limit = (size_t)n;
+	*kind = LIST_FOLDERS;
+	*after = NULL;
+	if (cs && *cs && !cursor_decode(cs, kind, after)) {
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		            "cursor is not one a listing gave: list the folder again");
+		return false;
+	}
+	if (!*after)
+		*after = xstrdup("");
+	return true;
 }
 
 enum MHD_Result api_list(struct req *r)
 {
-	char *path = req_path_arg(r, "path");
-	if (!path)
+	size_t limit;
+	int kind;
+	char *after;
+	if (!list_args(r, &limit, &kind, &after))
 		return MHD_YES;
+	char *path = req_path_arg(r, "path");
+	if (!path) {
+		free(after);
+		return MHD_YES;
+	}
 	int64_t fid = 0;
 	struct acl *a = req_acl(r);
 	int rc = a ? meta_folder_id(r->db, r->ws_id, path, &fid) : DB_ERR;
@@ -138,23 +258,34 @@ enum MHD_Result api_list(struct req *r)
 		else
 			ret = reply_db_error(r);
 		free(path);
+		free(after);
 		return ret;
 	}
+	if (rc < 0 || !acl_visible(a, path, false)) {
+		enum MHD_Result ret = rc < 0 ? reply_db_error(r)
+		                             : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+		                                           "no such path: %s", path);
+		free(path);
+		free(after);
+		return ret;
+	}
+	json_t *entries = json_array();
+	bool more = false;
+	rc = list_page(r, fid, path, kind, after, limit, entries, &more);
+	free(after);
 	if (rc < 0) {
+		json_decref(entries);
 		free(path);
 		return reply_db_error(r);
 	}
-	if (!acl_visible(a, path, false)) {
-		enum MHD_Result ret =
-		    reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
-		free(path);
-		return ret;
-	}
-	json_t *entries = list_entries(r, fid, path);
-	bool big = json_array_size(entries) > 1000;
-	enum MHD_Result ret = reply_json(
-	    r, MHD_HTTP_OK,
-	    json_pack("{s:s, s:s, s:o}", "path", path, "type", "folder", "entries", entries));
+	size_t n = json_array_size(entries);
+	char *next = more && n ? cursor_encode(json_array_get(entries, n - 1)) : NULL;
+	bool big = n > 1000;
+	enum MHD_Result ret =
+	    reply_json(r, MHD_HTTP_OK,
+	               json_pack("{s:s, s:s, s:o, s:s?}", "path", path, "type", "folder", "entries",
+	                         entries, "next_cursor", next));
+	free(next);
 	free(path);
 	/* A big listing's thousands of small JSON objects are freed by now; give
 	 * the memory back rather than let this thread's arena keep it. */
