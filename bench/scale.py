@@ -159,15 +159,22 @@ def grow(hub, files, folders, out):
 
 
 def timed(hub, path, n, check=None):
+    """p50 and p99 ms of n GETs on one keep-alive connection: from the request to
+    the answer's last byte (parsing the JSON is the client's time, not counted)."""
+    conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=120)
+    h = {"Authorization": "Bearer " + hub.token}
     ms = []
     for i in range(n):
         p = path(i) if callable(path) else path
         t = time.perf_counter()
-        st, body = hub.call("GET", p)
+        conn.request("GET", p, headers=h)
+        resp = conn.getresponse()
+        payload = resp.read()
         ms.append((time.perf_counter() - t) * 1000)
-        assert st == 200, (st, p, body if isinstance(body, dict) else body[:200])
+        assert resp.status == 200, (resp.status, p, payload[:200])
         if check:
-            check(body)
+            check(json.loads(payload))
+    conn.close()
     return pct(ms, 50), pct(ms, 99)
 
 
