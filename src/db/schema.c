@@ -286,8 +286,10 @@ static const char *const migrations[] = {
 
     /* 17: a million files. A folder's listing goes page by page in name
      * order (hub/api.c): files_live_name serves the files; this serves the
-     * folders. Name search has an index of its own per back end (below). */
-    "CREATE INDEX folders_live_name ON folders(parent_id, name) WHERE deleted_at IS NULL;",
+     * folders. Name search has an index of its own per back end (below).
+     * Every request that checks access reads the caller's rules (acl_load). */
+    "CREATE INDEX folders_live_name ON folders(parent_id, name) WHERE deleted_at IS NULL;"
+    "CREATE INDEX acl_entries_user ON acl_entries(workspace_id, user_id);",
 };
 
 /* What a migration does on one back end only, after its common SQL.
