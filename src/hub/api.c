@@ -105,9 +105,14 @@ static void jb_lit(struct jbuf *b, const char *s)
 
 static void jb_int(struct jbuf *b, int64_t v)
 {
-	char num[24];
-	int n = snprintf(num, sizeof num, "%lld", (long long)v);
-	jb_put(b, num, (size_t)n);
+	char num[24], *o = num + sizeof num;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do
+		*--o = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--o = '-';
+	jb_put(b, o, (size_t)(num + sizeof num - o));
 }
 
 /* s as a JSON string: '"' and '\' escaped, control characters as \u00XX. */
@@ -140,7 +145,7 @@ struct list_out {
 	struct jbuf *text;
 	size_t n;
 	int last_kind;
-	char *last_name; /* of the last entry given */
+	struct jbuf last_name; /* of the last entry given */
 };
 
 static void put_folder(struct jbuf *b, struct db_stmt *st, const char *p)
@@ -205,8 +210,8 @@ static void list_add(struct list_out *o, int kind, struct db_stmt *st, const cha
 	}
 	o->n++;
 	o->last_kind = kind;
-	free(o->last_name);
-	o->last_name = xstrdup(db_col_text(st, 1));
+	o->last_name.len = 0;
+	jb_lit(&o->last_name, db_col_text(st, 1));
 }
 
 /* The next at most n rows of one kind after the name *after (the index
@@ -236,42 +241,49 @@ static int list_page(struct req *r, int64_t fid, const char *path, int kind, con
                      size_t limit, struct list_out *out, bool *more)
 {
 	struct acl *a = req_acl(r);
-	char *last = xstrdup(after);
-	size_t have = 0;
+	/* The scan's position and each entry's path, in buffers reused row by row. */
+	struct jbuf last = {0}, p = {0};
+	jb_lit(&last, after);
+	jb_lit(&p, path);
+	if (strcmp(path, "/") != 0)
+		jb_lit(&p, "/");
+	size_t prefix = p.len, have = 0;
 	int rc = a ? 0 : DB_ERR;
 	*more = false;
 	while (rc == 0 && kind != LIST_END && !*more) {
 		size_t want = limit - have + 1, rows = 0;
 		size_t batch = want < LIST_BATCH_MAX ? want : LIST_BATCH_MAX;
-		struct db_stmt *st = list_query(r->db, kind, fid, last, batch);
+		struct db_stmt *st = list_query(r->db, kind, fid, last.p, batch);
 		int s = st ? DB_ROW : DB_ERR;
 		while (st && (s = db_step(st)) == DB_ROW) {
+			const char *name = db_col_text(st, 1);
 			rows++;
-			free(last);
-			last = xstrdup(db_col_text(st, 1));
-			char *p = path_join(path, last);
-			bool seen = kind == LIST_FOLDERS ? acl_visible(a, p, false)
-			                                 : acl_perm(a, p, true) >= PERM_READ;
+			last.len = 0;
+			jb_lit(&last, name);
+			p.len = prefix;
+			jb_lit(&p, name);
+			bool seen = kind == LIST_FOLDERS ? acl_visible(a, p.p, false)
+			                                 : acl_perm(a, p.p, true) >= PERM_READ;
 			if (seen && have == limit) {
 				*more = true;
-			} else if (seen) {
-				list_add(out, kind, st, p);
+				break;
+			}
+			if (seen) {
+				list_add(out, kind, st, p.p);
 				have++;
 			}
-			free(p);
-			if (*more)
-				break;
 		}
 		db_finalize(st);
 		if (s != DB_ROW && s != DB_DONE)
 			rc = DB_ERR;
 		else if (!*more && rows < batch) {
 			kind++;
-			free(last);
-			last = xstrdup("");
+			last.len = 0;
+			jb_lit(&last, "");
 		}
 	}
-	free(last);
+	free(last.p);
+	free(p.p);
 	return rc;
 }
 
@@ -281,7 +293,7 @@ json_t *list_entries(struct req *r, int64_t fid, const char *path)
 	struct list_out out = {.entries = json_array()};
 	bool more;
 	list_page(r, fid, path, LIST_FOLDERS, "", SIZE_MAX - 1, &out, &more);
-	free(out.last_name);
+	free(out.last_name.p);
 	return out.entries;
 }
 
@@ -388,7 +400,7 @@ enum MHD_Result api_list(struct req *r)
 	rc = list_page(r, fid, path, kind, after, limit, &out, &more);
 	free(after);
 	free(path);
-	char *next = more && out.n ? cursor_encode(out.last_kind, out.last_name) : NULL;
+	char *next = more && out.n ? cursor_encode(out.last_kind, out.last_name.p) : NULL;
 	jb_lit(&text, "],\"next_cursor\":");
 	if (next)
 		jb_str(&text, next);
@@ -396,7 +408,7 @@ enum MHD_Result api_list(struct req *r)
 		jb_lit(&text, "null");
 	jb_lit(&text, "}");
 	free(next);
-	free(out.last_name);
+	free(out.last_name.p);
 	if (rc < 0) {
 		free(text.p);
 		return reply_db_error(r);
