@@ -10,7 +10,11 @@ For one random file (default 1 GiB) on loopback:
   - peak RSS of roost put, roost get and the hub while moving a larger file
     (default 4 GiB);
   - roost get of the file from a host (its content server on loopback) against
-    from the hub, in the same run (--get-sources-only: only this).
+    from the hub, in the same run (--get-sources-only: only this);
+  - roost put and get with the hub's store in an S3 bucket (s3rver on loopback,
+    tests/integration/s3server.py) against `rclone copy` to and from the same
+    server, the S3 requests the put made, and the hub's peak RSS (--s3-only:
+    only this).
 Prints a Markdown table. Usage: bench/transfer.py ROOST_BIN [--mib N] [--big-mib N]
 """
 import argparse
@@ -85,11 +89,11 @@ def free_port():
 
 
 class Hub:
-    def __init__(self, roost, root):
+    def __init__(self, roost, root, env=None):
         self.roost, self.root = roost, root
         self.data = os.path.join(root, "hub")
         self.env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(root, "cfg"),
-                        ROOST_PASSWORD="bench password 1")
+                        ROOST_PASSWORD="bench password 1", **(env or {}))
         self.port = free_port()
         sh([roost, "init", "--data", self.data, "--email", "bench@example.test"], env=self.env)
         self.log = open(os.path.join(root, "hub.log"), "wb")
@@ -194,6 +198,56 @@ def get_from_host_vs_hub(roost, work, src, size):
         shutil.rmtree(host_dir, ignore_errors=True)
 
 
+def s3_vs_rclone(roost, work, src, size):
+    """roost put/get through a hub whose store is an s3rver bucket, and rclone
+    copy to and from the same s3rver: rows for the table."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                    "tests", "integration"))
+    import s3server
+    s3 = s3server.S3Server(verify=False)  # s3rver itself: the proxy would be measured
+    try:
+        mbps = lambda secs: size / secs / 1e6
+        hub = Hub(roost, os.path.join(work, "roost-s3"),
+                  env=dict(s3.env(), ROOST_STORE=s3.store_url("bench")))
+        with open(s3._log.name, "rb") as f:
+            before = f.read().count(b"ms ")
+        t_put = hub.timed("put", "-q", src, "/data.bin")
+        with open(s3._log.name, "rb") as f:
+            log = f.read()
+        requests = log.count(b"ms ") - before  # s3rver logs a line per request: "... 200 12ms 0b"
+        puts = log.count(b"Stored object")
+        out = os.path.join(work, "get-s3.out")
+        t_get = hub.timed("get", "-q", "/data.bin", out)
+        assert sha256_file(out) == sha256_file(src), "get returned different bytes"
+        os.unlink(out)
+        rss_hub = hub.peak_rss_kib()
+        hub.stop()
+        shutil.rmtree(os.path.join(work, "roost-s3"))
+        renv = dict(os.environ, RCLONE_CONFIG_S3R_TYPE="s3", RCLONE_CONFIG_S3R_PROVIDER="Other",
+                    RCLONE_CONFIG_S3R_ACCESS_KEY_ID=s3.access_key,
+                    RCLONE_CONFIG_S3R_SECRET_ACCESS_KEY=s3.secret_key,
+                    RCLONE_CONFIG_S3R_ENDPOINT=s3.endpoint,
+                    RCLONE_CONFIG_S3R_FORCE_PATH_STYLE="true")
+        renv.pop("AWS_CA_BUNDLE", None)  # (rclone refuses one with its own transport)
+        t_rput = timed(["rclone", "copy", src, "s3r:%s/rclone/" % s3.bucket], env=renv)
+        rdir = os.path.join(work, "rclone-get")
+        t_rget = timed(["rclone", "copy", "s3r:%s/rclone/%s" % (s3.bucket, os.path.basename(src)),
+                        rdir], env=renv)
+        assert sha256_file(os.path.join(rdir, os.path.basename(src))) == sha256_file(src)
+        shutil.rmtree(rdir)
+        return [
+            ("rclone copy to s3rver", "%.0f MB/s" % mbps(t_rput), ""),
+            ("rclone copy from s3rver", "%.0f MB/s" % mbps(t_rget), ""),
+            ("roost put, store on s3rver", "%.0f MB/s" % mbps(t_put),
+             "%.2fx rclone; %d S3 requests (%d PUTs)" % (t_rput / t_put, requests, puts)),
+            ("roost get, store on s3rver", "%.0f MB/s" % mbps(t_get),
+             "%.2fx rclone" % (t_rget / t_get)),
+            ("peak RSS, hub on s3rver", "%.1f MiB" % (rss_hub / 1024), "goal: <= 64 MiB"),
+        ]
+    finally:
+        s3.stop()
+
+
 def manifest(hub, path):
     import urllib.parse
     import urllib.request
@@ -215,6 +269,8 @@ def main():
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--get-sources-only", action="store_true",
                     help="only roost get from a host against from the hub")
+    ap.add_argument("--s3-only", action="store_true",
+                    help="only roost on an S3 store (s3rver) against rclone")
     a = ap.parse_args()
     roost = os.path.abspath(a.roost)
     work = tempfile.mkdtemp(prefix="roost-bench-", dir=a.workdir)
@@ -225,6 +281,8 @@ def main():
         random_file(src, size, insert_at=size // 2)
         mbps = lambda secs: size / secs / 1e6
 
+        if a.s3_only:
+            return print_rows(a, s3_vs_rclone(roost, work, src, size))
         t_host, t_hub = get_from_host_vs_hub(roost, work, src, size)
         rows += [
             ("roost get from a host (content server, loopback)", "%.2f s, %.0f MB/s" % (
@@ -275,6 +333,8 @@ def main():
              "restic adds %.2f MB (%.2fx)" % (restic_added / 1e6,
                                               roost_added / max(restic_added, 1))),
         ]
+
+        rows += s3_vs_rclone(roost, work, src, size)
 
         # peak memory while moving a big file
         if a.big_mib:
