@@ -274,6 +274,12 @@ enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, con
 	return queue_hdr(r, status, "application/json", s, strlen(s), hname, hval);
 }
 
+enum MHD_Result reply_json_text(struct req *r, unsigned status, char *text, size_t len)
+{
+	atomic_fetch_add(&r->hub->m.bytes_out, (long long)len);
+	return queue_hdr(r, status, "application/json", text, len, NULL, NULL);
+}
+
 enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body)
 {
 	return reply_json_hdr(r, status, body, NULL, NULL);
