@@ -244,22 +244,6 @@ static const char *prepared_name(struct pg_db *db, const char *sql, bool may_pre
 	return NULL;
 }
 
-static void TRACE(const char *sql)
-{
-	static FILE *f;
-	static int init;
-	if (!init) {
-		init = 1;
-		const char *e = getenv("ROOST_PG_TRACE");
-		if (e)
-			f = fopen(e, "a");
-	}
-	if (f) {
-		fprintf(f, "%.90s\n", sql);
-		fflush(f);
-	}
-}
-
 /* Only these can be PREPAREd; a failed PREPARE would abort the transaction. */
 static bool preparable(const char *sql)
 {
