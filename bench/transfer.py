@@ -10,8 +10,14 @@ For one random file (default 1 GiB) on loopback:
   - peak RSS of roost put, roost get and the hub while moving a larger file
     (default 4 GiB);
   - roost get of the file from a host (its content server on loopback) against
-    from the hub, in the same run (--get-sources-only: only this).
+    from the hub, in the same run (--get-sources-only: only this);
+  - the S3 store (--s3-only: only this): roost put and get through a hub started
+    with `--store s3://...` against `rclone copy` to and from the same S3 server in
+    the same run, on s3rver (tests/integration/s3server.py) and on Ceph's radosgw
+    (bench/radosgw.sh; a row says why when it does not start), and the hub's peak
+    RSS moving a larger file (--s3-big-mib, default --big-mib) through the store.
 Prints a Markdown table. Usage: bench/transfer.py ROOST_BIN [--mib N] [--big-mib N]
+  [--get-sources-only | --s3-only | --no-s3] [--s3-servers s3rver,radosgw] [--s3-big-mib N]
 """
 import argparse
 import hashlib
@@ -85,19 +91,25 @@ def free_port():
 
 
 class Hub:
-    def __init__(self, roost, root):
+    def __init__(self, roost, root, serve_args=(), env=None):
         self.roost, self.root = roost, root
         self.data = os.path.join(root, "hub")
-        self.env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(root, "cfg"),
+        self.env = dict(env or os.environ, XDG_CONFIG_HOME=os.path.join(root, "cfg"),
                         ROOST_PASSWORD="bench password 1")
         self.port = free_port()
         sh([roost, "init", "--data", self.data, "--email", "bench@example.test"], env=self.env)
         self.log = open(os.path.join(root, "hub.log"), "wb")
         self.proc = subprocess.Popen(
             [roost, "serve", "--data", self.data, "--api-port", str(self.port),
-             "--content-port", str(free_port()), "--dashboard-port", str(free_port())],
+             "--content-port", str(free_port()), "--dashboard-port", str(free_port()),
+             *serve_args],
             stdout=self.log, stderr=self.log, env=self.env)
         for _ in range(200):
+            if self.proc.poll() is not None:
+                self.log.flush()
+                with open(os.path.join(root, "hub.log"), errors="replace") as f:
+                    raise RuntimeError("roost serve exited (%d): %s" % (
+                        self.proc.returncode, f.read()[-2000:]))
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.1).close()
                 break
@@ -207,6 +219,199 @@ def manifest(hub, path):
     return json.load(urllib.request.urlopen(req))
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+
+
+def s3_env(base=None):
+    """The environment for an S3 client on loopback: without AWS_CA_BUNDLE (set on
+    some machines; rclone refuses to start with it on a plain-HTTP endpoint)."""
+    env = dict(base or os.environ)
+    env.pop("AWS_CA_BUNDLE", None)
+    return env
+
+
+class S3rver:
+    """The test suite's s3rver (tests/integration/s3server.py), or, until it is
+    there, a minimal start of the same npm package: .endpoint, .access_key,
+    .secret_key, .bucket, .store_url(prefix), .stop()."""
+
+    def __init__(self, work):
+        sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+        try:
+            from s3server import S3Server
+        except ImportError:
+            S3Server = None
+        finally:
+            sys.path.pop(0)
+        self.inner = S3Server() if S3Server else None
+        if self.inner:
+            for k in ("endpoint", "access_key", "secret_key", "bucket"):
+                setattr(self, k, getattr(self.inner, k))
+            return
+        cands = [os.environ.get("S3RVER", "")] + [
+            os.path.join(TOP, d, "node_modules", "s3rver", "bin", "s3rver.js")
+            for d in ("build/web-npm", "web")]
+        js = next((c for c in cands if c and os.path.exists(c)), None)
+        if not js:
+            raise RuntimeError("s3rver not found (npm install in web/, or S3RVER=.../s3rver.js)")
+        port = free_port()
+        self.dir = os.path.join(work, "s3rver")
+        os.makedirs(self.dir)
+        self.bucket, self.access_key, self.secret_key = "bench", "S3RVER", "S3RVER"
+        self.endpoint = "http://127.0.0.1:%d" % port
+        self.log = open(os.path.join(work, "s3rver.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["node", js, "-d", self.dir, "-a", "127.0.0.1", "-p", str(port), "--silent",
+             "--configure-bucket", self.bucket], stdout=self.log, stderr=self.log)
+        for _ in range(400):
+            assert self.proc.poll() is None, "s3rver exited"
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    def store_url(self, prefix):
+        if self.inner:
+            return self.inner.store_url(prefix)
+        return "s3://%s/%s?endpoint=%s&region=us-east-1&addressing=path" % (
+            self.bucket, prefix, self.endpoint)
+
+    def stop(self):
+        if self.inner:
+            return self.inner.stop()
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+class Radosgw:
+    """A one-node Ceph cluster with radosgw (bench/radosgw.sh) in work/ceph."""
+
+    def __init__(self, work):
+        self.dir = os.path.join(work, "ceph")
+        p = subprocess.run([os.path.join(HERE, "radosgw.sh"), "start", self.dir],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(p.stderr.strip())
+        kv = dict(l.split("=", 1) for l in p.stdout.splitlines() if "=" in l)
+        self.endpoint = kv["RGW_ENDPOINT"]
+        self.access_key, self.secret_key = kv["RGW_ACCESS_KEY"], kv["RGW_SECRET_KEY"]
+        self.bucket = "bench"
+
+    def store_url(self, prefix):
+        return "s3://%s/%s?endpoint=%s&region=us-east-1&addressing=path" % (
+            self.bucket, prefix, self.endpoint)
+
+    def stop(self):
+        subprocess.run([os.path.join(HERE, "radosgw.sh"), "stop", self.dir])
+
+
+def rclone_env(server):
+    return s3_env(dict(
+        os.environ, RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
+        RCLONE_CONFIG_BENCH_ENDPOINT=server.endpoint, RCLONE_CONFIG_BENCH_REGION="us-east-1",
+        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=server.access_key,
+        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=server.secret_key,
+        RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true", RCLONE_CONFIG=os.devnull))
+
+
+def s3_rows(roost, work, name, server, src, size, big_mib):
+    """roost put/get through a hub on server's store against rclone copy to and
+    from the same server; the hub's peak RSS. Rows for the table."""
+    mbps = lambda secs: size / secs / 1e6
+    renv = rclone_env(server)
+    sh(["rclone", "mkdir", "bench:" + server.bucket], env=renv)  # s3rver's exists already
+    remote = "bench:%s/rclone" % server.bucket
+    t_rput = timed(["rclone", "copy", src, remote], env=renv)
+    out = os.path.join(work, "rclone-out")
+    t_rget = timed(["rclone", "copy", remote + "/" + os.path.basename(src), out], env=renv)
+    assert sha256_file(os.path.join(out, os.path.basename(src))) == sha256_file(src)
+    shutil.rmtree(out)
+    sh(["rclone", "purge", remote], env=renv)
+
+    henv = s3_env(dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key,
+                       AWS_SECRET_ACCESS_KEY=server.secret_key))
+    root = os.path.join(work, "roost-s3")
+    hub = None
+    try:
+        hub = Hub(roost, root, ["--store", server.store_url("roost")], henv)
+        t_put = hub.timed("put", "-q", src, "/data.bin")
+        out = os.path.join(work, "get.out")
+        t_get = hub.timed("get", "-q", "/data.bin", out)
+        assert sha256_file(out) == sha256_file(src), "get returned different bytes"
+        os.unlink(out)
+        rss_1g = hub.peak_rss_kib()
+        objects = os.path.join(hub.data, "objects")
+        local = sum(len(f) for _, _, f in os.walk(objects)) if os.path.isdir(objects) else 0
+        assert local == 0, "the hub kept %d chunk files in %s" % (local, objects)
+        rows = [
+            ("%s: rclone copy up" % name, "%.2f s, %.0f MB/s" % (t_rput, mbps(t_rput)), ""),
+            ("%s: roost put (--store s3://)" % name, "%.2f s, %.0f MB/s" % (t_put, mbps(t_put)),
+             "%.2fx rclone" % (t_rput / t_put)),
+            ("%s: rclone copy down" % name, "%.2f s, %.0f MB/s" % (t_rget, mbps(t_rget)), ""),
+            ("%s: roost get" % name, "%.2f s, %.0f MB/s" % (t_get, mbps(t_get)),
+             "%.2fx rclone" % (t_rget / t_get)),
+            ("%s: hub peak RSS, put and get of %d MiB" % (name, size // MiB),
+             "%.1f MiB" % (rss_1g / 1024), "goal: <= 64 MiB"),
+        ]
+        if big_mib:
+            big = os.path.join(work, "big.bin")
+            random_file(big, big_mib * MiB)
+            t_bput = hub.timed("put", "-q", big, "/big.bin")
+            os.unlink(big)
+            t_bget = hub.timed("get", "-q", "/big.bin", big)
+            os.unlink(big)
+            rows.append(("%s: hub peak RSS, put and get of %d MiB" % (name, big_mib),
+                         "%.1f MiB" % (hub.peak_rss_kib() / 1024),
+                         "goal: <= 64 MiB; put %.0f MB/s, get %.0f MB/s" % (
+                             big_mib * MiB / t_bput / 1e6, big_mib * MiB / t_bget / 1e6)))
+        return rows
+    finally:
+        if hub:
+            hub.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+FAILED = []
+
+
+def s3_section(roost, work, src, size, big_mib, servers):
+    """Rows for each S3 server in servers (s3rver, radosgw); one that does not
+    start gets a row saying why, the rest still run."""
+    if big_mib:  # the big file, a copy in the server and one got back
+        free = shutil.disk_usage(work).f_bavail
+        if free < 3 * big_mib * MiB + 4 * size:
+            print("transfer.py: %.1f GiB free, too little for %d MiB through S3; "
+                  "skipping the big file" % (free / (1 << 30), big_mib), file=sys.stderr)
+            big_mib = 0
+    rows = []
+    for name in servers:
+        try:
+            server = S3rver(work) if name == "s3rver" else Radosgw(work)
+        except (RuntimeError, AssertionError, OSError) as e:
+            print("transfer.py: %s did not start:\n%s" % (name, e), file=sys.stderr)
+            rows.append((name, "did not start", str(e).splitlines()[-1][:120] if str(e) else ""))
+            continue
+        try:
+            rows += s3_rows(roost, work, name, server, src, size, big_mib)
+        except (RuntimeError, AssertionError, subprocess.CalledProcessError) as e:
+            # the other server's rows and the rest of the table still count
+            if isinstance(e, subprocess.CalledProcessError):
+                err = (e.stderr or b"").decode(errors="replace").strip()
+                line = (err.splitlines() or [str(e)])[-1]
+            else:
+                err = line = (str(e).splitlines() or [repr(e)])[0]
+            print("transfer.py: %s failed: %s\n%s" % (name, e, err), file=sys.stderr)
+            rows.append((name, "FAILED", line[:160].replace("|", "/")))
+            FAILED.append(name)
+        finally:
+            server.stop()
+            shutil.rmtree(getattr(server, "dir", ""), ignore_errors=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("roost")
@@ -215,6 +420,13 @@ def main():
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--get-sources-only", action="store_true",
                     help="only roost get from a host against from the hub")
+    ap.add_argument("--s3-only", action="store_true",
+                    help="only the S3 store against rclone copy")
+    ap.add_argument("--no-s3", action="store_true", help="leave the S3 store out")
+    ap.add_argument("--s3-servers", default="s3rver,radosgw",
+                    help="comma-separated: s3rver, radosgw")
+    ap.add_argument("--s3-big-mib", type=int, default=None,
+                    help="the hub's RSS moving this many MiB through S3 (default --big-mib)")
     a = ap.parse_args()
     roost = os.path.abspath(a.roost)
     work = tempfile.mkdtemp(prefix="roost-bench-", dir=a.workdir)
@@ -224,6 +436,13 @@ def main():
         src = os.path.join(work, "data.bin")
         random_file(src, size, insert_at=size // 2)
         mbps = lambda secs: size / secs / 1e6
+
+        if a.s3_only:
+            os.unlink(src + ".v2")
+            rows += s3_section(roost, work, src, size,
+                               a.big_mib if a.s3_big_mib is None else a.s3_big_mib,
+                               [s for s in a.s3_servers.split(",") if s])
+            return print_rows(a, rows)
 
         t_host, t_hub = get_from_host_vs_hub(roost, work, src, size)
         rows += [
@@ -289,6 +508,10 @@ def main():
             for name, kib in (("put", rss_put), ("get", rss_get), ("hub", rss_hub)):
                 rows.append(("peak RSS, %s of %d MiB" % (name, a.big_mib), "%.1f MiB" % (kib / 1024),
                              "goal: <= 64 MiB"))
+        if not a.no_s3:
+            rows += s3_section(roost, work, src, size,
+                               a.big_mib if a.s3_big_mib is None else a.s3_big_mib,
+                               [s for s in a.s3_servers.split(",") if s])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_rows(a, rows)
@@ -303,3 +526,4 @@ def print_rows(a, rows):
 
 if __name__ == "__main__":
     main()
+    sys.exit(1 if FAILED else 0)
