@@ -187,6 +187,8 @@ static bool hub_option(const char *o)
 	                                    "--tls-cert",
 	                                    "--tls-key",
 	                                    "--host-ca",
+	                                    "--store",
+	                                    "--store-credentials",
 	                                    "--web-dir",
 	                                    "--heartbeat",
 	                                    "--email",
@@ -325,6 +327,10 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			a->cfg.tls_key = v;
 		} else if (strcmp(o, "--host-ca") == 0) {
 			a->cfg.host_ca = v;
+		} else if (strcmp(o, "--store") == 0) {
+			a->cfg.store_url = v;
+		} else if (strcmp(o, "--store-credentials") == 0) {
+			a->cfg.store_creds = v;
 		} else if (strcmp(o, "--oidc-issuer") == 0) {
 			a->cfg.oidc_issuer = v;
 		} else if (strcmp(o, "--oidc-client-id") == 0) {

@@ -1,119 +1,118 @@
-#include "store.h"
+/* store: the chunk store's dispatcher: store.h's calls to the back end's ops
+ * (store_dir.c, store_s3.c), and what every back end shares (store_put,
+ * store_has, store_open_url's choice of back end). */
+#include "store_impl.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
-#define STAGE_POOL 16
-
-struct store {
-	char *root; /* .../objects */
-	char *tmp;  /* .../objects/tmp */
-	/* Staging buffers kept for reuse: a fresh 1 MiB buffer per object cost
-	 * page faults and zeroing on every chunk. */
-	pthread_mutex_t mu;
-	uint8_t *spare[STAGE_POOL];
-	int nspare;
-};
-
-/* Objects are written with O_DIRECT where the filesystem allows it: the bytes
- * go from an aligned staging buffer to the disk without being copied into the
- * page cache, which measured as half the hub's CPU time on ingest
- * (docs/benchmarks.md). The unaligned tail is written buffered. */
-#define STAGE_SIZE (1u << 20)
-
-struct store_writer {
-	struct store *s;
-	int fd;
-	bool direct;
-	char tmp_path[PATH_MAX];
-	struct hasher *h;
-	uint8_t *stage; /* DIRECT_ALIGN-aligned, STAGE_SIZE bytes */
-	size_t staged;
-	int64_t size;
-	int err;
-};
-
-static void object_path(struct store *s, const char *hash, char out[PATH_MAX])
+struct store *store_open_url(const char *url, const char *data_dir, const char *creds_file,
+                             char **err)
 {
-	snprintf(out, PATH_MAX, "%s/%.2s/%s", s->root, hash, hash);
-}
-
-static void clean_tmp(const char *tmp)
-{
-	DIR *d = opendir(tmp);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char p[PATH_MAX];
-		snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
-		unlink(p);
+	*err = NULL;
+	if (!url || strncmp(url, "s3://", 5) != 0) {
+		const char *dir = url ? url : data_dir;
+		if (url && strstr(url, "://")) {
+			*err = xasprintf(
+			    "--store %s: not a directory path nor s3://BUCKET/PREFIX?…", url);
+			return NULL;
+		}
+		struct store *s = store_open(dir);
+		if (!s)
+			*err = xasprintf("cannot open the chunk store in %s/objects", dir);
+		return s;
 	}
-	closedir(d);
-}
-
-static struct store *open_store(const char *dir, bool clean)
-{
-	struct store *s = xcalloc(1, sizeof *s);
-	s->root = xasprintf("%s/objects", dir);
-	s->tmp = xasprintf("%s/objects/tmp", dir);
-	pthread_mutex_init(&s->mu, NULL);
-	if (mkdir_p(s->tmp, 0700) < 0) {
-		log_error("store: cannot create %s: %s", s->tmp, strerror(errno));
-		store_free(s);
+	struct s3_conf c = {0};
+	if (s3_conf_parse_url(&c, url, err) != 0) {
+		s3_conf_fini(&c);
 		return NULL;
 	}
-	if (clean)
-		clean_tmp(s->tmp);
+	if (creds_file) {
+		struct stat st;
+		if (stat(creds_file, &st) != 0) {
+			*err = xasprintf("--store-credentials %s: %s", creds_file, strerror(errno));
+			goto fail;
+		}
+		if (st.st_mode & 0077) {
+			*err = xasprintf("--store-credentials %s: readable by others (mode %03o): "
+			                 "chmod 600 it first",
+			                 creds_file, (unsigned)(st.st_mode & 0777));
+			goto fail;
+		}
+		char *text = read_file(creds_file, 64 * 1024, NULL);
+		if (!text) {
+			*err = xasprintf("--store-credentials %s: %s", creds_file, strerror(errno));
+			goto fail;
+		}
+		int rc = s3_conf_parse_creds(&c, text, err);
+		free(text);
+		if (rc != 0) {
+			char *e = xasprintf("--store-credentials %s: %s", creds_file, *err);
+			free(*err);
+			*err = e;
+			goto fail;
+		}
+	} else {
+		const char *id = getenv("AWS_ACCESS_KEY_ID"),
+		           *key = getenv("AWS_SECRET_ACCESS_KEY");
+		const char *tok = getenv("AWS_SESSION_TOKEN");
+		if (!id || !*id || !key || !*key) {
+			*err = xstrdup("an s3:// store needs credentials: AWS_ACCESS_KEY_ID and "
+			               "AWS_SECRET_ACCESS_KEY in the environment, or "
+			               "--store-credentials FILE");
+			goto fail;
+		}
+		c.access_key = xstrdup(id);
+		c.secret_key = xstrdup(key);
+		c.session_token = tok && *tok ? xstrdup(tok) : NULL;
+	}
+	char *spool = xasprintf("%s/spool", data_dir);
+	struct store *s = store_s3_open(&c, spool, err);
+	free(spool);
 	return s;
+fail:
+	s3_conf_fini(&c);
+	return NULL;
 }
 
 struct store *store_open(const char *dir)
 {
-	return open_store(dir, true);
+	return store_dir_open(dir, true);
 }
 
 struct store *store_open_shared(const char *dir)
 {
-	return open_store(dir, false);
+	return store_dir_open(dir, false);
 }
 
 void store_free(struct store *s)
 {
-	if (!s)
-		return;
-	free(s->root);
-	free(s->tmp);
-	for (int i = 0; i < s->nspare; i++)
-		free(s->spare[i]);
-	pthread_mutex_destroy(&s->mu);
-	free(s);
+	if (s)
+		s->ops->free(s);
+}
+
+int store_probe(struct store *s, char **err)
+{
+	*err = NULL;
+	return s->ops->probe ? s->ops->probe(s, err) : 0;
+}
+
+bool store_is_remote(const struct store *s)
+{
+	return s->remote;
 }
 
 const char *store_dir(const struct store *s)
 {
-	return s->root;
+	return s->desc;
 }
 
 int64_t store_avail(const struct store *s)
 {
-	struct statvfs v;
-	if (statvfs(s->root, &v) != 0)
-		return -errno;
-	return (int64_t)v.f_bavail * (int64_t)v.f_frsize;
+	return s->ops->avail ? s->ops->avail(s) : -ENOTSUP;
 }
 
 bool store_err_full(int err)
@@ -123,81 +122,22 @@ bool store_err_full(int err)
 
 bool store_has(struct store *s, const char *hash)
 {
-	char p[PATH_MAX];
-	object_path(s, hash, p);
-	return access(p, F_OK) == 0;
+	return s->ops->size(s, hash) >= 0;
 }
 
 int64_t store_size(struct store *s, const char *hash)
 {
-	char p[PATH_MAX];
-	struct stat st;
-	object_path(s, hash, p);
-	if (stat(p, &st) < 0)
-		return -errno;
-	return st.st_size;
+	return s->ops->size(s, hash);
 }
 
 struct store_writer *store_writer_new(struct store *s)
 {
-	struct store_writer *w = xcalloc(1, sizeof *w);
-	uint8_t rnd[12];
-	char hex[25];
-	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-		abort();
-	hex_encode(rnd, sizeof rnd, hex);
-	snprintf(w->tmp_path, sizeof w->tmp_path, "%s/%s", s->tmp, hex);
-	w->s = s;
-	w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600);
-	w->direct = w->fd >= 0;
-	if (w->fd < 0 && errno == EINVAL) /* e.g. tmpfs */
-		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (w->fd < 0)
-		w->err = -errno;
-	pthread_mutex_lock(&s->mu);
-	w->stage = s->nspare ? s->spare[--s->nspare] : NULL;
-	pthread_mutex_unlock(&s->mu);
-	if (!w->stage && posix_memalign((void **)&w->stage, DIRECT_ALIGN, STAGE_SIZE) != 0)
-		abort();
-	w->h = hasher_new();
-	return w;
-}
-
-static void stage_release(struct store *s, uint8_t *stage)
-{
-	pthread_mutex_lock(&s->mu);
-	if (s->nspare < STAGE_POOL) {
-		s->spare[s->nspare++] = stage;
-		stage = NULL;
-	}
-	pthread_mutex_unlock(&s->mu);
-	free(stage);
-}
-
-static int flush_stage(struct store_writer *w)
-{
-	int r = write_maybe_direct(w->fd, &w->direct, w->stage, w->staged);
-	w->staged = 0;
-	return r;
+	return s->ops->writer_new(s);
 }
 
 int store_writer_write(struct store_writer *w, const void *data, size_t len)
 {
-	if (w->err)
-		return w->err;
-	hasher_update(w->h, data, len);
-	w->size += (int64_t)len;
-	const uint8_t *d = data;
-	while (len > 0) {
-		size_t n = STAGE_SIZE - w->staged < len ? STAGE_SIZE - w->staged : len;
-		memcpy(w->stage + w->staged, d, n);
-		w->staged += n;
-		d += n;
-		len -= n;
-		if (w->staged == STAGE_SIZE && (w->err = flush_stage(w)) != 0)
-			return w->err;
-	}
-	return 0;
+	return w->s->ops->writer_write(w, data, len);
 }
 
 int64_t store_writer_size(const struct store_writer *w)
@@ -205,67 +145,16 @@ int64_t store_writer_size(const struct store_writer *w)
 	return w->size;
 }
 
-void store_writer_abort(struct store_writer *w)
-{
-	if (!w)
-		return;
-	if (w->fd >= 0) {
-		close(w->fd);
-		unlink(w->tmp_path);
-	}
-	hasher_free(w->h);
-	stage_release(w->s, w->stage);
-	free(w);
-}
-
 int store_writer_commit(struct store_writer *w, const char *expected,
                         char hash_out[HASH_HEX_LEN + 1])
 {
-	int r = w->err;
-	char hash[HASH_HEX_LEN + 1];
-	if (r || (r = flush_stage(w)) != 0)
-		goto fail;
-	hasher_final_hex(w->h, hash);
-	if (expected && strcmp(expected, hash) != 0) {
-		r = -EBADMSG;
-		goto fail;
-	}
-	if (fsync(w->fd) < 0) {
-		r = -errno;
-		goto fail;
-	}
+	return w->s->ops->writer_commit(w, expected, hash_out);
+}
 
-	/* The fd stays open until the rename: while it is, a failure unlinks the temp. */
-	char dst[PATH_MAX], dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s/%.2s", w->s->root, hash);
-	if (mkdir(dir, 0700) == 0) {
-		r = fsync_parent_dir(dir); /* a new shard directory must survive too */
-		if (r)
-			goto fail;
-	} else if (errno != EEXIST) {
-		r = -errno;
-		goto fail;
-	}
-	object_path(w->s, hash, dst);
-	if (rename(w->tmp_path, dst) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	close(w->fd);
-	w->fd = -1;
-	r = fsync_parent_dir(dst);
-	if (r)
-		goto fail_renamed;
-	if (hash_out)
-		memcpy(hash_out, hash, sizeof hash);
-fail_renamed:
-	hasher_free(w->h);
-	stage_release(w->s, w->stage);
-	free(w);
-	return r;
-fail:
-	store_writer_abort(w);
-	return r;
+void store_writer_abort(struct store_writer *w)
+{
+	if (w)
+		w->s->ops->writer_abort(w);
 }
 
 int store_put(struct store *s, const void *data, size_t len, char hash_out[HASH_HEX_LEN + 1])
@@ -277,140 +166,45 @@ int store_put(struct store *s, const void *data, size_t len, char hash_out[HASH_
 
 int64_t store_read(struct store *s, const char *hash, uint8_t *buf, size_t cap)
 {
-	char p[PATH_MAX];
-	object_path(s, hash, p);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	if ((uint64_t)st.st_size > cap) {
-		close(fd);
-		return -EFBIG;
-	}
-	ssize_t n = pread_full(fd, buf, (size_t)st.st_size, 0);
-	close(fd);
-	if (n < 0)
-		return n;
-	char got[HASH_HEX_LEN + 1];
-	hash_hex(buf, (size_t)n, got);
-	if (n != st.st_size || strcmp(got, hash) != 0) {
-		log_error("store: object %s is corrupt (content hashes to %s); not served", hash,
-		          got);
-		return -EBADMSG;
-	}
-	return n;
+	return s->ops->read(s, hash, buf, cap);
 }
 
 void store_prefetch(struct store *s, const char *hash)
 {
-	char p[PATH_MAX];
-	object_path(s, hash, p);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-		close(fd);
-	}
+	if (s->ops->prefetch)
+		s->ops->prefetch(s, hash);
 }
 
 int store_remove(struct store *s, const char *hash)
 {
-	char p[PATH_MAX];
-	object_path(s, hash, p);
-	return unlink(p) < 0 ? -errno : 0;
+	return s->ops->remove(s, hash);
+}
+
+int store_remove_many(struct store *s, const char *const *hashes, size_t n)
+{
+	if (s->ops->remove_many)
+		return s->ops->remove_many(s, hashes, n);
+	int failed = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc = s->ops->remove(s, hashes[i]);
+		if (rc != 0 && rc != -ENOENT)
+			failed++;
+	}
+	return failed;
 }
 
 int store_quarantine(struct store *s, const char *hash)
 {
-	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX + 80];
-	object_path(s, hash, from);
-	snprintf(dir, sizeof dir, "%s/quarantine", s->root);
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return -errno;
-	snprintf(to, sizeof to, "%s/%s.%lld", dir, hash, (long long)now_ms());
-	if (rename(from, to) != 0)
-		return -errno;
-	return fsync_parent_dir(from) == 0 ? 0 : -EIO;
-}
-
-/* Does fd's content hash to hash? 1 yes, 0 no, -errno. */
-static int fd_matches(int fd, const char *hash)
-{
-	struct hasher *hs = hasher_new();
-	uint8_t buf[1 << 16];
-	ssize_t n;
-	off_t off = 0;
-	while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
-		hasher_update(hs, buf, (size_t)n);
-		off += n;
-	}
-	char got[HASH_HEX_LEN + 1];
-	hasher_final_hex(hs, got);
-	hasher_free(hs);
-	return n < 0 ? -errno : strcmp(got, hash) == 0;
+	return s->ops->quarantine(s, hash);
 }
 
 int store_quarantine_corrupt(struct store *s, const char *hash)
 {
-	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX + 80];
-	object_path(s, hash, from);
-	int fd = open(from, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fd_matches(fd, hash);
-	if (rc != 0) {
-		close(fd);
-		return rc;
-	}
-	snprintf(dir, sizeof dir, "%s/quarantine", s->root);
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	snprintf(to, sizeof to, "%s/%s.%lld", dir, hash, (long long)now_ms());
-	struct stat held, moved;
-	if (rename(from, to) != 0) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	/* Moved what we hashed, or a good copy renamed over it since? */
-	rc = fstat(fd, &held) == 0 && stat(to, &moved) == 0 &&
-	             (held.st_ino != moved.st_ino || held.st_dev != moved.st_dev)
-	         ? 1
-	         : 0;
-	close(fd);
-	if (rc == 1 && rename(to, from) != 0)
-		return -errno;
-	return fsync_parent_dir(from) == 0 ? rc : -EIO;
+	return s->ops->quarantine_corrupt(s, hash);
 }
 
 int store_list_dir(struct store *s, int dir,
                    void (*fn)(const char *hash, int64_t mtime_ms, void *cls), void *cls)
 {
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s/%02x", s->root, dir & 0xff);
-	DIR *d = opendir(p);
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!hash_hex_valid(e->d_name))
-			continue;
-		struct stat st;
-		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		fn(e->d_name, (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000,
-		   cls);
-		n++;
-	}
-	closedir(d);
-	return n;
+	return s->ops->list_dir(s, dir, fn, cls);
 }

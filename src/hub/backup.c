@@ -486,7 +486,15 @@ int hub_backup(const struct hub_config *cfg, const char *dest)
 	if ((lock = take_lock(dest)) < 0)
 		goto out;
 	b.kind = db_backend(b.db);
-	b.src = store_open_shared(cfg->data_dir);
+	if (hub_store_is_s3(cfg)) {
+		fprintf(stderr,
+		        "roost admin backup: the hub keeps its chunks in an S3 bucket "
+		        "(--store %s): back them up with the bucket's versioning and "
+		        "this hub's database with its own tools (docs/operations.md)\n",
+		        cfg->store_url);
+		goto out;
+	}
+	b.src = store_open_shared(cfg->store_url ? cfg->store_url : cfg->data_dir);
 	b.dst = store_open(dest);
 	if (!b.src || !b.dst) {
 		fprintf(stderr, "roost admin backup: cannot open the chunk stores in %s and %s\n",

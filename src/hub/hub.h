@@ -41,6 +41,10 @@
 struct hub_config {
 	const char *data_dir;
 	const char *db_url; /* NULL: SQLite at data_dir/roost.db */
+	/* The chunk store: a directory (its objects/ holds the chunks) or
+	 * s3://BUCKET/PREFIX?endpoint=…; NULL: data_dir (store.h, store_open_url) */
+	const char *store_url;
+	const char *store_creds; /* --store-credentials FILE; NULL: AWS_* variables */
 	const char *listen; /* address to bind; default 127.0.0.1 */
 	int api_port, content_port, dashboard_port;
 	int64_t feed_heartbeat_ms;      /* a quiet feed sends a comment this often */
@@ -221,5 +225,12 @@ bool req_path_writable(struct req *r, const char *path);
 
 /* server.c: roost serve; the exit code. */
 int hub_serve(struct hub_config *cfg);
+
+/* Open the chunk store cfg names (--store, --store-credentials; default:
+ * data_dir). shared: a running hub may be writing to it (a directory's temp
+ * files are left alone). NULL with *err (malloc'd). */
+struct store *hub_store_open(const struct hub_config *cfg, bool shared, char **err);
+/* Is cfg's store an S3 bucket? */
+bool hub_store_is_s3(const struct hub_config *cfg);
 
 #endif

@@ -297,6 +297,35 @@ enum MHD_Result reply_db_error(struct req *r)
 	                   "the metadata database could not complete the request; retry");
 }
 
+bool hub_store_is_s3(const struct hub_config *cfg)
+{
+	return cfg->store_url && strncmp(cfg->store_url, "s3://", 5) == 0;
+}
+
+struct store *hub_store_open(const struct hub_config *cfg, bool shared, char **err)
+{
+	*err = NULL;
+	if (!hub_store_is_s3(cfg)) {
+		const char *dir = cfg->store_url ? cfg->store_url : cfg->data_dir;
+		if (cfg->store_creds) {
+			*err = xstrdup("--store-credentials goes with an s3:// --store");
+			return NULL;
+		}
+		if (!shared)
+			return store_open_url(dir, cfg->data_dir, NULL, err);
+		struct store *s = store_open_shared(dir);
+		if (!s)
+			*err = xasprintf("cannot open the chunk store in %s/objects", dir);
+		return s;
+	}
+	struct store *s = store_open_url(cfg->store_url, cfg->data_dir, cfg->store_creds, err);
+	if (s && store_probe(s, err) != 0) {
+		store_free(s);
+		return NULL;
+	}
+	return s;
+}
+
 void hub_space_full(struct hub *h, const char *what, int err)
 {
 	if (atomic_exchange(&h->out_of_space, true))
@@ -1032,12 +1061,18 @@ int hub_serve(struct hub_config *cfg)
 		hub->cfg.head_timeout_s = HEAD_TIMEOUT_DEFAULT;
 	hub->conns = connlimit_new(hub->cfg.max_conns_per_ip, (unsigned)hub->cfg.head_timeout_s);
 	hub->traffic = traffic_new();
-	hub->store = hub->pool ? store_open(cfg->data_dir) : NULL;
-	if (!hub->pool || !hub->store) {
-		log_error("cannot open the hub's data: %s", err ? err : "chunk store");
+	if (!hub->pool) {
+		log_error("cannot open the hub's data: %s", err);
 		free(err);
 		return 1;
 	}
+	hub->store = hub_store_open(cfg, false, &err);
+	if (!hub->store) {
+		log_error("cannot open the chunk store: %s", err);
+		free(err);
+		return 1;
+	}
+	log_info("chunk store: %s", store_dir(hub->store));
 
 	if (!!cfg->tls_cert != !!cfg->tls_key) {
 		log_error("--tls-cert and --tls-key go together");

@@ -93,10 +93,11 @@ int hub_admin_job(const struct hub_config *cfg, const char *job, bool json)
 	jobs_ctx_init(&c, cfg);
 	c.db = db;
 	c.verbose = !json;
-	c.store = store_open_shared(cfg->data_dir); /* the hub may be serving */
+	char *serr = NULL;
+	c.store = hub_store_open(cfg, true, &serr); /* the hub may be serving */
 	if (!c.store) {
-		fprintf(stderr, "roost admin %s: cannot open the chunk store in %s\n", job,
-		        cfg->data_dir);
+		fprintf(stderr, "roost admin %s: %s\n", job, serr);
+		free(serr);
 		db_close(db);
 		return 1;
 	}

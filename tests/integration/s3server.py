@@ -1,0 +1,175 @@
+"""A throwaway S3 server (s3rver, npm) for the integration tests. Standard library only.
+
+S3Server() starts one s3rver in a fresh temp dir on a free port of 127.0.0.1,
+with the bucket `roost-test` made at start. s3rver checks every request's
+SigV4 signature against its one key pair (S3RVER/S3RVER), so a wrong secret
+fails as it would on AWS. The server is stopped and its dir deleted by .stop(),
+when the process exits (atexit), on SIGTERM, and by the kernel if this process
+is killed (PR_SET_PDEATHSIG).
+
+s3rver comes from web/package.json's devDependencies: BUILD/web-npm/node_modules
+(configure without -DROOST_WEB=OFF) or web/node_modules (cd web && npm install).
+Missing, it is an error, never a skip.
+
+Standalone check: python3 s3server.py
+"""
+import atexit
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HOST = "127.0.0.1"
+ACCESS_KEY = "S3RVER"  # s3rver's fixed credentials
+SECRET_KEY = "S3RVER"
+BUCKET = "roost-test"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_SRC = os.path.dirname(os.path.dirname(_HERE))
+
+
+class S3Error(RuntimeError):
+    pass
+
+
+def find_s3rver():
+    """The path of s3rver's bin script, or raise saying how to install it."""
+    roots = []
+    if os.environ.get("ROOST_BIN"):
+        roots.append(os.path.join(os.path.dirname(os.environ["ROOST_BIN"]), "web-npm"))
+    roots += [os.path.join(_SRC, "build", "web-npm"), os.path.join(_SRC, "web")]
+    for r in roots:
+        p = os.path.join(r, "node_modules", "s3rver", "bin", "s3rver.js")
+        if os.path.exists(p):
+            return p
+    raise S3Error("s3rver not found in %s: it is a devDependency in web/package.json; "
+                  "run 'cd web && npm install' (or build with the dashboard)"
+                  % " or ".join(os.path.join(r, "node_modules") for r in roots))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class S3Server:
+    def __init__(self):
+        self.script = find_s3rver()
+        self.root = tempfile.mkdtemp(prefix="roost-s3rver-")
+        self.access_key, self.secret_key, self.bucket = ACCESS_KEY, SECRET_KEY, BUCKET
+        self.proc = None
+        self._stopped = False
+        atexit.register(self.stop)
+        try:
+            self._prev_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread
+            self._prev_sigterm = None
+        self._start()
+
+    def _start(self):
+        log = open(os.path.join(self.root, "s3rver.log"), "wb")
+        for _ in range(5):
+            self.port = _free_port()
+            self.proc = subprocess.Popen(
+                ["node", self.script, "-d", os.path.join(self.root, "data"), "-a", HOST,
+                 "-p", str(self.port), "--no-vhost-buckets", "--configure-bucket",
+                 self.bucket],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with socket.create_connection((HOST, self.port), timeout=1):
+                        return
+                except OSError:
+                    time.sleep(0.1)
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+        with open(log.name, errors="replace") as f:
+            raise S3Error("s3rver did not start:\n" + f.read()[-3000:])
+
+    @property
+    def endpoint(self):
+        return "http://%s:%d" % (HOST, self.port)
+
+    def store_url(self, prefix, addressing="path"):
+        return "s3://%s/%s?endpoint=%s&region=us-east-1&addressing=%s" % (
+            self.bucket, prefix, self.endpoint, addressing)
+
+    def env(self, secret=None):
+        return {"AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": secret or self.secret_key}
+
+    # Objects, read and written around the hub (s3rver keeps each object as
+    # DATA/BUCKET/KEY._S3rver_object, with metadata beside it).
+    def object_path(self, key):
+        return os.path.join(self.root, "data", self.bucket, key + "._S3rver_object")
+
+    def keys(self, prefix):
+        """Every key under prefix (a listing of s3rver's own files)."""
+        base = os.path.join(self.root, "data", self.bucket)
+        out = []
+        for dirpath, _, files in os.walk(os.path.join(base, prefix)):
+            for f in files:
+                if f.endswith("._S3rver_object"):
+                    out.append(os.path.relpath(os.path.join(dirpath, f), base)
+                               [:-len("._S3rver_object")])
+        return sorted(out)
+
+    def stop(self):
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _on_sigterm(self, signum, frame):
+        self.stop()
+        prev = self._prev_sigterm
+        if callable(prev):
+            prev(signum, frame)
+        else:
+            signal.signal(signal.SIGTERM, prev if prev is not None else signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+_shared = None
+
+
+def shared():
+    """One server for the whole test process, started on first use."""
+    global _shared
+    if _shared is None:
+        _shared = S3Server()
+    return _shared
+
+
+if __name__ == "__main__":
+    s = S3Server()
+    print("s3rver at", s.endpoint, "bucket", s.bucket)
+    try:
+        urllib.request.urlopen(s.endpoint + "/" + s.bucket, timeout=5)
+    except urllib.error.HTTPError as e:
+        print("unsigned request refused as expected:", e.code)
+    s.stop()
+    sys.exit(0)
