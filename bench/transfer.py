@@ -231,59 +231,15 @@ def s3_env(base=None):
     return env
 
 
-class S3rver:
-    """The test suite's s3rver (tests/integration/s3server.py), or, until it is
-    there, a minimal start of the same npm package: .endpoint, .access_key,
-    .secret_key, .bucket, .store_url(prefix), .stop()."""
-
-    def __init__(self, work):
-        sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
-        try:
-            from s3server import S3Server
-        except ImportError:
-            S3Server = None
-        finally:
-            sys.path.pop(0)
-        self.inner = S3Server() if S3Server else None
-        if self.inner:
-            for k in ("endpoint", "access_key", "secret_key", "bucket"):
-                setattr(self, k, getattr(self.inner, k))
-            return
-        cands = [os.environ.get("S3RVER", "")] + [
-            os.path.join(TOP, d, "node_modules", "s3rver", "bin", "s3rver.js")
-            for d in ("build/web-npm", "web")]
-        js = next((c for c in cands if c and os.path.exists(c)), None)
-        if not js:
-            raise RuntimeError("s3rver not found (npm install in web/, or S3RVER=.../s3rver.js)")
-        port = free_port()
-        self.dir = os.path.join(work, "s3rver")
-        os.makedirs(self.dir)
-        self.bucket, self.access_key, self.secret_key = "bench", "S3RVER", "S3RVER"
-        self.endpoint = "http://127.0.0.1:%d" % port
-        self.log = open(os.path.join(work, "s3rver.log"), "wb")
-        self.proc = subprocess.Popen(
-            ["node", js, "-d", self.dir, "-a", "127.0.0.1", "-p", str(port), "--silent",
-             "--configure-bucket", self.bucket], stdout=self.log, stderr=self.log)
-        for _ in range(400):
-            assert self.proc.poll() is None, "s3rver exited"
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-
-    def store_url(self, prefix):
-        if self.inner:
-            return self.inner.store_url(prefix)
-        return "s3://%s/%s?endpoint=%s&region=us-east-1&addressing=path" % (
-            self.bucket, prefix, self.endpoint)
-
-    def stop(self):
-        if self.inner:
-            return self.inner.stop()
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.log.close()
+def s3rver(work):
+    """The test suite's s3rver (tests/integration/s3server.py): .endpoint,
+    .access_key, .secret_key, .bucket, .store_url(prefix), .stop()."""
+    sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+    try:
+        from s3server import S3Server
+    finally:
+        sys.path.pop(0)
+    return S3Server()
 
 
 class Radosgw:
@@ -381,7 +337,7 @@ def s3_section(roost, work, src, size, big_mib, servers):
     """Rows for each S3 server in servers (s3rver, radosgw); one that does not
     start gets a row saying why, the rest still run."""
     if big_mib:  # the big file, a copy in the server and one got back
-        free = shutil.disk_usage(work).f_bavail
+        free = shutil.disk_usage(work).free
         if free < 3 * big_mib * MiB + 4 * size:
             print("transfer.py: %.1f GiB free, too little for %d MiB through S3; "
                   "skipping the big file" % (free / (1 << 30), big_mib), file=sys.stderr)
@@ -389,7 +345,7 @@ def s3_section(roost, work, src, size, big_mib, servers):
     rows = []
     for name in servers:
         try:
-            server = S3rver(work) if name == "s3rver" else Radosgw(work)
+            server = s3rver(work) if name == "s3rver" else Radosgw(work)
         except (RuntimeError, AssertionError, OSError) as e:
             print("transfer.py: %s did not start:\n%s" % (name, e), file=sys.stderr)
             rows.append((name, "did not start", str(e).splitlines()[-1][:120] if str(e) else ""))
