@@ -19,7 +19,7 @@ _roost_options()
 	init) echo "--data --email --db" ;;
 	serve | demo)
 		echo "--data --db --listen --api-port --content-port --dashboard-port --heartbeat"
-		echo "--tls-cert --tls-key --host-ca --rate-limit --login-throttle"
+		echo "--tls-cert --tls-key --host-ca --rate-limit --login-throttle --store --store-credentials"
 		echo "--max-conns-per-ip --head-timeout --web-dir --gc-every --scrub-every"
 		echo "--replicate-every --retention --job-rate --rotate-keys-every"
 		echo "--session-lifetime --session-idle"
@@ -29,8 +29,8 @@ _roost_options()
 		;;
 	admin)
 		case "$2" in
-		gc) echo "--data --db --retention --json" ;;
-		scrub | replicate) echo "--data --db --job-rate --host-ca --json" ;;
+		gc) echo "--data --db --store --store-credentials --retention --json" ;;
+		scrub | replicate) echo "--data --db --store --store-credentials --job-rate --host-ca --json" ;;
 		jobs) echo "--data --db --json" ;;
 		rotate-keys | remove-user) echo "--data --db" ;;
 		esac

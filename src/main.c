@@ -56,6 +56,12 @@ static const char usage_text[] =
     "              [--oidc-name NAME] [--oidc-redirect-uri URL]]  sign-in with an OpenID\n"
     "              Connect provider (\"Sign in with NAME\"; the redirect URI defaults to\n"
     "              http://127.0.0.1:DASHBOARD-PORT/api/v1/oidc/callback)\n"
+    "              [--store s3://BUCKET/PREFIX?endpoint=URL&region=R[&addressing=path|virtual]]\n"
+    "              keeps the chunks in an S3-compatible bucket (keys PREFIX/ab/<sha256>;\n"
+    "              the bucket is checked at start), or --store PATH in PATH/objects;\n"
+    "              default $ROOST_STORE, else DIR/objects. Credentials: AWS_ACCESS_KEY_ID,\n"
+    "              AWS_SECRET_ACCESS_KEY (, AWS_SESSION_TOKEN) or [--store-credentials FILE]\n"
+    "              (mode 0600; lines access_key_id=..., secret_access_key=...)\n"
     "              --db postgresql://USER@HOST:PORT/DB keeps the metadata in PostgreSQL;\n"
     "              without it, SQLite in DIR/roost.db. Chunks are stored in DIR.\n"
     "  roost demo [--data DIR] [--host-port 3212] [--relay-port 3213] [--tunnel-port 3214]\n"
@@ -220,6 +226,8 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 	a->cfg.gc_every_ms = a->cfg.scrub_every_ms = a->cfg.replicate_every_ms = -1;
 	a->cfg.session_lifetime_ms = a->cfg.session_idle_ms = -1;
 	a->cfg.gc_retention_ms = -1;
+	const char *store = getenv("ROOST_STORE"); /* --store's default (an option file) */
+	a->cfg.store_url = store && *store ? store : NULL;
 	for (int i = 0; i < argc; i += 2) { /* every option takes a value */
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int *port = strcmp(o, "--api-port") == 0         ? &a->cfg.api_port

@@ -836,8 +836,14 @@ static int s3_list_dir(struct store *st, int dir,
 static int s3_probe(struct store *st, char **err)
 {
 	struct s3_store *s = (struct s3_store *)st;
-	struct s3_req r = {.method = "GET", .query = "list-type=2&max-keys=1", .out_grow = true};
+	CURL *esc = curl_easy_init();
+	char *epfx = curl_easy_escape(esc, s->key_base, 0);
+	char *query = xasprintf("list-type=2&max-keys=1&prefix=%s", epfx);
+	curl_free(epfx);
+	curl_easy_cleanup(esc);
+	struct s3_req r = {.method = "GET", .query = query, .out_grow = true};
 	int rc = request(s, &r);
+	free(query);
 	free(r.out);
 	if (rc) {
 		*err = xasprintf("cannot reach the S3 store at %s (bucket %s): %s", s->c.endpoint,

@@ -138,10 +138,14 @@ enum MHD_Result api_chunks_missing(struct req *r)
 	 * one of its hosts; or uploaded by the caller to a host that holds it.
 	 * (A host of a 'hosts' workspace does not probe: it commits pointers.) */
 	json_t *missing = json_array();
+	bool remote = store_is_remote(r->hub->store);
 	json_array_foreach(hashes, i, h)
 	{
-		bool stored =
-		    held[i] && !unproven[i] && store_size(r->hub->store, refs[i].hash) > 0;
+		/* A proven grant in 'hub' mode came from a chunk the store took; on an
+		 * S3 store that record is trusted rather than a HEAD per chunk (a
+		 * commit still checks each chunk it names). */
+		bool stored = held[i] && !unproven[i] &&
+		              ((remote && !hosts) || store_size(r->hub->store, refs[i].hash) > 0);
 		if (!stored && !(held[i] && host_held[i]) && !on_host[i])
 			json_array_append(missing, h);
 	}

@@ -1,5 +1,6 @@
 """Integration-test harness: starts real roost processes on 127.0.0.1 and talks
 to them over HTTP, as users do. Standard library only."""
+import glob
 import http.client
 import itertools
 import json
@@ -15,6 +16,7 @@ import unittest
 import urllib.parse
 
 import pgcluster
+import s3server
 
 ROOST = os.environ.get("ROOST_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "roost")
@@ -28,6 +30,15 @@ BACKEND = os.environ.get("ROOST_TEST_DB") or "sqlite"
 if BACKEND not in ("sqlite", "postgres"):
     raise SystemExit("ROOST_TEST_DB=%r: expected 'sqlite' or 'postgres'" % BACKEND)
 _db_names = itertools.count(1)
+
+# The chunk store under test: "dir" (the default: DATA/objects) or "s3"
+# (ROOST_TEST_STORE=s3: each hub on its own prefix of one bucket of an s3rver
+# this process starts on first use; see s3server.py). The hub and its admin
+# commands find the store in ROOST_STORE (roost serve's --store default).
+STORE = os.environ.get("ROOST_TEST_STORE") or "dir"
+if STORE not in ("dir", "s3"):
+    raise SystemExit("ROOST_TEST_STORE=%r: expected 'dir' or 's3'" % STORE)
+_store_prefixes = itertools.count(1)
 
 
 def free_port():
@@ -59,6 +70,11 @@ class Hub:
         self.hosts = []  # every Host started against this hub (stopped at the class's end)
         self.backend = BACKEND
         self.db_url = self.db_name = None
+        self.s3 = self.store_prefix = None
+        if STORE == "s3":
+            self.s3 = s3server.shared()
+            self.store_prefix = (same_db_as.store_prefix if same_db_as else
+                                 "hub-%d-%d" % (os.getpid(), next(_store_prefixes)))
         if same_db_as:
             assert same_db_as.backend == "postgres", "hubs share only a PostgreSQL database"
             self.pg, self.db_url, self.db_name = same_db_as.pg, same_db_as.db_url, same_db_as.db_name
@@ -98,6 +114,8 @@ class Hub:
     def env(self, **extra):
         e = dict(os.environ)
         e.update(XDG_CONFIG_HOME=self.cfg, ROOST_PASSWORD=PASSWORD)
+        if self.s3:
+            e.update(self.s3.env(), ROOST_STORE=self.s3.store_url(self.store_prefix))
         e.update(extra)
         return e
 
@@ -179,6 +197,33 @@ class Hub:
             return objects
         assert self.proc and self.proc.poll() is None, "the hub is not running"
         return "/proc/%d/root%s" % (self.proc.pid, os.path.abspath(objects))
+
+    # ---- the chunk store, as the hub sees it, whichever the back end ----
+    def object_path(self, h):
+        """The file holding chunk h: DATA/objects/ab/<h>, or s3rver's file of
+        PREFIX/ab/<h> (a test may read, corrupt or delete it)."""
+        if self.s3:
+            return self.s3.object_path("%s/%s/%s" % (self.store_prefix, h[:2], h))
+        return os.path.join(self.store_dir(), h[:2], h)
+
+    def object_paths(self):
+        """Every chunk object's file, sorted."""
+        if self.s3:
+            return [self.s3.object_path(k) for k in self.s3.keys(self.store_prefix)
+                    if k.split("/")[-2:-1] != ["quarantine"]]
+        return sorted(glob.glob(os.path.join(self.store_dir(), "??", "*")))
+
+    def object_hash(self, path):
+        """The chunk hash an object_paths() file holds."""
+        return os.path.basename(path).split(".")[0]
+
+    def quarantined(self):
+        """The names under the store's quarantine (objects/quarantine, PREFIX/quarantine/)."""
+        if self.s3:
+            return [k.rsplit("/", 1)[1]
+                    for k in self.s3.keys(self.store_prefix + "/quarantine")]
+        d = os.path.join(self.store_dir(), "quarantine")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
     # ---- the CLI ----
     def cli(self, *args, check=True, timeout=600, **kw):

@@ -78,11 +78,14 @@ class S3Server:
         self._start()
 
     def _start(self):
-        log = open(os.path.join(self.root, "s3rver.log"), "wb")
+        self._log = log = open(os.path.join(self.root, "s3rver.log"), "wb")
         for _ in range(5):
             self.port = _free_port()
+            # s3rver makes ListObjectsV2's continuation tokens with DES, which
+            # Node's OpenSSL 3 offers only with its legacy provider.
             self.proc = subprocess.Popen(
-                ["node", self.script, "-d", os.path.join(self.root, "data"), "-a", HOST,
+                ["node", "--openssl-legacy-provider", self.script,
+                 "-d", os.path.join(self.root, "data"), "-a", HOST,
                  "-p", str(self.port), "--no-vhost-buckets", "--configure-bucket",
                  self.bucket],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -132,6 +135,8 @@ class S3Server:
         if self._stopped:
             return
         self._stopped = True
+        if getattr(self, "_log", None):
+            self._log.close()
         try:
             if self.proc and self.proc.poll() is None:
                 self.proc.terminate()
@@ -141,7 +146,10 @@ class S3Server:
                     self.proc.kill()
                     self.proc.wait()
         finally:
-            shutil.rmtree(self.root, ignore_errors=True)
+            if os.environ.get("ROOST_TEST_KEEP_S3"):
+                print("s3rver's dir kept:", self.root, file=sys.stderr)
+            else:
+                shutil.rmtree(self.root, ignore_errors=True)
 
     def _on_sigterm(self, signum, frame):
         self.stop()

@@ -51,7 +51,7 @@ class JobsTest(HubTest):
         return [r[0] for r in rows]
 
     def object(self, h):
-        return os.path.join(self.hub.data, "objects", h[:2], h)
+        return self.hub.object_path(h)
 
     def settings(self, **kw):
         st, body, payload, _ = self.hub.request("PATCH", "/api/v1/workspaces/%d" % self.ws, kw,
@@ -202,7 +202,7 @@ class JobsTest(HubTest):
         self.assertIn("1 corrupt", out)
         self.assertIn("damaged", err)
         self.assertFalse(os.path.exists(self.object(h)))  # quarantined
-        self.assertTrue(os.listdir(os.path.join(self.hub.data, "objects", "quarantine")))
+        self.assertTrue(self.hub.quarantined())
         st, _ = self.get("/scrub/x.bin")
         self.assertEqual(st, 503)  # no healthy copy anywhere: never wrong bytes
         st, audit, _, _ = self.api("GET", "/audit?action=chunk.corrupt")

@@ -166,7 +166,7 @@ class StorageJobsTest(HubTest):
                             "chunk_hash = ?", (self.ws, chunk))[0][0]
 
     def hub_object(self, chunk):
-        return os.path.join(self.hub.data, "objects", chunk[:2], chunk)
+        return self.hub.object_path(chunk)
 
     def assert_hub_holds(self, chunk):
         self.assertEqual(self.holders(chunk).get("hub"), "ok", chunk)

@@ -183,7 +183,7 @@ class TransferTest(HubTest):
         # find this file's first chunk on disk and flip a byte
         with open(src, "rb") as f:
             head = f.read()
-        chunks = sorted(glob.glob(os.path.join(self.hub.data, "objects", "??", "*")))
+        chunks = self.hub.object_paths()
         victim = None
         for c in chunks:
             with open(c, "rb") as f:
@@ -195,7 +195,7 @@ class TransferTest(HubTest):
             byte = f.read(1)
             f.seek(100)
             f.write(bytes([byte[0] ^ 0xFF]))
-        st, body, _, _ = self.api("GET", "/chunks/" + os.path.basename(victim))
+        st, body, _, _ = self.api("GET", "/chunks/" + self.hub.object_hash(victim))
         self.assertEqual(st, 503)
         self.assertEqual(body["error"]["code"], "chunk_corrupt")
         out = self.path("corrupt.out")
@@ -256,7 +256,8 @@ class HubCrashTest(HubTest):
         self.assertEqual(sha256_file(out), d1)
         st, _, _, _ = self.api("GET", "/info?path=" + q("/second.bin"))
         self.assertEqual(st, 404)
-        self.assertEqual(os.listdir(os.path.join(self.hub.data, "objects", "tmp")), [])
+        if not self.hub.s3:  # (an S3 store spools to unlinked files: nothing to leave)
+            self.assertEqual(os.listdir(os.path.join(self.hub.data, "objects", "tmp")), [])
         if self.hub.backend == "sqlite":
             check = subprocess.run(["sqlite3", os.path.join(self.hub.data, "roost.db"),
                                     "PRAGMA integrity_check"], capture_output=True)
