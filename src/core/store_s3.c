@@ -42,6 +42,7 @@ struct s3_store {
 	char *sigv4;    /* aws:amz:REGION:s3 */
 	char *base_url; /* .../BUCKET (path style) or scheme://BUCKET.host */
 	char *key_base; /* PREFIX/ or "" */
+	char *ca;       /* AWS_CA_BUNDLE: the CAs an https endpoint is checked against */
 	pthread_mutex_t mu;
 	CURL *idle[POOL_MAX];
 	int nidle;
@@ -300,7 +301,9 @@ static CURL *handle_get(struct s3_store *s)
 	if (s->nidle)
 		h = s->idle[--s->nidle];
 	pthread_mutex_unlock(&s->mu);
-	return h ? h : curl_easy_init();
+	if (!h && !(h = curl_easy_init()))
+		abort(); /* out of memory, as xmalloc */
+	return h;
 }
 
 static void handle_put(struct s3_store *s, CURL *h)
@@ -386,6 +389,8 @@ static void request_once(struct s3_store *s, CURL *h, struct s3_req *r, const ch
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (s->ca)
+		curl_easy_setopt(h, CURLOPT_CAINFO, s->ca);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -520,6 +525,7 @@ static void s3_free(struct store *st)
 	free(s->sigv4);
 	free(s->base_url);
 	free(s->key_base);
+	free(s->ca);
 	free(s->base.desc);
 	free(s);
 }
@@ -904,6 +910,8 @@ struct store *store_s3_open(struct s3_conf *c, const char *spool_dir, char **err
 	memset(c, 0, sizeof *c);
 	s->spool = xstrdup(spool_dir);
 	s->sigv4 = xasprintf("aws:amz:%s:s3", s->c.region);
+	const char *ca = getenv("AWS_CA_BUNDLE");
+	s->ca = ca && *ca ? xstrdup(ca) : NULL;
 	s->key_base = *s->c.prefix ? xasprintf("%s/", s->c.prefix) : xstrdup("");
 	if (s->c.virtual_hosted) {
 		const char *host = strstr(s->c.endpoint, "://") + 3;

@@ -36,7 +36,7 @@ struct dl_chunk {
 	char hash[HASH_HEX_LEN + 1];
 	int64_t off, size;
 	bool proven; /* the workspace's grant: the store's copy may be served */
-	bool remote; /* not servable from the store: a host's, fetched ahead */
+	bool remote; /* not servable from the store (a host's) or the store is S3: fetched ahead */
 };
 
 #define AHEAD_BYTES (16ll * 1024 * 1024) /* host chunks fetched ahead of the reader */
@@ -367,10 +367,14 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 		return av < 0 ? reply_db_error(r) : chunksrc_reply_unavailable(r, holders);
 	}
 	d->src = chunksrc_open(r->hub, r->db, r->ws_id);
+	/* An S3 store is not asked per chunk (a HEAD each): its chunks are
+	 * fetched ahead like a host's (a GET overlaps sending the one before),
+	 * and one found missing there is asked of hosts as any other. */
+	bool s3 = store_is_remote(r->hub->store);
 	for (size_t i = 0; i < d->n; i++) {
 		struct dl_chunk *c = &d->chunks[i];
 		c->remote = c->off + c->size > d->start && c->off < d->start + d->len &&
-		            (!c->proven || store_size(r->hub->store, c->hash) <= 0);
+		            (!c->proven || s3 || store_size(r->hub->store, c->hash) <= 0);
 	}
 	d->buf = xmalloc(d->buf_cap ? (size_t)d->buf_cap : 1);
 	/* The first chunk before any header: a holder that is online but does

@@ -1,9 +1,14 @@
 """A throwaway S3 server (s3rver, npm) for the integration tests. Standard library only.
 
 S3Server() starts one s3rver in a fresh temp dir on a free port of 127.0.0.1,
-with the bucket `roost-test` made at start. s3rver checks every request's
-SigV4 signature against its one key pair (S3RVER/S3RVER), so a wrong secret
-fails as it would on AWS. The server is stopped and its dir deleted by .stop(),
+with the bucket `roost-test` made at start. s3rver knows one key pair
+(S3RVER/S3RVER) and refuses an unknown key id, but it does not recompute SigV4
+signatures (its code says "unimplemented"): so, by default, .endpoint is a
+small proxy here that checks each request's SigV4 signature (header form,
+x-amz-content-sha256 as the payload hash, as S3 does) and answers
+403 SignatureDoesNotMatch as AWS would, then passes it on to s3rver. A wrong
+secret fails as on AWS, and a signing mistake of roost's is caught.
+S3Server(verify=False) leaves the proxy out (bench/transfer.py). The server is stopped and its dir deleted by .stop(),
 when the process exits (atexit), on SIGTERM, and by the kernel if this process
 is killed (PR_SET_PDEATHSIG).
 
@@ -15,7 +20,13 @@ Standalone check: python3 s3server.py
 """
 import atexit
 import ctypes
+import hashlib
+import hmac
+import http.client
+import http.server
 import os
+import threading
+import urllib.parse
 import shutil
 import signal
 import socket
@@ -63,8 +74,92 @@ def _die_with_parent():
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _canonical_query(raw):
+    pairs = []
+    for part in raw.split("&") if raw else []:
+        k, _, v = part.partition("=")
+        k, v = urllib.parse.unquote_plus(k), urllib.parse.unquote_plus(v)
+        pairs.append((urllib.parse.quote(k, safe="-_.~"), urllib.parse.quote(v, safe="-_.~")))
+    return "&".join("%s=%s" % kv for kv in sorted(pairs))
+
+
+def sigv4_check(method, raw_path, headers, secret):
+    """None if the request's SigV4 Authorization header verifies with secret,
+    else the reason."""
+    auth = headers.get("Authorization", "")
+    if not auth.startswith("AWS4-HMAC-SHA256 "):
+        return "not SigV4"
+    fields = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
+    cred = fields["Credential"].split("/")
+    signed = fields["SignedHeaders"].split(";")
+    path, _, query = raw_path.partition("?")
+    canon_headers = "".join("%s:%s\n" % (h, " ".join((headers.get(h) or "").split()))
+                            for h in signed)
+    payload = headers.get("x-amz-content-sha256")
+    if not payload:
+        return "no x-amz-content-sha256"
+    creq = "\n".join([method, path, _canonical_query(query), canon_headers,
+                      ";".join(signed), payload])
+    scope = "/".join(cred[1:])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", headers.get("x-amz-date", ""), scope,
+                         hashlib.sha256(creq.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in cred[1:]:
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    want = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return None if hmac.compare_digest(want, fields["Signature"]) else "signature differs"
+
+
+class _Proxy(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def _any(self):
+        srv = self.server
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        why = sigv4_check(self.command, self.path, self.headers, srv.secret)
+        if why and "Authorization" in self.headers:
+            srv.refused += 1
+            msg = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch'
+                   '</Code><Message>The request signature we calculated does not match the '
+                   'signature you provided (%s).</Message></Error>' % why).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            self.wfile.write(msg)
+            return
+        c = http.client.HTTPConnection(HOST, srv.upstream, timeout=120)
+        try:
+            hdrs = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+            c.request(self.command, self.path, body=body, headers=hdrs)
+            r = c.getresponse()
+            data = r.read()
+            self.send_response(r.status)
+            for k, v in r.getheaders():
+                if k.lower() not in ("connection", "transfer-encoding", "content-length",
+                                     "keep-alive"):
+                    self.send_header(k, v)
+            length = r.getheader("Content-Length") if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        finally:
+            c.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+
 class S3Server:
-    def __init__(self):
+    def __init__(self, verify=True):
         self.script = find_s3rver()
         self.root = tempfile.mkdtemp(prefix="roost-s3rver-")
         self.access_key, self.secret_key, self.bucket = ACCESS_KEY, SECRET_KEY, BUCKET
@@ -76,6 +171,12 @@ class S3Server:
         except ValueError:  # not the main thread
             self._prev_sigterm = None
         self._start()
+        self.proxy = None
+        if verify:
+            self.proxy = _Proxy((HOST, 0), _Handler)
+            self.proxy.secret, self.proxy.upstream, self.proxy.refused = (
+                self.secret_key, self.port, 0)
+            threading.Thread(target=self.proxy.serve_forever, daemon=True).start()
 
     def _start(self):
         self._log = log = open(os.path.join(self.root, "s3rver.log"), "wb")
@@ -105,7 +206,8 @@ class S3Server:
 
     @property
     def endpoint(self):
-        return "http://%s:%d" % (HOST, self.port)
+        port = self.proxy.server_address[1] if self.proxy else self.port
+        return "http://%s:%d" % (HOST, port)
 
     def store_url(self, prefix, addressing="path"):
         return "s3://%s/%s?endpoint=%s&region=us-east-1&addressing=%s" % (
@@ -135,6 +237,9 @@ class S3Server:
         if self._stopped:
             return
         self._stopped = True
+        if getattr(self, "proxy", None):
+            self.proxy.shutdown()
+            self.proxy.server_close()
         if getattr(self, "_log", None):
             self._log.close()
         try:

@@ -12,8 +12,9 @@ against s3rver (s3server.py), whatever ROOST_TEST_STORE says:
   PREFIX/quarantine/;
 - GC deletes unreferenced chunks from the bucket, and stray objects too.
 
-s3rver accepts any SigV4 signature from a known access key id (it does not
-recompute them), so "wrong credentials" here is an unknown key id."""
+Every request's SigV4 signature is checked (s3server.py's proxy: s3rver itself
+does not recompute them), so these tests also show roost signs each kind of
+request it makes as S3 wants."""
 import hashlib
 import json
 import os
@@ -80,6 +81,16 @@ class StoreS3Test(HubTest):
             return f.read()
 
     # ---- starting
+
+    def test_a_wrong_secret_is_refused_at_start_naming_the_bucket(self):
+        p = self.serve_once({"AWS_SECRET_ACCESS_KEY": "not the secret"})
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("the S3 store at %s refused bucket roost-test: HTTP 403 "
+                      "SignatureDoesNotMatch (check the access key and secret)"
+                      % self.hub.s3.endpoint, p.stderr)
+        self.assertNotIn("not the secret", p.stderr)
+        self.assertGreater(self.hub.s3.proxy.refused, 0)
+        self.assertNotIn("API http", p.stderr)  # never served
 
     def test_unknown_credentials_are_refused_at_start_naming_the_bucket(self):
         p = self.serve_once({"AWS_ACCESS_KEY_ID": "NOT-A-KEY"})

@@ -371,10 +371,26 @@ static enum job_result gc_hashes(struct job *j, const char *key, const char *sql
 	}
 }
 
+#define STRAY_BATCH 1000 /* an S3 store deletes this many in one request */
+
 struct stray_scan {
 	struct job *j;
 	int64_t cutoff, deleted, bytes;
+	char (*batch)[HASH_HEX_LEN + 1]; /* an S3 store's strays, deleted together */
+	size_t nbatch;
 };
+
+static void strays_flush(struct stray_scan *s)
+{
+	if (!s->nbatch)
+		return;
+	const char *h[STRAY_BATCH];
+	for (size_t i = 0; i < s->nbatch; i++)
+		h[i] = s->batch[i];
+	int failed = store_remove_many(s->j->c->store, h, s->nbatch);
+	s->deleted += failed >= 0 ? (int64_t)s->nbatch - failed : 0;
+	s->nbatch = 0;
+}
 
 /* An object no row names (a crash between writing and recording it). */
 static void stray_object(const char *hash, int64_t mtime_ms, void *cls)
@@ -387,6 +403,12 @@ static void stray_object(const char *hash, int64_t mtime_ms, void *cls)
 	             "workspace_chunks WHERE chunk_hash = ? LIMIT 1",
 	             hash, hash) != DB_DONE)
 		return;
+	if (s->batch) { /* no row names it: nothing to delete but the object */
+		memcpy(s->batch[s->nbatch++], hash, HASH_HEX_LEN + 1);
+		if (s->nbatch == STRAY_BATCH)
+			strays_flush(s);
+		return;
+	}
 	bool gone;
 	delete_chunk(s->j, hash, s->cutoff, &s->bytes, &gone);
 	s->deleted += gone;
@@ -398,9 +420,14 @@ static enum job_result gc_strays(struct job *j)
 	if (db_run(j->c->db, "DELETE FROM chunk_uploads WHERE touched_at < ?",
 	           now_ms() - UPLOAD_PENDING_MS) != DB_DONE)
 		return JOB_DB_ERR;
+	bool batch = store_is_remote(j->c->store);
 	for (int dir = (int)job_cur_int(j, "store_dir"); dir < 256; dir++) {
 		struct stray_scan s = {.j = j, .cutoff = now_ms() - UPLOAD_LEASE_MS};
+		if (batch)
+			s.batch = xmalloc(STRAY_BATCH * sizeof *s.batch);
 		store_list_dir(j->c->store, dir, stray_object, &s);
+		strays_flush(&s);
+		free(s.batch);
 		job_cur_add(j, "chunks_deleted", s.deleted);
 		job_cur_add(j, "bytes_freed", s.bytes);
 		json_object_set_new(j->cur, "store_dir", json_integer(dir + 1));
