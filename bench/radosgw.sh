@@ -56,6 +56,20 @@ start) ;;
 *) usage ;;
 esac
 
+case ${RGW_OSD_STORE:-bluestore} in
+bluestore | memstore) ;;
+*)
+	echo "radosgw.sh: RGW_OSD_STORE is bluestore or memstore, not '$RGW_OSD_STORE'" >&2
+	exit 2
+	;;
+esac
+case ${RGW_OSD_GIB:-12} in
+'' | *[!0-9]* | 0)
+	echo "radosgw.sh: RGW_OSD_GIB is a whole number of GiB, not '$RGW_OSD_GIB'" >&2
+	exit 2
+	;;
+esac
+
 need="ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool"
 missing=
 for b in $need; do command -v "$b" >/dev/null 2>&1 || missing="$missing $b"; done
