@@ -44,7 +44,11 @@ static const char usage_text[] =
     "              [--login-throttle 5]  failed password attempts per account (4x per client\n"
     "              address) before growing delays (429 + Retry-After); 0: off\n"
     "              [--max-conns-per-ip 128]  connections at once per client address, over\n"
-    "              all ports (0: no limit; behind a local proxy every client is the proxy)\n"
+    "              all ports (0: no limit; behind a proxy every client is the proxy)\n"
+    "              [--public-url https://files.example.com]  the balancer's origin: the\n"
+    "              start of every link the hub makes (invites, shares, signed URLs)\n"
+    "              [--trusted-proxy ADDR[,ADDR]]  load balancers whose X-Forwarded-For and\n"
+    "              X-Forwarded-Proto name the client (throttles, audit; docs/scale-out.md)\n"
     "              [--head-timeout 15]  seconds a connection has to send a request head\n"
     "              [--web-dir DIR]  the dashboard's built assets (default: an installed\n"
     "              binary's PREFIX/share/roost/web, else the build's)\n"
@@ -55,6 +59,7 @@ static const char usage_text[] =
     "              [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
     "              [--oidc-name NAME] [--oidc-redirect-uri URL]]  sign-in with an OpenID\n"
     "              Connect provider (\"Sign in with NAME\"; the redirect URI defaults to\n"
+    "              PUBLIC-URL/api/v1/oidc/callback, else\n"
     "              http://127.0.0.1:DASHBOARD-PORT/api/v1/oidc/callback)\n"
     "              [--store s3://BUCKET/PREFIX?endpoint=URL&region=R[&addressing=path|virtual]]\n"
     "              keeps the chunks in an S3-compatible bucket (keys PREFIX/ab/<sha256>;\n"
@@ -206,11 +211,26 @@ static bool hub_option(const char *o)
 	                                    "--oidc-redirect-uri",
 	                                    "--rotate-keys-every",
 	                                    "--session-lifetime",
-	                                    "--session-idle"};
+	                                    "--session-idle",
+	                                    "--trusted-proxy",
+	                                    "--public-url"};
 	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
 		if (strcmp(o, known[i]) == 0)
 			return true;
 	return false;
+}
+
+/* http(s)://HOST[:PORT] with no path (a trailing '/' is dropped in place),
+ * nothing a link could be broken out of. */
+static bool public_url_ok(char *v)
+{
+	const char *h = strncmp(v, "https://", 8) == 0  ? v + 8
+	                : strncmp(v, "http://", 7) == 0 ? v + 7
+	                                                : NULL;
+	size_t n = strlen(v);
+	if (n > 1 && v[n - 1] == '/')
+		v[--n] = 0;
+	return h && *h && n <= 255 && !strpbrk(h, "/\\ \"<>@?#'`");
 }
 
 static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_args *a)
@@ -257,6 +277,18 @@ static int parse_hub_args(const char *cmd, int argc, char **argv, struct hub_arg
 			}
 		} else if (strcmp(o, "--data") == 0) {
 			a->data = v;
+		} else if (strcmp(o, "--trusted-proxy") == 0) {
+			a->cfg.trusted_proxies = v;
+		} else if (strcmp(o, "--public-url") == 0) {
+			if (!public_url_ok(argv[i + 1])) {
+				fprintf(
+				    stderr,
+				    "roost %s: --public-url takes the origin clients reach the hub "
+				    "at, like https://files.example.com (no path)\n",
+				    cmd);
+				return 2;
+			}
+			a->cfg.public_url = v;
 		} else if (strcmp(o, "--db") == 0) {
 			a->cfg.db_url = v;
 		} else if (strcmp(o, "--rate-limit") == 0) {

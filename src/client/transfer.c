@@ -700,6 +700,24 @@ static void join_workers(struct put *p, pthread_t *th, int n)
 		pthread_join(th[i], NULL);
 }
 
+/* After a commit whose answer was lost (the hub died; a balancer answered
+ * 502): did it land? The file's current version holding our content means it
+ * did, or that the content was there already; either way another commit would
+ * only add an identical version. The info answer, or NULL. */
+static json_t *committed_already(struct client *c, const char *remote, const char *hash)
+{
+	char *url = client_ws_url(c, "/info?path=%s", remote);
+	json_t *out = NULL;
+	char err[256];
+	long st = client_request(c, c->curl, "GET", url, NULL, &out, err);
+	free(url);
+	const char *h = json_get_str(out, "hash");
+	if (st == 200 && h && strcmp(h, hash) == 0)
+		return out;
+	json_decref(out);
+	return NULL;
+}
+
 int transfer_put(struct client *c, const char *local, const char *remote_arg,
                  const struct put_opts *o)
 {
@@ -748,10 +766,12 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 		json_object_set_new(body, "upload_grant", json_string(o->upload_grant));
 	struct retry rt;
 	retry_start(&rt);
+	json_t *landed = NULL; /* a lost answer's commit, found (committed_already) */
 	for (int attempt = 0;; attempt++) {
-		json_t *resp = NULL;
-		char err[256];
-		long status = client_request(c, c->curl, "POST", url, body, &resp, err);
+		json_t *resp = landed;
+		char err[256] = "";
+		long status =
+		    landed ? 201 : client_request(c, c->curl, "POST", url, body, &resp, err);
 		json_t *missing = json_object_get(json_object_get(resp, "error"), "missing");
 		if (status == 201) {
 			progress_show(&pr, size, atomic_load(&p.sent_bytes), true);
@@ -826,6 +846,10 @@ int transfer_put(struct client *c, const char *local, const char *remote_arg,
 		    attempt < MAX_TRIES) {
 			json_decref(resp);
 			retry_sleep_ms(retry_next_ms(&rt));
+			/* A put that names no base version (not a host's) and wants
+			 * no result: the same content as the current version is done. */
+			if (o->base_version_id < 0 && !o->result)
+				landed = committed_already(c, remote, whole);
 			continue;
 		}
 		client_print_error("put", status, resp, err);
@@ -1120,26 +1144,75 @@ static void print_sources(json_t *sources)
 	}
 }
 
+/* A failure worth another try: the connection (a hub behind a balancer
+ * died, a reset, a timeout) or a 5xx/429 answer. */
+static bool stream_transient(CURLcode cc, long status)
+{
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_OPERATION_TIMEDOUT:
+		return true;
+	case CURLE_HTTP_RETURNED_ERROR:
+		return status == 429 || (status >= 500 && !CLIENT_NO_RETRY(status));
+	default:
+		return false;
+	}
+}
+
 /* No host holds any of it: the whole version in one stream from the hub,
- * which reads ahead (faster than a request per chunk). */
+ * which reads ahead (faster than a request per chunk). A stream cut short
+ * (a hub killed behind the balancer) resumes where it stopped (Range); the
+ * sink hashes the whole file, so a wrong resume fails the final check. */
 static int get_stream(struct client *c, json_t *m, struct sink *k, json_t **report)
 {
-	int64_t ver = 0;
+	int64_t ver = 0, size = -1;
 	json_get_int(m, "version", &ver);
+	json_get_int(m, "size", &size);
 	char *q = xasprintf("/content?path=%%s&version=%lld", (long long)ver);
 	char *url = client_ws_url(c, q, json_get_str(m, "path"));
 	free(q);
 	CURL *curl = client_curl(c);
 	char *auth = xasprintf("Authorization: Bearer %s", c->token);
-	struct curl_slist *hdr = curl_slist_append(NULL, auth);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, k);
-	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
-	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-	CURLcode cc = curl_easy_perform(curl);
-	curl_slist_free_all(hdr);
+	CURLcode cc = CURLE_OK;
+	long status = 0;
+	struct retry rt;
+	retry_start(&rt);
+	for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
+		int64_t from = k->got;
+		if (from > 0 && from == size)
+			break; /* everything arrived; only the end of the answer was lost */
+		char range[64];
+		snprintf(range, sizeof range, "Range: bytes=%lld-", (long long)from);
+		struct curl_slist *hdr = curl_slist_append(NULL, auth);
+		if (from > 0)
+			hdr = curl_slist_append(hdr, range);
+		client_curl_reset(c, curl);
+		curl_easy_setopt(curl, CURLOPT_URL, url);
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
+		curl_easy_setopt(curl, CURLOPT_WRITEDATA, k);
+		curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
+		curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+		cc = curl_easy_perform(curl);
+		status = 0;
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+		curl_slist_free_all(hdr);
+		if (cc == CURLE_OK && from > 0 && status != 206)
+			cc = CURLE_RANGE_ERROR; /* the rest, not the whole again */
+		if (cc == CURLE_OK || k->err || !stream_transient(cc, status) ||
+		    attempt == MAX_TRIES - 1)
+			break;
+		if (k->got > from)
+			retry_reset(&rt); /* it moved: the next cut waits little again */
+		fprintf(stderr, "\nroost: get %s: %s; resuming at byte %lld\n",
+		        json_get_str(m, "path"), curl_easy_strerror(cc), (long long)k->got);
+		retry_sleep_ms(retry_next_ms(&rt));
+	}
 	curl_easy_cleanup(curl);
 	free(auth);
 	free(url);

@@ -22,7 +22,9 @@
 struct store;
 struct store_writer;
 
-/* Open (creating) the store under dir/objects. Removes leftover temp files. */
+/* Open (creating) the store under dir/objects. Removes leftover temp files:
+ * those of writers that died; a live writer's (another hub sharing the
+ * directory) is left alone. */
 struct store *store_open(const char *dir);
 /* The same for a store another process (a running hub) may be writing to:
  * its temp files are in-flight uploads, left alone. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -52,6 +53,14 @@ static void object_path(struct dir_store *s, const char *hash, char out[PATH_MAX
 	snprintf(out, PATH_MAX, "%s/%.2s/%s", s->root, hash, hash);
 }
 
+/* A temp file is an upload in flight while its writer holds an flock on it
+ * (store_writer_new); the kernel drops the lock when the writer's process
+ * dies, however it dies. Several hubs may share one store directory, each
+ * cleaning at its start: a file whose lock can be taken is a dead writer's
+ * and goes; one still locked is another hub's upload and stays. The file is
+ * unlinked while the lock is held, and a writer that took its lock after
+ * that finds its file unlinked (st_nlink 0) and starts another. (Linux maps
+ * flock to byte-range locks on NFS, so this holds on a shared NFS store.) */
 static void clean_tmp(const char *tmp)
 {
 	DIR *d = opendir(tmp);
@@ -63,7 +72,14 @@ static void clean_tmp(const char *tmp)
 			continue;
 		char p[PATH_MAX];
 		snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
-		unlink(p);
+		int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0) {
+			unlink(p); /* not a file we can open: not an upload either */
+			continue;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlink(p);
+		close(fd);
 	}
 	closedir(d);
 }
@@ -122,6 +138,32 @@ static int64_t dir_size(struct store *base, const char *hash)
 	return sb.st_size;
 }
 
+/* Create a temp file and lock it (clean_tmp): the fd, or -errno. Another
+ * hub's clean_tmp may unlink it between the open and the lock; then the
+ * file is made again. */
+static int open_tmp(const char *path, bool *direct)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600);
+		*direct = fd >= 0;
+		if (fd < 0 && errno == EINVAL) /* e.g. tmpfs */
+			fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		struct stat st;
+		if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
+			int err = -errno;
+			close(fd);
+			unlink(path);
+			return err;
+		}
+		if (st.st_nlink > 0)
+			return fd;
+		close(fd);
+	}
+	return -EAGAIN;
+}
+
 static struct store_writer *dir_writer_new(struct store *base)
 {
 	struct dir_store *s = (struct dir_store *)base;
@@ -134,12 +176,9 @@ static struct store_writer *dir_writer_new(struct store *base)
 	hex_encode(rnd, sizeof rnd, hex);
 	snprintf(w->tmp_path, sizeof w->tmp_path, "%s/%s", s->tmp, hex);
 	w->s = s;
-	w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600);
-	w->direct = w->fd >= 0;
-	if (w->fd < 0 && errno == EINVAL) /* e.g. tmpfs */
-		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	w->fd = open_tmp(w->tmp_path, &w->direct);
 	if (w->fd < 0)
-		w->err = -errno;
+		w->err = w->fd;
 	pthread_mutex_lock(&s->mu);
 	w->stage = s->nspare ? s->spare[--s->nspare] : NULL;
 	pthread_mutex_unlock(&s->mu);

@@ -476,6 +476,15 @@ int hub_backup(const struct hub_config *cfg, const char *dest)
 	struct backup b = {.dest = dest};
 	char *url = NULL;
 	int rc = 1, lock = -1;
+	if (hub_store_is_s3(cfg)) { /* before anything is made in dest */
+		fprintf(stderr,
+		        "roost admin backup: not for a hub whose chunks are in an S3 bucket "
+		        "(--store %s): turn on the bucket's versioning and back the metadata up "
+		        "with pg_dump or sqlite3 .backup (docs/operations.md, \"Object "
+		        "storage\")\n",
+		        cfg->store_url);
+		return 1;
+	}
 	if (!(b.db = open_hub_db(cfg, &url)) || check_dest(cfg->data_dir, dest) != 0)
 		goto out;
 	if (mkdir_p(dest, 0700) != 0) {
@@ -486,14 +495,6 @@ int hub_backup(const struct hub_config *cfg, const char *dest)
 	if ((lock = take_lock(dest)) < 0)
 		goto out;
 	b.kind = db_backend(b.db);
-	if (hub_store_is_s3(cfg)) {
-		fprintf(stderr,
-		        "roost admin backup: the hub keeps its chunks in an S3 bucket "
-		        "(--store %s): back them up with the bucket's versioning and "
-		        "this hub's database with its own tools (docs/operations.md)\n",
-		        cfg->store_url);
-		goto out;
-	}
 	b.src = store_open_shared(cfg->store_url ? cfg->store_url : cfg->data_dir);
 	b.dst = store_open(dest);
 	if (!b.src || !b.dst) {

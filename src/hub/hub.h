@@ -34,6 +34,7 @@
 #define SESSION_IDLE_MS        (30ll * 24 * 3600 * 1000) /* … unless unused this long */
 #define RATE_LIMIT_DEFAULT     1000 /* requests per second per token (a 1 GiB put sends ~350/s) */
 #define LOGIN_FREE_DEFAULT     5    /* failed password checks per account before delays (guard.c) */
+#define HUB_PROXIES_MAX        16   /* --trusted-proxy addresses (peer.c) */
 /* A number macro as a string literal, to splice into SQL text. */
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x)  STRINGIFY_(x)
@@ -45,7 +46,7 @@ struct hub_config {
 	 * s3://BUCKET/PREFIX?endpoint=…; NULL: data_dir (store.h, store_open_url) */
 	const char *store_url;
 	const char *store_creds; /* --store-credentials FILE; NULL: AWS_* variables */
-	const char *listen; /* address to bind; default 127.0.0.1 */
+	const char *listen;      /* address to bind; default 127.0.0.1 */
 	int api_port, content_port, dashboard_port;
 	int64_t feed_heartbeat_ms;      /* a quiet feed sends a comment this often */
 	double rate_limit;              /* requests per second per token; 0 = unlimited */
@@ -55,6 +56,12 @@ struct hub_config {
 	const char *tls_cert, *tls_key; /* PEM files: serve HTTPS on every port */
 	const char *host_ca; /* CA bundle trusted when fetching chunks from hosts/relays */
 	const char *web_dir; /* the dashboard's built assets; NULL: ROOST_WEB_DIR */
+	/* load balancers whose X-Forwarded-For/-Proto are believed (peer.c):
+	 * comma-separated IP addresses, or NULL */
+	const char *trusted_proxies;
+	/* the origin clients reach the hubs at (a balancer): every link the hub
+	 * makes starts with it; NULL: the request's Host and the hub's own port */
+	const char *public_url;
 	/* background jobs (docs/jobs.md): how often each runs (0: never, -1: the
 	 * default), the byte rate of scrub and replicate, and a GC retention that
 	 * overrides the workspaces' (roost admin gc --retention; -1: theirs) */
@@ -108,7 +115,9 @@ struct hub {
 	pthread_t keyrot_thread;  /* keyrot.c: the signing key's scheduled rotation */
 	atomic_bool keyrot_stopping;
 	bool keyrot_running;
-	struct oidc *oidc; /* single sign-on (oidc.c); NULL: off */
+	struct oidc *oidc;                 /* single sign-on (oidc.c); NULL: off */
+	char proxies[HUB_PROXIES_MAX][64]; /* --trusted-proxy, canonical (peer.c) */
+	int nproxies;
 };
 
 /* What a request authenticated with: the route table says which kinds may
@@ -213,7 +222,8 @@ enum MHD_Result req_queue(struct req *r, unsigned status, struct MHD_Response *r
 /* A query argument; *len gets its length (embedded NULs are caught by callers). */
 const char *req_arg(struct req *r, const char *key, size_t *len);
 const char *req_header(struct req *r, const char *key);
-/* The client address as text, for audit rows. buf holds 64 bytes. */
+/* The client address as text, for audit rows and throttles: behind a trusted
+ * proxy, the client it forwards for (peer.c). buf holds 64 bytes. */
 const char *req_client(struct req *r, char buf[64]);
 /* The normalized "path" argument, or NULL after replying 400. */
 char *req_path_arg(struct req *r, const char *key);

@@ -219,7 +219,7 @@ char *hub_link(struct req *r, const char *kind, const char *tok)
 {
 	/* A person opens the link in a browser: the dashboard's page, when it runs
 	 * (roost join and roost host join find the API from there). */
-	if (r->hub->dashboard) {
+	if (r->hub->dashboard || r->hub->cfg.public_url) {
 		char *base = hub_port_base(r, r->hub->cfg.dashboard_port);
 		char *url = xasprintf("%s/%s/%s", base, kind, tok);
 		free(base);

@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "meta.h"
 #include "web.h"
+#include "peer.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/jwt.h"
@@ -93,6 +94,8 @@ int oidc_init(struct hub *hub)
 	o->name = xstrdup(c->oidc_name ? c->oidc_name : "single sign-on");
 	if (c->oidc_redirect_uri)
 		o->redirect_uri = xstrdup(c->oidc_redirect_uri);
+	else if (c->public_url) /* behind a balancer: every hub the same */
+		o->redirect_uri = xasprintf("%s/api/v1/oidc/callback", c->public_url);
 	else
 		o->redirect_uri = xasprintf(
 		    "%s://%s:%d/api/v1/oidc/callback", c->tls_cert ? "https" : "http",
@@ -440,10 +443,9 @@ enum MHD_Result api_oidc_start(struct req *r)
 	curl_free(ruri);
 	curl_easy_cleanup(e);
 	free(auth_ep);
-	char *cookie =
-	    xasprintf(COOKIE_FLOW "=%s; Path=/api/v1/oidc/; Max-Age=%lld; HttpOnly; "
-	                          "SameSite=Lax%s",
-	              browser, OIDC_FLOW_TTL_MS / 1000, r->hub->tls_cert_pem ? "; Secure" : "");
+	char *cookie = xasprintf(COOKIE_FLOW "=%s; Path=/api/v1/oidc/; Max-Age=%lld; HttpOnly; "
+	                                     "SameSite=Lax%s",
+	                         browser, OIDC_FLOW_TTL_MS / 1000, req_tls(r) ? "; Secure" : "");
 	enum MHD_Result ret = redirect(r, loc, cookie, NULL);
 	free(cookie);
 	free(loc);
@@ -751,7 +753,7 @@ enum MHD_Result api_oidc_callback(struct req *r)
 	auth_new_token(tok, h);
 	if (auth_store_session(r->db, uid, h, "browser (sso)") != DB_DONE)
 		return reply_db_error(r);
-	char *session = web_session_cookie(r->hub, tok, auth_session_ttl_ms() / 1000);
+	char *session = web_session_cookie(r, tok, auth_session_ttl_ms() / 1000);
 	char *clear =
 	    xasprintf(COOKIE_FLOW "=; Path=/api/v1/oidc/; Max-Age=0; HttpOnly; SameSite=Lax");
 	enum MHD_Result ret = redirect(r, "/", session, clear);

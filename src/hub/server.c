@@ -25,6 +25,7 @@
 #include "web.h"
 #include "keyrot.h"
 #include "oidc.h"
+#include "peer.h"
 #include "stats.h"
 #include "zip.h"
 #include "init.h"
@@ -51,6 +52,7 @@
 #include <unistd.h>
 
 static enum MHD_Result api_health(struct req *r);
+static enum MHD_Result api_ready(struct req *r);
 static enum MHD_Result api_metrics(struct req *r);
 
 static const struct route routes[] = {
@@ -170,6 +172,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/workspaces/*/under-replicated", R_AUTH | R_WS, BODY_NONE, NULL, NULL,
      api_under_replicated},
     {"GET", "/healthz", 0, BODY_NONE, NULL, NULL, api_health},
+    {"GET", "/readyz", 0, BODY_NONE, NULL, NULL, api_ready},
     {"GET", "/metrics", R_OPS, BODY_NONE, NULL, NULL, api_metrics},
     {"POST", "/api/v1/tokens", R_AUTH, BODY_JSON, NULL, NULL, api_app_token_create},
     {"GET", "/api/v1/tokens", R_AUTH, BODY_NONE, NULL, NULL, api_app_tokens},
@@ -331,16 +334,21 @@ void hub_space_full(struct hub *h, const char *what, int err)
 	if (atomic_exchange(&h->out_of_space, true))
 		return; /* this episode is logged already */
 	int64_t avail = store_avail(h->store);
-	log_error("out of space: %s failed (%s); the store %s has %lld bytes free; uploads "
-	          "are refused (507 out_of_space) until space is freed",
-	          what, strerror(-err), store_dir(h->store), (long long)avail);
+	if (avail < 0) /* an S3 store: its uploads spool in DATA/spool, which filled */
+		log_error("out of space: %s failed (%s); the store %s spools uploads in %s/spool; "
+		          "uploads are refused (507 out_of_space) until space is freed",
+		          what, strerror(-err), store_dir(h->store), h->cfg.data_dir);
+	else
+		log_error("out of space: %s failed (%s); the store %s has %lld bytes free; "
+		          "uploads are refused (507 out_of_space) until space is freed",
+		          what, strerror(-err), store_dir(h->store), (long long)avail);
 }
 
 void hub_space_ok(struct hub *h)
 {
 	if (atomic_load(&h->out_of_space) && atomic_exchange(&h->out_of_space, false))
-		log_info("out of space: over; the store %s takes chunks again (%lld bytes free)",
-		         store_dir(h->store), (long long)store_avail(h->store));
+		log_info("out of space: over; the store %s takes chunks again",
+		         store_dir(h->store));
 }
 
 enum MHD_Result reply_out_of_space(struct req *r, const char *what, int err)
@@ -373,21 +381,6 @@ const char *req_arg(struct req *r, const char *key, size_t *len)
 const char *req_header(struct req *r, const char *key)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
-}
-
-const char *req_client(struct req *r, char buf[64])
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	buf[0] = 0;
-	if (!ci || !ci->client_addr)
-		return buf;
-	const struct sockaddr *sa = ci->client_addr;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, 64);
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, 64);
-	return buf;
 }
 
 char *req_path_arg(struct req *r, const char *key)
@@ -437,6 +430,28 @@ static enum MHD_Result api_health(struct req *r)
 {
 	return reply_json(r, MHD_HTTP_OK,
 	                  json_pack("{s:s, s:s}", "status", "ok", "version", ROOST_VERSION));
+}
+
+/* Readiness, for a load balancer's health check: this hub can reach its
+ * database and its chunk store (a directory: it is there; S3: one listing). (/healthz only says the
+ * process answers.) The answer names which is down and nothing more: anyone may ask. */
+static enum MHD_Result api_ready(struct req *r)
+{
+	int64_t one = 0;
+	bool db_ok = r->db && db_int64(r->db, &one, "SELECT 1") == DB_ROW && one == 1;
+	char *err = NULL;
+	bool store_ok = store_is_remote(r->hub->store) ? store_probe(r->hub->store, &err) == 0
+	                                               : store_avail(r->hub->store) >= 0;
+	free(err);
+	if (db_ok && store_ok)
+		return reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "ready"));
+	json_t *down = json_array();
+	if (!db_ok)
+		json_array_append_new(down, json_string("database"));
+	if (!store_ok)
+		json_array_append_new(down, json_string("store"));
+	return reply_json(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+	                  json_pack("{s:s, s:o}", "status", "not_ready", "down", down));
 }
 
 static enum MHD_Result api_metrics(struct req *r)
@@ -555,12 +570,6 @@ static const struct route *route_find(const char *method, const char *url, char 
 	return NULL;
 }
 
-static bool is_loopback(const char *addr)
-{
-	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
-	       strncmp(addr, "::ffff:127.", 11) == 0;
-}
-
 /* A duration as people write it for --session-idle: "7d", "12h", "90s". */
 static void duration_text(int64_t ms, char *out, size_t n)
 {
@@ -577,16 +586,16 @@ static void duration_text(int64_t ms, char *out, size_t n)
 }
 
 /* An operators' endpoint (R_OPS): with ROOST_OPS_TOKEN set, its bearer token
- * from anywhere; without, loopback clients only. A hub behind a reverse proxy
- * on the same machine sees every client as loopback: set the token there. */
+ * from anywhere; without, loopback clients only, and never a request a proxy
+ * relayed (peer.h): a reverse proxy on the same machine connects from
+ * loopback for every client. */
 static bool admit_ops(struct req *r)
 {
 	const char *want = r->hub->ops_token, *authz = req_header(r, "Authorization");
-	char addr[64];
 	if (want
 	        ? authz && strncmp(authz, "Bearer ", 7) == 0 && strlen(authz + 7) == strlen(want) &&
 	              sodium_memcmp(authz + 7, want, strlen(want)) == 0
-	        : is_loopback(req_client(r, addr)))
+	        : req_loopback(r))
 		return true;
 	reply_error(r, MHD_HTTP_FORBIDDEN, "ops_only",
 	            want ? "this endpoint needs the hub's operator token (ROOST_OPS_TOKEN) as a "
@@ -1089,6 +1098,8 @@ int hub_serve(struct hub_config *cfg)
 			return 1;
 		}
 	}
+	if (peer_trust(hub, cfg->trusted_proxies) != 0)
+		return 1;
 	int ca = chunksrc_set_host_ca(cfg->host_ca);
 	if (ca != 0) {
 		log_error("--host-ca %s: %s", cfg->host_ca, strerror(-ca));

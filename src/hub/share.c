@@ -27,6 +27,7 @@
 #include "zip.h"
 #include "download.h"
 #include "guard.h"
+#include "peer.h"
 #include "acl.h"
 #include "op_http.h"
 #include "share_page.h"
@@ -362,7 +363,7 @@ enum MHD_Result api_share_unlock(struct req *r)
 			cookie = xasprintf(SHARE_COOKIE "=%s; Path=/s/%s; Max-Age=%lld; HttpOnly; "
 			                                "SameSite=Strict%s",
 			                   tok, r->params[0], (long long)((exp - now_ms()) / 1000),
-			                   r->hub->tls_cert_pem ? "; Secure" : "");
+			                   req_tls(r) ? "; Secure" : "");
 			struct MHD_Response *resp =
 			    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 			MHD_add_response_header(resp, "Location", loc);

@@ -119,6 +119,8 @@ enum MHD_Result api_keys(struct req *r)
 /* The content port's address as the client reached the hub (Host header). */
 char *hub_port_base(struct req *r, int port)
 {
+	if (r->hub->cfg.public_url) /* behind a balancer: one origin for every port */
+		return xstrdup(r->hub->cfg.public_url);
 	const char *host = req_header(r, "Host");
 	if (!host || strpbrk(host, "/\\ \"<>@") || strlen(host) > 255)
 		host = r->hub->cfg.listen;

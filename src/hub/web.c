@@ -10,6 +10,7 @@
  * CORS preflight this port never grants. */
 #include "hub.h"
 #include "web.h"
+#include "peer.h"
 #include "../core/util.h"
 
 #include <errno.h>
@@ -273,11 +274,11 @@ char *web_cookie_authz(struct req *r)
 	return xasprintf("Bearer %s", v);
 }
 
-char *web_session_cookie(const struct hub *hub, const char *tok, int64_t max_age_s)
+char *web_session_cookie(struct req *r, const char *tok, int64_t max_age_s)
 {
 	return xasprintf(COOKIE_NAME
 	                 "=%s; Path=/api/v1/; Max-Age=%lld; HttpOnly; SameSite=Strict%s",
-	                 tok, (long long)max_age_s, hub->tls_cert_pem ? "; Secure" : "");
+	                 tok, (long long)max_age_s, req_tls(r) ? "; Secure" : "");
 }
 
 enum MHD_Result reply_session(struct req *r, json_t *body, const char *tok, int64_t expires_at)
@@ -286,7 +287,7 @@ enum MHD_Result reply_session(struct req *r, json_t *body, const char *tok, int6
 		return reply_json(r, MHD_HTTP_OK, body);
 	json_object_del(body, "token");
 	int64_t age = tok ? (expires_at - now_ms()) / 1000 : 0;
-	char *cookie = web_session_cookie(r->hub, tok ? tok : "", age > 0 ? age : 0);
+	char *cookie = web_session_cookie(r, tok ? tok : "", age > 0 ? age : 0);
 	enum MHD_Result ret = reply_json_hdr(r, MHD_HTTP_OK, body, "Set-Cookie", cookie);
 	free(cookie);
 	return ret;

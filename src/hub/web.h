@@ -16,8 +16,9 @@ enum MHD_Result web_serve(struct hub *hub, struct MHD_Connection *conn, const ch
 enum MHD_Result reply_session(struct req *r, json_t *body /* stolen */, const char *tok,
                               int64_t expires_at);
 /* The Set-Cookie value that holds session token tok for max_age_s seconds
- * (tok "": clears it). New string. */
-char *web_session_cookie(const struct hub *hub, const char *tok, int64_t max_age_s);
+ * (tok "": clears it); Secure when r came over TLS (the hub's, or a trusted
+ * proxy's: peer.h). New string. */
+char *web_session_cookie(struct req *r, const char *tok, int64_t max_age_s);
 /* The dashboard port's session cookie as an "Authorization" value, or NULL. New string. */
 char *web_cookie_authz(struct req *r);
 /* Where the dashboard's assets are read from: --web-dir, else PREFIX/share/roost/web

@@ -50,6 +50,10 @@ def free_port():
 class Hub:
     """A hub process with its own data dir, ports and a CLI config dir."""
 
+    # With ROOST_TEST_STORE=s3: the S3Server and this hub's prefix in its bucket
+    # (class defaults too: some tests make a Hub without __init__, e.g. a restored one).
+    s3 = store_prefix = None
+
     def __init__(self, root, same_db_as=None):
         """A new hub; with same_db_as (PostgreSQL only), a second hub on that hub's
         database, as in a scale-out deployment, with its own data dir and ports."""
@@ -70,7 +74,6 @@ class Hub:
         self.hosts = []  # every Host started against this hub (stopped at the class's end)
         self.backend = BACKEND
         self.db_url = self.db_name = None
-        self.s3 = self.store_prefix = None
         if STORE == "s3":
             self.s3 = s3server.shared()
             self.store_prefix = (same_db_as.store_prefix if same_db_as else

@@ -5,8 +5,9 @@ with the bucket `roost-test` made at start. s3rver knows one key pair
 (S3RVER/S3RVER) and refuses an unknown key id, but it does not recompute SigV4
 signatures (its code says "unimplemented"): so, by default, .endpoint is a
 small proxy here that checks each request's SigV4 signature (header form,
-x-amz-content-sha256 as the payload hash, as S3 does) and answers
-403 SignatureDoesNotMatch as AWS would, then passes it on to s3rver. A wrong
+x-amz-content-sha256 as the payload hash, as S3 does) and the body against
+that hash, answering 403 SignatureDoesNotMatch or 400
+XAmzContentSHA256Mismatch as AWS would, then passes it on to s3rver. A wrong
 secret fails as on AWS, and a signing mistake of roost's is caught.
 S3Server(verify=False) leaves the proxy out (bench/transfer.py). The server is stopped and its dir deleted by .stop(),
 when the process exits (atexit), on SIGTERM, and by the kernel if this process
@@ -125,6 +126,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
         why = sigv4_check(self.command, self.path, self.headers, srv.secret)
+        declared = self.headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+        if (not why and declared != "UNSIGNED-PAYLOAD"
+                and hashlib.sha256(body).hexdigest() != declared):
+            msg = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>XAmzContentSHA256Mismatch'
+                   '</Code><Message>The provided x-amz-content-sha256 header does not match '
+                   'what was computed.</Message></Error>').encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            self.wfile.write(msg)
+            return
         if why and "Authorization" in self.headers:
             srv.refused += 1
             msg = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch'

@@ -147,6 +147,14 @@ class StoreS3Test(HubTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("chunks_deleted", p.stdout)
 
+    def test_backup_refuses_an_s3_stored_hub_and_makes_nothing(self):
+        dest = os.path.join(self.tmp, "backup")
+        code, out, err = self.admin("backup", "--to", dest)
+        self.assertEqual(code, 1)
+        self.assertIn("not for a hub whose chunks are in an S3 bucket", err)
+        self.assertIn("versioning", err)
+        self.assertFalse(os.path.exists(dest))
+
     # ---- serving
 
     def test_chunks_land_in_the_bucket_and_its_listing_matches_the_database(self):

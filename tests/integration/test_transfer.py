@@ -2,6 +2,8 @@
 SIGKILL of the client and of the hub, concurrent writers, verified reads."""
 import glob
 import hashlib
+import http.client
+import http.server
 import json
 import os
 import signal
@@ -228,6 +230,74 @@ class TransferTest(HubTest):
         self.assertIn(b"no such", p.stderr)
 
 
+class LosingProxy:
+    """A reverse proxy in front of the hub that forwards every request, but
+    answers 502 instead of the hub's answer to the first `lose` commits (POST
+    .../versions): a commit that landed while its answer was lost, as when a
+    hub dies behind a balancer between its commit and its reply."""
+
+    def __init__(self, hub, lose=1):
+        self.lost, proxy = 0, self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def forward(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                conn = http.client.HTTPConnection("127.0.0.1", hub.api_port, timeout=60)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                if (self.command == "POST" and self.path.split("?")[0].endswith("/versions")
+                        and proxy.lost < lose):
+                    proxy.lost += 1
+                    resp, data = None, b"<html>502 Bad Gateway</html>"
+                self.send_response(resp.status if resp else 502)
+                ctype = resp.getheader("Content-Type") if resp else "text/html"
+                self.send_header("Content-Type", ctype or "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class LostAnswerTest(HubTest):
+    def test_a_commit_whose_answer_was_lost_is_not_made_twice(self):
+        proxy = LosingProxy(self.hub)
+        self.addCleanup(proxy.stop)
+        cfg = os.path.join(self.tmp, "via-proxy")
+        env = self.hub.env(XDG_CONFIG_HOME=cfg)
+        subprocess.run([harness.ROOST, "login", "--hub", proxy.url, "--email", harness.EMAIL],
+                       env=env, check=True, capture_output=True)
+        src = os.path.join(self.tmp, "lost.bin")
+        digest = random_file(src, MiB)
+        p = subprocess.run([harness.ROOST, "put", src, "/lost.bin"], env=env,
+                           capture_output=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(proxy.lost, 1)  # the commit landed; its answer was a 502
+        self.assertIn(b"version 1", p.stdout)
+        st, body, _, _ = self.api("GET", "/versions?path=" + q("/lost.bin"))
+        self.assertEqual(st, 200)
+        self.assertEqual([v["hash"] for v in body["versions"]], [digest])
+
+
 class HubCrashTest(HubTest):
     @classmethod
     def setUpClass(cls):
@@ -281,6 +351,25 @@ class HubCrashTest(HubTest):
         out2 = os.path.join(self.tmp, "second.out")
         self.hub.cli("get", "/second.bin", out2)
         self.assertEqual(sha256_file(out2), d2)
+
+    def test_a_download_cut_by_a_hub_restart_resumes_where_it_stopped(self):
+        src = os.path.join(self.tmp, "stream.bin")
+        digest = random_file(src, 24 * MiB)
+        self.hub.cli("put", src, "/stream.bin")
+        out = os.path.join(self.tmp, "stream.out")
+        served = self.hub.metric("roost_bytes_served_total")
+        # 4 MiB/s: the kill lands mid-stream (no host holds it: one stream from the hub)
+        proc = subprocess.Popen([harness.ROOST, "get", "--max-down", "4M", "/stream.bin", out],
+                                env=self.hub.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        harness.wait_for(lambda: self.hub.metric("roost_bytes_served_total") - served > 2 * MiB,
+                         timeout=60, what="the download to start")
+        self.hub.kill()
+        self.hub.start()
+        _, err = proc.communicate(timeout=300)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace"))
+        self.assertIn(b"resuming at byte", err)
+        self.assertEqual(sha256_file(out), digest)
 
     def test_hub_stops_cleanly_on_sigterm(self):
         self.hub.stop()  # asserts exit code 0

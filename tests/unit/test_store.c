@@ -289,6 +289,23 @@ static void test_open_removes_leftover_temp_files(void **state)
 	assert_int_equal(count_tmp(f), 0);
 }
 
+/* Several hubs may share one store directory: a hub starting must not
+ * remove the temp file of another hub's upload in flight. */
+static void test_open_leaves_temp_files_of_live_writers(void **state)
+{
+	struct fixture *f = *state;
+	struct store_writer *w = store_writer_new(f->s);
+	assert_int_equal(store_writer_write(w, f->data, DATA_LEN), 0);
+	assert_int_equal(count_tmp(f), 1);
+	struct store *other = store_open(f->dir);
+	assert_non_null(other);
+	assert_int_equal(count_tmp(f), 1);
+	char hash[HASH_HEX_LEN + 1];
+	assert_int_equal(store_writer_commit(w, NULL, hash), 0);
+	assert_true(store_has(other, hash));
+	store_free(other);
+}
+
 /* roost admin gc/backup open the store of a hub that may be serving: an
  * upload's temp file there must survive (it is renamed into place later). */
 static void test_open_shared_leaves_temp_files_of_uploads_in_flight(void **state)
@@ -379,6 +396,7 @@ int main(void)
 	    store_test(test_reading_into_a_too_small_buffer_gives_efbig),
 	    store_test(test_remove_deletes_the_object),
 	    store_test(test_open_removes_leftover_temp_files),
+	    store_test(test_open_leaves_temp_files_of_live_writers),
 	    store_test(test_open_shared_leaves_temp_files_of_uploads_in_flight),
 	    store_test(test_reopened_store_keeps_its_objects),
 	    store_test(test_commit_leaves_no_temp_file),

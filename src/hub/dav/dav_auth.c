@@ -6,12 +6,11 @@
 #include "../account.h"
 #include "../meta.h"
 #include "../guard.h"
+#include "../peer.h"
 #include "../limits.h"
 #include "../../core/path.h"
 #include "../../core/util.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <string.h>
@@ -90,23 +89,6 @@ static void cache_put(struct db *db, const unsigned char *key, int64_t uid)
 	auth_cache[slot].uid = uid;
 	auth_cache[slot].until = now + AUTH_CACHE_MS;
 	pthread_mutex_unlock(&cache_mu);
-}
-
-static bool client_is_loopback(struct req *r)
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (!ci || !ci->client_addr)
-		return false;
-	const struct sockaddr *sa = ci->client_addr;
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		return IN6_IS_ADDR_LOOPBACK(a) ||
-		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-	}
-	return false;
 }
 
 /* An app password of the user: 0 valid, 1 not, -1 database error. Guesses
@@ -204,11 +186,12 @@ int dav_auth(struct req *r)
 	const char *authz = req_header(r, "Authorization");
 	int rc = 1;
 	if (authz && strncasecmp(authz, "Basic ", 6) == 0) {
-		if (!r->hub->tls_cert_pem && !client_is_loopback(r)) {
+		if (!req_tls(r) && !req_loopback(r)) {
 			dav_send_text(
 			    r, MHD_HTTP_FORBIDDEN,
-			    "Basic authentication needs HTTPS (--tls-cert) unless the client "
-			    "is on this machine; use a bearer token or TLS");
+			    "Basic authentication needs HTTPS (--tls-cert, or a TLS proxy named "
+			    "by --trusted-proxy) unless the client is on this machine; use a "
+			    "bearer token or TLS");
 			return 1;
 		}
 		int64_t retry_ms = 0;

@@ -39,7 +39,12 @@ enum { JOB_GC, JOB_SCRUB, JOB_REPLICATE, JOB_COUNT };
 struct job_ctx {
 	struct db *db;
 	struct store *store;
-	char owner[96]; /* who holds the lease: "HOSTNAME:PID" */
+	char owner[96]; /* who holds the lease: "HOSTNAME:PID:RANDOM" */
+	/* The hub's jobs thread: take a job's lease only while it is due (or a
+	 * lapsed run waits to be resumed). Another hub may have run it between
+	 * this one's look at next_run_at and its lease_take; roost admin runs a
+	 * job now whatever its schedule. */
+	bool only_due;
 	int64_t retention_ms;
 	double rate;
 	bool verbose;

@@ -18,6 +18,7 @@
 #include "../../core/json.h"
 #include "../../core/util.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +66,10 @@ static int lease_take(struct job *j)
 	             "UPDATE jobs SET lease_owner = ?, lease_until = ?, state = 'running', "
 	             "started_at = CASE WHEN cursor IS NULL THEN ? ELSE started_at END "
 	             "WHERE name = ? AND (lease_owner IS NULL OR lease_until < ? OR "
-	             "lease_owner = ?) RETURNING cursor",
-	             j->c->owner, now + JOB_LEASE_MS, now, j->name, now, j->c->owner);
+	             "lease_owner = ?) AND (? = 0 OR cursor IS NOT NULL OR "
+	             "COALESCE(next_run_at, 0) <= ?) RETURNING cursor",
+	             j->c->owner, now + JOB_LEASE_MS, now, j->name, now, j->c->owner,
+	             (int64_t)j->c->only_due, now);
 	if (!st)
 		return DB_ERR;
 	int rc = db_step(st);
@@ -278,7 +281,11 @@ void jobs_ctx_init(struct job_ctx *c, const struct hub_config *cfg)
 	memset(c, 0, sizeof *c);
 	char host[64] = "hub";
 	gethostname(host, sizeof host - 1);
-	snprintf(c->owner, sizeof c->owner, "%s:%d", host, (int)getpid());
+	/* The random part keeps two hubs apart that share a host name and a PID
+	 * (containers: each hub is PID 1 of a "hub" host). */
+	uint32_t rnd = 0;
+	randombytes_buf(&rnd, sizeof rnd);
+	snprintf(c->owner, sizeof c->owner, "%s:%d:%08x", host, (int)getpid(), rnd);
 	c->retention_ms = cfg->gc_retention_ms;
 	c->rate = cfg->job_rate < 0 ? 0 : cfg->job_rate > 0 ? cfg->job_rate : JOB_RATE_DEFAULT;
 	const int64_t every[JOB_COUNT] = {[JOB_GC] = cfg->gc_every_ms,
@@ -294,6 +301,7 @@ static void *jobs_main(void *arg)
 	struct job_ctx c;
 	jobs_ctx_init(&c, &hub->cfg);
 	c.store = hub->store;
+	c.only_due = true;
 	while (!atomic_load(&hub->jobs_stopping)) {
 		c.db = db_pool_acquire(hub->pool);
 		for (int i = 0; i < JOB_COUNT && !atomic_load(&hub->jobs_stopping); i++) {
