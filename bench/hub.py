@@ -215,11 +215,11 @@ def main():
         for i in range(a.files):
             hub.call("PUT", base + "/upload?path=" + urllib.parse.quote("/big/f%05d.txt" % i),
                      raw=b"x")
-        st, listing = hub.call("GET", base + "/list?path=%2Fbig")
+        st, listing = hub.call("GET", base + "/list?limit=10000&path=%2Fbig")
         body = json.dumps(listing).encode()
         auth = "Authorization: Bearer " + hub.token
         hub_url = "http://127.0.0.1:%d" % hub.port
-        list_rps = wrk(hub_url + base + "/list?path=%2Fbig", [auth])
+        list_rps = wrk(hub_url + base + "/list?limit=10000&path=%2Fbig", [auth])
         info_rps = wrk(hub_url + base + "/info?path=%2Fbig%2Ff00042.txt", [auth])
         ng_url, ng = nginx_static(os.path.join(work, "nginx"), body)
         ng_list = wrk(ng_url, [])

@@ -106,7 +106,21 @@ static int cmd_ls(struct opts *o)
 {
 	if (need_args(o, 0, 1, "ls", "[PATH] [--json]"))
 		return 2;
-	return show(o, "/list?path=%s", o->npos ? o->pos[0] : "/", "ls", "entries", print_listing);
+	struct client c;
+	if (client_open(&c, o->workspace))
+		return 1;
+	json_t *r = NULL;
+	char err[256];
+	long st = client_list(&c, c.curl, o->npos ? o->pos[0] : "/", &r, err);
+	if (st != 200)
+		client_print_error("ls", st, r, err);
+	else if (o->json)
+		print_json(json_object_get(r, "entries"));
+	else
+		print_listing(r, &c);
+	json_decref(r);
+	client_close(&c);
+	return st == 200 ? 0 : 1;
 }
 
 static int cmd_mkdir(struct opts *o)
@@ -161,7 +175,7 @@ static int folder_has_entries(struct client *c, const char *path)
 	json_decref(info);
 	if (!folder)
 		return 0;
-	url = client_ws_url(c, "/list?path=%s", path);
+	url = client_ws_url(c, "/list?limit=1&path=%s", path);
 	json_t *list = client_call(c, "GET", url, NULL, "rm");
 	free(url);
 	if (!list)

@@ -175,6 +175,59 @@ void client_print_error(const char *what, long status, json_t *body, const char 
 		fprintf(stderr, "roost: log in again with 'roost login --hub URL --email EMAIL'\n");
 }
 
+long client_list(const struct client *c, CURL *curl, const char *path, json_t **out, char err[256])
+{
+	char *cursor = NULL;
+	json_t *all = NULL;
+	long st = 200;
+	for (size_t page = 0; st == 200; page++) {
+		char *rel = xasprintf("/list?limit=%d&path=%%s%s%s", CLIENT_LIST_PAGE,
+		                      cursor ? "&cursor=" : "", cursor ? cursor : "");
+		char *url = client_ws_url(c, rel, path);
+		json_t *one = NULL;
+		st = client_request(c, curl, "GET", url, NULL, &one, err);
+		free(rel);
+		free(url);
+		free(cursor);
+		cursor = NULL;
+		if (st != 200) {
+			json_decref(all);
+			all = one;
+			break;
+		}
+		const char *next = json_get_str(one, "next_cursor");
+		/* The hub's cursor goes back into a URL: base64url only, and a bound
+		 * on pages so a hub that never ends cannot keep us here. */
+		if (next && (!*next ||
+		             strspn(next, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		                          "0123456789-_") != strlen(next) ||
+		             page >= CLIENT_LIST_PAGES_MAX)) {
+			snprintf(err, 256, "the hub's listing of %s did not end as it should",
+			         path);
+			json_decref(one);
+			json_decref(all);
+			all = NULL;
+			st = 0;
+			break;
+		}
+		cursor = next ? xstrdup(next) : NULL;
+		if (!all) {
+			all = one;
+		} else {
+			json_array_extend(json_object_get(all, "entries"),
+			                  json_object_get(one, "entries"));
+			json_decref(one);
+		}
+		if (!cursor)
+			break;
+	}
+	free(cursor);
+	if (st == 200 && all)
+		json_object_del(all, "next_cursor");
+	*out = all;
+	return st;
+}
+
 json_t *client_call(struct client *c, const char *method, const char *url, json_t *body,
                     const char *what)
 {

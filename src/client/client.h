@@ -57,6 +57,13 @@ long client_request(const struct client *c, CURL *curl, const char *method, cons
  * not reached or sink refused. */
 long client_get_to(const struct client *c, CURL *curl, const char *url, curl_write_callback sink,
                    void *arg);
+/* GET list?path=P, every page of it: one answer as a single page would be,
+ * its entries all the pages' (in order) and no next_cursor. The HTTP status
+ * (the first page's error, with *out its body; 0 with err set if the hub was
+ * not reached or its pages never ended). */
+#define CLIENT_LIST_PAGE      1000
+#define CLIENT_LIST_PAGES_MAX 100000
+long client_list(const struct client *c, CURL *curl, const char *path, json_t **out, char err[256]);
 /* Print an API error body (or err) as "roost: message". */
 void client_print_error(const char *what, long status, json_t *body, const char *err);
 /* What a hub's error answer means, in words (no "roost: what:" prefix): a full

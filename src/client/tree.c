@@ -122,11 +122,9 @@ static int remote_walk(struct tree *t, const char *folder, const char *rel, int 
 		        t->put ? "put" : "get", folder, TREE_MAX_DEPTH);
 		return -1;
 	}
-	char *url = client_ws_url(t->c, "/list?path=%s", folder);
 	json_t *out = NULL;
 	char err[256];
-	long st = client_request(t->c, t->c->curl, "GET", url, NULL, &out, err);
-	free(url);
+	long st = client_list(t->c, t->c->curl, folder, &out, err);
 	if (st == 404 && depth == 0 && t->put) {
 		json_decref(out);
 		return 0;

@@ -77,6 +77,39 @@ enum MHD_Result connlimit_accept(void *cls, const struct sockaddr *addr, socklen
 	return full ? MHD_NO : MHD_YES;
 }
 
+void *connlimit_hold(struct connlimit *cl, const struct sockaddr *addr)
+{
+	static char unlimited;
+	if (cl->per_ip <= 0)
+		return &unlimited; /* not counted: connlimit_unhold knows it */
+	char key[80];
+	addr_key(addr, key);
+	int64_t now = mono_ms();
+	pthread_mutex_lock(&cl->mu);
+	if (now - cl->swept_ms >= CONN_SWEEP_MS) {
+		limit_table_sweep(&cl->t, now, CONN_SWEEP_MS);
+		cl->swept_ms = now;
+	}
+	struct limit_entry *e = limit_table_get(&cl->t, key, now);
+	if (e->inflight >= cl->per_ip)
+		e = NULL;
+	else
+		e->inflight++; /* kept while inflight > 0: the sweep skips it */
+	pthread_mutex_unlock(&cl->mu);
+	return e;
+}
+
+void connlimit_unhold(struct connlimit *cl, void *hold)
+{
+	if (cl->per_ip <= 0 || !hold)
+		return;
+	struct limit_entry *e = hold;
+	pthread_mutex_lock(&cl->mu);
+	e->inflight--;
+	e->used_ms = mono_ms();
+	pthread_mutex_unlock(&cl->mu);
+}
+
 void connlimit_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                       enum MHD_ConnectionNotificationCode toe)
 {

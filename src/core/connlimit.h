@@ -23,6 +23,13 @@ enum MHD_Result connlimit_accept(void *cls, const struct sockaddr *addr, socklen
 /* MHD_NotifyConnectionCallback (cls: the connlimit): counts connections. */
 void connlimit_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                       enum MHD_ConnectionNotificationCode toe);
+/* A connection accepted outside libmicrohttpd (the hub's acceptor) that waits
+ * for its first bytes: counted like the daemons' own, so a client cannot hold
+ * more than its share while silent. NULL: the address is at its limit. Release
+ * with connlimit_unhold before handing the connection to a daemon (which counts
+ * it again). */
+void *connlimit_hold(struct connlimit *cl, const struct sockaddr *addr);
+void connlimit_unhold(struct connlimit *cl, void *hold);
 /* A request head arrived: the connection may idle IDLE_TIMEOUT_S until the
  * request completes (connlimit_request_done), then the head timeout again. */
 void connlimit_head_done(struct MHD_Connection *c);

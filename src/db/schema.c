@@ -283,6 +283,50 @@ static const char *const migrations[] = {
      * versions they made still name them. */
     "ALTER TABLE workspaces ADD COLUMN deleted_at BIGINT;"
     "ALTER TABLE users ADD COLUMN removed_at BIGINT;",
+
+    /* 17: a million files. A folder's listing goes page by page in name
+     * order (hub/api.c): files_live_name serves the files; this serves the
+     * folders. Name search has an index of its own per back end (below).
+     * Every request that checks access reads the caller's rules (acl_load). */
+    "CREATE INDEX folders_live_name ON folders(parent_id, name) WHERE deleted_at IS NULL;"
+    "CREATE INDEX acl_entries_user ON acl_entries(workspace_id, user_id);",
+};
+
+/* What a migration does on one back end only, after its common SQL.
+ *
+ * SQLite: name search (hub/stats.c) asks FTS5 trigram indexes of the live
+ * files' and folders' names, kept in step by triggers, so every way a row is
+ * created, renamed, moved, deleted, restored or purged updates them. Rows
+ * share the base table's id. PostgreSQL's pg_trgm indexes are made by
+ * search_index_pg, as the extension may need a superuser. */
+static const struct {
+	int version;
+	const char *backend;
+	const char *sql;
+} backend_migrations[] = {
+    {17, "sqlite",
+     "CREATE VIRTUAL TABLE files_name_fts USING fts5(name, tokenize='trigram');"
+     "CREATE VIRTUAL TABLE folders_name_fts USING fts5(name, tokenize='trigram');"
+     "INSERT INTO files_name_fts(rowid, name) SELECT id, name FROM files"
+     " WHERE deleted_at IS NULL;"
+     "INSERT INTO folders_name_fts(rowid, name) SELECT id, name FROM folders"
+     " WHERE deleted_at IS NULL;"
+     "CREATE TRIGGER files_name_fts_ins AFTER INSERT ON files WHEN NEW.deleted_at IS NULL"
+     " BEGIN INSERT INTO files_name_fts(rowid, name) VALUES (NEW.id, NEW.name); END;"
+     "CREATE TRIGGER files_name_fts_upd AFTER UPDATE OF name, deleted_at ON files"
+     " BEGIN DELETE FROM files_name_fts WHERE rowid = OLD.id;"
+     " INSERT INTO files_name_fts(rowid, name) SELECT NEW.id, NEW.name"
+     " WHERE NEW.deleted_at IS NULL; END;"
+     "CREATE TRIGGER files_name_fts_del AFTER DELETE ON files"
+     " BEGIN DELETE FROM files_name_fts WHERE rowid = OLD.id; END;"
+     "CREATE TRIGGER folders_name_fts_ins AFTER INSERT ON folders WHEN NEW.deleted_at IS NULL"
+     " BEGIN INSERT INTO folders_name_fts(rowid, name) VALUES (NEW.id, NEW.name); END;"
+     "CREATE TRIGGER folders_name_fts_upd AFTER UPDATE OF name, deleted_at ON folders"
+     " BEGIN DELETE FROM folders_name_fts WHERE rowid = OLD.id;"
+     " INSERT INTO folders_name_fts(rowid, name) SELECT NEW.id, NEW.name"
+     " WHERE NEW.deleted_at IS NULL; END;"
+     "CREATE TRIGGER folders_name_fts_del AFTER DELETE ON folders"
+     " BEGIN DELETE FROM folders_name_fts WHERE rowid = OLD.id; END;"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -304,6 +348,36 @@ static char *expand(const char *sql, const char *id_type)
 	}
 	*o = 0;
 	return out;
+}
+
+/* PostgreSQL: name search's trigram indexes (GIN, pg_trgm) on the live files'
+ * and folders' lower-cased names, made on the first start that may. The
+ * extension is trusted from PostgreSQL 13 on (a database owner may create it);
+ * a role that may not gets one log line, and search then reads every name of
+ * the workspace (docs/operations.md). Once made, the index keeps itself in
+ * step. Indexes are built outside any migration, so an administrator who
+ * adds the extension later gets them on the next start. */
+static void search_index_pg(struct db *db)
+{
+	int64_t have = 0;
+	if (db_int64(db, &have,
+	             "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND "
+	             "indexname IN ('files_name_trgm', 'folders_name_trgm')") == DB_ROW &&
+	    have == 2)
+		return;
+	if (db_exec(db, "CREATE EXTENSION IF NOT EXISTS pg_trgm") != DB_DONE) {
+		log_warn("name search has no index: this role may not create the pg_trgm extension "
+		         "(%s); search reads every name (run CREATE EXTENSION pg_trgm as the "
+		         "database owner, then restart the hub)",
+		         db_errmsg(db));
+		return;
+	}
+	log_info("building the name search indexes (pg_trgm)");
+	if (db_exec(db, "CREATE INDEX IF NOT EXISTS files_name_trgm ON files USING gin"
+	                " (LOWER(name) gin_trgm_ops) WHERE deleted_at IS NULL") != DB_DONE ||
+	    db_exec(db, "CREATE INDEX IF NOT EXISTS folders_name_trgm ON folders USING gin"
+	                " (LOWER(name) gin_trgm_ops) WHERE deleted_at IS NULL") != DB_DONE)
+		log_warn("name search index not built: %s", db_errmsg(db));
 }
 
 int db_schema_version(struct db *db)
@@ -340,6 +414,11 @@ int db_migrate(struct db *db)
 		char *sql = expand(migrations[v - 1], db->ops->id_type);
 		int r = db_exec(db, sql);
 		free(sql);
+		for (size_t i = 0; i < sizeof backend_migrations / sizeof backend_migrations[0];
+		     i++)
+			if (r == DB_DONE && backend_migrations[i].version == v &&
+			    strcmp(backend_migrations[i].backend, db_backend(db)) == 0)
+				r = db_exec(db, backend_migrations[i].sql);
 		if (r == DB_DONE)
 			r = db_run(db,
 			           "INSERT INTO schema_migrations(version, applied_at) VALUES(?,?)",
@@ -353,5 +432,7 @@ int db_migrate(struct db *db)
 			return DB_ERR;
 		log_info("database schema migrated to version %d", v);
 	}
+	if (strcmp(db_backend(db), "postgres") == 0)
+		search_index_pg(db);
 	return DB_DONE;
 }

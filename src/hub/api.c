@@ -9,11 +9,11 @@
 #include "ops/ops.h"
 #include "trash.h"
 #include "../core/json.h"
+#include "../core/jwt.h"
 #include "../core/path.h"
 #include "../core/util.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,59 +66,301 @@ static json_t *file_json(const struct file_info *fi, const char *path)
 	                 (json_int_t)fi->updated_at);
 }
 
+/* A folder listing goes page by page in (kind, name) order: folders first,
+ * then files, each by name as the database sorts it. A cursor names the last
+ * entry a page gave ("d:NAME" or "f:NAME", base64url): the next page starts
+ * after it, so entries added or removed between pages never make another
+ * entry appear twice or go missing. */
+#define LIST_LIMIT_DEFAULT 1000
+#define LIST_LIMIT_MAX     10000
+#define LIST_BATCH_MAX     1024
+#define LIST_CURSOR_MAX    (2 + NAME_MAX_BYTES)
+
+enum { LIST_FOLDERS, LIST_FILES, LIST_END };
+
+/* A growing buffer of JSON text. */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void jb_put(struct jbuf *b, const char *s, size_t n)
+{
+	if (b->cap - b->len < n + 1) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap - b->len < n + 1)
+			cap *= 2;
+		b->p = xrealloc(b->p, cap);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
+static void jb_lit(struct jbuf *b, const char *s)
+{
+	jb_put(b, s, strlen(s));
+}
+
+static void jb_int(struct jbuf *b, int64_t v)
+{
+	char num[24], *o = num + sizeof num;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do
+		*--o = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--o = '-';
+	jb_put(b, o, (size_t)(num + sizeof num - o));
+}
+
+/* s as a JSON string: '"' and '\' escaped, control characters as \u00XX. */
+static void jb_str(struct jbuf *b, const char *s)
+{
+	jb_put(b, "\"", 1);
+	const unsigned char *c = (const unsigned char *)s;
+	while (*c) {
+		size_t run = 0;
+		while (c[run] && c[run] >= 0x20 && c[run] != '"' && c[run] != '\\')
+			run++;
+		jb_put(b, (const char *)c, run);
+		c += run;
+		if (*c) {
+			char esc[8];
+			int n = *c < 0x20 ? snprintf(esc, sizeof esc, "\\u%04x", *c)
+			                  : snprintf(esc, sizeof esc, "\\%c", *c);
+			jb_put(b, esc, (size_t)n);
+			c++;
+		}
+	}
+	jb_put(b, "\"", 1);
+}
+
+/* Where a page goes: a JSON array (WebDAV and share pages list a whole folder
+ * through list_entries), or JSON text written straight out, for GET list: a
+ * page of 10,000 entries as jansson objects is 100,000 small allocations. */
+struct list_out {
+	json_t *entries;
+	struct jbuf *text;
+	size_t n;
+	int last_kind;
+	struct jbuf last_name; /* of the last entry given */
+};
+
+static void put_folder(struct jbuf *b, struct db_stmt *st, const char *p)
+{
+	jb_lit(b, "{\"type\":\"folder\",\"name\":");
+	jb_str(b, db_col_text(st, 1));
+	jb_lit(b, ",\"path\":");
+	jb_str(b, p);
+	jb_lit(b, ",\"id\":");
+	jb_int(b, db_col_int64(st, 0));
+	jb_lit(b, ",\"modified_at\":");
+	jb_int(b, db_col_int64(st, 2));
+	jb_lit(b, "}");
+}
+
+static void put_file(struct jbuf *b, struct db_stmt *st, const char *p)
+{
+	const char *ct = db_col_text(st, 5), *by = db_col_text(st, 7);
+	jb_lit(b, "{\"type\":\"file\",\"name\":");
+	jb_str(b, db_col_text(st, 1));
+	jb_lit(b, ",\"path\":");
+	jb_str(b, p);
+	jb_lit(b, ",\"id\":");
+	jb_int(b, db_col_int64(st, 0));
+	jb_lit(b, ",\"size\":");
+	jb_int(b, db_col_int64(st, 2));
+	jb_lit(b, ",\"version\":");
+	jb_int(b, db_col_int64(st, 3));
+	jb_lit(b, ",\"hash\":");
+	jb_str(b, db_col_text(st, 4));
+	jb_lit(b, ",\"content_type\":");
+	jb_str(b, ct ? ct : "");
+	jb_lit(b, ",\"modified_at\":");
+	jb_int(b, db_col_int64(st, 6));
+	jb_lit(b, ",\"modified_by\":");
+	jb_str(b, by ? by : "");
+	jb_lit(b, "}");
+}
+
+static void list_add(struct list_out *o, int kind, struct db_stmt *st, const char *p)
+{
+	if (o->text) {
+		if (o->n)
+			jb_lit(o->text, ",");
+		(kind == LIST_FOLDERS ? put_folder : put_file)(o->text, st, p);
+	} else {
+		const char *ct = db_col_text(st, 5), *by = db_col_text(st, 7);
+		json_array_append_new(
+		    o->entries,
+		    kind == LIST_FOLDERS
+		        ? json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "folder", "name",
+		                    db_col_text(st, 1), "path", p, "id",
+		                    (json_int_t)db_col_int64(st, 0), "modified_at",
+		                    (json_int_t)db_col_int64(st, 2))
+		        : json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s}", "type",
+		                    "file", "name", db_col_text(st, 1), "path", p, "id",
+		                    (json_int_t)db_col_int64(st, 0), "size",
+		                    (json_int_t)db_col_int64(st, 2), "version",
+		                    (json_int_t)db_col_int64(st, 3), "hash", db_col_text(st, 4),
+		                    "content_type", ct ? ct : "", "modified_at",
+		                    (json_int_t)db_col_int64(st, 6), "modified_by", by ? by : ""));
+	}
+	o->n++;
+	o->last_kind = kind;
+	o->last_name.len = 0;
+	jb_lit(&o->last_name, db_col_text(st, 1));
+}
+
+/* The next at most n rows of one kind after the name *after (the index
+ * folders_live_name or files_live_name gives them in order). */
+static struct db_stmt *list_query(struct db *db, int kind, int64_t fid, const char *after, size_t n)
+{
+	if (kind == LIST_FOLDERS)
+		return db_query(db,
+		                "SELECT id, name, updated_at FROM folders WHERE parent_id = ? "
+		                "AND deleted_at IS NULL AND name > ? ORDER BY name LIMIT ?",
+		                fid, after, (int64_t)n);
+	return db_query(
+	    db,
+	    "SELECT f.id, f.name, v.size, v.number, v.hash, v.content_type, v.created_at,"
+	    " CASE WHEN v.share_id IS NULL THEN u.email END FROM files f JOIN "
+	    "file_versions v ON v.id = f.current_version_id "
+	    "LEFT JOIN users u ON u.id = v.created_by "
+	    "WHERE f.folder_id = ? AND f.deleted_at IS NULL AND f.name > ? "
+	    "ORDER BY f.name LIMIT ?",
+	    fid, after, (int64_t)n);
+}
+
+/* Up to limit entries the caller may see after (kind, after) into out.
+ * *more: another entry the caller may see follows the last one added (so a
+ * page never promises one that is hidden). 0, or DB_ERR. */
+static int list_page(struct req *r, int64_t fid, const char *path, int kind, const char *after,
+                     size_t limit, struct list_out *out, bool *more)
+{
+	struct acl *a = req_acl(r);
+	/* The scan's position and each entry's path, in buffers reused row by row. */
+	struct jbuf last = {0}, p = {0};
+	jb_lit(&last, after);
+	jb_lit(&p, path);
+	if (strcmp(path, "/") != 0)
+		jb_lit(&p, "/");
+	size_t prefix = p.len, have = 0;
+	int rc = a ? 0 : DB_ERR;
+	*more = false;
+	while (rc == 0 && kind != LIST_END && !*more) {
+		size_t want = limit - have + 1, rows = 0;
+		size_t batch = want < LIST_BATCH_MAX ? want : LIST_BATCH_MAX;
+		struct db_stmt *st = list_query(r->db, kind, fid, last.p, batch);
+		int s = st ? DB_ROW : DB_ERR;
+		while (st && (s = db_step(st)) == DB_ROW) {
+			const char *name = db_col_text(st, 1);
+			rows++;
+			last.len = 0;
+			jb_lit(&last, name);
+			p.len = prefix;
+			jb_lit(&p, name);
+			bool seen = kind == LIST_FOLDERS ? acl_visible(a, p.p, false)
+			                                 : acl_perm(a, p.p, true) >= PERM_READ;
+			if (seen && have == limit) {
+				*more = true;
+				break;
+			}
+			if (seen) {
+				list_add(out, kind, st, p.p);
+				have++;
+			}
+		}
+		db_finalize(st);
+		if (s != DB_ROW && s != DB_DONE)
+			rc = DB_ERR;
+		else if (!*more && rows < batch) {
+			kind++;
+			last.len = 0;
+			jb_lit(&last, "");
+		}
+	}
+	free(last.p);
+	free(p.p);
+	return rc;
+}
+
 /* A folder's entries the caller may see: folders first, then files. */
 json_t *list_entries(struct req *r, int64_t fid, const char *path)
 {
-	struct acl *a = req_acl(r);
-	json_t *entries = json_array();
-	struct db_stmt *st =
-	    db_query(r->db,
-	             "SELECT id, name, updated_at FROM folders WHERE parent_id = ? "
-	             "AND deleted_at IS NULL ORDER BY name",
-	             fid);
-	while (st && db_step(st) == DB_ROW) {
-		char *p = path_join(path, db_col_text(st, 1));
-		if (acl_visible(a, p, false))
-			json_array_append_new(
-			    entries, json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "folder",
-			                       "name", db_col_text(st, 1), "path", p, "id",
-			                       (json_int_t)db_col_int64(st, 0), "modified_at",
-			                       (json_int_t)db_col_int64(st, 2)));
-		free(p);
+	struct list_out out = {.entries = json_array()};
+	bool more;
+	list_page(r, fid, path, LIST_FOLDERS, "", SIZE_MAX - 1, &out, &more);
+	free(out.last_name.p);
+	return out.entries;
+}
+
+/* The cursor after the entry (kind, name) (new string). */
+static char *cursor_encode(int kind, const char *name)
+{
+	char *raw = xasprintf("%c:%s", kind == LIST_FOLDERS ? 'd' : 'f', name);
+	size_t len = strlen(raw), cap = 4 * len / 3 + 4;
+	char *out = xmalloc(cap);
+	jwt_b64url_encode((const unsigned char *)raw, len, out, cap);
+	free(raw);
+	return out;
+}
+
+/* A cursor back into (kind, name): name gets a new string. false if it is
+ * not one this hub made. */
+static bool cursor_decode(const char *s, int *kind, char **name)
+{
+	unsigned char raw[LIST_CURSOR_MAX + 1];
+	size_t n = strlen(s);
+	if (n == 0 || n > 4 * (LIST_CURSOR_MAX + 2) / 3)
+		return false;
+	long len = jwt_b64url_decode(s, n, raw, sizeof raw - 1);
+	if (len < 3 || raw[1] != ':' || (raw[0] != 'd' && raw[0] != 'f') ||
+	    memchr(raw, 0, (size_t)len) || !name_valid((char *)raw + 2, (size_t)len - 2))
+		return false;
+	raw[len] = 0;
+	*kind = raw[0] == 'd' ? LIST_FOLDERS : LIST_FILES;
+	*name = xstrdup((char *)raw + 2);
+	return true;
+}
+
+/* limit and cursor of GET list: false after answering 400. */
+static bool list_args(struct req *r, size_t *limit, int *kind, char **after)
+{
+	const char *ls = req_arg(r, "limit", NULL), *cs = req_arg(r, "cursor", NULL);
+	int64_t n = ls ? parse_id(ls) : LIST_LIMIT_DEFAULT;
+	if (n <= 0 || n > LIST_LIMIT_MAX) {
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request", "limit must be 1..%d",
+		            LIST_LIMIT_MAX);
+		return false;
 	}
-	db_finalize(st);
-	st = db_query(
-	    r->db,
-	    "SELECT f.id, f.name, v.size, v.number, v.hash, v.content_type, v.created_at,"
-	    " CASE WHEN v.share_id IS NULL THEN u.email END FROM files f JOIN file_versions v "
-	    "ON v.id = f.current_version_id "
-	    "LEFT JOIN users u ON u.id = v.created_by "
-	    "WHERE f.folder_id = ? AND f.deleted_at IS NULL ORDER BY f.name",
-	    fid);
-	while (st && db_step(st) == DB_ROW) {
-		char *p = path_join(path, db_col_text(st, 1));
-		const char *ct = db_col_text(st, 5), *by = db_col_text(st, 7);
-		if (acl_perm(a, p, true) >= PERM_READ)
-			json_array_append_new(
-			    entries, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s}",
-			                       "type", "file", "name", db_col_text(st, 1), "path",
-			                       p, "id", (json_int_t)db_col_int64(st, 0), "size",
-			                       (json_int_t)db_col_int64(st, 2), "version",
-			                       (json_int_t)db_col_int64(st, 3), "hash",
-			                       db_col_text(st, 4), "content_type", ct ? ct : "",
-			                       "modified_at", (json_int_t)db_col_int64(st, 6),
-			                       "modified_by", by ? by : ""));
-		free(p);
+	*limit = (size_t)n;
+	*kind = LIST_FOLDERS;
+	*after = NULL;
+	if (cs && *cs && !cursor_decode(cs, kind, after)) {
+		reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		            "cursor is not one a listing gave: list the folder again");
+		return false;
 	}
-	db_finalize(st);
-	return entries;
+	if (!*after)
+		*after = xstrdup("");
+	return true;
 }
 
 enum MHD_Result api_list(struct req *r)
 {
-	char *path = req_path_arg(r, "path");
-	if (!path)
+	size_t limit;
+	int kind;
+	char *after;
+	if (!list_args(r, &limit, &kind, &after))
 		return MHD_YES;
+	char *path = req_path_arg(r, "path");
+	if (!path) {
+		free(after);
+		return MHD_YES;
+	}
 	int64_t fid = 0;
 	struct acl *a = req_acl(r);
 	int rc = a ? meta_folder_id(r->db, r->ws_id, path, &fid) : DB_ERR;
@@ -138,29 +380,40 @@ enum MHD_Result api_list(struct req *r)
 		else
 			ret = reply_db_error(r);
 		free(path);
+		free(after);
 		return ret;
 	}
-	if (rc < 0) {
+	if (rc < 0 || !acl_visible(a, path, false)) {
+		enum MHD_Result ret = rc < 0 ? reply_db_error(r)
+		                             : reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+		                                           "no such path: %s", path);
 		free(path);
+		free(after);
+		return ret;
+	}
+	struct jbuf text = {0};
+	struct list_out out = {.text = &text};
+	bool more = false;
+	jb_lit(&text, "{\"path\":");
+	jb_str(&text, path);
+	jb_lit(&text, ",\"type\":\"folder\",\"entries\":[");
+	rc = list_page(r, fid, path, kind, after, limit, &out, &more);
+	free(after);
+	free(path);
+	char *next = more && out.n ? cursor_encode(out.last_kind, out.last_name.p) : NULL;
+	jb_lit(&text, "],\"next_cursor\":");
+	if (next)
+		jb_str(&text, next);
+	else
+		jb_lit(&text, "null");
+	jb_lit(&text, "}");
+	free(next);
+	free(out.last_name.p);
+	if (rc < 0) {
+		free(text.p);
 		return reply_db_error(r);
 	}
-	if (!acl_visible(a, path, false)) {
-		enum MHD_Result ret =
-		    reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path: %s", path);
-		free(path);
-		return ret;
-	}
-	json_t *entries = list_entries(r, fid, path);
-	bool big = json_array_size(entries) > 1000;
-	enum MHD_Result ret = reply_json(
-	    r, MHD_HTTP_OK,
-	    json_pack("{s:s, s:s, s:o}", "path", path, "type", "folder", "entries", entries));
-	free(path);
-	/* A big listing's thousands of small JSON objects are freed by now; give
-	 * the memory back rather than let this thread's arena keep it. */
-	if (big)
-		malloc_trim(0);
-	return ret;
+	return reply_json_text(r, MHD_HTTP_OK, text.p, text.len);
 }
 
 enum MHD_Result api_info(struct req *r)

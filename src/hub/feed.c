@@ -6,7 +6,17 @@
  * twice. Commits wake subscribers through a condition variable; with several
  * hubs on one PostgreSQL, a LISTEN thread turns other hubs' NOTIFYs into the
  * same wake-up. A waiting subscriber holds no database connection, and sends a
- * heartbeat comment when it has been quiet for the heartbeat interval. */
+ * heartbeat comment when it has been quiet for the heartbeat interval.
+ *
+ * Two ways to wait. On the feed daemon (server.c's event loop, which plain-HTTP
+ * subscribers reach through acceptor.c) a subscriber with nothing to send
+ * joins the waiting list and suspends its connection: it costs no thread and
+ * no CPU. The watcher thread resumes them: the whole list when feed_notify
+ * signals a commit, those due a heartbeat, and any whose client hung up (MHD
+ * does not look at a suspended connection's socket); feed_stop resumes everyone
+ * so the loop can stop. On a thread-per-connection daemon (the hub's own TLS)
+ * the content callback blocks its thread on a condition variable, as before.
+ * Subscribers woken by one commit share one read of the new changes (fetch). */
 #include "hub.h"
 #include "auth.h"
 #include "feed.h"
@@ -21,9 +31,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
-#define FEED_BATCH 500 /* changes read per query */
+#define FEED_BATCH      500 /* changes read per query */
+#define FEED_LOOP_BLOCK 512 /* the response's buffer on the feed daemon */
+
+struct sub;
+
+/* The last batch of changes read, as sent (fetch). */
+struct batch {
+	bool valid;
+	uint64_t gen;
+	int64_t ws, user, from, to; /* the position before and after */
+	int rows;
+	char *text;
+	size_t len, cap;
+};
 
 struct feed {
 	pthread_mutex_t mu;
@@ -33,17 +59,52 @@ struct feed {
 	pthread_t listener;
 	bool listening;
 	atomic_int subscribers;
+	struct sub *waiting;  /* suspended subscribers of the feed daemon (under mu) */
+	int64_t next_beat_ms; /* the earliest heartbeat due on the list; 0: none */
+	/* The watcher thread: heartbeats due, and waiting subscribers whose client
+	 * hung up (MHD does not look at a suspended connection's socket). */
+	int watch_ep;
+	int wake_fd;        /* feed_notify to the watcher: resume them all */
+	struct sub **by_fd; /* waiting subscribers by socket (under mu) */
+	size_t by_fd_len;
+	pthread_t watcher;
+	bool watching;
+	pthread_mutex_t batch_mu;
+	struct batch batch;
 };
+
+static void resume_all(struct feed *f);
+static void *watch_main(void *arg);
+
+bool feed_conn_looped(struct MHD_Connection *c)
+{
+	/* The daemon a connection names is a worker of the feed daemon's pool, not
+	 * hub->feed_loop itself; only the feed daemon may suspend connections (the flag includes
+	 * MHD_USE_ITC, which the threaded daemons have too). */
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+	const union MHD_DaemonInfo *di =
+	    ci ? MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_FLAGS) : NULL;
+	return di && (di->flags & MHD_ALLOW_SUSPEND_RESUME) == MHD_ALLOW_SUSPEND_RESUME;
+}
 
 void feed_init(struct hub *hub)
 {
 	struct feed *f = xcalloc(1, sizeof *f);
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_mutex_init(&f->batch_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&f->changed, &ca);
 	pthread_condattr_destroy(&ca);
+	f->watch_ep = epoll_create1(EPOLL_CLOEXEC);
+	f->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = f->wake_fd};
+	if (f->watch_ep >= 0 &&
+	    (f->wake_fd < 0 || epoll_ctl(f->watch_ep, EPOLL_CTL_ADD, f->wake_fd, &ev) < 0)) {
+		close(f->watch_ep); /* no watcher: subscribers block a thread each */
+		f->watch_ep = -1;
+	}
 	hub->feed = f;
 }
 
@@ -53,6 +114,11 @@ void feed_notify(struct hub *hub)
 	pthread_mutex_lock(&f->mu);
 	f->generation++;
 	pthread_cond_broadcast(&f->changed);
+	/* The watcher resumes them: with 10,000 waiting that takes a while, and the
+	 * committer has an answer to send. */
+	uint64_t one = 1;
+	if (f->waiting && (!f->watching || write(f->wake_fd, &one, sizeof one) != sizeof one))
+		resume_all(f);
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -136,6 +202,8 @@ void feed_start_listener(struct hub *hub)
 	bool pg = strncmp(hub->db_url, "postgres", 8) == 0;
 	hub->feed->listening =
 	    pthread_create(&hub->feed->listener, NULL, pg ? listen_main : poll_main, hub) == 0;
+	hub->feed->watching = hub->feed->watch_ep >= 0 &&
+	                      pthread_create(&hub->feed->watcher, NULL, watch_main, hub) == 0;
 }
 
 void feed_stop(struct hub *hub)
@@ -144,10 +212,14 @@ void feed_stop(struct hub *hub)
 	pthread_mutex_lock(&f->mu);
 	f->stopping = true;
 	pthread_cond_broadcast(&f->changed);
+	resume_all(f); /* MHD may not stop with a connection suspended */
 	pthread_mutex_unlock(&f->mu);
 	if (f->listening)
 		pthread_join(f->listener, NULL);
 	f->listening = false;
+	if (f->watching)
+		pthread_join(f->watcher, NULL);
+	f->watching = false;
 }
 
 void feed_free(struct hub *hub)
@@ -157,6 +229,13 @@ void feed_free(struct hub *hub)
 		return;
 	pthread_mutex_destroy(&f->mu);
 	pthread_cond_destroy(&f->changed);
+	if (f->watch_ep >= 0)
+		close(f->watch_ep);
+	if (f->wake_fd >= 0)
+		close(f->wake_fd);
+	free(f->by_fd);
+	pthread_mutex_destroy(&f->batch_mu);
+	free(f->batch.text);
 	free(f);
 	hub->feed = NULL;
 }
@@ -165,31 +244,172 @@ void feed_free(struct hub *hub)
 
 struct sub {
 	struct hub *hub;
+	struct MHD_Connection *conn;
+	int fd; /* the connection's socket */
 	int64_t ws, last_seq, user;
 	char *buf; /* formatted events not yet handed to MHD */
 	size_t len, off, cap;
 	int64_t last_send_ms;
+	uint64_t fetched_gen; /* the generation of the last fetch that came up empty */
+	bool fetched;         /* ... if there was one */
 	bool counted;
+	bool loop;               /* on the feed daemon: suspend rather than block */
+	bool waiting;            /* on the waiting list, its connection suspended */
+	bool gone;               /* its client hung up while it waited (under mu) */
+	struct sub *prev, *next; /* the waiting list */
 };
+
+/* Under f->mu. */
+static void unlink_waiting(struct feed *f, struct sub *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		f->waiting = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	s->waiting = false;
+	if (s->fd >= 0 && (size_t)s->fd < f->by_fd_len) {
+		f->by_fd[s->fd] = NULL;
+		epoll_ctl(f->watch_ep, EPOLL_CTL_DEL, s->fd, NULL);
+	}
+}
+
+/* Under f->mu: watch a waiting subscriber's socket for a hang-up. */
+static void watch(struct feed *f, struct sub *s)
+{
+	if (s->fd < 0)
+		return;
+	if ((size_t)s->fd >= f->by_fd_len) {
+		size_t n = (size_t)s->fd * 2 + 64;
+		f->by_fd = xrealloc(f->by_fd, n * sizeof *f->by_fd);
+		memset(f->by_fd + f->by_fd_len, 0, (n - f->by_fd_len) * sizeof *f->by_fd);
+		f->by_fd_len = n;
+	}
+	f->by_fd[s->fd] = s;
+	struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT, .data.fd = s->fd};
+	epoll_ctl(f->watch_ep, EPOLL_CTL_ADD, s->fd, &ev);
+}
+
+/* Under f->mu: every waiting subscriber looks again (its next content
+ * callback runs on the feed daemon's thread). */
+static void resume_all(struct feed *f)
+{
+	while (f->waiting) {
+		struct sub *s = f->waiting;
+		unlink_waiting(f, s);
+		MHD_resume_connection(s->conn);
+	}
+	f->next_beat_ms = 0;
+}
+
+/* Under f->mu: those whose heartbeat is due; the list is walked only when one
+ * is. */
+static void resume_due(struct hub *hub)
+{
+	struct feed *f = hub->feed;
+	int64_t beat = hub->cfg.feed_heartbeat_ms, now = mono_ms();
+	if (f->next_beat_ms && f->next_beat_ms <= now) {
+		int64_t next = 0;
+		for (struct sub *s = f->waiting, *nx; s; s = nx) {
+			nx = s->next;
+			int64_t due = s->last_send_ms + beat;
+			if (due <= now) {
+				unlink_waiting(f, s);
+				MHD_resume_connection(s->conn);
+			} else if (!next || due < next) {
+				next = due;
+			}
+		}
+		f->next_beat_ms = next;
+	}
+}
+
+#define WATCH_TICK_MS 250 /* heartbeats are at most this late */
+
+static void *watch_main(void *arg)
+{
+	struct hub *hub = arg;
+	struct feed *f = hub->feed;
+	struct epoll_event evs[64];
+	for (;;) {
+		int n = epoll_wait(f->watch_ep, evs, 64, WATCH_TICK_MS);
+		pthread_mutex_lock(&f->mu);
+		if (f->stopping) {
+			pthread_mutex_unlock(&f->mu);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+			if (fd == f->wake_fd) {
+				uint64_t count;
+				if (read(fd, &count, sizeof count) < 0 && errno != EAGAIN)
+					log_warn("feed: the watcher's wake-up: %s",
+					         strerror(errno));
+				/* Resumed outside the lock, in one burst: the loop's threads
+				 * can serve the first while the rest are resumed. */
+				size_t k = 0, cap = 0;
+				struct MHD_Connection **conns = NULL;
+				while (f->waiting) {
+					struct sub *s = f->waiting;
+					unlink_waiting(f, s);
+					if (k == cap) {
+						cap = cap ? cap * 2 : 256;
+						conns = xrealloc(conns, cap * sizeof *conns);
+					}
+					conns[k++] =
+					    s->conn; /* suspended: not freed until resumed */
+				}
+				f->next_beat_ms = 0;
+				pthread_mutex_unlock(&f->mu);
+				for (size_t j = 0; j < k; j++)
+					MHD_resume_connection(conns[j]);
+				free(conns);
+				pthread_mutex_lock(&f->mu);
+				continue;
+			}
+			struct sub *s = fd >= 0 && (size_t)fd < f->by_fd_len ? f->by_fd[fd] : NULL;
+			if (s && s->waiting) {
+				s->gone = true; /* its callback ends the stream */
+				unlink_waiting(f, s);
+				MHD_resume_connection(s->conn);
+			}
+		}
+		resume_due(hub);
+		pthread_mutex_unlock(&f->mu);
+	}
+	return NULL;
+}
 
 static void sub_free(void *cls)
 {
 	struct sub *s = cls;
+	if (s->waiting) { /* not expected: MHD frees no suspended connection */
+		pthread_mutex_lock(&s->hub->feed->mu);
+		if (s->waiting)
+			unlink_waiting(s->hub->feed, s);
+		pthread_mutex_unlock(&s->hub->feed->mu);
+	}
 	if (s->counted)
 		atomic_fetch_sub(&s->hub->feed->subscribers, 1);
 	free(s->buf);
 	free(s);
 }
 
-static void append(struct sub *s, const char *text)
+static void append_n(struct sub *s, const char *text, size_t n)
 {
-	size_t n = strlen(text);
 	if (s->len + n > s->cap) {
 		s->cap = (s->len + n) * 2;
 		s->buf = xrealloc(s->buf, s->cap);
 	}
 	memcpy(s->buf + s->len, text, n);
 	s->len += n;
+}
+
+static void append(struct sub *s, const char *text)
+{
+	append_n(s, text, strlen(text));
 }
 
 /* The payload members that name a path (file.moved has from and to,
@@ -234,7 +454,7 @@ static char *visible_payload(const struct acl *a, const char *payload, const cha
 /* Read the next batch of changes into the buffer. Returns rows read (visible
  * or not: the position moves past both), 0 at the end, or -1 on an error or
  * when the subscriber is no longer a member. */
-static int fetch(struct sub *s)
+static int query(struct sub *s)
 {
 	struct db *db = db_pool_acquire(s->hub->pool);
 	/* Access may have changed since the last batch: look again. */
@@ -272,46 +492,144 @@ static int fetch(struct sub *s)
 	return r == DB_DONE ? rows : -1;
 }
 
+/* query() through the shared batch: the first subscriber of a workspace and
+ * user at a position reads the batch, the others after the same commit copy
+ * it (the same rows through the same ACL). A commit (a new generation) makes
+ * it stale; a refusal is never shared. */
+static int fetch(struct sub *s, uint64_t gen)
+{
+	struct feed *f = s->hub->feed;
+	struct batch *b = &f->batch;
+	/* Held over the query: a subscriber woken with others waits for the one
+	 * query rather than making its own. */
+	pthread_mutex_lock(&f->batch_mu);
+	if (b->valid && b->gen == gen && b->ws == s->ws && b->user == s->user &&
+	    b->from == s->last_seq) {
+		if (b->len)
+			append_n(s, b->text, b->len);
+		s->last_seq = b->to;
+		int rows = b->rows;
+		pthread_mutex_unlock(&f->batch_mu);
+		return rows;
+	}
+	int64_t from = s->last_seq;
+	size_t start = s->len;
+	int rows = query(s);
+	b->valid = rows >= 0;
+	if (b->valid) {
+		b->ws = s->ws;
+		b->user = s->user;
+		b->from = from;
+		b->to = s->last_seq;
+		b->gen = gen;
+		b->rows = rows;
+		b->len = s->len - start;
+		if (b->len > b->cap) {
+			b->cap = b->len;
+			b->text = xrealloc(b->text, b->cap);
+		}
+		if (b->len)
+			memcpy(b->text, s->buf + start, b->len);
+	}
+	pthread_mutex_unlock(&f->batch_mu);
+	return rows;
+}
+
+/* Subscribers that may see none of a run of changes skip this many batches per
+ * callback, then send a comment, so one callback never reads without bound
+ * (on the feed daemon it holds up every other subscriber). */
+#define FEED_SKIP_BATCHES 4
+
+/* Nothing to send: on the feed daemon, join the waiting list and suspend
+ * (true); false if a commit came since gen (look again) or the feed stops. */
+static bool suspend(struct sub *s, uint64_t gen)
+{
+	struct feed *f = s->hub->feed;
+	pthread_mutex_lock(&f->mu);
+	bool ok = f->generation == gen && !f->stopping;
+	if (ok) {
+		s->next = f->waiting;
+		s->prev = NULL;
+		if (f->waiting)
+			f->waiting->prev = s;
+		f->waiting = s;
+		s->waiting = true;
+		int64_t due = s->last_send_ms + s->hub->cfg.feed_heartbeat_ms;
+		if (!f->next_beat_ms || due < f->next_beat_ms)
+			f->next_beat_ms = due;
+		watch(f, s);
+		/* Under mu, so feed_notify's resume comes after it. */
+		MHD_suspend_connection(s->conn);
+	}
+	pthread_mutex_unlock(&f->mu);
+	return ok;
+}
+
+/* Block this connection's thread until a commit or the heartbeat is due. */
+static void block(struct sub *s, uint64_t gen, int64_t wait)
+{
+	struct feed *f = s->hub->feed;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += wait / 1000;
+	ts.tv_nsec += (wait % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&f->mu);
+	while (f->generation == gen && !f->stopping &&
+	       pthread_cond_timedwait(&f->changed, &f->mu, &ts) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&f->mu);
+}
+
 static ssize_t sub_read(void *cls, uint64_t pos, char *out, size_t max)
 {
 	struct sub *s = cls;
 	struct feed *f = s->hub->feed;
 	int64_t beat = s->hub->cfg.feed_heartbeat_ms;
+	int skipped = 0;
 	while (s->off == s->len) {
 		s->off = s->len = 0;
 		pthread_mutex_lock(&f->mu);
 		uint64_t gen = f->generation;
-		bool stop = f->stopping;
+		bool stop = f->stopping, gone = s->gone;
 		pthread_mutex_unlock(&f->mu);
 		if (stop)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		int rows = fetch(s);
-		if (rows < 0)
-			return MHD_CONTENT_READER_END_WITH_ERROR; /* the client reconnects */
-		if (s->len > 0)
-			break;
-		if (rows > 0)
-			continue; /* a batch of changes this subscriber may not see */
+		if (gone)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		/* No commit since the last empty fetch (a heartbeat's wake-up): no
+		 * query. */
+		if (!s->fetched || gen != s->fetched_gen) {
+			int rows = fetch(s, gen);
+			if (rows < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR; /* the client reconnects
+				                                           */
+			if (s->len > 0)
+				break;
+			if (rows > 0) { /* a batch of changes this subscriber may not see */
+				if (++skipped < FEED_SKIP_BATCHES)
+					continue;
+				append(s, ":\n\n");
+				break;
+			}
+			s->fetched = true;
+			s->fetched_gen = gen;
+		}
 		int64_t quiet = mono_ms() - s->last_send_ms;
 		if (quiet >= beat) {
 			append(s, ": heartbeat\n\n");
 			break;
 		}
 		/* Wait for a commit (or the next heartbeat) without a db connection. */
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t wait = beat - quiet;
-		ts.tv_sec += wait / 1000;
-		ts.tv_nsec += (wait % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
+		if (s->loop) {
+			if (suspend(s, gen))
+				return 0;
+		} else {
+			block(s, gen, beat - quiet);
 		}
-		pthread_mutex_lock(&f->mu);
-		while (f->generation == gen && !f->stopping &&
-		       pthread_cond_timedwait(&f->changed, &f->mu, &ts) != ETIMEDOUT)
-			;
-		pthread_mutex_unlock(&f->mu);
 	}
 	size_t n = s->len - s->off < max ? s->len - s->off : max;
 	memcpy(out, s->buf + s->off, n);
@@ -345,12 +663,18 @@ enum MHD_Result api_events(struct req *r)
 	s->user = r->user_id;
 	s->last_seq = from;
 	s->last_send_ms = mono_ms();
+	s->conn = r->conn;
+	const union MHD_ConnectionInfo *fdi =
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	s->fd = fdi ? fdi->connect_fd : -1;
+	s->loop = feed_conn_looped(r->conn);
 	s->counted = true;
 	atomic_fetch_add(&r->hub->feed->subscribers, 1);
 	/* Open the stream at once, so a client knows it is subscribed. */
 	append(s, ": roost feed\nretry: 2000\n\n");
-	struct MHD_Response *resp =
-	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8 * 1024, sub_read, s, sub_free);
+	/* On the feed daemon a small block: each subscriber's costs memory. */
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, s->loop ? FEED_LOOP_BLOCK : 8 * 1024, sub_read, s, sub_free);
 	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");

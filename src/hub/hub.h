@@ -99,6 +99,9 @@ struct hub {
 	struct db_pool *pool;
 	struct store *store;
 	struct MHD_Daemon *api, *content, *dashboard;
+	/* plain HTTP: the feed's event loop (feed.c), fed by the acceptor; NULL with TLS */
+	struct MHD_Daemon *feed_loop;
+	struct acceptor *acceptor;
 	struct hub_metrics m;
 	char *db_url;
 	struct feed *feed;
@@ -190,7 +193,9 @@ struct route {
 
 /* Responses (server.c). Each returns the MHD result to hand back. */
 enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body /* stolen */);
-/* The same with one extra response header. */
+/* A body already serialized as JSON (text: malloc'd, stolen; len bytes). */
+enum MHD_Result reply_json_text(struct req *r, unsigned status, char *text, size_t len);
+/* reply_json with one extra response header. */
 enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, const char *hname,
                                const char *hval);
 enum MHD_Result reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)

@@ -127,25 +127,54 @@ static int mark_uploaded(struct op_ctx *oc, const char **h, size_t k, bool *held
 	return mark(st, 4, h, k, held, NULL);
 }
 
-/* The chunks a version the caller may read uses, among h[0..k). */
+/* "SELECT x.h FROM (SELECT CAST(? AS TEXT) AS h UNION ALL …) x WHERE tail"
+ * with k placeholders. */
+static char *each_hash(size_t k, const char *tail)
+{
+	static const char one[] = "SELECT CAST(? AS TEXT) AS h", sep[] = " UNION ALL ";
+	size_t len = 32 + k * (sizeof one + sizeof sep) + strlen(tail);
+	char *sql = xmalloc(len), *o = stpcpy(sql, "SELECT x.h FROM (");
+	for (size_t i = 0; i < k; i++)
+		o = stpcpy(stpcpy(o, i ? sep : ""), one);
+	o = stpcpy(o, ") x WHERE ");
+	strcpy(o, tail);
+	return sql;
+}
+
+/* The chunks a version the caller may read uses, among h[0..k). One that
+ * reads the whole workspace asks, per chunk, whether any version uses it:
+ * the answer stops at the first, so a chunk in a million versions costs as
+ * much as one in a single version. A caller whose reading the ACL limits
+ * needs a version it may read: every path is looked at. */
 static int mark_readable(struct op_ctx *oc, struct acl *a, const char **h, size_t k, bool *held)
 {
 	enum reach reach = reach_of(oc, a);
-	const char *head =
-	    reach == REACH_ACL
-	        ? "SELECT DISTINCT vc.chunk_hash, d.path, f.name FROM version_chunks vc JOIN "
-	          "file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id JOIN "
-	          "folders d ON d.id = f.folder_id WHERE f.workspace_id = ? AND f.deleted_at IS "
-	          "NULL AND vc.chunk_hash IN "
-	        : "SELECT DISTINCT vc.chunk_hash FROM version_chunks vc JOIN file_versions v ON "
-	          "v.id = vc.version_id JOIN files f ON f.id = v.file_id WHERE f.workspace_id = ? "
-	          "AND vc.chunk_hash IN ";
-	char *sql = in_list(head, k, reach == REACH_LIVE ? " AND f.deleted_at IS NULL" : "");
+	if (reach == REACH_ACL) {
+		char *sql = in_list(
+		    "SELECT DISTINCT vc.chunk_hash, d.path, f.name FROM version_chunks vc JOIN "
+		    "file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id JOIN "
+		    "folders d ON d.id = f.folder_id WHERE f.workspace_id = ? AND f.deleted_at IS "
+		    "NULL AND vc.chunk_hash IN ",
+		    k, "");
+		struct db_stmt *st = db_prepare(oc->db, sql);
+		free(sql);
+		if (st)
+			db_bind_int64(st, 1, oc->ws_id);
+		return mark(st, 2, h, k, held, a);
+	}
+	char *sql = each_hash(
+	    k, reach == REACH_LIVE
+	           ? "EXISTS (SELECT 1 FROM version_chunks vc JOIN file_versions v ON v.id = "
+	             "vc.version_id JOIN files f ON f.id = v.file_id WHERE vc.chunk_hash = x.h AND "
+	             "f.workspace_id = ? AND f.deleted_at IS NULL)"
+	           : "EXISTS (SELECT 1 FROM version_chunks vc JOIN file_versions v ON v.id = "
+	             "vc.version_id JOIN files f ON f.id = v.file_id WHERE vc.chunk_hash = x.h AND "
+	             "f.workspace_id = ?)");
 	struct db_stmt *st = db_prepare(oc->db, sql);
 	free(sql);
 	if (st)
-		db_bind_int64(st, 1, oc->ws_id);
-	return mark(st, 2, h, k, held, reach == REACH_ACL ? a : NULL);
+		db_bind_int64(st, (int)k + 1, oc->ws_id);
+	return mark(st, 1, h, k, held, NULL);
 }
 
 int possess_check(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *held)

@@ -3,8 +3,11 @@
  * download.c and auth.c.
  *
  * One thread per connection: handlers may block on disk, fsync, the database
- * or argon2id without stalling other clients. */
+ * or argon2id without stalling other clients. The exception is the change
+ * feed's idle subscribers: on plain HTTP the acceptor (acceptor.c) hands their
+ * connections to the feed daemon, one event loop where feed.c suspends them. */
 #include "hub.h"
+#include "acceptor.h"
 #include "auth.h"
 #include "account.h"
 #include "dav/route.h"
@@ -48,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -215,10 +219,23 @@ static const int64_t latency_le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000
 
 static void count_status(struct req *r);
 
+/* The feed daemon runs only the feed (on_head refuses any other route there,
+ * since nothing may block its event loop). A refused or failed request closes
+ * its connection, so a client cannot send its next request where it would be
+ * refused; the stream itself keeps the usual keep-alive semantics, which SSE
+ * clients (Python's http.client, browsers) rely on to close it. */
+static bool on_feed_loop(const struct hub *hub, struct MHD_Connection *c)
+{
+	return hub->feed_loop && feed_conn_looped(c);
+}
+
 enum MHD_Result req_queue(struct req *r, unsigned status, struct MHD_Response *resp)
 {
 	if (r->dash)
 		web_api_headers(resp);
+	bool stream = status == MHD_HTTP_OK && r->route && r->route->handle == api_events;
+	if (!stream && on_feed_loop(r->hub, r->conn))
+		MHD_add_response_header(resp, "Connection", "close");
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	r->replied = true;
@@ -255,6 +272,12 @@ enum MHD_Result reply_json_hdr(struct req *r, unsigned status, json_t *body, con
 		abort();
 	atomic_fetch_add(&r->hub->m.bytes_out, (long long)strlen(s));
 	return queue_hdr(r, status, "application/json", s, strlen(s), hname, hval);
+}
+
+enum MHD_Result reply_json_text(struct req *r, unsigned status, char *text, size_t len)
+{
+	atomic_fetch_add(&r->hub->m.bytes_out, (long long)len);
+	return queue_hdr(r, status, "application/json", text, len, NULL, NULL);
 }
 
 enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body)
@@ -756,7 +779,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 		req_free(r);
 	}
 	*req_cls = NULL;
-	connlimit_request_done(hub->conns, c); /* idle again: the head timeout */
+	if (!on_feed_loop(hub, c))
+		connlimit_request_done(hub->conns, c); /* idle again: the head timeout */
 }
 
 static int64_t content_length(struct req *r)
@@ -784,6 +808,13 @@ static enum MHD_Result on_head(struct req *r)
 		return reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint: %s",
 		                   r->url);
 	}
+	/* The acceptor sent this connection to the feed daemon on its request line;
+	 * an escaped path may still name another route: none runs on the loop. */
+	if (r->route->handle != api_events && on_feed_loop(r->hub, r->conn))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "not_the_feed",
+		                   "this request line looked like the change feed's but is not "
+		                   "(%s); send it again on a new connection",
+		                   r->url);
 	/* The connection is held only while the head and, later, the handler run,
 	 * not while a long body streams in. */
 	r->db = db_pool_acquire(r->hub->pool);
@@ -897,8 +928,11 @@ static enum MHD_Result dispatch(struct hub *hub, struct MHD_Connection *conn, co
 		*req_cls = r;
 		atomic_fetch_add(&r->hub->m.requests, 1);
 		enum MHD_Result ret = on_head(r);
-		if (!r->replied)
-			connlimit_head_done(conn); /* admitted: it may take its time now */
+		/* Admitted: it may take its time now. Not on the feed daemon, whose
+		 * connections keep the daemon's one timeout: MHD visits every
+		 * connection with a timeout of its own on every turn of its loop. */
+		if (!r->replied && !on_feed_loop(hub, conn))
+			connlimit_head_done(conn);
 		return ret;
 	}
 	if (r->replied) {
@@ -980,10 +1014,15 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 		return NULL;
 	}
 	/* poll(), not select(): descriptors past FD_SETSIZE (1024) are refused by
-	 * select, and a hub with 100 hosts holds more connections than that. */
+	 * select, and a hub with 100 hosts holds more connections than that.
+	 * Without TLS the acceptor listens and hands connections over. */
+	bool own = !hub->tls_cert_pem;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 	                 MHD_USE_POLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) |
-	                 (hub->tls_cert_pem ? MHD_USE_TLS : 0);
+	                 (own ? MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC : MHD_USE_TLS);
+	struct MHD_OptionItem listen_on[] = {{own ? MHD_OPTION_END : MHD_OPTION_SOCK_ADDR, 0, &ss},
+	                                     {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+	                                     {MHD_OPTION_END, 0, NULL}};
 	struct MHD_OptionItem tls[] = {
 	    {hub->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, hub->tls_key_pem},
 	    {MHD_OPTION_HTTPS_MEM_CERT, 0, hub->tls_cert_pem},
@@ -993,19 +1032,110 @@ static struct MHD_Daemon *start(struct hub *hub, int port, MHD_AccessHandlerCall
 	/* One count per address over the three ports; a connection has
 	 * head_timeout_s to send its request head (connlimit.h). */
 	struct MHD_Daemon *d = MHD_start_daemon(
-	    flags, (uint16_t)port, connlimit_accept, hub->conns, cb, hub,
+	    flags, own ? 0 : (uint16_t)port, connlimit_accept, hub->conns, cb, hub,
 	    MHD_OPTION_EXTERNAL_LOGGER, log_http_server, NULL, /* first: it must be */
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-	    hub, MHD_OPTION_NOTIFY_CONNECTION, connlimit_notify, hub->conns,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)hub->cfg.head_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-	    MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape, NULL, MHD_OPTION_ARRAY, tls,
-	    MHD_OPTION_END);
-	if (!d)
+	    MHD_OPTION_ARRAY, listen_on, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub,
+	    MHD_OPTION_NOTIFY_CONNECTION, connlimit_notify, hub->conns, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)4000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)hub->cfg.head_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_UNESCAPE_CALLBACK,
+	    dav_unescape, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+	if (!d && own)
+		log_error("cannot start the server on port %d: %s", port, strerror(errno));
+	else if (!d)
 		log_error("cannot listen on %s port %d: %s", hub->cfg.listen, port,
 		          strerror(errno));
 	return d;
+}
+
+/* ---- the feed daemon (plain HTTP) ---- */
+
+#define FEED_LOOP_THREADS 2          /* event loops: one per core here */
+#define FEED_LOOP_CONNS   60000u     /* subscribers at once (per address: connlimit) */
+#define FEED_LOOP_MEMORY  (8 * 1024) /* per connection: a request head, a chunk */
+
+static int local_port(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (!ci || getsockname(ci->connect_fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
+/* Every port's feed requests: the dashboard's with its headers, as on_dashboard. */
+static enum MHD_Result on_feed(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **req_cls)
+{
+	struct hub *hub = cls;
+	bool dash = !*req_cls && local_port(conn) == hub->cfg.dashboard_port;
+	return dispatch(hub, conn, url, method, upload_data, upload_data_size, req_cls, dash);
+}
+
+/* Its connections arrive with a whole request line (acceptor.c) and then have
+ * IDLE_TIMEOUT_S for the rest of the head and between writes: the head timeout
+ * would need a timeout per connection, which MHD visits on every turn. */
+static struct MHD_Daemon *start_feed_loop(struct hub *hub)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
+	                 MHD_USE_ERROR_LOG;
+	struct MHD_Daemon *d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_feed, hub, MHD_OPTION_EXTERNAL_LOGGER, log_http_server, NULL,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, hub, MHD_OPTION_NOTIFY_CONNECTION,
+	    connlimit_notify, hub->conns, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)FEED_LOOP_THREADS,
+	    MHD_OPTION_CONNECTION_LIMIT, FEED_LOOP_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)FEED_LOOP_MEMORY,
+	    MHD_OPTION_UNESCAPE_CALLBACK, dav_unescape, NULL, MHD_OPTION_END);
+	if (!d)
+		log_error("cannot start the feed's event loop: %s", strerror(errno));
+	return d;
+}
+
+/* Plain HTTP: bind the three ports, start their daemons and the feed's, then
+ * the acceptor. */
+static bool start_plain(struct hub *hub)
+{
+	const int ports[ACCEPTOR_PORTS] = {hub->cfg.api_port, hub->cfg.content_port,
+	                                   hub->cfg.dashboard_port};
+	int fds[ACCEPTOR_PORTS];
+	for (int i = 0; i < ACCEPTOR_PORTS; i++) {
+		struct sockaddr_storage ss;
+		bool v6;
+		if (make_addr(hub->cfg.listen, ports[i], &ss, &v6) < 0) {
+			log_error("--listen %s is not an IPv4 or IPv6 address", hub->cfg.listen);
+			fds[i] = -EINVAL;
+		} else {
+			fds[i] = acceptor_listen(&ss, v6);
+			if (fds[i] < 0)
+				log_error("cannot listen on %s port %d: %s", hub->cfg.listen,
+				          ports[i], strerror(-fds[i]));
+		}
+		if (fds[i] < 0) {
+			while (i-- > 0)
+				close(fds[i]);
+			return false;
+		}
+	}
+	hub->api = start(hub, hub->cfg.api_port, on_request);
+	hub->content = hub->api ? start(hub, hub->cfg.content_port, on_request) : NULL;
+	hub->dashboard = hub->content ? start(hub, hub->cfg.dashboard_port, on_dashboard) : NULL;
+	hub->feed_loop = hub->dashboard ? start_feed_loop(hub) : NULL;
+	if (!hub->feed_loop) {
+		for (int i = 0; i < ACCEPTOR_PORTS; i++)
+			close(fds[i]);
+		return false;
+	}
+	struct MHD_Daemon *const threaded[ACCEPTOR_PORTS] = {hub->api, hub->content,
+	                                                     hub->dashboard};
+	hub->acceptor = acceptor_start(hub, fds, threaded, hub->feed_loop);
+	return hub->acceptor != NULL;
 }
 
 static void raise_nofile(void)
@@ -1110,11 +1240,18 @@ int hub_serve(struct hub_config *cfg)
 	feed_start_listener(hub);
 	jobs_start(hub);
 	keyrot_start(hub);
-	hub->api = start(hub, cfg->api_port, on_request);
-	hub->content = hub->api ? start(hub, cfg->content_port, on_request) : NULL;
-	hub->dashboard = hub->content ? start(hub, cfg->dashboard_port, on_dashboard) : NULL;
+	bool started;
+	if (hub->tls_cert_pem) {
+		hub->api = start(hub, cfg->api_port, on_request);
+		hub->content = hub->api ? start(hub, cfg->content_port, on_request) : NULL;
+		hub->dashboard =
+		    hub->content ? start(hub, cfg->dashboard_port, on_dashboard) : NULL;
+		started = hub->dashboard != NULL;
+	} else {
+		started = start_plain(hub);
+	}
 	int rc = 1;
-	if (hub->dashboard) {
+	if (started) {
 		log_info("roost hub %s: API %s://%s:%d/api/v1, content port %d, dashboard "
 		         "port %d (assets %s), data %s",
 		         ROOST_VERSION, hub->tls_cert_pem ? "https" : "http", hub->cfg.listen,
@@ -1125,9 +1262,12 @@ int hub_serve(struct hub_config *cfg)
 		log_info("%s: shutting down", strsignal(sig));
 		rc = 0;
 	}
+	acceptor_stop(hub->acceptor); /* no new connections for the daemons */
 	keyrot_stop(hub);
 	jobs_stop(hub);
-	feed_stop(hub); /* streams end, so their connection threads can be joined */
+	feed_stop(hub); /* streams end (and resume), so the daemons can stop */
+	if (hub->feed_loop)
+		MHD_stop_daemon(hub->feed_loop);
 	if (hub->dashboard)
 		MHD_stop_daemon(hub->dashboard);
 	if (hub->content)

@@ -30,6 +30,69 @@ static char *like_pattern(const char *q)
 	return out;
 }
 
+/* q as an FTS5 phrase ("…", quotes doubled): with the trigram tokenizer, the
+ * names that hold q as a substring, case folded. NULL when q is shorter than
+ * a trigram (three characters), which no trigram index can answer. New string. */
+static char *fts_phrase(const char *q)
+{
+	size_t chars = 0;
+	for (const unsigned char *s = (const unsigned char *)q; *s; s++)
+		chars += (*s & 0xC0) != 0x80;
+	if (chars < 3)
+		return NULL;
+	char *out = xmalloc(strlen(q) * 2 + 3), *o = out;
+	*o++ = '"';
+	for (const char *s = q; *s; s++) {
+		if (*s == '"')
+			*o++ = '"';
+		*o++ = *s;
+	}
+	*o++ = '"';
+	*o = 0;
+	return out;
+}
+
+/* The search's two statements: the folders (path, name, updated_at) and the
+ * files whose name matches. On SQLite with a query of three characters or
+ * more, the trigram index (schema.c) picks the candidates and LIKE keeps the
+ * exact meaning (ASCII case folded only); on PostgreSQL, pg_trgm's index
+ * answers the LIKE itself. */
+#define SEARCH_FOLDER_COLS "SELECT fo.path, fo.name, fo.updated_at FROM "
+#define SEARCH_FOLDER_WHERE                                                                        \
+	"fo.workspace_id = ? AND fo.deleted_at IS NULL AND fo.path <> '/' AND "                    \
+	"LOWER(fo.name) LIKE LOWER(?) ESCAPE '\\' ORDER BY fo.path"
+#define SEARCH_FILE_COLS                                                                           \
+	"SELECT fo.path, f.name, v.size, v.number, f.updated_at, CASE WHEN v.share_id IS NULL "    \
+	"THEN u.email END, f.content_type FROM "
+#define SEARCH_FILE_JOINS                                                                          \
+	" JOIN folders fo ON fo.id = f.folder_id JOIN file_versions v ON v.id = "                  \
+	"f.current_version_id LEFT JOIN users u ON u.id = f.updated_by WHERE "
+#define SEARCH_FILE_WHERE                                                                          \
+	"f.workspace_id = ? AND f.deleted_at IS NULL AND LOWER(f.name) LIKE LOWER(?) ESCAPE '\\' " \
+	"ORDER BY fo.path, f.name"
+
+static struct db_stmt *search_query(struct req *r, bool files, const char *phrase, const char *pat)
+{
+	if (phrase && files)
+		return db_query(r->db,
+		                SEARCH_FILE_COLS
+		                "files_name_fts x JOIN files f ON f.id = x.rowid" SEARCH_FILE_JOINS
+		                "files_name_fts MATCH ? AND " SEARCH_FILE_WHERE,
+		                phrase, r->ws_id, pat);
+	if (phrase)
+		return db_query(r->db,
+		                SEARCH_FOLDER_COLS
+		                "folders_name_fts x JOIN folders fo ON fo.id = x.rowid WHERE "
+		                "folders_name_fts MATCH ? AND " SEARCH_FOLDER_WHERE,
+		                phrase, r->ws_id, pat);
+	if (files)
+		return db_query(r->db,
+		                SEARCH_FILE_COLS "files f" SEARCH_FILE_JOINS SEARCH_FILE_WHERE,
+		                r->ws_id, pat);
+	return db_query(r->db, SEARCH_FOLDER_COLS "folders fo WHERE " SEARCH_FOLDER_WHERE, r->ws_id,
+	                pat);
+}
+
 /* GET search?q=TEXT[&limit=N]: live folders and files whose name holds TEXT
  * (case-insensitive for ASCII), that the caller may see; folders first, then by
  * path. */
@@ -52,11 +115,8 @@ enum MHD_Result api_search(struct req *r)
 	json_t *results = json_array();
 	bool truncated = false;
 	/* The ACL is applied per row, so the limit is counted here, not in SQL. */
-	struct db_stmt *st = db_query(r->db,
-	                              "SELECT path, name, updated_at FROM folders WHERE "
-	                              "workspace_id = ? AND deleted_at IS NULL AND path <> '/' AND "
-	                              "LOWER(name) LIKE LOWER(?) ESCAPE '\\' ORDER BY path",
-	                              r->ws_id, pat);
+	char *phrase = strcmp(db_backend(r->db), "sqlite") == 0 ? fts_phrase(q) : NULL;
+	struct db_stmt *st = search_query(r, false, phrase, pat);
 	while (st && db_step(st) == DB_ROW) {
 		if (!acl_visible(a, db_col_text(st, 0), false))
 			continue;
@@ -71,17 +131,7 @@ enum MHD_Result api_search(struct req *r)
 	}
 	bool ok = st != NULL;
 	db_finalize(st);
-	st = ok && !truncated
-	         ? db_query(r->db,
-	                    "SELECT fo.path, f.name, v.size, v.number, f.updated_at, CASE WHEN "
-	                    "v.share_id IS NULL THEN u.email END, "
-	                    "f.content_type FROM files f JOIN folders fo ON fo.id = f.folder_id "
-	                    "JOIN file_versions v ON v.id = f.current_version_id LEFT JOIN users u "
-	                    "ON u.id = f.updated_by WHERE f.workspace_id = ? AND f.deleted_at IS "
-	                    "NULL AND LOWER(f.name) LIKE LOWER(?) ESCAPE '\\' ORDER BY fo.path, "
-	                    "f.name",
-	                    r->ws_id, pat)
-	         : NULL;
+	st = ok && !truncated ? search_query(r, true, phrase, pat) : NULL;
 	ok = ok && (truncated || st);
 	while (st && db_step(st) == DB_ROW) {
 		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
@@ -105,6 +155,7 @@ enum MHD_Result api_search(struct req *r)
 	}
 	db_finalize(st);
 	free(pat);
+	free(phrase);
 	if (!ok) {
 		json_decref(results);
 		return reply_db_error(r);

@@ -361,6 +361,29 @@ async function dropMedia(p) {
     await row(p, '/media/' + n).waitFor({ timeout: WAIT });
 }
 
+test('a folder of more than one page lists 1,000 entries and shows the rest on "Show more"', async () => {
+  const EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+  const versions = Array.from({ length: 1005 }, (_, i) =>
+    ({ path: '/paged/e' + String(i).padStart(4, '0'), size: 0, hash: EMPTY, chunks: [] }));
+  for (const part of [versions.slice(0, 1000), versions.slice(1000)]) { // ≤ 1,000 a batch
+    const status = await page.evaluate(async ([u, b]) => (await fetch(u, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Roost-CSRF': '1' },
+      body: JSON.stringify(b),
+    })).status, [`/api/v1/workspaces/${ws}/versions/batch`, { versions: part }]);
+    assert.equal(status, 200);
+  }
+  await page.goto(`${DASH}/w/${ws}/files/paged`);
+  const rows = page.locator('tbody tr[data-path^="/paged/"]');
+  await row(page, '/paged/e0999').waitFor({ timeout: WAIT });
+  assert.equal(await rows.count(), 1000);
+  assert.equal(await row(page, '/paged/e1000').count(), 0);
+  await page.getByRole('button', { name: /^Show more/ }).click();
+  await row(page, '/paged/e1004').waitFor({ timeout: WAIT });
+  assert.equal(await rows.count(), 1005);
+  assert.equal(await page.getByRole('button', { name: /^Show more/ }).count(), 0);
+  await page.getByRole('link', { name: 'Files' }).first().click();
+});
+
 test('previews of an image, a video and text come from the content port; a PDF shows an icon', async () => {
   cli('mkdir', '-p', '/media');
   await page.goto(DASH + `/w/${ws}/files/media`);

@@ -108,6 +108,22 @@ function ShareDialog({ ws, entry, onClose }) {
   <//>`;
 }
 
+// GET list answers a page (1,000 entries, folders first) and a cursor to the next:
+// the first `pages` pages as one answer, or fewer once `enough(entries)` says so.
+async function listPages(wsId, path, pages, enough = () => false) {
+  let out = null;
+  for (let i = 0; i < pages; i++) {
+    const cursor = out && out.next_cursor;
+    const r = await api('GET', wsPath(wsId, '/list?path=' + q(path) + (cursor ? '&cursor=' + q(cursor) : '')));
+    out = out ? { ...r, entries: out.entries.concat(r.entries) } : r;
+    if (!out.next_cursor || enough(out.entries)) break;
+  }
+  return out;
+}
+
+// Has a listing given every folder (they come first)?
+const foldersDone = (entries) => entries.length > 0 && entries[entries.length - 1].type !== 'folder';
+
 // The folder tree: each open folder lists its subfolders (GET list, so only what
 // the caller may see), loaded when opened and kept fresh by the feed.
 function TreeNode({ ws, feed, path, name, current }) {
@@ -117,7 +133,7 @@ function TreeNode({ ws, feed, path, name, current }) {
     if (onPath) setOpen(true);
   }, [current]);
   const { data } = useLive(
-    () => (open ? api('GET', wsPath(ws.id, '/list?path=' + q(path))) : Promise.resolve(null)),
+    () => (open ? listPages(ws.id, path, 100, foldersDone) : Promise.resolve(null)),
     [ws.id, path, open], { feed, match: (ev) => ev.entity === 'folder' || ev.kind === 'acl.changed' });
   const folders = ((data && data.entries) || []).filter((e) => e.type === 'folder');
   return html`<li>
@@ -164,8 +180,10 @@ export function FilesView({ ws, feed, route }) {
   const query = route.params.get('q') || '';
   const where = route.params.get('where'); // a file's locations, opened from a link
   const hl = route.params.get('hl'); // a file to point at (from a search result)
-  const { data, error } = useLive(() => api('GET', wsPath(ws.id, '/list?path=' + q(path))), [ws.id, path],
-    { feed });
+  // Pages shown: one more each time "Show more" is pressed; a new folder starts at one.
+  const [pages, setPages] = useState({ path, n: 1 });
+  const shown = pages.path === path ? pages.n : 1;
+  const { data, error } = useLive(() => listPages(ws.id, path, shown), [ws.id, path, shown], { feed });
   const uploads = useUploads(ws);
   const [dialog, setDialog] = useState(null);
   const [drag, setDrag] = useState(false);
@@ -254,7 +272,9 @@ export function FilesView({ ws, feed, route }) {
               </div></details>
           </td></tr>`)}
       </tbody>
-    </table>`}`}
+    </table>`}
+    ${data && data.next_cursor && html`<p class="more-line"><button type="button" class="more-entries"
+      onClick=${() => setPages({ path, n: shown + 1 })}>Show more (${entries.length} shown)</button></p>`}`}
     <${Uploads} uploads=${uploads} />
     ${dialog && dialog.kind === 'mkdir' && html`<${PromptDialog} title="New folder" label="Folder name"
       submitLabel="Create" onClose=${close}
