@@ -2,7 +2,11 @@
  *
  * Statements keep the portable '?' SQL, rewritten to $1..$n; values travel as
  * text and the server infers their types from context. A statement runs on its
- * first db_step and its rows are read from the result.
+ * first db_step and its rows are read from the result. Each SQL text is
+ * prepared once per connection (the server parses and plans it once). Writes
+ * queued by db_run_later travel in one pipeline with the next statement, and
+ * a NOTIFY inside a transaction with its COMMIT: a batch commit waits for the
+ * server only where it needs an answer.
  *
  * Threads: a connection belongs to one thread at a time (db_pool hands it out).
  */
