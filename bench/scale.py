@@ -271,24 +271,29 @@ def timed(hub, path, n, check=None):
         if check:
             check(json.loads(payload))
     cpu_ms = (hub.cpu_ticks() - cpu0) * 1000.0 / os.sysconf("SC_CLK_TCK") / n
-    wait_ms = (run_delay_ns(hub) - wait0) / 1e6 / n
+    wait_ms = waited_ns(wait0, run_delay_ns(hub)) / 1e6 / n
     c.close()
     return pct(last, 50), pct(last, 99), pct(first, 99), cpu_ms, wait_ms
 
 
 def run_delay_ns(hub):
-    """Nanoseconds the hub's threads have spent runnable but waiting for a CPU
-    (/proc/PID/task/TID/schedstat, its second field): on a loaded machine most
-    of a request's time past its CPU time."""
-    total = 0
+    """{thread: nanoseconds it has spent runnable but waiting for a CPU}
+    (/proc/PID/task/TID/schedstat, its second field): on a loaded machine most of
+    a request's time past its CPU time."""
+    out = {}
     d = "/proc/%d/task" % hub.proc.pid
     for tid in os.listdir(d):
         try:
             with open(os.path.join(d, tid, "schedstat")) as f:
-                total += int(f.read().split()[1])
+                out[tid] = int(f.read().split()[1])
         except OSError:
             pass
-    return total
+    return out
+
+
+def waited_ns(before, after):
+    """The wait since before, of the threads alive at the end (new ones from 0)."""
+    return sum(v - before.get(tid, 0) for tid, v in after.items())
 
 
 def db_bytes(hub, backend, pg, dbname):
