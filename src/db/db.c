@@ -82,6 +82,12 @@ void db_rollback(struct db *db)
 	db->ops->exec(db, "ROLLBACK");
 }
 
+void db_set_nowait(struct db *db, bool nowait)
+{
+	if (db->ops->set_nowait)
+		db->ops->set_nowait(db, nowait);
+}
+
 void db_set_relaxed(struct db *db, bool relaxed)
 {
 	db->ops->exec(db, relaxed ? db->ops->relaxed_sql : db->ops->durable_sql);

@@ -49,6 +49,12 @@ void db_rollback(struct db *db);
  * writes whose loss in a power cut is harmless, e.g. a cache of facts that can
  * be learned again. The default is durable. */
 void db_set_relaxed(struct db *db, bool relaxed);
+/* Let this connection's statements fail with DB_BUSY at once instead of
+ * waiting for another writer's lock (true), or wait as usual (false). For a
+ * write a reader can skip or do later (a session's last use): on SQLite one
+ * writer at a time holds the lock, for as long as a batch commit runs, and a
+ * GET must not wait for it. PostgreSQL locks rows, not the database: no-op. */
+void db_set_nowait(struct db *db, bool nowait);
 /* "sqlite" or "postgres" */
 const char *db_backend(struct db *db);
 
@@ -221,6 +227,7 @@ struct db_ops {
 	int (*listen)(struct db *db, const char *channel); /* NULL: unsupported */
 	int (*notify)(struct db *db, const char *channel); /* NULL: no-op */
 	int (*wait_notify)(struct db *db, int timeout_ms);
+	void (*set_nowait)(struct db *db, bool nowait); /* NULL: no-op */
 };
 
 struct db {
