@@ -215,6 +215,16 @@ int db_run_args(struct db *db, const char *sql, const struct db_arg *args, int n
 	return r;
 }
 
+int db_run_later_args(struct db *db, const char *sql, const struct db_arg *args, int n)
+{
+	if (!db->ops->defer)
+		return db_run_args(db, sql, args, n);
+	struct db_stmt *st = db_query_args(db, sql, args, n);
+	if (!st)
+		return DB_ERR;
+	return db->ops->defer(st);
+}
+
 int db_int64_args(struct db *db, int64_t *out, const char *sql, const struct db_arg *args, int n)
 {
 	struct db_stmt *st = db_query_args(db, sql, args, n);
