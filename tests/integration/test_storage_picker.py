@@ -273,6 +273,10 @@ class DirectTest(PickerBase):
         # A serves a chunk of a file whose stat matches its index as read, without
         # hashing it again: the reader's own check refuses the rotten bytes and
         # takes them from B.
+        # Both hosts serving (test_e restarts them): B must be a source to fall back to.
+        ids = {str(self.host_id("A")), str(self.host_id("B"))}
+        wait_for(lambda: ids <= set(self.manifest("/big.bin")["sources"]), 60,
+                 "A and B back among big.bin's sources", self.hosts)
         path = self.A.path("/big.bin")
         before = os.stat(path)
         with open(path, "r+b") as f:
