@@ -5,11 +5,12 @@
  * serving bad bytes.
  *
  * Chunks that must come from hosts or an S3 store are fetched ahead by
- * worker threads of the download's own (struct ahead: at most AHEAD_BYTES in
- * flight), so a transfer overlaps sending the chunk before it. Hosts get one
- * worker (one chunk at a time from them, as before); an S3 store gets up to
- * AHEAD_WORKERS, so several GETs are in flight at once (one GET at a time
- * left the store's bandwidth idle between requests).
+ * worker threads of the download's own (struct ahead), so a transfer
+ * overlaps sending the chunk before it. Hosts get one worker (one chunk at a
+ * time from them) and AHEAD_BYTES; an S3 store gets up to AHEAD_WORKERS and
+ * AHEAD_BYTES_S3, so several GETs are in flight at once (one at a time left
+ * the store idle between requests). A download's memory is that window's
+ * slots, whatever the file's size.
  *
  * Threads: request threads; a response's reader runs on one at a time; the
  * download's ahead workers, joined when the response is freed. */
@@ -42,9 +43,10 @@ struct dl_chunk {
 	bool remote; /* not servable from the store (a host's) or the store is S3: fetched ahead */
 };
 
-#define AHEAD_BYTES   (16ll * 1024 * 1024) /* host chunks fetched ahead of the reader */
-#define AHEAD_MAX     8
-#define AHEAD_WORKERS 4 /* GETs in flight per download from an S3 store */
+#define AHEAD_BYTES    (16ll * 1024 * 1024) /* host chunks fetched ahead of the reader */
+#define AHEAD_BYTES_S3 (32ll * 1024 * 1024) /* an S3 store's: room for AHEAD_WORKERS GETs */
+#define AHEAD_MAX      8
+#define AHEAD_WORKERS  8 /* GETs in flight per download from an S3 store (at most) */
 
 enum slot_state { SLOT_FREE, SLOT_FETCHING, SLOT_READY, SLOT_FAILED };
 
@@ -55,6 +57,7 @@ struct ahead {
 	pthread_cond_t cv;
 	pthread_t thread[AHEAD_WORKERS];
 	int nworkers, started; /* started: workers that took their src */
+	int64_t window;        /* bytes of chunks fetched ahead */
 	bool stop;
 	struct chunksrc *src[AHEAD_WORKERS]; /* each worker's own (its own connections) */
 	struct dl_chunk *chunks;
@@ -159,9 +162,10 @@ static void *ahead_main(void *arg)
 	return NULL;
 }
 
-/* Start fetching d's remote chunks ahead, if it has any: with up to
- * `workers` threads (no more than there are slots). */
-static void ahead_start(struct download *d, struct db *db, int workers)
+/* Start fetching d's remote chunks ahead, if it has any: at most window
+ * bytes of them, with up to `workers` threads (no more than there are slots:
+ * window / the biggest chunk, at most AHEAD_MAX). */
+static void ahead_start(struct download *d, struct db *db, int workers, int64_t window)
 {
 	bool any = false;
 	for (size_t i = 0; i < d->n && !any; i++)
@@ -174,7 +178,8 @@ static void ahead_start(struct download *d, struct db *db, int workers)
 	a->chunks = xmalloc(d->n * sizeof *a->chunks);
 	memcpy(a->chunks, d->chunks, d->n * sizeof *a->chunks);
 	a->n = d->n;
-	int64_t k = AHEAD_BYTES / d->buf_cap;
+	a->window = window;
+	int64_t k = window / d->buf_cap;
 	a->nslots = k < 1 ? 1 : k > AHEAD_MAX ? AHEAD_MAX : (int)k;
 	for (int i = 0; i < a->nslots; i++) {
 		a->slot[i].idx = -1;
@@ -218,7 +223,7 @@ static int64_t ahead_take(struct download *d, size_t i)
 	a->from = i;
 	a->to = i + 1;
 	int64_t bytes = 0;
-	while (a->to < a->n && bytes + a->chunks[a->to].size <= AHEAD_BYTES)
+	while (a->to < a->n && bytes + a->chunks[a->to].size <= a->window)
 		bytes += a->chunks[a->to++].size;
 	pthread_cond_broadcast(&a->cv);
 	int k;
@@ -411,7 +416,7 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 		}
 		d->loaded = (ssize_t)i;
 	}
-	ahead_start(d, r->db, s3 ? AHEAD_WORKERS : 1);
+	ahead_start(d, r->db, s3 ? AHEAD_WORKERS : 1, s3 ? AHEAD_BYTES_S3 : AHEAD_BYTES);
 	/* A long download must not hold a database connection. */
 	db_pool_release(r->hub->pool, r->db);
 	r->db = NULL;
