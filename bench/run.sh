@@ -5,7 +5,7 @@ ROOST=${1:-build/roost}
 BUILD=$(dirname "$ROOST")
 echo "== chunking (docs/chunking.md)"
 nice "$BUILD/roost-chunkbench" --size 1024
-echo "== transfer (docs/benchmarks.md)"
+echo "== transfer, also through the S3 store on s3rver and radosgw (docs/benchmarks.md)"
 python3 "$(dirname "$0")/transfer.py" "$ROOST"
 echo "== hub: feed latency, metadata throughput, idle subscribers (docs/benchmarks.md)"
 python3 "$(dirname "$0")/hub.py" "$ROOST"

@@ -11,11 +11,13 @@ For one random file (default 1 GiB) on loopback:
     (default 4 GiB);
   - roost get of the file from a host (its content server on loopback) against
     from the hub, in the same run (--get-sources-only: only this);
-  - roost put and get with the hub's store in an S3 bucket (s3rver on loopback,
-    tests/integration/s3server.py) against `rclone copy` to and from the same
-    server, the S3 requests the put made, and the hub's peak RSS (--s3-only:
-    only this).
+  - the S3 store (--s3-only: only this): roost put and get through a hub started
+    with `--store s3://...` against `rclone copy` to and from the same S3 server in
+    the same run, on s3rver (tests/integration/s3server.py) and on Ceph's radosgw
+    (bench/radosgw.sh; a row says why when it does not start), and the hub's peak
+    RSS moving a larger file (--s3-big-mib, default --big-mib) through the store.
 Prints a Markdown table. Usage: bench/transfer.py ROOST_BIN [--mib N] [--big-mib N]
+  [--get-sources-only | --s3-only | --no-s3] [--s3-servers s3rver,radosgw] [--s3-big-mib N]
 """
 import argparse
 import hashlib
@@ -89,19 +91,25 @@ def free_port():
 
 
 class Hub:
-    def __init__(self, roost, root, env=None):
+    def __init__(self, roost, root, serve_args=(), env=None):
         self.roost, self.root = roost, root
         self.data = os.path.join(root, "hub")
-        self.env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(root, "cfg"),
-                        ROOST_PASSWORD="bench password 1", **(env or {}))
+        self.env = dict(env or os.environ, XDG_CONFIG_HOME=os.path.join(root, "cfg"),
+                        ROOST_PASSWORD="bench password 1")
         self.port = free_port()
         sh([roost, "init", "--data", self.data, "--email", "bench@example.test"], env=self.env)
         self.log = open(os.path.join(root, "hub.log"), "wb")
         self.proc = subprocess.Popen(
             [roost, "serve", "--data", self.data, "--api-port", str(self.port),
-             "--content-port", str(free_port()), "--dashboard-port", str(free_port())],
+             "--content-port", str(free_port()), "--dashboard-port", str(free_port()),
+             *serve_args],
             stdout=self.log, stderr=self.log, env=self.env)
         for _ in range(200):
+            if self.proc.poll() is not None:
+                self.log.flush()
+                with open(os.path.join(root, "hub.log"), errors="replace") as f:
+                    raise RuntimeError("roost serve exited (%d): %s" % (
+                        self.proc.returncode, f.read()[-2000:]))
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.1).close()
                 break
@@ -198,56 +206,6 @@ def get_from_host_vs_hub(roost, work, src, size):
         shutil.rmtree(host_dir, ignore_errors=True)
 
 
-def s3_vs_rclone(roost, work, src, size):
-    """roost put/get through a hub whose store is an s3rver bucket, and rclone
-    copy to and from the same s3rver: rows for the table."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                    "tests", "integration"))
-    import s3server
-    s3 = s3server.S3Server(verify=False)  # s3rver itself: the proxy would be measured
-    try:
-        mbps = lambda secs: size / secs / 1e6
-        hub = Hub(roost, os.path.join(work, "roost-s3"),
-                  env=dict(s3.env(), ROOST_STORE=s3.store_url("bench")))
-        with open(s3._log.name, "rb") as f:
-            before = f.read().count(b"ms ")
-        t_put = hub.timed("put", "-q", src, "/data.bin")
-        with open(s3._log.name, "rb") as f:
-            log = f.read()
-        requests = log.count(b"ms ") - before  # s3rver logs a line per request: "... 200 12ms 0b"
-        puts = log.count(b"Stored object")
-        out = os.path.join(work, "get-s3.out")
-        t_get = hub.timed("get", "-q", "/data.bin", out)
-        assert sha256_file(out) == sha256_file(src), "get returned different bytes"
-        os.unlink(out)
-        rss_hub = hub.peak_rss_kib()
-        hub.stop()
-        shutil.rmtree(os.path.join(work, "roost-s3"))
-        renv = dict(os.environ, RCLONE_CONFIG_S3R_TYPE="s3", RCLONE_CONFIG_S3R_PROVIDER="Other",
-                    RCLONE_CONFIG_S3R_ACCESS_KEY_ID=s3.access_key,
-                    RCLONE_CONFIG_S3R_SECRET_ACCESS_KEY=s3.secret_key,
-                    RCLONE_CONFIG_S3R_ENDPOINT=s3.endpoint,
-                    RCLONE_CONFIG_S3R_FORCE_PATH_STYLE="true")
-        renv.pop("AWS_CA_BUNDLE", None)  # (rclone refuses one with its own transport)
-        t_rput = timed(["rclone", "copy", src, "s3r:%s/rclone/" % s3.bucket], env=renv)
-        rdir = os.path.join(work, "rclone-get")
-        t_rget = timed(["rclone", "copy", "s3r:%s/rclone/%s" % (s3.bucket, os.path.basename(src)),
-                        rdir], env=renv)
-        assert sha256_file(os.path.join(rdir, os.path.basename(src))) == sha256_file(src)
-        shutil.rmtree(rdir)
-        return [
-            ("rclone copy to s3rver", "%.0f MB/s" % mbps(t_rput), ""),
-            ("rclone copy from s3rver", "%.0f MB/s" % mbps(t_rget), ""),
-            ("roost put, store on s3rver", "%.0f MB/s" % mbps(t_put),
-             "%.2fx rclone; %d S3 requests (%d PUTs)" % (t_rput / t_put, requests, puts)),
-            ("roost get, store on s3rver", "%.0f MB/s" % mbps(t_get),
-             "%.2fx rclone" % (t_rget / t_get)),
-            ("peak RSS, hub on s3rver", "%.1f MiB" % (rss_hub / 1024), "goal: <= 64 MiB"),
-        ]
-    finally:
-        s3.stop()
-
-
 def manifest(hub, path):
     import urllib.parse
     import urllib.request
@@ -261,6 +219,159 @@ def manifest(hub, path):
     return json.load(urllib.request.urlopen(req))
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+
+
+def s3_env(base=None):
+    """The environment for an S3 client on loopback: without AWS_CA_BUNDLE (set on
+    some machines; rclone refuses to start with it on a plain-HTTP endpoint)."""
+    env = dict(base or os.environ)
+    env.pop("AWS_CA_BUNDLE", None)
+    return env
+
+
+def s3rver(work):
+    """The test suite's s3rver (tests/integration/s3server.py): .endpoint,
+    .access_key, .secret_key, .bucket, .store_url(prefix), .stop()."""
+    sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+    try:
+        from s3server import S3Server
+    finally:
+        sys.path.pop(0)
+    return S3Server(verify=False)  # s3rver itself: its SigV4-checking proxy would be measured
+
+
+class Radosgw:
+    """A one-node Ceph cluster with radosgw (bench/radosgw.sh) in work/ceph."""
+
+    def __init__(self, work):
+        self.dir = os.path.join(work, "ceph")
+        p = subprocess.run([os.path.join(HERE, "radosgw.sh"), "start", self.dir],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(p.stderr.strip())
+        kv = dict(l.split("=", 1) for l in p.stdout.splitlines() if "=" in l)
+        self.endpoint = kv["RGW_ENDPOINT"]
+        self.access_key, self.secret_key = kv["RGW_ACCESS_KEY"], kv["RGW_SECRET_KEY"]
+        self.bucket = "bench"
+
+    def store_url(self, prefix):
+        return "s3://%s/%s?endpoint=%s&region=us-east-1&addressing=path" % (
+            self.bucket, prefix, self.endpoint)
+
+    def stop(self):
+        subprocess.run([os.path.join(HERE, "radosgw.sh"), "stop", self.dir])
+
+
+def rclone_env(server):
+    return s3_env(dict(
+        os.environ, RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
+        RCLONE_CONFIG_BENCH_ENDPOINT=server.endpoint, RCLONE_CONFIG_BENCH_REGION="us-east-1",
+        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=server.access_key,
+        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=server.secret_key,
+        RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true", RCLONE_CONFIG=os.devnull))
+
+
+def s3_rows(roost, work, name, server, src, size, big_mib):
+    """roost put/get through a hub on server's store against rclone copy to and
+    from the same server; the hub's peak RSS. Rows for the table."""
+    mbps = lambda secs: size / secs / 1e6
+    renv = rclone_env(server)
+    sh(["rclone", "mkdir", "bench:" + server.bucket], env=renv)  # s3rver's exists already
+    remote = "bench:%s/rclone" % server.bucket
+    t_rput = timed(["rclone", "copy", src, remote], env=renv)
+    out = os.path.join(work, "rclone-out")
+    t_rget = timed(["rclone", "copy", remote + "/" + os.path.basename(src), out], env=renv)
+    assert sha256_file(os.path.join(out, os.path.basename(src))) == sha256_file(src)
+    shutil.rmtree(out)
+    sh(["rclone", "purge", remote], env=renv)
+
+    henv = s3_env(dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key,
+                       AWS_SECRET_ACCESS_KEY=server.secret_key))
+    root = os.path.join(work, "roost-s3")
+    hub = None
+    log = getattr(getattr(server, "_log", None), "name", None)
+    count = lambda: open(log, "rb").read().count(b"ms ") if log else 0
+    try:
+        hub = Hub(roost, root, ["--store", server.store_url("roost")], henv)
+        before = count()
+        t_put = hub.timed("put", "-q", src, "/data.bin")
+        requests = count() - before
+        out = os.path.join(work, "get.out")
+        t_get = hub.timed("get", "-q", "/data.bin", out)
+        assert sha256_file(out) == sha256_file(src), "get returned different bytes"
+        os.unlink(out)
+        rss_1g = hub.peak_rss_kib()
+        objects = os.path.join(hub.data, "objects")
+        local = sum(len(f) for _, _, f in os.walk(objects)) if os.path.isdir(objects) else 0
+        assert local == 0, "the hub kept %d chunk files in %s" % (local, objects)
+        rows = [
+            ("%s: rclone copy up" % name, "%.2f s, %.0f MB/s" % (t_rput, mbps(t_rput)), ""),
+            ("%s: roost put (--store s3://)" % name, "%.2f s, %.0f MB/s" % (t_put, mbps(t_put)),
+             "%.2fx rclone" % (t_rput / t_put) + ("; %d S3 requests" % requests if log else "")),
+            ("%s: rclone copy down" % name, "%.2f s, %.0f MB/s" % (t_rget, mbps(t_rget)), ""),
+            ("%s: roost get" % name, "%.2f s, %.0f MB/s" % (t_get, mbps(t_get)),
+             "%.2fx rclone" % (t_rget / t_get)),
+            ("%s: hub peak RSS, put and get of %d MiB" % (name, size // MiB),
+             "%.1f MiB" % (rss_1g / 1024), "goal: <= 64 MiB"),
+        ]
+        if big_mib:
+            big = os.path.join(work, "big.bin")
+            random_file(big, big_mib * MiB)
+            t_bput = hub.timed("put", "-q", big, "/big.bin")
+            os.unlink(big)
+            t_bget = hub.timed("get", "-q", "/big.bin", big)
+            os.unlink(big)
+            rows.append(("%s: hub peak RSS, put and get of %d MiB" % (name, big_mib),
+                         "%.1f MiB" % (hub.peak_rss_kib() / 1024),
+                         "goal: <= 64 MiB; put %.0f MB/s, get %.0f MB/s" % (
+                             big_mib * MiB / t_bput / 1e6, big_mib * MiB / t_bget / 1e6)))
+        return rows
+    finally:
+        if hub:
+            hub.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+FAILED = []
+
+
+def s3_section(roost, work, src, size, big_mib, servers):
+    """Rows for each S3 server in servers (s3rver, radosgw); one that does not
+    start gets a row saying why, the rest still run."""
+    if big_mib:  # the big file, a copy in the server and one got back
+        free = shutil.disk_usage(work).free
+        if free < 3 * big_mib * MiB + 4 * size:
+            print("transfer.py: %.1f GiB free, too little for %d MiB through S3; "
+                  "skipping the big file" % (free / (1 << 30), big_mib), file=sys.stderr)
+            big_mib = 0
+    rows = []
+    for name in servers:
+        try:
+            server = s3rver(work) if name == "s3rver" else Radosgw(work)
+        except (RuntimeError, AssertionError, OSError) as e:
+            print("transfer.py: %s did not start:\n%s" % (name, e), file=sys.stderr)
+            rows.append((name, "did not start", str(e).splitlines()[-1][:120] if str(e) else ""))
+            continue
+        try:
+            rows += s3_rows(roost, work, name, server, src, size, big_mib)
+        except (RuntimeError, AssertionError, subprocess.CalledProcessError) as e:
+            # the other server's rows and the rest of the table still count
+            if isinstance(e, subprocess.CalledProcessError):
+                err = (e.stderr or b"").decode(errors="replace").strip()
+                line = (err.splitlines() or [str(e)])[-1]
+            else:
+                err = line = (str(e).splitlines() or [repr(e)])[0]
+            print("transfer.py: %s failed: %s\n%s" % (name, e, err), file=sys.stderr)
+            rows.append((name, "FAILED", line[:160].replace("|", "/")))
+            FAILED.append(name)
+        finally:
+            server.stop()
+            shutil.rmtree(getattr(server, "dir", ""), ignore_errors=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("roost")
@@ -270,7 +381,12 @@ def main():
     ap.add_argument("--get-sources-only", action="store_true",
                     help="only roost get from a host against from the hub")
     ap.add_argument("--s3-only", action="store_true",
-                    help="only roost on an S3 store (s3rver) against rclone")
+                    help="only the S3 store against rclone copy")
+    ap.add_argument("--no-s3", action="store_true", help="leave the S3 store out")
+    ap.add_argument("--s3-servers", default="s3rver,radosgw",
+                    help="comma-separated: s3rver, radosgw")
+    ap.add_argument("--s3-big-mib", type=int, default=None,
+                    help="the hub's RSS moving this many MiB through S3 (default --big-mib)")
     a = ap.parse_args()
     roost = os.path.abspath(a.roost)
     work = tempfile.mkdtemp(prefix="roost-bench-", dir=a.workdir)
@@ -282,7 +398,12 @@ def main():
         mbps = lambda secs: size / secs / 1e6
 
         if a.s3_only:
-            return print_rows(a, s3_vs_rclone(roost, work, src, size))
+            os.unlink(src + ".v2")
+            rows += s3_section(roost, work, src, size,
+                               a.big_mib if a.s3_big_mib is None else a.s3_big_mib,
+                               [s for s in a.s3_servers.split(",") if s])
+            return print_rows(a, rows)
+
         t_host, t_hub = get_from_host_vs_hub(roost, work, src, size)
         rows += [
             ("roost get from a host (content server, loopback)", "%.2f s, %.0f MB/s" % (
@@ -334,8 +455,6 @@ def main():
                                               roost_added / max(restic_added, 1))),
         ]
 
-        rows += s3_vs_rclone(roost, work, src, size)
-
         # peak memory while moving a big file
         if a.big_mib:
             big = os.path.join(work, "big.bin")
@@ -349,6 +468,10 @@ def main():
             for name, kib in (("put", rss_put), ("get", rss_get), ("hub", rss_hub)):
                 rows.append(("peak RSS, %s of %d MiB" % (name, a.big_mib), "%.1f MiB" % (kib / 1024),
                              "goal: <= 64 MiB"))
+        if not a.no_s3:
+            rows += s3_section(roost, work, src, size,
+                               a.big_mib if a.s3_big_mib is None else a.s3_big_mib,
+                               [s for s in a.s3_servers.split(",") if s])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_rows(a, rows)
@@ -363,3 +486,4 @@ def print_rows(a, rows):
 
 if __name__ == "__main__":
     main()
+    sys.exit(1 if FAILED else 0)

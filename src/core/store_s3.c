@@ -430,7 +430,9 @@ static int request(struct s3_store *s, struct s3_req *r)
 {
 	char *url = xasprintf("%s/%s%s%s", s->base_url, r->key ? r->key : "", r->query ? "?" : "",
 	                      r->query ? r->query : "");
-	r->hdrs = curl_slist_append(r->hdrs, "Expect:");
+	/* No "Expect:" to turn off 100-continue: libcurl before 8.x signs that empty
+	 * header but sends none, and a server that checks SignedHeaders against the
+	 * request (Ceph's radosgw, AWS) refuses the signature. */
 	/* S3 wants the payload's hash in a header, and libcurl signs it with that
 	 * value. A PUT of a chunk sets it itself (the chunk's name). */
 	bool has_sha = false;

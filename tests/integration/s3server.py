@@ -93,6 +93,9 @@ def sigv4_check(method, raw_path, headers, secret):
     fields = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
     cred = fields["Credential"].split("/")
     signed = fields["SignedHeaders"].split(";")
+    missing = [h for h in signed if h not in headers]
+    if missing:  # as radosgw and AWS: the canonical request is rebuilt from what arrived
+        return "signed header %s was not sent" % missing[0]
     path, _, query = raw_path.partition("?")
     canon_headers = "".join("%s:%s\n" % (h, " ".join((headers.get(h) or "").split()))
                             for h in signed)
