@@ -44,9 +44,10 @@ struct dl_chunk {
 };
 
 #define AHEAD_BYTES    (16ll * 1024 * 1024) /* host chunks fetched ahead of the reader */
-#define AHEAD_BYTES_S3 (32ll * 1024 * 1024) /* an S3 store's: room for AHEAD_WORKERS GETs */
-#define AHEAD_MAX      8
-#define AHEAD_WORKERS  8 /* GETs in flight per download from an S3 store (at most) */
+#define AHEAD_BYTES_S3 (16ll * 1024 * 1024) /* an S3 store's (32 MiB: hub 64.2 MiB moving 4 GiB)   \
+	                                     */
+#define AHEAD_MAX     8
+#define AHEAD_WORKERS 8 /* GETs in flight per download from an S3 store (at most) */
 
 enum slot_state { SLOT_FREE, SLOT_FETCHING, SLOT_READY, SLOT_FAILED };
 
