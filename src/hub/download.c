@@ -43,9 +43,10 @@ struct dl_chunk {
 	bool remote; /* not servable from the store (a host's) or the store is S3: fetched ahead */
 };
 
-#define AHEAD_BYTES    (16ll * 1024 * 1024) /* host chunks fetched ahead of the reader */
-#define AHEAD_BYTES_S3 (16ll * 1024 * 1024) /* an S3 store's (32 MiB: hub 64.2 MiB moving 4 GiB)   \
-	                                     */
+#define AHEAD_BYTES (16ll * 1024 * 1024) /* host chunks fetched ahead of the reader */
+#define AHEAD_BYTES_S3                                                                             \
+	(16ll * 1024 * 1024) /* an S3 store's (32 MiB: hub 64.2 MiB moving 4 GiB)                  \
+	                      */
 #define AHEAD_MAX     8
 #define AHEAD_WORKERS 8 /* GETs in flight per download from an S3 store (at most) */
 
