@@ -82,6 +82,12 @@ void db_rollback(struct db *db)
 	db->ops->exec(db, "ROLLBACK");
 }
 
+void db_set_nowait(struct db *db, bool nowait)
+{
+	if (db->ops->set_nowait)
+		db->ops->set_nowait(db, nowait);
+}
+
 void db_set_relaxed(struct db *db, bool relaxed)
 {
 	db->ops->exec(db, relaxed ? db->ops->relaxed_sql : db->ops->durable_sql);
@@ -207,6 +213,16 @@ int db_run_args(struct db *db, const char *sql, const struct db_arg *args, int n
 		;
 	db_finalize(st);
 	return r;
+}
+
+int db_run_later_args(struct db *db, const char *sql, const struct db_arg *args, int n)
+{
+	if (!db->ops->defer)
+		return db_run_args(db, sql, args, n);
+	struct db_stmt *st = db_query_args(db, sql, args, n);
+	if (!st)
+		return DB_ERR;
+	return db->ops->defer(st);
 }
 
 int db_int64_args(struct db *db, int64_t *out, const char *sql, const struct db_arg *args, int n)

@@ -49,6 +49,12 @@ void db_rollback(struct db *db);
  * writes whose loss in a power cut is harmless, e.g. a cache of facts that can
  * be learned again. The default is durable. */
 void db_set_relaxed(struct db *db, bool relaxed);
+/* Let this connection's statements fail with DB_BUSY at once instead of
+ * waiting for another writer's lock (true), or wait as usual (false). For a
+ * write a reader can skip or do later (a session's last use): on SQLite one
+ * writer at a time holds the lock, for as long as a batch commit runs, and a
+ * GET must not wait for it. PostgreSQL locks rows, not the database: no-op. */
+void db_set_nowait(struct db *db, bool nowait);
 /* "sqlite" or "postgres" */
 const char *db_backend(struct db *db);
 
@@ -161,11 +167,19 @@ static inline struct db_arg db_arg_null(struct db_null n)
 /* Run a statement that returns no rows (or ignore them). DB_DONE or an error. */
 #define db_run(db, sql, ...) db_run_args(db, sql, DB_ARGS(__VA_ARGS__))
 /* First column of the first row as int64 into *out. DB_ROW, DB_DONE (no row) or error. */
+/* A write inside a transaction whose outcome nothing waits for: DB_DONE at once
+ * on a back end that can send it with the connection's next statement
+ * (PostgreSQL: one round trip for both), else run now (its result). Its
+ * failure fails that next statement (DB_ERR), and the transaction cannot
+ * commit: for writes whose only failure is a database error, never a
+ * constraint the caller handles. */
+#define db_run_later(db, sql, ...)  db_run_later_args(db, sql, DB_ARGS(__VA_ARGS__))
 #define db_int64(db, out, sql, ...) db_int64_args(db, out, sql, DB_ARGS(__VA_ARGS__))
 
 struct db_stmt *db_query_args(struct db *db, const char *sql, const struct db_arg *args, int n);
 int db_run_args(struct db *db, const char *sql, const struct db_arg *args, int n);
 int db_int64_args(struct db *db, int64_t *out, const char *sql, const struct db_arg *args, int n);
+int db_run_later_args(struct db *db, const char *sql, const struct db_arg *args, int n);
 /* The number of '?' placeholders in sql (our SQL has none inside literals). */
 int db_placeholders(const char *sql);
 /* Execute literal SQL (may hold several statements). */
@@ -209,9 +223,11 @@ struct db_ops {
 	int64_t (*col_int64)(struct db_stmt *st, int col);
 	bool (*col_is_null)(struct db_stmt *st, int col);
 	void (*finalize)(struct db_stmt *st);
+	int (*defer)(struct db_stmt *st); /* takes st; NULL: db_run_later runs at once */
 	int (*listen)(struct db *db, const char *channel); /* NULL: unsupported */
 	int (*notify)(struct db *db, const char *channel); /* NULL: no-op */
 	int (*wait_notify)(struct db *db, int timeout_ms);
+	void (*set_nowait)(struct db *db, bool nowait); /* NULL: no-op */
 };
 
 struct db {

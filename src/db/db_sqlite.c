@@ -166,6 +166,7 @@ struct sq_db {
 	struct ckpt *ckpt;
 	struct cached cache[STMT_CACHE];
 	uint64_t clock;
+	bool nowait; /* db_set_nowait: a busy lock fails at once, unlogged */
 };
 
 struct sq_stmt {
@@ -173,6 +174,9 @@ struct sq_stmt {
 	sqlite3_stmt *st;
 	struct cached *from; /* the cache entry, or NULL for a one-off */
 };
+
+/* How long a statement waits for another connection's write lock. */
+#define BUSY_WAIT_MS 10000
 
 #define SQ(db) ((struct sq_db *)(db))
 #define SST(s) ((struct sq_stmt *)(s))
@@ -301,7 +305,7 @@ static int sq_step(struct db_stmt *s)
 {
 	int rc = sqlite3_step(SST(s)->st);
 	int r = map_rc_on(s->db, rc);
-	if (r < 0 && r != DB_CONSTRAINT)
+	if (r < 0 && r != DB_CONSTRAINT && !(r == DB_BUSY && SQ(s->db)->nowait))
 		log_error("sqlite: %s", sqlite3_errmsg(SQ(s->db)->h));
 	return r;
 }
@@ -334,6 +338,12 @@ static void sq_finalize(struct db_stmt *s)
 	free(s);
 }
 
+static void sq_set_nowait(struct db *db, bool nowait)
+{
+	SQ(db)->nowait = nowait;
+	sqlite3_busy_timeout(SQ(db)->h, nowait ? 0 : BUSY_WAIT_MS);
+}
+
 static const struct db_ops sqlite_ops = {
     .name = "sqlite",
     /* WAL: NORMAL commits skip the flush (a checkpoint still flushes) */
@@ -353,6 +363,7 @@ static const struct db_ops sqlite_ops = {
     .col_int64 = sq_col_int64,
     .col_is_null = sq_col_is_null,
     .finalize = sq_finalize,
+    .set_nowait = sq_set_nowait,
 };
 
 struct db *db_sqlite_open(const char *path, char **err)
@@ -365,7 +376,7 @@ struct db *db_sqlite_open(const char *path, char **err)
 		sqlite3_close_v2(h);
 		return NULL;
 	}
-	sqlite3_busy_timeout(h, 10000);
+	sqlite3_busy_timeout(h, BUSY_WAIT_MS);
 	struct sq_db *db = xcalloc(1, sizeof *db);
 	db->base.ops = &sqlite_ops;
 	db->h = h;

@@ -133,3 +133,8 @@ bool acl_writes_somewhere(const struct acl *a)
 			return true;
 	return false;
 }
+
+bool acl_reads_everything(const struct acl *a)
+{
+	return a->role >= ROLE_ADMIN || (a->dflt >= PERM_READ && a->n == 0);
+}

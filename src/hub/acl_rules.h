@@ -50,5 +50,8 @@ bool acl_visible_at(const struct acl *a, const char *path, bool is_file, int64_t
 /* Does the caller have at least need on path and everything below it? */
 bool acl_subtree_at_least(const struct acl *a, const char *path, enum perm need);
 bool acl_writes_somewhere(const struct acl *a);
+/* Does the caller read every path at every moment (an owner or admin, or a
+ * member with read by default and no entries)? Then nothing needs judging. */
+bool acl_reads_everything(const struct acl *a);
 
 #endif

@@ -143,7 +143,12 @@ static int64_t touch_every_ms(void)
 
 /* For a session: whether it is past its idle timeout or its lifetime (both
  * enforced here, at each request, so a change of either applies to sessions
- * already handed out), else its last use recorded. */
+ * already handed out), else its last use recorded. The record does not wait
+ * for another writer (on SQLite a batch commit holds the one write lock for
+ * its whole length, and a GET that waited for it took as long): busy, it is
+ * left to a later request, until the last one recorded is two intervals old;
+ * then it waits, so that a session in use never passes its idle timeout
+ * (at least four intervals). */
 static int session_check(struct db *db, int64_t id, int64_t created, int64_t used, int64_t now)
 {
 	int64_t last = used > created ? used : created;
@@ -151,10 +156,13 @@ static int session_check(struct db *db, int64_t id, int64_t created, int64_t use
 		return AUTH_SESSION_IDLE;
 	if (now - created >= session_lifetime_ms)
 		return AUTH_SESSION_EXPIRED;
-	if (now - last >= touch_every_ms() &&
-	    db_run(db, "UPDATE tokens SET last_used_at = ? WHERE id = ?", now, id) != DB_DONE)
-		return -1;
-	return 0;
+	if (now - last < touch_every_ms())
+		return 0;
+	bool nowait = now - last < 2 * touch_every_ms();
+	db_set_nowait(db, nowait);
+	int rc = db_run(db, "UPDATE tokens SET last_used_at = ? WHERE id = ?", now, id);
+	db_set_nowait(db, false);
+	return rc == DB_DONE || (nowait && rc == DB_BUSY) ? 0 : -1;
 }
 
 int auth_check_bearer(struct db *db, const char *authz, int64_t *user_id, int64_t *token_id,

@@ -425,6 +425,11 @@ static const char *const path_keys[] = {"path", "from", "to", "folder"};
 static char *visible_payload(const struct acl *a, const char *payload, const char *entity,
                              int64_t at)
 {
+	/* Nothing hidden from this caller: the payload as stored (the hub wrote
+	 * it as a JSON object). Parsing each of a batch's 1,000 changes held up
+	 * the feed daemon's thread, and the events queued behind them. */
+	if (acl_reads_everything(a))
+		return payload[0] == '{' ? xstrdup(payload) : NULL;
 	json_t *p = json_loads(payload, 0, NULL);
 	if (!json_is_object(p)) {
 		json_decref(p);

@@ -119,20 +119,24 @@ static bool within_quota(struct db *db, int64_t ws, int64_t quota, int64_t bytes
 	return true;
 }
 
-bool limits_fit_file(struct db *db, int64_t ws, int64_t size, struct op_err *e)
+int limits_ws(struct db *db, int64_t ws, int64_t *max_file, int64_t *quota)
 {
-	int64_t max_file = 0, quota = 0;
 	struct db_stmt *st = db_query(
 	    db, "SELECT " MAX_FILE_SQL ", COALESCE(quota_bytes, 0) FROM workspaces WHERE id = ?",
 	    ws);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
-		op_db(e);
-		return false;
+		return DB_ERR;
 	}
-	max_file = db_col_int64(st, 0);
-	quota = db_col_int64(st, 1);
+	*max_file = db_col_int64(st, 0);
+	*quota = db_col_int64(st, 1);
 	db_finalize(st);
+	return 0;
+}
+
+bool limits_fit_size(struct db *db, int64_t ws, int64_t size, int64_t max_file, int64_t quota,
+                     struct op_err *e)
+{
 	if (max_file > 0 && size > max_file) {
 		op_fail(e, OP_FILE_TOO_LARGE, "files in this workspace are limited to %lld bytes",
 		        (long long)max_file);
@@ -140,6 +144,16 @@ bool limits_fit_file(struct db *db, int64_t ws, int64_t size, struct op_err *e)
 	}
 	/* Every version is kept, so a new one adds its whole size. */
 	return quota <= 0 || within_quota(db, ws, quota, size, e);
+}
+
+bool limits_fit_file(struct db *db, int64_t ws, int64_t size, struct op_err *e)
+{
+	int64_t max_file = 0, quota = 0;
+	if (limits_ws(db, ws, &max_file, &quota) != 0) {
+		op_db(e);
+		return false;
+	}
+	return limits_fit_size(db, ws, size, max_file, quota, e);
 }
 
 bool limits_fit_quota(struct db *db, int64_t ws, int64_t bytes, struct op_err *e)

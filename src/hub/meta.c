@@ -153,19 +153,32 @@ int meta_mkdirs(struct db *db, int64_t ws, const char *path, int64_t user, int64
 
 int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity, json_t *payload)
 {
-	int64_t seq = 0;
-	int r = db_int64(db, &seq,
-	                 "UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = ? "
-	                 "RETURNING last_seq",
-	                 ws);
-	if (r != DB_ROW) {
-		json_decref(payload);
-		return OP_DB;
-	}
 	char *p = json_to_string(payload);
 	json_decref(payload);
+	int r;
 	/* Other hubs on the same PostgreSQL learn of it at commit. */
 	if (db_notify(db, "roost_changes") != DB_DONE) {
+		free(p);
+		return OP_DB;
+	}
+	if (strcmp(db_backend(db), "postgres") == 0) {
+		/* the next number and the row in one statement, sent with the next */
+		r = db_run_later(
+		    db,
+		    "WITH s AS (UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = ? "
+		    "RETURNING id, last_seq) INSERT INTO changes(workspace_id, seq, kind, "
+		    "entity, payload, at) SELECT id, last_seq, CAST(? AS TEXT), "
+		    "CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT) FROM s",
+		    ws, kind, entity, p, now_ms());
+		free(p);
+		return r == DB_DONE ? OP_OK : OP_DB;
+	}
+	int64_t seq = 0;
+	r = db_int64(db, &seq,
+	             "UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = ? "
+	             "RETURNING last_seq",
+	             ws);
+	if (r != DB_ROW) {
 		free(p);
 		return OP_DB;
 	}
@@ -195,39 +208,19 @@ int meta_audit_op(const struct op_ctx *c, const char *action, const char *target
 {
 	char *d = detail ? json_to_string(detail) : NULL;
 	json_decref(detail);
-	struct db_stmt *st = db_prepare(c->db, "INSERT INTO audit_log(workspace_id, actor_user_id, "
-	                                       "action, target, at, client_addr, detail, "
-	                                       "actor_host_id, actor_share_id) "
-	                                       "VALUES(?,?,?,?,?,?,?,?,?)");
-	int rc = DB_ERR;
-	if (st) {
-		if (c->ws_id)
-			db_bind_int64(st, 1, c->ws_id);
-		else
-			db_bind_null(st, 1);
-		/* A host's commit for an uploader names the uploader, and the host.
-		 * A share link's anonymous client is the link: the creator whose
-		 * access it borrows did not act. */
-		if (!c->share_id && (c->author_id || c->user_id))
-			db_bind_int64(st, 2, c->author_id ? c->author_id : c->user_id);
-		else
-			db_bind_null(st, 2);
-		db_bind_text(st, 3, action);
-		db_bind_text(st, 4, target);
-		db_bind_int64(st, 5, now_ms());
-		db_bind_text(st, 6, c->client);
-		db_bind_text(st, 7, d);
-		if (c->host_id)
-			db_bind_int64(st, 8, c->host_id);
-		else
-			db_bind_null(st, 8);
-		if (c->share_id)
-			db_bind_int64(st, 9, c->share_id);
-		else
-			db_bind_null(st, 9);
-		rc = db_step(st);
-		db_finalize(st);
-	}
+	/* A host's commit for an uploader names the uploader, and the host. A
+	 * share link's anonymous client is the link: the creator whose access it
+	 * borrows did not act. Ids start at 1: 0 is none (NULL). */
+	int64_t actor = !c->share_id && (c->author_id || c->user_id)
+	                    ? (c->author_id ? c->author_id : c->user_id)
+	                    : 0;
+	int rc = db_run_later(
+	    c->db,
+	    "INSERT INTO audit_log(workspace_id, actor_user_id, action, target, "
+	    "at, client_addr, detail, actor_host_id, actor_share_id) "
+	    "VALUES(NULLIF(CAST(? AS BIGINT), 0), NULLIF(CAST(? AS BIGINT), 0), ?, ?, "
+	    "?, ?, ?, NULLIF(CAST(? AS BIGINT), 0), NULLIF(CAST(? AS BIGINT), 0))",
+	    c->ws_id, actor, action, target, now_ms(), c->client, d, c->host_id, c->share_id);
 	free(d);
 	return rc == DB_DONE ? OP_OK : OP_DB;
 }

@@ -302,10 +302,11 @@ int possess_consume(struct op_ctx *oc, const struct chunk_ref *c, size_t n)
 	possess_uploader(oc, up);
 	int rc = DB_DONE;
 	for (size_t i = 0; i < n && rc == DB_DONE; i++)
-		rc = db_run(oc->db,
-		            "DELETE FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? AND "
-		            "chunk_hash = ?",
-		            oc->ws_id, up, c[i].hash);
+		rc = db_run_later(
+		    oc->db,
+		    "DELETE FROM chunk_uploads WHERE workspace_id = ? AND uploader = ? "
+		    "AND chunk_hash = ?",
+		    oc->ws_id, up, c[i].hash);
 	return rc;
 }
 

@@ -242,6 +242,24 @@ static void writes_somewhere_needs_a_live_write_grant(void **state)
 	assert_true(acl_writes_somewhere(&c));
 }
 
+static void reads_everything_only_without_entries(void **state)
+{
+	(void)state;
+	struct acl_entry hidden[] = {dir("/a", PERM_NONE)};
+	struct acl admin = member(PERM_NONE, hidden, N(hidden));
+	admin.role = ROLE_ADMIN;
+	assert_true(acl_reads_everything(&admin));
+	struct acl open = member(PERM_READ, NULL, 0);
+	assert_true(acl_reads_everything(&open));
+	struct acl closed = member(PERM_NONE, NULL, 0);
+	assert_false(acl_reads_everything(&closed));
+	struct acl some = member(PERM_WRITE, hidden, N(hidden));
+	assert_false(acl_reads_everything(&some));
+	struct acl_entry dead[] = {gone("/a", PERM_NONE, 0, 100)};
+	struct acl once = member(PERM_READ, dead, N(dead)); /* hid /a in the past */
+	assert_false(acl_reads_everything(&once));
+}
+
 static void perm_names_round_trip(void **state)
 {
 	(void)state;
@@ -283,6 +301,7 @@ int main(void)
 	    cmocka_unit_test(a_deleted_items_entry_does_not_reveal_its_parent_now),
 	    cmocka_unit_test(subtree_at_least_sees_every_narrower_entry_below),
 	    cmocka_unit_test(writes_somewhere_needs_a_live_write_grant),
+	    cmocka_unit_test(reads_everything_only_without_entries),
 	    cmocka_unit_test(perm_names_round_trip),
 	    cmocka_unit_test(acl_free_frees_what_acl_load_makes),
 	};

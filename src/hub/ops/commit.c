@@ -41,20 +41,21 @@ static int record_chunk(struct db *db, const char *hash, int64_t size, bool stor
 	int64_t now = now_ms();
 	/* A stored chunk's size is a fact; a pointer's is a claim, so a wrong
 	 * claim made first (a host naming a hash) is put right here. */
-	int r = db_run(db,
-	               stored ? "INSERT INTO chunks(hash, size, refcount, created_at) "
-	                        "VALUES(?,?,1,?) ON CONFLICT(hash) DO UPDATE SET refcount = "
-	                        "chunks.refcount + 1, unref_at = NULL, size = excluded.size"
-	                      : "INSERT INTO chunks(hash, size, refcount, created_at) "
-	                        "VALUES(?,?,1,?) ON CONFLICT(hash) DO UPDATE SET refcount = "
-	                        "chunks.refcount + 1, unref_at = NULL",
-	               hash, size, now);
+	int r = db_run_later(db,
+	                     stored ? "INSERT INTO chunks(hash, size, refcount, created_at) "
+	                              "VALUES(?,?,1,?) ON CONFLICT(hash) DO UPDATE SET refcount = "
+	                              "chunks.refcount + 1, unref_at = NULL, size = excluded.size"
+	                            : "INSERT INTO chunks(hash, size, refcount, created_at) "
+	                              "VALUES(?,?,1,?) ON CONFLICT(hash) DO UPDATE SET refcount = "
+	                              "chunks.refcount + 1, unref_at = NULL",
+	                     hash, size, now);
 	if (r == DB_DONE && stored)
-		r = db_run(db,
-		           "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
-		           "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
-		           "SET state = 'ok', updated_at = excluded.updated_at",
-		           hash, now);
+		r = db_run_later(
+		    db,
+		    "INSERT INTO chunk_replicas(chunk_hash, holder, state, updated_at) "
+		    "VALUES(?, 'hub', 'ok', ?) ON CONFLICT(chunk_hash, holder) DO UPDATE "
+		    "SET state = 'ok', updated_at = excluded.updated_at",
+		    hash, now);
 	return r;
 }
 
@@ -64,11 +65,12 @@ static int record_host_replica(struct op_ctx *c, const char *hash, int64_t now)
 {
 	char holder[32];
 	snprintf(holder, sizeof holder, "host:%lld", (long long)c->host_id);
-	return db_run(c->db,
-	              "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, updated_at) "
-	              "VALUES(?,?,?,'ok',?) ON CONFLICT(chunk_hash, holder) DO UPDATE SET state = "
-	              "'ok', updated_at = excluded.updated_at",
-	              hash, holder, c->host_id, now);
+	return db_run_later(
+	    c->db,
+	    "INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, updated_at) "
+	    "VALUES(?,?,?,'ok',?) ON CONFLICT(chunk_hash, holder) DO UPDATE SET state = "
+	    "'ok', updated_at = excluded.updated_at",
+	    hash, holder, c->host_id, now);
 }
 
 /* ---- where a commit's chunks are (docs/security.md, "chunk hashes") ----
@@ -91,6 +93,22 @@ struct chunk_rules {
 	bool pointer; /* a host of a 'hosts' workspace naming its own chunks */
 	enum chunk_src src;
 };
+
+/* The workspace's settings a commit reads: once per batch (ops.h). 0 or DB_ERR. */
+static int ws_settings(struct op_ctx *c)
+{
+	if (c->batch && c->ws.known)
+		return 0;
+	struct db_stmt *st =
+	    db_query(c->db, "SELECT storage FROM workspaces WHERE id = ?", c->ws_id);
+	int hosts = st && db_step(st) == DB_ROW ? strcmp(db_col_text(st, 0), "hosts") == 0 : -1;
+	db_finalize(st);
+	if (hosts < 0 || limits_ws(c->db, c->ws_id, &c->ws.max_file, &c->ws.quota) != 0)
+		return DB_ERR;
+	c->ws.hosts = hosts;
+	c->ws.known = c->batch;
+	return 0;
+}
 
 int op_storage_hosts(struct op_ctx *c)
 {
@@ -242,7 +260,7 @@ static enum op_code locate_chunk(struct op_ctx *c, const struct chunk_rules *k,
 /* A commit's transaction, or in a batch its savepoint in the batch's. */
 static int tx_begin(struct op_ctx *c)
 {
-	return c->batch ? db_exec(c->db, "SAVEPOINT commit_one") : meta_begin(c->db, c->ws_id);
+	return c->batch ? db_run_later(c->db, "SAVEPOINT commit_one") : meta_begin(c->db, c->ws_id);
 }
 
 static void tx_rollback(struct op_ctx *c)
@@ -255,7 +273,7 @@ static void tx_rollback(struct op_ctx *c)
 
 static int tx_commit(struct op_ctx *c)
 {
-	return c->batch ? db_exec(c->db, "RELEASE SAVEPOINT commit_one") : meta_commit_op(c);
+	return c->batch ? db_run_later(c->db, "RELEASE SAVEPOINT commit_one") : meta_commit_op(c);
 }
 
 /* The chunks among ch that the caller cannot prove it holds (possess.c):
@@ -276,9 +294,7 @@ static int proofs(struct op_ctx *c, const struct commit_args *a, bool *held)
 static enum op_code check_chunks(struct op_ctx *c, const struct commit_args *a, bool *stored,
                                  struct op_err *e)
 {
-	int hosts = op_storage_hosts(c);
-	if (hosts < 0)
-		return op_db(e);
+	int hosts = c->ws.hosts; /* ws_settings, read by the caller */
 	struct chunk_rules k = {
 	    .hosts = hosts, .pointer = hosts && c->host_id && a->src == SRC_CLIENT, .src = a->src};
 	bool *held = xcalloc(a->n ? a->n : 1, sizeof *held);
@@ -322,27 +338,43 @@ static enum op_code check_chunks(struct op_ctx *c, const struct commit_args *a, 
 	return OP_OK;
 }
 
-/* The folder the file goes in (made as needed), and the base version check. */
+/* The folder the file goes in (made as needed), the live file there (*file_id,
+ * 0: none) and the base version check. One statement when the folder exists. */
 static enum op_code place(struct op_ctx *c, const struct commit_args *a, const char *parent,
-                          const char *name, int64_t author, int64_t *folder, struct op_err *e)
+                          const char *name, int64_t author, int64_t *folder, int64_t *file_id,
+                          struct op_err *e)
 {
-	int64_t other = 0;
-	bool created;
-	int rc = meta_mkdirs(c->db, c->ws_id, parent, author, folder, &created);
-	if (rc == OP_EXISTS ||
-	    (rc == OP_OK && meta_folder_id(c->db, c->ws_id, a->path, &other) == 1))
+	int64_t other = 0, cur = 0;
+	*file_id = 0;
+	struct db_stmt *st = db_query(
+	    c->db,
+	    "SELECT d.id, (SELECT id FROM folders WHERE workspace_id = ? AND path = ? AND "
+	    "deleted_at IS NULL), f.id, f.current_version_id FROM folders d LEFT JOIN files f ON "
+	    "f.folder_id = d.id AND f.name = ? AND f.deleted_at IS NULL WHERE d.workspace_id = ? "
+	    "AND d.path = ? AND d.deleted_at IS NULL",
+	    c->ws_id, a->path, name, c->ws_id, parent);
+	int rc = st ? db_step(st) : DB_ERR;
+	if (rc == DB_ROW) {
+		*folder = db_col_int64(st, 0);
+		other = db_col_is_null(st, 1) ? 0 : 1;
+		*file_id = db_col_int64(st, 2);
+		cur = db_col_int64(st, 3);
+	}
+	db_finalize(st);
+	if (rc == DB_ROW && other)
 		return op_fail(e, OP_EXISTS, "a file or folder is in the way of %s", a->path);
-	if (rc != OP_OK)
+	if (rc == DB_DONE) { /* the folder is new: no file in it yet */
+		bool created;
+		rc = meta_mkdirs(c->db, c->ws_id, parent, author, folder, &created);
+		if (rc == OP_EXISTS ||
+		    (rc == OP_OK && meta_folder_id(c->db, c->ws_id, a->path, &other) == 1))
+			return op_fail(e, OP_EXISTS, "a file or folder is in the way of %s",
+			               a->path);
+		if (rc != OP_OK)
+			return op_db(e);
+	} else if (rc != DB_ROW)
 		return op_db(e);
-	if (a->base < 0)
-		return OP_OK;
-	int64_t cur = 0;
-	if (db_int64(c->db, &cur,
-	             "SELECT COALESCE(current_version_id, 0) FROM files WHERE folder_id = ? "
-	             "AND name = ? AND deleted_at IS NULL",
-	             *folder, name) == DB_ERR)
-		return op_db(e);
-	if (cur != a->base)
+	if (a->base >= 0 && cur != a->base)
 		return op_fail_detail(e, OP_VERSION_CONFLICT,
 		                      json_pack("{s:I}", "current_version_id", (json_int_t)cur),
 		                      "the file changed since the base version");
@@ -351,47 +383,69 @@ static enum op_code place(struct op_ctx *c, const struct commit_args *a, const c
 
 /* The rows of the new version, the feed and the audit log. 0 or DB_ERR. */
 static int write_version(struct op_ctx *c, const struct commit_args *a, const bool *stored,
-                         int64_t folder, const char *name, int64_t author,
+                         int64_t folder, int64_t file_id, const char *name, int64_t author,
                          struct commit_result *out)
 {
-	int64_t file_id = 0, number = 0, vid = 0, now = now_ms();
+	int64_t number = 0, vid = 0, now = now_ms();
 	const char *ctype = out->content_type;
-	int rc =
-	    db_int64(c->db, &file_id,
-	             "SELECT id FROM files WHERE folder_id = ? AND name = ? AND deleted_at IS NULL",
-	             folder, name);
-	if (rc == DB_DONE)
-		rc = db_int64(c->db, &file_id,
-		              "INSERT INTO files(workspace_id, folder_id, name, size, created_at, "
-		              "updated_at) VALUES(?,?,?,?,?,?) RETURNING id",
-		              c->ws_id, folder, name, a->size, now, now);
-	if (rc != DB_ROW ||
-	    db_int64(c->db, &number,
-	             "SELECT COALESCE(MAX(number), 0) + 1 FROM file_versions WHERE file_id = ?",
-	             file_id) != DB_ROW ||
-	    db_int64(c->db, &vid,
-	             "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
-	             "created_by, created_at, host_id, share_id) "
-	             "VALUES(?,?,?,?,?,?,?,NULLIF(?, 0),NULLIF(?, 0)) RETURNING id",
-	             file_id, number, a->hash, a->size, ctype, author, now, c->host_id,
-	             c->share_id) != DB_ROW)
+	struct db_stmt *st;
+	if (!file_id && strcmp(db_backend(c->db), "postgres") == 0)
+		/* a new file and its first version in one statement */
+		st = db_query(
+		    c->db,
+		    "WITH f AS (INSERT INTO files(workspace_id, folder_id, name, size, created_at, "
+		    "updated_at) VALUES(?,?,?,?,?,?) RETURNING id) INSERT INTO "
+		    "file_versions(file_id, "
+		    "number, hash, size, content_type, created_by, created_at, host_id, share_id) "
+		    "SELECT f.id, 1, CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), "
+		    "CAST(? AS BIGINT), CAST(? AS BIGINT), NULLIF(CAST(? AS BIGINT), 0), "
+		    "NULLIF(CAST(? AS BIGINT), 0) FROM f RETURNING id, number, file_id",
+		    c->ws_id, folder, name, a->size, now, now, a->hash, a->size, ctype, author, now,
+		    c->host_id, c->share_id);
+	else {
+		if (!file_id && db_int64(c->db, &file_id,
+		                         "INSERT INTO files(workspace_id, folder_id, name, size, "
+		                         "created_at, updated_at) VALUES(?,?,?,?,?,?) RETURNING id",
+		                         c->ws_id, folder, name, a->size, now, now) != DB_ROW)
+			return DB_ERR;
+		/* the next number, in the insert itself */
+		st = db_query(
+		    c->db,
+		    "INSERT INTO file_versions(file_id, number, hash, size, content_type, "
+		    "created_by, created_at, host_id, share_id) "
+		    "SELECT CAST(? AS BIGINT), COALESCE(MAX(number), 0) + 1, CAST(? AS TEXT), "
+		    "CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), "
+		    "NULLIF(CAST(? AS BIGINT), 0), NULLIF(CAST(? AS BIGINT), 0) "
+		    "FROM file_versions WHERE file_id = ? RETURNING id, number, file_id",
+		    file_id, a->hash, a->size, ctype, author, now, c->host_id, c->share_id,
+		    file_id);
+	}
+	int rc = st ? db_step(st) : DB_ERR;
+	if (rc == DB_ROW) {
+		vid = db_col_int64(st, 0);
+		number = db_col_int64(st, 1);
+		file_id = db_col_int64(st, 2);
+	}
+	db_finalize(st);
+	if (rc != DB_ROW)
 		return DB_ERR;
 	int64_t off = 0;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct chunk_ref *ch = &a->chunks[i];
 		if (record_chunk(c->db, ch->hash, ch->size, stored[i]) != DB_DONE ||
-		    db_run(c->db,
-		           "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
-		           "size) VALUES(?,?,?,?,?)",
-		           vid, (int64_t)i, ch->hash, off, ch->size) != DB_DONE ||
+		    db_run_later(
+		        c->db,
+		        "INSERT INTO version_chunks(version_id, idx, chunk_hash, chunk_offset, "
+		        "size) VALUES(?,?,?,?,?)",
+		        vid, (int64_t)i, ch->hash, off, ch->size) != DB_DONE ||
 		    (c->host_id && record_host_replica(c, ch->hash, now) != DB_DONE))
 			return DB_ERR;
 		off += ch->size;
 	}
-	if (db_run(c->db,
-	           "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
-	           "updated_at = ?, updated_by = ? WHERE id = ?",
-	           vid, a->size, ctype, now, author, file_id) != DB_DONE ||
+	if (db_run_later(c->db,
+	                 "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
+	                 "updated_at = ?, updated_by = ? WHERE id = ?",
+	                 vid, a->size, ctype, now, author, file_id) != DB_DONE ||
 	    possess_consume(c, a->chunks, a->n) != DB_DONE ||
 	    meta_change(c->db, c->ws_id, "file.version", "file",
 	                json_pack("{s:I, s:s, s:I, s:I, s:I, s:s}", "id", (json_int_t)file_id,
@@ -425,17 +479,23 @@ static enum op_code commit_chunks(struct op_ctx *c, const struct commit_args *a,
 		goto out;
 	}
 	/* The logical size first: it is known without touching a chunk. */
-	if (!limits_fit_file(c->db, c->ws_id, a->size, e)) {
+	if (ws_settings(c) != 0) {
+		tx_rollback(c);
+		*limited = true; /* as a refusal of the limits check, as before */
+		rc = op_db(e);
+		goto out;
+	}
+	if (!limits_fit_size(c->db, c->ws_id, a->size, c->ws.max_file, c->ws.quota, e)) {
 		tx_rollback(c);
 		*limited = true; /* as a refusal, also when the check itself failed */
 		rc = e->code;
 		goto out;
 	}
-	int64_t folder = 0, author = c->author_id ? c->author_id : c->user_id;
+	int64_t folder = 0, file_id = 0, author = c->author_id ? c->author_id : c->user_id;
 	stored = xcalloc(a->n ? a->n : 1, sizeof *stored);
 	rc = check_chunks(c, a, stored, e);
 	if (rc == OP_OK)
-		rc = place(c, a, parent, name, author, &folder, e);
+		rc = place(c, a, parent, name, author, &folder, &file_id, e);
 	if (rc != OP_OK) {
 		tx_rollback(c);
 		goto out;
@@ -448,7 +508,7 @@ static enum op_code commit_chunks(struct op_ctx *c, const struct commit_args *a,
 		snprintf(out->content_type, sizeof out->content_type, "application/octet-stream");
 	else
 		snprintf(out->content_type, sizeof out->content_type, "application/x-empty");
-	if (write_version(c, a, stored, folder, name, author, out) != 0 ||
+	if (write_version(c, a, stored, folder, file_id, name, author, out) != 0 ||
 	    tx_commit(c) != DB_DONE) {
 		tx_rollback(c);
 		rc = op_db(e);

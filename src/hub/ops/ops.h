@@ -38,6 +38,13 @@ struct op_ctx {
 	bool acl_owned;  /* … by op_acl, so op_ctx_fini frees it */
 	char client[64]; /* the client's address, for audit rows ("" if none) */
 	bool batch;      /* inside a batch's transaction: commits use savepoints */
+	/* In a batch, the workspace row's settings read once: the batch holds
+	 * the row's lock (meta_begin), so they cannot change under it. */
+	struct {
+		bool known;
+		int hosts;               /* storage = 'hosts' */
+		int64_t max_file, quota; /* limits_ws */
+	} ws;
 };
 
 /* The actor's ACL (loaded once), NULL on a database error. acl.c */
@@ -54,6 +61,10 @@ bool op_path_writable(const char *path, struct op_err *e);
 /* Would a new version of size bytes fit the max file size and the quota?
  * Would bytes more (a file from the trash) fit the quota? limits.c */
 bool limits_fit_file(struct db *db, int64_t ws, int64_t size, struct op_err *e);
+/* The same with the workspace's limits already read (limits_ws: 0 or DB_ERR). */
+int limits_ws(struct db *db, int64_t ws, int64_t *max_file, int64_t *quota);
+bool limits_fit_size(struct db *db, int64_t ws, int64_t size, int64_t max_file, int64_t quota,
+                     struct op_err *e);
 bool limits_fit_quota(struct db *db, int64_t ws, int64_t bytes, struct op_err *e);
 /* A row of the audit log for the actor (inside the caller's transaction).
  * 0 or DB_ERR. meta.c */
