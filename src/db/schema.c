@@ -290,6 +290,12 @@ static const char *const migrations[] = {
      * Every request that checks access reads the caller's rules (acl_load). */
     "CREATE INDEX folders_live_name ON folders(parent_id, name) WHERE deleted_at IS NULL;"
     "CREATE INDEX acl_entries_user ON acl_entries(workspace_id, user_id);",
+
+    /* 18: a chunk upload the hub itself put in its store (a chunk PUT or a
+     * streamed upload, after the store said the object is whole): when. A
+     * commit soon after trusts it instead of asking an S3 store (a HEAD per
+     * chunk; ops/commit.c). An upload to a host leaves it NULL. */
+    "ALTER TABLE chunk_uploads ADD COLUMN stored_at BIGINT;",
 };
 
 /* What a migration does on one back end only, after its common SQL.

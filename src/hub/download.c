@@ -4,12 +4,16 @@
  * chunk no source can give ends the response with an error rather than
  * serving bad bytes.
  *
- * Chunks that must come from hosts are fetched ahead by one worker thread
- * per download (struct ahead: at most AHEAD_BYTES in flight), so a host's
- * transfer overlaps sending the chunk before it.
+ * Chunks that must come from hosts or an S3 store are fetched ahead by
+ * worker threads of the download's own (struct ahead), so a transfer
+ * overlaps sending the chunk before it. Hosts get one worker (one chunk at a
+ * time from them) and AHEAD_BYTES; an S3 store gets up to AHEAD_WORKERS and
+ * AHEAD_BYTES_S3, so several GETs are in flight at once (one at a time left
+ * the store idle between requests). A download's memory is that window's
+ * slots, whatever the file's size.
  *
  * Threads: request threads; a response's reader runs on one at a time; the
- * download's ahead worker, joined when the response is freed. */
+ * download's ahead workers, joined when the response is freed. */
 #include "hub.h"
 #include "meta.h"
 #include "upload.h"
@@ -40,7 +44,11 @@ struct dl_chunk {
 };
 
 #define AHEAD_BYTES (16ll * 1024 * 1024) /* host chunks fetched ahead of the reader */
-#define AHEAD_MAX   8
+#define AHEAD_BYTES_S3                                                                             \
+	(16ll * 1024 * 1024) /* an S3 store's (32 MiB: hub 64.2 MiB moving 4 GiB)                  \
+	                      */
+#define AHEAD_MAX     8
+#define AHEAD_WORKERS 8 /* GETs in flight per download from an S3 store (at most) */
 
 enum slot_state { SLOT_FREE, SLOT_FETCHING, SLOT_READY, SLOT_FAILED };
 
@@ -49,9 +57,11 @@ enum slot_state { SLOT_FREE, SLOT_FETCHING, SLOT_READY, SLOT_FAILED };
 struct ahead {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	pthread_t thread;
+	pthread_t thread[AHEAD_WORKERS];
+	int nworkers, started; /* started: workers that took their src */
+	int64_t window;        /* bytes of chunks fetched ahead */
 	bool stop;
-	struct chunksrc *src; /* the worker's own (its own connections) */
+	struct chunksrc *src[AHEAD_WORKERS]; /* each worker's own (its own connections) */
 	struct dl_chunk *chunks;
 	size_t n, from, to; /* fetch remote chunks in [from, to) */
 	int nslots;
@@ -79,7 +89,7 @@ struct download {
 /* Keep the disk busy READAHEAD bytes ahead of the chunk being sent. */
 #define READAHEAD (16ll * 1024 * 1024)
 
-/* Stop the worker, wait for it (at most the chunk it is fetching: the
+/* Stop the workers, wait for them (at most the chunk each is fetching: the
  * stall limit bounds that) and free it all. Joined rather than detached, so
  * no worker outlives the hub's pool and store at shutdown. */
 static void ahead_free(struct ahead *a)
@@ -88,8 +98,10 @@ static void ahead_free(struct ahead *a)
 	a->stop = true;
 	pthread_cond_broadcast(&a->cv);
 	pthread_mutex_unlock(&a->mu);
-	pthread_join(a->thread, NULL);
-	chunksrc_close(a->src);
+	for (int w = 0; w < a->nworkers; w++)
+		pthread_join(a->thread[w], NULL);
+	for (int w = 0; w < AHEAD_WORKERS; w++)
+		chunksrc_close(a->src[w]);
 	for (int i = 0; i < a->nslots; i++)
 		free(a->slot[i].buf);
 	free(a->chunks);
@@ -131,6 +143,7 @@ static void *ahead_main(void *arg)
 {
 	struct ahead *a = arg;
 	pthread_mutex_lock(&a->mu);
+	struct chunksrc *src = a->src[a->started++];
 	while (!a->stop) {
 		size_t i;
 		int k;
@@ -142,7 +155,7 @@ static void *ahead_main(void *arg)
 		a->slot[k].state = SLOT_FETCHING;
 		const struct dl_chunk *c = &a->chunks[i];
 		pthread_mutex_unlock(&a->mu);
-		int64_t n = chunksrc_read(a->src, c->hash, c->size, c->proven, a->slot[k].buf);
+		int64_t n = chunksrc_read(src, c->hash, c->size, c->proven, a->slot[k].buf);
 		pthread_mutex_lock(&a->mu);
 		a->slot[k].state = n == c->size ? SLOT_READY : SLOT_FAILED;
 		pthread_cond_broadcast(&a->cv);
@@ -151,8 +164,10 @@ static void *ahead_main(void *arg)
 	return NULL;
 }
 
-/* Start fetching d's remote chunks ahead, if it has any. */
-static void ahead_start(struct download *d, struct db *db)
+/* Start fetching d's remote chunks ahead, if it has any: at most window
+ * bytes of them, with up to `workers` threads (no more than there are slots:
+ * window / the biggest chunk, at most AHEAD_MAX). */
+static void ahead_start(struct download *d, struct db *db, int workers, int64_t window)
 {
 	bool any = false;
 	for (size_t i = 0; i < d->n && !any; i++)
@@ -162,18 +177,29 @@ static void ahead_start(struct download *d, struct db *db)
 	struct ahead *a = xcalloc(1, sizeof *a);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
-	a->src = chunksrc_open(d->hub, db, d->ws);
 	a->chunks = xmalloc(d->n * sizeof *a->chunks);
 	memcpy(a->chunks, d->chunks, d->n * sizeof *a->chunks);
 	a->n = d->n;
-	int64_t k = AHEAD_BYTES / d->buf_cap;
+	a->window = window;
+	int64_t k = window / d->buf_cap;
 	a->nslots = k < 1 ? 1 : k > AHEAD_MAX ? AHEAD_MAX : (int)k;
 	for (int i = 0; i < a->nslots; i++) {
 		a->slot[i].idx = -1;
 		a->slot[i].buf = xmalloc((size_t)d->buf_cap);
 	}
-	if (pthread_create(&a->thread, NULL, ahead_main, a) != 0) {
-		chunksrc_close(a->src); /* no worker: the reader fetches everything itself */
+	if (workers > a->nslots)
+		workers = a->nslots;
+	if (workers > AHEAD_WORKERS)
+		workers = AHEAD_WORKERS;
+	for (int w = 0; w < workers; w++)
+		a->src[w] = chunksrc_open(d->hub, db, d->ws);
+	/* Fewer threads than asked for still work; none: the reader alone. */
+	while (a->nworkers < workers &&
+	       pthread_create(&a->thread[a->nworkers], NULL, ahead_main, a) == 0)
+		a->nworkers++;
+	if (a->nworkers == 0) {
+		for (int w = 0; w < AHEAD_WORKERS; w++)
+			chunksrc_close(a->src[w]);
 		for (int i = 0; i < a->nslots; i++)
 			free(a->slot[i].buf);
 		free(a->chunks);
@@ -199,7 +225,7 @@ static int64_t ahead_take(struct download *d, size_t i)
 	a->from = i;
 	a->to = i + 1;
 	int64_t bytes = 0;
-	while (a->to < a->n && bytes + a->chunks[a->to].size <= AHEAD_BYTES)
+	while (a->to < a->n && bytes + a->chunks[a->to].size <= a->window)
 		bytes += a->chunks[a->to++].size;
 	pthread_cond_broadcast(&a->cv);
 	int k;
@@ -392,7 +418,7 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 		}
 		d->loaded = (ssize_t)i;
 	}
-	ahead_start(d, r->db);
+	ahead_start(d, r->db, s3 ? AHEAD_WORKERS : 1, s3 ? AHEAD_BYTES_S3 : AHEAD_BYTES);
 	/* A long download must not hold a database connection. */
 	db_pool_release(r->hub->pool, r->db);
 	r->db = NULL;

@@ -268,15 +268,32 @@ int possess_unproven(struct op_ctx *oc, const struct chunk_ref *c, size_t n, boo
 	                false, c, n, unproven);
 }
 
-int possess_record(struct op_ctx *oc, const struct chunk_ref *c)
+int possess_record(struct op_ctx *oc, const struct chunk_ref *c, bool stored)
 {
 	char up[32];
 	possess_uploader(oc, up);
+	int64_t now = now_ms();
+	if (stored)
+		return db_run(
+		    oc->db,
+		    "INSERT INTO chunk_uploads(workspace_id, uploader, chunk_hash, size, "
+		    "touched_at, stored_at) VALUES(?,?,?,?,?,?) ON CONFLICT(workspace_id, "
+		    "uploader, chunk_hash) DO UPDATE SET touched_at = excluded.touched_at, "
+		    "stored_at = excluded.stored_at, size = excluded.size",
+		    oc->ws_id, up, c->hash, c->size, now, now);
 	return db_run(oc->db,
 	              "INSERT INTO chunk_uploads(workspace_id, uploader, chunk_hash, size, "
 	              "touched_at) VALUES(?,?,?,?,?) ON CONFLICT(workspace_id, uploader, "
 	              "chunk_hash) DO UPDATE SET touched_at = excluded.touched_at",
-	              oc->ws_id, up, c->hash, c->size, now_ms());
+	              oc->ws_id, up, c->hash, c->size, now);
+}
+
+int possess_stored_size(struct op_ctx *oc, const char *hash, int64_t *size)
+{
+	return db_int64(oc->db, size,
+	                "SELECT size FROM chunk_uploads WHERE chunk_hash = ? AND stored_at > ? "
+	                "ORDER BY stored_at DESC LIMIT 1",
+	                hash, now_ms() - STORED_TRUST_MS);
 }
 
 int possess_consume(struct op_ctx *oc, const struct chunk_ref *c, size_t n)

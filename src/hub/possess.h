@@ -26,8 +26,18 @@ int possess_host_held(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bo
 /* unproven[i]: is the workspace's grant of c[i] unproven (a host named it;
  * the hub has not seen this workspace's bytes)? DB_DONE or error. */
 int possess_unproven(struct op_ctx *oc, const struct chunk_ref *c, size_t n, bool *unproven);
-/* Record that the caller uploaded c (in the caller's transaction). */
-int possess_record(struct op_ctx *oc, const struct chunk_ref *c);
+/* Record that the caller uploaded c (in the caller's transaction); stored:
+ * the hub itself put c in its store just now (a chunk PUT, a streamed upload,
+ * after the store committed the object), not a host. */
+int possess_record(struct op_ctx *oc, const struct chunk_ref *c, bool stored);
+/* A stored upload is trusted this long to still be in the store (commit). */
+#define STORED_TRUST_MS (3600 * 1000ll)
+/* Did the hub put hash in its store itself within STORED_TRUST_MS (a
+ * chunk_uploads row's stored_at, any uploader's), and no hub path has removed
+ * it since (GC deletes those rows with the object, possess_free its own;
+ * eviction and scrub clear stored_at)? DB_ROW (*size: the size the store
+ * took), DB_DONE (no), or DB_ERR. */
+int possess_stored_size(struct op_ctx *oc, const char *hash, int64_t *size);
 /* A commit used these: they are no longer pending (in its transaction). */
 int possess_consume(struct op_ctx *oc, const struct chunk_ref *c, size_t n);
 /* The caller's pending bytes in its workspace. */

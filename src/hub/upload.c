@@ -29,8 +29,9 @@
  * A chunk PUT only grants the workspace and the uploader the chunk (no row per
  * chunk otherwise); a version's commit records its chunks (ops/commit.c). */
 
-/* Let workspace r->ws_id hold chunks the caller uploaded, and the caller
- * reference them (possess.c); the upload proves an unproven grant (the hub
+/* Let workspace r->ws_id hold chunks the caller uploaded (and the hub's
+ * store now holds: called only after the store committed them), and the
+ * caller reference them (possess.c); the upload proves an unproven grant (the hub
  * has now seen the workspace's bytes). Losing these rows in a power cut only means
  * re-sending the chunks, so they are written without a WAL fsync per chunk
  * (db_set_relaxed, for these writes only). */
@@ -48,7 +49,7 @@ static int grant_chunks(struct req *r, const struct chunk_ref *chunks, size_t n)
 		            "proven = 1 WHERE workspace_chunks.proven = 0",
 		            r->ws_id, chunks[i].hash, now_ms());
 		if (rc == DB_DONE)
-			rc = possess_record(&c, &chunks[i]);
+			rc = possess_record(&c, &chunks[i], true);
 	}
 	if (rc == DB_DONE)
 		rc = db_commit(db);

@@ -126,6 +126,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _any(self):
         srv = self.server
+        srv.requests.append((self.command, self.path))
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
         why = sigv4_check(self.command, self.path, self.headers, srv.secret)
@@ -192,6 +193,7 @@ class S3Server:
             self.proxy = _Proxy((HOST, 0), _Handler)
             self.proxy.secret, self.proxy.upstream, self.proxy.refused = (
                 self.secret_key, self.port, 0)
+            self.proxy.requests = []  # (method, path) of each request, in order
             threading.Thread(target=self.proxy.serve_forever, daemon=True).start()
 
     def _start(self):

@@ -237,6 +237,47 @@ class StoreS3Test(HubTest):
         st, _, payload, _ = self.api("GET", "/content?path=" + q("/gc/keep.bin"))
         self.assertEqual((st, payload), (200, keep))
 
+    def s3_requests(self, method, h):
+        """How many requests of method the hub sent for chunk h (s3server's proxy)."""
+        return sum(1 for m, path in list(self.hub.s3.proxy.requests) if m == method and h in path)
+
+    def s3_delete(self, key):
+        """DELETE an object straight from s3rver, behind the hub's back."""
+        p = subprocess.run(["curl", "-sS", "-f", "-X", "DELETE", "--aws-sigv4",
+                            "aws:amz:us-east-1:s3", "-u",
+                            "%s:%s" % (self.hub.s3.access_key, self.hub.s3.secret_key),
+                            "-H", "x-amz-content-sha256: " + sha(b""),
+                            "%s/%s/%s" % (self.hub.s3.endpoint, self.hub.s3.bucket, key)],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_a_commit_trusts_its_own_upload_and_asks_the_bucket_for_the_rest(self):
+        self.hub.login_cli()
+        data = os.urandom(3000000)
+        src = os.path.join(self.tmp, "trust.bin")
+        with open(src, "wb") as f:
+            f.write(data)
+        p = self.hub.cli("put", src, "/trust/one.bin", check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        chunks = self.chunks_of("/trust/one.bin")
+        self.assertGreater(len(chunks), 1)
+        for h in chunks:  # one PUT each, and no HEAD: the commit trusted the upload
+            self.assertEqual((self.s3_requests("PUT", h), self.s3_requests("HEAD", h)), (1, 0), h)
+        # A chunk deleted from the bucket behind the hub's back: the commit that
+        # used its upload consumed the record, so the next commit naming it asks
+        # the bucket, finds it gone, and the client sends it again.
+        gone = chunks[1]
+        self.s3_delete("%s/%s/%s" % (self.hub.store_prefix, gone[:2], gone))
+        self.assertNotIn(gone, self.bucket_chunks())
+        p = self.hub.cli("put", src, "/trust/two.bin", check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertGreaterEqual(self.s3_requests("HEAD", gone), 1)
+        self.assertEqual(self.s3_requests("PUT", gone), 2)
+        self.assertIn(gone, self.bucket_chunks())
+        for path in ("/trust/one.bin", "/trust/two.bin"):
+            st, _, payload, _ = self.api("GET", "/content?path=" + q(path))
+            self.assertEqual((st, payload == data), (200, True), path)
+
     def s3_put(self, key, data):
         """PUT an object straight into s3rver (signed by curl), dated long ago."""
         path = os.path.join(self.tmp, "stray")

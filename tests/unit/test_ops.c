@@ -91,7 +91,7 @@ static void upload(struct world *w, struct op_ctx *c, const char *data, struct c
 	           "VALUES(?,?,?) ON CONFLICT(workspace_id, chunk_hash) DO NOTHING",
 	           w->ws, ref->hash, now_ms()),
 	    DB_DONE);
-	assert_int_equal(possess_record(c, ref), DB_DONE);
+	assert_int_equal(possess_record(c, ref, true), DB_DONE);
 }
 
 static enum op_code commit(struct op_ctx *c, const char *path, const struct chunk_ref *ref,

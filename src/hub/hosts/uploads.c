@@ -298,7 +298,7 @@ static int record(struct req *r, int64_t host, const struct chunk_ref *c, int64_
 	if (rc == DB_DONE) {
 		struct op_ctx oc;
 		req_op_ctx(r, &oc);
-		rc = possess_record(&oc, c);
+		rc = possess_record(&oc, c, false); /* on a host, not in the hub's store */
 		req_op_end(r, &oc);
 	}
 	if (rc == DB_DONE)

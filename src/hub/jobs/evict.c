@@ -62,6 +62,12 @@ static int evict_one(struct job *j, const char *hash, int64_t fence, int64_t now
 		db_rollback(db);
 		return rc == DB_DONE ? 0 : -EIO;
 	}
+	/* Uploads that put it there are no longer proof it is (ops/commit.c). */
+	if (db_run(db, "UPDATE chunk_uploads SET stored_at = NULL WHERE chunk_hash = ?", hash) !=
+	    DB_DONE) {
+		db_rollback(db);
+		return -EIO;
+	}
 	int gone = store_remove(j->c->store, hash);
 	if ((gone != 0 && gone != -ENOENT) || db_commit(db) != DB_DONE) {
 		db_rollback(db);

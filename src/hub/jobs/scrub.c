@@ -91,6 +91,10 @@ static enum job_result run_scrub(struct job *j)
 			       "UPDATE chunk_replicas SET state = 'corrupt', updated_at = ? WHERE "
 			       "chunk_hash = ? AND holder = 'hub'",
 			       now_ms(), hashes[i]);
+			/* nor is an upload's record proof of it now (ops/commit.c) */
+			db_run(j->c->db,
+			       "UPDATE chunk_uploads SET stored_at = NULL WHERE chunk_hash = ?",
+			       hashes[i]);
 			job_cur_add(j, got == -ENOENT ? "chunks_missing" : "chunks_corrupt", 1);
 			int fixed = job_fetch_from_hosts(j, hashes[i], 0);
 			job_cur_add(j, fixed == 0 ? "chunks_repaired" : "chunks_unrepaired", 1);

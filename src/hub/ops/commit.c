@@ -192,6 +192,23 @@ static int64_t known_size(struct op_ctx *c, const char *hash, bool *uploaded)
 	return size;
 }
 
+/* The size of hash in the hub's store (<= 0: not there). A local store is
+ * asked (a stat). An S3 store would cost a HEAD per chunk, half of a put's
+ * requests, so the hub's own record that it put the chunk there within
+ * STORED_TRUST_MS is taken instead (possess_stored_size: an upload to a host,
+ * a chunk another workspace committed long ago, or a row the hub could not
+ * keep true are not trusted and get the HEAD). What that misses: an object
+ * deleted from the bucket behind the hub's back between its upload and this
+ * commit; scrub reports and repairs those (docs/storage.md). */
+static int64_t store_size_of(struct op_ctx *c, const char *hash)
+{
+	int64_t size = 0;
+	if (store_is_remote(c->hub->store) && possess_stored_size(c, hash, &size) == DB_ROW &&
+	    size > 0)
+		return size;
+	return store_size(c->hub->store, hash);
+}
+
 /* Where chunk ch of a commit is: OP_OK (*stored: in the hub's store),
  * OP_MISSING_CHUNKS, OP_SIZE_MISMATCH (*size: the size the hub knows) or
  * OP_DB. proof: the caller holds it (possess.c) or the commit's source
@@ -203,7 +220,7 @@ static enum op_code locate_chunk(struct op_ctx *c, const struct chunk_rules *k,
 	int64_t proven = k->pointer ? claim_or_grant(c, ch->hash) : claim_grant(c, ch->hash);
 	if (proven == DB_ERR)
 		return OP_DB;
-	int64_t in_store = store_size(c->hub->store, ch->hash);
+	int64_t in_store = store_size_of(c, ch->hash);
 	*stored = in_store > 0;
 	/* In 'hub' mode an unproven grant's chunk is sent again: the upload
 	 * proves it, and the hub holds the workspace's bytes once more. */
