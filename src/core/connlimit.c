@@ -57,12 +57,10 @@ static void addr_key(const struct sockaddr *sa, char out[80])
 	snprintf(out, 80, "ip:%s", buf);
 }
 
-enum MHD_Result connlimit_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+/* Lock the table, sweeping it when due, and give addr's entry. The caller
+ * unlocks cl->mu. */
+static struct limit_entry *entry_locked(struct connlimit *cl, const struct sockaddr *addr)
 {
-	(void)addrlen;
-	struct connlimit *cl = cls;
-	if (cl->per_ip <= 0)
-		return MHD_YES;
 	char key[80];
 	addr_key(addr, key);
 	int64_t now = mono_ms();
@@ -71,8 +69,17 @@ enum MHD_Result connlimit_accept(void *cls, const struct sockaddr *addr, socklen
 		limit_table_sweep(&cl->t, now, CONN_SWEEP_MS);
 		cl->swept_ms = now;
 	}
+	return limit_table_get(&cl->t, key, now);
+}
+
+enum MHD_Result connlimit_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	(void)addrlen;
+	struct connlimit *cl = cls;
+	if (cl->per_ip <= 0)
+		return MHD_YES;
 	/* Counted in connlimit_notify: MHD may still drop it before it starts. */
-	bool full = limit_table_get(&cl->t, key, now)->inflight >= cl->per_ip;
+	bool full = entry_locked(cl, addr)->inflight >= cl->per_ip;
 	pthread_mutex_unlock(&cl->mu);
 	return full ? MHD_NO : MHD_YES;
 }
@@ -82,15 +89,7 @@ void *connlimit_hold(struct connlimit *cl, const struct sockaddr *addr)
 	static char unlimited;
 	if (cl->per_ip <= 0)
 		return &unlimited; /* not counted: connlimit_unhold knows it */
-	char key[80];
-	addr_key(addr, key);
-	int64_t now = mono_ms();
-	pthread_mutex_lock(&cl->mu);
-	if (now - cl->swept_ms >= CONN_SWEEP_MS) {
-		limit_table_sweep(&cl->t, now, CONN_SWEEP_MS);
-		cl->swept_ms = now;
-	}
-	struct limit_entry *e = limit_table_get(&cl->t, key, now);
+	struct limit_entry *e = entry_locked(cl, addr);
 	if (e->inflight >= cl->per_ip)
 		e = NULL;
 	else
