@@ -342,6 +342,28 @@ class HubTest(unittest.TestCase):
 
 # ---- host agents (`roost host`, docs/host.md) ----
 
+def wait_healthz(proc, port, what, details=lambda: "", timeout=20):
+    """Until GET /healthz on 127.0.0.1:port answers 200. Raises if proc exits
+    first or the time runs out; what names the server, details() adds to the
+    message (e.g. a log's tail)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited (%r):\n%s" % (what, proc.returncode, details()))
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    return
+            finally:
+                conn.close()
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("%s did not answer /healthz on port %d:\n%s" % (what, port, details()))
+
+
 def wait_for(predicate, timeout=30, what=None, hosts=(), interval=0.02):
     """Poll predicate() every `interval` s until it returns something true, and return
     that. An OSError inside it (a file renamed away while being read) counts as false.
@@ -499,22 +521,7 @@ class Host:
             log.close()
         if self not in self.hub.hosts:
             self.hub.hosts.append(self)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("host %s exited (%r):\n%s" % (
-                    self.label, self.proc.returncode, self.log_tail()))
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-                conn.close()
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("host %s did not answer /healthz:\n%s" % (self.label, self.log_tail()))
+        wait_healthz(self.proc, self.port, "host " + self.label, self.log_tail)
 
     def stop(self, sig=signal.SIGTERM):
         """Stop the agent; a SIGTERM stop must exit 0 within 30 s."""

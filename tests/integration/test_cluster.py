@@ -35,7 +35,7 @@ import time  # noqa: E402
 import unittest  # noqa: E402
 
 import harness  # noqa: E402
-from harness import EMAIL, ROOST, Host, Hub, free_port, q, wait_for  # noqa: E402
+from harness import EMAIL, ROOST, Host, Hub, free_port, q, wait_for, wait_healthz  # noqa: E402
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 STORE = os.environ.get("ROOST_TEST_CLUSTER_STORE", "s3")
@@ -126,22 +126,7 @@ http {{
                                          stdout=log, stderr=log)
         finally:
             log.close()
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("nginx exited (%r): see %s" % (self.proc.returncode,
-                                                                  self.dir))
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-                conn.close()
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("nginx did not answer on port %d" % self.port)
+        wait_healthz(self.proc, self.port, "nginx", lambda: "see " + self.dir)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
