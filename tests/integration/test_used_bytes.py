@@ -159,6 +159,7 @@ class UsedBytesTest(HubTest):
         base = self.check("batch commit", base + sum(map(len, datas)))
 
         # a host's commit
+        self.hub.login_cli()
         laptop = Host(self.hub, self.tmp, "laptop")
         laptop.join()
         laptop.start()
