@@ -620,12 +620,11 @@ enum MHD_Result api_usage(struct req *r)
 	/* logical_bytes is the quota's measure, kept by triggers (limits_used). */
 	if (limits_used(r->db, r->ws_id, &logical) != 0)
 		return reply_db_error(r);
-	struct db_stmt *st =
-	    db_query(r->db,
-	             "SELECT COUNT(*), COUNT(DISTINCT f.id) FROM "
-	             "file_versions v JOIN files f ON f.id = v.file_id "
-	             "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
-	             r->ws_id);
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT COUNT(*), COUNT(DISTINCT f.id) FROM "
+	                              "file_versions v JOIN files f ON f.id = v.file_id "
+	                              "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	                              r->ws_id);
 	if (st && db_step(st) == DB_ROW) {
 		versions = db_col_int64(st, 0);
 		files = db_col_int64(st, 1);
