@@ -199,6 +199,50 @@ class UsedBytesTest(HubTest):
         finally:
             self.settings(quota_bytes=0)
 
+    def test_commits_racing_gc_and_the_trash_keep_it_exact(self):
+        """Writers committing new versions while GC prunes them (keep_versions=1) and
+        another client trashes and restores: every request succeeds (no deadlock
+        between GC, which takes no workspace lock of its own, and the commits) and
+        the total is exact afterwards."""
+        import threading
+        errors = []
+
+        def writer(n):
+            for i in range(15):
+                st, _, payload, _ = self.api("PUT", "/upload?path=" + q("/race/%d.bin" % n),
+                                             raw=b"%d" % n * (100 + 37 * i))
+                if st != 201:
+                    errors.append((st, payload))
+
+        def trasher():
+            for i in range(8):
+                self.put("/race/t.bin", b"t" * (10 + i))
+                if self.api("DELETE", "/files?path=" + q("/race/t.bin"))[0] != 200:
+                    errors.append("trash")
+                    continue
+                st, _, payload, _ = self.api("POST", "/trash/restore",
+                                             {"id": self.trash_id("/race/t.bin")})
+                if st != 200:
+                    errors.append((st, payload))
+
+        self.settings(keep_versions=1)
+        try:
+            threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+            threads.append(threading.Thread(target=trasher))
+            for t in threads:
+                t.start()
+            expired = 0
+            while any(t.is_alive() for t in threads):
+                expired += json.loads(self.admin("gc", "--json"))["versions_expired"]
+            for t in threads:
+                t.join()
+            expired += json.loads(self.admin("gc", "--json"))["versions_expired"]
+        finally:
+            self.settings(keep_versions=0)
+        self.assertEqual(errors, [])
+        self.assertGreater(expired, 0)
+        self.check("after the race")
+
     def test_the_migration_fills_the_total_of_an_older_database(self):
         self.put("/m1.bin", b"m" * 3000)
         self.put("/m1.bin", b"n" * 2000)
