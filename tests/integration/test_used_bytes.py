@@ -232,10 +232,12 @@ class UsedBytesTest(HubTest):
             for t in threads:
                 t.start()
             expired = 0
-            while any(t.is_alive() for t in threads):
-                expired += json.loads(self.admin("gc", "--json"))["versions_expired"]
-            for t in threads:
-                t.join()
+            try:
+                while any(t.is_alive() for t in threads):
+                    expired += json.loads(self.admin("gc", "--json"))["versions_expired"]
+            finally:  # no writer outlives the test, even a failed one
+                for t in threads:
+                    t.join()
             expired += json.loads(self.admin("gc", "--json"))["versions_expired"]
         finally:
             self.settings(keep_versions=0)
