@@ -656,9 +656,9 @@ static int s3_remove(struct store *st, const char *hash)
 	return rc;
 }
 
-static void xml_escape_key(FILE *f, const char *k)
+static void xml_put_key(FILE *f, const char *k)
 {
-	fputs(k, f); /* keys are PREFIX (validated) and hex: nothing to escape */
+	fputs(k, f); /* keys are PREFIX (validated) and hex: nothing needs escaping */
 }
 
 static int s3_remove_many(struct store *st, const char *const *hashes, size_t n)
@@ -674,7 +674,7 @@ static int s3_remove_many(struct store *st, const char *const *hashes, size_t n)
 		for (size_t i = 0; i < m; i++) {
 			char *key = object_key(s, hashes[at + i]);
 			fputs("<Object><Key>", f);
-			xml_escape_key(f, key);
+			xml_put_key(f, key);
 			fputs("</Key></Object>", f);
 			free(key);
 		}
