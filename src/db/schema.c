@@ -296,6 +296,15 @@ static const char *const migrations[] = {
      * commit soon after trusts it instead of asking an S3 store (a HEAD per
      * chunk; ops/commit.c). An upload to a host leaves it NULL. */
     "ALTER TABLE chunk_uploads ADD COLUMN stored_at BIGINT;",
+
+    /* 19: a workspace's used bytes (the quota's measure: every version of its
+     * live files), kept by triggers on file_versions and files (below, per
+     * back end) so that whatever changes a version or a file's deleted_at
+     * keeps it exact, and a commit need not sum every version. */
+    "ALTER TABLE workspaces ADD COLUMN used_bytes BIGINT NOT NULL DEFAULT 0;"
+    "UPDATE workspaces SET used_bytes = (SELECT COALESCE(SUM(v.size), 0) FROM"
+    " file_versions v JOIN files f ON f.id = v.file_id"
+    " WHERE f.workspace_id = workspaces.id AND f.deleted_at IS NULL);",
 };
 
 /* What a migration does on one back end only, after its common SQL.
@@ -333,6 +342,63 @@ static const struct {
      " WHERE NEW.deleted_at IS NULL; END;"
      "CREATE TRIGGER folders_name_fts_del AFTER DELETE ON folders"
      " BEGIN DELETE FROM folders_name_fts WHERE rowid = OLD.id; END;"},
+    /* A version counts while its file is live: a version made or removed
+     * moves its file's workspace's total; a file trashed, restored, moved
+     * to another workspace or removed moves it by all its versions. */
+    {19, "sqlite",
+     "CREATE TRIGGER used_version_ins AFTER INSERT ON file_versions BEGIN"
+     " UPDATE workspaces SET used_bytes = used_bytes + NEW.size WHERE id ="
+     " (SELECT workspace_id FROM files WHERE id = NEW.file_id AND deleted_at IS NULL); END;"
+     "CREATE TRIGGER used_version_del AFTER DELETE ON file_versions BEGIN"
+     " UPDATE workspaces SET used_bytes = used_bytes - OLD.size WHERE id ="
+     " (SELECT workspace_id FROM files WHERE id = OLD.file_id AND deleted_at IS NULL); END;"
+     "CREATE TRIGGER used_version_upd AFTER UPDATE OF size, file_id ON file_versions BEGIN"
+     " UPDATE workspaces SET used_bytes = used_bytes - OLD.size WHERE id ="
+     " (SELECT workspace_id FROM files WHERE id = OLD.file_id AND deleted_at IS NULL);"
+     " UPDATE workspaces SET used_bytes = used_bytes + NEW.size WHERE id ="
+     " (SELECT workspace_id FROM files WHERE id = NEW.file_id AND deleted_at IS NULL); END;"
+     "CREATE TRIGGER used_file_upd AFTER UPDATE OF deleted_at, workspace_id ON files"
+     " WHEN (OLD.deleted_at IS NULL) <> (NEW.deleted_at IS NULL)"
+     " OR OLD.workspace_id <> NEW.workspace_id BEGIN"
+     " UPDATE workspaces SET used_bytes = used_bytes - (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = OLD.id)"
+     " WHERE id = OLD.workspace_id AND OLD.deleted_at IS NULL;"
+     " UPDATE workspaces SET used_bytes = used_bytes + (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = NEW.id)"
+     " WHERE id = NEW.workspace_id AND NEW.deleted_at IS NULL; END;"
+     "CREATE TRIGGER used_file_del AFTER DELETE ON files WHEN OLD.deleted_at IS NULL BEGIN"
+     " UPDATE workspaces SET used_bytes = used_bytes - (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = OLD.id) WHERE id = OLD.workspace_id; END;"},
+    {19, "postgres",
+     "CREATE FUNCTION roost_used_version() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN"
+     " IF TG_OP IN ('DELETE', 'UPDATE') THEN"
+     " UPDATE workspaces SET used_bytes = used_bytes - OLD.size WHERE id ="
+     " (SELECT workspace_id FROM files WHERE id = OLD.file_id AND deleted_at IS NULL);"
+     " END IF;"
+     " IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+     " UPDATE workspaces SET used_bytes = used_bytes + NEW.size WHERE id ="
+     " (SELECT workspace_id FROM files WHERE id = NEW.file_id AND deleted_at IS NULL);"
+     " END IF;"
+     " RETURN NULL; END $$;"
+     "CREATE TRIGGER used_version AFTER INSERT OR DELETE OR UPDATE OF size, file_id"
+     " ON file_versions FOR EACH ROW EXECUTE FUNCTION roost_used_version();"
+     "CREATE FUNCTION roost_used_file() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN"
+     " IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.deleted_at IS NULL THEN"
+     " UPDATE workspaces SET used_bytes = used_bytes - (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = OLD.id) WHERE id = OLD.workspace_id;"
+     " END IF;"
+     " IF TG_OP = 'UPDATE' AND NEW.deleted_at IS NULL THEN"
+     " UPDATE workspaces SET used_bytes = used_bytes + (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = NEW.id) WHERE id = NEW.workspace_id;"
+     " END IF;"
+     " RETURN NULL; END $$;"
+     "CREATE TRIGGER used_file_upd AFTER UPDATE OF deleted_at, workspace_id ON files"
+     " FOR EACH ROW WHEN ((OLD.deleted_at IS NULL) <> (NEW.deleted_at IS NULL)"
+     " OR OLD.workspace_id <> NEW.workspace_id) EXECUTE FUNCTION roost_used_file();"
+     "CREATE TRIGGER used_file_del AFTER DELETE ON files FOR EACH ROW"
+     " WHEN (OLD.deleted_at IS NULL) EXECUTE FUNCTION roost_used_file();"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

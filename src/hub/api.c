@@ -4,6 +4,7 @@
 #include "meta.h"
 #include "api.h"
 #include "acl.h"
+#include "limits.h"
 #include "members.h"
 #include "op_http.h"
 #include "ops/ops.h"
@@ -616,16 +617,17 @@ enum MHD_Result api_usage(struct req *r)
 			return reply_db_error(r);
 		goto reply;
 	}
-	struct db_stmt *st =
-	    db_query(r->db,
-	             "SELECT COALESCE(SUM(v.size), 0), COUNT(*), COUNT(DISTINCT f.id) FROM "
-	             "file_versions v JOIN files f ON f.id = v.file_id "
-	             "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
-	             r->ws_id);
+	/* logical_bytes is the quota's measure, kept by triggers (limits_used). */
+	if (limits_used(r->db, r->ws_id, &logical) != 0)
+		return reply_db_error(r);
+	struct db_stmt *st = db_query(r->db,
+	                              "SELECT COUNT(*), COUNT(DISTINCT f.id) FROM "
+	                              "file_versions v JOIN files f ON f.id = v.file_id "
+	                              "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	                              r->ws_id);
 	if (st && db_step(st) == DB_ROW) {
-		logical = db_col_int64(st, 0);
-		versions = db_col_int64(st, 1);
-		files = db_col_int64(st, 2);
+		versions = db_col_int64(st, 0);
+		files = db_col_int64(st, 1);
 	}
 	db_finalize(st);
 	st = db_query(r->db,
