@@ -40,6 +40,11 @@ class FeedScaleTest(HubTest):
     def threads(self):
         return proc_status(self.hub.proc.pid, "Threads")
 
+    def sanitized(self):
+        """Is the hub built with AddressSanitizer (make test-asan)?"""
+        with open("/proc/%d/maps" % self.hub.proc.pid) as f:
+            return "libasan" in f.read()
+
     def rss_kib(self):
         return proc_status(self.hub.proc.pid, "VmRSS")
 
@@ -67,7 +72,11 @@ class FeedScaleTest(HubTest):
             # a thread each would be a thousand more
             self.assertLess(self.threads() - threads0, 16)
             grown_mib = (self.rss_kib() - rss0) / 1024
-            self.assertLess(grown_mib, 20, "the hub grew %.1f MiB" % grown_mib)
+            # ~10 KiB a subscriber. Under AddressSanitizer RSS also holds its
+            # quarantine of freed memory (up to 256 MiB by default: 22-38 MiB
+            # seen here), so only the plain build's figure says anything.
+            if not self.sanitized():
+                self.assertLess(grown_mib, 20, "the hub grew %.1f MiB" % grown_mib)
             # other requests still run while they idle
             st, body, _, _ = self.hub.request("GET", "/api/v1/me", token=self.token)
             self.assertEqual(st, 200, body)
