@@ -121,6 +121,10 @@ struct hub {
 	struct oidc *oidc;                 /* single sign-on (oidc.c); NULL: off */
 	char proxies[HUB_PROXIES_MAX][64]; /* --trusted-proxy, canonical (peer.c) */
 	int nproxies;
+	/* /readyz's last verdict (bit 0 database, bit 1 store up) and when, so a
+	 * flood of unauthenticated checks costs one S3 listing a second. */
+	_Atomic int64_t ready_at_ms;
+	atomic_int ready_bits;
 };
 
 /* What a request authenticated with: the route table says which kinds may

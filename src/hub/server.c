@@ -458,14 +458,25 @@ static enum MHD_Result api_health(struct req *r)
 /* Readiness, for a load balancer's health check: this hub can reach its
  * database and its chunk store (a directory: it is there; S3: one listing). (/healthz only says the
  * process answers.) The answer names which is down and nothing more: anyone may ask. */
+#define READY_CACHE_MS 1000
+
 static enum MHD_Result api_ready(struct req *r)
 {
-	int64_t one = 0;
-	bool db_ok = r->db && db_int64(r->db, &one, "SELECT 1") == DB_ROW && one == 1;
-	char *err = NULL;
-	bool store_ok = store_is_remote(r->hub->store) ? store_probe(r->hub->store, &err) == 0
-	                                               : store_avail(r->hub->store) >= 0;
-	free(err);
+	struct hub *h = r->hub;
+	int64_t now = mono_ms(), at = atomic_load(&h->ready_at_ms);
+	int bits = atomic_load(&h->ready_bits);
+	if (at == 0 || now - at >= READY_CACHE_MS) {
+		int64_t one = 0;
+		bool db_ok = r->db && db_int64(r->db, &one, "SELECT 1") == DB_ROW && one == 1;
+		char *err = NULL;
+		bool store_ok = store_is_remote(h->store) ? store_probe(h->store, &err) == 0
+		                                          : store_avail(h->store) >= 0;
+		free(err);
+		bits = (db_ok ? 1 : 0) | (store_ok ? 2 : 0);
+		atomic_store(&h->ready_bits, bits);
+		atomic_store(&h->ready_at_ms, now);
+	}
+	bool db_ok = bits & 1, store_ok = bits & 2;
 	if (db_ok && store_ok)
 		return reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "ready"));
 	json_t *down = json_array();

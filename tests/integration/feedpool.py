@@ -7,6 +7,15 @@ import socket
 import time
 
 
+def proc_status(pid, key):
+    """A number field of /proc/PID/status (VmRSS in KiB, Threads)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
 def raise_nofile(n):
     """Allow n more descriptors (up to the hard limit); the new soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -8,19 +8,11 @@ import time
 import unittest
 
 import harness
-from feedpool import Pool
+from feedpool import Pool, proc_status
 from harness import Hub, HubTest
 
 SUBSCRIBERS = 1000
 HEARTBEAT_S = 2
-
-
-def proc_status(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise KeyError(key)
 
 
 class FeedScaleTest(HubTest):
