@@ -311,12 +311,30 @@ def peak_rss_kib(hub):
     return 0
 
 
+def print_pg_stats(pg, dbname, files):
+    """The statements PostgreSQL spent most time on while the workspace grew."""
+    rows = pg.query("SELECT calls, total_exec_time, rows, query FROM pg_stat_statements "
+                    "ORDER BY total_exec_time DESC LIMIT 25", dbname)
+    total = sum(float(r[1]) for r in pg.query(
+        "SELECT calls, total_exec_time FROM pg_stat_statements", dbname))
+    print("  PostgreSQL's execution time while growing: %.0f ms in all, %.3f ms a file"
+          % (total, total / files))
+    for calls, ms, nrows, query in rows:
+        print("  %9d calls %9.0f ms %6.3f ms/file %9d rows  %s" % (
+            int(calls), float(ms), float(ms) / files, int(nrows),
+            " ".join(query.split())[:150]))
+
+
 def run(roost, backend, a, work):
     pg = dbname = url = None
     if backend == "postgres":
+        if a.pg_stats:
+            os.environ.setdefault("PGCLUSTER_OPTS", "-c shared_preload_libraries=pg_stat_statements")
         pg = pgcluster.cluster()
         dbname = "scale_%d" % os.getpid()
         url = pg.create_database(dbname)
+        if a.pg_stats:
+            pg.query("CREATE EXTENSION pg_stat_statements", dbname)
     hub = Hub(roost, os.path.join(work, backend), url)
     r = {"backend": backend}
     try:
@@ -328,6 +346,8 @@ def run(roost, backend, a, work):
         big = big_size(a.files, a.big)
         r["files"], r["grow_s"] = grow(hub, a.files, a.folders, big, steps)
         sent, arrivals = probes.finish()
+        if a.pg_stats:
+            print_pg_stats(pg, dbname, r["files"])
         lat = [max(0.0, (arrivals[p] - t) * 1000) for p, t in sent.items() if p in arrivals]
         r["feed"] = (len(sent), len(lat), pct(lat, 50), pct(lat, 99)) if lat else None
         r["rates"] = steps
@@ -408,6 +428,9 @@ def main():
                     "with this, at most half)")
     ap.add_argument("--samples", type=int, default=200, help="requests per latency figure")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--pg-stats", action="store_true",
+                    help="PostgreSQL: print the statements it spent most time on "
+                    "(pg_stat_statements)")
     a = ap.parse_args()
     if a.files < 10:
         ap.error("--files: at least 10")

@@ -305,6 +305,20 @@ static const char *const migrations[] = {
     "UPDATE workspaces SET used_bytes = (SELECT COALESCE(SUM(v.size), 0) FROM"
     " file_versions v JOIN files f ON f.id = v.file_id"
     " WHERE f.workspace_id = workspaces.id AND f.deleted_at IS NULL);",
+
+    /* 20: a workspace's counters — the head of its change log and its used
+     * bytes — in a row of their own, which is also the workspace's write lock
+     * (hub/meta.c, meta_begin). On the workspaces row, a batch commit
+     * (POST versions/batch: a savepoint per file) moved them in every
+     * savepoint while each file's rows checked their foreign key to that row:
+     * PostgreSQL then made a multixact of all the savepoints so far, per row,
+     * and a 1,000-file batch cost O(n^2). No table refers to this one. The
+     * triggers and the dropped columns are per back end (below). */
+    "CREATE TABLE workspace_counters ("
+    " workspace_id BIGINT PRIMARY KEY REFERENCES workspaces(id),"
+    " last_seq BIGINT NOT NULL DEFAULT 0, used_bytes BIGINT NOT NULL DEFAULT 0);"
+    "INSERT INTO workspace_counters(workspace_id, last_seq, used_bytes)"
+    " SELECT id, last_seq, used_bytes FROM workspaces;",
 };
 
 /* What a migration does on one back end only, after its common SQL.
@@ -399,6 +413,66 @@ static const struct {
      " OR OLD.workspace_id <> NEW.workspace_id) EXECUTE FUNCTION roost_used_file();"
      "CREATE TRIGGER used_file_del AFTER DELETE ON files FOR EACH ROW"
      " WHEN (OLD.deleted_at IS NULL) EXECUTE FUNCTION roost_used_file();"},
+    /* The same triggers on workspace_counters; a new workspace gets its row. */
+    {20, "sqlite",
+     "DROP TRIGGER used_version_ins; DROP TRIGGER used_version_del;"
+     "DROP TRIGGER used_version_upd; DROP TRIGGER used_file_upd; DROP TRIGGER used_file_del;"
+     "CREATE TRIGGER used_version_ins AFTER INSERT ON file_versions BEGIN"
+     " UPDATE workspace_counters SET used_bytes = used_bytes + NEW.size WHERE workspace_id ="
+     " (SELECT workspace_id FROM files WHERE id = NEW.file_id AND deleted_at IS NULL); END;"
+     "CREATE TRIGGER used_version_del AFTER DELETE ON file_versions BEGIN"
+     " UPDATE workspace_counters SET used_bytes = used_bytes - OLD.size WHERE workspace_id ="
+     " (SELECT workspace_id FROM files WHERE id = OLD.file_id AND deleted_at IS NULL); END;"
+     "CREATE TRIGGER used_version_upd AFTER UPDATE OF size, file_id ON file_versions BEGIN"
+     " UPDATE workspace_counters SET used_bytes = used_bytes - OLD.size WHERE workspace_id ="
+     " (SELECT workspace_id FROM files WHERE id = OLD.file_id AND deleted_at IS NULL);"
+     " UPDATE workspace_counters SET used_bytes = used_bytes + NEW.size WHERE workspace_id ="
+     " (SELECT workspace_id FROM files WHERE id = NEW.file_id AND deleted_at IS NULL); END;"
+     "CREATE TRIGGER used_file_upd AFTER UPDATE OF deleted_at, workspace_id ON files"
+     " WHEN (OLD.deleted_at IS NULL) <> (NEW.deleted_at IS NULL)"
+     " OR OLD.workspace_id <> NEW.workspace_id BEGIN"
+     " UPDATE workspace_counters SET used_bytes = used_bytes - (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = OLD.id)"
+     " WHERE workspace_id = OLD.workspace_id AND OLD.deleted_at IS NULL;"
+     " UPDATE workspace_counters SET used_bytes = used_bytes + (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = NEW.id)"
+     " WHERE workspace_id = NEW.workspace_id AND NEW.deleted_at IS NULL; END;"
+     "CREATE TRIGGER used_file_del AFTER DELETE ON files WHEN OLD.deleted_at IS NULL BEGIN"
+     " UPDATE workspace_counters SET used_bytes = used_bytes - (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = OLD.id) WHERE workspace_id = OLD.workspace_id; END;"
+     "CREATE TRIGGER workspace_counters_ins AFTER INSERT ON workspaces BEGIN"
+     " INSERT INTO workspace_counters(workspace_id) VALUES (NEW.id); END;"
+     "ALTER TABLE workspaces DROP COLUMN used_bytes;"
+     "ALTER TABLE workspaces DROP COLUMN last_seq;"},
+    {20, "postgres",
+     "CREATE OR REPLACE FUNCTION roost_used_version() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN"
+     " IF TG_OP IN ('DELETE', 'UPDATE') THEN"
+     " UPDATE workspace_counters SET used_bytes = used_bytes - OLD.size WHERE workspace_id ="
+     " (SELECT workspace_id FROM files WHERE id = OLD.file_id AND deleted_at IS NULL);"
+     " END IF;"
+     " IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+     " UPDATE workspace_counters SET used_bytes = used_bytes + NEW.size WHERE workspace_id ="
+     " (SELECT workspace_id FROM files WHERE id = NEW.file_id AND deleted_at IS NULL);"
+     " END IF;"
+     " RETURN NULL; END $$;"
+     "CREATE OR REPLACE FUNCTION roost_used_file() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN"
+     " IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.deleted_at IS NULL THEN"
+     " UPDATE workspace_counters SET used_bytes = used_bytes - (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = OLD.id) WHERE workspace_id = OLD.workspace_id;"
+     " END IF;"
+     " IF TG_OP = 'UPDATE' AND NEW.deleted_at IS NULL THEN"
+     " UPDATE workspace_counters SET used_bytes = used_bytes + (SELECT COALESCE(SUM(size), 0)"
+     " FROM file_versions WHERE file_id = NEW.id) WHERE workspace_id = NEW.workspace_id;"
+     " END IF;"
+     " RETURN NULL; END $$;"
+     "CREATE FUNCTION roost_workspace_counters() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN INSERT INTO workspace_counters(workspace_id) VALUES (NEW.id); RETURN NULL; END $$;"
+     "CREATE TRIGGER workspace_counters_ins AFTER INSERT ON workspaces FOR EACH ROW"
+     " EXECUTE FUNCTION roost_workspace_counters();"
+     "ALTER TABLE workspaces DROP COLUMN used_bytes;"
+     "ALTER TABLE workspaces DROP COLUMN last_seq;"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

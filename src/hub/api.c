@@ -38,8 +38,9 @@ enum MHD_Result api_workspaces(struct req *r)
 {
 	struct db_stmt *st = db_query(
 	    r->db,
-	    "SELECT w.id, w.name, m.role, w.chunk_min, w.chunk_avg, w.chunk_max, w.last_seq "
+	    "SELECT w.id, w.name, m.role, w.chunk_min, w.chunk_avg, w.chunk_max, k.last_seq "
 	    "FROM workspaces w JOIN memberships m ON m.workspace_id = w.id "
+	    "JOIN workspace_counters k ON k.workspace_id = w.id "
 	    "WHERE m.user_id = ? AND (? = 0 OR w.id = ?) ORDER BY w.id",
 	    r->user_id, r->host_ws, r->host_ws); /* a host sees its own only */
 	if (!st)

@@ -183,7 +183,8 @@ static void *poll_main(void *arg)
 			break;
 		struct db *db = db_pool_acquire(hub->pool);
 		int64_t sum = 0;
-		if (db_int64(db, &sum, "SELECT COALESCE(SUM(last_seq), 0) FROM workspaces") ==
+		if (db_int64(db, &sum,
+		             "SELECT COALESCE(SUM(last_seq), 0) FROM workspace_counters") ==
 		        DB_ROW &&
 		    sum != last) {
 			if (last >= 0)
@@ -656,8 +657,9 @@ enum MHD_Result api_events(struct req *r)
 	if ((since || last_id) && from < 0)
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_since",
 		                   "since must be a change sequence number (0 or more)");
-	if (from < 0 && db_int64(r->db, &from, "SELECT last_seq FROM workspaces WHERE id = ?",
-	                         r->ws_id) != DB_ROW)
+	if (from < 0 &&
+	    db_int64(r->db, &from, "SELECT last_seq FROM workspace_counters WHERE workspace_id = ?",
+	             r->ws_id) != DB_ROW)
 		return reply_db_error(r);
 	db_pool_release(r->hub->pool, r->db);
 	r->db = NULL;

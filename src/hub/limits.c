@@ -95,7 +95,9 @@ int limits_used(struct db *db, int64_t ws, int64_t *used)
 {
 	/* Every version of a live file counts whole: the total the database's
 	 * triggers keep (db/schema.c, migration 19), not a sum of every version. */
-	return db_int64(db, used, "SELECT used_bytes FROM workspaces WHERE id = ?", ws) == DB_ROW
+	return db_int64(db, used,
+	                "SELECT used_bytes FROM workspace_counters WHERE workspace_id = ?",
+	                ws) == DB_ROW
 	           ? 0
 	           : DB_ERR;
 }

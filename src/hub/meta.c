@@ -25,7 +25,8 @@ int meta_begin(struct db *db, int64_t ws)
 {
 	if (db_begin(db) != DB_DONE)
 		return OP_DB;
-	if (db_run(db, "UPDATE workspaces SET last_seq = last_seq WHERE id = ?", ws) == DB_DONE)
+	if (db_run(db, "UPDATE workspace_counters SET last_seq = last_seq WHERE workspace_id = ?",
+	           ws) == DB_DONE)
 		return OP_OK;
 	db_rollback(db);
 	return OP_DB;
@@ -165,9 +166,10 @@ int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
 		/* the next number and the row in one statement, sent with the next */
 		r = db_run_later(
 		    db,
-		    "WITH s AS (UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = ? "
-		    "RETURNING id, last_seq) INSERT INTO changes(workspace_id, seq, kind, "
-		    "entity, payload, at) SELECT id, last_seq, CAST(? AS TEXT), "
+		    "WITH s AS (UPDATE workspace_counters SET last_seq = last_seq + 1 WHERE "
+		    "workspace_id = ? RETURNING workspace_id, last_seq) INSERT INTO "
+		    "changes(workspace_id, seq, kind, entity, payload, at) SELECT workspace_id, "
+		    "last_seq, CAST(? AS TEXT), "
 		    "CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT) FROM s",
 		    ws, kind, entity, p, now_ms());
 		free(p);
@@ -175,7 +177,7 @@ int meta_change(struct db *db, int64_t ws, const char *kind, const char *entity,
 	}
 	int64_t seq = 0;
 	r = db_int64(db, &seq,
-	             "UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = ? "
+	             "UPDATE workspace_counters SET last_seq = last_seq + 1 WHERE workspace_id = ? "
 	             "RETURNING last_seq",
 	             ws);
 	if (r != DB_ROW) {

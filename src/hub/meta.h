@@ -55,8 +55,8 @@ void meta_via_json(json_t *o, struct db_stmt *st, int col, const char *email, bo
 /* Commit a mutation and wake feed subscribers. */
 int meta_commit(struct req *r);
 
-/* Begin a transaction that mutates workspace ws. It takes the workspace's row
- * lock first, so concurrent writers to one workspace serialize on PostgreSQL as
- * BEGIN IMMEDIATE makes them on SQLite. */
+/* Begin a transaction that mutates workspace ws. It takes the workspace's lock
+ * first (its workspace_counters row), so concurrent writers to one workspace
+ * serialize on PostgreSQL as BEGIN IMMEDIATE makes them on SQLite. */
 int meta_begin(struct db *db, int64_t ws);
 #endif

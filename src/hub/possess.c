@@ -162,14 +162,18 @@ static int mark_readable(struct op_ctx *oc, struct acl *a, const char **h, size_
 			db_bind_int64(st, 1, oc->ws_id);
 		return mark(st, 2, h, k, held, a);
 	}
+	/* The version's workspace is a subquery per row of the chunk's index, not
+	 * a join: PostgreSQL flattens a join, and a generic plan made while the
+	 * tables were small (a new hub's first import) hashed every file of the
+	 * workspace per call, O(files) a commit. A subquery keeps the one order. */
 	char *sql = each_hash(
 	    k, reach == REACH_LIVE
-	           ? "EXISTS (SELECT 1 FROM version_chunks vc JOIN file_versions v ON v.id = "
-	             "vc.version_id JOIN files f ON f.id = v.file_id WHERE vc.chunk_hash = x.h AND "
-	             "f.workspace_id = ? AND f.deleted_at IS NULL)"
-	           : "EXISTS (SELECT 1 FROM version_chunks vc JOIN file_versions v ON v.id = "
-	             "vc.version_id JOIN files f ON f.id = v.file_id WHERE vc.chunk_hash = x.h AND "
-	             "f.workspace_id = ?)");
+	           ? "EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_hash = x.h AND "
+	             "(SELECT f.workspace_id FROM file_versions v JOIN files f ON f.id = "
+	             "v.file_id WHERE v.id = vc.version_id AND f.deleted_at IS NULL) = ?)"
+	           : "EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_hash = x.h AND "
+	             "(SELECT f.workspace_id FROM file_versions v JOIN files f ON f.id = "
+	             "v.file_id WHERE v.id = vc.version_id) = ?)");
 	struct db_stmt *st = db_prepare(oc->db, sql);
 	free(sql);
 	if (st)

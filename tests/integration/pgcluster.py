@@ -322,6 +322,8 @@ class Cluster:
             port = _free_port()
             opts = ("-p %d -k %s -c listen_addresses=%s -c fsync=off"
                     % (port, shlex.quote(self.root), HOST))
+            # more server settings, for a bench (bench/scale.py --pg-stats)
+            opts += " " + os.environ.get("PGCLUSTER_OPTS", "")
             p = self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir,
                            "-l", self.logfile, "-w", "-t", "120", "-o", opts, "start"],
                           timeout=180)

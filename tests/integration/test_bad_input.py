@@ -606,7 +606,7 @@ class AuthTests(BadInputTest):
         ws = (self.other_ws,)
         return (self.hub.sql("SELECT COUNT(*) FROM folders WHERE workspace_id = ?", ws),
                 self.hub.sql("SELECT COUNT(*) FROM files WHERE workspace_id = ?", ws),
-                self.hub.sql("SELECT last_seq FROM workspaces WHERE id = ?", ws))
+                self.hub.sql("SELECT last_seq FROM workspace_counters WHERE workspace_id = ?", ws))
 
     def requests_for(self, ws):
         """(label, method, url, json body, raw body): reads and writes of a workspace."""

@@ -42,7 +42,7 @@ class BatchRowsTest(HubTest):
         self.assertEqual(st, 201, payload)
         a_v1 = body["version_id"] if "version_id" in body else body["version"]["id"]
         before = self.counts()
-        seq0 = self.hub.sql("SELECT last_seq FROM workspaces WHERE id = ?", (self.ws,))[0][0]
+        seq0 = self.hub.sql("SELECT last_seq FROM workspace_counters WHERE workspace_id = ?", (self.ws,))[0][0]
         never = b"never uploaded\n"
         st, body, payload, _ = self.call("POST", "/versions/batch", {"versions": [
             commit("/rows/b.txt", b),
@@ -66,7 +66,7 @@ class BatchRowsTest(HubTest):
         self.assertEqual([k for _, k in kinds].count("file.version"), 3, kinds)
         self.assertEqual([k for _, k in kinds].count("folder.created"), 2, kinds)
         self.assertEqual([s for s, _ in kinds], list(range(seq0 + 1, seq0 + 1 + len(kinds))))
-        self.assertEqual(self.hub.sql("SELECT last_seq FROM workspaces WHERE id = ?",
+        self.assertEqual(self.hub.sql("SELECT last_seq FROM workspace_counters WHERE workspace_id = ?",
                                       (self.ws,))[0][0], seq0 + len(kinds))
         # every file's current version is its newest, with the right bytes
         for path, data, number in (("/rows/a.txt", a2, 2), ("/rows/b.txt", b, 1),

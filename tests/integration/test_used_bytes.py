@@ -32,7 +32,7 @@ class UsedBytesTest(HubTest):
         return self.hub.sql(SUM_SQL, (ws or self.ws,))[0][0]
 
     def kept(self, ws=None):
-        return self.hub.sql("SELECT used_bytes FROM workspaces WHERE id = ?",
+        return self.hub.sql("SELECT used_bytes FROM workspace_counters WHERE workspace_id = ?",
                             (ws or self.ws,))[0][0]
 
     def used(self):
@@ -252,16 +252,21 @@ class UsedBytesTest(HubTest):
         self.assertEqual(self.api("DELETE", "/files?path=" + q("/m2.bin"))[0], 200)
         want = self.summed()
         self.assertGreaterEqual(want, 5000)
-        # Take the database back to before migration 19, then start the hub again.
+        # Take the database back to before migration 19 (and 20, which moved the
+        # counters to a table of their own), then start the hub again.
         self.hub.stop()
         if self.hub.backend == "postgres":
             self.hub.sql("DROP FUNCTION roost_used_version() CASCADE")
             self.hub.sql("DROP FUNCTION roost_used_file() CASCADE")
+            self.hub.sql("DROP FUNCTION roost_workspace_counters() CASCADE")
         else:
             for t in ("used_version_ins", "used_version_del", "used_version_upd",
-                      "used_file_upd", "used_file_del"):
+                      "used_file_upd", "used_file_del", "workspace_counters_ins"):
                 self.hub.sql("DROP TRIGGER " + t)
-        self.hub.sql("ALTER TABLE workspaces DROP COLUMN used_bytes")
+        self.hub.sql("ALTER TABLE workspaces ADD COLUMN last_seq BIGINT NOT NULL DEFAULT 0")
+        self.hub.sql("UPDATE workspaces SET last_seq = (SELECT last_seq FROM "
+                     "workspace_counters WHERE workspace_id = workspaces.id)")
+        self.hub.sql("DROP TABLE workspace_counters")
         self.hub.sql("DELETE FROM schema_migrations WHERE version >= 19")
         self.hub.start()
         self.assertEqual(self.kept(), want)

@@ -136,8 +136,9 @@ enum MHD_Result api_tree(struct req *r)
 {
 	struct acl *a = req_acl(r);
 	int64_t seq = 0;
-	if (!a || db_int64(r->db, &seq, "SELECT last_seq FROM workspaces WHERE id = ?", r->ws_id) !=
-	              DB_ROW)
+	if (!a ||
+	    db_int64(r->db, &seq, "SELECT last_seq FROM workspace_counters WHERE workspace_id = ?",
+	             r->ws_id) != DB_ROW)
 		return reply_db_error(r);
 	json_t *folders = json_array(), *files = json_array();
 	struct db_stmt *st = db_query(r->db,

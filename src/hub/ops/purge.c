@@ -12,13 +12,14 @@
 
 int op_drop_version(struct db *db, int64_t vid, int64_t now)
 {
-	/* The workspace's row first, as meta_begin takes it: deleting a live
+	/* The workspace's lock first, as meta_begin takes it: deleting a live
 	 * file's version moves its used_bytes (a trigger, db/schema.c), and GC
 	 * reaching the row only after the chunks' would deadlock on PostgreSQL
 	 * with a commit that holds the row and wants a chunk. */
 	if (db_run(db,
-	           "UPDATE workspaces SET last_seq = last_seq WHERE id = (SELECT f.workspace_id "
-	           "FROM file_versions v JOIN files f ON f.id = v.file_id WHERE v.id = ?)",
+	           "UPDATE workspace_counters SET last_seq = last_seq WHERE workspace_id = "
+	           "(SELECT f.workspace_id FROM file_versions v JOIN files f ON f.id = v.file_id "
+	           "WHERE v.id = ?)",
 	           vid) != DB_DONE)
 		return DB_ERR;
 	struct db_stmt *st =
