@@ -225,15 +225,14 @@ static struct db_stmt *list_query(struct db *db, int kind, int64_t fid, const ch
 		                "SELECT id, name, updated_at FROM folders WHERE parent_id = ? "
 		                "AND deleted_at IS NULL AND name > ? ORDER BY name LIMIT ?",
 		                fid, after, (int64_t)n);
-	return db_query(
-	    db,
-	    "SELECT f.id, f.name, v.size, v.number, v.hash, v.content_type, v.created_at,"
-	    " CASE WHEN v.share_id IS NULL THEN u.email END FROM files f JOIN "
-	    "file_versions v ON v.id = f.current_version_id "
-	    "LEFT JOIN users u ON u.id = v.created_by "
-	    "WHERE f.folder_id = ? AND f.deleted_at IS NULL AND f.name > ? "
-	    "ORDER BY f.name LIMIT ?",
-	    fid, after, (int64_t)n);
+	/* the current version's figures are on the file's row (migration 21) */
+	return db_query(db,
+	                "SELECT f.id, f.name, f.size, f.version_number, f.version_hash, "
+	                "f.content_type, f.version_at, u.email FROM files f "
+	                "LEFT JOIN users u ON u.id = f.version_by "
+	                "WHERE f.folder_id = ? AND f.deleted_at IS NULL AND f.name > ? "
+	                "AND f.current_version_id IS NOT NULL ORDER BY f.name LIMIT ?",
+	                fid, after, (int64_t)n);
 }
 
 /* Up to limit entries the caller may see after (kind, after) into out.

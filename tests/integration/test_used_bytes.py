@@ -252,8 +252,12 @@ class UsedBytesTest(HubTest):
         self.assertEqual(self.api("DELETE", "/files?path=" + q("/m2.bin"))[0], 200)
         want = self.summed()
         self.assertGreaterEqual(want, 5000)
-        # Take the database back to before migration 19 (and 20, which moved the
-        # counters to a table of their own), then start the hub again.
+        st, listed, payload, _ = self.api("GET", "/list?path=%2F")
+        self.assertEqual(st, 200, payload)
+        self.assertIn("m1.bin", [e["name"] for e in listed["entries"]])
+        # Take the database back to before migration 19 (and the later ones: 20
+        # moved the counters to a table of their own, 21 put the current
+        # version's figures on the file's row), then start the hub again.
         self.hub.stop()
         if self.hub.backend == "postgres":
             self.hub.sql("DROP FUNCTION roost_used_version() CASCADE")
@@ -267,10 +271,16 @@ class UsedBytesTest(HubTest):
         self.hub.sql("UPDATE workspaces SET last_seq = (SELECT last_seq FROM "
                      "workspace_counters WHERE workspace_id = workspaces.id)")
         self.hub.sql("DROP TABLE workspace_counters")
+        for col in ("version_number", "version_hash", "version_at", "version_by"):  # 21
+            self.hub.sql("ALTER TABLE files DROP COLUMN " + col)
         self.hub.sql("DELETE FROM schema_migrations WHERE version >= 19")
         self.hub.start()
         self.assertEqual(self.kept(), want)
         self.assertEqual(self.used(), want)
+        # the listing reads the file's row now: the migration filled it
+        st, body, payload, _ = self.api("GET", "/list?path=%2F")
+        self.assertEqual(st, 200, payload)
+        self.assertEqual(body["entries"], listed["entries"])
         self.put("/m3.bin", b"p" * 10)
         self.assertEqual(self.used(), want + 10)
         self.assertEqual(self.summed(), want + 10)

@@ -442,10 +442,13 @@ static int write_version(struct op_ctx *c, const struct commit_args *a, const bo
 			return DB_ERR;
 		off += ch->size;
 	}
+	/* and what a listing shows of it (migration 21) */
 	if (db_run_later(c->db,
 	                 "UPDATE files SET current_version_id = ?, size = ?, content_type = ?, "
-	                 "updated_at = ?, updated_by = ? WHERE id = ?",
-	                 vid, a->size, ctype, now, author, file_id) != DB_DONE ||
+	                 "updated_at = ?, updated_by = ?, version_number = ?, version_hash = ?, "
+	                 "version_at = ?, version_by = NULLIF(CAST(? AS BIGINT), 0) WHERE id = ?",
+	                 vid, a->size, ctype, now, author, number, a->hash, now,
+	                 c->share_id ? 0 : author, file_id) != DB_DONE ||
 	    possess_consume(c, a->chunks, a->n) != DB_DONE ||
 	    meta_change(c->db, c->ws_id, "file.version", "file",
 	                json_pack("{s:I, s:s, s:I, s:I, s:I, s:s}", "id", (json_int_t)file_id,
