@@ -377,6 +377,9 @@ def run(roost, backend, a, work):
         r["versions"] = timed(hub, lambda i: base + "/versions?path=" + quote(a_path(i)),
                               a.samples)
         r["trash"] = timed(hub, base + "/trash", a.samples)
+        # GET usage reads every version of the workspace (its stored bytes are the
+        # distinct chunks): a few samples, to show what that costs at this size
+        r["usage"] = timed(hub, base + "/usage", 5)
         r["rss_mib"] = hub.rss_kib() / 1024
         r["peak_rss_mib"] = peak_rss_kib(hub) / 1024
         r["db_bytes"] = db_bytes(hub, backend, pg, dbname)
@@ -409,6 +412,7 @@ def report(r):
     line("stat by path (info):", "info")
     line("versions of a file:", "versions")
     line("trash page (empty trash):", "trash")
+    line("usage (5 samples; reads every version):", "usage")
     if r["feed"]:
         print("  feed latency under load (%d probes, %d seen): p50 %.2f ms, p99 %.2f ms "
               "(goal p99 < 20 ms)" % r["feed"])
