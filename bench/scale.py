@@ -346,7 +346,7 @@ def run(roost, backend, a, work):
         big = big_size(a.files, a.big)
         r["files"], r["grow_s"] = grow(hub, a.files, a.folders, big, steps)
         sent, arrivals = probes.finish()
-        if a.pg_stats:
+        if a.pg_stats and pg:
             print_pg_stats(pg, dbname, r["files"])
         lat = [max(0.0, (arrivals[p] - t) * 1000) for p, t in sent.items() if p in arrivals]
         r["feed"] = (len(sent), len(lat), pct(lat, 50), pct(lat, 99)) if lat else None
