@@ -154,8 +154,10 @@ int acl_sum_readable(struct req *r, struct db_stmt *st, int64_t threshold, struc
 		int64_t v;
 	} *rows = NULL;
 	size_t n = 0, cap = 0;
+	int64_t read = 0;
 	int rc = a && st ? DB_ROW : DB_ERR;
 	while (rc == DB_ROW && (rc = db_step(st)) == DB_ROW) {
+		read++;
 		char *p = path_join(db_col_text(st, 0), db_col_text(st, 1));
 		if (acl_perm(a, p, true) >= PERM_READ) {
 			if (n == cap) {
@@ -171,6 +173,7 @@ int acl_sum_readable(struct req *r, struct db_stmt *st, int64_t threshold, struc
 	if (n)
 		qsort(rows, n, sizeof *rows, cmp_key);
 	memset(out, 0, sizeof *out);
+	out->read = read;
 	for (size_t i = 0; i < n; i++)
 		if (i == 0 || strcmp(rows[i].key, rows[i - 1].key) != 0) {
 			out->count++;

@@ -26,6 +26,7 @@ bool acl_reads_all(struct req *r);
  * threshold. 0 or a db error. */
 struct acl_sums {
 	int64_t count, sum, below;
+	int64_t read; /* rows read, the caller's or not */
 };
 int acl_sum_readable(struct req *r, struct db_stmt *st, int64_t threshold, struct acl_sums *out);
 enum MHD_Result api_acl_get(struct req *r);

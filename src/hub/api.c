@@ -1,4 +1,4 @@
-/* api: workspace and file-tree endpoints: list, info, versions, usage, audit,
+/* api: workspace and file-tree endpoints: list, info, versions, audit,
  * and the adapters of mkdir, move and delete (ops/files.c does them). */
 #include "hub.h"
 #include "meta.h"
@@ -568,85 +568,6 @@ enum MHD_Result api_delete(struct req *r)
 	    rc == OP_OK ? reply_json(r, MHD_HTTP_OK, o) : (json_decref(o), reply_op_err(r, &e));
 	free(path);
 	return ret;
-}
-
-/* Usage for a member who may not read every file: of what they may read
- * (the workspace's totals would tell of hidden files). */
-static int usage_readable(struct req *r, int64_t *logical, int64_t *files, int64_t *versions,
-                          int64_t *stored, int64_t *chunks)
-{
-	struct acl_sums s;
-	/* one row per version, keyed by its id: the version's size */
-	struct db_stmt *st = db_query(
-	    r->db,
-	    "SELECT d.path, f.name, v.id, v.size FROM files f JOIN folders d ON d.id = "
-	    "f.folder_id JOIN file_versions v ON v.file_id = f.id WHERE f.workspace_id = ? AND "
-	    "f.deleted_at IS NULL",
-	    r->ws_id);
-	if (acl_sum_readable(r, st, 0, &s) != 0)
-		return DB_ERR;
-	*logical = s.sum;
-	*versions = s.count;
-	st = db_query(r->db,
-	              "SELECT d.path, f.name, f.id, 0 FROM files f JOIN folders d ON d.id = "
-	              "f.folder_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL AND "
-	              "f.current_version_id IS NOT NULL",
-	              r->ws_id);
-	if (acl_sum_readable(r, st, 0, &s) != 0)
-		return DB_ERR;
-	*files = s.count;
-	st =
-	    db_query(r->db,
-	             "SELECT d.path, f.name, vc.chunk_hash, vc.size FROM files f JOIN folders d ON "
-	             "d.id = f.folder_id JOIN file_versions v ON v.file_id = f.id JOIN "
-	             "version_chunks vc ON vc.version_id = v.id WHERE f.workspace_id = ? AND "
-	             "f.deleted_at IS NULL",
-	             r->ws_id);
-	if (acl_sum_readable(r, st, 0, &s) != 0)
-		return DB_ERR;
-	*stored = s.sum;
-	*chunks = s.count;
-	return 0;
-}
-
-enum MHD_Result api_usage(struct req *r)
-{
-	int64_t logical = 0, files = 0, versions = 0, stored = 0, chunks = 0;
-	if (!acl_reads_all(r)) {
-		if (usage_readable(r, &logical, &files, &versions, &stored, &chunks) != 0)
-			return reply_db_error(r);
-		goto reply;
-	}
-	/* logical_bytes is the quota's measure, kept by triggers (limits_used). */
-	if (limits_used(r->db, r->ws_id, &logical) != 0)
-		return reply_db_error(r);
-	struct db_stmt *st = db_query(r->db,
-	                              "SELECT COUNT(*), COUNT(DISTINCT f.id) FROM "
-	                              "file_versions v JOIN files f ON f.id = v.file_id "
-	                              "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
-	                              r->ws_id);
-	if (st && db_step(st) == DB_ROW) {
-		versions = db_col_int64(st, 0);
-		files = db_col_int64(st, 1);
-	}
-	db_finalize(st);
-	st = db_query(r->db,
-	              "SELECT COALESCE(SUM(c.size), 0), COUNT(*) FROM chunks c WHERE c.hash IN ("
-	              "SELECT vc.chunk_hash FROM version_chunks vc JOIN file_versions v ON "
-	              "v.id = vc.version_id JOIN files f ON f.id = v.file_id "
-	              "WHERE f.workspace_id = ?)",
-	              r->ws_id);
-	if (st && db_step(st) == DB_ROW) {
-		stored = db_col_int64(st, 0);
-		chunks = db_col_int64(st, 1);
-	}
-	db_finalize(st);
-reply:
-	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:I, s:I, s:I, s:I, s:I, s:s}", "logical_bytes",
-	                            (json_int_t)logical, "stored_bytes", (json_int_t)stored,
-	                            "chunks", (json_int_t)chunks, "files", (json_int_t)files,
-	                            "versions", (json_int_t)versions, "role", role_name(r->role)));
 }
 
 /* GET audit?limit=N&before=ID&action=A: the workspace's audit log, newest first,
