@@ -319,6 +319,19 @@ class HubTest(unittest.TestCase):
         else:
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
+    @classmethod
+    def add_member(cls, email, password, role="member"):
+        """Invite someone to the class's workspace and accept as them:
+        (their token, their user id)."""
+        st, inv, payload, _ = cls.hub.request(
+            "POST", "/api/v1/workspaces/%d/invites" % cls.ws, {"role": role}, token=cls.token)
+        assert st in (200, 201), payload
+        st, body, payload, _ = cls.hub.request(
+            "POST", "/api/v1/invites/accept",
+            {"token": inv["token"], "email": email, "password": password})
+        assert st == 200, payload
+        return body["token"], body["user"]["id"]
+
     def roost(self, *args, **kw):
         """Run roost as a user would; the CompletedProcess with text output
         (.out, .err), whatever its exit code."""

@@ -34,12 +34,7 @@ class UsageBase(HubTest):
         for path, data in (("/pub/p.txt", b"p" * 1000), ("/priv/s.txt", b"s" * 5000)):
             st, _, payload, _ = cls.call(cls.token, "PUT", "/upload?path=" + q(path), raw=data)
             assert st == 201, payload
-        st, inv, _, _ = cls.call(cls.token, "POST", "/invites", {"role": "member"})
-        st, body, payload, _ = cls.hub.request(
-            "POST", "/api/v1/invites/accept",
-            {"token": inv["token"], "email": "bob@example.test", "password": PW})
-        assert st == 200, payload
-        cls.bob, cls.bob_id = body["token"], body["user"]["id"]
+        cls.bob, cls.bob_id = cls.add_member("bob@example.test", PW)
         st, _, payload, _ = cls.call(cls.token, "PUT", "/acl",
                                      {"path": "/priv", "user_id": cls.bob_id, "perm": "none"})
         assert st == 200, payload
