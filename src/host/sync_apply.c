@@ -462,30 +462,44 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		free(local);
 		return;
 	}
-	if (have && S_ISDIR(st.st_mode)) {
+	/* The planner decides (plan.h); this does what it says. */
+	struct plan_state base = sync_base_state(found ? &e : NULL);
+	struct plan_state mine =
+	    sync_local_state(found ? &e : NULL, local, have ? &st : NULL, true);
+	struct plan_state theirs = {.kind = PLAN_FILE, .size = size};
+	snprintf(theirs.hash, sizeof theirs.hash, "%s", hash);
+	enum plan_conflict conflict;
+	struct plan_state want = plan_path(&base, &mine, &theirs, &conflict);
+	if (mine.kind == PLAN_FOLDER) {
+		/* The plan keeps the workspace's file aside (conflict copy of
+		 * the remote): not done by the host yet. */
 		log_warn("%s is a folder here but a file in the workspace; left alone", path);
 		free(local);
 		return;
 	}
-	if (have && !(found && stat_matches(&e, &st))) {
-		/* The local file holds something the index does not know. */
-		char got[HASH_HEX_LEN + 1];
-		if (sync_hash_file(local, got) == 0 && strcmp(got, hash) == 0) {
-			bool gone;
-			json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
-			sync_record_local(h, path, &st, vid, version, hash,
-			                  m ? json_object_get(m, "chunks") : NULL, false);
-			json_decref(m);
-			free(local);
-			return;
-		}
-		if (!keep_as_conflict(h, path)) {
-			free(local);
-			return;
-		}
-		have = false;
+	if (plan_same(&mine, &theirs)) { /* the folder holds it already */
+		bool gone;
+		json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
+		sync_record_local(h, path, &st, vid, version, hash,
+		                  m ? json_object_get(m, "chunks") : NULL, false);
+		json_decref(m);
+		free(local);
+		return;
 	}
 	free(local);
+	if (conflict == PLAN_KEEP_LOCAL) {
+		if (!keep_as_conflict(h, path))
+			return;
+		have = false;
+	} else if (!plan_same(&want, &theirs)) {
+		/* The new version holds what the index has: the local edit (or
+		 * delete) stands, and goes up on the new version. */
+		e.version_id = vid;
+		e.version = version;
+		idx_put(h->db, path, &e);
+		host_mark_dirty(h, path, 0);
+		return;
+	}
 	if (!host_room_for(h, path, size)) {
 		/* reported; a resync tries again later, after a restart too */
 		idx_kv_set(h->db, "no_space", 1);
@@ -620,9 +634,14 @@ static void remove_local_file(struct host *h, const char *path)
 		return;
 	char *local = host_local(h, path);
 	struct stat st;
-	if (lstat(local, &st) != 0 || !e.local) {
+	struct plan_state gone = {.kind = PLAN_ABSENT}, base = sync_base_state(&e), mine;
+	enum plan_conflict conflict;
+	bool here = lstat(local, &st) == 0;
+	mine = sync_local_state(&e, local, here ? &st : NULL, false);
+	struct plan_state want = plan_path(&base, &mine, &gone, &conflict);
+	if (!here || !e.local) {
 		idx_del(h->db, path);
-	} else if (stat_matches(&e, &st)) {
+	} else if (want.kind == PLAN_ABSENT) { /* unchanged here: the delete applies */
 		json_t *dropped = chunks_only_in(h, path);
 		if (unlink(local) == 0 || errno == ENOENT) {
 			idx_del(h->db, path);
