@@ -79,6 +79,49 @@ static bool keep_as_conflict(struct host *h, const char *path)
 	return ok;
 }
 
+/* ---- the way to a remote path ---- */
+
+static void remove_local_file(struct host *h, const char *path);
+
+/* Make way here for the workspace's folder at path (itself too when self):
+ * a file where the workspace has a folder is removed if the folder and the
+ * workspace agreed on it (the workspace replaced it), else kept as a conflict
+ * copy (plan.h: a local file never gives way to nothing). Without this, a
+ * file made here at the moment another host made a folder of that name
+ * blocked the folder's files here for ever, and the hub refused the file. */
+static void make_way(struct host *h, const char *path, bool self)
+{
+	char *p = xstrdup(path);
+	for (char *slash = strchr(p + 1, '/');; slash = strchr(slash + 1, '/')) {
+		if (slash)
+			*slash = 0;
+		else if (!self)
+			break;
+		char *local = host_local(h, p);
+		struct stat st;
+		if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			struct ientry e;
+			int found = idx_get(h->db, p, &e) == 1;
+			struct plan_state base = sync_base_state(found ? &e : NULL),
+			                  mine = sync_local_state(found ? &e : NULL, local, &st,
+			                                          false),
+			                  theirs = {.kind = PLAN_FOLDER};
+			enum plan_conflict conflict;
+			plan_path(&base, &mine, &theirs, &conflict);
+			if (conflict == PLAN_NO_CONFLICT)
+				remove_local_file(h,
+				                  p); /* unchanged here: the folder replaces it */
+			if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode))
+				keep_as_conflict(h, p);
+		}
+		free(local);
+		if (!slash)
+			break;
+		*slash = '/';
+	}
+	free(p);
+}
+
 /* ---- applying a version ---- */
 
 static void drop_local_copy(struct host *h, const char *path, struct ientry *e);
@@ -487,6 +530,7 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		return;
 	}
 	free(local);
+	make_way(h, path, false);
 	if (conflict == PLAN_KEEP_LOCAL) {
 		if (!keep_as_conflict(h, path))
 			return;
@@ -731,6 +775,7 @@ static void apply_mkdir(struct host *h, const char *path)
 {
 	if (host_policy(h, path) != POL_PINNED)
 		return;
+	make_way(h, path, true);
 	char *local = host_local(h, path);
 	if (mkdir_p(local, 0777) == 0) {
 		struct ientry d = {.dir = true, .local = true};

@@ -1,0 +1,55 @@
+"""The host's sync planner (src/host/plan.c, docs/reliability.md "The sync planner")
+seen end to end: races that the planner resolves, run through real hosts.
+
+- A folder made on one host while another makes a file of the same path: the folder
+  stays (with what is in it) and the file is kept beside it as a conflict copy; both
+  hosts and the hub end with the same tree and every byte written.
+"""
+import os
+import threading
+
+import harness
+from test_host import HostTest, local_files, sha, write
+
+
+def tree(root):
+    """Sorted (workspace path, sha256) of every file under root, .roost aside."""
+    return local_files(root, "/")
+
+
+class PlannerRaceTest(HostTest):
+    def hub_tree(self):
+        st, body, _, _ = self.api("GET", "/tree")
+        self.assertEqual(st, 200, body)
+        return sorted((f["path"], f["hash"]) for f in body["files"])
+
+    def views(self):
+        return tree(self.A.dir), tree(self.B.dir), self.hub_tree()
+
+    def test_a_folder_and_a_file_made_at_once_on_one_path_both_survive(self):
+        inner, flat = b"inside the folder A made\n", b"the file B made\n"
+        barrier = threading.Barrier(2)
+
+        def on_a():
+            barrier.wait()
+            write(self.A.path("/race/fx/n.txt"), inner)
+
+        def on_b():
+            barrier.wait()
+            write(self.B.path("/race/fx"), flat)
+        threads = [threading.Thread(target=f) for f in (on_a, on_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        def settled():
+            a, b, hub = self.views()
+            digests = {h for _, h in a}
+            return a == b == hub and {sha(inner), sha(flat)} <= digests
+        self.wait(settled, lambda: "A, B and the hub to agree and keep both; "
+                  "A %s, B %s, hub %s" % self.views(), timeout=60)
+
+
+if __name__ == "__main__":
+    harness.main()
