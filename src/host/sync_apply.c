@@ -122,6 +122,31 @@ static void make_way(struct host *h, const char *path, bool self)
 	free(p);
 }
 
+/* The workspace's file at path, where this host has a folder: moved aside
+ * in the workspace as a conflict copy (its move event brings it here), so
+ * that the folder can go up. Without this the folder's files were refused
+ * for ever (a file or folder is in the way) and the hosts never agreed. */
+static void keep_remote_aside(struct host *h, const char *path)
+{
+	char *cp = conflict_path(h, path);
+	if (!cp)
+		return;
+	json_t *out = NULL;
+	long st = sync_hub_call(h, "POST", "/move", NULL,
+	                        json_pack("{s:s, s:s}", "from", path, "to", cp), &out);
+	json_decref(out);
+	if (st == 200) {
+		log_info("conflict: %s is a folder here; kept the workspace's file as %s", path,
+		         cp);
+	} else {
+		log_warn("conflict: %s is a folder here and a file in the workspace; cannot move "
+		         "that aside yet (%ld)",
+		         path, st);
+		host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
+	}
+	free(cp);
+}
+
 /* ---- applying a version ---- */
 
 static void drop_local_copy(struct host *h, const char *path, struct ientry *e);
@@ -514,10 +539,10 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 	enum plan_conflict conflict;
 	struct plan_state want = plan_path(&base, &mine, &theirs, &conflict);
 	if (mine.kind == PLAN_FOLDER) {
-		/* The plan keeps the workspace's file aside (conflict copy of
-		 * the remote): not done by the host yet. */
-		log_warn("%s is a folder here but a file in the workspace; left alone", path);
+		/* A folder here (with what is in it) and a file there: the plan
+		 * keeps the folder and the workspace's file aside. */
 		free(local);
+		keep_remote_aside(h, path);
 		return;
 	}
 	if (plan_same(&mine, &theirs)) { /* the folder holds it already */
@@ -732,10 +757,18 @@ static void apply_delete(struct host *h, const char *path, bool is_dir)
 	atomic_store(&h->last_sync, now_ms());
 }
 
-static void apply_move(struct host *h, const char *from, const char *to)
+static void apply_move(struct host *h, const char *from, const char *to, bool is_dir)
 {
 	struct ientry fe, te;
 	bool known = idx_get(h->db, from, &fe) == 1;
+	if (known && fe.dir != is_dir) {
+		/* Not what we have there (our folder, where the workspace had a
+		 * file it moves aside: keep_remote_aside): look at the tree. */
+		pthread_mutex_lock(&h->mu);
+		h->resync = true;
+		pthread_mutex_unlock(&h->mu);
+		return;
+	}
 	if (!known) {
 		if (idx_get(h->db, to, &te) != 1 && host_policy(h, to) != POL_EXCLUDE) {
 			pthread_mutex_lock(&h->mu);
@@ -820,7 +853,7 @@ void sync_remote_event(struct host *h, json_t *ev)
 		apply_delete(h, path, kind[1] == 'o');
 	} else if ((strcmp(kind, "file.moved") == 0 || strcmp(kind, "folder.moved") == 0) && from &&
 	           to) {
-		apply_move(h, from, to);
+		apply_move(h, from, to, kind[1] == 'o');
 	} else if (strcmp(kind, "folder.created") == 0 && path) {
 		apply_mkdir(h, path);
 	} else if (strcmp(kind, "scrub.requested") == 0) {

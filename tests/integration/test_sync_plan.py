@@ -4,6 +4,9 @@ seen end to end: races that the planner resolves, run through real hosts.
 - A folder made on one host while another makes a file of the same path: the folder
   stays (with what is in it) and the file is kept beside it as a conflict copy; both
   hosts and the hub end with the same tree and every byte written.
+- The other order: a host comes back with a folder where the workspace got a file
+  meanwhile; the workspace's file is moved aside (a conflict copy) and the folder goes
+  up with what is in it.
 """
 import os
 import threading
@@ -49,6 +52,28 @@ class PlannerRaceTest(HostTest):
             return a == b == hub and {sha(inner), sha(flat)} <= digests
         self.wait(settled, lambda: "A, B and the hub to agree and keep both; "
                   "A %s, B %s, hub %s" % self.views(), timeout=60)
+
+    def test_a_folder_made_offline_where_the_workspace_got_a_file_both_survive(self):
+        inner, flat = b"made while A was stopped\n", b"B's file of that name\n"
+        self.A.stop()
+        try:
+            write(self.A.path("/late/fy/n.txt"), inner)
+            write(self.B.path("/late/fy"), flat)
+            self.wait(lambda: (self.hub_info("/late/fy") or {}).get("hash") == sha(flat),
+                      "B's file to reach the hub")
+        finally:
+            self.A.start()
+
+        def settled():
+            a, b, hub = self.views()
+            digests = {h for _, h in a}
+            return a == b == hub and {sha(inner), sha(flat)} <= digests
+        self.wait(settled, lambda: "A, B and the hub to agree and keep both; "
+                  "A %s, B %s, hub %s" % self.views(), timeout=60)
+        a = dict(tree(self.A.dir))
+        self.assertEqual(a.get("/late/fy/n.txt"), sha(inner), "the folder here stays")
+        copies = [p for p in a if p.startswith("/late/fy (conflict from ")]
+        self.assertEqual([a[p] for p in copies], [sha(flat)], a)
 
 
 if __name__ == "__main__":
