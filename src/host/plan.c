@@ -46,6 +46,7 @@ struct plan_state plan_path(const struct plan_state *base, const struct plan_sta
 struct row {
 	char *path;
 	struct plan_state b, l, r, res;
+	bool moved_l, moved_r; /* the end of a move on that side: no other op there */
 };
 
 struct table {
@@ -197,6 +198,52 @@ static void side_ops(struct ops *o, const struct row *r, const struct plan_state
 		     want);
 }
 
+/* Are path's ancestors folders on one side already? */
+static bool parents_are_folders(struct table *t, const char *path, bool local)
+{
+	char *p = xstrdup(path);
+	bool ok = true;
+	for (char *slash = strrchr(p, '/'); ok && slash && slash != p; slash = strrchr(p, '/')) {
+		*slash = 0;
+		struct row *a = find(t, p);
+		ok = a && (local ? a->l.kind : a->r.kind) == PLAN_FOLDER;
+	}
+	free(p);
+	return ok;
+}
+
+/* Renames on one side (local: the local side moved a file, so the remote
+ * moves): pair each file that side deleted (the other side unchanged) with
+ * the first file of the same content it created where the other side has
+ * nothing. The table is sorted and does not grow here. */
+static void find_moves(struct table *t, struct ops *o, bool local)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct row *d = &t->v[i];
+		const struct plan_state *mine = local ? &d->l : &d->r,
+		                        *other = local ? &d->r : &d->l;
+		if (d->res.kind != PLAN_FILE || !plan_same(mine, &d->res) ||
+		    other->kind != PLAN_ABSENT || !parents_are_folders(t, d->path, !local))
+			continue;
+		for (size_t j = 0; j < t->n; j++) {
+			struct row *s = &t->v[j];
+			const struct plan_state *sm = local ? &s->l : &s->r,
+			                        *so = local ? &s->r : &s->l;
+			bool taken = local ? s->moved_r : s->moved_l;
+			if (taken || sm->kind != PLAN_ABSENT || s->res.kind != PLAN_ABSENT ||
+			    !plan_same(so, &d->res))
+				continue;
+			emit(o, local ? PLAN_MOVE_REMOTE : PLAN_MOVE_LOCAL, PLAN_PHASE_MOVES,
+			     s->path, d->path, &d->res);
+			if (local)
+				s->moved_r = d->moved_r = true;
+			else
+				s->moved_l = d->moved_l = true;
+			break;
+		}
+	}
+}
+
 static int op_cmp(const void *a, const void *b)
 {
 	const struct plan_op *x = a, *y = b;
@@ -257,10 +304,14 @@ int plan_make(const struct plan_entry *base, size_t nbase, const struct plan_ent
 	}
 	/* What each side does to reach the result. */
 	find(&t, "/");
+	find_moves(&t, &o, true);
+	find_moves(&t, &o, false);
 	for (size_t i = 0; i < t.n; i++) {
 		struct row *r = &t.v[i];
-		side_ops(&o, r, &r->l, true);
-		side_ops(&o, r, &r->r, false);
+		if (!r->moved_l)
+			side_ops(&o, r, &r->l, true);
+		if (!r->moved_r)
+			side_ops(&o, r, &r->r, false);
 		if (r->res.kind == PLAN_FILE && plan_same(&r->l, &r->res) &&
 		    plan_same(&r->r, &r->res) && !plan_same(&r->b, &r->res))
 			emit(&o, PLAN_RECORD, PLAN_PHASE_TRANSFERS, r->path, NULL, &r->res);
@@ -302,8 +353,9 @@ void plan_fini(struct plan *p)
 
 const char *plan_op_name(enum plan_op_kind k)
 {
-	static const char *names[] = {
-	    "nothing",     "conflict-local", "conflict-remote", "delete-local", "delete-remote",
-	    "mkdir-local", "mkdir-remote",   "download",        "upload",       "record"};
+	static const char *names[] = {"nothing",       "conflict-local", "conflict-remote",
+	                              "move-local",    "move-remote",    "delete-local",
+	                              "delete-remote", "mkdir-local",    "mkdir-remote",
+	                              "download",      "upload",         "record"};
 	return (size_t)k < sizeof names / sizeof *names ? names[k] : "?";
 }

@@ -53,6 +53,8 @@ enum plan_op_kind {
 	PLAN_NOTHING,
 	PLAN_CONFLICT_LOCAL,  /* rename the local file path -> to (then uploaded) */
 	PLAN_CONFLICT_REMOTE, /* move the remote file path -> to (then downloaded) */
+	PLAN_MOVE_LOCAL,      /* the remote side renamed path -> to: rename it here */
+	PLAN_MOVE_REMOTE,     /* the local side renamed path -> to: move it in the workspace */
 	PLAN_DELETE_LOCAL,    /* a file, or a folder with all under it */
 	PLAN_DELETE_REMOTE,
 	PLAN_MKDIR_LOCAL, /* with its parents */
@@ -64,9 +66,13 @@ enum plan_op_kind {
 
 /* Operations run in phases, in order; within a phase in any order (each
  * touches its own path, deletes take what is under them, mkdirs and
- * transfers make missing parents). */
+ * transfers make missing parents). A file deleted on one side and the same
+ * content created on that side where the other has nothing, under folders
+ * that side has already, is a rename: one move instead of a delete and a
+ * transfer (each file of a renamed folder moves by itself). */
 enum plan_phase {
 	PLAN_PHASE_CONFLICTS,
+	PLAN_PHASE_MOVES,
 	PLAN_PHASE_DELETES,
 	PLAN_PHASE_MKDIRS,
 	PLAN_PHASE_TRANSFERS

@@ -295,7 +295,8 @@ static void shuffle(struct plan_op **v, size_t n)
 static bool apply(struct tree *l, struct tree *r, const struct plan_op *op, const char **why)
 {
 	bool local = op->kind == PLAN_CONFLICT_LOCAL || op->kind == PLAN_DELETE_LOCAL ||
-	             op->kind == PLAN_MKDIR_LOCAL || op->kind == PLAN_DOWNLOAD;
+	             op->kind == PLAN_MKDIR_LOCAL || op->kind == PLAN_DOWNLOAD ||
+	             op->kind == PLAN_MOVE_LOCAL;
 	struct tree *t = local ? l : r, *other = local ? r : l;
 	struct plan_entry *e = tree_get(t, op->path);
 	char *parent = parent_of(op->path);
@@ -311,6 +312,19 @@ static bool apply(struct tree *l, struct tree *r, const struct plan_op *op, cons
 			tree_set(t, op->to, st);
 		}
 		break;
+	case PLAN_MOVE_LOCAL:
+	case PLAN_MOVE_REMOTE: {
+		char *to_parent = parent_of(op->to);
+		ok = e && plan_same(&e->st, &op->st) && !tree_get(t, op->to) &&
+		     tree_mkdir_p(t, to_parent);
+		*why = "a move of a file that is not there, onto a taken name or under a file";
+		free(to_parent);
+		if (ok) {
+			tree_remove(t, op->path);
+			tree_set(t, op->to, op->st);
+		}
+		break;
+	}
 	case PLAN_DELETE_LOCAL:
 	case PLAN_DELETE_REMOTE:
 		tree_remove(t, op->path);
@@ -413,6 +427,9 @@ static bool result_is_a_tree(const struct plan *p)
 	return true;
 }
 
+/* Operations seen, by kind, over a run: the generator must reach them all. */
+static size_t seen_ops[PLAN_RECORD + 1];
+
 /* One random case; false (reported) when a property fails. */
 static bool one_case(size_t k)
 {
@@ -425,6 +442,8 @@ static bool one_case(size_t k)
 	struct plan p, again;
 	const char *failed = NULL, *why = "";
 	assert_int_equal(plan_make(b.e, b.n, l.e, l.n, r.e, r.n, &p), 0);
+	for (size_t i = 0; i < p.nops; i++)
+		seen_ops[p.ops[i].kind]++;
 	if (!result_is_a_tree(&p))
 		failed = "the new agreed state is not a tree";
 	for (size_t i = 0; i < l.n && !failed; i++) {
@@ -479,6 +498,13 @@ static void random_correlated_trees_converge_and_keep_local_edits(void **state)
 		if (!one_case(k))
 			fail_msg("property failed; replay with ROOST_SEED=%llu",
 			         (unsigned long long)seed);
+	for (int k = PLAN_CONFLICT_LOCAL; k <= PLAN_RECORD && cases >= 1000; k++) {
+		printf("  %-16s %zu\n", plan_op_name((enum plan_op_kind)k), seen_ops[k]);
+		if (!seen_ops[k])
+			fail_msg("no %s in %zu cases: the generator misses it (ROOST_SEED=%llu)",
+			         plan_op_name((enum plan_op_kind)k), cases,
+			         (unsigned long long)seed);
+	}
 }
 
 /* ---- the rules, one at a time ---- */
@@ -548,6 +574,35 @@ static void a_remote_file_in_place_of_a_local_folder_is_kept_aside(void **state)
 	plan_fini(&p);
 }
 
+static void a_local_rename_is_one_move_in_the_workspace(void **state)
+{
+	(void)state;
+	struct plan_entry b[] = {D("/d"), F("/d/old.txt", "1")},
+	                  l[] = {D("/d"), F("/d/new.txt", "1")},
+	                  r[] = {D("/d"), F("/d/old.txt", "1")};
+	struct plan p;
+	assert_int_equal(plan_make(b, 2, l, 2, r, 2, &p), 0);
+	assert_int_equal(p.nops, 1);
+	assert_int_equal(p.ops[0].kind, PLAN_MOVE_REMOTE);
+	assert_string_equal(p.ops[0].path, "/d/old.txt");
+	assert_string_equal(p.ops[0].to, "/d/new.txt");
+	plan_fini(&p);
+}
+
+static void a_remote_rename_edited_here_keeps_the_edit(void **state)
+{
+	(void)state;
+	/* Renamed there, edited here: the edit stays at the old name (uploaded),
+	 * the renamed copy comes down. */
+	struct plan_entry b[] = {F("/a", "1")}, l[] = {F("/a", "2")}, r[] = {F("/b", "1")};
+	struct plan p;
+	assert_int_equal(plan_make(b, 1, l, 1, r, 1, &p), 0);
+	assert_int_equal(p.nops, 2);
+	assert_int_equal(p.ops[0].kind, PLAN_UPLOAD);
+	assert_int_equal(p.ops[1].kind, PLAN_DOWNLOAD);
+	plan_fini(&p);
+}
+
 static void a_path_listed_twice_is_refused(void **state)
 {
 	(void)state;
@@ -564,6 +619,8 @@ int main(void)
 	    cmocka_unit_test(an_edit_deleted_elsewhere_comes_back),
 	    cmocka_unit_test(an_unchanged_file_follows_a_remote_delete),
 	    cmocka_unit_test(a_remote_file_in_place_of_a_local_folder_is_kept_aside),
+	    cmocka_unit_test(a_local_rename_is_one_move_in_the_workspace),
+	    cmocka_unit_test(a_remote_rename_edited_here_keeps_the_edit),
 	    cmocka_unit_test(a_path_listed_twice_is_refused),
 	    cmocka_unit_test(random_correlated_trees_converge_and_keep_local_edits),
 	};
