@@ -92,6 +92,19 @@ static void remove_local_file(struct host *h, const char *path);
 static void make_way(struct host *h, const char *path, bool self)
 {
 	char *p = xstrdup(path);
+	char *end = self ? NULL : strrchr(p, '/');
+	if (end && end != p)
+		*end = 0;
+	char *top = host_local(h, end == p ? "/" : p);
+	struct stat top_st;
+	bool clear = lstat(top, &top_st) == 0 && S_ISDIR(top_st.st_mode); /* so are its parents */
+	free(top);
+	if (end && end != p)
+		*end = '/';
+	if (clear) {
+		free(p);
+		return;
+	}
 	for (char *slash = strchr(p + 1, '/');; slash = strchr(slash + 1, '/')) {
 		if (slash)
 			*slash = 0;
@@ -108,9 +121,9 @@ static void make_way(struct host *h, const char *path, bool self)
 			                  theirs = {.kind = PLAN_FOLDER};
 			enum plan_conflict conflict;
 			plan_path(&base, &mine, &theirs, &conflict);
+			/* unchanged here: the folder replaces it */
 			if (conflict == PLAN_NO_CONFLICT)
-				remove_local_file(h,
-				                  p); /* unchanged here: the folder replaces it */
+				remove_local_file(h, p);
 			if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode))
 				keep_as_conflict(h, p);
 		}
