@@ -643,12 +643,25 @@ void sync_resolve_conflict(struct host *h, const char *path, const char *local,
 			host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
 		return;
 	}
-	char got[HASH_HEX_LEN + 1];
 	const char *want = json_get_str(m, "hash");
-	if (sync_hash_file(local, got) == 0 && want && strcmp(got, want) == 0) {
-		sync_record_local(h, path, st, json_integer_value(json_object_get(m, "version_id")),
+	struct ientry e;
+	int found = idx_get(h->db, path, &e) == 1;
+	struct plan_state base = sync_base_state(found ? &e : NULL), mine = {.kind = PLAN_FILE},
+	                  theirs = {.kind = PLAN_FILE};
+	if (sync_hash_file(local, mine.hash) != 0)
+		mine.hash[0] = 0; /* unreadable: equal to nothing */
+	snprintf(theirs.hash, sizeof theirs.hash, "%s", want ? want : "-");
+	enum plan_conflict conflict;
+	struct plan_state plan = plan_path(&base, &mine, &theirs, &conflict);
+	int64_t vid = json_integer_value(json_object_get(m, "version_id"));
+	if (plan_same(&mine, &theirs)) {
+		sync_record_local(h, path, st, vid,
 		                  json_integer_value(json_object_get(m, "version")), want,
 		                  json_object_get(m, "chunks"), false);
+	} else if (conflict == PLAN_NO_CONFLICT && plan_same(&plan, &mine) && !retried) {
+		/* The version that got there first holds what this edit started
+		 * from (the same bytes committed again): the edit goes on it. */
+		sync_upload(h, path, local, st, vid, true);
 	} else if (keep_as_conflict(h, path)) {
 		download_to(h, path, m, NULL);
 	}

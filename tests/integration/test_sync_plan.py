@@ -7,6 +7,8 @@ seen end to end: races that the planner resolves, run through real hosts.
 - The other order: a host comes back with a folder where the workspace got a file
   meanwhile; the workspace's file is moved aside (a conflict copy) and the folder goes
   up with what is in it.
+- A version that holds the very bytes a host's edit started from (the same content
+  committed again) is not a conflict: the edit goes up on it, with no conflict copy.
 """
 import os
 import threading
@@ -74,6 +76,34 @@ class PlannerRaceTest(HostTest):
         self.assertEqual(a.get("/late/fy/n.txt"), sha(inner), "the folder here stays")
         copies = [p for p in a if p.startswith("/late/fy (conflict from ")]
         self.assertEqual([a[p] for p in copies], [sha(flat)], a)
+
+    def test_the_same_bytes_committed_again_do_not_make_an_edit_a_conflict(self):
+        rel = "/same/doc.txt"
+        agreed, edit = b"the agreed text\n", b"A's edit, made while stopped\n"
+        write(self.A.path(rel), agreed)
+        self.wait(lambda: (self.hub_info(rel) or {}).get("hash") == sha(agreed),
+                  "the agreed text to reach the hub")
+        self.wait(lambda: dict(tree(self.B.dir)).get(rel) == sha(agreed),
+                  "the agreed text to reach B")
+        self.A.stop()
+        try:
+            write(self.A.path(rel), edit)
+            src = os.path.join(self.tmp, "agreed-again.txt")
+            write(src, agreed)
+            self.hub.cli("put", src, rel)
+            st, body, _, _ = self.api("GET", "/versions?path=" + harness.q(rel))
+            self.assertEqual([v["hash"] for v in body["versions"]][:2],
+                             [sha(agreed), sha(agreed)], "the put made a second version")
+        finally:
+            self.A.start()
+
+        def settled():
+            a, b, hub = self.views()
+            return a == b == hub and dict(hub).get(rel) == sha(edit)
+        self.wait(settled, lambda: "A's edit to be current everywhere; "
+                  "A %s, B %s, hub %s" % self.views(), timeout=60)
+        copies = [p for p, _ in self.hub_tree() if p.startswith("/same/doc (conflict")]
+        self.assertEqual(copies, [], "a conflict copy of an edit that raced nothing")
 
 
 if __name__ == "__main__":
