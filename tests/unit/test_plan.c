@@ -498,7 +498,7 @@ static void random_correlated_trees_converge_and_keep_local_edits(void **state)
 		if (!one_case(k))
 			fail_msg("property failed; replay with ROOST_SEED=%llu",
 			         (unsigned long long)seed);
-	for (int k = PLAN_CONFLICT_LOCAL; k <= PLAN_RECORD && cases >= 1000; k++) {
+	for (int k = PLAN_CONFLICT_LOCAL; k <= PLAN_RECORD && cases >= 3000; k++) {
 		printf("  %-16s %zu\n", plan_op_name((enum plan_op_kind)k), seen_ops[k]);
 		if (!seen_ops[k])
 			fail_msg("no %s in %zu cases: the generator misses it (ROOST_SEED=%llu)",
