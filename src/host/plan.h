@@ -81,7 +81,7 @@ enum plan_phase {
 struct plan_op {
 	enum plan_op_kind kind;
 	enum plan_phase phase;
-	char *path, *to;      /* to: the conflict copy's name */
+	char *path, *to;      /* to: the conflict copy or the move's new name */
 	struct plan_state st; /* the state path reaches (transfers, records) */
 };
 
