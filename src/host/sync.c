@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,6 +65,40 @@ int sync_hash_file(const char *local, char out[HASH_HEX_LEN + 1])
 	int rc = hash_fd_hex(fd, out);
 	close(fd);
 	return rc;
+}
+
+struct plan_state sync_base_state(const struct ientry *e)
+{
+	struct plan_state s = {.kind = PLAN_ABSENT};
+	if (e && e->dir) {
+		s.kind = PLAN_FOLDER;
+	} else if (e && e->local) {
+		s.kind = PLAN_FILE;
+		s.size = e->size;
+		s.mtime_ns = e->mtime_ns;
+		snprintf(s.hash, sizeof s.hash, "%s", e->hash);
+	}
+	return s;
+}
+
+struct plan_state sync_local_state(const struct ientry *e, const char *local, const struct stat *st,
+                                   bool hash)
+{
+	struct plan_state s = {.kind = PLAN_ABSENT};
+	if (!st)
+		return s;
+	if (S_ISDIR(st->st_mode)) {
+		s.kind = PLAN_FOLDER;
+		return s;
+	}
+	s.kind = PLAN_FILE;
+	s.size = st->st_size;
+	s.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	if (e && S_ISREG(st->st_mode) && stat_matches(e, st))
+		snprintf(s.hash, sizeof s.hash, "%s", e->hash);
+	else if (S_ISREG(st->st_mode) && hash && sync_hash_file(local, s.hash) != 0)
+		s.hash[0] = 0;
+	return s;
 }
 
 /* The chunks path's last recorded content held that no other local file, the

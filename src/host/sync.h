@@ -24,6 +24,7 @@
 #include "host.h"
 #include "../core/hash.h"
 #include "../core/retry.h"
+#include "plan.h"
 
 /* One small file read and queued for the next batch (sync_upload.c). */
 /* Batches whose commit may be in flight at once (sync_upload.c). One lets
@@ -90,6 +91,17 @@ long sync_hub_call(struct host *h, const char *method, const char *rel, const ch
 void sync_own_rename(struct host *h, const char *from, const char *to);
 /* Was from -> to ours? Forgets it, and any older than a minute. */
 bool sync_was_own_rename(struct host *h, const char *from, const char *to);
+
+/* The planner's states of a path (plan.h). Base, from its index entry (NULL:
+ * none): what the folder and the workspace last agreed on; an on-demand
+ * entry's content was never here, so the folder agreed on nothing. */
+struct plan_state sync_base_state(const struct ientry *e);
+/* Local, from the folder: st NULL when nothing is there. A file whose stat
+ * still matches e holds e's content; another is hashed when hash is true,
+ * else has no hash (an edit: equal to nothing). A folder is a folder;
+ * anything else (a symlink) is an edit in the way. */
+struct plan_state sync_local_state(const struct ientry *e, const char *local, const struct stat *st,
+                                   bool hash);
 
 /* sync_upload.c */
 /* Upload the file at local as path, conditional on version base (0: new). */

@@ -79,6 +79,87 @@ static bool keep_as_conflict(struct host *h, const char *path)
 	return ok;
 }
 
+/* ---- the way to a remote path ---- */
+
+static void remove_local_file(struct host *h, const char *path);
+
+/* Make way here for the workspace's folder at path (itself too when self):
+ * a file where the workspace has a folder is removed if the folder and the
+ * workspace agreed on it (the workspace replaced it), else kept as a conflict
+ * copy (plan.h: a local file never gives way to nothing). Without this, a
+ * file made here at the moment another host made a folder of that name
+ * blocked the folder's files here for ever, and the hub refused the file. */
+static void make_way(struct host *h, const char *path, bool self)
+{
+	char *p = xstrdup(path);
+	char *end = self ? NULL : strrchr(p, '/');
+	if (end && end != p)
+		*end = 0;
+	char *top = host_local(h, end == p ? "/" : p);
+	struct stat top_st;
+	bool clear = lstat(top, &top_st) == 0 && S_ISDIR(top_st.st_mode); /* so are its parents */
+	free(top);
+	if (end && end != p)
+		*end = '/';
+	if (clear) {
+		free(p);
+		return;
+	}
+	for (char *slash = strchr(p + 1, '/');; slash = strchr(slash + 1, '/')) {
+		if (slash)
+			*slash = 0;
+		else if (!self)
+			break;
+		char *local = host_local(h, p);
+		struct stat st;
+		if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			struct ientry e;
+			int found = idx_get(h->db, p, &e) == 1;
+			struct plan_state base = sync_base_state(found ? &e : NULL),
+			                  mine = sync_local_state(found ? &e : NULL, local, &st,
+			                                          false),
+			                  theirs = {.kind = PLAN_FOLDER};
+			enum plan_conflict conflict;
+			plan_path(&base, &mine, &theirs, &conflict);
+			/* unchanged here: the folder replaces it */
+			if (conflict == PLAN_NO_CONFLICT)
+				remove_local_file(h, p);
+			if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode))
+				keep_as_conflict(h, p);
+		}
+		free(local);
+		if (!slash)
+			break;
+		*slash = '/';
+	}
+	free(p);
+}
+
+/* The workspace's file at path, where this host has a folder: moved aside
+ * in the workspace as a conflict copy (its move event brings it here), so
+ * that the folder can go up. Without this the folder's files were refused
+ * for ever (a file or folder is in the way) and the hosts never agreed. */
+static void keep_remote_aside(struct host *h, const char *path)
+{
+	char *cp = conflict_path(h, path);
+	if (!cp)
+		return;
+	json_t *out = NULL;
+	long st = sync_hub_call(h, "POST", "/move", NULL,
+	                        json_pack("{s:s, s:s}", "from", path, "to", cp), &out);
+	json_decref(out);
+	if (st == 200) {
+		log_info("conflict: %s is a folder here; kept the workspace's file as %s", path,
+		         cp);
+	} else {
+		log_warn("conflict: %s is a folder here and a file in the workspace; cannot move "
+		         "that aside yet (%ld)",
+		         path, st);
+		host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
+	}
+	free(cp);
+}
+
 /* ---- applying a version ---- */
 
 static void drop_local_copy(struct host *h, const char *path, struct ientry *e);
@@ -462,30 +543,45 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		free(local);
 		return;
 	}
-	if (have && S_ISDIR(st.st_mode)) {
-		log_warn("%s is a folder here but a file in the workspace; left alone", path);
+	/* The planner decides (plan.h); this does what it says. */
+	struct plan_state base = sync_base_state(found ? &e : NULL);
+	struct plan_state mine =
+	    sync_local_state(found ? &e : NULL, local, have ? &st : NULL, true);
+	struct plan_state theirs = {.kind = PLAN_FILE, .size = size};
+	snprintf(theirs.hash, sizeof theirs.hash, "%s", hash);
+	enum plan_conflict conflict;
+	struct plan_state want = plan_path(&base, &mine, &theirs, &conflict);
+	if (mine.kind == PLAN_FOLDER) {
+		/* A folder here (with what is in it) and a file there: the plan
+		 * keeps the folder and the workspace's file aside. */
+		free(local);
+		keep_remote_aside(h, path);
+		return;
+	}
+	if (plan_same(&mine, &theirs)) { /* the folder holds it already */
+		bool gone;
+		json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
+		sync_record_local(h, path, &st, vid, version, hash,
+		                  m ? json_object_get(m, "chunks") : NULL, false);
+		json_decref(m);
 		free(local);
 		return;
 	}
-	if (have && !(found && stat_matches(&e, &st))) {
-		/* The local file holds something the index does not know. */
-		char got[HASH_HEX_LEN + 1];
-		if (sync_hash_file(local, got) == 0 && strcmp(got, hash) == 0) {
-			bool gone;
-			json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
-			sync_record_local(h, path, &st, vid, version, hash,
-			                  m ? json_object_get(m, "chunks") : NULL, false);
-			json_decref(m);
-			free(local);
-			return;
-		}
-		if (!keep_as_conflict(h, path)) {
-			free(local);
-			return;
-		}
-		have = false;
-	}
 	free(local);
+	make_way(h, path, false);
+	if (conflict == PLAN_KEEP_LOCAL) {
+		if (!keep_as_conflict(h, path))
+			return;
+		have = false;
+	} else if (!plan_same(&want, &theirs)) {
+		/* The new version holds what the index has: the local edit (or
+		 * delete) stands, and goes up on the new version. */
+		e.version_id = vid;
+		e.version = version;
+		idx_put(h->db, path, &e);
+		host_mark_dirty(h, path, 0);
+		return;
+	}
 	if (!host_room_for(h, path, size)) {
 		/* reported; a resync tries again later, after a restart too */
 		idx_kv_set(h->db, "no_space", 1);
@@ -547,12 +643,25 @@ void sync_resolve_conflict(struct host *h, const char *path, const char *local,
 			host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
 		return;
 	}
-	char got[HASH_HEX_LEN + 1];
 	const char *want = json_get_str(m, "hash");
-	if (sync_hash_file(local, got) == 0 && want && strcmp(got, want) == 0) {
-		sync_record_local(h, path, st, json_integer_value(json_object_get(m, "version_id")),
+	struct ientry e;
+	int found = idx_get(h->db, path, &e) == 1;
+	struct plan_state base = sync_base_state(found ? &e : NULL), mine = {.kind = PLAN_FILE},
+	                  theirs = {.kind = PLAN_FILE};
+	if (sync_hash_file(local, mine.hash) != 0)
+		mine.hash[0] = 0; /* unreadable: equal to nothing */
+	snprintf(theirs.hash, sizeof theirs.hash, "%s", want ? want : "-");
+	enum plan_conflict conflict;
+	struct plan_state plan = plan_path(&base, &mine, &theirs, &conflict);
+	int64_t vid = json_integer_value(json_object_get(m, "version_id"));
+	if (plan_same(&mine, &theirs)) {
+		sync_record_local(h, path, st, vid,
 		                  json_integer_value(json_object_get(m, "version")), want,
 		                  json_object_get(m, "chunks"), false);
+	} else if (conflict == PLAN_NO_CONFLICT && plan_same(&plan, &mine) && !retried) {
+		/* The version that got there first holds what this edit started
+		 * from (the same bytes committed again): the edit goes on it. */
+		sync_upload(h, path, local, st, vid, true);
 	} else if (keep_as_conflict(h, path)) {
 		download_to(h, path, m, NULL);
 	}
@@ -620,9 +729,14 @@ static void remove_local_file(struct host *h, const char *path)
 		return;
 	char *local = host_local(h, path);
 	struct stat st;
-	if (lstat(local, &st) != 0 || !e.local) {
+	struct plan_state gone = {.kind = PLAN_ABSENT}, base = sync_base_state(&e), mine;
+	enum plan_conflict conflict;
+	bool here = lstat(local, &st) == 0;
+	mine = sync_local_state(&e, local, here ? &st : NULL, false);
+	struct plan_state want = plan_path(&base, &mine, &gone, &conflict);
+	if (!here || !e.local) {
 		idx_del(h->db, path);
-	} else if (stat_matches(&e, &st)) {
+	} else if (want.kind == PLAN_ABSENT) { /* unchanged here: the delete applies */
 		json_t *dropped = chunks_only_in(h, path);
 		if (unlink(local) == 0 || errno == ENOENT) {
 			idx_del(h->db, path);
@@ -669,10 +783,18 @@ static void apply_delete(struct host *h, const char *path, bool is_dir)
 	atomic_store(&h->last_sync, now_ms());
 }
 
-static void apply_move(struct host *h, const char *from, const char *to)
+static void apply_move(struct host *h, const char *from, const char *to, bool is_dir)
 {
 	struct ientry fe, te;
 	bool known = idx_get(h->db, from, &fe) == 1;
+	if (known && fe.dir != is_dir) {
+		/* Not what we have there (our folder, where the workspace had a
+		 * file it moves aside: keep_remote_aside): look at the tree. */
+		pthread_mutex_lock(&h->mu);
+		h->resync = true;
+		pthread_mutex_unlock(&h->mu);
+		return;
+	}
 	if (!known) {
 		if (idx_get(h->db, to, &te) != 1 && host_policy(h, to) != POL_EXCLUDE) {
 			pthread_mutex_lock(&h->mu);
@@ -712,6 +834,7 @@ static void apply_mkdir(struct host *h, const char *path)
 {
 	if (host_policy(h, path) != POL_PINNED)
 		return;
+	make_way(h, path, true);
 	char *local = host_local(h, path);
 	if (mkdir_p(local, 0777) == 0) {
 		struct ientry d = {.dir = true, .local = true};
@@ -756,7 +879,7 @@ void sync_remote_event(struct host *h, json_t *ev)
 		apply_delete(h, path, kind[1] == 'o');
 	} else if ((strcmp(kind, "file.moved") == 0 || strcmp(kind, "folder.moved") == 0) && from &&
 	           to) {
-		apply_move(h, from, to);
+		apply_move(h, from, to, kind[1] == 'o');
 	} else if (strcmp(kind, "folder.created") == 0 && path) {
 		apply_mkdir(h, path);
 	} else if (strcmp(kind, "scrub.requested") == 0) {

@@ -637,7 +637,13 @@ static void local_gone(struct host *h, const char *path)
 	 * committed after path is deleted. */
 	sync_flush(h);
 	sync_settle(h);
-	if (idx_get(h->db, path, &e) != 1 || (!e.dir && !e.local))
+	int found = idx_get(h->db, path, &e) == 1;
+	/* The workspace is taken to hold what the index has (a delete of
+	 * what changed there since is the hub's to refuse or keep in trash). */
+	struct plan_state base = sync_base_state(found ? &e : NULL), gone = {.kind = PLAN_ABSENT};
+	enum plan_conflict conflict;
+	struct plan_state want = plan_path(&base, &gone, &base, &conflict);
+	if (plan_same(&want, &base))
 		return; /* unknown, or on-demand metadata whose content was never here */
 	json_t *out = NULL;
 	long st = sync_hub_call(h, "DELETE", "/files?path=%s", path, NULL, &out);
@@ -723,7 +729,13 @@ void sync_local_path(struct host *h, const char *path)
 		struct ientry e;
 		int found = idx_get(h->db, path, &e) == 1;
 		int64_t base = found && !e.dir ? e.version_id : 0;
-		if (!(found && stat_matches(&e, &st)) && !queue_small(h, path, local, &st, base))
+		/* The workspace is taken to hold what the index has: the upload
+		 * is conditional on it, and the hub says when it moved on. */
+		struct plan_state agreed = sync_base_state(found ? &e : NULL);
+		struct plan_state mine = sync_local_state(found ? &e : NULL, local, &st, false);
+		enum plan_conflict conflict;
+		struct plan_state want = plan_path(&agreed, &mine, &agreed, &conflict);
+		if (!plan_same(&want, &agreed) && !queue_small(h, path, local, &st, base))
 			sync_upload(h, path, local, &st, base, false);
 	}
 	/* symlinks, devices, sockets: not synced */
