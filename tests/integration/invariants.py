@@ -36,6 +36,8 @@ class Ledger:
     def __init__(self):
         self.acked = {}  # path -> [sha256, …] in acknowledgement order
         self.edits = []  # (host label, path, sha256)
+        self.purged = set()  # hashes of versions deleted for good (a host may still
+        # hold one until it applies the deletion)
 
     def ack(self, path, digest):
         self.acked.setdefault(path, []).append(digest)
@@ -47,8 +49,10 @@ class Ledger:
         self.edits = [e for e in self.edits if e[:2] != (host.label, path)]
         self.edits.append((host.label, path, digest))
 
-    def forget(self, path):
+    def forget(self, path, digest=None):
         """A path deleted for good on purpose (its versions may be collected)."""
+        if digest:
+            self.purged.add(digest)
         self.acked.pop(path, None)
         self.edits = [e for e in self.edits if e[1] != path]
 
@@ -149,9 +153,10 @@ class Checker:
     def check_no_torn(self, host):
         """Every file in the host's folder is byte for byte some committed version
         (of any path: a rename keeps its versions) or a local edit made on it."""
-        known = self.all_version_hashes()
+        tree = local_tree(host.dir)  # first: a file that arrives later is a version now
+        known = self.all_version_hashes() | self.ledger.purged
         known |= {d for label, _, d in self.ledger.edits if label == host.label}
-        bad = {p: d for p, d in local_tree(host.dir).items() if d not in known}
+        bad = {p: d for p, d in tree.items() if d not in known}
         assert not bad, "host %s holds files that are no version nor local edit: %s" % (
             host.label, {p: d[:12] for p, d in bad.items()})
 

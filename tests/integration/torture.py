@@ -177,10 +177,11 @@ class Torture:
         garbage: a file put and deleted for good."""
         args = ["admin", name, "--data", self.hub.data, *self.hub.db_args()]
         if name == "gc":
-            src, _ = self.local_file(self.rng.randint(1, 2 * MiB))
+            src, digest = self.local_file(self.rng.randint(1, 2 * MiB))
             dst = "/%s.bin" % self.name("garbage/g")
             self.hub.cli("put", src, dst)
             self.hub.cli("rm", "--permanent", dst)
+            self.ledger.forget(dst, digest)
             args += ["--retention", "0"]
         return Op(self.roost(*args))
 
