@@ -85,6 +85,7 @@ class Checker:
     def __init__(self, hub, token, ws, hosts=(), ledger=None):
         self.hub, self.token, self.ws = hub, token, ws
         self.hosts, self.ledger = list(hosts), ledger or Ledger()
+        self.objects_checked_at = 0.0
 
     # ---- the hub's view, through its API ----
     def api(self, method, rel, body=None):
@@ -185,6 +186,38 @@ class Checker:
         assert not stale, "chunks counted as referenced that no version uses: %s" % stale
         return len(rows)
 
+    def check_objects_whole(self):
+        """No object in the hub's store is torn: each written since the last check
+        hashes to its name (a directory store; an S3 store is checked by reads)."""
+        if self.hub.s3:
+            return 0
+        since, self.objects_checked_at = self.objects_checked_at, time.time() - 2
+        torn, n = [], 0
+        for p in self.hub.object_paths():
+            try:
+                if os.path.getmtime(p) < since:
+                    continue
+                n += 1
+                if sha256_file(p) != self.hub.object_hash(p):
+                    torn.append(self.hub.object_hash(p)[:12])
+            except FileNotFoundError:  # collected meanwhile
+                pass
+        assert not torn, "objects in the hub's store that are not their hash: %s" % torn
+        return n
+
+    def check_no_temp_left(self, timeout=60):
+        """Nothing half-written stays: once idle, each running host's DIR/.roost/tmp
+        and the hub's DATA/objects/tmp are empty (a restart or the next sync
+        removes a killed transfer's temp files)."""
+        dirs = [os.path.join(h.dir, ".roost", "tmp") for h in self.hosts if h.running()]
+        if not self.hub.s3:
+            dirs.append(os.path.join(self.hub.store_dir(), "tmp"))
+
+        def left():
+            return [os.path.join(d, n) for d in dirs if os.path.isdir(d) for n in os.listdir(d)]
+        wait_for(lambda: not left(), timeout, lambda: "temp files to go: %s" % left()[:10],
+                 self.hosts, interval=0.25)
+
     def run_gc(self):
         """`roost admin gc --retention 0` (every unreferenced committed chunk may go).
         False while another runner holds the job's lease (exit 3): a killed run's
@@ -273,6 +306,8 @@ class Checker:
         acked = self.check_acked()
         self.check_edits_kept()
         chunks = self.check_chunks()
+        self.check_objects_whole()
+        self.check_no_temp_left()
         if gc:
             self.check_gc_leaves_nothing()
             self.check_chunks()
