@@ -12,6 +12,7 @@ of what it counted.
 """
 import hashlib
 import os
+import re
 import subprocess
 import time
 
@@ -297,6 +298,17 @@ class Checker:
         lost = [(h, p, d[:12]) for h, p, d in self.ledger.edits if d not in known]
         assert not lost, "local edits lost (host, path, sha256): %s" % lost
 
+    def check_no_spurious_conflicts(self):
+        """A conflict copy appears only where edits raced: never one holding the
+        same bytes as the file it stands beside (nothing differed to keep)."""
+        tree = self.hub_tree()
+        same = []
+        for path, digest in tree.items():
+            m = re.match(r"^(.*) \(conflict from [^)]*\)(\.[^/]*)?$", path)
+            if m and tree.get(m.group(1) + (m.group(2) or "")) == digest:
+                same.append(path)
+        assert not same, "conflict copies identical to their file: %s" % same
+
     def check_all(self, gc=False):
         """Every invariant; with gc, a GC run and its check too. Returns counts."""
         for host in self.hosts:
@@ -305,6 +317,7 @@ class Checker:
         self.check_converged()
         acked = self.check_acked()
         self.check_edits_kept()
+        self.check_no_spurious_conflicts()
         chunks = self.check_chunks()
         self.check_objects_whole()
         self.check_no_temp_left()

@@ -8,7 +8,8 @@ The seed is printed first; ROOST_SEED=N replays the same operations, targets,
 contents and kill delays (the processes' own timing still varies). Each
 operation's kill window is 1.5 times its duration measured once without a kill
 (its calibration run), so kills land before, during and after its commits.
-ROOST_TEST_DB=postgres runs it on PostgreSQL. `make torture` runs the full size.
+ROOST_TEST_DB=postgres runs it on PostgreSQL; ROOST_TORTURE_OPS=a,b only those
+operations. `make torture` runs the full size.
 """
 import collections
 import os
@@ -79,6 +80,11 @@ class Torture:
             "scrub": (lambda: self.job("scrub"), ["cli", "hub"]),
             "replicate": (lambda: self.job("replicate"), ["cli", "hub", "host B"]),
         }
+
+        only = os.environ.get("ROOST_TORTURE_OPS")  # e.g. "rename_storm,gc": a focused run
+        if only:
+            self.ops = {k: v for k, v in self.ops.items() if k in only.split(",")}
+            assert self.ops, "ROOST_TORTURE_OPS names no operation of %s" % only
 
     def stop(self):
         for h in (self.A, self.B):
