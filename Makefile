@@ -11,7 +11,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all deps build install demo test test-fast test-asan test-fuzz fuzz fuzz-build bench screenshots clean
+.PHONY: all deps build install demo test test-fast test-asan test-fuzz fuzz fuzz-build torture bench screenshots clean
 
 all: build
 
@@ -71,6 +71,17 @@ fuzz: deps fuzz-build
 		tests/fuzz/run.sh $$f tests/fuzz/corpus/$$n $(FUZZ_SECONDS) $(FUZZ_OUT)/$$n \
 			>$(FUZZ_OUT)/$$n.log 2>&1 || { tail -40 $(FUZZ_OUT)/$$n.log; exit 1; }; \
 		grep -E '^#[0-9]+.*DONE|average_exec_per_sec' $(FUZZ_OUT)/$$n.log; \
+	done
+
+# Crash points at full size (docs/reliability.md, "Crashes"; not in `make test`):
+# TORTURE_POINTS kill points on SQLite, then as many on PostgreSQL, each run
+# printing its seed (ROOST_SEED=N replays one) and a summary.
+TORTURE_POINTS ?= 200
+torture: deps build
+	for db in sqlite postgres; do \
+		ROOST_TEST_DB=$$db ROOST_BIN=$(CURDIR)/$(BUILD)/roost \
+		PYTHONPATH=$(CURDIR)/tests/integration \
+		python3 tests/integration/torture.py $(TORTURE_POINTS) || exit 1; \
 	done
 
 # The browser test's screenshots of each page, into docs/screenshots/.

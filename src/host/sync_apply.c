@@ -807,6 +807,16 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 		apply_delete(h, from, fe.dir);
 		return;
 	}
+	/* The echo of a move this host made itself, after a stale creation event
+	 * (its own upload's, delivered late: after a feed reconnect) put the file
+	 * back at from: to already holds that very version, so from is a second
+	 * copy to drop, not a conflict to keep beside it. */
+	if (!fe.dir && fe.version_id && idx_get(h->db, to, &te) == 1 && !te.dir &&
+	    te.version_id == fe.version_id) {
+		remove_local_file(h, from);
+		atomic_store(&h->last_sync, now_ms());
+		return;
+	}
 	char *lf = host_local(h, from), *lt = host_local(h, to);
 	struct stat st;
 	if (lstat(lt, &st) == 0) {
