@@ -113,7 +113,7 @@ class CliTest(NetFaultBase):
     def test_a_put_through_repeated_resets_and_drops_finishes(self):
         src = self.path("many.bin")
         digest = write_random(src, 24 * MiB, self.rng)
-        self.proxy.reset_after((1 * MiB, 6 * MiB), direction=UP, times=3)
+        self.proxy.reset_after((64 << 10, 512 << 10), direction=UP, times=3)
         self.proxy.delay_ms = 2
         stop = threading.Event()
 
@@ -139,9 +139,10 @@ class CliTest(NetFaultBase):
         src = self.path("get.bin")
         digest = write_random(src, 32 * MiB, self.rng)
         self.hub.cli("put", src, "/net/get.bin")
-        # One download connection is held 2 s then resumes, the next two are reset.
-        self.proxy.stall((2 * MiB, 8 * MiB), 2, then="resume", direction=DOWN)
-        self.proxy.stall((1 * MiB, 8 * MiB), 1, then="reset", direction=DOWN, times=2)
+        # Two download connections are held 1 s then reset, the next is held 2 s
+        # and resumes (a resumed connection takes no further fault).
+        self.proxy.stall((64 << 10, 512 << 10), 1, then="reset", direction=DOWN, times=2)
+        self.proxy.stall((64 << 10, 512 << 10), 2, then="resume", direction=DOWN)
         out = self.path("get.out")
         p = self.via_proxy("get", "/net/get.bin", out)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -157,9 +158,9 @@ class CliTest(NetFaultBase):
         self.proxy.drop_new = True
         out = self.path("nofile.out")
         p = self.via_proxy("get", "/net/nofile.bin", out, timeout=300)
-        self.assertGreaterEqual(self.proxy.dropped, 2)
+        self.assertGreaterEqual(self.proxy.dropped, 1)
         self.assertNotEqual(p.returncode, 0)
-        self.assertTrue(p.stderr.strip())
+        self.assertIn(b"cannot reach the hub", p.stderr)
         self.assertFalse(os.path.exists(out))
         self.assertEqual([f for f in os.listdir(self.tmp) if f.startswith("nofile.out")], [])
 
