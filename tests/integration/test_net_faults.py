@@ -7,6 +7,7 @@ short file, and the next request is served whole.
 
 Faults are seeded: ROOST_SEED=N replays a run (the seed is printed every run)."""
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -301,6 +302,77 @@ class HostTest(NetFaultBase):
             self.assertEqual([v["hash"] for v in body["versions"]], [digest], rel)
         for h in (self.A, self.B):
             self.assertTrue(h.running(), h.log_tail())
+
+
+class _ProxiedRelay:
+    """What a Host needs of a Relay, with the tunnel port behind a proxy."""
+
+    def __init__(self, relay, proxy):
+        self.ca, self.tunnel_port = relay.ca, proxy.port
+
+
+class RelayTest(HubTest):
+    """Host A's tunnel to the relay runs through the proxy; a client downloads a
+    signed URL through the relay's public port while the tunnel is reset mid-body."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        cls.relay = harness.Relay(cls.hub, cls.tmp)
+        cls.relay.start()
+        cls.addClassCleanup(cls.relay.stop)
+        cls.proxy = FaultProxy(cls.relay.tunnel_port, seed=SEED)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.A = harness.Host(cls.hub, cls.tmp, "A", relay=_ProxiedRelay(cls.relay, cls.proxy))
+        cls.A.join()
+        cls.A.start()
+        cls.blob = random.Random(SEED + 4).randbytes(24 * MiB)
+        with open(cls.A.path("big.bin.tmp"), "wb") as f:
+            f.write(cls.blob)
+        os.rename(cls.A.path("big.bin.tmp"), cls.A.path("big.bin"))
+        wait_for(lambda: (cls.hub.request(
+            "GET", "/api/v1/workspaces/%d/info?path=%s" % (cls.ws, q("/big.bin")),
+            token=cls.token)[1] or {}).get("hash") == sha(cls.blob), 120, "big.bin on the hub",
+            [cls.A])
+        cls.base = wait_for(cls.tunnel_url, 30, "A's public URL", [cls.A])
+
+    @classmethod
+    def tunnel_url(cls):
+        st, body, _, _ = cls.hub.request("GET", "/api/v1/workspaces/%d/hosts" % cls.ws,
+                                         token=cls.token)
+        return body["hosts"][0].get("tunnel_url") if st == 200 and body["hosts"] else None
+
+    def fetch(self):
+        """GET big.bin's signed URL through the relay: (status, body, complete?)."""
+        st, body, _, _ = self.api("POST", "/urls", {"path": "/big.bin"})
+        self.assertEqual(st, 201, body)
+        prefix = "https://127.0.0.1:%d" % self.relay.public_port
+        path = self.base[len(prefix):] + "c/" + body["token"]
+        try:
+            st, data, resp = self.relay.request(path, timeout=60)
+        except (http.client.HTTPException, OSError) as e:
+            return None, repr(e), False
+        return st, data, True
+
+    def test_a_tunnel_reset_mid_body_is_a_failure_never_a_short_file(self):
+        st, data, whole = self.fetch()
+        self.assertEqual((st, sha(data)), (200, sha(self.blob)))
+        # The host -> relay direction carries the body: cut it 4-12 MiB in.
+        self.proxy.reset_after((4 * MiB, 12 * MiB), direction=UP)
+        st, data, whole = self.fetch()
+        self.assertEqual(self.proxy.faults["reset"], 1)
+        # The client sees the cut: an error, or an answer that is not a whole 200.
+        self.assertFalse(whole and st == 200 and len(data) == len(self.blob),
+                         "a cut download looked whole")
+        if whole and st == 200:
+            self.assertNotEqual(len(data), len(self.blob))
+        # The host reconnects its tunnel by itself; the next download is whole.
+        got = wait_for(lambda: (lambda r: r[0] == 200 and r[1])(self.fetch()), 60,
+                       "a whole download once the tunnel is back", [self.A])
+        self.assertEqual(sha(got), sha(self.blob))
+        self.assertGreaterEqual(self.proxy.accepted, 2)
+        self.assertTrue(self.A.running(), self.A.log_tail())
 
 
 if __name__ == "__main__":
