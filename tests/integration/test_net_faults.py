@@ -178,6 +178,7 @@ class FeedTest(NetFaultBase):
         self.addCleanup(t.join, 30)
         self.addCleanup(proc.wait, 30)
         self.addCleanup(proc.terminate)
+        self.addCleanup(proc.stderr.close)  # (cleanups run last first: after the wait)
         return proc, lines
 
     def test_the_feed_cut_repeatedly_resumes_without_loss_or_duplicates(self):
