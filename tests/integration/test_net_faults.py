@@ -244,6 +244,13 @@ class HostTest(NetFaultBase):
         cls.A.start()
         cls.B.start()
 
+    def place(self, h, rel, data):
+        """Write outside the synced folder, then rename in: the host sees it whole."""
+        staged = self.path("staged.bin")
+        with open(staged, "wb") as f:
+            f.write(data)
+        os.rename(staged, h.path(rel))
+
     def converged(self, files):
         for rel, digest in files.items():
             i = self.info(rel)
@@ -266,9 +273,7 @@ class HostTest(NetFaultBase):
         for i in range(3):
             rel = "/up/a%d.bin" % i
             data = r.randbytes(r.randint(6, 14) * MiB)
-            with open(self.A.path(rel) + ".tmp", "wb") as f:
-                f.write(data)
-            os.rename(self.A.path(rel) + ".tmp", self.A.path(rel))
+            self.place(self.A, rel, data)
             files[rel] = sha(data)
         wait_for(lambda: self.converged(files), 180, "A's uploads on the hub and B",
                  [self.A, self.B])
@@ -282,9 +287,7 @@ class HostTest(NetFaultBase):
         for i in range(3):
             rel = "/down/b%d.bin" % i
             data = r.randbytes(r.randint(6, 14) * MiB)
-            with open(self.B.path(rel) + ".tmp", "wb") as f:
-                f.write(data)
-            os.rename(self.B.path(rel) + ".tmp", self.B.path(rel))
+            self.place(self.B, rel, data)
             files[rel] = sha(data)
         # B stops once the hub has them: A must download them from the hub.
         wait_for(lambda: all((self.info(rel) or {}).get("hash") == files[rel]
@@ -329,9 +332,10 @@ class RelayTest(HubTest):
         cls.A.join()
         cls.A.start()
         cls.blob = random.Random(SEED + 4).randbytes(24 * MiB)
-        with open(cls.A.path("big.bin.tmp"), "wb") as f:
+        staged = os.path.join(cls.tmp, "staged.bin")  # outside the folder: seen whole
+        with open(staged, "wb") as f:
             f.write(cls.blob)
-        os.rename(cls.A.path("big.bin.tmp"), cls.A.path("big.bin"))
+        os.rename(staged, cls.A.path("big.bin"))
         wait_for(lambda: (cls.hub.request(
             "GET", "/api/v1/workspaces/%d/info?path=%s" % (cls.ws, q("/big.bin")),
             token=cls.token)[1] or {}).get("hash") == sha(cls.blob), 120, "big.bin on the hub",
