@@ -152,6 +152,20 @@ class CliTest(NetFaultBase):
         self.assertEqual([f for f in os.listdir(self.tmp) if f.startswith("get.out")],
                          ["get.out"])  # no partial file left beside it
 
+    def test_a_get_over_a_slow_high_latency_link_finishes_whole(self):
+        src = self.path("slow.bin")
+        digest = write_random(src, 4 * MiB, self.rng)
+        self.hub.cli("put", src, "/net/slow.bin")
+        self.proxy.bandwidth = 1 * MiB  # bytes/s, per connection and direction
+        self.proxy.delay_ms = 40
+        out = self.path("slow.out")
+        start = time.monotonic()
+        p = self.via_proxy("get", "/net/slow.bin", out)
+        took = time.monotonic() - start
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sha_file(out), digest)
+        self.assertGreater(took, 1.0)  # the limit held (parallel chunks share nothing)
+
     def test_a_get_refused_to_the_end_fails_and_leaves_no_file(self):
         src = self.path("nofile.bin")
         write_random(src, 4 * MiB, self.rng)
