@@ -9,7 +9,8 @@
 #include "../core/retry.h"
 #include "../core/util.h"
 
-#define WATCH_RECONNECT_MS 1000 /* after the hub ended the feed cleanly (a restart) */
+#define WATCH_RECONNECT_MS 1000  /* after the hub ended the feed cleanly (a restart) */
+#define WATCH_HEALTHY_MS   10000 /* a stream that lasted this long was no failure */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ int cmd_watch(struct opts *o)
 	for (;;) {
 		struct client_feed f = {.since = w.last_seq, .sse = &w.sse};
 		CURLcode cc;
+		int64_t from = w.last_seq, started = mono_ms();
 		long status = client_feed_follow(&c, c.curl, &f, &cc);
 		sse_reset(&w.sse);
 		if (status == 401 || status == 404 || status == 400) {
@@ -81,7 +83,10 @@ int cmd_watch(struct opts *o)
 			break;
 		}
 		int64_t delay = WATCH_RECONNECT_MS; /* the feed ended cleanly: back soon */
-		if (cc == CURLE_OK)
+		/* A stream that worked (it brought a change, or lasted) and was then
+		 * cut is a fresh failure: a flaky network must not leave the watch
+		 * waiting 30 s after every cut once four have happened. */
+		if (cc == CURLE_OK || w.last_seq != from || mono_ms() - started > WATCH_HEALTHY_MS)
 			retry_reset(&rt);
 		else
 			delay = retry_next_ms(&rt);

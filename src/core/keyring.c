@@ -11,6 +11,7 @@ void keyring_init(struct keyring *k, keyring_fetch_fn fetch, void *cls, unsigned
 	memset(k, 0, sizeof *k);
 	pthread_mutex_init(&k->mu, NULL);
 	atomic_init(&k->wanted, false);
+	atomic_init(&k->hub_skew_ms, 0);
 	k->fetch = fetch;
 	k->cls = cls;
 	k->opts = opts;
@@ -70,7 +71,14 @@ bool keyring_key(void *cls, const char *kid, unsigned char pk[crypto_sign_PUBLIC
 
 bool keyring_refresh(struct keyring *k)
 {
+	int64_t sent = now_ms();
 	json_t *doc = k->fetch(k->cls); /* not under mu: lookups go on meanwhile */
+	int64_t hub_now = 0;
+	if (doc && json_get_int(doc, "now", &hub_now) && hub_now > 0) {
+		/* The hub read its clock between our send and receipt: take the middle. */
+		int64_t got = now_ms();
+		atomic_store(&k->hub_skew_ms, hub_now - (sent + (got - sent) / 2));
+	}
 	pthread_mutex_lock(&k->mu);
 	k->fetched_ms = k->clock();
 	k->tried = true;
@@ -80,6 +88,11 @@ bool keyring_refresh(struct keyring *k)
 	}
 	pthread_mutex_unlock(&k->mu);
 	return doc != NULL;
+}
+
+int64_t keyring_now_ms(struct keyring *k)
+{
+	return now_ms() + atomic_load(&k->hub_skew_ms);
 }
 
 bool keyring_due(struct keyring *k, int64_t max_age_ms)

@@ -37,6 +37,10 @@ struct keyring {
 	unsigned opts;
 	int64_t retry_ms;
 	int64_t (*clock)(void); /* mono_ms; tests drive their own */
+	/* The hub's clock minus ours (ms), from the keys document's "now" at the
+	 * last fetch: tokens' expiry is judged by the hub's clock, not a host's
+	 * that may be hours off. 0 until a fetch tells. */
+	_Atomic int64_t hub_skew_ms;
 };
 
 void keyring_init(struct keyring *k, keyring_fetch_fn fetch, void *cls, unsigned opts);
@@ -46,6 +50,9 @@ bool keyring_key(void *cls, const char *kid, unsigned char pk[crypto_sign_PUBLIC
 /* Fetch now (at start-up; the refresher). true if the hub answered; a
  * failed fetch keeps the keys held. */
 bool keyring_refresh(struct keyring *k);
+/* Now by the hub's clock (ms since the epoch): ours plus the skew the last
+ * fetch measured, to within that fetch's round trip. */
+int64_t keyring_now_ms(struct keyring *k);
 /* For a refresher thread: should it refresh now? Yes when a lookup missed,
  * when no keys are held and retry_ms passed, or when they are max_age_ms old.
  * Takes the wanted mark. */

@@ -17,8 +17,10 @@
 typedef bool (*token_key_fn)(void *cls, const char *kid,
                              unsigned char pk[crypto_sign_PUBLICKEYBYTES]);
 
-/* The claims of a well-signed, unexpired token, or NULL with *why set. */
-json_t *token_verify(const char *tok, token_key_fn key, void *cls, const char **why);
+/* The claims of a well-signed token unexpired at now (ms since the epoch by the
+ * hub's clock: the hub's now_ms(), a host's or relay's keyring_now_ms()), or
+ * NULL with *why set. */
+json_t *token_verify(const char *tok, token_key_fn key, void *cls, int64_t now, const char **why);
 /* Decode a base64url public key. */
 bool token_parse_key(const char *b64, unsigned char pk[crypto_sign_PUBLICKEYBYTES]);
 

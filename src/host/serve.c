@@ -126,7 +126,7 @@ static json_t *check_token(struct host *h, struct MHD_Connection *conn, const ch
 		return NULL;
 	}
 	const char *why;
-	json_t *claims = token_verify(tok, keyring_key, &h->keys, &why);
+	json_t *claims = token_verify(tok, keyring_key, &h->keys, keyring_now_ms(&h->keys), &why);
 	if (!claims) {
 		serve_error(conn, MHD_HTTP_UNAUTHORIZED, "invalid_token", why);
 		return NULL;
@@ -213,7 +213,8 @@ static enum MHD_Result serve_chunk(struct host *h, struct MHD_Connection *conn, 
 	/* A whole workspace's chunk token, or one version's (readers who may not
 	 * read everything): the hub says which chunks that version holds. */
 	const char *why;
-	json_t *vc = tok ? token_verify(tok, keyring_key, &h->keys, &why) : NULL;
+	json_t *vc =
+	    tok ? token_verify(tok, keyring_key, &h->keys, keyring_now_ms(&h->keys), &why) : NULL;
 	bool version_scoped = serve_claims_grant(vc, h->c.ws_id, "vchunks");
 	json_decref(vc);
 	json_t *claims = version_scoped ? NULL : check_token(h, conn, tok, "chunks");

@@ -71,7 +71,9 @@ static bool token_ok(struct host *h, struct MHD_Connection *conn)
 	const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 	const char *tok = authz && strncmp(authz, "Bearer ", 7) == 0 ? authz + 7 : NULL;
 	const char *why = "a token signed by the hub is required";
-	json_t *claims = tok && *tok ? token_verify(tok, keyring_key, &h->keys, &why) : NULL;
+	json_t *claims =
+	    tok && *tok ? token_verify(tok, keyring_key, &h->keys, keyring_now_ms(&h->keys), &why)
+	                : NULL;
 	if (!claims) {
 		serve_error(conn, MHD_HTTP_UNAUTHORIZED,
 		            tok && *tok ? "invalid_token" : "unauthorized", why);

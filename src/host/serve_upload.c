@@ -145,7 +145,9 @@ static struct chunk_up *begin(struct host *h, struct MHD_Connection *conn, const
 		            "a chunk is named by 64 lowercase hex digits");
 		return NULL;
 	}
-	json_t *claims = tok && *tok ? token_verify(tok, keyring_key, &h->keys, &why) : NULL;
+	json_t *claims =
+	    tok && *tok ? token_verify(tok, keyring_key, &h->keys, keyring_now_ms(&h->keys), &why)
+	                : NULL;
 	if (!claims) {
 		serve_error(conn, MHD_HTTP_UNAUTHORIZED,
 		            tok && *tok ? "invalid_token" : "unauthorized",

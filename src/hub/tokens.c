@@ -89,7 +89,7 @@ static bool db_key(void *cls, const char *kid, unsigned char pk[crypto_sign_PUBL
 
 json_t *tokens_verify(struct db *db, const char *tok, const char **why)
 {
-	return token_verify(tok, db_key, db, why);
+	return token_verify(tok, db_key, db, now_ms(), why);
 }
 
 enum MHD_Result api_keys(struct req *r)
@@ -111,9 +111,9 @@ enum MHD_Result api_keys(struct req *r)
 		json_array_append_new(arr, k);
 	}
 	db_finalize(st);
-	return reply_json(
-	    r, MHD_HTTP_OK,
-	    json_pack("{s:o, s:I}", "keys", arr, "max_token_ttl_ms", (json_int_t)TOKEN_TTL_MAX_MS));
+	return reply_json(r, MHD_HTTP_OK,
+	                  json_pack("{s:o, s:I, s:I}", "keys", arr, "max_token_ttl_ms",
+	                            (json_int_t)TOKEN_TTL_MAX_MS, "now", (json_int_t)now_ms()));
 }
 
 /* The content port's address as the client reached the hub (Host header). */

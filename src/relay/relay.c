@@ -1114,8 +1114,8 @@ static void tconn_hello(struct tconn *t)
 	json_t *hello = json_loads(line, 0, NULL);
 	free(line);
 	const char *type = json_get_str(hello, "type"), *why = "no token";
-	json_t *claims =
-	    token_verify(json_get_str(hello, "token"), keyring_key, &t->r->hub.keys, &why);
+	json_t *claims = token_verify(json_get_str(hello, "token"), keyring_key, &t->r->hub.keys,
+	                              keyring_now_ms(&t->r->hub.keys), &why);
 	const char *scope = json_get_str(claims, "scope"), *slug = json_get_str(claims, "slug");
 	int64_t host_id = 0;
 	struct relay *r = t->r;

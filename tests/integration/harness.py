@@ -497,6 +497,7 @@ class Host:
         self.port = free_port()
         self.cache_max, self.heartbeat = cache_max, heartbeat
         self.extra_args = []  # more `roost host run` options
+        self.wrapper = []  # a command to run the agent under (faketime, say)
         self.proc = None
 
     @property
@@ -519,7 +520,7 @@ class Host:
     def start(self):
         if self.running():  # a second process would orphan the first
             raise AssertionError("host %s is already running" % self.label)
-        args = [ROOST, "host", "run", "--dir", self.dir,
+        args = [*self.wrapper, ROOST, "host", "run", "--dir", self.dir,
                 "--listen", "127.0.0.1:%d" % self.port, "--heartbeat", str(self.heartbeat)]
         if self.cache_max is not None:
             args += ["--cache-max", str(self.cache_max)]

@@ -8,7 +8,9 @@
 
 #include "../../src/core/keyring.h"
 #include "../../src/core/token.h"
+#include "../../src/core/util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int64_t now;
@@ -22,7 +24,8 @@ static struct {
 	int fetches;
 	bool down;
 	unsigned char pk[2][crypto_sign_PUBLICKEYBYTES];
-	int nkeys; /* keys 0..nkeys-1 published as kid "k0", "k1" */
+	int nkeys;       /* keys 0..nkeys-1 published as kid "k0", "k1" */
+	int64_t skew_ms; /* the hub's clock minus ours; published as "now" unless 0 */
 } hub;
 
 static json_t *fetch(void *cls)
@@ -38,7 +41,10 @@ static json_t *fetch(void *cls)
 		snprintf(kid, sizeof kid, "k%d", i);
 		json_array_append_new(arr, json_pack("{s:s, s:s}", "kid", kid, "public_key", b64));
 	}
-	return json_pack("{s:o}", "keys", arr);
+	json_t *doc = json_pack("{s:o}", "keys", arr);
+	if (hub.skew_ms)
+		json_object_set_new(doc, "now", json_integer(now_ms() + hub.skew_ms));
+	return doc;
 }
 
 static struct keyring ring;
@@ -163,12 +169,29 @@ static void test_keyring_for_a_refresher_without_keys_marks_once_per_window(void
 	keyring_fini(&ring);
 }
 
+/* A host hours off judges tokens by the hub's clock, as the keys document told it. */
+static void test_keyring_tells_the_hubs_time_from_its_last_fetch(void **state)
+{
+	(void)state;
+	start(KEYRING_FETCH_ON_MISS);
+	int64_t ours = now_ms();
+	assert_true(llabs(keyring_now_ms(&ring) - ours) < 1000); /* nothing fetched: ours */
+	hub.skew_ms = -3 * 3600 * 1000LL;                        /* we are 3 h ahead */
+	assert_true(keyring_refresh(&ring));
+	assert_true(llabs(keyring_now_ms(&ring) - (now_ms() + hub.skew_ms)) < 1000);
+	hub.skew_ms = 0; /* a hub that does not say: the last skew is kept */
+	assert_true(keyring_refresh(&ring));
+	assert_true(llabs(keyring_now_ms(&ring) - (now_ms() - 3 * 3600 * 1000LL)) < 1000);
+	keyring_fini(&ring);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_keyring_finds_a_known_key_without_asking_again, setup),
+	    cmocka_unit_test_setup(test_keyring_tells_the_hubs_time_from_its_last_fetch, setup),
 	    cmocka_unit_test_setup(test_keyring_fetches_a_rotated_key_once_per_window, setup),
 	    cmocka_unit_test_setup(test_keyring_without_keys_asks_on_the_first_lookup, setup),
 	    cmocka_unit_test_setup(test_keyring_keeps_its_keys_when_a_fetch_fails, setup),

@@ -1,0 +1,398 @@
+"""Networks: roost's clients, hosts and relay through a proxy (faultproxy.py) that
+resets, stalls, delays and drops their connections half-way through bodies. An
+upload resumes and commits once, whole; a download retries and verifies; a host's
+sync both ways converges; the feed resumes from its sequence number with no change
+lost or repeated; a relay tunnel reset mid-body is seen as a failure, never as a
+short file, and the next request is served whole.
+
+Faults are seeded: ROOST_SEED=N replays a run (the seed is printed every run)."""
+import hashlib
+import http.client
+import json
+import os
+import random
+import subprocess
+import threading
+import time
+
+import harness
+from faultproxy import DOWN, UP, FaultProxy
+from harness import HubTest, q, wait_for
+
+MiB = 1 << 20
+SEED = int(os.environ.get("ROOST_SEED") or random.randrange(1 << 30))
+print("test_net_faults: ROOST_SEED=%d" % SEED, flush=True)
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def sha_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(MiB), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_random(path, size, rng):
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, MiB)
+            f.write(rng.randbytes(n))
+            left -= n
+    return sha_file(path)
+
+
+class NetFaultBase(HubTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        cls.rng = random.Random(SEED)
+        cls.proxy = FaultProxy(cls.hub.api_port, seed=SEED)
+        cls.addClassCleanup(cls.proxy.stop)
+        # A second CLI configuration whose hub is the proxy.
+        cls.pcfg = os.path.join(cls.tmp, "via-proxy")
+        p = subprocess.run([harness.ROOST, "login", "--hub", cls.proxy.url, "--email",
+                            harness.EMAIL], env=cls.hub.env(XDG_CONFIG_HOME=cls.pcfg),
+                           capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+
+    def setUp(self):
+        self.proxy.clear()
+        self.proxy.faults = {"reset": 0, "resume": 0}
+
+    def via_proxy(self, *args, timeout=600):
+        """roost ARGS with the proxy as its hub."""
+        return subprocess.run([harness.ROOST, *args],
+                              env=self.hub.env(XDG_CONFIG_HOME=self.pcfg),
+                              capture_output=True, timeout=timeout)
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def info(self, path):
+        st, body, _, _ = self.api("GET", "/info?path=" + q(path))
+        return body if st == 200 else None
+
+
+class CliTest(NetFaultBase):
+    def test_a_put_reset_half_way_resumes_and_commits_once_whole(self):
+        src = self.path("reset.bin")
+        digest = write_random(src, 40 * MiB, self.rng)
+        # The first upload connection is held after 16-24 MiB for 2 s, then reset;
+        # while held, nothing of the file is visible on the hub.
+        self.proxy.stall((16 * MiB, 24 * MiB), 2, then="reset", direction=UP)
+        start = self.hub.metric("roost_chunks_received_total")
+        up0 = self.proxy.bytes[UP]
+        proc = subprocess.Popen([harness.ROOST, "put", "--parallel", "1", src, "/net/reset.bin"],
+                                env=self.hub.env(XDG_CONFIG_HOME=self.pcfg),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: self.proxy.faults["reset"] >= 1 or proc.poll() is not None, 120,
+                 "the proxy to stall the upload")
+        self.assertIsNone(self.info("/net/reset.bin"))
+        ls = self.hub.cli("ls", "/", check=False)
+        self.assertNotIn(b"reset.bin", ls.stdout + ls.stderr)
+        out, err = proc.communicate(timeout=300)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(self.proxy.faults["reset"], 1)
+        out = out.decode()
+        total = int(out.split(" in ")[1].split(" chunks")[0])
+        received = self.hub.metric("roost_chunks_received_total") - start
+        # Resumed, not restarted: at most the chunk in flight crossed twice.
+        self.assertLessEqual(received, total + 1, out)
+        self.assertLess(self.proxy.bytes[UP] - up0, 40 * MiB + 8 * MiB)
+        st, body, _, _ = self.api("GET", "/versions?path=" + q("/net/reset.bin"))
+        self.assertEqual([v["hash"] for v in body["versions"]], [digest])
+        got = self.path("reset.out")
+        self.hub.cli("get", "/net/reset.bin", got)
+        self.assertEqual(sha_file(got), digest)
+
+    def test_a_put_through_repeated_resets_and_drops_finishes(self):
+        src = self.path("many.bin")
+        digest = write_random(src, 24 * MiB, self.rng)
+        self.proxy.reset_after((64 << 10, 512 << 10), direction=UP, times=3)
+        self.proxy.delay_ms = 2
+        stop = threading.Event()
+
+        def flap():  # refuse new connections now and then, 150 ms at a time
+            r = random.Random(SEED + 1)
+            while not stop.wait(r.uniform(0.5, 1.5)):
+                self.proxy.drop_new = True
+                time.sleep(0.15)
+                self.proxy.drop_new = False
+
+        t = threading.Thread(target=flap)
+        t.start()
+        try:
+            p = self.via_proxy("put", src, "/net/many.bin")
+        finally:
+            stop.set()
+            t.join()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.proxy.pending(UP), 0)
+        self.assertEqual(self.info("/net/many.bin")["hash"], digest)
+
+    def test_a_get_through_stalls_and_resets_retries_and_verifies(self):
+        src = self.path("get.bin")
+        digest = write_random(src, 32 * MiB, self.rng)
+        self.hub.cli("put", src, "/net/get.bin")
+        # Two download connections are held 1 s then reset, the next is held 2 s
+        # and resumes (a resumed connection takes no further fault).
+        self.proxy.stall((64 << 10, 512 << 10), 1, then="reset", direction=DOWN, times=2)
+        self.proxy.stall((64 << 10, 512 << 10), 2, then="resume", direction=DOWN)
+        out = self.path("get.out")
+        p = self.via_proxy("get", "/net/get.bin", out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.proxy.faults, {"reset": 2, "resume": 1})
+        self.assertEqual(sha_file(out), digest)
+        self.assertEqual([f for f in os.listdir(self.tmp) if f.startswith("get.out")],
+                         ["get.out"])  # no partial file left beside it
+
+    def test_a_get_over_a_slow_high_latency_link_finishes_whole(self):
+        src = self.path("slow.bin")
+        digest = write_random(src, 4 * MiB, self.rng)
+        self.hub.cli("put", src, "/net/slow.bin")
+        self.proxy.bandwidth = 1 * MiB  # bytes/s, per connection and direction
+        self.proxy.delay_ms = 40
+        out = self.path("slow.out")
+        start = time.monotonic()
+        p = self.via_proxy("get", "/net/slow.bin", out)
+        took = time.monotonic() - start
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sha_file(out), digest)
+        self.assertGreater(took, 1.0)  # the limit held (parallel chunks share nothing)
+
+    def test_a_get_refused_to_the_end_fails_and_leaves_no_file(self):
+        src = self.path("nofile.bin")
+        write_random(src, 4 * MiB, self.rng)
+        self.hub.cli("put", src, "/net/nofile.bin")
+        self.proxy.drop_new = True
+        out = self.path("nofile.out")
+        p = self.via_proxy("get", "/net/nofile.bin", out, timeout=300)
+        self.assertGreaterEqual(self.proxy.dropped, 1)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"cannot reach the hub", p.stderr)
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual([f for f in os.listdir(self.tmp) if f.startswith("nofile.out")], [])
+
+
+class FeedTest(NetFaultBase):
+    def watch(self, cfg):
+        """roost watch --json --since 0 with config dir cfg; (process, its lines)."""
+        proc = subprocess.Popen([harness.ROOST, "watch", "--json", "--since", "0"],
+                                env=self.hub.env(XDG_CONFIG_HOME=cfg),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        lines = []
+        t = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")))
+        t.start()
+        self.addCleanup(t.join, 30)
+        self.addCleanup(proc.wait, 30)
+        self.addCleanup(proc.terminate)
+        self.addCleanup(proc.stderr.close)  # (cleanups run last first: after the wait)
+        return proc, lines
+
+    def test_the_feed_cut_repeatedly_resumes_without_loss_or_duplicates(self):
+        cut_proc, cut = self.watch(self.pcfg)
+        _, direct = self.watch(self.hub.cfg)  # the same feed, never cut: the reference
+        names = ["/feed/f%03d.txt" % i for i in range(40)]
+        src = self.path("feed.txt")
+        r = random.Random(SEED + 2)
+        cuts = 0
+        for i, name in enumerate(names):
+            with open(src, "wb") as f:
+                f.write(b"change %d\n" % i)
+            self.hub.cli("put", src, name)
+            if r.random() < 0.3:
+                # Cut the watch's stream; it must be back within 10 s, every time
+                # (it waited 30 s after its fourth cut).
+                cuts += self.proxy.reset_live()
+                wait_for(lambda: self.proxy.live_count() >= 1, 10,
+                         "roost watch to reconnect after cut %d" % cuts)
+        self.assertGreaterEqual(cuts, 6)
+
+        def events(lines):
+            return [json.loads(ln) for ln in list(lines) if ln.strip()]
+
+        def all_of(lines):
+            evs = events(lines)
+            got = {e.get("payload", {}).get("path") for e in evs}
+            return evs if all(n in got for n in names) else None
+
+        evs = wait_for(lambda: all_of(cut), 120,
+                       lambda: "all 40 changes in the cut watch (%d lines)" % len(cut))
+        ref = wait_for(lambda: all_of(direct), 60, "all 40 changes in the direct watch")
+        seqs = [e["seq"] for e in evs]
+        self.assertEqual(len(seqs), len(set(seqs)), "a change came twice")
+        self.assertEqual(seqs, sorted(seqs), "changes out of order")
+        self.assertEqual(seqs, [e["seq"] for e in ref], "a change was lost")
+        self.assertEqual(evs, ref)
+        cut_proc.terminate()
+        cut_proc.wait(30)
+        self.assertGreaterEqual(cut_proc.stderr.read().count(b"reconnecting"), 3)
+
+
+class HostTest(NetFaultBase):
+    """Host A reaches the hub only through the proxy; B directly."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.A = harness.Host(cls.hub, cls.tmp, "A")
+        cls.B = harness.Host(cls.hub, cls.tmp, "B")
+        cls.A.join()
+        cls.B.join()
+        # A's hub is the proxy: its identity file names the hub's API URL.
+        idf = os.path.join(cls.A.dir, ".roost", "host.json")
+        with open(idf) as f:
+            ident = json.load(f)
+        assert ident["hub"] == cls.hub.url, ident
+        ident["hub"] = cls.proxy.url
+        with open(idf + ".tmp", "w") as f:
+            json.dump(ident, f)
+        os.chmod(idf + ".tmp", os.stat(idf).st_mode)
+        os.rename(idf + ".tmp", idf)
+        cls.A.start()
+        cls.B.start()
+
+    def place(self, h, rel, data):
+        """Write outside the synced folder, then rename in: the host sees it whole."""
+        staged = self.path("staged.bin")
+        with open(staged, "wb") as f:
+            f.write(data)
+        os.rename(staged, h.path(rel))
+
+    def converged(self, files):
+        for rel, digest in files.items():
+            i = self.info(rel)
+            if not i or i.get("hash") != digest:
+                return False
+            for h in (self.A, self.B):
+                if not os.path.exists(h.path(rel)) or sha_file(h.path(rel)) != digest:
+                    return False
+        return True
+
+    def test_a_hosts_upload_and_download_through_resets_and_stalls_converge(self):
+        r = random.Random(SEED + 3)
+        files = {}
+        os.makedirs(self.A.path("/up"), exist_ok=True)
+        os.makedirs(self.B.path("/down"), exist_ok=True)
+        # A's uploads are reset twice and held once; its downloads too. (A host
+        # sends a chunk, about 1 MiB, a request: the faults fire inside one.)
+        self.proxy.reset_after((128 << 10, 768 << 10), direction=UP, times=2)
+        self.proxy.stall((128 << 10, 768 << 10), 3, then="resume", direction=UP)
+        for i in range(3):
+            rel = "/up/a%d.bin" % i
+            data = r.randbytes(r.randint(6, 14) * MiB)
+            self.place(self.A, rel, data)
+            files[rel] = sha(data)
+        wait_for(lambda: self.converged(files), 180, "A's uploads on the hub and B",
+                 [self.A, self.B])
+        self.assertEqual(self.proxy.pending(UP), 0, "A's uploads met no fault")
+        self.assertGreaterEqual(self.proxy.faults["reset"], 2)
+        # A is away while B writes, and B once the hub has B's files: A must
+        # download them from the hub, through the proxy.
+        self.A.stop()
+        self.proxy.reset_after((128 << 10, 768 << 10), direction=DOWN, times=2)
+        self.proxy.stall((128 << 10, 768 << 10), 3, then="reset", direction=DOWN)
+        for i in range(3):
+            rel = "/down/b%d.bin" % i
+            data = r.randbytes(r.randint(6, 14) * MiB)
+            self.place(self.B, rel, data)
+            files[rel] = sha(data)
+        # B stops once the hub has them: A must download them from the hub.
+        wait_for(lambda: all((self.info(rel) or {}).get("hash") == files[rel]
+                             for rel in files if rel.startswith("/down/")), 120,
+                 "B's files on the hub", [self.B])
+        self.B.stop()
+        self.assertEqual(self.proxy.pending(DOWN), 3)
+        self.A.start()
+        wait_for(lambda: self.converged(files), 240, "B's files on A through the proxy",
+                 [self.A, self.B])
+        self.B.start()
+        self.assertEqual(self.proxy.pending(DOWN), 0, "A's downloads met no fault")
+        # Each file has one version: no upload was committed twice or half.
+        for rel, digest in files.items():
+            st, body, _, _ = self.api("GET", "/versions?path=" + q(rel))
+            self.assertEqual([v["hash"] for v in body["versions"]], [digest], rel)
+        for h in (self.A, self.B):
+            self.assertTrue(h.running(), h.log_tail())
+
+
+class _ProxiedRelay:
+    """What a Host needs of a Relay, with the tunnel port behind a proxy."""
+
+    def __init__(self, relay, proxy):
+        self.ca, self.tunnel_port = relay.ca, proxy.port
+
+
+class RelayTest(HubTest):
+    """Host A's tunnel to the relay runs through the proxy; a client downloads a
+    signed URL through the relay's public port while the tunnel is reset mid-body."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        cls.relay = harness.Relay(cls.hub, cls.tmp)
+        cls.relay.start()
+        cls.addClassCleanup(cls.relay.stop)
+        cls.proxy = FaultProxy(cls.relay.tunnel_port, seed=SEED)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.A = harness.Host(cls.hub, cls.tmp, "A", relay=_ProxiedRelay(cls.relay, cls.proxy))
+        cls.A.join()
+        cls.A.start()
+        cls.blob = random.Random(SEED + 4).randbytes(24 * MiB)
+        staged = os.path.join(cls.tmp, "staged.bin")  # outside the folder: seen whole
+        with open(staged, "wb") as f:
+            f.write(cls.blob)
+        os.rename(staged, cls.A.path("big.bin"))
+        wait_for(lambda: (cls.hub.request(
+            "GET", "/api/v1/workspaces/%d/info?path=%s" % (cls.ws, q("/big.bin")),
+            token=cls.token)[1] or {}).get("hash") == sha(cls.blob), 120, "big.bin on the hub",
+            [cls.A])
+        cls.base = wait_for(cls.tunnel_url, 30, "A's public URL", [cls.A])
+
+    @classmethod
+    def tunnel_url(cls):
+        st, body, _, _ = cls.hub.request("GET", "/api/v1/workspaces/%d/hosts" % cls.ws,
+                                         token=cls.token)
+        return body["hosts"][0].get("tunnel_url") if st == 200 and body["hosts"] else None
+
+    def fetch(self):
+        """GET big.bin's signed URL through the relay: (status, body, complete?)."""
+        st, body, _, _ = self.api("POST", "/urls", {"path": "/big.bin"})
+        self.assertEqual(st, 201, body)
+        prefix = "https://127.0.0.1:%d" % self.relay.public_port
+        path = self.base[len(prefix):] + "c/" + body["token"]
+        try:
+            st, data, resp = self.relay.request(path, timeout=60)
+        except (http.client.HTTPException, OSError) as e:
+            return None, repr(e), False
+        return st, data, True
+
+    def test_a_tunnel_reset_mid_body_is_a_failure_never_a_short_file(self):
+        st, data, whole = self.fetch()
+        self.assertEqual((st, sha(data)), (200, sha(self.blob)))
+        # The host -> relay direction carries the body: cut it 4-12 MiB in.
+        self.proxy.reset_after((4 * MiB, 12 * MiB), direction=UP)
+        st, data, whole = self.fetch()
+        self.assertEqual(self.proxy.faults["reset"], 1)
+        # The client sees the cut: an error, or an answer that is not a whole 200.
+        self.assertFalse(whole and st == 200 and len(data) == len(self.blob),
+                         "a cut download looked whole")
+        if whole and st == 200:
+            self.assertNotEqual(len(data), len(self.blob))
+        # The host reconnects its tunnel by itself; the next download is whole.
+        got = wait_for(lambda: (lambda r: r[0] == 200 and r[1])(self.fetch()), 60,
+                       "a whole download once the tunnel is back", [self.A])
+        self.assertEqual(sha(got), sha(self.blob))
+        self.assertGreaterEqual(self.proxy.accepted, 2)
+        self.assertTrue(self.A.running(), self.A.log_tail())
+
+
+if __name__ == "__main__":
+    harness.main()
