@@ -204,9 +204,10 @@ class HubIoFaultTest(FaultCase, HubTest):
         way what is acknowledged is whole."""
         path = "/store/once.bin"
         src, data = self.local_file(2 << 20)
+        fired = len(self.fired())
         self.fault("calls=fsync errno=EIO after=2 times=1 path=/objects/")
         p = self.roost("put", src, path)
-        self.assertEqual(len(self.fired()) > 0, True)
+        self.assertEqual(len(self.fired()), fired + 1, "the fault fired but once")
         if p.returncode == 0:
             self.stored[path] = sha(data)
         else:
