@@ -66,6 +66,7 @@ class Hub:
         self.proc = None
         self.log = None
         self.serve_args = []  # extra `roost serve` options
+        self.serve_env = {}  # extra environment of the hub process alone (e.g. LD_PRELOAD)
         # A size in bytes: the hub's chunk store (DATA/objects) is a tmpfs of that
         # size, mounted in a user+mount namespace of its own (`unshare -rm`, no
         # privileges needed), so a test can fill the hub's disk. store_dir() is
@@ -144,7 +145,7 @@ class Hub:
                        '&& shift && exec "$@"' % self.store_tmpfs,
                        "sh", os.path.join(self.data, "objects"), *cmd]
             self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
-                                         env=self.env())
+                                         env=self.env(**self.serve_env))
             if self._wait_ready():
                 self.started_once = True
                 return
@@ -498,6 +499,7 @@ class Host:
         self.cache_max, self.heartbeat = cache_max, heartbeat
         self.extra_args = []  # more `roost host run` options
         self.wrapper = []  # a command to run the agent under (faketime, say)
+        self.extra_env = {}  # more environment for the agent alone (e.g. LD_PRELOAD)
         self.proc = None
 
     @property
@@ -530,7 +532,8 @@ class Host:
                      "--relay-ca", self.relay.ca]
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=self.hub.env())
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log,
+                                         env=self.hub.env(**self.extra_env))
         finally:
             log.close()
         if self not in self.hub.hosts:

@@ -13,6 +13,9 @@ and every test fails). The tests fill it from outside through /proc/PID/root.
   next put reuses them; GC collects them after the upload lease), none in tmp.
 - The streaming uploads (PUT upload, a share link's upload, WebDAV PUT) answer
   507 out_of_space and keep none of the body's chunks.
+- Nothing stored before the disk filled is harmed (it reads back whole,
+  every chunk a version names is there, SQLite's integrity_check passes), a
+  file of chunks the hub holds still goes, and puts resume without a restart.
 - A quota is checked on the probe, which carries the file's size: a put over it
   fails before a chunk is sent.
 """
@@ -193,6 +196,62 @@ class HubSpaceTest(HubTest):
             self.assertEqual(self.info(path)[0], 404, path)
         self.assertEqual(self.objects(), before, "a refused upload kept chunks")
         self.assertEqual(self.tmp_files(), [])
+
+    def test_a_full_store_harms_nothing_stored_and_resumes_without_a_restart(self):
+        """Issue 19: what was stored before the disk filled stays whole and
+        listed, the database stays consistent, a file made of chunks the hub
+        already holds still goes, and puts resume once space returns."""
+        kept = {}
+        for i, size in enumerate((100 << 10, 2 * MiB, 5 * MiB)):
+            src, data = self.local_file(size)
+            p = self.roost("put", src, "/kept/%d.bin" % i)
+            self.assertEqual(p.returncode, 0, p.err)
+            kept["/kept/%d.bin" % i] = (src, data)
+        before = self.objects()
+        pid = self.hub.proc.pid
+        self.fill()
+        # a new file and a new version of a kept one: refused, nothing changes
+        new_src, new_data = self.local_file(2 * MiB)
+        p = self.roost("put", new_src, "/kept/new.bin")
+        self.assertNotEqual(p.returncode, 0, p.out)
+        self.assertIn("the hub is out of space (507 out_of_space)", p.err)
+        p = self.roost("put", new_src, "/kept/1.bin")
+        self.assertNotEqual(p.returncode, 0, p.out)
+        st, info, _, _ = self.info("/kept/1.bin")
+        self.assertEqual((st, info["hash"], info["version"]),
+                         (200, hashlib.sha256(kept["/kept/1.bin"][1]).hexdigest(), 1), info)
+        # the same bytes under another name need no new chunk: they go
+        p = self.roost("put", kept["/kept/2.bin"][0], "/kept/copy.bin")
+        self.assertEqual(p.returncode, 0, p.err)
+        kept["/kept/copy.bin"] = kept["/kept/2.bin"]
+        self.assertEqual(self.objects(), before)
+        self.assertEqual(self.tmp_files(), [])
+        self.assertConsistent(kept)
+        # space returns: the same hub (no restart) takes the puts
+        self.free_space()
+        for path in ("/kept/new.bin", "/kept/1.bin"):
+            p = self.roost("put", new_src, path)
+            self.assertEqual(p.returncode, 0, p.err)
+            kept[path] = (new_src, new_data)
+        self.assertEqual(self.hub.proc.pid, pid, "the hub restarted")
+        self.assertConsistent(kept)
+
+    def assertConsistent(self, files):
+        """Every file reads back whole; every chunk a version names is stored;
+        SQLite's integrity check passes."""
+        for path, (_, data) in files.items():
+            out = os.path.join(self.tmp, "got.bin")
+            p = self.roost("get", path, out)
+            self.assertEqual(p.returncode, 0, (path, p.err))
+            with open(out, "rb") as f:
+                self.assertEqual(hashlib.sha256(f.read()).digest(),
+                                 hashlib.sha256(data).digest(), path)
+            os.unlink(out)
+        named = {r[0] for r in self.hub.sql("SELECT DISTINCT chunk_hash FROM version_chunks")}
+        self.assertEqual(named - self.objects(), set(), "chunks a version names are missing")
+        if self.hub.backend == "sqlite":
+            self.assertEqual(self.hub.sql("PRAGMA integrity_check"), [("ok",)])
+            self.assertEqual(self.hub.sql("PRAGMA foreign_key_check"), [])
 
     # ---- the quota, before the bytes ----
 
