@@ -169,6 +169,7 @@ class Soak:
         self.a, self.rng = a, rng
         self.rec = Recorder()
         self.stop = threading.Event()
+        self.rows = []  # the samples so far (an interrupted run keeps them)
         self.rng_lock = threading.Lock()
 
     def rand(self, fn, *args):
@@ -436,7 +437,8 @@ class Soak:
     # ---- sampling ----
     def sample(self, writer, f):
         elapsed = time.monotonic() - self.rec.t0
-        row = {"minute": round(elapsed / 60, 2), "elapsed_s": round(elapsed)}
+        row = {"minute": round(elapsed / 60, 2), "elapsed_s": round(elapsed),
+               "load1": round(os.getloadavg()[0], 2)}
         for name, p in self.procs.items():
             if p.poll() is not None:
                 self.rec.fail("process", "%s exited with %r" % (name, p.returncode))
@@ -470,12 +472,12 @@ class Soak:
             self.rec.run("final_" + name, fn)
 
     def run(self):
-        columns = ["minute", "elapsed_s"]
+        columns = ["minute", "elapsed_s", "load1"]
         for n in PROCS:
             columns += [n + "_rss_kib", n + "_fds", n + "_threads"]
         for k in KINDS:
             columns += [k + "_n", k + "_fail", k + "_p50_ms", k + "_p99_ms"]
-        rows = []
+        rows = self.rows
         csv_path = os.path.join(self.a.out, "soak.csv")
         with open(csv_path, "w", newline="") as f:
             w = csv.DictWriter(f, columns)
@@ -511,6 +513,7 @@ class Soak:
                                                        traceback.format_exc()[-1500:]))
 
     def teardown(self):
+        self.stop.set()  # (an interrupted run: the workers first)
         for h in getattr(self, "hosts", {}).values():
             self.rec.run("stop_host_" + h.label, h.stop)
         if getattr(self, "relay", None):
@@ -643,10 +646,11 @@ def main():
     print("soak: seed %d (ROOST_SEED=%d replays); %g min; results in %s; load %.2f %.2f %.2f "
           "on %d CPUs" % (seed, seed, a.minutes, a.out, *load, os.cpu_count()), flush=True)
     s = Soak(a, random.Random(seed))
-    rows = []
     try:
         s.setup()
-        rows = s.run()
+        s.run()
+    except KeyboardInterrupt:
+        s.rec.fail("interrupted", "stopped by SIGINT after %d samples" % len(s.rows))
     except Exception:  # noqa: BLE001
         s.rec.fail("setup_or_run", traceback.format_exc()[-3000:])
     finally:
@@ -660,6 +664,7 @@ def main():
                 print("soak: kept", s.work)
             else:
                 shutil.rmtree(s.work, ignore_errors=True)
+    rows = s.rows
     load_end = os.getloadavg()
     ok, text = verdict(rows, s.rec, a.minutes) if len(rows) > 1 else (
         False, "FAIL: no samples\n" + "\n".join("  %s %s" % e[1:] for e in s.rec.errors))
