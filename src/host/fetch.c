@@ -138,7 +138,7 @@ int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest,
 	int64_t n = chunkfetch_chunk(f, curl, idx, buf, cap, &via);
 	chunkfetch_free(f);
 	if (n != size)
-		return n < 0 ? n : -EIO;
+		return n < 0 ? n : -ENODATA;
 	count_fetched(h, via);
 	if (to_cache)
 		keep_in_cache(h, db, hash, buf, size);

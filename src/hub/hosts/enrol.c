@@ -410,8 +410,8 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 	json_get_int(r->json, "free_bytes", &fr);
 	/* What the dashboard shows as is: queue, last sync, version, pinned folders. */
 	json_t *info = json_object();
-	const char *keys[] = {"queue",       "last_sync", "version", "pinned",
-	                      "cache_bytes", "seq",       "no_space"};
+	const char *keys[] = {"queue",       "last_sync", "version",  "pinned",
+	                      "cache_bytes", "seq",       "no_space", "io_errors"};
 	for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
 		json_t *v = json_object_get(r->json, keys[k]);
 		if (v)
