@@ -389,56 +389,64 @@ enum MHD_Result api_host_chunk_check(struct req *r)
 	                            "expires_at", (json_int_t)exp));
 }
 
-/* The copies of each chunk of a current version: hub storage + online hosts. */
-#define COPIES_SQL                                                                                 \
-	"(SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN hosts h ON h.id = cr.host_id WHERE "    \
-	"cr.chunk_hash = vc.chunk_hash AND cr.state = 'ok' AND (cr.holder = 'hub' OR "             \
-	"(h.revoked_at IS NULL AND " HOST_ONLINE_SQL ")))"
+/* The copies of each chunk of a current version: the one rule (hosts.h). */
+#define REPLICAS_COPIES_SQL HOSTS_COPIES_SQL("vc.chunk_hash", "w")
 
 /* The same for a member who may not read every file: over what they may. */
-static enum MHD_Result replicas_readable(struct req *r, int64_t minr, int64_t now)
+static enum MHD_Result replicas_readable(struct req *r, int64_t minr, const char *storage,
+                                         int64_t now)
 {
 	struct acl_sums s;
 	struct db_stmt *st = db_query(
 	    r->db,
-	    "SELECT d.path, f.name, vc.chunk_hash, " COPIES_SQL " FROM files f JOIN folders d ON "
-	    "d.id = f.folder_id JOIN version_chunks vc ON vc.version_id = f.current_version_id "
-	    "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	    "SELECT d.path, f.name, vc.chunk_hash, " REPLICAS_COPIES_SQL " FROM files f JOIN "
+	    "folders d ON d.id = f.folder_id JOIN version_chunks vc ON vc.version_id = "
+	    "f.current_version_id JOIN workspaces w ON w.id = f.workspace_id WHERE "
+	    "f.workspace_id = ? AND f.deleted_at IS NULL",
 	    now, r->ws_id);
 	if (acl_sum_readable(r, st, minr, &s) != 0)
 		return reply_db_error(r);
 	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)s.count,
+	                  json_pack("{s:I, s:I, s:I, s:I, s:s}", "chunks", (json_int_t)s.count,
 	                            "under_replicated", (json_int_t)s.below, "copies",
-	                            (json_int_t)s.sum, "min_replicas", (json_int_t)minr));
+	                            (json_int_t)s.sum, "min_replicas", (json_int_t)minr, "storage",
+	                            storage));
 }
 
 /* GET /workspaces/W/replicas: chunks of current versions and how many have
- * fewer online copies (hub storage + online hosts) than min_replicas. */
+ * fewer verified copies than min_replicas, counted as locations,
+ * under-replicated and the replicate job count them. */
 enum MHD_Result api_replicas(struct req *r)
 {
 	int64_t now = now_ms(), minr = 2;
-	if (db_int64(r->db, &minr, "SELECT min_replicas FROM workspaces WHERE id = ?", r->ws_id) !=
-	    DB_ROW)
+	char storage[8] = "";
+	struct db_stmt *st =
+	    db_query(r->db, "SELECT min_replicas, storage FROM workspaces WHERE id = ?", r->ws_id);
+	bool ok = st && db_step(st) == DB_ROW;
+	if (ok) {
+		minr = db_col_int64(st, 0);
+		snprintf(storage, sizeof storage, "%s", db_col_text(st, 1));
+	}
+	db_finalize(st);
+	if (!ok)
 		return reply_db_error(r);
 	if (!acl_reads_all(r))
-		return replicas_readable(r, minr, now);
-	struct db_stmt *st = db_query(
-	    r->db,
-	    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN n < ? THEN 1 ELSE 0 END), 0), "
-	    "COALESCE(SUM(n), 0) FROM (SELECT (SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN "
-	    "hosts h ON h.id = cr.host_id WHERE cr.chunk_hash = u.chunk_hash AND cr.state = 'ok' "
-	    "AND (cr.holder = 'hub' OR (h.revoked_at IS NULL AND " HOST_ONLINE_SQL "))) AS n FROM "
-	    "(SELECT DISTINCT vc.chunk_hash FROM files f JOIN version_chunks vc ON vc.version_id "
-	    "= f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL) u) x",
-	    minr, now, r->ws_id);
+		return replicas_readable(r, minr, storage, now);
+	st = db_query(r->db,
+	              "SELECT COUNT(*), COALESCE(SUM(CASE WHEN n < ? THEN 1 ELSE 0 END), 0), "
+	              "COALESCE(SUM(n), 0) FROM (SELECT " REPLICAS_COPIES_SQL
+	              " AS n FROM (SELECT DISTINCT vc.chunk_hash FROM files f JOIN version_chunks "
+	              "vc ON vc.version_id = f.current_version_id WHERE f.workspace_id = ? AND "
+	              "f.deleted_at IS NULL) vc JOIN workspaces w ON w.id = ?) x",
+	              minr, now, r->ws_id, r->ws_id);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		return reply_db_error(r);
 	}
-	json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)db_col_int64(st, 0),
-	                      "under_replicated", (json_int_t)db_col_int64(st, 1), "copies",
-	                      (json_int_t)db_col_int64(st, 2), "min_replicas", (json_int_t)minr);
+	json_t *o = json_pack(
+	    "{s:I, s:I, s:I, s:I, s:s}", "chunks", (json_int_t)db_col_int64(st, 0),
+	    "under_replicated", (json_int_t)db_col_int64(st, 1), "copies",
+	    (json_int_t)db_col_int64(st, 2), "min_replicas", (json_int_t)minr, "storage", storage);
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, o);
 }
