@@ -79,7 +79,7 @@ function Replicas({ ws, feed }) {
     <${ErrorLine} error=${error} />
     ${data && html`<p class=${data.under_replicated ? 'warn' : 'ok'}>
       <strong data-under=${data.under_replicated}>${data.under_replicated}</strong> of ${data.chunks} chunks
-      have fewer than ${data.min_replicas} copies (the hub counts as one).</p>
+      have fewer than ${data.min_replicas} copies ${data.storage === 'hosts' ? '(host copies: the hub\'s cache does not count)' : '(the hub counts as one)'}.</p>
       <p class="muted">${data.copies} copies of current chunks in all.</p>`}
   </section>`;
 }

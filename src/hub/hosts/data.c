@@ -9,6 +9,7 @@
 #include "../meta.h"
 #include "../tokens.h"
 #include "../acl.h"
+#include "../peer.h"
 #include "../auth.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
@@ -216,6 +217,10 @@ static int manifest_holders(struct req *r, int64_t version_id, json_t *chunks, j
 		if (json_object_get(sources, id))
 			continue;
 		const char *url = db_col_text(st, 2), *relay = db_col_text(st, 3);
+		if (!req_may_reach(r, url))
+			url = NULL; /* a loopback URL: its relay's, if any */
+		if (!url && !relay)
+			continue;
 		json_t *s = json_pack("{s:s}", "label", db_col_text(st, 4));
 		if (url) {
 			json_object_set_new(hosts, id, json_string(url));
