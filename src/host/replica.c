@@ -119,16 +119,18 @@ static void cache_sweep(struct host *h, CURL *curl)
 		         dropped == 1 ? "" : "s");
 }
 
-/* A one-chunk manifest for fetch_chunk from an assignment {size, hosts,
- * urls, token}: the other hosts holding it come before the hub. */
+/* A one-chunk manifest for fetch_chunk from an assignment {size, hosts, urls,
+ * sources, token}: the other hosts holding it (directly, then through their
+ * relay URLs: sources; from an older hub only the direct urls) before the hub. */
 static json_t *replica_manifest(const char *hash, int64_t size, json_t *a)
 {
-	json_t *hosts = json_object_get(a, "hosts");
-	json_t *m = json_pack(
-	    "{s:[{s:s, s:I, s:O}], s:O}", "chunks", "hash", hash, "size", (json_int_t)size, "hosts",
-	    json_is_array(hosts) ? hosts : json_array(), "hosts",
-	    json_is_object(json_object_get(a, "urls")) ? json_object_get(a, "urls")
-	                                               : json_object());
+	json_t *hosts = json_object_get(a, "hosts"), *urls = json_object_get(a, "urls");
+	hosts = json_is_array(hosts) ? json_incref(hosts) : json_array();
+	urls = json_is_object(urls) ? json_incref(urls) : json_object();
+	json_t *m = json_pack("{s:[{s:s, s:I, s:o}], s:o}", "chunks", "hash", hash, "size",
+	                      (json_int_t)size, "hosts", hosts, "hosts", urls);
+	if (json_object_size(json_object_get(a, "sources")))
+		json_object_set(m, "sources", json_object_get(a, "sources"));
 	if (json_get_str(a, "token"))
 		json_object_set(m, "chunk_token", json_object_get(a, "token"));
 	return m;
