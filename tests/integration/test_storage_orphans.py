@@ -184,5 +184,73 @@ class RelayedHolderTest(Base):
         self.assertEqual(after["from_hub"], before["from_hub"], after)
 
 
+class OfflineHostGCTest(Base):
+    """A pins everything, B only /p: under /c, B holds only the copies the
+    replicate job assigns it (pinned in its cache)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        cls.A = Host(cls.hub, cls.tmp, "A")
+        cls.B = Host(cls.hub, cls.tmp, "B")
+        cls.hosts = [cls.A, cls.B]
+        cls.A.join()
+        cls.B.join(folders=["/p"])
+        for h in cls.hosts:
+            h.start()
+        cls.set_hosts_mode(cls.hosts, min_replicas=2, replica_grace_s=3600,
+                           hub_cache_bytes=1 << 30)
+
+    def pinned_on(self, host, chunk):
+        import sqlite3
+        db = sqlite3.connect(os.path.join(host.dir, ".roost", "index.db"), timeout=30)
+        try:
+            return db.execute("SELECT 1 FROM cache_pins WHERE hash = ?", (chunk,)).fetchone() \
+                is not None
+        finally:
+            db.close()
+
+    def test_a_host_offline_through_gc_drops_the_collected_copy_and_keeps_the_live_one(self):
+        [gone] = self.commit_on(self.A, "/c/gone.bin", os.urandom(150000), self.hosts)
+        [live] = self.commit_on(self.A, "/c/live.bin", os.urandom(160000), self.hosts)
+        res = self.admin("replicate")
+        self.assertGreaterEqual(res.get("copies_assigned", 0), 2, res)
+        self.wait_held(self.B, [gone, live], "B's assigned copies", self.hosts)
+        for c in (gone, live):
+            self.assertTrue(self.in_cache(self.B, c) and self.pinned_on(self.B, c), c)
+            self.assertTrue(self.hub_lacks(c), c)  # a live chunk the hub's store lacks
+        self.B.stop()
+        st, _, payload, _ = self.api("DELETE", "/files?path=" + q("/c/gone.bin"))
+        self.assertEqual(st, 200, payload)
+        wait_for(lambda: not os.path.exists(self.A.path("/c/gone.bin")), 30,
+                 "A to delete its file", [self.A])
+        self.hub.sql("UPDATE files SET deleted_at = ? WHERE name = 'gone.bin'",
+                     (now_ms() - 40 * DAY_MS,))  # past trash_days
+        res = self.admin("gc", "--retention", "0")
+        self.assertGreaterEqual(res.get("files_purged", 0), 1, res)
+        self.assertEqual(self.holders(gone).get("host:%d" % self.host_id(self.B)), "released")
+
+        def collected():
+            # B never comes back within GC's wait for hosts to drop: past it
+            self.hub.sql("UPDATE chunk_replicas SET updated_at = ? WHERE chunk_hash = ?",
+                         (now_ms() - 2 * DAY_MS, gone))
+            self.admin("gc", "--retention", "0")
+            return not self.hub.sql("SELECT 1 FROM chunks WHERE hash = ?", (gone,))
+        wait_for(collected, 60, "the chunk collected", [self.A], interval=0.5)
+        self.assertEqual(self.holders(gone), {})
+        self.assertTrue(self.in_cache(self.B, gone))  # B is offline: still there
+        self.B.start()
+        wait_for(lambda: not self.in_cache(self.B, gone), 60,
+                 "B to drop the chunk GC collected while it was offline", [self.B])
+        self.assertFalse(self.pinned_on(self.B, gone))
+        # the same sweep kept the live file's copy, pinned, and the hub still counts it
+        with open(self.cache_path(self.B, live), "rb") as f:
+            self.assertEqual(sha(f.read()), live)
+        self.assertTrue(self.pinned_on(self.B, live))
+        self.assertEqual(self.holders(live).get("host:%d" % self.host_id(self.B)), "ok")
+        self.assertTrue(self.hub_lacks(live))
+
+
 if __name__ == "__main__":
     harness.main()
