@@ -50,11 +50,15 @@ json_t *fetch_manifest(struct host *h, CURL *curl, const char *path, int64_t ver
 	return m;
 }
 
-static struct chunkfetch_opts picker_opts(const struct host *h)
+const char *fetch_peer_ca(const struct host *h)
 {
 	/* Relay URLs carry the relay's certificate: its CA unless told otherwise. */
-	return (struct chunkfetch_opts){.peer_cacert =
-	                                    h->cfg.peer_ca ? h->cfg.peer_ca : h->cfg.relay_ca,
+	return h->cfg.peer_ca ? h->cfg.peer_ca : h->cfg.relay_ca;
+}
+
+static struct chunkfetch_opts picker_opts(const struct host *h)
+{
+	return (struct chunkfetch_opts){.peer_cacert = fetch_peer_ca(h),
 	                                .self_host_id = h->host_id,
 	                                .hub_by_hash = true,
 	                                .log_failures = true};

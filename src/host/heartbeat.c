@@ -206,13 +206,13 @@ void host_write_status(struct host *h, bool running)
 }
 
 /* What the hub's jobs ask of us in a heartbeat's answer: copies to fetch
- * (each with the other hosts holding it, their URLs and a chunk token) or
- * release, unreferenced chunks to drop, a scrub (replica.c and scrub.c do
- * the work). */
+ * (each with the other hosts holding it, their direct and relay URLs and a
+ * chunk token) or release, unreferenced chunks to drop, a scrub (replica.c
+ * and scrub.c do the work). */
 static void take_requests(struct host *h, json_t *out)
 {
 	json_t *rep = json_object_get(out, "replicate"), *c;
-	json_t *urls = json_object_get(rep, "hosts");
+	json_t *urls = json_object_get(rep, "hosts"), *srcs = json_object_get(rep, "sources");
 	const char *tok = json_get_str(rep, "chunk_token");
 	size_t i;
 	pthread_mutex_lock(&h->mu);
@@ -222,8 +222,9 @@ static void take_requests(struct host *h, json_t *out)
 		if (!hash_hex_valid(hash))
 			continue;
 		json_t *want =
-		    json_pack("{s:O, s:O?, s:o, s:s?}", "size", json_object_get(c, "size"), "hosts",
-		              json_object_get(c, "hosts"), "urls", json_object(), "token", tok);
+		    json_pack("{s:O, s:O?, s:o, s:o, s:s?}", "size", json_object_get(c, "size"),
+		              "hosts", json_object_get(c, "hosts"), "urls", json_object(),
+		              "sources", json_object(), "token", tok);
 		size_t k;
 		json_t *id;
 		json_array_foreach(json_object_get(c, "hosts"), k, id)
@@ -233,6 +234,10 @@ static void take_requests(struct host *h, json_t *out)
 			if (json_get_str(urls, key))
 				json_object_set(json_object_get(want, "urls"), key,
 				                json_object_get(urls, key));
+			/* direct and relay URLs (an older hub: urls alone) */
+			if (json_is_object(json_object_get(srcs, key)))
+				json_object_set(json_object_get(want, "sources"), key,
+				                json_object_get(srcs, key));
 		}
 		json_object_set_new(h->assign_fetch, hash, want);
 	}

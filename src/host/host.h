@@ -315,6 +315,9 @@ int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, i
  * Its size, or <0 when no source had it. */
 int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest, size_t idx,
                     uint8_t *buf, size_t cap, bool to_cache);
+/* The CA file for other hosts' https URLs and relay URLs (--host-ca, else
+ * --relay-ca), or NULL: the system's store. */
+const char *fetch_peer_ca(const struct host *h);
 /* May a version-scoped chunk token (scope "vchunks", verified by the caller)
  * fetch chunk hash? 1 yes, 0 no, -EAGAIN the hub cannot be asked now. */
 int fetch_vtoken_allows(struct host *h, const char *tok, const char *hash);

@@ -46,9 +46,33 @@ static int replica_corrupt(struct req *r, const char *holder, const char *hash, 
 	    json_pack("{s:s, s:s, s:b}", "holder", holder, "found", "corrupt", "repaired", 0));
 }
 
+/* Has the workspace let go of hash for good, as far as this host is
+ * concerned? No version of the workspace uses it, no grant or pending upload
+ * of the workspace names it, and the hub records no copy of it on this host
+ * but a released one: GC collected it (or is collecting it). 1 yes, 0 no,
+ * <0 a database error. Only the workspace's own rows are read, so the answer
+ * tells nothing about other workspaces. */
+static int replica_collected(struct req *r, const char *hash)
+{
+	int64_t one = 0;
+	int rc = db_int64(
+	    r->db, &one,
+	    "SELECT 1 WHERE EXISTS (SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND "
+	    "chunk_hash = ?) OR EXISTS (SELECT 1 FROM chunk_uploads WHERE workspace_id = ? AND "
+	    "chunk_hash = ?) OR EXISTS (SELECT 1 FROM chunk_replicas WHERE chunk_hash = ? AND "
+	    "host_id = ? AND state <> 'released') OR EXISTS (SELECT 1 FROM version_chunks vc "
+	    "JOIN file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id WHERE "
+	    "vc.chunk_hash = ? AND f.workspace_id = ?)",
+	    r->ws_id, hash, r->ws_id, hash, hash, r->host_id, hash, r->ws_id);
+	return rc == DB_DONE ? 1 : rc == DB_ROW ? 0 : -1;
+}
+
 /* POST /workspaces/W/hosts/self/replicas {have:[hash], dropped:[hash],
- * corrupt:[hash]}; corrupt is applied first, so a copy fetched back after it
- * was found corrupt, reported in the same request, counts. */
+ * corrupt:[hash], check:[hash]}; corrupt is applied first, so a copy fetched
+ * back after it was found corrupt, reported in the same request, counts.
+ * check: copies the host keeps pinned; the answer's "collected" lists those
+ * the workspace no longer references at all (replica_collected), which the
+ * host drops — the GC's drop for a host that was offline when it ran. */
 enum MHD_Result api_host_replicas(struct req *r)
 {
 	if (!hosts_need_host(r))
@@ -56,17 +80,19 @@ enum MHD_Result api_host_replicas(struct req *r)
 	json_t *have = json_object_get(r->json, "have");
 	json_t *dropped = json_object_get(r->json, "dropped");
 	json_t *corrupt = json_object_get(r->json, "corrupt");
+	json_t *check = json_object_get(r->json, "check");
 	if ((have && !json_is_array(have)) || (dropped && !json_is_array(dropped)) ||
-	    (corrupt && !json_is_array(corrupt)))
+	    (corrupt && !json_is_array(corrupt)) || (check && !json_is_array(check)))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                   "have, dropped and corrupt are arrays of chunk hashes");
-	if (json_array_size(have) + json_array_size(dropped) + json_array_size(corrupt) >
+		                   "have, dropped, corrupt and check are arrays of chunk hashes");
+	if (json_array_size(have) + json_array_size(dropped) + json_array_size(corrupt) +
+	        json_array_size(check) >
 	    REPLICA_REPORT_MAX)
 		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_hashes",
 		                   "at most %d hashes per report", REPLICA_REPORT_MAX);
-	json_t *lists[3] = {have, dropped, corrupt};
-	const char *names[3] = {"have", "dropped", "corrupt"};
-	for (int l = 0; l < 3; l++) {
+	json_t *lists[4] = {have, dropped, corrupt, check};
+	const char *names[4] = {"have", "dropped", "corrupt", "check"};
+	for (int l = 0; l < 4; l++) {
 		size_t i;
 		json_t *h;
 		json_array_foreach(lists[l], i, h)
@@ -119,12 +145,25 @@ enum MHD_Result api_host_replicas(struct req *r)
 		           json_string_value(h), holder) != DB_DONE)
 			goto db_fail;
 	}
-	if (db_commit(r->db) != DB_DONE)
+	json_t *collected = json_array();
+	json_array_foreach(check, i, h)
+	{
+		int gone = replica_collected(r, json_string_value(h));
+		if (gone < 0) {
+			json_decref(collected);
+			goto db_fail;
+		}
+		if (gone)
+			json_array_append(collected, h);
+	}
+	if (db_commit(r->db) != DB_DONE) {
+		json_decref(collected);
 		goto db_fail;
+	}
 	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:I, s:I, s:I}", "recorded", (json_int_t)recorded, "dropped",
-	                            (json_int_t)json_array_size(dropped), "corrupt",
-	                            (json_int_t)json_array_size(corrupt)));
+	                  json_pack("{s:I, s:I, s:I, s:o}", "recorded", (json_int_t)recorded,
+	                            "dropped", (json_int_t)json_array_size(dropped), "corrupt",
+	                            (json_int_t)json_array_size(corrupt), "collected", collected));
 db_fail:
 	db_rollback(r->db);
 	return reply_db_error(r);
