@@ -15,6 +15,7 @@
 #include "../tokens.h"
 #include "../acl.h"
 #include "../members.h"
+#include "../peer.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/path.h"
@@ -313,8 +314,11 @@ static void fetch_sources(struct req *r, json_t *fetch, json_t *urls, json_t *so
 		while (st && db_step(st) == DB_ROW) {
 			char id[24];
 			snprintf(id, sizeof id, "%lld", (long long)db_col_int64(st, 0));
-			json_array_append_new(ids, json_integer(db_col_int64(st, 0)));
 			const char *url = db_col_text(st, 1), *relay = db_col_text(st, 2);
+			if (!req_may_reach(r, url))
+				url = NULL; /* another machine's loopback URL */
+			if (!url && !relay)
+				continue;
 			json_t *s = json_object();
 			if (url) {
 				json_object_set_new(urls, id, json_string(url));
@@ -323,6 +327,7 @@ static void fetch_sources(struct req *r, json_t *fetch, json_t *urls, json_t *so
 			if (relay)
 				json_object_set_new(s, "relay_url", json_string(relay));
 			json_object_set_new(sources, id, s);
+			json_array_append_new(ids, json_integer(db_col_int64(st, 0)));
 		}
 		db_finalize(st);
 		json_object_set_new(c, "hosts", ids);
