@@ -28,7 +28,7 @@
 #define TOKEN_TTL_MS   600000ll /* the chunk token shown to hosts */
 #define TOKEN_RENEW_MS 60000ll  /* sign a new one this long before expiry */
 #define HOST_CONNECT_S 3L       /* a host that does not answer is skipped fast */
-#define HOST_STALL_S   4L       /* nor does a stalled one (no byte this long) hold the reader */
+#define HOST_STALL_MS  4000ll   /* nor does a stalled one (no byte this long) hold the reader */
 #define HOST_TIMEOUT_S 120L     /* one chunk (at most 64 MiB) from one host */
 #define TOUCH_EVERY_MS 60000ll  /* the cache's LRU stamp, at most this often per chunk */
 #define TOUCH_SLOTS    4096
@@ -76,6 +76,7 @@ int chunksrc_set_host_ca(const char *path)
 struct sink {
 	uint8_t *buf;
 	size_t cap, len;
+	int64_t moved_ms; /* when the last byte came (or the request began) */
 };
 
 static size_t sink_write(char *p, size_t size, size_t n, void *cls)
@@ -86,7 +87,20 @@ static size_t sink_write(char *p, size_t size, size_t n, void *cls)
 		return 0; /* more than the chunk: not this chunk */
 	memcpy(s->buf + s->len, p, k);
 	s->len += k;
+	s->moved_ms = mono_ms();
 	return k;
+}
+
+/* curl calls this about once a second, bytes or not: a host that sent
+ * nothing for HOST_STALL_MS is given up. (curl's own low-speed limit
+ * averages over a window of several seconds, so a host that sends a burst
+ * and then stalls would hold the reader that much longer.) */
+static int stall_check(void *cls, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	const struct sink *s = cls;
+	return mono_ms() - s->moved_ms >= HOST_STALL_MS;
 }
 
 /* GET base/chunks/HASH with tok into buf, verified. Size, or <0. */
@@ -96,13 +110,31 @@ static int64_t get_from(CURL *curl, const char *base, const char *tok, const cha
 	size_t bl = strlen(base);
 	char *url = xasprintf("%s%schunks/%s", base, bl && base[bl - 1] == '/' ? "" : "/", hash);
 	struct client c = {.hub = (char *)base,
-	                   .token = (char *)tok,
 	                   .cacert = host_ca,
 	                   .connect_s = HOST_CONNECT_S,
-	                   .stall_s = HOST_STALL_S,
+	                   .stall_s = HOST_STALL_MS / 1000 * 2, /* curl's: a backstop */
 	                   .timeout_s = HOST_TIMEOUT_S};
-	struct sink s = {.buf = buf, .cap = cap};
-	long status = client_get_to(&c, curl, url, sink_write, &s);
+	struct sink s = {.buf = buf, .cap = cap, .moved_ms = mono_ms()};
+	client_curl_reset(&c, curl);
+	char *auth = xasprintf("Authorization: Bearer %s", tok);
+	struct curl_slist *h = curl_slist_append(NULL, auth);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, stall_check);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &s);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	long status = 0;
+	CURLcode cc = curl_easy_perform(curl);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	else if (cc == CURLE_ABORTED_BY_CALLBACK)
+		log_warn("chunksrc: %s sent nothing for %lld ms; given up", base,
+		         (long long)HOST_STALL_MS);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(h);
+	free(auth);
 	free(url);
 	if (status != 200)
 		return -ENOENT;
