@@ -355,7 +355,7 @@ int64_t chunkfetch_chunk(struct chunkfetch *f, CURL *curl, size_t idx, uint8_t *
 	bool ok = try_hub(f, hub, curl, k, b);
 	free(b);
 	if (!ok)
-		return -EIO;
+		return -ENODATA;
 	account(hub, k->size);
 	*via = CF_HUB;
 	return k->size;

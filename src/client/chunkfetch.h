@@ -70,8 +70,8 @@ size_t chunkfetch_max_chunk(const struct chunkfetch *f);
 size_t chunkfetch_count(const struct chunkfetch *f);
 
 /* Chunk idx from the network sources (hosts, relays, the hub) into buf (cap
- * bytes), verified: its size, or -EIO when no source had it (-EINVAL for a
- * bad index). *via gets where it came from. */
+ * bytes), verified: its size, or -ENODATA when no source had it (-EINVAL for
+ * a bad index): apart from a local write's -EIO. *via gets where it came from. */
 int64_t chunkfetch_chunk(struct chunkfetch *f, CURL *curl, size_t idx, uint8_t *buf, size_t cap,
                          enum cf_via *via);
 /* Count a chunk the caller found locally (for the report). */

@@ -1242,9 +1242,9 @@ static int get_chunks(struct client *c, json_t *m, const struct get_opts *o, str
 	}
 	struct cf_hooks hk = {.cls = k, .write = get_write, .ordered = true};
 	int rc = chunkfetch_run(f, &hk, o->parallel, NULL, NULL);
-	if (rc != 0 && rc != -EIO)
+	if (rc != 0 && rc != -ENODATA)
 		fprintf(stderr, "\nroost: get: %s\n", strerror(-rc));
-	else if (rc == -EIO)
+	else if (rc == -ENODATA)
 		fprintf(stderr, "\nroost: get: %s\n",
 		        chunkfetch_error(f) ? chunkfetch_error(f) : "no source gave a chunk");
 	*report = chunkfetch_report(f);

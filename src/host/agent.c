@@ -423,6 +423,7 @@ int host_open(struct host *h, const struct host_config *cfg, bool clean)
 	h->replicas_dropped = json_object();
 	h->replicas_corrupt = json_object();
 	h->no_space = json_object();
+	h->io_errors = json_object();
 	host_queue_init(h);
 	h->sync = sync_new();
 	h->dir = realpath(cfg->dir, NULL);
@@ -471,6 +472,7 @@ void host_close(struct host *h)
 	json_decref(h->replicas_dropped);
 	json_decref(h->replicas_corrupt);
 	json_decref(h->no_space);
+	json_decref(h->io_errors);
 	client_close(&h->c);
 	free(h->label);
 	free(h->url);

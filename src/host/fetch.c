@@ -50,11 +50,15 @@ json_t *fetch_manifest(struct host *h, CURL *curl, const char *path, int64_t ver
 	return m;
 }
 
-static struct chunkfetch_opts picker_opts(const struct host *h)
+const char *fetch_peer_ca(const struct host *h)
 {
 	/* Relay URLs carry the relay's certificate: its CA unless told otherwise. */
-	return (struct chunkfetch_opts){.peer_cacert =
-	                                    h->cfg.peer_ca ? h->cfg.peer_ca : h->cfg.relay_ca,
+	return h->cfg.peer_ca ? h->cfg.peer_ca : h->cfg.relay_ca;
+}
+
+static struct chunkfetch_opts picker_opts(const struct host *h)
+{
+	return (struct chunkfetch_opts){.peer_cacert = fetch_peer_ca(h),
 	                                .self_host_id = h->host_id,
 	                                .hub_by_hash = true,
 	                                .log_failures = true};
@@ -138,7 +142,7 @@ int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest,
 	int64_t n = chunkfetch_chunk(f, curl, idx, buf, cap, &via);
 	chunkfetch_free(f);
 	if (n != size)
-		return n < 0 ? n : -EIO;
+		return n < 0 ? n : -ENODATA;
 	count_fetched(h, via);
 	if (to_cache)
 		keep_in_cache(h, db, hash, buf, size);

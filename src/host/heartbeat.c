@@ -94,6 +94,48 @@ void host_room_found(struct host *h, const char *path)
 	pthread_mutex_unlock(&h->mu);
 }
 
+void host_io_failed(struct host *h, const char *path, int err)
+{
+	pthread_mutex_lock(&h->mu);
+	if (json_object_size(h->io_errors) < 10000 || json_object_get(h->io_errors, path))
+		json_object_set_new(
+		    h->io_errors, path,
+		    json_pack("{s:s, s:I}", "error", strerror(err), "at", (json_int_t)now_ms()));
+	pthread_mutex_unlock(&h->mu);
+}
+
+void host_io_ok(struct host *h, const char *path)
+{
+	pthread_mutex_lock(&h->mu);
+	json_object_del(h->io_errors, path);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Files whose last write failed, and the latest error (under mu); with the
+ * latest's path when paths (the status file, which only the host's own
+ * user reads). */
+static json_t *io_errors_summary(struct host *h, bool paths)
+{
+	const char *k, *last_path = NULL;
+	json_t *v, *last = NULL;
+	json_object_foreach(h->io_errors, k, v)
+	{
+		if (!last || json_integer_value(json_object_get(v, "at")) >
+		                 json_integer_value(json_object_get(last, "at"))) {
+			last = v;
+			last_path = k;
+		}
+	}
+	json_t *o = json_pack("{s:I}", "files", (json_int_t)json_object_size(h->io_errors));
+	if (last) {
+		json_object_set(o, "last_error", json_object_get(last, "error"));
+		json_object_set(o, "last_at", json_object_get(last, "at"));
+		if (paths)
+			json_object_set_new(o, "last_path", json_string(last_path));
+	}
+	return o;
+}
+
 /* Files waiting for room, and the bytes they need (under mu). */
 static json_t *no_space_summary(struct host *h)
 {
@@ -151,6 +193,7 @@ void host_write_status(struct host *h, bool running)
 	pthread_mutex_lock(&h->mu);
 	json_object_set_new(o, "no_space", no_space_summary(h));
 	json_object_set_new(o, "no_space_paths", json_deep_copy(h->no_space));
+	json_object_set_new(o, "io_errors", io_errors_summary(h, true));
 	pthread_mutex_unlock(&h->mu);
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
@@ -163,13 +206,13 @@ void host_write_status(struct host *h, bool running)
 }
 
 /* What the hub's jobs ask of us in a heartbeat's answer: copies to fetch
- * (each with the other hosts holding it, their URLs and a chunk token) or
- * release, unreferenced chunks to drop, a scrub (replica.c and scrub.c do
- * the work). */
+ * (each with the other hosts holding it, their direct and relay URLs and a
+ * chunk token) or release, unreferenced chunks to drop, a scrub (replica.c
+ * and scrub.c do the work). */
 static void take_requests(struct host *h, json_t *out)
 {
 	json_t *rep = json_object_get(out, "replicate"), *c;
-	json_t *urls = json_object_get(rep, "hosts");
+	json_t *urls = json_object_get(rep, "hosts"), *srcs = json_object_get(rep, "sources");
 	const char *tok = json_get_str(rep, "chunk_token");
 	size_t i;
 	pthread_mutex_lock(&h->mu);
@@ -179,8 +222,9 @@ static void take_requests(struct host *h, json_t *out)
 		if (!hash_hex_valid(hash))
 			continue;
 		json_t *want =
-		    json_pack("{s:O, s:O?, s:o, s:s?}", "size", json_object_get(c, "size"), "hosts",
-		              json_object_get(c, "hosts"), "urls", json_object(), "token", tok);
+		    json_pack("{s:O, s:O?, s:o, s:o, s:s?}", "size", json_object_get(c, "size"),
+		              "hosts", json_object_get(c, "hosts"), "urls", json_object(),
+		              "sources", json_object(), "token", tok);
 		size_t k;
 		json_t *id;
 		json_array_foreach(json_object_get(c, "hosts"), k, id)
@@ -190,6 +234,10 @@ static void take_requests(struct host *h, json_t *out)
 			if (json_get_str(urls, key))
 				json_object_set(json_object_get(want, "urls"), key,
 				                json_object_get(urls, key));
+			/* direct and relay URLs (an older hub: urls alone) */
+			if (json_is_object(json_object_get(srcs, key)))
+				json_object_set(json_object_get(want, "sources"), key,
+				                json_object_get(srcs, key));
 		}
 		json_object_set_new(h->assign_fetch, hash, want);
 	}
@@ -314,7 +362,7 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	}
 	if (!root_set) /* pinned unless a policy says otherwise */
 		json_array_insert_new(pinned, 0, json_string("/"));
-	json_t *no_space = no_space_summary(h);
+	json_t *no_space = no_space_summary(h), *io_errors = io_errors_summary(h, false);
 	pthread_mutex_unlock(&h->mu);
 	json_t *body = json_pack(
 	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:I, s:I}", "status", status, "interval_ms",
@@ -324,6 +372,7 @@ static void heartbeat(struct host *h, CURL *curl, const char *status)
 	    "cache_bytes", (json_int_t)atomic_load(&h->cache_bytes), "seq",
 	    (json_int_t)atomic_load(&h->seq));
 	json_object_set_new(body, "no_space", no_space); /* counts only: paths stay here */
+	json_object_set_new(body, "io_errors", io_errors);
 	if (h->url)
 		json_object_set_new(body, "url", json_string(h->url));
 	pthread_mutex_lock(&h->mu);

@@ -126,6 +126,9 @@ struct host {
 	 * size, under mu; retried by a resync after NO_SPACE_RETRY_MS. */
 	json_t *no_space;
 	atomic_llong no_space_since; /* mono ms of the last refusal, 0: none waiting */
+	/* Files whose last write into the folder failed (host_io_failed): path
+	 * -> {error, at}, under mu; each is retried (sync_fetch_later). */
+	json_t *io_errors;
 	atomic_llong from_local, from_cache, from_peer, from_hub, served_chunks, served_files;
 	/* hash sets to report (under mu): held, dropped, found corrupt; the
 	 * latest report of a chunk wins */
@@ -205,6 +208,12 @@ void host_report_corrupt(struct host *h, const char *hash);
 bool host_room_for(struct host *h, const char *path, int64_t size);
 /* path fits now (or is gone): no longer reported as waiting for room. */
 void host_room_found(struct host *h, const char *path);
+/* Writing path into the folder failed with errno err (EIO, ENOSPC...): kept
+ * for the status file and the heartbeat (a count and the last error, never
+ * the path: the hub shows hosts to members who may not read it) until
+ * host_io_ok(path). */
+void host_io_failed(struct host *h, const char *path, int err);
+void host_io_ok(struct host *h, const char *path);
 
 /* heartbeat.c: whether DIR/.roost/paused exists (roost host pause|resume);
  * h->paused follows it, the change logged and the sync loop woken. */
@@ -306,6 +315,9 @@ int fetch_content(struct host *h, struct db *db, CURL *curl, json_t *manifest, i
  * Its size, or <0 when no source had it. */
 int64_t fetch_chunk(struct host *h, struct db *db, CURL *curl, json_t *manifest, size_t idx,
                     uint8_t *buf, size_t cap, bool to_cache);
+/* The CA file for other hosts' https URLs and relay URLs (--host-ca, else
+ * --relay-ca), or NULL: the system's store. */
+const char *fetch_peer_ca(const struct host *h);
 /* May a version-scoped chunk token (scope "vchunks", verified by the caller)
  * fetch chunk hash? 1 yes, 0 no, -EAGAIN the hub cannot be asked now. */
 int fetch_vtoken_allows(struct host *h, const char *tok, const char *hash);

@@ -268,6 +268,21 @@ static int host_status(struct opts *o)
 		    (long long)json_integer_value(json_object_get(st, "queue")), when,
 		    (long long)json_integer_value(json_object_get(st, "seq")),
 		    paused ? "  paused: nothing is sent or applied (roost host resume)\n" : "");
+		json_t *ns = json_object_get(st, "no_space"),
+		       *io = json_object_get(st, "io_errors");
+		int64_t n = json_integer_value(json_object_get(ns, "files"));
+		if (n > 0)
+			printf(
+			    "  waiting for space: %lld file%s, %lld bytes (retried every minute)\n",
+			    (long long)n, n == 1 ? "" : "s",
+			    (long long)json_integer_value(json_object_get(ns, "bytes")));
+		n = json_integer_value(json_object_get(io, "files"));
+		if (n > 0)
+			printf(
+			    "  write errors: %lld file%s not written, the last %s: %s (retrying)\n",
+			    (long long)n, n == 1 ? "" : "s",
+			    json_get_str(io, "last_path") ? json_get_str(io, "last_path") : "?",
+			    json_get_str(io, "last_error") ? json_get_str(io, "last_error") : "?");
 	}
 	json_decref(st);
 	json_decref(id);

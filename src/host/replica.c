@@ -15,6 +15,7 @@
  * hub assigned stays pinned here and the hub's next heartbeat answer asks for
  * it again (from the other holders), which this thread fetches. */
 #include "host.h"
+#include "serve_upload.h"
 #include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/ratelimit.h"
@@ -76,59 +77,118 @@ static json_t *take(struct host *h, json_t *obj, size_t max)
 	return out;
 }
 
-/* The hub's GC deleted chunks: cached ones it no longer holds go from here too
- * (its answer to "which of these are missing" is the list). */
-static void cache_sweep(struct host *h, CURL *curl)
+#define SWEEP_BATCH    10000 /* hashes in one question to the hub */
+#define SWEEP_RETRY_MS 60000 /* the hub could not be asked: again after */
+
+/* POST rel {key: batch}: the answer's list under out_key (new), or NULL if
+ * the hub could not be asked. */
+static json_t *ask_hub(struct host *h, CURL *curl, const char *rel, const char *key, json_t *batch,
+                       const char *out_key)
+{
+	char *url = client_ws_url(&h->c, rel, NULL);
+	json_t *body = json_pack("{s:O}", key, batch), *out = NULL;
+	char err[256];
+	long code = client_request(&h->c, curl, "POST", url, body, &out, err);
+	json_decref(body);
+	free(url);
+	json_t *list = json_object_get(out, out_key);
+	/* (an older hub answers a check without "collected": nothing to drop) */
+	list = code != 200 ? NULL : json_is_array(list) ? json_incref(list) : json_array();
+	json_decref(out);
+	return list;
+}
+
+/* The hashes a query yields, in batches of SWEEP_BATCH: an array of arrays. */
+static json_t *hashes_of(struct db_stmt *st)
+{
+	json_t *all = json_array(), *batch = NULL;
+	while (st && db_step(st) == DB_ROW) {
+		if (!batch || json_array_size(batch) == SWEEP_BATCH) {
+			batch = json_array();
+			json_array_append_new(all, batch);
+		}
+		json_array_append_new(batch, json_string(db_col_text(st, 0)));
+	}
+	db_finalize(st);
+	return all;
+}
+
+/* The hub's GC deleted chunks: cached ones go from here too. An ordinary
+ * cached chunk goes when the hub's answer to "which of these are missing"
+ * lists it. A pinned one (a copy the replicate job assigned, or an upload's
+ * pin past its lease) is the workspace's — in 'hosts' mode the hub's store
+ * may lack it though it is live, so "missing" proves nothing — and goes only
+ * when the hub says the workspace let go of it for good (hosts/self/replicas
+ * check: no version, grant, upload or live copy record names it): the
+ * heartbeat's drop list says so while GC waits for the hosts, this after it
+ * collected the chunk, for a host that was offline meanwhile. An upload's
+ * pin younger than UPLOAD_PIN_MAX_MS is never asked about: a commit may name
+ * it yet. False if the hub could not be asked (the sweep is tried again). */
+static bool cache_sweep(struct host *h, CURL *curl)
 {
 	struct db *db = db_pool_acquire(h->idx);
-	struct db_stmt *st = db_query(db, "SELECT hash FROM cache");
-	json_t *all = json_array();
-	while (st && db_step(st) == DB_ROW)
-		json_array_append_new(all, json_string(db_col_text(st, 0)));
-	db_finalize(st);
+	json_t *loose = hashes_of(db_query(
+	           db, "SELECT hash FROM cache WHERE hash NOT IN (SELECT hash FROM cache_pins)")),
+	       *pinned = hashes_of(db_query(db,
+	                                    "SELECT hash FROM cache_pins WHERE hash NOT IN (SELECT "
+	                                    "hash FROM upload_pins WHERE at >= ?)",
+	                                    now_ms() - UPLOAD_PIN_MAX_MS));
 	int64_t dropped = 0;
-	for (size_t at = 0; at < json_array_size(all); at += 10000) {
-		json_t *batch = json_array();
-		for (size_t k = at; k < at + 10000 && k < json_array_size(all); k++)
-			json_array_append(batch, json_array_get(all, k));
-		char *url = client_ws_url(&h->c, "/chunks/missing", NULL);
-		json_t *body = json_pack("{s:o}", "hashes", batch), *out = NULL, *m;
-		char err[256];
-		long code = client_request(&h->c, curl, "POST", url, body, &out, err);
-		size_t i;
-		json_array_foreach(code == 200 ? json_object_get(out, "missing") : NULL, i, m)
+	bool asked = true;
+	for (int pass = 0; pass < 2; pass++) {
+		json_t *batches = pass ? pinned : loose, *batch;
+		size_t b;
+		json_array_foreach(batches, b, batch)
 		{
-			/* A pinned copy is the workspace's (in 'hosts' mode the hub's
-			 * store may lack it though it is live): only the heartbeat's
-			 * drop list lets it go. */
-			const char *hash = json_string_value(m);
-			if (!hash_hex_valid(hash) || idx_cache_pinned(db, hash))
-				continue;
-			idx_cache_drop(db, h->cache, hash);
-			dropped++;
+			json_t *gone = pass ? ask_hub(h, curl, "/hosts/self/replicas", "check",
+			                              batch, "collected")
+			                    : ask_hub(h, curl, "/chunks/missing", "hashes", batch,
+			                              "missing"),
+			       *m;
+			asked = asked && gone;
+			size_t i;
+			json_array_foreach(gone, i, m)
+			{
+				const char *hash = json_string_value(m);
+				/* pinned meanwhile (a fetch, an upload): not what was asked */
+				if (!hash_hex_valid(hash) || idx_cache_pinned(db, hash) != pass)
+					continue;
+				if (pass &&
+				    db_run(db, "DELETE FROM upload_pins WHERE hash = ? AND at < ?",
+				           hash, now_ms() - UPLOAD_PIN_MAX_MS) != DB_DONE)
+					continue;
+				int64_t young = 0;
+				if (db_int64(db, &young, "SELECT 1 FROM upload_pins WHERE hash = ?",
+				             hash) != DB_DONE)
+					continue; /* an upload pinned it since */
+				idx_cache_drop(db, h->cache, hash);
+				dropped++;
+			}
+			json_decref(gone);
 		}
-		json_decref(out);
-		json_decref(body);
-		free(url);
 	}
-	json_decref(all);
+	json_decref(loose);
+	json_decref(pinned);
 	atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max));
 	db_pool_release(h->idx, db);
 	if (dropped)
 		log_info("cache: dropped %lld chunk%s the hub collected", (long long)dropped,
 		         dropped == 1 ? "" : "s");
+	return asked;
 }
 
-/* A one-chunk manifest for fetch_chunk from an assignment {size, hosts,
- * urls, token}: the other hosts holding it come before the hub. */
+/* A one-chunk manifest for fetch_chunk from an assignment {size, hosts, urls,
+ * sources, token}: the other hosts holding it (directly, then through their
+ * relay URLs: sources; from an older hub only the direct urls) before the hub. */
 static json_t *replica_manifest(const char *hash, int64_t size, json_t *a)
 {
-	json_t *hosts = json_object_get(a, "hosts");
-	json_t *m = json_pack(
-	    "{s:[{s:s, s:I, s:O}], s:O}", "chunks", "hash", hash, "size", (json_int_t)size, "hosts",
-	    json_is_array(hosts) ? hosts : json_array(), "hosts",
-	    json_is_object(json_object_get(a, "urls")) ? json_object_get(a, "urls")
-	                                               : json_object());
+	json_t *hosts = json_object_get(a, "hosts"), *urls = json_object_get(a, "urls");
+	hosts = json_is_array(hosts) ? json_incref(hosts) : json_array();
+	urls = json_is_object(urls) ? json_incref(urls) : json_object();
+	json_t *m = json_pack("{s:[{s:s, s:I, s:o}], s:o}", "chunks", "hash", hash, "size",
+	                      (json_int_t)size, "hosts", hosts, "hosts", urls);
+	if (json_object_size(json_object_get(a, "sources")))
+		json_object_set(m, "sources", json_object_get(a, "sources"));
 	if (json_get_str(a, "token"))
 		json_object_set(m, "chunk_token", json_object_get(a, "token"));
 	return m;
@@ -140,9 +200,14 @@ void *replica_main(void *arg)
 	CURL *curl = client_curl(&h->c);
 	uint8_t *buf = xmalloc(CHUNK_MAX_LIMIT);
 	struct bucket pace = {0};
+	/* Swept once at start too: GC may have collected chunks while we were
+	 * offline, past its wait for us to drop them. */
+	int64_t sweep_at = mono_ms();
 	while (!atomic_load(&h->stop)) {
 		if (atomic_exchange(&h->gc_seen, false))
-			cache_sweep(h, curl);
+			sweep_at = mono_ms();
+		if (sweep_at && mono_ms() >= sweep_at)
+			sweep_at = cache_sweep(h, curl) ? 0 : mono_ms() + SWEEP_RETRY_MS;
 		json_t *fetch = take(h, h->assign_fetch, 64),
 		       *release = take(h, h->assign_release, 512);
 		if (!json_object_size(fetch) && !json_object_size(release)) {

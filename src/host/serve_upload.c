@@ -37,9 +37,8 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#define CHUNK_UPLOAD_MAGIC 0x6b6e7568435055ull  /* marks a con_cls as ours */
-#define UPLOAD_ROOM        (64ll << 20)         /* free space an upload must leave */
-#define PIN_MAX_MS         (25ll * 3600 * 1000) /* the hub's commit lease, and an hour */
+#define CHUNK_UPLOAD_MAGIC 0x6b6e7568435055ull /* marks a con_cls as ours */
+#define UPLOAD_ROOM        (64ll << 20)        /* free space an upload must leave */
 #define PIN_SWEEP_MS       60000
 
 struct chunk_up {
@@ -113,7 +112,7 @@ static void sweep(struct host *h)
 	                              "SELECT u.hash FROM upload_pins u WHERE u.at < ? OR EXISTS "
 	                              "(SELECT 1 FROM chunks c JOIN files f ON f.path = c.path "
 	                              "WHERE c.hash = u.hash AND f.local = 1)",
-	                              now - PIN_MAX_MS);
+	                              now - UPLOAD_PIN_MAX_MS);
 	json_t *done = json_array();
 	while (st && db_step(st) == DB_ROW)
 		json_array_append_new(done, json_string(db_col_text(st, 0)));

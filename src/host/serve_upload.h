@@ -11,6 +11,11 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 
+/* An upload's pin lasts until the chunk is in a file of the folder, or this
+ * long: the hub's commit lease, and an hour. Younger, it protects a chunk no
+ * commit names yet. */
+#define UPLOAD_PIN_MAX_MS (25ll * 3600 * 1000)
+
 /* Is this request a chunk upload (PUT /chunks/...)? */
 bool serve_upload_is(const char *method, const char *url);
 /* The MHD access handler for a chunk upload (its con_cls is the upload's). */

@@ -281,8 +281,11 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 	}
 	if (rc != 0) {
 		unlink(tmp);
-		if (rc != -EINTR)
+		if (rc != -EINTR) {
 			log_error("download %s failed: %s", path, strerror(-rc));
+			if (rc != -ENODATA) /* no source gave it: not the folder's */
+				host_io_failed(h, path, -rc);
+		}
 	} else {
 		struct stat st;
 		if (lstat(local, &st) == 0)
@@ -291,6 +294,7 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 			    json_integer_value(json_object_get(m, "version")),
 			    json_get_str(m, "hash"), json_object_get(m, "chunks"), false);
 		host_room_found(h, path);
+		host_io_ok(h, path);
 		log_info("synced %s (version %lld) from the workspace", path,
 		         (long long)json_integer_value(json_object_get(m, "version")));
 	}
@@ -418,6 +422,7 @@ static bool arrival_place(struct host *h, struct arrival *a, json_t *dirs)
 			                  false);
 		json_decref(chunks);
 		host_room_found(h, a->path);
+		host_io_ok(h, a->path);
 	}
 	free(parent);
 	free(local);

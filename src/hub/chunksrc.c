@@ -28,7 +28,7 @@
 #define TOKEN_TTL_MS   600000ll /* the chunk token shown to hosts */
 #define TOKEN_RENEW_MS 60000ll  /* sign a new one this long before expiry */
 #define HOST_CONNECT_S 3L       /* a host that does not answer is skipped fast */
-#define HOST_STALL_S   10L      /* nor does a stalled transfer hold the reader */
+#define HOST_STALL_MS  4000ll   /* nor does a stalled one (no byte this long) hold the reader */
 #define HOST_TIMEOUT_S 120L     /* one chunk (at most 64 MiB) from one host */
 #define TOUCH_EVERY_MS 60000ll  /* the cache's LRU stamp, at most this often per chunk */
 #define TOUCH_SLOTS    4096
@@ -76,6 +76,7 @@ int chunksrc_set_host_ca(const char *path)
 struct sink {
 	uint8_t *buf;
 	size_t cap, len;
+	int64_t moved_ms; /* when the last byte came (or the request began) */
 };
 
 static size_t sink_write(char *p, size_t size, size_t n, void *cls)
@@ -86,7 +87,20 @@ static size_t sink_write(char *p, size_t size, size_t n, void *cls)
 		return 0; /* more than the chunk: not this chunk */
 	memcpy(s->buf + s->len, p, k);
 	s->len += k;
+	s->moved_ms = mono_ms();
 	return k;
+}
+
+/* curl calls this about once a second, bytes or not: a host that sent
+ * nothing for HOST_STALL_MS is given up. (curl's own low-speed limit
+ * averages over a window of several seconds, so a host that sends a burst
+ * and then stalls would hold the reader that much longer.) */
+static int stall_check(void *cls, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	const struct sink *s = cls;
+	return mono_ms() - s->moved_ms >= HOST_STALL_MS;
 }
 
 /* GET base/chunks/HASH with tok into buf, verified. Size, or <0. */
@@ -96,13 +110,31 @@ static int64_t get_from(CURL *curl, const char *base, const char *tok, const cha
 	size_t bl = strlen(base);
 	char *url = xasprintf("%s%schunks/%s", base, bl && base[bl - 1] == '/' ? "" : "/", hash);
 	struct client c = {.hub = (char *)base,
-	                   .token = (char *)tok,
 	                   .cacert = host_ca,
 	                   .connect_s = HOST_CONNECT_S,
-	                   .stall_s = HOST_STALL_S,
+	                   .stall_s = HOST_STALL_MS / 1000 * 2, /* curl's: a backstop */
 	                   .timeout_s = HOST_TIMEOUT_S};
-	struct sink s = {.buf = buf, .cap = cap};
-	long status = client_get_to(&c, curl, url, sink_write, &s);
+	struct sink s = {.buf = buf, .cap = cap, .moved_ms = mono_ms()};
+	client_curl_reset(&c, curl);
+	char *auth = xasprintf("Authorization: Bearer %s", tok);
+	struct curl_slist *h = curl_slist_append(NULL, auth);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, stall_check);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &s);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	long status = 0;
+	CURLcode cc = curl_easy_perform(curl);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	else if (cc == CURLE_ABORTED_BY_CALLBACK)
+		log_warn("chunksrc: %s sent nothing for %lld ms; given up", base,
+		         (long long)HOST_STALL_MS);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(h);
+	free(auth);
 	free(url);
 	if (status != 200)
 		return -ENOENT;
@@ -394,13 +426,19 @@ int64_t chunksrc_read(struct chunksrc *s, const char *hash, int64_t size, bool p
 /* ---- availability ---- */
 
 int chunksrc_available(struct db *db, struct store *store, int64_t ws, int64_t version_id,
-                       int64_t start, int64_t end, json_t **holders)
+                       int64_t start, int64_t end, json_t **holders, struct chunksrc_chunk *remote)
 {
+	if (remote)
+		remote->hash[0] = 0;
+	/* An S3 store is not asked per chunk (a HEAD each) for remote: a proven
+	 * chunk it lacks is asked of hosts as the stream reaches it. */
+	bool stat_all = remote && !store_is_remote(store);
 	/* Per chunk in range: the grant's proof and whether an online host of
 	 * ws holds it (as 1/0: PostgreSQL's EXISTS is a boolean). */
 	struct db_stmt *st = db_query(
 	    db,
-	    "SELECT vc.chunk_hash, COALESCE(wc.proven, 0), CASE WHEN EXISTS (SELECT 1 FROM "
+	    "SELECT vc.chunk_hash, COALESCE(wc.proven, 0), vc.size, CASE WHEN EXISTS (SELECT 1 "
+	    "FROM "
 	    "chunk_replicas cr "
 	    "JOIN hosts h ON h.id = cr.host_id WHERE cr.chunk_hash = vc.chunk_hash AND cr.state = "
 	    "'ok' AND h.workspace_id = ? AND h.revoked_at IS NULL AND (h.url IS NOT NULL OR "
@@ -414,10 +452,16 @@ int chunksrc_available(struct db *db, struct store *store, int64_t ws, int64_t v
 	int rc;
 	while (st && (rc = db_step(st)) == DB_ROW) {
 		const char *hash = db_col_text(st, 0);
-		bool ok =
-		    db_col_int64(st, 2) || (db_col_int64(st, 1) && store_size(store, hash) > 0);
-		if (!ok)
+		bool proven = db_col_int64(st, 1) != 0, online = db_col_int64(st, 3) != 0;
+		bool want = stat_all && !remote->hash[0];
+		bool stored = proven && (want || !online) ? store_size(store, hash) > 0 : false;
+		if (!online && !stored)
 			json_array_append_new(missing, json_string(hash));
+		else if (want && !stored) {
+			snprintf(remote->hash, sizeof remote->hash, "%s", hash);
+			remote->size = db_col_int64(st, 2);
+			remote->proven = proven;
+		}
 	}
 	db_finalize(st);
 	if (!st || rc != DB_DONE) {
@@ -448,10 +492,11 @@ int chunksrc_available(struct db *db, struct store *store, int64_t ws, int64_t v
 			json_object_set_new(seen, id, json_true());
 			json_array_append_new(
 			    *holders,
-			    json_pack("{s:I, s:s, s:o}", "id", (json_int_t)db_col_int64(st, 0),
+			    json_pack("{s:I, s:s, s:o, s:b}", "id", (json_int_t)db_col_int64(st, 0),
 			              "label", db_col_text(st, 1), "last_seen",
 			              db_col_is_null(st, 2) ? json_null()
-			                                    : json_integer(db_col_int64(st, 2))));
+			                                    : json_integer(db_col_int64(st, 2)),
+			              "online", 0));
 		}
 		db_finalize(st);
 		if (json_object_size(seen) >= 64)
@@ -462,14 +507,39 @@ int chunksrc_available(struct db *db, struct store *store, int64_t ws, int64_t v
 	return all ? 1 : 0;
 }
 
+json_t *chunksrc_holders(struct db *db, int64_t ws, const char *hash)
+{
+	json_t *a = json_array();
+	struct db_stmt *st =
+	    db_query(db,
+	             "SELECT h.id, h.label, h.last_seen, CASE WHEN " HOST_ONLINE_SQL
+	             " THEN 1 ELSE 0 END FROM chunk_replicas cr JOIN hosts h ON h.id = "
+	             "cr.host_id WHERE cr.chunk_hash = ? AND cr.state = 'ok' AND "
+	             "h.workspace_id = ? AND h.revoked_at IS NULL ORDER BY h.id",
+	             now_ms(), hash, ws);
+	while (st && db_step(st) == DB_ROW)
+		json_array_append_new(
+		    a, json_pack("{s:I, s:s, s:o, s:b}", "id", (json_int_t)db_col_int64(st, 0),
+		                 "label", db_col_text(st, 1), "last_seen",
+		                 db_col_is_null(st, 2) ? json_null()
+		                                       : json_integer(db_col_int64(st, 2)),
+		                 "online", db_col_int64(st, 3) != 0));
+	db_finalize(st);
+	return a;
+}
+
 enum MHD_Result chunksrc_reply_unavailable(struct req *r, json_t *holders)
 {
-	size_t n = json_array_size(holders);
-	char msg[256];
-	snprintf(msg, sizeof msg,
-	         n ? "a chunk of this file is held only by hosts that are offline now; retry "
+	size_t n = json_array_size(holders), i;
+	bool online = false;
+	json_t *h;
+	json_array_foreach(holders, i, h) online |= json_is_true(json_object_get(h, "online"));
+	const char *msg =
+	    online ? "the hosts holding a chunk of this file did not serve it now (refused, "
+	             "failed, stalled or sent wrong bytes); retry later"
+	    : n    ? "a chunk of this file is held only by hosts that are offline now; retry "
 	             "when one of them is back"
-	           : "a chunk of this file is neither in the hub's storage nor on any host now");
+	           : "a chunk of this file is neither in the hub's storage nor on any host now";
 	json_t *body =
 	    json_pack("{s:{s:s, s:s, s:{s:o}}}", "error", "code", "chunk_unavailable", "message",
 	              msg, "detail", "holders", holders ? holders : json_array());

@@ -53,12 +53,26 @@ void chunksrc_close(struct chunksrc *s);
 int64_t chunksrc_read(struct chunksrc *s, const char *hash, int64_t size, bool proven,
                       uint8_t *buf);
 
+/* A chunk of a version as a stream needs it. */
+struct chunksrc_chunk {
+	char hash[HASH_HEX_LEN + 1];
+	int64_t size;
+	bool proven;
+};
+
 /* Can every chunk of version_id overlapping [start, end) be served now (in
  * the store with a proven grant, or held by an online host)? 1 yes, 0 no
  * (*holders, if not NULL, gets [{id, label, last_seen}] of the hosts holding
- * the missing ones, new array), <0 database error. */
+ * the missing ones, new array), <0 database error. remote, if not NULL, gets
+ * the first of those chunks the store cannot serve (hash "" if none): the one
+ * a stream fetches from a host before its headers, so that an online holder
+ * that fails is a 503 rather than a cut response. */
 int chunksrc_available(struct db *db, struct store *store, int64_t ws, int64_t version_id,
-                       int64_t start, int64_t end, json_t **holders);
+                       int64_t start, int64_t end, json_t **holders, struct chunksrc_chunk *remote);
+
+/* The hosts of ws holding hash, online or not, for a 503's detail.holders:
+ * [{id, label, last_seen}] (new array). */
+json_t *chunksrc_holders(struct db *db, int64_t ws, const char *hash);
 
 /* Reply 503 chunk_unavailable with Retry-After and detail.holders (stolen). */
 enum MHD_Result chunksrc_reply_unavailable(struct req *r, json_t *holders);

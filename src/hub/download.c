@@ -318,8 +318,6 @@ static ssize_t download_read(void *cls, uint64_t pos, char *out, size_t max)
 	return (ssize_t)n;
 }
 
-static json_t *chunk_holders(struct req *r, const char *hash);
-
 enum MHD_Result api_content(struct req *r)
 {
 	char *path = req_path_arg(r, "path");
@@ -386,7 +384,7 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 	 * fails, is found only as it is read: the next source is asked then. */
 	json_t *holders = NULL;
 	int av = d->len ? chunksrc_available(r->db, r->hub->store, r->ws_id, fi.version_id,
-	                                     d->start, d->start + d->len, &holders)
+	                                     d->start, d->start + d->len, &holders, NULL)
 	                : 1;
 	if (av <= 0) {
 		download_free(d);
@@ -412,7 +410,7 @@ enum MHD_Result serve_version(struct req *r, struct file_info *fi_in, bool attac
 		const struct dl_chunk *c = &d->chunks[i];
 		if (chunksrc_read(d->src, c->hash, c->size, c->proven, d->buf) != c->size) {
 			json_decref(holders);
-			holders = chunk_holders(r, c->hash);
+			holders = chunksrc_holders(r->db, r->ws_id, c->hash);
 			download_free(d);
 			return chunksrc_reply_unavailable(r, holders);
 		}
@@ -461,27 +459,6 @@ static bool chunk_readable(struct req *r, const char *hash)
 	return rc == DB_DONE && held;
 }
 
-/* The hosts of r's workspace holding hash, for a 503 (new array). */
-static json_t *chunk_holders(struct req *r, const char *hash)
-{
-	json_t *a = json_array();
-	struct db_stmt *st =
-	    db_query(r->db,
-	             "SELECT h.id, h.label, h.last_seen FROM chunk_replicas cr JOIN "
-	             "hosts h ON h.id = cr.host_id WHERE cr.chunk_hash = ? AND "
-	             "cr.state = 'ok' AND h.workspace_id = ? AND h.revoked_at IS "
-	             "NULL ORDER BY h.id",
-	             hash, r->ws_id);
-	while (st && db_step(st) == DB_ROW)
-		json_array_append_new(
-		    a, json_pack("{s:I, s:s, s:o}", "id", (json_int_t)db_col_int64(st, 0), "label",
-		                 db_col_text(st, 1), "last_seen",
-		                 db_col_is_null(st, 2) ? json_null()
-		                                       : json_integer(db_col_int64(st, 2))));
-	db_finalize(st);
-	return a;
-}
-
 enum MHD_Result api_chunk_get(struct req *r)
 {
 	const char *hash = r->params[1];
@@ -525,7 +502,7 @@ enum MHD_Result api_chunk_get(struct req *r)
 			return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "chunk_corrupt",
 			                   "the hub's copy of this chunk is corrupt and no host "
 			                   "holding it is online; it was not served");
-		return chunksrc_reply_unavailable(r, chunk_holders(r, hash));
+		return chunksrc_reply_unavailable(r, chunksrc_holders(r->db, r->ws_id, hash));
 	}
 	atomic_fetch_add(&r->hub->m.bytes_served, n);
 	traffic_add(r->hub, r->ws_id, 0, n);

@@ -121,6 +121,31 @@ bool req_loopback(struct req *r)
 	       strncmp(addr, "::ffff:127.", 11) == 0;
 }
 
+static bool url_loopback(const char *url)
+{
+	const char *host = strstr(url, "://");
+	if (!host)
+		return false;
+	host += 3;
+	size_t n = strcspn(host, "/");
+	const char *at = memchr(host, '@', n);
+	if (at) { /* userinfo */
+		n -= (size_t)(at + 1 - host);
+		host = at + 1;
+	}
+	if (n >= 5 && strncmp(host, "[::1]", 5) == 0)
+		return true;
+	size_t hn = host[0] == '[' ? n : strcspn(host, ":/");
+	return (hn >= 4 && strncmp(host, "127.", 4) == 0) ||
+	       (hn == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+	       (hn > 10 && strncasecmp(host + hn - 10, ".localhost", 10) == 0);
+}
+
+bool req_may_reach(struct req *r, const char *url)
+{
+	return !url || !url_loopback(url) || req_loopback(r);
+}
+
 bool req_tls(struct req *r)
 {
 	if (r->hub->tls_cert_pem)

@@ -19,6 +19,11 @@ int peer_trust(struct hub *h, const char *list);
  * request with X-Forwarded-For or Forwarded was relayed by something: not
  * "this machine" whatever the socket says.) */
 bool req_loopback(struct req *r);
+/* May the client of r be given url as a place to fetch from? Not a
+ * loopback URL (a host listening on 127.0.0.1 or ::1 only) unless r came
+ * from this machine: elsewhere it names the reader's own machine, where
+ * it reaches nothing, or another program that would get the token. */
+bool req_may_reach(struct req *r, const char *url);
 /* Did the client reach the hub over TLS: the hub's own, or a trusted
  * proxy's (X-Forwarded-Proto: https)? */
 bool req_tls(struct req *r);

@@ -17,6 +17,7 @@
 #include "acl.h"
 #include "ops/ops.h"
 #include "hosts/hosts.h"
+#include "peer.h"
 #include "../core/json.h"
 #include "../core/path.h"
 #include "../core/token.h"
@@ -208,7 +209,8 @@ out:
 
 /* The signed URL catalog of a version: where a reader may GET it with tok,
  * in the order to try — each online host holding every chunk 'ok'
- * directly, then the same hosts through their relays, then the hub. Each
+ * directly (not a loopback URL unless the reader is on this machine:
+ * req_may_reach), then the same hosts through their relays, then the hub. Each
  * {url, via, host_id?, expires_at}. NULL on a database error. */
 static json_t *read_sources(struct req *r, const struct file_info *fi, const char *tok, int64_t exp)
 {
@@ -228,7 +230,7 @@ static json_t *read_sources(struct req *r, const struct file_info *fi, const cha
 	int rc;
 	while ((rc = db_step(st)) == DB_ROW) {
 		json_int_t id = (json_int_t)db_col_int64(st, 0);
-		if (!db_col_is_null(st, 1)) {
+		if (!db_col_is_null(st, 1) && req_may_reach(r, db_col_text(st, 1))) {
 			char *u = xasprintf("%s/c/%s", db_col_text(st, 1), tok);
 			json_array_append_new(direct, json_pack("{s:s, s:s, s:I, s:I}", "url", u,
 			                                        "via", "host", "host_id", id,

@@ -6,7 +6,10 @@
  * CRC-32s are computed as the bytes stream and written in each entry's data
  * descriptor and in the central directory. Chunks come from chunksrc (the
  * store, or a host of the workspace) and are verified, as in any download;
- * every chunk must be available before the first byte (else 503).
+ * every chunk must be available before the first byte (else 503), and the
+ * first one the store cannot serve is fetched from a host before the headers
+ * too (else 503): an online holder that fails is found then, not midway. Past
+ * the first byte a chunk is asked of every holder before the archive is cut.
  *
  * Threads: request threads; a response's reader runs on one at a time. */
 #include "hub.h"
@@ -56,6 +59,11 @@ struct zip {
 	size_t nchunks, chunk;
 	uint8_t *buf;
 	int64_t buf_len, buf_off;
+	/* The first chunk not in the store, fetched before the headers: its
+	 * verified bytes until the stream reaches it (NULL: none, or taken). */
+	struct chunksrc_chunk first;
+	size_t first_entry;
+	uint8_t *first_buf;
 	int64_t pos, total, cd_offset, cd_size;
 };
 
@@ -191,6 +199,7 @@ static void zip_free(void *cls)
 	free(z->sizes);
 	free(z->proven);
 	free(z->buf);
+	free(z->first_buf);
 	chunksrc_close(z->src);
 	free(z);
 }
@@ -254,10 +263,18 @@ static ssize_t zip_read(void *cls, uint64_t pos, char *out, size_t max)
 				z->phase = 2;
 				continue;
 			}
-			int64_t size = z->sizes[z->chunk];
-			z->buf = xrealloc(z->buf, (size_t)size);
-			int64_t n = chunksrc_read(z->src, z->hashes[z->chunk], size,
-			                          z->proven[z->chunk], z->buf);
+			int64_t size = z->sizes[z->chunk], n;
+			if (z->first_buf && z->cur == z->first_entry &&
+			    strcmp(z->hashes[z->chunk], z->first.hash) == 0) {
+				free(z->buf); /* fetched before the headers */
+				z->buf = z->first_buf;
+				z->first_buf = NULL;
+				n = z->first.size;
+			} else {
+				z->buf = xrealloc(z->buf, (size_t)size);
+				n = chunksrc_read(z->src, z->hashes[z->chunk], size,
+				                  z->proven[z->chunk], z->buf);
+			}
 			if (n != size) {
 				log_error("zip: chunk %s unavailable; archive aborted",
 				          z->hashes[z->chunk]);
@@ -371,18 +388,35 @@ static enum MHD_Result send_zip(struct req *r, struct zip *z, int rc, const char
 	z->total = off + z->cd_size + END_LEN;
 	/* Every chunk must have a source now: a clear 503 before any byte. */
 	json_t *holders = NULL;
+	struct chunksrc_chunk *want = &z->first;
 	for (size_t i = 0; i < z->n; i++) {
-		int av = z->e[i].size
-		             ? chunksrc_available(r->db, r->hub->store, r->ws_id,
-		                                  z->e[i].version_id, 0, z->e[i].size, &holders)
-		             : 1;
+		int av = z->e[i].size ? chunksrc_available(r->db, r->hub->store, r->ws_id,
+		                                           z->e[i].version_id, 0, z->e[i].size,
+		                                           &holders, want)
+		                      : 1;
 		if (av <= 0) {
 			zip_free(z);
 			return av < 0 ? reply_db_error(r) : chunksrc_reply_unavailable(r, holders);
 		}
+		if (want && want->hash[0]) {
+			z->first_entry = i;
+			want = NULL;
+		}
 	}
 	z->ws = r->ws_id;
 	z->src = chunksrc_open(r->hub, r->db, r->ws_id);
+	/* The first chunk a host must give, before any byte: a holder that is
+	 * online but refuses, stalls or sends wrong bytes (every one asked) is a
+	 * 503 naming them, not an archive cut after its first entry's header. */
+	if (z->first.hash[0]) {
+		z->first_buf = xmalloc((size_t)z->first.size);
+		if (chunksrc_read(z->src, z->first.hash, z->first.size, z->first.proven,
+		                  z->first_buf) != z->first.size) {
+			holders = chunksrc_holders(r->db, r->ws_id, z->first.hash);
+			zip_free(z);
+			return chunksrc_reply_unavailable(r, holders);
+		}
+	}
 	db_pool_release(r->hub->pool, r->db);
 	r->db = NULL;
 	struct MHD_Response *resp = MHD_create_response_from_callback(

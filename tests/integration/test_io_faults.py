@@ -22,6 +22,7 @@ run, and the database's are SQLite's alone.
 A host whose folder writes fail reports the error in its status and log
 and converges once the fault ends, without a restart.
 """
+import errno
 import hashlib
 import json
 import os
@@ -341,6 +342,28 @@ class HostIoFaultTest(FaultCase, HubTest):
         wait_for(lambda: failures() >= 2, timeout=60,
                  what="the host to report the error and retry", hosts=[h])
         self.assertTrue(self.fired(), "the fault never fired")
+        # ... and says so to the hub: a count and the error, never the path
+        # (its status file is in the folder too, so it cannot be written now)
+
+        def on_hub():
+            st, body, _, _ = self.api("GET", "/hosts")
+            self.assertEqual(st, 200)
+            mine = [x for x in body["hosts"] if x["label"] == h.label][0]
+            return mine.get("io_errors", {})
+        wait_for(lambda: on_hub().get("files", 0) >= 1, timeout=30,
+                 what="the hub to show the host's write errors", hosts=[h])
+        self.assertIn(os.strerror(getattr(errno, err)), on_hub()["last_error"])
+        self.assertNotIn("last_path", on_hub())
+        self.assertNotIn("second.bin", json.dumps(on_hub()))
+        # only the download's own fsync fails: the status file says which
+        self.fault("calls=fsync errno=%s path=%s/.roost/tmp/" % (err, h.dir))
+        wait_for(lambda: h.status().get("io_errors", {}).get("last_path") == second,
+                 timeout=30, what="the host's status to name the failed file", hosts=[h])
+        io = h.status()["io_errors"]
+        self.assertEqual(io["files"], 1)
+        self.assertIn(os.strerror(getattr(errno, err)), io["last_error"])
+        self.assertIn("write errors: 1 file not written, the last %s" % second,
+                      self.roost("host", "status", "--dir", h.dir).out)
         self.assertIsNone(read(h.path(second)), "a half-written file is visible")
         self.assertEqual(read(h.path("/%s/first.bin" % err)), first)
         # the fault ends: the host converges without a restart
@@ -349,6 +372,10 @@ class HostIoFaultTest(FaultCase, HubTest):
                  what="second.bin on the host after the fault", hosts=[h])
         self.assertEqual(read(h.path("/%s/first.bin" % err)), first)
         self.assertTrue(h.running())
+        wait_for(lambda: h.status()["io_errors"]["files"] == 0, timeout=30,
+                 what="the host's status to clear the error", hosts=[h])
+        wait_for(lambda: on_hub().get("files") == 0, timeout=30,
+                 what="the hub to see the error cleared", hosts=[h])
         h.stop()
 
     def test_a_host_whose_folder_writes_fail_with_eio_reports_and_converges(self):

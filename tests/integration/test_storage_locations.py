@@ -101,7 +101,8 @@ class LocationsTest(HubTest):
         self.assertGreaterEqual(loc["chunks"], 1)
         self.assertEqual(loc["storage"], "hub")
         self.assertEqual(loc["min_replicas"], 2)
-        self.assertEqual(loc["hub"], {"chunks_held": loc["chunks"], "bytes_held": len(data)})
+        self.assertEqual(loc["hub"], {"chunks_held": loc["chunks"], "bytes_held": len(data),
+                                      "counted": True})  # 'hub' mode: the hub's copy counts
         for h in self.hosts:
             e = self.host_entry(loc, h)
             self.assertEqual(e["chunks_held"], loc["chunks"])
@@ -172,7 +173,7 @@ class LocationsTest(HubTest):
         self.put("/pub/empty.txt", b"")
         loc = self.locations("/pub/empty.txt")
         self.assertEqual((loc["chunks"], loc["copies"], loc["below_min"]), (0, None, False))
-        self.assertEqual(loc["hub"], {"chunks_held": 0, "bytes_held": 0})
+        self.assertEqual(loc["hub"], {"chunks_held": 0, "bytes_held": 0, "counted": True})
 
     def test_bad_requests_are_refused(self):
         self.assertError(self.api("GET", "/locations"), 400)

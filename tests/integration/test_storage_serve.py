@@ -203,6 +203,28 @@ class ServeFromHostsTest(HubTest):
         self.assertEqual(st, 201, payload)
         self.assertEqual(made["method"], "PUT")
 
+    def test_a_reader_elsewhere_is_not_sent_to_a_hosts_loopback_url(self):
+        # The hosts listen on 127.0.0.1: a reader on another machine would
+        # reach nothing there (or hand the token to a program of its own).
+        self.both_online()
+        away = {"X-Forwarded-For": "203.0.113.7"}  # never "this machine"
+        st, made, payload, _ = self.api("POST", "/urls", {"path": "/d/small.bin"},
+                                        headers=away)
+        self.assertEqual(st, 201, payload)
+        self.assertEqual([s["via"] for s in made["sources"]], ["hub"], made["sources"])
+        self.assertEqual(made["via"], "hub")
+        st, data, _ = get(made["url"])
+        self.assertEqual(st, 200, data[:300])
+        self.assertEqual(sha(data), sha(self.small))
+        st, m, payload, _ = self.api("GET", "/manifest?path=" + q("/d/small.bin"),
+                                     headers=away)
+        self.assertEqual(st, 200, payload)
+        self.assertNotIn("127.0.0.1", json.dumps(m.get("sources", {})), m)
+        self.assertEqual(m.get("hosts", {}), {}, m)
+        # from this machine they are listed, as before
+        st, m, payload, _ = self.api("GET", "/manifest?path=" + q("/d/small.bin"))
+        self.assertEqual(len(m["hosts"]), 2, m)
+
     def test_a_share_link_and_its_zip(self):
         self.both_online()
         st, link, payload, _ = self.api("POST", "/shares", {"path": "/d"})

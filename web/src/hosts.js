@@ -2,7 +2,7 @@
 // the workspace's chunk replica health; host invites.
 import { useState } from 'preact/hooks';
 import { api, wsPath } from './api.js';
-import { html, fmtBytes, fmtAgo, ErrorLine, CopyField, useLive, useAction } from './ui.js';
+import { html, fmtBytes, fmtAgo, plural, ErrorLine, CopyField, useLive, useAction } from './ui.js';
 
 const MODES = ['pinned', 'on-demand', 'exclude'];
 
@@ -61,6 +61,10 @@ function HostCard({ ws, host, feed, admin }) {
       <dt>Cache</dt><dd>${host.cache_bytes != null ? fmtBytes(host.cache_bytes) : '—'}</dd>
       <dt>URL</dt><dd class="url">${host.tunnel_url || host.url || '—'}</dd>
       <dt>Version</dt><dd>${host.version || '—'}</dd>
+      ${host.no_space && host.no_space.files ? html`<dt>Waiting for space</dt>
+        <dd class="warn" data-no-space=${host.no_space.files}>${plural(host.no_space.files, 'file')}, ${fmtBytes(host.no_space.bytes)}</dd>` : ''}
+      ${host.io_errors && host.io_errors.files ? html`<dt>Write errors</dt>
+        <dd class="warn" data-io-errors=${host.io_errors.files}>${plural(host.io_errors.files, 'file')} not written: ${host.io_errors.last_error} (retrying)</dd>` : ''}
     </dl>
     <${Policies} ws=${ws} host=${host} feed=${feed} admin=${admin} />
     ${admin && html`<${RemoveHost} ws=${ws} host=${host} />`}
@@ -75,7 +79,7 @@ function Replicas({ ws, feed }) {
     <${ErrorLine} error=${error} />
     ${data && html`<p class=${data.under_replicated ? 'warn' : 'ok'}>
       <strong data-under=${data.under_replicated}>${data.under_replicated}</strong> of ${data.chunks} chunks
-      have fewer than ${data.min_replicas} copies (the hub counts as one).</p>
+      have fewer than ${data.min_replicas} copies ${data.storage === 'hosts' ? '(host copies: the hub\'s cache does not count)' : '(the hub counts as one)'}.</p>
       <p class="muted">${data.copies} copies of current chunks in all.</p>`}
   </section>`;
 }

@@ -57,7 +57,7 @@ const FIELDS = [
   ['gc_retention_s', 'Unreferenced chunks kept', 'seconds', 'e.g. 7d, 12h, 30m.'],
   ['storage', 'Storage', ['hub', 'hosts'], 'Where the bytes live (the Storage page explains).'],
   ['hub_cache_bytes', 'Hub cache (hosts mode)', 'size', 'e.g. 1 GiB.'],
-  ['min_replicas', 'Minimum copies', 'count', '1\u201310, on hosts and the hub together.'],
+  ['min_replicas', 'Minimum copies', 'count', '1\u201310: on hosts (their last heartbeat within the grace) and, in hub storage, the hub.'],
   ['replica_grace_s', 'Replica grace', 'seconds', 'How long an offline host\u2019s copies still count.'],
   ['chunk_min', 'Smallest chunk', 'size', 'A power of two; new uploads use the chunk sizes.'],
   ['chunk_avg', 'Average chunk', 'size', 'A power of two between the smallest and largest.'],

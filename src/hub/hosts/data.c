@@ -9,6 +9,7 @@
 #include "../meta.h"
 #include "../tokens.h"
 #include "../acl.h"
+#include "../peer.h"
 #include "../auth.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
@@ -45,9 +46,33 @@ static int replica_corrupt(struct req *r, const char *holder, const char *hash, 
 	    json_pack("{s:s, s:s, s:b}", "holder", holder, "found", "corrupt", "repaired", 0));
 }
 
+/* Has the workspace let go of hash for good, as far as this host is
+ * concerned? No version of the workspace uses it, no grant or pending upload
+ * of the workspace names it, and the hub records no copy of it on this host
+ * but a released one: GC collected it (or is collecting it). 1 yes, 0 no,
+ * <0 a database error. Only the workspace's own rows are read, so the answer
+ * tells nothing about other workspaces. */
+static int replica_collected(struct req *r, const char *hash)
+{
+	int64_t one = 0;
+	int rc = db_int64(
+	    r->db, &one,
+	    "SELECT 1 WHERE EXISTS (SELECT 1 FROM workspace_chunks WHERE workspace_id = ? AND "
+	    "chunk_hash = ?) OR EXISTS (SELECT 1 FROM chunk_uploads WHERE workspace_id = ? AND "
+	    "chunk_hash = ?) OR EXISTS (SELECT 1 FROM chunk_replicas WHERE chunk_hash = ? AND "
+	    "host_id = ? AND state <> 'released') OR EXISTS (SELECT 1 FROM version_chunks vc "
+	    "JOIN file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id WHERE "
+	    "vc.chunk_hash = ? AND f.workspace_id = ?)",
+	    r->ws_id, hash, r->ws_id, hash, hash, r->host_id, hash, r->ws_id);
+	return rc == DB_DONE ? 1 : rc == DB_ROW ? 0 : -1;
+}
+
 /* POST /workspaces/W/hosts/self/replicas {have:[hash], dropped:[hash],
- * corrupt:[hash]}; corrupt is applied first, so a copy fetched back after it
- * was found corrupt, reported in the same request, counts. */
+ * corrupt:[hash], check:[hash]}; corrupt is applied first, so a copy fetched
+ * back after it was found corrupt, reported in the same request, counts.
+ * check: copies the host keeps pinned; the answer's "collected" lists those
+ * the workspace no longer references at all (replica_collected), which the
+ * host drops — the GC's drop for a host that was offline when it ran. */
 enum MHD_Result api_host_replicas(struct req *r)
 {
 	if (!hosts_need_host(r))
@@ -55,17 +80,19 @@ enum MHD_Result api_host_replicas(struct req *r)
 	json_t *have = json_object_get(r->json, "have");
 	json_t *dropped = json_object_get(r->json, "dropped");
 	json_t *corrupt = json_object_get(r->json, "corrupt");
+	json_t *check = json_object_get(r->json, "check");
 	if ((have && !json_is_array(have)) || (dropped && !json_is_array(dropped)) ||
-	    (corrupt && !json_is_array(corrupt)))
+	    (corrupt && !json_is_array(corrupt)) || (check && !json_is_array(check)))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
-		                   "have, dropped and corrupt are arrays of chunk hashes");
-	if (json_array_size(have) + json_array_size(dropped) + json_array_size(corrupt) >
+		                   "have, dropped, corrupt and check are arrays of chunk hashes");
+	if (json_array_size(have) + json_array_size(dropped) + json_array_size(corrupt) +
+	        json_array_size(check) >
 	    REPLICA_REPORT_MAX)
 		return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_hashes",
 		                   "at most %d hashes per report", REPLICA_REPORT_MAX);
-	json_t *lists[3] = {have, dropped, corrupt};
-	const char *names[3] = {"have", "dropped", "corrupt"};
-	for (int l = 0; l < 3; l++) {
+	json_t *lists[4] = {have, dropped, corrupt, check};
+	const char *names[4] = {"have", "dropped", "corrupt", "check"};
+	for (int l = 0; l < 4; l++) {
 		size_t i;
 		json_t *h;
 		json_array_foreach(lists[l], i, h)
@@ -118,12 +145,25 @@ enum MHD_Result api_host_replicas(struct req *r)
 		           json_string_value(h), holder) != DB_DONE)
 			goto db_fail;
 	}
-	if (db_commit(r->db) != DB_DONE)
+	json_t *collected = json_array();
+	json_array_foreach(check, i, h)
+	{
+		int gone = replica_collected(r, json_string_value(h));
+		if (gone < 0) {
+			json_decref(collected);
+			goto db_fail;
+		}
+		if (gone)
+			json_array_append(collected, h);
+	}
+	if (db_commit(r->db) != DB_DONE) {
+		json_decref(collected);
 		goto db_fail;
+	}
 	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:I, s:I, s:I}", "recorded", (json_int_t)recorded, "dropped",
-	                            (json_int_t)json_array_size(dropped), "corrupt",
-	                            (json_int_t)json_array_size(corrupt)));
+	                  json_pack("{s:I, s:I, s:I, s:o}", "recorded", (json_int_t)recorded,
+	                            "dropped", (json_int_t)json_array_size(dropped), "corrupt",
+	                            (json_int_t)json_array_size(corrupt), "collected", collected));
 db_fail:
 	db_rollback(r->db);
 	return reply_db_error(r);
@@ -216,6 +256,10 @@ static int manifest_holders(struct req *r, int64_t version_id, json_t *chunks, j
 		if (json_object_get(sources, id))
 			continue;
 		const char *url = db_col_text(st, 2), *relay = db_col_text(st, 3);
+		if (!req_may_reach(r, url))
+			url = NULL; /* a loopback URL: its relay's, if any */
+		if (!url && !relay)
+			continue;
 		json_t *s = json_pack("{s:s}", "label", db_col_text(st, 4));
 		if (url) {
 			json_object_set_new(hosts, id, json_string(url));
@@ -389,56 +433,64 @@ enum MHD_Result api_host_chunk_check(struct req *r)
 	                            "expires_at", (json_int_t)exp));
 }
 
-/* The copies of each chunk of a current version: hub storage + online hosts. */
-#define COPIES_SQL                                                                                 \
-	"(SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN hosts h ON h.id = cr.host_id WHERE "    \
-	"cr.chunk_hash = vc.chunk_hash AND cr.state = 'ok' AND (cr.holder = 'hub' OR "             \
-	"(h.revoked_at IS NULL AND " HOST_ONLINE_SQL ")))"
+/* The copies of each chunk of a current version: the one rule (hosts.h). */
+#define REPLICAS_COPIES_SQL HOSTS_COPIES_SQL("vc.chunk_hash", "w")
 
 /* The same for a member who may not read every file: over what they may. */
-static enum MHD_Result replicas_readable(struct req *r, int64_t minr, int64_t now)
+static enum MHD_Result replicas_readable(struct req *r, int64_t minr, const char *storage,
+                                         int64_t now)
 {
 	struct acl_sums s;
 	struct db_stmt *st = db_query(
 	    r->db,
-	    "SELECT d.path, f.name, vc.chunk_hash, " COPIES_SQL " FROM files f JOIN folders d ON "
-	    "d.id = f.folder_id JOIN version_chunks vc ON vc.version_id = f.current_version_id "
-	    "WHERE f.workspace_id = ? AND f.deleted_at IS NULL",
+	    "SELECT d.path, f.name, vc.chunk_hash, " REPLICAS_COPIES_SQL " FROM files f JOIN "
+	    "folders d ON d.id = f.folder_id JOIN version_chunks vc ON vc.version_id = "
+	    "f.current_version_id JOIN workspaces w ON w.id = f.workspace_id WHERE "
+	    "f.workspace_id = ? AND f.deleted_at IS NULL",
 	    now, r->ws_id);
 	if (acl_sum_readable(r, st, minr, &s) != 0)
 		return reply_db_error(r);
 	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)s.count,
+	                  json_pack("{s:I, s:I, s:I, s:I, s:s}", "chunks", (json_int_t)s.count,
 	                            "under_replicated", (json_int_t)s.below, "copies",
-	                            (json_int_t)s.sum, "min_replicas", (json_int_t)minr));
+	                            (json_int_t)s.sum, "min_replicas", (json_int_t)minr, "storage",
+	                            storage));
 }
 
 /* GET /workspaces/W/replicas: chunks of current versions and how many have
- * fewer online copies (hub storage + online hosts) than min_replicas. */
+ * fewer verified copies than min_replicas, counted as locations,
+ * under-replicated and the replicate job count them. */
 enum MHD_Result api_replicas(struct req *r)
 {
 	int64_t now = now_ms(), minr = 2;
-	if (db_int64(r->db, &minr, "SELECT min_replicas FROM workspaces WHERE id = ?", r->ws_id) !=
-	    DB_ROW)
+	char storage[8] = "";
+	struct db_stmt *st =
+	    db_query(r->db, "SELECT min_replicas, storage FROM workspaces WHERE id = ?", r->ws_id);
+	bool ok = st && db_step(st) == DB_ROW;
+	if (ok) {
+		minr = db_col_int64(st, 0);
+		snprintf(storage, sizeof storage, "%s", db_col_text(st, 1));
+	}
+	db_finalize(st);
+	if (!ok)
 		return reply_db_error(r);
 	if (!acl_reads_all(r))
-		return replicas_readable(r, minr, now);
-	struct db_stmt *st = db_query(
-	    r->db,
-	    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN n < ? THEN 1 ELSE 0 END), 0), "
-	    "COALESCE(SUM(n), 0) FROM (SELECT (SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN "
-	    "hosts h ON h.id = cr.host_id WHERE cr.chunk_hash = u.chunk_hash AND cr.state = 'ok' "
-	    "AND (cr.holder = 'hub' OR (h.revoked_at IS NULL AND " HOST_ONLINE_SQL "))) AS n FROM "
-	    "(SELECT DISTINCT vc.chunk_hash FROM files f JOIN version_chunks vc ON vc.version_id "
-	    "= f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL) u) x",
-	    minr, now, r->ws_id);
+		return replicas_readable(r, minr, storage, now);
+	st = db_query(r->db,
+	              "SELECT COUNT(*), COALESCE(SUM(CASE WHEN n < ? THEN 1 ELSE 0 END), 0), "
+	              "COALESCE(SUM(n), 0) FROM (SELECT " REPLICAS_COPIES_SQL
+	              " AS n FROM (SELECT DISTINCT vc.chunk_hash FROM files f JOIN version_chunks "
+	              "vc ON vc.version_id = f.current_version_id WHERE f.workspace_id = ? AND "
+	              "f.deleted_at IS NULL) vc JOIN workspaces w ON w.id = ?) x",
+	              minr, now, r->ws_id, r->ws_id);
 	if (!st || db_step(st) != DB_ROW) {
 		db_finalize(st);
 		return reply_db_error(r);
 	}
-	json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "chunks", (json_int_t)db_col_int64(st, 0),
-	                      "under_replicated", (json_int_t)db_col_int64(st, 1), "copies",
-	                      (json_int_t)db_col_int64(st, 2), "min_replicas", (json_int_t)minr);
+	json_t *o = json_pack(
+	    "{s:I, s:I, s:I, s:I, s:s}", "chunks", (json_int_t)db_col_int64(st, 0),
+	    "under_replicated", (json_int_t)db_col_int64(st, 1), "copies",
+	    (json_int_t)db_col_int64(st, 2), "min_replicas", (json_int_t)minr, "storage", storage);
 	db_finalize(st);
 	return reply_json(r, MHD_HTTP_OK, o);
 }

@@ -15,6 +15,7 @@
 #include "../tokens.h"
 #include "../acl.h"
 #include "../members.h"
+#include "../peer.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/path.h"
@@ -289,9 +290,11 @@ enum MHD_Result api_hosts(struct req *r)
 #define ASSIGN_TOKEN_TTL_MS 600000 /* the chunk token for fetching from them */
 
 /* For each chunk in fetch, the online hosts of the workspace that hold it
- * (ids in its "hosts", their URLs in urls): the host fetches from any holder,
- * not only from the hub, whose store may lack it ('hosts' mode). */
-static void fetch_sources(struct req *r, json_t *fetch, json_t *urls)
+ * (ids in its "hosts"): the host fetches from any holder, not only from the
+ * hub, whose store may lack it ('hosts' mode). Their URLs: sources {ID: {url,
+ * relay_url}} — a holder reachable only through its relay is a source too —
+ * and urls {ID: url}, the direct ones alone, as older hosts read them. */
+static void fetch_sources(struct req *r, json_t *fetch, json_t *urls, json_t *sources)
 {
 	size_t i;
 	json_t *c;
@@ -301,17 +304,30 @@ static void fetch_sources(struct req *r, json_t *fetch, json_t *urls)
 		json_t *ids = json_array();
 		struct db_stmt *st = db_query(
 		    r->db,
-		    "SELECT h.id, h.url FROM chunk_replicas cr JOIN hosts h ON h.id = cr.host_id "
-		    "WHERE cr.chunk_hash = ? AND cr.state = 'ok' AND h.workspace_id = ? AND h.id "
-		    "<> "
-		    "? AND h.revoked_at IS NULL AND h.url IS NOT NULL AND " HOST_ONLINE_SQL
+		    "SELECT h.id, h.url, h.tunnel_url FROM chunk_replicas cr JOIN hosts h ON h.id "
+		    "= "
+		    "cr.host_id WHERE cr.chunk_hash = ? AND cr.state = 'ok' AND h.workspace_id = ? "
+		    "AND h.id <> ? AND h.revoked_at IS NULL AND (h.url IS NOT NULL OR "
+		    "h.tunnel_url IS NOT NULL) AND " HOST_ONLINE_SQL
 		    " ORDER BY h.last_seen DESC LIMIT " STRINGIFY(FETCH_SOURCES_MAX),
 		    json_get_str(c, "hash"), r->ws_id, r->host_id, now);
 		while (st && db_step(st) == DB_ROW) {
 			char id[24];
 			snprintf(id, sizeof id, "%lld", (long long)db_col_int64(st, 0));
+			const char *url = db_col_text(st, 1), *relay = db_col_text(st, 2);
+			if (!req_may_reach(r, url))
+				url = NULL; /* another machine's loopback URL */
+			if (!url && !relay)
+				continue;
+			json_t *s = json_object();
+			if (url) {
+				json_object_set_new(urls, id, json_string(url));
+				json_object_set_new(s, "url", json_string(url));
+			}
+			if (relay)
+				json_object_set_new(s, "relay_url", json_string(relay));
+			json_object_set_new(sources, id, s);
 			json_array_append_new(ids, json_integer(db_col_int64(st, 0)));
-			json_object_set_new(urls, id, json_string(db_col_text(st, 1)));
 		}
 		db_finalize(st);
 		json_object_set_new(c, "hosts", ids);
@@ -366,11 +382,11 @@ static json_t *heartbeat_answer(struct req *r)
 			json_array_append_new(release, json_string(hash));
 	}
 	db_finalize(st);
-	json_t *urls = json_object();
-	fetch_sources(r, fetch, urls);
+	json_t *urls = json_object(), *sources = json_object();
+	fetch_sources(r, fetch, urls, sources);
 	json_t *rep =
 	    json_pack("{s:o, s:o, s:o}", "fetch", fetch, "release", release, "drop", drop);
-	if (json_object_size(urls)) {
+	if (json_object_size(sources)) {
 		char *tok =
 		    tokens_sign(r->db, json_pack("{s:I, s:s, s:I}", "ws", (json_int_t)r->ws_id,
 		                                 "scope", "chunks", "exp",
@@ -380,6 +396,7 @@ static json_t *heartbeat_answer(struct req *r)
 		free(tok);
 	}
 	json_object_set_new(rep, "hosts", urls);
+	json_object_set_new(rep, "sources", sources);
 	return json_pack("{s:b, s:I, s:o, s:I}", "ok", 1, "host_id", (json_int_t)r->host_id,
 	                 "replicate", rep, "scrub_requested_at", (json_int_t)scrub_requested_at(r));
 }
@@ -410,8 +427,8 @@ enum MHD_Result api_host_heartbeat(struct req *r)
 	json_get_int(r->json, "free_bytes", &fr);
 	/* What the dashboard shows as is: queue, last sync, version, pinned folders. */
 	json_t *info = json_object();
-	const char *keys[] = {"queue",       "last_sync", "version", "pinned",
-	                      "cache_bytes", "seq",       "no_space"};
+	const char *keys[] = {"queue",       "last_sync", "version",  "pinned",
+	                      "cache_bytes", "seq",       "no_space", "io_errors"};
 	for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
 		json_t *v = json_object_get(r->json, keys[k]);
 		if (v)

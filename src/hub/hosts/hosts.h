@@ -19,6 +19,30 @@
 	"(h.last_seen IS NOT NULL AND h.status = 'online' AND h.last_seen + 3 * "                  \
 	"COALESCE(h.heartbeat_ms, " STRINGIFY(HOST_HEARTBEAT_MS_DEFAULT) ") > ?)"
 
+/* SQL: how many verified copies of chunk `hash` count toward min_replicas in
+ * the workspace of `w` (a workspaces row's alias: id, storage,
+ * replica_grace_s), given the time now (its one ?). The one rule
+ * (docs/storage.md, "Copies and durability") that the replicas card,
+ * locations, under-replicated, the replicate job and the hub cache's
+ * eviction all use. A copy is a chunk_replicas row in state 'ok' held by
+ * - a host of this workspace, not revoked, seen within its replica_grace_s
+ *   (an offline host's copies keep counting that long), or
+ * - the hub, in a 'hub' workspace only (in 'hosts' mode its store is a cache:
+ *   shown, never counted), and only while the workspace's grant of the chunk
+ *   is proven (the hub does not serve it an unproven grant's copy).
+ * A host of another workspace never counts: its copy is not this
+ * workspace's, and counting it would tell a member that some other
+ * workspace holds the same bytes. */
+#define HOSTS_COPIES_SQL(hash, w) HOSTS_COPIES_EXCEPT_SQL(hash, w, "''")
+/* The same without the copy of holder `except` (an SQL expression). */
+#define HOSTS_COPIES_EXCEPT_SQL(hash, w, except)                                                   \
+	"(SELECT COUNT(*) FROM chunk_replicas xr LEFT JOIN hosts xh ON xh.id = xr.host_id WHERE "  \
+	"xr.chunk_hash = " hash " AND xr.state = 'ok' AND xr.holder <> " except " AND "            \
+	"((xr.holder = 'hub' AND " w ".storage <> 'hosts' AND NOT EXISTS (SELECT 1 FROM "          \
+	"workspace_chunks xg WHERE xg.workspace_id = " w ".id AND xg.chunk_hash = " hash " AND "   \
+	"xg.proven = 0)) OR (xh.workspace_id = " w ".id AND xh.revoked_at IS NULL AND "            \
+	"xh.last_seen + CAST(" w ".replica_grace_s AS BIGINT) * 1000 > ?)))"
+
 /* enrol.c */
 enum MHD_Result api_host_invite(struct req *r);
 enum MHD_Result api_host_join(struct req *r);

@@ -3,11 +3,9 @@
  * (locations), and the files some chunk of which has fewer verified copies
  * than min_replicas (under-replicated).
  *
- * A verified copy of a chunk (docs/api.md, "Locations"): its chunk_replicas
- * row is state 'ok' and the holder is the hub — unless this workspace's grant
- * of the chunk is unproven (the hub will not serve that copy to it) — or a
- * non-revoked host of the workspace seen within replica_grace_s, as the
- * replicate job counts (an offline host's copies keep counting that long).
+ * Copies are counted by the one rule (HOSTS_COPIES_SQL, hosts.h; docs/api.md,
+ * "Locations"), as the replicate job and the eviction count them: in 'hosts'
+ * mode the hub's cached copy is shown (hub.chunks_held) but does not count.
  *
  * A member who may not read a file learns nothing of it: locations answers
  * 404 as for a missing file, under-replicated leaves it out.
@@ -26,15 +24,6 @@
 #define OLDER_VERSIONS_MAX  20  /* older versions a host's stale copy is looked for in */
 #define UNDER_LIMIT_DEFAULT 100 /* files in one page of under-replicated */
 #define UNDER_LIMIT_MAX     1000
-
-/* SQL: the verified copies of chunk col, given the workspace (?), the
- * workspace again (?) and the grace cutoff (?): see the header comment. */
-#define COPIES_OF(col)                                                                             \
-	"(SELECT COUNT(*) FROM chunk_replicas cr LEFT JOIN hosts h ON h.id = cr.host_id WHERE "    \
-	"cr.chunk_hash = " col " AND cr.state = 'ok' AND ((cr.holder = 'hub' AND NOT EXISTS "      \
-	"(SELECT 1 FROM workspace_chunks wc WHERE wc.workspace_id = ? AND wc.chunk_hash = " col    \
-	" AND wc.proven = 0)) OR (h.workspace_id = ? AND h.revoked_at IS NULL AND h.last_seen > "  \
-	"?)))"
 
 /* The distinct chunks of version ? */
 #define VERSION_CHUNKS_SQL "(SELECT DISTINCT chunk_hash FROM version_chunks WHERE version_id = ?)"
@@ -154,14 +143,15 @@ fail:
 }
 
 /* The fewest verified copies any chunk of the version has; -1 for no chunk. */
-static bool min_copies(struct req *r, int64_t version_id, int64_t cutoff, int64_t *out)
+static bool min_copies(struct req *r, int64_t version_id, int64_t now, int64_t *out)
 {
 	int64_t n = 0, least = 0;
 	struct db_stmt *st =
 	    db_query(r->db,
-	             "SELECT COUNT(*), COALESCE(MIN(n), 0) FROM (SELECT " COPIES_OF(
-	                 "u.chunk_hash") " AS n FROM " VERSION_CHUNKS_SQL " u) x",
-	             r->ws_id, r->ws_id, cutoff, version_id);
+	             "SELECT COUNT(*), COALESCE(MIN(n), 0) FROM (SELECT " HOSTS_COPIES_SQL(
+	                 "u.chunk_hash", "w") " AS n FROM " VERSION_CHUNKS_SQL
+	                                      " u JOIN workspaces w ON w.id = ?) x",
+	             now, version_id, r->ws_id);
 	if (!two_numbers(st, &n, &least))
 		return false;
 	*out = n ? least : -1;
@@ -217,7 +207,7 @@ enum MHD_Result api_locations(struct req *r)
 	                 "AND wc.proven = 0)",
 	                 fi.version_id, r->ws_id),
 	        &hub_chunks, &hub_bytes) ||
-	    !min_copies(r, fi.version_id, now - s.grace_ms, &copies) ||
+	    !min_copies(r, fi.version_id, now, &copies) ||
 	    !(hosts = host_copies(r, &fi, nchunks, &s, now))) {
 		ret = reply_db_error(r);
 		goto out;
@@ -229,6 +219,9 @@ enum MHD_Result api_locations(struct req *r)
 	              s.storage, "replica_grace_s", (json_int_t)(s.grace_ms / 1000), "hub",
 	              "chunks_held", (json_int_t)hub_chunks, "bytes_held", (json_int_t)hub_bytes,
 	              "hosts", hosts, "below_min", copies >= 0 && copies < s.min_replicas);
+	/* The hub's copy counts toward min_replicas in 'hub' mode only. */
+	json_object_set_new(json_object_get(o, "hub"), "counted",
+	                    json_boolean(strcmp(s.storage, "hosts") != 0));
 	json_object_set_new(o, "copies", copies >= 0 ? json_integer(copies) : json_null());
 	ret = reply_json(r, MHD_HTTP_OK, o);
 out:
@@ -256,16 +249,18 @@ static bool under_collect(struct req *r, const struct ws_settings *s, struct und
 	    r->db,
 	    "SELECT d.path, f.name, v.number, v.size, MIN(x.n) FROM files f JOIN folders d ON d.id "
 	    "= f.folder_id JOIN file_versions v ON v.id = f.current_version_id JOIN version_chunks "
-	    "vc ON vc.version_id = v.id JOIN (SELECT u.chunk_hash, " COPIES_OF(
-	        "u.chunk_hash") " AS n FROM (SELECT DISTINCT vc2.chunk_hash FROM files f2 JOIN "
-	                        "version_chunks vc2 ON vc2.version_id = f2.current_version_id "
-	                        "WHERE "
-	                        "f2.workspace_id = ? AND f2.deleted_at IS NULL) u) x ON "
-	                        "x.chunk_hash "
-	                        "= vc.chunk_hash WHERE f.workspace_id = ? AND f.deleted_at IS NULL "
-	                        "GROUP BY f.id, d.path, f.name, v.number, v.size HAVING MIN(x.n) < "
-	                        "?",
-	    r->ws_id, r->ws_id, now_ms() - s->grace_ms, r->ws_id, r->ws_id, s->min_replicas);
+	    "vc ON vc.version_id = v.id JOIN (SELECT u.chunk_hash, " HOSTS_COPIES_SQL(
+	        "u.chunk_hash",
+	        "w") " AS n FROM (SELECT DISTINCT vc2.chunk_hash FROM files f2 JOIN "
+	             "version_chunks vc2 ON vc2.version_id = f2.current_version_id "
+	             "WHERE "
+	             "f2.workspace_id = ? AND f2.deleted_at IS NULL) u JOIN workspaces "
+	             "w ON w.id = ?) x ON "
+	             "x.chunk_hash "
+	             "= vc.chunk_hash WHERE f.workspace_id = ? AND f.deleted_at IS NULL "
+	             "GROUP BY f.id, d.path, f.name, v.number, v.size HAVING MIN(x.n) < "
+	             "?",
+	    now_ms(), r->ws_id, r->ws_id, r->ws_id, s->min_replicas);
 	size_t cap = 0;
 	*out = NULL;
 	*n = 0;

@@ -2,7 +2,8 @@
  * (docs/jobs.md). Per such workspace, while the hub holds more than
  * hub_cache_bytes of its chunks, the least recently used one goes — but only
  * one that every workspace granting it can do without: each is in 'hosts'
- * mode and has min_replicas verified copies on its own hosts. A chunk shared
+ * mode and has min_replicas verified copies (HOSTS_COPIES_SQL: in 'hosts'
+ * mode those are its own hosts'). A chunk shared
  * with a 'hub' workspace is that workspace's storage: never evicted, and not
  * counted against the cache. chunk_replicas(holder 'hub').updated_at is the
  * last use (the hub touches it when it serves from the cache).
@@ -20,6 +21,7 @@
  *
  * Threads: the replicate job's (job.h). */
 #include "job.h"
+#include "../hosts/hosts.h"
 #include "../../core/hash.h"
 #include "../../core/json.h"
 #include "../../core/util.h"
@@ -31,11 +33,12 @@
 #define EVICT_BATCH    256
 
 /* SQL (params: fence, now): no workspace granting chunk `hash` still needs
- * the hub's copy. */
+ * the hub's copy: each is in 'hosts' mode, where the hub's copy does not
+ * count, and has min_replicas verified copies by the one rule (hosts.h). */
 #define EVICTABLE_SQL(hash)                                                                        \
 	"NOT EXISTS (SELECT 1 FROM workspace_chunks g2 JOIN workspaces w2 ON w2.id = "             \
 	"g2.workspace_id WHERE g2.chunk_hash = " hash " AND (w2.storage <> 'hosts' OR "            \
-	"g2.touched_at >= ? OR " JOB_HOST_COPIES_SQL(hash, "w2") " < w2.min_replicas))"
+	"g2.touched_at >= ? OR " HOSTS_COPIES_SQL(hash, "w2") " < w2.min_replicas))"
 
 /* Evict one chunk if it still may go. 1 evicted, 0 kept, <0 error. */
 static int evict_one(struct job *j, const char *hash, int64_t fence, int64_t now)

@@ -265,8 +265,10 @@ static enum job_result delete_chunk(struct job *j, const char *hash, int64_t lea
 /* Hosts that keep chunk hash (cache, assigned copies) drop it before it is
  * deleted: their rows become 'released', the heartbeat's answer lists them to
  * drop, and each host reports it dropped (its row goes). *wait: some host of
- * a live workspace has not done so yet, for at most HOST_DROP_WAIT_MS (an
- * offline host's copy then stays in its cache until its LRU evicts it). */
+ * a live workspace has not done so yet, for at most HOST_DROP_WAIT_MS. A host
+ * offline longer never sees the drop list; its cache sweep (at start and on
+ * chunks.collected) asks hosts/self/replicas which pinned copies the
+ * workspace let go of, and drops those (host/replica.c). */
 /* Hosts that still sync a workspace: not revoked, their workspace not deleted
  * (such a host stopped syncing and is told nothing more). */
 #define LIVE_HOSTS                                                                                 \

@@ -65,13 +65,4 @@ int job_gc_fenced(struct job *j);
 /* The hub cache's eviction in 'hosts' workspaces (evict.c), after replicate. */
 enum job_result job_evict(struct job *j);
 
-/* SQL: how many verified copies of chunk `hash` the hosts of workspace `w`
- * (a workspaces row's alias) hold — state 'ok', not revoked, seen within the
- * workspace's replica_grace_s before the time bound to its one ?. */
-#define JOB_HOST_COPIES_SQL(hash, w)                                                               \
-	"(SELECT COUNT(*) FROM chunk_replicas hr JOIN hosts hh ON hh.id = hr.host_id WHERE "       \
-	"hr.chunk_hash = " hash " AND hr.state = 'ok' AND hh.workspace_id = " w ".id AND "         \
-	"hh.revoked_at IS NULL AND hh.last_seen + CAST(" w ".replica_grace_s AS BIGINT) * 1000 > " \
-	"?)"
-
 #endif

@@ -29,18 +29,19 @@ int job_fetch_from_hosts(struct job *j, const char *hash, int64_t ws)
 	return chunksrc_fetch_to_store(j->c->db, j->c->store, ws, hash);
 }
 
-/* SQL: the copies of chunk ? that count — the hub's, and hosts' seen within
- * their workspace's replica grace (a host offline longer is gone for this) —
- * given the grace cutoff ?. */
-#define COPIES_SQL                                                                                 \
-	"(SELECT COUNT(*) FROM chunk_replicas o LEFT JOIN hosts h ON h.id = o.host_id WHERE "      \
-	"o.chunk_hash = %s AND o.state %s AND (%s OR (h.revoked_at IS NULL AND "                   \
-	"h.last_seen > ?))%s)"
+/* SQL: copies of chunk `hash` assigned to the hosts of workspace row w
+ * (their copies HOSTS_COPIES_SQL would count once made), given now (?). The
+ * job does not ask for more while they are on their way. */
+#define PENDING_SQL(hash)                                                                          \
+	"(SELECT COUNT(*) FROM chunk_replicas p JOIN hosts ph ON ph.id = p.host_id WHERE "         \
+	"p.chunk_hash = " hash " AND p.state = 'pending' AND ph.workspace_id = w.id AND "          \
+	"ph.revoked_at IS NULL AND ph.last_seen + CAST(w.replica_grace_s AS BIGINT) * 1000 > ?)"
 
 /* Which chunks a workspace keeps min_replicas copies of: in 'hub' mode those
  * of current files (the hub's store holds all of them anyway); in 'hosts'
  * mode those of every version (kept versions are restorable and the hub's
- * copy is only cache), and the hub's copy does not count. */
+ * copy is only cache). Copies are counted by the one rule (HOSTS_COPIES_SQL:
+ * the hub's counts in 'hub' mode only). */
 #define LIVE_CURRENT_SQL                                                                           \
 	"SELECT DISTINCT vc.chunk_hash FROM files f JOIN version_chunks vc ON vc.version_id = "    \
 	"f.current_version_id WHERE f.workspace_id = ? AND f.deleted_at IS NULL"
@@ -56,28 +57,27 @@ int job_fetch_from_hosts(struct job *j, const char *hash, int64_t ws)
 static enum job_result replicate_to_hosts(struct job *j)
 {
 	struct db *db = j->c->db;
-	struct db_stmt *st =
-	    db_query(db, "SELECT id, min_replicas, replica_grace_s, storage FROM workspaces "
-	                 "ORDER BY id");
-	int64_t ws[256], minr[256], grace[256];
+	struct db_stmt *st = db_query(db, "SELECT id, storage FROM workspaces ORDER BY id");
+	int64_t ws[256];
 	bool hosts_mode[256];
 	int nws = 0;
 	while (st && nws < 256 && db_step(st) == DB_ROW) {
 		ws[nws] = db_col_int64(st, 0);
-		minr[nws] = db_col_int64(st, 1);
-		grace[nws] = db_col_int64(st, 2) * 1000;
-		hosts_mode[nws++] = strcmp(db_col_text(st, 3), "hosts") == 0;
+		hosts_mode[nws++] = strcmp(db_col_text(st, 1), "hosts") == 0;
 	}
 	db_finalize(st);
 	for (int w = 0; w < nws; w++) {
-		int64_t now = now_ms(), cutoff = now - grace[w];
-		const char *hub_counts = hosts_mode[w] ? "1 = 0" : "o.holder = 'hub'";
-		char *under = xasprintf("SELECT u.chunk_hash, c.size FROM (%s) u JOIN chunks c ON "
-		                        "c.hash = u.chunk_hash WHERE " COPIES_SQL
-		                        " < ? ORDER BY u.chunk_hash LIMIT 4096",
-		                        hosts_mode[w] ? LIVE_ALL_SQL : LIVE_CURRENT_SQL,
-		                        "u.chunk_hash", "IN ('ok', 'pending')", hub_counts, "");
-		st = db_query(db, under, ws[w], cutoff, minr[w]);
+		int64_t now = now_ms();
+		char *under =
+		    xasprintf("SELECT u.chunk_hash, c.size FROM (%s) u JOIN chunks c ON c.hash = "
+		              "u.chunk_hash "
+		              "JOIN workspaces w ON w.id = ? WHERE " HOSTS_COPIES_SQL(
+		                  "u.chunk_hash",
+		                  "w") " + " PENDING_SQL("u.chunk_hash") " < w.min_replicas "
+		                                                         "ORDER BY u.chunk_hash "
+		                                                         "LIMIT 4096",
+		              hosts_mode[w] ? LIVE_ALL_SQL : LIVE_CURRENT_SQL);
+		st = db_query(db, under, ws[w], ws[w], now, now);
 		free(under);
 		json_t *want = json_array();
 		while (st && db_step(st) == DB_ROW)
@@ -130,18 +130,17 @@ static enum job_result replicate_to_hosts(struct job *j)
 		}
 		json_decref(want);
 		/* Surplus: an assigned copy the chunk no longer needs. */
-		char *surplus = xasprintf(
+		const char *surplus =
 		    "UPDATE chunk_replicas SET state = 'released', updated_at = ? WHERE assigned = "
 		    "1 "
 		    "AND state IN ('ok', 'pending') AND host_id IN (SELECT id FROM hosts WHERE "
-		    "workspace_id = ?) AND " COPIES_SQL " >= ?",
-		    "chunk_replicas.chunk_hash", "= 'ok'", hub_counts,
-		    " AND o.holder <> chunk_replicas.holder");
+		    "workspace_id = ?) AND EXISTS (SELECT 1 FROM workspaces w WHERE w.id = ? AND "
+		    "" HOSTS_COPIES_EXCEPT_SQL("chunk_replicas.chunk_hash", "w",
+		                               "chunk_replicas.holder") " >= w.min_replicas)";
 		int64_t before = 0, after = 0;
 		db_int64(db, &before,
 		         "SELECT COUNT(*) FROM chunk_replicas WHERE state = 'released'");
-		int rc = db_run(db, surplus, now, ws[w], cutoff, minr[w]);
-		free(surplus);
+		int rc = db_run(db, surplus, now, ws[w], ws[w], now);
 		if (rc != DB_DONE)
 			return JOB_DB_ERR;
 		db_int64(db, &after,
@@ -173,7 +172,7 @@ static enum job_result replicate_to_hosts(struct job *j)
 	"vc.chunk_hash > ? AND (COALESCE(g.proven, 1) = 0 OR NOT EXISTS (SELECT 1 FROM "           \
 	"chunk_replicas cr WHERE cr.chunk_hash = vc.chunk_hash AND cr.holder = 'hub' AND "         \
 	"cr.state = 'ok')) AND (w.storage <> 'hosts' OR (v.created_at + "                          \
-	"CAST(w.replica_grace_s AS BIGINT) * 1000 < ? AND " JOB_HOST_COPIES_SQL(                   \
+	"CAST(w.replica_grace_s AS BIGINT) * 1000 < ? AND " HOSTS_COPIES_SQL(                      \
 	    "vc.chunk_hash", "w") " < w.min_replicas)) ORDER BY vc.chunk_hash LIMIT ?"
 
 /* Fetch one chunk the hub wants (HUB_WANTS_SQL's row) from hosts. An
