@@ -813,11 +813,15 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 		return;
 	}
 	/* The echo of a move this host made itself, after a stale creation event
-	 * (its own upload's, delivered late: after a feed reconnect) put the file
-	 * back at from: to already holds that very version, so from is a second
-	 * copy to drop, not a conflict to keep beside it. */
+	 * (its own upload's, delivered late: after a feed reconnect, or a feed
+	 * not yet connected at start) put the file back at from: to already holds
+	 * that very version, or a newer one this host sent since (an editor's
+	 * save: a temp name, renamed, then saved again). The hub moves only onto
+	 * a free path and events come in order, so a version at to newer than
+	 * from's can only be this file's: from is a stale copy to drop (kept if
+	 * edited here since), not a conflict to keep beside it. */
 	if (!fe.dir && fe.version_id && idx_get(h->db, to, &te) == 1 && !te.dir &&
-	    te.version_id == fe.version_id) {
+	    te.version_id >= fe.version_id) {
 		remove_local_file(h, from);
 		atomic_store(&h->last_sync, now_ms());
 		return;

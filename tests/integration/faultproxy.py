@@ -9,6 +9,8 @@ switched while it runs, delays, drops, resets and stalls them.
     p.stall(after=1 << 20, seconds=5, then="reset", direction="up", times=1)
     p.bandwidth = 256 * 1024                  # bytes/s per direction and connection
     p.reset_after(after=3 << 20, direction="up", times=1)
+    p.hold_down = b"/feed"                    # answers to requests naming it wait
+    p.hold_down = None                        # (until it is cleared) then flow
     p.clear()                                 # back to plain forwarding
 
 Directions: "up" is client -> server (a request body), "down" server -> client (a
@@ -48,6 +50,7 @@ class _Conn:
         self.proxy, self.client, self.server, self.n = proxy, client, server, n
         self.sent = {UP: 0, DOWN: 0}
         self.fault = {}  # direction -> (after, seconds, then): this connection's own
+        self.held = False  # its first request named the proxy's hold_down
         self.closed = False
         self.lock = threading.Lock()
 
@@ -83,6 +86,11 @@ class _Conn:
                     return
                 if p.delay_ms:
                     time.sleep(p.delay_ms / 1000.0)
+                if direction == UP and self.sent[UP] == 0 and p.hold_down is not None:
+                    self.held = p.hold_down in data.split(b"\r\n", 1)[0]
+                while direction == DOWN and self.held and p.hold_down is not None \
+                        and not self.closed:
+                    time.sleep(0.02)
                 fault = self.fault.get(direction)
                 if fault is None:
                     fault = p._claim(direction, self.sent[direction] + len(data))
@@ -148,6 +156,9 @@ class FaultProxy:
         """Plain forwarding from now on (live connections keep a fault already claimed)."""
         self.delay_ms = 0
         self.drop_new = False
+        # bytes: a connection whose first request line holds them gets no answer
+        # bytes while this stays set (a feed held back; everything else flows)
+        self.hold_down = None
         self.bandwidth = 0
         self._plans = {UP: [], DOWN: []}
 

@@ -321,6 +321,53 @@ class HostTest(NetFaultBase):
         for h in (self.A, self.B):
             self.assertTrue(h.running(), h.log_tail())
 
+    def test_own_changes_echoed_late_after_a_move_and_an_edit_make_no_conflict(self):
+        """An editor's save (write a temp name, rename it over the file) that the
+        host uploads under the temp name, moves, and then sends a newer version of,
+        all before its feed delivers its own events (a feed late to connect, as
+        at start, or slow): the late echoes leave one file, the newest, and no
+        conflict copy. (Found by bench/soak.py: a 'conflict from A' identical to
+        the file beside it.)"""
+        os.makedirs(self.A.path("/echo"), exist_ok=True)
+        wait_for(lambda: self.info("/echo"), 30, "/echo on the hub", [self.A])
+        # A's feed is held: its answers wait in the proxy (A's uploads and moves
+        # flow); reset so that A opens a new feed connection, which is held.
+        self.proxy.hold_down = b"/events"
+        self.proxy.reset_live()
+        first, second = self.rng.randbytes(50_000), self.rng.randbytes(60_000)
+        self.place(self.A, "/echo/.~doc.txt", first)
+        wait_for(lambda: (self.info("/echo/.~doc.txt") or {}).get("hash") == sha(first), 60,
+                 "the temp name on the hub", [self.A])
+        os.rename(self.A.path("/echo/.~doc.txt"), self.A.path("/echo/doc.txt"))
+        wait_for(lambda: not self.info("/echo/.~doc.txt") and
+                 (self.info("/echo/doc.txt") or {}).get("hash") == sha(first), 60,
+                 "the move on the hub", [self.A])
+        self.place(self.A, "/echo/doc.txt", second)
+        wait_for(lambda: (self.info("/echo/doc.txt") or {}).get("hash") == sha(second), 60,
+                 "the edit on the hub", [self.A])
+        last = self.hub.sql("SELECT MAX(seq) FROM changes WHERE workspace_id = ?",
+                            (self.ws,))[0][0]
+        self.proxy.hold_down = None  # the feed delivers A's own three changes now
+        wait_for(lambda: (self.A.status().get("seq") or 0) >= last, 60,
+                 "A's feed to pass seq %d" % last, [self.A])
+
+        def settled():
+            names = sorted(os.listdir(self.A.path("/echo")))
+            st, body, _, _ = self.api("GET", "/list?path=" + q("/echo"))
+            hub = sorted(e["name"] for e in body["entries"])
+            here = os.path.exists(self.A.path("/echo/doc.txt")) and \
+                sha_file(self.A.path("/echo/doc.txt")) == sha(second)
+            return (names, hub, here) == (["doc.txt"], ["doc.txt"], True)
+        wait_for(settled, 30, lambda: "one doc.txt with the edit; A has %s, the hub %s" % (
+            sorted(os.listdir(self.A.path("/echo"))),
+            [e["name"] for e in self.api("GET", "/list?path=" + q("/echo"))[1]["entries"]]),
+            [self.A])
+        # and it stays so (a late conflict copy would come within a heartbeat)
+        wait_for(lambda: self.B.running() and os.path.exists(self.B.path("/echo/doc.txt")) and
+                 sha_file(self.B.path("/echo/doc.txt")) == sha(second), 60,
+                 "B to have the edit", [self.B])
+        self.assertEqual(sorted(os.listdir(self.A.path("/echo"))), ["doc.txt"])
+
 
 class _ProxiedRelay:
     """What a Host needs of a Relay, with the tunnel port behind a proxy."""
