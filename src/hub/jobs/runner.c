@@ -18,6 +18,7 @@
 #include "../../core/json.h"
 #include "../../core/util.h"
 
+#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +303,7 @@ static void *jobs_main(void *arg)
 	jobs_ctx_init(&c, &hub->cfg);
 	c.store = hub->store;
 	c.only_due = true;
+	int64_t trimmed = mono_ms();
 	while (!atomic_load(&hub->jobs_stopping)) {
 		c.db = db_pool_acquire(hub->pool);
 		for (int i = 0; i < JOB_COUNT && !atomic_load(&hub->jobs_stopping); i++) {
@@ -330,6 +332,13 @@ static void *jobs_main(void *arg)
 		}
 		traffic_flush(hub, c.db);
 		db_pool_release(hub->pool, c.db);
+		/* Memory freed by request threads stays in glibc's per-thread
+		 * arenas, so RSS climbs to the sum of their peaks (the soak saw
+		 * 60 -> 69 MiB with 11 MB in use): give it back once a minute. */
+		if (mono_ms() - trimmed >= 60000) {
+			malloc_trim(0);
+			trimmed = mono_ms();
+		}
 		for (int k = 0;
 		     k < JOBS_POLL_MS / JOBS_STOP_CHECK_MS && !atomic_load(&hub->jobs_stopping);
 		     k++)
