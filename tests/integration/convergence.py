@@ -61,6 +61,15 @@ def conflict_base(path):
     return m.group(1) + (m.group(2) or "") if m else None
 
 
+def hub_tree(checker):
+    """The hub's tree, or None when it changed under the listing (a folder listed
+    in its parent, gone or a file by the time it was listed)."""
+    try:
+        return checker.hub_tree()
+    except AssertionError:
+        return None
+
+
 class Failure(AssertionError):
     pass
 
@@ -584,7 +593,7 @@ class Run:
             if self.model.get(p) != d:
                 continue  # edited or moved since, in this round
             # The hub has the big file: the other hosts are fetching it now. Edit it again.
-            wait_for(lambda: self.checker.hub_tree().get(p) == d, 180,
+            wait_for(lambda: (hub_tree(self.checker) or {}).get(p) == d, 180,
                      "the hub to have %s" % p, list(self.hosts.values()), interval=0.1)
             if os.path.exists(h.path(p)) and self.model.get(p) == d:
                 nd = self.place(h, p, self.content(big=self.rng.random() < 0.5))
@@ -600,10 +609,12 @@ class Run:
         state = {}
 
         def same():
-            hub = self.checker.hub_tree()
+            hub = hub_tree(self.checker)
+            if hub is None:
+                return False
             trees = {lab: local_tree(h.dir) for lab, h in self.hosts.items()}
             state["hub"], state["trees"] = hub, trees
-            return all(t == hub for t in trees.values()) and hub == self.checker.hub_tree()
+            return all(t == hub for t in trees.values()) and hub == hub_tree(self.checker)
 
         def diff():
             hub, out = state.get("hub", {}), []
