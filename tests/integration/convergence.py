@@ -548,8 +548,22 @@ class Run:
         h = self.hosts[label]
         if not h.running():
             h.start()
+            # A file that the agent's start-up scan finds missing was lost while it
+            # was stopped, by design, and is fetched again: a user's delete or
+            # rename waits until the scan is over (docs/reliability.md).
+            wait_for(lambda: self.scanned(h), 60, "host %s's start-up scan" % label,
+                     [h], interval=0.05)
         for kind, args in self.deferred.pop(label, []):
             self.host_op(rnd, label, kind, args)
+
+    @staticmethod
+    def scanned(h):
+        try:
+            with open(os.path.join(h.dir, ".roost", "status.json")) as f:
+                st = json.load(f)
+        except (OSError, ValueError):
+            return False
+        return st.get("pid") == h.proc.pid and st.get("state") in ("syncing", "idle")
 
     def all_up(self, rnd):
         self.proxy.clear()
