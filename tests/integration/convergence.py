@@ -730,9 +730,11 @@ class Run:
                               self.seed, self.seed, e, self.oplog_text())) from None
 
     def summary(self):
-        return "seed %d: %d rounds, %d operations (%d races), %d faults; %s" % (
-            self.seed, self.stats["rounds"], self.stats["ops"], self.stats["races"],
-            self.stats["faults"], ", ".join("%s %d" % kv for kv in sorted(self.kinds.items())))
+        return "seed %d: %d rounds, %d operations (%d races), %d faults, %d paths taken " \
+            "as the hub had them; %s" % (
+                self.seed, self.stats["rounds"], self.stats["ops"], self.stats["races"],
+                self.stats["faults"], self.stats["uncertain"],
+                ", ".join("%s %d" % kv for kv in sorted(self.kinds.items())))
 
 
 def seeds_from_env(count):
