@@ -568,19 +568,22 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		return;
 	}
 	free(local);
-	make_way(h, path, false);
-	if (conflict == PLAN_KEEP_LOCAL) {
-		if (!keep_as_conflict(h, path))
-			return;
-		have = false;
-	} else if (!plan_same(&want, &theirs)) {
+	if (conflict != PLAN_KEEP_LOCAL && !plan_same(&want, &theirs)) {
 		/* The new version holds what the index has: the local edit (or
-		 * delete) stands, and goes up on the new version. */
+		 * delete) stands, and goes up on the new version. No way is made
+		 * for it: a file here where its folders were (the user replaced
+		 * the folder) is the user's latest, not a conflict. */
 		e.version_id = vid;
 		e.version = version;
 		idx_put(h->db, path, &e);
 		host_mark_dirty(h, path, 0);
 		return;
+	}
+	make_way(h, path, false);
+	if (conflict == PLAN_KEEP_LOCAL) {
+		if (!keep_as_conflict(h, path))
+			return;
+		have = false;
 	}
 	if (!host_room_for(h, path, size)) {
 		/* reported; a resync tries again later, after a restart too */
