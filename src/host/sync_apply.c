@@ -847,6 +847,10 @@ static void apply_mkdir(struct host *h, const char *path)
 {
 	if (host_policy(h, path) != POL_PINNED)
 		return;
+	struct ientry e;
+	if (idx_get(h->db, path, &e) == 1 && e.dir)
+		return; /* agreed already (our own folder's echo): a file here now is the
+		           user's replacement, which goes up (local_replaced) */
 	make_way(h, path, true);
 	char *local = host_local(h, path);
 	if (mkdir_p(local, 0777) == 0) {
