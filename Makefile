@@ -75,13 +75,23 @@ fuzz: deps fuzz-build
 
 # Crash points at full size (docs/reliability.md, "Crashes"; not in `make test`):
 # TORTURE_POINTS kill points on SQLite, then as many on PostgreSQL, each run
-# printing its seed (ROOST_SEED=N replays one) and a summary.
+# printing its seed (ROOST_SEED=N replays one) and a summary. Then randomized
+# convergence ("Randomized convergence"): CONVERGENCE_SEEDS seeds of
+# CONVERGENCE_ROUNDS rounds on each back end.
 TORTURE_POINTS ?= 200
+CONVERGENCE_ROUNDS ?= 25
+CONVERGENCE_SEEDS ?= 8
 torture: deps build
 	for db in sqlite postgres; do \
 		ROOST_TEST_DB=$$db ROOST_BIN=$(CURDIR)/$(BUILD)/roost \
 		PYTHONPATH=$(CURDIR)/tests/integration \
 		python3 tests/integration/torture.py $(TORTURE_POINTS) || exit 1; \
+	done
+	for db in sqlite postgres; do \
+		ROOST_TEST_DB=$$db ROOST_BIN=$(CURDIR)/$(BUILD)/roost \
+		PYTHONPATH=$(CURDIR)/tests/integration \
+		python3 tests/integration/convergence.py $(CONVERGENCE_ROUNDS) \
+			$(CONVERGENCE_SEEDS) || exit 1; \
 	done
 
 # The browser test's screenshots of each page, into docs/screenshots/.

@@ -573,19 +573,22 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		return;
 	}
 	free(local);
-	make_way(h, path, false);
-	if (conflict == PLAN_KEEP_LOCAL) {
-		if (!keep_as_conflict(h, path))
-			return;
-		have = false;
-	} else if (!plan_same(&want, &theirs)) {
+	if (conflict != PLAN_KEEP_LOCAL && !plan_same(&want, &theirs)) {
 		/* The new version holds what the index has: the local edit (or
-		 * delete) stands, and goes up on the new version. */
+		 * delete) stands, and goes up on the new version. No way is made
+		 * for it: a file here where its folders were (the user replaced
+		 * the folder) is the user's latest, not a conflict. */
 		e.version_id = vid;
 		e.version = version;
 		idx_put(h->db, path, &e);
 		host_mark_dirty(h, path, 0);
 		return;
+	}
+	make_way(h, path, false);
+	if (conflict == PLAN_KEEP_LOCAL) {
+		if (!keep_as_conflict(h, path))
+			return;
+		have = false;
 	}
 	if (!host_room_for(h, path, size)) {
 		/* reported; a resync tries again later, after a restart too */
@@ -853,6 +856,10 @@ static void apply_mkdir(struct host *h, const char *path)
 {
 	if (host_policy(h, path) != POL_PINNED)
 		return;
+	struct ientry e;
+	if (idx_get(h->db, path, &e) == 1 && e.dir)
+		return; /* agreed already (our own folder's echo): a file here now is the
+		           user's replacement, which goes up (local_replaced) */
 	make_way(h, path, true);
 	char *local = host_local(h, path);
 	if (mkdir_p(local, 0777) == 0) {

@@ -660,9 +660,25 @@ static void local_gone(struct host *h, const char *path)
 	}
 }
 
+/* The index has a file at path where the folder now has a folder, or the
+ * reverse: the user replaced one by the other, and the watcher saw only the
+ * new one. The old one goes from the workspace first (as its delete would
+ * have), else the hub refused the new one for ever ("a file or folder is in
+ * the way"). False while that delete waits for a retry. */
+static bool local_replaced(struct host *h, const char *path, bool now_dir)
+{
+	struct ientry e;
+	if (idx_get(h->db, path, &e) != 1 || e.dir == now_dir)
+		return true;
+	local_gone(h, path);
+	return idx_get(h->db, path, &e) != 1;
+}
+
 static void local_dir(struct host *h, const char *path)
 {
 	struct ientry e;
+	if (!local_replaced(h, path, true))
+		return;
 	if (strcmp(path, "/") != 0 && idx_get(h->db, path, &e) != 1) {
 		json_t *out = NULL;
 		long st = sync_hub_call(h, "POST", "/folders", NULL,
@@ -725,7 +741,7 @@ void sync_local_path(struct host *h, const char *path)
 	}
 	if (S_ISDIR(st.st_mode)) {
 		local_dir(h, path);
-	} else if (S_ISREG(st.st_mode)) {
+	} else if (S_ISREG(st.st_mode) && local_replaced(h, path, false)) {
 		struct ientry e;
 		int found = idx_get(h->db, path, &e) == 1;
 		int64_t base = found && !e.dir ? e.version_id : 0;
