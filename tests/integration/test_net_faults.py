@@ -206,13 +206,13 @@ class FeedTest(NetFaultBase):
             with open(src, "wb") as f:
                 f.write(b"change %d\n" % i)
             self.hub.cli("put", src, name)
-            if r.random() < 0.3:
+            if i % 4 == r.randrange(4) or i % 4 == 3:  # 10 to 19 cuts, where varies
                 # Cut the watch's stream; it must be back within 10 s, every time
                 # (it waited 30 s after its fourth cut).
                 cuts += self.proxy.reset_live()
                 wait_for(lambda: self.proxy.live_count() >= 1, 10,
                          "roost watch to reconnect after cut %d" % cuts)
-        self.assertGreaterEqual(cuts, 6)
+        self.assertGreaterEqual(cuts, 8)  # (a random 30% made fewer than 6 once)
 
         def events(lines):
             return [json.loads(ln) for ln in list(lines) if ln.strip()]
