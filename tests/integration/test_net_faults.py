@@ -322,6 +322,160 @@ class HostTest(NetFaultBase):
             self.assertTrue(h.running(), h.log_tail())
 
 
+class HostToHostTest(HubTest):
+    """Hosts fetch from each other: a `hosts`-storage workspace (hub_cache_bytes 0:
+    the hub holds none of the bytes) where host A's content server is seen by the
+    others only through the proxy (A's --advertise-url names it). Host B syncs
+    multi-chunk files from A while the proxy resets, stalls and truncates A's
+    answers mid-body: B's file ends whole, and B's folder never shows a short or
+    mixed file (only the old version or the new one, whole)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        st, _, payload, _ = cls.hub.request(
+            "PATCH", "/api/v1/workspaces/%d" % cls.ws,
+            {"storage": "hosts", "hub_cache_bytes": 0}, token=cls.token)
+        assert st == 200, payload
+        cls.A = harness.Host(cls.hub, cls.tmp, "A")
+        cls.B = harness.Host(cls.hub, cls.tmp, "B")
+        cls.C = harness.Host(cls.hub, cls.tmp, "C")
+        cls.proxy = FaultProxy(cls.A.port, seed=SEED + 5)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.A.extra_args = ["--advertise-url", cls.proxy.url]
+        for h in (cls.A, cls.B, cls.C):
+            h.join()
+        cls.A.start()
+        wait_for(lambda: cls.host_url("A") == cls.proxy.url, 30,
+                 "A to advertise the proxy's URL", [cls.A])
+
+    @classmethod
+    def host_url(cls, label):
+        st, body, _, _ = cls.hub.request("GET", "/api/v1/workspaces/%d/hosts" % cls.ws,
+                                         token=cls.token)
+        for h in body["hosts"] if st == 200 else []:
+            if h["label"] == label and h["status"] == "online":
+                return h.get("url")
+        return None
+
+    def setUp(self):
+        self.proxy.clear()
+        self.proxy.faults = {"reset": 0, "resume": 0, "close": 0}
+        self.rng = random.Random(SEED + 6 + len(self.id()))
+
+    def info(self, path):
+        st, body, _, _ = self.api("GET", "/info?path=" + q(path))
+        return body if st == 200 else None
+
+    def place(self, h, rel, data):
+        """Write outside the folder, then rename in: the host sees it whole."""
+        staged = os.path.join(self.tmp, "staged.bin")
+        os.makedirs(os.path.dirname(h.path(rel)), exist_ok=True)
+        with open(staged, "wb") as f:
+            f.write(data)
+        os.rename(staged, h.path(rel))
+
+    def watch_file(self, host, rel, allowed):
+        """Hash host's rel every few ms in a thread until stopped: every state seen
+        that is not one of `allowed` (hashes) is recorded. Returns (stop, seen)."""
+        stop, seen = threading.Event(), []
+        path = host.path(rel)
+
+        def loop():
+            while not stop.is_set():
+                try:
+                    with open(path, "rb") as f:
+                        d = sha(f.read())
+                except OSError:
+                    d = None
+                if d is not None and d not in allowed and d not in seen:
+                    seen.append(d)
+                time.sleep(0.005)
+        t = threading.Thread(target=loop)
+        t.start()
+        self.addCleanup(t.join, 30)
+        self.addCleanup(stop.set)
+        return stop, seen
+
+    def has(self, host, rel, digest):
+        p = host.path(rel)
+        return os.path.exists(p) and sha_file(p) == digest
+
+    def wait_on_hub(self, rel, digest):
+        wait_for(lambda: (self.info(rel) or {}).get("hash") == digest, 120,
+                 "%s committed by A" % rel, [self.A])
+
+    def test_a_download_from_a_host_cut_mid_body_ends_whole(self):
+        rel = "/h2h/big.bin"
+        old = self.rng.randbytes(12 * MiB)
+        self.place(self.A, rel, old)
+        self.wait_on_hub(rel, sha(old))
+        # A's answers to B: reset twice, truncated (a FIN) twice, held 2 s then
+        # reset once, 256 KiB to 3 MiB into a body (a chunk averages 1 MiB, a
+        # response carries one).
+        span = (256 << 10, 3 * MiB)
+        self.proxy.reset_after(span, direction=DOWN, times=2)
+        self.proxy.truncate_after(span, direction=DOWN, times=2)
+        self.proxy.stall(span, 2, then="reset", direction=DOWN)
+        stop, seen = self.watch_file(self.B, rel, {sha(old)})
+        self.B.start()
+        wait_for(lambda: self.has(self.B, rel, sha(old)), 240, "B to get big.bin whole",
+                 [self.A, self.B])
+        self.assertGreaterEqual(sum(self.proxy.faults.values()), 1,
+                                "no fault fired: B did not fetch through A's proxy")
+        # A new version edited in its middle and end: B fetches only the changed
+        # chunks, through the same faults, and never shows a mix of the two.
+        new = bytearray(old)
+        new[5 * MiB:5 * MiB + 300000] = self.rng.randbytes(300000)
+        new += self.rng.randbytes(2 * MiB)
+        new = bytes(new)
+        self.proxy.reset_after((64 << 10, 512 << 10), direction=DOWN, times=1)
+        self.proxy.truncate_after((64 << 10, 512 << 10), direction=DOWN, times=1)
+        stop.set()
+        stop, seen2 = self.watch_file(self.B, rel, {sha(old), sha(new)})
+        self.place(self.A, rel, new)
+        wait_for(lambda: self.has(self.B, rel, sha(new)), 240, "B to get the new version",
+                 [self.A, self.B])
+        stop.set()
+        self.assertEqual(seen + seen2, [], "B's folder showed a short or mixed file")
+        self.assertEqual(self.proxy.pending(DOWN), 0, "planned faults were not reached: %s"
+                         % self.proxy.faults)
+        self.assertGreaterEqual(self.proxy.faults.get("close", 0), 1, self.proxy.faults)
+        st, body, _, _ = self.api("GET", "/versions?path=" + q(rel))
+        self.assertEqual([v["hash"] for v in body["versions"]], [sha(new), sha(old)])
+        left = os.listdir(os.path.join(self.B.dir, ".roost", "tmp"))
+        self.assertEqual(left, [], "B left temp files")
+
+    def test_a_host_truncating_every_answer_is_replaced_by_another_source(self):
+        rel = "/h2h/fallback.bin"
+        data = self.rng.randbytes(8 * MiB)
+        self.B.stop()
+        self.C.start()
+        self.addCleanup(self.C.stop)
+        self.place(self.A, rel, data)
+        self.wait_on_hub(rel, sha(data))
+        # C gets it from A with no fault, then A's every answer is cut short.
+        wait_for(lambda: self.has(self.C, rel, sha(data)), 120, "C to get fallback.bin",
+                 [self.A, self.C])
+        wait_for(lambda: self.hub.sql(
+            "SELECT COUNT(DISTINCT r.host_id) FROM chunk_replicas r JOIN version_chunks vc "
+            "ON vc.chunk_hash = r.chunk_hash JOIN file_versions v ON v.id = vc.version_id "
+            "WHERE v.hash = ? AND r.state = 'ok'", (sha(data),))[0][0] >= 2, 60,
+            "the hub to record C's copies", [self.C])
+        self.proxy.truncate_after((16 << 10, 512 << 10), direction=DOWN, times=1000)
+        self.addCleanup(self.proxy.clear)
+        stop, seen = self.watch_file(self.B, rel, {sha(data)})
+        self.B.start()
+        wait_for(lambda: self.has(self.B, rel, sha(data)), 240, "B to get it from C",
+                 [self.A, self.B, self.C])
+        stop.set()
+        self.assertEqual(seen, [], "B's folder showed a short file")
+        self.assertGreaterEqual(self.proxy.faults.get("close", 0), 1,
+                                "B (or the hub for it) never tried A: %s" % self.proxy.faults)
+        self.proxy.clear()
+
+
 class _ProxiedRelay:
     """What a Host needs of a Relay, with the tunnel port behind a proxy."""
 
