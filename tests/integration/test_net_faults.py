@@ -548,5 +548,97 @@ class RelayTest(HubTest):
         self.assertTrue(self.A.running(), self.A.log_tail())
 
 
+class _HubVia:
+    """What a Relay needs of a Hub (its URL), with the hub's API behind a proxy."""
+
+    def __init__(self, proxy):
+        self.url = proxy.url
+
+
+class RelayHubTest(HubTest):
+    """The relay reaches the hub only through the proxy (its --hub names it): the
+    hub's keys and the revocation list (polled every second) come that way. While
+    that link is held or refused, the relay keeps serving downloads whole; a
+    revocation made meanwhile applies once the link is back."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        cls.proxy = FaultProxy(cls.hub.api_port, seed=SEED + 7)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.relay = harness.Relay(_HubVia(cls.proxy), cls.tmp)
+        cls.relay.start()
+        cls.addClassCleanup(cls.relay.stop)
+        cls.A = harness.Host(cls.hub, cls.tmp, "A", relay=cls.relay)
+        cls.A.join()
+        cls.A.start()
+        cls.blob = random.Random(SEED + 8).randbytes(6 * MiB)
+        staged = os.path.join(cls.tmp, "staged.bin")
+        with open(staged, "wb") as f:
+            f.write(cls.blob)
+        os.rename(staged, cls.A.path("r.bin"))
+        wait_for(lambda: (cls.hub.request(
+            "GET", "/api/v1/workspaces/%d/info?path=%s" % (cls.ws, q("/r.bin")),
+            token=cls.token)[1] or {}).get("hash") == sha(cls.blob), 120, "r.bin on the hub",
+            [cls.A])
+        cls.base = wait_for(cls.tunnel_url, 30, "A's public URL", [cls.A])
+
+    @classmethod
+    def tunnel_url(cls):
+        st, body, _, _ = cls.hub.request("GET", "/api/v1/workspaces/%d/hosts" % cls.ws,
+                                         token=cls.token)
+        return body["hosts"][0].get("tunnel_url") if st == 200 and body["hosts"] else None
+
+    def relay_path(self, base, rest):
+        prefix = "https://127.0.0.1:%d" % self.relay.public_port
+        self.assertTrue(base.startswith(prefix), base)
+        return base[len(prefix):] + rest
+
+    def download(self, base):
+        st, body, _, _ = self.api("POST", "/urls", {"path": "/r.bin"})
+        self.assertEqual(st, 201, body)
+        st, data, _ = self.relay.request(self.relay_path(base, "c/" + body["token"]),
+                                         timeout=30)
+        return st, data
+
+    def test_the_relay_serves_while_its_hub_link_fails_and_revokes_once_back(self):
+        base = self.base
+        self.assertEqual(self.download(base), (200, self.blob))
+        # The hub's answers to the relay held 6 s (the revocation poll's thread
+        # waits): downloads through the relay go on, whole and quick.
+        self.proxy.stall(0, 6, then="resume", direction=DOWN)
+        wait_for(lambda: self.proxy.faults.get("resume", 0) >= 1 or
+                 self.proxy.pending(DOWN) == 0, 30, "the relay's next poll to be held")
+        t0 = time.monotonic()
+        for _ in range(3):
+            self.assertEqual(self.download(base), (200, self.blob))
+        self.assertLess(time.monotonic() - t0, 5, "downloads waited for the held poll")
+        # The link refused and cut: the relay still serves; a revocation made now
+        # reaches it once the link is back.
+        self.proxy.drop_new = True
+        self.proxy.reset_live()
+        self.assertEqual(self.download(base), (200, self.blob))
+        st, body, _, _ = self.api("POST", "/hosts/%d/revoke-url" % self.hub.sql(
+            "SELECT id FROM hosts WHERE label = 'A'")[0][0], {})
+        self.assertEqual(st, 200, body)
+        wait_for(lambda: self.proxy.dropped >= 2, 30, "the relay to try the hub again")
+        self.proxy.clear()
+        probe = self.relay_path(base, "healthz")
+
+        def revoked():
+            try:
+                return self.relay.request(probe, timeout=10)[0] == 404
+            except (OSError, http.client.HTTPException):
+                return False
+        wait_for(revoked, 20, "the old URL revoked once the hub is reachable", [self.A])
+        # The host attaches again under a new URL, which serves the file whole.
+        new = wait_for(lambda: (lambda u: u if u and u != base else None)(self.tunnel_url()),
+                       60, "A's new public URL", [self.A])
+        got = wait_for(lambda: (lambda r: r[0] == 200 and r[1])(self.download(new)), 60,
+                       "a download through the new URL", [self.A])
+        self.assertEqual(sha(got), sha(self.blob))
+
+
 if __name__ == "__main__":
     harness.main()
