@@ -218,10 +218,11 @@ class Checker:
     def superseded_only(self, missing):
         """`hosts` storage: of the missing chunks, those a current version or an
         acknowledged one uses (returned, short), apart from those only kept
-        versions that no client was told of use — a host's version replaced by a
-        newer one before replica_grace_s: each host dropped the old content's
-        chunks (docs/reliability.md, "Crashes": a known limit, counted in
-        superseded_lost)."""
+        versions that no client was told of use: a host's version saved over on
+        that host before any other host had applied it, within replica_grace_s
+        (docs/storage.md: the one risk of `hosts` storage; docs/reliability.md,
+        "Crashes"), counted in superseded_lost. Hosts that applied a version keep
+        its chunks when it is replaced."""
         acked = {d for ds in self.ledger.acked.values() for d in ds}
         out = []
         for h in missing:
