@@ -224,17 +224,43 @@ class Checker:
         "Crashes"), counted in superseded_lost. Hosts that applied a version keep
         its chunks when it is replaced."""
         acked = {d for ds in self.ledger.acked.values() for d in ds}
+        labels = dict(self.hub.sql("SELECT id, label FROM hosts"))
         out = []
         for h in missing:
             rows = self.hub.sql(
-                "SELECT v.id, v.hash, f.current_version_id = v.id FROM version_chunks vc "
-                "JOIN file_versions v ON v.id = vc.version_id JOIN files f ON f.id = v.file_id "
-                "WHERE vc.chunk_hash = ?", (h,))
-            if any(cur or digest in acked for _, digest, cur in rows):
+                "SELECT v.id, v.hash, f.current_version_id = v.id, v.number, v.host_id, "
+                "d.path, f.name FROM version_chunks vc JOIN file_versions v ON "
+                "v.id = vc.version_id JOIN files f ON f.id = v.file_id JOIN folders d ON "
+                "d.id = f.folder_id WHERE vc.chunk_hash = ?", (h,))
+            if any(cur or digest in acked for _, digest, cur, *_ in rows):
                 out.append(h[:12])
+                continue
+            applied = [r for r in rows if self.applied_elsewhere(r, labels)]
+            if applied:  # another host had it: it must have kept the chunks
+                out.append("%s (%s version %d, applied on another host)" % (
+                    h[:12], self.row_path(applied[0]), applied[0][3]))
             else:
-                self.superseded_lost |= {vid for vid, _, _ in rows}
+                self.superseded_lost |= {r[0] for r in rows}
         return out
+
+    @staticmethod
+    def row_path(row):
+        folder, name = row[5], row[6]
+        return folder.rstrip("/") + "/" + name
+
+    def applied_elsewhere(self, row, labels):
+        """Did a host other than the committing one log applying this version?"""
+        line = "synced %s (version %d) from the workspace" % (self.row_path(row), row[3])
+        for host in self.hosts:
+            if host.label == labels.get(row[4]):
+                continue
+            try:
+                with open(host.log_path, errors="replace") as f:
+                    if any(line in ln for ln in f):
+                        return True
+            except OSError:
+                pass
+        return False
 
     def check_objects_whole(self):
         """No object in the hub's store is torn: each written since the last check

@@ -51,6 +51,7 @@ class CrashPointsTest(unittest.TestCase):
             harness.STORE = store
         print("\n" + t.summary(seconds))
         self.assertEqual(t.checks, points + 1)
+        self.assertIsNotNone(t.hub.s3, "the hub's store was not the bucket")
         self.assertEqual({c for _, c in t.kills}, {"hub"})
         self.assertGreater(t.checker.objects_hashed, 0, "no bucket object was checked")
         self.assertGreater(t.ledger.count(), 0, "some version was acknowledged")

@@ -53,6 +53,9 @@ class Op:
                 raise AssertionError("%s still running %d s after the kill" % (
                     self.proc.args[1:3], timeout))
             rc = self.proc.returncode
+            for f in (self.proc.stdout, self.proc.stderr):
+                if f:
+                    f.close()
         if self.done:
             self.done(rc)
         return rc
@@ -71,7 +74,7 @@ def storage_from_env():
 class Torture:
     def __init__(self, seed, root, log=print, storage="hub", ops=None, targets=None):
         self.seed, self.root, self.log = seed, root, log
-        self.storage = storage
+        self.storage, self.store = storage, harness.STORE
         self.rng = random.Random(seed)
         self.hub = Hub(root)
         self.hub.start()
@@ -300,7 +303,7 @@ class Torture:
 
     def summary(self, seconds):
         lines = ["kill points per operation and component (%s, %s storage, %s store):" % (
-            harness.BACKEND, self.storage, harness.STORE)]
+            harness.BACKEND, self.storage, self.store)]
         for (op, comp), n in sorted(self.kills.items()):
             lines.append("  %-13s %-7s %d" % (op, comp, n))
         lines.append("kills of a process-run operation: %d while it ran, %d after it "
@@ -312,7 +315,7 @@ class Torture:
             lines.append("reads from hosts' content servers verified: %d; kept (replaced) "
                          "host versions left with no copy: %d" % (
                              self.checker.host_reads, len(self.checker.superseded_lost)))
-        if harness.STORE == "s3":
+        if self.store == "s3":
             lines.append("bucket objects hashed: %d" % self.checker.objects_hashed)
         return "\n".join(lines)
 
