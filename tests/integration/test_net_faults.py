@@ -411,10 +411,11 @@ class HostToHostTest(HubTest):
         old = self.rng.randbytes(12 * MiB)
         self.place(self.A, rel, old)
         self.wait_on_hub(rel, sha(old))
-        # A's answers to B: reset twice, truncated (a FIN) twice, held 2 s then
-        # reset once, 256 KiB to 3 MiB into a body (a chunk averages 1 MiB, a
-        # response carries one).
-        span = (256 << 10, 3 * MiB)
+        # A's answers: reset twice, truncated (a FIN) twice, held 2 s then reset
+        # once, 32-224 KiB into a body. A response may carry one chunk (256 KiB
+        # at least): each planned fault is reached. B marks A failed at its first
+        # fault and asks the hub, which fetches from A through the same proxy.
+        span = (32 << 10, 224 << 10)
         self.proxy.reset_after(span, direction=DOWN, times=2)
         self.proxy.truncate_after(span, direction=DOWN, times=2)
         self.proxy.stall(span, 2, then="reset", direction=DOWN)
@@ -430,8 +431,8 @@ class HostToHostTest(HubTest):
         new[5 * MiB:5 * MiB + 300000] = self.rng.randbytes(300000)
         new += self.rng.randbytes(2 * MiB)
         new = bytes(new)
-        self.proxy.reset_after((64 << 10, 512 << 10), direction=DOWN, times=1)
-        self.proxy.truncate_after((64 << 10, 512 << 10), direction=DOWN, times=1)
+        self.proxy.reset_after(span, direction=DOWN, times=1)
+        self.proxy.truncate_after(span, direction=DOWN, times=1)
         stop.set()
         stop, seen2 = self.watch_file(self.B, rel, {sha(old), sha(new)})
         self.place(self.A, rel, new)
@@ -463,7 +464,7 @@ class HostToHostTest(HubTest):
             "ON vc.chunk_hash = r.chunk_hash JOIN file_versions v ON v.id = vc.version_id "
             "WHERE v.hash = ? AND r.state = 'ok'", (sha(data),))[0][0] >= 2, 60,
             "the hub to record C's copies", [self.C])
-        self.proxy.truncate_after((16 << 10, 512 << 10), direction=DOWN, times=1000)
+        self.proxy.truncate_after((16 << 10, 224 << 10), direction=DOWN, times=1000)
         self.addCleanup(self.proxy.clear)
         stop, seen = self.watch_file(self.B, rel, {sha(data)})
         self.B.start()
