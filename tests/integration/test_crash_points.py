@@ -38,6 +38,7 @@ class CrashPointsTest(unittest.TestCase):
         print("\n" + t.summary(seconds))
         self.assertEqual(t.checks, points + 1)
         self.assertEqual({op for op, _ in t.kills}, set(HOSTS_OPS.split(",")))
+        self.assertEqual(t.ops["put_big"][1], ["cli", "hub", "host A", "host B"])
         self.assertGreater(t.ledger.count(), 0, "some version was acknowledged")
         self.assertGreater(t.checker.host_reads, 0, "no file was read back from a host")
 

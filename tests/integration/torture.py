@@ -116,8 +116,8 @@ class Torture:
             # replication (with the cache's eviction) tell hosts to drop or fetch.
             hosts = ["host A", "host B"]
             for op in ("put_big", "put_small", "batch_commit", "gc", "replicate"):
-                fn, targets = self.ops[op]
-                self.ops[op] = (fn, targets + [h for h in hosts if h not in targets])
+                fn, comps = self.ops[op]
+                self.ops[op] = (fn, comps + [h for h in hosts if h not in comps])
         only = ops or os.environ.get("ROOST_TORTURE_OPS")  # e.g. "rename_storm,gc"
         if only:
             self.ops = {k: v for k, v in self.ops.items() if k in only.split(",")}
@@ -315,6 +315,9 @@ class Torture:
             lines.append("reads from hosts' content servers verified: %d; kept (replaced) "
                          "host versions left with no copy: %d" % (
                              self.checker.host_reads, len(self.checker.superseded_lost)))
+            lines.append("kept versions another host had applied left with no copy "
+                         "(ROOST_TORTURE_STRICT=1 fails on them): %d" %
+                         len(self.checker.applied_lost))
         if self.store == "s3":
             lines.append("bucket objects hashed: %d" % self.checker.objects_hashed)
         return "\n".join(lines)
