@@ -264,6 +264,7 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 	close(fd);
 	char *local = host_local(h, path);
 	if (rc == 0) {
+		sync_keep_replaced(h, path, json_object_get(m, "chunks"));
 		struct stat now;
 		int have = lstat(local, &now) == 0;
 		if ((have && (!seen || !sync_same_stat(seen, &now))) && S_ISREG(now.st_mode))
@@ -407,6 +408,7 @@ static bool arrival_place(struct host *h, struct arrival *a, json_t *dirs)
 	if (lstat(local, &now) == 0 && S_ISREG(now.st_mode) &&
 	    (!a->have || !sync_same_stat(&a->seen, &now)))
 		keep_as_conflict(h, a->path);
+	sync_keep_replaced(h, a->path, NULL);
 	char *parent = xstrdup(local);
 	*strrchr(parent, '/') = 0;
 	bool ok = mkdir_p(parent, 0777) == 0 && rename(a->tmp, local) == 0;
@@ -744,8 +746,9 @@ static void remove_local_file(struct host *h, const char *path)
 	struct plan_state want = plan_path(&base, &mine, &gone, &conflict);
 	if (!here || !e.local) {
 		idx_del(h->db, path);
-	} else if (want.kind == PLAN_ABSENT) { /* unchanged here: the delete applies */
-		json_t *dropped = chunks_only_in(h, path);
+	} else if (want.kind == PLAN_ABSENT) {     /* unchanged here: the delete applies */
+		sync_keep_replaced(h, path, NULL); /* in the trash, restorable */
+		json_t *dropped = sync_chunks_released(h, path, NULL);
 		if (unlink(local) == 0 || errno == ENOENT) {
 			idx_del(h->db, path);
 			host_report_replicas(h, dropped, false);

@@ -157,8 +157,12 @@ class HostsModeTest(ModesBase):
         # B fetched the bytes from A (the hub had none to give).
         self.wait(lambda: self.peer_chunks(self.B) > peer0, "B to count chunks from a peer")
 
-        # An edit: new bytes reach B; the old version's chunks are dropped by
-        # both hosts (neither holds them any more), so the hub's counts are true.
+        # An edit: new bytes reach B. The old version is kept (restorable) and
+        # its bytes live only on hosts: A's went with the save (A reports them
+        # dropped), B, which applied the change, keeps them pinned in its cache
+        # (it reports nothing dropped), so the hub's counts are true and version
+        # 1 still reads back (the hub streams it from B).
+        b = "host:%d" % self.host_id(self.B)
         v2 = os.urandom(300 * KiB)
         write(self.A.path("/doc/report.bin"), v2)
         self.wait_hub("/doc/report.bin", sha(v2))
@@ -166,20 +170,41 @@ class HostsModeTest(ModesBase):
         new = self.chunks_of("/doc/report.bin")
         self.assert_store_untouched(before, new)
         gone = set(old) - set(new)
-        self.wait(lambda: all(not self.holders(c) for c in gone),
-                  lambda: "the old chunks to lose their holders: %s" % {
+        self.wait(lambda: all(self.holders(c) == [b] for c in gone),
+                  lambda: "the old chunks to be held by B alone: %s" % {
                       c[:8]: self.holders(c) for c in gone})
+        self.assertEqual(self.read_version("/doc/report.bin", 1), sha(v1))
 
-        # A delete: gone on B and the hub; the chunks' host copies reported dropped.
+        # A delete: gone on B and the hub; the file is in the trash, restorable:
+        # A dropped its chunks, B keeps them.
         os.remove(self.A.path("/doc/report.bin"))
         self.wait(lambda: not os.path.exists(self.B.path("/doc/report.bin")),
                   "report.bin to disappear from B")
         self.wait(lambda: self.api("GET", "/info?path=" + q("/doc/report.bin"))[0] == 404,
                   "the hub to forget report.bin")
-        self.wait(lambda: all(not self.holders(c) for c in new),
-                  lambda: "the deleted file's chunks to lose their holders: %s" % {
+        self.wait(lambda: all(self.holders(c) == [b] for c in new),
+                  lambda: "the deleted file's chunks to be held by B alone: %s" % {
                       c[:8]: self.holders(c) for c in new})
         self.assert_store_untouched(before)
+
+    def read_version(self, path, version):
+        """sha256 of path's version as the hub serves it (from a host: it holds none)."""
+        st, _, payload, _ = self.api("GET", "/content?path=%s&version=%d" % (q(path), version))
+        self.assertEqual(st, 200, payload[:300])
+        return sha(payload)
+
+    def test_a_version_replaced_on_both_hosts_still_reads_back(self):
+        """Torture (hosts storage, docs/reliability.md "Crashes") found kept
+        versions lost: both hosts dropped the old content when it was replaced,
+        so version 1 was listed but no copy of it was left (503 for ever)."""
+        v1, v2 = os.urandom(2 * MiB), os.urandom(2 * MiB)
+        write(self.A.path("/kept/a.bin"), v1)
+        self.wait_file(self.B, "/kept/a.bin", sha(v1), timeout=60)
+        write(self.B.path("/kept/a.bin"), v2)  # an edit on the other host this time
+        self.wait_hub("/kept/a.bin", sha(v2))
+        self.wait_file(self.A, "/kept/a.bin", sha(v2), timeout=60)
+        self.assertEqual(self.read_version("/kept/a.bin", 1), sha(v1))
+        self.assertEqual(self.read_version("/kept/a.bin", 2), sha(v2))
 
     def test_multi_chunk_file_goes_host_to_host(self):
         before = store_objects(self.hub)
