@@ -36,6 +36,26 @@ void host_report_replicas(struct host *h, json_t *chunks, bool have)
 	pthread_mutex_unlock(&h->mu);
 }
 
+void host_cache_trim(struct host *h, struct db *db)
+{
+	json_t *evicted = json_array(), *gone = json_array(), *c;
+	atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max, evicted));
+	size_t i;
+	json_array_foreach(evicted, i, c)
+	{
+		int64_t held = 0;
+		if (db_int64(
+		        db, &held,
+		        "SELECT 1 FROM chunks c JOIN files f ON f.path = c.path WHERE c.hash = ? "
+		        "AND f.local = 1 LIMIT 1",
+		        json_get_str(c, "hash")) == DB_DONE)
+			json_array_append(gone, c);
+	}
+	host_report_replicas(h, gone, false);
+	json_decref(gone);
+	json_decref(evicted);
+}
+
 void host_report_committed(struct host *h, json_t *chunks)
 {
 	size_t i;

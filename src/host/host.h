@@ -253,8 +253,13 @@ int64_t idx_kv_get(struct db *db, const char *k, int64_t dflt);
 int idx_kv_set(struct db *db, const char *k, int64_t v);
 /* The on-demand cache's LRU bookkeeping. */
 int idx_cache_touch(struct db *db, const char *hash, int64_t size);
-/* Evict least recently used chunks from store until under max; returns bytes held. */
-int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max);
+/* Evict least recently used chunks from store until under max, each
+ * appended to evicted ([{hash}], or NULL); returns bytes held. */
+int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max, json_t *evicted);
+/* Trim the cache to --cache-max, and tell the hub of each chunk that went
+ * with it: one no file here holds any more is a copy the hub must stop
+ * counting (it was reported held; nothing else says it is gone). */
+void host_cache_trim(struct host *h, struct db *db);
 bool stat_matches(const struct ientry *e, const struct stat *st);
 void entry_from_stat(struct ientry *e, const struct stat *st);
 
