@@ -243,6 +243,15 @@ class HostsModeTest(ModesBase):
         self.assertGreaterEqual(counts[0], len(held))
         self.assertEqual(counts[1], 1, "the copy B lacks was not reported dropped")
         self.wait_file(self.B, "/reconcile/not-on-b.bin", sha(other), timeout=60)
+        # The listing pages in hash order; a list_after that is no hash is refused.
+        st, body, _, _ = self.api("POST", "/hosts/self/replicas", {"list_after": ""},
+                                  token=host_token(self.B))
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["listed"], sorted(body["listed"]))
+        self.assertTrue(set(held) <= set(body["listed"]), body)
+        st, body, _, _ = self.api("POST", "/hosts/self/replicas", {"list_after": "nope"},
+                                  token=host_token(self.B))
+        self.assertEqual((st, body["error"]["code"]), (400, "invalid_request"), body)
 
     def test_multi_chunk_file_goes_host_to_host(self):
         before = store_objects(self.hub)
