@@ -196,6 +196,12 @@ void *host_heartbeat_main(void *arg);
 void host_write_status(struct host *h, bool running);
 /* Chunks this host now holds (have) or dropped, for the next heartbeat. */
 void host_report_replicas(struct host *h, json_t *chunks, bool have);
+/* At start, before any other thread runs: the hub is told every chunk this
+ * host holds (its folder's files, its cache) and told dropped those it counts
+ * here that are gone. Reports queued in memory die with a crash; without this
+ * the hub missed a copy it had (and let a kept version lose its last one) or
+ * counted one that was gone. What cannot be sent waits for the heartbeat. */
+void host_reconcile_replicas(struct host *h);
 /* The hub recorded these chunks as held here with this host's commit: only
  * a drop of them not yet reported is taken back. */
 void host_report_committed(struct host *h, json_t *chunks);

@@ -206,6 +206,53 @@ class HostsModeTest(ModesBase):
         self.assertEqual(self.read_version("/kept/a.bin", 1), sha(v1))
         self.assertEqual(self.read_version("/kept/a.bin", 2), sha(v2))
 
+    def test_a_restarted_host_tells_the_hub_what_it_holds_and_what_is_gone(self):
+        """Torture (hosts storage, seed 1854108233, kill point 7) found a kept
+        version with no copy: a host queues its replica reports in memory, so a
+        SIGKILL lost the report of a version it had just applied, and it never
+        told the hub again. A restarted host now reports what it holds, and
+        drops what the hub counts that it lacks (a lost "dropped")."""
+        data = os.urandom(2 * MiB)
+        write(self.A.path("/reconcile/held.bin"), data)
+        self.wait_hub("/reconcile/held.bin", sha(data))
+        self.wait_file(self.B, "/reconcile/held.bin", sha(data), timeout=60)
+        held = self.chunks_of("/reconcile/held.bin")
+        b = "host:%d" % self.host_id(self.B)
+        self.wait(lambda: all(b in self.holders(c) for c in held), "B's copies counted")
+        self.B.kill()
+        # What a kill before the next heartbeat leaves: B's "have" lost, and a
+        # copy counted that B does not hold (here a file made while B is down).
+        self.hub.sql("DELETE FROM chunk_replicas WHERE holder = ?", (b,))
+        other = os.urandom(MiB)
+        write(self.A.path("/reconcile/not-on-b.bin"), other)
+        self.wait_hub("/reconcile/not-on-b.bin", sha(other))
+        gone = self.chunks_of("/reconcile/not-on-b.bin")[0]
+        self.hub.sql("INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, "
+                     "updated_at) VALUES (?, ?, ?, 'ok', 1)", (gone, b, self.host_id(self.B)))
+        logged = os.path.getsize(self.B.log_path)
+        self.B.start()
+
+        def reconciled():
+            with open(self.B.log_path, "rb") as f:
+                f.seek(logged)
+                m = re.search(rb"told the hub of (\d+) chunks? held here, (\d+) gone", f.read())
+            return m and (int(m.group(1)), int(m.group(2)))
+        self.wait(lambda: all(b in self.holders(c) for c in held),
+                  "B's copies counted again after its restart")
+        counts = self.wait(reconciled, "B's reconcile at start")
+        self.assertGreaterEqual(counts[0], len(held))
+        self.assertEqual(counts[1], 1, "the copy B lacks was not reported dropped")
+        self.wait_file(self.B, "/reconcile/not-on-b.bin", sha(other), timeout=60)
+        # The listing pages in hash order; a list_after that is no hash is refused.
+        st, body, _, _ = self.api("POST", "/hosts/self/replicas", {"list_after": ""},
+                                  token=host_token(self.B))
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["listed"], sorted(body["listed"]))
+        self.assertTrue(set(held) <= set(body["listed"]), body)
+        st, body, _, _ = self.api("POST", "/hosts/self/replicas", {"list_after": "nope"},
+                                  token=host_token(self.B))
+        self.assertEqual((st, body["error"]["code"]), (400, "invalid_request"), body)
+
     def test_multi_chunk_file_goes_host_to_host(self):
         before = store_objects(self.hub)
         received0 = self.hub.metric("roost_chunk_bytes_received_total")
