@@ -833,7 +833,21 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 		return;
 	}
 	char *lf = host_local(h, from), *lt = host_local(h, to);
-	struct stat st;
+	struct stat st, fst;
+	if (lstat(lt, &st) == 0 && !fe.dir && stat_matches(&fe, &st) && lstat(lf, &fst) != 0 &&
+	    errno == ENOENT) {
+		/* The user made this very move here (the same inode, untouched),
+		 * and its own report of it is still queued or its answer was lost
+		 * (the hub killed after the commit): the move is done, nothing is in
+		 * conflict. Without this the file was set aside as a conflict copy of
+		 * itself and the path left empty. */
+		idx_rename(h->db, from, to);
+		log_info("moved %s to %s (done here already)", from, to);
+		atomic_store(&h->last_sync, now_ms());
+		free(lf);
+		free(lt);
+		return;
+	}
 	if (lstat(lt, &st) == 0) {
 		if (S_ISREG(st.st_mode))
 			keep_as_conflict(h, to);

@@ -321,6 +321,42 @@ class HostTest(NetFaultBase):
         for h in (self.A, self.B):
             self.assertTrue(h.running(), h.log_tail())
 
+    def test_a_move_whose_answer_is_lost_is_no_conflict_when_its_echo_comes(self):
+        """A renames a file; the hub commits the move but A never gets the answer
+        (the connection reset, as when the hub is killed just after a commit). The
+        feed then brings A its own move: the file is where the user put it, so
+        there is nothing to move and nothing in conflict. (Found by the
+        convergence runner, seed 1878814919: the file was set aside as a
+        conflict copy of itself and the path left empty.)"""
+        os.makedirs(self.A.path("/lost"), exist_ok=True)
+        data = self.rng.randbytes(40_000)
+        self.place(self.A, "/lost/m.txt", data)
+        wait_for(lambda: (self.info("/lost/m.txt") or {}).get("hash") == sha(data), 60,
+                 "m.txt on the hub", [self.A])
+        self.proxy.hold_down = b"/move"  # the answer to A's move waits in the proxy
+        os.rename(self.A.path("/lost/m.txt"), self.A.path("/lost/M.txt"))
+        wait_for(lambda: (self.info("/lost/M.txt") or {}).get("hash") == sha(data), 60,
+                 "the move on the hub", [self.A])
+        self.proxy.reset_live()  # A's answer is lost (and its feed reconnects)
+        self.proxy.hold_down = None
+
+        def settled():
+            here = sorted(os.listdir(self.A.path("/lost")))
+            hub = sorted(e["name"] for e in self.api("GET", "/list?path=" + q("/lost"))[1]
+                         ["entries"])
+            return here == hub == ["M.txt"] and sha_file(self.A.path("/lost/M.txt")) == sha(data)
+        wait_for(settled, 60, lambda: "one M.txt: A has %s, the hub %s" % (
+            sorted(os.listdir(self.A.path("/lost"))),
+            [e["name"] for e in self.api("GET", "/list?path=" + q("/lost"))[1]["entries"]]),
+            [self.A])
+        wait_for(lambda: os.path.exists(self.B.path("/lost/M.txt")), 60, "M.txt on B", [self.B])
+        last = self.hub.sql("SELECT MAX(seq) FROM changes WHERE workspace_id = ?",
+                            (self.ws,))[0][0]
+        wait_for(lambda: (self.A.status().get("seq") or 0) >= last, 60,
+                 "A's feed to pass seq %d" % last, [self.A])
+        self.assertEqual(sorted(os.listdir(self.A.path("/lost"))), ["M.txt"])
+        self.assertEqual(sorted(os.listdir(self.B.path("/lost"))), ["M.txt"])
+
     def test_own_changes_echoed_late_after_a_move_and_an_edit_make_no_conflict(self):
         """An editor's save (write a temp name, rename it over the file) that the
         host uploads under the temp name, moves, and then sends a newer version of,
