@@ -791,7 +791,21 @@ static void apply_delete(struct host *h, const char *path, bool is_dir)
 	atomic_store(&h->last_sync, now_ms());
 }
 
-static void apply_move(struct host *h, const char *from, const char *to, bool is_dir)
+/* The version a file's move names (the hub's, at the move), at its new path:
+ * a version this host had not fetched when the file moved was gone from its
+ * old path by the time its manifest was asked for (never fetched, and the
+ * hosts kept the old one at the new path for good). */
+static void moved_version(struct host *h, const char *to, json_t *pl)
+{
+	int64_t vid = 0, version = 0, size = 0;
+	const char *hash = json_get_str(pl, "hash");
+	if (!hash_hex_valid(hash) || !json_get_int(pl, "version_id", &vid) ||
+	    !json_get_int(pl, "version", &version) || !json_get_int(pl, "size", &size))
+		return;                                 /* a folder's move, or an older hub's */
+	apply_version(h, to, vid, version, hash, size); /* returns if we have it */
+}
+
+static void apply_move(struct host *h, const char *from, const char *to, bool is_dir, json_t *pl)
 {
 	struct ientry fe, te;
 	bool known = idx_get(h->db, from, &fe) == 1;
@@ -826,12 +840,17 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 	if (!fe.dir && fe.version_id && idx_get(h->db, to, &te) == 1 && !te.dir &&
 	    te.version_id >= fe.version_id) {
 		remove_local_file(h, from);
+		moved_version(h, to, pl);
 		atomic_store(&h->last_sync, now_ms());
 		return;
 	}
 	char *lf = host_local(h, from), *lt = host_local(h, to);
-	struct stat st;
-	if (lstat(lt, &st) == 0) {
+	struct stat st, fst;
+	/* A case-only rename on a case-blind file system finds the file itself
+	 * at to: no conflict with itself. */
+	bool itself = lstat(lt, &st) == 0 && lstat(lf, &fst) == 0 && st.st_ino == fst.st_ino &&
+	              st.st_dev == fst.st_dev;
+	if (!itself && lstat(lt, &st) == 0) {
 		if (S_ISREG(st.st_mode))
 			keep_as_conflict(h, to);
 		else
@@ -847,6 +866,8 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 		log_error("move %s -> %s: %s", from, to, strerror(errno));
 	idx_rename(h->db, from, to);
 	log_info("moved %s to %s (from the workspace)", from, to);
+	if (!is_dir)
+		moved_version(h, to, pl);
 	atomic_store(&h->last_sync, now_ms());
 	free(lf);
 	free(lt);
@@ -905,7 +926,7 @@ void sync_remote_event(struct host *h, json_t *ev)
 		apply_delete(h, path, kind[1] == 'o');
 	} else if ((strcmp(kind, "file.moved") == 0 || strcmp(kind, "folder.moved") == 0) && from &&
 	           to) {
-		apply_move(h, from, to, kind[1] == 'o');
+		apply_move(h, from, to, kind[1] == 'o', pl);
 	} else if (strcmp(kind, "folder.created") == 0 && path) {
 		apply_mkdir(h, path);
 	} else if (strcmp(kind, "scrub.requested") == 0) {

@@ -80,8 +80,25 @@ class ReplacedOnARunningHostTest(unittest.TestCase):
         self.place("/rf/s/inner.txt", b"in the folder now")
         self.converged({"/rf/s/inner.txt"})
 
+    def test_a_version_renamed_before_a_host_fetches_it_is_fetched(self):
+        """A new version, then at once a case-only rename, while B is away: B's
+        manifest request for the version found its path gone, and the move then
+        carried the old version to the new name for good (seed 1582760241)."""
+        old, new = os.urandom(1300 * 1024), os.urandom(1400 * 1024)
+        self.place("/rn/f41.txt", old)
+        self.converged({"/rn/f41.txt"})
+        self.B.stop()
+        src = os.path.join(self.tmp, "v2")
+        with open(src, "wb") as f:
+            f.write(new)
+        self.hub.cli("put", src, "/rn/f41.txt")
+        self.hub.cli("mv", "/rn/f41.txt", "/rn/F41.txt")
+        self.B.start()
+        self.converged({"/rn/F41.txt"})
+        with open(self.B.path("/rn/F41.txt"), "rb") as f:
+            self.assertEqual(f.read(), new)
 
-class ConvergenceTest(unittest.TestCase):
+
     def test_random_concurrent_operations_under_faults_converge(self):
         rounds = int(os.environ.get("ROOST_CONVERGENCE_ROUNDS", "6"))
         # Fixed seeds in CI (the same operations and faults every run; ROOST_SEED=N runs
