@@ -761,6 +761,16 @@ static void remove_local_file(struct host *h, const char *path)
 
 static void apply_delete(struct host *h, const char *path, bool is_dir)
 {
+	/* A file's delete where the index has a folder, or the reverse: the echo
+	 * of this host's own delete of what the user replaced here, come after
+	 * the replacement went up (the hub deletes only what it has, and any
+	 * other change there comes as an event before this one). Applied, it
+	 * took the new folder from the index with all in it (the echo of its
+	 * file then made way for it: a conflict copy of the user's new file), or
+	 * deleted the new file here and so on the hub. */
+	struct ientry here;
+	if (idx_get(h->db, path, &here) == 1 && here.dir != is_dir)
+		return;
 	if (!is_dir) {
 		remove_local_file(h, path);
 		atomic_store(&h->last_sync, now_ms());
@@ -846,11 +856,15 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 	}
 	char *lf = host_local(h, from), *lt = host_local(h, to);
 	struct stat st, fst;
+	bool at_to = lstat(lt, &st) == 0, at_from = lstat(lf, &fst) == 0;
 	/* A case-only rename on a case-blind file system finds the file itself
-	 * at to: no conflict with itself. */
-	bool itself = lstat(lt, &st) == 0 && lstat(lf, &fst) == 0 && st.st_ino == fst.st_ino &&
-	              st.st_dev == fst.st_dev;
-	if (!itself && lstat(lt, &st) == 0) {
+	 * at to; and the file at to is from's, unchanged, where this host made
+	 * the move itself and lost the hub's answer (the hub had made it): this
+	 * echo is the first it hears of it. Neither is a conflict with itself
+	 * (it went aside as one, and the echo's path was then deleted). */
+	bool itself = at_to && at_from && st.st_ino == fst.st_ino && st.st_dev == fst.st_dev;
+	bool moved_here = at_to && !itself && S_ISREG(st.st_mode) && stat_matches(&fe, &st);
+	if (at_to && !itself && !moved_here) {
 		if (S_ISREG(st.st_mode))
 			keep_as_conflict(h, to);
 		else
@@ -860,9 +874,10 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 	*strrchr(parent, '/') = 0;
 	mkdir_p(parent, 0777);
 	free(parent);
-	if (rename(lf, lt) == 0)
+	/* moved here: a file at from now is another one, the user's */
+	if (!moved_here && rename(lf, lt) == 0)
 		sync_own_rename(h, from, to);
-	else if (errno != ENOENT)
+	else if (!moved_here && errno != ENOENT)
 		log_error("move %s -> %s: %s", from, to, strerror(errno));
 	idx_rename(h->db, from, to);
 	log_info("moved %s to %s (from the workspace)", from, to);

@@ -70,6 +70,18 @@ def hub_tree(checker):
         return None
 
 
+def route_via(host, proxy):
+    """The (joined, stopped) host reaches the hub's API through proxy (its host.json)."""
+    idf = os.path.join(host.dir, ".roost", "host.json")
+    with open(idf) as f:
+        ident = json.load(f)
+    ident["hub"] = proxy.url
+    with open(idf + ".tmp", "w") as f:
+        json.dump(ident, f)
+    os.chmod(idf + ".tmp", os.stat(idf).st_mode)
+    os.rename(idf + ".tmp", idf)
+
+
 class Failure(AssertionError):
     pass
 
@@ -108,15 +120,7 @@ class Run:
 
     # ---- set-up ----
     def via_proxy(self, host):
-        """The host reaches the hub's API through the fault proxy (its host.json)."""
-        idf = os.path.join(host.dir, ".roost", "host.json")
-        with open(idf) as f:
-            ident = json.load(f)
-        ident["hub"] = self.proxy.url
-        with open(idf + ".tmp", "w") as f:
-            json.dump(ident, f)
-        os.chmod(idf + ".tmp", os.stat(idf).st_mode)
-        os.rename(idf + ".tmp", idf)
+        route_via(host, self.proxy)
 
     def stop(self):
         for h in self.hosts.values():
