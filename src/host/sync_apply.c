@@ -83,13 +83,30 @@ static bool keep_as_conflict(struct host *h, const char *path)
 
 static void remove_local_file(struct host *h, const char *path);
 
+/* Whether the workspace has a folder at path now (true when the hub cannot
+ * say: the event is taken as it came). */
+static bool hub_has_folder(struct host *h, const char *path)
+{
+	json_t *out = NULL;
+	long st = sync_hub_call(h, "GET", "/info?path=%s", path, NULL, &out);
+	const char *type = json_get_str(out, "type");
+	bool folder = st == 200 ? type && strcmp(type, "folder") == 0 : st != 404;
+	json_decref(out);
+	return folder;
+}
+
 /* Make way here for the workspace's folder at path (itself too when self):
  * a file where the workspace has a folder is removed if the folder and the
  * workspace agreed on it (the workspace replaced it), else kept as a conflict
  * copy (plan.h: a local file never gives way to nothing). Without this, a
  * file made here at the moment another host made a folder of that name
- * blocked the folder's files here for ever, and the hub refused the file. */
-static void make_way(struct host *h, const char *path, bool self)
+ * blocked the folder's files here for ever, and the hub refused the file.
+ * False, and nothing done, when the workspace has no folder there any more:
+ * the event is the echo of this host's own folder (or a file in it), which
+ * the user has replaced by a file again since (the folder's delete went up,
+ * the file may wait in a batch) — the file is the user's latest, not a
+ * conflict with a folder no longer there. */
+static bool make_way(struct host *h, const char *path, bool self)
 {
 	char *p = xstrdup(path);
 	char *end = self ? NULL : strrchr(p, '/');
@@ -103,8 +120,9 @@ static void make_way(struct host *h, const char *path, bool self)
 		*end = '/';
 	if (clear) {
 		free(p);
-		return;
+		return true;
 	}
+	bool made = true;
 	for (char *slash = strchr(p + 1, '/');; slash = strchr(slash + 1, '/')) {
 		if (slash)
 			*slash = 0;
@@ -112,7 +130,9 @@ static void make_way(struct host *h, const char *path, bool self)
 			break;
 		char *local = host_local(h, p);
 		struct stat st;
-		if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode) && !hub_has_folder(h, p)) {
+			made = false; /* a stale event: see above */
+		} else if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode)) {
 			struct ientry e;
 			int found = idx_get(h->db, p, &e) == 1;
 			struct plan_state base = sync_base_state(found ? &e : NULL),
@@ -128,11 +148,12 @@ static void make_way(struct host *h, const char *path, bool self)
 				keep_as_conflict(h, p);
 		}
 		free(local);
-		if (!slash)
+		if (!slash || !made)
 			break;
 		*slash = '/';
 	}
 	free(p);
+	return made;
 }
 
 /* The workspace's file at path, where this host has a folder: moved aside
@@ -584,7 +605,8 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		host_mark_dirty(h, path, 0);
 		return;
 	}
-	make_way(h, path, false);
+	if (!make_way(h, path, false))
+		return;
 	if (conflict == PLAN_KEEP_LOCAL) {
 		if (!keep_as_conflict(h, path))
 			return;
@@ -896,7 +918,8 @@ static void apply_mkdir(struct host *h, const char *path)
 	if (idx_get(h->db, path, &e) == 1 && e.dir)
 		return; /* agreed already (our own folder's echo): a file here now is the
 		           user's replacement, which goes up (local_replaced) */
-	make_way(h, path, true);
+	if (!make_way(h, path, true))
+		return;
 	char *local = host_local(h, path);
 	if (mkdir_p(local, 0777) == 0) {
 		struct ientry d = {.dir = true, .local = true};
