@@ -509,6 +509,7 @@ int host_run(const struct host_config *cfg)
 	}
 	log_info("host %s (id %lld) syncing %s with %s, workspace %lld", h->label,
 	         (long long)h->host_id, h->dir, h->c.hub, (long long)h->c.ws_id);
+	host_reconcile_replicas(h); /* what a crash kept from the hub; no thread runs yet */
 	pthread_create(&hb_th, NULL, host_heartbeat_main, h);
 	struct tunnel *tun = h->tunnel = tunnel_start(h);
 	/* A fresh index learns the whole tree; a known one replays the feed. */

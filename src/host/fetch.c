@@ -120,7 +120,7 @@ static void keep_in_cache(struct host *h, struct db *db, const char *hash, const
 	char got[HASH_HEX_LEN + 1];
 	if (store_put(h->cache, buf, (size_t)size, got) == 0) {
 		idx_cache_touch(db, hash, size);
-		atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max));
+		host_cache_trim(h, db);
 	}
 }
 

@@ -36,6 +36,132 @@ void host_report_replicas(struct host *h, json_t *chunks, bool have)
 	pthread_mutex_unlock(&h->mu);
 }
 
+#define RECONCILE_SLICE 4500 /* hashes a request: the hub takes 10000 */
+
+static bool held_here(struct db *db, const char *hash)
+{
+	int64_t one = 0;
+	return db_int64(db, &one,
+	                "SELECT 1 WHERE EXISTS (SELECT 1 FROM chunks c JOIN files f ON f.path = "
+	                "c.path WHERE c.hash = ?1 AND f.local = 1) OR EXISTS (SELECT 1 FROM cache "
+	                "WHERE hash = ?1)",
+	                hash) == DB_ROW;
+}
+
+/* POST one slice of the reconcile; NULL if it was not delivered. */
+static json_t *reconcile_post(struct host *h, json_t *body)
+{
+	char *url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
+	char err[256];
+	json_t *out = NULL;
+	long st = client_request(&h->c, h->c.curl, "POST", url, body, &out, err);
+	free(url);
+	if (st != 200) {
+		log_warn("replica reconcile: %s; the heartbeat reports the rest",
+		         st ? "the hub refused it" : err);
+		json_decref(out);
+		return NULL;
+	}
+	return out ? out : json_object();
+}
+
+/* Undelivered: queued for the heartbeat (a "have" a later report replaces). */
+static void reconcile_queue(struct host *h, json_t *hashes, bool have)
+{
+	size_t i;
+	json_t *v;
+	pthread_mutex_lock(&h->mu);
+	json_array_foreach(hashes, i, v)
+	{
+		const char *k = json_string_value(v);
+		if (!json_object_get(h->replicas_have, k) &&
+		    !json_object_get(h->replicas_dropped, k))
+			json_object_set_new(have ? h->replicas_have : h->replicas_dropped, k,
+			                    json_true());
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+void host_reconcile_replicas(struct host *h)
+{
+	int64_t have_n = 0, dropped_n = 0;
+	bool sent = true;
+	json_t *slice = json_array();
+	struct db_stmt *q = db_query(h->db, "SELECT DISTINCT c.hash FROM chunks c JOIN files f ON "
+	                                    "f.path = c.path WHERE f.local = 1 UNION SELECT hash "
+	                                    "FROM cache");
+	for (int rc = q ? db_step(q) : DB_DONE;; rc = db_step(q)) {
+		if (rc == DB_ROW && hash_hex_valid(db_col_text(q, 0)))
+			json_array_append_new(slice, json_string(db_col_text(q, 0)));
+		if (json_array_size(slice) < RECONCILE_SLICE && rc == DB_ROW)
+			continue;
+		if (sent && json_array_size(slice)) {
+			json_t *out = reconcile_post(h, json_pack("{s:O}", "have", slice));
+			sent = out != NULL;
+			json_decref(out);
+		}
+		if (sent)
+			have_n += (int64_t)json_array_size(slice);
+		else
+			reconcile_queue(h, slice, true);
+		json_array_clear(slice);
+		if (rc != DB_ROW)
+			break;
+	}
+	db_finalize(q);
+	/* What the hub counts here that is gone: dropped, sent with the next page. */
+	char after[HASH_HEX_LEN + 1] = "";
+	json_t *gone = json_array();
+	while (sent) {
+		json_t *body = json_pack("{s:s, s:O}", "list_after", after, "dropped", gone);
+		json_t *out = reconcile_post(h, body), *listed = json_object_get(out, "listed"), *v;
+		sent = out != NULL;
+		if (sent)
+			dropped_n += (int64_t)json_array_size(gone);
+		json_array_clear(gone);
+		size_t i;
+		json_array_foreach(listed, i, v)
+		{
+			const char *hash = json_string_value(v);
+			if (!hash_hex_valid(hash))
+				continue;
+			if (!held_here(h->db, hash))
+				json_array_append(gone, v);
+			snprintf(after, sizeof after, "%s", hash);
+		}
+		bool more = json_array_size(listed) > 0;
+		json_decref(out);
+		if (!more && !json_array_size(gone))
+			break;
+	}
+	reconcile_queue(h, gone, false);
+	json_decref(gone);
+	json_decref(slice);
+	if (have_n || dropped_n)
+		log_info("told the hub of %lld chunk%s held here, %lld gone", (long long)have_n,
+		         have_n == 1 ? "" : "s", (long long)dropped_n);
+}
+
+void host_cache_trim(struct host *h, struct db *db)
+{
+	json_t *evicted = json_array(), *gone = json_array(), *c;
+	atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max, evicted));
+	size_t i;
+	json_array_foreach(evicted, i, c)
+	{
+		int64_t held = 0;
+		if (db_int64(
+		        db, &held,
+		        "SELECT 1 FROM chunks c JOIN files f ON f.path = c.path WHERE c.hash = ? "
+		        "AND f.local = 1 LIMIT 1",
+		        json_get_str(c, "hash")) == DB_DONE)
+			json_array_append(gone, c);
+	}
+	host_report_replicas(h, gone, false);
+	json_decref(gone);
+	json_decref(evicted);
+}
+
 void host_report_committed(struct host *h, json_t *chunks)
 {
 	size_t i;

@@ -196,6 +196,12 @@ void *host_heartbeat_main(void *arg);
 void host_write_status(struct host *h, bool running);
 /* Chunks this host now holds (have) or dropped, for the next heartbeat. */
 void host_report_replicas(struct host *h, json_t *chunks, bool have);
+/* At start, before any other thread runs: the hub is told every chunk this
+ * host holds (its folder's files, its cache) and told dropped those it counts
+ * here that are gone. Reports queued in memory die with a crash; without this
+ * the hub missed a copy it had (and let a kept version lose its last one) or
+ * counted one that was gone. What cannot be sent waits for the heartbeat. */
+void host_reconcile_replicas(struct host *h);
 /* The hub recorded these chunks as held here with this host's commit: only
  * a drop of them not yet reported is taken back. */
 void host_report_committed(struct host *h, json_t *chunks);
@@ -253,8 +259,13 @@ int64_t idx_kv_get(struct db *db, const char *k, int64_t dflt);
 int idx_kv_set(struct db *db, const char *k, int64_t v);
 /* The on-demand cache's LRU bookkeeping. */
 int idx_cache_touch(struct db *db, const char *hash, int64_t size);
-/* Evict least recently used chunks from store until under max; returns bytes held. */
-int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max);
+/* Evict least recently used chunks from store until under max, each
+ * appended to evicted ([{hash}], or NULL); returns bytes held. */
+int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max, json_t *evicted);
+/* Trim the cache to --cache-max, and tell the hub of each chunk that went
+ * with it: one no file here holds any more is a copy the hub must stop
+ * counting (it was reported held; nothing else says it is gone). */
+void host_cache_trim(struct host *h, struct db *db);
 bool stat_matches(const struct ientry *e, const struct stat *st);
 void entry_from_stat(struct ientry *e, const struct stat *st);
 

@@ -234,7 +234,7 @@ int idx_cache_touch(struct db *db, const char *hash, int64_t size)
 	              size, t);
 }
 
-int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max)
+int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max, json_t *evicted)
 {
 	int64_t total = 0;
 	db_int64(db, &total, "SELECT COALESCE(SUM(size), 0) FROM cache");
@@ -254,6 +254,8 @@ int64_t idx_cache_trim(struct db *db, struct store *s, int64_t max)
 		store_remove(s, hash);
 		db_run(db, "DELETE FROM cache WHERE hash = ?", hash);
 		total -= size;
+		if (evicted)
+			json_array_append_new(evicted, json_pack("{s:s}", "hash", hash));
 		log_info("cache: evicted chunk %.12s (%lld bytes)", hash, (long long)size);
 	}
 	return total;

@@ -169,7 +169,7 @@ static bool cache_sweep(struct host *h, CURL *curl)
 	}
 	json_decref(loose);
 	json_decref(pinned);
-	atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max));
+	host_cache_trim(h, db);
 	db_pool_release(h->idx, db);
 	if (dropped)
 		log_info("cache: dropped %lld chunk%s the hub collected", (long long)dropped,
@@ -263,7 +263,7 @@ void *replica_main(void *arg)
 				idx_cache_drop(db, h->cache, hash);
 			json_array_append_new(dropped, json_pack("{s:s}", "hash", hash));
 		}
-		atomic_store(&h->cache_bytes, idx_cache_trim(db, h->cache, h->cfg.cache_max));
+		host_cache_trim(h, db);
 		db_pool_release(h->idx, db);
 		if (json_array_size(have) || json_array_size(dropped))
 			log_info(

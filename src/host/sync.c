@@ -3,6 +3,7 @@
  * stat comparison and hashing, calls to the hub, and the renames this host
  * made itself. Only the sync thread touches any of it. */
 #include "sync.h"
+#include "../core/chunker.h"
 #include "../core/json.h"
 #include "../core/util.h"
 
@@ -124,6 +125,44 @@ json_t *sync_chunks_released(struct host *h, const char *path, json_t *keep)
 	}
 	db_finalize(q);
 	return out;
+}
+
+void sync_keep_replaced(struct host *h, const char *path, json_t *keep)
+{
+	if (!atomic_load(&h->storage_hosts))
+		return;
+	json_t *gone = sync_chunks_released(h, path, keep);
+	char *local = host_local(h, path);
+	int fd = json_array_size(gone) ? open(local, O_RDONLY | O_CLOEXEC) : -1;
+	size_t i;
+	json_t *c;
+	json_array_foreach(fd >= 0 ? gone : NULL, i, c)
+	{
+		const char *hash = json_get_str(c, "hash");
+		int64_t off = -1, size = 0;
+		db_int64(h->db, &off, "SELECT off FROM chunks WHERE path = ? AND hash = ? LIMIT 1",
+		         path, hash);
+		db_int64(h->db, &size,
+		         "SELECT size FROM chunks WHERE path = ? AND hash = ? LIMIT 1", path, hash);
+		if (off < 0 || size <= 0 || size > (int64_t)CHUNK_MAX_LIMIT)
+			continue;
+		uint8_t *buf = xmalloc((size_t)size);
+		char got[HASH_HEX_LEN + 1];
+		/* A file changed here since it was indexed is not the old content. */
+		bool whole = pread(fd, buf, (size_t)size, (off_t)off) == (ssize_t)size;
+		if (whole)
+			hash_hex(buf, (size_t)size, got);
+		if (whole && strcmp(got, hash) == 0 &&
+		    store_put(h->cache, buf, (size_t)size, got) == 0) {
+			idx_cache_touch(h->db, hash, size);
+			idx_cache_pin(h->db, hash, true);
+		}
+		free(buf);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(local);
+	json_decref(gone);
 }
 
 /* ---- talking to the hub ---- */

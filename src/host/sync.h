@@ -84,6 +84,14 @@ int sync_hash_file(const char *local, char out[HASH_HEX_LEN + 1]);
  * cache or keep (a JSON array of {hash}; NULL: none) holds, as [{hash}]: the
  * chunks this host drops when path's content goes. */
 json_t *sync_chunks_released(struct host *h, const char *path, json_t *keep);
+/* In a 'hosts' workspace, before a remote change replaces or removes path's
+ * file here: the chunks of its recorded content that sync_chunks_released
+ * would drop (keep: the new content's, or NULL) are read from the file,
+ * verified and pinned in the cache. The old content is a kept version (or a
+ * file in the trash): its bytes live only on hosts, and the editing host's
+ * are gone with the save, so a host that applies the change must not drop
+ * them. The hub's word lets them go (GC's replicate.drop). */
+void sync_keep_replaced(struct host *h, const char *path, json_t *keep);
 /* One JSON call to the workspace's REL (path_arg fills its %s); takes body.
  * The HTTP status, or 0 when the hub could not be reached (logged). */
 long sync_hub_call(struct host *h, const char *method, const char *rel, const char *path_arg,

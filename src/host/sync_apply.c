@@ -285,6 +285,7 @@ static bool download_to(struct host *h, const char *path, json_t *m, const struc
 	close(fd);
 	char *local = host_local(h, path);
 	if (rc == 0) {
+		sync_keep_replaced(h, path, json_object_get(m, "chunks"));
 		struct stat now;
 		int have = lstat(local, &now) == 0;
 		if ((have && (!seen || !sync_same_stat(seen, &now))) && S_ISREG(now.st_mode))
@@ -428,6 +429,7 @@ static bool arrival_place(struct host *h, struct arrival *a, json_t *dirs)
 	if (lstat(local, &now) == 0 && S_ISREG(now.st_mode) &&
 	    (!a->have || !sync_same_stat(&a->seen, &now)))
 		keep_as_conflict(h, a->path);
+	sync_keep_replaced(h, a->path, NULL);
 	char *parent = xstrdup(local);
 	*strrchr(parent, '/') = 0;
 	bool ok = mkdir_p(parent, 0777) == 0 && rename(a->tmp, local) == 0;
@@ -766,8 +768,9 @@ static void remove_local_file(struct host *h, const char *path)
 	struct plan_state want = plan_path(&base, &mine, &gone, &conflict);
 	if (!here || !e.local) {
 		idx_del(h->db, path);
-	} else if (want.kind == PLAN_ABSENT) { /* unchanged here: the delete applies */
-		json_t *dropped = chunks_only_in(h, path);
+	} else if (want.kind == PLAN_ABSENT) {     /* unchanged here: the delete applies */
+		sync_keep_replaced(h, path, NULL); /* in the trash, restorable */
+		json_t *dropped = sync_chunks_released(h, path, NULL);
 		if (unlink(local) == 0 || errno == ENOENT) {
 			idx_del(h->db, path);
 			host_report_replicas(h, dropped, false);
@@ -878,15 +881,27 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 	}
 	char *lf = host_local(h, from), *lt = host_local(h, to);
 	struct stat st, fst;
-	bool at_to = lstat(lt, &st) == 0, at_from = lstat(lf, &fst) == 0;
+	if (lstat(lt, &st) == 0 && !fe.dir && stat_matches(&fe, &st) && lstat(lf, &fst) != 0 &&
+	    errno == ENOENT) {
+		/* The user made this very move here (the same inode, untouched),
+		 * and its own report of it is still queued or its answer was lost
+		 * (the hub killed after the commit): the move is done, nothing is in
+		 * conflict. Without this the file was set aside as a conflict copy of
+		 * itself and the path left empty. */
+		idx_rename(h->db, from, to);
+		log_info("moved %s to %s (done here already)", from, to);
+		moved_version(h, to, pl);
+		atomic_store(&h->last_sync, now_ms());
+		free(lf);
+		free(lt);
+		return;
+	}
 	/* A case-only rename on a case-blind file system finds the file itself
-	 * at to; and the file at to is from's, unchanged, where this host made
-	 * the move itself and lost the hub's answer (the hub had made it): this
-	 * echo is the first it hears of it. Neither is a conflict with itself
-	 * (it went aside as one, and the echo's path was then deleted). */
-	bool itself = at_to && at_from && st.st_ino == fst.st_ino && st.st_dev == fst.st_dev;
-	bool moved_here = at_to && !itself && S_ISREG(st.st_mode) && stat_matches(&fe, &st);
-	if (at_to && !itself && !moved_here) {
+	 * at to: no conflict with itself. */
+	bool at_to = lstat(lt, &st) == 0;
+	bool itself =
+	    at_to && lstat(lf, &fst) == 0 && st.st_ino == fst.st_ino && st.st_dev == fst.st_dev;
+	if (at_to && !itself) {
 		if (S_ISREG(st.st_mode))
 			keep_as_conflict(h, to);
 		else
@@ -896,10 +911,9 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 	*strrchr(parent, '/') = 0;
 	mkdir_p(parent, 0777);
 	free(parent);
-	/* moved here: a file at from now is another one, the user's */
-	if (!moved_here && rename(lf, lt) == 0)
+	if (rename(lf, lt) == 0)
 		sync_own_rename(h, from, to);
-	else if (!moved_here && errno != ENOENT)
+	else if (errno != ENOENT)
 		log_error("move %s -> %s: %s", from, to, strerror(errno));
 	idx_rename(h->db, from, to);
 	log_info("moved %s to %s (from the workspace)", from, to);

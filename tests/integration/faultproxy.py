@@ -11,12 +11,14 @@ switched while it runs, delays, drops, resets and stalls them.
     p.reset_after(after=3 << 20, direction="up", times=1)
     p.hold_down = b"/feed"                    # answers to requests naming it wait
     p.hold_down = None                        # (until it is cleared) then flow
+    p.truncate_after(after=1 << 20, direction="down", times=1)  # a FIN mid-body
     p.clear()                                 # back to plain forwarding
 
 Directions: "up" is client -> server (a request body), "down" server -> client (a
 response body). A stall or reset counts the bytes of one connection's direction:
 after `after` bytes it forwards nothing more; after `seconds` it resets both ends
-(then="reset") or forwards the rest (then="resume"). The first `times`
+(then="reset"), closes both with a FIN as if the body had ended there (then="close":
+a truncated body), or forwards the rest (then="resume"). The first `times`
 connections to carry more than `after` bytes that way get it (a small request on
 a keep-alive connection does not use up a fault), then the proxy passes again. Where a fault is drawn at random (`after` given as a
 (lo, hi) range, `jitter`), it is drawn from the proxy's own random.Random(seed).
@@ -104,8 +106,8 @@ class _Conn:
                     deadline = time.monotonic() + seconds
                     while time.monotonic() < deadline and not self.closed:
                         time.sleep(0.02)
-                    if then == "reset":
-                        self.close(reset=True)
+                    if then in ("reset", "close"):
+                        self.close(reset=(then == "reset"))
                         return
                     self.fault[direction] = False  # resumed: forward the rest, no new fault
                     data = data[keep:]
@@ -140,7 +142,7 @@ class FaultProxy:
         self.live = set()
         self.accepted = 0      # connections accepted, whatever became of them
         self.dropped = 0       # closed at once (drop_new)
-        self.faults = {"reset": 0, "resume": 0}  # stalls/resets that fired
+        self.faults = {"reset": 0, "resume": 0}  # stalls/resets (and "close"s) that fired
         self.bytes = {UP: 0, DOWN: 0}
         self.clear()
         self.stopping = False
@@ -166,7 +168,7 @@ class FaultProxy:
         """The next `times` connections stop forwarding `direction` after `after`
         bytes (an int, or a (lo, hi) range drawn from the seeded random) for
         `seconds`, then reset or resume."""
-        assert then in ("reset", "resume") and direction in (UP, DOWN)
+        assert then in ("reset", "close", "resume") and direction in (UP, DOWN)
         with self.mu:
             for _ in range(times):
                 a = self.rng.randint(*after) if isinstance(after, tuple) else after
@@ -175,6 +177,11 @@ class FaultProxy:
     def reset_after(self, after, direction=UP, times=1):
         """The next `times` connections are reset once `after` bytes went `direction`."""
         self.stall(after, 0, "reset", direction, times)
+
+    def truncate_after(self, after, direction=DOWN, times=1):
+        """The next `times` connections end (a FIN both ways, no RST) once `after`
+        bytes went `direction`: a body cut short, as a crashed or buggy server's."""
+        self.stall(after, 0, "close", direction, times)
 
     def pending(self, direction=UP):
         """Faults planned for `direction` and not yet claimed by a connection."""
@@ -213,7 +220,7 @@ class FaultProxy:
 
     def _note(self, direction, then):
         with self.mu:
-            self.faults[then] += 1
+            self.faults[then] = self.faults.get(then, 0) + 1
 
     def _forget(self, conn):
         with self.mu:

@@ -29,6 +29,25 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def fetch_sha(url, timeout=120):
+    """GET url (http://127.0.0.1:PORT/…): the SHA-256 of a whole 200 answer, else a
+    string saying what came instead (a status, a short body, an error)."""
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    try:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        conn.request("GET", u.path + ("?" + u.query if u.query else ""))
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+    except (http.client.HTTPException, OSError) as e:
+        return "an error (%r)" % e
+    if resp.status != 200:
+        return "status %d (%r)" % (resp.status, body[:200])
+    return hashlib.sha256(body).hexdigest()
+
+
 class Ledger:
     """What clients were told: path -> hashes of the versions acknowledged to a
     client (a put that exited 0, a commit answered 201), and the local edits
@@ -83,10 +102,18 @@ def local_tree(root):
 class Checker:
     """The invariant checks of one workspace of a hub and its hosts."""
 
-    def __init__(self, hub, token, ws, hosts=(), ledger=None):
+    def __init__(self, hub, token, ws, hosts=(), ledger=None, host_sources=False):
+        """host_sources (a `hosts`-storage workspace): check_all also reads every
+        current file back from each host the hub names as its source."""
         self.hub, self.token, self.ws = hub, token, ws
         self.hosts, self.ledger = list(hosts), ledger or Ledger()
         self.objects_checked_at = 0.0
+        self.host_sources = host_sources
+        self.host_read_ok = set()  # (path, sha256, host id) read back whole once
+        self.host_reads = 0  # reads from hosts' content servers verified
+        self.objects_hashed = 0
+        self.superseded_lost = set()  # ids of kept versions no copy is left of
+        self.applied_lost = set()  # … of those another host had applied (open)
 
     # ---- the hub's view, through its API ----
     def api(self, method, rel, body=None):
@@ -178,7 +205,9 @@ class Checker:
             if row is None or refcount != refs:
                 bad_ref.append((h[:12], refs, refcount))
             if not os.path.exists(self.hub.object_path(h)) and h not in on_hosts:
-                missing.append(h[:12])
+                missing.append(h)
+        if missing and self.host_sources:
+            missing = self.superseded_only(missing)
         assert not missing, "chunks of live versions missing everywhere: %s" % missing
         assert not bad_ref, "chunks whose refcount is not their references (hash, refs, " \
             "refcount): %s" % bad_ref
@@ -187,11 +216,60 @@ class Checker:
         assert not stale, "chunks counted as referenced that no version uses: %s" % stale
         return len(rows)
 
+    def superseded_only(self, missing):
+        """`hosts` storage: of the missing chunks, those a current version or an
+        acknowledged one uses (returned, short), apart from those only kept
+        versions that no client was told of use: a host's version saved over on
+        that host before any other host had applied it, within replica_grace_s
+        (docs/storage.md: the one risk of `hosts` storage; docs/reliability.md,
+        "Crashes"), counted in superseded_lost. Hosts that applied a version keep
+        its chunks when it is replaced."""
+        acked = {d for ds in self.ledger.acked.values() for d in ds}
+        labels = dict(self.hub.sql("SELECT id, label FROM hosts"))
+        out = []
+        for h in missing:
+            rows = self.hub.sql(
+                "SELECT v.id, v.hash, f.current_version_id = v.id, v.number, v.host_id, "
+                "d.path, f.name FROM version_chunks vc JOIN file_versions v ON "
+                "v.id = vc.version_id JOIN files f ON f.id = v.file_id JOIN folders d ON "
+                "d.id = f.folder_id WHERE vc.chunk_hash = ?", (h,))
+            if any(cur or digest in acked for _, digest, cur, *_ in rows):
+                out.append(h[:12])
+                continue
+            applied = [r for r in rows if self.applied_elsewhere(r, labels)]
+            if applied and os.environ.get("ROOST_TORTURE_STRICT"):
+                # another host had it: it should have kept the chunks
+                out.append("%s (%s version %d, applied on another host)" % (
+                    h[:12], self.row_path(applied[0]), applied[0][3]))
+            elif applied:  # open (docs/reliability.md "Crashes"): counted
+                self.applied_lost |= {r[0] for r in rows}
+            else:
+                self.superseded_lost |= {r[0] for r in rows}
+        return out
+
+    @staticmethod
+    def row_path(row):
+        folder, name = row[5], row[6]
+        return folder.rstrip("/") + "/" + name
+
+    def applied_elsewhere(self, row, labels):
+        """Did a host other than the committing one log applying this version?"""
+        line = "synced %s (version %d) from the workspace" % (self.row_path(row), row[3])
+        for host in self.hosts:
+            if host.label == labels.get(row[4]):
+                continue
+            try:
+                with open(host.log_path, errors="replace") as f:
+                    if any(line in ln for ln in f):
+                        return True
+            except OSError:
+                pass
+        return False
+
     def check_objects_whole(self):
         """No object in the hub's store is torn: each written since the last check
-        hashes to its name (a directory store; an S3 store is checked by reads)."""
-        if self.hub.s3:
-            return 0
+        hashes to its name (a directory store, or the S3 bucket's objects as the S3
+        server keeps them)."""
         since, self.objects_checked_at = self.objects_checked_at, time.time() - 2
         torn, n = [], 0
         for p in self.hub.object_paths():
@@ -204,6 +282,7 @@ class Checker:
             except FileNotFoundError:  # collected meanwhile
                 pass
         assert not torn, "objects in the hub's store that are not their hash: %s" % torn
+        self.objects_hashed += n
         return n
 
     def check_no_temp_left(self, timeout=60):
@@ -270,6 +349,40 @@ class Checker:
         wait_for(clean, timeout, lambda: "GC to leave nothing unreferenced; left (chunk "
                  "rows, objects): %s" % (state.get("left"),), self.hosts, interval=0.5)
 
+    # ---- 3b. in `hosts` storage, the hosts serve what the hub may lack ----
+    def check_host_sources(self):
+        """Every current file reads back whole from each online host the hub lists
+        as holding all its chunks (POST urls' `via: host` sources: the host's
+        content server, from its folder or its chunks), and at least one host is
+        such a source for a file whose chunks the hub's store lacks. Each (path,
+        version, host) is read once per run."""
+        n = 0
+        store = {self.hub.object_hash(p) for p in self.hub.object_paths()}
+        for path, digest in sorted(self.hub_tree().items()):
+            chunks = {r[0] for r in self.hub.sql(
+                "SELECT vc.chunk_hash FROM version_chunks vc JOIN file_versions v ON "
+                "v.id = vc.version_id WHERE v.hash = ?", (digest,))}
+            st, body, payload, _ = self.api("POST", "/urls", {"path": path})
+            if st == 404:  # deleted or moved since the listing (a host's late echo)
+                continue
+            assert st == 201, ("urls", path, st, payload[:300])
+            hosts = [s for s in body["sources"] if s["via"] == "host"]
+            if not hosts and chunks - store:
+                raise AssertionError("%s (sha256 %s…): the hub lacks chunks %s and names "
+                                     "no host holding them all" % (
+                                         path, digest[:12], sorted(c[:12] for c in chunks - store)))
+            for s in hosts:
+                key = (path, digest, s.get("host_id"))
+                if key in self.host_read_ok:
+                    continue
+                got = fetch_sha(s["url"])
+                assert got == digest, "%s from host %s (%s) reads back as %s, not %s…" % (
+                    path, s.get("host_id"), s["url"], got, digest[:12])
+                self.host_read_ok.add(key)
+                n += 1
+        self.host_reads += n
+        return n
+
     # ---- 4. hosts converge to the hub's tree ----
     def check_converged(self, timeout=90):
         """Every running host's folder equals the hub's tree (paths and bytes), with
@@ -319,6 +432,8 @@ class Checker:
         self.check_edits_kept()
         self.check_no_spurious_conflicts()
         chunks = self.check_chunks()
+        if self.host_sources:
+            self.check_host_sources()
         self.check_objects_whole()
         self.check_no_temp_left()
         if gc:

@@ -78,7 +78,7 @@ class BackupTest(HubTest):
         h.__dict__.update(root=root, data=data, cfg=os.path.join(root, "cfg-" +
                                                                    os.path.basename(data)),
                           api_port=harness.free_port(), content_port=harness.free_port(),
-                          dash_port=harness.free_port(), proc=None, log=None, serve_args=[],
+                          dash_port=harness.free_port(), proc=None, log=None, serve_args=[], serve_env={},
                           store_tmpfs=None, hosts=[], backend=self.hub.backend,
                           db_url=db_args[1] if db_args else None,
                           db_name=db_args[1].rsplit("/", 1)[1] if db_args else None,

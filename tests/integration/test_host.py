@@ -627,6 +627,38 @@ class ContentServerTest(HostTest):
         self.assertTrue(cached(0), "the file read again is cached")
         self.assertLessEqual(cache_bytes(), cap)
         self.assertEqual(local_names(C.dir, "/od"), [], "fetching wrote into the folder")
+        self.evicted_copies_are_reported(C, paths, data, chunks, cached, holds, tokens)
+
+    def evicted_copies_are_reported(self, C, paths, data, chunks, cached, holds, tokens):
+        # /od pinned: C writes the files (f0 and f3 from its cache) and tells
+        # the hub it holds their chunks.
+        cid = [h["id"] for h in self.api("GET", "/hosts")[1]["hosts"] if h["label"] == "C"][0]
+
+        def counted(hash_):
+            return self.hub.sql("SELECT COUNT(*) FROM chunk_replicas WHERE host_id = ? AND "
+                                "chunk_hash = ? AND state = 'ok'", (cid, hash_))[0][0]
+        self.hub.cli("policy", "set", "C", "/od", "pinned")
+        for p, d in zip(paths, data):
+            self.wait_file(C, p, sha(d))
+        self.wait(lambda: all(counted(h) for h in chunks[0]), "the hub to count C's copy of f0")
+        self.assertTrue(cached(0))
+        # f0 goes: its chunks stay in the cache only, so C still holds them...
+        self.hub.cli("rm", paths[0])
+        self.wait(lambda: not os.path.exists(C.path(paths[0])), "f0 gone from C's folder")
+        # ... until newer reads push them out: then the hub must stop counting them
+        self.hub.cli("mkdir", "-p", "/od2")
+        self.hub.cli("policy", "set", "C", "/od2", "on-demand")
+        more = [os.urandom(MiB) for _ in range(3)]
+        for i, d in enumerate(more):
+            write(self.A.path("/od2/g%d.bin" % i), d)
+            self.wait_hub("/od2/g%d.bin" % i, sha(d))
+        for i, d in enumerate(more):
+            st, _, payload, _ = self.get(C, "/c/" + self.url_token("/od2/g%d.bin" % i))
+            self.assertEqual(st, 200, payload[:300])
+        self.wait(lambda: not any(holds(h) for h in chunks[0]), "f0's chunks evicted from C")
+        self.wait(lambda: not any(counted(h) for h in chunks[0]),
+                  "the hub to stop counting C's evicted copy of f0", timeout=30)
+        self.assertTrue(all(counted(h) for h in chunks[3]), "f3 is still in C's folder")
 
 
 if __name__ == "__main__":

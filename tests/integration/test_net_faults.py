@@ -206,13 +206,13 @@ class FeedTest(NetFaultBase):
             with open(src, "wb") as f:
                 f.write(b"change %d\n" % i)
             self.hub.cli("put", src, name)
-            if r.random() < 0.3:
+            if i % 4 == r.randrange(4) or i % 4 == 3:  # 10 to 19 cuts, where varies
                 # Cut the watch's stream; it must be back within 10 s, every time
                 # (it waited 30 s after its fourth cut).
                 cuts += self.proxy.reset_live()
                 wait_for(lambda: self.proxy.live_count() >= 1, 10,
                          "roost watch to reconnect after cut %d" % cuts)
-        self.assertGreaterEqual(cuts, 6)
+        self.assertGreaterEqual(cuts, 8)  # (a random 30% made fewer than 6 once)
 
         def events(lines):
             return [json.loads(ln) for ln in list(lines) if ln.strip()]
@@ -321,6 +321,42 @@ class HostTest(NetFaultBase):
         for h in (self.A, self.B):
             self.assertTrue(h.running(), h.log_tail())
 
+    def test_a_move_whose_answer_is_lost_is_no_conflict_when_its_echo_comes(self):
+        """A renames a file; the hub commits the move but A never gets the answer
+        (the connection reset, as when the hub is killed just after a commit). The
+        feed then brings A its own move: the file is where the user put it, so
+        there is nothing to move and nothing in conflict. (Found by the
+        convergence runner, seed 1878814919: the file was set aside as a
+        conflict copy of itself and the path left empty.)"""
+        os.makedirs(self.A.path("/lost"), exist_ok=True)
+        data = self.rng.randbytes(40_000)
+        self.place(self.A, "/lost/m.txt", data)
+        wait_for(lambda: (self.info("/lost/m.txt") or {}).get("hash") == sha(data), 60,
+                 "m.txt on the hub", [self.A])
+        self.proxy.hold_down = b"/move"  # the answer to A's move waits in the proxy
+        os.rename(self.A.path("/lost/m.txt"), self.A.path("/lost/M.txt"))
+        wait_for(lambda: (self.info("/lost/M.txt") or {}).get("hash") == sha(data), 60,
+                 "the move on the hub", [self.A])
+        self.proxy.reset_live()  # A's answer is lost (and its feed reconnects)
+        self.proxy.hold_down = None
+
+        def settled():
+            here = sorted(os.listdir(self.A.path("/lost")))
+            hub = sorted(e["name"] for e in self.api("GET", "/list?path=" + q("/lost"))[1]
+                         ["entries"])
+            return here == hub == ["M.txt"] and sha_file(self.A.path("/lost/M.txt")) == sha(data)
+        wait_for(settled, 60, lambda: "one M.txt: A has %s, the hub %s" % (
+            sorted(os.listdir(self.A.path("/lost"))),
+            [e["name"] for e in self.api("GET", "/list?path=" + q("/lost"))[1]["entries"]]),
+            [self.A])
+        wait_for(lambda: os.path.exists(self.B.path("/lost/M.txt")), 60, "M.txt on B", [self.B])
+        last = self.hub.sql("SELECT MAX(seq) FROM changes WHERE workspace_id = ?",
+                            (self.ws,))[0][0]
+        wait_for(lambda: (self.A.status().get("seq") or 0) >= last, 60,
+                 "A's feed to pass seq %d" % last, [self.A])
+        self.assertEqual(sorted(os.listdir(self.A.path("/lost"))), ["M.txt"])
+        self.assertEqual(sorted(os.listdir(self.B.path("/lost"))), ["M.txt"])
+
     def test_own_changes_echoed_late_after_a_move_and_an_edit_make_no_conflict(self):
         """An editor's save (write a temp name, rename it over the file) that the
         host uploads under the temp name, moves, and then sends a newer version of,
@@ -367,6 +403,161 @@ class HostTest(NetFaultBase):
                  sha_file(self.B.path("/echo/doc.txt")) == sha(second), 60,
                  "B to have the edit", [self.B])
         self.assertEqual(sorted(os.listdir(self.A.path("/echo"))), ["doc.txt"])
+
+
+class HostToHostTest(HubTest):
+    """Hosts fetch from each other: a `hosts`-storage workspace (hub_cache_bytes 0:
+    the hub holds none of the bytes) where host A's content server is seen by the
+    others only through the proxy (A's --advertise-url names it). Host B syncs
+    multi-chunk files from A while the proxy resets, stalls and truncates A's
+    answers mid-body: B's file ends whole, and B's folder never shows a short or
+    mixed file (only the old version or the new one, whole)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        st, _, payload, _ = cls.hub.request(
+            "PATCH", "/api/v1/workspaces/%d" % cls.ws,
+            {"storage": "hosts", "hub_cache_bytes": 0}, token=cls.token)
+        assert st == 200, payload
+        cls.A = harness.Host(cls.hub, cls.tmp, "A")
+        cls.B = harness.Host(cls.hub, cls.tmp, "B")
+        cls.C = harness.Host(cls.hub, cls.tmp, "C")
+        cls.proxy = FaultProxy(cls.A.port, seed=SEED + 5)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.A.extra_args = ["--advertise-url", cls.proxy.url]
+        for h in (cls.A, cls.B, cls.C):
+            h.join()
+        cls.A.start()
+        wait_for(lambda: cls.host_url("A") == cls.proxy.url, 30,
+                 "A to advertise the proxy's URL", [cls.A])
+
+    @classmethod
+    def host_url(cls, label):
+        st, body, _, _ = cls.hub.request("GET", "/api/v1/workspaces/%d/hosts" % cls.ws,
+                                         token=cls.token)
+        for h in body["hosts"] if st == 200 else []:
+            if h["label"] == label and h["status"] == "online":
+                return h.get("url")
+        return None
+
+    def setUp(self):
+        self.proxy.clear()
+        self.proxy.faults = {"reset": 0, "resume": 0, "close": 0}
+        self.rng = random.Random(SEED + 6 + len(self.id()))
+
+    def info(self, path):
+        st, body, _, _ = self.api("GET", "/info?path=" + q(path))
+        return body if st == 200 else None
+
+    def place(self, h, rel, data):
+        """Write outside the folder, then rename in: the host sees it whole."""
+        staged = os.path.join(self.tmp, "staged.bin")
+        os.makedirs(os.path.dirname(h.path(rel)), exist_ok=True)
+        with open(staged, "wb") as f:
+            f.write(data)
+        os.rename(staged, h.path(rel))
+
+    def watch_file(self, host, rel, allowed):
+        """Hash host's rel every few ms in a thread until stopped: every state seen
+        that is not one of `allowed` (hashes) is recorded. Returns (stop, seen)."""
+        stop, seen = threading.Event(), []
+        path = host.path(rel)
+
+        def loop():
+            while not stop.is_set():
+                try:
+                    with open(path, "rb") as f:
+                        d = sha(f.read())
+                except OSError:
+                    d = None
+                if d is not None and d not in allowed and d not in seen:
+                    seen.append(d)
+                time.sleep(0.005)
+        t = threading.Thread(target=loop)
+        t.start()
+        self.addCleanup(t.join, 30)
+        self.addCleanup(stop.set)
+        return stop, seen
+
+    def has(self, host, rel, digest):
+        p = host.path(rel)
+        return os.path.exists(p) and sha_file(p) == digest
+
+    def wait_on_hub(self, rel, digest):
+        wait_for(lambda: (self.info(rel) or {}).get("hash") == digest, 120,
+                 "%s committed by A" % rel, [self.A])
+
+    def test_a_download_from_a_host_cut_mid_body_ends_whole(self):
+        rel = "/h2h/big.bin"
+        old = self.rng.randbytes(12 * MiB)
+        self.place(self.A, rel, old)
+        self.wait_on_hub(rel, sha(old))
+        # A's answers: reset twice, truncated (a FIN) twice, held 2 s then reset
+        # once, 32-224 KiB into a body. A response may carry one chunk (256 KiB
+        # at least): each planned fault is reached. B marks A failed at its first
+        # fault and asks the hub, which fetches from A through the same proxy.
+        span = (32 << 10, 224 << 10)
+        self.proxy.reset_after(span, direction=DOWN, times=2)
+        self.proxy.truncate_after(span, direction=DOWN, times=2)
+        self.proxy.stall(span, 2, then="reset", direction=DOWN)
+        stop, seen = self.watch_file(self.B, rel, {sha(old)})
+        self.B.start()
+        wait_for(lambda: self.has(self.B, rel, sha(old)), 240, "B to get big.bin whole",
+                 [self.A, self.B])
+        self.assertGreaterEqual(sum(self.proxy.faults.values()), 1,
+                                "no fault fired: B did not fetch through A's proxy")
+        # A new version edited in its middle and end: B fetches only the changed
+        # chunks, through the same faults, and never shows a mix of the two.
+        new = bytearray(old)
+        new[5 * MiB:5 * MiB + 300000] = self.rng.randbytes(300000)
+        new += self.rng.randbytes(2 * MiB)
+        new = bytes(new)
+        self.proxy.reset_after(span, direction=DOWN, times=1)
+        self.proxy.truncate_after(span, direction=DOWN, times=1)
+        stop.set()
+        stop, seen2 = self.watch_file(self.B, rel, {sha(old), sha(new)})
+        self.place(self.A, rel, new)
+        wait_for(lambda: self.has(self.B, rel, sha(new)), 240, "B to get the new version",
+                 [self.A, self.B])
+        stop.set()
+        self.assertEqual(seen + seen2, [], "B's folder showed a short or mixed file")
+        self.assertEqual(self.proxy.pending(DOWN), 0, "planned faults were not reached: %s"
+                         % self.proxy.faults)
+        self.assertGreaterEqual(self.proxy.faults.get("close", 0), 1, self.proxy.faults)
+        st, body, _, _ = self.api("GET", "/versions?path=" + q(rel))
+        self.assertEqual([v["hash"] for v in body["versions"]], [sha(new), sha(old)])
+        left = os.listdir(os.path.join(self.B.dir, ".roost", "tmp"))
+        self.assertEqual(left, [], "B left temp files")
+
+    def test_a_host_truncating_every_answer_is_replaced_by_another_source(self):
+        rel = "/h2h/fallback.bin"
+        data = self.rng.randbytes(8 * MiB)
+        self.B.stop()
+        self.C.start()
+        self.addCleanup(self.C.stop)
+        self.place(self.A, rel, data)
+        self.wait_on_hub(rel, sha(data))
+        # C gets it from A with no fault, then A's every answer is cut short.
+        wait_for(lambda: self.has(self.C, rel, sha(data)), 120, "C to get fallback.bin",
+                 [self.A, self.C])
+        wait_for(lambda: self.hub.sql(
+            "SELECT COUNT(DISTINCT r.host_id) FROM chunk_replicas r JOIN version_chunks vc "
+            "ON vc.chunk_hash = r.chunk_hash JOIN file_versions v ON v.id = vc.version_id "
+            "WHERE v.hash = ? AND r.state = 'ok'", (sha(data),))[0][0] >= 2, 60,
+            "the hub to record C's copies", [self.C])
+        self.proxy.truncate_after((16 << 10, 224 << 10), direction=DOWN, times=1000)
+        self.addCleanup(self.proxy.clear)
+        stop, seen = self.watch_file(self.B, rel, {sha(data)})
+        self.B.start()
+        wait_for(lambda: self.has(self.B, rel, sha(data)), 240, "B to get it from C",
+                 [self.A, self.B, self.C])
+        stop.set()
+        self.assertEqual(seen, [], "B's folder showed a short file")
+        self.assertGreaterEqual(self.proxy.faults.get("close", 0), 1,
+                                "B (or the hub for it) never tried A: %s" % self.proxy.faults)
+        self.proxy.clear()
 
 
 class _ProxiedRelay:
@@ -439,6 +630,98 @@ class RelayTest(HubTest):
         self.assertEqual(sha(got), sha(self.blob))
         self.assertGreaterEqual(self.proxy.accepted, 2)
         self.assertTrue(self.A.running(), self.A.log_tail())
+
+
+class _HubVia:
+    """What a Relay needs of a Hub (its URL), with the hub's API behind a proxy."""
+
+    def __init__(self, proxy):
+        self.url = proxy.url
+
+
+class RelayHubTest(HubTest):
+    """The relay reaches the hub only through the proxy (its --hub names it): the
+    hub's keys and the revocation list (polled every second) come that way. While
+    that link is held or refused, the relay keeps serving downloads whole; a
+    revocation made meanwhile applies once the link is back."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.hub.login_cli()
+        cls.proxy = FaultProxy(cls.hub.api_port, seed=SEED + 7)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.relay = harness.Relay(_HubVia(cls.proxy), cls.tmp)
+        cls.relay.start()
+        cls.addClassCleanup(cls.relay.stop)
+        cls.A = harness.Host(cls.hub, cls.tmp, "A", relay=cls.relay)
+        cls.A.join()
+        cls.A.start()
+        cls.blob = random.Random(SEED + 8).randbytes(6 * MiB)
+        staged = os.path.join(cls.tmp, "staged.bin")
+        with open(staged, "wb") as f:
+            f.write(cls.blob)
+        os.rename(staged, cls.A.path("r.bin"))
+        wait_for(lambda: (cls.hub.request(
+            "GET", "/api/v1/workspaces/%d/info?path=%s" % (cls.ws, q("/r.bin")),
+            token=cls.token)[1] or {}).get("hash") == sha(cls.blob), 120, "r.bin on the hub",
+            [cls.A])
+        cls.base = wait_for(cls.tunnel_url, 30, "A's public URL", [cls.A])
+
+    @classmethod
+    def tunnel_url(cls):
+        st, body, _, _ = cls.hub.request("GET", "/api/v1/workspaces/%d/hosts" % cls.ws,
+                                         token=cls.token)
+        return body["hosts"][0].get("tunnel_url") if st == 200 and body["hosts"] else None
+
+    def relay_path(self, base, rest):
+        prefix = "https://127.0.0.1:%d" % self.relay.public_port
+        self.assertTrue(base.startswith(prefix), base)
+        return base[len(prefix):] + rest
+
+    def download(self, base):
+        st, body, _, _ = self.api("POST", "/urls", {"path": "/r.bin"})
+        self.assertEqual(st, 201, body)
+        st, data, _ = self.relay.request(self.relay_path(base, "c/" + body["token"]),
+                                         timeout=30)
+        return st, data
+
+    def test_the_relay_serves_while_its_hub_link_fails_and_revokes_once_back(self):
+        base = self.base
+        self.assertEqual(self.download(base), (200, self.blob))
+        # The hub's answers to the relay held 6 s (the revocation poll's thread
+        # waits): downloads through the relay go on, whole and quick.
+        self.proxy.stall(0, 6, then="resume", direction=DOWN)
+        wait_for(lambda: self.proxy.faults.get("resume", 0) >= 1 or
+                 self.proxy.pending(DOWN) == 0, 30, "the relay's next poll to be held")
+        t0 = time.monotonic()
+        for _ in range(3):
+            self.assertEqual(self.download(base), (200, self.blob))
+        self.assertLess(time.monotonic() - t0, 5, "downloads waited for the held poll")
+        # The link refused and cut: the relay still serves; a revocation made now
+        # reaches it once the link is back.
+        self.proxy.drop_new = True
+        self.proxy.reset_live()
+        self.assertEqual(self.download(base), (200, self.blob))
+        st, body, _, _ = self.api("POST", "/hosts/%d/revoke-url" % self.hub.sql(
+            "SELECT id FROM hosts WHERE label = 'A'")[0][0], {})
+        self.assertEqual(st, 200, body)
+        wait_for(lambda: self.proxy.dropped >= 2, 30, "the relay to try the hub again")
+        self.proxy.clear()
+        probe = self.relay_path(base, "healthz")
+
+        def revoked():
+            try:
+                return self.relay.request(probe, timeout=10)[0] == 404
+            except (OSError, http.client.HTTPException):
+                return False
+        wait_for(revoked, 20, "the old URL revoked once the hub is reachable", [self.A])
+        # The host attaches again under a new URL, which serves the file whole.
+        new = wait_for(lambda: (lambda u: u if u and u != base else None)(self.tunnel_url()),
+                       60, "A's new public URL", [self.A])
+        got = wait_for(lambda: (lambda r: r[0] == 200 and r[1])(self.download(new)), 60,
+                       "a download through the new URL", [self.A])
+        self.assertEqual(sha(got), sha(self.blob))
 
 
 if __name__ == "__main__":

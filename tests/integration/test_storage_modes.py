@@ -157,8 +157,12 @@ class HostsModeTest(ModesBase):
         # B fetched the bytes from A (the hub had none to give).
         self.wait(lambda: self.peer_chunks(self.B) > peer0, "B to count chunks from a peer")
 
-        # An edit: new bytes reach B; the old version's chunks are dropped by
-        # both hosts (neither holds them any more), so the hub's counts are true.
+        # An edit: new bytes reach B. The old version is kept (restorable) and
+        # its bytes live only on hosts: A's went with the save (A reports them
+        # dropped), B, which applied the change, keeps them pinned in its cache
+        # (it reports nothing dropped), so the hub's counts are true and version
+        # 1 still reads back (the hub streams it from B).
+        b = "host:%d" % self.host_id(self.B)
         v2 = os.urandom(300 * KiB)
         write(self.A.path("/doc/report.bin"), v2)
         self.wait_hub("/doc/report.bin", sha(v2))
@@ -166,20 +170,88 @@ class HostsModeTest(ModesBase):
         new = self.chunks_of("/doc/report.bin")
         self.assert_store_untouched(before, new)
         gone = set(old) - set(new)
-        self.wait(lambda: all(not self.holders(c) for c in gone),
-                  lambda: "the old chunks to lose their holders: %s" % {
+        self.wait(lambda: all(self.holders(c) == [b] for c in gone),
+                  lambda: "the old chunks to be held by B alone: %s" % {
                       c[:8]: self.holders(c) for c in gone})
+        self.assertEqual(self.read_version("/doc/report.bin", 1), sha(v1))
 
-        # A delete: gone on B and the hub; the chunks' host copies reported dropped.
+        # A delete: gone on B and the hub; the file is in the trash, restorable:
+        # A dropped its chunks, B keeps them.
         os.remove(self.A.path("/doc/report.bin"))
         self.wait(lambda: not os.path.exists(self.B.path("/doc/report.bin")),
                   "report.bin to disappear from B")
         self.wait(lambda: self.api("GET", "/info?path=" + q("/doc/report.bin"))[0] == 404,
                   "the hub to forget report.bin")
-        self.wait(lambda: all(not self.holders(c) for c in new),
-                  lambda: "the deleted file's chunks to lose their holders: %s" % {
+        self.wait(lambda: all(self.holders(c) == [b] for c in new),
+                  lambda: "the deleted file's chunks to be held by B alone: %s" % {
                       c[:8]: self.holders(c) for c in new})
         self.assert_store_untouched(before)
+
+    def read_version(self, path, version):
+        """sha256 of path's version as the hub serves it (from a host: it holds none)."""
+        st, _, payload, _ = self.api("GET", "/content?path=%s&version=%d" % (q(path), version))
+        self.assertEqual(st, 200, payload[:300])
+        return sha(payload)
+
+    def test_a_version_replaced_on_both_hosts_still_reads_back(self):
+        """Torture (hosts storage, docs/reliability.md "Crashes") found kept
+        versions lost: both hosts dropped the old content when it was replaced,
+        so version 1 was listed but no copy of it was left (503 for ever)."""
+        v1, v2 = os.urandom(2 * MiB), os.urandom(2 * MiB)
+        write(self.A.path("/kept/a.bin"), v1)
+        self.wait_file(self.B, "/kept/a.bin", sha(v1), timeout=60)
+        write(self.B.path("/kept/a.bin"), v2)  # an edit on the other host this time
+        self.wait_hub("/kept/a.bin", sha(v2))
+        self.wait_file(self.A, "/kept/a.bin", sha(v2), timeout=60)
+        self.assertEqual(self.read_version("/kept/a.bin", 1), sha(v1))
+        self.assertEqual(self.read_version("/kept/a.bin", 2), sha(v2))
+
+    def test_a_restarted_host_tells_the_hub_what_it_holds_and_what_is_gone(self):
+        """Torture (hosts storage, seed 1854108233, kill point 7) found a kept
+        version with no copy: a host queues its replica reports in memory, so a
+        SIGKILL lost the report of a version it had just applied, and it never
+        told the hub again. A restarted host now reports what it holds, and
+        drops what the hub counts that it lacks (a lost "dropped")."""
+        data = os.urandom(2 * MiB)
+        write(self.A.path("/reconcile/held.bin"), data)
+        self.wait_hub("/reconcile/held.bin", sha(data))
+        self.wait_file(self.B, "/reconcile/held.bin", sha(data), timeout=60)
+        held = self.chunks_of("/reconcile/held.bin")
+        b = "host:%d" % self.host_id(self.B)
+        self.wait(lambda: all(b in self.holders(c) for c in held), "B's copies counted")
+        self.B.kill()
+        # What a kill before the next heartbeat leaves: B's "have" lost, and a
+        # copy counted that B does not hold (here a file made while B is down).
+        self.hub.sql("DELETE FROM chunk_replicas WHERE holder = ?", (b,))
+        other = os.urandom(MiB)
+        write(self.A.path("/reconcile/not-on-b.bin"), other)
+        self.wait_hub("/reconcile/not-on-b.bin", sha(other))
+        gone = self.chunks_of("/reconcile/not-on-b.bin")[0]
+        self.hub.sql("INSERT INTO chunk_replicas(chunk_hash, holder, host_id, state, "
+                     "updated_at) VALUES (?, ?, ?, 'ok', 1)", (gone, b, self.host_id(self.B)))
+        logged = os.path.getsize(self.B.log_path)
+        self.B.start()
+
+        def reconciled():
+            with open(self.B.log_path, "rb") as f:
+                f.seek(logged)
+                m = re.search(rb"told the hub of (\d+) chunks? held here, (\d+) gone", f.read())
+            return m and (int(m.group(1)), int(m.group(2)))
+        self.wait(lambda: all(b in self.holders(c) for c in held),
+                  "B's copies counted again after its restart")
+        counts = self.wait(reconciled, "B's reconcile at start")
+        self.assertGreaterEqual(counts[0], len(held))
+        self.assertEqual(counts[1], 1, "the copy B lacks was not reported dropped")
+        self.wait_file(self.B, "/reconcile/not-on-b.bin", sha(other), timeout=60)
+        # The listing pages in hash order; a list_after that is no hash is refused.
+        st, body, _, _ = self.api("POST", "/hosts/self/replicas", {"list_after": ""},
+                                  token=host_token(self.B))
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["listed"], sorted(body["listed"]))
+        self.assertTrue(set(held) <= set(body["listed"]), body)
+        st, body, _, _ = self.api("POST", "/hosts/self/replicas", {"list_after": "nope"},
+                                  token=host_token(self.B))
+        self.assertEqual((st, body["error"]["code"]), (400, "invalid_request"), body)
 
     def test_multi_chunk_file_goes_host_to_host(self):
         before = store_objects(self.hub)

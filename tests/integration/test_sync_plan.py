@@ -105,6 +105,28 @@ class PlannerRaceTest(HostTest):
         copies = [p for p, _ in self.hub_tree() if p.startswith("/same/doc (conflict")]
         self.assertEqual(copies, [], "a conflict copy of an edit that raced nothing")
 
+    def test_the_same_rename_made_on_a_host_and_by_the_cli_makes_no_conflict(self):
+        # (Found by the convergence runner, seed 1878814919: the host set its own
+        # renamed file aside as a conflict copy of itself and left the path empty.)
+        data = b"renamed twice, the same way\n"
+        write(self.A.path("/twice/f4.txt"), data)
+        self.wait(lambda: dict(tree(self.B.dir)).get("/twice/f4.txt") == sha(data),
+                  "f4.txt on the hub and B")
+        self.roost("host", "pause", "--dir", self.A.dir)
+        self.wait(lambda: self.A.status().get("state") == "paused", "A to pause")
+        os.rename(self.A.path("/twice/f4.txt"), self.A.path("/twice/F4.txt"))
+        self.assertEqual(self.roost("mv", "/twice/f4.txt", "/twice/F4.txt").returncode, 0)
+        self.roost("host", "resume", "--dir", self.A.dir)
+
+        def twice():
+            return tuple([f for f in v if f[0].startswith("/twice/")] for v in self.views())
+
+        def settled():
+            a, b, hub = twice()
+            return a == b == hub == [("/twice/F4.txt", sha(data))]
+        self.wait(settled, lambda: "one F4.txt everywhere; A %s, B %s, hub %s" % twice(),
+                  timeout=60)
+
 
 if __name__ == "__main__":
     harness.main()

@@ -10,6 +10,15 @@ operation's kill window is 1.5 times its duration measured once without a kill
 (its calibration run), so kills land before, during and after its commits.
 ROOST_TEST_DB=postgres runs it on PostgreSQL; ROOST_TORTURE_OPS=a,b only those
 operations. `make torture` runs the full size.
+
+Storage configurations (docs/reliability.md "Crashes"):
+- ROOST_TORTURE_STORAGE=hosts: the workspace keeps its bytes on the hosts
+  (storage hosts, hub_cache_bytes 0, min_replicas 2; docs/storage.md): puts go to
+  a host (killed too), replicate also evicts the hub's cache, GC tells hosts to
+  drop copies; the checks add that every current file reads back from each host
+  the hub lists as its source (POST urls), bytes the hub itself may lack.
+- ROOST_TEST_STORE=s3: the hub's store is an S3 bucket (s3rver, s3server.py);
+  every object in the bucket is checked to hash to its name.
 """
 import collections
 import os
@@ -44,26 +53,47 @@ class Op:
                 raise AssertionError("%s still running %d s after the kill" % (
                     self.proc.args[1:3], timeout))
             rc = self.proc.returncode
+            for f in (self.proc.stdout, self.proc.stderr):
+                if f:
+                    f.close()
         if self.done:
             self.done(rc)
         return rc
 
 
+STORAGES = ("hub", "hosts")
+
+
+def storage_from_env():
+    s = os.environ.get("ROOST_TORTURE_STORAGE") or "hub"
+    if s not in STORAGES:
+        raise SystemExit("ROOST_TORTURE_STORAGE=%r: expected one of %s" % (s, STORAGES))
+    return s
+
+
 class Torture:
-    def __init__(self, seed, root, log=print):
+    def __init__(self, seed, root, log=print, storage="hub", ops=None, targets=None):
         self.seed, self.root, self.log = seed, root, log
+        self.storage, self.store = storage, harness.STORE
         self.rng = random.Random(seed)
         self.hub = Hub(root)
         self.hub.start()
         self.token = self.hub.login()
         self.ws = self.hub.workspace(self.token)
         self.hub.login_cli()
+        if storage == "hosts":
+            st, _, payload, _ = self.hub.request(
+                "PATCH", "/api/v1/workspaces/%d" % self.ws,
+                {"storage": "hosts", "hub_cache_bytes": 0, "min_replicas": 2},
+                token=self.token)
+            assert st == 200, payload
         self.A, self.B = Host(self.hub, root, "A"), Host(self.hub, root, "B")
         for h in (self.A, self.B):
             h.join()
             h.start()
         self.ledger = Ledger()
-        self.checker = Checker(self.hub, self.token, self.ws, (self.A, self.B), self.ledger)
+        self.checker = Checker(self.hub, self.token, self.ws, (self.A, self.B), self.ledger,
+                               host_sources=(storage == "hosts"))
         self.n = 0  # names made so far
         self.windows = {}  # op -> kill window (s), from its calibration run
         self.kills = collections.Counter()  # (op, component) -> kill points
@@ -81,10 +111,22 @@ class Torture:
             "replicate": (lambda: self.job("replicate"), ["cli", "hub", "host B"]),
         }
 
-        only = os.environ.get("ROOST_TORTURE_OPS")  # e.g. "rename_storm,gc": a focused run
+        if storage == "hosts":
+            # A put goes to a host (the hub's cache only when none takes it); GC and
+            # replication (with the cache's eviction) tell hosts to drop or fetch.
+            hosts = ["host A", "host B"]
+            for op in ("put_big", "put_small", "batch_commit", "gc", "replicate"):
+                fn, comps = self.ops[op]
+                self.ops[op] = (fn, comps + [h for h in hosts if h not in comps])
+        only = ops or os.environ.get("ROOST_TORTURE_OPS")  # e.g. "rename_storm,gc"
         if only:
             self.ops = {k: v for k, v in self.ops.items() if k in only.split(",")}
             assert self.ops, "ROOST_TORTURE_OPS names no operation of %s" % only
+        if targets:  # only these components are killed
+            self.ops = {k: (fn, [c for c in ts if c in targets])
+                        for k, (fn, ts) in self.ops.items()}
+            assert all(ts for _, ts in self.ops.values()), (
+                "an operation has none of the targets %s" % targets)
 
     def stop(self):
         for h in (self.A, self.B):
@@ -260,7 +302,8 @@ class Torture:
         return time.monotonic() - t0
 
     def summary(self, seconds):
-        lines = ["kill points per operation and component (%s):" % harness.BACKEND]
+        lines = ["kill points per operation and component (%s, %s storage, %s store):" % (
+            harness.BACKEND, self.storage, self.store)]
         for (op, comp), n in sorted(self.kills.items()):
             lines.append("  %-13s %-7s %d" % (op, comp, n))
         lines.append("kills of a process-run operation: %d while it ran, %d after it "
@@ -268,6 +311,15 @@ class Torture:
         lines.append("kill points: %d; invariant checks passed: %d; acknowledged versions "
                      "checked: %d; %.0f s" % (sum(self.kills.values()), self.checks,
                                               self.ledger.count(), seconds))
+        if self.storage == "hosts":
+            lines.append("reads from hosts' content servers verified: %d; kept (replaced) "
+                         "host versions left with no copy: %d" % (
+                             self.checker.host_reads, len(self.checker.superseded_lost)))
+            lines.append("kept versions another host had applied left with no copy "
+                         "(ROOST_TORTURE_STRICT=1 fails on them): %d" %
+                         len(self.checker.applied_lost))
+        if self.store == "s3":
+            lines.append("bucket objects hashed: %d" % self.checker.objects_hashed)
         return "\n".join(lines)
 
 
@@ -276,16 +328,21 @@ def seed_from_env():
     return int(s) if s else random.SystemRandom().randrange(1, 1 << 31)
 
 
-def run(points, log=print):
-    """A whole run in a temp dir; returns (Torture, seconds). Prints the seed."""
+def run(points, log=print, storage=None, ops=None, targets=None):
+    """A whole run in a temp dir; returns (Torture, seconds). Prints the seed.
+    storage: "hub" or "hosts" (default ROOST_TORTURE_STORAGE); ops: a
+    comma-separated list of operations (default ROOST_TORTURE_OPS, else all);
+    targets: the only components killed (e.g. ["hub"])."""
     seed = seed_from_env()
-    print("torture: seed %d (replay: ROOST_SEED=%d), %d kill points, %s" % (
-        seed, seed, points, harness.BACKEND), flush=True)
+    storage = storage or storage_from_env()
+    print("torture: seed %d (replay: ROOST_SEED=%d), %d kill points, %s, %s storage, "
+          "%s store" % (seed, seed, points, harness.BACKEND, storage, harness.STORE),
+          flush=True)
     root = tempfile.mkdtemp(prefix="roost-torture-")
     t = None
     ok = False
     try:
-        t = Torture(seed, root, log)
+        t = Torture(seed, root, log, storage=storage, ops=ops, targets=targets)
         seconds = t.run(points)
         ok = True
         return t, seconds

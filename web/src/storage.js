@@ -63,7 +63,9 @@ export function LocationsDialog({ ws, path, version, feed, onClose }) {
         <tbody>${loc.hosts.map((h) => html`<${HostRow} key=${h.id} host=${h} chunks=${loc.chunks} />`)}</tbody>
       </table>` : html`<p class="muted">No host holds any of it.</p>`}
       <p class="hint">A copy counts while its host has been seen within the replica grace
-        (${fmtDuration(loc.replica_grace_s)}); the hub's counts as one.</p>
+        (${fmtDuration(loc.replica_grace_s)}); ${loc.storage === 'hosts'
+          ? "the hub's cache does not count: in hosts storage durability is on hosts"
+          : "the hub's counts as one"}.</p>
     </div>`}
   <//>`;
 }
@@ -137,7 +139,7 @@ function SettingsForm({ ws, s, saved, onSaved, onEdit }) {
       <label>Minimum copies<input name="min_replicas" inputMode="numeric" defaultValue=${String(s.min_replicas)}
           aria-invalid=${!!errors.min_replicas} />
         ${fieldError('min_replicas')}
-        <span class="hint">1–10, on hosts and the hub together.</span></label>
+        <span class="hint">1–10: copies on hosts, and in hub storage the hub's.</span></label>
       <label>Replica grace<span class="with-unit">
         <input name="grace" inputMode="numeric" defaultValue=${String(s.replica_grace_s / TIME_UNITS[graceUnit])}
           aria-invalid=${!!errors.grace} />

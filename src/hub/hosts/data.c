@@ -22,6 +22,7 @@
 #include <string.h>
 
 #define REPLICA_REPORT_MAX 10000 /* hashes in one replica report */
+#define REPLICA_LIST_MAX   4500  /* hashes in one answer's "listed" (its query's LIMIT) */
 #define CHUNK_TOKEN_TTL_S  600   /* a manifest's chunk token, and a new one's default */
 
 /* A copy this host found corrupt (any reader of its, scrub or not; it
@@ -68,11 +69,15 @@ static int replica_collected(struct req *r, const char *hash)
 }
 
 /* POST /workspaces/W/hosts/self/replicas {have:[hash], dropped:[hash],
- * corrupt:[hash], check:[hash]}; corrupt is applied first, so a copy fetched
- * back after it was found corrupt, reported in the same request, counts.
- * check: copies the host keeps pinned; the answer's "collected" lists those
- * the workspace no longer references at all (replica_collected), which the
- * host drops — the GC's drop for a host that was offline when it ran. */
+ * corrupt:[hash], check:[hash], list_after:hash}; corrupt is applied first, so
+ * a copy fetched back after it was found corrupt, reported in the same request,
+ * counts. check: copies the host keeps pinned; the answer's "collected" lists
+ * those the workspace no longer references at all (replica_collected), which
+ * the host drops — the GC's drop for a host that was offline when it ran.
+ * list_after ("" to start): the answer's "listed" holds the next
+ * REPLICA_LIST_MAX hashes after it (in order) that the hub counts this host
+ * holding, after this report's changes: a restarted host reports dropped
+ * those it lacks (a report lost in a crash left them counted). */
 enum MHD_Result api_host_replicas(struct req *r)
 {
 	if (!hosts_need_host(r))
@@ -81,10 +86,16 @@ enum MHD_Result api_host_replicas(struct req *r)
 	json_t *dropped = json_object_get(r->json, "dropped");
 	json_t *corrupt = json_object_get(r->json, "corrupt");
 	json_t *check = json_object_get(r->json, "check");
+	json_t *list_after = json_object_get(r->json, "list_after");
 	if ((have && !json_is_array(have)) || (dropped && !json_is_array(dropped)) ||
 	    (corrupt && !json_is_array(corrupt)) || (check && !json_is_array(check)))
 		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
 		                   "have, dropped, corrupt and check are arrays of chunk hashes");
+	if (list_after &&
+	    (!json_is_string(list_after) ||
+	     (json_string_length(list_after) && !hash_hex_valid(json_string_value(list_after)))))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request",
+		                   "list_after is a chunk hash, or \"\" to list from the start");
 	if (json_array_size(have) + json_array_size(dropped) + json_array_size(corrupt) +
 	        json_array_size(check) >
 	    REPLICA_REPORT_MAX)
@@ -156,14 +167,35 @@ enum MHD_Result api_host_replicas(struct req *r)
 		if (gone)
 			json_array_append(collected, h);
 	}
+	json_t *listed = NULL;
+	if (list_after) {
+		listed = json_array();
+		struct db_stmt *q = db_query(
+		    r->db,
+		    "SELECT chunk_hash FROM chunk_replicas WHERE holder = ? AND state = 'ok' AND "
+		    "chunk_hash > ? ORDER BY chunk_hash LIMIT 4500",
+		    holder, json_string_value(list_after));
+		int rc = q ? DB_ROW : DB_ERR;
+		while (q && (rc = db_step(q)) == DB_ROW)
+			json_array_append_new(listed, json_string(db_col_text(q, 0)));
+		db_finalize(q);
+		if (rc != DB_DONE) {
+			json_decref(listed);
+			json_decref(collected);
+			goto db_fail;
+		}
+	}
 	if (db_commit(r->db) != DB_DONE) {
+		json_decref(listed);
 		json_decref(collected);
 		goto db_fail;
 	}
-	return reply_json(r, MHD_HTTP_OK,
-	                  json_pack("{s:I, s:I, s:I, s:o}", "recorded", (json_int_t)recorded,
-	                            "dropped", (json_int_t)json_array_size(dropped), "corrupt",
-	                            (json_int_t)json_array_size(corrupt), "collected", collected));
+	json_t *out = json_pack("{s:I, s:I, s:I, s:o}", "recorded", (json_int_t)recorded, "dropped",
+	                        (json_int_t)json_array_size(dropped), "corrupt",
+	                        (json_int_t)json_array_size(corrupt), "collected", collected);
+	if (listed)
+		json_object_set_new(out, "listed", listed);
+	return reply_json(r, MHD_HTTP_OK, out);
 db_fail:
 	db_rollback(r->db);
 	return reply_db_error(r);
