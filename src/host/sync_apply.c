@@ -83,13 +83,30 @@ static bool keep_as_conflict(struct host *h, const char *path)
 
 static void remove_local_file(struct host *h, const char *path);
 
+/* Whether the workspace has a folder at path now (true when the hub cannot
+ * say: the event is taken as it came). */
+static bool hub_has_folder(struct host *h, const char *path)
+{
+	json_t *out = NULL;
+	long st = sync_hub_call(h, "GET", "/info?path=%s", path, NULL, &out);
+	const char *type = json_get_str(out, "type");
+	bool folder = st == 200 ? type && strcmp(type, "folder") == 0 : st != 404;
+	json_decref(out);
+	return folder;
+}
+
 /* Make way here for the workspace's folder at path (itself too when self):
  * a file where the workspace has a folder is removed if the folder and the
  * workspace agreed on it (the workspace replaced it), else kept as a conflict
  * copy (plan.h: a local file never gives way to nothing). Without this, a
  * file made here at the moment another host made a folder of that name
- * blocked the folder's files here for ever, and the hub refused the file. */
-static void make_way(struct host *h, const char *path, bool self)
+ * blocked the folder's files here for ever, and the hub refused the file.
+ * False, and nothing done, when the workspace has no folder there any more:
+ * the event is the echo of this host's own folder (or a file in it), which
+ * the user has replaced by a file again since (the folder's delete went up,
+ * the file may wait in a batch) — the file is the user's latest, not a
+ * conflict with a folder no longer there. */
+static bool make_way(struct host *h, const char *path, bool self)
 {
 	char *p = xstrdup(path);
 	char *end = self ? NULL : strrchr(p, '/');
@@ -103,8 +120,9 @@ static void make_way(struct host *h, const char *path, bool self)
 		*end = '/';
 	if (clear) {
 		free(p);
-		return;
+		return true;
 	}
+	bool made = true;
 	for (char *slash = strchr(p + 1, '/');; slash = strchr(slash + 1, '/')) {
 		if (slash)
 			*slash = 0;
@@ -112,7 +130,9 @@ static void make_way(struct host *h, const char *path, bool self)
 			break;
 		char *local = host_local(h, p);
 		struct stat st;
-		if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode) && !hub_has_folder(h, p)) {
+			made = false; /* a stale event: see above */
+		} else if (lstat(local, &st) == 0 && !S_ISDIR(st.st_mode)) {
 			struct ientry e;
 			int found = idx_get(h->db, p, &e) == 1;
 			struct plan_state base = sync_base_state(found ? &e : NULL),
@@ -128,11 +148,12 @@ static void make_way(struct host *h, const char *path, bool self)
 				keep_as_conflict(h, p);
 		}
 		free(local);
-		if (!slash)
+		if (!slash || !made)
 			break;
 		*slash = '/';
 	}
 	free(p);
+	return made;
 }
 
 /* The workspace's file at path, where this host has a folder: moved aside
@@ -586,7 +607,8 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 		host_mark_dirty(h, path, 0);
 		return;
 	}
-	make_way(h, path, false);
+	if (!make_way(h, path, false))
+		return;
 	if (conflict == PLAN_KEEP_LOCAL) {
 		if (!keep_as_conflict(h, path))
 			return;
@@ -764,6 +786,16 @@ static void remove_local_file(struct host *h, const char *path)
 
 static void apply_delete(struct host *h, const char *path, bool is_dir)
 {
+	/* A file's delete where the index has a folder, or the reverse: the echo
+	 * of this host's own delete of what the user replaced here, come after
+	 * the replacement went up (the hub deletes only what it has, and any
+	 * other change there comes as an event before this one). Applied, it
+	 * took the new folder from the index with all in it (the echo of its
+	 * file then made way for it: a conflict copy of the user's new file), or
+	 * deleted the new file here and so on the hub. */
+	struct ientry here;
+	if (idx_get(h->db, path, &here) == 1 && here.dir != is_dir)
+		return;
 	if (!is_dir) {
 		remove_local_file(h, path);
 		atomic_store(&h->last_sync, now_ms());
@@ -794,7 +826,21 @@ static void apply_delete(struct host *h, const char *path, bool is_dir)
 	atomic_store(&h->last_sync, now_ms());
 }
 
-static void apply_move(struct host *h, const char *from, const char *to, bool is_dir)
+/* The version a file's move names (the hub's, at the move), at its new path:
+ * a version this host had not fetched when the file moved was gone from its
+ * old path by the time its manifest was asked for (never fetched, and the
+ * hosts kept the old one at the new path for good). */
+static void moved_version(struct host *h, const char *to, json_t *pl)
+{
+	int64_t vid = 0, version = 0, size = 0;
+	const char *hash = json_get_str(pl, "hash");
+	if (!hash_hex_valid(hash) || !json_get_int(pl, "version_id", &vid) ||
+	    !json_get_int(pl, "version", &version) || !json_get_int(pl, "size", &size))
+		return;                                 /* a folder's move, or an older hub's */
+	apply_version(h, to, vid, version, hash, size); /* returns if we have it */
+}
+
+static void apply_move(struct host *h, const char *from, const char *to, bool is_dir, json_t *pl)
 {
 	struct ientry fe, te;
 	bool known = idx_get(h->db, from, &fe) == 1;
@@ -829,6 +875,7 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 	if (!fe.dir && fe.version_id && idx_get(h->db, to, &te) == 1 && !te.dir &&
 	    te.version_id >= fe.version_id) {
 		remove_local_file(h, from);
+		moved_version(h, to, pl);
 		atomic_store(&h->last_sync, now_ms());
 		return;
 	}
@@ -843,12 +890,18 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 		 * itself and the path left empty. */
 		idx_rename(h->db, from, to);
 		log_info("moved %s to %s (done here already)", from, to);
+		moved_version(h, to, pl);
 		atomic_store(&h->last_sync, now_ms());
 		free(lf);
 		free(lt);
 		return;
 	}
-	if (lstat(lt, &st) == 0) {
+	/* A case-only rename on a case-blind file system finds the file itself
+	 * at to: no conflict with itself. */
+	bool at_to = lstat(lt, &st) == 0;
+	bool itself =
+	    at_to && lstat(lf, &fst) == 0 && st.st_ino == fst.st_ino && st.st_dev == fst.st_dev;
+	if (at_to && !itself) {
 		if (S_ISREG(st.st_mode))
 			keep_as_conflict(h, to);
 		else
@@ -864,6 +917,8 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 		log_error("move %s -> %s: %s", from, to, strerror(errno));
 	idx_rename(h->db, from, to);
 	log_info("moved %s to %s (from the workspace)", from, to);
+	if (!is_dir)
+		moved_version(h, to, pl);
 	atomic_store(&h->last_sync, now_ms());
 	free(lf);
 	free(lt);
@@ -877,7 +932,8 @@ static void apply_mkdir(struct host *h, const char *path)
 	if (idx_get(h->db, path, &e) == 1 && e.dir)
 		return; /* agreed already (our own folder's echo): a file here now is the
 		           user's replacement, which goes up (local_replaced) */
-	make_way(h, path, true);
+	if (!make_way(h, path, true))
+		return;
 	char *local = host_local(h, path);
 	if (mkdir_p(local, 0777) == 0) {
 		struct ientry d = {.dir = true, .local = true};
@@ -922,7 +978,7 @@ void sync_remote_event(struct host *h, json_t *ev)
 		apply_delete(h, path, kind[1] == 'o');
 	} else if ((strcmp(kind, "file.moved") == 0 || strcmp(kind, "folder.moved") == 0) && from &&
 	           to) {
-		apply_move(h, from, to, kind[1] == 'o');
+		apply_move(h, from, to, kind[1] == 'o', pl);
 	} else if (strcmp(kind, "folder.created") == 0 && path) {
 		apply_mkdir(h, path);
 	} else if (strcmp(kind, "scrub.requested") == 0) {

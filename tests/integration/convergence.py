@@ -70,6 +70,18 @@ def hub_tree(checker):
         return None
 
 
+def route_via(host, proxy):
+    """The (joined, stopped) host reaches the hub's API through proxy (its host.json)."""
+    idf = os.path.join(host.dir, ".roost", "host.json")
+    with open(idf) as f:
+        ident = json.load(f)
+    ident["hub"] = proxy.url
+    with open(idf + ".tmp", "w") as f:
+        json.dump(ident, f)
+    os.chmod(idf + ".tmp", os.stat(idf).st_mode)
+    os.rename(idf + ".tmp", idf)
+
+
 class Failure(AssertionError):
     pass
 
@@ -108,15 +120,7 @@ class Run:
 
     # ---- set-up ----
     def via_proxy(self, host):
-        """The host reaches the hub's API through the fault proxy (its host.json)."""
-        idf = os.path.join(host.dir, ".roost", "host.json")
-        with open(idf) as f:
-            ident = json.load(f)
-        ident["hub"] = self.proxy.url
-        with open(idf + ".tmp", "w") as f:
-            json.dump(ident, f)
-        os.chmod(idf + ".tmp", os.stat(idf).st_mode)
-        os.rename(idf + ".tmp", idf)
+        route_via(host, self.proxy)
 
     def stop(self):
         for h in self.hosts.values():
@@ -378,8 +382,8 @@ class Run:
 
     def host_op(self, rnd, label, kind, args):
         h = self.hosts[label]
-        if self.deferred.get(label) or (not h.running() and kind not in (
-                "create", "edit", "big_edit")):
+        if self.deferred.get(label) or ((not h.running() or label in self.unscanned) and
+                                        kind not in ("create", "edit", "big_edit")):
             # A file removed while the agent is stopped is fetched again at its start,
             # by design (docs/host.md, "Lost files"): the user's delete, rename or
             # folder swap waits for the agent (and what the user does after it too).
@@ -528,6 +532,7 @@ class Run:
         elif kind == "start_hub":
             if not self.hub.proc:
                 self.hub.start()
+            self.settle_scans(rnd)
         elif kind == "net_drop":
             self.proxy.drop_new = True
             self.proxy.reset_live()
@@ -548,13 +553,25 @@ class Run:
         h = self.hosts[label]
         if not h.running():
             h.start()
-            # A file that the agent's start-up scan finds missing was lost while it
-            # was stopped, by design, and is fetched again: a user's delete or
-            # rename waits until the scan is over (docs/reliability.md).
+            self.unscanned.add(label)
+        self.settle_scans(rnd)
+
+    def settle_scans(self, rnd):
+        """A file that the agent's start-up scan finds missing was lost while it was
+        stopped, by design, and is fetched again: a user's delete or rename waits
+        until the scan is over (docs/reliability.md). The scan needs the hub: while
+        the hub is down, they wait on (its start settles them)."""
+        if not self.hub.proc:
+            return
+        for label in sorted(self.unscanned):
+            h = self.hosts[label]
+            self.unscanned.discard(label)
+            if not h.running():
+                continue
             wait_for(lambda: self.scanned(h), 60, "host %s's start-up scan" % label,
                      [h], interval=0.05)
-        for kind, args in self.deferred.pop(label, []):
-            self.host_op(rnd, label, kind, args)
+            for kind, args in self.deferred.pop(label, []):
+                self.host_op(rnd, label, kind, args)
 
     @staticmethod
     def scanned(h):
@@ -578,6 +595,7 @@ class Run:
         self.pending_big = []
         self.cli_failed = set()
         self.deferred, self.removed, self.uncertain = {}, {}, set()
+        self.unscanned = set()  # hosts started whose start-up scan is not seen over
         timeline = self.plan_round()
         cli_ops = [(e[2], e[3]) for e in timeline if e[1] == "cli"]
         cli = threading.Thread(target=self.cli_worker, args=(rnd, cli_ops))

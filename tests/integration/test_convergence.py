@@ -5,6 +5,7 @@ concurrent operations while hosts, the hub and host A's network fail; at quiesce
 the trees are equal and the model's, nothing acknowledged is lost, conflict copies only
 where edits raced. Each seed is printed; ROOST_SEED=N replays one. `make torture` runs
 the full size. Also here: what the runner found, as plain regression tests."""
+import hashlib
 import os
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ import unittest
 import convergence
 import harness
 from harness import Host, Hub, wait_for
+from faultproxy import DOWN, FaultProxy
 from invariants import Checker, local_tree
 
 
@@ -79,6 +81,89 @@ class ReplacedOnARunningHostTest(unittest.TestCase):
         os.remove(self.A.path("/rf/s"))
         self.place("/rf/s/inner.txt", b"in the folder now")
         self.converged({"/rf/s/inner.txt"})
+
+    def test_a_version_renamed_before_a_host_fetches_it_is_fetched(self):
+        """A new version, then at once a case-only rename, while B is away: B's
+        manifest request for the version found its path gone, and the move then
+        carried the old version to the new name for good (seed 1582760241)."""
+        old, new = os.urandom(1300 * 1024), os.urandom(1400 * 1024)
+        self.place("/rn/f41.txt", old)
+        self.converged({"/rn/f41.txt"})
+        self.B.stop()
+        src = os.path.join(self.tmp, "v2")
+        with open(src, "wb") as f:
+            f.write(new)
+        self.hub.cli("put", src, "/rn/f41.txt")
+        self.hub.cli("mv", "/rn/f41.txt", "/rn/F41.txt")
+        self.B.start()
+        self.converged({"/rn/F41.txt"})
+        with open(self.B.path("/rn/F41.txt"), "rb") as f:
+            self.assertEqual(f.read(), new)
+
+
+class LostMoveAnswerTest(unittest.TestCase):
+    """Host A moves a file into a folder and loses the hub's answer (the hub made
+    the move): the move's echo found the file at its new path already, kept it
+    aside as a conflict copy, and the agent then deleted the new path on the hub
+    (seed 1105897962, round 20: a stalled, reset link)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="roost-it-")
+        cls.hub = Hub(cls.tmp)
+        cls.hub.start()
+        cls.addClassCleanup(cls.hub.stop)
+        cls.token = cls.hub.login()
+        cls.ws = cls.hub.workspace(cls.token)
+        cls.hub.login_cli()
+        cls.proxy = FaultProxy(cls.hub.api_port, seed=1)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.A, cls.B = Host(cls.hub, cls.tmp, "A"), Host(cls.hub, cls.tmp, "B")
+        for h in (cls.A, cls.B):
+            h.join()
+        convergence.route_via(cls.A, cls.proxy)
+        for h in (cls.A, cls.B):
+            h.start()
+            cls.addClassCleanup(h.stop)
+        cls.checker = Checker(cls.hub, cls.token, cls.ws, (cls.A, cls.B))
+
+    @classmethod
+    def tearDownClass(cls):
+        if not os.environ.get("ROOST_KEEP_TMP"):
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def tree_is(self, expect):
+        """The hub and both hosts hold just expect ({path: sha256}) under /lm/."""
+        def under(tree):
+            return {p: d for p, d in (tree or {}).items() if p.startswith("/lm/")}
+
+        def same():
+            hub = under(convergence.hub_tree(self.checker))
+            return hub == expect and all(under(local_tree(h.dir)) == expect
+                                         for h in (self.A, self.B))
+        wait_for(same, 60, lambda: "the tree %s on the hub and both hosts (hub %s)" % (
+            sorted(expect), sorted(under(self.checker.hub_tree()))), [self.A, self.B])
+
+    def test_a_move_whose_answer_was_lost_is_kept(self):
+        data = os.urandom(1133)
+        os.makedirs(self.A.path("/lm/s"))
+        with open(self.A.path("/lm/f.txt"), "wb") as f:
+            f.write(data)
+        digest = hashlib.sha256(data).hexdigest()
+        self.tree_is({"/lm/f.txt": digest})
+        # A's next connection that opens with the move gets no answer while held.
+        self.proxy.hold_down = b"/move"
+        self.proxy.reset_live()
+        os.rename(self.A.path("/lm/f.txt"), self.A.path("/lm/s/g.txt"))
+        # The hub made the move and B applied it: the echo is on A's feed too.
+        wait_for(lambda: os.path.exists(self.B.path("/lm/s/g.txt")), 30,
+                 "B to apply the move", [self.A, self.B])
+        before = self.proxy.bytes[DOWN]
+        wait_for(lambda: self.proxy.bytes[DOWN] > before, 10, "A's feed to read on",
+                 [self.A])
+        self.proxy.reset_live()  # the answer is lost
+        self.proxy.hold_down = None
+        self.tree_is({"/lm/s/g.txt": digest})
 
 
 class ConvergenceTest(unittest.TestCase):

@@ -137,6 +137,22 @@ static enum op_code move_check(struct op_ctx *c, const char *from, const char *t
 	return OP_OK;
 }
 
+/* A move's change. A file's names the version it carries: a host that has
+ * not fetched that version yet (its manifest's path is gone by then) fetches
+ * it at the new path. */
+static json_t *moved_payload(int64_t id, const char *from, const char *to,
+                             const struct file_info *fi)
+{
+	json_t *p = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "from", from, "to", to);
+	if (fi) {
+		json_object_set_new(p, "version_id", json_integer(fi->version_id));
+		json_object_set_new(p, "version", json_integer(fi->version_no));
+		json_object_set_new(p, "hash", json_string(fi->hash));
+		json_object_set_new(p, "size", json_integer(fi->size));
+	}
+	return p;
+}
+
 enum op_code op_move(struct op_ctx *c, const char *from, const char *to, struct op_err *e)
 {
 	char *tparent = NULL, *tname = NULL;
@@ -167,11 +183,10 @@ enum op_code op_move(struct op_ctx *c, const char *from, const char *to, struct 
 	bool is_file = kind == 1;
 	if (move_rows(c, from, to, is_file, is_file ? fi.id : src_folder, dst_parent, tname) !=
 	        DB_DONE ||
-	    meta_change(c->db, c->ws_id, is_file ? "file.moved" : "folder.moved",
-	                is_file ? "file" : "folder",
-	                json_pack("{s:I, s:s, s:s}", "id",
-	                          (json_int_t)(is_file ? fi.id : src_folder), "from", from, "to",
-	                          to)) != 0 ||
+	    meta_change(
+	        c->db, c->ws_id, is_file ? "file.moved" : "folder.moved",
+	        is_file ? "file" : "folder",
+	        moved_payload(is_file ? fi.id : src_folder, from, to, is_file ? &fi : NULL)) != 0 ||
 	    meta_audit_op(c, is_file ? "file.move" : "folder.move", from,
 	                  json_pack("{s:s}", "to", to)) != 0 ||
 	    meta_commit_op(c) != OP_OK)
