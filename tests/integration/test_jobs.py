@@ -425,7 +425,7 @@ class ReplicationTest(HubTest):
                              if h["label"] == "A"), 30, "A online", [self.A])
         code, out, err = self.admin("replicate", check=0)
         self.assertRegex(out, r"[1-9]\d* released")
-        wait_for(lambda: self.b_copies() == [], 30, "B's copy dropped", [self.B])
+        wait_for(lambda: self.b_copies() == [], 60, "B's copy dropped", [self.B])
         self.assertEqual(self.replicas()["under_replicated"], 0)
         # Deleted, purged and collected at the hub: gone from B's cache too.
         chunk = sha(data)  # one chunk: named by the file's hash
