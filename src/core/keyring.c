@@ -92,6 +92,14 @@ bool keyring_refresh(struct keyring *k)
 
 int64_t keyring_now_ms(struct keyring *k)
 {
+	/* The hub's clock comes with its keys: a ring that fetches on a miss and
+	 * never has would judge the first token by our own clock (the key lookup
+	 * that fetches comes after the time is read). */
+	pthread_mutex_lock(&k->mu);
+	bool never = !k->tried && (k->opts & KEYRING_FETCH_ON_MISS);
+	pthread_mutex_unlock(&k->mu);
+	if (never)
+		keyring_refresh(k);
 	return now_ms() + atomic_load(&k->hub_skew_ms);
 }
 
