@@ -48,13 +48,14 @@ static bool held_here(struct db *db, const char *hash)
 	                hash) == DB_ROW;
 }
 
-/* POST one slice of the reconcile; NULL if it was not delivered. */
+/* POST one slice of the reconcile (takes body); NULL if it was not delivered. */
 static json_t *reconcile_post(struct host *h, json_t *body)
 {
 	char *url = client_ws_url(&h->c, "/hosts/self/replicas", NULL);
 	char err[256];
 	json_t *out = NULL;
 	long st = client_request(&h->c, h->c.curl, "POST", url, body, &out, err);
+	json_decref(body);
 	free(url);
 	if (st != 200) {
 		log_warn("replica reconcile: %s; the heartbeat reports the rest",

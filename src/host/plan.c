@@ -62,6 +62,8 @@ static int row_cmp(const void *a, const void *b)
 
 static struct row *find(struct table *t, const char *path)
 {
+	if (!t->n)
+		return NULL; /* (qsort and bsearch take no NULL array, even empty) */
 	if (!t->sorted) {
 		qsort(t->v, t->n, sizeof *t->v, row_cmp);
 		t->sorted = true;
@@ -316,7 +318,8 @@ int plan_make(const struct plan_entry *base, size_t nbase, const struct plan_ent
 		    plan_same(&r->r, &r->res) && !plan_same(&r->b, &r->res))
 			emit(&o, PLAN_RECORD, PLAN_PHASE_TRANSFERS, r->path, NULL, &r->res);
 	}
-	qsort(o.v, o.n, sizeof *o.v, op_cmp);
+	if (o.n)
+		qsort(o.v, o.n, sizeof *o.v, op_cmp);
 	out->ops = o.v;
 	out->nops = o.n;
 	o.v = NULL;
