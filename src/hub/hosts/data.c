@@ -173,7 +173,7 @@ enum MHD_Result api_host_replicas(struct req *r)
 		struct db_stmt *q = db_query(
 		    r->db,
 		    "SELECT chunk_hash FROM chunk_replicas WHERE holder = ? AND state = 'ok' AND "
-		    "chunk_hash > ? ORDER BY chunk_hash LIMIT 4500",
+		    "chunk_hash > ? ORDER BY chunk_hash LIMIT " STRINGIFY(REPLICA_LIST_MAX),
 		    holder, json_string_value(list_after));
 		int rc = q ? DB_ROW : DB_ERR;
 		while (q && (rc = db_step(q)) == DB_ROW)
