@@ -150,12 +150,7 @@ void host_cache_trim(struct host *h, struct db *db)
 	size_t i;
 	json_array_foreach(evicted, i, c)
 	{
-		int64_t held = 0;
-		if (db_int64(
-		        db, &held,
-		        "SELECT 1 FROM chunks c JOIN files f ON f.path = c.path WHERE c.hash = ? "
-		        "AND f.local = 1 LIMIT 1",
-		        json_get_str(c, "hash")) == DB_DONE)
+		if (!held_here(db, json_get_str(c, "hash"))) /* (its cache row is gone) */
 			json_array_append(gone, c);
 	}
 	host_report_replicas(h, gone, false);

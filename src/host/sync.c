@@ -140,10 +140,14 @@ void sync_keep_replaced(struct host *h, const char *path, json_t *keep)
 	{
 		const char *hash = json_get_str(c, "hash");
 		int64_t off = -1, size = 0;
-		db_int64(h->db, &off, "SELECT off FROM chunks WHERE path = ? AND hash = ? LIMIT 1",
-		         path, hash);
-		db_int64(h->db, &size,
-		         "SELECT size FROM chunks WHERE path = ? AND hash = ? LIMIT 1", path, hash);
+		struct db_stmt *q = db_query(
+		    h->db, "SELECT off, size FROM chunks WHERE path = ? AND hash = ? LIMIT 1", path,
+		    hash);
+		if (q && db_step(q) == DB_ROW) {
+			off = db_col_int64(q, 0);
+			size = db_col_int64(q, 1);
+		}
+		db_finalize(q);
 		if (off < 0 || size <= 0 || size > (int64_t)CHUNK_MAX_LIMIT)
 			continue;
 		uint8_t *buf = xmalloc((size_t)size);

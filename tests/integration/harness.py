@@ -356,6 +356,14 @@ class HubTest(unittest.TestCase):
 
 # ---- host agents (`roost host`, docs/host.md) ----
 
+def asan_options_preloaded():
+    """ASAN_OPTIONS for a process with a library preloaded (LD_PRELOAD) before the
+    sanitizer's runtime, which ASan refuses unless told the order is meant (under
+    `make test-asan`; harmless otherwise)."""
+    return ":".join(x for x in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0")
+                    if x)
+
+
 def wait_healthz(proc, port, what, details=lambda: "", timeout=20):
     """Until GET /healthz on 127.0.0.1:port answers 200. Raises if proc exits
     first or the time runs out; what names the server, details() adds to the

@@ -39,11 +39,8 @@ FAULT_SO = os.path.join(os.path.dirname(os.path.abspath(harness.ROOST)), "iofaul
 def shim_env(ctl, log):
     if not os.path.exists(FAULT_SO):
         raise AssertionError("%s is missing: build the iofault target" % FAULT_SO)
-    # Under `make test-asan` the shim comes before the sanitizer's runtime, which
-    # ASan refuses unless told the order is meant.
-    asan = ":".join(x for x in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if x)
     return {"LD_PRELOAD": FAULT_SO, "ROOST_FAULT_CTL": ctl, "ROOST_FAULT_LOG": log,
-            "ASAN_OPTIONS": asan}
+            "ASAN_OPTIONS": harness.asan_options_preloaded()}
 
 
 def set_fault(ctl, spec):
