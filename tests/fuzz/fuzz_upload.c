@@ -58,7 +58,7 @@ static void check_upload(const char *claims_json)
 {
 	char *tok = sign(claims_json);
 	const char *why = NULL;
-	json_t *claims = token_verify(tok, key_of, NULL, &why);
+	json_t *claims = token_verify(tok, key_of, NULL, now_ms(), &why);
 	if (claims && serve_claims_grant(claims, 1, "write")) {
 		char *path = serve_upload_path(claims);
 		if (path) {
