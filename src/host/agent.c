@@ -539,10 +539,11 @@ int host_run(const struct host_config *cfg)
 	}
 	struct watcher *w = watcher_start(h);
 	h->rescan = h->first_rescan = true;
-	/* files that waited for room; or the first pass under old policies; or
-	 * the first pass of all, put off by a pause */
-	h->resync =
-	    policies_moved || idx_kv_get(h->db, "no_space", 0) != 0 || atomic_load(&h->seq) == 0;
+	/* files that waited for room, or for a source (a failed download's
+	 * retry the last run did not live to make); or the first pass under old
+	 * policies; or the first pass of all, put off by a pause */
+	h->resync = policies_moved || idx_kv_get(h->db, "no_space", 0) != 0 ||
+	            idx_kv_get(h->db, "refetch", 0) != 0 || atomic_load(&h->seq) == 0;
 	struct host_feed *feed = host_feed_start(h);
 	pthread_create(&scrub_th, NULL, scrub_main, h);
 	pthread_create(&replica_th, NULL, replica_main, h);

@@ -75,6 +75,7 @@ struct sync {
 	 * hub was away): path -> true, looked at again when their retry delay
 	 * in the dirty queue passes (sync_local_path -> sync_refetch). */
 	json_t *refetch;
+	bool refetch_marked; /* the index's "refetch" mark is set (sync_fetch_later) */
 };
 
 /* sync.c */

@@ -639,6 +639,13 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 
 void sync_fetch_later(struct host *h, const char *path)
 {
+	/* The feed's seq moves past this file's event all the same: the mark
+	 * makes the next start run the tree pass if the agent stops (or is
+	 * killed) before the retry gets the bytes. */
+	if (!h->sync->refetch_marked) {
+		idx_kv_set(h->db, "refetch", 1);
+		h->sync->refetch_marked = true;
+	}
 	json_object_set_new(h->sync->refetch, path, json_true());
 	host_mark_dirty(h, path, retry_next_ms(&h->sync->retry));
 }
@@ -1060,6 +1067,10 @@ int64_t sync_with_tree(struct host *h)
 	json_object_clear(h->no_space);
 	pthread_mutex_unlock(&h->mu);
 	idx_kv_set(h->db, "no_space", 0);
+	/* This pass fetches whatever a failed download left behind; a failure
+	 * in it marks again (sync_fetch_later). */
+	idx_kv_set(h->db, "refetch", 0);
+	h->sync->refetch_marked = false;
 	json_t *seen = json_object();
 	json_array_foreach(json_object_get(tree, "files"), i, f)
 	{

@@ -6,6 +6,8 @@ Set-up: storage 'hosts' with no hub cache, so the only holder of a file's bytes 
 the host that wrote it. B is stopped while A writes a small file (one chunk, fetched
 in a batch) and a big one (a manifest of several chunks); then A stops and B starts:
 every source is away, so both downloads fail. A starts again and B must get both.
+The same when B is killed between the failed downloads and their retry: the feed has
+moved past the files' events, and B's next start must still fetch them.
 """
 import hashlib
 import os
@@ -82,6 +84,29 @@ class RetryTest(HubTest):
         self.assertEqual(self.B.proc.pid, pid)  # by itself, not by a restart
         leftovers = [n for n in os.listdir(self.B.path("/r")) if n not in ("small.txt", "big.bin")]
         self.assertEqual(leftovers, [])
+
+    def test_a_failed_download_outlives_a_kill_before_its_retry(self):
+        self.B.stop()
+        files = {"/k/small.txt": os.urandom(2000), "/k/big.bin": os.urandom(5 << 20)}
+        os.makedirs(self.A.path("/k"), exist_ok=True)
+        for rel, data in files.items():
+            with open(self.A.path(rel) + ".part", "wb") as f:
+                f.write(data)
+            os.rename(self.A.path(rel) + ".part", self.A.path(rel))
+        for rel, data in files.items():
+            wait_for(lambda: self.listed(rel, data), 60, "%s committed by A" % rel, [self.A])
+        self.A.stop()
+        before = len(self.log(self.B))
+        self.B.start()
+        for rel in files:
+            wait_for(lambda: "download %s failed" % rel in self.log(self.B)[before:], 60,
+                     "B's failed download of %s" % rel, [self.B])
+        self.B.kill()  # before the retry: only the index remembers the failure
+        self.A.start()
+        self.B.start()
+        for rel, data in files.items():
+            wait_for(lambda: os.path.exists(self.B.path(rel)) and self.on_b(rel, data), 120,
+                     "%s on B after its restart" % rel, self.hosts)
 
 
 if __name__ == "__main__":
