@@ -91,6 +91,8 @@ static bool hub_has_folder(struct host *h, const char *path)
 	long st = sync_hub_call(h, "GET", "/info?path=%s", path, NULL, &out);
 	const char *type = json_get_str(out, "type");
 	bool folder = st == 200 ? type && strcmp(type, "folder") == 0 : st != 404;
+	if (st != 200 && st != 404)
+		log_warn("cannot ask the hub whether %s is a folder (%ld); taken as one", path, st);
 	json_decref(out);
 	return folder;
 }

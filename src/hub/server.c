@@ -84,7 +84,7 @@ static const struct route routes[] = {
     {"PUT", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_JSON, NULL, NULL, api_acl_set},
     {"DELETE", "/api/v1/workspaces/*/acl", R_AUTH | R_WS, BODY_NONE, NULL, NULL, api_acl_delete},
     {"GET", "/api/v1/workspaces/*/list", R_FILES, BODY_NONE, NULL, NULL, api_list},
-    {"GET", "/api/v1/workspaces/*/info", R_FILES, BODY_NONE, NULL, NULL, api_info},
+    {"GET", "/api/v1/workspaces/*/info", R_FILES | R_HOST, BODY_NONE, NULL, NULL, api_info},
     {"GET", "/api/v1/workspaces/*/versions", R_FILES, BODY_NONE, NULL, NULL, api_versions},
     {"POST", "/api/v1/workspaces/*/versions", R_FILES | R_HOST, BODY_JSON, NULL, NULL, api_commit},
     {"POST", "/api/v1/workspaces/*/versions/restore", R_FILES, BODY_JSON, NULL, NULL,

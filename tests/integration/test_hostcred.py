@@ -114,6 +114,20 @@ class HostCredTest(HubTest):
             with self.subTest(method=method, path=path):
                 self.assertError(self.hub.request(method, path, body, token=tok), 403,
                                  "host_credential_not_allowed")
+        # ...and each read its agent makes answers it: GET info was not marked R_HOST, so
+        # the agent's "is that folder still there?" always heard 403 (a race's conflict copy).
+        self.put("/hostcred-dir/x.txt", b"x")
+        for path, want in (("/tree", None), ("/info?path=/hostcred-dir", "folder"),
+                           ("/info?path=/hostcred-dir/x.txt", "file"),
+                           ("/manifest?path=/hostcred-dir/x.txt", None)):
+            with self.subTest(path=path):
+                st, body, payload, _ = self.hub.request(
+                    "GET", "/api/v1/workspaces/%d%s" % (self.ws, path), token=tok)
+                self.assertEqual(st, 200, payload[:300])
+                if want:
+                    self.assertEqual(body["type"], want)
+        self.assertError(self.hub.request(
+            "GET", "/api/v1/workspaces/%d/info?path=/hostcred-none" % self.ws, token=tok), 404)
         st, body, payload, _ = self.hub.request("GET", "/api/v1/workspaces", token=self.token)
         st, other, _, _ = self.hub.request("POST", "/api/v1/workspaces", {"name": "other"},
                                            token=self.token)
