@@ -83,6 +83,24 @@ class ReplacedOnARunningHostTest(unittest.TestCase):
         self.place("/rf/s/inner.txt", b"in the folder now")
         self.converged({"/rf/s/inner.txt"})
 
+    def test_a_folder_swapped_for_a_file_at_once_is_no_conflict(self):
+        """A file made a folder and, at once, the folder made a file again: the
+        echo of the folder's file once put the new file aside as a conflict copy
+        and brought the deleted file back (seeds 1582760241 and 72890129), and on
+        PostgreSQL still one run in three after that fix: the agent's "is the folder
+        still there?" (GET info) was refused to a host's credential, and a refusal
+        reads as "yes"."""
+        self.place("/sw/s", b"a file")
+        self.converged({"/sw/s"})
+        os.remove(self.A.path("/sw/s"))
+        self.place("/sw/s/inner.txt", os.urandom(1300 * 1024))
+        time.sleep(0.1)  # the user's pace in those seeds (the scenario, not a wait)
+        shutil.rmtree(self.A.path("/sw/s"))
+        self.place("/sw/s", b"a file again")
+        self.converged({"/sw/s"})
+        with open(self.A.path("/sw/s"), "rb") as f:
+            self.assertEqual(f.read(), b"a file again")
+
     def test_a_version_renamed_before_a_host_fetches_it_is_fetched(self):
         """A new version, then at once a case-only rename, while B is away: B's
         manifest request for the version found its path gone, and the move then
@@ -165,24 +183,6 @@ class LostMoveAnswerTest(unittest.TestCase):
         self.proxy.reset_live()  # the answer is lost
         self.proxy.hold_down = None
         self.tree_is({"/lm/s/g.txt": digest})
-
-    def test_a_folder_swapped_for_a_file_at_once_is_no_conflict(self):
-        """A file made a folder and, at once, the folder made a file again: the
-        echo of the folder's file once put the new file aside as a conflict copy
-        and brought the deleted file back (seeds 1582760241 and 72890129), and on
-        PostgreSQL still one run in three after that fix: the agent's "is the folder
-        still there?" (GET info) was refused to a host's credential, and a refusal
-        reads as "yes"."""
-        self.place("/sw/s", b"a file")
-        self.converged({"/sw/s"})
-        os.remove(self.A.path("/sw/s"))
-        self.place("/sw/s/inner.txt", os.urandom(1300 * 1024))
-        time.sleep(0.1)  # the user's pace in those seeds (the scenario, not a wait)
-        shutil.rmtree(self.A.path("/sw/s"))
-        self.place("/sw/s", b"a file again")
-        self.converged({"/sw/s"})
-        with open(self.A.path("/sw/s"), "rb") as f:
-            self.assertEqual(f.read(), b"a file again")
 
 
 class ConvergenceTest(unittest.TestCase):
