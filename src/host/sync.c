@@ -25,6 +25,7 @@ struct sync *sync_new(void)
 	struct sync *s = xcalloc(1, sizeof(struct sync));
 	retry_init(&s->retry, RETRY_MIN_MS, RETRY_MAX_MS, RETRY_JITTER);
 	s->refetch = json_object();
+	s->gone = json_object();
 	return s;
 }
 
@@ -33,6 +34,7 @@ void sync_free(struct sync *s)
 	if (!s)
 		return;
 	json_decref(s->refetch);
+	json_decref(s->gone);
 	for (struct own_rename *o = s->own_renames, *next; o; o = next) {
 		next = o->next;
 		free(o->from);

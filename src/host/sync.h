@@ -76,6 +76,10 @@ struct sync {
 	 * in the dirty queue passes (sync_local_path -> sync_refetch). */
 	json_t *refetch;
 	bool refetch_marked; /* the index's "refetch" mark is set (sync_fetch_later) */
+	/* Remote files whose announced version's manifest was gone from their
+	 * path (deleted or moved since): path -> true, until their delete, a
+	 * folder's move above them (fetched at the new path) or a tree pass. */
+	json_t *gone;
 };
 
 /* sync.c */

@@ -365,6 +365,60 @@ static json_t *small_manifest(const char *path, int64_t vid, int64_t version, co
 	                      : json_array());
 }
 
+/* ---- versions whose manifest was gone ----
+ *
+ * A version the feed announced whose manifest was gone from its path by the
+ * time this host asked for it: the file was deleted or moved since. A file's
+ * move names its version (moved_version); a folder's move does not, and
+ * without this the host carried its old version to the new path for good. */
+
+#define GONE_MAX 10000
+
+static void gone_remember(struct host *h, const char *path)
+{
+	if (json_object_size(h->sync->gone) < GONE_MAX) {
+		json_object_set_new(h->sync->gone, path, json_true());
+		return;
+	}
+	pthread_mutex_lock(&h->mu);
+	h->resync = true; /* too many to follow one by one: the tree pass finds them */
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* The gone paths at path or under it, removed from the list (NULL: none). */
+static json_t *gone_take(struct host *h, const char *path)
+{
+	json_t *taken = NULL, *v;
+	const char *k;
+	void *tmp;
+	size_t n = strlen(path);
+	json_object_foreach_safe(h->sync->gone, tmp, k, v)
+	{
+		if (strncmp(k, path, n) == 0 && (k[n] == 0 || k[n] == '/')) {
+			if (!taken)
+				taken = json_array();
+			json_array_append_new(taken, json_string(k));
+			json_object_del(h->sync->gone, k);
+		}
+	}
+	return taken;
+}
+
+/* The folder from is now to: each version missed under it is fetched at its
+ * new path (or remembered again if it has moved on since). */
+static void gone_moved(struct host *h, const char *from, const char *to)
+{
+	json_t *taken = gone_take(h, from), *p;
+	size_t i, n = strlen(from);
+	json_array_foreach(taken, i, p)
+	{
+		char *now = xasprintf("%s%s", to, json_string_value(p) + n);
+		sync_refetch(h, now);
+		free(now);
+	}
+	json_decref(taken);
+}
+
 /* Fetch a small file alone: its one chunk from the best source, else by its
  * manifest (not stored as one chunk after all). */
 static void download_small(struct host *h, const char *path, int64_t vid, int64_t version,
@@ -379,6 +433,8 @@ static void download_small(struct host *h, const char *path, int64_t vid, int64_
 	m = fetch_manifest(h, h->c.curl, path, version, &gone);
 	if (m ? !download_to(h, path, m, seen) : !gone) /* no source, or the hub is away */
 		sync_fetch_later(h, path);
+	else if (gone)
+		gone_remember(h, path);
 	json_decref(m);
 }
 
@@ -636,6 +692,8 @@ static void apply_version(struct host *h, const char *path, int64_t vid, int64_t
 	json_t *m = fetch_manifest(h, h->c.curl, path, version, &gone);
 	if (m ? !download_to(h, path, m, have ? &st : NULL) : !gone)
 		sync_fetch_later(h, path); /* no source, or the hub is away */
+	else if (gone)
+		gone_remember(h, path);
 	json_decref(m);
 }
 
@@ -658,8 +716,10 @@ void sync_refetch(struct host *h, const char *path)
 	bool gone = false;
 	json_t *m = fetch_manifest(h, h->c.curl, path, 0, &gone);
 	if (!m) {
-		if (!gone) /* gone: deleted there since; its event does the rest */
+		if (!gone)
 			sync_fetch_later(h, path);
+		else /* deleted or moved there since: its event does the rest */
+			gone_remember(h, path);
 		return;
 	}
 	const char *hash = json_get_str(m, "hash");
@@ -802,6 +862,7 @@ static void apply_delete(struct host *h, const char *path, bool is_dir)
 	 * took the new folder from the index with all in it (the echo of its
 	 * file then made way for it: a conflict copy of the user's new file), or
 	 * deleted the new file here and so on the hub. */
+	json_decref(gone_take(h, path));
 	struct ientry here;
 	if (idx_get(h->db, path, &here) == 1 && here.dir != is_dir)
 		return;
@@ -852,6 +913,8 @@ static void moved_version(struct host *h, const char *to, json_t *pl)
 static void apply_move(struct host *h, const char *from, const char *to, bool is_dir, json_t *pl)
 {
 	struct ientry fe, te;
+	if (!is_dir) /* its version, if missed, is the move's (moved_version) */
+		json_decref(gone_take(h, from));
 	bool known = idx_get(h->db, from, &fe) == 1;
 	if (known && fe.dir != is_dir) {
 		/* Not what we have there (our folder, where the workspace had a
@@ -928,6 +991,8 @@ static void apply_move(struct host *h, const char *from, const char *to, bool is
 	log_info("moved %s to %s (from the workspace)", from, to);
 	if (!is_dir)
 		moved_version(h, to, pl);
+	else
+		gone_moved(h, from, to);
 	atomic_store(&h->last_sync, now_ms());
 	free(lf);
 	free(lt);
@@ -1073,6 +1138,7 @@ int64_t sync_with_tree(struct host *h)
 	 * in it marks again (sync_fetch_later). */
 	idx_kv_set(h->db, "refetch", 0);
 	h->sync->refetch_marked = false;
+	json_object_clear(h->sync->gone); /* the pass fetches what they missed */
 	json_t *seen = json_object();
 	json_array_foreach(json_object_get(tree, "files"), i, f)
 	{

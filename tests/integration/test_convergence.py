@@ -101,6 +101,24 @@ class ReplacedOnARunningHostTest(unittest.TestCase):
         with open(self.A.path("/sw/s"), "rb") as f:
             self.assertEqual(f.read(), b"a file again")
 
+    def test_a_version_whose_folder_moved_before_a_host_fetches_it_is_fetched(self):
+        """The same with the folder above the file moved: a folder's move names no
+        versions, so B carried the old one to the new path for good (found by
+        reading, docs/reliability.md)."""
+        old, new = os.urandom(1300 * 1024), os.urandom(1400 * 1024)
+        self.place("/fm/d/deep/f.bin", old)
+        self.converged({"/fm/d/deep/f.bin"})
+        self.B.stop()
+        src = os.path.join(self.tmp, "fm-v2")
+        with open(src, "wb") as f:
+            f.write(new)
+        self.hub.cli("put", src, "/fm/d/deep/f.bin")
+        self.hub.cli("mv", "/fm/d", "/fm/e")
+        self.B.start()
+        self.converged({"/fm/e/deep/f.bin"})
+        with open(self.B.path("/fm/e/deep/f.bin"), "rb") as f:
+            self.assertEqual(f.read(), new)
+
     def test_a_version_renamed_before_a_host_fetches_it_is_fetched(self):
         """A new version, then at once a case-only rename, while B is away: B's
         manifest request for the version found its path gone, and the move then
