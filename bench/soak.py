@@ -15,8 +15,11 @@ its own thread, at once and for --minutes:
     a signed link's download through the relay (POST urls, GET https://RELAY/h/SLUG/
     c/TOKEN, from host A or B in turn) of /stable files; checked: 200, the bytes;
   - WebDAV with an app password: PUT, GET (the bytes), PROPFIND Depth 1 (207);
-  - admin: every --admin-every seconds `roost admin gc --retention 2m` and then
-    `roost admin scrub`; checked: exit 0.
+  - admin: every --admin-every seconds the trash emptied (POST trash/empty), `roost
+    admin gc --retention 2m` and then `roost admin scrub`; checked: 200, exit 0. The
+    workspace keeps 2 versions of a file (keep_versions), so with the trash emptied
+    and GC freeing what no version holds, what is stored stays about steady: scrub's
+    duration follows what is stored, and grew with it when every version was kept.
 Every request's outcome is recorded; a failure is counted with its error.
 
 Every --sample seconds (60) for the hub, the relay and each host: RSS (VmRSS),
@@ -78,7 +81,7 @@ THRESHOLDS = {
 PROCS = ("hub", "relay", "hostA", "hostB")
 KINDS = ("host_edit", "host_fanout", "host_delete", "cli_put", "cli_get", "cli_rm",
          "share_get", "relay_get", "dav_put", "dav_get", "dav_propfind", "admin_gc",
-         "admin_scrub")
+         "admin_trash", "admin_scrub")
 
 
 def sha(data):
@@ -139,6 +142,18 @@ def pct(xs, p):
     return round(1000 * xs[min(len(xs) - 1, int(p / 100.0 * len(xs)))], 1)
 
 
+def tree_bytes(top):
+    """The bytes of the files under top (0 when it is gone)."""
+    total = 0
+    for d, _, names in os.walk(top):
+        for n in names:
+            try:
+                total += os.lstat(os.path.join(d, n)).st_size
+            except OSError:
+                pass
+    return total
+
+
 def proc_stats(pid):
     """(RSS KiB, open descriptors, threads) of a running process, or Nones."""
     try:
@@ -194,6 +209,9 @@ class Soak:
         hub.login_cli()
         self.token = hub.login()
         self.ws = hub.workspace(self.token)
+        # what is stored stays about steady: 2 versions a file, the trash emptied
+        st, _, payload, _ = self.api("PATCH", "", {"keep_versions": 2})
+        assert st == 200, payload
         self.relay = harness.Relay(hub, self.work)
         self.relay.start()
         self.hosts = {}
@@ -234,6 +252,11 @@ class Soak:
     def api(self, method, rel, body=None):
         return self.hub.request(method, "/api/v1/workspaces/%d%s" % (self.ws, rel), body,
                                 token=self.token)
+
+    def empty_trash(self):
+        st, _, payload, _ = self.api("POST", "/trash/empty", {})
+        if st != 200:
+            raise RuntimeError("trash/empty: %d %s" % (st, payload[:200]))
 
     def tunnel_url(self, label):
         st, body, _, _ = self.api("GET", "/hosts")
@@ -430,6 +453,7 @@ class Soak:
     def admin(self):
         while not self.stop.wait(self.a.admin_every):
             data = ["--data", self.hub.data]
+            self.rec.run("admin_trash", self.empty_trash)
             self.rec.run("admin_gc", self.roost, "admin", "gc", *data, "--retention", "2m")
             self.rec.run("admin_scrub", self.roost, "admin", "scrub", *data,
                          "--host-ca", self.relay.ca)
@@ -438,7 +462,9 @@ class Soak:
     def sample(self, writer, f):
         elapsed = time.monotonic() - self.rec.t0
         row = {"minute": round(elapsed / 60, 2), "elapsed_s": round(elapsed),
-               "load1": round(os.getloadavg()[0], 2)}
+               "load1": round(os.getloadavg()[0], 2),
+               # what the hub stores (chunk objects): scrub's and GC's work follows it
+               "store_mib": round(tree_bytes(os.path.join(self.hub.data, "objects")) / MiB, 1)}
         for name, p in self.procs.items():
             if p.poll() is not None:
                 self.rec.fail("process", "%s exited with %r" % (name, p.returncode))
@@ -452,8 +478,9 @@ class Soak:
                         k + "_p50_ms": pct(got, 50), k + "_p99_ms": pct(got, 99)})
         writer.writerow(row)
         f.flush()
-        print("soak: %5.1f min  RSS MiB %s  fds %s  threads %s  ops %d  failed %d" % (
-            elapsed / 60,
+        print("soak: %5.1f min  stored %.0f MiB  RSS MiB %s  fds %s  threads %s  ops %d  "
+              "failed %d" % (
+            elapsed / 60, row["store_mib"],
             " ".join("%s=%.1f" % (n, (row[n + "_rss_kib"] or 0) / 1024) for n in self.procs),
             " ".join(str(row[n + "_fds"]) for n in self.procs),
             " ".join(str(row[n + "_threads"]) for n in self.procs),
