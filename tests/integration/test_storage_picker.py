@@ -192,11 +192,16 @@ class DirectTest(PickerBase):
         super().start_all()
         cls.small = os.urandom(3 << 20)
         cls.put_on_both("small.bin", cls.small)
-        # A cache big enough that small.bin's hub copy stays for test_e.
-        cls.set_hosts_mode(1 << 30)
+        # No cache while big.bin spreads: a host that falls back to the hub for a
+        # chunk (its peer slow on a busy machine) must not leave a copy there.
+        cls.set_hosts_mode(0)
         cls.blob = os.urandom(BIG)
         cls.put_on_both("big.bin", cls.blob)
         assert cls.hub_lacks("big.bin"), "big.bin's chunks in the hub's store"
+        # Then a cache big enough that small.bin's hub copy stays for test_e (the
+        # replicate job, which evicts, first runs 10 minutes after the hub starts).
+        st, _, payload, _ = cls.api("PATCH", "", {"hub_cache_bytes": 1 << 30})
+        assert st == 200, payload
 
     def test_a_hosts_bytes_the_hub_never_had(self):
         p, out = self.get("/big.bin", "--verbose")
