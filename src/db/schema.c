@@ -336,6 +336,11 @@ static const char *const migrations[] = {
     " version_by = (SELECT CASE WHEN share_id IS NULL THEN created_by END FROM file_versions v"
     " WHERE v.id = files.current_version_id)"
     " WHERE current_version_id IS NOT NULL;",
+
+    /* 22: a host's own copies in hash order (POST hosts/self/replicas
+     * list_after, a restarted host's reconcile): the primary key is by hash
+     * first, so each page walked every holder's rows from the cursor on. */
+    "CREATE INDEX chunk_replicas_holder ON chunk_replicas(holder, chunk_hash);",
 };
 
 /* What a migration does on one back end only, after its common SQL.

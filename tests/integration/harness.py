@@ -305,12 +305,21 @@ class HubTest(unittest.TestCase):
         if getattr(cls, "stopped", False):  # (a class with its own setUpClass has no flag)
             return
         cls.stopped = True
-        try:  # a host a test class left running must not outlive its hub
-            for h in cls.hub.hosts:
+        # A host a test class left running must not outlive its hub, nor the
+        # next host a failed stop (an exit code, a leak report) left behind:
+        # each is stopped, then the first failure is raised.
+        failure = None
+        for h in cls.hub.hosts:
+            try:
                 if h.running():
                     h.stop()
-        finally:
+            except Exception as e:  # noqa: BLE001 — raised below, after the rest stop
+                failure = failure or e
+        try:
             cls.hub.stop()
+        finally:
+            if failure:
+                raise failure
 
     @classmethod
     def tearDownClass(cls):

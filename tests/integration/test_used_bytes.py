@@ -273,6 +273,7 @@ class UsedBytesTest(HubTest):
         self.hub.sql("DROP TABLE workspace_counters")
         for col in ("version_number", "version_hash", "version_at", "version_by"):  # 21
             self.hub.sql("ALTER TABLE files DROP COLUMN " + col)
+        self.hub.sql("DROP INDEX chunk_replicas_holder")  # 22
         self.hub.sql("DELETE FROM schema_migrations WHERE version >= 19")
         self.hub.start()
         self.assertEqual(self.kept(), want)
