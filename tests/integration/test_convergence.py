@@ -101,42 +101,36 @@ class ReplacedOnARunningHostTest(unittest.TestCase):
         with open(self.A.path("/sw/s"), "rb") as f:
             self.assertEqual(f.read(), b"a file again")
 
+    def new_version_moved_while_b_away(self, path, mv_from, mv_to, now_at):
+        """path's new version put, then mv_from moved to mv_to, while B is away:
+        B started, it must hold the new version at now_at."""
+        old, new = os.urandom(1300 * 1024), os.urandom(1400 * 1024)
+        self.place(path, old)
+        self.converged({path})
+        self.B.stop()
+        src = os.path.join(self.tmp, "v2")
+        with open(src, "wb") as f:
+            f.write(new)
+        self.hub.cli("put", src, path)
+        self.hub.cli("mv", mv_from, mv_to)
+        self.B.start()
+        self.converged({now_at})
+        with open(self.B.path(now_at), "rb") as f:
+            self.assertEqual(f.read(), new)
+
     def test_a_version_whose_folder_moved_before_a_host_fetches_it_is_fetched(self):
         """The same with the folder above the file moved: a folder's move names no
         versions, so B carried the old one to the new path for good (found by
         reading, docs/reliability.md)."""
-        old, new = os.urandom(1300 * 1024), os.urandom(1400 * 1024)
-        self.place("/fm/d/deep/f.bin", old)
-        self.converged({"/fm/d/deep/f.bin"})
-        self.B.stop()
-        src = os.path.join(self.tmp, "fm-v2")
-        with open(src, "wb") as f:
-            f.write(new)
-        self.hub.cli("put", src, "/fm/d/deep/f.bin")
-        self.hub.cli("mv", "/fm/d", "/fm/e")
-        self.B.start()
-        self.converged({"/fm/e/deep/f.bin"})
-        with open(self.B.path("/fm/e/deep/f.bin"), "rb") as f:
-            self.assertEqual(f.read(), new)
+        self.new_version_moved_while_b_away("/fm/d/deep/f.bin", "/fm/d", "/fm/e",
+                                            "/fm/e/deep/f.bin")
 
     def test_a_version_renamed_before_a_host_fetches_it_is_fetched(self):
         """A new version, then at once a case-only rename, while B is away: B's
         manifest request for the version found its path gone, and the move then
         carried the old version to the new name for good (seed 1582760241)."""
-        old, new = os.urandom(1300 * 1024), os.urandom(1400 * 1024)
-        self.place("/rn/f41.txt", old)
-        self.converged({"/rn/f41.txt"})
-        self.B.stop()
-        src = os.path.join(self.tmp, "v2")
-        with open(src, "wb") as f:
-            f.write(new)
-        self.hub.cli("put", src, "/rn/f41.txt")
-        self.hub.cli("mv", "/rn/f41.txt", "/rn/F41.txt")
-        self.B.start()
-        self.converged({"/rn/F41.txt"})
-        with open(self.B.path("/rn/F41.txt"), "rb") as f:
-            self.assertEqual(f.read(), new)
-
+        self.new_version_moved_while_b_away("/rn/f41.txt", "/rn/f41.txt", "/rn/F41.txt",
+                                            "/rn/F41.txt")
 
 class LostMoveAnswerTest(unittest.TestCase):
     """Host A moves a file into a folder and loses the hub's answer (the hub made

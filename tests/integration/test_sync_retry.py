@@ -60,35 +60,11 @@ class RetryTest(HubTest):
         with open(self.B.path(path), "rb") as f:
             return sha(f.read()) == sha(data)
 
-    def test_failed_downloads_are_tried_again_until_a_source_is_back(self):
+    def fail_downloads_on_b(self, folder, files):
+        """A writes files (B stopped) and stops; B starts and tries each: no
+        source has the bytes."""
         self.B.stop()
-        files = {"/r/small.txt": os.urandom(3000), "/r/big.bin": os.urandom(6 << 20)}
-        os.makedirs(self.A.path("/r"), exist_ok=True)
-        for rel, data in files.items():
-            with open(self.A.path(rel) + ".part", "wb") as f:
-                f.write(data)
-            os.rename(self.A.path(rel) + ".part", self.A.path(rel))
-        for rel, data in files.items():
-            wait_for(lambda: self.listed(rel, data), 60, "%s committed by A" % rel, [self.A])
-        self.A.stop()
-        self.B.start()
-        for rel in files:  # B tried, and no source had the bytes
-            wait_for(lambda: "download %s failed" % rel in self.log(self.B), 60,
-                     "B's failed download of %s" % rel, [self.B])
-        self.assertFalse(any(os.path.exists(self.B.path(rel)) for rel in files))
-        pid = self.B.proc.pid
-        self.A.start()
-        for rel, data in files.items():
-            wait_for(lambda: self.on_b(rel, data), 120, "%s on B once A is back" % rel,
-                     self.hosts)
-        self.assertEqual(self.B.proc.pid, pid)  # by itself, not by a restart
-        leftovers = [n for n in os.listdir(self.B.path("/r")) if n not in ("small.txt", "big.bin")]
-        self.assertEqual(leftovers, [])
-
-    def test_a_failed_download_outlives_a_kill_before_its_retry(self):
-        self.B.stop()
-        files = {"/k/small.txt": os.urandom(2000), "/k/big.bin": os.urandom(5 << 20)}
-        os.makedirs(self.A.path("/k"), exist_ok=True)
+        os.makedirs(self.A.path(folder), exist_ok=True)
         for rel, data in files.items():
             with open(self.A.path(rel) + ".part", "wb") as f:
                 f.write(data)
@@ -101,13 +77,29 @@ class RetryTest(HubTest):
         for rel in files:
             wait_for(lambda: "download %s failed" % rel in self.log(self.B)[before:], 60,
                      "B's failed download of %s" % rel, [self.B])
+
+    def test_failed_downloads_are_tried_again_until_a_source_is_back(self):
+        files = {"/r/small.txt": os.urandom(3000), "/r/big.bin": os.urandom(6 << 20)}
+        self.fail_downloads_on_b("/r", files)
+        self.assertFalse(any(os.path.exists(self.B.path(rel)) for rel in files))
+        pid = self.B.proc.pid
+        self.A.start()
+        for rel, data in files.items():
+            wait_for(lambda: self.on_b(rel, data), 120, "%s on B once A is back" % rel,
+                     self.hosts)
+        self.assertEqual(self.B.proc.pid, pid)  # by itself, not by a restart
+        leftovers = [n for n in os.listdir(self.B.path("/r")) if n not in ("small.txt", "big.bin")]
+        self.assertEqual(leftovers, [])
+
+    def test_a_failed_download_outlives_a_kill_before_its_retry(self):
+        files = {"/k/small.txt": os.urandom(2000), "/k/big.bin": os.urandom(5 << 20)}
+        self.fail_downloads_on_b("/k", files)
         self.B.kill()  # before the retry: only the index remembers the failure
         self.A.start()
         self.B.start()
         for rel, data in files.items():
             wait_for(lambda: os.path.exists(self.B.path(rel)) and self.on_b(rel, data), 120,
                      "%s on B after its restart" % rel, self.hosts)
-
 
 if __name__ == "__main__":
     harness.main()
