@@ -127,10 +127,11 @@ enum MHD_Result api_host_replicas(struct req *r)
 			goto db_fail;
 	}
 	/* Only chunks this workspace may reference, and that a version uses
-	 * (one statement a hash: a host reports thousands at once). A copy GC
-	 * released (no version uses the chunk; the host is told to drop it) stays
-	 * released: a report sent before the host heard it, or a fetch for a
-	 * stale assignment, must not make the host keep it for good. */
+	 * (one statement a hash: a host reports thousands at once). A released
+	 * copy stays released — one GC released (no version uses the chunk), or
+	 * an assigned copy replicate released (enough copies elsewhere): a report
+	 * sent before the host heard of it, or a fetch for a stale assignment,
+	 * must not make the host keep it for good (the release was never sent). */
 	json_array_foreach(have, i, h)
 	{
 		int64_t one = 0;
@@ -143,8 +144,8 @@ enum MHD_Result api_host_replicas(struct req *r)
 		    "wc.workspace_id = ? AND "
 		    "wc.chunk_hash = ?) ON CONFLICT (chunk_hash, holder) DO UPDATE SET state = "
 		    "'ok', updated_at = excluded.updated_at WHERE NOT (chunk_replicas.state = "
-		    "'released' AND (SELECT c.refcount FROM chunks c WHERE c.hash = "
-		    "excluded.chunk_hash) <= 0) RETURNING 1",
+		    "'released' AND (chunk_replicas.assigned = 1 OR (SELECT c.refcount FROM "
+		    "chunks c WHERE c.hash = excluded.chunk_hash) <= 0)) RETURNING 1",
 		    json_string_value(h), holder, r->host_id, now, r->ws_id, json_string_value(h));
 		if (rc != DB_ROW && rc != DB_DONE)
 			goto db_fail;
