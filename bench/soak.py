@@ -499,7 +499,7 @@ class Soak:
             self.rec.run("final_" + name, fn)
 
     def run(self):
-        columns = ["minute", "elapsed_s", "load1"]
+        columns = ["minute", "elapsed_s", "load1", "store_mib"]
         for n in PROCS:
             columns += [n + "_rss_kib", n + "_fds", n + "_threads"]
         for k in KINDS:
