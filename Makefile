@@ -78,7 +78,8 @@ fuzz: deps fuzz-build
 
 # Crash points at full size (docs/reliability.md, "Crashes"; not in `make test`):
 # TORTURE_POINTS kill points on SQLite, then as many on PostgreSQL, then (SQLite)
-# a `hosts`-storage workspace and the hub's store in an S3 bucket (s3rver); each
+# a `hosts`-storage workspace (strict: a version another host applied must keep a
+# copy) and the hub's store in an S3 bucket (s3rver); each
 # run printing its seed (ROOST_SEED=N replays one) and a summary. Then randomized
 # convergence ("Randomized convergence"): CONVERGENCE_SEEDS seeds of
 # CONVERGENCE_ROUNDS rounds on each back end.
@@ -87,7 +88,7 @@ CONVERGENCE_ROUNDS ?= 25
 CONVERGENCE_SEEDS ?= 8
 torture: deps build
 	for run in "ROOST_TEST_DB=sqlite" "ROOST_TEST_DB=postgres" \
-	           "ROOST_TORTURE_STORAGE=hosts" "ROOST_TEST_STORE=s3"; do \
+	           "ROOST_TORTURE_STORAGE=hosts ROOST_TORTURE_STRICT=1" "ROOST_TEST_STORE=s3"; do \
 		env $$run ROOST_BIN=$(CURDIR)/$(BUILD)/roost \
 		PYTHONPATH=$(CURDIR)/tests/integration \
 		python3 tests/integration/torture.py $(TORTURE_POINTS) || exit 1; \
